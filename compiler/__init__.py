@@ -1,0 +1,1 @@
+"""qnnc's compiler pipeline: ONNX frontend, passes, public API and CLI."""

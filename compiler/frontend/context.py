@@ -1,0 +1,73 @@
+"""The conversion context a converter receives: the graph being built, the opset, and
+helpers that emit IR ops, folding them on the spot when every input is a constant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from compiler.errors import ConversionError
+from ir.build import make_node
+from ir.graph import Graph, Value
+from ir.ops.registry import OpError, get_op
+
+
+class Ctx:
+    """What a converter sees: the graph being built, the opset, and helpers to emit ops."""
+
+    def __init__(self, graph: Graph, opset: int) -> None:
+        self.graph = graph
+        self.opset = opset
+        self.node_name = ""
+        self.op_type = ""
+        self.out_hints: list[str] = []
+
+    # -- emitting ---------------------------------------------------------------------
+    def ops(self, op: str, inputs: Sequence[Value | None], **attrs: Any) -> list[Value]:
+        """Emit IR ``op`` and return all its outputs, folding it if every input is constant."""
+        try:
+            node = make_node(
+                self.graph, op, list(inputs), attrs, name=self.node_name,
+                out_names=self.out_hints, append=False,
+            )
+        except OpError as e:
+            raise ConversionError(str(e)) from None
+        present = [v for v in inputs if v is not None]
+        if all(v.is_const for v in present):
+            args = [None if v is None else v.data for v in inputs]
+            results = get_op(op).compute(args, node.attrs)
+            out = []
+            for v, r in zip(node.outputs, results):
+                self.graph.release_name(v.name)
+                out.append(self.const(np.asarray(r, dtype=v.type.dtype.np), v.name))
+            return out
+        self.graph.add_node(node)
+        return node.outputs
+
+    def op(self, op: str, inputs: Sequence[Value | None], **attrs: Any) -> Value:
+        """Emit a single-output IR op (see :meth:`ops`)."""
+        return self.ops(op, inputs, **attrs)[0]
+
+    def const(self, array: Any, hint: str = "") -> Value:
+        """A new IR constant holding ``array``."""
+        return self.graph.add_const(np.asarray(array), hint or (self.out_hints or ["c"])[0])
+
+    # -- reading ----------------------------------------------------------------------
+    def value_of(self, v: Value | None, what: str) -> np.ndarray:
+        """The data of input ``v``, which must be a constant known at compile time."""
+        if v is None:
+            raise ConversionError(f"input {what!r} is required")
+        if v.data is None:
+            raise ConversionError(
+                f"input {what!r} (%{v.name}) must be known at compile time, but it depends on "
+                "the model's inputs; qnnc compiles static graphs only"
+            )
+        return v.data
+
+    def ints_of(self, v: Value | None, what: str) -> list[int]:
+        return [int(x) for x in np.asarray(self.value_of(v, what)).reshape(-1)]
+
+    def fail(self, msg: str) -> ConversionError:
+        return ConversionError(msg)

@@ -1,0 +1,117 @@
+"""Reading ONNX files safely: clear errors for missing, truncated or invalid files, and
+external data confined to the model's own folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import ModelProto
+from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+from compiler.errors import ModelLoadError
+
+MIN_OPSET = 7
+
+
+def max_opset() -> int:
+    """The newest default-domain opset the installed onnx package knows."""
+    return int(onnx.defs.onnx_opset_version())
+
+
+def load_onnx(path: str | os.PathLike[str], *, check: bool = True) -> ModelProto:
+    """Load and check an ONNX model file. Raises :class:`ModelLoadError` with a clear reason."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError(f"model file {str(p)!r} does not exist")
+    if not p.is_file():
+        raise ModelLoadError(f"model path {str(p)!r} is not a file")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ModelLoadError(f"cannot read model file {str(p)!r}: {e.strerror}") from None
+    if not raw:
+        raise ModelLoadError(f"model file {str(p)!r} is empty")
+    model = ModelProto()
+    try:
+        model.ParseFromString(raw)
+    except (DecodeError, ValueError, RuntimeError):
+        raise ModelLoadError(
+            f"{str(p)!r} is not a valid ONNX model: the protobuf data could not be decoded "
+            "(is the file truncated, or not an .onnx file?)"
+        ) from None
+    if not model.HasField("graph") or model.ir_version == 0:
+        raise ModelLoadError(
+            f"{str(p)!r} is not an ONNX model: it has no graph or no IR version "
+            "(is it an .onnx file?)"
+        )
+    _load_external_data(model, p.resolve().parent, str(p))
+    if check:
+        check_model(model, str(p))
+    return model
+
+
+def check_model(model: ModelProto, where: str = "model") -> None:
+    """Run onnx's checker and opset checks, turning failures into :class:`ModelLoadError`."""
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
+        raise ModelLoadError(
+            f"{where} fails onnx's model checker: {first}. Re-export the model, or repair it "
+            "with onnx's tools, then try again."
+        ) from None
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            if imp.version < MIN_OPSET:
+                raise ModelLoadError(
+                    f"{where} uses opset {imp.version}; qnnc supports opsets {MIN_OPSET} to "
+                    f"{max_opset()}. Convert it with onnx.version_converter first."
+                )
+            if imp.version > max_opset():
+                raise ModelLoadError(
+                    f"{where} uses opset {imp.version}, newer than the installed onnx "
+                    f"({max_opset()}); upgrade the onnx package."
+                )
+
+
+def _load_external_data(model: ModelProto, base: Path, where: str) -> None:
+    """Load tensors stored outside the .onnx file, refusing any path that leaves ``base``."""
+    tensors = [t for t in _all_tensors(model) if uses_external_data(t)]
+    if not tensors:
+        return
+    for t in tensors:
+        loc = next((e.value for e in t.external_data if e.key == "location"), None)
+        if not loc:
+            raise ModelLoadError(f"{where}: tensor {t.name!r} has external data without a location")
+        if os.path.isabs(loc) or Path(loc).drive:
+            raise ModelLoadError(
+                f"{where}: tensor {t.name!r} points to absolute path {loc!r}; external data "
+                "must sit in the model's folder"
+            )
+        target = (base / loc).resolve()
+        if base != target and base not in target.parents:
+            raise ModelLoadError(
+                f"{where}: tensor {t.name!r} points to {loc!r}, outside the model's folder; "
+                "refusing to read it"
+            )
+        if not target.is_file():
+            raise ModelLoadError(
+                f"{where}: external data file {loc!r} for tensor {t.name!r} is missing; keep "
+                "it beside the model file"
+            )
+    try:
+        load_external_data_for_model(model, str(base))
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{where}: cannot load external data: {e}") from None
+
+
+def _all_tensors(model: ModelProto) -> list[onnx.TensorProto]:
+    out = list(model.graph.initializer)
+    for node in model.graph.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.TENSOR:
+                out.append(a.t)
+    return out

@@ -1,0 +1,121 @@
+"""The reference interpreter: runs any graph with numpy, op by op, using each op's
+registered ``compute``. It defines what every op means; generated code is checked against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from ir.graph import Graph, Node, Value
+from ir.ops.registry import get_op
+
+Observer = Callable[[Node, list[np.ndarray]], None]
+
+
+class InterpreterError(RuntimeError):
+    """Running a graph failed: bad feeds, or an op failed on the given data."""
+
+
+def check_feeds(graph: Graph, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Validate input names, shapes and dtypes; return arrays in the graph's input dtypes."""
+    names = {v.name for v in graph.inputs}
+    extra = sorted(set(feeds) - names)
+    if extra:
+        raise InterpreterError(
+            f"unknown input name(s) {extra}; the model's inputs are {sorted(names)}"
+        )
+    out: dict[str, np.ndarray] = {}
+    for v in graph.inputs:
+        if v.name not in feeds:
+            raise InterpreterError(f"input {v.name!r} ({v.type}) was not given")
+        a = np.asarray(feeds[v.name])
+        if tuple(a.shape) != v.type.shape:
+            raise InterpreterError(
+                f"input {v.name!r} has shape {list(a.shape)}, the model expects "
+                f"{list(v.type.shape)}"
+            )
+        want = v.type.dtype.np
+        if a.dtype != want:
+            if not np.can_cast(a.dtype, want, casting="same_kind"):
+                raise InterpreterError(
+                    f"input {v.name!r} has dtype {a.dtype}, the model expects {want}"
+                )
+            a = a.astype(want)
+        out[v.name] = a
+    return out
+
+
+def run(
+    graph: Graph,
+    feeds: Mapping[str, np.ndarray],
+    *,
+    observe: Observer | None = None,
+    keep: bool = False,
+) -> dict[str, np.ndarray]:
+    """Run ``graph`` on ``feeds`` (input name -> array) and return output name -> array.
+
+    ``observe(node, outputs)`` is called after each node (calibration uses it). With
+    ``keep=True`` every intermediate value is returned too, keyed by value name.
+    """
+    env: dict[int, np.ndarray] = {}
+    fed = check_feeds(graph, feeds)
+    for v in graph.inputs:
+        env[id(v)] = fed[v.name]
+    for c in graph.constants:
+        env[id(c)] = c.data  # type: ignore[assignment]
+    everything: dict[str, np.ndarray] = dict(fed) if keep else {}
+    last_use = _last_uses(graph) if not keep else {}
+    keep_ids = {id(v) for v in graph.outputs}
+    for idx, node in enumerate(graph.nodes):
+        args = [None if v is None else env[id(v)] for v in node.inputs]
+        try:
+            results = get_op(node.op).compute(args, node.attrs)
+        except Exception as e:  # noqa: BLE001 - re-raised with the node named
+            raise InterpreterError(
+                f"node {node.name or node.op!r} ({node.op}) failed: {e}"
+            ) from e
+        if len(results) != len(node.outputs):
+            raise InterpreterError(
+                f"node {node.name!r} ({node.op}) produced {len(results)} results, "
+                f"expected {len(node.outputs)}"
+            )
+        for v, r in zip(node.outputs, results):
+            r = np.asarray(r)
+            if r.dtype != v.type.dtype.np or tuple(r.shape) != v.type.shape:
+                raise InterpreterError(
+                    f"node {node.name!r} ({node.op}) produced {r.dtype}{list(r.shape)} for "
+                    f"%{v.name}, its type says {v.type}"
+                )
+            env[id(v)] = r
+            if keep:
+                everything[v.name] = r
+        if observe is not None:
+            observe(node, [env[id(v)] for v in node.outputs])
+        if not keep:
+            for v in node.inputs:
+                if v is not None and last_use.get(id(v)) == idx and id(v) not in keep_ids:
+                    if not v.is_const and v not in graph.inputs:
+                        env.pop(id(v), None)
+    outs = {v.name: env[id(v)] for v in graph.outputs}
+    if keep:
+        everything.update(outs)
+        return everything
+    return outs
+
+
+def _last_uses(graph: Graph) -> dict[int, int]:
+    last: dict[int, int] = {}
+    for i, n in enumerate(graph.nodes):
+        for v in n.inputs:
+            if v is not None:
+                last[id(v)] = i
+    return last
+
+
+def value_by_name(graph: Graph, name: str) -> Value:
+    for v in graph.values():
+        if v.name == name:
+            return v
+    raise KeyError(name)

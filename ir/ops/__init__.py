@@ -1,0 +1,6 @@
+"""Every IR op, registered on import. One module per family of ops; see registry.py."""
+
+from ir.ops import binary, elementwise, shape  # noqa: F401  (registration side effects)
+from ir.ops.registry import OPS, Attr, OpDef, OpError, get_op, register
+
+__all__ = ["OPS", "Attr", "OpDef", "OpError", "get_op", "register"]

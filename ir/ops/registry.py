@@ -1,0 +1,170 @@
+"""The op registry: each op's attributes, type inference and reference semantics, in one place.
+
+An op is declared once, as a small class decorated with :func:`register`::
+
+    @register
+    class Relu:
+        \"\"\"y = max(x, 0)\"\"\"
+        inputs = (1, 1)
+        attrs: dict[str, Attr] = {}
+
+        @staticmethod
+        def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+            return [ins[0].with_shape(ins[0].shape)]
+
+        @staticmethod
+        def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+            return [np.maximum(ins[0], 0).astype(ins[0].dtype)]
+
+``infer`` maps input types to output types and raises :class:`OpError` on invalid inputs;
+``compute`` is the numpy reference that the interpreter runs and that every code generator
+must agree with. Frontend, passes, interpreter, printer and code generators all key on this
+registry; no op is described twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ir.types import TensorType
+
+Attrs = Mapping[str, Any]
+InferFn = Callable[[list[TensorType | None], Attrs], list[TensorType]]
+ComputeFn = Callable[[list[np.ndarray | None], Attrs], list[np.ndarray]]
+
+
+class OpError(ValueError):
+    """An op was given inputs or attributes it cannot accept."""
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+_KINDS = ("int", "float", "str", "bool", "ints", "floats", "strs")
+
+
+@dataclass(frozen=True)
+class Attr:
+    """An attribute's kind (int, float, str, bool, ints, floats, strs), default and meaning."""
+
+    kind: str
+    default: Any = REQUIRED
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"unknown attribute kind {self.kind!r}")
+
+    def coerce(self, value: Any, where: str) -> Any:
+        """Check ``value`` against the kind and return it in canonical Python form."""
+        k = self.kind
+        try:
+            if k == "int":
+                if isinstance(value, bool) or int(value) != value:
+                    raise TypeError
+                return int(value)
+            if k == "float":
+                return float(value)
+            if k == "bool":
+                if value not in (0, 1, True, False):
+                    raise TypeError
+                return bool(value)
+            if k == "str":
+                if not isinstance(value, str):
+                    raise TypeError
+                return value
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise TypeError
+            items = list(value)
+            if k == "ints":
+                if any(isinstance(v, bool) or int(v) != v for v in items):
+                    raise TypeError
+                return [int(v) for v in items]
+            if k == "floats":
+                return [float(v) for v in items]
+            if not all(isinstance(v, str) for v in items):
+                raise TypeError
+            return list(items)
+        except (TypeError, ValueError):
+            raise OpError(f"{where}: expected {k}, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """Everything the compiler knows about one IR op."""
+
+    name: str
+    doc: str
+    attrs: Mapping[str, Attr]
+    min_inputs: int
+    max_inputs: int  # -1: variadic
+    num_outputs: int  # -1: decided by infer
+    infer: InferFn
+    compute: ComputeFn
+
+    def normalize_attrs(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill defaults, coerce kinds and reject unknown or missing attributes."""
+        unknown = set(attrs) - set(self.attrs)
+        if unknown:
+            raise OpError(f"{self.name}: unknown attribute(s) {sorted(unknown)}")
+        out: dict[str, Any] = {}
+        for key, spec in self.attrs.items():
+            if key in attrs and attrs[key] is not None:
+                out[key] = spec.coerce(attrs[key], f"{self.name}.{key}")
+            elif spec.default is REQUIRED:
+                raise OpError(f"{self.name}: attribute {key!r} is required")
+            else:
+                d = spec.default
+                out[key] = list(d) if isinstance(d, (list, tuple)) else d
+        return out
+
+    def check_arity(self, n: int) -> None:
+        hi = self.max_inputs
+        if n < self.min_inputs or (hi >= 0 and n > hi):
+            want = f"{self.min_inputs}" if hi == self.min_inputs else (
+                f"{self.min_inputs}..{'*' if hi < 0 else hi}"
+            )
+            raise OpError(f"{self.name}: takes {want} inputs, got {n}")
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator: turn a small op declaration into an :class:`OpDef` in :data:`OPS`."""
+    name = getattr(cls, "name", cls.__name__)
+    if name in OPS:
+        raise ValueError(f"op {name!r} is registered twice")
+    lo, hi = getattr(cls, "inputs", (1, 1))
+    OPS[name] = OpDef(
+        name=name,
+        doc=(cls.__doc__ or "").strip(),
+        attrs=dict(getattr(cls, "attrs", {})),
+        min_inputs=lo,
+        max_inputs=hi,
+        num_outputs=getattr(cls, "outputs", 1),
+        infer=cls.infer,
+        compute=cls.compute,
+    )
+    return cls
+
+
+def get_op(name: str) -> OpDef:
+    try:
+        return OPS[name]
+    except KeyError:
+        raise OpError(f"unknown op {name!r}") from None
+
+
+def require(cond: bool, msg: str) -> None:
+    """Raise :class:`OpError` with ``msg`` unless ``cond`` holds (for use in ``infer``)."""
+    if not cond:
+        raise OpError(msg)
