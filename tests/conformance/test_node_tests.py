@@ -1,0 +1,47 @@
+"""onnx's backend node tests, run through qnnc's frontend and reference interpreter.
+
+A test whose ops are all supported must pass unless exclusions.txt lists it with a reason;
+tests of unsupported ops are skipped and counted per op in the run's summary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx.backend.test.case.test_case import TestCase
+
+from compiler.backend import QnncBackend
+from tests.conformance.cases import exclusions, node_cases, op_under_test, unsupported
+
+_EXCLUDED = exclusions()
+
+
+def _params() -> list:
+    out = []
+    for case in node_cases():
+        marks = []
+        if case.name in _EXCLUDED:
+            marks.append(pytest.mark.xfail(strict=True, reason=_EXCLUDED[case.name]))
+        out.append(pytest.param(case, id=case.name, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("case", _params())
+def test_node(case: TestCase, record_property: pytest.RecordProperty) -> None:
+    record_property("onnx_op", op_under_test(case))
+    missing = unsupported(case)
+    if missing:
+        pytest.skip(f"unsupported op(s): {', '.join(missing)}")
+    rep = QnncBackend.prepare(case.model)
+    for inputs, expected in case.data_sets:
+        got = rep.run(inputs)
+        assert len(got) == len(expected)
+        for i, (g, e) in enumerate(zip(got, expected)):
+            e = np.asarray(e)
+            assert g.dtype == e.dtype, f"output {i}: dtype {g.dtype}, expected {e.dtype}"
+            assert g.shape == e.shape, f"output {i}: shape {g.shape}, expected {e.shape}"
+            if e.dtype.kind in "fc":
+                np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol,
+                                           err_msg=f"output {i}")
+            else:
+                np.testing.assert_array_equal(g, e, err_msg=f"output {i}")
