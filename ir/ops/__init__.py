@@ -1,6 +1,18 @@
 """Every IR op, registered on import. One module per family of ops; see registry.py."""
 
-from ir.ops import binary, elementwise, shape  # noqa: F401  (registration side effects)
+from ir.ops import (  # noqa: F401  (registration side effects)
+    binary,
+    conv,
+    elementwise,
+    gather,
+    matmul,
+    norm,
+    pool,
+    quant,
+    reduce,
+    resize,
+    shape,
+)
 from ir.ops.registry import OPS, Attr, OpDef, OpError, get_op, register
 
 __all__ = ["OPS", "Attr", "OpDef", "OpError", "get_op", "register"]

@@ -1,3 +1,16 @@
 """ONNX op converters, one module per family; importing this registers them all."""
 
-from compiler.frontend.ops import binary, elementwise, shape  # noqa: F401
+from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
+    binary,
+    conv,
+    elementwise,
+    gather,
+    generate,
+    matmul,
+    norm,
+    pool,
+    quant,
+    reduce,
+    resize,
+    shape,
+)

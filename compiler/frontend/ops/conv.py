@@ -1,0 +1,3 @@
+"""Converters of ONNX conv ops."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Converters of ONNX gather ops."""
+
+from __future__ import annotations

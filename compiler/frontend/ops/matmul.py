@@ -1,0 +1,3 @@
+"""Converters of ONNX matmul ops."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Converters of ONNX norm ops."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Converters of ONNX pool ops."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Converters of ONNX quant ops."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Converters of ONNX reduce ops."""
+
+from __future__ import annotations

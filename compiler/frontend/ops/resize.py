@@ -1,0 +1,3 @@
+"""Converters of ONNX resize ops."""
+
+from __future__ import annotations

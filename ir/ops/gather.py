@@ -1,0 +1,3 @@
+"""gather ops."""
+
+from __future__ import annotations
