@@ -1,0 +1,1 @@
+"""Targets: per-chip profiles and code generators (host CPU and accelerators)."""
