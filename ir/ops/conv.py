@@ -1,3 +1,269 @@
-"""conv ops."""
+"""Convolutions: Conv and ConvTranspose over 1, 2 or 3 spatial axes (NC + spatial layout).
+
+Attributes are canonical: strides, pads (begin..., end...) and dilations always have one entry
+per spatial axis (pads two), the kernel shape comes from the weight, and ONNX's auto_pad and
+output_shape are resolved to pads by the frontend. The output shape therefore follows from the
+attributes and the input shapes alone.
+
+The reference compute is vectorised: Conv gathers the receptive fields through a strided view
+(im2col) and does one batched matmul over groups; depthwise convolutions, where a matmul per
+channel would be tiny, accumulate one kernel tap at a time over the whole image instead.
+"""
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ir.ops.common import require_inputs, same_dtype
+from ir.ops.registry import Attr, Attrs, register, require
+from ir.types import DType, TensorType
+
+# -- shared by the convolution and pooling ops ------------------------------------------------
+
+
+def check_spatial(op: str, x: TensorType, a: Attrs, names: Sequence[str]) -> int:
+    """Check the per-axis attributes ``names`` (plus pads) against x's rank; return #spatial."""
+    nsp = len(x.shape) - 2
+    require(nsp >= 1, f"{op}: input must be N x C x spatial..., got shape {list(x.shape)}")
+    for n in names:
+        require(len(a[n]) == nsp, f"{op}: {n} needs {nsp} entries, got {a[n]}")
+        require(all(v >= 1 for v in a[n]), f"{op}: {n} must be positive, got {a[n]}")
+    require(len(a["pads"]) == 2 * nsp, f"{op}: pads needs {2 * nsp} entries, got {a['pads']}")
+    return nsp
+
+
+def pad_spatial(x: np.ndarray, before: Sequence[int], after: Sequence[int],
+                value: float | int = 0) -> np.ndarray:
+    """``x`` with its spatial axes (2...) padded by ``value``; ``x`` itself when no padding.
+
+    Negative ``after`` entries crop instead (pooling never reads those cells)."""
+    if not any(before) and not any(after):
+        return x
+    shape = x.shape[:2] + tuple(s + b + max(e, 0) for s, b, e in zip(x.shape[2:], before, after))
+    out = np.full(shape, value, dtype=x.dtype)
+    src = (slice(None), slice(None)) + tuple(
+        slice(0, s + min(e, 0)) for s, e in zip(x.shape[2:], after)
+    )
+    dst = (slice(None), slice(None)) + tuple(
+        slice(b, b + s + min(e, 0)) for s, b, e in zip(x.shape[2:], before, after)
+    )
+    out[dst] = x[src]
+    return out
+
+
+def windows(xp: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
+            dilations: Sequence[int], out: Sequence[int]) -> np.ndarray:
+    """A read-only view (N, C, *out, *kernel) of every receptive field of the padded ``xp``."""
+    sp = xp.strides[2:]
+    shape = xp.shape[:2] + tuple(out) + tuple(kernel)
+    st = xp.strides[:2] + tuple(a * s for a, s in zip(sp, strides)) + tuple(
+        a * d for a, d in zip(sp, dilations)
+    )
+    return as_strided(xp, shape, st, writeable=False)
+
+
+def tap(xp: np.ndarray, k: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
+        out: Sequence[int]) -> np.ndarray:
+    """The (N, C, *out) view of kernel tap ``k`` across all output positions."""
+    sl = tuple(
+        slice(ki * d, ki * d + (o - 1) * s + 1, s)
+        for ki, d, s, o in zip(k, dilations, strides, out)
+    )
+    return xp[(slice(None), slice(None)) + sl]
+
+
+def _conv_out(size: int, k: int, s: int, d: int, pb: int, pe: int) -> int:
+    return (size + pb + pe - ((k - 1) * d + 1)) // s + 1
+
+
+def _accum_dtype(dt: np.dtype) -> np.dtype:
+    """Integers accumulate in 64 bits (numpy's int matmul would wrap at the input width),
+    float16 in float32 (as every real kernel does; a float16 sum drifts past ONNX's rtol)."""
+    if dt.kind in "iu":
+        return np.dtype(np.int64)
+    return np.dtype(np.float32) if dt == np.float16 else dt
+
+
+# -- Conv --------------------------------------------------------------------------------------
+
+
+@register
+class Conv:
+    """y[n, m, o...] = b[m] + sum_{c in group(m), k...} x_pad[n, c, o*s + k*d] * w[m, c', k...]
+
+    x: (N, C, *S); w: (M, C/group, *K); b: (M,) optional. Output channel m reads the input
+    channels of its group, m // (M/group). x_pad is x with pads zeros before/after each axis;
+    out[i] = (S[i] + pads_begin[i] + pads_end[i] - ((K[i]-1)*dilations[i] + 1)) // strides[i] + 1.
+    """
+
+    inputs = (2, 3)
+    attrs = {
+        "strides": Attr("ints", doc="step per spatial axis"),
+        "pads": Attr("ints", doc="zero padding: begin per axis, then end per axis"),
+        "dilations": Attr("ints", doc="spacing of kernel taps per axis"),
+        "group": Attr("int", 1, doc="channel groups; group == C is depthwise"),
+    }
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        x, w = require_inputs("Conv", ins, 2)
+        nsp = check_spatial("Conv", x, a, ("strides", "dilations"))
+        types = [x, w] + ([ins[2]] if len(ins) > 2 and ins[2] is not None else [])
+        dt = same_dtype("Conv", types)
+        require(dt is not DType.bool, "Conv: needs numeric inputs")
+        require(len(w.shape) == nsp + 2, f"Conv: weight must have rank {nsp + 2}, got {w.shape}")
+        g, m, c = a["group"], w.shape[0], x.shape[1]
+        require(g >= 1 and c % g == 0 and m % g == 0,
+                f"Conv: group {g} must divide input channels {c} and output channels {m}")
+        require(w.shape[1] * g == c,
+                f"Conv: weight has {w.shape[1]} channels per group, input has {c // g}")
+        if len(types) == 3:
+            require(types[2].shape == (m,), f"Conv: bias must have shape [{m}]")
+        pads = a["pads"]
+        require(all(p >= 0 for p in pads), f"Conv: pads must be >= 0, got {pads}")
+        out = tuple(
+            _conv_out(x.shape[2 + i], w.shape[2 + i], a["strides"][i], a["dilations"][i],
+                      pads[i], pads[nsp + i])
+            for i in range(nsp)
+        )
+        require(all(o >= 1 for o in out), f"Conv: the kernel does not fit, output {list(out)}")
+        return [TensorType((x.shape[0], m) + out, dt)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, w, b = ins[0], ins[1], ins[2] if len(ins) > 2 else None
+        assert x is not None and w is not None
+        y = conv(x, w, a["strides"], a["pads"], a["dilations"], a["group"])
+        if b is not None:
+            y += b.reshape((1, -1) + (1,) * (y.ndim - 2)).astype(y.dtype)
+        return [y.astype(x.dtype, copy=False)]
+
+
+def conv(x: np.ndarray, w: np.ndarray, strides: Sequence[int], pads: Sequence[int],
+         dilations: Sequence[int], group: int) -> np.ndarray:
+    """Convolution without bias, in the accumulation dtype; see :class:`Conv`."""
+    nsp = x.ndim - 2
+    n, c = x.shape[:2]
+    m, kern = w.shape[0], w.shape[2:]
+    g, cg, mg = group, c // group, m // group
+    out = tuple(
+        _conv_out(x.shape[2 + i], kern[i], strides[i], dilations[i], pads[i], pads[nsp + i])
+        for i in range(nsp)
+    )
+    acc = _accum_dtype(x.dtype)
+    x = x.astype(acc, copy=False)
+    w = w.astype(acc, copy=False)
+    npix = int(np.prod(out))
+    if all(k == 1 for k in kern) and not any(pads):
+        # pointwise: a strided subsample, then a plain matmul
+        xs = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)]
+        cols = xs.reshape(n, g, cg, npix)
+        y = np.matmul(w.reshape(g, mg, cg), cols)
+        return y.reshape((n, m) + out)
+    xp = pad_spatial(x, pads[:nsp], pads[nsp:])
+    if cg == 1 and g > 1:
+        # depthwise: one multiply-add per kernel tap over the whole image
+        y = np.zeros((n, g, mg) + out, dtype=acc)
+        wk = w.reshape((g, mg) + tuple(kern))
+        bshape = (1, g, mg) + (1,) * nsp
+        for k in itertools.product(*(range(s) for s in kern)):
+            xs = tap(xp, k, strides, dilations, out)[:, :, None]
+            y += xs * wk[(slice(None), slice(None)) + k].reshape(bshape)
+        return y.reshape((n, m) + out)
+    win = windows(xp, kern, strides, dilations, out)
+    # im2col in (C*K, pixels) order: long contiguous runs along the last spatial axis
+    perm = (0, 1) + tuple(range(2 + nsp, 2 + 2 * nsp)) + tuple(range(2, 2 + nsp))
+    cols = win.transpose(perm).reshape(n, g, cg * int(np.prod(kern)), npix)
+    y = np.matmul(w.reshape(g, mg, -1), cols)
+    return y.reshape((n, m) + out)
+
+
+# -- ConvTranspose -----------------------------------------------------------------------------
+
+
+def _convt_out(size: int, k: int, s: int, d: int, pb: int, pe: int, op: int) -> int:
+    return s * (size - 1) + op + (k - 1) * d + 1 - pb - pe
+
+
+@register
+class ConvTranspose:
+    """The gradient of Conv with respect to its input: every x[n, c, i...] scatters
+    x * w[c, m', k...] into y_full[n, m, i*s + k*d]; y = y_full cropped by pads, plus b[m].
+
+    x: (N, C, *S); w: (C, M/group, *K); b: (M,) optional.
+    out[i] = s*(S-1) + output_padding + (K-1)*d + 1 - pads_begin - pads_end; output_padding
+    cells (and negative pads) that no input reaches hold just the bias.
+    """
+
+    inputs = (2, 3)
+    attrs = {
+        "strides": Attr("ints"),
+        "pads": Attr("ints", doc="cropped from the full output: begin per axis, then end"),
+        "dilations": Attr("ints"),
+        "group": Attr("int", 1),
+        "output_padding": Attr("ints", doc="extra cells at the end of each axis"),
+    }
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        x, w = require_inputs("ConvTranspose", ins, 2)
+        nsp = check_spatial("ConvTranspose", x, a, ("strides", "dilations"))
+        types = [x, w] + ([ins[2]] if len(ins) > 2 and ins[2] is not None else [])
+        dt = same_dtype("ConvTranspose", types)
+        require(dt is not DType.bool, "ConvTranspose: needs numeric inputs")
+        require(len(w.shape) == nsp + 2,
+                f"ConvTranspose: weight must have rank {nsp + 2}, got {w.shape}")
+        g, c = a["group"], x.shape[1]
+        require(g >= 1 and c % g == 0, f"ConvTranspose: group {g} must divide channels {c}")
+        require(w.shape[0] == c, f"ConvTranspose: weight has {w.shape[0]} input channels, x {c}")
+        m = w.shape[1] * g
+        if len(types) == 3:
+            require(types[2].shape == (m,), f"ConvTranspose: bias must have shape [{m}]")
+        opad = a["output_padding"]
+        require(len(opad) == nsp and all(p >= 0 for p in opad),
+                f"ConvTranspose: output_padding needs {nsp} entries >= 0, got {opad}")
+        pads = a["pads"]
+        out = tuple(
+            _convt_out(x.shape[2 + i], w.shape[2 + i], a["strides"][i], a["dilations"][i],
+                       pads[i], pads[nsp + i], opad[i])
+            for i in range(nsp)
+        )
+        require(all(o >= 1 for o in out), f"ConvTranspose: empty output {list(out)}")
+        return [TensorType((x.shape[0], m) + out, dt)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, w, b = ins[0], ins[1], ins[2] if len(ins) > 2 else None
+        assert x is not None and w is not None
+        nsp = x.ndim - 2
+        n, c = x.shape[:2]
+        g = a["group"]
+        cg, mg, kern = c // g, w.shape[1], w.shape[2:]
+        s, d, pads, opad = a["strides"], a["dilations"], a["pads"], a["output_padding"]
+        acc = _accum_dtype(x.dtype)
+        size = x.shape[2:]
+        # one matmul gives every (output channel, tap) contribution of every input pixel
+        wt = w.astype(acc, copy=False).reshape(g, cg, -1).transpose(0, 2, 1)
+        cols = np.matmul(wt, x.astype(acc, copy=False).reshape(n, g, cg, -1))
+        cols = cols.reshape((n, g, mg) + tuple(kern) + tuple(size))
+        full = [s[i] * (size[i] - 1) + opad[i] + (kern[i] - 1) * d[i] + 1 for i in range(nsp)]
+        lo = [max(0, -pads[i]) for i in range(nsp)]
+        buf_shape = tuple(lo[i] + full[i] + max(0, -pads[nsp + i]) for i in range(nsp))
+        buf = np.zeros((n, g, mg) + buf_shape, dtype=acc)
+        lead = (slice(None),) * 3
+        for k in itertools.product(*(range(kk) for kk in kern)):
+            dst = tuple(
+                slice(lo[i] + k[i] * d[i], lo[i] + k[i] * d[i] + (size[i] - 1) * s[i] + 1, s[i])
+                for i in range(nsp)
+            )
+            buf[lead + dst] += cols[lead + k]
+        out = [full[i] - pads[i] - pads[nsp + i] for i in range(nsp)]
+        crop = tuple(slice(lo[i] + pads[i], lo[i] + pads[i] + out[i]) for i in range(nsp))
+        y = buf[lead + crop].reshape((n, g * mg) + tuple(out))
+        if b is not None:
+            y = y + b.astype(acc).reshape((1, -1) + (1,) * nsp)
+        return [np.ascontiguousarray(y).astype(x.dtype, copy=False)]
