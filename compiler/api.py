@@ -1,0 +1,425 @@
+"""The public Python API: load an ONNX model, compile it, save and reload the result, run it.
+
+Typical use::
+
+    import numpy as np
+    from compiler.api import compile_model, load_compiled
+
+    cm = compile_model("model.onnx", input_shapes={"input": (1, 3, 224, 224)},
+                       output_dir="build/model")
+    (logits,) = cm.run(None, {"input": np.zeros((1, 3, 224, 224), np.float32)})
+
+    again = load_compiled("build/model")       # the saved folder runs the same way
+    (logits2,) = again.run(["logits"], {"input": np.zeros((1, 3, 224, 224), np.float32)})
+
+``run`` has the shape of onnxruntime's ``InferenceSession.run`` so that swapping one for the
+other in a test is a one-line change. For now compiled models run on the reference
+interpreter; later milestones add generated C behind the same interface.
+
+Every mistake a user can make (a bad file, an unsupported op, feeds of the wrong shape)
+raises a :class:`compiler.errors.QnncError` subclass with a message meant to be read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from onnx import ModelProto
+
+from compiler.errors import InputError, ModelLoadError, QnncError
+from compiler.frontend.importer import import_model
+from compiler.frontend.loader import check_model, load_onnx
+from ir.graph import Graph
+from ir.interpreter import InterpreterError, check_feeds
+from ir.interpreter import run as interpret
+from ir.types import TensorType
+from ir.verifier import verify
+
+ModelLike = str | os.PathLike[str] | ModelProto
+InputShapes = Mapping[str, Sequence[int]]
+PrintHook = Callable[[str, str], None]
+
+IR_FILE = "model.ir"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+def qnnc_version() -> str:
+    """The installed qnnc version (``0+unknown`` when running from an uninstalled tree)."""
+    try:
+        return importlib.metadata.version("qnnc")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def load_model(model: ModelLike, input_shapes: InputShapes | None = None) -> Graph:
+    """Import an ONNX model (a file path or a ``ModelProto``) into an IR graph.
+
+    ``input_shapes`` fixes inputs with symbolic dimensions, e.g. ``{"input": (1, 3, 224,
+    224)}``. Raises :class:`ModelLoadError` for unreadable/invalid models and
+    :class:`UnsupportedModelError` (listing every unsupported op) or :class:`ConversionError`
+    for models qnnc cannot import::
+
+        >>> from onnx import TensorProto, helper
+        >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+        >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+        >>> m = helper.make_model(helper.make_graph(
+        ...     [helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]))
+        >>> [n.op for n in load_model(m).nodes]
+        ['Relu']
+    """
+    if isinstance(model, ModelProto):
+        check_model(model, "the model")
+        proto = model
+    elif isinstance(model, (str, os.PathLike)):
+        proto = load_onnx(model)
+    else:
+        raise QnncError(
+            f"load_model expects a path to an .onnx file or an onnx.ModelProto, got "
+            f"{type(model).__name__}"
+        )
+    return import_model(proto, input_shapes)
+
+
+def _source_name(model: ModelLike | Graph) -> str:
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    if isinstance(model, ModelProto):
+        return f"<ModelProto {model.graph.name!r}>"
+    return f"<Graph {model.name!r}>"
+
+
+class CompiledModel:
+    """A compiled model: its final IR graph, runnable with :meth:`run`."""
+
+    def __init__(
+        self, graph: Graph, *, source: str = "", pipeline: Sequence[str] = ()
+    ) -> None:
+        self.graph = graph
+        self.source = source
+        self.pipeline = list(pipeline)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [v.name for v in self.graph.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [v.name for v in self.graph.outputs]
+
+    @property
+    def input_types(self) -> dict[str, TensorType]:
+        return {v.name: v.type for v in self.graph.inputs}
+
+    @property
+    def output_types(self) -> dict[str, TensorType]:
+        return {v.name: v.type for v in self.graph.outputs}
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{k}: {t}" for k, t in self.input_types.items())
+        outs = ", ".join(f"{k}: {t}" for k, t in self.output_types.items())
+        return f"<CompiledModel ({ins}) -> ({outs}), {len(self.graph.nodes)} nodes>"
+
+    def run(
+        self, output_names: Sequence[str] | None, feeds: Mapping[str, Any]
+    ) -> list[np.ndarray]:
+        """Run the model: ``feeds`` maps input names to arrays; returns the outputs named in
+        ``output_names`` (all of them, in model order, when None).
+
+        Raises :class:`InputError` for an unknown or missing input, a wrong shape, or a dtype
+        that cannot be converted without changing meaning (e.g. ints for a float input).
+        """
+        wanted = self.output_names if output_names is None else list(output_names)
+        unknown_out = [n for n in wanted if n not in self.output_names]
+        if unknown_out:
+            raise InputError(
+                f"unknown output name(s) {unknown_out}; the model's outputs are "
+                f"{self.output_names}"
+            )
+        fed = self._check_feeds(feeds)
+        try:
+            fed = check_feeds(self.graph, fed)
+        except InterpreterError as e:
+            raise InputError(str(e)) from None
+        outs = interpret(self.graph, fed)
+        return [outs[n] for n in wanted]
+
+    def _describe_inputs(self) -> str:
+        return ", ".join(f"{k} ({t})" for k, t in self.input_types.items()) or "none"
+
+    def _check_feeds(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(feeds, Mapping):
+            raise InputError(
+                f"feeds must be a dict of input name -> array, got {type(feeds).__name__}"
+            )
+        types = self.input_types
+        unknown = sorted(set(feeds) - set(types))
+        if unknown:
+            raise InputError(
+                f"unknown input name(s) {unknown}; the model's inputs are: "
+                f"{self._describe_inputs()}"
+            )
+        missing = [n for n in types if n not in feeds]
+        if missing:
+            raise InputError(
+                f"missing input(s) {missing}; the model's inputs are: {self._describe_inputs()}"
+            )
+        return {name: _conform(name, feeds[name], t) for name, t in types.items()}
+
+    def save(self, output_dir: str | os.PathLike[str]) -> Path:
+        """Write the model to ``output_dir`` (model.ir, model.ir.npz, manifest.json) atomically."""
+        save_ir = _ir_text().save_ir
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "qnnc_version": qnnc_version(),
+            "source_model": self.source,
+            "pipeline": self.pipeline,
+            "inputs": [_io_entry(v.name, v.type) for v in self.graph.inputs],
+            "outputs": [_io_entry(v.name, v.type) for v in self.graph.outputs],
+        }
+
+        def fill(folder: Path) -> None:
+            save_ir(self.graph, str(folder / IR_FILE))
+            (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+
+        return write_folder_atomically(Path(output_dir), fill)
+
+
+def _io_entry(name: str, t: TensorType) -> dict[str, Any]:
+    return {"name": name, "type": str(t), "shape": list(t.shape), "dtype": t.dtype.np.name}
+
+
+def _conform(name: str, value: Any, t: TensorType) -> np.ndarray:
+    """``value`` as an array of ``t``'s dtype, refusing conversions that change meaning."""
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"input {name!r} is not an array: {e}") from None
+    want = t.dtype.np
+    if tuple(a.shape) != t.shape:
+        raise InputError(
+            f"input {name!r} has shape {list(a.shape)}, but the model expects "
+            f"{list(t.shape)} ({t}). Reshape the data, or compile the model for that shape "
+            "with --input-shape / input_shapes="
+        )
+    if a.dtype == want:
+        return a
+    ok = (a.dtype.kind == "f" and want.kind == "f") or (
+        a.dtype.kind in "iu" and want.kind in "iu" and _ints_fit(a, want)
+    )
+    if not ok:
+        raise InputError(
+            f"input {name!r} has dtype {a.dtype}, but the model expects {want} ({t}); "
+            f"convert it first, e.g. array.astype(numpy.{want.name})"
+        )
+    return a.astype(want)
+
+
+def _ints_fit(a: np.ndarray, want: np.dtype) -> bool:
+    if np.can_cast(a.dtype, want, casting="safe") or a.size == 0:
+        return True
+    info = np.iinfo(want)
+    return bool(info.min <= a.min() and a.max() <= info.max)
+
+
+# -- compiling ----------------------------------------------------------------------------
+def _passes() -> ModuleType | None:
+    """compiler.passes if it is present (a package with run_pipeline), else None."""
+    spec = importlib.util.find_spec("compiler.passes")
+    if spec is None or spec.origin is None:  # absent, or a bare folder without __init__.py
+        return None
+    mod = importlib.import_module("compiler.passes")
+    return mod if hasattr(mod, "run_pipeline") else None
+
+
+def _ir_text() -> ModuleType:
+    try:
+        return importlib.import_module("ir.text")
+    except ModuleNotFoundError as e:
+        if e.name != "ir.text":
+            raise
+        raise QnncError("this qnnc build has no IR text format (ir.text); cannot save") from None
+
+
+def pass_names() -> list[str]:
+    """Every registered pass name (empty when the passes package is absent)."""
+    mod = _passes()
+    return sorted(mod.PASSES) if mod is not None else []
+
+
+def default_pipeline() -> list[str]:
+    mod = _passes()
+    return list(mod.DEFAULT_PIPELINE) if mod is not None else []
+
+
+def _check_pass_names(names: Sequence[str], what: str, known: Sequence[str]) -> None:
+    bad = [n for n in names if n not in known]
+    if bad:
+        listing = ", ".join(sorted(known)) or "none"
+        raise QnncError(f"{what} names unknown pass(es) {bad}; the passes are: {listing}")
+
+
+def compile_model(
+    model: ModelLike | Graph,
+    *,
+    input_shapes: InputShapes | None = None,
+    pipeline: Sequence[str] | None = None,
+    disabled_passes: Sequence[str] = (),
+    print_after: Sequence[str] = (),
+    output_dir: str | os.PathLike[str] | None = None,
+    on_print: PrintHook | None = None,
+) -> CompiledModel:
+    """Import ``model``, run the pass pipeline and (with ``output_dir``) save the result.
+
+    - ``pipeline``: pass names in order; None means the default pipeline.
+    - ``disabled_passes``: names to skip (the rest of the pipeline still runs).
+    - ``print_after``: pass names (or ``"all"``) after which ``on_print(pass, ir_text)``
+      is called, to watch what each pass does.
+    - ``output_dir``: a folder to write model.ir, model.ir.npz and manifest.json into;
+      written atomically, so a failure leaves no half-written folder behind.
+
+    ::
+
+        cm = compile_model("net.onnx", print_after=["all"],
+                           on_print=lambda p, text: print(f"after {p}:\\n{text}"))
+    """
+    graph = model if isinstance(model, Graph) else load_model(model, input_shapes)
+    mod = _passes()
+    known = sorted(mod.PASSES) if mod is not None else []
+    steps = list(mod.DEFAULT_PIPELINE if mod is not None else []) if pipeline is None else list(
+        pipeline
+    )
+    if steps and mod is None:
+        raise QnncError(f"pipeline {steps} asked for, but this qnnc build has no passes")
+    after = (
+        [p for p in steps if p not in disabled_passes] if "all" in print_after
+        else list(print_after)
+    )
+    _check_pass_names(steps, "the pipeline", known)
+    _check_pass_names(list(disabled_passes), "--disable-pass", known)
+    _check_pass_names(after, "--print-after", known)
+    if mod is not None and steps:
+        graph = mod.run_pipeline(
+            graph, steps, print_after=after, disabled=tuple(disabled_passes), on_print=on_print
+        )
+    verify(graph)
+    ran = [p for p in steps if p not in disabled_passes]
+    compiled = CompiledModel(graph, source=_source_name(model), pipeline=ran)
+    if output_dir is not None:
+        compiled.save(output_dir)
+    return compiled
+
+
+def load_compiled(path: str | os.PathLike[str]) -> CompiledModel:
+    """Reload a folder written by :func:`compile_model` (or ``qnnc compile``)."""
+    folder = Path(path)
+    if not folder.exists():
+        raise ModelLoadError(f"compiled model folder {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        raise ModelLoadError(f"{str(folder)!r} is not a folder")
+    ir_path = folder / IR_FILE
+    if not ir_path.is_file():
+        raise ModelLoadError(
+            f"{str(folder)!r} is not a qnnc compiled folder (it has no {IR_FILE}); make one "
+            "with `qnnc compile MODEL.onnx -o FOLDER`"
+        )
+    manifest: dict[str, Any] = {}
+    mpath = folder / MANIFEST_FILE
+    if mpath.is_file():
+        try:
+            manifest = json.loads(mpath.read_text())
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"{str(mpath)!r} is not valid JSON: {e}") from None
+    load_ir = _ir_text().load_ir
+    try:
+        graph = load_ir(str(ir_path))
+    except QnncError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a file-format boundary: any failure means bad file
+        raise ModelLoadError(
+            f"cannot read {str(ir_path)!r}: {type(e).__name__}: {e}. Recompile the model."
+        ) from None
+    return CompiledModel(
+        graph,
+        source=str(manifest.get("source_model", "")),
+        pipeline=list(manifest.get("pipeline", [])),
+    )
+
+
+# -- atomic folder writing ------------------------------------------------------------------
+def _is_replaceable(target: Path) -> bool:
+    """An existing folder we may overwrite: empty, or one qnnc wrote (it has a manifest)."""
+    if not target.is_dir():
+        return False
+    if not any(target.iterdir()):
+        return True
+    try:
+        data = json.loads((target / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "qnnc_version" in data
+
+
+def write_folder_atomically(target: Path, fill: Callable[[Path], None]) -> Path:
+    """Build the folder in a temporary sibling with ``fill``, then rename it into place.
+
+    A failure while filling leaves nothing behind (not even parent folders this call
+    created). An existing target is replaced only if it is empty or was written by qnnc.
+    """
+    if target.exists() and not _is_replaceable(target):
+        kind = "a file" if not target.is_dir() else "a folder qnnc did not write"
+        raise QnncError(
+            f"output {str(target)!r} already exists and is {kind}; refusing to overwrite it. "
+            "Choose another output folder."
+        )
+    abs_target = target.absolute()
+    created: list[Path] = []
+    parent = abs_target.parent
+    while not parent.exists():
+        created.append(parent)
+        parent = parent.parent
+    try:
+        for d in reversed(created):
+            d.mkdir()
+        tmp = Path(tempfile.mkdtemp(prefix=f".{abs_target.name}.", dir=abs_target.parent))
+    except OSError as e:
+        _remove_dirs(created)
+        raise QnncError(f"cannot create output folder {str(target)!r}: {e.strerror}") from None
+    try:
+        fill(tmp)
+        if abs_target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{abs_target.name}.old.", dir=abs_target.parent))
+            old.rmdir()
+            os.rename(abs_target, old)
+            try:
+                os.rename(tmp, abs_target)
+            except BaseException:
+                os.rename(old, abs_target)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, abs_target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_dirs(created)
+        raise
+    return target
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    for d in created:  # innermost first
+        try:
+            d.rmdir()
+        except OSError:
+            pass

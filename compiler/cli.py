@@ -1,0 +1,225 @@
+"""The `qnnc` command line: inspect, run, ops, compile, example.
+
+Every error a user can cause is printed as one paragraph, ``qnnc: error: ...``, with an exit
+code that says what kind of problem it was (see ``EXIT_CODES``); tracebacks appear only with
+``--debug``. The subcommands live in cli_inspect.py and cli_run.py; this module holds the
+argument parser and the error handling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from compiler.api import qnnc_version
+from compiler.cli_common import add_input_shape_option, one_paragraph
+from compiler.cli_inspect import cmd_inspect, cmd_ops
+from compiler.cli_run import cmd_compile, cmd_example, cmd_run
+from compiler.errors import QnncError
+from ir.interpreter import InterpreterError
+from ir.ops.registry import OpError
+from ir.verifier import VerifyError
+
+EXIT_CODES = {
+    0: "success",
+    1: "error (bad command line, failed pass, file system problem, ...)",
+    2: "the model file is missing, unreadable or not a valid ONNX model",
+    3: "the model uses ops, types or dynamic shapes qnnc does not support",
+    4: "the input data does not fit the model (name, shape, dtype, unreadable file)",
+    130: "interrupted (Ctrl-C)",
+}
+
+MAIN_EPILOG = """\
+examples:
+  qnnc example --list                          # built-in example models
+  qnnc example tiny_cnn -o tiny.onnx           # write one
+  qnnc inspect tiny.onnx                       # summary, per-layer params and FLOPs
+  qnnc run tiny.onnx --random-input            # run on the reference interpreter
+  qnnc compile tiny.onnx -o build/tiny         # compile to an IR folder
+  qnnc run build/tiny --input x.npy            # run the compiled folder
+  qnnc ops                                     # the ONNX ops qnnc supports
+
+exit codes:
+""" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
+
+INSPECT_EPILOG = """\
+examples:
+  qnnc inspect model.onnx
+  qnnc inspect model.onnx --input-shape input=1x3x224x224   # symbolic batch size
+  qnnc inspect model.onnx --json > summary.json
+
+MACs are counted for Conv/ConvTranspose/MatMul/Gemm/Einsum; FLOPs are 2 per MAC plus
+bias adds, pooling windows, a few per element for normalisations, and one per output
+element for elementwise ops. A model with unsupported ops is still summarised, with every
+unsupported op and its nodes listed; the exit code is then 3."""
+
+RUN_EPILOG = """\
+examples:
+  qnnc run model.onnx --random-input                  # seeded random data of the right shapes
+  qnnc run model.onnx --input image.npy               # one-input model: no name needed
+  qnnc run model.onnx --input ids=ids.npy --input mask=mask.npy
+  qnnc run model.onnx --input feeds.npz --output outs.npz   # .npz keys = input names
+  qnnc run build/model --input image.npy              # a folder made by qnnc compile
+
+Float inputs accept any float dtype (converted); integer inputs accept integers that fit.
+For outputs with a single non-trivial axis (logits) the argmax is shown."""
+
+OPS_EPILOG = """\
+examples:
+  qnnc ops
+  qnnc ops --json | python -c "import json,sys; print(len(json.load(sys.stdin)))\""""
+
+COMPILE_EPILOG = """\
+examples:
+  qnnc compile model.onnx -o build/model
+  qnnc compile model.onnx -o build/model --input-shape input=1x3x224x224
+  qnnc compile model.onnx -o build/model --print-after all 2> passes.log
+  qnnc compile model.onnx -o build/model --disable-pass fold-batchnorm -v
+
+The output folder holds model.ir (IR text), model.ir.npz (large constants) and
+manifest.json. It is written atomically: if compilation fails, nothing is left behind.
+An existing output folder is replaced only if qnnc wrote it."""
+
+EXAMPLE_EPILOG = """\
+examples:
+  qnnc example --list
+  qnnc example tiny_cnn -o tiny.onnx
+  qnnc example tiny_cnn --seed 3 -o tiny3.onnx"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on exit code 1 (2 means a bad model file in qnnc)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+def _sub(
+    subs: argparse._SubParsersAction, name: str, help: str, epilog: str,
+    fn: Callable[[argparse.Namespace], int], debug: argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    p = subs.add_parser(
+        name, help=help, description=help[0].upper() + help[1:] + ".", epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter, parents=[debug],
+    )
+    p.set_defaults(func=fn)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="qnnc",
+        description="qnnc: an ahead-of-time compiler for quantised neural networks "
+        "(ONNX in, C out).",
+        epilog=MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"qnnc {qnnc_version()}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    # Subcommands accept --debug too; SUPPRESS keeps them from resetting the global one.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = _sub(subs, "inspect", "summarise a model: inputs, outputs, per-layer params and FLOPs",
+             INSPECT_EPILOG, cmd_inspect, debug)
+    p.add_argument("model", metavar="MODEL.onnx")
+    add_input_shape_option(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = _sub(subs, "run", "run a model (or a compiled folder) on the reference interpreter",
+             RUN_EPILOG, cmd_run, debug)
+    p.add_argument("model", metavar="MODEL.onnx|COMPILED_DIR")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", action="append", default=[], metavar="[NAME=]FILE",
+                     help="input data: x.npy, name=x.npy or feeds.npz (repeatable)")
+    src.add_argument("--random-input", action="store_true",
+                     help="feed seeded random data of the right shapes and dtypes")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random-input (default 0)")
+    p.add_argument("--output", metavar="OUT.npz", help="save the outputs to an .npz file")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    add_input_shape_option(p)
+
+    p = _sub(subs, "ops", "list the ONNX ops qnnc supports and the IR ops they become",
+             OPS_EPILOG, cmd_ops, debug)
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+
+    p = _sub(subs, "compile", "compile a model to an IR folder (C code generation comes later)",
+             COMPILE_EPILOG, cmd_compile, debug)
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR",
+                   help="the folder to write")
+    add_input_shape_option(p)
+    p.add_argument("--print-after", action="append", default=[], metavar="PASS|all",
+                   help="print the IR to stderr after PASS (repeatable; 'all' for every pass)")
+    p.add_argument("--disable-pass", action="append", default=[], metavar="PASS",
+                   help="skip PASS (repeatable)")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true", help="say more")
+    loud.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+    p = _sub(subs, "example", "write one of the built-in example models as an .onnx file",
+             EXAMPLE_EPILOG, cmd_example, debug)
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("-o", "--output", metavar="FILE.onnx", help="where to write (NAME.onnx)")
+    p.add_argument("--list", action="store_true", help="list the examples")
+    p.add_argument("--seed", type=int, default=0, help="seed for the weights (default 0)")
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stdout.flush()
+    sys.stderr.write(f"qnnc: error: {one_paragraph(message)}\n")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `qnnc` script; returns the exit code (see ``EXIT_CODES``)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version and usage errors
+        return int(e.code or 0) if not isinstance(e.code, str) else 1
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 1
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        return _fail("interrupted", 130)
+    except QnncError as e:
+        if debug:
+            raise
+        return _fail(str(e), e.exit_code)
+    except InterpreterError as e:
+        if debug:
+            raise
+        return _fail(f"running the model failed: {e}", 1)
+    except (OpError, VerifyError) as e:
+        if debug:
+            raise
+        return _fail(
+            f"{e}. This is a bug in qnnc, not in your model; rerun with --debug and report it "
+            "with the model attached.", 1,
+        )
+    except BrokenPipeError:  # e.g. `qnnc ops | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as e:
+        if debug:
+            raise
+        where = f" {e.filename!r}" if e.filename else ""
+        return _fail(f"{e.strerror or e}{where}", 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

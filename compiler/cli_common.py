@@ -1,0 +1,59 @@
+"""Small helpers the `qnnc` subcommands share: plain-text tables, JSON output, shape specs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from compiler.errors import QnncError
+from compiler.io import parse_input_shapes
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
+    """Rows as aligned columns; column indexes in ``right`` are right-aligned (numbers)."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r: list[str]) -> str:
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def input_shapes_arg(args: argparse.Namespace) -> dict[str, tuple[int, ...]] | None:
+    specs = getattr(args, "input_shape", None) or []
+    return parse_input_shapes(specs) if specs else None
+
+
+def add_input_shape_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME=DIMS",
+        help="fix an input's shape, e.g. --input-shape input=1x3x224x224 (repeatable; "
+        "needed for inputs with symbolic dimensions such as a batch size 'N')",
+    )
+
+
+def one_paragraph(message: str) -> str:
+    """The message with blank lines removed, so an error prints as a single paragraph."""
+    lines = [ln.rstrip() for ln in str(message).strip().splitlines()]
+    return "\n".join(ln for ln in lines if ln.strip())
+
+
+def require(cond: bool, message: str) -> None:
+    if not cond:
+        raise QnncError(message)

@@ -1,0 +1,158 @@
+"""`qnnc run`, `qnnc compile` and `qnnc example`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from compiler.api import CompiledModel, compile_model, load_compiled
+from compiler.cli_common import input_shapes_arg, table
+from compiler.errors import QnncError
+from compiler.flops import human
+from compiler.io import random_inputs, read_inputs, write_outputs
+
+
+# -- run --------------------------------------------------------------------------------------
+def _summary(name: str, a: np.ndarray) -> list[Any]:
+    """One table row: name, shape, dtype, min, max, mean and (for logits) argmax."""
+    row: list[Any] = [name, "[" + ",".join(str(d) for d in a.shape) + "]", a.dtype.name]
+    if a.size == 0 or a.dtype.kind not in "biuf":
+        return row + ["-", "-", "-", "-"]
+    v = a.astype(np.float64) if a.dtype.kind == "b" else a
+    row += [_num(v.min()), _num(v.max()), _num(np.mean(v, dtype=np.float64))]
+    logits_like = a.dtype.kind == "f" and a.size > 1 and sum(d > 1 for d in a.shape) == 1
+    row.append(str(int(np.argmax(a))) if logits_like else "-")
+    return row
+
+
+def _num(x: Any) -> str:
+    return f"{float(x):.6g}"
+
+
+def load_runnable(args: argparse.Namespace) -> CompiledModel:
+    """An ONNX file (imported and compiled in memory) or a compiled folder."""
+    path = Path(args.model)
+    if path.is_dir():
+        if args.input_shape:
+            raise QnncError(
+                f"--input-shape applies to ONNX models; the compiled folder {args.model!r} "
+                "already has fixed shapes (recompile to change them)"
+            )
+        return load_compiled(path)
+    return compile_model(args.model, input_shapes=input_shapes_arg(args))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cm = load_runnable(args)
+    if args.random_input:
+        feeds = random_inputs(cm.input_types, seed=args.seed)
+    else:
+        feeds = read_inputs(args.input, cm.input_names)
+    start = time.perf_counter()
+    outs = cm.run(None, feeds)
+    ms = (time.perf_counter() - start) * 1e3
+    if not args.quiet:
+        fed = ", ".join(f"{k}: {np.asarray(v).dtype.name}{list(np.shape(v))}"
+                        for k, v in feeds.items())
+        source = f"random inputs (seed {args.seed})" if args.random_input else "inputs"
+        print(f"ran {args.model} on the reference interpreter in {ms:.1f} ms; {source}: {fed}")
+        rows = [_summary(n, a) for n, a in zip(cm.output_names, outs)]
+        print(table(["output", "shape", "dtype", "min", "max", "mean", "argmax"], rows,
+                    right=(3, 4, 5, 6)))
+    if args.output:
+        write_outputs(args.output, dict(zip(cm.output_names, outs)))
+        if not args.quiet:
+            print(f"wrote {len(outs)} output(s) to {args.output}")
+    return 0
+
+
+# -- compile ----------------------------------------------------------------------------------
+def _print_ir(pass_name: str, text: str) -> None:
+    sys.stderr.write(f"// ----- IR after {pass_name} -----\n{text.rstrip()}\n")
+    sys.stderr.flush()
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    cm = compile_model(
+        args.model,
+        input_shapes=input_shapes_arg(args),
+        disabled_passes=tuple(args.disable_pass),
+        print_after=tuple(args.print_after),
+        output_dir=args.output_dir,
+        on_print=_print_ir,
+    )
+    secs = time.perf_counter() - start
+    if args.quiet:
+        return 0
+    passes = ", ".join(cm.pipeline) or "none"
+    print(f"compiled {args.model} -> {args.output_dir} ({len(cm.graph.nodes)} IR nodes, "
+          f"passes: {passes}) in {secs:.2f} s")
+    if args.verbose:
+        counts = ", ".join(f"{op} x{n}" for op, n in sorted(cm.graph.op_counts().items()))
+        print(f"ops: {counts or 'none'}")
+        for name, t in cm.input_types.items():
+            print(f"input  {name}: {t}")
+        for name, t in cm.output_types.items():
+            print(f"output {name}: {t}")
+        for f in sorted(Path(args.output_dir).iterdir()):
+            print(f"wrote {f} ({human(f.stat().st_size)}B)")
+    return 0
+
+
+# -- example ----------------------------------------------------------------------------------
+def _examples() -> ModuleType:
+    try:
+        mod: ModuleType | None = importlib.import_module("compiler.examples")
+    except ModuleNotFoundError as e:
+        if e.name != "compiler.examples":
+            raise
+        mod = None
+    if mod is None or not hasattr(mod, "EXAMPLES") or not hasattr(mod, "build_example"):
+        raise QnncError("this qnnc build has no example models (compiler.examples)")
+    return mod
+
+
+def cmd_example(args: argparse.Namespace) -> int:
+    mod = _examples()
+    examples: dict[str, str] = dict(mod.EXAMPLES)
+    if args.list or not args.name:
+        if not args.list:
+            raise QnncError("name an example to write (qnnc example NAME -o FILE.onnx), or "
+                            "list them with qnnc example --list")
+        print(table(["example", "description"], sorted(examples.items())))
+        return 0
+    if args.name not in examples:
+        raise QnncError(
+            f"no example named {args.name!r}; the examples are: {', '.join(sorted(examples))}"
+        )
+    out = Path(args.output or f"{args.name}.onnx")
+    model = mod.build_example(args.name, seed=args.seed)
+    _write_bytes_atomically(out, model.SerializeToString())
+    print(f"wrote {out} ({len(model.graph.node)} nodes); try: qnnc inspect {out}")
+    return 0
+
+
+def _write_bytes_atomically(path: Path, data: bytes) -> None:
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise QnncError(f"cannot write {str(path)!r}: folder {str(parent)!r} does not exist")
+    if path.is_dir():
+        raise QnncError(f"cannot write {str(path)!r}: it is a folder")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
