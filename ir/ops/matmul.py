@@ -1,3 +1,210 @@
-"""matmul ops."""
+"""Matrix products: MatMul (numpy matmul), Gemm (the fusable 2-D form with alpha, beta and
+transposes) and Einsum (general tensor contractions with numpy einsum semantics)."""
 
 from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ir.ops.common import broadcast_shapes, require_inputs, same_dtype
+from ir.ops.registry import Attr, Attrs, OpError, register, require
+from ir.types import DType, TensorType
+
+
+def _numeric(op: str, dt: DType) -> None:
+    require(dt is not DType.bool, f"{op}: needs numeric inputs, got bool")
+
+
+def matmul_shape(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """numpy.matmul's result shape: a 1-D operand gets a 1 prepended (a) or appended (b) that
+    is dropped again afterwards; the batch dimensions broadcast."""
+    require(len(a) >= 1 and len(b) >= 1, f"{op}: operands must have rank >= 1, got {a} and {b}")
+    a2 = (1,) + a if len(a) == 1 else a
+    b2 = b + (1,) if len(b) == 1 else b
+    require(
+        a2[-1] == b2[-2],
+        f"{op}: inner dimensions differ: {list(a)} x {list(b)} ({a2[-1]} vs {b2[-2]})",
+    )
+    batch = broadcast_shapes(op, a2[:-2], b2[:-2])
+    out = batch + (a2[-2], b2[-1])
+    if len(b) == 1:
+        out = out[:-1]
+    if len(a) == 1:
+        out = out[:-2] + out[-1:] if len(b) > 1 else out[:-1]
+    return out
+
+
+@register
+class MatMul:
+    """y = a @ b with numpy.matmul semantics: the last two axes multiply, leading (batch) axes
+    broadcast, and a 1-D operand acts as a row (a) or column (b) vector whose unit axis is
+    removed from the result."""
+
+    inputs = (2, 2)
+    attrs: dict[str, Attr] = {}
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        x, y = require_inputs("MatMul", ins, 2)
+        dt = same_dtype("MatMul", [x, y])
+        _numeric("MatMul", dt)
+        return [TensorType(matmul_shape("MatMul", x.shape, y.shape), dt)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, y = ins
+        assert x is not None and y is not None
+        return [np.asarray(np.matmul(x, y)).astype(x.dtype, copy=False)]
+
+
+@register
+class Gemm:
+    """y = alpha * op(a) @ op(b) + beta * c, with op(t) = t.T when trans* is set.
+
+    a and b are 2-D; the optional c broadcasts unidirectionally to the (M, N) result. Kept as
+    one op (instead of MatMul + Mul + Add) because this is the form that fully-connected
+    layers, bias fusion and BatchNorm folding work on. Without c, beta is 1 (canonical).
+    """
+
+    inputs = (2, 3)
+    attrs = {
+        "alpha": Attr("float", 1.0, "scales the product"),
+        "beta": Attr("float", 1.0, "scales c"),
+        "transA": Attr("bool", False, "use a transposed (a is K x M)"),
+        "transB": Attr("bool", False, "use b transposed (b is N x K)"),
+    }
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        x, y = require_inputs("Gemm", ins, 2)
+        c = ins[2] if len(ins) > 2 else None
+        dt = same_dtype("Gemm", [x, y] + ([c] if c is not None else []))
+        _numeric("Gemm", dt)
+        require(len(x.shape) == 2 and len(y.shape) == 2,
+                f"Gemm: a and b must be 2-D, got {list(x.shape)} and {list(y.shape)}")
+        m, k = x.shape[::-1] if a["transA"] else x.shape
+        k2, n = y.shape[::-1] if a["transB"] else y.shape
+        require(k == k2, f"Gemm: inner dimensions differ: op(a) is {m}x{k}, op(b) is {k2}x{n}")
+        if c is not None:
+            require(
+                broadcast_shapes("Gemm", c.shape, (m, n)) == (m, n),
+                f"Gemm: c of shape {list(c.shape)} does not broadcast to the result [{m}, {n}]",
+            )
+        return [TensorType((m, n), dt)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, y = ins[0], ins[1]
+        c = ins[2] if len(ins) > 2 else None
+        assert x is not None and y is not None
+        # f16 accumulates in f32 (as real kernels do); other types compute in their own type.
+        wt = np.float32 if x.dtype == np.float16 else x.dtype
+        xa = x.T if a["transA"] else x
+        yb = y.T if a["transB"] else y
+        acc = np.matmul(xa.astype(wt), yb.astype(wt))
+        if a["alpha"] != 1.0:
+            acc = acc * a["alpha"]
+        if c is not None:
+            acc = acc + (c.astype(wt) * a["beta"] if a["beta"] != 1.0 else c.astype(wt))
+        return [np.asarray(acc).astype(x.dtype)]
+
+
+# -- Einsum ---------------------------------------------------------------------------------
+
+_TERM = re.compile(r"^[A-Za-z]*(\.\.\.)?[A-Za-z]*$")
+
+
+def _split_term(op: str, term: str) -> tuple[str, str, bool]:
+    """(labels before '...', labels after '...', whether '...' occurs)."""
+    if not _TERM.match(term):
+        raise OpError(f"{op}: bad subscripts {term!r}: use letters and at most one '...'")
+    head, dots, tail = term.partition("...")
+    return head, tail, bool(dots)
+
+
+def canonical_einsum(equation: str, ranks: list[int]) -> str:
+    """The explicit form of an einsum equation: spaces removed and the output spelled out.
+
+    In implicit mode (no '->') the output is '...' (if any operand has one) followed by the
+    labels that occur exactly once, in alphabetical order, as numpy and ONNX define it.
+    """
+    op = "Einsum"
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise OpError(f"{op}: equation {equation!r} names {len(terms)} operand(s), "
+                      f"got {len(ranks)}")
+    parts = [_split_term(op, t) for t in terms]
+    if arrow:
+        _split_term(op, rhs)
+        return eq
+    letters = "".join(h + t for h, t, _ in parts)
+    once = sorted(ch for ch in set(letters) if letters.count(ch) == 1)
+    dots = "..." if any(d for _, _, d in parts) else ""
+    return f"{lhs}->{dots}{''.join(once)}"
+
+
+def einsum_shape(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """Output shape of a canonical einsum equation, checking every operand against it."""
+    op = "Einsum"
+    lhs, _, rhs = equation.partition("->")
+    sizes: dict[str, int] = {}
+    ell: tuple[int, ...] = ()
+    any_dots = False
+    for i, (term, shape) in enumerate(zip(lhs.split(","), shapes)):
+        head, tail, dots = _split_term(op, term)
+        n_ell = len(shape) - len(head) - len(tail)
+        if n_ell < 0 or (n_ell and not dots):
+            raise OpError(f"{op}: operand {i} has rank {len(shape)}, subscripts {term!r}")
+        any_dots |= dots
+        ell = broadcast_shapes(op, ell, shape[len(head):len(head) + n_ell])
+        for ch, d in zip(head + tail, shape[:len(head)] + shape[len(shape) - len(tail):]):
+            if sizes.setdefault(ch, d) != d:
+                raise OpError(f"{op}: label {ch!r} has sizes {sizes[ch]} and {d}; labelled "
+                              "axes must match exactly (only '...' broadcasts)")
+    head, tail, dots = _split_term(op, rhs)
+    out = head + tail
+    if len(set(out)) != len(out):
+        raise OpError(f"{op}: output subscripts {rhs!r} repeat a label")
+    missing = [ch for ch in out if ch not in sizes]
+    if missing:
+        raise OpError(f"{op}: output labels {missing} do not occur in any operand")
+    if dots and not any_dots:
+        raise OpError(f"{op}: output has '...' but no operand does")
+    if any_dots and ell and not dots:
+        raise OpError(f"{op}: the operands' '...' axes {list(ell)} must appear in the output")
+    return tuple(sizes[ch] for ch in head) + (ell if dots else ()) + tuple(
+        sizes[ch] for ch in tail
+    )
+
+
+@register
+class Einsum:
+    """Einstein summation with numpy.einsum semantics: labels shared between operands are
+    multiplied, labels missing from the output are summed, a label repeated within one operand
+    takes the diagonal, and '...' stands for broadcast leading axes.
+
+    ``equation`` is canonical: explicit ('->' present) and without spaces. The frontend turns
+    the plain batched-matmul form into MatMul, so this op carries the remaining contractions.
+    """
+
+    inputs = (1, -1)
+    attrs = {"equation": Attr("str", doc="explicit einsum equation, e.g. 'bij,bjk->bik'")}
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        types = require_inputs("Einsum", ins, len(ins))
+        dt = same_dtype("Einsum", types)
+        _numeric("Einsum", dt)
+        eq = a["equation"]
+        canon = canonical_einsum(eq, [len(t.shape) for t in types])
+        require(canon == eq, f"Einsum: equation {eq!r} is not canonical (expected {canon!r})")
+        return [TensorType(einsum_shape(eq, [t.shape for t in types]), dt)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        arrays = [x for x in ins if x is not None]
+        y = np.einsum(a["equation"], *arrays)
+        return [np.asarray(y).astype(arrays[0].dtype, copy=False)]

@@ -1,3 +1,315 @@
-"""norm ops."""
+"""Normalisation ops: batch/instance/layer norm, mean-variance and Lp normalisation, and the
+softmax family (Softmax, LogSoftmax, Hardmax), which normalise along one axis.
+
+These ops have no good integer form, so the quantiser keeps them as float islands; their
+reference semantics therefore compute in at least f32 (f16 inputs are widened) and cast the
+result back to the input's type.
+"""
 
 from __future__ import annotations
+
+import numpy as np
+
+from ir.ops.common import broadcast_shapes, norm_axis, require_inputs
+from ir.ops.registry import Attr, Attrs, OpError, register, require
+from ir.types import DType, TensorType
+
+
+def _float_input(op: str, t: TensorType, what: str = "input") -> None:
+    if not t.dtype.is_float:
+        raise OpError(f"{op}: {what} must be a float tensor, got {t.dtype.value}")
+
+
+def _work_dtype(*arrays: np.ndarray) -> np.dtype:
+    """The dtype the reference computes in: the inputs' widest float type, at least f32."""
+    return np.result_type(np.float32, *[a.dtype for a in arrays])
+
+
+def _channel_params(op: str, x: TensorType, params: list[TensorType], names: list[str]) -> None:
+    """Per-channel parameters: 1-D float tensors of length C = x.shape[1]."""
+    require(len(x.shape) >= 2, f"{op}: input must have rank >= 2 (N, C, ...), got {x.shape}")
+    c = x.shape[1]
+    for t, name in zip(params, names):
+        _float_input(op, t, name)
+        require(t.shape == (c,), f"{op}: {name} must have shape ({c},), got {list(t.shape)}")
+
+
+def _per_channel(p: np.ndarray, rank: int, dt: np.dtype) -> np.ndarray:
+    """A (C,) parameter viewed as (C, 1, ..., 1) so it broadcasts against (N, C, D1, ...)."""
+    return p.astype(dt, copy=False).reshape((-1,) + (1,) * (rank - 2))
+
+
+@register
+class BatchNormalization:
+    """Inference-form batch normalisation over channel axis 1, with stored statistics:
+    y = scale * (x - mean) / sqrt(var + epsilon) + bias.
+
+    Only the inference form exists in the IR (qnnc compiles inference graphs); the
+    fold-batchnorm pass folds it into a preceding Conv/Gemm when it can.
+    Inputs: x (N, C, ...), scale, bias, mean, var (each (C,)).
+    """
+
+    inputs = (5, 5)
+    attrs = {"epsilon": Attr("float", 1e-5, "added to var before the square root")}
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        x, *params = require_inputs("BatchNormalization", ins, 5)
+        _float_input("BatchNormalization", x)
+        _channel_params("BatchNormalization", x, params, ["scale", "bias", "mean", "var"])
+        return [TensorType(x.shape, x.dtype)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, scale, bias, mean, var = ins
+        assert x is not None and scale is not None and bias is not None
+        assert mean is not None and var is not None
+        dt = _work_dtype(x, scale, bias, mean, var)
+        r = x.ndim
+        inv = 1.0 / np.sqrt(_per_channel(var, r, dt) + dt.type(a["epsilon"]))
+        y = (x.astype(dt) - _per_channel(mean, r, dt)) * (inv * _per_channel(scale, r, dt))
+        return [(y + _per_channel(bias, r, dt)).astype(x.dtype)]
+
+
+@register
+class InstanceNormalization:
+    """Normalise each (n, c) slice over its spatial axes with its own statistics:
+    y = scale[c] * (x - mean_nc) / sqrt(var_nc + epsilon) + bias[c].
+
+    Inputs: x (N, C, D1, ...), scale (C,), bias (C,).
+    """
+
+    inputs = (3, 3)
+    attrs = {"epsilon": Attr("float", 1e-5, "added to the variance before the square root")}
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        x, scale, bias = require_inputs("InstanceNormalization", ins, 3)
+        _float_input("InstanceNormalization", x)
+        _channel_params("InstanceNormalization", x, [scale, bias], ["scale", "bias"])
+        return [TensorType(x.shape, x.dtype)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, scale, bias = ins
+        assert x is not None and scale is not None and bias is not None
+        dt = _work_dtype(x, scale, bias)
+        xw = x.astype(dt)
+        axes = tuple(range(2, x.ndim))
+        mean = xw.mean(axis=axes, keepdims=True)
+        d = xw - mean
+        var = (d * d).mean(axis=axes, keepdims=True)
+        y = d / np.sqrt(var + dt.type(a["epsilon"]))
+        y = y * _per_channel(scale, x.ndim, dt) + _per_channel(bias, x.ndim, dt)
+        return [y.astype(x.dtype)]
+
+
+@register
+class LayerNormalization:
+    """Standardise over the trailing axes [axis, rank), then scale and shift:
+    n = (x - mean) / sqrt(var + epsilon), computed in the ``stash`` type and cast to x's;
+    y = n * scale + bias (scale and bias broadcast unidirectionally to x).
+
+    With ``stats``, the op also returns mean and 1/sqrt(var + epsilon) (in the stash type,
+    shape x.shape[:axis] + (1,) * (rank - axis)), as ONNX's optional outputs do; without it
+    there is one output, which is what later passes and code generators expect.
+    """
+
+    inputs = (2, 3)
+    outputs = -1
+    attrs = {
+        "axis": Attr("int", doc="first normalised axis (canonical: >= 0)"),
+        "epsilon": Attr("float", 1e-5, "added to the variance before the square root"),
+        "stash": Attr("str", "f32", "element type of the statistics and of stage one"),
+        "stats": Attr("bool", False, "also output mean and inverse standard deviation"),
+    }
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        op = "LayerNormalization"
+        x, scale = require_inputs(op, ins, 2)
+        _float_input(op, x)
+        axis = norm_axis(op, a["axis"], len(x.shape))
+        require(axis == a["axis"], f"{op}: axis must be canonical (>= 0), got {a['axis']}")
+        try:
+            stash = DType(a["stash"])
+        except ValueError:
+            raise OpError(f"{op}: stash type {a['stash']!r} is not an IR type") from None
+        require(stash.is_float, f"{op}: stash type must be a float type, got {stash.value}")
+        params = [("scale", scale)] + ([("bias", ins[2])] if len(ins) > 2 and ins[2] else [])
+        for name, t in params:
+            assert t is not None
+            _float_input(op, t, name)
+            require(
+                broadcast_shapes(op, x.shape, t.shape) == x.shape,
+                f"{op}: {name} of shape {list(t.shape)} does not broadcast to x {list(x.shape)}",
+            )
+        out = [TensorType(x.shape, x.dtype)]
+        if a["stats"]:
+            stat_shape = x.shape[:axis] + (1,) * (len(x.shape) - axis)
+            out += [TensorType(stat_shape, stash)] * 2
+        return out
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, scale = ins[0], ins[1]
+        bias = ins[2] if len(ins) > 2 else None
+        assert x is not None and scale is not None
+        stash = DType(a["stash"]).np
+        axes = tuple(range(a["axis"], x.ndim))
+        xs = x.astype(stash)
+        mean = xs.mean(axis=axes, keepdims=True)
+        d = xs - mean
+        var = (d * d).mean(axis=axes, keepdims=True)
+        inv_std = 1.0 / np.sqrt(var + stash.type(a["epsilon"]))
+        y = (d * inv_std).astype(x.dtype) * scale.astype(x.dtype)
+        if bias is not None:
+            y = y + bias.astype(x.dtype)
+        out = [y.astype(x.dtype)]
+        if a["stats"]:
+            out += [mean.astype(stash), inv_std.astype(stash)]
+        return out
+
+
+
+@register
+class MeanVarianceNormalization:
+    """Standardise over ``axes`` without affine parameters:
+    y = (x - mean) / (sqrt(var) + 1e-9), mean and var taken over ``axes`` (ONNX's formula)."""
+
+    inputs = (1, 1)
+    attrs = {"axes": Attr("ints", [0, 2, 3], "reduced axes (canonical: sorted, >= 0)")}
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        op = "MeanVarianceNormalization"
+        (x,) = require_inputs(op, ins, 1)
+        _float_input(op, x)
+        axes = [norm_axis(op, ax, len(x.shape)) for ax in a["axes"]]
+        require(axes == a["axes"] == sorted(set(axes)),
+                f"{op}: axes must be sorted, unique and >= 0, got {a['axes']}")
+        return [TensorType(x.shape, x.dtype)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x = ins[0]
+        assert x is not None
+        xw = x.astype(_work_dtype(x))
+        axes = tuple(a["axes"])
+        mean = xw.mean(axis=axes, keepdims=True)
+        d = xw - mean
+        std = np.sqrt((d * d).mean(axis=axes, keepdims=True))
+        return [(d / (std + xw.dtype.type(1e-9))).astype(x.dtype)]
+
+
+@register
+class LpNormalization:
+    """Divide by the Lp norm along ``axis`` (p = 1 or 2): y = x / ||x||_p, and 0 where the
+    norm is 0 (so an all-zero slice stays zero instead of becoming NaN)."""
+
+    inputs = (1, 1)
+    attrs = {
+        "axis": Attr("int", doc="normalised axis (canonical: >= 0)"),
+        "p": Attr("int", 2, "order of the norm: 1 or 2"),
+    }
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        op = "LpNormalization"
+        (x,) = require_inputs(op, ins, 1)
+        _float_input(op, x)
+        require(norm_axis(op, a["axis"], len(x.shape)) == a["axis"],
+                f"{op}: axis must be canonical (>= 0), got {a['axis']}")
+        require(a["p"] in (1, 2), f"{op}: p must be 1 or 2, got {a['p']}")
+        return [TensorType(x.shape, x.dtype)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x = ins[0]
+        assert x is not None
+        xw = x.astype(_work_dtype(x))
+        if a["p"] == 1:
+            norm = np.abs(xw).sum(axis=a["axis"], keepdims=True)
+        else:
+            norm = np.sqrt((xw * xw).sum(axis=a["axis"], keepdims=True))
+        safe = np.where(norm == 0, 1, norm)
+        return [np.where(norm == 0, 0, xw / safe).astype(x.dtype)]
+
+
+
+def _axis_infer(op: str, ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+    (x,) = require_inputs(op, ins, 1)
+    _float_input(op, x)
+    require(norm_axis(op, a["axis"], len(x.shape)) == a["axis"],
+            f"{op}: axis must be canonical (>= 0), got {a['axis']}")
+    return [TensorType(x.shape, x.dtype)]
+
+
+_AXIS = {"axis": Attr("int", doc="the one normalised axis (canonical: >= 0)")}
+
+
+@register
+class Softmax:
+    """y = exp(x - max(x)) / sum(exp(x - max(x))) along the single axis ``axis``.
+
+    ONNX before opset 13 normalised over all axes from ``axis`` on (a 2-D coercion); the
+    frontend expresses that with Reshapes around this op, so the IR has one meaning."""
+
+    inputs = (1, 1)
+    attrs = _AXIS
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        return _axis_infer("Softmax", ins, a)
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x = ins[0]
+        assert x is not None
+        xw = x.astype(_work_dtype(x))
+        e = np.exp(xw - xw.max(axis=a["axis"], keepdims=True))
+        return [(e / e.sum(axis=a["axis"], keepdims=True)).astype(x.dtype)]
+
+
+@register
+class LogSoftmax:
+    """y = (x - max(x)) - log(sum(exp(x - max(x)))) along the single axis ``axis``
+    (the same axis convention as Softmax)."""
+
+    inputs = (1, 1)
+    attrs = _AXIS
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        return _axis_infer("LogSoftmax", ins, a)
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x = ins[0]
+        assert x is not None
+        xw = x.astype(_work_dtype(x))
+        d = xw - xw.max(axis=a["axis"], keepdims=True)
+        return [(d - np.log(np.exp(d).sum(axis=a["axis"], keepdims=True))).astype(x.dtype)]
+
+
+@register
+class Hardmax:
+    """y = 1 at the first maximum along ``axis``, 0 elsewhere (the same axis convention as
+    Softmax)."""
+
+    inputs = (1, 1)
+    attrs = _AXIS
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        return _axis_infer("Hardmax", ins, a)
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x = ins[0]
+        assert x is not None
+        y = np.zeros_like(x)
+        if x.size:
+            first = np.expand_dims(np.argmax(x, axis=a["axis"]), a["axis"])
+            np.put_along_axis(y, first, 1, axis=a["axis"])
+        return [y]
