@@ -38,20 +38,13 @@ def check_spatial(op: str, x: TensorType, a: Attrs, names: Sequence[str]) -> int
 
 def pad_spatial(x: np.ndarray, before: Sequence[int], after: Sequence[int],
                 value: float | int = 0) -> np.ndarray:
-    """``x`` with its spatial axes (2...) padded by ``value``; ``x`` itself when no padding.
-
-    Negative ``after`` entries crop instead (pooling never reads those cells)."""
+    """``x`` with its spatial axes (2...) padded by ``value``; ``x`` itself when no padding."""
     if not any(before) and not any(after):
         return x
-    shape = x.shape[:2] + tuple(s + b + max(e, 0) for s, b, e in zip(x.shape[2:], before, after))
+    shape = x.shape[:2] + tuple(s + b + e for s, b, e in zip(x.shape[2:], before, after))
     out = np.full(shape, value, dtype=x.dtype)
-    src = (slice(None), slice(None)) + tuple(
-        slice(0, s + min(e, 0)) for s, e in zip(x.shape[2:], after)
-    )
-    dst = (slice(None), slice(None)) + tuple(
-        slice(b, b + s + min(e, 0)) for s, b, e in zip(x.shape[2:], before, after)
-    )
-    out[dst] = x[src]
+    inner = tuple(slice(b, b + s) for s, b in zip(x.shape[2:], before))
+    out[(slice(None), slice(None)) + inner] = x
     return out
 
 
