@@ -57,7 +57,7 @@ def unary(
 ) -> None:
     """Register an elementwise op ``y = fn(x)`` whose output type equals its input type.
 
-    ``dtypes`` is "float" (float inputs only), "numeric" (no bool) or "any".
+    ``dtypes`` is "float" (float inputs only), "numeric" (no bool), "bool" (bool only) or "any".
     """
 
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
@@ -66,6 +66,8 @@ def unary(
             raise OpError(f"{name}: needs a float input, got {x.dtype.value}")
         if dtypes == "numeric" and x.dtype is DType.bool:
             raise OpError(f"{name}: needs a numeric input, got bool")
+        if dtypes == "bool" and x.dtype is not DType.bool:
+            raise OpError(f"{name}: needs a bool input, got {x.dtype.value}")
         return [TensorType(x.shape, x.dtype)]
 
     def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
