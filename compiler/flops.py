@@ -58,6 +58,7 @@ PER_ELEMENT: dict[str, int] = {
     "GroupNormalization": 8,
     "RMSNormalization": 6,
     "MeanVarianceNormalization": 8,
+    "LpNormalization": 3,  # square (or abs), sum, divide
     "Softmax": 5,  # max, subtract, exp, sum, divide
     "LogSoftmax": 5,
     "Hardmax": 2,
