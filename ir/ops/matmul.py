@@ -87,10 +87,11 @@ class Gemm:
         k2, n = y.shape[::-1] if a["transB"] else y.shape
         require(k == k2, f"Gemm: inner dimensions differ: op(a) is {m}x{k}, op(b) is {k2}x{n}")
         if c is not None:
-            require(
-                broadcast_shapes("Gemm", c.shape, (m, n)) == (m, n),
-                f"Gemm: c of shape {list(c.shape)} does not broadcast to the result [{m}, {n}]",
+            fits = len(c.shape) <= 2 and all(
+                d in (1, full) for d, full in zip(c.shape[::-1], (n, m))
             )
+            require(fits, f"Gemm: c of shape {list(c.shape)} does not broadcast to the "
+                          f"result [{m}, {n}]")
         return [TensorType((m, n), dt)]
 
     @staticmethod

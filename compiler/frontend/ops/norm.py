@@ -104,8 +104,14 @@ def _along_axis(ctx: Ctx, op: str, x: Value, axis: int | None) -> Value:
         # At most one axis of the flattened group is longer than 1: normalising over the
         # group is normalising over that axis, so no reshape is needed.
         return ctx.op(op, [x], axis=big[0] if big else a)
-    flat = ctx.op("Reshape", [x], shape=[math.prod(shape[:a]), math.prod(shape[a:])])
-    y = ctx.op(op, [flat], axis=1)
+    # The 2-D intermediates get their own names so that the node's output keeps its own.
+    hints = ctx.out_hints
+    ctx.out_hints = [f"{h}_2d" for h in hints if h]
+    try:
+        flat = ctx.op("Reshape", [x], shape=[math.prod(shape[:a]), math.prod(shape[a:])])
+        y = ctx.op(op, [flat], axis=1)
+    finally:
+        ctx.out_hints = hints
     return ctx.op("Reshape", [y], shape=list(shape))
 
 
