@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +20,8 @@ from compiler.errors import (
     UnsupportedModelError,
 )
 from compiler.io import parse_input_shape, parse_shape, random_inputs, read_inputs
+from ir.graph import Graph
+from ir.text import print_graph
 from ir.types import DType, TensorType
 from tests.cli.models import conv_reference, conv_relu, save, two_inputs, unsupported
 
@@ -206,3 +210,51 @@ def test_io_helpers(tmp_path: Path) -> None:
         ("float16", (2, 2)), ("int64", (3,)), ("bool", (4,))
     ]
     assert 0 <= r["i"].min() and r["i"].max() < 10
+
+
+def _fake_passes(log: list[str]) -> SimpleNamespace:
+    """A stand-in passes package with the agreed interface, recording what it was asked."""
+
+    def run_pipeline(
+        graph: Graph, pipeline: list[str], *, verify: bool = False,
+        print_after: tuple[str, ...] = (), disabled: tuple[str, ...] = (),
+        on_print: Callable[[str, str], None] | None = None,
+    ) -> Graph:
+        for name in pipeline:
+            if name in disabled:
+                continue
+            log.append(name)
+            if name in print_after and on_print is not None:
+                on_print(name, print_graph(graph))
+        return graph
+
+    return SimpleNamespace(PASSES={"one": None, "two": None}, DEFAULT_PIPELINE=["one", "two"],
+                           run_pipeline=run_pipeline)
+
+
+def test_pipeline_options_reach_the_pass_manager(monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    monkeypatch.setattr(api, "_passes", lambda: _fake_passes(log))
+    printed: list[str] = []
+    cm = compile_model(two_inputs(), print_after=["all"], on_print=lambda p, t: printed.append(p))
+    assert log == printed == cm.pipeline == ["one", "two"]
+    log.clear(), printed.clear()
+    cm = compile_model(two_inputs(), disabled_passes=["one"], print_after=["all"],
+                       on_print=lambda p, t: printed.append(p))
+    assert log == printed == cm.pipeline == ["two"]
+    log.clear()
+    assert compile_model(two_inputs(), pipeline=["two", "two"]).pipeline == ["two", "two"]
+    with pytest.raises(QnncError, match="unknown pass.*'three'.*one, two"):
+        compile_model(two_inputs(), print_after=["three"])
+
+
+def test_cli_print_after_headers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from compiler.cli import main
+
+    monkeypatch.setattr(api, "_passes", lambda: _fake_passes([]))
+    p = save(two_inputs(), tmp_path / "m.onnx")
+    assert main(["compile", str(p), "-o", str(tmp_path / "o"), "--print-after", "two"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == "// ----- IR after two -----"
+    assert "Add(" in err and "after one" not in err
