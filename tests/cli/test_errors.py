@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compiler import cli
 from compiler.frontend.registry import CONVERTERS
+from ir.interpreter import InterpreterError
+from ir.verifier import VerifyError
 from tests.cli.models import (
     Result,
     assert_one_paragraph_error,
@@ -189,3 +192,25 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert "Traceback" in r.err and "ModelLoadError" in r.err
     r = run_subprocess(["inspect", "--debug", str(tmp_path / "nowhere.onnx")])
     assert "Traceback" in r.err
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "needle"),
+    [
+        (KeyboardInterrupt(), 130, "interrupted"),
+        (PermissionError(13, "Permission denied", "/root/x"), 1, "Permission denied '/root/x'"),
+        (VerifyError("node #3 (Relu): reads %v before it is defined"), 1, "bug in qnnc"),
+        (InterpreterError("node 'n' (Div) failed: boom"), 1, "running the model failed"),
+    ],
+)
+def test_other_failures_are_one_paragraph(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    exc: BaseException, code: int, needle: str,
+) -> None:
+    def explode(args: object) -> int:
+        raise exc
+
+    monkeypatch.setattr(cli, "cmd_ops", explode)
+    assert_one_paragraph_error(run_cli(["ops"], capsys), code, needle)
+    with pytest.raises(type(exc)):
+        cli.main(["ops", "--debug"])
