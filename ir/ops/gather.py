@@ -102,7 +102,7 @@ class Slice:
             slice(s, None if e < 0 else e, st)
             for s, e, st in zip(a["starts"], a["ends"], a["steps"])
         )
-        return [np.ascontiguousarray(x[index])]
+        return [x[index].copy()]
 
 
 @register

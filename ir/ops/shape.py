@@ -97,7 +97,7 @@ class Transpose:
     @staticmethod
     def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
         assert ins[0] is not None
-        return [np.ascontiguousarray(np.transpose(ins[0], a["perm"]))]
+        return [np.transpose(ins[0], a["perm"]).copy()]
 
 
 @register
@@ -202,5 +202,5 @@ class Split:
         x = ins[0]
         assert x is not None
         cuts = np.cumsum(a["split"])[:-1]
-        return [np.ascontiguousarray(p) for p in np.split(x, cuts, axis=a["axis"])]
+        return [p.copy() for p in np.split(x, cuts, axis=a["axis"])]
 
