@@ -132,7 +132,8 @@ def import_model(
     for t in g.initializer:
         dt = onnx_dtype(t.data_type, f"initializer {t.name!r}")
         arr = numpy_helper.to_array(t).astype(dt.np, copy=False)
-        env[t.name] = graph.add_const(np.ascontiguousarray(arr), t.name)
+        # reshape: ascontiguousarray turns a scalar into shape (1,)
+        env[t.name] = graph.add_const(np.ascontiguousarray(arr).reshape(arr.shape), t.name)
     for inp in g.input:
         if inp.name in inits:
             continue
