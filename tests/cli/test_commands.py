@@ -201,7 +201,7 @@ def test_example_list_and_write(tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert r.code == 0, r.err
     from compiler.examples import EXAMPLES
 
-    name = sorted(EXAMPLES)[0]
+    name = "tiny_cnn" if "tiny_cnn" in EXAMPLES else min(EXAMPLES)  # the small one, if any
     assert name in r.out
     out = tmp_path / "ex.onnx"
     r = run_cli(["example", name, "-o", str(out)], capsys)
