@@ -40,7 +40,8 @@ def converter(op_type: str, *, ir_ops: tuple[str, ...] | None = None, note: str 
     def deco(fn: ConverterFn) -> ConverterFn:
         if op_type in CONVERTERS:
             raise ValueError(f"ONNX op {op_type!r} has two converters")
-        CONVERTERS[op_type] = Converter(op_type, fn, ir_ops or (op_type,), note)
+        ops = (op_type,) if ir_ops is None else ir_ops  # () = folded, no IR op
+        CONVERTERS[op_type] = Converter(op_type, fn, ops, note)
         return fn
 
     return deco
