@@ -31,18 +31,18 @@ def _supported(ctx: Ctx, array: Any, what: str) -> np.ndarray:
     return arr
 
 
-@converter("Shape", ir_ops=())
+@converter("Shape", ir_ops=(), note="a constant: shapes are static")
 def shape(ctx: Ctx, x: Value, *, start: int = 0, end: int | None = None) -> Value:
     # Python slicing clamps out-of-range bounds exactly as ONNX's Shape-15 specifies.
     return ctx.const(np.array(x.type.shape[start:end], dtype=np.int64))
 
 
-@converter("Size", ir_ops=())
+@converter("Size", ir_ops=(), note="a constant: shapes are static")
 def size(ctx: Ctx, x: Value) -> Value:
     return ctx.const(np.array(x.type.size, dtype=np.int64))
 
 
-@converter("Constant", ir_ops=())
+@converter("Constant", ir_ops=(), note="no sparse or string values")
 def constant(
     ctx: Ctx, *, value: Any = None, value_float: float | None = None,
     value_floats: list[float] | None = None, value_int: int | None = None,
@@ -68,7 +68,7 @@ def constant(
     return ctx.const(_supported(ctx, arr, "the constant"))
 
 
-@converter("ConstantOfShape", ir_ops=())
+@converter("ConstantOfShape", ir_ops=(), note="shape must be constant")
 def constant_of_shape(ctx: Ctx, shape: Value, *, value: Any = None) -> Value:
     dims = ctx.ints_of(shape, "input")
     if any(d < 0 for d in dims):
@@ -79,7 +79,7 @@ def constant_of_shape(ctx: Ctx, shape: Value, *, value: Any = None) -> Value:
     return ctx.const(np.full(dims, fill.reshape(-1)[0], dtype=fill.dtype))
 
 
-@converter("Range", ir_ops=())
+@converter("Range", ir_ops=(), note="start, limit, delta must be constant")
 def range_(ctx: Ctx, start: Value, limit: Value, delta: Value) -> Value:
     """output[i] = start + i*delta for i < max(ceil((limit - start) / delta), 0).
 
@@ -100,7 +100,7 @@ def range_(ctx: Ctx, start: Value, limit: Value, delta: Value) -> Value:
     return ctx.const(out.astype(s.dtype))
 
 
-@converter("Dropout", ir_ops=())
+@converter("Dropout", ir_ops=(), note="inference only: y = x")
 def dropout(
     ctx: Ctx, x: Value, ratio_in: Value | None = None, training_mode: Value | None = None, *,
     ratio: float = 0.5, seed: int | None = None, is_test: int = 0,

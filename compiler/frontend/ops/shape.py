@@ -44,7 +44,7 @@ def reshape_to(ctx: Ctx, x: Value, shape: list[int]) -> Value:
     return ctx.op("Reshape", [x], shape=shape)
 
 
-@converter("Identity")
+@converter("Identity", ir_ops=(), note="aliases its input")
 def identity(ctx: Ctx, x: Value) -> Value:
     return x
 
