@@ -9,6 +9,7 @@ given to ``run`` and imports it again; everything else stays a real graph input.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,9 +37,10 @@ class QnncRep(BackendRep):
         try:
             self._graph = import_model(model)
         except ConversionError as e:
-            if "known at compile time" not in str(e):
+            msg = str(e)
+            if "known at compile time" not in msg and "unknown dimension" not in msg:
                 raise
-            self._graph = None  # specialise on the integer inputs at run time
+            self._graph = None  # specialise on the inputs' shapes (and ints) at run time
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
         if isinstance(inputs, dict):
@@ -48,20 +50,53 @@ class QnncRep(BackendRep):
             feeds = {n: np.asarray(a) for n, a in zip(self.input_names, arrays)}
         graph = self._graph
         if graph is None:
-            graph = import_model(_specialise(self.model, feeds))
+            graph = _import_for(self.model, feeds)
         names = {v.name for v in graph.inputs}
         outs = interpret(graph, {k: v for k, v in feeds.items() if k in names})
         by_value = [graph.outputs[i].name for i in range(len(graph.outputs))]
         return tuple(outs[n] for n in by_value)
 
 
-def _specialise(model: ModelProto, feeds: dict[str, np.ndarray]) -> ModelProto:
-    """A copy of ``model`` with its integer/bool inputs turned into initializers."""
+def _import_for(model: ModelProto, feeds: dict[str, np.ndarray]) -> Graph:
+    """Import ``model`` with its inputs' shapes taken from ``feeds``, and its integer inputs
+    made constant too if the import needs them. Zero-size inputs hold no data, only a shape
+    (which graph inputs may not have), so they always become constants."""
+    m = _specialise(model, {k: a for k, a in feeds.items() if a.size == 0}, kinds="biufc")
+    try:
+        return import_model(m, input_shapes=_feed_shapes(m, feeds))
+    except ConversionError as e:
+        if "known at compile time" not in str(e):
+            raise
+    m = _specialise(m, feeds)
+    while True:
+        try:
+            return import_model(m, input_shapes=_feed_shapes(m, feeds))
+        except ConversionError as e:
+            # a float operand that must be constant (Resize's scales/roi, ...), named as %input
+            named = set(re.findall(r"\(%([^)\s]+)\)", str(e))) & set(_feed_shapes(m, feeds))
+            if "known at compile time" not in str(e) or not named:
+                raise
+            m = _specialise(m, {k: feeds[k] for k in named}, kinds="biufc")
+
+
+def _feed_shapes(model: ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, tuple]:
+    """The shapes of the fed inputs that are still graph inputs (not initializers)."""
+    consts = {t.name for t in model.graph.initializer}
+    return {i.name: feeds[i.name].shape for i in model.graph.input
+            if i.name in feeds and i.name not in consts}
+
+
+def _specialise(
+    model: ModelProto, feeds: dict[str, np.ndarray], kinds: str = "iub"
+) -> ModelProto:
+    """A copy of ``model`` with its inputs of these dtype kinds (ints, bools) turned into
+    initializers."""
     m = ModelProto()
     m.CopyFrom(model)
+    done = {t.name for t in m.graph.initializer}
     for inp in m.graph.input:
         a = feeds.get(inp.name)
-        if a is not None and a.dtype.kind in "iub":
+        if a is not None and a.dtype.kind in kinds and inp.name not in done:
             m.graph.initializer.append(numpy_helper.from_array(a, inp.name))
     return m
 

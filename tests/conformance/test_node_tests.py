@@ -6,8 +6,11 @@ tests of unsupported ops are skipped and counted per op in the run's summary.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+from onnx import TensorProto, numpy_helper
 from onnx.backend.test.case.test_case import TestCase
 
 from compiler.backend import QnncBackend
@@ -26,6 +29,11 @@ def _params() -> list:
     return out
 
 
+def _array(a: Any) -> Any:
+    """Some node tests (Cast, QuantizeLinear, ...) store their data as TensorProtos."""
+    return numpy_helper.to_array(a) if isinstance(a, TensorProto) else a
+
+
 @pytest.mark.parametrize("case", _params())
 def test_node(case: TestCase, record_property: pytest.RecordProperty) -> None:
     record_property("onnx_op", op_under_test(case))
@@ -34,6 +42,8 @@ def test_node(case: TestCase, record_property: pytest.RecordProperty) -> None:
         pytest.skip(f"unsupported op(s): {', '.join(missing)}")
     rep = QnncBackend.prepare(case.model)
     for inputs, expected in case.data_sets:
+        inputs = [_array(a) for a in inputs]
+        expected = [_array(e) for e in expected]
         got = rep.run(inputs)
         assert len(got) == len(expected)
         for i, (g, e) in enumerate(zip(got, expected)):
