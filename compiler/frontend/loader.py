@@ -59,6 +59,7 @@ def check_model(model: ModelProto, where: str = "model") -> None:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
+        first = first.rstrip(".")
         raise ModelLoadError(
             f"{where} fails onnx's model checker: {first}. Re-export the model, or repair it "
             "with onnx's tools, then try again."
