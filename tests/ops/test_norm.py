@@ -233,6 +233,26 @@ def test_softmax_large_values_do_not_overflow() -> None:
     close(got[0], want[0])
 
 
+def test_float16_softmax_rounds_like_onnx() -> None:
+    # ONNX computes in the input type; f16 models' reference outputs carry that rounding.
+    x = rand(4, 3, 16, dtype=np.float16) * 4
+    _, got, want = run_both("Softmax", {"x": x}, ["y"], 13)
+    assert got[0].dtype == np.float16
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_float16_log_softmax_stays_finite() -> None:
+    # onnx.reference takes log(softmax), which is -inf where f16 exp underflows; the IR
+    # uses the stable (x - max) - log(sum(exp(x - max))).
+    x = rand(4, 3, 16, dtype=np.float16) * 8
+    _, got, _ = run_both("LogSoftmax", {"x": x}, ["y"], 13)
+    x32 = x.astype(np.float32)
+    d = x32 - x32.max(-1, keepdims=True)
+    want = d - np.log(np.exp(d).sum(-1, keepdims=True))
+    assert got[0].dtype == np.float16 and np.isfinite(got[0]).all()
+    np.testing.assert_allclose(got[0].astype(np.float32), want, rtol=2e-3, atol=2e-3)
+
+
 def test_hardmax_picks_the_first_maximum() -> None:
     x = np.array([[3.0, 1.0, 3.0], [0.0, 2.0, 2.0]], np.float32)
     _, got, _ = run_both("Hardmax", {"x": x}, ["y"], 13)
