@@ -1,0 +1,184 @@
+"""Integer arithmetic of quantised tensors — defined once, here, and used by the interpreter,
+the quantiser and (as the specification they are tested against) every code generator.
+
+Conventions (DESIGN.md, "Integer semantics"):
+
+- real = scale · (q − zero_point); weights are int8 symmetric per output channel in
+  [−127, 127]; activations are per-tensor affine u8 or i8; biases int32 with scale s_in·s_w.
+- Float → integer (QuantizeLinear): q = saturate(rint(x / scale) + zero_point), the division
+  in float32 as ONNX does, rint rounding ties to even.
+- Requantisation by a real multiplier M > 0 encoded at compile time as (M0, shift), M0 an
+  int32 in [2^30, 2^31), so that M ≈ M0 · 2^−n with n = 31 + shift:
+
+      requant(acc) = (acc · M0 + 2^(n−1)) >> n        (64-bit product, arithmetic shift)
+
+  i.e. acc · M rounded half towards +∞. Multipliers below 2^−32 cannot change any int32
+  accumulator's result from 0 and are encoded as M0 = 0, shift = 0. Multipliers of 2^30 or
+  more are rejected (no sensible quantisation produces them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ir.types import DType
+
+M0_BITS = 31
+MIN_SHIFT = 1 - M0_BITS  # n = 31 + shift >= 1
+MAX_SHIFT = 31  # n <= 62 keeps acc·M0 + 2^(n−1) inside int64 for |acc| < 2^31
+MIN_SCALE = 2.0**-24  # smallest scale chosen for a tensor: ranges narrower than 2^-24 per
+# step are treated as this wide, keeping every requantisation multiplier in range
+
+
+def qrange(dtype: DType, *, narrow: bool = False) -> tuple[int, int]:
+    """The integer range of ``dtype``; ``narrow`` drops the most negative value (int8 weights
+    use [−127, 127] so that negation never overflows)."""
+    info = np.iinfo(dtype.np)
+    lo = int(info.min) + (1 if narrow and info.min < 0 else 0)
+    return lo, int(info.max)
+
+
+def quantize_multiplier(m: float) -> tuple[int, int]:
+    """Encode a real multiplier as (M0, shift) with M0 in [2^30, 2^31); see the module doc."""
+    if not (m > 0.0 and math.isfinite(m)):
+        raise ValueError(f"requantisation multiplier must be positive and finite, got {m}")
+    mant, exp = math.frexp(m)  # m = mant · 2^exp, mant in [0.5, 1)
+    m0 = round(mant * (1 << M0_BITS))
+    if m0 == 1 << M0_BITS:  # mantissa rounded up to 1.0
+        m0 //= 2
+        exp += 1
+    shift = -exp
+    if shift > MAX_SHIFT:
+        return 0, 0
+    if shift < MIN_SHIFT:
+        raise ValueError(f"requantisation multiplier {m} is too large (must be < 2^30)")
+    return int(m0), int(shift)
+
+
+def multiplier_value(m0: int, shift: int) -> float:
+    """The real multiplier that (M0, shift) encodes."""
+    return math.ldexp(m0, -(M0_BITS + shift))
+
+
+def _channel_shape(values: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
+    if axis is None or values.size == 1:
+        return values.reshape(())
+    shape = [1] * ndim
+    shape[axis] = values.size
+    return values.reshape(shape)
+
+
+def requantize_raw(
+    acc: np.ndarray, m0: np.ndarray | int, shift: np.ndarray | int, axis: int | None = None
+) -> np.ndarray:
+    """(acc · M0 + 2^(n−1)) >> n with n = 31 + shift, elementwise, as int64.
+
+    ``m0``/``shift`` are scalars or one per index of ``axis`` (per-channel requantisation).
+    """
+    a = np.asarray(acc).astype(np.int64)
+    m0a = _channel_shape(np.asarray(m0, dtype=np.int64), a.ndim, axis)
+    n = _channel_shape(np.asarray(shift, dtype=np.int64) + M0_BITS, a.ndim, axis)
+    rounding = np.left_shift(np.int64(1), n - 1)
+    out = np.right_shift(a * m0a + rounding, n)
+    return np.where(m0a == 0, np.int64(0), out)
+
+
+def requantize(
+    acc: np.ndarray,
+    m0: np.ndarray | int,
+    shift: np.ndarray | int,
+    zero_point: int,
+    dtype: DType,
+    *,
+    clamp: tuple[int, int] | None = None,
+    axis: int | None = None,
+) -> np.ndarray:
+    """An int32 accumulator to the output type: zero_point + requant(acc), clamped to the
+    type's range intersected with ``clamp`` (how fused ReLU/ReLU6/Clip are expressed)."""
+    lo, hi = qrange(dtype)
+    if clamp is not None:
+        lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
+    y = requantize_raw(acc, m0, shift, axis) + np.int64(zero_point)
+    return np.clip(y, lo, hi).astype(dtype.np)
+
+
+def quantize(
+    x: np.ndarray,
+    scale: np.ndarray | float,
+    zero_point: np.ndarray | int,
+    dtype: DType,
+    axis: int | None = None,
+) -> np.ndarray:
+    """ONNX QuantizeLinear: saturate(rint(x / scale) + zero_point), division in float32."""
+    x32 = np.asarray(x, dtype=np.float32)
+    s = _channel_shape(np.asarray(scale, dtype=np.float32), x32.ndim, axis)
+    z = _channel_shape(np.asarray(zero_point, dtype=np.int64), x32.ndim, axis)
+    lo, hi = qrange(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = np.rint(x32 / s).astype(np.float64) + z
+    q = np.nan_to_num(q, nan=0.0, posinf=hi, neginf=lo)
+    return np.clip(q, lo, hi).astype(dtype.np)
+
+
+def dequantize(
+    q: np.ndarray,
+    scale: np.ndarray | float,
+    zero_point: np.ndarray | int,
+    axis: int | None = None,
+) -> np.ndarray:
+    """ONNX DequantizeLinear: (q − zero_point) · scale in float32."""
+    qa = np.asarray(q)
+    s = _channel_shape(np.asarray(scale, dtype=np.float32), qa.ndim, axis)
+    z = _channel_shape(np.asarray(zero_point, dtype=np.int64), qa.ndim, axis)
+    return ((qa.astype(np.int64) - z).astype(np.float32) * s).astype(np.float32)
+
+
+def choose_qparams(
+    lo: float, hi: float, dtype: DType, *, symmetric: bool = False
+) -> tuple[float, int]:
+    """Scale and zero point that cover [lo, hi] (widened to include 0, so 0.0 is exact).
+
+    A zero-width range gets scale 1.0 (any scale represents 0 exactly; 1.0 keeps the
+    arithmetic finite), and no scale is below :data:`MIN_SCALE` — never a zero or NaN scale.
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        raise ValueError(f"invalid range [{lo}, {hi}]")
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    qmin, qmax = qrange(dtype, narrow=symmetric)
+    if symmetric:
+        amax = max(-lo, hi)
+        if amax == 0.0:
+            return 1.0, 0
+        zp = 0 if qmin < 0 else (qmin + qmax + 1) // 2
+        return max(float(np.float32(amax / min(qmax - zp, zp - qmin))), MIN_SCALE), zp
+    if hi == lo:  # both 0 after widening
+        return 1.0, max(qmin, 0)
+    scale = max(float(np.float32((hi - lo) / (qmax - qmin))), MIN_SCALE)
+    zp = int(round(qmin - lo / scale))
+    return scale, int(min(max(zp, qmin), qmax))
+
+
+def make_lut(
+    fn: np.ufunc | object,
+    in_scale: float,
+    in_zp: int,
+    in_dtype: DType,
+    out_scale: float,
+    out_zp: int,
+    out_dtype: DType,
+) -> np.ndarray:
+    """The 256-entry table of a unary function on 8-bit quantised values, indexed by
+    ``q_in − qmin(in_dtype)``: table[i] = quantize(fn(dequantize(q_in)))."""
+    qmin, qmax = qrange(in_dtype)
+    q = np.arange(qmin, qmax + 1, dtype=np.int64)
+    x = dequantize(q, in_scale, in_zp).astype(np.float64)
+    y = np.asarray(fn(x), dtype=np.float64)  # type: ignore[operator]
+    return quantize(y.astype(np.float32), out_scale, out_zp, out_dtype)
+
+
+def lookup(q: np.ndarray, table: np.ndarray, in_dtype: DType) -> np.ndarray:
+    """Apply a table made by :func:`make_lut`."""
+    qmin, _ = qrange(in_dtype)
+    return table[np.asarray(q).astype(np.int64) - qmin]
