@@ -13,6 +13,17 @@ from compiler.frontend.registry import converter
 from ir.graph import Value
 
 
+def step(ctx: Ctx, op: str, inputs: list[Value], suffix: str, **attrs: object) -> Value:
+    """Emit an intermediate op of a multi-op lowering under a derived name (``y_sum``), so
+    that the last op keeps the ONNX output's own name."""
+    hints = ctx.out_hints
+    ctx.out_hints = [f"{h}_{suffix}" for h in hints if h]
+    try:
+        return ctx.op(op, inputs, **attrs)
+    finally:
+        ctx.out_hints = hints
+
+
 def _no_legacy_broadcast(ctx: Ctx, axis: int | None, broadcast: int) -> None:
     if broadcast or axis is not None:
         raise ctx.fail(
@@ -88,14 +99,18 @@ for _op in ("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", 
     _compare(_op)
 
 
-def _chain(ctx: Ctx, op: str, xs: tuple[Value | None, ...]) -> Value:
-    """((x0 op x1) op x2) ... with broadcasting at every step."""
+def _chain(ctx: Ctx, op: str, xs: tuple[Value | None, ...], last: bool = True) -> Value:
+    """((x0 op x1) op x2) ... with broadcasting at every step. ``last``: the final op
+    produces the node's output (else every op is an intermediate step)."""
     present = [x for x in xs if x is not None]
     if not present:
         raise ctx.fail(f"{ctx.op_type} needs at least one input")
     acc = present[0]
-    for x in present[1:]:
-        acc = ctx.op(op, [acc, x])
+    for i, x in enumerate(present[1:], start=2):
+        if last and i == len(present):
+            acc = ctx.op(op, [acc, x])
+        else:
+            acc = step(ctx, op, [acc, x], f"{op.lower()}{i}")
     return acc
 
 
@@ -116,8 +131,9 @@ def min_(ctx: Ctx, *xs: Value | None) -> Value:
 
 @converter("Mean", ir_ops=("Add", "Div"))
 def mean(ctx: Ctx, *xs: Value | None) -> Value:
-    total = _chain(ctx, "Add", xs)
     n = sum(x is not None for x in xs)
+    total = _chain(ctx, "Add", xs, last=n == 1)
     if n == 1:
         return total
-    return ctx.op("Div", [total, ctx.const(np.asarray(n, dtype=total.type.dtype.np))])
+    count = ctx.const(np.asarray(n, dtype=total.type.dtype.np), f"{ctx.op_type.lower()}_count")
+    return ctx.op("Div", [total, count])

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from compiler.frontend.context import Ctx
+from compiler.frontend.ops.binary import step
 from compiler.frontend.registry import converter
 from ir.graph import Value
 
@@ -85,13 +86,19 @@ def clip(
     lo_attr, lo_rest = _clip_bound(ctx, x, lo, "min", -math.inf)
     hi_attr, hi_rest = _clip_bound(ctx, x, hi, "max", math.inf)
     # Clip = Min(Max(x, min), max): the lower bound is applied first, whatever its form
-    y = x
+    stages: list[tuple[str, list[Value], dict[str, float]]] = []
     if lo_rest is not None:
-        y = ctx.op("Max", [y, lo_rest])
+        stages.append(("Max", [lo_rest], {}))
     if lo_attr != -math.inf or hi_attr != math.inf or (lo_rest is None and hi_rest is None):
-        y = ctx.op("Clip", [y], min=lo_attr, max=hi_attr)
+        stages.append(("Clip", [], {"min": lo_attr, "max": hi_attr}))
     if hi_rest is not None:
-        y = ctx.op("Min", [y, hi_rest])
+        stages.append(("Min", [hi_rest], {}))
+    y = x
+    for i, (op, extra, attrs) in enumerate(stages):
+        if i + 1 < len(stages):
+            y = step(ctx, op, [y, *extra], op.lower(), **attrs)
+        else:
+            y = ctx.op(op, [y, *extra], **attrs)
     return y
 
 
