@@ -117,6 +117,13 @@ class Graph:
         self.nodes.append(node)
         return node
 
+    def rename(self, value: Value, new_name: str) -> None:
+        """Give ``value`` a new name, which must not be in use."""
+        if new_name != value.name:
+            self._claim(new_name)
+            self._names.discard(value.name)
+            value.name = new_name
+
     def release_name(self, name: str) -> None:
         """Forget a name whose value was removed, so it may be defined again."""
         self._names.discard(name)
@@ -193,6 +200,19 @@ def _seq_equal(xs: Iterable[Value | None], ys: Iterable[Value | None]) -> bool:
     return len(xs) == len(ys) and all(_values_equal(a, b) for a, b in zip(xs, ys))
 
 
+def _attr_equal(x: AttrValue, y: AttrValue) -> bool:
+    """``==``, except that NaN equals NaN (a float attribute may legitimately be NaN)."""
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(_attr_equal(p, q) for p, q in zip(x, y))
+    if isinstance(x, float) and isinstance(y, float) and x != x and y != y:
+        return True
+    return bool(x == y)
+
+
+def _attrs_equal(a: dict[str, AttrValue], b: dict[str, AttrValue]) -> bool:
+    return a.keys() == b.keys() and all(_attr_equal(a[k], b[k]) for k in a)
+
+
 def graphs_equal(a: Graph, b: Graph) -> bool:
     """Structural equality: same names, types, constants, nodes, attributes and order."""
     if a.name != b.name or len(a.nodes) != len(b.nodes):
@@ -204,7 +224,7 @@ def graphs_equal(a: Graph, b: Graph) -> bool:
     if not _seq_equal(ca, cb):
         return False
     for na, nb in zip(a.nodes, b.nodes):
-        if na.op != nb.op or na.name != nb.name or na.attrs != nb.attrs:
+        if na.op != nb.op or na.name != nb.name or not _attrs_equal(na.attrs, nb.attrs):
             return False
         if not (_seq_equal(na.inputs, nb.inputs) and _seq_equal(na.outputs, nb.outputs)):
             return False

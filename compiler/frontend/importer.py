@@ -233,6 +233,8 @@ def _bind_output(graph: Graph, ctx: Ctx, env: dict[str, Value], name: str) -> Va
     v = env[name]
     if v.name == name and not v.is_const and v not in graph.inputs:
         return v
+    if v.name == name and v.is_const:  # a folded constant holds the name: it moves aside
+        graph.rename(v, graph.fresh_name(f"{name}_value"))
     ctx.node_name, ctx.out_hints = f"output_{_safe_py_name(name)}", [name]
     node = make_node(graph, "Identity", [v], name=ctx.node_name, out_names=[name])
     return node.outputs[0]

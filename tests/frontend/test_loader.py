@@ -119,3 +119,17 @@ def test_output_names_survive_identity_and_constants() -> None:
     m.graph.output.append(helper.make_tensor_value_info("x_copy", TensorProto.FLOAT, [2, 3]))
     g = import_model(m)
     assert [v.name for v in g.outputs] == ["y", "x_copy"]
+
+
+def test_output_folded_to_a_constant_keeps_its_name() -> None:
+    shape = helper.make_node("Shape", ["x"], ["y"], name="shape")
+    graph = helper.make_graph(
+        [shape], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, [2])],
+    )
+    g = import_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert [v.name for v in g.outputs] == ["y"]
+    from ir.interpreter import run
+
+    np.testing.assert_array_equal(run(g, {"x": np.zeros((2, 3), np.float32)})["y"], [2, 3])
