@@ -33,7 +33,7 @@ MODELS = [
     ("bvlc_alexnet", 1e-3, 1e-7),
     ("zfnet512", 1e-3, 1e-7),
 ]
-# more than 10 s each (import of its ~550 MB of constant weights + run) on a busy 2-core box
+# over 10 s on a busy 2-core machine (building ~550 MB of constant weights, then the run)
 SLOW = {"vgg19"}
 
 
