@@ -1,0 +1,11 @@
+"""Graph-to-graph passes, one per file, each registered by name (see manager.py).
+
+DEFAULT_PIPELINE is the target-independent clean-up that every compile starts with.
+"""
+
+from compiler.passes import dce, fold_batchnorm, fold_constants  # noqa: F401  (registration)
+from compiler.passes.manager import PASSES, Pass, PassError, register_pass, run_pipeline
+
+DEFAULT_PIPELINE: list[str] = ["fold-constants", "fold-batchnorm", "dce"]
+
+__all__ = ["DEFAULT_PIPELINE", "PASSES", "Pass", "PassError", "register_pass", "run_pipeline"]

@@ -1,0 +1,27 @@
+"""dce: remove nodes whose results nothing reads, and constants nothing reads.
+
+Graph outputs count as reads and graph inputs always stay (they are the graph's interface).
+IR ops have no side effects, so a node whose outputs are all dead is itself dead; one
+backward sweep over the topological order finds every such node, chains included.
+"""
+
+from __future__ import annotations
+
+from compiler.passes.manager import register_pass
+from ir.graph import Graph, Node
+
+
+@register_pass("dce", "remove nodes and constants whose values nothing uses")
+def dce(graph: Graph) -> Graph:
+    live = {id(v) for v in graph.outputs}
+    kept: list[Node] = []
+    for node in reversed(graph.nodes):
+        if any(id(v) in live for v in node.outputs):
+            kept.append(node)
+            live.update(id(v) for v in node.inputs if v is not None)
+        else:
+            for v in node.outputs:
+                graph.release_name(v.name)
+    graph.nodes = kept[::-1]
+    graph.prune_constants()
+    return graph
