@@ -11,7 +11,7 @@ from compiler.examples import EXAMPLES, build_example
 
 ort = pytest.importorskip("onnxruntime")
 
-FAST = ("tiny_cnn", "squeezenet", "alexnet", "zfnet512", "shufflenet", "mobilenetv2")
+FAST = ("tiny_cnn", "squeezenet", "shufflenet", "mobilenetv2")
 SLOW = tuple(n for n in EXAMPLES if n not in FAST)
 ALL = [*FAST, *(pytest.param(n, marks=pytest.mark.slow) for n in SLOW)]
 

@@ -69,12 +69,13 @@ def _attr(node: NodeProto, name: str, default: object) -> object:
 
 def _linear(x: Stats, w: np.ndarray, b: np.ndarray | None, out_axis: int) -> Stats:
     """Σ_i w_i·x_i + b per output, averaged over outputs (x independent, same moments)."""
-    w2 = np.moveaxis(w.astype(np.float64), out_axis, 0).reshape(w.shape[out_axis], -1)
+    w2 = np.moveaxis(w, out_axis, 0).reshape(w.shape[out_axis], -1)
     var_in = x[1] - x[0] ** 2
-    sums = w2.sum(axis=1)
+    sums = w2.sum(axis=1, dtype=np.float64)
+    squares = np.einsum("ij,ij->i", w2, w2).astype(np.float64)  # no full-size temporaries
     bias = np.zeros(w2.shape[0]) if b is None else b.astype(np.float64)
     means = sums * x[0] + bias
-    msq = np.square(w2).sum(axis=1) * var_in + means**2
+    msq = squares * var_in + means**2
     return float(means.mean()), float(msq.mean())
 
 

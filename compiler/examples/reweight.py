@@ -109,7 +109,21 @@ _VIEW_OPS = ("Reshape", "Unsqueeze", "Squeeze", "Flatten")
 
 def _activation_sizes(model: ModelProto) -> tuple[dict[str, int], dict[str, int]]:
     """Channel count and H·W of every 4-D activation onnx's shape inference can type."""
-    inferred = onnx.shape_inference.infer_shapes(model)
+    # Infer on a skeleton whose float weights are typed inputs without data: the same shapes,
+    # without copying hundreds of megabytes of weights.
+    g = model.graph
+    floats = [t for t in g.initializer if t.data_type == onnx.TensorProto.FLOAT]
+    skeleton = onnx.helper.make_graph(
+        list(g.node),
+        g.name,
+        list(g.input)
+        + [onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in floats],
+        list(g.output),
+        initializer=[t for t in g.initializer if t.data_type != onnx.TensorProto.FLOAT],
+    )
+    probe = onnx.helper.make_model(skeleton, opset_imports=list(model.opset_import))
+    probe.ir_version = model.ir_version
+    inferred = onnx.shape_inference.infer_shapes(probe)
     channels: dict[str, int] = {}
     spatial: dict[str, int] = {}
     infos = list(inferred.graph.value_info) + list(inferred.graph.input)

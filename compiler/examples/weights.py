@@ -17,7 +17,7 @@ def he_normal(
 ) -> np.ndarray:
     """N(0, gain/fan_in): He/Kaiming normal (gain 2 preserves the second moment through ReLU)."""
     std = np.sqrt(gain / max(fan_in, 1))
-    return (rng.standard_normal(shape) * std).astype(np.float32)
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
 
 
 def xavier_normal(
@@ -25,17 +25,17 @@ def xavier_normal(
 ) -> np.ndarray:
     """N(0, 2·gain²/(fan_in+fan_out)) as a [fan_in, fan_out] matrix (MatMul's B layout)."""
     std = gain * np.sqrt(2.0 / (fan_in + fan_out))
-    return (rng.standard_normal((fan_in, fan_out)) * std).astype(np.float32)
+    return rng.standard_normal((fan_in, fan_out), dtype=np.float32) * np.float32(std)
 
 
 def small(rng: np.random.Generator, shape: tuple[int, ...], std: float = 0.01) -> np.ndarray:
     """Small zero-mean noise: biases, BatchNorm shifts and running means."""
-    return (rng.standard_normal(shape) * std).astype(np.float32)
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
 
 
 def near_one(rng: np.random.Generator, shape: tuple[int, ...], std: float = 0.05) -> np.ndarray:
     """Positive values close to 1: BatchNorm/LayerNorm scales and running variances."""
-    return np.exp(rng.standard_normal(shape) * std).astype(np.float32)
+    return np.exp(rng.standard_normal(shape, dtype=np.float32) * np.float32(std))
 
 
 def conv_fan_in(weight_shape: tuple[int, ...]) -> int:
