@@ -151,3 +151,16 @@ def test_example_imports_into_qnnc(name: str) -> None:
     for v, o in zip(graph.outputs, model.graph.output):
         want = tuple(d.dim_value for d in o.type.tensor_type.shape.dim)
         assert v.type.shape == want
+
+
+@pytest.mark.parametrize(("mean", "std", "n"), [(0.0, 1.0, 9), (0.5, 2.0, 4), (-1.0, 0.5, 1)])
+def test_moment_formulas_match_sampling(mean: float, std: float, n: int) -> None:
+    """The closed forms behind the BatchNorm statistics, against 400k samples."""
+    from compiler.examples.moments import max_stats, relu_stats
+
+    s = (mean, mean**2 + std**2)
+    x = np.random.default_rng(7).normal(mean, std, size=(400_000, n))
+    r = np.maximum(x[:, 0], 0)
+    assert relu_stats(s) == pytest.approx((r.mean(), np.mean(r**2)), rel=0.02, abs=2e-3)
+    m = x.max(axis=1)
+    assert max_stats(s, n) == pytest.approx((m.mean(), np.mean(m**2)), rel=0.02, abs=2e-3)
