@@ -1,0 +1,425 @@
+"""Range observers: watch a stream of arrays and decide the real range (lo, hi) that a tensor's
+8-bit quantisation should cover.
+
+Every observer has bounded memory: it keeps running extremes and, for the histogram methods, a
+fixed number of bins; samples are never stored, so calibrating on 10 or 10,000 samples costs the
+same memory. Non-finite values (an intermediate overflow, a ``-inf`` mask) are skipped and
+counted: no finite range can represent them, and the quantised tensor saturates there anyway.
+
+The methods, and which distribution each looks at:
+
+- ``MinMaxObserver``: the observed extremes. Never clips; one outlier stretches the scale.
+- ``PercentileObserver``: symmetric — the ``p``-th percentile of ``|x|``, giving (-t, t);
+  asymmetric — the ``(100 - p)``-th and ``p``-th percentiles of ``x`` (each tail clipped
+  separately, so a ReLU output keeps lo = 0 and a GELU output its small negative floor).
+- ``EntropyObserver``: TensorRT-style KL-divergence calibration on the histogram of ``|x|``.
+- ``MseObserver``: the clipping range minimising the expected squared error (rounding noise
+  inside the range plus clipping error outside it) for the histogram.
+
+Whatever the method, the returned range satisfies ``lo <= 0 <= hi`` and never exceeds the
+observed extremes. :func:`quant_params` turns a range into (scale, zero_point).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Literal
+
+import numpy as np
+
+from ir.types import QuantParams
+
+Scheme = Literal["u8", "i8", "i8sym"]
+SCHEMES: tuple[Scheme, ...] = ("u8", "i8", "i8sym")
+_QRANGE: dict[str, tuple[int, int]] = {"u8": (0, 255), "i8": (-128, 127), "i8sym": (-127, 127)}
+_F32 = np.finfo(np.float32)
+# Scales are stored as float32 in the IR: keep them normal, positive and finite there.
+MIN_SCALE = float(_F32.tiny)
+MAX_SCALE = float(_F32.max)
+
+
+class Observer(ABC):
+    """Accumulates statistics of one tensor over many batches; :meth:`range` decides."""
+
+    @abstractmethod
+    def update(self, x: np.ndarray) -> None:
+        """Fold one batch (any shape) into the statistics."""
+
+    @abstractmethod
+    def range(self) -> tuple[float, float]:
+        """The chosen (lo, hi), lo <= 0 <= hi; (0.0, 0.0) if nothing finite was seen."""
+
+    @abstractmethod
+    def state_nbytes(self) -> int:
+        """Bytes of state kept between batches (constant: it must not grow with the data)."""
+
+
+class MinMaxObserver(Observer):
+    """Running minimum and maximum."""
+
+    def __init__(self) -> None:
+        self.min = math.inf
+        self.max = -math.inf
+        self.nonfinite = 0
+
+    def update(self, x: np.ndarray) -> None:
+        x = _finite(self, x)
+        if x.size:
+            self.min = min(self.min, float(x.min()))
+            self.max = max(self.max, float(x.max()))
+
+    def range(self) -> tuple[float, float]:
+        return _with_zero(self.min, self.max)
+
+    def state_nbytes(self) -> int:
+        return 3 * 8
+
+
+class Histogram:
+    """Two one-sided histograms with one shared bin width: of ``x`` for ``x > 0`` and of
+    ``-x`` for ``x < 0``; exact zeros are counted apart (they quantise exactly, and ReLU
+    outputs are full of them). Bin ``i`` holds magnitudes in ``(i*width, (i+1)*width]``: closed
+    on the right, so the largest magnitude of the first batch sits inside the last bin.
+
+    The width is set by the first batch (its largest magnitude fills the last bin). When a
+    later batch goes beyond ``bins * width``, the width is multiplied by the smallest integer
+    ``k`` that covers it and every ``k`` neighbouring bins are folded into one: the old counts
+    are then exactly what they would be at the coarser width, so the result only loses
+    resolution, never mass or order.
+    """
+
+    def __init__(self, bins: int = 2048) -> None:
+        if bins < 2:
+            raise ValueError("a histogram needs at least 2 bins")
+        self.bins = bins
+        self.width = 0.0
+        self.pos = np.zeros(bins, dtype=np.int64)
+        self.neg = np.zeros(bins, dtype=np.int64)
+        self.zeros = 0
+        self.min = math.inf
+        self.max = -math.inf
+        self.nonfinite = 0
+
+    @property
+    def edge(self) -> float:
+        return self.bins * self.width
+
+    @property
+    def total(self) -> int:
+        return int(self.pos.sum() + self.neg.sum()) + self.zeros
+
+    def state_nbytes(self) -> int:
+        return self.pos.nbytes + self.neg.nbytes + 6 * 8
+
+    def update(self, x: np.ndarray) -> None:
+        x = _finite(self, x)
+        if x.size == 0:
+            return
+        self.min = min(self.min, float(x.min()))
+        self.max = max(self.max, float(x.max()))
+        nonzero = x[x != 0]
+        self.zeros += x.size - nonzero.size
+        if nonzero.size == 0:
+            return
+        mag = np.abs(nonzero)
+        amax = float(mag.max())
+        if self.width == 0.0:
+            self.width = max(amax / self.bins, MIN_SCALE * 1e-10)
+        elif amax > self.edge:
+            self._grow(amax)
+        idx = np.clip(np.ceil(mag / self.width).astype(np.int64) - 1, 0, self.bins - 1)
+        positive = nonzero > 0
+        self.pos += np.bincount(idx[positive], minlength=self.bins)
+        self.neg += np.bincount(idx[~positive], minlength=self.bins)
+
+    def _grow(self, amax: float) -> None:
+        ratio = amax / self.edge
+        if not ratio < self.bins:
+            # k >= bins: every old value lands in bin 0 of a histogram sized afresh.
+            fold = np.zeros(self.bins, dtype=np.int64)
+            width = amax / self.bins
+        else:
+            k = math.ceil(ratio)
+            while k * self.edge < amax:  # guard against rounding in the division
+                k += 1
+            fold = np.arange(self.bins) // k
+            width = self.width * k
+        self.pos = np.bincount(fold, weights=self.pos, minlength=self.bins).astype(np.int64)
+        self.neg = np.bincount(fold, weights=self.neg, minlength=self.bins).astype(np.int64)
+        self.width = width
+
+    def magnitudes(self) -> np.ndarray:
+        """Counts of ``|x|`` per bin, exact zeros left out."""
+        return self.pos + self.neg
+
+    def quantile_abs(self, q: float) -> float:
+        """The ``q`` quantile (0..1) of ``|x|``, interpolated linearly inside its bin."""
+        counts = np.concatenate(([self.zeros], self.pos + self.neg))
+        lefts = np.concatenate(([0.0], np.arange(self.bins) * self.width))
+        widths = np.concatenate(([0.0], np.full(self.bins, self.width)))
+        return _quantile(counts, lefts, widths, q)
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile (0..1) of the signed values."""
+        n = self.bins
+        counts = np.concatenate((self.neg[::-1], [self.zeros], self.pos))
+        lefts = np.concatenate(
+            (-np.arange(n, 0, -1) * self.width, [0.0], np.arange(n) * self.width)
+        )
+        widths = np.concatenate((np.full(n, self.width), [0.0], np.full(n, self.width)))
+        return _quantile(counts, lefts, widths, q)
+
+
+def _quantile(counts: np.ndarray, lefts: np.ndarray, widths: np.ndarray, q: float) -> float:
+    cum = np.cumsum(counts)
+    target = q * float(cum[-1])
+    b = int(np.searchsorted(cum, target, side="left"))
+    b = min(b, len(counts) - 1)
+    while counts[b] == 0 and b + 1 < len(counts):  # target == 0 lands on empty leading bins
+        b += 1
+    frac = (target - (cum[b] - counts[b])) / counts[b] if counts[b] else 0.0
+    return float(lefts[b] + widths[b] * min(max(frac, 0.0), 1.0))
+
+
+class _HistogramObserver(Observer):
+    def __init__(self, bins: int = 2048, symmetric: bool = False) -> None:
+        self.hist = Histogram(bins)
+        self.symmetric = symmetric
+
+    def update(self, x: np.ndarray) -> None:
+        self.hist.update(x)
+
+    def state_nbytes(self) -> int:
+        return self.hist.state_nbytes()
+
+    def range(self) -> tuple[float, float]:
+        h = self.hist
+        if h.min > h.max:
+            return 0.0, 0.0
+        if h.width == 0.0:  # only zeros seen
+            return _with_zero(h.min, h.max)
+        lo, hi = self._choose()
+        lo, hi = max(lo, h.min), min(hi, h.max)
+        return (lo if lo < 0 else 0.0), (hi if hi > 0 else 0.0)
+
+    @abstractmethod
+    def _choose(self) -> tuple[float, float]:
+        """The method's range, before clamping to the observed extremes."""
+
+
+class PercentileObserver(_HistogramObserver):
+    """Clip the rarest ``100 - percentile`` percent (see the module docstring for which)."""
+
+    def __init__(self, percentile: float = 99.99, bins: int = 2048, symmetric: bool = False):
+        super().__init__(bins, symmetric)
+        if not 50.0 < percentile <= 100.0:
+            raise ValueError(f"percentile must be in (50, 100], got {percentile}")
+        self.percentile = percentile
+
+    def _choose(self) -> tuple[float, float]:
+        q = self.percentile / 100.0
+        if self.symmetric:
+            t = self.hist.quantile_abs(q)
+            return -t, t
+        return self.hist.quantile(1.0 - q), self.hist.quantile(q)
+
+
+class EntropyObserver(_HistogramObserver):
+    """KL-divergence calibration (after TensorRT's description), on the histogram of ``|x|``.
+
+    For each candidate threshold ``i`` bins wide (from ``levels`` bins up to all of them): the
+    reference P is the first ``i`` bins with every count beyond them added to bin ``i - 1``
+    (clipped values saturate there); the candidate Q merges the first ``i`` bins into
+    ``levels`` groups and spreads each group's count evenly over the group's bins that are
+    non-empty in P. Both are normalised and smoothed (empty bins get ``eps``, the others shrink
+    to keep the sum 1), and the threshold ``i * width`` with the smallest KL(P || Q) wins.
+
+    ``levels`` is 128 — one side of an int8 range — unless the tensor is asymmetric-quantised
+    and never negative: then all 256 codes of u8/i8 lie on the positive side. Exact zeros are
+    left out of the histogram: they quantise exactly whatever the threshold, and a ReLU
+    output's spike of zeros would otherwise dominate the divergence of the first group and
+    drag the threshold down for no accuracy gain.
+    """
+
+    EPS = 1e-4
+    BLOCK = 64  # candidates evaluated together: bounds the temporary arrays to BLOCK x bins
+
+    def __init__(self, bins: int = 2048, symmetric: bool = False) -> None:
+        if bins < 256:
+            raise ValueError("entropy calibration needs at least 256 bins")
+        super().__init__(bins, symmetric)
+
+    def levels(self) -> int:
+        return 256 if not self.symmetric and self.hist.min >= 0 else 128
+
+    def _choose(self) -> tuple[float, float]:
+        t = self.threshold()
+        return -t, t
+
+    def threshold(self) -> float:
+        hist = self.hist.magnitudes().astype(np.float64)
+        n, levels = len(hist), self.levels()
+        last = int(np.flatnonzero(hist)[-1]) + 1
+        if last <= levels:  # every candidate keeps all data: nothing to clip
+            return last * self.hist.width
+        tail = np.concatenate((np.cumsum(hist[::-1])[::-1], [0.0]))  # tail[i] = sum(hist[i:])
+        cands = np.arange(levels, last + 1)
+        kls = np.concatenate(
+            [self._kl(hist, tail, cands[s : s + self.BLOCK], levels, n)
+             for s in range(0, len(cands), self.BLOCK)]
+        )
+        return float(cands[int(np.argmin(kls))]) * self.hist.width
+
+    def _kl(
+        self, hist: np.ndarray, tail: np.ndarray, cands: np.ndarray, levels: int, n: int
+    ) -> np.ndarray:
+        rows = len(cands)
+        j = np.arange(n)[None, :]
+        i = cands[:, None]
+        inside = j < i
+        sliced = np.where(inside, hist[None, :], 0.0)
+        p = sliced.copy()
+        p[np.arange(rows), cands - 1] += tail[cands]
+        nz = p > 0
+        group = np.where(inside, (j * levels) // i, levels) + np.arange(rows)[:, None] * (
+            levels + 1
+        )
+        size = rows * (levels + 1)
+        gsum = np.bincount(group.ravel(), weights=sliced.ravel(), minlength=size)
+        gcnt = np.bincount(group.ravel(), weights=nz.ravel(), minlength=size)
+        q = np.where(nz, gsum[group] / np.maximum(gcnt[group], 1.0), 0.0)
+        p /= p.sum(axis=1, keepdims=True)
+        q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-300)
+        span = cands[:, None].astype(np.float64)
+        p_zero = span - nz.sum(axis=1, keepdims=True)
+        q_zero = span - (q > 0).sum(axis=1, keepdims=True)
+        ps = p * (1.0 - self.EPS * p_zero)
+        qs = np.where(q > 0, q * (1.0 - self.EPS * q_zero), self.EPS)
+        # Empty P bins are empty in Q too: after smoothing both are eps and add nothing.
+        terms = np.where(nz, ps * np.log(np.where(nz, ps, 1.0) / qs), 0.0)
+        return terms.sum(axis=1)
+
+
+class MseObserver(_HistogramObserver):
+    """The range minimising the expected squared error over the histogram.
+
+    Values inside the range cost ``step**2 / 12`` each (uniform rounding noise; exact zeros
+    cost nothing since 0 is exactly representable), values beyond it cost their squared
+    distance to the edge (magnitudes taken at bin centres). Symmetric: step = t / 127 with one
+    threshold t searched over every bin edge. Asymmetric: step = (hi - lo) / 255 with hi and lo
+    searched jointly over up to ``GRID`` + 1 edges per side.
+    """
+
+    GRID = 512
+
+    def _choose(self) -> tuple[float, float]:
+        h = self.hist
+        if self.symmetric:
+            edges, clip, inside = _clip_costs(h.pos + h.neg, h.width, None)
+            cost = clip + inside * (edges / 127.0) ** 2 / 12.0
+            t = float(edges[int(np.argmin(cost))])
+            return -t, t
+        edges, clip_hi, in_hi = _clip_costs(h.pos, h.width, self.GRID)
+        _, clip_lo, in_lo = _clip_costs(h.neg, h.width, self.GRID)
+        span = edges[:, None] + edges[None, :]
+        cost = clip_hi[:, None] + clip_lo[None, :]
+        cost = cost + (in_hi[:, None] + in_lo[None, :]) * (span / 255.0) ** 2 / 12.0
+        a, b = np.unravel_index(int(np.argmin(cost)), cost.shape)
+        return -float(edges[b]), float(edges[a])
+
+
+def _clip_costs(
+    counts: np.ndarray, width: float, grid: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For thresholds at bin edges ``k * width``: the squared clipping error of the bins
+    beyond ``k`` and the count of values kept inside (exact zeros excluded)."""
+    n = len(counts)
+    ks = np.arange(n + 1) if grid is None else np.unique(np.linspace(0, n, grid + 1).round())
+    ks = ks.astype(np.int64)
+    c = counts.astype(np.float64)
+    centres = (np.arange(n) + 0.5) * width
+
+    def suffix(v: np.ndarray) -> np.ndarray:
+        return np.concatenate((np.cumsum(v[::-1])[::-1], [0.0]))
+
+    s0, s1, s2 = suffix(c), suffix(c * centres), suffix(c * centres**2)
+    t = ks * width
+    clip = np.maximum(s2[ks] - 2.0 * t * s1[ks] + t * t * s0[ks], 0.0)
+    return t, clip, s0[0] - s0[ks]
+
+
+def make_observer(
+    method: str, *, percentile: float = 99.99, symmetric: bool = False, bins: int = 2048
+) -> Observer:
+    """An observer for ``method`` ("minmax", "percentile", "entropy" or "mse")."""
+    if method == "minmax":
+        return MinMaxObserver()
+    if method == "percentile":
+        return PercentileObserver(percentile, bins, symmetric)
+    if method == "entropy":
+        return EntropyObserver(bins, symmetric)
+    if method == "mse":
+        return MseObserver(bins, symmetric)
+    raise ValueError(f"unknown calibration method {method!r}")
+
+
+def qrange(scheme: Scheme) -> tuple[int, int]:
+    """The integer codes a scheme uses. Symmetric i8 leaves -128 out, as weights do."""
+    if scheme not in _QRANGE:
+        raise ValueError(f"unknown quantisation scheme {scheme!r}; use one of {SCHEMES}")
+    return _QRANGE[scheme]
+
+
+def quant_params(lo: float, hi: float, scheme: Scheme = "u8") -> tuple[float, int]:
+    """(scale, zero_point) covering [lo, hi] with ``real = scale * (q - zero_point)``.
+
+    The range is first widened to contain 0, and the zero point is an integer code, so 0.0
+    quantises exactly. ``u8`` and ``i8`` are affine over all 256 codes; ``i8sym`` has zero point
+    0 and scale max(|lo|, |hi|) / 127. A zero-width range (an all-zero tensor) gets scale 1.0
+    and the zero point of any range starting at 0 (u8: 0, i8: -128, i8sym: 0), which
+    represents it exactly. Zero points round half to even, like QuantizeLinear. The scale is
+    rounded to float32 (what the IR stores) and kept within [MIN_SCALE, MAX_SCALE], so it is
+    never 0, subnormal, inf or NaN.
+    """
+    qmin, qmax = qrange(scheme)
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        raise ValueError(f"a quantisation range needs finite lo <= hi, got ({lo}, {hi})")
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if scheme == "i8sym":
+        scale = _f32_scale(max(-lo, hi) / qmax)
+        return scale, 0
+    levels = qmax - qmin
+    scale = _f32_scale(hi / levels - lo / levels)  # divided first: hi - lo may overflow
+    zero_point = qmin + round(-lo / scale)
+    return scale, int(min(max(zero_point, qmin), qmax))
+
+
+def to_quant_params(lo: float, hi: float, scheme: Scheme = "u8") -> QuantParams:
+    """:func:`quant_params` as the IR's per-tensor :class:`QuantParams`."""
+    scale, zero_point = quant_params(lo, hi, scheme)
+    return QuantParams.per_tensor(scale, zero_point)
+
+
+def _f32_scale(scale: float) -> float:
+    if scale == 0.0:
+        return 1.0
+    return float(np.float32(min(max(scale, MIN_SCALE), MAX_SCALE)))
+
+
+def _finite(owner: MinMaxObserver | Histogram, x: np.ndarray) -> np.ndarray:
+    """``x`` flattened as float64 without its NaN/inf entries (counted on ``owner``)."""
+    a = np.asarray(x, dtype=np.float64).ravel()
+    ok = np.isfinite(a)
+    if not ok.all():
+        owner.nonfinite += int(a.size - np.count_nonzero(ok))
+        a = a[ok]
+    return a
+
+
+def _with_zero(lo: float, hi: float) -> tuple[float, float]:
+    """(lo, hi) widened to contain 0 (as +0.0: a -0.0 bound would print oddly)."""
+    if lo > hi:
+        return 0.0, 0.0
+    return (float(lo) if lo < 0 else 0.0), (float(hi) if hi > 0 else 0.0)
