@@ -90,7 +90,9 @@ def format_node(n: Node) -> str:
 
 def format_attr(v: Any) -> str:
     """An attribute value. Floats always carry a '.', an exponent or inf/nan, so the kind of
-    every scalar is visible in the text; lists print element by element."""
+    every scalar is visible in the text; lists print element by element. An empty list is
+    ``[]`` whatever its kind: attribute values are plain Python lists, and the kind (ints,
+    floats or strs) is the one the op declares in the registry, which the verifier checks."""
     if isinstance(v, (bool, np.bool_)):
         return "true" if v else "false"
     if isinstance(v, (int, np.integer)):
