@@ -1,0 +1,118 @@
+"""Calibration: run the float graph on sample data and decide every float tensor's range.
+
+The reference interpreter runs each sample and hands every node's outputs to ``observe``; one
+bounded-memory observer per float tensor (graph inputs and node results) folds them in and the
+samples are dropped, so memory does not grow with the data set. Constants (weights, biases)
+are not observed: their values are known, and the quantiser derives their (per-channel)
+parameters from the data itself.
+
+Example::
+
+    ranges = calibrate(graph, "calib.npz", method="entropy")
+    scale, zero_point = quant_params(*ranges["conv1"], "u8")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import numpy as np
+
+from compiler.errors import InputError, QnncError
+from compiler.quant.calib_data import calibration_data
+from compiler.quant.observers import Observer, make_observer
+from ir.graph import Graph, Node
+from ir.interpreter import InterpreterError, run
+
+Method = Literal["minmax", "percentile", "entropy", "mse"]
+METHODS: tuple[Method, ...] = ("minmax", "percentile", "entropy", "mse")
+Progress = Callable[[int, int | None], None]
+
+
+class Calibrator:
+    """One observer per non-constant float value of ``graph``; :meth:`feed` runs a sample.
+
+    ``symmetric`` says how the ranges will be quantised (i8 symmetric vs affine u8/i8): it
+    changes which range the entropy and MSE methods consider best, and which percentiles
+    the percentile method takes (see :mod:`compiler.quant.observers`).
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        method: Method = "minmax",
+        *,
+        percentile: float = 99.99,
+        symmetric: bool = False,
+        bins: int = 2048,
+    ) -> None:
+        if method not in METHODS:
+            raise QnncError(
+                f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}"
+            )
+        self.graph = graph
+        values = list(graph.inputs) + [v for n in graph.nodes for v in n.outputs]
+        self.observers: dict[str, Observer] = {
+            v.name: make_observer(method, percentile=percentile, symmetric=symmetric, bins=bins)
+            for v in values
+            if v.type.dtype.is_float and not v.is_const
+        }
+        self.samples = 0
+
+    def feed(self, feeds: Mapping[str, np.ndarray]) -> None:
+        """Run one sample through the graph, observing every float tensor it computes."""
+        for v in self.graph.inputs:
+            obs = self.observers.get(v.name)
+            if obs is not None:
+                obs.update(np.asarray(feeds[v.name]))
+        run(self.graph, feeds, observe=self._observe)
+        self.samples += 1
+
+    def _observe(self, node: Node, outputs: list[np.ndarray]) -> None:
+        for v, array in zip(node.outputs, outputs):
+            obs = self.observers.get(v.name)
+            if obs is not None:
+                obs.update(array)
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """value name -> (lo, hi) with lo <= 0 <= hi, in graph order."""
+        return {name: obs.range() for name, obs in self.observers.items()}
+
+    def state_nbytes(self) -> int:
+        """Bytes kept by all observers between samples (constant in the number of samples)."""
+        return sum(obs.state_nbytes() for obs in self.observers.values())
+
+
+def calibrate(
+    graph: Graph,
+    data: Any,
+    method: Method = "minmax",
+    *,
+    percentile: float = 99.99,
+    symmetric: bool = False,
+    bins: int = 2048,
+    progress: Progress | None = None,
+) -> dict[str, tuple[float, float]]:
+    """Ranges of every non-constant float tensor of ``graph`` over the calibration ``data``.
+
+    ``data`` is anything :func:`compiler.quant.calib_data.calibration_data` accepts (a path to
+    an .npz/.npy file or a folder, a dict of stacked arrays, an iterable of sample dicts).
+    ``progress(done, total)`` is called after each sample; ``total`` is None when the data
+    cannot tell its length up front. Raises :class:`InputError` for bad or empty data, or
+    when the model fails on a sample.
+    """
+    calibrator = Calibrator(
+        graph, method, percentile=percentile, symmetric=symmetric, bins=bins
+    )
+    samples = calibration_data(data, graph)
+    for k, feeds in enumerate(samples):
+        try:
+            calibrator.feed(feeds)
+        except InterpreterError as e:
+            raise InputError(
+                f"calibration sample {k}: running the float model failed: {e}"
+            ) from None
+        if progress is not None:
+            progress(k + 1, samples.count)
+    return calibrator.ranges()
