@@ -1,0 +1,271 @@
+"""The per-op emitter registry and the layer-function framework.
+
+Every IR op kind has ONE emitter, registered by op name::
+
+    @emits("Relu", "Sigmoid", inplace=True)
+    def unary(ctx: LayerCtx) -> str:
+        return ctx.loop_all(f"{ctx.o(0)}[i] = ...;")
+
+An emitter returns the body of one ``static void`` C function; the framework writes the
+signature (one pointer parameter per input ``in0, in1, ...``, per output ``out0, ...`` and a
+``scratch`` pointer when the emitter asked for one), the comment naming the source node, and
+the call in ``qnnc_run``. Shapes and strides are Python ints written into the C as literals, so
+the C compiler sees compile-time constants and specialises every loop.
+
+Targets differ by a :class:`Renderer` subclass (a few class attributes and small methods),
+not by copies of the emitters; the INT8 emitters register into the same table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from compiler.errors import UnsupportedModelError
+from ir.graph import Node
+from ir.types import DType, TensorType
+from targets.c.names import c_comment
+
+C_TYPES: dict[DType, str] = {
+    DType.f32: "float", DType.f64: "double",
+    DType.i8: "int8_t", DType.i16: "int16_t", DType.i32: "int32_t", DType.i64: "int64_t",
+    DType.u8: "uint8_t", DType.u16: "uint16_t", DType.u32: "uint32_t", DType.u64: "uint64_t",
+    DType.bool: "uint8_t",
+}
+
+
+class CodegenError(UnsupportedModelError):
+    """A node the C code generator cannot emit (op, dtype or attribute not supported)."""
+
+
+EmitFn = Callable[["LayerCtx"], str]
+ScratchFn = Callable[[Node], int]
+
+
+@dataclass(frozen=True)
+class Emitter:
+    fn: EmitFn
+    inplace: bool = False  # output may share storage with a same-shaped dying input
+    scratch: ScratchFn | None = None  # bytes of temporary space the layer needs
+
+
+EMITTERS: dict[str, Emitter] = {}
+
+
+def emits(
+    *ops: str, inplace: bool = False, scratch: ScratchFn | None = None
+) -> Callable[[EmitFn], EmitFn]:
+    """Register ``fn`` as the emitter of IR ops ``ops``."""
+
+    def deco(fn: EmitFn) -> EmitFn:
+        for op in ops:
+            if op in EMITTERS:
+                raise ValueError(f"op {op!r} has two emitters")
+            EMITTERS[op] = Emitter(fn, inplace, scratch)
+        return fn
+
+    return deco
+
+
+def emitter_for(node: Node) -> Emitter:
+    em = EMITTERS.get(node.op)
+    if em is None:
+        raise CodegenError(
+            f"node {node.name!r}: op {node.op} has no C emitter yet; the C targets support: "
+            f"{', '.join(sorted(EMITTERS))}"
+        )
+    return em
+
+
+class Renderer:
+    """What differs between C targets. Subclasses override class attributes."""
+
+    name = "c"
+    restrict = "QNNC_RESTRICT"
+    #: csrc headers model.c includes
+    headers: tuple[str, ...] = ("qnnc_runtime.h", "qnnc_gemm_f32.h")
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = max(1, int(threads))
+
+    def omp_for(self, collapse: int = 1) -> str:
+        """A ``#pragma omp parallel for`` line when threads are on, else nothing."""
+        if self.threads <= 1:
+            return ""
+        extra = f" collapse({collapse})" if collapse > 1 else ""
+        return f"QNNC_OMP_FOR(num_threads({self.threads}){extra})\n"
+
+
+@dataclass
+class WeightTable:
+    """Constant arrays the layers use; emitters may add derived ones (e.g. transposed)."""
+
+    names: Any  # targets.c.names.NameTable
+    arrays: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    _by_key: dict[int, str] = field(default_factory=dict)
+    _keep: list[Any] = field(default_factory=list)
+
+    def add(self, array: np.ndarray, hint: str, key: object | None = None) -> str:
+        k = id(key) if key is not None else None
+        if k is not None and k in self._by_key:
+            return self._by_key[k]
+        a = np.ascontiguousarray(array)
+        if a.dtype == np.bool_:
+            a = a.astype(np.uint8)
+        if DType.from_numpy(a.dtype) not in C_TYPES:
+            raise CodegenError(f"constant {hint!r}: dtype {a.dtype} has no C type here")
+        name = self.names.claim("w", hint)
+        self.arrays.append((name, a))
+        if k is not None:
+            self._by_key[k] = name
+            self._keep.append(key)
+        return name
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for _, a in self.arrays)
+
+
+@dataclass
+class LayerCtx:
+    """What an emitter sees of one node: types, parameter names, attributes, helpers."""
+
+    node: Node
+    renderer: Renderer
+    weights: WeightTable
+    inplace: bool = False
+    same_storage: Callable[[int, int], bool] = lambda i, o: False
+
+    # -- names and types ----------------------------------------------------------------
+    def i(self, k: int) -> str:
+        return f"in{k}"
+
+    def o(self, k: int = 0) -> str:
+        return f"out{k}"
+
+    def it(self, k: int) -> TensorType:
+        v = self.node.inputs[k]
+        assert v is not None
+        return v.type
+
+    def ot(self, k: int = 0) -> TensorType:
+        return self.node.outputs[k].type
+
+    def has(self, k: int) -> bool:
+        return len(self.node.inputs) > k and self.node.inputs[k] is not None
+
+    def ctype(self, t: TensorType) -> str:
+        return c_type(t.dtype, self.node)
+
+    @property
+    def a(self) -> dict[str, Any]:
+        return self.node.attrs
+
+    def const(self, k: int) -> np.ndarray | None:
+        """Input ``k``'s data if it is a compile-time constant."""
+        v = self.node.inputs[k] if self.has(k) else None
+        return None if v is None else v.data
+
+    def weight(self, array: np.ndarray, hint: str) -> str:
+        """A derived constant (a transposed or folded weight) as a C array name."""
+        return self.weights.add(array, f"{self.node.name}_{hint}")
+
+    def fail(self, why: str) -> CodegenError:
+        return CodegenError(f"node {self.node.name!r} ({self.node.op}): {why}")
+
+    def require_float(self) -> str:
+        """The C float type of the output, or a clear error for other dtypes."""
+        t = self.ot(0).dtype
+        if t not in (DType.f32, DType.f64):
+            raise self.fail(f"the C emitter handles f32/f64 here, not {t.value}")
+        return C_TYPES[t]
+
+    def fn(self, name: str) -> str:
+        """libm function for the output's float type: expf for f32, exp for f64."""
+        return name + ("f" if self.ot(0).dtype is DType.f32 else "")
+
+    def lit(self, x: float) -> str:
+        """A float literal of the output type (exact, via repr)."""
+        return float_lit(x, self.ot(0).dtype)
+
+    def omp(self, collapse: int = 1) -> str:
+        return self.renderer.omp_for(collapse)
+
+
+def c_type(dt: DType, node: Node | None = None) -> str:
+    if dt not in C_TYPES:
+        where = f"node {node.name!r} ({node.op}): " if node is not None else ""
+        raise CodegenError(f"{where}element type {dt.value} is not supported by the C targets")
+    return C_TYPES[dt]
+
+
+def float_lit(x: float, dt: DType = DType.f32) -> str:
+    x = float(x)
+    if np.isnan(x):
+        return "NAN"
+    if np.isinf(x):
+        return "INFINITY" if x > 0 else "-INFINITY"
+    s = repr(x)
+    if "e" not in s and "." not in s:
+        s += ".0"
+    return s + ("f" if dt is DType.f32 else "")
+
+
+def strides_of(shape: Sequence[int]) -> list[int]:
+    out, acc = [0] * len(shape), 1
+    for k in range(len(shape) - 1, -1, -1):
+        out[k] = acc
+        acc *= shape[k]
+    return out
+
+
+def offset(idx: Sequence[str], strides: Sequence[int]) -> str:
+    """``i0*12 + i1*4 + i2`` with zero strides and unit factors simplified."""
+    terms = [v if s == 1 else f"{v}*{s}" for v, s in zip(idx, strides) if s != 0]
+    return " + ".join(terms) or "0"
+
+
+def nested_loops(shape: Sequence[int], body: str, var: str = "i", omp: str = "") -> str:
+    """Nested for-loops over ``shape`` with indices ``i0, i1, ...`` around ``body``."""
+    lines, ind = [], ""
+    for k, n in enumerate(shape):
+        if k == 0 and omp:
+            lines.append(omp.rstrip("\n"))
+        lines.append(f"{ind}for (int {var}{k} = 0; {var}{k} < {n}; ++{var}{k}) {{")
+        ind += "    "
+    for ln in body.splitlines():
+        lines.append(ind + ln)
+    for _ in shape:
+        ind = ind[4:]
+        lines.append(ind + "}")
+    return "\n".join(lines)
+
+
+def layer_comment(node: Node) -> str:
+    """The comment above a layer function: node name, op, shapes, attributes, qparams."""
+    def tdesc(t: TensorType | None) -> str:
+        if t is None:
+            return "-"
+        s = f"{t.dtype.value}{list(t.shape)}"
+        if t.quant is not None:
+            s += f" q(scale={list(t.quant.scale)[:4]}, zp={list(t.quant.zero_point)[:4]})"
+        return s
+
+    ins = ", ".join(tdesc(v.type if v is not None else None) for v in node.inputs)
+    outs = ", ".join(tdesc(v.type) for v in node.outputs)
+    attrs = ", ".join(f"{k}={_short(v)}" for k, v in node.attrs.items())
+    lines = [
+        f"node {node.name!r}: {node.op}",
+        f"in:  {ins}",
+        f"out: {outs}",
+    ] + ([f"attrs: {attrs}"] if attrs else [])
+    return "/* " + "\n * ".join(c_comment(ln) for ln in lines) + " */"
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, list) and len(v) > 16:
+        return f"[{', '.join(map(str, v[:16]))}, ... ({len(v)} values)]"
+    return str(v)

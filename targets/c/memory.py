@@ -1,0 +1,154 @@
+"""The arena planner: where every intermediate tensor lives in one static buffer.
+
+Generated code never calls malloc. Values are grouped into storages first:
+- views (Reshape, Identity, ...) share their input's storage, as long as a storage holds at
+  most one external buffer (a graph input, a constant or a graph output);
+- a storage holding a graph output *is* the caller's output buffer, so the producing layer
+  writes there directly;
+- an elementwise op may run in place when its input's storage dies at that op.
+The remaining (arena) storages get offsets by greedy best-fit by size: largest first, each
+put in the smallest gap left by storages whose lifetimes overlap its own. Offsets are
+aligned to 64 bytes (a cache line, and an AVX-512 register).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ir.graph import Graph, Node, Value
+
+ALIGN = 64
+
+#: ops whose output is the input's bytes, unchanged (row-major reinterpretation)
+VIEW_OPS = frozenset({"Reshape", "Identity", "Flatten", "Squeeze", "Unsqueeze"})
+
+
+def align(n: int, a: int = ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+@dataclass
+class Storage:
+    """One buffer: external (``kind`` input/output/const with ``index``) or in the arena."""
+
+    kind: str  # "arena" | "input" | "output" | "const"
+    index: int = -1
+    nbytes: int = 0
+    first: int = 0  # node index of the first write
+    last: int = 0  # node index of the last read
+    offset: int = -1
+    members: list[int] = field(default_factory=list)  # ids of the values it holds
+
+
+@dataclass
+class MemoryPlan:
+    storage_of: dict[int, Storage]  # id(value) -> its storage
+    scratch: dict[int, Storage]  # node index -> its scratch storage
+    arena_bytes: int
+    inplace: set[int]  # node indices that run in place
+    copies: list[tuple[Value, int]]  # graph outputs filled by a copy: (source value, out idx)
+
+    def storages(self) -> list[Storage]:
+        seen: dict[int, Storage] = {}
+        for s in list(self.storage_of.values()) + list(self.scratch.values()):
+            seen[id(s)] = s
+        return list(seen.values())
+
+
+def plan_memory(
+    graph: Graph,
+    *,
+    inplace_ok: Callable[[Node], bool],
+    scratch_bytes: Callable[[Node], int],
+) -> MemoryPlan:
+    """Plan storage for ``graph``. ``inplace_ok(node)`` says if the op may write over its
+    first same-shaped input; ``scratch_bytes(node)`` is the temporary space a layer needs."""
+    st: dict[int, Storage] = {}
+    for k, v in enumerate(graph.inputs):
+        st[id(v)] = Storage("input", k, members=[id(v)])
+    for v in graph.constants:
+        st[id(v)] = Storage("const", members=[id(v)])
+    out_index: dict[int, int] = {}
+    copies: list[tuple[Value, int]] = []
+    for k, v in enumerate(graph.outputs):
+        if id(v) in st or id(v) in out_index:
+            copies.append((v, k))  # an input/constant/repeated output: copied in qnnc_run
+        else:
+            out_index[id(v)] = k
+
+    def merge(keep: Storage, gone: Storage) -> None:
+        for m in gone.members:
+            st[m] = keep
+        keep.members += gone.members
+        keep.first, keep.last = min(keep.first, gone.first), max(keep.last, gone.last)
+        keep.nbytes = max(keep.nbytes, gone.nbytes)
+
+    # 1. every node output gets its own storage; views merge into their input's
+    for i, node in enumerate(graph.nodes):
+        for v in node.outputs:
+            k = out_index.get(id(v))
+            s = Storage("output", k) if k is not None else Storage("arena")
+            s.nbytes, s.first, s.last, s.members = v.type.nbytes, i, i, [id(v)]
+            st[id(v)] = s
+        src = node.inputs[0] if node.inputs else None
+        if node.op in VIEW_OPS and src is not None:
+            a, b = st[id(src)], st[id(node.outputs[0])]
+            if a.kind == "arena" or b.kind == "arena":
+                keep, gone = (b, a) if a.kind == "arena" else (a, b)
+                merge(keep, gone)
+    # 2. lifetimes: the last node reading any member
+    for i, node in enumerate(graph.nodes):
+        for v in node.inputs:
+            if v is not None:
+                s = st[id(v)]
+                s.last = max(s.last, i)
+    # 3. in place: an elementwise op whose input storage dies here
+    inplace: set[int] = set()
+    for i, node in enumerate(graph.nodes):
+        if not inplace_ok(node) or len(node.outputs) != 1:
+            continue
+        out = node.outputs[0]
+        so = st[id(out)]
+        for v in node.inputs:
+            if v is None or v.type.shape != out.type.shape or v.type.dtype != out.type.dtype:
+                continue
+            si = st[id(v)]
+            others = [w for w in node.inputs if w is not None and w is not v]
+            if (si.kind == "arena" and so.kind == "arena" and si is not so and si.last == i
+                    and all(st[id(w)] is not si for w in others)):
+                merge(si, so)
+                inplace.add(i)
+                break
+    # 4. scratch space, alive during one node only
+    scratch: dict[int, Storage] = {}
+    for i, node in enumerate(graph.nodes):
+        n = scratch_bytes(node)
+        if n > 0:
+            scratch[i] = Storage("arena", nbytes=n, first=i, last=i)
+    arena = [s for s in {id(s): s for s in st.values()}.values() if s.kind == "arena"]
+    arena += list(scratch.values())
+    total = _place(arena)
+    return MemoryPlan(st, scratch, total, inplace, copies)
+
+
+def _place(bufs: list[Storage]) -> int:
+    """Greedy best-fit by size; returns the arena size in bytes."""
+    placed: list[Storage] = []
+    total = 0
+    for b in sorted(bufs, key=lambda s: (-s.nbytes, s.first)):
+        size = align(max(b.nbytes, 1))
+        live = sorted(
+            (p for p in placed if p.first <= b.last and b.first <= p.last),
+            key=lambda p: p.offset,
+        )
+        best, best_gap, cursor = -1, None, 0
+        for p in live:
+            gap = p.offset - cursor
+            if gap >= size and (best_gap is None or gap < best_gap):
+                best, best_gap = cursor, gap
+            cursor = max(cursor, p.offset + align(max(p.nbytes, 1)))
+        b.offset = best if best >= 0 else cursor
+        placed.append(b)
+        total = max(total, b.offset + size)
+    return total

@@ -1,0 +1,171 @@
+"""Data-movement emitters: views, Transpose, Concat, Slice, Gather, Pad, Resize, Expand.
+
+Index arithmetic that depends only on shapes is done here, in Python: the C gets literal
+strides, and per-axis index tables (Pad, Resize) as ``static const`` arrays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ir.ops.resize import _source, _taps
+from targets.c.emitter import LayerCtx, emits, float_lit, nested_loops, offset, strides_of
+from targets.c.ops_elementwise import broadcast_strides
+
+
+@emits("Reshape", "Identity")
+def view(ctx: LayerCtx) -> str:
+    """No data moves when the planner gave input and output the same storage."""
+    if ctx.same_storage(0, 0):
+        return f"/* a view: {ctx.o(0)} and {ctx.i(0)} are the same bytes */\n(void){ctx.o(0)};"
+    return f"memcpy({ctx.o(0)}, {ctx.i(0)}, {ctx.ot(0).nbytes});"
+
+
+def _sized_loops(ctx: LayerCtx, src_base: int, src_strides: list[int], shape: tuple[int, ...],
+                 src: str = "") -> str:
+    """y[flat] = x[base + Σ i_k * src_strides[k]] over ``shape`` (unit axes dropped)."""
+    keep = [k for k, n in enumerate(shape) if n != 1]
+    dims = [shape[k] for k in keep]
+    idx = [f"i{n}" for n in range(len(keep))]
+    xs = offset(idx, [src_strides[k] for k in keep])
+    ys = offset(idx, strides_of(dims))
+    base = f"{src_base} + " if src_base else ""
+    body = f"{ctx.o(0)}[{ys}] = {src or ctx.i(0)}[{base}{xs}];"
+    if not dims:
+        return body
+    return nested_loops(dims, body)
+
+
+@emits("Transpose")
+def transpose(ctx: LayerCtx) -> str:
+    st = strides_of(ctx.it(0).shape)
+    return _sized_loops(ctx, 0, [st[p] for p in ctx.a["perm"]], ctx.ot(0).shape)
+
+
+@emits("Expand")
+def expand(ctx: LayerCtx) -> str:
+    return _sized_loops(ctx, 0, broadcast_strides(ctx.it(0).shape, ctx.ot(0).shape),
+                        ctx.ot(0).shape)
+
+
+@emits("Slice")
+def slice_(ctx: LayerCtx) -> str:
+    st = strides_of(ctx.it(0).shape)
+    base = sum(s * k for s, k in zip(ctx.a["starts"], st))
+    return _sized_loops(ctx, base, [step * k for step, k in zip(ctx.a["steps"], st)],
+                        ctx.ot(0).shape)
+
+
+@emits("Concat")
+def concat(ctx: LayerCtx) -> str:
+    axis, out = ctx.a["axis"], ctx.ot(0).shape
+    outer = int(np.prod(out[:axis]))
+    inner = int(np.prod(out[axis + 1:]))
+    size = ctx.ot(0).dtype.np.itemsize
+    lines, at = [], 0
+    for k in range(len(ctx.node.inputs)):
+        chunk = ctx.it(k).shape[axis] * inner
+        if chunk:
+            lines.append(f"for (int o = 0; o < {outer}; ++o) memcpy({ctx.o(0)} + o * "
+                         f"{out[axis] * inner} + {at}, {ctx.i(k)} + o * {chunk}, {chunk * size});")
+        at += chunk
+    return "\n".join(lines) or "/* empty */"
+
+
+@emits("Gather")
+def gather(ctx: LayerCtx) -> str:
+    """Out-of-range indices (which the reference rejects) give zeros, never a wild read."""
+    axis, x = ctx.a["axis"], ctx.it(0).shape
+    outer, d, inner = int(np.prod(x[:axis])), x[axis], int(np.prod(x[axis + 1:]))
+    nidx = ctx.it(1).size
+    size = ctx.ot(0).dtype.np.itemsize
+    return "\n".join([
+        f"for (int o = 0; o < {outer}; ++o)",
+        f"for (int j = 0; j < {nidx}; ++j) {{",
+        f"  int64_t t = (int64_t){ctx.i(1)}[j];",
+        f"  if (t < 0) t += {d};",
+        f"  {ctx.ctype(ctx.ot(0))} *y = {ctx.o(0)} + (o * {nidx} + j) * {inner};",
+        f"  if (t < 0 || t >= {d}) memset(y, 0, {inner * size});",
+        f"  else memcpy(y, {ctx.i(0)} + (o * {d} + t) * {inner}, {inner * size});",
+        "}",
+    ])
+
+
+def _pad_index(i: int, before: int, d: int, mode: str) -> int:
+    s = i - before
+    if 0 <= s < d:
+        return s
+    if mode == "constant":
+        return -1
+    if mode == "edge":
+        return min(max(s, 0), d - 1)
+    if mode == "wrap":
+        return s % d
+    period = 2 * (d - 1)  # reflect, without repeating the edge
+    if period == 0:
+        return 0
+    s = abs(s) % period
+    return period - s if s >= d else s
+
+
+def _table(name: str, ctype: str, values: list) -> str:
+    body = ", ".join(str(v) for v in values)
+    return f"static const {ctype} {name}[{max(len(values), 1)}] = {{{body or '0'}}};"
+
+
+@emits("Pad")
+def pad(ctx: LayerCtx) -> str:
+    if ctx.has(1):
+        raise ctx.fail("Pad with a run-time pad value has no C emitter")
+    x, y = ctx.it(0).shape, ctx.ot(0).shape
+    r, mode, pads = len(x), ctx.a["mode"], ctx.a["pads"]
+    lines, idx_terms, inside = [], [], []
+    st = strides_of(x)
+    for k in range(r):
+        table = [_pad_index(i, pads[k], x[k], mode) for i in range(y[k])]
+        lines.append(_table(f"src{k}", "int", table))
+        idx_terms.append(f"src{k}[i{k}] * {st[k]}")
+        inside.append(f"src{k}[i{k}] >= 0")
+    ct = ctx.ctype(ctx.ot(0))
+    value = ctx.a["value"]
+    fill = float_lit(value, ctx.ot(0).dtype) if ctx.ot(0).dtype.is_float else str(int(value))
+    yoff = offset([f"i{k}" for k in range(r)], strides_of(y))
+    src = " + ".join(idx_terms) or "0"
+    body = (f"{ctx.o(0)}[{yoff}] = ({' && '.join(inside) or '1'}) ? "
+            f"{ctx.i(0)}[{src}] : ({ct}){fill};")
+    return "\n".join(lines + [nested_loops(y, body) if y else body])
+
+
+@emits("Resize")
+def resize(ctx: LayerCtx) -> str:
+    """Separable taps per axis, computed here with the reference's own index maths."""
+    ct = ctx.require_float()
+    a = ctx.a
+    if a["coordinate_transformation_mode"] == "tf_crop_and_resize":
+        raise ctx.fail("Resize tf_crop_and_resize has no C emitter")
+    x, y = ctx.it(0).shape, ctx.ot(0).shape
+    r = len(x)
+    lines, xst = [], strides_of(x)
+    tap_loops: list[tuple[int, int]] = []
+    for k in range(r):
+        if y[k] == x[k] and math.isclose(a["scales"][k], 1.0):
+            continue
+        src = _source(a["coordinate_transformation_mode"], y[k], x[k], a["scales"][k], (0, 1))
+        idx, w = _taps(src, x[k], a["scales"][k], a)
+        ntap = idx.shape[1]
+        lines.append(_table(f"ix{k}", "int", [int(v) for v in idx.reshape(-1)]))
+        lines.append(_table(f"wt{k}", ct, [float_lit(v, ctx.ot(0).dtype)
+                                           for v in w.reshape(-1)]))
+        tap_loops.append((k, ntap))
+    resized = {k for k, _ in tap_loops}
+    terms = [f"ix{k}[i{k} * {n} + t{k}] * {xst[k]}" for k, n in tap_loops]
+    terms += [f"i{k} * {xst[k]}" for k in range(r) if k not in resized and xst[k] and x[k] > 1]
+    weight = " * ".join(f"wt{k}[i{k} * {n} + t{k}]" for k, n in tap_loops) or "1"
+    inner = f"acc += {weight} * {ctx.i(0)}[{' + '.join(terms) or '0'}];"
+    for k, n in reversed(tap_loops):
+        inner = f"for (int t{k} = 0; t{k} < {n}; ++t{k})\n    " + inner.replace("\n", "\n    ")
+    yoff = offset([f"i{k}" for k in range(r)], strides_of(y))
+    body = f"{ct} acc = 0;\n{inner}\n{ctx.o(0)}[{yoff}] = acc;"
+    return "\n".join(lines + [nested_loops(y, body)])

@@ -1,0 +1,253 @@
+"""Building generated C: cython + cc into a Python extension, cached by content hash.
+
+The cache folder is keyed by a hash of everything the build depends on: the graph (structure,
+names, constant bytes), the build options, the qnnc version, and the sources of the code
+generator and csrc headers (so a changed emitter never serves a stale module). An unchanged
+recompile loads the cached .so without generating or compiling anything. A build happens in
+a temporary folder renamed into place when complete, so a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from compiler.errors import QnncError
+from ir.graph import Graph
+from targets.c.emitter import Renderer
+from targets.c.model import generate
+from targets.host.bundle import bundle_files
+from targets.host.cpu import arch_flags, resolve_level
+from targets.host.wrapper import wrapper_pyx
+
+CSRC = Path(__file__).resolve().parents[2] / "csrc"
+_CODEGEN_DIRS = (Path(__file__).resolve().parent, Path(__file__).resolve().parents[1] / "c")
+DONE = "build.json"
+
+
+class HostRenderer(Renderer):
+    name = "host"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What the generated module depends on besides the graph."""
+
+    cpu: str = "auto"  # generic | avx2 | avx512vnni | native | auto
+    threads: int = 1
+    opt: str = "-O3"
+    werror: bool = False  # -Wall -Werror on the generated C (tests turn it on)
+    extra_cflags: tuple[str, ...] = ()
+
+    def resolved(self) -> BuildOptions:
+        return BuildOptions(resolve_level(self.cpu), max(1, self.threads), self.opt, self.werror,
+                            tuple(self.extra_cflags))
+
+    def cflags(self) -> list[str]:
+        flags = [self.opt, *arch_flags(self.cpu), "-fPIC", "-std=c11"]
+        if self.threads > 1:
+            flags.append("-fopenmp")
+        return flags + list(self.extra_cflags)
+
+
+@dataclass
+class BuildResult:
+    folder: Path
+    module_path: Path
+    module_name: str
+    cache_hit: bool
+    seconds: float
+    arena_bytes: int
+    weight_bytes: int
+    layers: list[dict] = field(default_factory=list)
+
+    def load(self) -> ModuleType:
+        return load_extension(self.module_path, self.module_name)
+
+
+def find_cc() -> str:
+    """The C compiler: $CC, else cc; a clear QnncError when there is none."""
+    cc = os.environ.get("CC") or "cc"
+    exe = cc.split()[0]
+    if shutil.which(exe) is None:
+        raise QnncError(
+            f"no C compiler found (looked for {exe!r}); install gcc (apt-get install gcc) or "
+            "set CC to a C compiler"
+        )
+    return cc
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "qnnc"
+
+
+def _codegen_digest() -> str:
+    h = hashlib.sha256()
+    files = sorted(CSRC.glob("*.h")) + sorted(p for d in _CODEGEN_DIRS for p in d.glob("*.py"))
+    for p in files:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def graph_digest(graph: Graph) -> str:
+    """A hash of the graph's structure, names, types and constant bytes."""
+    h = hashlib.sha256()
+
+    def put(s: object) -> None:
+        b = repr(s).encode("utf-8", "backslashreplace")
+        h.update(len(b).to_bytes(8, "little") + b)
+
+    put(graph.name)
+    for v in graph.inputs:
+        put(("in", v.name, str(v.type)))
+    for v in graph.constants:
+        put(("const", v.name, str(v.type)))
+        assert v.data is not None
+        h.update(v.data.tobytes())
+    for n in graph.nodes:
+        put(("node", n.name, n.op, sorted(n.attrs.items()),
+             [None if v is None else v.name for v in n.inputs],
+             [(v.name, str(v.type)) for v in n.outputs]))
+    for v in graph.outputs:
+        put(("out", v.name))
+    return h.hexdigest()
+
+
+def cache_key(graph: Graph, opts: BuildOptions, version: str) -> str:
+    h = hashlib.sha256()
+    for part in (graph_digest(graph), json.dumps(asdict(opts), sort_keys=True), version,
+                 _codegen_digest(), sys.version, find_cc()):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()
+
+
+def build_host(graph: Graph, opts: BuildOptions = BuildOptions(), *,
+               cache_dir: str | os.PathLike[str] | None = None, version: str = "") -> BuildResult:
+    """Generate, compile and cache ``graph``'s extension module (or reuse the cached one)."""
+    start = time.perf_counter()
+    opts = opts.resolved()
+    cc = find_cc()
+    key = cache_key(graph, opts, version)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = root / f"host-{key[:20]}"
+    name = f"qnnc_model_{key[:16]}"
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    meta_path = folder / DONE
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        return BuildResult(folder, folder / (name + suffix), name, True,
+                           time.perf_counter() - start, meta["arena_bytes"],
+                           meta["weight_bytes"], meta["layers"])
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
+    try:
+        src = generate(graph, HostRenderer(opts.threads), version=version)
+        for fname, data in src.files.items():
+            p = tmp / fname
+            p.write_bytes(data) if isinstance(data, bytes) else p.write_text(data)
+        for h in sorted(CSRC.glob("*.h")):
+            shutil.copy(h, tmp / h.name)
+        (tmp / f"{name}.pyx").write_text(wrapper_pyx(graph, src.arena_bytes, src.weight_bytes))
+        for fname, text in bundle_files(graph, opts.cflags(), opts.threads).items():
+            (tmp / fname).write_text(text)
+        _compile(tmp, name, suffix, cc, opts)
+        layers = [asdict(x) for x in src.layers]
+        meta = {"arena_bytes": src.arena_bytes, "weight_bytes": src.weight_bytes,
+                "layers": layers, "options": asdict(opts), "version": version}
+        (tmp / DONE).write_text(json.dumps(meta, indent=1) + "\n")
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process built it first: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BuildResult(folder, folder / (name + suffix), name, False,
+                       time.perf_counter() - start, src.arena_bytes, src.weight_bytes, layers)
+
+
+def _run(cmd: list[str], cwd: Path, what: str) -> None:
+    try:
+        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise QnncError(f"{what}: cannot run {cmd[0]!r}; install it or set CC") from None
+    if p.returncode != 0:
+        msg = (p.stderr or p.stdout).strip()
+        if len(msg) > 4000:
+            msg = msg[:4000] + "\n... (truncated)"
+        raise QnncError(f"{what} failed (exit {p.returncode}): {' '.join(cmd)}\n{msg}")
+
+
+def _compile(folder: Path, name: str, suffix: str, cc: str, opts: BuildOptions) -> None:
+    if importlib.util.find_spec("Cython") is None:
+        raise QnncError("Cython is not installed; install it (pip install cython)")
+    ccv = cc.split()
+    flags = opts.cflags()
+    strict = ["-Wall", "-Werror"] if opts.werror else []
+    pyinc = sysconfig.get_paths()["include"]
+    extra = ["-fopenmp"] if opts.threads > 1 else []
+    extra += list(opts.extra_cflags)
+    _run([sys.executable, "-m", "cython", "-3", f"{name}.pyx", "-o", f"{name}.c"], folder,
+         "cython")
+    jobs = [
+        ([*ccv, *flags, *strict, "-I.", "-c", "model.c", "-o", "model.o"], "compiling model.c"),
+        ([*ccv, *flags, *strict, "-I.", "-c", "weights.c", "-o", "weights.o"],
+         "compiling weights.c"),
+        # the wrapper only checks arguments and calls qnnc_run: -O0 saves seconds per build
+        ([*ccv, "-O0", "-fPIC", *extra, "-I.", f"-I{pyinc}", "-c", f"{name}.c", "-o",
+          f"{name}.o"], "compiling the Cython wrapper"),
+    ]
+    with ThreadPoolExecutor(3) as pool:
+        for f in [pool.submit(_run, cmd, folder, what) for cmd, what in jobs]:
+            f.result()
+    link = [*ccv, *flags, "-shared", "model.o", "weights.o", f"{name}.o", "-o", name + suffix]
+    _run(link + (["-lm"]), folder, "linking")
+    for o in ("model.o", "weights.o", f"{name}.o", f"{name}.c"):
+        (folder / o).unlink(missing_ok=True)
+
+
+def build_c_library(graph: Graph, folder: Path, opts: BuildOptions = BuildOptions()) -> Path:
+    """Generate ``graph``'s C into ``folder`` and link it alone (no Python wrapper) as
+    libmodel.so: the quick path for tests that call qnnc_run through ctypes."""
+    opts = opts.resolved()
+    cc = find_cc().split()
+    folder.mkdir(parents=True, exist_ok=True)
+    src = generate(graph, HostRenderer(opts.threads))
+    for fname, data in src.files.items():
+        p = folder / fname
+        p.write_bytes(data) if isinstance(data, bytes) else p.write_text(data)
+    for h in sorted(CSRC.glob("*.h")):
+        shutil.copy(h, folder / h.name)
+    strict = ["-Wall", "-Werror"] if opts.werror else []
+    _run([*cc, *opts.cflags(), *strict, "-shared", "-I.", "model.c", "weights.c", "-o",
+          "libmodel.so", "-lm"], folder, "compiling the model")
+    return folder / "libmodel.so"
+
+
+def load_extension(path: Path, name: str) -> ModuleType:
+    """Import the built extension by path (no sys.path changes)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+    spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
+    if spec is None:
+        raise QnncError(f"cannot load the compiled model {str(path)!r}")
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    sys.modules[name] = mod
+    return mod
