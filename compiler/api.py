@@ -13,8 +13,11 @@ Typical use::
     (logits2,) = again.run(["logits"], {"input": np.zeros((1, 3, 224, 224), np.float32)})
 
 ``run`` has the shape of onnxruntime's ``InferenceSession.run`` so that swapping one for the
-other in a test is a one-line change. For now compiled models run on the reference
-interpreter; later milestones add generated C behind the same interface.
+other in a test is a one-line change. Without a target, compiled models run on the reference
+interpreter; ``target="host"`` generates C, builds it into an extension module (cached by
+content hash) and runs that natively, behind the same interface::
+
+    cm = compile_model("model.onnx", target="host", threads=2, output_dir="build/model")
 
 Every mistake a user can make (a bad file, an unsupported op, feeds of the wrong shape)
 raises a :class:`compiler.errors.QnncError` subclass with a message meant to be read.
@@ -104,11 +107,16 @@ class CompiledModel:
     """A compiled model: its final IR graph, runnable with :meth:`run`."""
 
     def __init__(
-        self, graph: Graph, *, source: str = "", pipeline: Sequence[str] = ()
+        self, graph: Graph, *, source: str = "", pipeline: Sequence[str] = (),
+        target: str | None = None, build: Any = None,
     ) -> None:
         self.graph = graph
         self.source = source
         self.pipeline = list(pipeline)
+        self.target = target
+        #: targets.host.build.BuildResult when compiled for the host (None: interpreter)
+        self.build = build
+        self._session: Any = build.load().Session() if build is not None else None
 
     @property
     def input_names(self) -> list[str]:
@@ -152,6 +160,8 @@ class CompiledModel:
             fed = check_feeds(self.graph, fed)
         except InterpreterError as e:
             raise InputError(str(e)) from None
+        if self._session is not None:
+            return list(self._session.run(wanted, fed))
         outs = interpret(self.graph, fed)
         return [outs[n] for n in wanted]
 
@@ -185,15 +195,28 @@ class CompiledModel:
             "qnnc_version": qnnc_version(),
             "source_model": self.source,
             "pipeline": self.pipeline,
+            **_build_manifest(self.target, self.build),
             "inputs": [_io_entry(v.name, v.type) for v in self.graph.inputs],
             "outputs": [_io_entry(v.name, v.type) for v in self.graph.outputs],
         }
 
         def fill(folder: Path) -> None:
             save_ir(self.graph, str(folder / IR_FILE))
+            if self.build is not None:
+                for f in sorted(self.build.folder.iterdir()):
+                    if f.is_file():
+                        shutil.copy2(f, folder / f.name)
             (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
 
         return write_folder_atomically(Path(output_dir), fill)
+
+
+def _build_manifest(target: str | None, build: Any) -> dict[str, Any]:
+    if build is None:
+        return {}
+    return {"target": target, "module": build.module_path.name,
+            "module_name": build.module_name, "arena_bytes": build.arena_bytes,
+            "weight_bytes": build.weight_bytes}
 
 
 def _io_entry(name: str, t: TensorType) -> dict[str, Any]:
@@ -279,6 +302,12 @@ def compile_model(
     print_after: Sequence[str] = (),
     output_dir: str | os.PathLike[str] | None = None,
     on_print: PrintHook | None = None,
+    target: str | None = None,
+    threads: int = 1,
+    cpu: str = "auto",
+    cache_dir: str | os.PathLike[str] | None = None,
+    werror: bool = False,
+    extra_cflags: Sequence[str] = (),
 ) -> CompiledModel:
     """Import ``model``, run the pass pipeline and (with ``output_dir``) save the result.
 
@@ -288,6 +317,11 @@ def compile_model(
       is called, to watch what each pass does.
     - ``output_dir``: a folder to write model.ir, model.ir.npz and manifest.json into;
       written atomically, so a failure leaves no half-written folder behind.
+    - ``target``: None runs on the reference interpreter; ``"host"`` generates C for this
+      CPU (``cpu``: auto, generic, avx2, avx512vnni or native; ``threads`` > 1 uses
+      OpenMP), builds it with cython + cc (cached under ``cache_dir``, by default
+      ~/.cache/qnnc) and runs it natively; the output folder then also holds model.c,
+      model.h, weights.c, the .pyx wrapper, the built module, a Makefile and main.c.
 
     ::
 
@@ -315,10 +349,32 @@ def compile_model(
         )
     verify(graph)
     ran = [p for p in steps if p not in disabled_passes]
-    compiled = CompiledModel(graph, source=_source_name(model), pipeline=ran)
+    build = None
+    if target is not None:
+        build = _build_target(graph, target, threads, cpu, cache_dir, werror, extra_cflags)
+    compiled = CompiledModel(graph, source=_source_name(model), pipeline=ran, target=target,
+                             build=build)
     if output_dir is not None:
         compiled.save(output_dir)
     return compiled
+
+
+TARGETS = ("host",)
+
+
+def _build_target(
+    graph: Graph, target: str, threads: int, cpu: str,
+    cache_dir: str | os.PathLike[str] | None, werror: bool, extra_cflags: Sequence[str],
+) -> Any:
+    if target not in TARGETS:
+        raise QnncError(f"unknown target {target!r}; the targets are: {', '.join(TARGETS)}")
+    if threads < 1:
+        raise QnncError(f"threads must be >= 1, got {threads}")
+    from targets.host.build import BuildOptions, build_host
+
+    opts = BuildOptions(cpu=cpu, threads=threads, werror=werror,
+                        extra_cflags=tuple(extra_cflags))
+    return build_host(graph, opts, cache_dir=cache_dir, version=qnnc_version())
 
 
 def load_compiled(path: str | os.PathLike[str]) -> CompiledModel:
@@ -354,7 +410,23 @@ def load_compiled(path: str | os.PathLike[str]) -> CompiledModel:
         graph,
         source=str(manifest.get("source_model", "")),
         pipeline=list(manifest.get("pipeline", [])),
+        target=manifest.get("target"),
+        build=_saved_build(folder, manifest),
     )
+
+
+def _saved_build(folder: Path, manifest: dict[str, Any]) -> Any:
+    """The built module saved in ``folder`` (None for interpreter-only folders)."""
+    module, name = manifest.get("module"), manifest.get("module_name")
+    if not module or not name:
+        return None
+    path = folder / str(module)
+    if not path.is_file():
+        raise ModelLoadError(f"{str(folder)!r} lacks its compiled module {module!r}; recompile")
+    from targets.host.build import BuildResult
+
+    return BuildResult(folder, path, str(name), True, 0.0, int(manifest.get("arena_bytes", 0)),
+                       int(manifest.get("weight_bytes", 0)))
 
 
 # -- atomic folder writing ------------------------------------------------------------------
