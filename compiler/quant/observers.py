@@ -116,22 +116,27 @@ class Histogram:
         x = _finite(self, x)
         if x.size == 0:
             return
-        self.min = min(self.min, float(x.min()))
-        self.max = max(self.max, float(x.max()))
-        nonzero = x[x != 0]
-        self.zeros += x.size - nonzero.size
-        if nonzero.size == 0:
+        lo, hi = float(x.min()), float(x.max())
+        self.min, self.max = min(self.min, lo), max(self.max, hi)
+        nonzero = int(np.count_nonzero(x))
+        self.zeros += x.size - nonzero
+        if nonzero == 0:
             return
-        mag = np.abs(nonzero)
-        amax = float(mag.max())
+        amax = max(-lo, hi)
         if self.width == 0.0:
             self.width = max(amax / self.bins, MIN_SCALE * 1e-10)
         elif amax > self.edge:
             self._grow(amax)
-        idx = np.clip(np.ceil(mag / self.width).astype(np.int64) - 1, 0, self.bins - 1)
-        positive = nonzero > 0
-        self.pos += np.bincount(idx[positive], minlength=self.bins)
-        self.neg += np.bincount(idx[~positive], minlength=self.bins)
+        # One bincount over both sides: bins [0, n) for x >= 0, [n, 2n) for x < 0. Zeros land
+        # in bin 0 (ceil(0) - 1 clips to 0) and are taken out again: they are counted apart.
+        idx = np.ceil(np.abs(x) / self.width).astype(np.int64)
+        idx -= 1
+        np.clip(idx, 0, self.bins - 1, out=idx)
+        idx[x < 0] += self.bins
+        both = np.bincount(idx, minlength=2 * self.bins)
+        both[0] -= x.size - nonzero
+        self.pos += both[: self.bins]
+        self.neg += both[self.bins :]
 
     def _grow(self, amax: float) -> None:
         ratio = amax / self.edge
@@ -259,45 +264,45 @@ class EntropyObserver(_HistogramObserver):
 
     def threshold(self) -> float:
         hist = self.hist.magnitudes().astype(np.float64)
-        n, levels = len(hist), self.levels()
+        levels = self.levels()
         last = int(np.flatnonzero(hist)[-1]) + 1
         if last <= levels:  # every candidate keeps all data: nothing to clip
             return last * self.hist.width
         tail = np.concatenate((np.cumsum(hist[::-1])[::-1], [0.0]))  # tail[i] = sum(hist[i:])
         cands = np.arange(levels, last + 1)
         kls = np.concatenate(
-            [self._kl(hist, tail, cands[s : s + self.BLOCK], levels, n)
+            [self._kl(hist, tail, cands[s : s + self.BLOCK], levels)
              for s in range(0, len(cands), self.BLOCK)]
         )
         return float(cands[int(np.argmin(kls))]) * self.hist.width
 
     def _kl(
-        self, hist: np.ndarray, tail: np.ndarray, cands: np.ndarray, levels: int, n: int
+        self, hist: np.ndarray, tail: np.ndarray, cands: np.ndarray, levels: int
     ) -> np.ndarray:
-        rows = len(cands)
-        j = np.arange(n)[None, :]
+        """KL(P || Q) for each candidate width in ``cands`` (ascending), one row each."""
+        rows, cols = len(cands), int(cands[-1])
+        j = np.arange(cols)[None, :]
         i = cands[:, None]
         inside = j < i
-        sliced = np.where(inside, hist[None, :], 0.0)
+        sliced = np.where(inside, hist[None, :cols], 0.0)
         p = sliced.copy()
         p[np.arange(rows), cands - 1] += tail[cands]
         nz = p > 0
-        group = np.where(inside, (j * levels) // i, levels) + np.arange(rows)[:, None] * (
-            levels + 1
-        )
+        group = np.where(inside, (j * levels) // i, levels)
+        group += np.arange(rows)[:, None] * (levels + 1)  # one bincount for all rows
         size = rows * (levels + 1)
         gsum = np.bincount(group.ravel(), weights=sliced.ravel(), minlength=size)
         gcnt = np.bincount(group.ravel(), weights=nz.ravel(), minlength=size)
         q = np.where(nz, gsum[group] / np.maximum(gcnt[group], 1.0), 0.0)
-        p /= p.sum(axis=1, keepdims=True)
-        q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-300)
+        p /= tail[0]
+        q /= np.maximum(tail[0] - tail[cands], 1e-300)[:, None]
         span = cands[:, None].astype(np.float64)
         p_zero = span - nz.sum(axis=1, keepdims=True)
         q_zero = span - (q > 0).sum(axis=1, keepdims=True)
         ps = p * (1.0 - self.EPS * p_zero)
         qs = np.where(q > 0, q * (1.0 - self.EPS * q_zero), self.EPS)
         # Empty P bins are empty in Q too: after smoothing both are eps and add nothing.
-        terms = np.where(nz, ps * np.log(np.where(nz, ps, 1.0) / qs), 0.0)
+        terms = np.where(nz, ps * np.log(np.where(nz, ps / qs, 1.0)), 0.0)
         return terms.sum(axis=1)
 
 
@@ -409,8 +414,15 @@ def _f32_scale(scale: float) -> float:
 
 
 def _finite(owner: MinMaxObserver | Histogram, x: np.ndarray) -> np.ndarray:
-    """``x`` flattened as float64 without its NaN/inf entries (counted on ``owner``)."""
-    a = np.asarray(x, dtype=np.float64).ravel()
+    """``x`` flattened without its NaN/inf entries, which are counted on ``owner``. float32 and
+    float64 stay as they are (no copy); float16 is widened so that bin indices stay exact up
+    to 2048, and integers become float64."""
+    a = np.asarray(x)
+    if a.dtype.kind != "f":
+        a = a.astype(np.float64)
+    elif a.dtype.itemsize < 4:
+        a = a.astype(np.float32)
+    a = a.ravel()
     ok = np.isfinite(a)
     if not ok.all():
         owner.nonfinite += int(a.size - np.count_nonzero(ok))
