@@ -1,8 +1,19 @@
 """INT8 post-training quantisation: calibration data, range observers, calibration."""
 
-from compiler.quant.calib_data import CalibrationData, calibration_data
-from compiler.quant.calibrate import METHODS, Calibrator, calibrate
+from compiler.quant.calib_data import (
+    CalibrationData,
+    calibration_data,
+    check_sample,
+    from_arrays,
+    from_folder,
+    from_iterable,
+    from_npy,
+    from_npz,
+)
+from compiler.quant.calibrate import METHODS, Calibrator, Method, calibrate
 from compiler.quant.observers import (
+    MAX_SCALE,
+    MIN_SCALE,
     SCHEMES,
     EntropyObserver,
     Histogram,
@@ -10,6 +21,7 @@ from compiler.quant.observers import (
     MseObserver,
     Observer,
     PercentileObserver,
+    Scheme,
     make_observer,
     qrange,
     quant_params,
@@ -17,18 +29,28 @@ from compiler.quant.observers import (
 )
 
 __all__ = [
+    "MAX_SCALE",
     "METHODS",
+    "MIN_SCALE",
     "SCHEMES",
     "CalibrationData",
     "Calibrator",
     "EntropyObserver",
     "Histogram",
+    "Method",
     "MinMaxObserver",
     "MseObserver",
     "Observer",
     "PercentileObserver",
+    "Scheme",
     "calibrate",
     "calibration_data",
+    "check_sample",
+    "from_arrays",
+    "from_folder",
+    "from_iterable",
+    "from_npy",
+    "from_npz",
     "make_observer",
     "qrange",
     "quant_params",
