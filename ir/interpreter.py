@@ -71,7 +71,9 @@ def run(
     for idx, node in enumerate(graph.nodes):
         args = [None if v is None else env[id(v)] for v in node.inputs]
         try:
-            results = get_op(node.op).compute(args, node.attrs)
+            results = get_op(node.op).evaluate(
+                args, node.attrs, [None if v is None else v.type for v in node.inputs],
+                [v.type for v in node.outputs])
         except Exception as e:  # noqa: BLE001 - re-raised with the node named
             raise InterpreterError(
                 f"node {node.name or node.op!r} ({node.op}) failed: {e}"

@@ -37,11 +37,15 @@ class Ctx:
         present = [v for v in inputs if v is not None]
         if all(v.is_const for v in present):
             args = [None if v is None else v.data for v in inputs]
-            results = get_op(op).compute(args, node.attrs)
+            results = get_op(op).evaluate(
+                args, node.attrs, [None if v is None else v.type for v in inputs],
+                [v.type for v in node.outputs])
             out = []
             for v, r in zip(node.outputs, results):
                 self.graph.release_name(v.name)
-                out.append(self.const(np.asarray(r, dtype=v.type.dtype.np), v.name))
+                c = self.const(np.asarray(r, dtype=v.type.dtype.np), v.name)
+                c.type = v.type  # keeps quant params, which TensorType.of cannot know
+                out.append(c)
             return out
         self.graph.add_node(node)
         return node.outputs

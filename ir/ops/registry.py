@@ -109,6 +109,21 @@ class OpDef:
     num_outputs: int  # -1: decided by infer
     infer: InferFn
     compute: ComputeFn
+    # quantised ops read their operands' quant params, which live in the types: their
+    # compute takes (ins, attrs, in_types, out_types); call it through ``evaluate``
+    typed: bool = False
+
+    def evaluate(
+        self,
+        ins: list[np.ndarray | None],
+        attrs: Attrs,
+        in_types: list[TensorType | None],
+        out_types: list[TensorType],
+    ) -> list[np.ndarray]:
+        """Run the reference semantics; typed ops also receive the node's types."""
+        if self.typed:
+            return self.compute(ins, attrs, in_types, out_types)  # type: ignore[call-arg]
+        return self.compute(ins, attrs)
 
     def normalize_attrs(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Fill defaults, coerce kinds and reject unknown or missing attributes."""
@@ -153,6 +168,7 @@ def register(cls: type) -> type:
         num_outputs=getattr(cls, "outputs", 1),
         infer=cls.infer,
         compute=cls.compute,
+        typed=getattr(cls, "typed", False),
     )
     return cls
 
