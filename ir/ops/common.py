@@ -48,6 +48,15 @@ def same_dtype(op: str, types: list[TensorType]) -> DType:
     return types[0].dtype
 
 
+def reject_quant(op: str, types: list[TensorType | None]) -> None:
+    """Arithmetic on stored integers of a quantised tensor would ignore its scale and zero
+    point: such inputs are an error (the quantiser rewrites those ops to Q-ops)."""
+    for t in types:
+        if t is not None and t.quant is not None:
+            raise OpError(f"{op}: input {t} is quantised; {op} works on plain values "
+                          "(use the quantised op instead)")
+
+
 def unary(
     name: str,
     fn: Callable[[np.ndarray, Attrs], np.ndarray],
@@ -62,6 +71,7 @@ def unary(
 
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
         (x,) = require_inputs(name, ins, 1)
+        reject_quant(name, [x])
         if dtypes == "float" and not x.dtype.is_float:
             raise OpError(f"{name}: needs a float input, got {x.dtype.value}")
         if dtypes == "numeric" and x.dtype is DType.bool:
@@ -97,6 +107,7 @@ def binary(
 
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
         x, y = require_inputs(name, ins, 2)
+        reject_quant(name, [x, y])
         dt = same_dtype(name, [x, y])
         if dtypes == "numeric" and dt is DType.bool:
             raise OpError(f"{name}: needs numeric inputs, got bool")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ir.ops.common import require_inputs, same_dtype
+from ir.ops.common import reject_quant, require_inputs, same_dtype
 from ir.ops.registry import Attr, Attrs, register, require
 from ir.types import DType, TensorType
 
@@ -106,6 +106,7 @@ class Conv:
         x, w = require_inputs("Conv", ins, 2)
         nsp = check_spatial("Conv", x, a, ("strides", "dilations"))
         types = [x, w] + ([ins[2]] if len(ins) > 2 and ins[2] is not None else [])
+        reject_quant("Conv", types)
         dt = same_dtype("Conv", types)
         require(dt is not DType.bool, "Conv: needs numeric inputs")
         require(len(w.shape) == nsp + 2, f"Conv: weight must have rank {nsp + 2}, got {w.shape}")
@@ -206,6 +207,7 @@ class ConvTranspose:
         x, w = require_inputs("ConvTranspose", ins, 2)
         nsp = check_spatial("ConvTranspose", x, a, ("strides", "dilations"))
         types = [x, w] + ([ins[2]] if len(ins) > 2 and ins[2] is not None else [])
+        reject_quant("ConvTranspose", types)
         dt = same_dtype("ConvTranspose", types)
         require(dt is not DType.bool, "ConvTranspose: needs numeric inputs")
         require(len(w.shape) == nsp + 2,

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from ir.ops.common import broadcast_shapes, require_inputs, same_dtype
+from ir.ops.common import broadcast_shapes, reject_quant, require_inputs, same_dtype
 from ir.ops.registry import Attr, Attrs, OpError, register, require
 from ir.types import DType, TensorType
 
@@ -47,6 +47,7 @@ class MatMul:
     @staticmethod
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
         x, y = require_inputs("MatMul", ins, 2)
+        reject_quant("MatMul", [x, y])
         dt = same_dtype("MatMul", [x, y])
         _numeric("MatMul", dt)
         return [TensorType(matmul_shape("MatMul", x.shape, y.shape), dt)]
@@ -79,6 +80,7 @@ class Gemm:
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
         x, y = require_inputs("Gemm", ins, 2)
         c = ins[2] if len(ins) > 2 else None
+        reject_quant("Gemm", [x, y, c])
         dt = same_dtype("Gemm", [x, y] + ([c] if c is not None else []))
         _numeric("Gemm", dt)
         require(len(x.shape) == 2 and len(y.shape) == 2,

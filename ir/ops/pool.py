@@ -51,7 +51,9 @@ def _infer_window(op: str, ins: list[TensorType | None], a: Attrs) -> TensorType
         for i in range(nsp)
     )
     require(all(o >= 1 for o in out), f"{op}: the window does not fit, output {list(out)}")
-    return TensorType(x.shape[:2] + out, x.dtype)
+    # the window ops that move data (MaxPool) keep a per-tensor quantisation
+    quant = x.quant if x.quant is not None and not x.quant.per_channel else None
+    return TensorType(x.shape[:2] + out, x.dtype, quant)
 
 
 def _geometry(x: np.ndarray, a: Attrs) -> tuple[list[int], list[int], list[int]]:
@@ -186,6 +188,10 @@ def _global(name: str, fn: str) -> None:
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
         (x,) = require_inputs(name, ins, 1)
         require(len(x.shape) >= 3, f"{name}: input must be N x C x spatial...")
+        if fn == "max":  # moves data: integers (quantised ones too) are fine
+            require(x.dtype is not DType.bool, f"{name}: needs a numeric input")
+            quant = x.quant if x.quant is not None and not x.quant.per_channel else None
+            return [TensorType(x.shape[:2] + (1,) * (len(x.shape) - 2), x.dtype, quant)]
         require(x.dtype.is_float, f"{name}: needs a float input")
         return [TensorType(x.shape[:2] + (1,) * (len(x.shape) - 2), x.dtype)]
 

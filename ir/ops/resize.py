@@ -18,6 +18,7 @@ import numpy as np
 
 from ir.ops.common import require_inputs
 from ir.ops.registry import Attr, Attrs, register, require
+from ir.ops.shape import moved
 from ir.types import DType, TensorType
 
 MODES = ("nearest", "linear", "cubic")
@@ -66,7 +67,9 @@ class Resize:
                 f"Resize: nearest_mode must be one of {NEAREST_MODES}")
         require(len(a["roi"]) in (0, 2 * r), f"Resize: roi needs {2 * r} entries or none")
         require(x.dtype is not DType.bool, "Resize: needs a numeric input")
-        return [TensorType(tuple(a["sizes"]), x.dtype)]
+        require(x.quant is None or a["mode"] == "nearest",
+                f"Resize: mode {a['mode']!r} interpolates; a quantised input needs nearest")
+        return [moved(x, a["sizes"])]
 
     @staticmethod
     def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
@@ -175,9 +178,9 @@ def _block_infer(op: str, ins: list[TensorType | None], a: Attrs, to_space: bool
     n, c, h, w = x.shape
     if to_space:
         require(c % (b * b) == 0, f"{op}: channels {c} are not a multiple of {b * b}")
-        return TensorType((n, c // (b * b), h * b, w * b), x.dtype)
+        return moved(x, (n, c // (b * b), h * b, w * b))
     require(h % b == 0 and w % b == 0, f"{op}: H and W must be multiples of {b}")
-    return TensorType((n, c * b * b, h // b, w // b), x.dtype)
+    return moved(x, (n, c * b * b, h // b, w // b))
 
 
 @register

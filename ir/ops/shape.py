@@ -161,6 +161,9 @@ class Concat:
                 d == e for k, (d, e) in enumerate(zip(t.shape, xs[0].shape)) if k != axis
             )
             require(same, f"Concat: {t} and {xs[0]} differ outside axis {axis}")
+        require(len({t.quant for t in xs}) == 1,
+                f"Concat: inputs must share one quantisation, got "
+                f"{sorted({str(t.quant) for t in xs})}")
         shape = list(xs[0].shape)
         shape[axis] = sum(t.shape[axis] for t in xs)
         return [TensorType(tuple(shape), dt, shared_quant(xs))]
