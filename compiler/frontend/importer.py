@@ -19,7 +19,7 @@ from onnx import ModelProto, NodeProto, numpy_helper
 import compiler.frontend.ops  # noqa: F401  (registers every converter)
 from compiler.errors import ConversionError, UnsupportedModelError
 from compiler.frontend.context import Ctx
-from compiler.frontend.registry import CONVERTERS
+from compiler.frontend.registry import CONVERTERS, converter_key
 from ir.build import make_node
 from ir.graph import Graph, Value
 from ir.types import DType, TensorType
@@ -74,10 +74,9 @@ def unsupported_ops(model: ModelProto) -> list[tuple[str, str]]:
     """(op_type, node name) for every node qnnc has no converter for."""
     out = []
     for i, n in enumerate(model.graph.node):
-        if n.domain not in _DEFAULT_DOMAINS:
-            out.append((f"{n.domain}.{n.op_type}", _node_label(n, i)))
-        elif n.op_type not in CONVERTERS:
-            out.append((n.op_type, _node_label(n, i)))
+        key = converter_key(n.op_type, n.domain)
+        if key not in CONVERTERS:
+            out.append((key, _node_label(n, i)))
     return out
 
 
@@ -151,7 +150,8 @@ def import_model(
             ) from None
         try:
             attrs = attr_values(node)
-            result = _call(CONVERTERS[node.op_type].fn, ctx, ins, attrs, node.op_type)
+            key = converter_key(node.op_type, node.domain)
+            result = _call(CONVERTERS[key].fn, ctx, ins, attrs, node.op_type)
         except (ConversionError, UnsupportedModelError) as e:
             raise type(e)(f"node {label!r} ({node.op_type}): {e}") from None
         outs = [result] if isinstance(result, Value) else list(result)

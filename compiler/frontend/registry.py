@@ -27,21 +27,31 @@ class Converter:
     fn: ConverterFn
     ir_ops: tuple[str, ...]  # IR ops it may produce, for `qnnc ops` and the docs
     note: str = ""
+    domain: str = ""  # "" is ONNX's default domain; else e.g. "com.microsoft"
 
 
 CONVERTERS: dict[str, Converter] = {}
+DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
-def converter(op_type: str, *, ir_ops: tuple[str, ...] | None = None, note: str = "") -> Callable[
-    [ConverterFn], ConverterFn
-]:
-    """Register ``fn`` as the converter of ONNX ``op_type`` (default domain)."""
+def converter_key(op_type: str, domain: str = "") -> str:
+    """The CONVERTERS key: the op type for the default domain, else "domain.op_type"."""
+    return op_type if domain in DEFAULT_DOMAINS else f"{domain}.{op_type}"
+
+
+def converter(
+    op_type: str, *, ir_ops: tuple[str, ...] | None = None, note: str = "", domain: str = "",
+) -> Callable[[ConverterFn], ConverterFn]:
+    """Register ``fn`` as the converter of ONNX ``op_type`` in ``domain`` (default: ONNX's
+    default domain; other domains are keyed "domain.op_type", e.g. "com.microsoft.QLinearAdd")."""
 
     def deco(fn: ConverterFn) -> ConverterFn:
-        if op_type in CONVERTERS:
-            raise ValueError(f"ONNX op {op_type!r} has two converters")
+        key = converter_key(op_type, domain)
+        if key in CONVERTERS:
+            raise ValueError(f"ONNX op {key!r} has two converters")
         ops = (op_type,) if ir_ops is None else ir_ops  # () = folded, no IR op
-        CONVERTERS[op_type] = Converter(op_type, fn, ops, note)
+        CONVERTERS[key] = Converter(op_type, fn, ops, note, "" if domain in DEFAULT_DOMAINS
+                                    else domain)
         return fn
 
     return deco

@@ -9,6 +9,7 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     matmul,
     norm,
     pool,
+    qlinear,
     quant,
     reduce,
     resize,
