@@ -30,6 +30,7 @@ MIN_SHIFT = 1 - M0_BITS  # n = 31 + shift >= 1
 MAX_SHIFT = 31  # n <= 62 keeps acc·M0 + 2^(n−1) inside int64 for |acc| < 2^31
 MIN_SCALE = 2.0**-24  # smallest scale chosen for a tensor: ranges narrower than 2^-24 per
 # step are treated as this wide, keeping every requantisation multiplier in range
+MAX_SCALE = float(np.finfo(np.float32).max)
 
 
 def qrange(dtype: DType, *, narrow: bool = False) -> tuple[int, int]:
@@ -140,24 +141,29 @@ def choose_qparams(
 ) -> tuple[float, int]:
     """Scale and zero point that cover [lo, hi] (widened to include 0, so 0.0 is exact).
 
-    A zero-width range gets scale 1.0 (any scale represents 0 exactly; 1.0 keeps the
-    arithmetic finite), and no scale is below :data:`MIN_SCALE` — never a zero or NaN scale.
+    Asymmetric: the 256 codes span the range, zero point rounded half to even. Symmetric:
+    zero point 0 (signed; narrow range [-127, 127]) or the middle code (unsigned). Scales are
+    float32 values in [MIN_SCALE, MAX_SCALE]; a zero-width range (an all-zero tensor) gets
+    scale 1.0 and the zero point of any range starting at 0 — never a zero or NaN scale.
     """
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        raise ValueError(f"invalid range [{lo}, {hi}]")
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
+        raise ValueError(f"a quantisation range needs finite lo <= hi, got [{lo}, {hi}]")
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     qmin, qmax = qrange(dtype, narrow=symmetric)
     if symmetric:
-        amax = max(-lo, hi)
-        if amax == 0.0:
-            return 1.0, 0
         zp = 0 if qmin < 0 else (qmin + qmax + 1) // 2
-        return max(float(np.float32(amax / min(qmax - zp, zp - qmin))), MIN_SCALE), zp
+        amax = max(-lo, hi)
+        return (_f32_scale(amax / min(qmax - zp, zp - qmin)) if amax else 1.0), zp
     if hi == lo:  # both 0 after widening
-        return 1.0, max(qmin, 0)
-    scale = max(float(np.float32((hi - lo) / (qmax - qmin))), MIN_SCALE)
-    zp = int(round(qmin - lo / scale))
+        return 1.0, qmin
+    levels = qmax - qmin
+    scale = _f32_scale(hi / levels - lo / levels)  # divided first: hi - lo may overflow
+    zp = qmin + round(-lo / scale)
     return scale, int(min(max(zp, qmin), qmax))
+
+
+def _f32_scale(scale: float) -> float:
+    return float(np.float32(min(max(scale, MIN_SCALE), MAX_SCALE)))
 
 
 def make_lut(

@@ -28,15 +28,14 @@ from typing import Literal
 
 import numpy as np
 
-from ir.types import QuantParams
+from ir import qmath
+from ir.qmath import MAX_SCALE as MAX_SCALE  # re-exported
+from ir.qmath import MIN_SCALE as MIN_SCALE  # re-exported
+from ir.types import DType, QuantParams
 
 Scheme = Literal["u8", "i8", "i8sym"]
 SCHEMES: tuple[Scheme, ...] = ("u8", "i8", "i8sym")
 _QRANGE: dict[str, tuple[int, int]] = {"u8": (0, 255), "i8": (-128, 127), "i8sym": (-127, 127)}
-_F32 = np.finfo(np.float32)
-# Scales are stored as float32 in the IR: keep them normal, positive and finite there.
-MIN_SCALE = float(_F32.tiny)
-MAX_SCALE = float(_F32.max)
 
 
 class Observer(ABC):
@@ -377,40 +376,18 @@ def qrange(scheme: Scheme) -> tuple[int, int]:
 
 
 def quant_params(lo: float, hi: float, scheme: Scheme = "u8") -> tuple[float, int]:
-    """(scale, zero_point) covering [lo, hi] with ``real = scale * (q - zero_point)``.
-
-    The range is first widened to contain 0, and the zero point is an integer code, so 0.0
-    quantises exactly. ``u8`` and ``i8`` are affine over all 256 codes; ``i8sym`` has zero point
-    0 and scale max(|lo|, |hi|) / 127. A zero-width range (an all-zero tensor) gets scale 1.0
-    and the zero point of any range starting at 0 (u8: 0, i8: -128, i8sym: 0), which
-    represents it exactly. Zero points round half to even, like QuantizeLinear. The scale is
-    rounded to float32 (what the IR stores) and kept within [MIN_SCALE, MAX_SCALE], so it is
-    never 0, subnormal, inf or NaN.
-    """
-    qmin, qmax = qrange(scheme)
-    lo, hi = float(lo), float(hi)
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        raise ValueError(f"a quantisation range needs finite lo <= hi, got ({lo}, {hi})")
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
-    if scheme == "i8sym":
-        scale = _f32_scale(max(-lo, hi) / qmax)
-        return scale, 0
-    levels = qmax - qmin
-    scale = _f32_scale(hi / levels - lo / levels)  # divided first: hi - lo may overflow
-    zero_point = qmin + round(-lo / scale)
-    return scale, int(min(max(zero_point, qmin), qmax))
+    """(scale, zero_point) covering [lo, hi] with ``real = scale * (q - zero_point)``, for a
+    scheme name: ``u8`` and ``i8`` affine over all 256 codes, ``i8sym`` zero point 0 and
+    [-127, 127]. The one definition is :func:`ir.qmath.choose_qparams`."""
+    qrange(scheme)  # validates the scheme name
+    dtype = DType.u8 if scheme == "u8" else DType.i8
+    return qmath.choose_qparams(float(lo), float(hi), dtype, symmetric=scheme == "i8sym")
 
 
 def to_quant_params(lo: float, hi: float, scheme: Scheme = "u8") -> QuantParams:
     """:func:`quant_params` as the IR's per-tensor :class:`QuantParams`."""
     scale, zero_point = quant_params(lo, hi, scheme)
     return QuantParams.per_tensor(scale, zero_point)
-
-
-def _f32_scale(scale: float) -> float:
-    if scale == 0.0:
-        return 1.0
-    return float(np.float32(min(max(scale, MIN_SCALE), MAX_SCALE)))
 
 
 def _finite(owner: MinMaxObserver | Histogram, x: np.ndarray) -> np.ndarray:
