@@ -1,0 +1,98 @@
+"""The quantiser: accuracy on a real data set, fusion, mixed precision and float islands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler.frontend import load
+from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+from compiler.quant.calibrate import calibrate
+from compiler.quant.quantize import QuantConfig, QuantizeError, quantize_graph
+from ir import DType, Graph, TensorType, make_node
+from ir.interpreter import run
+from ir.verifier import verify
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "digits_cnn.onnx"
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[Graph, np.ndarray, np.ndarray, np.ndarray]:
+    from compiler.datasets import digits_split
+
+    g = run_pipeline(load(FIXTURE), DEFAULT_PIPELINE)
+    xtr, _, xte, yte = digits_split()
+    return g, xtr, xte, yte
+
+
+def _accuracy(g: Graph, x: np.ndarray, y: np.ndarray) -> float:
+    hits = sum(int(run(g, {"input": x[i : i + 1]})["logits"].argmax() == y[i])
+               for i in range(len(x)))
+    return hits / len(x)
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile", "entropy", "mse"])
+def test_int8_digits_accuracy_within_one_point_of_float(digits: tuple, method: str) -> None:
+    g, xtr, xte, yte = digits
+    ranges = calibrate(g, {"input": xtr[:200, None]}, method)
+    q = quantize_graph(g, ranges)
+    verify(q)
+    ops = q.op_counts()
+    assert ops.get("QConv") == 3 and ops.get("QLinear") == 1
+    assert "Relu" not in ops and "Conv" not in ops  # ReLUs fused as clamp bounds
+    f_acc, q_acc = _accuracy(g, xte, yte), _accuracy(q, xte, yte)
+    assert q_acc >= f_acc - 0.01, (method, f_acc, q_acc)
+
+
+def _conv_softmax_graph() -> Graph:
+    rng = np.random.default_rng(0)
+    g = Graph("cs")
+    x = g.add_input("x", TensorType((1, 2, 5, 5), DType.f32))
+    w = g.add_const(rng.standard_normal((4, 2, 3, 3)).astype(np.float32), "w")
+    b = g.add_const(rng.standard_normal(4).astype(np.float32), "b")
+    conv = make_node(g, "Conv", [x, w, b], {"strides": [1, 1], "pads": [1, 1, 1, 1],
+                                            "dilations": [1, 1], "group": 1}, name="conv")
+    relu = make_node(g, "Relu", conv.outputs, name="relu")
+    sm = make_node(g, "Softmax", relu.outputs, {"axis": 1}, name="softmax")
+    g.outputs = sm.outputs
+    return g
+
+
+def _sample_ranges(g: Graph) -> dict[str, tuple[float, float]]:
+    rng = np.random.default_rng(1)
+    data = {"x": rng.standard_normal((8, 1, 2, 5, 5)).astype(np.float32)}
+    return calibrate(g, data, "minmax")
+
+
+def test_softmax_stays_a_float_island_between_explicit_boundaries() -> None:
+    g = _conv_softmax_graph()
+    q = quantize_graph(g, _sample_ranges(g))
+    verify(q)
+    assert [n.op for n in q.nodes] == ["Quantize", "QConv", "Dequantize", "Softmax"]
+    assert [v.name for v in q.outputs] == [v.name for v in g.outputs]
+    x = np.random.default_rng(2).standard_normal((1, 2, 5, 5)).astype(np.float32)
+    ref, got = run(g, {"x": x}), run(q, {"x": x})
+    (name,) = ref
+    assert np.max(np.abs(ref[name] - got[name])) < 0.05
+
+
+def test_skipped_layers_stay_f32() -> None:
+    g = _conv_softmax_graph()
+    cfg = QuantConfig(skip_layers=frozenset({"conv"}))
+    q = quantize_graph(g, _sample_ranges(g), cfg)
+    verify(q)
+    assert q.op_counts() == {"Conv": 1, "Quantize": 1, "QLut": 1, "Dequantize": 1,
+                             "Softmax": 1}
+    q2 = quantize_graph(g, _sample_ranges(g), QuantConfig(skip_op_types=frozenset({"Conv",
+                                                                                   "Relu"})))
+    assert q2.op_counts() == g.op_counts()
+
+
+def test_missing_range_names_the_tensor() -> None:
+    g = _conv_softmax_graph()
+    ranges = _sample_ranges(g)
+    del ranges["x"]
+    with pytest.raises(QuantizeError, match="'x'"):
+        quantize_graph(g, ranges)
