@@ -243,7 +243,7 @@ def _model_c(graph: Graph, r: Renderer, plan: MemoryPlan, wbytes: int, wdecl: st
         includes,
         "",
         f"#define QNNC_ARENA_BYTES {max(plan.arena_bytes, 1)}",
-        "static uint8_t qnnc_arena[QNNC_ARENA_BYTES] QNNC_ALIGNED(64);",
+        "static uint8_t qnnc_arena[QNNC_ARENA_BYTES] QNNC_ALIGNED(64) QNNC_UNUSED;",
         "",
         "/* weights (weights.c) */",
         wdecl,

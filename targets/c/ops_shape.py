@@ -93,21 +93,25 @@ def gather(ctx: LayerCtx) -> str:
     ])
 
 
-def _pad_index(i: int, before: int, d: int, mode: str) -> int:
-    s = i - before
-    if 0 <= s < d:
-        return s
-    if mode == "constant":
+def _pad_index(i: int, before: int, after: int, d: int, mode: str) -> int:
+    """Source index of output ``i`` on one axis (-1: the fill value). Negative pads crop
+    first; the other modes then mirror/extend/wrap the kept part, as the reference does."""
+    lo, hi = max(-before, 0), d - max(-after, 0)
+    kept = hi - lo
+    s = i - max(before, 0)
+    if 0 <= s < kept:
+        return lo + s
+    if mode == "constant" or kept <= 0:
         return -1
     if mode == "edge":
-        return min(max(s, 0), d - 1)
+        return lo + min(max(s, 0), kept - 1)
     if mode == "wrap":
-        return s % d
-    period = 2 * (d - 1)  # reflect, without repeating the edge
+        return lo + s % kept
+    period = 2 * (kept - 1)  # reflect, without repeating the edge
     if period == 0:
-        return 0
+        return lo
     s = abs(s) % period
-    return period - s if s >= d else s
+    return lo + (period - s if s >= kept else s)
 
 
 def _table(name: str, ctype: str, values: list) -> str:
@@ -124,7 +128,7 @@ def pad(ctx: LayerCtx) -> str:
     lines, idx_terms, inside = [], [], []
     st = strides_of(x)
     for k in range(r):
-        table = [_pad_index(i, pads[k], x[k], mode) for i in range(y[k])]
+        table = [_pad_index(i, pads[k], pads[k + r], x[k], mode) for i in range(y[k])]
         lines.append(_table(f"src{k}", "int", table))
         idx_terms.append(f"src{k}[i{k}] * {st[k]}")
         inside.append(f"src{k}[i{k}] >= 0")
