@@ -23,7 +23,7 @@ ConverterFn = Callable[..., Any]
 
 @dataclass(frozen=True)
 class Converter:
-    op_type: str
+    op_type: str  # "domain.op_type" outside ONNX's default domain
     fn: ConverterFn
     ir_ops: tuple[str, ...]  # IR ops it may produce, for `qnnc ops` and the docs
     note: str = ""
@@ -50,7 +50,8 @@ def converter(
         if key in CONVERTERS:
             raise ValueError(f"ONNX op {key!r} has two converters")
         ops = (op_type,) if ir_ops is None else ir_ops  # () = folded, no IR op
-        CONVERTERS[key] = Converter(op_type, fn, ops, note, "" if domain in DEFAULT_DOMAINS
+        # op_type is the key, so listings (`qnnc ops`, docs/ops.md) name the domain
+        CONVERTERS[key] = Converter(key, fn, ops, note, "" if domain in DEFAULT_DOMAINS
                                     else domain)
         return fn
 

@@ -50,8 +50,12 @@ def typed(ctx: Ctx, v: Value, q: QuantParams) -> Value:
     """``v`` carrying quant params ``q`` (a Retype unless it already does)."""
     if v.type.quant == q:
         return v
-    return ctx.op("Retype", [v], scale=list(q.scale), zero_point=list(q.zero_point),
-                  axis=0 if q.axis is None else q.axis)
+    hints, ctx.out_hints = ctx.out_hints, [f"{v.name}_q"]  # the node's names are its results'
+    try:
+        return ctx.op("Retype", [v], scale=list(q.scale), zero_point=list(q.zero_point),
+                      axis=0 if q.axis is None else q.axis)
+    finally:
+        ctx.out_hints = hints
 
 
 def operand(ctx: Ctx, v: Value, scale: Value, zp: Value | None, what: str) -> Value:
