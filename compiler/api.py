@@ -293,6 +293,9 @@ def _check_pass_names(names: Sequence[str], what: str, known: Sequence[str]) -> 
         raise QnncError(f"{what} names unknown pass(es) {bad}; the passes are: {listing}")
 
 
+DEFAULT_CALIB_METHOD = "mse"
+
+
 def compile_model(
     model: ModelLike | Graph,
     *,
@@ -308,8 +311,15 @@ def compile_model(
     cache_dir: str | os.PathLike[str] | None = None,
     werror: bool = False,
     extra_cflags: Sequence[str] = (),
+    precision: str = "f32",
+    calibration: Any = None,
+    calib_method: str = DEFAULT_CALIB_METHOD,
+    skip_layers: Sequence[str] = (),
+    skip_op_types: Sequence[str] = (),
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> CompiledModel:
-    """Import ``model``, run the pass pipeline and (with ``output_dir``) save the result.
+    """Import ``model``, run the pass pipeline, quantise it if asked, and (with
+    ``output_dir``) save the result.
 
     - ``pipeline``: pass names in order; None means the default pipeline.
     - ``disabled_passes``: names to skip (the rest of the pipeline still runs).
@@ -322,6 +332,11 @@ def compile_model(
       OpenMP), builds it with cython + cc (cached under ``cache_dir``, by default
       ~/.cache/qnnc) and runs it natively; the output folder then also holds model.c,
       model.h, weights.c, the .pyx wrapper, the built module, a Makefile and main.c.
+    - ``precision``: ``"f32"`` (default) or ``"int8"``. INT8 needs ``calibration`` data (an
+      .npz/.npy path, a folder of .npy files, a dict of stacked arrays or an iterable of
+      {input: array} samples); ``calib_method`` is minmax, percentile, entropy or mse;
+      ``skip_layers`` (node names) and ``skip_op_types`` stay f32; ``progress(done, total)``
+      is called per calibration sample. ``print_after`` may name ``"quantize"``.
 
     ::
 
@@ -342,13 +357,21 @@ def compile_model(
     )
     _check_pass_names(steps, "the pipeline", known)
     _check_pass_names(list(disabled_passes), "--disable-pass", known)
-    _check_pass_names(after, "--print-after", known)
+    _check_pass_names([p for p in after if p != "quantize"], "--print-after", known + ["quantize"])
+    if precision not in PRECISIONS:
+        raise QnncError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     if mod is not None and steps:
         graph = mod.run_pipeline(
-            graph, steps, print_after=after, disabled=tuple(disabled_passes), on_print=on_print
+            graph, steps, print_after=[p for p in after if p != "quantize"],
+            disabled=tuple(disabled_passes), on_print=on_print,
         )
     verify(graph)
     ran = [p for p in steps if p not in disabled_passes]
+    if precision == "int8":
+        graph = _quantize(graph, calibration, calib_method, skip_layers, skip_op_types, progress)
+        ran.append("quantize")
+        if on_print is not None and ("quantize" in after or "all" in print_after):
+            on_print("quantize", _ir_text().print_graph(graph))
     build = None
     if target is not None:
         build = _build_target(graph, target, threads, cpu, cache_dir, werror, extra_cflags)
@@ -360,6 +383,39 @@ def compile_model(
 
 
 TARGETS = ("host",)
+PRECISIONS = ("f32", "int8")
+
+
+def _quantize(
+    graph: Graph,
+    calibration: Any,
+    method: str,
+    skip_layers: Sequence[str],
+    skip_op_types: Sequence[str],
+    progress: Callable[[int, int | None], None] | None,
+) -> Graph:
+    from compiler.quant.calibrate import METHODS, calibrate
+    from compiler.quant.quantize import QuantConfig, quantize_graph
+
+    if calibration is None:
+        raise QnncError(
+            "INT8 compilation needs calibration data: give a few hundred representative "
+            "input samples (--calib data.npz, or calibration= in the API)"
+        )
+    if method not in METHODS:
+        raise QnncError(f"calibration method must be one of {list(METHODS)}, got {method!r}")
+    names = {n.name for n in graph.nodes}
+    unknown = sorted(set(skip_layers) - names)
+    if unknown:
+        raise QnncError(
+            f"--skip-layers names {unknown}, which are not layers of the model; "
+            "`qnnc inspect` lists the layer names"
+        )
+    ranges = calibrate(graph, calibration, method, progress=progress)  # type: ignore[arg-type]
+    cfg = QuantConfig(skip_layers=frozenset(skip_layers), skip_op_types=frozenset(skip_op_types))
+    qgraph = quantize_graph(graph, ranges, cfg)
+    verify(qgraph)
+    return qgraph
 
 
 def _build_target(

@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from compiler.api import TARGETS, compile_model, qnnc_version
-from compiler.cli_common import add_input_shape_option, input_shapes_arg, one_paragraph
+from compiler.api import DEFAULT_CALIB_METHOD, PRECISIONS, TARGETS, qnnc_version
+from compiler.cli_common import add_input_shape_option, one_paragraph
 from compiler.cli_inspect import cmd_inspect, cmd_ops
 from compiler.cli_run import cmd_compile, cmd_example, cmd_run
 from compiler.errors import QnncError
@@ -80,6 +79,9 @@ examples:
   qnnc compile model.onnx -o build/model --print-after all 2> passes.log
   qnnc compile model.onnx -o build/model --disable-pass fold-batchnorm -v
   qnnc compile model.onnx -o build/model --target host --threads 2   # C for this CPU
+  qnnc compile model.onnx -o build/q8 --precision int8 --calib calib.npz
+  qnnc compile model.onnx -o build/q8 --precision int8 --calib calib.npz \\
+      --calib-method entropy --skip-op-types Softmax --skip-layers conv1
 
 The output folder holds model.ir (IR text), model.ir.npz (large constants) and
 manifest.json; with --target host also model.c, model.h, weights.c, the Cython wrapper,
@@ -154,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the table as JSON")
 
     p = _sub(subs, "compile", "compile a model to an IR folder, or to C for a target",
-             COMPILE_EPILOG, _cmd_compile, debug)
+             COMPILE_EPILOG, cmd_compile, debug)
     p.add_argument("model", metavar="MODEL.onnx")
     p.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR",
                    help="the folder to write")
@@ -170,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu", default="auto",
                    choices=("auto", "generic", "avx2", "avx512vnni", "native"),
                    help="host CPU level to compile for (default: detect this machine)")
+    q = p.add_argument_group("quantisation")
+    q.add_argument("--precision", choices=PRECISIONS, default="f32",
+                   help="f32 (default) or int8 (needs --calib)")
+    q.add_argument("--calib", metavar="DATA",
+                   help="calibration samples: an .npz (arrays stacked on a new leading axis), "
+                   "an .npy, or a folder of .npy files")
+    q.add_argument("--calib-method", default=DEFAULT_CALIB_METHOD,
+                   choices=("minmax", "percentile", "entropy", "mse"),
+                   help=f"range observer (default {DEFAULT_CALIB_METHOD})")
+    q.add_argument("--skip-layers", action="append", default=[], metavar="NAME[,NAME...]",
+                   help="layers (node names, see qnnc inspect) to keep in f32 (repeatable)")
+    q.add_argument("--skip-op-types", action="append", default=[], metavar="OP[,OP...]",
+                   help="op types to keep in f32, e.g. Softmax,Gemm (repeatable)")
     loud = p.add_mutually_exclusive_group()
     loud.add_argument("-v", "--verbose", action="store_true", help="say more")
     loud.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
@@ -181,26 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the examples")
     p.add_argument("--seed", type=int, default=0, help="seed for the weights (default 0)")
     return parser
-
-
-def _cmd_compile(args: argparse.Namespace) -> int:
-    """IR-only compiles keep cmd_compile's behaviour; --target builds C too."""
-    if args.target is None:
-        return cmd_compile(args)
-    start = time.perf_counter()
-    cm = compile_model(
-        args.model, input_shapes=input_shapes_arg(args),
-        disabled_passes=tuple(args.disable_pass), print_after=tuple(args.print_after),
-        output_dir=args.output_dir, target=args.target, threads=args.threads, cpu=args.cpu,
-        on_print=lambda p, text: sys.stderr.write(f"// ----- IR after {p} -----\n{text}\n"),
-    )
-    if not args.quiet:
-        b = cm.build
-        print(f"compiled {args.model} -> {args.output_dir} for {args.target} "
-              f"({len(cm.graph.nodes)} layers, arena {b.arena_bytes} bytes, weights "
-              f"{b.weight_bytes} bytes{', cached build' if b.cache_hit else ''}) in "
-              f"{time.perf_counter() - start:.2f} s")
-    return 0
 
 
 def _fail(message: str, code: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from compiler.errors import QnncError
@@ -57,3 +57,32 @@ def one_paragraph(message: str) -> str:
 def require(cond: bool, message: str) -> None:
     if not cond:
         raise QnncError(message)
+
+
+def progress_bar(label: str, stream: Any = None) -> Callable[[int, int | None], None]:
+    """A progress callback for long work: a redrawn bar on a terminal, a few plain lines
+    (every 10 %) when stderr is a file or a pipe, so logs stay readable."""
+    out = stream if stream is not None else sys.stderr
+    tty = bool(getattr(out, "isatty", lambda: False)())
+    state = {"last": -1}
+
+    def update(done: int, total: int | None) -> None:
+        if tty:
+            if total:
+                filled = int(30 * done / total)
+                out.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
+            else:
+                out.write(f"\r{label} {done}")
+            if total and done >= total:
+                out.write("\n")
+            out.flush()
+            return
+        if total:
+            decile = 10 * done // total
+            if decile != state["last"]:
+                state["last"] = decile
+                out.write(f"{label}: {done}/{total}\n")
+        elif done % 100 == 0 or done == 1:
+            out.write(f"{label}: {done}\n")
+
+    return update

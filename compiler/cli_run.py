@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from compiler.api import CompiledModel, compile_model, load_compiled
-from compiler.cli_common import input_shapes_arg, table
+from compiler.cli_common import input_shapes_arg, progress_bar, table
 from compiler.errors import QnncError
 from compiler.flops import human
 from compiler.io import random_inputs, read_inputs, write_outputs
@@ -83,6 +83,7 @@ def _print_ir(pass_name: str, text: str) -> None:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    bar = None if args.quiet else progress_bar("calibrating")
     cm = compile_model(
         args.model,
         input_shapes=input_shapes_arg(args),
@@ -90,13 +91,27 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print_after=tuple(args.print_after),
         output_dir=args.output_dir,
         on_print=_print_ir,
+        target=args.target,
+        threads=args.threads,
+        cpu=args.cpu,
+        precision=args.precision,
+        calibration=args.calib,
+        calib_method=args.calib_method,
+        skip_layers=_split_list(args.skip_layers),
+        skip_op_types=_split_list(args.skip_op_types),
+        progress=bar,
     )
     secs = time.perf_counter() - start
     if args.quiet:
         return 0
     passes = ", ".join(cm.pipeline) or "none"
-    print(f"compiled {args.model} -> {args.output_dir} ({len(cm.graph.nodes)} IR nodes, "
+    where = f" for {args.target}" if args.target else ""
+    print(f"compiled {args.model} -> {args.output_dir}{where} ({len(cm.graph.nodes)} IR nodes, "
           f"passes: {passes}) in {secs:.2f} s")
+    b = cm.build
+    if b is not None:
+        print(f"arena {b.arena_bytes} bytes, weights {b.weight_bytes} bytes"
+              f"{', cached build' if b.cache_hit else ''}")
     if args.verbose:
         counts = ", ".join(f"{op} x{n}" for op, n in sorted(cm.graph.op_counts().items()))
         print(f"ops: {counts or 'none'}")
@@ -107,6 +122,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         for f in sorted(Path(args.output_dir).iterdir()):
             print(f"wrote {f} ({human(f.stat().st_size)}B)")
     return 0
+
+
+def _split_list(values: list[str]) -> list[str]:
+    """Repeatable, comma-separated option values as one list."""
+    return [item.strip() for v in values for item in v.split(",") if item.strip()]
 
 
 # -- example ----------------------------------------------------------------------------------

@@ -244,7 +244,7 @@ def test_pipeline_options_reach_the_pass_manager(monkeypatch: pytest.MonkeyPatch
     assert log == printed == cm.pipeline == ["two"]
     log.clear()
     assert compile_model(two_inputs(), pipeline=["two", "two"]).pipeline == ["two", "two"]
-    with pytest.raises(QnncError, match="unknown pass.*'three'.*one, two"):
+    with pytest.raises(QnncError, match="unknown pass.*'three'.*one, quantize, two"):
         compile_model(two_inputs(), print_after=["three"])
 
 

@@ -1,0 +1,61 @@
+"""`qnnc compile --precision int8`: calibration from a file, f32 layers on request, and clear
+errors for missing or unfitting calibration data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from compiler.cli import main
+from compiler.examples import build_example
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    p = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), p)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz",
+             input=rng.standard_normal((16, 1, 1, 8, 8)).astype(np.float32))
+    return p
+
+
+def test_int8_compile_and_run(tiny: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tiny.parent / "q8"
+    rc = main(["compile", str(tiny), "-o", str(out), "--precision", "int8",
+               "--calib", str(tiny.parent / "calib.npz"), "--skip-layers", "logits"])
+    assert rc == 0, capsys.readouterr().err
+    text = (out / "model.ir").read_text()
+    assert "QConv" in text and "Gemm" in text and "QLinear" not in text
+    assert "quantize" in capsys.readouterr().out
+    x = np.random.default_rng(1).standard_normal((1, 1, 8, 8)).astype(np.float32)
+    np.save(tiny.parent / "x.npy", x)
+    assert main(["run", str(out), "--input", str(tiny.parent / "x.npy"),
+                 "--output", str(tiny.parent / "y.npz")]) == 0
+    assert main(["run", str(tiny), "--input", str(tiny.parent / "x.npy"),
+                 "--output", str(tiny.parent / "yf.npz")]) == 0
+    q, f = np.load(tiny.parent / "y.npz")["logits"], np.load(tiny.parent / "yf.npz")["logits"]
+    assert np.max(np.abs(q - f)) < 0.1 * np.max(np.abs(f))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "needs calibration data"),
+        (["--calib", "MISSING.npz"], "MISSING.npz"),
+        (["--calib", "BAD.npz"], "shape"),
+        (["--calib", "calib.npz", "--skip-layers", "no_such_layer"], "no_such_layer"),
+    ],
+)
+def test_int8_errors(tiny: Path, capsys: pytest.CaptureFixture, extra: list[str],
+                     message: str) -> None:
+    np.savez(tiny.parent / "BAD.npz", input=np.zeros((4, 3, 3), np.float32))
+    args = [a if not a.endswith(".npz") else str(tiny.parent / a) for a in extra]
+    out = tiny.parent / "q8"
+    rc = main(["compile", str(tiny), "-o", str(out), "--precision", "int8", *args])
+    err = capsys.readouterr().err
+    assert rc != 0 and message in err and "Traceback" not in err
+    assert not out.exists()
