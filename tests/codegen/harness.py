@@ -20,9 +20,9 @@ _counter = itertools.count()
 
 
 def run_c(graph: Graph, feeds: dict[str, np.ndarray], folder: Path,
-          opts: BuildOptions = BuildOptions(werror=True)) -> dict[str, np.ndarray]:
+          opts: BuildOptions | None = None) -> dict[str, np.ndarray]:
     """Build ``graph`` as a plain shared library in ``folder`` and run it once."""
-    lib_path = build_c_library(graph, folder, opts)
+    lib_path = build_c_library(graph, folder, opts or BuildOptions(werror=True))
     lib = ctypes.CDLL(str(lib_path))
     ins = [np.ascontiguousarray(feeds[v.name]) for v in graph.inputs]
     outs = [np.empty(v.type.shape, v.type.dtype.np) for v in graph.outputs]
