@@ -34,7 +34,7 @@ def _trailing(ctx: LayerCtx, k: int, axis: int) -> None:
     shape = ctx.ot(0).shape
     st = broadcast_strides(ctx.it(k).shape, shape)
     inner = strides_of(shape[axis:])
-    ok = all(s == 0 for s in st[:axis]) and all(
+    ok = all(s == 0 or d == 1 for s, d in zip(st[:axis], shape[:axis])) and all(
         s == i or d == 1 for s, i, d in zip(st[axis:], inner, shape[axis:]))
     if not ok or int(np.prod(ctx.it(k).shape)) != int(np.prod(shape[axis:])):
         raise ctx.fail("LayerNormalization's scale/bias must cover exactly the normalised axes")

@@ -128,8 +128,9 @@ def test_batchnorm(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("axis", [1, 2])
-def test_layernorm(axis: int, tmp_path: Path) -> None:
-    shape = (2, 6, 16)
+@pytest.mark.parametrize("batch", [1, 2])
+def test_layernorm(axis: int, batch: int, tmp_path: Path) -> None:
+    shape = (batch, 6, 16)
     g = op_graph("LayerNormalization",
                  [f32(*shape), rnd(*shape[axis:], seed=2), rnd(*shape[axis:], seed=3)],
                  {"axis": axis})
