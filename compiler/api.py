@@ -394,7 +394,7 @@ def _quantize(
     skip_op_types: Sequence[str],
     progress: Callable[[int, int | None], None] | None,
 ) -> Graph:
-    from compiler.quant.calibrate import METHODS, calibrate
+    from compiler.quant.calibrate import METHODS, calibrate_model
     from compiler.quant.quantize import QuantConfig, quantize_graph
 
     if calibration is None:
@@ -411,9 +411,9 @@ def _quantize(
             f"--skip-layers names {unknown}, which are not layers of the model; "
             "`qnnc inspect` lists the layer names"
         )
-    ranges = calibrate(graph, calibration, method, progress=progress)  # type: ignore[arg-type]
+    cal = calibrate_model(graph, calibration, method, progress=progress)  # type: ignore[arg-type]
     cfg = QuantConfig(skip_layers=frozenset(skip_layers), skip_op_types=frozenset(skip_op_types))
-    qgraph = quantize_graph(graph, ranges, cfg)
+    qgraph = quantize_graph(graph, cal.ranges, cfg, cal.channel_means)
     verify(qgraph)
     return qgraph
 

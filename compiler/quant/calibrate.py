@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -59,6 +60,15 @@ class Calibrator:
             if v.type.dtype.is_float and not v.is_const
         }
         self.samples = 0
+        # per-channel (axis 1, or the last axis of 2-D tensors) sums of the inputs of layers
+        # with weights, for bias correction: E[x_c] is what weight rounding error multiplies
+        self._sums: dict[str, np.ndarray] = {}
+        self._counts: dict[str, int] = {}
+        self._mean_of = {
+            n.inputs[0].name for n in graph.nodes
+            if n.op in ("Conv", "Gemm", "MatMul") and n.inputs and n.inputs[0] is not None
+            and not n.inputs[0].is_const
+        }
 
     def feed(self, feeds: Mapping[str, np.ndarray]) -> None:
         """Run one sample through the graph, observing every float tensor it computes."""
@@ -66,6 +76,7 @@ class Calibrator:
             obs = self.observers.get(v.name)
             if obs is not None:
                 obs.update(np.asarray(feeds[v.name]))
+            self._accumulate(v.name, np.asarray(feeds[v.name]))
         run(self.graph, feeds, observe=self._observe)
         self.samples += 1
 
@@ -74,6 +85,24 @@ class Calibrator:
             obs = self.observers.get(v.name)
             if obs is not None:
                 obs.update(array)
+            self._accumulate(v.name, array)
+
+    def _accumulate(self, name: str, array: np.ndarray) -> None:
+        if name not in self._mean_of or array.ndim < 2:
+            return
+        a = array.astype(np.float64)
+        if a.ndim == 2 or a.ndim == 3:  # [.., K]: features on the last axis
+            sums, count = a.reshape(-1, a.shape[-1]).sum(axis=0), a.size // a.shape[-1]
+        else:  # [N, C, spatial...]
+            sums = np.moveaxis(a, 1, 0).reshape(a.shape[1], -1).sum(axis=1)
+            count = a.size // a.shape[1]
+        self._sums[name] = self._sums.get(name, 0.0) + sums
+        self._counts[name] = self._counts.get(name, 0) + count
+
+    def channel_means(self) -> dict[str, np.ndarray]:
+        """Per-channel means of the inputs of Conv/Gemm/MatMul layers (axis 1 of images,
+        the last axis of 2-D/3-D tensors), for bias correction."""
+        return {k: (v / self._counts[k]).astype(np.float32) for k, v in self._sums.items()}
 
     def ranges(self) -> dict[str, tuple[float, float]]:
         """value name -> (lo, hi) with lo <= 0 <= hi, in graph order."""
@@ -82,6 +111,46 @@ class Calibrator:
     def state_nbytes(self) -> int:
         """Bytes kept by all observers between samples (constant in the number of samples)."""
         return sum(obs.state_nbytes() for obs in self.observers.values())
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What calibration learned: each float tensor's range and, for layers with weights,
+    their inputs' per-channel means."""
+
+    ranges: dict[str, tuple[float, float]]
+    channel_means: dict[str, np.ndarray]
+
+
+def calibrate_model(
+    graph: Graph,
+    data: Any,
+    method: Method = "minmax",
+    *,
+    percentile: float = 99.99,
+    symmetric: bool = False,
+    bins: int = 2048,
+    progress: Progress | None = None,
+) -> Calibration:
+    """:func:`calibrate`, also returning the channel means bias correction needs."""
+    calibrator = Calibrator(
+        graph, method, percentile=percentile, symmetric=symmetric, bins=bins
+    )
+    _feed_all(calibrator, data, graph, progress)
+    return Calibration(calibrator.ranges(), calibrator.channel_means())
+
+
+def _feed_all(calibrator: Calibrator, data: Any, graph: Graph, progress: Progress | None) -> None:
+    samples = calibration_data(data, graph)
+    for k, feeds in enumerate(samples):
+        try:
+            calibrator.feed(feeds)
+        except InterpreterError as e:
+            raise InputError(
+                f"calibration sample {k}: running the float model failed: {e}"
+            ) from None
+        if progress is not None:
+            progress(k + 1, samples.count)
 
 
 def calibrate(
@@ -105,14 +174,5 @@ def calibrate(
     calibrator = Calibrator(
         graph, method, percentile=percentile, symmetric=symmetric, bins=bins
     )
-    samples = calibration_data(data, graph)
-    for k, feeds in enumerate(samples):
-        try:
-            calibrator.feed(feeds)
-        except InterpreterError as e:
-            raise InputError(
-                f"calibration sample {k}: running the float model failed: {e}"
-            ) from None
-        if progress is not None:
-            progress(k + 1, samples.count)
+    _feed_all(calibrator, data, graph, progress)
     return calibrator.ranges()

@@ -57,14 +57,16 @@ class QuantConfig:
     per_channel: bool = True
     skip_layers: frozenset[str] = field(default_factory=frozenset)
     skip_op_types: frozenset[str] = field(default_factory=frozenset)
+    bias_correction: bool = True
 
 
 Ranges = Mapping[str, tuple[float, float]]
 
 
 class _Rewriter:
-    def __init__(self, src: Graph, ranges: Ranges, cfg: QuantConfig) -> None:
-        self.src, self.ranges, self.cfg = src, ranges, cfg
+    def __init__(self, src: Graph, ranges: Ranges, cfg: QuantConfig,
+                 means: Mapping[str, np.ndarray]) -> None:
+        self.src, self.ranges, self.cfg, self.means = src, ranges, cfg, means
         self.g = Graph(src.name)
         self.fmap: dict[int, Value] = {}  # id(original value) -> float version
         self.qmap: dict[int, Value] = {}  # id(original value) -> quantised version
@@ -220,10 +222,31 @@ def _typed_const(rw: _Rewriter, data: np.ndarray, q: QuantParams | None, hint: s
     return v
 
 
-def _weights(rw: _Rewriter, w: np.ndarray, b: np.ndarray | None, xq: Value, hint: str
-             ) -> tuple[Value, Value | None]:
+def bias_correction(w: np.ndarray, wq: np.ndarray, wparams: QuantParams, mean: np.ndarray,
+                    groups: int = 1) -> np.ndarray:
+    """The expected output error that rounding the weights causes, E[(W_q - W) x], per output
+    channel, from the per-channel means of x (Nagel et al. 2019, "Data-Free Quantization",
+    section 4.2, with empirical means). Subtracting it from the bias removes the bias shift
+    that per-tensor weight quantisation of depthwise layers otherwise leaves."""
+    axis = 0 if wparams.per_channel else None
+    dw = qmath.dequantize(wq, wparams.scale_array(), wparams.zero_point_array(), axis)
+    dw = dw.astype(np.float64) - w.astype(np.float64)
+    if dw.ndim == 2:  # [N, K]
+        return dw @ mean.astype(np.float64)
+    per_in = dw.reshape(dw.shape[0], dw.shape[1], -1).sum(axis=2)  # [O, I/g]
+    o, ig = per_in.shape
+    m = mean.astype(np.float64).reshape(groups, ig)
+    return np.einsum("goi,gi->go", per_in.reshape(groups, o // groups, ig), m).reshape(o)
+
+
+def _weights(rw: _Rewriter, w: np.ndarray, b: np.ndarray | None, xq: Value, hint: str,
+             x: Value, groups: int = 1) -> tuple[Value, Value | None]:
     wq, wparams = quantize_weight(w, rw.cfg.per_channel)
     wv = _typed_const(rw, wq, wparams, f"{hint}_wq")
+    mean = rw.means.get(x.name) if rw.cfg.bias_correction else None
+    if mean is not None and mean.shape == (w.shape[1] * groups,):
+        corr = bias_correction(w, wq, wparams, mean, groups)
+        b = (np.zeros(w.shape[0]) if b is None else b.reshape(-1).astype(np.float64)) - corr
     if b is None:
         return wv, None
     assert xq.type.quant is not None
@@ -244,7 +267,8 @@ def _conv(rw: _Rewriter, node: Node) -> bool:
     act = rw.fusable_activation(node.outputs[0])
     final, clamp = rw.clamp_for(act, node.outputs[0])
     xq = rw.qval(x)
-    wv, bv = _weights(rw, w.data, None if b is None else b.data, xq, node.name or "conv")  # type: ignore[arg-type]
+    wv, bv = _weights(rw, w.data, None if b is None else b.data, xq,  # type: ignore[arg-type]
+                      node.name or "conv", x, node.attrs["group"])
     attrs = {**node.attrs, **rw.out_attrs(final), **clamp}
     out = rw.emit("QConv", [xq, wv, bv], attrs, final.name, node.name)
     rw.finish(node, act, out)
@@ -255,7 +279,7 @@ def _linear(rw: _Rewriter, node: Node, x: Value, w_nk: np.ndarray, b: np.ndarray
     act = rw.fusable_activation(node.outputs[0])
     final, clamp = rw.clamp_for(act, node.outputs[0])
     xq = rw.qval(x)
-    wv, bv = _weights(rw, w_nk, b, xq, node.name or "linear")
+    wv, bv = _weights(rw, w_nk, b, xq, node.name or "linear", x)
     attrs = {**rw.out_attrs(final), **clamp}
     out = rw.emit("QLinear", [xq, wv, bv], attrs, final.name, node.name)
     rw.finish(node, act, out)
@@ -394,7 +418,14 @@ _HANDLERS: dict[str, Callable[[_Rewriter, Node], bool]] = {
 }
 
 
-def quantize_graph(graph: Graph, ranges: Ranges, config: QuantConfig | None = None) -> Graph:
+def quantize_graph(
+    graph: Graph,
+    ranges: Ranges,
+    config: QuantConfig | None = None,
+    channel_means: Mapping[str, np.ndarray] | None = None,
+) -> Graph:
     """The quantised version of float ``graph``, given calibrated ``ranges`` (value name →
-    (lo, hi)) of its float tensors. Inputs and outputs stay f32."""
-    return _Rewriter(graph, ranges, config or QuantConfig()).run()
+    (lo, hi)) of its float tensors. Inputs and outputs stay f32. With ``channel_means`` (from
+    :func:`compiler.quant.calibrate.calibrate_model`) the layers' biases are corrected for
+    the expected error of their rounded weights."""
+    return _Rewriter(graph, ranges, config or QuantConfig(), channel_means or {}).run()

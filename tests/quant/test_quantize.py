@@ -96,3 +96,28 @@ def test_missing_range_names_the_tensor() -> None:
     del ranges["x"]
     with pytest.raises(QuantizeError, match="'x'"):
         quantize_graph(g, ranges)
+
+
+def test_bias_correction_removes_the_mean_error_of_rounded_weights() -> None:
+    """A per-tensor depthwise conv on inputs with a large mean: rounding the weights shifts
+    every output channel's mean; bias correction takes that shift out."""
+    rng = np.random.default_rng(3)
+    g = Graph("dw")
+    x = g.add_input("x", TensorType((1, 8, 6, 6), DType.f32))
+    w = rng.uniform(-1, 1, (8, 1, 3, 3)).astype(np.float32)
+    w[0, 0, 0, 0] = 40.0  # one large weight makes the per-tensor step coarse for the rest
+    wv = g.add_const(w, "w")
+    conv = make_node(g, "Conv", [x, wv], {"strides": [1, 1], "pads": [0, 0, 0, 0],
+                                          "dilations": [1, 1], "group": 8}, name="dw")
+    g.outputs = conv.outputs
+    data = {"x": (rng.standard_normal((16, 1, 8, 6, 6)) + 3.0).astype(np.float32)}
+    from compiler.quant.calibrate import calibrate_model
+
+    cal = calibrate_model(g, data, "minmax")
+    errs = {}
+    for bc in (False, True):
+        q = quantize_graph(g, cal.ranges, QuantConfig(per_channel=False, bias_correction=bc),
+                           cal.channel_means)
+        diff = [run(q, {"x": s})["dw"] - run(g, {"x": s})["dw"] for s in data["x"]]
+        errs[bc] = np.abs(np.mean(diff, axis=(0, 1, 3, 4))).max()
+    assert errs[True] < 0.25 * errs[False], errs
