@@ -102,6 +102,8 @@ unary("Gelu", _f64(_gelu),
       "y = x/2 * (1 + erf(x / sqrt(2))); approximate='tanh': "
       "x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))",
       {"approximate": Attr("str", "none", "'none' (exact, erf) or 'tanh'")})
+unary("SiLU", _f64(lambda x, a: x * _sigmoid(x)),
+      "y = x * sigmoid(x) = x / (1 + exp(-x)) (Swish-1; no ONNX op, made by recognize-silu)")
 unary("Softplus", _f64(lambda x, a: _softplus(x)), "y = log(1 + exp(x))")
 unary("Softsign", _f64(lambda x, a: x / (1.0 + np.abs(x))), "y = x / (1 + |x|)")
 unary("Elu", _f64(lambda x, a: np.where(x > 0, x, a["alpha"] * np.expm1(x))),
