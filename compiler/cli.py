@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from compiler.api import DEFAULT_CALIB_METHOD, PRECISIONS, TARGETS, qnnc_version
 from compiler.cli_common import add_input_shape_option, one_paragraph
+from compiler.cli_golden import add_golden_parser
 from compiler.cli_inspect import cmd_inspect, cmd_ops
 from compiler.cli_run import cmd_compile, cmd_example, cmd_run
 from compiler.errors import QnncError
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE.onnx", help="where to write (NAME.onnx)")
     p.add_argument("--list", action="store_true", help="list the examples")
     p.add_argument("--seed", type=int, default=0, help="seed for the weights (default 0)")
+
+    add_golden_parser(subs, _sub, debug)
     return parser
 
 

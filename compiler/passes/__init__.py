@@ -3,7 +3,16 @@
 DEFAULT_PIPELINE is the target-independent clean-up that every compile starts with.
 """
 
-from compiler.passes import dce, fold_batchnorm, fold_constants  # noqa: F401  (registration)
+from compiler.passes import (  # noqa: F401  (registration)
+    dce,
+    equalize,
+    fold_batchnorm,
+    fold_constants,
+    recognize_gelu,
+    recognize_hardswish,
+    recognize_layernorm,
+    recognize_silu,
+)
 from compiler.passes.manager import PASSES, Pass, PassError, register_pass, run_pipeline
 
 DEFAULT_PIPELINE: list[str] = ["fold-constants", "fold-batchnorm", "dce"]

@@ -1,0 +1,213 @@
+"""Golden outputs: the comparison rules, the golden folder and set formats, and the
+`qnnc golden record|check` commands end to end (record, pass, regress, update, pass)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from compiler import golden
+from compiler.api import compile_model
+from compiler.cli import main
+from compiler.errors import QnncError
+from compiler.examples import build_example
+from compiler.golden import Tolerance, compare_output
+
+
+# -- comparison rules ---------------------------------------------------------------------------
+def test_integers_compare_exactly_and_report_positions() -> None:
+    want = np.arange(24, dtype=np.int32).reshape(2, 3, 4)
+    got = want.copy()
+    got[1, 2, 3] += 1
+    got[0, 1, 0] -= 5
+    r = compare_output("y", want, got, None)
+    assert not r.ok
+    assert "2 of 24 elements differ (exact)" in r.summary
+    assert "first at [0, 1, 0], [1, 2, 3]" in r.details[0]
+    assert "worst abs error 5 at [0, 1, 0] (got -1, expected 4)" in r.details[1]
+    assert compare_output("y", want, want.copy(), None).ok
+
+
+def test_float_tolerance_boundary_nan_and_inf() -> None:
+    want = np.array([1.0, 0.0, np.nan, np.inf, -2.0], np.float32)
+    tol = Tolerance(1e-5, 1e-6)
+    inside = want + np.array([1e-5, 1e-6, 0, 0, 0], np.float32) * 0.9
+    assert compare_output("y", want, inside.astype(np.float32), tol).ok
+    outside = want.copy()
+    outside[1] = 3e-6
+    r = compare_output("y", want, outside, tol)
+    assert not r.ok and "1 of 5" in r.summary and "first at [1]" in r.details[0]
+    flipped = want.copy()
+    flipped[3] = -np.inf
+    assert not compare_output("y", want, flipped, tol).ok
+    assert "worst rel error inf" in compare_output("y", want, outside, tol).details[2]
+
+
+def test_shape_or_dtype_change_fails() -> None:
+    want = np.zeros((2, 3), np.float32)
+    assert "got float32[3, 2]" in compare_output("y", want, want.reshape(3, 2), None).summary
+    assert not compare_output("y", want, want.astype(np.float64), Tolerance(1, 1)).ok
+
+
+def test_int8_outputs_exact_and_reported_in_quantisation_steps(tmp_path: Path) -> None:
+    model = build_example("tiny_cnn")
+    rng = np.random.default_rng(0)
+    calib = {"input": rng.standard_normal((8, 1, 1, 8, 8)).astype(np.float32)}
+    cm = compile_model(model, precision="int8", calibration=calib)
+    x = {"input": rng.standard_normal((1, 1, 8, 8)).astype(np.float32)}
+    golden.record_outputs(cm, x, tmp_path / "g")
+    man = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    assert man["precision"] == "int8"
+    assert man["outputs"][0] == {"name": "logits", "dtype": "float32", "shape": [1, 10],
+                                      "compare": "tolerance", "rtol": 0.0, "atol": 0.0}
+    step = golden.quant_steps(cm.graph)["logits"]
+    outs = dict(np.load(tmp_path / "g" / "outputs.npz"))
+    outs["logits"][0, 4] += np.float32(step)  # one code off
+    np.savez(tmp_path / "g" / "outputs.npz", **outs)
+    res = golden.check_outputs(cm, tmp_path / "g")
+    assert not res.passed
+    assert "= 1 quantisation steps" in res.report()
+
+
+# -- golden folders ----------------------------------------------------------------------------
+def test_changed_inputs_are_reported_not_compared(tmp_path: Path) -> None:
+    cm = compile_model(build_example("tiny_cnn"))
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    golden.record_outputs(cm, {"input": x}, tmp_path / "g")
+    assert golden.check_outputs(cm, tmp_path / "g", {"input": x}).passed
+    res = golden.check_outputs(cm, tmp_path / "g", {"input": x + 1})
+    assert not res.passed and "input 'input' differs" in res.report()
+
+
+def test_unknown_target_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(QnncError, match="goldens can be recorded for: interp, host"):
+        golden.compile_target("ascend910b")
+    m = tmp_path / "m.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    rc = main(["golden", "record", str(m), "--random-input", "-o", str(tmp_path / "g"),
+               "--target", "mlu370"])
+    assert rc == 1 and not (tmp_path / "g").exists()
+
+
+def test_failed_record_leaves_previous_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    m = tmp_path / "m.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    out = tmp_path / "g"
+    assert main(["golden", "record", str(m), "--random-input", "-o", str(out), "-q"]) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def boom(_graph: object) -> str:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(golden, "ir_hash", boom)
+    with pytest.raises(RuntimeError):
+        golden.record_set(m, out, ["interp"], lambda cm: {"input": np.ones((1, 1, 8, 8))},
+                          golden.GoldenOptions())
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g", "m.onnx"]  # no temp folders
+
+
+# -- the CLI end to end -------------------------------------------------------------------------
+def _bump_weight(src: Path, dst: Path) -> None:
+    m = onnx.load(src)
+    for t in m.graph.initializer:
+        if t.name == "fc.weight":
+            a = numpy_helper.to_array(t).copy()
+            a[3, :8] += 0.25
+            t.CopyFrom(numpy_helper.from_array(a, t.name))
+    onnx.save(m, dst)
+
+
+def test_cli_record_check_regress_update(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    m = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    np.savez(tmp_path / "data.npz",
+             input=np.random.default_rng(5).standard_normal((1, 1, 8, 8)).astype(np.float32))
+    out = tmp_path / "goldens" / "tiny"
+    assert main(["golden", "record", str(m), "--inputs", str(tmp_path / "data.npz"),
+                 "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["interp", "manifest.json", "model.onnx"]
+    assert sorted(p.name for p in (out / "interp").iterdir()) == [
+        "inputs.npz", "manifest.json", "outputs.npz"]
+    man = json.loads((out / "interp" / "manifest.json").read_text())
+    assert len(man["ir_hash"]) == 64 and man["qnnc_version"] and man["target"] == "interp"
+    capsys.readouterr()
+
+    assert main(["golden", "check", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "ok" in text and "IR unchanged" in text and "all 1 target(s) match" in text
+
+    # an edited model behaves like a compiler that computes something else
+    _bump_weight(out / "model.onnx", out / "model.onnx")
+    assert main(["golden", "check", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "FAIL" in text and "output 'logits' float32[1, 10]:" in text
+    assert "elements differ (rtol 1e-05, atol 1e-06)" in text
+    assert "first at [0, 3]" in text and "worst abs error" in text and "worst rel error" in text
+    assert "IR hash changed" in text and "1 of 1 target(s) FAILED" in text
+
+    assert main(["golden", "check", str(out), "--update"]) == 0
+    assert "UPDATED" in capsys.readouterr().out
+    assert main(["golden", "check", str(out)]) == 0
+    assert "IR unchanged" in capsys.readouterr().out
+    assert json.loads((out / "interp" / "manifest.json").read_text())["ir_hash"] != man["ir_hash"]
+
+
+def test_cli_check_another_model_then_adopt_it(tmp_path: Path, capsys: pytest.CaptureFixture
+                                               ) -> None:
+    m = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    out = tmp_path / "g"
+    assert main(["golden", "record", str(m), "--random-input", "--seed", "3", "-o", str(out),
+                 "-q"]) == 0
+    _bump_weight(m, m)  # the user's source model changes after recording
+    assert main(["golden", "check", str(out)]) == 0  # the stored copy still matches...
+    assert "source model" in capsys.readouterr().out  # ...but the check says the source moved
+    assert main(["golden", "check", str(out), "--model", str(m)]) == 1
+    assert "elements differ" in capsys.readouterr().out
+    assert main(["golden", "check", str(out), "--model", str(m), "--update", "-q"]) == 0
+    assert (out / "model.onnx").read_bytes() == m.read_bytes()
+    assert main(["golden", "check", str(out), "-q"]) == 0
+
+
+def test_cli_int8_record_stores_calibration(tmp_path: Path, capsys: pytest.CaptureFixture
+                                            ) -> None:
+    m = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", input=rng.standard_normal((8, 1, 1, 8, 8)).astype("f4"))
+    np.save(tmp_path / "x.npy", rng.standard_normal((1, 1, 8, 8)).astype(np.float32))
+    out = tmp_path / "q8"
+    assert main(["golden", "record", str(m), "--inputs", str(tmp_path / "x.npy"), "-o",
+                 str(out), "--precision", "int8", "--calib", str(tmp_path / "calib.npz")]) == 0
+    (tmp_path / "calib.npz").unlink()  # the set must not depend on the user's files
+    m.unlink()
+    assert (out / "calib.npz").is_file()
+    assert main(["golden", "check", str(out)]) == 0
+    assert "exact (tolerance 0)" in capsys.readouterr().out
+
+
+def test_cli_check_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["golden", "check", str(tmp_path / "nope")]) != 0
+    assert "no manifest.json" in capsys.readouterr().err
+    m = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    out = tmp_path / "g"
+    assert main(["golden", "record", str(m), "--random-input", "-o", str(out), "-q"]) == 0
+    assert main(["golden", "check", str(out), "--target", "host"]) == 1
+    assert "no golden for target(s) ['host']" in capsys.readouterr().err
+    assert main(["golden", "check", str(out / "interp")]) == 1
+    assert "single golden folder" in capsys.readouterr().err
+
+
+def test_help_documents_exit_status(capsys: pytest.CaptureFixture) -> None:
+    assert main(["golden", "check", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "exit status" in text and "0  every output" in text and "1  a mismatch" in text
