@@ -18,6 +18,7 @@ import targets.c.ops_elementwise
 import targets.c.ops_linalg
 import targets.c.ops_norm
 import targets.c.ops_pool
+import targets.c.ops_quant
 import targets.c.ops_reduce
 import targets.c.ops_shape  # noqa: F401
 from ir.graph import Graph, Value

@@ -1,0 +1,275 @@
+/* qnnc_int8.h - the integer arithmetic of quantised layers, for generated model.c.
+ *
+ * Every function here is bit-exact with ir/qmath.py, which defines the semantics:
+ *
+ *   requant(acc) = (acc * M0 + 2^(n-1)) >> n      64-bit product, arithmetic shift, n = 31+shift
+ *   y = clamp(zero_point + requant(acc), lo, hi)
+ *
+ * Products of 8-bit operands run through one GEMM micro-kernel on int16 pairs: operands are
+ * widened to int16 and multiplied with _mm256_madd_epi16 (exact: a pair of int16 products
+ * always fits int32), accumulating in int32. vpmaddubsw is avoided on purpose - its int16
+ * saturation would make results depend on the data. Packed layouts (MR = 4, NR = 16):
+ *
+ *   A (weights, packed at compile time): [M/4 tiles][K2][4 rows][2]  int16, K2 = ceil(K/2)
+ *   B (activations, packed per call):    [N/16 panels][K2][16 cols][2] int16
+ *
+ * so each step of the k loop broadcasts one (k, k+1) pair of a weight row as an int32 and
+ * multiplies it with 16 columns' pairs. Zero rows/columns pad M, N and K; the caller only
+ * stores the valid part of a tile. The generic path is the same loop in plain C; with
+ * AVX-512 VNNI the pair product-and-add is one vpdpwssd on the same layout. */
+#ifndef QNNC_INT8_H
+#define QNNC_INT8_H
+
+#include "qnnc_runtime.h"
+#if defined(__AVX2__) || defined(__AVX512VNNI__)
+#include <immintrin.h>
+#endif
+
+#define QNNC_Q8_MR 4
+#define QNNC_Q8_NR 16
+
+/* -- requantisation (qmath.requantize_raw / requantize) ---------------------------------- */
+
+/* (acc * m0 + 2^(n-1)) >> n; n in [1, 62]. GCC and clang shift signed values arithmetically. */
+static inline int64_t qnnc_requant_raw(int64_t acc, int32_t m0, int n) {
+    return (acc * (int64_t)m0 + ((int64_t)1 << (n - 1))) >> n;
+}
+
+/* zp + requant(acc), clamped to [lo, hi] (the type's range met with a fused activation). */
+static inline int32_t qnnc_requant(int64_t acc, int32_t m0, int n, int32_t zp, int32_t lo,
+                                   int32_t hi) {
+    const int64_t y = qnnc_requant_raw(acc, m0, n) + zp;
+    return (int32_t)(y < lo ? lo : (y > hi ? hi : y));
+}
+
+/* -- float <-> integer boundaries (qmath.quantize / dequantize) --------------------------- */
+
+/* saturate(rint(x / scale) + zp): the division in float32, ties to even (nearbyintf in the
+ * default rounding mode), NaN to 0 and +-inf to the range ends, as qmath does. */
+static inline int32_t qnnc_quantize(float x, float scale, int32_t zp, int32_t lo, int32_t hi) {
+    const float r = nearbyintf(x / scale);
+    if (r != r) return 0 < lo ? lo : (0 > hi ? hi : 0);
+    const double q = (double)r + (double)zp;
+    return q <= (double)lo ? lo : (q >= (double)hi ? hi : (int32_t)q);
+}
+
+static inline float qnnc_dequantize(int64_t q, int64_t zp, float scale) {
+    return (float)(q - zp) * scale;
+}
+
+/* -- packing ----------------------------------------------------------------------------- */
+
+/* Element i of an 8-bit array, signed or unsigned (sgn is a literal at every call site, so
+ * the branch folds away). */
+static inline int32_t qnnc_q8_at(const void *p, ptrdiff_t i, int sgn) {
+    return sgn ? (int32_t)((const int8_t *)p)[i] : (int32_t)((const uint8_t *)p)[i];
+}
+
+/* One im2col row of a 2-D convolution: output positions p0 .. p0+n-1 (row-major over
+ * OH x OW) read plane xc[H][W] at (oh*SH + offh, ow*SW + offw); positions in the padding get
+ * `padv`, the others x - sub. */
+static inline void qnnc_q8_im2row(int16_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT xc,
+                                  int sgn, int p0, int n, int H, int W, int OW, int SH, int SW,
+                                  int offh, int offw, int sub, int padv) {
+    int lo_ow = offw >= 0 ? 0 : (-offw + SW - 1) / SW;
+    int hi_ow = (W - 1 - offw) < 0 ? 0 : (W - 1 - offw) / SW + 1;
+    if (hi_ow > OW) hi_ow = OW;
+    if (lo_ow > hi_ow) lo_ow = hi_ow;
+    int oh = p0 / OW, ow = p0 - oh * OW, j = 0;
+    while (j < n) {
+        int run = OW - ow;
+        if (run > n - j) run = n - j;
+        const int ih = oh * SH + offh;
+        int16_t *d = dst + j - ow;  /* d[t] for t in [ow, ow + run) */
+        if (ih < 0 || ih >= H) {
+            for (int t = ow; t < ow + run; ++t) d[t] = (int16_t)padv;
+        } else {
+            const int a = ow > lo_ow ? ow : lo_ow;
+            const int b = ow + run < hi_ow ? ow + run : hi_ow;
+            const ptrdiff_t base = (ptrdiff_t)ih * W + offw;
+            int t = ow;
+            for (; t < a; ++t) d[t] = (int16_t)padv;
+            if (SW == 1) {
+                for (; t < b; ++t) d[t] = (int16_t)(qnnc_q8_at(xc, base + t, sgn) - sub);
+            } else {
+                for (; t < b; ++t)
+                    d[t] = (int16_t)(qnnc_q8_at(xc, base + (ptrdiff_t)t * SW, sgn) - sub);
+            }
+            for (; t < ow + run; ++t) d[t] = (int16_t)padv;
+        }
+        j += run;
+        ow = 0;
+        ++oh;
+    }
+}
+
+/* A contiguous row of n 8-bit values minus sub (a 1x1 convolution's row, a matrix row). */
+static inline void qnnc_q8_widen(int16_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT x,
+                                 int sgn, int n, int sub) {
+    for (int j = 0; j < n; ++j) dst[j] = (int16_t)(qnnc_q8_at(x, j, sgn) - sub);
+}
+
+/* Rows k and k+1 (ra, rb; rb NULL for the zero row past an odd K) of B into the packed
+ * panels at dst (this k pair's slot of panel 0; panels are `pstride` int16 apart). Columns
+ * n .. 16*ceil(n/16) are zero. */
+static inline void qnnc_q8_interleave(int16_t *QNNC_RESTRICT dst, const int16_t *ra,
+                                      const int16_t *rb, int n, ptrdiff_t pstride) {
+    const int full = n / QNNC_Q8_NR;
+    for (int p = 0; p < full; ++p) {
+        int16_t *d = dst + p * pstride;
+        const int16_t *a = ra + p * QNNC_Q8_NR;
+        if (rb) {
+            const int16_t *b = rb + p * QNNC_Q8_NR;
+            for (int c = 0; c < QNNC_Q8_NR; ++c) { d[2 * c] = a[c]; d[2 * c + 1] = b[c]; }
+        } else {
+            for (int c = 0; c < QNNC_Q8_NR; ++c) { d[2 * c] = a[c]; d[2 * c + 1] = 0; }
+        }
+    }
+    const int rest = n - full * QNNC_Q8_NR;
+    if (rest) {
+        int16_t *d = dst + full * pstride;
+        for (int c = 0; c < QNNC_Q8_NR; ++c) {
+            const int in = c < rest;
+            d[2 * c] = in ? ra[full * QNNC_Q8_NR + c] : 0;
+            d[2 * c + 1] = (in && rb) ? rb[full * QNNC_Q8_NR + c] : 0;
+        }
+    }
+}
+
+/* Columns of B given as rows of x (x[j][k], row stride ldx: a fully connected layer's
+ * inputs) minus sub, n of them, straight into the packed panels at dst (panel stride
+ * pstride); columns up to the next multiple of 16 and the k past an odd K are zero. */
+static inline void qnnc_q8_pack_cols(int16_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT x,
+                                     int sgn, int n, int K, ptrdiff_t ldx, int sub,
+                                     ptrdiff_t pstride) {
+    const int K2 = (K + 1) / 2;
+    const int np = (n + QNNC_Q8_NR - 1) / QNNC_Q8_NR;
+    for (int j = 0; j < np * QNNC_Q8_NR; ++j) {
+        int16_t *d = dst + (j / QNNC_Q8_NR) * pstride + (j % QNNC_Q8_NR) * 2;
+        for (int kp = 0; kp < K2; ++kp) {
+            for (int e = 0; e < 2; ++e) {
+                const int k = 2 * kp + e;
+                d[kp * 2 * QNNC_Q8_NR + e] = (j < n && k < K)
+                    ? (int16_t)(qnnc_q8_at(x, (ptrdiff_t)j * ldx + k, sgn) - sub) : 0;
+            }
+        }
+    }
+}
+
+/* Rows m0 .. m0+3 of a run-time matrix a[M][K] (row stride lda) minus sub, as one packed A
+ * tile [K2][4][2]; rows past M and the column past an odd K are zero. */
+static inline void qnnc_q8_pack_a(int16_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT a,
+                                  int sgn, int m0, int M, int K, ptrdiff_t lda, int sub) {
+    const int K2 = (K + 1) / 2;
+    for (int r = 0; r < QNNC_Q8_MR; ++r) {
+        const int m = m0 + r;
+        for (int kp = 0; kp < K2; ++kp) {
+            for (int e = 0; e < 2; ++e) {
+                const int k = 2 * kp + e;
+                dst[(kp * QNNC_Q8_MR + r) * 2 + e] = (m < M && k < K)
+                    ? (int16_t)(qnnc_q8_at(a, (ptrdiff_t)m * lda + k, sgn) - sub) : 0;
+            }
+        }
+    }
+}
+
+/* -- the micro-kernel: C[4][16] = A tile (K2 pairs) x B panel (K2 pairs) ---------------- */
+
+static inline void qnnc_q8_tile_c(int K2, const int16_t *QNNC_RESTRICT A,
+                                  const int16_t *QNNC_RESTRICT B, int32_t *QNNC_RESTRICT C) {
+    int32_t acc[QNNC_Q8_MR * QNNC_Q8_NR] = {0};
+    for (int kp = 0; kp < K2; ++kp) {
+        const int16_t *a = A + kp * 2 * QNNC_Q8_MR;
+        const int16_t *b = B + kp * 2 * QNNC_Q8_NR;
+        for (int r = 0; r < QNNC_Q8_MR; ++r) {
+            const int32_t a0 = a[2 * r], a1 = a[2 * r + 1];
+            for (int c = 0; c < QNNC_Q8_NR; ++c)
+                acc[r * QNNC_Q8_NR + c] += a0 * b[2 * c] + a1 * b[2 * c + 1];
+        }
+    }
+    memcpy(C, acc, sizeof acc);
+}
+
+#if defined(__AVX2__)
+static inline __m256i qnnc_q8_pair(const int16_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
+}
+
+static inline void qnnc_q8_tile_avx2(int K2, const int16_t *QNNC_RESTRICT A,
+                                     const int16_t *QNNC_RESTRICT B, int32_t *QNNC_RESTRICT C) {
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
+    __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (int kp = 0; kp < K2; ++kp) {
+        const int16_t *a = A + kp * 2 * QNNC_Q8_MR;
+        const int16_t *b = B + kp * 2 * QNNC_Q8_NR;
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 16));
+        __m256i w = qnnc_q8_pair(a);
+        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(w, b0));
+        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(w, b1));
+        w = qnnc_q8_pair(a + 2);
+        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(w, b0));
+        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(w, b1));
+        w = qnnc_q8_pair(a + 4);
+        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(w, b0));
+        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(w, b1));
+        w = qnnc_q8_pair(a + 6);
+        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(w, b0));
+        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(w, b1));
+    }
+    /* lane l of b0 holds column l's pair: columns 0..7 in c?0, 8..15 in c?1 */
+    _mm256_storeu_si256((__m256i *)C, c00);
+    _mm256_storeu_si256((__m256i *)(C + 8), c01);
+    _mm256_storeu_si256((__m256i *)(C + 16), c10);
+    _mm256_storeu_si256((__m256i *)(C + 24), c11);
+    _mm256_storeu_si256((__m256i *)(C + 32), c20);
+    _mm256_storeu_si256((__m256i *)(C + 40), c21);
+    _mm256_storeu_si256((__m256i *)(C + 48), c30);
+    _mm256_storeu_si256((__m256i *)(C + 56), c31);
+}
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+/* vpdpwssd: the int16 pair products of 16 columns added into int32 lanes in one instruction
+ * (no saturation: the non-"s" form wraps, and the sums are bounded at compile time). */
+static inline void qnnc_q8_tile_vnni(int K2, const int16_t *QNNC_RESTRICT A,
+                                     const int16_t *QNNC_RESTRICT B, int32_t *QNNC_RESTRICT C) {
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+    for (int kp = 0; kp < K2; ++kp) {
+        const int16_t *a = A + kp * 2 * QNNC_Q8_MR;
+        const __m512i b = _mm512_loadu_si512((const void *)(B + kp * 2 * QNNC_Q8_NR));
+        int32_t w[4];
+        memcpy(w, a, sizeof w);
+        c0 = _mm512_dpwssd_epi32(c0, _mm512_set1_epi32(w[0]), b);
+        c1 = _mm512_dpwssd_epi32(c1, _mm512_set1_epi32(w[1]), b);
+        c2 = _mm512_dpwssd_epi32(c2, _mm512_set1_epi32(w[2]), b);
+        c3 = _mm512_dpwssd_epi32(c3, _mm512_set1_epi32(w[3]), b);
+    }
+    _mm512_storeu_si512((void *)C, c0);
+    _mm512_storeu_si512((void *)(C + 16), c1);
+    _mm512_storeu_si512((void *)(C + 32), c2);
+    _mm512_storeu_si512((void *)(C + 48), c3);
+}
+#define qnnc_q8_tile qnnc_q8_tile_vnni
+#elif defined(__AVX2__)
+#define qnnc_q8_tile qnnc_q8_tile_avx2
+#else
+#define qnnc_q8_tile qnnc_q8_tile_c
+#endif
+
+/* -- the epilogue ------------------------------------------------------------------------ */
+
+/* n accumulators of one output channel: y[c * stride] = clamp(zp + requant(acc[c] + bias)). */
+static inline void qnnc_q8_store(const int32_t *QNNC_RESTRICT acc, int n, int64_t bias,
+                                 int32_t m0, int nsh, int32_t zp, int32_t lo, int32_t hi,
+                                 void *QNNC_RESTRICT dst, ptrdiff_t stride, int sgn) {
+    for (int c = 0; c < n; ++c) {
+        const int32_t v = qnnc_requant((int64_t)acc[c] + bias, m0, nsh, zp, lo, hi);
+        if (sgn) ((int8_t *)dst)[c * stride] = (int8_t)v;
+        else ((uint8_t *)dst)[c * stride] = (uint8_t)v;
+    }
+}
+
+#endif /* QNNC_INT8_H */

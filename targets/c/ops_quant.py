@@ -1,0 +1,211 @@
+"""INT8 emitters: the float/integer boundary (Quantize, Dequantize, Retype), Requantize,
+QAdd, QMul, QLut, and (in the sibling modules) products and pools.
+
+Every formula is ir/qmath's, through csrc/qnnc_int8.h: qnnc_requant is requantize_raw plus
+zero point and clamp, written once; (M0, shift) come from ir.ops.qcommon at compile time, so
+the C uses exactly the interpreter's multipliers, as literals or static tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+import targets.c.ops_pool
+import targets.c.ops_quant_gemm
+import targets.c.ops_quant_pool
+import targets.c.ops_shape  # noqa: F401  (the float emitters wrapped below register first)
+from ir import qmath
+from ir.ops.qcommon import ADD_SHIFT, add_multipliers, product_multiplier, rescale_multiplier
+from targets.c.emitter import (
+    EMITTERS,
+    Emitter,
+    LayerCtx,
+    Renderer,
+    emits,
+    float_lit,
+    nested_loops,
+    offset,
+    strides_of,
+)
+from targets.c.ops_elementwise import broadcast_strides, collapse
+from targets.c.ops_quant_util import clamp_bounds, int_table, qparams
+
+# model.c must include the integer kernels. The renderer's header list belongs to the
+# framework; until it names qnnc_int8.h itself, the INT8 emitters add it on import.
+if "qnnc_int8.h" not in Renderer.headers:
+    Renderer.headers = (*Renderer.headers, "qnnc_int8.h")
+
+
+def _flat(ctx: LayerCtx, body: str) -> str:
+    n = ctx.ot(0).size
+    return f"{ctx.omp()}for (int i = 0; i < {n}; ++i) {{\n    {body}\n}}"
+
+
+def _axis_loops(ctx: LayerCtx, axis: int, body: str) -> str:
+    """for o, c, i over (outer, channels along axis, inner) with ``e = o*C*I + c*I + i``."""
+    shape = ctx.it(0).shape
+    outer = int(np.prod(shape[:axis]))
+    ch, inner = shape[axis], int(np.prod(shape[axis + 1:]))
+    return (f"for (int o = 0; o < {outer}; ++o)\n"
+            f"for (int c = 0; c < {ch}; ++c)\n"
+            f"for (int i = 0; i < {inner}; ++i) {{\n"
+            f"    const int e = (o * {ch} + c) * {inner} + i;\n"
+            f"    {body}\n}}")
+
+
+@emits("Quantize", inplace=False)
+def quantize(ctx: LayerCtx) -> str:
+    """q = saturate(rint(x / scale) + zp), x / scale in float32 (qnnc_quantize)."""
+    if ctx.it(0).dtype.name != "f32":
+        raise ctx.fail("Quantize reads f32 here")
+    scale, zps = ctx.a["scale"], ctx.a["zero_point"]
+    lo, hi = qmath.qrange(ctx.ot(0).dtype)
+    ct = ctx.ctype(ctx.ot(0))
+    x, y = ctx.i(0), ctx.o(0)
+    if len(scale) == 1:
+        s = float_lit(float(np.float32(scale[0])))
+        return _flat(ctx, f"{y}[i] = ({ct})qnnc_quantize({x}[i], {s}, {int(zps[0])}, {lo}, {hi});")
+    axis = ctx.a["axis"] % ctx.it(0).rank
+    tab = (f"static const float qs[{len(scale)}] = "
+           f"{{{', '.join(float_lit(float(np.float32(v))) for v in scale)}}};\n"
+           + int_table("qz", "int32_t", zps))
+    body = f"{y}[e] = ({ct})qnnc_quantize({x}[e], qs[c], qz[c], {lo}, {hi});"
+    return tab + "\n" + _axis_loops(ctx, axis, body)
+
+
+@emits("Dequantize")
+def dequantize(ctx: LayerCtx) -> str:
+    """x = (float)(q - zp) * scale in float32 (qnnc_dequantize)."""
+    q = qparams(ctx.it(0))
+    x, y = ctx.i(0), ctx.o(0)
+    if len(q.scale) == 1:
+        s = float_lit(float(np.float32(q.scale[0])))
+        return _flat(ctx, f"{y}[i] = qnnc_dequantize({x}[i], {int(q.zero_point[0])}, {s});")
+    assert q.axis is not None
+    tab = (f"static const float qs[{len(q.scale)}] = "
+           f"{{{', '.join(float_lit(float(np.float32(v))) for v in q.scale)}}};\n"
+           + int_table("qz", "int32_t", q.zero_point))
+    return tab + "\n" + _axis_loops(ctx, q.axis, f"{y}[e] = qnnc_dequantize({x}[e], qz[c], qs[c]);")
+
+
+@emits("Retype")
+def retype(ctx: LayerCtx) -> str:
+    """Only the type changes: a copy (or nothing, when input and output share storage)."""
+    if ctx.same_storage(0, 0):
+        return f"/* same bytes */\n(void){ctx.o(0)};"
+    return f"memcpy({ctx.o(0)}, {ctx.i(0)}, {ctx.ot(0).nbytes});"
+
+
+@emits("Requantize", inplace=True)
+def requantize(ctx: LayerCtx) -> str:
+    m0, shift = rescale_multiplier(ctx.it(0), ctx.ot(0))
+    zx, zy = qparams(ctx.it(0)).zero_point[0], qparams(ctx.ot(0)).zero_point[0]
+    lo, hi = clamp_bounds(ctx)
+    ct = ctx.ctype(ctx.ot(0))
+    return _flat(ctx, f"{ctx.o(0)}[i] = ({ct})qnnc_requant((int64_t){ctx.i(0)}[i] - {zx}, "
+                      f"{int(m0[0])}, {31 + int(shift[0])}, {zy}, {lo}, {hi});")
+
+
+@emits("QLut", inplace=True)
+def qlut(ctx: LayerCtx) -> str:
+    lo, _ = qmath.qrange(ctx.it(0).dtype)
+    ct = ctx.ctype(ctx.ot(0))
+    tab = int_table("lut", ct, ctx.a["table"])
+    return tab + "\n" + _flat(ctx, f"{ctx.o(0)}[i] = lut[(int){ctx.i(0)}[i] - ({lo})];")
+
+
+def _broadcast(ctx: LayerCtx, body: str) -> str:
+    """``body`` over the broadcast output with ``a``/``b`` bound to the two operands."""
+    ta, tb, to = ctx.it(0), ctx.it(1), ctx.ot(0)
+    dims, (sa, sb, so) = collapse(to.shape, [broadcast_strides(ta.shape, to.shape),
+                                             broadcast_strides(tb.shape, to.shape),
+                                             strides_of(to.shape)])
+    idx = [f"i{k}" for k in range(len(dims))]
+    text = (f"const int64_t a = (int64_t){ctx.i(0)}[{offset(idx, sa)}] - "
+            f"{qparams(ta).zero_point[0]};\n"
+            f"const int64_t b = (int64_t){ctx.i(1)}[{offset(idx, sb)}] - "
+            f"{qparams(tb).zero_point[0]};\n"
+            f"{ctx.o(0)}[{offset(idx, so)}] = ({ctx.ctype(to)}){body};")
+    if not dims:
+        return "{\n" + "\n".join("    " + ln for ln in text.splitlines()) + "\n}"
+    return nested_loops(dims, text, omp=ctx.omp())
+
+
+@emits("QAdd", inplace=True)
+def qadd(ctx: LayerCtx) -> str:
+    """a' = requant_raw((a - za) << L, Ma), b' likewise, y = requant(a' + b', My); the shift
+    is a multiplication by 2^L (shifting a negative value left is undefined in C)."""
+    (ma, na), (mb, nb), (my, ny) = add_multipliers(ctx.it(0), ctx.it(1), ctx.ot(0))
+    lo, hi = clamp_bounds(ctx)
+    zy = qparams(ctx.ot(0)).zero_point[0]
+    one = f"{1 << ADD_SHIFT}"
+    body = (f"qnnc_requant(qnnc_requant_raw(a * {one}, {int(ma[0])}, {31 + int(na[0])}) + "
+            f"qnnc_requant_raw(b * {one}, {int(mb[0])}, {31 + int(nb[0])}), {int(my[0])}, "
+            f"{31 + int(ny[0])}, {zy}, {lo}, {hi})")
+    return _broadcast(ctx, body)
+
+
+@emits("QMul", inplace=True)
+def qmul(ctx: LayerCtx) -> str:
+    m0, shift = product_multiplier(ctx.it(0), ctx.it(1), ctx.ot(0), "QMul")
+    lo, hi = clamp_bounds(ctx)
+    zy = qparams(ctx.ot(0)).zero_point[0]
+    return _broadcast(ctx, f"qnnc_requant(a * b, {int(m0[0])}, {31 + int(shift[0])}, {zy}, "
+                           f"{lo}, {hi})")
+
+
+# -- data movement on 8-bit tensors ------------------------------------------------------------
+# The float emitters of Resize and GlobalMaxPool insist on float types; integer tensors
+# (quantised activations) get these, and everything else still goes to the float emitter.
+
+
+def _int_or(op: str, int_fn: Callable[[LayerCtx], str]) -> None:
+    base = EMITTERS[op]
+
+    def dispatch(ctx: LayerCtx) -> str:
+        return base.fn(ctx) if ctx.ot(0).dtype.is_float else int_fn(ctx)
+
+    EMITTERS[op] = Emitter(dispatch, base.inplace, base.scratch)
+
+
+def _int_global_max(ctx: LayerCtx) -> str:
+    x = ctx.it(0).shape
+    nc, s = x[0] * x[1], int(np.prod(x[2:]))
+    ct = ctx.ctype(ctx.ot(0))
+    return "\n".join([
+        f"for (int nc = 0; nc < {nc}; ++nc) {{",
+        f"  const {ct} *xc = {ctx.i(0)} + nc * {s};",
+        f"  {ct} m = xc[0];",
+        f"  for (int i = 1; i < {s}; ++i) if (xc[i] > m) m = xc[i];",
+        f"  {ctx.o(0)}[nc] = m;",
+        "}",
+    ])
+
+
+def _int_resize(ctx: LayerCtx) -> str:
+    """Nearest Resize of an integer tensor: one source index per output index and axis."""
+    from ir.ops.resize import _source, _taps
+
+    a = ctx.a
+    if a["mode"] != "nearest" or a["coordinate_transformation_mode"] == "tf_crop_and_resize":
+        raise ctx.fail("integer Resize supports mode nearest only")
+    x, y = ctx.it(0).shape, ctx.ot(0).shape
+    xst, lines, terms = strides_of(x), [], []
+    for k in range(len(x)):
+        if y[k] == x[k] and float(a["scales"][k]) == 1.0:
+            if x[k] > 1:
+                terms.append(f"i{k} * {xst[k]}")
+            continue
+        src = _source(a["coordinate_transformation_mode"], y[k], x[k], a["scales"][k], (0, 1))
+        idx, _ = _taps(src, x[k], a["scales"][k], a)
+        lines.append(int_table(f"ix{k}", "int", [int(v) for v in idx[:, 0]]))
+        terms.append(f"ix{k}[i{k}] * {xst[k]}")
+    yoff = offset([f"i{k}" for k in range(len(y))], strides_of(y))
+    body = f"{ctx.o(0)}[{yoff}] = {ctx.i(0)}[{' + '.join(terms) or '0'}];"
+    return "\n".join(lines + [nested_loops(y, body)])
+
+
+_int_or("GlobalMaxPool", _int_global_max)
+_int_or("Resize", _int_resize)

@@ -1,0 +1,374 @@
+"""INT8 products: QConv (dense, grouped, depthwise), QLinear and QMatMul.
+
+Dense and grouped convolutions and fully connected layers run the int16-pair GEMM
+micro-kernel of csrc/qnnc_int8.h (A = weights, packed here at compile time; B = the
+activations, packed per call in chunks of output positions that stay in L2). The raw 8-bit
+activations are multiplied, not x - zx: the zero point's share, zx * sum_k (w - zw)[m, k],
+is folded into the bias at compile time, and padding holds zx so that it contributes
+exactly nothing. Depthwise convolutions get their own direct loop over a centred, padded
+copy of each channel (an im2col would copy every input value KH*KW times for one multiply).
+Bounds on every int32 sum are checked here, from the actual weights, so the C never
+overflows where the interpreter's int64 would not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ir.graph import Node
+from ir.ops.qcommon import conv_multipliers, product_multiplier
+from ir.types import DType, TensorType
+from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
+from targets.c.ops_elementwise import broadcast_strides
+from targets.c.ops_quant_util import clamp_bounds, mult_exprs, qparams, sgn
+
+MR, NR = 4, 16
+L2_BUDGET = 256 * 1024  # bytes of packed activations per chunk
+I32 = 2**31
+
+
+def _geometry(node: Node) -> dict[str, int]:
+    x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    assert x is not None and w is not None
+    nsp = len(x.type.shape) - 2
+    if nsp not in (1, 2):
+        raise ValueError("only 1-D and 2-D convolutions have a C emitter")
+    a = node.attrs
+
+    def sp(shape: tuple[int, ...], k: int) -> int:  # spatial dim k of 2; 1-D as H = 1
+        return 1 if nsp == 1 and k == 0 else shape[2 + k - (2 - nsp)]
+
+    def at(name: str, k: int, default: int) -> int:
+        return default if nsp == 1 and k == 0 else a[name][k - (2 - nsp)]
+
+    n, c = x.type.shape[:2]
+    m, g = w.type.shape[0], a["group"]
+    d = dict(N=n, C=c, H=sp(x.type.shape, 0), W=sp(x.type.shape, 1), M=m, G=g, Cg=c // g,
+             Mg=m // g, KH=sp(w.type.shape, 0), KW=sp(w.type.shape, 1),
+             OH=sp(y.type.shape, 0), OW=sp(y.type.shape, 1), SH=at("strides", 0, 1),
+             SW=at("strides", 1, 1), DH=at("dilations", 0, 1), DW=at("dilations", 1, 1),
+             PT=0 if nsp == 1 else a["pads"][0], PL=a["pads"][nsp - 1])
+    d["K"] = d["Cg"] * d["KH"] * d["KW"]
+    d["K2"] = (d["K"] + 1) // 2
+    d["P"] = d["OH"] * d["OW"]
+    return d
+
+
+def _depthwise(d: dict[str, int]) -> bool:
+    return d["G"] > 1 and d["Cg"] == 1 and d["Mg"] == 1
+
+
+def _chunk(k2: int, cols: int) -> int:
+    """Columns per packed chunk: a multiple of 16 whose packed B fits the L2 budget."""
+    fit = max(NR, (L2_BUDGET // (k2 * 4 * NR)) * NR)
+    return min(fit, -(-cols // NR) * NR)
+
+
+def _gemm_scratch(k2: int, nc: int) -> int:
+    return (k2 * 2 * nc + 2 * nc) * 2
+
+
+def _dw_plane(d: dict[str, int]) -> tuple[int, int]:
+    hp = (d["OH"] - 1) * d["SH"] + (d["KH"] - 1) * d["DH"] + 1
+    wp = (d["OW"] - 1) * d["SW"] + (d["KW"] - 1) * d["DW"] + 1
+    return hp, wp
+
+
+def qconv_scratch(node: Node) -> int:
+    try:
+        d = _geometry(node)
+    except (ValueError, KeyError, IndexError):
+        return 0
+    if _depthwise(d):
+        hp, wp = _dw_plane(d)
+        return hp * wp * 2
+    return _gemm_scratch(d["K2"], _chunk(d["K2"], d["P"]))
+
+
+def pack_weights(w: np.ndarray, k2: int) -> np.ndarray:
+    """[R, K] int weights to the micro-kernel's A layout [ceil(R/4)][K2][4][2] (int16)."""
+    r, k = w.shape
+    mt = -(-r // MR)
+    full = np.zeros((mt * MR, 2 * k2), dtype=np.int16)
+    full[:r, :k] = w
+    return full.reshape(mt, MR, k2, 2).transpose(0, 2, 1, 3).reshape(-1)
+
+
+def _centred_weight(ctx: LayerCtx, rows: int) -> np.ndarray:
+    """w - zw as int64 [rows, K] (the weight must be a compile-time constant)."""
+    w = ctx.const(1)
+    if w is None:
+        raise ctx.fail("the weight must be a compile-time constant")
+    q = qparams(ctx.it(1))
+    zw = np.asarray(q.zero_point, dtype=np.int64)
+    wc = w.astype(np.int64).reshape(rows, -1) - (zw.reshape(-1, 1) if zw.size > 1 else zw[0])
+    if np.abs(wc).max(initial=0) > 32767:
+        raise ctx.fail("w - zero point does not fit int16")
+    return wc
+
+
+def _folded_bias(ctx: LayerCtx, wc: np.ndarray, zx: int, xmax: int) -> np.ndarray:
+    """b - zx * sum_k (w - zw): the zero point's share, subtracted once. Raises unless every
+    int32 sum in the kernel (raw x times w, and the true accumulator) provably fits."""
+    b = ctx.const(2) if ctx.has(2) else np.zeros(wc.shape[0], dtype=np.int64)
+    if ctx.has(2) and b is None:
+        raise ctx.fail("the bias must be a compile-time constant")
+    assert b is not None
+    bias = b.astype(np.int64) - zx * wc.sum(axis=1)
+    absw = np.abs(wc).sum(axis=1)
+    raw = absw * xmax
+    true = absw * (xmax + abs(zx)) + np.abs(b.astype(np.int64))
+    if raw.max(initial=0) >= I32 or true.max(initial=0) >= I32 or \
+            np.abs(bias).max(initial=0) >= I32:
+        raise ctx.fail("an int32 accumulator could overflow for these weights")
+    return bias
+
+
+def _xrange(t: TensorType) -> int:
+    return 128 if t.dtype is DType.i8 else 255
+
+
+def _tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str,
+               panel0: str = "0") -> list[str]:
+    """The micro-kernel over every 4-row weight tile x 16-column panel of the packed chunk;
+    ``store`` stores row r (channel m) of ``acc`` (cols valid columns, panel j)."""
+    return [
+        ctx.omp().rstrip("\n"),
+        f"for (int mt = 0; mt < {mt}; ++mt) {{",
+        f"  const int16_t *wt = {wp} + ({panel0} + mt) * {k2 * 2 * MR};",
+        "  for (int j = 0; j < np; ++j) {",
+        f"    int32_t acc[{MR * NR}];",
+        f"    qnnc_q8_tile({k2}, wt, bp + j * {k2 * 2 * NR}, acc);",
+        f"    const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
+        f"    for (int r = 0; r < {MR}; ++r) {{",
+        f"      const int m = mt * {MR} + r;",
+        f"      if (m >= {rows}) break;",
+        f"      {store}",
+        "    }",
+        "  }",
+        "}",
+    ]
+
+
+@emits("QConv", scratch=qconv_scratch)
+def qconv(ctx: LayerCtx) -> str:
+    try:
+        d = _geometry(ctx.node)
+    except ValueError as e:
+        raise ctx.fail(str(e)) from None
+    xq, yq = qparams(ctx.it(0)), qparams(ctx.ot(0))
+    zx, zy = int(xq.zero_point[0]), int(yq.zero_point[0])
+    m0, shift = conv_multipliers(ctx.it(0), ctx.it(1), ctx.ot(0))
+    lo, hi = clamp_bounds(ctx)
+    wc = _centred_weight(ctx, d["M"])
+    sx, sy = sgn(ctx.it(0)), sgn(ctx.ot(0))
+    if _depthwise(d):
+        return _depthwise_body(ctx, d, wc, m0, shift, zx, zy, lo, hi)
+    bias = _folded_bias(ctx, wc, zx, _xrange(ctx.it(0)))
+    k2, mt = d["K2"], -(-d["Mg"] // MR)
+    packed = np.concatenate([pack_weights(wc[g * d["Mg"]:(g + 1) * d["Mg"]], k2)
+                             for g in range(d["G"])])
+    wp = ctx.weight(packed, "packed")
+    bq = ctx.weight(bias.astype(np.int32), "bias_zp")
+    decl, m0e, ne = mult_exprs(m0, shift, "oc")
+    nc = _chunk(k2, d["P"])
+    hw, p = d["H"] * d["W"], d["P"]
+    khw = d["KH"] * d["KW"]
+    yct = ctx.ctype(ctx.ot(0))
+    store = (f"const int oc = g * {d['Mg']} + m; "
+             f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[oc], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+             f"yg + m * {p} + p0 + j * {NR}, 1, {sy});")
+    lines = [
+        f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions, "
+        f"K = {d['K']} rows packed as int16 pairs */",
+        *decl,
+        "int16_t *bp = (int16_t *)scratch;",
+        f"int16_t *ra = bp + {k2 * 2 * nc}, *rb = ra + {nc};",
+        f"for (int n = 0; n < {d['N']}; ++n)",
+        f"for (int g = 0; g < {d['G']}; ++g) {{",
+        f"  const {ctx.ctype(ctx.it(0))} *xg = {ctx.i(0)} + (n * {d['C']} + g * {d['Cg']}) "
+        f"* {hw};",
+        f"  {yct} *yg = {ctx.o(0)} + (n * {d['M']} + g * {d['Mg']}) * {p};",
+        f"  for (int p0 = 0; p0 < {p}; p0 += {nc}) {{",
+        f"    const int nc = {p} - p0 < {nc} ? {p} - p0 : {nc};",
+        f"    const int np = (nc + {NR - 1}) / {NR};",
+        f"    for (int kp = 0; kp < {k2}; ++kp) {{",
+        "      for (int e = 0; e < 2; ++e) {",
+        "        const int k = 2 * kp + e;",
+        f"        if (k >= {d['K']}) break;",
+        f"        const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, "
+        f"kw = k % {d['KW']};",
+        f"        qnnc_q8_im2row(e ? rb : ra, xg + c * {hw}, {sx}, p0, nc, {d['H']}, "
+        f"{d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, kh * {d['DH']} - {d['PT']}, "
+        f"kw * {d['DW']} - {d['PL']}, 0, {zx});",
+        "      }",
+        f"      qnnc_q8_interleave(bp + kp * {2 * NR}, ra, 2 * kp + 1 < {d['K']} ? rb : NULL, "
+        f"nc, {k2 * 2 * NR});",
+        "    }",
+        *("    " + ln for ln in _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
+                                           panel0=f"g * {mt}") if ln),
+        "  }",
+        "}",
+    ]
+    return "\n".join(ln for ln in lines if ln)
+
+
+def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.ndarray,
+                    shift: np.ndarray, zx: int, zy: int, lo: int, hi: int) -> str:
+    b = ctx.const(2) if ctx.has(2) else np.zeros(d["M"], dtype=np.int64)
+    if b is None:
+        raise ctx.fail("the bias must be a compile-time constant")
+    khw = d["KH"] * d["KW"]
+    xmax = _xrange(ctx.it(0)) + abs(zx)
+    if (np.abs(wc).sum(axis=1) * xmax + np.abs(b.astype(np.int64))).max(initial=0) >= I32:
+        raise ctx.fail("an int32 accumulator could overflow for these weights")
+    hp, wp = _dw_plane(d)
+    wname = ctx.weight(wc.astype(np.int16).reshape(-1), "dw")
+    bname = ctx.weight(b.astype(np.int32), "bias")
+    decl, m0e, ne = mult_exprs(m0, shift, "c")
+    rows, cols = min(d["H"], hp - d["PT"]), min(d["W"], wp - d["PL"])
+    xt = ctx.ctype(ctx.it(0))
+    return "\n".join(ln for ln in [
+        f"/* depthwise: each channel centred into a zero-padded {hp} x {wp} int16 plane, "
+        "then direct loops */",
+        *decl,
+        "int16_t *xp = (int16_t *)scratch;",
+        f"for (int n = 0; n < {d['N']}; ++n)",
+        f"for (int c = 0; c < {d['C']}; ++c) {{",
+        f"  const {xt} *xc = {ctx.i(0)} + (n * {d['C']} + c) * {d['H'] * d['W']};",
+        f"  {ctx.ctype(ctx.ot(0))} *yc = {ctx.o(0)} + (n * {d['C']} + c) * {d['P']};",
+        f"  memset(xp, 0, {hp * wp * 2});",
+        f"  for (int ih = 0; ih < {rows}; ++ih)",
+        f"    for (int iw = 0; iw < {cols}; ++iw)",
+        f"      xp[(ih + {d['PT']}) * {wp} + iw + {d['PL']}] = "
+        f"(int16_t)(xc[ih * {d['W']} + iw] - {zx});",
+        f"  const int16_t *wk = {wname} + c * {khw};",
+        f"  for (int oh = 0; oh < {d['OH']}; ++oh) {{",
+        f"    int32_t acc[{d['OW']}] = {{0}};",
+        f"    for (int kh = 0; kh < {d['KH']}; ++kh)",
+        f"      for (int kw = 0; kw < {d['KW']}; ++kw) {{",
+        f"        const int32_t wv = wk[kh * {d['KW']} + kw];",
+        f"        const int16_t *row = xp + (oh * {d['SH']} + kh * {d['DH']}) * {wp} "
+        f"+ kw * {d['DW']};",
+        f"        for (int ow = 0; ow < {d['OW']}; ++ow) acc[ow] += row[ow * {d['SW']}] * wv;",
+        "      }",
+        f"    qnnc_q8_store(acc, {d['OW']}, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+        f"yc + oh * {d['OW']}, 1, {sgn(ctx.ot(0))});",
+        "  }",
+        "}",
+    ] if ln)
+
+
+# -- QLinear ----------------------------------------------------------------------------------
+def _linear_dims(node: Node) -> tuple[int, int, int]:
+    x, w = node.inputs[0], node.inputs[1]
+    assert x is not None and w is not None
+    n, k = w.type.shape
+    return int(np.prod(x.type.shape[:-1])), n, k
+
+
+def qlinear_scratch(node: Node) -> int:
+    rows, _, k = _linear_dims(node)
+    k2 = (k + 1) // 2
+    return _gemm_scratch(k2, _chunk(k2, rows))
+
+
+@emits("QLinear", scratch=qlinear_scratch)
+def qlinear(ctx: LayerCtx) -> str:
+    """y[r][n]: the weight rows are the GEMM's A, the input rows its B columns."""
+    rows, n, k = _linear_dims(ctx.node)
+    xq, yq = qparams(ctx.it(0)), qparams(ctx.ot(0))
+    zx, zy = int(xq.zero_point[0]), int(yq.zero_point[0])
+    m0, shift = conv_multipliers(ctx.it(0), ctx.it(1), ctx.ot(0), "QLinear")
+    lo, hi = clamp_bounds(ctx)
+    wc = _centred_weight(ctx, n)
+    bias = _folded_bias(ctx, wc, zx, _xrange(ctx.it(0)))
+    k2, mt = (k + 1) // 2, -(-n // MR)
+    wp = ctx.weight(pack_weights(wc, k2), "packed")
+    bq = ctx.weight(bias.astype(np.int32), "bias_zp")
+    decl, m0e, ne = mult_exprs(m0, shift, "m")
+    nc = _chunk(k2, rows)
+    store = (f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+             f"{ctx.o(0)} + (ptrdiff_t)(p0 + j * {NR}) * {n} + m, {n}, {sgn(ctx.ot(0))});")
+    lines = [
+        f"/* int8 GEMM: {n} weight rows x {rows} input rows, K = {k} */",
+        *decl,
+        "int16_t *bp = (int16_t *)scratch;",
+        f"for (int p0 = 0; p0 < {rows}; p0 += {nc}) {{",
+        f"  const int nc = {rows} - p0 < {nc} ? {rows} - p0 : {nc};",
+        f"  const int np = (nc + {NR - 1}) / {NR};",
+        f"  qnnc_q8_pack_cols(bp, {ctx.i(0)} + (ptrdiff_t)p0 * {k}, {sgn(ctx.it(0))}, nc, {k}, "
+        f"{k}, 0, {k2 * 2 * NR});",
+        *("  " + ln for ln in _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store) if ln),
+        "}",
+    ]
+    return "\n".join(ln for ln in lines if ln)
+
+
+# -- QMatMul ----------------------------------------------------------------------------------
+def _matmul_dims(node: Node) -> tuple[int, int, int, tuple[int, ...], tuple[int, ...],
+                                      tuple[int, ...]]:
+    a, b = node.inputs[0], node.inputs[1]
+    assert a is not None and b is not None
+    sa, sb = a.type.shape, b.type.shape
+    a2 = sa if len(sa) >= 2 else (1,) + sa
+    b2 = sb if len(sb) >= 2 else sb + (1,)
+    return a2[-2], a2[-1], b2[-1], a2, b2, tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
+
+
+def qmatmul_scratch(node: Node) -> int:
+    m, k, n, *_ = _matmul_dims(node)
+    k2 = (k + 1) // 2
+    return -(-m // MR) * k2 * 2 * MR * 2 + _gemm_scratch(k2, _chunk(k2, n)) + 64
+
+
+@emits("QMatMul", scratch=qmatmul_scratch)
+def qmatmul(ctx: LayerCtx) -> str:
+    """Both operands at run time: a's rows packed as A tiles, b's rows as B panels, both
+    centred (x - zero point) as they are widened, so no correction term is needed."""
+    m, k, n, a2, b2, batch = _matmul_dims(ctx.node)
+    aq, bq, yq = qparams(ctx.it(0)), qparams(ctx.it(1)), qparams(ctx.ot(0))
+    za, zb, zy = int(aq.zero_point[0]), int(bq.zero_point[0]), int(yq.zero_point[0])
+    m0, shift = product_multiplier(ctx.it(0), ctx.it(1), ctx.ot(0), "QMatMul")
+    if k * (_xrange(ctx.it(0)) + abs(za)) * (_xrange(ctx.it(1)) + abs(zb)) >= I32:
+        raise ctx.fail("an int32 accumulator could overflow for this K")
+    lo, hi = clamp_bounds(ctx)
+    k2, mt = (k + 1) // 2, -(-m // MR)
+    nc = _chunk(k2, n)
+    apack = mt * k2 * 2 * MR
+    stra = [s * m * k for s in broadcast_strides(a2[:-2], batch)] if batch else []
+    strb = [s * k * n for s in broadcast_strides(b2[:-2], batch)] if batch else []
+    stro = [s * m * n for s in strides_of(batch)]
+    idx = [f"i{q}" for q in range(len(batch))]
+    sa, sb = sgn(ctx.it(0)), sgn(ctx.it(1))
+    store = (f"qnnc_q8_store(acc + r * {NR}, cols, 0, {int(m0[0])}, {31 + int(shift[0])}, "
+             f"{zy}, {lo}, {hi}, y + (ptrdiff_t)m * {n} + p0 + j * {NR}, 1, {sgn(ctx.ot(0))});")
+    body = [
+        f"const {ctx.ctype(ctx.it(0))} *a = {ctx.i(0)} + {offset(idx, stra)};",
+        f"const {ctx.ctype(ctx.it(1))} *b = {ctx.i(1)} + {offset(idx, strb)};",
+        f"{ctx.ctype(ctx.ot(0))} *y = {ctx.o(0)} + {offset(idx, stro)};",
+        f"for (int t = 0; t < {mt}; ++t) qnnc_q8_pack_a(ap + t * {k2 * 2 * MR}, a, {sa}, "
+        f"t * {MR}, {m}, {k}, {k}, {za});",
+        f"for (int p0 = 0; p0 < {n}; p0 += {nc}) {{",
+        f"  const int nc = {n} - p0 < {nc} ? {n} - p0 : {nc};",
+        f"  const int np = (nc + {NR - 1}) / {NR};",
+        f"  for (int kp = 0; kp < {k2}; ++kp) {{",
+        f"    qnnc_q8_widen(ra, b + (ptrdiff_t)(2 * kp) * {n} + p0, {sb}, nc, {zb});",
+        f"    if (2 * kp + 1 < {k}) qnnc_q8_widen(rb, b + (ptrdiff_t)(2 * kp + 1) * {n} + p0, "
+        f"{sb}, nc, {zb});",
+        f"    qnnc_q8_interleave(bp + kp * {2 * NR}, ra, 2 * kp + 1 < {k} ? rb : NULL, nc, "
+        f"{k2 * 2 * NR});",
+        "  }",
+        *("  " + ln for ln in _tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store)
+          if ln),
+        "}",
+    ]
+    text = "\n".join(body)
+    head = [f"/* int8 GEMM of two run-time operands: [{m} x {k}] x [{k} x {n}] */",
+            "int16_t *ap = (int16_t *)scratch;",
+            f"int16_t *bp = ap + {apack};",
+            f"int16_t *ra = bp + {k2 * 2 * nc}, *rb = ra + {nc};"]
+    if not batch:
+        return "\n".join(head) + "\n{\n" + "\n".join("    " + ln for ln in text.splitlines()) \
+            + "\n}"
+    return "\n".join(head) + "\n" + nested_loops(batch, text)

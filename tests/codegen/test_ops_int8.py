@@ -1,0 +1,304 @@
+"""Per-op INT8 emitters against the reference interpreter: integer results must be bit-exact.
+
+Random scales and zero points, u8 and i8 activations, per-channel weights, fused clamps,
+stride/pad/dilation/group variants and channel counts that are not multiples of the SIMD
+width; every graph is compiled with -Wall -Werror for --cpu generic and for avx2.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ir import qmath
+from ir.build import make_node
+from ir.graph import Graph
+from ir.interpreter import run as interpret
+from ir.ops.qcommon import activation_bounds
+from ir.types import DType, QuantParams, TensorType
+from targets.host.build import BuildOptions, build_c_library
+from targets.host.cpu import detect_level, is_x86_64
+from tests.codegen.harness import run_c
+
+CPUS = ["generic", "avx2"] if is_x86_64() else ["generic"]
+_count = itertools.count()
+Const = tuple[np.ndarray, QuantParams | None]
+
+
+def qt(shape: tuple[int, ...], dtype: DType, scale: float, zp: int) -> TensorType:
+    return TensorType(tuple(shape), dtype, QuantParams.per_tensor(scale, zp))
+
+
+def rand_q(rng: np.random.Generator, shape: tuple[int, ...], dtype: DType) -> TensorType:
+    lo, hi = qmath.qrange(dtype)
+    return qt(shape, dtype, float(np.float32(rng.uniform(0.005, 0.1))),
+              int(rng.integers(lo, hi + 1)))
+
+
+def graph(op: str, inputs: list[TensorType | Const | None], attrs: dict[str, Any]) -> Graph:
+    """One node; TensorTypes become graph inputs, (array, quant) pairs typed constants."""
+    g = Graph(f"test_{op}")
+    vals = []
+    for k, x in enumerate(inputs):
+        if x is None:
+            vals.append(None)
+        elif isinstance(x, TensorType):
+            vals.append(g.add_input(f"x{k}", x))
+        else:
+            v = g.add_const(x[0], f"c{k}")
+            v.type = TensorType(v.type.shape, v.type.dtype, x[1])
+            vals.append(v)
+    node = make_node(g, op, vals, attrs, name=f"{op.lower()}_node")
+    g.outputs = list(node.outputs)
+    return g
+
+
+def feeds_for(g: Graph, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for v in g.inputs:
+        if v.type.dtype.is_float:
+            out[v.name] = (rng.standard_normal(v.type.shape) * 3).astype(np.float32)
+        else:
+            info = np.iinfo(v.type.dtype.np)
+            out[v.name] = rng.integers(info.min, int(info.max) + 1, v.type.shape,
+                                       dtype=v.type.dtype.np)
+    return out
+
+
+def check_exact(g: Graph, tmp: Path, cpu: str, feeds: dict[str, np.ndarray] | None = None,
+                seed: int = 0) -> None:
+    feeds = feeds if feeds is not None else feeds_for(g, seed)
+    want = interpret(g, feeds)
+    got = run_c(g, feeds, tmp / f"g{next(_count)}", BuildOptions(cpu=cpu, werror=True))
+    for name, w in want.items():
+        assert got[name].dtype == w.dtype and got[name].shape == w.shape, name
+        np.testing.assert_array_equal(got[name], w, err_msg=name)
+
+
+def out_attrs(rng: np.random.Generator, dtype: DType, act: str | None = None) -> dict:
+    lo, hi = qmath.qrange(dtype)
+    scale = float(np.float32(rng.uniform(0.02, 0.3)))
+    zp = int(rng.integers(lo, hi + 1)) if act is None or act == "none" else \
+        int(rng.integers(lo, lo + 40))
+    a: dict[str, Any] = {"out_dtype": dtype.value, "out_scale": scale, "out_zp": zp}
+    if act is not None:
+        a["act_min"], a["act_max"] = activation_bounds(act, dtype, scale, zp)
+    return a
+
+
+def weights(rng: np.random.Generator, shape: tuple[int, ...], per_channel: bool,
+            zw: bool = False) -> Const:
+    w = rng.integers(-127, 128, shape).astype(np.int8)
+    m = shape[0]
+    if per_channel:
+        s = tuple(float(np.float32(v)) for v in rng.uniform(0.001, 0.02, m))
+        z = tuple(int(v) for v in rng.integers(-3, 4, m)) if zw else (0,) * m
+        return w, QuantParams(s, z, 0)
+    return w, QuantParams.per_tensor(float(np.float32(rng.uniform(0.001, 0.02))),
+                                     int(rng.integers(-3, 4)) if zw else 0)
+
+
+CONVS = [
+    dict(x=(1, 3, 9, 9), w=(8, 3, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),
+    dict(x=(2, 5, 10, 7), w=(7, 5, 3, 2), s=[2, 1], p=[0, 1, 2, 0], g=1),
+    dict(x=(1, 6, 8, 8), w=(6, 1, 3, 3), s=[2, 2], p=[1, 1, 1, 1], g=6),
+    dict(x=(1, 13, 7, 9), w=(13, 1, 5, 5), s=[1, 1], p=[2, 2, 2, 2], g=13),
+    dict(x=(1, 8, 6, 6), w=(12, 2, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=4),
+    dict(x=(1, 4, 6, 6), w=(8, 1, 3, 3), s=[1, 1], p=[1, 0, 1, 0], g=4),
+    dict(x=(1, 17, 5, 5), w=(21, 17, 1, 1), s=[1, 1], p=[0, 0, 0, 0], g=1),
+    dict(x=(1, 3, 12, 12), w=(5, 3, 3, 3), s=[1, 1], p=[2, 2, 2, 2], g=1, d=[2, 2]),
+    dict(x=(1, 3, 23, 19), w=(9, 3, 7, 7), s=[2, 2], p=[3, 3, 3, 3], g=1),
+    dict(x=(1, 4, 20), w=(7, 4, 5), s=[2], p=[2, 1], g=1),
+    dict(x=(1, 64, 9, 9), w=(70, 64, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),
+]
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xdt", [DType.u8, DType.i8])
+@pytest.mark.parametrize("case", range(len(CONVS)))
+def test_qconv(case: int, xdt: DType, cpu: str, tmp_path: Path) -> None:
+    kw = CONVS[case]
+    rng = np.random.default_rng(100 + case)
+    nsp = len(kw["x"]) - 2
+    act = ["none", "relu", "relu6"][case % 3]
+    ydt = [DType.u8, DType.i8][(case + (xdt is DType.i8)) % 2]
+    attrs = {"strides": kw["s"], "pads": kw["p"], "group": kw["g"],
+             "dilations": kw.get("d", [1] * nsp), **out_attrs(rng, ydt, act)}
+    w = weights(rng, kw["w"], per_channel=case % 4 != 1, zw=case % 5 == 2)
+    bias = (rng.integers(-3000, 3000, kw["w"][0]).astype(np.int32), None) if case % 3 else None
+    g = graph("QConv", [rand_q(rng, kw["x"], xdt), w, bias], attrs)
+    check_exact(g, tmp_path, cpu, seed=case)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xshape,n", [((1, 37), 19), ((5, 64), 33), ((2, 3, 15), 7),
+                                      ((40, 9), 10)])
+def test_qlinear(xshape: tuple, n: int, cpu: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(n)
+    for xdt, act in [(DType.u8, "relu"), (DType.i8, "none")]:
+        w = weights(rng, (n, xshape[-1]), per_channel=xdt is DType.u8)
+        b = (rng.integers(-5000, 5000, n).astype(np.int32), None)
+        g = graph("QLinear", [rand_q(rng, xshape, xdt), w, b], out_attrs(rng, DType.u8, act))
+        check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("sa,sb", [((5, 7), (7, 33)), ((2, 3, 9, 17), (2, 3, 17, 4)),
+                                   ((3, 1, 6, 8), (4, 8, 5)), ((8,), (8, 3)), ((2, 4, 8), (8,))])
+def test_qmatmul(sa: tuple, sb: tuple, cpu: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(len(sa) * 10 + len(sb))
+    g = graph("QMatMul", [rand_q(rng, sa, DType.u8), rand_q(rng, sb, DType.i8)],
+              out_attrs(rng, DType.i8))
+    check_exact(g, tmp_path, cpu)
+
+
+BROADCAST = [((2, 3, 4), (2, 3, 4)), ((2, 3, 4), (4,)), ((2, 1, 4), (3, 1)), ((1,), (2, 3)),
+             ((1, 5, 1, 1), (1, 5, 3, 2))]
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("op", ["QAdd", "QMul"])
+@pytest.mark.parametrize("sa,sb", BROADCAST)
+def test_qbinary(op: str, sa: tuple, sb: tuple, cpu: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(len(sa) + 7 * len(sb))
+    attrs = out_attrs(rng, DType.u8, "relu" if op == "QAdd" else None)
+    g = graph(op, [rand_q(rng, sa, DType.u8), rand_q(rng, sb, DType.i8)], attrs)
+    check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_qadd_equal_scales_and_clamps(cpu: str, tmp_path: Path) -> None:
+    t = qt((4, 64), DType.i8, 0.05, -3)
+    attrs = {"out_dtype": "i8", "out_scale": 0.05, "out_zp": -3, "act_min": -3, "act_max": 60}
+    check_exact(graph("QAdd", [t, t], attrs), tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xdt,ydt", [(DType.u8, DType.i8), (DType.i8, DType.u8),
+                                     (DType.i8, DType.i8)])
+def test_requantize_and_lut(xdt: DType, ydt: DType, cpu: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    x = rand_q(rng, (3, 50), xdt)
+    check_exact(graph("Requantize", [x], out_attrs(rng, ydt)), tmp_path, cpu)
+    oa = out_attrs(rng, ydt)
+    assert x.quant is not None
+    table = qmath.make_lut(np.tanh, x.quant.scale[0], x.quant.zero_point[0], xdt,
+                           oa["out_scale"], oa["out_zp"], ydt)
+    g = graph("QLut", [x], {"table": [int(v) for v in table], **oa})
+    check_exact(g, tmp_path, cpu, feeds={"x0": np.arange(-128, 128).astype(np.int64)
+                                         .astype(xdt.np, casting="unsafe")[:150].reshape(3, 50)})
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("dtype", [DType.u8, DType.i8, DType.u16, DType.i16])
+def test_quantize_ties_and_saturation(dtype: DType, cpu: str, tmp_path: Path) -> None:
+    scale, zp = 0.25, (3 if dtype in (DType.u8, DType.u16) else -2)
+    ties = (np.arange(-40, 40) + 0.5) * scale  # exactly representable .5 ties
+    specials = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0, 1e-30])
+    x = np.concatenate([ties, specials, np.linspace(-100, 100, 16)]).astype(np.float32)
+    g = graph("Quantize", [TensorType(x.shape, DType.f32)],
+              {"dtype": dtype.value, "scale": [scale], "zero_point": [zp]})
+    check_exact(g, tmp_path, cpu, feeds={"x0": x})
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_quantize_dequantize_per_axis(cpu: str, tmp_path: Path) -> None:
+    scales = [0.1, 0.03, 0.7]
+    g = graph("Quantize", [TensorType((2, 3, 5), DType.f32)],
+              {"dtype": "i8", "scale": scales, "zero_point": [0, -5, 7], "axis": 1})
+    check_exact(g, tmp_path, cpu)
+    q = TensorType((2, 3, 5), DType.i8, QuantParams(tuple(scales), (0, -5, 7), 1))
+    check_exact(graph("Dequantize", [q], {}), tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("dtype", [DType.u8, DType.i8, DType.i16, DType.i32])
+def test_dequantize(dtype: DType, cpu: str, tmp_path: Path) -> None:
+    lo, hi = qmath.qrange(dtype) if dtype is not DType.i32 else (-1000, 1000)
+    g = graph("Dequantize", [qt((4, 33), dtype, 0.0371, (lo + hi) // 3)], {})
+    check_exact(g, tmp_path, cpu)
+
+
+POOLS = [
+    dict(k=[2, 2], s=[2, 2], p=[0, 0, 0, 0], ceil=False, cip=False),
+    dict(k=[3, 3], s=[2, 2], p=[1, 1, 1, 1], ceil=False, cip=False),
+    dict(k=[3, 3], s=[2, 2], p=[1, 1, 1, 1], ceil=False, cip=True),
+    dict(k=[3, 2], s=[2, 3], p=[1, 0, 1, 1], ceil=True, cip=False),
+    dict(k=[7, 7], s=[1, 1], p=[0, 0, 0, 0], ceil=False, cip=False),
+]
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("case", range(len(POOLS)))
+def test_qaveragepool(case: int, cpu: str, tmp_path: Path) -> None:
+    kw = POOLS[case]
+    rng = np.random.default_rng(case)
+    xdt = [DType.u8, DType.i8][case % 2]
+    attrs = {"kernel_shape": kw["k"], "strides": kw["s"], "pads": kw["p"],
+             "dilations": [1, 1], "ceil_mode": kw["ceil"], "count_include_pad": kw["cip"],
+             **out_attrs(rng, xdt)}
+    g = graph("QAveragePool", [rand_q(rng, (2, 3, 9, 8) if case < 4 else (1, 5, 7, 7), xdt)],
+              attrs)
+    check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xdt", [DType.u8, DType.i8])
+def test_qglobalaveragepool(xdt: DType, cpu: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    g = graph("QGlobalAveragePool", [rand_q(rng, (2, 19, 7, 6), xdt)], out_attrs(rng, DType.u8))
+    check_exact(g, tmp_path, cpu)
+
+
+MOVES: list[tuple[str, list[tuple[int, ...]], dict[str, Any]]] = [
+    ("MaxPool", [(1, 3, 9, 8)], {"kernel_shape": [3, 3], "strides": [2, 2],
+                                 "pads": [1, 1, 1, 1], "dilations": [1, 1], "ceil_mode": True}),
+    ("GlobalMaxPool", [(2, 3, 5, 4)], {}),
+    ("Reshape", [(2, 3, 4)], {"shape": [6, 4]}),
+    ("Transpose", [(2, 3, 4)], {"perm": [2, 0, 1]}),
+    ("Concat", [(2, 3, 4), (2, 5, 4)], {"axis": 1}),
+    ("Slice", [(4, 9)], {"starts": [1, 0], "ends": [3, 9], "steps": [1, 2]}),
+    ("Pad", [(1, 2, 3, 3)], {"pads": [0, 0, 1, 2, 0, 0, 2, 1], "mode": "constant", "value": 7}),
+    ("Resize", [(1, 2, 3, 4)], {"scales": [1.0, 1.0, 2.0, 1.5], "sizes": [1, 2, 6, 6],
+                                 "mode": "nearest"}),
+    ("Retype", [(3, 5)], {"scale": [0.5], "zero_point": [2]}),
+]
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xdt", [DType.u8, DType.i8])
+@pytest.mark.parametrize("op,shapes,attrs", MOVES, ids=[m[0] for m in MOVES])
+def test_data_movement_keeps_quantised_bytes(op: str, shapes: list, attrs: dict, xdt: DType,
+                                             cpu: str, tmp_path: Path) -> None:
+    ins: list[TensorType | Const | None] = [qt(s, xdt, 0.1, 3) for s in shapes]
+    if op == "Retype":
+        ins = [TensorType(shapes[0], xdt)]
+    g = graph(op, ins, attrs)
+    check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_gather_quantised(cpu: str, tmp_path: Path) -> None:
+    idx = (np.array([2, 0, -1, 1], dtype=np.int64), None)
+    g = graph("Gather", [qt((3, 4, 5), DType.u8, 0.1, 3), idx], {"axis": 1})
+    check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.skipif(not is_x86_64(), reason="AVX-512 VNNI is an x86-64 level")
+def test_vnni_kernel_compiles_and_runs_where_supported(tmp_path: Path) -> None:
+    """The VNNI micro-kernel always compiles (-Werror); it only runs on a CPU that has it."""
+    rng = np.random.default_rng(9)
+    kw = CONVS[-1]
+    attrs = {"strides": kw["s"], "pads": kw["p"], "group": 1, "dilations": [1, 1],
+             **out_attrs(rng, DType.u8, "relu")}
+    g = graph("QConv", [rand_q(rng, kw["x"], DType.u8), weights(rng, kw["w"], True), None],
+              attrs)
+    lib = build_c_library(g, tmp_path / "vnni", BuildOptions(cpu="avx512vnni", werror=True))
+    assert lib.is_file()
+    if detect_level() == "avx512vnni":
+        check_exact(g, tmp_path, "avx512vnni")
