@@ -8,6 +8,7 @@ from compiler.passes import (  # noqa: F401  (registration)
     equalize,
     fold_batchnorm,
     fold_constants,
+    lower_qdq,
     recognize_gelu,
     recognize_hardswish,
     recognize_layernorm,
@@ -15,6 +16,15 @@ from compiler.passes import (  # noqa: F401  (registration)
 )
 from compiler.passes.manager import PASSES, Pass, PassError, register_pass, run_pipeline
 
-DEFAULT_PIPELINE: list[str] = ["fold-constants", "fold-batchnorm", "dce"]
+DEFAULT_PIPELINE: list[str] = [
+    "fold-constants",
+    "fold-batchnorm",
+    "dce",
+    "recognize-gelu",
+    "recognize-silu",
+    "recognize-hardswish",
+    "recognize-layernorm",
+    "dce",
+]
 
 __all__ = ["DEFAULT_PIPELINE", "PASSES", "Pass", "PassError", "register_pass", "run_pipeline"]

@@ -26,6 +26,7 @@ UNARY: dict[str, str] = {
     "Selu": "x > 0 ? {gamma} * x : {gamma} * {alpha} * {expm1}(x)",
     "Celu": "{fmax}({zero}, x) + {fmin}({zero}, {alpha} * {expm1}(x / {alpha}))",
     "ThresholdedRelu": "x > {alpha} ? x : {zero}",
+    "SiLU": "x >= 0 ? x / ({one} + {exp}(-x)) : x * {exp}(x) / ({one} + {exp}(x))",
     "Mish": "x * {tanh}(x > 0 ? x + {log1p}({exp}(-x)) : {log1p}({exp}(x)))",
     "Erf": "{erf}(x)",
     "Exp": "{exp}(x)",

@@ -20,7 +20,7 @@ def rnd(*shape: int, seed: int = 1) -> np.ndarray:
 
 
 UNARY = ["Relu", "Sigmoid", "Tanh", "Erf", "Exp", "Abs", "Neg", "Floor", "Ceil", "Round",
-         "Sin", "Cos", "Softsign", "Softplus", "HardSwish", "Mish", "Sign", "Reciprocal"]
+         "Sin", "Cos", "Softsign", "Softplus", "HardSwish", "Mish", "SiLU", "Sign", "Reciprocal"]
 
 
 @pytest.mark.parametrize("op", UNARY)
