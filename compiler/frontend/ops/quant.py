@@ -15,6 +15,7 @@ import onnx
 from compiler.errors import UnsupportedModelError
 from compiler.frontend.context import Ctx
 from compiler.frontend.registry import converter
+from ir.build import make_node
 from ir.graph import Value
 from ir.ops.common import norm_axis
 from ir.ops.quant import DEQUANT_DTYPES, QUANT_DTYPES
@@ -129,5 +130,15 @@ def dequantize_linear(
     out = ir_dtype(output_dtype, "output_dtype") if output_dtype else x_scale.type.dtype
     scale, zp, ax = _granularity(ctx, x, x_scale, x_zero_point, axis, block_size)
     zp = zp if zp is not None else _zeros(ctx, scale, x.type.dtype)
-    return ctx.op("DequantizeLinear", [x, scale, zp], axis=ax, block_size=block_size,
-                  dtype=out.value)
+    attrs = {"axis": ax, "block_size": block_size, "dtype": out.value}
+    if x.is_const and block_size == 0:
+        # A pre-quantised model's integer weights and their scales: kept as a node, not
+        # folded to floats, so that the lower-qdq pass can use them as they are
+        # (fold-constants folds the node when nothing does).
+        try:
+            node = make_node(ctx.graph, "DequantizeLinear", [x, scale, zp], attrs,
+                             name=ctx.node_name, out_names=ctx.out_hints)
+        except OpError as e:
+            raise ctx.fail(str(e)) from None
+        return node.outputs[0]
+    return ctx.op("DequantizeLinear", [x, scale, zp], **attrs)
