@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from compiler.api import DEFAULT_CALIB_METHOD, PRECISIONS, TARGETS, qnnc_version
+from compiler.cli_bench import BENCH_EPILOG, cmd_bench
 from compiler.cli_common import add_input_shape_option, one_paragraph
 from compiler.cli_golden import add_golden_parser
 from compiler.cli_inspect import cmd_inspect, cmd_ops
@@ -166,6 +167,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the IR to stderr after PASS (repeatable; 'all' for every pass)")
     p.add_argument("--disable-pass", action="append", default=[], metavar="PASS",
                    help="skip PASS (repeatable)")
+    add_build_options(p)
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true", help="say more")
+    loud.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+    p = _sub(subs, "example", "write one of the built-in example models as an .onnx file",
+             EXAMPLE_EPILOG, cmd_example, debug)
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("-o", "--output", metavar="FILE.onnx", help="where to write (NAME.onnx)")
+    p.add_argument("--list", action="store_true", help="list the examples")
+    p.add_argument("--seed", type=int, default=0, help="seed for the weights (default 0)")
+
+    p = _sub(subs, "bench", "time a model: compile it (or load a compiled folder) and run it "
+             "repeatedly", BENCH_EPILOG, cmd_bench, debug)
+    p.add_argument("model", metavar="MODEL.onnx|COMPILED_DIR")
+    add_input_shape_option(p)
+    add_build_options(p)
+    p.add_argument("--repeat", type=int, default=20, metavar="N",
+                   help="timed runs (default 20); the median is reported")
+    p.add_argument("--warmup", type=int, default=3, metavar="N",
+                   help="untimed runs first (default 3)")
+
+    add_golden_parser(subs, _sub, debug)
+    return parser
+
+
+def add_build_options(p: argparse.ArgumentParser) -> None:
+    """Target, threads, CPU level and quantisation options (compile and bench share them)."""
     p.add_argument("--target", choices=TARGETS, default=None,
                    help="generate and build C for this target (default: IR only)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
@@ -186,19 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="layers (node names, see qnnc inspect) to keep in f32 (repeatable)")
     q.add_argument("--skip-op-types", action="append", default=[], metavar="OP[,OP...]",
                    help="op types to keep in f32, e.g. Softmax,Gemm (repeatable)")
-    loud = p.add_mutually_exclusive_group()
-    loud.add_argument("-v", "--verbose", action="store_true", help="say more")
-    loud.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
-
-    p = _sub(subs, "example", "write one of the built-in example models as an .onnx file",
-             EXAMPLE_EPILOG, cmd_example, debug)
-    p.add_argument("name", nargs="?", metavar="NAME")
-    p.add_argument("-o", "--output", metavar="FILE.onnx", help="where to write (NAME.onnx)")
-    p.add_argument("--list", action="store_true", help="list the examples")
-    p.add_argument("--seed", type=int, default=0, help="seed for the weights (default 0)")
-
-    add_golden_parser(subs, _sub, debug)
-    return parser
 
 
 def _fail(message: str, code: int) -> int:

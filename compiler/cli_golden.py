@@ -11,7 +11,7 @@ from collections.abc import Callable
 from compiler import golden
 from compiler.api import DEFAULT_CALIB_METHOD, PRECISIONS, CompiledModel
 from compiler.cli_common import add_input_shape_option, input_shapes_arg
-from compiler.cli_run import _split_list
+from compiler.cli_run import split_list
 from compiler.errors import QnncError
 from compiler.io import random_inputs, read_inputs
 
@@ -118,7 +118,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         raise QnncError("--calib only applies with --precision int8")
     options = golden.GoldenOptions(
         precision=args.precision, calib_method=args.calib_method,
-        skip_layers=_split_list(args.skip_layers), skip_op_types=_split_list(args.skip_op_types),
+        skip_layers=split_list(args.skip_layers), skip_op_types=split_list(args.skip_op_types),
         input_shapes={k: list(v) for k, v in (input_shapes_arg(args) or {}).items()},
         disabled_passes=list(args.disable_pass), threads=args.threads, cpu=args.cpu,
     )

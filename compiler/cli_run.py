@@ -64,7 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         fed = ", ".join(f"{k}: {np.asarray(v).dtype.name}{list(np.shape(v))}"
                         for k, v in feeds.items())
         source = f"random inputs (seed {args.seed})" if args.random_input else "inputs"
-        print(f"ran {args.model} on the reference interpreter in {ms:.1f} ms; {source}: {fed}")
+        where = "as host C" if cm.target == "host" else "on the reference interpreter"
+        print(f"ran {args.model} {where} in {ms:.1f} ms; {source}: {fed}")
         rows = [_summary(n, a) for n, a in zip(cm.output_names, outs)]
         print(table(["output", "shape", "dtype", "min", "max", "mean", "argmax"], rows,
                     right=(3, 4, 5, 6)))
@@ -97,8 +98,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         precision=args.precision,
         calibration=args.calib,
         calib_method=args.calib_method,
-        skip_layers=_split_list(args.skip_layers),
-        skip_op_types=_split_list(args.skip_op_types),
+        skip_layers=split_list(args.skip_layers),
+        skip_op_types=split_list(args.skip_op_types),
         progress=bar,
     )
     secs = time.perf_counter() - start
@@ -124,7 +125,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split_list(values: list[str]) -> list[str]:
+def split_list(values: list[str]) -> list[str]:
     """Repeatable, comma-separated option values as one list."""
     return [item.strip() for v in values for item in v.split(",") if item.strip()]
 

@@ -122,24 +122,15 @@ def _bias_flops(node: Node, index: int) -> int:
     return node.outputs[0].type.size if _input(node, index) is not None else 0
 
 
-@counts("Conv", "ConvInteger")
+@counts("Conv", "ConvInteger", "QConv")
 def _conv(node: Node) -> tuple[int, int]:
     # W is [M, C/group, k...]: every output element is a dot product over W.shape[1:].
     w = _input(node, 1)
     if w is None:
         return 0, _out_elems(node)
     macs = node.outputs[0].type.size * _size(w.type.shape[1:])
-    bias = _bias_flops(node, 2) if node.op == "Conv" else 0
+    bias = _bias_flops(node, 2) if node.op in ("Conv", "QConv") else 0
     return macs, 2 * macs + bias
-
-
-@counts("QLinearConv")
-def _qlinear_conv(node: Node) -> tuple[int, int]:
-    w = _input(node, 3)
-    if w is None:
-        return 0, _out_elems(node)
-    macs = node.outputs[0].type.size * _size(w.type.shape[1:])
-    return macs, 2 * macs + _bias_flops(node, 8)
 
 
 @counts("ConvTranspose")
@@ -157,7 +148,7 @@ def _matmul_macs(a: TensorType, out: TensorType) -> int:
     return out.size * k
 
 
-@counts("MatMul", "MatMulInteger")
+@counts("MatMul", "MatMulInteger", "QMatMul")
 def _matmul(node: Node) -> tuple[int, int]:
     a = _input(node, 0)
     if a is None:
@@ -166,13 +157,14 @@ def _matmul(node: Node) -> tuple[int, int]:
     return macs, 2 * macs
 
 
-@counts("QLinearMatMul")
-def _qlinear_matmul(node: Node) -> tuple[int, int]:
-    a = _input(node, 0)
-    if a is None:
+@counts("QLinear")
+def _qlinear(node: Node) -> tuple[int, int]:
+    # x [..., K] times w [N, K]: every output element is a K-long dot product
+    w = _input(node, 1)
+    if w is None:
         return 0, _out_elems(node)
-    macs = _matmul_macs(a.type, node.outputs[0].type)
-    return macs, 2 * macs
+    macs = node.outputs[0].type.size * w.type.shape[1]
+    return macs, 2 * macs + _bias_flops(node, 2)
 
 
 @counts("Gemm")

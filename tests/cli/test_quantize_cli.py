@@ -59,3 +59,17 @@ def test_int8_errors(tiny: Path, capsys: pytest.CaptureFixture, extra: list[str]
     err = capsys.readouterr().err
     assert rc != 0 and message in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("extra", [[], ["--precision", "int8", "--calib", "calib.npz"]])
+def test_bench_reports_latency(tiny: Path, capsys: pytest.CaptureFixture,
+                               extra: list[str]) -> None:
+    args = [a if not a.endswith(".npz") else str(tiny.parent / a) for a in extra]
+    assert main(["bench", str(tiny), "--repeat", "3", "--warmup", "1", *args]) == 0
+    out = capsys.readouterr().out
+    assert "median" in out and "MACs per run" in out
+
+
+def test_bench_rejects_zero_repeats(tiny: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", str(tiny), "--repeat", "0"]) != 0
+    assert "--repeat" in capsys.readouterr().err
