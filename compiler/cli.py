@@ -20,6 +20,7 @@ from compiler.cli_common import add_input_shape_option, one_paragraph
 from compiler.cli_golden import add_golden_parser
 from compiler.cli_inspect import cmd_inspect, cmd_ops
 from compiler.cli_run import cmd_compile, cmd_example, cmd_run
+from compiler.cli_targets import add_targets_parser
 from compiler.errors import QnncError
 from ir.interpreter import InterpreterError
 from ir.ops.registry import OpError
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="untimed runs first (default 3)")
 
     add_golden_parser(subs, _sub, debug)
+    add_targets_parser(subs, _sub, debug)
     return parser
 
 

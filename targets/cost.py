@@ -1,0 +1,328 @@
+"""The cost model: per-tile cycles and bytes of a tiled layer, per-layer and per-model totals.
+
+Model (one definition, used by the tiler's search and by the reports):
+- A schedule tiles a layer at every buffer level: ``tiles[0]`` is the level-1 tile (what the
+  compute unit works on), ``tiles[-1]`` the outermost one; each level loops over its tiles in
+  its ``orders[i]`` (outer to inner) within the tile of the level above. Tiles are uniform:
+  the last tile along a dim is moved and computed at full size, as fixed-size DMA descriptors
+  and kernels do, so the search prefers sizes that divide the layer.
+- An operand tile is (re)loaded into a buffer when one of the loop indices it depends on
+  changes; loops it does not depend on that run inside the innermost one it does depend on
+  reuse it. Outputs are written when their tile changes; if the reduction loop (c) runs
+  outside an output loop, partial sums (int32) go out and come back (2 x per extra visit).
+- A *step* is one iteration of the outermost level's loops: its compute (MACs padded to the
+  MAC array's block, at the profile's rate), its off-chip bytes (at the chip bandwidth shared
+  by the active cores) and its on-chip bytes per buffer (at that buffer's fill rate; 0 = not
+  modelled). Transfers into a double-buffered buffer overlap compute (max); the others add.
+- Steps are spread over the cores: latency = sum of step times x ceil(S / cores) / S.
+Totals are sums over steps, grouped by which loop advanced (steps in a group cost the same).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
+
+from targets.profiles.schema import Buffer, Profile
+from targets.tiling.problem import C, Problem, Tile, cdiv
+
+OFFCHIP = "offchip"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Tile sizes and loop orders per level; index 0 = level 1 (innermost)."""
+
+    tiles: tuple[Tile, ...]
+    orders: tuple[tuple[int, ...], ...]
+
+
+def levels_used(prob: Problem, prof: Profile) -> int:
+    """Vector problems stream through level 1 only; matrix problems use every level."""
+    return 1 if prob.unit == "vector" else prof.levels
+
+
+def staged_buffer(prob: Problem, prof: Profile, operand: str, level: int) -> Buffer | None:
+    """The buffer holding ``operand`` at ``level`` (None: it passes through that level)."""
+    return _staged(prob.unit, prof, operand, level)
+
+
+@lru_cache(maxsize=1024)
+def _staged(unit: str, prof: Profile, operand: str, level: int) -> Buffer | None:
+    if unit == "vector" and level == 1:
+        vb = prof.buffer_for(1, "vector")
+        if vb is not None:
+            return vb
+    if operand == "outputs":
+        return prof.buffer_for(level, "outputs") or prof.buffer_for(level, "accumulators")
+    return prof.buffer_for(level, operand)
+
+
+def _align(n: int, a: int) -> int:
+    return cdiv(n, a) * a if n else 0
+
+
+def occupancy(prob: Problem, prof: Profile, tiles: tuple[Tile, ...]) -> dict[str, int]:
+    """Bytes each buffer needs for these tiles: aligned parts, doubled where ping-ponged."""
+    occ: dict[str, int] = {}
+
+    def put(b: Buffer | None, nbytes: int) -> None:
+        if b is None or not nbytes:
+            return
+        occ[b.name] = occ.get(b.name, 0) + _align(nbytes, b.alignment) * (
+            2 if b.double_buffered else 1)
+
+    for lv, t in enumerate(tiles, start=1):
+        put(staged_buffer(prob, prof, "inputs", lv), prob.input_bytes(t, prof))
+        if prob.has_weights:
+            put(staged_buffer(prob, prof, "weights", lv), prob.weight_bytes(t, prof))
+        if lv == 1 and prob.acc_bytes:
+            acc = (prof.buffer_for(1, "vector") if prob.unit == "vector" else None) or \
+                prof.buffer_for(1, "accumulators")
+            put(acc, prob.acc_tile_bytes(t, prof))
+            out = prof.buffer_for(1, "outputs")
+            if out is not None and out is not acc and prob.unit == "matrix":
+                put(out, prob.output_bytes(t, prof))
+        elif lv == 1:
+            put(staged_buffer(prob, prof, "outputs", 1), prob.output_bytes(t, prof))
+        else:
+            b = staged_buffer(prob, prof, "outputs", lv)
+            if b is not None:
+                elem = prob.out_bytes if b.holds("outputs") else prob.acc_bytes
+                put(b, prob.output_bytes(t, prof, elem))
+    return occ
+
+
+def overflow(prob: Problem, prof: Profile,
+             tiles: tuple[Tile, ...]) -> tuple[Buffer, int] | None:
+    """The first buffer these tiles overflow, with the bytes they need (None: all fit)."""
+    for name, need in occupancy(prob, prof, tiles).items():
+        b = prof.buffer(name)
+        if need > b.per_core_bytes:
+            return b, need
+    return None
+
+
+# -- per-step costs ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepClass:
+    """``count`` steps that cost the same: the steps on which top loop ``advanced`` moved
+    (-1: the first step)."""
+
+    advanced: int
+    count: int
+    compute: float  # cycles of one step
+    bytes: dict[str, float]  # link (buffer name or "offchip") -> bytes of one step
+    time: float  # cycles of one step on one core
+
+
+@dataclass
+class LayerCost:
+    name: str
+    op: str
+    unit: str
+    macs: int
+    steps: int
+    cores_used: int
+    cycles: float
+    compute_cycles: float  # sum over steps, one core's view
+    link_cycles: dict[str, float]  # sum over steps per link
+    bytes: dict[str, float]  # sum over steps per link
+    compulsory_bytes: int
+    bound: str
+    classes: list[StepClass] = field(default_factory=list)
+
+    @property
+    def offchip_bytes(self) -> float:
+        return self.bytes.get(OFFCHIP, 0.0)
+
+    def seconds(self, prof: Profile) -> float:
+        return self.cycles / prof.clock_hz
+
+
+def _trips(sched: Schedule, full: Tile) -> list[list[tuple[int, int]]]:
+    """Per level (index 0 = level 1): its loops as (dim, trips), outer to inner."""
+    out = []
+    for lv, (t, order) in enumerate(zip(sched.tiles, sched.orders)):
+        above = sched.tiles[lv + 1] if lv + 1 < len(sched.tiles) else full
+        out.append([(d, cdiv(above[d], t[d])) for d in order])
+    return out
+
+
+def _loads(loops: list[tuple[int, int]], dims: frozenset[int]) -> int:
+    """Tile loads over ``loops``: trips up to the innermost loop the operand depends on."""
+    last = -1
+    for i, (d, n) in enumerate(loops):
+        if n > 1 and d in dims:
+            last = i
+    total = 1
+    for _, n in loops[: last + 1]:
+        total *= n
+    return total
+
+
+def _distinct(loops: list[tuple[int, int]], dims: frozenset[int]) -> int:
+    total = 1
+    for d, n in loops:
+        if d in dims:
+            total *= n
+    return total
+
+
+def evaluate(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
+    """The modelled cost of running ``prob`` with ``sched`` on ``prof`` (see module doc)."""
+    nl = len(sched.tiles)
+    full = prob.sizes
+    loops = _trips(sched, full)  # loops[lv]: level lv+1
+    top = [(d, n) for d, n in loops[-1] if n > 1]
+    steps = 1
+    for _, n in top:
+        steps *= n
+    cores = min(prof.cores, steps)
+    off_bw = prof.offchip.bandwidth / prof.clock_hz / cores  # bytes per cycle per core
+    tiles_per_step = 1
+    for lv in range(nl - 1):
+        for _, n in loops[lv]:
+            tiles_per_step *= n
+    compute = prob.tile_work(sched.tiles[0], prof) * tiles_per_step
+
+    # per operand: (link, dims, bytes per load, the loops inside a step, partial-sum factor)
+    flows = []
+    for op in prob.operands:
+        staged = [lv for lv in range(1, nl + 1) if staged_buffer(prob, prof, op, lv)]
+        dims = prob.dims_of(op)
+        for i, lv in enumerate(staged):
+            buf = staged_buffer(prob, prof, op, lv)
+            assert buf is not None
+            parent_on_chip = i + 1 < len(staged)
+            link = buf.name if parent_on_chip else OFFCHIP
+            t = sched.tiles[lv - 1]
+            inner = [x for level in reversed(loops[lv - 1: nl - 1]) for x in level]
+            if op == "inputs":
+                per = float(prob.input_bytes(t, prof))
+            elif op == "weights":
+                per = float(prob.weight_bytes(t, prof))
+            else:
+                nest = [x for level in reversed(loops[lv - 1:]) for x in level]
+                visits = _loads(nest, dims)
+                distinct = _distinct(nest, dims)
+                reduce_split = any(d == C and n > 1 for d, n in nest)
+                r = visits / distinct if reduce_split else 1.0
+                avg = (prob.out_bytes + 2 * (r - 1) * prob.acc_bytes) / r
+                per = float(prob.output_bytes(t, prof, 1)) * avg
+            flows.append((link, buf, dims, per, inner))
+
+    classes: list[StepClass] = []
+    counts = [(-1, 1)]
+    prefix = 1
+    for p, (_, n) in enumerate(top):
+        counts.append((p, prefix * (n - 1)))
+        prefix *= n
+    for adv, count in counts:
+        nbytes: dict[str, float] = {}
+        off = {True: 0.0, False: 0.0}  # off-chip bytes into ping-pong / single buffers
+        for link, buf, dims, per, inner in flows:
+            if any(n > 1 and d in dims for d, n in inner):
+                k = _loads(inner, dims)
+            else:
+                last = max((i for i, (d, _) in enumerate(top) if d in dims), default=-2)
+                k = 1 if adv == -1 or adv <= last else 0
+            if not k:
+                continue
+            nbytes[link] = nbytes.get(link, 0.0) + k * per
+            if link == OFFCHIP:
+                off[buf.double_buffered] += k * per
+        overlap = [compute, off[True] / off_bw]
+        serial = off[False] / off_bw
+        for name, nb in nbytes.items():
+            b = prof.buffer(name) if name != OFFCHIP else None
+            if b is not None and b.fill_bytes_per_cycle > 0:
+                if b.double_buffered:
+                    overlap.append(nb / b.fill_bytes_per_cycle)
+                else:
+                    serial += nb / b.fill_bytes_per_cycle
+        classes.append(StepClass(adv, count, compute, nbytes, max(overlap) + serial))
+
+    total_time = sum(c.count * c.time for c in classes)
+    totals: dict[str, float] = {}
+    for c in classes:
+        for k, v in c.bytes.items():
+            totals[k] = totals.get(k, 0.0) + c.count * v
+    link_cycles = {k: v / (off_bw if k == OFFCHIP else
+                           (prof.buffer(k).fill_bytes_per_cycle or float("inf")))
+                   for k, v in totals.items()}
+    compute_total = compute * steps
+    worst = max(link_cycles.items(), key=lambda kv: kv[1], default=("", 0.0))
+    bound = "compute" if compute_total >= worst[1] else f"memory ({worst[0]})"
+    cycles = total_time * cdiv(steps, cores) / steps
+    return LayerCost(prob.name, prob.op, prob.unit, prob.macs, steps, cores, cycles,
+                     compute_total, link_cycles, totals, prob.compulsory_bytes(), bound,
+                     classes)
+
+
+# -- per model ---------------------------------------------------------------------------
+
+
+class _Planned(Protocol):
+    cost: LayerCost
+
+
+@dataclass
+class ModelCost:
+    """Totals over a model's tiled layers (untiled layers are not counted)."""
+
+    target: str
+    layers: int
+    cycles: float
+    seconds: float
+    macs: int
+    matrix_macs: int
+    offchip_bytes: float
+    compulsory_bytes: int
+    compute_cycles: float
+    peak_tops: float  # the profile's published INT8 TOPS
+
+    @property
+    def achieved_tops(self) -> float:
+        return 2 * self.matrix_macs / self.seconds / 1e12 if self.seconds else 0.0
+
+    @property
+    def utilisation(self) -> float:
+        """Achieved INT8 ops per second (matrix layers' useful MACs x 2) / the peak."""
+        return self.achieved_tops / self.peak_tops
+
+    @property
+    def intensity(self) -> float:
+        """Useful ops per off-chip byte (the roofline's x axis)."""
+        return 2 * self.matrix_macs / self.offchip_bytes if self.offchip_bytes else 0.0
+
+
+def model_cost(plans: Iterable[_Planned], prof: Profile) -> ModelCost:
+    """Sum the layer costs of ``plans`` (layers run one after another)."""
+    items = [p.cost for p in plans]
+    cycles = sum(c.cycles for c in items)
+    return ModelCost(
+        target=prof.name, layers=len(items), cycles=cycles, seconds=cycles / prof.clock_hz,
+        macs=sum(c.macs for c in items),
+        matrix_macs=sum(c.macs for c in items if c.unit == "matrix"),
+        offchip_bytes=sum(c.offchip_bytes for c in items),
+        compulsory_bytes=sum(c.compulsory_bytes for c in items),
+        compute_cycles=sum(c.compute_cycles for c in items), peak_tops=prof.int8_tops)
+
+
+def roofline(mc: ModelCost, prof: Profile) -> str:
+    """One paragraph: where the model sits against the chip's compute and bandwidth roofs."""
+    ridge = prof.int8_tops * 1e12 / prof.offchip.bandwidth  # ops per byte at the ridge
+    attainable = min(prof.int8_tops, mc.intensity * prof.offchip.bandwidth / 1e12)
+    side = "memory" if mc.intensity < ridge else "compute"
+    return (
+        f"{prof.name}: {mc.seconds * 1e3:.3f} ms modelled, {mc.achieved_tops:.2f} of "
+        f"{prof.int8_tops:g} INT8 TOPS ({100 * mc.utilisation:.1f}%); intensity "
+        f"{mc.intensity:.1f} ops/byte vs ridge {ridge:.1f} -> {side}-bound side, roof "
+        f"{attainable:.1f} TOPS; off-chip {mc.offchip_bytes / 1e6:.1f} MB = "
+        f"{mc.offchip_bytes / max(mc.compulsory_bytes, 1):.2f}x the compulsory "
+        f"{mc.compulsory_bytes / 1e6:.1f} MB")

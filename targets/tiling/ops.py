@@ -1,0 +1,151 @@
+"""IR nodes to tiling problems: which ops are tiled, and how each maps onto (n, m, oh, ow, c).
+
+``precision="int8"`` (the default) models every tiled layer as the INT8 kernel it becomes
+after quantisation (1-byte activations and weights, int32 accumulators) even while the graph
+is still float: targets are tiled for what they will run. ``precision="ir"`` uses the IR's
+own element types instead (a float layer then needs the profile's MAC rate for its type).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ir.graph import Graph, Node
+from ir.types import TensorType
+from targets.profiles.schema import Profile
+from targets.tiling.problem import Problem
+from targets.tiling.search import TilingError
+
+CONV_OPS = ("Conv", "QConv", "ConvInteger")
+MATMUL_OPS = ("MatMul", "QMatMul", "MatMulInteger", "Gemm", "QLinear")
+POOL_OPS = ("MaxPool", "AveragePool", "QAveragePool", "GlobalAveragePool", "GlobalMaxPool",
+            "QGlobalAveragePool")
+ELEMENTWISE_OPS = (
+    "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "SiLU", "Gelu",
+    "Erf", "Exp", "Add", "Sub", "Mul", "Div", "Max", "Min", "QAdd", "QMul", "QLut",
+    "Requantize", "Quantize", "Dequantize", "QuantizeLinear", "DequantizeLinear",
+)
+TILED_OPS = CONV_OPS + MATMUL_OPS + POOL_OPS + ELEMENTWISE_OPS
+
+
+def _bytes(t: TensorType, precision: str) -> int:
+    return 1 if precision == "int8" else t.dtype.np.itemsize
+
+
+def _dtype_key(t: TensorType, precision: str) -> str:
+    if precision == "int8" or t.dtype.np.itemsize == 1:
+        return "i8"
+    return t.dtype.value
+
+
+def problem_of(graph: Graph, node: Node, prof: Profile,
+               precision: str = "int8") -> Problem | None:
+    """The tiling problem of ``node``, or None if the op is not tiled (reshapes, softmax...)."""
+    del graph
+    if node.op not in TILED_OPS or not node.outputs:
+        return None
+    ins = [v.type if v is not None else None for v in node.inputs]
+    y = node.outputs[0].type
+    x = ins[0]
+    if x is None:
+        return None
+    name = node.name or node.outputs[0].name
+    common = {
+        "name": name, "op": node.op, "in_bytes": _bytes(x, precision),
+        "out_bytes": _bytes(y, precision), "dtype": _dtype_key(x, precision),
+    }
+    if common["dtype"] not in prof.matrix.macs_per_cycle and node.op in CONV_OPS + MATMUL_OPS:
+        raise TilingError(f"layer {name!r} ({node.op}): target {prof.name!r} has no "
+                          f"{common['dtype']} MAC rate; tile with precision='int8'")
+    if node.op in CONV_OPS:
+        return _conv(node, x, ins[1], y, prof, common, precision)
+    if node.op in MATMUL_OPS:
+        return _matmul(node, x, ins[1], y, common, precision)
+    if node.op in POOL_OPS:
+        return _pool(node, x, y, common)
+    return _elementwise(node, ins, y, common)
+
+
+def _hw(shape: tuple[int, ...]) -> tuple[int, int]:
+    sp = shape[2:]
+    if len(sp) == 1:
+        return sp[0], 1
+    return sp[0], sp[1]
+
+
+def _conv(node: Node, x: TensorType, w: TensorType | None, y: TensorType, prof: Profile,
+          common: dict, precision: str) -> Problem | None:
+    if w is None or x.rank not in (3, 4):
+        return None  # 3-D convolutions are not tiled
+    a = node.attrs
+    g = int(a.get("group", 1))
+    n, c = x.shape[0], x.shape[1]
+    m = w.shape[0]
+    cg, mg = c // g, m // g
+    kh, kw = _hw(w.shape)
+    oh, ow = _hw(y.shape)
+    strides = list(a["strides"]) + [1]
+    dil = list(a["dilations"]) + [1]
+    vector = g > 1 and cg < prof.layout.channel_block
+    return Problem(
+        unit="vector" if vector else "matrix", sizes=(n, m, oh, ow, cg), kernel=(kh, kw),
+        strides=(strides[0], strides[1]), dilations=(dil[0], dil[1]), in_hw=_hw(x.shape),
+        in_channels=c, m_per_group=mg if g > 1 else 0, w_bytes=_bytes(w, precision),
+        ops_per_output=cg * kh * kw, **common)
+
+
+def _matmul(node: Node, x: TensorType, w: TensorType | None, y: TensorType,
+            common: dict, precision: str) -> Problem | None:
+    if w is None:
+        return None
+    a = node.attrs
+    batched = False
+    if node.op == "Gemm":
+        rows, k = (x.shape[1], x.shape[0]) if a.get("transA") else x.shape
+        cols = w.shape[0] if a.get("transB") else w.shape[1]
+        batch = 1
+    elif node.op == "QLinear":
+        rows, k, cols, batch = math.prod(x.shape[:-1]), x.shape[-1], w.shape[0], 1
+    else:
+        k = x.shape[-1]
+        cols = w.shape[-1] if w.rank >= 2 else 1
+        if w.rank <= 2:
+            rows, batch = math.prod(x.shape[:-1]), 1
+        else:
+            rows = x.shape[-2] if x.rank >= 2 else 1
+            batch = math.prod(y.shape[:-2]) if y.rank > 2 else 1
+            batched = True
+    return Problem(unit="matrix", sizes=(batch, cols, rows, 1, k), in_hw=(rows, 1),
+                   in_channels=k, weights_batched=batched, w_bytes=_bytes(w, precision),
+                   **common)
+
+
+def _pool(node: Node, x: TensorType, y: TensorType, common: dict) -> Problem | None:
+    if x.rank not in (3, 4):
+        return None
+    a = node.attrs
+    if node.op.startswith(("Global", "QGlobal")):
+        kern = _hw(x.shape)
+        strides = kern
+        dil = (1, 1)
+    else:
+        kern = tuple(list(a["kernel_shape"]) + [1])[:2]
+        strides = tuple(list(a["strides"]) + [1])[:2]
+        dil = tuple(list(a.get("dilations") or [1, 1]) + [1])[:2]
+    oh, ow = _hw(y.shape)
+    return Problem(unit="vector", sizes=(x.shape[0], x.shape[1], oh, ow, 1), kernel=kern,
+                   strides=strides, dilations=dil, in_hw=_hw(x.shape), has_weights=False,
+                   acc_bytes=0, ops_per_output=kern[0] * kern[1], **common)
+
+
+def _elementwise(node: Node, ins: list[TensorType | None], y: TensorType,
+                 common: dict) -> Problem | None:
+    shape = y.shape
+    if not shape:
+        return None
+    n = shape[0] if len(shape) >= 3 else 1
+    ch = shape[1] if len(shape) >= 3 else shape[-1]
+    rows = math.prod(shape[2:]) if len(shape) >= 3 else math.prod(shape[:-1])
+    full = [t for t in ins if t is not None and t.size == y.size]
+    return Problem(unit="vector", sizes=(n, ch, rows, 1, 1), in_hw=(rows, 1),
+                   n_inputs=max(1, len(full)), has_weights=False, acc_bytes=0, **common)
