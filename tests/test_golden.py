@@ -63,9 +63,10 @@ def test_int8_outputs_exact_and_reported_in_quantisation_steps(tmp_path: Path) -
     golden.record_outputs(cm, x, tmp_path / "g")
     man = json.loads((tmp_path / "g" / "manifest.json").read_text())
     assert man["precision"] == "int8"
-    assert man["outputs"][0] == {"name": "logits", "dtype": "float32", "shape": [1, 10],
-                                      "compare": "tolerance", "rtol": 0.0, "atol": 0.0}
     step = golden.quant_steps(cm.graph)["logits"]
+    assert man["outputs"][0] == {"name": "logits", "dtype": "float32", "shape": [1, 10],
+                                 "compare": "tolerance", "rtol": 0.0, "atol": 0.0,
+                                 "quant_step": step}
     outs = dict(np.load(tmp_path / "g" / "outputs.npz"))
     outs["logits"][0, 4] += np.float32(step)  # one code off
     np.savez(tmp_path / "g" / "outputs.npz", **outs)
@@ -211,3 +212,15 @@ def test_help_documents_exit_status(capsys: pytest.CaptureFixture) -> None:
     assert main(["golden", "check", "--help"]) == 0
     text = capsys.readouterr().out
     assert "exit status" in text and "0  every output" in text and "1  a mismatch" in text
+
+
+def test_cli_two_targets_one_folder_each(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    m = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    out = tmp_path / "g"
+    assert main(["golden", "record", str(m), "--random-input", "-o", str(out), "-q",
+                 "--target", "interp", "--target", "host"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["targets"] == ["interp", "host"]
+    assert json.loads((out / "host" / "manifest.json").read_text())["target"] == "host"
+    assert main(["golden", "check", str(out), "--target", "host"]) == 0
+    assert "(host, f32): ok" in capsys.readouterr().out
