@@ -33,10 +33,11 @@ Targets: {', '.join(golden.golden_targets())} (interp = the reference interprete
 
 Integer outputs are compared exactly. Float outputs of f32 models within
 |got - expected| <= atol + rtol*|expected|, by default rtol={golden.DEFAULT_RTOL:g},
-atol={golden.DEFAULT_ATOL:g} (compiler changes may reorder float arithmetic). Float
-outputs of INT8 models are dequantised integer codes: compared with tolerance 0 (any change
-is a changed code). --rtol/--atol override the float tolerance; it is stored in the manifest
-and kept by `check --update`. The golden set is written atomically."""
+atol={golden.DEFAULT_ATOL:g}: compiler changes may reorder float arithmetic.
+Float outputs of INT8 models are dequantised integer codes, compared with
+tolerance 0: any difference is a changed code, reported in quantisation steps.
+--rtol/--atol override the float tolerance; it is stored in the manifest and
+kept by `check --update`. The golden set is written atomically."""
 
 CHECK_EPILOG = """\
 Recompiles the stored model copy with the recorded options for every recorded target, runs
