@@ -28,6 +28,14 @@
 #define QNNC_Q8_MR 4
 #define QNNC_Q8_NR 16
 
+/* The micro-kernels are kept out of line: inlined into a large layer function, the
+ * accumulators compete with the caller's values for registers and spill. */
+#if defined(__GNUC__) || defined(__clang__)
+#define QNNC_Q8_KERNEL static __attribute__((noinline, unused))
+#else
+#define QNNC_Q8_KERNEL static
+#endif
+
 /* -- requantisation (qmath.requantize_raw / requantize) ---------------------------------- */
 
 /* (acc * m0 + 2^(n-1)) >> n; n in [1, 62]. GCC and clang shift signed values arithmetically. */
@@ -175,7 +183,7 @@ static inline void qnnc_q8_pack_a(int16_t *QNNC_RESTRICT dst, const void *QNNC_R
 
 /* -- the micro-kernel: C[4][16] = A tile (K2 pairs) x B panel (K2 pairs) ---------------- */
 
-static inline void qnnc_q8_tile_c(int K2, const int16_t *QNNC_RESTRICT A,
+QNNC_Q8_KERNEL void qnnc_q8_tile_c(int K2, const int16_t *QNNC_RESTRICT A,
                                   const int16_t *QNNC_RESTRICT B, int32_t *QNNC_RESTRICT C) {
     int32_t acc[QNNC_Q8_MR * QNNC_Q8_NR] = {0};
     for (int kp = 0; kp < K2; ++kp) {
@@ -197,7 +205,7 @@ static inline __m256i qnnc_q8_pair(const int16_t *p) {
     return _mm256_set1_epi32(v);
 }
 
-static inline void qnnc_q8_tile_avx2(int K2, const int16_t *QNNC_RESTRICT A,
+QNNC_Q8_KERNEL void qnnc_q8_tile_avx2(int K2, const int16_t *QNNC_RESTRICT A,
                                      const int16_t *QNNC_RESTRICT B, int32_t *QNNC_RESTRICT C) {
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
     __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
@@ -234,7 +242,7 @@ static inline void qnnc_q8_tile_avx2(int K2, const int16_t *QNNC_RESTRICT A,
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
 /* vpdpwssd: the int16 pair products of 16 columns added into int32 lanes in one instruction
  * (no saturation: the non-"s" form wraps, and the sums are bounded at compile time). */
-static inline void qnnc_q8_tile_vnni(int K2, const int16_t *QNNC_RESTRICT A,
+QNNC_Q8_KERNEL void qnnc_q8_tile_vnni(int K2, const int16_t *QNNC_RESTRICT A,
                                      const int16_t *QNNC_RESTRICT B, int32_t *QNNC_RESTRICT C) {
     __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
     for (int kp = 0; kp < K2; ++kp) {
@@ -262,10 +270,53 @@ static inline void qnnc_q8_tile_vnni(int K2, const int16_t *QNNC_RESTRICT A,
 /* -- the epilogue ------------------------------------------------------------------------ */
 
 /* n accumulators of one output channel: y[c * stride] = clamp(zp + requant(acc[c] + bias)). */
+#if defined(__AVX2__)
+/* Eight lanes of qnnc_requant for one (m0, n) with n >= 31 (multiplier below 1), as int32
+ * lanes in [lo, hi]. The 64-bit products come from _mm256_mul_epi32 on the even and the odd
+ * lanes; AVX2 has no 64-bit arithmetic right shift, so it is a logical shift of t ^ s, then
+ * ^ s again, where s is t's sign mask (for negative t, ~(~t >> n) == floor(t / 2^n)). With
+ * n >= 31 every result fits int32, so clamping to [lo - zp, hi - zp] before adding zp is the
+ * same as clamping after. */
+static inline __m256i qnnc_requant8_avx2(__m256i v, int32_t m0, int nsh, int32_t zp,
+                                         int32_t lo, int32_t hi) {
+    const __m256i m = _mm256_set1_epi32(m0);
+    const __m256i round = _mm256_set1_epi64x((int64_t)1 << (nsh - 1));
+    const __m128i cnt = _mm_cvtsi32_si128(nsh);
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i te = _mm256_add_epi64(_mm256_mul_epi32(v, m), round);
+    __m256i to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), m), round);
+    const __m256i se = _mm256_cmpgt_epi64(zero, te), so = _mm256_cmpgt_epi64(zero, to);
+    te = _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(te, se), cnt), se);
+    to = _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(to, so), cnt), so);
+    __m256i r = _mm256_blend_epi32(te, _mm256_slli_epi64(to, 32), 0xAA);
+    r = _mm256_max_epi32(r, _mm256_set1_epi32(lo - zp));
+    r = _mm256_min_epi32(r, _mm256_set1_epi32(hi - zp));
+    return _mm256_add_epi32(r, _mm256_set1_epi32(zp));
+}
+
+/* Eight int32 lanes already in an 8-bit range, stored as 8 bytes. */
+static inline void qnnc_store8_avx2(void *dst, __m256i r, int sgn) {
+    const __m128i lo4 = _mm256_castsi256_si128(r), hi4 = _mm256_extracti128_si256(r, 1);
+    const __m128i w = _mm_packs_epi32(lo4, hi4);
+    const __m128i b = sgn ? _mm_packs_epi16(w, w) : _mm_packus_epi16(w, w);
+    _mm_storel_epi64((__m128i *)dst, b);
+}
+#endif
+
 static inline void qnnc_q8_store(const int32_t *QNNC_RESTRICT acc, int n, int64_t bias,
                                  int32_t m0, int nsh, int32_t zp, int32_t lo, int32_t hi,
                                  void *QNNC_RESTRICT dst, ptrdiff_t stride, int sgn) {
-    for (int c = 0; c < n; ++c) {
+    int c = 0;
+#if defined(__AVX2__)
+    if (stride == 1 && nsh >= 31 && bias >= INT32_MIN && bias <= INT32_MAX) {
+        const __m256i b = _mm256_set1_epi32((int32_t)bias);
+        for (; c + 8 <= n; c += 8) {
+            const __m256i v = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + c)), b);
+            qnnc_store8_avx2((int8_t *)dst + c, qnnc_requant8_avx2(v, m0, nsh, zp, lo, hi), sgn);
+        }
+    }
+#endif
+    for (; c < n; ++c) {
         const int32_t v = qnnc_requant((int64_t)acc[c] + bias, m0, nsh, zp, lo, hi);
         if (sgn) ((int8_t *)dst)[c * stride] = (int8_t)v;
         else ((uint8_t *)dst)[c * stride] = (uint8_t)v;
