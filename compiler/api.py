@@ -367,7 +367,7 @@ def compile_model(
         )
     verify(graph)
     ran = [p for p in steps if p not in disabled_passes]
-    if precision == "int8":
+    if precision == "int8" and not _prequantised(graph):
         graph = _quantize(graph, calibration, calib_method, skip_layers, skip_op_types, progress)
         ran.append("quantize")
         if on_print is not None and ("quantize" in after or "all" in print_after):
@@ -384,6 +384,12 @@ def compile_model(
 
 TARGETS = ("host",)
 PRECISIONS = ("f32", "int8")
+
+
+def _prequantised(graph: Graph) -> bool:
+    """The model came quantised (QDQ or QOperator): its own scales are kept, and there is
+    nothing to calibrate."""
+    return any(v.type.quant is not None for n in graph.nodes for v in n.outputs)
 
 
 def _quantize(

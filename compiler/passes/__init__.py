@@ -17,6 +17,7 @@ from compiler.passes import (  # noqa: F401  (registration)
 from compiler.passes.manager import PASSES, Pass, PassError, register_pass, run_pipeline
 
 DEFAULT_PIPELINE: list[str] = [
+    "lower-qdq",  # first: fold-constants would turn a QDQ model's int8 weights into floats
     "fold-constants",
     "fold-batchnorm",
     "dce",
