@@ -21,6 +21,7 @@ from targets.profiles.schema import Buffer, Profile
 from targets.tiling.problem import DIMS, OH, OW, C, M, N, Problem, Tile, cdiv
 
 KEEP_LEVEL1 = 6
+REFINE_STARTS = 4
 _GROUPS = {"p": (N, OH, OW), "m": (M,), "c": (C,)}
 TOP_ORDERS: tuple[tuple[int, ...], ...] = tuple(
     tuple(d for g in perm for d in _GROUPS[g]) for perm in itertools.permutations("pmc")
@@ -128,6 +129,7 @@ def search(prob: Problem, prof: Profile) -> tuple[costs.Schedule, costs.LayerCos
         prob, prof, costs.Schedule((t,) * nl, (TOP_ORDERS[0],) * nl)).cycles)
     level1 = list(dict.fromkeys(by_shape[:KEEP_LEVEL1 // 2] + by_time[:KEEP_LEVEL1]))
     best: tuple[float, costs.Schedule, costs.LayerCost] | None = None
+    seeds: list[tuple[float, costs.Schedule, costs.LayerCost]] = []
     inner_orders = INNER_ORDERS if nl > 1 else TOP_ORDERS
     for t1 in level1[:KEEP_LEVEL1]:
         for outer in _outer_tiles(prob, prof, (t1,), nl):
@@ -137,10 +139,15 @@ def search(prob: Problem, prof: Profile) -> tuple[costs.Schedule, costs.LayerCos
             for orders in itertools.product(*([inner_orders] * (nl - 1) + [TOP_ORDERS])):
                 sched = costs.Schedule(tiles, tuple(orders))
                 c = costs.evaluate(prob, prof, sched)
+                seeds.append((c.cycles, sched, c))
                 if best is None or c.cycles < best[0] - 1e-9:
                     best = (c.cycles, sched, c)
     if best is not None:
-        return _refine(prob, prof, best[1], best[2], grid1)
+        # hill-climb from the best few distinct tilings (the grid ranks level-1 heuristically)
+        seeds.sort(key=lambda x: x[0])
+        starts = list({s[1].tiles: s for s in seeds}.values())[:REFINE_STARTS]
+        found = [_refine(prob, prof, s[1], s[2], grid1) for s in starts]
+        return min(found, key=lambda x: x[1].cycles)
     if best is None:
         # every level-1 tile overflowed an outer level: report the first one's problem
         t1 = level1[0]
