@@ -179,6 +179,7 @@ def _memory(r: _Reader, t: dict[str, Any], where: str) -> Memory:
                   r.take(t, "bandwidth", float, where, src), src)
 
 
+_BUF_DEFAULTS = {"shared_by": 1, "double_buffered": False, "fill_bytes_per_cycle": 0.0}
 _BUF_FIELDS = {"name", "bytes", "alignment", "roles", "level", "scope", "shared_by",
                "double_buffered", "fill_bytes_per_cycle"}
 
@@ -272,7 +273,8 @@ def profile_to_data(p: Profile) -> dict[str, Any]:
             {"name": b.name, "roles": list(b.roles), "level": b.level, "scope": b.scope,
              **{k: fig(getattr(b, k), b.sources, k)
                 for k in ("bytes", "alignment", "shared_by", "double_buffered",
-                          "fill_bytes_per_cycle")}}
+                          "fill_bytes_per_cycle")
+                if k in b.sources or getattr(b, k) != _BUF_DEFAULTS.get(k)}}
             for b in p.buffers
         ],
     }
