@@ -1,0 +1,492 @@
+"""qnnc's INT8 host code next to onnxruntime (INT8 and float), in one process, side by side.
+
+For each example model (default: the seven below), on the same input:
+
+- **qnnc int8**: ``compile_model(model, precision="int8", calibration=C, target="host",
+  threads=T)``; the threads=2 build reuses the threads=1 build's quantised graph, so both
+  run the same integer program;
+- **ORT int8**: ``onnxruntime.quantization.quantize_static`` on the same calibration data
+  (QuantFormat.QDQ, per_channel=True, CalibrationMethod.MinMax, activations QUInt8, weights
+  QInt8; zoo models below opset 13 are converted to 13 first), run by onnxruntime;
+- **ORT f32**: the float model on onnxruntime.
+
+onnxruntime runs with intra_op_num_threads=T, inter_op_num_threads=1 and sequential
+execution. C is ``--calib`` N(0, 1) samples (seed 1), the same arrays for both quantisers;
+the timed input is one more sample (seed 2). Each latency is the median of interleaved
+rounds (qnnc, ORT int8, ORT f32, qnnc, ...) after warm-up; the number of rounds adapts to
+the model's latency unless --repeat fixes it.
+
+Also printed: the geometric mean and the worst of qnnc/ORT-int8 at 1 thread; each model's
+achieved INT8 GOPS at 1 thread (2 x the MACs of its quantised layers / latency) and
+ResNet-50's as a fraction of the core's INT8 peak (benchmarks.int8_peak); ResNet-50's compile
+time, cold and from the build cache; and correctness — qnnc's output against the reference
+interpreter on the same quantised graph (should be bit-exact) and the output SQNR of both
+INT8 models against onnxruntime's float output.
+
+    python -m benchmarks.host_latency [--models resnet50,bert_encoder] [--threads 1,2]
+        [--calib 8] [--repeat N] [--warmup 2] [--budget 8] [--no-peak]
+
+A model qnnc (or onnxruntime) cannot compile is reported as n/a with the reason and the run
+goes on. These are measurements for reports: they vary with the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from benchmarks.common import (
+    blas_threads,
+    fmt,
+    format_table,
+    geomean,
+    load_average,
+    machine_line,
+    time_interleaved,
+)
+from benchmarks.int8_peak import PeakResult
+from compiler.api import DEFAULT_CALIB_METHOD, CompiledModel, compile_model, load_model
+from compiler.examples import build_example
+from compiler.flops import COUNTERS
+from ir.graph import Graph
+from ir.interpreter import run as interpret
+from ir.types import DType
+
+MODELS = ["resnet50", "squeezenet", "shufflenet", "inception_v1", "densenet121",
+          "mobilenetv2", "bert_encoder"]
+COMPILE_TIME_MODEL = "resnet50"
+#: per-channel QDQ needs DequantizeLinear's axis attribute (opset 13)
+ORT_MIN_OPSET = 13
+#: quantised IR op -> the float op whose flops.py counter has the same operand layout
+QUANT_MAC_OPS = {"QConv": "Conv", "QLinear": "MatMul", "QMatMul": "MatMul"}
+Feeds = dict[str, np.ndarray]
+
+
+@dataclass
+class Row:
+    """Median latencies (ms) of one model at one thread count; None = not measured."""
+
+    threads: int
+    qnnc_ms: float | None = None
+    ort_int8_ms: float | None = None
+    ort_f32_ms: float | None = None
+    rounds: int = 0
+    load: float = math.nan  # 1-minute load average when the row was measured
+
+
+@dataclass
+class CompileTimes:
+    """Seconds of compile_model (API, calibration included) and of calibration alone."""
+
+    cold_s: float
+    cold_build_s: float
+    calibration_s: float
+    hit_s: float
+    hit_build_s: float
+    hit: bool
+
+
+@dataclass
+class ModelResult:
+    name: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    quant_macs: int = 0
+    exact: str = "n/a"  # qnnc vs interpreter on the quantised graph
+    sqnr_qnnc: float | None = None
+    sqnr_ort: float | None = None
+    compile: CompileTimes | None = None
+
+    def row(self, threads: int) -> Row | None:
+        return next((r for r in self.rows if r.threads == threads), None)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def why(e: BaseException) -> str:
+    """An exception as a one-line reason for an n/a cell."""
+    first = str(e).strip().split("\n")[0]
+    return f"{type(e).__name__}: {first[:160]}"
+
+
+# -- inputs -----------------------------------------------------------------------------------
+def samples(graph: Graph, n: int, seed: int) -> list[Feeds]:
+    """``n`` feeds of N(0, 1) float32 values (the example models keep such inputs well
+    scaled through every layer)."""
+    rng = np.random.default_rng(seed)
+    return [{v.name: rng.standard_normal(v.type.shape).astype(np.float32)
+             for v in graph.inputs} for _ in range(n)]
+
+
+def stacked(feeds: list[Feeds]) -> dict[str, np.ndarray]:
+    """The calibration samples as qnnc's dict-of-stacked-arrays form."""
+    return {k: np.stack([f[k] for f in feeds]) for k in feeds[0]}
+
+
+# -- onnxruntime --------------------------------------------------------------------------------
+def ort_session(model: bytes | str, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def ort_quantize(model: onnx.ModelProto, calib: list[Feeds], folder: Path) -> str:
+    """quantize_static with the configuration in the module docstring; the model's path."""
+    from onnx import version_converter
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(calib)
+
+        def get_next(self) -> Feeds | None:
+            return next(self.it, None)
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())  # quantize_static edits it
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    if opset < ORT_MIN_OPSET:
+        model = version_converter.convert_version(model, ORT_MIN_OPSET)
+    path = str(folder / "ort_int8.onnx")
+    quantize_static(model, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+    return path
+
+
+# -- measures -------------------------------------------------------------------------------
+def quant_macs(graph: Graph) -> int:
+    """MACs of the quantised multiply-accumulate layers, counted by compiler.flops."""
+    total = 0
+    for n in graph.nodes:
+        base = QUANT_MAC_OPS.get(n.op)
+        if base is not None:
+            total += COUNTERS[base](n)[0]
+    return total
+
+
+def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    """10 log10(signal / noise) of ``got`` against ``ref`` (inf when identical)."""
+    r = ref.astype(np.float64)
+    noise = float(np.sum((r - got.astype(np.float64)) ** 2))
+    signal = float(np.sum(r * r))
+    if noise == 0.0:
+        return math.inf
+    return 10.0 * math.log10(signal / noise) if signal > 0 else -math.inf
+
+
+def compare_exact(got: list[np.ndarray], want: list[np.ndarray]) -> str:
+    """"bit-exact", or how far the worst output is off (max |difference|)."""
+    worst = 0.0
+    for g, w in zip(got, want, strict=True):
+        if g.shape != w.shape or g.dtype != w.dtype:
+            return f"differs: {g.dtype}{list(g.shape)} vs {w.dtype}{list(w.shape)}"
+        if not np.array_equal(g, w):
+            worst = max(worst, float(np.max(np.abs(g.astype(np.float64) - w))))
+    return "bit-exact" if worst == 0.0 else f"max|d| {worst:.3g}"
+
+
+def float_ops(graph: Graph) -> list[str]:
+    """Op types computing in f32 in a quantised graph: where C and numpy may round
+    differently (libm vs numpy), so the output may differ in its last bits."""
+    return sorted({n.op for n in graph.nodes if n.op not in ("Dequantize", "Reshape")
+                   and any(v.type.dtype == DType.f32 for v in n.outputs)})
+
+
+def min_sqnr(refs: list[np.ndarray], gots: list[np.ndarray]) -> float:
+    return min(sqnr_db(r, g) for r, g in zip(refs, gots, strict=True))
+
+
+# -- one model --------------------------------------------------------------------------------
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def bench_model(
+    name: str,
+    *,
+    threads: Sequence[int] = (1, 2),
+    n_calib: int = 8,
+    warmup: int = 2,
+    repeat: int | None = None,
+    budget_s: float = 8.0,
+    cache_dir: str | Path | None = None,
+    calib_method: str = DEFAULT_CALIB_METHOD,
+    time_compile: bool = False,
+) -> ModelResult:
+    """Compile, quantise and time one example model; failures become notes and n/a cells."""
+    res = ModelResult(name)
+    model = build_example(name)
+    graph = load_model(model)
+    calib = samples(graph, n_calib, seed=1)
+    feeds = samples(graph, 1, seed=2)[0]
+    out_names = [o.name for o in model.graph.output]
+    t0 = time.perf_counter()
+
+    qnnc: dict[int, CompiledModel] = {}
+    extra: dict[int, Future[CompiledModel]] = {}
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            first = threads[0]
+            cm, secs = timed(lambda: compile_model(
+                model, precision="int8", calibration=stacked(calib), calib_method=calib_method,
+                target="host", threads=first, cache_dir=cache_dir))
+            qnnc[first] = cm
+            res.quant_macs = quant_macs(cm.graph)
+            log(f"{name}: qnnc int8 compiled for {first} thread(s) in {secs:.0f} s")
+            if time_compile:
+                res.compile = compile_times(model, calib, calib_method, cache_dir, first, cm,
+                                            secs)
+            # the same quantised graph for the other thread counts, built while
+            # onnxruntime quantises (cc runs in a subprocess)
+            extra = {t: pool.submit(compile_model, cm.graph, pipeline=[], target="host",
+                                    threads=t, cache_dir=cache_dir) for t in threads[1:]}
+        except Exception as e:  # noqa: BLE001 - any failure is reported as n/a; the run goes on
+            res.notes.append(f"qnnc int8 n/a ({why(e)})")
+        sessions_q, sessions_f = ort_sessions(res, model, calib, threads)
+        log(f"{name}: onnxruntime quantised ({time.perf_counter() - t0:.0f} s)")
+        for t, fut in extra.items():
+            try:
+                qnnc[t] = fut.result()
+            except Exception as e:  # noqa: BLE001
+                res.notes.append(f"qnnc int8 with {t} threads n/a ({why(e)})")
+    log(f"{name}: qnnc built ({time.perf_counter() - t0:.0f} s)")
+
+    ref = sessions_f[threads[0]].run(out_names, feeds)
+    check_correctness(res, qnnc, sessions_q, feeds, out_names, ref)
+
+    with blas_threads(1):
+        time_rows(res, threads, qnnc, sessions_q, sessions_f, feeds, out_names,
+                  warmup=warmup, repeat=repeat, budget_s=budget_s)
+    log(f"{name}: timed ({time.perf_counter() - t0:.0f} s)")
+    return res
+
+
+def ort_sessions(res: ModelResult, model: onnx.ModelProto, calib: list[Feeds],
+                 threads: Sequence[int]) -> tuple[dict[int, ort.InferenceSession],
+                                                  dict[int, ort.InferenceSession]]:
+    """(INT8 sessions, float sessions) per thread count; INT8 failures become a note."""
+    float_bytes = model.SerializeToString()
+    sessions_q: dict[int, ort.InferenceSession] = {}
+    with tempfile.TemporaryDirectory(prefix="qnnc-bench-") as tmp:
+        try:
+            path = ort_quantize(model, calib, Path(tmp))
+            sessions_q = {t: ort_session(path, t) for t in threads}
+        except Exception as e:  # noqa: BLE001
+            res.notes.append(f"ORT int8 n/a ({why(e)})")
+        sessions_f = {t: ort_session(float_bytes, t) for t in threads}
+    return sessions_q, sessions_f
+
+
+def time_rows(res: ModelResult, threads: Sequence[int], qnnc: dict[int, CompiledModel],
+              sessions_q: dict[int, ort.InferenceSession],
+              sessions_f: dict[int, ort.InferenceSession], feeds: Feeds, out_names: list[str],
+              *, warmup: int, repeat: int | None, budget_s: float) -> None:
+    """One Row per thread count; a short gap between calls lets the other runtime's
+    spinning worker threads go idle first."""
+    for t in threads:
+        fns: dict[str, Callable[[], object]] = {}
+        if t in qnnc:
+            fns["qnnc"] = lambda c=qnnc[t]: c.run(None, feeds)
+        if t in sessions_q:
+            fns["ort_int8"] = lambda s=sessions_q[t]: s.run(out_names, feeds)
+        fns["ort_f32"] = lambda s=sessions_f[t]: s.run(out_names, feeds)
+        times = time_interleaved(fns, warmup=warmup, repeat=repeat, budget_s=budget_s,
+                                 gap_s=0.005)
+        row = Row(t, rounds=times["ort_f32"].runs, load=load_average())
+        row.qnnc_ms = times["qnnc"].median_ms if "qnnc" in times else None
+        row.ort_int8_ms = times["ort_int8"].median_ms if "ort_int8" in times else None
+        row.ort_f32_ms = times["ort_f32"].median_ms
+        res.rows.append(row)
+
+
+def check_correctness(res: ModelResult, qnnc: dict[int, CompiledModel],
+                      sessions_q: dict[int, ort.InferenceSession], feeds: Feeds,
+                      out_names: list[str], ref: list[np.ndarray]) -> None:
+    """qnnc (every thread count) vs the interpreter on its graph; both INT8 models vs float."""
+    if qnnc:
+        cm = next(iter(qnnc.values()))
+        want = interpret(cm.graph, feeds)
+        wanted = [want[n] for n in cm.output_names]
+        verdicts = {compare_exact(c.run(None, feeds), wanted) for c in qnnc.values()}
+        res.exact = "; ".join(sorted(verdicts))
+        tail = float_ops(cm.graph)
+        if res.exact != "bit-exact" and tail:
+            res.exact += f" (f32 ops: {', '.join(tail)})"
+        got = dict(zip(cm.output_names, cm.run(None, feeds)))
+        res.sqnr_qnnc = min_sqnr(ref, [got[n] for n in out_names])
+    if sessions_q:
+        res.sqnr_ort = min_sqnr(ref, next(iter(sessions_q.values())).run(out_names, feeds))
+
+
+def compile_times(model: onnx.ModelProto, calib: list[Feeds], method: str,
+                  cache_dir: str | Path | None, threads: int, first: CompiledModel,
+                  first_s: float) -> CompileTimes:
+    """The cold compile's figures, calibration alone (the API cannot skip it: it is timed
+    separately, on the same graph and data, and subtracted), and a second, cached compile."""
+    from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+    from compiler.quant.calibrate import calibrate_model
+
+    graph = run_pipeline(load_model(model), DEFAULT_PIPELINE)
+    _, cal_s = timed(lambda: calibrate_model(graph, stacked(calib), method))
+    again, hit_s = timed(lambda: compile_model(
+        model, precision="int8", calibration=stacked(calib), calib_method=method,
+        target="host", threads=threads, cache_dir=cache_dir))
+    return CompileTimes(first_s, first.build.seconds, cal_s, hit_s, again.build.seconds,
+                        bool(again.build.cache_hit and not first.build.cache_hit))
+
+
+# -- the whole run ------------------------------------------------------------------------------
+def run(models: Sequence[str], **kw: Any) -> list[ModelResult]:
+    """bench_model for each name; ResNet-50 (if present) also gets its compile timed."""
+    return [bench_model(m, time_compile=(m == COMPILE_TIME_MODEL), **kw) for m in models]
+
+
+# -- the report ---------------------------------------------------------------------------------
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b is not None and b > 0 else None
+
+
+def report(results: list[ModelResult], peak: PeakResult | None, threads: Sequence[int],
+           settings: str) -> str:
+    """Every table the script prints, as one string."""
+    out = [f"settings: {settings}", "", "Latency (median ms; ratio < 1 means qnnc is faster; "
+           "load = 1-minute load average of the machine after the row)"]
+    rows = []
+    for r in results:
+        for row in r.rows:
+            rows.append([r.name, row.threads, fmt(row.qnnc_ms), fmt(row.ort_int8_ms),
+                         fmt(row.ort_f32_ms), fmt(ratio(row.qnnc_ms, row.ort_int8_ms)),
+                         fmt(ratio(row.qnnc_ms, row.ort_f32_ms)), row.rounds, fmt(row.load)])
+    out.append(format_table(["model", "threads", "qnnc int8", "ORT int8", "ORT f32",
+                             "qnnc/ORT-int8", "qnnc/ORT-f32", "rounds", "load"], rows))
+    notes = [f"  {r.name}: {n}" for r in results for n in r.notes]
+    if notes:
+        out += ["n/a reasons:", *notes]
+
+    t1 = threads[0]
+    ratios = {r.name: ratio(r.row(t1).qnnc_ms, r.row(t1).ort_int8_ms)
+              for r in results if r.row(t1) is not None}
+    known = {k: v for k, v in ratios.items() if v is not None}
+    if known:
+        worst = max(known, key=lambda k: known[k])
+        out.append(f"qnnc/ORT-int8 at {t1} thread(s): geometric mean {geomean(known.values()):.2f}"
+                   f" over {len(known)} model(s); worst {worst} {known[worst]:.2f}")
+    else:
+        out.append(f"qnnc/ORT-int8 at {t1} thread(s): n/a (no model measured on both)")
+
+    out += ["", *gops_table(results, peak, t1)]
+    for r in results:
+        if r.compile is not None:
+            out += ["", *compile_lines(r.name, r.compile)]
+    out += ["", "Correctness (one input; SQNR in dB against onnxruntime float, higher is better)"]
+    out.append(format_table(
+        ["model", "qnnc vs interpreter (same int8 graph)", "SQNR qnnc int8", "SQNR ORT int8"],
+        [[r.name, r.exact, fmt(r.sqnr_qnnc, 1), fmt(r.sqnr_ort, 1)] for r in results]))
+    return "\n".join(out)
+
+
+def gops_table(results: list[ModelResult], peak: PeakResult | None, t: int) -> list[str]:
+    best = peak.best("int8") if peak is not None else None
+    peak_gops = best.gops_best if best is not None else None
+    head = (f"Achieved INT8 GOPS at {t} thread(s): 2 x MACs of the quantised layers / median "
+            "latency; INT8 peak of one core: "
+            + (f"{peak_gops:.1f} GOPS ({best.name}, benchmarks.int8_peak)" if best else "n/a"))
+    rows = []
+    for r in results:
+        row = r.row(t)
+        ops = 2.0 * r.quant_macs
+        q = ops / row.qnnc_ms / 1e6 if row and row.qnnc_ms and ops else None
+        o = ops / row.ort_int8_ms / 1e6 if row and row.ort_int8_ms and ops else None
+        rows.append([r.name, fmt(r.quant_macs / 1e9, 3) if ops else "n/a", fmt(q, 1), fmt(o, 1),
+                     fmt(100.0 * q / peak_gops, 1) if q and peak_gops else "n/a"])
+    lines = [head, format_table(["model", "GMACs", "qnnc GOPS", "ORT int8 GOPS (same MACs)",
+                                 "qnnc % of peak"], rows)]
+    rn = next((r for r in results if r.name == COMPILE_TIME_MODEL), None)
+    if rn is not None and rn.row(t) and rn.row(t).qnnc_ms and peak_gops and rn.quant_macs:
+        frac = 2.0 * rn.quant_macs / rn.row(t).qnnc_ms / 1e6 / peak_gops
+        lines.append(f"{COMPILE_TIME_MODEL}: {frac:.3f} of the single-core INT8 peak")
+    return lines
+
+
+def compile_lines(name: str, c: CompileTimes) -> list[str]:
+    return [
+        f"Compile time of {name} (compile_model, precision=int8, target=host): the API "
+        "always calibrates, so calibration is timed alone on the same graph and data and "
+        "subtracted",
+        f"  cold (empty build cache): {c.cold_s:.1f} s total, calibration {c.calibration_s:.1f}"
+        f" s, without calibration {c.cold_s - c.calibration_s:.1f} s "
+        f"(of which code generation + cc {c.cold_build_s:.1f} s)",
+        f"  second compile ({'cache hit' if c.hit else 'NOT a cache hit'}): {c.hit_s:.1f} s "
+        f"total, without calibration {c.hit_s - c.calibration_s:.1f} s (build-cache lookup "
+        f"{c.hit_build_s:.2f} s)",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated examples")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--calib", type=int, default=8, help="calibration samples (both tools)")
+    ap.add_argument("--calib-method", default=DEFAULT_CALIB_METHOD,
+                    help="qnnc's observer (onnxruntime uses MinMax)")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="timed rounds (default: adaptive, see --budget)")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed runs of each first")
+    ap.add_argument("--budget", type=float, default=8.0,
+                    help="seconds of timed rounds per model and thread count (adaptive)")
+    ap.add_argument("--cache-dir", default=None,
+                    help="qnnc build cache (default: a fresh temporary one, so the first "
+                    "compile is cold)")
+    ap.add_argument("--no-peak", action="store_true", help="skip the INT8 peak measurement")
+    args = ap.parse_args(argv)
+    logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
+    names = [m for m in args.models.split(",") if m]
+    threads = [int(t) for t in args.threads.split(",") if t]
+    print(machine_line(), "| onnxruntime", ort.__version__, flush=True)
+    peak = None
+    if not args.no_peak:
+        from benchmarks.int8_peak import measure
+
+        peak = measure()
+        best = peak.best("int8")
+        log(f"INT8 peak: {best.gops_best:.1f} GOPS ({best.name})" if best else "no INT8 peak")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="qnnc-cache-") as tmp:
+        results = run(names, threads=threads, n_calib=args.calib, warmup=args.warmup,
+                      repeat=args.repeat, budget_s=args.budget,
+                      cache_dir=args.cache_dir or tmp, calib_method=args.calib_method)
+    settings = (f"threads {threads}, {args.calib} calibration samples (qnnc {args.calib_method}, "
+                f"ORT MinMax), warm-up {args.warmup}, rounds "
+                f"{args.repeat or f'adaptive (~{args.budget:g} s per model and thread count)'}")
+    print(report(results, peak, threads, settings))
+    print(f"{machine_line()} | total {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The benchmark scripts' core functions run end to end on tiny inputs and return
+well-formed results. No timing is asserted: benchmark numbers are for reports only."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from benchmarks.common import adaptive_repeat, format_table, geomean, time_interleaved
+from targets.host.cpu import is_x86_64
+
+pytest.importorskip("onnxruntime")
+needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+
+
+def test_time_interleaved_runs_every_contender_the_same_number_of_rounds() -> None:
+    calls = {"a": 0, "b": 0}
+
+    def bump(k: str) -> None:
+        calls[k] += 1
+
+    t = time_interleaved({"a": lambda: bump("a"), "b": lambda: bump("b")}, warmup=2, repeat=3)
+    assert calls == {"a": 5, "b": 5}
+    assert [t["a"].runs, t["b"].runs] == [3, 3]
+    assert t["a"].median_ms >= 0 and t["a"].min_ms <= t["a"].median_ms
+
+
+def test_helpers() -> None:
+    assert adaptive_repeat(1.0, 10.0, lo=3, hi=50) == 10
+    assert adaptive_repeat(100.0, 10.0, lo=3, hi=50) == 3
+    assert adaptive_repeat(0.0, 10.0, lo=3, hi=50) == 50
+    assert geomean([2.0, 8.0]) == pytest.approx(4.0)
+    assert math.isnan(geomean([]))
+    text = format_table(["model", "ms"], [["a", "1.00"], ["longer", "10.00"]])
+    lines = text.split("\n")
+    assert len(lines) == 4 and len({len(x) for x in lines[:2]}) == 1
+    assert lines[3].startswith("longer") and lines[3].endswith("10.00")
+
+
+@needs_cc
+@pytest.mark.skipif(not is_x86_64(), reason="the peak kernels are x86-64 assembly")
+def test_int8_peak_tiny() -> None:
+    from benchmarks.int8_peak import measure, report
+
+    res = measure(iterations=2000, runs=2)
+    kinds = {k.kind for k in res.kernels}
+    assert kinds <= {"int8", "fp32"}
+    for k in res.kernels:
+        assert k.gops_best > 0 and k.gops_best >= k.gops_median
+    if "avx2" in res.flags:  # -march=native on an AVX2 machine compiles the AVX2 kernels
+        assert {"avx2-madd16", "fma256"} <= {k.name for k in res.kernels}
+        best = res.best("int8")
+        assert best is not None and best.name != "avx2-maddubs"  # saturating: not exact
+    assert "peak int8" in report(res, 2000, 2)
+
+
+@needs_cc
+def test_host_latency_tiny_cnn(tmp_path: Path) -> None:
+    from benchmarks.host_latency import bench_model, report
+
+    res = bench_model("tiny_cnn", threads=(1,), n_calib=2, warmup=1, repeat=1,
+                      cache_dir=tmp_path, time_compile=True)
+    assert res.notes == []
+    (row,) = res.rows
+    assert row.threads == 1 and row.rounds == 1
+    for ms in (row.qnnc_ms, row.ort_int8_ms, row.ort_f32_ms):
+        assert ms is not None and ms > 0
+    assert res.quant_macs > 0
+    assert res.exact == "bit-exact"  # tiny_cnn's output is an integer layer's, dequantised
+    assert res.sqnr_qnnc is not None and res.sqnr_qnnc > 10
+    assert res.sqnr_ort is not None and res.sqnr_ort > 10
+    c = res.compile
+    assert c is not None and c.hit and c.calibration_s > 0 and c.cold_s > 0
+    text = report([res], None, (1,), "smoke")
+    assert "tiny_cnn" in text and "geometric mean" in text and "bit-exact" in text
+
+
+@needs_cc
+def test_host_latency_reports_a_failing_model_as_n_a(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmarks.host_latency as hl
+    from compiler.errors import QnncError
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise QnncError("no C emitter for op QFoo\nsecond line")
+
+    monkeypatch.setattr(hl, "compile_model", broken)
+    res = hl.bench_model("tiny_cnn", threads=(1,), n_calib=2, warmup=1, repeat=1,
+                         cache_dir=tmp_path)
+    assert res.notes == ["qnnc int8 n/a (QnncError: no C emitter for op QFoo)"]
+    (row,) = res.rows
+    assert row.qnnc_ms is None and row.ort_int8_ms is not None
+    assert "n/a" in hl.report([res], None, (1,), "smoke")
