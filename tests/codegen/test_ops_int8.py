@@ -302,3 +302,21 @@ def test_vnni_kernel_compiles_and_runs_where_supported(tmp_path: Path) -> None:
     assert lib.is_file()
     if detect_level() == "avx512vnni":
         check_exact(g, tmp_path, "avx512vnni")
+
+
+def test_threads_give_the_same_integers(tmp_path: Path) -> None:
+    """OpenMP splits the weight tiles and elementwise loops; the results cannot change."""
+    rng = np.random.default_rng(11)
+    kw = CONVS[1]
+    attrs = {"strides": kw["s"], "pads": kw["p"], "group": 1, "dilations": [1, 1],
+             **out_attrs(rng, DType.u8, "relu")}
+    for g in (graph("QConv", [rand_q(rng, kw["x"], DType.u8), weights(rng, kw["w"], True),
+                              None], attrs),
+              graph("QAdd", [rand_q(rng, (2, 3, 40), DType.u8), rand_q(rng, (3, 1), DType.u8)],
+                    out_attrs(rng, DType.i8, "none"))):
+        feeds = feeds_for(g, 0)
+        want = interpret(g, feeds)
+        got = run_c(g, feeds, tmp_path / f"t{next(_count)}",
+                    BuildOptions(cpu=CPUS[-1], threads=2, werror=True))
+        for name, w in want.items():
+            np.testing.assert_array_equal(got[name], w)
