@@ -21,7 +21,7 @@ from ir.graph import Graph, Node, Value
 ALIGN = 64
 
 #: ops whose output is the input's bytes, unchanged (row-major reinterpretation)
-VIEW_OPS = frozenset({"Reshape", "Identity", "Flatten", "Squeeze", "Unsqueeze"})
+VIEW_OPS = frozenset({"Reshape", "Identity", "Flatten", "Squeeze", "Unsqueeze", "Retype"})
 
 
 def align(n: int, a: int = ALIGN) -> int:

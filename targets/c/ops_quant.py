@@ -22,7 +22,6 @@ from targets.c.emitter import (
     EMITTERS,
     Emitter,
     LayerCtx,
-    Renderer,
     emits,
     float_lit,
     nested_loops,
@@ -34,8 +33,6 @@ from targets.c.ops_quant_util import clamp_bounds, int_table, qparams
 
 # model.c must include the integer kernels. The renderer's header list belongs to the
 # framework; until it names qnnc_int8.h itself, the INT8 emitters add it on import.
-if "qnnc_int8.h" not in Renderer.headers:
-    Renderer.headers = (*Renderer.headers, "qnnc_int8.h")
 
 
 def _flat(ctx: LayerCtx, body: str) -> str:
