@@ -116,6 +116,10 @@ class CompiledModel:
         self.target = target
         #: targets.host.build.BuildResult when compiled for the host (None: interpreter)
         self.build = build
+        #: INT8 only: per-layer accuracy vs f32 (compiler.quant.accuracy.AccuracyReport) when
+        #: evaluation data was given, and the automatic mixed-precision result if asked for
+        self.accuracy: Any = None
+        self.auto_precision: Any = None
         self._session: Any = build.load().Session() if build is not None else None
 
     @property
@@ -317,6 +321,9 @@ def compile_model(
     skip_layers: Sequence[str] = (),
     skip_op_types: Sequence[str] = (),
     progress: Callable[[int, int | None], None] | None = None,
+    eval_data: Any = None,
+    min_sqnr_db: float | None = None,
+    max_drop: float | None = None,
 ) -> CompiledModel:
     """Import ``model``, run the pass pipeline, quantise it if asked, and (with
     ``output_dir``) save the result.
@@ -337,6 +344,11 @@ def compile_model(
       {input: array} samples); ``calib_method`` is minmax, percentile, entropy or mse;
       ``skip_layers`` (node names) and ``skip_op_types`` stay f32; ``progress(done, total)``
       is called per calibration sample. ``print_after`` may name ``"quantize"``.
+    - ``eval_data``: held-out samples (same forms as ``calibration``); with INT8 every layer
+      is compared with f32 on them (``CompiledModel.accuracy``: SQNR, cosine, max error).
+      ``min_sqnr_db`` (output SQNR vs f32) and/or ``max_drop`` (the largest allowed fall in
+      top-1 agreement with the f32 model, e.g. 0.01) turn on automatic mixed precision: the
+      most sensitive layers stay f32 until the budget holds (``CompiledModel.auto_precision``).
 
     ::
 
@@ -367,9 +379,19 @@ def compile_model(
         )
     verify(graph)
     ran = [p for p in steps if p not in disabled_passes]
+    accuracy = auto = None
+    if (min_sqnr_db is not None or max_drop is not None) and eval_data is None:
+        raise QnncError("an accuracy budget (--min-sqnr / --max-drop) needs held-out "
+                        "evaluation samples (--eval data.npz, or eval_data= in the API)")
     if precision == "int8" and not _prequantised(graph):
-        graph = _quantize(graph, calibration, calib_method, skip_layers, skip_op_types, progress)
+        float_graph = graph
+        graph, auto = _quantize(graph, calibration, calib_method, skip_layers, skip_op_types,
+                                progress, eval_data, min_sqnr_db, max_drop)
         ran.append("quantize")
+        if eval_data is not None:
+            from compiler.quant.accuracy import compare
+
+            accuracy = compare(float_graph, graph, eval_data)
         if on_print is not None and ("quantize" in after or "all" in print_after):
             on_print("quantize", _ir_text().print_graph(graph))
     build = None
@@ -377,6 +399,7 @@ def compile_model(
         build = _build_target(graph, target, threads, cpu, cache_dir, werror, extra_cflags)
     compiled = CompiledModel(graph, source=_source_name(model), pipeline=ran, target=target,
                              build=build)
+    compiled.accuracy, compiled.auto_precision = accuracy, auto
     if output_dir is not None:
         compiled.save(output_dir)
     return compiled
@@ -399,7 +422,12 @@ def _quantize(
     skip_layers: Sequence[str],
     skip_op_types: Sequence[str],
     progress: Callable[[int, int | None], None] | None,
-) -> Graph:
+    eval_data: Any = None,
+    min_sqnr_db: float | None = None,
+    max_drop: float | None = None,
+) -> tuple[Graph, Any]:
+    """The quantised graph and, with an accuracy budget, the automatic-precision result."""
+    from compiler.quant.auto import auto_mixed_precision, top1_agreement
     from compiler.quant.calibrate import METHODS, calibrate_model
     from compiler.quant.quantize import QuantConfig, quantize_graph
 
@@ -419,9 +447,16 @@ def _quantize(
         )
     cal = calibrate_model(graph, calibration, method, progress=progress)  # type: ignore[arg-type]
     cfg = QuantConfig(skip_layers=frozenset(skip_layers), skip_op_types=frozenset(skip_op_types))
+    auto = None
+    if min_sqnr_db is not None or max_drop is not None:
+        metric = top1_agreement(graph, eval_data) if max_drop is not None else None
+        auto = auto_mixed_precision(graph, cal.ranges, eval_data, min_sqnr_db=min_sqnr_db,
+                                    max_drop=max_drop, metric=metric, config=cfg,
+                                    channel_means=cal.channel_means)
+        cfg = auto.config(cfg)
     qgraph = quantize_graph(graph, cal.ranges, cfg, cal.channel_means)
     verify(qgraph)
-    return qgraph
+    return qgraph, auto
 
 
 def _build_target(

@@ -217,6 +217,28 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                    help="layers (node names, see qnnc inspect) to keep in f32 (repeatable)")
     q.add_argument("--skip-op-types", action="append", default=[], metavar="OP[,OP...]",
                    help="op types to keep in f32, e.g. Softmax,Gemm (repeatable)")
+    q.add_argument("--eval", metavar="DATA",
+                   help="held-out samples (as --calib): compare every layer with f32 and show "
+                   "the worst")
+    q.add_argument("--min-sqnr", type=float, metavar="DB",
+                   help="accuracy budget: keep the most sensitive layers in f32 until the "
+                   "output SQNR vs f32 is at least DB (needs --eval)")
+    q.add_argument("--max-drop", type=_fraction, metavar="FRACTION",
+                   help="accuracy budget: at most this fall in top-1 agreement with f32, "
+                   "e.g. 1%% or 0.01 (needs --eval)")
+    q.add_argument("--worst", type=int, default=5, metavar="N",
+                   help="how many of the worst layers to show with --eval (default 5)")
+
+
+def _fraction(text: str) -> float:
+    """'1%' or '0.01' -> 0.01."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a fraction: {text!r} (e.g. 1% or 0.01)") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1 (0% and 100%)")
+    return value
 
 
 def _fail(message: str, code: int) -> int:

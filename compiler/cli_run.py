@@ -101,6 +101,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         skip_layers=split_list(args.skip_layers),
         skip_op_types=split_list(args.skip_op_types),
         progress=bar,
+        eval_data=args.eval,
+        min_sqnr_db=args.min_sqnr,
+        max_drop=args.max_drop,
     )
     secs = time.perf_counter() - start
     if args.quiet:
@@ -109,6 +112,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     where = f" for {args.target}" if args.target else ""
     print(f"compiled {args.model} -> {args.output_dir}{where} ({len(cm.graph.nodes)} IR nodes, "
           f"passes: {passes}) in {secs:.2f} s")
+    if cm.auto_precision is not None:
+        print(cm.auto_precision.format())
+    if cm.accuracy is not None:
+        print(cm.accuracy.format(worst=args.worst))
     b = cm.build
     if b is not None:
         print(f"arena {b.arena_bytes} bytes, weights {b.weight_bytes} bytes"

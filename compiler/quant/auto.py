@@ -29,7 +29,7 @@ lone quantised activation after a float layer would only add a Quantize and a ta
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -147,9 +147,10 @@ class QuantLayer:
     members: frozenset[str]
 
 
-def quant_layers(graph: Graph, ranges: Ranges, config: QuantConfig) -> list[QuantLayer]:
+def quant_layers(graph: Graph, ranges: Ranges, config: QuantConfig,
+                 channel_means: Mapping[str, np.ndarray] | None = None) -> list[QuantLayer]:
     """The layers ``quantize_graph(graph, ranges, config)`` makes integer, in graph order."""
-    q = quantize_graph(graph, ranges, config)
+    q = quantize_graph(graph, ranges, config, channel_means)
     float_nodes = {n.name for n in graph.nodes if n.name}
     by_output = {v.name: n.name for n in graph.nodes for v in n.outputs}
     layers: list[QuantLayer] = []
@@ -165,8 +166,10 @@ def quant_layers(graph: Graph, ranges: Ranges, config: QuantConfig) -> list[Quan
 
 class _Evaluator:
     def __init__(self, graph: Graph, ranges: Ranges, samples: list[dict[str, np.ndarray]],
-                 config: QuantConfig, metric: Metric | None) -> None:
+                 config: QuantConfig, metric: Metric | None,
+                 channel_means: Mapping[str, np.ndarray] | None = None) -> None:
         self.graph, self.ranges, self.samples, self.config = graph, ranges, samples, config
+        self.channel_means = channel_means
         self.metric = metric
         self.reference = [run(graph, s) for s in samples]
         self.float_metric = None if metric is None else float(metric(self.reference))
@@ -174,7 +177,7 @@ class _Evaluator:
 
     def measure(self, skip: frozenset[str]) -> Measurement:
         cfg = replace(self.config, skip_layers=self.config.skip_layers | skip)
-        q = quantize_graph(self.graph, self.ranges, cfg)
+        q = quantize_graph(self.graph, self.ranges, cfg, self.channel_means)
         stats: dict[str, ErrorStats] = {}
         outs: list[Outputs] = []
         for feeds, ref in zip(self.samples, self.reference):
@@ -206,6 +209,7 @@ def auto_mixed_precision(
     metric: Metric | None = None,
     config: QuantConfig | None = None,
     progress: Callable[[AutoStep], None] | None = None,
+    channel_means: Mapping[str, np.ndarray] | None = None,
 ) -> AutoResult:
     """Find the fewest layers to keep in f32 so that the quantised ``graph`` meets the budget.
 
@@ -214,7 +218,8 @@ def auto_mixed_precision(
     ``min_sqnr_db`` (the lowest output SQNR vs float, in dB) and/or ``max_drop``: how much
     ``metric(outputs_list)`` — a higher-is-better score of the per-sample output dicts, in
     sample order, e.g. top-1 accuracy with labels captured by the closure — may fall below
-    its float value. ``config`` sets the other quantisation options (its skips are kept).
+    its float value. ``config`` sets the other quantisation options (its skips are kept);
+    ``channel_means`` enables bias correction as in the final quantisation.
     """
     if min_sqnr_db is None and max_drop is None:
         raise QnncError("automatic mixed precision needs a budget: min_sqnr_db or max_drop")
@@ -222,7 +227,7 @@ def auto_mixed_precision(
         raise QnncError("max_drop is a drop in a metric: pass metric=callable(outputs_list)")
     cfg = config or QuantConfig()
     feeds = list(calibration_data(samples, graph))
-    ev = _Evaluator(graph, ranges, feeds, cfg, metric)
+    ev = _Evaluator(graph, ranges, feeds, cfg, metric, channel_means)
 
     def report(phase: Phase, done: int, total: int, layers: Sequence[str], m: Measurement
                ) -> None:
@@ -239,7 +244,7 @@ def auto_mixed_precision(
     if _meets(baseline, min_sqnr_db, max_drop):
         return result(True, frozenset(), (), baseline,
                       "the budget holds with every layer in int8")
-    layers = quant_layers(graph, ranges, cfg)
+    layers = quant_layers(graph, ranges, cfg, channel_means)
     groups = {layer.name: layer.members for layer in layers}
     every_node = frozenset(n.name for n in graph.nodes if n.name)
     all_float = Measurement(math.inf, ev.float_metric, None if metric is None else 0.0)
@@ -278,3 +283,18 @@ def auto_mixed_precision(
     best = feasible[0]
     return result(True, every_node - groups[best], [n for n in order if n != best],
                   alone[best], f"the budget holds only with {best} alone in int8", ranking)
+
+
+def top1_agreement(graph: Graph, samples: Any) -> Metric:
+    """A metric for ``max_drop`` when there are no labels: the fraction of samples whose
+    top-1 class (argmax of the first output) is the float model's. The float model scores 1.0,
+    so its drop is the fraction of decisions that quantisation changes."""
+    name = graph.outputs[0].name
+    reference = [int(np.argmax(run(graph, feeds)[name])) for feeds in
+                 calibration_data(samples, graph)]
+
+    def agreement(outputs: Sequence[Outputs]) -> float:
+        hits = sum(int(np.argmax(o[name])) == r for o, r in zip(outputs, reference))
+        return hits / max(len(reference), 1)
+
+    return agreement

@@ -73,3 +73,27 @@ def test_bench_reports_latency(tiny: Path, capsys: pytest.CaptureFixture,
 def test_bench_rejects_zero_repeats(tiny: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["bench", str(tiny), "--repeat", "0"]) != 0
     assert "--repeat" in capsys.readouterr().err
+
+
+def test_eval_shows_worst_layers_and_budget_keeps_layers_f32(
+    tiny: Path, capsys: pytest.CaptureFixture
+) -> None:
+    rng = np.random.default_rng(5)
+    np.savez(tiny.parent / "eval.npz",
+             input=rng.standard_normal((6, 1, 1, 8, 8)).astype(np.float32))
+    base = ["compile", str(tiny), "--precision", "int8", "--calib",
+            str(tiny.parent / "calib.npz"), "--eval", str(tiny.parent / "eval.npz")]
+    assert main([*base, "-o", str(tiny.parent / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "SQNR dB" in out and "conv1" in out
+    assert main([*base, "-o", str(tiny.parent / "b"), "--min-sqnr", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "f32 layers:" in out
+    text = (tiny.parent / "b" / "model.ir").read_text()
+    assert "= Conv(" in text  # at least one layer was kept in f32 to meet the budget
+
+
+def test_budget_needs_eval_data(tiny: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = main(["compile", str(tiny), "-o", str(tiny.parent / "c"), "--precision", "int8",
+               "--calib", str(tiny.parent / "calib.npz"), "--max-drop", "1%"])
+    assert rc != 0 and "--eval" in capsys.readouterr().err
