@@ -73,19 +73,21 @@ class Calibrator:
     def feed(self, feeds: Mapping[str, np.ndarray]) -> None:
         """Run one sample through the graph, observing every float tensor it computes."""
         for v in self.graph.inputs:
-            obs = self.observers.get(v.name)
-            if obs is not None:
-                obs.update(np.asarray(feeds[v.name]))
-            self._accumulate(v.name, np.asarray(feeds[v.name]))
+            self.observe(v.name, np.asarray(feeds[v.name]))
         run(self.graph, feeds, observe=self._observe)
         self.samples += 1
 
     def _observe(self, node: Node, outputs: list[np.ndarray]) -> None:
         for v, array in zip(node.outputs, outputs):
-            obs = self.observers.get(v.name)
-            if obs is not None:
-                obs.update(array)
-            self._accumulate(v.name, array)
+            self.observe(v.name, array)
+
+    def observe(self, name: str, array: np.ndarray) -> None:
+        """Take one computed tensor into account (for callers that run the graph
+        themselves, e.g. to feed several calibrators from one run)."""
+        obs = self.observers.get(name)
+        if obs is not None:
+            obs.update(array)
+        self._accumulate(name, array)
 
     def _accumulate(self, name: str, array: np.ndarray) -> None:
         if name not in self._mean_of or array.ndim < 2:
