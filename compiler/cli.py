@@ -205,8 +205,9 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                    choices=("auto", "generic", "avx2", "avx512vnni", "native"),
                    help="host CPU level to compile for (default: detect this machine)")
     q = p.add_argument_group("quantisation")
-    q.add_argument("--precision", choices=PRECISIONS, default="f32",
-                   help="f32 (default) or int8 (needs --calib)")
+    q.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="f32 or int8 (needs --calib); default: int8 when --calib is given, "
+                   "else f32")
     q.add_argument("--calib", metavar="DATA",
                    help="calibration samples: an .npz (arrays stacked on a new leading axis), "
                    "an .npy, or a folder of .npy files")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from compiler.api import CompiledModel, compile_model, load_compiled
 from compiler.cli_common import input_shapes_arg, progress_bar
-from compiler.cli_run import split_list
+from compiler.cli_run import precision_arg, split_list
 from compiler.errors import QnncError
 from compiler.flops import graph_costs, human
 from compiler.io import random_inputs
@@ -36,7 +36,7 @@ def _compiled(args: argparse.Namespace) -> CompiledModel:
         target=args.target,
         threads=args.threads,
         cpu=args.cpu,
-        precision=args.precision,
+        precision=precision_arg(args),
         calibration=args.calib,
         calib_method=args.calib_method,
         skip_layers=split_list(args.skip_layers),

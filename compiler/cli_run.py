@@ -95,7 +95,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         target=args.target,
         threads=args.threads,
         cpu=args.cpu,
-        precision=args.precision,
+        precision=precision_arg(args),
         calibration=args.calib,
         calib_method=args.calib_method,
         skip_layers=split_list(args.skip_layers),
@@ -130,6 +130,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
         for f in sorted(Path(args.output_dir).iterdir()):
             print(f"wrote {f} ({human(f.stat().st_size)}B)")
     return 0
+
+
+def precision_arg(args: argparse.Namespace) -> str:
+    """--precision, defaulting to int8 when calibration data is given."""
+    if args.precision is None:
+        return "int8" if args.calib else "f32"
+    if args.precision == "f32" and args.calib:
+        raise QnncError("--calib applies to --precision int8; drop one of the two")
+    return str(args.precision)
 
 
 def split_list(values: list[str]) -> list[str]:

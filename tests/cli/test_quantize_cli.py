@@ -97,3 +97,13 @@ def test_budget_needs_eval_data(tiny: Path, capsys: pytest.CaptureFixture) -> No
     rc = main(["compile", str(tiny), "-o", str(tiny.parent / "c"), "--precision", "int8",
                "--calib", str(tiny.parent / "calib.npz"), "--max-drop", "1%"])
     assert rc != 0 and "--eval" in capsys.readouterr().err
+
+
+def test_calib_implies_int8_and_conflicts_with_f32(tiny: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    calib = str(tiny.parent / "calib.npz")
+    assert main(["compile", str(tiny), "-o", str(tiny.parent / "d"), "--calib", calib]) == 0
+    assert "QConv" in (tiny.parent / "d" / "model.ir").read_text()
+    rc = main(["compile", str(tiny), "-o", str(tiny.parent / "e"), "--calib", calib,
+               "--precision", "f32"])
+    assert rc != 0 and "--calib" in capsys.readouterr().err
