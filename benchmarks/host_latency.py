@@ -24,7 +24,7 @@ interpreter on the same quantised graph (should be bit-exact) and the output SQN
 INT8 models against onnxruntime's float output.
 
     python -m benchmarks.host_latency [--models resnet50,bert_encoder] [--threads 1,2]
-        [--calib 8] [--repeat N] [--warmup 2] [--budget 8] [--no-peak]
+        [--calib 8] [--repeat N] [--warmup 2] [--budget 8] [--no-peak] [--omp-passive]
 
 A model qnnc (or onnxruntime) cannot compile is reported as n/a with the reason and the run
 goes on. These are measurements for reports: they vary with the machine and its load.
