@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE.onnx", help="where to write (NAME.onnx)")
     p.add_argument("--list", action="store_true", help="list the examples")
     p.add_argument("--seed", type=int, default=0, help="seed for the weights (default 0)")
+    p.add_argument("--calib-samples", type=int, default=0, metavar="N",
+                   help="also write N random input samples as FILE_calib.npz, ready for "
+                   "qnnc compile --calib (the examples' weights are random too)")
 
     p = _sub(subs, "bench", "time a model: compile it (or load a compiled folder) and run it "
              "repeatedly", BENCH_EPILOG, cmd_bench, debug)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import sys
 import tempfile
@@ -176,7 +177,25 @@ def cmd_example(args: argparse.Namespace) -> int:
     model = mod.build_example(args.name, seed=args.seed)
     _write_bytes_atomically(out, model.SerializeToString())
     print(f"wrote {out} ({len(model.graph.node)} nodes); try: qnnc inspect {out}")
+    if args.calib_samples:
+        calib = out.with_name(f"{out.stem}_calib.npz")
+        _write_calibration(model, args.calib_samples, args.seed, calib)
+        print(f"wrote {calib} ({args.calib_samples} samples); try: qnnc compile {out} "
+              f"-o build/{out.stem} --calib {calib}")
     return 0
+
+
+def _write_calibration(model: Any, count: int, seed: int, path: Path) -> None:
+    """``count`` seeded N(0, 1) samples per input, stacked on a new leading axis."""
+    if count < 0:
+        raise QnncError("--calib-samples must be positive")
+    graph = compile_model(model, pipeline=[]).graph
+    samples = [random_inputs({v.name: v.type for v in graph.inputs}, seed=seed + 1 + k)
+               for k in range(count)]
+    stacked = {name: np.stack([s[name] for s in samples]) for name in samples[0]}
+    buf = io.BytesIO()
+    np.savez(buf, **stacked)
+    _write_bytes_atomically(path, buf.getvalue())
 
 
 def _write_bytes_atomically(path: Path, data: bytes) -> None:

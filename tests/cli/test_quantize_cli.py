@@ -107,3 +107,14 @@ def test_calib_implies_int8_and_conflicts_with_f32(tiny: Path,
     rc = main(["compile", str(tiny), "-o", str(tiny.parent / "e"), "--calib", calib,
                "--precision", "f32"])
     assert rc != 0 and "--calib" in capsys.readouterr().err
+
+
+def test_example_writes_calibration_samples(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    model = tmp_path / "tiny.onnx"
+    assert main(["example", "tiny_cnn", "-o", str(model), "--calib-samples", "3"]) == 0
+    calib = np.load(tmp_path / "tiny_calib.npz")
+    assert calib["input"].shape == (3, 1, 1, 8, 8) and calib["input"].dtype == np.float32
+    assert not np.array_equal(calib["input"][0], calib["input"][1])
+    assert main(["compile", str(model), "-o", str(tmp_path / "q"), "--calib",
+                 str(tmp_path / "tiny_calib.npz")]) == 0
