@@ -324,6 +324,8 @@ def compile_model(
     eval_data: Any = None,
     min_sqnr_db: float | None = None,
     max_drop: float | None = None,
+    per_channel: bool = True,
+    equalize: bool = False,
 ) -> CompiledModel:
     """Import ``model``, run the pass pipeline, quantise it if asked, and (with
     ``output_dir``) save the result.
@@ -349,6 +351,9 @@ def compile_model(
       ``min_sqnr_db`` (output SQNR vs f32) and/or ``max_drop`` (the largest allowed fall in
       top-1 agreement with the f32 model, e.g. 0.01) turn on automatic mixed precision: the
       most sensitive layers stay f32 until the budget holds (``CompiledModel.auto_precision``).
+    - ``per_channel=False`` quantises weights per tensor (for targets without per-channel
+      requantisation); ``equalize=True`` adds cross-layer equalisation after BatchNorm
+      folding, which evens out per-channel weight ranges before per-tensor quantisation.
 
     ::
 
@@ -363,6 +368,9 @@ def compile_model(
     )
     if steps and mod is None:
         raise QnncError(f"pipeline {steps} asked for, but this qnnc build has no passes")
+    if equalize and "equalize" not in steps:
+        at = steps.index("fold-batchnorm") + 1 if "fold-batchnorm" in steps else len(steps)
+        steps[at:at] = ["equalize"]
     after = (
         [p for p in steps if p not in disabled_passes] if "all" in print_after
         else list(print_after)
@@ -386,7 +394,7 @@ def compile_model(
     if precision == "int8" and not _prequantised(graph):
         float_graph = graph
         graph, auto = _quantize(graph, calibration, calib_method, skip_layers, skip_op_types,
-                                progress, eval_data, min_sqnr_db, max_drop)
+                                progress, eval_data, min_sqnr_db, max_drop, per_channel)
         ran.append("quantize")
         if eval_data is not None:
             from compiler.quant.accuracy import compare
@@ -425,6 +433,7 @@ def _quantize(
     eval_data: Any = None,
     min_sqnr_db: float | None = None,
     max_drop: float | None = None,
+    per_channel: bool = True,
 ) -> tuple[Graph, Any]:
     """The quantised graph and, with an accuracy budget, the automatic-precision result."""
     from compiler.quant.auto import auto_mixed_precision, top1_agreement
@@ -446,7 +455,8 @@ def _quantize(
             "`qnnc inspect` lists the layer names"
         )
     cal = calibrate_model(graph, calibration, method, progress=progress)  # type: ignore[arg-type]
-    cfg = QuantConfig(skip_layers=frozenset(skip_layers), skip_op_types=frozenset(skip_op_types))
+    cfg = QuantConfig(skip_layers=frozenset(skip_layers), skip_op_types=frozenset(skip_op_types),
+                      per_channel=per_channel)
     auto = None
     if min_sqnr_db is not None or max_drop is not None:
         metric = top1_agreement(graph, eval_data) if max_drop is not None else None

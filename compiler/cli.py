@@ -221,6 +221,11 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                    help="layers (node names, see qnnc inspect) to keep in f32 (repeatable)")
     q.add_argument("--skip-op-types", action="append", default=[], metavar="OP[,OP...]",
                    help="op types to keep in f32, e.g. Softmax,Gemm (repeatable)")
+    q.add_argument("--per-tensor-weights", action="store_true",
+                   help="one weight scale per layer instead of per output channel")
+    q.add_argument("--equalize", action="store_true",
+                   help="cross-layer equalisation before quantising (helps per-tensor weights "
+                   "on depthwise networks)")
     q.add_argument("--eval", metavar="DATA",
                    help="held-out samples (as --calib): compare every layer with f32 and show "
                    "the worst")

@@ -41,6 +41,8 @@ def _compiled(args: argparse.Namespace) -> CompiledModel:
         calib_method=args.calib_method,
         skip_layers=split_list(args.skip_layers),
         skip_op_types=split_list(args.skip_op_types),
+        per_channel=not args.per_tensor_weights,
+        equalize=args.equalize,
         progress=progress_bar("calibrating"),
     )
 

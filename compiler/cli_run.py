@@ -101,6 +101,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         calib_method=args.calib_method,
         skip_layers=split_list(args.skip_layers),
         skip_op_types=split_list(args.skip_op_types),
+        per_channel=not args.per_tensor_weights,
+        equalize=args.equalize,
         progress=bar,
         eval_data=args.eval,
         min_sqnr_db=args.min_sqnr,

@@ -16,7 +16,8 @@ Rules (the integer meaning of every Q-op is in ir/ops/q*.py and ir/qmath.py):
   every 8-bit input code, so the LUT is exact by construction.
 - AveragePool / GlobalAveragePool → QAveragePool / QGlobalAveragePool.
 - Data-movement ops (MaxPool, Reshape, Transpose, Slice, Concat, ...) run on the 8-bit
-  codes unchanged; Concat inputs with other scales are requantised to the output's first.
+  codes unchanged; the producers of a Concat's inputs share its scale where they feed
+  nothing else, and any input that still differs is requantised first.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ Ranges = Mapping[str, tuple[float, float]]
 class _Rewriter:
     def __init__(self, src: Graph, ranges: Ranges, cfg: QuantConfig,
                  means: Mapping[str, np.ndarray]) -> None:
-        self.src, self.ranges, self.cfg, self.means = src, ranges, cfg, means
+        self.src, self.cfg, self.means = src, cfg, means
+        self.ranges = share_concat_ranges(src, ranges)
         self.g = Graph(src.name)
         self.fmap: dict[int, Value] = {}  # id(original value) -> float version
         self.qmap: dict[int, Value] = {}  # id(original value) -> quantised version
@@ -190,6 +192,24 @@ class _Rewriter:
         if act is not None:
             self.fused.add(id(act))
             self.qmap[id(act.outputs[0])] = out
+
+
+def share_concat_ranges(graph: Graph, ranges: Ranges) -> dict[str, tuple[float, float]]:
+    """Give every input that only feeds a Concat the Concat's own range, so its producer
+    writes the shared scale directly and the Concat needs no requantisation (the Concat's
+    range covers each input's by construction)."""
+    out = dict(ranges)
+    users = graph.users()
+    outputs = {id(v) for v in graph.outputs}
+    for node in graph.nodes:
+        if node.op != "Concat" or node.outputs[0].name not in ranges:
+            continue
+        shared = ranges[node.outputs[0].name]
+        for v in node.inputs:
+            if (v is not None and not v.is_const and id(v) not in outputs
+                    and v not in graph.inputs and len(users.get(id(v), [])) == 1):
+                out[v.name] = shared
+    return out
 
 
 # -- weights ------------------------------------------------------------------------------

@@ -118,3 +118,13 @@ def test_example_writes_calibration_samples(tmp_path: Path,
     assert not np.array_equal(calib["input"][0], calib["input"][1])
     assert main(["compile", str(model), "-o", str(tmp_path / "q"), "--calib",
                  str(tmp_path / "tiny_calib.npz")]) == 0
+
+
+def test_per_tensor_weights_and_equalize(tiny: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tiny.parent / "pt"
+    assert main(["compile", str(tiny), "-o", str(out), "--calib", str(tiny.parent / "calib.npz"),
+                 "--per-tensor-weights", "--equalize", "-v"]) == 0
+    assert "equalize" in capsys.readouterr().out
+    text = (out / "model.ir").read_text()
+    weights = [ln for ln in text.splitlines() if "_wq = const i8" in ln]
+    assert weights and all("axis=" not in ln for ln in weights)  # one scale per layer

@@ -121,3 +121,23 @@ def test_bias_correction_removes_the_mean_error_of_rounded_weights() -> None:
         diff = [run(q, {"x": s})["dw"] - run(g, {"x": s})["dw"] for s in data["x"]]
         errs[bc] = np.abs(np.mean(diff, axis=(0, 1, 3, 4))).max()
     assert errs[True] < 0.25 * errs[False], errs
+
+
+def test_concat_inputs_share_the_output_scale() -> None:
+    """Inception-style branches: both convs write the Concat's scale, no Requantize."""
+    rng = np.random.default_rng(4)
+    g = Graph("branches")
+    x = g.add_input("x", TensorType((1, 2, 4, 4), DType.f32))
+    geo = {"strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1], "group": 1}
+    outs = []
+    for k, gain in enumerate((0.1, 5.0)):  # very different ranges
+        w = g.add_const((gain * rng.standard_normal((3, 2, 1, 1))).astype(np.float32), f"w{k}")
+        outs.append(make_node(g, "Conv", [x, w], geo, name=f"conv{k}").outputs[0])
+    cat = make_node(g, "Concat", outs, {"axis": 1}, name="cat")
+    g.outputs = cat.outputs
+    data = {"x": rng.standard_normal((8, 1, 2, 4, 4)).astype(np.float32)}
+    q = quantize_graph(g, calibrate(g, data, "minmax"))
+    verify(q)
+    assert "Requantize" not in q.op_counts()
+    scales = {n.outputs[0].type.quant.scale for n in q.nodes if n.op == "QConv"}
+    assert len(scales) == 1
