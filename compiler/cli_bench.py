@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from compiler.api import CompiledModel, compile_model, load_compiled
-from compiler.cli_common import input_shapes_arg, progress_bar
-from compiler.cli_run import precision_arg, split_list
+from compiler.cli_common import progress_bar
+from compiler.cli_run import build_kwargs
 from compiler.errors import QnncError
 from compiler.flops import graph_costs, human
 from compiler.io import random_inputs
@@ -30,21 +30,7 @@ def _compiled(args: argparse.Namespace) -> CompiledModel:
     path = Path(args.model)
     if path.is_dir():
         return load_compiled(path)
-    return compile_model(
-        args.model,
-        input_shapes=input_shapes_arg(args),
-        target=args.target,
-        threads=args.threads,
-        cpu=args.cpu,
-        precision=precision_arg(args),
-        calibration=args.calib,
-        calib_method=args.calib_method,
-        skip_layers=split_list(args.skip_layers),
-        skip_op_types=split_list(args.skip_op_types),
-        per_channel=not args.per_tensor_weights,
-        equalize=args.equalize,
-        progress=progress_bar("calibrating"),
-    )
+    return compile_model(args.model, progress=progress_bar("calibrating"), **build_kwargs(args))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -88,25 +88,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
     bar = None if args.quiet else progress_bar("calibrating")
     cm = compile_model(
         args.model,
-        input_shapes=input_shapes_arg(args),
         disabled_passes=tuple(args.disable_pass),
         print_after=tuple(args.print_after),
         output_dir=args.output_dir,
         on_print=_print_ir,
-        target=args.target,
-        threads=args.threads,
-        cpu=args.cpu,
-        precision=precision_arg(args),
-        calibration=args.calib,
-        calib_method=args.calib_method,
-        skip_layers=split_list(args.skip_layers),
-        skip_op_types=split_list(args.skip_op_types),
-        per_channel=not args.per_tensor_weights,
-        equalize=args.equalize,
         progress=bar,
-        eval_data=args.eval,
-        min_sqnr_db=args.min_sqnr,
-        max_drop=args.max_drop,
+        **build_kwargs(args),
     )
     secs = time.perf_counter() - start
     if args.quiet:
@@ -133,6 +120,27 @@ def cmd_compile(args: argparse.Namespace) -> int:
         for f in sorted(Path(args.output_dir).iterdir()):
             print(f"wrote {f} ({human(f.stat().st_size)}B)")
     return 0
+
+
+def build_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """compile_model's keyword arguments from the options add_build_options defines (the
+    compile and bench commands share them)."""
+    return {
+        "input_shapes": input_shapes_arg(args),
+        "target": args.target,
+        "threads": args.threads,
+        "cpu": args.cpu,
+        "precision": precision_arg(args),
+        "calibration": args.calib,
+        "calib_method": args.calib_method,
+        "skip_layers": split_list(args.skip_layers),
+        "skip_op_types": split_list(args.skip_op_types),
+        "per_channel": not args.per_tensor_weights,
+        "equalize": args.equalize,
+        "eval_data": args.eval,
+        "min_sqnr_db": args.min_sqnr,
+        "max_drop": args.max_drop,
+    }
 
 
 def precision_arg(args: argparse.Namespace) -> str:
