@@ -14,17 +14,17 @@ convolution can run several times slower than on one thread: try --blas-threads 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx.backend.test.runner import Runner
 
+from benchmarks.common import blas_threads
 from compiler.frontend.importer import import_model
 from ir.graph import Graph, Node
 from ir.interpreter import run as interpret
@@ -69,22 +69,6 @@ def bench(name: str, runs: int) -> tuple[float, float, float, dict[str, float]]:
         interpret(graph, feeds)
         times.append(time.perf_counter() - t0)
     return t_import, statistics.median(times), min(times), op_profile(graph, feeds)
-
-
-@contextlib.contextmanager
-def blas_threads(n: int | None) -> Iterator[str]:
-    """Limit BLAS to ``n`` threads (via threadpoolctl, if installed); yield a description."""
-    try:
-        from threadpoolctl import threadpool_info, threadpool_limits
-    except ImportError:
-        yield "BLAS threads: default (threadpoolctl not installed)"
-        return
-    if n is None:
-        counts = sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
-        yield f"BLAS threads: {counts or 'unknown'} (default)"
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield f"BLAS threads: {n}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
