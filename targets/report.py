@@ -1,0 +1,420 @@
+"""Per-target reports of a tiled model: report.json, report.txt and roofline.html.
+
+The cost model (targets/cost.py) already knows everything a report shows; this module only
+arranges it, so the three files can never disagree with the plans or with each other: the text
+and the HTML are rendered from the dict :func:`report_data` returns (which is report.json).
+
+A layer's ops are 2 per MAC on the matrix unit and 1 per useful vector op on the vector unit;
+its intensity is ops per off-chip byte and its achieved TOPS is ops over its modelled time, so
+each layer is one point under the chip's roofline. The model point counts matrix MACs only,
+as :class:`targets.cost.ModelCost` does, so it matches the roofline sentence.
+
+``counters`` are what generated code measured at run time (bytes per link and MACs per
+layer). Measured and modelled agree when they differ by at most half a byte or
+:data:`AGREE_RTOL` of the modelled figure (modelled bytes may be fractional: partial sums
+are averaged over the visits of an output tile).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from compiler.cli_common import table
+from ir.graph import Graph, Node, Value
+from targets.cost import OFFCHIP, model_cost, roofline
+from targets.profiles.schema import Profile
+from targets.tiling import TilePlan, TilePlans, order_text
+from targets.tiling.problem import DIMS
+
+AGREE_RTOL = 1e-3
+REPORT_FILES = ("report.json", "report.txt", "roofline.html")
+
+
+# -- data ---------------------------------------------------------------------------------
+def _key(node: Node) -> str:
+    """The name tile_graph keys a node's plan by."""
+    return node.name or node.outputs[0].name
+
+
+def _shape(v: Value | None) -> list[int] | None:
+    return None if v is None else [int(d) for d in v.type.shape]
+
+
+def _layout(node: Node) -> str:
+    """The node's layout attribute once a layout pass sets it; plain NCHW / ND before."""
+    lay = node.attrs.get("layout")
+    if isinstance(lay, str) and lay:
+        return lay
+    x = node.inputs[0] if node.inputs else None
+    rank = len(x.type.shape) if x is not None else len(node.outputs[0].type.shape)
+    return "NCHW" if rank == 4 else "ND"
+
+
+def _node_fields(node: Node | None, name: str, op: str) -> dict[str, Any]:
+    if node is None:  # a plan whose node is not in this graph
+        return {"name": name, "op": op, "inputs": [], "outputs": [], "layout": "ND"}
+    return {"name": name, "op": node.op, "inputs": [_shape(v) for v in node.inputs],
+            "outputs": [_shape(v) for v in node.outputs], "layout": _layout(node)}
+
+
+def _ops(macs: int, unit: str) -> int:
+    return 2 * macs if unit == "matrix" else macs
+
+
+def _agree(measured: float, modelled: float) -> bool:
+    return abs(measured - modelled) <= max(0.5, AGREE_RTOL * abs(modelled))
+
+
+def _counters(measured: Mapping[str, int], modelled: dict[str, float]) -> dict[str, Any]:
+    keys = list(modelled) + [k for k in measured if k not in modelled]
+    rows = {}
+    for k in keys:
+        mod = modelled.get(k, 0.0)
+        if k in measured:
+            rows[k] = {"measured": int(measured[k]), "modelled": mod,
+                       "agree": _agree(float(measured[k]), mod)}
+        else:
+            rows[k] = {"measured": None, "modelled": mod, "agree": None}
+    checked = [r["agree"] for r in rows.values() if r["agree"] is not None]
+    return {"items": rows, "agree": all(checked) if checked else None}
+
+
+def _layer(node: Node | None, plan: TilePlan, prof: Profile,
+           counters: Mapping[str, Mapping[str, int]] | None) -> dict[str, Any]:
+    c = plan.cost
+    d = _node_fields(node, plan.node, plan.op)
+    occ = {}
+    for name, nbytes in plan.occupancy.items():
+        cap = prof.buffer(name).per_core_bytes
+        occ[name] = {"bytes": int(nbytes), "capacity": cap, "percent": 100.0 * nbytes / cap}
+    ops = _ops(c.macs, c.unit)
+    secs = c.cycles / prof.clock_hz
+    off = c.offchip_bytes
+    kind, _, link = c.bound.partition(" ")
+    d.update({
+        "unit": plan.problem.unit,
+        "sizes": dict(zip(DIMS, plan.problem.sizes)),
+        "tiles": [{"level": lv, "tile": dict(zip(DIMS, t)), "order": order_text(o)}
+                  for lv, (t, o) in enumerate(zip(plan.tiles, plan.orders), start=1)],
+        "occupancy": occ,
+        "bytes": {k: float(v) for k, v in c.bytes.items()},
+        "offchip_bytes": float(off),
+        "compulsory_bytes": int(c.compulsory_bytes),
+        "offchip_over_compulsory": off / c.compulsory_bytes if c.compulsory_bytes else None,
+        "macs": int(c.macs),
+        "ops": ops,
+        "steps": c.steps,
+        "cores_used": c.cores_used,
+        "cycles": float(c.cycles),
+        "us": secs * 1e6,
+        "intensity": ops / off if off else None,
+        "achieved_tops": ops / secs / 1e12 if secs else 0.0,
+        "bound": c.bound,
+        "bound_kind": kind,
+        "bound_link": link.strip("()") or None,
+    })
+    if counters is not None:
+        measured = counters.get(plan.node)
+        modelled = {k: float(v) for k, v in c.bytes.items()}
+        modelled["macs"] = float(c.macs)
+        d["counters"] = None if measured is None else _counters(measured, modelled)
+    return d
+
+
+def _target(prof: Profile) -> dict[str, Any]:
+    return {
+        "name": prof.name, "description": prof.description,
+        "int8_tops": prof.int8_tops, "modelled_int8_tops": prof.modelled_int8_tops(),
+        "brief_int8_tops": prof.brief_int8_tops, "clock_hz": prof.clock_hz,
+        "cores": prof.cores,
+        "offchip": {"name": prof.offchip.name, "bytes": prof.offchip.bytes,
+                    "bandwidth": prof.offchip.bandwidth},
+        "ridge": prof.int8_tops * 1e12 / prof.offchip.bandwidth,
+        "channel_block": prof.layout.channel_block,
+        "buffers": [{"name": b.name, "level": b.level, "per_core_bytes": b.per_core_bytes,
+                     "roles": list(b.roles), "double_buffered": b.double_buffered}
+                    for b in prof.buffers],
+    }
+
+
+def report_data(graph: Graph, plans: TilePlans, prof: Profile,
+                counters: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, Any]:
+    """Everything the reports show, JSON-ready (no NaN or infinity: missing figures are None).
+
+    Layers are in graph order; plans without a node in ``graph`` follow at the end.
+    """
+    by_key = {_key(n): n for n in graph.nodes}
+    layers, untiled, seen = [], [], set()
+    untiled_names = set(plans.untiled)
+    for node in graph.nodes:
+        k = _key(node)
+        if k in plans.plans:
+            layers.append(_layer(node, plans[k], prof, counters))
+            seen.add(k)
+        elif k in untiled_names:
+            untiled.append(_node_fields(node, k, node.op))
+    layers += [_layer(None, p, prof, counters) for p in plans if p.node not in seen]
+    untiled += [_node_fields(by_key.get(k), k, "?") for k in plans.untiled if k not in by_key]
+    mc = model_cost(plans, prof)
+    ridge = prof.int8_tops * 1e12 / prof.offchip.bandwidth
+    data: dict[str, Any] = {
+        "target": _target(prof),
+        "model": {
+            "graph": graph.name,
+            "latency_ms": mc.seconds * 1e3, "cycles": mc.cycles,
+            "achieved_tops": mc.achieved_tops, "utilisation": mc.utilisation,
+            "macs": mc.macs, "matrix_macs": mc.matrix_macs,
+            "offchip_bytes": mc.offchip_bytes, "compulsory_bytes": mc.compulsory_bytes,
+            "offchip_over_compulsory": (mc.offchip_bytes / mc.compulsory_bytes
+                                        if mc.compulsory_bytes else None),
+            "intensity": mc.intensity if mc.offchip_bytes else None,
+            "bound": "memory" if mc.intensity < ridge else "compute",
+            "tiled_layers": len(layers), "untiled_layers": len(untiled),
+            "roofline": roofline(mc, prof),
+        },
+        "layers": layers,
+        "untiled": untiled,
+    }
+    if counters is not None:
+        known = {d["name"] for d in layers}
+        data["unmatched_counters"] = sorted(k for k in counters if k not in known)
+        checked = [d["counters"]["agree"] for d in layers
+                   if d.get("counters") and d["counters"]["agree"] is not None]
+        data["model"]["counters_agree"] = all(checked) if checked else None
+    return data
+
+
+# -- text ---------------------------------------------------------------------------------
+def _size(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def _kib(n: int) -> str:
+    """Buffer capacities are powers of two: KiB / MiB read better than decimal units."""
+    return f"{n / (1 << 20):g} MiB" if n >= 1 << 20 else f"{n / 1024:g} KiB"
+
+
+def _dims(shape: list[int] | None) -> str:
+    return "-" if shape is None else "x".join(str(d) for d in shape) or "scalar"
+
+
+def _tiles_text(d: dict[str, Any]) -> tuple[str, str]:
+    tiles = " / ".join("x".join(str(v) for v in t["tile"].values()) for t in d["tiles"])
+    return tiles, " / ".join(t["order"] for t in d["tiles"])
+
+
+def _counter_text(d: dict[str, Any]) -> str:
+    c = d.get("counters")
+    if c is None:
+        return "-"
+    if c["agree"]:
+        return "agree"
+    bad = [f"{k} {r['measured']} vs {r['modelled']:.0f}" for k, r in c["items"].items()
+           if r["agree"] is False]
+    return "DIFFER: " + ", ".join(bad) if bad else "not measured"
+
+
+def report_text(data: dict[str, Any]) -> str:
+    """report.txt: target and totals, the roofline sentence, one row per layer, untiled."""
+    t, m = data["target"], data["model"]
+    ratio = m["offchip_over_compulsory"]
+    head = [
+        f"target {t['name']}: {t['description']}",
+        f"  {t['int8_tops']:g} INT8 TOPS ({t['modelled_int8_tops']:.1f} modelled), "
+        f"{t['cores']} cores at {t['clock_hz'] / 1e9:.2f} GHz, {t['offchip']['name']} "
+        f"{t['offchip']['bandwidth'] / 1e9:.1f} GB/s, ridge {t['ridge']:.1f} ops/byte",
+        "  buffers per core: " + ", ".join(f"{b['name']} {_kib(b['per_core_bytes'])}"
+                                           for b in t["buffers"]),
+        f"model {m['graph']}: {m['latency_ms']:.4f} ms modelled ({m['cycles']:.0f} cycles), "
+        f"{m['achieved_tops']:.2f} TOPS = {100 * m['utilisation']:.1f}% of peak, "
+        f"{m['bound']}-bound",
+        f"  off-chip {_size(m['offchip_bytes'])}B vs compulsory {_size(m['compulsory_bytes'])}B"
+        + (f" ({ratio:.2f}x)" if ratio is not None else "")
+        + (f", intensity {m['intensity']:.1f} ops/byte" if m["intensity"] is not None else ""),
+        f"  {m['tiled_layers']} tiled layers, {m['untiled_layers']} untiled",
+        m["roofline"],
+    ]
+    if "counters_agree" in m:
+        verdict = {True: "agree with the model", False: "DIFFER from the model",
+                   None: "not measured"}[m["counters_agree"]]
+        head.append(f"measured counters {verdict}")
+    with_counters = "counters_agree" in m
+    headers = ["layer", "op", "input", "output", "layout", "unit", "tiles (L1 / L2 ...)",
+               "orders", "buffers used", "bytes moved on chip", "off-chip", "compulsory",
+               "x compulsory", "MACs", "cycles", "us", "bound"]
+    headers += ["counters"] if with_counters else []
+    rows = []
+    for d in data["layers"]:
+        tiles, orders = _tiles_text(d)
+        occ = " ".join(f"{k} {v['percent']:.0f}%" for k, v in d["occupancy"].items())
+        moved = " ".join(f"{k} {_size(v)}" for k, v in d["bytes"].items() if k != OFFCHIP)
+        x = d["offchip_over_compulsory"]
+        row = [d["name"], d["op"], _dims(d["inputs"][0] if d["inputs"] else None),
+               _dims(d["outputs"][0] if d["outputs"] else None), d["layout"], d["unit"],
+               tiles, orders, occ, moved or "-", _size(d["offchip_bytes"]),
+               _size(d["compulsory_bytes"]), "-" if x is None else f"{x:.2f}",
+               d["macs"], f"{d['cycles']:.0f}", f"{d['us']:.3f}", d["bound"]]
+        rows.append(row + ([_counter_text(d)] if with_counters else []))
+    body = [table(headers, rows, right=(10, 11, 12, 13, 14, 15))] if rows else ["no tiled layers"]
+    tail = []
+    if data["untiled"]:
+        tail.append(f"untiled layers ({len(data['untiled'])}, not in the totals):")
+        tail.append(table(["layer", "op", "input", "output", "layout"],
+                          [[u["name"], u["op"],
+                            _dims(u["inputs"][0] if u["inputs"] else None),
+                            _dims(u["outputs"][0] if u["outputs"] else None), u["layout"]]
+                           for u in data["untiled"]]))
+    if data.get("unmatched_counters"):
+        tail.append("counters for layers without a plan: "
+                    + ", ".join(data["unmatched_counters"]))
+    return "\n".join(head + [""] + body + ([""] + tail if tail else [])) + "\n"
+
+
+# -- roofline.html ------------------------------------------------------------------------
+_W, _H = 720, 460  # plot area
+_L, _T, _R, _B = 80, 30, 220, 60  # margins (the legend sits in the right one)
+_COLOURS = {"compute": "#1f6fb4", "memory": "#d2452b"}
+
+
+def _decades(lo: float, hi: float) -> tuple[float, float]:
+    return 10.0 ** math.floor(math.log10(lo)), 10.0 ** math.ceil(math.log10(hi))
+
+
+def _positive(values: list[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v) and v > 0]
+
+
+class _Axes:
+    """Log-log mapping from (ops/byte, TOPS) to SVG pixels, clamped to the plot."""
+
+    def __init__(self, xs: list[float], ys: list[float]) -> None:
+        self.x0, self.x1 = _decades(min(xs) / 2, max(xs) * 2)
+        self.y0, self.y1 = _decades(min(ys) / 2, max(ys) * 1.25)
+
+    def px(self, x: float | None) -> float:
+        x = self.x1 if x is None else min(max(x, self.x0), self.x1)
+        f = math.log10(x / self.x0) / math.log10(self.x1 / self.x0)
+        return _L + f * _W
+
+    def py(self, y: float) -> float:
+        y = min(max(y, self.y0), self.y1)
+        f = math.log10(y / self.y0) / math.log10(self.y1 / self.y0)
+        return _T + (1 - f) * _H
+
+    def ticks(self, lo: float, hi: float) -> list[float]:
+        return [10.0 ** k for k in range(round(math.log10(lo)), round(math.log10(hi)) + 1)]
+
+
+def _axes_svg(ax: _Axes) -> list[str]:
+    out = [f'<rect x="{_L}" y="{_T}" width="{_W}" height="{_H}" fill="none" stroke="#444"/>']
+    for v in ax.ticks(ax.x0, ax.x1):
+        x = ax.px(v)
+        out.append(f'<line x1="{x:.1f}" y1="{_T}" x2="{x:.1f}" y2="{_T + _H}" stroke="#ddd"/>'
+                   f'<text x="{x:.1f}" y="{_T + _H + 18}" text-anchor="middle">{v:g}</text>')
+    for v in ax.ticks(ax.y0, ax.y1):
+        y = ax.py(v)
+        out.append(f'<line x1="{_L}" y1="{y:.1f}" x2="{_L + _W}" y2="{y:.1f}" stroke="#ddd"/>'
+                   f'<text x="{_L - 8}" y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
+    out.append(f'<text x="{_L + _W / 2}" y="{_T + _H + 45}" text-anchor="middle">'
+               "intensity (ops per off-chip byte, log)</text>")
+    out.append(f'<text transform="translate(22 {_T + _H / 2}) rotate(-90)" '
+               'text-anchor="middle">TOPS (INT8, log)</text>')
+    return out
+
+
+def _point_title(d: dict[str, Any]) -> str:
+    inten = d["intensity"]
+    where = f"{inten:.2f} ops/byte" if inten is not None else "no off-chip bytes"
+    return (f"{d['name']} ({d['op']}, {d['unit']}): {where}, {d['achieved_tops']:.4g} TOPS, "
+            f"{d['us']:.3f} us, {d['macs']} MACs, {d['bound']}-bound")
+
+
+def roofline_html(data: dict[str, Any]) -> str:
+    """A self-contained page: the chip's roofline and one point per tiled layer plus the model
+    (area ~ MACs, colour = bound, hover for figures). Model-derived text is escaped."""
+    esc = html.escape
+    t, m, layers = data["target"], data["model"], data["layers"]
+    peak, bw, ridge = t["int8_tops"], t["offchip"]["bandwidth"], t["ridge"]
+    xs = _positive([d["intensity"] for d in layers] + [m["intensity"], ridge])
+    ys = _positive([d["achieved_tops"] for d in layers] + [m["achieved_tops"], peak])
+    ax = _Axes(xs, ys)
+    x_start = max(ax.x0, ax.y0 * 1e12 / bw)  # where the bandwidth slope enters the plot
+    roof = [(x_start, x_start * bw / 1e12), (ridge, peak), (ax.x1, peak)]
+    svg = _axes_svg(ax)
+    pts = " ".join(f"{ax.px(x):.1f},{ax.py(y):.1f}" for x, y in roof)
+    svg.append(f'<polyline class="roof" points="{pts}" fill="none" stroke="#222" '
+               'stroke-width="2"/>')
+    svg.append(f'<line x1="{ax.px(ridge):.1f}" y1="{ax.py(peak):.1f}" x2="{ax.px(ridge):.1f}" '
+               f'y2="{_T + _H}" stroke="#888" stroke-dasharray="4 3"/>'
+               f'<text x="{ax.px(ridge) + 4:.1f}" y="{_T + _H - 6}" fill="#555">ridge '
+               f"{ridge:.1f}</text>")
+    svg.append(f'<text x="{_L + _W - 4}" y="{ax.py(peak) - 6:.1f}" text-anchor="end">'
+               f"INT8 peak {peak:g} TOPS</text>")
+    biggest = max((d["macs"] for d in layers), default=1) or 1
+    for d in sorted(layers, key=lambda d: -d["macs"]):  # small points drawn last, on top
+        r = 3 + 11 * math.sqrt(d["macs"] / biggest)
+        kind = "compute" if d["bound_kind"] == "compute" else "memory"
+        svg.append(f'<circle class="layer {kind}" cx="{ax.px(d["intensity"]):.1f}" '
+                   f'cy="{ax.py(d["achieved_tops"]):.1f}" r="{r:.1f}" '
+                   f'fill="{_COLOURS[kind]}" fill-opacity="0.65" stroke="#333">'
+                   f"<title>{esc(_point_title(d))}</title></circle>")
+    mx, my = ax.px(m["intensity"]), ax.py(m["achieved_tops"])
+    svg.append(f'<path class="model" d="M{mx:.1f},{my - 9:.1f} L{mx + 9:.1f},{my:.1f} '
+               f'L{mx:.1f},{my + 9:.1f} L{mx - 9:.1f},{my:.1f} Z" fill="#f2c12e" '
+               f'stroke="#000"><title>whole model: {esc(m["roofline"])}</title></path>')
+    lx = _L + _W + 20
+    legend = [(f'<circle cx="{lx + 6}" cy="{{y}}" r="6" fill="{_COLOURS["compute"]}"/>',
+               "compute-bound layer"),
+              (f'<circle cx="{lx + 6}" cy="{{y}}" r="6" fill="{_COLOURS["memory"]}"/>',
+               "memory-bound layer"),
+              (f'<rect x="{lx}" y="{{y0}}" width="12" height="12" fill="#f2c12e" '
+               'stroke="#000" transform="rotate(45 {cx} {y})"/>', "whole model"),
+              (f'<line x1="{lx}" y1="{{y}}" x2="{lx + 14}" y2="{{y}}" stroke="#222" '
+               'stroke-width="2"/>', "roofline"),
+              ("", "point area ~ MACs")]
+    svg.append('<g class="legend">')
+    for i, (shape, label) in enumerate(legend):
+        y = _T + 10 + 24 * i
+        svg.append(shape.format(y=y, y0=y - 6, cx=lx + 6)
+                   + f'<text x="{lx + 22}" y="{y + 4}">{label}</text>')
+    svg.append("</g>")
+    title = f"{t['name']}: {m['graph']}"
+    width, height = _L + _W + _R, _T + _H + _B
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Roofline - {esc(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:1.5em}svg text{font-size:12px}"
+        "p{max-width:60em}</style></head><body>",
+        f"<h1>Roofline of {esc(title)}</h1>",
+        f"<p>{esc(m['roofline'])}</p>",
+        f"<p>{len(layers)} tiled layers plotted; {m['untiled_layers']} untiled layers are not "
+        "modelled. Hover over a point for its figures.</p>",
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="roofline">',
+        *svg,
+        "</svg></body></html>",
+        "",
+    ])
+
+
+def write_reports(folder: Path, graph: Graph, plans: TilePlans, prof: Profile,
+                  counters: Mapping[str, Mapping[str, int]] | None = None) -> list[Path]:
+    """Write report.json, report.txt and roofline.html into ``folder`` (created if needed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = report_data(graph, plans, prof, counters)
+    texts = (json.dumps(data, indent=2, allow_nan=False) + "\n", report_text(data),
+             roofline_html(data))
+    paths = [folder / name for name in REPORT_FILES]
+    for p, text in zip(paths, texts):
+        p.write_text(text, encoding="utf-8")
+    return paths

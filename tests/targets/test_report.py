@@ -1,0 +1,231 @@
+"""Per-target reports: report.json agrees with the plans it was made from (sums, per-layer bytes,
+buffer use), report.txt names every layer, roofline.html parses, plots one point per tiled layer
+and escapes node names."""
+
+from __future__ import annotations
+
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from compiler.examples import build_example
+from compiler.frontend import import_model
+from ir.graph import Graph
+from targets.cost import OFFCHIP
+from targets.profiles import BUILTIN_TARGETS, load_target
+from targets.report import report_data, report_text, roofline_html, write_reports
+from targets.tiling import TilePlans, tile_graph
+
+ACCELERATORS = [t for t in BUILTIN_TARGETS if t != "host"]
+HOSTILE = "<script>alert(1)</script>"
+
+
+def _tiny() -> Graph:
+    return import_model(build_example("tiny_cnn"))
+
+
+def _tiled(target: str, graph: Graph | None = None) -> tuple[Graph, TilePlans]:
+    g = graph or _tiny()
+    return g, tile_graph(g, load_target(target))
+
+
+class _Page(HTMLParser):
+    """Collects the SVG shapes, their <title> texts and every tag the page opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.points: list[dict[str, str | None]] = []
+        self.models = 0
+        self.titles: list[str] = []
+        self._in_title = False
+        self._owner: dict[str, str | None] | None = None  # the point a <title> belongs to
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        cls = (dict(attrs).get("class") or "").split()
+        if tag == "circle" and "layer" in cls:
+            self.points.append(dict(attrs))
+            self._owner = self.points[-1]
+        if tag == "path" and "model" in cls:
+            self.models += 1
+        self._in_title = tag == "title"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_title = False
+        if tag == "circle":
+            self._owner = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.titles.append(data)
+            if self._owner is not None:
+                self._owner["title"] = data
+
+
+def _parse(page: str) -> _Page:
+    p = _Page()
+    p.feed(page)
+    p.close()
+    return p
+
+
+@pytest.mark.parametrize("target", ACCELERATORS)
+def test_json_agrees_with_the_plans(target: str) -> None:
+    g, plans = _tiled(target)
+    prof = load_target(target)
+    data = report_data(g, plans, prof)
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+    assert data["target"]["name"] == target
+    assert [d["name"] for d in data["layers"]] == [p.node for p in plans]
+    assert [u["name"] for u in data["untiled"]] == plans.untiled == ["flatten"]
+    nodes = {n.name: n for n in g.nodes}
+    for d in data["layers"]:
+        plan, node = plans[d["name"]], nodes[d["name"]]
+        c = plan.cost
+        assert d["op"] == node.op and d["unit"] == plan.problem.unit
+        assert d["inputs"] == [list(v.type.shape) for v in node.inputs]
+        assert d["outputs"] == [list(v.type.shape) for v in node.outputs]
+        assert d["bytes"] == c.bytes and d["offchip_bytes"] == c.bytes.get(OFFCHIP, 0.0)
+        assert d["compulsory_bytes"] == c.compulsory_bytes
+        assert (d["macs"], d["cycles"]) == (c.macs, c.cycles)
+        assert d["us"] == pytest.approx(c.cycles / prof.clock_hz * 1e6)
+        assert d["bound"] == c.bound
+        assert [list(t["tile"].values()) for t in d["tiles"]] == [list(t) for t in plan.tiles]
+        assert len(d["tiles"]) == len(plan.orders)
+        assert set(d["occupancy"]) == set(plan.occupancy)
+        for name, occ in d["occupancy"].items():
+            cap = prof.buffer(name).per_core_bytes
+            assert occ["bytes"] == plan.occupancy[name] and occ["capacity"] == cap
+            assert 0 < occ["bytes"] <= cap and 0 < occ["percent"] <= 100
+        if d["bound_kind"] == "memory":
+            assert d["bound_link"] in d["bytes"]
+        else:
+            assert d["bound_kind"] == "compute" and d["bound_link"] is None
+    m = data["model"]
+    assert m["cycles"] == pytest.approx(sum(d["cycles"] for d in data["layers"]))
+    assert m["latency_ms"] == pytest.approx(m["cycles"] / prof.clock_hz * 1e3)
+    assert m["offchip_bytes"] == pytest.approx(sum(d["offchip_bytes"] for d in data["layers"]))
+    assert m["compulsory_bytes"] == sum(d["compulsory_bytes"] for d in data["layers"])
+    assert m["macs"] == sum(d["macs"] for d in data["layers"])
+    assert m["offchip_bytes"] >= m["compulsory_bytes"]
+    assert m["tiled_layers"] == len(plans) and m["untiled_layers"] == 1
+
+
+@pytest.mark.parametrize("target", ACCELERATORS)
+def test_every_layer_sits_under_the_roofline(target: str) -> None:
+    """No layer beats the chip: its achieved TOPS is at most the modelled peak and at most
+    its intensity times the off-chip bandwidth."""
+    g, plans = _tiled(target)
+    data = report_data(g, plans, load_target(target))
+    peak = data["target"]["modelled_int8_tops"]
+    bw = data["target"]["offchip"]["bandwidth"]
+    for d in data["layers"]:
+        assert 0 < d["achieved_tops"] <= peak * (1 + 1e-9)
+        assert d["intensity"] is not None
+        assert d["achieved_tops"] <= d["intensity"] * bw / 1e12 * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("target", ACCELERATORS)
+def test_text_names_every_layer(target: str) -> None:
+    g, plans = _tiled(target)
+    data = report_data(g, plans, load_target(target))
+    text = report_text(data)
+    lines = text.splitlines()
+    assert lines[0].startswith(f"target {target}:")
+    assert data["model"]["roofline"] in lines
+    for name in [n.name for n in g.nodes]:
+        rows = [ln for ln in lines if ln.split()[:1] == [name]]
+        assert len(rows) == 1, name
+    # table rows are aligned: every layer's op starts in the same column
+    cols = {ln.index(f" {d['op']} ") for d in data["layers"]
+            for ln in lines if ln.split()[:1] == [d["name"]]}
+    assert len(cols) == 1
+    assert "untiled layers (1" in text
+
+
+@pytest.mark.parametrize("target", ACCELERATORS)
+def test_html_has_one_point_per_tiled_layer(target: str) -> None:
+    g, plans = _tiled(target)
+    page = roofline_html(report_data(g, plans, load_target(target)))
+    p = _parse(page)
+    assert "script" not in p.tags and "svg" in p.tags and "polyline" in p.tags
+    assert len(p.points) == len(plans) and p.models == 1
+    kinds = sorted("compute" if "compute" in (pt["class"] or "") else "memory"
+                   for pt in p.points)
+    expected = sorted("compute" if pl.cost.bound == "compute" else "memory" for pl in plans)
+    assert kinds == expected
+    for pt in p.points:  # inside the plot, sized by MACs
+        assert pt["cx"] is not None and pt["cy"] is not None and pt["r"] is not None
+        assert all(math.isfinite(float(pt[k])) for k in ("cx", "cy", "r"))
+    biggest = max(plans, key=lambda pl: pl.cost.macs).node
+    r_of = {(pt["title"] or "").split(" (")[0]: float(pt["r"] or 0) for pt in p.points}
+    assert set(r_of) == {pl.node for pl in plans}
+    assert r_of[biggest] == max(r_of.values())
+    assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_html_and_text_escape_a_hostile_node_name() -> None:
+    g = _tiny()
+    g.name = '<b onload="x()">&'
+    next(n for n in g.nodes if n.op == "Conv").name = HOSTILE
+    _, plans = _tiled("ascend910b", g)
+    data = report_data(g, plans, load_target("ascend910b"))
+    page = roofline_html(data)
+    p = _parse(page)
+    assert "script" not in p.tags and "b" not in p.tags
+    assert HOSTILE not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert any((pt["title"] or "").startswith(HOSTILE + " (Conv")  # shown as text
+               for pt in p.points)
+    assert f"Roofline - ascend910b: {g.name}" in p.titles
+    assert HOSTILE in report_text(data)  # plain text needs no escaping
+
+
+def test_layout_attribute_wins_over_the_rank_default() -> None:
+    g = _tiny()
+    conv = next(n for n in g.nodes if n.name == "conv1")
+    conv.attrs["layout"] = "NC1HWC0"
+    _, plans = _tiled("ascend910b", g)
+    layouts = {d["name"]: d["layout"] for d in report_data(g, plans,
+                                                            load_target("ascend910b"))["layers"]}
+    assert layouts["conv1"] == "NC1HWC0"
+    assert layouts["conv0"] == "NCHW" and layouts["logits"] == "ND"
+
+
+def test_counters_agree_or_differ() -> None:
+    prof = load_target("mlu370x8")
+    g, plans = _tiled("mlu370x8")
+    conv = plans["conv1"].cost
+    good = {k: round(v) for k, v in conv.bytes.items()} | {"macs": conv.macs}
+    bad = dict(good, offchip=int(conv.bytes[OFFCHIP] * 1.1) + 1)
+    data = report_data(g, plans, prof, {"conv1": good, "relu0": {"macs": 1}, "ghost": {}})
+    by = {d["name"]: d for d in data["layers"]}
+    assert by["conv1"]["counters"]["agree"] is True
+    assert by["conv1"]["counters"]["items"]["macs"] == {
+        "measured": conv.macs, "modelled": float(conv.macs), "agree": True}
+    assert by["relu0"]["counters"]["agree"] is False  # relu0 does more than 1 op
+    assert by["relu0"]["counters"]["items"][OFFCHIP]["measured"] is None
+    assert by["logits"]["counters"] is None
+    assert data["unmatched_counters"] == ["ghost"] and data["model"]["counters_agree"] is False
+    text = report_text(data)
+    assert "DIFFER" in text and "ghost" in text
+    only_good = report_data(g, plans, prof, {"conv1": good})
+    assert only_good["model"]["counters_agree"] is True
+    worse = report_data(g, plans, prof, {"conv1": bad})
+    item = worse["layers"][[d["name"] for d in worse["layers"]].index("conv1")]
+    assert item["counters"]["items"][OFFCHIP]["agree"] is False
+    assert "offchip" in report_text(worse).split("DIFFER: ")[1]
+
+
+def test_write_reports_writes_the_three_files(tmp_path: Path) -> None:
+    prof = load_target("ascend310p")
+    g, plans = _tiled("ascend310p")
+    paths = write_reports(tmp_path / "out", g, plans, prof)
+    assert [p.name for p in paths] == ["report.json", "report.txt", "roofline.html"]
+    data = report_data(g, plans, prof)
+    assert json.loads(paths[0].read_text()) == data
+    assert paths[1].read_text() == report_text(data)
+    assert paths[2].read_text() == roofline_html(data)
