@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from compiler.api import DEFAULT_CALIB_METHOD, PRECISIONS, TARGETS, qnnc_version
-from compiler.cli_bench import BENCH_EPILOG, cmd_bench
+from compiler.cli_bench import BENCH_EPILOG, cmd_bench, widen_target_choices
 from compiler.cli_common import add_input_shape_option, one_paragraph
 from compiler.cli_golden import add_golden_parser
 from compiler.cli_inspect import cmd_inspect, cmd_ops
@@ -184,10 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "qnnc compile --calib (the examples' weights are random too)")
 
     p = _sub(subs, "bench", "time a model: compile it (or load a compiled folder) and run it "
-             "repeatedly", BENCH_EPILOG, cmd_bench, debug)
+             "repeatedly, or model its latency on an accelerator target", BENCH_EPILOG,
+             cmd_bench, debug)
     p.add_argument("model", metavar="MODEL.onnx|COMPILED_DIR")
     add_input_shape_option(p)
     add_build_options(p)
+    widen_target_choices(p)
     p.add_argument("--repeat", type=int, default=20, metavar="N",
                    help="timed runs (default 20); the median is reported")
     p.add_argument("--warmup", type=int, default=3, metavar="N",

@@ -1,5 +1,11 @@
 """`qnnc bench`: the latency of a compiled model on this machine (median of repeated runs
-after warm-up, with the spread), so a user can compare targets, precisions and threads."""
+after warm-up, with the spread), so a user can compare targets, precisions and threads.
+
+Accelerator targets (every built-in profile but the host) cannot run here, so for them bench
+reports the cost model's latency instead: the model tiled for the chip (targets/tiling) and
+its layers' modelled cycles summed (targets/cost.py), with the ten slowest layers. The figures
+come from targets.report, so they are the ones `qnnc compile --target T` writes to report.txt.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +13,56 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
-from compiler.api import CompiledModel, compile_model, load_compiled
-from compiler.cli_common import progress_bar
+from compiler.api import TARGETS, CompiledModel, compile_model, load_compiled
+from compiler.cli_common import progress_bar, table
 from compiler.cli_run import build_kwargs
 from compiler.errors import QnncError
 from compiler.flops import graph_costs, human
 from compiler.io import random_inputs
+from targets.profiles import BUILTIN_TARGETS, load_target
+from targets.report import report_data
+from targets.tiling import TilingError, tile_graph
 
-BENCH_EPILOG = """\
+#: targets bench can name: the code generators it times, then the profiles it models
+BENCH_TARGETS: tuple[str, ...] = tuple(dict.fromkeys((*TARGETS, *BUILTIN_TARGETS)))
+TOP_LAYERS = 10
+_MODELLED = ", ".join(t for t in BUILTIN_TARGETS if t not in TARGETS)
+
+BENCH_EPILOG = f"""\
 examples:
   qnnc bench model.onnx                                   # reference interpreter
   qnnc bench model.onnx --target host                     # generated C, one thread
   qnnc bench model.onnx --target host --threads 2 --repeat 50
   qnnc bench model.onnx --target host --precision int8 --calib calib.npz
   qnnc bench build/model                                  # a folder made by qnnc compile
+  qnnc bench model.onnx --target ascend910b               # modelled latency on the chip
+  qnnc bench model.onnx --target mlu370x8 --precision int8 --calib calib.npz
 
-The numbers are wall-clock medians on this machine; other work on it shows up in them."""
+The host numbers are wall-clock medians on this machine; other work on it shows up in them.
+On the accelerator targets nothing runs: the latency is the cost model's, with the layers
+tiled to the chip's buffers as INT8 kernels; the ten slowest layers are listed.
+Accelerator targets: {_MODELLED}."""
+
+
+def duration(ms: float) -> str:
+    """A modelled time in the unit that keeps it readable (small models take nanoseconds)."""
+    if ms >= 1:
+        return f"{ms:.3f} ms"
+    if ms >= 1e-3:
+        return f"{ms * 1e3:.3f} us"
+    return f"{ms * 1e6:.3f} ns"
+
+
+def widen_target_choices(p: argparse.ArgumentParser) -> None:
+    """Let bench's --target (added by the build options compile shares, which lists only the
+    targets with a code generator) also name every built-in profile, which bench models."""
+    for action in p._actions:  # argparse has no public way to reach an added option
+        if action.dest == "target":
+            action.choices = BENCH_TARGETS
+            action.help = ("time generated C for host, or model the latency on an "
+                           "accelerator profile (default: time the reference interpreter)")
 
 
 def _compiled(args: argparse.Namespace) -> CompiledModel:
@@ -33,9 +72,64 @@ def _compiled(args: argparse.Namespace) -> CompiledModel:
     return compile_model(args.model, progress=progress_bar("calibrating"), **build_kwargs(args))
 
 
+def _graph_for_model(args: argparse.Namespace) -> CompiledModel:
+    """The model compiled to IR only (quantised when asked): what the tiler sees."""
+    path = Path(args.model)
+    if path.is_dir():
+        return load_compiled(path)
+    kwargs = build_kwargs(args)
+    kwargs["target"] = None
+    return compile_model(args.model, progress=progress_bar("calibrating"), **kwargs)
+
+
+def modelled_text(model: str, data: dict[str, Any], top: int = TOP_LAYERS) -> str:
+    """The modelled summary of one model on one target (``data`` from report_data)."""
+    t, m = data["target"], data["model"]
+    ratio = m["offchip_over_compulsory"]
+    lines = [
+        f"{model}: modelled on {t['name']} ({m['tiled_layers']} layers tiled as INT8 kernels, "
+        f"{m['untiled_layers']} untiled and not counted)",
+        f"target   {t['description']}",
+        f"latency  {duration(m['latency_ms'])} modelled ({m['cycles']:.0f} cycles at "
+        f"{t['clock_hz'] / 1e9:.2f} GHz)",
+        f"compute  {m['achieved_tops']:.2f} of {t['int8_tops']:g} INT8 TOPS = "
+        f"{100 * m['utilisation']:.1f}% utilisation",
+        f"off-chip {m['offchip_bytes'] / 1e6:.3f} MB vs compulsory "
+        f"{m['compulsory_bytes'] / 1e6:.3f} MB"
+        + (f" ({ratio:.2f}x)" if ratio is not None else "")
+        + f"; {m['bound']}-bound (intensity "
+        + (f"{m['intensity']:.1f}" if m["intensity"] is not None else "-")
+        + f" vs ridge {t['ridge']:.1f} ops/byte)",
+    ]
+    slow = sorted(data["layers"], key=lambda d: -d["cycles"])[:top]
+    if not slow:
+        return "\n".join(lines + ["no tiled layers"])
+    total = m["cycles"] or 1.0
+    rows = [[i, d["name"], d["op"], f"{d['us']:.3f}", f"{100 * d['cycles'] / total:.1f}",
+             human(d["macs"]), f"{d['offchip_bytes'] / 1e6:.3f}", d["bound"]]
+            for i, d in enumerate(slow, start=1)]
+    lines.append(f"top {len(slow)} layers by modelled time:")
+    lines.append(table(["#", "layer", "op", "us", "% time", "MACs", "off-chip MB", "bound"],
+                       rows, right=(0, 3, 4, 5, 6)))
+    return "\n".join(lines)
+
+
+def _bench_modelled(args: argparse.Namespace) -> int:
+    prof = load_target(args.target)
+    graph = _graph_for_model(args).graph
+    try:
+        plans = tile_graph(graph, prof)
+    except TilingError as e:
+        raise QnncError(f"cannot tile {args.model} for {prof.name}: {e}") from None
+    print(modelled_text(args.model, report_data(graph, plans, prof)))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.repeat < 1 or args.warmup < 0:
         raise QnncError("--repeat must be at least 1 and --warmup at least 0")
+    if args.target is not None and args.target not in TARGETS:
+        return _bench_modelled(args)
     cm = _compiled(args)
     feeds = random_inputs(cm.input_types, seed=0)
     for _ in range(args.warmup):

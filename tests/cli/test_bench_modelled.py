@@ -1,0 +1,149 @@
+"""`qnnc bench --target <accelerator>`: the modelled latency printed is the cost model's for the
+model tiled to that chip (checked against tile_graph + model_cost directly), with the slowest
+layers in order; the host and the interpreter are still timed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from compiler import api
+from compiler.cli import main
+from compiler.examples import build_example
+from ir.graph import Graph
+from targets.cost import model_cost
+from targets.profiles import BUILTIN_TARGETS, load_target
+from targets.tiling import TilePlans, tile_graph
+
+ACCELERATORS = [t for t in BUILTIN_TARGETS if t not in api.TARGETS]
+CHAIN = 14  # convolutions in the chain model: more than the ten layers bench lists
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    p = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), p)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz",
+             input=rng.standard_normal((8, 1, 1, 8, 8)).astype(np.float32))
+    return p
+
+
+def _conv_chain(path: Path) -> Path:
+    """x[1,3,16,16] through CHAIN 3x3 convolutions whose widths grow, so their costs differ."""
+    rng = np.random.default_rng(0)
+    nodes, inits, prev, c = [], [], "x", 3
+    for i in range(CHAIN):
+        m = 4 + 4 * i
+        w = numpy_helper.from_array(rng.standard_normal((m, c, 3, 3)).astype(np.float32),
+                                    f"w{i}")
+        inits.append(w)
+        out = "y" if i == CHAIN - 1 else f"t{i}"
+        nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [out], name=f"conv{i}",
+                                      pads=[1, 1, 1, 1]))
+        prev, c = out, m
+    graph = helper.make_graph(
+        nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 16, 16])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def _bench(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    code = main(["bench", *argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+def _expected(graph: Graph, target: str) -> TilePlans:
+    return tile_graph(graph, load_target(target))
+
+
+def _check(out: str, plans: TilePlans, target: str) -> None:
+    """The printed totals are the cost model's, and the listed layers are the slowest ones."""
+    prof = load_target(target)
+    mc = model_cost(plans, prof)
+    assert "median" not in out  # nothing was timed
+    assert f"modelled on {target} ({len(plans)} layers tiled" in out
+    cycles = re.search(r"latency  ([\d.]+) (ms|us|ns) modelled \((\d+) cycles", out)
+    assert cycles is not None, out
+    assert int(cycles[3]) == round(mc.cycles)
+    scale = {"ms": 1e-3, "us": 1e-6, "ns": 1e-9}[cycles[2]]
+    assert float(cycles[1]) * scale == pytest.approx(mc.seconds, rel=1e-3, abs=1e-12)
+    util = re.search(r"= ([\d.]+)% utilisation", out)
+    assert util is not None and float(util[1]) == pytest.approx(100 * mc.utilisation, abs=0.05)
+    mb = re.search(r"off-chip ([\d.]+) MB vs compulsory ([\d.]+) MB", out)
+    assert mb is not None
+    assert float(mb[1]) == pytest.approx(mc.offchip_bytes / 1e6, abs=5e-4)
+    assert float(mb[2]) == pytest.approx(mc.compulsory_bytes / 1e6, abs=5e-4)
+    side = "memory" if mc.intensity < prof.int8_tops * 1e12 / prof.offchip.bandwidth \
+        else "compute"
+    assert f"; {side}-bound (intensity" in out
+    rows = out.split("layers by modelled time:\n")[1].splitlines()[2:]
+    slowest = sorted(plans, key=lambda p: -p.cost.cycles)[:10]
+    assert len(rows) == len(slowest)
+    for i, (row, plan) in enumerate(zip(rows, slowest), start=1):
+        rank, name, op = row.split()[:3]
+        assert (int(rank), name, op) == (i, plan.node, plan.op)
+        assert row.rsplit("  ", 1)[-1].strip() == plan.cost.bound
+
+
+@pytest.mark.parametrize("target", ACCELERATORS)
+def test_modelled_latency_is_the_cost_models(tiny: Path, target: str,
+                                             capsys: pytest.CaptureFixture) -> None:
+    out = _bench([str(tiny), "--target", target], capsys)
+    _check(out, _expected(api.compile_model(str(tiny)).graph, target), target)
+
+
+def test_only_the_ten_slowest_layers_are_listed(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    model = _conv_chain(tmp_path / "chain.onnx")
+    out = _bench([str(model), "--target", "ascend910b"], capsys)
+    plans = _expected(api.compile_model(str(model)).graph, "ascend910b")
+    assert len(plans) == CHAIN
+    assert "top 10 layers by modelled time:" in out
+    _check(out, plans, "ascend910b")
+
+
+def test_int8_models_the_quantised_graph(tiny: Path, capsys: pytest.CaptureFixture) -> None:
+    calib = str(tiny.parent / "calib.npz")
+    out = _bench([str(tiny), "--target", "mlu370x8", "--precision", "int8", "--calib", calib],
+                 capsys)
+    graph = api.compile_model(str(tiny), precision="int8", calibration=calib).graph
+    plans = _expected(graph, "mlu370x8")
+    assert any(p.op == "QConv" for p in plans)
+    _check(out, plans, "mlu370x8")
+
+
+def test_a_compiled_folder_is_modelled(tiny: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = tiny.parent / "built"
+    assert main(["compile", str(tiny), "-o", str(folder), "-q"]) == 0
+    capsys.readouterr()
+    out = _bench([str(folder), "--target", "ascend310p"], capsys)
+    _check(out, _expected(api.load_compiled(folder).graph, "ascend310p"), "ascend310p")
+
+
+def test_without_an_accelerator_target_bench_still_times(tiny: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    out = _bench([str(tiny), "--repeat", "2", "--warmup", "0"], capsys)
+    assert "median" in out and "modelled" not in out
+
+
+def test_unknown_target_is_a_usage_error(tiny: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", str(tiny), "--target", "tpu9000"]) == 1
+    err = capsys.readouterr().err
+    assert "invalid choice: 'tpu9000'" in err
+    assert all(t in err for t in BUILTIN_TARGETS)
+
+
+def test_help_shows_a_modelled_example(capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "qnnc bench model.onnx --target ascend910b" in out
+    assert all(t in out for t in ACCELERATORS)
