@@ -33,6 +33,7 @@ from targets.tiling.problem import DIMS
 
 AGREE_RTOL = 1e-3
 REPORT_FILES = ("report.json", "report.txt", "roofline.html")
+_SHARED = "no plan: shares its name with a tiled layer (plans are keyed by node name)"
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -149,14 +150,19 @@ def report_data(graph: Graph, plans: TilePlans, prof: Profile,
     Layers are in graph order; plans without a node in ``graph`` follow at the end.
     """
     by_key = {_key(n): n for n in graph.nodes}
+    # Plans are keyed by name, so of several nodes sharing one, tile_graph kept the last
+    # tiled one's plan: that node owns it, the others are reported as having no plan.
+    owner = {_key(n): i for i, n in enumerate(graph.nodes)
+             if _key(n) in plans.plans and plans[_key(n)].op == n.op}
     layers, untiled, seen = [], [], set()
-    untiled_names = set(plans.untiled)
-    for node in graph.nodes:
+    for i, node in enumerate(graph.nodes):
         k = _key(node)
-        if k in plans.plans:
+        if owner.get(k) == i:
             layers.append(_layer(node, plans[k], prof, counters))
             seen.add(k)
-        elif k in untiled_names:
+        elif k in plans.plans:
+            untiled.append(dict(_node_fields(node, k, node.op), note=_SHARED))
+        elif k in plans.untiled:
             untiled.append(_node_fields(node, k, node.op))
     layers += [_layer(None, p, prof, counters) for p in plans if p.node not in seen]
     untiled += [_node_fields(by_key.get(k), k, "?") for k in plans.untiled if k not in by_key]
@@ -267,10 +273,11 @@ def report_text(data: dict[str, Any]) -> str:
     tail = []
     if data["untiled"]:
         tail.append(f"untiled layers ({len(data['untiled'])}, not in the totals):")
-        tail.append(table(["layer", "op", "input", "output", "layout"],
+        tail.append(table(["layer", "op", "input", "output", "layout", "note"],
                           [[u["name"], u["op"],
                             _dims(u["inputs"][0] if u["inputs"] else None),
-                            _dims(u["outputs"][0] if u["outputs"] else None), u["layout"]]
+                            _dims(u["outputs"][0] if u["outputs"] else None), u["layout"],
+                            u.get("note", "")]
                            for u in data["untiled"]]))
     if data.get("unmatched_counters"):
         tail.append("counters for layers without a plan: "
