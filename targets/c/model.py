@@ -16,6 +16,7 @@ import numpy as np
 # importing the op families registers their emitters
 import targets.c.ops_elementwise
 import targets.c.ops_linalg
+import targets.c.ops_movement
 import targets.c.ops_norm
 import targets.c.ops_pool
 import targets.c.ops_quant

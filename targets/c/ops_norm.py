@@ -1,4 +1,4 @@
-"""Normalisation emitters: BatchNormalization, LayerNormalization, Softmax, LogSoftmax."""
+"""Normalisation emitters: BatchNormalization, LayerNormalization, Softmax, LogSoftmax, LRN."""
 
 from __future__ import annotations
 
@@ -92,5 +92,39 @@ def softmax(ctx: LayerCtx) -> str:
         f"  {ct} mx = -INFINITY, s = 0;",
         f"  for (int k = 0; k < {d}; ++k) if (x[k * {inner}] > mx) mx = x[k * {inner}];",
         *write,
+        "}",
+    ]).lstrip("\n")
+
+
+@emits("LRN")
+def lrn(ctx: LayerCtx) -> str:
+    """y = x / (bias + alpha/size * Σ x[c']²) ** beta over the window of channels around c.
+
+    The window sum is built in the output itself (no scratch), adding channels from the
+    lowest upwards as the reference does, so the sum rounds identically; only ``pow`` (libm
+    here, numpy's there) may differ in the last bit."""
+    ct = ctx.require_float()
+    shape, a = ctx.it(0).shape, ctx.a
+    n, c, s = shape[0], shape[1], int(np.prod(shape[2:]))
+    lo = (a["size"] - 1) // 2
+    hi = a["size"] - 1 - lo
+    x, y = ctx.i(0), ctx.o(0)
+    return "\n".join([
+        ctx.omp(collapse=2).rstrip("\n"),
+        f"for (int n = 0; n < {n}; ++n)",
+        f"for (int c = 0; c < {c}; ++c) {{",
+        f"  const {ct} *xn = {x} + n * {c * s};",
+        f"  {ct} *yc = {y} + (n * {c} + c) * {s};",
+        f"  const int first = c < {lo} ? 0 : c - {lo};",
+        f"  const int last = c + {hi} < {c} ? c + {hi} : {c - 1};",
+        f"  for (int i = 0; i < {s}; ++i) yc[i] = 0;",
+        "  for (int j = first; j <= last; ++j) {",
+        f"    const {ct} *xj = xn + j * {s};",
+        f"    for (int i = 0; i < {s}; ++i) yc[i] += xj[i] * xj[i];",
+        "  }",
+        f"  const {ct} *xc = xn + c * {s};",
+        f"  for (int i = 0; i < {s}; ++i)",
+        f"    yc[i] = xc[i] / {ctx.fn('pow')}({ctx.lit(a['bias'])} + "
+        f"{ctx.lit(a['alpha'] / a['size'])} * yc[i], {ctx.lit(a['beta'])});",
         "}",
     ]).lstrip("\n")
