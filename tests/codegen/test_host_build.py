@@ -54,6 +54,13 @@ def test_resnet50(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_inception_v1(tmp_path: Path) -> None:
+    # LRN (powf against numpy's power) and 57 convs: differences of a few 1e-6 on the
+    # probabilities, so the default f32 tolerance still holds
+    _check_example("inception_v1", tmp_path, 1e-4, 1e-5)
+
+
+@pytest.mark.slow
 def test_bert_encoder(tmp_path: Path) -> None:
     _check_example("bert_encoder", tmp_path, 1e-3, 1e-4)
 

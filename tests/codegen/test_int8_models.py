@@ -4,11 +4,13 @@ The digits CNN and the tiny example CNN go through the public API (precision="in
 target="host"); MobileNetV2 and ResNet-50 (slow) are quantised here so that the last
 integer tensor can be an extra output: ResNet-50 ends in a float Softmax, whose libm-based
 C is compared with a stated tolerance while every integer tensor must match exactly. The
-slow tests also print single-thread latency next to onnxruntime running the float model.
+slow zoo tests also print single-thread latency next to onnxruntime running the float model.
+Inception v1 (slow) goes through the public API, with its LRN float islands checked too.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pytest
 from compiler.api import compile_model
 from compiler.examples import build_example
 from compiler.frontend import import_model
+from compiler.io import random_inputs
 from compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from compiler.quant.calibrate import calibrate
 from compiler.quant.quantize import quantize_graph
@@ -132,3 +135,40 @@ def test_zoo_int8_host_bit_exact(name: str, tmp_path: Path) -> None:
     ort_f32 = _ort_float_seconds(model, x, reps)
     print(f"\n{name}: qnnc int8 host ({detect_level()}, 1 thread) {ours * 1e3:.1f} ms; "
           f"onnxruntime f32 (1 thread) {ort_f32 * 1e3:.1f} ms; ratio {ours / ort_f32:.2f}x")
+
+
+@pytest.mark.slow
+def test_inception_v1_int8_host_bit_exact(tmp_path: Path) -> None:
+    """Inception v1 through the public API. Its two LRNs have no integer form and stay f32
+    islands (Dequantize, LRN, Quantize), and it ends in a float Softmax; so the quantised
+    graph is rebuilt with the integer input of every Dequantize as an extra output, and
+    those must match the interpreter exactly (the last one depends on both LRN islands
+    having requantised identically), while the Softmax output is compared with a tolerance."""
+    model = build_example("inception_v1")
+    types = {v.name: v.type for v in import_model(model).inputs}
+    calib = [random_inputs(types, seed=k) for k in range(3)]
+    cm = compile_model(model, precision="int8", calibration=calib, target="host",
+                       cpu=detect_level(), werror=True, cache_dir=tmp_path)
+    ops = cm.graph.op_counts()
+    assert ops.get("QConv") == 57 and ops.get("LRN") == 2 and ops.get("Dequantize") == 3
+    q = copy.deepcopy(cm.graph)
+    q.outputs = [*q.outputs, *(n.inputs[0] for n in q.nodes if n.op == "Dequantize")]
+    assert len(q.outputs) == 4
+    verify(q)
+    exposed = compile_model(q, pipeline=[], target="host", cpu=detect_level(), werror=True,
+                            cache_dir=tmp_path)
+    made_by = q.producers()
+    for seed in range(3):
+        feeds = random_inputs(types, seed=seed + 20)
+        want = interpret(q, feeds)
+        got = exposed.run(None, feeds)
+        for g, v in zip(got, q.outputs, strict=True):
+            w = want[v.name]
+            assert g.dtype == w.dtype and g.shape == w.shape
+            if made_by[id(v)].op == "Softmax":  # a float island: libm, not integers
+                np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)
+            else:
+                assert g.dtype in (np.uint8, np.int8)
+                np.testing.assert_array_equal(g, w, err_msg=v.name)
+        (prob,) = cm.run(None, feeds)
+        np.testing.assert_allclose(prob, want[cm.output_names[0]], rtol=1e-5, atol=1e-7)
