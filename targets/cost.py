@@ -64,34 +64,72 @@ def _align(n: int, a: int) -> int:
     return cdiv(n, a) * a if n else 0
 
 
-def occupancy(prob: Problem, prof: Profile, tiles: tuple[Tile, ...]) -> dict[str, int]:
-    """Bytes each buffer needs for these tiles: aligned parts, doubled where ping-ponged."""
-    occ: dict[str, int] = {}
+@dataclass(frozen=True)
+class Region:
+    """Where one operand's tile of one level lives: ``buffer`` from ``offset``, ``nbytes``
+    per copy (aligned), ``copies`` = 2 when the buffer ping-pongs. ``role`` is inputs,
+    weights, outputs or acc (the level-1 accumulators); ``elem`` the bytes of one element
+    the region holds (outputs that may hold partial sums hold int32)."""
 
-    def put(b: Buffer | None, nbytes: int) -> None:
+    buffer: str
+    role: str
+    level: int
+    offset: int
+    nbytes: int
+    copies: int
+    elem: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.nbytes * self.copies
+
+
+def regions(prob: Problem, prof: Profile, tiles: tuple[Tile, ...]) -> list[Region]:
+    """The buffer regions of every operand tile at every level, placed one after another in
+    each buffer. The generated kernels allocate exactly these; :func:`occupancy` sums them."""
+    out: list[Region] = []
+    used: dict[str, int] = {}
+
+    def put(b: Buffer | None, role: str, lv: int, nbytes: int, elem: int) -> None:
         if b is None or not nbytes:
             return
-        occ[b.name] = occ.get(b.name, 0) + _align(nbytes, b.alignment) * (
-            2 if b.double_buffered else 1)
+        size = _align(nbytes, b.alignment)
+        copies = 2 if b.double_buffered else 1
+        at = used.get(b.name, 0)
+        out.append(Region(b.name, role, lv, at, size, copies, elem))
+        used[b.name] = at + size * copies
 
     for lv, t in enumerate(tiles, start=1):
-        put(staged_buffer(prob, prof, "inputs", lv), prob.input_bytes(t, prof))
+        put(staged_buffer(prob, prof, "inputs", lv), "inputs", lv, prob.input_bytes(t, prof),
+            prob.in_bytes)
         if prob.has_weights:
-            put(staged_buffer(prob, prof, "weights", lv), prob.weight_bytes(t, prof))
+            put(staged_buffer(prob, prof, "weights", lv), "weights", lv,
+                prob.weight_bytes(t, prof), prob.w_bytes)
         if lv == 1 and prob.acc_bytes:
             acc = (prof.buffer_for(1, "vector") if prob.unit == "vector" else None) or \
                 prof.buffer_for(1, "accumulators")
-            put(acc, prob.acc_tile_bytes(t, prof))
-            out = prof.buffer_for(1, "outputs")
-            if out is not None and out is not acc and prob.unit == "matrix":
-                put(out, prob.output_bytes(t, prof))
+            put(acc, "acc", 1, prob.acc_tile_bytes(t, prof), prob.acc_bytes)
+            outb = prof.buffer_for(1, "outputs")
+            if outb is not None and outb is not acc and prob.unit == "matrix":
+                put(outb, "outputs", 1, prob.output_bytes(t, prof), prob.out_bytes)
         elif lv == 1:
-            put(staged_buffer(prob, prof, "outputs", 1), prob.output_bytes(t, prof))
+            put(staged_buffer(prob, prof, "outputs", 1), "outputs", 1,
+                prob.output_bytes(t, prof), prob.out_bytes)
         else:
             b = staged_buffer(prob, prof, "outputs", lv)
             if b is not None:
-                elem = prob.out_bytes if b.holds("outputs") else prob.acc_bytes
-                put(b, prob.output_bytes(t, prof, elem))
+                # partial sums pass through when the reduction is split above this level
+                partial = prob.acc_bytes and t[C] < prob.sizes[C]
+                elem = prob.out_bytes if b.holds("outputs") and not partial else prob.acc_bytes
+                put(b, "outputs", lv, prob.output_bytes(t, prof, elem), elem)
+    return out
+
+
+def occupancy(prob: Problem, prof: Profile, tiles: tuple[Tile, ...]) -> dict[str, int]:
+    """Bytes each buffer needs for these tiles: aligned parts, doubled where ping-ponged."""
+    occ: dict[str, int] = {}
+    for r in regions(prob, prof, tiles):
+        occ[r.buffer] = max(occ.get(r.buffer, 0), r.end)
     return occ
 
 

@@ -8,11 +8,13 @@ from compiler.passes import (  # noqa: F401  (registration)
     equalize,
     fold_batchnorm,
     fold_constants,
+    layout,
     lower_qdq,
     recognize_gelu,
     recognize_hardswish,
     recognize_layernorm,
     recognize_silu,
+    tile,
 )
 from compiler.passes.manager import PASSES, Pass, PassError, register_pass, run_pipeline
 
@@ -28,4 +30,7 @@ DEFAULT_PIPELINE: list[str] = [
     "dce",
 ]
 
-__all__ = ["DEFAULT_PIPELINE", "PASSES", "Pass", "PassError", "register_pass", "run_pipeline"]
+#: what an accelerator target runs after quantisation, with its profile (target_context)
+TARGET_PIPELINE: list[str] = ["layout", "fold-layout", "tile"]
+
+__all__ = ["DEFAULT_PIPELINE", "PASSES", "TARGET_PIPELINE", "Pass", "PassError", "register_pass", "run_pipeline"]

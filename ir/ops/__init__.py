@@ -5,6 +5,7 @@ from ir.ops import (  # noqa: F401  (registration side effects)
     conv,
     elementwise,
     gather,
+    layout,
     matmul,
     norm,
     pool,

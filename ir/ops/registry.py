@@ -51,6 +51,7 @@ REQUIRED: Any = _Required()
 _KINDS = ("int", "float", "str", "bool", "ints", "floats", "strs")
 
 
+
 @dataclass(frozen=True)
 class Attr:
     """An attribute's kind (int, float, str, bool, ints, floats, strs), default and meaning."""
@@ -126,8 +127,12 @@ class OpDef:
         return self.compute(ins, attrs)
 
     def normalize_attrs(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
-        """Fill defaults, coerce kinds and reject unknown or missing attributes."""
-        unknown = set(attrs) - set(self.attrs)
+        """Fill defaults, coerce kinds and reject unknown or missing attributes.
+
+        Annotations (:data:`ANNOTATIONS`) are accepted on every op and kept only when given:
+        they record target decisions (storage layout, tiles) and never change the values an
+        op computes."""
+        unknown = set(attrs) - set(self.attrs) - set(ANNOTATIONS)
         if unknown:
             raise OpError(f"{self.name}: unknown attribute(s) {sorted(unknown)}")
         out: dict[str, Any] = {}
@@ -139,6 +144,9 @@ class OpDef:
             else:
                 d = spec.default
                 out[key] = list(d) if isinstance(d, (list, tuple)) else d
+        for key, spec in ANNOTATIONS.items():
+            if key not in self.attrs and attrs.get(key) is not None:
+                out[key] = spec.coerce(attrs[key], f"{self.name}.{key}")
         return out
 
     def check_arity(self, n: int) -> None:
@@ -151,6 +159,17 @@ class OpDef:
 
 
 OPS: dict[str, OpDef] = {}
+
+#: Attributes any node may carry, set by target passes. They describe how a target runs the
+#: node, not what it computes: the interpreter ignores them.
+ANNOTATIONS: dict[str, Attr] = {
+    "layout": Attr("str", "", "storage layout of the outputs (see targets/layouts.py); "
+                   "absent = plain row-major"),
+    "weight_layout": Attr("str", "", "storage layout of the constant weight operand"),
+    "tile": Attr("ints", [], "tile sizes (n, m, oh, ow, c) per buffer level, innermost first"),
+    "tile_order": Attr("strs", [], "loop order per level (outer to inner), innermost first"),
+    "tile_target": Attr("str", "", "the target the tiles were chosen for"),
+}
 
 
 def register(cls: type) -> type:

@@ -91,6 +91,26 @@ class Renderer:
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, int(threads))
 
+    # -- hooks for targets that generate some layers differently -------------------------
+    def prepare(self, graph: Any) -> None:
+        """Called once before a graph is generated."""
+
+    def emitter(self, node: Node) -> Emitter:
+        """The emitter of ``node`` (the registry's, unless a target has its own)."""
+        return emitter_for(node)
+
+    def nbytes(self, value: Any) -> int:
+        """Bytes a value occupies in memory (its layout may pad it)."""
+        return int(value.type.nbytes)
+
+    def header_extra(self) -> str:
+        """Extra declarations for model.h (e.g. run-time counters a target exports)."""
+        return ""
+
+    def prelude(self) -> str:
+        """Extra declarations for model.c (after the arena), e.g. a chip's static buffers."""
+        return ""
+
     def omp_for(self, collapse: int = 1) -> str:
         """A ``#pragma omp parallel for`` line when threads are on, else nothing."""
         if self.threads <= 1:

@@ -61,9 +61,11 @@ def plan_memory(
     *,
     inplace_ok: Callable[[Node], bool],
     scratch_bytes: Callable[[Node], int],
+    nbytes_of: Callable[[Value], int] = lambda v: v.type.nbytes,
 ) -> MemoryPlan:
     """Plan storage for ``graph``. ``inplace_ok(node)`` says if the op may write over its
-    first same-shaped input; ``scratch_bytes(node)`` is the temporary space a layer needs."""
+    first same-shaped input; ``scratch_bytes(node)`` is the temporary space a layer needs;
+    ``nbytes_of(value)`` its stored size (a padded layout stores more than its elements)."""
     st: dict[int, Storage] = {}
     for k, v in enumerate(graph.inputs):
         st[id(v)] = Storage("input", k, members=[id(v)])
@@ -89,7 +91,7 @@ def plan_memory(
         for v in node.outputs:
             k = out_index.get(id(v))
             s = Storage("output", k) if k is not None else Storage("arena")
-            s.nbytes, s.first, s.last, s.members = v.type.nbytes, i, i, [id(v)]
+            s.nbytes, s.first, s.last, s.members = nbytes_of(v), i, i, [id(v)]
             st[id(v)] = s
         src = node.inputs[0] if node.inputs else None
         if node.op in VIEW_OPS and src is not None:

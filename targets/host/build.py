@@ -34,7 +34,8 @@ from targets.host.cpu import arch_flags, resolve_level
 from targets.host.wrapper import wrapper_pyx
 
 CSRC = Path(__file__).resolve().parents[2] / "csrc"
-_CODEGEN_DIRS = (Path(__file__).resolve().parent, Path(__file__).resolve().parents[1] / "c")
+_CODEGEN_DIRS = (Path(__file__).resolve().parent, Path(__file__).resolve().parents[1] / "c",
+                 Path(__file__).resolve().parents[1] / "staged")
 DONE = "build.json"
 
 
@@ -137,14 +138,18 @@ def cache_key(graph: Graph, opts: BuildOptions, version: str) -> str:
 
 
 def build_host(graph: Graph, opts: BuildOptions = BuildOptions(), *,
-               cache_dir: str | os.PathLike[str] | None = None, version: str = "") -> BuildResult:
-    """Generate, compile and cache ``graph``'s extension module (or reuse the cached one)."""
+               cache_dir: str | os.PathLike[str] | None = None, version: str = "",
+               renderer: Renderer | None = None) -> BuildResult:
+    """Generate, compile and cache ``graph``'s extension module (or reuse the cached one).
+    ``renderer`` generates the C of another target (an accelerator's staged code, run on
+    this host); the default is the host's own."""
     start = time.perf_counter()
     opts = opts.resolved()
     cc = find_cc()
-    key = cache_key(graph, opts, version)
+    tname = renderer.name if renderer is not None else "host"
+    key = cache_key(graph, opts, version + "/" + tname)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    folder = root / f"host-{key[:20]}"
+    folder = root / f"{tname}-{key[:20]}"
     name = f"qnnc_model_{key[:16]}"
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
     meta_path = folder / DONE
@@ -156,13 +161,14 @@ def build_host(graph: Graph, opts: BuildOptions = BuildOptions(), *,
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
     try:
-        src = generate(graph, HostRenderer(opts.threads), version=version)
+        src = generate(graph, renderer or HostRenderer(opts.threads), version=version)
         for fname, data in src.files.items():
             p = tmp / fname
             p.write_bytes(data) if isinstance(data, bytes) else p.write_text(data)
         for h in sorted(CSRC.glob("*.h")):
             shutil.copy(h, tmp / h.name)
-        (tmp / f"{name}.pyx").write_text(wrapper_pyx(graph, src.arena_bytes, src.weight_bytes))
+        (tmp / f"{name}.pyx").write_text(wrapper_pyx(graph, src.arena_bytes, src.weight_bytes,
+                                                     counters=renderer is not None))
         for fname, text in bundle_files(graph, opts.cflags(), opts.threads).items():
             (tmp / fname).write_text(text)
         _compile(tmp, name, suffix, cc, opts)
@@ -221,13 +227,14 @@ def _compile(folder: Path, name: str, suffix: str, cc: str, opts: BuildOptions) 
         (folder / o).unlink(missing_ok=True)
 
 
-def build_c_library(graph: Graph, folder: Path, opts: BuildOptions = BuildOptions()) -> Path:
+def build_c_library(graph: Graph, folder: Path, opts: BuildOptions = BuildOptions(),
+                    renderer: Renderer | None = None) -> Path:
     """Generate ``graph``'s C into ``folder`` and link it alone (no Python wrapper) as
     libmodel.so: the quick path for tests that call qnnc_run through ctypes."""
     opts = opts.resolved()
     cc = find_cc().split()
     folder.mkdir(parents=True, exist_ok=True)
-    src = generate(graph, HostRenderer(opts.threads))
+    src = generate(graph, renderer or HostRenderer(opts.threads))
     for fname, data in src.files.items():
         p = folder / fname
         p.write_bytes(data) if isinstance(data, bytes) else p.write_text(data)

@@ -25,7 +25,7 @@ except ImportError:  # the module used outside qnnc
 
 cdef extern from "model.h":
     int qnnc_run(const void *const *inputs, void *const *outputs) nogil
-
+{counter_decl}
 #: (name, numpy dtype, shape) of every input and output, in qnnc_run's order
 INPUTS = {inputs}
 OUTPUTS = {outputs}
@@ -99,7 +99,37 @@ class Session:
         if rc != 0:
             raise RuntimeError(f"qnnc_run failed with code {{rc}}")
         return [outs[known.index(n)] for n in wanted]
-'''
+{counter_methods}'''
+
+_COUNTER_DECL = """\
+    ctypedef unsigned long long u64 "uint64_t"
+    const u64 *qnnc_cnt_data()
+    int qnnc_cnt_rows()
+    int qnnc_cnt_cols()
+    const char *qnnc_cnt_layer_name(int i)
+    const char *qnnc_cnt_col_name(int j)
+    void qnnc_cnt_reset()
+"""
+
+_COUNTER_METHODS = """
+    def counters(self):
+        \"\"\"Bytes moved per link and MACs, per staged layer, since the last reset (or
+        since the module was loaded): {layer: {link: n, ..., "macs": n}}.\"\"\"
+        cdef int i, j
+        cdef int rows = qnnc_cnt_rows(), cols = qnnc_cnt_cols()
+        cdef const u64 *data = qnnc_cnt_data()
+        out = {}
+        with _LOCK:
+            for i in range(rows):
+                name = qnnc_cnt_layer_name(i).decode("utf-8", "replace")
+                out[name] = {qnnc_cnt_col_name(j).decode(): int(data[i * cols + j])
+                             for j in range(cols)}
+        return out
+
+    def reset_counters(self):
+        with _LOCK:
+            qnnc_cnt_reset()
+"""
 
 
 def _specs(values: list) -> str:
@@ -108,9 +138,13 @@ def _specs(values: list) -> str:
     return "(" + "".join(r + ", " for r in rows) + ")"
 
 
-def wrapper_pyx(graph: Graph, arena_bytes: int, weight_bytes: int) -> str:
-    """The .pyx source for ``graph``'s generated model.c."""
+def wrapper_pyx(graph: Graph, arena_bytes: int, weight_bytes: int, *,
+                counters: bool = False) -> str:
+    """The .pyx source for ``graph``'s generated model.c; ``counters``: the C exports the
+    staged targets' run-time counters (Session.counters())."""
     return _TEMPLATE.format(
+        counter_decl=_COUNTER_DECL if counters else "",
+        counter_methods=_COUNTER_METHODS if counters else "",
         nlayers=len(graph.nodes), inputs=_specs(graph.inputs), outputs=_specs(graph.outputs),
         arena=arena_bytes, weights=weight_bytes, nin=max(len(graph.inputs), 1),
         nout=max(len(graph.outputs), 1), ninputs=len(graph.inputs),

@@ -63,7 +63,7 @@ def problem_of(graph: Graph, node: Node, prof: Profile,
         return _matmul(node, x, ins[1], y, common, precision)
     if node.op in POOL_OPS:
         return _pool(node, x, y, common)
-    return _elementwise(node, ins, y, common)
+    return _elementwise(node, y, common)
 
 
 def _hw(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -138,14 +138,15 @@ def _pool(node: Node, x: TensorType, y: TensorType, common: dict) -> Problem | N
                    acc_bytes=0, ops_per_output=kern[0] * kern[1], **common)
 
 
-def _elementwise(node: Node, ins: list[TensorType | None], y: TensorType,
-                 common: dict) -> Problem | None:
+def _elementwise(node: Node, y: TensorType, common: dict) -> Problem | None:
     shape = y.shape
     if not shape:
         return None
     n = shape[0] if len(shape) >= 3 else 1
     ch = shape[1] if len(shape) >= 3 else shape[-1]
     rows = math.prod(shape[2:]) if len(shape) >= 3 else math.prod(shape[:-1])
-    full = [t for t in ins if t is not None and t.size == y.size]
+    # streamed operands: the full-size activations (constants such as a LUT stay resident)
+    full = [v for v in node.inputs
+            if v is not None and v.data is None and v.type.size == y.size]
     return Problem(unit="vector", sizes=(n, ch, rows, 1, 1), in_hw=(rows, 1),
                    n_inputs=max(1, len(full)), has_weights=False, acc_bytes=0, **common)

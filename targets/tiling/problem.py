@@ -14,6 +14,7 @@ profile's channel block (NC1HWC0's C0), matrix tiles to the MAC array's block.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from targets.profiles.schema import Profile
 
@@ -28,6 +29,17 @@ def cdiv(a: int, b: int) -> int:
 
 def pad(a: int, b: int) -> int:
     return cdiv(a, b) * b
+
+
+@lru_cache(maxsize=4096)
+def groups_touched(m: int, per_group: int, tm: int) -> int:
+    """The most groups one tile of ``tm`` output channels spans, over the tiles at multiples
+    of ``tm`` (a tile that straddles a group boundary reads both groups' inputs)."""
+    most = 0
+    for m0 in range(0, m, tm):
+        last = min(m0 + tm, m) - 1
+        most = max(most, last // per_group - m0 // per_group + 1)
+    return most
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,7 @@ class Problem:
         if self.unit == "vector" and not self.has_weights:
             return tm  # pooling / elementwise: channel in = channel out
         if self.m_per_group:
-            return cdiv(tm, self.m_per_group) * tc
+            return groups_touched(self.sizes[M], self.m_per_group, tm) * tc
         return tc
 
     @property

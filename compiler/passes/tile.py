@@ -1,0 +1,37 @@
+"""tile: choose every staged layer's tiles for the target and record them on the node.
+
+For each layer the target stages (targets/staged/support.py) the tiler searches, from the
+profile alone, the tile sizes per buffer level and loop orders with the lowest modelled time
+that fit every buffer (targets/tiling). The plan becomes annotations: ``tile`` (n, m, oh, ow, c
+per level, innermost level first), ``tile_order`` (one loop order per level) and
+``tile_target``; ``--print-after tile`` shows them. A layer no tiling fits fails with the
+layer and the buffer named.
+"""
+
+from __future__ import annotations
+
+from compiler.passes.manager import PassError, register_pass
+from compiler.passes.target_context import current_profile
+from ir.graph import Graph
+from targets.staged.support import staged_kind
+from targets.tiling import TilingError, plan_attrs, tile_node
+
+
+def tile_graph_attrs(graph: Graph, prof: object) -> Graph:
+    for node in graph.nodes:
+        if staged_kind(node) is None:
+            continue
+        try:
+            plan = tile_node(graph, node, prof, precision="ir")  # type: ignore[arg-type]
+        except TilingError as e:
+            raise PassError(f"{e}. Reduce the layer (fewer channels or a smaller input) or "
+                            "compile it for a target with larger buffers") from None
+        if plan is None:
+            continue
+        node.attrs.update(plan_attrs(plan))
+    return graph
+
+
+@register_pass("tile", "choose each staged layer's tiles and loop orders for the target")
+def tile(graph: Graph) -> Graph:
+    return tile_graph_attrs(graph, current_profile("tile"))
