@@ -120,6 +120,8 @@ class CompiledModel:
         #: evaluation data was given, and the automatic mixed-precision result if asked for
         self.accuracy: Any = None
         self.auto_precision: Any = None
+        #: the accelerator profile (targets.profiles.schema.Profile) the model was tiled for
+        self.profile: Any = None
         self._session: Any = build.load().Session() if build is not None else None
 
     @property
@@ -169,6 +171,27 @@ class CompiledModel:
         outs = interpret(self.graph, fed)
         return [outs[n] for n in wanted]
 
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Accelerator targets: per staged layer, the bytes moved on each link (buffer name
+        or "offchip") and the MACs counted by the generated code since the model was built
+        or :meth:`reset_counters`; {} for other targets."""
+        if self._session is None or not hasattr(self._session, "counters"):
+            return {}
+        return dict(self._session.counters())
+
+    def reset_counters(self) -> None:
+        if self._session is not None and hasattr(self._session, "reset_counters"):
+            self._session.reset_counters()
+
+    def plans(self) -> Any:
+        """Accelerator targets: the tile plans (targets.tiling.TilePlans) recorded on the
+        graph by the tile pass, with their modelled costs; None for other targets."""
+        if self.profile is None:
+            return None
+        from targets.staged.plans import plans_of
+
+        return plans_of(self.graph, self.profile)
+
     def _describe_inputs(self) -> str:
         return ", ".join(f"{k} ({t})" for k, t in self.input_types.items()) or "none"
 
@@ -211,6 +234,10 @@ class CompiledModel:
                     if f.is_file():
                         shutil.copy2(f, folder / f.name)
             (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+            if self.profile is not None:
+                from targets.report import write_reports
+
+                write_reports(folder, self.graph, self.plans(), self.profile)
 
         return write_folder_atomically(Path(output_dir), fill)
 
@@ -310,6 +337,7 @@ def compile_model(
     output_dir: str | os.PathLike[str] | None = None,
     on_print: PrintHook | None = None,
     target: str | None = None,
+    target_file: str | os.PathLike[str] | None = None,
     threads: int = 1,
     cpu: str = "auto",
     cache_dir: str | os.PathLike[str] | None = None,
@@ -341,6 +369,13 @@ def compile_model(
       OpenMP), builds it with cython + cc (cached under ``cache_dir``, by default
       ~/.cache/qnnc) and runs it natively; the output folder then also holds model.c,
       model.h, weights.c, the .pyx wrapper, the built module, a Makefile and main.c.
+    - ``target`` may also name an accelerator profile (``qnnc targets``: ascend910b,
+      ascend310p, mlu370x8, thinker2), or ``target_file`` a TOML/JSON profile of your own
+      chip: the INT8 graph then gets the chip's layouts and tiles (passes layout,
+      fold-layout, tile; ``print_after`` may name them) and C that stages every tile through
+      static arrays of the chip's buffer sizes and counts bytes and MACs
+      (``CompiledModel.counters()``), built and run on this host; the output folder also
+      gets report.txt, report.json and roofline.html.
     - ``precision``: ``"f32"`` (default) or ``"int8"``. INT8 needs ``calibration`` data (an
       .npz/.npy path, a folder of .npy files, a dict of stacked arrays or an iterable of
       {input: array} samples); ``calib_method`` is minmax, percentile, entropy or mse;
@@ -371,18 +406,30 @@ def compile_model(
     if equalize and "equalize" not in steps:
         at = steps.index("fold-batchnorm") + 1 if "fold-batchnorm" in steps else len(steps)
         steps[at:at] = ["equalize"]
+    profile = _accelerator(target, target_file)
+    if profile is not None:
+        target = profile.name
+    tsteps = list(mod.TARGET_PIPELINE) if profile is not None and mod is not None else []
     after = (
-        [p for p in steps if p not in disabled_passes] if "all" in print_after
+        [p for p in steps + tsteps if p not in disabled_passes] if "all" in print_after
         else list(print_after)
     )
     _check_pass_names(steps, "the pipeline", known)
     _check_pass_names(list(disabled_passes), "--disable-pass", known)
     _check_pass_names([p for p in after if p != "quantize"], "--print-after", known + ["quantize"])
+    target_after = [p for p in after if p in tsteps]
+    idle = [p for p in after if mod is not None and p in mod.TARGET_PIPELINE and p not in tsteps]
+    if idle:
+        raise QnncError(f"--print-after {idle[0]}: that pass runs only for an accelerator "
+                        "target (--target ascend910b, ..., or --target-file)")
     if precision not in PRECISIONS:
         raise QnncError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if profile is not None and precision != "int8" and not _prequantised(graph):
+        raise QnncError(f"target {target!r} runs INT8 kernels: compile with --precision int8 "
+                        "and calibration data (--calib), or give a pre-quantised model")
     if mod is not None and steps:
         graph = mod.run_pipeline(
-            graph, steps, print_after=[p for p in after if p != "quantize"],
+            graph, steps, print_after=[p for p in after if p != "quantize" and p not in tsteps],
             disabled=tuple(disabled_passes), on_print=on_print,
         )
     verify(graph)
@@ -403,18 +450,64 @@ def compile_model(
         if on_print is not None and ("quantize" in after or "all" in print_after):
             on_print("quantize", _ir_text().print_graph(graph))
     build = None
-    if target is not None:
+    if profile is not None:
+        from compiler.passes.target_context import for_target
+
+        with for_target(profile):
+            graph = mod.run_pipeline(graph, tsteps, print_after=target_after,
+                                     disabled=tuple(disabled_passes), on_print=on_print)
+        verify(graph)
+        ran += [p for p in tsteps if p not in disabled_passes]
+        build = _build_staged(graph, profile, cpu, cache_dir, werror, extra_cflags)
+    elif target is not None:
         build = _build_target(graph, target, threads, cpu, cache_dir, werror, extra_cflags)
     compiled = CompiledModel(graph, source=_source_name(model), pipeline=ran, target=target,
                              build=build)
+    compiled.profile = profile
     compiled.accuracy, compiled.auto_precision = accuracy, auto
     if output_dir is not None:
         compiled.save(output_dir)
     return compiled
 
 
-TARGETS = ("host",)
 PRECISIONS = ("f32", "int8")
+
+
+def _target_names() -> tuple[str, ...]:
+    from targets.profiles import BUILTIN_TARGETS
+
+    return ("host",) + tuple(t for t in BUILTIN_TARGETS if t != "host")
+
+
+#: host C, then every accelerator profile (staged C, run on this host)
+TARGETS = _target_names()
+
+
+def _accelerator(target: str | None, target_file: Any) -> Any:
+    """The accelerator profile asked for (None: the interpreter or host C)."""
+    from targets.profiles import load_target
+
+    if target_file is not None:
+        if target is not None:
+            raise QnncError("give either a target name or a target file, not both")
+        return load_target(Path(target_file))
+    if target is None or target == "host":
+        return None
+    if target not in TARGETS:
+        raise QnncError(f"unknown target {target!r}; the targets are: {', '.join(TARGETS)} "
+                        "(or a profile file with --target-file)")
+    return load_target(target)
+
+
+def _build_staged(graph: Graph, profile: Any, cpu: str,
+                  cache_dir: str | os.PathLike[str] | None, werror: bool,
+                  extra_cflags: Sequence[str]) -> Any:
+    from targets.host.build import BuildOptions, build_host
+    from targets.staged.renderer import StagedRenderer
+
+    opts = BuildOptions(cpu=cpu, threads=1, werror=werror, extra_cflags=tuple(extra_cflags))
+    return build_host(graph, opts, cache_dir=cache_dir, version=qnnc_version(),
+                      renderer=StagedRenderer(profile))
 
 
 def _prequantised(graph: Graph) -> bool:
@@ -513,13 +606,25 @@ def load_compiled(path: str | os.PathLike[str]) -> CompiledModel:
         raise ModelLoadError(
             f"cannot read {str(ir_path)!r}: {type(e).__name__}: {e}. Recompile the model."
         ) from None
-    return CompiledModel(
+    cm = CompiledModel(
         graph,
         source=str(manifest.get("source_model", "")),
         pipeline=list(manifest.get("pipeline", [])),
         target=manifest.get("target"),
         build=_saved_build(folder, manifest),
     )
+    cm.profile = _saved_profile(cm.target)
+    return cm
+
+
+def _saved_profile(target: Any) -> Any:
+    """The built-in profile a folder was compiled for (None: host, the interpreter, or a
+    user's own profile file, which is not kept with the folder)."""
+    from targets.profiles import BUILTIN_TARGETS, load_target
+
+    if target in BUILTIN_TARGETS and target != "host":
+        return load_target(target)
+    return None
 
 
 def _saved_build(folder: Path, manifest: dict[str, Any]) -> Any:

@@ -203,7 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
 def add_build_options(p: argparse.ArgumentParser) -> None:
     """Target, threads, CPU level and quantisation options (compile and bench share them)."""
     p.add_argument("--target", choices=TARGETS, default=None,
-                   help="generate and build C for this target (default: IR only)")
+                   help="generate and build C for this target: host, or an accelerator "
+                   "profile whose staged C runs here (default: IR only)")
+    p.add_argument("--target-file", metavar="FILE.toml|.json", default=None,
+                   help="an accelerator profile of your own chip (see qnnc targets --help)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="threads of the generated code (OpenMP when > 1; default 1)")
     p.add_argument("--cpu", default="auto",

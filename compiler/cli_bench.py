@@ -28,7 +28,7 @@ from targets.tiling import TilingError, tile_graph
 #: targets bench can name: the code generators it times, then the profiles it models
 BENCH_TARGETS: tuple[str, ...] = tuple(dict.fromkeys((*TARGETS, *BUILTIN_TARGETS)))
 TOP_LAYERS = 10
-_MODELLED = ", ".join(t for t in BUILTIN_TARGETS if t not in TARGETS)
+_MODELLED = ", ".join(t for t in BUILTIN_TARGETS if t != "host")
 
 BENCH_EPILOG = f"""\
 examples:
@@ -78,7 +78,7 @@ def _graph_for_model(args: argparse.Namespace) -> CompiledModel:
     if path.is_dir():
         return load_compiled(path)
     kwargs = build_kwargs(args)
-    kwargs["target"] = None
+    kwargs["target"] = kwargs["target_file"] = None
     return compile_model(args.model, progress=progress_bar("calibrating"), **kwargs)
 
 
@@ -115,7 +115,7 @@ def modelled_text(model: str, data: dict[str, Any], top: int = TOP_LAYERS) -> st
 
 
 def _bench_modelled(args: argparse.Namespace) -> int:
-    prof = load_target(args.target)
+    prof = load_target(Path(args.target_file) if args.target_file else args.target)
     graph = _graph_for_model(args).graph
     try:
         plans = tile_graph(graph, prof)
@@ -128,7 +128,7 @@ def _bench_modelled(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.repeat < 1 or args.warmup < 0:
         raise QnncError("--repeat must be at least 1 and --warmup at least 0")
-    if args.target is not None and args.target not in TARGETS:
+    if getattr(args, "target_file", None) or args.target not in (None, "host"):
         return _bench_modelled(args)
     cm = _compiled(args)
     feeds = random_inputs(cm.input_types, seed=0)

@@ -128,6 +128,7 @@ def build_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "input_shapes": input_shapes_arg(args),
         "target": args.target,
+        "target_file": getattr(args, "target_file", None),
         "threads": args.threads,
         "cpu": args.cpu,
         "precision": precision_arg(args),

@@ -28,20 +28,15 @@ from compiler.cli_common import table
 from ir.graph import Graph, Node, Value
 from targets.cost import OFFCHIP, model_cost, roofline
 from targets.profiles.schema import Profile
-from targets.tiling import TilePlan, TilePlans, order_text
+from targets.tiling import TilePlan, TilePlans, layer_keys, order_text
 from targets.tiling.problem import DIMS
 
 AGREE_RTOL = 1e-3
 REPORT_FILES = ("report.json", "report.txt", "roofline.html")
-_SHARED = "no plan: shares its name with a tiled layer (plans are keyed by node name)"
+_SHARED = "no plan: a plan of another kind of layer has this name"
 
 
 # -- data ---------------------------------------------------------------------------------
-def _key(node: Node) -> str:
-    """The name tile_graph keys a node's plan by."""
-    return node.name or node.outputs[0].name
-
-
 def _shape(v: Value | None) -> list[int] | None:
     return None if v is None else [int(d) for d in v.type.shape]
 
@@ -149,14 +144,13 @@ def report_data(graph: Graph, plans: TilePlans, prof: Profile,
 
     Layers are in graph order; plans without a node in ``graph`` follow at the end.
     """
-    by_key = {_key(n): n for n in graph.nodes}
-    # Plans are keyed by name, so of several nodes sharing one, tile_graph kept the last
-    # tiled one's plan: that node owns it, the others are reported as having no plan.
-    owner = {_key(n): i for i, n in enumerate(graph.nodes)
-             if _key(n) in plans.plans and plans[_key(n)].op == n.op}
+    keys = layer_keys(graph)
+    by_key = {keys[id(n)]: n for n in graph.nodes}
+    owner = {keys[id(n)]: i for i, n in enumerate(graph.nodes)
+             if keys[id(n)] in plans.plans and plans[keys[id(n)]].op == n.op}
     layers, untiled, seen = [], [], set()
     for i, node in enumerate(graph.nodes):
-        k = _key(node)
+        k = keys[id(node)]
         if owner.get(k) == i:
             layers.append(_layer(node, plans[k], prof, counters))
             seen.add(k)

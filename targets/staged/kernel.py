@@ -157,6 +157,47 @@ def geometry(st: Staged) -> Geo:
 # -- input and weight tiles -------------------------------------------------------------------
 
 
+def _strided(st: Staged, lv: int, axis: int) -> tuple[int, int] | None:
+    """(stride, taps extent) when the level-``lv`` input box holds, per output row, only the
+    rows its taps read (stride wider than the kernel extent: the model's span skips the
+    gaps, so the box is a strided DMA); None when the box is contiguous rows."""
+    p = st.prob
+    s = p.strides[axis]
+    e = (p.kernel[axis] - 1) * p.dilations[axis] + 1
+    t = st.nest.tile(lv)[OH if axis == 0 else OW]
+    if s <= e or p.span(t, axis) >= p.in_hw[axis]:
+        return None
+    return s, e
+
+
+def _start(st: Staged, lv: int, axis: int, var: str, first: str, size: int) -> list[str]:
+    """Set the box origin ``var``: contiguous boxes are placed inside the tensor."""
+    if _strided(st, lv, axis) is not None:
+        return [f"{var} = {first};"]
+    span = st.prob.span(st.nest.tile(lv)[OH if axis == 0 else OW], axis)
+    return _clamp(var, first, size - span)
+
+
+def row_of(st: Staged, lv: int, axis: int, slot: str) -> str:
+    """Input row (axis 0) or column of box slot ``slot`` of the level-``lv`` input box."""
+    var = f"x{lv}{'r' if axis == 0 else 'w'}"
+    sd = _strided(st, lv, axis)
+    if sd is None:
+        return f"{var} + {slot}"
+    s, e = sd
+    return f"{var} + ({slot})/{e}*{s} + ({slot})%{e}"
+
+
+def slot_of(st: Staged, lv: int, axis: int, row: str) -> str:
+    """Box slot of input row/column ``row`` (which the box holds)."""
+    var = f"x{lv}{'r' if axis == 0 else 'w'}"
+    sd = _strided(st, lv, axis)
+    if sd is None:
+        return f"{row} - {var}"
+    s, e = sd
+    return f"(({row}) - {var})/{s}*{e} + (({row}) - {var})%{s}"
+
+
 def _levels(st: Staged, operand: str) -> list[int]:
     return [lv for lv in range(1, st.nest.levels + 1)
             if staged_buffer(st.prob, st.prof, operand, lv)]
@@ -197,20 +238,20 @@ def gen_inputs(st: Staged, xct: str) -> None:
                 f"{name}n = {o[N]};",
                 f"{name}g = {o[M]} / {g.per_group};" if p.inputs_depend_on_m else "",
                 f"{name}c = {o[C]};",
-                *_clamp(f"{name}r", f"{o[OH]}*{g.sh} - {g.pt}", g.H - sh),
-                *_clamp(f"{name}w", f"{o[OW]}*{g.sw} - {g.pl}", g.W - sw)]
+                *_start(st, lv, 0, f"{name}r", f"{o[OH]}*{g.sh} - {g.pt}", g.H),
+                *_start(st, lv, 1, f"{name}w", f"{o[OW]}*{g.sw} - {g.pl}", g.W)]
         parent = next((k for k in levels if k > lv), None)
         if parent is None:
-            src = "xsrc[k][" + st.v.x(
-                "n", "chan", f"{name}r + r", f"{name}w + cc") + "]"
+            src = "xsrc[k][" + st.v.x("n", "chan", "row", "col") + "]"
         else:
             pbn, _, ptc, pch, psh, psw = x_box(st, parent)
             pn = f"x{parent}"
             src = (f"{pn}[((k*{pbn} + (n - {pn}n))*{pch} + (gg - {pn}g)*{ptc} + (cw - {pn}c))"
-                   f"*{psh * psw} + ({name}r + r - {pn}r)*{psw} + ({name}w + cc - {pn}w)]")
+                   f"*{psh * psw} + ({slot_of(st, parent, 0, 'row')})*{psw} + "
+                   f"({slot_of(st, parent, 1, 'col')})]")
         shw = sh * sw
         code += [
-            "for (int k = 0; k < %d; ++k)" % ni,
+            f"for (int k = 0; k < {ni}; ++k)",
             f"for (int bn = 0; bn < {bn}; ++bn) {{",
             f"  const int n = {name}n + bn; (void)n;",
             f"  for (int gi = 0; gi < {gb}; ++gi) {{",
@@ -222,7 +263,10 @@ def gen_inputs(st: Staged, xct: str) -> None:
             f"{{ memset(d, 0, {shw} * sizeof({xct})); continue; }}",
             f"      const int chan = gg*{g.cg} + cw; (void)chan;",
             f"      for (int r = 0; r < {sh}; ++r) for (int cc = 0; cc < {sw}; ++cc)",
-            f"        d[r*{sw} + cc] = {src};",
+            f"        {{ const int row = {row_of(st, lv, 0, 'r')}, "
+            f"col = {row_of(st, lv, 1, 'cc')};",
+            f"          d[r*{sw} + cc] = (row < 0 || row >= {g.H} || col < 0 || col >= {g.W})"
+            f" ? 0 : {src}; }}",
             "    }",
             "  }",
         ]
@@ -466,8 +510,8 @@ def _window(g: Geo, inner: list[str]) -> list[str]:
 
 def _x_at(st: Staged, gi: str, c: str) -> str:
     _, _, tc, ch, sh, sw = x_box(st, 1)
-    return (f"x1[((n - x1n)*{ch} + ({gi})*{tc} + ({c}) - x1c)*{sh * sw} + (r - x1r)*{sw}"
-            f" + (col - x1w)]")
+    return (f"x1[((n - x1n)*{ch} + ({gi})*{tc} + ({c}) - x1c)*{sh * sw} + "
+            f"({slot_of(st, 1, 0, 'r')})*{sw} + ({slot_of(st, 1, 1, 'col')})]")
 
 
 def compute_macs(st: Staged, zx: int, zw: str) -> list[str]:

@@ -17,7 +17,7 @@ from targets.cost import OFFCHIP, Schedule
 from targets.profiles.schema import Profile
 from targets.staged.kernel import Counters, Staged, body
 from targets.staged.support import staged_kind
-from targets.tiling import problem_of
+from targets.tiling import layer_keys, problem_of
 from targets.tiling.problem import DIMS
 
 
@@ -32,15 +32,8 @@ def schedule_of(node: Node) -> Schedule:
 
 
 def counter_name(graph: Graph, node: Node) -> str:
-    """The name of ``node``'s counter row: its name, or name#k when k earlier nodes share it
-    (a quantised layer and the Dequantize after it may both carry the source node's name)."""
-    name = node.name or node.outputs[0].name
-    k = 0
-    for other in graph.nodes:
-        if other is node:
-            break
-        k += (other.name or other.outputs[0].name) == name
-    return name if k == 0 else f"{name}#{k}"
+    """The name of ``node``'s counter row (targets.tiling.layer_keys)."""
+    return layer_keys(graph)[id(node)]
 
 
 class StagedRenderer(Renderer):
@@ -60,10 +53,11 @@ class StagedRenderer(Renderer):
         self.graph = graph
         self.layout = {id(v): str(n.attrs.get("layout", "")) for n in graph.nodes
                        for v in n.outputs}
+        keys = layer_keys(graph)
         for node in graph.nodes:
             if "tile" in node.attrs and staged_kind(node) is not None:
                 self.rows[id(node)] = len(self.row_names)
-                self.row_names.append(counter_name(graph, node))
+                self.row_names.append(keys[id(node)])
 
     def layout_of(self, v: Value) -> str:
         return self.layout.get(id(v), "")

@@ -90,16 +90,32 @@ def tile_node(graph: Graph, node: Node, prof: Profile,
     return None if prob is None else plan_problem(prob, prof)
 
 
+def layer_keys(graph: Graph) -> dict[int, str]:
+    """id(node) -> a name unique in the graph: the node's name, or name#k for the k-th
+    later node with the same name (a quantised layer and the Dequantize after it can share
+    one). Plans, reports and the generated code's counters are keyed by it."""
+    seen: dict[str, int] = {}
+    out: dict[int, str] = {}
+    for node in graph.nodes:
+        name = node.name or node.outputs[0].name
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        out[id(node)] = name if k == 0 else f"{name}#{k}"
+    return out
+
+
 def tile_graph(graph: Graph, prof: Profile, precision: str = "int8") -> TilePlans:
-    """Plans for every tiled layer; raises TilingError naming the first layer that cannot
-    fit (with the buffer it overflows)."""
+    """Plans for every tiled layer, keyed by :func:`layer_keys`; raises TilingError naming
+    the first layer that cannot fit (with the buffer it overflows)."""
     plans: dict[str, TilePlan] = {}
     untiled: list[str] = []
+    keys = layer_keys(graph)
     for node in graph.nodes:
         p = tile_node(graph, node, prof, precision)
         if p is None:
-            untiled.append(node.name or node.outputs[0].name)
+            untiled.append(keys[id(node)])
         else:
+            p.node = keys[id(node)]
             plans[p.node] = p
     return TilePlans(prof.name, plans, untiled)
 
@@ -225,6 +241,6 @@ def _shrink_level(tiles: list[list[int]], lv: int, u: Tile) -> bool:
 
 __all__ = [
     "TILED_OPS", "TilePlan", "TilePlans", "TilingError", "force_plan", "force_plans",
-    "format_plan",
+    "format_plan", "layer_keys",
     "format_plans", "plan_attrs", "plan_problem", "problem_of", "tile_graph", "tile_node",
 ]

@@ -3,6 +3,7 @@
 A case file holds cases separated by a line ``// -----``. Each case is::
 
     // RUN: pass-a,pass-b        the pipeline to run (verified after every pass)
+    // TARGET: ascend910b        (optional) the profile target passes work for
     graph @g(...) { ... }        the input graph (comments allowed)
     // CHECK:
     graph @g(...) { ... }        the exact expected text of the result (all constants inline)
@@ -22,9 +23,11 @@ import numpy as np
 import pytest
 
 from compiler.passes import PASSES, run_pipeline
+from compiler.passes.target_context import for_target
 from ir.graph import Graph
 from ir.interpreter import run
 from ir.text import parse_graph, print_graph
+from targets.profiles import load_target
 
 CASES_DIR = Path(__file__).parent / "cases"
 SEPARATOR = "// -----"
@@ -39,6 +42,7 @@ class Case:
     passes: list[str]
     source: str
     expected: str
+    target: str | None = None
 
     @property
     def id(self) -> str:
@@ -68,7 +72,9 @@ def _case(file: str, start: int, lines: list[str]) -> Case:
     assert r < c, f"{where}: RUN must come before CHECK"
     passes = [p.strip() for p in lines[r].removeprefix("// RUN:").split(",")]
     expected = "\n".join(lines[c + 1:]).strip("\n") + "\n"
-    return Case(file, start + r, passes, "\n".join(lines[r + 1:c]), expected)
+    target = next((ln.removeprefix("// TARGET:").strip() for ln in lines[r + 1:c]
+                   if ln.startswith("// TARGET:")), None)
+    return Case(file, start + r, passes, "\n".join(lines[r + 1:c]), expected, target)
 
 
 ALL_CASES = [c for p in sorted(CASES_DIR.glob("*.ir")) for c in load_cases(p)]
@@ -92,7 +98,8 @@ def random_feeds(graph: Graph, seed: int) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
 def test_case(case: Case) -> None:
     before = parse_graph(case.source)
-    after = run_pipeline(parse_graph(case.source), case.passes, verify=True)
+    with for_target(load_target(case.target) if case.target else None):
+        after = run_pipeline(parse_graph(case.source), case.passes, verify=True)
     assert print_graph(after, max_inline=None) == case.expected
     for seed in range(3):
         feeds = random_feeds(before, seed)

@@ -51,11 +51,16 @@ def test_disabled_passes_are_skipped() -> None:
 
 
 def test_unknown_pass_names_list_the_known_ones() -> None:
-    for kwargs in ({}, {"print_after": ["tile"]}, {"disabled": ["tile"]}):
-        pipeline = ["dce"] if kwargs else ["dce", "tile"]
-        with pytest.raises(PassError, match=r"unknown pass 'tile' in .*; known passes: "
+    for kwargs in ({}, {"print_after": ["tiles"]}, {"disabled": ["tiles"]}):
+        pipeline = ["dce"] if kwargs else ["dce", "tiles"]
+        with pytest.raises(PassError, match=r"unknown pass 'tiles' in .*; known passes: "
                                              r"dce, (.+, )?fold-batchnorm, fold-constants"):
             run_pipeline(parse_graph(SOURCE), pipeline, **kwargs)
+
+
+def test_a_target_pass_without_a_target_says_how_to_give_one() -> None:
+    with pytest.raises(PassError, match="pass 'tile' works for a target: compile with --target"):
+        run_pipeline(parse_graph(SOURCE), ["tile"])
 
 
 def test_print_after_a_pass_that_does_not_run_is_an_error() -> None:

@@ -1,0 +1,38 @@
+"""Tile plans read back from a tiled graph's annotations, with their modelled costs: what the
+reports and the counter checks compare the generated code against."""
+
+from __future__ import annotations
+
+from ir.graph import Graph
+from targets import cost as costs
+from targets.profiles.schema import Profile
+from targets.staged.renderer import schedule_of
+from targets.staged.support import staged_kind
+from targets.tiling import TilePlan, TilePlans, layer_keys, problem_of
+
+
+def plans_of(graph: Graph, prof: Profile) -> TilePlans:
+    """A TilePlans of every node the tile pass annotated, keyed like the run-time counters
+    (node name, or name#k for the k-th repeat of a name); the other nodes are untiled."""
+    plans: dict[str, TilePlan] = {}
+    untiled: list[str] = []
+    keys = layer_keys(graph)
+    for node in graph.nodes:
+        prob = problem_of(graph, node, prof, "ir") if "tile" in node.attrs and \
+            staged_kind(node) is not None else None
+        if prob is None:
+            untiled.append(keys[id(node)])
+            continue
+        sched = schedule_of(node)
+        key = keys[id(node)]
+        plans[key] = TilePlan(key, node.op, prof.name, prob, sched,
+                              costs.occupancy(prob, prof, sched.tiles),
+                              costs.evaluate(prob, prof, sched))
+    return TilePlans(prof.name, plans, untiled)
+
+
+def modelled_counters(plan: TilePlan) -> dict[str, int]:
+    """The counters the generated code must show for ``plan``: bytes per link and MACs."""
+    out = {k: int(round(v)) for k, v in plan.cost.bytes.items() if v}
+    out["macs"] = plan.cost.macs
+    return out
