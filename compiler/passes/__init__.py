@@ -33,4 +33,5 @@ DEFAULT_PIPELINE: list[str] = [
 #: what an accelerator target runs after quantisation, with its profile (target_context)
 TARGET_PIPELINE: list[str] = ["layout", "fold-layout", "tile"]
 
-__all__ = ["DEFAULT_PIPELINE", "PASSES", "TARGET_PIPELINE", "Pass", "PassError", "register_pass", "run_pipeline"]
+__all__ = ["DEFAULT_PIPELINE", "PASSES", "TARGET_PIPELINE", "Pass", "PassError",
+           "register_pass", "run_pipeline"]

@@ -13,7 +13,7 @@ from ir import layouts
 from ir.graph import Graph, Node, Value
 from targets.c.emitter import CodegenError, Emitter, LayerCtx, Renderer, emitter_for
 from targets.c.names import c_string
-from targets.cost import OFFCHIP, Schedule
+from targets.cost import OFFCHIP, Schedule, overflow
 from targets.profiles.schema import Profile
 from targets.staged.kernel import Counters, Staged, body
 from targets.staged.support import staged_kind
@@ -86,7 +86,14 @@ class StagedRenderer(Renderer):
         prob = problem_of(self.graph, node, self.profile, "ir")
         if prob is None:
             raise ctx.fail("no tiling problem for this layer")
-        st = Staged(ctx, node, kind, prob, schedule_of(node), self.profile,
+        sched = schedule_of(node)
+        over = overflow(prob, self.profile, sched.tiles)
+        if over is not None:
+            buf, need = over
+            raise ctx.fail(f"its tiles {list(sched.tiles)} need {need} bytes of buffer "
+                           f"{buf.name!r}, which has {buf.per_core_bytes} per core on "
+                           f"{self.profile.name}; re-run the tile pass")
+        st = Staged(ctx, node, kind, prob, sched, self.profile,
                     self.rows[id(node)], self.counters, self.layout_of)
         return body(st)
 

@@ -14,7 +14,7 @@ import time
 
 from compiler.golden import record_outputs
 from targets.c.emitter import CodegenError
-from tests.golden.corpus import CASES, PRECISIONS, TARGETS, compile_case, folder
+from tests.golden.corpus import CASES, INT8_ONLY, PRECISIONS, TARGETS, compile_case, folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for target in args.target or TARGETS:
             for precision in args.precision or PRECISIONS:
+                if target in INT8_ONLY and precision != "int8":
+                    continue
                 start = time.perf_counter()
                 where = folder(case, target, precision)
                 try:
