@@ -73,12 +73,13 @@ static inline int32_t qnnc_q8_at(const void *p, ptrdiff_t i, int sgn) {
     return sgn ? (int32_t)((const int8_t *)p)[i] : (int32_t)((const uint8_t *)p)[i];
 }
 
-/* One im2col row of a 2-D convolution: output positions p0 .. p0+n-1 (row-major over
- * OH x OW) read plane xc[H][W] at (oh*SH + offh, ow*SW + offw); positions in the padding get
- * `padv`, the others x - sub. */
-static inline void qnnc_q8_im2row(int16_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT xc,
-                                  int sgn, int p0, int n, int H, int W, int OW, int SH, int SW,
-                                  int offh, int offw, int sub, int padv) {
+/* One im2col row of a 2-D convolution, as bytes: output positions p0 .. p0+n-1 (row-major
+ * over OH x OW) read plane xc[H][W] at (oh*SH + offh, ow*SW + offw); positions in the padding
+ * get `padv` (the input zero point's byte). 8-bit signed and unsigned values are copied alike:
+ * widening happens once, in qnnc_q8_pack_pair. */
+static inline void qnnc_q8_im2row8(uint8_t *QNNC_RESTRICT dst, const uint8_t *QNNC_RESTRICT xc,
+                                   int p0, int n, int H, int W, int OW, int SH, int SW,
+                                   int offh, int offw, uint8_t padv) {
     int lo_ow = offw >= 0 ? 0 : (-offw + SW - 1) / SW;
     int hi_ow = (W - 1 - offw) < 0 ? 0 : (W - 1 - offw) / SW + 1;
     if (hi_ow > OW) hi_ow = OW;
@@ -88,22 +89,36 @@ static inline void qnnc_q8_im2row(int16_t *QNNC_RESTRICT dst, const void *QNNC_R
         int run = OW - ow;
         if (run > n - j) run = n - j;
         const int ih = oh * SH + offh;
-        int16_t *d = dst + j - ow;  /* d[t] for t in [ow, ow + run) */
+        uint8_t *d = dst + j - ow;  /* d[t] for t in [ow, ow + run) */
         if (ih < 0 || ih >= H) {
-            for (int t = ow; t < ow + run; ++t) d[t] = (int16_t)padv;
+            memset(d + ow, padv, (size_t)run);
         } else {
             const int a = ow > lo_ow ? ow : lo_ow;
             const int b = ow + run < hi_ow ? ow + run : hi_ow;
-            const ptrdiff_t base = (ptrdiff_t)ih * W + offw;
+            const uint8_t *src = xc + (ptrdiff_t)ih * W + offw;
             int t = ow;
-            for (; t < a; ++t) d[t] = (int16_t)padv;
+            if (a > t) { memset(d + t, padv, (size_t)(a - t)); t = a; }
             if (SW == 1) {
-                for (; t < b; ++t) d[t] = (int16_t)(qnnc_q8_at(xc, base + t, sgn) - sub);
+                if (b > t) { memcpy(d + t, src + t, (size_t)(b - t)); t = b; }
             } else {
-                for (; t < b; ++t)
-                    d[t] = (int16_t)(qnnc_q8_at(xc, base + (ptrdiff_t)t * SW, sgn) - sub);
+#if defined(__AVX2__)
+                if (SW == 2) {
+                    /* the even bytes of 32 consecutive inputs: a byte shuffle per 128-bit lane,
+                     * then the two lanes' low halves side by side; reads stay before src[2b] */
+                    const __m256i even = _mm256_setr_epi8(
+                        0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1,
+                        0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
+                    for (; t + 17 <= b; t += 16) {
+                        const __m256i v = _mm256_shuffle_epi8(
+                            _mm256_loadu_si256((const __m256i *)(src + 2 * (ptrdiff_t)t)), even);
+                        _mm_storeu_si128((__m128i *)(d + t), _mm256_castsi256_si128(
+                            _mm256_permute4x64_epi64(v, 0x08)));
+                    }
+                }
+#endif
+                for (; t < b; ++t) d[t] = src[(ptrdiff_t)t * SW];
             }
-            for (; t < ow + run; ++t) d[t] = (int16_t)padv;
+            if (ow + run > t) memset(d + t, padv, (size_t)(ow + run - t));
         }
         j += run;
         ow = 0;
@@ -111,35 +126,46 @@ static inline void qnnc_q8_im2row(int16_t *QNNC_RESTRICT dst, const void *QNNC_R
     }
 }
 
-/* A contiguous row of n 8-bit values minus sub (a 1x1 convolution's row, a matrix row). */
-static inline void qnnc_q8_widen(int16_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT x,
-                                 int sgn, int n, int sub) {
-    for (int j = 0; j < n; ++j) dst[j] = (int16_t)(qnnc_q8_at(x, j, sgn) - sub);
-}
-
-/* Rows k and k+1 (ra, rb; rb NULL for the zero row past an odd K) of B into the packed
- * panels at dst (this k pair's slot of panel 0; panels are `pstride` int16 apart). Columns
- * n .. 16*ceil(n/16) are zero. */
-static inline void qnnc_q8_interleave(int16_t *QNNC_RESTRICT dst, const int16_t *ra,
-                                      const int16_t *rb, int n, ptrdiff_t pstride) {
+/* Rows k and k+1 of B as 8-bit values (ra, rb; rb NULL for the zero row past an odd K),
+ * minus sub, widened into the packed panels at dst (this k pair's slot of panel 0; panels are
+ * `pstride` int16 apart). Columns n .. 16*ceil(n/16) are zero. With AVX2 each 16 columns are
+ * two byte unpacks and two widenings: the (k, k+1) interleave comes from the unpack. */
+static inline void qnnc_q8_pack_pair(int16_t *QNNC_RESTRICT dst, const void *ra, const void *rb,
+                                     int sgn, int n, int sub, ptrdiff_t pstride) {
     const int full = n / QNNC_Q8_NR;
-    for (int p = 0; p < full; ++p) {
+    int p = 0;
+#if defined(__AVX2__)
+    const uint8_t *a8 = (const uint8_t *)ra, *b8 = (const uint8_t *)rb;
+    /* sub from both halves of a pair, or only from the k half when k+1 is the zero row */
+    const __m256i subv = rb ? _mm256_set1_epi16((int16_t)sub)
+                            : _mm256_set1_epi32((int32_t)(uint16_t)(int16_t)sub);
+    for (; p < full; ++p) {
+        const __m128i a = _mm_loadu_si128((const __m128i *)(a8 + p * QNNC_Q8_NR));
+        const __m128i b = rb ? _mm_loadu_si128((const __m128i *)(b8 + p * QNNC_Q8_NR))
+                             : _mm_setzero_si128();
+        const __m128i lo = _mm_unpacklo_epi8(a, b), hi = _mm_unpackhi_epi8(a, b);
+        const __m256i w0 = sgn ? _mm256_cvtepi8_epi16(lo) : _mm256_cvtepu8_epi16(lo);
+        const __m256i w1 = sgn ? _mm256_cvtepi8_epi16(hi) : _mm256_cvtepu8_epi16(hi);
         int16_t *d = dst + p * pstride;
-        const int16_t *a = ra + p * QNNC_Q8_NR;
-        if (rb) {
-            const int16_t *b = rb + p * QNNC_Q8_NR;
-            for (int c = 0; c < QNNC_Q8_NR; ++c) { d[2 * c] = a[c]; d[2 * c + 1] = b[c]; }
-        } else {
-            for (int c = 0; c < QNNC_Q8_NR; ++c) { d[2 * c] = a[c]; d[2 * c + 1] = 0; }
+        _mm256_storeu_si256((__m256i *)d, _mm256_sub_epi16(w0, subv));
+        _mm256_storeu_si256((__m256i *)(d + 16), _mm256_sub_epi16(w1, subv));
+    }
+#endif
+    for (; p < full; ++p) {
+        int16_t *d = dst + p * pstride;
+        for (int c = 0; c < QNNC_Q8_NR; ++c) {
+            const ptrdiff_t i = (ptrdiff_t)p * QNNC_Q8_NR + c;
+            d[2 * c] = (int16_t)(qnnc_q8_at(ra, i, sgn) - sub);
+            d[2 * c + 1] = rb ? (int16_t)(qnnc_q8_at(rb, i, sgn) - sub) : 0;
         }
     }
     const int rest = n - full * QNNC_Q8_NR;
     if (rest) {
         int16_t *d = dst + full * pstride;
         for (int c = 0; c < QNNC_Q8_NR; ++c) {
-            const int in = c < rest;
-            d[2 * c] = in ? ra[full * QNNC_Q8_NR + c] : 0;
-            d[2 * c + 1] = (in && rb) ? rb[full * QNNC_Q8_NR + c] : 0;
+            const ptrdiff_t i = (ptrdiff_t)full * QNNC_Q8_NR + c;
+            d[2 * c] = c < rest ? (int16_t)(qnnc_q8_at(ra, i, sgn) - sub) : 0;
+            d[2 * c + 1] = (c < rest && rb) ? (int16_t)(qnnc_q8_at(rb, i, sgn) - sub) : 0;
         }
     }
 }

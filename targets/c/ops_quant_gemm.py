@@ -150,6 +150,36 @@ def _tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: st
     ]
 
 
+def _direct(d: dict[str, int]) -> bool:
+    """A 1x1 convolution with unit strides and no padding: the input planes already are the
+    rows of B, so packing reads them in place (no im2col copy)."""
+    return (d["KH"] == d["KW"] == d["SH"] == d["SW"] == 1 and d["PT"] == d["PL"] == 0
+            and d["OH"] == d["H"] and d["OW"] == d["W"])
+
+
+def _conv_rows(d: dict[str, int], sx: int, zx: int) -> list[str]:
+    """C statements packing rows k = 2*kp and 2*kp + 1 of B (the chunk's columns p0 ..
+    p0+nc-1) into panel slot kp: straight from the input planes for a direct convolution,
+    else through two byte rows of im2col (padding holds zx, which the folded bias cancels)."""
+    k, hw, khw = d["K"], d["H"] * d["W"], d["KH"] * d["KW"]
+    pack = f"qnnc_q8_pack_pair(bp + kp * {2 * NR}, {{a}}, 2 * kp + 1 < {k} ? {{b}} : NULL, " \
+        f"{sx}, nc, 0, {d['K2'] * 2 * NR});"
+    if _direct(d):
+        return [pack.format(a=f"xg + (ptrdiff_t)(2 * kp) * {hw} + p0",
+                            b=f"xg + (ptrdiff_t)(2 * kp + 1) * {hw} + p0")]
+    return [
+        "for (int e = 0; e < 2; ++e) {",
+        "  const int k = 2 * kp + e;",
+        f"  if (k >= {k}) break;",
+        f"  const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, kw = k % {d['KW']};",
+        f"  qnnc_q8_im2row8(e ? rb : ra, (const uint8_t *)(xg + c * {hw}), p0, nc, {d['H']}, "
+        f"{d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, kh * {d['DH']} - {d['PT']}, "
+        f"kw * {d['DW']} - {d['PL']}, {zx & 0xFF});",
+        "}",
+        pack.format(a="ra", b="rb"),
+    ]
+
+
 @emits("QConv", scratch=qconv_scratch)
 def qconv(ctx: LayerCtx) -> str:
     try:
@@ -173,7 +203,6 @@ def qconv(ctx: LayerCtx) -> str:
     decl, m0e, ne = mult_exprs(m0, shift, "oc")
     nc = _chunk(k2, d["P"])
     hw, p = d["H"] * d["W"], d["P"]
-    khw = d["KH"] * d["KW"]
     yct = ctx.ctype(ctx.ot(0))
     store = (f"const int oc = g * {d['Mg']} + m; "
              f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[oc], {m0e}, {ne}, {zy}, {lo}, {hi}, "
@@ -183,7 +212,8 @@ def qconv(ctx: LayerCtx) -> str:
         f"K = {d['K']} rows packed as int16 pairs */",
         *decl,
         "int16_t *bp = (int16_t *)scratch;",
-        f"int16_t *ra = bp + {k2 * 2 * nc}, *rb = ra + {nc};",
+        f"uint8_t *ra = (uint8_t *)(bp + {k2 * 2 * nc}), *rb = ra + {nc};",
+        "(void)ra; (void)rb;",
         f"for (int n = 0; n < {d['N']}; ++n)",
         f"for (int g = 0; g < {d['G']}; ++g) {{",
         f"  const {ctx.ctype(ctx.it(0))} *xg = {ctx.i(0)} + (n * {d['C']} + g * {d['Cg']}) "
@@ -193,17 +223,7 @@ def qconv(ctx: LayerCtx) -> str:
         f"    const int nc = {p} - p0 < {nc} ? {p} - p0 : {nc};",
         f"    const int np = (nc + {NR - 1}) / {NR};",
         f"    for (int kp = 0; kp < {k2}; ++kp) {{",
-        "      for (int e = 0; e < 2; ++e) {",
-        "        const int k = 2 * kp + e;",
-        f"        if (k >= {d['K']}) break;",
-        f"        const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, "
-        f"kw = k % {d['KW']};",
-        f"        qnnc_q8_im2row(e ? rb : ra, xg + c * {hw}, {sx}, p0, nc, {d['H']}, "
-        f"{d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, kh * {d['DH']} - {d['PT']}, "
-        f"kw * {d['DW']} - {d['PL']}, 0, {zx});",
-        "      }",
-        f"      qnnc_q8_interleave(bp + kp * {2 * NR}, ra, 2 * kp + 1 < {d['K']} ? rb : NULL, "
-        f"nc, {k2 * 2 * NR});",
+        *("      " + ln for ln in _conv_rows(d, sx, zx)),
         "    }",
         *("    " + ln for ln in _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
                                            panel0=f"g * {mt}") if ln),
@@ -352,13 +372,10 @@ def qmatmul(ctx: LayerCtx) -> str:
         f"for (int p0 = 0; p0 < {n}; p0 += {nc}) {{",
         f"  const int nc = {n} - p0 < {nc} ? {n} - p0 : {nc};",
         f"  const int np = (nc + {NR - 1}) / {NR};",
-        f"  for (int kp = 0; kp < {k2}; ++kp) {{",
-        f"    qnnc_q8_widen(ra, b + (ptrdiff_t)(2 * kp) * {n} + p0, {sb}, nc, {zb});",
-        f"    if (2 * kp + 1 < {k}) qnnc_q8_widen(rb, b + (ptrdiff_t)(2 * kp + 1) * {n} + p0, "
-        f"{sb}, nc, {zb});",
-        f"    qnnc_q8_interleave(bp + kp * {2 * NR}, ra, 2 * kp + 1 < {k} ? rb : NULL, nc, "
+        f"  for (int kp = 0; kp < {k2}; ++kp)",
+        f"    qnnc_q8_pack_pair(bp + kp * {2 * NR}, b + (ptrdiff_t)(2 * kp) * {n} + p0, "
+        f"2 * kp + 1 < {k} ? b + (ptrdiff_t)(2 * kp + 1) * {n} + p0 : NULL, {sb}, nc, {zb}, "
         f"{k2 * 2 * NR});",
-        "  }",
         *("  " + ln for ln in _tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store)
           if ln),
         "}",
@@ -366,8 +383,7 @@ def qmatmul(ctx: LayerCtx) -> str:
     text = "\n".join(body)
     head = [f"/* int8 GEMM of two run-time operands: [{m} x {k}] x [{k} x {n}] */",
             "int16_t *ap = (int16_t *)scratch;",
-            f"int16_t *bp = ap + {apack};",
-            f"int16_t *ra = bp + {k2 * 2 * nc}, *rb = ra + {nc};"]
+            f"int16_t *bp = ap + {apack};"]
     if not batch:
         return "\n".join(head) + "\n{\n" + "\n".join("    " + ln for ln in text.splitlines()) \
             + "\n}"

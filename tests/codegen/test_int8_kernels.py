@@ -1,0 +1,82 @@
+"""The INT8 GEMM paths of csrc/qnnc_int8.h, each forced by a layer shape, bit-exact with the
+reference interpreter for --cpu generic, avx2 and (compile only here) avx512vnni.
+
+test_ops_int8.py covers the op semantics; these shapes are chosen to reach every branch of
+the fast paths: direct 1x1 packing (no im2col) with full and partial 16-column panels and
+several L2 chunks, the vectorised stride-2 gather (rows long enough for whole 16-byte
+blocks, with padding at both ends), odd K (the zero row of the last pair), batch-1 and
+small-row fully connected layers, and run-time operands with zero points.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ir.types import DType
+from targets.host.build import BuildOptions, build_c_library
+from targets.host.cpu import is_x86_64
+from tests.codegen.test_ops_int8 import CPUS, check_exact, graph, out_attrs, rand_q, weights
+
+CONVS = {
+    # direct 1x1: P = 3136 spans several chunks; P = 49 ends in a partial panel; odd K
+    "direct_chunks": dict(x=(1, 96, 56, 56), w=(40, 96, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
+    "direct_tail": dict(x=(1, 33, 7, 7), w=(19, 33, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
+    # stride 2: 1x1 (downsampling shortcut) and 3x3 with padding, OW >= 17 for the SIMD gather
+    "s2_1x1": dict(x=(1, 24, 70, 70), w=(20, 24, 1, 1), s=[2, 2], p=[0, 0, 0, 0]),
+    "s2_3x3": dict(x=(1, 5, 75, 77), w=(9, 5, 3, 3), s=[2, 2], p=[1, 1, 1, 1]),
+    "s2_7x7": dict(x=(1, 3, 64, 66), w=(8, 3, 7, 7), s=[2, 2], p=[3, 3, 2, 2]),
+    # stride 1 with padding, many channels (long K), output channels not a multiple of 4
+    "s1_3x3": dict(x=(1, 70, 20, 21), w=(37, 70, 3, 3), s=[1, 1], p=[1, 1, 1, 1]),
+    "s3_asym": dict(x=(1, 4, 40, 61), w=(6, 4, 2, 5), s=[1, 3], p=[0, 2, 1, 0]),
+}
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xdt", [DType.u8, DType.i8])
+@pytest.mark.parametrize("case", sorted(CONVS))
+def test_qconv_paths(case: str, xdt: DType, cpu: str, tmp_path: Path) -> None:
+    kw = CONVS[case]
+    rng = np.random.default_rng(sorted(CONVS).index(case))
+    attrs = {"strides": kw["s"], "pads": kw["p"], "group": 1, "dilations": [1, 1],
+             **out_attrs(rng, DType.u8, "relu")}
+    bias = (rng.integers(-3000, 3000, kw["w"][0]).astype(np.int32), None)
+    g = graph("QConv", [rand_q(rng, kw["x"], xdt), weights(rng, kw["w"], True), bias], attrs)
+    check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xshape,n", [((1, 2048), 1000), ((1, 1, 385), 70), ((3, 130), 9),
+                                      ((64, 384), 36), ((17, 31), 5)])
+def test_qlinear_paths(xshape: tuple, n: int, cpu: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(n)
+    for xdt in (DType.u8, DType.i8):
+        w = weights(rng, (n, xshape[-1]), per_channel=True)
+        b = (rng.integers(-5000, 5000, n).astype(np.int32), None)
+        g = graph("QLinear", [rand_q(rng, xshape, xdt), w, b], out_attrs(rng, DType.u8))
+        check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("sa,sb", [((1, 12, 64, 33), (1, 12, 33, 64)), ((2, 40, 64), (64, 35))])
+def test_qmatmul_paths(sa: tuple, sb: tuple, cpu: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(len(sa))
+    for da, db in ((DType.u8, DType.u8), (DType.i8, DType.u8)):
+        g = graph("QMatMul", [rand_q(rng, sa, da), rand_q(rng, sb, db)], out_attrs(rng, DType.u8))
+        check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.skipif(not is_x86_64(), reason="AVX-512 VNNI is an x86-64 level")
+@pytest.mark.parametrize("case", ["direct_tail", "s2_3x3"])
+def test_vnni_build_is_warning_free(case: str, tmp_path: Path) -> None:
+    """Every fast path also compiles for AVX-512 VNNI with -Wall -Werror (it may not run)."""
+    kw = CONVS[case]
+    rng = np.random.default_rng(3)
+    attrs = {"strides": kw["s"], "pads": kw["p"], "group": 1, "dilations": [1, 1],
+             **out_attrs(rng, DType.u8)}
+    g = graph("QConv", [rand_q(rng, kw["x"], DType.u8), weights(rng, kw["w"], True), None],
+              attrs)
+    assert build_c_library(g, tmp_path / case, BuildOptions(cpu="avx512vnni",
+                                                             werror=True)).is_file()
