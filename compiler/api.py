@@ -349,6 +349,7 @@ def compile_model(
     skip_layers: Sequence[str] = (),
     skip_op_types: Sequence[str] = (),
     progress: Callable[[int, int | None], None] | None = None,
+    build_progress: Callable[[int, int | None], None] | None = None,
     eval_data: Any = None,
     min_sqnr_db: float | None = None,
     max_drop: float | None = None,
@@ -381,6 +382,7 @@ def compile_model(
       {input: array} samples); ``calib_method`` is minmax, percentile, entropy or mse;
       ``skip_layers`` (node names) and ``skip_op_types`` stay f32; ``progress(done, total)``
       is called per calibration sample. ``print_after`` may name ``"quantize"``.
+    - ``build_progress(done, total)`` is called as the C build's steps finish.
     - ``eval_data``: held-out samples (same forms as ``calibration``); with INT8 every layer
       is compared with f32 on them (``CompiledModel.accuracy``: SQNR, cosine, max error).
       ``min_sqnr_db`` (output SQNR vs f32) and/or ``max_drop`` (the largest allowed fall in
@@ -458,9 +460,11 @@ def compile_model(
                                      disabled=tuple(disabled_passes), on_print=on_print)
         verify(graph)
         ran += [p for p in tsteps if p not in disabled_passes]
-        build = _build_staged(graph, profile, cpu, cache_dir, werror, extra_cflags)
+        build = _build_staged(graph, profile, cpu, cache_dir, werror, extra_cflags,
+                              build_progress)
     elif target is not None:
-        build = _build_target(graph, target, threads, cpu, cache_dir, werror, extra_cflags)
+        build = _build_target(graph, target, threads, cpu, cache_dir, werror, extra_cflags,
+                              build_progress)
     compiled = CompiledModel(graph, source=_source_name(model), pipeline=ran, target=target,
                              build=build)
     compiled.profile = profile
@@ -501,13 +505,13 @@ def _accelerator(target: str | None, target_file: Any) -> Any:
 
 def _build_staged(graph: Graph, profile: Any, cpu: str,
                   cache_dir: str | os.PathLike[str] | None, werror: bool,
-                  extra_cflags: Sequence[str]) -> Any:
+                  extra_cflags: Sequence[str], progress: Any = None) -> Any:
     from targets.host.build import BuildOptions, build_host
     from targets.staged.renderer import StagedRenderer
 
     opts = BuildOptions(cpu=cpu, threads=1, werror=werror, extra_cflags=tuple(extra_cflags))
     return build_host(graph, opts, cache_dir=cache_dir, version=qnnc_version(),
-                      renderer=StagedRenderer(profile))
+                      renderer=StagedRenderer(profile), progress=progress)
 
 
 def _prequantised(graph: Graph) -> bool:
@@ -565,6 +569,7 @@ def _quantize(
 def _build_target(
     graph: Graph, target: str, threads: int, cpu: str,
     cache_dir: str | os.PathLike[str] | None, werror: bool, extra_cflags: Sequence[str],
+    progress: Any = None,
 ) -> Any:
     if target not in TARGETS:
         raise QnncError(f"unknown target {target!r}; the targets are: {', '.join(TARGETS)}")
@@ -574,7 +579,8 @@ def _build_target(
 
     opts = BuildOptions(cpu=cpu, threads=threads, werror=werror,
                         extra_cflags=tuple(extra_cflags))
-    return build_host(graph, opts, cache_dir=cache_dir, version=qnnc_version())
+    return build_host(graph, opts, cache_dir=cache_dir, version=qnnc_version(),
+                      progress=progress)
 
 
 def load_compiled(path: str | os.PathLike[str]) -> CompiledModel:

@@ -58,6 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         feeds = random_inputs(cm.input_types, seed=args.seed)
     else:
         feeds = read_inputs(args.input, cm.input_names)
+    cm.reset_counters()
     start = time.perf_counter()
     outs = cm.run(None, feeds)
     ms = (time.perf_counter() - start) * 1e3
@@ -65,16 +66,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         fed = ", ".join(f"{k}: {np.asarray(v).dtype.name}{list(np.shape(v))}"
                         for k, v in feeds.items())
         source = f"random inputs (seed {args.seed})" if args.random_input else "inputs"
-        where = "as host C" if cm.target == "host" else "on the reference interpreter"
+        where = {"host": "as host C", None: "on the reference interpreter"}.get(
+            cm.target, f"as {cm.target} staged C on this host")
         print(f"ran {args.model} {where} in {ms:.1f} ms; {source}: {fed}")
         rows = [_summary(n, a) for n, a in zip(cm.output_names, outs)]
         print(table(["output", "shape", "dtype", "min", "max", "mean", "argmax"], rows,
                     right=(3, 4, 5, 6)))
+        line = counters_line(cm)
+        if line:
+            print(line)
     if args.output:
         write_outputs(args.output, dict(zip(cm.output_names, outs)))
         if not args.quiet:
             print(f"wrote {len(outs)} output(s) to {args.output}")
     return 0
+
+
+def counters_line(cm: CompiledModel) -> str:
+    """Accelerator targets: whether the run's counters (bytes per link, MACs) equal the cost
+    model's for every staged layer, naming the layers that differ."""
+    plans = cm.plans()
+    counters = cm.counters()
+    if plans is None or not counters:
+        return ""
+    from targets.staged.plans import modelled_counters
+
+    differ = [p.node for p in plans
+              if {k: v for k, v in counters.get(p.node, {}).items() if v}
+              != modelled_counters(p)]
+    if not differ:
+        return (f"counters: bytes per buffer level and MACs of all {len(plans)} staged layers "
+                "equal the cost model's")
+    return (f"counters: {len(differ)} of {len(plans)} staged layers differ from the cost "
+            f"model: {', '.join(differ[:10])}")
 
 
 # -- compile ----------------------------------------------------------------------------------
@@ -93,6 +117,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         output_dir=args.output_dir,
         on_print=_print_ir,
         progress=bar,
+        build_progress=None if args.quiet else progress_bar("building C"),
         **build_kwargs(args),
     )
     secs = time.perf_counter() - start

@@ -20,7 +20,8 @@ import sys
 import sysconfig
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -139,10 +140,13 @@ def cache_key(graph: Graph, opts: BuildOptions, version: str) -> str:
 
 def build_host(graph: Graph, opts: BuildOptions = BuildOptions(), *,
                cache_dir: str | os.PathLike[str] | None = None, version: str = "",
-               renderer: Renderer | None = None) -> BuildResult:
+               renderer: Renderer | None = None,
+               progress: Callable[[int, int | None], None] | None = None) -> BuildResult:
     """Generate, compile and cache ``graph``'s extension module (or reuse the cached one).
     ``renderer`` generates the C of another target (an accelerator's staged code, run on
-    this host); the default is the host's own."""
+    this host); the default is the host's own. ``progress(done, total)`` is called as the
+    build's steps finish (C generation, cython, three compiler jobs, link)."""
+    step = progress or (lambda done, total: None)
     start = time.perf_counter()
     opts = opts.resolved()
     cc = find_cc()
@@ -161,7 +165,9 @@ def build_host(graph: Graph, opts: BuildOptions = BuildOptions(), *,
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
     try:
+        step(0, BUILD_STEPS)
         src = generate(graph, renderer or HostRenderer(opts.threads), version=version)
+        step(1, BUILD_STEPS)
         for fname, data in src.files.items():
             p = tmp / fname
             p.write_bytes(data) if isinstance(data, bytes) else p.write_text(data)
@@ -171,7 +177,7 @@ def build_host(graph: Graph, opts: BuildOptions = BuildOptions(), *,
                                                      counters=renderer is not None))
         for fname, text in bundle_files(graph, opts.cflags(), opts.threads).items():
             (tmp / fname).write_text(text)
-        _compile(tmp, name, suffix, cc, opts)
+        _compile(tmp, name, suffix, cc, opts, lambda k: step(1 + k, BUILD_STEPS))
         layers = [asdict(x) for x in src.layers]
         meta = {"arena_bytes": src.arena_bytes, "weight_bytes": src.weight_bytes,
                 "layers": layers, "options": asdict(opts), "version": version}
@@ -199,7 +205,12 @@ def _run(cmd: list[str], cwd: Path, what: str) -> None:
         raise QnncError(f"{what} failed (exit {p.returncode}): {' '.join(cmd)}\n{msg}")
 
 
-def _compile(folder: Path, name: str, suffix: str, cc: str, opts: BuildOptions) -> None:
+#: progress steps of a build: C generation, cython, model.c, weights.c, the wrapper, link
+BUILD_STEPS = 6
+
+
+def _compile(folder: Path, name: str, suffix: str, cc: str, opts: BuildOptions,
+             done: Callable[[int], None] = lambda k: None) -> None:
     if importlib.util.find_spec("Cython") is None:
         raise QnncError("Cython is not installed; install it (pip install cython)")
     ccv = cc.split()
@@ -210,6 +221,7 @@ def _compile(folder: Path, name: str, suffix: str, cc: str, opts: BuildOptions) 
     extra += list(opts.extra_cflags)
     _run([sys.executable, "-m", "cython", "-3", f"{name}.pyx", "-o", f"{name}.c"], folder,
          "cython")
+    done(1)
     jobs = [
         ([*ccv, *flags, *strict, "-I.", "-c", "model.c", "-o", "model.o"], "compiling model.c"),
         ([*ccv, *flags, *strict, "-I.", "-c", "weights.c", "-o", "weights.o"],
@@ -219,10 +231,13 @@ def _compile(folder: Path, name: str, suffix: str, cc: str, opts: BuildOptions) 
           f"{name}.o"], "compiling the Cython wrapper"),
     ]
     with ThreadPoolExecutor(3) as pool:
-        for f in [pool.submit(_run, cmd, folder, what) for cmd, what in jobs]:
+        futures = [pool.submit(_run, cmd, folder, what) for cmd, what in jobs]
+        for k, f in enumerate(as_completed(futures), start=2):
             f.result()
+            done(k)
     link = [*ccv, *flags, "-shared", "model.o", "weights.o", f"{name}.o", "-o", name + suffix]
     _run(link + (["-lm"]), folder, "linking")
+    done(5)
     for o in ("model.o", "weights.o", f"{name}.o", f"{name}.c"):
         (folder / o).unlink(missing_ok=True)
 
