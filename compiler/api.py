@@ -192,6 +192,18 @@ class CompiledModel:
 
         return plans_of(self.graph, self.profile)
 
+    def report(self, with_counters: bool = False) -> dict[str, Any] | None:
+        """Accelerator targets: the data of report.json (per layer: shapes, layout, tiles,
+        buffer occupancy, bytes per level vs the compulsory minimum, modelled cycles,
+        bound; model totals and the roofline). ``with_counters`` adds the counters of the
+        runs so far, measured vs modelled. None for other targets."""
+        if self.profile is None:
+            return None
+        from targets.report import report_data
+
+        return report_data(self.graph, self.plans(), self.profile,
+                           self.counters() if with_counters else None)
+
     def _describe_inputs(self) -> str:
         return ", ".join(f"{k} ({t})" for k, t in self.input_types.items()) or "none"
 

@@ -120,3 +120,15 @@ def test_a_layer_too_large_for_the_chip_names_the_layer_and_the_buffer(tmp_path)
     with pytest.raises(QnncError, match=r"layer '.+' \(Q\w+\): no tiling fits buffer 'WBUF'"):
         compile_model(model, precision="int8", calibration=_calibration(model),
                       target_file=path)
+
+
+def test_the_report_carries_the_measured_counters_when_asked() -> None:
+    model = build_example("tiny_cnn")
+    cm = compile_model(model, precision="int8", calibration=_calibration(model),
+                       target="ascend310p")
+    assert cm.report()["model"].get("counters_agree") is None
+    cm.reset_counters()
+    cm.run(None, random_inputs(cm.input_types, seed=3))
+    data = cm.report(with_counters=True)
+    assert data["model"]["counters_agree"] is True
+    assert len(data["layers"]) == len(cm.plans())
