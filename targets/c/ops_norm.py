@@ -10,7 +10,8 @@ from targets.c.ops_elementwise import broadcast_strides
 
 @emits("BatchNormalization", inplace=True)
 def batchnorm(ctx: LayerCtx) -> str:
-    """y = (x - mean[c]) * scale[c] / sqrt(var[c] + eps) + bias[c], per channel."""
+    """y = (x - mean[c]) * ((1 / sqrt(var[c] + eps)) * scale[c]) + bias[c], per channel, in
+    the reference's order of operations (so INT8 graphs with BatchNorm islands stay exact)."""
     ct = ctx.require_float()
     shape = ctx.it(0).shape
     n, c = shape[0], shape[1] if len(shape) > 1 else 1
@@ -20,7 +21,8 @@ def batchnorm(ctx: LayerCtx) -> str:
         ctx.omp(collapse=2).rstrip("\n"),
         f"for (int n = 0; n < {n}; ++n)",
         f"for (int c = 0; c < {c}; ++c) {{",
-        f"  const {ct} a = {sc}[c] / {ctx.fn('sqrt')}({var}[c] + {ctx.lit(ctx.a['epsilon'])});",
+        f"  const {ct} a = ({ctx.lit(1.0)} / {ctx.fn('sqrt')}({var}[c] + "
+        f"{ctx.lit(ctx.a['epsilon'])})) * {sc}[c];",
         f"  const {ct} m = {mu}[c], b = {b}[c];",
         f"  const {ct} *xc = {x} + (n * {c} + c) * {s};",
         f"  {ct} *yc = {ctx.o(0)} + (n * {c} + c) * {s};",
