@@ -7,22 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
 
 from compiler.cli import main
-from compiler.examples import build_example
-
-
-@pytest.fixture
-def tiny(tmp_path: Path) -> Path:
-    p = tmp_path / "tiny.onnx"
-    onnx.save(build_example("tiny_cnn"), p)
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "calib.npz",
-             input=rng.standard_normal((8, 1, 1, 8, 8)).astype(np.float32))
-    return p
 
 
 def test_compile_for_an_accelerator_then_run(tiny: Path, tmp_path: Path,

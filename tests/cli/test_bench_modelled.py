@@ -14,7 +14,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from compiler import api
 from compiler.cli import main
-from compiler.examples import build_example
 from ir.graph import Graph
 from targets.cost import model_cost
 from targets.profiles import BUILTIN_TARGETS, load_target
@@ -23,15 +22,6 @@ from targets.tiling import TilePlans, tile_graph
 ACCELERATORS = [t for t in BUILTIN_TARGETS if t != "host"]
 CHAIN = 14  # convolutions in the chain model: more than the ten layers bench lists
 
-
-@pytest.fixture
-def tiny(tmp_path: Path) -> Path:
-    p = tmp_path / "tiny.onnx"
-    onnx.save(build_example("tiny_cnn"), p)
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "calib.npz",
-             input=rng.standard_normal((8, 1, 1, 8, 8)).astype(np.float32))
-    return p
 
 
 def _conv_chain(path: Path) -> Path:

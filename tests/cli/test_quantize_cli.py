@@ -6,21 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 
 from compiler.cli import main
-from compiler.examples import build_example
-
-
-@pytest.fixture
-def tiny(tmp_path: Path) -> Path:
-    p = tmp_path / "tiny.onnx"
-    onnx.save(build_example("tiny_cnn"), p)
-    rng = np.random.default_rng(0)
-    np.savez(tmp_path / "calib.npz",
-             input=rng.standard_normal((16, 1, 1, 8, 8)).astype(np.float32))
-    return p
 
 
 def test_int8_compile_and_run(tiny: Path, capsys: pytest.CaptureFixture) -> None:
