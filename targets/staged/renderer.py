@@ -15,7 +15,8 @@ from targets.c.emitter import CodegenError, Emitter, LayerCtx, Renderer, emitter
 from targets.c.names import c_string
 from targets.cost import OFFCHIP, Schedule, overflow
 from targets.profiles.schema import Profile
-from targets.staged.kernel import Counters, Staged, body
+from targets.staged.kernel import body
+from targets.staged.layer import Counters, Staged
 from targets.staged.support import staged_kind
 from targets.tiling import layer_keys, problem_of
 from targets.tiling.problem import DIMS
