@@ -22,7 +22,7 @@ from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
 from targets.c.ops_elementwise import broadcast_strides
 from targets.c.ops_quant_util import clamp_bounds, mult_exprs, qparams, sgn
 
-MR, NR = 4, 16
+MR, NR = 4, 16  # the micro-kernel tile of csrc/qnnc_int8.h (QNNC_Q8_MR, QNNC_Q8_NR)
 L2_BUDGET = 256 * 1024  # bytes of packed activations per chunk
 I32 = 2**31
 
@@ -81,12 +81,12 @@ def qconv_scratch(node: Node) -> int:
         return 0
     if _depthwise(d):
         hp, wp = _dw_plane(d)
-        return hp * wp * 2
+        return d["SW"] * hp * -(-wp // d["SW"]) * 2
     return _gemm_scratch(d["K2"], _chunk(d["K2"], d["P"]))
 
 
 def pack_weights(w: np.ndarray, k2: int) -> np.ndarray:
-    """[R, K] int weights to the micro-kernel's A layout [ceil(R/4)][K2][4][2] (int16)."""
+    """[R, K] int weights to the micro-kernel's A layout [ceil(R/MR)][K2][MR][2] (int16)."""
     r, k = w.shape
     mt = -(-r // MR)
     full = np.zeros((mt * MR, 2 * k2), dtype=np.int16)
@@ -130,7 +130,7 @@ def _xrange(t: TensorType) -> int:
 
 def _tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str,
                panel0: str = "0") -> list[str]:
-    """The micro-kernel over every 4-row weight tile x 16-column panel of the packed chunk;
+    """The micro-kernel over every MR-row weight tile x 16-column panel of the packed chunk;
     ``store`` stores row r (channel m) of ``acc`` (cols valid columns, panel j)."""
     return [
         ctx.omp().rstrip("\n"),
@@ -243,34 +243,42 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
     if (np.abs(wc).sum(axis=1) * xmax + np.abs(b.astype(np.int64))).max(initial=0) >= I32:
         raise ctx.fail("an int32 accumulator could overflow for these weights")
     hp, wp = _dw_plane(d)
+    sw = d["SW"]
+    wq = -(-wp // sw)  # columns of one phase plane
     wname = ctx.weight(wc.astype(np.int16).reshape(-1), "dw")
     bname = ctx.weight(b.astype(np.int32), "bias")
     decl, m0e, ne = mult_exprs(m0, shift, "c")
     rows, cols = min(d["H"], hp - d["PT"]), min(d["W"], wp - d["PL"])
     xt = ctx.ctype(ctx.it(0))
+    fill = []
+    for ph in range(sw):  # padded column j = iw + PL goes to plane j % SW, column j / SW
+        i0 = (ph - d["PL"]) % sw
+        fill.append(f"    for (int iw = {i0}, q = {(i0 + d['PL']) // sw}; iw < {cols}; "
+                    f"iw += {sw}, ++q) dr[{ph * hp * wq} + q] = (int16_t)(xr[iw] - {zx});")
     return "\n".join(ln for ln in [
-        f"/* depthwise: each channel centred into a zero-padded {hp} x {wp} int16 plane, "
-        "then direct loops */",
+        f"/* depthwise: each channel centred into {sw} zero-padded {hp} x {wq} int16 plane(s), "
+        "one per column phase of the stride, so every tap reads a contiguous row */",
         *decl,
         "int16_t *xp = (int16_t *)scratch;",
         f"for (int n = 0; n < {d['N']}; ++n)",
         f"for (int c = 0; c < {d['C']}; ++c) {{",
         f"  const {xt} *xc = {ctx.i(0)} + (n * {d['C']} + c) * {d['H'] * d['W']};",
         f"  {ctx.ctype(ctx.ot(0))} *yc = {ctx.o(0)} + (n * {d['C']} + c) * {d['P']};",
-        f"  memset(xp, 0, {hp * wp * 2});",
-        f"  for (int ih = 0; ih < {rows}; ++ih)",
-        f"    for (int iw = 0; iw < {cols}; ++iw)",
-        f"      xp[(ih + {d['PT']}) * {wp} + iw + {d['PL']}] = "
-        f"(int16_t)(xc[ih * {d['W']} + iw] - {zx});",
+        f"  memset(xp, 0, {sw * hp * wq * 2});",
+        f"  for (int ih = 0; ih < {rows}; ++ih) {{",
+        f"    const {xt} *xr = xc + ih * {d['W']};",
+        f"    int16_t *dr = xp + (ih + {d['PT']}) * {wq};",
+        *fill,
+        "  }",
         f"  const int16_t *wk = {wname} + c * {khw};",
         f"  for (int oh = 0; oh < {d['OH']}; ++oh) {{",
         f"    int32_t acc[{d['OW']}] = {{0}};",
         f"    for (int kh = 0; kh < {d['KH']}; ++kh)",
         f"      for (int kw = 0; kw < {d['KW']}; ++kw) {{",
         f"        const int32_t wv = wk[kh * {d['KW']} + kw];",
-        f"        const int16_t *row = xp + (oh * {d['SH']} + kh * {d['DH']}) * {wp} "
-        f"+ kw * {d['DW']};",
-        f"        for (int ow = 0; ow < {d['OW']}; ++ow) acc[ow] += row[ow * {d['SW']}] * wv;",
+        f"        const int16_t *row = xp + (kw * {d['DW']}) % {sw} * {hp * wq} "
+        f"+ (oh * {d['SH']} + kh * {d['DH']}) * {wq} + (kw * {d['DW']}) / {sw};",
+        f"        for (int ow = 0; ow < {d['OW']}; ++ow) acc[ow] += row[ow] * wv;",
         "      }",
         f"    qnnc_q8_store(acc, {d['OW']}, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, "
         f"yc + oh * {d['OW']}, 1, {sgn(ctx.ot(0))});",

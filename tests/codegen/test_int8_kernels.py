@@ -5,7 +5,8 @@ test_ops_int8.py covers the op semantics; these shapes are chosen to reach every
 the fast paths: direct 1x1 packing (no im2col) with full and partial 16-column panels and
 several L2 chunks, the vectorised stride-2 gather (rows long enough for whole 16-byte
 blocks, with padding at both ends), odd K (the zero row of the last pair), batch-1 and
-small-row fully connected layers, and run-time operands with zero points.
+small-row fully connected layers, run-time operands with zero points, and depthwise
+convolutions whose stride splits the padded input into column phases.
 """
 
 from __future__ import annotations
@@ -43,6 +44,31 @@ def test_qconv_paths(case: str, xdt: DType, cpu: str, tmp_path: Path) -> None:
     attrs = {"strides": kw["s"], "pads": kw["p"], "group": 1, "dilations": [1, 1],
              **out_attrs(rng, DType.u8, "relu")}
     bias = (rng.integers(-3000, 3000, kw["w"][0]).astype(np.int32), None)
+    g = graph("QConv", [rand_q(rng, kw["x"], xdt), weights(rng, kw["w"], True), bias], attrs)
+    check_exact(g, tmp_path, cpu)
+
+
+DEPTHWISE = {
+    # the stride's column phases: stride 2 with odd and even widths and one-sided padding,
+    # stride 3 with dilation (taps land in different phases), a 1-D depthwise
+    "s2_pad": dict(x=(1, 7, 15, 22), w=(7, 1, 3, 3), s=[2, 2], p=[1, 1, 1, 1], d=[1, 1]),
+    "s2_asym": dict(x=(1, 5, 16, 17), w=(5, 1, 5, 5), s=[2, 2], p=[0, 2, 1, 1], d=[1, 1]),
+    "s3_dil": dict(x=(1, 3, 20, 23), w=(3, 1, 3, 3), s=[3, 3], p=[2, 2, 2, 2], d=[2, 2]),
+    "s1_1d": dict(x=(2, 4, 30), w=(4, 1, 7), s=[1], p=[3, 3], d=[1]),
+    "s2_1d": dict(x=(1, 4, 31), w=(4, 1, 4), s=[2], p=[0, 1], d=[1]),
+}
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xdt", [DType.u8, DType.i8])
+@pytest.mark.parametrize("case", sorted(DEPTHWISE))
+def test_depthwise_paths(case: str, xdt: DType, cpu: str, tmp_path: Path) -> None:
+    kw = DEPTHWISE[case]
+    rng = np.random.default_rng(40 + sorted(DEPTHWISE).index(case))
+    m = kw["w"][0]
+    attrs = {"strides": kw["s"], "pads": kw["p"], "group": m, "dilations": kw["d"],
+             **out_attrs(rng, DType.i8, "relu6")}
+    bias = (rng.integers(-3000, 3000, m).astype(np.int32), None)
     g = graph("QConv", [rand_q(rng, kw["x"], xdt), weights(rng, kw["w"], True), bias], attrs)
     check_exact(g, tmp_path, cpu)
 
