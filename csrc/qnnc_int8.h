@@ -170,17 +170,32 @@ static inline void qnnc_q8_pack_pair(int16_t *QNNC_RESTRICT dst, const void *ra,
     }
 }
 
-/* Columns of B given as rows of x (x[j][k], row stride ldx: a fully connected layer's
- * inputs) minus sub, n of them, straight into the packed panels at dst (panel stride
- * pstride); columns up to the next multiple of 16 and the k past an odd K are zero. */
-static inline void qnnc_q8_pack_cols(int16_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT x,
-                                     int sgn, int n, int K, ptrdiff_t ldx, int sub,
-                                     ptrdiff_t pstride) {
+/* n 8-bit values minus sub as int16, then zeros up to `padded` (a GEMV's x as K2 pairs). */
+static inline void qnnc_q8_widen(int16_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT x,
+                                 int sgn, int n, int sub, int padded) {
+    int j = 0;
+#if defined(__AVX2__)
+    const __m256i subv = _mm256_set1_epi16((int16_t)sub);
+    for (; j + 16 <= n; j += 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)((const uint8_t *)x + j));
+        const __m256i w = sgn ? _mm256_cvtepi8_epi16(v) : _mm256_cvtepu8_epi16(v);
+        _mm256_storeu_si256((__m256i *)(dst + j), _mm256_sub_epi16(w, subv));
+    }
+#endif
+    for (; j < n; ++j) dst[j] = (int16_t)(qnnc_q8_at(x, j, sgn) - sub);
+    for (; j < padded; ++j) dst[j] = 0;
+}
+
+/* Columns c0 .. c1-1 of B, k pairs kp0 .. K2-1, given as rows of x (x[j][k], row stride
+ * ldx) minus sub, into the packed panels at dst (panel stride pstride); columns from n on and
+ * the k past an odd K are zero. Out of line: the scalar remainder of qnnc_q8_pack_cols. */
+QNNC_Q8_KERNEL void qnnc_q8_pack_cols_c(int16_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT x,
+                                       int sgn, int n, int K, ptrdiff_t ldx, int sub,
+                                       ptrdiff_t pstride, int c0, int c1, int kp0) {
     const int K2 = (K + 1) / 2;
-    const int np = (n + QNNC_Q8_NR - 1) / QNNC_Q8_NR;
-    for (int j = 0; j < np * QNNC_Q8_NR; ++j) {
+    for (int j = c0; j < c1; ++j) {
         int16_t *d = dst + (j / QNNC_Q8_NR) * pstride + (j % QNNC_Q8_NR) * 2;
-        for (int kp = 0; kp < K2; ++kp) {
+        for (int kp = kp0; kp < K2; ++kp) {
             for (int e = 0; e < 2; ++e) {
                 const int k = 2 * kp + e;
                 d[kp * 2 * QNNC_Q8_NR + e] = (j < n && k < K)
@@ -188,6 +203,70 @@ static inline void qnnc_q8_pack_cols(int16_t *QNNC_RESTRICT dst, const void *QNN
             }
         }
     }
+}
+
+#if defined(__AVX2__)
+/* Eight rows of x (8 k pairs each, already int16) turned into eight k-pair slots of eight
+ * columns: an 8 x 8 transpose of the int32 pair units, stored at d + kp * 2 * NR. */
+static inline void qnnc_q8_transpose8(int16_t *d, __m256i r0, __m256i r1, __m256i r2,
+                                      __m256i r3, __m256i r4, __m256i r5, __m256i r6,
+                                      __m256i r7) {
+    const __m256i t0 = _mm256_unpacklo_epi32(r0, r1), t1 = _mm256_unpackhi_epi32(r0, r1);
+    const __m256i t2 = _mm256_unpacklo_epi32(r2, r3), t3 = _mm256_unpackhi_epi32(r2, r3);
+    const __m256i t4 = _mm256_unpacklo_epi32(r4, r5), t5 = _mm256_unpackhi_epi32(r4, r5);
+    const __m256i t6 = _mm256_unpacklo_epi32(r6, r7), t7 = _mm256_unpackhi_epi32(r6, r7);
+    const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    const int s = 2 * QNNC_Q8_NR;
+    _mm256_storeu_si256((__m256i *)d, _mm256_permute2x128_si256(u0, u4, 0x20));
+    _mm256_storeu_si256((__m256i *)(d + s), _mm256_permute2x128_si256(u1, u5, 0x20));
+    _mm256_storeu_si256((__m256i *)(d + 2 * s), _mm256_permute2x128_si256(u2, u6, 0x20));
+    _mm256_storeu_si256((__m256i *)(d + 3 * s), _mm256_permute2x128_si256(u3, u7, 0x20));
+    _mm256_storeu_si256((__m256i *)(d + 4 * s), _mm256_permute2x128_si256(u0, u4, 0x31));
+    _mm256_storeu_si256((__m256i *)(d + 5 * s), _mm256_permute2x128_si256(u1, u5, 0x31));
+    _mm256_storeu_si256((__m256i *)(d + 6 * s), _mm256_permute2x128_si256(u2, u6, 0x31));
+    _mm256_storeu_si256((__m256i *)(d + 7 * s), _mm256_permute2x128_si256(u3, u7, 0x31));
+}
+
+/* 16 bytes at p widened to int16, minus sub. */
+static inline __m256i qnnc_q8_row16(const uint8_t *p, int sgn, __m256i subv) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_sub_epi16(sgn ? _mm256_cvtepi8_epi16(v) : _mm256_cvtepu8_epi16(v), subv);
+}
+#endif
+
+/* Columns of B given as rows of x (a fully connected layer's inputs), n of them, into the
+ * packed panels (see qnnc_q8_pack_cols_c). With AVX2, blocks of 8 columns x 16 k are
+ * widened and transposed in registers; the remainder goes through the scalar loop. */
+static inline void qnnc_q8_pack_cols(int16_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT x,
+                                     int sgn, int n, int K, ptrdiff_t ldx, int sub,
+                                     ptrdiff_t pstride) {
+    const int cols = (n + QNNC_Q8_NR - 1) / QNNC_Q8_NR * QNNC_Q8_NR;
+    int jb = 0;
+#if defined(__AVX2__)
+    const __m256i subv = _mm256_set1_epi16((int16_t)sub);
+    const int kpb = K / 16 * 8;
+    jb = n / 8 * 8;
+    for (int j = 0; j < jb; j += 8) {
+        int16_t *d = dst + (j / QNNC_Q8_NR) * pstride + (j % QNNC_Q8_NR) * 2;
+        const uint8_t *r = (const uint8_t *)x + (ptrdiff_t)j * ldx;
+        for (int kp = 0; kp < kpb; kp += 8) {
+            const uint8_t *q = r + 2 * kp;
+            qnnc_q8_transpose8(d + kp * 2 * QNNC_Q8_NR, qnnc_q8_row16(q, sgn, subv),
+                               qnnc_q8_row16(q + ldx, sgn, subv),
+                               qnnc_q8_row16(q + 2 * ldx, sgn, subv),
+                               qnnc_q8_row16(q + 3 * ldx, sgn, subv),
+                               qnnc_q8_row16(q + 4 * ldx, sgn, subv),
+                               qnnc_q8_row16(q + 5 * ldx, sgn, subv),
+                               qnnc_q8_row16(q + 6 * ldx, sgn, subv),
+                               qnnc_q8_row16(q + 7 * ldx, sgn, subv));
+        }
+    }
+    if (jb) qnnc_q8_pack_cols_c(dst, x, sgn, n, K, ldx, sub, pstride, 0, jb, kpb);
+#endif
+    qnnc_q8_pack_cols_c(dst, x, sgn, n, K, ldx, sub, pstride, jb, cols, 0);
 }
 
 /* Rows m0 .. m0+3 of a run-time matrix a[M][K] (row stride lda) minus sub, as one packed A
@@ -291,6 +370,54 @@ QNNC_Q8_KERNEL void qnnc_q8_tile_vnni(int K2, const int16_t *QNNC_RESTRICT A,
 #define qnnc_q8_tile qnnc_q8_tile_avx2
 #else
 #define qnnc_q8_tile qnnc_q8_tile_c
+#endif
+
+/* -- matrix x vector: C[4] = A tile (K2 pairs) . x (K2 int16 pairs) --------------------- */
+
+/* A fully connected layer with a batch of one would use 1 of the tile's 16 columns; this
+ * reads the same packed A tile, two k pairs (32 bytes: [2][4 rows][2]) per step, each half
+ * multiplied with its own x pair broadcast to four lanes. */
+QNNC_Q8_KERNEL void qnnc_q8_gemv_c(int K2, const int16_t *QNNC_RESTRICT A,
+                                  const int16_t *QNNC_RESTRICT x, int32_t *QNNC_RESTRICT C) {
+    int32_t acc[QNNC_Q8_MR] = {0};
+    for (int kp = 0; kp < K2; ++kp)
+        for (int r = 0; r < QNNC_Q8_MR; ++r)
+            acc[r] += A[(kp * QNNC_Q8_MR + r) * 2] * x[2 * kp] +
+                      A[(kp * QNNC_Q8_MR + r) * 2 + 1] * x[2 * kp + 1];
+    memcpy(C, acc, sizeof acc);
+}
+
+#if defined(__AVX2__)
+QNNC_Q8_KERNEL void qnnc_q8_gemv_avx2(int K2, const int16_t *QNNC_RESTRICT A,
+                                     const int16_t *QNNC_RESTRICT x, int32_t *QNNC_RESTRICT C) {
+    _Static_assert(QNNC_Q8_MR == 4, "two k pairs of a tile fill one ymm register");
+    const __m256i idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+    int kp = 0;
+    for (; kp + 4 <= K2; kp += 4) {
+        const __m256i x01 = _mm256_permutevar8x32_epi32(
+            _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(x + 2 * kp))), idx);
+        const __m256i x23 = _mm256_permutevar8x32_epi32(
+            _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(x + 2 * kp + 4))), idx);
+        const int16_t *a = A + kp * 2 * QNNC_Q8_MR;
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a), x01));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(
+            _mm256_loadu_si256((const __m256i *)(a + 16)), x23));
+    }
+    const __m256i s = _mm256_add_epi32(s0, s1);
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    int32_t acc[QNNC_Q8_MR];
+    _mm_storeu_si128((__m128i *)acc, r);
+    for (; kp < K2; ++kp) {
+        const int16_t *a = A + (ptrdiff_t)kp * 2 * QNNC_Q8_MR;
+        const int32_t x0 = x[2 * (ptrdiff_t)kp], x1 = x[2 * (ptrdiff_t)kp + 1];
+        for (int q = 0; q < QNNC_Q8_MR; ++q) acc[q] += a[2 * q] * x0 + a[2 * q + 1] * x1;
+    }
+    memcpy(C, acc, sizeof acc);
+}
+#define qnnc_q8_gemv qnnc_q8_gemv_avx2
+#else
+#define qnnc_q8_gemv qnnc_q8_gemv_c
 #endif
 
 /* -- the epilogue ------------------------------------------------------------------------ */

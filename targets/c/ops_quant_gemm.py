@@ -5,8 +5,11 @@ micro-kernel of csrc/qnnc_int8.h (A = weights, packed here at compile time; B = 
 activations, packed per call in chunks of output positions that stay in L2). The raw 8-bit
 activations are multiplied, not x - zx: the zero point's share, zx * sum_k (w - zw)[m, k],
 is folded into the bias at compile time, and padding holds zx so that it contributes
-exactly nothing. Depthwise convolutions get their own direct loop over a centred, padded
-copy of each channel (an im2col would copy every input value KH*KW times for one multiply).
+exactly nothing. A 1x1 stride-1 convolution packs its input planes in place (they are
+already B's rows); a fully connected layer with at most GEMV_ROWS input rows runs a matrix x
+vector kernel on the same packed weights instead of a 16-column tile it would mostly waste.
+Depthwise convolutions get their own direct loop over a centred, padded copy of each channel
+(an im2col would copy every input value KH*KW times for one multiply).
 Bounds on every int32 sum are checked here, from the actual weights, so the C never
 overflows where the interpreter's int64 would not.
 """
@@ -295,10 +298,13 @@ def _linear_dims(node: Node) -> tuple[int, int, int]:
     return int(np.prod(x.type.shape[:-1])), n, k
 
 
+GEMV_ROWS = 4  # up to this many input rows, one matrix x vector pass per row beats a tile
+
+
 def qlinear_scratch(node: Node) -> int:
     rows, _, k = _linear_dims(node)
     k2 = (k + 1) // 2
-    return _gemm_scratch(k2, _chunk(k2, rows))
+    return 4 * k2 if rows <= GEMV_ROWS else _gemm_scratch(k2, _chunk(k2, rows))
 
 
 @emits("QLinear", scratch=qlinear_scratch)
@@ -315,6 +321,27 @@ def qlinear(ctx: LayerCtx) -> str:
     wp = ctx.weight(pack_weights(wc, k2), "packed")
     bq = ctx.weight(bias.astype(np.int32), "bias_zp")
     decl, m0e, ne = mult_exprs(m0, shift, "m")
+    if rows <= GEMV_ROWS:
+        return "\n".join(ln for ln in [
+            f"/* int8 GEMV: {n} weight rows x {rows} input row(s), K = {k}, on the GEMM's "
+            "packed weight tiles */",
+            *decl,
+            "int16_t *xv = (int16_t *)scratch;",
+            f"for (int p = 0; p < {rows}; ++p) {{",
+            f"  qnnc_q8_widen(xv, {ctx.i(0)} + (ptrdiff_t)p * {k}, {sgn(ctx.it(0))}, {k}, 0, "
+            f"{2 * k2});",
+            ctx.omp().rstrip("\n"),
+            f"  for (int mt = 0; mt < {mt}; ++mt) {{",
+            f"    int32_t acc[{MR}];",
+            f"    qnnc_q8_gemv({k2}, {wp} + mt * {k2 * 2 * MR}, xv, acc);",
+            f"    for (int r = 0; r < {MR} && mt * {MR} + r < {n}; ++r) {{",
+            f"      const int m = mt * {MR} + r;",
+            f"      qnnc_q8_store(acc + r, 1, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+            f"{ctx.o(0)} + (ptrdiff_t)p * {n} + m, 1, {sgn(ctx.ot(0))});",
+            "    }",
+            "  }",
+            "}",
+        ] if ln)
     nc = _chunk(k2, rows)
     store = (f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
              f"{ctx.o(0)} + (ptrdiff_t)(p0 + j * {NR}) * {n} + m, {n}, {sgn(ctx.ot(0))});")

@@ -16,10 +16,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ir.interpreter import run as interpret
 from ir.types import DType
 from targets.host.build import BuildOptions, build_c_library
 from targets.host.cpu import is_x86_64
-from tests.codegen.test_ops_int8 import CPUS, check_exact, graph, out_attrs, rand_q, weights
+from tests.codegen.harness import run_c
+from tests.codegen.test_ops_int8 import (
+    CPUS,
+    check_exact,
+    feeds_for,
+    graph,
+    out_attrs,
+    rand_q,
+    weights,
+)
 
 CONVS = {
     # direct 1x1: P = 3136 spans several chunks; P = 49 ends in a partial panel; odd K
@@ -106,3 +116,15 @@ def test_vnni_build_is_warning_free(case: str, tmp_path: Path) -> None:
               attrs)
     assert build_c_library(g, tmp_path / case, BuildOptions(cpu="avx512vnni",
                                                              werror=True)).is_file()
+
+
+def test_gemv_threads_give_the_same_integers(tmp_path: Path) -> None:
+    """The batch-1 fully connected path splits its weight tiles over OpenMP threads."""
+    rng = np.random.default_rng(5)
+    w = weights(rng, (45, 77), per_channel=True)
+    g = graph("QLinear", [rand_q(rng, (2, 77), DType.u8), w, None], out_attrs(rng, DType.i8))
+    feeds = feeds_for(g, 1)
+    want = interpret(g, feeds)
+    got = run_c(g, feeds, tmp_path / "omp", BuildOptions(cpu=CPUS[-1], threads=2, werror=True))
+    for name, v in want.items():
+        np.testing.assert_array_equal(got[name], v)
