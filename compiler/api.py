@@ -423,7 +423,8 @@ def compile_model(
     profile = _accelerator(target, target_file)
     if profile is not None:
         target = profile.name
-    tsteps = list(mod.TARGET_PIPELINE) if profile is not None and mod is not None else []
+    target_passes = list(getattr(mod, "TARGET_PIPELINE", []))
+    tsteps = target_passes if profile is not None else []
     after = (
         [p for p in steps + tsteps if p not in disabled_passes] if "all" in print_after
         else list(print_after)
@@ -432,7 +433,7 @@ def compile_model(
     _check_pass_names(list(disabled_passes), "--disable-pass", known)
     _check_pass_names([p for p in after if p != "quantize"], "--print-after", known + ["quantize"])
     target_after = [p for p in after if p in tsteps]
-    idle = [p for p in after if mod is not None and p in mod.TARGET_PIPELINE and p not in tsteps]
+    idle = [p for p in after if p in target_passes and p not in tsteps]
     if idle:
         raise QnncError(f"--print-after {idle[0]}: that pass runs only for an accelerator "
                         "target (--target ascend910b, ..., or --target-file)")
