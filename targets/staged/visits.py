@@ -15,7 +15,7 @@ def o_box(st: Staged, lv: int) -> tuple[int, int, int, int]:
     return t[N], pad(t[M], st.prof.layout.channel_block), t[OH], t[OW]
 
 
-def _valid(st: Staged, pre: str) -> str:
+def _valid(st: Staged) -> str:
     """C condition: the element at (n, m, oh, ow) is inside the output tensor."""
     s = st.prob.sizes
     return f"n < {s[N]} && m < {s[M]} && oh < {s[OH]} && ow < {s[OW]}"
@@ -81,7 +81,7 @@ def gen_outputs(st: Staged, yct: str, final: str) -> None:
     origins = {lv: [f"y{lv}{k} = {st.nest.origin(lv, d)};"
                     for k, d in zip("nmrw", (N, M, OH, OW))] for lv in levels}
     gm = "out0[" + st.v.y("n", "m", "oh", "ow") + "]"
-    valid = _valid(st, "")
+    valid = _valid(st)
     t1m = st.nest.tile(1)[M]
     r2 = st.region("outputs", 2) if 2 in levels else None
     if r2 is not None:
