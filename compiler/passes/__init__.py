@@ -6,6 +6,7 @@ DEFAULT_PIPELINE is the target-independent clean-up that every compile starts wi
 from compiler.passes import (  # noqa: F401  (registration)
     dce,
     equalize,
+    fold_affine,
     fold_batchnorm,
     fold_constants,
     layout,
@@ -22,6 +23,7 @@ DEFAULT_PIPELINE: list[str] = [
     "lower-qdq",  # first: fold-constants would turn a QDQ model's int8 weights into floats
     "fold-constants",
     "fold-batchnorm",
+    "fold-affine",
     "dce",
     "recognize-gelu",
     "recognize-silu",

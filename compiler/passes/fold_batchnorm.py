@@ -68,6 +68,17 @@ def _fold(graph: Graph, layer: Node, bn: Node) -> None:
     scale, shift, mean, var = (_f64(v) for v in bn.inputs[1:])
     s = scale / np.sqrt(var + bn.attrs["epsilon"])
     t = shift - mean * s
+    bn_bias = bn.inputs[2]
+    assert bn_bias is not None
+    fold_channel_affine(graph, layer, s, t, bn.outputs[0], bn_bias.name)
+
+
+def fold_channel_affine(graph: Graph, layer: Node, s: np.ndarray, t: np.ndarray, out: Value,
+                        bias_hint: str) -> None:
+    """Make ``layer`` (Conv, ConvTranspose or Gemm with constant weights) compute
+    ``layer(x) * s + t`` per output channel, in float64 rounded once, and take over the value
+    ``out`` that the folded affine op produced. ``bias_hint`` names a new bias when the layer
+    has none."""
     w = layer.inputs[1]
     b = layer.inputs[2] if len(layer.inputs) > 2 else None
     assert w is not None
@@ -88,19 +99,19 @@ def _fold(graph: Graph, layer: Node, bn: Node) -> None:
         new_b = t if bd is None else (layer.attrs["beta"] * bd) * s + t
         layer.attrs = {**layer.attrs, "beta": 1.0}
     dt = w.type.dtype.np
-    bn_bias = bn.inputs[2]
-    assert bn_bias is not None
-    bias_hint = (b or bn_bias).name
+    # a scale of one keeps the weights; no bias appears where there was none and t is zero
     new_inputs: list[Value | None] = [
         layer.inputs[0],
-        graph.add_const(new_w.astype(dt), f"{w.name}_folded"),
-        graph.add_const(np.asarray(new_b).astype(dt), f"{bias_hint}_folded"),
+        w if np.all(s == 1.0) else graph.add_const(new_w.astype(dt), f"{w.name}_folded"),
     ]
+    if b is not None or np.any(t != 0.0):
+        name = f"{b.name if b is not None else bias_hint}_folded"
+        new_inputs.append(graph.add_const(np.asarray(new_b).astype(dt), name))
     layer.inputs = new_inputs
-    # The layer now computes the BN's result: it takes over that value and its name.
-    old_out, bn_out = layer.outputs[0], bn.outputs[0]
-    assert old_out.type.shape == bn_out.type.shape
-    layer.outputs = [bn_out]
+    # The layer now computes the affine op's result: it takes over that value and its name.
+    old_out = layer.outputs[0]
+    assert old_out.type.shape == out.type.shape
+    layer.outputs = [out]
     graph.release_name(old_out.name)
 
 

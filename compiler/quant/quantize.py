@@ -11,6 +11,8 @@ Rules (the integer meaning of every Q-op is in ir/ops/q*.py and ir/qmath.py):
 - Conv, Gemm and MatMul with a constant weight → QConv / QLinear: weights int8 symmetric per
   output channel in [-127, 127], bias int32 at scale s_x·s_w[c]; a following Relu or Clip
   that is the layer's only user is fused as the clamp bounds.
+- A BatchNormalization that no layer absorbed (4-D, constant parameters) → a depthwise 1x1
+  QConv computing its per-channel x * s + t.
 - MatMul of two activations → QMatMul; Add → QAdd (with a fused Relu); Mul → QMul.
 - Unary non-linearities → QLut: the table is the op's own reference compute applied to
   every 8-bit input code, so the LUT is exact by construction.
@@ -295,6 +297,32 @@ def _conv(rw: _Rewriter, node: Node) -> bool:
     return True
 
 
+def _batchnorm(rw: _Rewriter, node: Node) -> bool:
+    """A BatchNormalization no layer absorbed (e.g. DenseNet's, after a Concat) is a
+    per-channel affine map x * s + t: quantised as a depthwise 1x1 QConv with weight s and
+    bias t, so it runs as an integer layer (with a following Relu/Clip fused) instead of a
+    float island."""
+    x = node.inputs[0]
+    if x is None or x.type.rank != 4 or len(node.outputs) != 1 or not all(
+            v is not None and v.is_const for v in node.inputs[1:]):
+        return False
+    scale, bias, mean, var = (np.asarray(v.data, np.float64)  # type: ignore[union-attr]
+                              for v in node.inputs[1:])
+    s = scale / np.sqrt(var + node.attrs["epsilon"])
+    t = bias - mean * s
+    channels = x.type.shape[1]
+    act = rw.fusable_activation(node.outputs[0])
+    final, clamp = rw.clamp_for(act, node.outputs[0])
+    xq = rw.qval(x)
+    w = s.reshape(channels, 1, 1, 1).astype(np.float32)
+    wv, bv = _weights(rw, w, t, xq, node.name or "batchnorm", x, channels)
+    attrs = {"dilations": [1, 1], "group": channels, "pads": [0, 0, 0, 0], "strides": [1, 1],
+             **rw.out_attrs(final), **clamp}
+    out = rw.emit("QConv", [xq, wv, bv], attrs, final.name, node.name)
+    rw.finish(node, act, out)
+    return True
+
+
 def _linear(rw: _Rewriter, node: Node, x: Value, w_nk: np.ndarray, b: np.ndarray | None) -> bool:
     act = rw.fusable_activation(node.outputs[0])
     final, clamp = rw.clamp_for(act, node.outputs[0])
@@ -429,6 +457,7 @@ def _move(rw: _Rewriter, node: Node) -> bool:
 
 _HANDLERS: dict[str, Callable[[_Rewriter, Node], bool]] = {
     "Conv": _conv,
+    "BatchNormalization": _batchnorm,
     "Gemm": _gemm,
     "MatMul": _matmul,
     "Add": _binary("QAdd", fuse=True),

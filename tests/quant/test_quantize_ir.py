@@ -38,3 +38,24 @@ def test_quantized_block_tracks_the_float_block() -> None:
         x = rng.uniform(-2, 2, (1, 2, 4, 4)).astype(np.float32)
         ref, got = run(g, {"x": x})["y"], run(q, {"x": x})["y"]
         assert np.max(np.abs(ref - got)) < 0.02  # a few output steps of 1/255
+
+
+BN_CASE = Path(__file__).with_name("cases") / "quantize_batchnorm.ir"
+BN_BEFORE, BN_AFTER = BN_CASE.read_text().split("// CHECK:")
+BN_RANGES = {"x": (-2.0, 2.0), "n": (-4.0, 4.0), "y": (0.0, 4.0)}
+
+
+def test_standalone_batchnorm_becomes_a_depthwise_qconv() -> None:
+    q = quantize_graph(parse_graph(BN_BEFORE), BN_RANGES, QuantConfig(bias_correction=False))
+    verify(q)
+    assert print_graph(q).strip() == BN_AFTER.strip()
+    assert [n.op for n in q.nodes] == ["Quantize", "QConv", "Dequantize"]
+
+
+def test_quantized_batchnorm_tracks_the_float_one() -> None:
+    g, q = parse_graph(BN_BEFORE), parse_graph(BN_AFTER)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, (1, 2, 3, 3)).astype(np.float32)
+    ref, got = run(g, {"x": x})["y"], run(q, {"x": x})["y"]
+    # half an output step (2/255) plus the input's rounding, half a step (2/255) times |s| <= 2
+    assert np.max(np.abs(ref - got)) <= (2 + 4) / 255 + 1e-6
