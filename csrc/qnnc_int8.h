@@ -8,13 +8,16 @@
  * Products of 8-bit operands run through one GEMM micro-kernel on int16 pairs: operands are
  * widened to int16 and multiplied with _mm256_madd_epi16 (exact: a pair of int16 products
  * always fits int32), accumulating in int32. vpmaddubsw is avoided on purpose - its int16
- * saturation would make results depend on the data. Packed layouts (MR = 4, NR = 16):
+ * saturation would make results depend on the data. Packed layouts (MR = 6, NR = 16):
  *
- *   A (weights, packed at compile time): [M/4 tiles][K2][4 rows][2]  int16, K2 = ceil(K/2)
+ *   A (weights, packed at compile time): [M/6 tiles][K2][6 rows][2]  int16, K2 = ceil(K/2)
  *   B (activations, packed per call):    [N/16 panels][K2][16 cols][2] int16
  *
  * so each step of the k loop broadcasts one (k, k+1) pair of a weight row as an int32 and
- * multiplies it with 16 columns' pairs. Zero rows/columns pad M, N and K; the caller only
+ * multiplies it with 16 columns' pairs: 12 accumulators, 2 B registers and the broadcast use
+ * 15 of AVX2's 16 ymm registers without a spill (6 rows do 1.25x the work of 4 per B load).
+ * The matrix x vector kernel reads its own 4-row tiles [M/4][K2][4][2] (QNNC_Q8_GEMV_MR),
+ * where two k pairs of a tile fill one ymm register. Zero rows/columns pad M, N and K; the caller only
  * stores the valid part of a tile. The generic path is the same loop in plain C; with
  * AVX-512 VNNI the pair product-and-add is one vpdpwssd on the same layout. */
 #ifndef QNNC_INT8_H
@@ -25,7 +28,8 @@
 #include <immintrin.h>
 #endif
 
-#define QNNC_Q8_MR 4
+#define QNNC_Q8_MR 6
+#define QNNC_Q8_GEMV_MR 4
 #define QNNC_Q8_NR 16
 
 /* The micro-kernels are kept out of line: inlined into a large layer function, the
@@ -34,6 +38,15 @@
 #define QNNC_Q8_KERNEL static __attribute__((noinline, unused))
 #else
 #define QNNC_Q8_KERNEL static
+#endif
+/* The tile kernels are also kept out of GCC's interprocedural analysis: specialised for the
+ * call sites of a large model (known K2, stack realignment for its callers), their 12
+ * accumulators were allocated to the stack, which made the loop load and store each of them
+ * every step. noipa keeps the kernel exactly as written. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define QNNC_Q8_TILE_KERNEL static __attribute__((noipa, unused))
+#else
+#define QNNC_Q8_TILE_KERNEL QNNC_Q8_KERNEL
 #endif
 
 /* -- requantisation (qmath.requantize_raw / requantize) ---------------------------------- */
@@ -269,8 +282,8 @@ static inline void qnnc_q8_pack_cols(int16_t *QNNC_RESTRICT dst, const void *QNN
     qnnc_q8_pack_cols_c(dst, x, sgn, n, K, ldx, sub, pstride, jb, cols, 0);
 }
 
-/* Rows m0 .. m0+3 of a run-time matrix a[M][K] (row stride lda) minus sub, as one packed A
- * tile [K2][4][2]; rows past M and the column past an odd K are zero. */
+/* Rows m0 .. m0+5 of a run-time matrix a[M][K] (row stride lda) minus sub, as one packed A
+ * tile [K2][6][2]; rows past M and the column past an odd K are zero. */
 static inline void qnnc_q8_pack_a(int16_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT a,
                                   int sgn, int m0, int M, int K, ptrdiff_t lda, int sub) {
     const int K2 = (K + 1) / 2;
@@ -286,9 +299,9 @@ static inline void qnnc_q8_pack_a(int16_t *QNNC_RESTRICT dst, const void *QNNC_R
     }
 }
 
-/* -- the micro-kernel: C[4][16] = A tile (K2 pairs) x B panel (K2 pairs) ---------------- */
+/* -- the micro-kernel: C[6][16] = A tile (K2 pairs) x B panel (K2 pairs) ---------------- */
 
-QNNC_Q8_KERNEL void qnnc_q8_tile_c(int K2, const int16_t *QNNC_RESTRICT A,
+QNNC_Q8_TILE_KERNEL void qnnc_q8_tile_c(int K2, const int16_t *QNNC_RESTRICT A,
                                   const int16_t *QNNC_RESTRICT B, int32_t *QNNC_RESTRICT C) {
     int32_t acc[QNNC_Q8_MR * QNNC_Q8_NR] = {0};
     for (int kp = 0; kp < K2; ++kp) {
@@ -310,10 +323,11 @@ static inline __m256i qnnc_q8_pair(const int16_t *p) {
     return _mm256_set1_epi32(v);
 }
 
-QNNC_Q8_KERNEL void qnnc_q8_tile_avx2(int K2, const int16_t *QNNC_RESTRICT A,
+QNNC_Q8_TILE_KERNEL void qnnc_q8_tile_avx2(int K2, const int16_t *QNNC_RESTRICT A,
                                      const int16_t *QNNC_RESTRICT B, int32_t *QNNC_RESTRICT C) {
-    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
-    __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    _Static_assert(QNNC_Q8_MR == 6, "the AVX2 tile holds six rows of accumulators");
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
+    __m256i c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int kp = 0; kp < K2; ++kp) {
         const int16_t *a = A + kp * 2 * QNNC_Q8_MR;
         const int16_t *b = B + kp * 2 * QNNC_Q8_NR;
@@ -331,6 +345,12 @@ QNNC_Q8_KERNEL void qnnc_q8_tile_avx2(int K2, const int16_t *QNNC_RESTRICT A,
         w = qnnc_q8_pair(a + 6);
         c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(w, b0));
         c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(w, b1));
+        w = qnnc_q8_pair(a + 8);
+        c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(w, b0));
+        c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(w, b1));
+        w = qnnc_q8_pair(a + 10);
+        c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(w, b0));
+        c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(w, b1));
     }
     /* lane l of b0 holds column l's pair: columns 0..7 in c?0, 8..15 in c?1 */
     _mm256_storeu_si256((__m256i *)C, c00);
@@ -341,29 +361,29 @@ QNNC_Q8_KERNEL void qnnc_q8_tile_avx2(int K2, const int16_t *QNNC_RESTRICT A,
     _mm256_storeu_si256((__m256i *)(C + 40), c21);
     _mm256_storeu_si256((__m256i *)(C + 48), c30);
     _mm256_storeu_si256((__m256i *)(C + 56), c31);
+    _mm256_storeu_si256((__m256i *)(C + 64), c40);
+    _mm256_storeu_si256((__m256i *)(C + 72), c41);
+    _mm256_storeu_si256((__m256i *)(C + 80), c50);
+    _mm256_storeu_si256((__m256i *)(C + 88), c51);
 }
 #endif
 
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
 /* vpdpwssd: the int16 pair products of 16 columns added into int32 lanes in one instruction
  * (no saturation: the non-"s" form wraps, and the sums are bounded at compile time). */
-QNNC_Q8_KERNEL void qnnc_q8_tile_vnni(int K2, const int16_t *QNNC_RESTRICT A,
+QNNC_Q8_TILE_KERNEL void qnnc_q8_tile_vnni(int K2, const int16_t *QNNC_RESTRICT A,
                                      const int16_t *QNNC_RESTRICT B, int32_t *QNNC_RESTRICT C) {
-    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+    __m512i c[QNNC_Q8_MR];
+    for (int r = 0; r < QNNC_Q8_MR; ++r) c[r] = _mm512_setzero_si512();
     for (int kp = 0; kp < K2; ++kp) {
         const int16_t *a = A + kp * 2 * QNNC_Q8_MR;
         const __m512i b = _mm512_loadu_si512((const void *)(B + kp * 2 * QNNC_Q8_NR));
-        int32_t w[4];
+        int32_t w[QNNC_Q8_MR];
         memcpy(w, a, sizeof w);
-        c0 = _mm512_dpwssd_epi32(c0, _mm512_set1_epi32(w[0]), b);
-        c1 = _mm512_dpwssd_epi32(c1, _mm512_set1_epi32(w[1]), b);
-        c2 = _mm512_dpwssd_epi32(c2, _mm512_set1_epi32(w[2]), b);
-        c3 = _mm512_dpwssd_epi32(c3, _mm512_set1_epi32(w[3]), b);
+        for (int r = 0; r < QNNC_Q8_MR; ++r)
+            c[r] = _mm512_dpwssd_epi32(c[r], _mm512_set1_epi32(w[r]), b);
     }
-    _mm512_storeu_si512((void *)C, c0);
-    _mm512_storeu_si512((void *)(C + 16), c1);
-    _mm512_storeu_si512((void *)(C + 32), c2);
-    _mm512_storeu_si512((void *)(C + 48), c3);
+    for (int r = 0; r < QNNC_Q8_MR; ++r) _mm512_storeu_si512((void *)(C + 16 * r), c[r]);
 }
 #define qnnc_q8_tile qnnc_q8_tile_vnni
 #elif defined(__AVX2__)
@@ -375,22 +395,22 @@ QNNC_Q8_KERNEL void qnnc_q8_tile_vnni(int K2, const int16_t *QNNC_RESTRICT A,
 /* -- matrix x vector: C[4] = A tile (K2 pairs) . x (K2 int16 pairs) --------------------- */
 
 /* A fully connected layer with a batch of one would use 1 of the tile's 16 columns; this
- * reads the same packed A tile, two k pairs (32 bytes: [2][4 rows][2]) per step, each half
- * multiplied with its own x pair broadcast to four lanes. */
+ * reads 4-row tiles of the weights ([M/4][K2][4][2]), two k pairs (32 bytes: [2][4 rows][2])
+ * per step, each half multiplied with its own x pair broadcast to four lanes. */
 QNNC_Q8_KERNEL void qnnc_q8_gemv_c(int K2, const int16_t *QNNC_RESTRICT A,
                                   const int16_t *QNNC_RESTRICT x, int32_t *QNNC_RESTRICT C) {
-    int32_t acc[QNNC_Q8_MR] = {0};
+    int32_t acc[QNNC_Q8_GEMV_MR] = {0};
     for (int kp = 0; kp < K2; ++kp)
-        for (int r = 0; r < QNNC_Q8_MR; ++r)
-            acc[r] += A[(kp * QNNC_Q8_MR + r) * 2] * x[2 * kp] +
-                      A[(kp * QNNC_Q8_MR + r) * 2 + 1] * x[2 * kp + 1];
+        for (int r = 0; r < QNNC_Q8_GEMV_MR; ++r)
+            acc[r] += A[(kp * QNNC_Q8_GEMV_MR + r) * 2] * x[2 * kp] +
+                      A[(kp * QNNC_Q8_GEMV_MR + r) * 2 + 1] * x[2 * kp + 1];
     memcpy(C, acc, sizeof acc);
 }
 
 #if defined(__AVX2__)
 QNNC_Q8_KERNEL void qnnc_q8_gemv_avx2(int K2, const int16_t *QNNC_RESTRICT A,
                                      const int16_t *QNNC_RESTRICT x, int32_t *QNNC_RESTRICT C) {
-    _Static_assert(QNNC_Q8_MR == 4, "two k pairs of a tile fill one ymm register");
+    _Static_assert(QNNC_Q8_GEMV_MR == 4, "two k pairs of a tile fill one ymm register");
     const __m256i idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
     __m256i s0 = _mm256_setzero_si256(), s1 = s0;
     int kp = 0;
@@ -399,19 +419,19 @@ QNNC_Q8_KERNEL void qnnc_q8_gemv_avx2(int K2, const int16_t *QNNC_RESTRICT A,
             _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(x + 2 * kp))), idx);
         const __m256i x23 = _mm256_permutevar8x32_epi32(
             _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(x + 2 * kp + 4))), idx);
-        const int16_t *a = A + kp * 2 * QNNC_Q8_MR;
+        const int16_t *a = A + kp * 2 * QNNC_Q8_GEMV_MR;
         s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a), x01));
         s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(
             _mm256_loadu_si256((const __m256i *)(a + 16)), x23));
     }
     const __m256i s = _mm256_add_epi32(s0, s1);
     __m128i r = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    int32_t acc[QNNC_Q8_MR];
+    int32_t acc[QNNC_Q8_GEMV_MR];
     _mm_storeu_si128((__m128i *)acc, r);
     for (; kp < K2; ++kp) {
-        const int16_t *a = A + (ptrdiff_t)kp * 2 * QNNC_Q8_MR;
+        const int16_t *a = A + (ptrdiff_t)kp * 2 * QNNC_Q8_GEMV_MR;
         const int32_t x0 = x[2 * (ptrdiff_t)kp], x1 = x[2 * (ptrdiff_t)kp + 1];
-        for (int q = 0; q < QNNC_Q8_MR; ++q) acc[q] += a[2 * q] * x0 + a[2 * q + 1] * x1;
+        for (int q = 0; q < QNNC_Q8_GEMV_MR; ++q) acc[q] += a[2 * q] * x0 + a[2 * q + 1] * x1;
     }
     memcpy(C, acc, sizeof acc);
 }

@@ -18,6 +18,8 @@ import targets.c.ops_quant_pool
 import targets.c.ops_shape  # noqa: F401  (the float emitters wrapped below register first)
 from ir import qmath
 from ir.ops.qcommon import ADD_SHIFT, add_multipliers, product_multiplier, rescale_multiplier
+from ir.ops.registry import OPS
+from ir.types import DType
 from targets.c.emitter import (
     EMITTERS,
     Emitter,
@@ -130,10 +132,38 @@ def _broadcast(ctx: LayerCtx, body: str) -> str:
     return nested_loops(dims, text, omp=ctx.omp())
 
 
+#: outputs from this many elements on look a same-shape 8-bit QAdd up in a 256 x 256 table
+QADD_TABLE_MIN = 16384
+
+
+def _qadd_table(ctx: LayerCtx) -> np.ndarray | None:
+    """y for every pair of 8-bit codes, indexed by (byte of a) * 256 + byte of b, computed
+    by QAdd's own reference compute (so exact by construction); None where a table does not
+    pay (broadcasting, small tensors) or the types are not 8-bit."""
+    ta, tb, to = ctx.it(0), ctx.it(1), ctx.ot(0)
+    if not (ta.shape == tb.shape == to.shape and to.size >= QADD_TABLE_MIN):
+        return None
+    if any(t.dtype not in (DType.u8, DType.i8) for t in (ta, tb, to)):
+        return None
+    codes = np.arange(256, dtype=np.uint8)
+    a = np.repeat(codes, 256).view(ta.dtype.np).reshape(256, 256)
+    b = np.tile(codes, 256).view(tb.dtype.np).reshape(256, 256)
+    types = [ta.with_shape((256, 256)), tb.with_shape((256, 256))]
+    (y,) = OPS["QAdd"].evaluate([a, b], ctx.a, types, [to.with_shape((256, 256))])
+    return np.asarray(y, dtype=to.dtype.np).reshape(-1)
+
+
 @emits("QAdd", inplace=True)
 def qadd(ctx: LayerCtx) -> str:
     """a' = requant_raw((a - za) << L, Ma), b' likewise, y = requant(a' + b', My); the shift
-    is a multiplication by 2^L (shifting a negative value left is undefined in C)."""
+    is a multiplication by 2^L (shifting a negative value left is undefined in C). A large
+    same-shape 8-bit add (a residual connection) reads y from a 64 KiB table of all code
+    pairs instead: two 64-bit requantisations per element become one load."""
+    table = _qadd_table(ctx)
+    if table is not None:
+        tab = ctx.weight(table, "pairs")
+        return _flat(ctx, f"{ctx.o(0)}[i] = {tab}[((unsigned)((const uint8_t *){ctx.i(0)})[i] "
+                          f"<< 8) | ((const uint8_t *){ctx.i(1)})[i]];")
     (ma, na), (mb, nb), (my, ny) = add_multipliers(ctx.it(0), ctx.it(1), ctx.ot(0))
     lo, hi = clamp_bounds(ctx)
     zy = qparams(ctx.ot(0)).zero_point[0]

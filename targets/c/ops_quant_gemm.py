@@ -25,7 +25,8 @@ from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
 from targets.c.ops_elementwise import broadcast_strides
 from targets.c.ops_quant_util import clamp_bounds, mult_exprs, qparams, sgn
 
-MR, NR = 4, 16  # the micro-kernel tile of csrc/qnnc_int8.h (QNNC_Q8_MR, QNNC_Q8_NR)
+MR, NR = 6, 16  # the micro-kernel tile of csrc/qnnc_int8.h (QNNC_Q8_MR, QNNC_Q8_NR)
+GEMV_MR = 4  # the matrix x vector kernel's rows per tile (QNNC_Q8_GEMV_MR)
 L2_BUDGET = 256 * 1024  # bytes of packed activations per chunk
 I32 = 2**31
 
@@ -88,13 +89,13 @@ def qconv_scratch(node: Node) -> int:
     return _gemm_scratch(d["K2"], _chunk(d["K2"], d["P"]))
 
 
-def pack_weights(w: np.ndarray, k2: int) -> np.ndarray:
-    """[R, K] int weights to the micro-kernel's A layout [ceil(R/MR)][K2][MR][2] (int16)."""
+def pack_weights(w: np.ndarray, k2: int, mr: int = MR) -> np.ndarray:
+    """[R, K] int weights to the micro-kernel's A layout [ceil(R/mr)][K2][mr][2] (int16)."""
     r, k = w.shape
-    mt = -(-r // MR)
-    full = np.zeros((mt * MR, 2 * k2), dtype=np.int16)
+    mt = -(-r // mr)
+    full = np.zeros((mt * mr, 2 * k2), dtype=np.int16)
     full[:r, :k] = w
-    return full.reshape(mt, MR, k2, 2).transpose(0, 2, 1, 3).reshape(-1)
+    return full.reshape(mt, mr, k2, 2).transpose(0, 2, 1, 3).reshape(-1)
 
 
 def _centred_weight(ctx: LayerCtx, rows: int) -> np.ndarray:
@@ -317,13 +318,14 @@ def qlinear(ctx: LayerCtx) -> str:
     lo, hi = clamp_bounds(ctx)
     wc = _centred_weight(ctx, n)
     bias = _folded_bias(ctx, wc, zx, _xrange(ctx.it(0)))
-    k2, mt = (k + 1) // 2, -(-n // MR)
-    wp = ctx.weight(pack_weights(wc, k2), "packed")
+    k2 = (k + 1) // 2
     bq = ctx.weight(bias.astype(np.int32), "bias_zp")
     decl, m0e, ne = mult_exprs(m0, shift, "m")
     if rows <= GEMV_ROWS:
+        mt = -(-n // GEMV_MR)
+        wp = ctx.weight(pack_weights(wc, k2, GEMV_MR), "packed")
         return "\n".join(ln for ln in [
-            f"/* int8 GEMV: {n} weight rows x {rows} input row(s), K = {k}, on the GEMM's "
+            f"/* int8 GEMV: {n} weight rows x {rows} input row(s), K = {k}, on {GEMV_MR}-row "
             "packed weight tiles */",
             *decl,
             "int16_t *xv = (int16_t *)scratch;",
@@ -332,16 +334,18 @@ def qlinear(ctx: LayerCtx) -> str:
             f"{2 * k2});",
             ctx.omp().rstrip("\n"),
             f"  for (int mt = 0; mt < {mt}; ++mt) {{",
-            f"    int32_t acc[{MR}];",
-            f"    qnnc_q8_gemv({k2}, {wp} + mt * {k2 * 2 * MR}, xv, acc);",
-            f"    for (int r = 0; r < {MR} && mt * {MR} + r < {n}; ++r) {{",
-            f"      const int m = mt * {MR} + r;",
+            f"    int32_t acc[{GEMV_MR}];",
+            f"    qnnc_q8_gemv({k2}, {wp} + mt * {k2 * 2 * GEMV_MR}, xv, acc);",
+            f"    for (int r = 0; r < {GEMV_MR} && mt * {GEMV_MR} + r < {n}; ++r) {{",
+            f"      const int m = mt * {GEMV_MR} + r;",
             f"      qnnc_q8_store(acc + r, 1, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
             f"{ctx.o(0)} + (ptrdiff_t)p * {n} + m, 1, {sgn(ctx.ot(0))});",
             "    }",
             "  }",
             "}",
         ] if ln)
+    mt = -(-n // MR)
+    wp = ctx.weight(pack_weights(wc, k2), "packed")
     nc = _chunk(k2, rows)
     store = (f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
              f"{ctx.o(0)} + (ptrdiff_t)(p0 + j * {NR}) * {n} + m, {n}, {sgn(ctx.ot(0))});")

@@ -320,3 +320,19 @@ def test_threads_give_the_same_integers(tmp_path: Path) -> None:
                     BuildOptions(cpu=CPUS[-1], threads=2, werror=True))
         for name, w in want.items():
             np.testing.assert_array_equal(got[name], w)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("ta,tb,to,act", [(DType.u8, DType.u8, DType.u8, "relu"),
+                                          (DType.i8, DType.u8, DType.i8, "none"),
+                                          (DType.u8, DType.i8, DType.u8, None)])
+def test_qadd_table_of_code_pairs(ta: DType, tb: DType, to: DType, act: str | None, cpu: str,
+                                  tmp_path: Path) -> None:
+    """A same-shape add of QADD_TABLE_MIN elements or more reads a 256 x 256 table."""
+    from targets.c.ops_quant import QADD_TABLE_MIN
+
+    rng = np.random.default_rng(11)
+    shape = (2, 8, QADD_TABLE_MIN // 16)
+    g = graph("QAdd", [rand_q(rng, shape, ta), rand_q(rng, shape, tb)],
+              out_attrs(rng, to, act))
+    check_exact(g, tmp_path, cpu)
