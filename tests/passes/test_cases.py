@@ -9,9 +9,10 @@ A case file holds cases separated by a line ``// -----``. Each case is::
     graph @g(...) { ... }        the exact expected text of the result (all constants inline)
 
 Besides the exact text, every case checks on random inputs that the pipeline preserved the
-graph's meaning under the interpreter: bit for bit, except that fold-batchnorm and fold-affine reorder
-float arithmetic, and the recognize-* passes replace a chain that rounds after every step by
-one op that rounds once; those are held to |got - want| <= 1e-4 * |want| + 1e-5 * max|want|.
+graph's meaning under the interpreter: bit for bit, except that fold-batchnorm and
+fold-affine reorder float arithmetic, and the recognize-* passes replace a chain that rounds
+after every step by one op that rounds once; those are held to
+|got - want| <= 1e-4 * |want| + 1e-5 * max|want|.
 """
 
 from __future__ import annotations
