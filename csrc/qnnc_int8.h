@@ -86,6 +86,53 @@ static inline int32_t qnnc_q8_at(const void *p, ptrdiff_t i, int sgn) {
     return sgn ? (int32_t)((const int8_t *)p)[i] : (int32_t)((const uint8_t *)p)[i];
 }
 
+/* qnnc_quantize over n floats into 8-bit codes (sgn: int8, else uint8). With AVX2, eight at
+ * a time and the same arithmetic: the float32 division, rounding to nearest even, NaN to
+ * clamp(0), and r + zp clamped in float (exact below 2^24; beyond it both clamp alike). */
+static inline void qnnc_quantize_n(const float *QNNC_RESTRICT x, void *QNNC_RESTRICT y, int n,
+                                   float scale, int32_t zp, int32_t lo, int32_t hi, int sgn) {
+    int i = 0;
+#if defined(__AVX2__)
+    const __m256 s = _mm256_set1_ps(scale), z = _mm256_set1_ps((float)zp);
+    const __m256 lof = _mm256_set1_ps((float)lo), hif = _mm256_set1_ps((float)hi);
+    const int32_t nan_code = 0 < lo ? lo : (0 > hi ? hi : 0);
+    const __m256 nanv = _mm256_set1_ps((float)nan_code);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), s),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, z), lof), hif);
+        q = _mm256_blendv_ps(q, nanv, _mm256_cmp_ps(r, r, _CMP_UNORD_Q));
+        const __m256i v = _mm256_cvtps_epi32(q);
+        const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v),
+                                          _mm256_extracti128_si256(v, 1));
+        const __m128i b = sgn ? _mm_packs_epi16(w, w) : _mm_packus_epi16(w, w);
+        _mm_storel_epi64((__m128i *)((uint8_t *)y + i), b);
+    }
+#endif
+    for (; i < n; ++i) {
+        const int32_t q = qnnc_quantize(x[i], scale, zp, lo, hi);
+        if (sgn) ((int8_t *)y)[i] = (int8_t)q;
+        else ((uint8_t *)y)[i] = (uint8_t)q;
+    }
+}
+
+/* qnnc_dequantize over n 8-bit codes: (float)(q - zp) * scale, eight at a time with AVX2
+ * (q - zp is below 2^24 in magnitude, so its int32 -> float conversion is exact as well). */
+static inline void qnnc_dequantize_n(const void *QNNC_RESTRICT q, float *QNNC_RESTRICT y, int n,
+                                     int32_t zp, float scale, int sgn) {
+    int i = 0;
+#if defined(__AVX2__)
+    const __m256 s = _mm256_set1_ps(scale);
+    const __m256i z = _mm256_set1_epi32(zp);
+    for (; i + 8 <= n; i += 8) {
+        const __m128i b = _mm_loadl_epi64((const __m128i *)((const uint8_t *)q + i));
+        const __m256i v = sgn ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, z)), s));
+    }
+#endif
+    for (; i < n; ++i) y[i] = qnnc_dequantize(qnnc_q8_at(q, i, sgn), zp, scale);
+}
+
 /* One im2col row of a 2-D convolution, as bytes: output positions p0 .. p0+n-1 (row-major
  * over OH x OW) read plane xc[H][W] at (oh*SH + offh, ow*SW + offw); positions in the padding
  * get `padv` (the input zero point's byte). 8-bit signed and unsigned values are copied alike:

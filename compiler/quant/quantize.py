@@ -10,10 +10,12 @@ Rules (the integer meaning of every Q-op is in ir/ops/q*.py and ir/qmath.py):
 
 - Conv, Gemm and MatMul with a constant weight → QConv / QLinear: weights int8 symmetric per
   output channel in [-127, 127], bias int32 at scale s_x·s_w[c]; a following Relu or Clip
-  that is the layer's only user is fused as the clamp bounds.
+  that is the layer's only user is fused as the clamp bounds. A MatMul's bias Add (a
+  constant per output column, its only reader) becomes the QLinear's bias.
 - A BatchNormalization that no layer absorbed (4-D, constant parameters) → a depthwise 1x1
   QConv computing its per-channel x * s + t.
-- MatMul of two activations → QMatMul; Add → QAdd (with a fused Relu); Mul → QMul.
+- MatMul of two activations → QMatMul; Add → QAdd (with a fused Relu); Mul → QMul, or a
+  Retype with the scale times c for a Mul by a positive constant scalar c.
 - Unary non-linearities → QLut: the table is the op's own reference compute applied to
   every 8-bit input code, so the LUT is exact by construction.
 - AveragePool / GlobalAveragePool → QAveragePool / QGlobalAveragePool.
@@ -323,14 +325,42 @@ def _batchnorm(rw: _Rewriter, node: Node) -> bool:
     return True
 
 
+def _following_bias(rw: _Rewriter, node: Node, n: int) -> tuple[Node, np.ndarray] | None:
+    """The Add of a constant bias (one value per output column, the last axis) that is the
+    only reader of ``node``'s output, with the bias as float64 [n]; None if there is none.
+    Exporters write MatMul + Add for a linear layer with more than two dimensions."""
+    out = node.outputs[0]
+    users = rw.users.get(id(out), [])
+    if len(users) != 1 or out in rw.src.outputs:
+        return None
+    add = users[0]
+    if add.op != "Add" or rw.skipped(add) or len(add.inputs) != 2:
+        return None
+    const = next((v for v in add.inputs if v is not None and v is not out and v.is_const), None)
+    if const is None or add.outputs[0].type.shape != out.type.shape:
+        return None
+    c = np.asarray(const.data, dtype=np.float64)
+    if c.ndim > out.type.rank or any(d != 1 for d in c.shape[:-1]) or \
+            (c.ndim and c.shape[-1] not in (1, n)):
+        return None
+    return add, np.broadcast_to(c.reshape(-1), (n,)).copy()
+
+
 def _linear(rw: _Rewriter, node: Node, x: Value, w_nk: np.ndarray, b: np.ndarray | None) -> bool:
-    act = rw.fusable_activation(node.outputs[0])
-    final, clamp = rw.clamp_for(act, node.outputs[0])
+    result, add = node.outputs[0], None
+    if b is None and (found := _following_bias(rw, node, w_nk.shape[0])) is not None:
+        add, b = found
+        result = add.outputs[0]
+    act = rw.fusable_activation(result)
+    final, clamp = rw.clamp_for(act, result)
     xq = rw.qval(x)
     wv, bv = _weights(rw, w_nk, b, xq, node.name or "linear", x)
     attrs = {**rw.out_attrs(final), **clamp}
     out = rw.emit("QLinear", [xq, wv, bv], attrs, final.name, node.name)
     rw.finish(node, act, out)
+    if add is not None:
+        rw.fused.add(id(add))
+        rw.qmap[id(add.outputs[0])] = out
     return True
 
 
@@ -381,6 +411,29 @@ def _binary(op: str, fuse: bool) -> Callable[[_Rewriter, Node], bool]:
         return True
 
     return handler
+
+
+def _mul(rw: _Rewriter, node: Node) -> bool:
+    """Mul by a positive constant scalar c only rescales: the codes stay, the scale becomes
+    s * c (a Retype, free at run time), as for attention scores times 1/sqrt(d). Anything
+    else with two activations is a QMul."""
+    a_, b_ = node.inputs
+    if a_ is not None and b_ is not None and a_.is_const != b_.is_const:
+        x, c = (b_, a_) if a_.is_const else (a_, b_)
+        cv = np.asarray(c.data, dtype=np.float64)
+        if cv.size != 1 or not (np.isfinite(cv).all() and cv.reshape(-1)[0] > 0) or \
+                node.outputs[0].type.shape != x.type.shape:
+            return False
+        xq = rw.qval(x)
+        qp = xq.type.quant
+        if qp is None or len(qp.scale) != 1:
+            return False
+        attrs = {"scale": [float(np.float32(qp.scale[0] * cv.reshape(-1)[0]))],
+                 "zero_point": [int(qp.zero_point[0])]}
+        out = rw.emit("Retype", [xq], attrs, node.outputs[0].name, node.name)
+        rw.finish(node, None, out)
+        return True
+    return _binary("QMul", fuse=False)(rw, node)
 
 
 def _lut(rw: _Rewriter, node: Node) -> bool:
@@ -461,7 +514,7 @@ _HANDLERS: dict[str, Callable[[_Rewriter, Node], bool]] = {
     "Gemm": _gemm,
     "MatMul": _matmul,
     "Add": _binary("QAdd", fuse=True),
-    "Mul": _binary("QMul", fuse=False),
+    "Mul": _mul,
     "AveragePool": _avgpool("QAveragePool"),
     "GlobalAveragePool": _avgpool("QGlobalAveragePool"),
 }

@@ -31,7 +31,7 @@ from targets.c.emitter import (
     strides_of,
 )
 from targets.c.ops_elementwise import broadcast_strides, collapse
-from targets.c.ops_quant_util import clamp_bounds, int_table, qparams
+from targets.c.ops_quant_util import clamp_bounds, int_table, qparams, sgn
 
 # model.c must include the integer kernels. The renderer's header list belongs to the
 # framework; until it names qnnc_int8.h itself, the INT8 emitters add it on import.
@@ -40,6 +40,20 @@ from targets.c.ops_quant_util import clamp_bounds, int_table, qparams
 def _flat(ctx: LayerCtx, body: str) -> str:
     n = ctx.ot(0).size
     return f"{ctx.omp()}for (int i = 0; i < {n}; ++i) {{\n    {body}\n}}"
+
+
+CHUNK = 4096  # elements per call of a vectorised helper (and per thread's share)
+
+
+def _chunked(ctx: LayerCtx, n: int, call: str) -> str:
+    """``call`` (with ``i0`` and ``len`` bound) over [0, n) in chunks, threaded if on."""
+    return (f"{ctx.omp()}for (int i0 = 0; i0 < {n}; i0 += {CHUNK}) {{\n"
+            f"    const int len = {n} - i0 < {CHUNK} ? {n} - i0 : {CHUNK};\n"
+            f"    {call}\n}}")
+
+
+def _byte_sized(t: DType) -> bool:
+    return t in (DType.u8, DType.i8)
 
 
 def _axis_loops(ctx: LayerCtx, axis: int, body: str) -> str:
@@ -65,6 +79,10 @@ def quantize(ctx: LayerCtx) -> str:
     x, y = ctx.i(0), ctx.o(0)
     if len(scale) == 1:
         s = float_lit(float(np.float32(scale[0])))
+        if _byte_sized(ctx.ot(0).dtype):
+            return _chunked(ctx, ctx.ot(0).size,
+                            f"qnnc_quantize_n({x} + i0, {y} + i0, len, {s}, {int(zps[0])}, "
+                            f"{lo}, {hi}, {sgn(ctx.ot(0))});")
         return _flat(ctx, f"{y}[i] = ({ct})qnnc_quantize({x}[i], {s}, {int(zps[0])}, {lo}, {hi});")
     axis = ctx.a["axis"] % ctx.it(0).rank
     tab = (f"static const float qs[{len(scale)}] = "
@@ -81,6 +99,10 @@ def dequantize(ctx: LayerCtx) -> str:
     x, y = ctx.i(0), ctx.o(0)
     if len(q.scale) == 1:
         s = float_lit(float(np.float32(q.scale[0])))
+        if _byte_sized(ctx.it(0).dtype) and ctx.ot(0).dtype is DType.f32:
+            return _chunked(ctx, ctx.ot(0).size,
+                            f"qnnc_dequantize_n({x} + i0, {y} + i0, len, "
+                            f"{int(q.zero_point[0])}, {s}, {sgn(ctx.it(0))});")
         return _flat(ctx, f"{y}[i] = qnnc_dequantize({x}[i], {int(q.zero_point[0])}, {s});")
     assert q.axis is not None
     tab = (f"static const float qs[{len(q.scale)}] = "
