@@ -15,10 +15,10 @@
  *
  * so each step of the k loop broadcasts one (k, k+1) pair of a weight row as an int32 and
  * multiplies it with 16 columns' pairs: 12 accumulators, 2 B registers and the broadcast use
- * 15 of AVX2's 16 ymm registers without a spill (6 rows do 1.25x the work of 4 per B load).
+ * 15 of AVX2's 16 ymm registers without a spill (6 rows do 1.5x the work of 4 per B load).
  * The matrix x vector kernel reads its own 4-row tiles [M/4][K2][4][2] (QNNC_Q8_GEMV_MR),
- * where two k pairs of a tile fill one ymm register. Zero rows/columns pad M, N and K; the caller only
- * stores the valid part of a tile. The generic path is the same loop in plain C; with
+ * where two k pairs of a tile fill one ymm register. Zero rows/columns pad M, N and K; the
+ * caller only stores the valid part of a tile. The generic path is the same loop in plain C; with
  * AVX-512 VNNI the pair product-and-add is one vpdpwssd on the same layout. */
 #ifndef QNNC_INT8_H
 #define QNNC_INT8_H
@@ -491,24 +491,26 @@ QNNC_Q8_KERNEL void qnnc_q8_gemv_avx2(int K2, const int16_t *QNNC_RESTRICT A,
 
 /* n accumulators of one output channel: y[c * stride] = clamp(zp + requant(acc[c] + bias)). */
 #if defined(__AVX2__)
-/* Eight lanes of qnnc_requant for one (m0, n) with n >= 31 (multiplier below 1), as int32
- * lanes in [lo, hi]. The 64-bit products come from _mm256_mul_epi32 on the even and the odd
- * lanes; AVX2 has no 64-bit arithmetic right shift, so it is a logical shift of t ^ s, then
- * ^ s again, where s is t's sign mask (for negative t, ~(~t >> n) == floor(t / 2^n)). With
- * n >= 31 every result fits int32, so clamping to [lo - zp, hi - zp] before adding zp is the
- * same as clamping after. */
+/* Eight lanes of qnnc_requant for one (m0, n) with 31 <= n <= 62 (multiplier below 1), as
+ * int32 lanes in [lo, hi]. The 64-bit products come from _mm256_mul_epi32 on the even and
+ * the odd lanes. AVX2 has no 64-bit arithmetic right shift, so the product is made
+ * non-negative first: with K = 2^(62-n), t = acc * m0 + 2^(n-1) + K * 2^n lies in
+ * [0, 2^64) (|acc * m0| < 2^62), and t >> n (logical) = requant_raw(acc) + K exactly. The low
+ * 32 bits of that, minus K modulo 2^32, are the result, which fits int32 for n >= 31; it is
+ * clamped to [lo - zp, hi - zp] before zp is added, so nothing can wrap. */
 static inline __m256i qnnc_requant8_avx2(__m256i v, int32_t m0, int nsh, int32_t zp,
                                          int32_t lo, int32_t hi) {
     const __m256i m = _mm256_set1_epi32(m0);
-    const __m256i round = _mm256_set1_epi64x((int64_t)1 << (nsh - 1));
+    const __m256i bias = _mm256_set1_epi64x((int64_t)(((uint64_t)1 << (nsh - 1)) +
+                                                      ((uint64_t)1 << 62)));
+    const uint32_t k = (uint32_t)1 << (62 - nsh);  /* K <= 2^31 */
+    const __m256i te = _mm256_add_epi64(_mm256_mul_epi32(v, m), bias);
+    const __m256i to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), m), bias);
     const __m128i cnt = _mm_cvtsi32_si128(nsh);
-    const __m256i zero = _mm256_setzero_si256();
-    __m256i te = _mm256_add_epi64(_mm256_mul_epi32(v, m), round);
-    __m256i to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), m), round);
-    const __m256i se = _mm256_cmpgt_epi64(zero, te), so = _mm256_cmpgt_epi64(zero, to);
-    te = _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(te, se), cnt), se);
-    to = _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(to, so), cnt), so);
-    __m256i r = _mm256_blend_epi32(te, _mm256_slli_epi64(to, 32), 0xAA);
+    const __m256i re = _mm256_srl_epi64(te, cnt);
+    const __m256i ro = _mm256_slli_epi64(_mm256_srl_epi64(to, cnt), 32);
+    __m256i r = _mm256_blend_epi32(re, ro, 0xAA);
+    r = _mm256_sub_epi32(r, _mm256_set1_epi32((int32_t)k));
     r = _mm256_max_epi32(r, _mm256_set1_epi32(lo - zp));
     r = _mm256_min_epi32(r, _mm256_set1_epi32(hi - zp));
     return _mm256_add_epi32(r, _mm256_set1_epi32(zp));
@@ -528,11 +530,18 @@ static inline void qnnc_q8_store(const int32_t *QNNC_RESTRICT acc, int n, int64_
                                  void *QNNC_RESTRICT dst, ptrdiff_t stride, int sgn) {
     int c = 0;
 #if defined(__AVX2__)
-    if (stride == 1 && nsh >= 31 && bias >= INT32_MIN && bias <= INT32_MAX) {
+    if (nsh >= 31 && bias >= INT32_MIN && bias <= INT32_MAX) {
         const __m256i b = _mm256_set1_epi32((int32_t)bias);
         for (; c + 8 <= n; c += 8) {
             const __m256i v = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + c)), b);
-            qnnc_store8_avx2((int8_t *)dst + c, qnnc_requant8_avx2(v, m0, nsh, zp, lo, hi), sgn);
+            const __m256i r = qnnc_requant8_avx2(v, m0, nsh, zp, lo, hi);
+            if (stride == 1) {
+                qnnc_store8_avx2((int8_t *)dst + c, r, sgn);
+            } else {  /* a transposed output (a fully connected layer's): bytes one by one */
+                uint8_t t[8];
+                qnnc_store8_avx2(t, r, sgn);
+                for (int e = 0; e < 8; ++e) ((uint8_t *)dst)[(c + e) * stride] = t[e];
+            }
         }
     }
 #endif
