@@ -86,7 +86,7 @@ class Renderer:
     name = "c"
     restrict = "QNNC_RESTRICT"
     #: csrc headers model.c includes
-    headers: tuple[str, ...] = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h")
+    headers: tuple[str, ...] = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h", "qnnc_vmath.h")
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, int(threads))

@@ -76,6 +76,13 @@ def softmax(ctx: LayerCtx) -> str:
     shape, axis = ctx.ot(0).shape, ctx.a["axis"]
     outer, d, inner = int(np.prod(shape[:axis])), shape[axis], int(np.prod(shape[axis + 1:]))
     exp = ctx.fn("exp")
+    if ctx.node.op == "Softmax" and inner == 1 and ct == "float":
+        # contiguous rows: csrc/qnnc_vmath.h's vectorised row (exp within 2 ulp of libm's)
+        return "\n".join([
+            ctx.omp().rstrip("\n"),
+            f"for (int o = 0; o < {outer}; ++o) qnnc_softmax_row({ctx.i(0)} + o * {d}, "
+            f"{ctx.o(0)} + o * {d}, {d});",
+        ]).lstrip("\n")
     if ctx.node.op == "Softmax":
         write = [f"  for (int k = 0; k < {d}; ++k) {{ const {ct} e = {exp}(x[k * {inner}] - mx);"
                  f" y[k * {inner}] = e; s += e; }}",

@@ -38,7 +38,7 @@ def counter_name(graph: Graph, node: Node) -> str:
 
 
 class StagedRenderer(Renderer):
-    headers = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h")
+    headers = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h", "qnnc_vmath.h")
 
     def __init__(self, profile: Profile) -> None:
         super().__init__(1)
