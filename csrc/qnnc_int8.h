@@ -552,4 +552,128 @@ static inline void qnnc_q8_store(const int32_t *QNNC_RESTRICT acc, int n, int64_
     }
 }
 
+/* -- tile + epilogue ---------------------------------------------------------------------- */
+
+/* What a layer's tiles store: per output channel ch, y = clamp(zp + requant(acc + bias[ch]))
+ * with (m0, n) = (m0[ch], nsh[ch]) per channel, or m0[0], nsh[0] for all when per_channel
+ * is 0. Every n is in [31, 62] and every bias fits int32 (the emitter checks both). */
+typedef struct {
+    const int32_t *bias;
+    const int32_t *m0;
+    const int8_t *nsh;
+    int32_t zp, lo, hi;
+    int per_channel, sgn;
+} qnnc_q8_epilogue;
+
+/* C[rows][cols] of one tile (channels ch0 .. ch0+rows-1, rows <= MR, cols <= NR), requantised
+ * and stored at y + r * ldy + c (bytes). */
+static inline void qnnc_q8_tile_store_c(const int32_t *QNNC_RESTRICT acc,
+                                        const qnnc_q8_epilogue *ep, int ch0, int rows,
+                                        int cols, void *QNNC_RESTRICT y, ptrdiff_t ldy) {
+    for (int r = 0; r < rows; ++r) {
+        const int ch = ch0 + r, q = ep->per_channel ? ch : 0;
+        qnnc_q8_store(acc + r * QNNC_Q8_NR, cols, ep->bias[ch], ep->m0[q], ep->nsh[q], ep->zp,
+                      ep->lo, ep->hi, (uint8_t *)y + r * ldy, 1, ep->sgn);
+    }
+}
+
+#if defined(__AVX2__) && !(defined(__AVX512F__) && defined(__AVX512VNNI__))
+/* One row of the AVX2 tile (columns 0-7 in v0, 8-15 in v1), requantised to 16 bytes. */
+static inline void qnnc_q8_row_store_avx2(__m256i v0, __m256i v1, const qnnc_q8_epilogue *ep,
+                                          int ch, int cols, uint8_t *y) {
+    const int q = ep->per_channel ? ch : 0;
+    const __m256i b = _mm256_set1_epi32(ep->bias[ch]);
+    const int32_t m0 = ep->m0[q];
+    const int nsh = ep->nsh[q];
+    const __m256i r0 = qnnc_requant8_avx2(_mm256_add_epi32(v0, b), m0, nsh, ep->zp, ep->lo,
+                                          ep->hi);
+    const __m256i r1 = qnnc_requant8_avx2(_mm256_add_epi32(v1, b), m0, nsh, ep->zp, ep->lo,
+                                          ep->hi);
+    /* int32 -> int16 packs per 128-bit lane; 0xD8 puts columns 0-7 before 8-15 */
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
+    const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
+    const __m128i bytes = ep->sgn ? _mm_packs_epi16(lo, hi) : _mm_packus_epi16(lo, hi);
+    if (cols == QNNC_Q8_NR) {
+        _mm_storeu_si128((__m128i *)y, bytes);
+    } else {
+        uint8_t t[QNNC_Q8_NR];
+        _mm_storeu_si128((__m128i *)t, bytes);
+        memcpy(y, t, (size_t)cols);
+    }
+}
+
+/* The requantised rows of a tile whose accumulators are in acc[2 * r + (0, 1)]. Out of
+ * line, so that the tile's k loop has the registers to itself. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_avx2(const __m256i *acc, const qnnc_q8_epilogue *ep,
+                                                int ch0, int rows, int cols, uint8_t *y,
+                                                ptrdiff_t ldy) {
+    for (int r = 0; r < rows; ++r)
+        qnnc_q8_row_store_avx2(_mm256_load_si256(acc + 2 * r),
+                               _mm256_load_si256(acc + 2 * r + 1), ep, ch0 + r, cols,
+                               y + r * ldy);
+}
+
+/* qnnc_q8_tile_avx2 with the epilogue applied to the accumulators in registers: no int32
+ * tile goes through memory, and a short K (a first layer's 27, a 1x1 layer's 16) no longer
+ * pays more for its stores than for its products. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8_tile_req(int K2, const int16_t *QNNC_RESTRICT A,
+                                         const int16_t *QNNC_RESTRICT B,
+                                         const qnnc_q8_epilogue *ep, int ch0, int rows,
+                                         int cols, void *QNNC_RESTRICT y, ptrdiff_t ldy) {
+    _Static_assert(QNNC_Q8_MR == 6, "the AVX2 tile holds six rows of accumulators");
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
+    __m256i c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int kp = 0; kp < K2; ++kp) {
+        const int16_t *a = A + kp * 2 * QNNC_Q8_MR;
+        const int16_t *b = B + kp * 2 * QNNC_Q8_NR;
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 16));
+        __m256i w = qnnc_q8_pair(a);
+        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(w, b0));
+        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(w, b1));
+        w = qnnc_q8_pair(a + 2);
+        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(w, b0));
+        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(w, b1));
+        w = qnnc_q8_pair(a + 4);
+        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(w, b0));
+        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(w, b1));
+        w = qnnc_q8_pair(a + 6);
+        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(w, b0));
+        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(w, b1));
+        w = qnnc_q8_pair(a + 8);
+        c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(w, b0));
+        c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(w, b1));
+        w = qnnc_q8_pair(a + 10);
+        c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(w, b0));
+        c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(w, b1));
+    }
+    /* through an L1-resident array: requantising straight from the 12 accumulator registers
+     * made GCC keep two of them on the stack inside the k loop */
+    __m256i acc[2 * QNNC_Q8_MR];
+    _mm256_store_si256(acc + 0, c00);
+    _mm256_store_si256(acc + 1, c01);
+    _mm256_store_si256(acc + 2, c10);
+    _mm256_store_si256(acc + 3, c11);
+    _mm256_store_si256(acc + 4, c20);
+    _mm256_store_si256(acc + 5, c21);
+    _mm256_store_si256(acc + 6, c30);
+    _mm256_store_si256(acc + 7, c31);
+    _mm256_store_si256(acc + 8, c40);
+    _mm256_store_si256(acc + 9, c41);
+    _mm256_store_si256(acc + 10, c50);
+    _mm256_store_si256(acc + 11, c51);
+    qnnc_q8_rows_store_avx2(acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
+}
+#else
+/* elsewhere: the tile through memory, then the shared epilogue */
+static inline void qnnc_q8_tile_req(int K2, const int16_t *QNNC_RESTRICT A,
+                                    const int16_t *QNNC_RESTRICT B, const qnnc_q8_epilogue *ep,
+                                    int ch0, int rows, int cols, void *QNNC_RESTRICT y,
+                                    ptrdiff_t ldy) {
+    int32_t acc[QNNC_Q8_MR * QNNC_Q8_NR];
+    qnnc_q8_tile(K2, A, B, acc);
+    qnnc_q8_tile_store_c(acc, ep, ch0, rows, cols, y, ldy);
+}
+#endif
+
 #endif /* QNNC_INT8_H */

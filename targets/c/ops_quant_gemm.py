@@ -23,7 +23,7 @@ from ir.ops.qcommon import conv_multipliers, product_multiplier
 from ir.types import DType, TensorType
 from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
 from targets.c.ops_elementwise import broadcast_strides
-from targets.c.ops_quant_util import clamp_bounds, mult_exprs, qparams, sgn
+from targets.c.ops_quant_util import clamp_bounds, int_table, mult_exprs, qparams, sgn
 
 MR, NR = 6, 16  # the micro-kernel tile of csrc/qnnc_int8.h (QNNC_Q8_MR, QNNC_Q8_NR)
 GEMV_MR = 4  # the matrix x vector kernel's rows per tile (QNNC_Q8_GEMV_MR)
@@ -154,6 +154,40 @@ def _tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: st
     ]
 
 
+def fused_epilogue(ctx: LayerCtx, bias: str, m0: np.ndarray, shift: np.ndarray, zy: int,
+                   lo: int, hi: int, sgn_out: int) -> list[str] | None:
+    """C lines declaring ``ep``, the qnnc_q8_epilogue of csrc/qnnc_int8.h that the fused
+    tile kernel applies in registers, or None when a multiplier is not below 1 (n < 31)."""
+    n = shift.astype(np.int64) + 31
+    if n.min(initial=31) < 31 or n.max(initial=31) > 62:
+        return None
+    per_channel = int(m0.size > 1)
+    return [
+        int_table("ep_m0", "int32_t", [int(v) for v in m0.reshape(-1)]),
+        int_table("ep_n", "int8_t", [int(v) for v in n.reshape(-1)]),
+        f"const qnnc_q8_epilogue ep = {{{bias}, ep_m0, ep_n, {zy}, {lo}, {hi}, {per_channel}, "
+        f"{sgn_out}}};",
+    ]
+
+
+def _fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0: str,
+                     y0: str, ldy: int, panel0: str = "0") -> list[str]:
+    """The fused tile kernel over every tile of the chunk: tile (mt, j) stores channels
+    ch0 + mt*MR .. (rows of the group) at y0 + (mt*MR) * ldy + j*16."""
+    return [
+        ctx.omp().rstrip("\n"),
+        f"for (int mt = 0; mt < {mt}; ++mt) {{",
+        f"  const int16_t *wt = {wp} + ({panel0} + mt) * {k2 * 2 * MR};",
+        f"  const int rr = {rows} - mt * {MR} < {MR} ? {rows} - mt * {MR} : {MR};",
+        "  for (int j = 0; j < np; ++j) {",
+        f"    const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
+        f"    qnnc_q8_tile_req({k2}, wt, bp + j * {k2 * 2 * NR}, &ep, {ch0} + mt * {MR}, rr, "
+        f"cols, {y0} + (ptrdiff_t)mt * {MR * ldy} + j * {NR}, {ldy});",
+        "  }",
+        "}",
+    ]
+
+
 def _direct(d: dict[str, int]) -> bool:
     """A 1x1 convolution with unit strides and no padding: the input planes already are the
     rows of B, so packing reads them in place (no im2col copy)."""
@@ -211,6 +245,14 @@ def qconv(ctx: LayerCtx) -> str:
     store = (f"const int oc = g * {d['Mg']} + m; "
              f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[oc], {m0e}, {ne}, {zy}, {lo}, {hi}, "
              f"yg + m * {p} + p0 + j * {NR}, 1, {sy});")
+    ep = fused_epilogue(ctx, bq, m0, shift, zy, lo, hi, sy)
+    if ep is not None:
+        tiles = _fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=f"g * {d['Mg']}",
+                                 y0="(yg + p0)", ldy=p, panel0=f"g * {mt}")
+        decl = ep
+    else:
+        tiles = _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
+                           panel0=f"g * {mt}")
     lines = [
         f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions, "
         f"K = {d['K']} rows packed as int16 pairs */",
@@ -229,8 +271,7 @@ def qconv(ctx: LayerCtx) -> str:
         f"    for (int kp = 0; kp < {k2}; ++kp) {{",
         *("      " + ln for ln in _conv_rows(d, sx, zx)),
         "    }",
-        *("    " + ln for ln in _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
-                                           panel0=f"g * {mt}") if ln),
+        *("    " + ln for ln in tiles if ln),
         "  }",
         "}",
     ]
@@ -246,6 +287,8 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
     xmax = _xrange(ctx.it(0)) + abs(zx)
     if (np.abs(wc).sum(axis=1) * xmax + np.abs(b.astype(np.int64))).max(initial=0) >= I32:
         raise ctx.fail("an int32 accumulator could overflow for these weights")
+    if _pointwise(d):
+        return _channel_scale_body(ctx, d, wc, b, m0, shift, zx, zy, lo, hi)
     hp, wp = _dw_plane(d)
     sw = d["SW"]
     wq = -(-wp // sw)  # columns of one phase plane
@@ -286,6 +329,49 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
         "      }",
         f"    qnnc_q8_store(acc, {d['OW']}, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, "
         f"yc + oh * {d['OW']}, 1, {sgn(ctx.ot(0))});",
+        "  }",
+        "}",
+    ] if ln)
+
+
+def _pointwise(d: dict[str, int]) -> bool:
+    """A depthwise 1x1 convolution with unit strides and no padding: one weight per channel
+    (a BatchNormalization quantised on its own, e.g.)."""
+    return (d["KH"] == d["KW"] == d["SH"] == d["SW"] == 1 and d["PT"] == d["PL"] == 0
+            and d["OH"] == d["H"] and d["OW"] == d["W"])
+
+
+PW_CHUNK = 1024  # positions per accumulator block of a per-channel scale
+
+
+def _channel_scale_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, b: np.ndarray,
+                        m0: np.ndarray, shift: np.ndarray, zx: int, zy: int, lo: int,
+                        hi: int) -> str:
+    """y = requant(x * w[c] + (b[c] - zx * w[c])) per channel: the raw codes times the
+    channel's weight, with the zero point's share folded into the bias at compile time."""
+    w = wc.reshape(-1).astype(np.int64)
+    bias = b.astype(np.int64) - zx * w
+    if np.abs(bias).max(initial=0) >= I32:
+        raise ctx.fail("an int32 accumulator could overflow for these weights")
+    wname = ctx.weight(w.astype(np.int32), "scale")
+    bname = ctx.weight(bias.astype(np.int32), "bias_zp")
+    decl, m0e, ne = mult_exprs(m0, shift, "c")
+    p, xt = d["P"], ctx.ctype(ctx.it(0))
+    return "\n".join(ln for ln in [
+        f"/* depthwise 1x1: one weight per channel over {p} positions */",
+        *decl,
+        ctx.omp(collapse=2).rstrip("\n"),
+        f"for (int n = 0; n < {d['N']}; ++n)",
+        f"for (int c = 0; c < {d['C']}; ++c) {{",
+        f"  const {xt} *xc = {ctx.i(0)} + ((ptrdiff_t)n * {d['C']} + c) * {p};",
+        f"  {ctx.ctype(ctx.ot(0))} *yc = {ctx.o(0)} + ((ptrdiff_t)n * {d['C']} + c) * {p};",
+        f"  const int32_t wv = {wname}[c];",
+        f"  for (int p0 = 0; p0 < {p}; p0 += {PW_CHUNK}) {{",
+        f"    const int len = {p} - p0 < {PW_CHUNK} ? {p} - p0 : {PW_CHUNK};",
+        f"    int32_t acc[{PW_CHUNK}];",
+        "    for (int i = 0; i < len; ++i) acc[i] = (int32_t)xc[p0 + i] * wv;",
+        f"    qnnc_q8_store(acc, len, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, yc + p0, 1, "
+        f"{sgn(ctx.ot(0))});",
         "  }",
         "}",
     ] if ln)
@@ -402,7 +488,15 @@ def qmatmul(ctx: LayerCtx) -> str:
     sa, sb = sgn(ctx.it(0)), sgn(ctx.it(1))
     store = (f"qnnc_q8_store(acc + r * {NR}, cols, 0, {int(m0[0])}, {31 + int(shift[0])}, "
              f"{zy}, {lo}, {hi}, y + (ptrdiff_t)m * {n} + p0 + j * {NR}, 1, {sgn(ctx.ot(0))});")
+    ep = fused_epilogue(ctx, ctx.weight(np.zeros(m, dtype=np.int32), "zero_bias"), m0, shift,
+                        zy, lo, hi, sgn(ctx.ot(0)))
+    if ep is not None:
+        tiles = _fused_tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, ch0="0", y0="(y + p0)",
+                                 ldy=n)
+    else:
+        tiles = _tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store)
     body = [
+        *(ep or []),
         f"const {ctx.ctype(ctx.it(0))} *a = {ctx.i(0)} + {offset(idx, stra)};",
         f"const {ctx.ctype(ctx.it(1))} *b = {ctx.i(1)} + {offset(idx, strb)};",
         f"{ctx.ctype(ctx.ot(0))} *y = {ctx.o(0)} + {offset(idx, stro)};",
@@ -415,8 +509,7 @@ def qmatmul(ctx: LayerCtx) -> str:
         f"    qnnc_q8_pack_pair(bp + kp * {2 * NR}, b + (ptrdiff_t)(2 * kp) * {n} + p0, "
         f"2 * kp + 1 < {k} ? b + (ptrdiff_t)(2 * kp + 1) * {n} + p0 : NULL, {sb}, nc, {zb}, "
         f"{k2 * 2 * NR});",
-        *("  " + ln for ln in _tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store)
-          if ln),
+        *("  " + ln for ln in tiles if ln),
         "}",
     ]
     text = "\n".join(body)
