@@ -121,6 +121,15 @@ def retype(ctx: LayerCtx) -> str:
 
 @emits("Requantize", inplace=True)
 def requantize(ctx: LayerCtx) -> str:
+    """y = clamp(zy + requant(x - zx)); from 8-bit codes to 8-bit codes it is a table of the
+    256 inputs, computed by Requantize's own reference (a Concat input's rescale, e.g.)."""
+    ti, to = ctx.it(0), ctx.ot(0)
+    if _byte_sized(ti.dtype) and _byte_sized(to.dtype):
+        codes = np.arange(256, dtype=np.uint8).view(ti.dtype.np)
+        (table,) = OPS["Requantize"].evaluate([codes], ctx.a, [ti.with_shape((256,))],
+                                              [to.with_shape((256,))])
+        tab = int_table("lut", ctx.ctype(to), [int(v) for v in table])
+        return tab + "\n" + _flat(ctx, f"{ctx.o(0)}[i] = lut[((const uint8_t *){ctx.i(0)})[i]];")
     m0, shift = rescale_multiplier(ctx.it(0), ctx.ot(0))
     zx, zy = qparams(ctx.it(0)).zero_point[0], qparams(ctx.ot(0)).zero_point[0]
     lo, hi = clamp_bounds(ctx)
