@@ -561,6 +561,8 @@ typedef struct {
     const int32_t *bias;
     const int32_t *m0;
     const int8_t *nsh;
+    const int64_t *rnd;  /* 2^(n-1) + 2^62 per multiplier (see qnnc_requant8_avx2) */
+    const int32_t *k;    /* 2^(62-n) per multiplier */
     int32_t zp, lo, hi;
     int per_channel, sgn;
 } qnnc_q8_epilogue;
@@ -578,39 +580,64 @@ static inline void qnnc_q8_tile_store_c(const int32_t *QNNC_RESTRICT acc,
 }
 
 #if defined(__AVX2__) && !(defined(__AVX512F__) && defined(__AVX512VNNI__))
-/* One row of the AVX2 tile (columns 0-7 in v0, 8-15 in v1), requantised to 16 bytes. */
-static inline void qnnc_q8_row_store_avx2(__m256i v0, __m256i v1, const qnnc_q8_epilogue *ep,
-                                          int ch, int cols, uint8_t *y) {
-    const int q = ep->per_channel ? ch : 0;
-    const __m256i b = _mm256_set1_epi32(ep->bias[ch]);
-    const int32_t m0 = ep->m0[q];
-    const int nsh = ep->nsh[q];
-    const __m256i r0 = qnnc_requant8_avx2(_mm256_add_epi32(v0, b), m0, nsh, ep->zp, ep->lo,
-                                          ep->hi);
-    const __m256i r1 = qnnc_requant8_avx2(_mm256_add_epi32(v1, b), m0, nsh, ep->zp, ep->lo,
-                                          ep->hi);
-    /* int32 -> int16 packs per 128-bit lane; 0xD8 puts columns 0-7 before 8-15 */
-    const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
-    const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
-    const __m128i bytes = ep->sgn ? _mm_packs_epi16(lo, hi) : _mm_packus_epi16(lo, hi);
-    if (cols == QNNC_Q8_NR) {
-        _mm_storeu_si128((__m128i *)y, bytes);
-    } else {
-        uint8_t t[QNNC_Q8_NR];
-        _mm_storeu_si128((__m128i *)t, bytes);
-        memcpy(y, t, (size_t)cols);
-    }
+/* The per-layer and per-channel constants of qnnc_requant8_avx2, as vectors. */
+typedef struct {
+    __m256i m, rnd, k, lo, hi, zp;
+    __m128i cnt;
+} qnnc_q8_req8;
+
+static inline void qnnc_q8_req8_channel(qnnc_q8_req8 *c, const qnnc_q8_epilogue *ep, int q) {
+    c->m = _mm256_set1_epi32(ep->m0[q]);
+    c->rnd = _mm256_set1_epi64x(ep->rnd[q]);
+    c->k = _mm256_set1_epi32(ep->k[q]);
+    c->cnt = _mm_cvtsi32_si128(ep->nsh[q]);
 }
 
-/* The requantised rows of a tile whose accumulators are in acc[2 * r + (0, 1)]. Out of
- * line, so that the tile's k loop has the registers to itself. */
+/* qnnc_requant8_avx2 with its constants ready */
+static inline __m256i qnnc_q8_req8_apply(__m256i v, const qnnc_q8_req8 *c) {
+    const __m256i te = _mm256_add_epi64(_mm256_mul_epi32(v, c->m), c->rnd);
+    const __m256i to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), c->m), c->rnd);
+    __m256i r = _mm256_blend_epi32(_mm256_srl_epi64(te, c->cnt),
+                                   _mm256_slli_epi64(_mm256_srl_epi64(to, c->cnt), 32), 0xAA);
+    r = _mm256_sub_epi32(r, c->k);
+    r = _mm256_min_epi32(_mm256_max_epi32(r, c->lo), c->hi);
+    return _mm256_add_epi32(r, c->zp);
+}
+
+/* The requantised rows of a tile whose accumulators are in acc[2 * r + (0, 1)] (columns 0-7,
+ * 8-15), stored as bytes at y + r * ldy. Out of line, so that the tile's k loop has the
+ * registers to itself; the epilogue's fields are read once into locals (a byte store may
+ * alias anything, so reading them through ep would repeat the loads for every row). */
 QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_avx2(const __m256i *acc, const qnnc_q8_epilogue *ep,
                                                 int ch0, int rows, int cols, uint8_t *y,
                                                 ptrdiff_t ldy) {
-    for (int r = 0; r < rows; ++r)
-        qnnc_q8_row_store_avx2(_mm256_load_si256(acc + 2 * r),
-                               _mm256_load_si256(acc + 2 * r + 1), ep, ch0 + r, cols,
-                               y + r * ldy);
+    const int per_channel = ep->per_channel, sgn = ep->sgn;
+    const int32_t *const bias = ep->bias;
+    qnnc_q8_req8 c;
+    c.lo = _mm256_set1_epi32(ep->lo - ep->zp);
+    c.hi = _mm256_set1_epi32(ep->hi - ep->zp);
+    c.zp = _mm256_set1_epi32(ep->zp);
+    qnnc_q8_req8_channel(&c, ep, per_channel ? ch0 : 0);
+    for (int r = 0; r < rows; ++r) {
+        if (per_channel && r) qnnc_q8_req8_channel(&c, ep, ch0 + r);
+        const __m256i b = _mm256_set1_epi32(bias[ch0 + r]);
+        const __m256i r0 = qnnc_q8_req8_apply(_mm256_add_epi32(_mm256_load_si256(acc + 2 * r), b),
+                                              &c);
+        const __m256i r1 = qnnc_q8_req8_apply(
+            _mm256_add_epi32(_mm256_load_si256(acc + 2 * r + 1), b), &c);
+        /* int32 -> int16 packs per 128-bit lane; 0xD8 puts columns 0-7 before 8-15 */
+        const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
+        const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
+        const __m128i bytes = sgn ? _mm_packs_epi16(lo, hi) : _mm_packus_epi16(lo, hi);
+        uint8_t *yr = y + r * ldy;
+        if (cols == QNNC_Q8_NR) {
+            _mm_storeu_si128((__m128i *)yr, bytes);
+        } else {
+            uint8_t t[QNNC_Q8_NR];
+            _mm_storeu_si128((__m128i *)t, bytes);
+            memcpy(yr, t, (size_t)cols);
+        }
+    }
 }
 
 /* qnnc_q8_tile_avx2 with the epilogue applied to the accumulators in registers: no int32

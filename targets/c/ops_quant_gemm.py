@@ -162,11 +162,16 @@ def fused_epilogue(ctx: LayerCtx, bias: str, m0: np.ndarray, shift: np.ndarray, 
     if n.min(initial=31) < 31 or n.max(initial=31) > 62:
         return None
     per_channel = int(m0.size > 1)
+    ns = [int(v) for v in n.reshape(-1)]
+    # the int64 table holds 2^(n-1) + 2^62 (< 2^63); C reads it as int64_t literals
     return [
         int_table("ep_m0", "int32_t", [int(v) for v in m0.reshape(-1)]),
-        int_table("ep_n", "int8_t", [int(v) for v in n.reshape(-1)]),
-        f"const qnnc_q8_epilogue ep = {{{bias}, ep_m0, ep_n, {zy}, {lo}, {hi}, {per_channel}, "
-        f"{sgn_out}}};",
+        int_table("ep_n", "int8_t", ns),
+        f"static const int64_t ep_rnd[{len(ns)}] = "
+        f"{{{', '.join(f'{(1 << (v - 1)) + (1 << 62)}LL' for v in ns)}}};",
+        int_table("ep_k", "int32_t", [1 << (62 - v) if v > 31 else -(1 << 31) for v in ns]),
+        f"const qnnc_q8_epilogue ep = {{{bias}, ep_m0, ep_n, ep_rnd, ep_k, {zy}, {lo}, {hi}, "
+        f"{per_channel}, {sgn_out}}};",
     ]
 
 
