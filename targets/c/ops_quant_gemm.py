@@ -1,8 +1,9 @@
 """INT8 products: QConv (dense, grouped, depthwise), QLinear and QMatMul.
 
 Dense and grouped convolutions and fully connected layers run the int16-pair GEMM
-micro-kernel of csrc/qnnc_int8.h (A = weights, packed here at compile time; B = the
-activations, packed per call in chunks of output positions that stay in L2). The raw 8-bit
+micro-kernel of csrc/qnnc_int8.h (A = weights, packed here at compile time, kept as int8
+and widened one tile at a time when they fit; B = the activations, packed per call in
+chunks of output positions that stay in L2). The raw 8-bit
 activations are multiplied, not x - zx: the zero point's share, zx * sum_k (w - zw)[m, k],
 is folded into the bias at compile time, and padding holds zx so that it contributes
 exactly nothing. A 1x1 stride-1 convolution packs its input planes in place (they are
@@ -62,9 +63,15 @@ def _depthwise(d: dict[str, int]) -> bool:
     return d["G"] > 1 and d["Cg"] == 1 and d["Mg"] == 1
 
 
+MIN_PANELS = 4  # panels per chunk however long K is: each weight tile serves this many
+
+
 def _chunk(k2: int, cols: int) -> int:
-    """Columns per packed chunk: a multiple of 16 whose packed B fits the L2 budget."""
-    fit = max(NR, (L2_BUDGET // (k2 * 4 * NR)) * NR)
+    """Columns per packed chunk: a multiple of 16 whose packed B fits the L2 budget, but at
+    least MIN_PANELS panels. With a long K (ResNet's last 3x3 layers: K = 4608, 4.7 MB of
+    weights) one panel per chunk would stream every weight tile from memory once per 16
+    output positions; four panels from L3 cost less than weights re-read from DRAM."""
+    fit = max(MIN_PANELS * NR, (L2_BUDGET // (k2 * 4 * NR)) * NR)
     return min(fit, -(-cols // NR) * NR)
 
 
@@ -132,14 +139,35 @@ def _xrange(t: TensorType) -> int:
     return 128 if t.dtype is DType.i8 else 255
 
 
+NARROW_TILE_BYTES = 64 * 1024  # largest widened weight tile kept on the stack
+
+
+def weight_tiles(ctx: LayerCtx, packed: np.ndarray, k2: int) -> tuple[str, bool]:
+    """(C name, narrow) of packed weight tiles: as int8 when every value fits and a widened
+    tile fits NARROW_TILE_BYTES (half the bytes to stream from memory: ResNet-50's weights
+    no longer fit a 32 MB L3 as int16), else as int16."""
+    if np.abs(packed).max(initial=0) <= 127 and k2 * 2 * MR * 2 <= NARROW_TILE_BYTES:
+        return ctx.weight(packed.astype(np.int8), "packed8"), True
+    return ctx.weight(packed, "packed"), False
+
+
+def _tile_source(wp: str, k2: int, panel0: str, narrow: bool) -> list[str]:
+    """C lines binding ``wt`` to weight tile (panel0 + mt), widened to int16 if narrow."""
+    at = f"{wp} + ({panel0} + mt) * {k2 * 2 * MR}"
+    if not narrow:
+        return [f"  const int16_t *wt = {at};"]
+    return [f"  int16_t wt[{k2 * 2 * MR}] QNNC_ALIGNED(32);",
+            f"  qnnc_q8_widen(wt, {at}, 1, {k2 * 2 * MR}, 0, {k2 * 2 * MR});"]
+
+
 def _tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str,
-               panel0: str = "0") -> list[str]:
+               panel0: str = "0", narrow: bool = False) -> list[str]:
     """The micro-kernel over every MR-row weight tile x 16-column panel of the packed chunk;
     ``store`` stores row r (channel m) of ``acc`` (cols valid columns, panel j)."""
     return [
         ctx.omp().rstrip("\n"),
         f"for (int mt = 0; mt < {mt}; ++mt) {{",
-        f"  const int16_t *wt = {wp} + ({panel0} + mt) * {k2 * 2 * MR};",
+        *_tile_source(wp, k2, panel0, narrow),
         "  for (int j = 0; j < np; ++j) {",
         f"    int32_t acc[{MR * NR}];",
         f"    qnnc_q8_tile({k2}, wt, bp + j * {k2 * 2 * NR}, acc);",
@@ -176,13 +204,13 @@ def fused_epilogue(ctx: LayerCtx, bias: str, m0: np.ndarray, shift: np.ndarray, 
 
 
 def _fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0: str,
-                     y0: str, ldy: int, panel0: str = "0") -> list[str]:
+                     y0: str, ldy: int, panel0: str = "0", narrow: bool = False) -> list[str]:
     """The fused tile kernel over every tile of the chunk: tile (mt, j) stores channels
     ch0 + mt*MR .. (rows of the group) at y0 + (mt*MR) * ldy + j*16."""
     return [
         ctx.omp().rstrip("\n"),
         f"for (int mt = 0; mt < {mt}; ++mt) {{",
-        f"  const int16_t *wt = {wp} + ({panel0} + mt) * {k2 * 2 * MR};",
+        *_tile_source(wp, k2, panel0, narrow),
         f"  const int rr = {rows} - mt * {MR} < {MR} ? {rows} - mt * {MR} : {MR};",
         "  for (int j = 0; j < np; ++j) {",
         f"    const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
@@ -200,16 +228,50 @@ def _direct(d: dict[str, int]) -> bool:
             and d["OH"] == d["H"] and d["OW"] == d["W"])
 
 
-def _conv_rows(d: dict[str, int], sx: int, zx: int) -> list[str]:
+GATHER_MAX_OW = 16  # output rows this short gather their im2col bytes through a table
+
+
+def gather_offsets(d: dict[str, int]) -> np.ndarray | None:
+    """For short output rows (where copying im2col row segments costs a call per few bytes):
+    [KH*KW][P] offsets into an input plane of the byte each output position reads for each
+    tap, -1 in the padding; None for longer rows or planes too large for int16 offsets."""
+    if d["OW"] > GATHER_MAX_OW or d["H"] * d["W"] > 32767:
+        return None
+    p = np.arange(d["P"])
+    oh, ow = p // d["OW"], p % d["OW"]
+    rows = []
+    for t in range(d["KH"] * d["KW"]):
+        ih = oh * d["SH"] + (t // d["KW"]) * d["DH"] - d["PT"]
+        iw = ow * d["SW"] + (t % d["KW"]) * d["DW"] - d["PL"]
+        inside = (ih >= 0) & (ih < d["H"]) & (iw >= 0) & (iw < d["W"])
+        rows.append(np.where(inside, ih * d["W"] + iw, -1))
+    return np.stack(rows).astype(np.int16)
+
+
+def _conv_rows(d: dict[str, int], sx: int, zx: int, gather: str | None = None) -> list[str]:
     """C statements packing rows k = 2*kp and 2*kp + 1 of B (the chunk's columns p0 ..
     p0+nc-1) into panel slot kp: straight from the input planes for a direct convolution,
-    else through two byte rows of im2col (padding holds zx, which the folded bias cancels)."""
+    else through two byte rows of im2col (padding holds zx, which the folded bias cancels),
+    copied in row segments or, with ``gather`` (the name of gather_offsets' table), byte by
+    byte through the table."""
     k, hw, khw = d["K"], d["H"] * d["W"], d["KH"] * d["KW"]
     pack = f"qnnc_q8_pack_pair(bp + kp * {2 * NR}, {{a}}, 2 * kp + 1 < {k} ? {{b}} : NULL, " \
         f"{sx}, nc, 0, {d['K2'] * 2 * NR});"
     if _direct(d):
         return [pack.format(a=f"xg + (ptrdiff_t)(2 * kp) * {hw} + p0",
                             b=f"xg + (ptrdiff_t)(2 * kp + 1) * {hw} + p0")]
+    if gather is not None:
+        return [
+            "for (int e = 0; e < 2; ++e) {",
+            "  const int k = 2 * kp + e;",
+            f"  if (k >= {k}) break;",
+            f"  const uint8_t *xc = (const uint8_t *)(xg + (k / {khw}) * {hw});",
+            f"  const int16_t *o = {gather} + (k % {khw}) * {d['P']} + p0;",
+            "  uint8_t *r = e ? rb : ra;",
+            f"  for (int j = 0; j < nc; ++j) r[j] = o[j] >= 0 ? xc[o[j]] : {zx & 0xFF};",
+            "}",
+            pack.format(a="ra", b="rb"),
+        ]
     return [
         "for (int e = 0; e < 2; ++e) {",
         "  const int k = 2 * kp + e;",
@@ -241,7 +303,7 @@ def qconv(ctx: LayerCtx) -> str:
     k2, mt = d["K2"], -(-d["Mg"] // MR)
     packed = np.concatenate([pack_weights(wc[g * d["Mg"]:(g + 1) * d["Mg"]], k2)
                              for g in range(d["G"])])
-    wp = ctx.weight(packed, "packed")
+    wp, narrow = weight_tiles(ctx, packed, k2)
     bq = ctx.weight(bias.astype(np.int32), "bias_zp")
     decl, m0e, ne = mult_exprs(m0, shift, "oc")
     nc = _chunk(k2, d["P"])
@@ -250,14 +312,16 @@ def qconv(ctx: LayerCtx) -> str:
     store = (f"const int oc = g * {d['Mg']} + m; "
              f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[oc], {m0e}, {ne}, {zy}, {lo}, {hi}, "
              f"yg + m * {p} + p0 + j * {NR}, 1, {sy});")
+    offsets = None if _direct(d) else gather_offsets(d)
+    gather = None if offsets is None else ctx.weight(offsets.reshape(-1), "im2col")
     ep = fused_epilogue(ctx, bq, m0, shift, zy, lo, hi, sy)
     if ep is not None:
         tiles = _fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=f"g * {d['Mg']}",
-                                 y0="(yg + p0)", ldy=p, panel0=f"g * {mt}")
+                                 y0="(yg + p0)", ldy=p, panel0=f"g * {mt}", narrow=narrow)
         decl = ep
     else:
         tiles = _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
-                           panel0=f"g * {mt}")
+                           panel0=f"g * {mt}", narrow=narrow)
     lines = [
         f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions, "
         f"K = {d['K']} rows packed as int16 pairs */",
@@ -274,7 +338,7 @@ def qconv(ctx: LayerCtx) -> str:
         f"    const int nc = {p} - p0 < {nc} ? {p} - p0 : {nc};",
         f"    const int np = (nc + {NR - 1}) / {NR};",
         f"    for (int kp = 0; kp < {k2}; ++kp) {{",
-        *("      " + ln for ln in _conv_rows(d, sx, zx)),
+        *("      " + ln for ln in _conv_rows(d, sx, zx, gather)),
         "    }",
         *("    " + ln for ln in tiles if ln),
         "  }",
@@ -436,7 +500,7 @@ def qlinear(ctx: LayerCtx) -> str:
             "}",
         ] if ln)
     mt = -(-n // MR)
-    wp = ctx.weight(pack_weights(wc, k2), "packed")
+    wp, narrow = weight_tiles(ctx, pack_weights(wc, k2), k2)
     nc = _chunk(k2, rows)
     store = (f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
              f"{ctx.o(0)} + (ptrdiff_t)(p0 + j * {NR}) * {n} + m, {n}, {sgn(ctx.ot(0))});")
@@ -449,7 +513,8 @@ def qlinear(ctx: LayerCtx) -> str:
         f"  const int np = (nc + {NR - 1}) / {NR};",
         f"  qnnc_q8_pack_cols(bp, {ctx.i(0)} + (ptrdiff_t)p0 * {k}, {sgn(ctx.it(0))}, nc, {k}, "
         f"{k}, 0, {k2 * 2 * NR});",
-        *("  " + ln for ln in _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store) if ln),
+        *("  " + ln for ln in _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store,
+                                         narrow=narrow) if ln),
         "}",
     ]
     return "\n".join(ln for ln in lines if ln)
