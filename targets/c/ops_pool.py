@@ -60,6 +60,8 @@ def maxpool(ctx: LayerCtx) -> str:
     ct = ctx.ctype(ctx.ot(0))
     dt = ctx.ot(0).dtype
     lowest = "-INFINITY" if dt.is_float else str(int(np.iinfo(dt.np).min))
+    if not dt.is_float and d["DH"] == d["DW"] == 1:
+        return _int_maxpool_rows(ctx, d, ct, lowest)
     return _loops(
         ctx, d,
         f"      {ct} m = {lowest};",
@@ -69,6 +71,40 @@ def maxpool(ctx: LayerCtx) -> str:
         "          }",
         f"      yc[oh * {d['OW']} + ow] = m;",
     )
+
+
+def _int_maxpool_rows(ctx: LayerCtx, d: dict[str, int], ct: str, lowest: str) -> str:
+    """Integer MaxPool (no dilation) in two passes per output row: the elementwise max of
+    the window's input rows into a row buffer in padded coordinates (padding and cells past
+    the input hold the type's lowest value, which never wins), then the max of KW
+    neighbours of that buffer per output. Max is exact, so this equals the tap loop."""
+    wn = (d["OW"] - 1) * d["SW"] + d["KW"]  # buffer cells the windows read
+    cols = max(0, min(d["W"], wn - d["PL"]))  # input columns that land in the buffer
+    return "\n".join([
+        ctx.omp().rstrip("\n"),
+        f"for (int nc = 0; nc < {d['NC']}; ++nc) {{",
+        f"  const {ct} *xc = {ctx.i(0)} + nc * {d['H'] * d['W']};",
+        f"  {ct} *yc = {ctx.o(0)} + nc * {d['OH'] * d['OW']};",
+        f"  {ct} rowmax[{wn}];",
+        f"  for (int oh = 0; oh < {d['OH']}; ++oh) {{",
+        f"    for (int i = 0; i < {wn}; ++i) rowmax[i] = {lowest};",
+        f"    for (int kh = 0; kh < {d['KH']}; ++kh) {{",
+        f"      const int ih = oh * {d['SH']} - {d['PT']} + kh;",
+        f"      if (ih < 0 || ih >= {d['H']}) continue;",
+        f"      const {ct} *xr = xc + ih * {d['W']};",
+        f"      {ct} *rm = rowmax + {d['PL']};",
+        f"      for (int iw = 0; iw < {cols}; ++iw) "
+        "rm[iw] = xr[iw] > rm[iw] ? xr[iw] : rm[iw];",
+        "    }",
+        f"    for (int ow = 0; ow < {d['OW']}; ++ow) {{",
+        f"      const {ct} *w = rowmax + ow * {d['SW']};",
+        f"      {ct} m = w[0];",
+        f"      for (int kw = 1; kw < {d['KW']}; ++kw) m = w[kw] > m ? w[kw] : m;",
+        f"      yc[oh * {d['OW']} + ow] = m;",
+        "    }",
+        "  }",
+        "}",
+    ]).lstrip("\n")
 
 
 @emits("AveragePool")

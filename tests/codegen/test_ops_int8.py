@@ -262,6 +262,13 @@ def test_qglobalaveragepool(xdt: DType, cpu: str, tmp_path: Path) -> None:
 MOVES: list[tuple[str, list[tuple[int, ...]], dict[str, Any]]] = [
     ("MaxPool", [(1, 3, 9, 8)], {"kernel_shape": [3, 3], "strides": [2, 2],
                                  "pads": [1, 1, 1, 1], "dilations": [1, 1], "ceil_mode": True}),
+    # stride 1 with asymmetric padding, a 1-D window, a window wider than its stride
+    ("MaxPool", [(2, 4, 7, 11)], {"kernel_shape": [3, 3], "strides": [1, 1],
+                                  "pads": [0, 2, 1, 0], "dilations": [1, 1], "ceil_mode": False}),
+    ("MaxPool", [(1, 2, 13)], {"kernel_shape": [4], "strides": [3], "pads": [1, 2],
+                               "dilations": [1], "ceil_mode": True}),
+    ("MaxPool", [(1, 3, 6, 6)], {"kernel_shape": [2, 5], "strides": [2, 1],
+                                 "pads": [0, 0, 0, 0], "dilations": [1, 1], "ceil_mode": False}),
     ("GlobalMaxPool", [(2, 3, 5, 4)], {}),
     ("Reshape", [(2, 3, 4)], {"shape": [6, 4]}),
     ("Transpose", [(2, 3, 4)], {"perm": [2, 0, 1]}),
