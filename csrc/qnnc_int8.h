@@ -491,19 +491,21 @@ QNNC_Q8_KERNEL void qnnc_q8_gemv_avx2(int K2, const int16_t *QNNC_RESTRICT A,
 
 /* n accumulators of one output channel: y[c * stride] = clamp(zp + requant(acc[c] + bias)). */
 #if defined(__AVX2__)
-/* Eight lanes of qnnc_requant for one (m0, n) with 31 <= n <= 62 (multiplier below 1), as
- * int32 lanes in [lo, hi]. The 64-bit products come from _mm256_mul_epi32 on the even and
- * the odd lanes. AVX2 has no 64-bit arithmetic right shift, so the product is made
- * non-negative first: with K = 2^(62-n), t = acc * m0 + 2^(n-1) + K * 2^n lies in
- * [0, 2^64) (|acc * m0| < 2^62), and t >> n (logical) = requant_raw(acc) + K exactly. The low
- * 32 bits of that, minus K modulo 2^32, are the result, which fits int32 for n >= 31; it is
- * clamped to [lo - zp, hi - zp] before zp is added, so nothing can wrap. */
+/* Eight lanes of qnnc_requant for one (m0, n), 1 <= n <= 62, as int32 lanes in [lo, hi],
+ * wherever requant_raw(acc) fits int32: always for n >= 31 (a multiplier below 1), and for
+ * n >= 9 when |acc| < 2^8 (8-bit codes minus a zero point). The 64-bit products come from
+ * _mm256_mul_epi32 on the even and the odd lanes. AVX2 has no 64-bit arithmetic right
+ * shift, so the product is made non-negative first: with K = 2^(62-n),
+ * t = acc * m0 + 2^(n-1) + K * 2^n lies in [0, 2^64) (|acc * m0| < 2^62), and t >> n
+ * (logical) = requant_raw(acc) + K exactly. The low 32 bits of that, minus K modulo 2^32
+ * (0 for n <= 30), are the result; it is clamped to [lo - zp, hi - zp] before zp is added,
+ * so nothing can wrap. */
 static inline __m256i qnnc_requant8_avx2(__m256i v, int32_t m0, int nsh, int32_t zp,
                                          int32_t lo, int32_t hi) {
     const __m256i m = _mm256_set1_epi32(m0);
     const __m256i bias = _mm256_set1_epi64x((int64_t)(((uint64_t)1 << (nsh - 1)) +
                                                       ((uint64_t)1 << 62)));
-    const uint32_t k = (uint32_t)1 << (62 - nsh);  /* K <= 2^31 */
+    const uint32_t k = nsh > 30 ? (uint32_t)1 << (62 - nsh) : 0;  /* K mod 2^32 */
     const __m256i te = _mm256_add_epi64(_mm256_mul_epi32(v, m), bias);
     const __m256i to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), m), bias);
     const __m128i cnt = _mm_cvtsi32_si128(nsh);
@@ -549,6 +551,67 @@ static inline void qnnc_q8_store(const int32_t *QNNC_RESTRICT acc, int n, int64_
         const int32_t v = qnnc_requant((int64_t)acc[c] + bias, m0, nsh, zp, lo, hi);
         if (sgn) ((int8_t *)dst)[c * stride] = (int8_t)v;
         else ((uint8_t *)dst)[c * stride] = (uint8_t)v;
+    }
+}
+
+/* y = clamp(zy + requant(x - zx)) over n 8-bit codes (Requantize): eight at a time with
+ * qnnc_requant8_avx2 (|x - zx| < 2^8, so any n >= 9 is in its range), else (and for the
+ * tail) the scalar definition. y may be x itself (each lane is read before it is written). */
+static inline void qnnc_requantize_n(const void *x, int sx, void *y, int sy, int n, int32_t zx,
+                                     int32_t m0, int nsh, int32_t zy, int32_t lo, int32_t hi) {
+    int i = 0;
+#if defined(__AVX2__)
+    if (nsh >= 9) {
+        const __m256i z = _mm256_set1_epi32(zx);
+        for (; i + 8 <= n; i += 8) {
+            const __m128i b = _mm_loadl_epi64((const __m128i *)((const uint8_t *)x + i));
+            const __m256i v = _mm256_sub_epi32(sx ? _mm256_cvtepi8_epi32(b)
+                                                  : _mm256_cvtepu8_epi32(b), z);
+            qnnc_store8_avx2((uint8_t *)y + i, qnnc_requant8_avx2(v, m0, nsh, zy, lo, hi), sy);
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        const int32_t v = qnnc_requant((int64_t)qnnc_q8_at(x, i, sx) - zx, m0, nsh, zy, lo, hi);
+        if (sy) ((int8_t *)y)[i] = (int8_t)v;
+        else ((uint8_t *)y)[i] = (uint8_t)v;
+    }
+}
+
+/* QAdd of two same-shape 8-bit tensors (ir/ops/qelementwise.py): with L = ADD_SHIFT,
+ * a' = requant_raw((a - za) * 2^L, ma, na), b' likewise, y = clamp(zy + requant(a' + b')).
+ * Eight lanes at a time when every n >= 31 (then each step's result fits int32), else (and
+ * for the tail) the scalar definition. y may be a or b itself. */
+static inline void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, void *y, int sy,
+                               int n, int L, int32_t za, int32_t ma, int na, int32_t zb,
+                               int32_t mb, int nb, int32_t my, int ny, int32_t zy, int32_t lo,
+                               int32_t hi) {
+    int i = 0;
+#if defined(__AVX2__)
+    if (na >= 31 && nb >= 31 && ny >= 31) {
+        const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
+        const __m128i sh = _mm_cvtsi32_si128(L);
+        for (; i + 8 <= n; i += 8) {
+            const __m128i pa = _mm_loadl_epi64((const __m128i *)((const uint8_t *)a + i));
+            const __m128i pb = _mm_loadl_epi64((const __m128i *)((const uint8_t *)b + i));
+            const __m256i xa = _mm256_sll_epi32(_mm256_sub_epi32(
+                sa ? _mm256_cvtepi8_epi32(pa) : _mm256_cvtepu8_epi32(pa), vza), sh);
+            const __m256i xb = _mm256_sll_epi32(_mm256_sub_epi32(
+                sb ? _mm256_cvtepi8_epi32(pb) : _mm256_cvtepu8_epi32(pb), vzb), sh);
+            const __m256i s = _mm256_add_epi32(
+                qnnc_requant8_avx2(xa, ma, na, 0, INT32_MIN, INT32_MAX),
+                qnnc_requant8_avx2(xb, mb, nb, 0, INT32_MIN, INT32_MAX));
+            qnnc_store8_avx2((uint8_t *)y + i, qnnc_requant8_avx2(s, my, ny, zy, lo, hi), sy);
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        const int64_t xa = ((int64_t)qnnc_q8_at(a, i, sa) - za) * ((int64_t)1 << L);
+        const int64_t xb = ((int64_t)qnnc_q8_at(b, i, sb) - zb) * ((int64_t)1 << L);
+        const int64_t sum = qnnc_requant_raw(xa, ma, na) + qnnc_requant_raw(xb, mb, nb);
+        const int32_t v = qnnc_requant(sum, my, ny, zy, lo, hi);
+        if (sy) ((int8_t *)y)[i] = (int8_t)v;
+        else ((uint8_t *)y)[i] = (uint8_t)v;
     }
 }
 

@@ -18,7 +18,6 @@ import targets.c.ops_quant_pool
 import targets.c.ops_shape  # noqa: F401  (the float emitters wrapped below register first)
 from ir import qmath
 from ir.ops.qcommon import ADD_SHIFT, add_multipliers, product_multiplier, rescale_multiplier
-from ir.ops.registry import OPS
 from ir.types import DType
 from targets.c.emitter import (
     EMITTERS,
@@ -121,18 +120,17 @@ def retype(ctx: LayerCtx) -> str:
 
 @emits("Requantize", inplace=True)
 def requantize(ctx: LayerCtx) -> str:
-    """y = clamp(zy + requant(x - zx)); from 8-bit codes to 8-bit codes it is a table of the
-    256 inputs, computed by Requantize's own reference (a Concat input's rescale, e.g.)."""
+    """y = clamp(zy + requant(x - zx)); between 8-bit types eight lanes at a time
+    (qnnc_requantize_n: a Concat input's rescale, e.g.)."""
     ti, to = ctx.it(0), ctx.ot(0)
-    if _byte_sized(ti.dtype) and _byte_sized(to.dtype):
-        codes = np.arange(256, dtype=np.uint8).view(ti.dtype.np)
-        (table,) = OPS["Requantize"].evaluate([codes], ctx.a, [ti.with_shape((256,))],
-                                              [to.with_shape((256,))])
-        tab = int_table("lut", ctx.ctype(to), [int(v) for v in table])
-        return tab + "\n" + _flat(ctx, f"{ctx.o(0)}[i] = lut[((const uint8_t *){ctx.i(0)})[i]];")
     m0, shift = rescale_multiplier(ctx.it(0), ctx.ot(0))
     zx, zy = qparams(ctx.it(0)).zero_point[0], qparams(ctx.ot(0)).zero_point[0]
     lo, hi = clamp_bounds(ctx)
+    if _byte_sized(ti.dtype) and _byte_sized(to.dtype):
+        return _chunked(ctx, to.size,
+                        f"qnnc_requantize_n({ctx.i(0)} + i0, {sgn(ti)}, {ctx.o(0)} + i0, "
+                        f"{sgn(to)}, len, {zx}, {int(m0[0])}, {31 + int(shift[0])}, {zy}, "
+                        f"{lo}, {hi});")
     ct = ctx.ctype(ctx.ot(0))
     return _flat(ctx, f"{ctx.o(0)}[i] = ({ct})qnnc_requant((int64_t){ctx.i(0)}[i] - {zx}, "
                       f"{int(m0[0])}, {31 + int(shift[0])}, {zy}, {lo}, {hi});")
@@ -163,41 +161,26 @@ def _broadcast(ctx: LayerCtx, body: str) -> str:
     return nested_loops(dims, text, omp=ctx.omp())
 
 
-#: outputs from this many elements on look a same-shape 8-bit QAdd up in a 256 x 256 table
-QADD_TABLE_MIN = 16384
-
-
-def _qadd_table(ctx: LayerCtx) -> np.ndarray | None:
-    """y for every pair of 8-bit codes, indexed by (byte of a) * 256 + byte of b, computed
-    by QAdd's own reference compute (so exact by construction); None where a table does not
-    pay (broadcasting, small tensors) or the types are not 8-bit."""
-    ta, tb, to = ctx.it(0), ctx.it(1), ctx.ot(0)
-    if not (ta.shape == tb.shape == to.shape and to.size >= QADD_TABLE_MIN):
-        return None
-    if any(t.dtype not in (DType.u8, DType.i8) for t in (ta, tb, to)):
-        return None
-    codes = np.arange(256, dtype=np.uint8)
-    a = np.repeat(codes, 256).view(ta.dtype.np).reshape(256, 256)
-    b = np.tile(codes, 256).view(tb.dtype.np).reshape(256, 256)
-    types = [ta.with_shape((256, 256)), tb.with_shape((256, 256))]
-    (y,) = OPS["QAdd"].evaluate([a, b], ctx.a, types, [to.with_shape((256, 256))])
-    return np.asarray(y, dtype=to.dtype.np).reshape(-1)
-
-
 @emits("QAdd", inplace=True)
 def qadd(ctx: LayerCtx) -> str:
     """a' = requant_raw((a - za) << L, Ma), b' likewise, y = requant(a' + b', My); the shift
-    is a multiplication by 2^L (shifting a negative value left is undefined in C). A large
-    same-shape 8-bit add (a residual connection) reads y from a 64 KiB table of all code
-    pairs instead: two 64-bit requantisations per element become one load."""
-    table = _qadd_table(ctx)
-    if table is not None:
-        tab = ctx.weight(table, "pairs")
-        return _flat(ctx, f"{ctx.o(0)}[i] = {tab}[((unsigned)((const uint8_t *){ctx.i(0)})[i] "
-                          f"<< 8) | ((const uint8_t *){ctx.i(1)})[i]];")
-    (ma, na), (mb, nb), (my, ny) = add_multipliers(ctx.it(0), ctx.it(1), ctx.ot(0))
+    is a multiplication by 2^L (shifting a negative value left is undefined in C). A
+    same-shape 8-bit add (a residual connection) runs eight lanes at a time (qnnc_qadd_n)
+    when every multiplier is below 1, as they are unless the output scale is below 2^-20
+    of the inputs'."""
+    ta, tb, to = ctx.it(0), ctx.it(1), ctx.ot(0)
+    (ma, na), (mb, nb), (my, ny) = add_multipliers(ta, tb, to)
     lo, hi = clamp_bounds(ctx)
-    zy = qparams(ctx.ot(0)).zero_point[0]
+    zy = qparams(to).zero_point[0]
+    shifts = [31 + int(v[0]) for v in (na, nb, ny)]
+    if (ta.shape == tb.shape == to.shape and min(shifts) >= 31
+            and all(_byte_sized(t.dtype) for t in (ta, tb, to))):
+        za, zb = qparams(ta).zero_point[0], qparams(tb).zero_point[0]
+        return _chunked(ctx, to.size,
+                        f"qnnc_qadd_n({ctx.i(0)} + i0, {sgn(ta)}, {ctx.i(1)} + i0, {sgn(tb)}, "
+                        f"{ctx.o(0)} + i0, {sgn(to)}, len, {ADD_SHIFT}, {za}, {int(ma[0])}, "
+                        f"{shifts[0]}, {zb}, {int(mb[0])}, {shifts[1]}, {int(my[0])}, "
+                        f"{shifts[2]}, {zy}, {lo}, {hi});")
     one = f"{1 << ADD_SHIFT}"
     body = (f"qnnc_requant(qnnc_requant_raw(a * {one}, {int(ma[0])}, {31 + int(na[0])}) + "
             f"qnnc_requant_raw(b * {one}, {int(mb[0])}, {31 + int(nb[0])}), {int(my[0])}, "

@@ -337,13 +337,32 @@ def test_threads_give_the_same_integers(tmp_path: Path) -> None:
 @pytest.mark.parametrize("ta,tb,to,act", [(DType.u8, DType.u8, DType.u8, "relu"),
                                           (DType.i8, DType.u8, DType.i8, "none"),
                                           (DType.u8, DType.i8, DType.u8, None)])
-def test_qadd_table_of_code_pairs(ta: DType, tb: DType, to: DType, act: str | None, cpu: str,
-                                  tmp_path: Path) -> None:
-    """A same-shape add of QADD_TABLE_MIN elements or more reads a 256 x 256 table."""
-    from targets.c.ops_quant import QADD_TABLE_MIN
-
+def test_qadd_same_shape_lanes(ta: DType, tb: DType, to: DType, act: str | None, cpu: str,
+                               tmp_path: Path) -> None:
+    """A same-shape add runs eight lanes at a time plus a scalar tail (123 elements)."""
     rng = np.random.default_rng(11)
-    shape = (2, 8, QADD_TABLE_MIN // 16)
-    g = graph("QAdd", [rand_q(rng, shape, ta), rand_q(rng, shape, tb)],
+    g = graph("QAdd", [rand_q(rng, (3, 41), ta), rand_q(rng, (3, 41), tb)],
               out_attrs(rng, to, act))
     check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_qadd_output_multiplier_above_one(cpu: str, tmp_path: Path) -> None:
+    """An output scale below 2^-20 of the inputs' makes the last multiplier exceed 1: the
+    scalar definition runs instead of the lanes, with the same integers."""
+    a, b = qt((2, 20), DType.u8, 0.5, 3), qt((2, 20), DType.u8, 0.25, 200)
+    attrs = {"out_dtype": "i8", "out_scale": float(np.float32(0.5 / 2**22)), "out_zp": 1}
+    check_exact(graph("QAdd", [a, b], attrs), tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("ratio", [0.37, 1.0, 3.3, 300.0, 2.0**20])
+def test_requantize_multipliers_below_and_above_one(ratio: float, cpu: str,
+                                                    tmp_path: Path) -> None:
+    """Requantize by s_x / s_y below and above 1 (shifts n from 32 down to 11), every input
+    code, with a zero point on both sides: the vector lanes and the scalar tail agree with
+    the interpreter."""
+    x = qt((2, 129), DType.i8, 0.05, -7)
+    attrs = {"out_dtype": "u8", "out_scale": float(np.float32(0.05 / ratio)), "out_zp": 100}
+    codes = np.resize(np.arange(-128, 128), 258).astype(np.int8).reshape(2, 129)
+    check_exact(graph("Requantize", [x], attrs), tmp_path, cpu, feeds={"x0": codes})
