@@ -387,20 +387,44 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
         *fill,
         "  }",
         f"  const int16_t *wk = {wname} + c * {khw};",
-        f"  for (int oh = 0; oh < {d['OH']}; ++oh) {{",
-        f"    int32_t acc[{d['OW']}] = {{0}};",
-        f"    for (int kh = 0; kh < {d['KH']}; ++kh)",
-        f"      for (int kw = 0; kw < {d['KW']}; ++kw) {{",
-        f"        const int32_t wv = wk[kh * {d['KW']} + kw];",
-        f"        const int16_t *row = xp + (kw * {d['DW']}) % {sw} * {hp * wq} "
-        f"+ (oh * {d['SH']} + kh * {d['DH']}) * {wq} + (kw * {d['DW']}) / {sw};",
-        f"        for (int ow = 0; ow < {d['OW']}; ++ow) acc[ow] += row[ow] * wv;",
-        "      }",
-        f"    qnnc_q8_store(acc, {d['OW']}, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, "
-        f"yc + oh * {d['OW']}, 1, {sgn(ctx.ot(0))});",
-        "  }",
+        *_depthwise_taps(d, sw, hp, wq, np.abs(wc).max(initial=0) * xmax <= 32767,
+                         f"qnnc_q8_store({{acc}}, {{n}}, {bname}[c], {m0e}, "
+                         f"{ne}, {zy}, {lo}, {hi}, {{y}}, 1, {sgn(ctx.ot(0))});"),
         "}",
     ] if ln)
+
+
+DW_PLANE_ACC = 4096  # output planes up to this size are requantised in one pass
+
+
+def _depthwise_taps(d: dict[str, int], sw: int, hp: int, wq: int, short_products: bool,
+                    store: str) -> list[str]:
+    """The taps of one channel into int32 accumulators, then ``store`` (with {acc}, {n}, {y}):
+    per output row, or, for a plane of at most DW_PLANE_ACC outputs, once for the whole plane
+    (a 7- or 14-wide row would leave most of its requantisation to the scalar tail).
+    ``short_products``: every (x - zx) * w fits int16 (checked from the actual weights), so
+    the products are formed in int16 lanes (one vpmullw for 16) before widening."""
+    product = "(int16_t)(row[ow] * wv)" if short_products else "row[ow] * wv"
+    wtype = "int16_t" if short_products else "int32_t"
+    whole = d["P"] <= DW_PLANE_ACC
+    acc = f"acc + oh * {d['OW']}" if whole else "acc"
+    lines = [f"  int32_t acc[{d['P']}];"] if whole else []
+    lines += [
+        f"  for (int oh = 0; oh < {d['OH']}; ++oh) {{",
+        *([] if whole else [f"    int32_t acc[{d['OW']}];"]),
+        f"    int32_t *a = {acc};",
+        f"    for (int ow = 0; ow < {d['OW']}; ++ow) a[ow] = 0;",
+        f"    for (int kh = 0; kh < {d['KH']}; ++kh)",
+        f"      for (int kw = 0; kw < {d['KW']}; ++kw) {{",
+        f"        const {wtype} wv = wk[kh * {d['KW']} + kw];",
+        f"        const int16_t *row = xp + (kw * {d['DW']}) % {sw} * {hp * wq} "
+        f"+ (oh * {d['SH']} + kh * {d['DH']}) * {wq} + (kw * {d['DW']}) / {sw};",
+        f"        for (int ow = 0; ow < {d['OW']}; ++ow) a[ow] += {product};",
+        "      }",
+    ]
+    if whole:
+        return lines + ["  }", "  " + store.format(acc="acc", n=d["P"], y="yc")]
+    return lines + ["    " + store.format(acc="acc", n=d["OW"], y=f"yc + oh * {d['OW']}"), "  }"]
 
 
 def _pointwise(d: dict[str, int]) -> bool:

@@ -117,6 +117,8 @@ CONVS = [
     # depthwise 1x1 (a per-channel scale): more positions than one accumulator block, and few
     dict(x=(2, 9, 40, 40), w=(9, 1, 1, 1), s=[1, 1], p=[0, 0, 0, 0], g=9),
     dict(x=(1, 5, 3, 7), w=(5, 1, 1, 1), s=[1, 1], p=[0, 0, 0, 0], g=5),
+    # a depthwise plane larger than DW_PLANE_ACC: requantised row by row
+    dict(x=(1, 3, 70, 70), w=(3, 1, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=3),
     dict(x=(1, 64, 9, 9), w=(70, 64, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),
 ]
 
