@@ -703,55 +703,16 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_avx2(const __m256i *acc, const qnnc_
     }
 }
 
-/* qnnc_q8_tile_avx2 with the epilogue applied to the accumulators in registers: no int32
- * tile goes through memory, and a short K (a first layer's 27, a 1x1 layer's 16) no longer
- * pays more for its stores than for its products. */
-QNNC_Q8_TILE_KERNEL void qnnc_q8_tile_req(int K2, const int16_t *QNNC_RESTRICT A,
-                                         const int16_t *QNNC_RESTRICT B,
-                                         const qnnc_q8_epilogue *ep, int ch0, int rows,
-                                         int cols, void *QNNC_RESTRICT y, ptrdiff_t ldy) {
-    _Static_assert(QNNC_Q8_MR == 6, "the AVX2 tile holds six rows of accumulators");
-    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
-    __m256i c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int kp = 0; kp < K2; ++kp) {
-        const int16_t *a = A + kp * 2 * QNNC_Q8_MR;
-        const int16_t *b = B + kp * 2 * QNNC_Q8_NR;
-        const __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
-        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 16));
-        __m256i w = qnnc_q8_pair(a);
-        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(w, b0));
-        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(w, b1));
-        w = qnnc_q8_pair(a + 2);
-        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(w, b0));
-        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(w, b1));
-        w = qnnc_q8_pair(a + 4);
-        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(w, b0));
-        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(w, b1));
-        w = qnnc_q8_pair(a + 6);
-        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(w, b0));
-        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(w, b1));
-        w = qnnc_q8_pair(a + 8);
-        c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(w, b0));
-        c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(w, b1));
-        w = qnnc_q8_pair(a + 10);
-        c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(w, b0));
-        c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(w, b1));
-    }
-    /* through an L1-resident array: requantising straight from the 12 accumulator registers
-     * made GCC keep two of them on the stack inside the k loop */
+/* qnnc_q8_tile_avx2 and then its epilogue: the int32 tile stays in an L1-resident array
+ * between the two (requantising straight from the 12 accumulator registers made GCC keep
+ * two of them on the stack inside the k loop), and the rows are stored with the epilogue's
+ * constants read once per tile, not through a call per row. */
+static inline void qnnc_q8_tile_req(int K2, const int16_t *QNNC_RESTRICT A,
+                                    const int16_t *QNNC_RESTRICT B, const qnnc_q8_epilogue *ep,
+                                    int ch0, int rows, int cols, void *QNNC_RESTRICT y,
+                                    ptrdiff_t ldy) {
     __m256i acc[2 * QNNC_Q8_MR];
-    _mm256_store_si256(acc + 0, c00);
-    _mm256_store_si256(acc + 1, c01);
-    _mm256_store_si256(acc + 2, c10);
-    _mm256_store_si256(acc + 3, c11);
-    _mm256_store_si256(acc + 4, c20);
-    _mm256_store_si256(acc + 5, c21);
-    _mm256_store_si256(acc + 6, c30);
-    _mm256_store_si256(acc + 7, c31);
-    _mm256_store_si256(acc + 8, c40);
-    _mm256_store_si256(acc + 9, c41);
-    _mm256_store_si256(acc + 10, c50);
-    _mm256_store_si256(acc + 11, c51);
+    qnnc_q8_tile_avx2(K2, A, B, (int32_t *)acc);
     qnnc_q8_rows_store_avx2(acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
 }
 #else
