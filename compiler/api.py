@@ -418,7 +418,9 @@ def compile_model(
     if steps and mod is None:
         raise QnncError(f"pipeline {steps} asked for, but this qnnc build has no passes")
     if equalize and "equalize" not in steps:
-        at = steps.index("fold-batchnorm") + 1 if "fold-batchnorm" in steps else len(steps)
+        # after the folds, so that equalisation sees the layers' final weights
+        folds = [i for i, p in enumerate(steps) if p in ("fold-batchnorm", "fold-affine")]
+        at = folds[-1] + 1 if folds else len(steps)
         steps[at:at] = ["equalize"]
     profile = _accelerator(target, target_file)
     if profile is not None:
