@@ -491,7 +491,7 @@ QNNC_Q8_KERNEL void qnnc_q8_gemv_avx2(int K2, const int16_t *QNNC_RESTRICT A,
 
 /* n accumulators of one output channel: y[c * stride] = clamp(zp + requant(acc[c] + bias)). */
 #if defined(__AVX2__)
-/* Eight lanes of qnnc_requant for one (m0, n), 1 <= n <= 62, as int32 lanes in [lo, hi],
+/* qnnc_requant in eight lanes for one (m0, n), 1 <= n <= 62, as int32 lanes in [lo, hi],
  * wherever requant_raw(acc) fits int32: always for n >= 31 (a multiplier below 1), and for
  * n >= 9 when |acc| < 2^8 (8-bit codes minus a zero point). The 64-bit products come from
  * _mm256_mul_epi32 on the even and the odd lanes. AVX2 has no 64-bit arithmetic right
@@ -500,22 +500,42 @@ QNNC_Q8_KERNEL void qnnc_q8_gemv_avx2(int K2, const int16_t *QNNC_RESTRICT A,
  * (logical) = requant_raw(acc) + K exactly. The low 32 bits of that, minus K modulo 2^32
  * (0 for n <= 30), are the result; it is clamped to [lo - zp, hi - zp] before zp is added,
  * so nothing can wrap. */
+typedef struct {
+    __m256i m, rnd, k, lo, hi, zp;
+    __m128i cnt;
+} qnnc_q8_req8;
+
+/* The multiplier's constants: m0, 2^(n-1) + 2^62 and K mod 2^32 (0 for n <= 30). */
+static inline void qnnc_q8_req8_mult(qnnc_q8_req8 *c, int32_t m0, int nsh) {
+    c->m = _mm256_set1_epi32(m0);
+    c->rnd = _mm256_set1_epi64x((int64_t)(((uint64_t)1 << (nsh - 1)) + ((uint64_t)1 << 62)));
+    c->k = _mm256_set1_epi32((int32_t)(nsh > 30 ? (uint32_t)1 << (62 - nsh) : 0));
+    c->cnt = _mm_cvtsi32_si128(nsh);
+}
+
+/* The output's constants: the clamp bounds relative to zp, and zp. */
+static inline void qnnc_q8_req8_out(qnnc_q8_req8 *c, int32_t zp, int32_t lo, int32_t hi) {
+    c->lo = _mm256_set1_epi32(lo - zp);
+    c->hi = _mm256_set1_epi32(hi - zp);
+    c->zp = _mm256_set1_epi32(zp);
+}
+
+static inline __m256i qnnc_q8_req8_apply(__m256i v, const qnnc_q8_req8 *c) {
+    const __m256i te = _mm256_add_epi64(_mm256_mul_epi32(v, c->m), c->rnd);
+    const __m256i to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), c->m), c->rnd);
+    __m256i r = _mm256_blend_epi32(_mm256_srl_epi64(te, c->cnt),
+                                   _mm256_slli_epi64(_mm256_srl_epi64(to, c->cnt), 32), 0xAA);
+    r = _mm256_sub_epi32(r, c->k);
+    r = _mm256_min_epi32(_mm256_max_epi32(r, c->lo), c->hi);
+    return _mm256_add_epi32(r, c->zp);
+}
+
 static inline __m256i qnnc_requant8_avx2(__m256i v, int32_t m0, int nsh, int32_t zp,
                                          int32_t lo, int32_t hi) {
-    const __m256i m = _mm256_set1_epi32(m0);
-    const __m256i bias = _mm256_set1_epi64x((int64_t)(((uint64_t)1 << (nsh - 1)) +
-                                                      ((uint64_t)1 << 62)));
-    const uint32_t k = nsh > 30 ? (uint32_t)1 << (62 - nsh) : 0;  /* K mod 2^32 */
-    const __m256i te = _mm256_add_epi64(_mm256_mul_epi32(v, m), bias);
-    const __m256i to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), m), bias);
-    const __m128i cnt = _mm_cvtsi32_si128(nsh);
-    const __m256i re = _mm256_srl_epi64(te, cnt);
-    const __m256i ro = _mm256_slli_epi64(_mm256_srl_epi64(to, cnt), 32);
-    __m256i r = _mm256_blend_epi32(re, ro, 0xAA);
-    r = _mm256_sub_epi32(r, _mm256_set1_epi32((int32_t)k));
-    r = _mm256_max_epi32(r, _mm256_set1_epi32(lo - zp));
-    r = _mm256_min_epi32(r, _mm256_set1_epi32(hi - zp));
-    return _mm256_add_epi32(r, _mm256_set1_epi32(zp));
+    qnnc_q8_req8 c;
+    qnnc_q8_req8_mult(&c, m0, nsh);
+    qnnc_q8_req8_out(&c, zp, lo, hi);
+    return qnnc_q8_req8_apply(v, &c);
 }
 
 /* Eight int32 lanes already in an 8-bit range, stored as 8 bytes. */
@@ -624,8 +644,6 @@ typedef struct {
     const int32_t *bias;
     const int32_t *m0;
     const int8_t *nsh;
-    const int64_t *rnd;  /* 2^(n-1) + 2^62 per multiplier (see qnnc_requant8_avx2) */
-    const int32_t *k;    /* 2^(62-n) per multiplier */
     int32_t zp, lo, hi;
     int per_channel, sgn;
 } qnnc_q8_epilogue;
@@ -643,30 +661,6 @@ static inline void qnnc_q8_tile_store_c(const int32_t *QNNC_RESTRICT acc,
 }
 
 #if defined(__AVX2__) && !(defined(__AVX512F__) && defined(__AVX512VNNI__))
-/* The per-layer and per-channel constants of qnnc_requant8_avx2, as vectors. */
-typedef struct {
-    __m256i m, rnd, k, lo, hi, zp;
-    __m128i cnt;
-} qnnc_q8_req8;
-
-static inline void qnnc_q8_req8_channel(qnnc_q8_req8 *c, const qnnc_q8_epilogue *ep, int q) {
-    c->m = _mm256_set1_epi32(ep->m0[q]);
-    c->rnd = _mm256_set1_epi64x(ep->rnd[q]);
-    c->k = _mm256_set1_epi32(ep->k[q]);
-    c->cnt = _mm_cvtsi32_si128(ep->nsh[q]);
-}
-
-/* qnnc_requant8_avx2 with its constants ready */
-static inline __m256i qnnc_q8_req8_apply(__m256i v, const qnnc_q8_req8 *c) {
-    const __m256i te = _mm256_add_epi64(_mm256_mul_epi32(v, c->m), c->rnd);
-    const __m256i to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), c->m), c->rnd);
-    __m256i r = _mm256_blend_epi32(_mm256_srl_epi64(te, c->cnt),
-                                   _mm256_slli_epi64(_mm256_srl_epi64(to, c->cnt), 32), 0xAA);
-    r = _mm256_sub_epi32(r, c->k);
-    r = _mm256_min_epi32(_mm256_max_epi32(r, c->lo), c->hi);
-    return _mm256_add_epi32(r, c->zp);
-}
-
 /* The requantised rows of a tile whose accumulators are in acc[2 * r + (0, 1)] (columns 0-7,
  * 8-15), stored as bytes at y + r * ldy. Out of line, so that the tile's k loop has the
  * registers to itself; the epilogue's fields are read once into locals (a byte store may
@@ -676,13 +670,14 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_avx2(const __m256i *acc, const qnnc_
                                                 ptrdiff_t ldy) {
     const int per_channel = ep->per_channel, sgn = ep->sgn;
     const int32_t *const bias = ep->bias;
+    const int32_t *const m0 = ep->m0;
+    const int8_t *const nsh = ep->nsh;
     qnnc_q8_req8 c;
-    c.lo = _mm256_set1_epi32(ep->lo - ep->zp);
-    c.hi = _mm256_set1_epi32(ep->hi - ep->zp);
-    c.zp = _mm256_set1_epi32(ep->zp);
-    qnnc_q8_req8_channel(&c, ep, per_channel ? ch0 : 0);
+    qnnc_q8_req8_out(&c, ep->zp, ep->lo, ep->hi);
+    const int q0 = per_channel ? ch0 : 0;
+    qnnc_q8_req8_mult(&c, m0[q0], nsh[q0]);
     for (int r = 0; r < rows; ++r) {
-        if (per_channel && r) qnnc_q8_req8_channel(&c, ep, ch0 + r);
+        if (per_channel && r) qnnc_q8_req8_mult(&c, m0[ch0 + r], nsh[ch0 + r]);
         const __m256i b = _mm256_set1_epi32(bias[ch0 + r]);
         const __m256i r0 = qnnc_q8_req8_apply(_mm256_add_epi32(_mm256_load_si256(acc + 2 * r), b),
                                               &c);

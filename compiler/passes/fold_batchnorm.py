@@ -20,6 +20,7 @@ import numpy as np
 
 from compiler.passes.manager import register_pass
 from ir.graph import Graph, Node, Value
+from ir.ops.norm import batchnorm_affine
 
 _LAYERS = ("Conv", "ConvTranspose", "Gemm")
 
@@ -65,9 +66,7 @@ def _foldable_layer(
 
 
 def _fold(graph: Graph, layer: Node, bn: Node) -> None:
-    scale, shift, mean, var = (_f64(v) for v in bn.inputs[1:])
-    s = scale / np.sqrt(var + bn.attrs["epsilon"])
-    t = shift - mean * s
+    s, t = batchnorm_affine(*(_f64(v) for v in bn.inputs[1:]), bn.attrs["epsilon"])
     bn_bias = bn.inputs[2]
     assert bn_bias is not None
     fold_channel_affine(graph, layer, s, t, bn.outputs[0], bn_bias.name)

@@ -35,6 +35,7 @@ from compiler.errors import QnncError
 from ir import qmath
 from ir.build import make_node
 from ir.graph import Graph, Node, Value
+from ir.ops.norm import batchnorm_affine
 from ir.ops.qcommon import activation_bounds
 from ir.ops.registry import OPS
 from ir.types import DType, QuantParams, TensorType
@@ -308,10 +309,8 @@ def _batchnorm(rw: _Rewriter, node: Node) -> bool:
     if x is None or x.type.rank != 4 or len(node.outputs) != 1 or not all(
             v is not None and v.is_const for v in node.inputs[1:]):
         return False
-    scale, bias, mean, var = (np.asarray(v.data, np.float64)  # type: ignore[union-attr]
-                              for v in node.inputs[1:])
-    s = scale / np.sqrt(var + node.attrs["epsilon"])
-    t = bias - mean * s
+    params = [np.asarray(v.data) for v in node.inputs[1:]]  # type: ignore[union-attr]
+    s, t = batchnorm_affine(*params, node.attrs["epsilon"])
     channels = x.type.shape[1]
     act = rw.fusable_activation(node.outputs[0])
     final, clamp = rw.clamp_for(act, node.outputs[0])

@@ -42,6 +42,15 @@ def _per_channel(p: np.ndarray, rank: int, dt: np.dtype) -> np.ndarray:
     return p.astype(dt, copy=False).reshape((-1,) + (1,) * (rank - 2))
 
 
+def batchnorm_affine(scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray,
+                     epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+    """(s, t) in float64 with BatchNormalization(x) = x * s + t per channel (the real-number
+    identity the passes and the quantiser fold with): s = scale / sqrt(var + epsilon),
+    t = bias - mean * s."""
+    s = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + epsilon)
+    return s, bias.astype(np.float64) - mean.astype(np.float64) * s
+
+
 @register
 class BatchNormalization:
     """Inference-form batch normalisation over channel axis 1, with stored statistics:

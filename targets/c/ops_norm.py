@@ -77,7 +77,7 @@ def softmax(ctx: LayerCtx) -> str:
     outer, d, inner = int(np.prod(shape[:axis])), shape[axis], int(np.prod(shape[axis + 1:]))
     exp = ctx.fn("exp")
     if ctx.node.op == "Softmax" and inner == 1 and ct == "float":
-        # contiguous rows: csrc/qnnc_vmath.h's vectorised row (exp within 2 ulp of libm's)
+        # contiguous rows: csrc/qnnc_vmath.h's vectorised row (its exp is within 2 ulp)
         return "\n".join([
             ctx.omp().rstrip("\n"),
             f"for (int o = 0; o < {outer}; ++o) qnnc_softmax_row({ctx.i(0)} + o * {d}, "

@@ -182,24 +182,21 @@ def _tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: st
     ]
 
 
-def fused_epilogue(ctx: LayerCtx, bias: str, m0: np.ndarray, shift: np.ndarray, zy: int,
-                   lo: int, hi: int, sgn_out: int) -> list[str] | None:
-    """C lines declaring ``ep``, the qnnc_q8_epilogue of csrc/qnnc_int8.h that the fused
-    tile kernel applies in registers, or None when a multiplier is not below 1 (n < 31)."""
+def fusable(shift: np.ndarray) -> bool:
+    """Whether the fused tile kernel can requantise: every multiplier below 1 (n >= 31)."""
     n = shift.astype(np.int64) + 31
-    if n.min(initial=31) < 31 or n.max(initial=31) > 62:
-        return None
-    per_channel = int(m0.size > 1)
-    ns = [int(v) for v in n.reshape(-1)]
-    # the int64 table holds 2^(n-1) + 2^62 (< 2^63); C reads it as int64_t literals
+    return bool(n.min(initial=31) >= 31 and n.max(initial=31) <= 62)
+
+
+def fused_epilogue(bias: str, m0: np.ndarray, shift: np.ndarray, zy: int, lo: int, hi: int,
+                   sgn_out: int) -> list[str]:
+    """C lines declaring ``ep``, the qnnc_q8_epilogue of csrc/qnnc_int8.h that the fused
+    tile kernel applies (only where ``fusable(shift)``)."""
     return [
         int_table("ep_m0", "int32_t", [int(v) for v in m0.reshape(-1)]),
-        int_table("ep_n", "int8_t", ns),
-        f"static const int64_t ep_rnd[{len(ns)}] = "
-        f"{{{', '.join(f'{(1 << (v - 1)) + (1 << 62)}LL' for v in ns)}}};",
-        int_table("ep_k", "int32_t", [1 << (62 - v) if v > 31 else -(1 << 31) for v in ns]),
-        f"const qnnc_q8_epilogue ep = {{{bias}, ep_m0, ep_n, ep_rnd, ep_k, {zy}, {lo}, {hi}, "
-        f"{per_channel}, {sgn_out}}};",
+        int_table("ep_n", "int8_t", [int(v) + 31 for v in shift.reshape(-1)]),
+        f"const qnnc_q8_epilogue ep = {{{bias}, ep_m0, ep_n, {zy}, {lo}, {hi}, "
+        f"{int(m0.size > 1)}, {sgn_out}}};",
     ]
 
 
@@ -314,11 +311,10 @@ def qconv(ctx: LayerCtx) -> str:
              f"yg + m * {p} + p0 + j * {NR}, 1, {sy});")
     offsets = None if _direct(d) else gather_offsets(d)
     gather = None if offsets is None else ctx.weight(offsets.reshape(-1), "im2col")
-    ep = fused_epilogue(ctx, bq, m0, shift, zy, lo, hi, sy)
-    if ep is not None:
+    if fusable(shift):
         tiles = _fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=f"g * {d['Mg']}",
                                  y0="(yg + p0)", ldy=p, panel0=f"g * {mt}", narrow=narrow)
-        decl = ep
+        decl = fused_epilogue(bq, m0, shift, zy, lo, hi, sy)
     else:
         tiles = _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
                            panel0=f"g * {mt}", narrow=narrow)
@@ -582,15 +578,16 @@ def qmatmul(ctx: LayerCtx) -> str:
     sa, sb = sgn(ctx.it(0)), sgn(ctx.it(1))
     store = (f"qnnc_q8_store(acc + r * {NR}, cols, 0, {int(m0[0])}, {31 + int(shift[0])}, "
              f"{zy}, {lo}, {hi}, y + (ptrdiff_t)m * {n} + p0 + j * {NR}, 1, {sgn(ctx.ot(0))});")
-    ep = fused_epilogue(ctx, ctx.weight(np.zeros(m, dtype=np.int32), "zero_bias"), m0, shift,
-                        zy, lo, hi, sgn(ctx.ot(0)))
-    if ep is not None:
+    ep: list[str] = []
+    if fusable(shift):
+        ep = fused_epilogue(ctx.weight(np.zeros(m, dtype=np.int32), "zero_bias"), m0, shift,
+                            zy, lo, hi, sgn(ctx.ot(0)))
         tiles = _fused_tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, ch0="0", y0="(y + p0)",
                                  ldy=n)
     else:
         tiles = _tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store)
     body = [
-        *(ep or []),
+        *ep,
         f"const {ctx.ctype(ctx.it(0))} *a = {ctx.i(0)} + {offset(idx, stra)};",
         f"const {ctx.ctype(ctx.it(1))} *b = {ctx.i(1)} + {offset(idx, strb)};",
         f"{ctx.ctype(ctx.ot(0))} *y = {ctx.o(0)} + {offset(idx, stro)};",

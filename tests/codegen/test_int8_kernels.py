@@ -4,9 +4,10 @@ reference interpreter for --cpu generic, avx2 and (compile only here) avx512vnni
 test_ops_int8.py covers the op semantics; these shapes are chosen to reach every branch of
 the fast paths: direct 1x1 packing (no im2col) with full and partial 16-column panels and
 several L2 chunks, the vectorised stride-2 gather (rows long enough for whole 16-byte
-blocks, with padding at both ends), odd K (the zero row of the last pair), batch-1 and
-small-row fully connected layers, run-time operands with zero points, and depthwise
-convolutions whose stride splits the padded input into column phases.
+blocks, with padding at both ends), the gather table of short output rows, odd K (the
+zero row of the last pair), batch-1 and small-row fully connected layers, run-time
+operands with zero points, and depthwise convolutions whose stride splits the padded input
+into column phases.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ CONVS = {
     "s2_1x1": dict(x=(1, 24, 70, 70), w=(20, 24, 1, 1), s=[2, 2], p=[0, 0, 0, 0]),
     "s2_3x3": dict(x=(1, 5, 75, 77), w=(9, 5, 3, 3), s=[2, 2], p=[1, 1, 1, 1]),
     "s2_7x7": dict(x=(1, 3, 64, 66), w=(8, 3, 7, 7), s=[2, 2], p=[3, 3, 2, 2]),
-    # stride 1 with padding, many channels (long K), output channels not a multiple of 4
+    # stride 1 with padding, many channels (long K), output channels not a multiple of 6
     "s1_3x3": dict(x=(1, 70, 20, 21), w=(37, 70, 3, 3), s=[1, 1], p=[1, 1, 1, 1]),
+    # output rows of at most 16 (im2col through the gather table), padded on every side
+    "gather_7x7": dict(x=(1, 64, 7, 7), w=(20, 64, 3, 3), s=[1, 1], p=[1, 1, 1, 1]),
     "s3_asym": dict(x=(1, 4, 40, 61), w=(6, 4, 2, 5), s=[1, 3], p=[0, 2, 1, 0]),
 }
 
