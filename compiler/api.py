@@ -48,6 +48,7 @@ from ir.interpreter import InterpreterError, check_feeds
 from ir.interpreter import run as interpret
 from ir.types import TensorType
 from ir.verifier import verify
+from targets.registry import target_names
 
 ModelLike = str | os.PathLike[str] | ModelProto
 InputShapes = Mapping[str, Sequence[int]]
@@ -492,16 +493,6 @@ def compile_model(
 PRECISIONS = ("f32", "int8")
 
 
-def _target_names() -> tuple[str, ...]:
-    from targets.profiles import BUILTIN_TARGETS
-
-    return ("host",) + tuple(t for t in BUILTIN_TARGETS if t != "host")
-
-
-#: host C, then every accelerator profile (staged C, run on this host)
-TARGETS = _target_names()
-
-
 def _accelerator(target: str | None, target_file: Any) -> Any:
     """The accelerator profile asked for (None: the interpreter or host C)."""
     from targets.profiles import load_target
@@ -512,8 +503,9 @@ def _accelerator(target: str | None, target_file: Any) -> Any:
         return load_target(Path(target_file))
     if target is None or target == "host":
         return None
-    if target not in TARGETS:
-        raise QnncError(f"unknown target {target!r}; the targets are: {', '.join(TARGETS)} "
+    if target not in target_names():
+        raise QnncError(f"unknown target {target!r}; the targets are: "
+                        f"{', '.join(target_names())} "
                         "(or a profile file with --target-file)")
     return load_target(target)
 
@@ -586,8 +578,9 @@ def _build_target(
     cache_dir: str | os.PathLike[str] | None, werror: bool, extra_cflags: Sequence[str],
     progress: Any = None,
 ) -> Any:
-    if target not in TARGETS:
-        raise QnncError(f"unknown target {target!r}; the targets are: {', '.join(TARGETS)}")
+    if target not in target_names():
+        raise QnncError(f"unknown target {target!r}; the targets are: "
+                        f"{', '.join(target_names())}")
     if threads < 1:
         raise QnncError(f"threads must be >= 1, got {threads}")
     from targets.host.build import BuildOptions, build_host

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from compiler.api import DEFAULT_CALIB_METHOD, PRECISIONS, TARGETS, qnnc_version
+from compiler.api import DEFAULT_CALIB_METHOD, PRECISIONS, qnnc_version
 from compiler.cli_bench import BENCH_EPILOG, cmd_bench, widen_target_choices
 from compiler.cli_common import add_input_shape_option, one_paragraph
 from compiler.cli_golden import add_golden_parser
@@ -25,6 +25,7 @@ from compiler.errors import QnncError
 from ir.interpreter import InterpreterError
 from ir.ops.registry import OpError
 from ir.verifier import VerifyError
+from targets.registry import target_names
 
 EXIT_CODES = {
     0: "success",
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_build_options(p: argparse.ArgumentParser) -> None:
     """Target, threads, CPU level and quantisation options (compile and bench share them)."""
-    p.add_argument("--target", choices=TARGETS, default=None,
+    p.add_argument("--target", choices=target_names(), default=None,
                    help="generate and build C for this target: host, or an accelerator "
                    "profile whose staged C runs here (default: IR only)")
     p.add_argument("--target-file", metavar="FILE.toml|.json", default=None,

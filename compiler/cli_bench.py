@@ -15,18 +15,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compiler.api import TARGETS, CompiledModel, compile_model, load_compiled
-from compiler.cli_common import progress_bar, table
+from compiler.api import CompiledModel, compile_model, load_compiled
+from compiler.cli_common import progress_bar
 from compiler.cli_run import build_kwargs
 from compiler.errors import QnncError
 from compiler.flops import graph_costs, human
 from compiler.io import random_inputs
 from targets.profiles import BUILTIN_TARGETS, load_target
+from targets.registry import target_names
 from targets.report import report_data
+from targets.tables import table
 from targets.tiling import TilingError, tile_graph
 
-#: targets bench can name: the code generators it times, then the profiles it models
-BENCH_TARGETS: tuple[str, ...] = tuple(dict.fromkeys((*TARGETS, *BUILTIN_TARGETS)))
 TOP_LAYERS = 10
 _MODELLED = ", ".join(t for t in BUILTIN_TARGETS if t != "host")
 
@@ -56,11 +56,11 @@ def duration(ms: float) -> str:
 
 
 def widen_target_choices(p: argparse.ArgumentParser) -> None:
-    """Let bench's --target (added by the build options compile shares, which lists only the
-    targets with a code generator) also name every built-in profile, which bench models."""
+    """Reword bench's --target help (the option comes from the build options compile shares):
+    bench times host C and models the accelerator profiles."""
     for action in p._actions:  # argparse has no public way to reach an added option
         if action.dest == "target":
-            action.choices = BENCH_TARGETS
+            action.choices = target_names()
             action.help = ("time generated C for host, or model the latency on an "
                            "accelerator profile (default: time the reference interpreter)")
 

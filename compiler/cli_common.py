@@ -1,30 +1,16 @@
-"""Small helpers the `qnnc` subcommands share: plain-text tables, JSON output, shape specs."""
+"""Small helpers the `qnnc` subcommands share: JSON output, shape specs, progress bars
+(plain-text tables come from targets.tables, which the reports use too)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from compiler.errors import QnncError
 from compiler.io import parse_input_shapes
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
-    """Rows as aligned columns; column indexes in ``right`` are right-aligned (numbers)."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-
-    def line(r: list[str]) -> str:
-        parts = [
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
-        ]
-        return "  ".join(parts).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
 
 
 def print_json(data: Any) -> None:

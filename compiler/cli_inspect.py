@@ -8,13 +8,14 @@ from typing import Any
 import onnx
 from onnx import ModelProto
 
-from compiler.cli_common import input_shapes_arg, print_json, table
+from compiler.cli_common import input_shapes_arg, print_json
 from compiler.errors import QnncError, UnsupportedModelError
 from compiler.flops import graph_costs, graph_totals, human
 from compiler.frontend.importer import import_model, unsupported_ops
 from compiler.frontend.loader import load_onnx
 from compiler.frontend.registry import supported_ops
 from ir.graph import Graph
+from targets.tables import table
 
 
 def _dims(vi: onnx.ValueInfoProto) -> list[int | str]:

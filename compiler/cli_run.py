@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from compiler.api import CompiledModel, compile_model, load_compiled
-from compiler.cli_common import input_shapes_arg, progress_bar, table
+from compiler.cli_common import input_shapes_arg, progress_bar
 from compiler.errors import QnncError
 from compiler.flops import human
 from compiler.io import random_inputs, read_inputs, write_outputs
+from targets.tables import table
 
 
 # -- run --------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from compiler.cli_common import print_json, table
+from compiler.cli_common import print_json
 from targets.profiles import BUILTIN_TARGETS, Profile, load_target, profile_to_data
+from targets.tables import table
 
 TARGETS_EPILOG = """\
 examples:

@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from compiler.cli_common import table
 from ir.graph import Graph, Node, Value
 from targets.cost import OFFCHIP, model_cost, roofline
 from targets.profiles.schema import Profile
+from targets.tables import table
 from targets.tiling import TilePlan, TilePlans, layer_keys, order_text
 from targets.tiling.problem import DIMS
 

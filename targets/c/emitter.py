@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.errors import UnsupportedModelError
+from ir.errors import UnsupportedModelError
 from ir.graph import Node
 from ir.types import DType, TensorType
 from targets.c.names import c_comment

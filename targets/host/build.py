@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from compiler.errors import QnncError
+from ir.errors import QnncError
 from ir.graph import Graph
 from targets.c.emitter import Renderer
 from targets.c.model import generate

@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-from compiler.errors import QnncError
+from ir.errors import QnncError
 
 CPU_LEVELS = ("generic", "avx2", "avx512vnni", "native")
 

@@ -19,7 +19,7 @@ import threading
 import numpy as np
 
 try:
-    from compiler.errors import InputError
+    from ir.errors import InputError
 except ImportError:  # the module used outside qnnc
     InputError = ValueError
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compiler.errors import QnncError
+from ir.errors import QnncError
 
 #: what a buffer may hold. "vector" is the working memory of the vector unit (Ascend's UB).
 ROLES = ("inputs", "weights", "outputs", "accumulators", "vector")

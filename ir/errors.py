@@ -1,0 +1,35 @@
+"""User-facing errors. Each carries a message written for the person running qnnc: what is
+wrong, where (file, node, tensor), and what to do about it. The CLI prints the message and
+exits non-zero; it never shows a traceback for these."""
+
+from __future__ import annotations
+
+
+class QnncError(Exception):
+    """Base of every error qnnc reports to users."""
+
+    exit_code = 1
+
+
+class ModelLoadError(QnncError):
+    """The model file is missing, unreadable, not ONNX, or fails onnx's checker."""
+
+    exit_code = 2
+
+
+class UnsupportedModelError(QnncError):
+    """The model uses ops, types or features qnnc does not support (yet)."""
+
+    exit_code = 3
+
+
+class ConversionError(QnncError):
+    """A node could not be converted to the IR (bad attributes, dynamic shapes, ...)."""
+
+    exit_code = 3
+
+
+class InputError(QnncError):
+    """Data given to run or calibrate the model does not fit it."""
+
+    exit_code = 4
