@@ -43,10 +43,20 @@ class Value:
         return f"<{kind}%{self.name}: {self.type}>"
 
 
-class Node:
-    """One operation. ``inputs`` may hold None for an omitted optional input."""
+Source = tuple[str, str]  # (op, node name) of a node of the source model
 
-    __slots__ = ("op", "inputs", "outputs", "attrs", "name")
+
+class Node:
+    """One operation. ``inputs`` may hold None for an omitted optional input.
+
+    Operands are read by the names the op declares (ir/ops/registry.py): ``node.w`` is the
+    weight of a Conv, None when an optional operand is omitted, and a list for a variadic
+    one (``node.values`` of a Concat). ``sources`` records which nodes of the model this node
+    computes when that is more than itself: a QConv that absorbed a Relu has sources
+    (("Conv", "conv1"), ("Relu", "relu1")). Empty means the node is its own source.
+    """
+
+    __slots__ = ("op", "inputs", "outputs", "attrs", "name", "sources")
 
     def __init__(
         self,
@@ -55,12 +65,50 @@ class Node:
         outputs: list[Value],
         attrs: dict[str, AttrValue] | None = None,
         name: str = "",
+        sources: Iterable[Source] = (),
     ) -> None:
         self.op = op
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.attrs = dict(attrs or {})
         self.name = name
+        self.sources: tuple[Source, ...] = tuple((str(o), str(n)) for o, n in sources)
+
+    # -- named operands -------------------------------------------------------------------
+    def _operand_at(self, name: str) -> tuple[int, bool]:
+        from ir.ops.registry import get_op
+
+        opdef = get_op(self.op)
+        return opdef.operand_index(name), opdef.variadic and name == opdef.operands[-1]
+
+    def operand(self, name: str) -> Any:
+        """The value of operand ``name`` (None if omitted; a list if it is variadic)."""
+        k, rest = self._operand_at(name)
+        if rest:
+            return self.inputs[k:]
+        return self.inputs[k] if k < len(self.inputs) else None
+
+    def set_operand(self, name: str, value: Value | None) -> None:
+        """Make operand ``name`` read ``value`` (omitted optional operands are filled)."""
+        k, rest = self._operand_at(name)
+        if rest:
+            raise ValueError(f"{self.op}: set the variadic operand {name!r} through inputs")
+        while len(self.inputs) <= k:
+            self.inputs.append(None)
+        self.inputs[k] = value
+        while self.inputs and self.inputs[-1] is None:
+            self.inputs.pop()
+
+    def __getattr__(self, name: str) -> Any:
+        # reached only for names that are not slots: the op's operands
+        if name.startswith("_") or name in Node.__slots__:
+            raise AttributeError(name)
+        return self.operand(name)
+
+    # -- provenance ------------------------------------------------------------------------
+    def origin(self) -> tuple[Source, ...]:
+        """The model nodes this node computes: its sources, or itself."""
+        return self.sources or ((self.op, self.name),)
 
     def __repr__(self) -> str:
         ins = ", ".join("_" if v is None else f"%{v.name}" for v in self.inputs)
@@ -209,6 +257,16 @@ def _attr_equal(x: AttrValue, y: AttrValue) -> bool:
     return bool(x == y)
 
 
+def sources_of(*nodes: Node | None) -> tuple[Source, ...]:
+    """The model nodes that ``nodes`` compute together, in order, each once: the sources of
+    a node that replaces them."""
+    out: dict[Source, None] = {}
+    for n in nodes:
+        if n is not None:
+            out.update(dict.fromkeys(n.origin()))
+    return tuple(out)
+
+
 def _attrs_equal(a: dict[str, AttrValue], b: dict[str, AttrValue]) -> bool:
     return a.keys() == b.keys() and all(_attr_equal(a[k], b[k]) for k in a)
 
@@ -224,7 +282,9 @@ def graphs_equal(a: Graph, b: Graph) -> bool:
     if not _seq_equal(ca, cb):
         return False
     for na, nb in zip(a.nodes, b.nodes):
-        if na.op != nb.op or na.name != nb.name or not _attrs_equal(na.attrs, nb.attrs):
+        if na.op != nb.op or na.name != nb.name or na.sources != nb.sources:
+            return False
+        if not _attrs_equal(na.attrs, nb.attrs):
             return False
         if not (_seq_equal(na.inputs, nb.inputs) and _seq_equal(na.outputs, nb.outputs)):
             return False

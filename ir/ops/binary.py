@@ -70,7 +70,7 @@ def _same_type_binary(op: str, ins: list[TensorType | None], kinds: str) -> Tens
 class PRelu:
     """y = x if x >= 0 else slope * x; slope broadcasts to x's shape (one way only)."""
 
-    inputs = (2, 2)
+    operands = ("x", "slope")
     attrs: dict[str, Attr] = {}
 
     @staticmethod
@@ -95,7 +95,7 @@ class Mod:
     """fmod=0: z = x - floor(x / y) * y (sign of y, Python's %);
     fmod=1: z = x - trunc(x / y) * y (sign of x, C's fmod)."""
 
-    inputs = (2, 2)
+    operands = ("a", "b")
     attrs = {"fmod": Attr("int", 0, "0: floored remainder, 1: truncated remainder")}
 
     @staticmethod
@@ -120,7 +120,7 @@ class BitShift:
     alone gives: -1 for a right shift of a negative x, else 0 (ONNX opset 28).
     """
 
-    inputs = (2, 2)
+    operands = ("x", "y")
     attrs = {"direction": Attr("str", doc="LEFT or RIGHT")}
 
     @staticmethod
@@ -152,7 +152,7 @@ class Pow:
     (0, or +-1 for x = +-1). An integer base with a float exponent truncates the float result.
     """
 
-    inputs = (2, 2)
+    operands = ("x", "y")
     attrs: dict[str, Attr] = {}
 
     @staticmethod
@@ -184,7 +184,7 @@ class Pow:
 class Where:
     """z = x where cond else y (all three broadcast)."""
 
-    inputs = (3, 3)
+    operands = ("condition", "x", "y")
     attrs: dict[str, Attr] = {}
 
     @staticmethod

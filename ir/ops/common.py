@@ -88,7 +88,7 @@ def unary(
     cls = type(name, (), {
         "__doc__": doc,
         "name": name,
-        "inputs": (1, 1),
+        "operands": ("x",),
         "attrs": attrs or {},
         "infer": staticmethod(infer),
         "compute": staticmethod(compute),
@@ -125,7 +125,7 @@ def binary(
     cls = type(name, (), {
         "__doc__": doc,
         "name": name,
-        "inputs": (2, 2),
+        "operands": ("a", "b"),
         "attrs": {},
         "infer": staticmethod(infer),
         "compute": staticmethod(compute),

@@ -93,7 +93,7 @@ class Conv:
     out[i] = (S[i] + pads_begin[i] + pads_end[i] - ((K[i]-1)*dilations[i] + 1)) // strides[i] + 1.
     """
 
-    inputs = (2, 3)
+    operands = ("x", "w", "b?")
     attrs = {
         "strides": Attr("ints", doc="step per spatial axis"),
         "pads": Attr("ints", doc="zero padding: begin per axis, then end per axis"),
@@ -193,7 +193,7 @@ class ConvTranspose:
     cells (and negative pads) that no input reaches hold just the bias.
     """
 
-    inputs = (2, 3)
+    operands = ("x", "w", "b?")
     attrs = {
         "strides": Attr("ints"),
         "pads": Attr("ints", doc="cropped from the full output: begin per axis, then end"),

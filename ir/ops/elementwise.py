@@ -147,7 +147,7 @@ class Clip:
     (ceil(min), floor(max)).
     """
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {
         "min": Attr("float", -math.inf, "lower bound"),
         "max": Attr("float", math.inf, "upper bound"),

@@ -73,7 +73,7 @@ class Slice:
     with a negative step, end -1 means the slice runs through index 0.
     """
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {
         "starts": Attr("ints", doc="one clamped start per axis"),
         "ends": Attr("ints", doc="one clamped end per axis (-1: through 0, negative steps)"),
@@ -110,7 +110,7 @@ class Gather:
     """y[i..., j..., k...] = x[i..., indices[j...], k...] along ``axis``; negative indices
     count from the end of the axis."""
 
-    inputs = (2, 2)
+    operands = ("data", "indices")
     attrs = {"axis": Attr("int", doc="non-negative axis of x")}
 
     @staticmethod
@@ -135,7 +135,7 @@ class GatherElements:
     y has the shape of ``indices``, whose dims other than ``axis`` are at most x's.
     """
 
-    inputs = (2, 2)
+    operands = ("data", "indices")
     attrs = {"axis": Attr("int", doc="non-negative axis of x")}
 
     @staticmethod
@@ -175,7 +175,7 @@ class Pad:
     value (edge), or the opposite side's cells (wrap).
     """
 
-    inputs = (1, 2)
+    operands = ("x", "value?")
     attrs = {
         "pads": Attr("ints", doc="begin pads of every axis, then end pads; negative crops"),
         "mode": Attr("str", "constant", doc="constant, reflect, edge or wrap"),

@@ -19,7 +19,7 @@ from ir.types import TensorType
 class Relayout:
     """y = x; y is stored in ``layout``, x in ``from_layout`` ('' = plain row-major)."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {
         "layout": Attr("str", doc="the output's storage layout"),
         "from_layout": Attr("str", "", "the input's storage layout"),

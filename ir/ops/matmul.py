@@ -41,7 +41,7 @@ class MatMul:
     broadcast, and a 1-D operand acts as a row (a) or column (b) vector whose unit axis is
     removed from the result."""
 
-    inputs = (2, 2)
+    operands = ("a", "b")
     attrs: dict[str, Attr] = {}
 
     @staticmethod
@@ -68,7 +68,7 @@ class Gemm:
     layers, bias fusion and BatchNorm folding work on. Without c, beta is 1 (canonical).
     """
 
-    inputs = (2, 3)
+    operands = ("a", "b", "c?")
     attrs = {
         "alpha": Attr("float", 1.0, "scales the product"),
         "beta": Attr("float", 1.0, "scales c"),
@@ -193,7 +193,7 @@ class Einsum:
     the plain batched-matmul form into MatMul, so this op carries the remaining contractions.
     """
 
-    inputs = (1, -1)
+    operands = ("values*",)
     attrs = {"equation": Attr("str", doc="explicit einsum equation, e.g. 'bij,bjk->bik'")}
 
     @staticmethod

@@ -61,7 +61,7 @@ class BatchNormalization:
     Inputs: x (N, C, ...), scale, bias, mean, var (each (C,)).
     """
 
-    inputs = (5, 5)
+    operands = ("x", "scale", "bias", "mean", "var")
     attrs = {"epsilon": Attr("float", 1e-5, "added to var before the square root")}
 
     @staticmethod
@@ -91,7 +91,7 @@ class InstanceNormalization:
     Inputs: x (N, C, D1, ...), scale (C,), bias (C,).
     """
 
-    inputs = (3, 3)
+    operands = ("x", "scale", "bias")
     attrs = {"epsilon": Attr("float", 1e-5, "added to the variance before the square root")}
 
     @staticmethod
@@ -127,7 +127,7 @@ class LayerNormalization:
     there is one output, which is what later passes and code generators expect.
     """
 
-    inputs = (2, 3)
+    operands = ("x", "scale", "bias?")
     outputs = -1
     attrs = {
         "axis": Attr("int", doc="first normalised axis (canonical: >= 0)"),
@@ -189,7 +189,7 @@ class MeanVarianceNormalization:
     """Standardise over ``axes`` without affine parameters:
     y = (x - mean) / (sqrt(var) + 1e-9), mean and var taken over ``axes`` (ONNX's formula)."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {"axes": Attr("ints", [0, 2, 3], "reduced axes (canonical: sorted, >= 0)")}
 
     @staticmethod
@@ -219,7 +219,7 @@ class LpNormalization:
     """Divide by the Lp norm along ``axis`` (p = 1 or 2): y = x / ||x||_p, and 0 where the
     norm is 0 (so an all-zero slice stays zero instead of becoming NaN)."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {
         "axis": Attr("int", doc="normalised axis (canonical: >= 0)"),
         "p": Attr("int", 2, "order of the norm: 1 or 2"),
@@ -267,7 +267,7 @@ class Softmax:
     ONNX before opset 13 normalised over all axes from ``axis`` on (a 2-D coercion); the
     frontend expresses that with Reshapes around this op, so the IR has one meaning."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = _AXIS
 
     @staticmethod
@@ -287,7 +287,7 @@ class LogSoftmax:
     """y = (x - max(x)) - log(sum(exp(x - max(x)))) along the single axis ``axis``
     (the same axis convention as Softmax)."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = _AXIS
 
     @staticmethod
@@ -307,7 +307,7 @@ class Hardmax:
     """y = 1 at the first maximum along ``axis``, 0 elsewhere (the same axis convention as
     Softmax)."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = _AXIS
 
     @staticmethod

@@ -79,7 +79,7 @@ class MaxPool:
     into x (N, C, *S); storage_order 1 numbers the spatial axes column-major.
     """
 
-    inputs = (1, 1)
+    operands = ("x",)
     outputs = -1
     attrs = {
         **_WINDOW_ATTRS,
@@ -149,7 +149,7 @@ class AveragePool:
     (count_include_pad=1); taps past the pads, which ceil_mode can create, never count.
     """
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {**_WINDOW_ATTRS, "count_include_pad": Attr("bool", False)}
 
     @staticmethod
@@ -206,7 +206,7 @@ def _global(name: str, fn: str) -> None:
     register(type(name, (), {
         "__doc__": f"y[n, c, 1...] = {fn} of x[n, c, ...] over all spatial positions",
         "name": name,
-        "inputs": (1, 1),
+        "operands": ("x",),
         "attrs": {},
         "infer": staticmethod(infer),
         "compute": staticmethod(compute),
@@ -222,7 +222,7 @@ class LRN:
     """y = x / (bias + alpha / size * square_sum) ** beta, where square_sum sums x**2 over the
     channels c - floor((size-1)/2) .. c + ceil((size-1)/2) that exist."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {
         "size": Attr("int", doc="channels in the window"),
         "alpha": Attr("float", 0.0001),

@@ -87,7 +87,7 @@ class QConv:
     M_c = s_x * s_w[c] / s_y. Geometry as Conv; x per tensor, w per tensor or per output
     channel (axis 0), b i32 with scale s_x * s_w[c] and zero point 0."""
 
-    inputs = (2, 3)
+    operands = ("x", "w", "b?")
     typed = True
     attrs = {**_CONV_ATTRS, **OUT_ATTRS, **ACT_ATTRS}
 
@@ -124,7 +124,7 @@ class QLinear:
     y = clamp_act(zy + requant_raw(acc, M_n)), M_n = s_x * s_w[n] / s_y.
     The fully connected layer: w is [N, K] (Gemm/MatMul weights transposed at compile time)."""
 
-    inputs = (2, 3)
+    operands = ("x", "w", "b?")
     typed = True
     attrs = {**OUT_ATTRS, **ACT_ATTRS}
 
@@ -160,7 +160,7 @@ class QMatMul:
     """acc = (a - za) @ (b - zb) (numpy matmul broadcasting, exact);
     y = clamp(zy + requant_raw(acc, M)), M = s_a * s_b / s_y. Both operands per tensor."""
 
-    inputs = (2, 2)
+    operands = ("a", "b")
     typed = True
     attrs = dict(OUT_ATTRS)
 
@@ -218,7 +218,7 @@ class ConvInteger:
     """y = Conv(x - x_zero_point, w - w_zero_point) in i32 (ONNX ConvInteger; padding
     contributes 0). w_zero_point may hold one entry per output channel."""
 
-    inputs = (2, 4)
+    operands = ("x", "w", "x_zero_point?", "w_zero_point?")
     attrs = dict(_CONV_ATTRS)
 
     @staticmethod
@@ -247,7 +247,7 @@ class MatMulInteger:
     """y = (A - a_zero_point) @ (B - b_zero_point) in i32 (ONNX MatMulInteger);
     a_zero_point may hold one entry per row of A, b_zero_point one per column of B."""
 
-    inputs = (2, 4)
+    operands = ("a", "b", "a_zero_point?", "b_zero_point?")
     attrs: dict[str, Attr] = {}
 
     @staticmethod

@@ -67,7 +67,7 @@ class Quantize:
     """q = saturate(rint(x / scale) + zero_point) (qmath.quantize: ties to even, division in
     f32); q's type carries the params."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {"dtype": Attr("str", doc="u8, i8, u16 or i16"), **_QPARAM_ATTRS}
 
     @staticmethod
@@ -96,7 +96,7 @@ class Quantize:
 class Dequantize:
     """x = (q - zero_point) * scale in f32 (qmath.dequantize), params from q's type."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     typed = True
     attrs: dict[str, Attr] = {}
 
@@ -122,7 +122,7 @@ class Retype:
     empty). How an integer tensor that arrives without params (an imported u8 input of a
     QLinearConv, say) becomes a quantised one; free at run time."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {**_QPARAM_ATTRS, "scale": Attr("floats", [], doc="empty: drop the params"),
              "zero_point": Attr("ints", [])}
 
@@ -147,7 +147,7 @@ class Requantize:
     """y = clamp(zy + requant_raw(x - zx, M)), M = s_x / s_y: a new scale, zero point or
     8-bit type for a per-tensor quantised x."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     typed = True
     attrs = dict(OUT_ATTRS)
 
@@ -183,7 +183,7 @@ class QAdd:
     a' = requant_raw((a - za) << L, s_a / s), b' = requant_raw((b - zb) << L, s_b / s),
     y = clamp_act(zy + requant_raw(a' + b', s / (2^L * s_y))). Broadcasting."""
 
-    inputs = (2, 2)
+    operands = ("a", "b")
     typed = True
     attrs = {**OUT_ATTRS, **ACT_ATTRS}
 
@@ -213,7 +213,7 @@ class QAdd:
 class QMul:
     """acc = (a - za) * (b - zb); y = clamp(zy + requant_raw(acc, s_a * s_b / s_y))."""
 
-    inputs = (2, 2)
+    operands = ("a", "b")
     typed = True
     attrs = dict(OUT_ATTRS)
 
@@ -242,7 +242,7 @@ class QLut:
     """y = table[x - qmin(x's type)] (qmath.lookup). The table, made at compile time by
     qmath.make_lut, applies any unary function exactly in every target."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     typed = True
     attrs = {"table": Attr("ints", doc="256 results in the output domain"), **OUT_ATTRS}
 
@@ -273,7 +273,7 @@ class DynamicQuantizeLinear:
     y_scale = range / 255 (1/255 for an empty range) and y_zero_point =
     quantize(-min, y_scale); y = quantize(x, y_scale, y_zero_point), u8, all in f32."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     outputs = 3
     attrs: dict[str, Attr] = {}
 

@@ -61,7 +61,7 @@ class QAveragePool:
     """acc = window sum of (x - zx) (padding contributes 0); count as AveragePool's divisor;
     y = clamp(zy + requant_raw(acc, s_x / (s_y * count))). Geometry as AveragePool."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     typed = True
     attrs = {**AveragePool.attrs, **OUT_ATTRS}
 
@@ -103,7 +103,7 @@ class QGlobalAveragePool:
     """acc[n, c] = sum of (x - zx) over all spatial positions;
     y = clamp(zy + requant_raw(acc, s_x / (s_y * H*W...)))."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     typed = True
     attrs = dict(OUT_ATTRS)
 

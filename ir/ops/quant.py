@@ -39,7 +39,7 @@ class Cast:
     outside the target's range, NaN and inf give unspecified integers, as in C and ONNX.
     Anything nonzero (NaN too) becomes true."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {"to": Attr("str", doc="IR element type of the result")}
 
     @staticmethod
@@ -97,7 +97,7 @@ class QuantizeLinear:
     """y = saturate(rint(x / scale) + zero_point), rint rounding ties to even; the division
     runs in `precision`. y has the zero point's type; NaN quantises to the zero point."""
 
-    inputs = (3, 3)
+    operands = ("x", "scale", "zero_point")
     attrs = {
         "axis": Attr("int", 0, "non-negative axis of per-axis or blocked scales"),
         "block_size": Attr("int", 0, "elements per scale along axis; 0: not blocked"),
@@ -136,7 +136,7 @@ class DequantizeLinear:
     """y = (x - zero_point) * scale, the difference exact (integer), the product in f32
     (f64 for an f64 result), then rounded to `dtype`."""
 
-    inputs = (3, 3)
+    operands = ("x", "scale", "zero_point")
     attrs = {
         "axis": Attr("int", 0, "non-negative axis of per-axis or blocked scales"),
         "block_size": Attr("int", 0, "elements per scale along axis; 0: not blocked"),

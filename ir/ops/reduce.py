@@ -140,7 +140,7 @@ def _reduction(name: str, fn: ReduceFn, doc: str, dtypes: str = "numeric") -> No
     cls = type(name, (), {
         "__doc__": doc,
         "name": name,
-        "inputs": (1, 1),
+        "operands": ("x",),
         "attrs": {
             "axes": Attr("ints", doc="reduced axes: sorted, unique, non-negative"),
             "keepdims": Attr("bool", True, "keep reduced axes as size-1 dimensions"),
@@ -195,7 +195,7 @@ _ARG_ATTRS = {
 class ArgMax:
     """y = index of the maximum of x along axis (first one on ties unless select_last_index)"""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = _ARG_ATTRS
 
     @staticmethod
@@ -212,7 +212,7 @@ class ArgMax:
 class ArgMin:
     """y = index of the minimum of x along axis (first one on ties unless select_last_index)"""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = _ARG_ATTRS
 
     @staticmethod
@@ -230,7 +230,7 @@ class CumSum:
     """y[..., i, ...] = Σ x[..., j, ...] for j <= i along axis (j < i if exclusive; j >= i, or
     j > i, if reverse). Integers accumulate in their own type, wrapping like the C they become."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {
         "axis": Attr("int", doc="non-negative axis"),
         "exclusive": Attr("bool", False, "leave out the element itself"),
@@ -265,7 +265,7 @@ class TopK:
     """(values, indices) = the k largest (or smallest) elements of x along axis, in order;
     equal values come lowest index first. Indices are i64."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     outputs = 2
     attrs = {
         "k": Attr("int", doc="how many elements to keep, 0 <= k <= x.shape[axis]"),

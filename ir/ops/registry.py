@@ -5,8 +5,10 @@ An op is declared once, as a small class decorated with :func:`register`::
     @register
     class Relu:
         \"\"\"y = max(x, 0)\"\"\"
-        inputs = (1, 1)
+        operands = ("x",)
         attrs: dict[str, Attr] = {}
+        quantized = qforms.lut       # traits: see below
+        tiled = "eltwise"
 
         @staticmethod
         def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
@@ -16,17 +18,35 @@ An op is declared once, as a small class decorated with :func:`register`::
         def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
             return [np.maximum(ins[0], 0).astype(ins[0].dtype)]
 
-``infer`` maps input types to output types and raises :class:`OpError` on invalid inputs;
-``compute`` is the numpy reference that the interpreter runs and that every code generator
-must agree with. Frontend, passes, interpreter, printer and code generators all key on this
+``operands`` names the inputs in order (``"b?"``: optional, may be omitted or None;
+``"values*"``: the rest, any number); passes read them by name (``node.w``), never by
+position. ``infer`` maps input types to output types and raises :class:`OpError` on invalid
+inputs; ``compute`` is the numpy reference that the interpreter runs and that every code
+generator must agree with.
+
+Traits, declared on the op and read from the registry by everything that needs them:
+
+- ``moves_data``: the op only moves or copies elements (Reshape, Concat, Gather, ...): it
+  costs no arithmetic.
+- ``flops``: how its work counts, ``(node) -> (MACs, FLOPs)`` (see ir/ops/cost.py); default
+  one FLOP per output element, none for ops that move data.
+- ``quantized``: its quantised form, ``(ctx, node) -> None`` (see ir/qforms.py), which the
+  calibration quantiser and the QDQ lowering both apply; None: it stays float.
+- ``clamp``: for an activation a producing layer can absorb (Relu, Clip), its clamp bounds in
+  the producer's output codes, ``(node, dtype, scale, zero_point) -> (lo, hi)``.
+- ``tiled``: the kind of tiling problem it is on an accelerator (conv, matmul, pool, eltwise),
+  and ``staged``: whether the accelerator code generators stage it through the chip's buffers
+  (the integer kernels), rather than running it as host C.
+
+Frontend, passes, interpreter, quantiser, tiling, printer and code generators all key on this
 registry; no op is described twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +55,12 @@ from ir.types import TensorType
 Attrs = Mapping[str, Any]
 InferFn = Callable[[list[TensorType | None], Attrs], list[TensorType]]
 ComputeFn = Callable[[list[np.ndarray | None], Attrs], list[np.ndarray]]
+if TYPE_CHECKING:
+    from ir.graph import Node
+FlopsFn = Callable[["Node"], tuple[int, int]]
+QuantFn = Callable[[Any, "Node"], None]
+ClampFn = Callable[["Node", Any, float, int], tuple[int, int]]
+TILED_KINDS = ("conv", "matmul", "pool", "eltwise")
 
 
 class OpError(ValueError):
@@ -105,6 +131,7 @@ class OpDef:
     name: str
     doc: str
     attrs: Mapping[str, Attr]
+    operands: tuple[str, ...]  # names in order; the last repeats when ``variadic``
     min_inputs: int
     max_inputs: int  # -1: variadic
     num_outputs: int  # -1: decided by infer
@@ -113,6 +140,25 @@ class OpDef:
     # quantised ops read their operands' quant params, which live in the types: their
     # compute takes (ins, attrs, in_types, out_types); call it through ``evaluate``
     typed: bool = False
+    # traits (module docstring)
+    moves_data: bool = False
+    flops: FlopsFn | None = None
+    quantized: QuantFn | None = None
+    clamp: ClampFn | None = None
+    tiled: str | None = None
+    staged: bool = False
+
+    @property
+    def variadic(self) -> bool:
+        return self.max_inputs < 0
+
+    def operand_index(self, name: str) -> int:
+        """The position of operand ``name`` (for a variadic one, where it starts)."""
+        try:
+            return self.operands.index(name)
+        except ValueError:
+            raise AttributeError(f"{self.name} has no operand {name!r}; its operands are "
+                                 f"{', '.join(self.operands) or 'none'}") from None
 
     def evaluate(
         self,
@@ -172,22 +218,59 @@ ANNOTATIONS: dict[str, Attr] = {
 }
 
 
+def parse_operands(op: str, spec: Sequence[str]) -> tuple[tuple[str, ...], int, int]:
+    """(names, min inputs, max inputs or -1) of an ``operands`` declaration."""
+    names, lo, hi, optional = [], 0, 0, False
+    for k, item in enumerate(spec):
+        base = item.rstrip("?*")
+        if not base.isidentifier() or base.startswith("_") or base in _NODE_FIELDS:
+            raise ValueError(f"op {op!r}: operand name {item!r} is not usable")
+        names.append(base)
+        if item.endswith("*"):
+            if k != len(spec) - 1:
+                raise ValueError(f"op {op!r}: only the last operand may repeat")
+            return tuple(names), lo + 1 if not optional else lo, -1
+        if item.endswith("?"):
+            optional = True
+        elif optional:
+            raise ValueError(f"op {op!r}: required operand {item!r} after an optional one")
+        else:
+            lo += 1
+        hi += 1
+    return tuple(names), lo, hi
+
+
+#: attributes of ir.graph.Node, which operand names must not shadow
+_NODE_FIELDS = frozenset({"op", "inputs", "outputs", "attrs", "name", "sources"})
+
+
 def register(cls: type) -> type:
     """Class decorator: turn a small op declaration into an :class:`OpDef` in :data:`OPS`."""
     name = getattr(cls, "name", cls.__name__)
     if name in OPS:
         raise ValueError(f"op {name!r} is registered twice")
-    lo, hi = getattr(cls, "inputs", (1, 1))
+    names, lo, hi = parse_operands(name, getattr(cls, "operands", ("x",)))
+    tiled = getattr(cls, "tiled", None)
+    if tiled is not None and tiled not in TILED_KINDS:
+        raise ValueError(f"op {name!r}: tiled must be one of {TILED_KINDS}, got {tiled!r}")
+
     OPS[name] = OpDef(
         name=name,
         doc=(cls.__doc__ or "").strip(),
         attrs=dict(getattr(cls, "attrs", {})),
+        operands=names,
         min_inputs=lo,
         max_inputs=hi,
         num_outputs=getattr(cls, "outputs", 1),
         infer=cls.infer,
         compute=cls.compute,
         typed=getattr(cls, "typed", False),
+        moves_data=getattr(cls, "moves_data", False),
+        flops=getattr(cls, "flops", None),
+        quantized=getattr(cls, "quantized", None),
+        clamp=getattr(cls, "clamp", None),
+        tiled=tiled,
+        staged=getattr(cls, "staged", False),
     )
     return cls
 

@@ -38,7 +38,7 @@ class Resize:
     the source lies outside the input.
     """
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {
         "sizes": Attr("ints", doc="output shape, every axis"),
         "scales": Attr("floats", doc="scale per axis used by the coordinate transform"),
@@ -188,7 +188,7 @@ class DepthToSpace:
     """Moves channel blocks into b x b spatial blocks. DCR: channel = (by*b + bx)*C' + c;
     CRD: channel = c*b*b + by*b + bx. y[n, c, h*b + by, w*b + bx] = x[n, channel, h, w]."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {"blocksize": Attr("int"), "mode": Attr("str", "DCR")}
 
     @staticmethod
@@ -213,7 +213,7 @@ class SpaceToDepth:
     """The inverse of DepthToSpace with the same mode: each b x b spatial block becomes
     b*b channels, ordered as DepthToSpace would read them back."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {"blocksize": Attr("int"), "mode": Attr("str", "DCR")}
 
     @staticmethod

@@ -38,7 +38,7 @@ def shared_quant(types: list[TensorType]) -> QuantParams | None:
 class Identity:
     """y = x"""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs: dict = {}
 
     @staticmethod
@@ -60,7 +60,7 @@ class Reshape:
     (infer a dim), so a reshape is a pure re-view that codegen can alias.
     """
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {"shape": Attr("ints", doc="the output shape, every dim explicit")}
 
     @staticmethod
@@ -83,7 +83,7 @@ class Reshape:
 class Transpose:
     """y[i_perm[0], ..., i_perm[r-1]] = x[i_0, ..., i_{r-1}], i.e. y.shape[k] = x.shape[perm[k]]"""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {"perm": Attr("ints", doc="a permutation of 0..rank-1")}
 
     @staticmethod
@@ -104,7 +104,7 @@ class Transpose:
 class Expand:
     """y = x broadcast (numpy rules) to ``shape``, the final output shape."""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {"shape": Attr("ints", doc="the output shape; x must broadcast to it")}
 
     @staticmethod
@@ -125,7 +125,7 @@ class Expand:
 class Tile:
     """y = x repeated ``repeats[k]`` times along each axis k (y.shape[k] = x.shape[k]*repeats[k])"""
 
-    inputs = (1, 1)
+    operands = ("x",)
     attrs = {"repeats": Attr("ints", doc="one non-negative count per axis")}
 
     @staticmethod
@@ -146,7 +146,7 @@ class Tile:
 class Concat:
     """y = the inputs joined along ``axis`` (all other dims equal)."""
 
-    inputs = (1, -1)
+    operands = ("values*",)
     attrs = {"axis": Attr("int", doc="non-negative axis")}
 
     @staticmethod
@@ -178,7 +178,7 @@ class Concat:
 class Split:
     """outputs[i] = x[..., o_i : o_i + split[i], ...] along ``axis``, o_i = sum(split[:i])"""
 
-    inputs = (1, 1)
+    operands = ("x",)
     outputs = -1  # one per entry of ``split``
     attrs = {
         "axis": Attr("int", doc="non-negative axis"),

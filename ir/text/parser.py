@@ -350,6 +350,7 @@ class _Builder:
         ins: list[Value | None] = []
         attrs: dict[str, Any] = {}
         op, name = "", ""
+        sources: list[tuple[str, str]] = []
         for sub in tree.children:
             kind = sub.data
             if kind == "results":
@@ -369,9 +370,12 @@ class _Builder:
                     attrs[key] = self.literal(val)
             else:  # loc
                 name = self.text_of(sub.children[0])
+                for src in (sub.children[1].children if len(sub.children) > 1 else []):
+                    sources.append((self.text_of(src.children[0].children[0]),
+                                    self.text_of(src.children[1])))
         # Results are defined after the operands are read: a node cannot read its own output.
         outputs = [self.define(tok, t) for tok, t in outs]
-        return Node(op, ins, outputs, attrs, name=name)
+        return Node(op, ins, outputs, attrs, name=name, sources=sources)
 
     def text_of(self, tok: Token) -> str:
         try:

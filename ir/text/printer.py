@@ -83,8 +83,12 @@ def format_node(n: Node) -> str:
     if n.attrs:
         items = (f"{ident(k)}={format_attr(n.attrs[k])}" for k in sorted(n.attrs))
         text += " {" + ", ".join(items) + "}"
-    if n.name:
-        text += f" loc({quote(n.name)})"
+    if n.name or n.sources:
+        text += f" loc({quote(n.name)}"
+        if n.sources:
+            text += " from [" + ", ".join(f"{ident(op)} {quote(name)}"
+                                          for op, name in n.sources) + "]"
+        text += ")"
     return text
 
 

@@ -16,7 +16,7 @@ BARE_NAME = re.compile(r"[A-Za-z0-9_.]+")
 # An op or attribute name that prints without quotes.
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Words the grammar uses; an op or attribute spelled like one is quoted to stay unambiguous.
-KEYWORDS = frozenset({"graph", "const", "dense", "loc", "true", "false", "inf", "nan"})
+KEYWORDS = frozenset({"graph", "const", "dense", "loc", "from", "true", "false", "inf", "nan"})
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _UNESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}

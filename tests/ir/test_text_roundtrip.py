@@ -149,6 +149,9 @@ def graphs(draw: st.DrawFn) -> Graph:
                              out_names=[fresh() for _ in range(n_out)])
         except Exception:  # noqa: BLE001 - the op rejects these inputs: draw another node
             continue
+        # provenance: the model nodes it was made from, any op and name spellings
+        node.sources = tuple(draw(st.lists(st.tuples(st.sampled_from(sorted(OPS)) | names,
+                                                     names), max_size=3)))
         pool.extend(node.outputs)
     g.outputs = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
     return g
