@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ir.graph import Graph, Node, Value
@@ -23,10 +24,12 @@ def make_node(
     name: str = "",
     out_names: list[str] | None = None,
     append: bool = True,
+    sources: Iterable[tuple[str, str]] = (),
 ) -> Node:
     """Build a node of ``op``, infer its outputs, and (by default) append it to ``graph``.
 
-    ``out_names`` are hints; clashing names get a numeric suffix.
+    ``out_names`` are hints; clashing names get a numeric suffix. ``sources`` are the model
+    nodes the new node computes, when a pass makes it from others (Node.sources).
     Raises :class:`ir.ops.registry.OpError` when the inputs or attributes are invalid.
     """
     opdef = get_op(op)
@@ -37,7 +40,7 @@ def make_node(
     for i, t in enumerate(types):
         hint = hints[i] if i < len(hints) and hints[i] else (name or op.lower())
         outs.append(graph.new_value(t, hint))
-    node = Node(op, inputs, outs, full, name=name)
+    node = Node(op, inputs, outs, full, name=name, sources=sources)
     if append:
         graph.add_node(node)
     return node

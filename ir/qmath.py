@@ -188,3 +188,27 @@ def lookup(q: np.ndarray, table: np.ndarray, in_dtype: DType) -> np.ndarray:
     """Apply a table made by :func:`make_lut`."""
     qmin, _ = qrange(in_dtype)
     return table[np.asarray(q).astype(np.int64) - qmin]
+
+
+def quantize_weights(w: np.ndarray, per_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """int8 symmetric codes in [−127, 127] and their scales: one per output channel (axis 0)
+    or one for the tensor (a 1-element array). Scales are float32 amax / 127, at least
+    MIN_SCALE; the codes are :func:`quantize`'s (ties to even)."""
+    wf = np.asarray(w, dtype=np.float32)
+    if per_channel and wf.ndim >= 1 and wf.shape[0] > 1:
+        amax = np.abs(wf.reshape(wf.shape[0], -1)).max(axis=1)
+        scales = np.maximum(amax / 127.0, MIN_SCALE).astype(np.float32)
+        q = quantize(wf, scales, np.zeros_like(scales, dtype=np.int64), DType.i8, axis=0)
+    else:
+        amax = float(np.abs(wf).max(initial=0.0))
+        scales = np.array([np.float32(max(amax / 127.0, MIN_SCALE))], dtype=np.float32)
+        q = quantize(wf, scales[0], 0, DType.i8)
+    return np.clip(q, -127, 127).astype(np.int8), scales
+
+
+def quantize_bias(b: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """int32 bias codes at ``scales`` (s_x · s_w[c], one per entry or one for all): the
+    division and ties-to-even rounding in float64, saturated to int32."""
+    q = np.rint(np.asarray(b, dtype=np.float64) / np.asarray(scales, dtype=np.float64))
+    lo, hi = qrange(DType.i32)
+    return np.clip(q, lo, hi).astype(np.int32)

@@ -12,14 +12,17 @@ The pass works in two sweeps:
    its type), one of an untyped integer tensor gets a ``Retype`` first.
 2. Sandwiches. A float op whose operands are ``Dequantize`` results and whose result is read
    only by a per-tensor 8-bit ``Quantize`` (through an optional Relu/Clip for the ops that
-   fuse one) is replaced by its integer form, which takes over the Quantize's result:
-   Conv → QConv, Gemm / MatMul with a constant weight → QLinear, MatMul → QMatMul,
-   Add → QAdd, Mul → QMul, AveragePool / GlobalAveragePool → QAveragePool /
+   fuse one) is replaced by its integer form, which takes over the Quantize's result. The
+   integer form is the op's quantised form (ir/qforms.py), the same the calibration
+   quantiser applies: Conv → QConv, Gemm / MatMul with a constant weight → QLinear, MatMul →
+   QMatMul, Add → QAdd, Mul → QMul, AveragePool / GlobalAveragePool → QAveragePool /
    QGlobalAveragePool, unary non-linearities → QLut (the table is the op's own reference
    compute on all 256 codes, so it equals the float sandwich exactly), and data-movement ops
    (MaxPool, Reshape, Transpose, Concat, ...) whose Quantize repeats their input's params run
-   on the codes unchanged (exact: quantize(dequantize(q)) == q). A Quantize of a Dequantize
-   with the same params is the identity and goes too.
+   on the codes unchanged (exact: quantize(dequantize(q)) == q). This driver
+   (:class:`QdqContext`) takes every parameter from the model: it never rescales (a Concat of
+   differently quantised inputs stays float) and never derives weights. A Quantize of a
+   Dequantize with the same params is the identity and goes too.
 
 A fused Relu or Clip becomes the clamp bounds quantize(0) or quantize(min), quantize(max):
 quantisation is monotone, so clamping before or after it gives the same codes. Biases are
@@ -37,17 +40,18 @@ from the float sandwich's by one step; nothing else changes the model's arithmet
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from compiler.passes.dce import dce
 from compiler.passes.manager import register_pass
-from compiler.quant.quantize import LUT_OPS, MOVE_OPS, quantize_bias
+from compiler.quant.quantize import provenance
 from ir import qmath
 from ir.build import make_node
 from ir.graph import Graph, Node, Value
 from ir.ops.registry import OPS, OpError
+from ir.qforms import NoQuantForm, OutParams
 from ir.types import DType, QuantParams, TensorType
 
 ACT_DTYPES = (DType.u8, DType.i8)
@@ -55,10 +59,6 @@ STORE_DTYPES = (DType.u8, DType.i8, DType.u16, DType.i16)
 #: a stored bias scale agrees with s_x·s_w[c] when within this relative distance (a few
 #: float32 roundings)
 BIAS_RTOL = 2.0**-21
-
-
-class _NoMatch(Exception):
-    """The sandwich at hand has no integer form; it stays float."""
 
 
 def _const_params(scale: Value | None, zp: Value | None, axis: int) -> QuantParams | None:
@@ -81,12 +81,16 @@ def _typed(x: TensorType, q: QuantParams) -> TensorType:
     return TensorType(x.shape, x.dtype, q)
 
 
-class _Lowering:
+class QdqContext:
+    """The QDQ lowering: two sweeps over the graph, the second driving every node's quantised
+    form (ir/qforms.py) with the parameters the model's QuantizeLinear/DequantizeLinear give."""
+
     def __init__(self, graph: Graph) -> None:
         self.g = graph
         self.remap: dict[int, Value] = {}  # id(replaced value) -> its replacement
         self.nodes: list[Node] = []  # the rebuilt node list
         self.dead: set[int] = set()  # ids of nodes a rewrite made redundant
+        self.pending: list[Node] = []  # the nodes of the rewrite under way
 
     # -- plumbing -------------------------------------------------------------------------
     def sweep(self, visit: Callable[[Node], list[Node] | None]) -> None:
@@ -106,22 +110,24 @@ class _Lowering:
         self.g.outputs = [self.remap.get(id(v), v) for v in self.g.outputs]
         dce(self.g)
 
-    def emit(self, op: str, ins: list[Value | None], attrs: dict, name: str,
-             replaces: list[Value], same_quant: bool = True) -> Node:
+    def replace_with(self, op: str, ins: Sequence[Value | None], attrs: dict, name: str,
+                     replaces: list[Value], same_quant: bool = True,
+                     sources: Sequence[tuple[str, str]] = ()) -> Node:
         """A node computing ``replaces`` (same types; with ``same_quant`` False it may add
         quant params), taking over their names."""
         try:
-            node = make_node(self.g, op, ins, attrs, name=name, append=False,
-                             out_names=[v.name for v in replaces])
+            node = make_node(self.g, op, list(ins), attrs, name=name, append=False,
+                             out_names=[v.name for v in replaces], sources=sources)
         except OpError:
-            raise _NoMatch from None
+            raise NoQuantForm from None
+
         def key(t: TensorType) -> tuple:
             return (t.shape, t.dtype, t.quant) if same_quant else (t.shape, t.dtype)
 
         if [key(v.type) for v in node.outputs] != [key(v.type) for v in replaces]:
             for v in node.outputs:
                 self.g.release_name(v.name)
-            raise _NoMatch
+            raise NoQuantForm
         for new, old in zip(node.outputs, replaces):
             name_ = old.name
             self.g.rename(old, self.g.fresh_name(f"{name_}_float"))
@@ -141,21 +147,22 @@ class _Lowering:
         return users[0]
 
     def qsrc(self, v: Value | None) -> Value:
-        """The typed integer tensor that ``v`` dequantises, else _NoMatch."""
+        """The typed integer tensor that ``v`` dequantises, else NoQuantForm."""
         p = None if v is None else self.producers.get(id(v))
         if p is None or p.op != "Dequantize":
-            raise _NoMatch
-        src = p.inputs[0]
+            raise NoQuantForm
+        src = p.x
         assert src is not None
         return src
 
-    def act_qsrc(self, v: Value | None) -> Value:
-        """qsrc for an activation operand: per tensor, u8 or i8."""
-        src = self.qsrc(v)
-        q = src.type.quant
-        if src.type.dtype not in ACT_DTYPES or q is None or q.per_channel:
-            raise _NoMatch
-        return src
+    def quantizer(self, v: Value) -> Node:
+        """The per-tensor 8-bit Quantize that is ``v``'s only reader."""
+        q = self.sole_user(v)
+        if q is None or q.op != "Quantize" or len(q.attrs["scale"]) != 1:
+            raise NoQuantForm
+        if DType(q.attrs["dtype"]) not in ACT_DTYPES:
+            raise NoQuantForm
+        return q
 
     # -- sweep 1: boundaries ------------------------------------------------------------
     def boundary(self, node: Node) -> list[Node] | None:
@@ -166,7 +173,7 @@ class _Lowering:
         return None
 
     def _quantize(self, node: Node) -> list[Node] | None:
-        x, scale, zp = node.inputs
+        x, scale, zp = node.x, node.scale, node.zero_point
         a = node.attrs
         if x is None or zp is None or x.type.dtype is not DType.f32 or a["block_size"]:
             return None
@@ -179,12 +186,12 @@ class _Lowering:
         attrs = {"dtype": zp.type.dtype.value, "scale": list(q.scale),
                  "zero_point": list(q.zero_point), "axis": q.axis or 0}
         try:
-            return [self.emit("Quantize", [x], attrs, node.name, node.outputs, False)]
-        except _NoMatch:
+            return [self.replace_with("Quantize", [x], attrs, node.name, node.outputs, False)]
+        except NoQuantForm:
             return None
 
     def _dequantize(self, node: Node) -> list[Node] | None:
-        x, scale, zp = node.inputs
+        x, scale, zp = node.x, node.scale, node.zero_point
         a = node.attrs
         if x is None or a["block_size"] or a["dtype"] != "f32":
             return None
@@ -211,84 +218,111 @@ class _Lowering:
             out.append(retype)
             src = retype.outputs[0]
         try:
-            return [*out, self.emit("Dequantize", [src], {}, node.name, node.outputs, False)]
-        except _NoMatch:
+            return [*out, self.replace_with("Dequantize", [src], {}, node.name, node.outputs,
+                                            False)]
+        except NoQuantForm:
             return None
 
     # -- sweep 2: sandwiches ------------------------------------------------------------
     def sandwich(self, node: Node) -> list[Node] | None:
-        handler = _HANDLERS.get(node.op)
-        if handler is None and node.op in LUT_OPS:
-            handler = _lut
-        if handler is None and node.op in MOVE_OPS:
-            handler = _move
         if node.op == "Quantize":
-            handler = _requantize_same
-        if handler is None:
+            return self._requantize_same(node)
+        form = OPS[node.op].quantized
+        if form is None:
             return None
+        self.pending = []
         try:
-            return handler(self, node)
-        except _NoMatch:
+            form(self, node)
+        except NoQuantForm:
             return None
+        return self.pending
 
-    def quantizer(self, v: Value) -> Node:
-        """The per-tensor 8-bit Quantize that is ``v``'s only reader."""
-        q = self.sole_user(v)
-        if q is None or q.op != "Quantize" or len(q.attrs["scale"]) != 1:
-            raise _NoMatch
-        if DType(q.attrs["dtype"]) not in ACT_DTYPES:
-            raise _NoMatch
-        return q
-
-    def result(self, node: Node, fuse: bool) -> tuple[Node, dict, list[Node]]:
-        """(the Quantize that ends ``node``'s sandwich, out_*/act_* attrs, the nodes that the
-        rewrite makes redundant). With ``fuse``, a Relu/Clip in between becomes clamp
-        bounds."""
+    def _requantize_same(self, node: Node) -> list[Node] | None:
+        """Quantize(Dequantize(q)) with q's own params is q."""
+        try:
+            src = self.qsrc(node.x)
+        except NoQuantForm:
+            return None
         out = node.outputs[0]
-        act = self.sole_user(out) if fuse else None
-        if act is not None and act.op in ("Relu", "Clip"):
-            q = self.quantizer(act.outputs[0])
-        else:
-            act, q = None, self.quantizer(out)
-        dt = DType(q.attrs["dtype"])
-        scale, zp = float(q.attrs["scale"][0]), int(q.attrs["zero_point"][0])
-        attrs: dict = {"out_dtype": dt.value, "out_scale": scale, "out_zp": zp}
-        if act is not None:
-            lo, hi = (0.0, np.inf) if act.op == "Relu" else (act.attrs["min"], act.attrs["max"])
-            bounds = qmath.quantize(np.array([lo, hi], np.float32), scale, zp, dt)
-            attrs.update(act_min=int(bounds[0]), act_max=int(bounds[1]))
-        return q, attrs, [node, q] + ([act] if act is not None else [])
+        if src.type != out.type or id(out) in self.outputs:
+            return None
+        self.remap[id(out)] = src
+        self.dead.add(id(node))
+        return []
 
-    def replace(self, op: str, ins: list[Value | None], node: Node, fuse: bool = False,
-                extra: dict | None = None) -> list[Node]:
-        """``op`` on ``ins`` in place of ``node``'s sandwich; ``extra`` attributes besides the
-        out_*/act_* ones."""
-        q, out, used = self.result(node, fuse)
-        new = self.emit(op, ins, {**(extra or {}), **out}, node.name, q.outputs)
-        self.dead.update(id(n) for n in used)
-        return [new]
+    # -- QuantContext -------------------------------------------------------------------
+    def skipped(self, node: Node) -> bool:
+        return False
 
-    # -- weights and biases -------------------------------------------------------------
-    def weight_nk(self, w: Value | None, transpose: bool) -> Value:
-        """A constant [N, K] weight with per-tensor or per-N (axis 0) params, from a weight
-        stored [N, K] (``transpose`` False) or [K, N]."""
+    def act(self, v: Value | None) -> Value:
+        """qsrc for an activation operand: per tensor, u8 or i8."""
+        src = self.qsrc(v)
+        q = src.type.quant
+        if src.type.dtype not in ACT_DTYPES or q is None or q.per_channel:
+            raise NoQuantForm
+        return src
+
+    def is_constant(self, v: Value | None) -> bool:
+        if v is None:
+            return False
+        if v.data is not None:
+            return True
+        p = self.producers.get(id(v))
+        return p is not None and p.op == "Dequantize" and p.x is not None and \
+            p.x.data is not None
+
+    def constant(self, v: Value | None) -> np.ndarray | None:
+        if v is None:
+            return None
+        if v.data is not None:
+            return v.data
+        if not self.is_constant(v):
+            return None
+        src = self.qsrc(v)
+        q = src.type.quant
+        assert q is not None and src.data is not None
+        return qmath.dequantize(src.data, q.scale_array(), q.zero_point_array(), q.axis)
+
+    def other(self, v: Value | None) -> Value | None:
+        return v
+
+    def sole_reader(self, v: Value) -> Node | None:
+        return self.sole_user(v)
+
+    def out_params(self, v: Value) -> OutParams:
+        q = self.quantizer(v)
+        return OutParams(DType(q.attrs["dtype"]), float(q.attrs["scale"][0]),
+                         int(q.attrs["zero_point"][0]))
+
+    def rescale(self, v: Value, to: OutParams, node: Node) -> Value:
+        raise NoQuantForm  # the model rounds there in float: keep its own arithmetic
+
+    def weights(self, node: Node, x: Value, xq: Value, w: Value | np.ndarray,
+                b: Value | np.ndarray | None, *, transpose: bool = False, alpha: float = 1.0,
+                beta: float = 1.0, groups: int = 1) -> tuple[Value, Value | None]:
+        if not isinstance(w, Value) or isinstance(b, np.ndarray) or alpha != 1.0:
+            raise NoQuantForm  # the model's own integer weights, as stored
+        wq = self._weight(w, transpose)
+        return wq, self._bias(b, xq, wq, wq.type.shape[0], beta)
+
+    def _weight(self, w: Value, transpose: bool) -> Value:
+        """The model's constant integer weight; a [K, N] one (``transpose``) as [N, K] with
+        per-N (axis 0) params."""
         src = self.qsrc(w)
         q = src.type.quant
         assert q is not None
-        if src.data is None or src.type.rank != 2:
-            raise _NoMatch
+        if src.data is None:
+            raise NoQuantForm
         if not transpose:
-            if q.per_channel and q.axis != 0:
-                raise _NoMatch
             return src
-        if q.per_channel and q.axis != 1:
-            raise _NoMatch
+        if src.type.rank != 2 or (q.per_channel and q.axis != 1):
+            raise NoQuantForm
         data = np.ascontiguousarray(src.data.T)
         qt = QuantParams(q.scale, q.zero_point, 0) if q.per_channel else q
         return self.typed_const(data, qt, f"{src.name}_t")
 
-    def bias(self, b: Value | None, xq: Value, wq: Value, n: int,
-             beta: float = 1.0) -> Value | None:
+    def _bias(self, b: Value | None, xq: Value, wq: Value, n: int,
+              beta: float = 1.0) -> Value | None:
         """The i32 bias at scale s_x·s_w[c], zero point 0: the stored one when it already is,
         else re-derived from its float value."""
         if b is None:
@@ -302,7 +336,7 @@ class _Lowering:
             bq = src.type.quant
             assert bq is not None
             if src.data is None:
-                raise _NoMatch
+                raise NoQuantForm
             have = np.broadcast_to(np.asarray(bq.scale, np.float64), (n,))
             if (beta == 1.0 and src.type.dtype is DType.i32 and src.type.shape == (n,)
                     and not any(bq.zero_point)
@@ -312,138 +346,28 @@ class _Lowering:
         elif b.data is not None and b.type.dtype.is_float:
             fb = b.data
         else:
-            raise _NoMatch
+            raise NoQuantForm
         if fb.size != n:
-            raise _NoMatch
-        fb = fb.reshape(n).astype(np.float64) * beta
-        data = quantize_bias(fb, s_x, wparams, n)
+            raise NoQuantForm
+        data = qmath.quantize_bias(fb.reshape(n).astype(np.float64) * beta, want)
         params = QuantParams(tuple(map(float, want)), (0,) * n, 0)
         return self.typed_const(data, params, f"{b.name}_q")
 
-
-# -- handlers: each returns the replacement nodes or raises _NoMatch -----------------------
-
-
-def _conv(lw: _Lowering, node: Node) -> list[Node]:
-    x, w = node.inputs[0], node.inputs[1]
-    b = node.inputs[2] if len(node.inputs) > 2 else None
-    xq, wq = lw.act_qsrc(x), lw.qsrc(w)
-    if wq.data is None:
-        raise _NoMatch
-    bq = lw.bias(b, xq, wq, wq.type.shape[0])
-    return lw.replace("QConv", [xq, wq, bq], node, fuse=True, extra=node.attrs)
-
-
-def _gemm(lw: _Lowering, node: Node) -> list[Node]:
-    a, w = node.inputs[0], node.inputs[1]
-    c = node.inputs[2] if len(node.inputs) > 2 else None
-    at = node.attrs
-    if at["transA"] or at["alpha"] != 1.0:
-        raise _NoMatch
-    xq = lw.act_qsrc(a)
-    wq = lw.weight_nk(w, transpose=not at["transB"])
-    bq = lw.bias(c, xq, wq, wq.type.shape[0], float(at["beta"]))
-    return lw.replace("QLinear", [xq, wq, bq], node, fuse=True)
-
-
-def _matmul(lw: _Lowering, node: Node) -> list[Node]:
-    a, b = node.inputs
-    aq = lw.act_qsrc(a)
-    bsrc = lw.qsrc(b)
-    if bsrc.data is not None and bsrc.type.rank == 2 and aq.data is None:
-        wq = lw.weight_nk(b, transpose=True)
-        return lw.replace("QLinear", [aq, wq], node, fuse=True)
-    return lw.replace("QMatMul", [aq, lw.act_qsrc(b)], node)
-
-
-def _binary(op: str, fuse: bool) -> Callable[[_Lowering, Node], list[Node]]:
-    def handler(lw: _Lowering, node: Node) -> list[Node]:
-        a, b = node.inputs
-        return lw.replace(op, [lw.act_qsrc(a), lw.act_qsrc(b)], node, fuse=fuse)
-
-    return handler
-
-
-def _pool(op: str) -> Callable[[_Lowering, Node], list[Node]]:
-    def handler(lw: _Lowering, node: Node) -> list[Node]:
-        return lw.replace(op, [lw.act_qsrc(node.inputs[0])], node, extra=node.attrs)
-
-    return handler
-
-
-def _lut(lw: _Lowering, node: Node) -> list[Node]:
-    if len(node.inputs) != 1 or len(node.outputs) != 1:
-        raise _NoMatch
-    xq = lw.act_qsrc(node.inputs[0])
-    qx = xq.type.quant
-    assert qx is not None
-    q, out, _ = lw.result(node, fuse=False)
-    opdef, attrs = OPS[node.op], node.attrs
-
-    def fn(v: np.ndarray) -> np.ndarray:
-        return opdef.compute([v.astype(np.float32)], attrs)[0]
-
-    table = qmath.make_lut(fn, qx.scale[0], qx.zero_point[0], xq.type.dtype, out["out_scale"],
-                           out["out_zp"], DType(out["out_dtype"]))
-    return lw.replace("QLut", [xq], node, extra={"table": [int(t) for t in table]})
-
-
-def _move(lw: _Lowering, node: Node) -> list[Node]:
-    """A data-movement op on the codes: every data operand and every result quantised alike."""
-    data = [0] if node.op == "Gather" else [
-        i for i, v in enumerate(node.inputs) if v is not None and v.data is None]
-    if not data or (node.op == "Pad" and (len(node.inputs) > 1
-                                          or node.attrs["mode"] != "constant")):
-        raise _NoMatch
-    if node.op == "Resize" and node.attrs["mode"] != "nearest":
-        raise _NoMatch
-    srcs = [lw.act_qsrc(node.inputs[i]) for i in data]
-    t = srcs[0].type
-    if any((s.type.dtype, s.type.quant) != (t.dtype, t.quant) for s in srcs):
-        raise _NoMatch
-    qs = [lw.quantizer(o) for o in node.outputs]
-    if any((q.outputs[0].type.dtype, q.outputs[0].type.quant) != (t.dtype, t.quant)
-           for q in qs):
-        raise _NoMatch
-    ins = list(node.inputs)
-    for i, s in zip(data, srcs):
-        ins[i] = s
-    attrs = dict(node.attrs)
-    if node.op == "Pad":
-        assert t.quant is not None
-        v = qmath.quantize(np.float32(attrs["value"]), t.quant.scale[0], t.quant.zero_point[0],
-                           t.dtype)
-        attrs["value"] = float(v)
-    new = lw.emit(node.op, ins, attrs, node.name, [q.outputs[0] for q in qs])
-    lw.dead.update([id(node), *(id(q) for q in qs)])
-    return [new]
-
-
-def _requantize_same(lw: _Lowering, node: Node) -> list[Node]:
-    """Quantize(Dequantize(q)) with q's own params is q."""
-    src = lw.qsrc(node.inputs[0])
-    out = node.outputs[0]
-    if src.type != out.type or id(out) in lw.outputs:
-        raise _NoMatch
-    lw.remap[id(out)] = src
-    lw.dead.add(id(node))
-    return []
-
-
-_HANDLERS: dict[str, Callable[[_Lowering, Node], list[Node]]] = {
-    "Conv": _conv,
-    "Gemm": _gemm,
-    "MatMul": _matmul,
-    "Add": _binary("QAdd", fuse=True),
-    "Mul": _binary("QMul", fuse=False),
-    "AveragePool": _pool("QAveragePool"),
-    "GlobalAveragePool": _pool("QGlobalAveragePool"),
-}
+    def emit(self, op: str, ins: Sequence[Value | None], attrs: dict[str, object],
+             covers: Sequence[Node | None], results: Sequence[Value]) -> list[Value]:
+        node = covers[0]
+        assert node is not None
+        qs = [self.quantizer(r) for r in results]
+        new = self.replace_with(op, ins, attrs, node.name, [q.outputs[0] for q in qs],
+                                sources=provenance(op, node.name, covers))
+        self.dead.update(id(n) for n in [*covers, *qs] if n is not None)
+        self.pending.append(new)
+        return list(new.outputs)
 
 
 @register_pass("lower-qdq", "QDQ model: DequantizeLinear→op→QuantizeLinear to integer Q-ops")
 def lower_qdq(graph: Graph) -> Graph:
-    lw = _Lowering(graph)
+    lw = QdqContext(graph)
     lw.sweep(lw.boundary)
     lw.sweep(lw.sandwich)
     return graph

@@ -38,9 +38,10 @@ import numpy as np
 from compiler.errors import QnncError
 from compiler.quant.accuracy import BOUNDARY_OPS, ErrorStats, output_stats
 from compiler.quant.calib_data import calibration_data
-from compiler.quant.quantize import MOVE_OPS, QuantConfig, Ranges, quantize_graph
+from compiler.quant.quantize import QuantConfig, Ranges, quantize_graph
 from ir.graph import Graph
 from ir.interpreter import run
+from ir.qforms import runs_on_codes
 
 Outputs = dict[str, np.ndarray]
 Metric = Callable[[list[Outputs]], float]
@@ -152,14 +153,13 @@ def quant_layers(graph: Graph, ranges: Ranges, config: QuantConfig,
     """The layers ``quantize_graph(graph, ranges, config)`` makes integer, in graph order."""
     q = quantize_graph(graph, ranges, config, channel_means)
     float_nodes = {n.name for n in graph.nodes if n.name}
-    by_output = {v.name: n.name for n in graph.nodes for v in n.outputs}
     layers: list[QuantLayer] = []
     for n in q.nodes:
-        if n.name not in float_nodes or n.op in BOUNDARY_OPS or n.op in MOVE_OPS:
+        if n.name not in float_nodes or n.op in BOUNDARY_OPS or runs_on_codes(n.op):
             continue
         if not all(v.type.quant is not None for v in n.outputs):
             continue  # kept in float
-        fused = {by_output[v.name] for v in n.outputs if v.name in by_output}
+        fused = {name for _, name in n.origin() if name}  # the nodes it absorbed
         layers.append(QuantLayer(n.name, n.op, frozenset({n.name} | fused)))
     return layers
 

@@ -25,6 +25,7 @@ from compiler.quant.calib_data import calibration_data
 from compiler.quant.observers import Observer, make_observer
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, run
+from ir.qforms import uses_input_means
 
 Method = Literal["minmax", "percentile", "entropy", "mse"]
 METHODS: tuple[Method, ...] = ("minmax", "percentile", "entropy", "mse")
@@ -65,9 +66,9 @@ class Calibrator:
         self._sums: dict[str, np.ndarray] = {}
         self._counts: dict[str, int] = {}
         self._mean_of = {
-            n.inputs[0].name for n in graph.nodes
-            if n.op in ("Conv", "Gemm", "MatMul") and n.inputs and n.inputs[0] is not None
-            and not n.inputs[0].is_const
+            x.name for n in graph.nodes
+            if uses_input_means(n.op) and (x := n.inputs[0] if n.inputs else None) is not None
+            and not x.is_const
         }
 
     def feed(self, feeds: Mapping[str, np.ndarray]) -> None:
@@ -102,8 +103,9 @@ class Calibrator:
         self._counts[name] = self._counts.get(name, 0) + count
 
     def channel_means(self) -> dict[str, np.ndarray]:
-        """Per-channel means of the inputs of Conv/Gemm/MatMul layers (axis 1 of images,
-        the last axis of 2-D/3-D tensors), for bias correction."""
+        """Per-channel means of the inputs of layers whose quantised form corrects its bias
+        with them (Conv, Gemm, MatMul: qforms.uses_input_means; axis 1 of images, the last
+        axis of 2-D/3-D tensors)."""
         return {k: (v / self._counts[k]).astype(np.float32) for k, v in self._sums.items()}
 
     def ranges(self) -> dict[str, tuple[float, float]]:

@@ -12,8 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ir import qforms
+from ir.graph import Node
 from ir.ops.common import binary, broadcast_shapes, require_inputs, same_dtype
 from ir.ops.registry import Attr, Attrs, register, require
+from ir.qforms import NoQuantForm, QuantContext
 from ir.types import DType, TensorType
 
 
@@ -41,12 +44,38 @@ def _div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(inexact & ((x < 0) != (y < 0)), q + 1, q)
 
 
-binary("Add", lambda x, y: np.add(x, y), "z = x + y (numpy broadcasting)")
-binary("Sub", lambda x, y: np.subtract(x, y), "z = x - y")
-binary("Mul", lambda x, y: np.multiply(x, y), "z = x * y")
-binary("Div", _quiet(_div), "z = x / y; integers truncate toward zero")
-binary("Max", lambda x, y: np.maximum(x, y), "z = max(x, y) (nan propagates)")
-binary("Min", lambda x, y: np.minimum(x, y), "z = min(x, y) (nan propagates)")
+def quantize_mul(ctx: QuantContext, node: Node) -> None:
+    """Mul by a positive constant scalar c only rescales: the codes stay and the scale becomes
+    s * c (a Retype, free at run time), as for attention scores times 1/sqrt(d). Two
+    quantised operands (or a Retype whose parameters the result cannot take) → QMul."""
+    a, b = node.a, node.b
+    out = node.outputs[0]
+    if ctx.is_constant(a) != ctx.is_constant(b):
+        x, c = (b, a) if ctx.is_constant(a) else (a, b)
+        cv = np.asarray(ctx.constant(c), dtype=np.float64).reshape(-1)
+        if cv.size == 1 and np.isfinite(cv[0]) and cv[0] > 0 and out.type.shape == x.type.shape:
+            xq = ctx.act(x)
+            qp = xq.type.quant
+            assert qp is not None and len(qp.scale) == 1
+            attrs = {"scale": [float(np.float32(qp.scale[0] * cv[0]))],
+                     "zero_point": [int(qp.zero_point[0])]}
+            try:
+                ctx.emit("Retype", [xq], attrs, [node], [out])
+                return
+            except NoQuantForm:
+                pass  # the result must have other parameters: a QMul requantises to them
+    ins = [ctx.act(a), ctx.act(b)]
+    ctx.emit("QMul", ins, ctx.out_params(out).attrs(), [node], [out])
+
+
+ELTWISE = {"tiled": "eltwise"}
+binary("Add", lambda x, y: np.add(x, y), "z = x + y (numpy broadcasting)",
+       quantized=qforms.rescaling("QAdd", fuse=True), **ELTWISE)
+binary("Sub", lambda x, y: np.subtract(x, y), "z = x - y", **ELTWISE)
+binary("Mul", lambda x, y: np.multiply(x, y), "z = x * y", quantized=quantize_mul, **ELTWISE)
+binary("Div", _quiet(_div), "z = x / y; integers truncate toward zero", **ELTWISE)
+binary("Max", lambda x, y: np.maximum(x, y), "z = max(x, y) (nan propagates)", **ELTWISE)
+binary("Min", lambda x, y: np.minimum(x, y), "z = min(x, y) (nan propagates)", **ELTWISE)
 binary("Equal", lambda x, y: np.equal(x, y), "z = x == y", result="bool", dtypes="any")
 binary("Less", lambda x, y: np.less(x, y), "z = x < y", result="bool")
 binary("Greater", lambda x, y: np.greater(x, y), "z = x > y", result="bool")

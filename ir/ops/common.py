@@ -63,10 +63,12 @@ def unary(
     doc: str,
     attrs: dict[str, Attr] | None = None,
     dtypes: str = "float",
+    **traits: Any,
 ) -> None:
     """Register an elementwise op ``y = fn(x)`` whose output type equals its input type.
 
-    ``dtypes`` is "float" (float inputs only), "numeric" (no bool), "bool" (bool only) or "any".
+    ``dtypes`` is "float" (float inputs only), "numeric" (no bool), "bool" (bool only) or "any";
+    ``traits`` are the op's traits (registry.py), e.g. ``quantized=qforms.lut``.
     """
 
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
@@ -92,6 +94,7 @@ def unary(
         "attrs": attrs or {},
         "infer": staticmethod(infer),
         "compute": staticmethod(compute),
+        **traits,
     })
     register(cls)
 
@@ -102,8 +105,10 @@ def binary(
     doc: str,
     result: str = "same",
     dtypes: str = "numeric",
+    **traits: Any,
 ) -> None:
-    """Register a broadcasting binary op. ``result`` is "same" (the inputs' type) or "bool"."""
+    """Register a broadcasting binary op. ``result`` is "same" (the inputs' type) or "bool";
+    ``traits`` are the op's traits (registry.py)."""
 
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
         x, y = require_inputs(name, ins, 2)
@@ -129,5 +134,6 @@ def binary(
         "attrs": {},
         "infer": staticmethod(infer),
         "compute": staticmethod(compute),
+        **traits,
     })
     register(cls)

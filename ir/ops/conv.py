@@ -18,8 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ir.graph import Node
+from ir.ops import cost
 from ir.ops.common import reject_quant, require_inputs, same_dtype
 from ir.ops.registry import Attr, Attrs, register, require
+from ir.qforms import QuantContext, fused_activation, needs, result_attrs, with_input_means
 from ir.types import DType, TensorType
 
 # -- shared by the convolution and pooling ops ------------------------------------------------
@@ -84,6 +87,19 @@ def _accum_dtype(dt: np.dtype) -> np.dtype:
 # -- Conv --------------------------------------------------------------------------------------
 
 
+@with_input_means
+def quantize_conv(ctx: QuantContext, node: Node) -> None:
+    """Conv → QConv: weights int8 per output channel, bias int32 at s_x·s_w[c], a following
+    Relu/Clip (the only reader) as clamp bounds."""
+    x, w, b = node.x, node.w, node.b
+    needs(x is not None and ctx.is_constant(w) and (b is None or ctx.is_constant(b)))
+    act, result = fused_activation(ctx, node.outputs[0])
+    out = result_attrs(ctx, result, act)
+    xq = ctx.act(x)
+    wq, bq = ctx.weights(node, x, xq, w, b, groups=node.attrs["group"])
+    ctx.emit("QConv", [xq, wq, bq], {**node.attrs, **out}, [node, act], [result])
+
+
 @register
 class Conv:
     """y[n, m, o...] = b[m] + sum_{c in group(m), k...} x_pad[n, c, o*s + k*d] * w[m, c', k...]
@@ -94,6 +110,9 @@ class Conv:
     """
 
     operands = ("x", "w", "b?")
+    flops = cost.conv
+    tiled = "conv"
+    quantized = quantize_conv
     attrs = {
         "strides": Attr("ints", doc="step per spatial axis"),
         "pads": Attr("ints", doc="zero padding: begin per axis, then end per axis"),
@@ -194,6 +213,7 @@ class ConvTranspose:
     """
 
     operands = ("x", "w", "b?")
+    flops = cost.conv_transpose
     attrs = {
         "strides": Attr("ints"),
         "pads": Attr("ints", doc="cropped from the full output: begin per axis, then end"),

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from ir import qforms
 from ir.ops.common import require_inputs, unary
 from ir.ops.registry import Attr, Attrs, register, require
 from ir.types import TensorType
@@ -86,51 +88,61 @@ def _alpha(default: float, doc: str = "") -> dict[str, Attr]:
     return {"alpha": Attr("float", default, doc)}
 
 
+#: traits of the non-linearities that quantise to a 256-entry table (and, on accelerators,
+#: are tiled as elementwise work)
+TABLE: dict[str, Any] = {"quantized": qforms.lut}
+TABLE_ELTWISE: dict[str, Any] = {**TABLE, "tiled": "eltwise"}
+
 # -- activations ------------------------------------------------------------------------
-unary("Relu", lambda x, a: np.maximum(x, 0), "y = max(x, 0)", dtypes="numeric")
+unary("Relu", lambda x, a: np.maximum(x, 0), "y = max(x, 0)", dtypes="numeric",
+      clamp=qforms.relu_clamp, **TABLE_ELTWISE)
 unary("LeakyRelu", lambda x, a: np.where(x < 0, x * a["alpha"], x),
-      "y = x if x >= 0 else alpha * x", _alpha(0.01))
-unary("Sigmoid", _f64(lambda x, a: _sigmoid(x)), "y = 1 / (1 + exp(-x))")
-unary("Tanh", _quiet(lambda x, a: np.tanh(x)), "y = tanh(x)")
+      "y = x if x >= 0 else alpha * x", _alpha(0.01), **TABLE_ELTWISE)
+unary("Sigmoid", _f64(lambda x, a: _sigmoid(x)), "y = 1 / (1 + exp(-x))", **TABLE_ELTWISE)
+unary("Tanh", _quiet(lambda x, a: np.tanh(x)), "y = tanh(x)", **TABLE_ELTWISE)
 unary("HardSigmoid",
       _f64(lambda x, a: np.clip(a["alpha"] * x + a["beta"], 0.0, 1.0)),
       "y = max(0, min(1, alpha * x + beta))",
-      {"alpha": Attr("float", 0.2), "beta": Attr("float", 0.5)})
+      {"alpha": Attr("float", 0.2), "beta": Attr("float", 0.5)}, **TABLE_ELTWISE)
 unary("HardSwish", _f64(lambda x, a: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0)),
-      "y = x * max(0, min(1, x / 6 + 1/2))")
+      "y = x * max(0, min(1, x / 6 + 1/2))", **TABLE_ELTWISE)
 unary("Gelu", _f64(_gelu),
       "y = x/2 * (1 + erf(x / sqrt(2))); approximate='tanh': "
       "x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))",
-      {"approximate": Attr("str", "none", "'none' (exact, erf) or 'tanh'")})
+      {"approximate": Attr("str", "none", "'none' (exact, erf) or 'tanh'")},
+      **TABLE_ELTWISE)
 unary("SiLU", _f64(lambda x, a: x * _sigmoid(x)),
-      "y = x * sigmoid(x) = x / (1 + exp(-x)) (Swish-1; no ONNX op, made by recognize-silu)")
-unary("Softplus", _f64(lambda x, a: _softplus(x)), "y = log(1 + exp(x))")
-unary("Softsign", _f64(lambda x, a: x / (1.0 + np.abs(x))), "y = x / (1 + |x|)")
+      "y = x * sigmoid(x) = x / (1 + exp(-x)) (Swish-1; no ONNX op, made by recognize-silu)",
+      **TABLE_ELTWISE)
+unary("Softplus", _f64(lambda x, a: _softplus(x)), "y = log(1 + exp(x))", **TABLE)
+unary("Softsign", _f64(lambda x, a: x / (1.0 + np.abs(x))), "y = x / (1 + |x|)", **TABLE)
 unary("Elu", _f64(lambda x, a: np.where(x > 0, x, a["alpha"] * np.expm1(x))),
-      "y = x if x > 0 else alpha * (exp(x) - 1)", _alpha(1.0))
+      "y = x if x > 0 else alpha * (exp(x) - 1)", _alpha(1.0), **TABLE)
 unary("Selu",
       _f64(lambda x, a: a["gamma"] * np.where(x > 0, x, a["alpha"] * np.expm1(x))),
       "y = gamma * (x if x > 0 else alpha * (exp(x) - 1))",
       {"alpha": Attr("float", 1.67326319217681884765625),
-       "gamma": Attr("float", 1.05070102214813232421875)})
+       "gamma": Attr("float", 1.05070102214813232421875)}, **TABLE)
 unary("Celu",
       _f64(lambda x, a: np.maximum(x, 0.0)
            + np.minimum(0.0, a["alpha"] * np.expm1(x / a["alpha"]))),
-      "y = max(0, x) + min(0, alpha * (exp(x / alpha) - 1))", _alpha(1.0))
+      "y = max(0, x) + min(0, alpha * (exp(x / alpha) - 1))", _alpha(1.0), **TABLE)
 unary("ThresholdedRelu", lambda x, a: np.where(x > a["alpha"], x, 0),
       "y = x if x > alpha else 0", _alpha(1.0))
-unary("Mish", _f64(lambda x, a: x * np.tanh(_softplus(x))), "y = x * tanh(log(1 + exp(x)))")
+unary("Mish", _f64(lambda x, a: x * np.tanh(_softplus(x))), "y = x * tanh(log(1 + exp(x)))",
+      **TABLE)
 
 # -- math -------------------------------------------------------------------------------
-unary("Erf", _f64(lambda x, a: erf(x)), "y = erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt")
-unary("Exp", _quiet(lambda x, a: np.exp(x)), "y = exp(x)")
+unary("Erf", _f64(lambda x, a: erf(x)), "y = erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt",
+      **TABLE_ELTWISE)
+unary("Exp", _quiet(lambda x, a: np.exp(x)), "y = exp(x)", **TABLE_ELTWISE)
 unary("Log", _quiet(lambda x, a: np.log(x)), "y = ln(x) (nan below 0, -inf at 0)")
 unary("Sqrt", _quiet(lambda x, a: np.sqrt(x)), "y = sqrt(x) (nan below 0)")
 unary("Reciprocal", _quiet(lambda x, a: np.reciprocal(x)), "y = 1 / x")
 unary("Sin", _quiet(lambda x, a: np.sin(x)), "y = sin(x)")
 unary("Cos", _quiet(lambda x, a: np.cos(x)), "y = cos(x)")
-unary("Abs", lambda x, a: np.abs(x), "y = |x|", dtypes="numeric")
-unary("Neg", lambda x, a: np.negative(x), "y = -x (integers wrap)", dtypes="numeric")
+unary("Abs", lambda x, a: np.abs(x), "y = |x|", dtypes="numeric", **TABLE)
+unary("Neg", lambda x, a: np.negative(x), "y = -x (integers wrap)", dtypes="numeric", **TABLE)
 unary("Sign", lambda x, a: np.sign(x), "y = -1, 0 or 1 by the sign of x", dtypes="numeric")
 unary("Floor", lambda x, a: np.floor(x), "y = largest integer <= x")
 unary("Ceil", lambda x, a: np.ceil(x), "y = smallest integer >= x")
@@ -148,6 +160,9 @@ class Clip:
     """
 
     operands = ("x",)
+    tiled = "eltwise"
+    quantized = qforms.lut
+    clamp = qforms.clip_clamp
     attrs = {
         "min": Attr("float", -math.inf, "lower bound"),
         "max": Attr("float", math.inf, "upper bound"),

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ir import qforms
 from ir.ops.common import norm_axis, require_inputs, same_dtype
 from ir.ops.registry import Attr, Attrs, OpError, register, require
 from ir.ops.shape import moved
@@ -74,6 +75,8 @@ class Slice:
     """
 
     operands = ("x",)
+    moves_data = True
+    quantized = qforms.on_codes
     attrs = {
         "starts": Attr("ints", doc="one clamped start per axis"),
         "ends": Attr("ints", doc="one clamped end per axis (-1: through 0, negative steps)"),
@@ -111,6 +114,8 @@ class Gather:
     count from the end of the axis."""
 
     operands = ("data", "indices")
+    moves_data = True
+    quantized = qforms.on_codes
     attrs = {"axis": Attr("int", doc="non-negative axis of x")}
 
     @staticmethod
@@ -136,6 +141,7 @@ class GatherElements:
     """
 
     operands = ("data", "indices")
+    moves_data = True
     attrs = {"axis": Attr("int", doc="non-negative axis of x")}
 
     @staticmethod
@@ -176,6 +182,8 @@ class Pad:
     """
 
     operands = ("x", "value?")
+    moves_data = True
+    quantized = qforms.on_codes
     attrs = {
         "pads": Attr("ints", doc="begin pads of every axis, then end pads; negative crops"),
         "mode": Attr("str", "constant", doc="constant, reflect, edge or wrap"),

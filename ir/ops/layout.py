@@ -20,6 +20,7 @@ class Relayout:
     """y = x; y is stored in ``layout``, x in ``from_layout`` ('' = plain row-major)."""
 
     operands = ("x",)
+    moves_data = True
     attrs = {
         "layout": Attr("str", doc="the output's storage layout"),
         "from_layout": Attr("str", "", "the input's storage layout"),

@@ -7,8 +7,11 @@ import re
 
 import numpy as np
 
+from ir.graph import Node, Value
+from ir.ops import cost
 from ir.ops.common import broadcast_shapes, reject_quant, require_inputs, same_dtype
 from ir.ops.registry import Attr, Attrs, OpError, register, require
+from ir.qforms import QuantContext, fused_activation, needs, result_attrs, with_input_means
 from ir.types import DType, TensorType
 
 
@@ -35,6 +38,72 @@ def matmul_shape(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, 
     return out
 
 
+# -- quantised forms: QLinear for a constant weight, QMatMul for two activations --------------
+
+
+def _following_bias(ctx: QuantContext, node: Node, n: int) -> tuple[Node, np.ndarray] | None:
+    """The Add of a constant bias (one value per output column, the last axis) that is the
+    only reader of ``node``'s result, with the bias as float64 [n]; None if there is none.
+    Exporters write MatMul + Add for a linear layer with more than two dimensions."""
+    out = node.outputs[0]
+    add = ctx.sole_reader(out)
+    if add is None or add.op != "Add" or ctx.skipped(add):
+        return None
+    const = next((v for v in add.inputs if v is not None and v is not out
+                  and ctx.is_constant(v)), None)
+    c = ctx.constant(const)
+    if c is None or add.outputs[0].type.shape != out.type.shape:
+        return None
+    c = np.asarray(c, dtype=np.float64)
+    if c.ndim > out.type.rank or any(d != 1 for d in c.shape[:-1]) or \
+            (c.ndim and c.shape[-1] not in (1, n)):
+        return None
+    return add, np.broadcast_to(c.reshape(-1), (n,)).copy()
+
+
+def _linear(ctx: QuantContext, node: Node, x: Value, w: Value, b: Value | None, n: int, *,
+            transpose: bool, alpha: float = 1.0, beta: float = 1.0) -> None:
+    """QLinear of activation ``x`` and constant weight ``w`` (stored [N, K], or [K, N] with
+    ``transpose``), absorbing a bias Add and a Relu/Clip that follow."""
+    bias: Value | np.ndarray | None = b
+    result, add = node.outputs[0], None
+    if b is None and (found := _following_bias(ctx, node, n)) is not None:
+        add, bias = found
+        result = add.outputs[0]
+    act, result = fused_activation(ctx, result)
+    out = result_attrs(ctx, result, act)
+    xq = ctx.act(x)
+    wq, bq = ctx.weights(node, x, xq, w, bias, transpose=transpose, alpha=alpha, beta=beta)
+    ctx.emit("QLinear", [xq, wq, bq], out, [node, add, act], [result])
+
+
+@with_input_means
+def quantize_matmul(ctx: QuantContext, node: Node) -> None:
+    """MatMul by a constant 2-D weight → QLinear (with a bias Add and Relu/Clip that follow);
+    of two activations → QMatMul."""
+    a, b = node.a, node.b
+    needs(a is not None and b is not None)
+    if ctx.is_constant(b) and b.type.rank == 2 and not ctx.is_constant(a):
+        _linear(ctx, node, a, b, None, b.type.shape[1], transpose=True)
+        return
+    out = node.outputs[0]
+    ins = [ctx.act(a), ctx.act(b)]
+    ctx.emit("QMatMul", ins, ctx.out_params(out).attrs(), [node], [out])
+
+
+@with_input_means
+def quantize_gemm(ctx: QuantContext, node: Node) -> None:
+    """Gemm with a constant weight → QLinear: alpha folds into the weights, beta into the
+    bias (which must vary along the output columns only)."""
+    a, b, c = node.a, node.b, node.c
+    at = node.attrs
+    needs(a is not None and a.type.rank == 2 and not at["transA"] and ctx.is_constant(b)
+          and (c is None or ctx.is_constant(c)))
+    n = node.outputs[0].type.shape[1]
+    _linear(ctx, node, a, b, c, n, transpose=not at["transB"], alpha=at["alpha"],
+            beta=at["beta"])
+
+
 @register
 class MatMul:
     """y = a @ b with numpy.matmul semantics: the last two axes multiply, leading (batch) axes
@@ -43,6 +112,9 @@ class MatMul:
 
     operands = ("a", "b")
     attrs: dict[str, Attr] = {}
+    flops = cost.matmul
+    tiled = "matmul"
+    quantized = quantize_matmul
 
     @staticmethod
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
@@ -69,6 +141,9 @@ class Gemm:
     """
 
     operands = ("a", "b", "c?")
+    flops = cost.gemm
+    tiled = "matmul"
+    quantized = quantize_gemm
     attrs = {
         "alpha": Attr("float", 1.0, "scales the product"),
         "beta": Attr("float", 1.0, "scales c"),
@@ -194,6 +269,7 @@ class Einsum:
     """
 
     operands = ("values*",)
+    flops = cost.einsum
     attrs = {"equation": Attr("str", doc="explicit einsum equation, e.g. 'bij,bjk->bik'")}
 
     @staticmethod

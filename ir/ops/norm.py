@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ir.graph import Node
+from ir.ops import cost
 from ir.ops.common import broadcast_shapes, norm_axis, require_inputs
 from ir.ops.registry import Attr, Attrs, OpError, register, require
+from ir.qforms import QuantContext, fused_activation, needs, result_attrs
 from ir.types import DType, TensorType
 
 
@@ -51,6 +54,27 @@ def batchnorm_affine(scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var:
     return s, bias.astype(np.float64) - mean.astype(np.float64) * s
 
 
+def quantize_batchnorm(ctx: QuantContext, node: Node) -> None:
+    """A BatchNormalization no layer absorbed (e.g. DenseNet's, after a Concat) is the
+    per-channel map x * s + t: a depthwise 1x1 QConv with weight s and bias t (a following
+    Relu/Clip fused), so it runs as an integer layer instead of a float island."""
+    x = node.x
+    params = [node.scale, node.bias, node.mean, node.var]
+    needs(x is not None and x.type.rank == 4 and len(node.outputs) == 1
+          and all(ctx.is_constant(v) for v in params))
+    s, t = batchnorm_affine(*(np.asarray(ctx.constant(v)) for v in params),
+                            node.attrs["epsilon"])
+    channels = x.type.shape[1]
+    act, result = fused_activation(ctx, node.outputs[0])
+    out = result_attrs(ctx, result, act)
+    xq = ctx.act(x)
+    w = s.reshape(channels, 1, 1, 1).astype(np.float32)
+    wq, bq = ctx.weights(node, x, xq, w, t, groups=channels)
+    attrs = {"dilations": [1, 1], "group": channels, "pads": [0, 0, 0, 0], "strides": [1, 1],
+             **out}
+    ctx.emit("QConv", [xq, wq, bq], attrs, [node, act], [result])
+
+
 @register
 class BatchNormalization:
     """Inference-form batch normalisation over channel axis 1, with stored statistics:
@@ -62,6 +86,8 @@ class BatchNormalization:
     """
 
     operands = ("x", "scale", "bias", "mean", "var")
+    flops = cost.per_element(2)  # one multiply-add, scale and shift folded
+    quantized = quantize_batchnorm
     attrs = {"epsilon": Attr("float", 1e-5, "added to var before the square root")}
 
     @staticmethod
@@ -92,6 +118,7 @@ class InstanceNormalization:
     """
 
     operands = ("x", "scale", "bias")
+    flops = cost.per_element(8)
     attrs = {"epsilon": Attr("float", 1e-5, "added to the variance before the square root")}
 
     @staticmethod
@@ -128,6 +155,7 @@ class LayerNormalization:
     """
 
     operands = ("x", "scale", "bias?")
+    flops = cost.per_element(8)  # mean, centre, square, sum, rsqrt, scale, shift
     outputs = -1
     attrs = {
         "axis": Attr("int", doc="first normalised axis (canonical: >= 0)"),
@@ -190,6 +218,7 @@ class MeanVarianceNormalization:
     y = (x - mean) / (sqrt(var) + 1e-9), mean and var taken over ``axes`` (ONNX's formula)."""
 
     operands = ("x",)
+    flops = cost.per_element(8)
     attrs = {"axes": Attr("ints", [0, 2, 3], "reduced axes (canonical: sorted, >= 0)")}
 
     @staticmethod
@@ -220,6 +249,7 @@ class LpNormalization:
     norm is 0 (so an all-zero slice stays zero instead of becoming NaN)."""
 
     operands = ("x",)
+    flops = cost.per_element(3)  # square (or abs), sum, divide
     attrs = {
         "axis": Attr("int", doc="normalised axis (canonical: >= 0)"),
         "p": Attr("int", 2, "order of the norm: 1 or 2"),
@@ -268,6 +298,7 @@ class Softmax:
     frontend expresses that with Reshapes around this op, so the IR has one meaning."""
 
     operands = ("x",)
+    flops = cost.per_element(5)  # max, subtract, exp, sum, divide
     attrs = _AXIS
 
     @staticmethod
@@ -288,6 +319,7 @@ class LogSoftmax:
     (the same axis convention as Softmax)."""
 
     operands = ("x",)
+    flops = cost.per_element(5)
     attrs = _AXIS
 
     @staticmethod
@@ -308,6 +340,7 @@ class Hardmax:
     Softmax)."""
 
     operands = ("x",)
+    flops = cost.per_element(2)
     attrs = _AXIS
 
     @staticmethod

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ir import qforms
+from ir.ops import cost
 from ir.ops.common import require_inputs
 from ir.ops.conv import check_spatial, pad_spatial, tap
 from ir.ops.registry import Attr, Attrs, register, require
@@ -80,6 +82,10 @@ class MaxPool:
     """
 
     operands = ("x",)
+    flops = cost.window
+    tiled = "pool"
+    staged = True
+    quantized = qforms.on_codes
     outputs = -1
     attrs = {
         **_WINDOW_ATTRS,
@@ -150,6 +156,9 @@ class AveragePool:
     """
 
     operands = ("x",)
+    flops = cost.window
+    tiled = "pool"
+    quantized = qforms.rescaling("QAveragePool")
     attrs = {**_WINDOW_ATTRS, "count_include_pad": Attr("bool", False)}
 
     @staticmethod
@@ -210,6 +219,11 @@ def _global(name: str, fn: str) -> None:
         "attrs": {},
         "infer": staticmethod(infer),
         "compute": staticmethod(compute),
+        "flops": cost.reduction,
+        "tiled": "pool",
+        # GlobalMaxPool selects an element (runs on codes, staged); the average rescales
+        **({"quantized": qforms.on_codes, "staged": True} if fn == "max"
+           else {"quantized": qforms.rescaling("QGlobalAveragePool")}),
     }))
 
 
@@ -223,6 +237,7 @@ class LRN:
     channels c - floor((size-1)/2) .. c + ceil((size-1)/2) that exist."""
 
     operands = ("x",)
+    flops = cost.lrn
     attrs = {
         "size": Attr("int", doc="channels in the window"),
         "alpha": Attr("float", 0.0001),

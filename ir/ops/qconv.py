@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ir import qmath
+from ir.ops import cost
 from ir.ops.common import require_inputs
 from ir.ops.conv import Conv, conv
 from ir.ops.matmul import matmul_shape
@@ -88,6 +89,9 @@ class QConv:
     channel (axis 0), b i32 with scale s_x * s_w[c] and zero point 0."""
 
     operands = ("x", "w", "b?")
+    flops = cost.conv
+    tiled = "conv"
+    staged = True
     typed = True
     attrs = {**_CONV_ATTRS, **OUT_ATTRS, **ACT_ATTRS}
 
@@ -125,6 +129,9 @@ class QLinear:
     The fully connected layer: w is [N, K] (Gemm/MatMul weights transposed at compile time)."""
 
     operands = ("x", "w", "b?")
+    flops = cost.linear
+    tiled = "matmul"
+    staged = True
     typed = True
     attrs = {**OUT_ATTRS, **ACT_ATTRS}
 
@@ -161,6 +168,9 @@ class QMatMul:
     y = clamp(zy + requant_raw(acc, M)), M = s_a * s_b / s_y. Both operands per tensor."""
 
     operands = ("a", "b")
+    flops = cost.matmul
+    tiled = "matmul"
+    staged = True
     typed = True
     attrs = dict(OUT_ATTRS)
 
@@ -219,6 +229,8 @@ class ConvInteger:
     contributes 0). w_zero_point may hold one entry per output channel."""
 
     operands = ("x", "w", "x_zero_point?", "w_zero_point?")
+    flops = cost.conv
+    tiled = "conv"
     attrs = dict(_CONV_ATTRS)
 
     @staticmethod
@@ -248,6 +260,8 @@ class MatMulInteger:
     a_zero_point may hold one entry per row of A, b_zero_point one per column of B."""
 
     operands = ("a", "b", "a_zero_point?", "b_zero_point?")
+    flops = cost.matmul
+    tiled = "matmul"
     attrs: dict[str, Attr] = {}
 
     @staticmethod

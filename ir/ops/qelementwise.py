@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ir import qmath
+from ir.ops import cost
 from ir.ops.common import broadcast_shapes, norm_axis, require_inputs
 from ir.ops.qcommon import (
     ACT_ATTRS,
@@ -68,6 +69,8 @@ class Quantize:
     f32); q's type carries the params."""
 
     operands = ("x",)
+    tiled = "eltwise"
+    staged = True
     attrs = {"dtype": Attr("str", doc="u8, i8, u16 or i16"), **_QPARAM_ATTRS}
 
     @staticmethod
@@ -97,6 +100,8 @@ class Dequantize:
     """x = (q - zero_point) * scale in f32 (qmath.dequantize), params from q's type."""
 
     operands = ("x",)
+    tiled = "eltwise"
+    staged = True
     typed = True
     attrs: dict[str, Attr] = {}
 
@@ -123,6 +128,7 @@ class Retype:
     QLinearConv, say) becomes a quantised one; free at run time."""
 
     operands = ("x",)
+    flops = cost.free
     attrs = {**_QPARAM_ATTRS, "scale": Attr("floats", [], doc="empty: drop the params"),
              "zero_point": Attr("ints", [])}
 
@@ -148,6 +154,8 @@ class Requantize:
     8-bit type for a per-tensor quantised x."""
 
     operands = ("x",)
+    tiled = "eltwise"
+    staged = True
     typed = True
     attrs = dict(OUT_ATTRS)
 
@@ -184,6 +192,8 @@ class QAdd:
     y = clamp_act(zy + requant_raw(a' + b', s / (2^L * s_y))). Broadcasting."""
 
     operands = ("a", "b")
+    tiled = "eltwise"
+    staged = True
     typed = True
     attrs = {**OUT_ATTRS, **ACT_ATTRS}
 
@@ -214,6 +224,8 @@ class QMul:
     """acc = (a - za) * (b - zb); y = clamp(zy + requant_raw(acc, s_a * s_b / s_y))."""
 
     operands = ("a", "b")
+    tiled = "eltwise"
+    staged = True
     typed = True
     attrs = dict(OUT_ATTRS)
 
@@ -243,6 +255,8 @@ class QLut:
     qmath.make_lut, applies any unary function exactly in every target."""
 
     operands = ("x",)
+    tiled = "eltwise"
+    staged = True
     typed = True
     attrs = {"table": Attr("ints", doc="256 results in the output domain"), **OUT_ATTRS}
 

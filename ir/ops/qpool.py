@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 
 from ir import qmath
+from ir.ops import cost
 from ir.ops.common import require_inputs
 from ir.ops.conv import check_spatial, pad_spatial, tap
 from ir.ops.pool import AveragePool, pool_out
@@ -62,6 +63,9 @@ class QAveragePool:
     y = clamp(zy + requant_raw(acc, s_x / (s_y * count))). Geometry as AveragePool."""
 
     operands = ("x",)
+    flops = cost.window
+    tiled = "pool"
+    staged = True
     typed = True
     attrs = {**AveragePool.attrs, **OUT_ATTRS}
 
@@ -104,6 +108,9 @@ class QGlobalAveragePool:
     y = clamp(zy + requant_raw(acc, s_x / (s_y * H*W...)))."""
 
     operands = ("x",)
+    flops = cost.reduction
+    tiled = "pool"
+    staged = True
     typed = True
     attrs = dict(OUT_ATTRS)
 

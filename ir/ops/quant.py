@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ir.ops import cost
 from ir.ops.common import require_inputs
 from ir.ops.registry import Attr, Attrs, OpError, register, require
 from ir.types import DType, TensorType
@@ -40,6 +41,7 @@ class Cast:
     Anything nonzero (NaN too) becomes true."""
 
     operands = ("x",)
+    flops = cost.free
     attrs = {"to": Attr("str", doc="IR element type of the result")}
 
     @staticmethod
@@ -98,6 +100,8 @@ class QuantizeLinear:
     runs in `precision`. y has the zero point's type; NaN quantises to the zero point."""
 
     operands = ("x", "scale", "zero_point")
+    flops = cost.per_element(3)  # divide, round, add zero point
+    tiled = "eltwise"
     attrs = {
         "axis": Attr("int", 0, "non-negative axis of per-axis or blocked scales"),
         "block_size": Attr("int", 0, "elements per scale along axis; 0: not blocked"),
@@ -137,6 +141,8 @@ class DequantizeLinear:
     (f64 for an f64 result), then rounded to `dtype`."""
 
     operands = ("x", "scale", "zero_point")
+    flops = cost.per_element(2)  # subtract zero point, multiply
+    tiled = "eltwise"
     attrs = {
         "axis": Attr("int", 0, "non-negative axis of per-axis or blocked scales"),
         "block_size": Attr("int", 0, "elements per scale along axis; 0: not blocked"),

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ir.ops import cost
 from ir.ops.common import norm_axis, require_inputs
 from ir.ops.registry import Attr, Attrs, OpError, register, require
 from ir.types import DType, TensorType
@@ -147,6 +148,7 @@ def _reduction(name: str, fn: ReduceFn, doc: str, dtypes: str = "numeric") -> No
         },
         "infer": staticmethod(infer),
         "compute": staticmethod(compute),
+        "flops": cost.reduction,
     })
     register(cls)
 
@@ -196,6 +198,7 @@ class ArgMax:
     """y = index of the maximum of x along axis (first one on ties unless select_last_index)"""
 
     operands = ("x",)
+    flops = cost.reduction
     attrs = _ARG_ATTRS
 
     @staticmethod
@@ -213,6 +216,7 @@ class ArgMin:
     """y = index of the minimum of x along axis (first one on ties unless select_last_index)"""
 
     operands = ("x",)
+    flops = cost.reduction
     attrs = _ARG_ATTRS
 
     @staticmethod
@@ -231,6 +235,7 @@ class CumSum:
     j > i, if reverse). Integers accumulate in their own type, wrapping like the C they become."""
 
     operands = ("x",)
+    flops = cost.reduction
     attrs = {
         "axis": Attr("int", doc="non-negative axis"),
         "exclusive": Attr("bool", False, "leave out the element itself"),
@@ -266,6 +271,7 @@ class TopK:
     equal values come lowest index first. Indices are i64."""
 
     operands = ("x",)
+    flops = cost.reduction
     outputs = 2
     attrs = {
         "k": Attr("int", doc="how many elements to keep, 0 <= k <= x.shape[axis]"),

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from ir import qforms
 from ir.ops.common import require_inputs
 from ir.ops.registry import Attr, Attrs, register, require
 from ir.ops.shape import moved
@@ -39,6 +40,7 @@ class Resize:
     """
 
     operands = ("x",)
+    quantized = qforms.on_codes  # mode nearest only: it selects elements
     attrs = {
         "sizes": Attr("ints", doc="output shape, every axis"),
         "scales": Attr("floats", doc="scale per axis used by the coordinate transform"),
@@ -189,6 +191,8 @@ class DepthToSpace:
     CRD: channel = c*b*b + by*b + bx. y[n, c, h*b + by, w*b + bx] = x[n, channel, h, w]."""
 
     operands = ("x",)
+    moves_data = True
+    quantized = qforms.on_codes
     attrs = {"blocksize": Attr("int"), "mode": Attr("str", "DCR")}
 
     @staticmethod
@@ -214,6 +218,8 @@ class SpaceToDepth:
     b*b channels, ordered as DepthToSpace would read them back."""
 
     operands = ("x",)
+    moves_data = True
+    quantized = qforms.on_codes
     attrs = {"blocksize": Attr("int"), "mode": Attr("str", "DCR")}
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ir import qforms
 from ir.ops.common import broadcast_shapes, require_inputs, same_dtype
 from ir.ops.registry import Attr, Attrs, register, require
 from ir.types import QuantParams, TensorType
@@ -39,6 +40,8 @@ class Identity:
     """y = x"""
 
     operands = ("x",)
+    moves_data = True
+    quantized = qforms.on_codes
     attrs: dict = {}
 
     @staticmethod
@@ -61,6 +64,8 @@ class Reshape:
     """
 
     operands = ("x",)
+    moves_data = True
+    quantized = qforms.on_codes
     attrs = {"shape": Attr("ints", doc="the output shape, every dim explicit")}
 
     @staticmethod
@@ -84,6 +89,8 @@ class Transpose:
     """y[i_perm[0], ..., i_perm[r-1]] = x[i_0, ..., i_{r-1}], i.e. y.shape[k] = x.shape[perm[k]]"""
 
     operands = ("x",)
+    moves_data = True
+    quantized = qforms.on_codes
     attrs = {"perm": Attr("ints", doc="a permutation of 0..rank-1")}
 
     @staticmethod
@@ -105,6 +112,8 @@ class Expand:
     """y = x broadcast (numpy rules) to ``shape``, the final output shape."""
 
     operands = ("x",)
+    moves_data = True
+    quantized = qforms.on_codes
     attrs = {"shape": Attr("ints", doc="the output shape; x must broadcast to it")}
 
     @staticmethod
@@ -126,6 +135,8 @@ class Tile:
     """y = x repeated ``repeats[k]`` times along each axis k (y.shape[k] = x.shape[k]*repeats[k])"""
 
     operands = ("x",)
+    moves_data = True
+    quantized = qforms.on_codes
     attrs = {"repeats": Attr("ints", doc="one non-negative count per axis")}
 
     @staticmethod
@@ -147,6 +158,8 @@ class Concat:
     """y = the inputs joined along ``axis`` (all other dims equal)."""
 
     operands = ("values*",)
+    moves_data = True
+    quantized = qforms.on_codes
     attrs = {"axis": Attr("int", doc="non-negative axis")}
 
     @staticmethod
@@ -179,6 +192,8 @@ class Split:
     """outputs[i] = x[..., o_i : o_i + split[i], ...] along ``axis``, o_i = sum(split[:i])"""
 
     operands = ("x",)
+    moves_data = True
+    quantized = qforms.on_codes
     outputs = -1  # one per entry of ``split``
     attrs = {
         "axis": Attr("int", doc="non-negative axis"),

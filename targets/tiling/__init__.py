@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ir.graph import Graph, Node
 from targets import cost as costs
 from targets.profiles.schema import Profile
-from targets.tiling.ops import TILED_OPS, problem_of
+from targets.tiling.ops import problem_of, tiled_kind
 from targets.tiling.problem import DIMS, Problem, Tile
 from targets.tiling.search import TilingError, search, units
 
@@ -240,7 +240,7 @@ def _shrink_level(tiles: list[list[int]], lv: int, u: Tile) -> bool:
 
 
 __all__ = [
-    "TILED_OPS", "TilePlan", "TilePlans", "TilingError", "force_plan", "force_plans",
+    "TilePlan", "TilePlans", "TilingError", "force_plan", "force_plans", "tiled_kind",
     "format_plan", "layer_keys",
     "format_plans", "plan_attrs", "plan_problem", "problem_of", "tile_graph", "tile_node",
 ]

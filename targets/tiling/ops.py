@@ -1,4 +1,7 @@
-"""IR nodes to tiling problems: which ops are tiled, and how each maps onto (n, m, oh, ow, c).
+"""IR nodes to tiling problems: how each tiled op maps onto (n, m, oh, ow, c).
+
+Which ops are tiled, and as what kind of problem (conv, matmul, pool, eltwise), is the op's
+``tiled`` trait (ir/ops/registry.py).
 
 ``precision="int8"`` (the default) models every tiled layer as the INT8 kernel it becomes
 after quantisation (1-byte activations and weights, int32 accumulators) even while the graph
@@ -11,21 +14,17 @@ from __future__ import annotations
 import math
 
 from ir.graph import Graph, Node
+from ir.ops.registry import OPS
 from ir.types import TensorType
 from targets.profiles.schema import Profile
 from targets.tiling.problem import Problem
 from targets.tiling.search import TilingError
 
-CONV_OPS = ("Conv", "QConv", "ConvInteger")
-MATMUL_OPS = ("MatMul", "QMatMul", "MatMulInteger", "Gemm", "QLinear")
-POOL_OPS = ("MaxPool", "AveragePool", "QAveragePool", "GlobalAveragePool", "GlobalMaxPool",
-            "QGlobalAveragePool")
-ELEMENTWISE_OPS = (
-    "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "SiLU", "Gelu",
-    "Erf", "Exp", "Add", "Sub", "Mul", "Div", "Max", "Min", "QAdd", "QMul", "QLut",
-    "Requantize", "Quantize", "Dequantize", "QuantizeLinear", "DequantizeLinear",
-)
-TILED_OPS = CONV_OPS + MATMUL_OPS + POOL_OPS + ELEMENTWISE_OPS
+
+def tiled_kind(op: str) -> str | None:
+    """The op's ``tiled`` trait: conv, matmul, pool, eltwise, or None (not tiled)."""
+    opdef = OPS.get(op)
+    return None if opdef is None else opdef.tiled
 
 
 def _bytes(t: TensorType, precision: str) -> int:
@@ -42,7 +41,8 @@ def problem_of(graph: Graph, node: Node, prof: Profile,
                precision: str = "int8") -> Problem | None:
     """The tiling problem of ``node``, or None if the op is not tiled (reshapes, softmax...)."""
     del graph
-    if node.op not in TILED_OPS or not node.outputs:
+    kind = tiled_kind(node.op)
+    if kind is None or not node.outputs:
         return None
     ins = [v.type if v is not None else None for v in node.inputs]
     y = node.outputs[0].type
@@ -54,14 +54,16 @@ def problem_of(graph: Graph, node: Node, prof: Profile,
         "name": name, "op": node.op, "in_bytes": _bytes(x, precision),
         "out_bytes": _bytes(y, precision), "dtype": _dtype_key(x, precision),
     }
-    if common["dtype"] not in prof.matrix.macs_per_cycle and node.op in CONV_OPS + MATMUL_OPS:
+    if common["dtype"] not in prof.matrix.macs_per_cycle and kind in ("conv", "matmul"):
         raise TilingError(f"layer {name!r} ({node.op}): target {prof.name!r} has no "
                           f"{common['dtype']} MAC rate; tile with precision='int8'")
-    if node.op in CONV_OPS:
-        return _conv(node, x, ins[1], y, prof, common, precision)
-    if node.op in MATMUL_OPS:
-        return _matmul(node, x, ins[1], y, common, precision)
-    if node.op in POOL_OPS:
+    if kind == "conv":
+        w = node.w
+        return _conv(node, x, None if w is None else w.type, y, prof, common, precision)
+    if kind == "matmul":
+        w = node.w if "w" in OPS[node.op].operands else node.b
+        return _matmul(node, x, None if w is None else w.type, y, common, precision)
+    if kind == "pool":
         return _pool(node, x, y, common)
     return _elementwise(node, y, common)
 
