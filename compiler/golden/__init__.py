@@ -54,8 +54,12 @@ from compiler.golden.compare import (
     compare_output,
     default_tolerance,
 )
-from ir.graph import Graph
-from targets.registry import target_names
+from compiler.golden.facts import INTERP as INTERP
+from compiler.golden.facts import compile_target as compile_target
+from compiler.golden.facts import golden_targets, ir_hash
+from compiler.golden.facts import model_precision as model_precision
+from compiler.golden.facts import quant_steps as quant_steps
+from compiler.golden.facts import target_of as target_of
 
 FORMAT = 1
 
@@ -68,42 +72,6 @@ INPUTS = "inputs.npz"
 OUTPUTS = "outputs.npz"
 MODEL = "model.onnx"
 CALIB = "calib.npz"
-INTERP = "interp"
-
-
-def golden_targets() -> tuple[str, ...]:
-    """Targets a golden can be recorded for: the reference interpreter and every target
-    compile_model builds (so accelerator targets join as soon as the compiler has them)."""
-    return (INTERP, *target_names())
-
-
-def compile_target(target: str) -> str | None:
-    """compile_model's ``target`` for a golden target name (None: the interpreter)."""
-    if target not in golden_targets():
-        raise QnncError(
-            f"unknown golden target {target!r}; goldens can be recorded for: "
-            f"{', '.join(golden_targets())}"
-        )
-    return None if target == INTERP else target
-
-
-def target_of(cm: CompiledModel) -> str:
-    return cm.target or INTERP
-
-
-# -- hashing and facts about a compiled graph ---------------------------------------------------
-def ir_hash(graph: Graph) -> str:
-    """sha256 of the compiled IR text, with the bytes of the constants printed as blob
-    references folded in (so a changed weight changes the hash)."""
-    from ir.text import print_graph
-
-    blobs: dict[str, np.ndarray] = {}
-    h = hashlib.sha256(print_graph(graph, blobs=blobs).encode())
-    for name in sorted(blobs):
-        a = np.ascontiguousarray(blobs[name])
-        h.update(f"\n@{name} {a.dtype.str} {list(a.shape)}\n".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -112,23 +80,6 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def model_precision(graph: Graph) -> str:
-    """"int8" when any value of the graph carries quantisation parameters, else "f32"."""
-    return "int8" if any(v.type.quant is not None for v in graph.values()) else "f32"
-
-
-def quant_steps(graph: Graph) -> dict[str, float]:
-    """Output name -> quantisation step, for outputs produced by a per-tensor Dequantize."""
-    producers = graph.producers()
-    steps: dict[str, float] = {}
-    for out in graph.outputs:
-        node = producers.get(id(out))
-        q = node.inputs[0].type.quant if node is not None and node.op == "Dequantize" else None
-        if q is not None and len(q.scale) == 1:
-            steps[out.name] = float(q.scale[0])
-    return steps
 
 
 # -- results ------------------------------------------------------------------------------------
