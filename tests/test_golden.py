@@ -106,7 +106,7 @@ def test_failed_record_leaves_previous_golden(tmp_path: Path, monkeypatch: pytes
     def boom(_graph: object) -> str:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(golden, "ir_hash", boom)
+    monkeypatch.setattr("compiler.golden.folder.ir_hash", boom)
     with pytest.raises(RuntimeError):
         golden.record_set(m, out, ["interp"], lambda cm: {"input": np.ones((1, 1, 8, 8))},
                           golden.GoldenOptions())

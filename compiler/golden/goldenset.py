@@ -1,0 +1,207 @@
+"""Golden sets: what ``qnnc golden record`` writes and ``qnnc golden check`` replays.
+
+A set holds a copy of the model, the compile options, INT8 calibration samples and one
+golden folder per target, so it can be recompiled and checked without the user's files
+(the layout is in the package docstring).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compiler import api
+from compiler.api import CompiledModel, ModelLike, qnnc_version, write_folder_atomically
+from compiler.errors import ModelLoadError, QnncError
+from compiler.golden.facts import INTERP, compile_target
+from compiler.golden.folder import (
+    FORMAT,
+    INPUTS,
+    GoldenError,
+    GoldenResult,
+    check_outputs,
+    load_arrays,
+    read_manifest,
+    record_outputs,
+    save_arrays,
+    tolerance_of,
+    write_manifest,
+)
+
+MODEL = "model.onnx"
+CALIB = "calib.npz"
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, read in chunks (a model can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class GoldenOptions:
+    """How the model is compiled; stored in the set's manifest and replayed by check."""
+
+    precision: str = "f32"
+    calib_method: str = api.DEFAULT_CALIB_METHOD
+    skip_layers: list[str] = field(default_factory=list)
+    skip_op_types: list[str] = field(default_factory=list)
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    disabled_passes: list[str] = field(default_factory=list)
+    threads: int = 1
+    cpu: str = "auto"
+
+    def compile(self, model: ModelLike, target: str, calibration: Any) -> CompiledModel:
+        """Compile for one golden target: the same call when recording and when checking."""
+        return api.compile_model(
+            model, input_shapes={k: tuple(v) for k, v in self.input_shapes.items()} or None,
+            disabled_passes=self.disabled_passes, target=compile_target(target),
+            threads=self.threads, cpu=self.cpu, precision=self.precision,
+            calibration=calibration, calib_method=self.calib_method,
+            skip_layers=self.skip_layers, skip_op_types=self.skip_op_types,
+        )
+
+
+def stack_calibration(source: Any, model: ModelLike, options: GoldenOptions
+                      ) -> dict[str, np.ndarray]:
+    """Calibration samples from any supported source, stacked on a new leading axis — the
+    one canonical form stored in a golden set."""
+    from compiler.quant.calib_data import calibration_data
+
+    graph = api.load_model(model, {k: tuple(v) for k, v in options.input_shapes.items()} or None)
+    samples = list(calibration_data(source, graph))
+    return {v.name: np.stack([s[v.name] for s in samples]) for v in graph.inputs}
+
+
+def record_set(
+    model: str | os.PathLike[str], out_dir: str | os.PathLike[str], targets: Sequence[str],
+    inputs: Mapping[str, Any] | Callable[[CompiledModel], Mapping[str, Any]],
+    options: GoldenOptions, *, calibration: Any = None, rtol: float | None = None,
+    atol: float | None = None,
+) -> list[Path]:
+    """Compile ``model`` for each target, run it on ``inputs`` (or on ``inputs(cm)``) and
+    write the golden set ``out_dir`` atomically. Returns the per-target folders."""
+    targets = list(dict.fromkeys(targets)) or [INTERP]
+    for t in targets:
+        compile_target(t)
+    calib = None
+    if options.precision == "int8":
+        if calibration is None:
+            raise QnncError("recording an INT8 golden needs calibration data (--calib)")
+        calib = stack_calibration(calibration, model, options)
+    compiled = [options.compile(model, t, calib) for t in targets]
+    feeds = inputs(compiled[0]) if callable(inputs) else inputs
+    source = os.fspath(model)
+
+    def fill(tmp: Path) -> None:
+        shutil.copyfile(source, tmp / MODEL)
+        if calib is not None:
+            save_arrays(tmp / CALIB, calib)
+        for t, cm in zip(targets, compiled):
+            record_outputs(cm, feeds, tmp / t, rtol=rtol, atol=atol,
+                           extra={"options": asdict(options)})
+        _write_set_manifest(tmp, source, targets, options)
+
+    write_folder_atomically(Path(out_dir), fill)
+    return [Path(out_dir) / t for t in targets]
+
+
+def _write_set_manifest(folder: Path, source: str, targets: Sequence[str],
+                        options: GoldenOptions) -> None:
+    calib = folder / CALIB
+    manifest = {
+        "format": FORMAT, "kind": "qnnc-golden-set", "qnnc_version": qnnc_version(),
+        "model": {"file": MODEL, "sha256": file_sha256(folder / MODEL), "source": source,
+                  "source_sha256": file_sha256(folder / MODEL)},
+        "calibration": ({"file": CALIB, "sha256": file_sha256(calib)} if calib.exists()
+                        else None),
+        "options": asdict(options), "targets": list(targets),
+    }
+    write_manifest(folder, manifest)
+
+
+def check_set(
+    golden_dir: str | os.PathLike[str], *, targets: Sequence[str] | None = None,
+    model: str | os.PathLike[str] | None = None, update: bool = False,
+) -> list[GoldenResult]:
+    """Recompile the set's model (or ``model``, another file) with the recorded options for
+    each recorded target (or the ``targets`` named) and compare. ``update`` rewrites the
+    whole set atomically when anything failed — with ``model`` it also becomes the copy."""
+    root = Path(golden_dir)
+    man = read_manifest(root)
+    if man.get("kind") != "qnnc-golden-set":
+        raise GoldenError(
+            f"{str(root)!r} is a single golden folder, not a golden set from `qnnc golden "
+            "record`; check it from the test that wrote it")
+    recorded = list(man.get("targets", []))
+    chosen = list(targets) if targets else recorded
+    missing = [t for t in chosen if t not in recorded]
+    if missing:
+        raise QnncError(f"{str(root)!r} has no golden for target(s) {missing}; it holds: "
+                        f"{', '.join(recorded)}")
+    options = GoldenOptions(**man.get("options", {}))
+    model_path = Path(model) if model is not None else root / MODEL
+    if not model_path.is_file():
+        raise ModelLoadError(f"model {str(model_path)!r} does not exist")
+    notes = _model_notes(root, man, model_path, model is not None)
+    calib = root / CALIB if (root / CALIB).exists() else None
+    results = []
+    for t in chosen:
+        cm = options.compile(model_path, t, calib)
+        res = check_outputs(cm, root / t)
+        res.notes = notes + res.notes
+        results.append(res)
+    if update and not all(r.passed for r in results):
+        _rewrite_set(root, man, model_path, chosen, options, results)
+    return results
+
+
+def _model_notes(root: Path, man: Mapping[str, Any], model_path: Path, given: bool) -> list[str]:
+    info = man.get("model", {})
+    notes = []
+    sha = file_sha256(model_path)
+    if sha != info.get("sha256"):
+        what = f"the model {str(model_path)!r}" if given else f"the stored copy {MODEL}"
+        notes.append(f"{what} differs from the recorded model (sha256 {sha[:12]} vs "
+                     f"{str(info.get('sha256'))[:12]})")
+    src = Path(str(info.get("source", "")))
+    if not given and src.is_file() and file_sha256(src) != info.get("source_sha256"):
+        notes.append(f"the source model {str(src)!r} changed since recording; this check "
+                     f"uses the stored copy (check the new one with --model {src})")
+    return notes
+
+
+def _rewrite_set(root: Path, man: Mapping[str, Any], model_path: Path, chosen: Sequence[str],
+                 options: GoldenOptions, results: list[GoldenResult]) -> None:
+    calib = root / CALIB if (root / CALIB).exists() else None
+    targets = list(man.get("targets", []))
+
+    def fill(tmp: Path) -> None:
+        shutil.copyfile(model_path, tmp / MODEL)
+        if calib is not None:
+            shutil.copyfile(calib, tmp / CALIB)
+        for t in targets:
+            if t not in chosen:
+                shutil.copytree(root / t, tmp / t)
+                continue
+            old = read_manifest(root / t)
+            tols = {o["name"]: tolerance_of(o) for o in old.get("outputs", [])}
+            cm = options.compile(tmp / MODEL, t, calib)
+            record_outputs(cm, load_arrays(root / t / INPUTS), tmp / t, tolerances=tols,
+                           extra={"options": asdict(options)})
+        _write_set_manifest(tmp, str(man.get("model", {}).get("source", model_path)),
+                            targets, options)
+
+    write_folder_atomically(root, fill)
+    for r in results:
+        r.updated = r.updated or not r.passed
