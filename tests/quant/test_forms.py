@@ -158,13 +158,14 @@ PAD_FLOAT = """graph @pad(%x: f32[1,1,2,2]) -> (%y) {
 }
 """
 
-PAD_QDQ = """graph @pad(%x: f32[1,1,2,2]) -> (%y) {
-  %xq: u8[1,1,2,2]{scale=0.003921568859368563, zp=0} = Quantize(%x) {axis=0, dtype="u8", scale=[0.003921568859368563], zero_point=[0]}
+Q8 = 'axis=0, dtype="u8", scale=[0.00390625], zero_point=[0]'  # [0, 255/256] as u8
+PAD_QDQ = f"""graph @pad(%x: f32[1,1,2,2]) -> (%y) {{
+  %xq: u8[1,1,2,2]{{scale=0.00390625, zp=0}} = Quantize(%x) {{{Q8}}}
   %xd: f32[1,1,2,2] = Dequantize(%xq)
-  %p: f32[1,1,4,4] = Pad(%xd) {mode="constant", pads=[0,0,1,1,0,0,1,1], value=5.0}
-  %pq: u8[1,1,4,4]{scale=0.003921568859368563, zp=0} = Quantize(%p) {axis=0, dtype="u8", scale=[0.003921568859368563], zero_point=[0]}
+  %p: f32[1,1,4,4] = Pad(%xd) {{mode="constant", pads=[0,0,1,1,0,0,1,1], value=5.0}}
+  %pq: u8[1,1,4,4]{{scale=0.00390625, zp=0}} = Quantize(%p) {{{Q8}}}
   %y: f32[1,1,4,4] = Dequantize(%pq)
-}
+}}
 """
 
 
@@ -175,14 +176,14 @@ def _pad_value(graph: Graph) -> float:
 
 
 def test_pad_fill_value_saturates_on_both_paths() -> None:
-    """5.0 on a [0, 1] range is code 1275 unsaturated; both paths must store 255, and the
-    padded cells then read back as the top of the range (1.0), as QuantizeLinear would."""
+    """5.0 on a [0, 1] range is code 1275 (1280 at scale 1/256) unsaturated; both paths must
+    store 255, so the padded cells read back as the top of the range, as QuantizeLinear
+    would make them."""
     calibrated = quantize_graph(parse_graph(PAD_FLOAT), {"x": (0.0, 1.0), "p": (0.0, 1.0),
                                                          "y": (0.0, 1.0)})
     lowered = run_pipeline(parse_graph(PAD_QDQ), ["lower-qdq"], verify=True)
     assert _pad_value(calibrated) == _pad_value(lowered) == 255.0
-    scale = 1.0 / 255.0
-    assert qmath.quantize(np.float32(5.0), scale, 0, DType.u8) == 255
+    assert qmath.quantize(np.float32(5.0), 1.0 / 255.0, 0, DType.u8) == 255
 
 
 # -- the traits the forms rely on ---------------------------------------------------------------
