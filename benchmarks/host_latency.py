@@ -61,7 +61,7 @@ from benchmarks.common import (
 from benchmarks.int8_peak import PeakResult
 from compiler.api import DEFAULT_CALIB_METHOD, CompiledModel, compile_model, load_model
 from compiler.examples import build_example
-from compiler.flops import COUNTERS
+from compiler.flops import node_cost
 from ir.graph import Graph
 from ir.interpreter import run as interpret
 from ir.types import DType
@@ -71,8 +71,8 @@ MODELS = ["resnet50", "squeezenet", "shufflenet", "inception_v1", "densenet121",
 COMPILE_TIME_MODEL = "resnet50"
 #: per-channel QDQ needs DequantizeLinear's axis attribute (opset 13)
 ORT_MIN_OPSET = 13
-#: quantised IR op -> the float op whose flops.py counter has the same operand layout
-QUANT_MAC_OPS = {"QConv": "Conv", "QLinear": "MatMul", "QMatMul": "MatMul"}
+#: the quantised multiply-accumulate ops (their FLOP rules count their MACs)
+QUANT_MAC_OPS = ("QConv", "QLinear", "QMatMul")
 Feeds = dict[str, np.ndarray]
 
 
@@ -220,12 +220,7 @@ def ort_quantize(model: onnx.ModelProto, calib: list[Feeds], folder: Path) -> st
 # -- measures -------------------------------------------------------------------------------
 def quant_macs(graph: Graph) -> int:
     """MACs of the quantised multiply-accumulate layers, counted by compiler.flops."""
-    total = 0
-    for n in graph.nodes:
-        base = QUANT_MAC_OPS.get(n.op)
-        if base is not None:
-            total += COUNTERS[base](n)[0]
-    return total
+    return sum(node_cost(n).macs for n in graph.nodes if n.op in QUANT_MAC_OPS)
 
 
 def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:

@@ -162,9 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(subs, "compile", "compile a model to an IR folder, or to C for a target",
              COMPILE_EPILOG, cmd_compile, debug)
     p.add_argument("model", metavar="MODEL.onnx")
-    p.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR",
-                   help="the folder to write")
+    p.add_argument("-o", "--output-dir", metavar="OUT_DIR",
+                   help="the folder to write (required unless --print-pipeline)")
     add_input_shape_option(p)
+    p.add_argument("--pipeline", metavar="PASSES",
+                   help="the passes to run, e.g. \"fold-batchnorm,quantize{method=mse},layout,"
+                   "tile\" (default: the one --print-pipeline shows)")
+    p.add_argument("--print-pipeline", action="store_true",
+                   help="print the pipeline these options run (as text --pipeline takes) and "
+                   "exit")
     p.add_argument("--print-after", action="append", default=[], metavar="PASS|all",
                    help="print the IR to stderr after PASS (repeatable; 'all' for every pass)")
     p.add_argument("--disable-pass", action="append", default=[], metavar="PASS",

@@ -17,7 +17,7 @@ from typing import Any
 
 from compiler.api import CompiledModel, compile_model, load_compiled
 from compiler.cli_common import progress_bar
-from compiler.cli_run import build_kwargs
+from compiler.cli_run import compile_options
 from compiler.errors import QnncError
 from compiler.flops import graph_costs, human
 from compiler.io import random_inputs
@@ -69,7 +69,8 @@ def _compiled(args: argparse.Namespace) -> CompiledModel:
     path = Path(args.model)
     if path.is_dir():
         return load_compiled(path)
-    return compile_model(args.model, progress=progress_bar("calibrating"), **build_kwargs(args))
+    return compile_model(args.model, compile_options(args),
+                         progress=progress_bar("calibrating"))
 
 
 def _graph_for_model(args: argparse.Namespace) -> CompiledModel:
@@ -77,9 +78,8 @@ def _graph_for_model(args: argparse.Namespace) -> CompiledModel:
     path = Path(args.model)
     if path.is_dir():
         return load_compiled(path)
-    kwargs = build_kwargs(args)
-    kwargs["target"] = kwargs["target_file"] = None
-    return compile_model(args.model, progress=progress_bar("calibrating"), **kwargs)
+    return compile_model(args.model, compile_options(args), target=None, target_file=None,
+                         progress=progress_bar("calibrating"))
 
 
 def modelled_text(model: str, data: dict[str, Any], top: int = TOP_LAYERS) -> str:

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from compiler.api import CompiledModel, compile_model, load_compiled
+from compiler.api import CompiledModel, compile_model, load_compiled, pipeline_for
 from compiler.cli_common import input_shapes_arg, progress_bar
 from compiler.errors import QnncError
 from compiler.flops import human
 from compiler.io import random_inputs, read_inputs, write_outputs
+from compiler.options import CompileOptions
 from targets.tables import table
 
 
@@ -109,23 +110,23 @@ def _print_ir(pass_name: str, text: str) -> None:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    opts = compile_options(args)
+    if args.print_pipeline:
+        print(pipeline_for(opts))
+        return 0
+    if not args.output_dir:
+        raise QnncError("qnnc compile needs an output folder: -o OUT_DIR")
     start = time.perf_counter()
-    bar = None if args.quiet else progress_bar("calibrating")
-    cm = compile_model(
-        args.model,
-        disabled_passes=tuple(args.disable_pass),
-        print_after=tuple(args.print_after),
-        output_dir=args.output_dir,
-        on_print=_print_ir,
-        progress=bar,
-        build_progress=None if args.quiet else progress_bar("building C"),
-        **build_kwargs(args),
-    )
+    cm = compile_model(args.model, opts.replace(
+        disabled_passes=tuple(args.disable_pass), print_after=tuple(args.print_after),
+        output_dir=args.output_dir, on_print=_print_ir,
+        progress=None if args.quiet else progress_bar("calibrating"),
+        build_progress=None if args.quiet else progress_bar("building C")))
     secs = time.perf_counter() - start
     if args.quiet:
         return 0
     passes = ", ".join(cm.pipeline) or "none"
-    where = f" for {args.target}" if args.target else ""
+    where = f" for {cm.target}" if cm.target else ""
     print(f"compiled {args.model} -> {args.output_dir}{where} ({len(cm.graph.nodes)} IR nodes, "
           f"passes: {passes}) in {secs:.2f} s")
     if cm.auto_precision is not None:
@@ -148,35 +149,27 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """compile_model's keyword arguments from the options add_build_options defines (the
-    compile and bench commands share them)."""
-    return {
-        "input_shapes": input_shapes_arg(args),
-        "target": args.target,
-        "target_file": getattr(args, "target_file", None),
-        "threads": args.threads,
-        "cpu": args.cpu,
-        "precision": precision_arg(args),
-        "calibration": args.calib,
-        "calib_method": args.calib_method,
-        "skip_layers": split_list(args.skip_layers),
-        "skip_op_types": split_list(args.skip_op_types),
-        "per_channel": not args.per_tensor_weights,
-        "equalize": args.equalize,
-        "eval_data": args.eval,
-        "min_sqnr_db": args.min_sqnr,
-        "max_drop": args.max_drop,
-    }
-
-
-def precision_arg(args: argparse.Namespace) -> str:
-    """--precision, defaulting to int8 when calibration data is given."""
-    if args.precision is None:
-        return "int8" if args.calib else "f32"
-    if args.precision == "f32" and args.calib:
-        raise QnncError("--calib applies to --precision int8; drop one of the two")
-    return str(args.precision)
+def compile_options(args: argparse.Namespace) -> CompileOptions:
+    """The compile options the flags of add_build_options (and compile's --pipeline) give;
+    compile and bench share them."""
+    return CompileOptions(
+        input_shapes=input_shapes_arg(args),
+        pipeline=getattr(args, "pipeline", None),
+        target=args.target,
+        target_file=getattr(args, "target_file", None),
+        threads=args.threads,
+        cpu=args.cpu,
+        precision=args.precision,
+        calibration=args.calib,
+        calib_method=args.calib_method,
+        skip_layers=split_list(args.skip_layers),
+        skip_op_types=split_list(args.skip_op_types),
+        per_channel=not args.per_tensor_weights,
+        equalize=args.equalize,
+        eval_data=args.eval,
+        min_sqnr_db=args.min_sqnr,
+        max_drop=args.max_drop,
+    )
 
 
 def split_list(values: list[str]) -> list[str]:

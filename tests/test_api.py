@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,8 +20,9 @@ from compiler.errors import (
     UnsupportedModelError,
 )
 from compiler.io import parse_input_shape, parse_shape, random_inputs, read_inputs
+from compiler.options import CompileOptions
+from compiler.passes import PASSES, Pass, register
 from ir.graph import Graph
-from ir.text import print_graph
 from ir.types import DType, TensorType
 from tests.cli.models import conv_reference, conv_relu, save, two_inputs, unsupported
 
@@ -212,49 +213,64 @@ def test_io_helpers(tmp_path: Path) -> None:
     assert 0 <= r["i"].min() and r["i"].max() < 10
 
 
-def _fake_passes(log: list[str]) -> SimpleNamespace:
-    """A stand-in passes package with the agreed interface, recording what it was asked."""
-
-    def run_pipeline(
-        graph: Graph, pipeline: list[str], *, verify: bool = False,
-        print_after: tuple[str, ...] = (), disabled: tuple[str, ...] = (),
-        on_print: Callable[[str, str], None] | None = None,
-    ) -> Graph:
-        for name in pipeline:
-            if name in disabled:
-                continue
-            log.append(name)
-            if name in print_after and on_print is not None:
-                on_print(name, print_graph(graph))
-        return graph
-
-    return SimpleNamespace(PASSES={"one": None, "two": None}, DEFAULT_PIPELINE=["one", "two"],
-                           run_pipeline=run_pipeline)
-
-
-def test_pipeline_options_reach_the_pass_manager(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def test_passes() -> Iterator[list[str]]:
+    """Two registered passes, "one" and "two", that record their runs in the yielded log."""
     log: list[str] = []
-    monkeypatch.setattr(api, "_passes", lambda: _fake_passes(log))
-    printed: list[str] = []
-    cm = compile_model(two_inputs(), print_after=["all"], on_print=lambda p, t: printed.append(p))
+
+    def make(pass_name: str) -> type[Pass]:
+        @dataclass(frozen=True)
+        class Recorder(Pass):
+            name = pass_name
+            description = f"test only: records that {pass_name} ran"
+
+            def run(self, graph: Graph) -> Graph:
+                log.append(self.name)
+                return graph
+
+        return register(Recorder)
+
+    make("one"), make("two")
+    yield log
+    PASSES.pop("one"), PASSES.pop("two")
+
+
+def test_pipeline_options_reach_the_pass_manager(test_passes: list[str]) -> None:
+    log, printed = test_passes, []
+    cm = compile_model(two_inputs(), pipeline="one,two", print_after=["all"],
+                       on_print=lambda p, t: printed.append(p))
     assert log == printed == cm.pipeline == ["one", "two"]
     log.clear(), printed.clear()
-    cm = compile_model(two_inputs(), disabled_passes=["one"], print_after=["all"],
-                       on_print=lambda p, t: printed.append(p))
+    cm = compile_model(two_inputs(), pipeline=["one", "two"], disabled_passes=["one"],
+                       print_after=["all"], on_print=lambda p, t: printed.append(p))
     assert log == printed == cm.pipeline == ["two"]
     log.clear()
-    assert compile_model(two_inputs(), pipeline=["two", "two"]).pipeline == ["two", "two"]
-    with pytest.raises(QnncError, match="unknown pass.*'three'.*one, quantize, two"):
+    assert compile_model(two_inputs(), pipeline="two,two").pipeline == ["two", "two"]
+    with pytest.raises(QnncError, match="(?s)unknown pass.*'three'.*one, quantize, .*two"):
         compile_model(two_inputs(), print_after=["three"])
 
 
-def test_cli_print_after_headers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+def test_one_options_object_or_keywords() -> None:
+    calib = {"a": A[None], "b": B[None]}
+    by_object = compile_model(two_inputs(), CompileOptions(precision="int8", calibration=calib))
+    by_keywords = compile_model(two_inputs(), precision="int8", calibration=calib)
+    assert by_object.graph == by_keywords.graph
+    assert by_object.pipeline[-1] == "quantize"
+    # calibration data alone means int8, as the CLI's --calib does
+    assert compile_model(two_inputs(), calibration=calib).pipeline[-1] == "quantize"
+    with pytest.raises(QnncError, match="unknown compile option.*'calib'"):
+        compile_model(two_inputs(), calib="c.npz")
+    with pytest.raises(QnncError, match="applies to precision int8; drop one"):
+        compile_model(two_inputs(), precision="f32", calibration=calib)
+
+
+def test_cli_print_after_headers(test_passes: list[str], tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     from compiler.cli import main
 
-    monkeypatch.setattr(api, "_passes", lambda: _fake_passes([]))
     p = save(two_inputs(), tmp_path / "m.onnx")
-    assert main(["compile", str(p), "-o", str(tmp_path / "o"), "--print-after", "two"]) == 0
+    assert main(["compile", str(p), "-o", str(tmp_path / "o"), "--pipeline", "one,two",
+                 "--print-after", "two"]) == 0
     err = capsys.readouterr().err
     assert err.splitlines()[0] == "// ----- IR after two -----"
     assert "Add(" in err and "after one" not in err

@@ -1,6 +1,7 @@
-"""Graph-to-graph passes, one per file, each registered by name (see manager.py).
+"""Graph-to-graph passes, one per file, each a small class registered by name (manager.py).
 
-DEFAULT_PIPELINE is the target-independent clean-up that every compile starts with.
+DEFAULT_PIPELINE is the target-independent clean-up every compile starts with;
+compiler/pipeline.py adds equalize, quantize and the target passes as a compile asks.
 """
 
 from compiler.passes import (  # noqa: F401  (registration)
@@ -11,13 +12,24 @@ from compiler.passes import (  # noqa: F401  (registration)
     fold_constants,
     layout,
     lower_qdq,
+    quantize,
     recognize_gelu,
     recognize_hardswish,
     recognize_layernorm,
     recognize_silu,
     tile,
 )
-from compiler.passes.manager import PASSES, Pass, PassError, register_pass, run_pipeline
+from compiler.passes.manager import (
+    PASSES,
+    Pass,
+    PassError,
+    as_passes,
+    format_pipeline,
+    option,
+    parse_pipeline,
+    register,
+    run_pipeline,
+)
 
 DEFAULT_PIPELINE: list[str] = [
     "lower-qdq",  # first: fold-constants would turn a QDQ model's int8 weights into floats
@@ -32,8 +44,8 @@ DEFAULT_PIPELINE: list[str] = [
     "dce",
 ]
 
-#: what an accelerator target runs after quantisation, with its profile (target_context)
+#: what an accelerator target runs after quantisation (each with the target's profile)
 TARGET_PIPELINE: list[str] = ["layout", "fold-layout", "tile"]
 
-__all__ = ["DEFAULT_PIPELINE", "PASSES", "TARGET_PIPELINE", "Pass", "PassError",
-           "register_pass", "run_pipeline"]
+__all__ = ["DEFAULT_PIPELINE", "PASSES", "TARGET_PIPELINE", "Pass", "PassError", "as_passes",
+           "format_pipeline", "option", "parse_pipeline", "register", "run_pipeline"]

@@ -7,11 +7,12 @@ backward sweep over the topological order finds every such node, chains included
 
 from __future__ import annotations
 
-from compiler.passes.manager import register_pass
+from dataclasses import dataclass
+
+from compiler.passes.manager import Pass, register
 from ir.graph import Graph, Node
 
 
-@register_pass("dce", "remove nodes and constants whose values nothing uses")
 def dce(graph: Graph) -> Graph:
     live = {id(v) for v in graph.outputs}
     kept: list[Node] = []
@@ -25,3 +26,13 @@ def dce(graph: Graph) -> Graph:
     graph.nodes = kept[::-1]
     graph.prune_constants()
     return graph
+
+
+@register
+@dataclass(frozen=True)
+class DeadCodeElimination(Pass):
+    name = "dce"
+    description = "remove nodes and constants whose values nothing uses"
+
+    def run(self, graph: Graph) -> Graph:
+        return dce(graph)

@@ -23,9 +23,11 @@ bound it by |y_eq - y| <= 1e-4 * |y| + 1e-5 * max|y|. Old weight constants are l
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from compiler.passes.manager import register_pass
+from compiler.passes.manager import Pass, option, register
 from ir.graph import Graph, Node, Value
 
 #: activations f with f(s * v) = s * f(v) for every s > 0
@@ -35,8 +37,7 @@ MAX_SWEEPS = 50
 TOLERANCE = 1e-4
 
 
-@register_pass("equalize", "cross-layer weight equalisation of Conv -> Relu -> Conv pairs")
-def equalize(graph: Graph) -> Graph:
+def equalize(graph: Graph, max_sweeps: int = MAX_SWEEPS, tolerance: float = TOLERANCE) -> Graph:
     pairs = find_pairs(graph)
     if not pairs:
         return graph
@@ -44,7 +45,7 @@ def equalize(graph: Graph) -> Graph:
     weights = {k: _f64(n.inputs[1]) for k, n in layers.items()}
     biases = {k: _f64(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] is not None else None
               for k, n in layers.items()}
-    for _ in range(MAX_SWEEPS):
+    for _ in range(max_sweeps):
         worst = 0.0
         for first, second in pairs:
             w1, w2 = weights[id(first)], weights[id(second)]
@@ -56,11 +57,23 @@ def equalize(graph: Graph) -> Graph:
                 biases[id(first)] = b1 / s
             weights[id(second)] = w2 * s[chan].reshape(chan.shape + (1,) * (w2.ndim - 2))
             worst = max(worst, float(np.abs(np.log(s)).max(initial=0.0)))
-        if worst < TOLERANCE:
+        if worst < tolerance:
             break
     for k, node in layers.items():
         _store(graph, node, weights[k], biases[k])
     return graph
+
+
+@register
+@dataclass(frozen=True)
+class Equalize(Pass):
+    name = "equalize"
+    description = "cross-layer weight equalisation of Conv -> Relu -> Conv pairs"
+    max_sweeps: int = option(MAX_SWEEPS, "sweeps over all pairs at most")
+    tolerance: float = option(TOLERANCE, "stop when every scale of a sweep has |log s| below")
+
+    def run(self, graph: Graph) -> Graph:
+        return equalize(graph, self.max_sweeps, self.tolerance)
 
 
 def find_pairs(graph: Graph) -> list[tuple[Node, Node]]:

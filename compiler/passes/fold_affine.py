@@ -20,17 +20,17 @@ original only by floating-point rounding (bounded in the pass tests like fold-ba
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from compiler.passes.fold_batchnorm import fold_channel_affine
-from compiler.passes.manager import register_pass
+from compiler.passes.manager import Pass, register
 from ir.graph import Graph, Node, Value
 
 _LAYERS = ("Conv", "ConvTranspose", "Gemm")
 
 
-@register_pass("fold-affine",
-               "fold per-channel constant Mul/Add into the Conv/Gemm/BatchNormalization before")
 def fold_affine(graph: Graph) -> Graph:
     producers = graph.producers()
     users = graph.users()
@@ -121,3 +121,13 @@ def _into_batchnorm(graph: Graph, bn: Node, op: Node, c: np.ndarray) -> None:
     old_out = bn.outputs[0]
     bn.outputs = [op.outputs[0]]
     graph.release_name(old_out.name)
+
+
+@register
+@dataclass(frozen=True)
+class FoldAffine(Pass):
+    name = "fold-affine"
+    description = "fold per-channel constant Mul/Add into the Conv/Gemm/BatchNormalization before"
+
+    def run(self, graph: Graph) -> Graph:
+        return fold_affine(graph)

@@ -16,16 +16,17 @@ downstream readers are unchanged; the old weight constants are left for dce.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from compiler.passes.manager import register_pass
+from compiler.passes.manager import Pass, register
 from ir.graph import Graph, Node, Value
 from ir.ops.norm import batchnorm_affine
 
 _LAYERS = ("Conv", "ConvTranspose", "Gemm")
 
 
-@register_pass("fold-batchnorm", "fold BatchNormalization into the preceding Conv/Gemm weights")
 def fold_batchnorm(graph: Graph) -> Graph:
     producers = graph.producers()
     users = graph.users()
@@ -117,3 +118,13 @@ def fold_channel_affine(graph: Graph, layer: Node, s: np.ndarray, t: np.ndarray,
 def _f64(v: Value | None) -> np.ndarray:
     assert v is not None and v.data is not None
     return v.data.astype(np.float64)
+
+
+@register
+@dataclass(frozen=True)
+class FoldBatchNorm(Pass):
+    name = "fold-batchnorm"
+    description = "fold BatchNormalization into the preceding Conv/Gemm weights"
+
+    def run(self, graph: Graph) -> Graph:
+        return fold_batchnorm(graph)

@@ -8,14 +8,15 @@ Constants that only the folded node read stay behind for dce.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from compiler.passes.manager import PassError, register_pass
+from compiler.passes.manager import Pass, PassError, register
 from ir.graph import Graph, Node, Value
 from ir.ops.registry import get_op
 
 
-@register_pass("fold-constants", "evaluate nodes whose inputs are all constants")
 def fold_constants(graph: Graph) -> Graph:
     folded: dict[int, Value] = {}  # id(node output) -> the constant that replaces it
     kept: list[Node] = []
@@ -58,3 +59,13 @@ def _constant_like(graph: Graph, old: Value, data: np.ndarray) -> Value:
     assert c.name == old.name
     c.type = old.type  # keeps quantisation parameters, which TensorType.of cannot know
     return c
+
+
+@register
+@dataclass(frozen=True)
+class FoldConstants(Pass):
+    name = "fold-constants"
+    description = "evaluate nodes whose inputs are all constants"
+
+    def run(self, graph: Graph) -> Graph:
+        return fold_constants(graph)

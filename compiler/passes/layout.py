@@ -16,11 +16,15 @@ wanted layout, and the first of two in a row (x -> A -> B is x -> B).
 
 from __future__ import annotations
 
-from compiler.passes.manager import register_pass
-from compiler.passes.target_context import current_profile
+from dataclasses import dataclass
+
+from compiler.passes.dce import dce
+from compiler.passes.manager import Pass, register
+from compiler.passes.target import require_target, target_option
 from ir import layouts
 from ir.build import make_node
 from ir.graph import Graph, Node, Value
+from targets.profiles import Profile
 from targets.staged.support import FEATURE_MAP_KINDS, staged_kind
 
 
@@ -96,14 +100,18 @@ def _tag(lay: str) -> str:
     return (lay or "plain").replace(":", "_").lower()
 
 
-@register_pass("layout", "store each staged layer's tensors in the target's layouts "
-               "(explicit Relayout ops)")
-def layout(graph: Graph) -> Graph:
-    act, weight = layout_names(current_profile("layout"))
-    return assign_layouts(graph, act, weight)
+@register
+@dataclass(frozen=True)
+class Layout(Pass):
+    name = "layout"
+    description = "store each staged layer's tensors in the target's layouts (explicit Relayout)"
+    target: Profile | None = target_option()
+
+    def run(self, graph: Graph) -> Graph:
+        act, weight = layout_names(require_target(self.name, self.target))
+        return assign_layouts(graph, act, weight)
 
 
-@register_pass("fold-layout", "remove Relayout ops that cancel")
 def fold_layout(graph: Graph) -> Graph:
     producers = graph.producers()
     outputs = {id(v) for v in graph.outputs}
@@ -123,7 +131,14 @@ def fold_layout(graph: Graph) -> Graph:
                 continue
         kept.append(node)
     graph.nodes = kept
-    # Relayouts left without readers (their reader now skips them) are dead
-    from compiler.passes.dce import dce
+    return dce(graph)  # Relayouts left without readers (their reader now skips them) are dead
 
-    return dce(graph)
+
+@register
+@dataclass(frozen=True)
+class FoldLayout(Pass):
+    name = "fold-layout"
+    description = "remove Relayout ops that cancel"
+
+    def run(self, graph: Graph) -> Graph:
+        return fold_layout(graph)

@@ -41,11 +41,12 @@ from the float sandwich's by one step; nothing else changes the model's arithmet
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from compiler.passes.dce import dce
-from compiler.passes.manager import register_pass
+from compiler.passes.manager import Pass, register
 from compiler.quant.quantize import provenance
 from ir import qmath
 from ir.build import make_node
@@ -365,9 +366,18 @@ class QdqContext:
         return list(new.outputs)
 
 
-@register_pass("lower-qdq", "QDQ model: DequantizeLinear→op→QuantizeLinear to integer Q-ops")
 def lower_qdq(graph: Graph) -> Graph:
     lw = QdqContext(graph)
     lw.sweep(lw.boundary)
     lw.sweep(lw.sandwich)
     return graph
+
+
+@register
+@dataclass(frozen=True)
+class LowerQdq(Pass):
+    name = "lower-qdq"
+    description = "QDQ model: DequantizeLinear→op→QuantizeLinear to integer Q-ops"
+
+    def run(self, graph: Graph) -> Graph:
+        return lower_qdq(graph)

@@ -17,8 +17,9 @@ evaluated in float64 and rounded once, where the chain rounds after each step.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from compiler.passes.manager import register_pass
+from compiler.passes.manager import Pass, register
 from compiler.passes.patterns import Match, Matcher, close, rewrite
 from ir.graph import Graph, Node, Value
 from ir.types import DType
@@ -28,7 +29,6 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _CUBIC = 0.044715
 
 
-@register_pass("recognize-gelu", "replace erf/tanh GELU chains with one Gelu node")
 def recognize_gelu(graph: Graph) -> Graph:
     return rewrite(graph, _match)
 
@@ -116,3 +116,13 @@ def _cubic_term(m: Matcher, v: Value | None, power: list[Value],
     if factors == power and close(coef, _CUBIC, dtype):
         return nodes
     return None
+
+
+@register
+@dataclass(frozen=True)
+class RecognizeGelu(Pass):
+    name = "recognize-gelu"
+    description = "replace erf/tanh GELU chains with one Gelu node"
+
+    def run(self, graph: Graph) -> Graph:
+        return recognize_gelu(graph)

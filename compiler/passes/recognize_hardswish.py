@@ -12,13 +12,14 @@ rounding only.
 
 from __future__ import annotations
 
-from compiler.passes.manager import register_pass
+from dataclasses import dataclass
+
+from compiler.passes.manager import Pass, register
 from compiler.passes.patterns import Match, Matcher, close, rewrite
 from ir.graph import Graph, Node, Value
 from ir.types import DType
 
 
-@register_pass("recognize-hardswish", "replace x * hardsigmoid(x) chains with one HardSwish")
 def recognize_hardswish(graph: Graph) -> Graph:
     return rewrite(graph, _match)
 
@@ -55,3 +56,13 @@ def _gate(m: Matcher, v: Value, x: Value, coef: float, dtype: DType) -> list[Nod
     if shifted is None or shifted[0] is not x or not close(shifted[1], 3.0, dtype):
         return None
     return [node, shifted[2]]
+
+
+@register
+@dataclass(frozen=True)
+class RecognizeHardSwish(Pass):
+    name = "recognize-hardswish"
+    description = "replace x * hardsigmoid(x) chains with one HardSwish"
+
+    def run(self, graph: Graph) -> Graph:
+        return recognize_hardswish(graph)

@@ -19,15 +19,16 @@ differs from the chain by float rounding only. The Pow exponent must be exactly 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from compiler.passes.manager import register_pass
+from compiler.passes.manager import Pass, register
 from compiler.passes.patterns import Match, Matcher, NewConst, rewrite, scalar
 from ir.graph import Graph, Node, Value
 from ir.types import DType
 
 
-@register_pass("recognize-layernorm", "replace decomposed LayerNorm chains with one node")
 def recognize_layernorm(graph: Graph) -> Graph:
     return rewrite(graph, _match)
 
@@ -149,3 +150,13 @@ def _param(v: Value | None, x: Value, axis: int, ones: str) -> Value | NewConst 
     if v.type.shape == norm_shape:
         return v
     return NewConst(np.ascontiguousarray(full), f"{v.name}_ln")
+
+
+@register
+@dataclass(frozen=True)
+class RecognizeLayerNorm(Pass):
+    name = "recognize-layernorm"
+    description = "replace decomposed LayerNorm chains with one node"
+
+    def run(self, graph: Graph) -> Graph:
+        return recognize_layernorm(graph)

@@ -9,12 +9,13 @@ and rounds once, so it differs from the chain by float rounding only.
 
 from __future__ import annotations
 
-from compiler.passes.manager import register_pass
+from dataclasses import dataclass
+
+from compiler.passes.manager import Pass, register
 from compiler.passes.patterns import Match, Matcher, close, rewrite
 from ir.graph import Graph, Node
 
 
-@register_pass("recognize-silu", "replace x * Sigmoid(x) with one SiLU node")
 def recognize_silu(graph: Graph) -> Graph:
     return rewrite(graph, _match)
 
@@ -32,3 +33,13 @@ def _match(m: Matcher, root: Node) -> Match | None:
         if sigmoid is not None and sigmoid.inputs[0] is x:
             return Match("SiLU", [x], {}, nodes + [sigmoid])
     return None
+
+
+@register
+@dataclass(frozen=True)
+class RecognizeSilu(Pass):
+    name = "recognize-silu"
+    description = "replace x * Sigmoid(x) with one SiLU node"
+
+    def run(self, graph: Graph) -> Graph:
+        return recognize_silu(graph)

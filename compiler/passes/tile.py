@@ -10,9 +10,12 @@ layer and the buffer named.
 
 from __future__ import annotations
 
-from compiler.passes.manager import PassError, register_pass
-from compiler.passes.target_context import current_profile
+from dataclasses import dataclass
+
+from compiler.passes.manager import Pass, PassError, register
+from compiler.passes.target import require_target, target_option
 from ir.graph import Graph
+from targets.profiles import Profile
 from targets.staged.support import staged_kind
 from targets.tiling import TilingError, plan_attrs, tile_node
 
@@ -32,6 +35,12 @@ def tile_graph_attrs(graph: Graph, prof: object) -> Graph:
     return graph
 
 
-@register_pass("tile", "choose each staged layer's tiles and loop orders for the target")
-def tile(graph: Graph) -> Graph:
-    return tile_graph_attrs(graph, current_profile("tile"))
+@register
+@dataclass(frozen=True)
+class Tile(Pass):
+    name = "tile"
+    description = "choose each staged layer's tiles and loop orders for the target"
+    target: Profile | None = target_option()
+
+    def run(self, graph: Graph) -> Graph:
+        return tile_graph_attrs(graph, require_target(self.name, self.target))

@@ -1,0 +1,46 @@
+"""Choosing the target a compile builds for and building its C: host C for this CPU, or the
+staged C of an accelerator profile, which runs on this host too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from compiler.compiled import qnnc_version
+from compiler.errors import QnncError
+from compiler.options import CompileOptions
+from ir.graph import Graph
+from targets.profiles import Profile, load_target
+from targets.registry import target_names
+
+
+def accelerator_of(options: CompileOptions) -> Profile | None:
+    """The accelerator profile the options name (None: the interpreter or host C)."""
+    if options.target_file is not None:
+        return load_target(Path(options.target_file))
+    target = options.target
+    if target is None or target == "host":
+        return None
+    if target not in target_names():
+        raise QnncError(f"unknown target {target!r}; the targets are: "
+                        f"{', '.join(target_names())} (or a profile file with --target-file)")
+    return load_target(target)
+
+
+def build(graph: Graph, options: CompileOptions, profile: Profile | None) -> Any:
+    """Generate and build the C of ``graph`` for the options' target (None: no target, the
+    model runs on the reference interpreter); a targets.host.build.BuildResult."""
+    if profile is None and options.target is None:
+        return None
+    from targets.host.build import BuildOptions, build_host
+
+    renderer = None
+    threads = options.threads
+    if profile is not None:
+        from targets.staged.renderer import StagedRenderer
+
+        renderer, threads = StagedRenderer(profile), 1
+    opts = BuildOptions(cpu=options.cpu, threads=threads, werror=options.werror,
+                        extra_cflags=tuple(options.extra_cflags))
+    return build_host(graph, opts, cache_dir=options.cache_dir, version=qnnc_version(),
+                      renderer=renderer, progress=options.build_progress)

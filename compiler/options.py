@@ -1,0 +1,116 @@
+"""How a model is compiled: one options object for compile_model, the CLI and goldens.
+
+Every field has a default, so ``CompileOptions()`` compiles to the IR in f32 with the default
+pipeline; the CLI fills the fields from its flags, and compile_model also takes them as
+keyword arguments (``compile_model(m, precision="int8", calibration=...)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.errors import QnncError
+from compiler.quant.calibrate import DEFAULT_METHOD
+
+Progress = Callable[[int, int | None], None]
+PrintHook = Callable[[str, str], None]
+PRECISIONS = ("f32", "int8")
+DEFAULT_CALIB_METHOD = DEFAULT_METHOD
+
+
+@dataclass
+class CompileOptions:
+    """Everything compile_model can be told, grouped by what it affects."""
+
+    # -- the model
+    #: fixed shapes for inputs with symbolic dimensions, e.g. {"input": (1, 3, 224, 224)}
+    input_shapes: Mapping[str, Sequence[int]] | None = None
+
+    # -- the pass pipeline (compiler/passes/manager.py for the text syntax)
+    #: pipeline text or a list of pass texts/instances; None: the default for the target and
+    #: precision (``effective_pipeline`` says which); the runtime data (calibration samples,
+    #: the target profile) is given to the passes that take it either way
+    pipeline: str | Sequence[Any] | None = None
+    #: pass names to skip
+    disabled_passes: Sequence[str] = ()
+    #: pass names (or "all") after which on_print(pass_name, ir_text) is called
+    print_after: Sequence[str] = ()
+    on_print: PrintHook | None = None
+
+    # -- quantisation (pass quantize)
+    #: "f32", or "int8" (calibrated, unless the model comes quantised); None: int8 when
+    #: calibration data is given, else f32 (as the CLI's --calib)
+    precision: str | None = None
+    #: calibration samples: a path (.npz, .npy, folder of .npy), stacked arrays by input name,
+    #: or an iterable of feed dicts
+    calibration: Any = None
+    calib_method: str = DEFAULT_CALIB_METHOD
+    skip_layers: Sequence[str] = ()
+    skip_op_types: Sequence[str] = ()
+    per_channel: bool = True
+    #: cross-layer equalisation after BatchNorm folding (pass equalize)
+    equalize: bool = False
+    #: held-out samples (same forms as calibration): per-layer accuracy vs f32; with
+    #: min_sqnr_db / max_drop, the most sensitive layers stay f32 until the budget holds
+    eval_data: Any = None
+    min_sqnr_db: float | None = None
+    max_drop: float | None = None
+    #: called as progress(done, total) per calibration sample
+    progress: Progress | None = None
+
+    # -- the target
+    #: None (IR only, run by the interpreter), "host" (C for this CPU) or an accelerator
+    target: str | None = None
+    #: a profile file of your own chip (.toml/.json), instead of a target name
+    target_file: str | os.PathLike[str] | None = None
+    threads: int = 1
+    cpu: str = "auto"
+    cache_dir: str | os.PathLike[str] | None = None
+    werror: bool = False
+    extra_cflags: Sequence[str] = ()
+    #: called as build_progress(done, total) as the C build's steps finish
+    build_progress: Progress | None = None
+
+    # -- the result
+    #: a folder to write the compiled model into (atomically)
+    output_dir: str | os.PathLike[str] | None = None
+
+    def replace(self, **changes: Any) -> CompileOptions:
+        """A copy with ``changes``; unknown names are an error that lists the known ones."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise QnncError(f"unknown compile option(s) {unknown}; the options are: "
+                            f"{', '.join(sorted(known))}")
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def effective_precision(self) -> str:
+        if self.precision is None:
+            return "int8" if self.calibration is not None else "f32"
+        return self.precision
+
+    def check(self) -> None:
+        """Reject values no compile can use, with what to give instead."""
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise QnncError(f"precision must be one of {list(PRECISIONS)}, got "
+                            f"{self.precision!r}")
+        if self.threads < 1:
+            raise QnncError(f"threads must be >= 1, got {self.threads}")
+        if self.target is not None and self.target_file is not None:
+            raise QnncError("give either a target name or a target file, not both")
+        if self.calibration is not None and self.precision == "f32":
+            raise QnncError("calibration data (--calib, calibration=) applies to precision "
+                            "int8; drop one of the two (calibration data alone means int8)")
+
+
+def options_from(options: CompileOptions | None, kwargs: Mapping[str, Any]) -> CompileOptions:
+    """``options`` (or the defaults) with the keyword arguments applied on top."""
+    return (options or CompileOptions()).replace(**kwargs)
+
+
+__all__ = ["DEFAULT_CALIB_METHOD", "PRECISIONS", "CompileOptions", "options_from"]
