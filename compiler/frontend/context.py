@@ -26,11 +26,14 @@ class Ctx:
 
     # -- emitting ---------------------------------------------------------------------
     def ops(self, op: str, inputs: Sequence[Value | None], **attrs: Any) -> list[Value]:
-        """Emit IR ``op`` and return all its outputs, folding it if every input is constant."""
+        """Emit IR ``op`` and return all its outputs, folding it if every input is constant.
+        An IR op other than the ONNX node's records that node as its source (Flatten becomes
+        a Reshape from Flatten "flatten_1")."""
+        sources = [(self.op_type, self.node_name)] if op != self.op_type and self.op_type else []
         try:
             node = make_node(
                 self.graph, op, list(inputs), attrs, name=self.node_name,
-                out_names=self.out_hints, append=False,
+                out_names=self.out_hints, append=False, sources=sources,
             )
         except OpError as e:
             raise ConversionError(str(e)) from None

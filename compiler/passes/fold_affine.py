@@ -26,7 +26,7 @@ import numpy as np
 
 from compiler.passes.fold_batchnorm import fold_channel_affine
 from compiler.passes.manager import Pass, register
-from ir.graph import Graph, Node, Value
+from ir.graph import Graph, Node, Value, sources_of
 
 _LAYERS = ("Conv", "ConvTranspose", "Gemm")
 
@@ -46,7 +46,7 @@ def fold_affine(graph: Graph) -> Graph:
             _into_batchnorm(graph, producer, node, c)
         else:
             s, t = (c, np.zeros_like(c)) if node.op == "Mul" else (np.ones_like(c), c)
-            fold_channel_affine(graph, producer, s, t, node.outputs[0], const.name)
+            fold_channel_affine(graph, producer, s, t, node, const.name)
         producers[id(node.outputs[0])] = producer
     graph.nodes = kept
     return graph
@@ -120,6 +120,7 @@ def _into_batchnorm(graph: Graph, bn: Node, op: Node, c: np.ndarray) -> None:
     bn.inputs = [bn.inputs[0], new_scale, new_bias, *bn.inputs[3:]]
     old_out = bn.outputs[0]
     bn.outputs = [op.outputs[0]]
+    bn.sources = sources_of(bn, op)
     graph.release_name(old_out.name)
 
 

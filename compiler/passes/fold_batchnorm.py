@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.passes.manager import Pass, register
-from ir.graph import Graph, Node, Value
+from ir.graph import Graph, Node, Value, sources_of
 from ir.ops.norm import batchnorm_affine
 
 _LAYERS = ("Conv", "ConvTranspose", "Gemm")
@@ -70,15 +70,16 @@ def _fold(graph: Graph, layer: Node, bn: Node) -> None:
     s, t = batchnorm_affine(*(_f64(v) for v in bn.inputs[1:]), bn.attrs["epsilon"])
     bn_bias = bn.inputs[2]
     assert bn_bias is not None
-    fold_channel_affine(graph, layer, s, t, bn.outputs[0], bn_bias.name)
+    fold_channel_affine(graph, layer, s, t, bn, bn_bias.name)
 
 
-def fold_channel_affine(graph: Graph, layer: Node, s: np.ndarray, t: np.ndarray, out: Value,
-                        bias_hint: str) -> None:
+def fold_channel_affine(graph: Graph, layer: Node, s: np.ndarray, t: np.ndarray,
+                        affine: Node, bias_hint: str) -> None:
     """Make ``layer`` (Conv, ConvTranspose or Gemm with constant weights) compute
     ``layer(x) * s + t`` per output channel, in float64 rounded once, and take over the value
-    ``out`` that the folded affine op produced. ``bias_hint`` names a new bias when the layer
-    has none."""
+    that the folded ``affine`` op produced (and record it among its sources). ``bias_hint``
+    names a new bias when the layer has none."""
+    out = affine.outputs[0]
     w = layer.inputs[1]
     b = layer.inputs[2] if len(layer.inputs) > 2 else None
     assert w is not None
@@ -109,6 +110,7 @@ def fold_channel_affine(graph: Graph, layer: Node, s: np.ndarray, t: np.ndarray,
         new_inputs.append(graph.add_const(np.asarray(new_b).astype(dt), name))
     layer.inputs = new_inputs
     # The layer now computes the affine op's result: it takes over that value and its name.
+    layer.sources = sources_of(layer, affine)
     old_out = layer.outputs[0]
     assert old_out.type.shape == out.type.shape
     layer.outputs = [out]

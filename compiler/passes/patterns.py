@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ir.build import infer_types
-from ir.graph import Graph, Node, Value
+from ir.graph import Graph, Node, Value, sources_of
 from ir.ops.registry import OpError, get_op
 from ir.types import DType, TensorType
 
@@ -170,7 +170,8 @@ def rewrite(graph: Graph, pattern: Pattern) -> Graph:
     root before any of its inner nodes is tried; matched chains never overlap. The new node
     keeps the root's output value (name, type and readers unchanged) and the root's node name.
     A match whose new node would infer another output type, or whose intermediates escape the
-    chain, is dropped. New constants are added in graph order, once every match is known.
+    chain, is dropped. The new node's sources are the chain's nodes, in graph order. New
+    constants are added in graph order, once every match is known.
     """
     m = Matcher(graph)
     taken: set[int] = set()
@@ -189,12 +190,15 @@ def rewrite(graph: Graph, pattern: Pattern) -> Graph:
         taken.update(id(n) for n in found.nodes)
         found_at[id(node)] = (found, attrs)
     kept: list[Node] = []
+    position = {id(n): k for k, n in enumerate(graph.nodes)}
     for node in graph.nodes:
         if id(node) in found_at:
             found, attrs = found_at[id(node)]
             inputs = [graph.add_const(v.data, v.hint) if isinstance(v, NewConst) else v
                       for v in found.inputs]
-            kept.append(Node(found.op, inputs, list(node.outputs), attrs, name=node.name))
+            chain = sorted(found.nodes, key=lambda n: position[id(n)])
+            kept.append(Node(found.op, inputs, list(node.outputs), attrs, name=node.name,
+                             sources=sources_of(*chain)))
         elif id(node) in taken:
             for v in node.outputs:
                 graph.release_name(v.name)
