@@ -99,6 +99,11 @@ class Node:
         while self.inputs and self.inputs[-1] is None:
             self.inputs.pop()
 
+    def first_operand(self) -> Value | None:
+        """The op's first operand (x, a, data, or the first of a variadic list): the data it
+        works on, for code that treats many ops alike (tiling, reports, calibration)."""
+        return self.inputs[0] if self.inputs else None
+
     def __getattr__(self, name: str) -> Any:
         # reached only for names that are not slots: the op's operands
         if name.startswith("_") or name in Node.__slots__:

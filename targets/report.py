@@ -46,7 +46,7 @@ def _layout(node: Node) -> str:
     lay = node.attrs.get("layout")
     if isinstance(lay, str) and lay:
         return lay
-    x = node.inputs[0] if node.inputs else None
+    x = node.first_operand()
     rank = len(x.type.shape) if x is not None else len(node.outputs[0].type.shape)
     return "NCHW" if rank == 4 else "ND"
 

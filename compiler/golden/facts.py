@@ -65,7 +65,7 @@ def quant_steps(graph: Graph) -> dict[str, float]:
     steps: dict[str, float] = {}
     for out in graph.outputs:
         node = producers.get(id(out))
-        q = node.inputs[0].type.quant if node is not None and node.op == "Dequantize" else None
+        q = node.x.type.quant if node is not None and node.op == "Dequantize" else None
         if q is not None and len(q.scale) == 1:
             steps[out.name] = float(q.scale[0])
     return steps

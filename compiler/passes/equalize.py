@@ -42,8 +42,8 @@ def equalize(graph: Graph, max_sweeps: int = MAX_SWEEPS, tolerance: float = TOLE
     if not pairs:
         return graph
     layers = {id(n): n for pair in pairs for n in pair}
-    weights = {k: _f64(n.inputs[1]) for k, n in layers.items()}
-    biases = {k: _f64(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] is not None else None
+    weights = {k: _f64(n.w) for k, n in layers.items()}
+    biases = {k: _f64(n.b) if n.b is not None else None
               for k, n in layers.items()}
     for _ in range(max_sweeps):
         worst = 0.0
@@ -94,7 +94,7 @@ def find_pairs(graph: Graph) -> list[tuple[Node, Node]]:
         if reader is not None and reader.op in HOMOGENEOUS:
             v = reader.outputs[0]
             reader = only_reader(v)
-        if reader is not None and _equalisable(reader) and reader.inputs[0] is v:
+        if reader is not None and _equalisable(reader) and reader.x is v:
             pairs.append((first, reader))
     return pairs
 
@@ -103,8 +103,7 @@ def _equalisable(node: Node) -> bool:
     """A Conv with constant float weights (and constant bias, if any)."""
     if node.op != "Conv" or len(node.outputs) != 1:
         return False
-    w = node.inputs[1]
-    b = node.inputs[2] if len(node.inputs) > 2 else None
+    w, b = node.w, node.b
     if w is None or not w.is_const or not w.type.dtype.is_float or w.type.quant is not None:
         return False
     return b is None or (b.is_const and b.type.quant is None)

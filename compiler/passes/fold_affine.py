@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.passes.fold_batchnorm import fold_channel_affine
+from compiler.passes.fold_batchnorm import batchnorm_params, fold_channel_affine, weight_and_bias
 from compiler.passes.manager import Pass, register
 from ir.graph import Graph, Node, Value, sources_of
 
@@ -73,7 +73,7 @@ def _foldable(node: Node, producers: dict[int, Node], users: dict[int, list[Node
     if users.get(id(x)) != [node] or id(x) in outputs:
         return None
     if producer.op == "BatchNormalization":
-        ok = all(v is not None and v.is_const for v in producer.inputs[1:])
+        ok = all(v is not None and v.is_const for v in batchnorm_params(producer))
     elif producer.op in _LAYERS:
         ok = _constant_float_weights(producer)
     else:
@@ -82,8 +82,7 @@ def _foldable(node: Node, producers: dict[int, Node], users: dict[int, list[Node
 
 
 def _constant_float_weights(layer: Node) -> bool:
-    w = layer.inputs[1]
-    b = layer.inputs[2] if len(layer.inputs) > 2 else None
+    w, b = weight_and_bias(layer)
     return (w is not None and w.is_const and w.type.dtype.is_float and w.type.quant is None
             and (b is None or b.is_const))
 
@@ -105,7 +104,7 @@ def _channel_vector(c: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray | N
 
 def _into_batchnorm(graph: Graph, bn: Node, op: Node, c: np.ndarray) -> None:
     """BN(x) * c = BN with scale * c and bias * c; BN(x) + c = BN with bias + c."""
-    scale, bias = bn.inputs[1], bn.inputs[2]
+    scale, bias = bn.scale, bn.bias
     assert scale is not None and bias is not None and scale.data is not None
     assert bias.data is not None
     dt = scale.type.dtype.np
@@ -117,7 +116,8 @@ def _into_batchnorm(graph: Graph, bn: Node, op: Node, c: np.ndarray) -> None:
         b64 = b64 + c
         new_scale = scale
     new_bias = graph.add_const(b64.astype(bias.type.dtype.np), f"{bias.name}_folded")
-    bn.inputs = [bn.inputs[0], new_scale, new_bias, *bn.inputs[3:]]
+    bn.set_operand("scale", new_scale)
+    bn.set_operand("bias", new_bias)
     old_out = bn.outputs[0]
     bn.outputs = [op.outputs[0]]
     bn.sources = sources_of(bn, op)

@@ -48,17 +48,16 @@ def _foldable_layer(
 ) -> Node | None:
     """The layer ``bn`` can fold into, or None."""
     if bn.op != "BatchNormalization" or not all(v is not None and v.is_const
-                                                  for v in bn.inputs[1:]):
+                                                  for v in batchnorm_params(bn)):
         return None
-    x = bn.inputs[0]
+    x = bn.x
     assert x is not None
     layer = producers.get(id(x))
     if layer is None or layer.op not in _LAYERS or len(layer.outputs) != 1:
         return None
     if users.get(id(x)) != [bn] or id(x) in outputs:
         return None  # someone else reads the un-normalised value
-    w = layer.inputs[1]
-    b = layer.inputs[2] if len(layer.inputs) > 2 else None
+    w, b = weight_and_bias(layer)
     if w is None or not w.is_const or (b is not None and not b.is_const):
         return None
     if not w.type.dtype.is_float or w.type.quant is not None:
@@ -67,8 +66,8 @@ def _foldable_layer(
 
 
 def _fold(graph: Graph, layer: Node, bn: Node) -> None:
-    s, t = batchnorm_affine(*(_f64(v) for v in bn.inputs[1:]), bn.attrs["epsilon"])
-    bn_bias = bn.inputs[2]
+    s, t = batchnorm_affine(*(_f64(v) for v in batchnorm_params(bn)), bn.attrs["epsilon"])
+    bn_bias = bn.bias
     assert bn_bias is not None
     fold_channel_affine(graph, layer, s, t, bn, bn_bias.name)
 
@@ -80,8 +79,7 @@ def fold_channel_affine(graph: Graph, layer: Node, s: np.ndarray, t: np.ndarray,
     that the folded ``affine`` op produced (and record it among its sources). ``bias_hint``
     names a new bias when the layer has none."""
     out = affine.outputs[0]
-    w = layer.inputs[1]
-    b = layer.inputs[2] if len(layer.inputs) > 2 else None
+    w, b = weight_and_bias(layer)
     assert w is not None
     wd = _f64(w)
     bd = None if b is None else _f64(b)
@@ -101,20 +99,28 @@ def fold_channel_affine(graph: Graph, layer: Node, s: np.ndarray, t: np.ndarray,
         layer.attrs = {**layer.attrs, "beta": 1.0}
     dt = w.type.dtype.np
     # a scale of one keeps the weights; no bias appears where there was none and t is zero
-    new_inputs: list[Value | None] = [
-        layer.inputs[0],
-        w if np.all(s == 1.0) else graph.add_const(new_w.astype(dt), f"{w.name}_folded"),
-    ]
+    w_name, b_name = ("b", "c") if layer.op == "Gemm" else ("w", "b")
+    if not np.all(s == 1.0):
+        layer.set_operand(w_name, graph.add_const(new_w.astype(dt), f"{w.name}_folded"))
     if b is not None or np.any(t != 0.0):
         name = f"{b.name if b is not None else bias_hint}_folded"
-        new_inputs.append(graph.add_const(np.asarray(new_b).astype(dt), name))
-    layer.inputs = new_inputs
+        layer.set_operand(b_name, graph.add_const(np.asarray(new_b).astype(dt), name))
     # The layer now computes the affine op's result: it takes over that value and its name.
     layer.sources = sources_of(layer, affine)
     old_out = layer.outputs[0]
     assert old_out.type.shape == out.type.shape
     layer.outputs = [out]
     graph.release_name(old_out.name)
+
+
+def weight_and_bias(layer: Node) -> tuple[Value | None, Value | None]:
+    """The weight and bias operands of a Conv, ConvTranspose (w, b) or Gemm (b, c)."""
+    return (layer.b, layer.c) if layer.op == "Gemm" else (layer.w, layer.b)
+
+
+def batchnorm_params(bn: Node) -> list[Value | None]:
+    """A BatchNormalization's scale, bias, mean and var, in batchnorm_affine's order."""
+    return [bn.scale, bn.bias, bn.mean, bn.var]
 
 
 def _f64(v: Value | None) -> np.ndarray:

@@ -118,11 +118,12 @@ def fold_layout(graph: Graph) -> Graph:
     kept: list[Node] = []
     for node in graph.nodes:
         if node.op == "Relayout":
-            x = node.inputs[0]
+            x = node.x
             assert x is not None
             src = producers.get(id(x))
-            if src is not None and src.op == "Relayout" and src.inputs[0] is not None:
-                node.inputs[0] = x = src.inputs[0]  # A -> B -> C is A -> C
+            if src is not None and src.op == "Relayout" and src.x is not None:
+                x = src.x  # A -> B -> C is A -> C
+                node.set_operand("x", x)
                 node.attrs["from_layout"] = src.attrs["from_layout"]
             y = node.outputs[0]
             if node.attrs["layout"] == stored_layout(x, producers) and id(y) not in outputs:

@@ -116,9 +116,9 @@ class Matcher:
         coef, factors, nodes = 1.0, [], [node]
         if node.op == "Mul":
             operands = list(node.inputs)
-        elif node.op == "Div" and scalar(node.inputs[1]) not in (None, 0.0):
-            operands = [node.inputs[0]]
-            coef = 1.0 / float(scalar(node.inputs[1]))  # type: ignore[arg-type]
+        elif node.op == "Div" and scalar(node.b) not in (None, 0.0):
+            operands = [node.a]
+            coef = 1.0 / float(scalar(node.b))  # type: ignore[arg-type]
         else:
             return None
         for v in operands:
@@ -140,10 +140,10 @@ class Matcher:
     def _factor(self, node: Node) -> tuple[float, list[Value], list[Node]] | None:
         if node.op != "Pow":
             return self.product(node)
-        n = scalar(node.inputs[1])
+        n = scalar(node.y)
         if n is None or n != round(n) or not 1 <= n <= 4:
             return None
-        base = node.inputs[0]
+        base = node.x
         assert base is not None
         return 1.0, [base] * int(n), [node]
 

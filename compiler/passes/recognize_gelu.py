@@ -59,7 +59,7 @@ def _inner(m: Matcher, v: Value, x: Value, dtype: DType) -> tuple[str, list[Node
     node = m.single_use(v, ("Erf", "Tanh"))
     if node is None:
         return None
-    arg = m.single_use(node.inputs[0], ("Mul", "Div"))
+    arg = m.single_use(node.x, ("Mul", "Div"))
     flat = None if arg is None else m.product(arg)
     if flat is None:
         return None

@@ -42,17 +42,17 @@ def _match(m: Matcher, root: Node) -> Match | None:
 def _gate(m: Matcher, v: Value, x: Value, coef: float, dtype: DType) -> list[Node] | None:
     """coef * v = max(0, min(1, x/6 + 1/2)): the nodes computing v."""
     node = m.single_use(v, ("HardSigmoid", "Clip"))
-    if node is None or node.inputs[0] is None:
+    if node is None or node.x is None:
         return None
     if node.op == "HardSigmoid":
         a = node.attrs
-        ok = (node.inputs[0] is x and close(coef, 1.0, dtype)
+        ok = (node.x is x and close(coef, 1.0, dtype)
               and close(a["alpha"], 1.0 / 6.0, dtype) and close(a["beta"], 0.5, dtype))
         return [node] if ok else None
     lo, hi = node.attrs["min"], node.attrs["max"]
     if lo != 0.0 or not close(hi, 6.0, dtype) or not close(coef, 1.0 / 6.0, dtype):
         return None
-    shifted = m.shifted(node.inputs[0], dtype)
+    shifted = m.shifted(node.x, dtype)
     if shifted is None or shifted[0] is not x or not close(shifted[1], 3.0, dtype):
         return None
     return [node, shifted[2]]

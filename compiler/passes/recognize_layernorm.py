@@ -89,7 +89,7 @@ def _standardise(m: Matcher, v: Value) -> tuple[Value, int, float, list[Node]] |
         for a, b in ((d, den), (den, d)):
             rec = m.producer(b, "Reciprocal")
             if rec is not None:
-                d, den, nodes = a, rec.inputs[0], [div, rec]
+                d, den, nodes = a, rec.x, [div, rec]
                 break
         else:
             return None
@@ -99,9 +99,9 @@ def _standardise(m: Matcher, v: Value) -> tuple[Value, int, float, list[Node]] |
         return None
     x, mean_v = sub.inputs
     mean = m.producer(mean_v, "ReduceMean")
-    if x is None or mean is None or mean.inputs[0] is not x or not _trailing(mean, x):
+    if x is None or mean is None or mean.x is not x or not _trailing(mean, x):
         return None
-    add = m.producer(sqrt.inputs[0], "Add")
+    add = m.producer(sqrt.x, "Add")
     if add is None:
         return None
     for var_v, eps_v in (add.inputs, add.inputs[::-1]):
@@ -109,7 +109,7 @@ def _standardise(m: Matcher, v: Value) -> tuple[Value, int, float, list[Node]] |
         var = m.producer(var_v, "ReduceMean")
         if eps is None or var is None or var.attrs != mean.attrs:
             continue
-        square = m.producer(var.inputs[0], "Pow", "Mul")
+        square = m.producer(var.x, "Pow", "Mul")
         if square is None or not _squares(square, d):
             continue
         chain = nodes + [sqrt, add, var, square, sub, mean]
@@ -125,8 +125,8 @@ def _trailing(mean: Node, x: Value) -> bool:
 
 def _squares(node: Node, d: Value | None) -> bool:
     if node.op == "Mul":
-        return node.inputs[0] is d and node.inputs[1] is d
-    return node.inputs[0] is d and scalar(node.inputs[1]) == 2.0
+        return node.a is d and node.b is d
+    return node.x is d and scalar(node.y) == 2.0
 
 
 def _param(v: Value | None, x: Value, axis: int, ones: str) -> Value | NewConst | None:

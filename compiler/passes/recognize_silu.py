@@ -30,7 +30,7 @@ def _match(m: Matcher, root: Node) -> Match | None:
         return None
     for x, s in (factors, factors[::-1]):
         sigmoid = m.single_use(s, ("Sigmoid",))
-        if sigmoid is not None and sigmoid.inputs[0] is x:
+        if sigmoid is not None and sigmoid.x is x:
             return Match("SiLU", [x], {}, nodes + [sigmoid])
     return None
 

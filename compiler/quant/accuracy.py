@@ -179,8 +179,8 @@ class _Pair:
 
 def _layer_of(node: Node, producers: dict[int, Node]) -> Node:
     """Look through Dequantize boundaries to the op whose result they convert."""
-    while node.op == "Dequantize" and node.inputs and node.inputs[0] is not None:
-        src = producers.get(id(node.inputs[0]))
+    while node.op == "Dequantize" and node.x is not None:
+        src = producers.get(id(node.x))
         if src is None:
             break
         node = src

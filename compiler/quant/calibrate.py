@@ -69,7 +69,7 @@ class Calibrator:
         self._counts: dict[str, int] = {}
         self._mean_of = {
             x.name for n in graph.nodes
-            if uses_input_means(n.op) and (x := n.inputs[0] if n.inputs else None) is not None
+            if uses_input_means(n.op) and (x := n.first_operand()) is not None
             and not x.is_const
         }
 

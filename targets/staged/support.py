@@ -44,7 +44,7 @@ def staged_kind(node: Node) -> str | None:
     if opdef is None or not opdef.staged or not node.outputs or len(node.outputs) != 1:
         return None
     kind = opdef.tiled
-    first = node.operand(opdef.operands[0])  # the streamed activation comes first
+    first = node.first_operand()  # the streamed activation
     if first is None or not _per_tensor(node, kind):
         return None
     x, y = first.type, node.outputs[0].type

@@ -44,11 +44,10 @@ def problem_of(graph: Graph, node: Node, prof: Profile,
     kind = tiled_kind(node.op)
     if kind is None or not node.outputs:
         return None
-    ins = [v.type if v is not None else None for v in node.inputs]
-    y = node.outputs[0].type
-    x = ins[0]
-    if x is None:
+    first = node.first_operand()  # the streamed activation
+    if first is None:
         return None
+    x, y = first.type, node.outputs[0].type
     name = node.name or node.outputs[0].name
     common = {
         "name": name, "op": node.op, "in_bytes": _bytes(x, precision),
