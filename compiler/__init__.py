@@ -7,7 +7,14 @@ The Python API in one look::
     (logits,) = model.run(None, {"input": x})
 """
 
-from compiler.api import CompiledModel, compile_model, load_compiled, load_model, qnnc_version
+from compiler.api import (
+    CompiledModel,
+    compile_model,
+    load_compiled,
+    load_model,
+    pipeline_for,
+    qnnc_version,
+)
 from compiler.errors import (
     ConversionError,
     InputError,
@@ -15,8 +22,10 @@ from compiler.errors import (
     QnncError,
     UnsupportedModelError,
 )
+from compiler.options import CompileOptions
 
 __all__ = [
+    "CompileOptions",
     "CompiledModel",
     "ConversionError",
     "InputError",
@@ -26,5 +35,6 @@ __all__ = [
     "compile_model",
     "load_compiled",
     "load_model",
+    "pipeline_for",
     "qnnc_version",
 ]

@@ -1,6 +1,6 @@
 """`qnnc golden record` and `qnnc golden check`: golden-output regression tests from the shell.
 
-The logic lives in compiler/golden.py; this module parses arguments and prints reports.
+The logic lives in compiler/golden/; this module parses arguments and prints reports.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                                 atol=args.atol)
     if not args.quiet:
         for f in folders:
-            man = golden._read_manifest(f)
+            man = golden.read_manifest(f)
             outs = ", ".join(f"{o['name']} {o['dtype']}{o['shape']}" for o in man["outputs"])
             print(f"recorded {f} ({man['target']}, {man['precision']}, IR "
                   f"{man['ir_hash'][:12]}): {outs}")

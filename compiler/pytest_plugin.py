@@ -9,7 +9,7 @@ and the ``--qnnc-update-goldens`` option::
 
 ``check`` runs the model on the inputs and compares every output with the golden folder
 (relative paths are resolved against the test file's folder): integers exactly, floats
-within the stored tolerance (see compiler/golden.py). A mismatch fails the test with a
+within the stored tolerance (see compiler/golden/). A mismatch fails the test with a
 per-output report: how many elements differ, where, the worst errors, and whether the
 compiled IR changed.
 

@@ -58,7 +58,7 @@ from compiler.golden.folder import OUTPUTS as OUTPUTS
 from compiler.golden.folder import GoldenError, GoldenResult, check_outputs, record_outputs
 from compiler.golden.folder import conform_inputs as conform_inputs
 from compiler.golden.folder import load_arrays as load_arrays
-from compiler.golden.folder import read_manifest as _read_manifest  # noqa: F401 - cli_golden's name
+from compiler.golden.folder import read_manifest as read_manifest
 from compiler.golden.folder import save_arrays as save_arrays
 from compiler.golden.goldenset import CALIB as CALIB
 from compiler.golden.goldenset import MODEL as MODEL
