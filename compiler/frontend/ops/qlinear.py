@@ -2,6 +2,12 @@
 MatMulInteger, DynamicQuantizeLinear, and onnxruntime's com.microsoft QLinearAdd, QLinearMul,
 QLinearAveragePool, QLinearGlobalAveragePool, QLinearConcat, QLinearSigmoid, QLinearLeakyRelu.
 
+These are integer ops already, so each converter translates its node one to one into the
+IR's integer op (QLinearConv → QConv, QLinearConcat → Requantize + Concat, ...); the
+quantised forms of ir/qforms.py are for float ops (the calibration quantiser, and the QDQ
+sandwiches lower-qdq finds). A table op (QLinearSigmoid, QLinearLeakyRelu) is the float op's
+own reference compute tabulated, as in the forms, so its meaning is defined once.
+
 In these models scales and zero points are constant tensor inputs beside plain u8/i8 data.
 The IR keeps them in the types instead: an operand that arrives without them (a graph input,
 a constant weight) is given them by a ``Retype`` (free at run time; folded into a constant's
@@ -19,7 +25,7 @@ from compiler.frontend.registry import converter
 from ir import qmath
 from ir.graph import Value
 from ir.ops.common import norm_axis
-from ir.ops.registry import OpError
+from ir.ops.registry import OpError, get_op
 from ir.types import DType, QuantParams
 
 MS = "com.microsoft"
@@ -221,12 +227,19 @@ def qlinear_concat(ctx: Ctx, y_scale: Value, y_zero_point: Value | None, *rest: 
     return ctx.op("Concat", parts, axis=ax)
 
 
-def _lut(ctx: Ctx, fn: object, x: Value, x_scale: Value, x_zp: Value | None, y_scale: Value,
-         y_zp: Value | None) -> Value:
+def _lut(ctx: Ctx, op: str, attrs: dict[str, object], x: Value, x_scale: Value,
+         x_zp: Value | None, y_scale: Value, y_zp: Value | None) -> Value:
+    """QLut of the float op ``op``: its reference compute on every input code."""
     xq = operand(ctx, x, x_scale, x_zp, "X")
     out = out_attrs(ctx, y_scale, y_zp, x)
     q = xq.type.quant
     assert q is not None
+    opdef = get_op(op)
+    full = opdef.normalize_attrs(attrs)
+
+    def fn(v: np.ndarray) -> np.ndarray:
+        return opdef.compute([v.astype(np.float32)], full)[0]
+
     table = qmath.make_lut(fn, q.scale[0], q.zero_point[0], xq.type.dtype,
                            float(out["out_scale"]), int(out["out_zp"]),  # type: ignore[arg-type]
                            DType(out["out_dtype"]))
@@ -236,13 +249,12 @@ def _lut(ctx: Ctx, fn: object, x: Value, x_scale: Value, x_zp: Value | None, y_s
 @converter("QLinearSigmoid", domain=MS, ir_ops=("QLut", "Retype"))
 def qlinear_sigmoid(ctx: Ctx, x: Value, x_scale: Value, x_zero_point: Value | None,
                     y_scale: Value, y_zero_point: Value | None = None) -> Value:
-    return _lut(ctx, lambda v: 1.0 / (1.0 + np.exp(-v)), x, x_scale, x_zero_point, y_scale,
-                y_zero_point)
+    return _lut(ctx, "Sigmoid", {}, x, x_scale, x_zero_point, y_scale, y_zero_point)
 
 
 @converter("QLinearLeakyRelu", domain=MS, ir_ops=("QLut", "Retype"))
 def qlinear_leaky_relu(ctx: Ctx, x: Value, x_scale: Value, x_zero_point: Value | None,
                        y_scale: Value, y_zero_point: Value | None = None, *,
                        alpha: float = 0.01) -> Value:
-    return _lut(ctx, lambda v: np.where(v < 0, v * alpha, v), x, x_scale, x_zero_point,
-                y_scale, y_zero_point)
+    return _lut(ctx, "LeakyRelu", {"alpha": alpha}, x, x_scale, x_zero_point, y_scale,
+                y_zero_point)
