@@ -19,6 +19,7 @@ from compiler.cli_bench import BENCH_EPILOG, cmd_bench, widen_target_choices
 from compiler.cli_common import add_input_shape_option, one_paragraph
 from compiler.cli_golden import add_golden_parser
 from compiler.cli_inspect import cmd_inspect, cmd_ops
+from compiler.cli_passes import add_passes_parser
 from compiler.cli_run import cmd_compile, cmd_example, cmd_run
 from compiler.cli_targets import add_targets_parser
 from compiler.errors import QnncError
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_golden_parser(subs, _sub, debug)
     add_targets_parser(subs, _sub, debug)
+    add_passes_parser(subs, _sub, debug)
     return parser
 
 

@@ -70,7 +70,7 @@ class Equalize(Pass):
     name = "equalize"
     description = "cross-layer weight equalisation of Conv -> Relu -> Conv pairs"
     max_sweeps: int = option(MAX_SWEEPS, "sweeps over all pairs at most")
-    tolerance: float = option(TOLERANCE, "stop when every scale of a sweep has |log s| below")
+    tolerance: float = option(TOLERANCE, "stop once a sweep's scales all have |log s| below it")
 
     def run(self, graph: Graph) -> Graph:
         return equalize(graph, self.max_sweeps, self.tolerance)

@@ -118,7 +118,8 @@ def _show_str(s: str) -> str:
     return s if _BARE.fullmatch(s) and s not in ("none", "true", "false") else quote(s)
 
 
-def _show(cls: type[Pass], f: dataclasses.Field[Any], value: Any) -> str:
+def show_value(cls: type[Pass], f: dataclasses.Field[Any], value: Any) -> str:
+    """An option's value as pipeline text."""
     if value is None:
         return "none"
     if f.metadata.get("show"):
@@ -169,7 +170,7 @@ def format_pass(p: Pass) -> str:
     for f in options_of(cls):
         value = getattr(p, f.name)
         if value != f.default:
-            opts.append(f"{_opt_name(f.name)}={_show(cls, f, value)}")
+            opts.append(f"{_opt_name(f.name)}={show_value(cls, f, value)}")
     return cls.name + ("{" + " ".join(opts) + "}" if opts else "")
 
 

@@ -3,13 +3,14 @@ edit and give back, and the compile flags set the options of its passes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from compiler.api import compile_model
 from compiler.cli import main
-from compiler.passes import parse_pipeline
+from compiler.passes import PASSES, parse_pipeline
 from ir.text import load_ir
 from tests.cli.models import assert_one_paragraph_error, run_cli
 
@@ -84,3 +85,18 @@ def test_pipeline_mistakes_are_one_clear_error(tiny: Path, capsys: pytest.Captur
     r = run_cli(["compile", str(tiny), *out, *flags], capsys)
     assert_one_paragraph_error(r, code, *needles)
     assert not (tiny.parent / "bad").exists()
+
+
+def test_passes_lists_every_pass_with_its_options(capsys: pytest.CaptureFixture) -> None:
+    r = run_cli(["passes"], capsys)
+    assert r.code == 0
+    listed = [ln.split(":")[0] for ln in r.out.splitlines() if not ln.startswith(" ")]
+    assert listed == sorted(PASSES)
+    assert "    method=percentile  range observer" in r.out
+    assert "    target=none" in r.out
+    r = run_cli(["passes", "quantize", "--json"], capsys)
+    (q,) = json.loads(r.out)
+    assert q["name"] == "quantize" and {"name": "skip-layers", "default": "",
+                                        "doc": "layers (node names) to keep in f32"} in q["options"]
+    assert_one_paragraph_error(run_cli(["passes", "tiles"], capsys), 1, "unknown pass",
+                               "quantize")
