@@ -1,0 +1,457 @@
+"""Integer index expressions that simplify as they are built, for the C the emitters write.
+
+Offsets in generated C combine loop indices, tile origins and shape constants. Pasted
+together as text, a tile of one row leaves ``bn*64 + 0`` behind and a convolution without
+padding ``kh * 1 - 0``. Built from these objects with Python's operators instead, constants
+fold, zero terms and unit factors vanish, like terms merge, and every expression knows the
+range its value can take (from the trip counts of its loops), so a bounds check that cannot
+fail is not written either (:func:`lt` and friends answer True or False when the ranges
+decide). ``//`` and ``%`` mean C's ``/`` and ``%``: they truncate toward zero.
+
+Ranges are intervals: sound for any values of the variables within theirs, never tighter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+ExprLike = "Expr | int"
+Cond = bool | str  # a C condition, or its value when the ranges decide it
+
+
+class Expr:
+    """An integer C expression with the interval ``[lo, hi]`` of its values (None: unknown)."""
+
+    lo: int | None = None
+    hi: int | None = None
+    prec = 3  # 3 primary, 2 multiplicative, 1 additive
+
+    def render(self) -> str:
+        raise NotImplementedError
+
+    def vars(self) -> frozenset[str]:
+        """Names of the variables the expression reads."""
+        return frozenset()
+
+    @property
+    def value(self) -> int | None:
+        """The value when the expression is a constant."""
+        return None
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        return f"<{self.render()} in [{self.lo}, {self.hi}]>"
+
+    def __add__(self, o: Expr | int) -> Expr:
+        return add(self, o)
+
+    def __radd__(self, o: Expr | int) -> Expr:
+        return add(o, self)
+
+    def __sub__(self, o: Expr | int) -> Expr:
+        return add(self, mul(o, -1))
+
+    def __rsub__(self, o: Expr | int) -> Expr:
+        return add(o, mul(self, -1))
+
+    def __neg__(self) -> Expr:
+        return mul(self, -1)
+
+    def __mul__(self, o: Expr | int) -> Expr:
+        return mul(self, o)
+
+    def __rmul__(self, o: Expr | int) -> Expr:
+        return mul(o, self)
+
+    def __floordiv__(self, k: int) -> Expr:
+        return div(self, k)
+
+    def __mod__(self, k: int) -> Expr:
+        return mod(self, k)
+
+
+class Const(Expr):
+    def __init__(self, v: int) -> None:
+        self.v = self.lo = self.hi = int(v)
+
+    def render(self) -> str:
+        return str(self.v)
+
+    @property
+    def value(self) -> int | None:
+        return self.v
+
+
+class Var(Expr):
+    """A variable, or any primary C expression (a table read, a cast) taken as one."""
+
+    def __init__(self, name: str, lo: int | None = None, hi: int | None = None) -> None:
+        self.name, self.lo, self.hi = name, lo, hi
+
+    def render(self) -> str:
+        return self.name
+
+    def vars(self) -> frozenset[str]:
+        return frozenset((self.name,))
+
+
+class Sum(Expr):
+    """Σ coef·term + const over terms that are not sums of their own (unless scaled)."""
+
+    prec = 1
+
+    def __init__(self, terms: tuple[tuple[Expr, int], ...], const: int) -> None:
+        self.terms, self.const = terms, const
+        self.lo, self.hi = _sum_range(terms, const)
+        if len(terms) == 1 and const == 0:
+            self.prec = 2
+
+    def render(self) -> str:
+        lead = self.const > 0 and self.terms[0][1] < 0  # 5 - x, not -x + 5
+        out = str(self.const) if lead else ""
+        for atom, coef in self.terms:
+            text = _wrap(atom, 2 if abs(coef) != 1 else 1.5)
+            if abs(coef) != 1:
+                text += f" * {abs(coef)}"
+            if not out:
+                out = text if coef > 0 else "-" + text
+            else:
+                out += (" + " if coef > 0 else " - ") + text
+        if self.const and not lead:
+            out += f" + {self.const}" if self.const > 0 else f" - {-self.const}"
+        return out
+
+    def vars(self) -> frozenset[str]:
+        return frozenset().union(*(a.vars() for a, _ in self.terms))
+
+
+class Prod(Expr):
+    prec = 2
+
+    def __init__(self, a: Expr, b: Expr) -> None:
+        self.a, self.b = a, b
+        self.lo, self.hi = _prod_range(a, b)
+
+    def render(self) -> str:
+        return f"{_wrap(self.a, 2)} * {_wrap(self.b, 2)}"
+
+    def vars(self) -> frozenset[str]:
+        return self.a.vars() | self.b.vars()
+
+
+class Div(Expr):
+    prec = 2
+    op = "/"
+
+    def __init__(self, a: Expr, k: int) -> None:
+        self.a, self.k = a, k
+        self.lo = None if a.lo is None else _cdiv(a.lo, k)
+        self.hi = None if a.hi is None else _cdiv(a.hi, k)
+
+    def render(self) -> str:
+        return f"{_wrap(self.a, 3)} {self.op} {self.k}"
+
+    def vars(self) -> frozenset[str]:
+        return self.a.vars()
+
+
+class Mod(Div):
+    op = "%"
+
+    def __init__(self, a: Expr, k: int) -> None:
+        self.a, self.k = a, k
+        known = a.lo is not None and a.hi is not None
+        self.lo = 0 if known and a.lo >= 0 else (-(k - 1) if known else None)  # type: ignore
+        self.hi = None if not known else k - 1
+
+
+def _wrap(e: Expr, need: float) -> str:
+    """``e`` as an operand that binds at least as tightly as ``need``; quotients and
+    remainders are parenthesised inside products too, for the reader."""
+    text = e.render()
+    if e.prec < need or (isinstance(e, Div) and need >= 2):
+        return f"({text})"
+    return text
+
+
+def _cdiv(a: int, k: int) -> int:
+    q = abs(a) // abs(k)
+    return q if (a >= 0) == (k > 0) else -q
+
+
+def _cmod(a: int, k: int) -> int:
+    return a - k * _cdiv(a, k)
+
+
+def _sum_range(terms: Iterable[tuple[Expr, int]], const: int) -> tuple[int | None, int | None]:
+    lo = hi = const
+    for atom, coef in terms:
+        if atom.lo is None or atom.hi is None:
+            return None, None
+        a, b = atom.lo * coef, atom.hi * coef
+        lo, hi = lo + min(a, b), hi + max(a, b)
+    return lo, hi
+
+
+def _prod_range(a: Expr, b: Expr) -> tuple[int | None, int | None]:
+    if None in (a.lo, a.hi, b.lo, b.hi):
+        return None, None
+    c = [x * y for x in (a.lo, a.hi) for y in (b.lo, b.hi)]  # type: ignore[operator]
+    return min(c), max(c)
+
+
+def lift(x: Expr | int) -> Expr:
+    return x if isinstance(x, Expr) else Const(int(x))
+
+
+def _terms(e: Expr) -> tuple[list[tuple[Expr, int]], int]:
+    if isinstance(e, Const):
+        return [], e.v
+    if isinstance(e, Sum):
+        return list(e.terms), e.const
+    return [(e, 1)], 0
+
+
+def add(*xs: Expr | int) -> Expr:
+    """The simplified sum: sums flattened, like terms merged, constants folded."""
+    merged: dict[str, tuple[Expr, int]] = {}
+    const = 0
+    for x in xs:
+        terms, c = _terms(lift(x))
+        const += c
+        for atom, coef in terms:
+            key = atom.render()
+            old = merged.get(key)
+            merged[key] = (atom, coef + (old[1] if old else 0))
+    terms = tuple((a, c) for a, c in merged.values() if c != 0)
+    if not terms:
+        return Const(const)
+    if len(terms) == 1 and terms[0][1] == 1 and const == 0:
+        return terms[0][0]
+    return Sum(terms, const)
+
+
+def mul(a: Expr | int, b: Expr | int) -> Expr:
+    """The simplified product: a constant factor scales a single term, a zero annihilates, a
+    one vanishes; a sum keeps its parentheses (``(oh * 2 + kh) * 75``)."""
+    a, b = lift(a), lift(b)
+    if a.value is not None and b.value is None:
+        a, b = b, a
+    k = b.value
+    if k is None:
+        return Prod(a, b)
+    if k == 0:
+        return Const(0)
+    if a.value is not None:
+        return Const(a.value * k)
+    if k == 1:
+        return a
+    terms, const = _terms(a)
+    if len(terms) == 1 and const == 0:
+        atom, coef = terms[0]
+        return Sum(((atom, coef * k),), 0)
+    return Sum(((a, k),), 0)
+
+
+def div(a: Expr | int, k: int) -> Expr:
+    """C's ``a / k`` for a positive constant ``k``."""
+    a = lift(a)
+    if k == 1:
+        return a
+    if a.value is not None:
+        return Const(_cdiv(a.value, k))
+    if a.lo is not None and a.hi is not None and a.lo >= 0 and a.hi < k:
+        return Const(0)
+    terms, const = _terms(a)
+    if a.lo is not None and a.lo >= 0 and const % k == 0 and all(c % k == 0 for _, c in terms):
+        return add(*(mul(t, c // k) for t, c in terms), const // k)
+    return Div(a, k)
+
+
+def mod(a: Expr | int, k: int) -> Expr:
+    """C's ``a % k`` for a positive constant ``k``."""
+    a = lift(a)
+    if k == 1:
+        return Const(0)
+    if a.value is not None:
+        return Const(_cmod(a.value, k))
+    if a.lo is not None and a.hi is not None and a.lo >= 0 and a.hi < k:
+        return a
+    return Mod(a, k)
+
+
+def minimum(a: Expr | int, b: Expr | int) -> Expr:
+    """``a < b ? a : b``, or whichever the ranges prove is the smaller."""
+    a, b = lift(a), lift(b)
+    c = lt(b, a)
+    if c is True:
+        return b
+    if c is False:
+        return a
+    lo = None if a.lo is None or b.lo is None else min(a.lo, b.lo)
+    hi = a.hi if b.hi is None else (b.hi if a.hi is None else min(a.hi, b.hi))
+    return Var(f"({a} < {b} ? {a} : {b})", lo, hi)
+
+
+# -- conditions -----------------------------------------------------------------------------
+def lt(a: Expr | int, b: Expr | int) -> Cond:
+    """``a < b``: True or False when the ranges decide it, else its C text."""
+    a, b = lift(a), lift(b)
+    d = a - b
+    if d.hi is not None and d.hi < 0:
+        return True
+    if d.lo is not None and d.lo >= 0:
+        return False
+    return f"{a} < {b}"
+
+
+def ge(a: Expr | int, b: Expr | int) -> Cond:
+    """``a >= b``."""
+    c = lt(a, b)
+    return (not c) if isinstance(c, bool) else f"{lift(a)} >= {lift(b)}"
+
+
+def eq(a: Expr | int, b: Expr | int) -> Cond:
+    """``a == b``."""
+    a, b = lift(a), lift(b)
+    d = a - b
+    if d.value is not None:
+        return d.value == 0
+    if (d.lo is not None and d.lo > 0) or (d.hi is not None and d.hi < 0):
+        return False
+    return f"{a} == {b}"
+
+
+def all_of(*conds: Cond) -> Cond:
+    """``c1 && c2 && ...`` with the decided ones dropped (or deciding)."""
+    if any(c is False for c in conds):
+        return False
+    rest = [c for c in conds if c is not True]
+    return " && ".join(_group(c, "||") for c in rest) if rest else True  # type: ignore
+
+
+def any_of(*conds: Cond) -> Cond:
+    """``c1 || c2 || ...``."""
+    if any(c is True for c in conds):
+        return True
+    rest = [c for c in conds if c is not False]
+    return " || ".join(_group(c, "&&") for c in rest) if rest else False  # type: ignore
+
+
+def _group(c: str, other: str) -> str:
+    return f"({c})" if other in c else c
+
+
+def cond_text(c: Cond) -> str:
+    return c if isinstance(c, str) else ("1" if c else "0")
+
+
+# -- loops ----------------------------------------------------------------------------------
+def loop(var: str, trips: Expr | int, step: int = 1) -> tuple[str | None, Expr]:
+    """(the ``for`` header, or None for a loop that runs once, and the index expression: the
+    variable, or 0 where there is no loop)."""
+    t = lift(trips)
+    if t.hi is not None and t.hi <= step:
+        return None, Const(0)
+    inc = f"++{var}" if step == 1 else f"{var} += {step}"
+    hi = None if t.hi is None else (t.hi - 1) // step * step
+    return f"for (int {var} = 0; {var} < {t}; {inc})", Var(var, 0, hi)
+
+
+def nested(headers: Iterable[str | None], body: list[str], indent: str = "  ",
+           scoped: bool = False) -> list[str]:
+    """``body`` inside the loops whose headers are given (None: no loop), stacked the usual
+    way: one brace pair around the innermost body. Without any loop the body stands alone,
+    in a block of its own when ``scoped`` (it declares names a sibling may declare too)."""
+    heads = [h for h in headers if h is not None]
+    if not heads:
+        return ["{", *(indent + ln for ln in body), "}"] if scoped else list(body)
+    if len(body) == 1 and not body[0].startswith(("for ", "if ", "{", " ")) and \
+            len(heads[-1]) + len(body[0]) < 100:
+        return [*heads[:-1], f"{heads[-1]} {body[0]}"]
+    return [*heads[:-1], heads[-1] + " {", *(indent + ln for ln in body), "}"]
+
+
+# -- index formulas written as text elsewhere -------------------------------------------------
+def parse(text: str, env: dict[str, Expr | int]) -> Expr:
+    """The expression of an integer formula given as C text (``((a)*4 + (b)/32)*8``, as
+    ir/layouts.py writes a layout's offsets) over the names bound in ``env``: + - * / %,
+    parentheses, integer literals."""
+    toks = _TOKEN.findall(text.replace(" ", ""))
+    if "".join(toks) != text.replace(" ", ""):
+        raise ValueError(f"not an index formula: {text!r}")
+    pos = 0
+
+    def peek() -> str:
+        return toks[pos] if pos < len(toks) else ""
+
+    def take() -> str:
+        nonlocal pos
+        pos += 1
+        return toks[pos - 1]
+
+    def atom() -> Expr:
+        t = take()
+        if t == "(":
+            e = sum_()
+            if take() != ")":
+                raise ValueError(f"unbalanced parentheses in {text!r}")
+            return e
+        if t == "-":
+            return -atom()
+        if t.isdigit():
+            return Const(int(t))
+        return lift(env[t])
+
+    def product() -> Expr:
+        e = atom()
+        while peek() in ("*", "/", "%"):
+            op, rhs = take(), atom()
+            if op == "*":
+                e = e * rhs
+            else:
+                k = rhs.value
+                if k is None or k <= 0:
+                    raise ValueError(f"a divisor must be a positive constant in {text!r}")
+                e = e // k if op == "/" else e % k
+        return e
+
+    def sum_() -> Expr:
+        e = product()
+        while peek() in ("+", "-"):
+            op, rhs = take(), product()
+            e = e + rhs if op == "+" else e - rhs
+        return e
+
+    out = sum_()
+    if pos != len(toks):
+        raise ValueError(f"trailing text in {text!r}")
+    return out
+
+
+_TOKEN = re.compile(r"\d+|[A-Za-z_]\w*|[-+*/%()]")
+
+
+# -- statements ------------------------------------------------------------------------------
+def let(name: str, e: Expr | int, ctype: str = "int") -> tuple[list[str], Expr]:
+    """(declaration, reference) of a local holding ``e``: none for a constant or a lone
+    variable, which are used as they are."""
+    e = lift(e)
+    if isinstance(e, (Const, Var)):
+        return [], e
+    return [f"const {ctype} {name} = {e};"], Var(name, e.lo, e.hi)
+
+
+def guarded(cond: Cond, body: list[str], indent: str = "  ") -> list[str]:
+    """``body`` under ``if (cond)``: as it is when the condition always holds, nothing when
+    it never does."""
+    if cond is True:
+        return list(body)
+    if cond is False:
+        return []
+    if len(body) == 1 and not body[0].startswith(("for ", "if ", "{", " ")):
+        return [f"if ({cond}) {body[0]}"]
+    return [f"if ({cond}) {{", *(indent + ln for ln in body), "}"]
