@@ -28,6 +28,7 @@ import numpy as np
 
 from ir.errors import UnsupportedModelError
 from ir.graph import Node
+from ir.ops.registry import get_op
 from ir.types import DType, TensorType
 from targets.c.expr import Expr, Var, add, lift, loop
 from targets.c.names import c_comment
@@ -167,8 +168,10 @@ class Bound:
 
     inputs: Sequence[str]
     outputs: Sequence[str]
+    asked: set[int] = field(default_factory=set)  # the inputs the body reads
 
     def input(self, k: int) -> str:
+        self.asked.add(k)
         return self.inputs[k]
 
     def output(self, k: int) -> str:
@@ -187,24 +190,29 @@ class LayerCtx:
     same_storage: Callable[[int, int], bool] = lambda i, o: False
 
     # -- names and types ----------------------------------------------------------------
-    def i(self, k: int) -> str:
+    def _index(self, k: int | str) -> int:
+        """Input position of operand ``k``: a position, or a name the op declares."""
+        return k if isinstance(k, int) else get_op(self.node.op).operand_index(k)
+
+    def i(self, k: int | str) -> str:
         """The C name of input ``k`` (which this marks as used)."""
-        return self.operands.input(k)
+        return self.operands.input(self._index(k))
 
     def o(self, k: int = 0) -> str:
         """The C name of output ``k`` (which this marks as used)."""
         return self.operands.output(k)
 
-    def it(self, k: int) -> TensorType:
-        v = self.node.inputs[k]
+    def it(self, k: int | str) -> TensorType:
+        v = self.node.inputs[self._index(k)]
         assert v is not None
         return v.type
 
     def ot(self, k: int = 0) -> TensorType:
         return self.node.outputs[k].type
 
-    def has(self, k: int) -> bool:
-        return len(self.node.inputs) > k and self.node.inputs[k] is not None
+    def has(self, k: int | str) -> bool:
+        j = self._index(k)
+        return len(self.node.inputs) > j and self.node.inputs[j] is not None
 
     def ctype(self, t: TensorType) -> str:
         return c_type(t.dtype, self.node)
@@ -213,9 +221,9 @@ class LayerCtx:
     def a(self) -> dict[str, Any]:
         return self.node.attrs
 
-    def const(self, k: int) -> np.ndarray | None:
+    def const(self, k: int | str) -> np.ndarray | None:
         """Input ``k``'s data if it is a compile-time constant."""
-        v = self.node.inputs[k] if self.has(k) else None
+        v = self.node.inputs[self._index(k)] if self.has(k) else None
         return None if v is None else v.data
 
     def weight(self, array: np.ndarray, hint: str) -> str:

@@ -16,8 +16,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-ExprLike = "Expr | int"
-Cond = bool | str  # a C condition, or its value when the ranges decide it
+
+class Test(str):
+    """A C condition that remembers the variables it reads."""
+
+    names: frozenset[str] = frozenset()
+
+    @staticmethod
+    def of(text: str, names: frozenset[str]) -> Test:
+        t = Test(text)
+        t.names = names
+        return t
+
+
+Cond = bool | Test  # a C condition, or its value when the ranges decide it
 
 
 class Expr:
@@ -86,16 +98,26 @@ class Const(Expr):
 
 
 class Var(Expr):
-    """A variable, or any primary C expression (a table read, a cast) taken as one."""
+    """A variable, or any primary C expression (a table read, a cast) taken as one; such an
+    expression names the variables it ``reads``."""
 
-    def __init__(self, name: str, lo: int | None = None, hi: int | None = None) -> None:
-        self.name, self.lo, self.hi = name, lo, hi
+    def __init__(self, name: str, lo: int | None = None, hi: int | None = None,
+                 reads: frozenset[str] = frozenset()) -> None:
+        self.name, self.lo, self.hi, self.reads = name, lo, hi, reads
 
     def render(self) -> str:
         return self.name
 
     def vars(self) -> frozenset[str]:
-        return frozenset((self.name,))
+        return self.reads or frozenset((self.name,))
+
+
+def at(array: str, i: Expr | int, lo: int | None = None, hi: int | None = None,
+       cast: str = "") -> Var:
+    """``array[i]`` (``(cast)array[i]``) as a primary expression with values in [lo, hi]."""
+    e = lift(i)
+    text = f"({cast}){array}[{e}]" if cast else f"{array}[{e}]"
+    return Var(text, lo, hi, e.vars() | {array})
 
 
 class Sum(Expr):
@@ -305,13 +327,14 @@ def lt(a: Expr | int, b: Expr | int) -> Cond:
         return True
     if d.lo is not None and d.lo >= 0:
         return False
-    return f"{a} < {b}"
+    return Test.of(f"{a} < {b}", a.vars() | b.vars())
 
 
 def ge(a: Expr | int, b: Expr | int) -> Cond:
     """``a >= b``."""
     c = lt(a, b)
-    return (not c) if isinstance(c, bool) else f"{lift(a)} >= {lift(b)}"
+    a, b = lift(a), lift(b)
+    return (not c) if isinstance(c, bool) else Test.of(f"{a} >= {b}", a.vars() | b.vars())
 
 
 def eq(a: Expr | int, b: Expr | int) -> Cond:
@@ -322,23 +345,31 @@ def eq(a: Expr | int, b: Expr | int) -> Cond:
         return d.value == 0
     if (d.lo is not None and d.lo > 0) or (d.hi is not None and d.hi < 0):
         return False
-    return f"{a} == {b}"
+    return Test.of(f"{a} == {b}", a.vars() | b.vars())
 
 
 def all_of(*conds: Cond) -> Cond:
     """``c1 && c2 && ...`` with the decided ones dropped (or deciding)."""
     if any(c is False for c in conds):
         return False
-    rest = [c for c in conds if c is not True]
-    return " && ".join(_group(c, "||") for c in rest) if rest else True  # type: ignore
+    rest = [c for c in conds if not isinstance(c, bool)]
+    if not rest:
+        return True
+    return Test.of(" && ".join(_group(c, "||") for c in rest), _names(rest))
 
 
 def any_of(*conds: Cond) -> Cond:
     """``c1 || c2 || ...``."""
     if any(c is True for c in conds):
         return True
-    rest = [c for c in conds if c is not False]
-    return " || ".join(_group(c, "&&") for c in rest) if rest else False  # type: ignore
+    rest = [c for c in conds if not isinstance(c, bool)]
+    if not rest:
+        return False
+    return Test.of(" || ".join(_group(c, "&&") for c in rest), _names(rest))
+
+
+def _names(conds: Iterable[Test]) -> frozenset[str]:
+    return frozenset().union(*(c.names for c in conds))
 
 
 def _group(c: str, other: str) -> str:
@@ -346,7 +377,12 @@ def _group(c: str, other: str) -> str:
 
 
 def cond_text(c: Cond) -> str:
-    return c if isinstance(c, str) else ("1" if c else "0")
+    return str(c) if isinstance(c, str) else ("1" if c else "0")
+
+
+def negate(c: Cond) -> Cond:
+    """``!(c)``."""
+    return (not c) if isinstance(c, bool) else Test.of(f"!({c})", c.names)
 
 
 # -- loops ----------------------------------------------------------------------------------
@@ -436,6 +472,57 @@ _TOKEN = re.compile(r"\d+|[A-Za-z_]\w*|[-+*/%()]")
 
 
 # -- statements ------------------------------------------------------------------------------
+class Scope:
+    """The locals of one block, each declared only if something written in the block reads
+    it (say so with :meth:`use`), so no declaration is left unread."""
+
+    def __init__(self) -> None:
+        self._defs: dict[str, tuple[Expr, str]] = {}
+        self._used: set[str] = set()
+
+    def let(self, name: str, e: Expr | int, ctype: str = "int") -> Expr:
+        """A local named ``name`` for ``e`` (a constant or a lone variable stays itself)."""
+        e = lift(e)
+        if isinstance(e, (Const, Var)):
+            return e
+        self._defs[name] = (e, ctype)
+        return Var(name, e.lo, e.hi)
+
+    def use(self, *xs: Expr | Cond | int | str) -> None:
+        self._used |= reads(*xs)
+
+
+    def decls(self) -> list[str]:
+        need = self._need()
+        return [f"const {ct} {name} = {e};" for name, (e, ct) in self._defs.items()
+                if name in need]
+
+    def close(self, body: list[str], names: Iterable[str] = ()) -> tuple[list[str], set[str]]:
+        """(the block: declarations, then ``body``, which reads ``names``; what the block
+        reads from outside)."""
+        self._used |= set(names)
+        need = self._need()
+        return self.decls() + list(body), need - set(self._defs)
+
+    def _need(self) -> set[str]:
+        need = set(self._used)
+        for name in reversed(list(self._defs)):
+            if name in need:
+                need |= self._defs[name][0].vars()
+        return need
+
+
+def reads(*xs: Expr | Cond | int | str) -> set[str]:
+    """The variables the expressions and conditions read."""
+    out: set[str] = set()
+    for x in xs:
+        if isinstance(x, Expr):
+            out |= x.vars()
+        elif isinstance(x, Test):
+            out |= x.names
+    return out
+
+
 def let(name: str, e: Expr | int, ctype: str = "int") -> tuple[list[str], Expr]:
     """(declaration, reference) of a local holding ``e``: none for a constant or a lone
     variable, which are used as they are."""
@@ -455,3 +542,16 @@ def guarded(cond: Cond, body: list[str], indent: str = "  ") -> list[str]:
     if len(body) == 1 and not body[0].startswith(("for ", "if ", "{", " ")):
         return [f"if ({cond}) {body[0]}"]
     return [f"if ({cond}) {{", *(indent + ln for ln in body), "}"]
+
+
+def if_else(cond: Cond, then: list[str], other: list[str], indent: str = "  ") -> list[str]:
+    """``if (cond) then else other``, or the one branch the ranges choose."""
+    if cond is True or (not isinstance(cond, bool) and not other):
+        return guarded(cond, then, indent)
+    if cond is False or not then:
+        return guarded(negate(cond), other, indent)
+    if len(then) == 1 and not then[0].startswith(("for ", "if ", "{", " ")):
+        head = [f"if ({cond}) {then[0]}", "else {"]
+    else:
+        head = [f"if ({cond}) {{", *(indent + ln for ln in then), "} else {"]
+    return [*head, *(indent + ln for ln in other), "}"]

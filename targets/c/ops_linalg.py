@@ -16,7 +16,7 @@ from targets.c.ops_elementwise import broadcast_strides
 
 
 def _conv_geometry(node: Node) -> dict[str, int]:
-    x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    x, w, y = node.x, node.w, node.outputs[0]
     assert x is not None and w is not None
     nsp = len(x.type.shape) - 2
     if nsp not in (1, 2):
@@ -163,7 +163,7 @@ def _depthwise_conv(ctx: LayerCtx, d: dict[str, int], bias: str | None) -> str:
 
 # -- Gemm -----------------------------------------------------------------------------------
 def gemm_scratch(node: Node) -> int:
-    a, b = node.inputs[0], node.inputs[1]
+    a, b = node.a, node.b
     assert a is not None and b is not None
     n = 0
     if node.attrs.get("transA") and a.data is None:

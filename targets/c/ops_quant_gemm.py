@@ -17,6 +17,8 @@ overflows where the interpreter's int64 would not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ir.graph import Node
@@ -30,7 +32,7 @@ from targets.c.emitter import (
     plus,
     strides_of,
 )
-from targets.c.expr import Const, Expr, Var, let, loop, nested
+from targets.c.expr import Const, Expr, Var, add, ge, guarded, let, lift, loop, minimum, nested
 from targets.c.ops_elementwise import broadcast_strides
 from targets.c.ops_quant_util import centred, clamp_bounds, int_table, mult_exprs, qparams, sgn
 
@@ -41,7 +43,7 @@ I32 = 2**31
 
 
 def _geometry(node: Node) -> dict[str, int]:
-    x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    x, w, y = node.x, node.w, node.outputs[0]
     assert x is not None and w is not None
     nsp = len(x.type.shape) - 2
     if nsp not in (1, 2):
@@ -159,35 +161,43 @@ def weight_tiles(ctx: LayerCtx, packed: np.ndarray, k2: int) -> tuple[str, bool]
     return ctx.weight(packed, "packed"), False
 
 
-def _tile_source(wp: str, k2: int, panel0: Expr | int, narrow: bool) -> list[str]:
-    """C lines binding ``wt`` to weight tile (panel0 + mt), widened to int16 if narrow."""
-    at = plus(wp, (panel0 + Var("mt")) * (k2 * 2 * MR))
+def _tile_source(wp: str, k2: int, tile: Expr, narrow: bool) -> list[str]:
+    """C lines binding ``wt`` to weight tile ``tile``, widened to int16 if narrow."""
+    at = plus(wp, tile * (k2 * 2 * MR))
     if not narrow:
-        return [f"  const int16_t *wt = {at};"]
-    return [f"  int16_t wt[{k2 * 2 * MR}] QNNC_ALIGNED(32);",
-            f"  qnnc_q8_widen(wt, {at}, 1, {k2 * 2 * MR}, 0, {k2 * 2 * MR});"]
+        return [f"const int16_t *wt = {at};"]
+    return [f"int16_t wt[{k2 * 2 * MR}] QNNC_ALIGNED(32);",
+            f"qnnc_q8_widen(wt, {at}, 1, {k2 * 2 * MR}, 0, {k2 * 2 * MR});"]
+
+
+def _tiles(ctx: LayerCtx, mt: int, body: Callable[[Expr], list[str]]) -> list[str]:
+    """``body(mt)`` for every MR-row weight tile (threaded if on): one loop, or none."""
+    head, t = loop("mt", mt)
+    if head is None:
+        return body(t)
+    return [*([ctx.omp().rstrip("\n")] if ctx.omp() else []), *nested([head], body(t))]
 
 
 def _tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str,
                panel0: Expr | int = 0, narrow: bool = False) -> list[str]:
     """The micro-kernel over every MR-row weight tile x 16-column panel of the packed chunk;
     ``store`` stores row r (channel m) of ``acc`` (cols valid columns, panel j)."""
-    return [
-        ctx.omp().rstrip("\n"),
-        f"for (int mt = 0; mt < {mt}; ++mt) {{",
-        *_tile_source(wp, k2, panel0, narrow),
-        "  for (int j = 0; j < np; ++j) {",
-        f"    int32_t acc[{MR * NR}];",
-        f"    qnnc_q8_tile({k2}, wt, bp + j * {k2 * 2 * NR}, acc);",
-        f"    const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
-        f"    for (int r = 0; r < {MR}; ++r) {{",
-        f"      const int m = mt * {MR} + r;",
-        f"      if (m >= {rows}) break;",
-        f"      {store}",
-        "    }",
-        "  }",
-        "}",
-    ]
+    def tile(t: Expr) -> list[str]:
+        m = t * MR + Var("r", 0, MR - 1)
+        return [
+            *_tile_source(wp, k2, lift(panel0) + t, narrow),
+            "for (int j = 0; j < np; ++j) {",
+            f"  int32_t acc[{MR * NR}];",
+            f"  qnnc_q8_tile({k2}, wt, bp + j * {k2 * 2 * NR}, acc);",
+            f"  const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
+            f"  for (int r = 0; r < {MR}; ++r) {{",
+            f"    const int m = {m};",
+            *("    " + ln for ln in guarded(ge(m, rows), ["break;"])),
+            f"    {store}",
+            "  }",
+            "}",
+        ]
+    return _tiles(ctx, mt, tile)
 
 
 def fusable(shift: np.ndarray) -> bool:
@@ -213,18 +223,22 @@ def _fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0
                      narrow: bool = False) -> list[str]:
     """The fused tile kernel over every tile of the chunk: tile (mt, j) stores channels
     ch0 + mt*MR .. (rows of the group) at y0 + (mt*MR) * ldy + j*16."""
-    return [
-        ctx.omp().rstrip("\n"),
-        f"for (int mt = 0; mt < {mt}; ++mt) {{",
-        *_tile_source(wp, k2, panel0, narrow),
-        f"  const int rr = {rows} - mt * {MR} < {MR} ? {rows} - mt * {MR} : {MR};",
-        "  for (int j = 0; j < np; ++j) {",
-        f"    const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
-        f"    qnnc_q8_tile_req({k2}, wt, bp + j * {k2 * 2 * NR}, &ep, {ch0 + Var('mt') * MR}, rr, "
-        f"cols, {y0} + (ptrdiff_t)mt * {MR * ldy} + j * {NR}, {ldy});",
-        "  }",
-        "}",
-    ]
+    def tile(t: Expr) -> list[str]:
+        left = rows - t * MR
+        rr = minimum(left, MR)
+        row0 = t * (MR * ldy) if t.value is not None else \
+            Var("(ptrdiff_t)mt", t.lo, t.hi) * (MR * ldy)
+        return [
+            *_tile_source(wp, k2, lift(panel0) + t, narrow),
+            *([] if rr.value is not None else [f"const int rr = {rr};"]),
+            "for (int j = 0; j < np; ++j) {",
+            f"  const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
+            f"  qnnc_q8_tile_req({k2}, wt, bp + j * {k2 * 2 * NR}, &ep, {ch0 + t * MR}, "
+            f"{rr if rr.value is not None else 'rr'}, cols, {y0} + {add(row0, Var('j') * NR)}, "
+            f"{ldy});",
+            "}",
+        ]
+    return _tiles(ctx, mt, tile)
 
 
 def _direct(d: dict[str, int]) -> bool:
@@ -487,7 +501,7 @@ def _channel_scale_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, b: np.
 
 # -- QLinear ----------------------------------------------------------------------------------
 def _linear_dims(node: Node) -> tuple[int, int, int]:
-    x, w = node.inputs[0], node.inputs[1]
+    x, w = node.x, node.w
     assert x is not None and w is not None
     n, k = w.type.shape
     return int(np.prod(x.type.shape[:-1])), n, k
@@ -565,7 +579,7 @@ def qlinear(ctx: LayerCtx) -> str:
 # -- QMatMul ----------------------------------------------------------------------------------
 def _matmul_dims(node: Node) -> tuple[int, int, int, tuple[int, ...], tuple[int, ...],
                                       tuple[int, ...]]:
-    a, b = node.inputs[0], node.inputs[1]
+    a, b = node.a, node.b
     assert a is not None and b is not None
     sa, sb = a.type.shape, b.type.shape
     a2 = sa if len(sa) >= 2 else (1,) + sa
