@@ -121,7 +121,8 @@ def compute_macs(st: Staged, zx: int, zw: Callable[[Expr], Expr], ext: dict[str,
 
 
 def compute_pool(st: Staged, zx: int, yct: str, ext: dict[str, Expr],
-                 counts: tuple[Callable[[Expr, Expr], Expr], str] | None) -> list[str]:
+                 counts: tuple[Callable[[Expr, Expr], Expr], Callable[[Expr], str]] | None,
+                 ) -> list[str]:
     """Pooling tile into the level-1 output region: max, or requantised window sums."""
     g = geometry(st)
     o = {d: st.nest.origin(1, d, st.nest.inside) for d in range(5)}
@@ -151,8 +152,8 @@ def compute_pool(st: Staged, zx: int, yct: str, ext: dict[str, Expr],
     else:
         assert counts is not None
         cnt = counts[0](oh, ow)
-        init, value = "int64_t s = 0;", counts[1]
-        extra = [f"const int cnt = {cnt};"]
+        init, value = "int64_t s = 0;", counts[1](Var("cnt"))
+        extra = [] if cnt.value is not None else [f"const int cnt = {cnt};"]
         used |= reads(cnt)
     body, _ = sc.close([init, *window, *extra, f"{dest} = {value};"], used | reads(dest))
     return nested([h for h, _ in loops], body, scoped=True)

@@ -120,18 +120,24 @@ def body(st: Staged) -> str:
             ch_, cw_ = _axis_counts(st)
             uniq = np.unique(np.outer(ch_, cw_))
             pm0, psh = pool_multipliers(x.type, y.type, uniq, node.op)
-            top = int(uniq.max())
-            tab_m0 = np.zeros(top + 1, np.int64)
-            tab_n = np.zeros(top + 1, np.int64)
-            tab_m0[uniq] = pm0
-            tab_n[uniq] = psh + qmath.M0_BITS
-            tables += [_tables("st_ch", np.asarray(ch_), "int32_t"),
-                       _tables("st_cw", np.asarray(cw_), "int32_t"),
-                       _tables("st_m0", tab_m0, "int32_t"), _tables("st_n", tab_n, "int8_t")]
             lo, hi = qmath.qrange(y.type.dtype)
             zy = int(y.type.quant.zero_point[0])
-            counts = (lambda oh, ow: at("st_ch", oh) * at("st_cw", ow),
-                      f"({yct})qnnc_requant(s, st_m0[cnt], st_n[cnt], {zy}, {lo}, {hi})")
+            if len(uniq) == 1:  # every window holds as many taps: one multiplier
+                counts = (lambda oh, ow: Const(int(uniq[0])),
+                          lambda cnt: f"({yct})qnnc_requant(s, {int(pm0[0])}, "
+                                      f"{int(psh[0]) + qmath.M0_BITS}, {zy}, {lo}, {hi})")
+            else:
+                top = int(uniq.max())
+                tab_m0 = np.zeros(top + 1, np.int64)
+                tab_n = np.zeros(top + 1, np.int64)
+                tab_m0[uniq] = pm0
+                tab_n[uniq] = psh + qmath.M0_BITS
+                tables += [_tables("st_ch", np.asarray(ch_), "int32_t"),
+                           _tables("st_cw", np.asarray(cw_), "int32_t"),
+                           _tables("st_m0", tab_m0, "int32_t"), _tables("st_n", tab_n, "int8_t")]
+                counts = (lambda oh, ow: at("st_ch", oh) * at("st_cw", ow),
+                          lambda cnt: f"({yct})qnnc_requant(s, {at('st_m0', cnt)}, "
+                                      f"{at('st_n', cnt)}, {zy}, {lo}, {hi})")
         compute = compute_pool(st, zx, yct, ext, counts)
         ops = p.ops_per_output
     else:
