@@ -30,8 +30,9 @@ from ir.errors import UnsupportedModelError
 from ir.graph import Node
 from ir.ops.registry import get_op
 from ir.types import DType, TensorType
-from targets.c.expr import Expr, Var, add, lift, loop
+from targets.c.expr import Expr, Var, add, lift
 from targets.c.names import c_comment
+from targets.c.stmt import loop
 from targets.c.wrap import comment_block, table_rows
 
 C_TYPES: dict[DType, str] = {

@@ -4,9 +4,9 @@ Offsets in generated C combine loop indices, tile origins and shape constants. P
 together as text, a tile of one row leaves ``bn*64 + 0`` behind and a convolution without
 padding ``kh * 1 - 0``. Built from these objects with Python's operators instead, constants
 fold, zero terms and unit factors vanish, like terms merge, and every expression knows the
-range its value can take (from the trip counts of its loops), so a bounds check that cannot
-fail is not written either (:func:`lt` and friends answer True or False when the ranges
-decide). ``//`` and ``%`` mean C's ``/`` and ``%``: they truncate toward zero.
+range its value can take (from the trip counts of its loops), so that targets/c/cond.py can
+decide the bounds checks that cannot fail. ``//`` and ``%`` mean C's ``/`` and ``%``: they
+truncate toward zero.
 
 Ranges are intervals: sound for any values of the variables within theirs, never tighter.
 """
@@ -15,21 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-
-
-class Test(str):
-    """A C condition that remembers the variables it reads."""
-
-    names: frozenset[str] = frozenset()
-
-    @staticmethod
-    def of(text: str, names: frozenset[str]) -> Test:
-        t = Test(text)
-        t.names = names
-        return t
-
-
-Cond = bool | Test  # a C condition, or its value when the ranges decide it
 
 
 class Expr:
@@ -305,112 +290,6 @@ def mod(a: Expr | int, k: int) -> Expr:
     return Mod(a, k)
 
 
-def minimum(a: Expr | int, b: Expr | int) -> Expr:
-    """``a < b ? a : b``, or whichever the ranges prove is the smaller."""
-    a, b = lift(a), lift(b)
-    c = lt(b, a)
-    if c is True:
-        return b
-    if c is False:
-        return a
-    lo = None if a.lo is None or b.lo is None else min(a.lo, b.lo)
-    hi = a.hi if b.hi is None else (b.hi if a.hi is None else min(a.hi, b.hi))
-    return Var(f"({a} < {b} ? {a} : {b})", lo, hi)
-
-
-# -- conditions -----------------------------------------------------------------------------
-def lt(a: Expr | int, b: Expr | int) -> Cond:
-    """``a < b``: True or False when the ranges decide it, else its C text."""
-    a, b = lift(a), lift(b)
-    d = a - b
-    if d.hi is not None and d.hi < 0:
-        return True
-    if d.lo is not None and d.lo >= 0:
-        return False
-    return Test.of(f"{a} < {b}", a.vars() | b.vars())
-
-
-def ge(a: Expr | int, b: Expr | int) -> Cond:
-    """``a >= b``."""
-    c = lt(a, b)
-    a, b = lift(a), lift(b)
-    return (not c) if isinstance(c, bool) else Test.of(f"{a} >= {b}", a.vars() | b.vars())
-
-
-def eq(a: Expr | int, b: Expr | int) -> Cond:
-    """``a == b``."""
-    a, b = lift(a), lift(b)
-    d = a - b
-    if d.value is not None:
-        return d.value == 0
-    if (d.lo is not None and d.lo > 0) or (d.hi is not None and d.hi < 0):
-        return False
-    return Test.of(f"{a} == {b}", a.vars() | b.vars())
-
-
-def all_of(*conds: Cond) -> Cond:
-    """``c1 && c2 && ...`` with the decided ones dropped (or deciding)."""
-    if any(c is False for c in conds):
-        return False
-    rest = [c for c in conds if not isinstance(c, bool)]
-    if not rest:
-        return True
-    return Test.of(" && ".join(_group(c, "||") for c in rest), _names(rest))
-
-
-def any_of(*conds: Cond) -> Cond:
-    """``c1 || c2 || ...``."""
-    if any(c is True for c in conds):
-        return True
-    rest = [c for c in conds if not isinstance(c, bool)]
-    if not rest:
-        return False
-    return Test.of(" || ".join(_group(c, "&&") for c in rest), _names(rest))
-
-
-def _names(conds: Iterable[Test]) -> frozenset[str]:
-    return frozenset().union(*(c.names for c in conds))
-
-
-def _group(c: str, other: str) -> str:
-    return f"({c})" if other in c else c
-
-
-def cond_text(c: Cond) -> str:
-    return str(c) if isinstance(c, str) else ("1" if c else "0")
-
-
-def negate(c: Cond) -> Cond:
-    """``!(c)``."""
-    return (not c) if isinstance(c, bool) else Test.of(f"!({c})", c.names)
-
-
-# -- loops ----------------------------------------------------------------------------------
-def loop(var: str, trips: Expr | int, step: int = 1) -> tuple[str | None, Expr]:
-    """(the ``for`` header, or None for a loop that runs once, and the index expression: the
-    variable, or 0 where there is no loop)."""
-    t = lift(trips)
-    if t.hi is not None and t.hi <= step:
-        return None, Const(0)
-    inc = f"++{var}" if step == 1 else f"{var} += {step}"
-    hi = None if t.hi is None else (t.hi - 1) // step * step
-    return f"for (int {var} = 0; {var} < {t}; {inc})", Var(var, 0, hi)
-
-
-def nested(headers: Iterable[str | None], body: list[str], indent: str = "  ",
-           scoped: bool = False) -> list[str]:
-    """``body`` inside the loops whose headers are given (None: no loop), stacked the usual
-    way: one brace pair around the innermost body. Without any loop the body stands alone,
-    in a block of its own when ``scoped`` (it declares names a sibling may declare too)."""
-    heads = [h for h in headers if h is not None]
-    if not heads:
-        return ["{", *(indent + ln for ln in body), "}"] if scoped else list(body)
-    if len(body) == 1 and not body[0].startswith(("for ", "if ", "{", " ")) and \
-            len(heads[-1]) + len(body[0]) < 100:
-        return [*heads[:-1], f"{heads[-1]} {body[0]}"]
-    return [*heads[:-1], heads[-1] + " {", *(indent + ln for ln in body), "}"]
-
-
 # -- index formulas written as text elsewhere -------------------------------------------------
 def parse(text: str, env: dict[str, Expr | int]) -> Expr:
     """The expression of an integer formula given as C text (``((a)*4 + (b)/32)*8``, as
@@ -469,89 +348,3 @@ def parse(text: str, env: dict[str, Expr | int]) -> Expr:
 
 
 _TOKEN = re.compile(r"\d+|[A-Za-z_]\w*|[-+*/%()]")
-
-
-# -- statements ------------------------------------------------------------------------------
-class Scope:
-    """The locals of one block, each declared only if something written in the block reads
-    it (say so with :meth:`use`), so no declaration is left unread."""
-
-    def __init__(self) -> None:
-        self._defs: dict[str, tuple[Expr, str]] = {}
-        self._used: set[str] = set()
-
-    def let(self, name: str, e: Expr | int, ctype: str = "int") -> Expr:
-        """A local named ``name`` for ``e`` (a constant or a lone variable stays itself)."""
-        e = lift(e)
-        if isinstance(e, (Const, Var)):
-            return e
-        self._defs[name] = (e, ctype)
-        return Var(name, e.lo, e.hi)
-
-    def use(self, *xs: Expr | Cond | int | str) -> None:
-        self._used |= reads(*xs)
-
-
-    def decls(self) -> list[str]:
-        need = self._need()
-        return [f"const {ct} {name} = {e};" for name, (e, ct) in self._defs.items()
-                if name in need]
-
-    def close(self, body: list[str], names: Iterable[str] = ()) -> tuple[list[str], set[str]]:
-        """(the block: declarations, then ``body``, which reads ``names``; what the block
-        reads from outside)."""
-        self._used |= set(names)
-        need = self._need()
-        return self.decls() + list(body), need - set(self._defs)
-
-    def _need(self) -> set[str]:
-        need = set(self._used)
-        for name in reversed(list(self._defs)):
-            if name in need:
-                need |= self._defs[name][0].vars()
-        return need
-
-
-def reads(*xs: Expr | Cond | int | str) -> set[str]:
-    """The variables the expressions and conditions read."""
-    out: set[str] = set()
-    for x in xs:
-        if isinstance(x, Expr):
-            out |= x.vars()
-        elif isinstance(x, Test):
-            out |= x.names
-    return out
-
-
-def let(name: str, e: Expr | int, ctype: str = "int") -> tuple[list[str], Expr]:
-    """(declaration, reference) of a local holding ``e``: none for a constant or a lone
-    variable, which are used as they are."""
-    e = lift(e)
-    if isinstance(e, (Const, Var)):
-        return [], e
-    return [f"const {ctype} {name} = {e};"], Var(name, e.lo, e.hi)
-
-
-def guarded(cond: Cond, body: list[str], indent: str = "  ") -> list[str]:
-    """``body`` under ``if (cond)``: as it is when the condition always holds, nothing when
-    it never does."""
-    if cond is True:
-        return list(body)
-    if cond is False:
-        return []
-    if len(body) == 1 and not body[0].startswith(("for ", "if ", "{", " ")):
-        return [f"if ({cond}) {body[0]}"]
-    return [f"if ({cond}) {{", *(indent + ln for ln in body), "}"]
-
-
-def if_else(cond: Cond, then: list[str], other: list[str], indent: str = "  ") -> list[str]:
-    """``if (cond) then else other``, or the one branch the ranges choose."""
-    if cond is True or (not isinstance(cond, bool) and not other):
-        return guarded(cond, then, indent)
-    if cond is False or not then:
-        return guarded(negate(cond), other, indent)
-    if len(then) == 1 and not then[0].startswith(("for ", "if ", "{", " ")):
-        head = [f"if ({cond}) {then[0]}", "else {"]
-    else:
-        head = [f"if ({cond}) {{", *(indent + ln for ln in then), "} else {"]
-    return [*head, *(indent + ln for ln in other), "}"]

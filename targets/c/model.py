@@ -1,9 +1,10 @@
 """Whole-graph C generation: model.c, model.h and the weights (weights.c, or a blob).
 
-model.c holds one ``static void`` function per node (see emitter.py), the static arena, and
-``qnnc_run``, which calls the layers in order with pointers into the arena, the caller's
-input/output buffers, or the weights. model.h declares ``qnnc_run`` and ``qnnc_model_info``
-(names, shapes, dtypes of the inputs and outputs, arena and weight bytes).
+model.c holds one ``static void`` function per node (see emitter.py; a view, which moves
+nothing, has none), the static arena, and ``qnnc_run``, which calls the layers in order with
+pointers into the arena or the caller's input/output buffers; the weights are globals the
+layers name themselves. model.h declares ``qnnc_run`` and ``qnnc_model_info`` (names,
+shapes, dtypes of the inputs and outputs, arena and weight bytes).
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ import numpy as np
 
 from ir.graph import Node
 from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
-from targets.c.expr import Var, loop, nested
+from targets.c.expr import Var
 from targets.c.ops_elementwise import broadcast_strides
+from targets.c.stmt import loop, nested
 
 
 def _conv_geometry(node: Node) -> dict[str, int]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from targets.c.emitter import LayerCtx, emits, plus, strides_of
-from targets.c.expr import Var, loop, nested
+from targets.c.expr import Var
 from targets.c.ops_elementwise import broadcast_strides
+from targets.c.stmt import loop, nested
 
 
 @emits("BatchNormalization", inplace=True)

@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from targets.c.cond import Cond, all_of, ge, lt
 from targets.c.emitter import LayerCtx, emits, plus
-from targets.c.expr import Cond, Expr, all_of, ge, guarded, let, loop, lt, nested
+from targets.c.expr import Expr
+from targets.c.stmt import guarded, let, loop, nested
 
 
 def _window(ctx: LayerCtx) -> dict[str, int]:

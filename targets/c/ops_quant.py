@@ -31,9 +31,10 @@ from targets.c.emitter import (
     plus,
     strides_of,
 )
-from targets.c.expr import Const, Expr, Var, add, loop, nested
+from targets.c.expr import Const, Expr, Var, add
 from targets.c.ops_elementwise import broadcast_strides, collapse
 from targets.c.ops_quant_util import centred, clamp_bounds, int_table, qparams, sgn
+from targets.c.stmt import loop, nested
 
 # model.c must include the integer kernels. The renderer's header list belongs to the
 # framework; until it names qnnc_int8.h itself, the INT8 emitters add it on import.

@@ -24,6 +24,7 @@ import numpy as np
 from ir.graph import Node
 from ir.ops.qcommon import conv_multipliers, product_multiplier
 from ir.types import DType, TensorType
+from targets.c.cond import ge, minimum
 from targets.c.emitter import (
     LayerCtx,
     emits,
@@ -32,9 +33,10 @@ from targets.c.emitter import (
     plus,
     strides_of,
 )
-from targets.c.expr import Const, Expr, Var, add, ge, guarded, let, lift, loop, minimum, nested
+from targets.c.expr import Const, Expr, Var, add, lift
 from targets.c.ops_elementwise import broadcast_strides
 from targets.c.ops_quant_util import centred, clamp_bounds, int_table, mult_exprs, qparams, sgn
+from targets.c.stmt import guarded, let, loop, nested
 
 MR, NR = 6, 16  # the micro-kernel tile of csrc/qnnc_int8.h (QNNC_Q8_MR, QNNC_Q8_NR)
 GEMV_MR = 4  # the matrix x vector kernel's rows per tile (QNNC_Q8_GEMV_MR)

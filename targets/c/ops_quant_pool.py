@@ -13,9 +13,10 @@ import numpy as np
 from ir import qmath
 from ir.ops.qcommon import pool_multipliers
 from ir.ops.qpool import _out_sizes, window_counts
+from targets.c.cond import all_of, ge, lt
 from targets.c.emitter import LayerCtx, emits, plus
-from targets.c.expr import all_of, ge, guarded, let, loop, lt, nested
 from targets.c.ops_quant_util import centred, int_table, qparams
+from targets.c.stmt import guarded, let, loop, nested
 
 
 @emits("QAveragePool")

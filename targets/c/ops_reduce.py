@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
-from targets.c.expr import Expr, loop, nested
+from targets.c.expr import Expr
+from targets.c.stmt import loop, nested
 
 # (initial value, accumulate step over v, final expression of acc and the count n)
 _REDUCE: dict[str, tuple[str, str, str]] = {

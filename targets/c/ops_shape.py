@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ir.ops.resize import _source, _taps
+from targets.c.cond import all_of, cond_text, ge
 from targets.c.emitter import (
     LayerCtx,
     c_table,
@@ -21,8 +22,9 @@ from targets.c.emitter import (
     plus,
     strides_of,
 )
-from targets.c.expr import Expr, Var, add, all_of, cond_text, ge, loop, nested
+from targets.c.expr import Expr, Var, add
 from targets.c.ops_elementwise import broadcast_strides
+from targets.c.stmt import loop, nested
 
 
 @emits("Reshape", "Identity")

@@ -6,21 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ir.graph import Node, Value
+from targets.c.cond import all_of, ge, lt
 from targets.c.emitter import Bound, LayerCtx, c_type, emitter_for, plus
-from targets.c.expr import (
-    Const,
-    Expr,
-    Scope,
-    Var,
-    all_of,
-    at,
-    ge,
-    guarded,
-    loop,
-    lt,
-    nested,
-    reads,
-)
+from targets.c.expr import Const, Expr, Var, at
+from targets.c.stmt import Scope, guarded, loop, nested, reads
 from targets.staged.layer import Geo, Staged, geometry
 from targets.staged.tiles import slot_of, w_box, x_box
 from targets.staged.visits import acc_idx, o_box

@@ -18,8 +18,9 @@ from ir.graph import Value
 from ir.ops.qcommon import conv_multipliers, pool_multipliers, product_multiplier
 from ir.ops.qpool import window_counts
 from targets.c.emitter import c_type
-from targets.c.expr import Const, Expr, Var, at, guarded, reads
+from targets.c.expr import Const, Expr, Var, at
 from targets.c.ops_quant_util import int_table
+from targets.c.stmt import guarded, reads
 from targets.c.wrap import comment_block
 from targets.staged.compute import (
     any_work,

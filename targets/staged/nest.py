@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from targets.c.expr import Cond, Const, Expr, Var, add, all_of, eq, loop
+from targets.c.cond import Cond, all_of, eq
+from targets.c.expr import Const, Expr, Var, add
+from targets.c.stmt import loop
 from targets.cost import Schedule
 from targets.tiling.problem import DIMS, C, Problem, cdiv
 

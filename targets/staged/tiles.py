@@ -4,21 +4,10 @@ tensor 0; a stride wider than the kernel gives a strided box of only the rows th
 
 from __future__ import annotations
 
+from targets.c.cond import all_of, any_of, cond_text, ge, lt
 from targets.c.emitter import plus
-from targets.c.expr import (
-    Expr,
-    Scope,
-    all_of,
-    any_of,
-    at,
-    cond_text,
-    ge,
-    if_else,
-    let,
-    loop,
-    lt,
-    nested,
-)
+from targets.c.expr import Expr, at
+from targets.c.stmt import Scope, if_else, let, loop, nested
 from targets.cost import staged_buffer
 from targets.staged.layer import Staged, clamped, geometry
 from targets.tiling.problem import OH, OW, C, M, N, groups_touched, pad

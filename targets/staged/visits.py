@@ -6,20 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from targets.c.expr import (
-    Cond,
-    Expr,
-    Scope,
-    Var,
-    all_of,
-    at,
-    if_else,
-    let,
-    loop,
-    lt,
-    negate,
-    nested,
-)
+from targets.c.cond import Cond, all_of, lt, negate
+from targets.c.expr import Expr, Var, at
+from targets.c.stmt import Scope, if_else, let, loop, nested
 from targets.staged.layer import Staged
 from targets.staged.tiles import staged_levels
 from targets.tiling.problem import OH, OW, M, N, pad

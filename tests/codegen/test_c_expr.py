@@ -9,27 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from targets.c.expr import (
-    Const,
-    Expr,
-    Mod,
-    Prod,
-    Scope,
-    Sum,
-    Var,
-    add,
-    all_of,
-    any_of,
-    at,
-    eq,
-    ge,
-    if_else,
-    loop,
-    lt,
-    minimum,
-    nested,
-    parse,
-)
+from targets.c.cond import all_of, any_of, eq, ge, lt, minimum
+from targets.c.expr import Const, Expr, Mod, Prod, Sum, Var, add, at, parse
+from targets.c.stmt import Scope, if_else, loop, nested
 from targets.c.wrap import comment_block, table_rows, wrap_line
 
 
