@@ -43,6 +43,8 @@ def any_work(ext: dict[str, Expr]) -> object:
 
 
 Block = tuple[list[str], set[str]]  # statements, and the variables they read
+#: an average pool's divisor: (the taps of output (oh, ow), the requantised sum given them)
+Counts = tuple[Callable[[Expr, Expr], Expr], Callable[[Expr], str]]
 
 
 def _window(g: Geo, oh: Expr, ow: Expr,
@@ -110,8 +112,7 @@ def compute_macs(st: Staged, zx: int, zw: Callable[[Expr], Expr], ext: dict[str,
 
 
 def compute_pool(st: Staged, zx: int, yct: str, ext: dict[str, Expr],
-                 counts: tuple[Callable[[Expr, Expr], Expr], Callable[[Expr], str]] | None,
-                 ) -> list[str]:
+                 counts: Counts | None) -> list[str]:
     """Pooling tile into the level-1 output region: max, or requantised window sums."""
     g = geometry(st)
     o = {d: st.nest.origin(1, d, st.nest.inside) for d in range(5)}

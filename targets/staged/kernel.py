@@ -23,6 +23,7 @@ from targets.c.ops_quant_util import int_table
 from targets.c.stmt import guarded, reads
 from targets.c.wrap import comment_block
 from targets.staged.compute import (
+    Counts,
     any_work,
     compute_eltwise,
     compute_macs,
@@ -32,7 +33,7 @@ from targets.staged.compute import (
 from targets.staged.layer import Staged
 from targets.staged.nest import render
 from targets.staged.tiles import gen_inputs, gen_weights
-from targets.staged.visits import Walk, acc_idx, gen_outputs
+from targets.staged.visits import Final, Walk, acc_idx, gen_outputs
 from targets.tiling.problem import C
 
 I32 = 2**31
@@ -50,97 +51,31 @@ def _tables(name: str, values: np.ndarray, ctype: str) -> str:
     return int_table(name, ctype, [int(v) for v in values.reshape(-1)])
 
 
-def _per_channel(name: str, values: np.ndarray, ctype: str,
-                 tables: list[str]) -> tuple[int | None, str]:
-    """(the value, when every channel has the same one; else None and a table is added)."""
+def _per_channel(name: str, values: np.ndarray, ctype: str, tables: list[str]) -> int | None:
+    """The value when every channel has the same one; else None, and ``name`` joins the
+    layer's tables."""
     flat = values.reshape(-1)
     if np.all(flat == flat[0]):
-        return int(flat[0]), name
+        return int(flat[0])
     tables.append(_tables(name, flat, ctype))
-    return None, name
+    return None
 
 
 def body(st: Staged) -> str:
-    node, p = st.node, st.prob
+    node = st.node
     x, y = node.inputs[0], node.outputs[0]  # x or a, whatever the op calls it
     assert x is not None
-    xct, yct = c_type(x.type.dtype), c_type(y.type.dtype)
+    yct = c_type(y.type.dtype)
     tables: list[str] = []
-    gen_inputs(st, xct)
+    gen_inputs(st, c_type(x.type.dtype))
     ext_lines, ext = valid_extents(st)
-
-    def final(w: Walk) -> Var:  # for kinds without accumulators, never asked
-        return Var("0")
-
+    final: Final = _no_final
     if st.kind in ("conv", "dwconv", "linear", "matmul"):
-        w = node.b if node.op == "QMatMul" else node.w
-        assert w is not None and x.type.quant is not None and w.type.quant is not None
-        assert y.type.quant is not None
-        wct = c_type(w.type.dtype)
-        wl = str(node.attrs.get("weight_layout", ""))
-        if wl and w.data is not None:
-            wsrc = st.ctx.weight(layouts.pack(wl, w.data), "w_" + wl.split(":")[0].lower())
-        else:
-            wsrc = st.ctx.i("b" if node.op == "QMatMul" else "w")
-        gen_weights(st, wct, wsrc)
-        zx = int(x.type.quant.zero_point[0])
-        if st.kind == "matmul":
-            m0, shift = product_multiplier(x.type, w.type, y.type, "QMatMul")
-        else:
-            m0, shift = conv_multipliers(x.type, w.type, y.type, node.op)
-        m0c, _ = _per_channel("st_m0", m0, "int32_t", tables)
-        nc, _ = _per_channel("st_n", shift + qmath.M0_BITS, "int8_t", tables)
-        zwc, _ = _per_channel("st_zw", np.asarray(w.type.quant.zero_point, np.int64),
-                              "int32_t", tables)
-
-        def zw(m: Expr) -> Expr:
-            return Const(zwc) if zwc is not None else at("st_zw", m)
-
-        bias = st.ctx.i("b") if node.op != "QMatMul" and node.b is not None else None
-        lo, hi = _clamp_range(st)
-        zy = int(y.type.quant.zero_point[0])
-        _check_bounds(st, w, zx)
-
-        def final(w: Walk) -> Var:  # noqa: F811
-            m = w.pos[1]
-            acc = at("acc1", acc_idx(st, w.rel), cast="int64_t")
-            total = acc + at(bias, m, cast="int64_t") if bias else acc
-            m0e = Const(m0c) if m0c is not None else at("st_m0", m)
-            ne = Const(nc) if nc is not None else at("st_n", m)
-            return Var(f"qnnc_requant({total}, {m0e}, {ne}, {zy}, {lo}, {hi})",
-                       reads=frozenset(reads(total, m0e, ne)))
-
-        compute = compute_macs(st, zx, zw, ext, wct)
-        ops = p.kernel[0] * p.kernel[1]
+        compute, final = _product(st, ext, tables)
+        ops = st.prob.kernel[0] * st.prob.kernel[1]
     elif st.kind == "pool":
-        counts = None
-        zx = 0
-        if node.op in ("QAveragePool", "QGlobalAveragePool"):
-            assert x.type.quant is not None and y.type.quant is not None
-            zx = int(x.type.quant.zero_point[0])
-            ch_, cw_ = _axis_counts(st)
-            uniq = np.unique(np.outer(ch_, cw_))
-            pm0, psh = pool_multipliers(x.type, y.type, uniq, node.op)
-            lo, hi = qmath.qrange(y.type.dtype)
-            zy = int(y.type.quant.zero_point[0])
-            if len(uniq) == 1:  # every window holds as many taps: one multiplier
-                counts = (lambda oh, ow: Const(int(uniq[0])),
-                          lambda cnt: f"({yct})qnnc_requant(s, {int(pm0[0])}, "
-                                      f"{int(psh[0]) + qmath.M0_BITS}, {zy}, {lo}, {hi})")
-            else:
-                top = int(uniq.max())
-                tab_m0 = np.zeros(top + 1, np.int64)
-                tab_n = np.zeros(top + 1, np.int64)
-                tab_m0[uniq] = pm0
-                tab_n[uniq] = psh + qmath.M0_BITS
-                tables += [_tables("st_ch", np.asarray(ch_), "int32_t"),
-                           _tables("st_cw", np.asarray(cw_), "int32_t"),
-                           _tables("st_m0", tab_m0, "int32_t"), _tables("st_n", tab_n, "int8_t")]
-                counts = (lambda oh, ow: at("st_ch", oh) * at("st_cw", ow),
-                          lambda cnt: f"({yct})qnnc_requant(s, {at('st_m0', cnt)}, "
-                                      f"{at('st_n', cnt)}, {zy}, {lo}, {hi})")
-        compute = compute_pool(st, zx, yct, ext, counts)
-        ops = p.ops_per_output
+        compute = compute_pool(st, _zero_point(x), yct, ext, _pool_counts(st, yct, tables))
+        ops = st.prob.ops_per_output
     else:
         compute = compute_eltwise(st, yct)
         ops = 1
@@ -150,6 +85,87 @@ def body(st: Staged) -> str:
     head = comment_block([f"staged for {st.prof.name}: tiles {list(st.sched.tiles)} orders "
                           f"{[''.join('nmhwc'[d] for d in o) for o in st.sched.orders]}"])
     return "\n".join([head, *tables, *st.decl, *nest])
+
+
+def _no_final(w: Walk) -> Var:
+    raise AssertionError("a layer without accumulators has no final value to compute")
+
+
+def _zero_point(v: Value) -> int:
+    return int(v.type.quant.zero_point[0]) if v.type.quant is not None else 0
+
+
+def _product(st: Staged, ext: dict[str, Expr], tables: list[str]) -> tuple[list[str], Final]:
+    """The compute of a convolution or matrix product tile, and the requantisation of its
+    finished accumulators."""
+    node = st.node
+    x, w, y = (node.a, node.b, node.outputs[0]) if node.op == "QMatMul" else \
+        (node.x, node.w, node.outputs[0])
+    assert x.type.quant is not None and w.type.quant is not None and y.type.quant is not None
+    wct = c_type(w.type.dtype)
+    wl = str(node.attrs.get("weight_layout", ""))
+    if wl and w.data is not None:
+        wsrc = st.ctx.weight(layouts.pack(wl, w.data), "w_" + wl.split(":")[0].lower())
+    else:
+        wsrc = st.ctx.i("b" if node.op == "QMatMul" else "w")
+    gen_weights(st, wct, wsrc)
+    zx = _zero_point(x)
+    if st.kind == "matmul":
+        m0, shift = product_multiplier(x.type, w.type, y.type, "QMatMul")
+    else:
+        m0, shift = conv_multipliers(x.type, w.type, y.type, node.op)
+    m0c = _per_channel("st_m0", m0, "int32_t", tables)
+    nc = _per_channel("st_n", shift + qmath.M0_BITS, "int8_t", tables)
+    zwc = _per_channel("st_zw", np.asarray(w.type.quant.zero_point, np.int64), "int32_t",
+                       tables)
+    bias = st.ctx.i("b") if node.op != "QMatMul" and node.b is not None else None
+    lo, hi = _clamp_range(st)
+    zy = _zero_point(y)
+    _check_bounds(st, w, zx)
+
+    def zw(m: Expr) -> Expr:
+        return Const(zwc) if zwc is not None else at("st_zw", m)
+
+    def final(walk: Walk) -> Var:
+        m = walk.pos[1]
+        acc = at("acc1", acc_idx(st, walk.rel), cast="int64_t")
+        total = acc + at(bias, m, cast="int64_t") if bias else acc
+        m0e = Const(m0c) if m0c is not None else at("st_m0", m)
+        ne = Const(nc) if nc is not None else at("st_n", m)
+        return Var(f"qnnc_requant({total}, {m0e}, {ne}, {zy}, {lo}, {hi})",
+                   reads=frozenset(reads(total, m0e, ne)))
+
+    return compute_macs(st, zx, zw, ext, wct), final
+
+
+def _pool_counts(st: Staged, yct: str, tables: list[str]) -> Counts | None:
+    """How an average pool divides: the taps of output (oh, ow) and the requantisation of a
+    window sum by them; None for a max pool."""
+    node = st.node
+    if node.op not in ("QAveragePool", "QGlobalAveragePool"):
+        return None
+    x, y = node.x, node.outputs[0]
+    assert x.type.quant is not None and y.type.quant is not None
+    ch_, cw_ = _axis_counts(st)
+    uniq = np.unique(np.outer(ch_, cw_))
+    pm0, psh = pool_multipliers(x.type, y.type, uniq, node.op)
+    lo, hi = qmath.qrange(y.type.dtype)
+    zy = _zero_point(y)
+    if len(uniq) == 1:  # every window holds as many taps: one multiplier
+        return (lambda oh, ow: Const(int(uniq[0])),
+                lambda cnt: f"({yct})qnnc_requant(s, {int(pm0[0])}, "
+                            f"{int(psh[0]) + qmath.M0_BITS}, {zy}, {lo}, {hi})")
+    top = int(uniq.max())
+    tab_m0 = np.zeros(top + 1, np.int64)
+    tab_n = np.zeros(top + 1, np.int64)
+    tab_m0[uniq] = pm0
+    tab_n[uniq] = psh + qmath.M0_BITS
+    tables += [_tables("st_ch", np.asarray(ch_), "int32_t"),
+               _tables("st_cw", np.asarray(cw_), "int32_t"),
+               _tables("st_m0", tab_m0, "int32_t"), _tables("st_n", tab_n, "int8_t")]
+    return (lambda oh, ow: at("st_ch", oh) * at("st_cw", ow),
+            lambda cnt: f"({yct})qnnc_requant(s, {at('st_m0', cnt)}, {at('st_n', cnt)}, "
+                        f"{zy}, {lo}, {hi})")
 
 
 def _count_macs(st: Staged, ext: dict[str, Expr], ops: int) -> str:
