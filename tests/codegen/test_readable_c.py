@@ -184,6 +184,10 @@ def test_parameters_carry_the_values_names(built: dict) -> None:
     assert sig is not None
     params = re.findall(r"\*\s*(?:QNNC_RESTRICT\s+)?(\w+)(?:,|$)", sig.group(1))
     assert params == ["x", "y", "scratch"], sig.group(1)  # the weights are globals, not here
+    # the host kernel packs the weight and folds the bias: neither is emitted as it was
+    assert not re.search(r"\bw_[wb]\b", src)
+    staged = (built[("fused", "ascend910b")] / "model.c").read_text()
+    assert re.search(r"\bw_b\[", staged)  # the staged kernel adds the bias as it is
 
 
 def test_parameters_named_like_locals_or_macros_still_compute(tmp_path: Path) -> None:
