@@ -69,7 +69,7 @@ def conv(ctx: LayerCtx) -> str:
         d = _conv_geometry(ctx.node)
     except ValueError:
         raise ctx.fail("only 1-D and 2-D convolutions have a C emitter") from None
-    bias = ctx.i(2) if ctx.has(2) else None
+    bias = ctx.i("b") if ctx.has("b") else None
     if _depthwise(d):
         return _depthwise_conv(ctx, d, bias)
     P, K = d["OH"] * d["OW"], d["Cg"] * d["KH"] * d["KW"]
@@ -89,7 +89,7 @@ def conv(ctx: LayerCtx) -> str:
         body.append("const float *col = xg;")
     else:
         body += _im2col(d, ctx.renderer.omp_for())
-    body.append(f"qnnc_sgemm({d['Mg']}, {P}, {K}, {ctx.i(1)} + {g * (d['Mg'] * K)}, {K}, col, "
+    body.append(f"qnnc_sgemm({d['Mg']}, {P}, {K}, {ctx.i('w')} + {g * (d['Mg'] * K)}, {K}, col, "
                 f"{P}, yg, {P}, {ctx.renderer.threads});")
     return "\n".join([
         f"/* im2col + GEMM per image and group: Y_g[{d['Mg']} x {P}] = "
@@ -137,7 +137,7 @@ def _depthwise_conv(ctx: LayerCtx, d: dict[str, int], bias: str | None) -> str:
     plane = (n * d["C"] + c)
     body = [
         f"const float *xc = {ctx.i(0)} + {plane * (d['H'] * d['W'])};",
-        f"const float *wc = {ctx.i(1)} + c * {khw};",
+        f"const float *wc = {ctx.i('w')} + c * {khw};",
         f"float *yc = {ctx.o(0)} + {plane * (d['OH'] * d['OW'])};",
         f"const float b = {init};",
         f"for (int oh = 0; oh < {d['OH']}; ++oh) {{",
@@ -204,8 +204,8 @@ def gemm(ctx: LayerCtx) -> str:
         code, B = _transposed(ctx, 1, off)
         lines += code
     alpha, beta = ctx.a["alpha"], ctx.a["beta"]
-    cs = broadcast_strides(ctx.it(2).shape, (M, N)) if ctx.has(2) else []
-    c = ctx.i(2) if ctx.has(2) else ""
+    cs = broadcast_strides(ctx.it("c").shape, (M, N)) if ctx.has("c") else []
+    c = ctx.i("c") if ctx.has("c") else ""
     y = ctx.o(0)
 
     def cexpr(idx: list) -> str:

@@ -34,7 +34,7 @@ def batchnorm(ctx: LayerCtx) -> str:
     return ctx.omp(collapse=len(loops)) * bool(loops) + "\n".join(nested(loops, body))
 
 
-def _trailing(ctx: LayerCtx, k: int, axis: int) -> None:
+def _trailing(ctx: LayerCtx, k: str, axis: int) -> None:
     """Check that input ``k`` varies only over the normalised trailing axes, contiguously."""
     shape = ctx.ot(0).shape
     st = broadcast_strides(ctx.it(k).shape, shape)
@@ -52,11 +52,11 @@ def layernorm(ctx: LayerCtx) -> str:
         raise ctx.fail("LayerNormalization with statistics outputs has no C emitter")
     shape, axis = ctx.ot(0).shape, ctx.a["axis"]
     outer, inner = int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))
-    _trailing(ctx, 1, axis)
+    _trailing(ctx, "scale", axis)
     bias = ""
-    if ctx.has(2):
-        _trailing(ctx, 2, axis)
-        bias = f" + {ctx.i(2)}[j]"
+    if ctx.has("bias"):
+        _trailing(ctx, "bias", axis)
+        bias = f" + {ctx.i('bias')}[j]"
     hr, r = loop("r", outer)
     return ctx.omp() * (hr is not None) + "\n".join(nested([hr], [
         f"const {ct} *x = {plus(ctx.i(0), r * inner)};",
@@ -67,7 +67,7 @@ def layernorm(ctx: LayerCtx) -> str:
         f"for (int j = 0; j < {inner}; ++j) {{ const double d = x[j] - mean; sq += d * d; }}",
         f"const {ct} inv = ({ct})(1.0 / sqrt(sq / {inner} + {float(ctx.a['epsilon'])!r}));",
         f"const {ct} m = ({ct})mean;",
-        f"for (int j = 0; j < {inner}; ++j) y[j] = (x[j] - m) * inv * {ctx.i(1)}[j]{bias};",
+        f"for (int j = 0; j < {inner}; ++j) y[j] = (x[j] - m) * inv * {ctx.i('scale')}[j]{bias};",
     ]))
 
 

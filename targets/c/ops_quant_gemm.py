@@ -119,10 +119,10 @@ def pack_weights(w: np.ndarray, k2: int, mr: int = MR) -> np.ndarray:
 
 def _centred_weight(ctx: LayerCtx, rows: int) -> np.ndarray:
     """w - zw as int64 [rows, K] (the weight must be a compile-time constant)."""
-    w = ctx.const(1)
+    w = ctx.const("w")
     if w is None:
         raise ctx.fail("the weight must be a compile-time constant")
-    q = qparams(ctx.it(1))
+    q = qparams(ctx.it("w"))
     zw = np.asarray(q.zero_point, dtype=np.int64)
     wc = w.astype(np.int64).reshape(rows, -1) - (zw.reshape(-1, 1) if zw.size > 1 else zw[0])
     if np.abs(wc).max(initial=0) > 32767:
@@ -133,8 +133,8 @@ def _centred_weight(ctx: LayerCtx, rows: int) -> np.ndarray:
 def _folded_bias(ctx: LayerCtx, wc: np.ndarray, zx: int, xmax: int) -> np.ndarray:
     """b - zx * sum_k (w - zw): the zero point's share, subtracted once. Raises unless every
     int32 sum in the kernel (raw x times w, and the true accumulator) provably fits."""
-    b = ctx.const(2) if ctx.has(2) else np.zeros(wc.shape[0], dtype=np.int64)
-    if ctx.has(2) and b is None:
+    b = ctx.const("b") if ctx.has("b") else np.zeros(wc.shape[0], dtype=np.int64)
+    if ctx.has("b") and b is None:
         raise ctx.fail("the bias must be a compile-time constant")
     assert b is not None
     bias = b.astype(np.int64) - zx * wc.sum(axis=1)
@@ -315,7 +315,7 @@ def qconv(ctx: LayerCtx) -> str:
         raise ctx.fail(str(e)) from None
     xq, yq = qparams(ctx.it(0)), qparams(ctx.ot(0))
     zx, zy = int(xq.zero_point[0]), int(yq.zero_point[0])
-    m0, shift = conv_multipliers(ctx.it(0), ctx.it(1), ctx.ot(0))
+    m0, shift = conv_multipliers(ctx.it("x"), ctx.it("w"), ctx.ot(0))
     lo, hi = clamp_bounds(ctx)
     wc = _centred_weight(ctx, d["M"])
     sx, sy = sgn(ctx.it(0)), sgn(ctx.ot(0))
@@ -373,7 +373,7 @@ def qconv(ctx: LayerCtx) -> str:
 
 def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.ndarray,
                     shift: np.ndarray, zx: int, zy: int, lo: int, hi: int) -> str:
-    b = ctx.const(2) if ctx.has(2) else np.zeros(d["M"], dtype=np.int64)
+    b = ctx.const("b") if ctx.has("b") else np.zeros(d["M"], dtype=np.int64)
     if b is None:
         raise ctx.fail("the bias must be a compile-time constant")
     khw = d["KH"] * d["KW"]
@@ -524,7 +524,7 @@ def qlinear(ctx: LayerCtx) -> str:
     rows, n, k = _linear_dims(ctx.node)
     xq, yq = qparams(ctx.it(0)), qparams(ctx.ot(0))
     zx, zy = int(xq.zero_point[0]), int(yq.zero_point[0])
-    m0, shift = conv_multipliers(ctx.it(0), ctx.it(1), ctx.ot(0), "QLinear")
+    m0, shift = conv_multipliers(ctx.it("x"), ctx.it("w"), ctx.ot(0), "QLinear")
     lo, hi = clamp_bounds(ctx)
     wc = _centred_weight(ctx, n)
     bias = _folded_bias(ctx, wc, zx, _xrange(ctx.it(0)))

@@ -126,7 +126,7 @@ def _pad_index(i: int, before: int, after: int, d: int, mode: str) -> int:
 
 @emits("Pad")
 def pad(ctx: LayerCtx) -> str:
-    if ctx.has(1):
+    if ctx.has("value"):
         raise ctx.fail("Pad with a run-time pad value has no C emitter")
     x, y = ctx.it(0).shape, ctx.ot(0).shape
     r, mode, pads = len(x), ctx.a["mode"], ctx.a["pads"]
