@@ -87,6 +87,20 @@ def _chunk(k2: int, cols: int) -> int:
     return min(fit, -(-cols // NR) * NR)
 
 
+def _paren(text: str) -> str:
+    return text if text.isidentifier() else f"({text})"
+
+
+def _chunks(total: int, size: int, body: Callable[[Expr], list[str]]) -> list[str]:
+    """``body(p0)`` for every chunk of ``size`` of ``total`` columns, with ``nc`` (columns in
+    the chunk) and ``np`` (16-column panels) declared: one loop, or none for one chunk."""
+    head, p0 = loop("p0", total, size)
+    if head is None:
+        return [f"const int nc = {total}, np = {-(-total // NR)};", *body(p0)]
+    return nested([head], [f"const int nc = {total} - p0 < {size} ? {total} - p0 : {size};",
+                           f"const int np = (nc + {NR - 1}) / {NR};", *body(p0)])
+
+
 def _gemm_scratch(k2: int, nc: int) -> int:
     return (k2 * 2 * nc + 2 * nc) * 2
 
@@ -270,25 +284,26 @@ def gather_offsets(d: dict[str, int]) -> np.ndarray | None:
     return np.stack(rows).astype(np.int16)
 
 
-def _conv_rows(d: dict[str, int], sx: int, zx: int, gather: str | None = None) -> list[str]:
+def _conv_rows(d: dict[str, int], sx: int, zx: int, p0: Expr,
+               gather: str | None = None) -> list[str]:
     """C statements packing rows k = 2*kp and 2*kp + 1 of B (the chunk's columns p0 ..
     p0+nc-1) into panel slot kp: straight from the input planes for a direct convolution,
     else through two byte rows of im2col (padding holds zx, which the folded bias cancels),
     copied in row segments or, with ``gather`` (the name of gather_offsets' table), byte by
     byte through the table."""
-    k, hw, khw = d["K"], d["H"] * d["W"], d["KH"] * d["KW"]
+    k, hw, khw, positions = d["K"], d["H"] * d["W"], d["KH"] * d["KW"], d["P"]
     pack = f"qnnc_q8_pack_pair(bp + kp * {2 * NR}, {{a}}, 2 * kp + 1 < {k} ? {{b}} : NULL, " \
         f"{sx}, nc, 0, {d['K2'] * 2 * NR});"
     if _direct(d):
-        return [pack.format(a=f"xg + (ptrdiff_t)(2 * kp) * {hw} + p0",
-                            b=f"xg + (ptrdiff_t)(2 * kp + 1) * {hw} + p0")]
+        return [pack.format(a=plus(f"xg + (ptrdiff_t)(2 * kp) * {hw}", p0),
+                            b=plus(f"xg + (ptrdiff_t)(2 * kp + 1) * {hw}", p0))]
     if gather is not None:
         return [
             "for (int e = 0; e < 2; ++e) {",
             "  const int k = 2 * kp + e;",
             f"  if (k >= {k}) break;",
             f"  const uint8_t *xc = (const uint8_t *)(xg + (k / {khw}) * {hw});",
-            f"  const int16_t *o = {gather} + (k % {khw}) * {d['P']} + p0;",
+            f"  const int16_t *o = {plus(f'{gather} + (k % {khw}) * {positions}', p0)};",
             "  uint8_t *r = e ? rb : ra;",
             f"  for (int j = 0; j < nc; ++j) r[j] = o[j] >= 0 ? xc[o[j]] : {zx & 0xFF};",
             "}",
@@ -299,7 +314,7 @@ def _conv_rows(d: dict[str, int], sx: int, zx: int, gather: str | None = None) -
         "  const int k = 2 * kp + e;",
         f"  if (k >= {k}) break;",
         f"  const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, kw = k % {d['KW']};",
-        f"  qnnc_q8_im2row8(e ? rb : ra, (const uint8_t *)(xg + c * {hw}), p0, nc, {d['H']}, "
+        f"  qnnc_q8_im2row8(e ? rb : ra, (const uint8_t *)(xg + c * {hw}), {p0}, nc, {d['H']}, "
         f"{d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, {Var('kh') * d['DH'] - d['PT']}, "
         f"{Var('kw') * d['DW'] - d['PL']}, {zx & 0xFF});",
         "}",
@@ -334,31 +349,33 @@ def qconv(ctx: LayerCtx) -> str:
     nc = _chunk(k2, d["P"])
     hw, p = d["H"] * d["W"], d["P"]
     yct = ctx.ctype(ctx.ot(0))
-    store = " ".join([*oc_decl, f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[{oc}], {m0e}, {ne}, "
-                      f"{zy}, {lo}, {hi}, yg + m * {p} + p0 + j * {NR}, 1, {sy});"])
     offsets = None if _direct(d) else gather_offsets(d)
     gather = None if offsets is None else ctx.weight(offsets.reshape(-1), "im2col")
+
+    def chunk(p0: Expr) -> list[str]:
+        at = Var("m") * p + p0 + Var("j") * NR
+        store = " ".join([*oc_decl, f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[{oc}], {m0e}, "
+                          f"{ne}, {zy}, {lo}, {hi}, yg + {at}, 1, {sy});"])
+        if fusable(shift):
+            tiles = _fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=g * d["Mg"],
+                                     y0=_paren(plus("yg", p0)), ldy=p, panel0=g * mt,
+                                     narrow=narrow)
+        else:
+            tiles = _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
+                               panel0=g * mt, narrow=narrow)
+        return [f"for (int kp = 0; kp < {k2}; ++kp) {{",
+                *("  " + ln for ln in _conv_rows(d, sx, zx, p0, gather)),
+                "}", *tiles]
+
     if fusable(shift):
-        tiles = _fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=g * d["Mg"],
-                                 y0="(yg + p0)", ldy=p, panel0=g * mt, narrow=narrow)
         decl = fused_epilogue(bq, m0, shift, zy, lo, hi, sy)
-    else:
-        tiles = _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
-                           panel0=g * mt, narrow=narrow)
     rows = [] if _direct(d) else [
         f"uint8_t *ra = (uint8_t *)(bp + {k2 * 2 * nc}), *rb = ra + {nc};"]
     body = [
         f"const {ctx.ctype(ctx.it(0))} *xg = "
         f"{plus(ctx.i(0), (n * d['C'] + g * d['Cg']) * hw)};",
         f"{yct} *yg = {plus(ctx.o(0), (n * d['M'] + g * d['Mg']) * p)};",
-        f"for (int p0 = 0; p0 < {p}; p0 += {nc}) {{",
-        f"  const int nc = {p} - p0 < {nc} ? {p} - p0 : {nc};",
-        f"  const int np = (nc + {NR - 1}) / {NR};",
-        f"  for (int kp = 0; kp < {k2}; ++kp) {{",
-        *("    " + ln for ln in _conv_rows(d, sx, zx, gather)),
-        "  }",
-        *("  " + ln for ln in tiles if ln),
-        "}",
+        *_chunks(p, nc, chunk),
     ]
     lines = [
         f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions, "
@@ -393,8 +410,9 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
     fill = []
     for ph in range(sw):  # padded column j = iw + PL goes to plane j % SW, column j / SW
         i0 = (ph - d["PL"]) % sw
+        step = "++iw" if sw == 1 else f"iw += {sw}"
         fill.append(f"for (int iw = {i0}, q = {(i0 + d['PL']) // sw}; iw < {cols}; "
-                    f"iw += {sw}, ++q) dr[{ph * hp * wq + Var('q')}] = "
+                    f"{step}, ++q) dr[{ph * hp * wq + Var('q')}] = "
                     f"(int16_t)({centred('xr[iw]', zx)});")
     hn, n = loop("n", d["N"])
     hc, c = loop("c", d["C"])
@@ -479,18 +497,20 @@ def _channel_scale_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, b: np.
     decl, m0e, ne = mult_exprs(m0, shift, "c")
     p, xt = d["P"], ctx.ctype(ctx.it(0))
     hn, n = loop("n", d["N"])
+    hp0, p0 = loop("p0", p, PW_CHUNK)
+    count = "len" if hp0 else str(p)
     plane = (Var("(ptrdiff_t)n", n.lo, n.hi) if n.value is None else n) * d["C"] + Var("c")
     channel = [
         f"const {xt} *xc = {plus(ctx.i(0), plane * p)};",
         f"{ctx.ctype(ctx.ot(0))} *yc = {plus(ctx.o(0), plane * p)};",
         f"const int32_t wv = {wname}[c];",
-        f"for (int p0 = 0; p0 < {p}; p0 += {PW_CHUNK}) {{",
-        f"  const int len = {p} - p0 < {PW_CHUNK} ? {p} - p0 : {PW_CHUNK};",
-        f"  int32_t acc[{PW_CHUNK}];",
-        "  for (int i = 0; i < len; ++i) acc[i] = (int32_t)xc[p0 + i] * wv;",
-        f"  qnnc_q8_store(acc, len, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, yc + p0, 1, "
-        f"{sgn(ctx.ot(0))});",
-        "}",
+        *nested([hp0], [
+            *([f"const int len = {p} - p0 < {PW_CHUNK} ? {p} - p0 : {PW_CHUNK};"] if hp0 else []),
+            f"int32_t acc[{min(p, PW_CHUNK)}];",
+            f"for (int i = 0; i < {count}; ++i) acc[i] = (int32_t)xc[{p0 + Var('i')}] * wv;",
+            f"qnnc_q8_store(acc, {count}, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+            f"{plus('yc', p0)}, 1, {sgn(ctx.ot(0))});",
+        ]),
     ]
     omp = ctx.omp(collapse=2 if hn else 1).rstrip("\n")
     return "\n".join(ln for ln in [
@@ -560,20 +580,23 @@ def qlinear(ctx: LayerCtx) -> str:
     mt = -(-n // MR)
     wp, narrow = weight_tiles(ctx, pack_weights(wc, k2), k2)
     nc = _chunk(k2, rows)
-    store = (f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
-             f"{ctx.o(0)} + (ptrdiff_t)(p0 + j * {NR}) * {n} + m, {n}, {sgn(ctx.ot(0))});")
+    x, y = ctx.i(0), ctx.o(0)
+
+    def chunk(p0: Expr) -> list[str]:
+        row0 = Var("(ptrdiff_t)p0", p0.lo, p0.hi) if p0.value is None else p0
+        col = Var(f"(ptrdiff_t)({p0 + Var('j') * NR})") if p0.value is None else \
+            Var("(ptrdiff_t)j") * NR
+        store = (f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+                 f"{plus(y, col * n + Var('m'))}, {n}, {sgn(ctx.ot(0))});")
+        return [f"qnnc_q8_pack_cols(bp, {plus(x, row0 * k)}, {sgn(ctx.it(0))}, nc, {k}, {k}, 0, "
+                f"{k2 * 2 * NR});",
+                *_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store, narrow=narrow)]
+
     lines = [
         f"/* int8 GEMM: {n} weight rows x {rows} input rows, K = {k} */",
         *decl,
         "int16_t *bp = (int16_t *)scratch;",
-        f"for (int p0 = 0; p0 < {rows}; p0 += {nc}) {{",
-        f"  const int nc = {rows} - p0 < {nc} ? {rows} - p0 : {nc};",
-        f"  const int np = (nc + {NR - 1}) / {NR};",
-        f"  qnnc_q8_pack_cols(bp, {ctx.i(0)} + (ptrdiff_t)p0 * {k}, {sgn(ctx.it(0))}, nc, {k}, "
-        f"{k}, 0, {k2 * 2 * NR});",
-        *("  " + ln for ln in _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store,
-                                         narrow=narrow) if ln),
-        "}",
+        *_chunks(rows, nc, chunk),
     ]
     return "\n".join(ln for ln in lines if ln)
 
@@ -613,16 +636,30 @@ def qmatmul(ctx: LayerCtx) -> str:
     strb = [s * k * n for s in broadcast_strides(b2[:-2], batch)] if batch else []
     stro = [s * m * n for s in strides_of(batch)]
     sa, sb = sgn(ctx.it(0)), sgn(ctx.it(1))
-    store = (f"qnnc_q8_store(acc + r * {NR}, cols, 0, {int(m0[0])}, {31 + int(shift[0])}, "
-             f"{zy}, {lo}, {hi}, y + (ptrdiff_t)m * {n} + p0 + j * {NR}, 1, {sgn(ctx.ot(0))});")
     ep: list[str] = []
     if fusable(shift):
         ep = fused_epilogue(ctx.weight(np.zeros(m, dtype=np.int32), "zero_bias"), m0, shift,
                             zy, lo, hi, sgn(ctx.ot(0)))
-        tiles = _fused_tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, ch0=Const(0),
-                                 y0="(y + p0)", ldy=n)
-    else:
-        tiles = _tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store)
+
+    def chunk(p0: Expr) -> list[str]:
+        at = Var("(ptrdiff_t)m") * n + p0 + Var("j") * NR
+        store = (f"qnnc_q8_store(acc + r * {NR}, cols, 0, {int(m0[0])}, {31 + int(shift[0])}, "
+                 f"{zy}, {lo}, {hi}, y + {at}, 1, {sgn(ctx.ot(0))});")
+        if fusable(shift):
+            tiles = _fused_tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, ch0=Const(0),
+                                     y0=_paren(plus("y", p0)), ldy=n)
+        else:
+            tiles = _tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store)
+        first, second = (plus(f"b + (ptrdiff_t)({row}) * {n}", p0)
+                         for row in ("2 * kp", "2 * kp + 1"))
+        return [f"for (int kp = 0; kp < {k2}; ++kp)",
+                f"  qnnc_q8_pack_pair(bp + kp * {2 * NR}, {first}, 2 * kp + 1 < {k} ? {second} "
+                f": NULL, {sb}, nc, {zb}, {k2 * 2 * NR});",
+                *tiles]
+
+    ht, t = loop("t", mt)
+    pack_a = nested([ht], [f"qnnc_q8_pack_a({plus('ap', t * (k2 * 2 * MR))}, a, {sa}, "
+                           f"{t * MR}, {m}, {k}, {k}, {za});"])
     x0, x1, y = ctx.i(0), ctx.i(1), ctx.o(0)
     ta, tb, ty = ctx.ctype(ctx.it(0)), ctx.ctype(ctx.it(1)), ctx.ctype(ctx.ot(0))
 
@@ -632,17 +669,8 @@ def qmatmul(ctx: LayerCtx) -> str:
             f"const {ta} *a = {plus(x0, offset_expr(idx, stra))};",
             f"const {tb} *b = {plus(x1, offset_expr(idx, strb))};",
             f"{ty} *y = {plus(y, offset_expr(idx, stro))};",
-            f"for (int t = 0; t < {mt}; ++t) qnnc_q8_pack_a(ap + t * {k2 * 2 * MR}, a, {sa}, "
-            f"t * {MR}, {m}, {k}, {k}, {za});",
-            f"for (int p0 = 0; p0 < {n}; p0 += {nc}) {{",
-            f"  const int nc = {n} - p0 < {nc} ? {n} - p0 : {nc};",
-            f"  const int np = (nc + {NR - 1}) / {NR};",
-            f"  for (int kp = 0; kp < {k2}; ++kp)",
-            f"    qnnc_q8_pack_pair(bp + kp * {2 * NR}, b + (ptrdiff_t)(2 * kp) * {n} + p0, "
-            f"2 * kp + 1 < {k} ? b + (ptrdiff_t)(2 * kp + 1) * {n} + p0 : NULL, {sb}, nc, "
-            f"{zb}, {k2 * 2 * NR});",
-            *("  " + ln for ln in tiles if ln),
-            "}",
+            *pack_a,
+            *_chunks(n, nc, chunk),
         ])
 
     head = [f"/* int8 GEMM of two run-time operands: [{m} x {k}] x [{k} x {n}] */",
