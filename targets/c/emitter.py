@@ -7,10 +7,12 @@ Every IR op kind has ONE emitter, registered by op name::
         return ctx.loop_all(f"{ctx.o(0)}[i] = ...;")
 
 An emitter returns the body of one ``static void`` C function; the framework writes the
-signature (one pointer parameter per input ``in0, in1, ...``, per output ``out0, ...`` and a
-``scratch`` pointer when the emitter asked for one), the comment naming the source node, and
-the call in ``qnnc_run``. Shapes and strides are Python ints written into the C as literals, so
-the C compiler sees compile-time constants and specialises every loop.
+signature, the comment naming the model nodes it computes, and the call in ``qnnc_run``. The
+emitter names an operand by asking for it (``ctx.i(k)``, ``ctx.o(k)``): a constant input is the
+weight array's global name, anything else becomes a pointer parameter named after its value
+(plus a ``scratch`` pointer when the emitter asked for one). What nobody asked for is neither
+a parameter nor, for a constant, a weight. Shapes and strides are Python ints written into the
+C as literals, so the C compiler sees compile-time constants and specialises every loop.
 
 Targets differ by a :class:`Renderer` subclass (a few class attributes and small methods),
 not by copies of the emitters; the INT8 emitters register into the same table.
@@ -20,14 +22,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ir.errors import UnsupportedModelError
 from ir.graph import Node
+from ir.ops.registry import get_op
 from ir.types import DType, TensorType
+from targets.c.expr import Expr, Var, add, lift
 from targets.c.names import c_comment
+from targets.c.stmt import loop
+from targets.c.wrap import comment_block, table_rows
 
 C_TYPES: dict[DType, str] = {
     DType.f32: "float", DType.f64: "double",
@@ -149,33 +155,65 @@ class WeightTable:
         return sum(a.nbytes for _, a in self.arrays)
 
 
+class Operands(Protocol):
+    """How a layer's body refers to the node's inputs and outputs; asking is using."""
+
+    def input(self, k: int) -> str: ...
+
+    def output(self, k: int) -> str: ...
+
+
+@dataclass
+class Bound:
+    """Operands bound to fixed C expressions (a body inlined into another function's)."""
+
+    inputs: Sequence[str]
+    outputs: Sequence[str]
+    asked: set[int] = field(default_factory=set)  # the inputs the body reads
+
+    def input(self, k: int) -> str:
+        self.asked.add(k)
+        return self.inputs[k]
+
+    def output(self, k: int) -> str:
+        return self.outputs[k]
+
+
 @dataclass
 class LayerCtx:
-    """What an emitter sees of one node: types, parameter names, attributes, helpers."""
+    """What an emitter sees of one node: types, operand names, attributes, helpers."""
 
     node: Node
     renderer: Renderer
     weights: WeightTable
+    operands: Operands
     inplace: bool = False
     same_storage: Callable[[int, int], bool] = lambda i, o: False
 
     # -- names and types ----------------------------------------------------------------
-    def i(self, k: int) -> str:
-        return f"in{k}"
+    def _index(self, k: int | str) -> int:
+        """Input position of operand ``k``: a position, or a name the op declares."""
+        return k if isinstance(k, int) else get_op(self.node.op).operand_index(k)
+
+    def i(self, k: int | str) -> str:
+        """The C name of input ``k`` (which this marks as used)."""
+        return self.operands.input(self._index(k))
 
     def o(self, k: int = 0) -> str:
-        return f"out{k}"
+        """The C name of output ``k`` (which this marks as used)."""
+        return self.operands.output(k)
 
-    def it(self, k: int) -> TensorType:
-        v = self.node.inputs[k]
+    def it(self, k: int | str) -> TensorType:
+        v = self.node.inputs[self._index(k)]
         assert v is not None
         return v.type
 
     def ot(self, k: int = 0) -> TensorType:
         return self.node.outputs[k].type
 
-    def has(self, k: int) -> bool:
-        return len(self.node.inputs) > k and self.node.inputs[k] is not None
+    def has(self, k: int | str) -> bool:
+        j = self._index(k)
+        return len(self.node.inputs) > j and self.node.inputs[j] is not None
 
     def ctype(self, t: TensorType) -> str:
         return c_type(t.dtype, self.node)
@@ -184,9 +222,9 @@ class LayerCtx:
     def a(self) -> dict[str, Any]:
         return self.node.attrs
 
-    def const(self, k: int) -> np.ndarray | None:
+    def const(self, k: int | str) -> np.ndarray | None:
         """Input ``k``'s data if it is a compile-time constant."""
-        v = self.node.inputs[k] if self.has(k) else None
+        v = self.node.inputs[self._index(k)] if self.has(k) else None
         return None if v is None else v.data
 
     def weight(self, array: np.ndarray, hint: str) -> str:
@@ -234,6 +272,20 @@ def float_lit(x: float, dt: DType = DType.f32) -> str:
     return s + ("f" if dt is DType.f32 else "")
 
 
+#: width of a table's rows inside a function body (which may sit a few blocks deep)
+TABLE_WIDTH = 100
+
+
+def c_table(name: str, ctype: str, values: Sequence[object]) -> str:
+    """``static const ctype name[n] = {...};`` on one line if it is short, else in rows."""
+    vals = [str(v) for v in values] or ["0"]
+    head = f"static const {ctype} {name}[{len(vals)}] = {{"
+    one = f"{head}{', '.join(vals)}}};"
+    if len(one) <= TABLE_WIDTH:
+        return one
+    return "\n".join([head, *table_rows(vals, "    ", TABLE_WIDTH), "};"])
+
+
 def strides_of(shape: Sequence[int]) -> list[int]:
     out, acc = [0] * len(shape), 1
     for k in range(len(shape) - 1, -1, -1):
@@ -242,47 +294,79 @@ def strides_of(shape: Sequence[int]) -> list[int]:
     return out
 
 
-def offset(idx: Sequence[str], strides: Sequence[int]) -> str:
-    """``i0*12 + i1*4 + i2`` with zero strides and unit factors simplified."""
-    terms = [v if s == 1 else f"{v}*{s}" for v, s in zip(idx, strides) if s != 0]
-    return " + ".join(terms) or "0"
+def offset(idx: Sequence[str | Expr], strides: Sequence[int], base: int = 0) -> str:
+    """``i0 * 12 + i1 * 4 + i2``, simplified (zero strides and indices, unit factors)."""
+    return str(offset_expr(idx, strides, base))
 
 
-def nested_loops(shape: Sequence[int], body: str, var: str = "i", omp: str = "") -> str:
-    """Nested for-loops over ``shape`` with indices ``i0, i1, ...`` around ``body``."""
-    lines, ind = [], ""
+def offset_expr(idx: Sequence[str | Expr], strides: Sequence[int], base: int = 0) -> Expr:
+    return add(base, *(_index(v) * st for v, st in zip(idx, strides)))
+
+
+def plus(ptr: str, off: Expr | int) -> str:
+    """``ptr + off``, or ``ptr`` itself where the offset is 0."""
+    e = lift(off)
+    return ptr if e.value == 0 else f"{ptr} + {e}"
+
+
+def _index(v: str | Expr) -> Expr:
+    return Var(v) if isinstance(v, str) else lift(v)
+
+
+def nested_loops(shape: Sequence[int], body: Callable[[list[Expr]], str], var: str = "i",
+                 omp: str = "", names: Sequence[str] = ()) -> str:
+    """Loops over ``shape`` with indices ``i0, i1, ...`` (or ``names``) around
+    ``body(indices)``; an axis of one element has no loop, its index is 0 (so ``body`` must
+    build its offsets from the index expressions it is given)."""
+    heads, idx = [], []
     for k, n in enumerate(shape):
+        h, e = loop(names[k] if names else f"{var}{k}", n)
+        heads.append(h)
+        idx.append(e)
+    lines, ind = [], ""
+    open_ = [h for h in heads if h is not None]
+    for k, h in enumerate(open_):
         if k == 0 and omp:
             lines.append(omp.rstrip("\n"))
-        lines.append(f"{ind}for (int {var}{k} = 0; {var}{k} < {n}; ++{var}{k}) {{")
+        lines.append(f"{ind}{h} {{")
         ind += "    "
-    for ln in body.splitlines():
-        lines.append(ind + ln)
-    for _ in shape:
+    text = body(idx)
+    if not open_:
+        return text
+    lines += [ind + ln for ln in text.splitlines()]
+    for _ in open_:
         ind = ind[4:]
         lines.append(ind + "}")
     return "\n".join(lines)
 
 
-def layer_comment(node: Node) -> str:
-    """The comment above a layer function: node name, op, shapes, attributes, qparams."""
+def layer_comment(node: Node, indent: str = "") -> str:
+    """The comment above a layer function: the op and the model nodes it computes, shapes,
+    quantisation and attributes; names pass through c_comment, lines fit the width."""
     def tdesc(t: TensorType | None) -> str:
         if t is None:
             return "-"
         s = f"{t.dtype.value}{list(t.shape)}"
-        if t.quant is not None:
-            s += f" q(scale={list(t.quant.scale)[:4]}, zp={list(t.quant.zero_point)[:4]})"
+        q = t.quant
+        if q is not None:
+            zps = sorted({int(z) for z in q.zero_point})
+            zp = str(zps[0]) if len(zps) == 1 else f"{len(q.zero_point)} zero points"
+            scale = f"scale {float(q.scale[0]):.6g}" if len(q.scale) == 1 else \
+                f"{len(q.scale)} scales"
+            s += f" q({scale}, zp {zp})"
         return s
 
-    ins = ", ".join(tdesc(v.type if v is not None else None) for v in node.inputs)
-    outs = ", ".join(tdesc(v.type) for v in node.outputs)
+    head = f"{node.op} {c_comment(repr(node.name))}"
+    if node.origin() != ((node.op, node.name),):
+        head += ": " + " + ".join(f"{c_comment(op)} {c_comment(name)}"
+                                  for op, name in node.origin())
+    lines = [head, "in:  " + ", ".join(tdesc(v.type if v is not None else None)
+                                       for v in node.inputs),
+             "out: " + ", ".join(tdesc(v.type) for v in node.outputs)]
     attrs = ", ".join(f"{k}={_short(v)}" for k, v in node.attrs.items())
-    lines = [
-        f"node {node.name!r}: {node.op}",
-        f"in:  {ins}",
-        f"out: {outs}",
-    ] + ([f"attrs: {attrs}"] if attrs else [])
-    return "/* " + "\n * ".join(c_comment(ln) for ln in lines) + " */"
+    if attrs:
+        lines.append(c_comment("attrs: " + attrs, 2000))
+    return comment_block(lines, indent)
 
 
 def _short(v: Any) -> str:

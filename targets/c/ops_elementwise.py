@@ -108,10 +108,9 @@ def _int_range(dt: DType) -> tuple[int, int]:
 @emits(*UNARY, "Gelu", inplace=True)
 def unary(ctx: LayerCtx) -> str:
     ct = ctx.ctype(ctx.ot(0))
-    n = ctx.ot(0).size
-    return (f"{ctx.omp()}for (int i = 0; i < {n}; ++i) {{\n"
-            f"    const {ct} x = {ctx.i(0)}[i];\n"
-            f"    {ctx.o(0)}[i] = {unary_expr(ctx)};\n}}")
+    x, y, expr = ctx.i(0), ctx.o(0), unary_expr(ctx)
+    return nested_loops([ctx.ot(0).size], lambda i: f"const {ct} x = {x}[{i[0]}];\n"
+                        f"{y}[{i[0]}] = {expr};", var="i", omp=ctx.omp())
 
 
 # -- binary ---------------------------------------------------------------------------------
@@ -169,10 +168,8 @@ def binary(ctx: LayerCtx) -> str:
     dims, (sa, sb, so) = collapse(to.shape, [broadcast_strides(ta.shape, to.shape),
                                              broadcast_strides(tb.shape, to.shape),
                                              strides_of(to.shape)])
-    idx = [f"i{k}" for k in range(len(dims))]
-    body = (f"const {cin} a = {ctx.i(0)}[{offset(idx, sa)}];\n"
-            f"const {ctx.ctype(tb)} b = {ctx.i(1)}[{offset(idx, sb)}];\n"
-            f"{ctx.o(0)}[{offset(idx, so)}] = ({cout})({expr});")
-    if not dims:
-        return "{\n" + "\n".join("    " + ln for ln in body.splitlines()) + "\n}"
-    return nested_loops(dims, body, omp=ctx.omp())
+    x0, x1, y, cb = ctx.i(0), ctx.i(1), ctx.o(0), ctx.ctype(tb)
+    return nested_loops(dims, lambda idx: (f"const {cin} a = {x0}[{offset(idx, sa)}];\n"
+                                           f"const {cb} b = {x1}[{offset(idx, sb)}];\n"
+                                           f"{y}[{offset(idx, so)}] = ({cout})({expr});"),
+                        omp=ctx.omp())

@@ -11,11 +11,13 @@ import numpy as np
 
 from ir.graph import Node
 from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
+from targets.c.expr import Var
 from targets.c.ops_elementwise import broadcast_strides
+from targets.c.stmt import loop, nested
 
 
 def _conv_geometry(node: Node) -> dict[str, int]:
-    x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    x, w, y = node.x, node.w, node.outputs[0]
     assert x is not None and w is not None
     nsp = len(x.type.shape) - 2
     if nsp not in (1, 2):
@@ -67,98 +69,102 @@ def conv(ctx: LayerCtx) -> str:
         d = _conv_geometry(ctx.node)
     except ValueError:
         raise ctx.fail("only 1-D and 2-D convolutions have a C emitter") from None
-    bias = ctx.i(2) if ctx.has(2) else None
+    bias = ctx.i("b") if ctx.has("b") else None
     if _depthwise(d):
         return _depthwise_conv(ctx, d, bias)
     P, K = d["OH"] * d["OW"], d["Cg"] * d["KH"] * d["KW"]
-    init = f"{bias}[g * {d['Mg']} + m]" if bias else "0.0f"
-    direct = _direct_gemm_input(d)
-    lines = [
-        f"/* im2col + GEMM per image and group: Y_g[{d['Mg']} x {P}] = "
-        f"W_g[{d['Mg']} x {K}] * col[{K} x {P}] */",
-        f"for (int n = 0; n < {d['N']}; ++n) {{",
-        f"  for (int g = 0; g < {d['G']}; ++g) {{",
-        f"    const float *xg = {ctx.i(0)} + (n * {d['C']} + g * {d['Cg']}) * {d['H'] * d['W']};",
-        f"    float *yg = {ctx.o(0)} + (n * {d['M']} + g * {d['Mg']}) * {P};",
-        f"    for (int m = 0; m < {d['Mg']}; ++m) {{",
-        f"      const float b = {init};",
-        f"      for (int p = 0; p < {P}; ++p) yg[m * {P} + p] = b;",
-        "    }",
-    ]
-    if direct:
-        lines.append("    const float *col = xg;")
-    else:
-        lines += _im2col(d, ctx.renderer.omp_for())
-    lines += [
-        f"    qnnc_sgemm({d['Mg']}, {P}, {K}, {ctx.i(1)} + g * {d['Mg'] * K}, {K}, col, {P}, "
-        f"yg, {P}, {ctx.renderer.threads});",
-        "  }",
+    hn, n = loop("n", d["N"])
+    hg, g = loop("g", d["G"])
+    m = Var("m")
+    init = f"{bias}[{g * d['Mg'] + m}]" if bias else "0.0f"
+    body = [
+        f"const float *xg = {ctx.i(0)} + {(n * d['C'] + g * d['Cg']) * (d['H'] * d['W'])};",
+        f"float *yg = {ctx.o(0)} + {(n * d['M'] + g * d['Mg']) * P};",
+        f"for (int m = 0; m < {d['Mg']}; ++m) {{",
+        f"  const float b = {init};",
+        f"  for (int p = 0; p < {P}; ++p) yg[m * {P} + p] = b;",
         "}",
     ]
-    return "\n".join(lines)
+    if _direct_gemm_input(d):
+        body.append("const float *col = xg;")
+    else:
+        body += _im2col(d, ctx.renderer.omp_for())
+    body.append(f"qnnc_sgemm({d['Mg']}, {P}, {K}, {ctx.i('w')} + {g * (d['Mg'] * K)}, {K}, col, "
+                f"{P}, yg, {P}, {ctx.renderer.threads});")
+    return "\n".join([
+        f"/* im2col + GEMM per image and group: Y_g[{d['Mg']} x {P}] = "
+        f"W_g[{d['Mg']} x {K}] * col[{K} x {P}] */",
+        *nested([hn, hg], body)])
+
+
+def _taps(out: str, stride: int, pad: int, tap: str, dil: int) -> str:
+    """The input row or column a kernel tap reads: ``out * stride - pad + tap * dil``."""
+    return str(Var(out) * stride - pad + Var(tap) * dil)
 
 
 def _im2col(d: dict[str, int], omp: str) -> list[str]:
     P = d["OH"] * d["OW"]
-    body = [
-        "    float *col = (float *)scratch;",
+    row = (Var("c") * d["KH"] + Var("kh")) * d["KW"] + Var("kw")
+    return [
+        "float *col = (float *)scratch;",
     ] + ([omp.rstrip("\n")] if omp else []) + [
-        f"    for (int c = 0; c < {d['Cg']}; ++c)",
-        f"    for (int kh = 0; kh < {d['KH']}; ++kh)",
-        f"    for (int kw = 0; kw < {d['KW']}; ++kw) {{",
-        f"      float *row = col + ((c * {d['KH']} + kh) * {d['KW']} + kw) * {P};",
-        f"      const float *xc = xg + c * {d['H'] * d['W']};",
-        f"      for (int oh = 0; oh < {d['OH']}; ++oh) {{",
-        f"        const int ih = oh * {d['SH']} - {d['PT']} + kh * {d['DH']};",
-        f"        float *r = row + oh * {d['OW']};",
-        f"        if (ih < 0 || ih >= {d['H']}) {{",
-        f"          for (int ow = 0; ow < {d['OW']}; ++ow) r[ow] = 0.0f;",
-        "          continue;",
-        "        }",
-        f"        for (int ow = 0; ow < {d['OW']}; ++ow) {{",
-        f"          const int iw = ow * {d['SW']} - {d['PL']} + kw * {d['DW']};",
-        f"          r[ow] = (iw >= 0 && iw < {d['W']}) ? xc[ih * {d['W']} + iw] : 0.0f;",
-        "        }",
-        "      }",
+        f"for (int c = 0; c < {d['Cg']}; ++c)",
+        f"for (int kh = 0; kh < {d['KH']}; ++kh)",
+        f"for (int kw = 0; kw < {d['KW']}; ++kw) {{",
+        f"  float *row = col + {row * P};",
+        f"  const float *xc = xg + c * {d['H'] * d['W']};",
+        f"  for (int oh = 0; oh < {d['OH']}; ++oh) {{",
+        f"    const int ih = {_taps('oh', d['SH'], d['PT'], 'kh', d['DH'])};",
+        f"    float *r = row + oh * {d['OW']};",
+        f"    if (ih < 0 || ih >= {d['H']}) {{",
+        f"      for (int ow = 0; ow < {d['OW']}; ++ow) r[ow] = 0.0f;",
+        "      continue;",
         "    }",
+        f"    for (int ow = 0; ow < {d['OW']}; ++ow) {{",
+        f"      const int iw = {_taps('ow', d['SW'], d['PL'], 'kw', d['DW'])};",
+        f"      r[ow] = (iw >= 0 && iw < {d['W']}) ? xc[ih * {d['W']} + iw] : 0.0f;",
+        "    }",
+        "  }",
+        "}",
     ]
-    return body
 
 
 def _depthwise_conv(ctx: LayerCtx, d: dict[str, int], bias: str | None) -> str:
     init = f"{bias}[c]" if bias else "0.0f"
     khw = d["KH"] * d["KW"]
-    return "\n".join([
-        "/* depthwise: one filter per channel, direct loops */",
-        ctx.omp(collapse=2).rstrip("\n"),
-        f"for (int n = 0; n < {d['N']}; ++n)",
-        f"for (int c = 0; c < {d['C']}; ++c) {{",
-        f"  const float *xc = {ctx.i(0)} + (n * {d['C']} + c) * {d['H'] * d['W']};",
-        f"  const float *wc = {ctx.i(1)} + c * {khw};",
-        f"  float *yc = {ctx.o(0)} + (n * {d['C']} + c) * {d['OH'] * d['OW']};",
-        f"  const float b = {init};",
-        f"  for (int oh = 0; oh < {d['OH']}; ++oh) {{",
-        f"    for (int ow = 0; ow < {d['OW']}; ++ow) {{",
-        "      float acc = b;",
-        f"      for (int kh = 0; kh < {d['KH']}; ++kh) {{",
-        f"        const int ih = oh * {d['SH']} - {d['PT']} + kh * {d['DH']};",
-        f"        if (ih < 0 || ih >= {d['H']}) continue;",
-        f"        for (int kw = 0; kw < {d['KW']}; ++kw) {{",
-        f"          const int iw = ow * {d['SW']} - {d['PL']} + kw * {d['DW']};",
-        f"          if (iw < 0 || iw >= {d['W']}) continue;",
-        f"          acc += xc[ih * {d['W']} + iw] * wc[kh * {d['KW']} + kw];",
-        "        }",
+    hn, n = loop("n", d["N"])
+    c = Var("c")
+    plane = (n * d["C"] + c)
+    body = [
+        f"const float *xc = {ctx.i(0)} + {plane * (d['H'] * d['W'])};",
+        f"const float *wc = {ctx.i('w')} + c * {khw};",
+        f"float *yc = {ctx.o(0)} + {plane * (d['OH'] * d['OW'])};",
+        f"const float b = {init};",
+        f"for (int oh = 0; oh < {d['OH']}; ++oh) {{",
+        f"  for (int ow = 0; ow < {d['OW']}; ++ow) {{",
+        "    float acc = b;",
+        f"    for (int kh = 0; kh < {d['KH']}; ++kh) {{",
+        f"      const int ih = {_taps('oh', d['SH'], d['PT'], 'kh', d['DH'])};",
+        f"      if (ih < 0 || ih >= {d['H']}) continue;",
+        f"      for (int kw = 0; kw < {d['KW']}; ++kw) {{",
+        f"        const int iw = {_taps('ow', d['SW'], d['PL'], 'kw', d['DW'])};",
+        f"        if (iw < 0 || iw >= {d['W']}) continue;",
+        f"        acc += xc[ih * {d['W']} + iw] * wc[kh * {d['KW']} + kw];",
         "      }",
-        f"      yc[oh * {d['OW']} + ow] = acc;",
         "    }",
+        f"    yc[oh * {d['OW']} + ow] = acc;",
         "  }",
         "}",
-    ]).lstrip("\n")
+    ]
+    omp = ctx.omp(collapse=2 if hn else 1).rstrip("\n")
+    return "\n".join(["/* depthwise: one filter per channel, direct loops */",
+                      *([omp] if omp else []),
+                      *nested([hn, f"for (int c = 0; c < {d['C']}; ++c)"], body)])
 
 
 # -- Gemm -----------------------------------------------------------------------------------
 def gemm_scratch(node: Node) -> int:
-    a, b = node.inputs[0], node.inputs[1]
+    a, b = node.a, node.b
     assert a is not None and b is not None
     n = 0
     if node.attrs.get("transA") and a.data is None:
@@ -198,25 +204,26 @@ def gemm(ctx: LayerCtx) -> str:
         code, B = _transposed(ctx, 1, off)
         lines += code
     alpha, beta = ctx.a["alpha"], ctx.a["beta"]
-    cexpr = "0.0f"
-    if ctx.has(2):
-        cs = broadcast_strides(ctx.it(2).shape, (M, N))
-        cexpr = f"{ctx.i(2)}[{offset(['i', 'j'], cs)}]"
-        if beta != 1.0:
-            cexpr = f"{ctx.lit(beta)} * {cexpr}"
+    cs = broadcast_strides(ctx.it("c").shape, (M, N)) if ctx.has("c") else []
+    c = ctx.i("c") if ctx.has("c") else ""
     y = ctx.o(0)
+
+    def cexpr(idx: list) -> str:
+        if not c:
+            return "0.0f"
+        return f"{c}[{offset(idx, cs)}]" if beta == 1.0 else \
+            f"{ctx.lit(beta)} * {c}[{offset(idx, cs)}]"
+
+    def at(idx: list) -> str:
+        return f"{y}[{offset(idx, [N, 1])}]"
+
+    sgemm = f"qnnc_sgemm({M}, {N}, {K}, {A}, {K}, {B}, {N}, {y}, {N}, {ctx.renderer.threads});"
     if alpha == 1.0:
-        lines += [f"for (int i = 0; i < {M}; ++i)",
-                  f"  for (int j = 0; j < {N}; ++j) {y}[i * {N} + j] = {cexpr};",
-                  f"qnnc_sgemm({M}, {N}, {K}, {A}, {K}, {B}, {N}, {y}, {N}, "
-                  f"{ctx.renderer.threads});"]
+        lines += [nested_loops((M, N), lambda ij: f"{at(ij)} = {cexpr(ij)};"), sgemm]
     else:
-        lines += [f"memset({y}, 0, sizeof(float) * {M * N});",
-                  f"qnnc_sgemm({M}, {N}, {K}, {A}, {K}, {B}, {N}, {y}, {N}, "
-                  f"{ctx.renderer.threads});",
-                  f"for (int i = 0; i < {M}; ++i)",
-                  f"  for (int j = 0; j < {N}; ++j)",
-                  f"    {y}[i * {N} + j] = {ctx.lit(alpha)} * {y}[i * {N} + j] + {cexpr};"]
+        lines += [f"memset({y}, 0, sizeof(float) * {M * N});", sgemm,
+                  nested_loops((M, N), lambda ij: f"{at(ij)} = {ctx.lit(alpha)} * {at(ij)} + "
+                                                  f"{cexpr(ij)};")]
     return "\n".join(lines)
 
 
@@ -233,14 +240,11 @@ def matmul(ctx: LayerCtx) -> str:
     stra = [s * M * K for s in broadcast_strides(a2[:-2], batch)] if batch else []
     strb = [s * K * N for s in broadcast_strides(b2[:-2], batch)] if batch else []
     stro = [s * M * N for s in strides_of(batch)]
-    idx = [f"i{k}" for k in range(len(batch))]
-    body = (f"const float *a = {ctx.i(0)} + {offset(idx, stra)};\n"
-            f"const float *b = {ctx.i(1)} + {offset(idx, strb)};\n"
-            f"float *y = {ctx.o(0)} + {offset(idx, stro)};\n"
-            f"memset(y, 0, sizeof(float) * {M * N});\n"
-            f"qnnc_sgemm({M}, {N}, {K}, a, {K}, b, {N}, y, {N}, {ctx.renderer.threads});")
     assert int(np.prod(so)) == int(np.prod(batch or (1,))) * M * N
-    if not batch:
-        return "{\n" + "\n".join("    " + ln for ln in body.splitlines()) + "\n}"
-    return nested_loops(batch, body)
-
+    x0, x1, y = ctx.i(0), ctx.i(1), ctx.o(0)
+    return nested_loops(batch, lambda idx: (
+        f"const float *a = {x0} + {offset(idx, stra)};\n"
+        f"const float *b = {x1} + {offset(idx, strb)};\n"
+        f"float *y = {y} + {offset(idx, stro)};\n"
+        f"memset(y, 0, sizeof(float) * {M * N});\n"
+        f"qnnc_sgemm({M}, {N}, {K}, a, {K}, b, {N}, y, {N}, {ctx.renderer.threads});"))

@@ -15,7 +15,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
+from targets.c.emitter import (
+    LayerCtx,
+    emits,
+    nested_loops,
+    offset,
+    offset_expr,
+    plus,
+    strides_of,
+)
 
 #: an innermost contiguous run at least this long is copied with memcpy instead of a loop
 MEMCPY_MIN = 8
@@ -45,18 +53,15 @@ def strided_copy(dst: str, src: str, shape: Sequence[int], src_strides: Sequence
     if int(np.prod(shape)) == 0:
         return "/* empty */"
     dims, strides = merge_axes(shape, src_strides)
-    at = f"{base} + " if base else ""
     if dims and strides[-1] == 1 and dims[-1] >= MEMCPY_MIN:
         run = dims.pop()
         strides.pop()
-        idx = [f"i{k}" for k in range(len(dims))]
-        d = offset(idx, [s * run for s in strides_of(dims)])
-        s = offset(idx, strides)
-        body = f"memcpy({dst} + {d}, {src} + {at}{s}, {run * itemsize});"
-    else:
-        idx = [f"i{k}" for k in range(len(dims))]
-        body = f"{dst}[{offset(idx, strides_of(dims))}] = {src}[{at}{offset(idx, strides)}];"
-    return nested_loops(dims, body) if dims else body
+        dst_st = [s * run for s in strides_of(dims)]
+        return nested_loops(dims, lambda idx: (
+            f"memcpy({plus(dst, offset_expr(idx, dst_st))}, "
+            f"{plus(src, offset_expr(idx, strides, base))}, {run * itemsize});"))
+    return nested_loops(dims, lambda idx: f"{dst}[{offset(idx, strides_of(dims))}] = "
+                                          f"{src}[{offset(idx, strides, base)}];")
 
 
 def _itemsize(ctx: LayerCtx) -> int:
@@ -74,7 +79,7 @@ def split(ctx: LayerCtx) -> str:
     for k, s in enumerate(ctx.a["split"]):
         code = strided_copy(ctx.o(k), ctx.i(0), (outer, s * inner), (d * inner, 1), size,
                             base=at * inner)
-        parts.append(f"{{ /* output {k}: [{at}, {at + s}) of axis {axis} */\n{code}\n}}")
+        parts.append(f"/* output {k}: [{at}, {at + s}) of axis {axis} */\n{code}")
         at += s
     return "\n".join(parts)
 

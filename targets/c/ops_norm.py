@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.c.emitter import LayerCtx, emits, strides_of
+from targets.c.emitter import LayerCtx, emits, plus, strides_of
+from targets.c.expr import Var
 from targets.c.ops_elementwise import broadcast_strides
+from targets.c.stmt import loop, nested
 
 
 @emits("BatchNormalization", inplace=True)
@@ -17,21 +19,22 @@ def batchnorm(ctx: LayerCtx) -> str:
     n, c = shape[0], shape[1] if len(shape) > 1 else 1
     s = int(np.prod(shape[2:]))
     x, sc, b, mu, var = (ctx.i(k) for k in range(5))
-    return "\n".join([
-        ctx.omp(collapse=2).rstrip("\n"),
-        f"for (int n = 0; n < {n}; ++n)",
-        f"for (int c = 0; c < {c}; ++c) {{",
-        f"  const {ct} a = ({ctx.lit(1.0)} / {ctx.fn('sqrt')}({var}[c] + "
-        f"{ctx.lit(ctx.a['epsilon'])})) * {sc}[c];",
-        f"  const {ct} m = {mu}[c], b = {b}[c];",
-        f"  const {ct} *xc = {x} + (n * {c} + c) * {s};",
-        f"  {ct} *yc = {ctx.o(0)} + (n * {c} + c) * {s};",
-        f"  for (int i = 0; i < {s}; ++i) yc[i] = (xc[i] - m) * a + b;",
-        "}",
-    ]).lstrip("\n")
+    hn, n_ = loop("n", n)
+    hc, ch = loop("c", c)
+    plane = (n_ * c + ch) * s
+    body = [
+        f"const {ct} a = ({ctx.lit(1.0)} / {ctx.fn('sqrt')}({var}[{ch}] + "
+        f"{ctx.lit(ctx.a['epsilon'])})) * {sc}[{ch}];",
+        f"const {ct} m = {mu}[{ch}], b = {b}[{ch}];",
+        f"const {ct} *xc = {plus(x, plane)};",
+        f"{ct} *yc = {plus(ctx.o(0), plane)};",
+        f"for (int i = 0; i < {s}; ++i) yc[i] = (xc[i] - m) * a + b;",
+    ]
+    loops = [h for h in (hn, hc) if h]
+    return ctx.omp(collapse=len(loops)) * bool(loops) + "\n".join(nested(loops, body))
 
 
-def _trailing(ctx: LayerCtx, k: int, axis: int) -> None:
+def _trailing(ctx: LayerCtx, k: str, axis: int) -> None:
     """Check that input ``k`` varies only over the normalised trailing axes, contiguously."""
     shape = ctx.ot(0).shape
     st = broadcast_strides(ctx.it(k).shape, shape)
@@ -49,25 +52,23 @@ def layernorm(ctx: LayerCtx) -> str:
         raise ctx.fail("LayerNormalization with statistics outputs has no C emitter")
     shape, axis = ctx.ot(0).shape, ctx.a["axis"]
     outer, inner = int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))
-    _trailing(ctx, 1, axis)
+    _trailing(ctx, "scale", axis)
     bias = ""
-    if ctx.has(2):
-        _trailing(ctx, 2, axis)
-        bias = f" + {ctx.i(2)}[j]"
-    return "\n".join([
-        ctx.omp().rstrip("\n"),
-        f"for (int r = 0; r < {outer}; ++r) {{",
-        f"  const {ct} *x = {ctx.i(0)} + r * {inner};",
-        f"  {ct} *y = {ctx.o(0)} + r * {inner};",
-        "  double sum = 0, sq = 0;",
-        f"  for (int j = 0; j < {inner}; ++j) sum += x[j];",
-        f"  const double mean = sum / {inner};",
-        f"  for (int j = 0; j < {inner}; ++j) {{ const double d = x[j] - mean; sq += d * d; }}",
-        f"  const {ct} inv = ({ct})(1.0 / sqrt(sq / {inner} + {float(ctx.a['epsilon'])!r}));",
-        f"  const {ct} m = ({ct})mean;",
-        f"  for (int j = 0; j < {inner}; ++j) y[j] = (x[j] - m) * inv * {ctx.i(1)}[j]{bias};",
-        "}",
-    ]).lstrip("\n")
+    if ctx.has("bias"):
+        _trailing(ctx, "bias", axis)
+        bias = f" + {ctx.i('bias')}[j]"
+    hr, r = loop("r", outer)
+    return ctx.omp() * (hr is not None) + "\n".join(nested([hr], [
+        f"const {ct} *x = {plus(ctx.i(0), r * inner)};",
+        f"{ct} *y = {plus(ctx.o(0), r * inner)};",
+        "double sum = 0, sq = 0;",
+        f"for (int j = 0; j < {inner}; ++j) sum += x[j];",
+        f"const double mean = sum / {inner};",
+        f"for (int j = 0; j < {inner}; ++j) {{ const double d = x[j] - mean; sq += d * d; }}",
+        f"const {ct} inv = ({ct})(1.0 / sqrt(sq / {inner} + {float(ctx.a['epsilon'])!r}));",
+        f"const {ct} m = ({ct})mean;",
+        f"for (int j = 0; j < {inner}; ++j) y[j] = (x[j] - m) * inv * {ctx.i('scale')}[j]{bias};",
+    ]))
 
 
 @emits("Softmax", "LogSoftmax")
@@ -76,33 +77,32 @@ def softmax(ctx: LayerCtx) -> str:
     shape, axis = ctx.ot(0).shape, ctx.a["axis"]
     outer, d, inner = int(np.prod(shape[:axis])), shape[axis], int(np.prod(shape[axis + 1:]))
     exp = ctx.fn("exp")
+    ho, o = loop("o", outer)
     if ctx.node.op == "Softmax" and inner == 1 and ct == "float":
         # contiguous rows: csrc/qnnc_vmath.h's vectorised row (its exp is within 2 ulp)
-        return "\n".join([
-            ctx.omp().rstrip("\n"),
-            f"for (int o = 0; o < {outer}; ++o) qnnc_softmax_row({ctx.i(0)} + o * {d}, "
-            f"{ctx.o(0)} + o * {d}, {d});",
-        ]).lstrip("\n")
+        row = (f"qnnc_softmax_row({plus(ctx.i(0), o * d)}, {plus(ctx.o(0), o * d)}, {d});")
+        return ctx.omp() * (ho is not None) + "\n".join(nested([ho], [row]))
+    hi, i = loop("i", inner)
+    k = Var("k")
+    at = str(k * inner)
     if ctx.node.op == "Softmax":
-        write = [f"  for (int k = 0; k < {d}; ++k) {{ const {ct} e = {exp}(x[k * {inner}] - mx);"
-                 f" y[k * {inner}] = e; s += e; }}",
-                 f"  const {ct} inv = 1 / s;",
-                 f"  for (int k = 0; k < {d}; ++k) y[k * {inner}] *= inv;"]
+        write = [f"for (int k = 0; k < {d}; ++k) {{ const {ct} e = {exp}(x[{at}] - mx);"
+                 f" y[{at}] = e; s += e; }}",
+                 f"const {ct} inv = 1 / s;",
+                 f"for (int k = 0; k < {d}; ++k) y[{at}] *= inv;"]
     else:
-        write = [f"  for (int k = 0; k < {d}; ++k) s += {exp}(x[k * {inner}] - mx);",
-                 f"  const {ct} ls = {ctx.fn('log')}(s);",
-                 f"  for (int k = 0; k < {d}; ++k) y[k * {inner}] = x[k * {inner}] - mx - ls;"]
-    return "\n".join([
-        ctx.omp(collapse=2).rstrip("\n"),
-        f"for (int o = 0; o < {outer}; ++o)",
-        f"for (int i = 0; i < {inner}; ++i) {{",
-        f"  const {ct} *x = {ctx.i(0)} + o * {d * inner} + i;",
-        f"  {ct} *y = {ctx.o(0)} + o * {d * inner} + i;",
-        f"  {ct} mx = -INFINITY, s = 0;",
-        f"  for (int k = 0; k < {d}; ++k) if (x[k * {inner}] > mx) mx = x[k * {inner}];",
+        write = [f"for (int k = 0; k < {d}; ++k) s += {exp}(x[{at}] - mx);",
+                 f"const {ct} ls = {ctx.fn('log')}(s);",
+                 f"for (int k = 0; k < {d}; ++k) y[{at}] = x[{at}] - mx - ls;"]
+    start = o * (d * inner) + i
+    loops = [h for h in (ho, hi) if h]
+    return ctx.omp(collapse=max(1, len(loops))) * bool(loops) + "\n".join(nested(loops, [
+        f"const {ct} *x = {plus(ctx.i(0), start)};",
+        f"{ct} *y = {plus(ctx.o(0), start)};",
+        f"{ct} mx = -INFINITY, s = 0;",
+        f"for (int k = 0; k < {d}; ++k) if (x[{at}] > mx) mx = x[{at}];",
         *write,
-        "}",
-    ]).lstrip("\n")
+    ]))
 
 
 @emits("LRN")
@@ -118,22 +118,20 @@ def lrn(ctx: LayerCtx) -> str:
     lo = (a["size"] - 1) // 2
     hi = a["size"] - 1 - lo
     x, y = ctx.i(0), ctx.o(0)
-    return "\n".join([
-        ctx.omp(collapse=2).rstrip("\n"),
-        f"for (int n = 0; n < {n}; ++n)",
-        f"for (int c = 0; c < {c}; ++c) {{",
-        f"  const {ct} *xn = {x} + n * {c * s};",
-        f"  {ct} *yc = {y} + (n * {c} + c) * {s};",
-        f"  const int first = c < {lo} ? 0 : c - {lo};",
-        f"  const int last = c + {hi} < {c} ? c + {hi} : {c - 1};",
-        f"  for (int i = 0; i < {s}; ++i) yc[i] = 0;",
-        "  for (int j = first; j <= last; ++j) {",
-        f"    const {ct} *xj = xn + j * {s};",
-        f"    for (int i = 0; i < {s}; ++i) yc[i] += xj[i] * xj[i];",
-        "  }",
-        f"  const {ct} *xc = xn + c * {s};",
-        f"  for (int i = 0; i < {s}; ++i)",
-        f"    yc[i] = xc[i] / {ctx.fn('pow')}({ctx.lit(a['bias'])} + "
-        f"{ctx.lit(a['alpha'] / a['size'])} * yc[i], {ctx.lit(a['beta'])});",
+    hn, n_ = loop("n", n)
+    channels = f"for (int c = 0; c < {c}; ++c)"
+    return ctx.omp(collapse=2 if hn else 1) + "\n".join(nested([hn, channels], [
+        f"const {ct} *xn = {plus(x, n_ * (c * s))};",
+        f"{ct} *yc = {plus(y, (n_ * c + Var('c')) * s)};",
+        f"const int first = c < {lo} ? 0 : c - {lo};",
+        f"const int last = c + {hi} < {c} ? c + {hi} : {c - 1};",
+        f"for (int i = 0; i < {s}; ++i) yc[i] = 0;",
+        "for (int j = first; j <= last; ++j) {",
+        f"  const {ct} *xj = xn + j * {s};",
+        f"  for (int i = 0; i < {s}; ++i) yc[i] += xj[i] * xj[i];",
         "}",
-    ]).lstrip("\n")
+        f"const {ct} *xc = xn + c * {s};",
+        f"for (int i = 0; i < {s}; ++i)",
+        f"  yc[i] = xc[i] / {ctx.fn('pow')}({ctx.lit(a['bias'])} + "
+        f"{ctx.lit(a['alpha'] / a['size'])} * yc[i], {ctx.lit(a['beta'])});",
+    ]))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from targets.c.emitter import LayerCtx, emits
+from targets.c.cond import Cond, all_of, ge, lt
+from targets.c.emitter import LayerCtx, emits, plus
+from targets.c.expr import Expr
+from targets.c.stmt import guarded, let, loop, nested
 
 
 def _window(ctx: LayerCtx) -> dict[str, int]:
@@ -28,28 +33,34 @@ def _window(ctx: LayerCtx) -> dict[str, int]:
     )
 
 
-def _loops(ctx: LayerCtx, d: dict[str, int], init: str, tap: str, finish: str) -> str:
+def _loops(ctx: LayerCtx, d: dict[str, int], init: str,
+           tap: Callable[[Expr, Expr], list[str]], finish: Callable[[Expr], str]) -> str:
+    """The window loops of every output position: ``init``, ``tap(ih, iw)`` per tap,
+    ``finish(p)`` to store at output position ``p``."""
     ct = ctx.ctype(ctx.ot(0))
-    return "\n".join([
-        ctx.omp().rstrip("\n"),
-        f"for (int nc = 0; nc < {d['NC']}; ++nc) {{",
-        f"  const {ct} *xc = {ctx.i(0)} + nc * {d['H'] * d['W']};",
-        f"  {ct} *yc = {ctx.o(0)} + nc * {d['OH'] * d['OW']};",
-        f"  for (int oh = 0; oh < {d['OH']}; ++oh) {{",
-        f"    for (int ow = 0; ow < {d['OW']}; ++ow) {{",
-        init,
-        f"      for (int kh = 0; kh < {d['KH']}; ++kh) {{",
-        f"        const int ih = oh * {d['SH']} - {d['PT']} + kh * {d['DH']};",
-        f"        for (int kw = 0; kw < {d['KW']}; ++kw) {{",
-        f"          const int iw = ow * {d['SW']} - {d['PL']} + kw * {d['DW']};",
-        tap,
-        "        }",
-        "      }",
-        finish,
-        "    }",
-        "  }",
-        "}",
-    ]).lstrip("\n")
+    hnc, nc = loop("nc", d["NC"])
+    hoh, oh = loop("oh", d["OH"])
+    how, ow = loop("ow", d["OW"])
+    hkh, kh = loop("kh", d["KH"])
+    hkw, kw = loop("kw", d["KW"])
+    ih, iw = _tap_index(oh, d["SH"], d["PT"], kh, d["DH"]), \
+        _tap_index(ow, d["SW"], d["PL"], kw, d["DW"])
+    window = nested([hkh, hkw], tap(ih, iw))
+    body = [
+        f"const {ct} *xc = {plus(ctx.i(0), nc * (d['H'] * d['W']))};",
+        f"{ct} *yc = {plus(ctx.o(0), nc * (d['OH'] * d['OW']))};",
+        *nested([hoh, how], [init, *window, finish(oh * d["OW"] + ow)]),
+    ]
+    return ctx.omp() * (hnc is not None) + "\n".join(nested([hnc], body))
+
+
+def _tap_index(out: Expr, stride: int, pad: int, tap: Expr, dil: int) -> Expr:
+    """The input row or column of a kernel tap: ``out * stride - pad + tap * dil``."""
+    return out * stride - pad + tap * dil
+
+
+def _inside(ih: Expr, iw: Expr, d: dict[str, int]) -> Cond:
+    return all_of(ge(ih, 0), lt(ih, d["H"]), ge(iw, 0), lt(iw, d["W"]))
 
 
 @emits("MaxPool")
@@ -63,13 +74,10 @@ def maxpool(ctx: LayerCtx) -> str:
     if not dt.is_float and d["DH"] == d["DW"] == 1:
         return _int_maxpool_rows(ctx, d, ct, lowest)
     return _loops(
-        ctx, d,
-        f"      {ct} m = {lowest};",
-        f"          if (ih >= 0 && ih < {d['H']} && iw >= 0 && iw < {d['W']}) {{\n"
-        f"            const {ct} v = xc[ih * {d['W']} + iw];\n"
-        "            if (v > m || v != v) m = v;\n"
-        "          }",
-        f"      yc[oh * {d['OW']} + ow] = m;",
+        ctx, d, f"{ct} m = {lowest};",
+        lambda ih, iw: guarded(_inside(ih, iw, d), [f"const {ct} v = xc[{ih * d['W'] + iw}];",
+                                                    "if (v > m || v != v) m = v;"]),
+        lambda p: f"yc[{p}] = m;",
     )
 
 
@@ -80,50 +88,47 @@ def _int_maxpool_rows(ctx: LayerCtx, d: dict[str, int], ct: str, lowest: str) ->
     neighbours of that buffer per output. Max is exact, so this equals the tap loop."""
     wn = (d["OW"] - 1) * d["SW"] + d["KW"]  # buffer cells the windows read
     cols = max(0, min(d["W"], wn - d["PL"]))  # input columns that land in the buffer
-    return "\n".join([
-        ctx.omp().rstrip("\n"),
-        f"for (int nc = 0; nc < {d['NC']}; ++nc) {{",
-        f"  const {ct} *xc = {ctx.i(0)} + nc * {d['H'] * d['W']};",
-        f"  {ct} *yc = {ctx.o(0)} + nc * {d['OH'] * d['OW']};",
-        f"  {ct} rowmax[{wn}];",
-        f"  for (int oh = 0; oh < {d['OH']}; ++oh) {{",
-        f"    for (int i = 0; i < {wn}; ++i) rowmax[i] = {lowest};",
-        f"    for (int kh = 0; kh < {d['KH']}; ++kh) {{",
-        f"      const int ih = oh * {d['SH']} - {d['PT']} + kh;",
-        f"      if (ih < 0 || ih >= {d['H']}) continue;",
-        f"      const {ct} *xr = xc + ih * {d['W']};",
-        f"      {ct} *rm = rowmax + {d['PL']};",
-        f"      for (int iw = 0; iw < {cols}; ++iw) "
-        "rm[iw] = xr[iw] > rm[iw] ? xr[iw] : rm[iw];",
-        "    }",
-        f"    for (int ow = 0; ow < {d['OW']}; ++ow) {{",
-        f"      const {ct} *w = rowmax + ow * {d['SW']};",
-        f"      {ct} m = w[0];",
-        f"      for (int kw = 1; kw < {d['KW']}; ++kw) m = w[kw] > m ? w[kw] : m;",
-        f"      yc[oh * {d['OW']} + ow] = m;",
-        "    }",
-        "  }",
-        "}",
-    ]).lstrip("\n")
+    hnc, nc = loop("nc", d["NC"])
+    hoh, oh = loop("oh", d["OH"])
+    hkh, kh = loop("kh", d["KH"])
+    how, ow = loop("ow", d["OW"])
+    decl, ih = let("ih", oh * d["SH"] - d["PT"] + kh)
+    rows = [*decl, *guarded(all_of(ge(ih, 0), lt(ih, d["H"])), [
+        f"const {ct} *xr = {plus('xc', ih * d['W'])};",
+        f"{ct} *rm = {plus('rowmax', d['PL'])};",
+        f"for (int iw = 0; iw < {cols}; ++iw) rm[iw] = xr[iw] > rm[iw] ? xr[iw] : rm[iw];",
+    ])]
+    outs = [
+        f"const {ct} *w = {plus('rowmax', ow * d['SW'])};",
+        f"{ct} m = w[0];",
+        f"for (int kw = 1; kw < {d['KW']}; ++kw) m = w[kw] > m ? w[kw] : m;",
+        f"yc[{oh * d['OW'] + ow}] = m;",
+    ]
+    plane = [
+        f"const {ct} *xc = {plus(ctx.i(0), nc * (d['H'] * d['W']))};",
+        f"{ct} *yc = {plus(ctx.o(0), nc * (d['OH'] * d['OW']))};",
+        f"{ct} rowmax[{wn}];",
+        *nested([hoh], [f"for (int i = 0; i < {wn}; ++i) rowmax[i] = {lowest};",
+                        *nested([hkh], rows), *nested([how], outs)]),
+    ]
+    return ctx.omp() * (hnc is not None) + "\n".join(nested([hnc], plane))
 
 
 @emits("AveragePool")
 def avgpool(ctx: LayerCtx) -> str:
     ct = ctx.require_float()
     d = _window(ctx)
-    if ctx.a["count_include_pad"]:
-        counted = (f"ih >= -{d['PT']} && ih < {d['H'] + d['PB']} && "
-                   f"iw >= -{d['PL']} && iw < {d['W'] + d['PR']}")
-    else:
-        counted = f"ih >= 0 && ih < {d['H']} && iw >= 0 && iw < {d['W']}"
-    return _loops(
-        ctx, d,
-        f"      {ct} s = 0; int count = 0;",
-        f"          if ({counted}) ++count;\n"
-        f"          if (ih >= 0 && ih < {d['H']} && iw >= 0 && iw < {d['W']}) "
-        f"s += xc[ih * {d['W']} + iw];",
-        f"      yc[oh * {d['OW']} + ow] = count ? s / ({ct})count : ({ct})NAN;",
-    )
+    def tap(ih: Expr, iw: Expr) -> list[str]:
+        if ctx.a["count_include_pad"]:
+            counted = all_of(ge(ih, -d["PT"]), lt(ih, d["H"] + d["PB"]),
+                             ge(iw, -d["PL"]), lt(iw, d["W"] + d["PR"]))
+        else:
+            counted = _inside(ih, iw, d)
+        return [*guarded(counted, ["++count;"]),
+                *guarded(_inside(ih, iw, d), [f"s += xc[{ih * d['W'] + iw}];"])]
+
+    return _loops(ctx, d, f"{ct} s = 0; int count = 0;", tap,
+                  lambda p: f"yc[{p}] = count ? s / ({ct})count : ({ct})NAN;")
 
 
 @emits("GlobalAveragePool", "GlobalMaxPool")
@@ -136,12 +141,10 @@ def global_pool(ctx: LayerCtx) -> str:
         init, step, done = "0", "s += xc[i];", f"({ct})(s / {s})"
     else:
         init, step, done = "-INFINITY", "if (xc[i] > s || xc[i] != xc[i]) s = xc[i];", f"({ct})s"
-    return "\n".join([
-        ctx.omp().rstrip("\n"),
-        f"for (int nc = 0; nc < {nc}; ++nc) {{",
-        f"  const {ct} *xc = {ctx.i(0)} + nc * {s};",
-        f"  {acc} s = {init};",
-        f"  for (int i = 0; i < {s}; ++i) {step}",
-        f"  {ctx.o(0)}[nc] = {done};",
-        "}",
-    ]).lstrip("\n")
+    hnc, c = loop("nc", nc)
+    return ctx.omp() * (hnc is not None) + "\n".join(nested([hnc], [
+        f"const {ct} *xc = {plus(ctx.i(0), c * s)};",
+        f"{acc} s = {init};",
+        f"for (int i = 0; i < {s}; ++i) {step}",
+        f"{ctx.o(0)}[{c}] = {done};",
+    ]))

@@ -8,7 +8,7 @@ the C uses exactly the interpreter's multipliers, as literals or static tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -23,48 +23,51 @@ from targets.c.emitter import (
     EMITTERS,
     Emitter,
     LayerCtx,
+    c_table,
     emits,
     float_lit,
     nested_loops,
     offset,
+    plus,
     strides_of,
 )
+from targets.c.expr import Const, Expr, Var, add
 from targets.c.ops_elementwise import broadcast_strides, collapse
-from targets.c.ops_quant_util import clamp_bounds, int_table, qparams, sgn
+from targets.c.ops_quant_util import centred, clamp_bounds, int_table, qparams, sgn
+from targets.c.stmt import loop, nested
 
 # model.c must include the integer kernels. The renderer's header list belongs to the
 # framework; until it names qnnc_int8.h itself, the INT8 emitters add it on import.
 
 
-def _flat(ctx: LayerCtx, body: str) -> str:
-    n = ctx.ot(0).size
-    return f"{ctx.omp()}for (int i = 0; i < {n}; ++i) {{\n    {body}\n}}"
+def _flat(ctx: LayerCtx, body: Callable[[Expr], str]) -> str:
+    """``body(i)`` for every element index ``i`` of the output."""
+    return nested_loops([ctx.ot(0).size], lambda i: body(i[0]), omp=ctx.omp())
 
 
 CHUNK = 4096  # elements per call of a vectorised helper (and per thread's share)
 
 
-def _chunked(ctx: LayerCtx, n: int, call: str) -> str:
-    """``call`` (with ``i0`` and ``len`` bound) over [0, n) in chunks, threaded if on."""
+def _chunked(ctx: LayerCtx, n: int, call: Callable[[Expr, str], str]) -> str:
+    """``call(start, length)`` over [0, n) in chunks, threaded if on; one call if it fits."""
+    if n <= CHUNK:
+        return call(Const(0), str(n))
     return (f"{ctx.omp()}for (int i0 = 0; i0 < {n}; i0 += {CHUNK}) {{\n"
             f"    const int len = {n} - i0 < {CHUNK} ? {n} - i0 : {CHUNK};\n"
-            f"    {call}\n}}")
+            f"    {call(Var('i0', 0, n - 1), 'len')}\n}}")
 
 
 def _byte_sized(t: DType) -> bool:
     return t in (DType.u8, DType.i8)
 
 
-def _axis_loops(ctx: LayerCtx, axis: int, body: str) -> str:
-    """for o, c, i over (outer, channels along axis, inner) with ``e = o*C*I + c*I + i``."""
+def _axis_loops(ctx: LayerCtx, axis: int, body: Callable[[Expr, Expr], str]) -> str:
+    """``body(e, c)`` for every element ``e`` of the input, ``c`` its index along ``axis``."""
     shape = ctx.it(0).shape
     outer = int(np.prod(shape[:axis]))
     ch, inner = shape[axis], int(np.prod(shape[axis + 1:]))
-    return (f"for (int o = 0; o < {outer}; ++o)\n"
-            f"for (int c = 0; c < {ch}; ++c)\n"
-            f"for (int i = 0; i < {inner}; ++i) {{\n"
-            f"    const int e = (o * {ch} + c) * {inner} + i;\n"
-            f"    {body}\n}}")
+    return nested_loops([outer, ch, inner], lambda oci: body(
+        (oci[0] * ch + oci[1]) * inner + oci[2], oci[1]), var="i")
 
 
 @emits("Quantize", inplace=False)
@@ -79,16 +82,15 @@ def quantize(ctx: LayerCtx) -> str:
     if len(scale) == 1:
         s = float_lit(float(np.float32(scale[0])))
         if _byte_sized(ctx.ot(0).dtype):
-            return _chunked(ctx, ctx.ot(0).size,
-                            f"qnnc_quantize_n({x} + i0, {y} + i0, len, {s}, {int(zps[0])}, "
-                            f"{lo}, {hi}, {sgn(ctx.ot(0))});")
-        return _flat(ctx, f"{y}[i] = ({ct})qnnc_quantize({x}[i], {s}, {int(zps[0])}, {lo}, {hi});")
+            return _chunked(ctx, ctx.ot(0).size, lambda i0, n: (
+                f"qnnc_quantize_n({plus(x, i0)}, {plus(y, i0)}, {n}, {s}, {int(zps[0])}, "
+                f"{lo}, {hi}, {sgn(ctx.ot(0))});"))
+        return _flat(ctx, lambda i: f"{y}[{i}] = ({ct})qnnc_quantize({x}[{i}], {s}, "
+                                    f"{int(zps[0])}, {lo}, {hi});")
     axis = ctx.a["axis"] % ctx.it(0).rank
-    tab = (f"static const float qs[{len(scale)}] = "
-           f"{{{', '.join(float_lit(float(np.float32(v))) for v in scale)}}};\n"
-           + int_table("qz", "int32_t", zps))
-    body = f"{y}[e] = ({ct})qnnc_quantize({x}[e], qs[c], qz[c], {lo}, {hi});"
-    return tab + "\n" + _axis_loops(ctx, axis, body)
+    tab = _scale_tables(scale, zps)
+    return tab + "\n" + _axis_loops(ctx, axis, lambda e, c: (
+        f"{y}[{e}] = ({ct})qnnc_quantize({x}[{e}], qs[{c}], qz[{c}], {lo}, {hi});"))
 
 
 @emits("Dequantize")
@@ -98,23 +100,29 @@ def dequantize(ctx: LayerCtx) -> str:
     x, y = ctx.i(0), ctx.o(0)
     if len(q.scale) == 1:
         s = float_lit(float(np.float32(q.scale[0])))
+        zp = int(q.zero_point[0])
         if _byte_sized(ctx.it(0).dtype) and ctx.ot(0).dtype is DType.f32:
-            return _chunked(ctx, ctx.ot(0).size,
-                            f"qnnc_dequantize_n({x} + i0, {y} + i0, len, "
-                            f"{int(q.zero_point[0])}, {s}, {sgn(ctx.it(0))});")
-        return _flat(ctx, f"{y}[i] = qnnc_dequantize({x}[i], {int(q.zero_point[0])}, {s});")
+            return _chunked(ctx, ctx.ot(0).size, lambda i0, n: (
+                f"qnnc_dequantize_n({plus(x, i0)}, {plus(y, i0)}, {n}, {zp}, {s}, "
+                f"{sgn(ctx.it(0))});"))
+        return _flat(ctx, lambda i: f"{y}[{i}] = qnnc_dequantize({x}[{i}], {zp}, {s});")
     assert q.axis is not None
-    tab = (f"static const float qs[{len(q.scale)}] = "
-           f"{{{', '.join(float_lit(float(np.float32(v))) for v in q.scale)}}};\n"
-           + int_table("qz", "int32_t", q.zero_point))
-    return tab + "\n" + _axis_loops(ctx, q.axis, f"{y}[e] = qnnc_dequantize({x}[e], qz[c], qs[c]);")
+    tab = _scale_tables(q.scale, q.zero_point)
+    return tab + "\n" + _axis_loops(ctx, q.axis, lambda e, c: (
+        f"{y}[{e}] = qnnc_dequantize({x}[{e}], qz[{c}], qs[{c}]);"))
+
+
+def _scale_tables(scale: Sequence[float], zps: Sequence[int]) -> str:
+    """Per-channel ``qs`` (float32 scales) and ``qz`` (zero points) tables."""
+    return (c_table("qs", "float", [float_lit(float(np.float32(v))) for v in scale]) + "\n"
+            + int_table("qz", "int32_t", zps))
 
 
 @emits("Retype")
 def retype(ctx: LayerCtx) -> str:
     """Only the type changes: a copy (or nothing, when input and output share storage)."""
     if ctx.same_storage(0, 0):
-        return f"/* same bytes */\n(void){ctx.o(0)};"
+        return ""
     return f"memcpy({ctx.o(0)}, {ctx.i(0)}, {ctx.ot(0).nbytes});"
 
 
@@ -126,14 +134,15 @@ def requantize(ctx: LayerCtx) -> str:
     m0, shift = rescale_multiplier(ctx.it(0), ctx.ot(0))
     zx, zy = qparams(ctx.it(0)).zero_point[0], qparams(ctx.ot(0)).zero_point[0]
     lo, hi = clamp_bounds(ctx)
+    x, y = ctx.i(0), ctx.o(0)
     if _byte_sized(ti.dtype) and _byte_sized(to.dtype):
-        return _chunked(ctx, to.size,
-                        f"qnnc_requantize_n({ctx.i(0)} + i0, {sgn(ti)}, {ctx.o(0)} + i0, "
-                        f"{sgn(to)}, len, {zx}, {int(m0[0])}, {31 + int(shift[0])}, {zy}, "
-                        f"{lo}, {hi});")
+        return _chunked(ctx, to.size, lambda i0, n: (
+            f"qnnc_requantize_n({plus(x, i0)}, {sgn(ti)}, {plus(y, i0)}, {sgn(to)}, {n}, {zx}, "
+            f"{int(m0[0])}, {31 + int(shift[0])}, {zy}, {lo}, {hi});"))
     ct = ctx.ctype(ctx.ot(0))
-    return _flat(ctx, f"{ctx.o(0)}[i] = ({ct})qnnc_requant((int64_t){ctx.i(0)}[i] - {zx}, "
-                      f"{int(m0[0])}, {31 + int(shift[0])}, {zy}, {lo}, {hi});")
+    return _flat(ctx, lambda i: (
+        f"{y}[{i}] = ({ct})qnnc_requant({centred(f'(int64_t){x}[{i}]', zx)}, {int(m0[0])}, "
+        f"{31 + int(shift[0])}, {zy}, {lo}, {hi});"))
 
 
 @emits("QLut", inplace=True)
@@ -141,7 +150,8 @@ def qlut(ctx: LayerCtx) -> str:
     lo, _ = qmath.qrange(ctx.it(0).dtype)
     ct = ctx.ctype(ctx.ot(0))
     tab = int_table("lut", ct, ctx.a["table"])
-    return tab + "\n" + _flat(ctx, f"{ctx.o(0)}[i] = lut[(int){ctx.i(0)}[i] - ({lo})];")
+    x, y = ctx.i(0), ctx.o(0)
+    return tab + "\n" + _flat(ctx, lambda i: f"{y}[{i}] = lut[{centred(f'(int){x}[{i}]', lo)}];")
 
 
 def _broadcast(ctx: LayerCtx, body: str) -> str:
@@ -150,15 +160,12 @@ def _broadcast(ctx: LayerCtx, body: str) -> str:
     dims, (sa, sb, so) = collapse(to.shape, [broadcast_strides(ta.shape, to.shape),
                                              broadcast_strides(tb.shape, to.shape),
                                              strides_of(to.shape)])
-    idx = [f"i{k}" for k in range(len(dims))]
-    text = (f"const int64_t a = (int64_t){ctx.i(0)}[{offset(idx, sa)}] - "
-            f"{qparams(ta).zero_point[0]};\n"
-            f"const int64_t b = (int64_t){ctx.i(1)}[{offset(idx, sb)}] - "
-            f"{qparams(tb).zero_point[0]};\n"
-            f"{ctx.o(0)}[{offset(idx, so)}] = ({ctx.ctype(to)}){body};")
-    if not dims:
-        return "{\n" + "\n".join("    " + ln for ln in text.splitlines()) + "\n}"
-    return nested_loops(dims, text, omp=ctx.omp())
+    x0, x1, y, cy = ctx.i(0), ctx.i(1), ctx.o(0), ctx.ctype(to)
+    za, zb = qparams(ta).zero_point[0], qparams(tb).zero_point[0]
+    return nested_loops(dims, lambda idx: (
+        f"const int64_t a = {centred(f'(int64_t){x0}[{offset(idx, sa)}]', za)};\n"
+        f"const int64_t b = {centred(f'(int64_t){x1}[{offset(idx, sb)}]', zb)};\n"
+        f"{y}[{offset(idx, so)}] = ({cy}){body};"), omp=ctx.omp())
 
 
 @emits("QAdd", inplace=True)
@@ -176,11 +183,11 @@ def qadd(ctx: LayerCtx) -> str:
     if (ta.shape == tb.shape == to.shape and min(shifts) >= 31
             and all(_byte_sized(t.dtype) for t in (ta, tb, to))):
         za, zb = qparams(ta).zero_point[0], qparams(tb).zero_point[0]
-        return _chunked(ctx, to.size,
-                        f"qnnc_qadd_n({ctx.i(0)} + i0, {sgn(ta)}, {ctx.i(1)} + i0, {sgn(tb)}, "
-                        f"{ctx.o(0)} + i0, {sgn(to)}, len, {ADD_SHIFT}, {za}, {int(ma[0])}, "
-                        f"{shifts[0]}, {zb}, {int(mb[0])}, {shifts[1]}, {int(my[0])}, "
-                        f"{shifts[2]}, {zy}, {lo}, {hi});")
+        x0, x1, y = ctx.i(0), ctx.i(1), ctx.o(0)
+        return _chunked(ctx, to.size, lambda i0, n: (
+            f"qnnc_qadd_n({plus(x0, i0)}, {sgn(ta)}, {plus(x1, i0)}, {sgn(tb)}, {plus(y, i0)}, "
+            f"{sgn(to)}, {n}, {ADD_SHIFT}, {za}, {int(ma[0])}, {shifts[0]}, {zb}, {int(mb[0])}, "
+            f"{shifts[1]}, {int(my[0])}, {shifts[2]}, {zy}, {lo}, {hi});"))
     one = f"{1 << ADD_SHIFT}"
     body = (f"qnnc_requant(qnnc_requant_raw(a * {one}, {int(ma[0])}, {31 + int(na[0])}) + "
             f"qnnc_requant_raw(b * {one}, {int(mb[0])}, {31 + int(nb[0])}), {int(my[0])}, "
@@ -215,14 +222,13 @@ def _int_global_max(ctx: LayerCtx) -> str:
     x = ctx.it(0).shape
     nc, s = x[0] * x[1], int(np.prod(x[2:]))
     ct = ctx.ctype(ctx.ot(0))
-    return "\n".join([
-        f"for (int nc = 0; nc < {nc}; ++nc) {{",
-        f"  const {ct} *xc = {ctx.i(0)} + nc * {s};",
-        f"  {ct} m = xc[0];",
-        f"  for (int i = 1; i < {s}; ++i) if (xc[i] > m) m = xc[i];",
-        f"  {ctx.o(0)}[nc] = m;",
-        "}",
-    ])
+    hnc, c = loop("nc", nc)
+    return "\n".join(nested([hnc], [
+        f"const {ct} *xc = {plus(ctx.i(0), c * s)};",
+        f"{ct} m = xc[0];",
+        f"for (int i = 1; i < {s}; ++i) if (xc[i] > m) m = xc[i];",
+        f"{ctx.o(0)}[{c}] = m;",
+    ]))
 
 
 def _int_resize(ctx: LayerCtx) -> str:
@@ -233,19 +239,22 @@ def _int_resize(ctx: LayerCtx) -> str:
     if a["mode"] != "nearest" or a["coordinate_transformation_mode"] == "tf_crop_and_resize":
         raise ctx.fail("integer Resize supports mode nearest only")
     x, y = ctx.it(0).shape, ctx.ot(0).shape
-    xst, lines, terms = strides_of(x), [], []
+    xst, lines, axes = strides_of(x), [], []
     for k in range(len(x)):
         if y[k] == x[k] and float(a["scales"][k]) == 1.0:
-            if x[k] > 1:
-                terms.append(f"i{k} * {xst[k]}")
+            axes.append(None)
             continue
         src = _source(a["coordinate_transformation_mode"], y[k], x[k], a["scales"][k], (0, 1))
         idx, _ = _taps(src, x[k], a["scales"][k], a)
         lines.append(int_table(f"ix{k}", "int", [int(v) for v in idx[:, 0]]))
-        terms.append(f"ix{k}[i{k}] * {xst[k]}")
-    yoff = offset([f"i{k}" for k in range(len(y))], strides_of(y))
-    body = f"{ctx.o(0)}[{yoff}] = {ctx.i(0)}[{' + '.join(terms) or '0'}];"
-    return "\n".join(lines + [nested_loops(y, body)])
+        axes.append(f"ix{k}")
+
+    def copy(i: list[Expr]) -> str:
+        src = add(*((i[k] if t is None else Var(f"{t}[{i[k]}]", 0, x[k] - 1)) * xst[k]
+                    for k, t in enumerate(axes)))
+        return f"{ctx.o(0)}[{offset(i, strides_of(y))}] = {ctx.i(0)}[{src}];"
+
+    return "\n".join(lines + [nested_loops(y, copy)])
 
 
 _int_or("GlobalMaxPool", _int_global_max)

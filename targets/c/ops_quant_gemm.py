@@ -17,14 +17,26 @@ overflows where the interpreter's int64 would not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ir.graph import Node
 from ir.ops.qcommon import conv_multipliers, product_multiplier
 from ir.types import DType, TensorType
-from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
+from targets.c.cond import ge, minimum
+from targets.c.emitter import (
+    LayerCtx,
+    emits,
+    nested_loops,
+    offset_expr,
+    plus,
+    strides_of,
+)
+from targets.c.expr import Const, Expr, Var, add, lift
 from targets.c.ops_elementwise import broadcast_strides
-from targets.c.ops_quant_util import clamp_bounds, int_table, mult_exprs, qparams, sgn
+from targets.c.ops_quant_util import centred, clamp_bounds, int_table, mult_exprs, qparams, sgn
+from targets.c.stmt import guarded, let, loop, nested
 
 MR, NR = 6, 16  # the micro-kernel tile of csrc/qnnc_int8.h (QNNC_Q8_MR, QNNC_Q8_NR)
 GEMV_MR = 4  # the matrix x vector kernel's rows per tile (QNNC_Q8_GEMV_MR)
@@ -33,7 +45,7 @@ I32 = 2**31
 
 
 def _geometry(node: Node) -> dict[str, int]:
-    x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    x, w, y = node.x, node.w, node.outputs[0]
     assert x is not None and w is not None
     nsp = len(x.type.shape) - 2
     if nsp not in (1, 2):
@@ -75,6 +87,20 @@ def _chunk(k2: int, cols: int) -> int:
     return min(fit, -(-cols // NR) * NR)
 
 
+def _paren(text: str) -> str:
+    return text if text.isidentifier() else f"({text})"
+
+
+def _chunks(total: int, size: int, body: Callable[[Expr], list[str]]) -> list[str]:
+    """``body(p0)`` for every chunk of ``size`` of ``total`` columns, with ``nc`` (columns in
+    the chunk) and ``np`` (16-column panels) declared: one loop, or none for one chunk."""
+    head, p0 = loop("p0", total, size)
+    if head is None:
+        return [f"const int nc = {total}, np = {-(-total // NR)};", *body(p0)]
+    return nested([head], [f"const int nc = {total} - p0 < {size} ? {total} - p0 : {size};",
+                           f"const int np = (nc + {NR - 1}) / {NR};", *body(p0)])
+
+
 def _gemm_scratch(k2: int, nc: int) -> int:
     return (k2 * 2 * nc + 2 * nc) * 2
 
@@ -107,10 +133,10 @@ def pack_weights(w: np.ndarray, k2: int, mr: int = MR) -> np.ndarray:
 
 def _centred_weight(ctx: LayerCtx, rows: int) -> np.ndarray:
     """w - zw as int64 [rows, K] (the weight must be a compile-time constant)."""
-    w = ctx.const(1)
+    w = ctx.const("w")
     if w is None:
         raise ctx.fail("the weight must be a compile-time constant")
-    q = qparams(ctx.it(1))
+    q = qparams(ctx.it("w"))
     zw = np.asarray(q.zero_point, dtype=np.int64)
     wc = w.astype(np.int64).reshape(rows, -1) - (zw.reshape(-1, 1) if zw.size > 1 else zw[0])
     if np.abs(wc).max(initial=0) > 32767:
@@ -121,8 +147,8 @@ def _centred_weight(ctx: LayerCtx, rows: int) -> np.ndarray:
 def _folded_bias(ctx: LayerCtx, wc: np.ndarray, zx: int, xmax: int) -> np.ndarray:
     """b - zx * sum_k (w - zw): the zero point's share, subtracted once. Raises unless every
     int32 sum in the kernel (raw x times w, and the true accumulator) provably fits."""
-    b = ctx.const(2) if ctx.has(2) else np.zeros(wc.shape[0], dtype=np.int64)
-    if ctx.has(2) and b is None:
+    b = ctx.const("b") if ctx.has("b") else np.zeros(wc.shape[0], dtype=np.int64)
+    if ctx.has("b") and b is None:
         raise ctx.fail("the bias must be a compile-time constant")
     assert b is not None
     bias = b.astype(np.int64) - zx * wc.sum(axis=1)
@@ -151,35 +177,43 @@ def weight_tiles(ctx: LayerCtx, packed: np.ndarray, k2: int) -> tuple[str, bool]
     return ctx.weight(packed, "packed"), False
 
 
-def _tile_source(wp: str, k2: int, panel0: str, narrow: bool) -> list[str]:
-    """C lines binding ``wt`` to weight tile (panel0 + mt), widened to int16 if narrow."""
-    at = f"{wp} + ({panel0} + mt) * {k2 * 2 * MR}"
+def _tile_source(wp: str, k2: int, tile: Expr, narrow: bool) -> list[str]:
+    """C lines binding ``wt`` to weight tile ``tile``, widened to int16 if narrow."""
+    at = plus(wp, tile * (k2 * 2 * MR))
     if not narrow:
-        return [f"  const int16_t *wt = {at};"]
-    return [f"  int16_t wt[{k2 * 2 * MR}] QNNC_ALIGNED(32);",
-            f"  qnnc_q8_widen(wt, {at}, 1, {k2 * 2 * MR}, 0, {k2 * 2 * MR});"]
+        return [f"const int16_t *wt = {at};"]
+    return [f"int16_t wt[{k2 * 2 * MR}] QNNC_ALIGNED(32);",
+            f"qnnc_q8_widen(wt, {at}, 1, {k2 * 2 * MR}, 0, {k2 * 2 * MR});"]
+
+
+def _tiles(ctx: LayerCtx, mt: int, body: Callable[[Expr], list[str]]) -> list[str]:
+    """``body(mt)`` for every MR-row weight tile (threaded if on): one loop, or none."""
+    head, t = loop("mt", mt)
+    if head is None:
+        return body(t)
+    return [*([ctx.omp().rstrip("\n")] if ctx.omp() else []), *nested([head], body(t))]
 
 
 def _tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str,
-               panel0: str = "0", narrow: bool = False) -> list[str]:
+               panel0: Expr | int = 0, narrow: bool = False) -> list[str]:
     """The micro-kernel over every MR-row weight tile x 16-column panel of the packed chunk;
     ``store`` stores row r (channel m) of ``acc`` (cols valid columns, panel j)."""
-    return [
-        ctx.omp().rstrip("\n"),
-        f"for (int mt = 0; mt < {mt}; ++mt) {{",
-        *_tile_source(wp, k2, panel0, narrow),
-        "  for (int j = 0; j < np; ++j) {",
-        f"    int32_t acc[{MR * NR}];",
-        f"    qnnc_q8_tile({k2}, wt, bp + j * {k2 * 2 * NR}, acc);",
-        f"    const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
-        f"    for (int r = 0; r < {MR}; ++r) {{",
-        f"      const int m = mt * {MR} + r;",
-        f"      if (m >= {rows}) break;",
-        f"      {store}",
-        "    }",
-        "  }",
-        "}",
-    ]
+    def tile(t: Expr) -> list[str]:
+        m = t * MR + Var("r", 0, MR - 1)
+        return [
+            *_tile_source(wp, k2, lift(panel0) + t, narrow),
+            "for (int j = 0; j < np; ++j) {",
+            f"  int32_t acc[{MR * NR}];",
+            f"  qnnc_q8_tile({k2}, wt, bp + j * {k2 * 2 * NR}, acc);",
+            f"  const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
+            f"  for (int r = 0; r < {MR}; ++r) {{",
+            f"    const int m = {m};",
+            *("    " + ln for ln in guarded(ge(m, rows), ["break;"])),
+            f"    {store}",
+            "  }",
+            "}",
+        ]
+    return _tiles(ctx, mt, tile)
 
 
 def fusable(shift: np.ndarray) -> bool:
@@ -200,22 +234,27 @@ def fused_epilogue(bias: str, m0: np.ndarray, shift: np.ndarray, zy: int, lo: in
     ]
 
 
-def _fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0: str,
-                     y0: str, ldy: int, panel0: str = "0", narrow: bool = False) -> list[str]:
+def _fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0: Expr,
+                     y0: str, ldy: int, panel0: Expr | int = 0,
+                     narrow: bool = False) -> list[str]:
     """The fused tile kernel over every tile of the chunk: tile (mt, j) stores channels
     ch0 + mt*MR .. (rows of the group) at y0 + (mt*MR) * ldy + j*16."""
-    return [
-        ctx.omp().rstrip("\n"),
-        f"for (int mt = 0; mt < {mt}; ++mt) {{",
-        *_tile_source(wp, k2, panel0, narrow),
-        f"  const int rr = {rows} - mt * {MR} < {MR} ? {rows} - mt * {MR} : {MR};",
-        "  for (int j = 0; j < np; ++j) {",
-        f"    const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
-        f"    qnnc_q8_tile_req({k2}, wt, bp + j * {k2 * 2 * NR}, &ep, {ch0} + mt * {MR}, rr, "
-        f"cols, {y0} + (ptrdiff_t)mt * {MR * ldy} + j * {NR}, {ldy});",
-        "  }",
-        "}",
-    ]
+    def tile(t: Expr) -> list[str]:
+        left = rows - t * MR
+        rr = minimum(left, MR)
+        row0 = t * (MR * ldy) if t.value is not None else \
+            Var("(ptrdiff_t)mt", t.lo, t.hi) * (MR * ldy)
+        return [
+            *_tile_source(wp, k2, lift(panel0) + t, narrow),
+            *([] if rr.value is not None else [f"const int rr = {rr};"]),
+            "for (int j = 0; j < np; ++j) {",
+            f"  const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
+            f"  qnnc_q8_tile_req({k2}, wt, bp + j * {k2 * 2 * NR}, &ep, {ch0 + t * MR}, "
+            f"{rr if rr.value is not None else 'rr'}, cols, {y0} + {add(row0, Var('j') * NR)}, "
+            f"{ldy});",
+            "}",
+        ]
+    return _tiles(ctx, mt, tile)
 
 
 def _direct(d: dict[str, int]) -> bool:
@@ -245,25 +284,26 @@ def gather_offsets(d: dict[str, int]) -> np.ndarray | None:
     return np.stack(rows).astype(np.int16)
 
 
-def _conv_rows(d: dict[str, int], sx: int, zx: int, gather: str | None = None) -> list[str]:
+def _conv_rows(d: dict[str, int], sx: int, zx: int, p0: Expr,
+               gather: str | None = None) -> list[str]:
     """C statements packing rows k = 2*kp and 2*kp + 1 of B (the chunk's columns p0 ..
     p0+nc-1) into panel slot kp: straight from the input planes for a direct convolution,
     else through two byte rows of im2col (padding holds zx, which the folded bias cancels),
     copied in row segments or, with ``gather`` (the name of gather_offsets' table), byte by
     byte through the table."""
-    k, hw, khw = d["K"], d["H"] * d["W"], d["KH"] * d["KW"]
+    k, hw, khw, positions = d["K"], d["H"] * d["W"], d["KH"] * d["KW"], d["P"]
     pack = f"qnnc_q8_pack_pair(bp + kp * {2 * NR}, {{a}}, 2 * kp + 1 < {k} ? {{b}} : NULL, " \
         f"{sx}, nc, 0, {d['K2'] * 2 * NR});"
     if _direct(d):
-        return [pack.format(a=f"xg + (ptrdiff_t)(2 * kp) * {hw} + p0",
-                            b=f"xg + (ptrdiff_t)(2 * kp + 1) * {hw} + p0")]
+        return [pack.format(a=plus(f"xg + (ptrdiff_t)(2 * kp) * {hw}", p0),
+                            b=plus(f"xg + (ptrdiff_t)(2 * kp + 1) * {hw}", p0))]
     if gather is not None:
         return [
             "for (int e = 0; e < 2; ++e) {",
             "  const int k = 2 * kp + e;",
             f"  if (k >= {k}) break;",
             f"  const uint8_t *xc = (const uint8_t *)(xg + (k / {khw}) * {hw});",
-            f"  const int16_t *o = {gather} + (k % {khw}) * {d['P']} + p0;",
+            f"  const int16_t *o = {plus(f'{gather} + (k % {khw}) * {positions}', p0)};",
             "  uint8_t *r = e ? rb : ra;",
             f"  for (int j = 0; j < nc; ++j) r[j] = o[j] >= 0 ? xc[o[j]] : {zx & 0xFF};",
             "}",
@@ -274,9 +314,9 @@ def _conv_rows(d: dict[str, int], sx: int, zx: int, gather: str | None = None) -
         "  const int k = 2 * kp + e;",
         f"  if (k >= {k}) break;",
         f"  const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, kw = k % {d['KW']};",
-        f"  qnnc_q8_im2row8(e ? rb : ra, (const uint8_t *)(xg + c * {hw}), p0, nc, {d['H']}, "
-        f"{d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, kh * {d['DH']} - {d['PT']}, "
-        f"kw * {d['DW']} - {d['PL']}, {zx & 0xFF});",
+        f"  qnnc_q8_im2row8(e ? rb : ra, (const uint8_t *)(xg + c * {hw}), {p0}, nc, {d['H']}, "
+        f"{d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, {Var('kh') * d['DH'] - d['PT']}, "
+        f"{Var('kw') * d['DW'] - d['PL']}, {zx & 0xFF});",
         "}",
         pack.format(a="ra", b="rb"),
     ]
@@ -290,7 +330,7 @@ def qconv(ctx: LayerCtx) -> str:
         raise ctx.fail(str(e)) from None
     xq, yq = qparams(ctx.it(0)), qparams(ctx.ot(0))
     zx, zy = int(xq.zero_point[0]), int(yq.zero_point[0])
-    m0, shift = conv_multipliers(ctx.it(0), ctx.it(1), ctx.ot(0))
+    m0, shift = conv_multipliers(ctx.it("x"), ctx.it("w"), ctx.ot(0))
     lo, hi = clamp_bounds(ctx)
     wc = _centred_weight(ctx, d["M"])
     sx, sy = sgn(ctx.it(0)), sgn(ctx.ot(0))
@@ -302,50 +342,55 @@ def qconv(ctx: LayerCtx) -> str:
                              for g in range(d["G"])])
     wp, narrow = weight_tiles(ctx, packed, k2)
     bq = ctx.weight(bias.astype(np.int32), "bias_zp")
-    decl, m0e, ne = mult_exprs(m0, shift, "oc")
+    hn, n = loop("n", d["N"])
+    hg, g = loop("g", d["G"])
+    oc_decl, oc = let("oc", g * d["Mg"] + Var("m"))
+    decl, m0e, ne = mult_exprs(m0, shift, str(oc))
     nc = _chunk(k2, d["P"])
     hw, p = d["H"] * d["W"], d["P"]
     yct = ctx.ctype(ctx.ot(0))
-    store = (f"const int oc = g * {d['Mg']} + m; "
-             f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[oc], {m0e}, {ne}, {zy}, {lo}, {hi}, "
-             f"yg + m * {p} + p0 + j * {NR}, 1, {sy});")
     offsets = None if _direct(d) else gather_offsets(d)
     gather = None if offsets is None else ctx.weight(offsets.reshape(-1), "im2col")
+
+    def chunk(p0: Expr) -> list[str]:
+        at = Var("m") * p + p0 + Var("j") * NR
+        store = " ".join([*oc_decl, f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[{oc}], {m0e}, "
+                          f"{ne}, {zy}, {lo}, {hi}, yg + {at}, 1, {sy});"])
+        if fusable(shift):
+            tiles = _fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=g * d["Mg"],
+                                     y0=_paren(plus("yg", p0)), ldy=p, panel0=g * mt,
+                                     narrow=narrow)
+        else:
+            tiles = _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
+                               panel0=g * mt, narrow=narrow)
+        return [f"for (int kp = 0; kp < {k2}; ++kp) {{",
+                *("  " + ln for ln in _conv_rows(d, sx, zx, p0, gather)),
+                "}", *tiles]
+
     if fusable(shift):
-        tiles = _fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=f"g * {d['Mg']}",
-                                 y0="(yg + p0)", ldy=p, panel0=f"g * {mt}", narrow=narrow)
         decl = fused_epilogue(bq, m0, shift, zy, lo, hi, sy)
-    else:
-        tiles = _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
-                           panel0=f"g * {mt}", narrow=narrow)
+    rows = [] if _direct(d) else [
+        f"uint8_t *ra = (uint8_t *)(bp + {k2 * 2 * nc}), *rb = ra + {nc};"]
+    body = [
+        f"const {ctx.ctype(ctx.it(0))} *xg = "
+        f"{plus(ctx.i(0), (n * d['C'] + g * d['Cg']) * hw)};",
+        f"{yct} *yg = {plus(ctx.o(0), (n * d['M'] + g * d['Mg']) * p)};",
+        *_chunks(p, nc, chunk),
+    ]
     lines = [
         f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions, "
         f"K = {d['K']} rows packed as int16 pairs */",
         *decl,
         "int16_t *bp = (int16_t *)scratch;",
-        f"uint8_t *ra = (uint8_t *)(bp + {k2 * 2 * nc}), *rb = ra + {nc};",
-        "(void)ra; (void)rb;",
-        f"for (int n = 0; n < {d['N']}; ++n)",
-        f"for (int g = 0; g < {d['G']}; ++g) {{",
-        f"  const {ctx.ctype(ctx.it(0))} *xg = {ctx.i(0)} + (n * {d['C']} + g * {d['Cg']}) "
-        f"* {hw};",
-        f"  {yct} *yg = {ctx.o(0)} + (n * {d['M']} + g * {d['Mg']}) * {p};",
-        f"  for (int p0 = 0; p0 < {p}; p0 += {nc}) {{",
-        f"    const int nc = {p} - p0 < {nc} ? {p} - p0 : {nc};",
-        f"    const int np = (nc + {NR - 1}) / {NR};",
-        f"    for (int kp = 0; kp < {k2}; ++kp) {{",
-        *("      " + ln for ln in _conv_rows(d, sx, zx, gather)),
-        "    }",
-        *("    " + ln for ln in tiles if ln),
-        "  }",
-        "}",
+        *rows,
+        *nested([hn, hg], body),
     ]
     return "\n".join(ln for ln in lines if ln)
 
 
 def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.ndarray,
                     shift: np.ndarray, zx: int, zy: int, lo: int, hi: int) -> str:
-    b = ctx.const(2) if ctx.has(2) else np.zeros(d["M"], dtype=np.int64)
+    b = ctx.const("b") if ctx.has("b") else np.zeros(d["M"], dtype=np.int64)
     if b is None:
         raise ctx.fail("the bias must be a compile-time constant")
     khw = d["KH"] * d["KW"]
@@ -365,28 +410,32 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
     fill = []
     for ph in range(sw):  # padded column j = iw + PL goes to plane j % SW, column j / SW
         i0 = (ph - d["PL"]) % sw
-        fill.append(f"    for (int iw = {i0}, q = {(i0 + d['PL']) // sw}; iw < {cols}; "
-                    f"iw += {sw}, ++q) dr[{ph * hp * wq} + q] = (int16_t)(xr[iw] - {zx});")
+        step = "++iw" if sw == 1 else f"iw += {sw}"
+        fill.append(f"for (int iw = {i0}, q = {(i0 + d['PL']) // sw}; iw < {cols}; "
+                    f"{step}, ++q) dr[{ph * hp * wq + Var('q')}] = "
+                    f"(int16_t)({centred('xr[iw]', zx)});")
+    hn, n = loop("n", d["N"])
+    hc, c = loop("c", d["C"])
+    hih, ih = loop("ih", rows)
+    decl, m0e, ne = mult_exprs(m0, shift, str(c))
+    plane = n * d["C"] + c
+    channel = [
+        f"const {xt} *xc = {plus(ctx.i(0), plane * (d['H'] * d['W']))};",
+        f"{ctx.ctype(ctx.ot(0))} *yc = {plus(ctx.o(0), plane * d['P'])};",
+        f"memset(xp, 0, {sw * hp * wq * 2});",
+        *nested([hih], [f"const {xt} *xr = {plus('xc', ih * d['W'])};",
+                        f"int16_t *dr = {plus('xp', (ih + d['PT']) * wq)};", *fill]),
+        f"const int16_t *wk = {plus(wname, c * khw)};",
+        *_depthwise_taps(d, sw, hp, wq, np.abs(wc).max(initial=0) * xmax <= 32767,
+                         f"qnnc_q8_store({{acc}}, {{n}}, {bname}[{c}], {m0e}, "
+                         f"{ne}, {zy}, {lo}, {hi}, {{y}}, 1, {sgn(ctx.ot(0))});"),
+    ]
     return "\n".join(ln for ln in [
         f"/* depthwise: each channel centred into {sw} zero-padded {hp} x {wq} int16 plane(s), "
         "one per column phase of the stride, so every tap reads a contiguous row */",
         *decl,
         "int16_t *xp = (int16_t *)scratch;",
-        f"for (int n = 0; n < {d['N']}; ++n)",
-        f"for (int c = 0; c < {d['C']}; ++c) {{",
-        f"  const {xt} *xc = {ctx.i(0)} + (n * {d['C']} + c) * {d['H'] * d['W']};",
-        f"  {ctx.ctype(ctx.ot(0))} *yc = {ctx.o(0)} + (n * {d['C']} + c) * {d['P']};",
-        f"  memset(xp, 0, {sw * hp * wq * 2});",
-        f"  for (int ih = 0; ih < {rows}; ++ih) {{",
-        f"    const {xt} *xr = xc + ih * {d['W']};",
-        f"    int16_t *dr = xp + (ih + {d['PT']}) * {wq};",
-        *fill,
-        "  }",
-        f"  const int16_t *wk = {wname} + c * {khw};",
-        *_depthwise_taps(d, sw, hp, wq, np.abs(wc).max(initial=0) * xmax <= 32767,
-                         f"qnnc_q8_store({{acc}}, {{n}}, {bname}[c], {m0e}, "
-                         f"{ne}, {zy}, {lo}, {hi}, {{y}}, 1, {sgn(ctx.ot(0))});"),
-        "}",
+        *nested([hn, hc], channel),
     ] if ln)
 
 
@@ -403,24 +452,25 @@ def _depthwise_taps(d: dict[str, int], sw: int, hp: int, wq: int, short_products
     product = "(int16_t)(row[ow] * wv)" if short_products else "row[ow] * wv"
     wtype = "int16_t" if short_products else "int32_t"
     whole = d["P"] <= DW_PLANE_ACC
-    acc = f"acc + oh * {d['OW']}" if whole else "acc"
-    lines = [f"  int32_t acc[{d['P']}];"] if whole else []
-    lines += [
-        f"  for (int oh = 0; oh < {d['OH']}; ++oh) {{",
-        *([] if whole else [f"    int32_t acc[{d['OW']}];"]),
-        f"    int32_t *a = {acc};",
-        f"    for (int ow = 0; ow < {d['OW']}; ++ow) a[ow] = 0;",
-        f"    for (int kh = 0; kh < {d['KH']}; ++kh)",
-        f"      for (int kw = 0; kw < {d['KW']}; ++kw) {{",
-        f"        const {wtype} wv = wk[kh * {d['KW']} + kw];",
-        f"        const int16_t *row = xp + (kw * {d['DW']}) % {sw} * {hp * wq} "
-        f"+ (oh * {d['SH']} + kh * {d['DH']}) * {wq} + (kw * {d['DW']}) / {sw};",
-        f"        for (int ow = 0; ow < {d['OW']}; ++ow) a[ow] += {product};",
-        "      }",
+    hoh, oh = loop("oh", d["OH"])
+    hkh, kh = loop("kh", d["KH"])
+    hkw, kw = loop("kw", d["KW"])
+    col = kw * d["DW"]
+    row = (col % sw) * (hp * wq) + (oh * d["SH"] + kh * d["DH"]) * wq + col // sw
+    tap = [f"const {wtype} wv = wk[{kh * d['KW'] + kw}];",
+           f"const int16_t *row = {plus('xp', row)};",
+           f"for (int ow = 0; ow < {d['OW']}; ++ow) a[ow] += {product};"]
+    lines = [
+        *([] if whole else [f"int32_t acc[{d['OW']}];"]),
+        f"int32_t *a = {plus('acc', oh * d['OW']) if whole else 'acc'};",
+        f"for (int ow = 0; ow < {d['OW']}; ++ow) a[ow] = 0;",
+        *nested([hkh, hkw], tap),
     ]
     if whole:
-        return lines + ["  }", "  " + store.format(acc="acc", n=d["P"], y="yc")]
-    return lines + ["    " + store.format(acc="acc", n=d["OW"], y=f"yc + oh * {d['OW']}"), "  }"]
+        return [f"int32_t acc[{d['P']}];", *nested([hoh], lines),
+                store.format(acc="acc", n=d["P"], y="yc")]
+    y = plus("yc", oh * d["OW"])
+    return nested([hoh], [*lines, store.format(acc="acc", n=d["OW"], y=y)])
 
 
 def _pointwise(d: dict[str, int]) -> bool:
@@ -446,29 +496,34 @@ def _channel_scale_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, b: np.
     bname = ctx.weight(bias.astype(np.int32), "bias_zp")
     decl, m0e, ne = mult_exprs(m0, shift, "c")
     p, xt = d["P"], ctx.ctype(ctx.it(0))
+    hn, n = loop("n", d["N"])
+    hp0, p0 = loop("p0", p, PW_CHUNK)
+    count = "len" if hp0 else str(p)
+    plane = (Var("(ptrdiff_t)n", n.lo, n.hi) if n.value is None else n) * d["C"] + Var("c")
+    channel = [
+        f"const {xt} *xc = {plus(ctx.i(0), plane * p)};",
+        f"{ctx.ctype(ctx.ot(0))} *yc = {plus(ctx.o(0), plane * p)};",
+        f"const int32_t wv = {wname}[c];",
+        *nested([hp0], [
+            *([f"const int len = {p} - p0 < {PW_CHUNK} ? {p} - p0 : {PW_CHUNK};"] if hp0 else []),
+            f"int32_t acc[{min(p, PW_CHUNK)}];",
+            f"for (int i = 0; i < {count}; ++i) acc[i] = (int32_t)xc[{p0 + Var('i')}] * wv;",
+            f"qnnc_q8_store(acc, {count}, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+            f"{plus('yc', p0)}, 1, {sgn(ctx.ot(0))});",
+        ]),
+    ]
+    omp = ctx.omp(collapse=2 if hn else 1).rstrip("\n")
     return "\n".join(ln for ln in [
         f"/* depthwise 1x1: one weight per channel over {p} positions */",
         *decl,
-        ctx.omp(collapse=2).rstrip("\n"),
-        f"for (int n = 0; n < {d['N']}; ++n)",
-        f"for (int c = 0; c < {d['C']}; ++c) {{",
-        f"  const {xt} *xc = {ctx.i(0)} + ((ptrdiff_t)n * {d['C']} + c) * {p};",
-        f"  {ctx.ctype(ctx.ot(0))} *yc = {ctx.o(0)} + ((ptrdiff_t)n * {d['C']} + c) * {p};",
-        f"  const int32_t wv = {wname}[c];",
-        f"  for (int p0 = 0; p0 < {p}; p0 += {PW_CHUNK}) {{",
-        f"    const int len = {p} - p0 < {PW_CHUNK} ? {p} - p0 : {PW_CHUNK};",
-        f"    int32_t acc[{PW_CHUNK}];",
-        "    for (int i = 0; i < len; ++i) acc[i] = (int32_t)xc[p0 + i] * wv;",
-        f"    qnnc_q8_store(acc, len, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, yc + p0, 1, "
-        f"{sgn(ctx.ot(0))});",
-        "  }",
-        "}",
+        omp,
+        *nested([hn, f"for (int c = 0; c < {d['C']}; ++c)"], channel),
     ] if ln)
 
 
 # -- QLinear ----------------------------------------------------------------------------------
 def _linear_dims(node: Node) -> tuple[int, int, int]:
-    x, w = node.inputs[0], node.inputs[1]
+    x, w = node.x, node.w
     assert x is not None and w is not None
     n, k = w.type.shape
     return int(np.prod(x.type.shape[:-1])), n, k
@@ -489,7 +544,7 @@ def qlinear(ctx: LayerCtx) -> str:
     rows, n, k = _linear_dims(ctx.node)
     xq, yq = qparams(ctx.it(0)), qparams(ctx.ot(0))
     zx, zy = int(xq.zero_point[0]), int(yq.zero_point[0])
-    m0, shift = conv_multipliers(ctx.it(0), ctx.it(1), ctx.ot(0), "QLinear")
+    m0, shift = conv_multipliers(ctx.it("x"), ctx.it("w"), ctx.ot(0), "QLinear")
     lo, hi = clamp_bounds(ctx)
     wc = _centred_weight(ctx, n)
     bias = _folded_bias(ctx, wc, zx, _xrange(ctx.it(0)))
@@ -499,43 +554,49 @@ def qlinear(ctx: LayerCtx) -> str:
     if rows <= GEMV_ROWS:
         mt = -(-n // GEMV_MR)
         wp = ctx.weight(pack_weights(wc, k2, GEMV_MR), "packed")
+        hp, row = loop("p", rows)
+        at = Var("(ptrdiff_t)p", row.lo, row.hi) if row.value is None else row
+        tiles = [
+            f"for (int mt = 0; mt < {mt}; ++mt) {{",
+            f"  int32_t acc[{GEMV_MR}];",
+            f"  qnnc_q8_gemv({k2}, {wp} + mt * {k2 * 2 * GEMV_MR}, xv, acc);",
+            f"  for (int r = 0; r < {GEMV_MR} && mt * {GEMV_MR} + r < {n}; ++r) {{",
+            f"    const int m = mt * {GEMV_MR} + r;",
+            f"    qnnc_q8_store(acc + r, 1, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+            f"{plus(ctx.o(0), at * n + Var('m'))}, 1, {sgn(ctx.ot(0))});",
+            "  }",
+            "}",
+        ]
+        omp = ctx.omp().rstrip("\n")
         return "\n".join(ln for ln in [
             f"/* int8 GEMV: {n} weight rows x {rows} input row(s), K = {k}, on {GEMV_MR}-row "
             "packed weight tiles */",
             *decl,
             "int16_t *xv = (int16_t *)scratch;",
-            f"for (int p = 0; p < {rows}; ++p) {{",
-            f"  qnnc_q8_widen(xv, {ctx.i(0)} + (ptrdiff_t)p * {k}, {sgn(ctx.it(0))}, {k}, 0, "
-            f"{2 * k2});",
-            ctx.omp().rstrip("\n"),
-            f"  for (int mt = 0; mt < {mt}; ++mt) {{",
-            f"    int32_t acc[{GEMV_MR}];",
-            f"    qnnc_q8_gemv({k2}, {wp} + mt * {k2 * 2 * GEMV_MR}, xv, acc);",
-            f"    for (int r = 0; r < {GEMV_MR} && mt * {GEMV_MR} + r < {n}; ++r) {{",
-            f"      const int m = mt * {GEMV_MR} + r;",
-            f"      qnnc_q8_store(acc + r, 1, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
-            f"{ctx.o(0)} + (ptrdiff_t)p * {n} + m, 1, {sgn(ctx.ot(0))});",
-            "    }",
-            "  }",
-            "}",
+            *nested([hp], [
+                f"qnnc_q8_widen(xv, {plus(ctx.i(0), at * k)}, {sgn(ctx.it(0))}, {k}, 0, "
+                f"{2 * k2});", *([omp] if omp else []), *tiles]),
         ] if ln)
     mt = -(-n // MR)
     wp, narrow = weight_tiles(ctx, pack_weights(wc, k2), k2)
     nc = _chunk(k2, rows)
-    store = (f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
-             f"{ctx.o(0)} + (ptrdiff_t)(p0 + j * {NR}) * {n} + m, {n}, {sgn(ctx.ot(0))});")
+    x, y = ctx.i(0), ctx.o(0)
+
+    def chunk(p0: Expr) -> list[str]:
+        row0 = Var("(ptrdiff_t)p0", p0.lo, p0.hi) if p0.value is None else p0
+        col = Var(f"(ptrdiff_t)({p0 + Var('j') * NR})") if p0.value is None else \
+            Var("(ptrdiff_t)j") * NR
+        store = (f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+                 f"{plus(y, col * n + Var('m'))}, {n}, {sgn(ctx.ot(0))});")
+        return [f"qnnc_q8_pack_cols(bp, {plus(x, row0 * k)}, {sgn(ctx.it(0))}, nc, {k}, {k}, 0, "
+                f"{k2 * 2 * NR});",
+                *_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store, narrow=narrow)]
+
     lines = [
         f"/* int8 GEMM: {n} weight rows x {rows} input rows, K = {k} */",
         *decl,
         "int16_t *bp = (int16_t *)scratch;",
-        f"for (int p0 = 0; p0 < {rows}; p0 += {nc}) {{",
-        f"  const int nc = {rows} - p0 < {nc} ? {rows} - p0 : {nc};",
-        f"  const int np = (nc + {NR - 1}) / {NR};",
-        f"  qnnc_q8_pack_cols(bp, {ctx.i(0)} + (ptrdiff_t)p0 * {k}, {sgn(ctx.it(0))}, nc, {k}, "
-        f"{k}, 0, {k2 * 2 * NR});",
-        *("  " + ln for ln in _tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store,
-                                         narrow=narrow) if ln),
-        "}",
+        *_chunks(rows, nc, chunk),
     ]
     return "\n".join(ln for ln in lines if ln)
 
@@ -543,7 +604,7 @@ def qlinear(ctx: LayerCtx) -> str:
 # -- QMatMul ----------------------------------------------------------------------------------
 def _matmul_dims(node: Node) -> tuple[int, int, int, tuple[int, ...], tuple[int, ...],
                                       tuple[int, ...]]:
-    a, b = node.inputs[0], node.inputs[1]
+    a, b = node.a, node.b
     assert a is not None and b is not None
     sa, sb = a.type.shape, b.type.shape
     a2 = sa if len(sa) >= 2 else (1,) + sa
@@ -574,40 +635,45 @@ def qmatmul(ctx: LayerCtx) -> str:
     stra = [s * m * k for s in broadcast_strides(a2[:-2], batch)] if batch else []
     strb = [s * k * n for s in broadcast_strides(b2[:-2], batch)] if batch else []
     stro = [s * m * n for s in strides_of(batch)]
-    idx = [f"i{q}" for q in range(len(batch))]
     sa, sb = sgn(ctx.it(0)), sgn(ctx.it(1))
-    store = (f"qnnc_q8_store(acc + r * {NR}, cols, 0, {int(m0[0])}, {31 + int(shift[0])}, "
-             f"{zy}, {lo}, {hi}, y + (ptrdiff_t)m * {n} + p0 + j * {NR}, 1, {sgn(ctx.ot(0))});")
     ep: list[str] = []
     if fusable(shift):
         ep = fused_epilogue(ctx.weight(np.zeros(m, dtype=np.int32), "zero_bias"), m0, shift,
                             zy, lo, hi, sgn(ctx.ot(0)))
-        tiles = _fused_tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, ch0="0", y0="(y + p0)",
-                                 ldy=n)
-    else:
-        tiles = _tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store)
-    body = [
-        *ep,
-        f"const {ctx.ctype(ctx.it(0))} *a = {ctx.i(0)} + {offset(idx, stra)};",
-        f"const {ctx.ctype(ctx.it(1))} *b = {ctx.i(1)} + {offset(idx, strb)};",
-        f"{ctx.ctype(ctx.ot(0))} *y = {ctx.o(0)} + {offset(idx, stro)};",
-        f"for (int t = 0; t < {mt}; ++t) qnnc_q8_pack_a(ap + t * {k2 * 2 * MR}, a, {sa}, "
-        f"t * {MR}, {m}, {k}, {k}, {za});",
-        f"for (int p0 = 0; p0 < {n}; p0 += {nc}) {{",
-        f"  const int nc = {n} - p0 < {nc} ? {n} - p0 : {nc};",
-        f"  const int np = (nc + {NR - 1}) / {NR};",
-        f"  for (int kp = 0; kp < {k2}; ++kp)",
-        f"    qnnc_q8_pack_pair(bp + kp * {2 * NR}, b + (ptrdiff_t)(2 * kp) * {n} + p0, "
-        f"2 * kp + 1 < {k} ? b + (ptrdiff_t)(2 * kp + 1) * {n} + p0 : NULL, {sb}, nc, {zb}, "
-        f"{k2 * 2 * NR});",
-        *("  " + ln for ln in tiles if ln),
-        "}",
-    ]
-    text = "\n".join(body)
+
+    def chunk(p0: Expr) -> list[str]:
+        at = Var("(ptrdiff_t)m") * n + p0 + Var("j") * NR
+        store = (f"qnnc_q8_store(acc + r * {NR}, cols, 0, {int(m0[0])}, {31 + int(shift[0])}, "
+                 f"{zy}, {lo}, {hi}, y + {at}, 1, {sgn(ctx.ot(0))});")
+        if fusable(shift):
+            tiles = _fused_tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, ch0=Const(0),
+                                     y0=_paren(plus("y", p0)), ldy=n)
+        else:
+            tiles = _tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store)
+        first, second = (plus(f"b + (ptrdiff_t)({row}) * {n}", p0)
+                         for row in ("2 * kp", "2 * kp + 1"))
+        return [f"for (int kp = 0; kp < {k2}; ++kp)",
+                f"  qnnc_q8_pack_pair(bp + kp * {2 * NR}, {first}, 2 * kp + 1 < {k} ? {second} "
+                f": NULL, {sb}, nc, {zb}, {k2 * 2 * NR});",
+                *tiles]
+
+    ht, t = loop("t", mt)
+    pack_a = nested([ht], [f"qnnc_q8_pack_a({plus('ap', t * (k2 * 2 * MR))}, a, {sa}, "
+                           f"{t * MR}, {m}, {k}, {k}, {za});"])
+    x0, x1, y = ctx.i(0), ctx.i(1), ctx.o(0)
+    ta, tb, ty = ctx.ctype(ctx.it(0)), ctx.ctype(ctx.it(1)), ctx.ctype(ctx.ot(0))
+
+    def product(idx: list[Expr]) -> str:
+        return "\n".join([
+            *ep,
+            f"const {ta} *a = {plus(x0, offset_expr(idx, stra))};",
+            f"const {tb} *b = {plus(x1, offset_expr(idx, strb))};",
+            f"{ty} *y = {plus(y, offset_expr(idx, stro))};",
+            *pack_a,
+            *_chunks(n, nc, chunk),
+        ])
+
     head = [f"/* int8 GEMM of two run-time operands: [{m} x {k}] x [{k} x {n}] */",
             "int16_t *ap = (int16_t *)scratch;",
             f"int16_t *bp = ap + {apack};"]
-    if not batch:
-        return "\n".join(head) + "\n{\n" + "\n".join("    " + ln for ln in text.splitlines()) \
-            + "\n}"
-    return "\n".join(head) + "\n" + nested_loops(batch, text)
+    return "\n".join(head) + "\n" + nested_loops(batch, product)

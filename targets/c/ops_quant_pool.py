@@ -13,8 +13,10 @@ import numpy as np
 from ir import qmath
 from ir.ops.qcommon import pool_multipliers
 from ir.ops.qpool import _out_sizes, window_counts
-from targets.c.emitter import LayerCtx, emits
-from targets.c.ops_quant_util import int_table, qparams
+from targets.c.cond import all_of, ge, lt
+from targets.c.emitter import LayerCtx, emits, plus
+from targets.c.ops_quant_util import centred, int_table, qparams
+from targets.c.stmt import guarded, let, loop, nested
 
 
 @emits("QAveragePool")
@@ -41,29 +43,28 @@ def qavgpool(ctx: LayerCtx) -> str:
     zx, zy = int(qparams(ctx.it(0)).zero_point[0]), int(qparams(ctx.ot(0)).zero_point[0])
     lo, hi = qmath.qrange(ctx.ot(0).dtype)
     xt, yt = ctx.ctype(ctx.it(0)), ctx.ctype(ctx.ot(0))
+    hnc, nc = loop("nc", x[0] * x[1])
+    hoh, oh = loop("oh", OH)
+    how, ow = loop("ow", OW)
+    hkh, kh = loop("kh", KH)
+    hkw, kw = loop("kw", KW)
+    ih_decl, ih = let("ih", oh * SH - PT + kh * DH)
+    iw_decl, iw = let("iw", ow * SW - PL + kw * DW)
+    taps = nested([hkw], [*iw_decl, *guarded(all_of(ge(iw, 0), lt(iw, W)), [
+        f"acc += {centred(f'xc[{ih * W + iw}]', zx)};"])])
+    window = nested([hkh], [*ih_decl, *guarded(all_of(ge(ih, 0), lt(ih, H)), taps)])
+    decl, p = let("p", oh * OW + ow)
+    position = ["int32_t acc = 0;", *window, *decl,
+                f"yc[{p}] = ({yt})qnnc_requant(acc, req_m0[{p}], req_n[{p}], {zy}, {lo}, {hi});"]
+    plane = [f"const {xt} *xc = {plus(ctx.i(0), nc * (H * W))};",
+             f"{yt} *yc = {plus(ctx.o(0), nc * (OH * OW))};",
+             *nested([hoh, how], position)]
     return "\n".join([
         int_table("req_m0", "int32_t", m0[inverse].tolist()),
         int_table("req_n", "int8_t", (shift[inverse] + qmath.M0_BITS).tolist()),
-        ctx.omp().rstrip("\n"),
-        f"for (int nc = 0; nc < {x[0] * x[1]}; ++nc) {{",
-        f"  const {xt} *xc = {ctx.i(0)} + nc * {H * W};",
-        f"  {yt} *yc = {ctx.o(0)} + nc * {OH * OW};",
-        f"  for (int oh = 0; oh < {OH}; ++oh)",
-        f"  for (int ow = 0; ow < {OW}; ++ow) {{",
-        "    int32_t acc = 0;",
-        f"    for (int kh = 0; kh < {KH}; ++kh) {{",
-        f"      const int ih = oh * {SH} - {PT} + kh * {DH};",
-        f"      if (ih < 0 || ih >= {H}) continue;",
-        f"      for (int kw = 0; kw < {KW}; ++kw) {{",
-        f"        const int iw = ow * {SW} - {PL} + kw * {DW};",
-        f"        if (iw >= 0 && iw < {W}) acc += xc[ih * {W} + iw] - {zx};",
-        "      }",
-        "    }",
-        f"    const int p = oh * {OW} + ow;",
-        f"    yc[p] = ({yt})qnnc_requant(acc, req_m0[p], req_n[p], {zy}, {lo}, {hi});",
-        "  }",
-        "}",
-    ]).replace("\n\n", "\n").lstrip("\n")
+        *([ctx.omp().rstrip("\n")] if hnc and ctx.omp() else []),
+        *nested([hnc], plane),
+    ])
 
 
 @emits("QGlobalAveragePool")
@@ -75,12 +76,12 @@ def qglobalavg(ctx: LayerCtx) -> str:
     zx, zy = int(qparams(ctx.it(0)).zero_point[0]), int(qparams(ctx.ot(0)).zero_point[0])
     lo, hi = qmath.qrange(ctx.ot(0).dtype)
     xt, yt = ctx.ctype(ctx.it(0)), ctx.ctype(ctx.ot(0))
-    return "\n".join([
-        f"for (int nc = 0; nc < {nc}; ++nc) {{",
-        f"  const {xt} *xc = {ctx.i(0)} + nc * {s};",
-        "  int64_t acc = 0;",
-        f"  for (int i = 0; i < {s}; ++i) acc += xc[i];",
-        f"  {ctx.o(0)}[nc] = ({yt})qnnc_requant(acc - (int64_t){zx} * {s}, {int(m0[0])}, "
+    hnc, c = loop("nc", nc)
+    zero_share = f" - {zx * s}" if zx else ""
+    return "\n".join(nested([hnc], [
+        f"const {xt} *xc = {plus(ctx.i(0), c * s)};",
+        "int64_t acc = 0;",
+        f"for (int i = 0; i < {s}; ++i) acc += xc[i];",
+        f"{ctx.o(0)}[{c}] = ({yt})qnnc_requant(acc{zero_share}, {int(m0[0])}, "
         f"{31 + int(shift[0])}, {zy}, {lo}, {hi});",
-        "}",
-    ])
+    ]))

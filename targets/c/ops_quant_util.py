@@ -8,7 +8,7 @@ import numpy as np
 
 from ir import qmath
 from ir.types import DType, QuantParams, TensorType
-from targets.c.emitter import LayerCtx
+from targets.c.emitter import LayerCtx, c_table
 
 
 def qparams(t: TensorType) -> QuantParams:
@@ -29,9 +29,14 @@ def clamp_bounds(ctx: LayerCtx) -> tuple[int, int]:
     return lo, hi
 
 
+def centred(value: str, zero_point: int) -> str:
+    """``value - zero_point`` (C text), or ``value`` alone for a zero point of 0."""
+    z = int(zero_point)
+    return value if z == 0 else (f"{value} - {z}" if z > 0 else f"{value} + {-z}")
+
+
 def int_table(name: str, ctype: str, values: Sequence[int]) -> str:
-    body = ", ".join(str(int(v)) for v in values)
-    return f"static const {ctype} {name}[{max(len(values), 1)}] = {{{body or '0'}}};"
+    return c_table(name, ctype, [int(v) for v in values])
 
 
 def mult_exprs(m0: np.ndarray, shift: np.ndarray, index: str) -> tuple[list[str], str, str]:

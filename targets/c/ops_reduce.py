@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
+from targets.c.expr import Expr
+from targets.c.stmt import loop, nested
 
 # (initial value, accumulate step over v, final expression of acc and the count n)
 _REDUCE: dict[str, tuple[str, str, str]] = {
@@ -28,17 +30,20 @@ def reduce(ctx: LayerCtx) -> str:
     st = strides_of(x)
     kept = [k for k in range(len(x)) if k not in axes]
     red = sorted(axes)
-    xoff = offset([f"i{k}" for k in kept] + [f"j{k}" for k in red],
-                  [st[k] for k in kept] + [st[k] for k in red])
-    inner = f"const double v = {ctx.i(0)}[{xoff}];\n{step}"
-    for k in reversed(red):
-        inner = f"for (int j{k} = 0; j{k} < {x[k]}; ++j{k}) {{\n" + \
-            "\n".join("    " + ln for ln in inner.splitlines()) + "\n}"
-    body = (f"double acc = {init};\n{inner}\n"
-            f"{ctx.o(0)}[o++] = ({ct})({final.format(n=n)});")
-    dims = [x[k] for k in kept]
-    # the loop variables must be named after the axis, so rename i0.. to i{k}
-    loops = nested_loops(dims, body, var="q")
-    for pos, k in enumerate(kept):
-        loops = loops.replace(f"q{pos}", f"i{k}")
-    return "int o = 0;\n" + (loops if dims else "{\n" + body + "\n}")
+    x0, y = ctx.i(0), ctx.o(0)
+
+    def per_output(out: list[Expr]) -> str:
+        heads, inner = [], []
+        for k in red:
+            h, e = loop(f"j{k}", x[k])
+            heads.append(h)
+            inner.append(e)
+        xoff = offset(out + inner, [st[k] for k in kept] + [st[k] for k in red])
+        yoff = offset(out, strides_of([x[k] for k in kept]))
+        return "\n".join([f"double acc = {init};",
+                          *nested(heads, [f"const double v = {x0}[{xoff}];", step],
+                                  indent="    "),
+                          f"{y}[{yoff}] = ({ct})({final.format(n=n)});"])
+
+    # the loop variables are named after the axis they walk
+    return nested_loops([x[k] for k in kept], per_output, names=[f"i{k}" for k in kept])

@@ -11,15 +11,27 @@ import math
 import numpy as np
 
 from ir.ops.resize import _source, _taps
-from targets.c.emitter import LayerCtx, emits, float_lit, nested_loops, offset, strides_of
+from targets.c.cond import all_of, cond_text, ge
+from targets.c.emitter import (
+    LayerCtx,
+    c_table,
+    emits,
+    float_lit,
+    nested_loops,
+    offset,
+    plus,
+    strides_of,
+)
+from targets.c.expr import Expr, Var, add
 from targets.c.ops_elementwise import broadcast_strides
+from targets.c.stmt import loop, nested
 
 
 @emits("Reshape", "Identity")
 def view(ctx: LayerCtx) -> str:
     """No data moves when the planner gave input and output the same storage."""
     if ctx.same_storage(0, 0):
-        return f"/* a view: {ctx.o(0)} and {ctx.i(0)} are the same bytes */\n(void){ctx.o(0)};"
+        return ""
     return f"memcpy({ctx.o(0)}, {ctx.i(0)}, {ctx.ot(0).nbytes});"
 
 
@@ -28,14 +40,10 @@ def _sized_loops(ctx: LayerCtx, src_base: int, src_strides: list[int], shape: tu
     """y[flat] = x[base + Σ i_k * src_strides[k]] over ``shape`` (unit axes dropped)."""
     keep = [k for k, n in enumerate(shape) if n != 1]
     dims = [shape[k] for k in keep]
-    idx = [f"i{n}" for n in range(len(keep))]
-    xs = offset(idx, [src_strides[k] for k in keep])
-    ys = offset(idx, strides_of(dims))
-    base = f"{src_base} + " if src_base else ""
-    body = f"{ctx.o(0)}[{ys}] = {src or ctx.i(0)}[{base}{xs}];"
-    if not dims:
-        return body
-    return nested_loops(dims, body)
+    y, x = ctx.o(0), src or ctx.i(0)
+    return nested_loops(dims, lambda idx: (
+        f"{y}[{offset(idx, strides_of(dims))}] = "
+        f"{x}[{offset(idx, [src_strides[k] for k in keep], src_base)}];"))
 
 
 @emits("Transpose")
@@ -65,11 +73,13 @@ def concat(ctx: LayerCtx) -> str:
     inner = int(np.prod(out[axis + 1:]))
     size = ctx.ot(0).dtype.np.itemsize
     lines, at = [], 0
+    ho, o = loop("o", outer)
+    y = ctx.o(0)
     for k in range(len(ctx.node.inputs)):
         chunk = ctx.it(k).shape[axis] * inner
         if chunk:
-            lines.append(f"for (int o = 0; o < {outer}; ++o) memcpy({ctx.o(0)} + o * "
-                         f"{out[axis] * inner} + {at}, {ctx.i(k)} + o * {chunk}, {chunk * size});")
+            lines += nested([ho], [f"memcpy({plus(y, o * (out[axis] * inner) + at)}, "
+                                   f"{plus(ctx.i(k), o * chunk)}, {chunk * size});"])
         at += chunk
     return "\n".join(lines) or "/* empty */"
 
@@ -81,16 +91,16 @@ def gather(ctx: LayerCtx) -> str:
     outer, d, inner = int(np.prod(x[:axis])), x[axis], int(np.prod(x[axis + 1:]))
     nidx = ctx.it(1).size
     size = ctx.ot(0).dtype.np.itemsize
-    return "\n".join([
-        f"for (int o = 0; o < {outer}; ++o)",
-        f"for (int j = 0; j < {nidx}; ++j) {{",
-        f"  int64_t t = (int64_t){ctx.i(1)}[j];",
-        f"  if (t < 0) t += {d};",
-        f"  {ctx.ctype(ctx.ot(0))} *y = {ctx.o(0)} + (o * {nidx} + j) * {inner};",
-        f"  if (t < 0 || t >= {d}) memset(y, 0, {inner * size});",
-        f"  else memcpy(y, {ctx.i(0)} + (o * {d} + t) * {inner}, {inner * size});",
-        "}",
-    ])
+    ho, o = loop("o", outer)
+    hj, j = loop("j", nidx)
+    x, ix = ctx.i(0), ctx.i(1)
+    return "\n".join(nested([ho, hj], [
+        f"int64_t t = (int64_t){ix}[{j}];",
+        f"if (t < 0) t += {d};",
+        f"{ctx.ctype(ctx.ot(0))} *y = {plus(ctx.o(0), (o * nidx + j) * inner)};",
+        f"if (t < 0 || t >= {d}) memset(y, 0, {inner * size});",
+        f"else memcpy(y, {plus(x, (o * d + Var('t')) * inner)}, {inner * size});",
+    ]))
 
 
 def _pad_index(i: int, before: int, after: int, d: int, mode: str) -> int:
@@ -114,32 +124,35 @@ def _pad_index(i: int, before: int, after: int, d: int, mode: str) -> int:
     return lo + (period - s if s >= kept else s)
 
 
-def _table(name: str, ctype: str, values: list) -> str:
-    body = ", ".join(str(v) for v in values)
-    return f"static const {ctype} {name}[{max(len(values), 1)}] = {{{body or '0'}}};"
-
-
 @emits("Pad")
 def pad(ctx: LayerCtx) -> str:
-    if ctx.has(1):
+    if ctx.has("value"):
         raise ctx.fail("Pad with a run-time pad value has no C emitter")
     x, y = ctx.it(0).shape, ctx.ot(0).shape
     r, mode, pads = len(x), ctx.a["mode"], ctx.a["pads"]
-    lines, idx_terms, inside = [], [], []
+    lines = []
     st = strides_of(x)
+    tables = []
     for k in range(r):
         table = [_pad_index(i, pads[k], pads[k + r], x[k], mode) for i in range(y[k])]
-        lines.append(_table(f"src{k}", "int", table))
-        idx_terms.append(f"src{k}[i{k}] * {st[k]}")
-        inside.append(f"src{k}[i{k}] >= 0")
+        tables.append(table)
+        if table != list(range(y[k])):  # an axis without padding reads its own index
+            lines.append(c_table(f"src{k}", "int", table))
     ct = ctx.ctype(ctx.ot(0))
     value = ctx.a["value"]
     fill = float_lit(value, ctx.ot(0).dtype) if ctx.ot(0).dtype.is_float else str(int(value))
-    yoff = offset([f"i{k}" for k in range(r)], strides_of(y))
-    src = " + ".join(idx_terms) or "0"
-    body = (f"{ctx.o(0)}[{yoff}] = ({' && '.join(inside) or '1'}) ? "
-            f"{ctx.i(0)}[{src}] : ({ct}){fill};")
-    return "\n".join(lines + [nested_loops(y, body) if y else body])
+    xin, yout = ctx.i(0), ctx.o(0)
+
+    def element(i: list[Expr]) -> str:
+        src = [i[k] if t == list(range(y[k])) else
+               Var(f"src{k}[{i[k]}]", min(t, default=0), max(t, default=0))
+               for k, t in enumerate(tables)]
+        inside = all_of(*(ge(e, 0) for e in src))
+        read = f"{xin}[{offset(src, st)}]"
+        value = read if inside is True else f"({cond_text(inside)}) ? {read} : ({ct}){fill}"
+        return f"{yout}[{offset(i, strides_of(y))}] = {value};"
+
+    return "\n".join(lines + [nested_loops(y, element)])
 
 
 @emits("Resize")
@@ -159,17 +172,19 @@ def resize(ctx: LayerCtx) -> str:
         src = _source(a["coordinate_transformation_mode"], y[k], x[k], a["scales"][k], (0, 1))
         idx, w = _taps(src, x[k], a["scales"][k], a)
         ntap = idx.shape[1]
-        lines.append(_table(f"ix{k}", "int", [int(v) for v in idx.reshape(-1)]))
-        lines.append(_table(f"wt{k}", ct, [float_lit(v, ctx.ot(0).dtype)
-                                           for v in w.reshape(-1)]))
+        lines.append(c_table(f"ix{k}", "int", [int(v) for v in idx.reshape(-1)]))
+        lines.append(c_table(f"wt{k}", ct, [float_lit(v, ctx.ot(0).dtype)
+                                            for v in w.reshape(-1)]))
         tap_loops.append((k, ntap))
     resized = {k for k, _ in tap_loops}
-    terms = [f"ix{k}[i{k} * {n} + t{k}] * {xst[k]}" for k, n in tap_loops]
-    terms += [f"i{k} * {xst[k]}" for k in range(r) if k not in resized and xst[k] and x[k] > 1]
-    weight = " * ".join(f"wt{k}[i{k} * {n} + t{k}]" for k, n in tap_loops) or "1"
-    inner = f"acc += {weight} * {ctx.i(0)}[{' + '.join(terms) or '0'}];"
-    for k, n in reversed(tap_loops):
-        inner = f"for (int t{k} = 0; t{k} < {n}; ++t{k})\n    " + inner.replace("\n", "\n    ")
-    yoff = offset([f"i{k}" for k in range(r)], strides_of(y))
-    body = f"{ct} acc = 0;\n{inner}\n{ctx.o(0)}[{yoff}] = acc;"
-    return "\n".join(lines + [nested_loops(y, body)])
+
+    def element(i: list[Expr]) -> str:
+        taps = {k: loop(f"t{k}", n) for k, n in tap_loops}
+        src = add(*(Var(f"ix{k}[{i[k] * n + taps[k][1]}]") * xst[k] for k, n in tap_loops),
+                  *(i[k] * xst[k] for k in range(r) if k not in resized and x[k] > 1))
+        weight = " * ".join(f"wt{k}[{i[k] * n + taps[k][1]}]" for k, n in tap_loops) or "1"
+        acc = nested([taps[k][0] for k, _ in tap_loops],
+                     [f"acc += {weight} * {ctx.i(0)}[{src}];"], indent="    ")
+        return "\n".join([f"{ct} acc = 0;", *acc, f"{ctx.o(0)}[{offset(i, strides_of(y))}] = acc;"])
+
+    return "\n".join(lines + [nested_loops(y, element)])

@@ -18,17 +18,25 @@ from ir.graph import Value
 from ir.ops.qcommon import conv_multipliers, pool_multipliers, product_multiplier
 from ir.ops.qpool import window_counts
 from targets.c.emitter import c_type
+from targets.c.expr import Const, Expr, Var, at
 from targets.c.ops_quant_util import int_table
-from targets.staged.compute import compute_eltwise, compute_macs, compute_pool, valid_extents
+from targets.c.stmt import guarded, reads
+from targets.c.wrap import comment_block
+from targets.staged.compute import (
+    Counts,
+    any_work,
+    compute_eltwise,
+    compute_macs,
+    compute_pool,
+    valid_extents,
+)
 from targets.staged.layer import Staged
 from targets.staged.nest import render
 from targets.staged.tiles import gen_inputs, gen_weights
-from targets.staged.visits import acc_idx, gen_outputs
+from targets.staged.visits import Final, Walk, acc_idx, gen_outputs
 from targets.tiling.problem import C
 
 I32 = 2**31
-
-
 
 
 def _clamp_range(st: Staged) -> tuple[int, int]:
@@ -43,90 +51,144 @@ def _tables(name: str, values: np.ndarray, ctype: str) -> str:
     return int_table(name, ctype, [int(v) for v in values.reshape(-1)])
 
 
+def _per_channel(name: str, values: np.ndarray, ctype: str, tables: list[str]) -> int | None:
+    """The value when every channel has the same one; else None, and ``name`` joins the
+    layer's tables."""
+    flat = values.reshape(-1)
+    if np.all(flat == flat[0]):
+        return int(flat[0])
+    tables.append(_tables(name, flat, ctype))
+    return None
+
+
 def body(st: Staged) -> str:
-    node, p = st.node, st.prob
-    x, y = node.inputs[0], node.outputs[0]
+    node = st.node
+    x, y = node.inputs[0], node.outputs[0]  # x or a, whatever the op calls it
     assert x is not None
-    xct, yct = c_type(x.type.dtype), c_type(y.type.dtype)
-    lines: list[str] = []
-    gen_inputs(st, xct)
-    final = "0"
+    yct = c_type(y.type.dtype)
+    tables: list[str] = []
+    gen_inputs(st, c_type(x.type.dtype))
+    ext_lines, ext = valid_extents(st)
+    final: Final = _no_final
     if st.kind in ("conv", "dwconv", "linear", "matmul"):
-        w = node.inputs[1]
-        assert w is not None and x.type.quant is not None and w.type.quant is not None
-        assert y.type.quant is not None
-        wct = c_type(w.type.dtype)
-        wsrc = "in1"
-        wl = str(node.attrs.get("weight_layout", ""))
-        if wl and w.data is not None:
-            wsrc = st.ctx.weight(layouts.pack(wl, w.data), "w_" + wl.split(":")[0].lower())
-        gen_weights(st, wct, wsrc)
-        zx = int(x.type.quant.zero_point[0])
-        zw_all = np.asarray(w.type.quant.zero_point, dtype=np.int64)
-        if st.kind == "matmul":
-            m0, shift = product_multiplier(x.type, w.type, y.type, "QMatMul")
-        else:
-            m0, shift = conv_multipliers(x.type, w.type, y.type, node.op)
-        per = m0.size > 1
-        lines.append(_tables("st_m0", m0, "int32_t") if per else "")
-        lines.append(_tables("st_n", shift + qmath.M0_BITS, "int8_t") if per else "")
-        if zw_all.size > 1:
-            lines.append(_tables("st_zw", zw_all, "int32_t"))
-        zw = "st_zw[m]" if zw_all.size > 1 else str(int(zw_all[0]))
-        m0e = "st_m0[m]" if per else str(int(m0[0]))
-        ne = "st_n[m]" if per else str(int(shift[0]) + qmath.M0_BITS)
-        bias = "0"
-        if len(node.inputs) > 2 and node.inputs[2] is not None:
-            bias = "(int64_t)in2[m]"
-        lo, hi = _clamp_range(st)
-        zy = int(y.type.quant.zero_point[0])
-        _check_bounds(st, w, zx)
-        final = (f"qnnc_requant((int64_t)acc1[{acc_idx(st)}] + {bias}, {m0e}, {ne}, {zy}, "
-                 f"{lo}, {hi})")
-        compute = compute_macs(st, zx, zw)
-        ops = p.kernel[0] * p.kernel[1]
+        compute, final = _product(st, ext, tables)
+        ops = st.prob.kernel[0] * st.prob.kernel[1]
     elif st.kind == "pool":
-        counts = None
-        zx = 0
-        if node.op in ("QAveragePool", "QGlobalAveragePool"):
-            assert x.type.quant is not None and y.type.quant is not None
-            zx = int(x.type.quant.zero_point[0])
-            ch_, cw_ = _axis_counts(st)
-            uniq = np.unique(np.outer(ch_, cw_))
-            pm0, psh = pool_multipliers(x.type, y.type, uniq, node.op)
-            top = int(uniq.max())
-            tab_m0 = np.zeros(top + 1, np.int64)
-            tab_n = np.zeros(top + 1, np.int64)
-            tab_m0[uniq] = pm0
-            tab_n[uniq] = psh + qmath.M0_BITS
-            lines += [_tables("st_ch", np.asarray(ch_), "int32_t"),
-                      _tables("st_cw", np.asarray(cw_), "int32_t"),
-                      _tables("st_m0", tab_m0, "int32_t"), _tables("st_n", tab_n, "int8_t")]
-            lo, hi = qmath.qrange(y.type.dtype)
-            zy = int(y.type.quant.zero_point[0])
-            counts = ("st_ch[oh] * st_cw[ow]",
-                      f"({yct})qnnc_requant(s, st_m0[cnt], st_n[cnt], {zy}, {lo}, {hi})")
-        compute = compute_pool(st, zx, yct, counts)
-        ops = p.ops_per_output
+        compute = compute_pool(st, _zero_point(x), yct, ext, _pool_counts(st, yct, tables))
+        ops = st.prob.ops_per_output
     else:
         compute = compute_eltwise(st, yct)
         ops = 1
     gen_outputs(st, yct, final)
-    macs = f"qnnc_cnt[{st.row}][{st.counters.macs}] += (uint64_t)vn*vm*voh*vow*vc*{ops};"
-    inner = ["{", *("  " + ln for ln in valid_extents(st)),
-             "  if (vn > 0 && vm > 0 && voh > 0 && vow > 0 && vc > 0) {",
-             *("    " + ln for ln in compute), "    " + macs, "  }", "}"]
+    inner = [*ext_lines, *guarded(any_work(ext), [*compute, _count_macs(st, ext, ops)])]
     nest = render(st.nest, st.before, st.after, inner)
-    head = [f"/* staged for {st.prof.name}: tiles {list(st.sched.tiles)} orders "
-            f"{[''.join('nmhwc'[d] for d in o) for o in st.sched.orders]} */"]
-    return "\n".join(head + [ln for ln in lines if ln] + st.decl + nest)
+    head = comment_block([f"staged for {st.prof.name}: tiles {list(st.sched.tiles)} orders "
+                          f"{[''.join('nmhwc'[d] for d in o) for o in st.sched.orders]}"])
+    return "\n".join([head, *tables, *st.decl, *nest])
+
+
+def _no_final(w: Walk) -> Var:
+    raise AssertionError("a layer without accumulators has no final value to compute")
+
+
+def _zero_point(v: Value) -> int:
+    return int(v.type.quant.zero_point[0]) if v.type.quant is not None else 0
+
+
+def _product(st: Staged, ext: dict[str, Expr], tables: list[str]) -> tuple[list[str], Final]:
+    """The compute of a convolution or matrix product tile, and the requantisation of its
+    finished accumulators."""
+    node = st.node
+    x, w, y = (node.a, node.b, node.outputs[0]) if node.op == "QMatMul" else \
+        (node.x, node.w, node.outputs[0])
+    assert x.type.quant is not None and w.type.quant is not None and y.type.quant is not None
+    wct = c_type(w.type.dtype)
+    wl = str(node.attrs.get("weight_layout", ""))
+    if wl and w.data is not None:
+        wsrc = st.ctx.weight(layouts.pack(wl, w.data), "w_" + wl.split(":")[0].lower())
+    else:
+        wsrc = st.ctx.i("b" if node.op == "QMatMul" else "w")
+    gen_weights(st, wct, wsrc)
+    zx = _zero_point(x)
+    if st.kind == "matmul":
+        m0, shift = product_multiplier(x.type, w.type, y.type, "QMatMul")
+    else:
+        m0, shift = conv_multipliers(x.type, w.type, y.type, node.op)
+    m0c = _per_channel("st_m0", m0, "int32_t", tables)
+    nc = _per_channel("st_n", shift + qmath.M0_BITS, "int8_t", tables)
+    zwc = _per_channel("st_zw", np.asarray(w.type.quant.zero_point, np.int64), "int32_t",
+                       tables)
+    bias = st.ctx.i("b") if node.op != "QMatMul" and node.b is not None else None
+    lo, hi = _clamp_range(st)
+    zy = _zero_point(y)
+    _check_bounds(st, w, zx)
+
+    def zw(m: Expr) -> Expr:
+        return Const(zwc) if zwc is not None else at("st_zw", m)
+
+    def final(walk: Walk) -> Var:
+        m = walk.pos[1]
+        acc = at("acc1", acc_idx(st, walk.rel), cast="int64_t")
+        total = acc + at(bias, m, cast="int64_t") if bias else acc
+        m0e = Const(m0c) if m0c is not None else at("st_m0", m)
+        ne = Const(nc) if nc is not None else at("st_n", m)
+        return Var(f"qnnc_requant({total}, {m0e}, {ne}, {zy}, {lo}, {hi})",
+                   reads=frozenset(reads(total, m0e, ne)))
+
+    return compute_macs(st, zx, zw, ext, wct), final
+
+
+def _pool_counts(st: Staged, yct: str, tables: list[str]) -> Counts | None:
+    """How an average pool divides: the taps of output (oh, ow) and the requantisation of a
+    window sum by them; None for a max pool."""
+    node = st.node
+    if node.op not in ("QAveragePool", "QGlobalAveragePool"):
+        return None
+    x, y = node.x, node.outputs[0]
+    assert x.type.quant is not None and y.type.quant is not None
+    ch_, cw_ = _axis_counts(st)
+    uniq = np.unique(np.outer(ch_, cw_))
+    pm0, psh = pool_multipliers(x.type, y.type, uniq, node.op)
+    lo, hi = qmath.qrange(y.type.dtype)
+    zy = _zero_point(y)
+    if len(uniq) == 1:  # every window holds as many taps: one multiplier
+        return (lambda oh, ow: Const(int(uniq[0])),
+                lambda cnt: f"({yct})qnnc_requant(s, {int(pm0[0])}, "
+                            f"{int(psh[0]) + qmath.M0_BITS}, {zy}, {lo}, {hi})")
+    top = int(uniq.max())
+    tab_m0 = np.zeros(top + 1, np.int64)
+    tab_n = np.zeros(top + 1, np.int64)
+    tab_m0[uniq] = pm0
+    tab_n[uniq] = psh + qmath.M0_BITS
+    tables += [_tables("st_ch", np.asarray(ch_), "int32_t"),
+               _tables("st_cw", np.asarray(cw_), "int32_t"),
+               _tables("st_m0", tab_m0, "int32_t"), _tables("st_n", tab_n, "int8_t")]
+    return (lambda oh, ow: at("st_ch", oh) * at("st_cw", ow),
+            lambda cnt: f"({yct})qnnc_requant(s, {at('st_m0', cnt)}, {at('st_n', cnt)}, "
+                        f"{zy}, {lo}, {hi})")
+
+
+def _count_macs(st: Staged, ext: dict[str, Expr], ops: int) -> str:
+    """The MACs of the tile's valid part, counted in 64 bits."""
+    const = ops
+    factors = []
+    for v in ext.values():
+        if v.value is not None:
+            const *= v.value
+        else:
+            factors.append(str(v))
+    total = " * ".join([*factors, str(const)] if const != 1 else factors) if factors else \
+        str(const)
+    if factors:
+        total = "(uint64_t)" + total
+    return st.count(st.counters.macs, total)
 
 
 def _axis_counts(st: Staged) -> tuple[list[int], list[int]]:
     """Per output row and per output column: the taps AveragePool divides by (the count is
     separable, so qpool.window_counts of each axis alone gives its factor)."""
     node = st.node
-    x = node.inputs[0]
+    x = node.x
     assert x is not None
     shape, out = x.type.shape, node.outputs[0].type.shape[2:]
     if node.op == "QGlobalAveragePool":
@@ -144,7 +206,7 @@ def _axis_counts(st: Staged) -> tuple[list[int], list[int]]:
 
 def _check_bounds(st: Staged, w: Value, zx: int) -> None:
     """The int32 accumulator (and partial sums) cannot overflow for these operands."""
-    x = st.node.inputs[0]
+    x = st.node.a if st.node.op == "QMatMul" else st.node.x
     assert x is not None
     xmax = (128 if x.type.dtype.value == "i8" else 255) + abs(zx)
     if w.data is None:

@@ -3,10 +3,12 @@ it accumulates (declarations, code at the top and bottom of each loop), plus its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ir.graph import Node
-from targets.c.emitter import CodegenError, LayerCtx
+from targets.c.emitter import CodegenError, LayerCtx, plus
+from targets.c.expr import Const, Expr, Var, lift
+from targets.c.names import NameTable
 from targets.cost import OFFCHIP, Region, Schedule, regions, staged_buffer
 from targets.profiles.schema import Profile
 from targets.staged.nest import Nest, make_nest
@@ -18,16 +20,24 @@ I32 = 2**31
 
 @dataclass
 class Counters:
-    """Counter columns: one per link (buffer name or offchip), then MACs."""
+    """The counter columns, each named by an enumerator: one per link (a buffer of the
+    profile, then off-chip), then MACs."""
 
     links: list[str]
+    names: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        table = NameTable()
+        self.names = [table.claim("QNNC_LINK", link.upper()) for link in self.links]
+        self.names.append("QNNC_MACS")
 
     @property
-    def macs(self) -> int:
-        return len(self.links)
+    def macs(self) -> str:
+        return self.names[-1]
 
-    def col(self, link: str) -> int:
-        return self.links.index(link)
+    def col(self, link: str) -> str:
+        """The column of a link (or the MACs column, by its own name)."""
+        return link if link == self.macs else self.names[self.links.index(link)]
 
 
 @dataclass
@@ -38,7 +48,7 @@ class Staged:
     prob: Problem
     sched: Schedule
     prof: Profile
-    row: int
+    row: str  # the layer's enumerator, its counter row
     counters: Counters
     layout_of: object
 
@@ -50,6 +60,8 @@ class Staged:
         self.before: dict[int, list[str]] = {}
         self.after: dict[int, list[str]] = {}
         self.decl: list[str] = []
+        #: the origin of each staged tile, per box (x1, w2, y1, ...) and coordinate
+        self.box: dict[str, dict[str, Expr]] = {}
 
     # -- helpers --------------------------------------------------------------------------
     def fail(self, why: str) -> CodegenError:
@@ -61,8 +73,8 @@ class Staged:
                 return r
         return None
 
-    def count(self, link: str, nbytes: str) -> str:
-        return f"qnnc_cnt[{self.row}][{self.counters.col(link)}] += (uint64_t)({nbytes});"
+    def count(self, link: str, nbytes: Expr | int | str) -> str:
+        return f"qnnc_cnt[{self.row}][{self.counters.col(link)}] += {nbytes};"
 
     def link(self, operand: str, lv: int) -> str:
         """The link an operand's level-``lv`` tile crosses when it moves (model's naming)."""
@@ -76,18 +88,21 @@ class Staged:
         return OFFCHIP
 
     def ptr(self, reg: Region, name: str, ctype: str) -> None:
-        """Declare the slot pointer ``name`` into ``reg`` (and its ping-pong index)."""
-        self.decl.append(f"{ctype} *{name} = ({ctype} *)(qnnc_buf_{reg.buffer} + {reg.offset});")
-        self.decl.append(f"int {name}_slot = 0; (void){name}_slot;")
+        """Declare the pointer ``name`` into ``reg`` (and its ping-pong slot, if two)."""
+        base = plus(f"qnnc_buf_{reg.buffer}", reg.offset)
+        self.decl.append(f"{ctype} *{name} = ({ctype} *){_primary(base)};")
+        if reg.copies > 1:
+            self.decl.append(f"int {name}_slot = 0;")
         self.decl.append(
             f"_Static_assert({reg.end} <= QNNC_BUF_{reg.buffer}_BYTES, "
             f"\"tile region exceeds buffer {reg.buffer}\");")
 
-    def flip(self, reg: Region, name: str, ctype: str) -> str:
+    def flip(self, reg: Region, name: str, ctype: str) -> list[str]:
+        """Switch ``name`` to the other copy of a double-buffered region."""
         if reg.copies == 1:
-            return ""
-        return (f"{name}_slot ^= 1; {name} = ({ctype} *)(qnnc_buf_{reg.buffer} + {reg.offset}"
-                f" + {name}_slot * {reg.nbytes});")
+            return []
+        at = Var(f"qnnc_buf_{reg.buffer}") + reg.offset + Var(f"{name}_slot") * reg.nbytes
+        return [f"{name}_slot ^= 1;", f"{name} = ({ctype} *)({at});"]
 
     def at(self, where: dict[int, list[str]], pos: int, lines: list[str],
            front: bool = False) -> None:
@@ -98,9 +113,34 @@ class Staged:
             cur.extend(lines)
 
 
-def clamp_lines(var: str, start: str, limit: int) -> list[str]:
-    return [f"{var} = {start};", f"if ({var} > {limit}) {var} = {limit};",
-            f"if ({var} < 0) {var} = 0;"]
+def _primary(text: str) -> str:
+    return text if text.isidentifier() else f"({text})"
+
+
+def clamped(name: str, e: Expr | int, limit: int) -> tuple[list[str], Expr]:
+    """(declaration, value) of ``e`` clamped to [0, limit]: a constant, ``e`` itself where
+    the range needs no clamp, else a local with only the comparisons that can matter."""
+    e = lift(e)
+    if e.value is not None:
+        return [], Const(max(0, min(e.value, limit)))
+    lo, hi = e.lo, e.hi
+    if lo is not None and lo >= limit:
+        return [], Const(max(0, limit))
+    if hi is not None and hi <= 0 and limit >= 0:
+        return [], Const(0)
+    over = hi is None or hi > limit
+    under = lo is None or min(lo, limit) < 0
+    if not over and not under:
+        return ([], e) if isinstance(e, Var) else \
+            ([f"const int {name} = {e};"], Var(name, lo, hi))
+    lines = [f"int {name} = {e};"]
+    if over:
+        lines.append(f"if ({name} > {limit}) {name} = {limit};")
+    if under:
+        lines.append(f"if ({name} < 0) {name} = 0;")
+    lo2 = None if lo is None else max(0, min(lo, limit))
+    hi2 = limit if hi is None else max(0, min(hi, limit))
+    return lines, Var(name, lo2, hi2)
 
 
 # -- geometry -------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from targets.c.cond import Cond, all_of, eq
+from targets.c.expr import Const, Expr, Var, add
+from targets.c.stmt import loop
 from targets.cost import Schedule
 from targets.tiling.problem import DIMS, C, Problem, cdiv
 
@@ -30,6 +33,11 @@ class Loop:
     def var(self) -> str:
         return f"i{self.level}{DIMS[self.dim]}"
 
+    @property
+    def index(self) -> Expr:
+        """The loop's index; 0 for a loop of one trip, which is not written at all."""
+        return Var(self.var, 0, self.trips - 1) if self.trips > 1 else Const(0)
+
 
 @dataclass
 class Nest:
@@ -41,15 +49,20 @@ class Nest:
     def levels(self) -> int:
         return len(self.sched.tiles)
 
+    @property
+    def inside(self) -> int:
+        """The position of the innermost body (every loop encloses it)."""
+        return len(self.loops)
+
     def tile(self, lv: int) -> tuple[int, ...]:
         return self.sched.tiles[lv - 1]
 
-    def origin(self, lv: int, d: int) -> str:
-        """C expression of the origin, in dim ``d``, of the current level-``lv`` tile (loop
-        indices outside their loop are 0, so this is right anywhere in the nest)."""
-        terms = [f"{lp.var}*{self.tile(lp.level)[d]}" for lp in self.loops
-                 if lp.dim == d and lp.level >= lv and lp.trips > 1]
-        return "(" + " + ".join(terms) + ")" if terms else "0"
+    def origin(self, lv: int, d: int, at: int) -> Expr:
+        """The origin, in dim ``d``, of the current level-``lv`` tile, as seen by code in the
+        body of the loop at position ``at``: the loops that do not enclose it are at 0 there
+        (they have not started, or have run out), so only the enclosing ones count."""
+        return add(*(lp.index * self.tile(lp.level)[d] for lp in self.loops
+                     if lp.dim == d and lp.level >= lv and lp.pos <= at))
 
     def load_point(self, lv: int, dims: frozenset[int]) -> int:
         """Position of the loop whose body (re)loads an operand of level ``lv`` that depends
@@ -72,13 +85,12 @@ class Nest:
         return [lp for lp in self.loops
                 if lp.level >= lv and lp.dim == C and lp.trips > 1 and lp.pos < point]
 
-    def first_expr(self, lv: int, point: int) -> str:
-        red = self.reduction_outside(lv, point)
-        return " && ".join(f"{lp.var} == 0" for lp in red) or "1"
+    def first(self, lv: int, point: int) -> Cond:
+        """Whether the visit at ``point`` is the first (every reduction loop outside at 0)."""
+        return all_of(*(eq(lp.index, 0) for lp in self.reduction_outside(lv, point)))
 
-    def last_expr(self, lv: int, point: int) -> str:
-        red = self.reduction_outside(lv, point)
-        return " && ".join(f"{lp.var} == {lp.trips - 1}" for lp in red) or "1"
+    def last(self, lv: int, point: int) -> Cond:
+        return all_of(*(eq(lp.index, lp.trips - 1) for lp in self.reduction_outside(lv, point)))
 
 
 def make_nest(prob: Problem, sched: Schedule) -> Nest:
@@ -97,19 +109,21 @@ def make_nest(prob: Problem, sched: Schedule) -> Nest:
 def render(nest: Nest, before: dict[int, list[str]], after: dict[int, list[str]],
            body: list[str]) -> list[str]:
     """The nest as C: ``before[p]`` / ``after[p]`` open and close the body of loop ``p``
-    (-1: the whole nest), ``body`` is the innermost body."""
-    lines = [f"int {', '.join(lp.var + ' = 0' for lp in nest.loops)};"] if nest.loops else []
-    lines += before.get(-1, [])
+    (-1: the whole nest), ``body`` is the innermost body. A loop of one trip is not written;
+    its body's code stands in the enclosing one."""
+    lines = list(before.get(-1, []))
     ind = ""
     for lp in nest.loops:
-        lines.append(f"{ind}for ({lp.var} = 0; {lp.var} < {lp.trips}; ++{lp.var}) {{")
-        ind += "  "
+        head, _ = loop(lp.var, lp.trips)
+        if head is not None:
+            lines.append(f"{ind}{head} {{")
+            ind += "  "
         lines += [ind + ln for ln in before.get(lp.pos, [])]
     lines += [ind + ln for ln in body]
     for lp in reversed(nest.loops):
         lines += [ind + ln for ln in after.get(lp.pos, [])]
-        ind = ind[2:]
-        lines.append(f"{ind}}}")
-        lines.append(f"{ind}{lp.var} = 0;")
+        if lp.trips > 1:
+            ind = ind[2:]
+            lines.append(f"{ind}}}")
     lines += after.get(-1, [])
     return lines

@@ -4,8 +4,12 @@ tensor 0; a stride wider than the kernel gives a strided box of only the rows th
 
 from __future__ import annotations
 
+from targets.c.cond import all_of, any_of, cond_text, ge, lt
+from targets.c.emitter import plus
+from targets.c.expr import Expr, at
+from targets.c.stmt import Scope, if_else, let, loop, nested
 from targets.cost import staged_buffer
-from targets.staged.layer import Staged, clamp_lines, geometry
+from targets.staged.layer import Staged, clamped, geometry
 from targets.tiling.problem import OH, OW, C, M, N, groups_touched, pad
 
 
@@ -22,32 +26,24 @@ def _strided(st: Staged, lv: int, axis: int) -> tuple[int, int] | None:
     return s, e
 
 
-def _start(st: Staged, lv: int, axis: int, var: str, first: str, size: int) -> list[str]:
-    """Set the box origin ``var``: contiguous boxes are placed inside the tensor."""
-    if _strided(st, lv, axis) is not None:
-        return [f"{var} = {first};"]
-    span = st.prob.span(st.nest.tile(lv)[OH if axis == 0 else OW], axis)
-    return clamp_lines(var, first, size - span)
-
-
-def row_of(st: Staged, lv: int, axis: int, slot: str) -> str:
+def row_of(st: Staged, lv: int, axis: int, slot: Expr) -> Expr:
     """Input row (axis 0) or column of box slot ``slot`` of the level-``lv`` input box."""
-    var = f"x{lv}{'r' if axis == 0 else 'w'}"
+    start = st.box[f"x{lv}"]["r" if axis == 0 else "w"]
     sd = _strided(st, lv, axis)
     if sd is None:
-        return f"{var} + {slot}"
+        return start + slot
     s, e = sd
-    return f"{var} + ({slot})/{e}*{s} + ({slot})%{e}"
+    return start + slot // e * s + slot % e
 
 
-def slot_of(st: Staged, lv: int, axis: int, row: str) -> str:
+def slot_of(st: Staged, lv: int, axis: int, row: Expr) -> Expr:
     """Box slot of input row/column ``row`` (which the box holds)."""
-    var = f"x{lv}{'r' if axis == 0 else 'w'}"
+    rel = row - st.box[f"x{lv}"]["r" if axis == 0 else "w"]
     sd = _strided(st, lv, axis)
     if sd is None:
-        return f"{row} - {var}"
+        return rel
     s, e = sd
-    return f"(({row}) - {var})/{s}*{e} + (({row}) - {var})%{s}"
+    return rel // s * e + rel % s
 
 
 def staged_levels(st: Staged, operand: str) -> list[int]:
@@ -65,14 +61,25 @@ def x_box(st: Staged, lv: int) -> tuple[int, int, int, int, int, int]:
     return t[N], gb, tc, ch, p.span(t[OH], 0), p.span(t[OW], 1)
 
 
+def _start(st: Staged, lv: int, axis: int, name: str, first: Expr,
+           size: int) -> tuple[list[str], Expr]:
+    """The box origin ``name``: contiguous boxes are placed inside the tensor."""
+    if _strided(st, lv, axis) is not None:
+        return let(name, first)
+    span = st.prob.span(st.nest.tile(lv)[OH if axis == 0 else OW], axis)
+    return clamped(name, first, size - span)
+
+
 def gen_inputs(st: Staged, xct: str) -> None:
     p, g = st.prob, geometry(st)
     levels = staged_levels(st, "inputs")
     if 1 not in levels:
         raise st.fail(f"target {st.prof.name!r} stages no input tile next to the compute unit")
     ni = p.n_inputs
-    srcs = ", ".join(f"in{k}" for k in range(ni))
-    st.decl.append(f"const {xct} *const xsrc[{ni}] = {{{srcs}}}; (void)xsrc;")
+    srcs = [st.ctx.i(k) for k in range(ni)]
+    hk, k = loop("k", ni)
+    if hk is not None:
+        st.decl.append(f"const {xct} *const xsrc[{ni}] = {{{', '.join(srcs)}}};")
     for lv in reversed(levels):
         reg = st.region("inputs", lv)
         assert reg is not None
@@ -82,52 +89,61 @@ def gen_inputs(st: Staged, xct: str) -> None:
             raise st.fail("internal: the input box does not match the tiling model")
         name = f"x{lv}"
         st.ptr(reg, name, xct)
-        st.decl.append(f"int {name}n = 0, {name}g = 0, {name}c = 0, {name}r = 0, {name}w = 0;")
-        st.decl.append(f"(void){name}n; (void){name}g; (void){name}c; (void){name}r; "
-                       f"(void){name}w;")
-        o = {d: st.nest.origin(lv, d) for d in range(5)}
-        code = [st.flip(reg, name, xct),
-                f"{name}n = {o[N]};",
-                f"{name}g = {o[M]} / {g.per_group};" if p.inputs_depend_on_m else "",
-                f"{name}c = {o[C]};",
-                *_start(st, lv, 0, f"{name}r", f"{o[OH]}*{g.sh} - {g.pt}", g.H),
-                *_start(st, lv, 1, f"{name}w", f"{o[OW]}*{g.sw} - {g.pl}", g.W)]
-        parent = next((k for k in levels if k > lv), None)
+        pos = st.nest.load_point(lv, p.dims_of("inputs"))
+        o = {d: st.nest.origin(lv, d, pos) for d in range(5)}
+        code = st.flip(reg, name, xct)
+        box: dict[str, Expr] = {}
+        origins = [("n", o[N]), ("g", o[M] // g.per_group if p.inputs_depend_on_m else 0),
+                   ("c", o[C])]
+        for key, e in origins:
+            decl, box[key] = let(name + key, e)
+            code += decl
+        for key, axis, first, size in (("r", 0, o[OH] * g.sh - g.pt, g.H),
+                                       ("w", 1, o[OW] * g.sw - g.pl, g.W)):
+            decl, box[key] = _start(st, lv, axis, name + key, first, size)
+            code += decl
+        st.box[name] = box
+        parent = next((q for q in levels if q > lv), None)
+        hbn, bi = loop("bn", bn)
+        hgi, gi = loop("gi", gb)
+        hci, ci = loop("ci", tc)
+        hr, r = loop("r", sh)
+        hcc, cc = loop("cc", sw)
+        box_of_k = k * bn + bi
+        sc = Scope()
+        n = sc.let("n", box["n"] + bi)
+        gg = sc.let("gg", box["g"] + gi)
+        cw = sc.let("cw", box["c"] + ci)
+        chan = sc.let("chan", gg * g.cg + cw)
+        outside = any_of(ge(n, st.v.x_dims[0]), ge(gg, g.groups), ge(cw, g.cg))
+        row, col = row_of(st, lv, 0, r), row_of(st, lv, 1, cc)
+        inside = all_of(ge(row, 0), lt(row, g.H), ge(col, 0), lt(col, g.W))
         if parent is None:
-            src = "xsrc[k][" + st.v.x("n", "chan", "row", "col") + "]"
+            src = at("xsrc[k]" if hk else srcs[0], st.v.x(n, chan, row, col))
         else:
             pbn, _, ptc, pch, psh, psw = x_box(st, parent)
-            pn = f"x{parent}"
-            src = (f"{pn}[((k*{pbn} + (n - {pn}n))*{pch} + (gg - {pn}g)*{ptc} + (cw - {pn}c))"
-                   f"*{psh * psw} + ({slot_of(st, parent, 0, 'row')})*{psw} + "
-                   f"({slot_of(st, parent, 1, 'col')})]")
+            pb = st.box[f"x{parent}"]
+            src = at(f"x{parent}", ((k * pbn + (n - pb["n"])) * pch
+                                    + (gg - pb["g"]) * ptc + (cw - pb["c"])) * (psh * psw)
+                     + slot_of(st, parent, 0, row) * psw + slot_of(st, parent, 1, col))
+        sc.use(outside, src, inside)
+        value = str(src) if inside is True else f"({cond_text(inside)}) ? {src} : 0"
+        fill = nested([hr, hcc], [f"d[{r * sw + cc}] = {value};"])
         shw = sh * sw
-        code += [
-            f"for (int k = 0; k < {ni}; ++k)",
-            f"for (int bn = 0; bn < {bn}; ++bn) {{",
-            f"  const int n = {name}n + bn; (void)n;",
-            f"  for (int gi = 0; gi < {gb}; ++gi) {{",
-            f"    const int gg = {name}g + gi; (void)gg;",
-            f"    for (int ci = 0; ci < {tc}; ++ci) {{",
-            f"      const int cw = {name}c + ci;",
-            f"      {xct} *d = {name} + ((k*{bn} + bn)*{ch} + gi*{tc} + ci)*{shw};",
-            f"      if (n >= {st.v.x_dims[0]} || gg >= {g.groups} || cw >= {g.cg}) "
-            f"{{ memset(d, 0, {shw} * sizeof({xct})); continue; }}",
-            f"      const int chan = gg*{g.cg} + cw; (void)chan;",
-            f"      for (int r = 0; r < {sh}; ++r) for (int cc = 0; cc < {sw}; ++cc)",
-            f"        {{ const int row = {row_of(st, lv, 0, 'r')}, "
-            f"col = {row_of(st, lv, 1, 'cc')};",
-            f"          d[r*{sw} + cc] = (row < 0 || row >= {g.H} || col < 0 || col >= {g.W})"
-            f" ? 0 : {src}; }}",
-            "    }",
-            "  }",
-        ]
+        d_at = (box_of_k * ch + gi * tc + ci) * shw
+        elem = [*sc.decls(), f"{xct} *d = {plus(name, d_at)};",
+                *if_else(outside, [f"memset(d, 0, {nbytes_of(shw, xct)});"], fill)]
+        block = nested([hgi, hci], elem, scoped=True)
         if ch > gb * tc:
-            code.append(f"  memset({name} + ((k*{bn} + bn)*{ch} + {gb * tc})*{shw}, 0, "
-                        f"{(ch - gb * tc) * shw} * sizeof({xct}));")
-        code += ["}", st.count(st.link("inputs", lv), nbytes)]
-        pos = st.nest.load_point(lv, p.dims_of("inputs"))
-        st.at(st.before, pos, [ln for ln in code if ln])
+            block.append(f"memset({plus(name, (box_of_k * ch + gb * tc) * shw)}, 0, "
+                         f"{nbytes_of((ch - gb * tc) * shw, xct)});")
+        code += [*nested([hk, hbn], block), st.count(st.link("inputs", lv), nbytes)]
+        st.at(st.before, pos, code)
+
+
+def nbytes_of(n: int, ctype: str) -> str:
+    """The size of ``n`` elements of ``ctype``, as C."""
+    return f"sizeof({ctype})" if n == 1 else f"{n} * sizeof({ctype})"
 
 
 def w_box(st: Staged, lv: int) -> tuple[int, int, int, int]:
@@ -157,30 +173,36 @@ def gen_weights(st: Staged, wct: str, wsrc: str) -> None:
             raise st.fail("internal: the weight box does not match the tiling model")
         name = f"w{lv}"
         st.ptr(reg, name, wct)
-        st.decl.append(f"int {name}n = 0, {name}m = 0, {name}c = 0; "
-                       f"(void){name}n; (void){name}m; (void){name}c;")
-        o = {d: st.nest.origin(lv, d) for d in range(5)}
-        parent = next((k for k in levels if k > lv), None)
+        pos = st.nest.load_point(lv, p.dims_of("weights"))
+        o = {d: st.nest.origin(lv, d, pos) for d in range(5)}
+        code = st.flip(reg, name, wct)
+        box: dict[str, Expr] = {}
+        for key, e in (("n", o[N] if p.weights_batched else 0), ("m", o[M]), ("c", o[C])):
+            decl, box[key] = let(name + key, e)
+            code += decl
+        st.box[name] = box
+        parent = next((q for q in levels if q > lv), None)
+        hbn, bi = loop("bn", wb)
+        hmi, mi = loop("mi", tm)
+        hci, ci = loop("ci", tc)
+        htp, tp = loop("tp", taps)
+        sc = Scope()
+        n = sc.let("n", box["n"] + bi)
+        m = sc.let("m", box["m"] + mi)
+        c = sc.let("c", box["c"] + ci)
+        outside = any_of(ge(n, p.sizes[N] if p.weights_batched else 1), ge(m, p.sizes[M]),
+                         ge(c, p.sizes[C]))
         if parent is None:
-            src = f"{wsrc}[" + st.v.w("n", "m", "c", f"tp / {kw}", f"tp % {kw}") + "]"
+            src = at(wsrc, st.v.w(n, m, c, tp // kw, tp % kw))
         else:
             _, ptm, ptc, _ = w_box(st, parent)
-            pn = f"w{parent}"
-            src = (f"{pn}[(((n - {pn}n)*{ptm} + (m - {pn}m))*{ptc} + (c - {pn}c))*{taps} + tp]")
-        code = [st.flip(reg, name, wct),
-                f"{name}n = {o[N] if p.weights_batched else '0'};",
-                f"{name}m = {o[M]};", f"{name}c = {o[C]};",
-                f"for (int bn = 0; bn < {wb}; ++bn)",
-                f"for (int mi = 0; mi < {tm}; ++mi)",
-                f"for (int ci = 0; ci < {tc}; ++ci) {{",
-                f"  const int n = {name}n + bn, m = {name}m + mi, c = {name}c + ci;",
-                f"  {wct} *d = {name} + ((bn*{tm} + mi)*{tc} + ci)*{taps};",
-                f"  if (n >= {p.sizes[N] if p.weights_batched else 1} || m >= {p.sizes[M]} || "
-                f"c >= {p.sizes[C]}) {{ memset(d, 0, {taps} * sizeof({wct})); continue; }}",
-                f"  for (int tp = 0; tp < {taps}; ++tp) d[tp] = {src};",
-                "}",
-                st.count(st.link("weights", lv), nbytes)]
-        pos = st.nest.load_point(lv, p.dims_of("weights"))
-        st.at(st.before, pos, [ln for ln in code if ln])
-
-
+            pb = st.box[f"w{parent}"]
+            src = at(f"w{parent}", (((n - pb["n"]) * ptm + (m - pb["m"])) * ptc
+                                    + (c - pb["c"])) * taps + tp)
+        sc.use(outside, src)
+        elem = [f"{wct} *d = {plus(name, ((bi * tm + mi) * tc + ci) * taps)};",
+                *if_else(outside, [f"memset(d, 0, {nbytes_of(taps, wct)});"],
+                          nested([htp], [f"d[{tp}] = {src};"]))]
+        code += [*nested([hbn, hmi, hci], [*sc.decls(), *elem], scoped=True),
+                 st.count(st.link("weights", lv), nbytes)]
+        st.at(st.before, pos, code)

@@ -3,6 +3,12 @@ sums on entry, written out on exit, as final values (requantised) on the last vi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from targets.c.cond import Cond, all_of, lt, negate
+from targets.c.expr import Expr, Var, at
+from targets.c.stmt import Scope, if_else, let, loop, nested
 from targets.staged.layer import Staged
 from targets.staged.tiles import staged_levels
 from targets.tiling.problem import OH, OW, M, N, pad
@@ -15,54 +21,102 @@ def o_box(st: Staged, lv: int) -> tuple[int, int, int, int]:
     return t[N], pad(t[M], st.prof.layout.channel_block), t[OH], t[OW]
 
 
-def _valid(st: Staged) -> str:
-    """C condition: the element at (n, m, oh, ow) is inside the output tensor."""
-    s = st.prob.sizes
-    return f"n < {s[N]} && m < {s[M]} && oh < {s[OH]} && ow < {s[OW]}"
+@dataclass
+class Walk:
+    """The loops over one output tile: the position in the tile (``rel``: bn, mi, ohi, owi)
+    and in the tensor (``pos``: n, m, oh, ow, locals declared only if read)."""
+
+    heads: list[str | None]
+    rel: tuple[Expr, Expr, Expr, Expr]
+    pos: tuple[Expr, Expr, Expr, Expr]
+    scope: Scope
+
+    def body(self, lines: list[str], *uses: Expr | Cond) -> list[str]:
+        """``lines`` inside the walk's loops; ``uses``: what the lines read."""
+        self.scope.use(*uses)
+        return nested(self.heads, [*self.scope.decls(), *lines], scoped=True)
 
 
-def _walk(st: Staged, lv: int, tm: int | None = None) -> list[str]:
-    """Loops over the level-``lv`` output tile (positions relative and absolute)."""
+def _walk(st: Staged, lv: int, tm: int | None = None) -> Walk:
+    """A walk over the level-``lv`` output tile (``tm`` of its channels)."""
     bn, chb, toh, tow = o_box(st, lv)
-    return [f"for (int bn = 0; bn < {bn}; ++bn) for (int mi = 0; mi < {tm or chb}; ++mi)",
-            f"for (int ohi = 0; ohi < {toh}; ++ohi) for (int owi = 0; owi < {tow}; ++owi) {{",
-            f"  const int n = y{lv}n + bn, m = y{lv}m + mi, oh = y{lv}r + ohi, ow = y{lv}w + owi;",
-            "  (void)n; (void)m; (void)oh; (void)ow;"]
+    loops = [loop(v, n) for v, n in zip(("bn", "mi", "ohi", "owi"), (bn, tm or chb, toh, tow))]
+    rel = tuple(e for _, e in loops)
+    y = st.box[f"y{lv}"]
+    sc = Scope()
+    pos = tuple(sc.let(name, y[k] + r) for name, k, r in zip(("n", "m", "oh", "ow"), "nmrw", rel))
+    return Walk([h for h, _ in loops], rel, pos, sc)  # type: ignore[arg-type]
 
 
-def obox_idx(st: Staged, lv: int, rel: str = "") -> str:
-    """Index into the level-``lv`` output region of the current element (``rel``: the level
-    whose walk variables are in scope; their tile sits inside level ``lv``'s)."""
+def _valid(st: Staged, w: Walk) -> Cond:
+    """The element at the walk's position is inside the output tensor."""
+    s = st.prob.sizes
+    return all_of(*(lt(e, s[d]) for e, d in zip(w.pos, (N, M, OH, OW))))
+
+
+def obox_idx(st: Staged, lv: int, w: Walk, rel: int | None = None) -> Expr:
+    """Index into the level-``lv`` output region of the walk's element (``rel``: the level
+    of the walk, when its tile sits inside level ``lv``'s)."""
     _, chb, toh, tow = o_box(st, lv)
-    if not rel or rel == str(lv):
-        return f"((bn*{chb} + mi)*{toh} + ohi)*{tow} + owi"
-    return (f"(((n - y{lv}n)*{chb} + (m - y{lv}m))*{toh} + (oh - y{lv}r))*{tow} + (ow - y{lv}w)")
+    if rel is None or rel == lv:
+        bn, mi, ohi, owi = w.rel
+        return ((bn * chb + mi) * toh + ohi) * tow + owi
+    y = st.box[f"y{lv}"]
+    n, m, oh, ow = w.pos
+    return (((n - y["n"]) * chb + (m - y["m"])) * toh + (oh - y["r"])) * tow + (ow - y["w"])
 
 
-def _part(st: Staged, lv: int) -> tuple[str, str]:
-    """(declaration, index expression) of the global-memory partial-sum area of level lv."""
+def _part_decl(st: Staged, lv: int) -> str:
+    """The global-memory partial-sum area of level ``lv``."""
+    s, t = st.prob.sizes, st.nest.tile(lv)
+    tiles = 1
+    for d in (N, M, OH, OW):
+        tiles *= -(-s[d] // t[d])
+    box = 1
+    for v in o_box(st, lv):
+        box *= v
+    return f"static int32_t part{lv}[{tiles * box}];"
+
+
+def _part(st: Staged, lv: int, w: Walk) -> Expr:
     s, t = st.prob.sizes, st.nest.tile(lv)
     nt = [-(-s[d] // t[d]) for d in (N, M, OH, OW)]
     box = 1
     for v in o_box(st, lv):
         box *= v
-    decl = f"static int32_t part{lv}[{nt[0] * nt[1] * nt[2] * nt[3] * box}];"
-    tix = (f"((((y{lv}n/{t[N]})*{nt[1]} + y{lv}m/{t[M]})*{nt[2]} + y{lv}r/{t[OH]})*{nt[3]}"
-           f" + y{lv}w/{t[OW]})")
-    return decl, f"part{lv}[{tix}*{box} + {obox_idx(st, lv)}]"
+    y = st.box[f"y{lv}"]
+    tix = (((y["n"] // t[N]) * nt[1] + y["m"] // t[M]) * nt[2] + y["r"] // t[OH]) * nt[3] \
+        + y["w"] // t[OW]
+    return at(f"part{lv}", tix * box + obox_idx(st, lv, w))
 
 
-def acc_idx(st: Staged) -> str:
+def acc_idx(st: Staged, rel: tuple[Expr, ...]) -> Expr:
+    """Index into the level-1 accumulators of the element at (bn, mi, ohi, owi) of the tile."""
     t = st.nest.tile(1)
+    bn, mi, ohi, owi = rel
     if st.prob.unit == "matrix":
         _, _, n0 = st.prof.matrix.block[st.prob.dtype]
-        return f"((bn*{t[OH]} + ohi)*{t[OW]} + owi)*{pad(t[M], n0)} + mi"
-    return f"((bn*{t[M]} + mi)*{t[OH]} + ohi)*{t[OW]} + owi"
+        return ((bn * t[OH] + ohi) * t[OW] + owi) * pad(t[M], n0) + mi
+    return ((bn * t[M] + mi) * t[OH] + ohi) * t[OW] + owi
 
 
-def gen_outputs(st: Staged, yct: str, final: str) -> None:
-    """Visits of the output tiles. ``final`` is the C expression of the finished value of
-    the current accumulator element (requantisation); None-acc kinds store their region."""
+Final = Callable[[Walk], Var]
+
+
+def _origins(st: Staged, lv: int, point: int) -> list[str]:
+    """Declare the origin of the level-``lv`` output tile at the visit at ``point``."""
+    y: dict[str, Expr] = {}
+    lines: list[str] = []
+    for key, d in zip("nmrw", (N, M, OH, OW)):
+        decl, y[key] = let(f"y{lv}{key}", st.nest.origin(lv, d, point))
+        lines += decl
+    st.box[f"y{lv}"] = y
+    return lines
+
+
+def gen_outputs(st: Staged, yct: str, final: Final) -> None:
+    """Visits of the output tiles. ``final`` is the finished value of the walk's accumulator
+    element (requantisation); kinds without accumulators store their level-1 region."""
     p = st.prob
     levels = staged_levels(st, "outputs")
     if 1 not in levels or len(levels) > 2:
@@ -70,90 +124,108 @@ def gen_outputs(st: Staged, yct: str, final: str) -> None:
                       "supported (level 1, optionally level 2)")
     acc = st.region("acc", 1)
     out1 = st.region("outputs", 1)
-    box = {lv: o_box(st, lv) for lv in levels}
-    nbox = {lv: box[lv][0] * box[lv][1] * box[lv][2] * box[lv][3] for lv in levels}
-    for lv in levels:
-        st.decl.append(f"int y{lv}n = 0, y{lv}m = 0, y{lv}r = 0, y{lv}w = 0; "
-                       f"(void)y{lv}n; (void)y{lv}m; (void)y{lv}r; (void)y{lv}w;")
+    nbox = {lv: o_box(st, lv)[0] * o_box(st, lv)[1] * o_box(st, lv)[2] * o_box(st, lv)[3]
+            for lv in levels}
     vis = {lv: st.nest.visit_point(lv, _OUT_DIMS) for lv in levels}
-    first = {lv: st.nest.first_expr(lv, vis[lv]) for lv in levels}
-    last = {lv: st.nest.last_expr(lv, vis[lv]) for lv in levels}
-    origins = {lv: [f"y{lv}{k} = {st.nest.origin(lv, d)};"
-                    for k, d in zip("nmrw", (N, M, OH, OW))] for lv in levels}
-    gm = "out0[" + st.v.y("n", "m", "oh", "ow") + "]"
-    valid = _valid(st)
+    first = {lv: st.nest.first(lv, vis[lv]) for lv in levels}
+    last = {lv: st.nest.last(lv, vis[lv]) for lv in levels}
+    out = st.ctx.o(0)
+
+    def gm(w: Walk) -> Var:
+        return at(out, st.v.y(*w.pos))
+
     t1m = st.nest.tile(1)[M]
     r2 = st.region("outputs", 2) if 2 in levels else None
+    end2: list[str] = []
     if r2 is not None:
         ct2 = "int32_t" if r2.elem == p.acc_bytes and p.acc_bytes else yct
         st.ptr(r2, "y2", ct2)
         link2 = st.link("outputs", 2)
-        start2 = [st.flip(r2, "y2", ct2), *origins[2]]
-        end2 = [f"if ({last[2]}) {{", *("  " + ln for ln in _walk(st, 2)),
-                f"    if ({valid}) {gm} = ({yct})y2[{obox_idx(st, 2)}];", "  }",
-                "  " + st.count(link2, nbox[2] * p.out_bytes), "}"]
-        if first[2] != "1":
+        start2 = [*st.flip(r2, "y2", ct2), *_origins(st, 2, vis[2])]
+        w = _walk(st, 2)
+        y2, valid = at("y2", obox_idx(st, 2, w)), _valid(st, w)
+        write = [*w.body(_store(valid, gm(w), f"({yct}){y2}"), valid, gm(w), y2),
+                 st.count(link2, nbox[2] * p.out_bytes)]
+        end2 = if_else(last[2], write, [])
+        if first[2] is not True:
             if ct2 != "int32_t":
                 raise st.fail("internal: partial sums would pass through an 8-bit region")
-            decl, pidx = _part(st, 2)
-            st.decl.append(decl)
-            start2 += [f"if (!({first[2]})) {{", *("  " + ln for ln in _walk(st, 2)),
-                       f"    y2[{obox_idx(st, 2)}] = {pidx};", "  }",
-                       "  " + st.count(link2, nbox[2] * p.acc_bytes), "}"]
-            end2 += ["else {", *("  " + ln for ln in _walk(st, 2)),
-                     f"    {pidx} = y2[{obox_idx(st, 2)}];", "  }",
-                     "  " + st.count(link2, nbox[2] * p.acc_bytes), "}"]
-        st.at(st.before, vis[2], [ln for ln in start2 if ln])
+            st.decl.append(_part_decl(st, 2))
+            w, v = _walk(st, 2), _walk(st, 2)
+            refill = [*w.body([f"{at('y2', obox_idx(st, 2, w))} = {_part(st, 2, w)};"],
+                              obox_idx(st, 2, w), _part(st, 2, w)),
+                      st.count(link2, nbox[2] * p.acc_bytes)]
+            start2 += if_else(negate(first[2]), refill, [])
+            spill = [*v.body([f"{_part(st, 2, v)} = {at('y2', obox_idx(st, 2, v))};"],
+                             obox_idx(st, 2, v), _part(st, 2, v)),
+                     st.count(link2, nbox[2] * p.acc_bytes)]
+            end2 = if_else(last[2], write, spill)
+        st.at(st.before, vis[2], start2)
     link1 = st.link("outputs", 1)
     if acc is None:  # pooling / elementwise: the compute writes the level-1 output region
         assert out1 is not None and r2 is None
         st.ptr(out1, "o1", yct)
-        st.at(st.before, vis[1], [ln for ln in [st.flip(out1, "o1", yct), *origins[1]] if ln])
-        st.at(st.after, vis[1], [*_walk(st, 1, t1m),
-                                 f"  if ({valid}) {gm} = o1[{obox_idx(st, 1)}];", "}",
+        st.at(st.before, vis[1], [*st.flip(out1, "o1", yct), *_origins(st, 1, vis[1])])
+        w = _walk(st, 1, t1m)
+        o1, valid = at("o1", obox_idx(st, 1, w)), _valid(st, w)
+        st.at(st.after, vis[1], [*w.body(_store(valid, gm(w), str(o1)), valid, gm(w), o1),
                                  st.count(link1, nbox[1] * p.out_bytes)])
         return
     st.ptr(acc, "acc1", "int32_t")
     if out1 is not None:
         st.ptr(out1, "o1", yct)
-    start1 = [st.flip(acc, "acc1", "int32_t"),
-              st.flip(out1, "o1", yct) if out1 is not None else "", *origins[1]]
-    if r2 is not None:
-        dest_final = f"y2[{obox_idx(st, 2, '1')}]"
-        dest_part = dest_final
-        partial_ok = r2.elem == p.acc_bytes
-    else:
-        dest_final = gm
-        partial_ok = True
-        dest_part = ""
-    if first[1] != "1":
-        if not partial_ok:
+    start1 = [*st.flip(acc, "acc1", "int32_t"),
+              *(st.flip(out1, "o1", yct) if out1 is not None else []), *_origins(st, 1, vis[1])]
+
+    def dest_final(w: Walk) -> Var:
+        return at("y2", obox_idx(st, 2, w, 1)) if r2 is not None else gm(w)
+
+    def dest_part(w: Walk) -> Var:
+        return dest_final(w) if r2 is not None else _part(st, 1, w)
+
+    zero = f"memset(acc1, 0, {acc.nbytes});"
+    if first[1] is not True:
+        if r2 is not None and r2.elem != p.acc_bytes:
             raise st.fail("internal: partial sums would pass through an 8-bit region")
         if r2 is None:
-            decl, dest_part = _part(st, 1)
-            st.decl.append(decl)
-        start1 += [f"if ({first[1]}) memset(acc1, 0, {acc.nbytes});", "else {",
-                   *("  " + ln for ln in _walk(st, 1, t1m)),
-                   f"    acc1[{acc_idx(st)}] = {dest_part};", "  }",
-                   "  " + st.count(link1, nbox[1] * p.acc_bytes), "}"]
+            st.decl.append(_part_decl(st, 1))
+        w = _walk(st, 1, t1m)
+        a = at("acc1", acc_idx(st, w.rel))
+        refill = [*w.body([f"{a} = {dest_part(w)};"], a, dest_part(w)),
+                  st.count(link1, nbox[1] * p.acc_bytes)]
+        start1 += if_else(first[1], [zero], refill)
     else:
-        start1.append(f"memset(acc1, 0, {acc.nbytes});")
-    st.at(st.before, vis[1], [ln for ln in start1 if ln])
+        start1.append(zero)
+    st.at(st.before, vis[1], start1)
+    w = _walk(st, 1, t1m)
+    value = final(w)
     if out1 is not None:  # through the level-1 output buffer
-        store = [*_walk(st, 1, t1m),
-                 f"  o1[{obox_idx(st, 1)}] = ({valid}) ? ({yct})({final}) : 0;", "}",
-                 *_walk(st, 1, t1m),
-                 f"  if ({valid}) {dest_final} = o1[{obox_idx(st, 1)}];", "}"]
+        o1 = at("o1", obox_idx(st, 1, w))
+        valid = _valid(st, w)
+        put = f"({yct})({value})" if valid is True else f"({valid}) ? ({yct})({value}) : 0"
+        v = _walk(st, 1, t1m)
+        o1v, valid_v = at("o1", obox_idx(st, 1, v)), _valid(st, v)
+        store = [*w.body([f"{o1} = {put};"], o1, value, valid),
+                 *v.body(_store(valid_v, dest_final(v), str(o1v)), valid_v, dest_final(v), o1v)]
     else:
-        store = [*_walk(st, 1, t1m), f"  if ({valid}) {dest_final} = ({final});", "}"]
-    end1 = [f"if ({last[1]}) {{", *("  " + ln for ln in store),
-            "  " + st.count(link1, nbox[1] * p.out_bytes), "}"]
-    if first[1] != "1":
-        end1 += ["else {", *("  " + ln for ln in _walk(st, 1, t1m)),
-                 f"    {dest_part} = acc1[{acc_idx(st)}];", "  }",
-                 "  " + st.count(link1, nbox[1] * p.acc_bytes), "}"]
-    st.at(st.after, vis[1], end1)
+        valid = _valid(st, w)
+        store = w.body(_store(valid, dest_final(w), str(value)), valid, dest_final(w), value)
+    write1 = [*store, st.count(link1, nbox[1] * p.out_bytes)]
+    if first[1] is not True:
+        w = _walk(st, 1, t1m)
+        a = at("acc1", acc_idx(st, w.rel))
+        spill = [*w.body([f"{dest_part(w)} = {a};"], a, dest_part(w)),
+                 st.count(link1, nbox[1] * p.acc_bytes)]
+        st.at(st.after, vis[1], if_else(last[1], write1, spill))
+    else:
+        st.at(st.after, vis[1], if_else(last[1], write1, []))
     if r2 is not None:
-        st.at(st.after, vis[2], [ln for ln in end2 if ln])
+        st.at(st.after, vis[2], end2)
 
 
+def _store(valid: Cond, dest: Expr, value: str) -> list[str]:
+    """``dest = value;`` where the element is inside the tensor."""
+    if valid is False:
+        return []
+    stmt = f"{dest} = {value};"
+    return [stmt] if valid is True else [f"if ({valid}) {stmt}"]

@@ -97,7 +97,7 @@ def test_split_moves_slabs_with_memcpy(tmp_path: Path) -> None:
     x = distinct(g.inputs[0].type, 0)
     got = run_c(g, {"x0": x}, tmp_path / "split")
     src = (tmp_path / "split" / "model.c").read_text()
-    assert src.count("memcpy(out0") == 1 and src.count("memcpy(out1") == 1
+    assert src.count("memcpy(") == 2  # one slab copy per output and image
     np.testing.assert_array_equal(got[g.outputs[1].name], x[:, 2:])
 
 
