@@ -187,7 +187,10 @@ def on_codes(ctx: QuantContext, node: Node) -> None:
                 q = ctx.rescale(v, target, node)
             ins.append(q)
     else:  # the first operand carries the codes (Gather's indices pass unchanged)
-        ins = [ctx.act(node.inputs[0])] + [ctx.other(v) for v in node.inputs[1:]]
+        first, *rest = OPS[node.op].operands
+        ins = [ctx.act(node.operand(first)), *(ctx.other(node.operand(n)) for n in rest)]
+        while ins and ins[-1] is None:  # omitted optional operands stay omitted
+            ins.pop()
     attrs = dict(node.attrs)
     if node.op == "Pad":
         t = ins[0].type  # type: ignore[union-attr]

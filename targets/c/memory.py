@@ -93,7 +93,7 @@ def plan_memory(
             s = Storage("output", k) if k is not None else Storage("arena")
             s.nbytes, s.first, s.last, s.members = nbytes_of(v), i, i, [id(v)]
             st[id(v)] = s
-        src = node.inputs[0] if node.inputs else None
+        src = node.first_operand()
         if node.op in VIEW_OPS and src is not None:
             a, b = st[id(src)], st[id(node.outputs[0])]
             if a.kind == "arena" or b.kind == "arena":

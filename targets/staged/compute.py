@@ -161,7 +161,7 @@ def compute_eltwise(st: Staged, yct: str) -> list[str]:
     em = emitter_for(vnode)
     if em.scratch is not None:
         raise st.fail("this elementwise op needs scratch space; not staged")
-    xct = c_type(st.node.inputs[0].type.dtype)  # type: ignore[union-attr]
+    xct = c_type(st.node.first_operand().type.dtype)  # type: ignore[union-attr]
     bound = Bound([f"tile_in{k}" for k in range(len(ins))], ["o1"])
     body = em.fn(LayerCtx(vnode, st.ctx.renderer, st.ctx.weights, bound))
     head = [f"const {xct} *{bound.inputs[k]} = {plus('x1', k * e)};" for k in sorted(bound.asked)]

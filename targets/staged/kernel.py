@@ -63,7 +63,7 @@ def _per_channel(name: str, values: np.ndarray, ctype: str, tables: list[str]) -
 
 def body(st: Staged) -> str:
     node = st.node
-    x, y = node.inputs[0], node.outputs[0]  # x or a, whatever the op calls it
+    x, y = node.first_operand(), node.outputs[0]  # x or a, whatever the op calls it
     assert x is not None
     yct = c_type(y.type.dtype)
     tables: list[str] = []

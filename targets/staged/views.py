@@ -44,7 +44,7 @@ def _stored(layout: str, shape: tuple[int, ...]) -> Callable[..., Expr]:
 
 def views(node: Node, kind: str, layout_of: Callable[[Value], str],
           weight_layout: str) -> Views:
-    x = node.inputs[0]  # the activations, whatever the op calls them
+    x = node.first_operand()  # the activations, whatever the op calls them
     y = node.outputs[0]
     assert x is not None
     xs, ys = x.type.shape, y.type.shape
