@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 import targets.c.ops_pool
-import targets.c.ops_quant_gemm
+import targets.c.ops_quant_conv
+import targets.c.ops_quant_linear
 import targets.c.ops_quant_pool
 import targets.c.ops_shape  # noqa: F401  (the float emitters wrapped below register first)
 from ir import qmath

@@ -1,0 +1,354 @@
+"""INT8 convolutions: QConv, dense, grouped and depthwise.
+
+Dense and grouped convolutions run the shared GEMM (q8_gemm.py) over an im2col of the input;
+a 1x1 stride-1 convolution packs its input planes in place (they are already B's rows), and
+short output rows gather their im2col bytes through a table. Depthwise convolutions get
+their own direct loop over a centred, padded copy of each channel (an im2col would copy every
+input value KH*KW times for one multiply); a depthwise 1x1 (a quantised BatchNorm) is a
+per-channel scale loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ir.graph import Node
+from ir.ops.qcommon import conv_multipliers
+from targets.c.emitter import (
+    LayerCtx,
+    emits,
+    plus,
+)
+from targets.c.expr import Expr, Var
+from targets.c.ops_quant_util import centred, clamp_bounds, mult_exprs, qparams, sgn
+from targets.c.q8_gemm import (
+    I32,
+    MR,
+    NR,
+    centred_weight,
+    chunk_size,
+    chunks,
+    folded_bias,
+    fusable,
+    fused_epilogue,
+    fused_tile_loop,
+    gemm_scratch,
+    pack_weights,
+    paren,
+    tile_loop,
+    weight_tiles,
+    xrange_of,
+)
+from targets.c.stmt import let, loop, nested
+
+
+def _geometry(node: Node) -> dict[str, int]:
+    x, w, y = node.x, node.w, node.outputs[0]
+    assert x is not None and w is not None
+    nsp = len(x.type.shape) - 2
+    if nsp not in (1, 2):
+        raise ValueError("only 1-D and 2-D convolutions have a C emitter")
+    a = node.attrs
+
+    def sp(shape: tuple[int, ...], k: int) -> int:  # spatial dim k of 2; 1-D as H = 1
+        return 1 if nsp == 1 and k == 0 else shape[2 + k - (2 - nsp)]
+
+    def at(name: str, k: int, default: int) -> int:
+        return default if nsp == 1 and k == 0 else a[name][k - (2 - nsp)]
+
+    n, c = x.type.shape[:2]
+    m, g = w.type.shape[0], a["group"]
+    d = dict(N=n, C=c, H=sp(x.type.shape, 0), W=sp(x.type.shape, 1), M=m, G=g, Cg=c // g,
+             Mg=m // g, KH=sp(w.type.shape, 0), KW=sp(w.type.shape, 1),
+             OH=sp(y.type.shape, 0), OW=sp(y.type.shape, 1), SH=at("strides", 0, 1),
+             SW=at("strides", 1, 1), DH=at("dilations", 0, 1), DW=at("dilations", 1, 1),
+             PT=0 if nsp == 1 else a["pads"][0], PL=a["pads"][nsp - 1])
+    d["K"] = d["Cg"] * d["KH"] * d["KW"]
+    d["K2"] = (d["K"] + 1) // 2
+    d["P"] = d["OH"] * d["OW"]
+    return d
+
+
+def _depthwise(d: dict[str, int]) -> bool:
+    return d["G"] > 1 and d["Cg"] == 1 and d["Mg"] == 1
+
+
+def _dw_plane(d: dict[str, int]) -> tuple[int, int]:
+    hp = (d["OH"] - 1) * d["SH"] + (d["KH"] - 1) * d["DH"] + 1
+    wp = (d["OW"] - 1) * d["SW"] + (d["KW"] - 1) * d["DW"] + 1
+    return hp, wp
+
+
+def qconv_scratch(node: Node) -> int:
+    try:
+        d = _geometry(node)
+    except (ValueError, KeyError, IndexError):
+        return 0
+    if _depthwise(d):
+        hp, wp = _dw_plane(d)
+        return d["SW"] * hp * -(-wp // d["SW"]) * 2
+    return gemm_scratch(d["K2"], chunk_size(d["K2"], d["P"]))
+
+
+def _direct(d: dict[str, int]) -> bool:
+    """A 1x1 convolution with unit strides and no padding: the input planes already are the
+    rows of B, so packing reads them in place (no im2col copy)."""
+    return (d["KH"] == d["KW"] == d["SH"] == d["SW"] == 1 and d["PT"] == d["PL"] == 0
+            and d["OH"] == d["H"] and d["OW"] == d["W"])
+
+
+GATHER_MAX_OW = 16  # output rows this short gather their im2col bytes through a table
+
+
+def gather_offsets(d: dict[str, int]) -> np.ndarray | None:
+    """For short output rows (where copying im2col row segments costs a call per few bytes):
+    [KH*KW][P] offsets into an input plane of the byte each output position reads for each
+    tap, -1 in the padding; None for longer rows or planes too large for int16 offsets."""
+    if d["OW"] > GATHER_MAX_OW or d["H"] * d["W"] > 32767:
+        return None
+    p = np.arange(d["P"])
+    oh, ow = p // d["OW"], p % d["OW"]
+    rows = []
+    for t in range(d["KH"] * d["KW"]):
+        ih = oh * d["SH"] + (t // d["KW"]) * d["DH"] - d["PT"]
+        iw = ow * d["SW"] + (t % d["KW"]) * d["DW"] - d["PL"]
+        inside = (ih >= 0) & (ih < d["H"]) & (iw >= 0) & (iw < d["W"])
+        rows.append(np.where(inside, ih * d["W"] + iw, -1))
+    return np.stack(rows).astype(np.int16)
+
+
+def _conv_rows(d: dict[str, int], sx: int, zx: int, p0: Expr,
+               gather: str | None = None) -> list[str]:
+    """C statements packing rows k = 2*kp and 2*kp + 1 of B (the chunk's columns p0 ..
+    p0+nc-1) into panel slot kp: straight from the input planes for a direct convolution,
+    else through two byte rows of im2col (padding holds zx, which the folded bias cancels),
+    copied in row segments or, with ``gather`` (the name of gather_offsets' table), byte by
+    byte through the table."""
+    k, hw, khw, positions = d["K"], d["H"] * d["W"], d["KH"] * d["KW"], d["P"]
+    pack = f"qnnc_q8_pack_pair(bp + kp * {2 * NR}, {{a}}, 2 * kp + 1 < {k} ? {{b}} : NULL, " \
+        f"{sx}, nc, 0, {d['K2'] * 2 * NR});"
+    if _direct(d):
+        return [pack.format(a=plus(f"xg + (ptrdiff_t)(2 * kp) * {hw}", p0),
+                            b=plus(f"xg + (ptrdiff_t)(2 * kp + 1) * {hw}", p0))]
+    if gather is not None:
+        return [
+            "for (int e = 0; e < 2; ++e) {",
+            "  const int k = 2 * kp + e;",
+            f"  if (k >= {k}) break;",
+            f"  const uint8_t *xc = (const uint8_t *)(xg + (k / {khw}) * {hw});",
+            f"  const int16_t *o = {plus(f'{gather} + (k % {khw}) * {positions}', p0)};",
+            "  uint8_t *r = e ? rb : ra;",
+            f"  for (int j = 0; j < nc; ++j) r[j] = o[j] >= 0 ? xc[o[j]] : {zx & 0xFF};",
+            "}",
+            pack.format(a="ra", b="rb"),
+        ]
+    return [
+        "for (int e = 0; e < 2; ++e) {",
+        "  const int k = 2 * kp + e;",
+        f"  if (k >= {k}) break;",
+        f"  const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, kw = k % {d['KW']};",
+        f"  qnnc_q8_im2row8(e ? rb : ra, (const uint8_t *)(xg + c * {hw}), {p0}, nc, {d['H']}, "
+        f"{d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, {Var('kh') * d['DH'] - d['PT']}, "
+        f"{Var('kw') * d['DW'] - d['PL']}, {zx & 0xFF});",
+        "}",
+        pack.format(a="ra", b="rb"),
+    ]
+
+
+@emits("QConv", scratch=qconv_scratch)
+def qconv(ctx: LayerCtx) -> str:
+    try:
+        d = _geometry(ctx.node)
+    except ValueError as e:
+        raise ctx.fail(str(e)) from None
+    xq, yq = qparams(ctx.it(0)), qparams(ctx.ot(0))
+    zx, zy = int(xq.zero_point[0]), int(yq.zero_point[0])
+    m0, shift = conv_multipliers(ctx.it("x"), ctx.it("w"), ctx.ot(0))
+    lo, hi = clamp_bounds(ctx)
+    wc = centred_weight(ctx, d["M"])
+    sx, sy = sgn(ctx.it(0)), sgn(ctx.ot(0))
+    if _depthwise(d):
+        return _depthwise_body(ctx, d, wc, m0, shift, zx, zy, lo, hi)
+    bias = folded_bias(ctx, wc, zx, xrange_of(ctx.it(0)))
+    k2, mt = d["K2"], -(-d["Mg"] // MR)
+    packed = np.concatenate([pack_weights(wc[g * d["Mg"]:(g + 1) * d["Mg"]], k2)
+                             for g in range(d["G"])])
+    wp, narrow = weight_tiles(ctx, packed, k2)
+    bq = ctx.weight(bias.astype(np.int32), "bias_zp")
+    hn, n = loop("n", d["N"])
+    hg, g = loop("g", d["G"])
+    oc_decl, oc = let("oc", g * d["Mg"] + Var("m"))
+    decl, m0e, ne = mult_exprs(m0, shift, str(oc))
+    nc = chunk_size(k2, d["P"])
+    hw, p = d["H"] * d["W"], d["P"]
+    yct = ctx.ctype(ctx.ot(0))
+    offsets = None if _direct(d) else gather_offsets(d)
+    gather = None if offsets is None else ctx.weight(offsets.reshape(-1), "im2col")
+
+    def chunk(p0: Expr) -> list[str]:
+        at = Var("m") * p + p0 + Var("j") * NR
+        store = " ".join([*oc_decl, f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[{oc}], {m0e}, "
+                          f"{ne}, {zy}, {lo}, {hi}, yg + {at}, 1, {sy});"])
+        if fusable(shift):
+            tiles = fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=g * d["Mg"],
+                                     y0=paren(plus("yg", p0)), ldy=p, panel0=g * mt,
+                                     narrow=narrow)
+        else:
+            tiles = tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
+                               panel0=g * mt, narrow=narrow)
+        return [f"for (int kp = 0; kp < {k2}; ++kp) {{",
+                *("  " + ln for ln in _conv_rows(d, sx, zx, p0, gather)),
+                "}", *tiles]
+
+    if fusable(shift):
+        decl = fused_epilogue(bq, m0, shift, zy, lo, hi, sy)
+    rows = [] if _direct(d) else [
+        f"uint8_t *ra = (uint8_t *)(bp + {k2 * 2 * nc}), *rb = ra + {nc};"]
+    body = [
+        f"const {ctx.ctype(ctx.it(0))} *xg = "
+        f"{plus(ctx.i(0), (n * d['C'] + g * d['Cg']) * hw)};",
+        f"{yct} *yg = {plus(ctx.o(0), (n * d['M'] + g * d['Mg']) * p)};",
+        *chunks(p, nc, chunk),
+    ]
+    lines = [
+        f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions, "
+        f"K = {d['K']} rows packed as int16 pairs */",
+        *decl,
+        "int16_t *bp = (int16_t *)scratch;",
+        *rows,
+        *nested([hn, hg], body),
+    ]
+    return "\n".join(ln for ln in lines if ln)
+
+
+def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.ndarray,
+                    shift: np.ndarray, zx: int, zy: int, lo: int, hi: int) -> str:
+    b = ctx.const("b") if ctx.has("b") else np.zeros(d["M"], dtype=np.int64)
+    if b is None:
+        raise ctx.fail("the bias must be a compile-time constant")
+    khw = d["KH"] * d["KW"]
+    xmax = xrange_of(ctx.it(0)) + abs(zx)
+    if (np.abs(wc).sum(axis=1) * xmax + np.abs(b.astype(np.int64))).max(initial=0) >= I32:
+        raise ctx.fail("an int32 accumulator could overflow for these weights")
+    if _pointwise(d):
+        return _channel_scale_body(ctx, d, wc, b, m0, shift, zx, zy, lo, hi)
+    hp, wp = _dw_plane(d)
+    sw = d["SW"]
+    wq = -(-wp // sw)  # columns of one phase plane
+    wname = ctx.weight(wc.astype(np.int16).reshape(-1), "dw")
+    bname = ctx.weight(b.astype(np.int32), "bias")
+    decl, m0e, ne = mult_exprs(m0, shift, "c")
+    rows, cols = min(d["H"], hp - d["PT"]), min(d["W"], wp - d["PL"])
+    xt = ctx.ctype(ctx.it(0))
+    fill = []
+    for ph in range(sw):  # padded column j = iw + PL goes to plane j % SW, column j / SW
+        i0 = (ph - d["PL"]) % sw
+        step = "++iw" if sw == 1 else f"iw += {sw}"
+        fill.append(f"for (int iw = {i0}, q = {(i0 + d['PL']) // sw}; iw < {cols}; "
+                    f"{step}, ++q) dr[{ph * hp * wq + Var('q')}] = "
+                    f"(int16_t)({centred('xr[iw]', zx)});")
+    hn, n = loop("n", d["N"])
+    hc, c = loop("c", d["C"])
+    hih, ih = loop("ih", rows)
+    decl, m0e, ne = mult_exprs(m0, shift, str(c))
+    plane = n * d["C"] + c
+    channel = [
+        f"const {xt} *xc = {plus(ctx.i(0), plane * (d['H'] * d['W']))};",
+        f"{ctx.ctype(ctx.ot(0))} *yc = {plus(ctx.o(0), plane * d['P'])};",
+        f"memset(xp, 0, {sw * hp * wq * 2});",
+        *nested([hih], [f"const {xt} *xr = {plus('xc', ih * d['W'])};",
+                        f"int16_t *dr = {plus('xp', (ih + d['PT']) * wq)};", *fill]),
+        f"const int16_t *wk = {plus(wname, c * khw)};",
+        *_depthwise_taps(d, sw, hp, wq, np.abs(wc).max(initial=0) * xmax <= 32767,
+                         f"qnnc_q8_store({{acc}}, {{n}}, {bname}[{c}], {m0e}, "
+                         f"{ne}, {zy}, {lo}, {hi}, {{y}}, 1, {sgn(ctx.ot(0))});"),
+    ]
+    return "\n".join(ln for ln in [
+        f"/* depthwise: each channel centred into {sw} zero-padded {hp} x {wq} int16 plane(s), "
+        "one per column phase of the stride, so every tap reads a contiguous row */",
+        *decl,
+        "int16_t *xp = (int16_t *)scratch;",
+        *nested([hn, hc], channel),
+    ] if ln)
+
+
+DW_PLANE_ACC = 4096  # output planes up to this size are requantised in one pass
+
+
+def _depthwise_taps(d: dict[str, int], sw: int, hp: int, wq: int, short_products: bool,
+                    store: str) -> list[str]:
+    """The taps of one channel into int32 accumulators, then ``store`` (with {acc}, {n}, {y}):
+    per output row, or, for a plane of at most DW_PLANE_ACC outputs, once for the whole plane
+    (a 7- or 14-wide row would leave most of its requantisation to the scalar tail).
+    ``short_products``: every (x - zx) * w fits int16 (checked from the actual weights), so
+    the products are formed in int16 lanes (one vpmullw for 16) before widening."""
+    product = "(int16_t)(row[ow] * wv)" if short_products else "row[ow] * wv"
+    wtype = "int16_t" if short_products else "int32_t"
+    whole = d["P"] <= DW_PLANE_ACC
+    hoh, oh = loop("oh", d["OH"])
+    hkh, kh = loop("kh", d["KH"])
+    hkw, kw = loop("kw", d["KW"])
+    col = kw * d["DW"]
+    row = (col % sw) * (hp * wq) + (oh * d["SH"] + kh * d["DH"]) * wq + col // sw
+    tap = [f"const {wtype} wv = wk[{kh * d['KW'] + kw}];",
+           f"const int16_t *row = {plus('xp', row)};",
+           f"for (int ow = 0; ow < {d['OW']}; ++ow) a[ow] += {product};"]
+    lines = [
+        *([] if whole else [f"int32_t acc[{d['OW']}];"]),
+        f"int32_t *a = {plus('acc', oh * d['OW']) if whole else 'acc'};",
+        f"for (int ow = 0; ow < {d['OW']}; ++ow) a[ow] = 0;",
+        *nested([hkh, hkw], tap),
+    ]
+    if whole:
+        return [f"int32_t acc[{d['P']}];", *nested([hoh], lines),
+                store.format(acc="acc", n=d["P"], y="yc")]
+    y = plus("yc", oh * d["OW"])
+    return nested([hoh], [*lines, store.format(acc="acc", n=d["OW"], y=y)])
+
+
+def _pointwise(d: dict[str, int]) -> bool:
+    """A depthwise 1x1 convolution with unit strides and no padding: one weight per channel
+    (a BatchNormalization quantised on its own, e.g.)."""
+    return (d["KH"] == d["KW"] == d["SH"] == d["SW"] == 1 and d["PT"] == d["PL"] == 0
+            and d["OH"] == d["H"] and d["OW"] == d["W"])
+
+
+PW_CHUNK = 1024  # positions per accumulator block of a per-channel scale
+
+
+def _channel_scale_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, b: np.ndarray,
+                        m0: np.ndarray, shift: np.ndarray, zx: int, zy: int, lo: int,
+                        hi: int) -> str:
+    """y = requant(x * w[c] + (b[c] - zx * w[c])) per channel: the raw codes times the
+    channel's weight, with the zero point's share folded into the bias at compile time."""
+    w = wc.reshape(-1).astype(np.int64)
+    bias = b.astype(np.int64) - zx * w
+    if np.abs(bias).max(initial=0) >= I32:
+        raise ctx.fail("an int32 accumulator could overflow for these weights")
+    wname = ctx.weight(w.astype(np.int32), "scale")
+    bname = ctx.weight(bias.astype(np.int32), "bias_zp")
+    decl, m0e, ne = mult_exprs(m0, shift, "c")
+    p, xt = d["P"], ctx.ctype(ctx.it(0))
+    hn, n = loop("n", d["N"])
+    hp0, p0 = loop("p0", p, PW_CHUNK)
+    count = "len" if hp0 else str(p)
+    plane = (Var("(ptrdiff_t)n", n.lo, n.hi) if n.value is None else n) * d["C"] + Var("c")
+    channel = [
+        f"const {xt} *xc = {plus(ctx.i(0), plane * p)};",
+        f"{ctx.ctype(ctx.ot(0))} *yc = {plus(ctx.o(0), plane * p)};",
+        f"const int32_t wv = {wname}[c];",
+        *nested([hp0], [
+            *([f"const int len = {p} - p0 < {PW_CHUNK} ? {p} - p0 : {PW_CHUNK};"] if hp0 else []),
+            f"int32_t acc[{min(p, PW_CHUNK)}];",
+            f"for (int i = 0; i < {count}; ++i) acc[i] = (int32_t)xc[{p0 + Var('i')}] * wv;",
+            f"qnnc_q8_store(acc, {count}, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+            f"{plus('yc', p0)}, 1, {sgn(ctx.ot(0))});",
+        ]),
+    ]
+    omp = ctx.omp(collapse=2 if hn else 1).rstrip("\n")
+    return "\n".join(ln for ln in [
+        f"/* depthwise 1x1: one weight per channel over {p} positions */",
+        *decl,
+        omp,
+        *nested([hn, f"for (int c = 0; c < {d['C']}; ++c)"], channel),
+    ] if ln)

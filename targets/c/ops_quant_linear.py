@@ -1,0 +1,199 @@
+"""INT8 fully connected layers and products: QLinear and QMatMul, on the shared GEMM
+(q8_gemm.py). A fully connected layer with at most GEMV_ROWS input rows runs a matrix x
+vector kernel on the same packed weights instead of a 16-column tile it would mostly waste.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ir.graph import Node
+from ir.ops.qcommon import conv_multipliers, product_multiplier
+from targets.c.emitter import (
+    LayerCtx,
+    emits,
+    nested_loops,
+    offset_expr,
+    plus,
+    strides_of,
+)
+from targets.c.expr import Const, Expr, Var
+from targets.c.ops_elementwise import broadcast_strides
+from targets.c.ops_quant_util import clamp_bounds, mult_exprs, qparams, sgn
+from targets.c.q8_gemm import (
+    GEMV_MR,
+    I32,
+    MR,
+    NR,
+    centred_weight,
+    chunk_size,
+    chunks,
+    folded_bias,
+    fusable,
+    fused_epilogue,
+    fused_tile_loop,
+    gemm_scratch,
+    pack_weights,
+    paren,
+    tile_loop,
+    weight_tiles,
+    xrange_of,
+)
+from targets.c.stmt import loop, nested
+
+
+def _linear_dims(node: Node) -> tuple[int, int, int]:
+    x, w = node.x, node.w
+    assert x is not None and w is not None
+    n, k = w.type.shape
+    return int(np.prod(x.type.shape[:-1])), n, k
+
+
+GEMV_ROWS = 4  # up to this many input rows, one matrix x vector pass per row beats a tile
+
+
+def qlinear_scratch(node: Node) -> int:
+    rows, _, k = _linear_dims(node)
+    k2 = (k + 1) // 2
+    return 4 * k2 if rows <= GEMV_ROWS else gemm_scratch(k2, chunk_size(k2, rows))
+
+
+@emits("QLinear", scratch=qlinear_scratch)
+def qlinear(ctx: LayerCtx) -> str:
+    """y[r][n]: the weight rows are the GEMM's A, the input rows its B columns."""
+    rows, n, k = _linear_dims(ctx.node)
+    xq, yq = qparams(ctx.it(0)), qparams(ctx.ot(0))
+    zx, zy = int(xq.zero_point[0]), int(yq.zero_point[0])
+    m0, shift = conv_multipliers(ctx.it("x"), ctx.it("w"), ctx.ot(0), "QLinear")
+    lo, hi = clamp_bounds(ctx)
+    wc = centred_weight(ctx, n)
+    bias = folded_bias(ctx, wc, zx, xrange_of(ctx.it(0)))
+    k2 = (k + 1) // 2
+    bq = ctx.weight(bias.astype(np.int32), "bias_zp")
+    decl, m0e, ne = mult_exprs(m0, shift, "m")
+    if rows <= GEMV_ROWS:
+        mt = -(-n // GEMV_MR)
+        wp = ctx.weight(pack_weights(wc, k2, GEMV_MR), "packed")
+        hp, row = loop("p", rows)
+        at = Var("(ptrdiff_t)p", row.lo, row.hi) if row.value is None else row
+        tiles = [
+            f"for (int mt = 0; mt < {mt}; ++mt) {{",
+            f"  int32_t acc[{GEMV_MR}];",
+            f"  qnnc_q8_gemv({k2}, {wp} + mt * {k2 * 2 * GEMV_MR}, xv, acc);",
+            f"  for (int r = 0; r < {GEMV_MR} && mt * {GEMV_MR} + r < {n}; ++r) {{",
+            f"    const int m = mt * {GEMV_MR} + r;",
+            f"    qnnc_q8_store(acc + r, 1, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+            f"{plus(ctx.o(0), at * n + Var('m'))}, 1, {sgn(ctx.ot(0))});",
+            "  }",
+            "}",
+        ]
+        omp = ctx.omp().rstrip("\n")
+        return "\n".join(ln for ln in [
+            f"/* int8 GEMV: {n} weight rows x {rows} input row(s), K = {k}, on {GEMV_MR}-row "
+            "packed weight tiles */",
+            *decl,
+            "int16_t *xv = (int16_t *)scratch;",
+            *nested([hp], [
+                f"qnnc_q8_widen(xv, {plus(ctx.i(0), at * k)}, {sgn(ctx.it(0))}, {k}, 0, "
+                f"{2 * k2});", *([omp] if omp else []), *tiles]),
+        ] if ln)
+    mt = -(-n // MR)
+    wp, narrow = weight_tiles(ctx, pack_weights(wc, k2), k2)
+    nc = chunk_size(k2, rows)
+    x, y = ctx.i(0), ctx.o(0)
+
+    def chunk(p0: Expr) -> list[str]:
+        row0 = Var("(ptrdiff_t)p0", p0.lo, p0.hi) if p0.value is None else p0
+        col = Var(f"(ptrdiff_t)({p0 + Var('j') * NR})") if p0.value is None else \
+            Var("(ptrdiff_t)j") * NR
+        store = (f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+                 f"{plus(y, col * n + Var('m'))}, {n}, {sgn(ctx.ot(0))});")
+        return [f"qnnc_q8_pack_cols(bp, {plus(x, row0 * k)}, {sgn(ctx.it(0))}, nc, {k}, {k}, 0, "
+                f"{k2 * 2 * NR});",
+                *tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store, narrow=narrow)]
+
+    lines = [
+        f"/* int8 GEMM: {n} weight rows x {rows} input rows, K = {k} */",
+        *decl,
+        "int16_t *bp = (int16_t *)scratch;",
+        *chunks(rows, nc, chunk),
+    ]
+    return "\n".join(ln for ln in lines if ln)
+
+
+# -- QMatMul ----------------------------------------------------------------------------------
+def _matmul_dims(node: Node) -> tuple[int, int, int, tuple[int, ...], tuple[int, ...],
+                                      tuple[int, ...]]:
+    a, b = node.a, node.b
+    assert a is not None and b is not None
+    sa, sb = a.type.shape, b.type.shape
+    a2 = sa if len(sa) >= 2 else (1,) + sa
+    b2 = sb if len(sb) >= 2 else sb + (1,)
+    return a2[-2], a2[-1], b2[-1], a2, b2, tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
+
+
+def qmatmul_scratch(node: Node) -> int:
+    m, k, n, *_ = _matmul_dims(node)
+    k2 = (k + 1) // 2
+    return -(-m // MR) * k2 * 2 * MR * 2 + gemm_scratch(k2, chunk_size(k2, n)) + 64
+
+
+@emits("QMatMul", scratch=qmatmul_scratch)
+def qmatmul(ctx: LayerCtx) -> str:
+    """Both operands at run time: a's rows packed as A tiles, b's rows as B panels, both
+    centred (x - zero point) as they are widened, so no correction term is needed."""
+    m, k, n, a2, b2, batch = _matmul_dims(ctx.node)
+    aq, bq, yq = qparams(ctx.it(0)), qparams(ctx.it(1)), qparams(ctx.ot(0))
+    za, zb, zy = int(aq.zero_point[0]), int(bq.zero_point[0]), int(yq.zero_point[0])
+    m0, shift = product_multiplier(ctx.it(0), ctx.it(1), ctx.ot(0), "QMatMul")
+    if k * (xrange_of(ctx.it(0)) + abs(za)) * (xrange_of(ctx.it(1)) + abs(zb)) >= I32:
+        raise ctx.fail("an int32 accumulator could overflow for this K")
+    lo, hi = clamp_bounds(ctx)
+    k2, mt = (k + 1) // 2, -(-m // MR)
+    nc = chunk_size(k2, n)
+    apack = mt * k2 * 2 * MR
+    stra = [s * m * k for s in broadcast_strides(a2[:-2], batch)] if batch else []
+    strb = [s * k * n for s in broadcast_strides(b2[:-2], batch)] if batch else []
+    stro = [s * m * n for s in strides_of(batch)]
+    sa, sb = sgn(ctx.it(0)), sgn(ctx.it(1))
+    ep: list[str] = []
+    if fusable(shift):
+        ep = fused_epilogue(ctx.weight(np.zeros(m, dtype=np.int32), "zero_bias"), m0, shift,
+                            zy, lo, hi, sgn(ctx.ot(0)))
+
+    def chunk(p0: Expr) -> list[str]:
+        at = Var("(ptrdiff_t)m") * n + p0 + Var("j") * NR
+        store = (f"qnnc_q8_store(acc + r * {NR}, cols, 0, {int(m0[0])}, {31 + int(shift[0])}, "
+                 f"{zy}, {lo}, {hi}, y + {at}, 1, {sgn(ctx.ot(0))});")
+        if fusable(shift):
+            tiles = fused_tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, ch0=Const(0),
+                                     y0=paren(plus("y", p0)), ldy=n)
+        else:
+            tiles = tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store)
+        first, second = (plus(f"b + (ptrdiff_t)({row}) * {n}", p0)
+                         for row in ("2 * kp", "2 * kp + 1"))
+        return [f"for (int kp = 0; kp < {k2}; ++kp)",
+                f"  qnnc_q8_pack_pair(bp + kp * {2 * NR}, {first}, 2 * kp + 1 < {k} ? {second} "
+                f": NULL, {sb}, nc, {zb}, {k2 * 2 * NR});",
+                *tiles]
+
+    ht, t = loop("t", mt)
+    pack_a = nested([ht], [f"qnnc_q8_pack_a({plus('ap', t * (k2 * 2 * MR))}, a, {sa}, "
+                           f"{t * MR}, {m}, {k}, {k}, {za});"])
+    x0, x1, y = ctx.i(0), ctx.i(1), ctx.o(0)
+    ta, tb, ty = ctx.ctype(ctx.it(0)), ctx.ctype(ctx.it(1)), ctx.ctype(ctx.ot(0))
+
+    def product(idx: list[Expr]) -> str:
+        return "\n".join([
+            *ep,
+            f"const {ta} *a = {plus(x0, offset_expr(idx, stra))};",
+            f"const {tb} *b = {plus(x1, offset_expr(idx, strb))};",
+            f"{ty} *y = {plus(y, offset_expr(idx, stro))};",
+            *pack_a,
+            *chunks(n, nc, chunk),
+        ])
+
+    head = [f"/* int8 GEMM of two run-time operands: [{m} x {k}] x [{k} x {n}] */",
+            "int16_t *ap = (int16_t *)scratch;",
+            f"int16_t *bp = ap + {apack};"]
+    return "\n".join(head) + "\n" + nested_loops(batch, product)

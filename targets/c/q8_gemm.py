@@ -1,0 +1,197 @@
+"""The INT8 GEMM machinery the product emitters share (ops_quant_conv.py, ops_quant_linear.py).
+
+Dense and grouped convolutions and fully connected layers run the int16-pair GEMM
+micro-kernel of csrc/qnnc_int8.h (A = weights, packed here at compile time, kept as int8
+and widened one tile at a time when they fit; B = the activations, packed per call in
+chunks of output positions that stay in L2). The raw 8-bit activations are multiplied, not
+x - zx: the zero point's share, zx * sum_k (w - zw)[m, k], is folded into the bias at compile
+time (:func:`folded_bias`), and padding holds zx so that it contributes exactly nothing.
+Bounds on every int32 sum are checked here, from the actual weights, so the C never
+overflows where the interpreter's int64 would not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ir.types import DType, TensorType
+from targets.c.cond import ge, minimum
+from targets.c.emitter import (
+    LayerCtx,
+    plus,
+)
+from targets.c.expr import Expr, Var, add, lift
+from targets.c.ops_quant_util import int_table, qparams
+from targets.c.stmt import guarded, loop, nested
+
+MR, NR = 6, 16  # the micro-kernel tile of csrc/qnnc_int8.h (QNNC_Q8_MR, QNNC_Q8_NR)
+GEMV_MR = 4  # the matrix x vector kernel's rows per tile (QNNC_Q8_GEMV_MR)
+L2_BUDGET = 256 * 1024  # bytes of packed activations per chunk
+I32 = 2**31
+
+
+MIN_PANELS = 4  # panels per chunk however long K is: each weight tile serves this many
+
+
+def chunk_size(k2: int, cols: int) -> int:
+    """Columns per packed chunk: a multiple of 16 whose packed B fits the L2 budget, but at
+    least MIN_PANELS panels. With a long K (ResNet's last 3x3 layers: K = 4608, 4.7 MB of
+    weights) one panel per chunk would stream every weight tile from memory once per 16
+    output positions; four panels from L3 cost less than weights re-read from DRAM."""
+    fit = max(MIN_PANELS * NR, (L2_BUDGET // (k2 * 4 * NR)) * NR)
+    return min(fit, -(-cols // NR) * NR)
+
+
+def paren(text: str) -> str:
+    return text if text.isidentifier() else f"({text})"
+
+
+def chunks(total: int, size: int, body: Callable[[Expr], list[str]]) -> list[str]:
+    """``body(p0)`` for every chunk of ``size`` of ``total`` columns, with ``nc`` (columns in
+    the chunk) and ``np`` (16-column panels) declared: one loop, or none for one chunk."""
+    head, p0 = loop("p0", total, size)
+    if head is None:
+        return [f"const int nc = {total}, np = {-(-total // NR)};", *body(p0)]
+    return nested([head], [f"const int nc = {total} - p0 < {size} ? {total} - p0 : {size};",
+                           f"const int np = (nc + {NR - 1}) / {NR};", *body(p0)])
+
+
+def gemm_scratch(k2: int, nc: int) -> int:
+    return (k2 * 2 * nc + 2 * nc) * 2
+
+
+def pack_weights(w: np.ndarray, k2: int, mr: int = MR) -> np.ndarray:
+    """[R, K] int weights to the micro-kernel's A layout [ceil(R/mr)][K2][mr][2] (int16)."""
+    r, k = w.shape
+    mt = -(-r // mr)
+    full = np.zeros((mt * mr, 2 * k2), dtype=np.int16)
+    full[:r, :k] = w
+    return full.reshape(mt, mr, k2, 2).transpose(0, 2, 1, 3).reshape(-1)
+
+
+def centred_weight(ctx: LayerCtx, rows: int) -> np.ndarray:
+    """w - zw as int64 [rows, K] (the weight must be a compile-time constant)."""
+    w = ctx.const("w")
+    if w is None:
+        raise ctx.fail("the weight must be a compile-time constant")
+    q = qparams(ctx.it("w"))
+    zw = np.asarray(q.zero_point, dtype=np.int64)
+    wc = w.astype(np.int64).reshape(rows, -1) - (zw.reshape(-1, 1) if zw.size > 1 else zw[0])
+    if np.abs(wc).max(initial=0) > 32767:
+        raise ctx.fail("w - zero point does not fit int16")
+    return wc
+
+
+def folded_bias(ctx: LayerCtx, wc: np.ndarray, zx: int, xmax: int) -> np.ndarray:
+    """b - zx * sum_k (w - zw): the zero point's share, subtracted once. Raises unless every
+    int32 sum in the kernel (raw x times w, and the true accumulator) provably fits."""
+    b = ctx.const("b") if ctx.has("b") else np.zeros(wc.shape[0], dtype=np.int64)
+    if ctx.has("b") and b is None:
+        raise ctx.fail("the bias must be a compile-time constant")
+    assert b is not None
+    bias = b.astype(np.int64) - zx * wc.sum(axis=1)
+    absw = np.abs(wc).sum(axis=1)
+    raw = absw * xmax
+    true = absw * (xmax + abs(zx)) + np.abs(b.astype(np.int64))
+    if raw.max(initial=0) >= I32 or true.max(initial=0) >= I32 or \
+            np.abs(bias).max(initial=0) >= I32:
+        raise ctx.fail("an int32 accumulator could overflow for these weights")
+    return bias
+
+
+def xrange_of(t: TensorType) -> int:
+    return 128 if t.dtype is DType.i8 else 255
+
+
+NARROW_TILE_BYTES = 64 * 1024  # largest widened weight tile kept on the stack
+
+
+def weight_tiles(ctx: LayerCtx, packed: np.ndarray, k2: int) -> tuple[str, bool]:
+    """(C name, narrow) of packed weight tiles: as int8 when every value fits and a widened
+    tile fits NARROW_TILE_BYTES (half the bytes to stream from memory: ResNet-50's weights
+    no longer fit a 32 MB L3 as int16), else as int16."""
+    if np.abs(packed).max(initial=0) <= 127 and k2 * 2 * MR * 2 <= NARROW_TILE_BYTES:
+        return ctx.weight(packed.astype(np.int8), "packed8"), True
+    return ctx.weight(packed, "packed"), False
+
+
+def tile_source(wp: str, k2: int, tile: Expr, narrow: bool) -> list[str]:
+    """C lines binding ``wt`` to weight tile ``tile``, widened to int16 if narrow."""
+    at = plus(wp, tile * (k2 * 2 * MR))
+    if not narrow:
+        return [f"const int16_t *wt = {at};"]
+    return [f"int16_t wt[{k2 * 2 * MR}] QNNC_ALIGNED(32);",
+            f"qnnc_q8_widen(wt, {at}, 1, {k2 * 2 * MR}, 0, {k2 * 2 * MR});"]
+
+
+def tiles(ctx: LayerCtx, mt: int, body: Callable[[Expr], list[str]]) -> list[str]:
+    """``body(mt)`` for every MR-row weight tile (threaded if on): one loop, or none."""
+    head, t = loop("mt", mt)
+    if head is None:
+        return body(t)
+    return [*([ctx.omp().rstrip("\n")] if ctx.omp() else []), *nested([head], body(t))]
+
+
+def tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str,
+               panel0: Expr | int = 0, narrow: bool = False) -> list[str]:
+    """The micro-kernel over every MR-row weight tile x 16-column panel of the packed chunk;
+    ``store`` stores row r (channel m) of ``acc`` (cols valid columns, panel j)."""
+    def tile(t: Expr) -> list[str]:
+        m = t * MR + Var("r", 0, MR - 1)
+        return [
+            *tile_source(wp, k2, lift(panel0) + t, narrow),
+            "for (int j = 0; j < np; ++j) {",
+            f"  int32_t acc[{MR * NR}];",
+            f"  qnnc_q8_tile({k2}, wt, bp + j * {k2 * 2 * NR}, acc);",
+            f"  const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
+            f"  for (int r = 0; r < {MR}; ++r) {{",
+            f"    const int m = {m};",
+            *("    " + ln for ln in guarded(ge(m, rows), ["break;"])),
+            f"    {store}",
+            "  }",
+            "}",
+        ]
+    return tiles(ctx, mt, tile)
+
+
+def fusable(shift: np.ndarray) -> bool:
+    """Whether the fused tile kernel can requantise: every multiplier below 1 (n >= 31)."""
+    n = shift.astype(np.int64) + 31
+    return bool(n.min(initial=31) >= 31 and n.max(initial=31) <= 62)
+
+
+def fused_epilogue(bias: str, m0: np.ndarray, shift: np.ndarray, zy: int, lo: int, hi: int,
+                   sgn_out: int) -> list[str]:
+    """C lines declaring ``ep``, the qnnc_q8_epilogue of csrc/qnnc_int8.h that the fused
+    tile kernel applies (only where ``fusable(shift)``)."""
+    return [
+        int_table("ep_m0", "int32_t", [int(v) for v in m0.reshape(-1)]),
+        int_table("ep_n", "int8_t", [int(v) + 31 for v in shift.reshape(-1)]),
+        f"const qnnc_q8_epilogue ep = {{{bias}, ep_m0, ep_n, {zy}, {lo}, {hi}, "
+        f"{int(m0.size > 1)}, {sgn_out}}};",
+    ]
+
+
+def fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0: Expr,
+                     y0: str, ldy: int, panel0: Expr | int = 0,
+                     narrow: bool = False) -> list[str]:
+    """The fused tile kernel over every tile of the chunk: tile (mt, j) stores channels
+    ch0 + mt*MR .. (rows of the group) at y0 + (mt*MR) * ldy + j*16."""
+    def tile(t: Expr) -> list[str]:
+        left = rows - t * MR
+        rr = minimum(left, MR)
+        row0 = t * (MR * ldy) if t.value is not None else \
+            Var("(ptrdiff_t)mt", t.lo, t.hi) * (MR * ldy)
+        return [
+            *tile_source(wp, k2, lift(panel0) + t, narrow),
+            *([] if rr.value is not None else [f"const int rr = {rr};"]),
+            "for (int j = 0; j < np; ++j) {",
+            f"  const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
+            f"  qnnc_q8_tile_req({k2}, wt, bp + j * {k2 * 2 * NR}, &ep, {ch0 + t * MR}, "
+            f"{rr if rr.value is not None else 'rr'}, cols, {y0} + {add(row0, Var('j') * NR)}, "
+            f"{ldy});",
+            "}",
+        ]
+    return tiles(ctx, mt, tile)
