@@ -189,6 +189,15 @@ def test_the_comment_names_the_fused_nodes(built: dict, target: str) -> None:
     assert "/* QConv 'n0': Conv n0 + Relu n1" in src
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_quantised_model_names_what_each_layer_absorbed(built: dict, target: str) -> None:
+    """The quantiser records the Relu each QConv absorbed; the comment says so."""
+    src = (built[("tiny_cnn", target)] / "model.c").read_text()
+    assert "/* QConv 'conv0': Conv conv0 + Relu relu0" in src
+    assert "/* QConv 'conv1': Conv conv1 + Relu relu1" in src
+    assert "/* QLinear 'logits': Gemm logits" in src
+
+
 def test_parameters_carry_the_values_names(built: dict) -> None:
     src = (built[("fused", "host")] / "model.c").read_text()
     sig = re.search(r"static void layer_\w+\(([^)]*)\)", src)
