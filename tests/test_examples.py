@@ -116,8 +116,13 @@ def test_deterministic_per_seed(name: str) -> None:
     assert a != build_example(name, seed=1).SerializeToString()
 
 
+#: the zoo's fully connected giants (hundreds of MB of weights) repeat what the other zoo
+#: graphs show about the weight generator, at tens of seconds each
+GIANTS = ("alexnet", "vgg19", "zfnet512")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", SLOW)
+@pytest.mark.parametrize("name", [n for n in SLOW if n not in GIANTS])
 def test_deterministic_per_seed_large(name: str) -> None:
     a = build_example(name, seed=3).SerializeToString()
     assert a == build_example(name, seed=3).SerializeToString()

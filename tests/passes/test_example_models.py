@@ -16,10 +16,13 @@ from ir.interpreter import run
 from ir.text import load_ir, print_graph, save_ir
 
 BIG = {"alexnet", "vgg19", "zfnet512"}  # hundreds of MB of weights: tens of seconds each
+#: big graphs whose blob round trip repeats alexnet's (the same text and blob code)
+REPEATS = {"vgg19", "zfnet512"}
 
 
 @pytest.mark.parametrize("name", [
     pytest.param(n, marks=[pytest.mark.slow] if n in BIG else []) for n in sorted(EXAMPLES)
+    if n not in REPEATS
 ])
 def test_example_model_saves_and_loads_exactly(name: str, tmp_path: Path) -> None:
     g = import_model(build_example(name))
