@@ -51,11 +51,11 @@ from compiler.quant.quantize import provenance
 from ir import qmath
 from ir.build import make_node
 from ir.graph import Graph, Node, Value
+from ir.ops.qcommon import ACT_DTYPES
 from ir.ops.registry import OPS, OpError
 from ir.qforms import NoQuantForm, OutParams
 from ir.types import DType, QuantParams, TensorType
 
-ACT_DTYPES = (DType.u8, DType.i8)
 STORE_DTYPES = (DType.u8, DType.i8, DType.u16, DType.i16)
 #: a stored bias scale agrees with s_x·s_w[c] when within this relative distance (a few
 #: float32 roundings)

@@ -68,18 +68,6 @@ def act_clamp(a: Attrs) -> tuple[int, int]:
     return int(a["act_min"]), int(a["act_max"])
 
 
-def activation_bounds(kind: str, dtype: DType, scale: float, zp: int) -> tuple[int, int]:
-    """Clamp bounds of a fused activation in the output domain: "none", "relu" or "relu6"."""
-    lo, hi = qmath.qrange(dtype)
-    if kind == "relu":
-        return max(lo, zp), hi
-    if kind == "relu6":
-        return max(lo, zp), min(hi, zp + round(6.0 / scale))
-    if kind != "none":
-        raise ValueError(f"unknown fused activation {kind!r}")
-    return lo, hi
-
-
 def multipliers(op: str, real: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """(M0, shift) arrays (int64) encoding each real multiplier; OpError if one is invalid."""
     flat = np.asarray(real, dtype=np.float64).reshape(-1)

@@ -18,7 +18,7 @@ from ir import qmath
 from ir.build import make_node
 from ir.graph import Graph
 from ir.interpreter import run as interpret
-from ir.ops.qcommon import activation_bounds
+from ir.qforms import clamp_between
 from ir.types import DType, QuantParams, TensorType
 from targets.host.build import BuildOptions, build_c_library
 from targets.host.cpu import detect_level, is_x86_64
@@ -27,6 +27,9 @@ from tests.codegen.harness import run_c
 CPUS = ["generic", "avx2"] if is_x86_64() else ["generic"]
 _count = itertools.count()
 Const = tuple[np.ndarray, QuantParams | None]
+
+#: a fused activation as the real range its clamp keeps (qforms.clamp_between)
+ACTIVATIONS = {"none": (-np.inf, np.inf), "relu": (0.0, np.inf), "relu6": (0.0, 6.0)}
 
 
 def qt(shape: tuple[int, ...], dtype: DType, scale: float, zp: int) -> TensorType:
@@ -87,7 +90,7 @@ def out_attrs(rng: np.random.Generator, dtype: DType, act: str | None = None) ->
         int(rng.integers(lo, lo + 40))
     a: dict[str, Any] = {"out_dtype": dtype.value, "out_scale": scale, "out_zp": zp}
     if act is not None:
-        a["act_min"], a["act_max"] = activation_bounds(act, dtype, scale, zp)
+        a["act_min"], a["act_max"] = clamp_between(*ACTIVATIONS[act], dtype, scale, zp)
     return a
 
 

@@ -19,13 +19,16 @@ from ir import qmath
 from ir.build import make_node
 from ir.graph import Graph
 from ir.interpreter import run
-from ir.ops.qcommon import activation_bounds
 from ir.ops.registry import OpError
+from ir.qforms import clamp_between
 from ir.text import parse_graph, print_graph
 from ir.types import DType, QuantParams, TensorType
 from ir.verifier import verify
 
 Operand = tuple[np.ndarray, QuantParams | None, bool]  # (data, quant, is constant)
+
+#: a fused activation as the real range its clamp keeps (qforms.clamp_between)
+ACTIVATIONS = {"none": (-np.inf, np.inf), "relu": (0.0, np.inf), "relu6": (0.0, 6.0)}
 
 
 def build(op: str, operands: list[Operand | None], **attrs: Any) -> Graph:
@@ -129,7 +132,7 @@ def test_qconv_groups_dilations_pads_per_channel(seed: int) -> None:
     sy, zy = 0.07, int(rng.integers(0, 50))
     strides, pads, dil = [1 + seed % 2, 1], [1, 0, 2, 1], [1 + (seed // 3), 2]
     ydt = [DType.u8, DType.i8][(seed // 2) % 2]
-    act = activation_bounds(["none", "relu", "relu6"][seed % 3], ydt, sy, zy)
+    act = clamp_between(*ACTIVATIONS[["none", "relu", "relu6"][seed % 3]], ydt, sy, zy)
     got, _ = run_op("QConv", [(x, pt(sx, zx), False), (w, wq, True), (b, None, True)],
                     strides=strides, pads=pads, dilations=dil, group=g,
                     act_min=act[0], act_max=act[1], **out_attrs(ydt, sy, zy))
@@ -225,7 +228,7 @@ def test_qadd_different_scales_broadcast(seed: int, sa: float, sb: float, sy: fl
     a = rand_q(rng, (2, 3, 4), DType.u8)
     b = rand_q(rng, (3, 1), DType.i8)
     za, zb, zy = int(rng.integers(0, 256)), int(rng.integers(-128, 128)), 100
-    act = activation_bounds("relu", DType.u8, sy, zy)
+    act = clamp_between(*ACTIVATIONS["relu"], DType.u8, sy, zy)
     got, _ = run_op("QAdd", [(a, pt(sa, za), False), (b, pt(sb, zb), False)],
                     act_min=act[0], act_max=act[1], **out_attrs(DType.u8, sy, zy))
     s = 2 * max(sa, sb)
