@@ -154,8 +154,7 @@ class CalibrationContext:
             if bias.size != n and bias.size != 1:
                 raise NoQuantForm  # not one value per output channel
             bias = np.broadcast_to(bias.reshape(-1), (n,))
-        hint = node.name or {"Conv": "conv", "BatchNormalization": "batchnorm"}.get(
-            node.op, "linear")
+        hint = node.name or node.op.lower()
         codes, scales = qmath.quantize_weights(wf, self.cfg.per_channel)
         wparams = (QuantParams(tuple(map(float, scales)), (0,) * n, 0) if scales.size > 1
                    else QuantParams.per_tensor(float(scales[0]), 0))
