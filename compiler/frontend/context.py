@@ -4,6 +4,7 @@ helpers that emit IR ops, folding them on the spot when every input is a constan
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,31 @@ from compiler.errors import ConversionError
 from ir.build import make_node
 from ir.graph import Graph, Value
 from ir.ops.registry import OpError, get_op
+from ir.types import DType
+
+
+@dataclass(frozen=True)
+class Seq:
+    """An ONNX sequence, resolved at import into its tensors: the IR has no sequence type, so
+    a sequence's length and every element are known at compile time ("Sequences and
+    optionals" in docs/architecture.md). ``dtype`` is the element type (SequenceEmpty's,
+    when there are no items yet)."""
+
+    items: tuple[Value, ...]
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Opt:
+    """An ONNX optional, resolved at import: its value (a tensor or a sequence), or None
+    when it is absent."""
+
+    value: Value | Seq | None
+
+
+# What an ONNX value name maps to during import (the importer's env): an IR tensor value, or
+# a sequence or optional resolved at compile time.
+Resolved = Value | Seq | Opt
 
 
 class Ctx:

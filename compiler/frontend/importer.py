@@ -18,7 +18,7 @@ from onnx import ModelProto, NodeProto, numpy_helper
 
 import compiler.frontend.ops  # noqa: F401  (registers every converter)
 from compiler.errors import ConversionError, UnsupportedModelError
-from compiler.frontend.context import Ctx
+from compiler.frontend.context import Ctx, Opt, Resolved, Seq
 from compiler.frontend.registry import CONVERTERS, converter_key
 from ir.build import make_node
 from ir.graph import Graph, Value
@@ -102,6 +102,16 @@ def import_model(
     Raises :class:`UnsupportedModelError` listing every unsupported op at once, or
     :class:`ConversionError` naming the node that could not be converted.
     """
+    return import_with_outputs(model, input_shapes, name)[0]
+
+
+def import_with_outputs(
+    model: ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    name: str | None = None,
+) -> tuple[Graph, list[Resolved]]:
+    """:func:`import_model`, also giving what each of the model's outputs became: an IR
+    output, or a sequence (or optional) whose tensors are IR outputs of their own."""
     bad = unsupported_ops(model)
     if bad:
         by_op: dict[str, list[str]] = {}
@@ -119,7 +129,7 @@ def import_model(
         )
     g = model.graph
     graph = Graph(name or _safe_py_name(g.name or "main") or "main")
-    env: dict[str, Value] = {}
+    env: dict[str, Resolved] = {}
     overrides = parse_dim_overrides(input_shapes)
     inits = {t.name for t in g.initializer}
     known_inputs = {i.name for i in g.input if i.name not in inits}
@@ -151,10 +161,11 @@ def import_model(
         try:
             attrs = attr_values(node)
             key = converter_key(node.op_type, node.domain)
+            _check_tensor_inputs(node, ins, CONVERTERS[key].sequences)
             result = _call(CONVERTERS[key].fn, ctx, ins, attrs, node.op_type)
         except (ConversionError, UnsupportedModelError) as e:
             raise type(e)(f"node {label!r} ({node.op_type}): {e}") from None
-        outs = [result] if isinstance(result, Value) else list(result)
+        outs = [result] if isinstance(result, (Value, Seq, Opt)) else list(result)
         wanted = [o for o in node.output]
         if len(outs) < len([o for o in wanted if o]):
             raise ConversionError(
@@ -164,9 +175,23 @@ def import_model(
         for oname, v in zip(wanted, outs):
             if oname:
                 env[oname] = v
-    graph.outputs = [_bind_output(graph, ctx, env, o.name) for o in g.output]
+    results = [_bind_result(graph, ctx, env, o.name) for o in g.output]
+    graph.outputs = [v for r in results for v in _tensors_of(r)]
     graph.prune_constants()
-    return graph
+    return graph, results
+
+
+def _check_tensor_inputs(node: NodeProto, ins: list[Resolved | None], sequences: bool) -> None:
+    """Only converters registered with ``sequences=True`` see sequences and optionals."""
+    if sequences:
+        return
+    for name, v in zip(node.input, ins):
+        if isinstance(v, (Seq, Opt)):
+            kind = "a sequence" if isinstance(v, Seq) else "an optional"
+            raise ConversionError(
+                f"input {name!r} is {kind}, but {node.op_type} takes tensors; use "
+                "SequenceAt / OptionalGetElement to take a tensor out of it"
+            )
 
 
 def _call(fn: Any, ctx: Ctx, ins: list[Value | None], attrs: dict[str, Any], op: str) -> Any:
@@ -182,8 +207,11 @@ def _call(fn: Any, ctx: Ctx, ins: list[Value | None], attrs: dict[str, Any], op:
 def _input_type(inp: onnx.ValueInfoProto, override: tuple[int, ...] | None) -> TensorType:
     tt = inp.type.tensor_type
     if not inp.type.HasField("tensor_type"):
+        kind = inp.type.WhichOneof("value") or "untyped"
         raise UnsupportedModelError(
-            f"input {inp.name!r} is not a tensor (sequences/maps are not supported)"
+            f"input {inp.name!r} is a {kind.removesuffix('_type')}, not a tensor: qnnc resolves "
+            "sequences and optionals at compile time, so a graph input must be a tensor (feed "
+            "a sequence's tensors as separate inputs and build it with SequenceConstruct)"
         )
     dt = onnx_dtype(tt.elem_type, f"input {inp.name!r}")
     if override is not None:
@@ -226,11 +254,34 @@ def _input_type(inp: onnx.ValueInfoProto, override: tuple[int, ...] | None) -> T
     return TensorType(tuple(dims), dt)
 
 
-def _bind_output(graph: Graph, ctx: Ctx, env: dict[str, Value], name: str) -> Value:
-    """The value of ONNX output ``name``, copied by an Identity when it must carry that name."""
+def _bind_result(graph: Graph, ctx: Ctx, env: dict[str, Resolved], name: str) -> Resolved:
+    """ONNX output ``name`` as IR outputs: a tensor is one, named ``name``; a sequence's
+    tensors are ``name_0``, ``name_1``, ...; an optional is its value's, or none if absent."""
     if name not in env:
         raise ConversionError(f"graph output {name!r} is not produced by any node")
-    v = env[name]
+    return _bind_resolved(graph, ctx, env[name], name)
+
+
+def _bind_resolved(graph: Graph, ctx: Ctx, r: Resolved, name: str) -> Resolved:
+    if isinstance(r, Seq):
+        return Seq(tuple(_bind_output(graph, ctx, v, f"{name}_{i}")
+                         for i, v in enumerate(r.items)), r.dtype)
+    if isinstance(r, Opt):
+        return Opt(None if r.value is None else _bind_resolved(graph, ctx, r.value, name))
+    return _bind_output(graph, ctx, r, name)
+
+
+def _tensors_of(r: Resolved) -> list[Value]:
+    if isinstance(r, Seq):
+        return list(r.items)
+    if isinstance(r, Opt):
+        return [] if r.value is None else _tensors_of(r.value)
+    return [r]
+
+
+def _bind_output(graph: Graph, ctx: Ctx, v: Value, name: str) -> Value:
+    """IR value ``v`` as the graph output ``name``, copied by an Identity when it must carry
+    that name."""
     if v.name == name and not v.is_const and v not in graph.inputs:
         return v
     if v.name == name and v.is_const:  # a folded constant holds the name: it moves aside

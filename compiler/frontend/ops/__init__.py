@@ -13,5 +13,6 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     quant,
     reduce,
     resize,
+    sequence,
     shape,
 )
