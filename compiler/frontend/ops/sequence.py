@@ -59,7 +59,7 @@ def _position(ctx: Ctx, pos: Value, n: int, *, end_ok: bool) -> int:
 
 def _same_dtype(ctx: Ctx, dtype: DType, t: Value) -> None:
     if t.type.dtype != dtype:
-        raise ctx.fail(f"tensor {t.type} does not match the sequence's element type {dtype}")
+        raise ctx.fail(f"tensor {t.type} does not match the sequence's element type {dtype.value}")
 
 
 @converter("SequenceConstruct", ir_ops=(), note=_AT_IMPORT, sequences=True)
@@ -139,11 +139,15 @@ def split_to_sequence(ctx: Ctx, input_: Resolved, split: Resolved | None = None,
         raise ctx.fail(f"cannot split dim {dim} of {x.type}: a sequence from it would be "
                        "empty, and an empty sequence has no tensors to give")
     base = (ctx.out_hints or ["seq"])[0]
-    ctx.out_hints = [f"{base}_{k}" for k in range(len(sizes))]
+    names = [f"{base}_{k}" for k in range(len(sizes))]  # the graph outputs' names, if they are
+    ctx.out_hints = [f"{n}_split" for n in names] if squeeze else names
     parts = [x] if len(sizes) == 1 else ctx.ops("Split", [x], axis=ax, split=sizes)
     if squeeze:
-        parts = [reshape_to(ctx, p, [d for k, d in enumerate(p.type.shape) if k != ax])
-                 for p in parts]
+        squeezed = []
+        for name, p in zip(names, parts):
+            ctx.out_hints = [name]
+            squeezed.append(reshape_to(ctx, p, [d for k, d in enumerate(p.type.shape) if k != ax]))
+        parts = squeezed
     return Seq(tuple(parts), x.type.dtype)
 
 
@@ -157,8 +161,11 @@ def concat_from_sequence(ctx: Ctx, input_sequence: Resolved, *, axis: int,
     rank = s.items[0].type.rank
     if new_axis:
         ax = axis_arg(ctx, axis, rank + 1)
-        items = [reshape_to(ctx, t, [*t.type.shape[:ax], 1, *t.type.shape[ax:]])
-                 for t in s.items]
+        hints, items = ctx.out_hints, []
+        for t in s.items:
+            ctx.out_hints = [f"{t.name}_unsqueezed"] if len(s.items) > 1 else hints
+            items.append(reshape_to(ctx, t, [*t.type.shape[:ax], 1, *t.type.shape[ax:]]))
+        ctx.out_hints = hints
     else:
         ax, items = axis_arg(ctx, axis, rank), list(s.items)
     if len(items) == 1:
