@@ -21,7 +21,8 @@ from compiler.frontend.registry import converter
 from ir.graph import Value
 from ir.types import DType
 
-_AT_IMPORT = "resolved at import; positions must be compile-time constants"
+_AT_IMPORT = "a list of tensors resolved at import"
+_POSITION = "resolved at import; position must be a compile-time constant"
 
 
 def _seq(ctx: Ctx, s: Resolved | None, what: str = "input_sequence") -> Seq:
@@ -77,7 +78,7 @@ def sequence_empty(ctx: Ctx, *, dtype: int = 1) -> Seq:
     return Seq((), ir_dtype(dtype, "dtype"))
 
 
-@converter("SequenceInsert", ir_ops=(), note=_AT_IMPORT, sequences=True)
+@converter("SequenceInsert", ir_ops=(), note=_POSITION, sequences=True)
 def sequence_insert(ctx: Ctx, input_sequence: Resolved, tensor: Resolved,
                     position: Resolved | None = None) -> Seq:
     s = _seq(ctx, input_sequence)
@@ -89,7 +90,7 @@ def sequence_insert(ctx: Ctx, input_sequence: Resolved, tensor: Resolved,
     return Seq(s.items[:p] + (t,) + s.items[p:], s.dtype)
 
 
-@converter("SequenceErase", ir_ops=(), note=_AT_IMPORT, sequences=True)
+@converter("SequenceErase", ir_ops=(), note=_POSITION, sequences=True)
 def sequence_erase(ctx: Ctx, input_sequence: Resolved,
                    position: Resolved | None = None) -> Seq:
     s = _seq(ctx, input_sequence)
@@ -101,7 +102,7 @@ def sequence_erase(ctx: Ctx, input_sequence: Resolved,
     return Seq(s.items[:p] + s.items[p + 1:], s.dtype)
 
 
-@converter("SequenceAt", ir_ops=(), note=_AT_IMPORT, sequences=True)
+@converter("SequenceAt", ir_ops=(), note=_POSITION, sequences=True)
 def sequence_at(ctx: Ctx, input_sequence: Resolved, position: Resolved) -> Value:
     s = _seq(ctx, input_sequence)
     p = _position(ctx, _tensor(ctx, position, "position"), len(s.items), end_ok=False)
