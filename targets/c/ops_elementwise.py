@@ -35,6 +35,18 @@ UNARY: dict[str, str] = {
     "Reciprocal": "{one} / x",
     "Sin": "{sin}(x)",
     "Cos": "{cos}(x)",
+    "Tan": "{tan}(x)",
+    "Asin": "{asin}(x)",
+    "Acos": "{acos}(x)",
+    "Atan": "{atan}(x)",
+    "Sinh": "{sinh}(x)",
+    "Cosh": "{cosh}(x)",
+    "Asinh": "{asinh}(x)",
+    "Acosh": "{acosh}(x)",
+    "Atanh": "{atanh}(x)",
+    "Shrink": "x < {neg_lambd} ? x + {bias} : (x > {lambd} ? x - {bias} : {zero})",
+    "Swish": "x * ({alpha} * x >= 0 ? {one} / ({one} + {exp}({neg_alpha} * x))"
+             " : {exp}({alpha} * x) / ({one} + {exp}({alpha} * x)))",
     "Abs": "{fabs}(x)",
     "Neg": "-x",
     "Sign": "(x > 0) - (x < 0)",
@@ -48,7 +60,8 @@ _GELU = {
     "tanh": "{half} * x * ({one} + {tanh}({sqrt_2_pi} * (x + {c} * x * x * x)))",
 }
 _LIBM = ("exp", "expm1", "log", "log1p", "tanh", "erf", "sqrt", "sin", "cos", "fabs", "floor",
-         "ceil", "rint", "fmax", "fmin")
+         "ceil", "rint", "fmax", "fmin", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh",
+         "acosh", "atanh")
 _INT_OK = {"Relu", "Abs", "Neg", "Clip"}
 
 
@@ -67,9 +80,10 @@ def unary_expr(ctx: LayerCtx) -> str:
                  "half": ctx.lit(0.5),
                  "sqrt1_2": ctx.lit(_SQRT1_2), "sqrt_2_pi": ctx.lit(_SQRT_2_PI),
                  "c": ctx.lit(0.044715)})
-    for k in ("alpha", "beta", "gamma"):
+    for k in ("alpha", "beta", "gamma", "lambd", "bias"):
         if k in ctx.a:
             subs[k] = ctx.lit(ctx.a[k])
+            subs["neg_" + k] = ctx.lit(-ctx.a[k])
     if op == "Clip":
         lo, hi = ctx.a["min"], ctx.a["max"]
         e = "x"

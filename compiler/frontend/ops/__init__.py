@@ -2,11 +2,13 @@
 
 from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     binary,
+    bitwise,
     conv,
     elementwise,
     gather,
     generate,
     matmul,
+    matrix,
     norm,
     pool,
     qlinear,
@@ -14,4 +16,5 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     reduce,
     resize,
     shape,
+    signal,
 )
