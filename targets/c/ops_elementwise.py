@@ -134,6 +134,7 @@ BINARY: dict[str, str] = {
     "PRelu": "a < 0 ? a * b : a",
     "Equal": "a == b", "Less": "a < b", "Greater": "a > b", "LessOrEqual": "a <= b",
     "GreaterOrEqual": "a >= b", "And": "a && b", "Or": "a || b", "Xor": "(!a) != (!b)",
+    "BitwiseAnd": "a & b", "BitwiseOr": "a | b", "BitwiseXor": "a ^ b",
 }
 
 
