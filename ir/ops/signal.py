@@ -11,11 +11,16 @@ never reach the IR: their inputs decide their shapes, so they are constants at i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ir.ops.common import reject_quant, require_inputs
 from ir.ops.registry import Attr, Attrs, register, require
 from ir.types import TensorType
+
+if TYPE_CHECKING:
+    from ir.graph import Node
 
 
 def twiddles(n: int) -> np.ndarray:
@@ -50,6 +55,17 @@ def _complex_storage(z: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.stack([z.real, z.imag], axis=-1).astype(dtype)
 
 
+def _sum_flops(node: Node) -> tuple[int, int]:
+    """A direct sum: 8 FLOPs (a complex multiply-add) per input term of each output value
+    (no MACs: cost.py counts those for the multiply-accumulate layers only)."""
+    out = node.outputs[0].type
+    if node.op == "STFT":
+        terms = node.attrs["frame_length"]
+    else:
+        terms = min(node.x.type.shape[node.attrs["axis"]], node.attrs["length"])
+    return 0, 8 * terms * (out.size // out.shape[-1])
+
+
 @register
 class DFT:
     """Along ``axis`` (an axis of the signal, never the last storage axis), with N = length:
@@ -62,6 +78,7 @@ class DFT:
     onesided)."""
 
     operands = ("x",)
+    flops = _sum_flops
     attrs = {
         "axis": Attr("int", doc="the signal axis, non-negative, not the last (complex) axis"),
         "length": Attr("int", doc="N, the DFT length"),
@@ -119,6 +136,7 @@ class STFT:
     x is [batch, T, 1 or 2], y is [batch, F, bins, 2]."""
 
     operands = ("signal", "window?")
+    flops = _sum_flops
     attrs = {
         "frame_step": Attr("int", doc="samples between frame starts"),
         "frame_length": Attr("int", doc="samples per frame, the DFT length"),
