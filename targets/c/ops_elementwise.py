@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ir.types import DType
-from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
+from targets.c.emitter import LayerCtx, emits, float_lit, nested_loops, offset, strides_of
 
 # Unary formulas over the element ``x``: C expressions with {f}(name) for libm functions in
 # the output's precision and {lit}(value) for float literals. One entry per op.
@@ -62,7 +62,7 @@ _GELU = {
 _LIBM = ("exp", "expm1", "log", "log1p", "tanh", "erf", "sqrt", "sin", "cos", "fabs", "floor",
          "ceil", "rint", "fmax", "fmin", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh",
          "acosh", "atanh")
-_INT_OK = {"Relu", "Abs", "Neg", "Clip"}
+_INT_OK = {"Relu", "Abs", "Neg", "Clip", "Shrink"}
 
 
 def unary_expr(ctx: LayerCtx) -> str:
@@ -106,6 +106,10 @@ def _int_unary(ctx: LayerCtx) -> str:
         return f"({ct})(x < 0 ? -x : x)"
     if op == "Neg":
         return f"({ct})(-x)"
+    if op == "Shrink":  # in double, truncated back as the reference's astype does
+        lam, bias = (float_lit(ctx.a[k], DType.f64) for k in ("lambd", "bias"))
+        neg = float_lit(-ctx.a["lambd"], DType.f64)
+        return f"({ct})(x < {neg} ? x + {bias} : (x > {lam} ? x - {bias} : 0.0))"
     info_lo, info_hi = (int(v) for v in _int_range(ctx.ot(0).dtype))
     lo = max(info_lo, math.ceil(ctx.a["min"])) if ctx.a["min"] != -math.inf else info_lo
     hi = min(info_hi, math.floor(ctx.a["max"])) if ctx.a["max"] != math.inf else info_hi

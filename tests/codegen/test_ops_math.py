@@ -91,6 +91,7 @@ def int_group() -> tuple[Graph, dict[str, np.ndarray]]:
         ("Trilu", ["f"], {}), ("Trilu", ["f"], {"upper": False}),
         ("Trilu", ["f"], {"k": 1}), ("Trilu", ["f"], {"upper": False, "k": -1}),
         ("Trilu", ["small"], {"k": -7}), ("Trilu", ["small"], {"upper": False, "k": 9}),
+        ("Shrink", ["small"], {"lambd": 1.5, "bias": 0.5}), ("Shrink", ["i8"], {"bias": -2.0}),
     ]
     return group_graph("ints", {"i32": i32, "i32b": i32b, "u8": u8, "u8b": u8b, "i8": i8,
                                 "small": small, "u16": u16, "f": f}, {}, nodes)
