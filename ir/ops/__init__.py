@@ -2,11 +2,13 @@
 
 from ir.ops import (  # noqa: F401  (registration side effects)
     binary,
+    bitwise,
     conv,
     elementwise,
     gather,
     layout,
     matmul,
+    matrix,
     norm,
     pool,
     qconv,
@@ -16,6 +18,7 @@ from ir.ops import (  # noqa: F401  (registration side effects)
     reduce,
     resize,
     shape,
+    signal,
 )
 from ir.ops.registry import OPS, Attr, OpDef, OpError, get_op, register
 

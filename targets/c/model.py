@@ -12,15 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # importing the op families registers their emitters
+import targets.c.ops_bitwise
 import targets.c.ops_elementwise
 import targets.c.ops_layout
 import targets.c.ops_linalg
+import targets.c.ops_matrix
 import targets.c.ops_movement
 import targets.c.ops_norm
 import targets.c.ops_pool
 import targets.c.ops_quant
 import targets.c.ops_reduce
 import targets.c.ops_shape  # noqa: F401
+import targets.c.ops_signal  # noqa: F401
 from ir.graph import Graph, Value
 from ir.types import DType
 from targets.c.emitter import (

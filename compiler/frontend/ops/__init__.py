@@ -2,11 +2,13 @@
 
 from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     binary,
+    bitwise,
     conv,
     elementwise,
     gather,
     generate,
     matmul,
+    matrix,
     norm,
     pool,
     qlinear,
@@ -15,4 +17,5 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     resize,
     sequence,
     shape,
+    signal,
 )
