@@ -22,6 +22,7 @@ from compiler.frontend.context import Ctx
 from compiler.frontend.registry import CONVERTERS, converter_key
 from ir.build import make_node
 from ir.graph import Graph, Value
+from ir.ops.dynamic import check_counted
 from ir.types import DType, TensorType
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -165,6 +166,7 @@ def import_model(
             if oname:
                 env[oname] = v
     graph.outputs = [_bind_output(graph, ctx, env, o.name) for o in g.output]
+    check_counted(graph)  # data-dependent extents reach only graph outputs
     graph.prune_constants()
     return graph
 

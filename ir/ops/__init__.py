@@ -3,8 +3,10 @@
 from ir.ops import (  # noqa: F401  (registration side effects)
     binary,
     conv,
+    dynamic,
     elementwise,
     gather,
+    indexing,
     layout,
     matmul,
     norm,
