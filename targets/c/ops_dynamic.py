@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ir.ops.dynamic import nms_bound
-from targets.c.emitter import LayerCtx, emits, nested_loops, offset, plus, strides_of
+from ir.types import DType
+from targets.c.emitter import LayerCtx, emits, float_lit, nested_loops, offset, plus, strides_of
 from targets.c.expr import Expr
 from targets.c.stmt import loop, nested
 
@@ -131,7 +132,8 @@ def non_max_suppression(ctx: LayerCtx) -> str:
     lines = ["int64_t cnt = 0;", *_zero(ctx, 0)]
     if bound == 0:
         return "\n".join([*lines, _count_out(ctx)])
-    thr = ctx.lit(a["score_threshold"]) if np.isfinite(a["score_threshold"]) else "-INFINITY"
+    thr = float_lit(a["score_threshold"], DType.f32)  # f32 compares, as the reference
+    iou = float_lit(a["iou_threshold"], DType.f32)
     hb, b = loop("b", nb)
     hc, c = loop("c", ncls)
     scores, boxes = ctx.i("scores"), ctx.i("boxes")
@@ -153,8 +155,7 @@ def non_max_suppression(ctx: LayerCtx) -> str:
         "    last_i = best;",
         "    int keep = 1;",
         "    for (int64_t k = from; k < cnt && keep; ++k) {",
-        *("        " + ln for ln in _iou_test(a["center_point_box"], ctx.lit(a["iou_threshold"]),
-                                             y)),
+        *("        " + ln for ln in _iou_test(a["center_point_box"], iou, y)),
         "    }",
         "    if (!keep) continue;",
         f"    {y}[cnt * 3] = {b};",

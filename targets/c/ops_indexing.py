@@ -116,8 +116,8 @@ def scatter_elements(ctx: LayerCtx) -> str:
         flat = offset(i, strides_of(ishape))
         dst = f"{y}[{at} + t * {xst[axis]}]" if xst[axis] != 1 else f"{y}[{at} + t]"
         return "\n".join([*read_index("t", f"{ix}[{flat}]", x[axis]),
-                          f"if ({inside('t', x[axis])}) "
-                          + _combine(ctx.a["reduction"], dst, f"{u}[{flat}]")])
+                          f"if ({inside('t', x[axis])}) {{",
+                          "    " + _combine(ctx.a["reduction"], dst, f"{u}[{flat}]"), "}"])
 
     if _prod(ishape) == 0:
         return "\n".join(_copy_data(ctx)) or "/* nothing to scatter */"
