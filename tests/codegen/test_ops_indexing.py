@@ -173,3 +173,62 @@ def test_non_max_suppression(tmp_path: Path) -> None:
            max_output_boxes_per_class=3, iou_threshold=0.5, center_point_box=1)
     got = check(b.g, b.feeds, tmp_path)
     assert got[b.g.outputs[2].name].shape == (0, 3)
+
+
+# -- an ONNX model compiled for the host (Cython Session) against onnxruntime ----------------
+
+
+def test_nonzero_and_conv_to_non_max_suppression_on_host(tmp_path: Path) -> None:
+    """One model (one Cython build): NonZero of an input straight to an output, and scores
+    from a Conv and a Sigmoid over a 4x4 grid of overlapping boxes into NonMaxSuppression.
+    Inputs with no non-zero element and no score above the threshold give zero rows."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from compiler.api import compile_model
+
+    side = 4
+    centres = [(r + 0.5, c + 0.5) for r in range(side) for c in range(side)]
+    boxes = np.array([[[y - 0.8, x - 0.8, y + 0.8, x + 0.8] for y, x in centres]], np.float32)
+    inits = [numpy_helper.from_array(a, n) for n, a in [
+        ("w", RNG.uniform(0.1, 1.0, (2, 3, 3, 3)).astype(np.float32)),
+        ("b", np.array([-0.5, 0.25], np.float32)),
+        ("shape", np.array([1, 2, side * side], np.int64)),
+        ("boxes", boxes),
+        ("max_per_class", np.array([5], np.int64)),
+        ("iou", np.array([0.2], np.float32)),
+        ("score", np.array([0.6], np.float32)),
+    ]]
+    nodes = [
+        helper.make_node("NonZero", ["m"], ["where"]),
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["c"], ["p"]),
+        helper.make_node("Reshape", ["p", "shape"], ["scores"]),
+        helper.make_node("NonMaxSuppression",
+                         ["boxes", "scores", "max_per_class", "iou", "score"], ["selected"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "detect",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, side, side]),
+         helper.make_tensor_value_info("m", TensorProto.FLOAT, [2, 3, 4])],
+        [helper.make_tensor_value_info("where", TensorProto.INT64, [3, "n"]),
+         helper.make_tensor_value_info("selected", TensorProto.INT64, ["k", 3])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    ort_sess = ort.InferenceSession(model.SerializeToString())
+    cm = compile_model(model, target="host", cache_dir=tmp_path / "cache")
+    assert cm.build is not None
+    dense = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+    images = [RNG.standard_normal((1, 3, side, side)), RNG.uniform(0, 2, (1, 3, side, side)),
+              np.full((1, 3, side, side), -5.0)]
+    masks = [np.where(dense > 0.3, dense, 0), dense, np.zeros_like(dense)]
+    rows = set()
+    for x, m in zip(images, masks):
+        feeds = {"x": x.astype(np.float32), "m": m.astype(np.float32)}
+        want = ort_sess.run(None, feeds)
+        got = cm.run(None, feeds)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+        rows.add((want[0].shape[1], len(want[1])))
+    assert (0, 0) in rows and len(rows) == 3  # zero rows, and some rows
