@@ -66,6 +66,7 @@ class Compress:
 
     operands = ("x", "condition")
     outputs = 2
+    moves_data = True
     attrs = {
         "axis": Attr("int", 0, doc="non-negative axis (ignored with flatten)"),
         "flatten": Attr("bool", False, doc="select elements of x flattened"),
