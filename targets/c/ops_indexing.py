@@ -15,7 +15,7 @@ import numpy as np
 from ir.ops.indexing import col_grid
 from targets.c.emitter import LayerCtx, emits, nested_loops, offset, plus, strides_of
 from targets.c.expr import Expr, Var, add
-from targets.c.stmt import loop, nested
+from targets.c.stmt import let, loop, nested
 
 
 def _prod(shape: tuple[int, ...] | list[int]) -> int:
@@ -139,8 +139,9 @@ def tensor_scatter(ctx: LayerCtx) -> str:
     body = [f"int64_t at = {at};"]
     if ctx.a["mode"] == "circular":
         body += [f"at %= {n};", f"if (at < 0) at += {n};"]
-    body.append(f"if ({inside('at', n)}) memcpy({plus(ctx.o(0), p * (n * inner))} + at * "
-                f"{inner}, {plus(ctx.i('update'), (p * rows + s) * inner)}, {inner * size});")
+    copy = (f"memcpy({plus(ctx.o(0), p * (n * inner))} + at * {inner}, "
+            f"{plus(ctx.i('update'), (p * rows + s) * inner)}, {inner * size});")
+    body.append(copy if ctx.a["mode"] == "circular" else f"if ({inside('at', n)}) {copy}")
     if rows == 0 or inner == 0:
         return "\n".join(_copy_data(ctx)) or "/* nothing to scatter */"
     return "\n".join([*_copy_data(ctx), *nested([hp, hs], body)])
@@ -200,18 +201,20 @@ def col2im(ctx: LayerCtx) -> str:
 
     def element(i: list[Expr]) -> str:
         k, lpos = i[:r], i[r:]
-        pos = [add(lpos[d] * a["strides"][d], k[d] * a["dilations"][d], -a["pads"][d])
-               for d in range(r)]
-        conds = []
-        for d, e in enumerate(pos):
+        decls, pos, conds = [], [], []
+        for d in range(r):
+            e = add(lpos[d] * a["strides"][d], k[d] * a["dilations"][d], -a["pads"][d])
+            decl, v = let(f"p{d}", e)
+            decls += decl
+            pos.append(v)
             if e.lo is None or e.lo < 0:
-                conds.append(f"{e} >= 0")
+                conds.append(f"{v} >= 0")
             if e.hi is None or e.hi >= img[d]:
-                conds.append(f"{e} < {img[d]}")
+                conds.append(f"{v} < {img[d]}")
         at = add(nc * pix, *(pos[d] * ist[d] for d in range(r)))
         src = add(nc * (nb * nl), offset_flat(k, blk) * nl, offset_flat(lpos, grid))
         line = f"{y}[{at}] += {x}[{src}];"
-        return f"if ({' && '.join(conds)}) {line}" if conds else line
+        return "\n".join(decls + [f"if ({' && '.join(conds)}) {line}" if conds else line])
 
     body = nested_loops(list(blk) + list(grid), element,
                         names=[f"k{d}" for d in range(r)] + [f"l{d}" for d in range(r)])
