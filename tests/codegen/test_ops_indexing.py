@@ -19,6 +19,7 @@ import pytest
 from ir.build import make_node
 from ir.graph import Graph
 from ir.interpreter import run as interpret
+from ir.ops import OPS
 from ir.ops.dynamic import counted_outputs, trim
 from ir.types import TensorType
 from targets.host.build import BuildOptions, build_c_library
@@ -67,10 +68,7 @@ class Builder:
 
     def node(self, op: str, ins: list, **attrs: Any) -> None:
         n = make_node(self.g, op, ins, attrs, name=f"{op.lower()}_{len(self.g.nodes)}")
-        self.g.outputs += n.outputs[:-1] if op in COUNTED_OPS else n.outputs
-
-
-COUNTED_OPS = ("NonZero", "Compress", "Unique", "NonMaxSuppression")
+        self.g.outputs += n.outputs[:-1] if OPS[op].counted else n.outputs  # not the count
 
 
 def _distinct(*shape: int, dtype: Any = np.float32) -> np.ndarray:
