@@ -16,7 +16,7 @@ from compiler.quant.calibrate import calibrate
 from compiler.quant.quantize import quantize_graph
 from ir import DType, Graph, TensorType, make_node
 from ir.interpreter import InterpreterError, run
-from ir.verifier import verify
+from ir.verifier import VerifyError, verify
 from tests.ops.test_shape import check_against_reference, ints, one_node_model, ops_of, rand
 
 RNG = np.random.default_rng(3)
@@ -225,6 +225,15 @@ def test_a_data_dependent_value_may_only_reach_outputs() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     with pytest.raises(ConversionError, match="'flip' \\(Transpose\\) reads .*run time"):
         import_model(model)
+
+
+def test_the_verifier_holds_passes_to_the_same_rule() -> None:
+    g = Graph("bad")
+    x = g.add_input("x", TensorType((4,), DType.f32))
+    nz = make_node(g, "NonZero", [x], name="nz").outputs[0]
+    g.outputs = list(make_node(g, "Neg", [nz], name="neg").outputs)
+    with pytest.raises(VerifyError, match="'neg' \\(Neg\\) reads %nz"):
+        verify(g)
 
 
 # -- quantised forms ----------------------------------------------------------------------------
