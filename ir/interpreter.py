@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from ir.graph import Graph, Node, Value
+from ir.ops.dynamic import counted_outputs, trim
 from ir.ops.registry import get_op
 
 Observer = Callable[[Node, list[np.ndarray]], None]
@@ -101,6 +102,9 @@ def run(
                     if not v.is_const and v not in graph.inputs:
                         env.pop(id(v), None)
     outs = {v.name: env[id(v)] for v in graph.outputs}
+    for k, (count, axis) in counted_outputs(graph).items():  # data-dependent extents
+        v = graph.outputs[k]
+        outs[v.name] = trim(outs[v.name], axis, int(env[id(count)]))
     if keep:
         everything.update(outs)
         return everything

@@ -3,12 +3,15 @@
 - every value is defined once and before it is read (SSA dominance in node order);
 - every node's op is registered, its attributes are complete and canonical, and its output
   types are what the op's type inference says;
-- graph outputs are defined values; constants' data match their types.
+- graph outputs are defined values; constants' data match their types;
+- a value with a data-dependent extent reaches only graph outputs (ir/ops/dynamic.py).
 """
 
 from __future__ import annotations
 
+from ir.errors import ConversionError
 from ir.graph import Graph
+from ir.ops.dynamic import check_counted
 from ir.ops.registry import OpError, get_op
 
 
@@ -62,3 +65,7 @@ def verify(graph: Graph) -> None:
     for v in graph.outputs:
         if id(v) not in defined:
             raise VerifyError(f"graph output %{v.name} is not defined")
+    try:
+        check_counted(graph)
+    except ConversionError as e:
+        raise VerifyError(str(e)) from None

@@ -22,6 +22,7 @@ from compiler.frontend.context import Ctx, Opt, Resolved, Seq
 from compiler.frontend.registry import CONVERTERS, converter_key
 from ir.build import make_node
 from ir.graph import Graph, Value
+from ir.ops.dynamic import check_counted
 from ir.types import DType, TensorType
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -177,6 +178,7 @@ def import_with_outputs(
                 env[oname] = v
     results = [_bind_result(graph, ctx, env, o.name) for o in g.output]
     graph.outputs = [v for r in results for v in _tensors_of(r)]
+    check_counted(graph)  # data-dependent extents reach only graph outputs
     graph.prune_constants()
     return graph, results
 

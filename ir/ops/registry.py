@@ -37,6 +37,10 @@ Traits, declared on the op and read from the registry by everything that needs t
 - ``tiled``: the kind of tiling problem it is on an accelerator (conv, matmul, pool, eltwise),
   and ``staged``: whether the accelerator code generators stage it through the chip's buffers
   (the integer kernels), rather than running it as host C.
+- ``counted``: for an op whose output extent depends on the data (NonZero, Unique, ...),
+  ``(attrs) -> [axis or None per output but the last]``: each output has a static upper-bound
+  shape, the last output is an i64 scalar holding the true extent of the listed axis at run
+  time (see ir/ops/dynamic.py and docs/architecture.md "Data-dependent shapes").
 
 Frontend, passes, interpreter, quantiser, tiling, printer and code generators all key on this
 registry; no op is described twice.
@@ -147,6 +151,7 @@ class OpDef:
     clamp: ClampFn | None = None
     tiled: str | None = None
     staged: bool = False
+    counted: Callable[[Attrs], list[int | None]] | None = None
 
     @property
     def variadic(self) -> bool:
@@ -271,6 +276,7 @@ def register(cls: type) -> type:
         clamp=getattr(cls, "clamp", None),
         tiled=tiled,
         staged=getattr(cls, "staged", False),
+        counted=getattr(cls, "counted", None),
     )
     return cls
 

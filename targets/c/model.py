@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 # importing the op families registers their emitters
 import targets.c.ops_bitwise
+import targets.c.ops_dynamic
 import targets.c.ops_elementwise
+import targets.c.ops_indexing
 import targets.c.ops_layout
 import targets.c.ops_linalg
 import targets.c.ops_matrix
@@ -22,9 +24,10 @@ import targets.c.ops_norm
 import targets.c.ops_pool
 import targets.c.ops_quant
 import targets.c.ops_reduce
-import targets.c.ops_shape  # noqa: F401
+import targets.c.ops_shape
 import targets.c.ops_signal  # noqa: F401
 from ir.graph import Graph, Value
+from ir.ops.dynamic import counted_outputs
 from ir.types import DType
 from targets.c.emitter import (
     C_TYPES,
@@ -91,6 +94,7 @@ def generate(graph: Graph, renderer: Renderer | None = None, *,
     )
     consts = {id(v): v for v in graph.constants}
     funcs, calls, layers = [], [], []
+    rows = counted_outputs(graph)  # outputs whose extent is counted at run time
 
     passed: set[str] = set()  # storage kinds qnnc_run passes on: does it read inputs?
 
@@ -126,17 +130,22 @@ def generate(graph: Graph, renderer: Renderer | None = None, *,
         indented = "\n".join(("    " + ln) if ln else "" for ln in body.splitlines())
         funcs.append(wrap_lines(f"{layer_comment(node)}\n{sig} {{\n{indented}\n}}\n"))
         calls += wrap_line(f"    {fn}({', '.join(args)});")
+        calls += [f"    qnnc_output_rows[{k}] = *{ref(count)};" for k, (count, _) in rows.items()
+                  if count in node.outputs]
         layers.append(LayerInfo(fn, node.name, node.op, i in plan.inplace))
     for v, k in plan.copies:
         calls += wrap_line(f"    memcpy(outputs[{k}], {ref(v)}, {v.type.nbytes});")
     files: dict[str, str | bytes] = {}
     wdecl, wfiles = weight_files(weights, blob_threshold)
     files.update(wfiles)
-    files["model.h"] = _header(graph, plan, weights.nbytes, version, r.header_extra())
+    files["model.h"] = _header(graph, plan, weights.nbytes, version,
+                               "\n".join(filter(None, [_rows_decl(graph, rows), r.header_extra()])))
     unused = [f"(void){k}s;" for k in ("input", "output") if k not in passed]
     if unused:  # a graph that never reads its inputs (or writes no output buffer)
         calls.insert(0, "    " + " ".join(unused))
-    files["model.c"] = _model_c(graph, r, plan, weights.nbytes, wdecl, funcs, calls, version)
+    rows_def = "int64_t qnnc_output_rows[QNNC_NUM_OUTPUTS];\n" if rows else ""
+    files["model.c"] = _model_c(graph, r, plan, weights.nbytes, wdecl, rows_def + r.prelude(),
+                                funcs, calls, version)
     return CSources(files, plan.arena_bytes, weights.nbytes, layers)
 
 
@@ -154,6 +163,17 @@ def _ref(v: Value, plan: MemoryPlan, consts: dict[int, Value], weights: WeightTa
         name = weights.add(root.data, root.name, key=root)
         return name if root.type.dtype == v.type.dtype else f"(const {ct} *){name}"
     return f"({ct} *)({plus('qnnc_arena', s.offset)})" if s.offset else f"({ct} *)qnnc_arena"
+
+
+def _rows_decl(graph: Graph, rows: dict[int, tuple[Value, int]]) -> str:
+    """model.h's declaration of the run-time extents of data-dependent outputs."""
+    if not rows:
+        return ""
+    about = ["After qnnc_run, qnnc_output_rows[k] is the true extent of output k along its",
+             "data-dependent axis (entries past it are zeros); set for outputs"] + [
+        f"  {k} ({c_comment(repr(graph.outputs[k].name))}): axis {axis}"
+        for k, (_, axis) in rows.items()]
+    return comment_block(about) + "\nextern int64_t qnnc_output_rows[QNNC_NUM_OUTPUTS];"
 
 
 def _infos(vals: list[Value], what: str) -> str:
@@ -213,7 +233,7 @@ def _header(graph: Graph, plan: MemoryPlan, wbytes: int, version: str, extra: st
 
 
 def _model_c(graph: Graph, r: Renderer, plan: MemoryPlan, wbytes: int, wdecl: str,
-             funcs: list[str], calls: list[str], version: str) -> str:
+             prelude: str, funcs: list[str], calls: list[str], version: str) -> str:
     includes = "\n".join(f"#include \"{h}\"" for h in r.headers if h != "qnnc_runtime.h")
     parts = [
         comment_block([f"{_made_by(version)} for target {c_comment(r.name)}: "
@@ -227,7 +247,7 @@ def _model_c(graph: Graph, r: Renderer, plan: MemoryPlan, wbytes: int, wdecl: st
         "/* weights (weights.c) */",
         wdecl,
         "",
-        r.prelude(),
+        prelude,
         *funcs,
         _infos(list(graph.inputs), "inputs"),
         _infos(list(graph.outputs), "outputs"),

@@ -7,6 +7,7 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     elementwise,
     gather,
     generate,
+    indexing,
     matmul,
     matrix,
     norm,
