@@ -1,6 +1,7 @@
 """ONNX op converters, one module per family; importing this registers them all."""
 
 from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
+    attention,
     binary,
     conv,
     elementwise,
