@@ -3,6 +3,8 @@
 from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     attention,
     binary,
+    contrib,
+    contrib_attention,
     conv,
     elementwise,
     gather,
