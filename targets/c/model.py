@@ -20,6 +20,7 @@ import targets.c.ops_norm
 import targets.c.ops_pool
 import targets.c.ops_quant
 import targets.c.ops_reduce
+import targets.c.ops_select
 import targets.c.ops_shape  # noqa: F401
 from ir.graph import Graph, Value
 from ir.types import DType
