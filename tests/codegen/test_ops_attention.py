@@ -1,5 +1,6 @@
-"""Generated float C of the attention family against the interpreter: Where and Cast (the
-ops masked attention adds to the C targets), and whole ONNX Attention / RotaryEmbedding nodes
+"""Generated float C of the attention family against the interpreter: Where, Cast and integer
+reductions (which masked attention and onnxruntime's mask arithmetic bring to the C targets),
+and whole ONNX Attention / RotaryEmbedding nodes
 as the frontend lowers them (GQA, masks, causal, window, softcap, caches, runtime
 nonpad_kv_seqlen). The lowered graphs run libm's exp, tanh and the vectorised softmax row, so
 floats agree within rtol 1e-4 / atol 1e-5."""
@@ -22,7 +23,7 @@ def f32(*shape: int) -> TensorType:
     return TensorType(shape, DType.f32)
 
 
-def test_where_and_cast(tmp_path: Path) -> None:
+def test_where_cast_and_integer_reductions(tmp_path: Path) -> None:
     cond = TensorType((2, 1, 4), DType.bool)
     check_graph(op_graph("Where", [cond, f32(3, 4), np.float32(-np.inf).reshape(())], {}),
                 tmp_path)
@@ -31,6 +32,10 @@ def test_where_and_cast(tmp_path: Path) -> None:
     check_graph(op_graph("Cast", [TensorType((6,), DType.i64)], {"to": "f32"}), tmp_path)
     check_graph(op_graph("Cast", [f32(6)], {"to": "bool"}), tmp_path,
                 feeds={"x0": np.array([0, 1, -2, 0, 0.5, 0], np.float32)})
+    # onnxruntime's BERT optimiser sums an int32 mask into key lengths
+    for op in ("ReduceSum", "ReduceMax", "ReduceMin"):
+        check_graph(op_graph(op, [TensorType((2, 3, 5), DType.i32)],
+                             {"axes": [0, 2], "keepdims": 0}), tmp_path)
 
 
 def attention_model(inputs: list[tuple[str, int, list[int]]], node_inputs: list[str],

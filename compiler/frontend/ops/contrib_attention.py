@@ -4,14 +4,15 @@ default-domain Attention (compiler/frontend/ops/attention.py) into MatMul, Softm
 elementwise ops:
 
     q, k, v = x @ Wq + bq, x @ Wk + bk, x @ Wv + bv      (Attention: slices of one weight)
-    s       = scale · q_h @ k_hᵀ + mask_bias + attention_bias
+    s       = scale · q_h @ k_hᵀ + attention_bias
+    s       = Where(key_valid, s, s + mask_filter_value)
     s       = Where(causal, s, -inf)                     unidirectional
     Y       = merge(Softmax(s) @ v_h)
 
 A constant packed weight is cut into three at import, so each projection is its own fully
 connected layer for the quantiser (its own output range, per-channel weights). The masks
 follow onnxruntime's CPU kernels: a masked key adds ``mask_filter_value`` (default -10000)
-to its score, which is what makes a fully padded row uniform rather than zero.
+to its score (so a fully padded row is the softmax of its raw scores, not zero).
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ _IR_OPS = ("MatMul", "Add", "Mul", "Softmax", "Where", "Transpose", "Reshape", "
            "Concat", "Less", "Greater", "GreaterOrEqual", "And")
 
 
-def key_mask_bias(lo: Lowering, mask: Value | None, batch: int, s: int, t: int,
-                  fill: float) -> Value | None:
-    """onnxruntime's key mask as an additive bias [B, 1, 1 or S, T]: ``fill`` where a key is
-    masked, else 0. Forms: [B] valid lengths (right padding), [2B] ends then starts (left
-    padding), [B, T] or [B, S, T] raw masks (0 = masked)."""
+def key_valid(lo: Lowering, mask: Value | None, batch: int, s: int, t: int) -> Value | None:
+    """Which keys onnxruntime's key mask keeps, bool [B, 1, 1 or S, T]. Forms: [B] valid
+    lengths (right padding), [2B] ends then starts (left padding), [B, T] or [B, S, T] raw
+    masks (0 = masked)."""
     if mask is None:
         return None
     shape = list(mask.type.shape)
@@ -60,22 +60,30 @@ def key_mask_bias(lo: Lowering, mask: Value | None, batch: int, s: int, t: int,
     else:
         raise lo.ctx.fail(f"mask of shape {shape} is not supported: expected [{batch}], "
                           f"[{2 * batch}], [{batch}, {t}] or [{batch}, {s}, {t}]")
-    zero = lo.const(np.float32(0.0), "mask_keep")
-    return lo.op("Where", [ok, zero, lo.const(np.float32(fill), "mask_fill")], "mask_bias")
+    return ok
 
 
 def sdpa(lo: Lowering, qh: Value, kh: Value, vh: Value, scale: float | None,
-         biases: list[Value | None], past_len: int | None) -> Value:
+         bias: Value | None, valid: Value | None, fill: float, past_len: int | None) -> Value:
     """Y [B, S, H*Dv] from heads qh [B, H, S, D], kh [B, H, T, D], vh [B, H, T, Dv]: the
-    scaled scores plus every bias, causal from ``past_len`` when not None."""
+    scaled scores plus ``bias``, plus ``fill`` where ``valid`` is false, causal from
+    ``past_len`` when not None.
+
+    The fill is selected (Where) rather than added as a mask bias: the result is the same,
+    but an Add of -10000 would put the scores and the mask in one quantised tensor whose
+    scale (~40) rounds every score away; the select keeps the mask in the float island
+    with the Softmax."""
     b, heads, s, d = qh.type.shape
     t = kh.type.shape[2]
     kt = lo.op("Transpose", [kh], "k_t", perm=[0, 1, 3, 2])
     raw = lo.op("MatMul", [qh, kt], "scores")
     alpha = 1.0 / math.sqrt(d) if scale is None or scale == 0.0 else scale
     scores = lo.op("Mul", [raw, lo.scalar(alpha, raw, "scale")], "scaled")
-    for k, bias in enumerate(x for x in biases if x is not None):
-        scores = lo.op("Add", [scores, bias], f"biased{k}")
+    if bias is not None:
+        scores = lo.op("Add", [scores, bias], "biased")
+    if valid is not None:
+        filled = lo.op("Add", [scores, lo.scalar(fill, raw, "mask_fill")], "filled")
+        scores = lo.op("Where", [valid, scores, filled], "key_masked")
     if past_len is not None:
         i = np.arange(s).reshape(s, 1)
         allowed = np.arange(t).reshape(1, t) <= i + past_len
@@ -129,8 +137,9 @@ def ms_attention(
         kh = lo.op("Concat", [pk, kh], "present_k", axis=2)
         vh = lo.op("Concat", [pv, vh], "present_v", axis=2)
     t = kh.type.shape[2]
-    mask = key_mask_bias(lo, mask_index, batch, s, t, mask_filter_value)
-    y = sdpa(lo, qh, kh, vh, scale, [mask, attention_bias], past_len if unidirectional else None)
+    valid = key_valid(lo, mask_index, batch, s, t)
+    y = sdpa(lo, qh, kh, vh, scale, attention_bias, valid, mask_filter_value,
+             past_len if unidirectional else None)
     outs = [y]
     if lo.wanted(1):
         stacked = [lo.reshape(v, [1, *v.type.shape], f"present_{w}_5d")
@@ -210,7 +219,7 @@ def multi_head_attention(
         vh = (lo.out(2, "Concat", [past_value, vh], axis=2) if lo.wanted(2)
               else lo.op("Concat", [past_value, vh], "present_v", axis=2))
     batch, s = qh.type.shape[0], qh.type.shape[2]
-    mask = key_mask_bias(lo, key_padding_mask, batch, s, kh.type.shape[2], mask_filter_value)
-    y = sdpa(lo, qh, kh, vh, scale, [mask, attention_bias],
+    valid = key_valid(lo, key_padding_mask, batch, s, kh.type.shape[2])
+    y = sdpa(lo, qh, kh, vh, scale, attention_bias, valid, mask_filter_value,
              past_len if unidirectional else None)
     return [y, kh, vh]
