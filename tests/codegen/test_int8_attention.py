@@ -53,7 +53,7 @@ def attention_block(seed: int, mask: bool) -> ModelProto:
     linear("ctx", HIDDEN, "y")
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, SEQ, HIDDEN])]
     if mask:
-        inputs.append(helper.make_tensor_value_info("mask", TensorProto.BOOL, [1, 1, 1, SEQ]))
+        inputs.append(helper.make_tensor_value_info("mask", TensorProto.BOOL, [1, 1, SEQ, SEQ]))
     g = helper.make_graph(nodes, "attention_block", inputs,
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT,
                                                          [1, SEQ, HIDDEN])], initializer=inits)
@@ -64,7 +64,8 @@ def feeds(seed: int, mask: bool) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     out = {"x": rng.standard_normal((1, SEQ, HIDDEN)).astype(np.float32)}
     if mask:
-        out["mask"] = (np.arange(SEQ) != 2).reshape(1, 1, 1, SEQ)  # key 2 is padding
+        keys = np.broadcast_to(np.arange(SEQ) != 2, (SEQ, SEQ))  # key 2 is padding
+        out["mask"] = keys.reshape(1, 1, SEQ, SEQ).copy()
     return out
 
 
