@@ -351,7 +351,7 @@ def gather_cache(lo: Lowering, cache: Value, positions: Value | None, what: str)
 
 
 @converter("RotaryEmbedding", ir_ops=("Mul", "Sub", "Add", "Slice", "Concat", "Reshape",
-                                      "Transpose", "Gather"),
+                                      "Gather"),
            note="lowered to Slice, Mul, Add/Sub and Concat")
 def rotary_embedding(
     ctx: Ctx, x: Value, cos_cache: Value, sin_cache: Value, position_ids: Value | None = None,
