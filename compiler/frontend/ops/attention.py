@@ -256,6 +256,17 @@ def attention(
         mask, allowed = _pad_mask(lo, attn_mask, t)
         if mask.type.dtype is DType.bool:
             allowed, mask = _and(lo, mask, allowed, "allowed_mask"), None
+        elif mask.is_const:
+            # a constant float mask: its -inf entries join the select, its finite rest (if
+            # any) is added, so no quantised tensor ever holds -inf
+            data = np.asarray(mask.data)
+            keep = ~np.isneginf(data)
+            if not keep.all():
+                allowed = _and(lo, lo.const(keep, "mask_allowed"), allowed, "allowed_mask")
+                data = np.where(keep, data, 0).astype(data.dtype)
+                mask = lo.const(data, "mask_finite")
+            if not data.any():
+                mask = None
     if nonpad_kv_seqlen is not None and not nonpad_kv_seqlen.is_const:
         rule = _runtime_window(lo, nonpad_kv_seqlen, sq, t, bool(is_causal), left_window_size,
                                right_window_size)
