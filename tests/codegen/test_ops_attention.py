@@ -89,3 +89,19 @@ def test_rotary_embedding_lowered_to_c(tmp_path: Path) -> None:
     feeds = random_feeds(graph, seed=1)
     feeds["pos"] = np.array([[0, 5, 7]], np.int64)
     check_graph(graph, tmp_path, feeds=feeds)
+
+
+def test_linear_attention_unrolled_to_c(tmp_path: Path) -> None:
+    """gated_delta with GQA (4 query heads over 2 state heads), a past state, per-key decay."""
+    node = helper.make_node("LinearAttention", ["q", "k", "v", "s", "g", "b"], ["y", "state"],
+                            q_num_heads=4, kv_num_heads=2, update_rule="gated_delta")
+    shapes = {"q": [1, 3, 16], "k": [1, 3, 8], "v": [1, 3, 6], "s": [1, 2, 4, 3],
+              "g": [1, 3, 8], "b": [1, 3, 2]}
+    g = helper.make_graph([node], "linear_attention",
+                          [helper.make_tensor_value_info(n, F, s) for n, s in shapes.items()],
+                          [helper.make_empty_tensor_value_info(o) for o in ("y", "state")])
+    graph = import_model(helper.make_model(g, opset_imports=[helper.make_opsetid("", 27)]))
+    feeds = random_feeds(graph, seed=2)
+    feeds["g"] = -np.abs(feeds["g"])  # log-space decay: a factor in (0, 1]
+    feeds["b"] = 1 / (1 + np.exp(-feeds["b"]))
+    check_graph(graph, tmp_path, feeds=feeds)

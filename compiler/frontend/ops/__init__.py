@@ -9,6 +9,7 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     elementwise,
     gather,
     generate,
+    linear_attention,
     matmul,
     norm,
     pool,
