@@ -15,8 +15,10 @@ import pytest
 from onnx import TensorProto, helper
 
 from compiler.frontend.importer import import_model
+from ir.build import make_node
+from ir.graph import Graph
 from ir.types import DType, TensorType
-from tests.codegen.harness import check_graph, op_graph, random_feeds
+from tests.codegen.harness import check_graph, random_feeds
 
 
 def f32(*shape: int) -> TensorType:
@@ -24,18 +26,25 @@ def f32(*shape: int) -> TensorType:
 
 
 def test_where_cast_and_integer_reductions(tmp_path: Path) -> None:
-    cond = TensorType((2, 1, 4), DType.bool)
-    check_graph(op_graph("Where", [cond, f32(3, 4), np.float32(-np.inf).reshape(())], {}),
-                tmp_path)
-    check_graph(op_graph("Cast", [f32(2, 5)], {"to": "i32"}), tmp_path,
-                feeds={"x0": np.linspace(-3.7, 3.7, 10, dtype=np.float32).reshape(2, 5)})
-    check_graph(op_graph("Cast", [TensorType((6,), DType.i64)], {"to": "f32"}), tmp_path)
-    check_graph(op_graph("Cast", [f32(6)], {"to": "bool"}), tmp_path,
-                feeds={"x0": np.array([0, 1, -2, 0, 0.5, 0], np.float32)})
-    # onnxruntime's BERT optimiser sums an int32 mask into key lengths
-    for op in ("ReduceSum", "ReduceMax", "ReduceMin"):
-        check_graph(op_graph(op, [TensorType((2, 3, 5), DType.i32)],
-                             {"axes": [0, 2], "keepdims": 0}), tmp_path)
+    """One graph (one C build) with every form: a broadcasting Where with a scalar -inf,
+    Casts f32 -> i32 (truncating), i64 -> f32 and f32 -> bool, and the integer reductions
+    onnxruntime's BERT optimiser uses to sum an int32 mask into key lengths."""
+    g = Graph("select_cast")
+    cond = g.add_input("cond", TensorType((2, 1, 4), DType.bool))
+    x = g.add_input("x", f32(3, 4))
+    xi = g.add_input("xi", TensorType((6,), DType.i64))
+    m = g.add_input("m", TensorType((2, 3, 5), DType.i32))
+    ninf = g.add_const(np.float32(-np.inf).reshape(()), "neg_inf")
+    outs = [make_node(g, "Where", [cond, x, ninf]).outputs[0]]
+    outs += [make_node(g, "Cast", [v], {"to": to}).outputs[0]
+             for v, to in ((x, "i32"), (xi, "f32"), (x, "bool"))]
+    outs += [make_node(g, op, [m], {"axes": [0, 2], "keepdims": 0}).outputs[0]
+             for op in ("ReduceSum", "ReduceMax", "ReduceMin")]
+    g.outputs = outs
+    feeds = random_feeds(g, seed=5)
+    feeds["x"] = np.linspace(-3.7, 3.7, 12, dtype=np.float32).reshape(3, 4)
+    feeds["x"][1, 2] = 0.0  # a false for the bool cast
+    check_graph(g, tmp_path, feeds=feeds)
 
 
 def attention_model(inputs: list[tuple[str, int, list[int]]], node_inputs: list[str],

@@ -149,6 +149,8 @@ def test_optimised_bert_runs_like_onnxruntime(optimised: tuple[ModelProto, Path]
         np.testing.assert_allclose(got, _ort(original, x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # ~20 s: calibration and a C build (tests/codegen/test_int8_attention.py
+# covers the INT8 attention path by default)
 def test_optimised_bert_int8_host_c(optimised: tuple[ModelProto, Path], tmp_path: Path) -> None:
     _, path = optimised
     g = run_pipeline(load_model(str(path)), DEFAULT_PIPELINE)
