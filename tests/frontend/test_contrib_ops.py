@@ -285,3 +285,11 @@ def test_multi_head_attention_packed(form: str) -> None:
     graph = import_model(m)
     got = run(graph, feeds)[graph.outputs[0].name]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_conv_with_sum_input() -> None:
+    """Z is added to the convolution before the activation."""
+    feeds = {"x": f32(1, 3, 5, 5), "z": f32(1, 4, 5, 5)}
+    consts = {"w": f32(4, 3, 3, 3), "b": f32(4)}
+    check(one_node("FusedConv", feeds, consts, ["x", "w", "b", "z"], ["y"], activation="Relu",
+                   pads=[1, 1, 1, 1]), feeds)
