@@ -24,6 +24,7 @@ import targets.c.ops_norm
 import targets.c.ops_pool
 import targets.c.ops_quant
 import targets.c.ops_reduce
+import targets.c.ops_select
 import targets.c.ops_shape
 import targets.c.ops_signal  # noqa: F401
 from ir.graph import Graph, Value

@@ -1,13 +1,17 @@
 """ONNX op converters, one module per family; importing this registers them all."""
 
 from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
+    attention,
     binary,
     bitwise,
+    contrib,
+    contrib_attention,
     conv,
     elementwise,
     gather,
     generate,
     indexing,
+    linear_attention,
     matmul,
     matrix,
     norm,
