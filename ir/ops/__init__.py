@@ -6,6 +6,7 @@ from ir.ops import (  # noqa: F401  (registration side effects)
     elementwise,
     gather,
     layout,
+    loss,
     matmul,
     norm,
     pool,

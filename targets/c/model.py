@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import targets.c.ops_elementwise
 import targets.c.ops_layout
 import targets.c.ops_linalg
+import targets.c.ops_loss
 import targets.c.ops_movement
 import targets.c.ops_norm
 import targets.c.ops_pool

@@ -6,6 +6,7 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     elementwise,
     gather,
     generate,
+    loss,
     matmul,
     norm,
     pool,
