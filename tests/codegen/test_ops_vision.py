@@ -6,11 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from compiler.quant.calibrate import calibrate
+from compiler.quant.quantize import quantize_graph
 from ir.build import make_node
-from ir.graph import Graph
+from ir.graph import Graph, Value
+from ir.interpreter import run as interpret
 from ir.types import DType, TensorType
-from tests.codegen.harness import check_graph
+from ir.verifier import verify
+from tests.codegen.harness import check_graph, run_c
 
 
 def f32(*shape: int) -> TensorType:
@@ -48,3 +53,69 @@ def test_losses(tmp_path: Path) -> None:
     nodes.append(("NegativeLogLikelihoodLoss",
                   [f32(4, 5), rng.integers(0, 5, 4).astype(np.int32)], {"reduction": "mean"}))
     check_graph(multi_graph("losses", nodes), tmp_path)
+
+
+def test_norms(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    nodes = [
+        ("GroupNormalization", [f32(2, 6, 3, 2), rng.random(6).astype(np.float32),
+                                rng.standard_normal(6).astype(np.float32)],
+         {"num_groups": 3, "epsilon": 1e-3}),
+        ("GroupNormalization", [f32(1, 4, 5), rng.random(2).astype(np.float32),
+                                rng.standard_normal(2).astype(np.float32)], {"num_groups": 2}),
+        ("GroupNormalization", [f32(3, 4), rng.random(1).astype(np.float32),
+                                rng.standard_normal(1).astype(np.float32)], {"num_groups": 1}),
+        ("RMSNormalization", [f32(2, 3, 8), f32(8)], {"axis": 2}),
+        ("RMSNormalization", [f32(2, 3, 4), rng.random((3, 4)).astype(np.float32)],
+         {"axis": 1, "epsilon": 0.1}),
+    ]
+    check_graph(multi_graph("norms", nodes), tmp_path)
+
+
+def _layer(g: Graph, op: str, x: Value, rng: np.random.Generator, name: str) -> Value:
+    if op == "Conv":
+        w = g.add_const(rng.standard_normal((4, 4, 3, 3)).astype(np.float32) * 0.3, f"{name}_w")
+        b = g.add_const(rng.standard_normal(4).astype(np.float32), f"{name}_b")
+        attrs = {"strides": [1, 1], "pads": [1, 1, 1, 1], "dilations": [1, 1], "group": 1}
+        return make_node(g, "Conv", [x, w, b], attrs, name=name).outputs[0]
+    w = g.add_const(rng.standard_normal((8, 8)).astype(np.float32) * 0.3, f"{name}_w")
+    return make_node(g, "MatMul", [x, w], name=name).outputs[0]
+
+
+@pytest.mark.parametrize("layer,norm,shape,attrs", [
+    ("Conv", "GroupNormalization", (1, 4, 5, 5), {"num_groups": 2}),
+    ("MatMul", "RMSNormalization", (2, 3, 8), {"axis": 2}),
+])
+def test_norm_is_a_float_island_in_int8(layer: str, norm: str, shape: tuple, attrs: dict,
+                                        tmp_path: Path) -> None:
+    """layer -> norm -> layer quantises like LayerNormalization: both layers integer, the
+    norm in f32 between a Dequantize and a Quantize; the host C computes the quantised graph
+    as the interpreter does, integers exactly (the float island requantises identically)."""
+    rng = np.random.default_rng(5)
+    g = Graph(f"{layer}_{norm}")
+    x = g.add_input("x", f32(*shape))
+    h = _layer(g, layer, x, rng, "first")
+    c = shape[1] if norm == "GroupNormalization" else shape[-1]
+    n = attrs.get("num_groups", c)
+    params = [g.add_const(rng.random(n).astype(np.float32) + 0.5, "scale")]
+    if norm == "GroupNormalization":
+        params.append(g.add_const(rng.standard_normal(n).astype(np.float32), "bias"))
+    h = make_node(g, norm, [h, *params], attrs, name="norm").outputs[0]
+    g.outputs = [_layer(g, layer, h, rng, "second")]
+    calib = {"x": rng.standard_normal((8, *shape)).astype(np.float32)}
+    q = quantize_graph(g, calibrate(g, calib, "minmax"))
+    verify(q)
+    ops = [nd.op for nd in q.nodes]
+    assert ops.index("Dequantize") < ops.index(norm) < ops.index("Quantize", 1)
+    assert layer not in ops and ops.count(norm) == 1
+    assert all(nd.op not in ("Conv", "MatMul", "Gemm") for nd in q.nodes)
+    # the integer result of the second layer is an output too, so it is compared exactly
+    last_int = next(nd for nd in q.nodes if nd.op == "Dequantize" and nd.outputs[0] in
+                    q.outputs).inputs[0]
+    q.outputs = [*q.outputs, last_int]
+    feeds = {"x": np.random.default_rng(10).standard_normal(shape).astype(np.float32)}
+    want = interpret(q, feeds)
+    got = run_c(q, feeds, tmp_path)
+    np.testing.assert_array_equal(got[last_int.name], want[last_int.name])
+    np.testing.assert_allclose(got[q.outputs[0].name], want[q.outputs[0].name], rtol=1e-6,
+                               atol=1e-6)
