@@ -119,3 +119,16 @@ def test_norm_is_a_float_island_in_int8(layer: str, norm: str, shape: tuple, att
     np.testing.assert_array_equal(got[last_int.name], want[last_int.name])
     np.testing.assert_allclose(got[q.outputs[0].name], want[q.outputs[0].name], rtol=1e-6,
                                atol=1e-6)
+
+
+def test_lp_pools(tmp_path: Path) -> None:
+    win = {"kernel_shape": [2, 3], "strides": [1, 2], "dilations": [1, 1],
+           "pads": [1, 0, 0, 1], "ceil_mode": False}
+    nodes = [("LpPool", [f32(1, 2, 5, 6)], {**win, "p": p}) for p in (1, 2, 3)]
+    nodes += [
+        ("LpPool", [f32(2, 3, 7)], {"kernel_shape": [3], "strides": [2], "dilations": [2],
+                                    "pads": [1, 1], "ceil_mode": True, "p": 2}),
+        ("GlobalLpPool", [f32(2, 3, 4, 2)], {"p": 2}),
+        ("GlobalLpPool", [f32(1, 2, 5)], {"p": 3}),
+    ]
+    check_graph(multi_graph("lp_pools", nodes), tmp_path)
