@@ -17,6 +17,7 @@ from ir.ops import (  # noqa: F401  (registration side effects)
     reduce,
     resize,
     shape,
+    vision,
 )
 from ir.ops.registry import OPS, Attr, OpDef, OpError, get_op, register
 

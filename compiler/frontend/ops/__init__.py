@@ -15,4 +15,5 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     reduce,
     resize,
     shape,
+    vision,
 )
