@@ -22,6 +22,7 @@ import targets.c.ops_pool
 import targets.c.ops_quant
 import targets.c.ops_reduce
 import targets.c.ops_shape  # noqa: F401
+import targets.c.ops_vision  # noqa: F401
 from ir.graph import Graph, Value
 from ir.types import DType
 from targets.c.emitter import (

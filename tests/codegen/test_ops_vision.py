@@ -132,3 +132,51 @@ def test_lp_pools(tmp_path: Path) -> None:
         ("GlobalLpPool", [f32(1, 2, 5)], {"p": 3}),
     ]
     check_graph(multi_graph("lp_pools", nodes), tmp_path)
+
+
+def _grid(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    """Normalised coordinates, some outside [-1, 1] so the padding modes matter."""
+    return rng.uniform(-1.3, 1.3, shape).astype(np.float32)
+
+
+def test_grid_sample_and_affine_grid(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    nodes = [("GridSample", [f32(2, 2, 4, 5), _grid(rng, 2, 3, 4, 2)],
+              {"mode": m, "padding_mode": p, "align_corners": al})
+             for m in ("linear", "nearest", "cubic") for p in ("zeros", "border", "reflection")
+             for al in (False, True)]
+    nodes += [
+        ("GridSample", [f32(1, 2, 3, 4, 3), _grid(rng, 1, 2, 2, 3, 3)], {"mode": "linear"}),
+        ("AffineGrid", [f32(2, 2, 3)], {"size": [2, 1, 3, 4], "align_corners": False}),
+        ("AffineGrid", [f32(1, 3, 4)], {"size": [1, 1, 2, 3, 4], "align_corners": True}),
+    ]
+    check_graph(multi_graph("grid_sample", nodes), tmp_path)
+
+
+def test_rois_unpool_and_deform_conv(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    rois = np.array([[0.5, 1.0, 6.2, 5.5], [2.0, 0.0, 3.0, 2.5], [-2.0, 1.0, 9.0, 12.0]],
+                    np.float32)
+    batch = np.array([1, 0, 1], np.int64)
+    nodes = [("RoiAlign", [f32(2, 3, 6, 7), rois, batch],
+              {"mode": m, "output_height": 2, "output_width": 3, "sampling_ratio": sr,
+               "spatial_scale": 0.8, "half_pixel": hp})
+             for m, sr, hp in (("avg", 0, True), ("max", 2, True), ("avg", 2, False))]
+    mroi = np.array([[1, 0.4, 1.2, 5.6, 4.4], [0, 2.0, 2.0, 2.0, 3.0]], np.float32)
+    nodes.append(("MaxRoiPool", [f32(2, 2, 6, 7), mroi], {"pooled_shape": [2, 3],
+                                                           "spatial_scale": 1.0}))
+    idx = np.array([0, 3, 6, 10, 14, 15, 2, 2]).reshape(1, 2, 2, 2)  # repeats, last wins
+    idx[0, 1] += 16
+    nodes.append(("MaxUnpool", [f32(1, 2, 2, 2), idx], {"output_shape": [1, 2, 4, 4]}))
+    conv = {"strides": [1, 2], "pads": [1, 0, 1, 1], "dilations": [1, 1], "group": 2,
+            "offset_group": 2}
+    off = (rng.standard_normal((1, 2 * 2 * 6, 5, 2)) * 1.5).astype(np.float32)
+    mask = rng.random((1, 2 * 6, 5, 2)).astype(np.float32)
+    w = rng.standard_normal((4, 2, 2, 3)).astype(np.float32)
+    nodes += [
+        ("DeformConv", [f32(1, 4, 4, 5), w, off, rng.standard_normal(4).astype(np.float32),
+                        mask], conv),
+        ("DeformConv", [f32(1, 4, 4, 5), w[:, :, :, :2].copy(), f32(1, 2 * 4, 4, 6)],
+         {**conv, "strides": [1, 1], "pads": [1, 1, 0, 1], "group": 2, "offset_group": 1}),
+    ]
+    check_graph(multi_graph("rois", nodes), tmp_path)
