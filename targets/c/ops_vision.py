@@ -11,7 +11,8 @@ import math
 
 from ir.ops.vision import CUBIC_A
 from ir.types import DType
-from targets.c.emitter import LayerCtx, emits, float_lit, strides_of
+from targets.c.emitter import LayerCtx, emits, float_lit, plus, strides_of
+from targets.c.expr import Var
 from targets.c.stmt import loop, nested
 
 
@@ -27,8 +28,8 @@ def _reflect(var: str, lo: float, hi: float) -> list[str]:
     return [
         f"if ({var} < {_d(lo)} || {var} > {_d(hi)}) {{",
         f"  const double dx = {var} < {_d(lo)} ? {_d(lo)} - {var} : {var} - {_d(hi)};",
-        f"  const double k = floor(dx / {_d(hi - lo)}), r = dx - k * {_d(hi - lo)};",
-        f"  {var} = ({var} < {_d(lo)}) == (fmod(k, 2.0) == 0) ? {_d(lo)} + r : {_d(hi)} - r;",
+        f"  const double turns = floor(dx / {_d(hi - lo)}), r = dx - turns * {_d(hi - lo)};",
+        f"  {var} = ({var} < {_d(lo)}) == (fmod(turns, 2.0) == 0) ? {_d(lo)} + r : {_d(hi)} - r;",
         "}",
     ]
 
@@ -86,7 +87,8 @@ def grid_sample(ctx: LayerCtx) -> str:
     n, c, sizes = xs[0], xs[1], xs[2:]
     nsp, plane, points = len(sizes), math.prod(sizes), math.prod(out[2:])
     hn, n_ = loop("n", n)
-    head = [f"const {ct} *g = {ctx.i('grid')} + ({n_ * points} + o) * {nsp};"]
+    o = Var("o")
+    head = [f"const {ct} *g = {plus(ctx.i('grid'), (n_ * points + o) * nsp)};"]
     taps = []
     for i, size in enumerate(sizes):
         lines, t = _axis_taps(ctx, i, size, f"g[{nsp - 1 - i}]")
@@ -98,10 +100,10 @@ def grid_sample(ctx: LayerCtx) -> str:
                        for i in range(nsp))
     tap_loops = [f"for (int t{i} = 0; t{i} < {t}; ++t{i})" for i, t in enumerate(taps)]
     channel = [
-        f"const {ct} *xc = {ctx.i('x')} + {(n_ * c) * plane} + ch * {plane};",
+        f"const {ct} *xc = {plus(ctx.i('x'), (n_ * c + Var('ch')) * plane)};",
         "double acc = 0;",
         *nested(tap_loops, [f"acc += {weight} * xc[{index}];"]),
-        f"{ctx.o(0)}[{(n_ * c) * points} + ch * {points} + o] = ({ct})acc;",
+        f"{ctx.o(0)}[{(n_ * c + Var('ch')) * points + o}] = ({ct})acc;",
     ]
     body = head + nested([f"for (int ch = 0; ch < {c}; ++ch)"], channel)
     return "\n".join(nested([hn, f"for (int o = 0; o < {points}; ++o)"], body))
@@ -116,7 +118,7 @@ def affine_grid(ctx: LayerCtx) -> str:
     nsp = len(sp)
     st = strides_of(sp)
     hn, n_ = loop("n", size[0])
-    lines = [f"const {ct} *th = {ctx.i('theta')} + {n_ * (nsp * (nsp + 1))};"]
+    lines = [f"const {ct} *th = {plus(ctx.i('theta'), n_ * (nsp * (nsp + 1)))};"]
     # base coordinate of spatial axis a (x is the last axis), from the flat position o
     for a, s in enumerate(sp):
         idx = f"(o / {st[a]} % {s})" if st[a] != 1 else f"(o % {s})"
@@ -130,8 +132,8 @@ def affine_grid(ctx: LayerCtx) -> str:
         terms = [f"th[{j * (nsp + 1) + k}] * b{k}" for k in range(nsp)]
         return " + ".join(terms + [f"th[{j * (nsp + 1) + nsp}]"])
 
-    lines += [f"{ctx.o(0)}[({n_ * math.prod(sp)} + o) * {nsp} + {j}] = ({ct})({row(j)});"
-              for j in range(nsp)]
+    at = (n_ * math.prod(sp) + Var("o")) * nsp
+    lines += [f"{ctx.o(0)}[{at + j}] = ({ct})({row(j)});" for j in range(nsp)]
     return "\n".join(nested([hn, f"for (int o = 0; o < {math.prod(sp)}; ++o)"], lines))
 
 
