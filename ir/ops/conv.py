@@ -1,5 +1,6 @@
 """Convolutions: Conv and ConvTranspose over 1, 2 or 3 spatial axes (NC + spatial layout),
-and the 2-D DeformConv, whose taps move by learned offsets.
+and the 2-D DeformConv, whose taps move by learned offsets, and the causal depthwise 1-D
+CausalConvWithState of decode steps.
 
 Attributes are canonical: strides, pads (begin..., end...) and dilations always have one entry
 per spatial axis (pads two), the kernel shape comes from the weight, and ONNX's auto_pad and
@@ -375,3 +376,64 @@ class DeformConv:
         if b is not None:
             y = y + b.astype(np.float64)[None, :, None, None]
         return [y.astype(x.dtype)]
+
+
+# -- CausalConvWithState -------------------------------------------------------------------
+
+
+@register
+class CausalConvWithState:
+    """The causal depthwise 1-D convolution of a decode step: with the sequence
+    p = concat(past_state (zeros when omitted), x) along the length axis,
+    y[n, c, t] = act(b[c] + sum_j w[c, 0, j] * p[n, c, t + j]) for t < L, act SiLU (y *
+    sigmoid(y)) or none, and present_state = the last k - 1 positions of p.
+    Inputs: x (N, C, L), w (C, 1, k), b (C,), past_state (N, C, k - 1).
+    """
+
+    operands = ("x", "w", "b?", "past_state?")
+    flops = cost.conv
+    outputs = 2
+    attrs = {"activation": Attr("str", "none", "none or silu (swish is silu)")}
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        op = "CausalConvWithState"
+        x, w = require_inputs(op, ins, 2)
+        require(len(x.shape) == 3 and x.dtype.is_float,
+                f"{op}: x must be a float (N, C, L) tensor, got {x}")
+        n, c, _ = x.shape
+        require(len(w.shape) == 3 and w.shape[:2] == (c, 1) and w.shape[2] >= 1,
+                f"{op}: weight must be ({c}, 1, k), got {list(w.shape)}")
+        k = w.shape[2]
+        b = ins[2] if len(ins) > 2 else None
+        past = ins[3] if len(ins) > 3 else None
+        if b is not None:
+            require(b.shape == (c,), f"{op}: bias must have shape [{c}], got {list(b.shape)}")
+        if past is not None:
+            require(past.shape == (n, c, k - 1),
+                    f"{op}: past_state must be {[n, c, k - 1]}, got {list(past.shape)}")
+        for t in [w, b, past]:
+            require(t is None or t.dtype is x.dtype, f"{op}: all inputs must be {x.dtype.value}")
+        require(a["activation"] in ("none", "silu"), f"{op}: activation must be none or silu")
+        return [TensorType(x.shape, x.dtype), TensorType((n, c, k - 1), x.dtype)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, w = ins[0], ins[1]
+        b = ins[2] if len(ins) > 2 else None
+        past = ins[3] if len(ins) > 3 else None
+        assert x is not None and w is not None
+        n, c, length = x.shape
+        k = w.shape[2]
+        acc = _accum_dtype(x.dtype)
+        if past is None:
+            past = np.zeros((n, c, k - 1), x.dtype)
+        p = np.concatenate([past, x], axis=2).astype(acc)
+        y = np.zeros((n, c, length), acc)
+        for j in range(k):
+            y += p[:, :, j:j + length] * w[:, 0, j].astype(acc)[None, :, None]
+        if b is not None:
+            y += b.astype(acc)[None, :, None]
+        if a["activation"] == "silu":
+            y = y / (1 + np.exp(-y))
+        return [y.astype(x.dtype), p[:, :, p.shape[2] - (k - 1):].astype(x.dtype)]

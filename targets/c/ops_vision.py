@@ -1,4 +1,5 @@
-"""Vision emitters: GridSample, AffineGrid, RoiAlign, MaxRoiPool, MaxUnpool, DeformConv.
+"""Vision emitters: GridSample, AffineGrid, RoiAlign, MaxRoiPool, MaxUnpool, DeformConv,
+CausalConvWithState.
 
 Positions come from data, so each output computes its own taps the way the reference's
 formula says (coordinates in double), then reads the input through them; see ir/ops/vision.py
@@ -290,3 +291,37 @@ def deform_conv(ctx: LayerCtx) -> str:
     ]
     return "\n".join(nested([f"for (int n = 0; n < {n}; ++n)", f"for (int oc = 0; oc < {m}; ++oc)",
                              f"for (int p = 0; p < {plane}; ++p)"], per_out))
+
+
+@emits("CausalConvWithState")
+def causal_conv_with_state(ctx: LayerCtx) -> str:
+    """Per (n, c): the taps read p = concat(past_state, x), position m of p being
+    past_state[m] for m < k - 1 and x[m - (k - 1)] after; present_state is p's tail."""
+    ct = ctx.require_float()
+    n, c, length = ctx.it("x").shape
+    k = ctx.it("w").shape[2]
+    row = Var("n") * c + Var("c")
+    past = f"pc[q + {k - 1}]" if ctx.has("past_state") else ctx.lit(0.0)
+
+    def at(q: str) -> str:
+        return f"({q} < 0 ? {past} : xc[{q}])"
+
+    body = [f"const {ct} *xc = {plus(ctx.i('x'), row * length)};"]
+    if ctx.has("past_state"):
+        body.append(f"const {ct} *pc = {plus(ctx.i('past_state'), row * (k - 1))};")
+    acc = f"{ctx.i('b')}[c]" if ctx.has("b") else ctx.lit(0.0)
+    step = [f"{ct} acc = {acc};",
+            f"for (int j = 0; j < {k}; ++j) {{",
+            f"  const int q = t + j - {k - 1};",
+            f"  acc += {ctx.i('w')}[c * {k} + j] * {at('q')};",
+            "}"]
+    if ctx.a["activation"] == "silu":
+        step.append(f"acc = acc / (1 + {ctx.fn('exp')}(-acc));")
+    step.append(f"{ctx.o(0)}[{row * length + Var('t')}] = acc;")
+    body += nested([f"for (int t = 0; t < {length}; ++t)"], step)
+    if k > 1:
+        body += nested([f"for (int i = 0; i < {k - 1}; ++i)"], [
+            f"const int q = {length - (k - 1)} + i;",
+            f"{ctx.o(1)}[{row * (k - 1) + Var('i')}] = {at('q')};"])
+    return "\n".join(nested([f"for (int n = 0; n < {n}; ++n)",
+                             f"for (int c = 0; c < {c}; ++c)"], body))

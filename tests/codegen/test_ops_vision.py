@@ -180,3 +180,16 @@ def test_rois_unpool_and_deform_conv(tmp_path: Path) -> None:
          {**conv, "strides": [1, 1], "pads": [1, 1, 0, 1], "group": 2, "offset_group": 1}),
     ]
     check_graph(multi_graph("rois", nodes), tmp_path)
+
+
+def test_causal_conv_with_state(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((3, 1, 4)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    nodes = [
+        ("CausalConvWithState", [f32(2, 3, 5), w, b, f32(2, 3, 3)], {"activation": "silu"}),
+        ("CausalConvWithState", [f32(1, 3, 2), w], {}),  # shorter than the state
+        ("CausalConvWithState", [f32(1, 3, 1), w, None, f32(1, 3, 3)], {}),  # one step
+        ("CausalConvWithState", [f32(1, 2, 3), w[:2, :, :1].copy()], {}),  # k = 1
+    ]
+    check_graph(multi_graph("causal_conv", nodes), tmp_path)

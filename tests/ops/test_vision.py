@@ -91,3 +91,22 @@ def test_deform_conv(with_mask: bool, group: int, offset_group: int) -> None:
         consts["mask"] = RNG.random((1, offset_group * 6, oh, ow)).astype(np.float32)
     check("DeformConv", {"x": x}, consts, opset=19, group=group, offset_group=offset_group,
           pads=[1, 0, 0, 1], strides=[1, 2])
+
+
+@pytest.mark.parametrize("activation", ["none", "swish"])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_causal_conv_with_state(activation: str, with_state: bool) -> None:
+    x, w, b = rand(2, 3, 4), rand(3, 1, 3), rand(3)
+    consts = {"w": w, "b": b, **({"past": rand(2, 3, 2)} if with_state else {})}
+    graph = check("CausalConvWithState", {"x": x}, consts, n_out=2, opset=27,
+                  activation=activation)
+    assert graph.nodes[0].attrs["activation"] == ("silu" if activation == "swish" else "none")
+
+
+def test_causal_conv_with_state_output_only() -> None:
+    """A model that does not use present_state still imports (the IR op has both)."""
+    feeds = {"x": rand(1, 2, 5)}
+    model = model_of("CausalConvWithState", feeds, {"w": rand(2, 1, 3)}, opset=27)
+    _, got = run_qnnc(model, feeds)
+    np.testing.assert_allclose(got[0], ReferenceEvaluator(model).run(None, feeds)[0],
+                               rtol=1e-4, atol=1e-5)

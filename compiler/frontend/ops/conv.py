@@ -1,4 +1,4 @@
-"""Converters of ONNX convolutions: Conv, ConvTranspose and DeformConv.
+"""Converters of ONNX convolutions: Conv, ConvTranspose, DeformConv, CausalConvWithState.
 
 ONNX lets kernel_shape, strides, pads and dilations be omitted and lets auto_pad or
 output_shape decide the padding; the IR wants every one explicit, so the converters resolve
@@ -116,3 +116,14 @@ def deform_conv(
     s, d, p = spatial_attrs(ctx, x, kernel, strides, dilations, pads, "NOTSET")
     return ctx.op("DeformConv", [x, w, offset, b, mask], strides=s, pads=p, dilations=d,
                   group=group, offset_group=offset_group)
+
+
+@converter("CausalConvWithState")
+def causal_conv_with_state(
+    ctx: Ctx, x: Value, w: Value, b: Value | None = None, past_state: Value | None = None, *,
+    activation: str = "none",
+) -> list[Value]:
+    act = {"swish": "silu"}.get(activation, activation)
+    if act not in ("none", "silu"):
+        raise ctx.fail(f"activation {activation!r} is not one of none, silu, swish")
+    return ctx.ops("CausalConvWithState", [x, w, b, past_state], activation=act)
