@@ -9,6 +9,7 @@ from ir.ops import (  # noqa: F401  (registration side effects)
     gather,
     indexing,
     layout,
+    loss,
     matmul,
     matrix,
     norm,
@@ -21,6 +22,7 @@ from ir.ops import (  # noqa: F401  (registration side effects)
     resize,
     shape,
     signal,
+    vision,
 )
 from ir.ops.registry import OPS, Attr, OpDef, OpError, get_op, register
 

@@ -18,6 +18,7 @@ import targets.c.ops_elementwise
 import targets.c.ops_indexing
 import targets.c.ops_layout
 import targets.c.ops_linalg
+import targets.c.ops_loss
 import targets.c.ops_matrix
 import targets.c.ops_movement
 import targets.c.ops_norm
@@ -26,7 +27,8 @@ import targets.c.ops_quant
 import targets.c.ops_reduce
 import targets.c.ops_select
 import targets.c.ops_shape
-import targets.c.ops_signal  # noqa: F401
+import targets.c.ops_signal
+import targets.c.ops_vision  # noqa: F401
 from ir.graph import Graph, Value
 from ir.ops.dynamic import counted_outputs
 from ir.types import DType

@@ -12,6 +12,7 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     generate,
     indexing,
     linear_attention,
+    loss,
     matmul,
     matrix,
     norm,
@@ -23,4 +24,5 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     sequence,
     shape,
     signal,
+    vision,
 )
