@@ -13,6 +13,7 @@ from ir.ops import (  # noqa: F401  (registration side effects)
     qelementwise,
     qpool,
     quant,
+    recurrent,
     reduce,
     resize,
     shape,

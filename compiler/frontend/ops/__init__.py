@@ -11,6 +11,7 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     pool,
     qlinear,
     quant,
+    recurrent,
     reduce,
     resize,
     shape,
