@@ -12,6 +12,7 @@ from ir.ops import (  # noqa: F401  (registration side effects)
     qconv,
     qelementwise,
     qpool,
+    qrecurrent,
     quant,
     recurrent,
     reduce,

@@ -30,6 +30,7 @@ import numpy as np
 from ir.graph import Node
 from ir.ops.common import require_inputs
 from ir.ops.registry import Attr, Attrs, OpError, register, require
+from ir.qforms import QuantContext, needs
 from ir.types import DType, TensorType
 
 Act = Callable[[np.ndarray], np.ndarray]
@@ -256,6 +257,28 @@ def _float_x(op: str, ins: Sequence[TensorType | None]) -> None:
         raise OpError(f"{op}: x must be a float tensor")
 
 
+def quantize_lstm(ctx: QuantContext, node: Node) -> None:
+    """LSTM → QLSTM (ir/ops/qrecurrent.py, whose docstring gives the design): the input and
+    recurrent projections as int8 MACs (W and R quantised per gate row), the gates in f32,
+    h quantised every step to Y's calibrated parameters (so Y is 8-bit codes the next layer
+    reads), Y_c to its own. Needs W, R (and B, P) constant; the states and lengths pass."""
+    w, r = node.w, node.r
+    needs(ctx.is_constant(w) and ctx.is_constant(r) and node.x is not None
+          and all(v is None or ctx.is_constant(v) for v in (node.b, node.p)))
+    xq = ctx.act(node.x)
+    y, c = ctx.out_params(node.outputs[0]), ctx.out_params(node.outputs[2])
+    needs(c.dtype is y.dtype)
+    wf, rf = np.asarray(ctx.constant(w)), np.asarray(ctx.constant(r))
+    wq, _ = ctx.weights(node, node.x, xq, wf.reshape(-1, wf.shape[2]), None)
+    rq, _ = ctx.weights(node, node.outputs[0], xq, rf.reshape(-1, rf.shape[2]), None)
+    ins = [xq, wq, rq, *(ctx.other(v) for v in (node.b, node.sequence_lens, node.initial_h,
+                                                node.initial_c, node.p))]
+    while ins[-1] is None:
+        ins.pop()
+    attrs = {**node.attrs, **y.attrs(), "c_scale": c.scale, "c_zp": c.zero_point}
+    ctx.emit("QLSTM", ins, attrs, [node], list(node.outputs))
+
+
 @register
 class LSTM:
     """Long short-term memory (ONNX LSTM), per step t and direction, f, g, h its activations:
@@ -270,6 +293,7 @@ class LSTM:
     operands = ("x", "w", "r", "b?", "sequence_lens?", "initial_h?", "initial_c?", "p?")
     outputs = 3
     flops = recurrent_flops
+    quantized = quantize_lstm
     attrs = {**_COMMON_ATTRS,
              "input_forget": Attr("bool", False, "couple the forget gate to 1 - input gate")}
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from ir.graph import Node
 from ir.ops.recurrent import KINDS, is_reverse, num_directions
-from targets.c.emitter import LayerCtx, emits, offset_expr, plus
+from ir.types import DType
+from targets.c.emitter import LayerCtx, emits, float_lit, offset_expr, plus
 from targets.c.expr import Expr, Var
 
 
@@ -39,7 +40,7 @@ class Dims:
         a = node.attrs
         t, b = (x.type.shape[1], x.type.shape[0]) if a["layout"] else x.type.shape[:2]
         return Dims(t, b, x.type.shape[2], a["hidden_size"], num_directions(a["direction"]),
-                    KINDS[node.op][0], a["layout"])
+                    KINDS["LSTM" if node.op == "QLSTM" else node.op][0], a["layout"])
 
     def x_at(self, t: Expr, n: Expr) -> Expr:
         return offset_expr([n, t], [self.t * self.i, self.i]) if self.layout else \
@@ -65,9 +66,17 @@ def recurrent_scratch(node: Node) -> int:
     return 4 * (states * dm.b * dm.h + dm.gates * dm.h + extra)
 
 
-def act_c(ctx: LayerCtx, name: str, alpha: float, beta: float, v: str) -> str:
-    """C for activation ``name`` of variable ``v`` (ir/ops/recurrent.py ACTIVATIONS)."""
-    lit, fn = ctx.lit, ctx.fn
+def _lit(x: float) -> str:
+    return float_lit(x, DType.f32)
+
+
+def _fn(name: str) -> str:
+    return name + "f"  # the gates compute in f32, also in QLSTM (whose outputs are codes)
+
+
+def act_c(name: str, alpha: float, beta: float, v: str) -> str:
+    """C for activation ``name`` of f32 variable ``v`` (ir/ops/recurrent.py ACTIVATIONS)."""
+    lit, fn = _lit, _fn
     one, zero = lit(1.0), lit(0.0)
     table = {
         "Relu": f"({v} > {zero} ? {v} : {zero})",
@@ -92,25 +101,24 @@ class Acts:
     def __init__(self, ctx: LayerCtx, d: int, per_dir: int) -> None:
         a = ctx.a
         sl = slice(d * per_dir, (d + 1) * per_dir)
-        self.ctx = ctx
         self.spec = list(zip(a["activations"][sl], a["activation_alpha"][sl],
                              a["activation_beta"][sl]))
         self.clip = a["clip"]
 
     def __call__(self, k: int, out: str, v: str) -> list[str]:
         """``const float out = act_k(clip(v));``"""
-        ctx = self.ctx
         if self.clip > 0:
-            c = ctx.lit(self.clip)
+            c = _lit(self.clip)
             v_clip = f"{v}_c"
-            lines = [f"const float {v_clip} = {ctx.fn('fmin')}({ctx.fn('fmax')}({v}, -{c}), {c});"]
+            lines = [f"const float {v_clip} = fminf(fmaxf({v}, -{c}), {c});"]
             v = v_clip
         else:
             lines = []
-        return lines + [f"const float {out} = {act_c(ctx, *self.spec[k], v)};"]
+        return lines + [f"const float {out} = {act_c(*self.spec[k], v)};"]
 
 
-def time_loop(ctx: LayerCtx, dm: Dims, d: int, body: list[str]) -> list[str]:
+def time_loop(ctx: LayerCtx, dm: Dims, d: int, body: list[str], xtype: str = "float"
+              ) -> list[str]:
     """The steps of direction ``d``: ``t`` (the time index), ``n`` (the batch entry) and
     ``xt`` (x at (t, n)) are defined for ``body``."""
     reverse = is_reverse(ctx.a["direction"], d)
@@ -122,7 +130,7 @@ def time_loop(ctx: LayerCtx, dm: Dims, d: int, body: list[str]) -> list[str]:
                  f"const int t = {'len - 1 - s' if reverse else 's'};"]
     else:
         head += [f"const int t = {dm.t - 1} - s;" if reverse else "const int t = s;"]
-    head.append(f"const float *xt = {plus(ctx.i('x'), dm.x_at(Var('t'), n))};")
+    head.append(f"const {xtype} *xt = {plus(ctx.i('x'), dm.x_at(Var('t'), n))};")
     inner = [f"for (int n = 0; n < {dm.b}; ++n) {{", *("  " + ln for ln in head + body), "}"]
     return [f"for (int s = 0; s < {dm.t}; ++s) {{", *("  " + ln for ln in inner), "}"]
 
@@ -189,8 +197,9 @@ def weights_of(ctx: LayerCtx, dm: Dims, d: int, zeros: str) -> list[str]:
     return lines
 
 
-def lstm_cell(ctx: LayerCtx, dm: Dims, acts: Acts) -> list[str]:
-    """From g (i, o, f, c pre-activations) and c, the new c and h, for j < H."""
+def lstm_cell(ctx: LayerCtx, dm: Dims, acts: Acts, store_h: str = "hn[j] = o * hc;"
+              ) -> list[str]:
+    """From g (i, o, f, c pre-activations) and c, the new c and h (``store_h``), j < H."""
     h = dm.h
     peep = ctx.has("p")
     i_in = "g[j] + P[j] * cn[j]" if peep else "g[j]"
@@ -206,7 +215,7 @@ def lstm_cell(ctx: LayerCtx, dm: Dims, acts: Acts) -> list[str]:
         f"const float go = {o_in};", *acts(0, "o", "go"),
         *acts(2, "hc", "c_new"),
         "cn[j] = c_new;",
-        "hn[j] = o * hc;",
+        store_h,
     ]), "}"]
 
 

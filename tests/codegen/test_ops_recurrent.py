@@ -14,9 +14,10 @@ import pytest
 
 from ir.build import make_node
 from ir.graph import Graph
+from ir.interpreter import run as interpret
 from ir.ops.recurrent import ACTIVATIONS, KINDS
 from ir.types import DType, TensorType
-from tests.codegen.harness import check_graph
+from tests.codegen.harness import check_graph, run_c
 
 T, B, I, H = 4, 3, 5, 6
 
@@ -75,3 +76,63 @@ def test_recurrent_c_matches_interpreter(case: str, tmp_path: Path) -> None:
     feeds = {"x": rng.standard_normal(x.type.shape).astype(np.float32),
              "lens": np.array([T, 2, 1], np.int32)}
     check_graph(g, tmp_path, feeds=feeds)
+
+
+# -- QLSTM ------------------------------------------------------------------------------------
+# Its integer part (int8 codes into int32 accumulators) and the f32 arithmetic that turns the
+# accumulators into gate pre-activations are the interpreter's operations in the interpreter's
+# order, so with activations made of +, *, / and comparisons only (HardSigmoid, Softsign) the
+# C is bit-exact with the interpreter. With Sigmoid/Tanh, libm's expf/tanhf and numpy's exp/tanh
+# may differ in the last bit, so a code of h (and through it later steps) may move by one step
+# where h lands on a rounding boundary: codes then agree within 1, nearly all exactly.
+
+def quantised_lstm(layout: int, acts: list[str] | None, **cfg: Any) -> tuple[Graph, dict]:
+    """A float graph of one LSTM (all outputs), calibrated on random inputs and quantised:
+    Quantize -> QLSTM -> Dequantize per output."""
+    from compiler.quant.calibrate import calibrate
+    from compiler.quant.quantize import quantize_graph
+    from ir.verifier import verify
+
+    rng = np.random.default_rng(5)
+    g = Graph("qlstm")
+    x = g.add_input("x", TensorType((B, T, I) if layout else (T, B, I), DType.f32))
+    seq = None
+    if cfg.pop("seq", False):
+        seq = g.add_const(np.array([T, 2, 1], np.int32), "lens")
+    layer(g, x, "LSTM", rng, layout=layout, seq=seq, acts=acts, **cfg)
+    calib = rng.standard_normal((8, *x.type.shape)).astype(np.float32)
+    q = quantize_graph(g, calibrate(g, {"x": calib}, "minmax"))
+    verify(q)
+    assert q.op_counts().get("QLSTM") == 1 and "LSTM" not in q.op_counts()
+    return q, {"x": rng.standard_normal(x.type.shape).astype(np.float32)}
+
+
+EXACT = ["HardSigmoid", "Softsign", "Softsign"]
+
+
+@pytest.mark.parametrize("layout,cfg", [
+    (0, {"direction": "bidirectional", "initial": True, "peep": True, "seq": True}),
+    (1, {"direction": "reverse", "clip": 0.9, "input_forget": True, "initial": True}),
+])
+def test_qlstm_c_bit_exact_with_exact_activations(layout: int, cfg: dict[str, Any],
+                                                   tmp_path: Path) -> None:
+    q, feeds = quantised_lstm(layout, EXACT * (2 if cfg["direction"] == "bidirectional" else 1),
+                              **cfg)
+    got = run_c(q, feeds, tmp_path)
+    want = interpret(q, feeds)
+    for name, w in want.items():
+        np.testing.assert_array_equal(got[name], w, err_msg=name)
+
+
+def test_qlstm_c_with_libm_gates_within_one_code(tmp_path: Path) -> None:
+    q, feeds = quantised_lstm(0, None, direction="bidirectional", seq=True, initial=True)
+    got = run_c(q, feeds, tmp_path)
+    want = interpret(q, feeds)
+    made_by = q.producers()
+    for v in q.outputs:
+        dq = made_by[id(v)]  # the Dequantize of a QLSTM output: compare codes
+        assert dq.op == "Dequantize"
+        scale = dq.inputs[0].type.quant.scale[0]
+        steps = np.abs(got[v.name].astype(np.float64) - want[v.name]) / scale
+        assert steps.max() <= 1 + 1e-3, v.name
+        assert (steps > 0.5).mean() <= 0.02, v.name

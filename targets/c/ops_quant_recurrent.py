@@ -1,0 +1,112 @@
+"""QLSTM as C: int8 MACs into int32 for both projections, the gates in f32 (ir/ops/qrecurrent.py).
+
+The integer part follows the interpreter exactly: acc_x = Σ xq·wq − zx·Σwq (the zero point's
+share precomputed per row, the same integer), acc_h = Σ (hq − zh)·rq over the centred codes of
+h kept in scratch; g = (float)acc_x·mx + (float)acc_h·mh + bias with the interpreter's f32
+multipliers and bias (computed once in Python by the same functions), in the same order, and
+no FMA contraction (the host builds with -std=c11, where GCC's default is -ffp-contract=off).
+The activations are libm's expf/tanhf where the interpreter uses numpy: their last bit may
+differ, and with it, rarely, one code of h (tests/codegen/test_ops_recurrent.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ir import qmath
+from ir.ops.qrecurrent import gate_bias, gate_multipliers
+from ir.types import DType
+from targets.c.emitter import LayerCtx, emits, float_lit, plus
+from targets.c.expr import Var
+from targets.c.ops_recurrent import (
+    Acts,
+    Dims,
+    init_state,
+    is_reverse,
+    lstm_cell,
+    recurrent_scratch,
+    time_loop,
+)
+
+
+def _quantize(v: str, scale: float, zp: int, dt: DType) -> str:
+    lo, hi = qmath.qrange(dt)
+    return f"qnnc_quantize({v}, {float_lit(float(np.float32(scale)))}, {zp}, {lo}, {hi})"
+
+
+@emits("QLSTM", scratch=recurrent_scratch)
+def qlstm(ctx: LayerCtx) -> str:
+    x_t, w_t, r_t = ctx.it("x"), ctx.it("w"), ctx.it("r")
+    assert x_t.quant is not None
+    dm = Dims.of(ctx.node)
+    a = ctx.a
+    gh = 4 * dm.h
+    y_dt, c_dt = ctx.ot(0).dtype, ctx.ot(2).dtype
+    yct = ctx.ctype(ctx.ot(0))
+    xct = ctx.ctype(x_t)
+    zx, sh, zh = x_t.quant.zero_point[0], a["out_scale"], a["out_zp"]
+    mx, mh = gate_multipliers(x_t, w_t, r_t, a)
+    wq = ctx.const("w")
+    if wq is None or ctx.const("r") is None:
+        raise ctx.fail("QLSTM's weights must be constants")
+    bias_data = ctx.const("b")
+    if ctx.has("b") and bias_data is None:
+        raise ctx.fail("QLSTM's bias must be a constant")
+    bias = np.concatenate([gate_bias(bias_data, d, gh) for d in range(dm.d)])
+    wsum = (wq.astype(np.int64).sum(axis=1) * zx).astype(np.int32)
+    t_mx, t_mh = ctx.weight(mx, "mx"), ctx.weight(mh, "mh")
+    t_b, t_zs = ctx.weight(bias, "gate_bias"), ctx.weight(wsum, "zx_wsum")
+    bh = dm.b * dm.h
+    lines = [
+        "int32_t *h = (int32_t *)scratch;  /* codes of h minus zero point, (batch, hidden) */",
+        f"float *c = (float *)(h + {bh});  /* the cell state c, f32 */",
+        f"float *g = c + {bh};  /* one entry's gate pre-activations i, o, f, c */",
+    ]
+    if ctx.has("sequence_lens"):
+        size = dm.t * dm.d * dm.b * dm.h
+        lines.append(f"for (int k = 0; k < {size}; ++k) {ctx.o(0)}[k] = {zh};  /* code of 0 */")
+    for d in range(dm.d):
+        acts = Acts(ctx, d, 3)
+        kind = "reverse" if is_reverse(a["direction"], d) else "forward"
+        block = [f"const int8_t *W = {plus(ctx.i('w'), d * gh * dm.i)};",
+                 f"const int8_t *R = {plus(ctx.i('r'), d * gh * dm.h)};",
+                 f"const float *mx = {plus(t_mx, d * gh)}, *mh = {plus(t_mh, d * gh)};",
+                 f"const float *bias = {plus(t_b, d * gh)};",
+                 f"const int32_t *zx_wsum = {plus(t_zs, d * gh)};  /* zx * sum of W's row */"]
+        if ctx.has("p"):
+            block.append(f"const float *P = {plus(ctx.i('p'), d * 3 * dm.h)};")
+        if ctx.has("initial_h"):
+            n = Var("n")
+            src = plus(ctx.i("initial_h"), dm.state_at(d, n))
+            block += [f"for (int n = 0; n < {dm.b}; ++n) {{",
+                      f"  const float *h0 = {src};",
+                      f"  for (int j = 0; j < {dm.h}; ++j)",
+                      f"    h[n * {dm.h} + j] = {_quantize('h0[j]', sh, zh, y_dt)} - {zh};",
+                      "}"]
+        else:
+            block.append(f"memset(h, 0, sizeof(int32_t) * {bh});")
+        block += init_state(ctx, dm, d, "initial_c", "c")
+        body = [f"int32_t *hn = h + n * {dm.h};", f"float *cn = c + n * {dm.h};",
+                "/* the MACs: int8 codes into int32 */",
+                f"for (int k = 0; k < {gh}; ++k) {{",
+                "  int32_t ax = -zx_wsum[k], ah = 0;",
+                f"  for (int i = 0; i < {dm.i}; ++i) ax += (int32_t)xt[i] * W[k * {dm.i} + i];",
+                f"  for (int j = 0; j < {dm.h}; ++j) ah += hn[j] * R[k * {dm.h} + j];",
+                "  g[k] = (float)ax * mx[k] + (float)ah * mh[k] + bias[k];",
+                "}",
+                "/* the gates, in f32; h leaves as its code */",
+                *lstm_cell(ctx, dm, acts, f"hn[j] = {_quantize('o * hc', sh, zh, y_dt)} - {zh};"),
+                f"{yct} *yt = {plus(ctx.o(0), dm.y_at(Var('t'), d, Var('n')))};",
+                f"for (int j = 0; j < {dm.h}; ++j) yt[j] = ({yct})(hn[j] + {zh});"]
+        block += time_loop(ctx, dm, d, body, xct)
+        n = Var("n")
+        block += [f"for (int n = 0; n < {dm.b}; ++n)",
+                  f"  for (int j = 0; j < {dm.h}; ++j) {{",
+                  f"    {yct} *y_h = {plus(ctx.o(1), dm.state_at(d, n))};",
+                  f"    {ctx.ctype(ctx.ot(2))} *y_c = {plus(ctx.o(2), dm.state_at(d, n))};",
+                  f"    y_h[j] = ({yct})(h[n * {dm.h} + j] + {zh});",
+                  f"    y_c[j] = ({ctx.ctype(ctx.ot(2))})"
+                  f"{_quantize(f'c[n * {dm.h} + j]', a['c_scale'], a['c_zp'], c_dt)};",
+                  "  }"]
+        lines += [f"/* direction {d}: {kind} */", "{", *("  " + ln for ln in block), "}"]
+    return "\n".join(lines)
