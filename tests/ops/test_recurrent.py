@@ -146,3 +146,50 @@ def test_unused_outputs_are_still_computed() -> None:
     del model.graph.output[2]
     del model.graph.output[0]
     check_against_ort(model, feeds)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_dynamic_quantize_lstm_from_onnxruntime(per_channel: bool, tmp_path: Any) -> None:
+    """onnxruntime's quantize_dynamic turns the LSTM into com.microsoft.DynamicQuantizeLSTM
+    (int8 W and R, transposed, scales per direction or per column). qnnc imports it as a float
+    LSTM on the dequantised weights: that equals onnxruntime's float LSTM given the same
+    weights dequantised here by (q - zp) * scale (f32 tolerance). onnxruntime's own int8
+    kernel also rounds x and h to u8 at run time, so it is further from the float model than
+    qnnc's import is (which only carries the weights' rounding)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model, feeds = recurrent_model("LSTM", t=6, inp=8, hidden=16, direction="bidirectional",
+                                   seq_lens=[6, 4, 2], initial=True)
+    src, dst = tmp_path / "f32.onnx", tmp_path / "int8.onnx"
+    onnx.save(model, src)
+    quantize_dynamic(src, dst, op_types_to_quantize=["LSTM"], weight_type=QuantType.QInt8,
+                     per_channel=per_channel)
+    qmodel = onnx.load(dst)
+    (node,) = qmodel.graph.node
+    assert node.op_type == "DynamicQuantizeLSTM" and node.domain == "com.microsoft"
+    graph = import_model(qmodel)
+    assert graph.op_counts() == {"LSTM": 1}
+    got = interpret(graph, feeds)
+    got = [got[v.name] for v in graph.outputs]
+
+    inits = {t.name: numpy_helper.to_array(t) for t in qmodel.graph.initializer}
+    w_q, w_s, w_z, r_q, r_s, r_z = (inits[node.input[k]] for k in (1, 8, 9, 2, 10, 11))
+
+    def real(q: np.ndarray, s: np.ndarray, z: np.ndarray) -> np.ndarray:
+        d = q.shape[0]  # (D, K, 4H), scales (D,) or (D, 4H)
+        s3, z3 = s.reshape(d, 1, -1), z.reshape(d, 1, -1).astype(np.float32)
+        return np.ascontiguousarray(((q.astype(np.float32) - z3) * s3).transpose(0, 2, 1))
+
+    dequantised = onnx.ModelProto()
+    dequantised.CopyFrom(model)
+    for t in dequantised.graph.initializer:
+        if t.name in ("W", "R"):
+            q, s, z = (w_q, w_s, w_z) if t.name == "W" else (r_q, r_s, r_z)
+            t.CopyFrom(numpy_helper.from_array(real(q, s, z).astype(np.float32), t.name))
+    for g, w in zip(got, run_ort(dequantised, feeds), strict=True):
+        np.testing.assert_allclose(g, w, atol=1e-5, rtol=1e-4)
+    def rms(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+        return float(np.sqrt(np.mean([np.mean((x - y) ** 2) for x, y in zip(a, b)])))
+
+    f32 = run_ort(model, feeds)
+    assert rms(got, f32) < rms(run_ort(qmodel, feeds), f32)
