@@ -241,7 +241,7 @@ _COMMON_ATTRS = {
 def recurrent_flops(node: Node) -> tuple[int, int]:
     """Per step and direction, a (G·H, I) and a (G·H, H) projection per batch entry; the
     gates' arithmetic is a few FLOPs per gate element."""
-    x, w, r = node.inputs[0], node.inputs[1], node.inputs[2]
+    x, w, r = node.x, node.w, node.r
     if x is None or w is None or r is None:
         return 0, 0
     d, gh, i = w.type.shape

@@ -35,7 +35,7 @@ class Dims:
 
     @staticmethod
     def of(node: Node) -> Dims:
-        x, r = node.inputs[0], node.inputs[2]
+        x, r = node.x, node.r
         assert x is not None and r is not None
         a = node.attrs
         t, b = (x.type.shape[1], x.type.shape[0]) if a["layout"] else x.type.shape[:2]
