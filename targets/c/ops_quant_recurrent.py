@@ -1,8 +1,9 @@
 """QLSTM as C: int8 MACs into int32 for both projections, the gates in f32 (ir/ops/qrecurrent.py).
 
 The integer part follows the interpreter exactly: acc_x = Σ xq·wq − zx·Σwq (the zero point's
-share precomputed per row, the same integer), acc_h = Σ (hq − zh)·rq over the centred codes of
-h kept in scratch; g = (float)acc_x·mx + (float)acc_h·mh + bias with the interpreter's f32
+share precomputed per row, the same integer; the weights stored transposed so the sums run
+along the gate rows, which the C compiler vectorises), acc_h = Σ (hq − zh)·rq over the centred
+codes of h kept in scratch; g = (float)acc_x·mx + (float)acc_h·mh + bias with the interpreter's f32
 multipliers and bias (computed once in Python by the same functions), in the same order, and
 no FMA contraction (the host builds with -std=c11, where GCC's default is -ffp-contract=off).
 The activations are libm's expf/tanhf where the interpreter uses numpy: their last bit may
@@ -34,6 +35,11 @@ def _quantize(v: str, scale: float, zp: int, dt: DType) -> str:
     return f"qnnc_quantize({v}, {float_lit(float(np.float32(scale)))}, {zp}, {lo}, {hi})"
 
 
+def _per_direction_t(q: np.ndarray, d: int) -> np.ndarray:
+    """(D·G·H, K) int8 codes as (D, K, G·H): each direction's matrix transposed."""
+    return np.ascontiguousarray(q.reshape(d, -1, q.shape[1]).transpose(0, 2, 1))
+
+
 @emits("QLSTM", scratch=recurrent_scratch)
 def qlstm(ctx: LayerCtx) -> str:
     x_t, w_t, r_t = ctx.it("x"), ctx.it("w"), ctx.it("r")
@@ -56,11 +62,16 @@ def qlstm(ctx: LayerCtx) -> str:
     wsum = (wq.astype(np.int64).sum(axis=1) * zx).astype(np.int32)
     t_mx, t_mh = ctx.weight(mx, "mx"), ctx.weight(mh, "mh")
     t_b, t_zs = ctx.weight(bias, "gate_bias"), ctx.weight(wsum, "zx_wsum")
+    rq = ctx.const("r")
+    assert rq is not None
+    t_wt = ctx.weight(_per_direction_t(wq, dm.d), "wqT")
+    t_rt = ctx.weight(_per_direction_t(rq, dm.d), "rqT")
     bh = dm.b * dm.h
     lines = [
         "int32_t *h = (int32_t *)scratch;  /* codes of h minus zero point, (batch, hidden) */",
         f"float *c = (float *)(h + {bh});  /* the cell state c, f32 */",
         f"float *g = c + {bh};  /* one entry's gate pre-activations i, o, f, c */",
+        f"int32_t *ax = (int32_t *)(g + {gh}), *ah = ax + {gh};  /* its two int32 sums */",
     ]
     if ctx.has("sequence_lens"):
         size = dm.t * dm.d * dm.b * dm.h
@@ -68,8 +79,8 @@ def qlstm(ctx: LayerCtx) -> str:
     for d in range(dm.d):
         acts = Acts(ctx, d, 3)
         kind = "reverse" if is_reverse(a["direction"], d) else "forward"
-        block = [f"const int8_t *W = {plus(ctx.i('w'), d * gh * dm.i)};",
-                 f"const int8_t *R = {plus(ctx.i('r'), d * gh * dm.h)};",
+        block = [f"const int8_t *WT = {plus(t_wt, d * gh * dm.i)};  /* W transposed */",
+                 f"const int8_t *RT = {plus(t_rt, d * gh * dm.h)};",
                  f"const float *mx = {plus(t_mx, d * gh)}, *mh = {plus(t_mh, d * gh)};",
                  f"const float *bias = {plus(t_b, d * gh)};",
                  f"const int32_t *zx_wsum = {plus(t_zs, d * gh)};  /* zx * sum of W's row */"]
@@ -87,13 +98,18 @@ def qlstm(ctx: LayerCtx) -> str:
             block.append(f"memset(h, 0, sizeof(int32_t) * {bh});")
         block += init_state(ctx, dm, d, "initial_c", "c")
         body = [f"int32_t *hn = h + n * {dm.h};", f"float *cn = c + n * {dm.h};",
-                "/* the MACs: int8 codes into int32 */",
-                f"for (int k = 0; k < {gh}; ++k) {{",
-                "  int32_t ax = -zx_wsum[k], ah = 0;",
-                f"  for (int i = 0; i < {dm.i}; ++i) ax += (int32_t)xt[i] * W[k * {dm.i} + i];",
-                f"  for (int j = 0; j < {dm.h}; ++j) ah += hn[j] * R[k * {dm.h} + j];",
-                "  g[k] = (float)ax * mx[k] + (float)ah * mh[k] + bias[k];",
+                "/* the MACs: int8 codes into int32, along k (vectorised) */",
+                f"for (int k = 0; k < {gh}; ++k) {{ ax[k] = -zx_wsum[k]; ah[k] = 0; }}",
+                f"for (int i = 0; i < {dm.i}; ++i) {{",
+                "  const int32_t xi = xt[i];",
+                f"  for (int k = 0; k < {gh}; ++k) ax[k] += xi * WT[i * {gh} + k];",
                 "}",
+                f"for (int j = 0; j < {dm.h}; ++j) {{",
+                "  const int32_t hj = hn[j];",
+                f"  for (int k = 0; k < {gh}; ++k) ah[k] += hj * RT[j * {gh} + k];",
+                "}",
+                f"for (int k = 0; k < {gh}; ++k)",
+                "  g[k] = (float)ax[k] * mx[k] + (float)ah[k] * mh[k] + bias[k];",
                 "/* the gates, in f32; h leaves as its code */",
                 *lstm_cell(ctx, dm, acts, f"hn[j] = {_quantize('o * hc', sh, zh, y_dt)} - {zh};"),
                 f"{yct} *yt = {plus(ctx.o(0), dm.y_at(Var('t'), d, Var('n')))};",

@@ -62,7 +62,7 @@ def recurrent_scratch(node: Node) -> int:
     """h and (LSTM) c for every batch entry, and G·H pre-activations (GRU: and H more)."""
     dm = Dims.of(node)
     states = 2 if node.op in ("LSTM", "QLSTM") else 1
-    extra = dm.h if node.op == "GRU" else 0
+    extra = {"GRU": dm.h, "QLSTM": 2 * dm.gates * dm.h}.get(node.op, 0)  # QLSTM: int32 sums
     return 4 * (states * dm.b * dm.h + dm.gates * dm.h + extra)
 
 
@@ -167,27 +167,36 @@ def zero_y(ctx: LayerCtx, dm: Dims, ctype: str = "float", fill: str = "0") -> li
 
 
 def _projection(dm: Dims, rows: int, h_rows: int | None = None) -> list[str]:
-    """g[k] = Wb[k] + Rb[k] + W[k]·xt + R[k]·h for k < rows (R only for k < h_rows)."""
+    """g[k] = Wb[k] + Rb[k] + Σ_i xt[i]·W[k, i] + Σ_j h[j]·R[k, j] for k < rows (the R terms
+    only for k < h_rows). W and R are stored transposed (WT[i][k], RT[j][k]) so that the
+    inner loops run along k over independent sums, which the C compiler vectorises."""
     h_rows = rows if h_rows is None else h_rows
-    lines = [f"for (int k = 0; k < {rows}; ++k) {{",
-             "  float acc = Wb[k];",
-             f"  for (int i = 0; i < {dm.i}; ++i) acc += W[k * {dm.i} + i] * xt[i];"]
-    if h_rows == rows:
-        lines += ["  acc += Rb[k];",
-                  f"  for (int j = 0; j < {dm.h}; ++j) acc += R[k * {dm.h} + j] * hn[j];"]
-    else:
-        lines += [f"  if (k < {h_rows}) {{",
-                  "    acc += Rb[k];",
-                  f"    for (int j = 0; j < {dm.h}; ++j) acc += R[k * {dm.h} + j] * hn[j];",
-                  "  }"]
-    return lines + ["  g[k] = acc;", "}"]
+    gh = dm.gates * dm.h
+    rb = "Wb[k] + Rb[k]" if h_rows == rows else f"Wb[k] + (k < {h_rows} ? Rb[k] : 0.0f)"
+    return [f"for (int k = 0; k < {rows}; ++k) g[k] = {rb};",
+            f"for (int i = 0; i < {dm.i}; ++i) {{",
+            f"  const float xi = xt[i], *wi = WT + i * {gh};",
+            f"  for (int k = 0; k < {rows}; ++k) g[k] += xi * wi[k];",
+            "}",
+            f"for (int j = 0; j < {dm.h}; ++j) {{",
+            f"  const float hj = hn[j], *rj = RT + j * {gh};",
+            f"  for (int k = 0; k < {h_rows}; ++k) g[k] += hj * rj[k];",
+            "}"]
+
+
+def transposed(ctx: LayerCtx, operand: str) -> str:
+    """Constant weight ``operand`` (D, G·H, K) as a derived weight (D, K, G·H)."""
+    data = ctx.const(operand)
+    if data is None:
+        raise ctx.fail(f"the C emitter needs {operand.upper()} to be a constant")
+    return ctx.weight(np.ascontiguousarray(np.asarray(data).transpose(0, 2, 1)), f"{operand}T")
 
 
 def weights_of(ctx: LayerCtx, dm: Dims, d: int, zeros: str) -> list[str]:
-    """W, R, Wb, Rb (and P) of direction ``d``."""
+    """WT, RT (transposed), Wb, Rb (and P) of direction ``d``."""
     gh = dm.gates * dm.h
-    lines = [f"const float *W = {plus(ctx.i('w'), d * gh * dm.i)};",
-             f"const float *R = {plus(ctx.i('r'), d * gh * dm.h)};"]
+    lines = [f"const float *WT = {plus(transposed(ctx, 'w'), d * gh * dm.i)};",
+             f"const float *RT = {plus(transposed(ctx, 'r'), d * gh * dm.h)};"]
     if ctx.has("b"):
         lines.append(f"const float *Wb = {plus(ctx.i('b'), d * 2 * gh)}, *Rb = Wb + {gh};")
     else:
@@ -268,22 +277,24 @@ def gru_step(ctx: LayerCtx, dm: Dims, acts: Acts) -> list[str]:
     """z and r from g, then h~ with the reset gate before or after Rh, then h."""
     h = dm.h
     lbr = ctx.a["linear_before_reset"]
-    rh = f"R + {2 * h * h}"
+    gh3 = 3 * h
     lines = [*_projection(dm, 3 * h, h_rows=2 * h),
              f"float *hnew = g + {3 * h};",
              f"for (int j = 0; j < {2 * h}; ++j) {{",
              "  const float v = g[j];", *("  " + ln for ln in acts(0, "a", "v")),
              "  g[j] = a;  /* z, then r */", "}",
-             f"const float *Rh = {rh};",
+             "float *rec = hnew;  /* Rh times h (lbr) or times r*h, then h's new value */",
+             f"for (int j = 0; j < {h}; ++j) rec[j] = Rb[{2 * h} + j];",
+             f"for (int k = 0; k < {h}; ++k) {{",
+             f"  const float v = {'hn[k]' if lbr else f'g[{h} + k] * hn[k]'}, "
+             f"*rk = RT + k * {gh3} + {2 * h};",
+             f"  for (int j = 0; j < {h}; ++j) rec[j] += v * rk[j];",
+             "}",
              f"for (int j = 0; j < {h}; ++j) {{"]
     if lbr:
-        body = [f"float lin = Rb[{2 * h} + j];",
-                f"for (int k = 0; k < {h}; ++k) lin += Rh[j * {h} + k] * hn[k];",
-                f"const float gh = g[{2 * h} + j] + g[{h} + j] * lin;"]
+        body = [f"const float gh = g[{2 * h} + j] + g[{h} + j] * rec[j];"]
     else:
-        body = [f"float rec = Rb[{2 * h} + j];",
-                f"for (int k = 0; k < {h}; ++k) rec += Rh[j * {h} + k] * (g[{h} + k] * hn[k]);",
-                f"const float gh = g[{2 * h} + j] + rec;"]
+        body = [f"const float gh = g[{2 * h} + j] + rec[j];"]
     body += [*acts(1, "hc", "gh"), "hnew[j] = (1.0f - g[j]) * hc + g[j] * hn[j];"]
     lines += [*("  " + ln for ln in body), "}", f"memcpy(hn, hnew, sizeof(float) * {h});"]
     return lines
