@@ -28,6 +28,7 @@ from targets.c.ops_recurrent import (
     recurrent_scratch,
     time_loop,
 )
+from targets.c.stmt import nested
 
 
 def _quantize(v: str, scale: float, zp: int, dt: DType) -> str:
@@ -86,18 +87,18 @@ def qlstm(ctx: LayerCtx) -> str:
                  f"const int32_t *zx_wsum = {plus(t_zs, d * gh)};  /* zx * sum of W's row */"]
         if ctx.has("p"):
             block.append(f"const float *P = {plus(ctx.i('p'), d * 3 * dm.h)};")
+        hn_loop, n = dm.batch()
         if ctx.has("initial_h"):
-            n = Var("n")
             src = plus(ctx.i("initial_h"), dm.state_at(d, n))
-            block += [f"for (int n = 0; n < {dm.b}; ++n) {{",
-                      f"  const float *h0 = {src};",
-                      f"  for (int j = 0; j < {dm.h}; ++j)",
-                      f"    h[n * {dm.h} + j] = {_quantize('h0[j]', sh, zh, y_dt)} - {zh};",
-                      "}"]
+            block += nested([hn_loop], [
+                f"const float *h0 = {src};",
+                f"int32_t *hn = {plus('h', n * dm.h)};",
+                f"for (int j = 0; j < {dm.h}; ++j)",
+                f"  hn[j] = {_quantize('h0[j]', sh, zh, y_dt)} - {zh};"], scoped=True)
         else:
             block.append(f"memset(h, 0, sizeof(int32_t) * {bh});")
         block += init_state(ctx, dm, d, "initial_c", "c")
-        body = [f"int32_t *hn = h + n * {dm.h};", f"float *cn = c + n * {dm.h};",
+        body = [f"int32_t *hn = {plus('h', n * dm.h)};", f"float *cn = {plus('c', n * dm.h)};",
                 "/* the MACs: int8 codes into int32, along k (vectorised) */",
                 f"for (int k = 0; k < {gh}; ++k) {{ ax[k] = -zx_wsum[k]; ah[k] = 0; }}",
                 f"for (int i = 0; i < {dm.i}; ++i) {{",
@@ -112,17 +113,18 @@ def qlstm(ctx: LayerCtx) -> str:
                 "  g[k] = (float)ax[k] * mx[k] + (float)ah[k] * mh[k] + bias[k];",
                 "/* the gates, in f32; h leaves as its code */",
                 *lstm_cell(ctx, dm, acts, f"hn[j] = {_quantize('o * hc', sh, zh, y_dt)} - {zh};"),
-                f"{yct} *yt = {plus(ctx.o(0), dm.y_at(Var('t'), d, Var('n')))};",
+                f"{yct} *yt = {plus(ctx.o(0), dm.y_at(Var('t'), d, n))};",
                 f"for (int j = 0; j < {dm.h}; ++j) yt[j] = ({yct})(hn[j] + {zh});"]
         block += time_loop(ctx, dm, d, body, xct)
-        n = Var("n")
-        block += [f"for (int n = 0; n < {dm.b}; ++n)",
-                  f"  for (int j = 0; j < {dm.h}; ++j) {{",
-                  f"    {yct} *y_h = {plus(ctx.o(1), dm.state_at(d, n))};",
-                  f"    {ctx.ctype(ctx.ot(2))} *y_c = {plus(ctx.o(2), dm.state_at(d, n))};",
-                  f"    y_h[j] = ({yct})(h[n * {dm.h} + j] + {zh});",
-                  f"    y_c[j] = ({ctx.ctype(ctx.ot(2))})"
-                  f"{_quantize(f'c[n * {dm.h} + j]', a['c_scale'], a['c_zp'], c_dt)};",
-                  "  }"]
+        cct = ctx.ctype(ctx.ot(2))
+        block += nested([hn_loop], [
+            f"{yct} *y_h = {plus(ctx.o(1), dm.state_at(d, n))};",
+            f"{cct} *y_c = {plus(ctx.o(2), dm.state_at(d, n))};",
+            f"const int32_t *hn = {plus('h', n * dm.h)};",
+            f"const float *cn = {plus('c', n * dm.h)};",
+            f"for (int j = 0; j < {dm.h}; ++j) {{",
+            f"  y_h[j] = ({yct})(hn[j] + {zh});",
+            f"  y_c[j] = ({cct}){_quantize('cn[j]', a['c_scale'], a['c_zp'], c_dt)};",
+            "}"], scoped=True)
         lines += [f"/* direction {d}: {kind} */", "{", *("  " + ln for ln in block), "}"]
     return "\n".join(lines)

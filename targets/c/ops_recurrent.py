@@ -19,6 +19,7 @@ from ir.ops.recurrent import KINDS, is_reverse, num_directions
 from ir.types import DType
 from targets.c.emitter import LayerCtx, emits, float_lit, offset_expr, plus
 from targets.c.expr import Expr, Var
+from targets.c.stmt import loop, nested
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class Dims:
         t, b = (x.type.shape[1], x.type.shape[0]) if a["layout"] else x.type.shape[:2]
         return Dims(t, b, x.type.shape[2], a["hidden_size"], num_directions(a["direction"]),
                     KINDS["LSTM" if node.op == "QLSTM" else node.op][0], a["layout"])
+
+    def batch(self) -> tuple[str | None, Expr]:
+        """The loop over batch entries (none for one entry) and its index ``n``."""
+        return loop("n", self.b)
 
     def x_at(self, t: Expr, n: Expr) -> Expr:
         return offset_expr([n, t], [self.t * self.i, self.i]) if self.layout else \
@@ -119,20 +124,23 @@ class Acts:
 
 def time_loop(ctx: LayerCtx, dm: Dims, d: int, body: list[str], xtype: str = "float"
               ) -> list[str]:
-    """The steps of direction ``d``: ``t`` (the time index), ``n`` (the batch entry) and
-    ``xt`` (x at (t, n)) are defined for ``body``."""
+    """The steps of direction ``d``: ``t`` (the time index), the batch entry (``dm.batch()``)
+    and ``xt`` (x at (t, n)) are defined for ``body``."""
     reverse = is_reverse(ctx.a["direction"], d)
-    n = Var("n", 0, dm.b - 1)
+    hs, s = loop("s", dm.t)
+    hn, n = dm.batch()
     head: list[str] = []
     if ctx.has("sequence_lens"):
-        head += [f"const int len = (int){ctx.i('sequence_lens')}[n];",
-                 "if (s >= len) continue;",
-                 f"const int t = {'len - 1 - s' if reverse else 's'};"]
+        head += [f"const int len = (int){ctx.i('sequence_lens')}[{n}];",
+                 f"const int t = {f'len - 1 - {s}' if reverse else s};"]
+        if hs or hn:
+            head.insert(1, f"if ({s} >= len) continue;")
+        else:
+            body = ["if (len > 0) {", *("  " + ln for ln in body), "}"]
     else:
-        head += [f"const int t = {dm.t - 1} - s;" if reverse else "const int t = s;"]
+        head += [f"const int t = {(dm.t - 1) - s if reverse else s};"]
     head.append(f"const {xtype} *xt = {plus(ctx.i('x'), dm.x_at(Var('t'), n))};")
-    inner = [f"for (int n = 0; n < {dm.b}; ++n) {{", *("  " + ln for ln in head + body), "}"]
-    return [f"for (int s = 0; s < {dm.t}; ++s) {{", *("  " + ln for ln in inner), "}"]
+    return nested([hs, hn], head + body, scoped=True)
 
 
 def init_state(ctx: LayerCtx, dm: Dims, d: int, operand: str, dst: str) -> list[str]:
@@ -141,19 +149,17 @@ def init_state(ctx: LayerCtx, dm: Dims, d: int, operand: str, dst: str) -> list[
     if not ctx.has(operand):
         return [f"memset({dst}, 0, sizeof(float) * {size});"]
     src = ctx.i(operand)
-    n = Var("n")
-    return [f"for (int n = 0; n < {dm.b}; ++n)",
-            f"  memcpy({dst} + n * {dm.h}, {plus(src, dm.state_at(d, n))}, "
-            f"sizeof(float) * {dm.h});"]
+    hn, n = dm.batch()
+    return nested([hn], [f"memcpy({plus(dst, n * dm.h)}, {plus(src, dm.state_at(d, n))}, "
+                         f"sizeof(float) * {dm.h});"])
 
 
 def final_state(ctx: LayerCtx, dm: Dims, d: int, out: int, src: str, ctype: str = "float"
                 ) -> list[str]:
     """Copy scratch state ``src`` (B, H) to row d of output ``out`` (Y_h or Y_c)."""
-    n = Var("n")
-    return [f"for (int n = 0; n < {dm.b}; ++n)",
-            f"  memcpy({plus(ctx.o(out), dm.state_at(d, n))}, {src} + n * {dm.h}, "
-            f"sizeof({ctype}) * {dm.h});"]
+    hn, n = dm.batch()
+    return nested([hn], [f"memcpy({plus(ctx.o(out), dm.state_at(d, n))}, "
+                         f"{plus(src, n * dm.h)}, sizeof({ctype}) * {dm.h});"])
 
 
 def zero_y(ctx: LayerCtx, dm: Dims, ctype: str = "float", fill: str = "0") -> list[str]:
@@ -251,9 +257,10 @@ def recurrent(ctx: LayerCtx) -> str:
         per_dir = KINDS[op][1]
         acts = Acts(ctx, d, per_dir)
         kind = "reverse" if is_reverse(ctx.a["direction"], d) else "forward"
-        body = [f"float *hn = h + n * {dm.h};"]
+        n = dm.batch()[1]
+        body = [f"float *hn = {plus('h', n * dm.h)};"]
         if op == "LSTM":
-            body += [f"float *cn = c + n * {dm.h};", *_projection(dm, 4 * dm.h),
+            body += [f"float *cn = {plus('c', n * dm.h)};", *_projection(dm, 4 * dm.h),
                      *lstm_cell(ctx, dm, acts)]
         elif op == "GRU":
             body += gru_step(ctx, dm, acts)
@@ -261,7 +268,7 @@ def recurrent(ctx: LayerCtx) -> str:
             body += [*_projection(dm, dm.h), f"for (int j = 0; j < {dm.h}; ++j) {{",
                      "  const float v = g[j];", *("  " + ln for ln in acts(0, "hj", "v")),
                      "  hn[j] = hj;", "}"]
-        body += [f"memcpy({plus(ctx.o(0), dm.y_at(Var('t'), d, Var('n')))}, hn, "
+        body += [f"memcpy({plus(ctx.o(0), dm.y_at(Var('t'), d, n))}, hn, "
                  f"sizeof(float) * {dm.h});"]
         block = [*weights_of(ctx, dm, d, zeros), *init_state(ctx, dm, d, "initial_h", "h")]
         if op == "LSTM":
