@@ -86,11 +86,12 @@ def test_recurrent_c_matches_interpreter(case: str, tmp_path: Path) -> None:
 # may differ in the last bit, so a code of h (and through it later steps) may move by one step
 # where h lands on a rounding boundary: codes then agree within 1, nearly all exactly.
 
-def quantised_lstm(layout: int, acts: list[str] | None, **cfg: Any) -> tuple[Graph, dict]:
-    """A float graph of one LSTM (all outputs), calibrated on random inputs and quantised:
-    Quantize -> QLSTM -> Dequantize per output."""
+def quantised_lstm(layout: int, acts: list[str] | None, act_dtype: DType = DType.u8,
+                   **cfg: Any) -> tuple[Graph, dict]:
+    """A float graph of one LSTM (all outputs), calibrated on random inputs and quantised
+    with ``act_dtype`` activations: Quantize -> QLSTM -> Dequantize per output."""
     from compiler.quant.calibrate import calibrate
-    from compiler.quant.quantize import quantize_graph
+    from compiler.quant.quantize import QuantConfig, quantize_graph
     from ir.verifier import verify
 
     rng = np.random.default_rng(5)
@@ -101,7 +102,7 @@ def quantised_lstm(layout: int, acts: list[str] | None, **cfg: Any) -> tuple[Gra
         seq = g.add_const(np.array([T, 2, 1], np.int32), "lens")
     layer(g, x, "LSTM", rng, layout=layout, seq=seq, acts=acts, **cfg)
     calib = rng.standard_normal((8, *x.type.shape)).astype(np.float32)
-    q = quantize_graph(g, calibrate(g, {"x": calib}, "minmax"))
+    q = quantize_graph(g, calibrate(g, {"x": calib}, "minmax"), QuantConfig(act_dtype=act_dtype))
     verify(q)
     assert q.op_counts().get("QLSTM") == 1 and "LSTM" not in q.op_counts()
     return q, {"x": rng.standard_normal(x.type.shape).astype(np.float32)}
@@ -112,7 +113,8 @@ EXACT = ["HardSigmoid", "Softsign", "Softsign"]
 
 @pytest.mark.parametrize("layout,cfg", [
     (0, {"direction": "bidirectional", "initial": True, "peep": True, "seq": True}),
-    (1, {"direction": "reverse", "clip": 0.9, "input_forget": True, "initial": True}),
+    (1, {"direction": "reverse", "clip": 0.9, "input_forget": True, "initial": True,
+         "act_dtype": DType.i8}),
 ])
 def test_qlstm_c_bit_exact_with_exact_activations(layout: int, cfg: dict[str, Any],
                                                    tmp_path: Path) -> None:
