@@ -1,4 +1,4 @@
-"""QLSTM: the LSTM whose two projections are 8-bit multiply-accumulates.
+"""QLSTM and QGRU: the LSTM and GRU whose projections are 8-bit multiply-accumulates.
 
 Design (what is integer and what is float, and why):
 
@@ -19,11 +19,13 @@ Design (what is integer and what is float, and why):
   int8 tensor the next integer layer reads. c stays f32 inside; Y_c is quantised at the end
   (c_scale, c_zp). An initial h is quantised like h, an initial c is used as is.
 
-So given the same codes, the accumulators and the pre-activations g are exact in any target
-(integers, then the same f32 operations in the same order); the activations call exp/tanh,
-whose last bit differs between libm and numpy, so a code of h may differ by one step where
-h lands on a rounding boundary. Shapes and attributes are LSTM's (ir/ops/recurrent.py), with
-w (D·4H, I) and r (D·4H, H) as 2-D int8 tensors (per-channel on axis 0).
+QGRU is the same design for the GRU (gates z, r, h; see :class:`QGRU` for where its reset
+gate meets the integer MACs). So given the same codes, the accumulators and the
+pre-activations g are exact in any target (integers, then the same f32 operations in the
+same order); the activations call exp/tanh, whose last bit differs between libm and numpy,
+so a code of h may differ by one step where h lands on a rounding boundary. Shapes and
+attributes are LSTM's and GRU's (ir/ops/recurrent.py), with w (D·G·H, I) and r (D·G·H, H) as
+2-D int8 tensors (per-channel on axis 0).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 from ir import qmath
 from ir.ops.qcommon import OUT_ATTRS, out_type, quantized
 from ir.ops.recurrent import (
+    GRU,
     LSTM,
     State,
     Step,
@@ -163,3 +166,96 @@ class QLSTM:
         y, yh, yc = run_directions("LSTM", states, a, cell, x_time=xc)
         as_codes = [(v.astype(np.int64) + zh).astype(y_t.dtype.np) for v in (y, yh)]
         return [*as_codes, qmath.quantize(yc, a["c_scale"], a["c_zp"], c_t.dtype)]
+
+
+@register
+class QGRU:
+    """GRU with int8 projections into int32 accumulators and float gates (module doc); with
+    A_x = f32(Σ(xq−zx)·wq)·mx + Wb and A_h(v) = f32(Σ(v−zh)·rq)·mh + Rb per gate row:
+
+        z, r = f(A_x + A_h(hq))      h~ = g(A_x + r⊙A_h(hq))          (linear_before_reset)
+                                     h~ = g(A_x + A_h(quantize(r⊙h)))  (otherwise: r⊙h lies
+                                          within h's range, so it takes h's codes)
+        h' = (1 − z)⊙h~ + z⊙h        hq' = quantize(h', out_scale, out_zp)
+
+    where h = (hq − zh)·sh in f32. Outputs Y and Y_h, codes of h (out_*)."""
+
+    operands = GRU.operands
+    outputs = 2
+    typed = True
+    flops = recurrent_flops
+    attrs = {**GRU.attrs, **OUT_ATTRS}
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        op = "QGRU"
+        x, w, r = ins[0], ins[1], ins[2]
+        require(x is not None and w is not None and r is not None, f"{op}: x, w, r are required")
+        assert x is not None and w is not None and r is not None
+        quantized(op, x, "x")
+        d, gh = num_directions(a["direction"]), 3 * a["hidden_size"]
+        for name, t, k in (("w", w, x.shape[2]), ("r", r, a["hidden_size"])):
+            q = quantized(op, t, name, per_tensor=False, dtypes=(DType.i8,))
+            require(t.shape == (d * gh, k), f"{op}: {name} must be i8[{d * gh}, {k}], got {t}")
+            require(not q.per_channel or (q.axis == 0 and len(q.scale) == d * gh),
+                    f"{op}: {name}'s per-channel scales must run along axis 0")
+        for name, t in (("b", ins[3] if len(ins) > 3 else None),
+                        ("initial_h", ins[5] if len(ins) > 5 else None)):
+            require(t is None or (t.dtype is DType.f32 and t.quant is None),
+                    f"{op}: {name} must be f32")
+        float_ins = [x.with_dtype(DType.f32), TensorType((d, gh, x.shape[2]), DType.f32),
+                     TensorType((d, gh, a["hidden_size"]), DType.f32), *ins[3:]]
+        y, yh = recurrent_infer("GRU", float_ins, a)
+        codes = out_type(op, y.shape, a)
+        return [codes, codes.with_shape(yh.shape)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs, in_types: list[TensorType | None],
+                out_types: list[TensorType]) -> list[np.ndarray]:
+        x, w, r = ins[0], ins[1], ins[2]
+        tx, tw, tr = in_types[0], in_types[1], in_types[2]
+        assert x is not None and w is not None and r is not None
+        assert tx is not None and tw is not None and tr is not None and tx.quant is not None
+        y_t = out_types[0]
+        zx, zh = tx.quant.zero_point[0], a["out_zp"]
+        sh = np.float32(a["out_scale"])
+        mx, mh = gate_multipliers(tx, tw, tr, a)
+        h_ = a["hidden_size"]
+        gh = 3 * h_
+
+        def codes_of(h: np.ndarray) -> np.ndarray:
+            return (qmath.quantize(h, sh, zh, y_t.dtype).astype(np.int64) - zh).astype(
+                np.float32)
+
+        def cell(d: int, ins: Sequence[np.ndarray | None]) -> Step:
+            rows = slice(d * gh, (d + 1) * gh)
+            wd, rd = w[rows].astype(np.int64), r[rows].astype(np.int64)
+            mxd, mhd = mx[rows], mh[rows]
+            b = ins[3] if len(ins) > 3 else None
+            bd = np.zeros(2 * gh, np.float32) if b is None else np.asarray(b[d], np.float32)
+            wb, rb = bd[:gh], bd[gh:]
+            f, g = direction_acts(a, d, 2)
+            lbr = a["linear_before_reset"]
+            h_rows = gh if lbr else 2 * h_
+
+            def step(xt: np.ndarray, s: State) -> State:
+                hc = s[0]
+                h = hc * sh  # (hq − zh)·sh, as qmath.dequantize computes it
+                ax = _exact(xt @ wd.T) * mxd + wb
+                ah = _exact(hc.astype(np.int64) @ rd[:h_rows].T) * mhd[:h_rows] + rb[:h_rows]
+                z, rg = f(ax[:, :h_] + ah[:, :h_]), f(ax[:, h_:2 * h_] + ah[:, h_:2 * h_])
+                if lbr:
+                    hh = g(ax[:, 2 * h_:] + rg * ah[:, 2 * h_:])
+                else:
+                    rh = codes_of(rg * h).astype(np.int64)
+                    hh = g(ax[:, 2 * h_:] + (_exact(rh @ rd[2 * h_:].T) * mhd[2 * h_:]
+                                             + rb[2 * h_:]))
+                return (codes_of((np.float32(1) - z) * hh + z * h),)
+            return step
+
+        h0 = ins[5] if len(ins) > 5 else None
+        states = list(ins) + [None] * (6 - len(ins))
+        states[5] = None if h0 is None else codes_of(np.asarray(h0, np.float32))
+        xc = time_major(x, a["layout"]).astype(np.int64) - zx
+        y, yh = run_directions("GRU", states, a, cell, x_time=xc)
+        return [(v.astype(np.int64) + zh).astype(y_t.dtype.np) for v in (y, yh)]

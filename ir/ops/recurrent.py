@@ -257,26 +257,33 @@ def _float_x(op: str, ins: Sequence[TensorType | None]) -> None:
         raise OpError(f"{op}: x must be a float tensor")
 
 
-def quantize_lstm(ctx: QuantContext, node: Node) -> None:
-    """LSTM → QLSTM (ir/ops/qrecurrent.py, whose docstring gives the design): the input and
-    recurrent projections as int8 MACs (W and R quantised per gate row), the gates in f32,
-    h quantised every step to Y's calibrated parameters (so Y is 8-bit codes the next layer
-    reads), Y_c to its own. Needs W, R (and B, P) constant; the states and lengths pass."""
+def quantize_recurrent(ctx: QuantContext, node: Node) -> None:
+    """LSTM → QLSTM, GRU → QGRU (ir/ops/qrecurrent.py, whose docstring gives the design): the
+    input and recurrent projections as int8 MACs (W and R quantised per gate row), the gates
+    in f32, h quantised every step to Y's calibrated parameters (so Y is 8-bit codes the next
+    layer reads), LSTM's Y_c to its own. Needs W, R (and B, P) constant; the initial states
+    and the lengths pass unchanged."""
     w, r = node.w, node.r
+    lstm = node.op == "LSTM"
+    consts = (node.b, node.p) if lstm else (node.b,)
     needs(ctx.is_constant(w) and ctx.is_constant(r) and node.x is not None
-          and all(v is None or ctx.is_constant(v) for v in (node.b, node.p)))
+          and all(v is None or ctx.is_constant(v) for v in consts))
     xq = ctx.act(node.x)
-    y, c = ctx.out_params(node.outputs[0]), ctx.out_params(node.outputs[2])
-    needs(c.dtype is y.dtype)
+    y = ctx.out_params(node.outputs[0])
+    attrs = {**node.attrs, **y.attrs()}
+    if lstm:
+        c = ctx.out_params(node.outputs[2])
+        needs(c.dtype is y.dtype)
+        attrs.update(c_scale=c.scale, c_zp=c.zero_point)
     wf, rf = np.asarray(ctx.constant(w)), np.asarray(ctx.constant(r))
     wq, _ = ctx.weights(node, node.x, xq, wf.reshape(-1, wf.shape[2]), None)
     rq, _ = ctx.weights(node, node.outputs[0], xq, rf.reshape(-1, rf.shape[2]), None)
-    ins = [xq, wq, rq, *(ctx.other(v) for v in (node.b, node.sequence_lens, node.initial_h,
-                                                node.initial_c, node.p))]
+    rest = (node.b, node.sequence_lens, node.initial_h) + (
+        (node.initial_c, node.p) if lstm else ())
+    ins = [xq, wq, rq, *(ctx.other(v) for v in rest)]
     while ins[-1] is None:
         ins.pop()
-    attrs = {**node.attrs, **y.attrs(), "c_scale": c.scale, "c_zp": c.zero_point}
-    ctx.emit("QLSTM", ins, attrs, [node], list(node.outputs))
+    ctx.emit("Q" + node.op, ins, attrs, [node], list(node.outputs))
 
 
 @register
@@ -293,7 +300,7 @@ class LSTM:
     operands = ("x", "w", "r", "b?", "sequence_lens?", "initial_h?", "initial_c?", "p?")
     outputs = 3
     flops = recurrent_flops
-    quantized = quantize_lstm
+    quantized = quantize_recurrent
     attrs = {**_COMMON_ATTRS,
              "input_forget": Attr("bool", False, "couple the forget gate to 1 - input gate")}
 
@@ -332,6 +339,7 @@ class GRU:
     operands = ("x", "w", "r", "b?", "sequence_lens?", "initial_h?")
     outputs = 2
     flops = recurrent_flops
+    quantized = quantize_recurrent
     attrs = {**_COMMON_ATTRS,
              "linear_before_reset": Attr("bool", False, "apply Rh before the reset gate")}
 

@@ -41,7 +41,7 @@ class Dims:
         a = node.attrs
         t, b = (x.type.shape[1], x.type.shape[0]) if a["layout"] else x.type.shape[:2]
         return Dims(t, b, x.type.shape[2], a["hidden_size"], num_directions(a["direction"]),
-                    KINDS["LSTM" if node.op == "QLSTM" else node.op][0], a["layout"])
+                    KINDS[node.op.removeprefix("Q")][0], a["layout"])
 
     def batch(self) -> tuple[str | None, Expr]:
         """The loop over batch entries (none for one entry) and its index ``n``."""
@@ -67,7 +67,9 @@ def recurrent_scratch(node: Node) -> int:
     """h and (LSTM) c for every batch entry, and G·H pre-activations (GRU: and H more)."""
     dm = Dims.of(node)
     states = 2 if node.op in ("LSTM", "QLSTM") else 1
-    extra = {"GRU": dm.h, "QLSTM": 2 * dm.gates * dm.h}.get(node.op, 0)  # QLSTM: int32 sums
+    # GRU: h's next value; QLSTM: two int32 sums; QGRU: those, h in f32 and the codes of r*h
+    extra = {"GRU": dm.h, "QLSTM": 2 * dm.gates * dm.h,
+             "QGRU": 2 * dm.gates * dm.h + 2 * dm.h}.get(node.op, 0)
     return 4 * (states * dm.b * dm.h + dm.gates * dm.h + extra)
 
 

@@ -78,7 +78,7 @@ def test_recurrent_c_matches_interpreter(case: str, tmp_path: Path) -> None:
     check_graph(g, tmp_path, feeds=feeds)
 
 
-# -- QLSTM ------------------------------------------------------------------------------------
+# -- QLSTM, QGRU -------------------------------------------------------------------------------
 # Its integer part (int8 codes into int32 accumulators) and the f32 arithmetic that turns the
 # accumulators into gate pre-activations are the interpreter's operations in the interpreter's
 # order, so with activations made of +, *, / and comparisons only (HardSigmoid, Softsign) the
@@ -86,53 +86,59 @@ def test_recurrent_c_matches_interpreter(case: str, tmp_path: Path) -> None:
 # may differ in the last bit, so a code of h (and through it later steps) may move by one step
 # where h lands on a rounding boundary: codes then agree within 1, nearly all exactly.
 
-def quantised_lstm(layout: int, acts: list[str] | None, act_dtype: DType = DType.u8,
-                   **cfg: Any) -> tuple[Graph, dict]:
-    """A float graph of one LSTM (all outputs), calibrated on random inputs and quantised
-    with ``act_dtype`` activations: Quantize -> QLSTM -> Dequantize per output."""
+def quantised(op: str, layout: int, acts: list[str] | None, act_dtype: DType = DType.u8,
+              **cfg: Any) -> tuple[Graph, dict]:
+    """A float graph of one LSTM or GRU (all outputs), calibrated on random inputs and
+    quantised with ``act_dtype`` activations: Quantize -> QLSTM/QGRU -> Dequantize each."""
     from compiler.quant.calibrate import calibrate
     from compiler.quant.quantize import QuantConfig, quantize_graph
     from ir.verifier import verify
 
     rng = np.random.default_rng(5)
-    g = Graph("qlstm")
+    g = Graph(f"q{op.lower()}")
     x = g.add_input("x", TensorType((B, T, I) if layout else (T, B, I), DType.f32))
     seq = None
     if cfg.pop("seq", False):
         seq = g.add_const(np.array([T, 2, 1], np.int32), "lens")
-    layer(g, x, "LSTM", rng, layout=layout, seq=seq, acts=acts, **cfg)
+    layer(g, x, op, rng, layout=layout, seq=seq, acts=acts, **cfg)
     calib = rng.standard_normal((8, *x.type.shape)).astype(np.float32)
     q = quantize_graph(g, calibrate(g, {"x": calib}, "minmax"), QuantConfig(act_dtype=act_dtype))
     verify(q)
-    assert q.op_counts().get("QLSTM") == 1 and "LSTM" not in q.op_counts()
+    assert q.op_counts().get("Q" + op) == 1 and op not in q.op_counts()
     return q, {"x": rng.standard_normal(x.type.shape).astype(np.float32)}
 
 
-EXACT = ["HardSigmoid", "Softsign", "Softsign"]
+EXACT = ["HardSigmoid", "Softsign", "Softsign"]  # f, g, h: no libm call
 
 
-@pytest.mark.parametrize("layout,cfg", [
-    (0, {"direction": "bidirectional", "initial": True, "peep": True, "seq": True}),
-    (1, {"direction": "reverse", "clip": 0.9, "input_forget": True, "initial": True,
-         "act_dtype": DType.i8}),
+@pytest.mark.parametrize("op,layout,cfg", [
+    ("LSTM", 0, {"direction": "bidirectional", "initial": True, "peep": True, "seq": True}),
+    ("LSTM", 1, {"direction": "reverse", "clip": 0.9, "input_forget": True, "initial": True,
+                 "act_dtype": DType.i8}),
+    ("GRU", 0, {"direction": "bidirectional", "initial": True, "seq": True}),
+    ("GRU", 1, {"direction": "reverse", "linear_before_reset": True, "initial": True,
+                "act_dtype": DType.i8}),
 ])
-def test_qlstm_c_bit_exact_with_exact_activations(layout: int, cfg: dict[str, Any],
-                                                   tmp_path: Path) -> None:
-    q, feeds = quantised_lstm(layout, EXACT * (2 if cfg["direction"] == "bidirectional" else 1),
-                              **cfg)
+def test_quantised_recurrent_c_bit_exact_with_exact_activations(
+        op: str, layout: int, cfg: dict[str, Any], tmp_path: Path) -> None:
+    per_dir = KINDS[op][1]
+    acts = EXACT[:per_dir] * (2 if cfg["direction"] == "bidirectional" else 1)
+    q, feeds = quantised(op, layout, acts, **cfg)
     got = run_c(q, feeds, tmp_path)
     want = interpret(q, feeds)
     for name, w in want.items():
         np.testing.assert_array_equal(got[name], w, err_msg=name)
 
 
-def test_qlstm_c_with_libm_gates_within_one_code(tmp_path: Path) -> None:
-    q, feeds = quantised_lstm(0, None, direction="bidirectional", seq=True, initial=True)
+@pytest.mark.parametrize("op,cfg", [("LSTM", {}), ("GRU", {"linear_before_reset": False})])
+def test_quantised_recurrent_c_with_libm_gates_within_one_code(op: str, cfg: dict[str, Any],
+                                                               tmp_path: Path) -> None:
+    q, feeds = quantised(op, 0, None, direction="bidirectional", seq=True, initial=True, **cfg)
     got = run_c(q, feeds, tmp_path)
     want = interpret(q, feeds)
     made_by = q.producers()
     for v in q.outputs:
-        dq = made_by[id(v)]  # the Dequantize of a QLSTM output: compare codes
+        dq = made_by[id(v)]  # the Dequantize of a QLSTM/QGRU output: compare codes
         assert dq.op == "Dequantize"
         scale = dq.inputs[0].type.quant.scale[0]
         steps = np.abs(got[v.name].astype(np.float64) - want[v.name]) / scale

@@ -50,3 +50,23 @@ def test_skipped_lstm_stays_float() -> None:
                        QuantConfig(skip_layers=frozenset({name})))
     assert q.op_counts().get("LSTM") == 1 and "QLSTM" not in q.op_counts()
     assert _sqnr(run(g, {"x": x})["y"], run(q, {"x": x})["y"]) > 25
+
+
+def test_gru_becomes_qgru_both_reset_forms() -> None:
+    """Both placements of the reset gate quantise (QGRU); r*h takes h's codes when the
+    reset gate comes before Rh. Signal-to-noise above 25 dB (31-34 dB measured)."""
+    from tests.ops.test_recurrent import recurrent_model
+
+    rng = np.random.default_rng(3)
+    for lbr in (0, 1):
+        model, _ = recurrent_model("GRU", t=12, inp=8, hidden=16, direction="bidirectional",
+                                   linear_before_reset=lbr, seq_lens=[12, 5, 2], initial=True)
+        g = import_model(model)
+        calib = rng.standard_normal((8, 12, 3, 8)).astype(np.float32)
+        q = quantize_graph(g, calibrate(g, {"X": calib}, "minmax"))
+        verify(q)
+        assert q.op_counts() == {"Quantize": 1, "QGRU": 1, "Dequantize": 2}
+        x = rng.standard_normal((12, 3, 8)).astype(np.float32)
+        want, got = run(g, {"X": x}), run(q, {"X": x})
+        for v in g.outputs:
+            assert _sqnr(want[v.name], got[v.name]) > 25, (lbr, v.name)
