@@ -240,15 +240,15 @@ _COMMON_ATTRS = {
 
 def recurrent_flops(node: Node) -> tuple[int, int]:
     """Per step and direction, a (G·H, I) and a (G·H, H) projection per batch entry; the
-    gates' arithmetic is a few FLOPs per gate element."""
-    x, w, r = node.x, node.w, node.r
-    if x is None or w is None or r is None:
+    gates' arithmetic is a few FLOPs per gate element. (Also the quantised forms' rule.)"""
+    x, a = node.x, node.attrs
+    if x is None:
         return 0, 0
-    d, gh, i = w.type.shape
-    h = r.type.shape[2]
-    t, b = (x.type.shape[1], x.type.shape[0]) if node.attrs["layout"] else x.type.shape[:2]
-    macs = t * b * d * gh * (i + h)
-    return macs, 2 * macs + 4 * t * b * d * gh
+    t, b = (x.type.shape[1], x.type.shape[0]) if a["layout"] else x.type.shape[:2]
+    gh = KINDS[node.op.removeprefix("Q")][0] * a["hidden_size"]
+    rows = t * b * num_directions(a["direction"]) * gh
+    macs = rows * (x.type.shape[2] + a["hidden_size"])
+    return macs, 2 * macs + 4 * rows
 
 
 def _float_x(op: str, ins: Sequence[TensorType | None]) -> None:
