@@ -162,7 +162,7 @@ class QLSTM:
         h0 = ins[5] if len(ins) > 5 else None
         states = list(ins) + [None] * (8 - len(ins))
         states[5] = None if h0 is None else codes_of(np.asarray(h0, np.float32))
-        xc = time_major(x, a["layout"]).astype(np.int64) - zx
+        xc = time_major(x, a["batch_major"]).astype(np.int64) - zx
         y, yh, yc = run_directions("LSTM", states, a, cell, x_time=xc)
         as_codes = [(v.astype(np.int64) + zh).astype(y_t.dtype.np) for v in (y, yh)]
         return [*as_codes, qmath.quantize(yc, a["c_scale"], a["c_zp"], c_t.dtype)]
@@ -256,6 +256,6 @@ class QGRU:
         h0 = ins[5] if len(ins) > 5 else None
         states = list(ins) + [None] * (6 - len(ins))
         states[5] = None if h0 is None else codes_of(np.asarray(h0, np.float32))
-        xc = time_major(x, a["layout"]).astype(np.int64) - zx
+        xc = time_major(x, a["batch_major"]).astype(np.int64) - zx
         y, yh = run_directions("GRU", states, a, cell, x_time=xc)
         return [(v.astype(np.int64) + zh).astype(y_t.dtype.np) for v in (y, yh)]

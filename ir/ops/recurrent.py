@@ -8,8 +8,9 @@ All three run one cell per time step and direction; they share the time loop
     Y (T, D, B, H)   Y_h / Y_c (D, B, H)
 
 with D = 2 for ``bidirectional`` (direction 0 forward, 1 reverse), else 1, and G the number
-of gates (LSTM 4 in the order i, o, f, c; GRU 3 in the order z, r, h; RNN 1). Layout 1 is
-batch-major: x (B, T, I), Y (B, T, D, H), Y_h / Y_c / initial states (B, D, H).
+of gates (LSTM 4 in the order i, o, f, c; GRU 3 in the order z, r, h; RNN 1). ONNX's
+layout 1 (the IR attribute ``batch_major``, named apart from the targets' ``layout``
+annotation) is batch-major: x (B, T, I), Y (B, T, D, H), Y_h / Y_c / initial states (B, D, H).
 
 A batch entry b runs its first ``sequence_lens[b]`` steps (the reverse direction starts at
 step sequence_lens[b] - 1); Y is 0 past them and Y_h / Y_c are the state after its last step.
@@ -96,7 +97,6 @@ def check_attrs(op: str, a: Attrs) -> None:
     _, per_dir, _, _ = KINDS[op]
     require(a["direction"] in ("forward", "reverse", "bidirectional"),
             f"{op}: direction must be forward, reverse or bidirectional, got {a['direction']!r}")
-    require(a["layout"] in (0, 1), f"{op}: layout must be 0 or 1, got {a['layout']}")
     n = per_dir * num_directions(a["direction"])
     for key in ("activations", "activation_alpha", "activation_beta"):
         require(len(a[key]) == n, f"{op}: {key} needs {n} entries ({per_dir} per direction), "
@@ -115,7 +115,7 @@ def recurrent_infer(op: str, ins: Sequence[TensorType | None], a: Attrs) -> list
     x, w, r = require_inputs(op, list(ins), 3)
     require(x.rank == 3, f"{op}: x must have rank 3, got {list(x.shape)}")
     d, h = num_directions(a["direction"]), a["hidden_size"]
-    t, b, i = (x.shape[1], x.shape[0], x.shape[2]) if a["layout"] else x.shape
+    t, b, i = (x.shape[1], x.shape[0], x.shape[2]) if a["batch_major"] else x.shape
     want = {"w": (d, gates * h, i), "r": (d, gates * h, h), "b": (d, 2 * gates * h),
             "sequence_lens": (b,), "initial_h": (d, b, h), "initial_c": (d, b, h),
             "p": (d, 3 * h)}
@@ -124,15 +124,15 @@ def recurrent_infer(op: str, ins: Sequence[TensorType | None], a: Attrs) -> list
         if tp is None:
             continue
         shape = want[name]
-        if a["layout"] and name.startswith("initial"):
+        if a["batch_major"] and name.startswith("initial"):
             shape = (b, d, h)
         require(tp.shape == shape, f"{op}: {name} must have shape {list(shape)}, "
                 f"got {list(tp.shape)}")
         if name == "sequence_lens":
             require(tp.dtype in (DType.i32, DType.i64), f"{op}: sequence_lens must be int32")
     ydt = DType.f32 if x.quant is not None else x.dtype
-    y = (b, t, d, h) if a["layout"] else (t, d, b, h)
-    state = (b, d, h) if a["layout"] else (d, b, h)
+    y = (b, t, d, h) if a["batch_major"] else (t, d, b, h)
+    state = (b, d, h) if a["batch_major"] else (d, b, h)
     return [TensorType(y, ydt)] + [TensorType(state, ydt)] * (n_out - 1)
 
 
@@ -175,7 +175,7 @@ def run_directions(op: str, ins: Sequence[np.ndarray | None], a: Attrs,
     n_out = KINDS[op][3]
     x = ins[0]
     assert x is not None
-    layout = a["layout"]
+    layout = int(a["batch_major"])
     xt = time_major(x, layout) if x_time is None else x_time
     t_len, batch = xt.shape[:2]
     seq = ins[4] if len(ins) > 4 else None
@@ -234,7 +234,8 @@ _COMMON_ATTRS = {
     "activation_alpha": Attr("floats", doc="alpha of each activation (its default if unused)"),
     "activation_beta": Attr("floats", doc="beta of each activation (its default if unused)"),
     "clip": Attr("float", 0.0, "activation inputs are clipped to [-clip, clip]; 0: no clip"),
-    "layout": Attr("int", 0, "0: time-major x (T, B, I); 1: batch-major x (B, T, I)"),
+    "batch_major": Attr("bool", False, "x is (B, T, I), Y (B, T, D, H), states (B, D, H) "
+                        "(ONNX layout = 1); else time-major"),
 }
 
 
@@ -244,7 +245,7 @@ def recurrent_flops(node: Node) -> tuple[int, int]:
     x, a = node.x, node.attrs
     if x is None:
         return 0, 0
-    t, b = (x.type.shape[1], x.type.shape[0]) if a["layout"] else x.type.shape[:2]
+    t, b = (x.type.shape[1], x.type.shape[0]) if a["batch_major"] else x.type.shape[:2]
     gh = KINDS[node.op.removeprefix("Q")][0] * a["hidden_size"]
     rows = t * b * num_directions(a["direction"]) * gh
     macs = rows * (x.type.shape[2] + a["hidden_size"])

@@ -39,9 +39,9 @@ class Dims:
         x, r = node.x, node.r
         assert x is not None and r is not None
         a = node.attrs
-        t, b = (x.type.shape[1], x.type.shape[0]) if a["layout"] else x.type.shape[:2]
+        t, b = (x.type.shape[1], x.type.shape[0]) if a["batch_major"] else x.type.shape[:2]
         return Dims(t, b, x.type.shape[2], a["hidden_size"], num_directions(a["direction"]),
-                    KINDS[node.op.removeprefix("Q")][0], a["layout"])
+                    KINDS[node.op.removeprefix("Q")][0], int(a["batch_major"]))
 
     def batch(self) -> tuple[str | None, Expr]:
         """The loop over batch entries (none for one entry) and its index ``n``."""

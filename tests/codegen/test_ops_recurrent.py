@@ -39,7 +39,8 @@ def layer(g: Graph, x: Any, op: str, rng: np.random.Generator, *, direction: str
     if op == "LSTM":
         ins += [const(state, "c0") if initial else None, const((d, 3 * H), "p") if peep else None]
     names = (acts or list(defaults)) * (d if acts is None or len(acts) == per_dir else 1)
-    full = {"hidden_size": H, "direction": direction, "layout": layout, "activations": names,
+    full = {"hidden_size": H, "direction": direction, "batch_major": bool(layout),
+            "activations": names,
             "activation_alpha": [ACTIVATIONS[n][1] for n in names],
             "activation_beta": [ACTIVATIONS[n][2] for n in names], **attrs}
     node = make_node(g, op, ins, full, name=f"{op.lower()}{len(g.nodes)}")

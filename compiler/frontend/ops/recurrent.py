@@ -79,7 +79,7 @@ def _recurrent(ctx: Ctx, op: str, ins: list[Value | None], *, hidden_size: int |
                                         activation_beta)
     return ctx.ops(op, ins, hidden_size=h, direction=direction, activations=names,
                    activation_alpha=alphas, activation_beta=betas, clip=clip or 0.0,
-                   layout=layout, **extra)
+                   batch_major=bool(layout), **extra)
 
 
 @converter("LSTM")
