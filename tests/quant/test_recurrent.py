@@ -70,3 +70,19 @@ def test_gru_becomes_qgru_both_reset_forms() -> None:
         want, got = run(g, {"X": x}), run(q, {"X": x})
         for v in g.outputs:
             assert _sqnr(want[v.name], got[v.name]) > 25, (lbr, v.name)
+
+
+def test_quantised_lstm_model_generates_for_an_accelerator() -> None:
+    """On an accelerator the QLSTM runs as host C between staged layers: after the target's
+    layout and tile passes the staged C generates (ONNX's layout attribute is batch_major in
+    the IR, so it cannot be taken for the targets' layout annotation)."""
+    from compiler.passes.manager import run_pipeline as run_passes
+    from targets.c.model import generate
+    from targets.profiles import builtin_profile
+    from targets.staged.renderer import StagedRenderer
+
+    g, calib, _ = _sequence_model(steps=5)
+    q = quantize_graph(g, calibrate(g, {"x": calib[:, :5]}, "minmax"))
+    q = run_passes(q, "layout{target=ascend910b},fold-layout,tile{target=ascend910b}")
+    src = generate(q, StagedRenderer(builtin_profile("ascend910b"))).files["model.c"]
+    assert "QLSTM 'lstm'" in src
