@@ -1,7 +1,9 @@
 """An LSTM sequence model in INT8: qnnc's static quantisation next to onnxruntime's dynamic one.
 
-The model (compiler.examples.sequence, random well-scaled weights): x [T, F] → Gemm → LSTM
-(hidden H, T steps) → Gemm → y [T, C], default T = 50, H = 128. On the same weights:
+The model (compiler.examples.sequence): x [T, F] → Gemm → LSTM (hidden H, T steps) → Gemm →
+y [T, C], default T = 50, H = 128, random well-scaled weights with the head fitted in numpy
+to a synthetic memory task (each output a leaky running average of one input feature; the
+task's R² is printed too; ``--random`` keeps the head random). On the same weights:
 
 - **qnnc int8**: ``compile_model(model, precision="int8", calibration=C, target="host")``:
   QLinear → QLSTM (int8 MACs into int32, f32 gates, h quantised per step with its calibrated
@@ -42,7 +44,7 @@ import onnxruntime as ort
 from benchmarks.common import fmt, format_table, load_average, machine_line, time_interleaved
 from benchmarks.host_latency import compare_exact, ort_session, sqnr_db
 from compiler.api import compile_model
-from compiler.examples.sequence import build_lstm_seq
+from compiler.examples.sequence import build_lstm_seq, task_r2
 from ir.interpreter import run as interpret
 
 CONTENDERS = ("qnnc int8", "qnnc f32", "ORT int8", "ORT f32")
@@ -53,6 +55,7 @@ class Result:
     steps: int
     hidden: int
     sqnr: dict[str, list[float]] = field(default_factory=dict)  # contender -> per input
+    r2: dict[str, float] = field(default_factory=dict)  # contender -> task R², all inputs
     ms: dict[str, float] = field(default_factory=dict)
     rounds: int = 0
     load: float = float("nan")
@@ -67,9 +70,9 @@ def _inputs(n: int, steps: int, features: int, seed: int) -> np.ndarray:
 
 def bench(*, steps: int = 50, hidden: int = 128, features: int = 32, n_calib: int = 16,
           n_eval: int = 8, warmup: int = 3, repeat: int | None = None, budget_s: float = 10.0,
-          folder: Path | None = None) -> Result:
+          folder: Path | None = None, trained: bool = True) -> Result:
     """Build, quantise both ways, compare accuracy and time; see the module doc."""
-    model = build_lstm_seq(0, steps=steps, features=features, hidden=hidden)
+    model = build_lstm_seq(0, steps=steps, features=features, hidden=hidden, trained=trained)
     res = Result(steps, hidden)
     with tempfile.TemporaryDirectory(prefix="qnnc-lstm-") as tmp:
         work = folder or Path(tmp)
@@ -94,10 +97,11 @@ def bench(*, steps: int = 50, hidden: int = 128, features: int = 32, n_calib: in
             "ORT f32": lambda x: ort_f32.run(None, {"x": x})[0],
         }
         evals = _inputs(n_eval, steps, features, 2)
-        for x in evals:
-            ref = run["ORT f32"](x)
-            for name in ("qnnc int8", "ORT int8", "qnnc f32"):
-                res.sqnr.setdefault(name, []).append(sqnr_db(ref, run[name](x)))
+        outs = {k: np.stack([run[k](x) for x in evals]) for k in CONTENDERS}
+        for name in CONTENDERS:
+            res.r2[name] = task_r2(evals, outs[name])
+            if name != "ORT f32":
+                res.sqnr[name] = [sqnr_db(r, o) for r, o in zip(outs["ORT f32"], outs[name])]
         x0 = evals[0]
         want = interpret(q8.graph, {"x": x0})
         res.exact = compare_exact(q8.run(None, {"x": x0}), [want[n] for n in q8.output_names])
@@ -120,9 +124,10 @@ def report(res: Result) -> str:
     for name in CONTENDERS:
         s = res.sqnr.get(name)
         rows.append([name, fmt(min(s)) if s else "ref", fmt(float(np.mean(s))) if s else "ref",
-                     fmt(res.ms.get(name), 3), fmt(res.ms.get(name, float("nan")) / base)])
-    lines.append(format_table(["contender", "SQNR min dB", "SQNR mean dB", "median ms",
-                               "vs ORT f32"], rows))
+                     fmt(res.r2.get(name), 3), fmt(res.ms.get(name), 3),
+                     fmt(res.ms.get(name, float("nan")) / base)])
+    lines.append(format_table(["contender", "SQNR min dB", "SQNR mean dB", "task R²",
+                               "median ms", "vs ORT f32"], rows))
     lines.append(f"rounds {res.rounds}, 1 thread each; load average (1 min) {fmt(res.load)} "
                  f"on {cores} cores")
     if busy:
@@ -142,11 +147,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=None, help="timed rounds (default adaptive)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--budget", type=float, default=10.0, help="seconds of timed rounds")
+    ap.add_argument("--random", action="store_true", help="keep the head random (no fit)")
     args = ap.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's pre-processing advice
     print(machine_line(), "| onnxruntime", ort.__version__, flush=True)
     res = bench(steps=args.steps, hidden=args.hidden, n_calib=args.calib, n_eval=args.eval,
-                warmup=args.warmup, repeat=args.repeat, budget_s=args.budget)
+                warmup=args.warmup, repeat=args.repeat, budget_s=args.budget,
+                trained=not args.random)
     print(report(res))
     print(machine_line())
 

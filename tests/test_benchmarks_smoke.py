@@ -109,5 +109,6 @@ def test_lstm_int8_tiny(tmp_path: Path) -> None:
     assert set(res.ms) == set(CONTENDERS) and all(ms > 0 for ms in res.ms.values())
     assert min(res.sqnr["qnnc f32"]) > 60  # the same float model: only rounding differs
     assert min(res.sqnr["qnnc int8"]) > 10 and min(res.sqnr["ORT int8"]) > 10
+    assert set(res.r2) == set(CONTENDERS)  # the head was fitted to the task
     text = report(res)
     assert "QLSTM" in text and "ORT int8" in text and "vs interpreter" in text
