@@ -22,12 +22,13 @@ from compiler.examples.builder import F32, GraphBuilder
 
 
 def memory_task(x: np.ndarray, classes: int) -> np.ndarray:
-    """Targets of x [..., T, F]: y[..., t, c] = running average of x[..., :t+1, c] with
-    decay 0.8 (a leaky integrator: each output remembers its feature's recent past)."""
+    """Targets of x [..., T, F]: y[..., t, c] = running average of x[..., :t+1, c mod F]
+    with decay 0.8 (a leaky integrator: each output remembers its feature's recent past)."""
     y = np.zeros(x.shape[:-1] + (classes,), np.float32)
     acc = np.zeros(x.shape[:-2] + (classes,), np.float32)
+    feature = np.arange(classes) % x.shape[-1]
     for t in range(x.shape[-2]):
-        acc = np.float32(0.8) * acc + np.float32(0.2) * x[..., t, :classes]
+        acc = np.float32(0.8) * acc + np.float32(0.2) * x[..., t, feature]
         y[..., t, :] = acc
     return y
 
