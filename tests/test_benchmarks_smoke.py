@@ -96,3 +96,19 @@ def test_host_latency_reports_a_failing_model_as_n_a(tmp_path: Path,
     (row,) = res.rows
     assert row.qnnc_ms is None and row.ort_int8_ms is not None
     assert "n/a" in hl.report([res], None, (1,), "smoke")
+
+
+@needs_cc
+@pytest.mark.slow  # two host builds with their Cython wrappers: about a minute
+def test_lstm_int8_tiny(tmp_path: Path) -> None:
+    from benchmarks.lstm_int8 import CONTENDERS, bench, report
+
+    res = bench(steps=4, hidden=8, features=6, n_calib=2, n_eval=2, warmup=1, repeat=1,
+                folder=tmp_path)
+    assert res.qnnc_ops.get("QLSTM") == 1 and res.ort_ops.get("DynamicQuantizeLSTM") == 1
+    assert set(res.ms) == set(CONTENDERS) and all(ms > 0 for ms in res.ms.values())
+    assert min(res.sqnr["qnnc f32"]) > 60  # the same float model: only rounding differs
+    assert min(res.sqnr["qnnc int8"]) > 10 and min(res.sqnr["ORT int8"]) > 10
+    assert set(res.r2) == set(CONTENDERS)  # the head was fitted to the task
+    text = report(res)
+    assert "QLSTM" in text and "ORT int8" in text and "vs interpreter" in text

@@ -24,6 +24,8 @@ import targets.c.ops_movement
 import targets.c.ops_norm
 import targets.c.ops_pool
 import targets.c.ops_quant
+import targets.c.ops_quant_recurrent
+import targets.c.ops_recurrent
 import targets.c.ops_reduce
 import targets.c.ops_select
 import targets.c.ops_shape

@@ -19,6 +19,7 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     pool,
     qlinear,
     quant,
+    recurrent,
     reduce,
     resize,
     sequence,
