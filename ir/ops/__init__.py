@@ -2,6 +2,7 @@
 
 from ir.ops import (  # noqa: F401  (registration side effects)
     binary,
+    control,
     conv,
     elementwise,
     gather,
