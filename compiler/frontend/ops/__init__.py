@@ -2,6 +2,7 @@
 
 from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     binary,
+    control,
     conv,
     elementwise,
     gather,
