@@ -33,6 +33,7 @@ def dce(graph: Graph) -> Graph:
 class DeadCodeElimination(Pass):
     name = "dce"
     description = "remove nodes and constants whose values nothing uses"
+    in_regions = True
 
     def run(self, graph: Graph) -> Graph:
         return dce(graph)
