@@ -34,8 +34,10 @@ def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
     return onnx.numpy_helper.from_array(np.asarray(value), name)
 
 
-def if_model(const_cond: bool | None = None) -> onnx.ModelProto:
-    """y = relu(2x + k) if c else -x; k an outer initializer, 2x an outer value (captures)."""
+def if_model(const_cond: bool | None = None, computed: bool = False) -> onnx.ModelProto:
+    """y = relu(2x + k) if c else -x; k an outer initializer, 2x an outer value (captures).
+    ``computed``: c = sum(x) > 0, a condition computed at run time (silero-vad's If on its
+    sample rate is one)."""
     then_g = helper.make_graph(
         [helper.make_node("Add", ["w", "k"], ["t0"]), helper.make_node("Relu", ["t0"], ["t"])],
         "then", [], [_vi("t", F, [2, 3])])
@@ -45,7 +47,11 @@ def if_model(const_cond: bool | None = None) -> onnx.ModelProto:
              helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)]
     inits = [_const("two", np.float32(2)), _const("k", np.full((2, 3), -1.5, np.float32))]
     inputs = [_vi("x", F, [2, 3])]
-    if const_cond is None:
+    if computed:
+        nodes[:0] = [helper.make_node("ReduceSum", ["x"], ["tot"], keepdims=0),
+                     helper.make_node("Greater", ["tot", "zero"], ["c"])]
+        inits.append(_const("zero", np.float32(0)))
+    elif const_cond is None:
         inputs.append(_vi("c", B, []))
     else:
         inits.append(_const("c", np.array(const_cond)))
@@ -53,17 +59,17 @@ def if_model(const_cond: bool | None = None) -> onnx.ModelProto:
 
 
 def loop_model(trip: int = 4) -> onnx.ModelProto:
-    """acc += x for m iterations; scan output acc * i; an If inside the body reads the
-    outermost x (a capture through two levels)."""
+    """acc += x for m iterations; scan output acc * acc; an If on the sum of acc inside the
+    body reads the outermost x (a capture through two levels)."""
     inner_then = helper.make_graph([helper.make_node("Add", ["a2", "x"], ["p"])], "it", [],
                                    [_vi("p", F, [2])])
     inner_else = helper.make_graph([helper.make_node("Sub", ["a2", "x"], ["q"])], "ie", [],
                                    [_vi("q", F, [2])])
     body = helper.make_graph(
         [helper.make_node("Add", ["acc", "x"], ["a2"]),
-         helper.make_node("Cast", ["i"], ["fi"], to=F),
-         helper.make_node("Mul", ["a2", "fi"], ["s"]),
-         helper.make_node("Less", ["fi", "two"], ["small"]),
+         helper.make_node("Mul", ["a2", "a2"], ["s"]),
+         helper.make_node("ReduceSum", ["a2"], ["tot"], keepdims=0),
+         helper.make_node("Less", ["tot", "two"], ["small"]),
          helper.make_node("If", ["small"], ["a3"], then_branch=inner_then,
                           else_branch=inner_else),
          helper.make_node("Identity", ["cin"], ["cout"])],

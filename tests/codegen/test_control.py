@@ -1,0 +1,84 @@
+"""Generated C of If, Loop and Scan against the interpreter (float32): bodies become layer
+functions called from C control flow in qnnc_run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler.frontend.importer import import_model
+from ir.text import parse_graph
+from targets.c.emitter import CodegenError
+from targets.c.model import generate
+from tests.codegen.harness import check_graph
+from tests.ops.test_control import feeds_for, if_model, loop_model, scan_model, while_model
+
+
+@pytest.mark.parametrize("cond", [True, False])
+def test_if_on_a_run_time_condition(cond: bool, tmp_path: Path) -> None:
+    g = import_model(if_model())
+    c = generate(g).files["model.c"]
+    assert "if (*" in c and "} else {" in c
+    feeds = feeds_for(if_model())
+    feeds["c"] = np.array(cond)
+    check_graph(g, tmp_path, feeds=feeds, rtol=1e-6, atol=0)
+
+
+def test_if_on_a_computed_condition(tmp_path: Path) -> None:
+    model = if_model(computed=True)
+    g = import_model(model)
+    for seed in (0, 3):  # sums of either sign: both branches run
+        feeds = {"x": np.random.default_rng(seed).standard_normal((2, 3)).astype(np.float32)}
+        feeds["x"] += 1.0 if seed else -1.0
+        check_graph(g, tmp_path, feeds=feeds, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("name", ["loop", "while", "scan", "scan_reversed_axis2"])
+def test_loops(name: str, tmp_path: Path) -> None:
+    model = {"loop": loop_model(), "while": while_model(), "scan": scan_model(),
+             "scan_reversed_axis2": scan_model(1, 2)}[name]
+    g = import_model(model)
+    feeds = feeds_for(model) if name != "while" else {"x": np.array([0.5, 1, .25], np.float32)}
+    c = generate(g).files["model.c"]
+    assert "for (" in c and "qnnc_run" in c
+    check_graph(g, tmp_path, feeds=feeds, rtol=1e-5, atol=1e-6)
+
+
+def test_a_loop_that_ends_early_against_its_trip_count_returns_an_error(tmp_path: Path) -> None:
+    """Scan outputs were sized for trip_count rows: qnnc_run returns 1 when the loop ran
+    another number of iterations (the interpreter raises)."""
+    g = parse_graph("""graph @m(%n: i64[], %x: f32[2]) -> (%y, %s) {
+  %y: f32[2], %s: f32[3,2] = Loop(%n, _, %x) {captures=0, trip_count=3}
+    graph @body(%i: i64[], %c: bool[], %x: f32[2]) -> (%c, %t, %t) {
+      %d = const f32[2] dense<[1.0, 2.0]>
+      %t: f32[2] = Add(%x, %d)
+    }
+}
+""")
+    import ctypes
+
+    from targets.host.build import BuildOptions, build_c_library
+
+    lib = ctypes.CDLL(str(build_c_library(g, tmp_path, BuildOptions(werror=True))))
+    for n, rc in ((3, 0), (2, 1), (5, 1)):
+        ins = [np.array(n, np.int64), np.zeros(2, np.float32)]
+        outs = [np.empty(2, np.float32), np.empty((3, 2), np.float32)]
+        ip = (ctypes.c_void_p * 2)(*[a.ctypes.data for a in ins])
+        op = (ctypes.c_void_p * 2)(*[a.ctypes.data for a in outs])
+        assert lib.qnnc_run(ip, op) == rc
+        if rc == 0:
+            assert outs[1].tolist() == [[1, 2], [2, 4], [3, 6]]
+
+
+def test_a_swap_of_carried_values_is_refused_clearly() -> None:
+    g = parse_graph("""graph @m(%a: f32[2], %b: f32[2]) -> (%p, %q) {
+  %n = const i64[] dense<[3]>
+  %p: f32[2], %q: f32[2] = Loop(%n, _, %a, %b) {captures=0, trip_count=-1}
+    graph @body(%i: i64[], %c: bool[], %a: f32[2], %b: f32[2]) -> (%c, %b, %a) {
+    }
+}
+""")
+    with pytest.raises(CodegenError, match="swap"):
+        generate(g)
