@@ -82,3 +82,41 @@ def test_a_swap_of_carried_values_is_refused_clearly() -> None:
 """)
     with pytest.raises(CodegenError, match="swap"):
         generate(g)
+
+
+def test_int8_model_with_an_if_around_a_float_body(tmp_path: Path) -> None:
+    """The calibration quantiser quantises the convolutions around an If and keeps the If
+    (its bodies) float between a Dequantize and a Quantize; the C agrees with the
+    interpreter on the quantised graph."""
+    from onnx import TensorProto, helper
+
+    from tests.ops.test_control import _const, _model, _vi
+
+    f = TensorProto.FLOAT
+    rng = np.random.default_rng(0)
+    then_g = helper.make_graph([helper.make_node("Relu", ["h"], ["t"])], "then", [],
+                               [_vi("t", f, [1, 4, 6, 6])])
+    else_g = helper.make_graph([helper.make_node("Sigmoid", ["h"], ["e"])], "else", [],
+                               [_vi("e", f, [1, 4, 6, 6])])
+    nodes = [helper.make_node("Conv", ["x", "w"], ["h"]),
+             helper.make_node("ReduceSum", ["x"], ["tot"], keepdims=0),
+             helper.make_node("Greater", ["tot", "zero"], ["c"]),
+             helper.make_node("If", ["c"], ["y0"], then_branch=then_g, else_branch=else_g),
+             helper.make_node("Conv", ["y0", "w2"], ["y"])]
+    model = _model(nodes, [_vi("x", f, [1, 3, 8, 8])], [_vi("y", f, [1, 2, 6, 6])],
+                   [_const("w", rng.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+                    _const("w2", rng.standard_normal((2, 4, 1, 1)).astype(np.float32)),
+                    _const("zero", np.float32(0))])
+    calib = {"x": rng.standard_normal((4, 1, 3, 8, 8)).astype(np.float32)}
+    from compiler.frontend.importer import import_model as load
+    from compiler.passes import run_pipeline
+    from compiler.passes.quantize import Quantize
+
+    samples = [{"x": a} for a in calib["x"]]
+    g = run_pipeline(load(model), ["fold-constants", "dce", Quantize(calibration=samples)],
+                     verify=True)
+    ops = [n.op for n in g.nodes]
+    assert ops.count("QConv") == 2 and "If" in ops
+    for sign in (1.0, -1.0):  # both branches
+        x = np.abs(rng.standard_normal((1, 3, 8, 8))).astype(np.float32) * sign
+        check_graph(g, tmp_path, feeds={"x": x}, rtol=1e-5, atol=1e-5)
