@@ -256,3 +256,26 @@ class Scan:
             stacked.append(np.stack(seq, axis=ax % rank) if seq else
                            np.zeros((0, *v.type.shape), v.type.dtype.np))
         return [*state, *stacked]
+
+
+# -- the groups of a node's operands and of its body's inputs, for passes and generators ----
+def loop_parts(node: Any) -> tuple[Any, Any, list[Any], list[Any]]:
+    """(m, cond, initial carried values, captures) of a Loop node."""
+    rest = list(node.state)
+    n = len(rest) - node.attrs["captures"]
+    return node.m, node.cond, rest[:n], rest[n:]
+
+
+def loop_body_parts(node: Any) -> tuple[Any, Any, list[Any], list[Any]]:
+    """(iteration, cond, carried, captures) inputs of a Loop node's body."""
+    body = node.regions[0]
+    n = len(loop_parts(node)[2])
+    return body.inputs[0], body.inputs[1], body.inputs[2:2 + n], body.inputs[2 + n:]
+
+
+def scan_parts(node: Any) -> tuple[list[Any], list[Any], list[Any]]:
+    """(initial state, scanned inputs, captures) of a Scan node."""
+    vals = list(node.values)
+    k, c = node.attrs["num_scan_inputs"], node.attrs["captures"]
+    n = len(vals) - k - c
+    return vals[:n], vals[n:n + k], vals[n + k:]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ir.graph import Graph, Node, Value
-from ir.ops.control import loop_split, scan_axes
+from ir.ops.control import loop_body_parts, loop_parts, scan_axes, scan_parts
 from targets.c.emitter import CodegenError
 from targets.c.names import c_comment
 
@@ -83,12 +83,11 @@ def emit_control(reg: Region, ind: str) -> list[str]:
 
 def _if(reg: Region, ind: str) -> list[str]:
     node = reg.node
-    cond = node.inputs[0]
-    assert cond is not None
+    cond = node.cond
     lines = []
     for k, body in enumerate(node.regions):
         inner = ind + "    "
-        part = _copy_in(reg, body, list(zip(node.inputs[1:], body.inputs)), inner)  # type: ignore[arg-type]
+        part = _copy_in(reg, body, list(zip(node.captures, body.inputs)), inner)
         part += reg.body_calls(body, inner)
         for res, v in zip(node.outputs, body.outputs):
             part += _copy(reg.ref(res), reg.body_ref(body, v), v, inner)
@@ -100,19 +99,17 @@ def _if(reg: Region, ind: str) -> list[str]:
 def _loop(reg: Region, ind: str) -> list[str]:
     node = reg.node
     body = node.regions[0]
-    ins = list(node.inputs) + [None] * (2 - len(node.inputs))
-    m, cond = ins[0], ins[1]
-    n = loop_split(len(ins), node.attrs["captures"])
+    m, cond, init, captured = loop_parts(node)
+    n = len(init)
     trip = node.attrs["trip_count"]
     i, go, limit = f"qnnc_i{reg.depth}", f"qnnc_go{reg.depth}", f"qnnc_m{reg.depth}"
-    it, flag, carried, caps = body.inputs[0], body.inputs[1], body.inputs[2:2 + n], \
-        body.inputs[2 + n:]
+    it, flag, carried, caps = loop_body_parts(node)
     b_cond, b_carried, b_scans = body.outputs[0], body.outputs[1:1 + n], body.outputs[1 + n:]
     lines = [f"{ind}const int64_t {limit} = "
              + (f"*{reg.ref(m)};" if m is not None else "INT64_MAX;"),
              f"{ind}uint8_t {go} = " + (f"*{reg.ref(cond)};" if cond is not None else "1;")]
-    lines += _copy_in(reg, body, list(zip(ins[2:], carried)), ind)  # type: ignore[arg-type]
-    lines += _copy_in(reg, body, list(zip(ins[2 + n:], caps)), ind)  # type: ignore[arg-type]
+    lines += _copy_in(reg, body, list(zip(init, carried)), ind)
+    lines += _copy_in(reg, body, list(zip(captured, caps)), ind)
     stop = f"{i} < {limit} && {go}" + (f" && {i} < {trip}" if b_scans else "")
     lines.append(f"{ind}int64_t {i} = 0;")
     lines.append(f"{ind}for (; {stop}; ++{i}) {{")
@@ -164,10 +161,9 @@ def _scan(reg: Region, ind: str) -> list[str]:
     node = reg.node
     body = node.regions[0]
     a = node.attrs
-    k, c = a["num_scan_inputs"], a["captures"]
-    n = len(node.inputs) - k - c
+    init, xs, captured = scan_parts(node)
+    n, k = len(init), len(xs)
     n_out = len(body.outputs) - n
-    xs = node.inputs[n:n + k]
     axes, dirs = scan_axes(a, "scan_input_axes", k), scan_axes(a, "scan_input_directions", k)
     oaxes = scan_axes(a, "scan_output_axes", n_out)
     odirs = scan_axes(a, "scan_output_directions", n_out)
@@ -176,8 +172,8 @@ def _scan(reg: Region, ind: str) -> list[str]:
     t = first.type.shape[axes[0]]
     state, cuts, caps = body.inputs[:n], body.inputs[n:n + k], body.inputs[n + k:]
     i, o = f"qnnc_t{reg.depth}", f"qnnc_o{reg.depth}"
-    lines = _copy_in(reg, body, list(zip(node.inputs[:n], state)), ind)  # type: ignore[arg-type]
-    lines += _copy_in(reg, body, list(zip(node.inputs[n + k:], caps)), ind)  # type: ignore[arg-type]
+    lines = _copy_in(reg, body, list(zip(init, state)), ind)
+    lines += _copy_in(reg, body, list(zip(captured, caps)), ind)
     lines.append(f"{ind}for (int64_t {i} = 0; {i} < {t}; ++{i}) {{")
     inner = ind + "    "
     for x, cut, ax, d in zip(xs, cuts, axes, dirs):
