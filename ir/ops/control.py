@@ -279,3 +279,37 @@ def scan_parts(node: Any) -> tuple[list[Any], list[Any], list[Any]]:
     k, c = node.attrs["num_scan_inputs"], node.attrs["captures"]
     n = len(vals) - k - c
     return vals[:n], vals[n:n + k], vals[n + k:]
+
+
+def _capture_inputs(node: Any) -> tuple[int, int]:
+    """(position of the first captured operand, of the first capture input of its bodies)."""
+    if node.op == "If":
+        return 1, 0
+    c = node.attrs["captures"]
+    first = len(node.inputs) - c
+    body = node.regions[0]
+    return first, len(body.inputs) - c
+
+
+def drop_unread_captures(node: Any) -> None:
+    """Remove the captured operands that no body of ``node`` reads (dce does this)."""
+    if node.op not in ("If", "Loop", "Scan"):
+        return
+    first, at = _capture_inputs(node)
+    count = len(node.inputs) - first
+    read = [False] * count
+    for body in node.regions:
+        used = {id(v) for n in body.nodes for v in n.inputs if v is not None}
+        used |= {id(v) for v in body.outputs}
+        for j in range(count):
+            read[j] = read[j] or id(body.inputs[at + j]) in used
+    if all(read):
+        return
+    node.inputs = node.inputs[:first] + [v for v, r in zip(node.inputs[first:], read) if r]
+    for body in node.regions:
+        gone = [v for v, r in zip(body.inputs[at:], read) if not r]
+        body.inputs = body.inputs[:at] + [v for v, r in zip(body.inputs[at:], read) if r]
+        for v in gone:
+            body.release_name(v.name)
+    if node.op != "If":
+        node.attrs["captures"] = sum(read)
