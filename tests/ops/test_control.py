@@ -192,3 +192,16 @@ def test_loop_scan_outputs_need_a_static_trip_count() -> None:
 def test_scan(reverse: int, out_axis: int) -> None:
     model = scan_model(reverse, out_axis)
     _check(model, feeds_for(model))
+
+
+def test_scan_of_opset_8_with_a_batch_of_two() -> None:
+    """Opset 8's batch axis: each batch element scans on its own (one IR Scan each)."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s", "xt"], ["s2"]), helper.make_node("Tanh", ["s2"], ["y"])],
+        "body", [_vi("s", F, [3]), _vi("xt", F, [3])], [_vi("s2", F, [3]), _vi("y", F, [3])])
+    node = helper.make_node("Scan", ["", "s0", "x"], ["s_out", "ys"], body=body,
+                            num_scan_inputs=1, directions=[1])
+    model = _model([node], [_vi("s0", F, [2, 3]), _vi("x", F, [2, 4, 3])],
+                   [_vi("s_out", F, [2, 3]), _vi("ys", F, [2, 4, 3])], opset=8)
+    assert import_model(model).op_counts()["Scan"] == 2
+    _check(model, feeds_for(model))

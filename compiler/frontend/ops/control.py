@@ -86,32 +86,67 @@ def _trip_count(ctx: Ctx, m: Value | None, cond: Value | None, n: int) -> int:
         "(make m a constant, or give the outputs static shapes)")
 
 
-@converter("Scan", note="opset 9+ form (the opset 8 batch form is not supported)")
+@converter("Scan", ir_ops=("Scan", "Gather", "Reshape", "Concat"),
+           note="opset 8's batch form becomes one opset-9 Scan per batch element")
 def scan(ctx: Ctx, *ins: Value | None, body: GraphProto, num_scan_inputs: int,
          scan_input_axes: list[int] | None = None,
          scan_input_directions: list[int] | None = None,
          scan_output_axes: list[int] | None = None,
          scan_output_directions: list[int] | None = None,
          directions: list[int] | None = None) -> list[Value]:
-    if ctx.opset < 9:
-        raise ctx.fail("Scan of opset 8 (batch axis, sequence_lens) is not supported; "
-                       "convert the model to opset 9 or later")
     k = num_scan_inputs
+    if ctx.opset < 9:
+        return _scan8(ctx, list(ins), body, k, directions)
     vals = [v for v in ins if v is not None]
     if len(vals) != len(ins) or not 1 <= k <= len(vals):
         raise ctx.fail(f"Scan needs {k} scanned inputs and no omitted ones")
+    return _scan9(ctx, vals, body, k, scan_input_axes, scan_input_directions,
+                  scan_output_axes, scan_output_directions)
+
+
+def _scan9(ctx: Ctx, vals: list[Value], body: GraphProto, k: int, in_axes: list[int] | None,
+           in_dirs: list[int] | None, out_axes_: list[int] | None, out_dirs: list[int] | None,
+           ) -> list[Value]:
     n = len(vals) - k
     xs = vals[n:]
-    axes = [a % x.type.rank for a, x in zip(scan_input_axes or [0] * k, xs)]
+    axes = [a % x.type.rank for a, x in zip(in_axes or [0] * k, xs)]
     slices = [x.type.with_shape(x.type.shape[:a] + x.type.shape[a + 1:])
               for x, a in zip(xs, axes)]
     g, caps = convert_body(ctx, body, [*(v.type for v in vals[:n]), *slices])
     n_out = len(g.outputs) - n
     out_axes = [a % (len(g.outputs[n + j].type.shape) + 1)
-                for j, a in enumerate(scan_output_axes or [0] * n_out)]
+                for j, a in enumerate(out_axes_ or [0] * n_out)]
     return ctx.ops(
         "Scan", [*vals, *caps], regions=[g], num_scan_inputs=k, captures=len(caps),
-        scan_input_axes=axes, scan_input_directions=list(scan_input_directions or [0] * k),
-        scan_output_axes=out_axes,
-        scan_output_directions=list(scan_output_directions or [0] * n_out))
+        scan_input_axes=axes, scan_input_directions=list(in_dirs or [0] * k),
+        scan_output_axes=out_axes, scan_output_directions=list(out_dirs or [0] * n_out))
 
+
+def _scan8(ctx: Ctx, ins: list[Value | None], body: GraphProto, k: int,
+           directions: list[int] | None) -> list[Value]:
+    """Opset 8: inputs (sequence_lens?, states..., scanned...) with a leading batch axis, the
+    scan axis second. Batch elements are independent scans: each is an opset-9 Scan of its
+    slices, and the results are stacked back on the batch axis."""
+    if ins and ins[0] is not None:
+        raise ctx.fail("Scan's sequence_lens (different lengths per batch element) is not "
+                       "supported; omit it")
+    vals = [v for v in ins[1:] if v is not None]
+    if len(vals) != len(ins) - 1 or not 1 <= k <= len(vals):
+        raise ctx.fail(f"Scan needs {k} scanned inputs and no omitted ones")
+    batch = vals[0].type.shape[0] if vals[0].type.rank else 0
+    if any(not v.type.rank or v.type.shape[0] != batch for v in vals):
+        raise ctx.fail("Scan (opset 8): every input needs the same leading batch axis")
+    hints, ctx.out_hints = ctx.out_hints, []  # the model's names go to the final values only
+    per: list[list[Value]] = []
+    for b in range(batch):
+        idx = ctx.const(np.array(b, np.int64), "batch")
+        part = [ctx.op("Gather", [v, idx], axis=0) for v in vals]
+        per.append(_scan9(ctx, part, body, k, None, directions, None, None))
+    outs = []
+    for j in range(len(per[0])):
+        ctx.out_hints = hints[j:j + 1] if batch == 1 else []
+        rows = [ctx.op("Reshape", [r[j]], shape=[1, *r[j].type.shape]) for r in per]
+        ctx.out_hints = hints[j:j + 1]
+        outs.append(rows[0] if batch == 1 else ctx.op("Concat", rows, axis=0))
+    ctx.out_hints = hints
+    return outs
