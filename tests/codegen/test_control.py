@@ -122,6 +122,7 @@ def test_int8_model_with_an_if_around_a_float_body(tmp_path: Path) -> None:
         check_graph(g, tmp_path, feeds={"x": x}, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # loading onnx's node tests takes about a minute
 @pytest.mark.parametrize("name", ["test_if", "test_scan9_sum", "test_scan_sum"])
 def test_onnx_node_tests_in_c(name: str, tmp_path: Path) -> None:
     """onnx's own If/Scan node tests, run as generated C against their expected outputs
