@@ -109,3 +109,21 @@ def test_verifier_names_the_body_with_the_broken_node() -> None:
     text = LOOP_SCAN.replace("%t: f32[2] = Add(%x, %d)", "%t: f32[3] = Add(%x, %d)")
     with pytest.raises(VerifyError, match="region body @body: node #0"):
         verify(parse_graph(text))
+
+
+def test_blob_names_of_two_scopes_do_not_collide() -> None:
+    g = parse_graph("""graph @m(%c: bool[], %x: f32[2]) -> (%y, %w) {
+  %w = const f32[2] dense<[1.0, 2.0]>
+  %y: f32[2] = If(%c, %x)
+    graph @then_branch(%x: f32[2]) -> (%t) {
+      %w = const f32[2] dense<[3.0, 4.0]>
+      %t: f32[2] = Add(%x, %w)
+    }
+    graph @else_branch(%x: f32[2]) -> (%x) {
+    }
+}
+""")
+    blobs: dict = {}
+    text = print_graph(g, blobs=blobs, max_inline=0)
+    assert "@w.1" in text and sorted(blobs) == ["w", "w.1"]
+    assert parse_graph(text, blobs) == g
