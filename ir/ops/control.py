@@ -88,7 +88,8 @@ class Loop:
     """for (i = 0; i < m && cond; ++i) {cond, carried..., scans_i...} = body(i, cond, carried...,
     captures...)
 
-    Operands: m (i64 trip count; omitted = unbounded), cond (bool; omitted = true), the initial
+    Operands: m (i64 trip count; omitted = unbounded), cond (bool; omitted = true; the body's
+    cond output is obeyed either way, as onnxruntime does), the initial
     loop-carried values, then ``captures`` captured outer values. The body takes (i, cond,
     carried..., captures...) and gives (cond, carried..., scan slices...). Results: the final
     carried values, then each scan output: its slices stacked on a new first axis of

@@ -205,3 +205,22 @@ def test_scan_of_opset_8_with_a_batch_of_two() -> None:
                    [_vi("s_out", F, [2, 3]), _vi("ys", F, [2, 4, 3])], opset=8)
     assert import_model(model).op_counts()["Scan"] == 2
     _check(model, feeds_for(model))
+
+
+def test_loop_without_a_cond_operand_still_stops_on_the_body_cond() -> None:
+    """With cond omitted (a for loop of m trips in ONNX's prose), the body's cond output,
+    false from the first iteration on, still stops the loop, as in onnxruntime."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["v", "one"], ["v2"]),
+         helper.make_node("ReduceSum", ["v2"], ["tot"], keepdims=0),
+         helper.make_node("Greater", ["tot", "big"], ["stop"]),
+         helper.make_node("Not", ["stop"], ["go"])],
+        "body", [_vi("i", I64, []), _vi("cin", B, []), _vi("v", F, [2])],
+        [_vi("go", B, []), _vi("v2", F, [2])])
+    nodes = [helper.make_node("Loop", ["m", "", "x"], ["y"], body=body)]
+    model = _model(nodes, [_vi("x", F, [2])], [_vi("y", F, [2])],
+                   [_const("m", np.int64(3)), _const("one", np.float32(1)),
+                    _const("big", np.float32(-100))])
+    got = interpret(import_model(model), {"x": np.zeros(2, np.float32)})
+    assert got["y"].tolist() == [1, 1]
+    _check(model, {"x": np.zeros(2, np.float32)})
