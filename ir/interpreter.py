@@ -74,7 +74,7 @@ def run(
         try:
             results = get_op(node.op).evaluate(
                 args, node.attrs, [None if v is None else v.type for v in node.inputs],
-                [v.type for v in node.outputs])
+                [v.type for v in node.outputs], node.regions)
         except Exception as e:  # noqa: BLE001 - re-raised with the node named
             raise InterpreterError(
                 f"node {node.name or node.op!r} ({node.op}) failed: {e}"
@@ -109,6 +109,13 @@ def run(
         everything.update(outs)
         return everything
     return outs
+
+
+def run_body(body: Graph, args: list[np.ndarray], observe: Observer | None = None,
+             ) -> list[np.ndarray]:
+    """Run a region body (If, Loop, Scan) on its inputs in order; its outputs in order."""
+    outs = run(body, {v.name: a for v, a in zip(body.inputs, args)}, observe=observe)
+    return [outs[v.name] for v in body.outputs]
 
 
 def _last_uses(graph: Graph) -> dict[int, int]:

@@ -20,6 +20,7 @@ import compiler.frontend.ops  # noqa: F401  (registers every converter)
 from compiler.errors import ConversionError, UnsupportedModelError
 from compiler.frontend.context import Ctx, Opt, Resolved, Seq
 from compiler.frontend.registry import CONVERTERS, converter_key
+from compiler.frontend.scope import Scope, convert_nodes, node_label, walk_nodes
 from ir.build import make_node
 from ir.graph import Graph, Value
 from ir.ops.dynamic import check_counted
@@ -41,13 +42,12 @@ def onnx_dtype(elem_type: int, what: str) -> DType:
 
 
 def attr_values(node: NodeProto) -> dict[str, Any]:
-    """ONNX attributes as Python values: ints, floats, str, lists, numpy arrays."""
+    """ONNX attributes as Python values: ints, floats, str, lists, numpy arrays; a subgraph
+    (If's branches, Loop's and Scan's body) stays a GraphProto for its converter."""
     out: dict[str, Any] = {}
     for a in node.attribute:
-        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-            raise UnsupportedModelError(
-                f"attribute {a.name!r} holds a subgraph; control flow is not supported"
-            )
+        if a.type == onnx.AttributeProto.GRAPHS:
+            raise UnsupportedModelError(f"attribute {a.name!r} holds a list of subgraphs")
         if a.ref_attr_name:
             raise UnsupportedModelError(f"attribute {a.name!r} refers to a function attribute")
         v = onnx.helper.get_attribute_value(a)
@@ -63,21 +63,17 @@ def attr_values(node: NodeProto) -> dict[str, Any]:
     return out
 
 
-def _node_label(node: NodeProto, index: int) -> str:
-    return node.name or f"{node.op_type}_{index}"
-
-
 def _safe_py_name(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
 def unsupported_ops(model: ModelProto) -> list[tuple[str, str]]:
-    """(op_type, node name) for every node qnnc has no converter for."""
+    """(op_type, node name) for every node qnnc has no converter for, in subgraphs too."""
     out = []
-    for i, n in enumerate(model.graph.node):
+    for i, n in enumerate(walk_nodes(model.graph.node)):
         key = converter_key(n.op_type, n.domain)
         if key not in CONVERTERS:
-            out.append((key, _node_label(n, i)))
+            out.append((key, node_label(n, i)))
     return out
 
 
@@ -130,7 +126,8 @@ def import_with_outputs(
         )
     g = model.graph
     graph = Graph(name or _safe_py_name(g.name or "main") or "main")
-    env: dict[str, Resolved] = {}
+    scope = Scope(graph)
+    env = scope.env
     overrides = parse_dim_overrides(input_shapes)
     inits = {t.name for t in g.initializer}
     known_inputs = {i.name for i in g.input if i.name not in inits}
@@ -140,42 +137,13 @@ def import_with_outputs(
             f"--input-shape names {unknown}, but the model's inputs are {sorted(known_inputs)}"
         )
     for t in g.initializer:
-        dt = onnx_dtype(t.data_type, f"initializer {t.name!r}")
-        arr = numpy_helper.to_array(t).astype(dt.np, copy=False)
-        # reshape: ascontiguousarray turns a scalar into shape (1,)
-        env[t.name] = graph.add_const(np.ascontiguousarray(arr).reshape(arr.shape), t.name)
+        env[t.name] = graph.add_const(initializer_array(t), t.name)
     for inp in g.input:
         if inp.name in inits:
             continue
         env[inp.name] = graph.add_input(inp.name, _input_type(inp, overrides.get(inp.name)))
-    ctx = Ctx(graph, model_opset(model))
-    for i, node in enumerate(g.node):
-        label = _node_label(node, i)
-        ctx.node_name, ctx.op_type = label, node.op_type
-        ctx.out_hints = [o for o in node.output]
-        try:
-            ins = [env[x] if x else None for x in node.input]
-        except KeyError as e:
-            raise ConversionError(
-                f"node {label!r} ({node.op_type}) reads undefined value {e}"
-            ) from None
-        try:
-            attrs = attr_values(node)
-            key = converter_key(node.op_type, node.domain)
-            _check_tensor_inputs(node, ins, CONVERTERS[key].sequences)
-            result = _call(CONVERTERS[key].fn, ctx, ins, attrs, node.op_type)
-        except (ConversionError, UnsupportedModelError) as e:
-            raise type(e)(f"node {label!r} ({node.op_type}): {e}") from None
-        outs = [result] if isinstance(result, (Value, Seq, Opt)) else list(result)
-        wanted = [o for o in node.output]
-        if len(outs) < len([o for o in wanted if o]):
-            raise ConversionError(
-                f"node {label!r} ({node.op_type}): produced {len(outs)} outputs, "
-                f"the model names {len(wanted)}"
-            )
-        for oname, v in zip(wanted, outs):
-            if oname:
-                env[oname] = v
+    ctx = Ctx(graph, model_opset(model), scope=scope, declared=declared_shapes(model))
+    convert_nodes(ctx, g.node, scope)
     results = [_bind_result(graph, ctx, env, o.name) for o in g.output]
     graph.outputs = [v for r in results for v in _tensors_of(r)]
     check_counted(graph)  # data-dependent extents reach only graph outputs
@@ -183,27 +151,32 @@ def import_with_outputs(
     return graph, results
 
 
-def _check_tensor_inputs(node: NodeProto, ins: list[Resolved | None], sequences: bool) -> None:
-    """Only converters registered with ``sequences=True`` see sequences and optionals."""
-    if sequences:
-        return
-    for name, v in zip(node.input, ins):
-        if isinstance(v, (Seq, Opt)):
-            kind = "a sequence" if isinstance(v, Seq) else "an optional"
-            raise ConversionError(
-                f"input {name!r} is {kind}, but {node.op_type} takes tensors; use "
-                "SequenceAt / OptionalGetElement to take a tensor out of it"
-            )
+def initializer_array(t: onnx.TensorProto) -> np.ndarray:
+    dt = onnx_dtype(t.data_type, f"initializer {t.name!r}")
+    arr = numpy_helper.to_array(t).astype(dt.np, copy=False)
+    # reshape: ascontiguousarray turns a scalar into shape (1,)
+    return np.ascontiguousarray(arr).reshape(arr.shape)
 
 
-def _call(fn: Any, ctx: Ctx, ins: list[Value | None], attrs: dict[str, Any], op: str) -> Any:
-    try:
-        return fn(ctx, *ins, **attrs)
-    except TypeError as e:
-        msg = str(e)
-        if "unexpected keyword" in msg or "positional argument" in msg:
-            raise ConversionError(f"unsupported attributes or inputs for {op}: {msg}") from None
-        raise
+def declared_shapes(model: ModelProto) -> dict[str, tuple[int, ...]]:
+    """Fully static shapes the model declares for its values (outputs, value_info), in
+    subgraphs too: a Loop's scan outputs take their row count from here when its trip
+    count is an input."""
+    out: dict[str, tuple[int, ...]] = {}
+
+    def visit(g: onnx.GraphProto) -> None:
+        for vi in list(g.output) + list(g.value_info):
+            tt = vi.type.tensor_type
+            if vi.type.HasField("tensor_type") and tt.HasField("shape") and all(
+                    d.HasField("dim_value") for d in tt.shape.dim):
+                out[vi.name] = tuple(int(d.dim_value) for d in tt.shape.dim)
+        for n in g.node:
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    visit(a.g)
+
+    visit(model.graph)
+    return out
 
 
 def _input_type(inp: onnx.ValueInfoProto, override: tuple[int, ...] | None) -> TensorType:

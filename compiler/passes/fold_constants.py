@@ -40,7 +40,7 @@ def _evaluate(node: Node) -> list[np.ndarray]:
         with np.errstate(all="ignore"):  # inf/nan results are what the op computes at run time
             results = [np.asarray(r) for r in get_op(node.op).evaluate(
                 args, node.attrs, [None if v is None else v.type for v in node.inputs],
-                [v.type for v in node.outputs])]
+                [v.type for v in node.outputs], node.regions)]
     except Exception as e:  # noqa: BLE001 - reported with the node named
         raise PassError(f"fold-constants: node {node.name or node.op!r} ({node.op}) failed "
                         f"on its constant inputs: {e}") from e
@@ -68,6 +68,7 @@ def _constant_like(graph: Graph, old: Value, data: np.ndarray) -> Value:
 class FoldConstants(Pass):
     name = "fold-constants"
     description = "evaluate nodes whose inputs are all constants"
+    in_regions = True
 
     def run(self, graph: Graph) -> Graph:
         return fold_constants(graph)

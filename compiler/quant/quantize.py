@@ -244,7 +244,7 @@ class CalibrationContext:
         ins = [None if v is None else self.fval(v) for v in node.inputs]
         hints = [o.name for o in node.outputs]
         new = make_node(self.g, node.op, ins, node.attrs, name=node.name, out_names=hints,
-                        sources=node.sources)
+                        sources=node.sources, regions=node.regions)  # bodies stay float
         for old, v in zip(node.outputs, new.outputs):
             self.fmap[id(old)] = v
 

@@ -3,6 +3,7 @@
 from ir.ops import (  # noqa: F401  (registration side effects)
     binary,
     bitwise,
+    control,
     conv,
     dynamic,
     elementwise,

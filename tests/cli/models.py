@@ -54,7 +54,7 @@ def unsupported() -> onnx.ModelProto:
     nodes = [
         helper.make_node("StringNormalizer", ["x"], ["nz_a"], name="norm_a"),
         helper.make_node("StringNormalizer", ["x"], ["nz_b"], name="norm_b"),
-        helper.make_node("Det", ["x"], ["u"], name="det"),
+        helper.make_node("RandomUniformLike", ["x"], ["u"], name="rnd"),
         helper.make_node("Frobnicate", ["x"], ["f"], name="frob", domain="com.acme"),
         helper.make_node("Relu", ["x"], ["y"], name="relu"),
     ]

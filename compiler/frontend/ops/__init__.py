@@ -6,6 +6,7 @@ from compiler.frontend.ops import (  # noqa: F401  (registration side effects)
     bitwise,
     contrib,
     contrib_attention,
+    control,
     conv,
     elementwise,
     gather,
