@@ -245,7 +245,6 @@ def suggest_shape(dims: list[onnx.TensorShapeProto.Dimension]) -> str:
         else:
             out.append(f"<d{i}>")
     return "x".join(out) or "1"
-    return TensorType(tuple(dims), dt)
 
 
 def _bind_output(graph: Graph, ctx: Ctx, env: dict[str, Value], name: str) -> Value:

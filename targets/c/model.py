@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # importing the op families registers their emitters
+import targets.c.ops_conv_transpose
 import targets.c.ops_elementwise
 import targets.c.ops_layout
 import targets.c.ops_linalg
