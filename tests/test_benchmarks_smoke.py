@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.common import adaptive_repeat, format_table, geomean, time_interleaved
@@ -96,3 +97,13 @@ def test_host_latency_reports_a_failing_model_as_n_a(tmp_path: Path,
     (row,) = res.rows
     assert row.qnnc_ms is None and row.ort_int8_ms is not None
     assert "n/a" in hl.report([res], None, (1,), "smoke")
+
+
+def test_shipped_models_report_measures_agreement_and_names_failures() -> None:
+    from benchmarks.shipped_models import agreement, report
+
+    ref = np.array([[[0.1, 0.9], [0.8, 0.2]]])
+    assert agreement("rec", ref, np.array([[[0.2, 0.8], [0.1, 0.9]]])) == 0.5
+    assert agreement("det", np.array([0.2, 0.5]), np.array([0.4, 0.6])) == 0.5
+    text = report({"cls": {"qnnc interp": 1.0, "qnnc host C": "failed: CodegenError: x"}})
+    assert "1.0000" in text and "cls qnnc host C: failed: CodegenError: x" in text
