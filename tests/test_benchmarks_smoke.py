@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.common import adaptive_repeat, format_table, geomean, time_interleaved
@@ -112,3 +113,13 @@ def test_lstm_int8_tiny(tmp_path: Path) -> None:
     assert set(res.r2) == set(CONTENDERS)  # the head was fitted to the task
     text = report(res)
     assert "QLSTM" in text and "ORT int8" in text and "vs interpreter" in text
+
+
+def test_shipped_models_report_measures_agreement_and_names_failures() -> None:
+    from benchmarks.shipped_models import agreement, report
+
+    ref = np.array([[[0.1, 0.9], [0.8, 0.2]]])
+    assert agreement("rec", ref, np.array([[[0.2, 0.8], [0.1, 0.9]]])) == 0.5
+    assert agreement("det", np.array([0.2, 0.5]), np.array([0.4, 0.6])) == 0.5
+    text = report({"cls": {"qnnc interp": 1.0, "qnnc host C": "failed: CodegenError: x"}})
+    assert "1.0000" in text and "cls qnnc host C: failed: CodegenError: x" in text

@@ -196,7 +196,7 @@ def _input_type(inp: onnx.ValueInfoProto, override: tuple[int, ...] | None) -> T
                 f"has rank {len(tt.shape.dim)}"
             )
         for d_model, d_user in zip(tt.shape.dim, override):
-            if d_model.HasField("dim_value") and d_model.dim_value != d_user:
+            if _static_dim(d_model) is not None and d_model.dim_value != d_user:
                 raise ConversionError(
                     f"--input-shape for {inp.name!r} gives {list(override)}, but the model "
                     f"fixes a dimension to {d_model.dim_value}"
@@ -211,22 +211,43 @@ def _input_type(inp: onnx.ValueInfoProto, override: tuple[int, ...] | None) -> T
             f"input {inp.name!r} has no shape; give one with "
             f"--input-shape {inp.name}=1x3x224x224 (your sizes)"
         )
-    dims = []
-    for d in tt.shape.dim:
-        if d.HasField("dim_value") and d.dim_value > 0:
-            dims.append(int(d.dim_value))
+    dims = [_static_dim(d) for d in tt.shape.dim]
+    if None in dims:
+        d = tt.shape.dim[dims.index(None)]
+        sym = d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?")
+        raise ConversionError(
+            f"input {inp.name!r} has a symbolic or unknown dimension ({sym!r}); qnnc "
+            f"compiles static shapes. Fix it with --input-shape {inp.name}="
+            f"{suggest_shape(list(tt.shape.dim))} (the model's fixed sizes kept, yours in "
+            "place of each <...>; or input_shapes= in the Python API)"
+        )
+    return TensorType(tuple(d for d in dims if d is not None), dt)
+
+
+def _static_dim(d: onnx.TensorShapeProto.Dimension) -> int | None:
+    """A declared dimension's size, or None when it is symbolic: a name, no value at all, or
+    a value of -1 or 0, which exporters (paddle2onnx, some tf2onnx) write for "any size"."""
+    return int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None
+
+
+def suggest_shape(dims: list[onnx.TensorShapeProto.Dimension]) -> str:
+    """An --input-shape value for a declared shape: fixed sizes kept, a symbolic leading
+    (batch) dimension 1, every other symbolic one a placeholder named after it: its own name
+    when readable, H and W for the spatial dimensions of a 4-d (image) input, else d<i>."""
+    out = []
+    for i, d in enumerate(dims):
+        size = _static_dim(d)
+        if size is not None:
+            out.append(str(size))
+        elif i == 0 and len(dims) > 1:
+            out.append("1")
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,15}", d.dim_param):
+            out.append(f"<{d.dim_param}>")
+        elif len(dims) == 4 and i >= 2:
+            out.append("<H>" if i == 2 else "<W>")
         else:
-            sym = d.dim_param or "?"
-            example = "x".join(
-                str(x.dim_value) if x.HasField("dim_value") and x.dim_value > 0 else "1"
-                for x in tt.shape.dim
-            ) or "1"
-            raise ConversionError(
-                f"input {inp.name!r} has a symbolic or unknown dimension ({sym!r}); qnnc "
-                f"compiles static shapes. Fix it with --input-shape {inp.name}={example} "
-                "(or input_shapes= in the Python API)"
-            )
-    return TensorType(tuple(dims), dt)
+            out.append(f"<d{i}>")
+    return "x".join(out) or "1"
 
 
 def _bind_result(graph: Graph, ctx: Ctx, env: dict[str, Resolved], name: str) -> Resolved:

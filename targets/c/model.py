@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 # importing the op families registers their emitters
 import targets.c.ops_bitwise
+import targets.c.ops_conv_transpose
 import targets.c.ops_dynamic
 import targets.c.ops_elementwise
 import targets.c.ops_indexing
