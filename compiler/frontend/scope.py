@@ -33,6 +33,15 @@ class Scope:
         self.env: dict[str, Resolved] = {}
         self.captured: list[Value] = []  # outer values bound to the body's trailing inputs
 
+    def peek(self, name: str) -> Resolved | None:
+        """What ``name`` is in this scope or one around it, without capturing it."""
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.env:
+                return scope.env[name]
+            scope = scope.parent
+        return None
+
     def lookup(self, name: str) -> Resolved:
         if name in self.env:
             return self.env[name]
