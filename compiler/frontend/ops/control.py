@@ -99,7 +99,7 @@ def _reads_sequences(ctx: Ctx, body: GraphProto) -> bool:
     return any(isinstance(ctx.scope.peek(name), (Seq, Opt)) for name in read - defined)
 
 
-def _flag(ctx: Ctx, v: Resolved, what: str) -> bool:
+def _known(ctx: Ctx, v: Resolved, what: str) -> np.ndarray:
     if not isinstance(v, Value):
         raise ctx.fail(f"{what} must be a tensor")
     if v.data is None:
@@ -107,7 +107,11 @@ def _flag(ctx: Ctx, v: Resolved, what: str) -> bool:
             f"{what} (%{v.name}) must be known at compile time, but it depends on the "
             "model's inputs: this loop carries or reads a sequence or optional, which qnnc "
             "resolves while compiling, so it unrolls the loop at import")
-    return bool(np.asarray(v.data).reshape(-1)[0])
+    return v.data
+
+
+def _flag(ctx: Ctx, v: Resolved, what: str) -> bool:
+    return bool(np.asarray(_known(ctx, v, what)).reshape(-1)[0])
 
 
 def _unroll(ctx: Ctx, m: Resolved | None, cond: Resolved | None, carried: list[Resolved],
@@ -117,9 +121,7 @@ def _unroll(ctx: Ctx, m: Resolved | None, cond: Resolved | None, carried: list[R
     carried values to the previous iteration's. Its scan outputs are stacked with Concat."""
     trip = MAX_UNROLL
     if m is not None:
-        if not isinstance(m, Value):
-            raise ctx.fail("input M must be a tensor")
-        trip = ctx.ints_of(m, "M")[0]
+        trip = int(np.asarray(_known(ctx, m, "the trip count M")).reshape(-1)[0])
         if trip < 0:
             raise ctx.fail("a negative trip count")
     go = True if cond is None else _flag(ctx, cond, "cond")
