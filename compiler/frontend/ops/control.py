@@ -81,7 +81,7 @@ def loop(ctx: Ctx, m: Resolved | None = None, cond: Resolved | None = None,
 
 
 # An unrolled loop whose condition never turns false at compile time stops here.
-MAX_UNROLL = 100_000
+MAX_UNROLL = 10_000
 
 
 def _reads_sequences(ctx: Ctx, body: GraphProto) -> bool:
@@ -143,12 +143,14 @@ def _unroll(ctx: Ctx, m: Resolved | None, cond: Resolved | None, carried: list[R
     if go and m is None:
         raise ctx.fail(f"the loop did not stop within {MAX_UNROLL} iterations when unrolled "
                        "(no trip count, and its condition stays true)")
-    ctx.out_hints = hints[len(carried):]
     n_scans = len(body.output) - 1 - len(carried)
     if n_scans and not scans:
         raise ctx.fail("the unrolled loop runs no iteration, so its scan outputs have no "
                        "known shape")
-    stacked = [_stack(ctx, [row[j] for row in scans]) for j in range(n_scans)]
+    stacked = []
+    for j in range(n_scans):
+        ctx.out_hints = hints[len(carried) + j:len(carried) + j + 1]
+        stacked.append(_stack(ctx, [row[j] for row in scans]))
     ctx.out_hints = hints
     return [*carried, *stacked]
 
@@ -161,10 +163,11 @@ def _scan_item(ctx: Ctx, v: Resolved, j: int) -> Value:
 
 def _stack(ctx: Ctx, rows: list[Value]) -> Value:
     """Stack the iterations' scan output values on a new leading axis."""
-    hints = ctx.out_hints
-    ctx.out_hints = [f"{r.name}_row" for r in rows]
-    rows = [reshape_to(ctx, r, [1, *r.type.shape]) for r in rows]
-    ctx.out_hints = hints
+    hints, stacked = ctx.out_hints, []
+    for r in rows:
+        ctx.out_hints = [f"{r.name}_row"]
+        stacked.append(reshape_to(ctx, r, [1, *r.type.shape]))
+    ctx.out_hints, rows = hints, stacked
     return rows[0] if len(rows) == 1 else ctx.op("Concat", rows, axis=0)
 
 
