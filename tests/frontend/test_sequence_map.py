@@ -179,6 +179,17 @@ def test_what_cannot_be_unrolled_is_a_clear_error() -> None:
     with pytest.raises(ConversionError, match=r"the body's cond output \(%\w+\) must be known at "
                        "compile time"):
         import_model(run_time_cond)
+    branch = _body("branch", [helper.make_node("SequenceConstruct", ["x"], ["s"])], {},
+                   {"s": _seq_t(F)})
+    if_seq = _model([helper.make_node("ReduceMin", ["x"], ["lo"], keepdims=0),
+                     helper.make_node("Cast", ["lo"], ["flag"], to=B),
+                     helper.make_node("If", ["flag"], ["r"], then_branch=branch,
+                                      else_branch=branch),
+                     helper.make_node("ConcatFromSequence", ["r"], ["y"], axis=0)],
+                    {"x": _t(F, 2)}, {"y": _t(F, 2)}, {})
+    with pytest.raises(ConversionError, match=r"\(If\): subgraph 'branch' gives 's', a sequence "
+                       r"or optional.*the If's condition .* must be known at compile time"):
+        import_model(if_seq)
     lengths = seq_map_model()
     lengths.graph.node[1].CopyFrom(helper.make_node("SplitToSequence", ["x2"], ["s2"], axis=1))
     with pytest.raises(ConversionError, match=r"\(SequenceMap\): input 1 is a sequence of 6 "
