@@ -33,6 +33,15 @@ class Scope:
         self.env: dict[str, Resolved] = {}
         self.captured: list[Value] = []  # outer values bound to the body's trailing inputs
 
+    def peek(self, name: str) -> Resolved | None:
+        """What ``name`` is in this scope or one around it, without capturing it."""
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.env:
+                return scope.env[name]
+            scope = scope.parent
+        return None
+
     def lookup(self, name: str) -> Resolved:
         if name in self.env:
             return self.env[name]
@@ -157,17 +166,32 @@ def convert_body(ctx: Ctx, body: GraphProto, formal: Sequence[TensorType],
     convert_nodes(sub, body.node, scope)
     ctx.node_name, ctx.op_type, ctx.out_hints = outer
     try:
-        g.outputs = [scope.lookup(o.name) for o in body.output]
+        outs = [scope.lookup(o.name) for o in body.output]
     except KeyError as e:
         raise ctx.fail(f"subgraph {body.name!r} output {e} is not produced") from None
+    for o, v in zip(body.output, outs):
+        if isinstance(v, (Seq, Opt)):
+            raise ctx.fail(
+                f"subgraph {body.name!r} gives {o.name!r}, a sequence or optional; qnnc "
+                "resolves those at compile time, so this body must be inlined or unrolled at "
+                "import: the If's condition or the Loop's trip count and condition must be "
+                "known at compile time")
+    g.outputs = [v for v in outs if isinstance(v, Value)]
     g.prune_constants()
     return g, scope.captured
 
 
-def inline_body(ctx: Ctx, body: GraphProto) -> list[Value]:
-    """Convert ``body`` (a branch with no inputs) straight into the current graph: an If
-    whose condition is known at compile time becomes the branch it takes."""
+def inline_body(ctx: Ctx, body: GraphProto, bound: Sequence[Resolved] = ()) -> list[Resolved]:
+    """Convert ``body`` straight into the current graph, its inputs bound to ``bound``
+    (tensors, sequences or optionals): an If whose condition is known at compile time
+    becomes the branch it takes, and an unrolled SequenceMap or Loop one copy of its body
+    per iteration. Outer names are read directly, sequences too."""
+    if len(body.input) != len(bound):
+        raise ctx.fail(f"subgraph {body.name!r} declares {len(body.input)} inputs, the node "
+                       f"passes {len(bound)}")
     scope = Scope(ctx.graph, ctx.scope, inline=True)
+    for inp, v in zip(body.input, bound):
+        scope.env[inp.name] = v
     for t in body.initializer:
         from compiler.frontend.importer import initializer_array
 

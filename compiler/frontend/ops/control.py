@@ -9,9 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 from onnx import GraphProto
 
-from compiler.frontend.context import Ctx
+from compiler.frontend.context import Ctx, Opt, Resolved, Seq
+from compiler.frontend.ops.shape import reshape_to
 from compiler.frontend.registry import converter
-from compiler.frontend.scope import convert_body, inline_body
+from compiler.frontend.scope import convert_body, inline_body, subgraphs, walk_nodes
 from ir.graph import Graph, Value
 from ir.ops.control import BOOL, ITER
 
@@ -52,12 +53,22 @@ def if_(ctx: Ctx, cond: Value, *, then_branch: GraphProto, else_branch: GraphPro
     return ctx.ops("If", [cond, *caps], regions=[bodies[0][0], bodies[1][0]])
 
 
-@converter("Loop", note="scan outputs need a static trip count: m known at compile time, "
-           "or the model's declared output shapes")
-def loop(ctx: Ctx, m: Value | None = None, cond: Value | None = None, *carried: Value,
-         body: GraphProto) -> list[Value]:
+@converter("Loop", ir_ops=("Loop", "Reshape", "Concat"), sequences=True,
+           note="scan outputs need a static trip count: m known at compile time, or the "
+           "model's declared output shapes; a loop that carries or reads a sequence or "
+           "optional is unrolled at import (m and cond known at compile time)")
+def loop(ctx: Ctx, m: Resolved | None = None, cond: Resolved | None = None,
+         *carried: Resolved, body: GraphProto) -> list[Resolved]:
     if any(v is None for v in carried):
         raise ctx.fail("a loop-carried value is omitted")
+    if any(isinstance(v, (Seq, Opt)) for v in carried) or _reads_sequences(ctx, body):
+        return _unroll(ctx, m, cond, list(carried), body)
+    for what, v in (("M", m), ("cond", cond)):
+        if isinstance(v, (Seq, Opt)):
+            raise ctx.fail(f"input {what} must be a tensor")
+    assert m is None or isinstance(m, Value)
+    assert cond is None or isinstance(cond, Value)
+    carried = tuple(v for v in carried if isinstance(v, Value))
     if m is not None and m.data is not None and int(np.asarray(m.data).reshape(-1)[0]) < 0:
         raise ctx.fail("a negative trip count")
     g, caps = convert_body(ctx, body, [ITER, BOOL, *(v.type for v in carried)])
@@ -67,6 +78,97 @@ def loop(ctx: Ctx, m: Value | None = None, cond: Value | None = None, *carried: 
         trip = _trip_count(ctx, m, cond, len(carried))
     return ctx.ops("Loop", [m, cond, *carried, *caps], regions=[g], captures=len(caps),
                    trip_count=trip)
+
+
+# An unrolled loop whose condition never turns false at compile time stops here.
+MAX_UNROLL = 10_000
+
+
+def _reads_sequences(ctx: Ctx, body: GraphProto) -> bool:
+    """Whether ``body`` (or a subgraph in it) reads an outer sequence or optional."""
+    defined = {i.name for i in body.input} | {t.name for t in body.initializer}
+    read: set[str] = set()
+    for n in walk_nodes(body.node):
+        defined.update(n.output)
+        read.update(x for x in n.input if x)
+        for g in subgraphs(n):
+            defined.update(i.name for i in g.input)
+            defined.update(t.name for t in g.initializer)
+            read.update(o.name for o in g.output)
+    read.update(o.name for o in body.output)
+    return any(isinstance(ctx.scope.peek(name), (Seq, Opt)) for name in read - defined)
+
+
+def _known(ctx: Ctx, v: Resolved, what: str) -> np.ndarray:
+    if not isinstance(v, Value):
+        raise ctx.fail(f"{what} must be a tensor")
+    if v.data is None:
+        raise ctx.fail(
+            f"{what} (%{v.name}) must be known at compile time, but it depends on the "
+            "model's inputs: this loop carries or reads a sequence or optional, which qnnc "
+            "resolves while compiling, so it unrolls the loop at import")
+    return v.data
+
+
+def _flag(ctx: Ctx, v: Resolved, what: str) -> bool:
+    return bool(np.asarray(_known(ctx, v, what)).reshape(-1)[0])
+
+
+def _unroll(ctx: Ctx, m: Resolved | None, cond: Resolved | None, carried: list[Resolved],
+            body: GraphProto) -> list[Resolved]:
+    """A Loop carrying or reading sequences, unrolled at import: the body is converted
+    inline once per iteration, its iteration number and condition bound to constants, its
+    carried values to the previous iteration's. Its scan outputs are stacked with Concat."""
+    trip = MAX_UNROLL
+    if m is not None:
+        trip = int(np.asarray(_known(ctx, m, "the trip count M")).reshape(-1)[0])
+        if trip < 0:
+            raise ctx.fail("a negative trip count")
+    go = True if cond is None else _flag(ctx, cond, "cond")
+    hints = ctx.out_hints
+    scans: list[list[Value]] = []
+    k = 0
+    while go and k < trip:
+        ctx.out_hints = [f"{h}_{k}" for h in hints]
+        it = ctx.const(np.array(k, np.int64), f"{ctx.node_name}_iter")
+        flag = ctx.const(np.array(True), f"{ctx.node_name}_cond")
+        outs = inline_body(ctx, body, [it, flag, *carried])
+        if len(outs) < 1 + len(carried):
+            raise ctx.fail(f"the body gives {len(outs)} outputs, it needs at least "
+                           f"{1 + len(carried)} (cond and the carried values)")
+        go = _flag(ctx, outs[0], "the body's cond output")
+        carried = list(outs[1:1 + len(carried)])
+        scans.append([_scan_item(ctx, v, j) for j, v in enumerate(outs[1 + len(carried):])])
+        k += 1
+    if go and m is None:
+        raise ctx.fail(f"the loop did not stop within {MAX_UNROLL} iterations when unrolled "
+                       "(no trip count, and its condition stays true)")
+    n_scans = len(body.output) - 1 - len(carried)
+    if n_scans and not scans:
+        raise ctx.fail("the unrolled loop runs no iteration, so its scan outputs have no "
+                       "known shape")
+    stacked = []
+    for j in range(n_scans):
+        ctx.out_hints = hints[len(carried) + j:len(carried) + j + 1]
+        stacked.append(_stack(ctx, [row[j] for row in scans]))
+    ctx.out_hints = hints
+    return [*carried, *stacked]
+
+
+def _scan_item(ctx: Ctx, v: Resolved, j: int) -> Value:
+    if not isinstance(v, Value):
+        raise ctx.fail(f"scan output {j} must be a tensor")
+    return v
+
+
+def _stack(ctx: Ctx, rows: list[Value]) -> Value:
+    """Stack the iterations' scan output values on a new leading axis."""
+    hints, stacked = ctx.out_hints, []
+    for r in rows:
+        ctx.out_hints = [f"{r.name}_row"]
+        stacked.append(reshape_to(ctx, r, [1, *r.type.shape]))
+    ctx.out_hints, rows = hints, stacked
+    return rows[0] if len(rows) == 1 else ctx.op("Concat", rows, axis=0)
 
 
 def _trip_count(ctx: Ctx, m: Value | None, cond: Value | None, n: int) -> int:

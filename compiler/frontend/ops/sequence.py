@@ -13,11 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import onnx
+from onnx import GraphProto
 
 from compiler.frontend.context import Ctx, Opt, Resolved, Seq
 from compiler.frontend.ops.quant import ir_dtype
 from compiler.frontend.ops.shape import axis_arg, reshape_to
 from compiler.frontend.registry import converter
+from compiler.frontend.scope import inline_body
 from ir.graph import Value
 from ir.types import DType
 
@@ -197,3 +200,36 @@ def optional_get_element(ctx: Ctx, x: Resolved) -> Resolved:
     if x.value is None:
         raise ctx.fail("the optional is empty here, so it has no element to get")
     return x.value
+
+
+@converter("SequenceMap", ir_ops=(), sequences=True,
+           note="unrolled at import: the body is converted inline once per position")
+def sequence_map(ctx: Ctx, input_sequence: Resolved, *additional_inputs: Resolved | None,
+                 body: GraphProto) -> list[Seq]:
+    """Position k binds the body's inputs to item k of each sequence input and to each
+    tensor input as it is; output j collects the body's output j of every position."""
+    ins = [_seq(ctx, input_sequence), *additional_inputs]
+    n = len(ins[0].items)
+    for k, v in enumerate(additional_inputs, 1):
+        if v is None or isinstance(v, Opt):
+            raise ctx.fail(f"input {k} must be a sequence or a tensor")
+        if isinstance(v, Seq) and len(v.items) != n:
+            raise ctx.fail(f"input {k} is a sequence of {len(v.items)} tensors, "
+                           f"input_sequence of {n}: they must have the same length")
+    hints, rows = ctx.out_hints, []
+    for k in range(n):
+        ctx.out_hints = [f"{h}_{k}" for h in hints]
+        outs = inline_body(ctx, body, [v.items[k] if isinstance(v, Seq) else v for v in ins])
+        rows.append([_tensor(ctx, o, f"body output {j}") for j, o in enumerate(outs)])
+    ctx.out_hints = hints
+    return [Seq(tuple(r[j] for r in rows),
+                rows[0][j].type.dtype if rows else _elem_dtype(ctx, o.type))
+            for j, o in enumerate(body.output)]
+
+
+def _elem_dtype(ctx: Ctx, t: onnx.TypeProto) -> DType:
+    """The element type a body output declares (what an empty result sequence holds)."""
+    which = t.WhichOneof("value")
+    if which != "tensor_type":
+        raise ctx.fail(f"the body's outputs must be tensors, not {which or 'untyped'}")
+    return ir_dtype(t.tensor_type.elem_type or onnx.TensorProto.FLOAT, "body output")
