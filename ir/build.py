@@ -12,7 +12,9 @@ from ir.ops.registry import get_op
 def infer_types(op: str, inputs: list[Value | None], attrs: dict[str, Any]) -> list:
     opdef = get_op(op)
     opdef.check_arity(len(inputs))
-    return opdef.infer([None if v is None else v.type for v in inputs], attrs)
+    types = [None if v is None else v.type for v in inputs]
+    opdef.check_storage_types(types)
+    return opdef.infer(types, attrs)
 
 
 def make_node(

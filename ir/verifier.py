@@ -48,7 +48,9 @@ def verify(graph: Graph) -> None:
             if v is not None and id(v) not in defined:
                 raise VerifyError(f"{where}: reads %{v.name} before it is defined")
         try:
-            types = opdef.infer([None if v is None else v.type for v in node.inputs], node.attrs)
+            in_types = [None if v is None else v.type for v in node.inputs]
+            opdef.check_storage_types(in_types)
+            types = opdef.infer(in_types, node.attrs)
         except OpError as e:
             raise VerifyError(f"{where}: {e}") from None
         if len(types) != len(node.outputs):

@@ -53,5 +53,8 @@ def test_node(case: TestCase, record_property: pytest.RecordProperty) -> None:
             if e.dtype.kind in "fc":
                 np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol,
                                            err_msg=f"output {i}")
+            elif e.dtype.kind == "V":  # bfloat16, float8, int4, ... (ml_dtypes): widen exactly
+                np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64),
+                                           rtol=case.rtol, atol=case.atol, err_msg=f"output {i}")
             else:
                 np.testing.assert_array_equal(g, e, err_msg=f"output {i}")
