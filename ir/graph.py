@@ -4,6 +4,12 @@ A :class:`Graph` owns its inputs, its constants (values bound to numpy arrays), 
 topological order and its outputs. Every value is defined exactly once: as a graph input, a
 constant or a node result. Attribute values are plain Python data (int, float, str, bool and
 lists of int/float/str), so graphs compare structurally and print as text.
+
+Control flow (If, Loop, Scan) owns *regions*: graph bodies kept on the node
+(``node.regions``). Regions are isolated from above: a body reads only its own inputs and
+constants, and every outer value it needs is an explicit operand of the node, bound to an
+input of the body. So names and values never cross a scope, and every walk of one graph
+(values, producers, users, dce) is complete without looking into bodies.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ class Node:
     (("Conv", "conv1"), ("Relu", "relu1")). Empty means the node is its own source.
     """
 
-    __slots__ = ("op", "inputs", "outputs", "attrs", "name", "sources")
+    __slots__ = ("op", "inputs", "outputs", "attrs", "name", "sources", "regions")
 
     def __init__(
         self,
@@ -66,6 +72,7 @@ class Node:
         attrs: dict[str, AttrValue] | None = None,
         name: str = "",
         sources: Iterable[Source] = (),
+        regions: Iterable[Graph] = (),
     ) -> None:
         self.op = op
         self.inputs = list(inputs)
@@ -73,6 +80,7 @@ class Node:
         self.attrs = dict(attrs or {})
         self.name = name
         self.sources: tuple[Source, ...] = tuple((str(o), str(n)) for o, n in sources)
+        self.regions: tuple[Graph, ...] = tuple(regions)  # bodies of If/Loop/Scan, else ()
 
     # -- named operands -------------------------------------------------------------------
     def _operand_at(self, name: str) -> tuple[int, bool]:
@@ -220,10 +228,45 @@ class Graph:
         self.constants = kept
 
     def op_counts(self) -> dict[str, int]:
+        """How many nodes of each op, bodies of regions included."""
         counts: dict[str, int] = {}
-        for n in self.nodes:
+        for _, n in self.walk():
             counts[n.op] = counts.get(n.op, 0) + 1
         return counts
+
+    def walk(self) -> Iterator[tuple[Graph, Node]]:
+        """(graph, node) for every node, each region's nodes right after its owner's."""
+        for n in self.nodes:
+            yield self, n
+            for body in n.regions:
+                yield from body.walk()
+
+    def bodies(self) -> Iterator[Graph]:
+        """Every region body nested in this graph, innermost first."""
+        for n in self.nodes:
+            for body in n.regions:
+                yield from body.bodies()
+                yield body
+
+    def copy(self) -> Graph:
+        """A deep copy: new values and nodes (constant data shared, it is never mutated)."""
+        g = Graph(self.name)
+        g._names, g._counter = set(self._names), self._counter
+        new: dict[int, Value] = {}
+
+        def clone(v: Value) -> Value:
+            if id(v) not in new:
+                new[id(v)] = Value(v.name, v.type, v.data)
+            return new[id(v)]
+
+        g.inputs = [clone(v) for v in self.inputs]
+        g.constants = [clone(v) for v in self.constants]
+        for n in self.nodes:
+            g.nodes.append(Node(n.op, [None if v is None else clone(v) for v in n.inputs],
+                                [clone(v) for v in n.outputs], dict(n.attrs), n.name,
+                                n.sources, [b.copy() for b in n.regions]))
+        g.outputs = [clone(v) for v in self.outputs]
+        return g
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
@@ -292,5 +335,8 @@ def graphs_equal(a: Graph, b: Graph) -> bool:
         if not _attrs_equal(na.attrs, nb.attrs):
             return False
         if not (_seq_equal(na.inputs, nb.inputs) and _seq_equal(na.outputs, nb.outputs)):
+            return False
+        if len(na.regions) != len(nb.regions) or not all(
+                graphs_equal(ra, rb) for ra, rb in zip(na.regions, nb.regions)):
             return False
     return True

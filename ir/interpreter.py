@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from ir.graph import Graph, Node, Value
+from ir.ops.dynamic import counted_outputs, trim
 from ir.ops.registry import get_op
 
 Observer = Callable[[Node, list[np.ndarray]], None]
@@ -73,7 +74,7 @@ def run(
         try:
             results = get_op(node.op).evaluate(
                 args, node.attrs, [None if v is None else v.type for v in node.inputs],
-                [v.type for v in node.outputs])
+                [v.type for v in node.outputs], node.regions)
         except Exception as e:  # noqa: BLE001 - re-raised with the node named
             raise InterpreterError(
                 f"node {node.name or node.op!r} ({node.op}) failed: {e}"
@@ -101,10 +102,20 @@ def run(
                     if not v.is_const and v not in graph.inputs:
                         env.pop(id(v), None)
     outs = {v.name: env[id(v)] for v in graph.outputs}
+    for k, (count, axis) in counted_outputs(graph).items():  # data-dependent extents
+        v = graph.outputs[k]
+        outs[v.name] = trim(outs[v.name], axis, int(env[id(count)]))
     if keep:
         everything.update(outs)
         return everything
     return outs
+
+
+def run_body(body: Graph, args: list[np.ndarray], observe: Observer | None = None,
+             ) -> list[np.ndarray]:
+    """Run a region body (If, Loop, Scan) on its inputs in order; its outputs in order."""
+    outs = run(body, {v.name: a for v, a in zip(body.inputs, args)}, observe=observe)
+    return [outs[v.name] for v in body.outputs]
 
 
 def _last_uses(graph: Graph) -> dict[int, int]:

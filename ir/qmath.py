@@ -31,6 +31,8 @@ MAX_SHIFT = 31  # n <= 62 keeps acc·M0 + 2^(n−1) inside int64 for |acc| < 2^3
 MIN_SCALE = 2.0**-24  # smallest scale chosen for a tensor: ranges narrower than 2^-24 per
 # step are treated as this wide, keeping every requantisation multiplier in range
 MAX_SCALE = float(np.finfo(np.float32).max)
+BIAS_LIMIT = 2**30  # the largest |int32 bias code| the quantiser makes: the other half of
+# the int32 range is left to the sum of products it is added to
 
 
 def qrange(dtype: DType, *, narrow: bool = False) -> tuple[int, int]:
@@ -190,20 +192,37 @@ def lookup(q: np.ndarray, table: np.ndarray, in_dtype: DType) -> np.ndarray:
     return table[np.asarray(q).astype(np.int64) - qmin]
 
 
-def quantize_weights(w: np.ndarray, per_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def quantize_weights(w: np.ndarray, per_channel: bool = True,
+                     min_scales: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """int8 symmetric codes in [−127, 127] and their scales: one per output channel (axis 0)
     or one for the tensor (a 1-element array). Scales are float32 amax / 127, at least
-    MIN_SCALE; the codes are :func:`quantize`'s (ties to even)."""
+    MIN_SCALE and at least ``min_scales`` (per channel, see :func:`bias_scale_floor`); the
+    codes are :func:`quantize`'s (ties to even)."""
     wf = np.asarray(w, dtype=np.float32)
+    floor = np.float64(MIN_SCALE) if min_scales is None else \
+        np.maximum(np.asarray(min_scales, dtype=np.float64), MIN_SCALE)
     if per_channel and wf.ndim >= 1 and wf.shape[0] > 1:
         amax = np.abs(wf.reshape(wf.shape[0], -1)).max(axis=1)
-        scales = np.maximum(amax / 127.0, MIN_SCALE).astype(np.float32)
+        scales = np.maximum(amax / 127.0, floor).astype(np.float32)
+        scales = np.where(scales < floor, np.nextafter(scales, np.float32(np.inf)), scales)
         q = quantize(wf, scales, np.zeros_like(scales, dtype=np.int64), DType.i8, axis=0)
     else:
         amax = float(np.abs(wf).max(initial=0.0))
-        scales = np.array([np.float32(max(amax / 127.0, MIN_SCALE))], dtype=np.float32)
+        least = max(amax / 127.0, float(np.max(floor)))
+        scales = np.array([np.float32(least)], dtype=np.float32)
+        scales = np.where(scales < least, np.nextafter(scales, np.float32(np.inf)), scales)
         q = quantize(wf, scales[0], 0, DType.i8)
     return np.clip(q, -127, 127).astype(np.int8), scales
+
+
+def bias_scale_floor(b: np.ndarray, s_x: float) -> np.ndarray:
+    """The smallest weight scale per channel at which bias ``b`` (at scale s_x · s_w) takes at
+    most BIAS_LIMIT steps. A channel whose weights are all (nearly) zero, such as a dead
+    filter after BatchNorm folding, would get the smallest weight scale, and its bias would
+    need far more than 2^31 steps; its weights are exact at any scale, so raising the scale
+    costs nothing there, and for live weights it costs precision only where the bias
+    outweighs 2^30 input steps times the weight."""
+    return np.abs(np.asarray(b, dtype=np.float64)) / (float(s_x) * BIAS_LIMIT)
 
 
 def quantize_bias(b: np.ndarray, scales: np.ndarray) -> np.ndarray:

@@ -3,12 +3,18 @@
 - every value is defined once and before it is read (SSA dominance in node order);
 - every node's op is registered, its attributes are complete and canonical, and its output
   types are what the op's type inference says;
-- graph outputs are defined values; constants' data match their types.
+- graph outputs are defined values; constants' data match their types;
+- a value with a data-dependent extent reaches only graph outputs (ir/ops/dynamic.py).
+- the bodies of region ops (If, Loop, Scan) are graphs that pass all of this themselves, whose
+  inputs and outputs the op's inference checks against the node's operands and results;
+  being separate scopes, a body cannot read an outer value (isolated from above).
 """
 
 from __future__ import annotations
 
+from ir.errors import ConversionError
 from ir.graph import Graph
+from ir.ops.dynamic import check_counted
 from ir.ops.registry import OpError, get_op
 
 
@@ -16,7 +22,15 @@ class VerifyError(ValueError):
     """The graph breaks an IR invariant; the message names the node and the rule."""
 
 
-def verify(graph: Graph) -> None:
+def verify(graph: Graph, where: str = "") -> None:
+    """Check ``graph`` and, recursively, the bodies of its region ops."""
+    try:
+        _verify_scope(graph)
+    except VerifyError as e:
+        raise VerifyError(f"{where}{e}") from None
+
+
+def _verify_scope(graph: Graph) -> None:
     defined: set[int] = set()
     names: set[str] = set()
 
@@ -47,10 +61,12 @@ def verify(graph: Graph) -> None:
         for v in node.inputs:
             if v is not None and id(v) not in defined:
                 raise VerifyError(f"{where}: reads %{v.name} before it is defined")
+        for k, body in enumerate(node.regions):
+            label = opdef.regions[k] if k < len(opdef.regions) else f"region {k}"
+            verify(body, f"{where}, region {label} @{body.name}: ")
         try:
-            in_types = [None if v is None else v.type for v in node.inputs]
-            opdef.check_storage_types(in_types)
-            types = opdef.infer(in_types, node.attrs)
+            types = opdef.infer_types([None if v is None else v.type for v in node.inputs],
+                                      node.attrs, node.regions)
         except OpError as e:
             raise VerifyError(f"{where}: {e}") from None
         if len(types) != len(node.outputs):
@@ -64,3 +80,7 @@ def verify(graph: Graph) -> None:
     for v in graph.outputs:
         if id(v) not in defined:
             raise VerifyError(f"graph output %{v.name} is not defined")
+    try:
+        check_counted(graph)
+    except ConversionError as e:
+        raise VerifyError(str(e)) from None

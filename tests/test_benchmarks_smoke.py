@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.common import adaptive_repeat, format_table, geomean, time_interleaved
@@ -96,3 +97,29 @@ def test_host_latency_reports_a_failing_model_as_n_a(tmp_path: Path,
     (row,) = res.rows
     assert row.qnnc_ms is None and row.ort_int8_ms is not None
     assert "n/a" in hl.report([res], None, (1,), "smoke")
+
+
+@needs_cc
+@pytest.mark.slow  # two host builds with their Cython wrappers: about a minute
+def test_lstm_int8_tiny(tmp_path: Path) -> None:
+    from benchmarks.lstm_int8 import CONTENDERS, bench, report
+
+    res = bench(steps=4, hidden=8, features=6, n_calib=2, n_eval=2, warmup=1, repeat=1,
+                folder=tmp_path)
+    assert res.qnnc_ops.get("QLSTM") == 1 and res.ort_ops.get("DynamicQuantizeLSTM") == 1
+    assert set(res.ms) == set(CONTENDERS) and all(ms > 0 for ms in res.ms.values())
+    assert min(res.sqnr["qnnc f32"]) > 60  # the same float model: only rounding differs
+    assert min(res.sqnr["qnnc int8"]) > 10 and min(res.sqnr["ORT int8"]) > 10
+    assert set(res.r2) == set(CONTENDERS)  # the head was fitted to the task
+    text = report(res)
+    assert "QLSTM" in text and "ORT int8" in text and "vs interpreter" in text
+
+
+def test_shipped_models_report_measures_agreement_and_names_failures() -> None:
+    from benchmarks.shipped_models import agreement, report
+
+    ref = np.array([[[0.1, 0.9], [0.8, 0.2]]])
+    assert agreement("rec", ref, np.array([[[0.2, 0.8], [0.1, 0.9]]])) == 0.5
+    assert agreement("det", np.array([0.2, 0.5]), np.array([0.4, 0.6])) == 0.5
+    text = report({"cls": {"qnnc interp": 1.0, "qnnc host C": "failed: CodegenError: x"}})
+    assert "1.0000" in text and "cls qnnc host C: failed: CodegenError: x" in text

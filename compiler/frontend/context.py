@@ -3,7 +3,8 @@ helpers that emit IR ops, folding them on the spot when every input is a constan
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,28 +13,57 @@ from compiler.errors import ConversionError
 from ir.build import make_node
 from ir.graph import Graph, Value
 from ir.ops.registry import OpError, get_op
+from ir.types import DType
+
+
+@dataclass(frozen=True)
+class Seq:
+    """An ONNX sequence, resolved at import into its tensors: the IR has no sequence type, so
+    a sequence's length and every element are known at compile time ("Sequences and
+    optionals" in docs/architecture.md). ``dtype`` is the element type (SequenceEmpty's,
+    when there are no items yet)."""
+
+    items: tuple[Value, ...]
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Opt:
+    """An ONNX optional, resolved at import: its value (a tensor or a sequence), or None
+    when it is absent."""
+
+    value: Value | Seq | None
+
+
+# What an ONNX value name maps to during import (the importer's env): an IR tensor value, or
+# a sequence or optional resolved at compile time.
+Resolved = Value | Seq | Opt
 
 
 class Ctx:
     """What a converter sees: the graph being built, the opset, and helpers to emit ops."""
 
-    def __init__(self, graph: Graph, opset: int) -> None:
+    def __init__(self, graph: Graph, opset: int, *, scope: Any = None,
+                 declared: Mapping[str, tuple[int, ...]] | None = None) -> None:
         self.graph = graph
         self.opset = opset
+        self.scope = scope  # compiler.frontend.scope.Scope: names of this graph and outer ones
+        self.declared = dict(declared or {})  # static shapes the model declares, by name
         self.node_name = ""
         self.op_type = ""
         self.out_hints: list[str] = []
 
     # -- emitting ---------------------------------------------------------------------
-    def ops(self, op: str, inputs: Sequence[Value | None], **attrs: Any) -> list[Value]:
+    def ops(self, op: str, inputs: Sequence[Value | None], regions: Sequence[Graph] = (),
+            **attrs: Any) -> list[Value]:
         """Emit IR ``op`` and return all its outputs, folding it if every input is constant.
         An IR op other than the ONNX node's records that node as its source (Flatten becomes
-        a Reshape from Flatten "flatten_1")."""
+        a Reshape from Flatten "flatten_1"). ``regions``: the bodies of a control-flow op."""
         sources = [(self.op_type, self.node_name)] if op != self.op_type and self.op_type else []
         try:
             node = make_node(
                 self.graph, op, list(inputs), attrs, name=self.node_name,
-                out_names=self.out_hints, append=False, sources=sources,
+                out_names=self.out_hints, append=False, sources=sources, regions=regions,
             )
         except OpError as e:
             raise ConversionError(str(e)) from None
@@ -42,7 +72,7 @@ class Ctx:
             args = [None if v is None else v.data for v in inputs]
             results = get_op(op).evaluate(
                 args, node.attrs, [None if v is None else v.type for v in inputs],
-                [v.type for v in node.outputs])
+                [v.type for v in node.outputs], regions)
             out = []
             for v, r in zip(node.outputs, results):
                 self.graph.release_name(v.name)

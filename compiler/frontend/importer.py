@@ -18,10 +18,12 @@ from onnx import ModelProto, NodeProto, numpy_helper
 
 import compiler.frontend.ops  # noqa: F401  (registers every converter)
 from compiler.errors import ConversionError, UnsupportedModelError
-from compiler.frontend.context import Ctx
+from compiler.frontend.context import Ctx, Opt, Resolved, Seq
 from compiler.frontend.registry import CONVERTERS, converter_key
+from compiler.frontend.scope import Scope, convert_nodes, node_label, walk_nodes
 from ir.build import make_node
 from ir.graph import Graph, Value
+from ir.ops.dynamic import check_counted
 from ir.types import DType, TensorType
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -40,13 +42,12 @@ def onnx_dtype(elem_type: int, what: str) -> DType:
 
 
 def attr_values(node: NodeProto) -> dict[str, Any]:
-    """ONNX attributes as Python values: ints, floats, str, lists, numpy arrays."""
+    """ONNX attributes as Python values: ints, floats, str, lists, numpy arrays; a subgraph
+    (If's branches, Loop's and Scan's body) stays a GraphProto for its converter."""
     out: dict[str, Any] = {}
     for a in node.attribute:
-        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-            raise UnsupportedModelError(
-                f"attribute {a.name!r} holds a subgraph; control flow is not supported"
-            )
+        if a.type == onnx.AttributeProto.GRAPHS:
+            raise UnsupportedModelError(f"attribute {a.name!r} holds a list of subgraphs")
         if a.ref_attr_name:
             raise UnsupportedModelError(f"attribute {a.name!r} refers to a function attribute")
         v = onnx.helper.get_attribute_value(a)
@@ -62,21 +63,17 @@ def attr_values(node: NodeProto) -> dict[str, Any]:
     return out
 
 
-def _node_label(node: NodeProto, index: int) -> str:
-    return node.name or f"{node.op_type}_{index}"
-
-
 def _safe_py_name(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
 def unsupported_ops(model: ModelProto) -> list[tuple[str, str]]:
-    """(op_type, node name) for every node qnnc has no converter for."""
+    """(op_type, node name) for every node qnnc has no converter for, in subgraphs too."""
     out = []
-    for i, n in enumerate(model.graph.node):
+    for i, n in enumerate(walk_nodes(model.graph.node)):
         key = converter_key(n.op_type, n.domain)
         if key not in CONVERTERS:
-            out.append((key, _node_label(n, i)))
+            out.append((key, node_label(n, i)))
     return out
 
 
@@ -102,6 +99,16 @@ def import_model(
     Raises :class:`UnsupportedModelError` listing every unsupported op at once, or
     :class:`ConversionError` naming the node that could not be converted.
     """
+    return import_with_outputs(model, input_shapes, name)[0]
+
+
+def import_with_outputs(
+    model: ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    name: str | None = None,
+) -> tuple[Graph, list[Resolved]]:
+    """:func:`import_model`, also giving what each of the model's outputs became: an IR
+    output, or a sequence (or optional) whose tensors are IR outputs of their own."""
     bad = unsupported_ops(model)
     if bad:
         by_op: dict[str, list[str]] = {}
@@ -119,7 +126,8 @@ def import_model(
         )
     g = model.graph
     graph = Graph(name or _safe_py_name(g.name or "main") or "main")
-    env: dict[str, Value] = {}
+    scope = Scope(graph)
+    env = scope.env
     overrides = parse_dim_overrides(input_shapes)
     inits = {t.name for t in g.initializer}
     known_inputs = {i.name for i in g.input if i.name not in inits}
@@ -129,61 +137,56 @@ def import_model(
             f"--input-shape names {unknown}, but the model's inputs are {sorted(known_inputs)}"
         )
     for t in g.initializer:
-        dt = onnx_dtype(t.data_type, f"initializer {t.name!r}")
-        arr = numpy_helper.to_array(t).astype(dt.np, copy=False)
-        # reshape: ascontiguousarray turns a scalar into shape (1,)
-        env[t.name] = graph.add_const(np.ascontiguousarray(arr).reshape(arr.shape), t.name)
+        env[t.name] = graph.add_const(initializer_array(t), t.name)
     for inp in g.input:
         if inp.name in inits:
             continue
         env[inp.name] = graph.add_input(inp.name, _input_type(inp, overrides.get(inp.name)))
-    ctx = Ctx(graph, model_opset(model))
-    for i, node in enumerate(g.node):
-        label = _node_label(node, i)
-        ctx.node_name, ctx.op_type = label, node.op_type
-        ctx.out_hints = [o for o in node.output]
-        try:
-            ins = [env[x] if x else None for x in node.input]
-        except KeyError as e:
-            raise ConversionError(
-                f"node {label!r} ({node.op_type}) reads undefined value {e}"
-            ) from None
-        try:
-            attrs = attr_values(node)
-            key = converter_key(node.op_type, node.domain)
-            result = _call(CONVERTERS[key].fn, ctx, ins, attrs, node.op_type)
-        except (ConversionError, UnsupportedModelError) as e:
-            raise type(e)(f"node {label!r} ({node.op_type}): {e}") from None
-        outs = [result] if isinstance(result, Value) else list(result)
-        wanted = [o for o in node.output]
-        if len(outs) < len([o for o in wanted if o]):
-            raise ConversionError(
-                f"node {label!r} ({node.op_type}): produced {len(outs)} outputs, "
-                f"the model names {len(wanted)}"
-            )
-        for oname, v in zip(wanted, outs):
-            if oname:
-                env[oname] = v
-    graph.outputs = [_bind_output(graph, ctx, env, o.name) for o in g.output]
+    ctx = Ctx(graph, model_opset(model), scope=scope, declared=declared_shapes(model))
+    convert_nodes(ctx, g.node, scope)
+    results = [_bind_result(graph, ctx, env, o.name) for o in g.output]
+    graph.outputs = [v for r in results for v in _tensors_of(r)]
+    check_counted(graph)  # data-dependent extents reach only graph outputs
     graph.prune_constants()
-    return graph
+    return graph, results
 
 
-def _call(fn: Any, ctx: Ctx, ins: list[Value | None], attrs: dict[str, Any], op: str) -> Any:
-    try:
-        return fn(ctx, *ins, **attrs)
-    except TypeError as e:
-        msg = str(e)
-        if "unexpected keyword" in msg or "positional argument" in msg:
-            raise ConversionError(f"unsupported attributes or inputs for {op}: {msg}") from None
-        raise
+def initializer_array(t: onnx.TensorProto) -> np.ndarray:
+    dt = onnx_dtype(t.data_type, f"initializer {t.name!r}")
+    arr = numpy_helper.to_array(t).astype(dt.np, copy=False)
+    # reshape: ascontiguousarray turns a scalar into shape (1,)
+    return np.ascontiguousarray(arr).reshape(arr.shape)
+
+
+def declared_shapes(model: ModelProto) -> dict[str, tuple[int, ...]]:
+    """Fully static shapes the model declares for its values (outputs, value_info), in
+    subgraphs too: a Loop's scan outputs take their row count from here when its trip
+    count is an input."""
+    out: dict[str, tuple[int, ...]] = {}
+
+    def visit(g: onnx.GraphProto) -> None:
+        for vi in list(g.output) + list(g.value_info):
+            tt = vi.type.tensor_type
+            if vi.type.HasField("tensor_type") and tt.HasField("shape") and all(
+                    d.HasField("dim_value") for d in tt.shape.dim):
+                out[vi.name] = tuple(int(d.dim_value) for d in tt.shape.dim)
+        for n in g.node:
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    visit(a.g)
+
+    visit(model.graph)
+    return out
 
 
 def _input_type(inp: onnx.ValueInfoProto, override: tuple[int, ...] | None) -> TensorType:
     tt = inp.type.tensor_type
     if not inp.type.HasField("tensor_type"):
+        kind = inp.type.WhichOneof("value") or "untyped"
         raise UnsupportedModelError(
-            f"input {inp.name!r} is not a tensor (sequences/maps are not supported)"
+            f"input {inp.name!r} is a {kind.removesuffix('_type')}, not a tensor: qnnc resolves "
+            "sequences and optionals at compile time, so a graph input must be a tensor (feed "
+            "a sequence's tensors as separate inputs and build it with SequenceConstruct)"
         )
     dt = onnx_dtype(tt.elem_type, f"input {inp.name!r}")
     if override is not None:
@@ -193,7 +196,7 @@ def _input_type(inp: onnx.ValueInfoProto, override: tuple[int, ...] | None) -> T
                 f"has rank {len(tt.shape.dim)}"
             )
         for d_model, d_user in zip(tt.shape.dim, override):
-            if d_model.HasField("dim_value") and d_model.dim_value != d_user:
+            if _static_dim(d_model) is not None and d_model.dim_value != d_user:
                 raise ConversionError(
                     f"--input-shape for {inp.name!r} gives {list(override)}, but the model "
                     f"fixes a dimension to {d_model.dim_value}"
@@ -208,29 +211,73 @@ def _input_type(inp: onnx.ValueInfoProto, override: tuple[int, ...] | None) -> T
             f"input {inp.name!r} has no shape; give one with "
             f"--input-shape {inp.name}=1x3x224x224 (your sizes)"
         )
-    dims = []
-    for d in tt.shape.dim:
-        if d.HasField("dim_value") and d.dim_value > 0:
-            dims.append(int(d.dim_value))
+    dims = [_static_dim(d) for d in tt.shape.dim]
+    if None in dims:
+        d = tt.shape.dim[dims.index(None)]
+        sym = d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?")
+        raise ConversionError(
+            f"input {inp.name!r} has a symbolic or unknown dimension ({sym!r}); qnnc "
+            f"compiles static shapes. Fix it with --input-shape {inp.name}="
+            f"{suggest_shape(list(tt.shape.dim))} (the model's fixed sizes kept, yours in "
+            "place of each <...>; or input_shapes= in the Python API)"
+        )
+    return TensorType(tuple(d for d in dims if d is not None), dt)
+
+
+def _static_dim(d: onnx.TensorShapeProto.Dimension) -> int | None:
+    """A declared dimension's size, or None when it is symbolic: a name, no value at all, or
+    a value of -1 or 0, which exporters (paddle2onnx, some tf2onnx) write for "any size"."""
+    return int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None
+
+
+def suggest_shape(dims: list[onnx.TensorShapeProto.Dimension]) -> str:
+    """An --input-shape value for a declared shape: fixed sizes kept, a symbolic leading
+    (batch) dimension 1, every other symbolic one a placeholder named after it: its own name
+    when readable, H and W for the spatial dimensions of a 4-d (image) input, else d<i>."""
+    out = []
+    for i, d in enumerate(dims):
+        size = _static_dim(d)
+        if size is not None:
+            out.append(str(size))
+        elif i == 0 and len(dims) > 1:
+            out.append("1")
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,15}", d.dim_param):
+            out.append(f"<{d.dim_param}>")
+        elif len(dims) == 4 and i >= 2:
+            out.append("<H>" if i == 2 else "<W>")
         else:
-            sym = d.dim_param or "?"
-            example = "x".join(
-                str(x.dim_value) if x.HasField("dim_value") and x.dim_value > 0 else "1"
-                for x in tt.shape.dim
-            ) or "1"
-            raise ConversionError(
-                f"input {inp.name!r} has a symbolic or unknown dimension ({sym!r}); qnnc "
-                f"compiles static shapes. Fix it with --input-shape {inp.name}={example} "
-                "(or input_shapes= in the Python API)"
-            )
-    return TensorType(tuple(dims), dt)
+            out.append(f"<d{i}>")
+    return "x".join(out) or "1"
 
 
-def _bind_output(graph: Graph, ctx: Ctx, env: dict[str, Value], name: str) -> Value:
-    """The value of ONNX output ``name``, copied by an Identity when it must carry that name."""
+def _bind_result(graph: Graph, ctx: Ctx, env: dict[str, Resolved], name: str) -> Resolved:
+    """ONNX output ``name`` as IR outputs: a tensor is one, named ``name``; a sequence's
+    tensors are ``name_0``, ``name_1``, ...; an optional is its value's, or none if absent."""
     if name not in env:
         raise ConversionError(f"graph output {name!r} is not produced by any node")
-    v = env[name]
+    return _bind_resolved(graph, ctx, env[name], name)
+
+
+def _bind_resolved(graph: Graph, ctx: Ctx, r: Resolved, name: str) -> Resolved:
+    if isinstance(r, Seq):
+        return Seq(tuple(_bind_output(graph, ctx, v, f"{name}_{i}")
+                         for i, v in enumerate(r.items)), r.dtype)
+    if isinstance(r, Opt):
+        return Opt(None if r.value is None else _bind_resolved(graph, ctx, r.value, name))
+    return _bind_output(graph, ctx, r, name)
+
+
+def _tensors_of(r: Resolved) -> list[Value]:
+    if isinstance(r, Seq):
+        return list(r.items)
+    if isinstance(r, Opt):
+        return [] if r.value is None else _tensors_of(r.value)
+    return [r]
+
+
+def _bind_output(graph: Graph, ctx: Ctx, v: Value, name: str) -> Value:
+    """IR value ``v`` as the graph output ``name``, copied by an Identity when it must carry
+    that name."""
     if v.name == name and not v.is_const and v not in graph.inputs:
         return v
     if v.name == name and v.is_const:  # a folded constant holds the name: it moves aside

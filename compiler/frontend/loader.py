@@ -53,10 +53,36 @@ def load_onnx(path: str | os.PathLike[str], *, check: bool = True) -> ModelProto
     return model
 
 
+_RUNTIME_DOMAIN = "qnnc.runtime-default-domain"
+
+
+def _checkable(model: ModelProto) -> ModelProto:
+    """``model``, or a copy in which the default-domain ops onnx has no schema for but qnnc
+    converts (onnxruntime registers a few of its own there, which its optimiser writes:
+    SimplifiedLayerNormalization) sit in a domain of their own, which the checker leaves to
+    the runtime as it does com.microsoft's."""
+    import compiler.frontend.ops  # noqa: F401  (registers the converters)
+    from compiler.frontend.registry import CONVERTERS
+
+    def runtime_op(n: onnx.NodeProto) -> bool:
+        return (n.domain in ("", "ai.onnx") and n.op_type in CONVERTERS
+                and not onnx.defs.has(n.op_type))
+
+    if not any(runtime_op(n) for n in model.graph.node):
+        return model
+    copy = ModelProto()
+    copy.CopyFrom(model)
+    for n in copy.graph.node:
+        if runtime_op(n):
+            n.domain = _RUNTIME_DOMAIN
+    copy.opset_import.add(domain=_RUNTIME_DOMAIN, version=1)
+    return copy
+
+
 def check_model(model: ModelProto, where: str = "model") -> None:
     """Run onnx's checker and opset checks, turning failures into :class:`ModelLoadError`."""
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(_checkable(model))
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
         first = first.rstrip(".")

@@ -28,6 +28,7 @@ class Converter:
     ir_ops: tuple[str, ...]  # IR ops it may produce, for `qnnc ops` and the docs
     note: str = ""
     domain: str = ""  # "" is ONNX's default domain; else e.g. "com.microsoft"
+    sequences: bool = False  # takes sequence/optional values (context.Seq, Opt) as inputs
 
 
 CONVERTERS: dict[str, Converter] = {}
@@ -41,9 +42,13 @@ def converter_key(op_type: str, domain: str = "") -> str:
 
 def converter(
     op_type: str, *, ir_ops: tuple[str, ...] | None = None, note: str = "", domain: str = "",
+    sequences: bool = False,
 ) -> Callable[[ConverterFn], ConverterFn]:
     """Register ``fn`` as the converter of ONNX ``op_type`` in ``domain`` (default: ONNX's
-    default domain; other domains are keyed "domain.op_type", e.g. "com.microsoft.QLinearAdd")."""
+    default domain; other domains are keyed "domain.op_type", e.g. "com.microsoft.QLinearAdd").
+    Only a converter registered with ``sequences=True`` is given sequence and optional values
+    (``Seq``, ``Opt`` from compiler.frontend.context); the importer stops any other with an
+    error naming the input."""
 
     def deco(fn: ConverterFn) -> ConverterFn:
         key = converter_key(op_type, domain)
@@ -52,7 +57,7 @@ def converter(
         ops = (op_type,) if ir_ops is None else ir_ops  # () = folded, no IR op
         # op_type is the key, so listings (`qnnc ops`, docs/ops.md) name the domain
         CONVERTERS[key] = Converter(key, fn, ops, note, "" if domain in DEFAULT_DOMAINS
-                                    else domain)
+                                    else domain, sequences)
         return fn
 
     return deco

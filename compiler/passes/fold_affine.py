@@ -129,6 +129,7 @@ def _into_batchnorm(graph: Graph, bn: Node, op: Node, c: np.ndarray) -> None:
 class FoldAffine(Pass):
     name = "fold-affine"
     description = "fold per-channel constant Mul/Add into the Conv/Gemm/BatchNormalization before"
+    in_regions = True
 
     def run(self, graph: Graph) -> Graph:
         return fold_affine(graph)

@@ -133,6 +133,7 @@ def _f64(v: Value | None) -> np.ndarray:
 class FoldBatchNorm(Pass):
     name = "fold-batchnorm"
     description = "fold BatchNormalization into the preceding Conv/Gemm weights"
+    in_regions = True
 
     def run(self, graph: Graph) -> Graph:
         return fold_batchnorm(graph)

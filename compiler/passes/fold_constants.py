@@ -3,7 +3,8 @@
 The node's op ``compute`` (the same reference the interpreter runs) gives the values, so
 folding cannot change results. Each output becomes a constant of the same name and type
 (quantisation parameters included), so graph outputs keep their names; the node goes away.
-Constants that only the folded node read stay behind for dce.
+Constants that only the folded node read stay behind for dce. An op with a data-dependent
+extent (ir/ops/dynamic.py) stays: its outputs' types are bounds, not the sizes it computes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def fold_constants(graph: Graph) -> Graph:
     kept: list[Node] = []
     for node in graph.nodes:
         node.inputs = [None if v is None else folded.get(id(v), v) for v in node.inputs]
-        if any(v is not None and not v.is_const for v in node.inputs):
+        if any(v is not None and not v.is_const for v in node.inputs) or \
+                get_op(node.op).counted is not None:  # its bound shape is not its size
             kept.append(node)
             continue
         for old, data in zip(node.outputs, _evaluate(node)):
@@ -38,7 +40,7 @@ def _evaluate(node: Node) -> list[np.ndarray]:
         with np.errstate(all="ignore"):  # inf/nan results are what the op computes at run time
             results = [np.asarray(r) for r in get_op(node.op).evaluate(
                 args, node.attrs, [None if v is None else v.type for v in node.inputs],
-                [v.type for v in node.outputs])]
+                [v.type for v in node.outputs], node.regions)]
     except Exception as e:  # noqa: BLE001 - reported with the node named
         raise PassError(f"fold-constants: node {node.name or node.op!r} ({node.op}) failed "
                         f"on its constant inputs: {e}") from e
@@ -66,6 +68,7 @@ def _constant_like(graph: Graph, old: Value, data: np.ndarray) -> Value:
 class FoldConstants(Pass):
     name = "fold-constants"
     description = "evaluate nodes whose inputs are all constants"
+    in_regions = True
 
     def run(self, graph: Graph) -> Graph:
         return fold_constants(graph)

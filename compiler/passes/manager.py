@@ -66,6 +66,9 @@ class Pass:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: the pass also rewrites the bodies of If, Loop and Scan (each body on its own, before
+    #: the graph that owns it); passes that need the whole model (quantize, layout) do not
+    in_regions: ClassVar[bool] = False
 
     def run(self, graph: Graph) -> Graph:
         """Transform ``graph`` (in place or not) and return the result."""
@@ -310,12 +313,21 @@ def run_pipeline(
     if verify:
         _verify(graph, "before the first pass")
     for p in will_run:
-        graph = p.run(graph)
+        graph = run_pass(p, graph)
         if verify:
             _verify(graph, f"after pass {p.name!r}")
         if p.name in print_after:
             _print(p.name, graph, on_print)
     return graph
+
+
+def run_pass(p: Pass, graph: Graph) -> Graph:
+    """Run ``p`` on ``graph`` and, when it works in regions, first on every body nested in it
+    (innermost first). A body keeps its inputs and outputs: those are the node's interface."""
+    if p.in_regions:
+        for node in graph.nodes:
+            node.regions = tuple(run_pass(p, body) for body in node.regions)
+    return p.run(graph)
 
 
 def _verify(graph: Graph, when: str) -> None:

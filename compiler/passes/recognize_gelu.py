@@ -123,6 +123,7 @@ def _cubic_term(m: Matcher, v: Value | None, power: list[Value],
 class RecognizeGelu(Pass):
     name = "recognize-gelu"
     description = "replace erf/tanh GELU chains with one Gelu node"
+    in_regions = True
 
     def run(self, graph: Graph) -> Graph:
         return recognize_gelu(graph)

@@ -63,6 +63,7 @@ def _gate(m: Matcher, v: Value, x: Value, coef: float, dtype: DType) -> list[Nod
 class RecognizeHardSwish(Pass):
     name = "recognize-hardswish"
     description = "replace x * hardsigmoid(x) chains with one HardSwish"
+    in_regions = True
 
     def run(self, graph: Graph) -> Graph:
         return recognize_hardswish(graph)

@@ -157,6 +157,7 @@ def _param(v: Value | None, x: Value, axis: int, ones: str) -> Value | NewConst 
 class RecognizeLayerNorm(Pass):
     name = "recognize-layernorm"
     description = "replace decomposed LayerNorm chains with one node"
+    in_regions = True
 
     def run(self, graph: Graph) -> Graph:
         return recognize_layernorm(graph)

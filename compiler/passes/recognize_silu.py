@@ -40,6 +40,7 @@ def _match(m: Matcher, root: Node) -> Match | None:
 class RecognizeSilu(Pass):
     name = "recognize-silu"
     description = "replace x * Sigmoid(x) with one SiLU node"
+    in_regions = True
 
     def run(self, graph: Graph) -> Graph:
         return recognize_silu(graph)

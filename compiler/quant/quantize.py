@@ -155,23 +155,38 @@ class CalibrationContext:
                 raise NoQuantForm  # not one value per output channel
             bias = np.broadcast_to(bias.reshape(-1), (n,))
         hint = node.name or node.op.lower()
-        codes, scales = qmath.quantize_weights(wf, self.cfg.per_channel)
-        wparams = (QuantParams(tuple(map(float, scales)), (0,) * n, 0) if scales.size > 1
-                   else QuantParams.per_tensor(float(scales[0]), 0))
-        wv = self._typed_const(codes, wparams, f"{hint}_wq")
         mean = self.means.get(x.name) if self.cfg.bias_correction else None
-        if mean is not None and mean.shape == (wf.shape[1] * groups,):
-            corr = bias_correction(wf, codes, wparams, mean, groups)
-            bias = (np.zeros(n) if bias is None else bias) - corr
-        if bias is None:
+        if mean is not None and mean.shape != (wf.shape[1] * groups,):
+            mean = None
+        codes, wparams, bias_c = self._weight_codes(wf, bias, mean, groups, None)
+        if bias_c is not None:
+            assert xq.type.quant is not None
+            floor = qmath.bias_scale_floor(bias_c, xq.type.quant.scale[0])
+            if (floor > wparams.scale_array()).any():  # a bias too large for int32: see there
+                codes, wparams, bias_c = self._weight_codes(wf, bias, mean, groups, floor)
+        wv = self._typed_const(codes, wparams, f"{hint}_wq")
+        if bias_c is None:
             return wv, None
         assert xq.type.quant is not None
         s_x = xq.type.quant.scale[0]
         s_b = tuple(s_x * s for s in wparams.scale)
-        bq = qmath.quantize_bias(bias, np.broadcast_to(
+        bq = qmath.quantize_bias(bias_c, np.broadcast_to(
             wparams.scale_array().astype(np.float64), (n,)) * s_x)
         bparams = QuantParams(s_b, (0,) * len(s_b), 0 if len(s_b) > 1 else None)
         return wv, self._typed_const(bq, bparams, f"{hint}_bq")
+
+    def _weight_codes(self, wf: np.ndarray, bias: np.ndarray | None, mean: np.ndarray | None,
+                      groups: int, floor: np.ndarray | None,
+                      ) -> tuple[np.ndarray, QuantParams, np.ndarray | None]:
+        """(int8 weights, their parameters, the float bias corrected for their rounding)."""
+        n = wf.shape[0]
+        codes, scales = qmath.quantize_weights(wf, self.cfg.per_channel, floor)
+        wparams = (QuantParams(tuple(map(float, scales)), (0,) * n, 0) if scales.size > 1
+                   else QuantParams.per_tensor(float(scales[0]), 0))
+        if mean is not None:
+            corr = bias_correction(wf, codes, wparams, mean, groups)
+            bias = (np.zeros(n) if bias is None else bias) - corr
+        return codes, wparams, bias
 
     def _typed_const(self, data: np.ndarray, q: QuantParams, hint: str) -> Value:
         v = self.g.add_const(data, hint)
@@ -244,7 +259,7 @@ class CalibrationContext:
         ins = [None if v is None else self.fval(v) for v in node.inputs]
         hints = [o.name for o in node.outputs]
         new = make_node(self.g, node.op, ins, node.attrs, name=node.name, out_names=hints,
-                        sources=node.sources)
+                        sources=node.sources, regions=node.regions)  # bodies stay float
         for old, v in zip(node.outputs, new.outputs):
             self.fmap[id(old)] = v
 

@@ -2,20 +2,30 @@
 
 from ir.ops import (  # noqa: F401  (registration side effects)
     binary,
+    bitwise,
+    control,
     conv,
+    dynamic,
     elementwise,
     gather,
+    indexing,
     layout,
+    loss,
     matmul,
+    matrix,
     norm,
     pool,
     qconv,
     qelementwise,
     qpool,
+    qrecurrent,
     quant,
+    recurrent,
     reduce,
     resize,
     shape,
+    signal,
+    vision,
 )
 from ir.ops.registry import OPS, Attr, OpDef, OpError, get_op, register
 

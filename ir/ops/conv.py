@@ -1,4 +1,6 @@
-"""Convolutions: Conv and ConvTranspose over 1, 2 or 3 spatial axes (NC + spatial layout).
+"""Convolutions: Conv and ConvTranspose over 1, 2 or 3 spatial axes (NC + spatial layout),
+and the 2-D DeformConv, whose taps move by learned offsets, and the causal depthwise 1-D
+CausalConvWithState of decode steps.
 
 Attributes are canonical: strides, pads (begin..., end...) and dilations always have one entry
 per spatial axis (pads two), the kernel shape comes from the weight, and ONNX's auto_pad and
@@ -282,3 +284,156 @@ class ConvTranspose:
         if b is not None:
             y = y + b.astype(acc).reshape((1, -1) + (1,) * nsp)
         return [np.ascontiguousarray(y).astype(x.dtype, copy=False)]
+
+
+# -- DeformConv ----------------------------------------------------------------------------
+
+
+@register
+class DeformConv:
+    """Conv whose kernel taps move: y[n, m, oh, ow] = b[m] + sum_{c, k} w[m, c', k] *
+    mask[n, g, k, oh, ow] * bilinear(x[n, c], oh*s_h - pad_top + kh*d_h + off_y,
+    ow*s_w - pad_left + kw*d_w + off_x), with (off_y, off_x) = offset[n, g, k, 0/1, oh, ow]
+    for the offset group g = c // (C / offset_group) (mask 1 when omitted). The bilinear
+    sample weights the four surrounding pixels, a pixel outside x reading 0. 2-D only.
+    Inputs: x (N, C, H, W), w (M, C/group, kH, kW), offset (N, og*2*kH*kW, oH, oW),
+    b (M,), mask (N, og*kH*kW, oH, oW).
+    """
+
+    operands = ("x", "w", "offset", "b?", "mask?")
+    flops = cost.conv
+    attrs = {
+        "strides": Attr("ints", doc="step per spatial axis"),
+        "pads": Attr("ints", doc="zero padding: begin per axis, then end per axis"),
+        "dilations": Attr("ints", doc="spacing of kernel taps per axis"),
+        "group": Attr("int", 1, doc="channel groups"),
+        "offset_group": Attr("int", 1, doc="channel groups that share offsets and mask"),
+    }
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        op = "DeformConv"
+        x, w, off = require_inputs(op, ins, 3)
+        nsp = check_spatial(op, x, a, ("strides", "dilations"))
+        require(nsp == 2, f"{op}: only 2-D inputs (N, C, H, W) are supported, got {x.shape}")
+        require(x.dtype.is_float and w.dtype is x.dtype and off.dtype is x.dtype,
+                f"{op}: x, w and offset must be float tensors of one type")
+        require(len(w.shape) == 4, f"{op}: weight must have rank 4, got {w.shape}")
+        g, og, m, c = a["group"], a["offset_group"], w.shape[0], x.shape[1]
+        require(g >= 1 and c % g == 0 and m % g == 0 and w.shape[1] * g == c,
+                f"{op}: group {g} must divide the channels {c}, {m} (weight {list(w.shape)})")
+        require(og >= 1 and c % og == 0, f"{op}: offset_group {og} must divide {c} channels")
+        out = tuple(_conv_out(x.shape[2 + i], w.shape[2 + i], a["strides"][i],
+                              a["dilations"][i], a["pads"][i], a["pads"][2 + i])
+                    for i in range(2))
+        kk = w.shape[2] * w.shape[3]
+        require(off.shape == (x.shape[0], og * 2 * kk, *out),
+                f"{op}: offset must be {[x.shape[0], og * 2 * kk, *out]}, got {list(off.shape)}")
+        b = ins[3] if len(ins) > 3 else None
+        mask = ins[4] if len(ins) > 4 else None
+        if b is not None:
+            require(b.shape == (m,), f"{op}: bias must have shape [{m}]")
+        if mask is not None:
+            require(mask.shape == (x.shape[0], og * kk, *out),
+                    f"{op}: mask must be {[x.shape[0], og * kk, *out]}, got {list(mask.shape)}")
+        return [TensorType((x.shape[0], m, *out), x.dtype)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, w, off = ins[0], ins[1], ins[2]
+        b = ins[3] if len(ins) > 3 else None
+        mask = ins[4] if len(ins) > 4 else None
+        assert x is not None and w is not None and off is not None
+        n, c, h, wd = x.shape
+        m, cpg, kh, kw = w.shape
+        oh, ow = off.shape[2:]
+        og, g, kk = a["offset_group"], a["group"], kh * kw
+        (sh, sw), (dh, dw), pads = a["strides"], a["dilations"], a["pads"]
+        off = off.astype(np.float64).reshape(n, og, kk, 2, oh, ow)
+        msk = (np.ones((n, og, kk, oh, ow)) if mask is None
+               else mask.astype(np.float64).reshape(n, og, kk, oh, ow))
+        ki, kj = np.divmod(np.arange(kk), kw)
+        py = (np.arange(oh) * sh - pads[0])[None, None, None, :, None] + \
+            (ki * dh)[None, None, :, None, None] + off[:, :, :, 0]
+        px = (np.arange(ow) * sw - pads[1])[None, None, None, None, :] + \
+            (kj * dw)[None, None, :, None, None] + off[:, :, :, 1]
+        grp = np.arange(c) // (c // og)  # each channel's offset group
+        py, px, msk = py[:, grp], px[:, grp], msk[:, grp]  # (N, C, K, oH, oW)
+        y0, x0 = np.floor(py), np.floor(px)
+        ni = np.arange(n)[:, None, None, None, None]
+        ci = np.arange(c)[None, :, None, None, None]
+        cols = np.zeros(py.shape)
+        for dy, dx in itertools.product((0, 1), (0, 1)):
+            yi, xi = y0 + dy, x0 + dx
+            wt = (py - y0 if dy else 1 - (py - y0)) * (px - x0 if dx else 1 - (px - x0))
+            ok = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < wd)
+            val = x[ni, ci, np.clip(yi, 0, h - 1).astype(np.int64),
+                    np.clip(xi, 0, wd - 1).astype(np.int64)]
+            cols += np.where(ok, wt * val, 0)
+        cols = (cols * msk).reshape(n, g, cpg, kk, oh, ow)
+        wg = w.astype(np.float64).reshape(g, m // g, cpg, kk)
+        y = np.einsum("ngckhw,gock->ngohw", cols, wg).reshape(n, m, oh, ow)
+        if b is not None:
+            y = y + b.astype(np.float64)[None, :, None, None]
+        return [y.astype(x.dtype)]
+
+
+# -- CausalConvWithState -------------------------------------------------------------------
+
+
+@register
+class CausalConvWithState:
+    """The causal depthwise 1-D convolution of a decode step: with the sequence
+    p = concat(past_state (zeros when omitted), x) along the length axis,
+    y[n, c, t] = act(b[c] + sum_j w[c, 0, j] * p[n, c, t + j]) for t < L, act SiLU (y *
+    sigmoid(y)) or none, and present_state = the last k - 1 positions of p.
+    Inputs: x (N, C, L), w (C, 1, k), b (C,), past_state (N, C, k - 1).
+    """
+
+    operands = ("x", "w", "b?", "past_state?")
+    flops = cost.conv
+    outputs = 2
+    attrs = {"activation": Attr("str", "none", "none or silu (swish is silu)")}
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        op = "CausalConvWithState"
+        x, w = require_inputs(op, ins, 2)
+        require(len(x.shape) == 3 and x.dtype.is_float,
+                f"{op}: x must be a float (N, C, L) tensor, got {x}")
+        n, c, _ = x.shape
+        require(len(w.shape) == 3 and w.shape[:2] == (c, 1) and w.shape[2] >= 1,
+                f"{op}: weight must be ({c}, 1, k), got {list(w.shape)}")
+        k = w.shape[2]
+        b = ins[2] if len(ins) > 2 else None
+        past = ins[3] if len(ins) > 3 else None
+        if b is not None:
+            require(b.shape == (c,), f"{op}: bias must have shape [{c}], got {list(b.shape)}")
+        if past is not None:
+            require(past.shape == (n, c, k - 1),
+                    f"{op}: past_state must be {[n, c, k - 1]}, got {list(past.shape)}")
+        for t in [w, b, past]:
+            require(t is None or t.dtype is x.dtype, f"{op}: all inputs must be {x.dtype.value}")
+        require(a["activation"] in ("none", "silu"), f"{op}: activation must be none or silu")
+        return [TensorType(x.shape, x.dtype), TensorType((n, c, k - 1), x.dtype)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, w = ins[0], ins[1]
+        b = ins[2] if len(ins) > 2 else None
+        past = ins[3] if len(ins) > 3 else None
+        assert x is not None and w is not None
+        n, c, length = x.shape
+        k = w.shape[2]
+        acc = _accum_dtype(x.dtype)
+        if past is None:
+            past = np.zeros((n, c, k - 1), x.dtype)
+        p = np.concatenate([past, x], axis=2).astype(acc)
+        y = np.zeros((n, c, length), acc)
+        for j in range(k):
+            y += p[:, :, j:j + length] * w[:, 0, j].astype(acc)[None, :, None]
+        if b is not None:
+            y += b.astype(acc)[None, :, None]
+        if a["activation"] == "silu":
+            y = y / (1 + np.exp(-y))
+        return [y.astype(x.dtype), p[:, :, p.shape[2] - (k - 1):].astype(x.dtype)]

@@ -141,6 +141,24 @@ unary("Sqrt", _quiet(lambda x, a: np.sqrt(x)), "y = sqrt(x) (nan below 0)")
 unary("Reciprocal", _quiet(lambda x, a: np.reciprocal(x)), "y = 1 / x")
 unary("Sin", _quiet(lambda x, a: np.sin(x)), "y = sin(x)")
 unary("Cos", _quiet(lambda x, a: np.cos(x)), "y = cos(x)")
+unary("Tan", _quiet(lambda x, a: np.tan(x)), "y = tan(x)", **TABLE)
+unary("Asin", _quiet(lambda x, a: np.arcsin(x)), "y = asin(x) (nan outside [-1, 1])", **TABLE)
+unary("Acos", _quiet(lambda x, a: np.arccos(x)), "y = acos(x) (nan outside [-1, 1])", **TABLE)
+unary("Atan", _quiet(lambda x, a: np.arctan(x)), "y = atan(x)", **TABLE)
+unary("Sinh", _quiet(lambda x, a: np.sinh(x)), "y = sinh(x)", **TABLE)
+unary("Cosh", _quiet(lambda x, a: np.cosh(x)), "y = cosh(x)", **TABLE)
+unary("Asinh", _quiet(lambda x, a: np.arcsinh(x)), "y = asinh(x)", **TABLE)
+unary("Acosh", _quiet(lambda x, a: np.arccosh(x)), "y = acosh(x) (nan below 1)", **TABLE)
+unary("Atanh", _quiet(lambda x, a: np.arctanh(x)),
+      "y = atanh(x) (+-inf at +-1, nan outside [-1, 1])", **TABLE)
+unary("Shrink",
+      _f64(lambda x, a: np.where(x < -a["lambd"], x + a["bias"],
+                                 np.where(x > a["lambd"], x - a["bias"], 0.0))),
+      "y = x + bias if x < -lambd; x - bias if x > lambd; else 0",
+      {"lambd": Attr("float", 0.5), "bias": Attr("float", 0.0)}, dtypes="numeric", **TABLE)
+unary("Swish", _f64(lambda x, a: x * _sigmoid(a["alpha"] * x)),
+      "y = x * sigmoid(alpha * x) (alpha = 1 is SiLU, which the frontend makes of it)",
+      _alpha(1.0), **TABLE_ELTWISE)
 unary("Abs", lambda x, a: np.abs(x), "y = |x|", dtypes="numeric", **TABLE)
 unary("Neg", lambda x, a: np.negative(x), "y = -x (integers wrap)", dtypes="numeric", **TABLE)
 unary("Sign", lambda x, a: np.sign(x), "y = -1, 0 or 1 by the sign of x", dtypes="numeric")

@@ -212,6 +212,109 @@ class LayerNormalization:
 
 
 
+def stash_type(op: str, a: Attrs) -> DType:
+    """The op's ``stash`` attribute as a float DType, or an OpError."""
+    try:
+        stash = DType(a["stash"])
+    except ValueError:
+        raise OpError(f"{op}: stash type {a['stash']!r} is not an IR type") from None
+    require(stash.is_float, f"{op}: stash type must be a float type, got {stash.value}")
+    return stash
+
+
+@register
+class GroupNormalization:
+    """Standardise each group of C / num_groups channels of each sample over the group's
+    channels and spatial positions, then scale and shift per channel:
+    n = (x - mean_ng) / sqrt(var_ng + epsilon), computed in the ``stash`` type, cast to x's;
+    y[n, c] = n[n, c] * scale[c'] + bias[c'].
+
+    scale and bias have one entry per channel (ONNX opset 21: c' = c) or one per group
+    (opset 18: c' = c // (C / num_groups)); their length says which, and when the two are
+    equal (one channel per group) both readings agree.
+    """
+
+    operands = ("x", "scale", "bias")
+    flops = cost.per_element(8)
+    attrs = {
+        "num_groups": Attr("int", doc="groups the channels are split into (divides C)"),
+        "epsilon": Attr("float", 1e-5, "added to the variance before the square root"),
+        "stash": Attr("str", "f32", "element type of the statistics"),
+    }
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        op = "GroupNormalization"
+        x, scale, bias = require_inputs(op, ins, 3)
+        _float_input(op, x)
+        stash_type(op, a)
+        require(len(x.shape) >= 2, f"{op}: input must have rank >= 2 (N, C, ...), got {x.shape}")
+        c, g = x.shape[1], a["num_groups"]
+        require(g >= 1 and c % g == 0, f"{op}: num_groups {g} must divide the {c} channels")
+        for name, t in (("scale", scale), ("bias", bias)):
+            _float_input(op, t, name)
+            require(t.shape in ((c,), (g,)),
+                    f"{op}: {name} must have shape ({c},) or ({g},), got {list(t.shape)}")
+        return [TensorType(x.shape, x.dtype)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, scale, bias = ins
+        assert x is not None and scale is not None and bias is not None
+        stash = DType(a["stash"]).np
+        n, c, g = x.shape[0], x.shape[1], a["num_groups"]
+        xs = x.astype(stash).reshape(n, g, -1)
+        mean = xs.mean(axis=2, keepdims=True)
+        d = xs - mean
+        var = (d * d).mean(axis=2, keepdims=True)
+        norm = (d / np.sqrt(var + stash.type(a["epsilon"]))).astype(x.dtype).reshape(x.shape)
+
+        def per_channel(p: np.ndarray) -> np.ndarray:
+            p = np.repeat(p, c // g) if p.shape[0] != c else p
+            return p.astype(x.dtype).reshape((c,) + (1,) * (x.ndim - 2))
+
+        return [(norm * per_channel(scale) + per_channel(bias)).astype(x.dtype)]
+
+
+@register
+class RMSNormalization:
+    """Divide by the root mean square over the trailing axes [axis, rank), then scale:
+    n = x / sqrt(mean(x^2) + epsilon), computed in the ``stash`` type and cast to x's;
+    y = n * scale (scale broadcasts unidirectionally to x)."""
+
+    operands = ("x", "scale")
+    flops = cost.per_element(4)  # square, sum, multiply by the reciprocal, scale
+    attrs = {
+        "axis": Attr("int", doc="first normalised axis (canonical: >= 0)"),
+        "epsilon": Attr("float", 1e-5, "added to the mean square before the square root"),
+        "stash": Attr("str", "f32", "element type of the statistics"),
+    }
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        op = "RMSNormalization"
+        x, scale = require_inputs(op, ins, 2)
+        _float_input(op, x)
+        _float_input(op, scale, "scale")
+        stash_type(op, a)
+        require(norm_axis(op, a["axis"], len(x.shape)) == a["axis"],
+                f"{op}: axis must be canonical (>= 0), got {a['axis']}")
+        require(broadcast_shapes(op, x.shape, scale.shape) == x.shape,
+                f"{op}: scale of shape {list(scale.shape)} does not broadcast to x "
+                f"{list(x.shape)}")
+        return [TensorType(x.shape, x.dtype)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x, scale = ins
+        assert x is not None and scale is not None
+        stash = DType(a["stash"]).np
+        xs = x.astype(stash)
+        ms = (xs * xs).mean(axis=tuple(range(a["axis"], x.ndim)), keepdims=True)
+        norm = (xs * (1 / np.sqrt(ms + stash.type(a["epsilon"])))).astype(x.dtype)
+        return [(norm * scale.astype(x.dtype)).astype(x.dtype)]
+
+
 @register
 class MeanVarianceNormalization:
     """Standardise over ``axes`` without affine parameters:

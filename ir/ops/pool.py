@@ -1,4 +1,4 @@
-"""Pooling and local normalisation: MaxPool, AveragePool, GlobalMaxPool, GlobalAveragePool, LRN.
+"""Pooling and local normalisation: MaxPool, AveragePool, LpPool, the global pools, LRN.
 
 Windowed pools share Conv's canonical spatial attributes (kernel_shape, strides, pads,
 dilations, one entry per axis, pads two) plus ceil_mode, which is kept because it is more than
@@ -191,6 +191,74 @@ class AveragePool:
             count = count * n.reshape((1, 1) + tuple(out[i] if j == i else 1
                                                       for j in range(nsp)))
         return [(y / np.maximum(count, 1).astype(acc)).astype(x.dtype, copy=False)]
+
+
+@register
+class LpPool:
+    """y[n, c, o...] = (sum over taps of |x_pad[n, c, o*s - pads_begin + k*d]| ** p) ** (1/p),
+    padding (and taps past it, which ceil_mode can create) contributing 0."""
+
+    operands = ("x",)
+    flops = cost.window
+    tiled = "pool"
+    attrs = {**_WINDOW_ATTRS, "p": Attr("int", 2, doc="order of the norm (>= 1)")}
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        y = _infer_window("LpPool", ins, a)
+        require(y.dtype.is_float, "LpPool: needs a float input")
+        require(a["p"] >= 1, f"LpPool: p must be >= 1, got {a['p']}")
+        return [TensorType(y.shape, y.dtype)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x = ins[0]
+        assert x is not None
+        out, before, after = _geometry(x, a)
+        acc = np.float32 if x.dtype == np.float16 else x.dtype
+        xp = pad_spatial(_abs_pow(x.astype(acc, copy=False), a["p"]), before, after, 0)
+        s, d = a["strides"], a["dilations"]
+        taps = list(itertools.product(*(range(k) for k in a["kernel_shape"])))
+        y = tap(xp, taps[0], s, d, out).copy()
+        for k in taps[1:]:
+            y += tap(xp, k, s, d, out)
+        return [_root(y, a["p"]).astype(x.dtype, copy=False)]
+
+
+def _abs_pow(x: np.ndarray, p: int) -> np.ndarray:
+    """|x| ** p (p = 1 and 2 without a pow, as the C does)."""
+    return np.abs(x) if p == 1 else x * x if p == 2 else np.abs(x) ** p
+
+
+def _root(s: np.ndarray, p: int) -> np.ndarray:
+    return s if p == 1 else np.sqrt(s) if p == 2 else s ** (1.0 / p)
+
+
+@register
+class GlobalLpPool:
+    """y[n, c, 1...] = (sum of |x[n, c, ...]| ** p over all spatial positions) ** (1/p)."""
+
+    operands = ("x",)
+    flops = cost.reduction
+    tiled = "pool"
+    attrs = {"p": Attr("int", 2, doc="order of the norm (>= 1)")}
+
+    @staticmethod
+    def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
+        (x,) = require_inputs("GlobalLpPool", ins, 1)
+        require(len(x.shape) >= 3, "GlobalLpPool: input must be N x C x spatial...")
+        require(x.dtype.is_float, "GlobalLpPool: needs a float input")
+        require(a["p"] >= 1, f"GlobalLpPool: p must be >= 1, got {a['p']}")
+        return [TensorType(x.shape[:2] + (1,) * (len(x.shape) - 2), x.dtype)]
+
+    @staticmethod
+    def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
+        x = ins[0]
+        assert x is not None
+        acc = np.float32 if x.dtype == np.float16 else x.dtype
+        s = _abs_pow(x.astype(acc, copy=False), a["p"]).sum(
+            axis=tuple(range(2, x.ndim)), keepdims=True)
+        return [_root(s, a["p"]).astype(x.dtype, copy=False)]
 
 
 def _global(name: str, fn: str) -> None:

@@ -37,6 +37,10 @@ Traits, declared on the op and read from the registry by everything that needs t
 - ``tiled``: the kind of tiling problem it is on an accelerator (conv, matmul, pool, eltwise),
   and ``staged``: whether the accelerator code generators stage it through the chip's buffers
   (the integer kernels), rather than running it as host C.
+- ``counted``: for an op whose output extent depends on the data (NonZero, Unique, ...),
+  ``(attrs) -> [axis or None per output but the last]``: each output has a static upper-bound
+  shape, the last output is an i64 scalar holding the true extent of the listed axis at run
+  time (see ir/ops/dynamic.py and docs/architecture.md "Data-dependent shapes").
 
 Frontend, passes, interpreter, quantiser, tiling, printer and code generators all key on this
 registry; no op is described twice.
@@ -147,6 +151,10 @@ class OpDef:
     clamp: ClampFn | None = None
     tiled: str | None = None
     staged: bool = False
+    counted: Callable[[Attrs], list[int | None]] | None = None
+    # region ops (If, Loop, Scan; ir/ops/control.py) own graph bodies, named here in order;
+    # their infer and compute also receive the node's bodies (``regions``)
+    regions: tuple[str, ...] = ()
 
     @property
     def variadic(self) -> bool:
@@ -160,14 +168,32 @@ class OpDef:
             raise AttributeError(f"{self.name} has no operand {name!r}; its operands are "
                                  f"{', '.join(self.operands) or 'none'}") from None
 
+    def infer_types(
+        self, in_types: list[TensorType | None], attrs: Attrs, regions: Sequence[Any] = ()
+    ) -> list[TensorType]:
+        """The output types; a region op also checks its bodies against its operands."""
+        self.check_storage_types(in_types)
+        if self.regions:
+            if len(regions) != len(self.regions):
+                raise OpError(f"{self.name}: needs {len(self.regions)} region(s) "
+                              f"({', '.join(self.regions)}), got {len(regions)}")
+            return self.infer(in_types, attrs, list(regions))  # type: ignore[call-arg]
+        if regions:
+            raise OpError(f"{self.name}: takes no regions, got {len(regions)}")
+        return self.infer(in_types, attrs)
+
     def evaluate(
         self,
         ins: list[np.ndarray | None],
         attrs: Attrs,
         in_types: list[TensorType | None],
         out_types: list[TensorType],
+        regions: Sequence[Any] = (),
     ) -> list[np.ndarray]:
-        """Run the reference semantics; typed ops also receive the node's types."""
+        """Run the reference semantics; typed ops also receive the node's types, region
+        ops their bodies."""
+        if self.regions:
+            return self.compute(ins, attrs, list(regions))  # type: ignore[call-arg]
         if self.typed:
             return self.compute(ins, attrs, in_types, out_types)  # type: ignore[call-arg]
         return self.compute(ins, attrs)
@@ -255,7 +281,7 @@ def parse_operands(op: str, spec: Sequence[str]) -> tuple[tuple[str, ...], int, 
 
 
 #: attributes of ir.graph.Node, which operand names must not shadow
-_NODE_FIELDS = frozenset({"op", "inputs", "outputs", "attrs", "name", "sources"})
+_NODE_FIELDS = frozenset({"op", "inputs", "outputs", "attrs", "name", "sources", "regions"})
 
 
 def register(cls: type) -> type:
@@ -264,6 +290,7 @@ def register(cls: type) -> type:
     if name in OPS:
         raise ValueError(f"op {name!r} is registered twice")
     names, lo, hi = parse_operands(name, getattr(cls, "operands", ("x",)))
+    lo = getattr(cls, "min_inputs", lo)  # e.g. If: a variadic operand that may be empty
     tiled = getattr(cls, "tiled", None)
     if tiled is not None and tiled not in TILED_KINDS:
         raise ValueError(f"op {name!r}: tiled must be one of {TILED_KINDS}, got {tiled!r}")
@@ -285,6 +312,8 @@ def register(cls: type) -> type:
         clamp=getattr(cls, "clamp", None),
         tiled=tiled,
         staged=getattr(cls, "staged", False),
+        counted=getattr(cls, "counted", None),
+        regions=tuple(getattr(cls, "regions", ())),
     )
     return cls
 

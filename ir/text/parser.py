@@ -161,6 +161,12 @@ class _Builder:
         return IRParseError(msg, tok.line or 0, tok.column or 0, self.text)
 
     def build(self, tree: Tree) -> Graph:
+        return self.graph_of(tree.children[0])
+
+    def graph_of(self, tree: Tree) -> Graph:
+        """One graph, a scope of its own: a region body sees none of the outer names."""
+        outer = getattr(self, "graph", None), self.env
+        self.env = {}
         name_tok = tree.children[0]
         g = Graph(self.name(name_tok))
         self.graph = g
@@ -177,6 +183,7 @@ class _Builder:
             else:
                 g.nodes.append(self.node(child))
         g.outputs = [self.use(t) for t in out_refs]
+        self.graph, self.env = outer  # type: ignore[assignment]
         return g
 
     # -- names ----------------------------------------------------------------------------
@@ -352,9 +359,12 @@ class _Builder:
         attrs: dict[str, Any] = {}
         op, name = "", ""
         sources: list[tuple[str, str]] = []
+        regions: list[Graph] = []
         for sub in tree.children:
             kind = sub.data
-            if kind == "results":
+            if kind == "graph":
+                regions.append(self.graph_of(sub))
+            elif kind == "results":
                 outs = [(r.children[0], self.type(r.children[1])) for r in sub.children]
             elif kind == "opname":
                 op = self.text_of(sub.children[0])
@@ -376,7 +386,7 @@ class _Builder:
                                     self.text_of(src.children[1])))
         # Results are defined after the operands are read: a node cannot read its own output.
         outputs = [self.define(tok, t) for tok, t in outs]
-        return Node(op, ins, outputs, attrs, name=name, sources=sources)
+        return Node(op, ins, outputs, attrs, name=name, sources=sources, regions=regions)
 
     def text_of(self, tok: Token) -> str:
         try:

@@ -27,15 +27,30 @@ def print_graph(
     max_inline: int | None = DEFAULT_MAX_INLINE,
 ) -> str:
     """The IR text of ``graph``. ``max_inline=None`` prints every constant inline."""
+    return "\n".join(_graph_lines(graph, blobs, max_inline, "", {})) + "\n"
+
+
+def _graph_lines(graph: Graph, blobs: MutableMapping[str, np.ndarray] | None,
+                 max_inline: int | None, indent: str, keys: dict[str, int]) -> list[str]:
+    """A graph, its statements indented two spaces more; region bodies nest under their
+    node, two spaces deeper still. ``keys`` are the blob names taken so far: a constant of a
+    body named like one of another scope gets its blob name with a suffix (``@w.1``)."""
     params = ", ".join(f"{sigil_name('%', v.name)}: {format_type(v.type)}" for v in graph.inputs)
     outs = ", ".join(sigil_name("%", v.name) for v in graph.outputs)
-    lines = [f"graph {sigil_name('@', graph.name)}({params}) -> ({outs}) {{"]
+    lines = [f"{indent}graph {sigil_name('@', graph.name)}({params}) -> ({outs}) {{"]
     for c in graph.constants:
-        lines.append("  " + format_const(c, blobs, max_inline))
+        key, k = c.name, 0
+        while key in keys and keys[key] != id(c):
+            k += 1
+            key = f"{c.name}.{k}"
+        keys[key] = id(c)
+        lines.append(indent + "  " + format_const(c, blobs, max_inline, key))
     for n in graph.nodes:
-        lines.append("  " + format_node(n))
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        lines.append(indent + "  " + format_node(n))
+        for body in n.regions:
+            lines += _graph_lines(body, blobs, max_inline, indent + "    ", keys)
+    lines.append(indent + "}")
+    return lines
 
 
 def format_type(t: TensorType) -> str:
@@ -53,15 +68,17 @@ def format_quant(q: QuantParams) -> str:
 
 
 def format_const(
-    c: Value, blobs: MutableMapping[str, np.ndarray] | None, max_inline: int | None
+    c: Value, blobs: MutableMapping[str, np.ndarray] | None, max_inline: int | None,
+    key: str = "",
 ) -> str:
     data = c.data
     assert data is not None, f"constant %{c.name} has no data"
     head = f"{sigil_name('%', c.name)} = const {format_type(c.type)}"
     if max_inline is not None and data.size > max_inline:
+        key = key or c.name
         if blobs is not None:
-            blobs[c.name] = data
-        return f"{head} {sigil_name('@', c.name)}"
+            blobs[key] = data
+        return f"{head} {sigil_name('@', key)}"
     return f"{head} dense<[{', '.join(format_elements(data))}]>"
 
 

@@ -91,6 +91,8 @@ class Renderer:
 
     name = "c"
     restrict = "QNNC_RESTRICT"
+    #: generates control flow (If, Loop, Scan: targets/c/control.py)
+    regions = True
     #: csrc headers model.c includes
     headers: tuple[str, ...] = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h", "qnnc_vmath.h")
 

@@ -6,9 +6,15 @@ Generated code never calls malloc. Values are grouped into storages first:
 - a storage holding a graph output *is* the caller's output buffer, so the producing layer
   writes there directly;
 - an elementwise op may run in place when its input's storage dies at that op.
+A region body (If, Loop, Scan) is planned on its own (``body=True``): its inputs are arena
+buffers the control flow fills before the body runs, alive through the whole body as its
+outputs are (the control flow reads them after it), and the body's arena becomes the scratch
+space of the node that owns it, so nothing in a body outlives or overlaps wrongly with the
+outer graph.
+
 The remaining (arena) storages get offsets by greedy best-fit by size: largest first, each
-put in the smallest gap left by storages whose lifetimes overlap its own. Offsets are
-aligned to 64 bytes (a cache line, and an AVX-512 register).
+put in the smallest gap left by storages whose lifetimes overlap its own. Offsets are aligned
+to 64 bytes (a cache line, and an AVX-512 register).
 """
 
 from __future__ import annotations
@@ -62,18 +68,25 @@ def plan_memory(
     inplace_ok: Callable[[Node], bool],
     scratch_bytes: Callable[[Node], int],
     nbytes_of: Callable[[Value], int] = lambda v: v.type.nbytes,
+    body: bool = False,
 ) -> MemoryPlan:
     """Plan storage for ``graph``. ``inplace_ok(node)`` says if the op may write over its
     first same-shaped input; ``scratch_bytes(node)`` is the temporary space a layer needs;
-    ``nbytes_of(value)`` its stored size (a padded layout stores more than its elements)."""
+    ``nbytes_of(value)`` its stored size (a padded layout stores more than its elements).
+    ``body``: plan a region body (module docstring)."""
     st: dict[int, Storage] = {}
+    end = len(graph.nodes)
     for k, v in enumerate(graph.inputs):
-        st[id(v)] = Storage("input", k, members=[id(v)])
+        if body:
+            st[id(v)] = Storage("arena", nbytes=nbytes_of(v), first=-1, last=end,
+                                members=[id(v)])
+        else:
+            st[id(v)] = Storage("input", k, members=[id(v)])
     for v in graph.constants:
         st[id(v)] = Storage("const", members=[id(v)])
     out_index: dict[int, int] = {}
     copies: list[tuple[Value, int]] = []
-    for k, v in enumerate(graph.outputs):
+    for k, v in enumerate(graph.outputs if not body else ()):
         if id(v) in st or id(v) in out_index:
             copies.append((v, k))  # an input/constant/repeated output: copied in qnnc_run
         else:
@@ -99,12 +112,15 @@ def plan_memory(
             if a.kind == "arena" or b.kind == "arena":
                 keep, gone = (b, a) if a.kind == "arena" else (a, b)
                 merge(keep, gone)
-    # 2. lifetimes: the last node reading any member
+    # 2. lifetimes: the last node reading any member (a body's outputs: its end)
     for i, node in enumerate(graph.nodes):
         for v in node.inputs:
             if v is not None:
                 s = st[id(v)]
                 s.last = max(s.last, i)
+    if body:
+        for v in graph.outputs:
+            st[id(v)].last = end
     # 3. in place: an elementwise op whose input storage dies here
     inplace: set[int] = set()
     for i, node in enumerate(graph.nodes):

@@ -12,19 +12,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # importing the op families registers their emitters
+import targets.c.ops_bitwise
+import targets.c.ops_conv_transpose
+import targets.c.ops_dynamic
 import targets.c.ops_elementwise
+import targets.c.ops_indexing
 import targets.c.ops_layout
 import targets.c.ops_linalg
+import targets.c.ops_loss
+import targets.c.ops_matrix
 import targets.c.ops_movement
 import targets.c.ops_norm
 import targets.c.ops_pool
 import targets.c.ops_quant
+import targets.c.ops_quant_recurrent
+import targets.c.ops_recurrent
 import targets.c.ops_reduce
-import targets.c.ops_shape  # noqa: F401
-from ir.graph import Graph, Value
+import targets.c.ops_select
+import targets.c.ops_shape
+import targets.c.ops_signal
+import targets.c.ops_vision  # noqa: F401
+from ir.graph import Graph, Node, Value
+from ir.ops.dynamic import counted_outputs
 from ir.types import DType
+from targets.c.control import Region, emit_control
 from targets.c.emitter import (
     C_TYPES,
+    CodegenError,
     LayerCtx,
     Renderer,
     WeightTable,
@@ -74,71 +88,143 @@ def generate(graph: Graph, renderer: Renderer | None = None, *,
     """Generate the C sources of ``graph`` (raises CodegenError naming any unsupported node)."""
     r = renderer or Renderer()
     r.prepare(graph)
-    for node in graph.nodes:  # every unsupported op is found before any work is done
-        r.emitter(node)
+    _check_supported(graph, r)  # every unsupported op is found before any work is done
     for v in list(graph.inputs) + list(graph.outputs):
         c_type(v.type.dtype)
     names = NameTable()
     weights = WeightTable(names)
-    plan = plan_memory(
-        graph,
-        inplace_ok=lambda n: r.emitter(n).inplace,
-        scratch_bytes=lambda n: (r.emitter(n).scratch or (lambda _n: 0))(n),
-        nbytes_of=r.nbytes,
-    )
-    consts = {id(v): v for v in graph.constants}
-    funcs, calls, layers = [], [], []
-
-    passed: set[str] = set()  # storage kinds qnnc_run passes on: does it read inputs?
-
-    def ref(v: Value) -> str:
-        passed.add(plan.storage_of[id(v)].kind)
-        return _ref(v, plan, consts, weights)
-
-    def const_ref(v: Value) -> str:
-        text = ref(v)
-        return text if text.isidentifier() else f"({text})"
-
-    for i, node in enumerate(graph.nodes):
-        st_in = [plan.storage_of[id(v)] if v is not None else None for v in node.inputs]
-        st_out = [plan.storage_of[id(v)] for v in node.outputs]
-        params = Params(node, lambda v: plan.storage_of[id(v)].kind == "const", const_ref)
-        ctx = LayerCtx(node, r, weights, params, inplace=i in plan.inplace,
-                       same_storage=lambda a, b, si=st_in, so=st_out: si[a] is so[b])
-        body = r.emitter(node).fn(ctx)
-        if not body.strip():  # a view: its output is its input's bytes
-            calls.append(f"    /* {node.op} {c_comment(repr(node.name))}: nothing to move */")
-            layers.append(LayerInfo("", node.name, node.op, i in plan.inplace))
-            continue
-        fn = names.claim(f"layer_{i:03d}", node.name or node.op)
-        stores = [plan.storage_of[id(v)] for v in params.values]
-        aliased = len({id(s) for s in stores}) < len(stores)
-        decls, body, values = params.finish(body, "" if aliased else f"{r.restrict} ",
-                                            _SIGNATURE_WORDS)
-        args = [ref(v) for v in values]
-        if i in plan.scratch:
-            decls.append(f"void *{r.restrict} scratch")
-            args.append(plus("qnnc_arena", plan.scratch[i].offset))
-        sig = f"static void {fn}({', '.join(decls) or 'void'})"
-        indented = "\n".join(("    " + ln) if ln else "" for ln in body.splitlines())
-        funcs.append(wrap_lines(f"{layer_comment(node)}\n{sig} {{\n{indented}\n}}\n"))
-        calls += wrap_line(f"    {fn}({', '.join(args)});")
-        layers.append(LayerInfo(fn, node.name, node.op, i in plan.inplace))
+    layers = _Layers(r, names, weights)
+    layers.rows = rows = counted_outputs(graph)  # outputs whose extent is counted at run time
+    plan = layers.plan(graph)
+    calls = layers.emit(graph, plan, 0, "    ")
     for v, k in plan.copies:
-        calls += wrap_line(f"    memcpy(outputs[{k}], {ref(v)}, {v.type.nbytes});")
+        calls += wrap_line(f"    memcpy(outputs[{k}], {layers.ref(v, plan, 0)}, {v.type.nbytes});")
     files: dict[str, str | bytes] = {}
     wdecl, wfiles = weight_files(weights, blob_threshold)
     files.update(wfiles)
-    files["model.h"] = _header(graph, plan, weights.nbytes, version, r.header_extra())
-    unused = [f"(void){k}s;" for k in ("input", "output") if k not in passed]
+    files["model.h"] = _header(graph, plan, weights.nbytes, version,
+                               "\n".join(filter(None, [_rows_decl(graph, rows), r.header_extra()])))
+    unused = [f"(void){k}s;" for k in ("input", "output") if k not in layers.passed]
     if unused:  # a graph that never reads its inputs (or writes no output buffer)
         calls.insert(0, "    " + " ".join(unused))
-    files["model.c"] = _model_c(graph, r, plan, weights.nbytes, wdecl, funcs, calls, version)
-    return CSources(files, plan.arena_bytes, weights.nbytes, layers)
+    rows_def = "int64_t qnnc_output_rows[QNNC_NUM_OUTPUTS];\n" if rows else ""
+    files["model.c"] = _model_c(graph, r, plan, weights.nbytes, wdecl, rows_def + r.prelude(),
+                                layers.funcs, calls, version)
+    return CSources(files, plan.arena_bytes, weights.nbytes, layers.layers)
 
 
-def _ref(v: Value, plan: MemoryPlan, consts: dict[int, Value], weights: WeightTable) -> str:
-    """The C expression of the buffer holding ``v``."""
+def _check_supported(graph: Graph, r: Renderer) -> None:
+    for _, node in graph.walk():
+        if not node.regions:
+            r.emitter(node)
+        elif not r.regions:
+            raise CodegenError(f"node {node.name!r} ({node.op}): target {r.name} does not "
+                               "generate control flow (If, Loop, Scan) yet; compile for the host")
+
+
+class _Layers:
+    """The layer functions and the calls in ``qnnc_run`` of a graph and the bodies in it."""
+
+    def __init__(self, r: Renderer, names: NameTable, weights: WeightTable) -> None:
+        self.r, self.names, self.weights = r, names, weights
+        self.funcs: list[str] = []
+        self.layers: list[LayerInfo] = []
+        self.passed: set[str] = set()  # storage kinds qnnc_run passes on: does it read inputs?
+        self.consts: dict[int, Value] = {}
+        self.plans: dict[int, tuple[MemoryPlan, int]] = {}  # id(body) -> (plan, arena base)
+        self.count = 0
+        self.depth = 0
+        self.rows: dict[int, tuple[Value, int]] = {}  # counted outputs (top-level graph only)
+
+    def plan(self, graph: Graph, body: bool = False) -> MemoryPlan:
+        """The arena plan of ``graph``; each body's plan sits in its node's scratch space."""
+        self.consts.update({id(v): v for v in graph.constants})
+        sub = {id(b): self.plan(b, True) for n in graph.nodes for b in n.regions}
+        r = self.r
+        plan = plan_memory(
+            graph,
+            inplace_ok=lambda n: not n.regions and r.emitter(n).inplace,
+            scratch_bytes=lambda n: max((sub[id(b)].arena_bytes for b in n.regions),
+                                        default=0) if n.regions else
+            (r.emitter(n).scratch or (lambda _n: 0))(n),
+            nbytes_of=r.nbytes, body=body,
+        )
+        for i, n in enumerate(graph.nodes):
+            for b in n.regions:
+                self.plans[id(b)] = (sub[id(b)], plan.scratch[i].offset if i in plan.scratch
+                                     else 0)
+        return plan
+
+    def ref(self, v: Value, plan: MemoryPlan, base: int) -> str:
+        self.passed.add(plan.storage_of[id(v)].kind)
+        return _ref(v, plan, self.consts, self.weights, base)
+
+    def emit(self, graph: Graph, plan: MemoryPlan, base: int, indent: str) -> list[str]:
+        """The calls of ``graph``'s layers (its arena at ``base``), defining their functions."""
+        r, calls = self.r, []
+        for i, node in enumerate(graph.nodes):
+            if node.regions:
+                calls += self._control(node, plan, base, indent)
+                continue
+            st_in = [plan.storage_of[id(v)] if v is not None else None for v in node.inputs]
+            st_out = [plan.storage_of[id(v)] for v in node.outputs]
+
+            def const_ref(v: Value) -> str:
+                text = self.ref(v, plan, base)
+                return text if text.isidentifier() else f"({text})"
+
+            params = Params(node, lambda v: plan.storage_of[id(v)].kind == "const", const_ref)
+            ctx = LayerCtx(node, r, self.weights, params, inplace=i in plan.inplace,
+                           same_storage=lambda a, b, si=st_in, so=st_out: si[a] is so[b])
+            body = r.emitter(node).fn(ctx)
+            if not body.strip():  # a view: its output is its input's bytes
+                calls.append(f"{indent}/* {node.op} {c_comment(repr(node.name))}: "
+                             "nothing to move */")
+                self.layers.append(LayerInfo("", node.name, node.op, i in plan.inplace))
+                continue
+            fn = self.names.claim(f"layer_{self.count:03d}", node.name or node.op)
+            self.count += 1
+            stores = [plan.storage_of[id(v)] for v in params.values]
+            aliased = len({id(s) for s in stores}) < len(stores)
+            decls, body, values = params.finish(body, "" if aliased else f"{r.restrict} ",
+                                                _SIGNATURE_WORDS)
+            args = [self.ref(v, plan, base) for v in values]
+            if i in plan.scratch:
+                decls.append(f"void *{r.restrict} scratch")
+                args.append(plus("qnnc_arena", base + plan.scratch[i].offset))
+            sig = f"static void {fn}({', '.join(decls) or 'void'})"
+            indented = "\n".join(("    " + ln) if ln else "" for ln in body.splitlines())
+            self.funcs.append(wrap_lines(f"{layer_comment(node)}\n{sig} {{\n{indented}\n}}\n"))
+            calls += wrap_line(f"{indent}{fn}({', '.join(args)});")
+            calls += [f"{indent}qnnc_output_rows[{k}] = *{self.ref(count, plan, base)};"
+                      for k, (count, _) in self.rows.items() if count in node.outputs]
+            self.layers.append(LayerInfo(fn, node.name, node.op, i in plan.inplace))
+        return calls
+
+    def _control(self, node: Node, plan: MemoryPlan, base: int, indent: str) -> list[str]:
+        def body_ref(b: Graph, v: Value) -> str:
+            bplan, off = self.plans[id(b)]
+            return self.ref(v, bplan, base + off)
+
+        def body_calls(b: Graph, ind: str) -> list[str]:
+            bplan, off = self.plans[id(b)]
+            self.depth += 1
+            try:
+                return self.emit(b, bplan, base + off, ind)
+            finally:
+                self.depth -= 1
+
+        reg = Region(node, lambda v: self.ref(v, plan, base), body_ref, body_calls, self.depth)
+        out = []
+        for ln in emit_control(reg, indent):
+            out += wrap_line(ln)
+        self.layers.append(LayerInfo("", node.name, node.op, False))
+        return out
+
+
+def _ref(v: Value, plan: MemoryPlan, consts: dict[int, Value], weights: WeightTable,
+         base: int = 0) -> str:
+    """The C expression of the buffer holding ``v`` (a body's arena starts at ``base``)."""
     s: Storage = plan.storage_of[id(v)]
     ct = C_TYPES[v.type.dtype]
     if s.kind == "input":
@@ -150,7 +236,19 @@ def _ref(v: Value, plan: MemoryPlan, consts: dict[int, Value], weights: WeightTa
         assert root.data is not None
         name = weights.add(root.data, root.name, key=root)
         return name if root.type.dtype == v.type.dtype else f"(const {ct} *){name}"
-    return f"({ct} *)({plus('qnnc_arena', s.offset)})" if s.offset else f"({ct} *)qnnc_arena"
+    at = base + s.offset
+    return f"({ct} *)({plus('qnnc_arena', at)})" if at else f"({ct} *)qnnc_arena"
+
+
+def _rows_decl(graph: Graph, rows: dict[int, tuple[Value, int]]) -> str:
+    """model.h's declaration of the run-time extents of data-dependent outputs."""
+    if not rows:
+        return ""
+    about = ["After qnnc_run, qnnc_output_rows[k] is the true extent of output k along its",
+             "data-dependent axis (entries past it are zeros); set for outputs"] + [
+        f"  {k} ({c_comment(repr(graph.outputs[k].name))}): axis {axis}"
+        for k, (_, axis) in rows.items()]
+    return comment_block(about) + "\nextern int64_t qnnc_output_rows[QNNC_NUM_OUTPUTS];"
 
 
 def _infos(vals: list[Value], what: str) -> str:
@@ -210,7 +308,7 @@ def _header(graph: Graph, plan: MemoryPlan, wbytes: int, version: str, extra: st
 
 
 def _model_c(graph: Graph, r: Renderer, plan: MemoryPlan, wbytes: int, wdecl: str,
-             funcs: list[str], calls: list[str], version: str) -> str:
+             prelude: str, funcs: list[str], calls: list[str], version: str) -> str:
     includes = "\n".join(f"#include \"{h}\"" for h in r.headers if h != "qnnc_runtime.h")
     parts = [
         comment_block([f"{_made_by(version)} for target {c_comment(r.name)}: "
@@ -224,7 +322,7 @@ def _model_c(graph: Graph, r: Renderer, plan: MemoryPlan, wbytes: int, wdecl: st
         "/* weights (weights.c) */",
         wdecl,
         "",
-        r.prelude(),
+        prelude,
         *funcs,
         _infos(list(graph.inputs), "inputs"),
         _infos(list(graph.outputs), "outputs"),

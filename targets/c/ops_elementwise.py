@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ir.types import DType
-from targets.c.emitter import LayerCtx, emits, nested_loops, offset, strides_of
+from targets.c.emitter import LayerCtx, emits, float_lit, nested_loops, offset, strides_of
 
 # Unary formulas over the element ``x``: C expressions with {f}(name) for libm functions in
 # the output's precision and {lit}(value) for float literals. One entry per op.
@@ -35,6 +35,18 @@ UNARY: dict[str, str] = {
     "Reciprocal": "{one} / x",
     "Sin": "{sin}(x)",
     "Cos": "{cos}(x)",
+    "Tan": "{tan}(x)",
+    "Asin": "{asin}(x)",
+    "Acos": "{acos}(x)",
+    "Atan": "{atan}(x)",
+    "Sinh": "{sinh}(x)",
+    "Cosh": "{cosh}(x)",
+    "Asinh": "{asinh}(x)",
+    "Acosh": "{acosh}(x)",
+    "Atanh": "{atanh}(x)",
+    "Shrink": "x < {neg_lambd} ? x + {bias} : (x > {lambd} ? x - {bias} : {zero})",
+    "Swish": "x * ({alpha} * x >= 0 ? {one} / ({one} + {exp}({neg_alpha} * x))"
+             " : {exp}({alpha} * x) / ({one} + {exp}({alpha} * x)))",
     "Abs": "{fabs}(x)",
     "Neg": "-x",
     "Sign": "(x > 0) - (x < 0)",
@@ -48,8 +60,9 @@ _GELU = {
     "tanh": "{half} * x * ({one} + {tanh}({sqrt_2_pi} * (x + {c} * x * x * x)))",
 }
 _LIBM = ("exp", "expm1", "log", "log1p", "tanh", "erf", "sqrt", "sin", "cos", "fabs", "floor",
-         "ceil", "rint", "fmax", "fmin")
-_INT_OK = {"Relu", "Abs", "Neg", "Clip"}
+         "ceil", "rint", "fmax", "fmin", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh",
+         "acosh", "atanh")
+_INT_OK = {"Relu", "Abs", "Neg", "Clip", "Shrink"}
 
 
 def unary_expr(ctx: LayerCtx) -> str:
@@ -67,9 +80,10 @@ def unary_expr(ctx: LayerCtx) -> str:
                  "half": ctx.lit(0.5),
                  "sqrt1_2": ctx.lit(_SQRT1_2), "sqrt_2_pi": ctx.lit(_SQRT_2_PI),
                  "c": ctx.lit(0.044715)})
-    for k in ("alpha", "beta", "gamma"):
+    for k in ("alpha", "beta", "gamma", "lambd", "bias"):
         if k in ctx.a:
             subs[k] = ctx.lit(ctx.a[k])
+            subs["neg_" + k] = ctx.lit(-ctx.a[k])
     if op == "Clip":
         lo, hi = ctx.a["min"], ctx.a["max"]
         e = "x"
@@ -92,6 +106,10 @@ def _int_unary(ctx: LayerCtx) -> str:
         return f"({ct})(x < 0 ? -x : x)"
     if op == "Neg":
         return f"({ct})(-x)"
+    if op == "Shrink":  # in double, truncated back as the reference's astype does
+        lam, bias = (float_lit(ctx.a[k], DType.f64) for k in ("lambd", "bias"))
+        neg = float_lit(-ctx.a["lambd"], DType.f64)
+        return f"({ct})(x < {neg} ? x + {bias} : (x > {lam} ? x - {bias} : 0.0))"
     info_lo, info_hi = (int(v) for v in _int_range(ctx.ot(0).dtype))
     lo = max(info_lo, math.ceil(ctx.a["min"])) if ctx.a["min"] != -math.inf else info_lo
     hi = min(info_hi, math.floor(ctx.a["max"])) if ctx.a["max"] != math.inf else info_hi
@@ -120,6 +138,7 @@ BINARY: dict[str, str] = {
     "PRelu": "a < 0 ? a * b : a",
     "Equal": "a == b", "Less": "a < b", "Greater": "a > b", "LessOrEqual": "a <= b",
     "GreaterOrEqual": "a >= b", "And": "a && b", "Or": "a || b", "Xor": "(!a) != (!b)",
+    "BitwiseAnd": "a & b", "BitwiseOr": "a | b", "BitwiseXor": "a ^ b",
 }
 
 

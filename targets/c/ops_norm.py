@@ -1,4 +1,5 @@
-"""Normalisation emitters: BatchNormalization, LayerNormalization, Softmax, LogSoftmax, LRN."""
+"""Normalisation emitters: BatchNormalization, LayerNormalization, GroupNormalization,
+RMSNormalization, Softmax, LogSoftmax, LRN."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def _trailing(ctx: LayerCtx, k: str, axis: int) -> None:
     ok = all(s == 0 or d == 1 for s, d in zip(st[:axis], shape[:axis])) and all(
         s == i or d == 1 for s, i, d in zip(st[axis:], inner, shape[axis:]))
     if not ok or int(np.prod(ctx.it(k).shape)) != int(np.prod(shape[axis:])):
-        raise ctx.fail("LayerNormalization's scale/bias must cover exactly the normalised axes")
+        raise ctx.fail(f"{ctx.node.op}'s scale/bias must cover exactly the normalised axes")
 
 
 @emits("LayerNormalization")
@@ -68,6 +69,61 @@ def layernorm(ctx: LayerCtx) -> str:
         f"const {ct} inv = ({ct})(1.0 / sqrt(sq / {inner} + {float(ctx.a['epsilon'])!r}));",
         f"const {ct} m = ({ct})mean;",
         f"for (int j = 0; j < {inner}; ++j) y[j] = (x[j] - m) * inv * {ctx.i('scale')}[j]{bias};",
+    ]))
+
+
+def _stash_f32(ctx: LayerCtx) -> None:
+    """The C emitters keep the statistics in double, which covers an f32 stash type."""
+    if ctx.a["stash"] not in ("f32", "f64"):
+        raise ctx.fail(f"stash type {ctx.a['stash']} has no C emitter (f32/f64 only)")
+
+
+@emits("GroupNormalization")
+def groupnorm(ctx: LayerCtx) -> str:
+    """Per (n, group): mean and variance of its contiguous C/G * spatial block in double, then
+    per channel y = (x - mean) * inv * scale + bias (scale and bias per channel or per
+    group)."""
+    ct = ctx.require_float()
+    _stash_f32(ctx)
+    shape, g = ctx.it("x").shape, ctx.a["num_groups"]
+    n, c, s = shape[0], shape[1], int(np.prod(shape[2:]))
+    cg = c // g
+    block = cg * s
+    hng, ng = loop("ng", n * g)
+    k = "gi" if ctx.it("scale").shape[0] != c else "gi * " + str(cg) + " + j"
+    return ctx.omp() * (hng is not None) + "\n".join(nested([hng], [
+        f"const {ct} *x = {plus(ctx.i('x'), ng * block)};",
+        f"{ct} *y = {plus(ctx.o(0), ng * block)};",
+        f"const int gi = {ng % g if g > 1 else 0};",
+        "double sum = 0, sq = 0;",
+        f"for (int i = 0; i < {block}; ++i) sum += x[i];",
+        f"const double mean = sum / {block};",
+        f"for (int i = 0; i < {block}; ++i) {{ const double d = x[i] - mean; sq += d * d; }}",
+        f"const {ct} inv = ({ct})(1.0 / sqrt(sq / {block} + {float(ctx.a['epsilon'])!r}));",
+        f"const {ct} m = ({ct})mean;",
+        f"for (int j = 0; j < {cg}; ++j) {{",
+        f"  const {ct} sc = {ctx.i('scale')}[{k}], b = {ctx.i('bias')}[{k}];",
+        f"  for (int i = j * {s}; i < (j + 1) * {s}; ++i) y[i] = (x[i] - m) * inv * sc + b;",
+        "}",
+    ]))
+
+
+@emits("RMSNormalization")
+def rmsnorm(ctx: LayerCtx) -> str:
+    """Per row of the normalised axes: the mean square in double, y = x * inv * scale."""
+    ct = ctx.require_float()
+    _stash_f32(ctx)
+    shape, axis = ctx.ot(0).shape, ctx.a["axis"]
+    outer, inner = int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))
+    _trailing(ctx, "scale", axis)
+    hr, r = loop("r", outer)
+    return ctx.omp() * (hr is not None) + "\n".join(nested([hr], [
+        f"const {ct} *x = {plus(ctx.i('x'), r * inner)};",
+        f"{ct} *y = {plus(ctx.o(0), r * inner)};",
+        "double sq = 0;",
+        f"for (int j = 0; j < {inner}; ++j) sq += (double)x[j] * x[j];",
+        f"const {ct} inv = ({ct})(1.0 / sqrt(sq / {inner} + {float(ctx.a['epsilon'])!r}));",
+        f"for (int j = 0; j < {inner}; ++j) y[j] = x[j] * inv * {ctx.i('scale')}[j];",
     ]))
 
 

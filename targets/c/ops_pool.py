@@ -1,4 +1,4 @@
-"""Pooling emitters: MaxPool, AveragePool (1-D/2-D windows), GlobalAveragePool/GlobalMaxPool."""
+"""Pooling emitters: MaxPool, AveragePool, LpPool (1-D/2-D windows) and the global pools."""
 
 from __future__ import annotations
 
@@ -147,4 +147,43 @@ def global_pool(ctx: LayerCtx) -> str:
         f"{acc} s = {init};",
         f"for (int i = 0; i < {s}; ++i) {step}",
         f"{ctx.o(0)}[{c}] = {done};",
+    ]))
+
+
+def _lp_terms(ctx: LayerCtx, v: str, s: str) -> tuple[str, str]:
+    """(|v| ** p, s ** (1/p)) in C: p = 1 and 2 without pow, as the reference computes."""
+    p = ctx.a["p"]
+    if p == 1:
+        return f"{ctx.fn('fabs')}({v})", s
+    if p == 2:
+        return f"{v} * {v}", f"{ctx.fn('sqrt')}({s})"
+    return (f"{ctx.fn('pow')}({ctx.fn('fabs')}({v}), {ctx.lit(p)})",
+            f"{ctx.fn('pow')}({s}, {ctx.lit(1.0 / p)})")
+
+
+@emits("LpPool")
+def lppool(ctx: LayerCtx) -> str:
+    ct = ctx.require_float()
+    d = _window(ctx)
+    term, root = _lp_terms(ctx, "v", "s")
+    return _loops(
+        ctx, d, f"{ct} s = 0;",
+        lambda ih, iw: guarded(_inside(ih, iw, d), [f"const {ct} v = xc[{ih * d['W'] + iw}];",
+                                                    f"s += {term};"]),
+        lambda p: f"yc[{p}] = {root};",
+    )
+
+
+@emits("GlobalLpPool")
+def global_lppool(ctx: LayerCtx) -> str:
+    ct = ctx.require_float()
+    x = ctx.it(0).shape
+    nc, s = x[0] * x[1], int(np.prod(x[2:]))
+    term, root = _lp_terms(ctx, "xc[i]", "s")
+    hnc, c = loop("nc", nc)
+    return ctx.omp() * (hnc is not None) + "\n".join(nested([hnc], [
+        f"const {ct} *xc = {plus(ctx.i(0), c * s)};",
+        f"{ct} s = 0;",
+        f"for (int i = 0; i < {s}; ++i) s += {term};",
+        f"{ctx.o(0)}[{c}] = {root};",
     ]))

@@ -20,12 +20,23 @@ _REDUCE: dict[str, tuple[str, str, str]] = {
 }
 
 
+# integer sums, maxima and minima (onnxruntime's mask arithmetic sums int32 masks): in int64,
+# stored in the output's type (wrapping as the interpreter's integer sum does)
+_INT_REDUCE: dict[str, tuple[str, str, str]] = {
+    "ReduceSum": ("0", "acc += v;", "acc"),
+    "ReduceMax": ("INT64_MIN", "if (v > acc) acc = v;", "acc"),
+    "ReduceMin": ("INT64_MAX", "if (v < acc) acc = v;", "acc"),
+}
+
+
 @emits(*_REDUCE)
 def reduce(ctx: LayerCtx) -> str:
-    ct = ctx.require_float()
+    integer = not ctx.ot(0).dtype.is_float and ctx.node.op in _INT_REDUCE
+    ct = ctx.ctype(ctx.ot(0)) if integer else ctx.require_float()
+    acc_t = "int64_t" if integer else "double"
     x = ctx.it(0).shape
     axes = set(ctx.a["axes"])
-    init, step, final = _REDUCE[ctx.node.op]
+    init, step, final = (_INT_REDUCE if integer else _REDUCE)[ctx.node.op]
     n = int(np.prod([x[k] for k in axes])) if axes else 1
     st = strides_of(x)
     kept = [k for k in range(len(x)) if k not in axes]
@@ -40,8 +51,8 @@ def reduce(ctx: LayerCtx) -> str:
             inner.append(e)
         xoff = offset(out + inner, [st[k] for k in kept] + [st[k] for k in red])
         yoff = offset(out, strides_of([x[k] for k in kept]))
-        return "\n".join([f"double acc = {init};",
-                          *nested(heads, [f"const double v = {x0}[{xoff}];", step],
+        return "\n".join([f"{acc_t} acc = {init};",
+                          *nested(heads, [f"const {acc_t} v = {x0}[{xoff}];", step],
                                   indent="    "),
                           f"{y}[{yoff}] = ({ct})({final.format(n=n)});"])
 

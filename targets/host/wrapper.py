@@ -9,6 +9,7 @@ a lock, because the generated code keeps its activations in one static arena.
 from __future__ import annotations
 
 from ir.graph import Graph
+from ir.ops.dynamic import counted_outputs
 
 _TEMPLATE = '''\
 # cython: language_level=3
@@ -17,6 +18,7 @@ _TEMPLATE = '''\
 import threading
 
 import numpy as np
+from libc.stdint cimport int64_t
 
 try:
     from ir.errors import InputError
@@ -25,10 +27,12 @@ except ImportError:  # the module used outside qnnc
 
 cdef extern from "model.h":
     int qnnc_run(const void *const *inputs, void *const *outputs) nogil
-{counter_decl}
+{rows_decl}{counter_decl}
 #: (name, numpy dtype, shape) of every input and output, in qnnc_run's order
 INPUTS = {inputs}
 OUTPUTS = {outputs}
+#: output index -> its data-dependent axis, cut to the extent qnnc_run counted
+COUNTED = {counted}
 ARENA_BYTES = {arena}
 WEIGHT_BYTES = {weights}
 _LOCK = threading.Lock()
@@ -96,8 +100,12 @@ class Session:
         with _LOCK:
             with nogil:
                 rc = qnnc_run(ins, ptrs)
+            rows = {rows_read}
         if rc != 0:
             raise RuntimeError(f"qnnc_run failed with code {{rc}}")
+        for k, axis in COUNTED.items():
+            outs[k] = np.take(outs[k], np.arange(min(int(rows[k]), outs[k].shape[axis])),
+                              axis=axis)
         return [outs[known.index(n)] for n in wanted]
 {counter_methods}'''
 
@@ -141,8 +149,13 @@ def _specs(values: list) -> str:
 def wrapper_pyx(graph: Graph, arena_bytes: int, weight_bytes: int, *,
                 counters: bool = False) -> str:
     """The .pyx source for ``graph``'s generated model.c; ``counters``: the C exports the
-    staged targets' run-time counters (Session.counters())."""
+    staged targets' run-time counters (Session.counters()). Outputs with a data-dependent
+    extent are returned cut to the extent the C counted (qnnc_output_rows)."""
+    rows = counted_outputs(graph)
     return _TEMPLATE.format(
+        rows_decl=f"    int64_t qnnc_output_rows[{len(graph.outputs)}]\n" if rows else "",
+        counted=repr({k: axis for k, (_, axis) in rows.items()}),
+        rows_read="{" + ", ".join(f"{k}: qnnc_output_rows[{k}]" for k in rows) + "}",
         counter_decl=_COUNTER_DECL if counters else "",
         counter_methods=_COUNTER_METHODS if counters else "",
         nlayers=len(graph.nodes), inputs=_specs(graph.inputs), outputs=_specs(graph.outputs),

@@ -42,6 +42,7 @@ def counter_name(graph: Graph, node: Node) -> str:
 
 class StagedRenderer(Renderer):
     headers = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h", "qnnc_vmath.h")
+    regions = False  # control flow is generated for the host only, for now
 
     def __init__(self, profile: Profile) -> None:
         super().__init__(1)

@@ -48,13 +48,13 @@ def two_inputs() -> onnx.ModelProto:
 
 
 def unsupported() -> onnx.ModelProto:
-    """Valid ONNX using ops qnnc cannot support (data-dependent shapes, a custom domain)."""
+    """Valid ONNX using ops qnnc cannot support (string ops, a custom domain)."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])
     nodes = [
-        helper.make_node("NonZero", ["x"], ["nz_a"], name="nonzero_a"),
-        helper.make_node("NonZero", ["x"], ["nz_b"], name="nonzero_b"),
-        helper.make_node("Unique", ["x"], ["u"], name="uniq"),
+        helper.make_node("StringNormalizer", ["x"], ["nz_a"], name="norm_a"),
+        helper.make_node("StringNormalizer", ["x"], ["nz_b"], name="norm_b"),
+        helper.make_node("RandomUniformLike", ["x"], ["u"], name="rnd"),
         helper.make_node("Frobnicate", ["x"], ["f"], name="frob", domain="com.acme"),
         helper.make_node("Relu", ["x"], ["y"], name="relu"),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,24 @@ _counter = itertools.count()
 def run_c(graph: Graph, feeds: dict[str, np.ndarray], folder: Path,
           opts: BuildOptions | None = None) -> dict[str, np.ndarray]:
     """Build ``graph`` as a plain shared library in ``folder`` and run it once."""
-    lib_path = build_c_library(graph, folder, opts or BuildOptions(werror=True))
-    lib = ctypes.CDLL(str(lib_path))
-    ins = [np.ascontiguousarray(feeds[v.name]) for v in graph.inputs]
-    outs = [np.empty(v.type.shape, v.type.dtype.np) for v in graph.outputs]
-    in_ptrs = (ctypes.c_void_p * max(len(ins), 1))(*[a.ctypes.data for a in ins])
-    out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[a.ctypes.data for a in outs])
-    assert lib.qnnc_run(in_ptrs, out_ptrs) == 0
-    return {v.name: o for v, o in zip(graph.outputs, outs)}
+    return c_runner(graph, folder, opts)(feeds)
+
+
+def c_runner(graph: Graph, folder: Path, opts: BuildOptions | None = None,
+             ) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Build ``graph`` as a plain shared library in ``folder`` once; the function returned
+    runs it on feeds (for a model called repeatedly, e.g. with a recurrent state)."""
+    lib = ctypes.CDLL(str(build_c_library(graph, folder, opts or BuildOptions(werror=True))))
+
+    def call(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ins = [np.ascontiguousarray(feeds[v.name]) for v in graph.inputs]
+        outs = [np.empty(v.type.shape, v.type.dtype.np) for v in graph.outputs]
+        in_ptrs = (ctypes.c_void_p * max(len(ins), 1))(*[a.ctypes.data for a in ins])
+        out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[a.ctypes.data for a in outs])
+        assert lib.qnnc_run(in_ptrs, out_ptrs) == 0
+        return {v.name: o for v, o in zip(graph.outputs, outs)}
+
+    return call
 
 
 def op_graph(op: str, inputs: list[np.ndarray | TensorType | None], attrs: dict[str, Any],

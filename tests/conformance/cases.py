@@ -38,8 +38,11 @@ def exclusions() -> dict[str, str]:
 
 
 def op_types(model: ModelProto) -> list[str]:
+    """The op types a model uses, in its subgraphs (If, Loop, Scan bodies) too."""
+    from compiler.frontend.scope import walk_nodes
+
     seen: list[str] = []
-    for n in model.graph.node:
+    for n in walk_nodes(model.graph.node):
         key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
         if key not in seen:
             seen.append(key)

@@ -47,14 +47,27 @@ def test_node(case: TestCase, record_property: pytest.RecordProperty) -> None:
         got = rep.run(inputs)
         assert len(got) == len(expected)
         for i, (g, e) in enumerate(zip(got, expected)):
-            e = np.asarray(e)
-            assert g.dtype == e.dtype, f"output {i}: dtype {g.dtype}, expected {e.dtype}"
-            assert g.shape == e.shape, f"output {i}: shape {g.shape}, expected {e.shape}"
-            if e.dtype.kind in "fc":
-                np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol,
-                                           err_msg=f"output {i}")
-            elif e.dtype.kind == "V":  # bfloat16, float8, int4, ... (ml_dtypes): widen exactly
-                np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64),
-                                           rtol=case.rtol, atol=case.atol, err_msg=f"output {i}")
-            else:
-                np.testing.assert_array_equal(g, e, err_msg=f"output {i}")
+            _check(g, e, case, f"output {i}")
+
+
+def _check(g: Any, e: Any, case: TestCase, where: str) -> None:
+    """Compare one output; a sequence output is a list of arrays, an absent optional None."""
+    if e is None:
+        assert g is None, f"{where}: got {type(g).__name__}, expected None (absent)"
+        return
+    if isinstance(e, list):
+        assert isinstance(g, list), f"{where}: got {type(g).__name__}, expected a sequence"
+        assert len(g) == len(e), f"{where}: {len(g)} tensors, expected {len(e)}"
+        for k, (gk, ek) in enumerate(zip(g, e)):
+            _check(gk, ek, case, f"{where}[{k}]")
+        return
+    e = np.asarray(_array(e))
+    assert g.dtype == e.dtype, f"{where}: dtype {g.dtype}, expected {e.dtype}"
+    assert g.shape == e.shape, f"{where}: shape {g.shape}, expected {e.shape}"
+    if e.dtype.kind in "fc":
+        np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol, err_msg=where)
+    elif e.dtype.kind == "V":  # bfloat16, float8, int4, ... (ml_dtypes): widen exactly
+        np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64),
+                                   rtol=case.rtol, atol=case.atol, err_msg=where)
+    else:
+        np.testing.assert_array_equal(g, e, err_msg=where)

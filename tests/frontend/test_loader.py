@@ -65,18 +65,62 @@ def test_symbolic_dimension_needs_input_shape(tmp_path: Path) -> None:
         load(p, {"nope": (4, 3)})
 
 
+def _relu_model(shape: list[int | str | None]) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu0")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_minus_one_and_empty_dims_are_symbolic(tmp_path: Path) -> None:
+    """paddle2onnx writes -1 for "any size" and leaves dimensions empty; both are symbolic."""
+    p = tmp_path / "paddle.onnx"
+    onnx.save(_relu_model([-1, 3, 48, None]), p)
+    assert load_onnx(p).graph.input[0].type.tensor_type.shape.dim[0].dim_value == -1
+    g = load(p, {"x": (1, 3, 48, 192)})
+    assert g.inputs[0].type.shape == (1, 3, 48, 192)
+    with pytest.raises(ConversionError, match="fixes a dimension to 48"):
+        load(p, {"x": (1, 3, 32, 192)})
+    with pytest.raises(ConversionError, match=r"'-1'.*--input-shape x=1x3x48x<W> "):
+        load(p)
+
+
+@pytest.mark.parametrize(
+    ("shape", "suggested"),
+    [
+        (["N", 3, "height", "width"], "1x3x<height>x<width>"),
+        (["p2o.DynamicDimension.0", 3, None, "p2o.DynamicDimension.1"], "1x3x<H>x<W>"),
+        (["batch", "sequence"], "1x<sequence>"),
+        (["sequence_length", 576], "1x576"),
+        ([2, "p2o.Dim.1", 128], "2x<d1>x128"),
+        (["n"], "<n>"),
+    ],
+)
+def test_symbolic_dimension_suggestion_keeps_static_dims(
+    tmp_path: Path, shape: list[int | str | None], suggested: str
+) -> None:
+    p = tmp_path / "sym.onnx"
+    onnx.save(_relu_model(shape), p)
+    with pytest.raises(ConversionError) as e:
+        load(p)
+    assert f"--input-shape x={suggested} " in str(e.value)
+
+
 def test_unsupported_ops_reported_together() -> None:
     m = _add_model()
     m.graph.node.extend([
-        helper.make_node("Det", ["y"], ["d1"], name="det_a"),
-        helper.make_node("Det", ["y"], ["d2"], name="det_b"),
-        helper.make_node("Unique", ["y"], ["u"], name="uniq"),
+        helper.make_node("RandomUniformLike", ["y"], ["d1"], name="rnd_a"),
+        helper.make_node("RandomUniformLike", ["y"], ["d2"], name="rnd_b"),
+        helper.make_node("StringSplit", ["y"], ["u"], name="uniq"),
     ])
     with pytest.raises(UnsupportedModelError) as e:
         import_model(m)
     msg = str(e.value)
-    assert "Det: 2 node(s)" in msg and "'det_a'" in msg and "'det_b'" in msg
-    assert "Unique" in msg and "'uniq'" in msg
+    assert "RandomUniformLike: 2 node(s)" in msg and "'rnd_a'" in msg and "'rnd_b'" in msg
+    assert "StringSplit" in msg and "'uniq'" in msg
 
 
 def _external_model(tmp_path: Path, location: str) -> Path:

@@ -293,3 +293,40 @@ def test_lp_normalization_zero_slice_stays_zero() -> None:
 def test_lp_normalization_rejects_p3() -> None:
     with pytest.raises(ConversionError, match="p = 1 or 2"):
         import_model(one_node_model("LpNormalization", {"x": rand(2, 2)}, ["y"], 13, p=3))
+
+
+# -- GroupNormalization, RMSNormalization -------------------------------------------------
+
+
+@pytest.mark.parametrize("opset", [18, 21])
+def test_groupnorm_per_group_and_per_channel_params(opset: int) -> None:
+    n = 3 if opset == 18 else 6  # opset 18: one scale per group; 21: one per channel
+    feeds = {"x": rand(2, 6, 4, 3), "s": rand(n), "b": rand(n)}
+    graph, got, want = run_both("GroupNormalization", feeds, ["y"], opset, num_groups=3,
+                                epsilon=1e-3)
+    assert ops_of(graph) == ["GroupNormalization"]
+    close(got[0], want[0])
+
+
+def test_groupnorm_params_of_the_other_opset_are_rejected() -> None:
+    feeds = {"x": rand(1, 4, 3), "s": rand(4), "b": rand(4)}
+    with pytest.raises(ConversionError, match=r"scale must have shape \[2\]"):
+        run_qnnc(one_node_model("GroupNormalization", feeds, ["y"], 18, num_groups=2), feeds)
+
+
+@pytest.mark.parametrize("axis,scale_shape", [(-1, (5,)), (1, (3, 5)), (0, (2, 3, 5))])
+def test_rmsnorm(axis: int, scale_shape: tuple) -> None:
+    feeds = {"x": rand(2, 3, 5), "s": rand(*scale_shape)}
+    graph, got, want = run_both("RMSNormalization", feeds, ["y"], 23, axis=axis)
+    assert graph.nodes[0].attrs["axis"] == axis % 3
+    close(got[0], want[0])
+
+
+def test_rmsnorm_float16_statistics_are_in_the_stash_type() -> None:
+    x = (rand(2, 64) * 300).astype(np.float16)  # x**2 overflows f16, not the f32 stash
+    feeds = {"x": x, "s": np.ones(64, np.float16)}
+    _, got = run_qnnc(one_node_model("RMSNormalization", feeds, ["y"], 23), feeds)
+    xs = x.astype(np.float32)
+    want = (xs / np.sqrt((xs * xs).mean(axis=1, keepdims=True) + 1e-5)).astype(np.float16)
+    np.testing.assert_allclose(got[0].astype(np.float32), want.astype(np.float32), rtol=2e-3,
+                               atol=2e-3)

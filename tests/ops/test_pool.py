@@ -117,3 +117,20 @@ def test_pool_infer_rejects_window_larger_than_input() -> None:
              "dilations": [1, 1]}
     with pytest.raises(OpError, match="does not fit"):
         make_node(g, "AveragePool", [x], attrs)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+@pytest.mark.parametrize("attrs", [
+    {"kernel_shape": [2, 3], "strides": [2, 1], "dilations": [1, 2]},
+    {"kernel_shape": [3], "strides": [2], "ceil_mode": 1},
+])
+def test_lp_pool_matches_onnxruntime(p: int, attrs: dict) -> None:
+    # not onnx.reference: it computes kernel size * average, which scales a window that
+    # ceil_mode lets overhang the input by (kernel size / taps inside)
+    shape = (1, 2, 7, 8) if len(attrs["kernel_shape"]) == 2 else (2, 3, 10)
+    check("LpPool", {"x": rand(*shape)}, {}, p=p, oracle="ort", **attrs)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_global_lp_pool_matches_onnxruntime(p: int) -> None:
+    check("GlobalLpPool", {"x": rand(2, 3, 4, 5)}, {}, p=p, oracle="ort")

@@ -11,7 +11,7 @@ from compiler.frontend import load
 from compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from compiler.quant.calibrate import calibrate
 from compiler.quant.quantize import QuantConfig, QuantizeError, quantize_graph
-from ir import DType, Graph, TensorType, make_node
+from ir import DType, Graph, TensorType, make_node, qmath
 from ir.interpreter import run
 from ir.verifier import verify
 
@@ -141,3 +141,31 @@ def test_concat_inputs_share_the_output_scale() -> None:
     assert "Requantize" not in q.op_counts()
     scales = {n.outputs[0].type.quant.scale for n in q.nodes if n.op == "QConv"}
     assert len(scales) == 1
+
+
+def test_dead_channel_bias_fits_int32_exactly() -> None:
+    """A filter whose weights are all zero (a dead channel after BatchNorm folding, as in
+    PP-OCRv4 rec) outputs its bias alone. At the smallest weight scale that bias would need
+    far more than 2^31 steps of s_x * s_w and used to saturate; the weight scale is raised
+    so the bias code fits, and the channel's output stays exact."""
+    rng = np.random.default_rng(4)
+    g = Graph("dead")
+    x = g.add_input("x", TensorType((1, 3, 4, 4), DType.f32))
+    w = rng.standard_normal((3, 3, 1, 1)).astype(np.float32)
+    w[1] = 0.0
+    b = np.array([0.1, -2.5, 0.3], dtype=np.float32)
+    conv = make_node(g, "Conv", [x, g.add_const(w, "w"), g.add_const(b, "b")],
+                     {"strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1],
+                      "group": 1}, name="conv")
+    g.outputs = conv.outputs
+    data = {"x": (1e-3 * rng.standard_normal((4, 1, 3, 4, 4))).astype(np.float32)}
+    q = quantize_graph(g, calibrate(g, data, "minmax"))
+    verify(q)
+    (qc,) = [n for n in q.nodes if n.op == "QConv"]
+    assert qc.b is not None and qc.b.data is not None
+    assert np.abs(qc.b.data.astype(np.int64)).max() <= qmath.BIAS_LIMIT
+    assert qc.w is not None and qc.w.data is not None and not qc.w.data[1].any()
+    s = data["x"][0]
+    ref, got = run(g, {"x": s})["conv"], run(q, {"x": s})["conv"]
+    step = q.outputs[0].type.quant or qc.outputs[0].type.quant
+    np.testing.assert_allclose(got[0, 1], ref[0, 1], atol=float(step.scale[0]) if step else 1e-3)

@@ -1,4 +1,4 @@
-"""Converters of ONNX convolutions: Conv and ConvTranspose.
+"""Converters of ONNX convolutions: Conv, ConvTranspose, DeformConv, CausalConvWithState.
 
 ONNX lets kernel_shape, strides, pads and dilations be omitted and lets auto_pad or
 output_shape decide the padding; the IR wants every one explicit, so the converters resolve
@@ -101,3 +101,29 @@ def conv_transpose(
         raise ctx.fail(f"unknown auto_pad {auto_pad!r}")
     return ctx.op("ConvTranspose", [x, w, b], strides=s, pads=p, dilations=d, group=group,
                   output_padding=opad)
+
+
+@converter("DeformConv")
+def deform_conv(
+    ctx: Ctx, x: Value, w: Value, offset: Value, b: Value | None = None,
+    mask: Value | None = None, *, dilations: list[int] | None = None, group: int = 1,
+    kernel_shape: list[int] | None = None, offset_group: int = 1, pads: list[int] | None = None,
+    strides: list[int] | None = None,
+) -> Value:
+    kernel = list(w.type.shape[2:])
+    if kernel_shape and list(kernel_shape) != kernel:
+        raise ctx.fail(f"kernel_shape {kernel_shape} differs from the weight's {kernel}")
+    s, d, p = spatial_attrs(ctx, x, kernel, strides, dilations, pads, "NOTSET")
+    return ctx.op("DeformConv", [x, w, offset, b, mask], strides=s, pads=p, dilations=d,
+                  group=group, offset_group=offset_group)
+
+
+@converter("CausalConvWithState")
+def causal_conv_with_state(
+    ctx: Ctx, x: Value, w: Value, b: Value | None = None, past_state: Value | None = None, *,
+    activation: str = "none",
+) -> list[Value]:
+    act = {"swish": "silu"}.get(activation, activation)
+    if act not in ("none", "silu"):
+        raise ctx.fail(f"activation {activation!r} is not one of none, silu, swish")
+    return ctx.ops("CausalConvWithState", [x, w, b, past_state], activation=act)

@@ -31,6 +31,8 @@ for _op in ("Relu", "Sigmoid", "Tanh", "HardSwish", "Erf", "Exp", "Log", "Sqrt",
             "Abs", "Neg", "Floor", "Ceil", "Round", "Sign", "Softplus", "Softsign", "Mish",
             "Sin", "Cos", "Not"):
     _plain(_op)
+for _op in ("Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh"):
+    _plain(_op)
 
 
 @converter("LeakyRelu")
@@ -123,3 +125,15 @@ def _clip_bound(
     if math.isnan(as_float):
         return absent, bound  # nan bounds propagate through Max/Min as numpy does
     return as_float, None
+
+
+@converter("Shrink")
+def shrink(ctx: Ctx, x: Value, *, lambd: float = 0.5, bias: float = 0.0) -> Value:
+    return ctx.op("Shrink", [x], lambd=lambd, bias=bias)
+
+
+@converter("Swish", ir_ops=("Swish", "SiLU"), note="alpha = 1 becomes SiLU")
+def swish(ctx: Ctx, x: Value, *, alpha: float = 1.0) -> Value:
+    if alpha == 1.0:
+        return ctx.op("SiLU", [x])  # the same function recognize-silu makes of x * sigmoid(x)
+    return ctx.op("Swish", [x], alpha=alpha)

@@ -74,6 +74,43 @@ def layer_normalization(
     )
 
 
+def _stash(ctx: Ctx, stash_type: int) -> str:
+    try:
+        stash = DType.from_numpy(onnx.helper.tensor_dtype_to_np_dtype(stash_type))
+    except (KeyError, TypeError, ValueError):
+        raise ctx.fail(f"stash_type {stash_type} is not a float type qnnc supports") from None
+    if not stash.is_float:
+        raise ctx.fail(f"stash_type {stash_type} must be a float type")
+    return stash.value
+
+
+@converter("GroupNormalization", note="opset 18 (scale/bias per group) and 21 (per channel)")
+def group_normalization(
+    ctx: Ctx, x: Value, scale: Value, bias: Value, *, num_groups: int, epsilon: float = 1e-5,
+    stash_type: int = 1,
+) -> Value:
+    # The IR op reads per-group or per-channel parameters from their length; a model whose
+    # opset disagrees with the length it gives is malformed (and ambiguous only when the
+    # two lengths are equal, where both readings agree).
+    c = x.type.shape[1] if len(x.type.shape) > 1 else 0
+    want = (c,) if ctx.opset >= 21 else (num_groups,)
+    for name, v in (("scale", scale), ("bias", bias)):
+        if v.type.shape != want:
+            raise ctx.fail(f"GroupNormalization-{21 if ctx.opset >= 21 else 18}: {name} must "
+                           f"have shape {list(want)}, got {list(v.type.shape)}")
+    return ctx.op("GroupNormalization", [x, scale, bias], num_groups=num_groups,
+                  epsilon=epsilon, stash=_stash(ctx, stash_type))
+
+
+@converter("RMSNormalization")
+def rms_normalization(
+    ctx: Ctx, x: Value, scale: Value, *, axis: int = -1, epsilon: float = 1e-5,
+    stash_type: int = 1,
+) -> Value:
+    return ctx.op("RMSNormalization", [x, scale], axis=_axis(ctx, axis, len(x.type.shape)),
+                  epsilon=epsilon, stash=_stash(ctx, stash_type))
+
+
 @converter("MeanVarianceNormalization")
 def mean_variance_normalization(
     ctx: Ctx, x: Value, *, axes: list[int] | None = None

@@ -46,6 +46,25 @@ def average_pool(
                   count_include_pad=count_include_pad, **win)
 
 
+@converter("LpPool")
+def lp_pool(
+    ctx: Ctx, x: Value, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
+    dilations: list[int] | None = None, kernel_shape: list[int] | None = None, p: int = 2,
+    pads: list[int] | None = None, strides: list[int] | None = None,
+) -> Value:
+    if p < 1:
+        raise ctx.fail(f"LpPool needs p >= 1, got p = {p}")
+    win = _window(ctx, x, kernel_shape, strides, dilations, pads, auto_pad)
+    return ctx.op("LpPool", [x], ceil_mode=ceil_mode, p=p, **win)
+
+
+@converter("GlobalLpPool")
+def global_lp_pool(ctx: Ctx, x: Value, *, p: int = 2) -> Value:
+    if p < 1:
+        raise ctx.fail(f"GlobalLpPool needs p >= 1, got p = {p}")
+    return ctx.op("GlobalLpPool", [x], p=p)
+
+
 @converter("GlobalAveragePool")
 def global_average_pool(ctx: Ctx, x: Value) -> Value:
     return ctx.op("GlobalAveragePool", [x])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.frontend.context import Ctx
+from compiler.frontend.context import Ctx, Resolved
 from compiler.frontend.registry import converter
 from ir.graph import Value
 from ir.ops.common import broadcast_shapes
@@ -44,8 +44,9 @@ def reshape_to(ctx: Ctx, x: Value, shape: list[int]) -> Value:
     return ctx.op("Reshape", [x], shape=shape)
 
 
-@converter("Identity", ir_ops=(), note="aliases its input")
-def identity(ctx: Ctx, x: Value) -> Value:
+@converter("Identity", ir_ops=(), note="aliases its input (a tensor, sequence or optional)",
+           sequences=True)
+def identity(ctx: Ctx, x: Resolved) -> Resolved:
     return x
 
 
