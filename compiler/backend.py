@@ -142,7 +142,7 @@ def _import_for(model: ModelProto, feeds: dict[str, np.ndarray]) -> tuple[Graph,
     """Import ``model`` with its inputs' shapes taken from ``feeds``, and its integer inputs
     made constant too if the import needs them. Zero-size inputs hold no data, only a shape
     (which graph inputs may not have), so they always become constants."""
-    m = _specialise(model, {k: a for k, a in feeds.items() if a.size == 0}, kinds="biufc")
+    m = _specialise(model, {k: a for k, a in feeds.items() if a.size == 0}, kinds="biufcV")
     try:
         return import_with_outputs(m, input_shapes=_feed_shapes(m, feeds))
     except ConversionError as e:
@@ -157,7 +157,9 @@ def _import_for(model: ModelProto, feeds: dict[str, np.ndarray]) -> tuple[Graph,
             named = set(re.findall(r"\(%([^)\s]+)\)", str(e))) & set(_feed_shapes(m, feeds))
             if "known at compile time" not in str(e) or not named:
                 raise
-            m = _specialise(m, {k: feeds[k] for k in named}, kinds="biufc")
+            # every kind: floats, and ml_dtypes' narrow types (kind "V"); each round makes
+            # at least one more input constant, so this ends
+            m = _specialise(m, {k: feeds[k] for k in named}, kinds="biufcV")
 
 
 def _feed_shapes(model: ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, tuple]:
