@@ -101,22 +101,12 @@ def _check_ocr(name: str, shape: tuple[int, ...], who: str, folder: Path) -> Non
     _compare_ocr(name, ref, got[out], who)
 
 
-# gcc 12.2 -O3 builds of the whole det graph give a wrong probability map (max |diff| 1.0
-# against the interpreter); -O2 and -O3 -fno-ipa-cp builds are right, ASan, UBSan and
-# valgrind report nothing. Traced to one layer: the stride-2 depthwise conv p2o.Conv.7,
-# whose IPA-CP clone (its arena pointers made constants) writes wrong values from inputs
-# checked unchanged; likely a gcc bug. A strict expected failure until it is worked around.
-DET_C = pytest.mark.xfail(strict=True, reason="host C of the whole PP-OCRv4 det graph "
-                          "disagrees at -O3 (gcc 12.2, an IPA-CP clone of p2o.Conv.7)")
 WHO = ["interpreter", "host C"]
 
 
 @pytest.mark.parametrize("who", WHO)
 @pytest.mark.parametrize("name", sorted(OCR_MODELS))
-def test_ppocr_f32_matches_onnxruntime(name: str, who: str, tmp_path: Path,
-                                       request: pytest.FixtureRequest) -> None:
-    if (name, who) == ("det", "host C"):
-        request.applymarker(DET_C)
+def test_ppocr_f32_matches_onnxruntime(name: str, who: str, tmp_path: Path) -> None:
     _check_ocr(name, OCR_MODELS[name].shapes["x"], who, tmp_path)
 
 
@@ -125,9 +115,7 @@ def test_ppocr_f32_matches_onnxruntime(name: str, who: str, tmp_path: Path,
 @pytest.mark.parametrize(("name", "shape"), [
     ("det", (1, 3, 640, 480)), ("rec", (2, 3, 48, 640)), ("cls", (4, 3, 48, 192))])
 def test_ppocr_f32_larger_shapes(name: str, shape: tuple[int, ...], who: str,
-                                 tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if (name, who) == ("det", "host C"):
-        request.applymarker(DET_C)
+                                 tmp_path: Path) -> None:
     _check_ocr(name, shape, who, tmp_path)
 
 
