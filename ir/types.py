@@ -65,6 +65,12 @@ class DType(Enum):
         return not self.is_float and self is not DType.bool
 
 
+def is_float_dtype(dt: np.dtype) -> bool:
+    """Whether numpy dtype ``dt`` holds floats: float16/32/64, and ml_dtypes' bfloat16 and
+    float8/float4 (whose numpy kind is "V", not "f")."""
+    return np.dtype(dt).kind == "f" or DType.from_numpy(dt).is_float
+
+
 _TO_NUMPY: dict[DType, str] = {
     DType.f16: "float16",
     DType.f32: "float32",

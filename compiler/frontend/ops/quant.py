@@ -67,6 +67,8 @@ def _granularity(
             scale = ctx.const(np.asarray(scale.data).reshape(()), scale.name)
         if zp is not None and zp.is_const:
             zp = ctx.const(np.asarray(zp.data).reshape(()), zp.name)
+        elif zp is not None and zp.type.shape != scale.type.shape and zp.type.size == 1:
+            zp = ctx.op("Reshape", [zp], shape=list(scale.type.shape))  # one value, one shape
         return scale, zp, 0
     try:
         return scale, zp, norm_axis(ctx.op_type, axis, x.type.rank)
