@@ -142,7 +142,7 @@ def _import_for(model: ModelProto, feeds: dict[str, np.ndarray]) -> tuple[Graph,
     """Import ``model`` with its inputs' shapes taken from ``feeds``, and its integer inputs
     made constant too if the import needs them. Zero-size inputs hold no data, only a shape
     (which graph inputs may not have), so they always become constants."""
-    m = _specialise(model, {k: a for k, a in feeds.items() if a.size == 0}, kinds="biufc")
+    m = _specialise(model, {k: a for k, a in feeds.items() if a.size == 0}, kinds="biufcV")
     try:
         return import_with_outputs(m, input_shapes=_feed_shapes(m, feeds))
     except ConversionError as e:
@@ -154,10 +154,14 @@ def _import_for(model: ModelProto, feeds: dict[str, np.ndarray]) -> tuple[Graph,
             return import_with_outputs(m, input_shapes=_feed_shapes(m, feeds))
         except ConversionError as e:
             # a float operand that must be constant (Resize's scales/roi, ...), named as %input
-            named = set(re.findall(r"\(%([^)\s]+)\)", str(e))) & set(_feed_shapes(m, feeds))
-            if "known at compile time" not in str(e) or not named:
+            left = set(_feed_shapes(m, feeds))
+            named = set(re.findall(r"\(%([^)\s]+)\)", str(e))) & left
+            if "known at compile time" not in str(e) or not left:
                 raise
-            m = _specialise(m, {k: feeds[k] for k in named}, kinds="biufc")
+            named = named or left  # the error names no input (a Loop's trip count): all
+            # every kind: floats, and ml_dtypes' narrow types (kind "V"); each round makes
+            # at least one more input constant, so this ends
+            m = _specialise(m, {k: feeds[k] for k in named}, kinds="biufcV")
 
 
 def _feed_shapes(model: ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, tuple]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+import ml_dtypes
 import numpy as np
 
 
@@ -23,10 +24,23 @@ class DType(Enum):
     u32 = "u32"
     u64 = "u64"
     bool = "bool"
+    # narrow types (ONNX's bfloat16, float8, float4, int4, int2), numpy dtypes from ml_dtypes
+    bf16 = "bf16"
+    f8e4m3fn = "f8e4m3fn"
+    f8e4m3fnuz = "f8e4m3fnuz"
+    f8e5m2 = "f8e5m2"
+    f8e5m2fnuz = "f8e5m2fnuz"
+    f8e8m0 = "f8e8m0"
+    f4e2m1 = "f4e2m1"
+    i4 = "i4"
+    u4 = "u4"
+    i2 = "i2"
+    u2 = "u2"
 
     @property
     def np(self) -> np.dtype:
-        return np.dtype(_TO_NUMPY[self])
+        name = _TO_NUMPY[self]
+        return np.dtype(getattr(ml_dtypes, name) if hasattr(ml_dtypes, name) else name)
 
     @staticmethod
     def from_numpy(dt: np.dtype | type) -> DType:
@@ -38,11 +52,23 @@ class DType(Enum):
 
     @property
     def is_float(self) -> bool:
-        return self in (DType.f16, DType.f32, DType.f64)
+        return self in _FLOATS
+
+    @property
+    def is_storage_only(self) -> bool:
+        """float8, float4, int4 and int2 hold data only: Cast, QuantizeLinear,
+        DequantizeLinear and data movement take them; arithmetic does not (bf16 does)."""
+        return self in _STORAGE_ONLY
 
     @property
     def is_int(self) -> bool:
         return not self.is_float and self is not DType.bool
+
+
+def is_float_dtype(dt: np.dtype) -> bool:
+    """Whether numpy dtype ``dt`` holds floats: float16/32/64, and ml_dtypes' bfloat16 and
+    float8/float4 (whose numpy kind is "V", not "f")."""
+    return np.dtype(dt).kind == "f" or DType.from_numpy(dt).is_float
 
 
 _TO_NUMPY: dict[DType, str] = {
@@ -59,7 +85,27 @@ _TO_NUMPY: dict[DType, str] = {
     DType.u64: "uint64",
     DType.bool: "bool",
 }
-_FROM_NUMPY: dict[np.dtype, DType] = {np.dtype(v): k for k, v in _TO_NUMPY.items()}
+_TO_NUMPY.update({
+    DType.bf16: "bfloat16",
+    DType.f8e4m3fn: "float8_e4m3fn",
+    DType.f8e4m3fnuz: "float8_e4m3fnuz",
+    DType.f8e5m2: "float8_e5m2",
+    DType.f8e5m2fnuz: "float8_e5m2fnuz",
+    DType.f8e8m0: "float8_e8m0fnu",
+    DType.f4e2m1: "float4_e2m1fn",
+    DType.i4: "int4",
+    DType.u4: "uint4",
+    DType.i2: "int2",
+    DType.u2: "uint2",
+})
+_STORAGE_ONLY = frozenset({
+    DType.f8e4m3fn, DType.f8e4m3fnuz, DType.f8e5m2, DType.f8e5m2fnuz, DType.f8e8m0,
+    DType.f4e2m1, DType.i4, DType.u4, DType.i2, DType.u2,
+})
+_FLOATS = frozenset({DType.f16, DType.f32, DType.f64, DType.bf16, DType.f8e4m3fn,
+                     DType.f8e4m3fnuz, DType.f8e5m2, DType.f8e5m2fnuz, DType.f8e8m0,
+                     DType.f4e2m1})
+_FROM_NUMPY: dict[np.dtype, DType] = {k.np: k for k in _TO_NUMPY}
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from ir.graph import Node
 from ir.ops.common import binary, broadcast_shapes, require_inputs, same_dtype
 from ir.ops.registry import Attr, Attrs, register, require
 from ir.qforms import NoQuantForm, QuantContext
-from ir.types import DType, TensorType
+from ir.types import DType, TensorType, is_float_dtype
 
 
 def _quiet(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[
@@ -34,7 +34,7 @@ def _quiet(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[
 
 def _div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Floats divide; integers divide truncating toward zero, as C (and ONNX) do."""
-    if x.dtype.kind == "f":
+    if is_float_dtype(x.dtype):
         return np.divide(x, y)
     q = np.floor_divide(x, y)
     if x.dtype.kind == "u":
@@ -196,9 +196,9 @@ class Pow:
         x, y = ins[0], ins[1]
         assert x is not None and y is not None
         with np.errstate(all="ignore"):
-            if x.dtype.kind == "f" or y.dtype.kind == "f":
+            if is_float_dtype(x.dtype) or is_float_dtype(y.dtype):
                 z = np.power(x.astype(np.float64), y.astype(np.float64))
-                if x.dtype.kind != "f":
+                if not is_float_dtype(x.dtype):
                     z = np.where(np.isfinite(z), np.trunc(z), 0)
             else:
                 neg = y < 0

@@ -18,7 +18,7 @@ import numpy as np
 from ir import qforms
 from ir.ops.common import require_inputs, unary
 from ir.ops.registry import Attr, Attrs, register, require
-from ir.types import TensorType
+from ir.types import TensorType, is_float_dtype
 
 Fn = Callable[[np.ndarray, Attrs], np.ndarray]
 
@@ -203,7 +203,7 @@ class Clip:
 
 def _bound(v: float, dtype: np.dtype, to_int: Callable[[float], int]) -> np.ndarray:
     """A Clip bound in ``dtype``: saturated to an integer type's range, never wrapped."""
-    if dtype.kind == "f":
+    if is_float_dtype(dtype):
         with np.errstate(over="ignore"):
             return np.asarray(v).astype(dtype)
     info = np.iinfo(dtype)

@@ -285,5 +285,8 @@ class Einsum:
     @staticmethod
     def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
         arrays = [x for x in ins if x is not None]
+        dt = arrays[0].dtype
+        if dt.kind == "V":  # bfloat16: numpy's einsum has no kernel; sum in f32, round once
+            arrays = [x.astype(np.float32) for x in arrays]
         y = np.einsum(a["equation"], *arrays)
-        return [np.asarray(y).astype(arrays[0].dtype, copy=False)]
+        return [np.asarray(y).astype(dt, copy=False)]

@@ -19,7 +19,7 @@ from ir.ops import cost
 from ir.ops.common import require_inputs
 from ir.ops.conv import check_spatial, pad_spatial, tap
 from ir.ops.registry import Attr, Attrs, register, require
-from ir.types import DType, TensorType
+from ir.types import DType, TensorType, is_float_dtype
 
 _WINDOW_ATTRS = {
     "kernel_shape": Attr("ints", doc="window size per spatial axis"),
@@ -70,7 +70,7 @@ def _geometry(x: np.ndarray, a: Attrs) -> tuple[list[int], list[int], list[int]]
 
 
 def _lowest(dt: np.dtype) -> float | int:
-    return -np.inf if dt.kind == "f" else int(np.iinfo(dt).min)
+    return -np.inf if is_float_dtype(dt) else int(np.iinfo(dt).min)
 
 
 @register

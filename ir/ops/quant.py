@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ir import narrow
 from ir.ops import cost
 from ir.ops.common import require_inputs
 from ir.ops.registry import Attr, Attrs, OpError, register, require
@@ -25,6 +26,8 @@ from ir.types import DType, TensorType
 
 QUANT_DTYPES = (DType.u8, DType.i8, DType.u16, DType.i16)
 DEQUANT_DTYPES = (*QUANT_DTYPES, DType.i32)
+#: narrow storage types QuantizeLinear produces and DequantizeLinear reads (ir/narrow.py)
+NARROW_QDQ_DTYPES = (*narrow.NARROW_INTS, *narrow.SATURATING_FLOATS, DType.f4e2m1)
 
 
 def _dtype(op: str, name: str) -> DType:
@@ -38,23 +41,35 @@ def _dtype(op: str, name: str) -> DType:
 class Cast:
     """y = x converted to `to`. Float to int truncates toward zero (C's conversion); values
     outside the target's range, NaN and inf give unspecified integers, as in C and ONNX.
-    Anything nonzero (NaN too) becomes true."""
+    Anything nonzero (NaN too) becomes true. Conversions to float8 saturate unless
+    `saturate` is false, and e8m0 rounds by `round_mode` (ir/narrow.py defines both)."""
 
     operands = ("x",)
     flops = cost.free
-    attrs = {"to": Attr("str", doc="IR element type of the result")}
+    attrs = {
+        "to": Attr("str", doc="IR element type of the result"),
+        "saturate": Attr("bool", True, "float8 results: out-of-range values become the "
+                         "largest finite value instead of inf/NaN"),
+        "round_mode": Attr("str", "up", "float8 e8m0 results: up, down or nearest"),
+    }
 
     @staticmethod
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
         (x,) = require_inputs("Cast", ins, 1)
+        require(a["round_mode"] in narrow.ROUND_MODES,
+                f"Cast: round_mode must be one of {', '.join(narrow.ROUND_MODES)}, "
+                f"got {a['round_mode']!r}")
         return [TensorType(x.shape, _dtype("Cast", a["to"]))]
 
     @staticmethod
     def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
         x = ins[0]
         assert x is not None
+        to = DType(a["to"])
+        if to.is_float and to.is_storage_only:
+            return [narrow.to_float(x, to, saturate=a["saturate"], round_mode=a["round_mode"])]
         with np.errstate(invalid="ignore", over="ignore"):
-            return [x.astype(DType(a["to"]).np)]
+            return [x.astype(to.np)]
 
 
 def _check_qparams(
@@ -97,7 +112,9 @@ def param_view(p: np.ndarray, shape: tuple[int, ...], axis: int, block: int) -> 
 @register
 class QuantizeLinear:
     """y = saturate(rint(x / scale) + zero_point), rint rounding ties to even; the division
-    runs in `precision`. y has the zero point's type; NaN quantises to the zero point."""
+    runs in `precision`. y has the zero point's type; NaN quantises to the zero point. For
+    float8/float4 results, y = x / scale + zero_point rounded and saturated as the type does
+    (ir/narrow.py)."""
 
     operands = ("x", "scale", "zero_point")
     flops = cost.per_element(3)  # divide, round, add zero point
@@ -113,9 +130,9 @@ class QuantizeLinear:
         x, scale, zp = require_inputs("QuantizeLinear", ins, 3)
         require(x.dtype.is_float or x.dtype is DType.i32,
                 f"QuantizeLinear: x must be float or i32, got {x.dtype.value}")
-        require(zp.dtype in QUANT_DTYPES,
+        require(zp.dtype in QUANT_DTYPES + NARROW_QDQ_DTYPES,
                 f"QuantizeLinear: cannot quantise to {zp.dtype.value}; the output types are "
-                f"{', '.join(d.value for d in QUANT_DTYPES)}")
+                f"{', '.join(d.value for d in QUANT_DTYPES + NARROW_QDQ_DTYPES)}")
         require(_dtype("QuantizeLinear", a["precision"]).is_float,
                 "QuantizeLinear: precision must be a float type")
         _check_qparams("QuantizeLinear", x, scale, zp, a)
@@ -128,11 +145,16 @@ class QuantizeLinear:
         prec = DType(a["precision"]).np
         s = param_view(scale, x.shape, a["axis"], a["block_size"]).astype(prec)
         z = param_view(zp, x.shape, a["axis"], a["block_size"]).astype(np.float64)
+        out = DType.from_numpy(zp.dtype)
+        if out.is_float:  # float8/float4: scale, shift, then the type's own rounding
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                q = (x.astype(prec) / s).astype(np.float64) + z
+            return [narrow.to_float(q, out, saturate=True)]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             q = np.rint(x.astype(prec) / s).astype(np.float64) + z
         q = np.where(np.isnan(q), z, q)
-        info = np.iinfo(zp.dtype)
-        return [np.clip(q, info.min, info.max).astype(zp.dtype)]
+        lo, hi = narrow.int_range(out)
+        return [np.clip(q, lo, hi).astype(np.int64).astype(zp.dtype)]
 
 
 @register
@@ -152,9 +174,9 @@ class DequantizeLinear:
     @staticmethod
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
         x, scale, zp = require_inputs("DequantizeLinear", ins, 3)
-        require(x.dtype in DEQUANT_DTYPES,
+        require(x.dtype in DEQUANT_DTYPES + NARROW_QDQ_DTYPES,
                 f"DequantizeLinear: cannot dequantise {x.dtype.value}; the input types are "
-                f"{', '.join(d.value for d in DEQUANT_DTYPES)}")
+                f"{', '.join(d.value for d in DEQUANT_DTYPES + NARROW_QDQ_DTYPES)}")
         require(zp.dtype is x.dtype,
                 f"DequantizeLinear: zero point type {zp.dtype.value} differs from x's "
                 f"{x.dtype.value}")
@@ -170,6 +192,9 @@ class DequantizeLinear:
         out = DType(a["dtype"]).np
         work = np.float64 if out == np.float64 else np.float32
         s = param_view(scale, x.shape, a["axis"], a["block_size"]).astype(work)
-        z = param_view(zp, x.shape, a["axis"], a["block_size"]).astype(np.int64)
-        d = (x.astype(np.int64) - z).astype(work)
+        z = param_view(zp, x.shape, a["axis"], a["block_size"])
+        if x.dtype.kind in "iub":
+            d = (x.astype(np.int64) - z.astype(np.int64)).astype(work)
+        else:  # narrow types: codes widen exactly to float64 (int4, float8, ...)
+            d = (x.astype(np.float64) - z.astype(np.float64)).astype(work)
         return [(d * s).astype(out)]

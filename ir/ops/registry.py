@@ -172,6 +172,7 @@ class OpDef:
         self, in_types: list[TensorType | None], attrs: Attrs, regions: Sequence[Any] = ()
     ) -> list[TensorType]:
         """The output types; a region op also checks its bodies against its operands."""
+        self.check_storage_types(in_types)
         if self.regions:
             if len(regions) != len(self.regions):
                 raise OpError(f"{self.name}: needs {len(self.regions)} region(s) "
@@ -220,6 +221,17 @@ class OpDef:
                 out[key] = spec.coerce(attrs[key], f"{self.name}.{key}")
         return out
 
+    def check_storage_types(self, types: Sequence[TensorType | None]) -> None:
+        """Storage-only element types (float8, float4, int4, int2) reach only ops that
+        convert them (Cast, QuantizeLinear, DequantizeLinear) or move them."""
+        if self.moves_data or self.name in STORAGE_TYPE_OPS:
+            return
+        for t in types:
+            if t is not None and t.dtype.is_storage_only:
+                raise OpError(
+                    f"{self.name}: element type {t.dtype.value} only holds data; convert it "
+                    f"with Cast or DequantizeLinear first")
+
     def check_arity(self, n: int) -> None:
         hi = self.max_inputs
         if n < self.min_inputs or (hi >= 0 and n > hi):
@@ -230,6 +242,9 @@ class OpDef:
 
 
 OPS: dict[str, OpDef] = {}
+
+#: ops that convert storage-only element types (DType.is_storage_only) besides data movement
+STORAGE_TYPE_OPS = frozenset({"Cast", "QuantizeLinear", "DequantizeLinear"})
 
 #: Attributes any node may carry, set by target passes. They describe how a target runs the
 #: node, not what it computes: the interpreter ignores them.

@@ -19,6 +19,7 @@ import numpy as np
 from lark import Token, Tree
 
 from ir.graph import Graph, Node, Value
+from ir.narrow import int_range
 from ir.text.syntax import parse_float, parse_ident, parse_sigil_name
 from ir.types import DType, QuantParams, TensorType
 
@@ -131,7 +132,7 @@ def _dense_fast(raw: str, t: TensorType) -> np.ndarray | None:
             wide = np.array(pieces, dtype=np.float64)
             with np.errstate(over="ignore"):
                 arr = wide.astype(dt)
-            if np.any(np.isinf(arr) & ~np.isinf(wide)):
+            if np.any(np.isinf(arr) & ~np.isinf(wide) | np.isnan(arr) & ~np.isnan(wide)):
                 return None
             for i, p in nan_bits:
                 arr[i] = parse_float(p, dt)
@@ -297,10 +298,10 @@ class _Builder:
         elif t.dtype is DType.bool:
             arr = np.array([self.bool_tok(tok) for tok in toks], dtype=dt)
         else:
-            info = np.iinfo(dt)
+            lo, hi = int_range(t.dtype)
             ints = [self.int_tok(tok) for tok in toks]
             for tok, i in zip(toks, ints):
-                if not info.min <= i <= info.max:
+                if not lo <= i <= hi:
                     raise self.fail(tok, f"{i} is out of range for {t.dtype.value}")
             arr = np.array(ints, dtype=dt)
         return arr.reshape(t.shape)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ir.graph import Graph, Node, Value
 from ir.text.syntax import format_float, ident, quote, sigil_name
-from ir.types import QuantParams, TensorType
+from ir.types import DType, QuantParams, TensorType
 
 DEFAULT_MAX_INLINE = 16
 
@@ -85,10 +85,13 @@ def format_const(
 def format_elements(data: np.ndarray) -> list[str]:
     """Every element of ``data``, flat in C order, spelled exactly for its element type."""
     flat = data.reshape(-1)
-    if data.dtype.kind == "f":
+    dtype = DType.from_numpy(data.dtype)
+    if dtype.is_float:
         return [format_float(x) for x in flat]
-    if data.dtype.kind == "b":
+    if dtype is DType.bool:
         return ["true" if x else "false" for x in flat.tolist()]
+    if dtype.is_storage_only:  # int4, int2 (ml_dtypes scalars)
+        return [str(int(x)) for x in flat]
     return [str(x) for x in flat.tolist()]
 
 

@@ -75,7 +75,7 @@ def parse_ident(tok: str) -> str:
 
 
 # -- floats ------------------------------------------------------------------------------
-_UINT_OF = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+_UINT_OF = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def _bits(x: np.floating) -> int:
@@ -90,7 +90,7 @@ def format_float(x: np.floating | float) -> str:
     """The shortest decimal that reads back to the same value of ``x``'s own type (f16, f32 or
     f64), so parsing gives identical bits. NaNs other than the type's canonical quiet NaN (a
     sign or payload) print their raw bits, ``nan(0x...)``, because no decimal carries them."""
-    v = x if isinstance(x, np.floating) else np.float64(x)
+    v = x if isinstance(x, np.generic) else np.float64(x)  # ml_dtypes scalars too
     if np.isnan(v):
         bits = _bits(v)
         if bits == _canonical_nan_bits(v.dtype):
@@ -116,6 +116,6 @@ def parse_float(tok: str, dt: np.dtype) -> np.floating:
     d = float(tok)
     with np.errstate(over="ignore"):
         v = np.array(d, dtype=np.float64).astype(dt)[()]
-    if np.isinf(v) and not np.isinf(d):
+    if np.isinf(v) and not np.isinf(d) or np.isnan(v) and not np.isnan(d):
         raise ValueError(f"{tok} is out of range for {dt}")
     return v

@@ -66,5 +66,8 @@ def _check(g: Any, e: Any, case: TestCase, where: str) -> None:
     assert g.shape == e.shape, f"{where}: shape {g.shape}, expected {e.shape}"
     if e.dtype.kind in "fc":
         np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol, err_msg=where)
+    elif e.dtype.kind == "V":  # bfloat16, float8, int4, ... (ml_dtypes): widen exactly
+        np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64),
+                                   rtol=case.rtol, atol=case.atol, err_msg=where)
     else:
         np.testing.assert_array_equal(g, e, err_msg=where)

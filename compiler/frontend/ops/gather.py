@@ -15,6 +15,7 @@ from compiler.frontend.registry import converter
 from ir.graph import Value
 from ir.ops.gather import PAD_MODES, canonical_slice
 from ir.ops.registry import OpError
+from ir.types import DType
 
 
 @converter("Slice")
@@ -86,4 +87,6 @@ def _exact_as_float(data: np.ndarray | None) -> bool:
     arr = np.asarray(data).reshape(-1)
     if arr.size != 1:
         return False
-    return arr.dtype.kind in "fb" or abs(int(arr[0])) < 2**53
+    if arr.dtype.kind in "fb" or DType.from_numpy(arr.dtype).is_float:
+        return True
+    return abs(int(arr[0])) < 2**53

@@ -90,11 +90,14 @@ def range_(ctx: Ctx, start: Value, limit: Value, delta: Value) -> Value:
     if not s.dtype == lim.dtype == d.dtype:
         raise ctx.fail(f"start, limit and delta must share a type: {s.dtype}, {lim.dtype}, "
                        f"{d.dtype}")
-    if d.item() == 0:
+    integral = s.dtype.kind in "iu"
+    # float types (bfloat16 too, whose .item() is not a number) are read through float64
+    sv, lv, dv = (a.item() if integral else float(np.asarray(a, np.float64)) for a in (s, lim, d))
+    if dv == 0:
         raise ctx.fail("delta must not be 0")
-    n = max(math.ceil((lim.item() - s.item()) / d.item()), 0)
-    if s.dtype.kind in "iu":
-        out = s.item() + np.arange(n, dtype=np.int64) * d.item()
+    n = max(math.ceil((lv - sv) / dv), 0)
+    if integral:
+        out = sv + np.arange(n, dtype=np.int64) * dv
     else:
         out = s.astype(np.float64) + np.arange(n, dtype=np.float64) * d.astype(np.float64)
     return ctx.const(out.astype(s.dtype))

@@ -3,8 +3,9 @@ DequantizeLinear.
 
 ONNX lets QuantizeLinear's zero point be omitted (u8 zero, or zeros of ``output_dtype``) and
 DequantizeLinear's too (zeros of x's type); the IR always has it, so a pass looking for the
-quantisation parameters finds them in one place. Types the IR lacks (float8, int4, float4,
-int2, ...) are rejected with UnsupportedModelError.
+quantisation parameters finds them in one place. The narrow types (bfloat16, float8, float4,
+int4, int2) are storage: Cast and QuantizeLinear/DequantizeLinear convert them (ir/narrow.py);
+types the IR lacks (string, complex) are rejected with UnsupportedModelError.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from compiler.frontend.registry import converter
 from ir.build import make_node
 from ir.graph import Value
 from ir.ops.common import norm_axis
-from ir.ops.quant import DEQUANT_DTYPES, QUANT_DTYPES
+from ir.ops.quant import DEQUANT_DTYPES, NARROW_QDQ_DTYPES, QUANT_DTYPES
 from ir.ops.registry import OpError
 from ir.types import DType
 
@@ -39,11 +40,11 @@ def ir_dtype(elem_type: int, what: str) -> DType:
 
 @converter("Cast")
 def cast(ctx: Ctx, x: Value, *, to: int, saturate: int = 1, round_mode: str = "up") -> Value:
-    # saturate and round_mode only concern float8 targets, which the IR does not have.
+    # saturate and round_mode only concern float8 targets
     target = ir_dtype(to, "the Cast target type")
     if target is x.type.dtype:
         return x
-    return ctx.op("Cast", [x], to=target.value)
+    return ctx.op("Cast", [x], to=target.value, saturate=bool(saturate), round_mode=round_mode)
 
 
 @converter("CastLike", ir_ops=("Cast",))
@@ -52,7 +53,8 @@ def cast_like(
 ) -> Value:
     if like.type.dtype is x.type.dtype:
         return x
-    return ctx.op("Cast", [x], to=like.type.dtype.value)
+    return ctx.op("Cast", [x], to=like.type.dtype.value, saturate=bool(saturate),
+                  round_mode=round_mode)
 
 
 def _granularity(
@@ -65,6 +67,8 @@ def _granularity(
             scale = ctx.const(np.asarray(scale.data).reshape(()), scale.name)
         if zp is not None and zp.is_const:
             zp = ctx.const(np.asarray(zp.data).reshape(()), zp.name)
+        elif zp is not None and zp.type.shape != scale.type.shape and zp.type.size == 1:
+            zp = ctx.op("Reshape", [zp], shape=list(scale.type.shape))  # one value, one shape
         return scale, zp, 0
     try:
         return scale, zp, norm_axis(ctx.op_type, axis, x.type.rank)
@@ -90,6 +94,9 @@ def quantize_linear(
     precision: int = 0,
 ) -> Value:
     # saturate only concerns float8 outputs; integer outputs always saturate.
+    if not saturate:
+        raise ctx.fail("saturate=0 (float8 overflow to inf/NaN) is not supported; qnnc's "
+                       "QuantizeLinear always saturates")
     out = ir_dtype(output_dtype, "output_dtype") if output_dtype else None
     if y_zero_point is not None:
         if out is not None and out is not y_zero_point.type.dtype:
@@ -99,7 +106,7 @@ def quantize_linear(
             )
         out = y_zero_point.type.dtype
     out = out or DType.u8
-    if out not in QUANT_DTYPES:
+    if out not in QUANT_DTYPES + NARROW_QDQ_DTYPES:
         raise ctx.fail(f"cannot quantise to {out.value}")
     if precision:
         prec = ir_dtype(precision, "precision")
@@ -125,7 +132,7 @@ def dequantize_linear(
     block_size: int = 0,
     output_dtype: int = 0,
 ) -> Value:
-    if x.type.dtype not in DEQUANT_DTYPES:
+    if x.type.dtype not in DEQUANT_DTYPES + NARROW_QDQ_DTYPES:
         raise ctx.fail(f"cannot dequantise {x.type.dtype.value}")
     out = ir_dtype(output_dtype, "output_dtype") if output_dtype else x_scale.type.dtype
     scale, zp, ax = _granularity(ctx, x, x_scale, x_zero_point, axis, block_size)
