@@ -85,3 +85,28 @@ def test_if_and_loop_run_on_the_host_around_staged_layers(target: str, tmp_path:
     for p in plans:  # two runs: every staged layer counted twice what the model says
         measured = {k: v for k, v in counters[p.node].items() if v}
         assert measured == {k: 2 * v for k, v in modelled_counters(p).items()}, p.node
+
+
+def test_report_says_the_control_flow_and_its_bodies_ran_on_the_host(tmp_path: Path) -> None:
+    compile_model(if_loop_model(), precision="int8", calibration=_calibration(),
+                  target="ascend910b", output_dir=tmp_path / "out")
+    cm = load_compiled(tmp_path / "out")
+    data = cm.report()
+    host = {d["name"]: d["why"] for d in data["untiled"]}
+    assert all(d["ran"] == "host" for d in data["untiled"])
+    assert all(d["ran"] == "staged" for d in data["layers"])
+    assert {d["op"] for d in data["layers"]} == {"Quantize", "QConv", "Dequantize"}
+    ctl = {n.op: n for n in cm.graph.nodes if n.regions}
+    assert set(ctl) == {"If", "Loop"}
+    want = {}
+    for op, node in ctl.items():
+        want[node.name] = "control flow: host C around its bodies"
+        for body in node.regions:
+            for n in body.nodes:
+                want[f"{node.name}/{body.name}/{n.name}"] = (
+                    f"control flow: in the body of {node.name} ({op})")
+    assert len(want) >= 5 and {k: host.get(k) for k in want} == want
+    text = (tmp_path / "out" / "report.txt").read_text()
+    for name, why in want.items():
+        (row,) = [ln for ln in text.splitlines() if ln.split()[:1] == [name]]
+        assert f"host: {why}" in row
