@@ -9,6 +9,11 @@ its intensity is ops per off-chip byte and its achieved TOPS is ops over its mod
 each layer is one point under the chip's roofline. The model point counts matrix MACs only,
 as :class:`targets.cost.ModelCost` does, so it matches the roofline sentence.
 
+Every layer says where it ran (``ran``: ``staged`` on the chip or ``host``) and why (``why``;
+targets/staged/support.host_reason: control flow or its body, a float island, an op not
+staged, a layout conversion); the layers of control-flow bodies follow their node, named
+``<node>/<body>/<layer>``.
+
 ``counters`` are what generated code measured at run time (bytes per link and MACs per
 layer). Measured and modelled agree when they differ by at most half a byte or
 :data:`AGREE_RTOL` of the modelled figure (modelled bytes may be fractional: partial sums
@@ -426,8 +431,9 @@ def roofline_html(data: dict[str, Any]) -> str:
         "p{max-width:60em}</style></head><body>",
         f"<h1>Roofline of {esc(title)}</h1>",
         f"<p>{esc(m['roofline'])}</p>",
-        f"<p>{len(layers)} tiled layers plotted; {m['untiled_layers']} untiled layers are not "
-        "modelled. Hover over a point for its figures.</p>",
+        f"<p>{len(layers)} layers staged on the chip plotted; {m['untiled_layers']} layers ran "
+        "on the host side and are not modelled (report.txt says why). Hover over a point for "
+        "its figures.</p>",
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="roofline">',
         *svg,

@@ -6,8 +6,8 @@ grouped on the matrix unit, depthwise on the vector unit; fully connected layers
 products; 2-D pooling; per-tensor quantised elementwise ops), when the node's operands fit the
 kernel (constant weights, per-tensor activations, full-size streamed operands). Everything
 else (reshapes, concatenations, float islands, Softmax, ...) runs as plain host C in plain
-layout between explicit Relayout ops, outside the modelled schedule (the report lists it as
-untiled).
+layout between explicit Relayout ops, outside the modelled schedule (the report lists it as a
+host-side layer, with the reason :func:`host_reason` gives).
 """
 
 from __future__ import annotations
