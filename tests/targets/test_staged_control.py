@@ -110,3 +110,26 @@ def test_report_says_the_control_flow_and_its_bodies_ran_on_the_host(tmp_path: P
     for name, why in want.items():
         (row,) = [ln for ln in text.splitlines() if ln.split()[:1] == [name]]
         assert f"host: {why}" in row
+
+
+@pytest.mark.parametrize("name", ["scan", "nested"])
+def test_scan_and_a_loop_with_an_if_inside_run_on_the_host_side(name: str,
+                                                                 tmp_path: Path) -> None:
+    """A Scan, and a Loop whose body holds an If, on thinker2: float bodies (Tanh calls
+    libm), so the outputs equal the host C build's bit for bit and the interpreter's to
+    1e-5 relative."""
+    from tests.ops.test_control import feeds_for, loop_model, scan_model
+
+    model = scan_model() if name == "scan" else loop_model()
+    feeds = feeds_for(model)
+    cal = [{k: (v + np.float32(0.1 * j)).astype(v.dtype) for k, v in feeds.items()}
+           for j in range(2)]
+    ref = compile_model(model, precision="int8", calibration=cal)
+    host = compile_model(ref.graph, target="host", cache_dir=tmp_path / "c")
+    cm = compile_model(model, precision="int8", calibration=cal, target="thinker2",
+                       cache_dir=tmp_path / "c")
+    assert any(n.regions for n in cm.graph.nodes)
+    want = run(ref.graph, feeds)
+    for (k, w), h, g in zip(want.items(), host.run(None, feeds), cm.run(None, feeds)):
+        assert np.array_equal(g, h), k
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, err_msg=k)
