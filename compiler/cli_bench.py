@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,8 @@ def modelled_text(model: str, data: dict[str, Any], top: int = TOP_LAYERS) -> st
     t, m = data["target"], data["model"]
     ratio = m["offchip_over_compulsory"]
     lines = [
-        f"{model}: modelled on {t['name']} ({m['tiled_layers']} layers tiled as INT8 kernels, "
-        f"{m['untiled_layers']} untiled and not counted)",
+        f"{model}: modelled on {t['name']} ({m['tiled_layers']} layers staged on the chip as "
+        f"INT8 kernels, {m['untiled_layers']} on the host side, untiled and not counted)",
         f"target   {t['description']}",
         f"latency  {duration(m['latency_ms'])} modelled ({m['cycles']:.0f} cycles at "
         f"{t['clock_hz'] / 1e9:.2f} GHz)",
@@ -101,9 +102,12 @@ def modelled_text(model: str, data: dict[str, Any], top: int = TOP_LAYERS) -> st
         + (f"{m['intensity']:.1f}" if m["intensity"] is not None else "-")
         + f" vs ridge {t['ridge']:.1f} ops/byte)",
     ]
+    whys = Counter(d["why"] for d in data["untiled"])
+    if whys:  # where the layers the model does not count ran, and why
+        lines.append("host side " + ", ".join(f"{n} x {why}" for why, n in whys.items()))
     slow = sorted(data["layers"], key=lambda d: -d["cycles"])[:top]
     if not slow:
-        return "\n".join(lines + ["no tiled layers"])
+        return "\n".join(lines + ["no layers staged on the chip"])
     total = m["cycles"] or 1.0
     rows = [[i, d["name"], d["op"], f"{d['us']:.3f}", f"{100 * d['cycles'] / total:.1f}",
              human(d["macs"]), f"{d['offchip_bytes'] / 1e6:.3f}", d["bound"]]

@@ -9,6 +9,11 @@ its intensity is ops per off-chip byte and its achieved TOPS is ops over its mod
 each layer is one point under the chip's roofline. The model point counts matrix MACs only,
 as :class:`targets.cost.ModelCost` does, so it matches the roofline sentence.
 
+Every layer says where it ran (``ran``: ``staged`` on the chip or ``host``) and why (``why``;
+targets/staged/support.host_reason: control flow or its body, a float island, an op not
+staged, a layout conversion); the layers of control-flow bodies follow their node, named
+``<node>/<body>/<layer>``.
+
 ``counters`` are what generated code measured at run time (bytes per link and MACs per
 layer). Measured and modelled agree when they differ by at most half a byte or
 :data:`AGREE_RTOL` of the modelled figure (modelled bytes may be fractional: partial sums
@@ -27,6 +32,7 @@ from typing import Any
 from ir.graph import Graph, Node, Value
 from targets.cost import OFFCHIP, model_cost, roofline
 from targets.profiles.schema import Profile
+from targets.staged.support import host_reason
 from targets.tables import table
 from targets.tiling import TilePlan, TilePlans, layer_keys, order_text
 from targets.tiling.problem import DIMS
@@ -58,6 +64,30 @@ def _node_fields(node: Node | None, name: str, op: str) -> dict[str, Any]:
             "outputs": [_shape(v) for v in node.outputs], "layout": _layout(node)}
 
 
+#: what the report says of a layer planned and generated as a staged kernel
+STAGED = "staged on the chip"
+
+
+def _host(node: Node | None, name: str, op: str, why: str, note: str = "") -> dict[str, Any]:
+    """A layer that runs as host C: where it ran and why (the ``untiled`` list)."""
+    d = dict(_node_fields(node, name, op), ran="host", why=why)
+    return dict(d, note=note) if note else d
+
+
+def _bodies(node: Node, prefix: str) -> list[dict[str, Any]]:
+    """The layers of ``node``'s bodies, named ``<node>/<body>/<layer>``: host C, since the
+    control flow around them is."""
+    out = []
+    for body in node.regions:
+        keys = layer_keys(body)
+        for n in body.nodes:
+            name = f"{prefix}/{body.name}/{keys[id(n)]}"
+            out.append(_host(n, name, n.op, f"control flow: in the body of {prefix} "
+                             f"({node.op})"))
+            out += _bodies(n, name)
+    return out
+
+
 def _ops(macs: int, unit: str) -> int:
     return 2 * macs if unit == "matrix" else macs
 
@@ -83,7 +113,7 @@ def _counters(measured: Mapping[str, int], modelled: dict[str, float]) -> dict[s
 def _layer(node: Node | None, plan: TilePlan, prof: Profile,
            counters: Mapping[str, Mapping[str, int]] | None) -> dict[str, Any]:
     c = plan.cost
-    d = _node_fields(node, plan.node, plan.op)
+    d = dict(_node_fields(node, plan.node, plan.op), ran="staged", why=STAGED)
     occ = {}
     for name, nbytes in plan.occupancy.items():
         cap = prof.buffer(name).per_core_bytes
@@ -155,11 +185,13 @@ def report_data(graph: Graph, plans: TilePlans, prof: Profile,
             layers.append(_layer(node, plans[k], prof, counters))
             seen.add(k)
         elif k in plans.plans:
-            untiled.append(dict(_node_fields(node, k, node.op), note=_SHARED))
+            untiled.append(_host(node, k, node.op, host_reason(node), _SHARED))
         elif k in plans.untiled:
-            untiled.append(_node_fields(node, k, node.op))
+            untiled.append(_host(node, k, node.op, host_reason(node)))
+            untiled += _bodies(node, k)
     layers += [_layer(None, p, prof, counters) for p in plans if p.node not in seen]
-    untiled += [_node_fields(by_key.get(k), k, "?") for k in plans.untiled if k not in by_key]
+    untiled += [_host(None, k, "?", "not in this graph") for k in plans.untiled
+                if k not in by_key]
     mc = model_cost(plans, prof)
     ridge = prof.int8_tops * 1e12 / prof.offchip.bandwidth
     data: dict[str, Any] = {
@@ -239,7 +271,8 @@ def report_text(data: dict[str, Any]) -> str:
         f"  off-chip {_size(m['offchip_bytes'])}B vs compulsory {_size(m['compulsory_bytes'])}B"
         + (f" ({ratio:.2f}x)" if ratio is not None else "")
         + (f", intensity {m['intensity']:.1f} ops/byte" if m["intensity"] is not None else ""),
-        f"  {m['tiled_layers']} tiled layers, {m['untiled_layers']} untiled",
+        f"  {m['tiled_layers']} layers staged on the chip, {m['untiled_layers']} on the host "
+        "side (not in the modelled totals)",
         m["roofline"],
     ]
     if "counters_agree" in m:
@@ -247,7 +280,7 @@ def report_text(data: dict[str, Any]) -> str:
                    None: "not measured"}[m["counters_agree"]]
         head.append(f"measured counters {verdict}")
     with_counters = "counters_agree" in m
-    headers = ["layer", "op", "input", "output", "layout", "unit", "tiles (L1 / L2 ...)",
+    headers = ["layer", "op", "ran", "input", "output", "layout", "unit", "tiles (L1 / L2 ...)",
                "orders", "buffers used", "bytes moved on chip", "off-chip", "compulsory",
                "x compulsory", "MACs", "cycles", "us", "bound"]
     headers += ["counters"] if with_counters else []
@@ -257,18 +290,19 @@ def report_text(data: dict[str, Any]) -> str:
         occ = " ".join(f"{k} {v['percent']:.0f}%" for k, v in d["occupancy"].items())
         moved = " ".join(f"{k} {_size(v)}" for k, v in d["bytes"].items() if k != OFFCHIP)
         x = d["offchip_over_compulsory"]
-        row = [d["name"], d["op"], _dims(d["inputs"][0] if d["inputs"] else None),
+        row = [d["name"], d["op"], d["why"], _dims(d["inputs"][0] if d["inputs"] else None),
                _dims(d["outputs"][0] if d["outputs"] else None), d["layout"], d["unit"],
                tiles, orders, occ, moved or "-", _size(d["offchip_bytes"]),
                _size(d["compulsory_bytes"]), "-" if x is None else f"{x:.2f}",
                d["macs"], f"{d['cycles']:.0f}", f"{d['us']:.3f}", d["bound"]]
         rows.append(row + ([_counter_text(d)] if with_counters else []))
-    body = [table(headers, rows, right=(10, 11, 12, 13, 14, 15))] if rows else ["no tiled layers"]
+    body = ([table(headers, rows, right=(11, 12, 13, 14, 15, 16))] if rows
+            else ["no layers staged on the chip"])
     tail = []
     if data["untiled"]:
-        tail.append(f"untiled layers ({len(data['untiled'])}, not in the totals):")
-        tail.append(table(["layer", "op", "input", "output", "layout", "note"],
-                          [[u["name"], u["op"],
+        tail.append(f"host-side layers ({len(data['untiled'])}, untiled, not in the totals):")
+        tail.append(table(["layer", "op", "ran", "input", "output", "layout", "note"],
+                          [[u["name"], u["op"], f"host: {u['why']}",
                             _dims(u["inputs"][0] if u["inputs"] else None),
                             _dims(u["outputs"][0] if u["outputs"] else None), u["layout"],
                             u.get("note", "")]
@@ -397,8 +431,9 @@ def roofline_html(data: dict[str, Any]) -> str:
         "p{max-width:60em}</style></head><body>",
         f"<h1>Roofline of {esc(title)}</h1>",
         f"<p>{esc(m['roofline'])}</p>",
-        f"<p>{len(layers)} tiled layers plotted; {m['untiled_layers']} untiled layers are not "
-        "modelled. Hover over a point for its figures.</p>",
+        f"<p>{len(layers)} layers staged on the chip plotted; {m['untiled_layers']} layers ran "
+        "on the host side and are not modelled (report.txt says why). Hover over a point for "
+        "its figures.</p>",
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="roofline">',
         *svg,

@@ -6,8 +6,8 @@ grouped on the matrix unit, depthwise on the vector unit; fully connected layers
 products; 2-D pooling; per-tensor quantised elementwise ops), when the node's operands fit the
 kernel (constant weights, per-tensor activations, full-size streamed operands). Everything
 else (reshapes, concatenations, float islands, Softmax, ...) runs as plain host C in plain
-layout between explicit Relayout ops, outside the modelled schedule (the report lists it as
-untiled).
+layout between explicit Relayout ops, outside the modelled schedule (the report lists it as a
+host-side layer, with the reason :func:`host_reason` gives).
 """
 
 from __future__ import annotations
@@ -74,3 +74,21 @@ def staged_kind(node: Node) -> str | None:
             return None
         return "eltwise4d" if y.rank == 4 else "eltwise"
     return None
+
+
+def host_reason(node: Node) -> str:
+    """Why ``node`` runs as host C on an accelerator target rather than staged on the chip
+    (the report's "where" of a layer the tile pass did not plan)."""
+    if node.regions:
+        return "control flow: host C around its bodies"
+    if node.op == "Relayout":
+        return "layout conversion between staged and host layers"
+    if staged_kind(node) is not None:
+        return "no tile plan for this layer"
+    opdef = OPS.get(node.op)
+    if opdef is not None and opdef.staged:
+        return "operands do not fit a staged kernel"
+    if any(v is not None and v.type.dtype.is_float
+           for v in list(node.inputs) + list(node.outputs)):
+        return "float island: staged kernels are INT8"
+    return "op not staged"

@@ -60,7 +60,10 @@ def _check(out: str, plans: TilePlans, target: str) -> None:
     prof = load_target(target)
     mc = model_cost(plans, prof)
     assert "median" not in out  # nothing was timed
-    assert f"modelled on {target} ({len(plans)} layers tiled" in out
+    assert f"modelled on {target} ({len(plans)} layers staged on the chip" in out
+    host = len(plans.untiled)
+    assert f", {host} on the host side, untiled and not counted)" in out
+    assert ("\nhost side " in out) == (host > 0)  # and why they ran there
     cycles = re.search(r"latency  ([\d.]+) (ms|us|ns) modelled \((\d+) cycles", out)
     assert cycles is not None, out
     assert int(cycles[3]) == round(mc.cycles)

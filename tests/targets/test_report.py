@@ -144,7 +144,7 @@ def test_text_names_every_layer(target: str) -> None:
     cols = {ln.index(f" {d['op']} ") for d in data["layers"]
             for ln in lines if ln.split()[:1] == [d["name"]]}
     assert len(cols) == 1
-    assert "untiled layers (1" in text
+    assert "host-side layers (1, untiled" in text
 
 
 @pytest.mark.parametrize("target", ACCELERATORS)
@@ -243,3 +243,58 @@ def test_layers_sharing_a_name_keep_their_own_plans_under_unique_keys() -> None:
     assert ("conv1", "Conv") in rows and ("conv1#1", "Relu") in rows
     assert len(rows) == len(plans)
     assert data["model"]["cycles"] == pytest.approx(sum(p.cost.cycles for p in plans))
+
+
+def _island_model() -> object:
+    """conv -> Softmax (a float island) -> Atan -> conv -> Flatten (INT8, not staged) -> Relu."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    from tests.ops.test_control import _const, _model, _vi
+
+    f, rng = TensorProto.FLOAT, np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["h"]),
+             helper.make_node("Softmax", ["h"], ["s"], axis=1),
+             helper.make_node("Atan", ["s"], ["a"]),
+             helper.make_node("Conv", ["a", "w2"], ["c2"]),
+             helper.make_node("Flatten", ["c2"], ["f"]),
+             helper.make_node("Relu", ["f"], ["y"])]
+    return _model(nodes, [_vi("x", f, [1, 3, 8, 8])], [_vi("y", f, [1, 72])],
+                  [_const("w", rng.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+                   _const("w2", rng.standard_normal((2, 4, 1, 1)).astype(np.float32))])
+
+
+def test_report_says_where_every_layer_ran(tmp_path: Path) -> None:
+    """report.txt and report.json name, for every layer of the compiled graph, whether it
+    was staged on the chip or ran on the host side, and why: a float island, an op the
+    target does not stage, a layout conversion."""
+    import numpy as np
+
+    from compiler.api import compile_model
+    from targets.staged.support import staged_kind
+
+    cal = [{"x": np.random.default_rng(k).standard_normal((1, 3, 8, 8)).astype(np.float32)}
+           for k in range(2)]
+    cm = compile_model(_island_model(), precision="int8", calibration=cal,
+                       target="ascend910b", output_dir=tmp_path / "out")
+    data = cm.report()
+    why = {d["name"]: (d["ran"], d["why"]) for d in data["layers"] + data["untiled"]}
+    names = {n.name for n in cm.graph.nodes}
+    assert set(why) == names  # every layer, once
+    for n in cm.graph.nodes:
+        assert why[n.name][0] == ("staged" if staged_kind(n) is not None else "host"), n.name
+    ops = {n.op: n.name for n in cm.graph.nodes}
+    assert why[ops["Softmax"]] == ("host", "float island: staged kernels are INT8")
+    assert why[ops["Reshape"]] == ("host", "op not staged")
+    assert why[ops["QConv"]] == ("staged", "staged on the chip")
+    assert all(w == ("host", "layout conversion between staged and host layers")
+               for n, w in why.items() if n.endswith("to_plain"))
+    text = (tmp_path / "out" / "report.txt").read_text()
+    assert text == report_text(data)
+    rows = {ln.split()[0]: ln for ln in text.splitlines() if ln.split()[:1] and
+            ln.split()[0] in names}
+    assert set(rows) == names
+    for name, (ran, reason) in why.items():
+        assert (reason if ran == "staged" else f"host: {reason}") in rows[name], name
+    assert f"{len(data['layers'])} layers staged on the chip, {len(data['untiled'])} on the " \
+           "host side" in text
