@@ -16,12 +16,15 @@ from targets.c.ops_elementwise import broadcast_strides
 from targets.c.stmt import loop, nested
 
 
-def _conv_geometry(node: Node) -> dict[str, int]:
+def conv_geometry(node: Node) -> dict[str, int]:
+    """The sizes of a 1-D or 2-D convolution (Conv, QConv, ConvTranspose) by letter: batch N,
+    channels C/M in G groups, input H x W, kernel KH x KW, output OH x OW, strides, dilations
+    and leading pads; a 1-D convolution is one of height 1."""
     x, w, y = node.x, node.w, node.outputs[0]
     assert x is not None and w is not None
     nsp = len(x.type.shape) - 2
     if nsp not in (1, 2):
-        raise ValueError(nsp)
+        raise ValueError("only 1-D and 2-D convolutions have a C emitter")
     a = node.attrs
 
     def sp(shape: tuple[int, ...], k: int) -> int:  # spatial dim k of 2, 1-D as H = 1
@@ -32,7 +35,7 @@ def _conv_geometry(node: Node) -> dict[str, int]:
 
     g = a["group"]
     n, c = x.type.shape[:2]
-    m = w.type.shape[0]
+    m = y.type.shape[1]
     return dict(
         N=n, C=c, H=sp(x.type.shape, 0), W=sp(x.type.shape, 1), M=m, G=g, Cg=c // g, Mg=m // g,
         KH=sp(w.type.shape, 0), KW=sp(w.type.shape, 1), OH=sp(y.type.shape, 0),
@@ -53,7 +56,7 @@ def _depthwise(d: dict[str, int]) -> bool:
 
 def conv_scratch(node: Node) -> int:
     try:
-        d = _conv_geometry(node)
+        d = conv_geometry(node)
     except (ValueError, KeyError, IndexError):
         return 0
     if _depthwise(d) or _direct_gemm_input(d):
@@ -66,7 +69,7 @@ def conv(ctx: LayerCtx) -> str:
     if ctx.require_float() != "float":
         raise ctx.fail("only f32 Conv has a C emitter")
     try:
-        d = _conv_geometry(ctx.node)
+        d = conv_geometry(ctx.node)
     except ValueError:
         raise ctx.fail("only 1-D and 2-D convolutions have a C emitter") from None
     bias = ctx.i("b") if ctx.has("b") else None

@@ -20,6 +20,7 @@ from targets.c.emitter import (
     plus,
 )
 from targets.c.expr import Expr, Var
+from targets.c.ops_linalg import conv_geometry
 from targets.c.ops_quant_util import centred, clamp_bounds, mult_exprs, qparams, sgn
 from targets.c.q8_gemm import (
     I32,
@@ -43,26 +44,7 @@ from targets.c.stmt import let, loop, nested
 
 
 def _geometry(node: Node) -> dict[str, int]:
-    x, w, y = node.x, node.w, node.outputs[0]
-    assert x is not None and w is not None
-    nsp = len(x.type.shape) - 2
-    if nsp not in (1, 2):
-        raise ValueError("only 1-D and 2-D convolutions have a C emitter")
-    a = node.attrs
-
-    def sp(shape: tuple[int, ...], k: int) -> int:  # spatial dim k of 2; 1-D as H = 1
-        return 1 if nsp == 1 and k == 0 else shape[2 + k - (2 - nsp)]
-
-    def at(name: str, k: int, default: int) -> int:
-        return default if nsp == 1 and k == 0 else a[name][k - (2 - nsp)]
-
-    n, c = x.type.shape[:2]
-    m, g = w.type.shape[0], a["group"]
-    d = dict(N=n, C=c, H=sp(x.type.shape, 0), W=sp(x.type.shape, 1), M=m, G=g, Cg=c // g,
-             Mg=m // g, KH=sp(w.type.shape, 0), KW=sp(w.type.shape, 1),
-             OH=sp(y.type.shape, 0), OW=sp(y.type.shape, 1), SH=at("strides", 0, 1),
-             SW=at("strides", 1, 1), DH=at("dilations", 0, 1), DW=at("dilations", 1, 1),
-             PT=0 if nsp == 1 else a["pads"][0], PL=a["pads"][nsp - 1])
+    d = conv_geometry(node)
     d["K"] = d["Cg"] * d["KH"] * d["KW"]
     d["K2"] = (d["K"] + 1) // 2
     d["P"] = d["OH"] * d["OW"]
