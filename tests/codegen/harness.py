@@ -15,6 +15,7 @@ from ir.build import make_node
 from ir.graph import Graph
 from ir.interpreter import run as interpret
 from ir.types import TensorType
+from ir.verifier import verify
 from targets.host.build import BuildOptions, build_c_library
 
 _counter = itertools.count()
@@ -81,3 +82,27 @@ def check_graph(graph: Graph, folder: Path, *, rtol: float = 1e-4, atol: float =
         assert got[name].dtype == w.dtype, name
         assert got[name].shape == w.shape, name
         np.testing.assert_allclose(got[name], w, rtol=rtol, atol=atol, err_msg=name)
+
+
+def expose_island_inputs(graph: Graph) -> Graph:
+    """``graph`` with the integer input of every Dequantize (each tensor that leaves for a
+    float island) added to its outputs, so a test can check them exactly."""
+    graph.outputs = [*graph.outputs, *(n.inputs[0] for n in graph.nodes if n.op == "Dequantize")]
+    verify(graph)
+    return graph
+
+
+def check_codes_exact(graph: Graph, feeds: dict[str, np.ndarray], folder: Path, *,
+                      rtol: float = 1e-4, atol: float = 1e-5) -> dict[str, np.ndarray]:
+    """Host C of a quantised graph against the interpreter: every integer output is 8-bit
+    codes, equal bit for bit; float outputs (float islands: libm, not integers) within the
+    tolerance. Returns the interpreter's outputs."""
+    want = interpret(graph, feeds)
+    got = run_c(graph, feeds, folder)
+    for v in graph.outputs:
+        if v.type.dtype.is_float:
+            np.testing.assert_allclose(got[v.name], want[v.name], rtol=rtol, atol=atol)
+        else:
+            assert v.type.dtype.np in (np.uint8, np.int8), v.name
+            np.testing.assert_array_equal(got[v.name], want[v.name], err_msg=v.name)
+    return want

@@ -22,9 +22,7 @@ from compiler.frontend.importer import import_model
 from compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from compiler.quant.calibrate import calibrate
 from compiler.quant.quantize import quantize_graph
-from ir.interpreter import run as interpret
-from ir.verifier import verify
-from tests.codegen.harness import run_c
+from tests.codegen.harness import check_codes_exact, expose_island_inputs
 
 SEQ, HIDDEN, Q_HEADS, KV_HEADS, HEAD = 8, 32, 4, 2, 8
 
@@ -80,17 +78,9 @@ def test_attention_int8_host_c(mask: bool, tmp_path: Path) -> None:
     assert ops.get("QMatMul") == 2 and ops.get("QLinear") == 4, ops
     # a runtime mask adds the fully-masked-row guard: a second Where on the probabilities
     assert ops.get("Softmax") == 1 and ops.get("Where") == (2 if mask else 1), ops
-    q.outputs = [*q.outputs, *(n.inputs[0] for n in q.nodes if n.op == "Dequantize")]
-    verify(q)
+    expose_island_inputs(q)
     x = feeds(3, mask)
-    want = interpret(q, x)
-    got = run_c(q, x, tmp_path)
-    for v in q.outputs:
-        if v.type.dtype.is_float:
-            np.testing.assert_allclose(got[v.name], want[v.name], rtol=1e-4, atol=1e-5)
-        else:
-            assert v.type.dtype.np in (np.uint8, np.int8)
-            np.testing.assert_array_equal(got[v.name], want[v.name], err_msg=v.name)
+    want = check_codes_exact(q, x, tmp_path)
     # and the integer model still computes attention: near onnxruntime's float result
     # (16 calibration samples, minmax: about 6% of the largest output at worst)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

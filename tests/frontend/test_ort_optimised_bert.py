@@ -25,8 +25,7 @@ from compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from compiler.quant.calibrate import calibrate
 from compiler.quant.quantize import quantize_graph
 from ir.interpreter import run as interpret
-from ir.verifier import verify
-from tests.codegen.harness import run_c
+from tests.codegen.harness import check_codes_exact, expose_island_inputs
 
 HIDDEN, HEADS, SEQ, FFN, LAYERS = 32, 4, 8, 64, 2
 
@@ -161,16 +160,9 @@ def test_optimised_bert_int8_host_c(optimised: tuple[ModelProto, Path], tmp_path
     assert ops.get("QMatMul") == 2 * LAYERS  # Q·Kᵀ and P·V of every layer run in int8
     assert ops.get("QLinear") == 6 * LAYERS  # q, k, v (cut from the packed weight), o, ffn
     # every integer tensor that leaves for a float island is an output too, checked exactly
-    q.outputs = [*q.outputs, *(n.inputs[0] for n in q.nodes if n.op == "Dequantize")]
-    verify(q)
+    expose_island_inputs(q)
     x = feeds(3, 5)  # three padded keys
-    want = interpret(q, x)
-    got = run_c(q, x, tmp_path)
-    for v in q.outputs:
-        if v.type.dtype.is_float:
-            np.testing.assert_allclose(got[v.name], want[v.name], rtol=1e-4, atol=1e-5)
-        else:
-            np.testing.assert_array_equal(got[v.name], want[v.name], err_msg=v.name)
+    want = check_codes_exact(q, x, tmp_path)
     # int8 stays near the float model (4 calibration samples, minmax; outputs are LayerNorm'd)
     err = np.abs(want[q.outputs[0].name] - _ort(path, x)).max()
     assert err < 0.5, err
