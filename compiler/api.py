@@ -42,6 +42,7 @@ from compiler.options import DEFAULT_CALIB_METHOD, PRECISIONS, CompileOptions, o
 from compiler.passes import DEFAULT_PIPELINE, PASSES, format_pipeline, run_pipeline
 from compiler.passes.quantize import QuantizeOutcome, prequantised
 from compiler.pipeline import check_pipeline, effective_pipeline
+from compiler.shape_profiles import expand, signature
 from ir.graph import Graph
 from ir.verifier import verify
 
@@ -65,17 +66,22 @@ def load_model(model: ModelLike, input_shapes: InputShapes | None = None) -> Gra
         >>> [n.op for n in load_model(m).nodes]
         ['Relu']
     """
+    proto = _proto(model, "load_model")
+    profiles = expand(input_shapes, signature(proto))
+    if len(profiles) > 1:
+        raise QnncError(f"load_model imports one shape, but the input shapes given make "
+                        f"{len(profiles)} profiles; compile_model compiles several")
+    return import_model(proto, profiles[0] if profiles else None)
+
+
+def _proto(model: ModelLike, what: str) -> ModelProto:
     if isinstance(model, ModelProto):
         check_model(model, "the model")
-        proto = model
-    elif isinstance(model, (str, os.PathLike)):
-        proto = load_onnx(model)
-    else:
-        raise QnncError(
-            f"load_model expects a path to an .onnx file or an onnx.ModelProto, got "
-            f"{type(model).__name__}"
-        )
-    return import_model(proto, input_shapes)
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_onnx(model)
+    raise QnncError(f"{what} expects a path to an .onnx file or an onnx.ModelProto, got "
+                    f"{type(model).__name__}")
 
 
 def _source_name(model: ModelLike | Graph) -> str:
@@ -122,9 +128,21 @@ def compile_model(model: ModelLike | Graph, options: CompileOptions | None = Non
     opts = options_from(options, kwargs)
     opts.check()
     profile = accelerator_of(opts)
-    graph = model if isinstance(model, Graph) else load_model(model, opts.input_shapes)
     outcome = QuantizeOutcome()
     passes = effective_pipeline(opts, profile, outcome)
+    if isinstance(model, Graph):
+        graph = model
+    else:
+        proto = _proto(model, "compile_model")
+        sig = signature(proto)
+        shapes = expand(opts.input_shapes, sig)
+        if len(shapes) > 1:
+            from compiler.profiled import compile_profiles
+
+            check_pipeline(passes, opts, profile, False)
+            return compile_profiles(proto, _source_name(model), shapes, sig, passes, opts,
+                                    profile, outcome)
+        graph = import_model(proto, shapes[0] if shapes else None)
     check_pipeline(passes, opts, profile, prequantised(graph))
     ran = [p for p in passes if p.name not in opts.disabled_passes]
     after = [p.name for p in ran] if "all" in opts.print_after else list(opts.print_after)

@@ -44,3 +44,25 @@ def build(graph: Graph, options: CompileOptions, profile: Profile | None) -> Any
                         extra_cflags=tuple(options.extra_cflags))
     return build_host(graph, opts, cache_dir=options.cache_dir, version=qnnc_version(),
                       renderer=renderer, progress=options.build_progress)
+
+
+def build_profiles(graphs: list[Graph], titles: list[str], options: CompileOptions,
+                   profile: Profile | None) -> Any:
+    """One module for the graphs of several shape profiles (weights shared); None without a
+    target (the interpreter runs each profile's graph)."""
+    if profile is None and options.target is None:
+        return None
+    from targets.host.build import BuildOptions, build_host
+
+    threads = options.threads if profile is None else 1
+    opts = BuildOptions(cpu=options.cpu, threads=threads, werror=options.werror,
+                        extra_cflags=tuple(options.extra_cflags))
+
+    def staged() -> Any:
+        from targets.staged.renderer import StagedRenderer
+
+        return StagedRenderer(profile)
+
+    return build_host(graphs, opts, cache_dir=options.cache_dir, version=qnnc_version(),
+                      renderer=None if profile is None else staged,
+                      progress=options.build_progress, titles=titles)

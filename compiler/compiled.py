@@ -43,7 +43,7 @@ class CompiledModel:
 
     def __init__(
         self, graph: Graph, *, source: str = "", pipeline: Sequence[str] = (),
-        target: str | None = None, build: Any = None,
+        target: str | None = None, build: Any = None, profile_index: int = 0,
     ) -> None:
         self.graph = graph
         self.source = source
@@ -57,7 +57,10 @@ class CompiledModel:
         self.auto_precision: Any = None
         #: the accelerator profile (targets.profiles.schema.Profile) the model was tiled for
         self.profile: Any = None
-        self._session: Any = build.load().Session() if build is not None else None
+        #: which shape profile of the build this is (0 for a model compiled for one shape)
+        self.profile_index = profile_index
+        self._session: Any = (build.load().Session(profile_index) if build is not None
+                              else None)
 
     @property
     def input_names(self) -> list[str]:
@@ -241,18 +244,17 @@ def load_compiled(path: str | os.PathLike[str]) -> CompiledModel:
     if not folder.is_dir():
         raise ModelLoadError(f"{str(folder)!r} is not a folder")
     ir_path = folder / IR_FILE
+    manifest = _read_manifest(folder)
+    if "profiles" in manifest:
+        from compiler.profiled import load_profiled
+
+        return load_profiled(folder, manifest, _saved_build(folder, manifest),
+                             _saved_profile(manifest.get("target")))
     if not ir_path.is_file():
         raise ModelLoadError(
             f"{str(folder)!r} is not a qnnc compiled folder (it has no {IR_FILE}); make one "
             "with `qnnc compile MODEL.onnx -o FOLDER`"
         )
-    manifest: dict[str, Any] = {}
-    mpath = folder / MANIFEST_FILE
-    if mpath.is_file():
-        try:
-            manifest = json.loads(mpath.read_text())
-        except (OSError, ValueError) as e:
-            raise ModelLoadError(f"{str(mpath)!r} is not valid JSON: {e}") from None
     try:
         graph = load_ir(str(ir_path))
     except QnncError:
@@ -270,6 +272,19 @@ def load_compiled(path: str | os.PathLike[str]) -> CompiledModel:
     )
     cm.profile = _saved_profile(cm.target)
     return cm
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    mpath = folder / MANIFEST_FILE
+    if not mpath.is_file():
+        return {}
+    try:
+        data = json.loads(mpath.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{str(mpath)!r} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{str(mpath)!r} does not hold a JSON object; recompile")
+    return data
 
 
 def _saved_profile(target: Any) -> Any:

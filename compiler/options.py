@@ -27,8 +27,14 @@ class CompileOptions:
     """Everything compile_model can be told, grouped by what it affects."""
 
     # -- the model
-    #: fixed shapes for inputs with symbolic dimensions, e.g. {"input": (1, 3, 224, 224)}
-    input_shapes: Mapping[str, Sequence[int]] | None = None
+    #: shapes for inputs with symbolic dimensions, e.g. {"input": (1, 3, 224, 224)}; several
+    #: (shape profiles, compiler/shape_profiles.py) as {"x": [(1, 3, 48, 160), (1, 3, 48,
+    #: 320)]}, {"seq": [16, 32, 64]}, a list of such dicts, or --input-shape text
+    input_shapes: Any = None
+    #: with several shape profiles: run() pads an input no profile matches with zeros at the
+    #: end of each dimension to the smallest profile at least as large (valid for models
+    #: whose own preprocessing pads so, e.g. PP-OCR's recogniser along the width)
+    pad_to_profile: bool = False
 
     # -- the pass pipeline (compiler/passes/manager.py for the text syntax)
     #: pipeline text or a list of pass texts/instances; None: the default for the target and

@@ -454,3 +454,25 @@ def write_reports(folder: Path, graph: Graph, plans: TilePlans, prof: Profile,
     for p, text in zip(paths, texts):
         p.write_text(text, encoding="utf-8")
     return paths
+
+
+def write_profile_reports(folder: Path, sections: list[tuple[str, Graph, TilePlans]],
+                          prof: Profile) -> list[Path]:
+    """The reports of a model compiled for several shape profiles: report.json with one entry
+    per profile, report.txt with one section each, and roofline_<k>.html per profile."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    datas = [(title, report_data(graph, plans, prof)) for title, graph, plans in sections]
+    js = {"profiles": [{"shapes": title, **data} for title, data in datas]}
+    texts = []
+    for k, (title, data) in enumerate(datas):
+        head = f"shape profile {k}: {title}"
+        texts.append(f"{head}\n{'=' * len(head)}\n\n{report_text(data)}")
+    paths = [folder / "report.json", folder / "report.txt"]
+    paths[0].write_text(json.dumps(js, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    paths[1].write_text("\n\n".join(texts), encoding="utf-8")
+    for k, (_, data) in enumerate(datas):
+        p = folder / f"roofline_{k}.html"
+        p.write_text(roofline_html(data), encoding="utf-8")
+        paths.append(p)
+    return paths

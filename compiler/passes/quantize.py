@@ -59,6 +59,8 @@ class Quantize(Pass):
     eval_data: Any = option(None, "held-out samples for the accuracy report and budget",
                             text=False)
     progress: Any = option(None, "called as progress(done, total) per sample", text=False)
+    calibrated: Any = option(None, "ranges already calibrated (compiler.quant.calibrate."
+                             "Calibration), e.g. once for every shape profile", text=False)
     outcome: QuantizeOutcome | None = option(None, "filled with what the run learned",
                                              text=False)
 
@@ -70,8 +72,14 @@ class Quantize(Pass):
         from compiler.quant.calibrate import calibrate_model
         from compiler.quant.quantize import QuantConfig, quantize_graph
 
-        cal = calibrate_model(graph, self.calibration, self.method,  # type: ignore[arg-type]
-                              progress=self.progress)
+        cal = self.calibrated or calibrate_model(
+            graph, self.calibration, self.method, progress=self.progress)  # type: ignore[arg-type]
+        missing = [v.name for n in graph.nodes for v in n.outputs
+                   if v.type.dtype.is_float and v.name not in cal.ranges]
+        if missing:
+            raise QnncError(f"calibration gave no range to {len(missing)} tensor(s) of this "
+                            f"graph (e.g. {missing[:3]}): none of the calibration samples has "
+                            "this shape profile's structure; add samples of its shape")
         cfg = QuantConfig(skip_layers=frozenset(self.skip_layers),
                           skip_op_types=frozenset(self.skip_op_types),
                           per_channel=self.per_channel, bias_correction=self.bias_correction)
@@ -94,7 +102,7 @@ class Quantize(Pass):
         return qgraph
 
     def _check(self, graph: Graph) -> None:
-        if self.calibration is None:
+        if self.calibration is None and self.calibrated is None:
             raise QnncError(
                 "INT8 compilation needs calibration data: give a few hundred representative "
                 "input samples (--calib data.npz, or calibration= in the API)")

@@ -20,6 +20,11 @@ Sources (see :func:`calibration_data`):
   ignored. Files are loaded one sample at a time.
 - any Python iterable of dicts ``{input name: array}``, one sample per dict.
 
+A model compiled for several shape profiles (compiler/shape_profiles.py) takes samples of
+any shape its declared dimensions allow, mixed freely (a folder of text lines of different
+widths): the fixed sizes must match, and a dimension name shared by several inputs must take
+one size within a sample.
+
 Every sample is checked before it reaches the interpreter — input names, shapes, dtypes (only
 conversions that keep every value: a wider type, float to float, integers that fit) and
 NaN/inf — and each problem is an :class:`InputError` naming the sample, the input and what
@@ -38,9 +43,43 @@ import numpy as np
 
 from compiler.errors import InputError
 from ir.graph import Graph
-from ir.types import TensorType
+from ir.types import DType, TensorType
 
 Sample = Mapping[str, Any]
+
+
+class InputPattern:
+    """An input whose symbolic dimensions may take any size (``None``, or a name that takes
+    one size per sample across every input using it)."""
+
+    def __init__(self, dtype: DType, dims: tuple[int | str | None, ...]) -> None:
+        self.dtype, self.dims = dtype, dims
+        self.shape = dims  # what messages show
+
+    @property
+    def rank(self) -> int:
+        return len(self.dims)
+
+    def fits(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) == len(self.dims) and all(
+            not isinstance(d, int) or d == s for d, s in zip(self.dims, shape))
+
+    def __str__(self) -> str:
+        dims = ",".join("?" if d is None else str(d) for d in self.dims)
+        return f"{self.dtype.value}[{dims}]"
+
+
+Inputs = Graph | Mapping[str, "TensorType | InputPattern"]
+
+
+def _inputs_of(model: Inputs) -> dict[str, TensorType | InputPattern]:
+    if isinstance(model, Graph):
+        return {v.name: v.type for v in model.inputs}
+    return dict(model)
+
+
+def _fits(t: TensorType | InputPattern, shape: tuple[int, ...]) -> bool:
+    return t.fits(shape) if isinstance(t, InputPattern) else shape == t.shape
 
 
 class CalibrationData:
@@ -49,12 +88,12 @@ class CalibrationData:
 
     def __init__(
         self,
-        graph: Graph,
+        graph: Inputs,
         samples: Callable[[], Iterator[tuple[str, Sample]]],
         count: int | None,
         source: str,
     ) -> None:
-        self.inputs = {v.name: v.type for v in graph.inputs}
+        self.inputs = _inputs_of(graph)
         self.count = count
         self.source = source
         self._samples = samples
@@ -74,9 +113,10 @@ class CalibrationData:
         return f"<CalibrationData: {n} samples from {self.source}>"
 
 
-def calibration_data(source: Any, graph: Graph) -> CalibrationData:
+def calibration_data(source: Any, graph: Inputs) -> CalibrationData:
     """Calibration samples for ``graph`` from a path (.npz, .npy or folder), a dict of
-    stacked arrays, an iterable of sample dicts, or an existing :class:`CalibrationData`."""
+    stacked arrays, an iterable of sample dicts, or an existing :class:`CalibrationData`.
+    ``graph`` is the model (its inputs' types), or input name -> type or InputPattern."""
     if isinstance(source, CalibrationData):
         return source
     if isinstance(source, (str, os.PathLike)):
@@ -101,7 +141,7 @@ def calibration_data(source: Any, graph: Graph) -> CalibrationData:
     )
 
 
-def from_iterable(samples: Iterable[Sample], graph: Graph) -> CalibrationData:
+def from_iterable(samples: Iterable[Sample], graph: Inputs) -> CalibrationData:
     """One sample per item; ``count`` is ``len(samples)`` when it has a length."""
     count = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
 
@@ -112,7 +152,7 @@ def from_iterable(samples: Iterable[Sample], graph: Graph) -> CalibrationData:
     return CalibrationData(graph, gen, count, "the Python iterable")
 
 
-def from_npz(path: str | os.PathLike[str], graph: Graph) -> CalibrationData:
+def from_npz(path: str | os.PathLike[str], graph: Inputs) -> CalibrationData:
     """Samples from an .npz archive keyed by input name (conventions in the module doc)."""
     path = Path(path)
     try:
@@ -128,21 +168,22 @@ def from_npz(path: str | os.PathLike[str], graph: Graph) -> CalibrationData:
     return from_arrays(arrays, graph, repr(str(path)))
 
 
-def from_npy(path: str | os.PathLike[str], graph: Graph) -> CalibrationData:
+def from_npy(path: str | os.PathLike[str], graph: Inputs) -> CalibrationData:
     """Samples for a single-input model from one .npy array (conventions as an .npz key)."""
     path = Path(path)
-    if len(graph.inputs) != 1:
+    names = _names(graph)
+    if len(names) != 1:
         raise InputError(
             f"calibration data {str(path)!r} is one array, but the model has "
-            f"{len(graph.inputs)} inputs ({', '.join(_names(graph))}); use an .npz keyed by "
+            f"{len(names)} inputs ({', '.join(names)}); use an .npz keyed by "
             "input name or a folder with one subfolder per input"
         )
-    return from_arrays({graph.inputs[0].name: _load_npy(path)}, graph, repr(str(path)))
+    return from_arrays({names[0]: _load_npy(path)}, graph, repr(str(path)))
 
 
-def from_arrays(arrays: dict[str, Any], graph: Graph, source: str) -> CalibrationData:
+def from_arrays(arrays: dict[str, Any], graph: Inputs, source: str) -> CalibrationData:
     """Samples from arrays keyed by input name, stacked on a new leading axis or single."""
-    inputs = {v.name: v.type for v in graph.inputs}
+    inputs = _inputs_of(graph)
     where = f"calibration data ({source})"
     for key in arrays:
         if key not in inputs:
@@ -181,14 +222,16 @@ def from_arrays(arrays: dict[str, Any], graph: Graph, source: str) -> Calibratio
     return CalibrationData(graph, gen, count, source)
 
 
-def _stack_count(a: np.ndarray, name: str, t: TensorType, where: str) -> int | None:
+def _stack_count(a: np.ndarray, name: str, t: TensorType | InputPattern,
+                 where: str) -> int | None:
     """S for an array of shape (S, *t.shape); None for exactly t.shape; else an error."""
-    if tuple(a.shape) == t.shape:
+    if _fits(t, tuple(a.shape)):
         return None
-    if a.ndim == t.rank + 1 and tuple(a.shape[1:]) == t.shape:
+    if a.ndim == t.rank + 1 and _fits(t, tuple(a.shape[1:])):
         return int(a.shape[0])
     hint = ""
-    if t.rank and a.ndim == t.rank and tuple(a.shape[1:]) == t.shape[1:]:
+    if isinstance(t, TensorType) and t.rank and a.ndim == t.rank and \
+            tuple(a.shape[1:]) == t.shape[1:]:
         hint = (
             f" If its first axis holds several batches of the model's batch size "
             f"{t.shape[0]}, reshape it to (-1, {', '.join(str(d) for d in t.shape)}) first."
@@ -201,7 +244,7 @@ def _stack_count(a: np.ndarray, name: str, t: TensorType, where: str) -> int | N
     )
 
 
-def from_folder(path: str | os.PathLike[str], graph: Graph) -> CalibrationData:
+def from_folder(path: str | os.PathLike[str], graph: Inputs) -> CalibrationData:
     """One sample per .npy file (layout in the module doc); files load lazily."""
     folder = Path(path)
     names = _names(graph)
@@ -269,7 +312,7 @@ def _load_npy(path: Path) -> np.ndarray:
 
 
 def check_sample(
-    inputs: Mapping[str, TensorType], sample: Any, where: str
+    inputs: Mapping[str, TensorType | InputPattern], sample: Any, where: str
 ) -> dict[str, np.ndarray]:
     """One sample checked against the inputs, converted to their dtypes."""
     if not isinstance(sample, Mapping):
@@ -291,10 +334,30 @@ def check_sample(
                 f"{t} for each of {', '.join(inputs)}"
             )
         out[name] = _check_array(sample[name], name, t, where)
+    _check_names_agree(inputs, out, where)
     return out
 
 
-def _check_array(value: Any, name: str, t: TensorType, where: str) -> np.ndarray:
+def _check_names_agree(inputs: Mapping[str, TensorType | InputPattern],
+                       arrays: Mapping[str, np.ndarray], where: str) -> None:
+    """A dimension name shared by several inputs takes one size within a sample."""
+    seen: dict[str, tuple[str, int]] = {}
+    for name, t in inputs.items():
+        if not isinstance(t, InputPattern):
+            continue
+        for d, size in zip(t.dims, arrays[name].shape):
+            if not isinstance(d, str):
+                continue
+            first = seen.setdefault(d, (name, int(size)))
+            if first[1] != size:
+                raise InputError(
+                    f"calibration {where}: dimension {d!r} is {first[1]} in input {first[0]!r} "
+                    f"but {size} in input {name!r}; inputs sharing a dimension name must "
+                    "agree on its size within a sample")
+
+
+def _check_array(value: Any, name: str, t: TensorType | InputPattern,
+                 where: str) -> np.ndarray:
     def fail(problem: str) -> InputError:
         return InputError(f"calibration {where}: input {name!r} {problem}")
 
@@ -304,7 +367,11 @@ def _check_array(value: Any, name: str, t: TensorType, where: str) -> np.ndarray
         raise fail(f"is not an array ({e}); expected {t}") from None
     if a.dtype.kind not in "biuf":
         raise fail(f"has dtype {a.dtype}, which is not numeric; expected {t}")
-    if tuple(a.shape) != t.shape:
+    if not _fits(t, tuple(a.shape)):
+        if isinstance(t, InputPattern):
+            raise fail(
+                f"has shape {list(a.shape)}, which the model's input {t} does not allow (its "
+                "fixed sizes and rank must match; '?' and named dimensions may vary)")
         raise fail(
             f"has shape {list(a.shape)}, but the model expects {list(t.shape)} ({t}); every "
             "sample must match the input shape exactly, including its batch dimension"
@@ -352,8 +419,8 @@ def _check_finite(a: np.ndarray, fail: Callable[[str], InputError], when: str) -
         )
 
 
-def _names(graph: Graph) -> list[str]:
-    return [v.name for v in graph.inputs]
+def _names(graph: Inputs) -> list[str]:
+    return list(_inputs_of(graph))
 
 
 def _empty(source: str) -> InputError:

@@ -56,6 +56,8 @@ class Calibrator:
                 f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}"
             )
         self.graph = graph
+        self._method, self._percentile = method, percentile
+        self._symmetric, self._bins = symmetric, bins
         values = list(graph.inputs) + [v for n in graph.nodes for v in n.outputs]
         self.observers: dict[str, Observer] = {
             v.name: make_observer(method, percentile=percentile, symmetric=symmetric, bins=bins)
@@ -73,12 +75,26 @@ class Calibrator:
             and not x.is_const
         }
 
-    def feed(self, feeds: Mapping[str, np.ndarray]) -> None:
-        """Run one sample through the graph, observing every float tensor it computes."""
-        for v in self.graph.inputs:
+    def feed(self, feeds: Mapping[str, np.ndarray], graph: Graph | None = None) -> None:
+        """Run one sample through the graph (or ``graph``, another shape of the same model
+        that :meth:`adopt` has taken in), observing every float tensor it computes."""
+        g = graph or self.graph
+        for v in g.inputs:
             self.observe(v.name, np.asarray(feeds[v.name]))
-        run(self.graph, feeds, observe=self._observe)
+        run(g, feeds, observe=self._observe)
         self.samples += 1
+
+    def adopt(self, graph: Graph) -> None:
+        """Observe ``graph``'s tensors too: the same model imported at another shape, whose
+        tensors share names (and so observers) with the first."""
+        for v in list(graph.inputs) + [v for n in graph.nodes for v in n.outputs]:
+            if v.type.dtype.is_float and not v.is_const and v.name not in self.observers:
+                self.observers[v.name] = make_observer(
+                    self._method, percentile=self._percentile, symmetric=self._symmetric,
+                    bins=self._bins)
+        self._mean_of |= {x.name for n in graph.nodes
+                          if uses_input_means(n.op) and (x := n.first_operand()) is not None
+                          and not x.is_const}
 
     def _observe(self, node: Node, outputs: list[np.ndarray]) -> None:
         for v, array in zip(node.outputs, outputs):
@@ -157,6 +173,37 @@ def _feed_all(calibrator: Calibrator, data: Any, graph: Graph, progress: Progres
             ) from None
         if progress is not None:
             progress(k + 1, samples.count)
+
+
+def calibrate_shapes(
+    graph_at: Callable[[dict[str, tuple[int, ...]]], Graph],
+    inputs: Mapping[str, Any],
+    data: Any,
+    method: Method = "minmax",
+    *,
+    progress: Progress | None = None,
+) -> Calibration:
+    """One calibration for a model compiled at several shapes: each sample (of any shape the
+    model's ``inputs`` patterns allow, compiler.quant.calib_data.InputPattern) runs on
+    ``graph_at(its shapes)``, the float graph at exactly that shape, and every graph's
+    tensors fold into one observer per tensor name. The ranges then serve every shape."""
+    samples = calibration_data(data, inputs)
+    calibrator: Calibrator | None = None
+    for k, feeds in enumerate(samples):
+        graph = graph_at({n: tuple(np.shape(a)) for n, a in feeds.items()})
+        if calibrator is None:
+            calibrator = Calibrator(graph, method)
+        else:
+            calibrator.adopt(graph)
+        try:
+            calibrator.feed(feeds, graph)
+        except InterpreterError as e:
+            raise InputError(f"calibration sample {k}: running the float model failed: {e}"
+                             ) from None
+        if progress is not None:
+            progress(k + 1, samples.count)
+    assert calibrator is not None  # calibration_data refuses an empty data set
+    return Calibration(calibrator.ranges(), calibrator.channel_means())
 
 
 def calibrate(

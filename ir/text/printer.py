@@ -25,9 +25,23 @@ def print_graph(
     *,
     blobs: MutableMapping[str, np.ndarray] | None = None,
     max_inline: int | None = DEFAULT_MAX_INLINE,
+    shared: bool = False,
 ) -> str:
-    """The IR text of ``graph``. ``max_inline=None`` prints every constant inline."""
-    return "\n".join(_graph_lines(graph, blobs, max_inline, "", {})) + "\n"
+    """The IR text of ``graph``. ``max_inline=None`` prints every constant inline.
+    ``shared``: ``blobs`` already holds other graphs' arrays (several graphs saved with one
+    blob file): an equal array under the same name is referred to, not stored again, and a
+    different one gets a name of its own."""
+    keys: dict[str, int] = {}
+    if shared and blobs is not None:
+        keys = {k: -1 for k in blobs}  # taken by other graphs (id -1 is no value's)
+        for c in graph.constants:
+            if c.name in blobs and c.data is not None and _same(blobs[c.name], c.data):
+                keys[c.name] = id(c)
+    return "\n".join(_graph_lines(graph, blobs, max_inline, "", keys)) + "\n"
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 def _graph_lines(graph: Graph, blobs: MutableMapping[str, np.ndarray] | None,

@@ -20,6 +20,7 @@ not by copies of the emitters; the INT8 emitters register into the same table.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -115,6 +116,14 @@ class Renderer:
         """Extra declarations for model.h (e.g. run-time counters a target exports)."""
         return ""
 
+    #: symbols besides qnnc_run/qnnc_model_info the target's model.c defines for the linker
+    exports: tuple[str, ...] = ()
+
+    def export_decl(self, new: str, name: str) -> str:
+        """The C declaration of exported symbol ``name`` under the name ``new`` (for the
+        model.h of several shape profiles; "" when callers need none)."""
+        return ""
+
     def prelude(self) -> str:
         """Extra declarations for model.c (after the arena), e.g. a chip's static buffers."""
         return ""
@@ -129,11 +138,13 @@ class Renderer:
 
 @dataclass
 class WeightTable:
-    """Constant arrays the layers use; emitters may add derived ones (e.g. transposed)."""
+    """Constant arrays the layers use; emitters may add derived ones (e.g. transposed).
+    Arrays with equal dtype, shape and bytes are stored once."""
 
     names: Any  # targets.c.names.NameTable
     arrays: list[tuple[str, np.ndarray]] = field(default_factory=list)
     _by_key: dict[int, str] = field(default_factory=dict)
+    _by_content: dict[tuple[Any, ...], str] = field(default_factory=dict)
     _keep: list[Any] = field(default_factory=list)
 
     def add(self, array: np.ndarray, hint: str, key: object | None = None) -> str:
@@ -145,8 +156,12 @@ class WeightTable:
             a = a.astype(np.uint8)
         if DType.from_numpy(a.dtype) not in C_TYPES:
             raise CodegenError(f"constant {hint!r}: dtype {a.dtype} has no C type here")
-        name = self.names.claim("w", hint)
-        self.arrays.append((name, a))
+        content = (a.dtype.str, a.shape, hashlib.sha256(a.tobytes()).digest())
+        name = self._by_content.get(content)  # equal arrays (e.g. of two shape profiles)
+        if name is None:
+            name = self.names.claim("w", hint)
+            self.arrays.append((name, a))
+            self._by_content[content] = name
         if k is not None:
             self._by_key[k] = name
             self._keep.append(key)

@@ -29,7 +29,7 @@ from types import ModuleType
 from ir.errors import QnncError
 from ir.graph import Graph
 from targets.c.emitter import Renderer
-from targets.c.model import generate
+from targets.c.model import CSources, generate, generate_profiles
 from targets.host.bundle import bundle_files
 from targets.host.cpu import arch_flags, resolve_level
 from targets.host.wrapper import wrapper_pyx
@@ -134,27 +134,36 @@ def graph_digest(graph: Graph) -> str:
     return h.hexdigest()
 
 
-def cache_key(graph: Graph, opts: BuildOptions, version: str) -> str:
+def cache_key(graph: Graph | list[Graph], opts: BuildOptions, version: str) -> str:
     h = hashlib.sha256()
-    for part in (graph_digest(graph), json.dumps(asdict(opts), sort_keys=True), version,
-                 _codegen_digest(), sys.version, find_cc()):
+    graphs = graph if isinstance(graph, list) else [graph]
+    for part in ("+".join(graph_digest(g) for g in graphs),
+                 json.dumps(asdict(opts), sort_keys=True), version, _codegen_digest(),
+                 sys.version, find_cc()):
         h.update(part.encode() + b"\0")
     return h.hexdigest()
 
 
-def build_host(graph: Graph, opts: BuildOptions = BuildOptions(), *,
+def build_host(graph: Graph | list[Graph], opts: BuildOptions = BuildOptions(), *,
                cache_dir: str | os.PathLike[str] | None = None, version: str = "",
-               renderer: Renderer | None = None,
-               progress: Callable[[int, int | None], None] | None = None) -> BuildResult:
+               renderer: Renderer | Callable[[], Renderer] | None = None,
+               progress: Callable[[int, int | None], None] | None = None,
+               titles: list[str] | None = None) -> BuildResult:
     """Generate, compile and cache ``graph``'s extension module (or reuse the cached one).
-    ``renderer`` generates the C of another target (an accelerator's staged code, run on
-    this host); the default is the host's own. ``progress(done, total)`` is called as the
-    build's steps finish (C generation, cython, three compiler jobs, link)."""
+    A list of graphs is one model compiled for several shape profiles (``titles`` name
+    them): one module, weights shared, ``Session(k)`` per profile. ``renderer`` (or a
+    factory of one, called once per profile) generates the C of another target (an
+    accelerator's staged code, run on this host); the default is the host's own.
+    ``progress(done, total)`` is called as the build's steps finish (C generation, cython,
+    the compiler jobs, link)."""
     step = progress or (lambda done, total: None)
     start = time.perf_counter()
     opts = opts.resolved()
     cc = find_cc()
-    tname = renderer.name if renderer is not None else "host"
+    if renderer is not None and not isinstance(renderer, Renderer):
+        tname = renderer().name  # a factory, one renderer per shape profile
+    else:
+        tname = renderer.name if renderer is not None else "host"
     key = cache_key(graph, opts, version + "/" + tname)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = root / f"{tname}-{key[:20]}"
@@ -170,21 +179,23 @@ def build_host(graph: Graph, opts: BuildOptions = BuildOptions(), *,
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
     try:
         step(0, BUILD_STEPS)
-        src = generate(graph, renderer or HostRenderer(opts.threads), version=version)
+        src = _generate(graph, opts, renderer, titles, version)
         step(1, BUILD_STEPS)
         for fname, data in src.files.items():
             p = tmp / fname
             p.write_bytes(data) if isinstance(data, bytes) else p.write_text(data)
         for h in sorted(CSRC.glob("*.h")):
             shutil.copy(h, tmp / h.name)
-        (tmp / f"{name}.pyx").write_text(wrapper_pyx(graph, src.arena_bytes, src.weight_bytes,
-                                                     counters=renderer is not None))
-        for fname, text in bundle_files(graph, opts.cflags(), opts.threads).items():
+        (tmp / f"{name}.pyx").write_text(wrapper_pyx(
+            graph if isinstance(graph, list) else [graph], src.arenas, src.weight_bytes,
+            counters=renderer is not None))
+        for fname, text in bundle_files(src.c_files, opts.cflags(), opts.threads).items():
             (tmp / fname).write_text(text)
-        _compile(tmp, name, suffix, cc, opts, lambda k: step(1 + k, BUILD_STEPS))
+        _compile(tmp, name, suffix, cc, opts, src.c_files, lambda k: step(1 + k, BUILD_STEPS))
         layers = [asdict(x) for x in src.layers]
         meta = {"arena_bytes": src.arena_bytes, "weight_bytes": src.weight_bytes,
-                "layers": layers, "options": asdict(opts), "version": version}
+                "layers": layers, "options": asdict(opts), "version": version,
+                "arenas": src.arenas}
         (tmp / DONE).write_text(json.dumps(meta, indent=1) + "\n")
         try:
             os.rename(tmp, folder)
@@ -195,6 +206,23 @@ def build_host(graph: Graph, opts: BuildOptions = BuildOptions(), *,
         raise
     return BuildResult(folder, folder / (name + suffix), name, False,
                        time.perf_counter() - start, src.arena_bytes, src.weight_bytes, layers)
+
+
+def _generate(graph: Graph | list[Graph], opts: BuildOptions,
+              renderer: Renderer | Callable[[], Renderer] | None, titles: list[str] | None,
+              version: str) -> CSources:
+    def make() -> Renderer:
+        if renderer is None:
+            return HostRenderer(opts.threads)
+        return renderer if isinstance(renderer, Renderer) else renderer()
+
+    if not isinstance(graph, list):
+        return generate(graph, make(), version=version)
+    if not isinstance(renderer, Renderer):
+        return generate_profiles(graph, [make() for _ in graph],
+                                 titles or [str(k) for k in range(len(graph))],
+                                 version=version)
+    raise QnncError("several shape profiles need a renderer factory, one renderer each")
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> None:
@@ -209,12 +237,13 @@ def _run(cmd: list[str], cwd: Path, what: str) -> None:
         raise QnncError(f"{what} failed (exit {p.returncode}): {' '.join(cmd)}\n{msg}")
 
 
-#: progress steps of a build: C generation, cython, model.c, weights.c, the wrapper, link
+#: progress steps of a build: C generation, cython, the compiler jobs (model.c, weights.c and
+#: the wrapper; a model of several shape profiles has more, counted as one), link
 BUILD_STEPS = 6
 
 
 def _compile(folder: Path, name: str, suffix: str, cc: str, opts: BuildOptions,
-             done: Callable[[int], None] = lambda k: None) -> None:
+             c_files: list[str], done: Callable[[int], None] = lambda k: None) -> None:
     if importlib.util.find_spec("Cython") is None:
         raise QnncError("Cython is not installed; install it (pip install cython)")
     ccv = cc.split()
@@ -226,23 +255,22 @@ def _compile(folder: Path, name: str, suffix: str, cc: str, opts: BuildOptions,
     _run([sys.executable, "-m", "cython", "-3", f"{name}.pyx", "-o", f"{name}.c"], folder,
          "cython")
     done(1)
-    jobs = [
-        ([*ccv, *flags, *strict, "-I.", "-c", "model.c", "-o", "model.o"], "compiling model.c"),
-        ([*ccv, *flags, *strict, "-I.", "-c", "weights.c", "-o", "weights.o"],
-         "compiling weights.c"),
+    objs = [c[:-2] + ".o" for c in c_files]
+    jobs = [([*ccv, *flags, *strict, "-I.", "-c", c, "-o", o], f"compiling {c}")
+            for c, o in zip(c_files, objs)]
+    jobs.append(
         # the wrapper only checks arguments and calls qnnc_run: -O0 saves seconds per build
         ([*ccv, "-O0", "-fPIC", *extra, "-I.", f"-I{pyinc}", "-c", f"{name}.c", "-o",
-          f"{name}.o"], "compiling the Cython wrapper"),
-    ]
-    with ThreadPoolExecutor(3) as pool:
+          f"{name}.o"], "compiling the Cython wrapper"))
+    with ThreadPoolExecutor(min(len(jobs), os.cpu_count() or 2, 4)) as pool:
         futures = [pool.submit(_run, cmd, folder, what) for cmd, what in jobs]
         for k, f in enumerate(as_completed(futures), start=2):
             f.result()
-            done(k)
-    link = [*ccv, *flags, "-shared", "model.o", "weights.o", f"{name}.o", "-o", name + suffix]
+            done(min(k, 4))
+    link = [*ccv, *flags, "-shared", *objs, f"{name}.o", "-o", name + suffix]
     _run(link + (["-lm"]), folder, "linking")
     done(5)
-    for o in ("model.o", "weights.o", f"{name}.o", f"{name}.c"):
+    for o in (*objs, f"{name}.o", f"{name}.c"):
         (folder / o).unlink(missing_ok=True)
 
 
@@ -260,7 +288,7 @@ def build_c_library(graph: Graph, folder: Path, opts: BuildOptions = BuildOption
     for h in sorted(CSRC.glob("*.h")):
         shutil.copy(h, folder / h.name)
     strict = ["-Wall", "-Werror"] if opts.werror else []
-    _run([*cc, *opts.cflags(), *strict, "-shared", "-I.", "model.c", "weights.c", "-o",
+    _run([*cc, *opts.cflags(), *strict, "-shared", "-I.", *src.c_files, "-o",
           "libmodel.so", "-lm"], folder, "compiling the model")
     return folder / "libmodel.so"
 

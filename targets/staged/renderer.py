@@ -112,6 +112,17 @@ class StagedRenderer(Renderer):
                     self.rows[id(node)], self.counters, self.layout_of)
         return body(st)
 
+    exports = ("qnnc_cnt", "qnnc_cnt_layer_names", "qnnc_cnt_col_names", "qnnc_cnt_reset",
+               "qnnc_cnt_data", "qnnc_cnt_rows", "qnnc_cnt_cols", "qnnc_cnt_layer_name",
+               "qnnc_cnt_col_name")
+    _DECLS = {"qnnc_cnt_data": "const uint64_t *{}(void);", "qnnc_cnt_rows": "int {}(void);",
+              "qnnc_cnt_cols": "int {}(void);", "qnnc_cnt_layer_name": "const char *{}(int i);",
+              "qnnc_cnt_col_name": "const char *{}(int j);", "qnnc_cnt_reset": "void {}(void);"}
+
+    def export_decl(self, new: str, name: str) -> str:
+        decl = self._DECLS.get(name)
+        return decl.format(new) if decl else ""
+
     def header_extra(self) -> str:
         layers = [*self.rows.values()]
         return "\n".join([
