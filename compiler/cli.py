@@ -211,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_build_options(p: argparse.ArgumentParser) -> None:
     """Target, threads, CPU level and quantisation options (compile and bench share them)."""
+    p.add_argument("--pad-to-profile", action="store_true",
+                   help="with several shape profiles: pad an input no profile matches with "
+                   "zeros at the end of each dimension to the smallest profile at least as "
+                   "large (only where the model's own preprocessing pads so, e.g. PP-OCR's "
+                   "recogniser along the text-line width)")
     p.add_argument("--target", choices=target_names(), default=None,
                    help="generate and build C for this target: host, or an accelerator "
                    "profile whose staged C runs here (default: IR only)")

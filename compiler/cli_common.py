@@ -18,7 +18,15 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def input_shapes_arg(args: argparse.Namespace) -> dict[str, tuple[int, ...]] | None:
+def input_shapes_arg(args: argparse.Namespace) -> list[str] | None:
+    """The --input-shape texts as given (compiler/shape_profiles.py reads them against the
+    model: one shape, or several shape profiles)."""
+    specs = getattr(args, "input_shape", None) or []
+    return list(specs) or None
+
+
+def single_shapes_arg(args: argparse.Namespace) -> dict[str, tuple[int, ...]] | None:
+    """--input-shape as one shape per input (commands that work on one shape)."""
     specs = getattr(args, "input_shape", None) or []
     return parse_input_shapes(specs) if specs else None
 
@@ -30,7 +38,11 @@ def add_input_shape_option(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=DIMS",
         help="fix an input's shape, e.g. --input-shape input=1x3x224x224 (repeatable; "
-        "needed for inputs with symbolic dimensions such as a batch size 'N')",
+        "needed for inputs with symbolic dimensions such as a batch size 'N'). Several "
+        "shapes compile shape profiles into one model: x=1x3x48x160|320|640 (alternatives "
+        "per dimension), x=1x3x640x640,1x3x960x960 (whole shapes), seq=16..512:*2 or "
+        "seq=16..64:+16 (a named dimension of the model, every input using it), "
+        "'a=1x1,b=1x8;a=1x16,b=1x4' (alternatives one by one)",
     )
 
 

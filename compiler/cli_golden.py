@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from compiler import golden
 from compiler.api import DEFAULT_CALIB_METHOD, PRECISIONS, CompiledModel
-from compiler.cli_common import add_input_shape_option, input_shapes_arg
+from compiler.cli_common import add_input_shape_option, single_shapes_arg
 from compiler.cli_run import split_list
 from compiler.errors import QnncError
 from compiler.io import random_inputs, read_inputs
@@ -120,7 +120,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     options = golden.GoldenOptions(
         precision=args.precision, calib_method=args.calib_method,
         skip_layers=split_list(args.skip_layers), skip_op_types=split_list(args.skip_op_types),
-        input_shapes={k: list(v) for k, v in (input_shapes_arg(args) or {}).items()},
+        input_shapes={k: list(v) for k, v in (single_shapes_arg(args) or {}).items()},
         disabled_passes=list(args.disable_pass), threads=args.threads, cpu=args.cpu,
     )
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from typing import Any
 
+import numpy as np
 import onnx
 from onnx import ModelProto
 
@@ -14,6 +16,7 @@ from compiler.flops import graph_costs, graph_totals, human
 from compiler.frontend.importer import import_model, unsupported_ops
 from compiler.frontend.loader import load_onnx
 from compiler.frontend.registry import supported_ops
+from compiler.shape_profiles import expand, profile_text, signature, suggest
 from ir.graph import Graph
 from targets.tables import table
 
@@ -117,6 +120,19 @@ def render(data: dict[str, Any]) -> str:
         lines += ["", "unsupported ops"]
         rows = [[u["op"], u["node"]] for u in data["unsupported"]]
         lines.append(table(["op", "node"], rows))
+    if "symbolic" in data:
+        sym = data["symbolic"]
+        counts = ", ".join(f"{op} x{n}" for op, n in sym["onnx_op_counts"].items())
+        lines += ["", f"params    {human(sym['params'])} ({sym['params']})",
+                  f"ops       {counts or 'none'}", "",
+                  "symbolic dimensions: per-layer shapes and FLOPs need sizes; give them "
+                  "with --input-shape (several sizes compile shape profiles), e.g."]
+        lines += [f"  --input-shape {x['name']}={x['suggest']}" for x in sym["inputs"]]
+    if "profiles" in data:
+        lines += ["", "shape profiles (the layer table below is the first one's)"]
+        lines.append(table(["#", "profile", "IR nodes", "MACs", "FLOPs"], [
+            [k, p["shapes"], p["ir_nodes"], human(p["macs"]), human(p["flops"])]
+            for k, p in enumerate(data["profiles"])], right=(0, 2, 3, 4)))
     if "layers" in data:
         lines += ["", "inputs as compiled: " + ", ".join(
             f"{v['name']}: {v['type']}" for v in data["ir_inputs"]
@@ -143,16 +159,31 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     proto = load_onnx(args.model)
     info = model_info(proto, args.model)
     bad = unsupported_ops(proto)
+    sig = signature(proto)
     graph: Graph | None = None
     error: QnncError | None = None
+    profiles: list[dict[str, tuple[int, ...]]] = []
     if bad:
         error = UnsupportedModelError(unsupported_message(bad))
     else:
         try:
-            graph = import_model(proto, input_shapes_arg(args))
+            profiles = expand(input_shapes_arg(args), sig)
+            if profiles or not any(s.symbolic for s in sig):
+                graph = import_model(proto, profiles[0] if profiles else None)
         except QnncError as e:
             error = e
     data = report(info, graph, bad)
+    open_dims = [s for s in sig if s.symbolic]
+    if graph is None and error is None:
+        data["symbolic"] = {
+            "inputs": [{"name": s.name, "type": s.text(), "suggest": suggest(s)}
+                       for s in open_dims],
+            "onnx_op_counts": dict(sorted(Counter(n.op_type for n in proto.graph.node)
+                                          .items())),
+            "params": _declared_params(proto),
+        }
+    if len(profiles) > 1 and graph is not None:
+        data["profiles"] = [_profile_totals(proto, p) for p in profiles]
     if args.json:
         print_json(data)
     else:
@@ -160,6 +191,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if error is not None:
         raise error
     return 0
+
+
+def _declared_params(proto: ModelProto) -> int:
+    """Elements of the initializers and Constant tensors (the weights, before import)."""
+    tensors = list(proto.graph.initializer) + [
+        a.t for n in proto.graph.node if n.op_type == "Constant" for a in n.attribute
+        if a.type == onnx.AttributeProto.TENSOR]
+    return int(sum(int(np.prod(t.dims)) for t in tensors))
+
+
+def _profile_totals(proto: ModelProto, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    g = import_model(proto, shapes)
+    t = graph_totals(g, graph_costs(g))
+    return {"shapes": profile_text(shapes), "ir_nodes": len(g.nodes), "macs": t.macs,
+            "flops": t.flops}
 
 
 def cmd_ops(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from compiler.errors import QnncError
 from compiler.flops import human
 from compiler.io import random_inputs, read_inputs, write_outputs
 from compiler.options import CompileOptions
+from compiler.shape_profiles import profile_text
 from targets.tables import table
 
 
@@ -70,6 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         source = f"random inputs (seed {args.seed})" if args.random_input else "inputs"
         where = {"host": "as host C", None: "on the reference interpreter"}.get(
             cm.target, f"as {cm.target} staged C on this host")
+        last = getattr(cm, "last_profile", None)
+        if last is not None:
+            where += f", shape profile {last} ({profile_text(cm.profiles[last])})"  # type: ignore[attr-defined]
         print(f"ran {args.model} {where} in {ms:.1f} ms; {source}: {fed}")
         rows = [_summary(n, a) for n, a in zip(cm.output_names, outs)]
         print(table(["output", "shape", "dtype", "min", "max", "mean", "argmax"], rows,
@@ -86,7 +90,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def counters_line(cm: CompiledModel) -> str:
     """Accelerator targets: whether the run's counters (bytes per link, MACs) equal the cost
-    model's for every staged layer, naming the layers that differ."""
+    model's for every staged layer, naming the layers that differ (for a model of several
+    shape profiles, the profile the run used)."""
+    last = getattr(cm, "last_profile", None)
+    if last is not None:
+        cm = cm.variants[last]  # type: ignore[attr-defined]
     plans = cm.plans()
     counters = cm.counters()
     if plans is None or not counters:
@@ -127,6 +135,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         return 0
     passes = ", ".join(cm.pipeline) or "none"
     where = f" for {cm.target}" if cm.target else ""
+    if hasattr(cm, "profiles"):
+        where += (f" with {len(cm.profiles)} shape profiles ("  # type: ignore[attr-defined]
+                  f"{'; '.join(profile_text(p) for p in cm.profiles)})")  # type: ignore[attr-defined]
     print(f"compiled {args.model} -> {args.output_dir}{where} ({len(cm.graph.nodes)} IR nodes, "
           f"passes: {passes}) in {secs:.2f} s")
     if cm.auto_precision is not None:
@@ -154,6 +165,7 @@ def compile_options(args: argparse.Namespace) -> CompileOptions:
     compile and bench share them."""
     return CompileOptions(
         input_shapes=input_shapes_arg(args),
+        pad_to_profile=getattr(args, "pad_to_profile", False),
         pipeline=getattr(args, "pipeline", None),
         target=args.target,
         target_file=getattr(args, "target_file", None),
