@@ -135,6 +135,7 @@ def parse_text(spec: str, sig: Sequence[InputSig] = ()) -> list[dict[str, list[A
     """The alternatives of one ``--input-shape`` value: each maps an input name to its
     shapes, or a dimension name to its sizes."""
     inputs = {s.name for s in sig}
+    symbols = {d for s in sig if s.dims for d in s.dims if isinstance(d, str)}
     ranks = {s.name: len(s.dims) for s in sig if s.dims is not None}
     alternatives = []
     for alt in spec.split(";"):
@@ -158,6 +159,8 @@ def parse_text(spec: str, sig: Sequence[InputSig] = ()) -> list[dict[str, list[A
                 raise QnncError(f"bad --input-shape {spec!r}: write NAME=DIMS, e.g. "
                                 "--input-shape input=1x3x224x224")
         for name, texts in items.items():
+            if name not in inputs and name not in symbols:
+                raise _unknown_name([name], sig)
             if name not in inputs:  # a dimension name: sizes
                 items[name] = [v for t in texts for v in _dim_values(t, spec)]
             elif len(texts) > 1 and all(t.isdigit() for t in texts) and \
@@ -240,11 +243,7 @@ def expand(spec: Any, sig: Sequence[InputSig]) -> list[Shapes]:
     for items in _alternatives(spec, sig):
         unknown = sorted(set(items) - set(by_name) - symbols)
         if unknown:
-            names = ", ".join(sorted(by_name)) or "none"
-            dims = ", ".join(sorted(symbols)) or "none"
-            raise ConversionError(f"--input-shape names {unknown}, which is neither an input "
-                                  f"of the model ({names}) nor one of its dimension names "
-                                  f"({dims})")
+            raise _unknown_name(unknown, sig)
         for name, alts in items.items():
             if name in by_name:
                 for shape in alts:
@@ -267,6 +266,14 @@ def expand(spec: Any, sig: Sequence[InputSig]) -> list[Shapes]:
     for prof in profiles:
         _check_complete(prof, sig)
     return profiles
+
+
+def _unknown_name(unknown: list[str], sig: Sequence[InputSig]) -> ConversionError:
+    names = ", ".join(sorted(s.name for s in sig)) or "none"
+    dims = ", ".join(sorted({d for s in sig if s.dims for d in s.dims
+                             if isinstance(d, str)})) or "none"
+    return ConversionError(f"--input-shape names {unknown}, which is neither an input of the "
+                           f"model ({names}) nor one of its dimension names ({dims})")
 
 
 def _show(items: Mapping[str, list[Any]]) -> str:
