@@ -269,9 +269,9 @@ def expand(spec: Any, sig: Sequence[InputSig]) -> list[Shapes]:
 
 
 def _unknown_name(unknown: list[str], sig: Sequence[InputSig]) -> ConversionError:
-    names = ", ".join(sorted(s.name for s in sig)) or "none"
-    dims = ", ".join(sorted({d for s in sig if s.dims for d in s.dims
-                             if isinstance(d, str)})) or "none"
+    names = ", ".join(repr(n) for n in sorted(s.name for s in sig)) or "none"
+    dims = ", ".join(repr(d) for d in sorted({d for s in sig if s.dims for d in s.dims
+                                              if isinstance(d, str)})) or "none"
     return ConversionError(f"--input-shape names {unknown}, which is neither an input of the "
                            f"model ({names}) nor one of its dimension names ({dims})")
 
