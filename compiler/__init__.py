@@ -23,6 +23,7 @@ from compiler.errors import (
     UnsupportedModelError,
 )
 from compiler.options import CompileOptions
+from compiler.profiled import ProfiledModel
 
 __all__ = [
     "CompileOptions",
@@ -30,6 +31,7 @@ __all__ = [
     "ConversionError",
     "InputError",
     "ModelLoadError",
+    "ProfiledModel",
     "QnncError",
     "UnsupportedModelError",
     "compile_model",

@@ -249,3 +249,21 @@ def test_rec_int8_shape_profiles_from_mixed_width_lines(tmp_path: Path) -> None:
         ref = _ort(path, {"x": x})
         agree = float(np.mean(got.argmax(-1) == next(iter(ref.values())).argmax(-1)))
         assert agree >= 0.8, (w, agree)
+
+
+def test_vad_sequence_model_as_shape_profiles() -> None:
+    """Silero's whole-sequence model, whose chunk count is its symbolic dimension
+    ``sequence_length``, compiled for 1 and 4 chunks into one host model: each call picks
+    its profile and matches onnxruntime f32 (probabilities and the LSTM's h, c within
+    1e-4)."""
+    path = _path(VAD_MODELS["silero_vad_16k_sequence"])
+    cm = compile_model(path, input_shapes="sequence_length=1|4", target="host")
+    chunks = np.stack(vad_chunks(speech_like(1.0, seed=3)))[:, 0, :].astype(np.float32)
+    for k, n in enumerate((1, 4)):
+        feeds = {"input": chunks[:n], "h": np.zeros((1, 1, 128), np.float32),
+                 "c": np.zeros((1, 1, 128), np.float32)}
+        got = cm.run(None, feeds)
+        assert cm.last_profile == k
+        want = _ort(path, feeds)
+        for name, a in zip(cm.output_names, got):
+            np.testing.assert_allclose(a, want[name], rtol=0, atol=1e-4)
