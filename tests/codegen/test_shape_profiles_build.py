@@ -193,3 +193,20 @@ def test_inspect_shows_symbolic_dims(model: Path) -> None:
     r = subprocess.run(["qnnc", "inspect", str(model), "--input-shape", SPEC],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "x=1x3x8x16" in r.stdout
+
+
+def test_cli_errors_name_the_profile_problem(model: Path, tmp_path: Path) -> None:
+    def qnnc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["qnnc", *args], capture_output=True, text=True)
+
+    r = qnnc("compile", str(model), "-o", str(tmp_path / "o"), "--input-shape",
+             "x=1x4x8x8|16")
+    assert r.returncode == 3 and "fixes dimension 1" in r.stderr and "Traceback" not in r.stderr
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    np.save(folder / "a.npy", _image(8, 0))
+    np.save(folder / "b.npy", np.zeros((1, 3, 8), np.float32))
+    r = qnnc("compile", str(model), "-o", str(tmp_path / "o"), "--input-shape", SPEC,
+             "--calib", str(folder))
+    assert r.returncode == 4 and "b.npy" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()
