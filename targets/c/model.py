@@ -103,6 +103,8 @@ def generate(graph: Graph, renderer: Renderer | None = None, *,
                     [unit.plan.arena_bytes])
 
 
+_ARENA_DEF = "static uint8_t qnnc_arena[QNNC_ARENA_BYTES] QNNC_ALIGNED(64) QNNC_UNUSED;"
+
 #: the symbols a model.c defines for the linker; a shape profile's unit renames them
 EXPORTS = ("qnnc_run", "qnnc_model_info", "qnnc_output_rows")
 
@@ -114,7 +116,8 @@ def generate_profiles(graphs: list[Graph], renderers: list[Renderer], titles: li
     exported symbols renamed with a ``_p<k>`` suffix by macros at the top, so the units
     link together), one weights.c shared by all (identical constants stored once), and a
     model.c/model.h that list the profiles and dispatch to them (``qnnc_run_profile``,
-    ``qnnc_select_profile``). ``CSources.arena_bytes`` is the largest profile's arena."""
+    ``qnnc_select_profile``) and define the one arena they share, as large as the largest
+    profile's plan (``CSources.arena_bytes``)."""
     weights = WeightTable(NameTable())
     units = [_Unit(g, r, weights) for g, r in zip(graphs, renderers)]
     wdecl, wfiles = weight_files(weights, blob_threshold)
@@ -131,7 +134,10 @@ def generate_profiles(graphs: list[Graph], renderers: list[Renderer], titles: li
                               f"carry the suffix _p{k}."])
         files[f"profile_{k}.h"] = unit.header(weights.nbytes, version)
         body = unit.source(weights.nbytes, "#include \"weights.h\"", version).replace(
-            "#include \"model.h\"", f"#include \"profile_{k}.h\"", 1)
+            "#include \"model.h\"", f"#include \"profile_{k}.h\"", 1).replace(
+            _ARENA_DEF, "/* the arena all profiles share (model.c), as large as the largest "
+            "profile's */\nextern uint8_t qnnc_arena_shared[];\n"
+            "#define qnnc_arena qnnc_arena_shared", 1)
         files[f"profile_{k}.c"] = "\n".join([head, *renames, "", body])
         layers += [LayerInfo(x.fn and f"{x.fn}_p{k}", x.node, x.op, x.inplace)
                    for x in unit.layers.layers]
@@ -226,6 +232,10 @@ def _profiles_c(units: list[_Unit], titles: list[str], version: str) -> str:
     return "\n".join([
         comment_block([f"{_made_by(version)}: the table of {n} shape profiles."]),
         "#include \"model.h\"",
+        "",
+        "/* one arena for every profile (a run uses one profile; runs are not reentrant) */",
+        f"uint8_t qnnc_arena_shared[{max(max(u.plan.arena_bytes for u in units), 1)}] "
+        "QNNC_ALIGNED(64);",
         "",
         "const qnnc_model_info_t *const qnnc_profiles[QNNC_NUM_PROFILES] = {",
         *(f"    &qnnc_model_info_p{k}," for k in range(n)),
@@ -458,7 +468,7 @@ def _model_c(graph: Graph, r: Renderer, plan: MemoryPlan, wbytes: int, wdecl: st
         includes,
         "",
         f"#define QNNC_ARENA_BYTES {max(plan.arena_bytes, 1)}",
-        "static uint8_t qnnc_arena[QNNC_ARENA_BYTES] QNNC_ALIGNED(64) QNNC_UNUSED;",
+        _ARENA_DEF,
         "",
         "/* weights (weights.c) */",
         wdecl,
