@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.api import compile_model
 from compiler.examples.llama import CACHE_INPUTS, CACHE_OUTPUTS, CACHE_SHAPE, PREFILL_LENGTHS
 
 Feeds = dict[str, np.ndarray]
@@ -149,4 +150,26 @@ def generate(
     return out
 
 
-__all__ = ["Generation", "generate", "prefill_lengths", "runner_for"]
+def compile_lengths(model: Any, lengths: Sequence[int], calibration: Sequence[Feeds] | None = None,
+                    **options: Any) -> dict[int, Any]:
+    """One qnnc compiled model per sequence length, {length: CompiledModel}, for
+    :func:`generate`; with ``calibration`` (feeds of any lengths, e.g. ``record``ed from a
+    float run) each length is calibrated on the feeds of its own length. ``options`` are
+    :func:`compiler.api.compile_model`'s (``target="host"``, ...).
+
+    This is where one multi-profile compile (``input_shapes={"input_ids": [(1, 1), (1, 16),
+    ...]}``, run() picking the profile from the feeds) replaces the loop.
+    """
+    out = {}
+    for seq in sorted(lengths):
+        calib = None
+        if calibration is not None:
+            calib = [f for f in calibration if f["input_ids"].shape[1] == seq]
+            if not calib:
+                raise ValueError(f"no calibration feeds of sequence length {seq}")
+        out[seq] = compile_model(model, input_shapes={"input_ids": (1, seq)},
+                                 calibration=calib, **options)
+    return out
+
+
+__all__ = ["Generation", "compile_lengths", "generate", "prefill_lengths", "runner_for"]

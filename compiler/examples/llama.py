@@ -54,6 +54,10 @@ DECODE_LENGTH = 1
 CACHE_SHAPE = (LAYERS, 1, KV_HEADS, MAX_CTX, HEAD_DIM)
 CACHE_INPUTS = ("past_key", "past_value")
 CACHE_OUTPUTS = ("present_key", "present_value")
+#: training steps of the example as ``qnnc example llama`` builds it
+TRAIN_STEPS = 300
+
+Params = dict[str, np.ndarray]
 
 
 def rope_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -71,8 +75,9 @@ def _scalar(b: GraphBuilder, stem: str, value: int) -> str:
 
 
 class _Decoder:
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.b = b = GraphBuilder(rng)
+    def __init__(self, params: Params) -> None:
+        self.w = params
+        self.b = b = GraphBuilder(np.random.default_rng(0))
         cos, sin = rope_tables()
         self.cos = b.const("rope_cos", cos)
         self.sin = b.const("rope_sin", sin)
@@ -100,11 +105,12 @@ class _Decoder:
         self.presents: dict[str, list[str]] = {"key": [], "value": []}
 
     def linear(self, x: str, fan_in: int, fan_out: int, prefix: str) -> str:
-        w = self.b.const(f"{prefix}.weight", weights.xavier_normal(self.b.rng, fan_in, fan_out))
+        w = self.b.const(f"{prefix}.weight", self.w[f"{prefix}.weight"])
+        assert self.w[f"{prefix}.weight"].shape == (fan_in, fan_out)
         return self.b.op("MatMul", [x, w], prefix)
 
     def norm(self, x: str, prefix: str) -> str:
-        gamma = self.b.const(f"{prefix}.weight", weights.near_one(self.b.rng, (HIDDEN,)))
+        gamma = self.b.const(f"{prefix}.weight", self.w[f"{prefix}.weight"])
         return self.b.op("RMSNormalization", [x, gamma], prefix, axis=-1, epsilon=EPS)
 
     def rotate(self, x: str, prefix: str) -> str:
@@ -179,22 +185,51 @@ class _Decoder:
                                         name=f"present_{kind}", axis=0))
 
 
-def build_llama(seed: int = 0) -> ModelProto:
-    """The decoder with random, well-scaled weights drawn from ``seed``."""
-    dec = _Decoder(np.random.default_rng(seed))
+def init_params(rng: np.random.Generator) -> Params:
+    """Random, well-scaled weights by ONNX initializer name (linear weights [in, out])."""
+    p: Params = {"embed_tokens.weight": rng.standard_normal((VOCAB, HIDDEN), dtype=np.float32)}
+    shapes = {"attn.q_proj": (HIDDEN, HIDDEN), "attn.k_proj": (HIDDEN, KV_HEADS * HEAD_DIM),
+              "attn.v_proj": (HIDDEN, KV_HEADS * HEAD_DIM), "attn.o_proj": (HIDDEN, HIDDEN),
+              "mlp.gate_proj": (HIDDEN, FFN), "mlp.up_proj": (HIDDEN, FFN),
+              "mlp.down_proj": (FFN, HIDDEN)}
+    for i in range(LAYERS):
+        for norm in ("input_norm", "post_attention_norm"):
+            p[f"layers.{i}.{norm}.weight"] = weights.near_one(rng, (HIDDEN,))
+        for name, (fan_in, fan_out) in shapes.items():
+            p[f"layers.{i}.{name}.weight"] = weights.xavier_normal(rng, fan_in, fan_out)
+    p["norm.weight"] = weights.near_one(rng, (HIDDEN,))
+    p["lm_head.weight"] = weights.xavier_normal(rng, HIDDEN, VOCAB, gain=4.0)
+    return p
+
+
+def build_llama(seed: int = 0, train_steps: int = TRAIN_STEPS) -> ModelProto:
+    """The decoder, its weights drawn from ``seed`` and then trained for ``train_steps``
+    steps on the bundled text (0: the random weights as drawn)."""
+    params = init_params(np.random.default_rng(seed))
+    if train_steps:
+        from compiler.examples.llama_train import train
+
+        params = train(params, train_steps, np.random.default_rng(seed + 1)).params
+    return llama_model(params, trained=train_steps)
+
+
+def llama_model(params: Params, trained: int = 0) -> ModelProto:
+    """The ONNX graph of the decoder with weights ``params``."""
+    dec = _Decoder(params)
     b = dec.b
-    table = b.rng.standard_normal((VOCAB, HIDDEN), dtype=np.float32)
-    x = b.op("Gather", [b.const("embed_tokens.weight", table), "input_ids"], "embed", axis=0)
+    x = b.op("Gather", [b.const("embed_tokens.weight", params["embed_tokens.weight"]),
+                        "input_ids"], "embed", axis=0)
     for i in range(LAYERS):
         x = dec.layer(x, i)
     x = dec.norm(x, "norm")
-    head = weights.xavier_normal(b.rng, HIDDEN, VOCAB, gain=4.0)
-    b.nodes.append(helper.make_node("MatMul", [x, b.const("lm_head.weight", head)],
-                                    ["logits"], name="lm_head"))
+    b.nodes.append(helper.make_node(
+        "MatMul", [x, b.const("lm_head.weight", params["lm_head.weight"])], ["logits"],
+        name="lm_head"))
     dec.stack_cache("key")
     dec.stack_cache("value")
     seq = "seq"
     cache = list(CACHE_SHAPE)
+    how = f"trained {trained} steps on Python docstrings" if trained else "random weights"
     return b.model(
         "llama",
         [("input_ids", I64, [1, seq]), ("position", I64, [1]),
@@ -202,7 +237,7 @@ def build_llama(seed: int = 0) -> ModelProto:
         [("logits", F32, [1, seq, VOCAB]), ("present_key", F32, cache),
          ("present_value", F32, cache)],
         doc=f"Llama-style decoder, {LAYERS}x{HIDDEN}, {HEADS} query / {KV_HEADS} kv heads, "
-        f"KV cache of {MAX_CTX} slots, random weights (qnnc example)",
+        f"KV cache of {MAX_CTX} slots, {how} (qnnc example)",
         opset=OPSET,
     )
 
