@@ -166,3 +166,9 @@ def test_generate_int8_agrees_with_f32(model: tuple[Path, onnx.ModelProto], sess
         total += len(want)
     print(f"INT8 greedy tokens equal to f32: {same}/{total}")
     assert same / total >= MIN_INT8_AGREEMENT
+
+
+def test_deterministic_per_seed() -> None:
+    a = build_llama(seed=0, train_steps=2).SerializeToString()
+    assert a == build_llama(seed=0, train_steps=2).SerializeToString()
+    assert a != build_llama(seed=1, train_steps=2).SerializeToString()
