@@ -3,10 +3,12 @@ INT8 (quantize_static, QDQ) and onnxruntime f32, tokens per second and first-tok
 side by side, and how often the INT8 generations pick the same tokens as f32.
 
     python -m benchmarks.llama_decode [--steps 300] [--new-tokens 48] [--rounds 3]
+        [--calib-method minmax]
 
 The model is ``qnnc example llama`` (trained --steps steps on standard-library docstrings).
-All INT8 builds calibrate on the same feeds: every call of f32 generations after other
-prompts than the timed ones. onnxruntime INT8 runs twice: quantize_static as it comes
+All INT8 builds calibrate on the same feeds (every call of f32 generations after other
+prompts than the timed ones), with min/max observers unless --calib-method says otherwise
+for qnnc. onnxruntime INT8 runs twice: quantize_static as it comes
 (it quantises the attention mask's Where, whose range then spans the -1e4 fill), and with the
 mask's Where and the Softmax left in float, the float island qnnc's quantiser makes itself.
 qnnc compiles one model per sequence length (the prefill lengths and the one-token
@@ -86,6 +88,8 @@ def main() -> None:
                     "example's)")
     ap.add_argument("--new-tokens", type=int, default=48)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--calib-method", default="minmax", help="qnnc's observer (default "
+                    "minmax, the one quantize_static uses)")
     args = ap.parse_args()
     print(machine_line())
     kw = {} if args.steps is None else {"train_steps": args.steps}
@@ -102,7 +106,8 @@ def main() -> None:
             "onnxruntime f32": f32,
             "onnxruntime INT8 (QDQ)": _quantized(path, calib, []),
             "onnxruntime INT8 (QDQ, mask+Softmax f32)": _quantized(path, calib, islands),
-            "qnnc INT8 (host)": compile_lengths(path, LENGTHS, calib, target="host", threads=1),
+            f"qnnc INT8 (host, {args.calib_method})": compile_lengths(
+                path, LENGTHS, calib, target="host", threads=1, calib_method=args.calib_method),
         }
         prompts = _prompts(EVAL_PROMPTS)
         runs: dict[str, list[Generation]] = {name: [] for name in engines}
@@ -116,7 +121,7 @@ def main() -> None:
 
 
 def _report(runs: dict[str, list[Generation]], n_prompts: int, new_tokens: int) -> None:
-    ref = runs["onnxruntime f32"][:n_prompts]
+    ref = runs["onnxruntime f32"][:n_prompts]  # the first round, prompt by prompt
     rows = []
     for name, gens in runs.items():
         first = statistics.median(g.first_token_ms for g in gens)

@@ -111,6 +111,8 @@ def generate(
     when given, sees every call's feeds (calibration data for INT8 builds).
     """
     prompt = [int(t) for t in prompt_ids]
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if not prompt:
         raise ValueError("the prompt needs at least one token")
     sizes = prefill_lengths(model, lengths)

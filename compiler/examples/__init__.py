@@ -39,7 +39,7 @@ EXAMPLES: dict[str, str] = {
     "Xavier weights, hidden states 1x64x384",
     "tiny_cnn": "tiny CNN (2 conv + relu, maxpool, gemm), random He-scaled weights, 1x1x8x8",
     "llama": "Llama-style decoder, 2 layers, hidden 128, 4 query / 2 kv heads, RoPE, SwiGLU, "
-    "static KV cache of 128 slots, input_ids 1xseq, random weights",
+    "static KV cache of 128 slots, input_ids 1xseq, trained briefly on stdlib docstrings",
 }
 
 _BUILDERS: dict[str, Callable[[int], ModelProto]] = {

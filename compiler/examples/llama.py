@@ -15,17 +15,21 @@ The KV cache is laid out the way NPU deployments keep it, with static shapes::
        slots position .. position+seq-1 (ScatterND), everything else copied.
 
 Attention always spans all ``MAX_CTX`` slots of the updated cache; a causal mask built
-from positions lets token i see slot j iff j <= position + i. Prefill (seq = 16, 32, 64,
-128) and the one-token decode step (seq = 1) are therefore shape profiles of one model,
-with no shape that grows during generation. A prompt may be padded at its end to the next
-prefill length: the padded tokens write garbage into slots after the prompt, but slot p
-only becomes visible to a token at position >= p, and the call that processes position p
-overwrites slot p first; the logits of the last real token are those at its index.
+from positions lets token i see slot j iff j <= position + i (hidden scores become -1e4
+through a Where). Prefill (seq = 16, 32, 64, 128) and the one-token decode step (seq = 1)
+are therefore shape profiles of one model, with no shape that grows during generation.
+A prompt may be padded at its end to the next prefill length: the padded tokens write
+garbage into slots after the prompt, but slot p only becomes visible to a token at
+position >= p, and the call that processes position p overwrites slot p first; the logits
+of the last real token are those at its index.
 
-Weights are random and well scaled (Xavier-normal projections, embeddings of unit RMS, norm
-scales near one), not trained: the model exercises the compiler, its generations are not
-text. Activations stay of order one through every layer, which is what INT8 calibration
-needs.
+Weights: drawn well scaled (Xavier-normal projections, embeddings of unit RMS, norm scales
+near one), then trained for ``TRAIN_STEPS`` steps of next-byte prediction on the docstrings
+of a few standard-library modules (compiler/examples/llama_train.py: numpy, a hand-written
+backward pass, Adam; one to two minutes on one core, deterministic per seed on a machine). The
+result is a poor but peaked language model (about 1.6 nats per byte): greedy generations
+repeat the words of that text, so INT8 against float token agreement means something.
+``build_llama(seed, train_steps=0)`` gives the random weights alone.
 """
 
 from __future__ import annotations
