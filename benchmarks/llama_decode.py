@@ -11,6 +11,8 @@ prompts than the timed ones), with min/max observers unless --calib-method says 
 for qnnc. onnxruntime INT8 runs twice: quantize_static as it comes
 (it quantises the attention mask's Where, whose range then spans the -1e4 fill), and with the
 mask's Where and the Softmax left in float, the float island qnnc's quantiser makes itself.
+The last two rows keep the LM head in float too (its 8-bit logits turn near-ties of the
+argmax into flips).
 qnnc compiles one model per sequence length (the prefill lengths and the one-token
 step); onnxruntime runs all lengths in one session. Everything runs on one thread (qnnc
 threads=1, onnxruntime intra_op_num_threads=1). First-token latency is the prefill of the
@@ -108,6 +110,11 @@ def main() -> None:
             "onnxruntime INT8 (QDQ, mask+Softmax f32)": _quantized(path, calib, islands),
             f"qnnc INT8 (host, {args.calib_method})": compile_lengths(
                 path, LENGTHS, calib, target="host", threads=1, calib_method=args.calib_method),
+            "onnxruntime INT8 (QDQ, mask+Softmax+lm_head f32)": _quantized(
+                path, calib, [*islands, "lm_head"]),
+            f"qnnc INT8 (host, {args.calib_method}, lm_head f32)": compile_lengths(
+                path, LENGTHS, calib, target="host", threads=1, calib_method=args.calib_method,
+                skip_layers=["lm_head"]),
         }
         prompts = _prompts(EVAL_PROMPTS)
         runs: dict[str, list[Generation]] = {name: [] for name in engines}
@@ -138,7 +145,7 @@ def _report(runs: dict[str, list[Generation]], n_prompts: int, new_tokens: int) 
                         "same prefix"], rows))
     print("\n(same prefix: mean number of tokens before the first that differs from f32)")
     for name, gens in runs.items():
-        print(f"{name:41s} {_show(ref[0].prompt)!r} -> {_show(gens[0].tokens)!r}")
+        print(f"{name:48s} {_show(ref[0].prompt)!r} -> {_show(gens[0].tokens)!r}")
     print(machine_line())
     spare = (os.cpu_count() or 1) - 1  # the engines time on one thread
     if load_average() > spare:
