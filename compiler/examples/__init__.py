@@ -15,6 +15,7 @@ import onnx
 from onnx import ModelProto
 
 from compiler.examples.bert import build_bert_encoder
+from compiler.examples.llama import build_llama
 from compiler.examples.mobilenet import build_mobilenetv2
 from compiler.examples.small import build_tiny_cnn
 from compiler.examples.zoo import build_zoo_model
@@ -37,12 +38,15 @@ EXAMPLES: dict[str, str] = {
     "bert_encoder": "BERT-style encoder, 6 layers, hidden 384, 12 heads, erf GELU, random "
     "Xavier weights, hidden states 1x64x384",
     "tiny_cnn": "tiny CNN (2 conv + relu, maxpool, gemm), random He-scaled weights, 1x1x8x8",
+    "llama": "Llama-style decoder, 2 layers, hidden 128, 4 query / 2 kv heads, RoPE, SwiGLU, "
+    "static KV cache of 128 slots, input_ids 1xseq, trained briefly on stdlib docstrings",
 }
 
 _BUILDERS: dict[str, Callable[[int], ModelProto]] = {
     "mobilenetv2": build_mobilenetv2,
     "bert_encoder": build_bert_encoder,
     "tiny_cnn": build_tiny_cnn,
+    "llama": build_llama,
 }
 
 

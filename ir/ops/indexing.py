@@ -44,19 +44,18 @@ def _apply(out: np.ndarray, at: tuple, value: np.ndarray, reduction: str) -> Non
 
 
 def scatter_on_codes(ctx: qforms.QuantContext, node: Node) -> None:
-    """A scatter runs on the 8-bit codes of its data, with its updates requantised to the
-    data's parameters: exact for replacing and for max/min (quantisation is monotone); adding
-    or multiplying codes would not be, so those stay float."""
+    """A scatter runs on 8-bit codes, its data and updates requantised to the parameters of
+    its result (whose calibrated range covers both, as a Concat's does: a KV cache that is
+    all zeros before its first write must not clip the keys written into it). Exact for
+    replacing and for max/min (quantisation is monotone); adding or multiplying codes would
+    not be, so those stay float."""
     qforms.needs(node.attrs.get("reduction", "none") in ("none", "max", "min"))
     first, *rest = OPS[node.op].operands
-    data = ctx.act(node.operand(first))
-    qp = data.type.quant
-    assert qp is not None
-    target = qforms.OutParams(data.type.dtype, qp.scale[0], qp.zero_point[0])
-    ins: list = [data]
-    for name in rest:
+    target = ctx.out_params(node.outputs[0])
+    ins: list = []
+    for name in [first, *rest]:
         v = node.operand(name)
-        if name in ("updates", "update"):
+        if name in (first, "updates", "update"):
             q = ctx.act(v)
             uq = q.type.quant
             assert uq is not None
