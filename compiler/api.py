@@ -136,7 +136,9 @@ def compile_model(model: ModelLike | Graph, options: CompileOptions | None = Non
         proto = _proto(model, "compile_model")
         sig = signature(proto)
         shapes = expand(opts.input_shapes, sig)
-        if len(shapes) > 1:
+        mixed = (opts.calibration is not None and len(shapes) == 1
+                 and any(s.symbolic for s in sig))  # samples may have other shapes
+        if len(shapes) > 1 or mixed:
             from compiler.profiled import compile_profiles
 
             check_pipeline(passes, opts, profile, False)

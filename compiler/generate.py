@@ -7,12 +7,13 @@ decode steps that feed each call's present caches back as the next call's past::
 
     from compiler.generate import generate
     out = generate(session, prompt, max_new_tokens=32)       # an onnxruntime session
-    out = generate({1: step, 16: p16, 32: p32}, prompt, 32)   # one compiled model per length
+    q8 = compile_lengths("llama.onnx", [1, 16, 32], calib, target="host")  # shape profiles
+    out = generate(q8, prompt, 32)
     out.tokens, out.first_token_ms, out.tokens_per_s
 
-A model is anything with ``run(None, feeds)`` (a qnnc CompiledModel, an onnxruntime
-InferenceSession), or a mapping {seq length: such a model} when each shape is its own
-compiled model. :func:`runner_for` is the one place that picks the model of a length.
+A model is anything with ``run(None, feeds)``: an onnxruntime InferenceSession, or a qnnc
+model compiled with a shape profile per sequence length (:func:`compile_lengths`), whose
+run() picks the profile from the feeds; a mapping {seq length: model} works too.
 
 The prompt is prefilled in calls of the prefill lengths: a prompt longer than the largest
 goes in chunks of it, and the last chunk is padded at its end with ``pad_id`` to the
@@ -64,8 +65,8 @@ class Generation:
 def runner_for(model: Model, seq: int) -> Any:
     """The model that runs feeds of sequence length ``seq``.
 
-    A mapping holds one compiled model per length (until one compiled model carries
-    every length as a shape profile and picks it from the feeds itself).
+    A mapping holds one model per length; any other model takes every length itself (a
+    qnnc model with shape profiles picks the one of the feeds).
     """
     if isinstance(model, Mapping):
         if seq not in model:
@@ -75,12 +76,17 @@ def runner_for(model: Model, seq: int) -> Any:
 
 
 def prefill_lengths(model: Model, lengths: Sequence[int] | None = None) -> list[int]:
-    """The lengths a prompt chunk may be padded to: ``lengths``, else a mapping's keys
-    above 1, else the model's defaults."""
+    """The lengths a prompt chunk may be padded to: ``lengths``, else the shape profiles of a
+    qnnc model (or a mapping's keys) above 1, else the model's defaults."""
     if lengths is not None:
         return sorted(lengths)
     if isinstance(model, Mapping):
         return sorted(s for s in model if s > 1)
+    profiles = getattr(model, "profiles", None)
+    if profiles:
+        found = sorted({int(p["input_ids"][1]) for p in profiles} - {1})
+        if found:
+            return found
     return list(PREFILL_LENGTHS)
 
 
@@ -153,25 +159,14 @@ def generate(
 
 
 def compile_lengths(model: Any, lengths: Sequence[int], calibration: Sequence[Feeds] | None = None,
-                    **options: Any) -> dict[int, Any]:
-    """One qnnc compiled model per sequence length, {length: CompiledModel}, for
-    :func:`generate`; with ``calibration`` (feeds of any lengths, e.g. ``record``ed from a
-    float run) each length is calibrated on the feeds of its own length. ``options`` are
-    :func:`compiler.api.compile_model`'s (``target="host"``, ...).
-
-    This is where one multi-profile compile (``input_shapes={"input_ids": [(1, 1), (1, 16),
-    ...]}``, run() picking the profile from the feeds) replaces the loop.
-    """
-    out = {}
-    for seq in sorted(lengths):
-        calib = None
-        if calibration is not None:
-            calib = [f for f in calibration if f["input_ids"].shape[1] == seq]
-            if not calib:
-                raise ValueError(f"no calibration feeds of sequence length {seq}")
-        out[seq] = compile_model(model, input_shapes={"input_ids": (1, seq)},
-                                 calibration=calib, **options)
-    return out
+                    **options: Any) -> Any:
+    """One qnnc compiled model with a shape profile per sequence length (the model's ``seq``
+    dimension), for :func:`generate`: its run() picks the profile from the feeds. With
+    ``calibration`` (feeds of any lengths, e.g. ``record``ed from a float run) every
+    length is calibrated at once, each feed at its own length. ``options`` are
+    :func:`compiler.api.compile_model`'s (``target="host"``, ...)."""
+    return compile_model(model, input_shapes={"seq": sorted(set(lengths))},
+                         calibration=calibration, **options)
 
 
 __all__ = ["Generation", "compile_lengths", "generate", "prefill_lengths", "runner_for"]

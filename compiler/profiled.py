@@ -172,11 +172,14 @@ def _pad_to(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 def compile_profiles(proto: ModelProto, source: str, profiles: list[Shapes],
                      signature: Sequence[InputSig], passes: list[Pass], opts: CompileOptions,
-                     chip: Any, outcome: QuantizeOutcome) -> ProfiledModel:
-    """Compile ``proto`` for every shape in ``profiles`` with the bound ``passes``."""
-    from compiler.builds import build_profiles
+                     chip: Any, outcome: QuantizeOutcome) -> CompiledModel:
+    """Compile ``proto`` for every shape in ``profiles`` with the bound ``passes`` (one
+    profile: a plain CompiledModel, calibrated on samples of whatever shapes they have)."""
+    from compiler.builds import build, build_profiles
 
-    if opts.eval_data is not None or opts.min_sqnr_db is not None or opts.max_drop is not None:
+    multi = len(profiles) > 1
+    if multi and (opts.eval_data is not None or opts.min_sqnr_db is not None
+                  or opts.max_drop is not None):
         raise QnncError("the accuracy report and budget (--eval, --min-sqnr, --max-drop) "
                         "compare one shape; compile one shape profile for them")
     ran = [p for p in passes if p.name not in opts.disabled_passes]
@@ -203,13 +206,21 @@ def compile_profiles(proto: ModelProto, source: str, profiles: list[Shapes],
                          disabled=opts.disabled_passes, on_print=opts.on_print)
         verify(g)
         graphs.append(g)
-    titles = [profile_text(p) for p in profiles]
-    build = build_profiles(graphs, titles, opts, chip)
     target = chip.name if chip is not None else opts.target
+    if not multi:  # one shape, calibrated on samples of any shape: a plain compiled model
+        single = CompiledModel(graphs[0], source=source, pipeline=[str(p) for p in ran],
+                               target=target, build=build(graphs[0], opts, chip))
+        single.profile = chip
+        single.accuracy, single.auto_precision = outcome.accuracy, outcome.auto_precision
+        if opts.output_dir is not None:
+            single.save(opts.output_dir)
+        return single
+    titles = [profile_text(p) for p in profiles]
+    built = build_profiles(graphs, titles, opts, chip)
     variants = []
     for k, g in enumerate(graphs):
         v = CompiledModel(g, source=source, pipeline=[str(p) for p in ran], target=target,
-                          build=build, profile_index=k)
+                          build=built, profile_index=k)
         v.profile = chip
         variants.append(v)
     model = ProfiledModel(variants, profiles, pad_to_profile=opts.pad_to_profile,

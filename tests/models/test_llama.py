@@ -38,9 +38,13 @@ LOGITS_ATOL = 2e-4
 CACHE_ATOL = 1e-5
 LENGTHS = (1, 16, 32)
 NEW_TOKENS = 24
-#: share of greedy tokens where qnnc INT8 equals f32 over the test prompts: measured 52/96
-#: with this model and these prompts; the bound leaves a margin below it
-MIN_INT8_AGREEMENT = 0.4
+#: share of greedy tokens where qnnc INT8 (minmax calibration, every length calibrated at
+#: once as one model of shape profiles) equals f32 over the test prompts: measured 72/96
+#: with this model and these prompts; the bound leaves a margin below it. The default
+#: percentile method clips this model's activation outliers: 28/96 (the INT8 recipe for
+#: trained models is its own piece of work)
+MIN_INT8_AGREEMENT = 0.6
+INT8_METHOD = "minmax"
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +145,7 @@ def test_qnnc_f32_matches_onnxruntime(model: tuple[Path, onnx.ModelProto], sessi
 def test_int8_decode_step_host_is_the_interpreter(
         model: tuple[Path, onnx.ModelProto], session: object,
         calibration: list[dict[str, np.ndarray]], tmp_path: Path) -> None:
-    step = compile_lengths(model[0], [1], calibration)[1]
+    step = compile_lengths(model[0], [1], calibration)
     check_codes_exact(expose_island_inputs(step.graph), _decode_feeds(session), tmp_path / "q8")
 
 
@@ -157,7 +161,7 @@ def test_generate_f32_qnnc_equals_onnxruntime(model: tuple[Path, onnx.ModelProto
 
 def test_generate_int8_agrees_with_f32(model: tuple[Path, onnx.ModelProto], session: object,
                                        calibration: list[dict[str, np.ndarray]]) -> None:
-    q8 = compile_lengths(model[0], LENGTHS, calibration)
+    q8 = compile_lengths(model[0], LENGTHS, calibration, calib_method=INT8_METHOD)
     same, total = 0, 0
     for prompt in _prompts(4, start=8000):
         want = generate(session, prompt, NEW_TOKENS, lengths=LENGTHS[1:]).tokens
