@@ -40,6 +40,7 @@ from ir.types import DType
 MAX_PROFILES = 64
 
 Dim = int | str | None
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 Shapes = dict[str, tuple[int, ...]]
 
 
@@ -82,7 +83,9 @@ def signature(model: onnx.ModelProto) -> list[InputSig]:
             if d.HasField("dim_value") and d.dim_value > 0:
                 dims.append(int(d.dim_value))
             else:
-                dims.append(d.dim_param or None)
+                # a name ties dimensions together; "?" and the like are just "unknown"
+                name = d.dim_param
+                dims.append(name if _NAME.fullmatch(name) else None)
         out.append(InputSig(inp.name, dtype, tuple(dims)))
     return out
 

@@ -97,3 +97,16 @@ def test_product_of_dimension_lists(widths: list[int], heights: list[int]) -> No
     for k, prof in enumerate(got):  # every profile is found by its own shape
         assert pick(got, prof, pad=False) == (k, False)
         assert expand(profile_text(prof), IMG) == [prof]
+
+
+def test_question_mark_dims_are_unknown_not_one_name() -> None:
+    from onnx import TensorProto, helper
+
+    from compiler.shape_profiles import signature
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, "?", "?"])
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    sig = signature(helper.make_model(g))
+    assert sig[0].dims == (None, 3, None, None)
+    assert expand({"x": (1, 3, 48, 192)}, sig) == [{"x": (1, 3, 48, 192)}]
