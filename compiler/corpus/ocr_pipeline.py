@@ -24,7 +24,7 @@ import numpy as np
 
 from compiler.corpus.ctc import corpus_accuracy, greedy_decode
 from compiler.corpus.db_boxes import Box, db_boxes
-from compiler.corpus.text_render import Page, box_iou
+from compiler.corpus.text_render import Page, box_iou, random_line, render_page
 
 REC_HEIGHT, CLS_SHAPE = 48, (48, 192)
 REC_WIDTHS: tuple[int, ...] = (320,)  # (160, 320, 640) once one compile holds the profiles
@@ -183,3 +183,24 @@ def _overlap_y(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> fl
 def page_accuracy(results: Sequence[OcrResult], pages: Sequence[Page]) -> float:
     """Character accuracy of whole-page reads against the rendered truth."""
     return corpus_accuracy([p for r, pg in zip(results, pages) for p in match_page(r, pg)])
+
+
+def calibration_feeds(model: str, dictionary: str, n: int, det_size: tuple[int, int] = (320, 320),
+                      width: int = REC_WIDTHS[0], seed: int = 500) -> list[dict[str, np.ndarray]]:
+    """``n`` inputs for ``model`` ("det", "cls" or "rec") made as the pipeline makes them,
+    from rendered pages (det) or line crops (cls: every other one upside down), with seeds
+    from ``seed`` on (keep them apart from the evaluation data's)."""
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng(seed + i)
+        if model == "det":
+            out.append({"x": det_input(render_page(*det_size, rng, dictionary).image,
+                                       det_size)})
+            continue
+        img, _ = random_line(rng, dictionary)
+        if model == "cls" and i % 2:
+            img = img[::-1, ::-1]
+        w, pad = rec_width(img.shape[1], img.shape[0], [CLS_SHAPE[1] if model == "cls"
+                                                        else width])
+        out.append({"x": line_input(img, w, pad)})
+    return out

@@ -34,12 +34,11 @@ from compiler.corpus.ocr_pipeline import (
     REC_HEIGHT,
     REC_WIDTHS,
     OcrModels,
-    line_input,
+    calibration_feeds,
     match_page,
     read_page,
-    rec_width,
 )
-from compiler.corpus.text_render import Page, random_line, render_page
+from compiler.corpus.text_render import Page, render_page
 from compiler.corpus.vad_segments import frame_agreement, iou, probabilities, speech_segments
 from compiler.shipped_models import OCR_MODELS, VAD_MODELS, ShippedModel, model_file
 
@@ -119,24 +118,6 @@ def _corners(b: Box) -> tuple[float, float, float, float]:
     return (b.x0, b.y0, b.x1, b.y1)
 
 
-def _calibration(name: str, chars: list[str], n: int) -> list[dict[str, np.ndarray]]:
-    """Inputs like the pipeline's own, from other seeds than the evaluation pages."""
-    dictionary = "".join(chars[1:])
-    if name == "det":
-        from compiler.corpus.ocr_pipeline import det_input
-        return [{"x": det_input(render_page(*DET, np.random.default_rng(500 + i),
-                                            dictionary).image, DET)} for i in range(n)]
-    out = []
-    width = SHAPES[name][3]
-    for i in range(n):
-        img, _ = random_line(np.random.default_rng(600 + i), dictionary)
-        if name == "cls" and i % 2:
-            img = img[::-1, ::-1]
-        w, pad = rec_width(img.shape[1], img.shape[0], [width])
-        out.append({"x": line_input(img, w, pad)})
-    return out
-
-
 @pytest.mark.slow
 def test_ocr_pipeline_qnnc_int8_char_accuracy() -> None:
     """All three models INT8 on the host (16 calibration inputs each). Measured: character
@@ -146,7 +127,7 @@ def test_ocr_pipeline_qnnc_int8_char_accuracy() -> None:
     ref = _ort_models()
     qnnc = _models({k: compile_model(_path(m), input_shapes={"x": SHAPES[k]}, target="host",
                                      precision="int8",
-                                     calibration=_calibration(k, list(ref.chars), 16))
+                                     calibration=calibration_feeds(k, "".join(ref.chars[1:]), 16))
                     for k, m in OCR_MODELS.items()}, list(ref.chars))
     pairs = [p for pg in _pages() for p in match_page(read_page(qnnc, pg.image), pg)]
     acc = corpus_accuracy(pairs)
