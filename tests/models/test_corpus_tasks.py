@@ -9,12 +9,12 @@ saying which.
 Bounds:
 - qnnc f32 on the host reads exactly the text onnxruntime f32 reads, box for box, and finds
   exactly its speech segments (both compute the same function to ~1e-5);
-- onnxruntime f32 reads the rendered pages with character accuracy >= 0.97 and marks
+- onnxruntime f32 reads the rendered pages with character accuracy >= 0.95 and marks
   speech with IoU >= 0.9 against where it was placed (the data is readable and audible:
-  measured 0.99 and 0.95-0.97 on these seeds);
-- qnnc INT8 (slow): page character accuracy >= 0.95 and speech decisions agreeing with f32
-  on >= 0.93 of the chunks, segments IoU >= 0.9 vs truth (measured values in the test
-  docstrings).
+  measured 0.978, two rare characters missed, and 0.970 on these seeds);
+- qnnc INT8 (slow): page character accuracy >= 0.95 and no more than 0.02 below onnxruntime
+  f32's on the same pages (measured: 0.978, equal to f32); speech decisions agreeing with
+  f32 on >= 0.93 of the chunks (measured 0.944) and segment IoU >= 0.9 vs truth (0.988).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_onnxruntime_reads_the_rendered_pages() -> None:
     _need_fonts()
     models = _ort_models()
     pairs = [p for pg in _pages() for p in match_page(read_page(models, pg.image), pg)]
-    assert corpus_accuracy(pairs) >= 0.97, pairs
+    assert corpus_accuracy(pairs) >= 0.95, pairs
 
 
 def test_ocr_pipeline_qnnc_f32_host_matches_onnxruntime(tmp_path: Path) -> None:
@@ -120,9 +120,8 @@ def _corners(b: Box) -> tuple[float, float, float, float]:
 
 @pytest.mark.slow
 def test_ocr_pipeline_qnnc_int8_char_accuracy() -> None:
-    """All three models INT8 on the host (16 calibration inputs each). Measured: character
-    accuracy 0.99 for onnxruntime f32 and qnnc INT8 on these pages (see the module
-    docstring for the bound)."""
+    """All three models INT8 on the host (16 calibration inputs each), against the rendered
+    text and against onnxruntime f32's accuracy on the same pages."""
     _need_fonts()
     ref = _ort_models()
     qnnc = _models({k: compile_model(_path(m), input_shapes={"x": SHAPES[k]}, target="host",
@@ -131,8 +130,11 @@ def test_ocr_pipeline_qnnc_int8_char_accuracy() -> None:
                     for k, m in OCR_MODELS.items()}, list(ref.chars))
     pairs = [p for pg in _pages() for p in match_page(read_page(qnnc, pg.image), pg)]
     acc = corpus_accuracy(pairs)
-    print(f"qnnc INT8 page character accuracy {acc:.4f}")
+    f32 = corpus_accuracy([p for pg in _pages() for p in match_page(read_page(ref, pg.image),
+                                                                     pg)])
+    print(f"page character accuracy: qnnc INT8 {acc:.4f}, onnxruntime f32 {f32:.4f}")
     assert acc >= 0.95, pairs
+    assert acc >= f32 - 0.02, pairs
 
 
 # -- Silero VAD -----------------------------------------------------------------------------
