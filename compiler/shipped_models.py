@@ -12,6 +12,8 @@ Inputs are what the models see in use, made deterministically: rendered lines of
 (with PIL when it is installed, else strokes drawn with numpy), normalised as RapidOCR
 does; 16 kHz speech-like audio (voiced harmonics under a formant envelope, noise and
 silence) cut into Silero's 512-sample chunks, each with 64 samples of context before it.
+These need nothing beyond numpy. The realistic data (text in fonts that pip packages ship,
+speech from a bundled synthesiser) and the end-to-end tasks on it are in compiler/corpus.
 """
 
 from __future__ import annotations
