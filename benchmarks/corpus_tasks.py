@@ -23,8 +23,9 @@ with ORT f32's text (the same measure with its text as the truth); VAD, the shar
 chunks whose speech decision agrees with ORT f32, and IoU of the speech segments against
 where speech was placed. Latency: median of interleaved rounds per model and input; the
 load average is printed, and timings taken under load are flagged as not to be judged.
-The recogniser is compiled for one width (``ocr_pipeline.REC_WIDTHS``); longer lines are
-squeezed to it, which costs accuracy on the longest line crops for every contender alike.
+The recogniser is compiled once with a shape profile per width of ``ocr_pipeline.REC_WIDTHS``
+(160, 320, 640); a line is padded to the smallest that holds it (every contender gets the
+same padded inputs) and only lines wider than the largest are squeezed.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from compiler.corpus import fonts, speech
 from compiler.corpus.ctc import alphabet, char_accuracy, corpus_accuracy
 from compiler.corpus.ocr_pipeline import (
     CLS_SHAPE,
-    REC_HEIGHT,
     REC_WIDTHS,
     OcrModels,
     calibration_feeds,
@@ -56,6 +56,7 @@ from compiler.corpus.ocr_pipeline import (
     match_page,
     read_line,
     read_page,
+    rec_profiles,
     rec_width,
 )
 from compiler.corpus.text_render import random_line, render_page
@@ -64,10 +65,9 @@ from compiler.shipped_models import OCR_MODELS, VAD_MODELS, model_file, vad_chun
 
 Feeds = dict[str, np.ndarray]
 DET = (320, 320)
-# One width per compile today; a multi-profile compile of x=1x3x48x160|320|640 replaces
-# this entry (and REC_WIDTHS) once it lands.
+# qnnc's input shapes: the recogniser is one model with a shape profile per line width
 SHAPES = {"det": {"x": (1, 3, *DET)}, "cls": {"x": (1, 3, *CLS_SHAPE)},
-          "rec": {"x": (1, 3, REC_HEIGHT, REC_WIDTHS[0])}}
+          "rec": rec_profiles(REC_WIDTHS)}
 VAD = "silero_vad_openvino_16k"
 COLUMNS = ["qnnc INT8", "ORT INT8", "ORT f32", "qnnc f32"]
 
@@ -153,7 +153,7 @@ def ocr(args: argparse.Namespace, folder: Path) -> tuple[list[str], LatencyRows,
              "rec": {"x": line_input(line_img, w, pad)}}
     for k in ("det", "cls", "rec"):
         log(f"timing {k}")
-        lat.append((f"{k} {'x'.join(map(str, SHAPES[k]['x']))}",
+        lat.append((f"{k} {'x'.join(map(str, feeds[k]['x'].shape))}",
                     timings(per_model[k], feeds[k], args.budget)))
     return out, lat, notes
 

@@ -5,12 +5,11 @@ onnxruntime InferenceSession, a qnnc CompiledModel, or a wrapper of either. Ever
 its input as ``x`` [1, 3, H, W], normalised as PP-OCR's own pre-processing does (det:
 ImageNet mean/std; cls and rec: to [-1, 1]).
 
-The recogniser has a symbolic width. :data:`REC_WIDTHS` is the one place that says which
-widths it was compiled for; a crop is resized to height 48 and padded (zeros after
-normalising, as PP-OCR pads) to the smallest of them that holds it, or squeezed to the
-largest. Today that is a single width, one compile; with a multi-profile compile of the
-recogniser (``x=1x3x48x160|320|640``, ``pad_to_profile=True``) it becomes (160, 320, 640)
-and the one compiled model picks the profile from the padded feed.
+The recogniser has a symbolic width. qnnc compiles it once with a shape profile per width
+of :data:`REC_WIDTHS` (:func:`rec_profiles` gives the ``--input-shape`` text); a crop is
+resized to height 48 and padded (zeros after normalising, as PP-OCR pads) to the smallest
+of them that holds it, or squeezed to the largest, and the compiled model picks the
+profile from the padded feed.
 """
 
 from __future__ import annotations
@@ -27,9 +26,14 @@ from compiler.corpus.db_boxes import Box, db_boxes
 from compiler.corpus.text_render import Page, box_iou, random_line, render_page
 
 REC_HEIGHT, CLS_SHAPE = 48, (48, 192)
-REC_WIDTHS: tuple[int, ...] = (320,)  # (160, 320, 640) once one compile holds the profiles
+REC_WIDTHS: tuple[int, ...] = (160, 320, 640)
 DET_MEAN, DET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FLIP_THRESH = 0.9  # PP-OCR turns a crop over only when the classifier is this sure
+
+
+def rec_profiles(widths: Sequence[int] = REC_WIDTHS) -> str:
+    """The recogniser's shape profiles as --input-shape text: ``x=1x3x48x160|320|640``."""
+    return f"x=1x3x{REC_HEIGHT}x{'|'.join(str(w) for w in sorted(widths))}"
 
 
 class Session(Protocol):
@@ -186,10 +190,12 @@ def page_accuracy(results: Sequence[OcrResult], pages: Sequence[Page]) -> float:
 
 
 def calibration_feeds(model: str, dictionary: str, n: int, det_size: tuple[int, int] = (320, 320),
-                      width: int = REC_WIDTHS[0], seed: int = 500) -> list[dict[str, np.ndarray]]:
+                      widths: Sequence[int] = REC_WIDTHS, seed: int = 500,
+                      ) -> list[dict[str, np.ndarray]]:
     """``n`` inputs for ``model`` ("det", "cls" or "rec") made as the pipeline makes them,
     from rendered pages (det) or line crops (cls: every other one upside down), with seeds
-    from ``seed`` on (keep them apart from the evaluation data's)."""
+    from ``seed`` on (keep them apart from the evaluation data's). Recogniser inputs are
+    padded to the smallest of ``widths`` that holds the line, so they mix shapes."""
     out = []
     for i in range(n):
         rng = np.random.default_rng(seed + i)
@@ -200,7 +206,7 @@ def calibration_feeds(model: str, dictionary: str, n: int, det_size: tuple[int, 
         img, _ = random_line(rng, dictionary)
         if model == "cls" and i % 2:
             img = img[::-1, ::-1]
-        w, pad = rec_width(img.shape[1], img.shape[0], [CLS_SHAPE[1] if model == "cls"
-                                                        else width])
+        w, pad = rec_width(img.shape[1], img.shape[0],
+                           [CLS_SHAPE[1]] if model == "cls" else widths)
         out.append({"x": line_input(img, w, pad)})
     return out

@@ -31,12 +31,12 @@ from compiler.corpus.ctc import alphabet, corpus_accuracy
 from compiler.corpus.db_boxes import Box
 from compiler.corpus.ocr_pipeline import (
     CLS_SHAPE,
-    REC_HEIGHT,
     REC_WIDTHS,
     OcrModels,
     calibration_feeds,
     match_page,
     read_page,
+    rec_profiles,
 )
 from compiler.corpus.text_render import Page, render_page
 from compiler.corpus.vad_segments import frame_agreement, iou, probabilities, speech_segments
@@ -73,11 +73,14 @@ def _ort(path: str):  # -> ort.InferenceSession
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
-SHAPES = {"det": (1, 3, *DET), "cls": (1, 3, *CLS_SHAPE), "rec": (1, 3, REC_HEIGHT, REC_WIDTHS[0])}
+#: the rendered pages are 320 wide: their lines need the first two recogniser widths
+WIDTHS = REC_WIDTHS[:2]
+SHAPES = {"det": {"x": (1, 3, *DET)}, "cls": {"x": (1, 3, *CLS_SHAPE)},
+          "rec": rec_profiles(WIDTHS)}
 
 
 def _models(sessions: dict, chars: list[str]) -> OcrModels:
-    return OcrModels(sessions["det"], sessions["cls"], sessions["rec"], chars, DET)
+    return OcrModels(sessions["det"], sessions["cls"], sessions["rec"], chars, DET, WIDTHS)
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,7 +108,7 @@ def test_ocr_pipeline_qnnc_f32_host_matches_onnxruntime(tmp_path: Path) -> None:
     text and boxes."""
     _need_fonts()
     ref = _ort_models()
-    qnnc = _models({k: compile_model(_path(m), input_shapes={"x": SHAPES[k]}, target="host")
+    qnnc = _models({k: compile_model(_path(m), input_shapes=SHAPES[k], target="host")
                     for k, m in OCR_MODELS.items()}, list(ref.chars))
     for pg in _pages():
         want, got = read_page(ref, pg.image), read_page(qnnc, pg.image)
@@ -124,9 +127,10 @@ def test_ocr_pipeline_qnnc_int8_char_accuracy() -> None:
     text and against onnxruntime f32's accuracy on the same pages."""
     _need_fonts()
     ref = _ort_models()
-    qnnc = _models({k: compile_model(_path(m), input_shapes={"x": SHAPES[k]}, target="host",
+    qnnc = _models({k: compile_model(_path(m), input_shapes=SHAPES[k], target="host",
                                      precision="int8",
-                                     calibration=calibration_feeds(k, "".join(ref.chars[1:]), 16))
+                                     calibration=calibration_feeds(k, "".join(ref.chars[1:]), 16,
+                                                                 widths=WIDTHS))
                     for k, m in OCR_MODELS.items()}, list(ref.chars))
     pairs = [p for pg in _pages() for p in match_page(read_page(qnnc, pg.image), pg)]
     acc = corpus_accuracy(pairs)
