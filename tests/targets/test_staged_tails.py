@@ -5,19 +5,14 @@ mlu370x8), where the last element of every row came out wrong."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.api import compile_model
 from ir.interpreter import run
 
 
-@pytest.mark.parametrize("target", ["mlu370x8", "ascend910b"])
-def test_a_partial_last_tile_of_an_elementwise_layer_is_stored_exactly(
-        target: str, tmp_path: Path) -> None:
+def test_a_partial_last_tile_of_an_elementwise_layer_is_stored_exactly() -> None:
     rows = 6625  # 414 whole 16-row tiles and one row
     rng = np.random.default_rng(0)
     w = numpy_helper.from_array(rng.standard_normal((8, rows)).astype(np.float32), "w")
@@ -29,9 +24,9 @@ def test_a_partial_last_tile_of_an_elementwise_layer_is_stored_exactly(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     cal = [{"x": rng.standard_normal((1, 20, 8)).astype(np.float32)} for _ in range(2)]
     ref = compile_model(model, precision="int8", calibration=cal)
-    cm = compile_model(model, precision="int8", calibration=cal, target=target,
-                       cache_dir=tmp_path)
-    assert any(n.op == "Dequantize" and "tile" in n.attrs for n in cm.graph.nodes)
+    cm = compile_model(model, precision="int8", calibration=cal, target="mlu370x8")
+    (dq,) = [n for n in cm.graph.nodes if n.op == "Dequantize"]
+    assert rows % dq.attrs["tile"][2] != 0  # the tile plan leaves a partial last tile
     x = {"x": rng.standard_normal((1, 20, 8)).astype(np.float32)}
     (got,) = cm.run(None, x)
     np.testing.assert_array_equal(got, run(ref.graph, x)["y"])
