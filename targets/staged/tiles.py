@@ -63,8 +63,10 @@ def x_box(st: Staged, lv: int) -> tuple[int, int, int, int, int, int]:
 
 def _start(st: Staged, lv: int, axis: int, name: str, first: Expr,
            size: int) -> tuple[list[str], Expr]:
-    """The box origin ``name``: contiguous boxes are placed inside the tensor."""
-    if _strided(st, lv, axis) is not None:
+    """The box origin ``name``: contiguous boxes are placed inside the tensor, except an
+    elementwise op's, which starts at its tile (rows past the tensor read as 0): its compute
+    runs over the box in box order, and the output tile is stored from that order."""
+    if _strided(st, lv, axis) is not None or st.kind in ("eltwise", "eltwise4d"):
         return let(name, first)
     span = st.prob.span(st.nest.tile(lv)[OH if axis == 0 else OW], axis)
     return clamped(name, first, size - span)
