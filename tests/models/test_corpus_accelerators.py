@@ -152,3 +152,35 @@ def test_ocr_larger_shapes(name: str, shape: tuple[int, ...], target: str,
     case = ocr_case(name, shape)
     _skip_if_missing(case)
     check_corpus(case, target, tmp_path / "out")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ACCELERATORS)
+def test_rec_shape_profiles_on_accelerator(target: str, tmp_path: Path) -> None:
+    """The recogniser at two text-line widths as one staged model: each profile bit-exact
+    with the host C of the same quantised graph, its own tiles fitting, its counters equal
+    to its cost model, and one report section per profile."""
+    from compiler.shipped_models import ocr_input
+
+    case = ocr_case("rec")
+    _skip_if_missing(case)
+    spec = "x=1x3x48x96|160"
+    calib = [{"x": ocr_input("rec", (1, 3, 48, w), seed=s)}
+             for s, w in enumerate((96, 128, 160, 96))]
+    cm = compile_model(case.model(), input_shapes=spec, calibration=calib, target=target,
+                       output_dir=tmp_path / "out")
+    ref = compile_model(case.model(), input_shapes=spec, calibration=calib)
+    for k, w in enumerate((96, 160)):
+        v = cm.variants[k]
+        # the same quantised graph as host C (rec has float islands inside, see above)
+        host = compile_model(ref.variants[k].graph, precision="int8", target="host")
+        x = {"x": ocr_input("rec", (1, 3, 48, w), seed=50 + k)}
+        v.reset_counters()
+        (got,) = cm.run(None, x)
+        assert cm.last_profile == k
+        np.testing.assert_array_equal(got, host.run(None, x)[0])
+        _check_plans(v, 1)
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [p["shapes"] for p in data["profiles"]] == ["x=1x3x48x96", "x=1x3x48x160"]
+    for section, v in zip(data["profiles"], cm.variants):
+        assert [d["name"] for d in section["layers"]] == [p.node for p in v.plans()]
