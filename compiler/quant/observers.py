@@ -112,30 +112,38 @@ class Histogram:
         return self.pos.nbytes + self.neg.nbytes + 6 * 8
 
     def update(self, x: np.ndarray) -> None:
-        x = _finite(self, x)
-        if x.size == 0:
+        a = _as_float(x)
+        if a.size == 0:
             return
-        lo, hi = float(x.min()), float(x.max())
+        lo, hi = float(a.min()), float(a.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN/inf: counted and dropped
+            a = _finite(self, a)
+            if a.size == 0:
+                return
+            lo, hi = float(a.min()), float(a.max())
         self.min, self.max = min(self.min, lo), max(self.max, hi)
-        nonzero = int(np.count_nonzero(x))
-        self.zeros += x.size - nonzero
-        if nonzero == 0:
-            return
         amax = max(-lo, hi)
+        if amax == 0.0:  # all zeros
+            self.zeros += a.size
+            return
         if self.width == 0.0:
             self.width = max(amax / self.bins, MIN_SCALE * 1e-10)
         elif amax > self.edge:
             self._grow(amax)
-        # One bincount over both sides: bins [0, n) for x >= 0, [n, 2n) for x < 0. Zeros land
-        # in bin 0 (ceil(0) - 1 clips to 0) and are taken out again: they are counted apart.
-        idx = np.ceil(np.abs(x) / self.width).astype(np.int64)
-        idx -= 1
-        np.clip(idx, 0, self.bins - 1, out=idx)
-        idx[x < 0] += self.bins
-        both = np.bincount(idx, minlength=2 * self.bins)
-        both[0] -= x.size - nonzero
-        self.pos += both[: self.bins]
-        self.neg += both[self.bins :]
+        # One signed bin code per value: ceil(|x| / width) with the sign of x, so 0 is an
+        # exact zero, +i is (i-1)*width < x <= i*width and -i the mirror; shifted by n, one
+        # bincount gives the negative bins reversed, the zeros, then the positive bins.
+        n = self.bins
+        t = np.divide(a, a.dtype.type(self.width))
+        np.abs(t, out=t)
+        np.ceil(t, out=t)
+        np.copysign(t, a, out=t)
+        t += n
+        np.clip(t, 0, 2 * n, out=t)  # the largest value may round one bin past the edge
+        both = np.bincount(t.astype(np.intp), minlength=2 * n + 1)
+        self.neg += both[n - 1::-1]
+        self.zeros += int(both[n])
+        self.pos += both[n + 1:]
 
     def _grow(self, amax: float) -> None:
         ratio = amax / self.edge
@@ -390,16 +398,21 @@ def to_quant_params(lo: float, hi: float, scheme: Scheme = "u8") -> QuantParams:
     return QuantParams.per_tensor(scale, zero_point)
 
 
-def _finite(owner: MinMaxObserver | Histogram, x: np.ndarray) -> np.ndarray:
-    """``x`` flattened without its NaN/inf entries, which are counted on ``owner``. float32 and
-    float64 stay as they are (no copy); float16 is widened so that bin indices stay exact up
-    to 2048, and integers become float64."""
+def _as_float(x: np.ndarray) -> np.ndarray:
+    """``x`` flattened as float32/float64 (float16 widened so that bin indices stay exact up
+    to 2048, integers as float64); no copy for float32/float64."""
     a = np.asarray(x)
     if a.dtype.kind != "f":
         a = a.astype(np.float64)
     elif a.dtype.itemsize < 4:
         a = a.astype(np.float32)
-    a = a.ravel()
+    return a.ravel()
+
+
+def _finite(owner: MinMaxObserver | Histogram, x: np.ndarray) -> np.ndarray:
+    """``x`` flattened (:func:`_as_float`) without its NaN/inf entries, which are counted
+    on ``owner``."""
+    a = _as_float(x)
     ok = np.isfinite(a)
     if not ok.all():
         owner.nonfinite += int(a.size - np.count_nonzero(ok))
