@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 
+from compiler.quant.native_hist import signed_counts
 from ir import qmath
 from ir.qmath import MAX_SCALE as MAX_SCALE  # re-exported
 from ir.qmath import MIN_SCALE as MIN_SCALE  # re-exported
@@ -88,10 +89,11 @@ class Histogram:
     resolution, never mass or order.
     """
 
-    def __init__(self, bins: int = 2048) -> None:
+    def __init__(self, bins: int = 2048, native: bool = True) -> None:
         if bins < 2:
             raise ValueError("a histogram needs at least 2 bins")
         self.bins = bins
+        self.native = native  # bin in C when the library builds (the same counts)
         self.width = 0.0
         self.pos = np.zeros(bins, dtype=np.int64)
         self.neg = np.zeros(bins, dtype=np.int64)
@@ -130,17 +132,12 @@ class Histogram:
             self.width = max(amax / self.bins, MIN_SCALE * 1e-10)
         elif amax > self.edge:
             self._grow(amax)
-        # One signed bin code per value: ceil(|x| / width) with the sign of x, so 0 is an
-        # exact zero, +i is (i-1)*width < x <= i*width and -i the mirror; shifted by n, one
-        # bincount gives the negative bins reversed, the zeros, then the positive bins.
+        # One signed bin code per value (numpy_signed_counts), counted in C when the
+        # library is built (compiler/quant/native_hist.py), else by numpy: the same counts.
         n = self.bins
-        t = np.divide(a, a.dtype.type(self.width))
-        np.abs(t, out=t)
-        np.ceil(t, out=t)
-        np.copysign(t, a, out=t)
-        t += n
-        np.clip(t, 0, 2 * n, out=t)  # the largest value may round one bin past the edge
-        both = np.bincount(t.astype(np.intp), minlength=2 * n + 1)
+        both = signed_counts(a, self.width, n) if self.native else None
+        if both is None:
+            both = numpy_signed_counts(a, self.width, n)
         self.neg += both[n - 1::-1]
         self.zeros += int(both[n])
         self.pos += both[n + 1:]
@@ -396,6 +393,20 @@ def to_quant_params(lo: float, hi: float, scheme: Scheme = "u8") -> QuantParams:
     """:func:`quant_params` as the IR's per-tensor :class:`QuantParams`."""
     scale, zero_point = quant_params(lo, hi, scheme)
     return QuantParams.per_tensor(scale, zero_point)
+
+
+def numpy_signed_counts(a: np.ndarray, width: float, bins: int) -> np.ndarray:
+    """Counts of each value's signed bin code ceil(|x| / width), with the sign of x and
+    clipped to [-bins, bins], at index ``bins + code``: the negative bins reversed, the exact
+    zeros (code 0: an exact zero), then the positive bins, where +i holds
+    (i-1)*width < x <= i*width and -i its mirror. ``a`` is finite float32/float64."""
+    t = np.divide(a, a.dtype.type(width))
+    np.abs(t, out=t)
+    np.ceil(t, out=t)
+    np.copysign(t, a, out=t)
+    t += bins
+    np.clip(t, 0, 2 * bins, out=t)  # the largest value may round one bin past the edge
+    return np.bincount(t.astype(np.intp), minlength=2 * bins + 1)
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,74 @@
+/* Calibration histograms in one pass (compiler/quant/observers.py, Histogram.update).
+ *
+ * Bins values the way the numpy path does, bit for bit: a value x gets the signed code
+ * ceil(|x| / width) with the sign of x (exact zeros code 0), clipped to [-bins, bins], the
+ * division done in the input's own precision (IEEE, no fast-math); counts[bins + code] is
+ * incremented, so counts holds the negative bins reversed, the zeros, then the positive bins
+ * (2 * bins + 1 entries). The caller has dropped NaN/inf and sized `width` so that the
+ * largest magnitude falls in the last bin, give or take rounding (which the clip absorbs).
+ *
+ * Codes are computed a block at a time (a loop the compiler vectorises), then counted into
+ * four sub-histograms in `scratch` (4 * (2 * bins + 1) zeroed entries) so that runs of equal
+ * values (the zeros of a ReLU) do not serialise on one counter.
+ */
+#include <math.h>
+#include <stdint.h>
+
+enum { QNNC_HIST_BLOCK = 2048 };
+
+#define QNNC_CODES(NAME, T, ABS, CEIL)                                                     \
+    static void NAME(const T *restrict x, int64_t m, T width, T top,                       \
+                     int32_t *restrict code) {                                             \
+        for (int64_t i = 0; i < m; ++i) {                                                  \
+            T c = CEIL(ABS(x[i]) / width);                                                 \
+            c = c < top ? c : top;                                                         \
+            code[i] = (int32_t)(x[i] < 0 ? -c : c);                                        \
+        }                                                                                  \
+    }
+QNNC_CODES(codes_f32, float, fabsf, ceilf)
+QNNC_CODES(codes_f64, double, fabs, ceil)
+
+static void count(const int32_t *restrict code, int64_t m, int64_t bins,
+                  uint32_t *restrict scratch) {
+    const int64_t stride = 2 * bins + 1;
+    uint32_t *s0 = scratch + bins, *s1 = s0 + stride, *s2 = s1 + stride, *s3 = s2 + stride;
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        ++s0[code[i]];
+        ++s1[code[i + 1]];
+        ++s2[code[i + 2]];
+        ++s3[code[i + 3]];
+    }
+    for (; i < m; ++i)
+        ++s0[code[i]];
+}
+
+static void fold(int64_t bins, uint32_t *restrict scratch, int64_t *restrict counts) {
+    const int64_t stride = 2 * bins + 1;
+    for (int64_t j = 0; j < stride; ++j)
+        counts[j] += (int64_t)scratch[j] + scratch[j + stride] + scratch[j + 2 * stride] +
+                     scratch[j + 3 * stride];
+}
+
+/* n must stay below 2^32 per call (the sub-histograms are 32-bit). */
+void qnnc_hist_f32(const float *x, int64_t n, float width, int64_t bins, int64_t *counts,
+                   uint32_t *scratch) {
+    int32_t code[QNNC_HIST_BLOCK];
+    for (int64_t at = 0; at < n; at += QNNC_HIST_BLOCK) {
+        const int64_t m = n - at < QNNC_HIST_BLOCK ? n - at : QNNC_HIST_BLOCK;
+        codes_f32(x + at, m, width, (float)bins, code);
+        count(code, m, bins, scratch);
+    }
+    fold(bins, scratch, counts);
+}
+
+void qnnc_hist_f64(const double *x, int64_t n, double width, int64_t bins, int64_t *counts,
+                   uint32_t *scratch) {
+    int32_t code[QNNC_HIST_BLOCK];
+    for (int64_t at = 0; at < n; at += QNNC_HIST_BLOCK) {
+        const int64_t m = n - at < QNNC_HIST_BLOCK ? n - at : QNNC_HIST_BLOCK;
+        codes_f64(x + at, m, width, (double)bins, code);
+        count(code, m, bins, scratch);
+    }
+    fold(bins, scratch, counts);
+}

@@ -1,0 +1,62 @@
+"""The calibration histogram's C binning (csrc/qnnc_observe.c) against the numpy path: the
+same counts for every input, so which one ran never changes a compiled model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from compiler.quant.native_hist import library, signed_counts
+from compiler.quant.observers import Histogram, numpy_signed_counts
+
+pytestmark = pytest.mark.skipif(library() is None, reason="no C compiler to build the routine")
+
+FLOATS = {np.float32: st.floats(-1e6, 1e6, width=32), np.float64: st.floats(-1e6, 1e6)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([np.float32, np.float64]).flatmap(
+    lambda t: hnp.arrays(t, st.integers(0, 3000), elements=FLOATS[t])),
+    st.sampled_from([2, 7, 2048]), st.floats(0.25, 1.5))
+def test_same_counts_as_numpy(a: np.ndarray, bins: int, fill: float) -> None:
+    """Any finite data, any bin count, widths that put the largest value inside the last bin,
+    on its edge (fill 1: the rounding the clip absorbs) or beyond it (clipped)."""
+    amax = float(np.abs(a).max()) if a.size else 1.0
+    width = max(amax * fill / bins, 1e-30)
+    got = signed_counts(a, width, bins)
+    assert got is not None
+    np.testing.assert_array_equal(got, numpy_signed_counts(a, width, bins))
+
+
+def test_values_on_bin_edges_and_zeros() -> None:
+    """Values exactly on bin edges (a grid), signed zeros and a ReLU's runs of zeros."""
+    a = np.concatenate([np.arange(-64, 65, dtype=np.float32) / 8, np.zeros(1000, np.float32),
+                        -np.zeros(10, np.float32)])
+    for width in (0.125, 0.25, 1 / 3):
+        np.testing.assert_array_equal(signed_counts(a, width, 64),
+                                      numpy_signed_counts(a, width, 64))
+    counts = signed_counts(a, 0.125, 64)
+    assert counts is not None and counts[64] == 1000 + 10 + 1  # the zeros, -0.0 included
+
+
+def test_histograms_agree_over_many_batches() -> None:
+    """Whole Histogram objects, C and numpy, through growth (later batches wider), NaN/inf
+    and float16 and integer inputs."""
+    rng = np.random.default_rng(5)
+    c, p = Histogram(256), Histogram(256, native=False)
+    for k in range(30):
+        x = rng.standard_normal(5000) * (1 + k)
+        x = [x.astype(np.float32), x, x.astype(np.float16), np.round(x).astype(np.int32)][k % 4]
+        if k % 5 == 0:
+            x = x.astype(np.float32)
+            x[::97] = np.nan
+            x[3] = np.inf
+        c.update(x)
+        p.update(x)
+        assert (c.width, c.zeros, c.nonfinite, c.min, c.max) == (
+            p.width, p.zeros, p.nonfinite, p.min, p.max)
+        np.testing.assert_array_equal(c.pos, p.pos)
+        np.testing.assert_array_equal(c.neg, p.neg)
