@@ -71,7 +71,7 @@ def _compiled(args: argparse.Namespace) -> CompiledModel:
     if path.is_dir():
         return load_compiled(path)
     return compile_model(args.model, compile_options(args),
-                         progress=progress_bar("calibrating"))
+                         progress=progress_bar("calibrating", unit="samples"))
 
 
 def _graph_for_model(args: argparse.Namespace) -> CompiledModel:
@@ -80,7 +80,7 @@ def _graph_for_model(args: argparse.Namespace) -> CompiledModel:
     if path.is_dir():
         return load_compiled(path)
     return compile_model(args.model, compile_options(args), target=None, target_file=None,
-                         progress=progress_bar("calibrating"))
+                         progress=progress_bar("calibrating", unit="samples"))
 
 
 def modelled_text(model: str, data: dict[str, Any], top: int = TOP_LAYERS) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,20 +58,32 @@ def require(cond: bool, message: str) -> None:
         raise QnncError(message)
 
 
-def progress_bar(label: str, stream: Any = None) -> Callable[[int, int | None], None]:
+def progress_bar(label: str, stream: Any = None, unit: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> Callable[[int, int | None], None]:
     """A progress callback for long work: a redrawn bar on a terminal, a few plain lines
-    (every 10 %) when stderr is a file or a pipe, so logs stay readable."""
+    (every 10 %) when stderr is a file or a pipe, so logs stay readable. With ``unit`` (e.g.
+    "samples") each line also shows the rate and, when the total is known, the time left."""
     out = stream if stream is not None else sys.stderr
     tty = bool(getattr(out, "isatty", lambda: False)())
     state = {"last": -1}
+    start = clock()
+
+    def rate(done: int, total: int | None) -> str:
+        secs = clock() - start
+        if unit is None or done <= 0 or secs <= 0:
+            return ""
+        per_s = done / secs
+        left = f", {(total - done) / per_s:.0f} s left" if total and done < total else ""
+        return f" ({per_s:.3g} {unit}/s{left})"
 
     def update(done: int, total: int | None) -> None:
         if tty:
             if total:
                 filled = int(30 * done / total)
-                out.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
+                out.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}"
+                          f"{rate(done, total)}\x1b[K")
             else:
-                out.write(f"\r{label} {done}")
+                out.write(f"\r{label} {done}{rate(done, total)}\x1b[K")
             if total and done >= total:
                 out.write("\n")
             out.flush()
@@ -79,8 +92,8 @@ def progress_bar(label: str, stream: Any = None) -> Callable[[int, int | None], 
             decile = 10 * done // total
             if decile != state["last"]:
                 state["last"] = decile
-                out.write(f"{label}: {done}/{total}\n")
+                out.write(f"{label}: {done}/{total}{rate(done, total)}\n")
         elif done % 100 == 0 or done == 1:
-            out.write(f"{label}: {done}\n")
+            out.write(f"{label}: {done}{rate(done, total)}\n")
 
     return update

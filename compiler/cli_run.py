@@ -128,7 +128,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     cm = compile_model(args.model, opts.replace(
         disabled_passes=tuple(args.disable_pass), print_after=tuple(args.print_after),
         output_dir=args.output_dir, on_print=_print_ir,
-        progress=None if args.quiet else progress_bar("calibrating"),
+        progress=None if args.quiet else progress_bar("calibrating", unit="samples"),
         build_progress=None if args.quiet else progress_bar("building C")))
     secs = time.perf_counter() - start
     if args.quiet:
