@@ -54,6 +54,11 @@ class Observer(ABC):
     def state_nbytes(self) -> int:
         """Bytes of state kept between batches (constant: it must not grow with the data)."""
 
+    @abstractmethod
+    def extremes(self) -> tuple[float, float]:
+        """The raw observed (min, max), widened to contain 0: the range with nothing
+        clipped, whatever the method would choose."""
+
 
 class MinMaxObserver(Observer):
     """Running minimum and maximum."""
@@ -70,6 +75,9 @@ class MinMaxObserver(Observer):
             self.max = max(self.max, float(x.max()))
 
     def range(self) -> tuple[float, float]:
+        return _with_zero(self.min, self.max)
+
+    def extremes(self) -> tuple[float, float]:
         return _with_zero(self.min, self.max)
 
     def state_nbytes(self) -> int:
@@ -201,6 +209,9 @@ class _HistogramObserver(Observer):
 
     def state_nbytes(self) -> int:
         return self.hist.state_nbytes()
+
+    def extremes(self) -> tuple[float, float]:
+        return _with_zero(self.hist.min, self.hist.max)
 
     def range(self) -> tuple[float, float]:
         h = self.hist

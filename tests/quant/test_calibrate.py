@@ -81,7 +81,9 @@ def test_every_method_ranges_every_float_tensor_within_the_extremes(method: str)
             scale, _ = quant_params(lo, hi, scheme)
             assert np.isfinite(scale) and scale > 0
     if method == "percentile":  # 1% of the values clipped: strictly inside the extremes
-        assert ranges["mm"][1] < truth["mm"][1] and ranges["mm"][0] > truth["mm"][0]
+        assert ranges["add"][1] < truth["add"][1] and ranges["add"][0] > truth["add"][0]
+    # the graph output keeps its raw extremes whatever the method (raw_range_values)
+    assert ranges["mm"] == (min(truth["mm"][0], 0.0), max(truth["mm"][1], 0.0)), method
 
 
 def test_symmetric_calibration_changes_the_percentiles() -> None:
