@@ -87,6 +87,8 @@ examples:
   qnnc compile model.onnx -o build/q8 --precision int8 --calib calib.npz
   qnnc compile model.onnx -o build/q8 --precision int8 --calib calib.npz \\
       --calib-method entropy --skip-op-types Softmax --skip-layers conv1
+  qnnc compile model.onnx -o build/q8 --calib calib.npz --eval held_out.npz \\
+      --worst 5 --eval-report accuracy.html   # per-layer SQNR, each bad layer's cause and fix
 
 The output folder holds model.ir (IR text), model.ir.npz (large constants) and
 manifest.json; with --target host also model.c, model.h, weights.c, the Cython wrapper,
@@ -176,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the IR to stderr after PASS (repeatable; 'all' for every pass)")
     p.add_argument("--disable-pass", action="append", default=[], metavar="PASS",
                    help="skip PASS (repeatable)")
-    add_build_options(p)
+    add_build_options(p, eval_report=True)
     loud = p.add_mutually_exclusive_group()
     loud.add_argument("-v", "--verbose", action="store_true", help="say more")
     loud.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
@@ -209,8 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_build_options(p: argparse.ArgumentParser) -> None:
-    """Target, threads, CPU level and quantisation options (compile and bench share them)."""
+def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) -> None:
+    """Target, threads, CPU level and quantisation options (compile and bench share them);
+    ``eval_report``: also --eval-report (compile, which prints the --eval report)."""
     p.add_argument("--pad-to-profile", action="store_true",
                    help="with several shape profiles: pad an input no profile matches with "
                    "zeros at the end of each dimension to the smallest profile at least as "
@@ -255,7 +258,13 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                    help="accuracy budget: at most this fall in top-1 agreement with f32, "
                    "e.g. 1%% or 0.01 (needs --eval)")
     q.add_argument("--worst", type=int, default=5, metavar="N",
-                   help="how many of the worst layers to show with --eval (default 5)")
+                   help="how many of the worst layers to show with --eval, each with what "
+                   "limited it and the setting to change (default 5)")
+    if eval_report:
+        q.add_argument("--eval-report", metavar="PATH.json|PATH.html",
+                       help="also write the --eval report: .json (every tensor's figures, "
+                       "cause and fix) or .html (a self-contained page: SQNR chart along the "
+                       "network, worst layers, table)")
 
 
 def _fraction(text: str) -> float:

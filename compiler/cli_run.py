@@ -21,6 +21,7 @@ from compiler.errors import QnncError
 from compiler.flops import human
 from compiler.io import random_inputs, read_inputs, write_outputs
 from compiler.options import CompileOptions
+from compiler.quant.accuracy_html import check_report_path, write_report
 from compiler.shape_profiles import profile_text
 from targets.tables import table
 
@@ -124,6 +125,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         return 0
     if not args.output_dir:
         raise QnncError("qnnc compile needs an output folder: -o OUT_DIR")
+    report_path = eval_report_path(args)
     start = time.perf_counter()
     cm = compile_model(args.model, opts.replace(
         disabled_passes=tuple(args.disable_pass), print_after=tuple(args.print_after),
@@ -131,6 +133,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         progress=None if args.quiet else progress_bar("calibrating", unit="samples"),
         build_progress=None if args.quiet else progress_bar("building C")))
     secs = time.perf_counter() - start
+    if report_path is not None:
+        if cm.accuracy is None:
+            raise QnncError(f"no accuracy report to write to {str(report_path)!r}: qnnc "
+                            "quantised nothing (an f32 build, or a model that came quantised)")
+        write_report(cm.accuracy, report_path, worst=args.worst)
     if args.quiet:
         return 0
     passes = ", ".join(cm.pipeline) or "none"
@@ -144,6 +151,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(cm.auto_precision.format())
     if cm.accuracy is not None:
         print(cm.accuracy.format(worst=args.worst))
+    if report_path is not None:
+        print(f"wrote the accuracy report {report_path}")
     b = cm.build
     if b is not None:
         print(f"arena {b.arena_bytes} bytes, weights {b.weight_bytes} bytes"
@@ -158,6 +167,18 @@ def cmd_compile(args: argparse.Namespace) -> int:
         for f in sorted(Path(args.output_dir).iterdir()):
             print(f"wrote {f} ({human(f.stat().st_size)}B)")
     return 0
+
+
+def eval_report_path(args: argparse.Namespace) -> Path | None:
+    """--eval-report's path, checked before compiling (a bad one fails in a second, not
+    after calibration): it needs --eval, a .json or .html name and an existing folder."""
+    path = getattr(args, "eval_report", None)
+    if path is None:
+        return None
+    if not args.eval:
+        raise QnncError("--eval-report writes the --eval accuracy report: give held-out "
+                        "samples with --eval DATA too")
+    return check_report_path(path)
 
 
 def compile_options(args: argparse.Namespace) -> CompileOptions:

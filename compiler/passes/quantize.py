@@ -9,8 +9,9 @@ QOperator model) keeps its own scales: the pass leaves it as it is.
 
 The samples, evaluation data and a progress callback are options Python gives (compile_model
 does, from its calibration= / eval_data= / progress= arguments); what the pass learned (the
-float graph it started from, the accuracy against it, the mixed-precision choice) goes into
-the ``outcome`` the caller passes in.
+float graph it started from, the accuracy against it — every layer with its cause and fix,
+compiler/quant/accuracy.py —, the mixed-precision choice) goes into the ``outcome`` the caller
+passes in.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class Quantize(Pass):
             if self.eval_data is not None:
                 from compiler.quant.accuracy import compare
 
-                self.outcome.accuracy = compare(graph, qgraph, self.eval_data)
+                self.outcome.accuracy = compare(graph, qgraph, self.eval_data,
+                                                calib_method=self.method)
         return qgraph
 
     def _check(self, graph: Graph) -> None:
