@@ -33,8 +33,10 @@ From these, one cause, tried in this order: *inherited from X* (at most ``INHERI
 below the worst input X: its own error is small next to what it received; a layer kept in
 f32 always inherits), *range clipped* (clipped values carry at least ``CLIPPED_ERROR_SHARE``
 of the error), *outlier channel* (ratio at least ``OUTLIER_RATIO``), *scale too coarse*
-(fewer than ``COARSE_LEVELS`` levels), *table resolution* (a QLut), else *none dominant*;
-and one fix naming a real `qnnc compile` setting (``--calib-method``, ``--skip-layers``).
+(fewer than ``COARSE_LEVELS`` levels), *table resolution* (a QLut), *amplified from X* (none
+of these, yet ``AMPLIFIED_DB`` or more below what its own rounding gives: the error came in
+through X and grew), else *none dominant*; and one fix naming a real `qnnc compile` setting
+(``--calib-method``, ``--skip-layers``).
 
 Only running sums and, per tensor, one maximum per channel are kept, never the tensors, so
 memory does not grow with the number of samples.
@@ -83,9 +85,15 @@ OUTLIER_RATIO = 10.0
 #: (rounding alone then caps the SQNR near 10.8 + 20·log10(8) ≈ 29 dB)
 COARSE_LEVELS = 8.0
 
-#: the causes, as ``Diagnosis.kind`` (``Diagnosis.cause`` adds the tensor for "inherited")
+#: "amplified from X": nothing of its own explains the error (none dominant) and the SQNR is
+#: at least this many dB below what its own rounding gives (10.8 + 20·log10(levels)): the
+#: error came in through X, the worst tensor feeding its layer, and the layer amplified it
+AMPLIFIED_DB = 6.0
+
+#: the causes, as ``Diagnosis.kind`` (``Diagnosis.cause`` adds the tensor for "inherited"
+#: and "amplified")
 CAUSES = ("range clipped", "scale too coarse", "outlier channel", "table resolution",
-          "inherited", "none dominant")
+          "inherited", "amplified", "none dominant")
 
 
 @dataclass
@@ -569,6 +577,12 @@ def _own_cause(p: _Pair, s: ErrorStats, f: dict[str, Any],
             " keeps it in f32 if that is too much", skip_args)
 
 
+def _rounding_db(levels: float) -> float:
+    """The SQNR rounding alone gives a signal whose RMS spans ``levels`` steps: uniform
+    noise of variance step²/12, so 10·log10(12·levels²) = 10.8 + 20·log10(levels) dB."""
+    return 10.0 * math.log10(12.0 * levels * levels)
+
+
 def _diagnose(pairs: list[_Pair], feeding: dict[str, tuple[str, ...]],
               stats: dict[str, ErrorStats], ranges: dict[str, RangeStats],
               method: str | None) -> dict[str, Diagnosis]:
@@ -589,6 +603,16 @@ def _diagnose(pairs: list[_Pair], feeding: dict[str, tuple[str, ...]],
         if sqnr != math.inf and (p.kept_float or sqnr >= worst_db - INHERITED_DB):
             inherits[p.tensor] = worst
 
+    amplified: set[str] = set()
+    for p in pairs:
+        lv, sqnr = figures[p.tensor].get("levels"), stats[p.tensor].sqnr_db
+        if (p.tensor in inherits or p.tensor not in worst_in or own[p.tensor][0] !=
+                "none dominant" or not lv or not math.isfinite(sqnr)):
+            continue
+        if sqnr <= _rounding_db(lv) - AMPLIFIED_DB:
+            inherits[p.tensor] = worst_in[p.tensor][1]
+            amplified.add(p.tensor)
+
     def origin(t: str) -> str:
         seen = {t}
         while t in inherits and inherits[t] not in seen:
@@ -607,9 +631,16 @@ def _diagnose(pairs: list[_Pair], feeding: dict[str, tuple[str, ...]],
             base = origin(src)
             _, _, base_fix, args = own[base]
             also = f"; its own figures also say: {kind}" if kind != "none dominant" else ""
-            kind, cause = "inherited", f"inherited from {src}"
-            detail = (f"SQNR {_fmt_db(s.sqnr_db)} dB, {_fmt_db(src_db)} dB in {src}, which it "
-                      f"reads{also}")
+            if p.tensor in amplified:
+                kind, cause = "amplified", f"amplified from {src}"
+                detail = (f"SQNR {_fmt_db(s.sqnr_db)} dB where its own rounding "
+                          f"({figures[p.tensor]['levels']:.1f} levels) gives about "
+                          f"{_rounding_db(figures[p.tensor]['levels']):.0f} dB; it reads "
+                          f"{src} at {_fmt_db(src_db)} dB")
+            else:
+                kind, cause = "inherited", f"inherited from {src}"
+                detail = (f"SQNR {_fmt_db(s.sqnr_db)} dB, {_fmt_db(src_db)} dB in {src}, "
+                          f"which it reads{also}")
             fix = f"at {layer_of[base]} ({own[base][0]}): {base_fix}"
         out[p.tensor] = Diagnosis(kind, cause, detail, fix, args, table=p.op == TABLE_OP,
                                   input_tensor=src, input_sqnr_db=src_db,

@@ -21,6 +21,7 @@ from compiler.errors import QnncError
 from compiler.frontend import import_model
 from compiler.quant import accuracy_html
 from compiler.quant.accuracy import (
+    AMPLIFIED_DB,
     CLIPPED_ERROR_SHARE,
     COARSE_LEVELS,
     INHERITED_DB,
@@ -187,6 +188,36 @@ def _outlier_channel(conv: str = "conv") -> tuple[Graph, Graph, np.ndarray, Accu
     data = rng.standard_normal((24, 1, c, 6, 6))
     q = _quantise(g, data, "minmax")
     return g, q, data, compare(g, q, {"x": data}, calib_method="minmax")
+
+
+def test_cancellation_amplifies_the_error_it_receives() -> None:
+    """h1 holds pairs (x_k, x_k + 0.02 x_{k+8}); fc2 takes their differences, 0.02 x_{k+8}:
+    h1's rounding noise survives the subtraction while the signal shrinks fifty-fold, so h2
+    is far below what its own levels give and not within INHERITED_DB of h1: amplified."""
+    w1 = np.zeros((N, N))
+    w2 = np.zeros((N // 2, N))
+    for k in range(N // 2):
+        w1[2 * k, k] = 1.0
+        w1[2 * k + 1, k], w1[2 * k + 1, k + N // 2] = 1.0, 0.02
+        w2[k, 2 * k], w2[k, 2 * k + 1] = -1.0, 1.0
+    nodes = [helper.make_node("Gemm", ["x", "w1"], ["h1"], name="fc1", transB=1),
+             helper.make_node("Gemm", ["h1", "w2"], ["h2"], name="fc2", transB=1),
+             helper.make_node("Gemm", ["h2", "w3"], ["y"], name="fc3", transB=1)]
+    g = import_model(_onnx(nodes, (1, N), (1, N // 2),
+                           {"w1": w1, "w2": w2, "w3": np.eye(N // 2)}))
+    calib = data = np.random.default_rng(3).normal(0, 1, (48, 1, N))  # nothing clipped
+    q = _quantise(g, calib, "minmax")
+    rows = _rows(compare(g, q, {"x": data}, calib_method="minmax"))
+    h1, h2 = _diag(rows["h1"]), _diag(rows["h2"])
+    assert h1.kind == "none dominant"  # h1 itself is well quantised
+    assert (h2.kind, h2.cause) == ("amplified", "amplified from h1")
+    ref, got, scale, _, _, _ = _tensors(g, q, data, "h2")
+    levels = math.sqrt((ref ** 2).mean()) / scale
+    own_db = 10 * math.log10(12 * levels ** 2)
+    sqnr = 10 * math.log10((ref ** 2).sum() / ((ref - got) ** 2).sum())
+    assert rows["h2"].sqnr_db == pytest.approx(sqnr, abs=1e-6)
+    assert sqnr <= own_db - AMPLIFIED_DB and sqnr < rows["h1"].sqnr_db - INHERITED_DB
+    assert h2.input_tensor == "h1" and "fc1" in h2.fix
 
 
 def test_a_channel_100x_larger_is_an_outlier_channel() -> None:
