@@ -52,6 +52,11 @@ class QuantConfig:
 Ranges = Mapping[str, tuple[float, float]]
 
 
+#: element-wise ops that add a mask to attention scores, and the f32 ops that read the sum
+MASK_OPS = frozenset({"Add", "Sub"})
+SCORE_READERS = frozenset({"Softmax", "LogSoftmax"})
+
+
 class CalibrationContext:
     """The calibration quantiser: drives every node's quantised form (ir/qforms.py), with
     parameters from calibrated ranges."""
@@ -111,6 +116,20 @@ class CalibrationContext:
     # -- QuantContext -------------------------------------------------------------------
     def skipped(self, node: Node) -> bool:
         return node.name in self.cfg.skip_layers or node.op in self.cfg.skip_op_types
+
+    def masks_scores(self, node: Node) -> bool:
+        """An Add/Sub whose every result is read only by Softmax/LogSoftmax (which stay f32):
+        attention scores plus a mask of -1e4, -3.4e38 or -inf. Quantising its sum would let
+        the mask's magnitude set the scale and flatten the scores to a code or two; in f32
+        the scores keep their own quantised range and the sum costs one float add."""
+        if node.op not in MASK_OPS:
+            return False
+        for v in node.outputs:
+            readers = self.users.get(id(v), [])
+            if id(v) in self.outputs or not readers or any(
+                    r.op not in SCORE_READERS for r in readers):
+                return False
+        return True
 
     def is_float(self, v: Value | None) -> bool:
         return v is not None and v.type.dtype is DType.f32 and v.type.quant is None
@@ -234,7 +253,7 @@ class CalibrationContext:
         """Apply the node's quantised form; on NoQuantForm, undo what the attempt added."""
         form = OPS[node.op].quantized
         if form is None or self.skipped(node) or not node.outputs or not all(
-                self.is_float(o) for o in node.outputs):
+                self.is_float(o) for o in node.outputs) or self.masks_scores(node):
             return False
         mark = (len(self.g.nodes), set(self.fmap), set(self.qmap))
         try:
