@@ -154,6 +154,19 @@ class Calibrator:
         axis of 2-D/3-D tensors)."""
         return {k: (v / self._counts[k]).astype(np.float32) for k, v in self._sums.items()}
 
+    def check_spread(self, inputs: list[str]) -> None:
+        """Refuse data in which every float model input held one single value (a constant
+        image, a lone all-zero sample): every range would be derived from that one point
+        and the INT8 model would be useless on real data."""
+        seen = {n: self.observers[n].seen() for n in inputs if n in self.observers}
+        if seen and all(lo == hi for lo, hi in seen.values()):
+            values = ", ".join(f"{n!r} = {lo:g}" for n, (lo, _) in seen.items())
+            raise InputError(
+                f"calibration data is constant: over its {self.samples} sample(s) every "
+                f"element of every float input held one value ({values}); ranges drawn "
+                "from it would quantise real inputs to nothing. Give representative samples "
+                "(a few hundred typical inputs)")
+
     def ranges(self) -> dict[str, tuple[float, float]]:
         """value name -> (lo, hi) with lo <= 0 <= hi, in graph order: the method's choice,
         or the raw extremes for :func:`raw_range_values`."""
@@ -189,6 +202,7 @@ def calibrate_model(
         graph, method, percentile=percentile, symmetric=symmetric, bins=bins
     )
     _feed_all(calibrator, data, graph, progress)
+    calibrator.check_spread([v.name for v in graph.inputs])
     return Calibration(calibrator.ranges(), calibrator.channel_means())
 
 
@@ -233,6 +247,7 @@ def calibrate_shapes(
         if progress is not None:
             progress(k + 1, samples.count)
     assert calibrator is not None  # calibration_data refuses an empty data set
+    calibrator.check_spread(list(inputs))
     return Calibration(calibrator.ranges(), calibrator.channel_means())
 
 
@@ -258,4 +273,5 @@ def calibrate(
         graph, method, percentile=percentile, symmetric=symmetric, bins=bins
     )
     _feed_all(calibrator, data, graph, progress)
+    calibrator.check_spread([v.name for v in graph.inputs])
     return calibrator.ranges()

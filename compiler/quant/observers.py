@@ -55,6 +55,10 @@ class Observer(ABC):
         """Bytes of state kept between batches (constant: it must not grow with the data)."""
 
     @abstractmethod
+    def seen(self) -> tuple[float, float]:
+        """The smallest and largest finite value seen ((inf, -inf) before any)."""
+
+    @abstractmethod
     def extremes(self) -> tuple[float, float]:
         """The raw observed (min, max), widened to contain 0: the range with nothing
         clipped, whatever the method would choose."""
@@ -79,6 +83,9 @@ class MinMaxObserver(Observer):
 
     def extremes(self) -> tuple[float, float]:
         return _with_zero(self.min, self.max)
+
+    def seen(self) -> tuple[float, float]:
+        return self.min, self.max
 
     def state_nbytes(self) -> int:
         return 3 * 8
@@ -212,6 +219,9 @@ class _HistogramObserver(Observer):
 
     def extremes(self) -> tuple[float, float]:
         return _with_zero(self.hist.min, self.hist.max)
+
+    def seen(self) -> tuple[float, float]:
+        return self.hist.min, self.hist.max
 
     def range(self) -> tuple[float, float]:
         h = self.hist

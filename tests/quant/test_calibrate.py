@@ -146,3 +146,18 @@ def test_a_failing_op_is_reported_as_an_input_error() -> None:
     assert calibrate(g, [{"idx": np.array([0, 3, 1])}]) == {"rows": (0.0, 7.0)}
     with pytest.raises(InputError, match="sample 1: running the float model failed"):
         calibrate(g, [{"idx": np.array([0, 3, 1])}, {"idx": np.array([0, 9, 1])}])
+
+
+def test_constant_data_is_refused() -> None:
+    """A lone all-zero sample, or samples in which every input is one value, would give
+    ranges of a single point: an InputError (exit 4) naming the inputs and their value. One
+    constant input next to a varying one is fine (a flag, an initial state)."""
+    g = _graph()
+    zero = {"x": np.zeros((1, 3, 8, 8), np.float32), "z": np.zeros((1, 4, 8, 8), np.float32)}
+    for data in ([zero], [zero, zero],
+                 [{k: np.full_like(v, 0.5) for k, v in zero.items()}] * 3):
+        with pytest.raises(InputError, match="calibration data is constant") as e:
+            calibrate(g, data)
+        assert e.value.exit_code == 4 and "'x'" in str(e.value) and "'z'" in str(e.value)
+    varied = [{"x": s["x"], "z": zero["z"]} for s in _samples(2)]
+    assert calibrate(g, varied)["x"][1] > 0
