@@ -123,3 +123,36 @@ def test_shipped_models_report_measures_agreement_and_names_failures() -> None:
     assert agreement("det", np.array([0.2, 0.5]), np.array([0.4, 0.6])) == 0.5
     text = report({"cls": {"qnnc interp": 1.0, "qnnc host C": "failed: CodegenError: x"}})
     assert "1.0000" in text and "cls qnnc host C: failed: CodegenError: x" in text
+
+
+def test_int8_recipe_digits_two_methods(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("sklearn")
+    import benchmarks.int8_recipe as ir
+    from compiler.quant.calibrate import DEFAULT_METHOD
+
+    other = "minmax" if DEFAULT_METHOD != "minmax" else "mse"
+    rep = ir.digits([other, DEFAULT_METHOD], n_calib=8, n_test=20, folder=tmp_path / "a")
+    assert [r for r, _ in rep.rows] == ["ORT f32", "ORT INT8", ir.label(other),
+                                        f"qnnc INT8 {DEFAULT_METHOD} (default)"]
+    assert rep.notes == []
+    assert rep.value("ORT f32", "top-1 agree") == 1.0
+    for row, cells in rep.rows:
+        assert all(isinstance(c, float) and 0.5 <= c <= 1.0 for c in cells), (row, cells)
+    (c,) = rep.compiled
+    assert set(c.seconds) == {"ORT INT8", ir.label(other), ir.label(DEFAULT_METHOD)}
+    text = ir.compile_table(rep.compiled, [other, DEFAULT_METHOD])
+    assert "digits_cnn" in text and f"{DEFAULT_METHOD}/ORT" in text
+    assert "(default)" in rep.format()
+
+    real = ir.compile_model
+
+    def broken(*args: object, **kwargs: object) -> object:
+        if kwargs.get("calib_method") == other:
+            raise RuntimeError("no observer\nsecond line")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ir, "compile_model", broken)
+    rep = ir.digits([other, DEFAULT_METHOD], n_calib=4, n_test=5, folder=tmp_path / "b")
+    assert dict(rep.rows)[ir.label(other)] == ["n/a", "n/a"]
+    assert rep.notes == [f"digits_cnn {ir.label(other)}: RuntimeError: no observer"]
+    assert "n/a" in rep.format()
