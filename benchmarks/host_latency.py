@@ -188,8 +188,10 @@ def ort_session(model: bytes | str, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
-def ort_quantize(model: onnx.ModelProto, calib: list[Feeds], folder: Path) -> str:
-    """quantize_static with the configuration in the module docstring; the model's path."""
+def ort_quantize(model: onnx.ModelProto, calib: list[Feeds], folder: Path,
+                 exclude: list[str] | None = None) -> str:
+    """quantize_static with the configuration in the module docstring, ``exclude`` naming
+    nodes to leave in float; the model's path."""
     from onnx import version_converter
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -210,10 +212,10 @@ def ort_quantize(model: onnx.ModelProto, calib: list[Feeds], folder: Path) -> st
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     if opset < ORT_MIN_OPSET:
         model = version_converter.convert_version(model, ORT_MIN_OPSET)
-    path = str(folder / "ort_int8.onnx")
+    path = str(folder / ("ort_int8_excluding.onnx" if exclude else "ort_int8.onnx"))
     quantize_static(model, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude)
     return path
 
 

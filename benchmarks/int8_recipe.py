@@ -81,7 +81,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from benchmarks.common import fmt, format_table, load_average, machine_line
 from benchmarks.host_latency import ort_quantize, ort_session
@@ -186,7 +185,8 @@ def quantise_all(name: str, model: onnx.ModelProto, calib: list[Feeds], methods:
     attempt(ORT_F32, lambda: (ort_session(model.SerializeToString(), 1), None))
     attempt(ORT_INT8, ort_int8)
     for row, exclude in (extra_ort or {}).items():
-        attempt(row, lambda ex=exclude: (ort_excluding(model, calib, folder, ex), None))
+        attempt(row, lambda ex=exclude: (
+            ort_session(ort_quantize(model, calib, folder, ex), 1), None))
     for m in methods:
         attempt(label(m), lambda m=m: timed(lambda: qnnc(m)))
     return out
@@ -200,32 +200,6 @@ def qdq_nodes(graph: onnx.GraphProto) -> int:
         for a in node.attribute:
             n += sum(qdq_nodes(g) for g in [*([a.g] if a.HasField("g") else []), *a.graphs])
     return n
-
-
-def ort_excluding(model: onnx.ModelProto, calib: list[Feeds], folder: Path,
-                  exclude: list[str]) -> Session:
-    """quantize_static as ``ort_quantize`` configures it, with ``exclude`` left in float."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(calib)
-
-        def get_next(self) -> Feeds | None:
-            return next(self.it, None)
-
-    path = str(folder / "ort_int8_excluding.onnx")
-    quantize_static(onnx.ModelProto.FromString(model.SerializeToString()), path, Reader(),
-                    quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude)
-    return ort_session(path, 1)
 
 
 def row_order(methods: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
@@ -317,20 +291,6 @@ def ocr(methods: Sequence[str], n_lines: int, n_pages: int, n_calib: int,
 
 
 # -- VAD --------------------------------------------------------------------------------------
-def at_16k(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` with its sample-rate input ``sr`` (if any) made a 16 kHz constant, as every
-    call passes it, so qnnc folds the If nodes that choose the 8/16 kHz branch."""
-    from compiler.shipped_models import SR
-
-    m = onnx.ModelProto.FromString(model.SerializeToString())
-    keep = [i for i in m.graph.input if i.name != "sr"]
-    if len(keep) < len(m.graph.input):
-        del m.graph.input[:]
-        m.graph.input.extend(keep)
-        m.graph.initializer.append(numpy_helper.from_array(np.array(SR, np.int64), "sr"))
-    return m
-
-
 def vad(name: str, methods: Sequence[str], n_clips: int, seconds: float,
         folder: Path) -> Report:
     from compiler.corpus import speech
@@ -340,7 +300,7 @@ def vad(name: str, methods: Sequence[str], n_clips: int, seconds: float,
         probabilities,
         speech_segments,
     )
-    from compiler.shipped_models import VAD_MODELS, model_file
+    from compiler.shipped_models import VAD_MODELS, at_16k, model_file
 
     spec = VAD_MODELS[name]
     model = at_16k(onnx.load(str(model_file(spec))))

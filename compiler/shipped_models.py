@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 
 @dataclass(frozen=True)
@@ -218,3 +219,17 @@ def vad_chunks(audio: np.ndarray) -> list[np.ndarray]:
         out.append(x.reshape(1, -1))
         context = x[-CONTEXT:]
     return out
+
+
+def at_16k(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of a Silero ``model`` with its sample-rate input ``sr`` (if any) made a 16 kHz
+    constant, as every call passes it, so the If nodes choosing the 8/16 kHz branch fold."""
+    from onnx import numpy_helper
+
+    m = onnx.ModelProto.FromString(model.SerializeToString())
+    keep = [i for i in m.graph.input if i.name != "sr"]
+    if len(keep) < len(m.graph.input):
+        del m.graph.input[:]
+        m.graph.input.extend(keep)
+        m.graph.initializer.append(numpy_helper.from_array(np.array(SR, np.int64), "sr"))
+    return m

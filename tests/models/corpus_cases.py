@@ -9,20 +9,18 @@ they see in use. The sample-rate input is fixed to 16 kHz (as every call passes 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from compiler.api import compile_model
 from compiler.shipped_models import (
     OCR_MODELS,
-    SR,
     VAD_MODELS,
     ShippedModel,
+    at_16k,
     model_file,
     ocr_input,
     speech_like,
@@ -92,20 +90,6 @@ def corpus_cases() -> list[CorpusCase]:
     return [ocr_case(n) for n in sorted(OCR_MODELS)] + [vad_case(n) for n in sorted(VAD_MODELS)]
 
 
-def at_16k(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` with its sample-rate input ``sr`` made a 16 kHz constant, so the If nodes
-    choosing the 8/16 kHz branch fold at import."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    keep = [i for i in m.graph.input if i.name != "sr"]
-    if len(keep) < len(m.graph.input):
-        del m.graph.input[:]
-        m.graph.input.extend(keep)
-        m.graph.initializer.append(numpy_helper.from_array(np.array(SR, np.int64), "sr"))
-    return m
-
-
-@functools.lru_cache(maxsize=8)
 def _vad_f32_graph(name: str, shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> Graph:
     model = at_16k(onnx.load(model_file(VAD_MODELS[name])))  # type: ignore[arg-type]
     return compile_model(model, input_shapes=dict(shapes)).graph

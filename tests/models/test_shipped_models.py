@@ -26,15 +26,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
 
 from compiler.api import compile_model
 from compiler.frontend.registry import CONVERTERS, converter_key
 from compiler.shipped_models import (
     OCR_MODELS,
-    SR,
     VAD_MODELS,
     ShippedModel,
+    at_16k,
     model_file,
     ocr_input,
     speech_like,
@@ -154,19 +153,6 @@ def _vad_params() -> list:
     return out
 
 
-def _at_16k(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with its sample-rate input fixed to 16 kHz as a constant (as every call
-    passes it), so the If nodes that choose the 8/16 kHz branch fold at import."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    keep = [i for i in m.graph.input if i.name != "sr"]
-    if len(keep) < len(m.graph.input):
-        del m.graph.input[:]
-        m.graph.input.extend(keep)
-        m.graph.initializer.append(numpy_helper.from_array(np.array(SR, np.int64), "sr"))
-    return m
-
-
 def _close_state(got: np.ndarray, ref: np.ndarray, who: str) -> None:
     assert got.shape == ref.shape, who
     rel = float(np.abs(got - ref).max() / max(float(np.abs(ref).max()), 1e-6))
@@ -176,7 +162,7 @@ def _close_state(got: np.ndarray, ref: np.ndarray, who: str) -> None:
 def _check_vad(name: str, seconds: float, folder: Path) -> None:
     m = VAD_MODELS[name]
     path = _path(m)
-    model = _at_16k(onnx.load(path))
+    model = at_16k(onnx.load(path))
     graph = compile_model(model, input_shapes=m.shapes).graph
     chunks = vad_chunks(speech_like(seconds))
     state_names = [k for k in m.shapes if k != "input"]
