@@ -7,9 +7,12 @@
  * (2 * bins + 1 entries). The caller has dropped NaN/inf and sized `width` so that the
  * largest magnitude falls in the last bin, give or take rounding (which the clip absorbs).
  *
- * Codes are computed a block at a time (a loop the compiler vectorises), then counted into
- * four sub-histograms in `scratch` (4 * (2 * bins + 1) zeroed entries) so that runs of equal
- * values (the zeros of a ReLU) do not serialise on one counter.
+ * Codes are computed a block at a time (a loop the compiler vectorises). A large input is
+ * counted into four sub-histograms in `scratch` (4 * (2 * bins + 1) entries, zero on entry and
+ * zeroed again as they are folded into `counts`) so that runs of equal values (the zeros of a
+ * ReLU) do not serialise on one counter; an input smaller than one histogram is counted
+ * straight into `counts`, where folding the sub-histograms would cost more than the counting.
+ * `counts` accumulates: the caller's histogram is updated in place.
  */
 #include <math.h>
 #include <stdint.h>
@@ -43,32 +46,51 @@ static void count(const int32_t *restrict code, int64_t m, int64_t bins,
         ++s0[code[i]];
 }
 
+static void count_direct(const int32_t *restrict code, int64_t m, int64_t bins,
+                         int64_t *restrict counts) {
+    int64_t *c = counts + bins;
+    for (int64_t i = 0; i < m; ++i)
+        ++c[code[i]];
+}
+
 static void fold(int64_t bins, uint32_t *restrict scratch, int64_t *restrict counts) {
     const int64_t stride = 2 * bins + 1;
-    for (int64_t j = 0; j < stride; ++j)
+    for (int64_t j = 0; j < stride; ++j) {
         counts[j] += (int64_t)scratch[j] + scratch[j + stride] + scratch[j + 2 * stride] +
                      scratch[j + 3 * stride];
+        scratch[j] = scratch[j + stride] = scratch[j + 2 * stride] = scratch[j + 3 * stride] = 0;
+    }
 }
 
 /* n must stay below 2^32 per call (the sub-histograms are 32-bit). */
 void qnnc_hist_f32(const float *x, int64_t n, float width, int64_t bins, int64_t *counts,
                    uint32_t *scratch) {
     int32_t code[QNNC_HIST_BLOCK];
+    const int direct = n < 2 * bins + 1;
     for (int64_t at = 0; at < n; at += QNNC_HIST_BLOCK) {
         const int64_t m = n - at < QNNC_HIST_BLOCK ? n - at : QNNC_HIST_BLOCK;
         codes_f32(x + at, m, width, (float)bins, code);
-        count(code, m, bins, scratch);
+        if (direct)
+            count_direct(code, m, bins, counts);
+        else
+            count(code, m, bins, scratch);
     }
-    fold(bins, scratch, counts);
+    if (!direct)
+        fold(bins, scratch, counts);
 }
 
 void qnnc_hist_f64(const double *x, int64_t n, double width, int64_t bins, int64_t *counts,
                    uint32_t *scratch) {
     int32_t code[QNNC_HIST_BLOCK];
+    const int direct = n < 2 * bins + 1;
     for (int64_t at = 0; at < n; at += QNNC_HIST_BLOCK) {
         const int64_t m = n - at < QNNC_HIST_BLOCK ? n - at : QNNC_HIST_BLOCK;
         codes_f64(x + at, m, width, (double)bins, code);
-        count(code, m, bins, scratch);
+        if (direct)
+            count_direct(code, m, bins, counts);
+        else
+            count(code, m, bins, scratch);
     }
-    fold(bins, scratch, counts);
+    if (!direct)
+        fold(bins, scratch, counts);
 }

@@ -60,6 +60,24 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
     return int(m0), int(shift)
 
 
+def quantize_multipliers(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`quantize_multiplier` over an array (flattened): (M0, shift) as int64 arrays,
+    equal element for element to the scalar function, which stays the definition."""
+    flat = np.asarray(real, dtype=np.float64).reshape(-1)
+    bad = ~((flat > 0.0) & np.isfinite(flat))
+    if bad.any():
+        quantize_multiplier(float(flat[np.argmax(bad)]))  # raises its ValueError
+    mant, exp = np.frexp(flat)
+    m0 = np.rint(mant * float(1 << M0_BITS)).astype(np.int64)  # exact scaling, ties to even
+    up = m0 == 1 << M0_BITS
+    m0 = np.where(up, m0 // 2, m0)
+    shift = -(exp.astype(np.int64) + up)
+    if (shift < MIN_SHIFT).any():
+        quantize_multiplier(float(flat[np.argmax(shift < MIN_SHIFT)]))  # raises
+    gone = shift > MAX_SHIFT
+    return np.where(gone, 0, m0), np.where(gone, 0, shift)
+
+
 def multiplier_value(m0: int, shift: int) -> float:
     """The real multiplier that (M0, shift) encodes."""
     return math.ldexp(m0, -(M0_BITS + shift))

@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,6 +30,7 @@ import numpy as np
 
 from compiler.errors import InputError, QnncError
 from compiler.quant.calib_data import calibration_data
+from compiler.quant.observe_thread import ObserveThread
 from compiler.quant.observers import Observer, make_observer
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, run
@@ -39,6 +41,8 @@ METHODS: tuple[Method, ...] = ("minmax", "percentile", "entropy", "mse")
 #: the method compile uses unless told otherwise: the most accurate across the benchmark models
 DEFAULT_METHOD: Method = "percentile"
 Progress = Callable[[int, int | None], None]
+#: float elements per sample above which a graph's tensors are observed on a second thread
+THREADED_ELEMENTS = 1 << 20
 
 
 #: ops that squash the logits feeding them into a model output (the logits keep their range)
@@ -89,6 +93,9 @@ class Calibrator:
             if v.type.dtype.is_float and not v.is_const
         }
         self.samples = 0
+        #: observe on a second thread when this is above 1 (results are the same either way)
+        self.threads = min(os.cpu_count() or 1, 2)
+        self._sizes: dict[int, int] = {}
         self.raw = raw_range_values(graph)
         # per-channel (axis 1, or the last axis of 2-D tensors) sums of the inputs of layers
         # with weights, for bias correction: E[x_c] is what weight rounding error multiplies
@@ -106,8 +113,24 @@ class Calibrator:
         g = graph or self.graph
         for v in g.inputs:
             self.observe(v.name, np.asarray(feeds[v.name]))
-        run(g, feeds, observe=self._observe)
+        if not self._threaded(g):
+            run(g, feeds, observe=self._observe)
+        else:  # the histograms fold on a second thread while the next layers run
+            with ObserveThread(self.observe) as worker:
+                run(g, feeds, observe=lambda node, outs: [
+                    worker.put(v.name, a) for v, a in zip(node.outputs, outs)])
         self.samples += 1
+
+    def _threaded(self, g: Graph) -> bool:
+        """Whether ``g``'s samples are observed on a second thread: on a machine with more
+        than one core, for graphs whose float tensors per sample are large enough that the
+        overlap pays for the hand-over (small ones are bound by Python, not by binning)."""
+        if self.threads <= 1:
+            return False
+        if id(g) not in self._sizes:
+            self._sizes[id(g)] = sum(v.type.size for n in g.nodes for v in n.outputs
+                                     if v.name in self.observers)
+        return self._sizes[id(g)] >= THREADED_ELEMENTS
 
     def adopt(self, graph: Graph) -> None:
         """Observe ``graph``'s tensors too: the same model imported at another shape, whose

@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -86,20 +87,38 @@ def library() -> ctypes.CDLL | None:
     return lib
 
 
-def signed_counts(a: np.ndarray, width: float, bins: int) -> np.ndarray | None:
+_scratch = threading.local()  # per thread: zeroed sub-histograms, reused between calls
+
+
+def _zeroed_scratch(bins: int) -> np.ndarray:
+    """This thread's sub-histograms for ``bins`` (the C routine leaves them zeroed)."""
+    have = getattr(_scratch, "by_bins", None)
+    if have is None:
+        have = _scratch.by_bins = {}
+    if bins not in have:
+        have[bins] = np.zeros(4 * (2 * bins + 1), np.uint32)
+    return have[bins]
+
+
+def signed_counts(a: np.ndarray, width: float, bins: int,
+                  counts: np.ndarray | None = None) -> np.ndarray | None:
     """Counts of the signed bin codes of ``a`` (contiguous float32/float64, finite): entry
     ``bins + c`` counts the values of code ``c`` in [-bins, bins] (see the C source); None
-    when the library is not available."""
+    when the library is not available. Given ``counts`` (contiguous int64, ``2 * bins + 1``),
+    the counts are added to it in place and it is returned."""
     lib = library()
     if lib is None:
         return None
     a = np.ascontiguousarray(a)
-    counts = np.zeros(2 * bins + 1, np.int64)
-    scratch = np.zeros(4 * (2 * bins + 1), np.uint32)
+    if counts is None:
+        counts = np.zeros(2 * bins + 1, np.int64)
+    if counts.dtype != np.int64 or counts.shape != (2 * bins + 1,) or not (
+            counts.flags.c_contiguous and counts.flags.writeable):
+        raise ValueError(f"counts must be a writable contiguous int64[{2 * bins + 1}]")
+    scratch = _zeroed_scratch(bins)
     fn = lib.qnnc_hist_f32 if a.dtype == np.float32 else lib.qnnc_hist_f64
     step = 1 << 31  # the C sub-histograms count in 32 bits
     for at in range(0, a.size, step):
         part = a[at:at + step]
         fn(part.ctypes.data, part.size, width, bins, counts.ctypes.data, scratch.ctypes.data)
-        scratch[:] = 0
     return counts

@@ -110,12 +110,27 @@ class Histogram:
         self.bins = bins
         self.native = native  # bin in C when the library builds (the same counts)
         self.width = 0.0
-        self.pos = np.zeros(bins, dtype=np.int64)
-        self.neg = np.zeros(bins, dtype=np.int64)
-        self.zeros = 0
+        # One array in the binning's own order (negative bins reversed, the exact zeros,
+        # positive bins) that the C routine adds to in place; pos and neg are views of it.
+        self.counts = np.zeros(2 * bins + 1, dtype=np.int64)
         self.min = math.inf
         self.max = -math.inf
         self.nonfinite = 0
+
+    @property
+    def pos(self) -> np.ndarray:
+        """Counts of ``x`` per positive bin (a view)."""
+        return self.counts[self.bins + 1:]
+
+    @property
+    def neg(self) -> np.ndarray:
+        """Counts of ``-x`` per bin for negative ``x`` (a view)."""
+        return self.counts[self.bins - 1::-1]
+
+    @property
+    def zeros(self) -> int:
+        """How many exact zeros were seen."""
+        return int(self.counts[self.bins])
 
     @property
     def edge(self) -> float:
@@ -123,10 +138,10 @@ class Histogram:
 
     @property
     def total(self) -> int:
-        return int(self.pos.sum() + self.neg.sum()) + self.zeros
+        return int(self.counts.sum())
 
     def state_nbytes(self) -> int:
-        return self.pos.nbytes + self.neg.nbytes + 6 * 8
+        return self.counts.nbytes + 5 * 8
 
     def update(self, x: np.ndarray) -> None:
         a = _as_float(x)
@@ -141,7 +156,7 @@ class Histogram:
         self.min, self.max = min(self.min, lo), max(self.max, hi)
         amax = max(-lo, hi)
         if amax == 0.0:  # all zeros
-            self.zeros += a.size
+            self.counts[self.bins] += a.size
             return
         if self.width == 0.0:
             self.width = max(amax / self.bins, MIN_SCALE * 1e-10)
@@ -149,13 +164,8 @@ class Histogram:
             self._grow(amax)
         # One signed bin code per value (numpy_signed_counts), counted in C when the
         # library is built (compiler/quant/native_hist.py), else by numpy: the same counts.
-        n = self.bins
-        both = signed_counts(a, self.width, n) if self.native else None
-        if both is None:
-            both = numpy_signed_counts(a, self.width, n)
-        self.neg += both[n - 1::-1]
-        self.zeros += int(both[n])
-        self.pos += both[n + 1:]
+        if not self.native or signed_counts(a, self.width, self.bins, self.counts) is None:
+            self.counts += numpy_signed_counts(a, self.width, self.bins)
 
     def _grow(self, amax: float) -> None:
         ratio = amax / self.edge
@@ -169,8 +179,9 @@ class Histogram:
                 k += 1
             fold = np.arange(self.bins) // k
             width = self.width * k
-        self.pos = np.bincount(fold, weights=self.pos, minlength=self.bins).astype(np.int64)
-        self.neg = np.bincount(fold, weights=self.neg, minlength=self.bins).astype(np.int64)
+        pos = np.bincount(fold, weights=self.pos, minlength=self.bins).astype(np.int64)
+        neg = np.bincount(fold, weights=self.neg, minlength=self.bins).astype(np.int64)
+        self.pos[:], self.neg[:] = pos, neg
         self.width = width
 
     def magnitudes(self) -> np.ndarray:

@@ -47,7 +47,7 @@ def pad_spatial(x: np.ndarray, before: Sequence[int], after: Sequence[int],
     if not any(before) and not any(after):
         return x
     shape = x.shape[:2] + tuple(s + b + e for s, b, e in zip(x.shape[2:], before, after))
-    out = np.full(shape, value, dtype=x.dtype)
+    out = np.zeros(shape, x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
     inner = tuple(slice(b, b + s) for s, b in zip(x.shape[2:], before))
     out[(slice(None), slice(None)) + inner] = x
     return out
@@ -179,22 +179,81 @@ def conv(x: np.ndarray, w: np.ndarray, strides: Sequence[int], pads: Sequence[in
         cols = xs.reshape(n, g, cg, npix)
         y = np.matmul(w.reshape(g, mg, cg), cols)
         return y.reshape((n, m) + out)
+    if cg == 1 and g > 1 and all(s == 1 for s in strides):
+        return _depthwise_unit_stride(x, w, pads, dilations, out).reshape((n, m) + out)
     xp = pad_spatial(x, pads[:nsp], pads[nsp:])
     if cg == 1 and g > 1:
-        # depthwise: one multiply-add per kernel tap over the whole image
-        y = np.zeros((n, g, mg) + out, dtype=acc)
-        wk = w.reshape((g, mg) + tuple(kern))
-        bshape = (1, g, mg) + (1,) * nsp
-        for k in itertools.product(*(range(s) for s in kern)):
-            xs = tap(xp, k, strides, dilations, out)[:, :, None]
-            y += xs * wk[(slice(None), slice(None)) + k].reshape(bshape)
-        return y.reshape((n, m) + out)
+        return _depthwise(xp, w, strides, dilations, out).reshape((n, m) + out)
     win = windows(xp, kern, strides, dilations, out)
     # im2col in (C*K, pixels) order: long contiguous runs along the last spatial axis
     perm = (0, 1) + tuple(range(2 + nsp, 2 + 2 * nsp)) + tuple(range(2, 2 + nsp))
     cols = win.transpose(perm).reshape(n, g, cg * int(np.prod(kern)), npix)
     y = np.matmul(w.reshape(g, mg, -1), cols)
     return y.reshape((n, m) + out)
+
+
+#: elements of one channel block of a depthwise convolution's output (its taps accumulate
+#: while the block stays in the L2 cache)
+DEPTHWISE_BLOCK = 1 << 16
+
+
+def _depthwise(xp: np.ndarray, w: np.ndarray, strides: Sequence[int],
+               dilations: Sequence[int], out: Sequence[int]) -> np.ndarray:
+    """Depthwise convolution of the padded ``xp`` as (N, groups, M/groups, *out): one
+    multiply-add per kernel tap, taps in order, over blocks of channels small enough to stay
+    in cache (every output element sees the same additions in the same order whatever the
+    block)."""
+    n, g = xp.shape[:2]
+    mg, kern, nsp = w.shape[0] // g, w.shape[2:], len(out)
+    y = np.zeros((n, g, mg) + tuple(out), dtype=xp.dtype)
+    wk = w.reshape((g, mg) + tuple(kern))
+    per = max(1, DEPTHWISE_BLOCK // max(1, n * mg * int(np.prod(out))))
+    taps = list(itertools.product(*(range(s) for s in kern)))
+    for c0 in range(0, g, per):
+        c1 = min(g, c0 + per)
+        yb, xb = y[:, c0:c1], xp[:, c0:c1]
+        term = np.empty_like(yb)  # one product buffer for every tap
+        bshape = (1, c1 - c0, mg) + (1,) * nsp
+        for k in taps:
+            xs = tap(xb, k, strides, dilations, out)[:, :, None]
+            np.multiply(xs, wk[(slice(c0, c1), slice(None)) + k].reshape(bshape), out=term)
+            yb += term
+    return y
+
+
+def _depthwise_unit_stride(x: np.ndarray, w: np.ndarray, pads: Sequence[int],
+                           dilations: Sequence[int], out: Sequence[int]) -> np.ndarray:
+    """:func:`_depthwise` for stride 1 (of the unpadded ``x``), on the flattened padded image:
+    a tap is then one contiguous run per channel, computed for every padded column of the
+    output rows (the columns past the output width are dropped at the end). Each kept output
+    element gets exactly the products and additions of the tap-by-tap loop, in the same
+    order."""
+    n, g = x.shape[:2]
+    nsp = x.ndim - 2
+    mg, kern = w.shape[0] // g, w.shape[2:]
+    padded = tuple(s + pads[i] + pads[nsp + i] for i, s in enumerate(x.shape[2:]))
+    inner = [int(np.prod(padded[i + 1:])) for i in range(nsp)]
+    length = out[0] * inner[0]  # the output rows at the padded width
+    offsets = [sum(k * d * st for k, d, st in zip(ks, dilations, inner))
+               for ks in itertools.product(*(range(s) for s in kern))]
+    total = int(np.prod(padded))
+    flat = np.zeros((n, g, max(total, max(offsets) + length)), dtype=x.dtype)
+    body = flat[:, :, :total].reshape((n, g) + padded)
+    body[(slice(None), slice(None)) + tuple(slice(pads[i], pads[i] + s)
+                                            for i, s in enumerate(x.shape[2:]))] = x
+    wk = w.reshape(g, mg, -1)
+    y = np.zeros((n, g, mg, length), dtype=x.dtype)
+    per = max(1, DEPTHWISE_BLOCK // max(1, n * mg * length))
+    for c0 in range(0, g, per):
+        c1 = min(g, c0 + per)
+        yb = y[:, c0:c1]
+        term = np.empty_like(yb)
+        for t, off in enumerate(offsets):
+            np.multiply(flat[:, c0:c1, None, off:off + length], wk[None, c0:c1, :, t, None],
+                        out=term)
+            yb += term
+    wide = y.reshape((n, g, mg, out[0]) + tuple(padded[1:]))
+    return np.ascontiguousarray(wide[(Ellipsis,) + tuple(slice(0, o) for o in out[1:])])
 
 
 # -- ConvTranspose -----------------------------------------------------------------------------

@@ -84,6 +84,16 @@ def _gelu(x: np.ndarray, a: Attrs) -> np.ndarray:
     return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 
+def _hard_swish(x: np.ndarray) -> np.ndarray:
+    """x * clip(x / 6 + 1/2, 0, 1) in place on one temporary (the same roundings, in the same
+    order, as the expression; HardSwish runs after most layers of MobileNetV3-style models)."""
+    u = np.divide(x, 6.0)
+    u += 0.5
+    np.clip(u, 0.0, 1.0, out=u)
+    u *= x
+    return u
+
+
 def _alpha(default: float, doc: str = "") -> dict[str, Attr]:
     return {"alpha": Attr("float", default, doc)}
 
@@ -104,7 +114,7 @@ unary("HardSigmoid",
       _f64(lambda x, a: np.clip(a["alpha"] * x + a["beta"], 0.0, 1.0)),
       "y = max(0, min(1, alpha * x + beta))",
       {"alpha": Attr("float", 0.2), "beta": Attr("float", 0.5)}, **TABLE_ELTWISE)
-unary("HardSwish", _f64(lambda x, a: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0)),
+unary("HardSwish", _f64(lambda x, a: _hard_swish(x)),
       "y = x * max(0, min(1, x / 6 + 1/2))", **TABLE_ELTWISE)
 unary("Gelu", _f64(_gelu),
       "y = x/2 * (1 + erf(x / sqrt(2))); approximate='tanh': "

@@ -70,14 +70,10 @@ def act_clamp(a: Attrs) -> tuple[int, int]:
 
 def multipliers(op: str, real: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """(M0, shift) arrays (int64) encoding each real multiplier; OpError if one is invalid."""
-    flat = np.asarray(real, dtype=np.float64).reshape(-1)
     try:
-        pairs = [qmath.quantize_multiplier(float(m)) for m in flat]
+        return qmath.quantize_multipliers(np.asarray(real, dtype=np.float64))
     except ValueError as e:
         raise OpError(f"{op}: {e}") from None
-    m0 = np.array([p[0] for p in pairs], dtype=np.int64)
-    shift = np.array([p[1] for p in pairs], dtype=np.int64)
-    return m0, shift
 
 
 def scales(q: QuantParams) -> np.ndarray:

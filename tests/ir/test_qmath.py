@@ -6,6 +6,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from ir.qmath import (
     qrange,
     quantize,
     quantize_multiplier,
+    quantize_multipliers,
     requantize,
     requantize_raw,
 )
@@ -36,6 +38,23 @@ def test_multiplier_encoding_is_normalised_and_close(m: float) -> None:
         return
     assert 2**30 <= m0 < 2**31
     assert abs(multiplier_value(m0, shift) - m) <= m * 2.0**-31
+
+
+@given(st.lists(st.one_of(multipliers, st.floats(2.0**-80, 2.0**-30),
+                         st.sampled_from([0.5, 1.0, 2.0**-31, 2.0**-32, 1 - 2.0**-33])),
+                min_size=1, max_size=20))
+def test_array_encoding_equals_the_scalar_definition(ms: list[float]) -> None:
+    """The vectorised encoding (used for per-channel layers) is the scalar one, element for
+    element, including multipliers so small they encode as (0, 0) and mantissas that round
+    up to 1.0."""
+    m0, shift = quantize_multipliers(np.array(ms))
+    assert [(int(a), int(b)) for a, b in zip(m0, shift)] == [quantize_multiplier(m) for m in ms]
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.inf, math.nan, 2.0**40])
+def test_array_encoding_refuses_what_the_scalar_refuses(bad: float) -> None:
+    with pytest.raises(ValueError, match="multiplier"):
+        quantize_multipliers(np.array([0.25, bad]))
 
 
 @given(accs, multipliers)

@@ -60,3 +60,18 @@ def test_histograms_agree_over_many_batches() -> None:
             p.width, p.zeros, p.nonfinite, p.min, p.max)
         np.testing.assert_array_equal(c.pos, p.pos)
         np.testing.assert_array_equal(c.neg, p.neg)
+
+
+def test_counts_accumulate_in_place_across_both_paths() -> None:
+    """Given a counts array, the routine adds to it: small inputs (counted directly) and large
+    ones (sub-histograms, folded and re-zeroed) in any order give the summed counts."""
+    rng = np.random.default_rng(3)
+    bins, width = 16, 0.25
+    parts = [rng.standard_normal(n).astype(np.float32) for n in (5, 40_000, 20, 3, 9000)]
+    counts = np.zeros(2 * bins + 1, np.int64)
+    for a in parts:
+        assert signed_counts(a, width, bins, counts) is counts
+    want = sum(numpy_signed_counts(a, width, bins) for a in parts)
+    np.testing.assert_array_equal(counts, want)
+    with pytest.raises(ValueError, match="int64"):
+        signed_counts(parts[0], width, bins, np.zeros(2 * bins + 1, np.int32))
