@@ -34,9 +34,26 @@ def _quiet(fn: Fn) -> Fn:
     return run
 
 
+#: elements evaluated at a time by the float64 formulas: their float64 temporaries then stay
+#: in cache (on MobileNetV3-sized tensors, four times faster than whole-tensor temporaries)
+F64_CHUNK = 1 << 16
+
+
 def _f64(fn: Fn) -> Fn:
-    """Evaluate ``fn`` in float64 (the factory rounds back to the input's type)."""
-    return _quiet(lambda x, a: fn(x.astype(np.float64), a))
+    """Evaluate the elementwise ``fn`` in float64, rounding each result once to the input's
+    type; large tensors go :data:`F64_CHUNK` elements at a time (elementwise, so the values
+    are the same)."""
+
+    def run(x: np.ndarray, a: Attrs) -> np.ndarray:
+        if x.size <= F64_CHUNK:
+            return np.asarray(fn(x.astype(np.float64), a)).astype(x.dtype)
+        flat = np.ascontiguousarray(x).reshape(-1)
+        out = np.empty(flat.size, x.dtype)
+        for at in range(0, flat.size, F64_CHUNK):
+            out[at:at + F64_CHUNK] = fn(flat[at:at + F64_CHUNK].astype(np.float64), a)
+        return out.reshape(x.shape)
+
+    return _quiet(run)
 
 
 # -- erf, without a scipy dependency ----------------------------------------------------

@@ -283,3 +283,23 @@ def test_clip_integer_ir_saturates_fractional_and_infinite_bounds() -> None:
     np.testing.assert_array_equal(got, [-2, -2, 0, 3, 127])
     (got,) = clip.compute([x], {"min": -math.inf, "max": 2.5})
     np.testing.assert_array_equal(got, [-128, -3, 0, 2, 2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_chunked_float64_formulas_equal_whole_tensor_ones(dtype: type,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tensors larger than F64_CHUNK are evaluated a chunk at a time: the same values, bit for
+    bit, as one whole-tensor evaluation (NaN and inf included)."""
+    import ir.ops.elementwise as elementwise
+
+    x = (np.random.default_rng(0).standard_normal(3 * elementwise.F64_CHUNK + 7) * 4).astype(dtype)
+    x[[5, 70_000, -1]] = [np.nan, np.inf, -np.inf]
+    for name in ("Sigmoid", "HardSigmoid", "HardSwish", "Gelu", "Softplus", "Elu", "Selu"):
+        op = get_op(name)
+        attrs = {k: v.default for k, v in op.attrs.items()}
+        chunked = op.compute([x], attrs)[0]
+        monkeypatch.setattr(elementwise, "F64_CHUNK", 1 << 40)
+        whole = op.compute([x], attrs)[0]
+        monkeypatch.undo()
+        assert chunked.dtype == whole.dtype == dtype
+        np.testing.assert_array_equal(chunked, whole, err_msg=name)
