@@ -90,35 +90,45 @@ def library() -> ctypes.CDLL | None:
 _scratch = threading.local()  # per thread: zeroed sub-histograms, reused between calls
 
 
-def _zeroed_scratch(bins: int) -> np.ndarray:
+def _scratch_pointer(bins: int) -> int:
     """This thread's sub-histograms for ``bins`` (the C routine leaves them zeroed)."""
-    have = getattr(_scratch, "by_bins", None)
+    have: dict[int, tuple[np.ndarray, int]] | None = getattr(_scratch, "by_bins", None)
     if have is None:
         have = _scratch.by_bins = {}
     if bins not in have:
-        have[bins] = np.zeros(4 * (2 * bins + 1), np.uint32)
-    return have[bins]
+        buf = np.zeros(4 * (2 * bins + 1), np.uint32)
+        have[bins] = (buf, buf.ctypes.data)
+    return have[bins][1]
+
+
+def add_counts(a: np.ndarray, width: float, bins: int, counts_pointer: int) -> bool:
+    """Add the signed bin codes' counts of ``a`` (float32/float64, finite) to the int64
+    ``2 * bins + 1`` array at ``counts_pointer`` (the caller keeps that array alive and
+    writable); False when the library is not available. The hot path of a histogram
+    update, so it takes the address rather than the array: on small tensors finding an
+    array's address costs more than binning it."""
+    lib = library()
+    if lib is None:
+        return False
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    fn = lib.qnnc_hist_f32 if a.dtype == np.float32 else lib.qnnc_hist_f64
+    scratch, base, step = _scratch_pointer(bins), a.ctypes.data, 1 << 31
+    for at in range(0, a.size, step):  # the C sub-histograms count in 32 bits
+        fn(base + at * a.itemsize, min(step, a.size - at), width, bins, counts_pointer,
+           scratch)
+    return True
 
 
 def signed_counts(a: np.ndarray, width: float, bins: int,
                   counts: np.ndarray | None = None) -> np.ndarray | None:
-    """Counts of the signed bin codes of ``a`` (contiguous float32/float64, finite): entry
+    """Counts of the signed bin codes of ``a`` (float32/float64, finite): entry
     ``bins + c`` counts the values of code ``c`` in [-bins, bins] (see the C source); None
     when the library is not available. Given ``counts`` (contiguous int64, ``2 * bins + 1``),
     the counts are added to it in place and it is returned."""
-    lib = library()
-    if lib is None:
-        return None
-    a = np.ascontiguousarray(a)
     if counts is None:
         counts = np.zeros(2 * bins + 1, np.int64)
     if counts.dtype != np.int64 or counts.shape != (2 * bins + 1,) or not (
             counts.flags.c_contiguous and counts.flags.writeable):
         raise ValueError(f"counts must be a writable contiguous int64[{2 * bins + 1}]")
-    scratch = _zeroed_scratch(bins)
-    fn = lib.qnnc_hist_f32 if a.dtype == np.float32 else lib.qnnc_hist_f64
-    step = 1 << 31  # the C sub-histograms count in 32 bits
-    for at in range(0, a.size, step):
-        part = a[at:at + step]
-        fn(part.ctypes.data, part.size, width, bins, counts.ctypes.data, scratch.ctypes.data)
-    return counts
+    return counts if add_counts(a, width, bins, counts.ctypes.data) else None

@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from compiler.quant.native_hist import signed_counts
+from compiler.quant.native_hist import add_counts
 from ir import qmath
 from ir.qmath import MAX_SCALE as MAX_SCALE  # re-exported
 from ir.qmath import MIN_SCALE as MIN_SCALE  # re-exported
@@ -113,9 +113,15 @@ class Histogram:
         # One array in the binning's own order (negative bins reversed, the exact zeros,
         # positive bins) that the C routine adds to in place; pos and neg are views of it.
         self.counts = np.zeros(2 * bins + 1, dtype=np.int64)
+        self._counts_pointer = self.counts.ctypes.data  # the array is never replaced
         self.min = math.inf
         self.max = -math.inf
         self.nonfinite = 0
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # a copied or unpickled histogram has its own counts array: take its address anew
+        self.__dict__.update(state)
+        self._counts_pointer = self.counts.ctypes.data
 
     @property
     def pos(self) -> np.ndarray:
@@ -164,7 +170,7 @@ class Histogram:
             self._grow(amax)
         # One signed bin code per value (numpy_signed_counts), counted in C when the
         # library is built (compiler/quant/native_hist.py), else by numpy: the same counts.
-        if not self.native or signed_counts(a, self.width, self.bins, self.counts) is None:
+        if not (self.native and add_counts(a, self.width, self.bins, self._counts_pointer)):
             self.counts += numpy_signed_counts(a, self.width, self.bins)
 
     def _grow(self, amax: float) -> None:

@@ -75,3 +75,19 @@ def test_counts_accumulate_in_place_across_both_paths() -> None:
     np.testing.assert_array_equal(counts, want)
     with pytest.raises(ValueError, match="int64"):
         signed_counts(parts[0], width, bins, np.zeros(2 * bins + 1, np.int32))
+
+
+def test_copied_histograms_count_into_their_own_arrays() -> None:
+    """The C routine writes through an address the histogram keeps: a deep copy or an
+    unpickled histogram must count into its own array, not the original's."""
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(1)
+    h = Histogram(64)
+    h.update(rng.standard_normal(1000))
+    before = h.counts.copy()
+    for twin in (copy.deepcopy(h), pickle.loads(pickle.dumps(h))):
+        twin.update(rng.standard_normal(1000))
+        np.testing.assert_array_equal(h.counts, before)
+        assert twin.total == 2000
