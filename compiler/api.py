@@ -38,7 +38,13 @@ from compiler.errors import QnncError
 from compiler.folders import write_folder_atomically
 from compiler.frontend.importer import import_model
 from compiler.frontend.loader import check_model, load_onnx
-from compiler.options import DEFAULT_CALIB_METHOD, PRECISIONS, CompileOptions, options_from
+from compiler.options import (
+    CALIB_METHODS,
+    DEFAULT_CALIB_METHOD,
+    PRECISIONS,
+    CompileOptions,
+    options_from,
+)
 from compiler.passes import DEFAULT_PIPELINE, PASSES, format_pipeline, run_pipeline
 from compiler.passes.quantize import QuantizeOutcome, prequantised
 from compiler.pipeline import check_pipeline, effective_pipeline
@@ -163,7 +169,8 @@ def compile_model(model: ModelLike | Graph, options: CompileOptions | None = Non
 
 
 __all__ = [
-    "DEFAULT_CALIB_METHOD", "PRECISIONS", "CompileOptions", "CompiledModel", "ModelLike",
+    "CALIB_METHODS", "DEFAULT_CALIB_METHOD", "PRECISIONS", "CompileOptions", "CompiledModel",
+    "ModelLike",
     "compile_model", "default_pipeline", "load_compiled", "load_model", "pass_names",
     "pipeline_for", "qnnc_version", "write_folder_atomically",
 ]

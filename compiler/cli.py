@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from compiler.api import DEFAULT_CALIB_METHOD, PRECISIONS, qnnc_version
+from compiler.api import CALIB_METHODS, DEFAULT_CALIB_METHOD, PRECISIONS, qnnc_version
 from compiler.cli_bench import BENCH_EPILOG, cmd_bench, widen_target_choices
 from compiler.cli_common import add_input_shape_option, one_paragraph
 from compiler.cli_golden import add_golden_parser
@@ -237,8 +237,9 @@ def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) 
                    help="calibration samples: an .npz (arrays stacked on a new leading axis), "
                    "an .npy, or a folder of .npy files")
     q.add_argument("--calib-method", default=DEFAULT_CALIB_METHOD,
-                   choices=("minmax", "percentile", "entropy", "mse"),
-                   help=f"range observer (default {DEFAULT_CALIB_METHOD})")
+                   choices=CALIB_METHODS,
+                   help=f"range observer (default {DEFAULT_CALIB_METHOD}); layerwise picks "
+                   "one of the others per tensor by the error it causes in the layers reading it")
     q.add_argument("--skip-layers", action="append", default=[], metavar="NAME[,NAME...]",
                    help="layers (node names, see qnnc inspect) to keep in f32 (repeatable)")
     q.add_argument("--skip-op-types", action="append", default=[], metavar="OP[,OP...]",

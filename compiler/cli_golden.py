@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Callable
 
 from compiler import golden
-from compiler.api import DEFAULT_CALIB_METHOD, PRECISIONS, CompiledModel
+from compiler.api import CALIB_METHODS, DEFAULT_CALIB_METHOD, PRECISIONS, CompiledModel
 from compiler.cli_common import add_input_shape_option, single_shapes_arg
 from compiler.cli_run import split_list
 from compiler.errors import QnncError
@@ -91,7 +91,7 @@ def add_golden_parser(
     q.add_argument("--calib", metavar="DATA", help="calibration samples (.npz, .npy, folder); "
                    "a stacked copy is stored in the golden set")
     q.add_argument("--calib-method", default=DEFAULT_CALIB_METHOD,
-                   choices=("minmax", "percentile", "entropy", "mse"))
+                   choices=CALIB_METHODS)
     q.add_argument("--skip-layers", action="append", default=[], metavar="NAME[,NAME...]")
     q.add_argument("--skip-op-types", action="append", default=[], metavar="OP[,OP...]")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler.errors import QnncError
-from compiler.quant.calibrate import DEFAULT_METHOD
+from compiler.quant.calibrate import DEFAULT_METHOD, METHODS
 
 Progress = Callable[[int, int | None], None]
 PrintHook = Callable[[str, str], None]
 PRECISIONS = ("f32", "int8")
 DEFAULT_CALIB_METHOD = DEFAULT_METHOD
+#: the calibration methods (--calib-method)
+CALIB_METHODS = METHODS
 
 
 @dataclass
@@ -119,4 +121,4 @@ def options_from(options: CompileOptions | None, kwargs: Mapping[str, Any]) -> C
     return (options or CompileOptions()).replace(**kwargs)
 
 
-__all__ = ["DEFAULT_CALIB_METHOD", "PRECISIONS", "CompileOptions", "options_from"]
+__all__ = ["CALIB_METHODS", "DEFAULT_CALIB_METHOD", "PRECISIONS", "CompileOptions", "options_from"]

@@ -31,13 +31,15 @@ import numpy as np
 from compiler.errors import InputError, QnncError
 from compiler.quant.calib_data import calibration_data
 from compiler.quant.observe_thread import ObserveThread
-from compiler.quant.observers import Observer, make_observer
+from compiler.quant.observers import Observer, PercentileObserver, make_observer
+from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, run
 from ir.qforms import uses_input_means
 
-Method = Literal["minmax", "percentile", "entropy", "mse"]
-METHODS: tuple[Method, ...] = ("minmax", "percentile", "entropy", "mse")
+Method = Literal["minmax", "percentile", "entropy", "mse", "layerwise"]
+#: ``layerwise`` picks one of the other four per tensor (compiler/quant/range_choice.py)
+METHODS: tuple[Method, ...] = ("minmax", "percentile", "entropy", "mse", "layerwise")
 #: the method compile uses unless told otherwise: the most accurate across the benchmark models
 DEFAULT_METHOD: Method = "percentile"
 Progress = Callable[[int, int | None], None]
@@ -84,6 +86,9 @@ class Calibrator:
                 f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}"
             )
         self.graph = graph
+        self.method = method
+        if method == "layerwise":  # histograms to derive every method's range from
+            method = "percentile"
         self._method, self._percentile = method, percentile
         self._symmetric, self._bins = symmetric, bins
         values = list(graph.inputs) + [v for n in graph.nodes for v in n.outputs]
@@ -93,6 +98,11 @@ class Calibrator:
             if v.type.dtype.is_float and not v.is_const
         }
         self.samples = 0
+        #: (graph, feeds) of the first samples, which ``layerwise`` scores its candidates on
+        self.kept: list[tuple[Graph, Mapping[str, np.ndarray]]] = []
+        #: tensor -> the method whose range ``layerwise`` chose
+        self.choices: dict[str, str] = {}
+        self._chosen: dict[str, tuple[float, float]] | None = None
         #: observe on a second thread when this is above 1 (results are the same either way)
         self.threads = min(os.cpu_count() or 1, 2)
         self._sizes: dict[int, int] = {}
@@ -111,6 +121,8 @@ class Calibrator:
         """Run one sample through the graph (or ``graph``, another shape of the same model
         that :meth:`adopt` has taken in), observing every float tensor it computes."""
         g = graph or self.graph
+        if self.method == "layerwise" and len(self.kept) < KEEP_SAMPLES:
+            self.kept.append((g, {k: np.array(a) for k, a in feeds.items()}))
         for v in g.inputs:
             self.observe(v.name, np.asarray(feeds[v.name]))
         if not self._threaded(g):
@@ -193,8 +205,18 @@ class Calibrator:
     def ranges(self) -> dict[str, tuple[float, float]]:
         """value name -> (lo, hi) with lo <= 0 <= hi, in graph order: the method's choice,
         or the raw extremes for :func:`raw_range_values`."""
-        return {name: obs.extremes() if name in self.raw else obs.range()
-                for name, obs in self.observers.items()}
+        ranges = {name: obs.extremes() if name in self.raw else obs.range()
+                  for name, obs in self.observers.items()}
+        if self.method != "layerwise":
+            return ranges
+        if self._chosen is None:
+            options = {name: candidates(obs.hist, self._percentile)
+                       for name, obs in self.observers.items()
+                       if name not in self.raw and isinstance(obs, PercentileObserver)}
+            self.choices = choose(self.kept, options)
+            self._chosen = {name: options[name][m] for name, m in self.choices.items()}
+            self.kept = []  # the samples are not needed any more
+        return {**ranges, **self._chosen}
 
     def state_nbytes(self) -> int:
         """Bytes kept by all observers between samples (constant in the number of samples)."""

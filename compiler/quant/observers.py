@@ -304,19 +304,32 @@ class EntropyObserver(_HistogramObserver):
         t = self.threshold()
         return -t, t
 
-    def threshold(self) -> float:
+    def threshold(self, stride: int = 1) -> float:
+        """The threshold of least divergence among every candidate (``stride`` 1), or, with
+        a larger ``stride``, among every ``stride``-th candidate and then every candidate
+        next to the best of those: about ``stride`` times cheaper, and a local minimum of
+        the same curve where it is not the global one."""
         hist = self.hist.magnitudes().astype(np.float64)
         levels = self.levels()
         last = int(np.flatnonzero(hist)[-1]) + 1
         if last <= levels:  # every candidate keeps all data: nothing to clip
             return last * self.hist.width
         tail = np.concatenate((np.cumsum(hist[::-1])[::-1], [0.0]))  # tail[i] = sum(hist[i:])
-        cands = np.arange(levels, last + 1)
+        best = self._least(hist, tail, np.unique(np.r_[np.arange(levels, last + 1, stride),
+                                                       last]), levels)
+        if stride > 1:
+            near = np.arange(max(levels, best - stride + 1), min(last, best + stride - 1) + 1)
+            best = self._least(hist, tail, near, levels)
+        return float(best) * self.hist.width
+
+    def _least(self, hist: np.ndarray, tail: np.ndarray, cands: np.ndarray,
+               levels: int) -> int:
+        """The candidate (ascending ``cands``) of least KL divergence; the first on ties."""
         kls = np.concatenate(
             [self._kl(hist, tail, cands[s : s + self.BLOCK], levels)
              for s in range(0, len(cands), self.BLOCK)]
         )
-        return float(cands[int(np.argmin(kls))]) * self.hist.width
+        return int(cands[int(np.argmin(kls))])
 
     def _kl(
         self, hist: np.ndarray, tail: np.ndarray, cands: np.ndarray, levels: int
