@@ -15,7 +15,8 @@ Rows of every table (all single-threaded):
 | ORT INT8             | ``quantize_static`` on the calibration set C (QDQ, per-channel,     |
 |                      | MinMax, u8 activations, s8 weights: ``host_latency.ort_quantize``)  |
 | qnnc INT8 METHOD     | ``compile_model(..., precision="int8", calibration=C,               |
-|                      | calib_method=METHOD)`` for each of minmax, percentile, entropy, mse |
+|                      | calib_method=METHOD)`` for each of minmax, percentile, entropy,     |
+|                      | mse, layerwise                                                      |
 |                      | (the default, ``calibrate.DEFAULT_METHOD``, is marked), run by the  |
 |                      | reference interpreter                                               |
 

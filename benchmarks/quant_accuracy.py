@@ -3,7 +3,7 @@
 For each example model, the output SQNR (dB, higher is better) of the INT8 model against its
 float original, on held-out samples, for:
 
-- qnnc with each observer (minmax, percentile, entropy, mse): the float graph after the
+- qnnc with each observer (minmax, percentile, entropy, mse, layerwise): the float graph after the
   default pipeline (BatchNorm folded) is calibrated and quantised with quantize_graph
   (u8 activations, per-channel i8 weights) and run by the reference interpreter; the
   reference is the same float graph on the interpreter.
@@ -93,6 +93,7 @@ def calibrate_all(graph: Graph, samples: list[Feeds]) -> tuple[dict[str, dict], 
 
     for feeds in samples:
         for cal in cals.values():
+            cal.keep(feeds)  # the samples layerwise scores its candidates on
             for name, a in feeds.items():
                 cal.observe(name, a)
         run(graph, feeds, observe=observe)

@@ -121,8 +121,7 @@ class Calibrator:
         """Run one sample through the graph (or ``graph``, another shape of the same model
         that :meth:`adopt` has taken in), observing every float tensor it computes."""
         g = graph or self.graph
-        if self.method == "layerwise" and len(self.kept) < KEEP_SAMPLES:
-            self.kept.append((g, {k: np.array(a) for k, a in feeds.items()}))
+        self.keep(feeds, g)
         for v in g.inputs:
             self.observe(v.name, np.asarray(feeds[v.name]))
         if not self._threaded(g):
@@ -132,6 +131,13 @@ class Calibrator:
                 run(g, feeds, observe=lambda node, outs: [
                     worker.put(v.name, a) for v, a in zip(node.outputs, outs)])
         self.samples += 1
+
+    def keep(self, feeds: Mapping[str, np.ndarray], graph: Graph | None = None) -> None:
+        """Keep a copy of one sample for the ``layerwise`` choice, while fewer than
+        KEEP_SAMPLES are kept (:meth:`feed` does this; callers that run the graph themselves
+        and only :meth:`observe` call it too)."""
+        if self.method == "layerwise" and len(self.kept) < KEEP_SAMPLES:
+            self.kept.append((graph or self.graph, {k: np.array(a) for k, a in feeds.items()}))
 
     def _threaded(self, g: Graph) -> bool:
         """Whether ``g``'s samples are observed on a second thread: on a machine with more
