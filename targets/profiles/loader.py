@@ -229,6 +229,14 @@ def load_target_file(path: str | Path) -> Profile:
         if isinstance(e, ProfileError):
             raise
         raise ProfileError(f"target file {str(p)!r} is not valid {suffix[1:].upper()}: {e}") from e
+    if isinstance(data, list):  # what `qnnc targets NAME --json` prints: a list of profiles
+        if len(data) != 1:
+            names = [d.get("name", "?") if isinstance(d, dict) else "?" for d in data]
+            raise ProfileError(
+                f"target file {str(p)!r} holds {len(data)} profiles ({', '.join(map(str, names))}"
+                "); a target file describes one chip: write one with `qnnc targets NAME --json "
+                "> chip.json` and edit it")
+        data = data[0]
     return profile_from_data(data, default_source=f"user file {p.name}")
 
 

@@ -141,3 +141,19 @@ double_buffered = true
         load_target(str(broken))
     with pytest.raises(ProfileError, match="unknown target 'nochip'"):
         load_target("nochip")
+
+
+def test_what_targets_json_prints_is_a_target_file(tmp_path, capsys) -> None:  # noqa: ANN001
+    """`qnnc targets NAME --json > chip.json` writes a file --target-file takes (a list of
+    one profile); a list of several is refused with the command that writes one."""
+    from compiler.cli import main
+
+    assert main(["targets", "thinker2", "--json"]) == 0
+    one = tmp_path / "t2.json"
+    one.write_text(capsys.readouterr().out)
+    assert load_target(str(one)).name == "thinker2"
+    assert main(["targets", "thinker2", "mlu370x8", "--json"]) == 0
+    two = tmp_path / "two.json"
+    two.write_text(capsys.readouterr().out)
+    with pytest.raises(ProfileError, match=r"holds 2 profiles \(thinker2, mlu370x8\).*--json"):
+        load_target(str(two))
