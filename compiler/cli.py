@@ -9,7 +9,9 @@ argument parser and the error handling.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -104,11 +106,24 @@ examples:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with usage errors on exit code 1 (2 means a bad model file in qnnc)."""
+    """argparse with usage errors on exit code 1 (2 means a bad model file in qnnc), in one
+    paragraph: the error, a did-you-mean for a mistyped choice, and where the help is."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(1, f"{self.prog}: error: {message}\n")
+        if not message.startswith("argument "):  # a missing or unknown argument: show the form
+            self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {suggest(message)}\n"
+                     f"(`{self.prog} --help` lists every option)\n")
+
+
+def suggest(message: str) -> str:
+    """argparse's "invalid choice" message with the closest choice offered."""
+    m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if not m:
+        return message
+    choices = re.findall(r"'([^']*)'", m.group(2))
+    close = difflib.get_close_matches(m.group(1).lower(), choices, n=1, cutoff=0.6)
+    return message + (f"; did you mean {close[0]!r}?" if close else "")
 
 
 def _sub(
@@ -219,7 +234,7 @@ def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) 
                    "zeros at the end of each dimension to the smallest profile at least as "
                    "large (only where the model's own preprocessing pads so, e.g. PP-OCR's "
                    "recogniser along the text-line width)")
-    p.add_argument("--target", choices=target_names(), default=None,
+    p.add_argument("--target", choices=target_names(), default=None, type=str.lower,
                    help="generate and build C for this target: host, or an accelerator "
                    "profile whose staged C runs here (default: IR only)")
     p.add_argument("--target-file", metavar="FILE.toml|.json", default=None,

@@ -68,7 +68,7 @@ def add_golden_parser(
     p.add_argument("model", metavar="MODEL.onnx")
     p.add_argument("-o", "--output-dir", required=True, metavar="DIR",
                    help="the golden set folder to write")
-    p.add_argument("--target", action="append", default=[], metavar="T",
+    p.add_argument("--target", action="append", default=[], metavar="T", type=str.lower,
                    choices=golden.golden_targets(),
                    help="target to record for (repeatable; default interp)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -99,7 +99,7 @@ def add_golden_parser(
     p = sub(gsubs, "check", "recompile, rerun and compare with the stored golden outputs",
             CHECK_EPILOG, cmd_check, debug)
     p.add_argument("golden_dir", metavar="DIR")
-    p.add_argument("--target", action="append", default=[], metavar="T",
+    p.add_argument("--target", action="append", default=[], metavar="T", type=str.lower,
                    help="check only this recorded target (repeatable; default all)")
     p.add_argument("--model", metavar="MODEL.onnx",
                    help="compile this model instead of the stored copy (with --update it "

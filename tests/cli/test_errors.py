@@ -167,6 +167,26 @@ def test_usage_error_exits_1(qnnc: Qnnc) -> None:
     assert "usage:" in r.err and "Traceback" not in r.err
 
 
+def test_a_mistyped_choice_is_one_paragraph_with_a_suggestion(qnnc: Qnnc, tmp_path: Path
+                                                               ) -> None:
+    r = qnnc(["compile", str(tmp_path / "m.onnx"), "--target", "ascend91b"])
+    assert r.code == 1 and "usage:" not in r.err
+    assert "did you mean 'ascend910b'?" in r.err and "qnnc compile --help" in r.err
+    assert len(r.err.strip().splitlines()) == 2
+    r = qnnc(["compile", str(tmp_path / "m.onnx"), "--calib-method", "percentil"])
+    assert "did you mean 'percentile'?" in r.err
+    r = qnnc(["compile", str(tmp_path / "m.onnx"), "--target", "zzz"])
+    assert "did you mean" not in r.err and "choose from" in r.err
+
+
+def test_target_names_ignore_case(qnnc: Qnnc, tmp_path: Path) -> None:
+    """ATC users write Ascend910B: the parser accepts it as ascend910b (the model file is
+    then what fails, with exit 2, not the target name)."""
+    r = qnnc(["compile", str(tmp_path / "missing.onnx"), "--target", "Ascend910B",
+              "-o", str(tmp_path / "out")])
+    assert "invalid choice" not in r.err and r.code == 2 and "missing.onnx" in r.err
+
+
 def test_failed_compile_leaves_no_output_folder(qnnc: Qnnc, tmp_path: Path) -> None:
     p = save(unsupported(), tmp_path / "unsup.onnx")
     out = tmp_path / "build" / "model"
