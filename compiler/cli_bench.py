@@ -22,11 +22,9 @@ from compiler.cli_run import compile_options
 from compiler.errors import QnncError
 from compiler.flops import graph_costs, human
 from compiler.io import random_inputs
-from targets.profiles import BUILTIN_TARGETS, load_target
+from targets.profiles import BUILTIN_TARGETS
 from targets.registry import target_names
-from targets.report import report_data
 from targets.tables import table
-from targets.tiling import TilingError, tile_graph
 
 TOP_LAYERS = 10
 _MODELLED = ", ".join(t for t in BUILTIN_TARGETS if t != "host")
@@ -38,12 +36,14 @@ examples:
   qnnc bench model.onnx --target host --threads 2 --repeat 50
   qnnc bench model.onnx --target host --precision int8 --calib calib.npz
   qnnc bench build/model                                  # a folder made by qnnc compile
-  qnnc bench model.onnx --target ascend910b               # modelled latency on the chip
-  qnnc bench model.onnx --target mlu370x8 --precision int8 --calib calib.npz
+  qnnc bench model.onnx --target mlu370x8 --calib calib.npz   # modelled latency on the chip
+  qnnc bench build/model_ascend910b                       # the same from a compiled folder
 
 The host numbers are wall-clock medians on this machine; other work on it shows up in them.
-On the accelerator targets nothing runs: the latency is the cost model's, with the layers
-tiled to the chip's buffers as INT8 kernels; the ten slowest layers are listed.
+On the accelerator targets the latency is the cost model's, from the same report data as
+the compiled folder's report.txt (the layers tiled to the chip's buffers as INT8 kernels; the
+ten slowest are listed); the staged C that `qnnc run` executes is then timed on this CPU,
+which emulates the chip and says nothing about its speed.
 Accelerator targets: {_MODELLED}."""
 
 
@@ -69,17 +69,14 @@ def widen_target_choices(p: argparse.ArgumentParser) -> None:
 def _compiled(args: argparse.Namespace) -> CompiledModel:
     path = Path(args.model)
     if path.is_dir():
-        return load_compiled(path)
+        cm = load_compiled(path)
+        asked = args.target_file or args.target
+        if asked and asked != cm.target:
+            raise QnncError(f"{args.model} was compiled for {cm.target or 'no target'}, not "
+                            f"{asked}: bench the .onnx model with --target {asked}, or compile "
+                            "it for that target first")
+        return cm
     return compile_model(args.model, compile_options(args),
-                         progress=progress_bar("calibrating", unit="samples"))
-
-
-def _graph_for_model(args: argparse.Namespace) -> CompiledModel:
-    """The model compiled to IR only (quantised when asked): what the tiler sees."""
-    path = Path(args.model)
-    if path.is_dir():
-        return load_compiled(path)
-    return compile_model(args.model, compile_options(args), target=None, target_file=None,
                          progress=progress_bar("calibrating", unit="samples"))
 
 
@@ -118,23 +115,35 @@ def modelled_text(model: str, data: dict[str, Any], top: int = TOP_LAYERS) -> st
     return "\n".join(lines)
 
 
-def _bench_modelled(args: argparse.Namespace) -> int:
-    prof = load_target(Path(args.target_file) if args.target_file else args.target)
-    graph = _graph_for_model(args).graph
-    try:
-        plans = tile_graph(graph, prof)
-    except TilingError as e:
-        raise QnncError(f"cannot tile {args.model} for {prof.name}: {e}") from None
-    print(modelled_text(args.model, report_data(graph, plans, prof)))
-    return 0
+def modelled_lines(cm: CompiledModel) -> list[str]:
+    """One line per shape profile of an accelerator build: the modelled latency (the figure
+    report.txt and `qnnc bench` state)."""
+    data = cm.report() or {}
+    parts = data.get("profiles", [data] if data else [])
+    out = []
+    for d in parts:
+        m, t = d["model"], d["target"]
+        at = f" at {d['shapes']}" if "shapes" in d else ""
+        out.append(f"modelled on {t['name']}{at}: {duration(m['latency_ms'])} "
+                   f"({m['cycles']:.0f} cycles), {100 * m['utilisation']:.1f}% of its INT8 "
+                   f"peak, {m['bound']}-bound")
+    return out
+
+
+def modelled_sections(model: str, cm: CompiledModel) -> list[str]:
+    """The modelled summary of an accelerator build, one per shape profile: from the same
+    report data (targets.report.report_data) as report.txt and report.json."""
+    data = cm.report() or {}
+    if "profiles" not in data:
+        return [modelled_text(model, data)] if data else []
+    return [modelled_text(f"{model} at {p['shapes']}", p) for p in data["profiles"]]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.repeat < 1 or args.warmup < 0:
         raise QnncError("--repeat must be at least 1 and --warmup at least 0")
-    if getattr(args, "target_file", None) or args.target not in (None, "host"):
-        return _bench_modelled(args)
     cm = _compiled(args)
+    sections = modelled_sections(args.model, cm) if cm.profile is not None else []
     feeds = random_inputs(cm.input_types, seed=0)
     for _ in range(args.warmup):
         cm.run(None, feeds)
@@ -145,7 +154,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         times.append((time.perf_counter() - start) * 1e3)
     med = statistics.median(times)
     macs = sum(c.macs for c in graph_costs(cm.graph))
-    where = "host C" if cm.target == "host" else "reference interpreter"
+    where = {"host": "host C", None: "reference interpreter"}.get(
+        cm.target, f"{cm.target} staged C emulated on this CPU (not the chip's speed)")
+    if sections:
+        print("\n\n".join(sections) + "\n")
     print(f"{args.model}: {where}, {len(cm.graph.nodes)} layers")
     print(f"latency  median {med:.3f} ms   min {min(times):.3f} ms   max {max(times):.3f} ms   "
           f"({args.repeat} runs after {args.warmup} warm-up)")

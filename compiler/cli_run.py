@@ -157,6 +157,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if b is not None:
         print(f"arena {b.arena_bytes} bytes, weights {b.weight_bytes} bytes"
               f"{', cached build' if b.cache_hit else ''}")
+    if cm.profile is not None:
+        from compiler.cli_bench import modelled_lines
+        from targets.report import REPORT_FILES
+
+        print("\n".join(modelled_lines(cm)))
+        print("reports: " + ", ".join(str(Path(args.output_dir) / f) for f in REPORT_FILES))
     if args.verbose:
         counts = ", ".join(f"{op} x{n}" for op, n in sorted(cm.graph.op_counts().items()))
         print(f"ops: {counts or 'none'}")

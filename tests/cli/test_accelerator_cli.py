@@ -52,3 +52,16 @@ def test_accelerator_targets_need_int8(tiny: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["compile", str(tiny), "-o", str(tmp_path / "o"), "--target", "mlu370x8"])
     assert rc != 0 and "runs INT8 kernels" in capsys.readouterr().err
+
+
+def test_the_compile_summary_states_the_modelled_latency(tiny: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    out = tmp_path / "t2"
+    assert main(["compile", str(tiny), "-o", str(out), "--calib", str(tmp_path / "calib.npz"),
+                 "--target", "thinker2"]) == 0
+    said = capsys.readouterr().out
+    cycles = round(json.loads((out / "report.json").read_text())["model"]["cycles"])
+    assert "modelled on thinker2: " in said and f"({cycles} cycles)" in said
+    assert f"reports: {out / 'report.json'}, {out / 'report.txt'}, {out / 'roofline.html'}" \
+        in said

@@ -1,9 +1,11 @@
 """`qnnc bench --target <accelerator>`: the modelled latency printed is the cost model's for the
-model tiled to that chip (checked against tile_graph + model_cost directly), with the slowest
-layers in order; the host and the interpreter are still timed."""
+model compiled for that chip (checked against model_cost on the compiled model's tile plans),
+with the slowest layers in order, and it is the latency report.txt of the same compile states;
+then the staged C that `qnnc run` executes is timed on this CPU, labelled as an emulation."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -14,10 +16,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from compiler import api
 from compiler.cli import main
-from ir.graph import Graph
 from targets.cost import model_cost
 from targets.profiles import BUILTIN_TARGETS, load_target
-from targets.tiling import TilePlans, tile_graph
+from targets.tiling import TilePlans
 
 ACCELERATORS = [t for t in BUILTIN_TARGETS if t != "host"]
 CHAIN = 14  # convolutions in the chain model: more than the ten layers bench lists
@@ -51,15 +52,18 @@ def _bench(argv: list[str], capsys: pytest.CaptureFixture) -> str:
     return out
 
 
-def _expected(graph: Graph, target: str) -> TilePlans:
-    return tile_graph(graph, load_target(target))
+def _expected(model: Path, target: str) -> TilePlans:
+    """The tile plans of ``model`` compiled for ``target`` with the fixture's calibration."""
+    cm = api.compile_model(str(model), precision="int8", target=target,
+                           calibration=str(model.parent / "calib.npz"))
+    return cm.plans()
 
 
 def _check(out: str, plans: TilePlans, target: str) -> None:
     """The printed totals are the cost model's, and the listed layers are the slowest ones."""
     prof = load_target(target)
     mc = model_cost(plans, prof)
-    assert "median" not in out  # nothing was timed
+    assert f"{target} staged C emulated on this CPU (not the chip's speed)" in out
     assert f"modelled on {target} ({len(plans)} layers staged on the chip" in out
     host = len(plans.untiled)
     assert f", {host} on the host side, untiled and not counted)" in out
@@ -78,7 +82,8 @@ def _check(out: str, plans: TilePlans, target: str) -> None:
     side = "memory" if mc.intensity < prof.int8_tops * 1e12 / prof.offchip.bandwidth \
         else "compute"
     assert f"; {side}-bound (intensity" in out
-    rows = out.split("layers by modelled time:\n")[1].splitlines()[2:]
+    table = out.split("layers by modelled time:\n")[1].split("\n\n")[0]  # then the timing
+    rows = table.splitlines()[2:]
     slowest = sorted(plans, key=lambda p: -p.cost.cycles)[:10]
     assert len(rows) == len(slowest)
     for i, (row, plan) in enumerate(zip(rows, slowest), start=1):
@@ -90,36 +95,62 @@ def _check(out: str, plans: TilePlans, target: str) -> None:
 @pytest.mark.parametrize("target", ACCELERATORS)
 def test_modelled_latency_is_the_cost_models(tiny: Path, target: str,
                                              capsys: pytest.CaptureFixture) -> None:
-    out = _bench([str(tiny), "--target", target], capsys)
-    _check(out, _expected(api.compile_model(str(tiny)).graph, target), target)
+    calib = str(tiny.parent / "calib.npz")
+    out = _bench([str(tiny), "--target", target, "--calib", calib, "--repeat", "1",
+                  "--warmup", "0"], capsys)
+    plans = _expected(tiny, target)
+    assert any(p.op == "QConv" for p in plans)
+    _check(out, plans, target)
 
 
 def test_only_the_ten_slowest_layers_are_listed(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture) -> None:
     model = _conv_chain(tmp_path / "chain.onnx")
-    out = _bench([str(model), "--target", "ascend910b"], capsys)
-    plans = _expected(api.compile_model(str(model)).graph, "ascend910b")
-    assert len(plans) == CHAIN
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(1).standard_normal(
+        (4, 1, 3, 16, 16)).astype(np.float32))
+    out = _bench([str(model), "--target", "ascend910b", "--calib", str(tmp_path / "calib.npz"),
+                  "--repeat", "1", "--warmup", "0"], capsys)
+    plans = _expected(model, "ascend910b")
+    assert sum(p.op == "QConv" for p in plans) == CHAIN
     assert "top 10 layers by modelled time:" in out
     _check(out, plans, "ascend910b")
 
 
-def test_int8_models_the_quantised_graph(tiny: Path, capsys: pytest.CaptureFixture) -> None:
-    calib = str(tiny.parent / "calib.npz")
-    out = _bench([str(tiny), "--target", "mlu370x8", "--precision", "int8", "--calib", calib],
-                 capsys)
-    graph = api.compile_model(str(tiny), precision="int8", calibration=calib).graph
-    plans = _expected(graph, "mlu370x8")
-    assert any(p.op == "QConv" for p in plans)
-    _check(out, plans, "mlu370x8")
-
-
-def test_a_compiled_folder_is_modelled(tiny: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_compiled_folder_states_what_its_report_states(tiny: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """One modelled latency per model and chip: bench on the compiled folder, bench on the
+    .onnx and the folder's report.txt and report.json agree to the cycle."""
     folder = tiny.parent / "built"
-    assert main(["compile", str(tiny), "-o", str(folder), "-q"]) == 0
+    calib = str(tiny.parent / "calib.npz")
+    assert main(["compile", str(tiny), "-o", str(folder), "-q", "--target", "ascend310p",
+                 "--calib", calib]) == 0
     capsys.readouterr()
-    out = _bench([str(folder), "--target", "ascend310p"], capsys)
-    _check(out, _expected(api.load_compiled(folder).graph, "ascend310p"), "ascend310p")
+    out = _bench([str(folder), "--repeat", "1", "--warmup", "0"], capsys)
+    plans = api.load_compiled(folder).plans()
+    _check(out, plans, "ascend310p")
+    cycles = round(model_cost(plans, load_target("ascend310p")).cycles)
+    assert f"({cycles} cycles)" in (folder / "report.txt").read_text()
+    data = json.loads((folder / "report.json").read_text())
+    assert round(data["model"]["cycles"]) == cycles
+    fresh = _bench([str(tiny), "--target", "ascend310p", "--calib", calib, "--repeat", "1",
+                    "--warmup", "0"], capsys)
+    assert f"modelled ({cycles} cycles" in fresh
+
+
+def test_a_folder_compiled_for_another_target_is_refused(tiny: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    folder = tiny.parent / "host_build"
+    assert main(["compile", str(tiny), "-o", str(folder), "-q"]) == 0
+    assert main(["bench", str(folder), "--target", "ascend310p"]) == 1
+    err = capsys.readouterr().err
+    assert "compiled for no target, not ascend310p" in err and "--target ascend310p" in err
+
+
+def test_an_f32_model_on_an_accelerator_asks_for_calibration(tiny: Path,
+                                                             capsys: pytest.CaptureFixture
+                                                             ) -> None:
+    assert main(["bench", str(tiny), "--target", "thinker2"]) != 0
+    assert "--calib" in capsys.readouterr().err
 
 
 def test_without_an_accelerator_target_bench_still_times(tiny: Path,
@@ -138,5 +169,5 @@ def test_unknown_target_is_a_usage_error(tiny: Path, capsys: pytest.CaptureFixtu
 def test_help_shows_a_modelled_example(capsys: pytest.CaptureFixture) -> None:
     assert main(["bench", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "qnnc bench model.onnx --target ascend910b" in out
+    assert "qnnc bench model.onnx --target mlu370x8 --calib calib.npz" in out
     assert all(t in out for t in ACCELERATORS)
