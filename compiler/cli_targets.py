@@ -26,9 +26,9 @@ def _mib(n: float) -> str:
 
 def _row(p: Profile) -> list[str]:
     bufs = " ".join(f"{b.name}:{_mib(b.bytes)}" for b in sorted(p.buffers, key=lambda b: b.level))
-    brief = f" (brief {p.brief_int8_tops:g})" if p.brief_int8_tops not in (None, p.int8_tops) \
+    rated = f" (rated {p.rated_int8_tops:g})" if p.rated_int8_tops not in (None, p.int8_tops) \
         else ""
-    return [p.name, f"{p.int8_tops:.4g}{brief}", f"{p.clock_hz / 1e9:.2f}", str(p.cores),
+    return [p.name, f"{p.int8_tops:.4g}{rated}", f"{p.clock_hz / 1e9:.2f}", str(p.cores),
             f"{p.offchip.bandwidth / 1e9:g}",
             f"{p.layout.activation}/C0={p.layout.channel_block}", p.activation_dtype, bufs]
 
@@ -40,8 +40,8 @@ def _details(p: Profile) -> str:
         lines.append(f"  {label:<28} {value!s:<16} {src or ''}")
 
     fig("int8_tops", p.int8_tops, p.sources.get("int8_tops"))
-    if p.brief_int8_tops is not None:
-        fig("brief_int8_tops", p.brief_int8_tops, p.sources.get("brief_int8_tops"))
+    if p.rated_int8_tops is not None:
+        fig("rated_int8_tops", p.rated_int8_tops, p.sources.get("rated_int8_tops"))
     fig("modelled int8 TOPS", f"{p.modelled_int8_tops():.1f}",
         "derived: cores x clock x MACs/cycle x 2")
     for k in ("clock_hz", "cores", "activation_dtype"):

@@ -156,7 +156,7 @@ def _target(prof: Profile) -> dict[str, Any]:
     return {
         "name": prof.name, "description": prof.description,
         "int8_tops": prof.int8_tops, "modelled_int8_tops": prof.modelled_int8_tops(),
-        "brief_int8_tops": prof.brief_int8_tops, "clock_hz": prof.clock_hz,
+        "rated_int8_tops": prof.rated_int8_tops, "clock_hz": prof.clock_hz,
         "cores": prof.cores,
         "offchip": {"name": prof.offchip.name, "bytes": prof.offchip.bytes,
                     "bandwidth": prof.offchip.bandwidth},

@@ -1,5 +1,5 @@
 """Huawei Ascend 310P3: the inference sibling of the 910B, 8 AI cores (cube and vector in one
-core) with LPDDR4X. Figures from TARGETS.md (CANN's Ascend310P3.ini)."""
+core) with LPDDR4X. Figures from docs/targets.md (CANN's Ascend310P3.ini)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ _GUIDE = "Ascend C programming guide"
 DATA: dict[str, Any] = {
     "name": "ascend310p",
     "description": "Huawei Ascend 310P3: 8 Da Vinci AI cores at 1.06 GHz, LPDDR4X",
-    "int8_tops": {"value": 140.0, "source": "TARGETS.md: about 140 TOPS INT8 per chip"},
+    "int8_tops": {"value": 140.0, "source": "docs/targets.md: about 140 TOPS INT8 per chip"},
     "clock_hz": {"value": 1.06e9, "source": f"{_INI}: 1.06 GHz"},
     "cores": {"value": 8, "source": f"{_INI}: ai_core_cnt 8"},
     "activation_dtype": {"value": "i8", "source": "assumed: as the 910B (s8 x s8 cube)"},
@@ -38,8 +38,8 @@ DATA: dict[str, Any] = {
     },
     "offchip": {
         "name": "LPDDR4X",
-        "bytes": {"value": 24 * KiB**3, "source": "assumed: 24 GiB card (not in TARGETS.md)"},
-        "bandwidth": {"value": 204e9, "source": "TARGETS.md: about 204 GB/s per chip"},
+        "bytes": {"value": 24 * KiB**3, "source": "assumed: 24 GiB card (not in docs/targets.md)"},
+        "bandwidth": {"value": 204e9, "source": "docs/targets.md: about 204 GB/s per chip"},
     },
     "l2": {
         "name": "L2",

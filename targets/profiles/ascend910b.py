@@ -1,6 +1,6 @@
 """Huawei Ascend 910B2 (Da Vinci 220x): one AI core = one cube core (AIC) + two vector cores.
 
-Figures from TARGETS.md: CANN's Ascend910B*.ini platform files and the Ascend C programming
+Figures from docs/targets.md: CANN's Ascend910B*.ini platform files and the Ascend C programming
 guide. The cube path stages GM -> L1 -> L0A (inputs) / L0B (weights) -> cube -> L0C
 (accumulators) -> GM; vector ops work in the vector cores' Unified Buffer.
 """
@@ -17,8 +17,8 @@ DATA: dict[str, Any] = {
     "name": "ascend910b",
     "description": "Huawei Ascend 910B2: 24 Da Vinci cube cores at 1.8 GHz, HBM",
     "int8_tops": {"value": 707.8, "source": "derived: 24 cores x 1.8 GHz x 8192 MAC x 2 "
-                  "(TARGETS.md estimate; third-party figure 560)"},
-    "brief_int8_tops": {"value": 256.0, "source": "project brief"},
+                  "(docs/targets.md estimate; third-party figure 560)"},
+    "rated_int8_tops": {"value": 256.0, "source": "product specification"},
     "clock_hz": {"value": 1.8e9, "source": f"{_INI} (cube clock 1800 MHz)"},
     "cores": {"value": 24, "source": f"{_INI}: ai_core_cnt"},
     "activation_dtype": {"value": "i8", "source": "assumed: the cube multiplies s8 x s8; "
@@ -36,7 +36,7 @@ DATA: dict[str, Any] = {
     },
     "vector": {
         "width_bytes": {"value": 256, "source": "assumed: one vector repeat = 8 blocks of "
-                        "32 B (not in TARGETS.md)"},
+                        "32 B (not in docs/targets.md)"},
         "units": {"value": 2, "source": f"{_INI}: 2 vector cores per cube core"},
     },
     "layout": {
@@ -48,7 +48,7 @@ DATA: dict[str, Any] = {
         "name": "HBM",
         "bytes": {"value": 64 * KiB**3, "source": f"{_INI}: HBM 64 GiB"},
         "bandwidth": {"value": 1.6e12, "source": "estimate 1.5-1.6 TB/s (no official "
-                      "datasheet figure; TARGETS.md)"},
+                      "datasheet figure; docs/targets.md)"},
     },
     "l2": {
         "name": "L2",

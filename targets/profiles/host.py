@@ -1,7 +1,7 @@
 """The host CPU, one core: where generated code runs and is measured.
 
 ``DATA`` is the assumed Zen 4 core of this project's machines with the measured ceilings from
-TARGETS.md (457 GOPS INT8 with AVX-512 VNNI, 116 GFLOP/s FP32, one core). :func:`detected`
+docs/targets.md (457 GOPS INT8 with AVX-512 VNNI, 116 GFLOP/s FP32, one core). :func:`detected`
 replaces what this machine can tell about itself (SIMD level from /proc/cpuinfo, cache sizes
 from sysfs), marking each replaced figure "detected"; what it cannot tell stays assumed.
 Caches are not double-buffered: hardware prefetch is not modelled, so transfers add to compute.
@@ -23,7 +23,7 @@ DATA: dict[str, Any] = {
     "clock_hz": {"value": 3.57e9, "source": "derived: 457 GOPS / (2 x 64 VNNI MACs per "
                  "cycle); 116 GFLOP/s / (2 x 16 FP32 FMAs) gives 3.6 GHz too"},
     "cores": {"value": 1, "source": "the measured ceilings are per core"},
-    "activation_dtype": {"value": "u8", "source": "TARGETS.md: vpdpbusd multiplies u8 x s8"},
+    "activation_dtype": {"value": "u8", "source": "docs/targets.md: vpdpbusd multiplies u8 x s8"},
     "matrix": {
         "macs_per_cycle": {
             "i8": {"value": 64, "source": "derived: one 512-bit vpdpbusd (16 lanes x 4) per "

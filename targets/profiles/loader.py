@@ -28,7 +28,7 @@ from targets.profiles.schema import (
     validate,
 )
 
-_TOP = {"name", "description", "int8_tops", "brief_int8_tops", "clock_hz", "cores",
+_TOP = {"name", "description", "int8_tops", "rated_int8_tops", "clock_hz", "cores",
         "activation_dtype", "matrix", "vector", "buffers", "offchip", "l2", "layout"}
 
 
@@ -125,6 +125,8 @@ def profile_from_data(data: dict[str, Any], *, default_source: str | None = None
     """Build and validate a Profile from file-format data (see the module docstring)."""
     if not isinstance(data, dict):
         raise ProfileError("a target file must hold a table at the top level")
+    if "brief_int8_tops" in data and "rated_int8_tops" not in data:  # the field's old name
+        data = {("rated_int8_tops" if k == "brief_int8_tops" else k): v for k, v in data.items()}
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ProfileError("target profile: name: missing field (a non-empty string)")
@@ -157,7 +159,7 @@ def profile_from_data(data: dict[str, Any], *, default_source: str | None = None
     if not isinstance(bufs, list) or not bufs:
         raise r.fail("buffers", "missing field (a list of buffer tables)")
     buffers = tuple(_buffer(r, b, i) for i, b in enumerate(bufs))
-    brief = r.take(data, "brief_int8_tops", float, "", src, default=None)
+    rated = r.take(data, "rated_int8_tops", float, "", src, default=None)
     prof = Profile(
         name=name,
         description=r.take(data, "description", str, "", None, default=""),
@@ -166,7 +168,7 @@ def profile_from_data(data: dict[str, Any], *, default_source: str | None = None
         cores=r.take(data, "cores", int, "", src),
         matrix=matrix, vector=vector, buffers=buffers, offchip=offchip, layout=layout,
         activation_dtype=r.take(data, "activation_dtype", str, "", src),
-        l2=l2, brief_int8_tops=brief, sources=src,
+        l2=l2, rated_int8_tops=rated, sources=src,
     )
     return validate(prof)
 
@@ -286,8 +288,8 @@ def profile_to_data(p: Profile) -> dict[str, Any]:
             for b in p.buffers
         ],
     }
-    if p.brief_int8_tops is not None:
-        data["brief_int8_tops"] = fig(p.brief_int8_tops, p.sources, "brief_int8_tops")
+    if p.rated_int8_tops is not None:
+        data["rated_int8_tops"] = fig(p.rated_int8_tops, p.sources, "rated_int8_tops")
     if p.l2 is not None:
         data["l2"] = _mem_data(p.l2, fig)
     return data

@@ -1,6 +1,6 @@
 """Cambricon MLU370-X8 (MLUarch03): 2 chips x 4 clusters x 4 MLU cores per card.
 
-Figures from TARGETS.md: mlu-ops build scripts and the BANG C developer guide. Per core: NRAM
+Figures from docs/targets.md: mlu-ops build scripts and the BANG C developer guide. Per core: NRAM
 (activations, partial sums, vector data) and WRAM (weights); per cluster a shared SRAM that
 stages tiles from the LPDDR5. The card is modelled as one device of 32 cores (the guide's
 "4 clusters per chip" is read as per chip; that reading reproduces the published TOPS).
@@ -18,7 +18,7 @@ DATA: dict[str, Any] = {
     "name": "mlu370x8",
     "description": "Cambricon MLU370-X8: 32 MLU cores (2 chips x 4 clusters x 4) at 1.3 GHz",
     "int8_tops": {"value": 256.0, "source": "Cambricon MLU370-X8 product page: INT8 256 TOPS"},
-    "brief_int8_tops": {"value": 128.0, "source": "project brief (128 is the published "
+    "rated_int8_tops": {"value": 128.0, "source": "product specification (128 is the published "
                         "INT16 figure)"},
     "clock_hz": {"value": 1.3e9, "source": f"{_BANG}: 1.3 GHz"},
     "cores": {"value": 32, "source": f"{_BANG}: 2 chips x 4 clusters x 4 MLU cores "

@@ -121,7 +121,7 @@ class Profile:
     layout: Layout
     activation_dtype: str
     l2: Memory | None = None
-    brief_int8_tops: float | None = None  # the project brief's rating, when it differs
+    rated_int8_tops: float | None = None  # the product specification's rating, when it differs
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

@@ -1,6 +1,6 @@
-""""Thinker II": the brief's 64-TOPS INT8 smart-city edge NPU.
+""""Thinker II": the specified 64-TOPS INT8 smart-city edge NPU.
 
-No chip of that name is documented publicly (TARGETS.md), so apart from the brief's 64 TOPS
+No chip of that name is documented publicly (docs/targets.md), so apart from the specified 64 TOPS
 every figure here is an assumption typical of edge vision NPUs, stated as such: four NPU
 cores, each with an activation buffer, a weight buffer and an accumulator buffer, behind a
 few MB of shared global buffer and LPDDR4X.
@@ -14,9 +14,9 @@ KiB = 1024
 
 DATA: dict[str, Any] = {
     "name": "thinker2",
-    "description": "\"Thinker II\" smart-city edge NPU (brief: 64 TOPS INT8; memory assumed)",
-    "int8_tops": {"value": 64.0, "source": "project brief (no public datasheet)"},
-    "brief_int8_tops": {"value": 64.0, "source": "project brief"},
+    "description": "\"Thinker II\" smart-city edge NPU (rated 64 TOPS INT8; memory assumed)",
+    "int8_tops": {"value": 64.0, "source": "product specification (no public datasheet)"},
+    "rated_int8_tops": {"value": 64.0, "source": "product specification"},
     "clock_hz": {"value": 1.0e9, "source": "assumed: 1 GHz, typical of 12-16 nm edge NPUs"},
     "cores": {"value": 4, "source": "assumed: four NPU cores"},
     "activation_dtype": {"value": "u8", "source": "assumed: vision activations after ReLU "
@@ -45,7 +45,7 @@ DATA: dict[str, Any] = {
         "name": "LPDDR4X",
         "bytes": {"value": 8 * KiB**3, "source": "assumed: 8 GiB"},
         "bandwidth": {"value": 34.1e9, "source": "assumed: 2 x 32-bit LPDDR4X-4266 "
-                      "(TARGETS.md: tens of GB/s)"},
+                      "(docs/targets.md: tens of GB/s)"},
     },
     "buffers": [
         {"name": "ABUF", "roles": ["inputs", "outputs", "vector"], "level": 1,
@@ -55,7 +55,7 @@ DATA: dict[str, Any] = {
          "fill_bytes_per_cycle": {"value": 64.0, "source": "assumed: 512-bit port to GBUF"}},
         {"name": "WBUF", "roles": ["weights"], "level": 1,
          "bytes": {"value": 128 * KiB, "source": "assumed: per-core weight buffer, smaller "
-                   "than the activation buffer (TARGETS.md)"},
+                   "than the activation buffer (docs/targets.md)"},
          "alignment": {"value": 32, "source": "assumed"},
          "double_buffered": {"value": True, "source": "assumed: ping-pong"},
          "fill_bytes_per_cycle": {"value": 64.0, "source": "assumed: 512-bit port to GBUF"}},
@@ -66,7 +66,7 @@ DATA: dict[str, Any] = {
         {"name": "GBUF", "roles": ["inputs", "weights", "outputs"], "level": 2,
          "scope": "chip",
          "bytes": {"value": 4096 * KiB, "source": "assumed: a few MB of global buffer "
-                   "(TARGETS.md)"},
+                   "(docs/targets.md)"},
          "shared_by": {"value": 4, "source": "assumed: shared by the four cores"},
          "alignment": {"value": 64, "source": "assumed"},
          "double_buffered": {"value": True, "source": "assumed: ping-pong"}},

@@ -1,4 +1,4 @@
-"""The built-in profiles carry TARGETS.md's figures, each with its source."""
+"""The built-in profiles carry docs/targets.md's figures, each with its source."""
 
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ def test_ascend910b_figures() -> None:
     assert p.vector.units == 2
     assert p.l2 is not None and p.l2.bytes == 192 * KiB**2
     assert p.offchip.bandwidth == 1.6e12 and "estimate" in p.offchip.sources["bandwidth"]
-    # the derived peak (24 x 1.8 GHz x 8192 x 2) and the brief's rating, both noted
+    # the derived peak (24 x 1.8 GHz x 8192 x 2) and the specification's rating, both noted
     assert p.int8_tops == pytest.approx(p.modelled_int8_tops(), rel=1e-4)
     assert p.int8_tops == pytest.approx(707.8) and "560" in _src(p, "int8_tops")
-    assert p.brief_int8_tops == 256 and "brief" in _src(p, "brief_int8_tops")
+    assert p.rated_int8_tops == 256 and "specification" in _src(p, "rated_int8_tops")
 
 
 def test_ascend310p_figures() -> None:
@@ -59,8 +59,8 @@ def test_ascend310p_figures() -> None:
 
 def test_mlu370_figures() -> None:
     p = builtin_profile("mlu370x8")
-    assert p.int8_tops == 256 and p.brief_int8_tops == 128
-    assert "INT16" in _src(p, "brief_int8_tops")
+    assert p.int8_tops == 256 and p.rated_int8_tops == 128
+    assert "INT16" in _src(p, "rated_int8_tops")
     assert p.clock_hz == 1.3e9 and p.cores == 32
     nram, wram, sram = p.buffer("NRAM"), p.buffer("WRAM"), p.buffer("SRAM")
     assert nram.bytes == 640 * KiB and "768" in nram.sources["bytes"]
@@ -76,7 +76,7 @@ def test_mlu370_figures() -> None:
 
 def test_thinker2_is_marked_assumed() -> None:
     p = builtin_profile("thinker2")
-    assert p.int8_tops == 64 and "brief" in _src(p, "int8_tops")
+    assert p.int8_tops == 64 and "specification" in _src(p, "int8_tops")
     assert p.modelled_int8_tops() == pytest.approx(64, rel=0.05)
     for b in p.buffers:
         assert b.sources["bytes"].startswith("assumed"), b.name

@@ -157,3 +157,9 @@ def test_what_targets_json_prints_is_a_target_file(tmp_path, capsys) -> None:  #
     two.write_text(capsys.readouterr().out)
     with pytest.raises(ProfileError, match=r"holds 2 profiles \(thinker2, mlu370x8\).*--json"):
         load_target(str(two))
+
+
+def test_the_old_name_of_the_rated_figure_still_loads() -> None:
+    data = tiny_data()
+    data["brief_int8_tops"] = {"value": 99.0, "source": "an older target file"}
+    assert profile_from_data(data, default_source="test").rated_int8_tops == 99.0
