@@ -19,7 +19,7 @@ GOLDEN_EPILOG = """\
 examples:
   qnnc golden record model.onnx --inputs data.npz -o goldens/model
   qnnc golden record model.onnx --target interp --target host --random-input -o goldens/m
-  qnnc golden record model.onnx --inputs x.npy --precision int8 --calib calib.npz -o goldens/q8
+  qnnc golden record model.onnx --inputs x.npy --calib calib.npz -o goldens/q8
   qnnc golden check goldens/model                 # exit 0: every output matches
   qnnc golden check goldens/model --update        # accept an intended change
 
@@ -87,7 +87,8 @@ def add_golden_parser(
                    choices=("auto", "generic", "avx2", "avx512vnni", "native"),
                    help="host CPU level (default: detect this machine)")
     q = p.add_argument_group("quantisation")
-    q.add_argument("--precision", choices=PRECISIONS, default="f32", help="f32 or int8")
+    q.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="f32 or int8 (default: int8 when --calib is given, else f32)")
     q.add_argument("--calib", metavar="DATA", help="calibration samples (.npz, .npy, folder); "
                    "a stacked copy is stored in the golden set")
     q.add_argument("--calib-method", default=DEFAULT_CALIB_METHOD,
@@ -115,10 +116,12 @@ def _usage(p: argparse.ArgumentParser) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    if args.calib and args.precision != "int8":
-        raise QnncError("--calib only applies with --precision int8")
+    if args.calib and args.precision == "f32":
+        raise QnncError("--calib applies to precision int8; drop one of the two (--calib "
+                        "alone means int8, as in qnnc compile)")
     options = golden.GoldenOptions(
-        precision=args.precision, calib_method=args.calib_method,
+        precision=args.precision or ("int8" if args.calib else "f32"),
+        calib_method=args.calib_method,
         skip_layers=split_list(args.skip_layers), skip_op_types=split_list(args.skip_op_types),
         input_shapes={k: list(v) for k, v in (single_shapes_arg(args) or {}).items()},
         disabled_passes=list(args.disable_pass), threads=args.threads, cpu=args.cpu,

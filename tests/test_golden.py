@@ -186,8 +186,14 @@ def test_cli_int8_record_stores_calibration(tmp_path: Path, capsys: pytest.Captu
     np.savez(tmp_path / "calib.npz", input=rng.standard_normal((8, 1, 1, 8, 8)).astype("f4"))
     np.save(tmp_path / "x.npy", rng.standard_normal((1, 1, 8, 8)).astype(np.float32))
     out = tmp_path / "q8"
+    calib = str(tmp_path / "calib.npz")
     assert main(["golden", "record", str(m), "--inputs", str(tmp_path / "x.npy"), "-o",
-                 str(out), "--precision", "int8", "--calib", str(tmp_path / "calib.npz")]) == 0
+                 str(tmp_path / "f32"), "--precision", "f32", "--calib", calib]) == 1
+    assert "--calib alone means int8" in capsys.readouterr().err
+    # --calib alone means int8, as in qnnc compile and compile_model(calibration=...)
+    assert main(["golden", "record", str(m), "--inputs", str(tmp_path / "x.npy"), "-o",
+                 str(out), "--calib", calib]) == 0
+    assert "int8" in capsys.readouterr().out
     (tmp_path / "calib.npz").unlink()  # the set must not depend on the user's files
     m.unlink()
     assert (out / "calib.npz").is_file()
