@@ -5,25 +5,53 @@ The Python API in one look::
     import compiler
     model = compiler.compile_model("resnet50.onnx", output_dir="build/resnet50")
     (logits,) = model.run(None, {"input": x})
+
+The names below are loaded on first use, so that ``qnnc --version`` and other light commands
+do not pay for importing onnx.
 """
 
-from compiler.api import (
-    CompiledModel,
-    compile_model,
-    load_compiled,
-    load_model,
-    pipeline_for,
-    qnnc_version,
-)
-from compiler.errors import (
-    ConversionError,
-    InputError,
-    ModelLoadError,
-    QnncError,
-    UnsupportedModelError,
-)
-from compiler.options import CompileOptions
-from compiler.profiled import ProfiledModel
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "CompiledModel": "compiler.api", "compile_model": "compiler.api",
+    "load_compiled": "compiler.api", "load_model": "compiler.api",
+    "pipeline_for": "compiler.api", "qnnc_version": "compiler.api",
+    "ConversionError": "compiler.errors", "InputError": "compiler.errors",
+    "ModelLoadError": "compiler.errors", "QnncError": "compiler.errors",
+    "UnsupportedModelError": "compiler.errors",
+    "CompileOptions": "compiler.options", "ProfiledModel": "compiler.profiled",
+}
+
+if TYPE_CHECKING:
+    from compiler.api import (
+        CompiledModel,
+        compile_model,
+        load_compiled,
+        load_model,
+        pipeline_for,
+        qnnc_version,
+    )
+    from compiler.errors import (
+        ConversionError,
+        InputError,
+        ModelLoadError,
+        QnncError,
+        UnsupportedModelError,
+    )
+    from compiler.options import CompileOptions
+    from compiler.profiled import ProfiledModel
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'compiler' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CompileOptions",

@@ -238,3 +238,19 @@ def test_console_script(tmp_path: Path) -> None:
     mod = run_subprocess(["inspect", str(p)])
     assert proc.returncode == mod.code == 3
     assert proc.stderr == mod.err and "Traceback" not in proc.stderr
+
+
+def test_version_answers_without_importing_the_compiler() -> None:
+    """`qnnc --version` is instant: it does not import onnx (a second on its own), and it
+    says what the full CLI says."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from compiler.entry import main; main(['--version']); "
+            "print(sorted(m for m in ('onnx', 'numpy', 'compiler.api') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    version, loaded = r.stdout.splitlines()
+    assert loaded == "[]"
+    from compiler.api import qnnc_version
+
+    assert version == f"qnnc {qnnc_version()}"
