@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -156,6 +157,10 @@ def render(data: dict[str, Any]) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    if Path(args.model).is_dir():  # a folder qnnc compile wrote
+        from compiler.cli_inspect_folder import inspect_folder
+
+        return inspect_folder(args)
     proto = load_onnx(args.model)
     info = model_info(proto, args.model)
     bad = unsupported_ops(proto)

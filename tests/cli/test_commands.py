@@ -254,3 +254,25 @@ def test_version_answers_without_importing_the_compiler() -> None:
     from compiler.api import qnnc_version
 
     assert version == f"qnnc {qnnc_version()}"
+
+
+def test_inspect_takes_a_compiled_folder(tiny: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`qnnc inspect` accepts what `qnnc compile` wrote, as bench and run do: source, target,
+    precision, pipeline and the IR's layers (text and --json)."""
+    import json
+
+    from compiler.cli import main
+
+    out = tmp_path / "q8"
+    assert main(["compile", str(tiny), "-o", str(out), "-q", "--calib",
+                 str(tmp_path / "calib.npz")]) == 0
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"compiled  {out}" in text and f"from      {tiny}" in text
+    assert "target    none (the reference interpreter runs it), int8" in text
+    assert "QConv" in text and "quantize" in text
+    assert main(["inspect", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["compiled"]["precision"] == "int8" and data["totals"]["ir_nodes"] > 0
+    assert {x["op"] for x in data["layers"]} >= {"QConv"}
