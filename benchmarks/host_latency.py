@@ -62,6 +62,9 @@ from benchmarks.int8_peak import PeakResult
 from compiler.api import DEFAULT_CALIB_METHOD, CompiledModel, compile_model, load_model
 from compiler.examples import build_example
 from compiler.flops import node_cost
+from compiler.ort_compare import ORT_MIN_OPSET as ORT_MIN_OPSET  # re-exported
+from compiler.ort_compare import ort_quantize as ort_quantize  # re-exported
+from compiler.ort_compare import ort_session as ort_session  # re-exported
 from ir.graph import Graph
 from ir.interpreter import run as interpret
 from ir.types import DType
@@ -69,8 +72,6 @@ from ir.types import DType
 MODELS = ["resnet50", "squeezenet", "shufflenet", "inception_v1", "densenet121",
           "mobilenetv2", "bert_encoder"]
 COMPILE_TIME_MODEL = "resnet50"
-#: per-channel QDQ needs DequantizeLinear's axis attribute (opset 13)
-ORT_MIN_OPSET = 13
 #: the quantised multiply-accumulate ops (their FLOP rules count their MACs)
 QUANT_MAC_OPS = ("QConv", "QLinear", "QMatMul")
 Feeds = dict[str, np.ndarray]
@@ -179,46 +180,6 @@ def stacked(feeds: list[Feeds]) -> dict[str, np.ndarray]:
 
 
 # -- onnxruntime --------------------------------------------------------------------------------
-def ort_session(model: bytes | str, threads: int) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-
-
-def ort_quantize(model: onnx.ModelProto, calib: list[Feeds], folder: Path,
-                 exclude: list[str] | None = None) -> str:
-    """quantize_static with the configuration in the module docstring, ``exclude`` naming
-    nodes to leave in float; the model's path."""
-    from onnx import version_converter
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(calib)
-
-        def get_next(self) -> Feeds | None:
-            return next(self.it, None)
-
-    model = onnx.ModelProto.FromString(model.SerializeToString())  # quantize_static edits it
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
-    if opset < ORT_MIN_OPSET:
-        model = version_converter.convert_version(model, ORT_MIN_OPSET)
-    path = str(folder / ("ort_int8_excluding.onnx" if exclude else "ort_int8.onnx"))
-    quantize_static(model, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude)
-    return path
-
-
 # -- measures -------------------------------------------------------------------------------
 def quant_macs(graph: Graph) -> int:
     """MACs of the quantised multiply-accumulate layers, counted by compiler.flops."""

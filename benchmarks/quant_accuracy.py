@@ -53,6 +53,7 @@ from onnxruntime.quantization import (
 from compiler.api import DEFAULT_CALIB_METHOD
 from compiler.examples import build_example
 from compiler.frontend.importer import import_model
+from compiler.ort_compare import ORT_MIN_OPSET
 from compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from compiler.quant.accuracy import ErrorStats, output_stats
 from compiler.quant.calibrate import METHODS, Calibrator
@@ -67,9 +68,8 @@ ORT_COLUMN = "ort-minmax"
 #: quantises the Softmax output (u8, scale 1/255, so class probabilities of ~1e-3 round to
 #: 0), where qnnc keeps Softmax as a float island — this column compares like with like
 ORT_SOFTMAX_F32 = "ort-sm-f32"
-#: per-channel QDQ needs DequantizeLinear's axis attribute (opset 13); older zoo models are
-#: converted first (their float outputs are the reference on the onnxruntime side)
-ORT_MIN_OPSET = 13
+# older zoo models are converted to ORT_MIN_OPSET first (their float outputs are the reference
+# on the onnxruntime side)
 Feeds = dict[str, np.ndarray]
 
 
