@@ -219,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timed runs (default 20); the median is reported")
     p.add_argument("--warmup", type=int, default=3, metavar="N",
                    help="untimed runs first (default 3)")
+    p.add_argument("--compare", choices=("onnxruntime",), default=None, type=str.lower,
+                   help="also time onnxruntime on the same model, inputs and threads: f32, "
+                   "and quantize_static INT8 on the --calib samples when given")
 
     add_golden_parser(subs, _sub, debug)
     add_targets_parser(subs, _sub, debug)

@@ -10,9 +10,12 @@ come from targets.report, so they are the ones `qnnc compile --target T` writes 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from compiler.cli_common import progress_bar
 from compiler.cli_run import compile_options
 from compiler.errors import QnncError
 from compiler.flops import graph_costs, human
+from compiler.golden.facts import model_precision
 from compiler.io import random_inputs
 from targets.profiles import BUILTIN_TARGETS
 from targets.registry import target_names
@@ -35,6 +39,7 @@ examples:
   qnnc bench model.onnx --target host                     # generated C, one thread
   qnnc bench model.onnx --target host --threads 2 --repeat 50
   qnnc bench model.onnx --target host --precision int8 --calib calib.npz
+  qnnc bench model.onnx --target host --calib calib.npz --compare onnxruntime
   qnnc bench build/model                                  # a folder made by qnnc compile
   qnnc bench model.onnx --target mlu370x8 --calib calib.npz   # modelled latency on the chip
   qnnc bench build/model_ascend910b                       # the same from a compiled folder
@@ -145,13 +150,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cm = _compiled(args)
     sections = modelled_sections(args.model, cm) if cm.profile is not None else []
     feeds = random_inputs(cm.input_types, seed=0)
-    for _ in range(args.warmup):
-        cm.run(None, feeds)
-    times = []
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        cm.run(None, feeds)
-        times.append((time.perf_counter() - start) * 1e3)
+    if args.compare and cm.profile is not None:
+        raise QnncError("--compare onnxruntime times this CPU against onnxruntime: use it with "
+                        "--target host (or no target), not an accelerator's modelled latency")
+    times = _timed(lambda: cm.run(None, feeds), args.warmup, args.repeat)
     med = statistics.median(times)
     macs = sum(c.macs for c in graph_costs(cm.graph))
     where = {"host": "host C", None: "reference interpreter"}.get(
@@ -163,4 +165,59 @@ def cmd_bench(args: argparse.Namespace) -> int:
           f"({args.repeat} runs after {args.warmup} warm-up)")
     if macs:
         print(f"compute  {human(macs)}MACs per run -> {2 * macs / med / 1e6:.2f} GOPS")
+    if args.compare:
+        print("\n" + _compare_onnxruntime(args, cm, feeds, med))
     return 0
+
+
+def _timed(fn: Callable[[], object], warmup: int, repeat: int) -> list[float]:
+    """Milliseconds of ``repeat`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def _compare_onnxruntime(args: argparse.Namespace, cm: CompiledModel, feeds: dict[str, Any],
+                         qnnc_ms: float) -> str:
+    """onnxruntime on the same model and inputs, with the same thread count: f32, and its
+    quantize_static INT8 when calibration data was given (the same samples qnnc used)."""
+    import onnx
+
+    from compiler.ort_compare import ort_quantize, ort_session
+    from compiler.quant.calib_data import calibration_data
+
+    source = Path(args.model)
+    if source.is_dir():
+        source = Path(cm.source or "")
+        if not source.is_file():
+            raise QnncError(f"--compare onnxruntime needs the .onnx model; {args.model} was "
+                            f"compiled from {cm.source!r}, which is not there: bench the .onnx")
+    model = onnx.load(str(source))
+    threads = getattr(args, "threads", 1) or 1
+    rows = [["qnnc " + ("INT8" if model_precision(cm.graph) == "int8" else "f32"),
+             f"{qnnc_ms:.3f}", "1.00"]]
+
+    def row(name: str, session: Any) -> None:
+        ms = statistics.median(_timed(lambda: session.run(None, feeds), args.warmup,
+                                      args.repeat))
+        rows.append([name, f"{ms:.3f}", f"{ms / qnnc_ms:.2f}"])
+
+    row("onnxruntime f32", ort_session(model.SerializeToString(), threads))
+    if getattr(args, "calib", None):
+        samples = list(calibration_data(args.calib, cm.input_types))
+        with tempfile.TemporaryDirectory(prefix="qnnc-ort-") as tmp:
+            row("onnxruntime INT8 (quantize_static)",
+                ort_session(ort_quantize(model, samples, Path(tmp)), threads))
+    load = os.getloadavg()[0]
+    note = (f"load {load:.2f} on {os.cpu_count()} CPUs: other work shares the cores, so the "
+            "ratios are too noisy to judge" if load > max((os.cpu_count() or 1) - 1, 0.5)
+            else f"load {load:.2f}")
+    head = (f"against onnxruntime ({threads} thread{'s' * (threads > 1)}, same random "
+            "inputs; ratio = its time / qnnc's, > 1: qnnc faster)")
+    return "\n".join([head, table(["runtime", "median ms", "ratio"], rows, right=(1, 2)),
+                       note])

@@ -8,6 +8,7 @@ channel needs it). onnxruntime is optional for qnnc itself: :func:`require` says
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,13 @@ def ort_quantize(model: onnx.ModelProto, calib: Sequence[Feeds], folder: Path,
     if opset < ORT_MIN_OPSET:
         model = version_converter.convert_version(model, ORT_MIN_OPSET)
     path = str(folder / ("ort_int8_excluding.onnx" if exclude else "ort_int8.onnx"))
-    quantize_static(model, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_static's advice to pre-process, on every call
+    try:
+        quantize_static(model, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude)
+    finally:
+        root.setLevel(level)
     return path
