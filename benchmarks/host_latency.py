@@ -60,7 +60,7 @@ from benchmarks.common import (
 )
 from benchmarks.int8_peak import PeakResult
 from compiler.api import DEFAULT_CALIB_METHOD, CompiledModel, compile_model, load_model
-from compiler.examples import build_example
+from compiler.examples import EXAMPLES, build_example
 from compiler.flops import node_cost
 from compiler.ort_compare import ORT_MIN_OPSET as ORT_MIN_OPSET  # re-exported
 from compiler.ort_compare import ort_quantize as ort_quantize  # re-exported
@@ -239,7 +239,7 @@ def bench_model(
 ) -> ModelResult:
     """Compile, quantise and time one example model; failures become notes and n/a cells."""
     res = ModelResult(name)
-    model = build_example(name)
+    model = onnx.load(name) if name.endswith(".onnx") else build_example(name)
     graph = load_model(model)
     calib = samples(graph, n_calib, seed=1)
     feeds = samples(graph, 1, seed=2)[0]
@@ -450,7 +450,8 @@ def compile_lines(name: str, c: CompileTimes) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated examples")
+    ap.add_argument("--models", default=",".join(MODELS),
+                    help="comma-separated example names or .onnx files (random inputs)")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--calib", type=int, default=8, help="calibration samples (both tools)")
     ap.add_argument("--calib-method", default=DEFAULT_CALIB_METHOD,
@@ -472,6 +473,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
     names = [m for m in args.models.split(",") if m]
+    bad = [m for m in names if not (Path(m).is_file() if m.endswith(".onnx")
+                                    else m in EXAMPLES)]
+    if bad:
+        ap.error(f"not an example or an .onnx file: {', '.join(bad)} (examples: "
+                 f"{', '.join(sorted(EXAMPLES))})")
     threads = [int(t) for t in args.threads.split(",") if t]
     print(machine_line(), "| onnxruntime", ort.__version__, flush=True)
     peak = None
