@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_shape_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    p = _sub(subs, "run", "run a model (or a compiled folder) on the reference interpreter",
+    p = _sub(subs, "run", "run a model on the reference interpreter, or a compiled folder as "
+             "it was compiled (host C, staged C or the interpreter)",
              RUN_EPILOG, cmd_run, debug)
     p.add_argument("model", metavar="MODEL.onnx|COMPILED_DIR")
     src = p.add_mutually_exclusive_group(required=True)
@@ -169,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--random-input", action="store_true",
                      help="feed seeded random data of the right shapes and dtypes")
     p.add_argument("--seed", type=int, default=0, help="seed for --random-input (default 0)")
-    p.add_argument("--output", metavar="OUT.npz", help="save the outputs to an .npz file")
+    p.add_argument("-o", "--output", metavar="OUT.npz", help="save the outputs to an .npz file")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     add_input_shape_option(p)
 

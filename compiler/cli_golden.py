@@ -17,9 +17,9 @@ from compiler.io import random_inputs, read_inputs
 
 GOLDEN_EPILOG = """\
 examples:
-  qnnc golden record model.onnx --inputs data.npz -o goldens/model
+  qnnc golden record model.onnx --input data.npz -o goldens/model
   qnnc golden record model.onnx --target interp --target host --random-input -o goldens/m
-  qnnc golden record model.onnx --inputs x.npy --calib calib.npz -o goldens/q8
+  qnnc golden record model.onnx --input x.npy --calib calib.npz -o goldens/q8
   qnnc golden check goldens/model                 # exit 0: every output matches
   qnnc golden check goldens/model --update        # accept an intended change
 
@@ -29,6 +29,12 @@ folder per target holding manifest.json (qnnc version, IR hash, per-output dtype
 tolerance), inputs.npz and outputs.npz. See `qnnc golden record --help` for tolerances."""
 
 RECORD_EPILOG = f"""\
+examples:
+  qnnc golden record model.onnx --input data.npz -o goldens/model
+  qnnc golden record model.onnx --random-input --target interp --target host -o goldens/m
+  qnnc golden record model.onnx --input x.npy --calib calib.npz --target ascend910b -o g/q8
+  qnnc golden record model.onnx --input x.npy --rtol 1e-4 --atol 1e-6 -o goldens/loose
+
 Targets: {', '.join(golden.golden_targets())} (interp = the reference interpreter, the default).
 
 Integer outputs are compared exactly. Float outputs of f32 models within
@@ -40,6 +46,11 @@ tolerance 0: any difference is a changed code, reported in quantisation steps.
 kept by `check --update`. The golden set is written atomically."""
 
 CHECK_EPILOG = """\
+examples:
+  qnnc golden check goldens/model                  # every recorded target
+  qnnc golden check goldens/model --target host    # one of them
+  qnnc golden check goldens/model --update         # accept an intended change
+
 Recompiles the stored model copy with the recorded options for every recorded target, runs
 it on the stored inputs and compares. Per output it prints the number of mismatching
 elements, the first positions (multi-indices), and the worst absolute and relative errors;
@@ -72,8 +83,9 @@ def add_golden_parser(
                    choices=golden.golden_targets(),
                    help="target to record for (repeatable; default interp)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--inputs", action="append", default=[], metavar="[NAME=]FILE",
-                     help="input data: data.npz, x.npy or name=x.npy (repeatable)")
+    src.add_argument("--input", "--inputs", dest="inputs", action="append", default=[],
+                     metavar="[NAME=]FILE",
+                     help="input data: data.npz, x.npy or name=x.npy (repeatable; as for run)")
     src.add_argument("--random-input", action="store_true",
                      help="record on seeded random inputs of the right shapes")
     p.add_argument("--seed", type=int, default=0, help="seed for --random-input (default 0)")
@@ -95,6 +107,10 @@ def add_golden_parser(
                    choices=CALIB_METHODS)
     q.add_argument("--skip-layers", action="append", default=[], metavar="NAME[,NAME...]")
     q.add_argument("--skip-op-types", action="append", default=[], metavar="OP[,OP...]")
+    q.add_argument("--per-tensor-weights", action="store_true",
+                   help="one weight scale per layer instead of per output channel")
+    q.add_argument("--equalize", action="store_true",
+                   help="cross-layer equalisation before quantising")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
     p = sub(gsubs, "check", "recompile, rerun and compare with the stored golden outputs",
@@ -121,7 +137,8 @@ def cmd_record(args: argparse.Namespace) -> int:
                         "alone means int8, as in qnnc compile)")
     options = golden.GoldenOptions(
         precision=args.precision or ("int8" if args.calib else "f32"),
-        calib_method=args.calib_method,
+        calib_method=args.calib_method, equalize=args.equalize,
+        per_channel=not args.per_tensor_weights,
         skip_layers=split_list(args.skip_layers), skip_op_types=split_list(args.skip_op_types),
         input_shapes={k: list(v) for k, v in (single_shapes_arg(args) or {}).items()},
         disabled_passes=list(args.disable_pass), threads=args.threads, cpu=args.cpu,

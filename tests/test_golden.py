@@ -230,3 +230,20 @@ def test_cli_two_targets_one_folder_each(tmp_path: Path, capsys: pytest.CaptureF
     assert json.loads((out / "host" / "manifest.json").read_text())["target"] == "host"
     assert main(["golden", "check", str(out), "--target", "host"]) == 0
     assert "(host, f32): ok" in capsys.readouterr().out
+
+
+def test_cli_record_takes_the_compile_quantisation_options(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture
+                                                            ) -> None:
+    """--per-tensor-weights and --equalize are recorded in the set and replayed by check."""
+    m = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", input=rng.standard_normal((8, 1, 1, 8, 8)).astype("f4"))
+    out = tmp_path / "q8"
+    assert main(["golden", "record", str(m), "--random-input", "-o", str(out), "-q",
+                 "--calib", str(tmp_path / "calib.npz"), "--per-tensor-weights",
+                 "--equalize"]) == 0
+    opts = json.loads((out / "manifest.json").read_text())["options"]
+    assert opts["per_channel"] is False and opts["equalize"] is True
+    assert main(["golden", "check", str(out), "-q"]) == 0

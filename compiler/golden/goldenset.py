@@ -60,6 +60,8 @@ class GoldenOptions:
     disabled_passes: list[str] = field(default_factory=list)
     threads: int = 1
     cpu: str = "auto"
+    equalize: bool = False
+    per_channel: bool = True
 
     def compile(self, model: ModelLike, target: str, calibration: Any) -> CompiledModel:
         """Compile for one golden target: the same call when recording and when checking."""
@@ -69,6 +71,7 @@ class GoldenOptions:
             threads=self.threads, cpu=self.cpu, precision=self.precision,
             calibration=calibration, calib_method=self.calib_method,
             skip_layers=self.skip_layers, skip_op_types=self.skip_op_types,
+            equalize=self.equalize, per_channel=self.per_channel,
         )
 
 
