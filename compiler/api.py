@@ -163,6 +163,7 @@ def compile_model(model: ModelLike | Graph, options: CompileOptions | None = Non
                              build=build(graph, opts, profile))
     compiled.profile = profile
     compiled.accuracy, compiled.auto_precision = outcome.accuracy, outcome.auto_precision
+    compiled.calibration = outcome.calibration
     if opts.output_dir is not None:
         compiled.save(opts.output_dir)
     return compiled

@@ -27,6 +27,7 @@ def inspect_folder(args: argparse.Namespace) -> int:
         "target": cm.target,
         "precision": model_precision(cm.graph),
         "pipeline": list(cm.pipeline),
+        "calibration": cm.calibration,
         "inputs": [{"name": n, "type": str(t)} for n, t in cm.input_types.items()],
         "outputs": [{"name": n, "type": str(t)} for n, t in cm.output_types.items()],
     }
@@ -45,6 +46,10 @@ def inspect_folder(args: argparse.Namespace) -> int:
         f"{info['precision']}",
         f"pipeline  {', '.join(info['pipeline']) or 'none'}",
     ]
+    cal = info["calibration"]
+    if cal:
+        lines.append(f"calibrated {cal['method']} on {cal['samples']} samples (sha256 "
+                     f"{cal['samples_sha256'][:16]}...)")
     if "arena_bytes" in info:
         lines.append(f"memory    arena {info['arena_bytes']} bytes, weights "
                      f"{info['weight_bytes']} bytes")

@@ -55,6 +55,8 @@ class CompiledModel:
         #: evaluation data was given, and the automatic mixed-precision result if asked for
         self.accuracy: Any = None
         self.auto_precision: Any = None
+        #: INT8 calibrated here: {"method", "samples", "samples_sha256"} (in manifest.json)
+        self.calibration: dict[str, Any] | None = None
         #: the accelerator profile (targets.profiles.schema.Profile) the model was tiled for
         self.profile: Any = None
         #: which shape profile of the build this is (0 for a model compiled for one shape)
@@ -171,6 +173,7 @@ class CompiledModel:
             "qnnc_version": qnnc_version(),
             "source_model": self.source,
             "pipeline": self.pipeline,
+            **quantisation_manifest(self.graph, self.calibration),
             **_build_manifest(self.target, self.build),
             "inputs": [_io_entry(v.name, v.type) for v in self.graph.inputs],
             "outputs": [_io_entry(v.name, v.type) for v in self.graph.outputs],
@@ -189,6 +192,19 @@ class CompiledModel:
                 write_reports(folder, self.graph, self.plans(), self.profile)
 
         return write_folder_atomically(Path(output_dir), fill)
+
+
+def model_precision(graph: Graph) -> str:
+    """"int8" when any value of the graph carries quantisation parameters, else "f32"."""
+    return "int8" if any(v.type.quant is not None for v in graph.values()) else "f32"
+
+
+def quantisation_manifest(graph: Graph, calibration: dict[str, Any] | None
+                          ) -> dict[str, Any]:
+    """The manifest's record of how the model was quantised: its precision and, when qnnc
+    calibrated it, the method and the samples' count and sha256."""
+    return {"precision": model_precision(graph),
+            **({"calibration": calibration} if calibration else {})}
 
 
 def _build_manifest(target: str | None, build: Any) -> dict[str, Any]:
@@ -271,6 +287,7 @@ def load_compiled(path: str | os.PathLike[str]) -> CompiledModel:
         build=_saved_build(folder, manifest),
     )
     cm.profile = _saved_profile(cm.target)
+    cm.calibration = manifest.get("calibration")
     return cm
 
 

@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 from onnx import ModelProto
 
-from compiler.compiled import MANIFEST_FORMAT, CompiledModel, _io_entry, qnnc_version
+from compiler.compiled import (
+    MANIFEST_FORMAT,
+    CompiledModel,
+    _io_entry,
+    qnnc_version,
+    quantisation_manifest,
+)
 from compiler.errors import InputError, ModelLoadError, QnncError
 from compiler.folders import MANIFEST_FILE, write_folder_atomically
 from compiler.frontend.importer import import_model
@@ -126,6 +132,7 @@ class ProfiledModel(CompiledModel):
             "qnnc_version": qnnc_version(),
             "source_model": self.source,
             "pipeline": self.pipeline,
+            **quantisation_manifest(self.graph, self.calibration),
             "pad_to_profile": self.pad_to_profile,
             "signature": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)
                            if s.dims is not None else None} for s in self.signature],
@@ -212,6 +219,7 @@ def compile_profiles(proto: ModelProto, source: str, profiles: list[Shapes],
                                target=target, build=build(graphs[0], opts, chip))
         single.profile = chip
         single.accuracy, single.auto_precision = outcome.accuracy, outcome.auto_precision
+        single.calibration = outcome.calibration
         if opts.output_dir is not None:
             single.save(opts.output_dir)
         return single
@@ -225,6 +233,7 @@ def compile_profiles(proto: ModelProto, source: str, profiles: list[Shapes],
         variants.append(v)
     model = ProfiledModel(variants, profiles, pad_to_profile=opts.pad_to_profile,
                           signature=signature)
+    model.calibration = outcome.calibration
     if opts.output_dir is not None:
         model.save(opts.output_dir)
     return model
@@ -291,8 +300,10 @@ def load_profiled(folder: Path, manifest: dict[str, Any], build: Any, chip: Any
     sig = [InputSig(str(s["name"]), str(s["dtype"]),
                     tuple(s["dims"]) if s.get("dims") is not None else None)
            for s in manifest.get("signature", [])]
-    return ProfiledModel(variants, profiles, pad_to_profile=bool(manifest.get(
+    model = ProfiledModel(variants, profiles, pad_to_profile=bool(manifest.get(
         "pad_to_profile", False)), signature=sig)
+    model.calibration = manifest.get("calibration")
+    return model
 
 
 __all__ = ["ProfiledModel", "compile_profiles", "load_profiled"]

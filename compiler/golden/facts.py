@@ -12,6 +12,7 @@ import hashlib
 import numpy as np
 
 from compiler.api import CompiledModel
+from compiler.compiled import model_precision as model_precision  # re-exported
 from compiler.errors import QnncError
 from ir.graph import Graph
 from targets.registry import target_names
@@ -52,11 +53,6 @@ def ir_hash(graph: Graph) -> str:
         h.update(f"\n@{name} {a.dtype.str} {list(a.shape)}\n".encode())
         h.update(a.tobytes())
     return h.hexdigest()
-
-
-def model_precision(graph: Graph) -> str:
-    """"int8" when any value of the graph carries quantisation parameters, else "f32"."""
-    return "int8" if any(v.type.quant is not None for v in graph.values()) else "f32"
 
 
 def quant_steps(graph: Graph) -> dict[str, float]:

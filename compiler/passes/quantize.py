@@ -35,6 +35,8 @@ class QuantizeOutcome:
     auto_precision: Any = None
     #: compiler.quant.accuracy.AccuracyReport when evaluation data was given
     accuracy: Any = None
+    #: what the model was calibrated with: method, number of samples, their sha256
+    calibration: dict[str, Any] | None = None
 
 
 def prequantised(graph: Graph) -> bool:
@@ -96,6 +98,8 @@ class Quantize(Pass):
         verify(qgraph)
         if self.outcome is not None:
             self.outcome.float_graph, self.outcome.auto_precision = graph, auto
+            self.outcome.calibration = {"method": self.method, "samples": cal.samples,
+                                        "samples_sha256": cal.samples_sha256}
             if self.eval_data is not None:
                 from compiler.quant.accuracy import compare
 

@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -98,6 +99,7 @@ class Calibrator:
             if v.type.dtype.is_float and not v.is_const
         }
         self.samples = 0
+        self._digest = hashlib.sha256()  # of the samples as fed, recorded with the model
         #: (graph, feeds) of the first samples, which ``layerwise`` scores its candidates on
         self.kept: list[tuple[Graph, Mapping[str, np.ndarray]]] = []
         #: tensor -> the method whose range ``layerwise`` chose
@@ -123,7 +125,10 @@ class Calibrator:
         g = graph or self.graph
         self.keep(feeds, g)
         for v in g.inputs:
-            self.observe(v.name, np.asarray(feeds[v.name]))
+            a = np.ascontiguousarray(feeds[v.name])
+            self._digest.update(f"{v.name} {a.dtype.str} {list(a.shape)}\n".encode())
+            self._digest.update(a.tobytes())
+            self.observe(v.name, a)
         if not self._threaded(g):
             run(g, feeds, observe=self._observe)
         else:  # the histograms fold on a second thread while the next layers run
@@ -224,6 +229,11 @@ class Calibrator:
             self.kept = []  # the samples are not needed any more
         return {**ranges, **self._chosen}
 
+    def digest(self) -> str:
+        """sha256 of the samples fed so far (names, dtypes, shapes and bytes, in order): the
+        same data gives the same hash, whatever file or iterator it came from."""
+        return self._digest.hexdigest()
+
     def state_nbytes(self) -> int:
         """Bytes kept by all observers between samples (constant in the number of samples)."""
         return sum(obs.state_nbytes() for obs in self.observers.values())
@@ -236,6 +246,9 @@ class Calibration:
 
     ranges: dict[str, tuple[float, float]]
     channel_means: dict[str, np.ndarray]
+    #: how many samples, and the sha256 of them as fed (Calibrator.digest)
+    samples: int = 0
+    samples_sha256: str = ""
 
 
 def calibrate_model(
@@ -254,7 +267,8 @@ def calibrate_model(
     )
     _feed_all(calibrator, data, graph, progress)
     calibrator.check_spread([v.name for v in graph.inputs])
-    return Calibration(calibrator.ranges(), calibrator.channel_means())
+    return Calibration(calibrator.ranges(), calibrator.channel_means(),
+                       calibrator.samples, calibrator.digest())
 
 
 def _feed_all(calibrator: Calibrator, data: Any, graph: Graph, progress: Progress | None) -> None:
@@ -299,7 +313,8 @@ def calibrate_shapes(
             progress(k + 1, samples.count)
     assert calibrator is not None  # calibration_data refuses an empty data set
     calibrator.check_spread(list(inputs))
-    return Calibration(calibrator.ranges(), calibrator.channel_means())
+    return Calibration(calibrator.ranges(), calibrator.channel_means(),
+                       calibrator.samples, calibrator.digest())
 
 
 def calibrate(
