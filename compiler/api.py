@@ -28,6 +28,7 @@ meant to be read.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from onnx import ModelProto
@@ -35,7 +36,7 @@ from onnx import ModelProto
 from compiler.builds import accelerator_of, build
 from compiler.compiled import CompiledModel, load_compiled, qnnc_version
 from compiler.errors import QnncError
-from compiler.folders import write_folder_atomically
+from compiler.folders import check_output_folder, write_folder_atomically
 from compiler.frontend.importer import import_model
 from compiler.frontend.loader import check_model, load_onnx
 from compiler.options import (
@@ -133,6 +134,8 @@ def compile_model(model: ModelLike | Graph, options: CompileOptions | None = Non
     """
     opts = options_from(options, kwargs)
     opts.check()
+    if opts.output_dir is not None:  # refused in a second, not after calibration and a build
+        check_output_folder(Path(opts.output_dir), opts.force)
     profile = accelerator_of(opts)
     outcome = QuantizeOutcome()
     passes = effective_pipeline(opts, profile, outcome)
@@ -165,7 +168,7 @@ def compile_model(model: ModelLike | Graph, options: CompileOptions | None = Non
     compiled.accuracy, compiled.auto_precision = outcome.accuracy, outcome.auto_precision
     compiled.calibration = outcome.calibration
     if opts.output_dir is not None:
-        compiled.save(opts.output_dir)
+        compiled.save(opts.output_dir, force=opts.force)
     return compiled
 
 

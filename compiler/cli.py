@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="feed seeded random data of the right shapes and dtypes")
     p.add_argument("--seed", type=int, default=0, help="seed for --random-input (default 0)")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="save the outputs to an .npz file")
+    p.add_argument("--force", action="store_true", help="overwrite OUT.npz if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     add_input_shape_option(p)
 
@@ -183,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.onnx")
     p.add_argument("-o", "--output-dir", metavar="OUT_DIR",
                    help="the folder to write (required unless --print-pipeline)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the output folder even if it holds files qnnc did not write")
     add_input_shape_option(p)
     p.add_argument("--pipeline", metavar="PASSES",
                    help="the passes to run, e.g. \"fold-batchnorm,quantize{method=mse},layout,"
@@ -203,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
              EXAMPLE_EPILOG, cmd_example, debug)
     p.add_argument("name", nargs="?", metavar="NAME")
     p.add_argument("-o", "--output", metavar="FILE.onnx", help="where to write (NAME.onnx)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite FILE.onnx (and FILE_calib.npz) if they exist")
     p.add_argument("--list", action="store_true", help="list the examples")
     p.add_argument("--seed", type=int, default=0, help="seed for the weights (default 0)")
     p.add_argument("--calib-samples", type=int, default=0, metavar="N",

@@ -19,6 +19,7 @@ from compiler.api import CompiledModel, compile_model, load_compiled, pipeline_f
 from compiler.cli_common import input_shapes_arg, progress_bar
 from compiler.errors import QnncError
 from compiler.flops import human
+from compiler.folders import apply_umask
 from compiler.io import random_inputs, read_inputs, write_outputs
 from compiler.options import CompileOptions
 from compiler.quant.accuracy_html import check_report_path, write_report
@@ -83,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if line:
             print(line)
     if args.output:
-        write_outputs(args.output, dict(zip(cm.output_names, outs)))
+        write_outputs(args.output, dict(zip(cm.output_names, outs)), force=args.force)
         if not args.quiet:
             print(f"wrote {len(outs)} output(s) to {args.output}")
     return 0
@@ -129,7 +130,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     cm = compile_model(args.model, opts.replace(
         disabled_passes=tuple(args.disable_pass), print_after=tuple(args.print_after),
-        output_dir=args.output_dir, on_print=_print_ir,
+        output_dir=args.output_dir, force=args.force, on_print=_print_ir,
         progress=None if args.quiet else progress_bar("calibrating", unit="samples"),
         build_progress=None if args.quiet else progress_bar("building C")))
     secs = time.perf_counter() - start
@@ -243,11 +244,16 @@ def cmd_example(args: argparse.Namespace) -> int:
             f"no example named {args.name!r}; the examples are: {', '.join(sorted(examples))}"
         )
     out = Path(args.output or f"{args.name}.onnx")
+    calib = out.with_name(f"{out.stem}_calib.npz")
+    existing = [str(f) for f in (out, calib) if (f.exists() or f.is_symlink())
+                and (f == out or args.calib_samples)]
+    if existing and not args.force:
+        raise QnncError(f"{' and '.join(existing)} already exist{'s' * (len(existing) == 1)}; "
+                        "refusing to overwrite: choose another -o, or pass --force")
     model = mod.build_example(args.name, seed=args.seed)
     _write_bytes_atomically(out, model.SerializeToString())
     print(f"wrote {out} ({len(model.graph.node)} nodes); try: qnnc inspect {out}")
     if args.calib_samples:
-        calib = out.with_name(f"{out.stem}_calib.npz")
         _write_calibration(model, args.calib_samples, args.seed, calib)
         print(f"wrote {calib} ({args.calib_samples} samples); try: qnnc compile {out} "
               f"-o build/{out.stem} --calib {calib}")
@@ -277,6 +283,7 @@ def _write_bytes_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        apply_umask(Path(tmp))  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -166,8 +166,10 @@ class CompiledModel:
             )
         return {name: _conform(name, feeds[name], t) for name, t in types.items()}
 
-    def save(self, output_dir: str | os.PathLike[str]) -> Path:
-        """Write the model to ``output_dir`` (model.ir, model.ir.npz, manifest.json) atomically."""
+    def save(self, output_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write the model to ``output_dir`` (model.ir, model.ir.npz, manifest.json) atomically;
+        an existing folder is replaced only if it is empty or a previous qnnc output, unless
+        ``force`` (compiler/folders.py)."""
         manifest = {
             "format": MANIFEST_FORMAT,
             "qnnc_version": qnnc_version(),
@@ -191,7 +193,7 @@ class CompiledModel:
 
                 write_reports(folder, self.graph, self.plans(), self.profile)
 
-        return write_folder_atomically(Path(output_dir), fill)
+        return write_folder_atomically(Path(output_dir), fill, force=force)
 
 
 def model_precision(graph: Graph) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler.errors import InputError, QnncError
+from compiler.folders import apply_umask
 from ir.types import TensorType
 
 
@@ -157,12 +158,17 @@ def random_inputs(types: Mapping[str, TensorType], seed: int = 0) -> dict[str, n
     return out
 
 
-def write_outputs(path: str | os.PathLike[str], outputs: Mapping[str, np.ndarray]) -> None:
+def write_outputs(path: str | os.PathLike[str], outputs: Mapping[str, np.ndarray], *,
+                  force: bool = False) -> None:
     """Save ``outputs`` as an .npz (keys = output names), atomically: a crash leaves either
-    the previous file or the new one, never a partial archive."""
+    the previous file or the new one, never a partial archive. An existing file is replaced
+    only with ``force``."""
     p = Path(path)
     if p.suffix.lower() != ".npz":
         raise QnncError(f"--output {str(p)!r} must end in .npz")
+    if (p.exists() or p.is_symlink()) and not force:
+        raise QnncError(f"--output {str(p)!r} already exists; refusing to overwrite it: "
+                        "choose another file, or pass --force")
     parent = p.resolve().parent
     if not parent.is_dir():
         raise QnncError(f"cannot write {str(p)!r}: folder {str(parent)!r} does not exist")
@@ -172,6 +178,7 @@ def write_outputs(path: str | os.PathLike[str], outputs: Mapping[str, np.ndarray
             for key, arr in outputs.items():
                 with zf.open(f"{key}.npy", "w", force_zip64=True) as entry:
                     np.lib.format.write_array(entry, np.asanyarray(arr), allow_pickle=False)
+        apply_umask(Path(tmp))  # mkstemp makes 0600 files
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

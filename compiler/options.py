@@ -86,6 +86,8 @@ class CompileOptions:
     # -- the result
     #: a folder to write the compiled model into (atomically)
     output_dir: str | os.PathLike[str] | None = None
+    #: replace an existing output folder even if it holds files qnnc did not write
+    force: bool = False
 
     def replace(self, **changes: Any) -> CompileOptions:
         """A copy with ``changes``; unknown names are an error that lists the known ones."""

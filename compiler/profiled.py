@@ -125,7 +125,7 @@ class ProfiledModel(CompiledModel):
         return {"profiles": [{"shapes": profile_text(p), **(v.report(with_counters) or {})}
                              for p, v in zip(self.profiles, self.variants)]}
 
-    def save(self, output_dir: str | os.PathLike[str]) -> Path:
+    def save(self, output_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
         build = self.build
         manifest: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
@@ -168,7 +168,7 @@ class ProfiledModel(CompiledModel):
                     (profile_text(p), v.graph, v.plans()) for p, v in
                     zip(self.profiles, self.variants)], self.profile)
 
-        return write_folder_atomically(Path(output_dir), fill)
+        return write_folder_atomically(Path(output_dir), fill, force=force)
 
 
 def _pad_to(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -221,7 +221,7 @@ def compile_profiles(proto: ModelProto, source: str, profiles: list[Shapes],
         single.accuracy, single.auto_precision = outcome.accuracy, outcome.auto_precision
         single.calibration = outcome.calibration
         if opts.output_dir is not None:
-            single.save(opts.output_dir)
+            single.save(opts.output_dir, force=opts.force)
         return single
     titles = [profile_text(p) for p in profiles]
     built = build_profiles(graphs, titles, opts, chip)
@@ -235,7 +235,7 @@ def compile_profiles(proto: ModelProto, source: str, profiles: list[Shapes],
                           signature=signature)
     model.calibration = outcome.calibration
     if opts.output_dir is not None:
-        model.save(opts.output_dir)
+        model.save(opts.output_dir, force=opts.force)
     return model
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from compiler import api
 from compiler.api import CompiledModel, ModelLike, qnnc_version, write_folder_atomically
 from compiler.errors import ModelLoadError, QnncError
+from compiler.folders import check_output_folder
 from compiler.golden.facts import INTERP, compile_target
 from compiler.golden.folder import (
     FORMAT,
@@ -90,10 +91,12 @@ def record_set(
     model: str | os.PathLike[str], out_dir: str | os.PathLike[str], targets: Sequence[str],
     inputs: Mapping[str, Any] | Callable[[CompiledModel], Mapping[str, Any]],
     options: GoldenOptions, *, calibration: Any = None, rtol: float | None = None,
-    atol: float | None = None,
+    atol: float | None = None, force: bool = False,
 ) -> list[Path]:
     """Compile ``model`` for each target, run it on ``inputs`` (or on ``inputs(cm)``) and
-    write the golden set ``out_dir`` atomically. Returns the per-target folders."""
+    write the golden set ``out_dir`` atomically (an existing folder only if it is a previous
+    set, unless ``force``). Returns the per-target folders."""
+    check_output_folder(Path(out_dir), force)
     targets = list(dict.fromkeys(targets)) or [INTERP]
     for t in targets:
         compile_target(t)
@@ -115,7 +118,7 @@ def record_set(
                            extra={"options": asdict(options)})
         _write_set_manifest(tmp, source, targets, options)
 
-    write_folder_atomically(Path(out_dir), fill)
+    write_folder_atomically(Path(out_dir), fill, force=force)
     return [Path(out_dir) / t for t in targets]
 
 

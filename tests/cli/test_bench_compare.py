@@ -32,8 +32,9 @@ def test_int8_model_against_both_onnxruntime_columns(tiny: Path, tmp_path: Path,
     assert set(rows) == {"qnnc INT8", "onnxruntime f32", "onnxruntime INT8 (quantize_static)"}
     qnnc_ms = rows["qnnc INT8"][0]
     assert rows["qnnc INT8"][1] == 1.0
-    for ms, ratio in rows.values():
-        assert ms > 0 and ratio == pytest.approx(ms / qnnc_ms, abs=0.01)
+    for ms, ratio in rows.values():  # the printed ms are rounded to 1 us: allow for it
+        slack = 0.006 + 0.0005 * (1 + ratio) / qnnc_ms
+        assert ms > 0 and ratio == pytest.approx(ms / qnnc_ms, abs=slack)
     assert "load " in out and "WARNING" not in out
 
 
