@@ -84,9 +84,10 @@ def concat(ctx: LayerCtx) -> str:
     return "\n".join(lines) or "/* empty */"
 
 
-@emits("Gather")
+@emits("Gather", checks=True)
 def gather(ctx: LayerCtx) -> str:
-    """Out-of-range indices (which the reference rejects) give zeros, never a wild read."""
+    """An index outside the axis (which the reference rejects too) stops the run with this
+    layer's status before anything is read with it."""
     axis, x = ctx.a["axis"], ctx.it(0).shape
     outer, d, inner = int(np.prod(x[:axis])), x[axis], int(np.prod(x[axis + 1:]))
     nidx = ctx.it(1).size
@@ -98,8 +99,8 @@ def gather(ctx: LayerCtx) -> str:
         f"int64_t t = (int64_t){ix}[{j}];",
         f"if (t < 0) t += {d};",
         f"{ctx.ctype(ctx.ot(0))} *y = {plus(ctx.o(0), (o * nidx + j) * inner)};",
-        f"if (t < 0 || t >= {d}) memset(y, 0, {inner * size});",
-        f"else memcpy(y, {plus(x, (o * d + Var('t')) * inner)}, {inner * size});",
+        f"if (t < 0 || t >= {d}) return 1;",
+        f"memcpy(y, {plus(x, (o * d + Var('t')) * inner)}, {inner * size});",
     ]))
 
 
