@@ -6,8 +6,9 @@ Every IR op kind has ONE emitter, registered by op name::
     def unary(ctx: LayerCtx) -> str:
         return ctx.loop_all(f"{ctx.o(0)}[i] = ...;")
 
-An emitter returns the body of one ``static void`` C function; the framework writes the
-signature, the comment naming the model nodes it computes, and the call in ``qnnc_run``
+An emitter returns the body of one ``static void`` C function (never inlined into the
+caller); the framework writes the signature, the comment naming the model nodes it
+computes, and the call in ``qnnc_run``
 (an emitter registered with ``checks=True`` gets a ``static int`` function that returns 1
 for an index out of range, and ``qnnc_run`` stops with that layer's status). The
 emitter names an operand by asking for it (``ctx.i(k)``, ``ctx.o(k)``): a constant input is the

@@ -190,7 +190,8 @@ class _Unit:
     def source(self, wbytes: int, wdecl: str, version: str) -> str:
         rows_def = "int64_t qnnc_output_rows[QNNC_NUM_OUTPUTS];\n" if self.layers.rows else ""
         return _model_c(self.graph, self.r, self.plan, wbytes, wdecl,
-                        rows_def + self.r.prelude(), self.layers.funcs, self.calls, version)
+                        rows_def + self.r.prelude(), self.layers.funcs, self.calls,
+                        version)
 
 
 def _profiles_header(units: list[_Unit], titles: list[str], wbytes: int, version: str) -> str:
@@ -356,7 +357,8 @@ class _Layers:
             if i in plan.scratch:
                 decls.append(f"void *{r.restrict} scratch")
                 args.append(plus("qnnc_arena", base + plan.scratch[i].offset))
-            sig = f"static {'int' if em.checks else 'void'} {fn}({', '.join(decls) or 'void'})"
+            sig = (f"static QNNC_NOINLINE {'int' if em.checks else 'void'} "
+                   f"{fn}({', '.join(decls) or 'void'})")
             if em.checks:
                 body += "\nreturn 0;"
             indented = "\n".join(("    " + ln) if ln else "" for ln in body.splitlines())
