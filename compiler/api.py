@@ -50,6 +50,7 @@ from compiler.passes import DEFAULT_PIPELINE, PASSES, format_pipeline, run_pipel
 from compiler.passes.quantize import QuantizeOutcome, prequantised
 from compiler.pipeline import check_pipeline, effective_pipeline
 from compiler.shape_profiles import expand, signature
+from ir.domain import check_domain
 from ir.graph import Graph
 from ir.verifier import verify
 
@@ -155,6 +156,7 @@ def compile_model(model: ModelLike | Graph, options: CompileOptions | None = Non
                                     profile, outcome)
         graph = import_model(proto, shapes[0] if shapes else None)
     check_pipeline(passes, opts, profile, prequantised(graph))
+    check_domain(graph)
     ran = [p for p in passes if p.name not in opts.disabled_passes]
     after = [p.name for p in ran] if "all" in opts.print_after else list(opts.print_after)
     graph = run_pipeline(graph, passes, print_after=after, disabled=opts.disabled_passes,

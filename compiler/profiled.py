@@ -43,6 +43,7 @@ from compiler.passes.manager import Pass
 from compiler.passes.quantize import Quantize, QuantizeOutcome, prequantised
 from compiler.quant.calib_data import InputPattern
 from compiler.shape_profiles import InputSig, Shapes, pick, profile_text
+from ir.domain import check_domain
 from ir.graph import Graph
 from ir.text.files import load_blobs, save_blobs
 from ir.text.parser import parse_graph
@@ -196,6 +197,7 @@ def compile_profiles(proto: ModelProto, source: str, profiles: list[Shapes],
 
     def prepare(shapes: Shapes) -> Graph:
         graph = import_model(proto, shapes)
+        check_domain(graph)
         return run_pipeline(graph, before, print_after=[a for a in after if a in
                                                          {p.name for p in before}],
                             disabled=opts.disabled_passes, on_print=opts.on_print)

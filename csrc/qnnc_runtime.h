@@ -14,10 +14,14 @@
 #define QNNC_ALIGNED(n) __attribute__((aligned(n)))
 #define QNNC_RESTRICT __restrict__
 #define QNNC_UNUSED __attribute__((unused))
+/* layer functions stay out of qnnc_run: inlining thousands of them into one function made
+   gcc's optimiser super-linear (a 1,000-layer chain: 15 s instead of 1 s at -O3) */
+#define QNNC_NOINLINE __attribute__((noinline))
 #else
 #define QNNC_ALIGNED(n)
 #define QNNC_RESTRICT
 #define QNNC_UNUSED
+#define QNNC_NOINLINE
 #endif
 
 #define QNNC_PRAGMA(x) _Pragma(#x)

@@ -33,3 +33,12 @@ class InputError(QnncError):
     """Data given to run or calibrate the model does not fit it."""
 
     exit_code = 4
+
+
+def index_out_of_range(node: str, op: str, detail: str = "") -> str:
+    """The one message every path (interpreter, host C, staged C) gives when an index read
+    at run time falls outside its axis (docs/architecture.md "Defined meaning")."""
+    what = detail or "an index read from the data fed to the model is outside its axis"
+    return (f"node {node!r} ({op}): {what}. ONNX leaves such an index undefined, so qnnc "
+            "stops rather than answer differently on each target; check the input data "
+            "(valid indices along an axis of size n are -n..n-1)")

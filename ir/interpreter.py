@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from ir.errors import InputError, index_out_of_range
 from ir.graph import Graph, Node, Value
 from ir.ops.dynamic import counted_outputs, trim
 from ir.ops.registry import get_op
@@ -17,6 +18,11 @@ Observer = Callable[[Node, list[np.ndarray]], None]
 
 class InterpreterError(RuntimeError):
     """Running a graph failed: bad feeds, or an op failed on the given data."""
+
+
+class IndexRangeError(InterpreterError, InputError):
+    """An index read at run time is outside its axis: the input data is at fault, and the
+    generated C reports the same (an :class:`InputError`, exit code 4)."""
 
 
 def check_feeds(graph: Graph, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -75,6 +81,9 @@ def run(
             results = get_op(node.op).evaluate(
                 args, node.attrs, [None if v is None else v.type for v in node.inputs],
                 [v.type for v in node.outputs], node.regions)
+        except IndexError as e:
+            raise IndexRangeError(index_out_of_range(node.name or node.op, node.op, str(e))
+                                  ) from e
         except Exception as e:  # noqa: BLE001 - re-raised with the node named
             raise InterpreterError(
                 f"node {node.name or node.op!r} ({node.op}) failed: {e}"

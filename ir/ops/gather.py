@@ -13,6 +13,7 @@ import numpy as np
 
 from ir import qforms
 from ir.ops.common import norm_axis, require_inputs, same_dtype
+from ir.ops.indexing import index_problem
 from ir.ops.registry import Attr, Attrs, OpError, register, require
 from ir.ops.shape import moved
 from ir.types import DType, TensorType
@@ -130,7 +131,17 @@ class Gather:
     def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
         x, idx = ins[0], ins[1]
         assert x is not None and idx is not None
+        bad = index_problem(idx, x.shape[a["axis"]])
+        if bad:
+            raise IndexError(f"Gather: {bad}")
         return [np.take(x, idx, axis=a["axis"])]
+
+    @staticmethod
+    def domain(consts: list[np.ndarray | None], types: list[TensorType | None], a: Attrs
+               ) -> str | None:
+        x = types[0]
+        assert x is not None
+        return index_problem(consts[1], x.shape[a["axis"]])
 
 
 @register
@@ -162,13 +173,21 @@ class GatherElements:
         assert x is not None and idx is not None
         axis = a["axis"]
         dim = x.shape[axis]
-        if idx.size and (idx.min() < -dim or idx.max() >= dim):
-            raise IndexError(f"GatherElements: an index is out of range [{-dim}, {dim})")
+        bad = index_problem(idx, dim)
+        if bad:
+            raise IndexError(f"GatherElements: {bad}")
         window = tuple(
             slice(None) if k == axis else slice(0, n) for k, n in enumerate(idx.shape)
         )
         wrapped = np.where(idx < 0, idx + dim, idx)
         return [np.take_along_axis(x[window], wrapped, axis=axis)]
+
+    @staticmethod
+    def domain(consts: list[np.ndarray | None], types: list[TensorType | None], a: Attrs
+               ) -> str | None:
+        x = types[0]
+        assert x is not None
+        return index_problem(consts[1], x.shape[a["axis"]])
 
 
 @register

@@ -5,10 +5,10 @@ into an image).
 Indices are tensor operands (they may be computed by the model); every shape-deciding input
 (OneHot's depth, Col2Im's image and block shapes) is a canonical attribute. Negative indices
 count from the end of their axis, as ONNX says. An index outside [-dim, dim) is invalid in
-ONNX: the reference (``compute``) raises, and the generated C, which must never read or write
-out of bounds, reads zeros for it (the gathers) or drops that update (the scatters); see
-docs/architecture.md "Indices out of range". OneHot is the exception ONNX defines itself: an
-out-of-range index gives a row of off values.
+ONNX: the reference (``compute``) raises, the generated C stops the run with the same error
+before touching memory with it, and constant indices that prove it are rejected at compile
+time (the ``domain`` trait); see docs/architecture.md "Defined meaning". OneHot is the
+exception ONNX defines itself: an out-of-range index gives a row of off values.
 """
 
 from __future__ import annotations
@@ -29,6 +29,30 @@ _REDUCE = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minim
 
 def _indices(op: str, t: TensorType) -> None:
     require(t.dtype.value in _INDEX_DTYPES, f"{op}: indices must be i32 or i64, got {t}")
+
+
+def index_problem(idx: np.ndarray | None, dim: int, what: str = "index") -> str | None:
+    """Why constant indices ``idx`` leave an axis of ``dim`` entries, or None (also for
+    indices only known at run time): the ``domain`` trait of the indexing ops."""
+    if idx is None or not idx.size:
+        return None
+    idx = np.asarray(idx, dtype=np.int64)
+    bad = idx[(idx < -dim) | (idx >= dim)]
+    if not bad.size:
+        return None
+    return (f"{what} {int(bad[0])} is outside [{-dim}, {dim}), the axis it indexes "
+            f"({bad.size} such of {idx.size})")
+
+
+def _tuples_problem(idx: np.ndarray | None, dims: tuple[int, ...]) -> str | None:
+    """The first component of constant index tuples (last axis of ``idx``) outside ``dims``."""
+    if idx is None:
+        return None
+    for k, d in enumerate(dims[:idx.shape[-1]]):
+        bad = index_problem(idx[..., k], d, f"tuple entry {k}")
+        if bad:
+            return bad
+    return None
 
 
 def wrap(op: str, idx: np.ndarray, dim: int) -> np.ndarray:
@@ -111,6 +135,13 @@ class GatherND:
         y = xs[(rows, *wrapped)]
         return [y.reshape(idx.shape[:-1] + x.shape[b + q:])]
 
+    @staticmethod
+    def domain(consts: list[np.ndarray | None], types: list[TensorType | None], a: Attrs
+               ) -> str | None:
+        x = types[0]
+        assert x is not None
+        return _tuples_problem(consts[1], x.shape[a["batch_dims"]:])
+
 
 @register
 class ScatterND:
@@ -153,6 +184,13 @@ class ScatterND:
         for t, u in zip(tuples, slabs):
             _apply(y, tuple(int(v) for v in t), u, a["reduction"])
         return [y]
+
+    @staticmethod
+    def domain(consts: list[np.ndarray | None], types: list[TensorType | None], a: Attrs
+               ) -> str | None:
+        x = types[0]
+        assert x is not None
+        return _tuples_problem(consts[1], x.shape)
 
 
 @register
@@ -197,6 +235,13 @@ class ScatterElements:
             at = p[:axis] + (int(target[p]),) + p[axis + 1:]
             _apply(y, at, upd[p], a["reduction"])
         return [y]
+
+    @staticmethod
+    def domain(consts: list[np.ndarray | None], types: list[TensorType | None], a: Attrs
+               ) -> str | None:
+        x = types[0]
+        assert x is not None
+        return index_problem(consts[1], x.shape[a["axis"]])
 
 
 @register
@@ -292,7 +337,7 @@ class OneHot:
 class ReverseSequence:
     """y[.., b, .., t, ..] = x[.., b, .., lens[b] - 1 - t, ..] for t < lens[b], else
     x[.., b, .., t, ..]: the first lens[b] steps of each batch entry reversed along
-    ``time_axis`` (lengths above the axis: the reference raises, C caps them)."""
+    ``time_axis`` (a length outside [0, steps] is an error on every path)."""
 
     operands = ("x", "sequence_lens")
     moves_data = True

@@ -18,7 +18,7 @@ from ir import qforms
 from ir.ops import cost
 from ir.ops.common import require_inputs
 from ir.ops.conv import check_spatial, pad_spatial, tap
-from ir.ops.registry import Attr, Attrs, register, require
+from ir.ops.registry import Attr, Attrs, OpError, register, require
 from ir.types import DType, TensorType, is_float_dtype
 
 _WINDOW_ATTRS = {
@@ -67,6 +67,21 @@ def _geometry(x: np.ndarray, a: Attrs) -> tuple[list[int], list[int], list[int]]
     after = [max(0, (out[i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 - p[i] - x.shape[2 + i])
              for i in range(nsp)]
     return out, list(p[:nsp]), after
+
+
+def _tap_counts(shape: tuple[int, ...], a: Attrs) -> list[np.ndarray]:
+    """Per spatial axis, how many taps of each output window AveragePool divides by: those
+    inside x, or inside x and its pads (count_include_pad); taps past the pads never count."""
+    nsp = len(shape) - 2
+    k, s, d, p = a["kernel_shape"], a["strides"], a["dilations"], a["pads"]
+    counts = []
+    for i in range(nsp):
+        size = shape[2 + i]
+        out = pool_out(size, k[i], s[i], d[i], p[i], p[nsp + i], a["ceil_mode"])
+        lo, hi = (-p[i], size + p[nsp + i]) if a["count_include_pad"] else (0, size)
+        pos = (np.arange(out) * s[i] - p[i])[:, None] + (np.arange(k[i]) * d[i])[None, :]
+        counts.append(((pos >= lo) & (pos < hi)).sum(axis=1))
+    return counts
 
 
 def _lowest(dt: np.dtype) -> float | int:
@@ -165,6 +180,16 @@ class AveragePool:
     def infer(ins: list[TensorType | None], a: Attrs) -> list[TensorType]:
         y = _infer_window("AveragePool", ins, a)
         require(y.dtype.is_float, "AveragePool: needs a float input")
+        x = ins[0]
+        assert x is not None
+        for i, n in enumerate(_tap_counts(x.shape, a)):
+            empty = np.flatnonzero(n == 0)
+            if empty.size:
+                raise OpError(
+                    f"AveragePool: output position {int(empty[0])} of spatial axis {i} "
+                    f"averages no {'input or pad' if a['count_include_pad'] else 'input'} "
+                    f"element (pads {a['pads']} reach past kernel {a['kernel_shape']}): "
+                    "0/0 has no value; make each pad smaller than the kernel")
         return [y]
 
     @staticmethod
@@ -175,22 +200,17 @@ class AveragePool:
         out, before, after = _geometry(x, a)
         acc = np.float32 if x.dtype == np.float16 else x.dtype
         xp = pad_spatial(x.astype(acc, copy=False), before, after, 0)
-        s, d, p = a["strides"], a["dilations"], a["pads"]
+        s, d = a["strides"], a["dilations"]
         taps = list(itertools.product(*(range(k) for k in a["kernel_shape"])))
         y = tap(xp, taps[0], s, d, out).copy()
         for k in taps[1:]:
             y += tap(xp, k, s, d, out)
-        # the divisor is separable: a product of per-axis tap counts
+        # the divisor is separable: a product of per-axis tap counts (never 0: see infer)
         count = np.ones((1,) * x.ndim, dtype=np.float64)
-        for i in range(nsp):
-            lo, hi = (-p[i], x.shape[2 + i] + p[nsp + i]) if a["count_include_pad"] else (
-                0, x.shape[2 + i])
-            pos = (np.arange(out[i]) * s[i] - before[i])[:, None] + (
-                np.arange(a["kernel_shape"][i]) * d[i])[None, :]
-            n = ((pos >= lo) & (pos < hi)).sum(axis=1)
+        for i, n in enumerate(_tap_counts(x.shape, a)):
             count = count * n.reshape((1, 1) + tuple(out[i] if j == i else 1
                                                       for j in range(nsp)))
-        return [(y / np.maximum(count, 1).astype(acc)).astype(x.dtype, copy=False)]
+        return [(y / count.astype(acc)).astype(x.dtype, copy=False)]
 
 
 @register

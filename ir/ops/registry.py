@@ -41,6 +41,10 @@ Traits, declared on the op and read from the registry by everything that needs t
   ``(attrs) -> [axis or None per output but the last]``: each output has a static upper-bound
   shape, the last output is an i64 scalar holding the true extent of the listed axis at run
   time (see ir/ops/dynamic.py and docs/architecture.md "Data-dependent shapes").
+- ``domain``: for an op whose meaning stops at some operand values (an index outside its
+  axis), ``(consts, types, attrs) -> problem or None``, ``consts`` holding the operands
+  that are constants (None for the others): the compiler rejects a node whose constants
+  prove it out of its domain (ir/domain.py; docs/architecture.md "Defined meaning").
 
 Frontend, passes, interpreter, quantiser, tiling, printer and code generators all key on this
 registry; no op is described twice.
@@ -64,6 +68,8 @@ if TYPE_CHECKING:
 FlopsFn = Callable[["Node"], tuple[int, int]]
 QuantFn = Callable[[Any, "Node"], None]
 ClampFn = Callable[["Node", Any, float, int], tuple[int, int]]
+DomainFn = Callable[[list[np.ndarray | None], list[TensorType | None], Mapping[str, Any]],
+                    "str | None"]
 TILED_KINDS = ("conv", "matmul", "pool", "eltwise")
 
 
@@ -152,6 +158,7 @@ class OpDef:
     tiled: str | None = None
     staged: bool = False
     counted: Callable[[Attrs], list[int | None]] | None = None
+    domain: DomainFn | None = None
     # region ops (If, Loop, Scan; ir/ops/control.py) own graph bodies, named here in order;
     # their infer and compute also receive the node's bodies (``regions``)
     regions: tuple[str, ...] = ()
@@ -313,6 +320,7 @@ def register(cls: type) -> type:
         tiled=tiled,
         staged=getattr(cls, "staged", False),
         counted=getattr(cls, "counted", None),
+        domain=getattr(cls, "domain", None),
         regions=tuple(getattr(cls, "regions", ())),
     )
     return cls

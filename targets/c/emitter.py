@@ -6,8 +6,11 @@ Every IR op kind has ONE emitter, registered by op name::
     def unary(ctx: LayerCtx) -> str:
         return ctx.loop_all(f"{ctx.o(0)}[i] = ...;")
 
-An emitter returns the body of one ``static void`` C function; the framework writes the
-signature, the comment naming the model nodes it computes, and the call in ``qnnc_run``. The
+An emitter returns the body of one ``static void`` C function (never inlined into the
+caller); the framework writes the signature, the comment naming the model nodes it
+computes, and the call in ``qnnc_run``
+(an emitter registered with ``checks=True`` gets a ``static int`` function that returns 1
+for an index out of range, and ``qnnc_run`` stops with that layer's status). The
 emitter names an operand by asking for it (``ctx.i(k)``, ``ctx.o(k)``): a constant input is the
 weight array's global name, anything else becomes a pointer parameter named after its value
 (plus a ``scratch`` pointer when the emitter asked for one). What nobody asked for is neither
@@ -57,13 +60,16 @@ class Emitter:
     fn: EmitFn
     inplace: bool = False  # output may share storage with a same-shaped dying input
     scratch: ScratchFn | None = None  # bytes of temporary space the layer needs
+    #: the layer checks data it reads at run time (indices): its body may ``return 1;``
+    #: (never from inside an OpenMP loop) and qnnc_run then stops with the layer's status
+    checks: bool = False
 
 
 EMITTERS: dict[str, Emitter] = {}
 
 
 def emits(
-    *ops: str, inplace: bool = False, scratch: ScratchFn | None = None
+    *ops: str, inplace: bool = False, scratch: ScratchFn | None = None, checks: bool = False
 ) -> Callable[[EmitFn], EmitFn]:
     """Register ``fn`` as the emitter of IR ops ``ops``."""
 
@@ -71,7 +77,7 @@ def emits(
         for op in ops:
             if op in EMITTERS:
                 raise ValueError(f"op {op!r} has two emitters")
-            EMITTERS[op] = Emitter(fn, inplace, scratch)
+            EMITTERS[op] = Emitter(fn, inplace, scratch, checks)
         return fn
 
     return deco

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ir.graph import Graph, Node, Value
 
 ALIGN = 64
@@ -151,22 +153,33 @@ def plan_memory(
 
 
 def _place(bufs: list[Storage]) -> int:
-    """Greedy best-fit by size; returns the arena size in bytes."""
-    placed: list[Storage] = []
+    """Greedy best-fit by size; returns the arena size in bytes.
+
+    Largest first, each buffer goes into the smallest gap between the buffers already
+    placed whose lifetimes overlap its own, else above them all. The placed buffers are kept
+    sorted by offset in arrays, so each placement is a few vector operations (a Concat of
+    5,000 inputs, all alive at once, plans in a fraction of a second)."""
+    offs = np.zeros(0, np.int64)  # placed buffers, sorted by offset
+    ends = np.zeros(0, np.int64)
+    firsts = np.zeros(0, np.int64)
+    lasts = np.zeros(0, np.int64)
     total = 0
     for b in sorted(bufs, key=lambda s: (-s.nbytes, s.first)):
         size = align(max(b.nbytes, 1))
-        live = sorted(
-            (p for p in placed if p.first <= b.last and b.first <= p.last),
-            key=lambda p: p.offset,
-        )
-        best, best_gap, cursor = -1, None, 0
-        for p in live:
-            gap = p.offset - cursor
-            if gap >= size and (best_gap is None or gap < best_gap):
-                best, best_gap = cursor, gap
-            cursor = max(cursor, p.offset + align(max(p.nbytes, 1)))
-        b.offset = best if best >= 0 else cursor
-        placed.append(b)
+        live = (firsts <= b.last) & (lasts >= b.first)
+        lo, hi = offs[live], ends[live]
+        # the end of everything below each live buffer: where the gap before it starts
+        below = np.maximum.accumulate(np.concatenate(([0], hi)))
+        gaps = lo - below[:-1]
+        fit = np.flatnonzero(gaps >= size)
+        if fit.size:
+            b.offset = int(below[fit[np.argmin(gaps[fit])]])
+        else:
+            b.offset = int(below[-1])
+        at = int(np.searchsorted(offs, b.offset, side="right"))
+        offs = np.insert(offs, at, b.offset)
+        ends = np.insert(ends, at, b.offset + size)
+        firsts = np.insert(firsts, at, b.first)
+        lasts = np.insert(lasts, at, b.last)
         total = max(total, b.offset + size)
     return total

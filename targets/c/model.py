@@ -55,6 +55,12 @@ from targets.c.wrap import WIDTH, comment_block, wrap_line, wrap_lines
 #: weights above this many bytes go to weights.bin, embedded with .incbin, instead of C text
 BLOB_THRESHOLD = 1 << 20
 
+#: qnnc_run's status when a Loop's scan outputs did not run trip_count iterations
+LOOP_STATUS = 1
+#: qnnc_run's status when the first layer that checks indices finds one out of range (the
+#: k-th such layer returns FIRST_CHECK_STATUS + k; CSources.checks names them)
+FIRST_CHECK_STATUS = 2
+
 #: identifiers the signature itself uses, which no parameter may take
 _SIGNATURE_WORDS = {"scratch", "QNNC_RESTRICT", "restrict", "void", *C_TYPES.values()}
 
@@ -83,6 +89,9 @@ class CSources:
     layers: list[LayerInfo] = field(default_factory=list)
     #: each shape profile's arena (one entry for a single-shape model)
     arenas: list[int] = field(default_factory=list)
+    #: per shape profile, the (node name, op) of each layer that checks its indices at run
+    #: time: qnnc_run returns FIRST_CHECK_STATUS + k when the k-th one finds one out of range
+    checks: list[list[tuple[str, str]]] = field(default_factory=list)
 
     @property
     def c_files(self) -> list[str]:
@@ -100,7 +109,7 @@ def generate(graph: Graph, renderer: Renderer | None = None, *,
     files["model.h"] = unit.header(weights.nbytes, version)
     files["model.c"] = unit.source(weights.nbytes, wdecl, version)
     return CSources(files, unit.plan.arena_bytes, weights.nbytes, unit.layers.layers,
-                    [unit.plan.arena_bytes])
+                    [unit.plan.arena_bytes], [unit.layers.checks])
 
 
 _ARENA_DEF = "static uint8_t qnnc_arena[QNNC_ARENA_BYTES] QNNC_ALIGNED(64) QNNC_UNUSED;"
@@ -144,7 +153,8 @@ def generate_profiles(graphs: list[Graph], renderers: list[Renderer], titles: li
     files["model.h"] = _profiles_header(units, titles, weights.nbytes, version)
     files["model.c"] = _profiles_c(units, titles, version)
     arenas = [u.plan.arena_bytes for u in units]
-    return CSources(files, max(arenas), weights.nbytes, layers, arenas)
+    return CSources(files, max(arenas), weights.nbytes, layers, arenas,
+                    [u.layers.checks for u in units])
 
 
 class _Unit:
@@ -174,12 +184,14 @@ class _Unit:
         g, r = self.graph, self.r
         return _header(g, self.plan, wbytes, version,
                        "\n".join(filter(None, [_rows_decl(g, self.layers.rows),
+                                               _checks_doc(self.layers.checks),
                                                r.header_extra()])))
 
     def source(self, wbytes: int, wdecl: str, version: str) -> str:
         rows_def = "int64_t qnnc_output_rows[QNNC_NUM_OUTPUTS];\n" if self.layers.rows else ""
         return _model_c(self.graph, self.r, self.plan, wbytes, wdecl,
-                        rows_def + self.r.prelude(), self.layers.funcs, self.calls, version)
+                        rows_def + self.r.prelude(), self.layers.funcs, self.calls,
+                        version)
 
 
 def _profiles_header(units: list[_Unit], titles: list[str], wbytes: int, version: str) -> str:
@@ -286,6 +298,7 @@ class _Layers:
         self.count = 0
         self.depth = 0
         self.rows: dict[int, tuple[Value, int]] = {}  # counted outputs (top-level graph only)
+        self.checks: list[tuple[str, str]] = []  # (node, op) of the layers that check indices
 
     def plan(self, graph: Graph, body: bool = False) -> MemoryPlan:
         """The arena plan of ``graph``; each body's plan sits in its node's scratch space."""
@@ -327,7 +340,8 @@ class _Layers:
             params = Params(node, lambda v: plan.storage_of[id(v)].kind == "const", const_ref)
             ctx = LayerCtx(node, r, self.weights, params, inplace=i in plan.inplace,
                            same_storage=lambda a, b, si=st_in, so=st_out: si[a] is so[b])
-            body = r.emitter(node).fn(ctx)
+            em = r.emitter(node)
+            body = em.fn(ctx)
             if not body.strip():  # a view: its output is its input's bytes
                 calls.append(f"{indent}/* {node.op} {c_comment(repr(node.name))}: "
                              "nothing to move */")
@@ -343,10 +357,19 @@ class _Layers:
             if i in plan.scratch:
                 decls.append(f"void *{r.restrict} scratch")
                 args.append(plus("qnnc_arena", base + plan.scratch[i].offset))
-            sig = f"static void {fn}({', '.join(decls) or 'void'})"
+            sig = (f"static QNNC_NOINLINE {'int' if em.checks else 'void'} "
+                   f"{fn}({', '.join(decls) or 'void'})")
+            if em.checks:
+                body += "\nreturn 0;"
             indented = "\n".join(("    " + ln) if ln else "" for ln in body.splitlines())
             self.funcs.append(wrap_lines(f"{layer_comment(node)}\n{sig} {{\n{indented}\n}}\n"))
-            calls += wrap_line(f"{indent}{fn}({', '.join(args)});")
+            call = f"{fn}({', '.join(args)})"
+            if em.checks:  # an index out of range stops the run with this layer's status
+                status = FIRST_CHECK_STATUS + len(self.checks)
+                self.checks.append((node.name or node.op, node.op))
+                calls += wrap_line(f"{indent}if ({call}) return {status};")
+            else:
+                calls += wrap_line(f"{indent}{call};")
             calls += [f"{indent}qnnc_output_rows[{k}] = *{self.ref(count, plan, base)};"
                       for k, (count, _) in self.rows.items() if count in node.outputs]
             self.layers.append(LayerInfo(fn, node.name, node.op, i in plan.inplace))
@@ -402,6 +425,15 @@ def _rows_decl(graph: Graph, rows: dict[int, tuple[Value, int]]) -> str:
     return comment_block(about) + "\nextern int64_t qnnc_output_rows[QNNC_NUM_OUTPUTS];"
 
 
+def _checks_doc(checks: list[tuple[str, str]]) -> str:
+    """model.h's list of the statuses qnnc_run returns for an index out of range."""
+    if not checks:
+        return ""
+    return comment_block(["qnnc_run's status when a layer finds an index outside its axis:"] + [
+        f"  {FIRST_CHECK_STATUS + k}: node {c_comment(repr(name))} ({op})"
+        for k, (name, op) in enumerate(checks)])
+
+
 def _infos(vals: list[Value], what: str) -> str:
     rows = []
     for v in vals:
@@ -429,7 +461,11 @@ def _header(graph: Graph, plan: MemoryPlan, wbytes: int, version: str, extra: st
         about += [f"  {what} {k}: {c_comment(repr(v.name))} {v.type.dtype.value}"
                   f"{list(v.type.shape)}" for k, v in enumerate(vals)]
     about += [
-        "  returns 0. Not reentrant: the activations live in one static arena.",
+        f"  returns 0; {LOOP_STATUS} if a Loop's scan outputs did not run their trip count; "
+        f"{FIRST_CHECK_STATUS} + k",
+        "  if the k-th layer that checks its indices found one outside its axis (the",
+        "  outputs are then undefined). Not reentrant: the activations live in one static",
+        "  arena.",
         f"arena: {plan.arena_bytes} bytes; weights: {wbytes} bytes.",
     ]
     lines = [

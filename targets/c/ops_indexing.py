@@ -2,9 +2,9 @@
 ReverseSequence, Col2Im.
 
 Indices are read at run time, so every one is checked before use: a negative index counts
-from the end of its axis, and one still outside the axis reads zeros (the gathers) or drops
-its update (the scatters), never touching memory out of bounds (the reference rejects such
-indices; docs/architecture.md "Indices out of range"). The data-movement ops serve every
+from the end of its axis, and one still outside the axis stops the run (the layer returns 1,
+qnnc_run its status) before any memory is touched with it, as the reference rejects it
+(docs/architecture.md "Defined meaning"). The data-movement ops serve every
 dtype; they only copy (the scatters' add/mul/max/min combine in the element type).
 """
 
@@ -65,9 +65,9 @@ def _tuple_offset(ctx: LayerCtx, tup: str, dims: tuple[int, ...]) -> list[str]:
     return lines
 
 
-@emits("GatherND")
+@emits("GatherND", checks=True)
 def gather_nd(ctx: LayerCtx) -> str:
-    """Each index tuple picks a slab of ``s`` elements: a memcpy, or zeros if it is outside."""
+    """Each index tuple picks a slab of ``s`` elements: a memcpy."""
     x, ishape = ctx.it("data").shape, ctx.it("indices").shape
     b, q = ctx.a["batch_dims"], ishape[-1]
     nb, m, s = _prod(x[:b]), _prod(ishape[b:-1]), _prod(x[b + q:])
@@ -78,13 +78,13 @@ def gather_nd(ctx: LayerCtx) -> str:
     body = [f"const {ctx.ctype(ctx.it('indices'))} *tup = {plus(ctx.i('indices'), row * q)};",
             *_tuple_offset(ctx, "tup", x[b:b + q]),
             f"{ctx.ctype(ctx.ot(0))} *y = {plus(ctx.o(0), row * s)};",
-            f"if (!ok) memset(y, 0, {s * size});",
-            f"else memcpy(y, {plus(ctx.i('data'), bb * _prod(x[b:]))} + at * {s}, "
+            "if (!ok) return 1;",
+            f"memcpy(y, {plus(ctx.i('data'), bb * _prod(x[b:]))} + at * {s}, "
             f"{s * size});"]
     return "\n".join(nested([hb, hm], body)) if s else "/* empty */"
 
 
-@emits("ScatterND")
+@emits("ScatterND", checks=True)
 def scatter_nd(ctx: LayerCtx) -> str:
     """In order, each index tuple's slab of y is combined with its slab of updates."""
     x, ishape = ctx.it("data").shape, ctx.it("indices").shape
@@ -96,14 +96,13 @@ def scatter_nd(ctx: LayerCtx) -> str:
     update = nested([he], [_combine(ctx.a["reduction"], f"{y}[{add(Var('at') * s, e)}]",
                                     f"{u}[{j * s + e}]")])
     body = [f"const {ctx.ctype(ctx.it('indices'))} *tup = {plus(ctx.i('indices'), j * q)};",
-            *_tuple_offset(ctx, "tup", x[:q]),
-            "if (ok) {", *("    " + ln for ln in update), "}"]
+            *_tuple_offset(ctx, "tup", x[:q]), "if (!ok) return 1;", *update]
     if m == 0:
         return "\n".join(_copy_data(ctx)) or "/* nothing to scatter */"
     return "\n".join([*_copy_data(ctx), *nested([hj], body)])
 
 
-@emits("ScatterElements")
+@emits("ScatterElements", checks=True)
 def scatter_elements(ctx: LayerCtx) -> str:
     """y at p with its ``axis`` entry replaced by indices[p], for each position p."""
     axis, x, ishape = ctx.a["axis"], ctx.it("data").shape, ctx.it("indices").shape
@@ -116,15 +115,15 @@ def scatter_elements(ctx: LayerCtx) -> str:
         flat = offset(i, strides_of(ishape))
         dst = f"{y}[{at} + t * {xst[axis]}]" if xst[axis] != 1 else f"{y}[{at} + t]"
         return "\n".join([*read_index("t", f"{ix}[{flat}]", x[axis]),
-                          f"if ({inside('t', x[axis])}) {{",
-                          "    " + _combine(ctx.a["reduction"], dst, f"{u}[{flat}]"), "}"])
+                          f"if (!({inside('t', x[axis])})) return 1;",
+                          _combine(ctx.a["reduction"], dst, f"{u}[{flat}]")])
 
     if _prod(ishape) == 0:
         return "\n".join(_copy_data(ctx)) or "/* nothing to scatter */"
     return "\n".join([*_copy_data(ctx), nested_loops(ishape, element)])
 
 
-@emits("TensorScatter")
+@emits("TensorScatter", checks=True)
 def tensor_scatter(ctx: LayerCtx) -> str:
     """Each prefix's rows of update go to the cache from its batch's write index on."""
     axis, x, upd = ctx.a["axis"], ctx.it("past_cache").shape, ctx.it("update").shape
@@ -141,7 +140,9 @@ def tensor_scatter(ctx: LayerCtx) -> str:
         body += [f"at %= {n};", f"if (at < 0) at += {n};"]
     copy = (f"memcpy({plus(ctx.o(0), p * (n * inner))} + at * {inner}, "
             f"{plus(ctx.i('update'), (p * rows + s) * inner)}, {inner * size});")
-    body.append(copy if ctx.a["mode"] == "circular" else f"if ({inside('at', n)}) {copy}")
+    if ctx.a["mode"] != "circular":
+        body.append(f"if (!({inside('at', n)})) return 1;")
+    body.append(copy)
     if rows == 0 or inner == 0:
         return "\n".join(_copy_data(ctx)) or "/* nothing to scatter */"
     return "\n".join([*_copy_data(ctx), *nested([hp, hs], body)])
@@ -165,10 +166,10 @@ def one_hot(ctx: LayerCtx) -> str:
     return "\n".join(nested([ho, hi], body)) if outer * inner else "/* empty */"
 
 
-@emits("ReverseSequence")
+@emits("ReverseSequence", checks=True)
 def reverse_sequence(ctx: LayerCtx) -> str:
-    """Row t of batch entry b reads row lens[b] - 1 - t while t < lens[b] (lengths capped to
-    the time axis), else row t."""
+    """Row t of batch entry b reads row lens[b] - 1 - t while t < lens[b], else row t; a
+    length outside [0, time steps] stops the run."""
     x = ctx.it("x").shape
     bax, steps = ctx.a["batch_axis"], x[ctx.a["time_axis"]]
     inner = _prod(x[2:])
@@ -178,7 +179,7 @@ def reverse_sequence(ctx: LayerCtx) -> str:
     b, t = (i0, i1) if bax == 0 else (i1, i0)
     row_of = (lambda r: add(r * x[1], i1)) if bax == 1 else (lambda r: add(i0 * x[1], r))
     body = [f"int64_t n = (int64_t){ctx.i('sequence_lens')}[{b}];",
-            f"if (n > {steps}) n = {steps};",
+            f"if (n < 0 || n > {steps}) return 1;",
             f"const int64_t r = {t} < n ? n - 1 - {t} : {t};",
             f"memcpy({plus(ctx.o(0), (i0 * x[1] + i1) * inner)}, "
             f"{ctx.i('x')} + ({row_of(Var('r', 0, steps - 1))}) * {inner}, {inner * size});"]

@@ -9,6 +9,7 @@ broken.
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from collections.abc import Sequence
 
@@ -37,13 +38,19 @@ def wrap_line(line: str, width: int = WIDTH) -> list[str]:
         return comment_block([stripped[2:-2].strip()], indent, width).split("\n")
     if stripped.startswith(("#", "/*", "*", "//")):
         return [line]
-    cands = _candidates(line)
+    cands = _candidates(line)  # in order of position
     out: list[str] = []
     start, lead = len(indent), indent
+    first = 0  # the first candidate past ``start``: each step looks only a line ahead
     while len(lead) + len(line) - start > width:
-        after = [c for c in cands if c[0] > start]
-        fits = [c for c in after if len(lead) + len(line[start:c[0]].rstrip()) <= width]
-        pool = fits or after[:1]
+        while first < len(cands) and cands[first][0] <= start:
+            first += 1
+        fits = []  # a prefix of the candidates: the stripped piece only grows with them
+        for c in itertools.islice(cands, first, None):
+            if len(lead) + len(line[start:c[0]].rstrip()) > width:
+                break
+            fits.append(c)
+        pool = fits or cands[first:first + 1]
         if not pool:
             break
         best = min((d, line[c - 2:c] != ", ") for c, d, _ in pool)  # commas first

@@ -188,7 +188,7 @@ def build_host(graph: Graph | list[Graph], opts: BuildOptions = BuildOptions(), 
             shutil.copy(h, tmp / h.name)
         (tmp / f"{name}.pyx").write_text(wrapper_pyx(
             graph if isinstance(graph, list) else [graph], src.arenas, src.weight_bytes,
-            counters=renderer is not None))
+            counters=renderer is not None, checks=src.checks))
         for fname, text in bundle_files(src.c_files, opts.cflags(), opts.threads).items():
             (tmp / fname).write_text(text)
         _compile(tmp, name, suffix, cc, opts, src.c_files, lambda k: step(1 + k, BUILD_STEPS))

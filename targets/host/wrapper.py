@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ir.graph import Graph
 from ir.ops.dynamic import counted_outputs
+from targets.c.model import FIRST_CHECK_STATUS, LOOP_STATUS
 
 _HEAD = '''\
 # cython: language_level=3
@@ -23,9 +24,12 @@ import numpy as np
 from libc.stdint cimport int64_t, uint64_t
 
 try:
-    from ir.errors import InputError
+    from ir.errors import InputError, index_out_of_range
 except ImportError:  # the module used outside qnnc
     InputError = ValueError
+
+    def index_out_of_range(node, op, detail=""):
+        return f"node {{node!r}} ({{op}}): an index read from the input data is out of range"
 
 _LOCK = threading.Lock()
 #: how many shape profiles the module holds (Session(k) for k below it)
@@ -38,6 +42,17 @@ cdef const void *_cptr(const unsigned char[::1] mv):
 
 cdef void *_mptr(unsigned char[::1] mv):
     return <void *>&mv[0] if mv.shape[0] else NULL
+
+
+def _failed(rc, checks):
+    """The error for qnnc_run's status ``rc`` (model.h lists the statuses)."""
+    k = rc - {first_check}
+    if 0 <= k < len(checks):
+        return InputError(index_out_of_range(*checks[k]))
+    if rc == {loop_status}:
+        return InputError("a Loop's scan outputs did not run exactly their trip count "
+                          "(the loop's condition or count came from the input data)")
+    return RuntimeError(f"qnnc_run failed with status {{rc}}")
 
 
 def _describe(specs):
@@ -96,6 +111,8 @@ class _Session{k}:
     OUTPUTS = {outputs}
     #: output index -> its data-dependent axis, cut to the extent qnnc_run counted
     COUNTED = {counted}
+    #: (node, op) of the layers that check indices, in the order of their statuses
+    CHECKS = {checks}
     ARENA_BYTES = {arena}
     WEIGHT_BYTES = {weights}
 
@@ -122,7 +139,7 @@ class _Session{k}:
                 rc = qnnc_run{sfx}(ins, ptrs)
             rows = {rows_read}
         if rc != 0:
-            raise RuntimeError(f"qnnc_run failed with code {{rc}}")
+            raise _failed(rc, self.CHECKS)
         for k, axis in self.COUNTED.items():
             outs[k] = np.take(outs[k], np.arange(min(int(rows[k]), outs[k].shape[axis])),
                               axis=axis)
@@ -167,21 +184,26 @@ def _specs(values: list) -> str:
 
 
 def wrapper_pyx(graph: Graph | list[Graph], arena_bytes: int | list[int], weight_bytes: int,
-                *, counters: bool = False) -> str:
+                *, counters: bool = False, checks: list[list[tuple[str, str]]] | None = None,
+                ) -> str:
     """The .pyx source for the generated model.c of ``graph``, or of one graph per shape
     profile (whose C symbols carry a ``_p<k>`` suffix); ``counters``: the C exports the
-    staged targets' run-time counters (Session.counters()). Outputs with a data-dependent
+    staged targets' run-time counters (Session.counters()); ``checks``: per profile, the
+    (node, op) of the layers whose index checks give qnnc_run's statuses from
+    FIRST_CHECK_STATUS on (CSources.checks). Outputs with a data-dependent
     extent are returned cut to the extent the C counted (qnnc_output_rows)."""
     graphs = graph if isinstance(graph, list) else [graph]
     arenas = arena_bytes if isinstance(arena_bytes, list) else [arena_bytes] * len(graphs)
-    parts = [_HEAD.format(nlayers=sum(len(g.nodes) for g in graphs), nprofiles=len(graphs))]
+    parts = [_HEAD.format(nlayers=sum(len(g.nodes) for g in graphs), nprofiles=len(graphs),
+                          first_check=FIRST_CHECK_STATUS, loop_status=LOOP_STATUS)]
+    checks = checks or [[] for _ in graphs]
     for k, (g, arena) in enumerate(zip(graphs, arenas)):
         sfx = "" if len(graphs) == 1 else f"_p{k}"
         rows = counted_outputs(g)
         parts.append(_PROFILE.format(
             k=k, sfx=sfx,
             rows_decl=f"    int64_t qnnc_output_rows{sfx}[{len(g.outputs)}]\n" if rows else "",
-            counted=repr({i: axis for i, (_, axis) in rows.items()}),
+            counted=repr({i: axis for i, (_, axis) in rows.items()}), checks=ascii(checks[k]),
             rows_read="{" + ", ".join(f"{i}: qnnc_output_rows{sfx}[{i}]" for i in rows) + "}",
             counter_decl=_COUNTER_DECL.format(sfx=sfx) if counters else "",
             counter_methods=_COUNTER_METHODS.format(sfx=sfx) if counters else "",

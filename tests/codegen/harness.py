@@ -21,6 +21,14 @@ from targets.host.build import BuildOptions, build_c_library
 _counter = itertools.count()
 
 
+class RunStatus(Exception):
+    """qnnc_run returned a nonzero status (model.h lists what each one means)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"qnnc_run returned status {status}")
+        self.status = status
+
+
 def run_c(graph: Graph, feeds: dict[str, np.ndarray], folder: Path,
           opts: BuildOptions | None = None) -> dict[str, np.ndarray]:
     """Build ``graph`` as a plain shared library in ``folder`` and run it once."""
@@ -38,7 +46,9 @@ def c_runner(graph: Graph, folder: Path, opts: BuildOptions | None = None,
         outs = [np.empty(v.type.shape, v.type.dtype.np) for v in graph.outputs]
         in_ptrs = (ctypes.c_void_p * max(len(ins), 1))(*[a.ctypes.data for a in ins])
         out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[a.ctypes.data for a in outs])
-        assert lib.qnnc_run(in_ptrs, out_ptrs) == 0
+        status = lib.qnnc_run(in_ptrs, out_ptrs)
+        if status != 0:
+            raise RunStatus(status)
         return {v.name: o for v, o in zip(graph.outputs, outs)}
 
     return call

@@ -2,7 +2,8 @@
 ReverseSequence, Col2Im) and the data-dependent ones (NonZero, Compress, Unique,
 NonMaxSuppression) against the reference interpreter, several ops per gcc build.
 
-Moving ops compare exactly (rtol = atol = 0), so do the integer results of the
+An index outside its axis stops the run on both paths (docs/architecture.md "Defined
+meaning"). Moving ops compare exactly (rtol = atol = 0), so do the integer results of the
 data-dependent ops; Col2Im sums in f32 in another order than the reference (f64), at
 rtol 1e-6. Data-dependent outputs are cut to the extent the C wrote to qnnc_output_rows.
 """
@@ -18,10 +19,12 @@ import pytest
 
 from ir.build import make_node
 from ir.graph import Graph
+from ir.interpreter import IndexRangeError
 from ir.interpreter import run as interpret
 from ir.ops import OPS
 from ir.ops.dynamic import counted_outputs, trim
 from ir.types import TensorType
+from targets.c.model import FIRST_CHECK_STATUS
 from targets.host.build import BuildOptions, build_c_library
 
 RNG = np.random.default_rng(7)
@@ -119,20 +122,41 @@ def test_col2im(tmp_path: Path) -> None:
     check(b.g, b.feeds, tmp_path, rtol=1e-6)
 
 
-def test_out_of_range_indices_read_zeros_and_drop_updates(tmp_path: Path) -> None:
-    """The reference rejects them; the C neither crashes nor touches memory outside."""
+def test_out_of_range_index_stops_the_run_on_both_paths(tmp_path: Path) -> None:
+    """One bad index per run, in each checking op in turn: the interpreter raises an
+    InputError naming that node, and qnnc_run returns that layer's status (model.h)."""
     b = Builder("oob")
     x = b.input("x", np.arange(1, 7, dtype=np.float32).reshape(2, 3))
-    b.node("GatherND", [x, b.input("i", np.array([[1, 5], [0, 2], [-9, 0]], np.int64))])
-    upd = b.input("u", np.array([10, 20], np.float32))
-    b.node("ScatterND", [x, b.input("j", np.array([[0, 3], [1, 1]], np.int64)), upd])
-    b.node("ScatterElements", [x, b.input("k", np.array([[7, 2]], np.int64)),
+    b.node("Gather", [x, b.input("g", np.array([2, -3], np.int64))], axis=1)
+    b.node("GatherND", [x, b.input("i", np.array([[1, 2], [0, -1]], np.int64))])
+    b.node("ScatterND", [x, b.input("j", np.array([[0, 2], [1, 1]], np.int64)),
+                         b.input("u", np.array([10, 20], np.float32))])
+    b.node("ScatterElements", [x, b.input("k", np.array([[0, 2]], np.int64)),
                                b.input("v", np.array([[30, 40]], np.float32))], axis=1)
-    got = run_c_counted(b.g, b.feeds, tmp_path)
-    gathered, scattered, elements = (got[v.name] for v in b.g.outputs)
-    np.testing.assert_array_equal(gathered, [0, 3, 0])
-    np.testing.assert_array_equal(scattered, [[1, 2, 3], [4, 20, 6]])
-    np.testing.assert_array_equal(elements, [[1, 2, 40], [4, 5, 6]])
+    b.node("TensorScatter", [b.input("cache", np.zeros((2, 4, 3), np.float32)),
+                             b.input("rows", np.ones((2, 2, 3), np.float32)),
+                             b.input("at", np.array([0, 2], np.int64))], axis=1)
+    b.node("ReverseSequence", [x, b.input("lens", np.array([3, 0], np.int64))],
+           batch_axis=0, time_axis=1)
+    check(b.g, b.feeds, tmp_path / "good")
+    lib = ctypes.CDLL(str(build_c_library(b.g, tmp_path / "bad", BuildOptions(werror=True))))
+    bad = [("g", (0,), 3), ("i", (1, 1), -4), ("j", (0, 1), 3), ("k", (0, 1), -4),
+           ("at", (1,), 3), ("lens", (0,), 4)]
+    for layer, (name, at, value) in enumerate(bad):
+        feeds = {k: v.copy() for k, v in b.feeds.items()}
+        feeds[name][at] = value
+        node = b.g.nodes[layer]
+        with pytest.raises(IndexRangeError, match=f"node '{node.name}' \\({node.op}\\)"):
+            interpret(b.g, feeds)
+        assert _status(lib, b.g, feeds) == FIRST_CHECK_STATUS + layer, node.name
+
+
+def _status(lib: ctypes.CDLL, graph: Graph, feeds: dict[str, np.ndarray]) -> int:
+    ins = [np.ascontiguousarray(feeds[v.name]) for v in graph.inputs]
+    outs = [np.empty(v.type.shape, v.type.dtype.np) for v in graph.outputs]
+    in_ptrs = (ctypes.c_void_p * len(ins))(*[a.ctypes.data for a in ins])
+    out_ptrs = (ctypes.c_void_p * len(outs))(*[a.ctypes.data for a in outs])
+    return int(lib.qnnc_run(in_ptrs, out_ptrs))
 
 
 def test_data_dependent_ops(tmp_path: Path) -> None:
