@@ -16,6 +16,7 @@ from compiler.flops import graph_costs, graph_totals, human
 from compiler.frontend.importer import import_model, unsupported_ops
 from compiler.frontend.loader import load_onnx
 from compiler.frontend.registry import supported_ops
+from compiler.frontend.tensors import elem_type_name
 from compiler.shape_profiles import expand, profile_text, signature, suggest
 from ir.graph import Graph
 from targets.tables import table
@@ -32,7 +33,7 @@ def _elem(vi: onnx.ValueInfoProto) -> str:
     if not vi.type.HasField("tensor_type"):
         return vi.type.WhichOneof("value") or "?"
     et = vi.type.tensor_type.elem_type
-    return onnx.TensorProto.DataType.Name(et).lower() if et else "undefined"
+    return elem_type_name(et).lower() if et else "undefined"
 
 
 def _io(vi: onnx.ValueInfoProto) -> dict[str, Any]:

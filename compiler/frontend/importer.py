@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import ModelProto, NodeProto, numpy_helper
+from onnx import ModelProto, NodeProto
 
 import compiler.frontend.ops  # noqa: F401  (registers every converter)
 from compiler.errors import ConversionError, UnsupportedModelError
 from compiler.frontend.context import Ctx, Opt, Resolved, Seq
 from compiler.frontend.registry import CONVERTERS, converter_key
 from compiler.frontend.scope import Scope, convert_nodes, node_label, walk_nodes
+from compiler.frontend.tensors import elem_type_name, tensor_array
 from ir.build import make_node
 from ir.graph import Graph, Value
 from ir.ops.dynamic import check_counted
@@ -35,7 +36,7 @@ def onnx_dtype(elem_type: int, what: str) -> DType:
         np_dt = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
         return DType.from_numpy(np_dt)
     except (KeyError, TypeError, ValueError):
-        name = onnx.TensorProto.DataType.Name(elem_type) if elem_type else "UNDEFINED"
+        name = elem_type_name(elem_type) if elem_type else "UNDEFINED"
         raise UnsupportedModelError(
             f"{what} has element type {name}, which qnnc does not support"
         ) from None
@@ -50,15 +51,21 @@ def attr_values(node: NodeProto) -> dict[str, Any]:
             raise UnsupportedModelError(f"attribute {a.name!r} holds a list of subgraphs")
         if a.ref_attr_name:
             raise UnsupportedModelError(f"attribute {a.name!r} refers to a function attribute")
-        v = onnx.helper.get_attribute_value(a)
+        try:
+            v = onnx.helper.get_attribute_value(a)
+        except (ValueError, TypeError):
+            raise UnsupportedModelError(
+                f"attribute {a.name!r} has attribute type {int(a.type)}, which ONNX does not "
+                "define; the file is damaged or written for a newer ONNX") from None
+        what = f"tensor of attribute {a.name!r}"
         if isinstance(v, bytes):
             v = v.decode("utf-8", errors="replace")
         elif isinstance(v, onnx.TensorProto):
-            v = numpy_helper.to_array(v)
+            v = tensor_array(v, what)
         elif isinstance(v, list) and v and isinstance(v[0], bytes):
             v = [s.decode("utf-8", errors="replace") for s in v]
         elif isinstance(v, list) and v and isinstance(v[0], onnx.TensorProto):
-            v = [numpy_helper.to_array(t) for t in v]
+            v = [tensor_array(t, what) for t in v]
         out[a.name] = v
     return out
 
@@ -153,7 +160,7 @@ def import_with_outputs(
 
 def initializer_array(t: onnx.TensorProto) -> np.ndarray:
     dt = onnx_dtype(t.data_type, f"initializer {t.name!r}")
-    arr = numpy_helper.to_array(t).astype(dt.np, copy=False)
+    arr = tensor_array(t, f"initializer {t.name!r}").astype(dt.np, copy=False)
     # reshape: ascontiguousarray turns a scalar into shape (1,)
     return np.ascontiguousarray(arr).reshape(arr.shape)
 
