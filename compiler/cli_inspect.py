@@ -170,7 +170,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         try:
             profiles = expand(input_shapes_arg(args), sig)
             if profiles or not any(s.symbolic for s in sig):
-                graph = import_model(proto, profiles[0] if profiles else None)
+                graph = import_model(proto, profiles[0] if profiles else None,
+                                     max_tensor_bytes=args.max_tensor_size)
         except QnncError as e:
             error = e
     data = report(info, graph, bad)
@@ -184,7 +185,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             "params": _declared_params(proto),
         }
     if len(profiles) > 1 and graph is not None:
-        data["profiles"] = [_profile_totals(proto, p) for p in profiles]
+        data["profiles"] = [_profile_totals(proto, p, args.max_tensor_size) for p in profiles]
     if args.json:
         print_json(data)
     else:
@@ -202,8 +203,9 @@ def _declared_params(proto: ModelProto) -> int:
     return int(sum(int(np.prod(t.dims)) for t in tensors))
 
 
-def _profile_totals(proto: ModelProto, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
-    g = import_model(proto, shapes)
+def _profile_totals(proto: ModelProto, shapes: dict[str, tuple[int, ...]],
+                    max_tensor_bytes: int | None) -> dict[str, Any]:
+    g = import_model(proto, shapes, max_tensor_bytes=max_tensor_bytes)
     t = graph_totals(g, graph_costs(g))
     return {"shapes": profile_text(shapes), "ir_nodes": len(g.nodes), "macs": t.macs,
             "flops": t.flops}

@@ -53,15 +53,16 @@ def load_runnable(args: argparse.Namespace) -> CompiledModel:
                 "already has fixed shapes (recompile to change them)"
             )
         return load_compiled(path)
-    return compile_model(args.model, input_shapes=input_shapes_arg(args))
+    return compile_model(args.model, input_shapes=input_shapes_arg(args),
+                         max_tensor_bytes=args.max_tensor_size)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     cm = load_runnable(args)
     if args.random_input:
-        feeds = random_inputs(cm.input_types, seed=args.seed)
+        feeds = random_inputs(cm.input_types, seed=args.seed, budget=args.max_tensor_size)
     else:
-        feeds = read_inputs(args.input, cm.input_names)
+        feeds = read_inputs(args.input, cm.input_names, budget=args.max_tensor_size)
     cm.reset_counters()
     start = time.perf_counter()
     outs = cm.run(None, feeds)
@@ -186,6 +187,7 @@ def compile_options(args: argparse.Namespace) -> CompileOptions:
     compile and bench share them."""
     return CompileOptions(
         input_shapes=input_shapes_arg(args),
+        max_tensor_bytes=getattr(args, "max_tensor_size", None),
         pad_to_profile=getattr(args, "pad_to_profile", False),
         pipeline=getattr(args, "pipeline", None),
         target=args.target,

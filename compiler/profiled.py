@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 from onnx import ModelProto
 
-from compiler.compiled import MANIFEST_FORMAT, CompiledModel, _io_entry, qnnc_version
+from compiler.compiled import (
+    MANIFEST_FORMAT,
+    CompiledModel,
+    _io_entry,
+    check_run_arguments,
+    qnnc_version,
+)
 from compiler.errors import InputError, ModelLoadError, QnncError
 from compiler.folders import MANIFEST_FILE, write_folder_atomically
 from compiler.frontend.importer import import_model
@@ -80,9 +86,7 @@ class ProfiledModel(CompiledModel):
 
     def run(self, output_names: Sequence[str] | None,
             feeds: Mapping[str, Any]) -> list[np.ndarray]:
-        if not isinstance(feeds, Mapping):
-            raise InputError(
-                f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
+        check_run_arguments(output_names, feeds)
         known = set(self.input_names)
         bad = sorted(str(k) for k in feeds if k not in known)
         if bad:
@@ -188,7 +192,7 @@ def compile_profiles(proto: ModelProto, source: str, profiles: list[Shapes],
     before, rest = passes[:at], passes[at:]
 
     def prepare(shapes: Shapes) -> Graph:
-        graph = import_model(proto, shapes)
+        graph = import_model(proto, shapes, max_tensor_bytes=opts.max_tensor_bytes)
         return run_pipeline(graph, before, print_after=[a for a in after if a in
                                                          {p.name for p in before}],
                             disabled=opts.disabled_passes, on_print=opts.on_print)

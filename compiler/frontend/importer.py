@@ -17,6 +17,7 @@ import onnx
 from onnx import ModelProto, NodeProto
 
 import compiler.frontend.ops  # noqa: F401  (registers every converter)
+from compiler.budget import model_budget, over_budget
 from compiler.errors import ConversionError, UnsupportedModelError
 from compiler.frontend.context import Ctx, Opt, Resolved, Seq
 from compiler.frontend.registry import CONVERTERS, converter_key
@@ -99,20 +100,26 @@ def import_model(
     model: ModelProto,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     name: str | None = None,
+    *,
+    max_tensor_bytes: int | None = None,
 ) -> Graph:
     """Convert a checked ONNX model to an IR graph (f32 or whatever types it uses).
 
-    ``input_shapes`` fixes the shapes of inputs with symbolic or unknown dimensions.
+    ``input_shapes`` fixes the shapes of inputs with symbolic or unknown dimensions;
+    ``max_tensor_bytes`` raises the tensor size budget (compiler/budget.py).
     Raises :class:`UnsupportedModelError` listing every unsupported op at once, or
     :class:`ConversionError` naming the node that could not be converted.
     """
-    return import_with_outputs(model, input_shapes, name)[0]
+    return import_with_outputs(model, input_shapes, name,
+                               max_tensor_bytes=max_tensor_bytes)[0]
 
 
 def import_with_outputs(
     model: ModelProto,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     name: str | None = None,
+    *,
+    max_tensor_bytes: int | None = None,
 ) -> tuple[Graph, list[Resolved]]:
     """:func:`import_model`, also giving what each of the model's outputs became: an IR
     output, or a sequence (or optional) whose tensors are IR outputs of their own."""
@@ -136,6 +143,7 @@ def import_with_outputs(
     scope = Scope(graph)
     env = scope.env
     overrides = parse_dim_overrides(input_shapes)
+    budget = model_budget(model, max_tensor_bytes)
     inits = {t.name for t in g.initializer}
     known_inputs = {i.name for i in g.input if i.name not in inits}
     unknown = sorted(set(overrides) - known_inputs)
@@ -148,8 +156,13 @@ def import_with_outputs(
     for inp in g.input:
         if inp.name in inits:
             continue
-        env[inp.name] = graph.add_input(inp.name, _input_type(inp, overrides.get(inp.name)))
-    ctx = Ctx(graph, model_opset(model), scope=scope, declared=declared_shapes(model))
+        t = _input_type(inp, overrides.get(inp.name))
+        big = over_budget(f"input {inp.name!r}", t.shape, t.dtype.np.itemsize, budget)
+        if big:
+            raise ConversionError(big)
+        env[inp.name] = graph.add_input(inp.name, t)
+    ctx = Ctx(graph, model_opset(model), scope=scope, declared=declared_shapes(model),
+              budget=budget)
     convert_nodes(ctx, g.node, scope)
     results = [_bind_result(graph, ctx, env, o.name) for o in g.output]
     graph.outputs = [v for r in results for v in _tensors_of(r)]
