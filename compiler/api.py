@@ -162,7 +162,7 @@ def compile_model(model: ModelLike | Graph, options: CompileOptions | None = Non
     compiled.profile = profile
     compiled.accuracy, compiled.auto_precision = outcome.accuracy, outcome.auto_precision
     if opts.output_dir is not None:
-        compiled.save(opts.output_dir)
+        compiled.save(opts.output_dir, force=opts.force)
     return compiled
 
 

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from compiler.api import DEFAULT_CALIB_METHOD, PRECISIONS, qnnc_version
 from compiler.cli_bench import BENCH_EPILOG, cmd_bench, widen_target_choices
+from compiler.cli_cache import add_cache_parser
 from compiler.cli_common import (
     add_input_shape_option,
     add_size_budget_option,
@@ -99,7 +100,9 @@ The output folder holds model.ir (IR text), model.ir.npz (large constants) and
 manifest.json; with --target host also model.c, model.h, weights.c, the Cython wrapper,
 the built Python module, a Makefile and an example main.c (`make` builds it without
 Python). It is written atomically: if compilation fails, nothing is left behind.
-An existing output folder is replaced only if qnnc wrote it."""
+An existing output folder is replaced only if it holds exactly what an earlier qnnc compile
+wrote there (manifest.json lists the files); anything else needs --force. A symbolic link
+as OUT_DIR is never followed."""
 
 EXAMPLE_EPILOG = """\
 examples:
@@ -161,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="feed seeded random data of the right shapes and dtypes")
     p.add_argument("--seed", type=count, default=0, help="seed for --random-input (default 0)")
     p.add_argument("--output", metavar="OUT.npz", help="save the outputs to an .npz file")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing --output file")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     add_input_shape_option(p)
     add_size_budget_option(p)
@@ -174,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.onnx")
     p.add_argument("-o", "--output-dir", metavar="OUT_DIR",
                    help="the folder to write (required unless --print-pipeline)")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT_DIR even if it is not exactly a previous qnnc output "
+                   "(files qnnc did not write there are deleted); a symbolic link is never "
+                   "followed")
     add_input_shape_option(p)
     add_size_budget_option(p)
     p.add_argument("--pipeline", metavar="PASSES",
@@ -195,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
              EXAMPLE_EPILOG, cmd_example, debug)
     p.add_argument("name", nargs="?", metavar="NAME")
     p.add_argument("-o", "--output", metavar="FILE.onnx", help="where to write (NAME.onnx)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite FILE.onnx (and FILE_calib.npz) if they exist")
     p.add_argument("--list", action="store_true", help="list the examples")
     p.add_argument("--seed", type=count, default=0, help="seed for the weights (default 0)")
     p.add_argument("--calib-samples", type=count, default=0, metavar="N",
@@ -217,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_golden_parser(subs, _sub, debug)
     add_targets_parser(subs, _sub, debug)
     add_passes_parser(subs, _sub, debug)
+    add_cache_parser(subs, _sub, debug)
     return parser
 
 

@@ -68,6 +68,8 @@ def add_golden_parser(
     p.add_argument("model", metavar="MODEL.onnx")
     p.add_argument("-o", "--output-dir", required=True, metavar="DIR",
                    help="the golden set folder to write")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR even if it is not exactly a golden set qnnc wrote")
     p.add_argument("--target", action="append", default=[], metavar="T",
                    choices=golden.golden_targets(),
                    help="target to record for (repeatable; default interp)")
@@ -131,7 +133,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     folders = golden.record_set(args.model, args.output_dir, args.target or [golden.INTERP],
                                 feeds, options, calibration=args.calib, rtol=args.rtol,
-                                atol=args.atol)
+                                atol=args.atol, force=args.force)
     if not args.quiet:
         for f in folders:
             man = golden.read_manifest(f)

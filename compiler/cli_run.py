@@ -19,7 +19,7 @@ from compiler.api import CompiledModel, compile_model, load_compiled, pipeline_f
 from compiler.cli_common import input_shapes_arg, progress_bar
 from compiler.errors import QnncError
 from compiler.flops import human
-from compiler.io import random_inputs, read_inputs, write_outputs
+from compiler.io import check_new_file, random_inputs, read_inputs, write_outputs
 from compiler.options import CompileOptions
 from compiler.quant.accuracy_html import check_report_path, write_report
 from compiler.shape_profiles import profile_text
@@ -58,6 +58,8 @@ def load_runnable(args: argparse.Namespace) -> CompiledModel:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.output:
+        check_new_file(Path(args.output), "--output", args.force)
     cm = load_runnable(args)
     if args.random_input:
         feeds = random_inputs(cm.input_types, seed=args.seed, budget=args.max_tensor_size)
@@ -84,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if line:
             print(line)
     if args.output:
-        write_outputs(args.output, dict(zip(cm.output_names, outs)))
+        write_outputs(args.output, dict(zip(cm.output_names, outs)), force=args.force)
         if not args.quiet:
             print(f"wrote {len(outs)} output(s) to {args.output}")
     return 0
@@ -130,7 +132,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     cm = compile_model(args.model, opts.replace(
         disabled_passes=tuple(args.disable_pass), print_after=tuple(args.print_after),
-        output_dir=args.output_dir, on_print=_print_ir,
+        output_dir=args.output_dir, force=args.force, on_print=_print_ir,
         progress=None if args.quiet else progress_bar("calibrating", unit="samples"),
         build_progress=None if args.quiet else progress_bar("building C")))
     secs = time.perf_counter() - start
@@ -239,11 +241,14 @@ def cmd_example(args: argparse.Namespace) -> int:
             f"no example named {args.name!r}; the examples are: {', '.join(sorted(examples))}"
         )
     out = Path(args.output or f"{args.name}.onnx")
+    calib = out.with_name(f"{out.stem}_calib.npz")
+    check_new_file(out, "the example file", args.force)
+    if args.calib_samples:
+        check_new_file(calib, "the calibration file", args.force)
     model = mod.build_example(args.name, seed=args.seed)
     _write_bytes_atomically(out, model.SerializeToString())
     print(f"wrote {out} ({len(model.graph.node)} nodes); try: qnnc inspect {out}")
     if args.calib_samples:
-        calib = out.with_name(f"{out.stem}_calib.npz")
         _write_calibration(model, args.calib_samples, args.seed, calib)
         print(f"wrote {calib} ({args.calib_samples} samples); try: qnnc compile {out} "
               f"-o build/{out.stem} --calib {calib}")

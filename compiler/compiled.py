@@ -165,7 +165,7 @@ class CompiledModel:
             )
         return {name: _conform(name, feeds[name], t) for name, t in types.items()}
 
-    def save(self, output_dir: str | os.PathLike[str]) -> Path:
+    def save(self, output_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Write the model to ``output_dir`` (model.ir, model.ir.npz, manifest.json) atomically."""
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -189,7 +189,7 @@ class CompiledModel:
 
                 write_reports(folder, self.graph, self.plans(), self.profile)
 
-        return write_folder_atomically(Path(output_dir), fill)
+        return write_folder_atomically(Path(output_dir), fill, force=force)
 
 
 def check_run_arguments(output_names: Any, feeds: Any) -> None:

@@ -172,12 +172,24 @@ def random_inputs(types: Mapping[str, TensorType], seed: int = 0,
     return out
 
 
-def write_outputs(path: str | os.PathLike[str], outputs: Mapping[str, np.ndarray]) -> None:
+def check_new_file(path: Path, flag: str, force: bool) -> None:
+    """Refuse to overwrite an existing ``path`` (or any folder) unless ``force``."""
+    if path.is_dir():
+        raise QnncError(f"cannot write {str(path)!r}: it is a folder")
+    if path.exists() and not force:
+        raise QnncError(f"{flag} {str(path)!r} already exists; refusing to overwrite it. "
+                        "Choose another name, or pass --force to replace it.")
+
+
+def write_outputs(path: str | os.PathLike[str], outputs: Mapping[str, np.ndarray], *,
+                  force: bool = False) -> None:
     """Save ``outputs`` as an .npz (keys = output names), atomically: a crash leaves either
-    the previous file or the new one, never a partial archive."""
+    the previous file or the new one, never a partial archive. An existing file is kept
+    unless ``force``."""
     p = Path(path)
     if p.suffix.lower() != ".npz":
         raise QnncError(f"--output {str(p)!r} must end in .npz")
+    check_new_file(p, "--output", force)
     parent = p.resolve().parent
     if not parent.is_dir():
         raise QnncError(f"cannot write {str(p)!r}: folder {str(parent)!r} does not exist")

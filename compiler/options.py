@@ -87,6 +87,9 @@ class CompileOptions:
     # -- the result
     #: a folder to write the compiled model into (atomically)
     output_dir: str | os.PathLike[str] | None = None
+    #: replace output_dir even if it is not exactly a previous qnnc output (files qnnc did
+    #: not write there are deleted); never follows a symbolic link (compiler/folders.py)
+    force: bool = False
 
     def replace(self, **changes: Any) -> CompileOptions:
         """A copy with ``changes``; unknown names are an error that lists the known ones."""

@@ -123,7 +123,7 @@ class ProfiledModel(CompiledModel):
         return {"profiles": [{"shapes": profile_text(p), **(v.report(with_counters) or {})}
                              for p, v in zip(self.profiles, self.variants)]}
 
-    def save(self, output_dir: str | os.PathLike[str]) -> Path:
+    def save(self, output_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
         build = self.build
         manifest: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
@@ -165,7 +165,7 @@ class ProfiledModel(CompiledModel):
                     (profile_text(p), v.graph, v.plans()) for p, v in
                     zip(self.profiles, self.variants)], self.profile)
 
-        return write_folder_atomically(Path(output_dir), fill)
+        return write_folder_atomically(Path(output_dir), fill, force=force)
 
 
 def _pad_to(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:

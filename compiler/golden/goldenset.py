@@ -87,7 +87,7 @@ def record_set(
     model: str | os.PathLike[str], out_dir: str | os.PathLike[str], targets: Sequence[str],
     inputs: Mapping[str, Any] | Callable[[CompiledModel], Mapping[str, Any]],
     options: GoldenOptions, *, calibration: Any = None, rtol: float | None = None,
-    atol: float | None = None,
+    atol: float | None = None, force: bool = False,
 ) -> list[Path]:
     """Compile ``model`` for each target, run it on ``inputs`` (or on ``inputs(cm)``) and
     write the golden set ``out_dir`` atomically. Returns the per-target folders."""
@@ -112,7 +112,7 @@ def record_set(
                            extra={"options": asdict(options)})
         _write_set_manifest(tmp, source, targets, options)
 
-    write_folder_atomically(Path(out_dir), fill)
+    write_folder_atomically(Path(out_dir), fill, force=force)
     return [Path(out_dir) / t for t in targets]
 
 
