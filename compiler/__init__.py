@@ -6,8 +6,8 @@ The Python API in one look::
     model = compiler.compile_model("resnet50.onnx", output_dir="build/resnet50")
     (logits,) = model.run(None, {"input": x})
 
-The names below are loaded on first use, so that ``qnnc --version`` and other light commands
-do not pay for importing onnx.
+The names below load on first use, so that `qnnc` (compiler/entry.py) can install its Ctrl-C
+handling before numpy, onnx and the passes are imported.
 """
 
 from __future__ import annotations
@@ -15,14 +15,20 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-_WHERE = {
-    "CompiledModel": "compiler.api", "compile_model": "compiler.api",
-    "load_compiled": "compiler.api", "load_model": "compiler.api",
-    "pipeline_for": "compiler.api", "qnnc_version": "compiler.api",
-    "ConversionError": "compiler.errors", "InputError": "compiler.errors",
-    "ModelLoadError": "compiler.errors", "QnncError": "compiler.errors",
+_HOMES = {
+    "CompiledModel": "compiler.api",
+    "compile_model": "compiler.api",
+    "load_compiled": "compiler.api",
+    "load_model": "compiler.api",
+    "pipeline_for": "compiler.api",
+    "qnnc_version": "compiler.api",
+    "ConversionError": "compiler.errors",
+    "InputError": "compiler.errors",
+    "ModelLoadError": "compiler.errors",
+    "QnncError": "compiler.errors",
     "UnsupportedModelError": "compiler.errors",
-    "CompileOptions": "compiler.options", "ProfiledModel": "compiler.profiled",
+    "CompileOptions": "compiler.options",
+    "ProfiledModel": "compiler.profiled",
 }
 
 if TYPE_CHECKING:
@@ -46,11 +52,19 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'compiler' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+    """``compiler.compile_model`` and the other API names, and submodules
+    (``compiler.passes``), imported when first read."""
+    home = _HOMES.get(name)
+    if home is not None:
+        value = getattr(importlib.import_module(home), name)
+        globals()[name] = value
+        return value
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module 'compiler' has no attribute {name!r}") from None
 
 
 __all__ = [

@@ -58,11 +58,13 @@ ModelLike = str | os.PathLike[str] | ModelProto
 InputShapes = Any
 
 
-def load_model(model: ModelLike, input_shapes: InputShapes | None = None) -> Graph:
+def load_model(model: ModelLike, input_shapes: InputShapes | None = None, *,
+               max_tensor_bytes: int | None = None) -> Graph:
     """Import an ONNX model (a file path or a ``ModelProto``) into an IR graph.
 
     ``input_shapes`` fixes inputs with symbolic dimensions, e.g. ``{"input": (1, 3, 224,
-    224)}``. Raises :class:`ModelLoadError` for unreadable/invalid models and
+    224)}``; ``max_tensor_bytes`` raises the tensor size budget (compiler/budget.py).
+    Raises :class:`ModelLoadError` for unreadable/invalid models and
     :class:`UnsupportedModelError` (listing every unsupported op) or :class:`ConversionError`
     for models qnnc cannot import::
 
@@ -79,7 +81,8 @@ def load_model(model: ModelLike, input_shapes: InputShapes | None = None) -> Gra
     if len(profiles) > 1:
         raise QnncError(f"load_model imports one shape, but the input shapes given make "
                         f"{len(profiles)} profiles; compile_model compiles several")
-    return import_model(proto, profiles[0] if profiles else None)
+    return import_model(proto, profiles[0] if profiles else None,
+                        max_tensor_bytes=max_tensor_bytes)
 
 
 def _proto(model: ModelLike, what: str) -> ModelProto:
@@ -154,7 +157,8 @@ def compile_model(model: ModelLike | Graph, options: CompileOptions | None = Non
             check_pipeline(passes, opts, profile, False)
             return compile_profiles(proto, _source_name(model), shapes, sig, passes, opts,
                                     profile, outcome)
-        graph = import_model(proto, shapes[0] if shapes else None)
+        graph = import_model(proto, shapes[0] if shapes else None,
+                             max_tensor_bytes=opts.max_tensor_bytes)
     check_pipeline(passes, opts, profile, prequantised(graph))
     check_domain(graph)
     ran = [p for p in passes if p.name not in opts.disabled_passes]

@@ -18,7 +18,13 @@ from typing import NoReturn
 
 from compiler.api import CALIB_METHODS, DEFAULT_CALIB_METHOD, PRECISIONS, qnnc_version
 from compiler.cli_bench import BENCH_EPILOG, cmd_bench, widen_target_choices
-from compiler.cli_common import add_input_shape_option, one_paragraph
+from compiler.cli_cache import add_cache_parser
+from compiler.cli_common import (
+    add_input_shape_option,
+    add_size_budget_option,
+    count,
+    one_paragraph,
+)
 from compiler.cli_golden import add_golden_parser
 from compiler.cli_inspect import cmd_inspect, cmd_ops
 from compiler.cli_passes import add_passes_parser
@@ -96,7 +102,9 @@ The output folder holds model.ir (IR text), model.ir.npz (large constants) and
 manifest.json; with --target host also model.c, model.h, weights.c, the Cython wrapper,
 the built Python module, a Makefile and an example main.c (`make` builds it without
 Python). It is written atomically: if compilation fails, nothing is left behind.
-An existing output folder is replaced only if qnnc wrote it."""
+An existing output folder is replaced only if it holds exactly what an earlier qnnc compile
+wrote there (manifest.json lists the files); anything else needs --force. A symbolic link
+as OUT_DIR is never followed."""
 
 EXAMPLE_EPILOG = """\
 examples:
@@ -158,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
              INSPECT_EPILOG, cmd_inspect, debug)
     p.add_argument("model", metavar="MODEL.onnx")
     add_input_shape_option(p)
+    add_size_budget_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = _sub(subs, "run", "run a model on the reference interpreter, or a compiled folder as "
@@ -169,11 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="input data: x.npy, name=x.npy or feeds.npz (repeatable)")
     src.add_argument("--random-input", action="store_true",
                      help="feed seeded random data of the right shapes and dtypes")
-    p.add_argument("--seed", type=int, default=0, help="seed for --random-input (default 0)")
+    p.add_argument("--seed", type=count, default=0, help="seed for --random-input (default 0)")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="save the outputs to an .npz file")
     p.add_argument("--force", action="store_true", help="overwrite OUT.npz if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     add_input_shape_option(p)
+    add_size_budget_option(p)
 
     p = _sub(subs, "ops", "list the ONNX ops qnnc supports and the IR ops they become",
              OPS_EPILOG, cmd_ops, debug)
@@ -185,8 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output-dir", metavar="OUT_DIR",
                    help="the folder to write (required unless --print-pipeline)")
     p.add_argument("--force", action="store_true",
-                   help="replace the output folder even if it holds files qnnc did not write")
+                   help="replace OUT_DIR even if it is not exactly a previous qnnc output "
+                   "(files qnnc did not write there are deleted); a symbolic link is never "
+                   "followed")
     add_input_shape_option(p)
+    add_size_budget_option(p)
     p.add_argument("--pipeline", metavar="PASSES",
                    help="the passes to run, e.g. \"fold-batchnorm,quantize{method=mse},layout,"
                    "tile\" (default: the one --print-pipeline shows)")
@@ -209,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="overwrite FILE.onnx (and FILE_calib.npz) if they exist")
     p.add_argument("--list", action="store_true", help="list the examples")
-    p.add_argument("--seed", type=int, default=0, help="seed for the weights (default 0)")
-    p.add_argument("--calib-samples", type=int, default=0, metavar="N",
+    p.add_argument("--seed", type=count, default=0, help="seed for the weights (default 0)")
+    p.add_argument("--calib-samples", type=count, default=0, metavar="N",
                    help="also write N random input samples as FILE_calib.npz, ready for "
                    "qnnc compile --calib (the examples' weights are random too)")
 
@@ -219,11 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
              cmd_bench, debug)
     p.add_argument("model", metavar="MODEL.onnx|COMPILED_DIR")
     add_input_shape_option(p)
+    add_size_budget_option(p)
     add_build_options(p)
     widen_target_choices(p)
-    p.add_argument("--repeat", type=int, default=20, metavar="N",
+    p.add_argument("--repeat", type=count, default=20, metavar="N",
                    help="timed runs (default 20); the median is reported")
-    p.add_argument("--warmup", type=int, default=3, metavar="N",
+    p.add_argument("--warmup", type=count, default=3, metavar="N",
                    help="untimed runs first (default 3)")
     p.add_argument("--compare", choices=("onnxruntime",), default=None, type=str.lower,
                    help="also time onnxruntime on the same model, inputs and threads: f32, "
@@ -232,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_golden_parser(subs, _sub, debug)
     add_targets_parser(subs, _sub, debug)
     add_passes_parser(subs, _sub, debug)
+    add_cache_parser(subs, _sub, debug)
     return parser
 
 
@@ -282,7 +297,7 @@ def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) 
     q.add_argument("--max-drop", type=_fraction, metavar="FRACTION",
                    help="accuracy budget: at most this fall in top-1 agreement with f32, "
                    "e.g. 1%% or 0.01 (needs --eval)")
-    q.add_argument("--worst", type=int, default=5, metavar="N",
+    q.add_argument("--worst", type=count, default=5, metavar="N",
                    help="how many of the worst layers to show with --eval, each with what "
                    "limited it and the setting to change (default 5)")
     if eval_report:

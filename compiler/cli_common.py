@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from compiler.budget import FLAG, parse_size
 from compiler.errors import QnncError
 from compiler.io import parse_input_shapes
 
@@ -45,6 +46,33 @@ def add_input_shape_option(p: argparse.ArgumentParser) -> None:
         "seq=16..64:+16 (a named dimension of the model, every input using it), "
         "'a=1x1,b=1x8;a=1x16,b=1x4' (alternatives one by one)",
     )
+
+
+def add_size_budget_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        FLAG, dest="max_tensor_size", type=_size, default=None, metavar="SIZE",
+        help="the largest tensor qnnc may make while importing or running the model, e.g. "
+        "4G (default 1G, or 4x the model's largest weight if that is larger); a model that "
+        "declares bigger tensors is refused before anything is allocated",
+    )
+
+
+def count(text: str) -> int:
+    """An argparse type: a non-negative integer (seeds, sample and repeat counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except QnncError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def one_paragraph(message: str) -> str:

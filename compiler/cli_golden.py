@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from compiler import golden
 from compiler.api import CALIB_METHODS, DEFAULT_CALIB_METHOD, PRECISIONS, CompiledModel
-from compiler.cli_common import add_input_shape_option, single_shapes_arg
+from compiler.cli_common import add_input_shape_option, count, single_shapes_arg
 from compiler.cli_run import split_list
 from compiler.errors import QnncError
 from compiler.io import random_inputs, read_inputs
@@ -80,7 +80,7 @@ def add_golden_parser(
     p.add_argument("-o", "--output-dir", required=True, metavar="DIR",
                    help="the golden set folder to write")
     p.add_argument("--force", action="store_true",
-                   help="replace DIR even if it holds files qnnc did not write")
+                   help="replace DIR even if it is not exactly a golden set qnnc wrote")
     p.add_argument("--target", action="append", default=[], metavar="T", type=str.lower,
                    choices=golden.golden_targets(),
                    help="target to record for (repeatable; default interp)")
@@ -90,7 +90,7 @@ def add_golden_parser(
                      help="input data: data.npz, x.npy or name=x.npy (repeatable; as for run)")
     src.add_argument("--random-input", action="store_true",
                      help="record on seeded random inputs of the right shapes")
-    p.add_argument("--seed", type=int, default=0, help="seed for --random-input (default 0)")
+    p.add_argument("--seed", type=count, default=0, help="seed for --random-input (default 0)")
     p.add_argument("--rtol", type=float, default=None, help="relative tolerance, float outputs")
     p.add_argument("--atol", type=float, default=None, help="absolute tolerance, float outputs")
     add_input_shape_option(p)

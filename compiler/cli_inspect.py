@@ -17,6 +17,7 @@ from compiler.flops import graph_costs, graph_totals, human
 from compiler.frontend.importer import import_model, unsupported_ops
 from compiler.frontend.loader import load_onnx
 from compiler.frontend.registry import supported_ops
+from compiler.frontend.tensors import elem_type_name
 from compiler.shape_profiles import expand, profile_text, signature, suggest
 from ir.graph import Graph
 from targets.tables import table
@@ -33,7 +34,7 @@ def _elem(vi: onnx.ValueInfoProto) -> str:
     if not vi.type.HasField("tensor_type"):
         return vi.type.WhichOneof("value") or "?"
     et = vi.type.tensor_type.elem_type
-    return onnx.TensorProto.DataType.Name(et).lower() if et else "undefined"
+    return elem_type_name(et).lower() if et else "undefined"
 
 
 def _io(vi: onnx.ValueInfoProto) -> dict[str, Any]:
@@ -174,7 +175,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         try:
             profiles = expand(input_shapes_arg(args), sig)
             if profiles or not any(s.symbolic for s in sig):
-                graph = import_model(proto, profiles[0] if profiles else None)
+                graph = import_model(proto, profiles[0] if profiles else None,
+                                     max_tensor_bytes=args.max_tensor_size)
         except QnncError as e:
             error = e
     data = report(info, graph, bad)
@@ -188,7 +190,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             "params": _declared_params(proto),
         }
     if len(profiles) > 1 and graph is not None:
-        data["profiles"] = [_profile_totals(proto, p) for p in profiles]
+        data["profiles"] = [_profile_totals(proto, p, args.max_tensor_size) for p in profiles]
     if args.json:
         print_json(data)
     else:
@@ -206,8 +208,9 @@ def _declared_params(proto: ModelProto) -> int:
     return int(sum(int(np.prod(t.dims)) for t in tensors))
 
 
-def _profile_totals(proto: ModelProto, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
-    g = import_model(proto, shapes)
+def _profile_totals(proto: ModelProto, shapes: dict[str, tuple[int, ...]],
+                    max_tensor_bytes: int | None) -> dict[str, Any]:
+    g = import_model(proto, shapes, max_tensor_bytes=max_tensor_bytes)
     t = graph_totals(g, graph_costs(g))
     return {"shapes": profile_text(shapes), "ir_nodes": len(g.nodes), "macs": t.macs,
             "flops": t.flops}

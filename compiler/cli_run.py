@@ -20,7 +20,7 @@ from compiler.cli_common import input_shapes_arg, progress_bar
 from compiler.errors import QnncError
 from compiler.flops import human
 from compiler.folders import apply_umask
-from compiler.io import random_inputs, read_inputs, write_outputs
+from compiler.io import check_new_file, random_inputs, read_inputs, write_outputs
 from compiler.options import CompileOptions
 from compiler.quant.accuracy_html import check_report_path, write_report
 from compiler.shape_profiles import profile_text
@@ -54,15 +54,18 @@ def load_runnable(args: argparse.Namespace) -> CompiledModel:
                 "already has fixed shapes (recompile to change them)"
             )
         return load_compiled(path)
-    return compile_model(args.model, input_shapes=input_shapes_arg(args))
+    return compile_model(args.model, input_shapes=input_shapes_arg(args),
+                         max_tensor_bytes=args.max_tensor_size)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.output:
+        check_new_file(Path(args.output), "--output", args.force)
     cm = load_runnable(args)
     if args.random_input:
-        feeds = random_inputs(cm.input_types, seed=args.seed)
+        feeds = random_inputs(cm.input_types, seed=args.seed, budget=args.max_tensor_size)
     else:
-        feeds = read_inputs(args.input, cm.input_names)
+        feeds = read_inputs(args.input, cm.input_names, budget=args.max_tensor_size)
     cm.reset_counters()
     start = time.perf_counter()
     outs = cm.run(None, feeds)
@@ -193,6 +196,7 @@ def compile_options(args: argparse.Namespace) -> CompileOptions:
     compile and bench share them."""
     return CompileOptions(
         input_shapes=input_shapes_arg(args),
+        max_tensor_bytes=getattr(args, "max_tensor_size", None),
         pad_to_profile=getattr(args, "pad_to_profile", False),
         pipeline=getattr(args, "pipeline", None),
         target=args.target,
@@ -245,11 +249,9 @@ def cmd_example(args: argparse.Namespace) -> int:
         )
     out = Path(args.output or f"{args.name}.onnx")
     calib = out.with_name(f"{out.stem}_calib.npz")
-    existing = [str(f) for f in (out, calib) if (f.exists() or f.is_symlink())
-                and (f == out or args.calib_samples)]
-    if existing and not args.force:
-        raise QnncError(f"{' and '.join(existing)} already exist{'s' * (len(existing) == 1)}; "
-                        "refusing to overwrite: choose another -o, or pass --force")
+    check_new_file(out, "the example file", args.force)
+    if args.calib_samples:
+        check_new_file(calib, "the calibration file", args.force)
     model = mod.build_example(args.name, seed=args.seed)
     _write_bytes_atomically(out, model.SerializeToString())
     print(f"wrote {out} ({len(model.graph.node)} nodes); try: qnnc inspect {out}")

@@ -94,6 +94,7 @@ class CompiledModel:
         Raises :class:`InputError` for an unknown or missing input, a wrong shape, or a dtype
         that cannot be converted without changing meaning (e.g. ints for a float input).
         """
+        check_run_arguments(output_names, feeds)
         wanted = self.output_names if output_names is None else list(output_names)
         unknown_out = [n for n in wanted if n not in self.output_names]
         if unknown_out:
@@ -207,6 +208,25 @@ def quantisation_manifest(graph: Graph, calibration: dict[str, Any] | None
     calibrated it, the method and the samples' count and sha256."""
     return {"precision": model_precision(graph),
             **({"calibration": calibration} if calibration else {})}
+def check_run_arguments(output_names: Any, feeds: Any) -> None:
+    """run()'s arguments have the types onnxruntime's take: None or a list of output names,
+    and a dict keyed by input names (str). Anything else is an InputError saying so."""
+    if output_names is not None and (isinstance(output_names, (str, bytes)) or not isinstance(
+            output_names, (list, tuple)) or not all(isinstance(n, str) for n in output_names)):
+        raise InputError(
+            f"output_names must be None (every output) or a list of output names (str), got "
+            f"{output_names!r}"
+        )
+    if not isinstance(feeds, Mapping):
+        raise InputError(
+            f"feeds must be a dict of input name -> array, got {type(feeds).__name__}"
+        )
+    bad = [k for k in feeds if not isinstance(k, str)]
+    if bad:
+        raise InputError(
+            f"feeds must be keyed by input names (str); got the key(s) {bad!r} of type "
+            f"{type(bad[0]).__name__}"
+        )
 
 
 def _build_manifest(target: str | None, build: Any) -> dict[str, Any]:

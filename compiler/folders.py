@@ -1,11 +1,12 @@
-"""Writing output folders atomically, so a failure never leaves a half-written folder, and
-never replacing anything qnnc did not write.
+"""Writing output folders atomically, and never deleting a file qnnc did not write.
 
-Every folder written here gets, in its manifest.json, the list of what it holds (``files``).
-An existing output is replaced only when it is empty or holds exactly what its manifest lists:
-a folder a user added a file to, or any other folder, is refused with a message naming
-``--force`` (``force=True``); a symbolic link is never followed into replacing its target.
-Folders and files are created with the user's umask (a temporary folder alone would be 0700).
+A folder is built in a temporary sibling and renamed into place, so a failure never leaves a
+half-written folder. Its manifest.json records every file qnnc put there ("files"); an
+existing folder is replaced only if it is empty or holds exactly such a list (files the list
+names may be missing, none may be added). Anything else — a user's folder, a qnnc folder
+the user added files to, a folder from a qnnc too old to record its files, a file — is
+refused with a message naming ``--force``. A symbolic link is never followed: replacing the
+folder it points to would delete files outside the path the user named.
 """
 
 from __future__ import annotations
@@ -20,56 +21,71 @@ from pathlib import Path
 from compiler.errors import QnncError
 
 MANIFEST_FILE = "manifest.json"
-#: the manifest key listing every entry of the folder, as written
 FILES_KEY = "files"
+FORCE_HINT = "pass --force (force=True in Python) to replace it"
 
 
-def listing(folder: Path) -> list[str]:
-    """Every entry below ``folder`` as a relative POSIX path, folders with a trailing "/"."""
+def folder_entries(folder: Path) -> list[str]:
+    """Every file, link and non-empty-or-not folder leaf under ``folder`` (relative POSIX
+    paths, sorted), links not followed; the top manifest.json left out."""
     out = []
     for root, dirs, files in os.walk(folder):
         rel = Path(root).relative_to(folder)
-        out += [f"{(rel / d).as_posix()}/" for d in dirs]
-        out += [(rel / f).as_posix() for f in files]
-    return sorted(out)
+        for name in files + [d for d in dirs if (Path(root) / d).is_symlink()]:
+            out.append((rel / name).as_posix())
+    return sorted(p for p in out if p != MANIFEST_FILE)
 
 
-def _foreign(target: Path) -> list[str]:
-    """What ``target`` (an existing folder) holds that its manifest does not list: [] when
-    it is empty or exactly a previous qnnc output."""
-    entries = listing(target)
-    if not entries:
-        return []
+def why_not_replaceable(target: Path) -> str | None:
+    """None when qnnc may replace ``target``; otherwise what it is, for the error."""
+    if target.is_symlink():
+        return f"is a symbolic link (to {os.readlink(target)!r}); qnnc does not replace what a " \
+               "link points to, so give that folder's own path, or another name"
+    if not target.is_dir():
+        return "is a file"
+    entries = folder_entries(target)
+    if not entries and not (target / MANIFEST_FILE).exists():
+        return None
     try:
         data = json.loads((target / MANIFEST_FILE).read_text())
     except (OSError, ValueError):
-        return entries
-    files = data.get(FILES_KEY) if isinstance(data, dict) else None
-    if not (isinstance(files, list) and "qnnc_version" in data):
-        return entries
-    return sorted(set(entries) - set(files))  # what it lists and lacks, it may still replace
+        return "is a folder qnnc did not write (it has no readable manifest.json)"
+    if not isinstance(data, dict) or "qnnc_version" not in data:
+        return "is a folder qnnc did not write (its manifest.json is not qnnc's)"
+    listed = data.get(FILES_KEY)
+    if not isinstance(listed, list) and _legacy_golden(data, entries):
+        return None
+    if not isinstance(listed, list):
+        return ("was written by an older qnnc that did not record its files, so qnnc cannot "
+                "tell them from yours")
+    extra = sorted(set(entries) - {str(f) for f in listed})
+    if extra:
+        shown = ", ".join(extra[:5]) + (" ..." if len(extra) > 5 else "")
+        return f"holds {len(extra)} file(s) qnnc did not write there ({shown})"
+    return None
 
 
-def check_output_folder(target: Path, force: bool = False) -> None:
-    """Raise QnncError unless ``target`` may be written (absent, empty, a previous qnnc
-    output, or any folder with ``force``); never a file or a symbolic link."""
-    if target.is_symlink():
-        raise QnncError(
-            f"output {str(target)!r} is a symbolic link (to {os.readlink(target)!r}); qnnc "
-            "does not replace what a link points to: give the real folder's path")
-    if not target.exists():
+# what golden folders written before manifests listed their files hold (compiler/golden)
+_LEGACY_GOLDEN_FILES = {"inputs.npz", "outputs.npz", "model.onnx", "calib.npz", MANIFEST_FILE}
+
+
+def _legacy_golden(manifest: dict, entries: list[str]) -> bool:
+    """A golden folder (or set) from before file lists, holding only golden files: updating
+    it with `qnnc golden check --update` keeps working."""
+    return manifest.get("kind") in ("qnnc-golden", "qnnc-golden-set") and all(
+        e.count("/") <= 1 and e.rsplit("/", 1)[-1] in _LEGACY_GOLDEN_FILES for e in entries)
+
+
+def check_replaceable(target: Path, force: bool = False) -> None:
+    """Raise QnncError if writing ``target`` would replace something qnnc may not."""
+    if target.is_symlink():  # even with force: the link's target is not what was named
+        raise QnncError(f"output {str(target)!r} {why_not_replaceable(target)}")
+    if force or not target.exists():
         return
-    if not target.is_dir():
-        raise QnncError(f"output {str(target)!r} already exists and is a file; refusing to "
-                        "overwrite it. Choose another output folder.")
-    foreign = [] if force else _foreign(target)
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
-                                          else "")
-        raise QnncError(
-            f"output {str(target)!r} already exists and holds what qnnc did not write "
-            f"({shown}); refusing to replace it. Choose another output folder, or pass "
-            "--force (force=True) to replace the folder and everything in it.")
+    reason = why_not_replaceable(target)
+    if reason is not None:
+        raise QnncError(f"output {str(target)!r} already exists and {reason}; refusing to "
+                        f"overwrite it. Choose another output, or {FORCE_HINT}.")
 
 
 def write_folder_atomically(target: Path, fill: Callable[[Path], None], *,
@@ -77,9 +93,11 @@ def write_folder_atomically(target: Path, fill: Callable[[Path], None], *,
     """Build the folder in a temporary sibling with ``fill``, then rename it into place.
 
     A failure while filling leaves nothing behind (not even parent folders this call
-    created). An existing target is replaced only as :func:`check_output_folder` allows.
+    created). An existing target is replaced only as the module docstring says (anything
+    but a symbolic link with ``force``). A manifest.json that ``fill`` writes gets the list
+    of files, which is what makes the folder replaceable next time.
     """
-    check_output_folder(target, force)
+    check_replaceable(target, force)
     abs_target = target.absolute()
     created: list[Path] = []
     parent = abs_target.parent
@@ -95,8 +113,8 @@ def write_folder_atomically(target: Path, fill: Callable[[Path], None], *,
         raise QnncError(f"cannot create output folder {str(target)!r}: {e.strerror}") from None
     try:
         fill(tmp)
-        _record_listing(tmp)
-        apply_umask(tmp)
+        _record_files(tmp)
+        apply_umask(tmp)  # mkdtemp makes 0700
         if abs_target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{abs_target.name}.old.", dir=abs_target.parent))
             old.rmdir()
@@ -106,7 +124,7 @@ def write_folder_atomically(target: Path, fill: Callable[[Path], None], *,
             except BaseException:
                 os.rename(old, abs_target)
                 raise
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
         else:
             os.rename(tmp, abs_target)
     except BaseException:
@@ -116,15 +134,29 @@ def write_folder_atomically(target: Path, fill: Callable[[Path], None], *,
     return target
 
 
-def _record_listing(folder: Path) -> None:
+def _record_files(folder: Path) -> None:
     path = folder / MANIFEST_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    if not path.is_file():
         return
+    data = json.loads(path.read_text())
     if isinstance(data, dict):
-        data[FILES_KEY] = listing(folder)
+        data[FILES_KEY] = folder_entries(folder)
         path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    for d in created:  # innermost first
+        try:
+            d.rmdir()
+        except OSError:
+            pass
 
 
 def umask() -> int:
@@ -150,9 +182,6 @@ def apply_umask(path: Path) -> None:
         os.chmod(path, 0o666 & ~mask)
 
 
-def _remove_dirs(created: list[Path]) -> None:
-    for d in created:  # innermost first
-        try:
-            d.rmdir()
-        except OSError:
-            pass
+#: the names the rest of qnnc uses
+check_output_folder = check_replaceable
+listing = folder_entries

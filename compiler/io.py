@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from compiler.array_files import check_array_file
+from compiler.budget import DEFAULT_MAX_TENSOR_BYTES, over_budget
 from compiler.errors import InputError, QnncError
 from compiler.folders import apply_umask
 from ir.types import TensorType
@@ -72,7 +74,7 @@ def _split_spec(spec: str) -> tuple[str | None, Path]:
     return None, Path(spec)
 
 
-def _load_array_file(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+def _load_array_file(path: Path, budget: int) -> np.ndarray | dict[str, np.ndarray]:
     if not path.exists():
         raise InputError(f"input file {str(path)!r} does not exist")
     if not path.is_file():
@@ -83,6 +85,7 @@ def _load_array_file(path: Path) -> np.ndarray | dict[str, np.ndarray]:
             f"input file {str(path)!r} must be a .npy array or an .npz archive of arrays "
             "(save one with numpy.save / numpy.savez)"
         )
+    check_array_file(path, budget)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -96,12 +99,15 @@ def _load_array_file(path: Path) -> np.ndarray | dict[str, np.ndarray]:
         ) from None
 
 
-def read_inputs(specs: Sequence[str], input_names: Sequence[str]) -> dict[str, np.ndarray]:
+def read_inputs(specs: Sequence[str], input_names: Sequence[str],
+                budget: int | None = None) -> dict[str, np.ndarray]:
     """Feeds from ``--input`` specs: ``x.npy``, ``name=x.npy`` or ``data.npz``.
 
     A bare .npy is accepted when the model has exactly one input; an .npz maps its keys to
     input names (a single-array .npz also fits a single-input model whatever its key).
-    Checking the arrays against the model (names, shapes, dtypes) is left to the caller.
+    Checking the arrays against the model (names, shapes, dtypes) is left to the caller;
+    an array whose header declares more than ``budget`` bytes (default 1 GiB) is refused
+    before it is read.
     """
     feeds: dict[str, np.ndarray] = {}
 
@@ -112,7 +118,7 @@ def read_inputs(specs: Sequence[str], input_names: Sequence[str]) -> dict[str, n
 
     for spec in specs:
         name, path = _split_spec(spec)
-        data = _load_array_file(path)
+        data = _load_array_file(path, budget or DEFAULT_MAX_TENSOR_BYTES)
         if isinstance(data, dict):
             if name is not None:
                 if len(data) != 1:
@@ -138,12 +144,21 @@ def read_inputs(specs: Sequence[str], input_names: Sequence[str]) -> dict[str, n
     return feeds
 
 
-def random_inputs(types: Mapping[str, TensorType], seed: int = 0) -> dict[str, np.ndarray]:
+def random_inputs(types: Mapping[str, TensorType], seed: int = 0,
+                  budget: int | None = None) -> dict[str, np.ndarray]:
     """Seeded random data of the right shapes and dtypes, for a first run of a model.
 
     Floats are standard normal; integers are drawn from [0, 10) so that index-like inputs
-    stay in range for small tables; booleans are fair coin flips.
+    stay in range for small tables; booleans are fair coin flips. An input over ``budget``
+    bytes (default 1 GiB) is refused before anything is drawn.
     """
+    if not isinstance(seed, int) or seed < 0:
+        raise InputError(f"the random seed must be a non-negative integer, got {seed!r}")
+    for name, t in types.items():
+        big = over_budget(f"random input {name!r}", t.shape, t.dtype.np.itemsize,
+                          budget or DEFAULT_MAX_TENSOR_BYTES)
+        if big:
+            raise InputError(big)
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
     for name, t in types.items():
@@ -158,17 +173,24 @@ def random_inputs(types: Mapping[str, TensorType], seed: int = 0) -> dict[str, n
     return out
 
 
+def check_new_file(path: Path, flag: str, force: bool) -> None:
+    """Refuse to overwrite an existing ``path`` (or any folder) unless ``force``."""
+    if path.is_dir():
+        raise QnncError(f"cannot write {str(path)!r}: it is a folder")
+    if path.exists() and not force:
+        raise QnncError(f"{flag} {str(path)!r} already exists; refusing to overwrite it. "
+                        "Choose another name, or pass --force to replace it.")
+
+
 def write_outputs(path: str | os.PathLike[str], outputs: Mapping[str, np.ndarray], *,
                   force: bool = False) -> None:
     """Save ``outputs`` as an .npz (keys = output names), atomically: a crash leaves either
-    the previous file or the new one, never a partial archive. An existing file is replaced
-    only with ``force``."""
+    the previous file or the new one, never a partial archive. An existing file is kept
+    unless ``force``."""
     p = Path(path)
     if p.suffix.lower() != ".npz":
         raise QnncError(f"--output {str(p)!r} must end in .npz")
-    if (p.exists() or p.is_symlink()) and not force:
-        raise QnncError(f"--output {str(p)!r} already exists; refusing to overwrite it: "
-                        "choose another file, or pass --force")
+    check_new_file(p, "--output", force)
     parent = p.resolve().parent
     if not parent.is_dir():
         raise QnncError(f"cannot write {str(p)!r}: folder {str(parent)!r} does not exist")

@@ -37,6 +37,9 @@ class CompileOptions:
     #: end of each dimension to the smallest profile at least as large (valid for models
     #: whose own preprocessing pads so, e.g. PP-OCR's recogniser along the width)
     pad_to_profile: bool = False
+    #: the largest tensor import may make or fold, in bytes (None: 1 GiB); the budget is
+    #: this or 4x the model's largest weight, whichever is larger (compiler/budget.py)
+    max_tensor_bytes: int | None = None
 
     # -- the pass pipeline (compiler/passes/manager.py for the text syntax)
     #: pipeline text or a list of pass texts/instances; None: the default for the target and
@@ -86,7 +89,8 @@ class CompileOptions:
     # -- the result
     #: a folder to write the compiled model into (atomically)
     output_dir: str | os.PathLike[str] | None = None
-    #: replace an existing output folder even if it holds files qnnc did not write
+    #: replace output_dir even if it is not exactly a previous qnnc output (files qnnc did
+    #: not write there are deleted); never follows a symbolic link (compiler/folders.py)
     force: bool = False
 
     def replace(self, **changes: Any) -> CompileOptions:
@@ -109,6 +113,10 @@ class CompileOptions:
         if self.precision is not None and self.precision not in PRECISIONS:
             raise QnncError(f"precision must be one of {list(PRECISIONS)}, got "
                             f"{self.precision!r}")
+        if self.max_tensor_bytes is not None and not (
+                isinstance(self.max_tensor_bytes, int) and self.max_tensor_bytes > 0):
+            raise QnncError(f"max_tensor_bytes must be a positive number of bytes, got "
+                            f"{self.max_tensor_bytes!r}")
         if self.threads < 1:
             raise QnncError(f"threads must be >= 1, got {self.threads}")
         if self.target is not None and self.target_file is not None:

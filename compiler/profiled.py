@@ -31,6 +31,7 @@ from compiler.compiled import (
     MANIFEST_FORMAT,
     CompiledModel,
     _io_entry,
+    check_run_arguments,
     qnnc_version,
     quantisation_manifest,
 )
@@ -87,9 +88,7 @@ class ProfiledModel(CompiledModel):
 
     def run(self, output_names: Sequence[str] | None,
             feeds: Mapping[str, Any]) -> list[np.ndarray]:
-        if not isinstance(feeds, Mapping):
-            raise InputError(
-                f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
+        check_run_arguments(output_names, feeds)
         known = set(self.input_names)
         bad = sorted(str(k) for k in feeds if k not in known)
         if bad:
@@ -196,7 +195,7 @@ def compile_profiles(proto: ModelProto, source: str, profiles: list[Shapes],
     before, rest = passes[:at], passes[at:]
 
     def prepare(shapes: Shapes) -> Graph:
-        graph = import_model(proto, shapes)
+        graph = import_model(proto, shapes, max_tensor_bytes=opts.max_tensor_bytes)
         check_domain(graph)
         return run_pipeline(graph, before, print_after=[a for a in after if a in
                                                          {p.name for p in before}],

@@ -34,6 +34,7 @@ from typing import Any
 import onnx
 
 from compiler.errors import ConversionError, InputError, QnncError
+from compiler.frontend.tensors import elem_type_name
 from ir.types import DType
 
 #: more profiles than this is almost surely a mistake in the spec (each one is compiled)
@@ -73,8 +74,7 @@ def signature(model: onnx.ModelProto) -> list[InputSig]:
         try:
             dtype = DType.from_numpy(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)).value
         except (KeyError, TypeError, ValueError):  # shown only; the importer reports it
-            dtype = onnx.TensorProto.DataType.Name(tt.elem_type) if tt.elem_type in \
-                onnx.TensorProto.DataType.values() else f"type {tt.elem_type}"
+            dtype = elem_type_name(tt.elem_type)
         if not tt.HasField("shape"):
             out.append(InputSig(inp.name, dtype, None))
             continue

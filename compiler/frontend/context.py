@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.budget import DEFAULT_MAX_TENSOR_BYTES, over_budget
 from compiler.errors import ConversionError
 from ir.build import make_node
 from ir.graph import Graph, Value
@@ -44,11 +45,13 @@ class Ctx:
     """What a converter sees: the graph being built, the opset, and helpers to emit ops."""
 
     def __init__(self, graph: Graph, opset: int, *, scope: Any = None,
-                 declared: Mapping[str, tuple[int, ...]] | None = None) -> None:
+                 declared: Mapping[str, tuple[int, ...]] | None = None,
+                 budget: int = DEFAULT_MAX_TENSOR_BYTES) -> None:
         self.graph = graph
         self.opset = opset
         self.scope = scope  # compiler.frontend.scope.Scope: names of this graph and outer ones
         self.declared = dict(declared or {})  # static shapes the model declares, by name
+        self.budget = budget  # bytes: the largest tensor an op may make (compiler/budget.py)
         self.node_name = ""
         self.op_type = ""
         self.out_hints: list[str] = []
@@ -67,6 +70,8 @@ class Ctx:
             )
         except OpError as e:
             raise ConversionError(str(e)) from None
+        for v in node.outputs:
+            self.check_size(v.type.shape, v.type.dtype.np.itemsize)
         present = [v for v in inputs if v is not None]
         if all(v.is_const for v in present):
             args = [None if v is None else v.data for v in inputs]
@@ -82,6 +87,13 @@ class Ctx:
             return out
         self.graph.add_node(node)
         return node.outputs
+
+    def check_size(self, shape: Sequence[int], itemsize: int) -> None:
+        """Refuse a tensor of ``shape`` over the size budget, before it is allocated."""
+        big = over_budget("its output",
+                          shape, itemsize, self.budget)
+        if big:
+            raise ConversionError(big)
 
     def op(self, op: str, inputs: Sequence[Value | None], **attrs: Any) -> Value:
         """Emit a single-output IR op (see :meth:`ops`)."""

@@ -14,13 +14,15 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import ModelProto, NodeProto, numpy_helper
+from onnx import ModelProto, NodeProto
 
 import compiler.frontend.ops  # noqa: F401  (registers every converter)
+from compiler.budget import model_budget, over_budget
 from compiler.errors import ConversionError, UnsupportedModelError
 from compiler.frontend.context import Ctx, Opt, Resolved, Seq
 from compiler.frontend.registry import CONVERTERS, converter_key
 from compiler.frontend.scope import Scope, convert_nodes, node_label, walk_nodes
+from compiler.frontend.tensors import elem_type_name, tensor_array
 from ir.build import make_node
 from ir.graph import Graph, Value
 from ir.ops.dynamic import check_counted
@@ -35,7 +37,7 @@ def onnx_dtype(elem_type: int, what: str) -> DType:
         np_dt = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
         return DType.from_numpy(np_dt)
     except (KeyError, TypeError, ValueError):
-        name = onnx.TensorProto.DataType.Name(elem_type) if elem_type else "UNDEFINED"
+        name = elem_type_name(elem_type) if elem_type else "UNDEFINED"
         raise UnsupportedModelError(
             f"{what} has element type {name}, which qnnc does not support"
         ) from None
@@ -50,15 +52,21 @@ def attr_values(node: NodeProto) -> dict[str, Any]:
             raise UnsupportedModelError(f"attribute {a.name!r} holds a list of subgraphs")
         if a.ref_attr_name:
             raise UnsupportedModelError(f"attribute {a.name!r} refers to a function attribute")
-        v = onnx.helper.get_attribute_value(a)
+        try:
+            v = onnx.helper.get_attribute_value(a)
+        except (ValueError, TypeError):
+            raise UnsupportedModelError(
+                f"attribute {a.name!r} has attribute type {int(a.type)}, which ONNX does not "
+                "define; the file is damaged or written for a newer ONNX") from None
+        what = f"tensor of attribute {a.name!r}"
         if isinstance(v, bytes):
             v = v.decode("utf-8", errors="replace")
         elif isinstance(v, onnx.TensorProto):
-            v = numpy_helper.to_array(v)
+            v = tensor_array(v, what)
         elif isinstance(v, list) and v and isinstance(v[0], bytes):
             v = [s.decode("utf-8", errors="replace") for s in v]
         elif isinstance(v, list) and v and isinstance(v[0], onnx.TensorProto):
-            v = [numpy_helper.to_array(t) for t in v]
+            v = [tensor_array(t, what) for t in v]
         out[a.name] = v
     return out
 
@@ -92,20 +100,26 @@ def import_model(
     model: ModelProto,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     name: str | None = None,
+    *,
+    max_tensor_bytes: int | None = None,
 ) -> Graph:
     """Convert a checked ONNX model to an IR graph (f32 or whatever types it uses).
 
-    ``input_shapes`` fixes the shapes of inputs with symbolic or unknown dimensions.
+    ``input_shapes`` fixes the shapes of inputs with symbolic or unknown dimensions;
+    ``max_tensor_bytes`` raises the tensor size budget (compiler/budget.py).
     Raises :class:`UnsupportedModelError` listing every unsupported op at once, or
     :class:`ConversionError` naming the node that could not be converted.
     """
-    return import_with_outputs(model, input_shapes, name)[0]
+    return import_with_outputs(model, input_shapes, name,
+                               max_tensor_bytes=max_tensor_bytes)[0]
 
 
 def import_with_outputs(
     model: ModelProto,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     name: str | None = None,
+    *,
+    max_tensor_bytes: int | None = None,
 ) -> tuple[Graph, list[Resolved]]:
     """:func:`import_model`, also giving what each of the model's outputs became: an IR
     output, or a sequence (or optional) whose tensors are IR outputs of their own."""
@@ -129,6 +143,7 @@ def import_with_outputs(
     scope = Scope(graph)
     env = scope.env
     overrides = parse_dim_overrides(input_shapes)
+    budget = model_budget(model, max_tensor_bytes)
     inits = {t.name for t in g.initializer}
     known_inputs = {i.name for i in g.input if i.name not in inits}
     unknown = sorted(set(overrides) - known_inputs)
@@ -141,8 +156,13 @@ def import_with_outputs(
     for inp in g.input:
         if inp.name in inits:
             continue
-        env[inp.name] = graph.add_input(inp.name, _input_type(inp, overrides.get(inp.name)))
-    ctx = Ctx(graph, model_opset(model), scope=scope, declared=declared_shapes(model))
+        t = _input_type(inp, overrides.get(inp.name))
+        big = over_budget(f"input {inp.name!r}", t.shape, t.dtype.np.itemsize, budget)
+        if big:
+            raise ConversionError(big)
+        env[inp.name] = graph.add_input(inp.name, t)
+    ctx = Ctx(graph, model_opset(model), scope=scope, declared=declared_shapes(model),
+              budget=budget)
     convert_nodes(ctx, g.node, scope)
     results = [_bind_result(graph, ctx, env, o.name) for o in g.output]
     graph.outputs = [v for r in results for v in _tensors_of(r)]
@@ -153,7 +173,7 @@ def import_with_outputs(
 
 def initializer_array(t: onnx.TensorProto) -> np.ndarray:
     dt = onnx_dtype(t.data_type, f"initializer {t.name!r}")
-    arr = numpy_helper.to_array(t).astype(dt.np, copy=False)
+    arr = tensor_array(t, f"initializer {t.name!r}").astype(dt.np, copy=False)
     # reshape: ascontiguousarray turns a scalar into shape (1,)
     return np.ascontiguousarray(arr).reshape(arr.shape)
 

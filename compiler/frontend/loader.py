@@ -9,9 +9,10 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import ModelProto
-from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+from onnx.external_data_helper import uses_external_data
 
 from compiler.errors import ModelLoadError
+from compiler.frontend.wellformed import check_text_fields
 
 MIN_OPSET = 7
 
@@ -47,6 +48,7 @@ def load_onnx(path: str | os.PathLike[str], *, check: bool = True) -> ModelProto
             f"{str(p)!r} is not an ONNX model: it has no graph or no IR version "
             "(is it an .onnx file?)"
         )
+    check_text_fields(model, str(p))
     _load_external_data(model, p.resolve().parent, str(p))
     if check:
         check_model(model, str(p))
@@ -81,8 +83,12 @@ def _checkable(model: ModelProto) -> ModelProto:
 
 def check_model(model: ModelProto, where: str = "model") -> None:
     """Run onnx's checker and opset checks, turning failures into :class:`ModelLoadError`."""
+    check_text_fields(model, where)
     try:
         onnx.checker.check_model(_checkable(model))
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"{where} holds text that is not valid UTF-8; re-export the "
+                             "model") from None
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
         first = first.rstrip(".")
@@ -105,34 +111,72 @@ def check_model(model: ModelProto, where: str = "model") -> None:
 
 
 def _load_external_data(model: ModelProto, base: Path, where: str) -> None:
-    """Load tensors stored outside the .onnx file, refusing any path that leaves ``base``."""
-    tensors = [t for t in _all_tensors(model) if uses_external_data(t)]
-    if not tensors:
-        return
-    for t in tensors:
-        loc = next((e.value for e in t.external_data if e.key == "location"), None)
-        if not loc:
-            raise ModelLoadError(f"{where}: tensor {t.name!r} has external data without a location")
-        if os.path.isabs(loc) or Path(loc).drive:
-            raise ModelLoadError(
-                f"{where}: tensor {t.name!r} points to absolute path {loc!r}; external data "
-                "must sit in the model's folder"
-            )
-        target = (base / loc).resolve()
-        if base != target and base not in target.parents:
-            raise ModelLoadError(
-                f"{where}: tensor {t.name!r} points to {loc!r}, outside the model's folder; "
-                "refusing to read it"
-            )
-        if not target.is_file():
-            raise ModelLoadError(
-                f"{where}: external data file {loc!r} for tensor {t.name!r} is missing; keep "
-                "it beside the model file"
-            )
+    """Load tensors stored outside the .onnx file, refusing any path that leaves ``base``.
+
+    qnnc reads the bytes itself (onnx's reader refuses every symbolic link, even one that
+    stays inside the folder); the resolved file must lie inside ``base``."""
+    for t in _all_tensors(model):
+        if uses_external_data(t):
+            _read_external(t, base, where)
+
+
+def _read_external(t: onnx.TensorProto, base: Path, where: str) -> None:
+    info = {e.key: e.value for e in t.external_data}
+    loc = info.get("location")
+    what = f"{where}: tensor {t.name!r}"
+    if not loc:
+        raise ModelLoadError(f"{what} has external data without a location")
+    if "\0" in loc:
+        raise ModelLoadError(f"{what} has an external data location with a NUL character "
+                             f"({loc!r}); the file is damaged. Re-export the model.")
+    if os.path.isabs(loc) or Path(loc).drive:
+        raise ModelLoadError(
+            f"{what} points to absolute path {loc!r}; external data must sit in the model's "
+            "folder"
+        )
     try:
-        load_external_data_for_model(model, str(base))
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{where}: cannot load external data: {e}") from None
+        target = (base / loc).resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop
+        raise ModelLoadError(f"{what}: cannot resolve external data path {loc!r}: {e}") from None
+    if base != target and base not in target.parents:
+        raise ModelLoadError(
+            f"{what} points to {loc!r}, outside the model's folder; refusing to read it"
+        )
+    if not target.is_file():
+        raise ModelLoadError(
+            f"{where}: external data file {loc!r} for tensor {t.name!r} is missing (or not a "
+            "regular file); keep it beside the model file"
+        )
+    offset, length = _int_field(info, "offset", what) or 0, _int_field(info, "length", what)
+    try:
+        with open(target, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if offset > size or (length is not None and offset + length > size):
+                raise ModelLoadError(
+                    f"{what} reads bytes {offset}..{offset + (length or 0)} of {loc!r}, which "
+                    f"has {size} bytes; the data file is truncated or belongs to another "
+                    "model")
+            f.seek(offset)
+            data = f.read(size - offset if length is None else length)
+    except OSError as e:
+        raise ModelLoadError(f"{what}: cannot read external data {loc!r}: {e.strerror}") \
+            from None
+    t.raw_data = data
+    del t.external_data[:]
+    t.data_location = onnx.TensorProto.DEFAULT
+
+
+def _int_field(info: dict[str, str], key: str, what: str) -> int | None:
+    text = info.get(key)
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ModelLoadError(f"{what} has external data {key} {text!r}, not a byte count")
+    return value
 
 
 def _all_tensors(model: ModelProto) -> list[onnx.TensorProto]:

@@ -161,7 +161,8 @@ def convert_body(ctx: Ctx, body: GraphProto, formal: Sequence[TensorType],
         from compiler.frontend.importer import initializer_array
 
         scope.env[t.name] = g.add_const(initializer_array(t), _safe(t.name))
-    sub = Ctx(g, ctx.opset, scope=scope, declared=ctx.declared)
+    sub = Ctx(g, ctx.opset, scope=scope, declared=ctx.declared,
+              budget=ctx.budget)
     outer = ctx.node_name, ctx.op_type, ctx.out_hints
     convert_nodes(sub, body.node, scope)
     ctx.node_name, ctx.op_type, ctx.out_hints = outer
@@ -196,7 +197,8 @@ def inline_body(ctx: Ctx, body: GraphProto, bound: Sequence[Resolved] = ()) -> l
         from compiler.frontend.importer import initializer_array
 
         scope.env[t.name] = ctx.graph.add_const(initializer_array(t), _safe(t.name))
-    sub = Ctx(ctx.graph, ctx.opset, scope=scope, declared=ctx.declared)
+    sub = Ctx(ctx.graph, ctx.opset, scope=scope, declared=ctx.declared,
+              budget=ctx.budget)
     outer = ctx.node_name, ctx.op_type, ctx.out_hints
     convert_nodes(sub, body.node, scope)
     ctx.node_name, ctx.op_type, ctx.out_hints = outer

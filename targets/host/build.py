@@ -31,6 +31,7 @@ from ir.graph import Graph
 from targets.c.emitter import Renderer
 from targets.c.model import CSources, generate, generate_profiles
 from targets.host.bundle import bundle_files
+from targets.host.cache import clean_stale
 from targets.host.cpu import arch_flags, resolve_level
 from targets.host.wrapper import wrapper_pyx
 
@@ -176,6 +177,7 @@ def build_host(graph: Graph | list[Graph], opts: BuildOptions = BuildOptions(), 
                            time.perf_counter() - start, meta["arena_bytes"],
                            meta["weight_bytes"], meta["layers"])
     root.mkdir(parents=True, exist_ok=True)
+    clean_stale(root)  # temporary folders of builds killed over an hour ago
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
     try:
         step(0, BUILD_STEPS)

@@ -99,8 +99,9 @@ def test_run_with_npz_and_named_npy(tmp_path: Path, capsys: pytest.CaptureFixtur
     np.save(tmp_path / "b.npy", b)
     np.save(tmp_path / "a.npy", a.astype(np.float64))  # float64 is converted, not refused
     want = np.maximum(a + b, 0)
-    for k, inputs in enumerate((["feeds.npz"], ["a=a.npy", "b=b.npy"])):
-        argv = ["run", str(p), "--output", str(tmp_path / "o.npz")] + ["--force"] * k
+    for inputs in (["feeds.npz"], ["a=a.npy", "b=b.npy"]):
+        # the second pass overwrites the first's o.npz: that takes --force
+        argv = ["run", str(p), "--output", str(tmp_path / "o.npz"), "--force"]
         for spec in inputs:
             name, _, f = spec.rpartition("=")
             argv += ["--input", f"{name}={tmp_path / f}" if name else str(tmp_path / f)]

@@ -202,7 +202,7 @@ def test_refuses_to_overwrite_a_foreign_folder(qnnc: Qnnc, tmp_path: Path) -> No
     out.mkdir()
     (out / "thesis.tex").write_text("years of work")
     r = qnnc(["compile", str(_conv_file(tmp_path)), "-o", str(out)])
-    assert_one_paragraph_error(r, 1, "precious", "refusing to replace", "--force")
+    assert_one_paragraph_error(r, 1, "precious", "refusing to overwrite", "--force")
     assert sorted(f.name for f in out.iterdir()) == ["thesis.tex"]
 
 

@@ -1,119 +1,206 @@
-"""Compile, golden, example and run outputs never lose a file qnnc did not write: an existing
-output folder is replaced only when it holds exactly what its manifest lists (or with
---force), a symbolic link is never followed into replacing its target, files are not
-overwritten without --force, and what qnnc writes gets the user's umask."""
+"""qnnc never deletes a file it did not write: an existing output folder is replaced only if
+it holds exactly a previous qnnc output (by its manifest's file list), a symbolic link given
+as the output is never followed, example and run outputs are not overwritten without
+--force, and the build cache's housekeeping touches only folders named as qnnc names them.
+Every test works in its own tmp_path."""
 
 from __future__ import annotations
 
 import json
 import os
-import stat
+import time
 from pathlib import Path
 
-import numpy as np
+import onnx
 import pytest
 
-from compiler.cli import main
-from compiler.folders import FILES_KEY, listing
+from compiler.errors import QnncError
+from compiler.examples import build_example
+from compiler.folders import MANIFEST_FILE, write_folder_atomically
+from targets.host.cache import cache_info, clean_stale, clear_cache
+from tests.cli.models import assert_one_paragraph_error, run_cli
+
+Capsys = pytest.CaptureFixture[str]
 
 
-def _compile(tiny: Path, out: Path, *extra: str) -> int:
-    return main(["compile", str(tiny), "-o", str(out), "-q", *extra])
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    p = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), p)
+    return p
 
 
-def test_recompiling_into_a_previous_output_is_allowed(tiny: Path, tmp_path: Path) -> None:
-    out = tmp_path / "b"
-    assert _compile(tiny, out) == 0
-    assert json.loads((out / "manifest.json").read_text())[FILES_KEY] == listing(out)
-    assert _compile(tiny, out) == 0
+def _compile(tiny: Path, out: Path, capsys: Capsys, *extra: str):
+    return run_cli(["compile", str(tiny), "-o", str(out), "-q", *extra], capsys)
 
 
-def test_a_file_added_to_an_output_stops_the_next_compile(tiny: Path, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]
-                                                          ) -> None:
-    out = tmp_path / "b"
-    assert _compile(tiny, out) == 0
-    (out / "notes.md").write_text("mine")
-    assert _compile(tiny, out) == 1
-    err = capsys.readouterr().err
-    assert "notes.md" in err and "--force" in err
-    assert (out / "notes.md").read_text() == "mine"
-    assert _compile(tiny, out, "--force") == 0  # the user asked
-    assert not (out / "notes.md").exists()
+def test_the_manifest_lists_every_file_qnnc_wrote(tiny: Path, tmp_path: Path,
+                                                   capsys: Capsys) -> None:
+    out = tmp_path / "out"
+    assert _compile(tiny, out, capsys).code == 0
+    listed = json.loads((out / MANIFEST_FILE).read_text())["files"]
+    on_disk = sorted(p.name for p in out.iterdir() if p.name != MANIFEST_FILE)
+    assert listed == on_disk and "model.ir" in listed
 
 
-def test_a_foreign_manifest_is_not_a_licence(tiny: Path, tmp_path: Path) -> None:
-    """A folder whose manifest.json merely has a qnnc_version key is not a qnnc output."""
-    out = tmp_path / "theirs"
+def test_recompiling_into_a_previous_output_replaces_it(tiny: Path, tmp_path: Path,
+                                                        capsys: Capsys) -> None:
+    out = tmp_path / "out"
+    assert _compile(tiny, out, capsys).code == 0
+    (out / "model.ir.npz").unlink(missing_ok=True)  # a listed file gone is no user file
+    first = (out / "model.ir").stat().st_ino
+    assert _compile(tiny, out, capsys).code == 0
+    assert (out / "model.ir").stat().st_ino != first  # written anew
+
+
+def test_a_file_the_user_added_blocks_the_replacement(tiny: Path, tmp_path: Path,
+                                                      capsys: Capsys) -> None:
+    out = tmp_path / "out"
+    assert _compile(tiny, out, capsys).code == 0
+    (out / "notes.txt").write_text("mine")
+    r = _compile(tiny, out, capsys)
+    assert_one_paragraph_error(r, 1, "notes.txt", "qnnc did not write", "--force")
+    assert (out / "notes.txt").read_text() == "mine"
+    assert _compile(tiny, out, capsys, "--force").code == 0
+    assert not (out / "notes.txt").exists() and (out / "model.ir").is_file()
+
+
+def test_a_fake_qnnc_manifest_does_not_make_a_folder_replaceable(
+        tiny: Path, tmp_path: Path, capsys: Capsys) -> None:
+    out = tmp_path / "mine"
     out.mkdir()
-    (out / "manifest.json").write_text(json.dumps({"qnnc_version": "0.1.0"}))
-    (out / "data.csv").write_text("1,2,3")
-    assert _compile(tiny, out) == 1
-    assert sorted(f.name for f in out.iterdir()) == ["data.csv", "manifest.json"]
+    (out / MANIFEST_FILE).write_text(json.dumps({"qnnc_version": "0.1.0"}))
+    (out / "thesis.tex").write_text("years of work")
+    r = _compile(tiny, out, capsys)
+    assert_one_paragraph_error(r, 1, "older qnnc", "--force")
+    assert (out / "thesis.tex").read_text() == "years of work"
 
 
-def test_a_symlinked_output_is_never_followed(tiny: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_folder_without_manifest_and_a_file_are_refused(tiny: Path, tmp_path: Path,
+                                                          capsys: Capsys) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"\xff\xd8")
+    assert_one_paragraph_error(_compile(tiny, folder, capsys), 1, "did not write", "--force")
+    f = tmp_path / "plain.txt"
+    f.write_text("x")
+    assert_one_paragraph_error(_compile(tiny, f, capsys), 1, "is a file", "--force")
+    assert (folder / "a.jpg").read_bytes() == b"\xff\xd8" and f.read_text() == "x"
+
+
+def test_an_empty_folder_is_filled(tiny: Path, tmp_path: Path, capsys: Capsys) -> None:
+    out = tmp_path / "empty"
+    out.mkdir()
+    assert _compile(tiny, out, capsys).code == 0
+    assert (out / "model.ir").is_file()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_symlinked_output_is_never_followed(tiny: Path, tmp_path: Path, capsys: Capsys,
+                                              force: bool) -> None:
     real = tmp_path / "real"
-    assert _compile(tiny, real) == 0
-    before = listing(real)
+    assert _compile(tiny, real, capsys).code == 0
     link = tmp_path / "link"
     link.symlink_to(real)
-    for extra in ((), ("--force",)):
-        assert _compile(tiny, link, *extra) == 1
-        assert "symbolic link" in capsys.readouterr().err
-    assert link.is_symlink() and listing(real) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["calib.npz", "tiny.onnx", "real", "link"])  # no .link.old.* left behind
+    before = sorted(p.name for p in real.iterdir())
+    r = _compile(tiny, link, capsys, *(["--force"] if force else []))
+    assert_one_paragraph_error(r, 1, "symbolic link")
+    assert link.is_symlink() and sorted(p.name for p in real.iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir() if ".old." in p.name] == []
 
 
-def test_example_and_run_outputs_need_force_to_overwrite(tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]
-                                                         ) -> None:
-    onnx_path = tmp_path / "m.onnx"
-    onnx_path.write_bytes(b"my own model")
-    assert main(["example", "tiny_cnn", "-o", str(onnx_path)]) == 1
-    assert "--force" in capsys.readouterr().err and onnx_path.read_bytes() == b"my own model"
-    fresh = tmp_path / "t.onnx"
-    (tmp_path / "t_calib.npz").write_bytes(b"my samples")
-    assert main(["example", "tiny_cnn", "-o", str(fresh), "--calib-samples", "2"]) == 1
-    assert not fresh.exists() and (tmp_path / "t_calib.npz").read_bytes() == b"my samples"
-    assert main(["example", "tiny_cnn", "-o", str(fresh)]) == 0  # the npz is not written
-    assert main(["example", "tiny_cnn", "-o", str(onnx_path), "--force"]) == 0
+def test_a_failed_fill_leaves_the_old_folder_and_no_debris(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+
+    def good(folder: Path) -> None:
+        (folder / "a.txt").write_text("1")
+        (folder / MANIFEST_FILE).write_text(json.dumps({"qnnc_version": "x"}))
+
+    def boom(folder: Path) -> None:
+        raise RuntimeError("fill failed")
+
+    write_folder_atomically(out, good)
+    with pytest.raises(RuntimeError):
+        write_folder_atomically(out, boom)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (out / "a.txt").read_text() == "1"
+
+
+def test_force_replaces_a_plain_file_in_the_api(tmp_path: Path) -> None:
+    f = tmp_path / "out"
+    f.write_text("old")
+    with pytest.raises(QnncError, match="is a file"):
+        write_folder_atomically(f, lambda d: None)
+    write_folder_atomically(f, lambda d: (d / "x").write_text("new"), force=True)
+    assert (f / "x").read_text() == "new"
+
+
+def test_example_refuses_to_overwrite_without_force(tmp_path: Path, capsys: Capsys) -> None:
+    out = tmp_path / "tiny.onnx"
+    calib = tmp_path / "tiny_calib.npz"
+    out.write_text("my model")
+    r = run_cli(["example", "tiny_cnn", "-o", str(out)], capsys)
+    assert_one_paragraph_error(r, 1, "tiny.onnx", "already exists", "--force")
+    assert out.read_text() == "my model"
+    out.unlink()
+    calib.write_text("my samples")
+    r = run_cli(["example", "tiny_cnn", "-o", str(out), "--calib-samples", "2"], capsys)
+    assert_one_paragraph_error(r, 1, "tiny_calib.npz", "--force")
+    assert calib.read_text() == "my samples" and not out.exists()
+    r = run_cli(["example", "tiny_cnn", "-o", str(out), "--calib-samples", "2", "--force"],
+                capsys)
+    assert r.code == 0 and onnx.load(out).graph.node and calib.read_bytes()[:2] == b"PK"
+
+
+def test_run_output_refuses_to_overwrite_without_force(tiny: Path, tmp_path: Path,
+                                                       capsys: Capsys) -> None:
     out = tmp_path / "y.npz"
-    out.write_bytes(b"results")
-    capsys.readouterr()
-    assert main(["run", str(fresh), "--random-input", "-o", str(out)]) == 1
-    assert "--force" in capsys.readouterr().err and out.read_bytes() == b"results"
-    assert main(["run", str(fresh), "--random-input", "-o", str(out), "--force", "-q"]) == 0
-    assert set(np.load(out).files)
+    out.write_text("earlier results")
+    r = run_cli(["run", str(tiny), "--random-input", "--output", str(out)], capsys)
+    assert_one_paragraph_error(r, 1, "y.npz", "already exists", "--force")
+    assert out.read_text() == "earlier results"
+    r = run_cli(["run", str(tiny), "--random-input", "--output", str(out), "--force", "-q"],
+                capsys)
+    assert r.code == 0 and out.read_bytes()[:2] == b"PK"
 
 
-def test_outputs_get_the_users_umask(tiny: Path, tmp_path: Path) -> None:
-    old = os.umask(0o022)
-    try:
-        out = tmp_path / "b"
-        assert _compile(tiny, out, "--target", "host") == 0
-        assert main(["example", "tiny_cnn", "-o", str(tmp_path / "e.onnx")]) == 0
-        assert main(["run", str(out), "--random-input", "-o", str(tmp_path / "y.npz"),
-                     "-q"]) == 0
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE(out.stat().st_mode) == 0o755
-    assert stat.S_IMODE((out / "manifest.json").stat().st_mode) == 0o644
-    assert stat.S_IMODE((tmp_path / "e.onnx").stat().st_mode) == 0o644
-    assert stat.S_IMODE((tmp_path / "y.npz").stat().st_mode) == 0o644
-    modules = [p for p in out.iterdir() if p.suffix == ".so"]
-    assert modules and all(stat.S_IMODE(p.stat().st_mode) == 0o755 for p in modules)
+def _fake_cache(root: Path) -> dict[str, Path]:
+    root.mkdir()
+    entries = {
+        "build": root / f"host-{'a' * 20}",
+        "killed": root / f".host-{'b' * 20}.k1ll3d_",
+        "running": root / f".host-{'c' * 20}.runn1ng",
+        "user": root / "my-notes",
+        "user_hidden": root / ".host-not-hex.xyz",
+    }
+    for p in entries.values():
+        p.mkdir()
+        (p / "f.bin").write_bytes(b"\0" * 1000)
+    old = time.time() - 2 * 3600
+    for name in ("killed", "build"):
+        os.utime(entries[name] / "f.bin", (old, old))
+        os.utime(entries[name], (old, old))
+    os.utime(entries["user_hidden"] / "f.bin", (old, old))
+    os.utime(entries["user_hidden"], (old, old))
+    return entries
 
 
-def test_golden_record_keeps_foreign_files(tiny: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "g"
-    out.mkdir()
-    (out / "README").write_text("mine")
-    assert main(["golden", "record", str(tiny), "--random-input", "-o", str(out), "-q"]) == 1
-    assert "--force" in capsys.readouterr().err and (out / "README").exists()
-    assert main(["golden", "record", str(tiny), "--random-input", "-o", str(out), "-q",
-                 "--force"]) == 0
-    assert main(["golden", "check", str(out), "-q"]) == 0
+def test_stale_build_folders_are_removed_by_age_only(tmp_path: Path) -> None:
+    e = _fake_cache(tmp_path / "cache")
+    assert clean_stale(tmp_path / "cache") == 1
+    assert not e["killed"].exists()
+    assert all(e[k].exists() for k in ("build", "running", "user", "user_hidden"))
+
+
+def test_cache_info_and_clear(tmp_path: Path, capsys: Capsys) -> None:
+    root = tmp_path / "cache"
+    e = _fake_cache(root)
+    info = cache_info(root)
+    assert (info.builds, info.unfinished, info.bytes) == (1, 2, 3000)
+    r = run_cli(["cache", "info", "--cache-dir", str(root)], capsys)
+    assert r.code == 0 and str(root) in r.out and "1 finished, 2 unfinished" in r.out
+    r = run_cli(["cache", "clear", "--cache-dir", str(root)], capsys)
+    assert r.code == 0 and "removed 1 build(s) and 1 unfinished" in r.out
+    assert not e["build"].exists() and not e["killed"].exists()
+    assert e["running"].exists() and e["user"].exists() and e["user_hidden"].exists()
+    assert clear_cache(tmp_path / "absent").builds == 0

@@ -76,6 +76,7 @@ def constant_of_shape(ctx: Ctx, shape: Value, *, value: Any = None) -> Value:
     fill = np.zeros(1, np.float32) if value is None else _supported(ctx, value, "value")
     if fill.size != 1:
         raise ctx.fail(f"value must hold one element, it holds {fill.size}")
+    ctx.check_size(dims, fill.dtype.itemsize)
     return ctx.const(np.full(dims, fill.reshape(-1)[0], dtype=fill.dtype))
 
 
@@ -95,7 +96,10 @@ def range_(ctx: Ctx, start: Value, limit: Value, delta: Value) -> Value:
     sv, lv, dv = (a.item() if integral else float(np.asarray(a, np.float64)) for a in (s, lim, d))
     if dv == 0:
         raise ctx.fail("delta must not be 0")
+    if not all(math.isfinite(v) for v in (sv, lv, dv)):
+        raise ctx.fail(f"start, limit and delta must be finite: {sv}, {lv}, {dv}")
     n = max(math.ceil((lv - sv) / dv), 0)
+    ctx.check_size([n], 8)
     if integral:
         out = sv + np.arange(n, dtype=np.int64) * dv
     else:
