@@ -103,6 +103,10 @@ class Renderer:
     #: csrc headers model.c includes
     headers: tuple[str, ...] = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h", "qnnc_vmath.h")
 
+    #: bytes of guard zone after every arena tensor, poisoned while the model runs (the
+    #: sanitizer build, targets/c/guards.py); 0: none
+    guard_bytes = 0
+
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, int(threads))
 

@@ -71,11 +71,14 @@ def plan_memory(
     scratch_bytes: Callable[[Node], int],
     nbytes_of: Callable[[Value], int] = lambda v: v.type.nbytes,
     body: bool = False,
+    guard: int = 0,
 ) -> MemoryPlan:
     """Plan storage for ``graph``. ``inplace_ok(node)`` says if the op may write over its
     first same-shaped input; ``scratch_bytes(node)`` is the temporary space a layer needs;
     ``nbytes_of(value)`` its stored size (a padded layout stores more than its elements).
-    ``body``: plan a region body (module docstring)."""
+    ``body``: plan a region body (module docstring). ``guard``: bytes left free after every
+    arena buffer, which the sanitizer build poisons (targets/c/guards.py), so an overflow
+    into the neighbouring buffer is caught."""
     st: dict[int, Storage] = {}
     end = len(graph.nodes)
     for k, v in enumerate(graph.inputs):
@@ -148,11 +151,11 @@ def plan_memory(
             scratch[i] = Storage("arena", nbytes=n, first=i, last=i)
     arena = [s for s in {id(s): s for s in st.values()}.values() if s.kind == "arena"]
     arena += list(scratch.values())
-    total = _place(arena)
+    total = _place(arena, guard)
     return MemoryPlan(st, scratch, total, inplace, copies)
 
 
-def _place(bufs: list[Storage]) -> int:
+def _place(bufs: list[Storage], guard: int = 0) -> int:
     """Greedy best-fit by size; returns the arena size in bytes.
 
     Largest first, each buffer goes into the smallest gap between the buffers already
@@ -165,7 +168,7 @@ def _place(bufs: list[Storage]) -> int:
     lasts = np.zeros(0, np.int64)
     total = 0
     for b in sorted(bufs, key=lambda s: (-s.nbytes, s.first)):
-        size = align(max(b.nbytes, 1))
+        size = align(max(b.nbytes, 1)) + guard
         live = (firsts <= b.last) & (lasts >= b.first)
         lo, hi = offs[live], ends[live]
         # the end of everything below each live buffer: where the gap before it starts

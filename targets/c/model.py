@@ -46,6 +46,7 @@ from targets.c.emitter import (
     layer_comment,
     plus,
 )
+from targets.c.guards import guard_c
 from targets.c.memory import MemoryPlan, Storage, plan_memory
 from targets.c.names import NameTable, c_comment, c_string
 from targets.c.params import Params
@@ -175,6 +176,8 @@ class _Unit:
         for v, k in plan.copies:
             calls += wrap_line(f"    memcpy(outputs[{k}], {layers.ref(v, plan, 0)}, "
                                f"{v.type.nbytes});")
+        if r.guard_bytes:  # the sanitizer build: open the whole arena again
+            calls.append("    qnnc_guard(-1);")
         unused = [f"(void){k}s;" for k in ("input", "output") if k not in layers.passed]
         if unused:  # a graph that never reads its inputs (or writes no output buffer)
             calls.insert(0, "    " + " ".join(unused))
@@ -189,8 +192,9 @@ class _Unit:
 
     def source(self, wbytes: int, wdecl: str, version: str) -> str:
         rows_def = "int64_t qnnc_output_rows[QNNC_NUM_OUTPUTS];\n" if self.layers.rows else ""
+        guards = guard_c(self.plan, len(self.graph.nodes)) if self.r.guard_bytes else ""
         return _model_c(self.graph, self.r, self.plan, wbytes, wdecl,
-                        rows_def + self.r.prelude(), self.layers.funcs, self.calls,
+                        rows_def + guards + self.r.prelude(), self.layers.funcs, self.calls,
                         version)
 
 
@@ -311,7 +315,7 @@ class _Layers:
             scratch_bytes=lambda n: max((sub[id(b)].arena_bytes for b in n.regions),
                                         default=0) if n.regions else
             (r.emitter(n).scratch or (lambda _n: 0))(n),
-            nbytes_of=r.nbytes, body=body,
+            nbytes_of=r.nbytes, body=body, guard=r.guard_bytes,
         )
         for i, n in enumerate(graph.nodes):
             for b in n.regions:
@@ -327,6 +331,8 @@ class _Layers:
         """The calls of ``graph``'s layers (its arena at ``base``), defining their functions."""
         r, calls = self.r, []
         for i, node in enumerate(graph.nodes):
+            if r.guard_bytes and self.depth == 0:  # poison all but the live tensors
+                calls.append(f"{indent}qnnc_guard({i});")
             if node.regions:
                 calls += self._control(node, plan, base, indent)
                 continue
