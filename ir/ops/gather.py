@@ -45,6 +45,8 @@ def canonical_slice(
     seen: set[int] = set()
     for s, e, ax, st in zip(starts, ends, axes, steps):
         ax = norm_axis("Slice", ax, rank)
+        if not 0 <= ax < rank:  # norm_axis lets axis 0 through for a scalar
+            raise OpError(f"Slice: axis {ax} is out of range for rank {rank}")
         if ax in seen:
             raise OpError(f"Slice: axis {ax} is given twice")
         seen.add(ax)
