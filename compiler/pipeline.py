@@ -2,9 +2,9 @@
 with the compile's own data handed to the passes that take it.
 
 The default is the target-independent clean-up (compiler.passes.DEFAULT_PIPELINE), then
-``equalize`` when asked, then ``quantize`` for INT8, then ``layout,fold-layout,tile`` for an
-accelerator target. ``qnnc compile --print-pipeline`` prints it for the options given, in
-text a user can edit and pass back with ``--pipeline``.
+``equalize`` when asked, then ``quantize`` for INT8, then ``fuse-epilogue`` for the host or
+``layout,fold-layout,tile`` for an accelerator target. ``qnnc compile --print-pipeline``
+prints it for the options given, in text a user can edit and pass back with ``--pipeline``.
 
 The quantisation flags (--calib-method, --skip-layers, ...) set the options of the
 pipeline's quantize pass, a user's pipeline included; a pipeline text that sets the same
@@ -20,7 +20,7 @@ from typing import Any
 
 from compiler.errors import QnncError
 from compiler.options import CompileOptions
-from compiler.passes import DEFAULT_PIPELINE, TARGET_PIPELINE
+from compiler.passes import DEFAULT_PIPELINE, HOST_INT8_PIPELINE, TARGET_PIPELINE
 from compiler.passes.manager import Pass, as_passes, format_pass
 from compiler.passes.quantize import Quantize, QuantizeOutcome
 from targets.profiles import Profile
@@ -42,6 +42,8 @@ def default_pipeline_text(options: CompileOptions, profile: Profile | None) -> l
         steps[at:at] = ["equalize"]
     if options.effective_precision == "int8":
         steps.append("quantize")
+        if profile is None and options.target == "host":
+            steps += HOST_INT8_PIPELINE
     if profile is not None:
         steps += TARGET_PIPELINE
     return steps
@@ -101,6 +103,10 @@ def check_pipeline(passes: list[Pass], options: CompileOptions, profile: Profile
         raise QnncError("INT8 needs the quantize pass, which the pipeline does not run; add "
                         "quantize to --pipeline (or drop --precision int8)")
     if profile is not None:
+        if "fuse-epilogue" in names:
+            raise QnncError(f"fuse-epilogue is a host pass: target {profile.name!r} stages "
+                            "products through the chip's buffers without epilogue tables; "
+                            "drop fuse-epilogue from --pipeline")
         if "tile" not in names:
             raise QnncError(f"target {profile.name!r} needs the layout and tile passes, which "
                             "the pipeline does not run; add layout,fold-layout,tile")

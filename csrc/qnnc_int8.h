@@ -637,15 +637,25 @@ static inline void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, voi
 
 /* -- tile + epilogue ---------------------------------------------------------------------- */
 
+/* y[i * stride] = lut[y[i * stride]] over n bytes: an epilogue table (the fuse-epilogue
+ * pass) applied to results just stored, while they are in L1. The table is indexed by the
+ * stored byte (the emitter rotates a signed result's table by 128). */
+static inline void qnnc_lut_n(void *y, int n, ptrdiff_t stride, const uint8_t *lut) {
+    uint8_t *b = (uint8_t *)y;
+    for (int i = 0; i < n; ++i) b[i * stride] = lut[b[i * stride]];
+}
+
 /* What a layer's tiles store: per output channel ch, y = clamp(zp + requant(acc + bias[ch]))
  * with (m0, n) = (m0[ch], nsh[ch]) per channel, or m0[0], nsh[0] for all when per_channel
- * is 0. Every n is in [31, 62] and every bias fits int32 (the emitter checks both). */
+ * is 0, then lut[y] when lut is not NULL. Every n is in [31, 62] and every bias fits int32
+ * (the emitter checks both). */
 typedef struct {
     const int32_t *bias;
     const int32_t *m0;
     const int8_t *nsh;
     int32_t zp, lo, hi;
     int per_channel, sgn;
+    const uint8_t *lut;
 } qnnc_q8_epilogue;
 
 /* C[rows][cols] of one tile (channels ch0 .. ch0+rows-1, rows <= MR, cols <= NR), requantised
@@ -657,6 +667,7 @@ static inline void qnnc_q8_tile_store_c(const int32_t *QNNC_RESTRICT acc,
         const int ch = ch0 + r, q = ep->per_channel ? ch : 0;
         qnnc_q8_store(acc + r * QNNC_Q8_NR, cols, ep->bias[ch], ep->m0[q], ep->nsh[q], ep->zp,
                       ep->lo, ep->hi, (uint8_t *)y + r * ldy, 1, ep->sgn);
+        if (ep->lut) qnnc_lut_n((uint8_t *)y + r * ldy, cols, 1, ep->lut);
     }
 }
 
@@ -672,6 +683,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_avx2(const __m256i *acc, const qnnc_
     const int32_t *const bias = ep->bias;
     const int32_t *const m0 = ep->m0;
     const int8_t *const nsh = ep->nsh;
+    const uint8_t *const lut = ep->lut;
     qnnc_q8_req8 c;
     qnnc_q8_req8_out(&c, ep->zp, ep->lo, ep->hi);
     const int q0 = per_channel ? ch0 : 0;
@@ -688,7 +700,11 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_avx2(const __m256i *acc, const qnnc_
         const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
         const __m128i bytes = sgn ? _mm_packs_epi16(lo, hi) : _mm_packus_epi16(lo, hi);
         uint8_t *yr = y + r * ldy;
-        if (cols == QNNC_Q8_NR) {
+        if (lut) {
+            uint8_t t[QNNC_Q8_NR];
+            _mm_storeu_si128((__m128i *)t, bytes);
+            for (int e = 0; e < cols; ++e) yr[e] = lut[t[e]];
+        } else if (cols == QNNC_Q8_NR) {
             _mm_storeu_si128((__m128i *)yr, bytes);
         } else {
             uint8_t t[QNNC_Q8_NR];

@@ -10,6 +10,7 @@ from compiler.passes import (  # noqa: F401  (registration)
     fold_affine,
     fold_batchnorm,
     fold_constants,
+    fuse_epilogue,
     layout,
     lower_qdq,
     quantize,
@@ -46,6 +47,9 @@ DEFAULT_PIPELINE: list[str] = [
 
 #: what an accelerator target runs after quantisation (each with the target's profile)
 TARGET_PIPELINE: list[str] = ["layout", "fold-layout", "tile"]
+#: what the host target runs after quantisation
+HOST_INT8_PIPELINE: list[str] = ["fuse-epilogue"]
 
-__all__ = ["DEFAULT_PIPELINE", "PASSES", "TARGET_PIPELINE", "Pass", "PassError", "as_passes",
-           "format_pipeline", "option", "parse_pipeline", "register", "run_pipeline"]
+__all__ = ["DEFAULT_PIPELINE", "HOST_INT8_PIPELINE", "PASSES", "TARGET_PIPELINE", "Pass",
+           "PassError", "as_passes", "format_pipeline", "option", "parse_pipeline", "register",
+           "run_pipeline"]

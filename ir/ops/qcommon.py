@@ -64,6 +64,23 @@ def out_type(op: str, shape: tuple[int, ...], a: Attrs, *, act: bool = False) ->
     return TensorType(tuple(shape), dt, q)
 
 
+def epilogue_type(op: str, mid: TensorType, lut: TensorType | None) -> TensorType:
+    """The result of a product with an epilogue table ``lut`` (the fuse-epilogue pass):
+    ``mid`` (the requantised, clamped codes) without one, else ``mid``'s shape in the
+    table's type — a per-tensor quantised u8/i8[256] of results, indexed by mid's codes as
+    QLut indexes its table (code - qmin)."""
+    if lut is None:
+        return mid
+    q = quantized(op, lut, "the epilogue table")
+    require(lut.shape == (256,), f"{op}: the epilogue table must have 256 entries, got {lut}")
+    return TensorType(mid.shape, lut.dtype, q)
+
+
+def apply_epilogue(q: np.ndarray, mid: TensorType, lut: np.ndarray | None) -> np.ndarray:
+    """The epilogue table (if any) applied to requantised codes ``q`` of type ``mid``."""
+    return q if lut is None else qmath.lookup(q, lut, mid.dtype)
+
+
 def act_clamp(a: Attrs) -> tuple[int, int]:
     return int(a["act_min"]), int(a["act_max"])
 

@@ -8,6 +8,8 @@ Requantisation is qmath's, with multipliers derived from the types by qcommon.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ir import qmath
@@ -20,8 +22,10 @@ from ir.ops.qcommon import (
     ACT_DTYPES,
     OUT_ATTRS,
     act_clamp,
+    apply_epilogue,
     centered,
     conv_multipliers,
+    epilogue_type,
     out_type,
     product_multiplier,
     quantized,
@@ -74,11 +78,18 @@ def _check_bias(op: str, b: TensorType | None, n: int) -> None:
 
 
 def _requant_out(acc: np.ndarray, x: TensorType, w: TensorType, y: TensorType, a: Attrs,
-                 axis: int, op: str) -> np.ndarray:
-    m0, shift = conv_multipliers(x, w, y, op)
-    assert y.quant is not None
-    return qmath.requantize(acc, m0, shift, y.quant.zero_point[0], y.dtype,
-                            clamp=act_clamp(a), axis=axis if m0.size > 1 else None)
+                 axis: int, op: str, lut: np.ndarray | None) -> np.ndarray:
+    mid = out_type(op, y.shape, a, act=True)
+    m0, shift = conv_multipliers(x, w, mid, op)
+    assert mid.quant is not None
+    q = qmath.requantize(acc, m0, shift, mid.quant.zero_point[0], mid.dtype,
+                         clamp=act_clamp(a), axis=axis if m0.size > 1 else None)
+    return apply_epilogue(q, mid, lut)
+
+
+def _lut(ins: list[Any], at: int) -> Any:
+    """The optional epilogue table operand (its type in infer, its data in compute)."""
+    return ins[at] if len(ins) > at else None
 
 
 @register
@@ -86,9 +97,11 @@ class QConv:
     """acc[n, c, o...] = b[c] + sum (x - zx)[n, ci, o*s + k*d] * (w - zw[c])[c, ci', k...]
     (padding contributes 0: pads hold zx); y = clamp_act(zy + requant_raw(acc, M_c)),
     M_c = s_x * s_w[c] / s_y. Geometry as Conv; x per tensor, w per tensor or per output
-    channel (axis 0), b i32 with scale s_x * s_w[c] and zero point 0."""
+    channel (axis 0), b i32 with scale s_x * s_w[c] and zero point 0. With an epilogue
+    table lut (u8/i8[256], from the fuse-epilogue pass) the result is lut[y - qmin], typed
+    as the table."""
 
-    operands = ("x", "w", "b?")
+    operands = ("x", "w", "b?", "lut?")
     flops = cost.conv
     tiled = "conv"
     staged = True
@@ -107,7 +120,7 @@ class QConv:
         (shape_t,) = Conv.infer([x.with_dtype(DType.f32), w.with_dtype(DType.f32)], geo)
         y = out_type("QConv", shape_t.shape, a, act=True)
         conv_multipliers(x, w, y)
-        return [y]
+        return [epilogue_type("QConv", y, _lut(ins, 3))]
 
     @staticmethod
     def compute(ins: list[np.ndarray | None], a: Attrs, types: list[TensorType | None],
@@ -119,16 +132,17 @@ class QConv:
         acc = exact_conv(centered(x, xt.quant), centered(w, wt.quant, 0), a)
         if b is not None:
             acc += b.astype(np.int64).reshape((1, -1) + (1,) * (acc.ndim - 2))
-        return [_requant_out(acc, xt, wt, outs[0], a, 1, "QConv")]
+        return [_requant_out(acc, xt, wt, outs[0], a, 1, "QConv", _lut(ins, 3))]
 
 
 @register
 class QLinear:
     """acc[..., n] = b[n] + sum_k (x - zx)[..., k] * (w[n, k] - zw[n]);
     y = clamp_act(zy + requant_raw(acc, M_n)), M_n = s_x * s_w[n] / s_y.
-    The fully connected layer: w is [N, K] (Gemm/MatMul weights transposed at compile time)."""
+    The fully connected layer: w is [N, K] (Gemm/MatMul weights transposed at compile time).
+    An epilogue table lut applies as QConv's."""
 
-    operands = ("x", "w", "b?")
+    operands = ("x", "w", "b?", "lut?")
     flops = cost.linear
     tiled = "matmul"
     staged = True
@@ -147,7 +161,7 @@ class QLinear:
         _check_bias("QLinear", b, w.shape[0])
         y = out_type("QLinear", x.shape[:-1] + (w.shape[0],), a, act=True)
         conv_multipliers(x, w, y, "QLinear")
-        return [y]
+        return [epilogue_type("QLinear", y, _lut(ins, 3))]
 
     @staticmethod
     def compute(ins: list[np.ndarray | None], a: Attrs, types: list[TensorType | None],
@@ -159,15 +173,16 @@ class QLinear:
         acc = exact_matmul(centered(x, xt.quant), centered(w, wt.quant, 0).T)
         if b is not None:
             acc += b.astype(np.int64)
-        return [_requant_out(acc, xt, wt, outs[0], a, acc.ndim - 1, "QLinear")]
+        return [_requant_out(acc, xt, wt, outs[0], a, acc.ndim - 1, "QLinear", _lut(ins, 3))]
 
 
 @register
 class QMatMul:
     """acc = (a - za) @ (b - zb) (numpy matmul broadcasting, exact);
-    y = clamp(zy + requant_raw(acc, M)), M = s_a * s_b / s_y. Both operands per tensor."""
+    y = clamp(zy + requant_raw(acc, M)), M = s_a * s_b / s_y. Both operands per tensor.
+    An epilogue table lut applies as QConv's."""
 
-    operands = ("a", "b")
+    operands = ("a", "b", "lut?")
     flops = cost.matmul
     tiled = "matmul"
     staged = True
@@ -181,20 +196,21 @@ class QMatMul:
         quantized("QMatMul", w, "b")
         y = out_type("QMatMul", matmul_shape("QMatMul", x.shape, w.shape), a)
         product_multiplier(x, w, y, "QMatMul")
-        return [y]
+        return [epilogue_type("QMatMul", y, _lut(ins, 2))]
 
     @staticmethod
     def compute(ins: list[np.ndarray | None], a: Attrs, types: list[TensorType | None],
                 outs: list[TensorType]) -> list[np.ndarray]:
-        x, w = ins
-        xt, wt = types
+        x, w = ins[0], ins[1]
+        xt, wt = types[0], types[1]
         assert x is not None and w is not None and xt is not None and wt is not None
         assert xt.quant is not None and wt.quant is not None
-        y = outs[0]
+        y = out_type("QMatMul", outs[0].shape, a)
         assert y.quant is not None
         acc = exact_matmul(centered(x, xt.quant), centered(w, wt.quant))
         m0, shift = product_multiplier(xt, wt, y, "QMatMul")
-        return [qmath.requantize(acc, m0, shift, y.quant.zero_point[0], y.dtype)]
+        q = qmath.requantize(acc, m0, shift, y.quant.zero_point[0], y.dtype)
+        return [apply_epilogue(q, y, _lut(ins, 2))]
 
 
 # -- ONNX's integer ops (no requantisation) ---------------------------------------------------

@@ -21,7 +21,16 @@ from targets.c.emitter import (
 )
 from targets.c.expr import Expr, Var
 from targets.c.ops_linalg import conv_geometry
-from targets.c.ops_quant_util import centred, clamp_bounds, mult_exprs, qparams, sgn
+from targets.c.ops_quant_util import (
+    centred,
+    clamp_bounds,
+    epilogue_lut,
+    mult_exprs,
+    qparams,
+    requant_type,
+    sgn,
+    with_lut,
+)
 from targets.c.q8_gemm import (
     I32,
     MR,
@@ -143,14 +152,17 @@ def qconv(ctx: LayerCtx) -> str:
         d = _geometry(ctx.node)
     except ValueError as e:
         raise ctx.fail(str(e)) from None
-    xq, yq = qparams(ctx.it(0)), qparams(ctx.ot(0))
+    rt = requant_type(ctx)
+    xq, yq = qparams(ctx.it(0)), qparams(rt)
     zx, zy = int(xq.zero_point[0]), int(yq.zero_point[0])
-    m0, shift = conv_multipliers(ctx.it("x"), ctx.it("w"), ctx.ot(0))
+    m0, shift = conv_multipliers(ctx.it("x"), ctx.it("w"), rt)
     lo, hi = clamp_bounds(ctx)
     wc = centred_weight(ctx, d["M"])
-    sx, sy = sgn(ctx.it(0)), sgn(ctx.ot(0))
+    sx, sy = sgn(ctx.it(0)), sgn(rt)
+    lut_decl, lut = epilogue_lut(ctx)
     if _depthwise(d):
-        return _depthwise_body(ctx, d, wc, m0, shift, zx, zy, lo, hi)
+        return "\n".join([*lut_decl, _depthwise_body(ctx, d, wc, m0, shift, zx, zy, lo, hi,
+                                                     lut)])
     bias = folded_bias(ctx, wc, zx, xrange_of(ctx.it(0)))
     k2, mt = d["K2"], -(-d["Mg"] // MR)
     packed = np.concatenate([pack_weights(wc[g * d["Mg"]:(g + 1) * d["Mg"]], k2)
@@ -169,8 +181,9 @@ def qconv(ctx: LayerCtx) -> str:
 
     def chunk(p0: Expr) -> list[str]:
         at = Var("m") * p + p0 + Var("j") * NR
-        store = " ".join([*oc_decl, f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[{oc}], {m0e}, "
-                          f"{ne}, {zy}, {lo}, {hi}, yg + {at}, 1, {sy});"])
+        store = " ".join([*oc_decl, with_lut(
+            f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[{oc}], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+            f"yg + {at}, 1, {sy});", lut, f"yg + {at}", "cols")])
         if fusable(shift):
             tiles = fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=g * d["Mg"],
                                      y0=paren(plus("yg", p0)), ldy=p, panel0=g * mt,
@@ -183,7 +196,8 @@ def qconv(ctx: LayerCtx) -> str:
                 "}", *tiles]
 
     if fusable(shift):
-        decl = fused_epilogue(bq, m0, shift, zy, lo, hi, sy)
+        decl = fused_epilogue(bq, m0, shift, zy, lo, hi, sy, lut)
+    decl = [*lut_decl, *decl]
     rows = [] if _direct(d) else [
         f"uint8_t *ra = (uint8_t *)(bp + {k2 * 2 * nc}), *rb = ra + {nc};"]
     body = [
@@ -204,7 +218,8 @@ def qconv(ctx: LayerCtx) -> str:
 
 
 def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.ndarray,
-                    shift: np.ndarray, zx: int, zy: int, lo: int, hi: int) -> str:
+                    shift: np.ndarray, zx: int, zy: int, lo: int, hi: int,
+                    lut: str | None) -> str:
     b = ctx.const("b") if ctx.has("b") else np.zeros(d["M"], dtype=np.int64)
     if b is None:
         raise ctx.fail("the bias must be a compile-time constant")
@@ -213,7 +228,7 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
     if (np.abs(wc).sum(axis=1) * xmax + np.abs(b.astype(np.int64))).max(initial=0) >= I32:
         raise ctx.fail("an int32 accumulator could overflow for these weights")
     if _pointwise(d):
-        return _channel_scale_body(ctx, d, wc, b, m0, shift, zx, zy, lo, hi)
+        return _channel_scale_body(ctx, d, wc, b, m0, shift, zx, zy, lo, hi, lut)
     hp, wp = _dw_plane(d)
     sw = d["SW"]
     wq = -(-wp // sw)  # columns of one phase plane
@@ -242,8 +257,9 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
                         f"int16_t *dr = {plus('xp', (ih + d['PT']) * wq)};", *fill]),
         f"const int16_t *wk = {plus(wname, c * khw)};",
         *_depthwise_taps(d, sw, hp, wq, np.abs(wc).max(initial=0) * xmax <= 32767,
-                         f"qnnc_q8_store({{acc}}, {{n}}, {bname}[{c}], {m0e}, "
-                         f"{ne}, {zy}, {lo}, {hi}, {{y}}, 1, {sgn(ctx.ot(0))});"),
+                         with_lut(f"qnnc_q8_store({{acc}}, {{n}}, {bname}[{c}], {m0e}, "
+                                  f"{ne}, {zy}, {lo}, {hi}, {{y}}, 1, {sgn(requant_type(ctx))});",
+                                  lut, "{y}", "{n}")),
     ]
     return "\n".join(ln for ln in [
         f"/* depthwise: each channel centred into {sw} zero-padded {hp} x {wq} int16 plane(s), "
@@ -300,7 +316,7 @@ PW_CHUNK = 1024  # positions per accumulator block of a per-channel scale
 
 def _channel_scale_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, b: np.ndarray,
                         m0: np.ndarray, shift: np.ndarray, zx: int, zy: int, lo: int,
-                        hi: int) -> str:
+                        hi: int, lut: str | None) -> str:
     """y = requant(x * w[c] + (b[c] - zx * w[c])) per channel: the raw codes times the
     channel's weight, with the zero point's share folded into the bias at compile time."""
     w = wc.reshape(-1).astype(np.int64)
@@ -323,8 +339,9 @@ def _channel_scale_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, b: np.
             *([f"const int len = {p} - p0 < {PW_CHUNK} ? {p} - p0 : {PW_CHUNK};"] if hp0 else []),
             f"int32_t acc[{min(p, PW_CHUNK)}];",
             f"for (int i = 0; i < {count}; ++i) acc[i] = (int32_t)xc[{p0 + Var('i')}] * wv;",
-            f"qnnc_q8_store(acc, {count}, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, "
-            f"{plus('yc', p0)}, 1, {sgn(ctx.ot(0))});",
+            with_lut(f"qnnc_q8_store(acc, {count}, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+                     f"{plus('yc', p0)}, 1, {sgn(requant_type(ctx))});", lut, plus('yc', p0),
+                     count),
         ]),
     ]
     omp = ctx.omp(collapse=2 if hn else 1).rstrip("\n")

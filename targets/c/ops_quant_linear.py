@@ -19,7 +19,15 @@ from targets.c.emitter import (
 )
 from targets.c.expr import Const, Expr, Var
 from targets.c.ops_elementwise import broadcast_strides
-from targets.c.ops_quant_util import clamp_bounds, mult_exprs, qparams, sgn
+from targets.c.ops_quant_util import (
+    clamp_bounds,
+    epilogue_lut,
+    mult_exprs,
+    qparams,
+    requant_type,
+    sgn,
+    with_lut,
+)
 from targets.c.q8_gemm import (
     GEMV_MR,
     I32,
@@ -62,15 +70,18 @@ def qlinear_scratch(node: Node) -> int:
 def qlinear(ctx: LayerCtx) -> str:
     """y[r][n]: the weight rows are the GEMM's A, the input rows its B columns."""
     rows, n, k = _linear_dims(ctx.node)
-    xq, yq = qparams(ctx.it(0)), qparams(ctx.ot(0))
+    rt = requant_type(ctx)
+    xq, yq = qparams(ctx.it(0)), qparams(rt)
     zx, zy = int(xq.zero_point[0]), int(yq.zero_point[0])
-    m0, shift = conv_multipliers(ctx.it("x"), ctx.it("w"), ctx.ot(0), "QLinear")
+    m0, shift = conv_multipliers(ctx.it("x"), ctx.it("w"), rt, "QLinear")
     lo, hi = clamp_bounds(ctx)
+    lut_decl, lut = epilogue_lut(ctx)
     wc = centred_weight(ctx, n)
     bias = folded_bias(ctx, wc, zx, xrange_of(ctx.it(0)))
     k2 = (k + 1) // 2
     bq = ctx.weight(bias.astype(np.int32), "bias_zp")
     decl, m0e, ne = mult_exprs(m0, shift, "m")
+    decl = [*lut_decl, *decl]
     if rows <= GEMV_ROWS:
         mt = -(-n // GEMV_MR)
         wp = ctx.weight(pack_weights(wc, k2, GEMV_MR), "packed")
@@ -82,8 +93,10 @@ def qlinear(ctx: LayerCtx) -> str:
             f"  qnnc_q8_gemv({k2}, {wp} + mt * {k2 * 2 * GEMV_MR}, xv, acc);",
             f"  for (int r = 0; r < {GEMV_MR} && mt * {GEMV_MR} + r < {n}; ++r) {{",
             f"    const int m = mt * {GEMV_MR} + r;",
-            f"    qnnc_q8_store(acc + r, 1, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
-            f"{plus(ctx.o(0), at * n + Var('m'))}, 1, {sgn(ctx.ot(0))});",
+            "    " + with_lut(
+                f"qnnc_q8_store(acc + r, 1, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+                f"{plus(ctx.o(0), at * n + Var('m'))}, 1, {sgn(rt)});", lut,
+                plus(ctx.o(0), at * n + Var('m')), 1),
             "  }",
             "}",
         ]
@@ -106,8 +119,10 @@ def qlinear(ctx: LayerCtx) -> str:
         row0 = Var("(ptrdiff_t)p0", p0.lo, p0.hi) if p0.value is None else p0
         col = Var(f"(ptrdiff_t)({p0 + Var('j') * NR})") if p0.value is None else \
             Var("(ptrdiff_t)j") * NR
-        store = (f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
-                 f"{plus(y, col * n + Var('m'))}, {n}, {sgn(ctx.ot(0))});")
+        store = with_lut(
+            f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+            f"{plus(y, col * n + Var('m'))}, {n}, {sgn(rt)});", lut,
+            plus(y, col * n + Var('m')), "cols", n)
         return [f"qnnc_q8_pack_cols(bp, {plus(x, row0 * k)}, {sgn(ctx.it(0))}, nc, {k}, {k}, 0, "
                 f"{k2 * 2 * NR});",
                 *tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store, narrow=narrow)]
@@ -143,9 +158,11 @@ def qmatmul(ctx: LayerCtx) -> str:
     """Both operands at run time: a's rows packed as A tiles, b's rows as B panels, both
     centred (x - zero point) as they are widened, so no correction term is needed."""
     m, k, n, a2, b2, batch = _matmul_dims(ctx.node)
-    aq, bq, yq = qparams(ctx.it(0)), qparams(ctx.it(1)), qparams(ctx.ot(0))
+    rt = requant_type(ctx)
+    aq, bq, yq = qparams(ctx.it(0)), qparams(ctx.it(1)), qparams(rt)
     za, zb, zy = int(aq.zero_point[0]), int(bq.zero_point[0]), int(yq.zero_point[0])
-    m0, shift = product_multiplier(ctx.it(0), ctx.it(1), ctx.ot(0), "QMatMul")
+    m0, shift = product_multiplier(ctx.it(0), ctx.it(1), rt, "QMatMul")
+    lut_decl, lut = epilogue_lut(ctx)
     if k * (xrange_of(ctx.it(0)) + abs(za)) * (xrange_of(ctx.it(1)) + abs(zb)) >= I32:
         raise ctx.fail("an int32 accumulator could overflow for this K")
     lo, hi = clamp_bounds(ctx)
@@ -156,15 +173,16 @@ def qmatmul(ctx: LayerCtx) -> str:
     strb = [s * k * n for s in broadcast_strides(b2[:-2], batch)] if batch else []
     stro = [s * m * n for s in strides_of(batch)]
     sa, sb = sgn(ctx.it(0)), sgn(ctx.it(1))
-    ep: list[str] = []
+    ep: list[str] = list(lut_decl)
     if fusable(shift):
-        ep = fused_epilogue(ctx.weight(np.zeros(m, dtype=np.int32), "zero_bias"), m0, shift,
-                            zy, lo, hi, sgn(ctx.ot(0)))
+        ep += fused_epilogue(ctx.weight(np.zeros(m, dtype=np.int32), "zero_bias"), m0, shift,
+                             zy, lo, hi, sgn(rt), lut)
 
     def chunk(p0: Expr) -> list[str]:
         at = Var("(ptrdiff_t)m") * n + p0 + Var("j") * NR
-        store = (f"qnnc_q8_store(acc + r * {NR}, cols, 0, {int(m0[0])}, {31 + int(shift[0])}, "
-                 f"{zy}, {lo}, {hi}, y + {at}, 1, {sgn(ctx.ot(0))});")
+        store = with_lut(
+            f"qnnc_q8_store(acc + r * {NR}, cols, 0, {int(m0[0])}, {31 + int(shift[0])}, "
+            f"{zy}, {lo}, {hi}, y + {at}, 1, {sgn(rt)});", lut, f"y + {at}", "cols")
         if fusable(shift):
             tiles = fused_tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, ch0=Const(0),
                                      y0=paren(plus("y", p0)), ldy=n)

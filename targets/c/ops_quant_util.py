@@ -1,4 +1,5 @@
-"""Small helpers shared by the INT8 emitters: quant params, clamp bounds, multiplier tables."""
+"""Small helpers shared by the INT8 emitters: quant params, clamp bounds, multiplier tables,
+epilogue tables."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ir import qmath
+from ir.ops.qcommon import out_type
+from ir.ops.registry import get_op
 from ir.types import DType, QuantParams, TensorType
 from targets.c.emitter import LayerCtx, c_table
 
@@ -21,9 +24,44 @@ def sgn(t: TensorType) -> int:
     return 1 if t.dtype is DType.i8 else 0
 
 
+def _has_lut(ctx: LayerCtx) -> bool:
+    return "lut" in get_op(ctx.node.op).operands and ctx.has("lut")
+
+
+def requant_type(ctx: LayerCtx) -> TensorType:
+    """The type a node requantises to: its result type, or, for a product with an epilogue
+    table (fuse-epilogue), the codes the table is indexed by (its out_* attributes)."""
+    if not _has_lut(ctx):
+        return ctx.ot(0)
+    return out_type(ctx.node.op, ctx.ot(0).shape, ctx.a)
+
+
+def epilogue_lut(ctx: LayerCtx) -> tuple[list[str], str | None]:
+    """(declaration, C name) of a product's epilogue table as bytes indexed by the stored
+    byte of the requantised code (a signed code's table rotated by 128); ([], None) if the
+    node has none."""
+    if not _has_lut(ctx):
+        return [], None
+    lut = ctx.const("lut")
+    if lut is None:
+        raise ctx.fail("the epilogue table must be a compile-time constant")
+    table = lut.astype(np.int64) & 0xFF
+    if requant_type(ctx).dtype is DType.i8:  # index -128..127 -> byte 128..255, 0..127
+        table = np.concatenate([table[128:], table[:128]])
+    return [int_table("ep_lut", "uint8_t", table.tolist())], "ep_lut"
+
+
+def with_lut(store: str, lut: str | None, y: str, n: str | int, stride: str | int = 1) -> str:
+    """``store`` (C statement writing n results at y, stride apart), then the epilogue
+    table over them while they are in L1."""
+    if lut is None:
+        return store
+    return f"{store} qnnc_lut_n({y}, {n}, {stride}, {lut});"
+
+
 def clamp_bounds(ctx: LayerCtx) -> tuple[int, int]:
-    """The output type's range met with the fused activation's act_min/act_max (if any)."""
-    lo, hi = qmath.qrange(ctx.ot(0).dtype)
+    """The requantised type's range met with the fused activation's act_min/act_max."""
+    lo, hi = qmath.qrange(requant_type(ctx).dtype)
     if "act_min" in ctx.a:
         lo, hi = max(lo, int(ctx.a["act_min"])), min(hi, int(ctx.a["act_max"]))
     return lo, hi

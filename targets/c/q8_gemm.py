@@ -163,14 +163,15 @@ def fusable(shift: np.ndarray) -> bool:
 
 
 def fused_epilogue(bias: str, m0: np.ndarray, shift: np.ndarray, zy: int, lo: int, hi: int,
-                   sgn_out: int) -> list[str]:
+                   sgn_out: int, lut: str | None = None) -> list[str]:
     """C lines declaring ``ep``, the qnnc_q8_epilogue of csrc/qnnc_int8.h that the fused
-    tile kernel applies (only where ``fusable(shift)``)."""
+    tile kernel applies (only where ``fusable(shift)``); ``lut``: the C name of an epilogue
+    table (ops_quant_util.epilogue_lut), declared by the caller."""
     return [
         int_table("ep_m0", "int32_t", [int(v) for v in m0.reshape(-1)]),
         int_table("ep_n", "int8_t", [int(v) + 31 for v in shift.reshape(-1)]),
         f"const qnnc_q8_epilogue ep = {{{bias}, ep_m0, ep_n, {zy}, {lo}, {hi}, "
-        f"{int(m0.size > 1)}, {sgn_out}}};",
+        f"{int(m0.size > 1)}, {sgn_out}, {lut or 'NULL'}}};",
     ]
 
 
