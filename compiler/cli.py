@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", choices=("onnxruntime",), default=None, type=str.lower,
                    help="also time onnxruntime on the same model, inputs and threads: f32, "
                    "and quantize_static INT8 on the --calib samples when given")
+    p.add_argument("--profile", action="store_true",
+                   help="with --target host: also time every layer (a build with a clock "
+                   "read after each layer) and list the slowest, with the time per op kind")
 
     add_golden_parser(subs, _sub, debug)
     add_targets_parser(subs, _sub, debug)

@@ -40,6 +40,7 @@ examples:
   qnnc bench model.onnx --target host --threads 2 --repeat 50
   qnnc bench model.onnx --target host --precision int8 --calib calib.npz
   qnnc bench model.onnx --target host --calib calib.npz --compare onnxruntime
+  qnnc bench model.onnx --target host --calib calib.npz --profile   # time per layer
   qnnc bench build/model                                  # a folder made by qnnc compile
   qnnc bench model.onnx --target mlu370x8 --calib calib.npz   # modelled latency on the chip
   qnnc bench build/model_ascend910b                       # the same from a compiled folder
@@ -150,6 +151,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cm = _compiled(args)
     sections = modelled_sections(args.model, cm) if cm.profile is not None else []
     feeds = random_inputs(cm.input_types, seed=0)
+    if getattr(args, "profile", False) and cm.target != "host":
+        raise QnncError("--profile times the host C layer by layer: use it with --target host "
+                        "(an accelerator's per-layer figures are in its report.txt)")
     if args.compare and cm.profile is not None:
         raise QnncError("--compare onnxruntime times this CPU against onnxruntime: use it with "
                         "--target host (or no target), not an accelerator's modelled latency")
@@ -167,6 +171,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"compute  {human(macs)}MACs per run -> {2 * macs / med / 1e6:.2f} GOPS")
     if args.compare:
         print("\n" + _compare_onnxruntime(args, cm, feeds, med))
+    if getattr(args, "profile", False):
+        from compiler.cli_profile import layer_profile, profile_text
+
+        data = layer_profile(cm, feeds, threads=getattr(args, "threads", 1) or 1,
+                             cpu=getattr(args, "cpu", "auto") or "auto", runs=args.repeat,
+                             warmup=min(args.warmup, 1))
+        print("\n" + profile_text(data))
     return 0
 
 

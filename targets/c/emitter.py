@@ -106,6 +106,10 @@ class Renderer:
     #: bytes of guard zone after every arena tensor, poisoned while the model runs (the
     #: sanitizer build, targets/c/guards.py); 0: none
     guard_bytes = 0
+    #: time every top-level layer (the profiling build, targets/host/profile.py): qnnc_run
+    #: calls qnnc_prof_start() first and qnnc_prof_tick(k) after layer k, which the
+    #: renderer's prelude defines
+    profile_layers = False
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, int(threads))

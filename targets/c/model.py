@@ -330,7 +330,11 @@ class _Layers:
     def emit(self, graph: Graph, plan: MemoryPlan, base: int, indent: str) -> list[str]:
         """The calls of ``graph``'s layers (its arena at ``base``), defining their functions."""
         r, calls = self.r, []
+        timed = r.profile_layers and self.depth == 0
         for i, node in enumerate(graph.nodes):
+            if timed:  # the time since the last mark is layer i - 1's
+                calls.append(f"{indent}qnnc_prof_tick({i - 1});" if i else
+                             f"{indent}qnnc_prof_start();")
             if r.guard_bytes and self.depth == 0:  # poison all but the live tensors
                 calls.append(f"{indent}qnnc_guard({i});")
             if node.regions:
@@ -379,6 +383,8 @@ class _Layers:
             calls += [f"{indent}qnnc_output_rows[{k}] = *{self.ref(count, plan, base)};"
                       for k, (count, _) in self.rows.items() if count in node.outputs]
             self.layers.append(LayerInfo(fn, node.name, node.op, i in plan.inplace))
+        if timed and graph.nodes:
+            calls.append(f"{indent}qnnc_prof_tick({len(graph.nodes) - 1});")
         return calls
 
     def _control(self, node: Node, plan: MemoryPlan, base: int, indent: str) -> list[str]:

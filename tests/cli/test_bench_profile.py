@@ -1,0 +1,57 @@
+"""`qnnc bench MODEL --target host --profile`: per-layer times from a build that reads the
+clock after every layer; they add up to the run, every layer of the model is accounted for,
+and the profiling build computes the same outputs as the normal one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler.api import compile_model
+from compiler.cli import main
+from compiler.cli_profile import layer_profile, profile_text
+from compiler.io import random_inputs
+from targets.host.build import BuildOptions
+from targets.host.profile import profile_layers
+
+
+def test_profile_table(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", str(tiny), "--target", "host", "--calib", str(tmp_path / "calib.npz"),
+                 "--profile", "--repeat", "3", "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    head = re.search(r"per-layer profile: (\d+) layers, ([\d.]+) ms per run", out)
+    assert head is not None
+    kinds = out.split("by op kind:")[1].splitlines()[3:]
+    counted = sum(int(ln.split()[1]) for ln in kinds if ln.strip())
+    assert counted == int(head[1])  # every layer is in one op kind's row
+    assert "QConv" in out
+
+
+def test_layer_times_add_up_to_the_run(tiny: Path, tmp_path: Path) -> None:
+    calib = np.load(tmp_path / "calib.npz")["input"]
+    cm = compile_model(str(tiny), target="host", calibration=[{"input": s} for s in calib[:4]])
+    feeds = random_inputs(cm.input_types, seed=0)
+    data = layer_profile(cm, feeds, threads=1, cpu="auto", runs=5, warmup=1)
+    assert len(data["layers"]) == len(cm.graph.nodes)
+    assert all(r["ms"] >= 0 for r in data["layers"])
+    assert sum(r["ms"] for r in data["layers"]) == pytest.approx(data["total_ms"], rel=1e-6)
+    assert "slowest" in profile_text(data)
+
+
+def test_profiling_build_computes_the_same_outputs(tiny: Path, tmp_path: Path) -> None:
+    calib = np.load(tmp_path / "calib.npz")["input"]
+    cm = compile_model(str(tiny), target="host", calibration=[{"input": s} for s in calib[:4]])
+    feeds = random_inputs(cm.input_types, seed=1)
+    times = profile_layers(cm.graph, feeds, opts=BuildOptions(), runs=2)
+    assert len(times.per_layer_ms) == len(cm.graph.nodes) and len(times.run_ms) == 2
+    for want, got in zip(cm.run(None, feeds), times.outputs):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_profile_needs_the_host(tiny: Path, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", str(tiny), "--profile"]) != 0
+    assert "--target host" in capsys.readouterr().err
