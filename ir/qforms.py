@@ -166,6 +166,57 @@ def lut(ctx: QuantContext, node: Node) -> None:
     ctx.emit("QLut", [xq], {"table": [int(t) for t in table], **p.attrs()}, [node], [out])
 
 
+def scalar_lut(ctx: QuantContext, node: Node) -> bool:
+    """A binary element-wise op with one operand a constant scalar is a unary function of
+    the other, so → QLut (the op's reference compute on every 8-bit code with the constant,
+    quantised to the result's parameters: exactly what the float op between a dequantise
+    and a quantise gives). True if emitted; False if the node is not of that shape."""
+    if len(node.inputs) != 2 or len(node.outputs) != 1:
+        return False
+    a, b = node.inputs
+    if ctx.is_constant(a) == ctx.is_constant(b):
+        return False
+    x_first = not ctx.is_constant(a)
+    x, c = (a, b) if x_first else (b, a)
+    cv = ctx.constant(c)
+    out = node.outputs[0]
+    if x is None or cv is None or np.asarray(cv).size != 1 or out.type.shape != x.type.shape:
+        return False
+    xq = ctx.act(x)
+    qx = xq.type.quant
+    assert qx is not None
+    p = ctx.out_params(out)
+    const = np.asarray(cv, dtype=np.float32).reshape(())
+    opdef, attrs = OPS[node.op], node.attrs
+
+    def fn(v: np.ndarray) -> np.ndarray:
+        vf = v.astype(np.float32)
+        return opdef.compute([vf, const] if x_first else [const, vf], attrs)[0]
+
+    table = qmath.make_lut(fn, qx.scale[0], qx.zero_point[0], xq.type.dtype, p.scale,
+                           p.zero_point, p.dtype)
+    ctx.emit("QLut", [xq], {"table": [int(t) for t in table], **p.attrs()}, [node], [out])
+    return True
+
+
+def with_scalar_lut(base: Callable[[QuantContext, Node], None] | None = None
+                    ) -> Callable[[QuantContext, Node], None]:
+    """A binary op's form: :func:`scalar_lut` where one operand is a constant scalar, else
+    ``base`` (None: no integer form)."""
+
+    def form(ctx: QuantContext, node: Node) -> None:
+        if scalar_lut(ctx, node):
+            return
+        if base is None:
+            raise NoQuantForm
+        base(ctx, node)
+
+    form.__doc__ = "with a constant scalar operand → QLut" + (
+        f"; else {base.__doc__}" if base is not None and base.__doc__ else "")
+    form.__name__ = "scalar_lut_or_" + (base.__name__ if base is not None else "float")
+    return form
+
+
 def on_codes(ctx: QuantContext, node: Node) -> None:
     """An op that moves or selects elements (Reshape, Concat, MaxPool, nearest Resize, ...)
     runs on the 8-bit codes unchanged, its results keeping its inputs' parameters: exact,

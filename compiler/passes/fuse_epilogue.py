@@ -29,6 +29,9 @@ from ir.ops.registry import get_op
 from ir.types import TensorType
 
 PRODUCTS = ("QConv", "QLinear", "QMatMul")
+#: one-input ops that keep the codes and change only their type (Retype: a Mul by a positive
+#: constant): the identity map into a new type, so a chain folds through them
+CODE_VIEWS = ("Retype",)
 
 
 def _per_tensor_8bit(t: TensorType) -> bool:
@@ -39,7 +42,8 @@ def _code_map(node: Node, codes_type: TensorType) -> np.ndarray | None:
     """The consumer's results on every 8-bit code of its input (in code order), or None
     when it is not a one-input element-wise map from 8-bit codes to 8-bit codes."""
     op = get_op(node.op)
-    if op.tiled != "eltwise" or len(node.inputs) != 1 or node.regions:
+    if (op.tiled != "eltwise" and node.op not in CODE_VIEWS) or len(node.inputs) != 1 \
+            or node.regions:
         return None
     (x,), (y,) = node.inputs, node.outputs
     if x is None or len(node.outputs) != 1 or y.type.shape != x.type.shape:

@@ -46,8 +46,9 @@ def _div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def quantize_mul(ctx: QuantContext, node: Node) -> None:
     """Mul by a positive constant scalar c only rescales: the codes stay and the scale becomes
-    s * c (a Retype, free at run time), as for attention scores times 1/sqrt(d). Two
-    quantised operands (or a Retype whose parameters the result cannot take) → QMul."""
+    s * c (a Retype, free at run time), as for attention scores times 1/sqrt(d); another
+    constant scalar (or a Retype whose parameters the result cannot take) → a QLut of the
+    codes; two quantised operands → QMul."""
     a, b = node.a, node.b
     out = node.outputs[0]
     if ctx.is_constant(a) != ctx.is_constant(b):
@@ -63,19 +64,25 @@ def quantize_mul(ctx: QuantContext, node: Node) -> None:
                 ctx.emit("Retype", [xq], attrs, [node], [out])
                 return
             except NoQuantForm:
-                pass  # the result must have other parameters: a QMul requantises to them
+                pass  # the result must have other parameters: a table requantises to them
+    if qforms.scalar_lut(ctx, node):  # any other constant scalar: a table of the codes
+        return
     ins = [ctx.act(a), ctx.act(b)]
     ctx.emit("QMul", ins, ctx.out_params(out).attrs(), [node], [out])
 
 
 ELTWISE = {"tiled": "eltwise"}
 binary("Add", lambda x, y: np.add(x, y), "z = x + y (numpy broadcasting)",
-       quantized=qforms.rescaling("QAdd", fuse=True), **ELTWISE)
-binary("Sub", lambda x, y: np.subtract(x, y), "z = x - y", **ELTWISE)
+       quantized=qforms.with_scalar_lut(qforms.rescaling("QAdd", fuse=True)), **ELTWISE)
+binary("Sub", lambda x, y: np.subtract(x, y), "z = x - y", quantized=qforms.with_scalar_lut(),
+       **ELTWISE)
 binary("Mul", lambda x, y: np.multiply(x, y), "z = x * y", quantized=quantize_mul, **ELTWISE)
-binary("Div", _quiet(_div), "z = x / y; integers truncate toward zero", **ELTWISE)
-binary("Max", lambda x, y: np.maximum(x, y), "z = max(x, y) (nan propagates)", **ELTWISE)
-binary("Min", lambda x, y: np.minimum(x, y), "z = min(x, y) (nan propagates)", **ELTWISE)
+binary("Div", _quiet(_div), "z = x / y; integers truncate toward zero",
+       quantized=qforms.with_scalar_lut(), **ELTWISE)
+binary("Max", lambda x, y: np.maximum(x, y), "z = max(x, y) (nan propagates)",
+       quantized=qforms.with_scalar_lut(), **ELTWISE)
+binary("Min", lambda x, y: np.minimum(x, y), "z = min(x, y) (nan propagates)",
+       quantized=qforms.with_scalar_lut(), **ELTWISE)
 binary("Equal", lambda x, y: np.equal(x, y), "z = x == y", result="bool", dtypes="any")
 binary("Less", lambda x, y: np.less(x, y), "z = x < y", result="bool")
 binary("Greater", lambda x, y: np.greater(x, y), "z = x > y", result="bool")
