@@ -29,56 +29,31 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from benchmarks.common import fmt, format_table, load_average, machine_line
-from benchmarks.host_latency import ort_quantize, ort_session
+from benchmarks.corpus_feeds import CORPUS, SHAPES, VAD, corpus_samples, path_of
 from compiler.api import compile_model
 from compiler.corpus import fonts, speech
-from compiler.corpus.ctc import alphabet
-from compiler.corpus.ocr_pipeline import CLS_SHAPE, REC_WIDTHS, calibration_feeds, rec_profiles
-from compiler.corpus.vad_segments import probabilities
+from compiler.ort_compare import ort_quantize
 from compiler.shipped_models import OCR_MODELS, VAD_MODELS, model_file
 
 Feeds = dict[str, np.ndarray]
-DET = (320, 320)
-SHAPES = {"det": {"x": (1, 3, *DET)}, "cls": {"x": (1, 3, *CLS_SHAPE)},
-          "rec": rec_profiles(REC_WIDTHS)}
-VAD = "silero_vad_openvino_16k"
-MODELS = ("det", "rec", "cls", "vad")
+MODELS = CORPUS
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def vad_feeds(path: str, n: int) -> list[Feeds]:
-    """The first ``n`` calls of the VAD over an utterance, each with the state onnxruntime's
-    float model carried into it."""
-    sess = ort_session(path, 1)
-    feeds: list[Feeds] = []
-
-    def record(f: Feeds) -> Sequence[np.ndarray]:
-        feeds.append(f)
-        return sess.run(None, f)
-
-    seconds = max(8.0, n * 0.032 + 1.0)
-    probabilities(record, speech.utterance(seconds, seed=100).audio)
-    return feeds[:n]
-
-
 def samples(model: str, n: int) -> tuple[str, object, list[Feeds]]:
     """(path, qnnc's input shapes, calibration feeds) of one corpus model."""
-    if model == "vad":
-        path = str(model_file(VAD_MODELS[VAD]))
-        return path, dict(VAD_MODELS[VAD].shapes), vad_feeds(path, n)
-    path = str(model_file(OCR_MODELS[model]))
-    dictionary = "".join(alphabet(str(model_file(OCR_MODELS["rec"])))[1:])  # [0]: CTC blank
-    return path, SHAPES[model], calibration_feeds(model, dictionary, n, DET)
+    shapes = dict(VAD_MODELS[VAD].shapes) if model == "vad" else SHAPES[model]
+    return path_of(model), shapes, corpus_samples(model, n)
 
 
 def timed(fn: Callable[[], object]) -> float:

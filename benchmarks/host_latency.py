@@ -1,6 +1,8 @@
 """qnnc's INT8 host code next to onnxruntime (INT8 and float), in one process, side by side.
 
-For each example model (default: the seven below), on the same input:
+For each example model (default: the seven below) and each trained corpus model (det, rec,
+cls and vad: the shipped PP-OCRv4 and silero-vad files at realistic shapes, calibrated and
+timed on realistic inputs from compiler/corpus), on the same input:
 
 - **qnnc int8**: ``compile_model(model, precision="int8", calibration=C, target="host",
   threads=T)``; the threads=2 build reuses the threads=1 build's quantised graph, so both
@@ -58,6 +60,7 @@ from benchmarks.common import (
     machine_line,
     time_interleaved,
 )
+from benchmarks.corpus_feeds import CORPUS, fixed_model, timing_samples
 from benchmarks.int8_peak import PeakResult
 from compiler.api import DEFAULT_CALIB_METHOD, CompiledModel, compile_model, load_model
 from compiler.examples import EXAMPLES, build_example
@@ -70,7 +73,7 @@ from ir.interpreter import run as interpret
 from ir.types import DType
 
 MODELS = ["resnet50", "squeezenet", "shufflenet", "inception_v1", "densenet121",
-          "mobilenetv2", "bert_encoder"]
+          "mobilenetv2", "bert_encoder", *CORPUS]
 COMPILE_TIME_MODEL = "resnet50"
 #: the quantised multiply-accumulate ops (their FLOP rules count their MACs)
 QUANT_MAC_OPS = ("QConv", "QLinear", "QMatMul")
@@ -239,10 +242,14 @@ def bench_model(
 ) -> ModelResult:
     """Compile, quantise and time one example model; failures become notes and n/a cells."""
     res = ModelResult(name)
-    model = onnx.load(name) if name.endswith(".onnx") else build_example(name)
-    graph = load_model(model)
-    calib = samples(graph, n_calib, seed=1)
-    feeds = samples(graph, 1, seed=2)[0]
+    if name in CORPUS:  # a trained model at its realistic shape, on realistic inputs
+        model = fixed_model(name)
+        calib, feeds = timing_samples(name, n_calib)
+    else:
+        model = onnx.load(name) if name.endswith(".onnx") else build_example(name)
+        graph = load_model(model)
+        calib = samples(graph, n_calib, seed=1)
+        feeds = samples(graph, 1, seed=2)[0]
     out_names = [o.name for o in model.graph.output]
     t0 = time.perf_counter()
 
@@ -451,7 +458,9 @@ def compile_lines(name: str, c: CompileTimes) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=",".join(MODELS),
-                    help="comma-separated example names or .onnx files (random inputs)")
+                    help="comma-separated example names, corpus models (det, rec, cls, vad: "
+                    "realistic shapes and inputs; 'corpus' for all four) or .onnx files "
+                    "(random inputs); default: the examples and the corpus")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--calib", type=int, default=8, help="calibration samples (both tools)")
     ap.add_argument("--calib-method", default=DEFAULT_CALIB_METHOD,
@@ -472,9 +481,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.omp_passive:  # read by libgomp when the first multi-threaded build loads
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
-    names = [m for m in args.models.split(",") if m]
+    names = [n for m in args.models.split(",") if m
+             for n in (CORPUS if m == "corpus" else (m,))]
     bad = [m for m in names if not (Path(m).is_file() if m.endswith(".onnx")
-                                    else m in EXAMPLES)]
+                                    else m in EXAMPLES or m in CORPUS)]
     if bad:
         ap.error(f"not an example or an .onnx file: {', '.join(bad)} (examples: "
                  f"{', '.join(sorted(EXAMPLES))})")
