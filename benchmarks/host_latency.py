@@ -26,7 +26,7 @@ interpreter on the same quantised graph (should be bit-exact) and the output SQN
 INT8 models against onnxruntime's float output.
 
     python -m benchmarks.host_latency [--models resnet50,bert_encoder] [--threads 1,2]
-        [--calib 8] [--repeat N] [--warmup 2] [--budget 8] [--no-peak] [--omp-passive]
+        [--calib 8] [--repeat N] [--warmup 2] [--budget 8] [--no-peak] [--omp-wait active]
 
 A model qnnc (or onnxruntime) cannot compile is reported as n/a with the reason and the run
 goes on. These are measurements for reports: they vary with the machine and its load.
@@ -474,12 +474,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="qnnc build cache (default: a fresh temporary one, so the first "
                     "compile is cold)")
     ap.add_argument("--no-peak", action="store_true", help="skip the INT8 peak measurement")
-    ap.add_argument("--omp-passive", action="store_true",
-                    help="set OMP_WAIT_POLICY=PASSIVE for qnnc's OpenMP threads (they spin by "
-                    "default, which stalls badly when other jobs share the cores)")
+    ap.add_argument("--omp-wait", choices=("passive", "active"), default=None,
+                    help="OMP_WAIT_POLICY for qnnc's OpenMP threads (default: qnnc's, "
+                    "passive, unless the environment sets it; active spins)")
+    ap.add_argument("--omp-passive", action="store_const", const="passive", dest="omp_wait",
+                    help=argparse.SUPPRESS)  # the older spelling
     args = ap.parse_args(argv)
-    if args.omp_passive:  # read by libgomp when the first multi-threaded build loads
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    if args.omp_wait:  # read by libgomp when the first multi-threaded build loads
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait.upper()
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
     names = [n for m in args.models.split(",") if m
              for n in (CORPUS if m == "corpus" else (m,))]
@@ -505,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = (f"threads {threads}, {args.calib} calibration samples (qnnc {args.calib_method}, "
                 f"ORT MinMax), warm-up {args.warmup}, rounds "
                 f"{args.repeat or f'adaptive (~{args.budget:g} s per model and thread count)'}"
-                f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset (libgomp spins)')}")
+                f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE (qnnc default)')}")
     print(report(results, peak, threads, settings))
     print(f"{machine_line()} | total {time.perf_counter() - t0:.0f} s")
 

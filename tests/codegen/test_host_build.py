@@ -220,3 +220,19 @@ def test_cli_compile_target_host(tmp_path: Path) -> None:
         else:
             os.environ["XDG_CACHE_HOME"] = old
     assert (tmp_path / "out" / "model.c").is_file()
+
+
+def test_builds_load_with_the_passive_wait_policy_unless_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libgomp reads OMP_WAIT_POLICY when it loads: qnnc gives it its default first, and
+    leaves a user's own setting alone."""
+    from targets.host.build import load_extension
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(Exception):  # noqa: B017 - no such file: the default is set first
+        load_extension(tmp_path / "missing.so", "qnnc_missing_for_policy_test")
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with pytest.raises(Exception):  # noqa: B017
+        load_extension(tmp_path / "missing.so", "qnnc_missing_for_policy_test2")
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
