@@ -598,6 +598,36 @@ static inline void qnnc_requantize_n(const void *x, int sx, void *y, int sy, int
     }
 }
 
+/* QMul by one code (a per-channel scale broadcast over a plane, e.g. squeeze-excitation):
+ * y = clamp(zy + requant((x - zx) * bc)), bc = b - zb. Eight at a time when n >= 31 (then
+ * requant_raw of |(x - zx) * bc| < 2^17 fits int32), else (and for the tail) the scalar
+ * definition. y may be x itself. */
+static inline void qnnc_qmul_by_n(const void *x, int sx, void *y, int sy, int n, int32_t zx,
+                                  int32_t bc, int32_t m0, int nsh, int32_t zy, int32_t lo,
+                                  int32_t hi) {
+    int i = 0;
+#if defined(__AVX2__)
+    if (nsh >= 31) {
+        const __m256i z = _mm256_set1_epi32(zx), b = _mm256_set1_epi32(bc);
+        qnnc_q8_req8 c;
+        qnnc_q8_req8_mult(&c, m0, nsh);
+        qnnc_q8_req8_out(&c, zy, lo, hi);
+        for (; i + 8 <= n; i += 8) {
+            const __m128i p = _mm_loadl_epi64((const __m128i *)((const uint8_t *)x + i));
+            const __m256i v = _mm256_mullo_epi32(_mm256_sub_epi32(
+                sx ? _mm256_cvtepi8_epi32(p) : _mm256_cvtepu8_epi32(p), z), b);
+            qnnc_store8_avx2((uint8_t *)y + i, qnnc_q8_req8_apply(v, &c), sy);
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        const int64_t v = ((int64_t)qnnc_q8_at(x, i, sx) - zx) * bc;
+        const int32_t r = qnnc_requant(v, m0, nsh, zy, lo, hi);
+        if (sy) ((int8_t *)y)[i] = (int8_t)r;
+        else ((uint8_t *)y)[i] = (uint8_t)r;
+    }
+}
+
 /* QAdd of two same-shape 8-bit tensors (ir/ops/qelementwise.py): with L = ADD_SHIFT,
  * a' = requant_raw((a - za) * 2^L, ma, na), b' likewise, y = clamp(zy + requant(a' + b')).
  * Eight lanes at a time when every n >= 31 (then each step's result fits int32), else (and

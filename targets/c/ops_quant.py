@@ -201,8 +201,41 @@ def qmul(ctx: LayerCtx) -> str:
     m0, shift = product_multiplier(ctx.it(0), ctx.it(1), ctx.ot(0), "QMul")
     lo, hi = clamp_bounds(ctx)
     zy = qparams(ctx.ot(0)).zero_point[0]
+    rows = _scaled_rows(ctx, int(m0[0]), 31 + int(shift[0]), int(zy), lo, hi)
+    if rows is not None:
+        return rows
     return _broadcast(ctx, f"qnnc_requant(a * b, {int(m0[0])}, {31 + int(shift[0])}, {zy}, "
                            f"{lo}, {hi})")
+
+
+def _scaled_rows(ctx: LayerCtx, m0: int, nsh: int, zy: int, lo: int, hi: int) -> str | None:
+    """A QMul whose one operand is constant along the innermost run of the other (a
+    per-channel scale times a feature map): each run is one qnnc_qmul_by_n call with that
+    code. None for any other broadcast."""
+    to = ctx.ot(0)
+    for k in (1, 0):  # which operand is the broadcast one
+        big, small = ctx.it(1 - k), ctx.it(k)
+        if big.shape != to.shape or not _byte_sized(to.dtype):
+            continue
+        dims, (sb, ss, so) = collapse(to.shape, [broadcast_strides(big.shape, to.shape),
+                                                 broadcast_strides(small.shape, to.shape),
+                                                 strides_of(to.shape)])
+        if len(dims) == 1:  # times one code everywhere
+            dims, sb, ss, so = [1, dims[0]], [0, *sb], [0, *ss], [0, *so]
+        if len(dims) != 2 or ss[1] != 0 or sb != so or so[1] != 1:
+            continue
+        rows, run = dims
+        zb, zs = qparams(big).zero_point[0], qparams(small).zero_point[0]
+        x, b, y = ctx.i(1 - k), ctx.i(k), ctx.o(0)
+        hr, r = loop("r", rows)
+        return "\n".join([
+            f"/* QMul: {rows} runs of {run} codes, each times one code of the other operand */",
+            *([ctx.omp().rstrip("\n")] if hr and ctx.omp() else []),
+            *nested([hr], [
+                f"qnnc_qmul_by_n({plus(x, r * run)}, {sgn(big)}, {plus(y, r * run)}, {sgn(to)}, "
+                f"{run}, {zb}, {centred(f'(int32_t){b}[{r * ss[0]}]', zs)}, {m0}, {nsh}, {zy}, "
+                f"{lo}, {hi});"])])
+    return None
 
 
 # -- data movement on 8-bit tensors ------------------------------------------------------------

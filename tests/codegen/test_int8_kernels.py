@@ -131,3 +131,21 @@ def test_gemv_threads_give_the_same_integers(tmp_path: Path) -> None:
     got = run_c(g, feeds, tmp_path / "omp", BuildOptions(cpu=CPUS[-1], threads=2, werror=True))
     for name, v in want.items():
         np.testing.assert_array_equal(got[name], v)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("shapes", [((2, 24, 9, 11), (1, 24, 1, 1)), ((1, 24, 1, 1), (1, 24, 7, 5)),
+                                    ((3, 70), (1,)), ((1, 5, 33), (1, 5, 1))])
+def test_qmul_by_one_code_per_run(shapes: tuple, cpu: str, tmp_path: Path) -> None:
+    """A QMul whose one operand is constant along the other's innermost run (a per-channel
+    scale over a feature map): the vectorised runs, for both operand orders, u8 and i8, and
+    a multiplier above 1 (the scalar path); with a batch of 2 the broadcast is not one run
+    per row, and the general loop must give the same integers."""
+    rng = np.random.default_rng(len(shapes[0]) + shapes[0][-1])
+    for da, db, big in ((DType.u8, DType.u8, False), (DType.i8, DType.u8, False),
+                        (DType.u8, DType.i8, True)):
+        attrs = out_attrs(rng, DType.u8 if da is DType.u8 else DType.i8)
+        if big:
+            attrs["out_scale"] = 1e-5
+        g = graph("QMul", [rand_q(rng, shapes[0], da), rand_q(rng, shapes[1], db)], attrs)
+        check_exact(g, tmp_path, cpu)
