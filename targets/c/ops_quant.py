@@ -283,12 +283,28 @@ def _int_resize(ctx: LayerCtx) -> str:
         lines.append(int_table(f"ix{k}", "int", [int(v) for v in idx[:, 0]]))
         axes.append(f"ix{k}")
 
-    def copy(i: list[Expr]) -> str:
-        src = add(*((i[k] if t is None else Var(f"{t}[{i[k]}]", 0, x[k] - 1)) * xst[k]
-                    for k, t in enumerate(axes)))
-        return f"{ctx.o(0)}[{offset(i, strides_of(y))}] = {ctx.i(0)}[{src}];"
+    last, ct = len(y) - 1, ctx.ctype(ctx.ot(0))
+    size = f"{y[last]} * sizeof({ct})"
 
-    return "\n".join(lines + [nested_loops(y, copy)])
+    def row(i: list[Expr]) -> str:
+        """One output row: its source row gathered through the last axis' table (or copied);
+        a row whose source row is the previous output row's is a copy of that row."""
+        terms = [(i[k] if t is None else Var(f"{t}[{i[k]}]", 0, x[k] - 1)) * xst[k]
+                 for k, t in enumerate(axes[:last])]
+        src = add(*terms) if terms else Const(0)
+        at = [i[k] * st for k, st in enumerate(strides_of(y)[:last])]
+        head = [f"{ct} *yr = {plus(ctx.o(0), add(*at) if at else Const(0))};",
+                f"const {ct} *xr = {plus(ctx.i(0), src)};"]
+        body = (f"for (int j = 0; j < {y[last]}; ++j) yr[j] = xr[{axes[last]}[j]];"
+                if axes[last] is not None else f"memcpy(yr, xr, {size});")
+        t = axes[last - 1] if last >= 1 else None
+        if t is not None and y[last - 1] > 1:
+            k = i[last - 1]
+            body = (f"if ({k} > 0 && {t}[{k}] == {t}[{k} - 1]) memcpy(yr, yr - {y[last]}, "
+                    f"{size}); else {{ {body} }}")
+        return "\n".join([*head, body])
+
+    return "\n".join(lines + [nested_loops(list(y[:last]), row)])
 
 
 _int_or("GlobalMaxPool", _int_global_max)

@@ -282,6 +282,17 @@ MOVES: list[tuple[str, list[tuple[int, ...]], dict[str, Any]]] = [
     ("Pad", [(1, 2, 3, 3)], {"pads": [0, 0, 1, 2, 0, 0, 2, 1], "mode": "constant", "value": 7}),
     ("Resize", [(1, 2, 3, 4)], {"scales": [1.0, 1.0, 2.0, 1.5], "sizes": [1, 2, 6, 6],
                                  "mode": "nearest"}),
+    # the row paths: rows repeated (2x upsampling), only the last axis, only an outer one,
+    # a downsampling (no row repeats), one axis
+    ("Resize", [(2, 3, 4, 5)], {"scales": [1.0, 1.0, 2.0, 2.0], "sizes": [2, 3, 8, 10],
+                                 "mode": "nearest"}),
+    ("Resize", [(1, 2, 3, 4)], {"scales": [1.0, 1.0, 1.0, 1.75], "sizes": [1, 2, 3, 7],
+                                 "mode": "nearest"}),
+    ("Resize", [(1, 2, 3, 4)], {"scales": [1.0, 2.0, 1.0, 1.0], "sizes": [1, 4, 3, 4],
+                                 "mode": "nearest"}),
+    ("Resize", [(1, 2, 9, 8)], {"scales": [1.0, 1.0, 0.5, 0.5], "sizes": [1, 2, 4, 4],
+                                 "mode": "nearest"}),
+    ("Resize", [(5,)], {"scales": [1.8], "sizes": [9], "mode": "nearest"}),
     ("Retype", [(3, 5)], {"scale": [0.5], "zero_point": [2]}),
 ]
 
