@@ -77,7 +77,7 @@ def qconv_scratch(node: Node) -> int:
         return 0
     if _depthwise(d):
         hp, wp = _dw_plane(d)
-        return d["SW"] * hp * -(-wp // d["SW"]) * 2
+        return (d["SW"] * hp * -(-wp // d["SW"]) + _dw_slack(d)) * 2
     return gemm_scratch(d["K2"], chunk_size(d["K2"], d["P"]))
 
 
@@ -252,7 +252,7 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
     channel = [
         f"const {xt} *xc = {plus(ctx.i(0), plane * (d['H'] * d['W']))};",
         f"{ctx.ctype(ctx.ot(0))} *yc = {plus(ctx.o(0), plane * d['P'])};",
-        f"memset(xp, 0, {sw * hp * wq * 2});",
+        f"memset(xp, 0, {(sw * hp * wq + _dw_slack(d)) * 2});",
         *nested([hih], [f"const {xt} *xr = {plus('xc', ih * d['W'])};",
                         f"int16_t *dr = {plus('xp', (ih + d['PT']) * wq)};", *fill]),
         f"const int16_t *wk = {plus(wname, c * khw)};",
@@ -271,6 +271,21 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
 
 
 DW_PLANE_ACC = 4096  # output planes up to this size are requantised in one pass
+DW_FLAT_OW = 32  # stride-1 output rows up to this long run each tap over the whole plane
+
+
+def _dw_flat(d: dict[str, int]) -> bool:
+    """Short output rows with unit strides: each tap is one loop over the flattened padded
+    plane (rows of wq, the padding columns computed and dropped) instead of OH loops of OW
+    (a 10-wide row leaves most of each vector loop to its tail)."""
+    hp, wp = _dw_plane(d)
+    return (d["SW"] == d["SH"] == 1 and d["OW"] <= DW_FLAT_OW
+            and d["OH"] * wp <= DW_PLANE_ACC)
+
+
+def _dw_slack(d: dict[str, int]) -> int:
+    """int16 elements after the padded plane that the flattened taps read (kept zero)."""
+    return (d["KW"] - 1) * d["DW"] if _dw_flat(d) else 0
 
 
 def _depthwise_taps(d: dict[str, int], sw: int, hp: int, wq: int, short_products: bool,
@@ -282,6 +297,19 @@ def _depthwise_taps(d: dict[str, int], sw: int, hp: int, wq: int, short_products
     the products are formed in int16 lanes (one vpmullw for 16) before widening."""
     product = "(int16_t)(row[ow] * wv)" if short_products else "row[ow] * wv"
     wtype = "int16_t" if short_products else "int32_t"
+    if _dw_flat(d):
+        flat = d["OH"] * wq
+        hkh, kh = loop("kh", d["KH"])
+        hkw, kw = loop("kw", d["KW"])
+        tap = [f"const {wtype} wv = wk[{kh * d['KW'] + kw}];",
+               f"const int16_t *row = {plus('xp', kh * (d['DH'] * wq) + kw * d['DW'])};",
+               f"for (int ow = 0; ow < {flat}; ++ow) acc[ow] += {product};"]
+        hoh, oh = loop("oh", d["OH"])
+        return [f"int32_t acc[{flat}];",
+                f"for (int ow = 0; ow < {flat}; ++ow) acc[ow] = 0;",
+                *nested([hkh, hkw], tap),
+                *nested([hoh], [store.format(acc=plus("acc", oh * wq), n=d["OW"],
+                                             y=plus("yc", oh * d["OW"]))])]
     whole = d["P"] <= DW_PLANE_ACC
     hoh, oh = loop("oh", d["OH"])
     hkh, kh = loop("kh", d["KH"])

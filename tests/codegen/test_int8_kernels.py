@@ -69,6 +69,10 @@ DEPTHWISE = {
     "s3_dil": dict(x=(1, 3, 20, 23), w=(3, 1, 3, 3), s=[3, 3], p=[2, 2, 2, 2], d=[2, 2]),
     "s1_1d": dict(x=(2, 4, 30), w=(4, 1, 7), s=[1], p=[3, 3], d=[1]),
     "s2_1d": dict(x=(1, 4, 31), w=(4, 1, 4), s=[2], p=[0, 1], d=[1]),
+    # stride 1, short rows: taps over the flattened padded plane (det's 10x10 5x5 layers),
+    # with dilation and one-sided padding
+    "s1_flat": dict(x=(1, 6, 10, 10), w=(6, 1, 5, 5), s=[1, 1], p=[2, 2, 2, 2], d=[1, 1]),
+    "s1_flat_dil": dict(x=(1, 3, 9, 12), w=(3, 1, 3, 3), s=[1, 1], p=[2, 0, 1, 2], d=[2, 2]),
 }
 
 
