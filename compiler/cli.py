@@ -78,6 +78,8 @@ examples:
   qnnc run build/model --input image.npy              # a folder made by qnnc compile
 
 Float inputs accept any float dtype (converted); integer inputs accept integers that fit.
+An .npz's keys must be the input names (numpy's unnamed arr_0, arr_1, ... are taken in the
+model's input order). NaN/Inf in an INT8 model's input is an error unless --allow-nonfinite.
 For outputs with a single non-trivial axis (logits) the argmax is shown."""
 
 OPS_EPILOG = """\
@@ -179,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--random-input", action="store_true",
                      help="feed seeded random data of the right shapes and dtypes")
     p.add_argument("--seed", type=count, default=0, help="seed for --random-input (default 0)")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="let NaN/Inf into an INT8 model's float inputs (refused by default: "
+                   "they quantise to ordinary codes and give plausible-looking outputs)")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="save the outputs to an .npz file")
     p.add_argument("--force", action="store_true", help="overwrite OUT.npz if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")

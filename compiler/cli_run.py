@@ -66,6 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         feeds = random_inputs(cm.input_types, seed=args.seed, budget=args.max_tensor_size)
     else:
         feeds = read_inputs(args.input, cm.input_names, budget=args.max_tensor_size)
+    cm.allow_nonfinite = args.allow_nonfinite
     cm.reset_counters()
     start = time.perf_counter()
     outs = cm.run(None, feeds)

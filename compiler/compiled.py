@@ -61,6 +61,10 @@ class CompiledModel:
         self.profile: Any = None
         #: which shape profile of the build this is (0 for a model compiled for one shape)
         self.profile_index = profile_index
+        #: INT8 models refuse NaN/Inf in float inputs (quantising maps them to ordinary
+        #: codes, so the outputs would look valid); True lets them through
+        self.allow_nonfinite = False
+        self._quantised = model_precision(graph) == "int8"
         self._session: Any = (build.load().Session(profile_index) if build is not None
                               else None)
 
@@ -103,6 +107,8 @@ class CompiledModel:
                 f"{self.output_names}"
             )
         fed = self._check_feeds(feeds)
+        if self._quantised and not self.allow_nonfinite:
+            check_finite(fed)
         try:
             fed = check_feeds(self.graph, fed)
         except InterpreterError as e:
@@ -208,6 +214,23 @@ def quantisation_manifest(graph: Graph, calibration: dict[str, Any] | None
     calibrated it, the method and the samples' count and sha256."""
     return {"precision": model_precision(graph),
             **({"calibration": calibration} if calibration else {})}
+def check_finite(feeds: Mapping[str, np.ndarray]) -> None:
+    """Refuse NaN or Inf in the float feeds of an INT8 model: quantising maps them to ordinary
+    codes (NaN to the zero point, Inf to the end of the range), so the outputs would look
+    valid while meaning nothing."""
+    for name, a in feeds.items():
+        if a.dtype.kind != "f":
+            continue
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            raise InputError(
+                f"input {name!r} holds {bad} NaN or infinite value(s) of {a.size}; an INT8 "
+                "model quantises them to ordinary codes, so its outputs would look valid. "
+                "Clean the data, or run anyway with --allow-nonfinite (qnnc run) or "
+                "model.allow_nonfinite = True (Python)"
+            )
+
+
 def check_run_arguments(output_names: Any, feeds: Any) -> None:
     """run()'s arguments have the types onnxruntime's take: None or a list of output names,
     and a dict keyed by input names (str). Anything else is an InputError saying so."""

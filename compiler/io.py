@@ -104,7 +104,8 @@ def read_inputs(specs: Sequence[str], input_names: Sequence[str],
     """Feeds from ``--input`` specs: ``x.npy``, ``name=x.npy`` or ``data.npz``.
 
     A bare .npy is accepted when the model has exactly one input; an .npz maps its keys to
-    input names (a single-array .npz also fits a single-input model whatever its key).
+    input names (keys that are not input names are an error), except numpy's unnamed
+    ``arr_0, arr_1, ...``, which are taken in the model's input order.
     Checking the arrays against the model (names, shapes, dtypes) is left to the caller;
     an array whose header declares more than ``budget`` bytes (default 1 GiB) is refused
     before it is read.
@@ -127,9 +128,18 @@ def read_inputs(specs: Sequence[str], input_names: Sequence[str],
                         f"input {name!r}, or pass the .npz without a name"
                     )
                 put(name, next(iter(data.values())), str(path))
-            elif len(data) == 1 and len(input_names) == 1 and not set(data) & set(input_names):
-                put(input_names[0], next(iter(data.values())), str(path))
+            elif _positional(data) and len(data) <= len(input_names):
+                for k, arr in enumerate(data[f"arr_{k}"] for k in range(len(data))):
+                    put(input_names[k], arr, str(path))
             else:
+                unknown = sorted(set(data) - set(input_names))
+                if unknown:
+                    raise InputError(
+                        f"{str(path)!r} holds array(s) named {unknown}, which are not inputs "
+                        f"of the model (its inputs: {', '.join(input_names)}); save the "
+                        "arrays under the input names, e.g. numpy.savez(path, "
+                        f"{input_names[0] if input_names else 'name'}=array)"
+                    )
                 for key, arr in data.items():
                     put(key, arr, str(path))
             continue
@@ -142,6 +152,11 @@ def read_inputs(specs: Sequence[str], input_names: Sequence[str],
             name = input_names[0]
         put(name, data, str(path))
     return feeds
+
+
+def _positional(data: Mapping[str, np.ndarray]) -> bool:
+    """The keys numpy.savez gives to arrays passed without names: arr_0, arr_1, ..."""
+    return bool(data) and set(data) == {f"arr_{k}" for k in range(len(data))}
 
 
 def random_inputs(types: Mapping[str, TensorType], seed: int = 0,

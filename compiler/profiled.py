@@ -82,6 +82,15 @@ class ProfiledModel(CompiledModel):
         #: the profile the last run() used
         self.last_profile: int | None = None
 
+    @property
+    def allow_nonfinite(self) -> bool:
+        return all(v.allow_nonfinite for v in getattr(self, "variants", ()))
+
+    @allow_nonfinite.setter
+    def allow_nonfinite(self, value: bool) -> None:
+        for v in getattr(self, "variants", ()):
+            v.allow_nonfinite = value
+
     def __repr__(self) -> str:
         shown = "; ".join(profile_text(p) for p in self.profiles)
         return f"<CompiledModel with {len(self.profiles)} shape profiles ({shown})>"

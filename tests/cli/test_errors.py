@@ -136,6 +136,47 @@ def test_unnamed_npy_for_a_two_input_model(qnnc: Qnnc, tmp_path: Path) -> None:
     assert_one_paragraph_error(r, 4, "2 inputs", "--input NAME=")
 
 
+def test_npz_key_that_is_no_input_is_refused(qnnc: Qnnc, tmp_path: Path) -> None:
+    f = tmp_path / "feeds.npz"
+    np.savez(f, image=np.zeros((1, 3, 8, 8), np.float32))
+    r = qnnc(["run", str(_conv_file(tmp_path)), "--input", str(f)])
+    assert_one_paragraph_error(r, 4, "['image']", "inputs: x", "numpy.savez")
+
+
+def test_unnamed_npz_arrays_follow_the_input_order(qnnc: Qnnc, tmp_path: Path) -> None:
+    p = save(two_inputs(), tmp_path / "two.onnx")
+    f = tmp_path / "feeds.npz"
+    np.savez(f, np.ones((2, 3), np.float32), np.full((2, 3), 2, np.float32))
+    out = tmp_path / "out.npz"
+    r = qnnc(["run", str(p), "--input", str(f), "-o", str(out), "-q"])
+    assert r.code == 0, r.err
+    with np.load(out) as got:
+        np.testing.assert_array_equal(got["y"], np.full((2, 3), 3, np.float32))  # relu(1 + 2)
+        np.testing.assert_array_equal(got["z"], np.ones((2, 3), np.float32))  # a is arr_0
+
+
+def test_nonfinite_input_to_an_int8_model(qnnc: Qnnc, tmp_path: Path) -> None:
+    from compiler.api import compile_model
+
+    src = _conv_file(tmp_path)
+    rng = np.random.default_rng(0)
+    calib = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(4)]
+    folder = tmp_path / "q"
+    compile_model(str(src), precision="int8", calibration=calib).save(folder)
+    x = tmp_path / "x.npy"
+    bad = np.zeros((1, 3, 8, 8), np.float32)
+    bad[0, 1, 2, 3] = np.nan
+    bad[0, 0, 0, 0] = np.inf
+    np.save(x, bad)
+    r = qnnc(["run", str(folder), "--input", str(x)])
+    assert_one_paragraph_error(r, 4, "'x'", "2 NaN or infinite", "--allow-nonfinite")
+    r = qnnc(["run", str(folder), "--input", str(x), "--allow-nonfinite", "-q"])
+    assert r.code == 0, r.err
+    # the f32 model passes NaN through, as onnxruntime does: no error there
+    r = qnnc(["run", str(src), "--input", str(x), "-q"])
+    assert r.code == 0, r.err
+
+
 def test_corrupt_npy(qnnc: Qnnc, tmp_path: Path) -> None:
     x = tmp_path / "x.npy"
     x.write_bytes(b"\x93NUMPY garbage")
