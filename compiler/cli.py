@@ -25,12 +25,14 @@ from compiler.cli_common import (
     count,
     one_paragraph,
 )
+from compiler.cli_completion import add_completion_parser
 from compiler.cli_golden import add_golden_parser
 from compiler.cli_inspect import cmd_inspect, cmd_ops
 from compiler.cli_passes import add_passes_parser
 from compiler.cli_run import cmd_compile, cmd_example, cmd_run
 from compiler.cli_targets import add_targets_parser
 from compiler.errors import QnncError
+from compiler.examples import EXAMPLES
 from ir.interpreter import InterpreterError
 from ir.ops.registry import OpError
 from ir.verifier import VerifyError
@@ -222,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(subs, "example", "write one of the built-in example models as an .onnx file",
              EXAMPLE_EPILOG, cmd_example, debug)
-    p.add_argument("name", nargs="?", metavar="NAME")
+    name = p.add_argument("name", nargs="?", metavar="NAME")
+    name.completions = sorted(EXAMPLES)  # type: ignore[attr-defined]  # for qnnc completion
     p.add_argument("-o", "--output", metavar="FILE.onnx", help="where to write (NAME.onnx)")
     p.add_argument("--force", action="store_true",
                    help="overwrite FILE.onnx (and FILE_calib.npz) if they exist")
@@ -255,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_targets_parser(subs, _sub, debug)
     add_passes_parser(subs, _sub, debug)
     add_cache_parser(subs, _sub, debug)
+    add_completion_parser(subs, _sub, debug)
     return parser
 
 
