@@ -253,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="with --target host: also time every layer (a build with a clock "
                    "read after each layer) and list the slowest, with the time per op kind")
+    p.add_argument("--json", action="store_true",
+                   help="print everything measured (and modelled) as JSON")
 
     add_golden_parser(subs, _sub, debug)
     add_targets_parser(subs, _sub, debug)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.api import CompiledModel, compile_model, load_compiled
-from compiler.cli_common import progress_bar
+from compiler.cli_common import print_json, progress_bar
 from compiler.cli_run import compile_options
 from compiler.errors import QnncError
 from compiler.flops import graph_costs, human
@@ -44,6 +44,7 @@ examples:
   qnnc bench build/model                                  # a folder made by qnnc compile
   qnnc bench model.onnx --target mlu370x8 --calib calib.npz   # modelled latency on the chip
   qnnc bench build/model_ascend910b                       # the same from a compiled folder
+  qnnc bench model.onnx --target host --json > bench.json # every figure, machine-readable
 
 The host numbers are wall-clock medians on this machine; other work on it shows up in them.
 On the accelerator targets the latency is the cost model's, from the same report data as
@@ -149,7 +150,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.repeat < 1 or args.warmup < 0:
         raise QnncError("--repeat must be at least 1 and --warmup at least 0")
     cm = _compiled(args)
-    sections = modelled_sections(args.model, cm) if cm.profile is not None else []
     feeds = random_inputs(cm.input_types, seed=0)
     if getattr(args, "profile", False) and cm.target != "host":
         raise QnncError("--profile times the host C layer by layer: use it with --target host "
@@ -157,28 +157,61 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.compare and cm.profile is not None:
         raise QnncError("--compare onnxruntime times this CPU against onnxruntime: use it with "
                         "--target host (or no target), not an accelerator's modelled latency")
+    data = bench_data(args, cm, feeds)
+    if getattr(args, "json", False):
+        print_json(data)
+    else:
+        print(bench_text(args, cm, data))
+    return 0
+
+
+def bench_data(args: argparse.Namespace, cm: CompiledModel, feeds: dict[str, Any]
+               ) -> dict[str, Any]:
+    """Everything `qnnc bench` measured, as the dict --json prints: the timing, and the
+    modelled accelerator summary, the onnxruntime comparison and the per-layer profile when
+    they were asked for."""
     times = _timed(lambda: cm.run(None, feeds), args.warmup, args.repeat)
     med = statistics.median(times)
     macs = sum(c.macs for c in graph_costs(cm.graph))
+    data: dict[str, Any] = {
+        "model": args.model, "target": cm.target, "layers": len(cm.graph.nodes),
+        "precision": model_precision(cm.graph),
+        "latency_ms": {"median": med, "min": min(times), "max": max(times),
+                       "runs": args.repeat, "warmup": args.warmup},
+        "macs": int(macs), "gops": 2 * macs / med / 1e6 if macs else None,
+    }
+    if cm.profile is not None:
+        report = cm.report() or {}
+        data["modelled"] = report.get("profiles", [report] if report else [])
+    if args.compare:
+        data["compare"] = _compare_onnxruntime(args, cm, feeds, med)
+    if getattr(args, "profile", False):
+        from compiler.cli_profile import layer_profile
+
+        data["profile"] = layer_profile(cm, feeds, threads=getattr(args, "threads", 1) or 1,
+                                        cpu=getattr(args, "cpu", "auto") or "auto",
+                                        runs=args.repeat, warmup=min(args.warmup, 1))
+    return data
+
+
+def bench_text(args: argparse.Namespace, cm: CompiledModel, data: dict[str, Any]) -> str:
+    sections = modelled_sections(args.model, cm) if cm.profile is not None else []
     where = {"host": "host C", None: "reference interpreter"}.get(
         cm.target, f"{cm.target} staged C emulated on this CPU (not the chip's speed)")
-    if sections:
-        print("\n\n".join(sections) + "\n")
-    print(f"{args.model}: {where}, {len(cm.graph.nodes)} layers")
-    print(f"latency  median {med:.3f} ms   min {min(times):.3f} ms   max {max(times):.3f} ms   "
-          f"({args.repeat} runs after {args.warmup} warm-up)")
-    if macs:
-        print(f"compute  {human(macs)}MACs per run -> {2 * macs / med / 1e6:.2f} GOPS")
-    if args.compare:
-        print("\n" + _compare_onnxruntime(args, cm, feeds, med))
-    if getattr(args, "profile", False):
-        from compiler.cli_profile import layer_profile, profile_text
+    t = data["latency_ms"]
+    lines = ["\n\n".join(sections) + "\n"] if sections else []
+    lines += [f"{args.model}: {where}, {data['layers']} layers",
+              f"latency  median {t['median']:.3f} ms   min {t['min']:.3f} ms   max "
+              f"{t['max']:.3f} ms   ({t['runs']} runs after {t['warmup']} warm-up)"]
+    if data["macs"]:
+        lines.append(f"compute  {human(data['macs'])}MACs per run -> {data['gops']:.2f} GOPS")
+    if "compare" in data:
+        lines.append("\n" + compare_text(data["compare"]))
+    if "profile" in data:
+        from compiler.cli_profile import profile_text
 
-        data = layer_profile(cm, feeds, threads=getattr(args, "threads", 1) or 1,
-                             cpu=getattr(args, "cpu", "auto") or "auto", runs=args.repeat,
-                             warmup=min(args.warmup, 1))
-        print("\n" + profile_text(data))
-    return 0
+        lines.append("\n" + profile_text(data["profile"]))
+    return "\n".join(lines)
 
 
 def _timed(fn: Callable[[], object], warmup: int, repeat: int) -> list[float]:
@@ -194,7 +227,7 @@ def _timed(fn: Callable[[], object], warmup: int, repeat: int) -> list[float]:
 
 
 def _compare_onnxruntime(args: argparse.Namespace, cm: CompiledModel, feeds: dict[str, Any],
-                         qnnc_ms: float) -> str:
+                         qnnc_ms: float) -> dict[str, Any]:
     """onnxruntime on the same model and inputs, with the same thread count: f32, and its
     quantize_static INT8 when calibration data was given (the same samples qnnc used)."""
     import onnx
@@ -210,13 +243,13 @@ def _compare_onnxruntime(args: argparse.Namespace, cm: CompiledModel, feeds: dic
                             f"compiled from {cm.source!r}, which is not there: bench the .onnx")
     model = onnx.load(str(source))
     threads = getattr(args, "threads", 1) or 1
-    rows = [["qnnc " + ("INT8" if model_precision(cm.graph) == "int8" else "f32"),
-             f"{qnnc_ms:.3f}", "1.00"]]
+    rows = [{"runtime": "qnnc " + ("INT8" if model_precision(cm.graph) == "int8" else "f32"),
+             "median_ms": qnnc_ms}]
 
     def row(name: str, session: Any) -> None:
         ms = statistics.median(_timed(lambda: session.run(None, feeds), args.warmup,
                                       args.repeat))
-        rows.append([name, f"{ms:.3f}", f"{ms / qnnc_ms:.2f}"])
+        rows.append({"runtime": name, "median_ms": ms})
 
     row("onnxruntime f32", ort_session(model.SerializeToString(), threads))
     if getattr(args, "calib", None):
@@ -224,11 +257,19 @@ def _compare_onnxruntime(args: argparse.Namespace, cm: CompiledModel, feeds: dic
         with tempfile.TemporaryDirectory(prefix="qnnc-ort-") as tmp:
             row("onnxruntime INT8 (quantize_static)",
                 ort_session(ort_quantize(model, samples, Path(tmp)), threads))
-    load = os.getloadavg()[0]
-    note = (f"load {load:.2f} on {os.cpu_count()} CPUs: other work shares the cores, so the "
-            "ratios are too noisy to judge" if load > max((os.cpu_count() or 1) - 1, 0.5)
+    for r in rows:  # its time / qnnc's: > 1 means qnnc is faster
+        r["ratio"] = r["median_ms"] / qnnc_ms
+    return {"threads": threads, "rows": rows, "load": os.getloadavg()[0],
+            "cpus": os.cpu_count() or 1}
+
+
+def compare_text(data: dict[str, Any]) -> str:
+    threads, load, cpus = data["threads"], data["load"], data["cpus"]
+    note = (f"load {load:.2f} on {cpus} CPUs: other work shares the cores, so the "
+            "ratios are too noisy to judge" if load > max(cpus - 1, 0.5)
             else f"load {load:.2f}")
     head = (f"against onnxruntime ({threads} thread{'s' * (threads > 1)}, same random "
             "inputs; ratio = its time / qnnc's, > 1: qnnc faster)")
+    rows = [[r["runtime"], f"{r['median_ms']:.3f}", f"{r['ratio']:.2f}"] for r in data["rows"]]
     return "\n".join([head, table(["runtime", "median ms", "ratio"], rows, right=(1, 2)),
                        note])

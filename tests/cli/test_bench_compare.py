@@ -66,3 +66,21 @@ def test_without_onnxruntime_the_error_says_how_to_install(tiny: Path,
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
     assert main(["bench", str(tiny), "--compare", "onnxruntime", "--repeat", "1"]) == 1
     assert "pip install onnxruntime" in capsys.readouterr().err
+
+
+def test_json_holds_the_same_figures(tiny: Path, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["bench", str(tiny), "--target", "host", "--calib", str(tmp_path / "calib.npz"),
+                 "--compare", "onnxruntime", "--repeat", "3", "--warmup", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)  # nothing but the JSON on stdout
+    assert (data["target"], data["precision"], data["latency_ms"]["runs"]) == ("host", "int8", 3)
+    lat = data["latency_ms"]
+    assert lat["min"] <= lat["median"] <= lat["max"]
+    assert data["gops"] == pytest.approx(2 * data["macs"] / lat["median"] / 1e6)
+    rows = {r["runtime"]: r for r in data["compare"]["rows"]}
+    assert set(rows) == {"qnnc INT8", "onnxruntime f32", "onnxruntime INT8 (quantize_static)"}
+    assert rows["qnnc INT8"]["median_ms"] == lat["median"]
+    for r in rows.values():
+        assert r["ratio"] == pytest.approx(r["median_ms"] / lat["median"])

@@ -171,3 +171,21 @@ def test_help_shows_a_modelled_example(capsys: pytest.CaptureFixture) -> None:
     out = capsys.readouterr().out
     assert "qnnc bench model.onnx --target mlu370x8 --calib calib.npz" in out
     assert all(t in out for t in ACCELERATORS)
+
+
+def test_json_modelled_figures_are_the_reports(tiny: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from compiler.cli import main
+
+    calib = str(tiny.parent / "calib.npz")
+    assert main(["bench", str(tiny), "--target", "mlu370x8", "--calib", calib, "--repeat", "1",
+                 "--warmup", "0", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (modelled,) = data["modelled"]
+    plans = _expected(tiny, "mlu370x8")
+    assert [d["name"] for d in modelled["layers"]] == [p.node for p in plans]
+    mc = model_cost(plans, load_target("mlu370x8"))
+    assert modelled["model"]["cycles"] == pytest.approx(mc.cycles)
+
