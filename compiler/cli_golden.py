@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from compiler import golden
 from compiler.api import CALIB_METHODS, DEFAULT_CALIB_METHOD, PRECISIONS, CompiledModel
-from compiler.cli_common import add_input_shape_option, count, single_shapes_arg
+from compiler.cli_common import add_input_shape_option, count, print_json, single_shapes_arg
 from compiler.cli_run import split_list
 from compiler.errors import QnncError
 from compiler.io import random_inputs, read_inputs
@@ -50,12 +50,15 @@ examples:
   qnnc golden check goldens/model                  # every recorded target
   qnnc golden check goldens/model --target host    # one of them
   qnnc golden check goldens/model --update         # accept an intended change
+  qnnc golden check goldens/model --calib new.npz  # INT8: calibrate on other samples
+  qnnc golden check goldens/model --json > result.json
 
 Recompiles the stored model copy with the recorded options for every recorded target, runs
 it on the stored inputs and compares. Per output it prints the number of mismatching
 elements, the first positions (multi-indices), and the worst absolute and relative errors;
 it also says whether the compiled IR changed (its sha256) — a changed IR with matching
-outputs passes.
+outputs passes — and, for INT8, whether the calibration samples (their sha256) or an output's
+quantisation step (its scale) changed since recording.
 
 exit status:
   0  every output of every checked target matches its golden (or --update rewrote it)
@@ -123,8 +126,13 @@ def add_golden_parser(
     p.add_argument("--model", metavar="MODEL.onnx",
                    help="compile this model instead of the stored copy (with --update it "
                    "becomes the new copy)")
+    p.add_argument("--calib", metavar="DATA",
+                   help="calibrate on these samples instead of the stored ones (INT8 sets; "
+                   "with --update they become the stored copy)")
     p.add_argument("--update", action="store_true",
                    help="rewrite the golden outputs and manifests (for intended changes)")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as JSON (the exit status is the same)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures")
 
 
@@ -165,11 +173,14 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     results = golden.check_set(args.golden_dir, targets=args.target or None, model=args.model,
-                               update=args.update)
+                               update=args.update, calibration=args.calib)
+    failed = [r for r in results if not r.passed and not r.updated]
+    if args.json:
+        print_json([r.as_dict() for r in results])
+        return 1 if failed else 0
     for r in results:
         if not (args.quiet and (r.passed or r.updated)):
             print(r.report())
-    failed = [r for r in results if not r.passed and not r.updated]
     if not args.quiet:
         n = len(results)
         verdict = (f"{len(failed)} of {n} target(s) FAILED" if failed else

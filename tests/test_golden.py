@@ -201,6 +201,49 @@ def test_cli_int8_record_stores_calibration(tmp_path: Path, capsys: pytest.Captu
     assert "exact (tolerance 0)" in capsys.readouterr().out
 
 
+def test_cli_check_with_new_calibration_says_what_moved(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    m = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", input=rng.standard_normal((8, 1, 1, 8, 8)).astype("f4"))
+    wide = 3 * rng.standard_normal((8, 1, 1, 8, 8)).astype("f4")  # other ranges, other scales
+    np.savez(tmp_path / "wide.npz", input=wide)
+    out = tmp_path / "q8"
+    assert main(["golden", "record", str(m), "--random-input", "-o", str(out), "--calib",
+                 str(tmp_path / "calib.npz"), "-q"]) == 0
+    recorded = json.loads((out / "interp" / "manifest.json").read_text())
+    assert recorded["calibration"]["samples"] == 8
+    capsys.readouterr()
+    assert main(["golden", "check", str(out), "--calib", str(tmp_path / "wide.npz"),
+                 "--json"]) == 1
+    (res,) = json.loads(capsys.readouterr().out)
+    assert not res["passed"] and not res["outputs"][0]["ok"]
+    notes = " ".join(res["notes"])
+    assert "calibration changed since recording (samples_sha256 " in notes
+    assert "output 'logits': its quantisation step (output scale) changed from" in notes
+    # --update adopts the new samples: the stored copy is replaced and the check passes
+    assert main(["golden", "check", str(out), "--calib", str(tmp_path / "wide.npz"),
+                 "--update", "-q"]) == 0
+    np.testing.assert_array_equal(np.load(out / "calib.npz")["input"], wide)
+    capsys.readouterr()
+    assert main(["golden", "check", str(out), "--json"]) == 0
+    (res,) = json.loads(capsys.readouterr().out)
+    assert res["passed"] and not any("calibration changed" in n for n in res["notes"])
+
+
+def test_cli_check_calib_on_an_f32_set_is_refused(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    m = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    np.savez(tmp_path / "c.npz", input=np.zeros((2, 1, 1, 8, 8), np.float32))
+    assert main(["golden", "record", str(m), "--random-input", "-o", str(tmp_path / "g"),
+                 "-q"]) == 0
+    assert main(["golden", "check", str(tmp_path / "g"), "--calib",
+                 str(tmp_path / "c.npz")]) == 1
+    assert "only applies to an INT8 set" in capsys.readouterr().err
+
+
 def test_cli_check_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["golden", "check", str(tmp_path / "nope")]) != 0
     assert "no manifest.json" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,14 @@ class GoldenResult:
     @property
     def passed(self) -> bool:
         return not self.problems and all(o.ok for o in self.outputs)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as `qnnc golden check --json` prints it."""
+        return {"folder": str(self.folder), "target": self.target, "precision": self.precision,
+                "passed": self.passed, "updated": self.updated, "problems": self.problems,
+                "notes": self.notes,
+                "outputs": [{"name": o.name, "ok": o.ok, "summary": o.summary,
+                             "details": o.details} for o in self.outputs]}
 
     def report(self) -> str:
         verdict = "UPDATED" if self.updated else ("ok" if self.passed else "FAIL")
@@ -152,6 +160,7 @@ def record_outputs(
         "format": FORMAT, "kind": "qnnc-golden", "qnnc_version": qnnc_version(),
         "target": target_of(cm), "precision": precision, "pipeline": cm.pipeline,
         "ir_hash": ir_hash(cm.graph), **dict(extra or {}),
+        **({"calibration": cm.calibration} if cm.calibration else {}),
         "inputs": [{"name": k, "dtype": v.dtype.name, "shape": list(v.shape)}
                    for k, v in feeds.items()],
         "outputs": entries,
@@ -195,10 +204,12 @@ def check_outputs(
                      f"IR hash changed: {old_hash[:12]} -> {new_hash[:12]}")
     if man.get("qnnc_version") != qnnc_version():
         res.notes.append(f"recorded with qnnc {man.get('qnnc_version')}, now {qnnc_version()}")
+    res.notes += _calibration_notes(man.get("calibration"), cm.calibration)
     tols = {o["name"]: _override(tolerance_of(o), rtol, atol) for o in man.get("outputs", [])}
     if not res.problems:
         got = dict(zip(cm.output_names, cm.run(None, recorded_in)))
         steps = quant_steps(cm.graph)
+        res.notes += _step_notes(man.get("outputs", []), steps)
         for name in [n for n in got if n not in expected]:
             res.problems.append(f"output {name!r} is new (not in the golden)")
         for name, want in expected.items():
@@ -212,3 +223,32 @@ def check_outputs(
                        tolerances={k: v for k, v in tols.items()}, extra=extra)
         res.updated = True
     return res
+
+
+def _calibration_notes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+                       ) -> list[str]:
+    """A note when the calibration that quantised the model is not the recorded one: its
+    samples' hash or count, or the method, changed (output differences may come from it)."""
+    if not old or not new:
+        return []
+    changed = [f"{k} {old.get(k)!s:.12} -> {new.get(k)!s:.12}"
+               for k in ("method", "samples", "samples_sha256") if old.get(k) != new.get(k)]
+    if not changed:
+        return []
+    return ["calibration changed since recording (" + ", ".join(changed) + "): the scales "
+            "are recomputed, so the outputs may differ for that reason alone"]
+
+
+def _step_notes(entries: Sequence[Mapping[str, Any]], steps: Mapping[str, float]
+                ) -> list[str]:
+    """A note per INT8 output whose quantisation step is not the recorded one: the output's
+    scale itself moved, so every code means another value (errors are stated in new steps)."""
+    notes = []
+    for e in entries:
+        old, new = e.get("quant_step"), steps.get(str(e.get("name")))
+        if old is not None and new is not None and float(old) != float(new):
+            notes.append(f"output {e['name']!r}: its quantisation step (output scale) changed "
+                         f"from {float(old):.6g} to {new:.6g} ({new / float(old):.4g}x); the "
+                         "error in steps below is in the new step")
+    return notes
+

@@ -139,10 +139,13 @@ def _write_set_manifest(folder: Path, source: str, targets: Sequence[str],
 def check_set(
     golden_dir: str | os.PathLike[str], *, targets: Sequence[str] | None = None,
     model: str | os.PathLike[str] | None = None, update: bool = False,
+    calibration: Any = None,
 ) -> list[GoldenResult]:
     """Recompile the set's model (or ``model``, another file) with the recorded options for
-    each recorded target (or the ``targets`` named) and compare. ``update`` rewrites the
-    whole set atomically when anything failed — with ``model`` it also becomes the copy."""
+    each recorded target (or the ``targets`` named) and compare. ``calibration`` (any
+    source compile takes) replaces the stored samples of an INT8 set. ``update`` rewrites
+    the whole set atomically when anything failed — with ``model`` or ``calibration`` they
+    also become the stored copies."""
     root = Path(golden_dir)
     man = read_manifest(root)
     if man.get("kind") != "qnnc-golden-set":
@@ -160,7 +163,12 @@ def check_set(
     if not model_path.is_file():
         raise ModelLoadError(f"model {str(model_path)!r} does not exist")
     notes = _model_notes(root, man, model_path, model is not None)
-    calib = root / CALIB if (root / CALIB).exists() else None
+    calib: Any = root / CALIB if (root / CALIB).exists() else None
+    if calibration is not None:
+        if options.precision != "int8":
+            raise QnncError(f"{str(root)!r} holds {options.precision} goldens; calibration "
+                            "data only applies to an INT8 set")
+        calib = stack_calibration(calibration, model_path, options)
     results = []
     for t in chosen:
         cm = options.compile(model_path, t, calib)
@@ -168,7 +176,7 @@ def check_set(
         res.notes = notes + res.notes
         results.append(res)
     if update and not all(r.passed for r in results):
-        _rewrite_set(root, man, model_path, chosen, options, results)
+        _rewrite_set(root, man, model_path, chosen, options, results, calib)
     return results
 
 
@@ -188,16 +196,19 @@ def _model_notes(root: Path, man: Mapping[str, Any], model_path: Path, given: bo
 
 
 def _rewrite_set(root: Path, man: Mapping[str, Any], model_path: Path, chosen: Sequence[str],
-                 options: GoldenOptions, results: list[GoldenResult]) -> None:
-    calib = root / CALIB if (root / CALIB).exists() else None
+                 options: GoldenOptions, results: list[GoldenResult], calib: Any) -> None:
+    """``calib``: the stored samples' path, the new stacked samples, or None (f32)."""
     targets = list(man.get("targets", []))
 
     def fill(tmp: Path) -> None:
         shutil.copyfile(model_path, tmp / MODEL)
-        if calib is not None:
+        if isinstance(calib, Path):
             shutil.copyfile(calib, tmp / CALIB)
+        elif calib is not None:
+            save_arrays(tmp / CALIB, calib)
+        new_calib = calib is not None and not isinstance(calib, Path)
         for t in targets:
-            if t not in chosen:
+            if t not in chosen and not new_calib:  # new samples: every target re-recorded
                 shutil.copytree(root / t, tmp / t)
                 continue
             old = read_manifest(root / t)
