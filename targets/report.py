@@ -25,6 +25,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from ir.graph import Graph, Node, Value
 from targets.cost import OFFCHIP, model_cost, roofline
 from targets.profiles.schema import Profile
 from targets.staged.support import host_reason
-from targets.tables import table
+from targets.tables import _cell, table
 from targets.tiling import TilePlan, TilePlans, layer_keys, order_text
 from targets.tiling.problem import DIMS
 
@@ -254,63 +255,105 @@ def _counter_text(d: dict[str, Any]) -> str:
     return "DIFFER: " + ", ".join(bad) if bad else "not measured"
 
 
-def report_text(data: dict[str, Any]) -> str:
-    """report.txt: target and totals, the roofline sentence, one row per layer, untiled."""
+REPORT_WIDTH = 100  # report.txt keeps within this many columns
+
+
+def _wrap(text: str, indent: str = "  ") -> list[str]:
+    """One paragraph of the report, wrapped within REPORT_WIDTH (continuation indented)."""
+    return textwrap.wrap(_cell(text), REPORT_WIDTH, subsequent_indent=indent,
+                         break_on_hyphens=False, break_long_words=True) or [""]
+
+
+def _head(data: dict[str, Any]) -> list[str]:
+    """The target, then the model's totals (each figure once)."""
     t, m = data["target"], data["model"]
     ratio = m["offchip_over_compulsory"]
-    head = [
-        f"target {t['name']}: {t['description']}",
-        f"  {t['int8_tops']:g} INT8 TOPS ({t['modelled_int8_tops']:.1f} modelled), "
-        f"{t['cores']} cores at {t['clock_hz'] / 1e9:.2f} GHz, {t['offchip']['name']} "
-        f"{t['offchip']['bandwidth'] / 1e9:.1f} GB/s, ridge {t['ridge']:.1f} ops/byte",
-        "  buffers per core: " + ", ".join(f"{b['name']} {_kib(b['per_core_bytes'])}"
-                                           for b in t["buffers"]),
-        f"model {m['graph']}: {m['latency_ms']:.4f} ms modelled ({m['cycles']:.0f} cycles), "
-        f"{m['achieved_tops']:.2f} TOPS = {100 * m['utilisation']:.1f}% of peak, "
-        f"{m['bound']}-bound",
-        f"  off-chip {_size(m['offchip_bytes'])}B vs compulsory {_size(m['compulsory_bytes'])}B"
-        + (f" ({ratio:.2f}x)" if ratio is not None else "")
-        + (f", intensity {m['intensity']:.1f} ops/byte" if m["intensity"] is not None else ""),
-        f"  {m['tiled_layers']} layers staged on the chip, {m['untiled_layers']} on the host "
-        "side (not in the modelled totals)",
-        m["roofline"],
-    ]
+    out = _wrap(f"target {t['name']}: {t['description']}")
+    out += _wrap(f"  {t['int8_tops']:g} INT8 TOPS ({t['modelled_int8_tops']:.1f} modelled), "
+                 f"{t['cores']} cores at {t['clock_hz'] / 1e9:.2f} GHz, {t['offchip']['name']} "
+                 f"{t['offchip']['bandwidth'] / 1e9:.1f} GB/s, ridge {t['ridge']:.1f} ops/byte",
+                 "    ")
+    out += _wrap("  buffers per core: " + ", ".join(f"{b['name']} {_kib(b['per_core_bytes'])}"
+                                                     for b in t["buffers"]), "    ")
+    out += _wrap(f"model {m['graph']}: {m['latency_ms']:.4f} ms modelled ({m['cycles']:.0f} "
+                 f"cycles), {m['achieved_tops']:.2f} TOPS = {100 * m['utilisation']:.1f}% of "
+                 "peak")
+    if m["intensity"] is not None:
+        roof = min(t["int8_tops"], m["intensity"] * t["offchip"]["bandwidth"] / 1e12)
+        side = "below" if m["bound"] == "memory" else "above"
+        out += _wrap(f"  {m['bound']}-bound: intensity {m['intensity']:.1f} ops/byte, {side} "
+                     f"the ridge {t['ridge']:.1f}; the roof there is {roof:.1f} TOPS", "    ")
+    out += _wrap(f"  off-chip {_size(m['offchip_bytes'])}B vs compulsory "
+                 f"{_size(m['compulsory_bytes'])}B"
+                 + (f" ({ratio:.2f}x)" if ratio is not None else ""), "    ")
+    out += _wrap(f"  {m['tiled_layers']} layers staged on the chip, {m['untiled_layers']} on "
+                 "the host side (not in the modelled totals)", "    ")
     if "counters_agree" in m:
         verdict = {True: "agree with the model", False: "DIFFER from the model",
                    None: "not measured"}[m["counters_agree"]]
-        head.append(f"measured counters {verdict}")
-    with_counters = "counters_agree" in m
-    headers = ["layer", "op", "ran", "input", "output", "layout", "unit", "tiles (L1 / L2 ...)",
-               "orders", "buffers used", "bytes moved on chip", "off-chip", "compulsory",
-               "x compulsory", "MACs", "cycles", "us", "bound"]
-    headers += ["counters"] if with_counters else []
+        out.append(f"  measured counters {verdict}")
+    return out
+
+
+def _time_table(data: dict[str, Any]) -> list[str]:
+    with_counters = "counters_agree" in data["model"]
+    total = data["model"]["cycles"] or 1.0
+    headers = ["layer", "op", "unit", "MACs", "cycles", "us", "% time", "off-chip", "x comp",
+               "bound by"] + (["counters"] if with_counters else [])
     rows = []
     for d in data["layers"]:
-        tiles, orders = _tiles_text(d)
-        occ = " ".join(f"{k} {v['percent']:.0f}%" for k, v in d["occupancy"].items())
-        moved = " ".join(f"{k} {_size(v)}" for k, v in d["bytes"].items() if k != OFFCHIP)
         x = d["offchip_over_compulsory"]
-        row = [d["name"], d["op"], d["why"], _dims(d["inputs"][0] if d["inputs"] else None),
-               _dims(d["outputs"][0] if d["outputs"] else None), d["layout"], d["unit"],
-               tiles, orders, occ, moved or "-", _size(d["offchip_bytes"]),
-               _size(d["compulsory_bytes"]), "-" if x is None else f"{x:.2f}",
-               d["macs"], f"{d['cycles']:.0f}", f"{d['us']:.3f}", d["bound"]]
-        rows.append(row + ([_counter_text(d)] if with_counters else []))
-    body = ([table(headers, rows, right=(11, 12, 13, 14, 15, 16))] if rows
-            else ["no layers staged on the chip"])
-    tail = []
+        row = [d["name"], d["op"], d["unit"], _size(d["macs"]), f"{d['cycles']:.0f}",
+               f"{d['us']:.3f}", f"{100 * d['cycles'] / total:.1f}", _size(d["offchip_bytes"]),
+               "-" if x is None else f"{x:.2f}",
+               d["bound_link"] if d["bound_kind"] == "memory" and d["bound_link"] else d["bound"]]
+        c = d.get("counters")
+        rows.append(row + ([("-" if c is None else "agree" if c["agree"] else "DIFFER"
+                             if c["agree"] is False else "not measured")]
+                           if with_counters else []))
+    return [*_wrap("layers staged on the chip: modelled time and off-chip traffic (x comp: "
+                   "off-chip bytes over the compulsory minimum; bound by: compute, or the link "
+                   "that limits)", ""),
+            table(headers, rows, right=(3, 4, 5, 6, 7, 8), max_width=REPORT_WIDTH)]
+
+
+def _detail(d: dict[str, Any]) -> list[str]:
+    """One staged layer's shapes, tiling and buffers, as a short block."""
+    tiles, orders = _tiles_text(d)
+    occ = " ".join(f"{k} {v['percent']:.0f}%" for k, v in d["occupancy"].items())
+    moved = " ".join(f"{k} {_size(v)}" for k, v in d["bytes"].items() if k != OFFCHIP)
+    ins = _dims(d["inputs"][0] if d["inputs"] else None)
+    outs = _dims(d["outputs"][0] if d["outputs"] else None)
+    out = _wrap(f"- {d['name']} ({d['op']}): {ins} -> {outs}, layout {d['layout']}, {STAGED}",
+                "    ")
+    out += _wrap(f"    tiles (L1 / L2 ...) {tiles}; orders {orders}", "      ")
+    out += _wrap(f"    buffers used {occ or '-'}; bytes moved on chip {moved or '-'}", "      ")
+    if d.get("counters") is not None:
+        out += _wrap(f"    counters {_counter_text(d)}", "      ")
+    return out
+
+
+def report_text(data: dict[str, Any]) -> str:
+    """report.txt, within REPORT_WIDTH columns: the target and the model's totals; a table of
+    the staged layers' time and traffic; each staged layer's tiling; the host-side layers with
+    why they ran there."""
+    parts = _head(data) + [""]
+    if data["layers"]:
+        parts += _time_table(data) + ["", "tiling and buffers per staged layer:"]
+        for d in data["layers"]:
+            parts += _detail(d)
+    else:
+        parts.append("no layers staged on the chip")
     if data["untiled"]:
-        tail.append(f"host-side layers ({len(data['untiled'])}, untiled, not in the totals):")
-        tail.append(table(["layer", "op", "ran", "input", "output", "layout", "note"],
-                          [[u["name"], u["op"], f"host: {u['why']}",
-                            _dims(u["inputs"][0] if u["inputs"] else None),
-                            _dims(u["outputs"][0] if u["outputs"] else None), u["layout"],
-                            u.get("note", "")]
-                           for u in data["untiled"]]))
+        parts += ["", f"host-side layers ({len(data['untiled'])}, untiled, not in the totals):",
+                  table(["layer", "op", "output", "ran"],
+                        [[u["name"], u["op"], _dims(u["outputs"][0] if u["outputs"] else None),
+                          f"host: {u['why']}" + (f" ({u['note']})" if u.get("note") else "")]
+                         for u in data["untiled"]], max_width=REPORT_WIDTH)]
     if data.get("unmatched_counters"):
-        tail.append("counters for layers without a plan: "
-                    + ", ".join(data["unmatched_counters"]))
-    return "\n".join(head + [""] + body + ([""] + tail if tail else [])) + "\n"
+        parts += [""] + _wrap("counters for layers without a plan: "
+                              + ", ".join(data["unmatched_counters"]))
+    return "\n".join(parts) + "\n"
 
 
 # -- roofline.html ------------------------------------------------------------------------
@@ -372,9 +415,13 @@ def _point_title(d: dict[str, Any]) -> str:
             f"{d['us']:.3f} us, {d['macs']} MACs, {d['bound']}-bound")
 
 
+ROOFLINE_LABELS = 5  # the slowest layers are named beside their points
+
+
 def roofline_html(data: dict[str, Any]) -> str:
     """A self-contained page: the chip's roofline and one point per tiled layer plus the model
-    (area ~ MACs, colour = bound, hover for figures). Model-derived text is escaped."""
+    (area ~ MACs, colour = bound, hover for figures; the slowest layers named beside their
+    points). Model-derived text is escaped."""
     esc = html.escape
     t, m, layers = data["target"], data["model"], data["layers"]
     peak, bw, ridge = t["int8_tops"], t["offchip"]["bandwidth"], t["ridge"]
@@ -401,6 +448,10 @@ def roofline_html(data: dict[str, Any]) -> str:
                    f'cy="{ax.py(d["achieved_tops"]):.1f}" r="{r:.1f}" '
                    f'fill="{_COLOURS[kind]}" fill-opacity="0.65" stroke="#333">'
                    f"<title>{esc(_point_title(d))}</title></circle>")
+    for d in sorted(layers, key=lambda d: -d["cycles"])[:ROOFLINE_LABELS]:
+        svg.append(f'<text class="label" x="{ax.px(d["intensity"]) + 8:.1f}" '
+                   f'y="{ax.py(d["achieved_tops"]) - 8:.1f}" fill="#333">{esc(d["name"])}'
+                   "</text>")
     mx, my = ax.px(m["intensity"]), ax.py(m["achieved_tops"])
     svg.append(f'<path class="model" d="M{mx:.1f},{my - 9:.1f} L{mx + 9:.1f},{my:.1f} '
                f'L{mx:.1f},{my + 9:.1f} L{mx - 9:.1f},{my:.1f} Z" fill="#f2c12e" '
@@ -432,8 +483,9 @@ def roofline_html(data: dict[str, Any]) -> str:
         f"<h1>Roofline of {esc(title)}</h1>",
         f"<p>{esc(m['roofline'])}</p>",
         f"<p>{len(layers)} layers staged on the chip plotted; {m['untiled_layers']} layers ran "
-        "on the host side and are not modelled (report.txt says why). Hover over a point for "
-        "its figures.</p>",
+        "on the host side and are not modelled (report.txt says why). The "
+        f"{min(ROOFLINE_LABELS, len(layers))} slowest layers are named; hover over any point "
+        "for its figures.</p>",
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="roofline">',
         *svg,

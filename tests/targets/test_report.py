@@ -43,6 +43,8 @@ class _Page(HTMLParser):
         self.titles: list[str] = []
         self._in_title = False
         self._owner: dict[str, str | None] | None = None  # the point a <title> belongs to
+        self.labels: list[str] = []  # text of <text class="label">
+        self._in_label = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
@@ -53,13 +55,16 @@ class _Page(HTMLParser):
         if tag == "path" and "model" in cls:
             self.models += 1
         self._in_title = tag == "title"
+        self._in_label = tag == "text" and "label" in cls
 
     def handle_endtag(self, tag: str) -> None:
-        self._in_title = False
+        self._in_title = self._in_label = False
         if tag == "circle":
             self._owner = None
 
     def handle_data(self, data: str) -> None:
+        if self._in_label:
+            self.labels.append(data)
         if self._in_title:
             self.titles.append(data)
             if self._owner is not None:
@@ -136,10 +141,15 @@ def test_text_names_every_layer(target: str) -> None:
     text = report_text(data)
     lines = text.splitlines()
     assert lines[0].startswith(f"target {target}:")
-    assert data["model"]["roofline"] in lines
+    assert max(len(ln) for ln in lines) <= 100  # within 100 columns
+    m = data["model"]
+    assert sum(f"{m['latency_ms']:.4f} ms modelled ({m['cycles']:.0f} cycles)" in ln
+               for ln in lines) == 1  # the summary once
     for name in [n.name for n in g.nodes]:
         rows = [ln for ln in lines if ln.split()[:1] == [name]]
-        assert len(rows) == 1, name
+        assert len(rows) == 1, name  # one table row per layer
+    for d in data["layers"]:  # and each staged layer's tiling block
+        (block,) = [ln for ln in lines if ln.startswith(f"- {d['name']} ({d['op']}): ")]
     # table rows are aligned: every layer's op starts in the same column
     cols = {ln.index(f" {d['op']} ") for d in data["layers"]
             for ln in lines if ln.split()[:1] == [d["name"]]}
@@ -158,6 +168,8 @@ def test_html_has_one_point_per_tiled_layer(target: str) -> None:
                    for pt in p.points)
     expected = sorted("compute" if pl.cost.bound == "compute" else "memory" for pl in plans)
     assert kinds == expected
+    slowest = [pl.node for pl in sorted(plans, key=lambda pl: -pl.cost.cycles)][:5]
+    assert p.labels == slowest  # the slowest layers are named beside their points
     for pt in p.points:  # inside the plot, sized by MACs
         assert pt["cx"] is not None and pt["cy"] is not None and pt["r"] is not None
         assert all(math.isfinite(float(pt[k])) for k in ("cx", "cy", "r"))
@@ -294,7 +306,12 @@ def test_report_says_where_every_layer_ran(tmp_path: Path) -> None:
     rows = {ln.split()[0]: ln for ln in text.splitlines() if ln.split()[:1] and
             ln.split()[0] in names}
     assert set(rows) == names
+    lines = text.splitlines()
     for name, (ran, reason) in why.items():
-        assert (reason if ran == "staged" else f"host: {reason}") in rows[name], name
+        if ran == "staged":  # in its tiling block
+            (block,) = [ln for ln in lines if ln.startswith(f"- {name} (")]
+            assert block.endswith(reason), name
+        else:
+            assert f"host: {reason}" in rows[name], name
     assert f"{len(data['layers'])} layers staged on the chip, {len(data['untiled'])} on the " \
            "host side" in text
