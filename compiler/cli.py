@@ -23,6 +23,7 @@ from compiler.cli_common import (
     add_input_shape_option,
     add_size_budget_option,
     count,
+    finish_progress_lines,
     one_paragraph,
 )
 from compiler.cli_completion import add_completion_parser
@@ -334,6 +335,7 @@ def _fraction(text: str) -> float:
 
 def _fail(message: str, code: int) -> int:
     sys.stdout.flush()
+    finish_progress_lines()
     sys.stderr.write(f"qnnc: error: {one_paragraph(message)}\n")
     return code
 

@@ -86,6 +86,18 @@ def require(cond: bool, message: str) -> None:
         raise QnncError(message)
 
 
+_OPEN_LINES: dict[int, Any] = {}  # terminals where a progress bar's line is unfinished
+
+
+def finish_progress_lines() -> None:
+    """End any progress bar's unfinished terminal line, so a message printed next (an error
+    after Ctrl-C, say) starts on a line of its own."""
+    for out in list(_OPEN_LINES.values()):
+        out.write("\n")
+        out.flush()
+    _OPEN_LINES.clear()
+
+
 def progress_bar(label: str, stream: Any = None, unit: str | None = None,
                  clock: Callable[[], float] = time.monotonic) -> Callable[[int, int | None], None]:
     """A progress callback for long work: a redrawn bar on a terminal, a few plain lines
@@ -114,6 +126,9 @@ def progress_bar(label: str, stream: Any = None, unit: str | None = None,
                 out.write(f"\r{label} {done}{rate(done, total)}\x1b[K")
             if total and done >= total:
                 out.write("\n")
+                _OPEN_LINES.pop(id(out), None)
+            else:
+                _OPEN_LINES[id(out)] = out
             out.flush()
             return
         if total:

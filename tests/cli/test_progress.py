@@ -3,8 +3,14 @@ on a terminal, and the rate and time left when a unit is given (a fake clock her
 
 from __future__ import annotations
 
+import argparse
 import io
+import sys
+from collections.abc import Callable
 
+import pytest
+
+from compiler import cli
 from compiler.cli_common import progress_bar
 
 
@@ -45,3 +51,31 @@ def test_terminal_bar_redraws_one_line() -> None:
     assert text.count("\r") == 2 and text.endswith("\n")
     assert "[#######.......................] 1/4 (1 samples/s, 3 s left)" in text
     assert "4/4 (1 samples/s)" in text
+
+
+def test_an_error_after_an_unfinished_bar_starts_its_own_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (or any failure) midway: `qnnc: error:` must not be printed on the bar's line."""
+    err = _Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    update = progress_bar("calibrating", unit="samples", clock=lambda: 1.0)
+    update(1, 4)
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", _parser_running(interrupted))
+    assert cli.main(["ops"]) == 130
+    text = err.getvalue()
+    assert "1/4" in text and "\x1b[K\nqnnc: error: interrupted\n" in text
+    cli.finish_progress_lines()  # nothing left open: no stray newline later
+    assert err.getvalue() == text
+
+
+def _parser_running(fn: Callable[[object], int]) -> Callable[[], argparse.ArgumentParser]:
+    def build() -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser()
+        p.add_argument("command")
+        p.set_defaults(func=fn)
+        return p
+    return build
