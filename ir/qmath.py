@@ -1,7 +1,8 @@
 """Integer arithmetic of quantised tensors — defined once, here, and used by the interpreter,
 the quantiser and (as the specification they are tested against) every code generator.
 
-Conventions (DESIGN.md, "Integer semantics"):
+Conventions (this module is their one definition; docs/architecture.md, "Element types" and
+"Quantised forms", shows where each is used):
 
 - real = scale · (q − zero_point); weights are int8 symmetric per output channel in
   [−127, 127]; activations are per-tensor affine u8 or i8; biases int32 with scale s_in·s_w.

@@ -1,4 +1,4 @@
-"""Issue 16's front-door findings beyond damaged files: memory bombs stopped by the tensor size
+"""Hostile input beyond damaged files: memory bombs stopped by the tensor size
 budget before anything is allocated (and the flag that raises it), .npy headers that declare
 more than they hold, negative seeds, run() arguments of the wrong types, and Ctrl-C during
 start-up: each a one-paragraph error with the documented exit code."""

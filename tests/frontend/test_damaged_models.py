@@ -1,4 +1,4 @@
-"""Damaged model files (issue 16's findings): each is one clear error with the documented exit
+"""Damaged model files: each is one clear error with the documented exit
 code, never a traceback — tensors whose bytes disagree with their dims, element types ONNX
 does not define, text that is not UTF-8, and external data the loader must read itself."""
 

@@ -1,4 +1,4 @@
-"""Fuzzing qnnc's front door (issue 16): mutated example models and hostile generated graphs
+"""Fuzzing qnnc's front door: mutated example models and hostile generated graphs
 through inspect, compile-to-IR and the interpreter must end in qnnc's own errors only — no
 traceback, no crash, no hang. The default run spends a bounded budget with a fixed seed; the
 long run (``pytest -m fuzz``) puts 10,000 mutated models through worker processes, where a
