@@ -10,7 +10,13 @@ from collections.abc import Callable
 
 from compiler import golden
 from compiler.api import CALIB_METHODS, DEFAULT_CALIB_METHOD, PRECISIONS, CompiledModel
-from compiler.cli_common import add_input_shape_option, count, print_json, single_shapes_arg
+from compiler.cli_common import (
+    add_input_shape_option,
+    add_size_budget_option,
+    count,
+    print_json,
+    single_shapes_arg,
+)
 from compiler.cli_run import split_list
 from compiler.errors import QnncError
 from compiler.io import random_inputs, read_inputs
@@ -34,6 +40,7 @@ examples:
   qnnc golden record model.onnx --random-input --target interp --target host -o goldens/m
   qnnc golden record model.onnx --input x.npy --calib calib.npz --target ascend910b -o g/q8
   qnnc golden record model.onnx --input x.npy --rtol 1e-4 --atol 1e-6 -o goldens/loose
+  qnnc golden record model.onnx --random-input --calib c.npz --target-file chip.toml -o g/chip
 
 Targets: {', '.join(golden.golden_targets())} (interp = the reference interpreter, the default).
 
@@ -87,6 +94,9 @@ def add_golden_parser(
     p.add_argument("--target", action="append", default=[], metavar="T", type=str.lower,
                    choices=golden.golden_targets(),
                    help="target to record for (repeatable; default interp)")
+    p.add_argument("--target-file", metavar="FILE.toml|.json", default=None,
+                   help="also record for an accelerator profile of your own chip (the set "
+                   "keeps a copy; its golden folder is named after the profile)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", "--inputs", dest="inputs", action="append", default=[],
                      metavar="[NAME=]FILE",
@@ -97,8 +107,11 @@ def add_golden_parser(
     p.add_argument("--rtol", type=float, default=None, help="relative tolerance, float outputs")
     p.add_argument("--atol", type=float, default=None, help="absolute tolerance, float outputs")
     add_input_shape_option(p)
+    add_size_budget_option(p)
     p.add_argument("--disable-pass", action="append", default=[], metavar="PASS",
                    help="skip PASS (repeatable)")
+    p.add_argument("--pipeline", metavar="PASSES",
+                   help="the passes to run, as for qnnc compile (stored and replayed by check)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="host threads")
     p.add_argument("--cpu", default="auto",
                    choices=("auto", "generic", "avx2", "avx512vnni", "native"),
@@ -152,6 +165,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         skip_layers=split_list(args.skip_layers), skip_op_types=split_list(args.skip_op_types),
         input_shapes={k: list(v) for k, v in (single_shapes_arg(args) or {}).items()},
         disabled_passes=list(args.disable_pass), threads=args.threads, cpu=args.cpu,
+        pipeline=args.pipeline, max_tensor_bytes=args.max_tensor_size,
     )
 
     def feeds(cm: CompiledModel) -> dict:
@@ -159,9 +173,10 @@ def cmd_record(args: argparse.Namespace) -> int:
             return random_inputs(cm.input_types, seed=args.seed)
         return read_inputs(args.inputs, cm.input_names)
 
-    folders = golden.record_set(args.model, args.output_dir, args.target or [golden.INTERP],
-                                feeds, options, calibration=args.calib, rtol=args.rtol,
-                                atol=args.atol, force=args.force)
+    targets = args.target or ([] if args.target_file else [golden.INTERP])
+    folders = golden.record_set(args.model, args.output_dir, targets, feeds, options,
+                                calibration=args.calib, rtol=args.rtol, atol=args.atol,
+                                force=args.force, target_file=args.target_file)
     if not args.quiet:
         for f in folders:
             man = golden.read_manifest(f)

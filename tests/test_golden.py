@@ -290,3 +290,41 @@ def test_cli_record_takes_the_compile_quantisation_options(tmp_path: Path,
     opts = json.loads((out / "manifest.json").read_text())["options"]
     assert opts["per_channel"] is False and opts["equalize"] is True
     assert main(["golden", "check", str(out), "-q"]) == 0
+
+
+PIPELINE = "fold-constants,quantize{method=mse},dce,layout,fold-layout,tile"
+
+
+def test_cli_record_with_a_target_file_and_a_pipeline(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """golden record takes compile's --target-file and --pipeline; the set keeps a copy of the
+    chip profile and replays both, so check needs none of the user's files."""
+    from targets.profiles.thinker2 import DATA
+
+    m = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", input=rng.standard_normal((4, 1, 1, 8, 8)).astype("f4"))
+    chip = json.loads(json.dumps(DATA))
+    chip["name"] = "mychip"
+    (tmp_path / "chip.json").write_text(json.dumps(chip))
+    out = tmp_path / "g"
+    assert main(["golden", "record", str(m), "--random-input", "-o", str(out), "-q",
+                 "--calib", str(tmp_path / "calib.npz"),
+                 "--target-file", str(tmp_path / "chip.json"), "--pipeline", PIPELINE]) == 0
+    assert json.loads((out / "manifest.json").read_text())["targets"] == ["mychip"]
+    assert json.loads((out / "mychip" / "manifest.json").read_text())["target"] == "mychip"
+    (tmp_path / "chip.json").unlink()  # the set holds its own copy
+    assert main(["golden", "check", str(out), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [(r["target"], r["passed"]) for r in results] == [("mychip", True)]
+    opts = json.loads((out / "manifest.json").read_text())["options"]
+    assert opts["pipeline"] == PIPELINE
+    assert opts["target_file"] == "target.json" and (out / "target.json").is_file()
+    # the profile named like a built-in target is refused (its folder would clash)
+    chip["name"] = "thinker2"
+    (tmp_path / "chip.json").write_text(json.dumps(chip))
+    assert main(["golden", "record", str(m), "--random-input", "-o", str(tmp_path / "g2"),
+                 "--calib", str(tmp_path / "calib.npz"),
+                 "--target-file", str(tmp_path / "chip.json")]) == 1
+    assert "named 'thinker2', like a built-in target" in capsys.readouterr().err

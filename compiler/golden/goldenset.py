@@ -21,7 +21,7 @@ from compiler import api
 from compiler.api import CompiledModel, ModelLike, qnnc_version, write_folder_atomically
 from compiler.errors import ModelLoadError, QnncError
 from compiler.folders import check_output_folder
-from compiler.golden.facts import INTERP, compile_target
+from compiler.golden.facts import INTERP, compile_target, golden_targets
 from compiler.golden.folder import (
     FORMAT,
     INPUTS,
@@ -63,16 +63,26 @@ class GoldenOptions:
     cpu: str = "auto"
     equalize: bool = False
     per_channel: bool = True
+    pipeline: str | None = None
+    max_tensor_bytes: int | None = None
+    #: the stored copy of a --target-file chip profile, inside the set (target.toml/.json)
+    target_file: str | None = None
 
-    def compile(self, model: ModelLike, target: str, calibration: Any) -> CompiledModel:
-        """Compile for one golden target: the same call when recording and when checking."""
+    def compile(self, model: ModelLike, target: str, calibration: Any,
+                target_file: Path | None = None) -> CompiledModel:
+        """Compile for one golden target: the same call when recording and when checking.
+        ``target_file`` is the chip profile behind a target that is not built in."""
+        custom = target_file is not None and target not in golden_targets()
         return api.compile_model(
             model, input_shapes={k: tuple(v) for k, v in self.input_shapes.items()} or None,
-            disabled_passes=self.disabled_passes, target=compile_target(target),
+            disabled_passes=self.disabled_passes,
+            target=None if custom else compile_target(target),
+            target_file=target_file if custom else None,
             threads=self.threads, cpu=self.cpu, precision=self.precision,
             calibration=calibration, calib_method=self.calib_method,
             skip_layers=self.skip_layers, skip_op_types=self.skip_op_types,
-            equalize=self.equalize, per_channel=self.per_channel,
+            equalize=self.equalize, per_channel=self.per_channel, pipeline=self.pipeline,
+            max_tensor_bytes=self.max_tensor_bytes,
         )
 
 
@@ -92,25 +102,42 @@ def record_set(
     inputs: Mapping[str, Any] | Callable[[CompiledModel], Mapping[str, Any]],
     options: GoldenOptions, *, calibration: Any = None, rtol: float | None = None,
     atol: float | None = None, force: bool = False,
+    target_file: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Compile ``model`` for each target, run it on ``inputs`` (or on ``inputs(cm)``) and
     write the golden set ``out_dir`` atomically (an existing folder only if it is a previous
-    set, unless ``force``). Returns the per-target folders."""
+    set, unless ``force``). ``target_file`` (a chip profile, .toml or .json) adds a target
+    named after its profile; the set keeps a copy. Returns the per-target folders."""
     check_output_folder(Path(out_dir), force)
-    targets = list(dict.fromkeys(targets)) or [INTERP]
+    targets = list(dict.fromkeys(targets))
+    chip: Path | None = None
+    if target_file is not None:
+        from targets.profiles import load_target
+
+        chip = Path(target_file)
+        name = load_target(chip).name
+        if name in targets or name in golden_targets():
+            raise QnncError(f"the profile in {str(chip)!r} is named {name!r}, like a built-in "
+                            "target: rename it in the file to record both")
+        options.target_file = "target" + chip.suffix.lower()
+        targets.append(name)
+    targets = targets or [INTERP]
     for t in targets:
-        compile_target(t)
+        if chip is None or t != targets[-1]:
+            compile_target(t)
     calib = None
     if options.precision == "int8":
         if calibration is None:
             raise QnncError("recording an INT8 golden needs calibration data (--calib)")
         calib = stack_calibration(calibration, model, options)
-    compiled = [options.compile(model, t, calib) for t in targets]
+    compiled = [options.compile(model, t, calib, chip) for t in targets]
     feeds = inputs(compiled[0]) if callable(inputs) else inputs
     source = os.fspath(model)
 
     def fill(tmp: Path) -> None:
         shutil.copyfile(source, tmp / MODEL)
+        if chip is not None and options.target_file:
+            shutil.copyfile(chip, tmp / options.target_file)
         if calib is not None:
             save_arrays(tmp / CALIB, calib)
         for t, cm in zip(targets, compiled):
@@ -169,9 +196,10 @@ def check_set(
             raise QnncError(f"{str(root)!r} holds {options.precision} goldens; calibration "
                             "data only applies to an INT8 set")
         calib = stack_calibration(calibration, model_path, options)
+    chip = root / options.target_file if options.target_file else None
     results = []
     for t in chosen:
-        cm = options.compile(model_path, t, calib)
+        cm = options.compile(model_path, t, calib, chip)
         res = check_outputs(cm, root / t)
         res.notes = notes + res.notes
         results.append(res)
@@ -206,6 +234,10 @@ def _rewrite_set(root: Path, man: Mapping[str, Any], model_path: Path, chosen: S
             shutil.copyfile(calib, tmp / CALIB)
         elif calib is not None:
             save_arrays(tmp / CALIB, calib)
+        chip = None
+        if options.target_file:
+            chip = tmp / options.target_file
+            shutil.copyfile(root / options.target_file, chip)
         new_calib = calib is not None and not isinstance(calib, Path)
         for t in targets:
             if t not in chosen and not new_calib:  # new samples: every target re-recorded
@@ -213,7 +245,7 @@ def _rewrite_set(root: Path, man: Mapping[str, Any], model_path: Path, chosen: S
                 continue
             old = read_manifest(root / t)
             tols = {o["name"]: tolerance_of(o) for o in old.get("outputs", [])}
-            cm = options.compile(tmp / MODEL, t, calib)
+            cm = options.compile(tmp / MODEL, t, calib, chip)
             record_outputs(cm, load_arrays(root / t / INPUTS), tmp / t, tolerances=tols,
                            extra={"options": asdict(options)})
         _write_set_manifest(tmp, str(man.get("model", {}).get("source", model_path)),
