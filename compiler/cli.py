@@ -79,6 +79,7 @@ examples:
   qnnc run model.onnx --input ids=ids.npy --input mask=mask.npy
   qnnc run model.onnx --input feeds.npz --output outs.npz   # .npz keys = input names
   qnnc run build/model --input image.npy              # a folder made by qnnc compile
+  qnnc run build/model --random-input --json          # outputs' summary as JSON
 
 Float inputs accept any float dtype (converted); integer inputs accept integers that fit.
 An .npz's keys must be the input names (numpy's unnamed arr_0, arr_1, ... are taken in the
@@ -190,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.npz", help="save the outputs to an .npz file")
     p.add_argument("--force", action="store_true", help="overwrite OUT.npz if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--json", action="store_true",
+                   help="print where and how long it ran and each output's summary as JSON")
     add_input_shape_option(p)
     add_size_budget_option(p)
 
@@ -231,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="overwrite FILE.onnx (and FILE_calib.npz) if they exist")
     p.add_argument("--list", action="store_true", help="list the examples")
+    p.add_argument("--json", action="store_true", help="with --list: as JSON")
     p.add_argument("--seed", type=count, default=0, help="seed for the weights (default 0)")
     p.add_argument("--calib-samples", type=count, default=0, metavar="N",
                    help="also write N random input samples as FILE_calib.npz, ready for "

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from compiler.api import CompiledModel, compile_model, load_compiled, pipeline_for
-from compiler.cli_common import input_shapes_arg, progress_bar
+from compiler.cli_common import input_shapes_arg, print_json, progress_bar
 from compiler.errors import QnncError
 from compiler.flops import human
 from compiler.folders import apply_umask
@@ -71,7 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     outs = cm.run(None, feeds)
     ms = (time.perf_counter() - start) * 1e3
-    if not args.quiet:
+    if args.json:
+        print_json(_run_json(args, cm, feeds, outs, ms))
+    elif not args.quiet:
         fed = ", ".join(f"{k}: {np.asarray(v).dtype.name}{list(np.shape(v))}"
                         for k, v in feeds.items())
         source = f"random inputs (seed {args.seed})" if args.random_input else "inputs"
@@ -89,9 +91,34 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(line)
     if args.output:
         write_outputs(args.output, dict(zip(cm.output_names, outs)), force=args.force)
-        if not args.quiet:
+        if not args.quiet and not args.json:
             print(f"wrote {len(outs)} output(s) to {args.output}")
     return 0
+
+
+def _run_json(args: argparse.Namespace, cm: CompiledModel, feeds: dict[str, Any],
+              outs: list[np.ndarray], ms: float) -> dict[str, Any]:
+    """What `qnnc run --json` prints: where and how long it ran, the inputs' types and each
+    output's summary (the table's columns; null where a figure does not apply or an output
+    holds NaN or infinity)."""
+    rows = []
+    for n, a in zip(cm.output_names, outs):
+        row: dict[str, Any] = {"name": n, "shape": list(a.shape), "dtype": a.dtype.name,
+                               "min": None, "max": None, "mean": None, "argmax": None}
+        if a.size and a.dtype.kind in "biuf":
+            v = a.astype(np.float64)
+            finite = bool(np.isfinite(v).all())  # JSON has no NaN or infinity
+            if finite:
+                row.update(min=float(v.min()), max=float(v.max()), mean=float(v.mean()))
+            if _summary(n, a)[-1] != "-":
+                row["argmax"] = int(np.argmax(a))
+        rows.append(row)
+    last = getattr(cm, "last_profile", None)
+    return {"model": args.model, "target": cm.target, "ms": ms,
+            **({"shape_profile": last} if last is not None else {}),
+            "inputs": {k: {"dtype": np.asarray(v).dtype.name, "shape": list(np.shape(v))}
+                       for k, v in feeds.items()},
+            "outputs": rows}
 
 
 def counters_line(cm: CompiledModel) -> str:
@@ -242,7 +269,10 @@ def cmd_example(args: argparse.Namespace) -> int:
         if not args.list:
             raise QnncError("name an example to write (qnnc example NAME -o FILE.onnx), or "
                             "list them with qnnc example --list")
-        print(table(["example", "description"], sorted(examples.items())))
+        if args.json:
+            print_json(dict(sorted(examples.items())))
+        else:
+            print(table(["example", "description"], sorted(examples.items()), max_width=100))
         return 0
     if args.name not in examples:
         raise QnncError(

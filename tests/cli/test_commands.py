@@ -277,3 +277,29 @@ def test_inspect_takes_a_compiled_folder(tiny: Path, tmp_path: Path,
     data = json.loads(capsys.readouterr().out)
     assert data["compiled"]["precision"] == "int8" and data["totals"]["ir_nodes"] > 0
     assert {x["op"] for x in data["layers"]} >= {"QConv"}
+
+
+def test_run_json_summarises_every_output(tmp_path: Path, capsys: pytest.CaptureFixture
+                                          ) -> None:
+    p = save(two_inputs(), tmp_path / "two.onnx")
+    a = np.array([[1, -2, 3], [-4, 5, -6]], np.float32)
+    np.savez(tmp_path / "feeds.npz", a=a, b=np.full((2, 3), 0.5, np.float32))
+    r = run_cli(["run", str(p), "--input", str(tmp_path / "feeds.npz"), "--json"], capsys)
+    assert r.code == 0, r.err
+    data = json.loads(r.out)  # only the JSON on stdout
+    assert data["target"] is None and data["ms"] > 0
+    assert data["inputs"] == {"a": {"dtype": "float32", "shape": [2, 3]},
+                              "b": {"dtype": "float32", "shape": [2, 3]}}
+    y, z = data["outputs"]
+    assert (y["name"], y["shape"], y["min"], y["max"]) == ("y", [2, 3], 0.0, 5.5)
+    assert (z["min"], z["max"], z["mean"]) == (-6.0, 5.0, -0.5)
+    assert y["argmax"] is None  # not logits-shaped (two axes longer than 1)
+
+
+def test_example_list_json_and_width(capsys: pytest.CaptureFixture) -> None:
+    from compiler.examples import EXAMPLES
+
+    r = run_cli(["example", "--list", "--json"], capsys)
+    assert r.code == 0 and json.loads(r.out) == dict(sorted(EXAMPLES.items()))
+    r = run_cli(["example", "--list"], capsys)
+    assert max(len(ln) for ln in r.out.splitlines()) <= 100
