@@ -14,7 +14,12 @@ Model (one definition, used by the tiler's search and by the reports):
   MAC array's block, at the profile's rate), its off-chip bytes (at the chip bandwidth shared
   by the active cores) and its on-chip bytes per buffer (at that buffer's fill rate; 0 = not
   modelled). Transfers into a double-buffered buffer overlap compute (max); the others add.
-- Steps are spread over the cores: latency = sum of step times x ceil(S / cores) / S.
+- Steps are spread over the cores: latency = sum of step times x ceil(S / cores) / S, plus
+  the profile's per-kernel launch cost (``launch_us``: launching the layer's kernel and
+  synchronising after it).
+- Layers that are not tiled kernels are costed by targets/cost_stream.py (data movement at
+  the off-chip bandwidth, element-wise work on the vector units), so a model's totals cover
+  every layer.
 Totals are sums over steps, grouped by which loop advanced (steps in a group cost the same).
 """
 
@@ -173,6 +178,7 @@ class LayerCost:
     compulsory_bytes: int
     bound: str
     classes: list[StepClass] = field(default_factory=list)
+    launch_cycles: float = 0.0  # the profile's per-kernel launch cost, included in cycles
 
     @property
     def offchip_bytes(self) -> float:
@@ -296,10 +302,10 @@ def evaluate(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
     compute_total = compute * steps
     worst = max(link_cycles.items(), key=lambda kv: kv[1], default=("", 0.0))
     bound = "compute" if compute_total >= worst[1] else f"memory ({worst[0]})"
-    cycles = total_time * cdiv(steps, cores) / steps
+    cycles = total_time * cdiv(steps, cores) / steps + prof.launch_cycles
     return LayerCost(prob.name, prob.op, prob.unit, prob.macs, steps, cores, cycles,
                      compute_total, link_cycles, totals, prob.compulsory_bytes(), bound,
-                     classes)
+                     classes, prof.launch_cycles)
 
 
 # -- per model ---------------------------------------------------------------------------
@@ -311,7 +317,7 @@ class _Planned(Protocol):
 
 @dataclass
 class ModelCost:
-    """Totals over a model's tiled layers (untiled layers are not counted)."""
+    """Totals over every layer of a model: the tiled ones and the streamed ones."""
 
     target: str
     layers: int
@@ -340,8 +346,9 @@ class ModelCost:
 
 
 def model_cost(plans: Iterable[_Planned], prof: Profile) -> ModelCost:
-    """Sum the layer costs of ``plans`` (layers run one after another)."""
-    items = [p.cost for p in plans]
+    """Sum the layer costs of ``plans`` (layers run one after another), with the streamed
+    layers' costs when ``plans`` carries them (TilePlans.streams)."""
+    items = [p.cost for p in plans] + list(getattr(plans, "streams", {}).values())
     cycles = sum(c.cycles for c in items)
     return ModelCost(
         target=prof.name, layers=len(items), cycles=cycles, seconds=cycles / prof.clock_hz,

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ir.graph import Graph, Node, Value
-from targets.cost import OFFCHIP, model_cost, roofline
+from targets.cost import OFFCHIP, LayerCost, model_cost, roofline
+from targets.cost_stream import stream_cost
 from targets.profiles.schema import Profile
 from targets.staged.support import host_reason
 from targets.tables import _cell, table
@@ -69,24 +70,49 @@ def _node_fields(node: Node | None, name: str, op: str) -> dict[str, Any]:
 STAGED = "staged on the chip"
 
 
-def _host(node: Node | None, name: str, op: str, why: str, note: str = "") -> dict[str, Any]:
-    """A layer that runs as host C: where it ran and why (the ``untiled`` list)."""
+def _host(node: Node | None, name: str, op: str, why: str, cost: LayerCost,
+          prof: Profile, note: str = "") -> dict[str, Any]:
+    """A layer that runs as host C in the staged code (where and why: the ``untiled``
+    list), with its modelled cost as the chip would run it (targets/cost_stream.py)."""
     d = dict(_node_fields(node, name, op), ran="host", why=why)
+    d.update(_stream_fields(cost, prof))
     return dict(d, note=note) if note else d
 
 
-def _bodies(node: Node, prefix: str) -> list[dict[str, Any]]:
+def _stream_fields(c: LayerCost, prof: Profile) -> dict[str, Any]:
+    off = c.offchip_bytes
+    return {"unit": c.unit, "macs": 0, "cycles": float(c.cycles),
+            "us": c.cycles / prof.clock_hz * 1e6, "launch_cycles": float(c.launch_cycles),
+            "offchip_bytes": float(off), "compulsory_bytes": int(c.compulsory_bytes),
+            "offchip_over_compulsory": off / c.compulsory_bytes if c.compulsory_bytes else None,
+            "bound": c.bound}
+
+
+def _bodies(node: Node, prefix: str, prof: Profile) -> list[dict[str, Any]]:
     """The layers of ``node``'s bodies, named ``<node>/<body>/<layer>``: host C, since the
-    control flow around them is."""
+    control flow around them is; their modelled costs are part of ``node``'s."""
     out = []
     for body in node.regions:
         keys = layer_keys(body)
         for n in body.nodes:
             name = f"{prefix}/{body.name}/{keys[id(n)]}"
             out.append(_host(n, name, n.op, f"control flow: in the body of {prefix} "
-                             f"({node.op})"))
-            out += _bodies(n, name)
+                             f"({node.op})", stream_cost(n, name, prof), prof,
+                             note=f"counted in {prefix}"))
+            out += _bodies(n, name, prof)
     return out
+
+
+def _graph_position(graph: Graph) -> Any:
+    """A sort key putting report rows in graph order (a body's layers after their owner's
+    row, plans without a node at the end)."""
+    keys = layer_keys(graph)
+    pos = {keys[id(n)]: i for i, n in enumerate(graph.nodes)}
+
+    def key(d: dict[str, Any]) -> tuple[int, str]:
+        top = d["name"].split("/", 1)[0]
+        return (pos.get(d["name"], pos.get(top, len(pos))), d["name"])
+    return key
 
 
 def _ops(macs: int, unit: str) -> int:
@@ -158,7 +184,8 @@ def _target(prof: Profile) -> dict[str, Any]:
         "name": prof.name, "description": prof.description,
         "int8_tops": prof.int8_tops, "modelled_int8_tops": prof.modelled_int8_tops(),
         "rated_int8_tops": prof.rated_int8_tops, "clock_hz": prof.clock_hz,
-        "cores": prof.cores,
+        "cores": prof.cores, "launch_us": prof.launch_us,
+        "launch_source": prof.sources.get("launch_us", ""),
         "offchip": {"name": prof.offchip.name, "bytes": prof.offchip.bytes,
                     "bandwidth": prof.offchip.bandwidth},
         "ridge": prof.int8_tops * 1e12 / prof.offchip.bandwidth,
@@ -186,13 +213,16 @@ def report_data(graph: Graph, plans: TilePlans, prof: Profile,
             layers.append(_layer(node, plans[k], prof, counters))
             seen.add(k)
         elif k in plans.plans:
-            untiled.append(_host(node, k, node.op, host_reason(node), _SHARED))
+            cost = plans.streams.setdefault(k, stream_cost(node, k, prof))
+            untiled.append(_host(node, k, node.op, host_reason(node), cost, prof, _SHARED))
         elif k in plans.untiled:
-            untiled.append(_host(node, k, node.op, host_reason(node)))
-            untiled += _bodies(node, k)
+            cost = plans.streams.setdefault(k, stream_cost(node, k, prof))
+            untiled.append(_host(node, k, node.op, host_reason(node), cost, prof))
+            untiled += _bodies(node, k, prof)
     layers += [_layer(None, p, prof, counters) for p in plans if p.node not in seen]
-    untiled += [_host(None, k, "?", "not in this graph") for k in plans.untiled
-                if k not in by_key]
+    gone = [k for k in plans.untiled if k not in by_key]
+    if gone:
+        raise ValueError(f"tile plans name layers this graph does not have: {gone}")
     mc = model_cost(plans, prof)
     ridge = prof.int8_tops * 1e12 / prof.offchip.bandwidth
     data: dict[str, Any] = {
@@ -212,6 +242,8 @@ def report_data(graph: Graph, plans: TilePlans, prof: Profile,
         },
         "layers": layers,
         "untiled": untiled,
+        #: every layer's name in graph order (bodies' layers right after their control op)
+        "order": [d["name"] for d in sorted(layers + untiled, key=_graph_position(graph))],
     }
     if counters is not None:
         known = {d["name"] for d in layers}
@@ -286,8 +318,14 @@ def _head(data: dict[str, Any]) -> list[str]:
     out += _wrap(f"  off-chip {_size(m['offchip_bytes'])}B vs compulsory "
                  f"{_size(m['compulsory_bytes'])}B"
                  + (f" ({ratio:.2f}x)" if ratio is not None else ""), "    ")
-    out += _wrap(f"  {m['tiled_layers']} layers staged on the chip, {m['untiled_layers']} on "
-                 "the host side (not in the modelled totals)", "    ")
+    views = sum(1 for u in data["untiled"] if u.get("unit") == "view")
+    out += _wrap(f"  every layer modelled: {m['tiled_layers']} staged on the chip as tiled "
+                 f"kernels, {m['untiled_layers']} around them (data movement at the off-chip "
+                 f"bandwidth, element-wise work on the vector units; {views} views, free)",
+                 "    ")
+    if t.get("launch_us"):
+        out += _wrap(f"  each kernel also pays {t['launch_us']:g} us to launch and synchronise "
+                     f"({t['launch_source']})", "    ")
     if "counters_agree" in m:
         verdict = {True: "agree with the model", False: "DIFFER from the model",
                    None: "not measured"}[m["counters_agree"]]
@@ -298,23 +336,27 @@ def _head(data: dict[str, Any]) -> list[str]:
 def _time_table(data: dict[str, Any]) -> list[str]:
     with_counters = "counters_agree" in data["model"]
     total = data["model"]["cycles"] or 1.0
-    headers = ["layer", "op", "unit", "MACs", "cycles", "us", "% time", "off-chip", "x comp",
-               "bound by"] + (["counters"] if with_counters else [])
+    headers = ["layer", "op", "unit", "MACs", "us", "%", "off-chip", "bound by"] + (
+        ["counters"] if with_counters else [])
+    by_name = {d["name"]: d for d in data["layers"] + data["untiled"]}
     rows = []
-    for d in data["layers"]:
-        x = d["offchip_over_compulsory"]
-        row = [d["name"], d["op"], d["unit"], _size(d["macs"]), f"{d['cycles']:.0f}",
-               f"{d['us']:.3f}", f"{100 * d['cycles'] / total:.1f}", _size(d["offchip_bytes"]),
-               "-" if x is None else f"{x:.2f}",
-               d["bound_link"] if d["bound_kind"] == "memory" and d["bound_link"] else d["bound"]]
+    for name in data["order"]:
+        d = by_name[name]
+        share = "-" if d.get("note", "").startswith("counted in ") else \
+            f"{100 * d['cycles'] / total:.1f}"
+        bound = d["bound"]
+        if bound.startswith("memory ("):
+            bound = bound[len("memory ("):-1]
+        row = [name, d["op"], d["unit"], _size(d["macs"]) if d["macs"] else "-",
+               f"{d['us']:.3f}", share, _size(d["offchip_bytes"]), bound]
         c = d.get("counters")
         rows.append(row + ([("-" if c is None else "agree" if c["agree"] else "DIFFER"
                              if c["agree"] is False else "not measured")]
                            if with_counters else []))
-    return [*_wrap("layers staged on the chip: modelled time and off-chip traffic (x comp: "
-                   "off-chip bytes over the compulsory minimum; bound by: compute, or the link "
-                   "that limits)", ""),
-            table(headers, rows, right=(3, 4, 5, 6, 7, 8), max_width=REPORT_WIDTH)]
+    return [*_wrap("every layer: modelled time and off-chip traffic (unit: matrix or vector "
+                   "for tiled kernels; dma, vector, view or control around them; %: share of "
+                   "the model's time; bound by: compute, or the link that limits)", ""),
+            table(headers, rows, right=(3, 4, 5, 6), max_width=REPORT_WIDTH)]
 
 
 def _detail(d: dict[str, Any]) -> list[str]:
@@ -327,7 +369,11 @@ def _detail(d: dict[str, Any]) -> list[str]:
     out = _wrap(f"- {d['name']} ({d['op']}): {ins} -> {outs}, layout {d['layout']}, {STAGED}",
                 "    ")
     out += _wrap(f"    tiles (L1 / L2 ...) {tiles}; orders {orders}", "      ")
+    x = d["offchip_over_compulsory"]
     out += _wrap(f"    buffers used {occ or '-'}; bytes moved on chip {moved or '-'}", "      ")
+    out += _wrap(f"    {d['cycles']:.0f} cycles; off-chip {_size(d['offchip_bytes'])}B"
+                 + (f" = {x:.2f}x the compulsory {_size(d['compulsory_bytes'])}B"
+                    if x is not None else ""), "      ")
     if d.get("counters") is not None:
         out += _wrap(f"    counters {_counter_text(d)}", "      ")
     return out
@@ -345,11 +391,13 @@ def report_text(data: dict[str, Any]) -> str:
     else:
         parts.append("no layers staged on the chip")
     if data["untiled"]:
-        parts += ["", f"host-side layers ({len(data['untiled'])}, untiled, not in the totals):",
-                  table(["layer", "op", "output", "ran"],
-                        [[u["name"], u["op"], _dims(u["outputs"][0] if u["outputs"] else None),
-                          f"host: {u['why']}" + (f" ({u['note']})" if u.get("note") else "")]
-                         for u in data["untiled"]], max_width=REPORT_WIDTH)]
+        parts += ["", *_wrap(f"layers around the tiled kernels ({len(data['untiled'])}; host C "
+                             "in the staged code, modelled as the chip would stream them):",
+                             "")]
+        for u in data["untiled"]:
+            outs = _dims(u["outputs"][0] if u["outputs"] else None)
+            parts += _wrap(f"- {u['name']} ({u['op']}): {outs}, host: {u['why']}"
+                           + (f" ({u['note']})" if u.get("note") else ""), "    ")
     if data.get("unmatched_counters"):
         parts += [""] + _wrap("counters for layers without a plan: "
                               + ", ".join(data["unmatched_counters"]))

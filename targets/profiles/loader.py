@@ -28,7 +28,7 @@ from targets.profiles.schema import (
     validate,
 )
 
-_TOP = {"name", "description", "int8_tops", "rated_int8_tops", "clock_hz", "cores",
+_TOP = {"name", "description", "int8_tops", "rated_int8_tops", "clock_hz", "cores", "launch_us",
         "activation_dtype", "matrix", "vector", "buffers", "offchip", "l2", "layout"}
 
 
@@ -168,7 +168,8 @@ def profile_from_data(data: dict[str, Any], *, default_source: str | None = None
         cores=r.take(data, "cores", int, "", src),
         matrix=matrix, vector=vector, buffers=buffers, offchip=offchip, layout=layout,
         activation_dtype=r.take(data, "activation_dtype", str, "", src),
-        l2=l2, rated_int8_tops=rated, sources=src,
+        l2=l2, rated_int8_tops=rated,
+        launch_us=r.take(data, "launch_us", float, "", src, default=0.0), sources=src,
     )
     return validate(prof)
 
@@ -292,6 +293,8 @@ def profile_to_data(p: Profile) -> dict[str, Any]:
         data["rated_int8_tops"] = fig(p.rated_int8_tops, p.sources, "rated_int8_tops")
     if p.l2 is not None:
         data["l2"] = _mem_data(p.l2, fig)
+    if p.launch_us:
+        data["launch_us"] = fig(p.launch_us, p.sources, "launch_us")
     return data
 
 

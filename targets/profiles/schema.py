@@ -122,7 +122,14 @@ class Profile:
     activation_dtype: str
     l2: Memory | None = None
     rated_int8_tops: float | None = None  # the product specification's rating, when it differs
+    #: fixed cost of launching one kernel (one layer) and synchronising after it, in µs
+    launch_us: float = 0.0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def launch_cycles(self) -> float:
+        """The per-kernel launch cost in clock cycles (every layer but views pays it)."""
+        return self.launch_us * 1e-6 * self.clock_hz
 
     @property
     def levels(self) -> int:
@@ -170,6 +177,8 @@ def validate(p: Profile) -> Profile:
             raise bad(where, f"must be > 0, got {v}")
 
     positive("clock_hz", p.clock_hz)
+    if not p.launch_us >= 0:
+        raise bad("launch_us", f"must be >= 0 (0: no per-kernel cost), got {p.launch_us}")
     positive("cores", p.cores)
     positive("int8_tops", p.int8_tops)
     if p.activation_dtype not in ACT_DTYPES:

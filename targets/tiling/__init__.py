@@ -9,7 +9,7 @@ plan made for one target to another target's buffers, for comparing targets' til
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ir.graph import Graph, Node
 from targets import cost as costs
@@ -46,11 +46,13 @@ class TilePlan:
 
 @dataclass
 class TilePlans:
-    """Plans of a graph's tiled layers, in graph order, plus the layers left untiled."""
+    """Plans of a graph's tiled layers, in graph order, plus the layers left untiled and
+    (``streams``) their modelled costs as the chip would run them (targets/cost_stream.py)."""
 
     target: str
     plans: dict[str, TilePlan]
     untiled: list[str]
+    streams: dict[str, costs.LayerCost] = field(default_factory=dict)
 
     def __iter__(self):  # noqa: ANN204
         return iter(self.plans.values())
@@ -110,14 +112,18 @@ def tile_graph(graph: Graph, prof: Profile, precision: str = "int8") -> TilePlan
     plans: dict[str, TilePlan] = {}
     untiled: list[str] = []
     keys = layer_keys(graph)
+    from targets.cost_stream import stream_cost  # cost_stream needs cost, which needs tiling
+
+    streams: dict[str, costs.LayerCost] = {}
     for node in graph.nodes:
         p = tile_node(graph, node, prof, precision)
         if p is None:
             untiled.append(keys[id(node)])
+            streams[keys[id(node)]] = stream_cost(node, keys[id(node)], prof)
         else:
             p.node = keys[id(node)]
             plans[p.node] = p
-    return TilePlans(prof.name, plans, untiled)
+    return TilePlans(prof.name, plans, untiled, streams)
 
 
 def order_text(order: tuple[int, ...]) -> str:

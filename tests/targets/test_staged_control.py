@@ -108,8 +108,9 @@ def test_report_says_the_control_flow_and_its_bodies_ran_on_the_host(tmp_path: P
     assert len(want) >= 5 and {k: host.get(k) for k in want} == want
     text = (tmp_path / "out" / "report.txt").read_text()
     for name, why in want.items():
-        (row,) = [ln for ln in text.splitlines() if ln.split()[:1] == [name]]
-        assert f"host: {why}" in row
+        (row,) = [ln for ln in text.splitlines() if ln.split()[:1] == [name]]  # the time
+        (block,) = [ln for ln in text.splitlines() if ln.startswith(f"- {name} (")]
+        assert f"host: {why}" in block
 
 
 @pytest.mark.parametrize("name", ["scan", "nested"])
