@@ -168,6 +168,7 @@ def _layer(node: Node | None, plan: TilePlan, prof: Profile,
         "intensity": ops / off if off else None,
         "achieved_tops": ops / secs / 1e12 if secs else 0.0,
         "bound": c.bound,
+        "launch_cycles": float(c.launch_cycles),
         "bound_kind": kind,
         "bound_link": link.strip("()") or None,
     })

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from targets.profiles.published import launch_estimate_us, launch_source
+
 KiB = 1024
 _INI = "CANN Ascend310P3.ini"
 _GUIDE = "Ascend C programming guide"
@@ -15,6 +17,8 @@ DATA: dict[str, Any] = {
     "int8_tops": {"value": 140.0, "source": "docs/targets.md: about 140 TOPS INT8 per chip"},
     "clock_hz": {"value": 1.06e9, "source": f"{_INI}: 1.06 GHz"},
     "cores": {"value": 8, "source": f"{_INI}: ai_core_cnt 8"},
+    "launch_us": {"value": launch_estimate_us("ascend310p", 1, 64),
+                  "source": launch_source("ascend310p", 1, 64)},
     "activation_dtype": {"value": "i8", "source": "assumed: as the 910B (s8 x s8 cube)"},
     "matrix": {
         "macs_per_cycle": {

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from targets.profiles.published import launch_estimate_us, launch_source
+
 KiB = 1024
 _INI = "CANN Ascend910B2.ini"
 _GUIDE = "Ascend C programming guide (220x hardware constraints)"
@@ -21,6 +23,9 @@ DATA: dict[str, Any] = {
     "rated_int8_tops": {"value": 256.0, "source": "product specification"},
     "clock_hz": {"value": 1.8e9, "source": f"{_INI} (cube clock 1800 MHz)"},
     "cores": {"value": 24, "source": f"{_INI}: ai_core_cnt"},
+    "launch_us": {"value": launch_estimate_us("ascend310p", 1, 64),
+                  "source": "assumed: as the 310P3 (the same Da Vinci task scheduling); "
+                  + launch_source("ascend310p", 1, 64)},
     "activation_dtype": {"value": "i8", "source": "assumed: the cube multiplies s8 x s8; "
                          "activations carry an offset instead of being u8"},
     "matrix": {

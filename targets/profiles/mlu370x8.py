@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from targets.profiles.published import launch_estimate_us, launch_source
+
 KiB = 1024
 _BANG = "BANG C developer guide (MLU370, arch 372)"
 _OPS = "mlu-ops build scripts (arch 372)"
@@ -23,6 +25,8 @@ DATA: dict[str, Any] = {
     "clock_hz": {"value": 1.3e9, "source": f"{_BANG}: 1.3 GHz"},
     "cores": {"value": 32, "source": f"{_BANG}: 2 chips x 4 clusters x 4 MLU cores "
               "(assumed reading of an ambiguous passage)"},
+    "launch_us": {"value": launch_estimate_us("mlu370x8", 1, 8),
+                  "source": launch_source("mlu370x8", 1, 8)},
     "activation_dtype": {"value": "i8", "source": "assumed: BANG convolutions take int8 "
                          "activations with a scale (no u8 path documented)"},
     "matrix": {

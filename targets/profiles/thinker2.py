@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from targets.profiles.published import launch_estimate_us, launch_source
+
 KiB = 1024
 
 DATA: dict[str, Any] = {
@@ -19,6 +21,9 @@ DATA: dict[str, Any] = {
     "rated_int8_tops": {"value": 64.0, "source": "product specification"},
     "clock_hz": {"value": 1.0e9, "source": "assumed: 1 GHz, typical of 12-16 nm edge NPUs"},
     "cores": {"value": 4, "source": "assumed: four NPU cores"},
+    "launch_us": {"value": launch_estimate_us("ascend310p", 1, 64),
+                  "source": "assumed: as the Ascend 310P3, the published edge NPU with "
+                  "figures; " + launch_source("ascend310p", 1, 64)},
     "activation_dtype": {"value": "u8", "source": "assumed: vision activations after ReLU "
                          "are non-negative, so u8 keeps one more bit than i8"},
     "matrix": {

@@ -30,6 +30,7 @@ from targets import cost
 from targets.staged.plans import modelled_counters
 from targets.tiling import layer_keys
 from tests.models.corpus_cases import CorpusCase, corpus_cases, ocr_case
+from tests.targets.test_every_layer_modelled import check_every_layer_modelled
 from tests.targets.test_staged import ACCELERATORS, FLOAT_REDUCTIONS
 
 CASES = {c.name: c for c in corpus_cases()}
@@ -117,6 +118,7 @@ def _check_reports(cm: CompiledModel, out: Path) -> None:
     rows = {ln.split()[0] for ln in (out / "report.txt").read_text().splitlines()
             if ln.startswith(tuple(staged + host))}
     assert set(staged + host) <= rows
+    check_every_layer_modelled(cm.graph, data)  # no layer left out of the modelled latency
 
 
 def _pairs(default: bool) -> list:
