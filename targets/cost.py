@@ -17,6 +17,9 @@ Model (one definition, used by the tiler's search and by the reports):
 - Steps are spread over the cores: latency = sum of step times x ceil(S / cores) / S, plus
   the profile's per-kernel launch cost (``launch_us``: launching the layer's kernel and
   synchronising after it).
+- An operand the L2 holds between layers (``Problem.resident``) crosses the L2 link instead
+  of the off-chip one at the outermost level: at the L2's bandwidth where the profile gives
+  one, overlapped with compute; free where none is published.
 - Layers that are not tiled kernels are costed by targets/cost_stream.py (data movement at
   the off-chip bandwidth, element-wise work on the vector units), so a model's totals cover
   every layer.
@@ -26,7 +29,7 @@ Totals are sums over steps, grouped by which loop advanced (steps in a group cos
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Protocol
 
@@ -42,6 +45,14 @@ class Schedule:
 
     tiles: tuple[Tile, ...]
     orders: tuple[tuple[int, ...], ...]
+
+
+def outer_link(prob: Problem, prof: Profile, operand: str) -> str:
+    """The link ``operand`` crosses into its outermost buffer: the L2 when the layer's
+    ``resident`` operands hold it there (targets/tiling/residency.py), else off-chip."""
+    if operand in prob.resident and prof.l2 is not None:
+        return prof.l2.name
+    return OFFCHIP
 
 
 def levels_used(prob: Problem, prof: Profile) -> int:
@@ -218,7 +229,15 @@ def _distinct(loops: list[tuple[int, int]], dims: frozenset[int]) -> int:
 
 
 def evaluate(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
-    """The modelled cost of running ``prob`` with ``sched`` on ``prof`` (see module doc)."""
+    """The modelled cost of running ``prob`` with ``sched`` on ``prof`` (see module doc),
+    the kernel's launch included."""
+    c = evaluate_steps(prob, prof, sched)
+    return replace(c, cycles=c.cycles + prof.launch_cycles, launch_cycles=prof.launch_cycles)
+
+
+def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
+    """:func:`evaluate` without the launch, which every schedule of a layer pays alike: what
+    the tiler compares (a constant added to every candidate would only blur near-ties)."""
     nl = len(sched.tiles)
     full = prob.sizes
     loops = _trips(sched, full)  # loops[lv]: level lv+1
@@ -228,6 +247,10 @@ def evaluate(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
         steps *= n
     cores = min(prof.cores, steps)
     off_bw = prof.offchip.bandwidth / prof.clock_hz / cores  # bytes per cycle per core
+    l2_name = prof.l2.name if prof.l2 is not None else None
+    # the L2's bandwidth per core, or 0 where no figure is published (its moves then cost
+    # nothing beyond the compute they overlap)
+    l2_bw = prof.l2.bandwidth / prof.clock_hz / cores if prof.l2 is not None else 0.0
     tiles_per_step = 1
     for lv in range(nl - 1):
         for _, n in loops[lv]:
@@ -243,7 +266,7 @@ def evaluate(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
             buf = staged_buffer(prob, prof, op, lv)
             assert buf is not None
             parent_on_chip = i + 1 < len(staged)
-            link = buf.name if parent_on_chip else OFFCHIP
+            link = buf.name if parent_on_chip else outer_link(prob, prof, op)
             t = sched.tiles[lv - 1]
             inner = [x for level in reversed(loops[lv - 1: nl - 1]) for x in level]
             if op == "inputs":
@@ -283,6 +306,9 @@ def evaluate(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
         overlap = [compute, off[True] / off_bw]
         serial = off[False] / off_bw
         for name, nb in nbytes.items():
+            if name == l2_name:  # transfers from the L2 overlap compute, as off-chip ones do
+                overlap.append(nb / l2_bw if l2_bw else 0.0)
+                continue
             b = prof.buffer(name) if name != OFFCHIP else None
             if b is not None and b.fill_bytes_per_cycle > 0:
                 if b.double_buffered:
@@ -296,16 +322,17 @@ def evaluate(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
     for c in classes:
         for k, v in c.bytes.items():
             totals[k] = totals.get(k, 0.0) + c.count * v
-    link_cycles = {k: v / (off_bw if k == OFFCHIP else
-                           (prof.buffer(k).fill_bytes_per_cycle or float("inf")))
+    link_cycles = {k: (v / l2_bw if l2_bw else 0.0) if k == l2_name else
+                   v / (off_bw if k == OFFCHIP else
+                        (prof.buffer(k).fill_bytes_per_cycle or float("inf")))
                    for k, v in totals.items()}
     compute_total = compute * steps
     worst = max(link_cycles.items(), key=lambda kv: kv[1], default=("", 0.0))
     bound = "compute" if compute_total >= worst[1] else f"memory ({worst[0]})"
-    cycles = total_time * cdiv(steps, cores) / steps + prof.launch_cycles
+    cycles = total_time * cdiv(steps, cores) / steps
     return LayerCost(prob.name, prob.op, prob.unit, prob.macs, steps, cores, cycles,
                      compute_total, link_cycles, totals, prob.compulsory_bytes(), bound,
-                     classes, prof.launch_cycles)
+                     classes)
 
 
 # -- per model ---------------------------------------------------------------------------

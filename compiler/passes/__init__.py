@@ -11,6 +11,7 @@ from compiler.passes import (  # noqa: F401  (registration)
     fold_batchnorm,
     fold_constants,
     fuse_epilogue,
+    keep_in_l2,
     layout,
     lower_qdq,
     quantize,
@@ -46,7 +47,7 @@ DEFAULT_PIPELINE: list[str] = [
 ]
 
 #: what an accelerator target runs after quantisation (each with the target's profile)
-TARGET_PIPELINE: list[str] = ["layout", "fold-layout", "tile"]
+TARGET_PIPELINE: list[str] = ["layout", "fold-layout", "keep-in-l2", "tile"]
 #: what the host target runs after quantisation
 HOST_INT8_PIPELINE: list[str] = ["fuse-epilogue"]
 

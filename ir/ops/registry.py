@@ -262,6 +262,8 @@ ANNOTATIONS: dict[str, Attr] = {
     "tile": Attr("ints", [], "tile sizes (n, m, oh, ow, c) per buffer level, innermost first"),
     "tile_order": Attr("strs", [], "loop order per level (outer to inner), innermost first"),
     "tile_target": Attr("str", "", "the target the tiles were chosen for"),
+    "l2": Attr("strs", [], "operands (inputs, outputs) the chip's L2 holds between layers "
+               "instead of off-chip memory (pass keep-in-l2)"),
 }
 
 

@@ -9,7 +9,7 @@ from ir.graph import Node
 from targets.c.emitter import CodegenError, LayerCtx, plus
 from targets.c.expr import Const, Expr, Var, lift
 from targets.c.names import NameTable
-from targets.cost import OFFCHIP, Region, Schedule, regions, staged_buffer
+from targets.cost import Region, Schedule, outer_link, regions, staged_buffer
 from targets.profiles.schema import Profile
 from targets.staged.nest import Nest, make_nest
 from targets.staged.views import Views, views
@@ -85,7 +85,7 @@ class Staged:
             b = staged_buffer(self.prob, self.prof, operand, lv)
             assert b is not None
             return b.name
-        return OFFCHIP
+        return outer_link(self.prob, self.prof, operand)
 
     def ptr(self, reg: Region, name: str, ctype: str) -> None:
         """Declare the pointer ``name`` into ``reg`` (and its ping-pong slot, if two)."""

@@ -55,7 +55,8 @@ class StagedRenderer(Renderer):
         self.layout: dict[int, str] = {}
         self.rows: dict[int, str] = {}  # id(node) -> the enumerator of its counter row
         self.row_names: list[str] = []
-        self.counters = Counters([b.name for b in profile.buffers] + [OFFCHIP])
+        self.counters = Counters([b.name for b in profile.buffers] + [OFFCHIP] + (
+            [profile.l2.name] if profile.l2 is not None else []))
 
     def prepare(self, graph: Graph) -> None:
         self.graph = graph

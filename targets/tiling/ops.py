@@ -52,6 +52,7 @@ def problem_of(graph: Graph, node: Node, prof: Profile,
     common = {
         "name": name, "op": node.op, "in_bytes": _bytes(x, precision),
         "out_bytes": _bytes(y, precision), "dtype": _dtype_key(x, precision),
+        "resident": tuple(str(r) for r in node.attrs.get("l2", ())),
     }
     if common["dtype"] not in prof.matrix.macs_per_cycle and kind in ("conv", "matmul"):
         raise TilingError(f"layer {name!r} ({node.op}): target {prof.name!r} has no "

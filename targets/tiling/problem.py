@@ -65,6 +65,8 @@ class Problem:
     acc_bytes: int = 4
     ops_per_output: int = 1  # vector ops per output element (pool window, depthwise taps)
     dtype: str = "i8"
+    #: operands the chip's L2 holds between layers (their outermost moves cross the L2 link)
+    resident: tuple[str, ...] = ()
 
     # -- geometry ---------------------------------------------------------------------
     def span(self, t: int, axis: int) -> int:
@@ -136,7 +138,8 @@ class Problem:
         return macs / prof.matrix.macs_per_cycle[self.dtype]
 
     def compulsory_bytes(self) -> int:
-        """Each input, weight and output moved once, unpadded: the floor of off-chip traffic."""
+        """Each input, weight and output moved once, unpadded: the floor of off-chip traffic
+        (operands held in the L2 need none)."""
         n, m, oh, ow, c = self.sizes
         cin = self.in_channels or self.in_chans(m, c)
         x = self.n_inputs * n * cin * self.span(oh, 0) * self.span(ow, 1) * self.in_bytes
@@ -144,7 +147,9 @@ class Problem:
         if self.has_weights:
             w = (n if self.weights_batched else 1) * m * c * self.kernel[0] * self.kernel[1]
             w *= self.w_bytes
-        return x + w + n * m * oh * ow * self.out_bytes
+        y = n * m * oh * ow * self.out_bytes
+        return (0 if "inputs" in self.resident else x) + w + (
+            0 if "outputs" in self.resident else y)
 
     def dims_of(self, operand: str) -> frozenset[int]:
         """The loop dims an operand's tile changes with (the others reuse it)."""

@@ -125,7 +125,7 @@ def search(prob: Problem, prof: Profile) -> tuple[costs.Schedule, costs.LayerCos
         raise _min_overflow(prob, prof, (smallest,) * nl)
     level1 = _with_halvings(_maximal(grid1, fits1), grid1)
     by_shape = sorted(level1, key=lambda t: _rank1(prob, prof, t))
-    by_time = sorted(level1, key=lambda t: costs.evaluate(
+    by_time = sorted(level1, key=lambda t: costs.evaluate_steps(
         prob, prof, costs.Schedule((t,) * nl, (TOP_ORDERS[0],) * nl)).cycles)
     level1 = list(dict.fromkeys(by_shape[:KEEP_LEVEL1 // 2] + by_time[:KEEP_LEVEL1]))
     best: tuple[float, costs.Schedule, costs.LayerCost] | None = None
@@ -138,7 +138,7 @@ def search(prob: Problem, prof: Profile) -> tuple[costs.Schedule, costs.LayerCos
                 continue  # even with free memory traffic this cannot win
             for orders in itertools.product(*([inner_orders] * (nl - 1) + [TOP_ORDERS])):
                 sched = costs.Schedule(tiles, tuple(orders))
-                c = costs.evaluate(prob, prof, sched)
+                c = costs.evaluate_steps(prob, prof, sched)
                 seeds.append((c.cycles, sched, c))
                 if best is None or c.cycles < best[0] - 1e-9:
                     best = (c.cycles, sched, c)
@@ -271,7 +271,7 @@ def _refine(prob: Problem, prof: Profile, sched: costs.Schedule, cost: costs.Lay
         for nb in _neighbours(prob, sched, grid1):
             if costs.overflow(prob, prof, nb.tiles) is not None:
                 continue
-            c = costs.evaluate(prob, prof, nb)
+            c = costs.evaluate_steps(prob, prof, nb)
             if c.cycles < best[0] * (1 - 1e-12):
                 best = (c.cycles, nb, c)
         if best[1] is sched:
