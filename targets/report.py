@@ -162,6 +162,11 @@ def _layer(node: Node | None, plan: TilePlan, prof: Profile,
         "macs": int(c.macs),
         "ops": ops,
         "steps": c.steps,
+        #: how the layer's work is split over the cores: the outermost level's loops (dim,
+        #: trips) whose steps the cores share, as the tile search chose them
+        "split": [{"dim": DIMS[d], "trips": -(-plan.problem.sizes[d] // plan.tiles[-1][d])}
+                  for d in plan.orders[-1]
+                  if -(-plan.problem.sizes[d] // plan.tiles[-1][d]) > 1],
         "cores_used": c.cores_used,
         "cycles": float(c.cycles),
         "us": secs * 1e6,
@@ -371,7 +376,9 @@ def _detail(d: dict[str, Any]) -> list[str]:
                 "    ")
     out += _wrap(f"    tiles (L1 / L2 ...) {tiles}; orders {orders}", "      ")
     x = d["offchip_over_compulsory"]
+    split = " x ".join(f"{s['dim']} {s['trips']}" for s in d["split"]) or "one step"
     out += _wrap(f"    buffers used {occ or '-'}; bytes moved on chip {moved or '-'}", "      ")
+    out += _wrap(f"    {d['steps']} steps on {d['cores_used']} cores, split by {split}", "      ")
     out += _wrap(f"    {d['cycles']:.0f} cycles; off-chip {_size(d['offchip_bytes'])}B"
                  + (f" = {x:.2f}x the compulsory {_size(d['compulsory_bytes'])}B"
                     if x is not None else ""), "      ")

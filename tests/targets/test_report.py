@@ -91,6 +91,8 @@ def test_json_agrees_with_the_plans(target: str) -> None:
     for d in data["layers"]:
         plan, node = plans[d["name"]], nodes[d["name"]]
         c = plan.cost
+        trips = [(s["dim"], s["trips"]) for s in d["split"]]  # the cores' share of the work
+        assert math.prod(t for _, t in trips) == c.steps and all(t > 1 for _, t in trips)
         assert d["op"] == node.op and d["unit"] == plan.problem.unit
         assert d["inputs"] == [list(v.type.shape) for v in node.inputs]
         assert d["outputs"] == [list(v.type.shape) for v in node.outputs]
