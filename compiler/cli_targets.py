@@ -46,6 +46,8 @@ def _details(p: Profile) -> str:
         "derived: cores x clock x MACs/cycle x 2")
     for k in ("clock_hz", "cores", "activation_dtype"):
         fig(k, getattr(p, k), p.sources.get(k))
+    if p.launch_us:
+        fig("launch_us (per kernel)", p.launch_us, p.sources.get("launch_us"))
     for dt, v in p.matrix.macs_per_cycle.items():
         fig(f"matrix MACs/cycle/core {dt}", v, p.matrix.sources.get(f"macs_per_cycle.{dt}"))
         fig(f"matrix block {dt}", "x".join(map(str, p.matrix.block[dt])),
