@@ -25,8 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ir.graph import Graph, Node
-from ir.ops import cost
-from ir.ops.registry import OPS
+from ir.ops.cost import rule_of
 from ir.types import TensorType
 
 
@@ -50,17 +49,6 @@ class Totals:
     macs: int = 0
     flops: int = 0
     op_counts: dict[str, int] = field(default_factory=dict)
-
-
-def rule_of(node: Node) -> cost.Rule:
-    """The op's declared FLOP rule (its ``flops`` trait): one FLOP per output element when it
-    declares none, none when it only moves data."""
-    opdef = OPS.get(node.op)
-    if opdef is None:
-        return cost.elementwise
-    if opdef.flops is not None:
-        return opdef.flops
-    return cost.free if opdef.moves_data else cost.elementwise
 
 
 def node_params(node: Node) -> int:

@@ -26,6 +26,7 @@ launch cost (``launch_cycles``), as the tiled layers do.
 from __future__ import annotations
 
 from ir.graph import Node, Value
+from ir.ops.cost import rule_of
 from ir.ops.registry import OPS
 from targets.cost import OFFCHIP, LayerCost
 from targets.profiles.schema import Profile
@@ -64,8 +65,6 @@ def stream_kind(node: Node) -> str:
 
 def stream_cost(node: Node, name: str, prof: Profile) -> LayerCost:
     """The modelled cost of one untiled layer on ``prof``'s chip."""
-    from compiler.flops import node_cost
-
     kind = stream_kind(node)
     if kind == "control":
         parts = [stream_cost(n, f"{name}/{body.name}/{n.name}", prof)
@@ -82,7 +81,7 @@ def stream_cost(node: Node, name: str, prof: Profile) -> LayerCost:
     if kind == "dma":
         return _cost(name, node.op, kind, move, 0.0, nbytes, prof)
     outs = sum(int(getattr(v.type, "size", 0)) for v in node.outputs if v is not None)
-    work = max(node_cost(node).flops, outs)
+    work = max(rule_of(node)(node)[1], outs)
     lanes = prof.vector.elems_per_cycle(_elem_bytes(node)) * prof.cores
     compute = work / lanes
     return _cost(name, node.op, kind, max(compute, move), compute, nbytes, prof)

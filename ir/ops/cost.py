@@ -160,3 +160,17 @@ def _operands(node: Node) -> tuple[str, ...]:
     from ir.ops.registry import get_op
 
     return get_op(node.op).operands
+
+
+def rule_of(node: Node) -> Rule:
+    """The op's declared FLOP rule (its ``flops`` trait): one FLOP per output element when it
+    declares none, none when it only moves data."""
+    from ir.ops.registry import OPS  # the registry holds the ops that declare these rules
+
+    opdef = OPS.get(node.op)
+    if opdef is None:
+        return elementwise
+    if opdef.flops is not None:
+        return opdef.flops
+    return free if opdef.moves_data else elementwise
+

@@ -82,6 +82,11 @@ def test_hostile_names_in_bodies_reach_c_escaped(target: str, tmp_path: Path) ->
     if target != "host":
         data = cm.report()
         text = (tmp_path / "o" / "report.txt").read_text()
-        rows = text.split("host-side layers")[1].splitlines()[3:]
-        assert len(rows) == len(data["untiled"]) >= 7  # one line per layer, bodies included
+        section = text.split("layers around the tiled kernels")[1].split("\n\n")[0]
+        rows = [ln for ln in section.splitlines() if ln.startswith("- ")]
+        assert len(rows) == len(data["untiled"]) >= 7  # one entry per layer, bodies included
+        # wrapped entries continue indented: a name's newline cannot start an entry of its own
+        lines = section.splitlines()
+        first = next(i for i, ln in enumerate(lines) if ln.startswith("- "))
+        assert all(ln.startswith(("- ", "    ")) for ln in lines[first:])
         assert not any(ln.startswith("#") for ln in text.splitlines())
