@@ -389,8 +389,8 @@ def _detail(d: dict[str, Any]) -> list[str]:
 
 def report_text(data: dict[str, Any]) -> str:
     """report.txt, within REPORT_WIDTH columns: the target and the model's totals; a table of
-    the staged layers' time and traffic; each staged layer's tiling; the host-side layers with
-    why they ran there."""
+    every layer's modelled time and traffic; each staged layer's tiling; the layers around
+    the tiled kernels with why they are not staged."""
     parts = _head(data) + [""]
     if data["layers"]:
         parts += _time_table(data) + ["", "tiling and buffers per staged layer:"]
