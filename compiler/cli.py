@@ -24,6 +24,7 @@ from compiler.cli_common import (
     add_size_budget_option,
     count,
     finish_progress_lines,
+    fraction,
     one_paragraph,
 )
 from compiler.cli_completion import add_completion_parser
@@ -313,7 +314,7 @@ def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) 
     q.add_argument("--min-sqnr", type=float, metavar="DB",
                    help="accuracy budget: keep the most sensitive layers in f32 until the "
                    "output SQNR vs f32 is at least DB (needs --eval)")
-    q.add_argument("--max-drop", type=_fraction, metavar="FRACTION",
+    q.add_argument("--max-drop", type=fraction, metavar="FRACTION",
                    help="accuracy budget: at most this fall in top-1 agreement with f32, "
                    "e.g. 1%% or 0.01 (needs --eval)")
     q.add_argument("--worst", type=count, default=5, metavar="N",
@@ -324,17 +325,6 @@ def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) 
                        help="also write the --eval report: .json (every tensor's figures, "
                        "cause and fix) or .html (a self-contained page: SQNR chart along the "
                        "network, worst layers, table)")
-
-
-def _fraction(text: str) -> float:
-    """'1%' or '0.01' -> 0.01."""
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a fraction: {text!r} (e.g. 1% or 0.01)") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1 (0% and 100%)")
-    return value
 
 
 def _fail(message: str, code: int) -> int:

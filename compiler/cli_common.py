@@ -57,6 +57,17 @@ def add_size_budget_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def fraction(text: str) -> float:
+    """An argparse type: '1%' or '0.01' -> 0.01."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a fraction: {text!r} (e.g. 1% or 0.01)") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1 (0% and 100%)")
+    return value
+
+
 def count(text: str) -> int:
     """An argparse type: a non-negative integer (seeds, sample and repeat counts)."""
     try:

@@ -14,6 +14,7 @@ from compiler.cli_common import (
     add_input_shape_option,
     add_size_budget_option,
     count,
+    fraction,
     print_json,
     single_shapes_arg,
 )
@@ -129,6 +130,15 @@ def add_golden_parser(
                    help="one weight scale per layer instead of per output channel")
     q.add_argument("--equalize", action="store_true",
                    help="cross-layer equalisation before quantising")
+    q.add_argument("--eval", metavar="DATA",
+                   help="held-out samples (as --calib) for an accuracy budget; a stacked "
+                   "copy is stored in the golden set")
+    q.add_argument("--min-sqnr", type=float, metavar="DB",
+                   help="accuracy budget: keep the most sensitive layers in f32 until the "
+                   "output SQNR vs f32 is at least DB (needs --eval)")
+    q.add_argument("--max-drop", type=fraction, metavar="FRACTION",
+                   help="accuracy budget: at most this fall in top-1 agreement with f32, "
+                   "e.g. 1%% or 0.01 (needs --eval)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
     p = sub(gsubs, "check", "recompile, rerun and compare with the stored golden outputs",
@@ -166,6 +176,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         input_shapes={k: list(v) for k, v in (single_shapes_arg(args) or {}).items()},
         disabled_passes=list(args.disable_pass), threads=args.threads, cpu=args.cpu,
         pipeline=args.pipeline, max_tensor_bytes=args.max_tensor_size,
+        min_sqnr_db=args.min_sqnr, max_drop=args.max_drop,
     )
 
     def feeds(cm: CompiledModel) -> dict:
@@ -176,7 +187,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     targets = args.target or ([] if args.target_file else [golden.INTERP])
     folders = golden.record_set(args.model, args.output_dir, targets, feeds, options,
                                 calibration=args.calib, rtol=args.rtol, atol=args.atol,
-                                force=args.force, target_file=args.target_file)
+                                force=args.force, target_file=args.target_file,
+                                eval_data=args.eval)
     if not args.quiet:
         for f in folders:
             man = golden.read_manifest(f)

@@ -328,3 +328,27 @@ def test_cli_record_with_a_target_file_and_a_pipeline(tmp_path: Path,
                  "--calib", str(tmp_path / "calib.npz"),
                  "--target-file", str(tmp_path / "chip.json")]) == 1
     assert "named 'thinker2', like a built-in target" in capsys.readouterr().err
+
+
+def test_cli_record_with_an_accuracy_budget(tmp_path: Path, capsys: pytest.CaptureFixture
+                                            ) -> None:
+    """compile's --eval/--min-sqnr reach golden record: the held-out samples are stored in the
+    set and the budget replayed by check."""
+    m = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    rng = np.random.default_rng(0)
+    for name in ("calib", "held"):
+        np.savez(tmp_path / f"{name}.npz",
+                 input=rng.standard_normal((4, 1, 1, 8, 8)).astype("f4"))
+    out = tmp_path / "g"
+    assert main(["golden", "record", str(m), "--random-input", "-o", str(out), "-q",
+                 "--calib", str(tmp_path / "calib.npz"), "--eval", str(tmp_path / "held.npz"),
+                 "--min-sqnr", "60"]) == 0
+    opts = json.loads((out / "manifest.json").read_text())["options"]
+    assert opts["min_sqnr_db"] == 60.0 and (out / "eval.npz").is_file()
+    for name in ("calib", "held"):
+        (tmp_path / f"{name}.npz").unlink()  # the set holds its own copies
+    assert main(["golden", "check", str(out), "-q"]) == 0
+    assert main(["golden", "record", str(m), "--random-input", "-o", str(tmp_path / "f"),
+                 "--eval", str(out / "eval.npz")]) == 1
+    assert "applies to INT8 goldens" in capsys.readouterr().err

@@ -38,6 +38,7 @@ from compiler.golden.folder import (
 
 MODEL = "model.onnx"
 CALIB = "calib.npz"
+EVAL = "eval.npz"  # held-out samples for an accuracy budget (min_sqnr_db / max_drop)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -67,11 +68,15 @@ class GoldenOptions:
     max_tensor_bytes: int | None = None
     #: the stored copy of a --target-file chip profile, inside the set (target.toml/.json)
     target_file: str | None = None
+    #: an accuracy budget: the most sensitive layers stay f32 until it holds (on EVAL)
+    min_sqnr_db: float | None = None
+    max_drop: float | None = None
 
     def compile(self, model: ModelLike, target: str, calibration: Any,
-                target_file: Path | None = None) -> CompiledModel:
+                target_file: Path | None = None, eval_data: Any = None) -> CompiledModel:
         """Compile for one golden target: the same call when recording and when checking.
-        ``target_file`` is the chip profile behind a target that is not built in."""
+        ``target_file`` is the chip profile behind a target that is not built in;
+        ``eval_data`` the held-out samples an accuracy budget is measured on."""
         custom = target_file is not None and target not in golden_targets()
         return api.compile_model(
             model, input_shapes={k: tuple(v) for k, v in self.input_shapes.items()} or None,
@@ -82,7 +87,8 @@ class GoldenOptions:
             calibration=calibration, calib_method=self.calib_method,
             skip_layers=self.skip_layers, skip_op_types=self.skip_op_types,
             equalize=self.equalize, per_channel=self.per_channel, pipeline=self.pipeline,
-            max_tensor_bytes=self.max_tensor_bytes,
+            max_tensor_bytes=self.max_tensor_bytes, eval_data=eval_data,
+            min_sqnr_db=self.min_sqnr_db, max_drop=self.max_drop,
         )
 
 
@@ -102,12 +108,13 @@ def record_set(
     inputs: Mapping[str, Any] | Callable[[CompiledModel], Mapping[str, Any]],
     options: GoldenOptions, *, calibration: Any = None, rtol: float | None = None,
     atol: float | None = None, force: bool = False,
-    target_file: str | os.PathLike[str] | None = None,
+    target_file: str | os.PathLike[str] | None = None, eval_data: Any = None,
 ) -> list[Path]:
     """Compile ``model`` for each target, run it on ``inputs`` (or on ``inputs(cm)``) and
     write the golden set ``out_dir`` atomically (an existing folder only if it is a previous
     set, unless ``force``). ``target_file`` (a chip profile, .toml or .json) adds a target
-    named after its profile; the set keeps a copy. Returns the per-target folders."""
+    named after its profile; the set keeps a copy. ``eval_data`` (held-out samples for the
+    options' accuracy budget) is stored too. Returns the per-target folders."""
     check_output_folder(Path(out_dir), force)
     targets = list(dict.fromkeys(targets))
     chip: Path | None = None
@@ -130,7 +137,12 @@ def record_set(
         if calibration is None:
             raise QnncError("recording an INT8 golden needs calibration data (--calib)")
         calib = stack_calibration(calibration, model, options)
-    compiled = [options.compile(model, t, calib, chip) for t in targets]
+    held_out = None
+    if eval_data is not None:
+        if options.precision != "int8":
+            raise QnncError("held-out data (--eval) applies to INT8 goldens; give --calib too")
+        held_out = stack_calibration(eval_data, model, options)
+    compiled = [options.compile(model, t, calib, chip, held_out) for t in targets]
     feeds = inputs(compiled[0]) if callable(inputs) else inputs
     source = os.fspath(model)
 
@@ -138,6 +150,8 @@ def record_set(
         shutil.copyfile(source, tmp / MODEL)
         if chip is not None and options.target_file:
             shutil.copyfile(chip, tmp / options.target_file)
+        if held_out is not None:
+            save_arrays(tmp / EVAL, held_out)
         if calib is not None:
             save_arrays(tmp / CALIB, calib)
         for t, cm in zip(targets, compiled):
@@ -197,9 +211,10 @@ def check_set(
                             "data only applies to an INT8 set")
         calib = stack_calibration(calibration, model_path, options)
     chip = root / options.target_file if options.target_file else None
+    held_out = root / EVAL if (root / EVAL).exists() else None
     results = []
     for t in chosen:
-        cm = options.compile(model_path, t, calib, chip)
+        cm = options.compile(model_path, t, calib, chip, held_out)
         res = check_outputs(cm, root / t)
         res.notes = notes + res.notes
         results.append(res)
@@ -238,6 +253,10 @@ def _rewrite_set(root: Path, man: Mapping[str, Any], model_path: Path, chosen: S
         if options.target_file:
             chip = tmp / options.target_file
             shutil.copyfile(root / options.target_file, chip)
+        held_out = None
+        if (root / EVAL).exists():
+            held_out = tmp / EVAL
+            shutil.copyfile(root / EVAL, held_out)
         new_calib = calib is not None and not isinstance(calib, Path)
         for t in targets:
             if t not in chosen and not new_calib:  # new samples: every target re-recorded
@@ -245,7 +264,7 @@ def _rewrite_set(root: Path, man: Mapping[str, Any], model_path: Path, chosen: S
                 continue
             old = read_manifest(root / t)
             tols = {o["name"]: tolerance_of(o) for o in old.get("outputs", [])}
-            cm = options.compile(tmp / MODEL, t, calib, chip)
+            cm = options.compile(tmp / MODEL, t, calib, chip, held_out)
             record_outputs(cm, load_arrays(root / t / INPUTS), tmp / t, tolerances=tols,
                            extra={"options": asdict(options)})
         _write_set_manifest(tmp, str(man.get("model", {}).get("source", model_path)),
