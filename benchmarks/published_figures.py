@@ -25,16 +25,10 @@ import onnx
 from onnx import numpy_helper
 
 from benchmarks.common import format_table
-from compiler.builds import accelerator_of
 from compiler.examples import build_example
-from compiler.frontend.importer import import_model
-from compiler.options import CompileOptions
-from compiler.passes import run_pipeline
-from compiler.passes.quantize import QuantizeOutcome
-from compiler.pipeline import effective_pipeline
+from compiler.modelled import model_only
 from targets.cost import model_cost
 from targets.profiles.published import PUBLISHED, Published, split_fixed
-from targets.staged.plans import plans_of
 
 
 def batched_resnet50() -> onnx.ModelProto:
@@ -54,12 +48,7 @@ def modelled_ms(model: onnx.ModelProto, target: str, batch: int) -> tuple[float,
     name = model.graph.input[0].name
     shape = (batch, 3, 224, 224)
     sample = {name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
-    opts = CompileOptions(target=target, precision="int8", calibration=[sample])
-    prof = accelerator_of(opts)
-    assert prof is not None
-    graph = import_model(model, {name: shape})
-    graph = run_pipeline(graph, effective_pipeline(opts, prof, QuantizeOutcome()))
-    plans = plans_of(graph, prof)
+    graph, plans, prof = model_only(model, target, [sample], {name: shape})
     return model_cost(plans, prof).seconds * 1e3, len(graph.nodes)
 
 

@@ -20,11 +20,11 @@ from compiler.api import CALIB_METHODS, DEFAULT_CALIB_METHOD, PRECISIONS, qnnc_v
 from compiler.cli_bench import BENCH_EPILOG, cmd_bench, widen_target_choices
 from compiler.cli_cache import add_cache_parser
 from compiler.cli_common import (
+    add_budget_options,
     add_input_shape_option,
     add_size_budget_option,
     count,
     finish_progress_lines,
-    fraction,
     one_paragraph,
 )
 from compiler.cli_completion import add_completion_parser
@@ -311,12 +311,7 @@ def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) 
     q.add_argument("--eval", metavar="DATA",
                    help="held-out samples (as --calib): compare every layer with f32 and show "
                    "the worst")
-    q.add_argument("--min-sqnr", type=float, metavar="DB",
-                   help="accuracy budget: keep the most sensitive layers in f32 until the "
-                   "output SQNR vs f32 is at least DB (needs --eval)")
-    q.add_argument("--max-drop", type=fraction, metavar="FRACTION",
-                   help="accuracy budget: at most this fall in top-1 agreement with f32, "
-                   "e.g. 1%% or 0.01 (needs --eval)")
+    add_budget_options(q)
     q.add_argument("--worst", type=count, default=5, metavar="N",
                    help="how many of the worst layers to show with --eval, each with what "
                    "limited it and the setting to change (default 5)")

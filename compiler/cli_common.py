@@ -68,6 +68,16 @@ def fraction(text: str) -> float:
     return value
 
 
+def add_budget_options(q: argparse._ArgumentGroup) -> None:
+    """--min-sqnr and --max-drop, the INT8 accuracy budget (compile and golden record)."""
+    q.add_argument("--min-sqnr", type=float, metavar="DB",
+                   help="accuracy budget: keep the most sensitive layers in f32 until the "
+                   "output SQNR vs f32 is at least DB (needs --eval)")
+    q.add_argument("--max-drop", type=fraction, metavar="FRACTION",
+                   help="accuracy budget: at most this fall in top-1 agreement with f32, "
+                   "e.g. 1%% or 0.01 (needs --eval)")
+
+
 def count(text: str) -> int:
     """An argparse type: a non-negative integer (seeds, sample and repeat counts)."""
     try:

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from compiler import golden
 from compiler.api import CALIB_METHODS, DEFAULT_CALIB_METHOD, PRECISIONS, CompiledModel
 from compiler.cli_common import (
+    add_budget_options,
     add_input_shape_option,
     add_size_budget_option,
     count,
-    fraction,
     print_json,
     single_shapes_arg,
 )
@@ -133,12 +133,7 @@ def add_golden_parser(
     q.add_argument("--eval", metavar="DATA",
                    help="held-out samples (as --calib) for an accuracy budget; a stacked "
                    "copy is stored in the golden set")
-    q.add_argument("--min-sqnr", type=float, metavar="DB",
-                   help="accuracy budget: keep the most sensitive layers in f32 until the "
-                   "output SQNR vs f32 is at least DB (needs --eval)")
-    q.add_argument("--max-drop", type=fraction, metavar="FRACTION",
-                   help="accuracy budget: at most this fall in top-1 agreement with f32, "
-                   "e.g. 1%% or 0.01 (needs --eval)")
+    add_budget_options(q)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
     p = sub(gsubs, "check", "recompile, rerun and compare with the stored golden outputs",

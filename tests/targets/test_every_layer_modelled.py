@@ -7,18 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.builds import accelerator_of
 from compiler.examples import EXAMPLES, build_example
 from compiler.frontend.importer import import_model
 from compiler.io import random_inputs
-from compiler.options import CompileOptions
-from compiler.passes import run_pipeline
+from compiler.modelled import model_only
 from compiler.passes.manager import PassError
-from compiler.passes.quantize import QuantizeOutcome
-from compiler.pipeline import effective_pipeline
 from ir.graph import Graph
 from targets.report import report_data
-from targets.staged.plans import plans_of
 from targets.tiling import layer_keys
 from tests.targets.test_staged import ACCELERATORS, BENCHMARK
 
@@ -33,19 +28,15 @@ def modelled_graph(name: str, target: str) -> tuple[Graph, dict]:
     model = build_example(name)
     if any(d.dim_param for v in model.graph.input for d in v.type.tensor_type.shape.dim):
         pytest.skip(f"{name} has symbolic input dimensions (it is compiled per shape)")
-    graph = import_model(model)
-    types = {v.name: v.type for v in graph.inputs}
+    types = {v.name: v.type for v in import_model(model).inputs}
     cal = [random_inputs(types, seed=k) for k in range(2)]
-    opts = CompileOptions(target=target, precision="int8", calibration=cal)
-    prof = accelerator_of(opts)
-    assert prof is not None
     try:
-        graph = run_pipeline(graph, effective_pipeline(opts, prof, QuantizeOutcome()))
+        graph, plans, prof = model_only(model, target, cal)
     except PassError as e:
         if "no tiling fits" not in str(e):
             raise
         pytest.skip(f"{name} does not fit {target}'s buffers: {e}")
-    return graph, report_data(graph, plans_of(graph, prof), prof)
+    return graph, report_data(graph, plans, prof)
 
 
 def check_every_layer_modelled(graph: Graph, data: dict) -> None:
