@@ -126,7 +126,13 @@ def regions(prob: Problem, prof: Profile, tiles: tuple[Tile, ...]) -> list[Regio
                 prof.buffer_for(1, "accumulators")
             put(acc, "acc", 1, prob.acc_tile_bytes(t, prof), prob.acc_bytes)
             outb = prof.buffer_for(1, "outputs")
-            if outb is not None and outb is not acc and prob.unit == "matrix":
+            if prob.epilogue_ops:  # the finished tile goes through the vector buffer instead
+                vb = prof.buffer_for(1, "vector")
+                box = prob.output_bytes(t, prof, 1)
+                put(vb, "epilogue_y", 1, box, 1)  # the product's result
+                put(vb, "epilogue_in", 1, prob.epilogue_bytes(t, prof), 1)  # other operands
+                put(vb, "epilogue_out", 1, box, 1)  # the element-wise layer's result
+            elif outb is not None and outb is not acc and prob.unit == "matrix":
                 put(outb, "outputs", 1, prob.output_bytes(t, prof), prob.out_bytes)
         elif lv == 1:
             put(staged_buffer(prob, prof, "outputs", 1), "outputs", 1,
@@ -256,6 +262,13 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
         for _, n in loops[lv]:
             tiles_per_step *= n
     compute = prob.tile_work(sched.tiles[0], prof) * tiles_per_step
+    all_loops = [x for level in reversed(loops) for x in level]
+    out_dims = prob.dims_of("outputs")
+    if prob.epilogue_ops:
+        # the vector unit runs the epilogue of each finished output tile while the matrix
+        # unit goes on with the next (a pipeline): a step takes the longer of the two
+        finals = _distinct(all_loops, out_dims)
+        compute = max(compute, prob.epilogue_work(sched.tiles[0], prof) * finals / steps)
 
     # per operand: (link, dims, bytes per load, the loops inside a step, partial-sum factor)
     flows = []
@@ -282,6 +295,15 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
                 avg = (prob.out_bytes + 2 * (r - 1) * prob.acc_bytes) / r
                 per = float(prob.output_bytes(t, prof, 1)) * avg
             flows.append((link, buf, dims, per, inner))
+    if prob.epilogue_ops:
+        # the epilogue's operands: one level-1 output tile each, loaded once per finished
+        # tile (the last of its visits), into the vector buffer
+        vb = prof.buffer_for(1, "vector")
+        assert vb is not None
+        visits, distinct = _loads(all_loops, out_dims), _distinct(all_loops, out_dims)
+        per = float(prob.epilogue_bytes(sched.tiles[0], prof)) * distinct / visits
+        inner = [x for level in reversed(loops[: nl - 1]) for x in level]
+        flows.append((outer_link(prob, prof, "epilogue"), vb, out_dims, per, inner))
 
     classes: list[StepClass] = []
     counts = [(-1, 1)]

@@ -16,6 +16,9 @@ kinds, each costed from the profile's figures only:
   output element) on the vector units of every core, ``width_bytes / element bytes`` lanes
   each per cycle, overlapped with streaming its bytes in and out (double-buffered: the
   larger of the two). Float work counts at its own element size (f32: 4 bytes).
+- ``fused`` — an element-wise layer that runs in the epilogue of the staged product before
+  it (pass fuse-eltwise, targets/fusion.py): its traffic and vector work are the product's
+  (targets/cost.py), and it launches nothing: 0 cycles here.
 - Control flow (If, Loop, Scan) costs the layers of its bodies once each (a Loop's trip
   count is not known when compiling: one trip is modelled, and the report says so).
 
@@ -54,9 +57,11 @@ def _elem_bytes(node: Node) -> int:
 
 
 def stream_kind(node: Node) -> str:
-    """``view``, ``dma``, ``vector`` or ``control`` (see the module docstring)."""
+    """``view``, ``dma``, ``vector``, ``fused`` or ``control`` (see the module docstring)."""
     if node.regions:
         return "control"
+    if node.attrs.get("fused") == "epilogue":
+        return "fused"
     if node.op in VIEW_OPS:
         return "view"
     opdef = OPS.get(node.op)
@@ -73,7 +78,7 @@ def stream_cost(node: Node, name: str, prof: Profile) -> LayerCost:
         cycles = sum(p.cycles for p in parts)
         compute = sum(p.compute_cycles for p in parts)
         return _cost(name, node.op, kind, cycles, compute, nbytes, prof, launches=0)
-    if kind == "view":
+    if kind in ("view", "fused"):
         return _cost(name, node.op, kind, 0.0, 0.0, 0, prof, launches=0)
     nbytes = _bytes(list(node.inputs)) + _bytes(list(node.outputs))
     bw = prof.offchip.bandwidth / prof.clock_hz  # bytes per cycle, all cores together
@@ -91,8 +96,10 @@ def _cost(name: str, op: str, kind: str, cycles: float, compute: float, nbytes: 
           prof: Profile, launches: int = 1) -> LayerCost:
     bw = prof.offchip.bandwidth / prof.clock_hz
     link = nbytes / bw
-    bound = ("free" if kind == "view" else "compute" if compute >= link and compute > 0
-             else f"memory ({OFFCHIP})")
+    if kind in ("view", "fused"):
+        bound = {"view": "free", "fused": "epilogue"}[kind]
+    else:
+        bound = "compute" if compute >= link and compute > 0 else f"memory ({OFFCHIP})"
     launch = launches * prof.launch_cycles
     return LayerCost(name, op, kind, 0, 1, prof.cores, cycles + launch, compute,
                      {OFFCHIP: link} if nbytes else {},

@@ -74,7 +74,8 @@ def _host(node: Node | None, name: str, op: str, why: str, cost: LayerCost,
           prof: Profile, note: str = "") -> dict[str, Any]:
     """A layer that runs as host C in the staged code (where and why: the ``untiled``
     list), with its modelled cost as the chip would run it (targets/cost_stream.py)."""
-    d = dict(_node_fields(node, name, op), ran="host", why=why)
+    ran = "epilogue" if cost.unit == "fused" else "host"  # fused: in the product's kernel
+    d = dict(_node_fields(node, name, op), ran=ran, why=why)
     d.update(_stream_fields(cost, prof))
     return dict(d, note=note) if note else d
 

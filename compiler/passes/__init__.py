@@ -10,6 +10,7 @@ from compiler.passes import (  # noqa: F401  (registration)
     fold_affine,
     fold_batchnorm,
     fold_constants,
+    fuse_eltwise,
     fuse_epilogue,
     keep_in_l2,
     layout,
@@ -47,7 +48,7 @@ DEFAULT_PIPELINE: list[str] = [
 ]
 
 #: what an accelerator target runs after quantisation (each with the target's profile)
-TARGET_PIPELINE: list[str] = ["layout", "fold-layout", "keep-in-l2", "tile"]
+TARGET_PIPELINE: list[str] = ["layout", "fold-layout", "fuse-eltwise", "keep-in-l2", "tile"]
 #: what the host target runs after quantisation
 HOST_INT8_PIPELINE: list[str] = ["fuse-epilogue"]
 

@@ -262,8 +262,13 @@ ANNOTATIONS: dict[str, Attr] = {
     "tile": Attr("ints", [], "tile sizes (n, m, oh, ow, c) per buffer level, innermost first"),
     "tile_order": Attr("strs", [], "loop order per level (outer to inner), innermost first"),
     "tile_target": Attr("str", "", "the target the tiles were chosen for"),
-    "l2": Attr("strs", [], "operands (inputs, outputs) the chip's L2 holds between layers "
-               "instead of off-chip memory (pass keep-in-l2)"),
+    "l2": Attr("strs", [], "operands (inputs, epilogue, outputs) the chip's L2 holds between "
+               "layers instead of off-chip memory (pass keep-in-l2)"),
+    "epilogue": Attr("str", "", "on a staged product: the operand of the element-wise layer "
+                     "after it that its result feeds; that layer runs in this one's output "
+                     "stage (pass fuse-eltwise)"),
+    "fused": Attr("str", "", "'epilogue': this element-wise layer runs in the output stage of "
+                  "the layer before it, which computes its operand (pass fuse-eltwise)"),
 }
 
 

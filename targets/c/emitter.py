@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ir.errors import UnsupportedModelError
-from ir.graph import Node
+from ir.graph import Node, Value
 from ir.ops.registry import get_op
 from ir.types import DType, TensorType
 from targets.c.expr import Expr, Var, add, lift
@@ -233,6 +233,14 @@ class LayerCtx:
     def o(self, k: int = 0) -> str:
         """The C name of output ``k`` (which this marks as used)."""
         return self.operands.output(k)
+
+    def extra(self, v: Value, write: bool = False) -> str:
+        """The C name of a tensor outside the node's operands that the layer reads or
+        (``write``) writes: an element-wise layer run in this layer's epilogue."""
+        value = getattr(self.operands, "value", None)
+        if value is None:
+            raise self.fail("this layer's operands are bound; it cannot take a fused layer")
+        return value(v, write)
 
     def it(self, k: int | str) -> TensorType:
         v = self.node.inputs[self._index(k)]

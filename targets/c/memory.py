@@ -72,13 +72,16 @@ def plan_memory(
     nbytes_of: Callable[[Value], int] = lambda v: v.type.nbytes,
     body: bool = False,
     guard: int = 0,
+    written_before: Callable[[Node], bool] = lambda n: False,
 ) -> MemoryPlan:
     """Plan storage for ``graph``. ``inplace_ok(node)`` says if the op may write over its
     first same-shaped input; ``scratch_bytes(node)`` is the temporary space a layer needs;
     ``nbytes_of(value)`` its stored size (a padded layout stores more than its elements).
     ``body``: plan a region body (module docstring). ``guard``: bytes left free after every
     arena buffer, which the sanitizer build poisons (targets/c/guards.py), so an overflow
-    into the neighbouring buffer is caught."""
+    into the neighbouring buffer is caught. ``written_before(node)``: the node's outputs are
+    written by the node before it (an element-wise layer run in a product's epilogue), so
+    they are alive from there."""
     st: dict[int, Storage] = {}
     end = len(graph.nodes)
     for k, v in enumerate(graph.inputs):
@@ -109,7 +112,8 @@ def plan_memory(
         for v in node.outputs:
             k = out_index.get(id(v))
             s = Storage("output", k) if k is not None else Storage("arena")
-            s.nbytes, s.first, s.last, s.members = nbytes_of(v), i, i, [id(v)]
+            first = i - 1 if i and written_before(node) else i
+            s.nbytes, s.first, s.last, s.members = nbytes_of(v), first, i, [id(v)]
             st[id(v)] = s
         src = node.first_operand()
         if node.op in VIEW_OPS and src is not None:

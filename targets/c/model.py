@@ -316,6 +316,7 @@ class _Layers:
                                         default=0) if n.regions else
             (r.emitter(n).scratch or (lambda _n: 0))(n),
             nbytes_of=r.nbytes, body=body, guard=r.guard_bytes,
+            written_before=lambda n: n.attrs.get("fused") == "epilogue",
         )
         for i, n in enumerate(graph.nodes):
             for b in n.regions:
@@ -353,8 +354,9 @@ class _Layers:
             em = r.emitter(node)
             body = em.fn(ctx)
             if not body.strip():  # a view: its output is its input's bytes
-                calls.append(f"{indent}/* {node.op} {c_comment(repr(node.name))}: "
-                             "nothing to move */")
+                what = "computed in the epilogue of the layer before" \
+                    if node.attrs.get("fused") == "epilogue" else "nothing to move"
+                calls.append(f"{indent}/* {node.op} {c_comment(repr(node.name))}: {what} */")
                 self.layers.append(LayerInfo("", node.name, node.op, i in plan.inplace))
                 continue
             fn = self.names.claim(f"layer_{self.count:03d}", node.name or node.op)

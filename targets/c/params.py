@@ -48,6 +48,15 @@ class Params:
         self.outputs.add(id(v))
         return self._param(v)
 
+    def value(self, v: Value, written: bool = False) -> str:
+        """A tensor that is not one of the node's operands but that its layer reads or
+        (``written``) writes: an element-wise layer fused into this one's epilogue."""
+        if written:
+            self.outputs.add(id(v))
+        elif self.is_const(v):
+            return self.const_ref(v)
+        return self._param(v)
+
     def _param(self, v: Value) -> str:
         for k, w in enumerate(self.values):
             if w is v:
@@ -61,6 +70,8 @@ class Params:
         rank = {}
         for k, v in enumerate(order):
             rank.setdefault(id(v), k)
+        for k, v in enumerate(self.values):  # tensors of a fused layer: after the node's own
+            rank.setdefault(id(v), len(order) + k)
         return sorted(range(len(self.values)), key=lambda k: rank[id(self.values[k])])
 
     def finish(self, body: str, restrict: str,

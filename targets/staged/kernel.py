@@ -19,7 +19,7 @@ from ir.ops.qcommon import conv_multipliers, pool_multipliers, product_multiplie
 from ir.ops.qpool import window_counts
 from targets.c.emitter import c_type
 from targets.c.expr import Const, Expr, Var, at
-from targets.c.ops_quant_util import int_table
+from targets.c.ops_quant_util import clamp_bounds, epilogue_lut, int_table, requant_type
 from targets.c.stmt import guarded, reads
 from targets.c.wrap import comment_block
 from targets.staged.compute import (
@@ -30,6 +30,7 @@ from targets.staged.compute import (
     compute_pool,
     valid_extents,
 )
+from targets.staged.epilogue import epilogue_store
 from targets.staged.layer import Staged
 from targets.staged.nest import render
 from targets.staged.tiles import gen_inputs, gen_weights
@@ -37,14 +38,6 @@ from targets.staged.visits import Final, Walk, acc_idx, gen_outputs
 from targets.tiling.problem import C
 
 I32 = 2**31
-
-
-def _clamp_range(st: Staged) -> tuple[int, int]:
-    lo, hi = qmath.qrange(st.node.outputs[0].type.dtype)
-    a = st.node.attrs
-    if "act_min" in a:
-        lo, hi = max(lo, int(a["act_min"])), min(hi, int(a["act_max"]))
-    return lo, hi
 
 
 def _tables(name: str, values: np.ndarray, ctype: str) -> str:
@@ -63,7 +56,9 @@ def _per_channel(name: str, values: np.ndarray, ctype: str, tables: list[str]) -
 
 def body(st: Staged) -> str:
     node = st.node
-    x, y = node.first_operand(), node.outputs[0]  # x or a, whatever the op calls it
+    x = node.first_operand()  # x or a, whatever the op calls it
+    # the stored result: the fused element-wise layer's, when one runs in the epilogue
+    y = st.epi.node.outputs[0] if st.epi is not None else node.outputs[0]
     assert x is not None
     yct = c_type(y.type.dtype)
     tables: list[str] = []
@@ -79,7 +74,7 @@ def body(st: Staged) -> str:
     else:
         compute = compute_eltwise(st, yct)
         ops = 1
-    gen_outputs(st, yct, final)
+    gen_outputs(st, yct, final, epilogue_store if st.epi is not None else None)
     inner = [*ext_lines, *guarded(any_work(ext), [*compute, _count_macs(st, ext, ops)])]
     nest = render(st.nest, st.before, st.after, inner)
     head = comment_block([f"staged for {st.prof.name}: tiles {list(st.sched.tiles)} orders "
@@ -110,17 +105,21 @@ def _product(st: Staged, ext: dict[str, Expr], tables: list[str]) -> tuple[list[
         wsrc = st.ctx.i("b" if node.op == "QMatMul" else "w")
     gen_weights(st, wct, wsrc)
     zx = _zero_point(x)
+    # what the accumulators requantise to: the result, or the codes a table maps to it
+    rt = requant_type(st.ctx)
+    lut_decl, lut = epilogue_lut(st.ctx)
+    tables += lut_decl
     if st.kind == "matmul":
-        m0, shift = product_multiplier(x.type, w.type, y.type, "QMatMul")
+        m0, shift = product_multiplier(x.type, w.type, rt, "QMatMul")
     else:
-        m0, shift = conv_multipliers(x.type, w.type, y.type, node.op)
+        m0, shift = conv_multipliers(x.type, w.type, rt, node.op)
     m0c = _per_channel("st_m0", m0, "int32_t", tables)
     nc = _per_channel("st_n", shift + qmath.M0_BITS, "int8_t", tables)
     zwc = _per_channel("st_zw", np.asarray(w.type.quant.zero_point, np.int64), "int32_t",
                        tables)
     bias = st.ctx.i("b") if node.op != "QMatMul" and node.b is not None else None
-    lo, hi = _clamp_range(st)
-    zy = _zero_point(y)
+    lo, hi = clamp_bounds(st.ctx)
+    zy = int(rt.quant.zero_point[0]) if rt.quant is not None else 0
     _check_bounds(st, w, zx)
 
     def zw(m: Expr) -> Expr:
@@ -132,8 +131,10 @@ def _product(st: Staged, ext: dict[str, Expr], tables: list[str]) -> tuple[list[
         total = acc + at(bias, m, cast="int64_t") if bias else acc
         m0e = Const(m0c) if m0c is not None else at("st_m0", m)
         ne = Const(nc) if nc is not None else at("st_n", m)
-        return Var(f"qnnc_requant({total}, {m0e}, {ne}, {zy}, {lo}, {hi})",
-                   reads=frozenset(reads(total, m0e, ne)))
+        code = f"qnnc_requant({total}, {m0e}, {ne}, {zy}, {lo}, {hi})"
+        if lut is not None:  # the table is indexed by the code's stored byte
+            code = f"{lut}[(uint8_t)({code})]"
+        return Var(code, reads=frozenset(reads(total, m0e, ne)))
 
     return compute_macs(st, zx, zw, ext, wct), final
 

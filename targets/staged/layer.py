@@ -4,6 +4,7 @@ it accumulates (declarations, code at the top and bottom of each loop), plus its
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ir.graph import Node
 from targets.c.emitter import CodegenError, LayerCtx, plus
@@ -14,6 +15,9 @@ from targets.profiles.schema import Profile
 from targets.staged.nest import Nest, make_nest
 from targets.staged.views import Views, views
 from targets.tiling.problem import M, Problem
+
+if TYPE_CHECKING:
+    from targets.staged.epilogue import Epilogue
 
 I32 = 2**31
 
@@ -51,6 +55,8 @@ class Staged:
     row: str  # the layer's enumerator, its counter row
     counters: Counters
     layout_of: object
+    #: the element-wise layer run in this layer's epilogue (targets/staged/epilogue.py)
+    epi: Epilogue | None = None
 
     def __post_init__(self) -> None:
         self.nest: Nest = make_nest(self.prob, self.sched)

@@ -20,7 +20,9 @@ from targets.c.emitter import CodegenError, Emitter, LayerCtx, Renderer, emitter
 from targets.c.names import NameTable, c_comment, c_string
 from targets.c.wrap import wrap_lines
 from targets.cost import OFFCHIP, Schedule, overflow
+from targets.fusion import epilogue_operands, fused_consumer, fused_producer
 from targets.profiles.schema import Profile
+from targets.staged.epilogue import Epilogue
 from targets.staged.kernel import body
 from targets.staged.layer import Counters, Staged
 from targets.staged.support import staged_kind
@@ -87,6 +89,14 @@ class StagedRenderer(Renderer):
     def emitter(self, node: Node) -> Emitter:
         if id(node) in self.rows:
             return Emitter(self._staged)
+        if node.attrs.get("fused") == "epilogue":
+            assert self.graph is not None
+            if fused_producer(self.graph, node) is None or \
+                    id(fused_producer(self.graph, node)) not in self.rows:
+                raise CodegenError(f"node {node.name!r} ({node.op}): marked to run in the "
+                                   "epilogue of a staged layer before it, which has no tile "
+                                   "plan; re-run the fuse-eltwise and tile passes")
+            return Emitter(lambda ctx: "")  # the product before it computes this layer
         if node.op != "Relayout":
             stored = [v for v in list(node.inputs) + list(node.outputs)
                       if v is not None and self.layout_of(v)]
@@ -110,8 +120,19 @@ class StagedRenderer(Renderer):
                            f"{buf.name!r}, which has {buf.per_core_bytes} per core on "
                            f"{self.profile.name}; re-run the tile pass")
         st = Staged(ctx, node, kind, prob, sched, self.profile,
-                    self.rows[id(node)], self.counters, self.layout_of)
+                    self.rows[id(node)], self.counters, self.layout_of,
+                    self._epilogue(ctx, node))
         return body(st)
+
+    def _epilogue(self, ctx: LayerCtx, node: Node) -> Epilogue | None:
+        """The element-wise layer fused into ``node``'s epilogue, its tensors named."""
+        assert self.graph is not None
+        consumer = fused_consumer(self.graph, node)
+        if consumer is None:
+            return None
+        ops = tuple((v, ctx.extra(v)) for v in epilogue_operands(consumer, node))
+        return Epilogue(consumer, node.outputs[0], ops,
+                        ctx.extra(consumer.outputs[0], write=True))
 
     exports = ("qnnc_cnt", "qnnc_cnt_layer_names", "qnnc_cnt_col_names", "qnnc_cnt_reset",
                "qnnc_cnt_data", "qnnc_cnt_rows", "qnnc_cnt_cols", "qnnc_cnt_layer_name",

@@ -79,6 +79,8 @@ def staged_kind(node: Node) -> str | None:
 def host_reason(node: Node) -> str:
     """Why ``node`` runs as host C on an accelerator target rather than staged on the chip
     (the report's "where" of a layer the tile pass did not plan)."""
+    if node.attrs.get("fused") == "epilogue":
+        return "fused: runs in the epilogue of the staged layer before it"
     if node.regions:
         return "control flow: host C around its bodies"
     if node.op == "Relayout":

@@ -37,7 +37,7 @@ class Walk:
         return nested(self.heads, [*self.scope.decls(), *lines], scoped=True)
 
 
-def _walk(st: Staged, lv: int, tm: int | None = None) -> Walk:
+def walk(st: Staged, lv: int, tm: int | None = None) -> Walk:
     """A walk over the level-``lv`` output tile (``tm`` of its channels)."""
     bn, chb, toh, tow = o_box(st, lv)
     loops = [loop(v, n) for v, n in zip(("bn", "mi", "ohi", "owi"), (bn, tm or chb, toh, tow))]
@@ -48,7 +48,7 @@ def _walk(st: Staged, lv: int, tm: int | None = None) -> Walk:
     return Walk([h for h, _ in loops], rel, pos, sc)  # type: ignore[arg-type]
 
 
-def _valid(st: Staged, w: Walk) -> Cond:
+def valid_at(st: Staged, w: Walk) -> Cond:
     """The element at the walk's position is inside the output tensor."""
     s = st.prob.sizes
     return all_of(*(lt(e, s[d]) for e, d in zip(w.pos, (N, M, OH, OW))))
@@ -114,9 +114,16 @@ def _origins(st: Staged, lv: int, point: int) -> list[str]:
     return lines
 
 
-def gen_outputs(st: Staged, yct: str, final: Final) -> None:
+#: how a fused epilogue finishes a level-1 tile (targets/staged/epilogue.py): the statements
+#: given the walk, the product's value there, and where each result goes
+EpilogueFn = Callable[[Staged, Walk, Var, Callable[[Walk], Expr]], list[str]]
+
+
+def gen_outputs(st: Staged, yct: str, final: Final,
+                epilogue: EpilogueFn | None = None) -> None:
     """Visits of the output tiles. ``final`` is the finished value of the walk's accumulator
-    element (requantisation); kinds without accumulators store their level-1 region."""
+    element (requantisation); kinds without accumulators store their level-1 region.
+    ``epilogue``: the fused element-wise layer's code, which then writes the final values."""
     p = st.prob
     levels = staged_levels(st, "outputs")
     if 1 not in levels or len(levels) > 2:
@@ -129,7 +136,7 @@ def gen_outputs(st: Staged, yct: str, final: Final) -> None:
     vis = {lv: st.nest.visit_point(lv, _OUT_DIMS) for lv in levels}
     first = {lv: st.nest.first(lv, vis[lv]) for lv in levels}
     last = {lv: st.nest.last(lv, vis[lv]) for lv in levels}
-    out = st.ctx.o(0)
+    out = st.epi.out if st.epi is not None else st.ctx.o(0)  # fused: the epilogue's result
 
     def gm(w: Walk) -> Var:
         return at(out, st.v.y(*w.pos))
@@ -142,16 +149,16 @@ def gen_outputs(st: Staged, yct: str, final: Final) -> None:
         st.ptr(r2, "y2", ct2)
         link2 = st.link("outputs", 2)
         start2 = [*st.flip(r2, "y2", ct2), *_origins(st, 2, vis[2])]
-        w = _walk(st, 2)
-        y2, valid = at("y2", obox_idx(st, 2, w)), _valid(st, w)
-        write = [*w.body(_store(valid, gm(w), f"({yct}){y2}"), valid, gm(w), y2),
+        w = walk(st, 2)
+        y2, valid = at("y2", obox_idx(st, 2, w)), valid_at(st, w)
+        write = [*w.body(store_if(valid, gm(w), f"({yct}){y2}"), valid, gm(w), y2),
                  st.count(link2, nbox[2] * p.out_bytes)]
         end2 = if_else(last[2], write, [])
         if first[2] is not True:
             if ct2 != "int32_t":
                 raise st.fail("internal: partial sums would pass through an 8-bit region")
             st.decl.append(_part_decl(st, 2))
-            w, v = _walk(st, 2), _walk(st, 2)
+            w, v = walk(st, 2), walk(st, 2)
             refill = [*w.body([f"{at('y2', obox_idx(st, 2, w))} = {_part(st, 2, w)};"],
                               obox_idx(st, 2, w), _part(st, 2, w)),
                       st.count(link2, nbox[2] * p.acc_bytes)]
@@ -166,9 +173,9 @@ def gen_outputs(st: Staged, yct: str, final: Final) -> None:
         assert out1 is not None and r2 is None
         st.ptr(out1, "o1", yct)
         st.at(st.before, vis[1], [*st.flip(out1, "o1", yct), *_origins(st, 1, vis[1])])
-        w = _walk(st, 1, t1m)
-        o1, valid = at("o1", obox_idx(st, 1, w)), _valid(st, w)
-        st.at(st.after, vis[1], [*w.body(_store(valid, gm(w), str(o1)), valid, gm(w), o1),
+        w = walk(st, 1, t1m)
+        o1, valid = at("o1", obox_idx(st, 1, w)), valid_at(st, w)
+        st.at(st.after, vis[1], [*w.body(store_if(valid, gm(w), str(o1)), valid, gm(w), o1),
                                  st.count(link1, nbox[1] * p.out_bytes)])
         return
     st.ptr(acc, "acc1", "int32_t")
@@ -189,7 +196,7 @@ def gen_outputs(st: Staged, yct: str, final: Final) -> None:
             raise st.fail("internal: partial sums would pass through an 8-bit region")
         if r2 is None:
             st.decl.append(_part_decl(st, 1))
-        w = _walk(st, 1, t1m)
+        w = walk(st, 1, t1m)
         a = at("acc1", acc_idx(st, w.rel))
         refill = [*w.body([f"{a} = {dest_part(w)};"], a, dest_part(w)),
                   st.count(link1, nbox[1] * p.acc_bytes)]
@@ -197,22 +204,24 @@ def gen_outputs(st: Staged, yct: str, final: Final) -> None:
     else:
         start1.append(zero)
     st.at(st.before, vis[1], start1)
-    w = _walk(st, 1, t1m)
+    w = walk(st, 1, t1m)
     value = final(w)
-    if out1 is not None:  # through the level-1 output buffer
+    if epilogue is not None:  # through the epilogue in the vector buffer
+        store = epilogue(st, w, value, dest_final)
+    elif out1 is not None:  # through the level-1 output buffer
         o1 = at("o1", obox_idx(st, 1, w))
-        valid = _valid(st, w)
+        valid = valid_at(st, w)
         put = f"({yct})({value})" if valid is True else f"({valid}) ? ({yct})({value}) : 0"
-        v = _walk(st, 1, t1m)
-        o1v, valid_v = at("o1", obox_idx(st, 1, v)), _valid(st, v)
+        v = walk(st, 1, t1m)
+        o1v, valid_v = at("o1", obox_idx(st, 1, v)), valid_at(st, v)
         store = [*w.body([f"{o1} = {put};"], o1, value, valid),
-                 *v.body(_store(valid_v, dest_final(v), str(o1v)), valid_v, dest_final(v), o1v)]
+                 *v.body(store_if(valid_v, dest_final(v), str(o1v)), valid_v, dest_final(v), o1v)]
     else:
-        valid = _valid(st, w)
-        store = w.body(_store(valid, dest_final(w), str(value)), valid, dest_final(w), value)
+        valid = valid_at(st, w)
+        store = w.body(store_if(valid, dest_final(w), str(value)), valid, dest_final(w), value)
     write1 = [*store, st.count(link1, nbox[1] * p.out_bytes)]
     if first[1] is not True:
-        w = _walk(st, 1, t1m)
+        w = walk(st, 1, t1m)
         a = at("acc1", acc_idx(st, w.rel))
         spill = [*w.body([f"{dest_part(w)} = {a};"], a, dest_part(w)),
                  st.count(link1, nbox[1] * p.acc_bytes)]
@@ -223,7 +232,7 @@ def gen_outputs(st: Staged, yct: str, final: Final) -> None:
         st.at(st.after, vis[2], end2)
 
 
-def _store(valid: Cond, dest: Expr, value: str) -> list[str]:
+def store_if(valid: Cond, dest: Expr, value: str) -> list[str]:
     """``dest = value;`` where the element is inside the tensor."""
     if valid is False:
         return []

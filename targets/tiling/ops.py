@@ -14,8 +14,10 @@ from __future__ import annotations
 import math
 
 from ir.graph import Graph, Node
+from ir.ops.cost import rule_of
 from ir.ops.registry import OPS
 from ir.types import TensorType
+from targets.fusion import epilogue_operands, fused_consumer, fused_producer
 from targets.profiles.schema import Profile
 from targets.tiling.problem import Problem
 from targets.tiling.search import TilingError
@@ -39,10 +41,10 @@ def _dtype_key(t: TensorType, precision: str) -> str:
 
 def problem_of(graph: Graph, node: Node, prof: Profile,
                precision: str = "int8") -> Problem | None:
-    """The tiling problem of ``node``, or None if the op is not tiled (reshapes, softmax...)."""
-    del graph
+    """The tiling problem of ``node``, or None if the op is not tiled (reshapes, softmax...)
+    or runs in the epilogue of the layer before it (targets/fusion.py)."""
     kind = tiled_kind(node.op)
-    if kind is None or not node.outputs:
+    if kind is None or not node.outputs or fused_producer(graph, node) is not None:
         return None
     first = node.first_operand()  # the streamed activation
     if first is None:
@@ -53,6 +55,7 @@ def problem_of(graph: Graph, node: Node, prof: Profile,
         "name": name, "op": node.op, "in_bytes": _bytes(x, precision),
         "out_bytes": _bytes(y, precision), "dtype": _dtype_key(x, precision),
         "resident": tuple(str(r) for r in node.attrs.get("l2", ())),
+        **_epilogue(graph, node),
     }
     if common["dtype"] not in prof.matrix.macs_per_cycle and kind in ("conv", "matmul"):
         raise TilingError(f"layer {name!r} ({node.op}): target {prof.name!r} has no "
@@ -66,6 +69,17 @@ def problem_of(graph: Graph, node: Node, prof: Profile,
     if kind == "pool":
         return _pool(node, x, y, common)
     return _elementwise(node, y, common)
+
+
+def _epilogue(graph: Graph, node: Node) -> dict[str, int]:
+    """The Problem fields of the element-wise layer fused into ``node``'s epilogue."""
+    consumer = fused_consumer(graph, node)
+    if consumer is None:
+        return {}
+    out = consumer.outputs[0].type.size
+    ops = max(1, -(-int(rule_of(consumer)(consumer)[1]) // max(out, 1)))
+    return {"epilogue_ops": ops,
+            "epilogue_inputs": len(epilogue_operands(consumer, node))}
 
 
 def _hw(shape: tuple[int, ...]) -> tuple[int, int]:

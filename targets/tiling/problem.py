@@ -67,6 +67,10 @@ class Problem:
     dtype: str = "i8"
     #: operands the chip's L2 holds between layers (their outermost moves cross the L2 link)
     resident: tuple[str, ...] = ()
+    #: an element-wise layer run in this one's epilogue (targets/fusion.py): its vector ops
+    #: per output element (0: none) and its other streamed operands, each the output's size
+    epilogue_ops: int = 0
+    epilogue_inputs: int = 0
 
     # -- geometry ---------------------------------------------------------------------
     def span(self, t: int, axis: int) -> int:
@@ -126,6 +130,10 @@ class Problem:
         e = self.out_bytes if elem is None else elem
         return t[N] * pad(t[M], cb) * t[OH] * t[OW] * e
 
+    def epilogue_bytes(self, t: Tile, prof: Profile) -> int:
+        """One output tile of each operand the epilogue loads (8-bit, channels padded)."""
+        return self.epilogue_inputs * self.output_bytes(t, prof, 1)
+
     # -- work ---------------------------------------------------------------------------
     def tile_work(self, t: Tile, prof: Profile) -> float:
         """Cycles of one core's compute unit for one level-1 tile (padded to the block)."""
@@ -136,6 +144,14 @@ class Problem:
         macs = (pad(t[N] * t[OH] * t[OW], m0) * pad(t[M], n0) * pad(t[C], k0)
                 * self.kernel[0] * self.kernel[1])
         return macs / prof.matrix.macs_per_cycle[self.dtype]
+
+    def epilogue_work(self, t: Tile, prof: Profile) -> float:
+        """Cycles of the vector unit running the epilogue on one level-1 output tile (the
+        whole box, padded channels included, as the generated code runs it)."""
+        if not self.epilogue_ops:
+            return 0.0
+        elems = self.output_bytes(t, prof, 1) * self.epilogue_ops
+        return elems / prof.vector.elems_per_cycle(1)
 
     def compulsory_bytes(self) -> int:
         """Each input, weight and output moved once, unpadded: the floor of off-chip traffic
@@ -148,7 +164,8 @@ class Problem:
             w = (n if self.weights_batched else 1) * m * c * self.kernel[0] * self.kernel[1]
             w *= self.w_bytes
         y = n * m * oh * ow * self.out_bytes
-        return (0 if "inputs" in self.resident else x) + w + (
+        e = 0 if "epilogue" in self.resident else self.epilogue_inputs * n * m * oh * ow
+        return (0 if "inputs" in self.resident else x) + w + e + (
             0 if "outputs" in self.resident else y)
 
     def dims_of(self, operand: str) -> frozenset[int]:
@@ -157,7 +174,7 @@ class Problem:
             return frozenset((N, OH, OW, C) + ((M,) if self.inputs_depend_on_m else ()))
         if operand == "weights":
             return frozenset((M, C) + ((N,) if self.weights_batched else ()))
-        return frozenset((N, M, OH, OW))
+        return frozenset((N, M, OH, OW))  # outputs, and the epilogue's operands
 
     @property
     def operands(self) -> tuple[str, ...]:

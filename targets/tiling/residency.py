@@ -13,9 +13,12 @@ same way, once, before tiling:
   writes it to the last layer that reads it; one that would overflow the L2 at its writer is
   dropped, and the readers' constraint applied again.
 
-The result marks each staged layer's ``inputs`` and/or ``outputs`` operand as L2-resident;
-its moves at the outermost level then cross the L2 link instead of the off-chip one, in the
-cost model and in the staged C's counters alike.
+The result marks each staged layer's ``inputs``, ``epilogue`` and/or ``outputs`` operand as
+L2-resident; its moves at the outermost level then cross the L2 link instead of the off-chip
+one, in the cost model and in the staged C's counters alike. A product with an element-wise
+layer in its epilogue (targets/fusion.py) is one staged layer with three operands: its own
+inputs, the element-wise layer's other operands (``epilogue``) and the element-wise layer's
+result (``outputs``); its own result never leaves the chip, so it takes no L2 space.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import math
 
 from ir.graph import Graph, Node, Value
+from targets.fusion import epilogue_operands, fused_consumer, fused_producer
 from targets.profiles.schema import Profile
 from targets.staged.support import staged_kind
 
@@ -30,6 +34,26 @@ from targets.staged.support import staged_kind
 def _streamed(node: Node) -> list[Value]:
     """The activation operands of a staged layer (constants stay with the weights)."""
     return [v for v in node.inputs if v is not None and v.data is None]
+
+
+def _groups(graph: Graph, node: Node) -> dict[str, list[Value]]:
+    """A staged layer's streamed operands by role (``inputs``, ``epilogue``), each read as
+    one operand; an element-wise layer fused into the layer before has none of its own."""
+    if fused_producer(graph, node) is not None:
+        return {}
+    consumer = fused_consumer(graph, node)
+    if consumer is None:
+        return {"inputs": _streamed(node)}
+    return {"inputs": _streamed(node),
+            "epilogue": [v for v in epilogue_operands(consumer, node) if v.data is None]}
+
+
+def _result(graph: Graph, node: Node) -> Value | None:
+    """What a staged layer stores: its result, or its fused element-wise layer's."""
+    if len(node.outputs) != 1 or fused_producer(graph, node) is not None:
+        return None
+    consumer = fused_consumer(graph, node)
+    return (consumer or node).outputs[0]
 
 
 def _padded_bytes(v: Value, prof: Profile) -> int:
@@ -49,16 +73,17 @@ def choose_resident(graph: Graph, prof: Profile) -> dict[int, tuple[str, ...]]:
     users = graph.users()
     outputs = {id(v) for v in graph.outputs}
     position = {id(n): i for i, n in enumerate(graph.nodes)}
+    groups = {id(n): _groups(graph, n) for n in graph.nodes if id(n) in staged}
     cand: dict[int, Value] = {}
     for n in graph.nodes:
-        if id(n) not in staged or len(n.outputs) != 1:
+        v = _result(graph, n) if id(n) in staged else None
+        if v is None:
             continue
-        v = n.outputs[0]
         readers = users.get(id(v), [])
         if readers and id(v) not in outputs and all(id(r) in staged for r in readers):
             cand[id(v)] = v
     while True:
-        _drop_mixed_readers(graph, staged, cand)
+        _drop_mixed_readers(groups, cand)
         over = _first_overflow(graph, cand, users, position, prof)
         if over is None:
             break
@@ -67,27 +92,28 @@ def choose_resident(graph: Graph, prof: Profile) -> dict[int, tuple[str, ...]]:
     for n in graph.nodes:
         if id(n) not in staged:
             continue
-        ins = _streamed(n)
-        roles = (("inputs",) if ins and all(id(v) in cand for v in ins) else ()) + (
-            ("outputs",) if len(n.outputs) == 1 and id(n.outputs[0]) in cand else ())
+        roles = tuple(role for role, vs in groups[id(n)].items()
+                      if vs and all(id(v) in cand for v in vs))
+        result = _result(graph, n)
+        if result is not None and id(result) in cand:
+            roles += ("outputs",)
         if roles:
             out[id(n)] = roles
     return out
 
 
-def _drop_mixed_readers(graph: Graph, staged: set[int], cand: dict[int, Value]) -> None:
+def _drop_mixed_readers(groups: dict[int, dict[str, list[Value]]],
+                        cand: dict[int, Value]) -> None:
     changed = True
     while changed:
         changed = False
-        for n in graph.nodes:
-            if id(n) not in staged:
-                continue
-            ins = _streamed(n)
-            inside = [v for v in ins if id(v) in cand]
-            if inside and len(inside) < len(ins):
-                for v in inside:
-                    del cand[id(v)]
-                changed = True
+        for roles in groups.values():
+            for ins in roles.values():
+                inside = [v for v in ins if id(v) in cand]
+                if inside and len(inside) < len(ins):
+                    for v in inside:
+                        del cand[id(v)]
+                    changed = True
 
 
 def _first_overflow(graph: Graph, cand: dict[int, Value], users: dict[int, list[Node]],

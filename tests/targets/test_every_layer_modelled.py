@@ -44,11 +44,16 @@ def check_every_layer_modelled(graph: Graph, data: dict) -> None:
     top = [d for d in rows if not d.get("note", "").startswith("counted in ")]
     assert sorted(d["name"] for d in top) == sorted(layer_keys(graph).values())
     assert sorted(data["order"]) == sorted(d["name"] for d in rows)
+    staged = {d["name"] for d in data["layers"]}
+    order = data["order"]
     for d in rows:
         assert isinstance(d.get("cycles"), float) and np.isfinite(d["cycles"]), d["name"]
         assert d["cycles"] >= 0 and d["unit"] in (
-            "matrix", "vector", "dma", "view", "control"), d["name"]
-        if d["unit"] != "view":  # every kernel pays the profile's launch cost
+            "matrix", "vector", "dma", "view", "control", "fused"), d["name"]
+        if d["unit"] == "fused":  # costed in the staged product before it, which it follows
+            assert order[order.index(d["name"]) - 1] in staged, d["name"]
+            assert d["cycles"] == 0 and d["launch_cycles"] == 0 and d["ran"] == "epilogue"
+        elif d["unit"] != "view":  # every kernel pays the profile's launch cost
             assert d["launch_cycles"] > 0 or "/" in d["name"], d["name"]
     assert data["model"]["cycles"] == pytest.approx(sum(d["cycles"] for d in top))
 
