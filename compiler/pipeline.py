@@ -3,8 +3,9 @@ with the compile's own data handed to the passes that take it.
 
 The default is the target-independent clean-up (compiler.passes.DEFAULT_PIPELINE), then
 ``equalize`` when asked, then ``quantize`` for INT8, then ``fuse-epilogue`` for the host or
-``layout,fold-layout,fuse-eltwise,keep-in-l2,tile`` for an accelerator target. ``qnnc compile --print-pipeline``
-prints it for the options given, in text a user can edit and pass back with ``--pipeline``.
+``layout,fold-layout,fuse-eltwise,keep-in-l2,tile`` for an accelerator target.
+``qnnc compile --print-pipeline`` prints it for the options given, in text a user can edit
+and pass back with ``--pipeline``.
 
 The quantisation flags (--calib-method, --skip-layers, ...) set the options of the
 pipeline's quantize pass, a user's pipeline included; a pipeline text that sets the same

@@ -27,8 +27,7 @@ CLEANUP = ("lower-qdq,fold-constants,fold-batchnorm,fold-affine,dce,recognize-ge
      + ',quantize{method=mse per-channel=false skip-layers=conv1,"x y"}'),
     (["--calib", "CALIB", "--target", "ascend910b"],
      CLEANUP + ",quantize,layout{target=ascend910b},fold-layout,fuse-eltwise{target=ascend910b},"
-     "keep-in-l2{target=ascend910b},
-     "tile{target=ascend910b}"),
+     "keep-in-l2{target=ascend910b},tile{target=ascend910b}"),
 ])
 def test_print_pipeline_shows_what_the_options_run(tiny: Path, capsys: pytest.CaptureFixture,
                                                    flags: list[str], want: str) -> None:
