@@ -33,6 +33,7 @@ from typing import Any
 from ir.graph import Graph, Node, Value
 from targets.cost import OFFCHIP, LayerCost, model_cost, roofline
 from targets.cost_stream import stream_cost
+from targets.fusion import epilogue_operands, fused_producer
 from targets.profiles.schema import Profile
 from targets.staged.support import host_reason
 from targets.tables import _cell, table
@@ -102,6 +103,20 @@ def _bodies(node: Node, prefix: str, prof: Profile) -> list[dict[str, Any]]:
                              note=f"counted in {prefix}"))
             out += _bodies(n, name, prof)
     return out
+
+
+def _mark_epilogues(graph: Graph, keys: dict[int, str], layers: list[dict[str, Any]],
+                    untiled: list[dict[str, Any]]) -> None:
+    """Name, on each staged layer and the element-wise layer in its epilogue, the other."""
+    rows = {d["name"]: d for d in layers + untiled}
+    for node in graph.nodes:
+        prod = fused_producer(graph, node)
+        if prod is None or keys[id(prod)] not in rows or keys[id(node)] not in rows:
+            continue
+        staged, fused = rows[keys[id(prod)]], rows[keys[id(node)]]
+        staged["epilogue"] = {"name": keys[id(node)], "op": node.op,
+                              "operands": len(epilogue_operands(node, prod))}
+        fused["in_epilogue_of"] = keys[id(prod)]
 
 
 def _graph_position(graph: Graph) -> Any:
@@ -227,6 +242,7 @@ def report_data(graph: Graph, plans: TilePlans, prof: Profile,
             untiled.append(_host(node, k, node.op, host_reason(node), cost, prof))
             untiled += _bodies(node, k, prof)
     layers += [_layer(None, p, prof, counters) for p in plans if p.node not in seen]
+    _mark_epilogues(graph, keys, layers, untiled)
     gone = [k for k in plans.untiled if k not in by_key]
     if gone:
         raise ValueError(f"tile plans name layers this graph does not have: {gone}")
@@ -326,8 +342,11 @@ def _head(data: dict[str, Any]) -> list[str]:
                  f"{_size(m['compulsory_bytes'])}B"
                  + (f" ({ratio:.2f}x)" if ratio is not None else ""), "    ")
     views = sum(1 for u in data["untiled"] if u.get("unit") == "view")
+    fused = sum(1 for u in data["untiled"] if u.get("unit") == "fused")
     out += _wrap(f"  every layer modelled: {m['tiled_layers']} staged on the chip as tiled "
-                 f"kernels, {m['untiled_layers']} around them (data movement at the off-chip "
+                 + (f"kernels ({fused} with an element-wise layer in their epilogue), "
+                    if fused else "kernels, ")
+                 + f"{m['untiled_layers'] - fused} around them (data movement at the off-chip "
                  f"bandwidth, element-wise work on the vector units; {views} views, free)",
                  "    ")
     if t.get("launch_us"):
@@ -361,7 +380,8 @@ def _time_table(data: dict[str, Any]) -> list[str]:
                              if c["agree"] is False else "not measured")]
                            if with_counters else []))
     return [*_wrap("every layer: modelled time and off-chip traffic (unit: matrix or vector "
-                   "for tiled kernels; dma, vector, view or control around them; %: share of "
+                   "for tiled kernels; dma, vector, view or control around them; fused: in the "
+                   "epilogue of the staged layer above it; %: share of "
                    "the model's time; bound by: compute, or the link that limits)", ""),
             table(headers, rows, right=(3, 4, 5, 6), max_width=REPORT_WIDTH)]
 
@@ -383,6 +403,11 @@ def _detail(d: dict[str, Any]) -> list[str]:
     out += _wrap(f"    {d['cycles']:.0f} cycles; off-chip {_size(d['offchip_bytes'])}B"
                  + (f" = {x:.2f}x the compulsory {_size(d['compulsory_bytes'])}B"
                     if x is not None else ""), "      ")
+    if d.get("epilogue"):
+        e = d["epilogue"]
+        out += _wrap(f"    epilogue: {e['name']} ({e['op']}) runs on each finished tile in the "
+                     f"vector buffer ({e['operands']} other operand(s) loaded per tile); only "
+                     "its result goes to memory", "      ")
     if d.get("counters") is not None:
         out += _wrap(f"    counters {_counter_text(d)}", "      ")
     return out
@@ -401,10 +426,14 @@ def report_text(data: dict[str, Any]) -> str:
         parts.append("no layers staged on the chip")
     if data["untiled"]:
         parts += ["", *_wrap(f"layers around the tiled kernels ({len(data['untiled'])}; host C "
-                             "in the staged code, modelled as the chip would stream them):",
-                             "")]
+                             "in the staged code, modelled as the chip would stream them, or "
+                             "run in a staged layer's epilogue):", "")]
         for u in data["untiled"]:
             outs = _dims(u["outputs"][0] if u["outputs"] else None)
+            if u.get("in_epilogue_of"):
+                parts += _wrap(f"- {u['name']} ({u['op']}): {outs}, on the chip in the epilogue "
+                               f"of {u['in_epilogue_of']}", "    ")
+                continue
             parts += _wrap(f"- {u['name']} ({u['op']}): {outs}, host: {u['why']}"
                            + (f" ({u['note']})" if u.get("note") else ""), "    ")
     if data.get("unmatched_counters"):
