@@ -28,6 +28,7 @@ from benchmarks.common import format_table
 from compiler.examples import build_example
 from compiler.modelled import model_only
 from targets.cost import model_cost
+from targets.profiles import load_target
 from targets.profiles.published import PUBLISHED, Published, split_fixed
 
 
@@ -43,13 +44,15 @@ def batched_resnet50() -> onnx.ModelProto:
     return model
 
 
-def modelled_ms(model: onnx.ModelProto, target: str, batch: int) -> tuple[float, int]:
-    """qnnc's modelled latency (ms) of ``model`` at ``batch`` on ``target``, and its layers."""
+def modelled_ms(model: onnx.ModelProto, target: str, batch: int) -> tuple[float, int, float]:
+    """qnnc's modelled latency (ms) of ``model`` at ``batch`` on ``target``, its layers, and
+    the matrix unit's multiply-accumulates per image."""
     name = model.graph.input[0].name
     shape = (batch, 3, 224, 224)
     sample = {name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
     graph, plans, prof = model_only(model, target, [sample], {name: shape})
-    return model_cost(plans, prof).seconds * 1e3, len(graph.nodes)
+    mc = model_cost(plans, prof)
+    return mc.seconds * 1e3, len(graph.nodes), mc.matrix_macs / batch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     model = batched_resnet50()
     wanted = args.targets.split(",")
-    rows, sources, splits = [], {}, []
+    rows, sources, splits, marginal = [], {}, [], []
     start = time.perf_counter()
     for target in wanted:
         figures = [p for p in PUBLISHED if p.target == target]
@@ -67,11 +70,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no published figures for {target}", file=sys.stderr)
             return 1
         ours: dict[int, float] = {}
+        macs = 0.0
         for p in figures:
-            ms, layers = modelled_ms(model, target, p.batch)
+            ms, layers, macs = modelled_ms(model, target, p.batch)
             ours[p.batch] = ms
             rows.append(_row(p, ms, layers))
             sources[p.source] = p.device
+        # the time an image's MACs take at the chip's rated INT8 peak
+        floor_us = 2 * macs / (load_target(target).int8_tops * 1e12) * 1e6
+        pub = {p.batch: p.ms_per_batch for p in figures}
+        sizes = sorted(ours)
+        for b1, b2 in zip(sizes, sizes[1:]):
+            dp = (pub[b2] - pub[b1]) / (b2 - b1) * 1e3
+            dq = (ours[b2] - ours[b1]) / (b2 - b1) * 1e3
+            note = "below the peak-compute floor" if dp < floor_us else ""
+            marginal.append([target, f"{b1}->{b2}", f"{dp:.1f}", f"{dq:.1f}",
+                             f"{dq / dp:.2f}" if dp > 0 else "-", f"{floor_us:.1f}", note])
         small, large = min(ours), max(ours)
         fixed, per_image = split_fixed(target, small, large)
         our_per = (ours[large] - ours[small]) / (large - small)
@@ -87,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     print("each side's time split into fixed + batch x per-image (from its two batch sizes):")
     print(format_table(["target", "batches", "published fixed us", "qnnc fixed us",
                         "published us/image", "qnnc us/image", "per-image ratio"], splits))
+    print()
+    print("the time one more image adds, between consecutive published batch sizes (a figure "
+          "below\nthe floor - the image's MACs at the chip's rated peak - is no single-chip "
+          "time to model):")
+    print(format_table(["target", "batches", "published us/image", "qnnc us/image",
+                        "ratio", "peak floor us", "note"], marginal))
     print()
     print("sources:")
     for src, device in sources.items():

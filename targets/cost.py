@@ -14,9 +14,14 @@ Model (one definition, used by the tiler's search and by the reports):
   MAC array's block, at the profile's rate), its off-chip bytes (at the chip bandwidth shared
   by the active cores) and its on-chip bytes per buffer (at that buffer's fill rate; 0 = not
   modelled). Transfers into a double-buffered buffer overlap compute (max); the others add.
+- Every tile moved over an outer link (off-chip, or the L2) is one transfer, which also pays
+  the link's ``setup_bytes`` (a DMA descriptor's fixed cost, as bytes at the link's rate):
+  in its time, not in the bytes counted.
 - Steps are spread over the cores: latency = sum of step times x ceil(S / cores) / S, plus
   the profile's per-kernel launch cost (``launch_us``: launching the layer's kernel and
-  synchronising after it).
+  synchronising after it). The pipeline's fill and drain (a first step's loads, a last
+  step's write, which no compute overlaps) are not modelled: they favour many small steps
+  per core, which the tile search does not reach reliably yet.
 - An operand the L2 holds between layers (``Problem.resident``) crosses the L2 link instead
   of the off-chip one at the outermost level: at the L2's bandwidth where the profile gives
   one, overlapped with compute; free where none is published.
@@ -294,7 +299,7 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
                 r = visits / distinct if reduce_split else 1.0
                 avg = (prob.out_bytes + 2 * (r - 1) * prob.acc_bytes) / r
                 per = float(prob.output_bytes(t, prof, 1)) * avg
-            flows.append((link, buf, dims, per, inner))
+            flows.append((link, buf, dims, per, inner, op))
     if prob.epilogue_ops:
         # the epilogue's operands: one level-1 output tile each, loaded once per finished
         # tile (the last of its visits), into the vector buffer
@@ -303,7 +308,18 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
         visits, distinct = _loads(all_loops, out_dims), _distinct(all_loops, out_dims)
         per = float(prob.epilogue_bytes(sched.tiles[0], prof)) * distinct / visits
         inner = [x for level in reversed(loops[: nl - 1]) for x in level]
-        flows.append((outer_link(prob, prof, "epilogue"), vb, out_dims, per, inner))
+        flows.append((outer_link(prob, prof, "epilogue"), vb, out_dims, per, inner, "epilogue"))
+
+    # one tile moved over an outer link is one transfer, which also pays the link's setup
+    setup = {OFFCHIP: prof.offchip.setup_bytes}
+    if l2_name is not None and prof.l2 is not None:
+        setup[l2_name] = prof.l2.setup_bytes
+
+    def link_time(link: str, nbytes: float) -> float:
+        """Cycles of ``nbytes`` (setups included) over an outer link, one core's share."""
+        if link == OFFCHIP:
+            return nbytes / off_bw
+        return nbytes / l2_bw if link == l2_name and l2_bw else 0.0
 
     classes: list[StepClass] = []
     counts = [(-1, 1)]
@@ -311,10 +327,12 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
     for p, (_, n) in enumerate(top):
         counts.append((p, prefix * (n - 1)))
         prefix *= n
+    setups: dict[str, float] = {}  # per outer link: the setups' bytes over all steps
     for adv, count in counts:
         nbytes: dict[str, float] = {}
+        extra: dict[str, float] = {}  # per outer link: the setups' bytes of one step
         off = {True: 0.0, False: 0.0}  # off-chip bytes into ping-pong / single buffers
-        for link, buf, dims, per, inner in flows:
+        for link, buf, dims, per, inner, _ in flows:
             if any(n > 1 and d in dims for d, n in inner):
                 k = _loads(inner, dims)
             else:
@@ -323,13 +341,18 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
             if not k:
                 continue
             nbytes[link] = nbytes.get(link, 0.0) + k * per
+            cost = k * (per + setup.get(link, 0.0))
+            if link in setup:
+                extra[link] = extra.get(link, 0.0) + k * setup[link]
             if link == OFFCHIP:
-                off[buf.double_buffered] += k * per
+                off[buf.double_buffered] += cost
         overlap = [compute, off[True] / off_bw]
         serial = off[False] / off_bw
+        for name, nb in extra.items():
+            setups[name] = setups.get(name, 0.0) + count * nb
         for name, nb in nbytes.items():
             if name == l2_name:  # transfers from the L2 overlap compute, as off-chip ones do
-                overlap.append(nb / l2_bw if l2_bw else 0.0)
+                overlap.append(link_time(name, nb + extra.get(name, 0.0)))
                 continue
             b = prof.buffer(name) if name != OFFCHIP else None
             if b is not None and b.fill_bytes_per_cycle > 0:
@@ -344,9 +367,8 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
     for c in classes:
         for k, v in c.bytes.items():
             totals[k] = totals.get(k, 0.0) + c.count * v
-    link_cycles = {k: (v / l2_bw if l2_bw else 0.0) if k == l2_name else
-                   v / (off_bw if k == OFFCHIP else
-                        (prof.buffer(k).fill_bytes_per_cycle or float("inf")))
+    link_cycles = {k: link_time(k, v + setups.get(k, 0.0)) if k in setup else
+                   v / (prof.buffer(k).fill_bytes_per_cycle or float("inf"))
                    for k, v in totals.items()}
     compute_total = compute * steps
     worst = max(link_cycles.items(), key=lambda kv: kv[1], default=("", 0.0))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from targets.profiles.published import launch_estimate_us, launch_source
+from targets.profiles.transfers import SETUP_BYTES, setup_source
 
 KiB = 1024
 _INI = "CANN Ascend310P3.ini"
@@ -44,6 +45,7 @@ DATA: dict[str, Any] = {
         "name": "LPDDR4X",
         "bytes": {"value": 24 * KiB**3, "source": "assumed: 24 GiB card (not in docs/targets.md)"},
         "bandwidth": {"value": 204e9, "source": "docs/targets.md: about 204 GB/s per chip"},
+        "setup_bytes": {"value": SETUP_BYTES, "source": setup_source('')},
     },
     "l2": {
         "name": "L2",

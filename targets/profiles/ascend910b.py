@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from targets.profiles.published import launch_estimate_us, launch_source
+from targets.profiles.transfers import SETUP_BYTES, setup_source
 
 KiB = 1024
 _INI = "CANN Ascend910B2.ini"
@@ -54,6 +55,7 @@ DATA: dict[str, Any] = {
         "bytes": {"value": 64 * KiB**3, "source": f"{_INI}: HBM 64 GiB"},
         "bandwidth": {"value": 1.6e12, "source": "estimate 1.5-1.6 TB/s (no official "
                       "datasheet figure; docs/targets.md)"},
+        "setup_bytes": {"value": SETUP_BYTES, "source": setup_source('')},
     },
     "l2": {
         "name": "L2",

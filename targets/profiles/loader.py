@@ -175,11 +175,12 @@ def profile_from_data(data: dict[str, Any], *, default_source: str | None = None
 
 
 def _memory(r: _Reader, t: dict[str, Any], where: str) -> Memory:
-    r.only(t, {"name", "bytes", "bandwidth"}, where)
+    r.only(t, {"name", "bytes", "bandwidth", "setup_bytes"}, where)
     src: dict[str, str] = {}
     return Memory(r.take(t, "name", str, where, None, default=where),
                   r.take(t, "bytes", int, where, src),
-                  r.take(t, "bandwidth", float, where, src), src)
+                  r.take(t, "bandwidth", float, where, src),
+                  r.take(t, "setup_bytes", float, where, src, default=0.0), src)
 
 
 _BUF_DEFAULTS = {"shared_by": 1, "double_buffered": False, "fill_bytes_per_cycle": 0.0}
@@ -299,5 +300,8 @@ def profile_to_data(p: Profile) -> dict[str, Any]:
 
 
 def _mem_data(m: Memory, fig: Callable[[Any, dict[str, str], str], Any]) -> dict[str, Any]:
-    return {"name": m.name, "bytes": fig(m.bytes, m.sources, "bytes"),
+    data = {"name": m.name, "bytes": fig(m.bytes, m.sources, "bytes"),
             "bandwidth": fig(m.bandwidth, m.sources, "bandwidth")}
+    if m.setup_bytes:
+        data["setup_bytes"] = fig(m.setup_bytes, m.sources, "setup_bytes")
+    return data

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from targets.profiles.published import launch_estimate_us, launch_source
+from targets.profiles.transfers import SETUP_BYTES, setup_source
 
 KiB = 1024
 _BANG = "BANG C developer guide (MLU370, arch 372)"
@@ -57,6 +58,8 @@ DATA: dict[str, Any] = {
         "name": "LPDDR5",
         "bytes": {"value": 48 * KiB**3, "source": "MLU370-X8 product page: 48 GB LPDDR5"},
         "bandwidth": {"value": 614.4e9, "source": "MLU370-X8 product page: 614.4 GB/s"},
+        "setup_bytes": {"value": SETUP_BYTES,
+                        "source": setup_source("assumed the same on the MLU370 (none published)")},
     },
     "buffers": [
         {"name": "NRAM", "roles": ["inputs", "outputs", "accumulators", "vector"], "level": 1,

@@ -90,6 +90,9 @@ class Memory:
     name: str
     bytes: int
     bandwidth: float  # bytes per second
+    #: the fixed cost of one transfer (one tile's DMA descriptor), as the bytes the link
+    #: would move in that time: a transfer of b bytes takes (b + setup_bytes) / bandwidth
+    setup_bytes: float = 0.0
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -199,6 +202,10 @@ def validate(p: Profile) -> Profile:
     positive("vector.units", p.vector.units)
     positive("offchip.bandwidth", p.offchip.bandwidth)
     positive("offchip.bytes", p.offchip.bytes)
+    for mem in (p.offchip, p.l2):
+        if mem is not None and not mem.setup_bytes >= 0:
+            raise bad("setup_bytes", f"must be >= 0 (0: no per-transfer cost), got "
+                      f"{mem.setup_bytes}")
     if p.l2 is not None:
         positive("l2.bytes", p.l2.bytes)
         if p.l2.bandwidth < 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from targets.profiles.published import launch_estimate_us, launch_source
+from targets.profiles.transfers import SETUP_BYTES, setup_source
 
 KiB = 1024
 
@@ -51,6 +52,8 @@ DATA: dict[str, Any] = {
         "bytes": {"value": 8 * KiB**3, "source": "assumed: 8 GiB"},
         "bandwidth": {"value": 34.1e9, "source": "assumed: 2 x 32-bit LPDDR4X-4266 "
                       "(docs/targets.md: tens of GB/s)"},
+        "setup_bytes": {"value": SETUP_BYTES,
+                        "source": setup_source("assumed the same on Thinker II (none published)")},
     },
     "buffers": [
         {"name": "ABUF", "roles": ["inputs", "outputs", "vector"], "level": 1,

@@ -241,7 +241,10 @@ def _neighbours(prob: Problem, sched: costs.Schedule,
                 continue
             i = vals.index(tiles[lv][d])
             moves = {vals[j] for j in (i - 1, i + 1) if 0 <= j < len(vals)}
-            moves |= {v for v in (tiles[lv][d] * 2, tiles[lv][d] // 2) if v in vals}
+            # halving or quartering in one move: spreading a layer over more cores can pay
+            # only after two halvings (ceil(steps / cores) rounds), past a local optimum
+            moves |= {v for k in (2, 4) for v in (tiles[lv][d] * k, tiles[lv][d] // k)
+                      if v in vals}
             for v in moves:
                 new = list(tiles)
                 for k in range(lv, nl):  # outer levels equal to this one move along

@@ -27,6 +27,9 @@ from tests.targets.fakes import conv_graph, matmul_graph, tiny_data, two_level_d
 PROFILES = all_builtin()
 TINY = profile_from_data(tiny_data(), default_source="test")
 TINY2 = profile_from_data(two_level_data(), default_source="test")
+#: tiny2 whose transfers each pay a fixed setup (worth 24 bytes at the link's rate)
+TINY2_SETUP = profile_from_data({**two_level_data(), "offchip": {
+    **two_level_data()["offchip"], "setup_bytes": 24.0}}, default_source="test")
 
 
 def test_hand_checked_matmul() -> None:
@@ -113,7 +116,8 @@ def _brute_force(prob, prof, sched):  # noqa: ANN001, ANN202
             nb[link] += b
             totals[link] += b
             if link == costs.OFFCHIP:
-                off[buf.double_buffered] += b
+                setup = prof.offchip.setup_bytes  # every load is a transfer, with its setup
+                off[buf.double_buffered] += b + loads[s][f] * setup
         overlap, serial = [compute, off[True] / off_bw], off[False] / off_bw
         for name, b in nb.items():
             if name != costs.OFFCHIP and prof.buffer(name).fill_bytes_per_cycle:
@@ -126,7 +130,8 @@ def _brute_force(prob, prof, sched):  # noqa: ANN001, ANN202
 
 
 @pytest.mark.parametrize("order", TOP_ORDERS)
-@pytest.mark.parametrize("prof", [TINY, TINY2], ids=["tiny", "tiny2"])
+@pytest.mark.parametrize("prof", [TINY, TINY2, TINY2_SETUP],
+                         ids=["tiny", "tiny2", "tiny2-setup"])
 def test_totals_are_sums_over_tiles(prof, order) -> None:  # noqa: ANN001
     g, node = conv_graph(1, 8, 9, 7, 12, 3, pad=1)
     prob = problem_of(g, node, prof)
