@@ -61,6 +61,9 @@ def _details(p: Profile) -> str:
         if m is not None:
             fig(f"{m.name} bytes", m.bytes, m.sources.get("bytes"))
             fig(f"{m.name} bandwidth B/s", f"{m.bandwidth:g}", m.sources.get("bandwidth"))
+            if m.setup_bytes:
+                fig(f"{m.name} setup (bytes/transfer)", f"{m.setup_bytes:g}",
+                    m.sources.get("setup_bytes"))
     for b in sorted(p.buffers, key=lambda b: b.level):
         share = f", shared by {b.shared_by}" if b.shared_by > 1 else ""
         fig(f"L{b.level} {b.name} bytes", b.bytes, b.sources.get("bytes"))

@@ -134,3 +134,14 @@ def test_round_trip_through_json(tmp_path) -> None:  # noqa: ANN001
         f.write_text(json.dumps(profile_to_data(p)))
         q = load_target(str(f))
         assert profile_to_data(q) == profile_to_data(p)
+
+
+def test_a_transfer_setup_is_optional_sourced_and_never_negative() -> None:
+    data = profile_to_data(builtin_profile("ascend910b"))
+    setup = data["offchip"]["setup_bytes"]
+    assert setup["value"] > 0 and "16 KB" in setup["source"]
+    del data["offchip"]["setup_bytes"]
+    assert profile_from_data(data, default_source="user file").offchip.setup_bytes == 0.0
+    data["offchip"]["setup_bytes"] = -5.0
+    with pytest.raises(ValueError, match="setup_bytes"):
+        profile_from_data(data, default_source="user file")
