@@ -6,9 +6,12 @@ pooling, 4-D elementwise ops; see targets/staged/support.py) wants its activatio
 profile's activation layout (NC1HWC0:32 on Ascend, NHWC:64 on MLU370, ...), and stores its
 output the same way (``layout`` annotation); a convolution on the matrix unit also reads its
 weights in the profile's weight layout (``weight_layout``: FRACTAL_Z on Ascend). Every other
-layer wants plain tensors. Where a value's layout differs from what its reader wants, a
-Relayout node converts it (one per value and layout, shared by all readers); graph outputs are
-converted back to plain and keep their names.
+layer wants plain tensors, and so does an element-wise layer that narrows the graph's own
+inputs or widens into its outputs (a Quantize of the f32 image, a Dequantize of a score map:
+targets/staged/support.stays_plain), so that the conversion moves 8-bit codes. Where a
+value's layout differs from what its reader wants, a Relayout node converts it (one per value
+and layout, shared by all readers); graph outputs are converted back to plain and keep their
+names.
 
 ``fold-layout`` removes Relayouts that cancel: one whose input is already stored in the
 wanted layout, and the first of two in a row (x -> A -> B is x -> B).
@@ -25,7 +28,7 @@ from ir import layouts
 from ir.build import make_node
 from ir.graph import Graph, Node, Value
 from targets.profiles import Profile
-from targets.staged.support import FEATURE_MAP_KINDS, staged_kind
+from targets.staged.support import FEATURE_MAP_KINDS, staged_kind, stays_plain
 
 
 def layout_names(prof: object) -> tuple[str, str]:
@@ -72,9 +75,11 @@ def assign_layouts(graph: Graph, act: str, weight: str) -> Graph:
             converted[key] = out
         return converted[key]
 
+    inputs, outputs = {id(v) for v in graph.inputs}, {id(v) for v in graph.outputs}
     for node in old_nodes:
         kind = staged_kind(node)
-        fm = act and kind in FEATURE_MAP_KINDS and node.outputs[0].type.rank == 4
+        fm = act and kind in FEATURE_MAP_KINDS and node.outputs[0].type.rank == 4 and \
+            not stays_plain(node, inputs, outputs)
         for k, v in enumerate(node.inputs):
             if v is None or v.data is not None:
                 continue

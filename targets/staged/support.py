@@ -76,6 +76,25 @@ def staged_kind(node: Node) -> str | None:
     return None
 
 
+def stays_plain(node: Node, graph_inputs: set[int], graph_outputs: set[int]) -> bool:
+    """An element-wise layer that narrows the graph's own inputs (a Quantize of an f32 image
+    to 8-bit codes), or widens into the graph's outputs (a Dequantize of a score map), runs
+    in plain layout: the conversion from or to the chip's blocked layout then moves its
+    narrow side, a fraction of the bytes, and a 3-channel image is padded to the channel
+    block on the narrow side only. ``graph_inputs`` / ``graph_outputs``: the ids of the
+    graph's input and output values."""
+    if staged_kind(node) != "eltwise4d":
+        return False
+    ins = [v for v in node.inputs if v is not None and v.data is None]
+    if not ins:
+        return False
+    widest = max(v.type.dtype.np.itemsize for v in ins)
+    out = node.outputs[0]
+    narrows = all(id(v) in graph_inputs for v in ins) and out.type.dtype.np.itemsize < widest
+    widens = id(out) in graph_outputs and out.type.dtype.np.itemsize > widest
+    return narrows or widens
+
+
 def host_reason(node: Node) -> str:
     """Why ``node`` runs as host C on an accelerator target rather than staged on the chip
     (the report's "where" of a layer the tile pass did not plan)."""

@@ -57,7 +57,7 @@ def x_box(st: Staged, lv: int) -> tuple[int, int, int, int, int, int]:
     g = geometry(st)
     gb = groups_touched(p.sizes[M], g.per_group, t[M]) if p.inputs_depend_on_m else 1
     tc = t[C]
-    ch = pad(gb * tc, st.prof.layout.channel_block)
+    ch = pad(gb * tc, p.block(st.prof))
     return t[N], gb, tc, ch, p.span(t[OH], 0), p.span(t[OW], 1)
 
 

@@ -18,7 +18,7 @@ _OUT_DIMS = frozenset((N, M, OH, OW))
 
 def o_box(st: Staged, lv: int) -> tuple[int, int, int, int]:
     t = st.nest.tile(lv)
-    return t[N], pad(t[M], st.prof.layout.channel_block), t[OH], t[OW]
+    return t[N], pad(t[M], st.prob.block(st.prof)), t[OH], t[OW]
 
 
 @dataclass

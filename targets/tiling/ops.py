@@ -19,6 +19,7 @@ from ir.ops.registry import OPS
 from ir.types import TensorType
 from targets.fusion import epilogue_operands, fused_consumer, fused_producer
 from targets.profiles.schema import Profile
+from targets.staged.support import stays_plain
 from targets.tiling.problem import Problem
 from targets.tiling.search import TilingError
 
@@ -68,7 +69,7 @@ def problem_of(graph: Graph, node: Node, prof: Profile,
         return _matmul(node, x, None if w is None else w.type, y, common, precision)
     if kind == "pool":
         return _pool(node, x, y, common)
-    return _elementwise(node, y, common)
+    return _elementwise(node, y, common, graph)
 
 
 def _epilogue(graph: Graph, node: Node) -> dict[str, int]:
@@ -154,7 +155,8 @@ def _pool(node: Node, x: TensorType, y: TensorType, common: dict) -> Problem | N
                    acc_bytes=0, ops_per_output=kern[0] * kern[1], **common)
 
 
-def _elementwise(node: Node, y: TensorType, common: dict) -> Problem | None:
+def _elementwise(node: Node, y: TensorType, common: dict,
+                 graph: Graph | None = None) -> Problem | None:
     shape = y.shape
     if not shape:
         return None
@@ -164,5 +166,8 @@ def _elementwise(node: Node, y: TensorType, common: dict) -> Problem | None:
     # streamed operands: the full-size activations (constants such as a LUT stay resident)
     full = [v for v in node.inputs
             if v is not None and v.data is None and v.type.size == y.size]
+    plain = graph is not None and stays_plain(node, {id(v) for v in graph.inputs},
+                                              {id(v) for v in graph.outputs})
     return Problem(unit="vector", sizes=(n, ch, rows, 1, 1), in_hw=(rows, 1),
-                   n_inputs=max(1, len(full)), has_weights=False, acc_bytes=0, **common)
+                   n_inputs=max(1, len(full)), has_weights=False, acc_bytes=0, plain=plain,
+                   **common)

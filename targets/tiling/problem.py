@@ -71,6 +71,12 @@ class Problem:
     #: per output element (0: none) and its other streamed operands, each the output's size
     epilogue_ops: int = 0
     epilogue_inputs: int = 0
+    #: a vector problem on plain (unblocked) tensors: channels are not padded
+    plain: bool = False
+
+    def block(self, prof: Profile) -> int:
+        """The channel padding of the layer's stored activations."""
+        return 1 if self.plain else prof.layout.channel_block
 
     # -- geometry ---------------------------------------------------------------------
     def span(self, t: int, axis: int) -> int:
@@ -102,7 +108,7 @@ class Problem:
 
     # -- footprints (bytes of one tile, layout padding included) -----------------------
     def input_bytes(self, t: Tile, prof: Profile) -> int:
-        cb = prof.layout.channel_block
+        cb = self.block(prof)
         ch = pad(self.in_chans(t[M], t[C]), cb)
         return (self.n_inputs * t[N] * ch * self.span(t[OH], 0) * self.span(t[OW], 1)
                 * self.in_bytes)
@@ -126,7 +132,7 @@ class Problem:
         return pad(t[N] * t[OH] * t[OW], m0) * pad(t[M], n0) * self.acc_bytes
 
     def output_bytes(self, t: Tile, prof: Profile, elem: int | None = None) -> int:
-        cb = prof.layout.channel_block
+        cb = self.block(prof)
         e = self.out_bytes if elem is None else elem
         return t[N] * pad(t[M], cb) * t[OH] * t[OW] * e
 

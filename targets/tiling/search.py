@@ -51,7 +51,7 @@ def _multiples(size: int, unit: int) -> tuple[int, ...]:
 
 def units(prob: Problem, prof: Profile) -> Tile:
     if prob.unit == "vector":
-        return (1, prof.layout.channel_block if not prob.has_weights else 1, 1, 1, 1)
+        return (1, prob.block(prof) if not prob.has_weights else 1, 1, 1, 1)
     _, k0, n0 = prof.matrix.block[prob.dtype]
     return (1, n0, 1, 1, k0)
 
