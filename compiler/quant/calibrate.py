@@ -11,7 +11,10 @@ squashes into one — keep their raw observed range (:func:`raw_range_values`): 
 are the signal (the winning logit of a classifier or a language model, a detector's most
 confident box), and a method that clips rare values saturates exactly those. On the trained
 llama example this alone takes greedy INT8 tokens equal to f32 from 28/96 to 60/96 with
-percentile calibration.
+percentile calibration. So do the state inputs a recurrent model's caller feeds back (a
+float input shaped like a float output): on the two trained Silero VAD models, 8 clips, the
+share of chunks whose speech decision agrees with f32 went from 0.937 to 0.952 and from
+0.955 to 0.971 with percentile calibration.
 
 Example::
 
@@ -54,9 +57,15 @@ SQUASHING_OPS = frozenset({"Sigmoid", "Softmax", "LogSoftmax", "Tanh"})
 
 def raw_range_values(graph: Graph) -> set[str]:
     """Names of the tensors calibrated to their raw (min, max) whatever the method: the
-    graph's outputs, and the input of a Sigmoid/Softmax/LogSoftmax/Tanh that produces one."""
+    graph's outputs, the input of a Sigmoid/Softmax/LogSoftmax/Tanh that produces one, and
+    every float input shaped like a float output — a recurrent state the caller feeds back
+    (Silero VAD's ``state`` in, ``stateN`` out), which then enters with the range it left
+    with instead of being clipped on every call."""
     outs = {id(v) for v in graph.outputs}
     names = {v.name for v in graph.outputs}
+    out_shapes = {tuple(v.type.shape) for v in graph.outputs if v.type.dtype.is_float}
+    names |= {v.name for v in graph.inputs
+              if v.type.dtype.is_float and tuple(v.type.shape) in out_shapes}
     for n in graph.nodes:
         if n.op in SQUASHING_OPS and any(id(v) in outs for v in n.outputs):
             x = n.first_operand()
