@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compiler.errors import QnncError
+from compiler.quant.float_sandwich import keep_float_sandwiches
 from ir import qmath
 from ir.build import make_node
 from ir.graph import Graph, Node, Value, sources_of
@@ -246,6 +247,7 @@ class CalibrationContext:
                 self.g.rename(f, v.name)
             outs.append(f)
         self.g.outputs = outs
+        keep_float_sandwiches(self.g)  # integer ops left between float ones
         self.g.prune_constants()
         return self.g
 
