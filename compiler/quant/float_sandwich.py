@@ -55,7 +55,7 @@ def keep_float_sandwiches(graph: Graph) -> int:
                 graph.release_name(v.name)
         fop = FLOAT_OF[node.op]
         same = tuple(node.sources) == ((fop, node.name),)  # nothing to tell in loc(...)
-        new = make_node(graph, fop, [q.inputs[0] for q in quants], {}, name=node.name,
+        new = make_node(graph, fop, [q.operand("x") for q in quants], {}, name=node.name,
                         append=False, out_names=[name], sources=() if same else node.sources)
         graph.nodes.insert(at, new)
         for r in readers:
