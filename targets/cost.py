@@ -299,7 +299,7 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
                 r = visits / distinct if reduce_split else 1.0
                 avg = (prob.out_bytes + 2 * (r - 1) * prob.acc_bytes) / r
                 per = float(prob.output_bytes(t, prof, 1)) * avg
-            flows.append((link, buf, dims, per, inner, op))
+            flows.append((link, buf, dims, per, inner))
     if prob.epilogue_ops:
         # the epilogue's operands: one level-1 output tile each, loaded once per finished
         # tile (the last of its visits), into the vector buffer
@@ -308,7 +308,7 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
         visits, distinct = _loads(all_loops, out_dims), _distinct(all_loops, out_dims)
         per = float(prob.epilogue_bytes(sched.tiles[0], prof)) * distinct / visits
         inner = [x for level in reversed(loops[: nl - 1]) for x in level]
-        flows.append((outer_link(prob, prof, "epilogue"), vb, out_dims, per, inner, "epilogue"))
+        flows.append((outer_link(prob, prof, "epilogue"), vb, out_dims, per, inner))
 
     # one tile moved over an outer link is one transfer, which also pays the link's setup
     setup = {OFFCHIP: prof.offchip.setup_bytes}
@@ -332,7 +332,7 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
         nbytes: dict[str, float] = {}
         extra: dict[str, float] = {}  # per outer link: the setups' bytes of one step
         off = {True: 0.0, False: 0.0}  # off-chip bytes into ping-pong / single buffers
-        for link, buf, dims, per, inner, _ in flows:
+        for link, buf, dims, per, inner in flows:
             if any(n > 1 and d in dims for d, n in inner):
                 k = _loads(inner, dims)
             else:

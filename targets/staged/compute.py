@@ -149,20 +149,30 @@ def compute_pool(st: Staged, zx: int, yct: str, ext: dict[str, Expr],
     return nested([h for h, _ in loops], body, scoped=True)
 
 
+def eltwise_over_box(st: Staged, node: Node, e: int, inputs: list[str],
+                     output: str) -> tuple[list[str], Bound]:
+    """The body of element-wise ``node``'s own host emitter run over a box of ``e``
+    elements: operand k bound to the C pointer ``inputs[k]``, its result to ``output``.
+    Returns the lines and the binding (which inputs the body reads)."""
+    ins = [Value(f"t{k}", v.type.with_shape((e,))) if v is not None else None
+           for k, v in enumerate(node.inputs)]
+    y = node.outputs[0]
+    vnode = Node(node.op, ins, [Value("ty", y.type.with_shape((e,)))],  # type: ignore
+                 dict(node.attrs), node.name)
+    em = emitter_for(vnode)
+    if em.scratch is not None:
+        raise st.fail(f"the element-wise layer {node.name!r} ({node.op}) needs scratch "
+                      "space; not staged")
+    bound = Bound(inputs, [output])
+    return em.fn(LayerCtx(vnode, st.ctx.renderer, st.ctx.weights, bound)).splitlines(), bound
+
+
 def compute_eltwise(st: Staged, yct: str) -> list[str]:
     """Elementwise tile: the op's own host emitter, run over the whole box."""
     bn, _, _, ch, sh, sw = x_box(st, 1)
     e = bn * ch * sh * sw
-    ins = [Value(f"t{k}", v.type.with_shape((e,))) if v is not None else None
-           for k, v in enumerate(st.node.inputs)]
-    y = st.node.outputs[0]
-    vnode = Node(st.node.op, ins, [Value("ty", y.type.with_shape((e,)))],  # type: ignore
-                 dict(st.node.attrs), st.node.name)
-    em = emitter_for(vnode)
-    if em.scratch is not None:
-        raise st.fail("this elementwise op needs scratch space; not staged")
+    body, bound = eltwise_over_box(st, st.node, e,
+                                   [f"tile_in{k}" for k in range(len(st.node.inputs))], "o1")
     xct = c_type(st.node.first_operand().type.dtype)  # type: ignore[union-attr]
-    bound = Bound([f"tile_in{k}" for k in range(len(ins))], ["o1"])
-    body = em.fn(LayerCtx(vnode, st.ctx.renderer, st.ctx.weights, bound))
     head = [f"const {xct} *{bound.inputs[k]} = {plus('x1', k * e)};" for k in sorted(bound.asked)]
-    return ["{", *("  " + ln for ln in head), *("  " + ln for ln in body.splitlines()), "}"]
+    return ["{", *("  " + ln for ln in head), *("  " + ln for ln in body), "}"]

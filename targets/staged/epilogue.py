@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ir.graph import Node, Value
-from targets.c.emitter import Bound, LayerCtx, c_type, emitter_for
+from targets.c.emitter import c_type
 from targets.c.expr import Expr, Var, at
 from targets.cost import outer_link
+from targets.staged.compute import eltwise_over_box
 from targets.staged.layer import Staged
 from targets.staged.visits import Walk, o_box, obox_idx, store_if, valid_at, walk
 from targets.tiling.problem import M
@@ -75,17 +76,10 @@ def epilogue_store(st: Staged, w: Walk, value: Var,
         lines.append(st.count(link, nbox))
         inputs[id(v)] = ptr
     # the element-wise layer's own code over the box
-    node = epi.node
-    ins = [Value(f"t{k}", v.type.with_shape((nbox,))) if v is not None else None
-           for k, v in enumerate(node.inputs)]
-    vnode = Node(node.op, ins, [Value("ty", node.outputs[0].type.with_shape((nbox,)))],  # type: ignore[arg-type]
-                 dict(node.attrs), node.name)
-    em = emitter_for(vnode)
-    if em.scratch is not None:
-        raise st.fail(f"the fused layer {node.name!r} ({node.op}) needs scratch space")
-    names = ["ep_y" if v is epi.y else inputs[id(v)] for v in node.inputs if v is not None]
-    body = em.fn(LayerCtx(vnode, st.ctx.renderer, st.ctx.weights, Bound(names, ["ep_o"])))
-    lines += ["{", *("  " + ln for ln in body.splitlines()), "}"]
+    names = ["" if v is None else "ep_y" if v is epi.y else inputs[id(v)]
+             for v in epi.node.inputs]
+    body, _ = eltwise_over_box(st, epi.node, nbox, names, "ep_o")
+    lines += ["{", *("  " + ln for ln in body), "}"]
     # the result, on to the next level or memory
     r = walk(st, 1, st.nest.tile(1)[M])
     ok = valid_at(st, r)

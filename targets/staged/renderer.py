@@ -91,8 +91,8 @@ class StagedRenderer(Renderer):
             return Emitter(self._staged)
         if node.attrs.get("fused") == "epilogue":
             assert self.graph is not None
-            if fused_producer(self.graph, node) is None or \
-                    id(fused_producer(self.graph, node)) not in self.rows:
+            product = fused_producer(self.graph, node)
+            if product is None or id(product) not in self.rows:
                 raise CodegenError(f"node {node.name!r} ({node.op}): marked to run in the "
                                    "epilogue of a staged layer before it, which has no tile "
                                    "plan; re-run the fuse-eltwise and tile passes")
