@@ -19,9 +19,12 @@ Model (one definition, used by the tiler's search and by the reports):
   in its time, not in the bytes counted.
 - Steps are spread over the cores: latency = sum of step times x ceil(S / cores) / S, plus
   the profile's per-kernel launch cost (``launch_us``: launching the layer's kernel and
-  synchronising after it). The pipeline's fill and drain (a first step's loads, a last
-  step's write, which no compute overlaps) are not modelled: they favour many small steps
-  per core, which the tile search does not reach reliably yet.
+  synchronising after it), plus the pipeline's fill and drain: a core's first step loads
+  before any compute starts and its last step writes after all of it, so
+  ``min(step compute, first step's loads + last step's writes)`` over the outer links is
+  exposed (compute-bound: the transfers; transfer-bound: one step's compute, which is then
+  what no transfer hides; one step: loads + compute + writes, exactly). Only transfers that
+  overlap compute count here; single-buffered ones already add to their step's time.
 - An operand the L2 holds between layers (``Problem.resident``) crosses the L2 link instead
   of the off-chip one at the outermost level: at the L2's bandwidth where the profile gives
   one, overlapped with compute; free where none is published.
@@ -201,6 +204,7 @@ class LayerCost:
     bound: str
     classes: list[StepClass] = field(default_factory=list)
     launch_cycles: float = 0.0  # the profile's per-kernel launch cost, included in cycles
+    fill_drain_cycles: float = 0.0  # the pipeline's fill and drain, included in cycles
 
     @property
     def offchip_bytes(self) -> float:
@@ -299,7 +303,7 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
                 r = visits / distinct if reduce_split else 1.0
                 avg = (prob.out_bytes + 2 * (r - 1) * prob.acc_bytes) / r
                 per = float(prob.output_bytes(t, prof, 1)) * avg
-            flows.append((link, buf, dims, per, inner))
+            flows.append((op, link, buf, dims, per, inner))
     if prob.epilogue_ops:
         # the epilogue's operands: one level-1 output tile each, loaded once per finished
         # tile (the last of its visits), into the vector buffer
@@ -308,7 +312,7 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
         visits, distinct = _loads(all_loops, out_dims), _distinct(all_loops, out_dims)
         per = float(prob.epilogue_bytes(sched.tiles[0], prof)) * distinct / visits
         inner = [x for level in reversed(loops[: nl - 1]) for x in level]
-        flows.append((outer_link(prob, prof, "epilogue"), vb, out_dims, per, inner))
+        flows.append(("epilogue", outer_link(prob, prof, "epilogue"), vb, out_dims, per, inner))
 
     # one tile moved over an outer link is one transfer, which also pays the link's setup
     setup = {OFFCHIP: prof.offchip.setup_bytes}
@@ -328,11 +332,12 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
         counts.append((p, prefix * (n - 1)))
         prefix *= n
     setups: dict[str, float] = {}  # per outer link: the setups' bytes over all steps
+    edge = {"fill": 0.0, "drain": 0.0}  # the first step's loads, the last one's writes
     for adv, count in counts:
         nbytes: dict[str, float] = {}
         extra: dict[str, float] = {}  # per outer link: the setups' bytes of one step
         off = {True: 0.0, False: 0.0}  # off-chip bytes into ping-pong / single buffers
-        for link, buf, dims, per, inner in flows:
+        for op, link, buf, dims, per, inner in flows:
             if any(n > 1 and d in dims for d, n in inner):
                 k = _loads(inner, dims)
             else:
@@ -346,6 +351,10 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
                 extra[link] = extra.get(link, 0.0) + k * setup[link]
             if link == OFFCHIP:
                 off[buf.double_buffered] += cost
+            if adv == -1 and link in setup and (buf.double_buffered or link != OFFCHIP):
+                # only transfers that overlap compute (ping-pong, or from the L2) leave a
+                # pipeline to fill and drain; the others already add to their step
+                edge["drain" if op == "outputs" else "fill"] += link_time(link, cost)
         overlap = [compute, off[True] / off_bw]
         serial = off[False] / off_bw
         for name, nb in extra.items():
@@ -373,10 +382,14 @@ def evaluate_steps(prob: Problem, prof: Profile, sched: Schedule) -> LayerCost:
     compute_total = compute * steps
     worst = max(link_cycles.items(), key=lambda kv: kv[1], default=("", 0.0))
     bound = "compute" if compute_total >= worst[1] else f"memory ({worst[0]})"
-    cycles = total_time * cdiv(steps, cores) / steps
+    # each core's pipeline fills (its first step's loads before any compute) and drains (its
+    # last step's writes after all of it): what no compute hides, at most one step's compute
+    # when the transfers dominate (then one step's compute is what no transfer hides)
+    fill_drain = min(compute, edge["fill"] + edge["drain"])
+    cycles = total_time * cdiv(steps, cores) / steps + fill_drain
     return LayerCost(prob.name, prob.op, prob.unit, prob.macs, steps, cores, cycles,
                      compute_total, link_cycles, totals, prob.compulsory_bytes(), bound,
-                     classes)
+                     classes, fill_drain_cycles=fill_drain)
 
 
 # -- per model ---------------------------------------------------------------------------

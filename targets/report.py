@@ -190,6 +190,7 @@ def _layer(node: Node | None, plan: TilePlan, prof: Profile,
         "achieved_tops": ops / secs / 1e12 if secs else 0.0,
         "bound": c.bound,
         "launch_cycles": float(c.launch_cycles),
+        "fill_drain_cycles": float(c.fill_drain_cycles),
         "bound_kind": kind,
         "bound_link": link.strip("()") or None,
     })
@@ -261,6 +262,7 @@ def report_data(graph: Graph, plans: TilePlans, prof: Profile,
             "intensity": mc.intensity if mc.offchip_bytes else None,
             "bound": "memory" if mc.intensity < ridge else "compute",
             "tiled_layers": len(layers), "untiled_layers": len(untiled),
+            "fill_drain_us": sum(p.cost.fill_drain_cycles for p in plans) / prof.clock_hz * 1e6,
             "roofline": roofline(mc, prof),
         },
         "layers": layers,
@@ -352,6 +354,10 @@ def _head(data: dict[str, Any]) -> list[str]:
     if t.get("launch_us"):
         out += _wrap(f"  each kernel also pays {t['launch_us']:g} us to launch and synchronise "
                      f"({t['launch_source']})", "    ")
+    if m.get("fill_drain_us"):
+        out += _wrap(f"  the tiled kernels' pipelines fill and drain for "
+                     f"{m['fill_drain_us']:.1f} us in all (a core's first loads and last "
+                     "writes, which no compute hides)", "    ")
     if "counters_agree" in m:
         verdict = {True: "agree with the model", False: "DIFFER from the model",
                    None: "not measured"}[m["counters_agree"]]
@@ -568,8 +574,9 @@ def roofline_html(data: dict[str, Any]) -> str:
         "p{max-width:60em}</style></head><body>",
         f"<h1>Roofline of {esc(title)}</h1>",
         f"<p>{esc(m['roofline'])}</p>",
-        f"<p>{len(layers)} layers staged on the chip plotted; {m['untiled_layers']} layers ran "
-        "on the host side and are not modelled (report.txt says why). The "
+        f"<p>{len(layers)} layers staged on the chip as tiled kernels plotted; the other "
+        f"{m['untiled_layers']} (data movement, element-wise work on the vector units, views) "
+        "are in the modelled total but not plotted (report.txt lists them). The "
         f"{min(ROOFLINE_LABELS, len(layers))} slowest layers are named; hover over any point "
         "for its figures.</p>",
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

@@ -224,13 +224,13 @@ def _outer_tiles(prob: Problem, prof: Profile, inner: tuple[Tile, ...],
     return out
 
 
-def _neighbours(prob: Problem, sched: costs.Schedule,
-                grid1: list[list[int]]) -> list[costs.Schedule]:
-    """Schedules one step away: one dim of one level to its next smaller or larger
-    candidate (outer levels stay multiples of the inner tile), or another loop order."""
-    out: list[costs.Schedule] = []
-    tiles, nl = sched.tiles, len(sched.tiles)
-    for lv in range(nl):
+def _moves(prob: Problem, sched: costs.Schedule, grid1: list[list[int]],
+           far: bool = True) -> list[tuple[int, int, int]]:
+    """Single tile moves ``(level, dim, new size)``: one dim of one level to its next smaller
+    or larger candidate, or (``far``) halved/doubled or quartered/quadrupled."""
+    out: list[tuple[int, int, int]] = []
+    tiles = sched.tiles
+    for lv in range(len(tiles)):
         for d in range(5):
             if lv == 0:
                 vals = grid1[d]
@@ -243,40 +243,79 @@ def _neighbours(prob: Problem, sched: costs.Schedule,
             moves = {vals[j] for j in (i - 1, i + 1) if 0 <= j < len(vals)}
             # halving or quartering in one move: spreading a layer over more cores can pay
             # only after two halvings (ceil(steps / cores) rounds), past a local optimum
-            moves |= {v for k in (2, 4) for v in (tiles[lv][d] * k, tiles[lv][d] // k)
-                      if v in vals}
-            for v in moves:
-                new = list(tiles)
-                for k in range(lv, nl):  # outer levels equal to this one move along
-                    if k == lv or tiles[k][d] == tiles[lv][d]:
-                        t = list(new[k])
-                        t[d] = v
-                        new[k] = tuple(t)  # type: ignore[assignment]
-                ok = all(new[k][e] <= new[k + 1][e] and new[k + 1][e] % new[k][e] == 0
-                         for k in range(nl - 1) for e in range(5))
-                if ok:
-                    out.append(costs.Schedule(tuple(new), sched.orders))
+            if far:
+                moves |= {v for k in (2, 4) for v in (tiles[lv][d] * k, tiles[lv][d] // k)
+                          if v in vals}
+            out += [(lv, d, v) for v in sorted(moves)]
+    return out
+
+
+def _moved(sched: costs.Schedule, moves: tuple[tuple[int, int, int], ...]
+           ) -> costs.Schedule | None:
+    """``sched`` with ``moves`` applied in turn (outer levels equal to a moved tile move
+    along); None when the levels would no longer nest."""
+    tiles = list(sched.tiles)
+    nl = len(tiles)
+    for lv, d, v in moves:
+        old = tiles[lv][d]
+        for k in range(lv, nl):
+            if k == lv or tiles[k][d] == old:
+                t = list(tiles[k])
+                t[d] = v
+                tiles[k] = tuple(t)  # type: ignore[assignment]
+    ok = all(tiles[k][e] <= tiles[k + 1][e] and tiles[k + 1][e] % tiles[k][e] == 0
+             for k in range(nl - 1) for e in range(5))
+    return costs.Schedule(tuple(tiles), sched.orders) if ok else None
+
+
+def _neighbours(prob: Problem, sched: costs.Schedule,
+                grid1: list[list[int]]) -> list[costs.Schedule]:
+    """Schedules one step away: one tile move (:func:`_moves`) or another loop order."""
+    out = [n for m in _moves(prob, sched, grid1) if (n := _moved(sched, (m,))) is not None]
+    nl = len(sched.tiles)
     for lv in range(nl):
         for o in (TOP_ORDERS if lv == nl - 1 or nl == 1 else INNER_ORDERS):
             if o != sched.orders[lv]:
                 orders = list(sched.orders)
                 orders[lv] = o
-                out.append(costs.Schedule(tiles, tuple(orders)))
+                out.append(costs.Schedule(sched.tiles, tuple(orders)))
+    return out
+
+
+def _swaps(prob: Problem, sched: costs.Schedule,
+           grid1: list[list[int]]) -> list[costs.Schedule]:
+    """Schedules two moves away that trade one dim for another: one shrinks (at any level),
+    another grows (at that level or an outer one). Filling the buffers another way often
+    needs both at once: each alone overflows a buffer or costs more."""
+    moves = _moves(prob, sched, grid1, far=False)
+    shrink = [m for m in moves if m[2] < sched.tiles[m[0]][m[1]]]
+    grow = [m for m in moves if m[2] > sched.tiles[m[0]][m[1]]]
+    out = []
+    for a in shrink:
+        for b in grow:
+            if b[1] != a[1] and b[0] >= a[0]:
+                n = _moved(sched, (a, b))
+                if n is not None:
+                    out.append(n)
     return out
 
 
 def _refine(prob: Problem, prof: Profile, sched: costs.Schedule, cost: costs.LayerCost,
             grid1: list[list[int]]) -> tuple[costs.Schedule, costs.LayerCost]:
     """Hill-climb from the best schedule found: take the best fitting neighbour while it is
-    faster (the grid search ranks level-1 tiles by a heuristic; this repairs its misses)."""
+    faster, trying swaps when no neighbour is (the grid search ranks level-1 tiles by a
+    heuristic; this repairs its misses)."""
     for _ in range(200):
         best = (cost.cycles, sched, cost)
-        for nb in _neighbours(prob, sched, grid1):
-            if costs.overflow(prob, prof, nb.tiles) is not None:
-                continue
-            c = costs.evaluate_steps(prob, prof, nb)
-            if c.cycles < best[0] * (1 - 1e-12):
-                best = (c.cycles, nb, c)
+        for around in (_neighbours, _swaps):  # swaps only where no single move helps
+            for nb in around(prob, sched, grid1):
+                if costs.overflow(prob, prof, nb.tiles) is not None:
+                    continue
+                c = costs.evaluate_steps(prob, prof, nb)
+                if c.cycles < best[0] * (1 - 1e-12):
+                    best = (c.cycles, nb, c)
+            if best[1] is not sched:
+                break
         if best[1] is sched:
             break
         _, sched, cost = best

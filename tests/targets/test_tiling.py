@@ -96,6 +96,7 @@ def _brute_force(prob, prof, sched):  # noqa: ANN001, ANN202
         list(itertools.product(*[range(n) for lv, _, n in loops if lv < nl - 1])))
     totals: dict = defaultdict(float)
     time = 0.0
+    edge = 0.0  # the first step's overlapped loads and writes: the pipeline's fill and drain
     for s in steps:
         nb: dict = defaultdict(float)
         off = {True: 0.0, False: 0.0}
@@ -118,6 +119,8 @@ def _brute_force(prob, prof, sched):  # noqa: ANN001, ANN202
             if link == costs.OFFCHIP:
                 setup = prof.offchip.setup_bytes  # every load is a transfer, with its setup
                 off[buf.double_buffered] += b + loads[s][f] * setup
+                if s == steps[0] and buf.double_buffered:
+                    edge += (b + loads[s][f] * setup) / off_bw
         overlap, serial = [compute, off[True] / off_bw], off[False] / off_bw
         for name, b in nb.items():
             if name != costs.OFFCHIP and prof.buffer(name).fill_bytes_per_cycle:
@@ -126,7 +129,31 @@ def _brute_force(prob, prof, sched):  # noqa: ANN001, ANN202
                     b / bf.fill_bytes_per_cycle)
                 serial += 0 if bf.double_buffered else b / bf.fill_bytes_per_cycle
         time += max(overlap) + serial
-    return {k: v for k, v in totals.items() if v}, time, len(steps)
+    return {k: v for k, v in totals.items() if v}, time, len(steps), min(compute, edge)
+
+
+def test_hand_checked_pipeline_fill_and_drain() -> None:
+    """tiny with its buffer ping-ponged and 64 bytes/cycle off-chip: x[8,8] @ w[8,4] in two
+    steps of 4 rows. A step computes 4 x 4 x 8 = 128 MACs in 8 cycles; the first loads x
+    (32 B) and w (32 B), the second x only; each writes 16 B. Transfers overlap compute, so
+    steps take 8 cycles each, and the pipeline adds what nothing hides: the first step's loads
+    and the last one's write, (64 + 16) / 64 = 1.25 cycles. One step of all 8 rows: loads +
+    compute + write, nothing overlapping."""
+    data = tiny_data()
+    data["offchip"]["bandwidth"] = 64e9
+    data["buffers"][0]["double_buffered"] = True
+    prof = profile_from_data(data, default_source="test")
+    g, node = matmul_graph(8, 8, 4)
+    prob = problem_of(g, node, prof)
+    assert prob is not None and prob.sizes == (1, 4, 8, 1, 8)
+    two = costs.evaluate(prob, prof, costs.Schedule(((1, 4, 4, 1, 8),), ((N, OH, OW, M, C),)))
+    assert (two.steps, two.compute_cycles) == (2, 16)
+    assert two.fill_drain_cycles == (32 + 32 + 16) / 64
+    assert two.cycles == 8 + 8 + 1.25
+    one = costs.evaluate(prob, prof, costs.Schedule(((1, 4, 8, 1, 8),), ((N, OH, OW, M, C),)))
+    assert one.steps == 1
+    loads, write = (64 + 32) / 64, 32 / 64
+    assert one.cycles == loads + 16 + write
 
 
 @pytest.mark.parametrize("order", TOP_ORDERS)
@@ -142,12 +169,14 @@ def test_totals_are_sums_over_tiles(prof, order) -> None:  # noqa: ANN001
         sched = costs.Schedule(((1, 4, 2, 4, 4), (1, 8, 4, 8, 8)), (TOP_ORDERS[1], order))
     assert costs.overflow(prob, prof, sched.tiles) is None
     c = costs.evaluate(prob, prof, sched)
-    nbytes, time, steps = _brute_force(prob, prof, sched)
+    nbytes, time, steps, fill_drain = _brute_force(prob, prof, sched)
     assert c.steps == steps
     assert c.bytes == pytest.approx(nbytes, rel=1e-12)
     assert sum(k.count for k in c.classes) == steps
     assert sum(k.count * k.time for k in c.classes) == pytest.approx(time, rel=1e-12)
-    assert c.cycles == pytest.approx(time * cdiv(steps, c.cores_used) / steps, rel=1e-12)
+    assert c.fill_drain_cycles == pytest.approx(fill_drain, rel=1e-12)
+    assert c.cycles == pytest.approx(time * cdiv(steps, c.cores_used) / steps + fill_drain,
+                                     rel=1e-12)
 
 
 def test_no_legal_tiling_names_layer_and_buffer() -> None:
