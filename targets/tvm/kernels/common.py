@@ -1,0 +1,78 @@
+"""Integer arithmetic shared by the kernels, as TIR expressions mirroring ir/qmath.py, and
+index helpers (broadcasting, flat positions).
+
+Requantisation is the IR's one definition: with n = 31 + shift,
+``requant_raw(acc) = (acc * M0 + 2^(n-1)) >> n`` in int64 with an arithmetic shift; a
+multiplier encoded as M0 = 0 gives 0 by the same formula (2^30 >> 31 = 0), as qmath returns.
+Accumulators are int64, as the interpreter's are, so the results agree for any data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ir import qmath
+from ir.types import DType
+from targets.tvm.api import tir
+
+Expr = Any  # a TIR PrimExpr
+
+I64 = "int64"
+
+
+def i64(v: int | Expr) -> Expr:
+    """An int64 constant, or an expression cast to int64."""
+    return tir.const(v, I64) if isinstance(v, int) else v.astype(I64)
+
+
+def requant_raw(acc: Expr, m0: Expr, shift: Expr) -> Expr:
+    """(acc * M0 + 2^(n-1)) >> n, n = 31 + shift, all int64 (qmath.requantize_raw)."""
+    n = i64(shift) + i64(qmath.M0_BITS)
+    rounding = tir.shift_left(i64(1), n - i64(1))
+    return tir.shift_right(i64(acc) * i64(m0) + rounding, n)
+
+
+def clamp_to(y: Expr, dtype: DType, clamp: tuple[int, int] | None = None) -> Expr:
+    """int64 ``y`` clamped to ``dtype``'s range (intersected with ``clamp``), cast to it."""
+    lo, hi = qmath.qrange(dtype)
+    if clamp is not None:
+        lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
+    return tir.max(tir.min(y, i64(hi)), i64(lo)).astype(dtype.np.name)
+
+
+def requantize(acc: Expr, m0: Expr, shift: Expr, zero_point: int, dtype: DType,
+               clamp: tuple[int, int] | None = None) -> Expr:
+    """clamp(zero_point + requant_raw(acc)) in ``dtype`` (qmath.requantize)."""
+    return clamp_to(requant_raw(acc, m0, shift) + i64(zero_point), dtype, clamp)
+
+
+def broadcast_index(shape: Sequence[int], out_index: Sequence[Expr]) -> list[Expr]:
+    """The index into a tensor of ``shape`` that numpy broadcasting reads for ``out_index``
+    (shapes aligned on the right; an axis of one is read at 0)."""
+    lead = len(out_index) - len(shape)
+    return [tir.const(0, "int32") if d == 1 else out_index[lead + k]
+            for k, d in enumerate(shape)]
+
+
+def flat_position(shape: Sequence[int], index: Sequence[Expr]) -> Expr:
+    """The row-major position of ``index`` in a tensor of ``shape``."""
+    pos: Expr = tir.const(0, "int64")
+    for d, i in zip(shape, index):
+        pos = pos * tir.const(d, "int64") + i.astype("int64")
+    return pos
+
+
+def unflatten(shape: Sequence[int], pos: Expr) -> list[Expr]:
+    """The index of row-major position ``pos`` in a tensor of ``shape``."""
+    out: list[Expr] = []
+    for d in reversed(shape):
+        out.append(tir.floormod(pos, tir.const(d, "int64")))
+        pos = tir.floordiv(pos, tir.const(d, "int64"))
+    return out[::-1]
+
+
+def lookup(table: Any, code: Expr, dtype: DType) -> Expr:
+    """table[code - qmin(dtype)]: a 256-entry table indexed as qmath.lookup indexes it."""
+    lo, _ = qmath.qrange(dtype)
+    return table[code.astype("int32") - tir.const(lo, "int32")]

@@ -1,0 +1,115 @@
+"""Float islands that quantised graphs keep between a Dequantize and a Quantize: Softmax,
+LayerNormalization and LRN. Float kernels agree with the interpreter within a stated tolerance,
+not bit for bit (exp, sqrt and pow come from LLVM, and sums run in another order than numpy's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ir.graph import Node
+from ir.types import DType
+from targets.tvm.api import te, tir
+from targets.tvm.context import Kernel, Tensor
+from targets.tvm.kernels.common import broadcast_index
+from targets.tvm.registry import kernel
+
+
+@kernel("Softmax")
+def softmax(k: Kernel) -> list[Tensor]:
+    """y = exp(x - max(x)) / sum(exp(x - max(x))) along ``axis``, in x's float type."""
+    (y,) = k.out_types
+    x = k.operand("x")
+    axis = k.attrs["axis"]
+    shape = list(y.shape)
+    reduced = shape[:axis] + [1] + shape[axis + 1:]
+    r = te.reduce_axis((0, shape[axis]), name="r")
+
+    def along(i: tuple[Any, ...], j: Any) -> tuple[Any, ...]:
+        return (*i[:axis], j, *i[axis + 1:])
+
+    top = te.compute(reduced, lambda *i: te.max(x[along(i, r)], axis=r), name="top")
+    e = te.compute(shape, lambda *i: tir.exp(x[i] - top[along(i, 0)]), name="e")
+    total = te.compute(reduced, lambda *i: te.sum(e[along(i, r)], axis=r), name="total")
+    return [te.compute(shape, lambda *i: e[i] / total[along(i, 0)], name="y")]
+
+
+def _without_stats(node: Node) -> bool:
+    return not node.attrs.get("stats")
+
+
+@kernel("LayerNormalization", accepts=_without_stats)
+def layer_normalization(k: Kernel) -> list[Tensor]:
+    """Over the axes [axis, rank), in the stash type: mean = sum(x) / count,
+    d = x - mean, var = sum(d * d) / count, n = d / sqrt(var + epsilon) cast to x's type;
+    y = n * scale + bias (scale, bias broadcast to x). Nodes that also return the
+    statistics (stats) have no kernel here."""
+    (y,) = k.out_types
+    x, scale = k.operand("x"), k.operand("scale")
+    bias = k.operand("bias") if k.has("bias") else None
+    st, bt = k.type_of("scale"), k.type_of("bias") if bias is not None else None
+    axis = k.attrs["axis"]
+    stash = DType(k.attrs["stash"]).np.name
+    dt = y.dtype.np.name
+    shape = list(y.shape)
+    inner = shape[axis:]
+    count = 1
+    for d in inner:
+        count *= d
+    stats_shape = shape[:axis] + [1] * len(inner)
+    rs = [te.reduce_axis((0, d), name=f"r{i}") for i, d in enumerate(inner)]
+
+    def whole(i: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*i[:axis], *rs)
+
+    xs = te.compute(shape, lambda *i: x[i].astype(stash), name="xs")
+    n = tir.const(count, stash)
+    total = te.compute(stats_shape, lambda *i: te.sum(xs[whole(i)], axis=rs), name="total")
+
+    def at_stats(i: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*i[:axis], *([0] * len(inner)))
+
+    d = te.compute(shape, lambda *i: xs[i] - total[at_stats(i)] / n, name="d")
+    squares = te.compute(stats_shape, lambda *i: te.sum(d[whole(i)] * d[whole(i)], axis=rs),
+                         name="squares")
+    eps = tir.const(k.attrs["epsilon"], stash)
+    inv = te.compute(stats_shape, lambda *i: tir.const(1.0, stash)
+                     / tir.sqrt(squares[i] / n + eps), name="inv_std")
+
+    def out(*i: Any) -> Any:
+        v = (d[i] * inv[at_stats(i)]).astype(dt) * scale[
+            tuple(broadcast_index(st.shape, i))].astype(dt)
+        if bias is not None and bt is not None:
+            v = v + bias[tuple(broadcast_index(bt.shape, i))].astype(dt)
+        return v
+
+    return [te.compute(shape, out, name="y")]
+
+
+@kernel("LRN")
+def lrn(k: Kernel) -> list[Tensor]:
+    """y = x / (bias + alpha / size * square_sum) ** beta, square_sum summing x**2 over the
+    channels c - floor((size-1)/2) .. c + ceil((size-1)/2) that exist (float16 sums in
+    float32)."""
+    (y,) = k.out_types
+    x = k.operand("x")
+    a = k.attrs
+    size, channels = a["size"], y.shape[1]
+    lo = (size - 1) // 2
+    dt = y.dtype.np.name
+    acc = "float32" if dt == "float16" else dt
+    r = te.reduce_axis((0, size), name="r")
+
+    def square_sum(n: Any, c: Any, *s: Any) -> Any:
+        src = c - lo + r
+        inside = tir.all(src >= 0, src < channels)
+        v = x[(n, tir.max(tir.min(src, channels - 1), 0), *s)].astype(acc)
+        return te.sum(tir.if_then_else(inside, v * v, tir.const(0.0, acc)), axis=r)
+
+    total = te.compute(y.shape, square_sum, name="square_sum")
+    scale = tir.const(a["alpha"] / size, acc)
+
+    def out(*i: Any) -> Any:
+        base = tir.const(a["bias"], acc) + scale * total[i]
+        return (x[i].astype(acc) / tir.power(base, tir.const(a["beta"], acc))).astype(dt)
+
+    return [te.compute(y.shape, out, name="y")]

@@ -1,0 +1,72 @@
+"""QConv: the quantised convolution, any number of spatial axes, groups, dilations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ir.ops.qcommon import act_clamp, conv_multipliers, out_type, zero_points
+from targets.tvm.api import te, tir
+from targets.tvm.context import Kernel, Tensor
+from targets.tvm.kernels.common import I64, lookup, requantize
+from targets.tvm.registry import kernel
+
+
+def _centred_padded(x: Tensor, zx: int, before: list[int], extent: list[int]) -> Tensor:
+    """(x - zx) as int32 on a grid padded with 0 to ``extent`` (``before`` cells first)."""
+    sizes = [int(d) for d in x.shape[2:]]
+
+    def body(n: Any, c: Any, *p: Any) -> Any:
+        inside = tir.all(*[tir.all(pi >= b, pi < b + s)
+                           for pi, b, s in zip(p, before, sizes)])
+        src = [pi - b for pi, b in zip(p, before)]
+        return tir.if_then_else(inside, x[(n, c, *src)].astype("int32") - zx,
+                                tir.const(0, "int32"))
+
+    return te.compute((*x.shape[:2], *extent), body, name="x_centred")
+
+
+@kernel("QConv")
+def qconv(k: Kernel) -> list[Tensor]:
+    """acc[n, m, o...] = b[m] + sum_{c, t...} (x - zx)[n, g*Cg + c, o*s - pad + t*d]
+    * (w[m, c, t...] - zw[m]), g = m // (M / group), padding contributing 0;
+    y = clamp_act(zy + requant_raw(acc, M_m)), M_m = s_x * s_w[m] / s_y (int64);
+    with an epilogue table, y = lut[y - qmin]."""
+    a = k.attrs
+    xt, wt = k.type_of("x"), k.type_of("w")
+    assert xt.quant is not None and wt.quant is not None
+    x, w = k.operand("x"), k.operand("w")
+    b = k.operand("b") if k.has("b") else None
+    mid = out_type("QConv", k.out_types[0].shape, a, act=True)
+    assert mid.quant is not None
+    m0s, shifts = conv_multipliers(xt, wt, mid)
+    m0, shift = k.per_channel(m0s, "m0"), k.per_channel(shifts, "shift")
+    zw = k.per_channel(zero_points(wt.quant), "zw")
+    nsp = xt.rank - 2
+    strides, dil, pads = a["strides"], a["dilations"], a["pads"]
+    outs = list(mid.shape[2:])
+    kern = list(wt.shape[2:])
+    extent = [max(xt.shape[2 + i] + pads[i], (outs[i] - 1) * strides[i]
+                  + (kern[i] - 1) * dil[i] + 1) for i in range(nsp)]
+    xc = _centred_padded(x, int(zero_points(xt.quant)[0]), list(pads[:nsp]), extent)
+    cg, mg = wt.shape[1], wt.shape[0] // a["group"]
+    rc = te.reduce_axis((0, cg), name="rc")
+    rk = [te.reduce_axis((0, kern[i]), name=f"rk{i}") for i in range(nsp)]
+
+    def dot(n: Any, m: Any, *o: Any) -> Any:
+        pos = [o[i] * strides[i] + rk[i] * dil[i] for i in range(nsp)]
+        xv = xc[(n, tir.indexdiv(m, mg) * cg + rc, *pos)].astype(I64)
+        wv = w[(m, rc, *rk)].astype(I64) - zw(m)
+        return te.sum(xv * wv, axis=[rc, *rk])
+
+    acc = te.compute(mid.shape, dot, name="acc")
+
+    def out(n: Any, m: Any, *o: Any) -> Any:
+        total = acc[(n, m, *o)] if b is None else acc[(n, m, *o)] + b[m].astype(I64)
+        return requantize(total, m0(m), shift(m), mid.quant.zero_point[0], mid.dtype,
+                          act_clamp(a))
+
+    y = te.compute(mid.shape, out, name="y")
+    if not k.has("lut"):
+        return [y]
+    lut = k.operand("lut")
+    return [te.compute(mid.shape, lambda *i: lookup(lut, y[i], mid.dtype), name="y_lut")]

@@ -1,0 +1,138 @@
+"""Whole models through the tvm target: the tiny CNN and the digits CNN through
+``compile_model(..., target="tvm")``, INT8 outputs identical to the reference interpreter
+(and to the host C build), the saved folder reloading and running alike; the BERT-style
+encoder and MobileNetV2 (and, slow, SqueezeNet, ShuffleNet and Inception v1) quantised
+here, every integer tensor exact; and a float model refused with every op the target lacks
+named at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tvm", reason="the tvm target needs Apache TVM (pip install apache-tvm)")
+
+from compiler.api import compile_model  # noqa: E402
+from compiler.compiled import load_compiled  # noqa: E402
+from compiler.examples import build_example  # noqa: E402
+from compiler.frontend import import_model  # noqa: E402
+from compiler.passes import DEFAULT_PIPELINE, run_pipeline  # noqa: E402
+from compiler.quant.calibrate import calibrate  # noqa: E402
+from compiler.quant.quantize import quantize_graph  # noqa: E402
+from ir.errors import UnsupportedModelError  # noqa: E402
+from ir.graph import Graph  # noqa: E402
+from ir.interpreter import run as interpret  # noqa: E402
+from ir.verifier import verify  # noqa: E402
+from targets.tvm.build import run_in_memory  # noqa: E402
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "digits_cnn.onnx"
+
+
+def assert_same(got: list[np.ndarray], want: list[np.ndarray]) -> None:
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g, w)
+
+
+def test_tiny_cnn_int8_matches_interpreter_and_host(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    calib = {"input": rng.standard_normal((16, 1, 1, 8, 8)).astype(np.float32)}
+    model = build_example("tiny_cnn")
+    cm = compile_model(model, precision="int8", calibration=calib, target="tvm",
+                       cache_dir=tmp_path / "cache", output_dir=tmp_path / "out")
+    host = compile_model(model, precision="int8", calibration=calib, target="host",
+                         cache_dir=tmp_path / "host")
+    assert cm.graph.op_counts().get("QConv") == 2
+    saved = load_compiled(tmp_path / "out")
+    assert saved.target == "tvm"
+    name = cm.input_names[0]
+    for seed in range(5):
+        x = np.random.default_rng(seed + 10).standard_normal((1, 1, 8, 8)).astype(np.float32)
+        want = interpret(cm.graph, {name: x})
+        got = cm.run(None, {name: x})
+        assert_same(got, [want[n] for n in cm.output_names])
+        assert_same(got, host.run(None, {name: x}))
+        assert_same(saved.run(None, {name: x}), got)
+
+
+def test_digits_cnn_int8_matches_interpreter(tmp_path: Path) -> None:
+    from compiler.datasets import digits_split
+
+    xtr, _, xte, yte = digits_split()
+    cm = compile_model(str(FIXTURE), precision="int8", calibration={"input": xtr[:200, None]},
+                       target="tvm", cache_dir=tmp_path)
+    ops = cm.graph.op_counts()
+    assert ops.get("QConv") == 3 and ops.get("QLinear") == 1
+    hits = 0
+    for i in range(40):
+        x = xte[i:i + 1]
+        got = cm.run(None, {"input": x})
+        want = interpret(cm.graph, {"input": x})
+        assert_same(got, [want[n] for n in cm.output_names])
+        hits += int(got[0].argmax() == yte[i])
+    assert hits >= 36  # the quantised net still classifies
+
+
+def test_float_model_names_every_missing_op(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError) as info:
+        compile_model(build_example("tiny_cnn"), target="tvm", cache_dir=tmp_path)
+    text = str(info.value)
+    for op in ("Conv (2)", "Gemm"):
+        assert op in text, text
+    assert not list(tmp_path.glob("tvm-*"))  # nothing was built
+
+
+def quantised(name: str) -> Graph:
+    """Example ``name`` quantised (minmax, two random samples) with every tensor that
+    leaves for a float island made an output too, so integer codes are checked exactly."""
+    g = run_pipeline(import_model(build_example(name)), DEFAULT_PIPELINE)
+    x = g.inputs[0]
+    rng = np.random.default_rng(1)
+    data = {x.name: rng.standard_normal((2, *x.type.shape)).astype(np.float32)}
+    q = quantize_graph(g, calibrate(g, data, "minmax"))
+    q.outputs = [*q.outputs, *(n.x for n in q.nodes if n.op == "Dequantize")]
+    verify(q)
+    return q
+
+
+def check_model(q: Graph) -> None:
+    """Integer outputs bit-exact; float outputs (after a float island such as the final
+    LayerNormalization) within rtol 1e-5 / atol 1e-5 of the interpreter."""
+    x = q.inputs[0]
+    feeds = {x.name: np.random.default_rng(2).standard_normal(x.type.shape).astype(np.float32)}
+    want = interpret(q, feeds)
+    got = run_in_memory(q, feeds)
+    for v, out in zip(q.outputs, got, strict=True):
+        assert out.dtype == want[v.name].dtype and out.shape == want[v.name].shape
+        if v.type.dtype.is_float:
+            np.testing.assert_allclose(out, want[v.name], rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(out, want[v.name], err_msg=v.name)
+
+
+def test_bert_encoder_int8_codes_exact() -> None:
+    """QLinear, QMatMul, QAdd, QLut, Transpose, Reshape and the Softmax and LayerNorm
+    islands of a 6-layer encoder."""
+    q = quantised("bert_encoder")
+    assert {"QMatMul", "QLut", "Softmax", "LayerNormalization"} <= set(q.op_counts())
+    check_model(q)
+
+
+def test_mobilenetv2_int8_exact() -> None:
+    q = quantised("mobilenetv2")
+    assert {"QConv", "QAdd", "QGlobalAveragePool"} <= set(q.op_counts())
+    check_model(q)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "ops"), [
+    ("squeezenet", {"Concat", "MaxPool", "Softmax"}),
+    ("shufflenet", {"Transpose", "QAveragePool", "QLut", "QAdd"}),
+    ("inception_v1", {"LRN", "Concat", "QAveragePool"}),
+])
+def test_model_zoo_int8_exact(name: str, ops: set[str]) -> None:
+    q = quantised(name)
+    assert ops <= set(q.op_counts())
+    check_model(q)
