@@ -12,13 +12,21 @@ from compiler.options import CompileOptions
 from ir.graph import Graph
 from targets.profiles import Profile, load_target
 from targets.registry import target_names
+from targets.tvm.targets import is_tvm
 
 
 def accelerator_of(options: CompileOptions) -> Profile | None:
-    """The accelerator profile the options name (None: the interpreter or host C)."""
+    """The accelerator profile the options name (None: the interpreter, host C or tvm)."""
     if options.target_file is not None:
         return load_target(Path(options.target_file))
     target = options.target
+    if is_tvm(target):
+        from targets.tvm.driver import check
+
+        # a bad name, JSON or tuning flag fails here, before any calibration, as does a
+        # missing TVM, which the build would only meet at the end
+        check(str(target), options.tune, options.tune_rpc)
+        return None
     if target is None or target == "host":
         return None
     if target not in target_names():
@@ -32,6 +40,12 @@ def build(graph: Graph, options: CompileOptions, profile: Profile | None) -> Any
     model runs on the reference interpreter); a targets.host.build.BuildResult."""
     if profile is None and options.target is None:
         return None
+    if profile is None and is_tvm(options.target):
+        from targets.tvm.driver import build_for
+
+        return build_for(graph, str(options.target), cache_dir=options.cache_dir,
+                         tune=options.tune, tune_rpc=options.tune_rpc,
+                         progress=options.tune_progress, say=options.tune_log)
     from targets.host.build import BuildOptions, build_host
 
     renderer = None
@@ -52,6 +66,9 @@ def build_profiles(graphs: list[Graph], titles: list[str], options: CompileOptio
     target (the interpreter runs each profile's graph)."""
     if profile is None and options.target is None:
         return None
+    if profile is None and is_tvm(options.target):
+        raise QnncError("the tvm targets build one input shape; compile each shape separately "
+                        "(--input-shape with one shape)")
     from targets.host.build import BuildOptions, build_host
 
     threads = options.threads if profile is None else 1

@@ -270,6 +270,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def target_choices() -> list[str]:
+    """The target names --target completes to."""
+    from targets.tvm.targets import NAMED
+
+    return [*target_names(), "tvm", *(f"tvm:{n}" for n in NAMED)]
+
+
+def target_arg(text: str) -> str:
+    """--target's value: a built-in name (any case), tvm, tvm:NAME or tvm:JSON (kept as
+    written: JSON is case-sensitive)."""
+    from targets.tvm.targets import is_tvm, parse
+
+    if is_tvm(text.strip()) or is_tvm(text.strip().lower()):
+        t = text.strip()
+        t = "tvm" + t[3:] if t[:3].lower() == "tvm" else t
+        try:
+            parse(t)
+        except QnncError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return t
+    if text.lower() not in target_names():
+        close = difflib.get_close_matches(text.lower(), target_choices(), n=1, cutoff=0.6)
+        raise argparse.ArgumentTypeError(
+            f"unknown target {text!r}; the targets are: {', '.join(target_choices())} "
+            "(or tvm:JSON)" + (f"; did you mean {close[0]!r}?" if close else ""))
+    return text.lower()
+
+
 def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) -> None:
     """Target, threads, CPU level and quantisation options (compile and bench share them);
     ``eval_report``: also --eval-report (compile, which prints the --eval report)."""
@@ -278,9 +306,19 @@ def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) 
                    "zeros at the end of each dimension to the smallest profile at least as "
                    "large (only where the model's own preprocessing pads so, e.g. PP-OCR's "
                    "recogniser along the text-line width)")
-    p.add_argument("--target", choices=target_names(), default=None, type=str.lower,
-                   help="generate and build C for this target: host, or an accelerator "
-                   "profile whose staged C runs here (default: IR only)")
+    target = p.add_argument("--target", default=None, type=target_arg, metavar="TARGET",
+                   help="generate and build code for this target: host (C for this CPU), "
+                   "an accelerator profile whose staged C runs here "
+                   f"({', '.join(target_names()[1:])}), or tvm (Apache TVM for this CPU) / "
+                   "tvm:NAME (aarch64, cortex-a76, riscv64, cuda, c) / tvm:JSON (a TVM "
+                   "target); default: IR only")
+    target.completions = target_choices()  # type: ignore[attr-defined]  # for qnnc completion
+    p.add_argument("--tune", type=int, default=0, metavar="N",
+                   help="tvm targets: tune the kernels with N MetaSchedule trials (says how "
+                   "long first; the database is cached and reused)")
+    p.add_argument("--tune-rpc", metavar="HOST:PORT:KEY", default=None,
+                   help="with --tune: measure on the boards registered under KEY with the TVM "
+                   "RPC tracker at HOST:PORT")
     p.add_argument("--target-file", metavar="FILE.toml|.json", default=None,
                    help="an accelerator profile of your own chip (see qnnc targets --help)")
     p.add_argument("--threads", type=int, default=1, metavar="N",

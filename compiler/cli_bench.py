@@ -68,7 +68,7 @@ def widen_target_choices(p: argparse.ArgumentParser) -> None:
     bench times host C and models the accelerator profiles."""
     for action in p._actions:  # argparse has no public way to reach an added option
         if action.dest == "target":
-            action.choices = target_names()
+            action.completions = target_names()  # type: ignore[attr-defined]
             action.help = ("time generated C for host, or model the latency on an "
                            "accelerator profile (default: time the reference interpreter)")
 

@@ -49,7 +49,8 @@ def _case_body(path: tuple[str, ...], p: argparse.ArgumentParser) -> str:
             opts += _words(a.option_strings)
             if a.nargs != 0:
                 arm = "|".join(_words(a.option_strings))
-                values = " ".join(_words(a.choices)) if a.choices else ""
+                named = a.choices or getattr(a, "completions", ())
+                values = " ".join(_words(named)) if named else ""
                 reply = (f'COMPREPLY=($(compgen -W "{values}" -- "$cur")); return'
                          if values else "return")  # no fixed values: file names (-o default)
                 valued.append(f"            {arm}) {reply};;")

@@ -150,6 +150,10 @@ def _print_ir(pass_name: str, text: str) -> None:
     sys.stderr.flush()
 
 
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     opts = compile_options(args)
     if args.print_pipeline:
@@ -163,7 +167,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         disabled_passes=tuple(args.disable_pass), print_after=tuple(args.print_after),
         output_dir=args.output_dir, force=args.force, on_print=_print_ir,
         progress=None if args.quiet else progress_bar("calibrating", unit="samples"),
-        build_progress=None if args.quiet else progress_bar("building C")))
+        build_progress=None if args.quiet else progress_bar("building C"),
+        tune_progress=None if args.quiet else progress_bar("tuning", unit="trials"),
+        tune_log=None if args.quiet else _say))
     secs = time.perf_counter() - start
     if report_path is not None:
         if cm.accuracy is None:
@@ -229,6 +235,8 @@ def compile_options(args: argparse.Namespace) -> CompileOptions:
         pipeline=getattr(args, "pipeline", None),
         target=args.target,
         target_file=getattr(args, "target_file", None),
+        tune=getattr(args, "tune", 0),
+        tune_rpc=getattr(args, "tune_rpc", None),
         threads=args.threads,
         cpu=args.cpu,
         precision=args.precision,

@@ -367,6 +367,16 @@ def _saved_build(folder: Path, manifest: dict[str, Any]) -> Any:
     path = folder / str(module)
     if not path.is_file():
         raise ModelLoadError(f"{str(folder)!r} lacks its compiled module {module!r}; recompile")
+    target = manifest.get("target")
+    if target == "tvm":
+        from targets.tvm.build import saved_build
+
+        return saved_build(folder)
+    if isinstance(target, str) and target.startswith("tvm:"):
+        from targets.tvm.export import exported_build
+        from targets.tvm.targets import parse
+
+        return exported_build(folder, parse(target), cache_hit=True)
     from targets.host.build import BuildResult
 
     return BuildResult(folder, path, str(name), True, 0.0, int(manifest.get("arena_bytes", 0)),

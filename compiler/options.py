@@ -74,7 +74,8 @@ class CompileOptions:
     progress: Progress | None = None
 
     # -- the target
-    #: None (IR only, run by the interpreter), "host" (C for this CPU) or an accelerator
+    #: None (IR only, run by the interpreter), "host" (C for this CPU), an accelerator, or
+    #: "tvm" / "tvm:<name or TVM target JSON>" (Apache TVM: targets/tvm/targets.py)
     target: str | None = None
     #: a profile file of your own chip (.toml/.json), instead of a target name
     target_file: str | os.PathLike[str] | None = None
@@ -85,6 +86,15 @@ class CompileOptions:
     extra_cflags: Sequence[str] = ()
     #: called as build_progress(done, total) as the C build's steps finish
     build_progress: Progress | None = None
+    #: tvm targets: MetaSchedule trials to tune the kernels with (0: TVM's default
+    #: schedules); the database is kept in the cache, so a later compile reuses it
+    tune: int = 0
+    #: with ``tune``: measure on the boards of this TVM RPC tracker, "host:port:key"
+    tune_rpc: str | None = None
+    #: called as tune_progress(trials measured, trials asked for) while tuning
+    tune_progress: Progress | None = None
+    #: receives tuning's messages (its time estimate first); None: the "qnnc.tvm" logger
+    tune_log: Callable[[str], None] | None = None
 
     # -- the result
     #: a folder to write the compiled model into (atomically)
@@ -121,6 +131,16 @@ class CompileOptions:
             raise QnncError(f"threads must be >= 1, got {self.threads}")
         if self.target is not None and self.target_file is not None:
             raise QnncError("give either a target name or a target file, not both")
+        tvm = self.target is not None and (self.target == "tvm" or
+                                           self.target.startswith("tvm:"))
+        if not isinstance(self.tune, int) or self.tune < 0:
+            raise QnncError(f"tune must be a number of trials >= 0, got {self.tune!r}")
+        if self.tune and not tvm:
+            raise QnncError("tuning (--tune) is for the tvm targets: add --target tvm "
+                            "(or tvm:<name>)")
+        if self.tune_rpc is not None and not self.tune:
+            raise QnncError("--tune-rpc says where to measure tuning trials: give --tune N "
+                            "as well")
         if self.calibration is not None and self.precision == "f32":
             raise QnncError("calibration data (--calib, calibration=) applies to precision "
                             "int8; drop one of the two (calibration data alone means int8)")

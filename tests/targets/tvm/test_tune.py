@@ -1,0 +1,79 @@
+"""Tuning the tvm target with MetaSchedule: measured through a TVM RPC tracker and server on
+the loopback address (as on a farm of boards), records in the database, the tuned build
+still bit-exact, a second compile reusing the database; the tracker flag's parsing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ir.errors import QnncError
+
+pytest.importorskip("tvm", reason="the tvm target needs Apache TVM (pip install 'qnnc[tvm]')")
+pytest.importorskip("tornado", reason="TVM's RPC tracker needs tornado (in 'qnnc[tvm]')")
+pytest.importorskip("xgboost", reason="MetaSchedule's cost model needs xgboost (in 'qnnc[tvm]')")
+
+from ir.interpreter import run  # noqa: E402
+from ir.types import QuantParams  # noqa: E402
+from targets.tvm.build import TvmSession, host_target, signature  # noqa: E402
+from targets.tvm.lower import lower  # noqa: E402
+from targets.tvm.tune import MARKER, RpcTracker, compile_tuned, trials_done, tune  # noqa: E402
+from tests.targets.tvm.harness import one_node  # noqa: E402
+
+
+def test_rpc_flag_parsing() -> None:
+    assert RpcTracker.parse("127.0.0.1:9190:rk3588") == RpcTracker("127.0.0.1", 9190, "rk3588")
+    assert RpcTracker.parse("farm.local:9190:a:b").key == "a:b"
+    for bad in ("127.0.0.1:9190", "host:port:key", "h:0:k", "h:70000:k", ":9190:k", "h:9190:"):
+        with pytest.raises(QnncError, match="HOST:PORT:KEY"):
+            RpcTracker.parse(bad)
+
+
+def test_tuning_through_a_loopback_rpc_tracker(tmp_path: Path) -> None:
+    from tvm import rpc
+    from tvm.rpc.tracker import Tracker
+
+    x = np.arange(-128, 128, dtype=np.int8).reshape(4, 64)
+    g = one_node("Requantize", [(x, QuantParams((0.02,), (3,)), False)],
+                 out_dtype="u8", out_scale=0.05, out_zp=128)
+    mod = lower(g)
+    tracker = Tracker(host="127.0.0.1", port=9190, port_end=9290, silent=True)
+    server = rpc.Server(host="127.0.0.1", port=9300, port_end=9400, key="qnnc-test",
+                        tracker_addr=("127.0.0.1", tracker.port), silent=True)
+    seen: list[tuple[int, int]] = []
+    said: list[str] = []
+    try:
+        tune(mod, host_target(), 2, tmp_path, rpc=RpcTracker("127.0.0.1", tracker.port,
+                                                             "qnnc-test"),
+             progress=lambda a, b: seen.append((a, b)), say=said.append)
+    finally:
+        server.terminate()
+        tracker.terminate()
+    assert "1 kernels" in said[0] and "about" in said[0] and "qnnc-test" in said[0]
+    # a requantisation has few distinct schedules: the search may run out before 2 trials
+    assert seen and all(1 <= a <= b == 2 for a, b in seen)
+    records = [json.loads(line) for line in
+               (tmp_path / "database_tuning_record.json").read_text().splitlines()]
+    # [workload, [trace, run seconds, target, arguments]]: measured, not failed (1e10 s)
+    assert records and all(min(r[1][1]) < 1.0 for r in records)
+    assert trials_done(tmp_path) == 2 and (tmp_path / MARKER).is_file()
+
+    session = TvmSession(compile_tuned(mod, host_target(), tmp_path), signature(g))
+    want = run(g, {"x0": x})[g.outputs[0].name]
+    got = session.run([g.outputs[0].name], {"x0": x})[0]
+    assert got.dtype == np.uint8 and want.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+
+    again: list[str] = []
+    tune(mod, host_target(), 2, tmp_path, say=again.append)  # no tracker needed now
+    assert again == [f"tvm: reusing the tuning database in {tmp_path} (2 trials)"]
+
+
+def test_non_positive_trials_are_refused(tmp_path: Path) -> None:
+    g = one_node("Requantize", [(np.zeros((2, 2), np.int8), QuantParams((0.1,), (0,)), False)],
+                 out_dtype="i8", out_scale=0.1, out_zp=0)
+    with pytest.raises(QnncError, match="positive number of trials"):
+        tune(lower(g), host_target(), 0, tmp_path)
