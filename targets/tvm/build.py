@@ -23,7 +23,6 @@ import numpy as np
 
 from ir.errors import InputError, QnncError
 from ir.graph import Graph
-from targets.host.build import default_cache_dir, graph_digest
 from targets.tvm.api import relax, require_tvm
 from targets.tvm.lower import lower
 
@@ -128,13 +127,6 @@ def build_tvm(graph: Graph, folder: Path, executable: Any = None) -> TvmBuild:
         os.replace(staged / SIGNATURE_FILE, folder / SIGNATURE_FILE)
     weights = sum(int(v.data.nbytes) for v in graph.constants if v.data is not None)
     return TvmBuild(folder, path, seconds=time.perf_counter() - start, weight_bytes=weights)
-
-
-def build_in_cache(graph: Graph, cache_dir: str | os.PathLike[str] | None) -> TvmBuild:
-    """Build ``graph`` into a folder of the build cache named by the graph's digest (always
-    rebuilt: nothing is reused from an earlier build)."""
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return build_tvm(graph, root / f"tvm-{graph_digest(graph)[:20]}")
 
 
 def saved_build(folder: Path) -> TvmBuild:

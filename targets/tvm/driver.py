@@ -1,8 +1,10 @@
 """One entry for every tvm target: parse the target, tune if asked, build or export.
 
-The build goes into the build cache, in a folder named by a hash of the graph and the
-target (``tvm-<hash>``); the tuning database of the same pair into ``tvm-tuning/<hash>``, so
-a later compile of the same model for the same target reuses it (tune.py).
+The build goes into the build cache, in a folder named by a hash of the graph, the target,
+the trials asked for, and the qnnc and TVM versions (``tvm-<hash>``): a later compile of the
+same model for the same target reuses a finished build. The tuning database of the graph and
+target goes to ``tvmtune-<hash>``, so a later compile reuses it too (tune.py). ``qnnc cache
+clear`` removes both kinds.
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ from typing import Any
 from ir.errors import QnncError
 from ir.graph import Graph
 from targets.host.build import default_cache_dir, graph_digest
+from targets.tvm.api import require_tvm
+from targets.tvm.build import SIGNATURE_FILE, build_tvm, saved_build
 from targets.tvm.targets import TvmTarget, parse
 
 log = logging.getLogger("qnnc.tvm")
 
 
-def target_key(graph: Graph, target: TvmTarget) -> str:
-    return hashlib.sha256(f"{graph_digest(graph)}|{target.label}".encode()).hexdigest()[:20]
+def target_key(graph: Graph, target: TvmTarget, *extra: object) -> str:
+    """20 hex digits naming the pair (and ``extra``) in the build cache."""
+    text = "|".join(str(p) for p in (graph_digest(graph), target.label, *extra))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def build_for(graph: Graph, target_text: str, *,
@@ -33,28 +39,44 @@ def build_for(graph: Graph, target_text: str, *,
               say: Callable[[str], None] | None = None) -> Any:
     """Build ``graph`` for ``target_text`` (``tvm``, ``tvm:<name>``, ``tvm:<JSON>``): a
     TvmBuild that runs here, or an ExportedBuild for another machine."""
-    from targets.tvm.build import build_tvm
+    from targets.tvm.export import LOADER_FILE, export, exported_build
     from targets.tvm.lower import check_supported
+    from targets.tvm.tune import trials_done
 
     target = parse(target_text)
     check_supported(graph)  # one error naming every op without a kernel, before any work
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = target_key(graph, target)
-    executable = None
-    if tune:
-        executable = _tuned(graph, target, tune, tune_rpc, root / "tvm-tuning" / key,
-                            progress, say or log.info)
-    folder = root / f"tvm-{key}"
+    tvm = require_tvm()
+    work = root / f"tvmtune-{target_key(graph, target)}"
+    if tune and trials_done(work) < tune:
+        _tuned(graph, target, tune, tune_rpc, work, progress, say or log.info)
+    elif tune:
+        (say or log.info)(f"tvm: reusing the tuning database in {work} "
+                          f"({trials_done(work)} trials)")
+    trials = trials_done(work) if tune else 0  # the database's, which the build is named by
+    folder = root / f"tvm-{target_key(graph, target, trials, _version(), tvm.__version__)}"
+    last = SIGNATURE_FILE if target.runs_here else LOADER_FILE  # each build renames it last
+    if (folder / last).is_file():
+        if target.runs_here:
+            return saved_build(folder)
+        return exported_build(folder, target, cache_hit=True)
+    executable = _compile_tuned(graph, target, work) if trials else None
     if target.runs_here:
         return build_tvm(graph, folder, executable)
-    from targets.tvm.export import export
-
     return export(graph, target, folder, executable)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("qnnc")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def check(target_text: str, tune: int, tune_rpc: str | None) -> None:
     """The target and tuning flags' errors, raised before any calibration or build."""
-    from targets.tvm.api import require_tvm
     from targets.tvm.tune import RpcTracker
 
     target = parse(target_text)
@@ -72,19 +94,26 @@ def check(target_text: str, tune: int, tune_rpc: str | None) -> None:
     require_tvm()
 
 
-def _tuned(graph: Graph, target: TvmTarget, trials: int, rpc_text: str | None, work: Path,
-           progress: Callable[[int, int], None] | None, say: Callable[[str], None]) -> Any:
-    from targets.tvm.api import require_tvm
+def _tvm_target(target: TvmTarget) -> Any:
     from targets.tvm.build import host_target
+
+    return host_target() if target.runs_here else require_tvm().target.Target(target.spec)
+
+
+def _tuned(graph: Graph, target: TvmTarget, trials: int, rpc_text: str | None, work: Path,
+           progress: Callable[[int, int], None] | None, say: Callable[[str], None]) -> None:
     from targets.tvm.export import candidate_exporter
     from targets.tvm.lower import lower
-    from targets.tvm.tune import RpcTracker, compile_tuned, tune
+    from targets.tvm.tune import RpcTracker, tune
 
     check(target.label, trials, rpc_text)
     rpc = RpcTracker.parse(rpc_text) if rpc_text is not None else None
-    tvm = require_tvm()
-    tvm_target = host_target() if target.runs_here else tvm.target.Target(target.spec)
-    mod = lower(graph)
-    tune(mod, tvm_target, trials, work, rpc=rpc, export=candidate_exporter(target),
-         progress=progress, say=say)
-    return compile_tuned(mod, tvm_target, work)
+    tune(lower(graph), _tvm_target(target), trials, work, rpc=rpc,
+         export=candidate_exporter(target), progress=progress, say=say)
+
+
+def _compile_tuned(graph: Graph, target: TvmTarget, work: Path) -> Any:
+    from targets.tvm.lower import lower
+    from targets.tvm.tune import compile_tuned
+
+    return compile_tuned(lower(graph), _tvm_target(target), work)

@@ -119,3 +119,19 @@ def test_cuda_build(int8_graph, tmp_path: Path) -> None:  # noqa: ANN001
 
     got = build.load().Session(0).run([g.outputs[0].name], {name: x})[0]
     np.testing.assert_array_equal(got, run(g, {name: x})[g.outputs[0].name])
+
+
+@needs_tvm
+def test_a_second_compile_reuses_the_build(int8_graph, tmp_path: Path) -> None:  # noqa: ANN001
+    from compiler.api import compile_model
+    from targets.host.cache import cache_info, clear_cache
+
+    g, name, x = int8_graph
+    first = compile_model(g, target="tvm:c", cache_dir=tmp_path)
+    second = compile_model(g, target="tvm:c", cache_dir=tmp_path)
+    assert not first.build.cache_hit and second.build.cache_hit
+    assert first.build.folder == second.build.folder
+    host = compile_model(g, target="tvm", cache_dir=tmp_path)  # another target: its own
+    assert host.build.folder != first.build.folder and not host.build.cache_hit
+    assert cache_info(tmp_path).builds == 2
+    assert clear_cache(tmp_path).builds == 2 and cache_info(tmp_path).builds == 0

@@ -33,43 +33,51 @@ def test_rpc_flag_parsing() -> None:
 
 
 def test_tuning_through_a_loopback_rpc_tracker(tmp_path: Path) -> None:
+    """compile_model(target="tvm", tune=2, tune_rpc=...) measures through a tracker and a
+    server on 127.0.0.1, keeps the records in the cache, builds the tuned kernels exactly;
+    the same compile again reuses both the database and the build, with no tracker."""
     from tvm import rpc
     from tvm.rpc.tracker import Tracker
+
+    from compiler.api import compile_model
 
     x = np.arange(-128, 128, dtype=np.int8).reshape(4, 64)
     g = one_node("Requantize", [(x, QuantParams((0.02,), (3,)), False)],
                  out_dtype="u8", out_scale=0.05, out_zp=128)
-    mod = lower(g)
     tracker = Tracker(host="127.0.0.1", port=9190, port_end=9290, silent=True)
     server = rpc.Server(host="127.0.0.1", port=9300, port_end=9400, key="qnnc-test",
                         tracker_addr=("127.0.0.1", tracker.port), silent=True)
     seen: list[tuple[int, int]] = []
     said: list[str] = []
     try:
-        tune(mod, host_target(), 2, tmp_path, rpc=RpcTracker("127.0.0.1", tracker.port,
-                                                             "qnnc-test"),
-             progress=lambda a, b: seen.append((a, b)), say=said.append)
+        cm = compile_model(g, target="tvm", tune=2, cache_dir=tmp_path,
+                           tune_rpc=f"127.0.0.1:{tracker.port}:qnnc-test",
+                           tune_progress=lambda a, b: seen.append((a, b)),
+                           tune_log=said.append)
     finally:
         server.terminate()
         tracker.terminate()
     assert "1 kernels" in said[0] and "about" in said[0] and "qnnc-test" in said[0]
     # a requantisation has few distinct schedules: the search may run out before 2 trials
     assert seen and all(1 <= a <= b == 2 for a, b in seen)
+    (work,) = tmp_path.glob("tvmtune-*")
     records = [json.loads(line) for line in
-               (tmp_path / "database_tuning_record.json").read_text().splitlines()]
+               (work / "database_tuning_record.json").read_text().splitlines()]
     # [workload, [trace, run seconds, target, arguments]]: measured, not failed (1e10 s)
     assert records and all(min(r[1][1]) < 1.0 for r in records)
-    assert trials_done(tmp_path) == 2 and (tmp_path / MARKER).is_file()
-
-    session = TvmSession(compile_tuned(mod, host_target(), tmp_path), signature(g))
+    assert trials_done(work) == 2 and (work / MARKER).is_file()
     want = run(g, {"x0": x})[g.outputs[0].name]
-    got = session.run([g.outputs[0].name], {"x0": x})[0]
+    got = cm.run(None, {"x0": x})[0]
     assert got.dtype == np.uint8 and want.dtype == np.uint8
     np.testing.assert_array_equal(got, want)
 
     again: list[str] = []
-    tune(mod, host_target(), 2, tmp_path, say=again.append)  # no tracker needed now
-    assert again == [f"tvm: reusing the tuning database in {tmp_path} (2 trials)"]
+    cm2 = compile_model(g, target="tvm", tune=2, cache_dir=tmp_path, tune_log=again.append)
+    assert again == [f"tvm: reusing the tuning database in {work} (2 trials)"]
+    assert cm2.build.cache_hit and cm2.build.folder == cm.build.folder
+    np.testing.assert_array_equal(cm2.run(None, {"x0": x})[0], want)
+    session = TvmSession(compile_tuned(lower(g), host_target(), work), signature(g))
+    np.testing.assert_array_equal(session.run([g.outputs[0].name], {"x0": x})[0], want)
 
 
 def test_non_positive_trials_are_refused(tmp_path: Path) -> None:
