@@ -4,7 +4,9 @@ index helpers (broadcasting, flat positions).
 Requantisation is the IR's one definition: with n = 31 + shift,
 ``requant_raw(acc) = (acc * M0 + 2^(n-1)) >> n`` in int64 with an arithmetic shift; a
 multiplier encoded as M0 = 0 gives 0 by the same formula (2^30 >> 31 = 0), as qmath returns.
-Accumulators are int64, as the interpreter's are, so the results agree for any data.
+A product's accumulator is int32 where every partial sum provably fits it (bounds from the
+constant weights' actual values, or from the operand types' ranges), else int64: exact
+either way, and int32 is what the vector units multiply fast.
 """
 
 from __future__ import annotations
@@ -12,13 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ir import qmath
-from ir.types import DType
+from ir.graph import Value
+from ir.ops.qcommon import zero_points
+from ir.types import DType, TensorType
 from targets.tvm.api import tir
 
 Expr = Any  # a TIR PrimExpr
 
 I64 = "int64"
+I32_MAX = 2**31 - 1
 
 
 def i64(v: int | Expr) -> Expr:
@@ -76,3 +83,28 @@ def lookup(table: Any, code: Expr, dtype: DType) -> Expr:
     """table[code - qmin(dtype)]: a 256-entry table indexed as qmath.lookup indexes it."""
     lo, _ = qmath.qrange(dtype)
     return table[code.astype("int32") - tir.const(lo, "int32")]
+
+
+def centred_max(t: TensorType) -> int:
+    """The largest |q - zero_point| a tensor of type ``t`` can hold."""
+    lo, hi = qmath.qrange(t.dtype)
+    assert t.quant is not None
+    zps = zero_points(t.quant)
+    return int(max(np.max(hi - zps), np.max(zps - lo)))
+
+
+def row_sums(v: Value, axis: int) -> int | None:
+    """max over the slices along ``axis`` of sum |q - zero_point| when ``v`` is a constant
+    (one zero point per slice, or one for all), else None."""
+    if v.data is None:
+        return None
+    assert v.type.quant is not None
+    data = np.moveaxis(np.asarray(v.data, dtype=np.int64), axis, 0)
+    zps = zero_points(v.type.quant).astype(np.int64)
+    centred = data.reshape(data.shape[0], -1) - (zps.reshape(-1, 1) if zps.size > 1 else zps)
+    return int(np.abs(centred).sum(axis=1).max(initial=0))
+
+
+def accumulator(bound: int) -> str:
+    """The dtype of a sum whose partial sums are at most ``bound`` in magnitude."""
+    return "int32" if bound <= I32_MAX else I64

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ir.ops.qcommon import act_clamp, conv_multipliers, out_type, zero_points
 from targets.tvm.api import te, tir
 from targets.tvm.context import Kernel, Tensor
-from targets.tvm.kernels.common import I64, lookup, requantize
+from targets.tvm.kernels.common import (
+    I64,
+    accumulator,
+    centred_max,
+    lookup,
+    requantize,
+    row_sums,
+)
 from targets.tvm.registry import kernel
 
 
@@ -29,7 +38,8 @@ def _centred_padded(x: Tensor, zx: int, before: list[int], extent: list[int]) ->
 def qconv(k: Kernel) -> list[Tensor]:
     """acc[n, m, o...] = b[m] + sum_{c, t...} (x - zx)[n, g*Cg + c, o*s - pad + t*d]
     * (w[m, c, t...] - zw[m]), g = m // (M / group), padding contributing 0;
-    y = clamp_act(zy + requant_raw(acc, M_m)), M_m = s_x * s_w[m] / s_y (int64);
+    y = clamp_act(zy + requant_raw(acc, M_m)), M_m = s_x * s_w[m] / s_y (int64); the sum
+    in int32 when every partial sum provably fits (common.accumulator);
     with an epilogue table, y = lut[y - qmin]."""
     a = k.attrs
     xt, wt = k.type_of("x"), k.type_of("w")
@@ -52,16 +62,22 @@ def qconv(k: Kernel) -> list[Tensor]:
     rc = te.reduce_axis((0, cg), name="rc")
     rk = [te.reduce_axis((0, kern[i]), name=f"rk{i}") for i in range(nsp)]
 
+    sums = row_sums(k.node.operand("w"), 0)
+    terms = cg * int(np.prod(kern))
+    dt = accumulator(centred_max(xt) * (sums if sums is not None else
+                                        terms * centred_max(wt)))
+
     def dot(n: Any, m: Any, *o: Any) -> Any:
         pos = [o[i] * strides[i] + rk[i] * dil[i] for i in range(nsp)]
-        xv = xc[(n, tir.indexdiv(m, mg) * cg + rc, *pos)].astype(I64)
-        wv = w[(m, rc, *rk)].astype(I64) - zw(m)
+        xv = xc[(n, tir.indexdiv(m, mg) * cg + rc, *pos)].astype(dt)
+        wv = (w[(m, rc, *rk)].astype(I64) - zw(m)).astype(dt)
         return te.sum(xv * wv, axis=[rc, *rk])
 
     acc = te.compute(mid.shape, dot, name="acc")
 
     def out(n: Any, m: Any, *o: Any) -> Any:
-        total = acc[(n, m, *o)] if b is None else acc[(n, m, *o)] + b[m].astype(I64)
+        a_ = acc[(n, m, *o)].astype(I64)
+        total = a_ if b is None else a_ + b[m].astype(I64)
         return requantize(total, m0(m), shift(m), mid.quant.zero_point[0], mid.dtype,
                           act_clamp(a))
 

@@ -145,3 +145,18 @@ def qmatmul_case(draw: Any) -> tuple[list[Operand | None], dict[str, Any]]:
 def test_qmatmul_bit_exact(case: tuple[list[Operand | None], dict[str, Any]]) -> None:
     operands, attrs = case
     assert_exact(one_node("QMatMul", operands, **attrs), feeds_of(operands))
+
+
+def test_a_sum_that_outgrows_int32_is_exact() -> None:
+    """70,000 products of 255 and 127 sum to 2.27e9, past int32: the accumulator must be
+    int64 here (it is int32 only where every partial sum provably fits)."""
+    k = 70_000
+    x = np.full((1, k), 255, dtype=np.uint8)
+    w = np.full((2, k), 127, dtype=np.int8)
+    w[1, ::2] = -127  # the second row's sum stays small
+    s_x, s_w = 1.0, 1.0
+    operands: list[Operand | None] = [
+        (x, QuantParams.per_tensor(s_x, 0), False),
+        (w, QuantParams.per_tensor(s_w, 0), True), None]
+    assert_exact(one_node("QLinear", operands, out_dtype="u8", out_scale=2.0**25, out_zp=0),
+                 feeds_of(operands))
