@@ -1,0 +1,60 @@
+"""Trained models through the tvm target: PP-OCR's direction classifier (and, marked slow,
+the PP-OCRv4 recogniser), shipped by rapidocr-onnxruntime, quantised on rendered text lines,
+built by TVM: every integer tensor bit-exact with the interpreter (each one that leaves for a
+float island made an output), the float outputs within rtol 1e-5 / atol 1e-5; and the
+compiled model's answers on a line equal to the host build's."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+pytest.importorskip("tvm", reason="the tvm targets need Apache TVM (pip install 'qnnc[tvm]')")
+
+from compiler.api import compile_model  # noqa: E402
+from compiler.shipped_models import OCR_MODELS, model_file, ocr_input  # noqa: E402
+from ir.graph import Graph  # noqa: E402
+from ir.verifier import verify  # noqa: E402
+from tests.targets.tvm.test_models import check_model  # noqa: E402
+
+
+def quantised(name: str) -> tuple[onnx.ModelProto, Graph, list[dict[str, np.ndarray]]]:
+    spec = OCR_MODELS[name]
+    path = model_file(spec)
+    if path is None:
+        pytest.skip("rapidocr-onnxruntime is not installed (a test extra: pip install "
+                    "--no-deps rapidocr-onnxruntime==1.4.4)")
+    model = onnx.load(str(path))
+    (inp, shape), = spec.shapes.items()
+    calib = [{inp: ocr_input(name, shape, seed=s)} for s in range(4)]
+    q = compile_model(model, input_shapes=spec.shapes, precision="int8",
+                      calibration=calib).graph
+    return model, q, calib
+
+
+def exact_with_islands(q: Graph, feeds: dict[str, np.ndarray]) -> None:
+    q = q.copy()
+    q.outputs = [*q.outputs, *(n.x for n in q.nodes if n.op == "Dequantize")]
+    verify(q)
+    check_model(q, feeds)
+
+
+def test_ocr_direction_classifier() -> None:
+    model, q, _ = quantised("cls")
+    assert {"QConv", "QLut", "QMul", "QGlobalAveragePool", "Softmax"} <= set(q.op_counts())
+    (inp, shape), = OCR_MODELS["cls"].shapes.items()
+    line = {inp: ocr_input("cls", shape, seed=9)}
+    exact_with_islands(q, line)
+    tvm = compile_model(q, target="tvm").run(None, line)[0]
+    host = compile_model(q, target="host").run(None, line)[0]
+    assert tvm.argmax(-1).tolist() == host.argmax(-1).tolist()
+    np.testing.assert_allclose(tvm, host, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_ocr_recogniser() -> None:
+    _, q, _ = quantised("rec")
+    assert {"QMatMul", "LayerNormalization", "Softmax", "Transpose"} <= set(q.op_counts())
+    (inp, shape), = OCR_MODELS["rec"].shapes.items()
+    exact_with_islands(q, {inp: ocr_input("rec", shape, seed=9)})
