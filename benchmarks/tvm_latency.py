@@ -87,7 +87,11 @@ def measure(name: str, trials: int, n_calib: int, budget: float, threads: int,
     quantised = compile_model(model, precision="int8", calibration=calib).graph
 
     def qnnc(target: str, tune: int = 0) -> Callable[[], Any]:
-        cm = compile_model(quantised, target=target, threads=threads, tune=tune)
+        def trials(done: int, total: int | None) -> None:
+            say(f"    {done}/{total} trials")
+
+        cm = compile_model(quantised, target=target, threads=threads, tune=tune,
+                           tune_log=say, tune_progress=trials)
         outputs[target + (" tuned" if tune else "")] = cm.run(None, x)
         return lambda: cm.run(None, x)
 
