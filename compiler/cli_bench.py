@@ -69,8 +69,9 @@ def widen_target_choices(p: argparse.ArgumentParser) -> None:
     for action in p._actions:  # argparse has no public way to reach an added option
         if action.dest == "target":
             action.completions = target_names()  # type: ignore[attr-defined]
-            action.help = ("time generated C for host, or model the latency on an "
-                           "accelerator profile (default: time the reference interpreter)")
+            action.help = ("time generated C for host (or the tvm build for this CPU: "
+                           "--target tvm), or model the latency on an accelerator profile "
+                           "(default: time the reference interpreter)")
 
 
 def _compiled(args: argparse.Namespace) -> CompiledModel:
@@ -150,6 +151,10 @@ def modelled_sections(model: str, cm: CompiledModel) -> list[str]:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.repeat < 1 or args.warmup < 0:
         raise QnncError("--repeat must be at least 1 and --warmup at least 0")
+    if args.target and args.target.startswith("tvm:") and args.target != "tvm:cuda":
+        raise QnncError(f"bench times the model on this machine; {args.target} builds for "
+                        "another one: compile it with -o and run its run_model.py there, or "
+                        "bench --target tvm (this CPU)")
     cm = _compiled(args)
     feeds = random_inputs(cm.input_types, seed=0)
     if getattr(args, "profile", False) and cm.target != "host":
@@ -197,7 +202,8 @@ def bench_data(args: argparse.Namespace, cm: CompiledModel, feeds: dict[str, Any
 
 def bench_text(args: argparse.Namespace, cm: CompiledModel, data: dict[str, Any]) -> str:
     sections = modelled_sections(args.model, cm) if cm.profile is not None else []
-    where = {"host": "host C", None: "reference interpreter"}.get(
+    where = {"host": "host C", None: "reference interpreter",
+             "tvm": "Apache TVM build for this CPU"}.get(
         cm.target, f"{cm.target} staged C emulated on this CPU (not the chip's speed)")
     t = data["latency_ms"]
     lines = ["\n\n".join(sections) + "\n"] if sections else []

@@ -99,3 +99,13 @@ def test_flag_errors(tiny, tmp_path: Path, capsys, argv: list[str],  # noqa: ANN
         assert n in r.err, (n, r.err)
     assert "calibrating" not in r.err  # refused before any work
     assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_bench_times_the_tvm_build(tiny, capsys) -> None:  # noqa: ANN001
+    model, calib, _ = tiny
+    r = run_cli(["bench", str(model), "--target", "tvm", "--calib", str(calib),
+                 "--repeat", "2", "--warmup", "0"], capsys)
+    assert r.code == 0, r.err
+    assert "Apache TVM build for this CPU" in r.out and "median" in r.out
+    r = run_cli(["bench", str(model), "--target", "tvm:riscv64", "--calib", str(calib)], capsys)
+    assert_one_paragraph_error(r, 1, "builds for another one", "run_model.py")
