@@ -46,8 +46,9 @@ def check_supported(graph: Graph) -> None:
         lines.append(f"  {op} ({len(names)}): {shown}{more}")
     raise UnsupportedModelError(
         f"the tvm target has no kernel for {len(missing)} op(s) of this model:\n"
-        + "\n".join(lines) + "\nits kernels are the quantised ops, data movement and the float "
-        "islands of INT8 graphs: compile with precision='int8', or for target='host'")
+        + "\n".join(lines) + "\nits kernels cover the quantised ops (QLSTM and QGRU too), "
+        "data movement and the float ops of CNNs and encoders (docs/tvm.md lists them): "
+        "compile for target='host' to run the others")
 
 
 def _tensor_type(v: Value) -> Any:

@@ -26,12 +26,13 @@ from typing import Any
 from ir.errors import QnncError
 from targets.tvm.toolchains import ARCHES
 
-_AARCH64 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}
+_SLP_OFF = ["-vectorize-slp=false"]  # as targets/tvm/build.LLVM_OPTIONS (see there)
+_AARCH64 = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "cl-opt": _SLP_OFF}
 NAMED: dict[str, dict[str, Any]] = {
     "aarch64": {**_AARCH64, "mcpu": "cortex-a55"},
     "cortex-a76": {**_AARCH64, "mcpu": "cortex-a76"},
     "riscv64": {"kind": "llvm", "mtriple": "riscv64-linux-gnu", "mcpu": "generic-rv64",
-                "mattr": ["+64bit", "+m", "+a", "+f", "+d", "+c"]},
+                "mattr": ["+64bit", "+m", "+a", "+f", "+d", "+c"], "cl-opt": _SLP_OFF},
     "cuda": {"kind": "cuda", "arch": "sm_80", "host": {"kind": "llvm"}},
     "c": {"kind": "c"},
 }

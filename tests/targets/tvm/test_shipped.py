@@ -58,3 +58,46 @@ def test_ocr_recogniser() -> None:
     assert {"QMatMul", "LayerNormalization", "Softmax", "Transpose"} <= set(q.op_counts())
     (inp, shape), = OCR_MODELS["rec"].shapes.items()
     exact_with_islands(q, {inp: ocr_input("rec", shape, seed=9)})
+
+
+def test_silero_vad_through_its_lstm() -> None:
+    """Silero VAD (the STFT conv, the encoder, QLSTM, Pad, Gather, ReduceMean) quantised on
+    speech-like audio, run chunk by chunk with its state carried: the tvm build's speech
+    probabilities follow the interpreter's (exp and tanh come from LLVM, so a code of the
+    LSTM's h may move by one: the probabilities within 0.02, the decisions equal)."""
+    import onnxruntime as ort
+
+    from compiler.shipped_models import STATE, VAD_MODELS, at_16k, speech_like, vad_chunks
+
+    spec = VAD_MODELS["silero_vad"]
+    path = model_file(spec)
+    if path is None:
+        pytest.skip("silero-vad is not installed (a test extra: pip install --no-deps "
+                    "silero-vad==6.2.3)")
+    model = at_16k(onnx.load(str(path)))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = {i.name for i in model.graph.input}
+
+    def feeds(chunk: np.ndarray, state: np.ndarray) -> dict[str, np.ndarray]:
+        f = {"input": chunk.astype(np.float32), "state": state,
+             "sr": np.array(16000, np.int64)}
+        return {k: v for k, v in f.items() if k in names}
+
+    calib, state = [], np.zeros(STATE, np.float32)
+    for chunk in vad_chunks(speech_like(1.5, seed=1)):
+        calib.append(feeds(chunk, state))
+        state = sess.run(None, calib[-1])[1]
+    q = compile_model(model, input_shapes=dict(spec.shapes), precision="int8",
+                      calibration=calib)
+    assert {"QLSTM", "Pad", "Gather", "ReduceMean"} <= set(q.graph.op_counts())
+    tvm = compile_model(q.graph, target="tvm")
+    probs = []
+    for cm in (q, tvm):
+        state, p = np.zeros(STATE, np.float32), []
+        for chunk in vad_chunks(speech_like(1.0, seed=7)):
+            out = cm.run(None, feeds(chunk, state))
+            p.append(float(np.asarray(out[0]).reshape(-1)[0]))
+            state = out[1]
+        probs.append(np.array(p))
+    assert np.abs(probs[0] - probs[1]).max() <= 0.02
+    assert ((probs[0] > 0.5) == (probs[1] > 0.5)).all()

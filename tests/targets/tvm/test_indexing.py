@@ -1,0 +1,86 @@
+"""Pad, Gather and the ReduceX ops through the tvm target against the interpreter: data
+movement exact on codes and floats (every pad mode, crops, negative indices), max/min exact,
+float sums and means within rtol 1e-5 (float64 there, numpy's pairwise float32 here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("tvm", reason="the tvm targets need Apache TVM (pip install 'qnnc[tvm]')")
+
+from ir.types import DType, QuantParams  # noqa: E402
+from tests.targets.tvm.harness import (  # noqa: E402
+    Operand,
+    assert_close,
+    assert_exact,
+    codes,
+    feeds_of,
+    one_node,
+)
+
+SETTINGS = settings(max_examples=20, deadline=None)
+
+
+def tensor(draw: Any, shape: tuple[int, ...], kind: str) -> Operand:
+    if kind == "u8":
+        return codes(draw, shape, DType.u8), QuantParams.per_tensor(0.1, 128), False
+    if kind == "i32":
+        return codes(draw, shape, DType.i32) // 7, None, False
+    seed = draw(st.integers(0, 2**32 - 1))
+    return (np.random.default_rng(seed).standard_normal(shape).astype(np.float32) * 3,
+            None, False)
+
+
+@SETTINGS
+@given(st.data())
+def test_pad_every_mode_exact(data: st.DataObject) -> None:
+    rank = data.draw(st.integers(1, 3))
+    shape = tuple(data.draw(st.integers(2, 5)) for _ in range(rank))
+    mode = data.draw(st.sampled_from(["constant", "reflect", "edge", "wrap"]))
+    kind = data.draw(st.sampled_from(["u8", "f32"]))
+    lo = -1 if mode == "constant" else 0
+    pads = [data.draw(st.integers(lo, shape[i % rank] - 1)) for i in range(2 * rank)]
+    x = tensor(data.draw, shape, kind)
+    value = 7.0 if kind == "u8" else -2.5
+    attrs: dict[str, Any] = {"pads": pads, "mode": mode}
+    if mode == "constant":
+        attrs["value"] = value
+    assert_exact(one_node("Pad", [x], **attrs), feeds_of([x]))
+
+
+@SETTINGS
+@given(st.data())
+def test_gather_constant_indices_exact(data: st.DataObject) -> None:
+    rank = data.draw(st.integers(1, 3))
+    shape = tuple(data.draw(st.integers(1, 5)) for _ in range(rank))
+    axis = data.draw(st.integers(0, rank - 1))
+    ishape = tuple(data.draw(st.integers(1, 3)) for _ in range(data.draw(st.integers(0, 2))))
+    n = shape[axis]
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    idx = np.random.default_rng(seed).integers(-n, n, size=ishape).astype(np.int64)
+    x = tensor(data.draw, shape, data.draw(st.sampled_from(["u8", "f32"])))
+    operands: list[Operand | None] = [x, (idx, None, True)]
+    assert_exact(one_node("Gather", operands, axis=axis), feeds_of(operands))
+
+
+@SETTINGS
+@given(st.data())
+def test_reductions(data: st.DataObject) -> None:
+    rank = data.draw(st.integers(1, 4))
+    shape = tuple(data.draw(st.integers(1, 6)) for _ in range(rank))
+    axes = sorted(data.draw(st.sets(st.integers(0, rank - 1), max_size=rank)))
+    keep = data.draw(st.booleans())
+    op = data.draw(st.sampled_from(["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin"]))
+    kind = "f32" if op in ("ReduceSum", "ReduceMean") else data.draw(
+        st.sampled_from(["f32", "i32"]))
+    x = tensor(data.draw, shape, kind)
+    g = one_node(op, [x], axes=axes, keepdims=keep)
+    if op in ("ReduceMax", "ReduceMin"):
+        assert_exact(g, feeds_of([x]))
+    else:  # sums of up to 1296 terms of size ~3: absolute error scaled to the magnitude
+        assert_close(g, feeds_of([x]), rtol=1e-5, atol=1e-5 * float(np.abs(x[0]).sum()))
