@@ -76,7 +76,7 @@ def layer_normalization(k: Kernel) -> list[Tensor]:
     d = te.compute(shape, lambda *i: xs[i] - total[at_stats(i)] / n, name="d")
     squares = te.compute(stats_shape, lambda *i: te.sum(d[whole(i)] * d[whole(i)], axis=rs),
                          name="squares")
-    eps = tir.const(k.attrs["epsilon"], stash)
+    eps = k.per_channel([k.attrs["epsilon"]], "epsilon", stash)(0)  # from memory: exact in C
     inv = te.compute(stats_shape, lambda *i: tir.const(1.0, stash)
                      / tir.sqrt(squares[i] / n + eps), name="inv_std")
 
@@ -111,10 +111,13 @@ def lrn(k: Kernel) -> list[Tensor]:
         return te.sum(tir.if_then_else(inside, v * v, tir.const(0.0, acc)), axis=r)
 
     total = te.compute(y.shape, square_sum, name="square_sum")
-    scale = tir.const(a["alpha"] / size, acc)
+    # the model's float constants from memory (TVM's C printer shortens float literals)
+    scale = k.per_channel([a["alpha"] / size], "alpha", acc)(0)
+    bias = k.per_channel([a["bias"]], "bias", acc)(0)
+    beta = k.per_channel([a["beta"]], "beta", acc)(0)
 
     def out(*i: Any) -> Any:
-        base = tir.const(a["bias"], acc) + scale * total[i]
-        return (x[i].astype(acc) / tir.power(base, tir.const(a["beta"], acc))).astype(dt)
+        base = bias + scale * total[i]
+        return (x[i].astype(acc) / tir.power(base, beta)).astype(dt)
 
     return [te.compute(y.shape, out, name="y")]
