@@ -93,7 +93,7 @@ class Resize:
         return [y.astype(x.dtype)]
 
 
-def _source(mode: str, out: int, size: int, scale: float,
+def source_coords(mode: str, out: int, size: int, scale: float,
             roi: tuple[float, float]) -> np.ndarray:
     """The input coordinate each output index samples, per ONNX's transformation modes."""
     y = np.arange(out, dtype=np.float64)
@@ -122,7 +122,7 @@ def _cubic(t: np.ndarray, a: float) -> np.ndarray:
     return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
 
 
-def _taps(src: np.ndarray, size: int, scale: float, a: Attrs) -> tuple[np.ndarray, np.ndarray]:
+def axis_taps(src: np.ndarray, size: int, scale: float, a: Attrs) -> tuple[np.ndarray, np.ndarray]:
     """(indices, weights), each (out, taps): the input cells each output mixes, and how."""
     mode = a["mode"]
     if mode == "nearest":
@@ -156,8 +156,8 @@ def _resize_axis(x: np.ndarray, axis: int, out: int, scale: float, roi: tuple[fl
                  a: Attrs) -> np.ndarray:
     size = x.shape[axis]
     cmode = a["coordinate_transformation_mode"]
-    src = _source(cmode, out, size, scale, roi)
-    idx, w = _taps(src, size, scale, a)
+    src = source_coords(cmode, out, size, scale, roi)
+    idx, w = axis_taps(src, size, scale, a)
     gathered = np.take(x, idx, axis=axis)  # (..., out, taps, ...)
     wshape = (1,) * axis + w.shape + (1,) * (x.ndim - axis - 1)
     y = (gathered * w.reshape(wshape)).sum(axis=axis + 1)

@@ -12,7 +12,7 @@ from ir.graph import Node
 from ir.ops.qpool import window_counts
 from targets.tvm.api import te, tir
 from targets.tvm.context import Kernel, Tensor
-from targets.tvm.kernels.pool import _taps
+from targets.tvm.kernels.pool import window_taps
 from targets.tvm.registry import kernel
 
 FLOATS = ("float32", "float64")
@@ -36,7 +36,7 @@ def average_pool(k: Kernel) -> list[Tensor]:
     out = list(y.shape[2:])
     counts = np.broadcast_to(window_counts(xt.shape, out, k.attrs)[0, 0], out)
     count = k.table(np.ascontiguousarray(counts).astype(dt), "count")
-    axes, where = _taps(k, xt)
+    axes, where = window_taps(k, xt)
     zero = tir.const(0.0, dt)
 
     def window(n: Any, c: Any, *o: Any) -> Any:

@@ -15,7 +15,7 @@ from targets.tvm.kernels.common import I64, requantize
 from targets.tvm.registry import kernel
 
 
-def _taps(k: Kernel, xt: TensorType) -> tuple[list[Any], Any]:
+def window_taps(k: Kernel, xt: TensorType) -> tuple[list[Any], Any]:
     """The window's reduce axes and, for an output index and those axes, (inside, x index):
     whether the tap reads x, and where (padding and ceil-mode overhang read nothing)."""
     a = k.attrs
@@ -49,7 +49,7 @@ def qaverage_pool(k: Kernel) -> list[Tensor]:
     m0s, shifts = pool_multipliers(xt, y, distinct)
     m0 = k.table(m0s[inverse].reshape(out).astype(np.int64), "m0")
     shift = k.table(shifts[inverse].reshape(out).astype(np.int64), "shift")
-    axes, where = _taps(k, xt)
+    axes, where = window_taps(k, xt)
 
     def window(n: Any, c: Any, *o: Any) -> Any:
         inside, idx = where(n, c, o)
@@ -87,7 +87,7 @@ def max_pool(k: Kernel) -> list[Tensor]:
     (y,) = k.out_types
     xt = k.type_of("x")
     x = k.operand("x")
-    axes, where = _taps(k, xt)
+    axes, where = window_taps(k, xt)
     dt = y.dtype.np.name
     lowest = tir.const(float("-inf"), dt) if y.dtype.is_float else tir.min_value(dt)
 

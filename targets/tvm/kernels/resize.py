@@ -1,7 +1,7 @@
 """Resize on float, u8 and i8 tensors (quantised codes included: nearest selects elements).
 
 Which input cells each output cell mixes, and with what weights, is decided at compile time
-by the interpreter's own functions (ir/ops/resize.py ``_source`` and ``_taps``: every
+by the interpreter's own functions (ir/ops/resize.py ``source_coords`` and ``axis_taps``: every
 coordinate transformation, nearest rounding mode, cubic coefficient, exclude_outside and
 antialias), and stored as tables. nearest then gathers: exact for every type. linear and
 cubic, on float tensors, resample axis by axis in float64, as the interpreter does, and round
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ir.graph import Node
-from ir.ops.resize import _source, _taps
+from ir.ops.resize import axis_taps, source_coords
 from targets.tvm.api import te
 from targets.tvm.context import Kernel, Tensor
 from targets.tvm.registry import kernel
@@ -44,8 +44,8 @@ def _resampled(shape: tuple[int, ...], a: dict[str, Any]) -> list[int]:
 
 def _axis_taps(size: int, out: int, scale: float, a: dict[str, Any]) -> tuple[
         np.ndarray, np.ndarray]:
-    src = _source(a["coordinate_transformation_mode"], out, size, scale, (0.0, 1.0))
-    idx, w = _taps(src, size, scale, a)
+    src = source_coords(a["coordinate_transformation_mode"], out, size, scale, (0.0, 1.0))
+    idx, w = axis_taps(src, size, scale, a)
     return idx.astype(np.int32), w.astype(np.float64)
 
 
