@@ -267,7 +267,7 @@ def _int_global_max(ctx: LayerCtx) -> str:
 
 def _int_resize(ctx: LayerCtx) -> str:
     """Nearest Resize of an integer tensor: one source index per output index and axis."""
-    from ir.ops.resize import _source, _taps
+    from ir.ops.resize import axis_taps, source_coords
 
     a = ctx.a
     if a["mode"] != "nearest" or a["coordinate_transformation_mode"] == "tf_crop_and_resize":
@@ -278,8 +278,8 @@ def _int_resize(ctx: LayerCtx) -> str:
         if y[k] == x[k] and float(a["scales"][k]) == 1.0:
             axes.append(None)
             continue
-        src = _source(a["coordinate_transformation_mode"], y[k], x[k], a["scales"][k], (0, 1))
-        idx, _ = _taps(src, x[k], a["scales"][k], a)
+        src = source_coords(a["coordinate_transformation_mode"], y[k], x[k], a["scales"][k], (0, 1))
+        idx, _ = axis_taps(src, x[k], a["scales"][k], a)
         lines.append(int_table(f"ix{k}", "int", [int(v) for v in idx[:, 0]]))
         axes.append(f"ix{k}")
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ir.ops.resize import _source, _taps
+from ir.ops.resize import axis_taps, source_coords
 from targets.c.cond import all_of, cond_text, ge
 from targets.c.emitter import (
     LayerCtx,
@@ -191,8 +191,8 @@ def resize(ctx: LayerCtx) -> str:
     for k in range(r):
         if y[k] == x[k] and math.isclose(a["scales"][k], 1.0):
             continue
-        src = _source(a["coordinate_transformation_mode"], y[k], x[k], a["scales"][k], (0, 1))
-        idx, w = _taps(src, x[k], a["scales"][k], a)
+        src = source_coords(a["coordinate_transformation_mode"], y[k], x[k], a["scales"][k], (0, 1))
+        idx, w = axis_taps(src, x[k], a["scales"][k], a)
         ntap = idx.shape[1]
         lines.append(c_table(f"ix{k}", "int", [int(v) for v in idx.reshape(-1)]))
         lines.append(c_table(f"wt{k}", ct, [float_lit(v, ctx.ot(0).dtype)
