@@ -53,6 +53,7 @@ def test_squeezenet_f32(tmp_path: Path) -> None:
                                       "Softmax"}, tmp_path, 2)
 
 
+@pytest.mark.slow  # 12-14 s; QMatMul, Gelu, Softmax, LayerNorm have op tests
 def test_bert_encoder_f32(tmp_path: Path) -> None:
     assert_model_close("bert_encoder", {"MatMul", "Gelu", "Softmax", "LayerNormalization"},
                        tmp_path, 1)

@@ -128,6 +128,7 @@ def check_model(q: Graph, feeds: dict[str, np.ndarray] | None = None) -> None:
             np.testing.assert_array_equal(out, want[v.name], err_msg=v.name)
 
 
+@pytest.mark.slow  # 12-14 s; QMatMul, Gelu, Softmax, LayerNorm have op tests
 def test_bert_encoder_int8_codes_exact() -> None:
     """QLinear, QMatMul, QAdd, QLut, Transpose, Reshape and the Softmax and LayerNorm
     islands of a 6-layer encoder."""
