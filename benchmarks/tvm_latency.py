@@ -1,7 +1,8 @@
 """The tvm target beside qnnc's host C and onnxruntime, in one process, on the same input.
 
-For each model (default: the tiny CNN, SqueezeNet and ResNet-50 examples), INT8 on the same
-calibration samples:
+For each model (default: the tiny CNN and SqueezeNet examples, and the trained corpus models
+PP-OCR cls and Silero VAD on realistic inputs: benchmarks.corpus_feeds, the samples
+host_latency uses), INT8 on the same calibration samples:
 
 - **qnnc host**: ``compile_model(..., target="host")``, qnnc's own C (AVX2 on this CPU);
 - **tvm**: ``compile_model(..., target="tvm")``, the same quantised graph lowered to Relax
@@ -33,11 +34,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import fmt, format_table, load_average, machine_line, time_interleaved
+from benchmarks.corpus_feeds import CORPUS, fixed_model, timing_samples
 from compiler.api import compile_model
 from compiler.examples import EXAMPLES, build_example
 from compiler.ort_compare import ort_quantize, ort_session
 
-MODELS = ["tiny_cnn", "squeezenet", "resnet50"]
+MODELS = ["tiny_cnn", "squeezenet", "cls", "vad"]
 COLUMNS = ["qnnc host", "tvm", "tvm tuned", "ORT int8", "ORT f32"]
 Feeds = dict[str, np.ndarray]
 #: float outputs come from float islands (a final Softmax), computed by each backend's own
@@ -66,9 +68,13 @@ def measure(name: str, trials: int, n_calib: int, budget: float, threads: int,
     """Median ms per column for one model, and notes (failures, mismatches)."""
     import tempfile
 
-    model = build_example(name)
-    calib = feeds_for(model, n_calib, seed=1)
-    x = feeds_for(model, 1, seed=2)[0]
+    if name in CORPUS:  # a trained model on realistic inputs
+        model = fixed_model(name)
+        calib, x = timing_samples(name, n_calib)
+    else:
+        model = build_example(name)
+        calib = feeds_for(model, n_calib, seed=1)
+        x = feeds_for(model, 1, seed=2)[0]
     notes: list[str] = []
     runs: dict[str, Callable[[], object]] = {}
     outputs: dict[str, list[np.ndarray]] = {}
@@ -129,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.tvm_latency",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=",".join(MODELS),
-                    help=f"comma-separated examples (of {', '.join(EXAMPLES)})")
+                    help=f"comma-separated examples (of {', '.join(EXAMPLES)}) and corpus "
+                    f"models (of {', '.join(CORPUS)})")
     ap.add_argument("--trials", type=int, default=64,
                     help="MetaSchedule trials per model for the tuned column (0: leave it out)")
     ap.add_argument("--calib", type=int, default=8, help="calibration samples")
@@ -137,9 +144,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in EXAMPLES]
+    unknown = [m for m in names if m not in EXAMPLES and m not in CORPUS]
     if unknown:
-        ap.error(f"unknown models {unknown}; the examples are {', '.join(EXAMPLES)}")
+        ap.error(f"unknown models {unknown}; the examples are {', '.join(EXAMPLES)}, the "
+                 f"corpus models {', '.join(CORPUS)}")
     print(machine_line(), flush=True)
     before = load_average()
     rows, notes = [], []
