@@ -11,7 +11,7 @@ either way, and int32 is what the vector units multiply fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ from ir import qmath
 from ir.graph import Value
 from ir.ops.qcommon import zero_points
 from ir.types import DType, TensorType
-from targets.tvm.api import tir
+from targets.tvm.api import te, tir
 
 Expr = Any  # a TIR PrimExpr
 
@@ -108,3 +108,26 @@ def row_sums(v: Value, axis: int) -> int | None:
 def accumulator(bound: int) -> str:
     """The dtype of a sum whose partial sums are at most ``bound`` in magnitude."""
     return "int32" if bound <= I32_MAX else I64
+
+
+def conv_extent(sizes: Sequence[int], outs: Sequence[int], kern: Sequence[int],
+                strides: Sequence[int], dilations: Sequence[int],
+                pads: Sequence[int]) -> list[int]:
+    """Per spatial axis, the cells a convolution's taps reach: the input after its leading
+    pads, or further when the last output's window ends past it."""
+    return [max(sizes[i] + pads[i], (outs[i] - 1) * strides[i] + (kern[i] - 1) * dilations[i]
+                + 1) for i in range(len(sizes))]
+
+
+def padded(x: Any, before: Sequence[int], extent: Sequence[int], value: Callable[[Expr], Expr],
+           fill: Expr, name: str) -> Any:
+    """``value(x[n, c, p - before])`` on a spatial grid of ``extent`` cells (N, C kept),
+    ``fill`` outside x (a convolution's padding)."""
+    sizes = [int(d) for d in x.shape[2:]]
+
+    def body(n: Any, c: Any, *p: Any) -> Any:
+        inside = tir.all(*[tir.all(pi >= b, pi < b + s) for pi, b, s in zip(p, before, sizes)])
+        src = [tir.max(tir.min(pi - b, s - 1), 0) for pi, b, s in zip(p, before, sizes)]
+        return tir.if_then_else(inside, value(x[(n, c, *src)]), fill)
+
+    return te.compute((*x.shape[:2], *extent), body, name=name)

@@ -10,7 +10,7 @@ from typing import Any
 from ir.graph import Node, Value
 from targets.tvm.api import te, tir
 from targets.tvm.context import Kernel, Tensor
-from targets.tvm.kernels.common import broadcast_index
+from targets.tvm.kernels.common import broadcast_index, conv_extent, padded
 from targets.tvm.registry import kernel
 
 FLOATS = ("float32", "float64")
@@ -21,19 +21,6 @@ def float_operands(node: Node) -> bool:
     values = [v for v in node.inputs if isinstance(v, Value)] + list(node.outputs)
     dts = {v.type.dtype.np.name for v in values}
     return len(dts) == 1 and dts <= set(FLOATS) and all(v.type.quant is None for v in values)
-
-
-def _zero_padded(x: Tensor, before: list[int], extent: list[int]) -> Tensor:
-    """x on a spatial grid of ``extent`` cells, ``before`` zero cells first, zeros after."""
-    sizes = [int(d) for d in x.shape[2:]]
-    zero = tir.const(0.0, x.dtype)
-
-    def body(n: Any, c: Any, *p: Any) -> Any:
-        inside = tir.all(*[tir.all(pi >= b, pi < b + s) for pi, b, s in zip(p, before, sizes)])
-        src = [tir.max(tir.min(pi - b, s - 1), 0) for pi, b, s in zip(p, before, sizes)]
-        return tir.if_then_else(inside, x[(n, c, *src)], zero)
-
-    return te.compute((*x.shape[:2], *extent), body, name="x_padded")
 
 
 @kernel("Conv", accepts=float_operands)
@@ -49,10 +36,10 @@ def conv(k: Kernel) -> list[Tensor]:
     nsp = xt.rank - 2
     strides, dil, pads = a["strides"], a["dilations"], a["pads"]
     outs, kern = list(y.shape[2:]), list(wt.shape[2:])
-    extent = [max(xt.shape[2 + i] + pads[i], (outs[i] - 1) * strides[i]
-                  + (kern[i] - 1) * dil[i] + 1) for i in range(nsp)]
+    extent = conv_extent(xt.shape[2:], outs, kern, strides, dil, pads)
     needs_pad = any(e != xt.shape[2 + i] for i, e in enumerate(extent))
-    xp = _zero_padded(x, list(pads[:nsp]), extent) if needs_pad else x
+    xp = padded(x, pads[:nsp], extent, lambda v: v, tir.const(0.0, x.dtype),
+                "x_padded") if needs_pad else x
     cg, mg = wt.shape[1], wt.shape[0] // a["group"]
     rc = te.reduce_axis((0, cg), name="rc")
     rk = [te.reduce_axis((0, kern[i]), name=f"rk{i}") for i in range(nsp)]

@@ -13,25 +13,13 @@ from targets.tvm.kernels.common import (
     I64,
     accumulator,
     centred_max,
+    conv_extent,
     lookup,
+    padded,
     requantize,
     row_sums,
 )
 from targets.tvm.registry import kernel
-
-
-def _centred_padded(x: Tensor, zx: int, before: list[int], extent: list[int]) -> Tensor:
-    """(x - zx) as int32 on a grid padded with 0 to ``extent`` (``before`` cells first)."""
-    sizes = [int(d) for d in x.shape[2:]]
-
-    def body(n: Any, c: Any, *p: Any) -> Any:
-        inside = tir.all(*[tir.all(pi >= b, pi < b + s)
-                           for pi, b, s in zip(p, before, sizes)])
-        src = [pi - b for pi, b in zip(p, before)]
-        return tir.if_then_else(inside, x[(n, c, *src)].astype("int32") - zx,
-                                tir.const(0, "int32"))
-
-    return te.compute((*x.shape[:2], *extent), body, name="x_centred")
 
 
 @kernel("QConv")
@@ -55,9 +43,10 @@ def qconv(k: Kernel) -> list[Tensor]:
     strides, dil, pads = a["strides"], a["dilations"], a["pads"]
     outs = list(mid.shape[2:])
     kern = list(wt.shape[2:])
-    extent = [max(xt.shape[2 + i] + pads[i], (outs[i] - 1) * strides[i]
-                  + (kern[i] - 1) * dil[i] + 1) for i in range(nsp)]
-    xc = _centred_padded(x, int(zero_points(xt.quant)[0]), list(pads[:nsp]), extent)
+    extent = conv_extent(xt.shape[2:], outs, kern, strides, dil, pads)
+    zx = int(zero_points(xt.quant)[0])
+    xc = padded(x, pads[:nsp], extent, lambda v: v.astype("int32") - zx,
+                tir.const(0, "int32"), "x_centred")  # (x - zx) as int32, 0 in the padding
     cg, mg = wt.shape[1], wt.shape[0] // a["group"]
     rc = te.reduce_axis((0, cg), name="rc")
     rk = [te.reduce_axis((0, kern[i]), name=f"rk{i}") for i in range(nsp)]

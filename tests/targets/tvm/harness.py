@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ir import qmath
 from ir.build import make_node
-from ir.graph import Graph
+from ir.graph import Graph, Value
 from ir.interpreter import run
 from ir.types import DType, QuantParams, TensorType
 from ir.verifier import verify
@@ -22,10 +22,10 @@ Operand = tuple[np.ndarray, QuantParams | None, bool]
 ACT = (DType.u8, DType.i8)
 
 
-def one_node(op: str, operands: list[Operand | None], **attrs: Any) -> Graph:
-    """A graph of one ``op`` node: constant operands as constants, the others as inputs."""
-    g = Graph("t")
-    values = []
+def add_operands(g: Graph, operands: list[Operand | None]) -> list[Value | None]:
+    """The operands as values of ``g``: constants as constants (c<i>), the others as inputs
+    (x<i>, the names feeds_of uses); None stays None (an omitted optional operand)."""
+    values: list[Value | None] = []
     for i, o in enumerate(operands):
         if o is None:
             values.append(None)
@@ -38,7 +38,13 @@ def one_node(op: str, operands: list[Operand | None], **attrs: Any) -> Graph:
         else:
             v = g.add_input(f"x{i}", t)
         values.append(v)
-    node = make_node(g, op, values, attrs, name=f"{op}/node 0")
+    return values
+
+
+def one_node(op: str, operands: list[Operand | None], **attrs: Any) -> Graph:
+    """A graph of one ``op`` node: constant operands as constants, the others as inputs."""
+    g = Graph("t")
+    node = make_node(g, op, add_operands(g, operands), attrs, name=f"{op}/node 0")
     g.outputs = list(node.outputs)
     verify(g)
     return g

@@ -25,12 +25,12 @@ from ir.build import make_node  # noqa: E402
 from ir.graph import Graph  # noqa: E402
 from ir.interpreter import run  # noqa: E402
 from ir.ops.registry import OpError  # noqa: E402
-from ir.types import DType, TensorType  # noqa: E402
 from ir.verifier import verify  # noqa: E402
 from targets.tvm.build import run_in_memory  # noqa: E402
 from targets.tvm.lower import unsupported  # noqa: E402
 from tests.targets.tvm.harness import (  # noqa: E402
     Operand,
+    add_operands,
     assert_close,
     assert_exact,
     feeds_of,
@@ -177,15 +177,7 @@ def each_op(specs: list[tuple[str, list[int], dict[str, Any]]],
     """A graph of one node per (op, indices of its operands in ``inputs``, attributes), every
     result an output: one build checks every op."""
     g = Graph("t")
-    values = []
-    for i, (data, q, const) in enumerate(inputs):
-        t = TensorType(data.shape, DType.from_numpy(data.dtype), q)
-        if const:
-            v = g.add_const(data, f"c{i}")
-            v.type = t
-        else:
-            v = g.add_input(f"x{i}", t)
-        values.append(v)
+    values = add_operands(g, list(inputs))
     for op, which, attrs in specs:
         node = make_node(g, op, [values[i] for i in which], attrs, name=f"{op}/node")
         g.outputs.append(node.outputs[0])

@@ -58,21 +58,9 @@ def test_tiny_cnn_int8_matches_interpreter_and_host(tmp_path: Path) -> None:
 
 
 def test_digits_cnn_int8_matches_interpreter(tmp_path: Path) -> None:
-    from compiler.datasets import digits_split
+    from tests.codegen.test_int8_models import check_digits
 
-    xtr, _, xte, yte = digits_split()
-    cm = compile_model(str(FIXTURE), precision="int8", calibration={"input": xtr[:200, None]},
-                       target="tvm", cache_dir=tmp_path)
-    ops = cm.graph.op_counts()
-    assert ops.get("QConv") == 3 and ops.get("QLinear") == 1
-    hits = 0
-    for i in range(40):
-        x = xte[i:i + 1]
-        got = cm.run(None, {"input": x})
-        want = interpret(cm.graph, {"input": x})
-        assert_same(got, [want[n] for n in cm.output_names])
-        hits += int(got[0].argmax() == yte[i])
-    assert hits >= 36  # the quantised net still classifies
+    check_digits(target="tvm", cache_dir=tmp_path)
 
 
 def test_a_model_with_ops_lacking_kernels_names_them_all(tmp_path: Path) -> None:
