@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = _sub(subs, "run", "run a model on the reference interpreter, or a compiled folder as "
-             "it was compiled (host C, staged C or the interpreter)",
+             "it was compiled (host C, staged C, tvm or the interpreter)",
              RUN_EPILOG, cmd_run, debug)
     p.add_argument("model", metavar="MODEL.onnx|COMPILED_DIR")
     src = p.add_mutually_exclusive_group(required=True)

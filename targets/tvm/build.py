@@ -24,6 +24,7 @@ import numpy as np
 from ir.errors import InputError, QnncError
 from ir.graph import Graph
 from targets.tvm.api import relax, require_tvm
+from targets.tvm.checks import checked_nodes, failure
 from targets.tvm.lower import lower
 
 MODULE_FILE = "model_tvm.so"
@@ -54,13 +55,15 @@ def compile_graph(graph: Graph) -> Any:
 
 
 def signature(graph: Graph) -> dict[str, Any]:
-    """The inputs and outputs of main, in order: name, shape, numpy dtype."""
+    """The inputs and outputs of main, in order: name, shape, numpy dtype; and the nodes
+    whose indices are checked at run time (checks.py), by node index."""
 
     def entry(v: Any) -> dict[str, Any]:
         return {"name": v.name, "shape": list(v.type.shape), "dtype": v.type.dtype.np.name}
 
     return {"inputs": [entry(v) for v in graph.inputs],
-            "outputs": [entry(v) for v in graph.outputs]}
+            "outputs": [entry(v) for v in graph.outputs],
+            "checks": checked_nodes(graph)}
 
 
 class TvmSession:
@@ -72,6 +75,7 @@ class TvmSession:
         self._vm = relax.VirtualMachine(executable, tvm.cpu())
         self._inputs = list(sig["inputs"])
         self._outputs = [o["name"] for o in sig["outputs"]]
+        self._checks = dict(sig.get("checks", {}))
 
     def run(self, wanted: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         args = []
@@ -83,7 +87,13 @@ class TvmSession:
                 raise InputError(f"input {entry['name']!r} has shape {list(a.shape)}, "
                                  f"the model expects {entry['shape']}")
             args.append(self._tvm.runtime.tensor(a))
-        results = self._vm["main"](*args)
+        try:
+            results = self._vm["main"](*args)
+        except IndexError as e:  # an index check failed (checks.py)
+            error = failure(e, self._checks)
+            if error is None:
+                raise
+            raise error from None
         by_name = {n: results[i].numpy() for i, n in enumerate(self._outputs)}
         return [by_name[n] for n in wanted]
 

@@ -27,13 +27,15 @@ class Kernel:
     """One node being lowered; see the module doc."""
 
     def __init__(self, node: Node, bind: Callable[[Value], Any],
-                 constant: Callable[[np.ndarray], Any]) -> None:
+                 constant: Callable[[np.ndarray], Any],
+                 checked: Callable[[Value, list[int]], Any] | None = None) -> None:
         self.node = node
         self.attrs = node.attrs
         self.placeholders: list[Tensor] = []
         self.args: list[Any] = []
         self._bind = bind
         self._constant = constant
+        self._checked = checked
 
     @property
     def out_types(self) -> list[TensorType]:
@@ -64,6 +66,26 @@ class Kernel:
         t = te.placeholder(arr.shape, str(arr.dtype), name=name)
         self.placeholders.append(t)
         self.args.append(self._constant(arr))
+        return t
+
+    def indices(self, name: str, dims: list[int]) -> Tensor:
+        """Operand ``name`` (indices into axes of ``dims`` entries: one dim for every index,
+        or one per entry of the last axis) as int64 wrapped into [0, dim): constants
+        wrapped here (the verifier checked their range), indices known only at run time
+        through a check kernel that stops the run on one out of range (checks.py)."""
+        value = self.node.operand(name)
+        assert isinstance(value, Value), f"{self.node.op}: operand {name} is omitted"
+        shape = list(value.type.shape)
+        if value.data is not None:
+            idx = np.asarray(value.data, dtype=np.int64).reshape(shape)
+            d = np.asarray(dims, dtype=np.int64)
+            d = d[-1] if len(dims) == 1 else d  # one dim, or one per tuple entry
+            wrapped = np.where(idx < 0, idx + d, idx).astype(np.int64)
+            return self.table(wrapped if wrapped.size else np.zeros(shape, np.int64), name)
+        assert self._checked is not None, "indices known at run time need a check kernel"
+        t = te.placeholder(shape, "int64", name=name)
+        self.placeholders.append(t)
+        self.args.append(self._checked(value, dims))
         return t
 
     def per_channel(self, values: np.ndarray, name: str,

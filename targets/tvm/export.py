@@ -47,6 +47,7 @@ one .npy file per model input, in the order of tvm_signature.json; writes output
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -68,7 +69,14 @@ for path, entry in zip(paths, sig["inputs"]):
     if list(a.shape) != entry["shape"]:
         sys.exit(f"{path}: shape {list(a.shape)}, {entry['name']} wants {entry['shape']}")
     args.append(tvm.runtime.tensor(a.astype(entry["dtype"]), device))
-results = vm["main"](*args)
+try:
+    results = vm["main"](*args)
+except IndexError as e:  # an index fed to a Gather or ScatterND left its axis
+    found = re.search(r"qnnc-check:(\\d+)", str(e))
+    if found is None:
+        raise
+    name, op = sig["checks"][found.group(1)]
+    sys.exit(f"node {name!r} ({op}): an index read from the input data is out of range")
 for k, entry in enumerate(sig["outputs"]):
     np.save(f"output{k}.npy", results[k].numpy())
     print(f"output{k}.npy: {entry['name']} {entry['shape']} {entry['dtype']}")

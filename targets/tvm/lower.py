@@ -18,6 +18,7 @@ from ir.errors import UnsupportedModelError
 from ir.graph import Graph, Node, Value
 from targets.c.names import NameTable
 from targets.tvm.api import relax, te
+from targets.tvm.checks import check_func
 from targets.tvm.context import Kernel, tvm_dtype
 from targets.tvm.registry import Builder, kernels
 
@@ -74,11 +75,22 @@ def lower(graph: Graph) -> Any:
             env[id(v)] = constant(np.asarray(v.data, order="C"))
         return env[id(v)]
 
+    def checker(index: int, symbol: str) -> Any:
+        def checked(v: Value, dims: list[int]) -> Any:
+            shape = list(v.type.shape)
+            func = check_func(shape, tvm_dtype(v.type), dims, index)
+            name = names.claim(symbol, "check")
+            gvar = bb.add_func(func.with_attr("global_symbol", name), name)
+            return bb.emit(relax.call_tir(gvar, relax.Tuple([bind(v)]),
+                                          relax.TensorType(shape, "int64")))
+        return checked
+
     with bb.function("main", params):
         with bb.dataflow():
             for index, node in enumerate(graph.nodes):
-                _emit(bb, node, builders[node.op].build, names.claim(f"k{index}", node.name),
-                      Kernel(node, bind, constant), env)
+                symbol = names.claim(f"k{index}", node.name)
+                _emit(bb, node, builders[node.op].build, symbol,
+                      Kernel(node, bind, constant, checker(index, symbol)), env)
             result = relax.Tuple([bind(v) for v in graph.outputs])
             out = bb.emit_output(result)
         bb.emit_func_output(out)

@@ -8,6 +8,7 @@ from targets.tvm.kernels import (
     float_pool,
     floating,
     indexing,
+    logic,
     movement,
     pool,
     qconv,
@@ -20,5 +21,5 @@ from targets.tvm.kernels import (
 )
 
 __all__ = ["batchnorm", "float_elementwise", "float_nn", "float_pool", "floating", "indexing",
-           "movement", "pool", "qconv", "qelementwise", "qlinear", "qrecurrent", "quant",
+           "logic", "movement", "pool", "qconv", "qelementwise", "qlinear", "qrecurrent", "quant",
            "reduce", "resize"]

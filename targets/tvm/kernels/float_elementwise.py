@@ -1,5 +1,5 @@
 """Float elementwise ops of float graphs: activations, math functions, and the broadcasting
-binary arithmetic, on float32 or float64 tensors.
+binary arithmetic, on float32 or float64 tensors (Add, Sub, Mul, Max, Min on integers too).
 
 Where the interpreter evaluates a formula in float64 and rounds once (Sigmoid, HardSigmoid,
 HardSwish, SiLU, Erf, Pow: ir/ops/elementwise.py, binary.py), so does the kernel; the others
@@ -138,15 +138,31 @@ BINARY: dict[str, Callable[[Expr, Expr], Expr]] = {
 }
 
 
-@kernel(*BINARY, accepts=float_operands)
+#: integer arithmetic the kernel also takes (wrapping like C's fixed-width integers, as the
+#: interpreter's numpy does); integer Div (truncating, x / 0 = 0) has no kernel
+INTEGER = ("Add", "Sub", "Mul", "Max", "Min")
+
+
+def _float_or_integer(node: Node) -> bool:
+    if float_operands(node):
+        return True
+    dts = {v.type.dtype for v in node.inputs if isinstance(v, Value)}
+    dt = next(iter(dts)) if len(dts) == 1 else None
+    return node.op in INTEGER and dt is not None and dt.is_int and not dt.is_storage_only
+
+
+@kernel(*BINARY, accepts=_float_or_integer)
 def binary(k: Kernel) -> list[Tensor]:
     """z[i...] = f(x[bx(i)], y[by(i)]), bx / by numpy broadcasting (an axis of one read at
     0, shapes aligned on the right); f: Add x + y, Sub x - y, Mul x * y, Div x / y,
-    Max / Min max(x, y) / min(x, y) with nan propagating."""
+    Max / Min max(x, y) / min(x, y) with nan propagating. Add, Sub, Mul, Max and Min on
+    integers too."""
     (z,) = k.out_types
     at, bt = k.type_of("a"), k.type_of("b")
     a, b = k.operand("a"), k.operand("b")
     fn = BINARY[k.node.op]
+    if not z.dtype.is_float:
+        fn = {"Max": tir.max, "Min": tir.min}.get(k.node.op, fn)
     return [te.compute(z.shape, lambda *i: fn(a[tuple(broadcast_index(at.shape, i))],
                                               b[tuple(broadcast_index(bt.shape, i))]),
                        name="z")]

@@ -1,6 +1,7 @@
 """Float islands that quantised graphs keep between a Dequantize and a Quantize: Softmax,
-LayerNormalization and LRN. Float kernels agree with the interpreter within a stated tolerance,
-not bit for bit (exp, sqrt and pow come from LLVM, and sums run in another order than numpy's)."""
+LayerNormalization, RMSNormalization and LRN. Float kernels agree with the interpreter
+within a stated tolerance, not bit for bit (exp, sqrt and pow come from LLVM, and sums run
+in another order than numpy's)."""
 
 from __future__ import annotations
 
@@ -121,3 +122,35 @@ def lrn(k: Kernel) -> list[Tensor]:
         return (x[i].astype(acc) / tir.power(base, beta)).astype(dt)
 
     return [te.compute(y.shape, out, name="y")]
+
+
+@kernel("RMSNormalization")
+def rms_normalization(k: Kernel) -> list[Tensor]:
+    """Over the axes [axis, rank), in the stash type: ms = sum(x * x) / count,
+    n = x * (1 / sqrt(ms + epsilon)) cast to x's type; y = n * scale (scale broadcast to
+    x, in x's type)."""
+    (y,) = k.out_types
+    x, scale = k.operand("x"), k.operand("scale")
+    st = k.type_of("scale")
+    axis = k.attrs["axis"]
+    stash = DType(k.attrs["stash"]).np.name
+    dt = y.dtype.np.name
+    shape = list(y.shape)
+    inner = shape[axis:]
+    count = 1
+    for d in inner:
+        count *= d
+    stats_shape = shape[:axis] + [1] * len(inner)
+    rs = [te.reduce_axis((0, d), name=f"r{i}") for i, d in enumerate(inner)]
+    xs = te.compute(shape, lambda *i: x[i].astype(stash), name="xs")
+    squares = te.compute(stats_shape, lambda *i: te.sum(
+        xs[(*i[:axis], *rs)] * xs[(*i[:axis], *rs)], axis=rs), name="squares")
+    eps = k.per_channel([k.attrs["epsilon"]], "epsilon", stash)(0)  # from memory: exact in C
+    inv = te.compute(stats_shape, lambda *i: tir.const(1.0, stash) / tir.sqrt(
+        squares[i] / tir.const(count, stash) + eps), name="inv_rms")
+
+    def out(*i: Any) -> Any:
+        n = (xs[i] * inv[(*i[:axis], *([0] * len(inner)))]).astype(dt)
+        return n * scale[tuple(broadcast_index(st.shape, i))].astype(dt)
+
+    return [te.compute(shape, out, name="y")]

@@ -1,5 +1,5 @@
-"""Pad and Gather: data movement by index arithmetic, on any element type (codes or floats),
-so exact."""
+"""Pad, Gather and ScatterND: data movement by index arithmetic, on any element type (codes
+or floats), so exact. Indices only known at run time are checked before use (checks.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from ir.graph import Node
 from targets.tvm.api import te, tir
 from targets.tvm.context import Kernel, Tensor
 from targets.tvm.registry import kernel
@@ -63,31 +62,71 @@ def pad(k: Kernel) -> list[Tensor]:
     return [te.compute(y.shape, body, name="y")]
 
 
-def _constant_indices(node: Node) -> bool:
-    """Gather with constant indices (checked at compile time, so no read leaves x)."""
-    v = node.operand("indices")
-    return v is not None and v.data is not None
-
-
-@kernel("Gather", accepts=_constant_indices)
+@kernel("Gather")
 def gather(k: Kernel) -> list[Tensor]:
     """y[i..., j..., k...] = x[i..., indices[j...], k...] along ``axis``, negative indices
-    counting from the end (the indices are constants, in range: the verifier's domain
-    check)."""
+    counting from the end; indices read at run time are checked first (checks.py)."""
     (y,) = k.out_types
     xt = k.type_of("data")
     x = k.operand("data")
     axis = k.attrs["axis"]
-    idx_np = np.asarray(k.node.operand("indices").data, dtype=np.int64)
-    idx_np = np.where(idx_np < 0, idx_np + xt.shape[axis], idx_np).astype(np.int32)
-    flat = k.table(idx_np.reshape(-1) if idx_np.size else np.zeros(1, np.int32), "indices")
-    ishape = idx_np.shape
+    idx = k.indices("indices", [xt.shape[axis]])
+    rank = k.type_of("indices").rank
 
     def body(*o: Any) -> Any:
-        lead, rest = o[:axis], o[axis + len(ishape):]
-        pos: Any = tir.const(0, "int32")
-        for d, i in zip(ishape, o[axis:axis + len(ishape)]):
-            pos = pos * d + i
-        return x[(*lead, flat[pos], *rest)]
+        at = o[axis:axis + rank]
+        return x[(*o[:axis], idx[at] if rank else idx[()], *o[axis + rank:])]
 
     return [te.compute(y.shape, body, name="y")]
+
+
+def _reduce(how: str, old: Any, new: Any, dt: str) -> Any:
+    if how == "none":
+        return new
+    if how == "add":
+        return old + new
+    if how == "mul":
+        return old * new
+    pick = tir.max(old, new) if how == "max" else tir.min(old, new)
+    if dt.startswith("float"):  # nan propagates, as numpy.maximum / minimum
+        pick = tir.Select(tir.isnan(old), old, tir.Select(tir.isnan(new), new, pick))
+    return pick
+
+
+@kernel("ScatterND")
+def scatter_nd(k: Kernel) -> list[Tensor]:
+    """y = data; then, for each index tuple t = indices[i..., :] in row-major order,
+    y[t, s...] = reduction(y[t, s...], updates[i..., s...]) (none: replace, so a position
+    written twice keeps the last write; add, mul, max, min). One sequential kernel, in the
+    interpreter's order; indices read at run time are checked first (checks.py)."""
+    (y,) = k.out_types
+    xt, it = k.type_of("data"), k.type_of("indices")
+    x, upd = k.operand("data"), k.operand("updates")
+    q = it.shape[-1]
+    idx = k.indices("indices", list(xt.shape[:q]))
+    how, dt = k.attrs["reduction"], y.dtype.np.name
+    tuples = list(it.shape[:-1])
+    slab = list(xt.shape[q:])
+
+    def body(ins: list[Any], outs: list[Any]) -> Any:
+        xb, ib, ub = ins
+        (yb,) = outs
+        every = [tir.Var(f"c{n}", "int64") for n in range(len(xt.shape))]
+        copy = _loops(every, list(xt.shape), tir.BufferStore(yb, tir.BufferLoad(xb, every),
+                                                                 every))
+        ts = [tir.Var(f"t{n}", "int64") for n in range(len(tuples))]
+        ss = [tir.Var(f"s{n}", "int64") for n in range(len(slab))]
+        at = [tir.BufferLoad(ib, [*ts, tir.const(e, "int64")]) for e in range(q)] + ss
+        new = _reduce(how, tir.BufferLoad(yb, at), tir.BufferLoad(ub, [*ts, *ss]), dt)
+        write = _loops(ts, tuples, _loops(ss, slab, tir.BufferStore(yb, new, at)))
+        return tir.SeqStmt([copy, write])
+
+    return [te.extern([list(xt.shape)], [x, idx, upd], body, dtype=dt, name="y")]
+
+
+def _loops(loops: list[Any], shape: list[int], body: Any) -> Any:
+    """``body`` inside serial loops ``loops`` over ``shape`` (outermost first)."""
+    for lv, n in reversed(list(zip(loops, shape))):
+        body = tir.For(lv, tir.const(0, "int64"), tir.const(n, "int64"), tir.ForKind.SERIAL,
+                       body)
+    return body

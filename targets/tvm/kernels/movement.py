@@ -1,5 +1,5 @@
 """Ops that only move data, on any element type: Reshape (and Identity, Retype, which keep
-the elements in order), Transpose, Concat and Slice."""
+the elements in order), Transpose, Concat, Slice and Tile."""
 
 from __future__ import annotations
 
@@ -73,3 +73,13 @@ def slice_op(k: Kernel) -> list[Tensor]:
     starts, steps = k.attrs["starts"], k.attrs["steps"]
     return [te.compute(y.shape, lambda *i: x[tuple(
         s + st * ii for s, st, ii in zip(starts, steps, i))], name="y")]
+
+
+@kernel("Tile")
+def tile(k: Kernel) -> list[Tensor]:
+    """y[i...] = x[i mod d...]: x repeated ``repeats[a]`` times along each axis a."""
+    (y,) = k.out_types
+    xt = k.type_of("x")
+    x = k.operand("x")
+    return [te.compute(y.shape, lambda *i: x[tuple(
+        tir.floormod(o, d) for o, d in zip(i, xt.shape))], name="y")]

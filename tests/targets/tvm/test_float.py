@@ -1,4 +1,5 @@
-"""The float islands quantised graphs keep (Softmax, LayerNormalization) through the tvm
+"""The float islands quantised graphs keep (Softmax, LayerNormalization, RMSNormalization)
+through the tvm
 target, within stated tolerances of the interpreter: their exp and sqrt come from LLVM and
 their sums run in another order than numpy's pairwise ones."""
 
@@ -48,6 +49,21 @@ def test_layer_normalization_within_tolerance(data: st.DataObject) -> None:
     scale = float(np.abs(ops[1][0]).max(initial=1.0))
     assert_close(one_node("LayerNormalization", ops, axis=axis, epsilon=eps), feeds_of(ops),
                  1e-5, 1e-5 * scale)
+
+
+@SETTINGS
+@given(st.data())
+def test_rms_normalization_within_tolerance(data: st.DataObject) -> None:
+    """Statistics in float32 or float64 (stash), scale of the normalised axes or fewer."""
+    shape = data.draw(shapes)
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    tail = shape[axis:][data.draw(st.integers(0, len(shape) - axis)):]
+    ops = [floats(data, shape), floats(data, tail, data.draw(st.booleans()))]
+    eps = data.draw(st.sampled_from([1e-5, 1e-12, 0.1]))
+    stash = data.draw(st.sampled_from(["f32", "f64"]))
+    scale = float(np.abs(ops[1][0]).max(initial=1.0))
+    assert_close(one_node("RMSNormalization", ops, axis=axis, epsilon=eps, stash=stash),
+                 feeds_of(ops), 1e-5, 1e-5 * scale)
 
 
 @SETTINGS

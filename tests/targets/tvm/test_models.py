@@ -141,3 +141,63 @@ def test_model_zoo_int8_exact(name: str, ops: set[str]) -> None:
     q = quantised(name)
     assert ops <= set(q.op_counts())
     check_model(q)
+
+
+def llama_feeds(seq: int, position: int, seed: int) -> dict[str, np.ndarray]:
+    """One call of the Llama example: random tokens at ``position`` and a random cache."""
+    from compiler.examples.llama import empty_cache, step_feeds
+
+    rng = np.random.default_rng(seed)
+    cache = {k: rng.standard_normal(v.shape).astype(np.float32)
+             for k, v in empty_cache().items()}
+    return step_feeds(rng.integers(0, 256, (1, seq)), position, cache)
+
+
+@pytest.mark.parametrize("seq", [1, pytest.param(16, marks=pytest.mark.slow)])  # 15 s
+def test_llama_int8_codes_exact(seq: int) -> None:
+    """The Llama example (decode step and a prefill length) quantised: the embedding and
+    rotary tables gathered by the fed tokens and positions, the causal mask (LessOrEqual,
+    Where), the KV cache written by ScatterND, RMSNormalization islands; every integer
+    tensor exact, the float ones within 1e-5 of the interpreter."""
+    from compiler.examples.llama import build_llama
+
+    g = run_pipeline(import_model(build_llama(seed=0, train_steps=0),
+                                  input_shapes={"input_ids": (1, seq)}), DEFAULT_PIPELINE)
+    samples = [llama_feeds(seq, p, seed) for seed, p in enumerate((0, 7, 100 - seq))]
+    q = quantize_graph(g, calibrate(g, {k: np.stack([s[k] for s in samples])
+                                        for k in samples[0]}, "minmax"))
+    q.outputs = [*q.outputs, *(n.x for n in q.nodes if n.op == "Dequantize")]
+    verify(q)
+    assert {"Gather", "ScatterND", "Where", "LessOrEqual", "RMSNormalization", "QMatMul",
+            "Tile"} <= set(q.op_counts())
+    check_model(q, llama_feeds(seq, 128 - seq, seed=9))
+
+
+def test_llama_int8_decode_equals_host(tmp_path: Path) -> None:
+    """The Llama example's decode step compiled for tvm and for host from one calibration:
+    the same logits and caches, element for element, from the saved tvm folder too; a token
+    past the vocabulary stops both runs with one message naming the embedding's Gather."""
+    import onnx
+
+    from compiler.examples.llama import build_llama
+    from ir.errors import InputError
+
+    path = tmp_path / "llama.onnx"
+    onnx.save(build_llama(seed=0, train_steps=0), path)
+    samples = [llama_feeds(1, p, seed) for seed, p in enumerate((0, 30, 90))]
+    calib = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+    kw: dict = {"precision": "int8", "calibration": calib, "calib_method": "minmax",
+                "input_shapes": {"input_ids": (1, 1)}}
+    tvm_cm = compile_model(path, target="tvm", cache_dir=tmp_path / "c1",
+                           output_dir=tmp_path / "out", **kw)
+    host = compile_model(path, target="host", cache_dir=tmp_path / "c2", **kw)
+    saved = load_compiled(tmp_path / "out")
+    for seed in (11, 12):
+        feeds = llama_feeds(1, 40 + seed, seed)
+        want = host.run(None, feeds)
+        assert_same(tvm_cm.run(None, feeds), want)
+        assert_same(saved.run(None, feeds), want)
+    bad = {**feeds, "input_ids": np.array([[256]], np.int64)}
+    for model in (saved, host):
+        with pytest.raises(InputError, match=r"node 'embed' \(Gather\)"):
+            model.run(None, bad)

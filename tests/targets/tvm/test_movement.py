@@ -81,3 +81,12 @@ def test_slice_bit_exact(data: st.DataObject) -> None:
         ends.append(e)
         steps.append(step)
     assert_exact(one_node("Slice", [x], starts=starts, ends=ends, steps=steps), feeds_of([x]))
+
+
+@SETTINGS
+@given(st.data())
+def test_tile_bit_exact(data: st.DataObject) -> None:
+    shape = data.draw(shapes)
+    x = quantised(data.draw, shape)
+    repeats = [data.draw(st.integers(0, 3)) for _ in shape]
+    assert_exact(one_node("Tile", [x], repeats=repeats), feeds_of([x]))
