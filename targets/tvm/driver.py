@@ -63,16 +63,22 @@ def build_for(graph: Graph, target_text: str, *,
     executable = _compile_tuned(graph, target, work) if trials else None
     if target.runs_here:
         return build_tvm(graph, folder, executable)
-    return export(graph, target, folder, executable)
+    return export(graph, target, folder, executable, work if trials else None)
 
 
 def _version() -> str:
+    """qnnc's version and a digest of the tvm target's own code, so a build made by other
+    kernels is never reused."""
     from importlib import metadata
 
     try:
-        return metadata.version("qnnc")
+        version = metadata.version("qnnc")
     except metadata.PackageNotFoundError:
-        return "unknown"
+        version = "unknown"
+    code = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        code.update(path.read_bytes())
+    return f"{version}+{code.hexdigest()[:12]}"
 
 
 def check(target_text: str, tune: int, tune_rpc: str | None) -> None:

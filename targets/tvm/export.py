@@ -2,7 +2,10 @@
 
 - LLVM for another architecture (aarch64, riscv64): the library is linked with a cross C
   compiler (toolchains.py) into ``model_tvm.so``; ``run_model.py`` beside it runs the model
-  on the board with TVM's runtime (``pip install apache-tvm`` there).
+  on the board with TVM's runtime (``pip install apache-tvm`` there). Beside them,
+  ``model_run``, a static program that runs the model without TVM's runtime or Python
+  (standalone.py); where qemu-user is installed (``qemu-aarch64``, ``qemu-riscv64``), ``qnnc
+  run`` and ``load_compiled(...).run()`` run that program here under emulation.
 - CUDA: the kernels compiled with NVIDIA's ``nvcc`` (TVM calls it), the host side linked here;
   it runs where a CUDA GPU is (``run_model.py --cuda``), and ``qnnc run`` uses it when this
   machine has one.
@@ -30,11 +33,13 @@ import numpy as np
 
 from ir.errors import QnncError
 from ir.graph import Graph
+from targets.tvm import standalone
 from targets.tvm.api import require_tvm
 from targets.tvm.build import MODULE_FILE, SIGNATURE_FILE, TvmBuild, TvmModule, signature
+from targets.tvm.emulate import emulator
 from targets.tvm.lower import lower
 from targets.tvm.targets import TvmTarget
-from targets.tvm.toolchains import cross_compiler
+from targets.tvm.toolchains import ARCHES, cross_compiler
 
 LOADER_FILE = "run_model.py"
 C_SOURCES = ("model_tvm_lib.c", "model_tvm_devc.c")
@@ -122,6 +127,9 @@ class ExportedBuild(TvmBuild):
     reason: str = ""
 
     def load(self) -> Any:
+        emulated = emulator(self.folder)
+        if emulated is not None:
+            return emulated
         if self.target_label == "tvm:c" and (self.folder / MODULE_FILE).is_file():
             from targets.tvm.build import load_module  # built with make: a library for here
 
@@ -135,11 +143,10 @@ class ExportedBuild(TvmBuild):
         return _Elsewhere(self.reason)
 
 
-def compile_for(graph: Graph, target: TvmTarget) -> Any:
-    """The Relax executable of ``graph`` for ``target`` (not this host)."""
+def compile_for(mod: Any, target: TvmTarget) -> Any:
+    """The Relax executable of ``mod`` (a lowered graph) for ``target`` (not this host)."""
     tvm = require_tvm()
     assert target.spec is not None
-    mod = lower(graph)
     tvm_target = tvm.target.Target(target.spec)
     if target.kind == "cuda":
         if shutil.which("nvcc") is None:
@@ -153,13 +160,14 @@ def compile_for(graph: Graph, target: TvmTarget) -> Any:
     return tvm.compile(mod, target=tvm_target)
 
 
-def export(graph: Graph, target: TvmTarget, folder: Path,
-           executable: Any = None) -> ExportedBuild:
-    """Compile ``graph`` for ``target`` (or take ``executable``, a tuned build of it) and
-    write its files into ``folder``."""
+def export(graph: Graph, target: TvmTarget, folder: Path, executable: Any = None,
+           tuning: Path | None = None) -> ExportedBuild:
+    """Compile ``graph`` for ``target`` (or take ``executable``, a build of it tuned with the
+    database in ``tuning``) and write its files into ``folder``."""
     start = time.perf_counter()
+    mod = lower(graph)
     if executable is None:
-        executable = compile_for(graph, target)
+        executable = compile_for(mod, target)
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         staged = Path(tmp)
@@ -168,6 +176,10 @@ def export(graph: Graph, target: TvmTarget, folder: Path,
         else:
             _library(executable, target, staged / MODULE_FILE)
             names = [MODULE_FILE]
+        if target.kind == "llvm" and target.arch in ARCHES:
+            assert target.spec is not None
+            names += standalone.write(mod, require_tvm().target.Target(target.spec),
+                                      target.arch, staged, tuning)
         (staged / SIGNATURE_FILE).write_text(json.dumps(signature(graph), indent=2) + "\n")
         (staged / LOADER_FILE).write_text(LOADER)
         for name in [*names, SIGNATURE_FILE, LOADER_FILE]:
@@ -194,9 +206,14 @@ def elsewhere(target: TvmTarget, folder: Path) -> str:
                 f"{LOADER_FILE} INPUT.npy ...)")
     cuda = target.kind == "cuda"
     where = "a CUDA GPU" if cuda else f"{target.arch} hardware"
-    return (f"the model was built for {target.label}, which runs on {where}: copy "
+    text = (f"the model was built for {target.label}, which runs on {where}: copy "
             f"{str(folder)!r} there and run `python {LOADER_FILE} INPUT.npy ..."
             f"{' --cuda' if cuda else ''}`")
+    if (folder / standalone.PROGRAM).is_file():
+        text += (f" (or `./{standalone.PROGRAM} INPUT.bin ...`, which needs neither TVM nor "
+                 f"Python); to run it here under emulation, install qemu-user "
+                 f"(qemu-{target.arch})")
+    return text
 
 
 def linker(arch: str) -> Any:

@@ -9,7 +9,8 @@ shared library takes a linker for that architecture. In order of preference:
 - ``zig cc -target <triple>`` from the ``ziglang`` package on PyPI (in ``qnnc[tvm]``), which
   carries its own C library headers for every architecture, so nothing else is needed.
 
-None of them: one error naming what to install.
+None of them: one error naming what to install. The same compilers link the standalone
+program (standalone.py) statically.
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ def cross_compiler(arch: str) -> list[str]:
         f"linking the library for {arch} needs a C compiler for {triple}: install one with "
         f"`pip install ziglang` (part of `pip install 'qnnc[tvm]'`) or `apt-get install "
         f"gcc-{triple}`, or name your own in ${var}")
+
+
+def static_compiler(arch: str) -> list[str]:
+    """A C compiler command that links static programs for ``arch`` (the standalone
+    program, standalone.py): ``$QNNC_CC_<ARCH>`` or ``<triple>-gcc`` as for libraries
+    (given ``-static``; a cross gcc needs that architecture's libc, e.g. Debian's
+    libc6-dev-arm64-cross), else ``zig cc`` against its own musl, which needs nothing."""
+    cc = cross_compiler(arch)
+    if cc[1:4] == ["-m", "ziglang", "cc"]:
+        return [*cc[:-1], ARCHES[arch][0].replace("-gnu", "-musl")]
+    return cc
 
 
 @dataclass(frozen=True)

@@ -50,17 +50,36 @@ def test_host_build_runs_like_the_host_c(tiny, tmp_path: Path, capsys) -> None: 
 @pytest.mark.skipif(importlib.util.find_spec("ziglang") is None and
                     shutil.which("aarch64-linux-gnu-gcc") is None,
                     reason="needs a cross linker: ziglang (in 'qnnc[tvm]') or gcc-aarch64")
-def test_board_build_says_where_it_runs(tiny, tmp_path: Path, capsys) -> None:  # noqa: ANN001
-    model, calib, _ = tiny
+def test_board_build_says_where_it_runs(tiny, tmp_path: Path, capsys,  # noqa: ANN001
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without qemu-user, `qnnc run` on a board build says where it runs; with it, the
+    board's program runs here and gives the interpreter's outputs."""
+    from targets.tvm import emulate
+
+    model, calib, x = tiny
     out = tmp_path / "a55"
     r = run_cli(["compile", str(model), "-o", str(out), "--calib", str(calib),
                  "--target", "tvm:aarch64", "--quiet"], capsys)
     assert r.code == 0, r.err
-    assert {"model_tvm.so", "run_model.py", "tvm_signature.json"} <= {
+    assert {"model_tvm.so", "run_model.py", "tvm_signature.json", "model_run"} <= {
         p.name for p in out.iterdir()}
-    r = run_cli(["run", str(out), "--random-input"], capsys)
+    with monkeypatch.context() as m:
+        m.setattr(emulate, "launcher", lambda arch: None)
+        r = run_cli(["run", str(out), "--random-input"], capsys)
     assert_one_paragraph_error(r, 1, "built for tvm:aarch64", "aarch64 hardware",
-                               "run_model.py")
+                               "run_model.py", "model_run", "qemu-user")
+    if shutil.which("qemu-aarch64") is None:
+        pytest.skip("qemu-aarch64 is not installed (apt-get install qemu-user): the run "
+                    "under emulation is not checked")
+    np.save(tmp_path / "x.npy", x)
+    r = run_cli(["run", str(out), "--input", f"input={tmp_path / 'x.npy'}", "-o",
+                 str(tmp_path / "y.npz"), "--quiet"], capsys)
+    assert r.code == 0, r.err
+    cm = load_compiled(out)
+    want = compile_model(cm.graph).run(None, {"input": x})  # the interpreter
+    got = np.load(tmp_path / "y.npz")
+    for name, ref in zip(cm.output_names, want, strict=True):
+        np.testing.assert_array_equal(got[name], ref)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")

@@ -1,6 +1,7 @@
-"""The tvm target for other machines: target names and JSON, cross-built libraries for
-aarch64 and riscv64 (the ELF's machine and the model's kernel symbols checked, since no board
-runs them here), the C source bundle built with make and run bit-exact, CUDA where nvcc is."""
+"""The tvm target for other machines: target names and JSON, cross-built libraries and
+standalone programs for aarch64 and riscv64 (the ELF's machine and the model's kernel
+symbols checked; the program run bit-exact under qemu-user where it is installed), the C
+source bundle built with make and run bit-exact, CUDA where nvcc is."""
 
 from __future__ import annotations
 
@@ -64,25 +65,67 @@ def int8_graph():  # noqa: ANN201 - ir.graph.Graph, imported lazily
     return g, name, rng.standard_normal((1, 1, 8, 8)).astype(np.float32)
 
 
-@needs_tvm
-@pytest.mark.parametrize("arch", ["aarch64", "riscv64"])
-def test_cross_built_library(int8_graph, arch: str, tmp_path: Path) -> None:  # noqa: ANN001
+#: the exported targets by architecture: x86_64 (given as JSON) runs directly on x86_64 CI
+EXPORTED = {"aarch64": "tvm:aarch64", "riscv64": "tvm:riscv64",
+            "x86_64": 'tvm:{"kind": "llvm", "mtriple": "x86_64-linux-gnu", "mcpu": "x86-64"}'}
+
+
+@pytest.fixture(scope="module", params=list(EXPORTED))
+def cross_build(request: pytest.FixtureRequest, int8_graph,  # noqa: ANN001
+                tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - ExportedBuild
+    """The tiny CNN exported for ``arch`` (library, loader, standalone program)."""
+    if not TVM:
+        pytest.skip("needs Apache TVM (pip install 'qnnc[tvm]')")
     pytest.importorskip("ziglang", reason="cross-linking needs ziglang (in 'qnnc[tvm]')")
     from targets.tvm.export import export
+
+    arch = request.param
+    folder = tmp_path_factory.mktemp(arch)
+    return arch, folder, export(int8_graph[0], parse(EXPORTED[arch]), folder)
+
+
+def test_cross_built_library(int8_graph, cross_build,  # noqa: ANN001
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library and the standalone program are ELF files of the architecture with the
+    model's kernels; without qemu-user a run says where the model runs."""
+    from targets.tvm import emulate
     from targets.tvm.toolchains import elf_info
 
     g, _, _ = int8_graph
-    build = export(g, parse(f"tvm:{arch}"), tmp_path)
-    info = elf_info(tmp_path / "model_tvm.so")
+    arch, folder, build = cross_build
+    info = elf_info(folder / "model_tvm.so")
     assert info.arch == arch
     kernels = {s for s in info.symbols if s.startswith("__tvm_ffi_k")}
     assert len(kernels) == len(g.nodes)  # one kernel per node, named after it
     assert "__tvm_ffi__library_bin" in info.symbols  # the packed Relax VM program
-    sig = json.loads((tmp_path / "tvm_signature.json").read_text())
+    assert elf_info(folder / "model_run").arch == arch
+    assert (folder / "model_run").stat().st_mode & 0o100  # executable
+    sig = json.loads((folder / "tvm_signature.json").read_text())
     assert [i["name"] for i in sig["inputs"]] == [v.name for v in g.inputs]
-    compile((tmp_path / "run_model.py").read_text(), "run_model.py", "exec")  # valid Python
-    with pytest.raises(QnncError, match=f"runs on {arch} hardware.*run_model.py"):
+    compile((folder / "run_model.py").read_text(), "run_model.py", "exec")  # valid Python
+    monkeypatch.setattr(emulate, "launcher", lambda arch: None)
+    with pytest.raises(QnncError, match=f"runs on {arch} hardware.*run_model.py.*model_run"
+                                        ".*qemu-user"):
         build.load().Session(0).run([], {})
+
+
+def test_cross_built_program_runs_exactly(int8_graph, cross_build) -> None:  # noqa: ANN001
+    """The standalone program, the board's machine code, run here by qemu-user (or
+    directly, for this machine's architecture): the interpreter's integer logits exactly,
+    for several inputs."""
+    from ir.interpreter import run
+    from targets.tvm.emulate import launcher
+
+    arch = cross_build[0]
+    if launcher(arch) is None:
+        pytest.skip(f"qemu-{arch} is not installed (apt-get install qemu-user): the program's "
+                    "ELF is checked, not run")
+    g, name, x = int8_graph
+    session = cross_build[2].load().Session(0)
+    out = g.outputs[0].name
+    for k in range(3):
+        feed = {name: x * (k + 1)}
+        np.testing.assert_array_equal(session.run([out], feed)[0], run(g, feed)[out])
 
 
 @needs_tvm
@@ -135,3 +178,28 @@ def test_a_second_compile_reuses_the_build(int8_graph, tmp_path: Path) -> None: 
     assert host.build.folder != first.build.folder and not host.build.cache_hit
     assert cache_info(tmp_path).builds == 2
     assert clear_cache(tmp_path).builds == 2 and cache_info(tmp_path).builds == 0
+
+
+@needs_tvm
+def test_standalone_program_stops_on_an_index_out_of_range(tmp_path: Path) -> None:
+    """A Gather of fed indices in the standalone program (this machine's architecture, run
+    directly): in-range indices (negative ones too) as the interpreter gives them, one out
+    of range stops the run with the interpreter's error naming the node."""
+    pytest.importorskip("ziglang", reason="linking needs ziglang (in 'qnnc[tvm]')")
+    from ir.errors import InputError
+    from ir.interpreter import run
+    from targets.tvm.emulate import launcher
+    from targets.tvm.export import export
+    from tests.targets.tvm.harness import one_node
+
+    arch = "x86_64"
+    if launcher(arch) is None:
+        pytest.skip("this machine is not x86_64")
+    x = (np.arange(12, dtype=np.float32).reshape(4, 3), None, False)
+    g = one_node("Gather", [x, (np.array([0, 1, 2], np.int32), None, False)], axis=0)
+    session = export(g, parse(EXPORTED[arch]), tmp_path).load().Session(0)
+    out = g.outputs[0].name
+    good = {"x0": x[0], "x1": np.array([3, -4, 0], np.int32)}
+    np.testing.assert_array_equal(session.run([out], good)[0], run(g, good)[out])
+    with pytest.raises(InputError, match=r"node 'Gather/node 0' \(Gather\)"):
+        session.run([out], {"x0": x[0], "x1": np.array([0, 4, 1], np.int32)})

@@ -201,3 +201,26 @@ def test_llama_int8_decode_equals_host(tmp_path: Path) -> None:
     for model in (saved, host):
         with pytest.raises(InputError, match=r"node 'embed' \(Gather\)"):
             model.run(None, bad)
+
+
+@pytest.mark.slow  # 20-30 s a machine: the cross compile and the emulated run
+@pytest.mark.parametrize("arch", ["aarch64", "riscv64", "x86_64"])
+def test_llama_int8_decode_on_other_machines(tmp_path: Path, arch: str) -> None:
+    """The Llama decode step exported for a board: its standalone program (run under
+    qemu-user, or directly for x86_64) gives the host build's logits and caches exactly."""
+    pytest.importorskip("ziglang", reason="cross-linking needs ziglang (in 'qnnc[tvm]')")
+    from compiler.examples.llama import build_llama
+    from targets.tvm.emulate import launcher
+    from tests.targets.tvm.test_export import EXPORTED
+
+    if launcher(arch) is None:
+        pytest.skip(f"qemu-{arch} is not installed (apt-get install qemu-user)")
+    model = build_llama(seed=0, train_steps=0)
+    samples = [llama_feeds(1, p, seed) for seed, p in enumerate((0, 30, 90))]
+    kw: dict = {"precision": "int8", "calib_method": "minmax",
+                "calibration": {k: np.stack([s[k] for s in samples]) for k in samples[0]},
+                "input_shapes": {"input_ids": (1, 1)}}
+    board = compile_model(model, target=EXPORTED[arch], cache_dir=tmp_path / "c1", **kw)
+    host = compile_model(model, target="host", cache_dir=tmp_path / "c2", **kw)
+    feeds = llama_feeds(1, 77, seed=5)
+    assert_same(board.run(None, feeds), host.run(None, feeds))

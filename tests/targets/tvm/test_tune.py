@@ -85,3 +85,43 @@ def test_non_positive_trials_are_refused(tmp_path: Path) -> None:
                  out_dtype="i8", out_scale=0.1, out_zp=0)
     with pytest.raises(QnncError, match="positive number of trials"):
         tune(lower(g), host_target(), 0, tmp_path)
+
+
+@pytest.mark.slow  # 90 s: MetaSchedule takes a minute even for one kernel
+def test_a_tuned_board_build_tunes_its_standalone_program_too(tmp_path: Path) -> None:
+    """Tuning for a board (here x86_64 given as JSON, measured through the loopback
+    tracker): the standalone program's kernels take the database's schedules, and it still
+    runs exactly."""
+    pytest.importorskip("ziglang", reason="linking needs ziglang (in 'qnnc[tvm]')")
+    from tvm import rpc
+    from tvm.rpc.tracker import Tracker
+
+    from compiler.api import compile_model
+    from targets.tvm.emulate import launcher
+    from targets.tvm.standalone import kernels_module, tuned
+    from targets.tvm.targets import parse
+    from tests.targets.tvm.test_export import EXPORTED
+
+    if launcher("x86_64") is None:
+        pytest.skip("this machine is not x86_64")
+    x = np.arange(-128, 128, dtype=np.int8).reshape(4, 64)
+    g = one_node("Requantize", [(x, QuantParams((0.02,), (3,)), False)],
+                 out_dtype="u8", out_scale=0.05, out_zp=128)
+    tracker = Tracker(host="127.0.0.1", port=9190, port_end=9290, silent=True)
+    server = rpc.Server(host="127.0.0.1", port=9300, port_end=9400, key="qnnc-board",
+                        tracker_addr=("127.0.0.1", tracker.port), silent=True)
+    try:
+        cm = compile_model(g, target=EXPORTED["x86_64"], tune=2, cache_dir=tmp_path,
+                           tune_rpc=f"127.0.0.1:{tracker.port}:qnnc-board",
+                           tune_log=lambda text: None)
+    finally:
+        server.terminate()
+        tracker.terminate()
+    (work,) = tmp_path.glob("tvmtune-*")
+    spec = parse(EXPORTED["x86_64"]).spec
+    import tvm
+
+    _, count = tuned(kernels_module(lower(g)), tvm.target.Target(spec), work)
+    assert count == 1  # the one kernel took a tuned schedule
+    want = run(g, {"x0": x})[g.outputs[0].name]
+    np.testing.assert_array_equal(cm.run(None, {"x0": x})[0], want)  # the program, run here
