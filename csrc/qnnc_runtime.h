@@ -26,9 +26,13 @@
 
 #define QNNC_PRAGMA(x) _Pragma(#x)
 #ifdef _OPENMP
+#include <omp.h>
 #define QNNC_OMP_FOR(clauses) QNNC_PRAGMA(omp parallel for clauses)
+/* which of a parallel loop's threads runs this iteration: its slice of a layer's scratch */
+#define QNNC_THREAD_ID() omp_get_thread_num()
 #else
 #define QNNC_OMP_FOR(clauses)
+#define QNNC_THREAD_ID() 0
 #endif
 
 /* Element types of qnnc_tensor_info.dtype (same spelling as the IR and numpy). */

@@ -52,7 +52,8 @@ class CodegenError(UnsupportedModelError):
 
 
 EmitFn = Callable[["LayerCtx"], str]
-ScratchFn = Callable[[Node], int]
+#: bytes of scratch a node needs, given the threads the code runs on
+ScratchFn = Callable[[Node, int], int]
 
 
 @dataclass(frozen=True)

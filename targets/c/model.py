@@ -314,7 +314,7 @@ class _Layers:
             inplace_ok=lambda n: not n.regions and r.emitter(n).inplace,
             scratch_bytes=lambda n: max((sub[id(b)].arena_bytes for b in n.regions),
                                         default=0) if n.regions else
-            (r.emitter(n).scratch or (lambda _n: 0))(n),
+            (r.emitter(n).scratch or (lambda _n, _t: 0))(n, r.threads),
             nbytes_of=r.nbytes, body=body, guard=r.guard_bytes,
             written_before=lambda n: n.attrs.get("fused") == "epilogue",
         )

@@ -30,7 +30,7 @@ def _gemm_path(node: Node) -> bool:
             and len(w.type.shape) in (3, 4))
 
 
-def conv_transpose_scratch(node: Node) -> int:
+def conv_transpose_scratch(node: Node, threads: int = 1) -> int:
     """The GEMM path's column planes: Mg*KH*KW rows of H*W floats (one image and group)."""
     if not _gemm_path(node):
         return 0

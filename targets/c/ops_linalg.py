@@ -54,7 +54,7 @@ def _depthwise(d: dict[str, int]) -> bool:
     return d["G"] > 1 and d["Cg"] == 1 and d["Mg"] == 1
 
 
-def conv_scratch(node: Node) -> int:
+def conv_scratch(node: Node, threads: int = 1) -> int:
     try:
         d = conv_geometry(node)
     except (ValueError, KeyError, IndexError):
@@ -166,7 +166,7 @@ def _depthwise_conv(ctx: LayerCtx, d: dict[str, int], bias: str | None) -> str:
 
 
 # -- Gemm -----------------------------------------------------------------------------------
-def gemm_scratch(node: Node) -> int:
+def gemm_scratch(node: Node, threads: int = 1) -> int:
     a, b = node.a, node.b
     assert a is not None and b is not None
     n = 0

@@ -45,6 +45,8 @@ from targets.c.q8_gemm import (
     gemm_scratch,
     pack_weights,
     paren,
+    per_thread,
+    split_columns,
     tile_loop,
     weight_tiles,
     xrange_of,
@@ -70,15 +72,23 @@ def _dw_plane(d: dict[str, int]) -> tuple[int, int]:
     return hp, wp
 
 
-def qconv_scratch(node: Node) -> int:
+def qconv_scratch(node: Node, threads: int = 1) -> int:
     try:
         d = _geometry(node)
     except (ValueError, KeyError, IndexError):
         return 0
     if _depthwise(d):
-        hp, wp = _dw_plane(d)
-        return (d["SW"] * hp * -(-wp // d["SW"]) + _dw_slack(d)) * 2
+        return _dw_scratch(d) * threads
+    split = split_columns(d["K2"], d["P"], threads)
+    if split is not None:
+        return per_thread(gemm_scratch(d["K2"], split)) * threads
     return gemm_scratch(d["K2"], chunk_size(d["K2"], d["P"]))
+
+
+def _dw_scratch(d: dict[str, int]) -> int:
+    """Bytes of one channel's padded int16 planes (a thread's slice, cache-line rounded)."""
+    hp, wp = _dw_plane(d)
+    return per_thread((d["SW"] * hp * -(-wp // d["SW"]) + _dw_slack(d)) * 2)
 
 
 def _direct(d: dict[str, int]) -> bool:
@@ -173,11 +183,18 @@ def qconv(ctx: LayerCtx) -> str:
     hg, g = loop("g", d["G"])
     oc_decl, oc = let("oc", g * d["Mg"] + Var("m"))
     decl, m0e, ne = mult_exprs(m0, shift, str(oc))
-    nc = chunk_size(k2, d["P"])
+    split = split_columns(k2, d["P"], ctx.renderer.threads)
+    nc = chunk_size(k2, d["P"]) if split is None else split
     hw, p = d["H"] * d["W"], d["P"]
     yct = ctx.ctype(ctx.ot(0))
     offsets = None if _direct(d) else gather_offsets(d)
     gather = None if offsets is None else ctx.weight(offsets.reshape(-1), "im2col")
+    # the scratch a chunk packs into: the layer's, or (chunks shared out) this thread's slice
+    slot = ["int16_t *bp = (int16_t *)scratch;"] if split is None else [
+        f"int16_t *bp = (int16_t *)((char *)scratch + (ptrdiff_t)QNNC_THREAD_ID() * "
+        f"{per_thread(gemm_scratch(k2, nc))});"]
+    if not _direct(d):
+        slot.append(f"uint8_t *ra = (uint8_t *)(bp + {k2 * 2 * nc}), *rb = ra + {nc};")
 
     def chunk(p0: Expr) -> list[str]:
         at = Var("m") * p + p0 + Var("j") * NR
@@ -187,31 +204,30 @@ def qconv(ctx: LayerCtx) -> str:
         if fusable(shift):
             tiles = fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=g * d["Mg"],
                                      y0=paren(plus("yg", p0)), ldy=p, panel0=g * mt,
-                                     narrow=narrow)
+                                     narrow=narrow, threaded=split is None)
         else:
             tiles = tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
-                               panel0=g * mt, narrow=narrow)
-        return [f"for (int kp = 0; kp < {k2}; ++kp) {{",
+                               panel0=g * mt, narrow=narrow, threaded=split is None)
+        return [*(slot if split is not None else []),
+                f"for (int kp = 0; kp < {k2}; ++kp) {{",
                 *("  " + ln for ln in _conv_rows(d, sx, zx, p0, gather)),
                 "}", *tiles]
 
     if fusable(shift):
         decl = fused_epilogue(bq, m0, shift, zy, lo, hi, sy, lut)
     decl = [*lut_decl, *decl]
-    rows = [] if _direct(d) else [
-        f"uint8_t *ra = (uint8_t *)(bp + {k2 * 2 * nc}), *rb = ra + {nc};"]
     body = [
         f"const {ctx.ctype(ctx.it(0))} *xg = "
         f"{plus(ctx.i(0), (n * d['C'] + g * d['Cg']) * hw)};",
         f"{yct} *yg = {plus(ctx.o(0), (n * d['M'] + g * d['Mg']) * p)};",
-        *chunks(p, nc, chunk),
+        *chunks(p, nc, chunk, ctx.omp().rstrip("\n") if split is not None else ""),
     ]
+    how = "" if split is None else f", the chunks shared out among {ctx.renderer.threads} threads"
     lines = [
-        f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions, "
+        f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions{how}, "
         f"K = {d['K']} rows packed as int16 pairs */",
         *decl,
-        "int16_t *bp = (int16_t *)scratch;",
-        *rows,
+        *(slot if split is None else []),
         *nested([hn, hg], body),
     ]
     return "\n".join(ln for ln in lines if ln)
@@ -250,6 +266,8 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
     decl, m0e, ne = mult_exprs(m0, shift, str(c))
     plane = n * d["C"] + c
     channel = [
+        f"int16_t *xp = (int16_t *)((char *)scratch + (ptrdiff_t)QNNC_THREAD_ID() * "
+        f"{_dw_scratch(d)});",
         f"const {xt} *xc = {plus(ctx.i(0), plane * (d['H'] * d['W']))};",
         f"{ctx.ctype(ctx.ot(0))} *yc = {plus(ctx.o(0), plane * d['P'])};",
         f"memset(xp, 0, {(sw * hp * wq + _dw_slack(d)) * 2});",
@@ -261,11 +279,13 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
                                   f"{ne}, {zy}, {lo}, {hi}, {{y}}, 1, {sgn(requant_type(ctx))});",
                                   lut, "{y}", "{n}")),
     ]
+    omp = ctx.omp(collapse=2 if hn and hc else 1).rstrip("\n") if hc or hn else ""
     return "\n".join(ln for ln in [
         f"/* depthwise: each channel centred into {sw} zero-padded {hp} x {wq} int16 plane(s), "
-        "one per column phase of the stride, so every tap reads a contiguous row */",
+        "one per column phase of the stride, so every tap reads a contiguous row (the "
+        "channels shared out among the threads, each in its own scratch slice) */",
         *decl,
-        "int16_t *xp = (int16_t *)scratch;",
+        omp,
         *nested([hn, hc], channel),
     ] if ln)
 

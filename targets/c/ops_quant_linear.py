@@ -43,6 +43,8 @@ from targets.c.q8_gemm import (
     gemm_scratch,
     pack_weights,
     paren,
+    per_thread,
+    split_columns,
     tile_loop,
     weight_tiles,
     xrange_of,
@@ -60,10 +62,15 @@ def _linear_dims(node: Node) -> tuple[int, int, int]:
 GEMV_ROWS = 4  # up to this many input rows, one matrix x vector pass per row beats a tile
 
 
-def qlinear_scratch(node: Node) -> int:
+def qlinear_scratch(node: Node, threads: int = 1) -> int:
     rows, _, k = _linear_dims(node)
     k2 = (k + 1) // 2
-    return 4 * k2 if rows <= GEMV_ROWS else gemm_scratch(k2, chunk_size(k2, rows))
+    if rows <= GEMV_ROWS:
+        return 4 * k2
+    split = split_columns(k2, rows, threads)
+    if split is not None:
+        return per_thread(gemm_scratch(k2, split)) * threads
+    return gemm_scratch(k2, chunk_size(k2, rows))
 
 
 @emits("QLinear", scratch=qlinear_scratch)
@@ -112,8 +119,13 @@ def qlinear(ctx: LayerCtx) -> str:
         ] if ln)
     mt = -(-n // MR)
     wp, narrow = weight_tiles(ctx, pack_weights(wc, k2), k2)
-    nc = chunk_size(k2, rows)
+    split = split_columns(k2, rows, ctx.renderer.threads)
+    nc = chunk_size(k2, rows) if split is None else split
     x, y = ctx.i(0), ctx.o(0)
+    # the layer's scratch, or (chunks of rows shared out) this thread's slice of it
+    slot = "int16_t *bp = (int16_t *)scratch;" if split is None else (
+        f"int16_t *bp = (int16_t *)((char *)scratch + (ptrdiff_t)QNNC_THREAD_ID() * "
+        f"{per_thread(gemm_scratch(k2, nc))});")
 
     def chunk(p0: Expr) -> list[str]:
         row0 = Var("(ptrdiff_t)p0", p0.lo, p0.hi) if p0.value is None else p0
@@ -123,15 +135,18 @@ def qlinear(ctx: LayerCtx) -> str:
             f"qnnc_q8_store(acc + r * {NR}, cols, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
             f"{plus(y, col * n + Var('m'))}, {n}, {sgn(rt)});", lut,
             plus(y, col * n + Var('m')), "cols", n)
-        return [f"qnnc_q8_pack_cols(bp, {plus(x, row0 * k)}, {sgn(ctx.it(0))}, nc, {k}, {k}, 0, "
+        return [*([slot] if split is not None else []),
+                f"qnnc_q8_pack_cols(bp, {plus(x, row0 * k)}, {sgn(ctx.it(0))}, nc, {k}, {k}, 0, "
                 f"{k2 * 2 * NR});",
-                *tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store, narrow=narrow)]
+                *tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store, narrow=narrow,
+                           threaded=split is None)]
 
+    how = "" if split is None else f", the rows shared out among {ctx.renderer.threads} threads"
     lines = [
-        f"/* int8 GEMM: {n} weight rows x {rows} input rows, K = {k} */",
+        f"/* int8 GEMM: {n} weight rows x {rows} input rows, K = {k}{how} */",
         *decl,
-        "int16_t *bp = (int16_t *)scratch;",
-        *chunks(rows, nc, chunk),
+        *([slot] if split is None else []),
+        *chunks(rows, nc, chunk, ctx.omp().rstrip("\n") if split is not None else ""),
     ]
     return "\n".join(ln for ln in lines if ln)
 
@@ -147,10 +162,17 @@ def _matmul_dims(node: Node) -> tuple[int, int, int, tuple[int, ...], tuple[int,
     return a2[-2], a2[-1], b2[-1], a2, b2, tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
 
 
-def qmatmul_scratch(node: Node) -> int:
-    m, k, n, *_ = _matmul_dims(node)
+def qmatmul_scratch(node: Node, threads: int = 1) -> int:
+    m, k, n, _, _, batch = _matmul_dims(node)
     k2 = (k + 1) // 2
-    return -(-m // MR) * k2 * 2 * MR * 2 + gemm_scratch(k2, chunk_size(k2, n)) + 64
+    one = -(-m // MR) * k2 * 2 * MR * 2 + gemm_scratch(k2, chunk_size(k2, n)) + 64
+    return per_thread(one) * threads if _by_batch(batch, threads) else one
+
+
+def _by_batch(batch: tuple[int, ...], threads: int) -> bool:
+    """Whether the products of a batch (attention's heads) are shared out among the threads,
+    each packing into its own scratch slice, rather than each product's weight tiles."""
+    return threads > 1 and int(np.prod(batch, dtype=np.int64)) >= threads
 
 
 @emits("QMatMul", scratch=qmatmul_scratch)
@@ -178,6 +200,9 @@ def qmatmul(ctx: LayerCtx) -> str:
         ep += fused_epilogue(ctx.weight(np.zeros(m, dtype=np.int32), "zero_bias"), m0, shift,
                              zy, lo, hi, sgn(rt), lut)
 
+    threads = ctx.renderer.threads
+    by_batch = _by_batch(batch, threads)
+
     def chunk(p0: Expr) -> list[str]:
         at = Var("(ptrdiff_t)m") * n + p0 + Var("j") * NR
         store = with_lut(
@@ -185,9 +210,10 @@ def qmatmul(ctx: LayerCtx) -> str:
             f"{zy}, {lo}, {hi}, y + {at}, 1, {sgn(rt)});", lut, f"y + {at}", "cols")
         if fusable(shift):
             tiles = fused_tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, ch0=Const(0),
-                                     y0=paren(plus("y", p0)), ldy=n)
+                                     y0=paren(plus("y", p0)), ldy=n, threaded=not by_batch)
         else:
-            tiles = tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store)
+            tiles = tile_loop(ctx, wp="ap", mt=mt, k2=k2, rows=m, store=store,
+                               threaded=not by_batch)
         first, second = (plus(f"b + (ptrdiff_t)({row}) * {n}", p0)
                          for row in ("2 * kp", "2 * kp + 1"))
         return [f"for (int kp = 0; kp < {k2}; ++kp)",
@@ -201,9 +227,15 @@ def qmatmul(ctx: LayerCtx) -> str:
     x0, x1, y = ctx.i(0), ctx.i(1), ctx.o(0)
     ta, tb, ty = ctx.ctype(ctx.it(0)), ctx.ctype(ctx.it(1)), ctx.ctype(ctx.ot(0))
 
+    scratch = ["int16_t *ap = (int16_t *)scratch;", f"int16_t *bp = ap + {apack};"]
+    if by_batch:  # this thread's slice
+        scratch[0] = (f"int16_t *ap = (int16_t *)((char *)scratch + (ptrdiff_t)QNNC_THREAD_ID()"
+                      f" * {per_thread(qmatmul_scratch(ctx.node))});")
+
     def product(idx: list[Expr]) -> str:
         return "\n".join([
             *ep,
+            *(scratch if by_batch else []),
             f"const {ta} *a = {plus(x0, offset_expr(idx, stra))};",
             f"const {tb} *b = {plus(x1, offset_expr(idx, strb))};",
             f"{ty} *y = {plus(y, offset_expr(idx, stro))};",
@@ -211,7 +243,9 @@ def qmatmul(ctx: LayerCtx) -> str:
             *chunks(n, nc, chunk),
         ])
 
-    head = [f"/* int8 GEMM of two run-time operands: [{m} x {k}] x [{k} x {n}] */",
-            "int16_t *ap = (int16_t *)scratch;",
-            f"int16_t *bp = ap + {apack};"]
-    return "\n".join(head) + "\n" + nested_loops(batch, product)
+    how = f", the products shared out among {threads} threads" if by_batch else ""
+    head = [f"/* int8 GEMM of two run-time operands: [{m} x {k}] x [{k} x {n}]{how} */",
+            *([] if by_batch else scratch)]
+    loops = sum(1 for d in batch if d > 1)
+    omp = ctx.omp(collapse=loops).rstrip("\n") if by_batch else ""
+    return "\n".join(head) + "\n" + nested_loops(batch, product, omp=omp)

@@ -63,7 +63,7 @@ class Dims:
             offset_expr([n], [self.h], d * self.b * self.h)
 
 
-def recurrent_scratch(node: Node) -> int:
+def recurrent_scratch(node: Node, threads: int = 1) -> int:
     """h and (LSTM) c for every batch entry, and G·H pre-activations (GRU: and H more)."""
     dm = Dims.of(node)
     states = 2 if node.op in ("LSTM", "QLSTM") else 1

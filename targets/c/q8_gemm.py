@@ -48,18 +48,41 @@ def paren(text: str) -> str:
     return text if text.isidentifier() else f"({text})"
 
 
-def chunks(total: int, size: int, body: Callable[[Expr], list[str]]) -> list[str]:
+def chunks(total: int, size: int, body: Callable[[Expr], list[str]],
+           omp: str = "") -> list[str]:
     """``body(p0)`` for every chunk of ``size`` of ``total`` columns, with ``nc`` (columns in
-    the chunk) and ``np`` (16-column panels) declared: one loop, or none for one chunk."""
+    the chunk) and ``np`` (16-column panels) declared: one loop (after the ``omp`` pragma
+    line, if given), or none for one chunk."""
     head, p0 = loop("p0", total, size)
     if head is None:
         return [f"const int nc = {total}, np = {-(-total // NR)};", *body(p0)]
-    return nested([head], [f"const int nc = {total} - p0 < {size} ? {total} - p0 : {size};",
-                           f"const int np = (nc + {NR - 1}) / {NR};", *body(p0)])
+    return ([omp] if omp else []) + nested([head], [
+        f"const int nc = {total} - p0 < {size} ? {total} - p0 : {size};",
+        f"const int np = (nc + {NR - 1}) / {NR};", *body(p0)])
 
 
 def gemm_scratch(k2: int, nc: int) -> int:
     return (k2 * 2 * nc + 2 * nc) * 2
+
+
+def per_thread(nbytes: int) -> int:
+    """A thread's slice of scratch: ``nbytes`` rounded up to a cache line."""
+    return -(-nbytes // 64) * 64
+
+
+def split_columns(k2: int, cols: int, threads: int) -> int | None:
+    """Columns per chunk when the chunks themselves are shared out among ``threads`` (each
+    thread packs its own and runs every weight tile over it, in its own scratch slice): as
+    chunk_size allows, but a multiple of ``threads`` chunks of equal size, so no thread
+    waits for another; None when that leaves chunks under MIN_PANELS panels (a small
+    plane: the weight tiles are shared out instead, after one packing)."""
+    if threads <= 1:
+        return None
+    count = -(-cols // chunk_size(k2, cols))
+    count = -(-count // threads) * threads
+    share = -(-cols // count)
+    size = -(-share // NR) * NR
+    return size if size >= MIN_PANELS * NR else None
 
 
 def pack_weights(w: np.ndarray, k2: int, mr: int = MR) -> np.ndarray:
@@ -126,16 +149,20 @@ def tile_source(wp: str, k2: int, tile: Expr, narrow: bool) -> list[str]:
             f"qnnc_q8_widen(wt, {at}, 1, {k2 * 2 * MR}, 0, {k2 * 2 * MR});"]
 
 
-def tiles(ctx: LayerCtx, mt: int, body: Callable[[Expr], list[str]]) -> list[str]:
-    """``body(mt)`` for every MR-row weight tile (threaded if on): one loop, or none."""
+def tiles(ctx: LayerCtx, mt: int, body: Callable[[Expr], list[str]],
+          threaded: bool = True) -> list[str]:
+    """``body(mt)`` for every MR-row weight tile (shared out among the threads if on and
+    ``threaded``): one loop, or none."""
     head, t = loop("mt", mt)
     if head is None:
         return body(t)
-    return [*([ctx.omp().rstrip("\n")] if ctx.omp() else []), *nested([head], body(t))]
+    omp = ctx.omp().rstrip("\n") if threaded else ""
+    return [*([omp] if omp else []), *nested([head], body(t))]
 
 
 def tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str,
-               panel0: Expr | int = 0, narrow: bool = False) -> list[str]:
+               panel0: Expr | int = 0, narrow: bool = False,
+               threaded: bool = True) -> list[str]:
     """The micro-kernel over every MR-row weight tile x 16-column panel of the packed chunk;
     ``store`` stores row r (channel m) of ``acc`` (cols valid columns, panel j)."""
     def tile(t: Expr) -> list[str]:
@@ -153,7 +180,7 @@ def tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str
             "  }",
             "}",
         ]
-    return tiles(ctx, mt, tile)
+    return tiles(ctx, mt, tile, threaded)
 
 
 def fusable(shift: np.ndarray) -> bool:
@@ -177,7 +204,7 @@ def fused_epilogue(bias: str, m0: np.ndarray, shift: np.ndarray, zy: int, lo: in
 
 def fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0: Expr,
                      y0: str, ldy: int, panel0: Expr | int = 0,
-                     narrow: bool = False) -> list[str]:
+                     narrow: bool = False, threaded: bool = True) -> list[str]:
     """The fused tile kernel over every tile of the chunk: tile (mt, j) stores channels
     ch0 + mt*MR .. (rows of the group) at y0 + (mt*MR) * ldy + j*16."""
     def tile(t: Expr) -> list[str]:
@@ -195,4 +222,4 @@ def fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0:
             f"{ldy});",
             "}",
         ]
-    return tiles(ctx, mt, tile)
+    return tiles(ctx, mt, tile, threaded)

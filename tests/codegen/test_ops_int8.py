@@ -349,6 +349,62 @@ def test_threads_give_the_same_integers(tmp_path: Path) -> None:
             np.testing.assert_array_equal(got[name], w)
 
 
+#: convolutions whose output planes are shared out among threads by chunks of columns (each
+#: thread packing its own), or whose channels are (depthwise)
+THREADED_CONVS = [
+    dict(x=(1, 8, 24, 24), w=(20, 8, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),  # im2row
+    dict(x=(2, 16, 20, 20), w=(10, 16, 1, 1), s=[1, 1], p=[0, 0, 0, 0], g=1),  # direct 1x1
+    dict(x=(1, 6, 16, 16), w=(9, 6, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),  # gather table
+    dict(x=(1, 300, 20, 20), w=(8, 300, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),  # long K
+    dict(x=(1, 12, 18, 18), w=(12, 4, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=3),  # groups
+    dict(x=(2, 24, 15, 15), w=(24, 1, 3, 3), s=[2, 2], p=[1, 1, 1, 1], g=24),  # depthwise
+]
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("case", range(len(THREADED_CONVS)))
+def test_threaded_convs_give_the_same_integers(case: int, threads: int,
+                                               tmp_path: Path) -> None:
+    """Each thread packs its own chunk of output positions into its own slice of scratch
+    (or takes its own channels): the integers are the interpreter's, at 2 and 3 threads."""
+    kw = THREADED_CONVS[case]
+    rng = np.random.default_rng(300 + case)
+    attrs = {"strides": kw["s"], "pads": kw["p"], "group": kw["g"], "dilations": [1, 1],
+             **out_attrs(rng, DType.u8, "relu")}
+    g = graph("QConv", [rand_q(rng, kw["x"], DType.u8), weights(rng, kw["w"], True),
+                        (rng.integers(-3000, 3000, kw["w"][0]).astype(np.int32), None)],
+              attrs)
+    feeds = feeds_for(g, case)
+    want = interpret(g, feeds)
+    got = run_c(g, feeds, tmp_path / "omp", BuildOptions(cpu=CPUS[-1], threads=threads,
+                                                          werror=True))
+    for name, w in want.items():
+        np.testing.assert_array_equal(got[name], w)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threaded_products_give_the_same_integers(threads: int, tmp_path: Path) -> None:
+    """A fully connected layer over many rows (chunks of rows shared out), and batched
+    run-time products (attention's heads shared out, broadcast batch axes included)."""
+    rng = np.random.default_rng(threads)
+    w = weights(rng, (19, 40), per_channel=True)
+    b = (rng.integers(-5000, 5000, 19).astype(np.int32), None)
+    cases = [graph("QLinear", [rand_q(rng, (300, 40), DType.u8), w, b],
+                   out_attrs(rng, DType.u8, "relu")),
+             graph("QMatMul", [rand_q(rng, (2, 3, 96, 200), DType.u8),
+                               rand_q(rng, (2, 3, 200, 150), DType.i8)],
+                   out_attrs(rng, DType.i8)),
+             graph("QMatMul", [rand_q(rng, (3, 1, 6, 8), DType.u8),
+                               rand_q(rng, (4, 8, 70), DType.i8)], out_attrs(rng, DType.u8))]
+    for k, g in enumerate(cases):
+        feeds = feeds_for(g, k)
+        want = interpret(g, feeds)
+        got = run_c(g, feeds, tmp_path / f"p{k}", BuildOptions(cpu=CPUS[-1], threads=threads,
+                                                               werror=True))
+        for name, ref in want.items():
+            np.testing.assert_array_equal(got[name], ref)
+
+
 @pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("ta,tb,to,act", [(DType.u8, DType.u8, DType.u8, "relu"),
                                           (DType.i8, DType.u8, DType.i8, "none"),
