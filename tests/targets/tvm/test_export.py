@@ -203,3 +203,23 @@ def test_standalone_program_stops_on_an_index_out_of_range(tmp_path: Path) -> No
     np.testing.assert_array_equal(session.run([out], good)[0], run(g, good)[out])
     with pytest.raises(InputError, match=r"node 'Gather/node 0' \(Gather\)"):
         session.run([out], {"x0": x[0], "x1": np.array([0, 4, 1], np.int32)})
+
+
+@needs_tvm
+def test_a_program_that_cannot_be_linked_leaves_the_library_and_says_how(
+        int8_graph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A static link that fails (here: a compiler that always fails) costs the program only:
+    the library, its loader and the program's sources are written, and a warning names the
+    command that links them."""
+    pytest.importorskip("ziglang", reason="cross-linking needs ziglang (in 'qnnc[tvm]')")
+    from targets.tvm import standalone
+    from targets.tvm.export import export
+
+    monkeypatch.setattr(standalone, "static_compiler", lambda arch: ["false"])
+    with caplog.at_level("WARNING", logger="qnnc.tvm"):
+        export(int8_graph[0], parse("tvm:riscv64"), tmp_path)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"model_tvm.so", "run_model.py", "run_model.c", "kernels.o", "weights.S"} <= names
+    assert "model_run" not in names
+    assert "cc -O2 -static -o model_run run_model.c weights.S kernels.o -lm" in caplog.text
