@@ -32,6 +32,7 @@ import numpy as np
 
 from ir.errors import UnsupportedModelError
 from ir.graph import Node, Value
+from ir.ops.cost import rule_of
 from ir.ops.registry import get_op
 from ir.types import DType, TensorType
 from targets.c.expr import Expr, Var, add, lift
@@ -289,8 +290,38 @@ class LayerCtx:
         """A float literal of the output type (exact, via repr)."""
         return float_lit(x, self.ot(0).dtype)
 
+    @property
+    def threads(self) -> int:
+        """The threads this layer's loops are shared out among: the renderer's, or one for a
+        layer too small to share out (worth_threads)."""
+        return layer_threads(self.node, self.renderer.threads)
+
     def omp(self, collapse: int = 1) -> str:
-        return self.renderer.omp_for(collapse)
+        """The renderer's parallel-loop pragma, or nothing when the layer runs on one
+        thread."""
+        return self.renderer.omp_for(collapse) if self.threads > 1 else ""
+
+
+#: the work (multiply-accumulates, or FLOPs or elements for layers without products) below
+#: which a layer runs on one thread: waking the others for a parallel loop costs tens of
+#: microseconds on a virtual machine, more than such a layer takes (PP-OCR's direction
+#: classifier, 16 M MACs over 50 layers, ran 3.4x slower at 2 threads than at 1)
+MIN_PARALLEL_WORK = 2_000_000
+
+
+def worth_threads(node: Node) -> bool:
+    """Whether ``node``'s loops are worth sharing out among threads (MIN_PARALLEL_WORK)."""
+    try:
+        macs, flops = rule_of(node)(node)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return True
+    elements = sum(v.type.size for v in node.outputs)
+    return max(int(macs), int(flops) // 2, elements) >= MIN_PARALLEL_WORK
+
+
+def layer_threads(node: Node, threads: int) -> int:
+    """``threads``, or 1 where ``node`` is not worth sharing out."""
+    return threads if threads > 1 and worth_threads(node) else 1
 
 
 def c_type(dt: DType, node: Node | None = None) -> str:

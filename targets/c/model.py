@@ -44,6 +44,7 @@ from targets.c.emitter import (
     WeightTable,
     c_type,
     layer_comment,
+    layer_threads,
     plus,
 )
 from targets.c.guards import guard_c
@@ -314,7 +315,7 @@ class _Layers:
             inplace_ok=lambda n: not n.regions and r.emitter(n).inplace,
             scratch_bytes=lambda n: max((sub[id(b)].arena_bytes for b in n.regions),
                                         default=0) if n.regions else
-            (r.emitter(n).scratch or (lambda _n, _t: 0))(n, r.threads),
+            (r.emitter(n).scratch or (lambda _n, _t: 0))(n, layer_threads(n, r.threads)),
             nbytes_of=r.nbytes, body=body, guard=r.guard_bytes,
             written_before=lambda n: n.attrs.get("fused") == "epilogue",
         )

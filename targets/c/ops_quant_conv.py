@@ -183,7 +183,7 @@ def qconv(ctx: LayerCtx) -> str:
     hg, g = loop("g", d["G"])
     oc_decl, oc = let("oc", g * d["Mg"] + Var("m"))
     decl, m0e, ne = mult_exprs(m0, shift, str(oc))
-    split = split_columns(k2, d["P"], ctx.renderer.threads)
+    split = split_columns(k2, d["P"], ctx.threads)
     nc = chunk_size(k2, d["P"]) if split is None else split
     hw, p = d["H"] * d["W"], d["P"]
     yct = ctx.ctype(ctx.ot(0))
@@ -222,7 +222,7 @@ def qconv(ctx: LayerCtx) -> str:
         f"{yct} *yg = {plus(ctx.o(0), (n * d['M'] + g * d['Mg']) * p)};",
         *chunks(p, nc, chunk, ctx.omp().rstrip("\n") if split is not None else ""),
     ]
-    how = "" if split is None else f", the chunks shared out among {ctx.renderer.threads} threads"
+    how = "" if split is None else f", the chunks shared out among {ctx.threads} threads"
     lines = [
         f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions{how}, "
         f"K = {d['K']} rows packed as int16 pairs */",

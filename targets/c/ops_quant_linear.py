@@ -119,7 +119,7 @@ def qlinear(ctx: LayerCtx) -> str:
         ] if ln)
     mt = -(-n // MR)
     wp, narrow = weight_tiles(ctx, pack_weights(wc, k2), k2)
-    split = split_columns(k2, rows, ctx.renderer.threads)
+    split = split_columns(k2, rows, ctx.threads)
     nc = chunk_size(k2, rows) if split is None else split
     x, y = ctx.i(0), ctx.o(0)
     # the layer's scratch, or (chunks of rows shared out) this thread's slice of it
@@ -141,7 +141,7 @@ def qlinear(ctx: LayerCtx) -> str:
                 *tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store, narrow=narrow,
                            threaded=split is None)]
 
-    how = "" if split is None else f", the rows shared out among {ctx.renderer.threads} threads"
+    how = "" if split is None else f", the rows shared out among {ctx.threads} threads"
     lines = [
         f"/* int8 GEMM: {n} weight rows x {rows} input rows, K = {k}{how} */",
         *decl,
@@ -200,7 +200,7 @@ def qmatmul(ctx: LayerCtx) -> str:
         ep += fused_epilogue(ctx.weight(np.zeros(m, dtype=np.int32), "zero_bias"), m0, shift,
                              zy, lo, hi, sgn(rt), lut)
 
-    threads = ctx.renderer.threads
+    threads = ctx.threads
     by_batch = _by_batch(batch, threads)
 
     def chunk(p0: Expr) -> list[str]:

@@ -38,7 +38,7 @@ def test_tiny_cnn(tmp_path: Path) -> None:
     _check_example("tiny_cnn", tmp_path, 1e-4, 1e-5)
 
 
-def test_tiny_cnn_threads(tmp_path: Path) -> None:
+def test_tiny_cnn_threads(tmp_path: Path, every_layer_threaded: None) -> None:
     _check_example("tiny_cnn", tmp_path, 1e-4, 1e-5, threads=2)
 
 

@@ -125,7 +125,8 @@ def test_vnni_build_is_warning_free(case: str, tmp_path: Path) -> None:
                                                              werror=True)).is_file()
 
 
-def test_gemv_threads_give_the_same_integers(tmp_path: Path) -> None:
+def test_gemv_threads_give_the_same_integers(tmp_path: Path,
+                                            every_layer_threaded: None) -> None:
     """The batch-1 fully connected path splits its weight tiles over OpenMP threads."""
     rng = np.random.default_rng(5)
     w = weights(rng, (45, 77), per_channel=True)

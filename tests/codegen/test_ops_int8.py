@@ -331,7 +331,7 @@ def test_vnni_kernel_compiles_and_runs_where_supported(tmp_path: Path) -> None:
         check_exact(g, tmp_path, "avx512vnni")
 
 
-def test_threads_give_the_same_integers(tmp_path: Path) -> None:
+def test_threads_give_the_same_integers(tmp_path: Path, every_layer_threaded: None) -> None:
     """OpenMP splits the weight tiles and elementwise loops; the results cannot change."""
     rng = np.random.default_rng(11)
     kw = CONVS[1]
@@ -363,8 +363,8 @@ THREADED_CONVS = [
 
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("case", range(len(THREADED_CONVS)))
-def test_threaded_convs_give_the_same_integers(case: int, threads: int,
-                                               tmp_path: Path) -> None:
+def test_threaded_convs_give_the_same_integers(case: int, threads: int, tmp_path: Path,
+                                               every_layer_threaded: None) -> None:
     """Each thread packs its own chunk of output positions into its own slice of scratch
     (or takes its own channels): the integers are the interpreter's, at 2 and 3 threads."""
     kw = THREADED_CONVS[case]
@@ -382,8 +382,29 @@ def test_threaded_convs_give_the_same_integers(case: int, threads: int,
         np.testing.assert_array_equal(got[name], w)
 
 
+def test_small_layers_stay_on_one_thread(tmp_path: Path) -> None:
+    """At 2 threads a layer below MIN_PARALLEL_WORK has no parallel loop (waking a thread
+    costs more than it takes); a large one has, with its scratch in per-thread slices."""
+    from targets.c.emitter import MIN_PARALLEL_WORK
+
+    rng = np.random.default_rng(7)
+    attrs = {"strides": [1, 1], "pads": [1, 1, 1, 1], "group": 1, "dilations": [1, 1],
+             **out_attrs(rng, DType.u8, "relu")}
+    for shape, w, threaded in [((1, 8, 12, 12), (8, 8, 3, 3), False),
+                               ((1, 32, 40, 40), (32, 32, 3, 3), True)]:
+        macs = w[0] * w[1] * 9 * shape[2] * shape[3]
+        assert (macs >= MIN_PARALLEL_WORK) == threaded
+        g = graph("QConv", [rand_q(rng, shape, DType.u8), weights(rng, w, True), None], attrs)
+        folder = tmp_path / f"t{threaded}"
+        build_c_library(g, folder, BuildOptions(cpu=CPUS[-1], threads=2, werror=True))
+        text = (folder / "model.c").read_text()
+        assert ("QNNC_OMP_FOR" in text) == threaded
+        assert ("QNNC_THREAD_ID()" in text) == threaded
+
+
 @pytest.mark.parametrize("threads", [2, 3])
-def test_threaded_products_give_the_same_integers(threads: int, tmp_path: Path) -> None:
+def test_threaded_products_give_the_same_integers(threads: int, tmp_path: Path,
+                                                  every_layer_threaded: None) -> None:
     """A fully connected layer over many rows (chunks of rows shared out), and batched
     run-time products (attention's heads shared out, broadcast batch axes included)."""
     rng = np.random.default_rng(threads)
