@@ -13,10 +13,11 @@ timed on realistic inputs from compiler/corpus), on the same input:
 - **ORT f32**: the float model on onnxruntime.
 
 onnxruntime runs with intra_op_num_threads=T, inter_op_num_threads=1 and sequential
-execution. C is ``--calib`` N(0, 1) samples (seed 1), the same arrays for both quantisers;
-the timed input is one more sample (seed 2). Each latency is the median of interleaved
-rounds (qnnc, ORT int8, ORT f32, qnnc, ...) after warm-up; the number of rounds adapts to
-the model's latency unless --repeat fixes it.
+execution, its workers sleeping between parallel sections unless --ort-spin on. C is
+``--calib`` N(0, 1) samples (seed 1), the same arrays for both quantisers; the timed input
+is one more sample (seed 2). Each latency is the median of interleaved rounds (qnnc, ORT
+int8, ORT f32, qnnc, ...) after warm-up; the number of rounds adapts to the model's latency
+unless --repeat fixes it.
 
 Also printed: the geometric mean and the worst of qnnc/ORT-int8 at 1 thread; each model's
 achieved INT8 GOPS at 1 thread (2 x the MACs of its quantised layers / latency) and
@@ -289,19 +290,24 @@ def bench_model(
     return res
 
 
+#: whether onnxruntime's worker threads spin-wait between parallel sections (--ort-spin)
+ORT_SPIN = {"spin": False}
+
+
 def ort_sessions(res: ModelResult, model: onnx.ModelProto, calib: list[Feeds],
                  threads: Sequence[int]) -> tuple[dict[int, ort.InferenceSession],
                                                   dict[int, ort.InferenceSession]]:
     """(INT8 sessions, float sessions) per thread count; INT8 failures become a note."""
+    spin = ORT_SPIN["spin"]
     float_bytes = model.SerializeToString()
     sessions_q: dict[int, ort.InferenceSession] = {}
     with tempfile.TemporaryDirectory(prefix="qnnc-bench-") as tmp:
         try:
             path = ort_quantize(model, calib, Path(tmp))
-            sessions_q = {t: ort_session(path, t) for t in threads}
+            sessions_q = {t: ort_session(path, t, spin) for t in threads}
         except Exception as e:  # noqa: BLE001
             res.notes.append(f"ORT int8 n/a ({why(e)})")
-        sessions_f = {t: ort_session(float_bytes, t) for t in threads}
+        sessions_f = {t: ort_session(float_bytes, t, spin) for t in threads}
     return sessions_q, sessions_f
 
 
@@ -477,11 +483,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--omp-wait", choices=("passive", "active"), default=None,
                     help="OMP_WAIT_POLICY for qnnc's OpenMP threads (default: qnnc's, "
                     "passive, unless the environment sets it; active spins)")
+    ap.add_argument("--ort-spin", choices=("on", "off"), default="off",
+                    help="onnxruntime's worker threads spin-wait between parallel sections "
+                    "(on: its default) or sleep (off, the default here: in one process a "
+                    "spinning worker takes the core qnnc's next thread needs; see "
+                    "benchmarks/README.md)")
     ap.add_argument("--omp-passive", action="store_const", const="passive", dest="omp_wait",
                     help=argparse.SUPPRESS)  # the older spelling
     args = ap.parse_args(argv)
     if args.omp_wait:  # read by libgomp when the first multi-threaded build loads
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait.upper()
+    ORT_SPIN["spin"] = args.ort_spin == "on"
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
     names = [n for m in args.models.split(",") if m
              for n in (CORPUS if m == "corpus" else (m,))]
@@ -507,7 +519,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = (f"threads {threads}, {args.calib} calibration samples (qnnc {args.calib_method}, "
                 f"ORT MinMax), warm-up {args.warmup}, rounds "
                 f"{args.repeat or f'adaptive (~{args.budget:g} s per model and thread count)'}"
-                f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE (qnnc default)')}")
+                f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE (qnnc default)')}"
+                f", onnxruntime spinning {args.ort_spin}")
     print(report(results, peak, threads, settings))
     print(f"{machine_line()} | total {time.perf_counter() - t0:.0f} s")
 

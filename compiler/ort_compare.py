@@ -33,12 +33,16 @@ def require() -> Any:
     return onnxruntime
 
 
-def ort_session(model: bytes | str, threads: int) -> Any:
-    """An onnxruntime CPU session with ``threads`` intra-op threads, run sequentially."""
+def ort_session(model: bytes | str, threads: int, spin: bool = True) -> Any:
+    """An onnxruntime CPU session with ``threads`` intra-op threads, run sequentially;
+    ``spin=False`` makes its worker threads sleep between parallel sections instead of
+    spin-waiting (session.intra_op.allow_spinning)."""
     ort = require()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
