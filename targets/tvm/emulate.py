@@ -42,8 +42,9 @@ def launcher(arch: str) -> list[str] | None:
 
 
 def emulator(folder: Path) -> EmulatedModule | None:
-    """The build in ``folder`` run under qemu-user, if it has a standalone program for
-    another architecture and qemu-user for it is installed."""
+    """The build in ``folder`` run by its standalone program, if it has one and it can run
+    here: under qemu-user for another architecture (when that is installed), directly for
+    this machine's."""
     program = folder / PROGRAM
     if not program.is_file() or not (folder / SIGNATURE_FILE).is_file():
         return None

@@ -173,6 +173,7 @@ def test_llama_int8_codes_exact(seq: int) -> None:
     check_model(q, llama_feeds(seq, 128 - seq, seed=9))
 
 
+@pytest.mark.slow  # 15 s; the default run checks the same build against the interpreter
 def test_llama_int8_decode_equals_host(tmp_path: Path) -> None:
     """The Llama example's decode step compiled for tvm and for host from one calibration:
     the same logits and caches, element for element, from the saved tvm folder too; a token
