@@ -240,6 +240,7 @@ def bench_model(
     cache_dir: str | Path | None = None,
     calib_method: str = DEFAULT_CALIB_METHOD,
     time_compile: bool = False,
+    ort_spin: bool = False,
 ) -> ModelResult:
     """Compile, quantise and time one example model; failures become notes and n/a cells."""
     res = ModelResult(name)
@@ -271,7 +272,7 @@ def bench_model(
                                     threads=t, cache_dir=cache_dir) for t in threads[1:]}
         except Exception as e:  # noqa: BLE001 - any failure is reported as n/a; the run goes on
             res.notes.append(f"qnnc int8 n/a ({why(e)})")
-        sessions_q, sessions_f = ort_sessions(res, model, calib, threads)
+        sessions_q, sessions_f = ort_sessions(res, model, calib, threads, ort_spin)
         log(f"{name}: onnxruntime quantised ({time.perf_counter() - t0:.0f} s)")
         for t, fut in extra.items():
             try:
@@ -290,15 +291,11 @@ def bench_model(
     return res
 
 
-#: whether onnxruntime's worker threads spin-wait between parallel sections (--ort-spin)
-ORT_SPIN = {"spin": False}
-
-
 def ort_sessions(res: ModelResult, model: onnx.ModelProto, calib: list[Feeds],
-                 threads: Sequence[int]) -> tuple[dict[int, ort.InferenceSession],
-                                                  dict[int, ort.InferenceSession]]:
-    """(INT8 sessions, float sessions) per thread count; INT8 failures become a note."""
-    spin = ORT_SPIN["spin"]
+                 threads: Sequence[int], spin: bool = False
+                 ) -> tuple[dict[int, ort.InferenceSession], dict[int, ort.InferenceSession]]:
+    """(INT8 sessions, float sessions) per thread count, their workers spin-waiting between
+    parallel sections if ``spin`` (--ort-spin); INT8 failures become a note."""
     float_bytes = model.SerializeToString()
     sessions_q: dict[int, ort.InferenceSession] = {}
     with tempfile.TemporaryDirectory(prefix="qnnc-bench-") as tmp:
@@ -493,7 +490,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.omp_wait:  # read by libgomp when the first multi-threaded build loads
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait.upper()
-    ORT_SPIN["spin"] = args.ort_spin == "on"
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
     names = [n for m in args.models.split(",") if m
              for n in (CORPUS if m == "corpus" else (m,))]
@@ -515,7 +511,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="qnnc-cache-") as tmp:
         results = run(names, threads=threads, n_calib=args.calib, warmup=args.warmup,
                       repeat=args.repeat, budget_s=args.budget,
-                      cache_dir=args.cache_dir or tmp, calib_method=args.calib_method)
+                      cache_dir=args.cache_dir or tmp, calib_method=args.calib_method,
+                      ort_spin=args.ort_spin == "on")
     settings = (f"threads {threads}, {args.calib} calibration samples (qnnc {args.calib_method}, "
                 f"ORT MinMax), warm-up {args.warmup}, rounds "
                 f"{args.repeat or f'adaptive (~{args.budget:g} s per model and thread count)'}"

@@ -50,35 +50,19 @@ def layer_normalization(k: Kernel) -> list[Tensor]:
     y = n * scale + bias (scale, bias broadcast to x). Nodes that also return the
     statistics (stats) have no kernel here."""
     (y,) = k.out_types
-    x, scale = k.operand("x"), k.operand("scale")
+    scale = k.operand("scale")
     bias = k.operand("bias") if k.has("bias") else None
     st, bt = k.type_of("scale"), k.type_of("bias") if bias is not None else None
-    axis = k.attrs["axis"]
-    stash = DType(k.attrs["stash"]).np.name
-    dt = y.dtype.np.name
-    shape = list(y.shape)
-    inner = shape[axis:]
-    count = 1
-    for d in inner:
-        count *= d
-    stats_shape = shape[:axis] + [1] * len(inner)
-    rs = [te.reduce_axis((0, d), name=f"r{i}") for i, d in enumerate(inner)]
-
-    def whole(i: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (*i[:axis], *rs)
-
-    xs = te.compute(shape, lambda *i: x[i].astype(stash), name="xs")
-    n = tir.const(count, stash)
-    total = te.compute(stats_shape, lambda *i: te.sum(xs[whole(i)], axis=rs), name="total")
-
-    def at_stats(i: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (*i[:axis], *([0] * len(inner)))
-
+    ax = _NormAxes(k)
+    shape, stash, dt, whole, at_stats = ax.shape, ax.stash, y.dtype.np.name, ax.whole, ax.at
+    xs, rs = ax.xs, ax.rs
+    n = tir.const(ax.count, stash)
+    total = te.compute(ax.stats_shape, lambda *i: te.sum(xs[whole(i)], axis=rs), name="total")
     d = te.compute(shape, lambda *i: xs[i] - total[at_stats(i)] / n, name="d")
-    squares = te.compute(stats_shape, lambda *i: te.sum(d[whole(i)] * d[whole(i)], axis=rs),
-                         name="squares")
+    squares = te.compute(ax.stats_shape, lambda *i: te.sum(d[whole(i)] * d[whole(i)],
+                                                           axis=rs), name="squares")
     eps = k.per_channel([k.attrs["epsilon"]], "epsilon", stash)(0)  # from memory: exact in C
-    inv = te.compute(stats_shape, lambda *i: tir.const(1.0, stash)
+    inv = te.compute(ax.stats_shape, lambda *i: tir.const(1.0, stash)
                      / tir.sqrt(squares[i] / n + eps), name="inv_std")
 
     def out(*i: Any) -> Any:
@@ -130,27 +114,44 @@ def rms_normalization(k: Kernel) -> list[Tensor]:
     n = x * (1 / sqrt(ms + epsilon)) cast to x's type; y = n * scale (scale broadcast to
     x, in x's type)."""
     (y,) = k.out_types
-    x, scale = k.operand("x"), k.operand("scale")
+    scale = k.operand("scale")
     st = k.type_of("scale")
-    axis = k.attrs["axis"]
-    stash = DType(k.attrs["stash"]).np.name
-    dt = y.dtype.np.name
-    shape = list(y.shape)
-    inner = shape[axis:]
-    count = 1
-    for d in inner:
-        count *= d
-    stats_shape = shape[:axis] + [1] * len(inner)
-    rs = [te.reduce_axis((0, d), name=f"r{i}") for i, d in enumerate(inner)]
-    xs = te.compute(shape, lambda *i: x[i].astype(stash), name="xs")
-    squares = te.compute(stats_shape, lambda *i: te.sum(
-        xs[(*i[:axis], *rs)] * xs[(*i[:axis], *rs)], axis=rs), name="squares")
+    ax = _NormAxes(k)
+    xs, rs, stash, dt = ax.xs, ax.rs, ax.stash, y.dtype.np.name
+    squares = te.compute(ax.stats_shape, lambda *i: te.sum(
+        xs[ax.whole(i)] * xs[ax.whole(i)], axis=rs), name="squares")
     eps = k.per_channel([k.attrs["epsilon"]], "epsilon", stash)(0)  # from memory: exact in C
-    inv = te.compute(stats_shape, lambda *i: tir.const(1.0, stash) / tir.sqrt(
-        squares[i] / tir.const(count, stash) + eps), name="inv_rms")
+    inv = te.compute(ax.stats_shape, lambda *i: tir.const(1.0, stash) / tir.sqrt(
+        squares[i] / tir.const(ax.count, stash) + eps), name="inv_rms")
 
     def out(*i: Any) -> Any:
-        n = (xs[i] * inv[(*i[:axis], *([0] * len(inner)))]).astype(dt)
+        n = (xs[i] * inv[ax.at(i)]).astype(dt)
         return n * scale[tuple(broadcast_index(st.shape, i))].astype(dt)
 
-    return [te.compute(shape, out, name="y")]
+    return [te.compute(ax.shape, out, name="y")]
+
+
+class _NormAxes:
+    """What LayerNormalization and RMSNormalization share: x in the stash type (``xs``),
+    the normalised axes [axis, rank) as reduce axes (``rs``, ``count`` elements), the
+    statistics' shape, and the index maps from an output index to the normalised slab
+    (``whole``) and to its statistic (``at``)."""
+
+    def __init__(self, k: Kernel) -> None:
+        x = k.operand("x")
+        self.shape = list(k.out_types[0].shape)
+        self.axis = axis = k.attrs["axis"]
+        self.stash = DType(k.attrs["stash"]).np.name
+        inner = self.shape[axis:]
+        self.count = 1
+        for d in inner:
+            self.count *= d
+        self.stats_shape = self.shape[:axis] + [1] * len(inner)
+        self.rs = [te.reduce_axis((0, d), name=f"r{i}") for i, d in enumerate(inner)]
+        self.xs = te.compute(self.shape, lambda *i: x[i].astype(self.stash), name="xs")
+
+    def whole(self, i: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*i[:self.axis], *self.rs)
+
+    def at(self, i: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*i[:self.axis], *([0] * len(self.rs)))

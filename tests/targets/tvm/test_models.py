@@ -16,7 +16,7 @@ pytest.importorskip("tvm", reason="the tvm target needs Apache TVM (pip install 
 
 from compiler.api import compile_model  # noqa: E402
 from compiler.compiled import load_compiled  # noqa: E402
-from compiler.examples import build_example  # noqa: E402
+from compiler.examples import EXAMPLES, build_example  # noqa: E402
 from compiler.frontend import import_model  # noqa: E402
 from compiler.passes import DEFAULT_PIPELINE, run_pipeline  # noqa: E402
 from compiler.quant.calibrate import calibrate  # noqa: E402
@@ -225,3 +225,13 @@ def test_llama_int8_decode_on_other_machines(tmp_path: Path, arch: str) -> None:
     host = compile_model(model, target="host", cache_dir=tmp_path / "c2", **kw)
     feeds = llama_feeds(1, 77, seed=5)
     assert_same(board.run(None, feeds), host.run(None, feeds))
+
+
+@pytest.mark.slow  # quantises every example (about a minute)
+@pytest.mark.parametrize("name", sorted(set(EXAMPLES) - {"llama"}))  # llama: tests above
+def test_every_example_has_every_kernel(name: str) -> None:
+    """Every example model, quantised, lowers with no op left without a tvm kernel (the
+    tests above run several end to end)."""
+    from targets.tvm.lower import unsupported
+
+    assert unsupported(quantised(name)) == {}

@@ -4,7 +4,9 @@ still bit-exact, a second compile reusing the database; the tracker flag's parsi
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +18,37 @@ pytest.importorskip("tvm", reason="the tvm target needs Apache TVM (pip install 
 pytest.importorskip("tornado", reason="TVM's RPC tracker needs tornado (in 'qnnc[tvm]')")
 pytest.importorskip("xgboost", reason="MetaSchedule's cost model needs xgboost (in 'qnnc[tvm]')")
 
+from ir.graph import Graph  # noqa: E402
 from ir.interpreter import run  # noqa: E402
 from ir.types import QuantParams  # noqa: E402
 from targets.tvm.build import TvmSession, host_target, signature  # noqa: E402
 from targets.tvm.lower import lower  # noqa: E402
 from targets.tvm.tune import MARKER, RpcTracker, compile_tuned, trials_done, tune  # noqa: E402
 from tests.targets.tvm.harness import one_node  # noqa: E402
+
+
+def requantize_graph() -> tuple[Graph, np.ndarray]:
+    """One Requantize node (one kernel to tune) and its input."""
+    x = np.arange(-128, 128, dtype=np.int8).reshape(4, 64)
+    return one_node("Requantize", [(x, QuantParams((0.02,), (3,)), False)],
+                    out_dtype="u8", out_scale=0.05, out_zp=128), x
+
+
+@contextlib.contextmanager
+def loopback_tracker(key: str) -> Iterator[str]:
+    """A TVM RPC tracker and one server registered under ``key`` on 127.0.0.1, for the
+    duration of the block; yields the --tune-rpc text."""
+    from tvm import rpc
+    from tvm.rpc.tracker import Tracker
+
+    tracker = Tracker(host="127.0.0.1", port=9190, port_end=9290, silent=True)
+    server = rpc.Server(host="127.0.0.1", port=9300, port_end=9400, key=key,
+                        tracker_addr=("127.0.0.1", tracker.port), silent=True)
+    try:
+        yield f"127.0.0.1:{tracker.port}:{key}"
+    finally:
+        server.terminate()
+        tracker.terminate()
 
 
 def test_rpc_flag_parsing() -> None:
@@ -36,27 +63,15 @@ def test_tuning_through_a_loopback_rpc_tracker(tmp_path: Path) -> None:
     """compile_model(target="tvm", tune=2, tune_rpc=...) measures through a tracker and a
     server on 127.0.0.1, keeps the records in the cache, builds the tuned kernels exactly;
     the same compile again reuses both the database and the build, with no tracker."""
-    from tvm import rpc
-    from tvm.rpc.tracker import Tracker
-
     from compiler.api import compile_model
 
-    x = np.arange(-128, 128, dtype=np.int8).reshape(4, 64)
-    g = one_node("Requantize", [(x, QuantParams((0.02,), (3,)), False)],
-                 out_dtype="u8", out_scale=0.05, out_zp=128)
-    tracker = Tracker(host="127.0.0.1", port=9190, port_end=9290, silent=True)
-    server = rpc.Server(host="127.0.0.1", port=9300, port_end=9400, key="qnnc-test",
-                        tracker_addr=("127.0.0.1", tracker.port), silent=True)
+    g, x = requantize_graph()
     seen: list[tuple[int, int]] = []
     said: list[str] = []
-    try:
-        cm = compile_model(g, target="tvm", tune=2, cache_dir=tmp_path,
-                           tune_rpc=f"127.0.0.1:{tracker.port}:qnnc-test",
+    with loopback_tracker("qnnc-test") as tune_rpc:
+        cm = compile_model(g, target="tvm", tune=2, cache_dir=tmp_path, tune_rpc=tune_rpc,
                            tune_progress=lambda a, b: seen.append((a, b)),
                            tune_log=said.append)
-    finally:
-        server.terminate()
-        tracker.terminate()
     assert "1 kernels" in said[0] and "about" in said[0] and "qnnc-test" in said[0]
     # a requantisation has few distinct schedules: the search may run out before 2 trials
     assert seen and all(1 <= a <= b == 2 for a, b in seen)
@@ -93,9 +108,6 @@ def test_a_tuned_board_build_tunes_its_standalone_program_too(tmp_path: Path) ->
     tracker): the standalone program's kernels take the database's schedules, and it still
     runs exactly."""
     pytest.importorskip("ziglang", reason="linking needs ziglang (in 'qnnc[tvm]')")
-    from tvm import rpc
-    from tvm.rpc.tracker import Tracker
-
     from compiler.api import compile_model
     from targets.tvm.emulate import launcher
     from targets.tvm.standalone import kernels_module, tuned
@@ -104,19 +116,10 @@ def test_a_tuned_board_build_tunes_its_standalone_program_too(tmp_path: Path) ->
 
     if launcher("x86_64") is None:
         pytest.skip("this machine is not x86_64")
-    x = np.arange(-128, 128, dtype=np.int8).reshape(4, 64)
-    g = one_node("Requantize", [(x, QuantParams((0.02,), (3,)), False)],
-                 out_dtype="u8", out_scale=0.05, out_zp=128)
-    tracker = Tracker(host="127.0.0.1", port=9190, port_end=9290, silent=True)
-    server = rpc.Server(host="127.0.0.1", port=9300, port_end=9400, key="qnnc-board",
-                        tracker_addr=("127.0.0.1", tracker.port), silent=True)
-    try:
+    g, x = requantize_graph()
+    with loopback_tracker("qnnc-board") as tune_rpc:
         cm = compile_model(g, target=EXPORTED["x86_64"], tune=2, cache_dir=tmp_path,
-                           tune_rpc=f"127.0.0.1:{tracker.port}:qnnc-board",
-                           tune_log=lambda text: None)
-    finally:
-        server.terminate()
-        tracker.terminate()
+                           tune_rpc=tune_rpc, tune_log=lambda text: None)
     (work,) = tmp_path.glob("tvmtune-*")
     spec = parse(EXPORTED["x86_64"]).spec
     import tvm
