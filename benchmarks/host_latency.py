@@ -66,6 +66,7 @@ from benchmarks.int8_peak import PeakResult
 from compiler.api import DEFAULT_CALIB_METHOD, CompiledModel, compile_model, load_model
 from compiler.examples import EXAMPLES, build_example
 from compiler.flops import node_cost
+from compiler.options import DEFAULT_WEIGHT_RANGE, WEIGHT_RANGES
 from compiler.ort_compare import ORT_MIN_OPSET as ORT_MIN_OPSET  # re-exported
 from compiler.ort_compare import ort_quantize as ort_quantize  # re-exported
 from compiler.ort_compare import ort_session as ort_session  # re-exported
@@ -134,12 +135,14 @@ class ProgressClock:
 
 
 def timed_compile(model: onnx.ModelProto, calib: list[Feeds], method: str, threads: int,
-                  cache_dir: str | Path | None) -> tuple[CompiledModel, CompiledTiming]:
+                  cache_dir: str | Path | None, weight_range: str = DEFAULT_WEIGHT_RANGE,
+                  ) -> tuple[CompiledModel, CompiledTiming]:
     """The benchmark's qnnc compile (the public API), timed with its calibration share."""
     clock = ProgressClock()
     cm, secs = timed(lambda: compile_model(
         model, precision="int8", calibration=stacked(calib), calib_method=method,
-        target="host", threads=threads, cache_dir=cache_dir, progress=clock))
+        target="host", threads=threads, cache_dir=cache_dir, progress=clock,
+        weight_range=weight_range))
     return cm, CompiledTiming(secs, clock.calibration_s(), cm.build.seconds,
                               cm.build.cache_hit)
 
@@ -241,6 +244,7 @@ def bench_model(
     calib_method: str = DEFAULT_CALIB_METHOD,
     time_compile: bool = False,
     ort_spin: bool = False,
+    weight_range: str = DEFAULT_WEIGHT_RANGE,
 ) -> ModelResult:
     """Compile, quantise and time one example model; failures become notes and n/a cells."""
     res = ModelResult(name)
@@ -260,12 +264,14 @@ def bench_model(
     with ThreadPoolExecutor(1) as pool:
         try:
             first = threads[0]
-            cm, cold = timed_compile(model, calib, calib_method, first, cache_dir)
+            cm, cold = timed_compile(model, calib, calib_method, first, cache_dir,
+                                     weight_range)
             qnnc[first] = cm
             res.quant_macs = quant_macs(cm.graph)
             log(f"{name}: qnnc int8 compiled for {first} thread(s) in {cold.total_s:.0f} s")
             if time_compile:
-                res.compile = compile_times(model, calib, calib_method, cache_dir, first, cold)
+                res.compile = compile_times(model, calib, calib_method, cache_dir, first, cold,
+                                            weight_range)
             # the same quantised graph for the other thread counts, built while
             # onnxruntime quantises (cc runs in a subprocess)
             extra = {t: pool.submit(compile_model, cm.graph, pipeline=[], target="host",
@@ -351,7 +357,8 @@ def check_correctness(res: ModelResult, qnnc: dict[int, CompiledModel],
 
 def compile_times(model: onnx.ModelProto, calib: list[Feeds], method: str,
                   cache_dir: str | Path | None, threads: int,
-                  cold: CompiledTiming) -> CompileTimes:
+                  cold: CompiledTiming, weight_range: str = DEFAULT_WEIGHT_RANGE,
+                  ) -> CompileTimes:
     """The cold compile, a second (cached) compile, and calibration timed on its own.
 
     The API cannot skip calibration, so each compile's calibration share is measured inside
@@ -360,7 +367,7 @@ def compile_times(model: onnx.ModelProto, calib: list[Feeds], method: str,
     from compiler.passes import DEFAULT_PIPELINE, run_pipeline
     from compiler.quant.calibrate import calibrate_model
 
-    _, hit = timed_compile(model, calib, method, threads, cache_dir)
+    _, hit = timed_compile(model, calib, method, threads, cache_dir, weight_range)
     graph = run_pipeline(load_model(model), DEFAULT_PIPELINE)
     _, alone = timed(lambda: calibrate_model(graph, stacked(calib), method))
     return CompileTimes(cold, hit, alone)
@@ -378,7 +385,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def report(results: list[ModelResult], peak: PeakResult | None, threads: Sequence[int],
-           settings: str) -> str:
+           settings: str, quads: bool = False) -> str:
     """Every table the script prints, as one string."""
     out = [f"settings: {settings}", "", "Latency (median ms; ratio < 1 means qnnc is faster; "
            "load = 1-minute load average of the machine after the row)"]
@@ -405,7 +412,7 @@ def report(results: list[ModelResult], peak: PeakResult | None, threads: Sequenc
     else:
         out.append(f"qnnc/ORT-int8 at {t1} thread(s): n/a (no model measured on both)")
 
-    out += ["", *gops_table(results, peak, t1)]
+    out += ["", *gops_table(results, peak, t1, quads)]
     for r in results:
         if r.compile is not None:
             out += ["", *compile_lines(r.name, r.compile)]
@@ -416,8 +423,11 @@ def report(results: list[ModelResult], peak: PeakResult | None, threads: Sequenc
     return "\n".join(out)
 
 
-def gops_table(results: list[ModelResult], peak: PeakResult | None, t: int) -> list[str]:
-    best = peak.best("int8") if peak is not None else None
+def gops_table(results: list[ModelResult], peak: PeakResult | None, t: int,
+               quads: bool = False) -> list[str]:
+    """Achieved GOPS against the peak of the instruction the build uses (``quads``: weights
+    within the pair rule, so the u8 x s8 kernel and its vpmaddubsw peak)."""
+    best = peak.best("int8", quads) if peak is not None else None
     peak_gops = best.gops_best if best is not None else None
     head = (f"Achieved INT8 GOPS at {t} thread(s): 2 x MACs of the quantised layers / median "
             "latency; INT8 peak of one core: "
@@ -485,6 +495,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "(on: its default) or sleep (off, the default here: in one process a "
                     "spinning worker takes the core qnnc's next thread needs; see "
                     "benchmarks/README.md)")
+    ap.add_argument("--weight-range", choices=WEIGHT_RANGES, default=DEFAULT_WEIGHT_RANGE,
+                    help="qnnc's weight codes (compile's --weight-range; paired and int7 run "
+                    "the u8 x s8 kernel, whose peak the GOPS table then uses)")
     ap.add_argument("--omp-passive", action="store_const", const="passive", dest="omp_wait",
                     help=argparse.SUPPRESS)  # the older spelling
     args = ap.parse_args(argv)
@@ -505,20 +518,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         from benchmarks.int8_peak import measure
 
         peak = measure()
-        best = peak.best("int8")
+        best = peak.best("int8", args.weight_range != "int8")
         log(f"INT8 peak: {best.gops_best:.1f} GOPS ({best.name})" if best else "no INT8 peak")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="qnnc-cache-") as tmp:
         results = run(names, threads=threads, n_calib=args.calib, warmup=args.warmup,
                       repeat=args.repeat, budget_s=args.budget,
                       cache_dir=args.cache_dir or tmp, calib_method=args.calib_method,
-                      ort_spin=args.ort_spin == "on")
+                      ort_spin=args.ort_spin == "on", weight_range=args.weight_range)
     settings = (f"threads {threads}, {args.calib} calibration samples (qnnc {args.calib_method}, "
                 f"ORT MinMax), warm-up {args.warmup}, rounds "
                 f"{args.repeat or f'adaptive (~{args.budget:g} s per model and thread count)'}"
                 f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE (qnnc default)')}"
-                f", onnxruntime spinning {args.ort_spin}")
-    print(report(results, peak, threads, settings))
+                f", onnxruntime spinning {args.ort_spin}, qnnc weights {args.weight_range}")
+    print(report(results, peak, threads, settings, args.weight_range != "int8"))
     print(f"{machine_line()} | total {time.perf_counter() - t0:.0f} s")
 
 

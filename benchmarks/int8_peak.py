@@ -10,8 +10,10 @@ so the compiler cannot hoist or merge the loop-invariant products:
 - ``avxvnni``: AVX-VNNI ``{vex} vpdpbusd`` on ymm (32 MACs per instruction)
 - ``avx2-madd16``: AVX2 ``vpmaddwd`` on int8 widened to int16, plus ``vpaddd`` into the
   accumulator (16 MACs per pair) — the exact arithmetic qnnc's AVX2 GEMM uses
-- ``avx2-maddubs``: ``vpmaddubsw`` + ``vpmaddwd`` (by ones) + ``vpaddd`` (32 MACs per triple),
-  for reference: faster, but its int16 intermediate saturates, so it is not exact INT8
+- ``avx2-maddubs``: ``vpmaddubsw`` + ``vpmaddwd`` (by ones) + ``vpaddd`` (32 MACs per triple):
+  its int16 intermediate saturates for some full-range int8 weights, so it is exact only for
+  weights within the pair rule — qnnc's ``--weight-range paired`` or ``int7``, whose layers
+  then run it (csrc/qnnc_int8_u8s8.h)
 - ``fma256`` / ``fma512``: FP32 ``vfmadd231ps`` on ymm / zmm, the float peak
 
 Kernels the CPU lacks are not compiled (the program checks the compiler's feature macros).
@@ -47,7 +49,7 @@ KERNELS: dict[str, tuple[str, str]] = {
     "vnni512": ("int8", "AVX-512 VNNI vpdpbusd zmm"),
     "avxvnni": ("int8", "AVX-VNNI {vex} vpdpbusd ymm"),
     "avx2-madd16": ("int8", "AVX2 vpmaddwd+vpaddd on int16-widened int8"),
-    "avx2-maddubs": ("int8", "AVX2 vpmaddubsw+vpmaddwd+vpaddd (saturating, reference)"),
+    "avx2-maddubs": ("int8", "AVX2 vpmaddubsw+vpmaddwd+vpaddd (exact for paired/int7 weights)"),
     "fma512": ("fp32", "AVX-512F vfmadd231ps zmm"),
     "fma256": ("fp32", "AVX2 FMA vfmadd231ps ymm"),
 }
@@ -283,9 +285,11 @@ class PeakResult:
     clock_ghz: float | None
     flags: str  # the relevant CPU feature flags, for the printout
 
-    def best(self, kind: str = "int8") -> KernelResult | None:
-        """The fastest exact kernel of ``kind`` (the saturating maddubs path is excluded)."""
-        exact = [k for k in self.kernels if k.kind == kind and k.name != "avx2-maddubs"]
+    def best(self, kind: str = "int8", quads: bool = False) -> KernelResult | None:
+        """The fastest exact kernel of ``kind``; the maddubs path counts only with ``quads``
+        (weights within the pair rule, for which it is exact)."""
+        exact = [k for k in self.kernels
+                 if k.kind == kind and (quads or k.name != "avx2-maddubs")]
         return max(exact, key=lambda k: k.gops_best, default=None)
 
 

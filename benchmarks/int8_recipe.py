@@ -86,6 +86,7 @@ import onnx
 from benchmarks.common import fmt, format_table, load_average, machine_line
 from benchmarks.host_latency import ort_quantize, ort_session
 from compiler.api import compile_model
+from compiler.options import WEIGHT_RANGES
 from compiler.quant.calibrate import DEFAULT_METHOD, METHODS
 
 Feeds = dict[str, np.ndarray]
@@ -112,8 +113,16 @@ def why(e: BaseException) -> str:
     return f"{type(e).__name__}: {first[:140]}"
 
 
+def recipe(spec: str) -> dict[str, str]:
+    """compile_model's options for a --methods entry: METHOD, or METHOD/WEIGHT_RANGE (e.g.
+    percentile/paired: the weight codes of --weight-range)."""
+    method, _, weights = spec.partition("/")
+    return {"calib_method": method, **({"weight_range": weights} if weights else {})}
+
+
 def label(method: str) -> str:
-    """The row name of qnnc INT8 with ``method``; the compile default is marked."""
+    """The row name of qnnc INT8 with ``method`` (a --methods entry); the compile default is
+    marked."""
     return f"qnnc INT8 {method}" + (" (default)" if method == DEFAULT_METHOD else "")
 
 
@@ -252,7 +261,7 @@ def ocr(methods: Sequence[str], n_lines: int, n_pages: int, n_calib: int,
         per[k] = quantise_all(k, onnx.load(paths[k]), calib, methods, folder / k,
                               lambda m, k=k, c=calib: compile_model(
                                   paths[k], input_shapes=shapes[k], precision="int8",
-                                  calibration=c, calib_method=m))
+                                  calibration=c, **recipe(m)))
     lines = [random_line(np.random.default_rng(LINE_SEED + i), dictionary)
              for i in range(n_lines)]
     pages = [render_page(*DET, np.random.default_rng(i), dictionary) for i in range(n_pages)]
@@ -316,7 +325,7 @@ def vad(name: str, methods: Sequence[str], n_clips: int, seconds: float,
     c = quantise_all(name, model, calib, methods, folder / name,
                      lambda m: compile_model(model, input_shapes=dict(spec.shapes),
                                              precision="int8", calibration=calib,
-                                             calib_method=m))
+                                             **recipe(m)))
     clips = [speech.utterance(seconds, seed=i) for i in range(n_clips)]
     report = Report(f"VAD ({name}): {n_clips} clips of {seconds:g} s, state carried between "
                     f"512-sample chunks; calibration: the {len(calib)} calls over another "
@@ -355,7 +364,7 @@ def digits(methods: Sequence[str], n_calib: int, n_test: int, folder: Path) -> R
     model = onnx.load(str(DIGITS))
     c = quantise_all("digits_cnn", model, calib, methods, folder / "digits",
                      lambda m: compile_model(model, precision="int8", calibration=calib,
-                                             calib_method=m))
+                                             **recipe(m)))
     report = Report(f"digits CNN: top-1 on the {len(xte)} held-out images "
                     f"({len(calib)} training images to calibrate)",
                     ["contender", "top-1 acc", "top-1 agree"], notes=list(c.notes),
@@ -391,7 +400,7 @@ def llama(methods: Sequence[str], n_prompts: int, new_tokens: int, folder: Path)
         generate(f32, list(text[o:o + n]), 24, lengths=LENGTHS[1:], record=calib.append)
     islands = [n.name for n in model.graph.node if n.op_type in ("Where", "Softmax")]
     c = quantise_all("llama", model, calib, methods, folder / "llama",
-                     lambda m: compile_lengths(model, LENGTHS, calib, calib_method=m),
+                     lambda m: compile_lengths(model, LENGTHS, calib, **recipe(m)),
                      extra_ort={LLAMA_ISLANDS: islands})
     prompts = [list(text[o:o + n]) for o, n in EVAL_PROMPTS[:n_prompts]]
     report = Report(f"llama example: greedy generation, {len(prompts)} prompts of "
@@ -468,6 +477,17 @@ def _subset(ap: argparse.ArgumentParser, text: str, allowed: Sequence[str],
     return [x for x in allowed if x in picked]
 
 
+def _recipes(ap: argparse.ArgumentParser, text: str) -> list[str]:
+    """--methods: METHOD or METHOD/WEIGHT_RANGE entries, in the order given."""
+    picked = [x.strip() for x in text.split(",") if x.strip()]
+    allowed = [f"{m}/{w}" for m in METHODS for w in WEIGHT_RANGES]
+    bad = [x for x in picked if x not in METHODS and x not in allowed]
+    if bad or not picked:
+        ap.error(f"unknown or no method(s) {bad}; choose from {', '.join(METHODS)}, each "
+                 f"optionally with /WEIGHT_RANGE ({', '.join(WEIGHT_RANGES)})")
+    return list(dict.fromkeys(picked))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     from benchmarks.llama_decode import EVAL_PROMPTS
 
@@ -476,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of "
                     f"{', '.join(MODELS)}")
     ap.add_argument("--methods", default=",".join(METHODS), help="qnnc calibration methods "
-                    f"(default: all of {', '.join(METHODS)})")
+                    f"(default: all of {', '.join(METHODS)}), each optionally with "
+                    "/WEIGHT_RANGE (compile's --weight-range), e.g. percentile/paired")
     ap.add_argument("--skip-llama", action="store_true", help="leave the llama example out")
     ap.add_argument("--lines", type=int, default=24, help="OCR line crops to read")
     ap.add_argument("--pages", type=int, default=0, help="OCR pages (adds det; slow)")
@@ -494,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     models = _subset(ap, args.models, MODELS, "model(s)")
     if args.skip_llama:
         models = [m for m in models if m != "llama"]
-    methods = _subset(ap, args.methods, METHODS, "method(s)")
+    methods = _recipes(ap, args.methods)
     if not 0 < args.ocr_calib <= LINE_SEED - OCR_CALIB_SEED or args.pages > OCR_CALIB_SEED:
         ap.error("calibration and evaluation seeds would overlap: keep --ocr-calib in "
                  f"1..{LINE_SEED - OCR_CALIB_SEED} and --pages <= {OCR_CALIB_SEED}")

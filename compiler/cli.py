@@ -23,6 +23,7 @@ from compiler.cli_common import (
     add_budget_options,
     add_input_shape_option,
     add_size_budget_option,
+    add_weight_range_option,
     count,
     finish_progress_lines,
     one_paragraph,
@@ -343,6 +344,7 @@ def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) 
                    help="op types to keep in f32, e.g. Softmax,Gemm (repeatable)")
     q.add_argument("--per-tensor-weights", action="store_true",
                    help="one weight scale per layer instead of per output channel")
+    add_weight_range_option(q)
     q.add_argument("--equalize", action="store_true",
                    help="cross-layer equalisation before quantising (helps per-tensor weights "
                    "on depthwise networks)")

@@ -68,6 +68,18 @@ def fraction(text: str) -> float:
     return value
 
 
+def add_weight_range_option(q: argparse._ArgumentGroup) -> None:
+    """--weight-range (compile, bench, run, golden record)."""
+    from compiler.options import DEFAULT_WEIGHT_RANGE, WEIGHT_RANGES
+
+    q.add_argument("--weight-range", choices=WEIGHT_RANGES, default=DEFAULT_WEIGHT_RANGE,
+                   help="weight codes: int8 ([-127, 127]); paired (int8, but no two "
+                   "neighbouring same-sign weights past 128 together: the host's AVX2 code "
+                   "then multiplies bytes exactly at nearly twice the rate, for a small "
+                   "accuracy cost); int7 ([-63, 63], as onnxruntime's reduce_range). "
+                   f"Default {DEFAULT_WEIGHT_RANGE}")
+
+
 def add_budget_options(q: argparse._ArgumentGroup) -> None:
     """--min-sqnr and --max-drop, the INT8 accuracy budget (compile and golden record)."""
     q.add_argument("--min-sqnr", type=float, metavar="DB",

@@ -245,6 +245,7 @@ def compile_options(args: argparse.Namespace) -> CompileOptions:
         skip_layers=split_list(args.skip_layers),
         skip_op_types=split_list(args.skip_op_types),
         per_channel=not args.per_tensor_weights,
+        weight_range=args.weight_range,
         equalize=args.equalize,
         eval_data=args.eval,
         min_sqnr_db=args.min_sqnr,

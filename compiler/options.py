@@ -15,6 +15,7 @@ from typing import Any
 
 from compiler.errors import QnncError
 from compiler.quant.calibrate import DEFAULT_METHOD, METHODS
+from ir.qmath import WEIGHT_RANGES
 
 Progress = Callable[[int, int | None], None]
 PrintHook = Callable[[str, str], None]
@@ -22,6 +23,8 @@ PRECISIONS = ("f32", "int8")
 DEFAULT_CALIB_METHOD = DEFAULT_METHOD
 #: the calibration methods (--calib-method)
 CALIB_METHODS = METHODS
+#: --weight-range's default
+DEFAULT_WEIGHT_RANGE = "int8"
 
 
 @dataclass
@@ -63,6 +66,10 @@ class CompileOptions:
     skip_layers: Sequence[str] = ()
     skip_op_types: Sequence[str] = ()
     per_channel: bool = True
+    #: how weight codes are chosen (WEIGHT_RANGES): "int8" ([-127, 127]); "paired" (int8,
+    #: but no aligned pair of same-sign weights sums past 128 in magnitude, so the host's
+    #: u8 x s8 kernel multiplies exactly at nearly twice the rate); "int7" ([-63, 63])
+    weight_range: str = DEFAULT_WEIGHT_RANGE
     #: cross-layer equalisation after BatchNorm folding (pass equalize)
     equalize: bool = False
     #: held-out samples (same forms as calibration): per-layer accuracy vs f32; with
@@ -141,6 +148,9 @@ class CompileOptions:
         if self.tune_rpc is not None and not self.tune:
             raise QnncError("--tune-rpc says where to measure tuning trials: give --tune N "
                             "as well")
+        if self.weight_range not in WEIGHT_RANGES:
+            raise QnncError(f"weight_range must be one of {list(WEIGHT_RANGES)}, got "
+                            f"{self.weight_range!r}")
         if self.calibration is not None and self.precision == "f32":
             raise QnncError("calibration data (--calib, calibration=) applies to precision "
                             "int8; drop one of the two (calibration data alone means int8)")
@@ -151,4 +161,5 @@ def options_from(options: CompileOptions | None, kwargs: Mapping[str, Any]) -> C
     return (options or CompileOptions()).replace(**kwargs)
 
 
-__all__ = ["CALIB_METHODS", "DEFAULT_CALIB_METHOD", "PRECISIONS", "CompileOptions", "options_from"]
+__all__ = ["CALIB_METHODS", "DEFAULT_CALIB_METHOD", "DEFAULT_WEIGHT_RANGE", "PRECISIONS",
+           "WEIGHT_RANGES", "CompileOptions", "options_from"]

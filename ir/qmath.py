@@ -211,27 +211,101 @@ def lookup(q: np.ndarray, table: np.ndarray, in_dtype: DType) -> np.ndarray:
     return table[np.asarray(q).astype(np.int64) - qmin]
 
 
+#: how weight codes are chosen (CompileOptions.weight_range): "int8" uses [-127, 127];
+#: "paired" too, but in every aligned pair of a row (k even, k + 1 of the flattened
+#: reduction axis) the positive codes sum to at most 128 and so do the negative ones, which
+#: lets u8 x s8 kernels (vpmaddubsw) multiply exactly; "int7" uses [-63, 63] (onnxruntime's
+#: reduce_range), which passes that rule everywhere
+WEIGHT_RANGES = ("int8", "paired", "int7")
+PAIR_LIMIT = 128
+
+
+#: "paired": codes per scale tried (amax -> this code); the smallest, 64, needs no pair moved
+PAIRED_LEVELS = (127, 120, 113, 106, 99, 92, 85, 78, 71, 64)
+
+
 def quantize_weights(w: np.ndarray, per_channel: bool = True,
-                     min_scales: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """int8 symmetric codes in [−127, 127] and their scales: one per output channel (axis 0)
-    or one for the tensor (a 1-element array). Scales are float32 amax / 127, at least
-    MIN_SCALE and at least ``min_scales`` (per channel, see :func:`bias_scale_floor`); the
-    codes are :func:`quantize`'s (ties to even)."""
+                     min_scales: np.ndarray | None = None,
+                     weight_range: str = "int8") -> tuple[np.ndarray, np.ndarray]:
+    """int8 symmetric codes and their scales: one per output channel (axis 0) or one for the
+    tensor (a 1-element array). Scales are float32 amax / qmax, at least MIN_SCALE and at
+    least ``min_scales`` (per channel, see :func:`bias_scale_floor`); the codes are
+    :func:`quantize`'s (ties to even) clipped to [-qmax, qmax]. qmax is 127 ("int8"), 63
+    ("int7"), or for "paired" the one of PAIRED_LEVELS that gives each channel (or the
+    tensor) the least squared error once :func:`pair_bounded` has brought its pairs within
+    the rule: a coarser scale where many large weights share pairs, 127 where few do."""
+    if weight_range not in WEIGHT_RANGES:
+        raise ValueError(f"weight range {weight_range!r}: expected one of {WEIGHT_RANGES}")
     wf = np.asarray(w, dtype=np.float32)
     floor = np.float64(MIN_SCALE) if min_scales is None else \
         np.maximum(np.asarray(min_scales, dtype=np.float64), MIN_SCALE)
-    if per_channel and wf.ndim >= 1 and wf.shape[0] > 1:
-        amax = np.abs(wf.reshape(wf.shape[0], -1)).max(axis=1)
-        scales = np.maximum(amax / 127.0, floor).astype(np.float32)
-        scales = np.where(scales < floor, np.nextafter(scales, np.float32(np.inf)), scales)
-        q = quantize(wf, scales, np.zeros_like(scales, dtype=np.int64), DType.i8, axis=0)
+    channels = per_channel and wf.ndim >= 1 and wf.shape[0] > 1
+    rows = wf.reshape(wf.shape[0] if wf.ndim else 1, -1)
+    if channels:
+        amax = np.abs(rows).max(axis=1)
     else:
-        amax = float(np.abs(wf).max(initial=0.0))
-        least = max(amax / 127.0, float(np.max(floor)))
-        scales = np.array([np.float32(least)], dtype=np.float32)
-        scales = np.where(scales < least, np.nextafter(scales, np.float32(np.inf)), scales)
-        q = quantize(wf, scales[0], 0, DType.i8)
-    return np.clip(q, -127, 127).astype(np.int8), scales
+        amax = np.array([np.abs(wf).max(initial=0.0)])
+        floor = np.float64(np.max(floor))
+
+    def scales_for(qmax: int) -> np.ndarray:
+        s = np.maximum(amax / qmax, floor).astype(np.float32)
+        return np.where(s < floor, np.nextafter(s, np.float32(np.inf)), s)
+
+    def codes_for(scales: np.ndarray, qmax: int) -> np.ndarray:
+        q = quantize(wf, scales, np.zeros_like(scales, dtype=np.int64), DType.i8, axis=0) \
+            if channels else quantize(wf, scales[0], 0, DType.i8)
+        return np.clip(q, -qmax, qmax).astype(np.int8)
+
+    if weight_range != "paired":
+        qmax = 63 if weight_range == "int7" else 127
+        scales = scales_for(qmax)
+        return codes_for(scales, qmax), scales
+    if wf.size == 0:
+        return codes_for(scales_for(127), 127), scales_for(127)
+    best: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    for level in PAIRED_LEVELS:
+        scales = scales_for(level)
+        per_row = np.broadcast_to(scales.astype(np.float64), (rows.shape[0],)).reshape(-1, 1)
+        exact = rows.astype(np.float64) / per_row
+        codes = pair_bounded(codes_for(scales, 127).reshape(rows.shape), exact)
+        err = ((codes * per_row - rows) ** 2).sum(axis=1)
+        if not channels:
+            err = np.full_like(err, err.sum())
+        if best is None:
+            best = (codes, scales.copy(), err)
+            continue
+        take = err < best[2]
+        best[0][take] = codes[take]
+        best[2][take] = err[take]
+        if channels:
+            best[1][take] = scales[take]
+        elif take.any():
+            best[1][:] = scales
+    assert best is not None
+    return best[0].reshape(wf.shape), best[1]
+
+
+def pair_bounded(codes: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """int8 codes [rows, K] with every aligned pair (k even, k + 1) whose same-sign
+    magnitudes sum to more than PAIR_LIMIT moved onto that limit: the pair becomes the
+    integer point of a + b = 128 nearest (a rounding of the projection) to the unrounded
+    codes ``exact``, each of a, b in [0, 127] with its sign kept. Other pairs are unchanged."""
+    q = np.asarray(codes, dtype=np.int64).copy()
+    k = q.shape[1]
+    if k < 2:
+        return q.astype(np.int8)
+    even = k - k % 2
+    a, b = q[:, 0:even:2], q[:, 1:even:2]
+    ea, eb = exact[:, 0:even:2], exact[:, 1:even:2]
+    for sign in (1, -1):
+        over = (sign * a > 0) & (sign * b > 0) & (sign * (a + b) > PAIR_LIMIT)
+        if not over.any():
+            continue
+        xa, xb = sign * ea[over], sign * eb[over]
+        na = np.clip(np.rint(xa - (xa + xb - PAIR_LIMIT) / 2), PAIR_LIMIT - 127, 127)
+        a[over], b[over] = sign * na, sign * (PAIR_LIMIT - na)
+    q[:, 0:even:2], q[:, 1:even:2] = a, b
+    return q.astype(np.int8)
 
 
 def bias_scale_floor(b: np.ndarray, s_x: float) -> np.ndarray:

@@ -64,6 +64,8 @@ class GoldenOptions:
     cpu: str = "auto"
     equalize: bool = False
     per_channel: bool = True
+    #: a set recorded before the option existed replays with the codes it was made with
+    weight_range: str = "int8"
     pipeline: str | None = None
     max_tensor_bytes: int | None = None
     #: the stored copy of a --target-file chip profile, inside the set (target.toml/.json)
@@ -86,7 +88,8 @@ class GoldenOptions:
             threads=self.threads, cpu=self.cpu, precision=self.precision,
             calibration=calibration, calib_method=self.calib_method,
             skip_layers=self.skip_layers, skip_op_types=self.skip_op_types,
-            equalize=self.equalize, per_channel=self.per_channel, pipeline=self.pipeline,
+            equalize=self.equalize, per_channel=self.per_channel,
+            weight_range=self.weight_range, pipeline=self.pipeline,
             max_tensor_bytes=self.max_tensor_bytes, eval_data=eval_data,
             min_sqnr_db=self.min_sqnr_db, max_drop=self.max_drop,
         )

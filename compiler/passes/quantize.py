@@ -23,6 +23,7 @@ from compiler.errors import QnncError
 from compiler.passes.manager import Pass, option, register
 from compiler.quant.calibrate import DEFAULT_METHOD, METHODS
 from ir.graph import Graph
+from ir.qmath import WEIGHT_RANGES
 from ir.verifier import verify
 
 
@@ -52,6 +53,8 @@ class Quantize(Pass):
     description = "calibrate on sample data and quantise to INT8 (quantised models are kept)"
     method: str = option(DEFAULT_METHOD, f"range observer: {', '.join(METHODS)}")
     per_channel: bool = option(True, "one weight scale per output channel, else per layer")
+    weight_range: str = option("int8", "weight codes: int8, paired (no same-sign pair of "
+                               "weights past 128: exact u8 x s8 kernels) or int7")
     skip_layers: tuple[str, ...] = option((), "layers (node names) to keep in f32")
     skip_op_types: tuple[str, ...] = option((), "op types to keep in f32, e.g. Softmax")
     bias_correction: bool = option(True, "correct biases for the mean error of rounded weights")
@@ -85,7 +88,8 @@ class Quantize(Pass):
                             "this shape profile's structure; add samples of its shape")
         cfg = QuantConfig(skip_layers=frozenset(self.skip_layers),
                           skip_op_types=frozenset(self.skip_op_types),
-                          per_channel=self.per_channel, bias_correction=self.bias_correction)
+                          per_channel=self.per_channel, bias_correction=self.bias_correction,
+                          weight_range=self.weight_range)
         auto = None
         if self.min_sqnr is not None or self.max_drop is not None:
             metric = top1_agreement(graph, self.eval_data) if self.max_drop is not None else None
@@ -115,6 +119,9 @@ class Quantize(Pass):
         if self.method not in METHODS:
             raise QnncError(f"calibration method must be one of {list(METHODS)}, got "
                             f"{self.method!r}")
+        if self.weight_range not in WEIGHT_RANGES:
+            raise QnncError(f"weight range must be one of {list(WEIGHT_RANGES)}, got "
+                            f"{self.weight_range!r}")
         if (self.min_sqnr is not None or self.max_drop is not None) and self.eval_data is None:
             raise QnncError("an accuracy budget (--min-sqnr / --max-drop) needs held-out "
                             "evaluation samples (--eval data.npz, or eval_data= in the API)")

@@ -44,6 +44,8 @@ class QuantConfig:
 
     act_dtype: DType = DType.u8
     per_channel: bool = True
+    #: ir.qmath.WEIGHT_RANGES: how weight codes are chosen
+    weight_range: str = "int8"
     skip_layers: frozenset[str] = field(default_factory=frozenset)
     skip_op_types: frozenset[str] = field(default_factory=frozenset)
     bias_correction: bool = True
@@ -200,7 +202,8 @@ class CalibrationContext:
                       ) -> tuple[np.ndarray, QuantParams, np.ndarray | None]:
         """(int8 weights, their parameters, the float bias corrected for their rounding)."""
         n = wf.shape[0]
-        codes, scales = qmath.quantize_weights(wf, self.cfg.per_channel, floor)
+        codes, scales = qmath.quantize_weights(wf, self.cfg.per_channel, floor,
+                                               self.cfg.weight_range)
         wparams = (QuantParams(tuple(map(float, scales)), (0,) * n, 0) if scales.size > 1
                    else QuantParams.per_tensor(float(scales[0]), 0))
         if mean is not None:

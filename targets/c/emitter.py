@@ -103,7 +103,8 @@ class Renderer:
     #: generates control flow (If, Loop, Scan: targets/c/control.py)
     regions = True
     #: csrc headers model.c includes
-    headers: tuple[str, ...] = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h", "qnnc_vmath.h")
+    headers: tuple[str, ...] = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h",
+                                 "qnnc_int8_u8s8.h", "qnnc_vmath.h")
 
     #: bytes of guard zone after every arena tensor, poisoned while the model runs (the
     #: sanitizer build, targets/c/guards.py); 0: none

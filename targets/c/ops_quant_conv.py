@@ -35,6 +35,9 @@ from targets.c.q8_gemm import (
     I32,
     MR,
     NR,
+    PAIRS,
+    QUADS,
+    Layout,
     centred_weight,
     chunk_size,
     chunks,
@@ -43,6 +46,8 @@ from targets.c.q8_gemm import (
     fused_epilogue,
     fused_tile_loop,
     gemm_scratch,
+    kernel_codes,
+    layout_for,
     pack_weights,
     paren,
     per_thread,
@@ -72,6 +77,17 @@ def _dw_plane(d: dict[str, int]) -> tuple[int, int]:
     return hp, wp
 
 
+def _layout(node: Node, d: dict[str, int]) -> Layout:
+    """The GEMM layout of a dense or grouped convolution, from its centred weights."""
+    w = node.operand("w")
+    if w is None or w.data is None or w.type.quant is None:
+        return PAIRS
+    zw = np.asarray(w.type.quant.zero_point, dtype=np.int64)
+    wc = w.data.astype(np.int64).reshape(d["M"], -1) - (zw.reshape(-1, 1) if zw.size > 1
+                                                       else zw[0])
+    return layout_for(wc)
+
+
 def qconv_scratch(node: Node, threads: int = 1) -> int:
     try:
         d = _geometry(node)
@@ -79,10 +95,11 @@ def qconv_scratch(node: Node, threads: int = 1) -> int:
         return 0
     if _depthwise(d):
         return _dw_scratch(d) * threads
-    split = split_columns(d["K2"], d["P"], threads)
+    kg = _layout(node, d).kg(d["K"])
+    split = split_columns(kg, d["P"], threads)
     if split is not None:
-        return per_thread(gemm_scratch(d["K2"], split)) * threads
-    return gemm_scratch(d["K2"], chunk_size(d["K2"], d["P"]))
+        return per_thread(gemm_scratch(kg, split)) * threads
+    return gemm_scratch(kg, chunk_size(kg, d["P"]))
 
 
 def _dw_scratch(d: dict[str, int]) -> int:
@@ -116,6 +133,41 @@ def gather_offsets(d: dict[str, int]) -> np.ndarray | None:
         inside = (ih >= 0) & (ih < d["H"]) & (iw >= 0) & (iw < d["W"])
         rows.append(np.where(inside, ih * d["W"] + iw, -1))
     return np.stack(rows).astype(np.int16)
+
+
+def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr, gather: str | None,
+                panel: int) -> list[str]:
+    """As :func:`_conv_rows`, for QUADS: rows k = 4*kq .. 4*kq + 3 of B into quad slot kq,
+    int8 codes flipped to bytes as they are interleaved."""
+    k, hw, khw, positions = d["K"], d["H"] * d["W"], d["KH"] * d["KW"], d["P"]
+
+    def quad(rows: list[str]) -> str:
+        # rows past K are NULL (zero); with K a multiple of 4 there are none
+        args = ", ".join(r if e == 0 or k % 4 == 0 else f"4 * kq + {e} < {k} ? {r} : NULL"
+                         for e, r in enumerate(rows))
+        return f"qnnc_q8u_pack_quad(bp + kq * {4 * NR}, {args}, {flip}, nc, {panel});"
+
+    if _direct(d):
+        return [quad([plus(f"xg + (ptrdiff_t)(4 * kq + {e}) * {hw}", p0) for e in range(4)])]
+    fill = [
+        f"  const uint8_t *xc = (const uint8_t *)(xg + (k / {khw}) * {hw});",
+        f"  const int16_t *o = {plus(f'{gather} + (k % {khw}) * {positions}', p0)};",
+        "  uint8_t *r = ra + e * nc;",
+        f"  for (int j = 0; j < nc; ++j) r[j] = o[j] >= 0 ? xc[o[j]] : {zx & 0xFF};",
+    ] if gather is not None else [
+        f"  const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, kw = k % {d['KW']};",
+        f"  qnnc_q8_im2row8(ra + e * nc, (const uint8_t *)(xg + c * {hw}), {p0}, nc, {d['H']}, "
+        f"{d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, {Var('kh') * d['DH'] - d['PT']}, "
+        f"{Var('kw') * d['DW'] - d['PL']}, {zx & 0xFF});",
+    ]
+    return [
+        "for (int e = 0; e < 4; ++e) {",
+        "  const int k = 4 * kq + e;",
+        f"  if (k >= {k}) break;",
+        *fill,
+        "}",
+        quad(["ra", "ra + nc", "ra + 2 * nc", "ra + 3 * nc"]),
+    ]
 
 
 def _conv_rows(d: dict[str, int], sx: int, zx: int, p0: Expr,
@@ -173,11 +225,13 @@ def qconv(ctx: LayerCtx) -> str:
     if _depthwise(d):
         return "\n".join([*lut_decl, _depthwise_body(ctx, d, wc, m0, shift, zx, zy, lo, hi,
                                                      lut)])
-    bias = folded_bias(ctx, wc, zx, xrange_of(ctx.it(0)))
-    k2, mt = d["K2"], -(-d["Mg"] // MR)
-    packed = np.concatenate([pack_weights(wc[g * d["Mg"]:(g + 1) * d["Mg"]], k2)
+    layout = layout_for(wc)
+    zk, xmax, flip = kernel_codes(layout, ctx.it(0), zx)
+    bias = folded_bias(ctx, wc, zk, xmax)
+    k2, mt = layout.kg(d["K"]), -(-d["Mg"] // MR)
+    packed = np.concatenate([pack_weights(wc[g * d["Mg"]:(g + 1) * d["Mg"]], k2, MR, layout)
                              for g in range(d["G"])])
-    wp, narrow = weight_tiles(ctx, packed, k2)
+    wp, narrow = weight_tiles(ctx, packed, k2, layout)
     bq = ctx.weight(bias.astype(np.int32), "bias_zp")
     hn, n = loop("n", d["N"])
     hg, g = loop("g", d["G"])
@@ -190,11 +244,13 @@ def qconv(ctx: LayerCtx) -> str:
     offsets = None if _direct(d) else gather_offsets(d)
     gather = None if offsets is None else ctx.weight(offsets.reshape(-1), "im2col")
     # the scratch a chunk packs into: the layer's, or (chunks shared out) this thread's slice
-    slot = ["int16_t *bp = (int16_t *)scratch;"] if split is None else [
-        f"int16_t *bp = (int16_t *)((char *)scratch + (ptrdiff_t)QNNC_THREAD_ID() * "
+    el = layout.elem
+    slot = [f"{el} *bp = ({el} *)scratch;"] if split is None else [
+        f"{el} *bp = ({el} *)((char *)scratch + (ptrdiff_t)QNNC_THREAD_ID() * "
         f"{per_thread(gemm_scratch(k2, nc))});"]
     if not _direct(d):
-        slot.append(f"uint8_t *ra = (uint8_t *)(bp + {k2 * 2 * nc}), *rb = ra + {nc};")
+        slot.append(f"uint8_t *ra = (uint8_t *)(bp + {layout.group * k2 * nc})"
+                    + (";" if layout is QUADS else f", *rb = ra + {nc};"))
 
     def chunk(p0: Expr) -> list[str]:
         at = Var("m") * p + p0 + Var("j") * NR
@@ -204,13 +260,17 @@ def qconv(ctx: LayerCtx) -> str:
         if fusable(shift):
             tiles = fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=g * d["Mg"],
                                      y0=paren(plus("yg", p0)), ldy=p, panel0=g * mt,
-                                     narrow=narrow, threaded=split is None)
+                                     narrow=narrow, threaded=split is None, layout=layout)
         else:
             tiles = tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
-                               panel0=g * mt, narrow=narrow, threaded=split is None)
+                               panel0=g * mt, narrow=narrow, threaded=split is None,
+                               layout=layout)
+        rows = (_conv_quads(d, flip, zx, p0, gather, layout.panel(k2)) if layout is QUADS
+                else _conv_rows(d, sx, zx, p0, gather))
+        kv = "kq" if layout is QUADS else "kp"
         return [*(slot if split is not None else []),
-                f"for (int kp = 0; kp < {k2}; ++kp) {{",
-                *("  " + ln for ln in _conv_rows(d, sx, zx, p0, gather)),
+                f"for (int {kv} = 0; {kv} < {k2}; ++{kv}) {{",
+                *("  " + ln for ln in rows),
                 "}", *tiles]
 
     if fusable(shift):
@@ -225,7 +285,8 @@ def qconv(ctx: LayerCtx) -> str:
     how = "" if split is None else f", the chunks shared out among {ctx.threads} threads"
     lines = [
         f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions{how}, "
-        f"K = {d['K']} rows packed as int16 pairs */",
+        f"K = {d['K']} rows packed as "
+        f"{'u8 quads' if layout is QUADS else 'int16 pairs'} */",
         *decl,
         *(slot if split is None else []),
         *nested([hn, hg], body),

@@ -33,6 +33,9 @@ from targets.c.q8_gemm import (
     I32,
     MR,
     NR,
+    PAIRS,
+    QUADS,
+    Layout,
     centred_weight,
     chunk_size,
     chunks,
@@ -41,6 +44,8 @@ from targets.c.q8_gemm import (
     fused_epilogue,
     fused_tile_loop,
     gemm_scratch,
+    kernel_codes,
+    layout_for,
     pack_weights,
     paren,
     per_thread,
@@ -62,11 +67,24 @@ def _linear_dims(node: Node) -> tuple[int, int, int]:
 GEMV_ROWS = 4  # up to this many input rows, one matrix x vector pass per row beats a tile
 
 
+def _layout(node: Node) -> Layout:
+    """The GEMM layout of a fully connected layer, from its centred weights."""
+    w = node.w
+    assert w is not None
+    if w.data is None or w.type.quant is None:
+        return PAIRS
+    zw = np.asarray(w.type.quant.zero_point, dtype=np.int64)
+    wc = w.data.astype(np.int64).reshape(w.type.shape[0], -1) - (
+        zw.reshape(-1, 1) if zw.size > 1 else zw[0])
+    return layout_for(wc)
+
+
 def qlinear_scratch(node: Node, threads: int = 1) -> int:
     rows, _, k = _linear_dims(node)
     k2 = (k + 1) // 2
     if rows <= GEMV_ROWS:
         return 4 * k2
+    k2 = _layout(node).kg(k)
     split = split_columns(k2, rows, threads)
     if split is not None:
         return per_thread(gemm_scratch(k2, split)) * threads
@@ -84,7 +102,9 @@ def qlinear(ctx: LayerCtx) -> str:
     lo, hi = clamp_bounds(ctx)
     lut_decl, lut = epilogue_lut(ctx)
     wc = centred_weight(ctx, n)
-    bias = folded_bias(ctx, wc, zx, xrange_of(ctx.it(0)))
+    layout = PAIRS if rows <= GEMV_ROWS else layout_for(wc)
+    zk, xmax, flip = kernel_codes(layout, ctx.it(0), zx)
+    bias = folded_bias(ctx, wc, zk, xmax)
     k2 = (k + 1) // 2
     bq = ctx.weight(bias.astype(np.int32), "bias_zp")
     decl, m0e, ne = mult_exprs(m0, shift, "m")
@@ -118,14 +138,20 @@ def qlinear(ctx: LayerCtx) -> str:
                 f"{2 * k2});", *([omp] if omp else []), *tiles]),
         ] if ln)
     mt = -(-n // MR)
-    wp, narrow = weight_tiles(ctx, pack_weights(wc, k2), k2)
+    k2 = layout.kg(k)
+    wp, narrow = weight_tiles(ctx, pack_weights(wc, k2, MR, layout), k2, layout)
     split = split_columns(k2, rows, ctx.threads)
     nc = chunk_size(k2, rows) if split is None else split
     x, y = ctx.i(0), ctx.o(0)
     # the layer's scratch, or (chunks of rows shared out) this thread's slice of it
-    slot = "int16_t *bp = (int16_t *)scratch;" if split is None else (
-        f"int16_t *bp = (int16_t *)((char *)scratch + (ptrdiff_t)QNNC_THREAD_ID() * "
+    el = layout.elem
+    slot = f"{el} *bp = ({el} *)scratch;" if split is None else (
+        f"{el} *bp = ({el} *)((char *)scratch + (ptrdiff_t)QNNC_THREAD_ID() * "
         f"{per_thread(gemm_scratch(k2, nc))});")
+    pack = (f"qnnc_q8u_pack_cols(bp, {{x}}, {flip}, nc, {k}, {k}, {layout.panel(k2)});"
+            if layout is QUADS else
+            f"qnnc_q8_pack_cols(bp, {{x}}, {sgn(ctx.it(0))}, nc, {k}, {k}, 0, "
+            f"{layout.panel(k2)});")
 
     def chunk(p0: Expr) -> list[str]:
         row0 = Var("(ptrdiff_t)p0", p0.lo, p0.hi) if p0.value is None else p0
@@ -136,14 +162,14 @@ def qlinear(ctx: LayerCtx) -> str:
             f"{plus(y, col * n + Var('m'))}, {n}, {sgn(rt)});", lut,
             plus(y, col * n + Var('m')), "cols", n)
         return [*([slot] if split is not None else []),
-                f"qnnc_q8_pack_cols(bp, {plus(x, row0 * k)}, {sgn(ctx.it(0))}, nc, {k}, {k}, 0, "
-                f"{k2 * 2 * NR});",
+                pack.format(x=plus(x, row0 * k)),
                 *tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=n, store=store, narrow=narrow,
-                           threaded=split is None)]
+                           threaded=split is None, layout=layout)]
 
     how = "" if split is None else f", the rows shared out among {ctx.threads} threads"
+    kind = "u8 quads" if layout is QUADS else "int16 pairs"
     lines = [
-        f"/* int8 GEMM: {n} weight rows x {rows} input rows, K = {k}{how} */",
+        f"/* int8 GEMM: {n} weight rows x {rows} input rows, K = {k} packed as {kind}{how} */",
         *decl,
         *([slot] if split is None else []),
         *chunks(rows, nc, chunk, ctx.omp().rstrip("\n") if split is not None else ""),

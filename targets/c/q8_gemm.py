@@ -1,9 +1,15 @@
 """The INT8 GEMM machinery the product emitters share (ops_quant_conv.py, ops_quant_linear.py).
 
-Dense and grouped convolutions and fully connected layers run the int16-pair GEMM
-micro-kernel of csrc/qnnc_int8.h (A = weights, packed here at compile time, kept as int8
-and widened one tile at a time when they fit; B = the activations, packed per call in
-chunks of output positions that stay in L2). The raw 8-bit activations are multiplied, not
+Dense and grouped convolutions and fully connected layers run one of two GEMM micro-kernels
+(A = weights, packed here at compile time; B = the activations, packed per call in chunks of
+output positions that stay in L2), chosen per layer from its weights (:func:`layout_for`):
+
+- ``QUADS`` (csrc/qnnc_int8_u8s8.h): raw activation bytes times int8 weights, four k per
+  step (vpmaddubsw), where every aligned weight pair passes :func:`quads_fit` — then no
+  int16 pair sum can saturate, whatever the data;
+- ``PAIRS`` (csrc/qnnc_int8.h): both operands widened to int16, two k per step (vpmaddwd),
+  exact for any weights; A kept as int8 and widened one tile at a time when it fits.
+ The raw 8-bit activations are multiplied, not
 x - zx: the zero point's share, zx * sum_k (w - zw)[m, k], is folded into the bias at compile
 time (:func:`folded_bias`), and padding holds zx so that it contributes exactly nothing.
 Bounds on every int32 sum are checked here, from the actual weights, so the C never
@@ -13,6 +19,7 @@ overflows where the interpreter's int64 would not.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,6 +40,55 @@ I32 = 2**31
 
 
 MIN_PANELS = 4  # panels per chunk however long K is: each weight tile serves this many
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a GEMM's operands are packed: ``group`` k values per multiply step, B's element
+    type and the C kernels' prefix. The byte sizes below come out alike for both layouts
+    when counted in groups (kg = ceil(K / group)): a panel is kg * 4 * NR bytes."""
+
+    group: int
+    elem: str
+    prefix: str
+
+    def kg(self, k: int) -> int:
+        """k groups: ceil(K / group)."""
+        return -(-k // self.group)
+
+    def panel(self, kg: int) -> int:
+        """Elements of B (``elem``) per 16-column panel."""
+        return kg * self.group * NR
+
+    def tile(self, kg: int, mr: int = MR) -> int:
+        """Elements of A per packed weight tile."""
+        return kg * self.group * mr
+
+
+PAIRS = Layout(2, "int16_t", "qnnc_q8")
+QUADS = Layout(4, "uint8_t", "qnnc_q8u")
+
+
+def quads_fit(wc: np.ndarray) -> bool:
+    """Whether the u8 x s8 kernel is exact for centred weights ``wc`` [rows, K]: every value
+    an int8, and in every aligned pair (k even, k + 1) the positive parts sum to at most 128
+    and so do the negative parts, so 255 * (pair) stays inside int16 for any input bytes."""
+    w = np.asarray(wc, dtype=np.int64).reshape(wc.shape[0], -1)
+    if w.size == 0:
+        return True
+    if w.min() < -128 or w.max() > 127:
+        return False
+    if w.shape[1] % 2:
+        w = np.pad(w, ((0, 0), (0, 1)))
+    a, b = w[:, 0::2], w[:, 1::2]
+    pos = np.maximum(a, 0) + np.maximum(b, 0)
+    neg = np.maximum(-a, 0) + np.maximum(-b, 0)
+    return bool(pos.max() <= 128 and neg.max() <= 128)
+
+
+def layout_for(wc: np.ndarray) -> Layout:
+    """QUADS where the weights allow them (:func:`quads_fit`), else PAIRS."""
+    return QUADS if quads_fit(wc) else PAIRS
 
 
 def chunk_size(k2: int, cols: int) -> int:
@@ -85,13 +141,15 @@ def split_columns(k2: int, cols: int, threads: int) -> int | None:
     return size if size >= MIN_PANELS * NR else None
 
 
-def pack_weights(w: np.ndarray, k2: int, mr: int = MR) -> np.ndarray:
-    """[R, K] int weights to the micro-kernel's A layout [ceil(R/mr)][K2][mr][2] (int16)."""
+def pack_weights(w: np.ndarray, kg: int, mr: int = MR, layout: Layout = PAIRS) -> np.ndarray:
+    """[R, K] int weights to the micro-kernel's A layout [ceil(R/mr)][kg][mr][group]: int16
+    pairs, or int8 quads."""
     r, k = w.shape
     mt = -(-r // mr)
-    full = np.zeros((mt * mr, 2 * k2), dtype=np.int16)
+    g = layout.group
+    full = np.zeros((mt * mr, g * kg), dtype=np.int16 if g == 2 else np.int8)
     full[:r, :k] = w
-    return full.reshape(mt, mr, k2, 2).transpose(0, 2, 1, 3).reshape(-1)
+    return full.reshape(mt, mr, kg, g).transpose(0, 2, 1, 3).reshape(-1)
 
 
 def centred_weight(ctx: LayerCtx, rows: int) -> np.ndarray:
@@ -108,8 +166,10 @@ def centred_weight(ctx: LayerCtx, rows: int) -> np.ndarray:
 
 
 def folded_bias(ctx: LayerCtx, wc: np.ndarray, zx: int, xmax: int) -> np.ndarray:
-    """b - zx * sum_k (w - zw): the zero point's share, subtracted once. Raises unless every
-    int32 sum in the kernel (raw x times w, and the true accumulator) provably fits."""
+    """b - zx * sum_k (w - zw): the zero point's share, subtracted once (``zx`` the zero
+    point of the codes the kernel reads: + 128 where QUADS flip int8 codes to bytes). Raises
+    unless every int32 sum in the kernel (raw x times w, and the true accumulator) provably
+    fits."""
     b = ctx.const("b") if ctx.has("b") else np.zeros(wc.shape[0], dtype=np.int64)
     if ctx.has("b") and b is None:
         raise ctx.fail("the bias must be a compile-time constant")
@@ -131,18 +191,33 @@ def xrange_of(t: TensorType) -> int:
 NARROW_TILE_BYTES = 64 * 1024  # largest widened weight tile kept on the stack
 
 
-def weight_tiles(ctx: LayerCtx, packed: np.ndarray, k2: int) -> tuple[str, bool]:
-    """(C name, narrow) of packed weight tiles: as int8 when every value fits and a widened
-    tile fits NARROW_TILE_BYTES (half the bytes to stream from memory: ResNet-50's weights
-    no longer fit a 32 MB L3 as int16), else as int16."""
+def kernel_codes(layout: Layout, t: TensorType, zx: int) -> tuple[int, int, int]:
+    """(zero point, largest raw value, flip) of the activation codes ``layout``'s kernel
+    reads: QUADS see int8 codes with the top bit flipped (x + 128, flip 0x80)."""
+    if layout is QUADS:
+        flip = 0x80 if t.dtype is DType.i8 else 0
+        return zx + flip, 255, flip
+    return zx, xrange_of(t), 0
+
+
+def weight_tiles(ctx: LayerCtx, packed: np.ndarray, k2: int,
+                 layout: Layout = PAIRS) -> tuple[str, bool]:
+    """(C name, narrow) of packed weight tiles: QUADS's as int8; PAIRS's as int8 when every
+    value fits and a widened tile fits NARROW_TILE_BYTES (half the bytes to stream from
+    memory: ResNet-50's weights no longer fit a 32 MB L3 as int16), else as int16."""
+    if layout is QUADS:
+        return ctx.weight(packed, "packed_u8s8"), False
     if np.abs(packed).max(initial=0) <= 127 and k2 * 2 * MR * 2 <= NARROW_TILE_BYTES:
         return ctx.weight(packed.astype(np.int8), "packed8"), True
     return ctx.weight(packed, "packed"), False
 
 
-def tile_source(wp: str, k2: int, tile: Expr, narrow: bool) -> list[str]:
+def tile_source(wp: str, k2: int, tile: Expr, narrow: bool,
+                layout: Layout = PAIRS) -> list[str]:
     """C lines binding ``wt`` to weight tile ``tile``, widened to int16 if narrow."""
-    at = plus(wp, tile * (k2 * 2 * MR))
+    at = plus(wp, tile * layout.tile(k2))
+    if layout is QUADS:
+        return [f"const int8_t *wt = {at};"]
     if not narrow:
         return [f"const int16_t *wt = {at};"]
     return [f"int16_t wt[{k2 * 2 * MR}] QNNC_ALIGNED(32);",
@@ -162,16 +237,17 @@ def tiles(ctx: LayerCtx, mt: int, body: Callable[[Expr], list[str]],
 
 def tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str,
                panel0: Expr | int = 0, narrow: bool = False,
-               threaded: bool = True) -> list[str]:
-    """The micro-kernel over every MR-row weight tile x 16-column panel of the packed chunk;
-    ``store`` stores row r (channel m) of ``acc`` (cols valid columns, panel j)."""
+               threaded: bool = True, layout: Layout = PAIRS) -> list[str]:
+    """The micro-kernel over every MR-row weight tile x 16-column panel of the packed chunk
+    (``k2``: k groups of ``layout``); ``store`` stores row r (channel m) of ``acc`` (cols
+    valid columns, panel j)."""
     def tile(t: Expr) -> list[str]:
         m = t * MR + Var("r", 0, MR - 1)
         return [
-            *tile_source(wp, k2, lift(panel0) + t, narrow),
+            *tile_source(wp, k2, lift(panel0) + t, narrow, layout),
             "for (int j = 0; j < np; ++j) {",
             f"  int32_t acc[{MR * NR}];",
-            f"  qnnc_q8_tile({k2}, wt, bp + j * {k2 * 2 * NR}, acc);",
+            f"  {layout.prefix}_tile({k2}, wt, bp + j * {layout.panel(k2)}, acc);",
             f"  const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
             f"  for (int r = 0; r < {MR}; ++r) {{",
             f"    const int m = {m};",
@@ -204,7 +280,8 @@ def fused_epilogue(bias: str, m0: np.ndarray, shift: np.ndarray, zy: int, lo: in
 
 def fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0: Expr,
                      y0: str, ldy: int, panel0: Expr | int = 0,
-                     narrow: bool = False, threaded: bool = True) -> list[str]:
+                     narrow: bool = False, threaded: bool = True,
+                     layout: Layout = PAIRS) -> list[str]:
     """The fused tile kernel over every tile of the chunk: tile (mt, j) stores channels
     ch0 + mt*MR .. (rows of the group) at y0 + (mt*MR) * ldy + j*16."""
     def tile(t: Expr) -> list[str]:
@@ -213,11 +290,12 @@ def fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0:
         row0 = t * (MR * ldy) if t.value is not None else \
             Var("(ptrdiff_t)mt", t.lo, t.hi) * (MR * ldy)
         return [
-            *tile_source(wp, k2, lift(panel0) + t, narrow),
+            *tile_source(wp, k2, lift(panel0) + t, narrow, layout),
             *([] if rr.value is not None else [f"const int rr = {rr};"]),
             "for (int j = 0; j < np; ++j) {",
             f"  const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
-            f"  qnnc_q8_tile_req({k2}, wt, bp + j * {k2 * 2 * NR}, &ep, {ch0 + t * MR}, "
+            f"  {layout.prefix}_tile_req({k2}, wt, bp + j * {layout.panel(k2)}, &ep, "
+            f"{ch0 + t * MR}, "
             f"{rr if rr.value is not None else 'rr'}, cols, {y0} + {add(row0, Var('j') * NR)}, "
             f"{ldy});",
             "}",

@@ -45,6 +45,15 @@ def test_digits_int8_host_bit_exact(cpu: str, tmp_path: Path) -> None:
     check_digits(target="host", cpu=cpu, werror=True, cache_dir=tmp_path)
 
 
+@pytest.mark.parametrize("weight_range", ["paired", "int7"])
+def test_digits_u8s8_weights_host_bit_exact(weight_range: str, tmp_path: Path) -> None:
+    """With weights the u8 x s8 kernel takes, every convolution of the trained digits CNN
+    runs it (the C says so), bit-exact with the interpreter and still classifying."""
+    check_digits(target="host", weight_range=weight_range, werror=True, cache_dir=tmp_path)
+    (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
+    assert source.count("qnnc_q8u_tile_req(") == 3
+
+
 def check_digits(**options: Any) -> None:
     """The trained digits CNN compiled INT8 with ``options``: 40 held-out digits bit-exact
     with the interpreter on the same graph, and still classified."""

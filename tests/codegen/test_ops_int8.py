@@ -95,8 +95,10 @@ def out_attrs(rng: np.random.Generator, dtype: DType, act: str | None = None) ->
 
 
 def weights(rng: np.random.Generator, shape: tuple[int, ...], per_channel: bool,
-            zw: bool = False) -> Const:
-    w = rng.integers(-127, 128, shape).astype(np.int8)
+            zw: bool = False, amax: int = 127) -> Const:
+    """Random int8 weights in [-amax, amax] (61 with zero points of up to 3 keeps every
+    centred weight within 64, which the u8 x s8 kernel takes for any pair)."""
+    w = rng.integers(-amax, amax + 1, shape).astype(np.int8)
     m = shape[0]
     if per_channel:
         s = tuple(float(np.float32(v)) for v in rng.uniform(0.001, 0.02, m))
@@ -143,6 +145,63 @@ def test_qconv(case: int, xdt: DType, cpu: str, tmp_path: Path) -> None:
     check_exact(g, tmp_path, cpu, seed=case)
 
 
+#: the convolutions that run a GEMM (not depthwise: one input and one output per group)
+GEMM_CONVS = [i for i, kw in enumerate(CONVS) if not (kw["g"] > 1 and kw["w"][1] == 1
+                                                       and kw["w"][0] == kw["g"])]
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xdt", [DType.u8, DType.i8])
+@pytest.mark.parametrize("case", GEMM_CONVS)
+def test_qconv_u8s8_quads(case: int, xdt: DType, cpu: str, tmp_path: Path) -> None:
+    """Weights whose pairs cannot saturate vpmaddubsw take the u8 x s8 kernel (the C says
+    so) and give the interpreter's integers: im2col, gathered and direct 1x1 packing, K not a
+    multiple of 4, groups, int8 codes flipped to bytes, weight zero points."""
+    kw = CONVS[case]
+    rng = np.random.default_rng(300 + case)
+    nsp = len(kw["x"]) - 2
+    ydt = [DType.u8, DType.i8][case % 2]
+    attrs = {"strides": kw["s"], "pads": kw["p"], "group": kw["g"],
+             "dilations": kw.get("d", [1] * nsp), **out_attrs(rng, ydt, "relu")}
+    w = weights(rng, kw["w"], per_channel=case % 4 != 1, zw=case % 5 == 2, amax=61)
+    bias = (rng.integers(-3000, 3000, kw["w"][0]).astype(np.int32), None)
+    g = graph("QConv", [rand_q(rng, kw["x"], xdt), w, bias], attrs)
+    check_exact(g, tmp_path, cpu, seed=case)
+    (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
+    assert "u8 quads" in source and "qnnc_q8u_tile" in source
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_u8s8_pairs_at_the_bound_are_exact(cpu: str, tmp_path: Path) -> None:
+    """Pairs at the bound (127 + 1, 64 + 64, -128 + 0, -1 - 127) times inputs at the ends of
+    the byte range: the int16 pair sums reach +-32640 and must not saturate."""
+    pairs = [(127, 1), (64, 64), (-128, 0), (-1, -127), (100, 28), (-64, -64)]
+    w = np.array([[a, b] * 8 for a, b in pairs], dtype=np.int8).reshape(6, 16, 1, 1)
+    wq = QuantParams(tuple([0.01] * 6), (0,) * 6, 0)
+    x = qt((1, 16, 4, 4), DType.u8, 0.05, 0)
+    attrs = {"strides": [1, 1], "pads": [0, 0, 0, 0], "group": 1, "dilations": [1, 1],
+             "out_dtype": "i8", "out_scale": 40.0, "out_zp": 0}
+    g = graph("QConv", [x, (w, wq), None], attrs)
+    feeds = {"x0": np.full((1, 16, 4, 4), 255, np.uint8)}
+    feeds["x0"][0, 1::2, :2] = 0  # every other k at 0 in some positions: mixed pair sums
+    check_exact(g, tmp_path, cpu, feeds=feeds)
+    (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
+    assert "qnnc_q8u_tile" in source
+
+
+def test_pairs_past_the_bound_keep_the_int16_kernel(tmp_path: Path) -> None:
+    """One pair over the bound (127 + 2) sends the layer to the int16 kernel, still exact."""
+    w = np.zeros((4, 8, 1, 1), np.int8)
+    w[2, 4, 0, 0], w[2, 5, 0, 0] = 127, 2
+    wq = QuantParams.per_tensor(0.01, 0)
+    attrs = {"strides": [1, 1], "pads": [0, 0, 0, 0], "group": 1, "dilations": [1, 1],
+             "out_dtype": "u8", "out_scale": 20.0, "out_zp": 0}
+    g = graph("QConv", [qt((1, 8, 3, 3), DType.u8, 0.05, 0), (w, wq), None], attrs)
+    check_exact(g, tmp_path, "generic", feeds={"x0": np.full((1, 8, 3, 3), 255, np.uint8)})
+    (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
+    assert "int16 pairs" in source and "qnnc_q8u_tile" not in source
+
+
 @pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("xshape,n", [((1, 37), 19), ((5, 64), 33), ((2, 3, 15), 7),
                                       ((40, 9), 10)])
@@ -153,6 +212,23 @@ def test_qlinear(xshape: tuple, n: int, cpu: str, tmp_path: Path) -> None:
         b = (rng.integers(-5000, 5000, n).astype(np.int32), None)
         g = graph("QLinear", [rand_q(rng, xshape, xdt), w, b], out_attrs(rng, DType.u8, act))
         check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xshape,n", [((5, 64), 33), ((2, 3, 15), 7), ((40, 9), 10),
+                                      ((37, 130), 20)])
+def test_qlinear_u8s8_quads(xshape: tuple, n: int, cpu: str, tmp_path: Path) -> None:
+    """Fully connected layers whose weight pairs fit take the u8 x s8 kernel, exact: K not a
+    multiple of 4, int8 inputs flipped to bytes, more rows than one panel."""
+    rng = np.random.default_rng(n + 7)
+    for xdt, act in [(DType.u8, "relu"), (DType.i8, "none")]:
+        w = weights(rng, (n, xshape[-1]), per_channel=xdt is DType.u8, zw=True, amax=61)
+        b = (rng.integers(-5000, 5000, n).astype(np.int32), None)
+        g = graph("QLinear", [rand_q(rng, xshape, xdt), w, b], out_attrs(rng, DType.u8, act))
+        folder = tmp_path / xdt.value
+        check_exact(g, folder, cpu)
+        (source,) = [f.read_text() for f in folder.rglob("model.c")]
+        assert "u8 quads" in source and "qnnc_q8u_tile" in source
 
 
 @pytest.mark.parametrize("cpu", CPUS)

@@ -1,0 +1,192 @@
+/* qnnc_int8_u8s8.h - the u8 x s8 GEMM tile, for weights whose pairs cannot saturate.
+ *
+ * vpmaddubsw multiplies 32 unsigned bytes by 32 signed bytes and adds adjacent products into
+ * 16 int16 lanes, saturating. With activation bytes in [0, 255] the pair sum
+ * x0 * w0 + x1 * w1 lies in [-255 * (n0 + n1), 255 * (p0 + p1)], where p and n are the
+ * positive and negative parts of the two weights; it fits int16 for every input exactly when
+ * p0 + p1 <= 128 and n0 + n1 <= 128 (255 * 128 = 32640). The emitter checks that bound on
+ * every aligned weight pair at compile time (q8_gemm.quads_fit) and uses this tile only
+ * then, so the results never depend on the data: exact, like the int16 tile, at nearly
+ * twice its multiply rate (vpmaddwd by ones then widens each pair of pair sums into int32).
+ *
+ * Activations are raw bytes: an int8 tensor is moved to [0, 255] by flipping its top bit
+ * (x + 128), and the emitter folds 128 * sum_k w into the bias. Packed layouts (MR = 6,
+ * NR = 16, four k per step):
+ *
+ *   A (weights, packed at compile time): [M/6 tiles][K4][6 rows][4]  int8, K4 = ceil(K/4)
+ *   B (activations, packed per call):    [N/16 panels][K4][16 cols][4] uint8
+ *
+ * Weights past K are zero, so B's bytes there only need to be defined (they are zero). */
+#ifndef QNNC_INT8_U8S8_H
+#define QNNC_INT8_U8S8_H
+
+/* -- packing ----------------------------------------------------------------------------- */
+
+/* Rows k .. k+3 of B as 8-bit codes (r1 .. r3 NULL for rows past K), top bit flipped by
+ * `flip` (0x80 for int8 codes, else 0), interleaved into this k quad's slot of the packed
+ * panels at dst (panels `pstride` bytes apart). Columns n .. 16*ceil(n/16) are zero. */
+static inline void qnnc_q8u_pack_quad(uint8_t *QNNC_RESTRICT dst, const void *r0,
+                                      const void *r1, const void *r2, const void *r3,
+                                      int flip, int n, ptrdiff_t pstride) {
+    const uint8_t *rows[4] = {(const uint8_t *)r0, (const uint8_t *)r1, (const uint8_t *)r2,
+                              (const uint8_t *)r3};
+    int p = 0;
+#if defined(__AVX2__)
+    const int full = n / QNNC_Q8_NR;
+    if (r1 && r2 && r3) {
+        const __m128i f = _mm_set1_epi8((char)flip);
+        for (; p < full; ++p) {
+            const ptrdiff_t o = (ptrdiff_t)p * QNNC_Q8_NR;
+            const __m128i a = _mm_loadu_si128((const __m128i *)(rows[0] + o));
+            const __m128i b = _mm_loadu_si128((const __m128i *)(rows[1] + o));
+            const __m128i c = _mm_loadu_si128((const __m128i *)(rows[2] + o));
+            const __m128i d = _mm_loadu_si128((const __m128i *)(rows[3] + o));
+            const __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+            const __m128i cd0 = _mm_unpacklo_epi8(c, d), cd1 = _mm_unpackhi_epi8(c, d);
+            uint8_t *q = dst + p * pstride;
+            _mm_storeu_si128((__m128i *)q, _mm_xor_si128(_mm_unpacklo_epi16(ab0, cd0), f));
+            _mm_storeu_si128((__m128i *)(q + 16), _mm_xor_si128(_mm_unpackhi_epi16(ab0, cd0), f));
+            _mm_storeu_si128((__m128i *)(q + 32), _mm_xor_si128(_mm_unpacklo_epi16(ab1, cd1), f));
+            _mm_storeu_si128((__m128i *)(q + 48), _mm_xor_si128(_mm_unpackhi_epi16(ab1, cd1), f));
+        }
+    }
+#endif
+    for (; p * QNNC_Q8_NR < n; ++p) {
+        uint8_t *q = dst + p * pstride;
+        for (int c = 0; c < QNNC_Q8_NR; ++c) {
+            const ptrdiff_t i = (ptrdiff_t)p * QNNC_Q8_NR + c;
+            for (int e = 0; e < 4; ++e)
+                q[4 * c + e] = (i < n && rows[e]) ? (uint8_t)(rows[e][i] ^ flip) : 0;
+        }
+    }
+}
+
+/* Columns of B given as rows of x (x[j][k], row stride ldx: a fully connected layer's
+ * input rows), n of them, K long, top bit flipped by `flip`, into the packed panels (panel
+ * stride pstride bytes): column j's quad kq is x[j][4kq .. 4kq+3], zero past K and for the
+ * columns from n to the panel's end. */
+static inline void qnnc_q8u_pack_cols(uint8_t *QNNC_RESTRICT dst, const void *QNNC_RESTRICT x,
+                                      int flip, int n, int K, ptrdiff_t ldx, ptrdiff_t pstride) {
+    const int K4 = (K + 3) / 4, whole = K / 4;
+    const uint32_t f = (uint32_t)flip * 0x01010101u;
+    const int cols = (n + QNNC_Q8_NR - 1) / QNNC_Q8_NR * QNNC_Q8_NR;
+    for (int j = 0; j < cols; ++j) {
+        uint8_t *d = dst + (j / QNNC_Q8_NR) * pstride + (j % QNNC_Q8_NR) * 4;
+        if (j >= n) {
+            for (int kq = 0; kq < K4; ++kq) memset(d + kq * 4 * QNNC_Q8_NR, 0, 4);
+            continue;
+        }
+        const uint8_t *xr = (const uint8_t *)x + j * ldx;
+        for (int kq = 0; kq < whole; ++kq) {
+            uint32_t v;
+            memcpy(&v, xr + 4 * kq, 4);
+            v ^= f;
+            memcpy(d + kq * 4 * QNNC_Q8_NR, &v, 4);
+        }
+        if (whole < K4) {
+            uint8_t *q = d + whole * 4 * QNNC_Q8_NR;
+            for (int e = 0; e < 4; ++e)
+                q[e] = 4 * whole + e < K ? (uint8_t)(xr[4 * whole + e] ^ flip) : 0;
+        }
+    }
+}
+
+/* -- the micro-kernel: C[6][16] = A tile (K4 quads) x B panel (K4 quads) ----------------- */
+
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_c(int K4, const int8_t *QNNC_RESTRICT A,
+                                        const uint8_t *QNNC_RESTRICT B,
+                                        int32_t *QNNC_RESTRICT C) {
+    int32_t acc[QNNC_Q8_MR * QNNC_Q8_NR] = {0};
+    for (int kq = 0; kq < K4; ++kq) {
+        const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+        const uint8_t *b = B + kq * 4 * QNNC_Q8_NR;
+        for (int r = 0; r < QNNC_Q8_MR; ++r)
+            for (int c = 0; c < QNNC_Q8_NR; ++c)
+                acc[r * QNNC_Q8_NR + c] += a[4 * r] * b[4 * c] + a[4 * r + 1] * b[4 * c + 1] +
+                                           a[4 * r + 2] * b[4 * c + 2] +
+                                           a[4 * r + 3] * b[4 * c + 3];
+    }
+    memcpy(C, acc, sizeof acc);
+}
+
+#if defined(__AVX2__)
+/* One weight row's quad, broadcast to every lane. */
+static inline __m256i qnnc_q8u_quad(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
+}
+
+/* The tile's accumulators into acc[2 * r + (0, 1)] (columns 0-7, 8-15 of row r). */
+static inline void qnnc_q8u_tile_regs(int K4, const int8_t *QNNC_RESTRICT A,
+                                      const uint8_t *QNNC_RESTRICT B, __m256i *acc) {
+    _Static_assert(QNNC_Q8_MR == 6, "the AVX2 tile holds six rows of accumulators");
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
+    __m256i c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#define QNNC_Q8U_STEP(c, b) \
+    c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(b, w), ones))
+    for (int kq = 0; kq < K4; ++kq) {
+        const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+        const uint8_t *b = B + kq * 4 * QNNC_Q8_NR;
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 32));
+        __m256i w = qnnc_q8u_quad(a);
+        QNNC_Q8U_STEP(c00, b0);
+        QNNC_Q8U_STEP(c01, b1);
+        w = qnnc_q8u_quad(a + 4);
+        QNNC_Q8U_STEP(c10, b0);
+        QNNC_Q8U_STEP(c11, b1);
+        w = qnnc_q8u_quad(a + 8);
+        QNNC_Q8U_STEP(c20, b0);
+        QNNC_Q8U_STEP(c21, b1);
+        w = qnnc_q8u_quad(a + 12);
+        QNNC_Q8U_STEP(c30, b0);
+        QNNC_Q8U_STEP(c31, b1);
+        w = qnnc_q8u_quad(a + 16);
+        QNNC_Q8U_STEP(c40, b0);
+        QNNC_Q8U_STEP(c41, b1);
+        w = qnnc_q8u_quad(a + 20);
+        QNNC_Q8U_STEP(c50, b0);
+        QNNC_Q8U_STEP(c51, b1);
+    }
+#undef QNNC_Q8U_STEP
+    acc[0] = c00, acc[1] = c01, acc[2] = c10, acc[3] = c11, acc[4] = c20, acc[5] = c21;
+    acc[6] = c30, acc[7] = c31, acc[8] = c40, acc[9] = c41, acc[10] = c50, acc[11] = c51;
+}
+
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT A,
+                                           const uint8_t *QNNC_RESTRICT B,
+                                           int32_t *QNNC_RESTRICT C) {
+    __m256i acc[2 * QNNC_Q8_MR];
+    qnnc_q8u_tile_regs(K4, A, B, acc);
+    for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm256_storeu_si256((__m256i *)(C + 8 * i), acc[i]);
+}
+#define qnnc_q8u_tile qnnc_q8u_tile_avx2
+#else
+#define qnnc_q8u_tile qnnc_q8u_tile_c
+#endif
+
+/* -- tile + epilogue (the qnnc_q8_tile_req of the quad layout) ---------------------------- */
+
+#if defined(__AVX2__) && !(defined(__AVX512F__) && defined(__AVX512VNNI__))
+static inline void qnnc_q8u_tile_req(int K4, const int8_t *QNNC_RESTRICT A,
+                                     const uint8_t *QNNC_RESTRICT B, const qnnc_q8_epilogue *ep,
+                                     int ch0, int rows, int cols, void *QNNC_RESTRICT y,
+                                     ptrdiff_t ldy) {
+    __m256i acc[2 * QNNC_Q8_MR];
+    qnnc_q8u_tile_avx2(K4, A, B, (int32_t *)acc);
+    qnnc_q8_rows_store_avx2(acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
+}
+#else
+static inline void qnnc_q8u_tile_req(int K4, const int8_t *QNNC_RESTRICT A,
+                                     const uint8_t *QNNC_RESTRICT B, const qnnc_q8_epilogue *ep,
+                                     int ch0, int rows, int cols, void *QNNC_RESTRICT y,
+                                     ptrdiff_t ldy) {
+    int32_t acc[QNNC_Q8_MR * QNNC_Q8_NR];
+    qnnc_q8u_tile(K4, A, B, acc);
+    qnnc_q8_tile_store_c(acc, ep, ch0, rows, cols, y, ldy);
+}
+#endif
+
+#endif /* QNNC_INT8_U8S8_H */
