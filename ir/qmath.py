@@ -262,50 +262,64 @@ def quantize_weights(w: np.ndarray, per_channel: bool = True,
         return codes_for(scales, qmax), scales
     if wf.size == 0:
         return codes_for(scales_for(127), 127), scales_for(127)
-    best: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    rows32 = rows.astype(np.float32)
+    best_codes = best_scales = best_err = None
     for level in PAIRED_LEVELS:
         scales = scales_for(level)
-        per_row = np.broadcast_to(scales.astype(np.float64), (rows.shape[0],)).reshape(-1, 1)
-        exact = rows.astype(np.float64) / per_row
-        codes = pair_bounded(codes_for(scales, 127).reshape(rows.shape), exact)
-        err = ((codes * per_row - rows) ** 2).sum(axis=1)
+        per_row = np.broadcast_to(scales, (rows.shape[0],)).reshape(-1, 1)
+        codes, err = _paired_codes(rows32, per_row)
         if not channels:
             err = np.full_like(err, err.sum())
-        if best is None:
-            best = (codes, scales.copy(), err)
+        if best_codes is None or best_scales is None or best_err is None:
+            best_codes, best_scales, best_err = codes, scales.copy(), err
             continue
-        take = err < best[2]
-        best[0][take] = codes[take]
-        best[2][take] = err[take]
+        take = err < best_err
+        best_codes[take] = codes[take]
+        best_err[take] = err[take]
         if channels:
-            best[1][take] = scales[take]
+            best_scales[take] = scales[take]
         elif take.any():
-            best[1][:] = scales
-    assert best is not None
-    return best[0].reshape(wf.shape), best[1]
+            best_scales[:] = scales
+    assert best_codes is not None and best_scales is not None
+    return best_codes.reshape(wf.shape).astype(np.int8), best_scales
+
+
+def _paired_codes(rows: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes within the pair rule, squared error per row) of float32 ``rows`` [R, K] at
+    ``scales`` [R, 1]: :func:`quantize`'s codes (float32 division, ties to even) clipped to
+    127, then :func:`pair_bounded`."""
+    exact = rows / scales
+    codes = np.clip(np.rint(exact), -127, 127)
+    codes = pair_bounded(codes, exact)
+    diff = codes - exact
+    err = np.einsum("ij,ij->i", diff, diff, dtype=np.float64) * \
+        scales.reshape(-1).astype(np.float64) ** 2
+    return codes, err
 
 
 def pair_bounded(codes: np.ndarray, exact: np.ndarray) -> np.ndarray:
-    """int8 codes [rows, K] with every aligned pair (k even, k + 1) whose same-sign
-    magnitudes sum to more than PAIR_LIMIT moved onto that limit: the pair becomes the
-    integer point of a + b = 128 nearest (a rounding of the projection) to the unrounded
-    codes ``exact``, each of a, b in [0, 127] with its sign kept. Other pairs are unchanged."""
-    q = np.asarray(codes, dtype=np.int64).copy()
-    k = q.shape[1]
-    if k < 2:
-        return q.astype(np.int8)
+    """Codes [rows, K] (integer-valued, within [-127, 127]; int8 or float) with every aligned
+    pair (k even, k + 1) whose same-sign magnitudes sum to more than PAIR_LIMIT moved onto
+    that limit: the pair becomes the integer point of a + b = 128 nearest (a rounding of the
+    projection) to the unrounded codes ``exact``, each of a, b in [1, 127] with its sign
+    kept. Other pairs are unchanged; the result has the codes' dtype. (Opposite signs never
+    pass the limit: their sum is at most 127 in magnitude, so |a + b| > 128 finds them all.)"""
+    out = np.array(codes, copy=True)
+    k = out.shape[1]
     even = k - k % 2
-    a, b = q[:, 0:even:2], q[:, 1:even:2]
-    ea, eb = exact[:, 0:even:2], exact[:, 1:even:2]
-    for sign in (1, -1):
-        over = (sign * a > 0) & (sign * b > 0) & (sign * (a + b) > PAIR_LIMIT)
-        if not over.any():
-            continue
-        xa, xb = sign * ea[over], sign * eb[over]
+    if even == 0:
+        return out
+    a, b = out[:, 0:even:2], out[:, 1:even:2]
+    total = a.astype(np.int32) + b.astype(np.int32)
+    r, c = np.nonzero(np.abs(total) > PAIR_LIMIT)
+    if r.size:
+        sign = np.sign(total[r, c]).astype(np.float64)
+        xa = sign * exact[r, 2 * c].astype(np.float64)
+        xb = sign * exact[r, 2 * c + 1].astype(np.float64)
         na = np.clip(np.rint(xa - (xa + xb - PAIR_LIMIT) / 2), PAIR_LIMIT - 127, 127)
-        a[over], b[over] = sign * na, sign * (PAIR_LIMIT - na)
-    q[:, 0:even:2], q[:, 1:even:2] = a, b
-    return q.astype(np.int8)
+        a[r, c] = sign * na
+        b[r, c] = sign * (PAIR_LIMIT - na)
+    return out
 
 
 def bias_scale_floor(b: np.ndarray, s_x: float) -> np.ndarray:

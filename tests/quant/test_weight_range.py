@@ -67,10 +67,12 @@ def test_paired_codes_fit_the_pair_rule(shape: tuple[int, int], per_channel: boo
     c = np.clip(np.rint(w / s.reshape(-1, 1)) if s.size > 1 else np.rint(w / s[0]),
                 -127, 127)
     got, ref = _error(w, codes, scales), _error(w, c, s)
+    # the quantiser compares errors computed in float32: equal within its resolution
+    slack = 1e-6 * (w.astype(np.float64) ** 2).sum(axis=1)
     if per_channel and shape[0] > 1:
-        assert (got <= ref * (1 + 1e-9) + 1e-30).all()
+        assert (got <= ref + slack).all()
     else:
-        assert got.sum() <= ref.sum() * (1 + 1e-9) + 1e-30
+        assert got.sum() <= ref.sum() + slack.sum()
 
 
 @settings(max_examples=30, deadline=None)
