@@ -66,7 +66,7 @@ from benchmarks.int8_peak import PeakResult
 from compiler.api import DEFAULT_CALIB_METHOD, CompiledModel, compile_model, load_model
 from compiler.examples import EXAMPLES, build_example
 from compiler.flops import node_cost
-from compiler.options import DEFAULT_WEIGHT_RANGE, WEIGHT_RANGES
+from compiler.options import DEFAULT_WEIGHT_RANGE, WEIGHT_RANGE_CHOICES, CompileOptions
 from compiler.ort_compare import ORT_MIN_OPSET as ORT_MIN_OPSET  # re-exported
 from compiler.ort_compare import ort_quantize as ort_quantize  # re-exported
 from compiler.ort_compare import ort_session as ort_session  # re-exported
@@ -495,12 +495,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "(on: its default) or sleep (off, the default here: in one process a "
                     "spinning worker takes the core qnnc's next thread needs; see "
                     "benchmarks/README.md)")
-    ap.add_argument("--weight-range", choices=WEIGHT_RANGES, default=DEFAULT_WEIGHT_RANGE,
-                    help="qnnc's weight codes (compile's --weight-range; paired and int7 run "
-                    "the u8 x s8 kernel, whose peak the GOPS table then uses)")
+    ap.add_argument("--weight-range", choices=WEIGHT_RANGE_CHOICES,
+                    default=DEFAULT_WEIGHT_RANGE,
+                    help="qnnc's weight codes (compile's --weight-range, default auto: paired "
+                    "on an AVX2 CPU without VNNI; paired and int7 run the u8 x s8 kernel, "
+                    "whose peak the GOPS table then uses)")
     ap.add_argument("--omp-passive", action="store_const", const="passive", dest="omp_wait",
                     help=argparse.SUPPRESS)  # the older spelling
     args = ap.parse_args(argv)
+    weights = CompileOptions(target="host", weight_range=args.weight_range
+                             ).resolved_weight_range()
     if args.omp_wait:  # read by libgomp when the first multi-threaded build loads
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait.upper()
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
@@ -518,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         from benchmarks.int8_peak import measure
 
         peak = measure()
-        best = peak.best("int8", args.weight_range != "int8")
+        best = peak.best("int8", weights != "int8")
         log(f"INT8 peak: {best.gops_best:.1f} GOPS ({best.name})" if best else "no INT8 peak")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="qnnc-cache-") as tmp:
@@ -530,8 +534,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"ORT MinMax), warm-up {args.warmup}, rounds "
                 f"{args.repeat or f'adaptive (~{args.budget:g} s per model and thread count)'}"
                 f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE (qnnc default)')}"
-                f", onnxruntime spinning {args.ort_spin}, qnnc weights {args.weight_range}")
-    print(report(results, peak, threads, settings, args.weight_range != "int8"))
+                f", onnxruntime spinning {args.ort_spin}, qnnc weights {weights}"
+                f"{' (auto)' if args.weight_range == 'auto' else ''}")
+    print(report(results, peak, threads, settings, weights != "int8"))
     print(f"{machine_line()} | total {time.perf_counter() - t0:.0f} s")
 
 

@@ -70,14 +70,15 @@ def fraction(text: str) -> float:
 
 def add_weight_range_option(q: argparse._ArgumentGroup) -> None:
     """--weight-range (compile, bench, run, golden record)."""
-    from compiler.options import DEFAULT_WEIGHT_RANGE, WEIGHT_RANGES
+    from compiler.options import DEFAULT_WEIGHT_RANGE, WEIGHT_RANGE_CHOICES
 
-    q.add_argument("--weight-range", choices=WEIGHT_RANGES, default=DEFAULT_WEIGHT_RANGE,
+    q.add_argument("--weight-range", choices=WEIGHT_RANGE_CHOICES, default=DEFAULT_WEIGHT_RANGE,
                    help="weight codes: int8 ([-127, 127]); paired (int8, but no two "
                    "neighbouring same-sign weights past 128 together: the host's AVX2 code "
                    "then multiplies bytes exactly at nearly twice the rate, for a small "
-                   "accuracy cost); int7 ([-63, 63], as onnxruntime's reduce_range). "
-                   f"Default {DEFAULT_WEIGHT_RANGE}")
+                   "accuracy cost); int7 ([-63, 63], as onnxruntime's reduce_range); auto "
+                   "(the default): paired for --target host on an AVX2 CPU without VNNI, "
+                   "else int8")
 
 
 def add_budget_options(q: argparse._ArgumentGroup) -> None:

@@ -23,8 +23,12 @@ PRECISIONS = ("f32", "int8")
 DEFAULT_CALIB_METHOD = DEFAULT_METHOD
 #: the calibration methods (--calib-method)
 CALIB_METHODS = METHODS
-#: --weight-range's default
-DEFAULT_WEIGHT_RANGE = "int8"
+#: --weight-range's default: "paired" for host code on x86-64 CPUs with AVX2 but not AVX-512
+#: VNNI (the u8 x s8 kernel runs there, ~1.15-1.3x faster on AVX2-bound models for a small
+#: accuracy cost: benchmarks/README.md), "int8" for every other target and CPU
+DEFAULT_WEIGHT_RANGE = "auto"
+#: --weight-range's choices
+WEIGHT_RANGE_CHOICES = ("auto", *WEIGHT_RANGES)
 
 
 @dataclass
@@ -66,9 +70,10 @@ class CompileOptions:
     skip_layers: Sequence[str] = ()
     skip_op_types: Sequence[str] = ()
     per_channel: bool = True
-    #: how weight codes are chosen (WEIGHT_RANGES): "int8" ([-127, 127]); "paired" (int8,
-    #: but no aligned pair of same-sign weights sums past 128 in magnitude, so the host's
-    #: u8 x s8 kernel multiplies exactly at nearly twice the rate); "int7" ([-63, 63])
+    #: how weight codes are chosen (WEIGHT_RANGE_CHOICES): "int8" ([-127, 127]); "paired"
+    #: (int8, but no aligned pair of same-sign weights sums past 128 in magnitude, so the
+    #: host's u8 x s8 kernel multiplies exactly at nearly twice the rate); "int7" ([-63, 63]);
+    #: "auto" (the default): paired for host code on an AVX2 CPU without VNNI, else int8
     weight_range: str = DEFAULT_WEIGHT_RANGE
     #: cross-layer equalisation after BatchNorm folding (pass equalize)
     equalize: bool = False
@@ -125,6 +130,20 @@ class CompileOptions:
             return "int8" if self.calibration is not None else "f32"
         return self.precision
 
+    def resolved_weight_range(self) -> str:
+        """The weight range the quantiser uses: ``weight_range``, with "auto" resolved for
+        the target and CPU (see DEFAULT_WEIGHT_RANGE)."""
+        if self.weight_range != "auto":
+            return self.weight_range
+        if self.target != "host" or self.target_file is not None:
+            return "int8"
+        from targets.host.cpu import detect_level, resolve_level
+
+        level = resolve_level(self.cpu)
+        if level == "native":
+            level = detect_level()
+        return "paired" if level == "avx2" else "int8"
+
     def check(self) -> None:
         """Reject values no compile can use, with what to give instead."""
         if self.precision is not None and self.precision not in PRECISIONS:
@@ -148,8 +167,8 @@ class CompileOptions:
         if self.tune_rpc is not None and not self.tune:
             raise QnncError("--tune-rpc says where to measure tuning trials: give --tune N "
                             "as well")
-        if self.weight_range not in WEIGHT_RANGES:
-            raise QnncError(f"weight_range must be one of {list(WEIGHT_RANGES)}, got "
+        if self.weight_range not in WEIGHT_RANGE_CHOICES:
+            raise QnncError(f"weight_range must be one of {list(WEIGHT_RANGE_CHOICES)}, got "
                             f"{self.weight_range!r}")
         if self.calibration is not None and self.precision == "f32":
             raise QnncError("calibration data (--calib, calibration=) applies to precision "
@@ -162,4 +181,4 @@ def options_from(options: CompileOptions | None, kwargs: Mapping[str, Any]) -> C
 
 
 __all__ = ["CALIB_METHODS", "DEFAULT_CALIB_METHOD", "DEFAULT_WEIGHT_RANGE", "PRECISIONS",
-           "WEIGHT_RANGES", "CompileOptions", "options_from"]
+           "WEIGHT_RANGES", "WEIGHT_RANGE_CHOICES", "CompileOptions", "options_from"]

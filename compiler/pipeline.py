@@ -68,10 +68,12 @@ def _bind(p: Pass, options: CompileOptions, profile: Profile | None,
     if isinstance(p, Quantize):
         changes: dict[str, Any] = {}
         for ours, theirs in QUANTIZE_OPTIONS.items():
-            value = getattr(options, ours)
+            value = (options.resolved_weight_range() if ours == "weight_range"
+                     else getattr(options, ours))
             if isinstance(value, list):
                 value = tuple(value)
-            if value == getattr(_DEFAULTS, ours) or value == ():
+            if value == getattr(_DEFAULTS, ours) or value == () or \
+                    value == _field_default(Quantize, theirs):
                 continue
             default = _field_default(Quantize, theirs)
             if getattr(p, theirs) not in (default, value):

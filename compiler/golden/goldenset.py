@@ -64,7 +64,9 @@ class GoldenOptions:
     cpu: str = "auto"
     equalize: bool = False
     per_channel: bool = True
-    #: a set recorded before the option existed replays with the codes it was made with
+    #: a set recorded before the option existed replays with the codes it was made with;
+    #: record_set stores "auto" resolved (for this machine's host code, if a target is the
+    #: host), so that every machine replays the same weight codes
     weight_range: str = "int8"
     pipeline: str | None = None
     max_tensor_bytes: int | None = None
@@ -120,6 +122,10 @@ def record_set(
     options' accuracy budget) is stored too. Returns the per-target folders."""
     check_output_folder(Path(out_dir), force)
     targets = list(dict.fromkeys(targets))
+    if options.weight_range == "auto":
+        host = "host" if "host" in targets else None
+        options.weight_range = api.CompileOptions(
+            target=host, cpu=options.cpu, weight_range="auto").resolved_weight_range()
     chip: Path | None = None
     if target_file is not None:
         from targets.profiles import load_target

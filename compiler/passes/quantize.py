@@ -102,7 +102,9 @@ class Quantize(Pass):
         verify(qgraph)
         if self.outcome is not None:
             self.outcome.float_graph, self.outcome.auto_precision = graph, auto
-            self.outcome.calibration = {"method": self.method, "samples": cal.samples,
+            self.outcome.calibration = {"method": self.method,
+                                        "weight_range": self.weight_range,
+                                        "samples": cal.samples,
                                         "samples_sha256": cal.samples_sha256}
             if self.eval_data is not None:
                 from compiler.quant.accuracy import compare

@@ -192,11 +192,13 @@ def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
 
 def compile_case(case: Case, target: str, precision: str) -> tuple[CompiledModel, dict]:
     """Compile ``case`` for a golden target and precision, with the manifest entries that
-    pin what was compiled (the built graph's and the calibration data's sha256)."""
+    pin what was compiled (the built graph's and the calibration data's sha256). Every
+    target gets the same int8 weight codes (the host's default on an AVX2 CPU would be
+    "paired"), so that the recorded outputs agree across targets and machines."""
     model = case.model()
     calib = case.calibration(model) if precision == "int8" else None
     cm = compile_model(model, target=compile_target(target), precision=precision,
-                       calibration=calib)
+                       calibration=calib, weight_range="int8")
     pins = {"model": case.name, "graph_sha256": graph_sha256(model),
             "calibration_sha256": arrays_sha256(calib) if calib is not None else None}
     return cm, {"corpus": pins}

@@ -127,8 +127,9 @@ def compile_shipped(case: ShippedCase, target: str, precision: str
     pin what was compiled (the model graph's and the calibration feeds' sha256)."""
     model = case.model()
     calib = case.calibration() if precision == "int8" else None
+    # the same int8 weight codes for every target and machine (see corpus.compile_case)
     cm = compile_model(model, target=compile_target(target), precision=precision,
-                       calibration=calib, input_shapes=case.input_shapes())
+                       calibration=calib, input_shapes=case.input_shapes(), weight_range="int8")
     pins = {"model": case.name, "graph_sha256": graph_sha256(model),
             "calibration_sha256": feeds_sha256(calib) if calib is not None else None,
             "input_shapes": str(case.input_shapes())}

@@ -5,13 +5,20 @@ never above that of the coarsest level it tries."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from compiler import golden
+from compiler.api import compile_model
+from compiler.errors import QnncError
+from compiler.examples import build_example
+from compiler.options import CompileOptions
 from compiler.quant.quantize import QuantConfig, quantize_graph
 from ir import qmath
 from ir.text import parse_graph, print_graph
@@ -92,3 +99,42 @@ def test_pair_bounded_moves_only_pairs_past_the_limit() -> None:
     codes = np.array([[127, 5, 60, 70, -100, -100, 3, -127, 127]], np.int8)
     got = qmath.pair_bounded(codes, codes.astype(np.float64))
     assert got.tolist() == [[125, 3, 59, 69, -64, -64, 3, -127, 127]]
+
+
+# -- the default: "auto" ---------------------------------------------------------------------
+@pytest.mark.parametrize(("target", "cpu", "want"), [
+    ("host", "avx2", "paired"), ("host", "avx512vnni", "int8"), ("host", "generic", "int8"),
+    (None, "avx2", "int8"), ("ascend910b", "avx2", "int8"), ("tvm", "avx2", "int8"),
+])
+def test_auto_is_paired_only_for_avx2_host_code(target: str | None, cpu: str,
+                                                want: str) -> None:
+    opts = CompileOptions(target=target, cpu=cpu)
+    assert opts.weight_range == "auto" and opts.resolved_weight_range() == want
+    assert CompileOptions(target=target, cpu=cpu, weight_range="int7"
+                          ).resolved_weight_range() == "int7"
+
+
+def test_the_manifest_and_golden_sets_record_the_weight_range(tmp_path: Path) -> None:
+    """A compiled folder says which weight codes it has; a golden set stores "auto" as it
+    resolved on the recording machine, so another machine replays the same codes."""
+    model = build_example("tiny_cnn")
+    calib = {"input": np.random.default_rng(0).standard_normal((4, 1, 1, 8, 8),
+                                                               ).astype(np.float32)}
+    for weight_range in ("int7", "auto"):
+        cm = compile_model(model, calibration=calib, weight_range=weight_range)
+        assert cm.calibration is not None
+        assert cm.calibration["weight_range"] == ("int7" if weight_range == "int7" else "int8")
+    m = tmp_path / "m.onnx"
+    onnx.save(model, m)
+    opts = golden.GoldenOptions(precision="int8", cpu="avx2", weight_range="auto")
+    golden.record_set(m, tmp_path / "g", ["interp", "host"],
+                      lambda cm: {"input": np.ones((1, 1, 8, 8), np.float32)}, opts,
+                      calibration=calib)
+    assert opts.weight_range == "paired"
+    stored = [json.loads(p.read_text()) for p in (tmp_path / "g").rglob("manifest.json")]
+    assert any(s.get("options", {}).get("weight_range") == "paired" for s in stored)
+
+
+def test_a_bad_weight_range_is_a_clear_error() -> None:
+    with pytest.raises(QnncError, match="weight_range must be one of"):
+        compile_model(build_example("tiny_cnn"), weight_range="int4")
