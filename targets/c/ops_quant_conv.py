@@ -135,38 +135,51 @@ def gather_offsets(d: dict[str, int]) -> np.ndarray | None:
     return np.stack(rows).astype(np.int16)
 
 
+#: im2col columns gathered per step before they are interleaved into quads: four rows of
+#: this many bytes stay in L1 between the two (a whole chunk's rows went to L2 and back)
+QUAD_BLOCK = 512
+
+
 def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr, gather: str | None,
-                panel: int) -> list[str]:
+                panel: int, chunk: int) -> list[str]:
     """As :func:`_conv_rows`, for QUADS: rows k = 4*kq .. 4*kq + 3 of B into quad slot kq,
-    int8 codes flipped to bytes as they are interleaved."""
+    int8 codes flipped to bytes as they are interleaved; im2col rows go QUAD_BLOCK columns
+    at a time."""
     k, hw, khw, positions = d["K"], d["H"] * d["W"], d["KH"] * d["KW"], d["P"]
 
-    def quad(rows: list[str]) -> str:
+    def quad(rows: list[str], dst: str, n: str) -> str:
         # rows past K are NULL (zero); with K a multiple of 4 there are none
         args = ", ".join(r if e == 0 or k % 4 == 0 else f"4 * kq + {e} < {k} ? {r} : NULL"
                          for e, r in enumerate(rows))
-        return f"qnnc_q8u_pack_quad(bp + kq * {4 * NR}, {args}, {flip}, nc, {panel});"
+        return f"qnnc_q8u_pack_quad({dst}, {args}, {flip}, {n}, {panel});"
 
     if _direct(d):
-        return [quad([plus(f"xg + (ptrdiff_t)(4 * kq + {e}) * {hw}", p0) for e in range(4)])]
+        return [quad([plus(f"xg + (ptrdiff_t)(4 * kq + {e}) * {hw}", p0) for e in range(4)],
+                     "bp + kq * 64", "nc")]
+    at = p0 + Var("cb")
+    b = min(QUAD_BLOCK, chunk)  # a multiple of 16, as chunks are: blocks start on a panel
     fill = [
-        f"  const uint8_t *xc = (const uint8_t *)(xg + (k / {khw}) * {hw});",
-        f"  const int16_t *o = {plus(f'{gather} + (k % {khw}) * {positions}', p0)};",
-        "  uint8_t *r = ra + e * nc;",
-        f"  for (int j = 0; j < nc; ++j) r[j] = o[j] >= 0 ? xc[o[j]] : {zx & 0xFF};",
+        f"    const uint8_t *xc = (const uint8_t *)(xg + (k / {khw}) * {hw});",
+        f"    const int16_t *o = {plus(f'{gather} + (k % {khw}) * {positions}', at)};",
+        f"    uint8_t *r = ra + e * {b};",
+        f"    for (int j = 0; j < bn; ++j) r[j] = o[j] >= 0 ? xc[o[j]] : {zx & 0xFF};",
     ] if gather is not None else [
-        f"  const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, kw = k % {d['KW']};",
-        f"  qnnc_q8_im2row8(ra + e * nc, (const uint8_t *)(xg + c * {hw}), {p0}, nc, {d['H']}, "
-        f"{d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, {Var('kh') * d['DH'] - d['PT']}, "
-        f"{Var('kw') * d['DW'] - d['PL']}, {zx & 0xFF});",
+        f"    const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, kw = k % {d['KW']};",
+        f"    qnnc_q8_im2row8(ra + e * {b}, (const uint8_t *)(xg + c * {hw}), {at}, bn, "
+        f"{d['H']}, {d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, "
+        f"{Var('kh') * d['DH'] - d['PT']}, {Var('kw') * d['DW'] - d['PL']}, {zx & 0xFF});",
     ]
     return [
-        "for (int e = 0; e < 4; ++e) {",
-        "  const int k = 4 * kq + e;",
-        f"  if (k >= {k}) break;",
+        f"for (int cb = 0; cb < nc; cb += {b}) {{",
+        f"  const int bn = nc - cb < {b} ? nc - cb : {b};",
+        "  for (int e = 0; e < 4; ++e) {",
+        "    const int k = 4 * kq + e;",
+        f"    if (k >= {k}) break;",
         *fill,
+        "  }",
+        "  " + quad(["ra", f"ra + {b}", f"ra + {2 * b}", f"ra + {3 * b}"],
+                    f"bp + (cb / {NR}) * {panel} + kq * 64", "bn"),
         "}",
-        quad(["ra", "ra + nc", "ra + 2 * nc", "ra + 3 * nc"]),
     ]
 
 
@@ -265,7 +278,7 @@ def qconv(ctx: LayerCtx) -> str:
             tiles = tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
                                panel0=g * mt, narrow=narrow, threaded=split is None,
                                layout=layout)
-        rows = (_conv_quads(d, flip, zx, p0, gather, layout.panel(k2)) if layout is QUADS
+        rows = (_conv_quads(d, flip, zx, p0, gather, layout.panel(k2), nc) if layout is QUADS
                 else _conv_rows(d, sx, zx, p0, gather))
         kv = "kq" if layout is QUADS else "kp"
         return [*(slot if split is not None else []),

@@ -171,6 +171,32 @@ def test_qconv_u8s8_quads(case: int, xdt: DType, cpu: str, tmp_path: Path) -> No
     assert "u8 quads" in source and "qnnc_q8u_tile" in source
 
 
+#: planes larger than one im2col block (QUAD_BLOCK columns) and than one chunk, and short
+#: rows that gather through the offset table over several blocks
+LARGE_QUAD_CONVS = [
+    dict(x=(1, 5, 40, 45), w=(8, 5, 3, 3), s=[1, 1], p=[1, 1, 1, 1]),
+    dict(x=(1, 3, 90, 90), w=(6, 3, 5, 5), s=[1, 1], p=[2, 2, 2, 2]),
+    dict(x=(1, 4, 60, 14), w=(7, 4, 3, 3), s=[1, 1], p=[1, 1, 1, 1]),
+    dict(x=(1, 3, 71, 65), w=(16, 3, 3, 3), s=[2, 2], p=[0, 1, 1, 0]),
+]
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xdt", [DType.u8, DType.i8])
+@pytest.mark.parametrize("case", range(len(LARGE_QUAD_CONVS)))
+def test_qconv_u8s8_quads_over_blocks_and_chunks(case: int, xdt: DType, cpu: str,
+                                                 tmp_path: Path) -> None:
+    kw = LARGE_QUAD_CONVS[case]
+    rng = np.random.default_rng(400 + case)
+    attrs = {"strides": kw["s"], "pads": kw["p"], "group": 1, "dilations": [1, 1],
+             **out_attrs(rng, DType.u8, "relu")}
+    w = weights(rng, kw["w"], per_channel=True, amax=64)
+    g = graph("QConv", [rand_q(rng, kw["x"], xdt), w, None], attrs)
+    check_exact(g, tmp_path, cpu, seed=case)
+    (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
+    assert "u8 quads" in source
+
+
 @pytest.mark.parametrize("cpu", CPUS)
 def test_u8s8_pairs_at_the_bound_are_exact(cpu: str, tmp_path: Path) -> None:
     """Pairs at the bound (127 + 1, 64 + 64, -128 + 0, -1 - 127) times inputs at the ends of
