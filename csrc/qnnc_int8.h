@@ -186,6 +186,63 @@ static inline void qnnc_q8_im2row8(uint8_t *QNNC_RESTRICT dst, const uint8_t *QN
     }
 }
 
+/* Planes xc[C][H][W] of 8-bit codes copied into zero-padded planes xp[C][HP][WP]: the input
+ * at rows PT.. and columns PL.., every other byte padv (the input zero point's byte), and 32
+ * more bytes of padv after the last plane for qnnc_q8_im2row_padded's vector reads. */
+static inline void qnnc_q8_pad_planes(uint8_t *QNNC_RESTRICT xp, const uint8_t *QNNC_RESTRICT xc,
+                                      int C, int H, int W, int HP, int WP, int PT, int PL,
+                                      uint8_t padv) {
+    memset(xp, padv, (size_t)C * HP * WP + 32);
+    const int rows = H < HP - PT ? H : HP - PT, cols = W < WP - PL ? W : WP - PL;
+    if (rows <= 0 || cols <= 0) return;
+    for (int c = 0; c < C; ++c)
+        for (int h = 0; h < rows; ++h)
+            memcpy(xp + ((ptrdiff_t)c * HP + h + PT) * WP + PL,
+                   xc + ((ptrdiff_t)c * H + h) * W, (size_t)cols);
+}
+
+/* One im2col row read from a padded plane (qnnc_q8_pad_planes; xp already points at the
+ * tap's first byte): output positions p0 .. p0+n-1 (row-major over OH x OW) take
+ * xp[oh*SH*WP + ow*SW]. No bounds to check: the padding is in the plane. With AVX2 an output
+ * row moves in 16-byte stores (from 16 bytes, or the even bytes of 32 for SW == 2), the last
+ * one past the row's end: dst needs 16 bytes of slack past n (rows written in increasing
+ * order overwrite the excess), and reads go up to 31 bytes past the row. */
+static inline void qnnc_q8_im2row_padded(uint8_t *QNNC_RESTRICT dst,
+                                         const uint8_t *QNNC_RESTRICT xp, int p0, int n,
+                                         int OW, int WP, int SH, int SW) {
+    int oh = p0 / OW, ow = p0 - oh * OW, j = 0;
+#if defined(__AVX2__)
+    const __m256i even = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1,
+                                          -1, 0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1,
+                                          -1, -1);
+#endif
+    while (j < n) {
+        int run = OW - ow;
+        if (run > n - j) run = n - j;
+        const uint8_t *src = xp + (ptrdiff_t)oh * SH * WP + (ptrdiff_t)ow * SW;
+#if defined(__AVX2__)
+        if (SW == 1) {
+            for (int t = 0; t < run; t += 16)
+                _mm_storeu_si128((__m128i *)(dst + j + t),
+                                 _mm_loadu_si128((const __m128i *)(src + t)));
+        } else if (SW == 2) {
+            for (int t = 0; t < run; t += 16) {
+                const __m256i v = _mm256_shuffle_epi8(
+                    _mm256_loadu_si256((const __m256i *)(src + 2 * t)), even);
+                _mm_storeu_si128((__m128i *)(dst + j + t),
+                                 _mm256_castsi256_si128(_mm256_permute4x64_epi64(v, 0x08)));
+            }
+        } else
+#endif
+        {
+            for (int t = 0; t < run; ++t) dst[j + t] = src[(ptrdiff_t)t * SW];
+        }
+        j += run;
+        ow = 0;
+        ++oh;
+    }
+}
+
 /* Rows k and k+1 of B as 8-bit values (ra, rb; rb NULL for the zero row past an odd K),
  * minus sub, widened into the packed panels at dst (this k pair's slot of panel 0; panels are
  * `pstride` int16 apart). Columns n .. 16*ceil(n/16) are zero. With AVX2 each 16 columns are

@@ -34,6 +34,32 @@ static inline void qnnc_q8u_pack_quad(uint8_t *QNNC_RESTRICT dst, const void *r0
 #if defined(__AVX2__)
     const int full = n / QNNC_Q8_NR;
     if (r1 && r2 && r3) {
+        /* 32 columns (two panels) per step: the in-lane unpacks give quads of columns 0-3 and
+         * 16-19 in one register, 4-7 and 20-23 in the next, ...; swapping 128-bit halves
+         * puts each panel's four quarters together */
+        const __m256i f2 = _mm256_set1_epi8((char)flip);
+        for (; p + 2 <= full; p += 2) {
+            const ptrdiff_t o = (ptrdiff_t)p * QNNC_Q8_NR;
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(rows[0] + o));
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(rows[1] + o));
+            const __m256i c = _mm256_loadu_si256((const __m256i *)(rows[2] + o));
+            const __m256i d = _mm256_loadu_si256((const __m256i *)(rows[3] + o));
+            const __m256i ab0 = _mm256_unpacklo_epi8(a, b), ab1 = _mm256_unpackhi_epi8(a, b);
+            const __m256i cd0 = _mm256_unpacklo_epi8(c, d), cd1 = _mm256_unpackhi_epi8(c, d);
+            const __m256i q0 = _mm256_unpacklo_epi16(ab0, cd0);  /* cols 0-3 | 16-19 */
+            const __m256i q1 = _mm256_unpackhi_epi16(ab0, cd0);  /* cols 4-7 | 20-23 */
+            const __m256i q2 = _mm256_unpacklo_epi16(ab1, cd1);  /* cols 8-11 | 24-27 */
+            const __m256i q3 = _mm256_unpackhi_epi16(ab1, cd1);  /* cols 12-15 | 28-31 */
+            uint8_t *p0 = dst + p * pstride, *p1 = p0 + pstride;
+            _mm256_storeu_si256((__m256i *)p0,
+                                _mm256_xor_si256(_mm256_permute2x128_si256(q0, q1, 0x20), f2));
+            _mm256_storeu_si256((__m256i *)(p0 + 32),
+                                _mm256_xor_si256(_mm256_permute2x128_si256(q2, q3, 0x20), f2));
+            _mm256_storeu_si256((__m256i *)p1,
+                                _mm256_xor_si256(_mm256_permute2x128_si256(q0, q1, 0x31), f2));
+            _mm256_storeu_si256((__m256i *)(p1 + 32),
+                                _mm256_xor_si256(_mm256_permute2x128_si256(q2, q3, 0x31), f2));
+        }
         const __m128i f = _mm_set1_epi8((char)flip);
         for (; p < full; ++p) {
             const ptrdiff_t o = (ptrdiff_t)p * QNNC_Q8_NR;

@@ -2,7 +2,8 @@
 
 Dense and grouped convolutions run the shared GEMM (q8_gemm.py) over an im2col of the input;
 a 1x1 stride-1 convolution packs its input planes in place (they are already B's rows), and
-short output rows gather their im2col bytes through a table. Depthwise convolutions get
+output rows of up to 64 read their im2col from zero-padded copies of the planes, in 16-byte
+moves. Depthwise convolutions get
 their own direct loop over a centred, padded copy of each channel (an im2col would copy every
 input value KH*KW times for one multiply); a depthwise 1x1 (a quantised BatchNorm) is a
 per-channel scale loop.
@@ -95,11 +96,15 @@ def qconv_scratch(node: Node, threads: int = 1) -> int:
         return 0
     if _depthwise(d):
         return _dw_scratch(d) * threads
-    kg = _layout(node, d).kg(d["K"])
+    return _gemm_bytes(d, _layout(node, d).kg(d["K"]), threads) + _padded_bytes(d)
+
+
+def _gemm_bytes(d: dict[str, int], kg: int, threads: int) -> int:
+    """Scratch of the packed chunks: the layer's, or one slice per thread."""
     split = split_columns(kg, d["P"], threads)
     if split is not None:
         return per_thread(gemm_scratch(kg, split)) * threads
-    return gemm_scratch(kg, chunk_size(kg, d["P"]))
+    return per_thread(gemm_scratch(kg, chunk_size(kg, d["P"])))
 
 
 def _dw_scratch(d: dict[str, int]) -> int:
@@ -115,24 +120,32 @@ def _direct(d: dict[str, int]) -> bool:
             and d["OH"] == d["H"] and d["OW"] == d["W"])
 
 
-GATHER_MAX_OW = 16  # output rows this short gather their im2col bytes through a table
+PADDED_MAX_OW = 64  # output rows this short read im2col from zero-padded copies of the planes
+PADDED_MAX_BYTES = 1 << 20  # the largest set of padded planes (one group's) kept in scratch
 
 
-def gather_offsets(d: dict[str, int]) -> np.ndarray | None:
-    """For short output rows (where copying im2col row segments costs a call per few bytes):
-    [KH*KW][P] offsets into an input plane of the byte each output position reads for each
-    tap, -1 in the padding; None for longer rows or planes too large for int16 offsets."""
-    if d["OW"] > GATHER_MAX_OW or d["H"] * d["W"] > 32767:
+def padded_planes(d: dict[str, int]) -> tuple[int, int] | None:
+    """(rows, columns) of the zero-padded plane copies a convolution with short output rows
+    reads its im2col from (16-byte moves, no bounds checks, instead of a call per few
+    bytes), or None: long rows (im2col copies row segments), or planes too large to copy."""
+    if d["OW"] > PADDED_MAX_OW:
         return None
-    p = np.arange(d["P"])
-    oh, ow = p // d["OW"], p % d["OW"]
-    rows = []
-    for t in range(d["KH"] * d["KW"]):
-        ih = oh * d["SH"] + (t // d["KW"]) * d["DH"] - d["PT"]
-        iw = ow * d["SW"] + (t % d["KW"]) * d["DW"] - d["PL"]
-        inside = (ih >= 0) & (ih < d["H"]) & (iw >= 0) & (iw < d["W"])
-        rows.append(np.where(inside, ih * d["W"] + iw, -1))
-    return np.stack(rows).astype(np.int16)
+    hp, wp = _dw_plane(d)
+    return (hp, wp) if d["Cg"] * hp * wp + 32 <= PADDED_MAX_BYTES else None
+
+
+def _padded_bytes(d: dict[str, int]) -> int:
+    pp = None if _direct(d) else padded_planes(d)
+    return 0 if pp is None else per_thread(d["Cg"] * pp[0] * pp[1] + 32)
+
+
+def _padded_tap(d: dict[str, int], pp: tuple[int, int], row: str, at: Expr, n: str) -> str:
+    """The im2col row of tap k (declared by the caller) into ``row``, from the padded planes
+    ``xp``: positions at .. at+n-1."""
+    hp, wp = pp
+    return (f"qnnc_q8_im2row_padded({row}, xp + (k / {d['KH'] * d['KW']}) * {hp * wp} + "
+            f"((k / {d['KW']}) % {d['KH']}) * {d['DH'] * wp} + (k % {d['KW']}) * {d['DW']}, "
+            f"{at}, {n}, {d['OW']}, {wp}, {d['SH']}, {d['SW']});")
 
 
 #: im2col columns gathered per step before they are interleaved into quads: four rows of
@@ -140,12 +153,12 @@ def gather_offsets(d: dict[str, int]) -> np.ndarray | None:
 QUAD_BLOCK = 512
 
 
-def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr, gather: str | None,
-                panel: int, chunk: int) -> list[str]:
+def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr,
+                pp: tuple[int, int] | None, panel: int, chunk: int) -> list[str]:
     """As :func:`_conv_rows`, for QUADS: rows k = 4*kq .. 4*kq + 3 of B into quad slot kq,
     int8 codes flipped to bytes as they are interleaved; im2col rows go QUAD_BLOCK columns
     at a time."""
-    k, hw, khw, positions = d["K"], d["H"] * d["W"], d["KH"] * d["KW"], d["P"]
+    k, hw, khw = d["K"], d["H"] * d["W"], d["KH"] * d["KW"]
 
     def quad(rows: list[str], dst: str, n: str) -> str:
         # rows past K are NULL (zero); with K a multiple of 4 there are none
@@ -159,11 +172,8 @@ def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr, gather: str | N
     at = p0 + Var("cb")
     b = min(QUAD_BLOCK, chunk)  # a multiple of 16, as chunks are: blocks start on a panel
     fill = [
-        f"    const uint8_t *xc = (const uint8_t *)(xg + (k / {khw}) * {hw});",
-        f"    const int16_t *o = {plus(f'{gather} + (k % {khw}) * {positions}', at)};",
-        f"    uint8_t *r = ra + e * {b};",
-        f"    for (int j = 0; j < bn; ++j) r[j] = o[j] >= 0 ? xc[o[j]] : {zx & 0xFF};",
-    ] if gather is not None else [
+        "    " + _padded_tap(d, pp, f"ra + e * {b}", at, "bn"),
+    ] if pp is not None else [
         f"    const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, kw = k % {d['KW']};",
         f"    qnnc_q8_im2row8(ra + e * {b}, (const uint8_t *)(xg + c * {hw}), {at}, bn, "
         f"{d['H']}, {d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, "
@@ -184,27 +194,24 @@ def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr, gather: str | N
 
 
 def _conv_rows(d: dict[str, int], sx: int, zx: int, p0: Expr,
-               gather: str | None = None) -> list[str]:
+               pp: tuple[int, int] | None = None) -> list[str]:
     """C statements packing rows k = 2*kp and 2*kp + 1 of B (the chunk's columns p0 ..
     p0+nc-1) into panel slot kp: straight from the input planes for a direct convolution,
     else through two byte rows of im2col (padding holds zx, which the folded bias cancels),
-    copied in row segments or, with ``gather`` (the name of gather_offsets' table), byte by
-    byte through the table."""
-    k, hw, khw, positions = d["K"], d["H"] * d["W"], d["KH"] * d["KW"], d["P"]
+    copied in row segments or, with ``pp`` (padded_planes), an output row at a time from the
+    zero-padded plane copies ``xp``."""
+    k, hw, khw = d["K"], d["H"] * d["W"], d["KH"] * d["KW"]
     pack = f"qnnc_q8_pack_pair(bp + kp * {2 * NR}, {{a}}, 2 * kp + 1 < {k} ? {{b}} : NULL, " \
         f"{sx}, nc, 0, {d['K2'] * 2 * NR});"
     if _direct(d):
         return [pack.format(a=plus(f"xg + (ptrdiff_t)(2 * kp) * {hw}", p0),
                             b=plus(f"xg + (ptrdiff_t)(2 * kp + 1) * {hw}", p0))]
-    if gather is not None:
+    if pp is not None:
         return [
             "for (int e = 0; e < 2; ++e) {",
             "  const int k = 2 * kp + e;",
             f"  if (k >= {k}) break;",
-            f"  const uint8_t *xc = (const uint8_t *)(xg + (k / {khw}) * {hw});",
-            f"  const int16_t *o = {plus(f'{gather} + (k % {khw}) * {positions}', p0)};",
-            "  uint8_t *r = e ? rb : ra;",
-            f"  for (int j = 0; j < nc; ++j) r[j] = o[j] >= 0 ? xc[o[j]] : {zx & 0xFF};",
+            "  " + _padded_tap(d, pp, "e ? rb : ra", p0, "nc"),
             "}",
             pack.format(a="ra", b="rb"),
         ]
@@ -254,8 +261,7 @@ def qconv(ctx: LayerCtx) -> str:
     nc = chunk_size(k2, d["P"]) if split is None else split
     hw, p = d["H"] * d["W"], d["P"]
     yct = ctx.ctype(ctx.ot(0))
-    offsets = None if _direct(d) else gather_offsets(d)
-    gather = None if offsets is None else ctx.weight(offsets.reshape(-1), "im2col")
+    pp = None if _direct(d) else padded_planes(d)
     # the scratch a chunk packs into: the layer's, or (chunks shared out) this thread's slice
     el = layout.elem
     slot = [f"{el} *bp = ({el} *)scratch;"] if split is None else [
@@ -264,6 +270,12 @@ def qconv(ctx: LayerCtx) -> str:
     if not _direct(d):
         slot.append(f"uint8_t *ra = (uint8_t *)(bp + {layout.group * k2 * nc})"
                     + (";" if layout is QUADS else f", *rb = ra + {nc};"))
+    # one group's zero-padded planes, after the chunks' scratch, shared by every thread
+    pad = [] if pp is None else [
+        f"uint8_t *xp = (uint8_t *)scratch + {_gemm_bytes(d, k2, ctx.threads)};"]
+    fill = [] if pp is None else [
+        f"qnnc_q8_pad_planes(xp, (const uint8_t *)xg, {d['Cg']}, {d['H']}, {d['W']}, {pp[0]}, "
+        f"{pp[1]}, {d['PT']}, {d['PL']}, {zx & 0xFF});"]
 
     def chunk(p0: Expr) -> list[str]:
         at = Var("m") * p + p0 + Var("j") * NR
@@ -278,8 +290,8 @@ def qconv(ctx: LayerCtx) -> str:
             tiles = tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
                                panel0=g * mt, narrow=narrow, threaded=split is None,
                                layout=layout)
-        rows = (_conv_quads(d, flip, zx, p0, gather, layout.panel(k2), nc) if layout is QUADS
-                else _conv_rows(d, sx, zx, p0, gather))
+        rows = (_conv_quads(d, flip, zx, p0, pp, layout.panel(k2), nc) if layout is QUADS
+                else _conv_rows(d, sx, zx, p0, pp))
         kv = "kq" if layout is QUADS else "kp"
         return [*(slot if split is not None else []),
                 f"for (int {kv} = 0; {kv} < {k2}; ++{kv}) {{",
@@ -293,6 +305,7 @@ def qconv(ctx: LayerCtx) -> str:
         f"const {ctx.ctype(ctx.it(0))} *xg = "
         f"{plus(ctx.i(0), (n * d['C'] + g * d['Cg']) * hw)};",
         f"{yct} *yg = {plus(ctx.o(0), (n * d['M'] + g * d['Mg']) * p)};",
+        *fill,
         *chunks(p, nc, chunk, ctx.omp().rstrip("\n") if split is not None else ""),
     ]
     how = "" if split is None else f", the chunks shared out among {ctx.threads} threads"
@@ -302,6 +315,7 @@ def qconv(ctx: LayerCtx) -> str:
         f"{'u8 quads' if layout is QUADS else 'int16 pairs'} */",
         *decl,
         *(slot if split is None else []),
+        *pad,
         *nested([hn, hg], body),
     ]
     return "\n".join(ln for ln in lines if ln)

@@ -118,7 +118,9 @@ def chunks(total: int, size: int, body: Callable[[Expr], list[str]],
 
 
 def gemm_scratch(k2: int, nc: int) -> int:
-    return (k2 * 2 * nc + 2 * nc) * 2
+    """Bytes of one chunk's scratch: its packed panels, the im2col rows, and 64 bytes past
+    them for the 16-byte row moves of qnnc_q8_im2row_padded."""
+    return (k2 * 2 * nc + 2 * nc) * 2 + 64
 
 
 def per_thread(nbytes: int) -> int:

@@ -2,12 +2,13 @@
 reference interpreter for --cpu generic, avx2 and (compile only here) avx512vnni.
 
 test_ops_int8.py covers the op semantics; these shapes are chosen to reach every branch of
-the fast paths: direct 1x1 packing (no im2col) with full and partial 16-column panels and
-several L2 chunks, the vectorised stride-2 gather (rows long enough for whole 16-byte
-blocks, with padding at both ends), the gather table of short output rows, odd K (the
-zero row of the last pair), batch-1 and small-row fully connected layers, run-time
-operands with zero points, and depthwise convolutions whose stride splits the padded input
-into column phases.
+the fast paths, each with full-range weights (the int16 pair kernel) and with weights the u8 x
+s8 kernel takes: direct 1x1 packing (no im2col) with full and partial 16-column panels and
+several L2 chunks, im2col from zero-padded plane copies for output rows of up to 64 (strides
+1, 2 and 3, padding on every side) and in row segments for longer rows (the vectorised
+stride-2 gather with padding at both ends), odd K (the zero row of the last pair), batch-1
+and small-row fully connected layers, run-time operands with zero points, and depthwise
+convolutions whose stride splits the padded input into column phases.
 """
 
 from __future__ import annotations
@@ -42,23 +43,30 @@ CONVS = {
     "s2_7x7": dict(x=(1, 3, 64, 66), w=(8, 3, 7, 7), s=[2, 2], p=[3, 3, 2, 2]),
     # stride 1 with padding, many channels (long K), output channels not a multiple of 6
     "s1_3x3": dict(x=(1, 70, 20, 21), w=(37, 70, 3, 3), s=[1, 1], p=[1, 1, 1, 1]),
-    # output rows of at most 16 (im2col through the gather table), padded on every side
-    "gather_7x7": dict(x=(1, 64, 7, 7), w=(20, 64, 3, 3), s=[1, 1], p=[1, 1, 1, 1]),
+    # short output rows (im2col from padded planes), padded on every side
+    "padded_7x7": dict(x=(1, 64, 7, 7), w=(20, 64, 3, 3), s=[1, 1], p=[1, 1, 1, 1]),
     "s3_asym": dict(x=(1, 4, 40, 61), w=(6, 4, 2, 5), s=[1, 3], p=[0, 2, 1, 0]),
+    # rows longer than 64: im2col in row segments, stride 1 and 2 (the SIMD stride-2 gather)
+    "wide_s1": dict(x=(1, 4, 10, 90), w=(6, 4, 3, 3), s=[1, 1], p=[1, 1, 1, 1]),
+    "wide_s2": dict(x=(1, 3, 20, 150), w=(8, 3, 3, 3), s=[2, 2], p=[1, 1, 0, 1]),
 }
 
 
+@pytest.mark.parametrize("amax", [127, 64], ids=["int16_pairs", "u8_quads"])
 @pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("xdt", [DType.u8, DType.i8])
 @pytest.mark.parametrize("case", sorted(CONVS))
-def test_qconv_paths(case: str, xdt: DType, cpu: str, tmp_path: Path) -> None:
+def test_qconv_paths(case: str, xdt: DType, cpu: str, amax: int, tmp_path: Path) -> None:
     kw = CONVS[case]
     rng = np.random.default_rng(sorted(CONVS).index(case))
     attrs = {"strides": kw["s"], "pads": kw["p"], "group": 1, "dilations": [1, 1],
              **out_attrs(rng, DType.u8, "relu")}
     bias = (rng.integers(-3000, 3000, kw["w"][0]).astype(np.int32), None)
-    g = graph("QConv", [rand_q(rng, kw["x"], xdt), weights(rng, kw["w"], True), bias], attrs)
+    g = graph("QConv", [rand_q(rng, kw["x"], xdt), weights(rng, kw["w"], True, amax=amax),
+                        bias], attrs)
     check_exact(g, tmp_path, cpu)
+    (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
+    assert ("u8 quads" in source) == (amax == 64)
 
 
 DEPTHWISE = {
