@@ -48,8 +48,9 @@ def inspect_folder(args: argparse.Namespace) -> int:
     ]
     cal = info["calibration"]
     if cal:
+        weights = f", {cal['weight_range']} weights" if cal.get("weight_range") else ""
         lines.append(f"calibrated {cal['method']} on {cal['samples']} samples (sha256 "
-                     f"{cal['samples_sha256'][:16]}...)")
+                     f"{cal['samples_sha256'][:16]}...){weights}")
     if "arena_bytes" in info:
         lines.append(f"memory    arena {info['arena_bytes']} bytes, weights "
                      f"{info['weight_bytes']} bytes")
