@@ -77,9 +77,11 @@ def test_f32_profiles_match_onnxruntime(model: Path) -> None:
 
 def test_int8_profiles_bit_exact_and_weights_stored_once(model: Path, calib: list,
                                                          tmp_path: Path) -> None:
-    interp = compiler.compile_model(model, input_shapes=SPEC, calibration=calib)
+    # the same weight codes for both (the host's default on an AVX2 CPU: paired)
+    interp = compiler.compile_model(model, input_shapes=SPEC, calibration=calib,
+                                    weight_range="paired")
     host = compiler.compile_model(model, input_shapes=SPEC, calibration=calib, target="host",
-                                  output_dir=tmp_path / "q")
+                                  output_dir=tmp_path / "q", weight_range="paired")
     for k, w in enumerate(WIDTHS):
         x = _image(w, 20 + k)
         np.testing.assert_array_equal(host.run(None, {"x": x})[0], interp.run(None, {"x": x})[0])
@@ -89,10 +91,10 @@ def test_int8_profiles_bit_exact_and_weights_stored_once(model: Path, calib: lis
     conv_b = next(n for n in b.nodes if n.name == "conv")
     assert conv_a.outputs[0].type.quant == conv_b.outputs[0].type.quant
     assert np.array_equal(conv_a.inputs[1].data, conv_b.inputs[1].data)
-    # weights stored once: only the shape-dependent im2col index table exists per profile
+    # weights stored once: no array depends on the shape
     arrays = re.findall(r"const \w+ (w_\w+)\[", (tmp_path / "q" / "weights.c").read_text())
-    assert sorted(arrays) == ["w_conv_bias_zp", "w_conv_im2col", "w_conv_im2col_2",
-                              "w_conv_packed8", "w_fc_bias_zp", "w_fc_packed"]
+    assert sorted(arrays) == ["w_conv_bias_zp", "w_conv_packed_u8s8", "w_fc_bias_zp",
+                              "w_fc_packed"]
     # the folder: one IR per profile, one blob file, a manifest listing the profiles
     folder = tmp_path / "q"
     manifest = json.loads((folder / "manifest.json").read_text())

@@ -42,8 +42,9 @@ def test_tiny_cnn_int8_matches_interpreter_and_host(tmp_path: Path) -> None:
     model = build_example("tiny_cnn")
     cm = compile_model(model, precision="int8", calibration=calib, target="tvm",
                        cache_dir=tmp_path / "cache", output_dir=tmp_path / "out")
+    # tvm code quantises with int8 weight codes ("auto"), so the host build is asked for them
     host = compile_model(model, precision="int8", calibration=calib, target="host",
-                         cache_dir=tmp_path / "host")
+                         cache_dir=tmp_path / "host", weight_range="int8")
     assert cm.graph.op_counts().get("QConv") == 2
     saved = load_compiled(tmp_path / "out")
     assert saved.target == "tvm"
@@ -188,7 +189,7 @@ def test_llama_int8_decode_equals_host(tmp_path: Path) -> None:
     samples = [llama_feeds(1, p, seed) for seed, p in enumerate((0, 30, 90))]
     calib = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
     kw: dict = {"precision": "int8", "calibration": calib, "calib_method": "minmax",
-                "input_shapes": {"input_ids": (1, 1)}}
+                "input_shapes": {"input_ids": (1, 1)}, "weight_range": "int8"}
     tvm_cm = compile_model(path, target="tvm", cache_dir=tmp_path / "c1",
                            output_dir=tmp_path / "out", **kw)
     host = compile_model(path, target="host", cache_dir=tmp_path / "c2", **kw)
@@ -220,7 +221,7 @@ def test_llama_int8_decode_on_other_machines(tmp_path: Path, arch: str) -> None:
     samples = [llama_feeds(1, p, seed) for seed, p in enumerate((0, 30, 90))]
     kw: dict = {"precision": "int8", "calib_method": "minmax",
                 "calibration": {k: np.stack([s[k] for s in samples]) for k in samples[0]},
-                "input_shapes": {"input_ids": (1, 1)}}
+                "input_shapes": {"input_ids": (1, 1)}, "weight_range": "int8"}
     board = compile_model(model, target=EXPORTED[arch], cache_dir=tmp_path / "c1", **kw)
     host = compile_model(model, target="host", cache_dir=tmp_path / "c2", **kw)
     feeds = llama_feeds(1, 77, seed=5)
