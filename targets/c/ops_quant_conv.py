@@ -36,9 +36,7 @@ from targets.c.q8_gemm import (
     I32,
     MR,
     NR,
-    PAIRS,
     QUADS,
-    Layout,
     centred_weight,
     chunk_size,
     chunks,
@@ -54,6 +52,7 @@ from targets.c.q8_gemm import (
     per_thread,
     split_columns,
     tile_loop,
+    weight_layout,
     weight_tiles,
     xrange_of,
 )
@@ -78,17 +77,6 @@ def _dw_plane(d: dict[str, int]) -> tuple[int, int]:
     return hp, wp
 
 
-def _layout(node: Node, d: dict[str, int]) -> Layout:
-    """The GEMM layout of a dense or grouped convolution, from its centred weights."""
-    w = node.operand("w")
-    if w is None or w.data is None or w.type.quant is None:
-        return PAIRS
-    zw = np.asarray(w.type.quant.zero_point, dtype=np.int64)
-    wc = w.data.astype(np.int64).reshape(d["M"], -1) - (zw.reshape(-1, 1) if zw.size > 1
-                                                       else zw[0])
-    return layout_for(wc)
-
-
 def qconv_scratch(node: Node, threads: int = 1) -> int:
     try:
         d = _geometry(node)
@@ -96,7 +84,8 @@ def qconv_scratch(node: Node, threads: int = 1) -> int:
         return 0
     if _depthwise(d):
         return _dw_scratch(d) * threads
-    return _gemm_bytes(d, _layout(node, d).kg(d["K"]), threads) + _padded_bytes(d)
+    kg = weight_layout(node.operand("w"), d["M"]).kg(d["K"])
+    return _gemm_bytes(d, kg, threads) + _padded_bytes(d)
 
 
 def _gemm_bytes(d: dict[str, int], kg: int, threads: int) -> int:

@@ -35,7 +35,6 @@ from targets.c.q8_gemm import (
     NR,
     PAIRS,
     QUADS,
-    Layout,
     centred_weight,
     chunk_size,
     chunks,
@@ -51,6 +50,7 @@ from targets.c.q8_gemm import (
     per_thread,
     split_columns,
     tile_loop,
+    weight_layout,
     weight_tiles,
     xrange_of,
 )
@@ -67,24 +67,14 @@ def _linear_dims(node: Node) -> tuple[int, int, int]:
 GEMV_ROWS = 4  # up to this many input rows, one matrix x vector pass per row beats a tile
 
 
-def _layout(node: Node) -> Layout:
-    """The GEMM layout of a fully connected layer, from its centred weights."""
-    w = node.w
-    assert w is not None
-    if w.data is None or w.type.quant is None:
-        return PAIRS
-    zw = np.asarray(w.type.quant.zero_point, dtype=np.int64)
-    wc = w.data.astype(np.int64).reshape(w.type.shape[0], -1) - (
-        zw.reshape(-1, 1) if zw.size > 1 else zw[0])
-    return layout_for(wc)
-
-
 def qlinear_scratch(node: Node, threads: int = 1) -> int:
     rows, _, k = _linear_dims(node)
     k2 = (k + 1) // 2
     if rows <= GEMV_ROWS:
         return 4 * k2
-    k2 = _layout(node).kg(k)
+    w = node.w
+    assert w is not None
+    k2 = weight_layout(w, w.type.shape[0]).kg(k)
     split = split_columns(k2, rows, threads)
     if split is not None:
         return per_thread(gemm_scratch(k2, split)) * threads

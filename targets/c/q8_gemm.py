@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ir.graph import Value
 from ir.types import DType, TensorType
 from targets.c.cond import ge, minimum
 from targets.c.emitter import (
@@ -89,6 +90,17 @@ def quads_fit(wc: np.ndarray) -> bool:
 def layout_for(wc: np.ndarray) -> Layout:
     """QUADS where the weights allow them (:func:`quads_fit`), else PAIRS."""
     return QUADS if quads_fit(wc) else PAIRS
+
+
+def weight_layout(w: Value | None, rows: int) -> Layout:
+    """:func:`layout_for` of a product's weight operand ([rows, ...], a typed constant); PAIRS
+    when it is not one (a scratch size asked before the emitter refuses the layer)."""
+    if w is None or w.data is None or w.type.quant is None:
+        return PAIRS
+    zw = np.asarray(w.type.quant.zero_point, dtype=np.int64)
+    wc = w.data.astype(np.int64).reshape(rows, -1) - (zw.reshape(-1, 1) if zw.size > 1
+                                                     else zw[0])
+    return layout_for(wc)
 
 
 def chunk_size(k2: int, cols: int) -> int:
