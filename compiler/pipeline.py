@@ -68,12 +68,17 @@ def _bind(p: Pass, options: CompileOptions, profile: Profile | None,
     if isinstance(p, Quantize):
         changes: dict[str, Any] = {}
         for ours, theirs in QUANTIZE_OPTIONS.items():
-            value = (options.resolved_weight_range() if ours == "weight_range"
-                     else getattr(options, ours))
+            value = getattr(options, ours)
+            if ours == "weight_range" and value == "auto":
+                # the default yields to a pipeline that names its own weight range
+                if p.weight_range != _field_default(Quantize, theirs):
+                    continue
+                value = options.resolved_weight_range()
+                if value == _field_default(Quantize, theirs):
+                    continue
             if isinstance(value, list):
                 value = tuple(value)
-            if value == getattr(_DEFAULTS, ours) or value == () or \
-                    value == _field_default(Quantize, theirs):
+            if value == getattr(_DEFAULTS, ours) or value == ():
                 continue
             default = _field_default(Quantize, theirs)
             if getattr(p, theirs) not in (default, value):

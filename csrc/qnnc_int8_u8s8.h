@@ -143,9 +143,10 @@ static inline __m256i qnnc_q8u_quad(const int8_t *p) {
     return _mm256_set1_epi32(v);
 }
 
-/* The tile's accumulators into acc[2 * r + (0, 1)] (columns 0-7, 8-15 of row r). */
-static inline void qnnc_q8u_tile_regs(int K4, const int8_t *QNNC_RESTRICT A,
-                                      const uint8_t *QNNC_RESTRICT B, __m256i *acc) {
+/* Row r's columns 0-7 at C + 16r, 8-15 at C + 16r + 8, as qnnc_q8_tile_avx2 stores them. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT A,
+                                           const uint8_t *QNNC_RESTRICT B,
+                                           int32_t *QNNC_RESTRICT C) {
     _Static_assert(QNNC_Q8_MR == 6, "the AVX2 tile holds six rows of accumulators");
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
@@ -177,15 +178,8 @@ static inline void qnnc_q8u_tile_regs(int K4, const int8_t *QNNC_RESTRICT A,
         QNNC_Q8U_STEP(c51, b1);
     }
 #undef QNNC_Q8U_STEP
-    acc[0] = c00, acc[1] = c01, acc[2] = c10, acc[3] = c11, acc[4] = c20, acc[5] = c21;
-    acc[6] = c30, acc[7] = c31, acc[8] = c40, acc[9] = c41, acc[10] = c50, acc[11] = c51;
-}
-
-QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT A,
-                                           const uint8_t *QNNC_RESTRICT B,
-                                           int32_t *QNNC_RESTRICT C) {
-    __m256i acc[2 * QNNC_Q8_MR];
-    qnnc_q8u_tile_regs(K4, A, B, acc);
+    const __m256i acc[2 * QNNC_Q8_MR] = {c00, c01, c10, c11, c20, c21,
+                                         c30, c31, c40, c41, c50, c51};
     for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm256_storeu_si256((__m256i *)(C + 8 * i), acc[i]);
 }
 #define qnnc_q8u_tile qnnc_q8u_tile_avx2

@@ -297,6 +297,17 @@ def _paired_codes(rows: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.
     return codes, err
 
 
+def pairs_fit(codes: np.ndarray) -> bool:
+    """Whether int8 codes [rows, K] (values in [-128, 127]) keep the pair rule: no aligned
+    pair (k even, k + 1) sums past PAIR_LIMIT in magnitude. Within int8, that is the same as
+    the positive parts of a pair summing to at most 128 and the negative parts too (opposite
+    signs sum to at most 128 in magnitude), so 255 * (a + b) fits int16 for any u8 input."""
+    q = np.asarray(codes, dtype=np.int64).reshape(np.shape(codes)[0], -1)
+    if q.shape[1] % 2:
+        q = np.pad(q, ((0, 0), (0, 1)))
+    return bool(q.size == 0 or np.abs(q[:, 0::2] + q[:, 1::2]).max() <= PAIR_LIMIT)
+
+
 def pair_bounded(codes: np.ndarray, exact: np.ndarray) -> np.ndarray:
     """Codes [rows, K] (integer-valued, within [-127, 127]; int8 or float) with every aligned
     pair (k even, k + 1) whose same-sign magnitudes sum to more than PAIR_LIMIT moved onto

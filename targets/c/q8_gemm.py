@@ -9,9 +9,10 @@ output positions that stay in L2), chosen per layer from its weights (:func:`lay
   int16 pair sum can saturate, whatever the data;
 - ``PAIRS`` (csrc/qnnc_int8.h): both operands widened to int16, two k per step (vpmaddwd),
   exact for any weights; A kept as int8 and widened one tile at a time when it fits.
- The raw 8-bit activations are multiplied, not
-x - zx: the zero point's share, zx * sum_k (w - zw)[m, k], is folded into the bias at compile
-time (:func:`folded_bias`), and padding holds zx so that it contributes exactly nothing.
+
+The raw 8-bit activations are multiplied, not x - zx: the zero point's share,
+zx * sum_k (w - zw)[m, k], is folded into the bias at compile time (:func:`folded_bias`), and
+padding holds zx so that it contributes exactly nothing.
 Bounds on every int32 sum are checked here, from the actual weights, so the C never
 overflows where the interpreter's int64 would not.
 """
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ir import qmath
 from ir.graph import Value
 from ir.types import DType, TensorType
 from targets.c.cond import ge, minimum
@@ -72,19 +74,12 @@ QUADS = Layout(4, "uint8_t", "qnnc_q8u")
 
 def quads_fit(wc: np.ndarray) -> bool:
     """Whether the u8 x s8 kernel is exact for centred weights ``wc`` [rows, K]: every value
-    an int8, and in every aligned pair (k even, k + 1) the positive parts sum to at most 128
-    and so do the negative parts, so 255 * (pair) stays inside int16 for any input bytes."""
+    an int8, and the pair rule (ir.qmath.pairs_fit) kept, so that no int16 pair sum of
+    vpmaddubsw can saturate for any input bytes."""
     w = np.asarray(wc, dtype=np.int64).reshape(wc.shape[0], -1)
-    if w.size == 0:
-        return True
-    if w.min() < -128 or w.max() > 127:
+    if w.size and (w.min() < -128 or w.max() > 127):
         return False
-    if w.shape[1] % 2:
-        w = np.pad(w, ((0, 0), (0, 1)))
-    a, b = w[:, 0::2], w[:, 1::2]
-    pos = np.maximum(a, 0) + np.maximum(b, 0)
-    neg = np.maximum(-a, 0) + np.maximum(-b, 0)
-    return bool(pos.max() <= 128 and neg.max() <= 128)
+    return qmath.pairs_fit(w)
 
 
 def layout_for(wc: np.ndarray) -> Layout:

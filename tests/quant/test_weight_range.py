@@ -135,6 +135,20 @@ def test_the_manifest_and_golden_sets_record_the_weight_range(tmp_path: Path) ->
     assert any(s.get("options", {}).get("weight_range") == "paired" for s in stored)
 
 
+def test_auto_yields_to_a_pipeline_that_names_its_weight_range() -> None:
+    from compiler.pipeline import effective_pipeline
+
+    def quantize_range(**kw: object) -> str:
+        passes = effective_pipeline(CompileOptions(precision="int8", cpu="avx2", **kw), None)
+        return next(p for p in passes if p.name == "quantize").weight_range  # type: ignore
+
+    text = "fold-constants,quantize{weight-range=int7}"
+    assert quantize_range(target="host") == "paired"
+    assert quantize_range(target="host", pipeline=text) == "int7"
+    with pytest.raises(QnncError, match="give one"):
+        quantize_range(target="host", weight_range="paired", pipeline=text)
+
+
 def test_a_bad_weight_range_is_a_clear_error() -> None:
     with pytest.raises(QnncError, match="weight_range must be one of"):
         compile_model(build_example("tiny_cnn"), weight_range="int4")
