@@ -5,10 +5,11 @@
  *   requant(acc) = (acc * M0 + 2^(n-1)) >> n      64-bit product, arithmetic shift, n = 31+shift
  *   y = clamp(zero_point + requant(acc), lo, hi)
  *
- * Products of 8-bit operands run through one GEMM micro-kernel on int16 pairs: operands are
- * widened to int16 and multiplied with _mm256_madd_epi16 (exact: a pair of int16 products
- * always fits int32), accumulating in int32. vpmaddubsw is avoided on purpose - its int16
- * saturation would make results depend on the data. Packed layouts (MR = 6, NR = 16):
+ * This header's GEMM micro-kernel works on int16 pairs: operands are widened to int16 and
+ * multiplied with _mm256_madd_epi16 (exact: a pair of int16 products always fits int32),
+ * accumulating in int32, for any weights. (vpmaddubsw, whose int16 pair sums saturate, runs
+ * only in qnnc_int8_u8s8.h, for weights checked at compile time to keep it exact.) Packed
+ * layouts (MR = 6, NR = 16):
  *
  *   A (weights, packed at compile time): [M/6 tiles][K2][6 rows][2]  int16, K2 = ceil(K/2)
  *   B (activations, packed per call):    [N/16 panels][K2][16 cols][2] int16
@@ -587,6 +588,17 @@ static inline __m256i qnnc_q8_req8_apply(__m256i v, const qnnc_q8_req8 *c) {
     return _mm256_add_epi32(r, c->zp);
 }
 
+/* requant_raw(acc + bias) in eight lanes for n >= 32, the tile epilogue's cheaper form: with
+ * rb = bias * m0 + 2^(n-1) (64-bit, |acc * m0 + rb| < 2^63), t = acc * m0 + rb; the high
+ * half of each 64-bit t is floor(t / 2^32), and an arithmetic shift by sh = n - 32 floors it
+ * to floor(t / 2^n) (nested floors of powers of two compose) - no sign trick, and the bias
+ * costs nothing. */
+static inline __m256i qnnc_q8_req8_hi(__m256i v, __m256i m, __m256i rb, __m128i sh) {
+    const __m256i te = _mm256_add_epi64(_mm256_mul_epi32(v, m), rb);
+    const __m256i to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_shuffle_epi32(v, 0xF5), m), rb);
+    return _mm256_sra_epi32(_mm256_blend_epi32(_mm256_srli_epi64(te, 32), to, 0xAA), sh);
+}
+
 static inline __m256i qnnc_requant8_avx2(__m256i v, int32_t m0, int nsh, int32_t zp,
                                          int32_t lo, int32_t hi) {
     qnnc_q8_req8 c;
@@ -758,7 +770,7 @@ static inline void qnnc_q8_tile_store_c(const int32_t *QNNC_RESTRICT acc,
     }
 }
 
-#if defined(__AVX2__) && !(defined(__AVX512F__) && defined(__AVX512VNNI__))
+#if defined(__AVX2__)
 /* The requantised rows of a tile whose accumulators are in acc[2 * r + (0, 1)] (columns 0-7,
  * 8-15), stored as bytes at y + r * ldy. Out of line, so that the tile's k loop has the
  * registers to itself; the epilogue's fields are read once into locals (a byte store may
@@ -773,15 +785,31 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_avx2(const __m256i *acc, const qnnc_
     const uint8_t *const lut = ep->lut;
     qnnc_q8_req8 c;
     qnnc_q8_req8_out(&c, ep->zp, ep->lo, ep->hi);
-    const int q0 = per_channel ? ch0 : 0;
-    qnnc_q8_req8_mult(&c, m0[q0], nsh[q0]);
+    /* a fused activation's bounds need a clamp; the type's own range is the packs' */
+    const int clamp = ep->lo > (sgn ? -128 : 0) || ep->hi < (sgn ? 127 : 255);
+    const __m256i ylo = _mm256_set1_epi32(ep->lo), yhi = _mm256_set1_epi32(ep->hi);
     for (int r = 0; r < rows; ++r) {
-        if (per_channel && r) qnnc_q8_req8_mult(&c, m0[ch0 + r], nsh[ch0 + r]);
-        const __m256i b = _mm256_set1_epi32(bias[ch0 + r]);
-        const __m256i r0 = qnnc_q8_req8_apply(_mm256_add_epi32(_mm256_load_si256(acc + 2 * r), b),
-                                              &c);
-        const __m256i r1 = qnnc_q8_req8_apply(
-            _mm256_add_epi32(_mm256_load_si256(acc + 2 * r + 1), b), &c);
+        const int q = per_channel ? ch0 + r : 0, n = nsh[q];
+        __m256i r0, r1;
+        if (n >= 32) {
+            const __m256i m = _mm256_set1_epi32(m0[q]);
+            const __m256i rb = _mm256_set1_epi64x((int64_t)bias[ch0 + r] * m0[q] +
+                                                  ((int64_t)1 << (n - 1)));
+            const __m128i sh = _mm_cvtsi32_si128(n - 32);
+            r0 = _mm256_add_epi32(qnnc_q8_req8_hi(_mm256_load_si256(acc + 2 * r), m, rb, sh),
+                                  c.zp);
+            r1 = _mm256_add_epi32(
+                qnnc_q8_req8_hi(_mm256_load_si256(acc + 2 * r + 1), m, rb, sh), c.zp);
+            if (clamp) {
+                r0 = _mm256_min_epi32(_mm256_max_epi32(r0, ylo), yhi);
+                r1 = _mm256_min_epi32(_mm256_max_epi32(r1, ylo), yhi);
+            }
+        } else {
+            qnnc_q8_req8_mult(&c, m0[q], n);
+            const __m256i b = _mm256_set1_epi32(bias[ch0 + r]);
+            r0 = qnnc_q8_req8_apply(_mm256_add_epi32(_mm256_load_si256(acc + 2 * r), b), &c);
+            r1 = qnnc_q8_req8_apply(_mm256_add_epi32(_mm256_load_si256(acc + 2 * r + 1), b), &c);
+        }
         /* int32 -> int16 packs per 128-bit lane; 0xD8 puts columns 0-7 before 8-15 */
         const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
         const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
@@ -801,8 +829,8 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_avx2(const __m256i *acc, const qnnc_
     }
 }
 
-/* qnnc_q8_tile_avx2 and then its epilogue: the int32 tile stays in an L1-resident array
- * between the two (requantising straight from the 12 accumulator registers made GCC keep
+/* qnnc_q8_tile (AVX2 or VNNI) and then its epilogue: the int32 tile stays in an L1-resident
+ * array between the two (requantising straight from the 12 accumulator registers made GCC keep
  * two of them on the stack inside the k loop), and the rows are stored with the epilogue's
  * constants read once per tile, not through a call per row. */
 static inline void qnnc_q8_tile_req(int K2, const int16_t *QNNC_RESTRICT A,
@@ -810,7 +838,7 @@ static inline void qnnc_q8_tile_req(int K2, const int16_t *QNNC_RESTRICT A,
                                     int ch0, int rows, int cols, void *QNNC_RESTRICT y,
                                     ptrdiff_t ldy) {
     __m256i acc[2 * QNNC_Q8_MR];
-    qnnc_q8_tile_avx2(K2, A, B, (int32_t *)acc);
+    qnnc_q8_tile(K2, A, B, (int32_t *)acc);
     qnnc_q8_rows_store_avx2(acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
 }
 #else

@@ -182,20 +182,55 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT 
                                          c30, c31, c40, c41, c50, c51};
     for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm256_storeu_si256((__m256i *)(C + 8 * i), acc[i]);
 }
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+/* vpdpbusd: the four u8 x s8 products of a column's quad added straight into its int32 lane
+ * (no int16 step, so no saturation: exact for any int8 weights), 16 columns per zmm. Rows
+ * land as the AVX2 tile stores them (row r's 16 columns at C + 16r). */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_vnni(int K4, const int8_t *QNNC_RESTRICT A,
+                                           const uint8_t *QNNC_RESTRICT B,
+                                           int32_t *QNNC_RESTRICT C) {
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    for (int kq = 0; kq < K4; ++kq) {
+        const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+        const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
+        int32_t w[QNNC_Q8_MR];
+        memcpy(w, a, sizeof w);
+        c0 = _mm512_dpbusd_epi32(c0, b, _mm512_set1_epi32(w[0]));
+        c1 = _mm512_dpbusd_epi32(c1, b, _mm512_set1_epi32(w[1]));
+        c2 = _mm512_dpbusd_epi32(c2, b, _mm512_set1_epi32(w[2]));
+        c3 = _mm512_dpbusd_epi32(c3, b, _mm512_set1_epi32(w[3]));
+        c4 = _mm512_dpbusd_epi32(c4, b, _mm512_set1_epi32(w[4]));
+        c5 = _mm512_dpbusd_epi32(c5, b, _mm512_set1_epi32(w[5]));
+    }
+    _mm512_storeu_si512((void *)C, c0);
+    _mm512_storeu_si512((void *)(C + 16), c1);
+    _mm512_storeu_si512((void *)(C + 32), c2);
+    _mm512_storeu_si512((void *)(C + 48), c3);
+    _mm512_storeu_si512((void *)(C + 64), c4);
+    _mm512_storeu_si512((void *)(C + 80), c5);
+}
+#define qnnc_q8u_tile qnnc_q8u_tile_vnni
+/* the u8 tile is exact for any int8 weights (the emitter may then skip the pair rule) */
+#define QNNC_Q8U_ANY_WEIGHTS 1
+#elif defined(__AVX2__)
 #define qnnc_q8u_tile qnnc_q8u_tile_avx2
+#define QNNC_Q8U_ANY_WEIGHTS 0
 #else
 #define qnnc_q8u_tile qnnc_q8u_tile_c
+#define QNNC_Q8U_ANY_WEIGHTS 1
 #endif
 
 /* -- tile + epilogue (the qnnc_q8_tile_req of the quad layout) ---------------------------- */
 
-#if defined(__AVX2__) && !(defined(__AVX512F__) && defined(__AVX512VNNI__))
+#if defined(__AVX2__)
 static inline void qnnc_q8u_tile_req(int K4, const int8_t *QNNC_RESTRICT A,
                                      const uint8_t *QNNC_RESTRICT B, const qnnc_q8_epilogue *ep,
                                      int ch0, int rows, int cols, void *QNNC_RESTRICT y,
                                      ptrdiff_t ldy) {
     __m256i acc[2 * QNNC_Q8_MR];
-    qnnc_q8u_tile_avx2(K4, A, B, (int32_t *)acc);
+    qnnc_q8u_tile(K4, A, B, (int32_t *)acc);
     qnnc_q8_rows_store_avx2(acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
 }
 #else

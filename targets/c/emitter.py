@@ -113,6 +113,10 @@ class Renderer:
     #: calls qnnc_prof_start() first and qnnc_prof_tick(k) after layer k, which the
     #: renderer's prelude defines
     profile_layers = False
+    #: the u8 x s8 GEMM tile of the build is exact for any int8 weights (AVX-512 VNNI's
+    #: vpdpbusd), so every product with int8 weight codes may use it; else only weights that
+    #: keep the pair rule do (targets/c/q8_gemm.py)
+    u8_any_weights = False
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = max(1, int(threads))

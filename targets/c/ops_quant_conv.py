@@ -46,13 +46,13 @@ from targets.c.q8_gemm import (
     fused_tile_loop,
     gemm_scratch,
     kernel_codes,
-    layout_for,
     pack_weights,
     paren,
     per_thread,
+    pick_layout,
     split_columns,
     tile_loop,
-    weight_layout,
+    weight_layouts,
     weight_tiles,
     xrange_of,
 )
@@ -84,8 +84,8 @@ def qconv_scratch(node: Node, threads: int = 1) -> int:
         return 0
     if _depthwise(d):
         return _dw_scratch(d) * threads
-    kg = weight_layout(node.operand("w"), d["M"]).kg(d["K"])
-    return _gemm_bytes(d, kg, threads) + _padded_bytes(d)
+    return max(_gemm_bytes(d, lay.kg(d["K"]), threads)
+               for lay in weight_layouts(node.operand("w"), d["M"])) + _padded_bytes(d)
 
 
 def _gemm_bytes(d: dict[str, int], kg: int, threads: int) -> int:
@@ -234,7 +234,7 @@ def qconv(ctx: LayerCtx) -> str:
     if _depthwise(d):
         return "\n".join([*lut_decl, _depthwise_body(ctx, d, wc, m0, shift, zx, zy, lo, hi,
                                                      lut)])
-    layout = layout_for(wc)
+    layout, guard = pick_layout(ctx, wc)
     zk, xmax, flip = kernel_codes(layout, ctx.it(0), zx)
     bias = folded_bias(ctx, wc, zk, xmax)
     k2, mt = layout.kg(d["K"]), -(-d["Mg"] // MR)
@@ -302,6 +302,7 @@ def qconv(ctx: LayerCtx) -> str:
         f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions{how}, "
         f"K = {d['K']} rows packed as "
         f"{'u8 quads' if layout is QUADS else 'int16 pairs'} */",
+        *guard,
         *decl,
         *(slot if split is None else []),
         *pad,

@@ -44,13 +44,13 @@ from targets.c.q8_gemm import (
     fused_tile_loop,
     gemm_scratch,
     kernel_codes,
-    layout_for,
     pack_weights,
     paren,
     per_thread,
+    pick_layout,
     split_columns,
     tile_loop,
-    weight_layout,
+    weight_layouts,
     weight_tiles,
     xrange_of,
 )
@@ -74,11 +74,13 @@ def qlinear_scratch(node: Node, threads: int = 1) -> int:
         return 4 * k2
     w = node.w
     assert w is not None
-    k2 = weight_layout(w, w.type.shape[0]).kg(k)
-    split = split_columns(k2, rows, threads)
-    if split is not None:
-        return per_thread(gemm_scratch(k2, split)) * threads
-    return gemm_scratch(k2, chunk_size(k2, rows))
+    def nbytes(k2: int) -> int:
+        split = split_columns(k2, rows, threads)
+        if split is not None:
+            return per_thread(gemm_scratch(k2, split)) * threads
+        return gemm_scratch(k2, chunk_size(k2, rows))
+
+    return max(nbytes(lay.kg(k)) for lay in weight_layouts(w, w.type.shape[0]))
 
 
 @emits("QLinear", scratch=qlinear_scratch)
@@ -92,7 +94,7 @@ def qlinear(ctx: LayerCtx) -> str:
     lo, hi = clamp_bounds(ctx)
     lut_decl, lut = epilogue_lut(ctx)
     wc = centred_weight(ctx, n)
-    layout = PAIRS if rows <= GEMV_ROWS else layout_for(wc)
+    layout, guard = (PAIRS, []) if rows <= GEMV_ROWS else pick_layout(ctx, wc)
     zk, xmax, flip = kernel_codes(layout, ctx.it(0), zx)
     bias = folded_bias(ctx, wc, zk, xmax)
     k2 = (k + 1) // 2
@@ -160,6 +162,7 @@ def qlinear(ctx: LayerCtx) -> str:
     kind = "u8 quads" if layout is QUADS else "int16 pairs"
     lines = [
         f"/* int8 GEMM: {n} weight rows x {rows} input rows, K = {k} packed as {kind}{how} */",
+        *guard,
         *decl,
         *([slot] if split is None else []),
         *chunks(rows, nc, chunk, ctx.omp().rstrip("\n") if split is not None else ""),

@@ -82,20 +82,51 @@ def quads_fit(wc: np.ndarray) -> bool:
     return qmath.pairs_fit(w)
 
 
-def layout_for(wc: np.ndarray) -> Layout:
-    """QUADS where the weights allow them (:func:`quads_fit`), else PAIRS."""
+def int8_codes(wc: np.ndarray) -> bool:
+    """Whether every centred weight is an int8 (asymmetric weights minus their zero point
+    may not be)."""
+    w = np.asarray(wc)
+    return not w.size or (int(w.min()) >= -128 and int(w.max()) <= 127)
+
+
+def layout_for(wc: np.ndarray, any_int8: bool = False) -> Layout:
+    """QUADS where the weights allow them (:func:`quads_fit`; with ``any_int8``, a build
+    whose u8 tile is exact for any int8 weights — vpdpbusd —, whenever they are int8),
+    else PAIRS."""
+    if any_int8 and int8_codes(wc):
+        return QUADS
     return QUADS if quads_fit(wc) else PAIRS
 
 
-def weight_layout(w: Value | None, rows: int) -> Layout:
-    """:func:`layout_for` of a product's weight operand ([rows, ...], a typed constant); PAIRS
-    when it is not one (a scratch size asked before the emitter refuses the layer)."""
+# A u8 layer laid out for a build whose u8 tile takes any int8 weights refuses to compile
+# where that tile is vpmaddubsw (AVX2 without VNNI), instead of saturating there.
+ANY_INT8_GUARD = [
+    "#if !QNNC_Q8U_ANY_WEIGHTS",
+    "#error \"this layer's weights need the AVX-512 VNNI u8 tile: generate the C for the "
+    "CPU level it is compiled for\"",
+    "#endif",
+]
+
+
+def pick_layout(ctx: LayerCtx, wc: np.ndarray) -> tuple[Layout, list[str]]:
+    """The layout of a product with centred weights ``wc`` in this build (the renderer's
+    ``u8_any_weights``), and the C lines that guard it (:data:`ANY_INT8_GUARD` when the
+    choice relies on vpdpbusd)."""
+    layout = layout_for(wc, ctx.renderer.u8_any_weights)
+    return layout, (ANY_INT8_GUARD if layout is QUADS and not quads_fit(wc) else [])
+
+
+def weight_layouts(w: Value | None, rows: int) -> list[Layout]:
+    """The layouts a build may pick for a product's weight operand ([rows, ...], a typed
+    constant): :func:`layout_for` with and without ``any_int8``, for scratch sizes that hold
+    either; PAIRS when it is not one (a scratch size asked before the emitter refuses the
+    layer)."""
     if w is None or w.data is None or w.type.quant is None:
-        return PAIRS
+        return [PAIRS]
     zw = np.asarray(w.type.quant.zero_point, dtype=np.int64)
     wc = w.data.astype(np.int64).reshape(rows, -1) - (zw.reshape(-1, 1) if zw.size > 1
                                                      else zw[0])
-    return layout_for(wc)
+    return list(dict.fromkeys([layout_for(wc), layout_for(wc, True)]))
 
 
 def chunk_size(k2: int, cols: int) -> int:

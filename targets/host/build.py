@@ -32,7 +32,7 @@ from targets.c.emitter import Renderer
 from targets.c.model import CSources, generate, generate_profiles
 from targets.host.bundle import bundle_files
 from targets.host.cache import clean_stale
-from targets.host.cpu import arch_flags, resolve_level
+from targets.host.cpu import arch_flags, detect_level, resolve_level
 from targets.host.wrapper import wrapper_pyx
 
 CSRC = Path(__file__).resolve().parents[2] / "csrc"
@@ -58,6 +58,12 @@ class BuildOptions:
     def resolved(self) -> BuildOptions:
         return BuildOptions(resolve_level(self.cpu), max(1, self.threads), self.opt, self.werror,
                             tuple(self.extra_cflags))
+
+    def u8_any_weights(self) -> bool:
+        """Whether this build's u8 x s8 tile is vpdpbusd (AVX-512 VNNI), exact for any int8
+        weights (targets/c/q8_gemm.layout_for)."""
+        level = resolve_level(self.cpu)
+        return level == "avx512vnni" or (level == "native" and detect_level() == "avx512vnni")
 
     def cflags(self) -> list[str]:
         # -fno-ipa-cp: gcc 12.2 at -O3 builds the PP-OCRv4 detector's f32 C wrongly (a
@@ -214,9 +220,10 @@ def _generate(graph: Graph | list[Graph], opts: BuildOptions,
               renderer: Renderer | Callable[[], Renderer] | None, titles: list[str] | None,
               version: str) -> CSources:
     def make() -> Renderer:
-        if renderer is None:
-            return HostRenderer(opts.threads)
-        return renderer if isinstance(renderer, Renderer) else renderer()
+        r = (HostRenderer(opts.threads) if renderer is None else
+             renderer if isinstance(renderer, Renderer) else renderer())
+        r.u8_any_weights = opts.u8_any_weights()
+        return r
 
     if not isinstance(graph, list):
         return generate(graph, make(), version=version)
@@ -283,7 +290,9 @@ def build_c_library(graph: Graph, folder: Path, opts: BuildOptions = BuildOption
     opts = opts.resolved()
     cc = find_cc().split()
     folder.mkdir(parents=True, exist_ok=True)
-    src = generate(graph, renderer or HostRenderer(opts.threads))
+    r = renderer or HostRenderer(opts.threads)
+    r.u8_any_weights = opts.u8_any_weights()
+    src = generate(graph, r)
     for fname, data in src.files.items():
         p = folder / fname
         p.write_bytes(data) if isinstance(data, bytes) else p.write_text(data)

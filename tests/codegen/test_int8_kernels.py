@@ -1,5 +1,6 @@
-"""The INT8 GEMM paths of csrc/qnnc_int8.h, each forced by a layer shape, bit-exact with the
-reference interpreter for --cpu generic, avx2 and (compile only here) avx512vnni.
+"""The INT8 GEMM paths of csrc/qnnc_int8.h and qnnc_int8_u8s8.h, each forced by a layer shape,
+bit-exact with the reference interpreter for --cpu generic, avx2 and, on a CPU that has it,
+avx512vnni (where every int8 weight takes the vpdpbusd u8 tile; compiled everywhere).
 
 test_ops_int8.py covers the op semantics; these shapes are chosen to reach every branch of
 the fast paths, each with full-range weights (the int16 pair kernel) and with weights the u8 x
@@ -25,6 +26,7 @@ from targets.host.cpu import is_x86_64
 from tests.codegen.harness import run_c
 from tests.codegen.test_ops_int8 import (
     CPUS,
+    GEMM_CPUS,
     check_exact,
     feeds_for,
     graph,
@@ -52,8 +54,8 @@ CONVS = {
 }
 
 
-@pytest.mark.parametrize("amax", [127, 64], ids=["int16_pairs", "u8_quads"])
-@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("amax", [127, 64], ids=["full_int8", "pair_rule"])
+@pytest.mark.parametrize("cpu", GEMM_CPUS)
 @pytest.mark.parametrize("xdt", [DType.u8, DType.i8])
 @pytest.mark.parametrize("case", sorted(CONVS))
 def test_qconv_paths(case: str, xdt: DType, cpu: str, amax: int, tmp_path: Path) -> None:
@@ -66,7 +68,8 @@ def test_qconv_paths(case: str, xdt: DType, cpu: str, amax: int, tmp_path: Path)
                         bias], attrs)
     check_exact(g, tmp_path, cpu)
     (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
-    assert ("u8 quads" in source) == (amax == 64)
+    # full-range weights take the int16 pair kernel, except where vpdpbusd takes any int8
+    assert ("u8 quads" in source) == (amax == 64 or cpu == "avx512vnni")
 
 
 DEPTHWISE = {
@@ -98,7 +101,7 @@ def test_depthwise_paths(case: str, xdt: DType, cpu: str, tmp_path: Path) -> Non
     check_exact(g, tmp_path, cpu)
 
 
-@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("cpu", GEMM_CPUS)
 @pytest.mark.parametrize("xshape,n", [((1, 2048), 1000), ((1, 1, 385), 70), ((3, 130), 9),
                                       ((64, 384), 36), ((17, 31), 5)])
 def test_qlinear_paths(xshape: tuple, n: int, cpu: str, tmp_path: Path) -> None:

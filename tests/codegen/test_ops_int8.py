@@ -8,6 +8,8 @@ width; every graph is compiled with -Wall -Werror for --cpu generic and for avx2
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,17 @@ from ir.graph import Graph
 from ir.interpreter import run as interpret
 from ir.qforms import clamp_between
 from ir.types import DType, QuantParams, TensorType
-from targets.host.build import BuildOptions, build_c_library
-from targets.host.cpu import detect_level, is_x86_64
+from targets.c.model import generate
+from targets.host.build import CSRC, BuildOptions, HostRenderer, build_c_library, find_cc
+from targets.host.cpu import arch_flags, detect_level, is_x86_64
 from tests.codegen.harness import run_c
 
 CPUS = ["generic", "avx2"] if is_x86_64() else ["generic"]
+#: the levels the GEMM paths are checked at: CPUS and AVX-512 VNNI (its vpdpbusd u8 tile takes
+#: any int8 weights), which runs only on a CPU that has it and is skipped elsewhere, saying so
+GEMM_CPUS = [*CPUS, pytest.param("avx512vnni", marks=pytest.mark.skipif(
+    detect_level() != "avx512vnni",
+    reason="this CPU has no AVX-512 VNNI: the vpdpbusd tile runs only where it is"))]
 _count = itertools.count()
 Const = tuple[np.ndarray, QuantParams | None]
 
@@ -197,7 +205,7 @@ def test_qconv_u8s8_quads_over_blocks_and_chunks(case: int, xdt: DType, cpu: str
     assert "u8 quads" in source
 
 
-@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("cpu", GEMM_CPUS)
 def test_u8s8_pairs_at_the_bound_are_exact(cpu: str, tmp_path: Path) -> None:
     """Pairs at the bound (127 + 1, 64 + 64, -128 + 0, -1 - 127) times inputs at the ends of
     the byte range: the int16 pair sums reach +-32640 and must not saturate."""
@@ -215,17 +223,49 @@ def test_u8s8_pairs_at_the_bound_are_exact(cpu: str, tmp_path: Path) -> None:
     assert "qnnc_q8u_tile" in source
 
 
-def test_pairs_past_the_bound_keep_the_int16_kernel(tmp_path: Path) -> None:
-    """One pair over the bound (127 + 2) sends the layer to the int16 kernel, still exact."""
+@pytest.mark.parametrize("cpu", ["generic", *GEMM_CPUS[len(CPUS):]])
+def test_pairs_past_the_bound(cpu: str, tmp_path: Path) -> None:
+    """One pair over the bound (127 + 2, 127 + 127 at inputs of 255: int16 sums of 64770
+    would saturate vpmaddubsw) sends the layer to the int16 kernel, still exact; an AVX-512
+    VNNI build keeps the u8 tile (vpdpbusd adds in int32), exact too."""
     w = np.zeros((4, 8, 1, 1), np.int8)
     w[2, 4, 0, 0], w[2, 5, 0, 0] = 127, 2
+    w[3, 0, 0, 0], w[3, 1, 0, 0] = 127, 127
     wq = QuantParams.per_tensor(0.01, 0)
     attrs = {"strides": [1, 1], "pads": [0, 0, 0, 0], "group": 1, "dilations": [1, 1],
              "out_dtype": "u8", "out_scale": 20.0, "out_zp": 0}
     g = graph("QConv", [qt((1, 8, 3, 3), DType.u8, 0.05, 0), (w, wq), None], attrs)
-    check_exact(g, tmp_path, "generic", feeds={"x0": np.full((1, 8, 3, 3), 255, np.uint8)})
+    check_exact(g, tmp_path, cpu, feeds={"x0": np.full((1, 8, 3, 3), 255, np.uint8)})
     (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
-    assert "int16 pairs" in source and "qnnc_q8u_tile" not in source
+    if cpu == "avx512vnni":
+        assert "u8 quads" in source and "QNNC_Q8U_ANY_WEIGHTS" in source
+    else:
+        assert "int16 pairs" in source and "qnnc_q8u_tile" not in source
+
+
+@pytest.mark.skipif(not is_x86_64(), reason="AVX2 is an x86-64 level")
+def test_vnni_layout_refuses_an_avx2_compile(tmp_path: Path) -> None:
+    """C laid out for vpdpbusd (weights past the pair rule on the u8 tile) does not compile
+    where the u8 tile would be vpmaddubsw: an #error, not saturated sums."""
+    w = np.full((6, 8, 1, 1), 127, np.int8)
+    attrs = {"strides": [1, 1], "pads": [0, 0, 0, 0], "group": 1, "dilations": [1, 1],
+             "out_dtype": "u8", "out_scale": 20.0, "out_zp": 0}
+    g = graph("QConv", [qt((1, 8, 3, 3), DType.u8, 0.05, 0),
+                        (w, QuantParams.per_tensor(0.01, 0)), None], attrs)
+    r = HostRenderer()
+    r.u8_any_weights = True
+    for name, text in generate(g, r).files.items():
+        (tmp_path / name).write_bytes(text) if isinstance(text, bytes) else \
+            (tmp_path / name).write_text(text)
+    for h in CSRC.glob("*.h"):
+        shutil.copy(h, tmp_path / h.name)
+    for flags, ok in ((arch_flags("avx2"), False), (arch_flags("avx512vnni"), True),
+                      ([], True)):
+        done = subprocess.run([find_cc(), *flags, "-fsyntax-only", "-I.", "model.c"],
+                              cwd=tmp_path, capture_output=True, text=True)
+        assert (done.returncode == 0) == ok, (flags, done.stderr)
+        if not ok:
+            assert "AVX-512 VNNI" in done.stderr
 
 
 @pytest.mark.parametrize("cpu", CPUS)
