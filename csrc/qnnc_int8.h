@@ -474,21 +474,35 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_tile_avx2(int K2, const int16_t *QNNC_RESTRICT 
 #endif
 
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
+static inline __m512i qnnc_q8_pair512(const int16_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm512_set1_epi32(v);
+}
+
 /* vpdpwssd: the int16 pair products of 16 columns added into int32 lanes in one instruction
  * (no saturation: the non-"s" form wraps, and the sums are bounded at compile time). */
 QNNC_Q8_TILE_KERNEL void qnnc_q8_tile_vnni(int K2, const int16_t *QNNC_RESTRICT A,
                                      const int16_t *QNNC_RESTRICT B, int32_t *QNNC_RESTRICT C) {
-    __m512i c[QNNC_Q8_MR];
-    for (int r = 0; r < QNNC_Q8_MR; ++r) c[r] = _mm512_setzero_si512();
+    /* six named accumulators and each row's pair broadcast from memory: an array of
+     * accumulators and a stack copy of the pairs made GCC move registers every step */
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
     for (int kp = 0; kp < K2; ++kp) {
         const int16_t *a = A + kp * 2 * QNNC_Q8_MR;
         const __m512i b = _mm512_loadu_si512((const void *)(B + kp * 2 * QNNC_Q8_NR));
-        int32_t w[QNNC_Q8_MR];
-        memcpy(w, a, sizeof w);
-        for (int r = 0; r < QNNC_Q8_MR; ++r)
-            c[r] = _mm512_dpwssd_epi32(c[r], _mm512_set1_epi32(w[r]), b);
+        c0 = _mm512_dpwssd_epi32(c0, qnnc_q8_pair512(a), b);
+        c1 = _mm512_dpwssd_epi32(c1, qnnc_q8_pair512(a + 2), b);
+        c2 = _mm512_dpwssd_epi32(c2, qnnc_q8_pair512(a + 4), b);
+        c3 = _mm512_dpwssd_epi32(c3, qnnc_q8_pair512(a + 6), b);
+        c4 = _mm512_dpwssd_epi32(c4, qnnc_q8_pair512(a + 8), b);
+        c5 = _mm512_dpwssd_epi32(c5, qnnc_q8_pair512(a + 10), b);
     }
-    for (int r = 0; r < QNNC_Q8_MR; ++r) _mm512_storeu_si512((void *)(C + 16 * r), c[r]);
+    _mm512_storeu_si512((void *)C, c0);
+    _mm512_storeu_si512((void *)(C + 16), c1);
+    _mm512_storeu_si512((void *)(C + 32), c2);
+    _mm512_storeu_si512((void *)(C + 48), c3);
+    _mm512_storeu_si512((void *)(C + 64), c4);
+    _mm512_storeu_si512((void *)(C + 80), c5);
 }
 #define qnnc_q8_tile qnnc_q8_tile_vnni
 #elif defined(__AVX2__)
