@@ -217,6 +217,43 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_vnni(int K4, const int8_t *QNNC_RESTRICT 
     _mm512_storeu_si512((void *)(C + 64), c4);
     _mm512_storeu_si512((void *)(C + 80), c5);
 }
+
+/* Two adjacent panels (B and B + pstride) against one weight tile: 12 accumulators, and each
+ * row's broadcast quad serves 32 columns (with one panel the broadcasts, one per vpdpbusd,
+ * kept the tile at about 73% of the core's vpdpbusd rate; with two, about 88%). C holds the
+ * first panel's 6 x 16 values, then the second's. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_vnni(int K4, const int8_t *QNNC_RESTRICT A,
+                                            const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
+                                            int32_t *QNNC_RESTRICT C) {
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    __m512i d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0;
+    const uint8_t *B2 = B + pstride;
+    for (int kq = 0; kq < K4; ++kq) {
+        const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+        const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
+        const __m512i e = _mm512_loadu_si512((const void *)(B2 + kq * 4 * QNNC_Q8_NR));
+        __m512i w = qnnc_q8u_quad512(a);
+        c0 = _mm512_dpbusd_epi32(c0, b, w);
+        d0 = _mm512_dpbusd_epi32(d0, e, w);
+        w = qnnc_q8u_quad512(a + 4);
+        c1 = _mm512_dpbusd_epi32(c1, b, w);
+        d1 = _mm512_dpbusd_epi32(d1, e, w);
+        w = qnnc_q8u_quad512(a + 8);
+        c2 = _mm512_dpbusd_epi32(c2, b, w);
+        d2 = _mm512_dpbusd_epi32(d2, e, w);
+        w = qnnc_q8u_quad512(a + 12);
+        c3 = _mm512_dpbusd_epi32(c3, b, w);
+        d3 = _mm512_dpbusd_epi32(d3, e, w);
+        w = qnnc_q8u_quad512(a + 16);
+        c4 = _mm512_dpbusd_epi32(c4, b, w);
+        d4 = _mm512_dpbusd_epi32(d4, e, w);
+        w = qnnc_q8u_quad512(a + 20);
+        c5 = _mm512_dpbusd_epi32(c5, b, w);
+        d5 = _mm512_dpbusd_epi32(d5, e, w);
+    }
+    const __m512i acc[2 * QNNC_Q8_MR] = {c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5};
+    for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
+}
 #define qnnc_q8u_tile qnnc_q8u_tile_vnni
 /* the u8 tile is exact for any int8 weights (the emitter may then skip the pair rule) */
 #define QNNC_Q8U_ANY_WEIGHTS 1
@@ -249,5 +286,29 @@ static inline void qnnc_q8u_tile_req(int K4, const int8_t *QNNC_RESTRICT A,
     qnnc_q8_tile_store_c(acc, ep, ch0, rows, cols, y, ldy);
 }
 #endif
+
+/* Up to 32 columns: two adjacent panels (B, B + pstride) of one weight tile, stored at y and
+ * y + 16; cols <= 16 reads the first panel only (the second may not exist). AVX-512 VNNI
+ * runs both panels in one k loop (qnnc_q8u_tile2_vnni); elsewhere it is two tiles. */
+static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
+                                      const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
+                                      const qnnc_q8_epilogue *ep, int ch0, int rows, int cols,
+                                      void *QNNC_RESTRICT y, ptrdiff_t ldy) {
+    if (cols <= QNNC_Q8_NR) {
+        qnnc_q8u_tile_req(K4, A, B, ep, ch0, rows, cols, y, ldy);
+        return;
+    }
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    __m256i acc[4 * QNNC_Q8_MR];
+    qnnc_q8u_tile2_vnni(K4, A, B, pstride, (int32_t *)acc);
+    qnnc_q8_rows_store_avx2(acc, ep, ch0, rows, QNNC_Q8_NR, (uint8_t *)y, ldy);
+    qnnc_q8_rows_store_avx2(acc + 2 * QNNC_Q8_MR, ep, ch0, rows, cols - QNNC_Q8_NR,
+                            (uint8_t *)y + QNNC_Q8_NR, ldy);
+#else
+    qnnc_q8u_tile_req(K4, A, B, ep, ch0, rows, QNNC_Q8_NR, y, ldy);
+    qnnc_q8u_tile_req(K4, A, B + pstride, ep, ch0, rows, cols - QNNC_Q8_NR,
+                      (uint8_t *)y + QNNC_Q8_NR, ldy);
+#endif
+}
 
 #endif /* QNNC_INT8_U8S8_H */

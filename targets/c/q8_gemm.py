@@ -329,15 +329,22 @@ def fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0:
         rr = minimum(left, MR)
         row0 = t * (MR * ldy) if t.value is not None else \
             Var("(ptrdiff_t)mt", t.lo, t.hi) * (MR * ldy)
+        rows_c = rr if rr.value is not None else "rr"
+        y = f"{y0} + {add(row0, Var('j') * NR)}"
+        # the u8 tiles go two panels at a time (one k loop for both on AVX-512 VNNI)
+        step, call = (2, f"qnnc_q8u_tile2_req({k2}, wt, bp + j * {layout.panel(k2)}, "
+                         f"{layout.panel(k2)}, &ep, {ch0 + t * MR}, {rows_c}, cols, {y}, "
+                         f"{ldy});") if layout is QUADS else \
+            (1, f"{layout.prefix}_tile_req({k2}, wt, bp + j * {layout.panel(k2)}, &ep, "
+                f"{ch0 + t * MR}, {rows_c}, cols, {y}, {ldy});")
+        width = step * NR
         return [
             *tile_source(wp, k2, lift(panel0) + t, narrow, layout),
             *([] if rr.value is not None else [f"const int rr = {rr};"]),
+            f"for (int j = 0; j < np; j += {step}) {{" if step > 1 else
             "for (int j = 0; j < np; ++j) {",
-            f"  const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
-            f"  {layout.prefix}_tile_req({k2}, wt, bp + j * {layout.panel(k2)}, &ep, "
-            f"{ch0 + t * MR}, "
-            f"{rr if rr.value is not None else 'rr'}, cols, {y0} + {add(row0, Var('j') * NR)}, "
-            f"{ldy});",
+            f"  const int cols = nc - j * {NR} < {width} ? nc - j * {NR} : {width};",
+            f"  {call}",
             "}",
         ]
     return tiles(ctx, mt, tile, threaded)
