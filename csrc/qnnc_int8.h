@@ -721,7 +721,38 @@ static inline void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, voi
                                int32_t hi) {
     int i = 0;
 #if defined(__AVX2__)
-    if (na >= 31 && nb >= 31 && ny >= 31) {
+    /* the high-half form with no clamps between; an input whose multiplier is exactly 1/2
+     * (the one with the larger scale: m0 = 2^30, n = 31) is requant_raw(x) = (x + 1) >> 1 */
+    const int halve_a = na == 31 && ma == (1 << 30), halve_b = nb == 31 && mb == (1 << 30);
+    if ((na >= 32 || halve_a) && (nb >= 32 || halve_b) && ny >= 32) {
+        const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
+        const __m128i sh = _mm_cvtsi32_si128(L);
+        const __m256i mav = _mm256_set1_epi32(ma), mbv = _mm256_set1_epi32(mb);
+        const __m256i myv = _mm256_set1_epi32(my), vzy = _mm256_set1_epi32(zy);
+        const __m256i ra = _mm256_set1_epi64x((int64_t)1 << (na - 1));
+        const __m256i rb = _mm256_set1_epi64x((int64_t)1 << (nb - 1));
+        const __m256i ry = _mm256_set1_epi64x((int64_t)1 << (ny - 1));
+        const __m128i sa32 = _mm_cvtsi32_si128(na - 32), sb32 = _mm_cvtsi32_si128(nb - 32);
+        const __m256i one = _mm256_set1_epi32(1);
+        const __m128i sy32 = _mm_cvtsi32_si128(ny - 32);
+        const __m256i vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi);
+        for (; i + 8 <= n; i += 8) {
+            const __m128i pa = _mm_loadl_epi64((const __m128i *)((const uint8_t *)a + i));
+            const __m128i pb = _mm_loadl_epi64((const __m128i *)((const uint8_t *)b + i));
+            const __m256i xa = _mm256_sll_epi32(_mm256_sub_epi32(
+                sa ? _mm256_cvtepi8_epi32(pa) : _mm256_cvtepu8_epi32(pa), vza), sh);
+            const __m256i xb = _mm256_sll_epi32(_mm256_sub_epi32(
+                sb ? _mm256_cvtepi8_epi32(pb) : _mm256_cvtepu8_epi32(pb), vzb), sh);
+            const __m256i s = _mm256_add_epi32(
+                halve_a ? _mm256_srai_epi32(_mm256_add_epi32(xa, one), 1)
+                        : qnnc_q8_req8_hi(xa, mav, ra, sa32),
+                halve_b ? _mm256_srai_epi32(_mm256_add_epi32(xb, one), 1)
+                        : qnnc_q8_req8_hi(xb, mbv, rb, sb32));
+            __m256i r = _mm256_add_epi32(qnnc_q8_req8_hi(s, myv, ry, sy32), vzy);
+            r = _mm256_min_epi32(_mm256_max_epi32(r, vlo), vhi);
+            qnnc_store8_avx2((uint8_t *)y + i, r, sy);
+        }
+    } else if (na >= 31 && nb >= 31 && ny >= 31) {
         const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
         const __m128i sh = _mm_cvtsi32_si128(L);
         for (; i + 8 <= n; i += 8) {

@@ -329,6 +329,18 @@ def test_qadd_equal_scales_and_clamps(cpu: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("sa,sb,sy", [(0.05, 0.02, 1e-7), (0.02, 0.05, 0.1), (0.03, 0.03, 2e-7)])
+def test_qadd_vector_forms(sa: float, sb: float, sy: float, cpu: str, tmp_path: Path) -> None:
+    """QAdd's eight-lane forms: an input at half the larger scale's multiplier (x + 1) >> 1,
+    the other and the output in the high-half form; an output multiplier of 1/2 or more
+    (a tiny output scale, saturating) keeps the sign-trick form. Exact either way."""
+    a, b = qt((3, 37), DType.u8, sa, 7), qt((3, 37), DType.i8, sb, -5)
+    attrs = {"out_dtype": "u8", "out_scale": sy, "out_zp": 100}
+    g = graph("QAdd", [a, b], attrs)
+    check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("xdt,ydt", [(DType.u8, DType.i8), (DType.i8, DType.u8),
                                      (DType.i8, DType.i8)])
 def test_requantize_and_lut(xdt: DType, ydt: DType, cpu: str, tmp_path: Path) -> None:
