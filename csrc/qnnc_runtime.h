@@ -30,6 +30,55 @@
 #define QNNC_OMP_FOR(clauses) QNNC_PRAGMA(omp parallel for clauses)
 /* which of a parallel loop's threads runs this iteration: its slice of a layer's scratch */
 #define QNNC_THREAD_ID() omp_get_thread_num()
+#include <stdlib.h>
+
+/* The team a multi-threaded build runs with, chosen per run by measured time: its full
+ * thread count, or one thread when that has been faster lately. Fork and join cost tens of
+ * microseconds per parallel loop where sleeping threads must be woken (a virtual machine),
+ * and a thread that shares its core with other work stalls every loop it is part of; in
+ * both cases one thread can beat two, and only the clock knows. Run 0 uses the full team
+ * and is not counted (cold caches); run 1 tries one thread; after that each run takes the
+ * team with the lower moving average of its run times. Now and then a run tries the other
+ * team (a probe, whose time replaces that team's average, so a change of load is seen at
+ * once): 16 runs after the last change of choice, then twice as far apart each time the
+ * choice stands, up to 256 runs. QNNC_ADAPTIVE_THREADS=0 in the environment keeps the full
+ * team. Results do not depend on the team: every parallel loop computes the same values
+ * per iteration whichever thread runs it. */
+typedef struct {
+    int full, fixed;            /* the build's thread count; 1: always the full team */
+    int current, probing;       /* this run: 0 the full team, 1 one thread; a probe? */
+    int runs, next_probe, interval;
+    double seconds[2];          /* moving averages: [0] the full team, [1] one thread */
+} qnnc_team_t;
+
+#define QNNC_TEAM_INIT(threads, fixed) {(threads), (fixed), 0, 0, 0, 18, 16, {0.0, 0.0}}
+
+static inline double qnnc_team_begin(qnnc_team_t *t, int *team) {
+    if (t->runs == 0) {
+        const char *e = getenv("QNNC_ADAPTIVE_THREADS");
+        t->fixed = t->fixed || (e != NULL && e[0] == '0');
+    }
+    const int best = t->seconds[1] < t->seconds[0];
+    t->probing = !t->fixed && t->runs > 0 && (t->runs == 1 || t->runs == t->next_probe);
+    t->current = t->fixed || t->runs == 0 ? 0 : (t->runs == 1 ? 1 : best ^ t->probing);
+    *team = t->current ? 1 : t->full;
+    return omp_get_wtime();
+}
+
+static inline void qnnc_team_end(qnnc_team_t *t, double start) {
+    const double dt = omp_get_wtime() - start;
+    double *avg = &t->seconds[t->current];
+    if (t->runs > 0) {
+        const int before = t->seconds[1] < t->seconds[0];
+        *avg = t->probing || *avg <= 0 ? dt : 0.75 * *avg + 0.25 * dt;
+        if (t->probing && t->runs > 1) {
+            const int stands = (t->seconds[1] < t->seconds[0]) == before;
+            t->interval = stands ? (t->interval < 256 ? 2 * t->interval : 256) : 16;
+            t->next_probe = t->runs + t->interval;
+        }
+    }
+    if (t->runs < 1 << 30) ++t->runs;
+}
 #else
 #define QNNC_OMP_FOR(clauses)
 #define QNNC_THREAD_ID() 0

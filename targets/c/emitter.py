@@ -154,7 +154,12 @@ class Renderer:
         if self.threads <= 1:
             return ""
         extra = f" collapse({collapse})" if collapse > 1 else ""
-        return f"QNNC_OMP_FOR(num_threads({self.threads}){extra})\n"
+        return f"QNNC_OMP_FOR(num_threads({self.team()}){extra})\n"
+
+    def team(self) -> str:
+        """The C expression of the threads a parallel loop runs with: ``qnnc_team``, which
+        qnnc_run sets per run (at most ``threads``: csrc/qnnc_runtime.h), or 1."""
+        return "qnnc_team" if self.threads > 1 else "1"
 
 
 @dataclass

@@ -525,6 +525,8 @@ def _model_c(graph: Graph, r: Renderer, plan: MemoryPlan, wbytes: int, wdecl: st
         wdecl,
         "",
         prelude,
+        *(["/* the threads of this run's parallel loops (qnnc_run sets it) */",
+           f"static int qnnc_team QNNC_UNUSED = {r.threads};"] if r.threads > 1 else []),
         *funcs,
         _infos(list(graph.inputs), "inputs"),
         _infos(list(graph.outputs), "outputs"),
@@ -535,10 +537,33 @@ def _model_c(graph: Graph, r: Renderer, plan: MemoryPlan, wbytes: int, wdecl: st
         f"    qnnc_inputs, qnnc_outputs, {plan.arena_bytes}, {wbytes}",
         "};",
         "",
-        "int qnnc_run(const void *const *inputs, void *const *outputs) {",
+        *_run_functions(r, calls),
+    ]
+    return "\n".join(parts)
+
+
+def _run_functions(r: Renderer, calls: list[str]) -> list[str]:
+    """``qnnc_run``: the layers; with threads, around them the per-run choice of the team
+    (qnnc_team_begin / qnnc_team_end of csrc/qnnc_runtime.h; a profiling build keeps the
+    full team, so that its layer times are of one team)."""
+    if r.threads <= 1:
+        return ["int qnnc_run(const void *const *inputs, void *const *outputs) {", *calls,
+                "    return 0;", "}", ""]
+    adaptive = not r.profile_layers
+    return [
+        f"static qnnc_team_t qnnc_team_state = QNNC_TEAM_INIT({r.threads}, "
+        f"{int(not adaptive)});",
+        "",
+        "static int qnnc_run_layers(const void *const *inputs, void *const *outputs) {",
         *calls,
         "    return 0;",
         "}",
         "",
+        "int qnnc_run(const void *const *inputs, void *const *outputs) {",
+        "    const double start = qnnc_team_begin(&qnnc_team_state, &qnnc_team);",
+        "    const int status = qnnc_run_layers(inputs, outputs);",
+        "    qnnc_team_end(&qnnc_team_state, start);",
+        "    return status;",
+        "}",
+        "",
     ]
-    return "\n".join(parts)

@@ -134,7 +134,7 @@ def _gemm_col2im(ctx: LayerCtx, d: dict[str, int]) -> str:
         f"float *yg = {ctx.o(0)} + {(n * d['M'] + g * d['Mg']) * plane};",
         f"memset(cols, 0, {rows * hw * 4});",
         f"qnnc_sgemm({rows}, {hw}, {d['Cg']}, {a} + {g * (rows * d['Cg'])}, {d['Cg']}, xg, {hw}, "
-        f"cols, {hw}, {ctx.renderer.threads});",
+        f"cols, {hw}, {ctx.renderer.team()});",
         *col2im,
     ]
     return "\n".join([

@@ -93,7 +93,7 @@ def conv(ctx: LayerCtx) -> str:
     else:
         body += _im2col(d, ctx.renderer.omp_for())
     body.append(f"qnnc_sgemm({d['Mg']}, {P}, {K}, {ctx.i('w')} + {g * (d['Mg'] * K)}, {K}, col, "
-                f"{P}, yg, {P}, {ctx.renderer.threads});")
+                f"{P}, yg, {P}, {ctx.renderer.team()});")
     return "\n".join([
         f"/* im2col + GEMM per image and group: Y_g[{d['Mg']} x {P}] = "
         f"W_g[{d['Mg']} x {K}] * col[{K} x {P}] */",
@@ -220,7 +220,7 @@ def gemm(ctx: LayerCtx) -> str:
     def at(idx: list) -> str:
         return f"{y}[{offset(idx, [N, 1])}]"
 
-    sgemm = f"qnnc_sgemm({M}, {N}, {K}, {A}, {K}, {B}, {N}, {y}, {N}, {ctx.renderer.threads});"
+    sgemm = f"qnnc_sgemm({M}, {N}, {K}, {A}, {K}, {B}, {N}, {y}, {N}, {ctx.renderer.team()});"
     if alpha == 1.0:
         lines += [nested_loops((M, N), lambda ij: f"{at(ij)} = {cexpr(ij)};"), sgemm]
     else:
@@ -250,4 +250,4 @@ def matmul(ctx: LayerCtx) -> str:
         f"const float *b = {x1} + {offset(idx, strb)};\n"
         f"float *y = {y} + {offset(idx, stro)};\n"
         f"memset(y, 0, sizeof(float) * {M * N});\n"
-        f"qnnc_sgemm({M}, {N}, {K}, a, {K}, b, {N}, y, {N}, {ctx.renderer.threads});"))
+        f"qnnc_sgemm({M}, {N}, {K}, a, {K}, b, {N}, y, {N}, {ctx.renderer.team()});"))
