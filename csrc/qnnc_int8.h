@@ -474,7 +474,8 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_tile_avx2(int K2, const int16_t *QNNC_RESTRICT 
 #endif
 
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
-static inline __m512i qnnc_q8_pair512(const int16_t *p) {
+/* Four bytes at p (a weight row's int16 pair or int8 quad) broadcast to every lane. */
+static inline __m512i qnnc_q8_bcast512(const void *p) {
     int32_t v;
     memcpy(&v, p, sizeof v);
     return _mm512_set1_epi32(v);
@@ -490,12 +491,12 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_tile_vnni(int K2, const int16_t *QNNC_RESTRICT 
     for (int kp = 0; kp < K2; ++kp) {
         const int16_t *a = A + kp * 2 * QNNC_Q8_MR;
         const __m512i b = _mm512_loadu_si512((const void *)(B + kp * 2 * QNNC_Q8_NR));
-        c0 = _mm512_dpwssd_epi32(c0, qnnc_q8_pair512(a), b);
-        c1 = _mm512_dpwssd_epi32(c1, qnnc_q8_pair512(a + 2), b);
-        c2 = _mm512_dpwssd_epi32(c2, qnnc_q8_pair512(a + 4), b);
-        c3 = _mm512_dpwssd_epi32(c3, qnnc_q8_pair512(a + 6), b);
-        c4 = _mm512_dpwssd_epi32(c4, qnnc_q8_pair512(a + 8), b);
-        c5 = _mm512_dpwssd_epi32(c5, qnnc_q8_pair512(a + 10), b);
+        c0 = _mm512_dpwssd_epi32(c0, qnnc_q8_bcast512(a), b);
+        c1 = _mm512_dpwssd_epi32(c1, qnnc_q8_bcast512(a + 2), b);
+        c2 = _mm512_dpwssd_epi32(c2, qnnc_q8_bcast512(a + 4), b);
+        c3 = _mm512_dpwssd_epi32(c3, qnnc_q8_bcast512(a + 6), b);
+        c4 = _mm512_dpwssd_epi32(c4, qnnc_q8_bcast512(a + 8), b);
+        c5 = _mm512_dpwssd_epi32(c5, qnnc_q8_bcast512(a + 10), b);
     }
     _mm512_storeu_si512((void *)C, c0);
     _mm512_storeu_si512((void *)(C + 16), c1);
@@ -816,6 +817,22 @@ static inline void qnnc_q8_tile_store_c(const int32_t *QNNC_RESTRICT acc,
 }
 
 #if defined(__AVX2__)
+/* A tile row's 16 result bytes stored at yr: the first cols, through the epilogue's table
+ * when there is one. */
+static inline void qnnc_q8_row_out(uint8_t *yr, __m128i bytes, int cols, const uint8_t *lut) {
+    if (!lut && cols == QNNC_Q8_NR) {
+        _mm_storeu_si128((__m128i *)yr, bytes);
+        return;
+    }
+    uint8_t t[QNNC_Q8_NR];
+    _mm_storeu_si128((__m128i *)t, bytes);
+    if (lut) {
+        for (int e = 0; e < cols; ++e) yr[e] = lut[t[e]];
+    } else {
+        memcpy(yr, t, (size_t)cols);
+    }
+}
+
 /* The requantised rows of a tile whose accumulators are in acc[2 * r + (0, 1)] (columns 0-7,
  * 8-15), stored as bytes at y + r * ldy. Out of line, so that the tile's k loop has the
  * registers to itself; the epilogue's fields are read once into locals (a byte store may
@@ -858,19 +875,8 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_avx2(const __m256i *acc, const qnnc_
         /* int32 -> int16 packs per 128-bit lane; 0xD8 puts columns 0-7 before 8-15 */
         const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
         const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
-        const __m128i bytes = sgn ? _mm_packs_epi16(lo, hi) : _mm_packus_epi16(lo, hi);
-        uint8_t *yr = y + r * ldy;
-        if (lut) {
-            uint8_t t[QNNC_Q8_NR];
-            _mm_storeu_si128((__m128i *)t, bytes);
-            for (int e = 0; e < cols; ++e) yr[e] = lut[t[e]];
-        } else if (cols == QNNC_Q8_NR) {
-            _mm_storeu_si128((__m128i *)yr, bytes);
-        } else {
-            uint8_t t[QNNC_Q8_NR];
-            _mm_storeu_si128((__m128i *)t, bytes);
-            memcpy(yr, t, (size_t)cols);
-        }
+        qnnc_q8_row_out(y + r * ldy, sgn ? _mm_packs_epi16(lo, hi) : _mm_packus_epi16(lo, hi),
+                        cols, lut);
     }
 }
 
@@ -891,7 +897,6 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_512(const int32_t *acc, const qnnc_q
     const int clamp = ep->lo > (sgn ? -128 : 0) || ep->hi < (sgn ? 127 : 255);
     const __m512i ylo = _mm512_set1_epi32(ep->lo), yhi = _mm512_set1_epi32(ep->hi);
     const __m512i zp = _mm512_set1_epi32(ep->zp), zero = _mm512_setzero_si512();
-    const __mmask16 tail = (__mmask16)((1u << cols) - 1u);
     for (int r = 0; r < rows; ++r) {
         const int q = per_channel ? ch0 + r : 0, n = nsh[q];
         const __m512i v = _mm512_loadu_si512((const void *)(acc + QNNC_Q8_NR * r));
@@ -915,18 +920,9 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_512(const int32_t *acc, const qnnc_q
                 _mm256_add_epi32(_mm512_extracti64x4_epi64(v, 1), b), &c);
             res = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1);
         }
-        const __m128i bytes = sgn ? _mm512_cvtsepi32_epi8(res)
-                                  : _mm512_cvtusepi32_epi8(_mm512_max_epi32(res, zero));
-        uint8_t *yr = y + r * ldy;
-        if (lut) {
-            uint8_t t[QNNC_Q8_NR];
-            _mm_storeu_si128((__m128i *)t, bytes);
-            for (int e = 0; e < cols; ++e) yr[e] = lut[t[e]];
-        } else if (cols == QNNC_Q8_NR) {
-            _mm_storeu_si128((__m128i *)yr, bytes);
-        } else {
-            _mm_mask_storeu_epi8(yr, tail, bytes);
-        }
+        qnnc_q8_row_out(y + r * ldy, sgn ? _mm512_cvtsepi32_epi8(res)
+                                         : _mm512_cvtusepi32_epi8(_mm512_max_epi32(res, zero)),
+                        cols, lut);
     }
 }
 #define qnnc_q8_rows_store(acc, ep, ch0, rows, cols, y, ldy) \

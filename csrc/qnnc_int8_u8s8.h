@@ -188,12 +188,6 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT 
 /* vpdpbusd: the four u8 x s8 products of a column's quad added straight into its int32 lane
  * (no int16 step, so no saturation: exact for any int8 weights), 16 columns per zmm. Rows
  * land as the AVX2 tile stores them (row r's 16 columns at C + 16r). */
-static inline __m512i qnnc_q8u_quad512(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, sizeof v);
-    return _mm512_set1_epi32(v);
-}
-
 QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_vnni(int K4, const int8_t *QNNC_RESTRICT A,
                                            const uint8_t *QNNC_RESTRICT B,
                                            int32_t *QNNC_RESTRICT C) {
@@ -203,12 +197,12 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_vnni(int K4, const int8_t *QNNC_RESTRICT 
         const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
         /* each row's quad broadcast straight from memory (a copy of the six quads to the
          * stack first made GCC store and reload them every step) */
-        c0 = _mm512_dpbusd_epi32(c0, b, qnnc_q8u_quad512(a));
-        c1 = _mm512_dpbusd_epi32(c1, b, qnnc_q8u_quad512(a + 4));
-        c2 = _mm512_dpbusd_epi32(c2, b, qnnc_q8u_quad512(a + 8));
-        c3 = _mm512_dpbusd_epi32(c3, b, qnnc_q8u_quad512(a + 12));
-        c4 = _mm512_dpbusd_epi32(c4, b, qnnc_q8u_quad512(a + 16));
-        c5 = _mm512_dpbusd_epi32(c5, b, qnnc_q8u_quad512(a + 20));
+        c0 = _mm512_dpbusd_epi32(c0, b, qnnc_q8_bcast512(a));
+        c1 = _mm512_dpbusd_epi32(c1, b, qnnc_q8_bcast512(a + 4));
+        c2 = _mm512_dpbusd_epi32(c2, b, qnnc_q8_bcast512(a + 8));
+        c3 = _mm512_dpbusd_epi32(c3, b, qnnc_q8_bcast512(a + 12));
+        c4 = _mm512_dpbusd_epi32(c4, b, qnnc_q8_bcast512(a + 16));
+        c5 = _mm512_dpbusd_epi32(c5, b, qnnc_q8_bcast512(a + 20));
     }
     _mm512_storeu_si512((void *)C, c0);
     _mm512_storeu_si512((void *)(C + 16), c1);
@@ -232,22 +226,22 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_vnni(int K4, const int8_t *QNNC_RESTRICT
         const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
         const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
         const __m512i e = _mm512_loadu_si512((const void *)(B2 + kq * 4 * QNNC_Q8_NR));
-        __m512i w = qnnc_q8u_quad512(a);
+        __m512i w = qnnc_q8_bcast512(a);
         c0 = _mm512_dpbusd_epi32(c0, b, w);
         d0 = _mm512_dpbusd_epi32(d0, e, w);
-        w = qnnc_q8u_quad512(a + 4);
+        w = qnnc_q8_bcast512(a + 4);
         c1 = _mm512_dpbusd_epi32(c1, b, w);
         d1 = _mm512_dpbusd_epi32(d1, e, w);
-        w = qnnc_q8u_quad512(a + 8);
+        w = qnnc_q8_bcast512(a + 8);
         c2 = _mm512_dpbusd_epi32(c2, b, w);
         d2 = _mm512_dpbusd_epi32(d2, e, w);
-        w = qnnc_q8u_quad512(a + 12);
+        w = qnnc_q8_bcast512(a + 12);
         c3 = _mm512_dpbusd_epi32(c3, b, w);
         d3 = _mm512_dpbusd_epi32(d3, e, w);
-        w = qnnc_q8u_quad512(a + 16);
+        w = qnnc_q8_bcast512(a + 16);
         c4 = _mm512_dpbusd_epi32(c4, b, w);
         d4 = _mm512_dpbusd_epi32(d4, e, w);
-        w = qnnc_q8u_quad512(a + 20);
+        w = qnnc_q8_bcast512(a + 20);
         c5 = _mm512_dpbusd_epi32(c5, b, w);
         d5 = _mm512_dpbusd_epi32(d5, e, w);
     }

@@ -549,10 +549,9 @@ def _run_functions(r: Renderer, calls: list[str]) -> list[str]:
     if r.threads <= 1:
         return ["int qnnc_run(const void *const *inputs, void *const *outputs) {", *calls,
                 "    return 0;", "}", ""]
-    adaptive = not r.profile_layers
     return [
         f"static qnnc_team_t qnnc_team_state = QNNC_TEAM_INIT({r.threads}, "
-        f"{int(not adaptive)});",
+        f"{int(r.profile_layers)});",
         "",
         "static int qnnc_run_layers(const void *const *inputs, void *const *outputs) {",
         *calls,

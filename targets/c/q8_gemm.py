@@ -5,8 +5,9 @@ Dense and grouped convolutions and fully connected layers run one of two GEMM mi
 output positions that stay in L2), chosen per layer from its weights (:func:`layout_for`):
 
 - ``QUADS`` (csrc/qnnc_int8_u8s8.h): raw activation bytes times int8 weights, four k per
-  step (vpmaddubsw), where every aligned weight pair passes :func:`quads_fit` — then no
-  int16 pair sum can saturate, whatever the data;
+  step: vpmaddubsw on AVX2, where every aligned weight pair passes :func:`quads_fit` — then
+  no int16 pair sum can saturate, whatever the data —, and vpdpbusd with AVX-512 VNNI, for
+  any int8 weights (the renderer's ``u8_any_weights``);
 - ``PAIRS`` (csrc/qnnc_int8.h): both operands widened to int16, two k per step (vpmaddwd),
   exact for any weights; A kept as int8 and widened one tile at a time when it fits.
 
@@ -77,9 +78,7 @@ def quads_fit(wc: np.ndarray) -> bool:
     an int8, and the pair rule (ir.qmath.pairs_fit) kept, so that no int16 pair sum of
     vpmaddubsw can saturate for any input bytes."""
     w = np.asarray(wc, dtype=np.int64).reshape(wc.shape[0], -1)
-    if w.size and (w.min() < -128 or w.max() > 127):
-        return False
-    return qmath.pairs_fit(w)
+    return int8_codes(w) and qmath.pairs_fit(w)
 
 
 def int8_codes(wc: np.ndarray) -> bool:
