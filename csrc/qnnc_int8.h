@@ -712,6 +712,15 @@ static inline void qnnc_qmul_by_n(const void *x, int sx, void *y, int sy, int n,
     }
 }
 
+#if defined(__AVX2__)
+/* (x - z) << L of eight 8-bit codes at p, as int32 lanes (QAdd's inputs). */
+static inline __m256i qnnc_q8_shifted8(const uint8_t *p, int sgn, __m256i z, __m128i sh) {
+    const __m128i b = _mm_loadl_epi64((const __m128i *)p);
+    return _mm256_sll_epi32(
+        _mm256_sub_epi32(sgn ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b), z), sh);
+}
+#endif
+
 /* QAdd of two same-shape 8-bit tensors (ir/ops/qelementwise.py): with L = ADD_SHIFT,
  * a' = requant_raw((a - za) * 2^L, ma, na), b' likewise, y = clamp(zy + requant(a' + b')).
  * Eight lanes at a time when every n >= 31 (then each step's result fits int32), else (and
@@ -738,12 +747,8 @@ static inline void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, voi
         const __m128i sy32 = _mm_cvtsi32_si128(ny - 32);
         const __m256i vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi);
         for (; i + 8 <= n; i += 8) {
-            const __m128i pa = _mm_loadl_epi64((const __m128i *)((const uint8_t *)a + i));
-            const __m128i pb = _mm_loadl_epi64((const __m128i *)((const uint8_t *)b + i));
-            const __m256i xa = _mm256_sll_epi32(_mm256_sub_epi32(
-                sa ? _mm256_cvtepi8_epi32(pa) : _mm256_cvtepu8_epi32(pa), vza), sh);
-            const __m256i xb = _mm256_sll_epi32(_mm256_sub_epi32(
-                sb ? _mm256_cvtepi8_epi32(pb) : _mm256_cvtepu8_epi32(pb), vzb), sh);
+            const __m256i xa = qnnc_q8_shifted8((const uint8_t *)a + i, sa, vza, sh);
+            const __m256i xb = qnnc_q8_shifted8((const uint8_t *)b + i, sb, vzb, sh);
             const __m256i s = _mm256_add_epi32(
                 halve_a ? _mm256_srai_epi32(_mm256_add_epi32(xa, one), 1)
                         : qnnc_q8_req8_hi(xa, mav, ra, sa32),
@@ -757,12 +762,8 @@ static inline void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, voi
         const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
         const __m128i sh = _mm_cvtsi32_si128(L);
         for (; i + 8 <= n; i += 8) {
-            const __m128i pa = _mm_loadl_epi64((const __m128i *)((const uint8_t *)a + i));
-            const __m128i pb = _mm_loadl_epi64((const __m128i *)((const uint8_t *)b + i));
-            const __m256i xa = _mm256_sll_epi32(_mm256_sub_epi32(
-                sa ? _mm256_cvtepi8_epi32(pa) : _mm256_cvtepu8_epi32(pa), vza), sh);
-            const __m256i xb = _mm256_sll_epi32(_mm256_sub_epi32(
-                sb ? _mm256_cvtepi8_epi32(pb) : _mm256_cvtepu8_epi32(pb), vzb), sh);
+            const __m256i xa = qnnc_q8_shifted8((const uint8_t *)a + i, sa, vza, sh);
+            const __m256i xb = qnnc_q8_shifted8((const uint8_t *)b + i, sb, vzb, sh);
             const __m256i s = _mm256_add_epi32(
                 qnnc_requant8_avx2(xa, ma, na, 0, INT32_MIN, INT32_MAX),
                 qnnc_requant8_avx2(xb, mb, nb, 0, INT32_MIN, INT32_MAX));
@@ -817,120 +818,107 @@ static inline void qnnc_q8_tile_store_c(const int32_t *QNNC_RESTRICT acc,
 }
 
 #if defined(__AVX2__)
-/* A tile row's 16 result bytes stored at yr: the first cols, through the epilogue's table
- * when there is one. */
-static inline void qnnc_q8_row_out(uint8_t *yr, __m128i bytes, int cols, const uint8_t *lut) {
-    if (!lut && cols == QNNC_Q8_NR) {
-        _mm_storeu_si128((__m128i *)yr, bytes);
-        return;
-    }
-    uint8_t t[QNNC_Q8_NR];
-    _mm_storeu_si128((__m128i *)t, bytes);
-    if (lut) {
-        for (int e = 0; e < cols; ++e) yr[e] = lut[t[e]];
+/* Requantised row r of a tile as 16 bytes, the row's accumulators at acc + 16r: n >= 32 in
+ * the high-half form (bias folded into the rounding term, clamped only for a fused
+ * activation's bounds: the type's own range is the saturating conversion's), n = 31 in the
+ * sign-trick form (qnnc_q8_req8_apply, clamped there). AVX-512 builds take the row's 16
+ * columns in one zmm register and convert with vpmovsdb / vpmovusdb; AVX2 in two ymm and
+ * packs. */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, int32_t bias,
+                                        qnnc_q8_req8 *c, int32_t zp, int32_t lo, int32_t hi,
+                                        int clamp, int sgn) {
+    const __m512i v = _mm512_loadu_si512((const void *)acc);
+    __m512i res;
+    if (n >= 32) {
+        const __m512i m = _mm512_set1_epi32(m0);
+        const __m512i rb = _mm512_set1_epi64((int64_t)bias * m0 + ((int64_t)1 << (n - 1)));
+        const __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, m), rb);
+        const __m512i to = _mm512_add_epi64(
+            _mm512_mul_epi32(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), m), rb);
+        const __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, 32), to);
+        res = _mm512_add_epi32(_mm512_sra_epi32(high, _mm_cvtsi32_si128(n - 32)),
+                               _mm512_set1_epi32(zp));
+        if (clamp)
+            res = _mm512_min_epi32(_mm512_max_epi32(res, _mm512_set1_epi32(lo)),
+                                   _mm512_set1_epi32(hi));
     } else {
-        memcpy(yr, t, (size_t)cols);
+        qnnc_q8_req8_mult(c, m0, n);
+        const __m256i b = _mm256_set1_epi32(bias);
+        const __m256i r0 = qnnc_q8_req8_apply(_mm256_add_epi32(_mm512_castsi512_si256(v), b), c);
+        const __m256i r1 = qnnc_q8_req8_apply(
+            _mm256_add_epi32(_mm512_extracti64x4_epi64(v, 1), b), c);
+        res = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1);
     }
+    return sgn ? _mm512_cvtsepi32_epi8(res)
+               : _mm512_cvtusepi32_epi8(_mm512_max_epi32(res, _mm512_setzero_si512()));
 }
+#else
+static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, int32_t bias,
+                                        qnnc_q8_req8 *c, int32_t zp, int32_t lo, int32_t hi,
+                                        int clamp, int sgn) {
+    const __m256i v0 = _mm256_loadu_si256((const __m256i *)acc);
+    const __m256i v1 = _mm256_loadu_si256((const __m256i *)(acc + 8));
+    __m256i r0, r1;
+    if (n >= 32) {
+        const __m256i m = _mm256_set1_epi32(m0);
+        const __m256i rb = _mm256_set1_epi64x((int64_t)bias * m0 + ((int64_t)1 << (n - 1)));
+        const __m128i sh = _mm_cvtsi32_si128(n - 32);
+        r0 = _mm256_add_epi32(qnnc_q8_req8_hi(v0, m, rb, sh), _mm256_set1_epi32(zp));
+        r1 = _mm256_add_epi32(qnnc_q8_req8_hi(v1, m, rb, sh), _mm256_set1_epi32(zp));
+        if (clamp) {
+            const __m256i vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi);
+            r0 = _mm256_min_epi32(_mm256_max_epi32(r0, vlo), vhi);
+            r1 = _mm256_min_epi32(_mm256_max_epi32(r1, vlo), vhi);
+        }
+    } else {
+        qnnc_q8_req8_mult(c, m0, n);
+        const __m256i b = _mm256_set1_epi32(bias);
+        r0 = qnnc_q8_req8_apply(_mm256_add_epi32(v0, b), c);
+        r1 = qnnc_q8_req8_apply(_mm256_add_epi32(v1, b), c);
+    }
+    /* int32 -> int16 packs per 128-bit lane; 0xD8 puts columns 0-7 before 8-15 */
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
+    const __m128i w0 = _mm256_castsi256_si128(w), w1 = _mm256_extracti128_si256(w, 1);
+    return sgn ? _mm_packs_epi16(w0, w1) : _mm_packus_epi16(w0, w1);
+}
+#endif
 
-/* The requantised rows of a tile whose accumulators are in acc[2 * r + (0, 1)] (columns 0-7,
- * 8-15), stored as bytes at y + r * ldy. Out of line, so that the tile's k loop has the
+/* The requantised rows of a tile whose accumulators are at acc (row r's 16 columns at
+ * acc + 16r), stored as bytes at y + r * ldy (the first cols of each row), through the
+ * epilogue's table when it has one. Out of line, so that the tile's k loop has the
  * registers to itself; the epilogue's fields are read once into locals (a byte store may
  * alias anything, so reading them through ep would repeat the loads for every row). */
-QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_avx2(const __m256i *acc, const qnnc_q8_epilogue *ep,
-                                                int ch0, int rows, int cols, uint8_t *y,
-                                                ptrdiff_t ldy) {
+QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store(const int32_t *acc, const qnnc_q8_epilogue *ep,
+                                           int ch0, int rows, int cols, uint8_t *y,
+                                           ptrdiff_t ldy) {
     const int per_channel = ep->per_channel, sgn = ep->sgn;
     const int32_t *const bias = ep->bias;
     const int32_t *const m0 = ep->m0;
     const int8_t *const nsh = ep->nsh;
     const uint8_t *const lut = ep->lut;
+    const int32_t zp = ep->zp, lo = ep->lo, hi = ep->hi;
     qnnc_q8_req8 c;
-    qnnc_q8_req8_out(&c, ep->zp, ep->lo, ep->hi);
-    /* a fused activation's bounds need a clamp; the type's own range is the packs' */
-    const int clamp = ep->lo > (sgn ? -128 : 0) || ep->hi < (sgn ? 127 : 255);
-    const __m256i ylo = _mm256_set1_epi32(ep->lo), yhi = _mm256_set1_epi32(ep->hi);
+    qnnc_q8_req8_out(&c, zp, lo, hi);
+    const int clamp = lo > (sgn ? -128 : 0) || hi < (sgn ? 127 : 255);
     for (int r = 0; r < rows; ++r) {
-        const int q = per_channel ? ch0 + r : 0, n = nsh[q];
-        __m256i r0, r1;
-        if (n >= 32) {
-            const __m256i m = _mm256_set1_epi32(m0[q]);
-            const __m256i rb = _mm256_set1_epi64x((int64_t)bias[ch0 + r] * m0[q] +
-                                                  ((int64_t)1 << (n - 1)));
-            const __m128i sh = _mm_cvtsi32_si128(n - 32);
-            r0 = _mm256_add_epi32(qnnc_q8_req8_hi(_mm256_load_si256(acc + 2 * r), m, rb, sh),
-                                  c.zp);
-            r1 = _mm256_add_epi32(
-                qnnc_q8_req8_hi(_mm256_load_si256(acc + 2 * r + 1), m, rb, sh), c.zp);
-            if (clamp) {
-                r0 = _mm256_min_epi32(_mm256_max_epi32(r0, ylo), yhi);
-                r1 = _mm256_min_epi32(_mm256_max_epi32(r1, ylo), yhi);
-            }
+        const int q = per_channel ? ch0 + r : 0;
+        const __m128i bytes = qnnc_q8_row_bytes(acc + QNNC_Q8_NR * r, m0[q], nsh[q],
+                                                bias[ch0 + r], &c, zp, lo, hi, clamp, sgn);
+        uint8_t *yr = y + r * ldy;
+        if (!lut && cols == QNNC_Q8_NR) {
+            _mm_storeu_si128((__m128i *)yr, bytes);
+            continue;
+        }
+        uint8_t t[QNNC_Q8_NR];
+        _mm_storeu_si128((__m128i *)t, bytes);
+        if (lut) {
+            for (int e = 0; e < cols; ++e) yr[e] = lut[t[e]];
         } else {
-            qnnc_q8_req8_mult(&c, m0[q], n);
-            const __m256i b = _mm256_set1_epi32(bias[ch0 + r]);
-            r0 = qnnc_q8_req8_apply(_mm256_add_epi32(_mm256_load_si256(acc + 2 * r), b), &c);
-            r1 = qnnc_q8_req8_apply(_mm256_add_epi32(_mm256_load_si256(acc + 2 * r + 1), b), &c);
+            memcpy(yr, t, (size_t)cols);
         }
-        /* int32 -> int16 packs per 128-bit lane; 0xD8 puts columns 0-7 before 8-15 */
-        const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
-        const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
-        qnnc_q8_row_out(y + r * ldy, sgn ? _mm_packs_epi16(lo, hi) : _mm_packus_epi16(lo, hi),
-                        cols, lut);
     }
 }
-
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-/* qnnc_q8_rows_store_avx2 with a row's 16 columns in one zmm register (AVX-512 builds): half
- * the instructions per output, and the saturating down-conversions (vpmovsdb, vpmovusdb)
- * instead of the pack-permute-pack sequence. acc holds row r's 16 int32 at acc + 16r. */
-QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store_512(const int32_t *acc, const qnnc_q8_epilogue *ep,
-                                               int ch0, int rows, int cols, uint8_t *y,
-                                               ptrdiff_t ldy) {
-    const int per_channel = ep->per_channel, sgn = ep->sgn;
-    const int32_t *const bias = ep->bias;
-    const int32_t *const m0 = ep->m0;
-    const int8_t *const nsh = ep->nsh;
-    const uint8_t *const lut = ep->lut;
-    qnnc_q8_req8 c;
-    qnnc_q8_req8_out(&c, ep->zp, ep->lo, ep->hi);
-    const int clamp = ep->lo > (sgn ? -128 : 0) || ep->hi < (sgn ? 127 : 255);
-    const __m512i ylo = _mm512_set1_epi32(ep->lo), yhi = _mm512_set1_epi32(ep->hi);
-    const __m512i zp = _mm512_set1_epi32(ep->zp), zero = _mm512_setzero_si512();
-    for (int r = 0; r < rows; ++r) {
-        const int q = per_channel ? ch0 + r : 0, n = nsh[q];
-        const __m512i v = _mm512_loadu_si512((const void *)(acc + QNNC_Q8_NR * r));
-        __m512i res;
-        if (n >= 32) {  /* qnnc_q8_req8_hi in sixteen lanes */
-            const __m512i m = _mm512_set1_epi32(m0[q]);
-            const __m512i rb = _mm512_set1_epi64((int64_t)bias[ch0 + r] * m0[q] +
-                                                 ((int64_t)1 << (n - 1)));
-            const __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, m), rb);
-            const __m512i to = _mm512_add_epi64(
-                _mm512_mul_epi32(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), m), rb);
-            const __m512i hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, 32), to);
-            res = _mm512_add_epi32(_mm512_sra_epi32(hi, _mm_cvtsi32_si128(n - 32)), zp);
-            if (clamp) res = _mm512_min_epi32(_mm512_max_epi32(res, ylo), yhi);
-        } else {  /* n = 31: the eight-lane sign-trick form on each half */
-            qnnc_q8_req8_mult(&c, m0[q], n);
-            const __m256i b = _mm256_set1_epi32(bias[ch0 + r]);
-            const __m256i r0 = qnnc_q8_req8_apply(
-                _mm256_add_epi32(_mm512_castsi512_si256(v), b), &c);
-            const __m256i r1 = qnnc_q8_req8_apply(
-                _mm256_add_epi32(_mm512_extracti64x4_epi64(v, 1), b), &c);
-            res = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1);
-        }
-        qnnc_q8_row_out(y + r * ldy, sgn ? _mm512_cvtsepi32_epi8(res)
-                                         : _mm512_cvtusepi32_epi8(_mm512_max_epi32(res, zero)),
-                        cols, lut);
-    }
-}
-#define qnnc_q8_rows_store(acc, ep, ch0, rows, cols, y, ldy) \
-    qnnc_q8_rows_store_512((const int32_t *)(acc), ep, ch0, rows, cols, y, ldy)
-#else
-#define qnnc_q8_rows_store(acc, ep, ch0, rows, cols, y, ldy) \
-    qnnc_q8_rows_store_avx2(acc, ep, ch0, rows, cols, y, ldy)
-#endif
 
 /* qnnc_q8_tile (AVX2 or VNNI) and then its epilogue: the int32 tile stays in an L1-resident
  * array between the two (requantising straight from the 12 accumulator registers made GCC keep
@@ -942,7 +930,7 @@ static inline void qnnc_q8_tile_req(int K2, const int16_t *QNNC_RESTRICT A,
                                     ptrdiff_t ldy) {
     __m256i acc[2 * QNNC_Q8_MR];
     qnnc_q8_tile(K2, A, B, (int32_t *)acc);
-    qnnc_q8_rows_store(acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
+    qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
 }
 #else
 /* elsewhere: the tile through memory, then the shared epilogue */

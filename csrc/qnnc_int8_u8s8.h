@@ -268,7 +268,7 @@ static inline void qnnc_q8u_tile_req(int K4, const int8_t *QNNC_RESTRICT A,
                                      ptrdiff_t ldy) {
     __m256i acc[2 * QNNC_Q8_MR];
     qnnc_q8u_tile(K4, A, B, (int32_t *)acc);
-    qnnc_q8_rows_store(acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
+    qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
 }
 #else
 static inline void qnnc_q8u_tile_req(int K4, const int8_t *QNNC_RESTRICT A,
@@ -295,8 +295,9 @@ static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
     __m256i acc[4 * QNNC_Q8_MR];
     qnnc_q8u_tile2_vnni(K4, A, B, pstride, (int32_t *)acc);
-    qnnc_q8_rows_store(acc, ep, ch0, rows, QNNC_Q8_NR, (uint8_t *)y, ldy);
-    qnnc_q8_rows_store(acc + 2 * QNNC_Q8_MR, ep, ch0, rows, cols - QNNC_Q8_NR,
+    qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, QNNC_Q8_NR, (uint8_t *)y, ldy);
+    qnnc_q8_rows_store((const int32_t *)(acc + 2 * QNNC_Q8_MR), ep, ch0, rows,
+                       cols - QNNC_Q8_NR,
                             (uint8_t *)y + QNNC_Q8_NR, ldy);
 #else
     qnnc_q8u_tile_req(K4, A, B, ep, ch0, rows, QNNC_Q8_NR, y, ldy);
