@@ -44,6 +44,10 @@
  * choice stands, up to 256 runs. QNNC_ADAPTIVE_THREADS=0 in the environment keeps the full
  * team. Results do not depend on the team: every parallel loop computes the same values
  * per iteration whichever thread runs it. */
+#ifndef QNNC_TEAM_CLOCK
+#define QNNC_TEAM_CLOCK() omp_get_wtime() /* seconds; a test may define its own clock */
+#endif
+
 typedef struct {
     int full, fixed;            /* the build's thread count; 1: always the full team */
     int current, probing;       /* this run: 0 the full team, 1 one thread; a probe? */
@@ -62,11 +66,11 @@ static inline double qnnc_team_begin(qnnc_team_t *t, int *team) {
     t->probing = !t->fixed && t->runs > 0 && (t->runs == 1 || t->runs == t->next_probe);
     t->current = t->fixed || t->runs == 0 ? 0 : (t->runs == 1 ? 1 : best ^ t->probing);
     *team = t->current ? 1 : t->full;
-    return omp_get_wtime();
+    return QNNC_TEAM_CLOCK();
 }
 
 static inline void qnnc_team_end(qnnc_team_t *t, double start) {
-    const double dt = omp_get_wtime() - start;
+    const double dt = QNNC_TEAM_CLOCK() - start;
     double *avg = &t->seconds[t->current];
     if (t->runs > 0) {
         const int before = t->seconds[1] < t->seconds[0];
