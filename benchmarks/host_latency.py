@@ -64,6 +64,7 @@ from benchmarks.common import (
 from benchmarks.corpus_feeds import CORPUS, fixed_model, timing_samples
 from benchmarks.int8_peak import PeakResult
 from compiler.api import DEFAULT_CALIB_METHOD, CompiledModel, compile_model, load_model
+from compiler.cli_profile import layer_profile, profile_text
 from compiler.examples import EXAMPLES, build_example
 from compiler.flops import node_cost
 from compiler.options import DEFAULT_WEIGHT_RANGE, WEIGHT_RANGE_CHOICES, CompileOptions
@@ -157,6 +158,7 @@ class ModelResult:
     sqnr_qnnc: float | None = None
     sqnr_ort: float | None = None
     compile: CompileTimes | None = None
+    profile: str = ""  # qnnc's per-layer profile at the first thread count (--profile)
 
     def row(self, threads: int) -> Row | None:
         return next((r for r in self.rows if r.threads == threads), None)
@@ -245,8 +247,11 @@ def bench_model(
     time_compile: bool = False,
     ort_spin: bool = False,
     weight_range: str = DEFAULT_WEIGHT_RANGE,
+    profile: int = 0,
 ) -> ModelResult:
-    """Compile, quantise and time one example model; failures become notes and n/a cells."""
+    """Compile, quantise and time one example model; failures become notes and n/a cells.
+    ``profile`` > 0: also qnnc's per-layer profile (that many slowest layers) at the first
+    thread count, as ``qnnc bench --profile`` prints it."""
     res = ModelResult(name)
     if name in CORPUS:  # a trained model at its realistic shape, on realistic inputs
         model = fixed_model(name)
@@ -294,6 +299,13 @@ def bench_model(
         time_rows(res, threads, qnnc, sessions_q, sessions_f, feeds, out_names,
                   warmup=warmup, repeat=repeat, budget_s=budget_s)
     log(f"{name}: timed ({time.perf_counter() - t0:.0f} s)")
+    if profile and threads[0] in qnnc:
+        try:
+            res.profile = profile_text(layer_profile(qnnc[threads[0]], feeds,
+                                                     threads=threads[0], cpu="auto", runs=10,
+                                                     warmup=2), top=profile)
+        except Exception as e:  # noqa: BLE001
+            res.notes.append(f"per-layer profile n/a ({why(e)})")
     return res
 
 
@@ -420,6 +432,9 @@ def report(results: list[ModelResult], peak: PeakResult | None, threads: Sequenc
     out.append(format_table(
         ["model", "qnnc vs interpreter (same int8 graph)", "SQNR qnnc int8", "SQNR ORT int8"],
         [[r.name, r.exact, fmt(r.sqnr_qnnc, 1), fmt(r.sqnr_ort, 1)] for r in results]))
+    for r in results:
+        if r.profile:
+            out += ["", f"{r.name}: {r.profile}"]
     return "\n".join(out)
 
 
@@ -487,6 +502,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="qnnc build cache (default: a fresh temporary one, so the first "
                     "compile is cold)")
     ap.add_argument("--no-peak", action="store_true", help="skip the INT8 peak measurement")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="also print qnnc's per-layer profile of each model at the first "
+                         "thread count: its N slowest layers and the time per op kind "
+                         "(qnnc bench --profile)")
     ap.add_argument("--omp-wait", choices=("passive", "active"), default=None,
                     help="OMP_WAIT_POLICY for qnnc's OpenMP threads (default: qnnc's, "
                     "passive, unless the environment sets it; active spins)")
@@ -529,7 +548,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         results = run(names, threads=threads, n_calib=args.calib, warmup=args.warmup,
                       repeat=args.repeat, budget_s=args.budget,
                       cache_dir=args.cache_dir or tmp, calib_method=args.calib_method,
-                      ort_spin=args.ort_spin == "on", weight_range=args.weight_range)
+                      ort_spin=args.ort_spin == "on", weight_range=args.weight_range,
+                      profile=args.profile)
     settings = (f"threads {threads}, {args.calib} calibration samples (qnnc {args.calib_method}, "
                 f"ORT MinMax), warm-up {args.warmup}, rounds "
                 f"{args.repeat or f'adaptive (~{args.budget:g} s per model and thread count)'}"
