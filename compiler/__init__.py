@@ -15,6 +15,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ir.blas_kernels import pin as _pin_blas
+
+_pin_blas()  # before numpy loads (ir/blas_kernels.py)
+
 _HOMES = {
     "CompiledModel": "compiler.api",
     "compile_model": "compiler.api",

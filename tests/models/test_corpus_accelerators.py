@@ -66,25 +66,41 @@ def _inner_islands(cm: CompiledModel) -> set[str]:
             if n.op in FLOAT_REDUCTIONS and id(n.outputs[0]) not in outs}
 
 
+def _output_steps(cm: CompiledModel) -> dict[str, float]:
+    """One code step of each float output that a Dequantize makes from 8-bit codes."""
+    steps = {}
+    producers = cm.graph.producers()
+    for v in cm.graph.outputs:
+        node = producers.get(id(v))
+        if node is not None and node.op == "Dequantize" and node.inputs[0] is not None:
+            q = node.inputs[0].type.quant
+            if q is not None and not q.per_channel:
+                steps[v.name] = float(q.scale[0])
+    return steps
+
+
 def check_corpus(case: CorpusCase, target: str, out: Path) -> None:
     ref = _reference(case)
     cm = compile_model(case.model(), input_shapes=case.shapes, precision="int8",
                        calibration=case.calibration(), target=target, output_dir=out)
     feeds = case.evaluation()
-    host = (compile_model(ref.graph, precision="int8", target="host")
-            if _inner_islands(ref) else None)
+    islands = _inner_islands(ref)
+    steps = _output_steps(ref)
     cm.reset_counters()
     for f in feeds:
         want = interpret(ref.graph, f)
-        if host is not None:
-            want = dict(zip(host.output_names, host.run(None, f)))
         got = cm.run(None, f)
         for (k, w), g in zip(want.items(), got):
             assert g.dtype == w.dtype and g.shape == w.shape, k
             if np.array_equal(g, w):
                 continue
+            assert w.dtype.kind == "f", (k, float(np.abs(g - w).max()))
+            if islands and k in steps:
+                # a float op inside the graph (Softmax, ...) rounds in C as libm and the
+                # compiler's vector width have it: a code after it may move by one step
+                assert float(np.abs(g - w).max()) <= steps[k] * (1 + 1e-6), (k, islands)
+                continue
             # only a float tail after the last integer layer may differ (libm, sum order)
-            assert w.dtype.kind == "f" and host is None, (k, float(np.abs(g - w).max()))
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, err_msg=k)
     _check_plans(cm, len(feeds))
     cm.reset_counters()  # the report compares the counters of one run with the model
