@@ -15,9 +15,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ir.blas_kernels import pin as _pin_blas
+from compiler.blas_kernels import pin as _pin_blas
 
-_pin_blas()  # before numpy loads (ir/blas_kernels.py)
+_pin_blas()  # before numpy loads (compiler/blas_kernels.py); imports nothing heavy itself
 
 _HOMES = {
     "CompiledModel": "compiler.api",

@@ -10,11 +10,12 @@ which every such CPU runs) makes the interpreter's float products, and so everyt
 calibrated from them, the same on all of them.
 
 OpenBLAS reads ``OPENBLAS_CORETYPE`` once, when numpy loads it, so :func:`pin` must run
-before numpy is imported: ``ir`` and ``compiler`` call it first thing, and the qnnc pytest
-plugin loads them before any test module. A user who imports numpy before qnnc keeps the
-CPU's own kernels (calibration still works; scales may differ in the last bits across CPU
-families). A value already set in the environment is left alone, and CPUs without AVX2 and
-FMA (and other architectures) are not touched.
+before numpy is imported: the ``compiler`` package calls it first thing (this module imports
+only the standard library, so ``qnnc --version`` stays instant), and the qnnc command and
+pytest plugin load ``compiler`` before anything imports numpy. A user who imports numpy
+before qnnc keeps the CPU's own kernels (calibration still works; scales may differ in the
+last bits across CPU families). A value already set in the environment is left alone, and
+CPUs without AVX2 and FMA (and other architectures) are not touched.
 """
 
 from __future__ import annotations

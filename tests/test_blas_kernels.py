@@ -1,4 +1,4 @@
-"""The OpenBLAS kernel pin (ir/blas_kernels.py): in effect for this process on an AVX2
+"""The OpenBLAS kernel pin (compiler/blas_kernels.py): in effect for this process on an AVX2
 x86-64 CPU, and never overriding the user's setting or touching other machines."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from ir import blas_kernels
+from compiler import blas_kernels
 
 
 def test_pinned_before_numpy_loaded_here() -> None:
-    """The qnnc pytest plugin imports ir before any test module imports numpy."""
+    """The qnnc pytest plugin imports compiler before any test module imports numpy."""
     if blas_kernels._has_avx2_fma() and blas_kernels.platform.machine() in ("x86_64", "AMD64"):
         assert os.environ.get("OPENBLAS_CORETYPE") == blas_kernels.CORETYPE
 
