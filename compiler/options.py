@@ -137,12 +137,9 @@ class CompileOptions:
             return self.weight_range
         if self.target != "host" or self.target_file is not None:
             return "int8"
-        from targets.host.cpu import detect_level, resolve_level
+        from targets.host.cpu import effective_level
 
-        level = resolve_level(self.cpu)
-        if level == "native":
-            level = detect_level()
-        return "paired" if level == "avx2" else "int8"
+        return "paired" if effective_level(self.cpu) == "avx2" else "int8"
 
     def check(self) -> None:
         """Reject values no compile can use, with what to give instead."""

@@ -32,7 +32,7 @@ from targets.c.emitter import Renderer
 from targets.c.model import CSources, generate, generate_profiles
 from targets.host.bundle import bundle_files
 from targets.host.cache import clean_stale
-from targets.host.cpu import arch_flags, detect_level, resolve_level
+from targets.host.cpu import arch_flags, effective_level, resolve_level
 from targets.host.wrapper import wrapper_pyx
 
 CSRC = Path(__file__).resolve().parents[2] / "csrc"
@@ -62,8 +62,7 @@ class BuildOptions:
     def u8_any_weights(self) -> bool:
         """Whether this build's u8 x s8 tile is vpdpbusd (AVX-512 VNNI), exact for any int8
         weights (targets/c/q8_gemm.layout_for)."""
-        level = resolve_level(self.cpu)
-        return level == "avx512vnni" or (level == "native" and detect_level() == "avx512vnni")
+        return effective_level(self.cpu) == "avx512vnni"
 
     def cflags(self) -> list[str]:
         # -fno-ipa-cp: gcc 12.2 at -O3 builds the PP-OCRv4 detector's f32 C wrongly (a

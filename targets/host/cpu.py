@@ -66,6 +66,13 @@ def resolve_level(cpu: str | None) -> str:
     return cpu
 
 
+def effective_level(cpu: str | None) -> str:
+    """The instruction level a build for ``cpu`` has: :func:`resolve_level`, with ``native``
+    read off this machine (``native`` builds with -march=native)."""
+    level = resolve_level(cpu)
+    return detect_level() if level == "native" else level
+
+
 def arch_flags(level: str) -> list[str]:
     """Compiler flags for ``level`` (x86-64 only; other machines get none but native)."""
     if not is_x86_64():

@@ -12,7 +12,7 @@ from ir.types import DType, TensorType
 from targets.c.emitter import emitter_for
 from targets.c.memory import plan_memory
 from targets.c.names import NameTable, c_comment, ident_part
-from targets.host.cpu import arch_flags, detect_level, resolve_level
+from targets.host.cpu import arch_flags, detect_level, effective_level, resolve_level
 
 
 def _plan(g: Graph):  # noqa: ANN202 - a test helper
@@ -97,3 +97,6 @@ def test_levels_and_flags() -> None:
         resolve_level("pentium")
     assert "-mfma" in arch_flags("avx2") or arch_flags("avx2") == []
     assert np.all([f.startswith("-m") for f in arch_flags("avx512vnni")])
+    # native builds have this machine's level (what the u8 tile and the weight codes follow)
+    assert effective_level("native") == detect_level()
+    assert effective_level("avx2") == "avx2"
