@@ -74,6 +74,7 @@ from compiler.ort_compare import ort_session as ort_session  # re-exported
 from ir.graph import Graph
 from ir.interpreter import run as interpret
 from ir.types import DType
+from targets.host.build import set_omp_defaults
 
 MODELS = ["resnet50", "squeezenet", "shufflenet", "inception_v1", "densenet121",
           "mobilenetv2", "bert_encoder", *CORPUS]
@@ -483,6 +484,14 @@ def compile_lines(name: str, c: CompileTimes) -> list[str]:
     ]
 
 
+def omp_setting() -> str:
+    """How qnnc's OpenMP threads wait, as the run had it (qnnc's defaults filled in)."""
+    set_omp_defaults()
+    spin = os.environ.get("GOMP_SPINCOUNT")
+    return (f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
+            + (f", GOMP_SPINCOUNT={spin}" if spin is not None else ""))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=",".join(MODELS),
@@ -508,7 +517,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "(qnnc bench --profile)")
     ap.add_argument("--omp-wait", choices=("passive", "active"), default=None,
                     help="OMP_WAIT_POLICY for qnnc's OpenMP threads (default: qnnc's, "
-                    "passive, unless the environment sets it; active spins)")
+                    "passive after a short spin, unless the environment sets it; passive "
+                    "sleeps at once, active spins)")
     ap.add_argument("--ort-spin", choices=("on", "off"), default="off",
                     help="onnxruntime's worker threads spin-wait between parallel sections "
                     "(on: its default) or sleep (off, the default here: in one process a "
@@ -553,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = (f"threads {threads}, {args.calib} calibration samples (qnnc {args.calib_method}, "
                 f"ORT MinMax), warm-up {args.warmup}, rounds "
                 f"{args.repeat or f'adaptive (~{args.budget:g} s per model and thread count)'}"
-                f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE (qnnc default)')}"
+                f", {omp_setting()}"
                 f", onnxruntime spinning {args.ort_spin}, qnnc weights {weights}"
                 f"{' (auto)' if args.weight_range == 'auto' else ''}")
     print(report(results, peak, threads, settings, weights != "int8"))

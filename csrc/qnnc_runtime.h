@@ -37,25 +37,31 @@
  * microseconds per parallel loop where sleeping threads must be woken (a virtual machine),
  * and a thread that shares its core with other work stalls every loop it is part of; in
  * both cases one thread can beat two, and only the clock knows. Run 0 uses the full team
- * and is not counted (cold caches); run 1 tries one thread; after that each run takes the
- * team with the lower moving average of its run times. Now and then a run tries the other
- * team (a probe, whose time replaces that team's average, so a change of load is seen at
- * once): 16 runs after the last change of choice, then twice as far apart each time the
- * choice stands, up to 256 runs. QNNC_ADAPTIVE_THREADS=0 in the environment keeps the full
- * team. Results do not depend on the team: every parallel loop computes the same values
- * per iteration whichever thread runs it. */
+ * and is not counted (cold caches); runs 1 to QNNC_TEAM_TRIALS alternate one thread and the
+ * full team, and each team's fastest of them is its first estimate (a single slow run, say
+ * the first wake-up of the threads, must not decide). After that each run takes the team
+ * with the lower moving average of its run times. Now and then the other team is probed
+ * for QNNC_TEAM_PROBE runs, whose fastest replaces that team's average (so a change of load
+ * is seen at once): 16 runs after the trials or a change of choice, then twice as far apart
+ * each time the choice stands, up to 256 runs. QNNC_ADAPTIVE_THREADS=0 in the environment
+ * keeps the full team. Results do not depend on the team: every parallel loop computes the
+ * same values per iteration whichever thread runs it. */
 #ifndef QNNC_TEAM_CLOCK
 #define QNNC_TEAM_CLOCK() omp_get_wtime() /* seconds; a test may define its own clock */
 #endif
+#define QNNC_TEAM_TRIALS 6
+#define QNNC_TEAM_PROBE 2
 
 typedef struct {
     int full, fixed;            /* the build's thread count; 1: always the full team */
-    int current, probing;       /* this run: 0 the full team, 1 one thread; a probe? */
+    int current;                /* this run: 0 the full team, 1 one thread */
+    int probe_left, probe_from; /* runs left of the probe under way; the choice before it */
     int runs, next_probe, interval;
     double seconds[2];          /* moving averages: [0] the full team, [1] one thread */
 } qnnc_team_t;
 
-#define QNNC_TEAM_INIT(threads, fixed) {(threads), (fixed), 0, 0, 0, 18, 16, {0.0, 0.0}}
+#define QNNC_TEAM_INIT(threads, fixed) \
+    {(threads), (fixed), 0, 0, 0, 0, QNNC_TEAM_TRIALS + 17, 16, {0.0, 0.0}}
 
 static inline double qnnc_team_begin(qnnc_team_t *t, int *team) {
     if (t->runs == 0) {
@@ -63,8 +69,17 @@ static inline double qnnc_team_begin(qnnc_team_t *t, int *team) {
         t->fixed = t->fixed || (e != NULL && e[0] == '0');
     }
     const int best = t->seconds[1] < t->seconds[0];
-    t->probing = !t->fixed && t->runs > 0 && (t->runs == 1 || t->runs == t->next_probe);
-    t->current = t->fixed || t->runs == 0 ? 0 : (t->runs == 1 ? 1 : best ^ t->probing);
+    if (t->fixed || t->runs == 0) {
+        t->current = 0;
+    } else if (t->runs <= QNNC_TEAM_TRIALS) {
+        t->current = t->runs & 1;  /* odd runs one thread, even runs the full team */
+    } else {
+        if (t->probe_left == 0 && t->runs >= t->next_probe) {
+            t->probe_left = QNNC_TEAM_PROBE;
+            t->probe_from = best;
+        }
+        t->current = t->probe_left ? !t->probe_from : best;
+    }
     *team = t->current ? 1 : t->full;
     return QNNC_TEAM_CLOCK();
 }
@@ -72,13 +87,18 @@ static inline double qnnc_team_begin(qnnc_team_t *t, int *team) {
 static inline void qnnc_team_end(qnnc_team_t *t, double start) {
     const double dt = QNNC_TEAM_CLOCK() - start;
     double *avg = &t->seconds[t->current];
-    if (t->runs > 0) {
-        const int before = t->seconds[1] < t->seconds[0];
-        *avg = t->probing || *avg <= 0 ? dt : 0.75 * *avg + 0.25 * dt;
-        if (t->probing && t->runs > 1) {
-            const int stands = (t->seconds[1] < t->seconds[0]) == before;
-            t->interval = stands ? (t->interval < 256 ? 2 * t->interval : 256) : 16;
-            t->next_probe = t->runs + t->interval;
+    if (t->runs > 0 && !t->fixed) {
+        if (t->runs <= QNNC_TEAM_TRIALS) {
+            *avg = *avg <= 0 || dt < *avg ? dt : *avg;
+        } else if (t->probe_left) {
+            *avg = t->probe_left == QNNC_TEAM_PROBE || dt < *avg ? dt : *avg;
+            if (--t->probe_left == 0) {
+                const int stands = (t->seconds[1] < t->seconds[0]) == t->probe_from;
+                t->interval = stands ? (t->interval < 256 ? 2 * t->interval : 256) : 16;
+                t->next_probe = t->runs + 1 + t->interval;
+            }
+        } else {
+            *avg = 0.75 * *avg + 0.25 * dt;
         }
     }
     if (t->runs < 1 << 30) ++t->runs;

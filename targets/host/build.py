@@ -304,19 +304,33 @@ def build_c_library(graph: Graph, folder: Path, opts: BuildOptions = BuildOption
 
 
 #: libgomp's wait policy for the OpenMP threads of multi-threaded builds, unless the user set
-#: OMP_WAIT_POLICY: threads sleep at the end of a parallel loop instead of spinning. Spinning
-#: saves a wake-up of microseconds on an idle machine, but when other work shares the cores
-#: a spinning thread takes the time slice its sibling needs (resnet50 at 2 threads on a
-#: loaded 2-core machine: 107.5 ms spinning, 66.7 ms passive; PP-OCRv4 det: 81 vs 41 ms).
+#: OMP_WAIT_POLICY: threads sleep at the end of a parallel loop instead of spinning for good.
+#: A thread spinning without end takes the time slice its sibling needs when other work
+#: shares the cores (resnet50 at 2 threads on a loaded 2-core machine: 107.5 ms spinning,
+#: 66.7 ms passive; PP-OCRv4 det: 81 vs 41 ms).
 DEFAULT_OMP_WAIT_POLICY = "PASSIVE"
+#: ... but first a short spin (libgomp's GOMP_SPINCOUNT, given when the user set neither it
+#: nor OMP_WAIT_POLICY): a thread that finds the next parallel loop within the spin needs no
+#: wake-up, which costs tens of microseconds per loop on a virtual machine. Measured in
+#: benchmarks/README.md (threads): on a quiet 2-core machine the spin is what lets 2 threads
+#: beat 1; a long spin (100000) made loaded runs slower than one thread, this one does not.
+DEFAULT_GOMP_SPINCOUNT = "10000"
+
+
+def set_omp_defaults() -> None:
+    """qnnc's OpenMP settings in the environment, where the user has not given their own;
+    libgomp reads them when it is first loaded, so this runs before that."""
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = DEFAULT_GOMP_SPINCOUNT
+    os.environ.setdefault("OMP_WAIT_POLICY", DEFAULT_OMP_WAIT_POLICY)
 
 
 def load_extension(path: Path, name: str) -> ModuleType:
-    """Import the built extension by path (no sys.path changes). libgomp reads its settings
-    when it is first loaded, so OMP_WAIT_POLICY is given its default here, before that."""
+    """Import the built extension by path (no sys.path changes), with qnnc's OpenMP
+    defaults set first (set_omp_defaults)."""
     if name in sys.modules:
         return sys.modules[name]
-    os.environ.setdefault("OMP_WAIT_POLICY", DEFAULT_OMP_WAIT_POLICY)
+    set_omp_defaults()
     loader = importlib.machinery.ExtensionFileLoader(name, str(path))
     spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
     if spec is None:

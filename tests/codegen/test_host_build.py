@@ -222,17 +222,28 @@ def test_cli_compile_target_host(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "model.c").is_file()
 
 
-def test_builds_load_with_the_passive_wait_policy_unless_set(
+def test_builds_load_with_qnnc_wait_settings_unless_set(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """libgomp reads OMP_WAIT_POLICY when it loads: qnnc gives it its default first, and
-    leaves a user's own setting alone."""
-    from targets.host.build import load_extension
+    """libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT when it loads: qnnc gives them its
+    defaults first (passive after a short spin), and leaves a user's own setting alone — a
+    user's wait policy without a spin count keeps libgomp's spin for that policy."""
+    from targets.host.build import DEFAULT_GOMP_SPINCOUNT, load_extension
+
+    def load(name: str) -> None:
+        with pytest.raises(Exception):  # noqa: B017 - no such file: the defaults come first
+            load_extension(tmp_path / "missing.so", name)
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    with pytest.raises(Exception):  # noqa: B017 - no such file: the default is set first
-        load_extension(tmp_path / "missing.so", "qnnc_missing_for_policy_test")
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    load("qnnc_missing_for_policy_test")
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert os.environ["GOMP_SPINCOUNT"] == DEFAULT_GOMP_SPINCOUNT
+    monkeypatch.delenv("GOMP_SPINCOUNT")
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    with pytest.raises(Exception):  # noqa: B017
-        load_extension(tmp_path / "missing.so", "qnnc_missing_for_policy_test2")
+    load("qnnc_missing_for_policy_test2")
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert "GOMP_SPINCOUNT" not in os.environ
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "0")
+    load("qnnc_missing_for_policy_test3")
+    assert (os.environ["OMP_WAIT_POLICY"], os.environ["GOMP_SPINCOUNT"]) == ("PASSIVE", "0")

@@ -18,8 +18,9 @@ from tests.codegen.harness import c_runner
 from tests.codegen.test_ops_int8 import feeds_for, graph, out_attrs, rand_q, weights
 
 # A C driver of qnnc_team_begin/end on a simulated clock (QNNC_TEAM_CLOCK): each run takes
-# a chosen time per team, and the two times swap at run SWAP (a change of load). It prints how
-# many runs from run 2 (or from the swap) used one thread.
+# a chosen time per team, the two times swap at run SWAP (a change of load), and run SLOW
+# takes ten times as long. It prints how many runs from run 2 (or from the swap) used one
+# thread.
 DRIVER = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ static qnnc_team_t st = QNNC_TEAM_INIT(2, 0);
 int main(int argc, char **argv) {
     double full = atof(argv[1]), one = atof(argv[2]);
     const int runs = atoi(argv[3]), swap = argc > 4 ? atoi(argv[4]) : runs;
+    const int slow = argc > 5 ? atoi(argv[5]) : -1;
     int single = 0, team = 0;
     for (int r = 0; r < runs; ++r) {
         if (r == swap) {
@@ -39,7 +41,7 @@ int main(int argc, char **argv) {
             single = 0;
         }
         const double t0 = qnnc_team_begin(&st, &team);
-        now += team == 1 ? one : full;
+        now += (team == 1 ? one : full) * (r == slow ? 10.0 : 1.0);
         qnnc_team_end(&st, t0);
         if (r >= 2) single += team == 1;
     }
@@ -60,28 +62,36 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def singles(exe: Path, full: float, one: float, runs: int, swap: int | None = None,
-            **env: str) -> int:
-    args = [str(exe), str(full), str(one), str(runs)] + ([] if swap is None else
-                                                               [str(swap)])
+            slow_run: int | None = None, **env: str) -> int:
+    args = [str(exe), str(full), str(one), str(runs), str(runs if swap is None else swap),
+            str(-1 if slow_run is None else slow_run)]
     out = subprocess.run(args, check=True,
                          capture_output=True, text=True, env={**os.environ, **env})
     return int(out.stdout)
 
 
 def test_the_faster_team_wins_after_its_probes(driver: Path) -> None:
-    """One thread three times faster: run 0 (not counted) and run 2 use the full team,
-    run 1 tries one thread; then one thread, except the probes of the full team at runs 18
-    and 50 (16, then 32 runs apart). The full team three times faster: one thread only at
-    the probes, runs 1, 18 and 50."""
-    assert singles(driver, 3.0, 1.0, 60) == 58 - 3
-    assert singles(driver, 1.0, 3.0, 60) == 2
+    """One thread three times faster: run 0 (not counted) uses the full team, runs 1-6
+    alternate one thread and the full team (runs 2, 4, 6 counted here); then one thread,
+    except the two-run probes of the full team at runs 23-24 and 57-58 (16, then 32 runs
+    apart). The full team three times faster: one thread only in the trials (runs 3 and 5)
+    and at the probes."""
+    assert singles(driver, 3.0, 1.0, 60) == 58 - 7
+    assert singles(driver, 1.0, 3.0, 60) == 6
 
 
 def test_a_change_of_load_is_followed(driver: Path) -> None:
     """One thread faster until run 40, then the full team: one thread keeps running until
-    the probe at run 50 sees the full team's new time (runs 40-49), then only at its probes
-    (runs 66 and 98: 16, then 32 runs after the change of choice)."""
-    assert singles(driver, 3.0, 1.0, 120, swap=40) == 10 + 2
+    the probe at runs 57-58 sees the full team's new time (runs 40-56), then only at its
+    probes (runs 75-76 and 109-110: 16, then 32 runs after the change of choice)."""
+    assert singles(driver, 3.0, 1.0, 120, swap=40) == 17 + 4
+
+
+def test_one_slow_trial_does_not_decide(driver: Path) -> None:
+    """The full team twice as fast, but its first counted run (run 2) slow, as a first
+    wake-up of the threads can be: the trials' fastest run still picks the full team, and
+    one thread runs only in the trials (runs 3 and 5) and its probe (runs 23-24)."""
+    assert singles(driver, 1.0, 2.0, 30, slow_run=2) == 4
 
 
 def test_the_full_team_can_be_kept(driver: Path) -> None:
