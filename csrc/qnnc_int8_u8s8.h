@@ -212,6 +212,31 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_vnni(int K4, const int8_t *QNNC_RESTRICT 
     _mm512_storeu_si512((void *)(C + 80), c5);
 }
 
+/* The first 8 columns of a panel in ymm registers, for a chunk's last few columns: on Zen 4
+ * a ymm vpdpbusd issues at nearly twice the rate of a zmm one, so 8 columns cost about half
+ * of 16 (a 7x7 feature map's 49 columns: three 16-column panels and one of these). Row r's
+ * 8 values land at C + 16r, its other 8 are zero. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile8_vnni(int K4, const int8_t *QNNC_RESTRICT A,
+                                            const uint8_t *QNNC_RESTRICT B,
+                                            int32_t *QNNC_RESTRICT C) {
+    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    for (int kq = 0; kq < K4; ++kq) {
+        const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(B + kq * 4 * QNNC_Q8_NR));
+        c0 = _mm256_dpbusd_epi32(c0, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a)));
+        c1 = _mm256_dpbusd_epi32(c1, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a + 4)));
+        c2 = _mm256_dpbusd_epi32(c2, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a + 8)));
+        c3 = _mm256_dpbusd_epi32(c3, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a + 12)));
+        c4 = _mm256_dpbusd_epi32(c4, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a + 16)));
+        c5 = _mm256_dpbusd_epi32(c5, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a + 20)));
+    }
+    const __m256i acc[QNNC_Q8_MR] = {c0, c1, c2, c3, c4, c5};
+    for (int i = 0; i < QNNC_Q8_MR; ++i) {
+        _mm256_storeu_si256((__m256i *)(C + 16 * i), acc[i]);
+        _mm256_storeu_si256((__m256i *)(C + 16 * i + 8), _mm256_setzero_si256());
+    }
+}
+
 /* Two adjacent panels (B and B + pstride) against one weight tile: 12 accumulators, and each
  * row's broadcast quad serves 32 columns instead of 16 (one broadcast per vpdpbusd was the
  * one-panel tile's limit; ResNet-50 on one Zen 4 core went from 31.6 to 28.7 ms with this).
@@ -283,17 +308,29 @@ static inline void qnnc_q8u_tile_req(int K4, const int8_t *QNNC_RESTRICT A,
 
 /* Up to 32 columns: two adjacent panels (B, B + pstride) of one weight tile, stored at y and
  * y + 16; cols <= 16 reads the first panel only (the second may not exist). AVX-512 VNNI
- * runs both panels in one k loop (qnnc_q8u_tile2_vnni); elsewhere it is two tiles. */
+ * runs both panels in one k loop (qnnc_q8u_tile2_vnni), and a last panel of at most 8
+ * columns in ymm (qnnc_q8u_tile8_vnni); elsewhere it is two tiles. */
 static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
                                       const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
                                       const qnnc_q8_epilogue *ep, int ch0, int rows, int cols,
                                       void *QNNC_RESTRICT y, ptrdiff_t ldy) {
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    __m256i acc[4 * QNNC_Q8_MR];
+    if (cols <= 8 || (cols > QNNC_Q8_NR && cols <= QNNC_Q8_NR + 8)) {
+        /* up to 8 columns in the panel they start: ymm alone, or after a 16-column tile */
+        const int head = cols <= 8 ? 0 : QNNC_Q8_NR;
+        if (head) qnnc_q8u_tile_req(K4, A, B, ep, ch0, rows, QNNC_Q8_NR, y, ldy);
+        qnnc_q8u_tile8_vnni(K4, A, B + (head ? pstride : 0), (int32_t *)acc);
+        qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, cols - head,
+                           (uint8_t *)y + head, ldy);
+        return;
+    }
+#endif
     if (cols <= QNNC_Q8_NR) {
         qnnc_q8u_tile_req(K4, A, B, ep, ch0, rows, cols, y, ldy);
         return;
     }
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
-    __m256i acc[4 * QNNC_Q8_MR];
     qnnc_q8u_tile2_vnni(K4, A, B, pstride, (int32_t *)acc);
     qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, QNNC_Q8_NR, (uint8_t *)y, ldy);
     qnnc_q8_rows_store((const int32_t *)(acc + 2 * QNNC_Q8_MR), ep, ch0, rows,

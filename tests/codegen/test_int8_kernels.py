@@ -39,6 +39,9 @@ CONVS = {
     # direct 1x1: P = 3136 spans several chunks; P = 49 ends in a partial panel; odd K
     "direct_chunks": dict(x=(1, 96, 56, 56), w=(40, 96, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
     "direct_tail": dict(x=(1, 33, 7, 7), w=(19, 33, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
+    # last panels of at most 8 columns (the ymm tile on VNNI): P = 4 alone, P = 40 = 32 + 8
+    "tail_4": dict(x=(1, 16, 2, 2), w=(7, 16, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
+    "tail_8": dict(x=(1, 12, 5, 8), w=(13, 12, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
     # stride 2: 1x1 (downsampling shortcut) and 3x3 with padding, OW >= 17 for the SIMD gather
     "s2_1x1": dict(x=(1, 24, 70, 70), w=(20, 24, 1, 1), s=[2, 2], p=[0, 0, 0, 0]),
     "s2_3x3": dict(x=(1, 5, 75, 77), w=(9, 5, 3, 3), s=[2, 2], p=[1, 1, 1, 1]),
