@@ -614,6 +614,16 @@ static inline __m256i qnnc_q8_req8_hi(__m256i v, __m256i m, __m256i rb, __m128i 
     return _mm256_sra_epi32(_mm256_blend_epi32(_mm256_srli_epi64(te, 32), to, 0xAA), sh);
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* qnnc_q8_req8_hi in sixteen lanes */
+static inline __m512i qnnc_q8_req16_hi(__m512i v, __m512i m, __m512i rb, __m128i sh) {
+    const __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, m), rb);
+    const __m512i to = _mm512_add_epi64(
+        _mm512_mul_epi32(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), m), rb);
+    return _mm512_sra_epi32(_mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, 32), to), sh);
+}
+#endif
+
 static inline __m256i qnnc_requant8_avx2(__m256i v, int32_t m0, int nsh, int32_t zp,
                                          int32_t lo, int32_t hi) {
     qnnc_q8_req8 c;
@@ -746,6 +756,34 @@ static inline void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, voi
         const __m256i one = _mm256_set1_epi32(1);
         const __m128i sy32 = _mm_cvtsi32_si128(ny - 32);
         const __m256i vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi);
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        /* sixteen lanes a step; x = (c - z) << L is even, so a halved input (x + 1) >> 1 is
+         * exactly (c - z) << (L - 1) */
+        const __m512i wza = _mm512_set1_epi32(za), wzb = _mm512_set1_epi32(zb);
+        const __m128i la = _mm_cvtsi32_si128(halve_a ? L - 1 : L);
+        const __m128i lb = _mm_cvtsi32_si128(halve_b ? L - 1 : L);
+        const __m512i wma = _mm512_set1_epi32(ma), wmb = _mm512_set1_epi32(mb);
+        const __m512i wmy = _mm512_set1_epi32(my), wzy = _mm512_set1_epi32(zy);
+        const __m512i wra = _mm512_set1_epi64((int64_t)1 << (na - 1));
+        const __m512i wrb = _mm512_set1_epi64((int64_t)1 << (nb - 1));
+        const __m512i wry = _mm512_set1_epi64((int64_t)1 << (ny - 1));
+        const __m512i wlo = _mm512_set1_epi32(lo), whi = _mm512_set1_epi32(hi);
+        for (; i + 16 <= n; i += 16) {
+            const __m128i pa = _mm_loadu_si128((const __m128i *)((const uint8_t *)a + i));
+            const __m128i pb = _mm_loadu_si128((const __m128i *)((const uint8_t *)b + i));
+            __m512i xa = _mm512_sll_epi32(_mm512_sub_epi32(
+                sa ? _mm512_cvtepi8_epi32(pa) : _mm512_cvtepu8_epi32(pa), wza), la);
+            __m512i xb = _mm512_sll_epi32(_mm512_sub_epi32(
+                sb ? _mm512_cvtepi8_epi32(pb) : _mm512_cvtepu8_epi32(pb), wzb), lb);
+            if (!halve_a) xa = qnnc_q8_req16_hi(xa, wma, wra, sa32);
+            if (!halve_b) xb = qnnc_q8_req16_hi(xb, wmb, wrb, sb32);
+            __m512i r = _mm512_add_epi32(qnnc_q8_req16_hi(_mm512_add_epi32(xa, xb), wmy, wry,
+                                                          sy32), wzy);
+            r = _mm512_min_epi32(_mm512_max_epi32(r, wlo), whi);
+            _mm_storeu_si128((__m128i *)((uint8_t *)y + i),
+                             sy ? _mm512_cvtsepi32_epi8(r) : _mm512_cvtusepi32_epi8(r));
+        }
+#endif
         for (; i + 8 <= n; i += 8) {
             const __m256i xa = qnnc_q8_shifted8((const uint8_t *)a + i, sa, vza, sh);
             const __m256i xb = qnnc_q8_shifted8((const uint8_t *)b + i, sb, vzb, sh);

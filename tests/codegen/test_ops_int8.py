@@ -321,19 +321,21 @@ def test_qbinary(op: str, sa: tuple, sb: tuple, cpu: str, tmp_path: Path) -> Non
     check_exact(g, tmp_path, cpu)
 
 
-@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("cpu", GEMM_CPUS)  # AVX-512 builds add sixteen lanes a step
 def test_qadd_equal_scales_and_clamps(cpu: str, tmp_path: Path) -> None:
     t = qt((4, 64), DType.i8, 0.05, -3)
     attrs = {"out_dtype": "i8", "out_scale": 0.05, "out_zp": -3, "act_min": -3, "act_max": 60}
     check_exact(graph("QAdd", [t, t], attrs), tmp_path, cpu)
 
 
-@pytest.mark.parametrize("cpu", CPUS)
-@pytest.mark.parametrize("sa,sb,sy", [(0.05, 0.02, 1e-7), (0.02, 0.05, 0.1), (0.03, 0.03, 2e-7)])
+@pytest.mark.parametrize("cpu", GEMM_CPUS)
+@pytest.mark.parametrize("sa,sb,sy", [(0.05, 0.02, 1e-7), (0.02, 0.05, 0.1), (0.03, 0.03, 2e-7),
+                                      (0.04, 0.04, 0.09)])
 def test_qadd_vector_forms(sa: float, sb: float, sy: float, cpu: str, tmp_path: Path) -> None:
-    """QAdd's eight-lane forms: an input at half the larger scale's multiplier (x + 1) >> 1,
-    the other and the output in the high-half form; an output multiplier of 1/2 or more
-    (a tiny output scale, saturating) keeps the sign-trick form. Exact either way."""
+    """QAdd's lane forms (eight lanes, and sixteen on AVX-512): an input at half the larger
+    scale's multiplier (x + 1) >> 1, the other and the output in the high-half form, both
+    inputs halved at equal scales; an output multiplier of 1/2 or more (a tiny output scale,
+    saturating) keeps the sign-trick form. Exact either way."""
     a, b = qt((3, 37), DType.u8, sa, 7), qt((3, 37), DType.i8, sb, -5)
     attrs = {"out_dtype": "u8", "out_scale": sy, "out_zp": 100}
     g = graph("QAdd", [a, b], attrs)
