@@ -659,6 +659,14 @@ static inline void qnnc_q8_store(const int32_t *QNNC_RESTRICT acc, int n, int64_
                 for (int e = 0; e < 8; ++e) ((uint8_t *)dst)[(c + e) * stride] = t[e];
             }
         }
+        if (n - c >= 4) {  /* the last 4-7 of a row in one vector (a small plane's rows) */
+            const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - c),
+                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            uint8_t t[8];
+            const __m256i v = _mm256_add_epi32(_mm256_maskload_epi32(acc + c, live), b);
+            qnnc_store8_avx2(t, qnnc_requant8_avx2(v, m0, nsh, zp, lo, hi), sgn);
+            for (int e = 0; c < n; ++e, ++c) ((uint8_t *)dst)[c * stride] = t[e];
+        }
     }
 #endif
     for (; c < n; ++c) {
