@@ -871,24 +871,37 @@ static inline void qnnc_q8_tile_store_c(const int32_t *QNNC_RESTRICT acc,
  * columns in one zmm register and convert with vpmovsdb / vpmovusdb; AVX2 in two ymm and
  * packs. */
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* One row's 16 accumulators at acc in the high-half form (n >= 32) plus zp, clamped to
+ * [lo, hi] if clamp, as int32 lanes. */
+static inline __m512i qnnc_q8_row_hi(const int32_t *acc, int32_t m0, int n, int32_t bias,
+                                     __m512i zp, __m512i lo, __m512i hi, int clamp) {
+    const __m512i v = _mm512_loadu_si512((const void *)acc);
+    const __m512i m = _mm512_set1_epi32(m0);
+    const __m512i rb = _mm512_set1_epi64((int64_t)bias * m0 + ((int64_t)1 << (n - 1)));
+    const __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, m), rb);
+    const __m512i to = _mm512_add_epi64(
+        _mm512_mul_epi32(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), m), rb);
+    const __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, 32), to);
+    const __m512i res = _mm512_add_epi32(_mm512_sra_epi32(high, _mm_cvtsi32_si128(n - 32)), zp);
+    return clamp ? _mm512_min_epi32(_mm512_max_epi32(res, lo), hi) : res;
+}
+
+/* int32 lanes already within the output type's range after a clamp, or not yet clamped to
+ * it (the saturating conversion does that), as 16 bytes */
+static inline __m128i qnnc_q8_bytes16(__m512i res, int sgn) {
+    return sgn ? _mm512_cvtsepi32_epi8(res)
+               : _mm512_cvtusepi32_epi8(_mm512_max_epi32(res, _mm512_setzero_si512()));
+}
+
 static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, int32_t bias,
                                         qnnc_q8_req8 *c, int32_t zp, int32_t lo, int32_t hi,
                                         int clamp, int sgn) {
-    const __m512i v = _mm512_loadu_si512((const void *)acc);
     __m512i res;
     if (n >= 32) {
-        const __m512i m = _mm512_set1_epi32(m0);
-        const __m512i rb = _mm512_set1_epi64((int64_t)bias * m0 + ((int64_t)1 << (n - 1)));
-        const __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, m), rb);
-        const __m512i to = _mm512_add_epi64(
-            _mm512_mul_epi32(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), m), rb);
-        const __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, 32), to);
-        res = _mm512_add_epi32(_mm512_sra_epi32(high, _mm_cvtsi32_si128(n - 32)),
-                               _mm512_set1_epi32(zp));
-        if (clamp)
-            res = _mm512_min_epi32(_mm512_max_epi32(res, _mm512_set1_epi32(lo)),
-                                   _mm512_set1_epi32(hi));
+        res = qnnc_q8_row_hi(acc, m0, n, bias, _mm512_set1_epi32(zp), _mm512_set1_epi32(lo),
+                             _mm512_set1_epi32(hi), clamp);
     } else {
+        const __m512i v = _mm512_loadu_si512((const void *)acc);
         qnnc_q8_req8_mult(c, m0, n);
         const __m256i b = _mm256_set1_epi32(bias);
         const __m256i r0 = qnnc_q8_req8_apply(_mm256_add_epi32(_mm512_castsi512_si256(v), b), c);
@@ -896,8 +909,7 @@ static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, i
             _mm256_add_epi32(_mm512_extracti64x4_epi64(v, 1), b), c);
         res = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1);
     }
-    return sgn ? _mm512_cvtsepi32_epi8(res)
-               : _mm512_cvtusepi32_epi8(_mm512_max_epi32(res, _mm512_setzero_si512()));
+    return qnnc_q8_bytes16(res, sgn);
 }
 #else
 static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, int32_t bias,
@@ -930,6 +942,29 @@ static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, i
 }
 #endif
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* Whole rows without a table in the high-half form (every n >= 32), the common case of
+ * qnnc_q8_rows_store, as a short loop: clamp and sgn are constants where it is inlined (one
+ * copy per combination), and the output's constants stay in registers. Returns the first
+ * row it did not store (a row with n = 31 is left to the general loop). */
+static inline int qnnc_q8_rows_hi(const int32_t *acc, const int32_t *bias, const int32_t *m0,
+                                  const int8_t *nsh, int per_channel, int ch0, int rows,
+                                  int32_t zp, int32_t lo, int32_t hi, const int clamp,
+                                  const int sgn, uint8_t *y, ptrdiff_t ldy) {
+    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo);
+    const __m512i vhi = _mm512_set1_epi32(hi);
+    int r = 0;
+    for (; r < rows; ++r) {
+        const int q = per_channel ? ch0 + r : 0, n = nsh[q];
+        if (n < 32) break;
+        const __m512i res = qnnc_q8_row_hi(acc + QNNC_Q8_NR * r, m0[q], n, bias[ch0 + r], vzp,
+                                           vlo, vhi, clamp);
+        _mm_storeu_si128((__m128i *)(y + r * ldy), qnnc_q8_bytes16(res, sgn));
+    }
+    return r;
+}
+#endif
+
 /* The requantised rows of a tile whose accumulators are at acc (row r's 16 columns at
  * acc + 16r), stored as bytes at y + r * ldy (the first cols of each row), through the
  * epilogue's table when it has one. Out of line, so that the tile's k loop has the
@@ -947,7 +982,20 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store(const int32_t *acc, const qnnc_q8_ep
     qnnc_q8_req8 c;
     qnnc_q8_req8_out(&c, zp, lo, hi);
     const int clamp = lo > (sgn ? -128 : 0) || hi < (sgn ? 127 : 255);
-    for (int r = 0; r < rows; ++r) {
+    int r0 = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    if (!lut && cols == QNNC_Q8_NR) {
+        r0 = clamp ? (sgn ? qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
+                                            hi, 1, 1, y, ldy)
+                          : qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
+                                            hi, 1, 0, y, ldy))
+                   : (sgn ? qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
+                                            hi, 0, 1, y, ldy)
+                          : qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
+                                            hi, 0, 0, y, ldy));
+    }
+#endif
+    for (int r = r0; r < rows; ++r) {
         const int q = per_channel ? ch0 + r : 0;
         const __m128i bytes = qnnc_q8_row_bytes(acc + QNNC_Q8_NR * r, m0[q], nsh[q],
                                                 bias[ch0 + r], &c, zp, lo, hi, clamp, sgn);
