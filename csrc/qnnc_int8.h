@@ -750,26 +750,24 @@ static inline void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, voi
     int i = 0;
 #if defined(__AVX2__)
     /* the high-half form with no clamps between; an input whose multiplier is exactly 1/2
-     * (the one with the larger scale: m0 = 2^30, n = 31) is requant_raw(x) = (x + 1) >> 1 */
+     * (the one with the larger scale: m0 = 2^30, n = 31) is requant_raw(x) = (x + 1) >> 1,
+     * and as x = (c - z) << L is even that is (c - z) << (L - 1): one shift */
     const int halve_a = na == 31 && ma == (1 << 30), halve_b = nb == 31 && mb == (1 << 30);
     if ((na >= 32 || halve_a) && (nb >= 32 || halve_b) && ny >= 32) {
         const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
-        const __m128i sh = _mm_cvtsi32_si128(L);
+        const __m128i la = _mm_cvtsi32_si128(halve_a ? L - 1 : L);
+        const __m128i lb = _mm_cvtsi32_si128(halve_b ? L - 1 : L);
         const __m256i mav = _mm256_set1_epi32(ma), mbv = _mm256_set1_epi32(mb);
         const __m256i myv = _mm256_set1_epi32(my), vzy = _mm256_set1_epi32(zy);
         const __m256i ra = _mm256_set1_epi64x((int64_t)1 << (na - 1));
         const __m256i rb = _mm256_set1_epi64x((int64_t)1 << (nb - 1));
         const __m256i ry = _mm256_set1_epi64x((int64_t)1 << (ny - 1));
         const __m128i sa32 = _mm_cvtsi32_si128(na - 32), sb32 = _mm_cvtsi32_si128(nb - 32);
-        const __m256i one = _mm256_set1_epi32(1);
         const __m128i sy32 = _mm_cvtsi32_si128(ny - 32);
         const __m256i vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi);
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        /* sixteen lanes a step; x = (c - z) << L is even, so a halved input (x + 1) >> 1 is
-         * exactly (c - z) << (L - 1) */
+        /* sixteen lanes a step */
         const __m512i wza = _mm512_set1_epi32(za), wzb = _mm512_set1_epi32(zb);
-        const __m128i la = _mm_cvtsi32_si128(halve_a ? L - 1 : L);
-        const __m128i lb = _mm_cvtsi32_si128(halve_b ? L - 1 : L);
         const __m512i wma = _mm512_set1_epi32(ma), wmb = _mm512_set1_epi32(mb);
         const __m512i wmy = _mm512_set1_epi32(my), wzy = _mm512_set1_epi32(zy);
         const __m512i wra = _mm512_set1_epi64((int64_t)1 << (na - 1));
@@ -793,13 +791,10 @@ static inline void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, voi
         }
 #endif
         for (; i + 8 <= n; i += 8) {
-            const __m256i xa = qnnc_q8_shifted8((const uint8_t *)a + i, sa, vza, sh);
-            const __m256i xb = qnnc_q8_shifted8((const uint8_t *)b + i, sb, vzb, sh);
-            const __m256i s = _mm256_add_epi32(
-                halve_a ? _mm256_srai_epi32(_mm256_add_epi32(xa, one), 1)
-                        : qnnc_q8_req8_hi(xa, mav, ra, sa32),
-                halve_b ? _mm256_srai_epi32(_mm256_add_epi32(xb, one), 1)
-                        : qnnc_q8_req8_hi(xb, mbv, rb, sb32));
+            const __m256i xa = qnnc_q8_shifted8((const uint8_t *)a + i, sa, vza, la);
+            const __m256i xb = qnnc_q8_shifted8((const uint8_t *)b + i, sb, vzb, lb);
+            const __m256i s = _mm256_add_epi32(halve_a ? xa : qnnc_q8_req8_hi(xa, mav, ra, sa32),
+                                               halve_b ? xb : qnnc_q8_req8_hi(xb, mbv, rb, sb32));
             __m256i r = _mm256_add_epi32(qnnc_q8_req8_hi(s, myv, ry, sy32), vzy);
             r = _mm256_min_epi32(_mm256_max_epi32(r, vlo), vhi);
             qnnc_store8_avx2((uint8_t *)y + i, r, sy);
@@ -875,14 +870,10 @@ static inline void qnnc_q8_tile_store_c(const int32_t *QNNC_RESTRICT acc,
  * [lo, hi] if clamp, as int32 lanes. */
 static inline __m512i qnnc_q8_row_hi(const int32_t *acc, int32_t m0, int n, int32_t bias,
                                      __m512i zp, __m512i lo, __m512i hi, int clamp) {
-    const __m512i v = _mm512_loadu_si512((const void *)acc);
-    const __m512i m = _mm512_set1_epi32(m0);
     const __m512i rb = _mm512_set1_epi64((int64_t)bias * m0 + ((int64_t)1 << (n - 1)));
-    const __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, m), rb);
-    const __m512i to = _mm512_add_epi64(
-        _mm512_mul_epi32(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), m), rb);
-    const __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, 32), to);
-    const __m512i res = _mm512_add_epi32(_mm512_sra_epi32(high, _mm_cvtsi32_si128(n - 32)), zp);
+    const __m512i res = _mm512_add_epi32(
+        qnnc_q8_req16_hi(_mm512_loadu_si512((const void *)acc), _mm512_set1_epi32(m0), rb,
+                         _mm_cvtsi32_si128(n - 32)), zp);
     return clamp ? _mm512_min_epi32(_mm512_max_epi32(res, lo), hi) : res;
 }
 
