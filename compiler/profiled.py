@@ -252,6 +252,7 @@ def compile_profiles(proto: ModelProto, source: str, profiles: list[Shapes],
 def _calibrate(proto: ModelProto, profiles: list[Shapes], floats: list[Graph],
                signature: Sequence[InputSig], q: Quantize, prepare: Any) -> Any:
     """One calibration over samples of any allowed shape (see calibrate_shapes)."""
+    from compiler.quant.blas_threads import limited_blas
     from compiler.quant.calibrate import calibrate_shapes
 
     known = {_key(p): g for p, g in zip(profiles, floats)}
@@ -273,8 +274,9 @@ def _calibrate(proto: ModelProto, profiles: list[Shapes], floats: list[Graph],
                                      DType(s.dtype), s.dims if s.dims is not None
                                      else (None,) * types[s.name].rank)
                 for s in signature if s.name in types}
-    return calibrate_shapes(graph_at, patterns, q.calibration, q.method,  # type: ignore[arg-type]
-                            progress=q.progress)
+    with limited_blas():
+        return calibrate_shapes(graph_at, patterns, q.calibration,
+                                q.method, progress=q.progress)  # type: ignore[arg-type]
 
 
 def _key(shapes: Mapping[str, Sequence[int]]) -> tuple[Any, ...]:

@@ -74,6 +74,12 @@ class Quantize(Pass):
         if prequantised(graph):
             return graph
         self._check(graph)
+        from compiler.quant.blas_threads import limited_blas
+
+        with limited_blas():  # the interpreter runs every sample
+            return self._quantize(graph)
+
+    def _quantize(self, graph: Graph) -> Graph:
         from compiler.quant.auto import auto_mixed_precision, top1_agreement
         from compiler.quant.calibrate import calibrate_model
         from compiler.quant.quantize import QuantConfig, quantize_graph
