@@ -3,12 +3,17 @@ up the one way qnnc's benchmarks and ``qnnc bench --compare onnxruntime`` compar
 
 quantize_static runs with QDQ format, per-channel int8 weights, u8 activations and MinMax
 calibration on the caller's samples; models below opset 13 are converted first (QDQ per
-channel needs it). onnxruntime is optional for qnnc itself: :func:`require` says how to get it.
+channel needs it), and a model with If nodes goes through onnxruntime's basic graph
+optimisation first (:func:`inline_ifs`): quantize_static does not look inside If branches, so
+a model whose layers all sit in a branch chosen by a constant (Silero VAD's sample-rate
+switch) would otherwise come back unquantised. onnxruntime is optional for qnnc itself:
+:func:`require` says how to get it.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +75,8 @@ def ort_quantize(model: onnx.ModelProto, calib: Sequence[Feeds], folder: Path,
             return next(self.it, None)
 
     model = onnx.ModelProto.FromString(model.SerializeToString())  # quantize_static edits it
+    if any(n.op_type == "If" for n in model.graph.node):
+        model = inline_ifs(model)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     if opset < ORT_MIN_OPSET:
         model = version_converter.convert_version(model, ORT_MIN_OPSET)
@@ -84,3 +91,20 @@ def ort_quantize(model: onnx.ModelProto, calib: Sequence[Feeds], folder: Path,
     finally:
         root.setLevel(level)
     return path
+
+
+def inline_ifs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` after onnxruntime's basic graph optimisation (constant folding, which inlines
+    the branch an If with a constant condition takes); Ifs whose condition depends on the
+    input stay."""
+    ort = require()
+
+    with tempfile.TemporaryDirectory(prefix="qnnc-ort-") as tmp:
+        path = str(Path(tmp) / "inlined.onnx")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        opts.optimized_model_filepath = path
+        opts.log_severity_level = 3
+        ort.InferenceSession(model.SerializeToString(), opts,
+                             providers=["CPUExecutionProvider"])
+        return onnx.load(path)
