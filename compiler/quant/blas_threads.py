@@ -1,47 +1,29 @@
-"""numpy's BLAS threads while qnnc's reference interpreter calibrates and evaluates.
+"""numpy's BLAS runs on one thread while qnnc's reference interpreter calibrates and
+evaluates.
 
-The interpreter's convolutions and products call BLAS one layer at a time, on tensors of a
-single sample, while calibration folds the finished tensors' histograms on a second thread
-(compiler/quant/observe_thread.py). BLAS threads that fill every core then compete with that
-thread, and on a machine with other load they wait on each other in every call: PP-OCRv4
-rec's 64-sample calibration took 7.5-8.6 s with OpenBLAS on both cores of a quiet 2-core
-machine and 7.0 s on one, and 25.7 s against 9.0 s with one core busy elsewhere. So while
-calibration and evaluation run, BLAS gets the cores that are neither the observer's nor
-taken by the load average, at least one (:func:`interpreter_threads`); its own setting is
-restored afterwards. A user who set OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
-MKL_NUM_THREADS keeps it.
+Two reasons. Reproducibility: OpenBLAS's results depend on how many threads split a product
+(PP-OCRv4 rec calibrated with BLAS on one thread and on two gives different ranges in the
+last bits, so different INT8 models), and a compile must give the same model on any machine
+and under any load; compiler/blas_kernels.py pins the kernel set for the same reason. Speed:
+the interpreter calls BLAS one layer at a time on one sample's tensors, while calibration
+folds the finished tensors' histograms on a second thread (compiler/quant/observe_thread.py);
+BLAS threads on every core compete with that thread, and with other load they wait on each
+other in every call. PP-OCRv4 rec's 64-sample calibration on a 2-core machine took 7.5-8.6 s
+with BLAS on both cores and 7.0 s on one; with one core busy elsewhere, 25.7 s against 7.9 s.
+
+BLAS's own setting is restored afterwards, so code around a compile keeps its threads.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import os
 from collections.abc import Iterator
-
-#: variables through which a user fixes BLAS's threads (they win over ours)
-USER_SETTINGS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def interpreter_threads(cores: int | None = None, load: float | None = None) -> int:
-    """BLAS threads for the interpreter: the cores left after the observer thread and the
-    1-minute load average, at least 1."""
-    cores = cores if cores is not None else (os.cpu_count() or 1)
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:  # no load average on this platform
-            load = 0.0
-    return max(1, min(cores - 1, math.floor(cores - load)))
 
 
 @contextlib.contextmanager
 def limited_blas() -> Iterator[None]:
-    """Run the body with BLAS at :func:`interpreter_threads` (unless the user set them)."""
-    if any(os.environ.get(v) for v in USER_SETTINGS):
-        yield
-        return
+    """Run the body with numpy's BLAS on one thread."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=interpreter_threads(), user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"):
         yield

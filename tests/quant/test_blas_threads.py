@@ -1,49 +1,44 @@
-"""BLAS threads while the interpreter calibrates (compiler/quant/blas_threads.py)."""
+"""BLAS on one thread while the interpreter calibrates (compiler/quant/blas_threads.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
-from compiler.quant.blas_threads import USER_SETTINGS, interpreter_threads, limited_blas
-
-
-@pytest.mark.parametrize(("cores", "load", "threads"), [
-    (1, 0.0, 1),     # one core: one thread
-    (2, 0.0, 1),     # the observer thread has the other core
-    (8, 0.3, 7),     # all but the observer's
-    (8, 3.5, 4),     # and not the cores the load average takes
-    (8, 20.0, 1),    # never fewer than one
-])
-def test_threads_leave_the_observer_and_the_load_their_cores(cores: int, load: float,
-                                                              threads: int) -> None:
-    assert interpreter_threads(cores, load) == threads
+from compiler.passes.manager import run_pipeline
+from compiler.passes.quantize import Quantize
+from compiler.quant.blas_threads import limited_blas
+from ir.text import parse_graph, print_graph
+from tests.quant.test_smooth import BEFORE, _samples
 
 
 def _blas_threads() -> set[int]:
     return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
 
 
-def test_blas_is_limited_inside_and_restored_after(monkeypatch: pytest.MonkeyPatch) -> None:
-    for v in USER_SETTINGS:
-        monkeypatch.delenv(v, raising=False)
-    before = _blas_threads()
-    if not before:
+@pytest.fixture(autouse=True)
+def _visible_blas() -> None:
+    if not _blas_threads():
         pytest.skip("numpy's BLAS is not visible to threadpoolctl here")
-    monkeypatch.setattr("os.getloadavg", lambda: (0.0, 0.0, 0.0))
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    with limited_blas():
-        assert _blas_threads() == {1}
-        np.ones((64, 64)) @ np.ones((64, 64))  # BLAS still works
-    assert _blas_threads() == before
 
 
-def test_a_users_setting_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = _blas_threads()
-    if not before or max(before) < 2:
-        pytest.skip("needs a BLAS running more than one thread")
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", str(max(before)))
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    with limited_blas():
+def test_blas_is_limited_inside_and_restored_after() -> None:
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        with limited_blas():
+            assert _blas_threads() == {1}
+            np.ones((64, 64)) @ np.ones((64, 64))  # BLAS still works
         assert _blas_threads() == before
+
+
+def test_calibration_runs_blas_on_one_thread_whatever_the_caller_set() -> None:
+    texts = []
+    for threads in (1, 2):
+        seen: list[set[int]] = []
+        with threadpool_limits(limits=threads, user_api="blas"):
+            q = Quantize(calibration=_samples(),
+                         progress=lambda done, total, seen=seen: seen.append(_blas_threads()))
+            texts.append(print_graph(run_pipeline(parse_graph(BEFORE), [q])))
+        assert seen and all(s == {1} for s in seen), threads
+    assert texts[0] == texts[1]
