@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from compiler.errors import QnncError
 
@@ -88,14 +89,21 @@ def check_replaceable(target: Path, force: bool = False) -> None:
                         f"overwrite it. Choose another output, or {FORCE_HINT}.")
 
 
+def manifest_json(data: Any) -> str:
+    """How a manifest.json is written unless its writer says otherwise."""
+    return json.dumps(data, indent=2) + "\n"
+
+
 def write_folder_atomically(target: Path, fill: Callable[[Path], None], *,
-                            force: bool = False) -> Path:
+                            force: bool = False,
+                            dump: Callable[[Any], str] = manifest_json) -> Path:
     """Build the folder in a temporary sibling with ``fill``, then rename it into place.
 
     A failure while filling leaves nothing behind (not even parent folders this call
     created). An existing target is replaced only as the module docstring says (anything
     but a symbolic link with ``force``). A manifest.json that ``fill`` writes gets the list
-    of files, which is what makes the folder replaceable next time.
+    of files, which is what makes the folder replaceable next time; it is written back with
+    ``dump``, the writer's own format.
     """
     check_replaceable(target, force)
     abs_target = target.absolute()
@@ -113,7 +121,7 @@ def write_folder_atomically(target: Path, fill: Callable[[Path], None], *,
         raise QnncError(f"cannot create output folder {str(target)!r}: {e.strerror}") from None
     try:
         fill(tmp)
-        _record_files(tmp)
+        _record_files(tmp, dump)
         apply_umask(tmp)  # mkdtemp makes 0700
         if abs_target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{abs_target.name}.old.", dir=abs_target.parent))
@@ -134,14 +142,14 @@ def write_folder_atomically(target: Path, fill: Callable[[Path], None], *,
     return target
 
 
-def _record_files(folder: Path) -> None:
+def _record_files(folder: Path, dump: Callable[[Any], str]) -> None:
     path = folder / MANIFEST_FILE
     if not path.is_file():
         return
     data = json.loads(path.read_text())
     if isinstance(data, dict):
         data[FILES_KEY] = folder_entries(folder)
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        path.write_text(dump(data))
 
 
 def _remove(path: Path) -> None:

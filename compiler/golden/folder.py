@@ -66,13 +66,18 @@ class GoldenResult:
         return "\n".join(lines)
 
 
-def write_manifest(folder: Path, data: Mapping[str, Any]) -> None:
+def manifest_text(data: Mapping[str, Any]) -> str:
     """JSON with one key per line but short lists (shapes, names) kept on one line, so a
     changed golden reads as a short diff."""
     text = json.dumps(data, indent=1)
     text = re.sub(r"\[\s+([^\[\]{}]*?)\s+\]",
                   lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
-    (folder / MANIFEST).write_text(text + "\n")
+    return text + "\n"
+
+
+def write_manifest(folder: Path, data: Mapping[str, Any]) -> None:
+    """A golden manifest in :func:`manifest_text`'s format."""
+    (folder / MANIFEST).write_text(manifest_text(data))
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -171,7 +176,7 @@ def record_outputs(
         save_arrays(tmp / OUTPUTS, outs)
         write_manifest(tmp, manifest)
 
-    return write_folder_atomically(Path(folder), fill)
+    return write_folder_atomically(Path(folder), fill, dump=manifest_text)
 
 
 def check_outputs(

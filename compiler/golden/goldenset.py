@@ -29,6 +29,7 @@ from compiler.golden.folder import (
     GoldenResult,
     check_outputs,
     load_arrays,
+    manifest_text,
     read_manifest,
     record_outputs,
     save_arrays,
@@ -63,6 +64,8 @@ class GoldenOptions:
     threads: int = 1
     cpu: str = "auto"
     equalize: bool = False
+    #: SmoothQuant strength (compile's smooth); 0 in sets recorded before it existed
+    smooth: float = 0.0
     per_channel: bool = True
     #: a set recorded before the option existed replays with the codes it was made with;
     #: record_set stores "auto" resolved (for this machine's host code, if a target is the
@@ -90,7 +93,7 @@ class GoldenOptions:
             threads=self.threads, cpu=self.cpu, precision=self.precision,
             calibration=calibration, calib_method=self.calib_method,
             skip_layers=self.skip_layers, skip_op_types=self.skip_op_types,
-            equalize=self.equalize, per_channel=self.per_channel,
+            equalize=self.equalize, smooth=self.smooth, per_channel=self.per_channel,
             weight_range=self.weight_range, pipeline=self.pipeline,
             max_tensor_bytes=self.max_tensor_bytes, eval_data=eval_data,
             min_sqnr_db=self.min_sqnr_db, max_drop=self.max_drop,
@@ -168,7 +171,7 @@ def record_set(
                            extra={"options": asdict(options)})
         _write_set_manifest(tmp, source, targets, options)
 
-    write_folder_atomically(Path(out_dir), fill, force=force)
+    write_folder_atomically(Path(out_dir), fill, force=force, dump=manifest_text)
     return [Path(out_dir) / t for t in targets]
 
 
@@ -279,6 +282,6 @@ def _rewrite_set(root: Path, man: Mapping[str, Any], model_path: Path, chosen: S
         _write_set_manifest(tmp, str(man.get("model", {}).get("source", model_path)),
                             targets, options)
 
-    write_folder_atomically(root, fill)
+    write_folder_atomically(root, fill, dump=manifest_text)
     for r in results:
         r.updated = r.updated or not r.passed
