@@ -23,6 +23,7 @@ from compiler.cli_common import (
     add_budget_options,
     add_input_shape_option,
     add_size_budget_option,
+    add_smooth_option,
     add_weight_range_option,
     count,
     finish_progress_lines,
@@ -345,6 +346,7 @@ def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) 
     q.add_argument("--per-tensor-weights", action="store_true",
                    help="one weight scale per layer instead of per output channel")
     add_weight_range_option(q)
+    add_smooth_option(q)
     q.add_argument("--equalize", action="store_true",
                    help="cross-layer equalisation before quantising (helps per-tensor weights "
                    "on depthwise networks)")

@@ -14,6 +14,7 @@ from compiler.cli_common import (
     add_budget_options,
     add_input_shape_option,
     add_size_budget_option,
+    add_smooth_option,
     add_weight_range_option,
     count,
     print_json,
@@ -130,6 +131,7 @@ def add_golden_parser(
     q.add_argument("--per-tensor-weights", action="store_true",
                    help="one weight scale per layer instead of per output channel")
     add_weight_range_option(q)
+    add_smooth_option(q)
     q.add_argument("--equalize", action="store_true",
                    help="cross-layer equalisation before quantising")
     q.add_argument("--eval", metavar="DATA",
@@ -167,7 +169,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                         "alone means int8, as in qnnc compile)")
     options = golden.GoldenOptions(
         precision=args.precision or ("int8" if args.calib else "f32"),
-        calib_method=args.calib_method, equalize=args.equalize,
+        calib_method=args.calib_method, equalize=args.equalize, smooth=args.smooth,
         per_channel=not args.per_tensor_weights, weight_range=args.weight_range,
         skip_layers=split_list(args.skip_layers), skip_op_types=split_list(args.skip_op_types),
         input_shapes={k: list(v) for k, v in (single_shapes_arg(args) or {}).items()},

@@ -247,6 +247,7 @@ def compile_options(args: argparse.Namespace) -> CompileOptions:
         per_channel=not args.per_tensor_weights,
         weight_range=args.weight_range,
         equalize=args.equalize,
+        smooth=args.smooth,
         eval_data=args.eval,
         min_sqnr_db=args.min_sqnr,
         max_drop=args.max_drop,

@@ -75,6 +75,9 @@ class CompileOptions:
     #: host's u8 x s8 kernel multiplies exactly at nearly twice the rate); "int7" ([-63, 63]);
     #: "auto" (the default): paired for host code on an AVX2 CPU without VNNI, else int8
     weight_range: str = DEFAULT_WEIGHT_RANGE
+    #: SmoothQuant strength alpha (compiler/quant/smooth.py): the share of each activation
+    #: channel's range moved into the weights of the products after a norm; 0: off
+    smooth: float = 0.0
     #: cross-layer equalisation after BatchNorm folding (pass equalize)
     equalize: bool = False
     #: held-out samples (same forms as calibration): per-layer accuracy vs f32; with

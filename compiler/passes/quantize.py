@@ -58,6 +58,8 @@ class Quantize(Pass):
     skip_layers: tuple[str, ...] = option((), "layers (node names) to keep in f32")
     skip_op_types: tuple[str, ...] = option((), "op types to keep in f32, e.g. Softmax")
     bias_correction: bool = option(True, "correct biases for the mean error of rounded weights")
+    smooth: float = option(0.0, "SmoothQuant strength alpha in (0, 1]: move activation outlier "
+                           "scale into the weights of products after a norm (0: off)")
     min_sqnr: float | None = option(None, "accuracy budget: output SQNR vs f32 in dB, at least")
     max_drop: float | None = option(None, "accuracy budget: largest fall in top-1 agreement")
     calibration: Any = option(None, "calibration samples (a path, arrays, feed dicts)",
@@ -86,6 +88,10 @@ class Quantize(Pass):
 
         cal = self.calibrated or calibrate_model(
             graph, self.calibration, self.method, progress=self.progress)  # type: ignore[arg-type]
+        if self.smooth > 0:
+            from compiler.quant.smooth import smooth
+
+            cal = smooth(graph, cal, self.smooth)
         missing = [v.name for n in graph.nodes for v in n.outputs
                    if v.type.dtype.is_float and v.name not in cal.ranges]
         if missing:
@@ -110,6 +116,7 @@ class Quantize(Pass):
             self.outcome.float_graph, self.outcome.auto_precision = graph, auto
             self.outcome.calibration = {"method": self.method,
                                         "weight_range": self.weight_range,
+                                        **({"smooth": self.smooth} if self.smooth else {}),
                                         "samples": cal.samples,
                                         "samples_sha256": cal.samples_sha256}
             if self.eval_data is not None:
@@ -120,6 +127,9 @@ class Quantize(Pass):
         return qgraph
 
     def _check(self, graph: Graph) -> None:
+        if not 0.0 <= self.smooth <= 1.0:
+            raise QnncError(f"quantize: smooth must be in [0, 1] (got {self.smooth:g}): the "
+                            "share of each activation channel's range moved into the weights")
         if self.calibration is None and self.calibrated is None:
             raise QnncError(
                 "INT8 compilation needs calibration data: give a few hundred representative "

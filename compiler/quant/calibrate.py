@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -122,6 +122,9 @@ class Calibrator:
         # with weights, for bias correction: E[x_c] is what weight rounding error multiplies
         self._sums: dict[str, np.ndarray] = {}
         self._counts: dict[str, int] = {}
+        # and their per-channel extremes where features are last (2-D/3-D), for smoothing
+        self._lows: dict[str, np.ndarray] = {}
+        self._highs: dict[str, np.ndarray] = {}
         self._mean_of = {
             x.name for n in graph.nodes
             if uses_input_means(n.op) and (x := n.first_operand()) is not None
@@ -194,8 +197,13 @@ class Calibrator:
             return
         a = np.ascontiguousarray(array)  # summed in float64 without a float64 copy
         if a.ndim == 2 or a.ndim == 3:  # [.., K]: features on the last axis
-            sums = a.reshape(-1, a.shape[-1]).sum(axis=0, dtype=np.float64)
+            rows = a.reshape(-1, a.shape[-1])
+            sums = rows.sum(axis=0, dtype=np.float64)
             count = a.size // a.shape[-1]
+            lo, hi = rows.min(axis=0), rows.max(axis=0)
+            if name in self._lows:
+                lo, hi = np.minimum(lo, self._lows[name]), np.maximum(hi, self._highs[name])
+            self._lows[name], self._highs[name] = lo, hi
         else:  # [N, C, spatial...]
             sums = a.reshape(a.shape[0], a.shape[1], -1).sum(axis=2, dtype=np.float64
                                                               ).sum(axis=0)
@@ -208,6 +216,11 @@ class Calibrator:
         with them (Conv, Gemm, MatMul: qforms.uses_input_means; axis 1 of images, the last
         axis of 2-D/3-D tensors)."""
         return {k: (v / self._counts[k]).astype(np.float32) for k, v in self._sums.items()}
+
+    def channel_ranges(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per-channel (min, max) of the 2-D/3-D inputs of the layers :meth:`channel_means`
+        covers (features on the last axis), for compiler.quant.smooth."""
+        return {k: (lo, self._highs[k]) for k, lo in self._lows.items()}
 
     def check_spread(self, inputs: list[str]) -> None:
         """Refuse data in which every float model input held one single value (a constant
@@ -258,6 +271,9 @@ class Calibration:
     #: how many samples, and the sha256 of them as fed (Calibrator.digest)
     samples: int = 0
     samples_sha256: str = ""
+    #: per-channel (min, max) of the 2-D/3-D inputs of layers with weights (Calibrator.
+    #: channel_ranges), which compiler.quant.smooth derives smoothed ranges from
+    channel_ranges: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def calibrate_model(
@@ -277,7 +293,7 @@ def calibrate_model(
     _feed_all(calibrator, data, graph, progress)
     calibrator.check_spread([v.name for v in graph.inputs])
     return Calibration(calibrator.ranges(), calibrator.channel_means(),
-                       calibrator.samples, calibrator.digest())
+                       calibrator.samples, calibrator.digest(), calibrator.channel_ranges())
 
 
 def _feed_all(calibrator: Calibrator, data: Any, graph: Graph, progress: Progress | None) -> None:
@@ -323,7 +339,7 @@ def calibrate_shapes(
     assert calibrator is not None  # calibration_data refuses an empty data set
     calibrator.check_spread(list(inputs))
     return Calibration(calibrator.ranges(), calibrator.channel_means(),
-                       calibrator.samples, calibrator.digest())
+                       calibrator.samples, calibrator.digest(), calibrator.channel_ranges())
 
 
 def calibrate(
