@@ -53,7 +53,9 @@ Models, data and metrics (seeded; calibration and evaluation data never overlap)
   each of ``llama_decode.CALIB_PROMPTS``; evaluation = ``--new-tokens`` tokens after the first
   ``--prompts`` of ``llama_decode.EVAL_PROMPTS`` (other parts of the text). qnnc compiles one
   shape profile per sequence length (``compile_lengths``). Metrics: greedy tokens equal to
-  ORT f32's at the same step, and the mean number of tokens before the first difference.
+  ORT f32's at the same step, the mean number of tokens before the first difference, and
+  teacher-forced next-token agreement (every decode step fed ORT f32's tokens so far; the
+  steps whose next token equals f32's), which one early difference does not decide.
   An extra row, ORT INT8 (mask+Softmax f32), keeps the attention mask's Where and the Softmax
   in float (``nodes_to_exclude``): the float island qnnc's quantiser makes on its own.
   ``--skip-llama`` leaves the model out.
@@ -113,11 +115,14 @@ def why(e: BaseException) -> str:
     return f"{type(e).__name__}: {first[:140]}"
 
 
-def recipe(spec: str) -> dict[str, str]:
-    """compile_model's options for a --methods entry: METHOD, or METHOD/WEIGHT_RANGE (e.g.
-    percentile/paired: the weight codes of --weight-range)."""
+def recipe(spec: str) -> dict[str, Any]:
+    """compile_model's options for a --methods entry: METHOD, METHOD/WEIGHT_RANGE (e.g.
+    percentile/paired: the weight codes of --weight-range), either with +smooth=ALPHA (e.g.
+    percentile+smooth=0.5: SmoothQuant migration, compiler/quant/smooth.py)."""
+    spec, _, alpha = spec.partition("+smooth=")
     method, _, weights = spec.partition("/")
-    return {"calib_method": method, **({"weight_range": weights} if weights else {})}
+    return {"calib_method": method, **({"weight_range": weights} if weights else {}),
+            **({"smooth": float(alpha)} if alpha else {})}
 
 
 def label(method: str) -> str:
@@ -407,7 +412,8 @@ def llama(methods: Sequence[str], n_prompts: int, new_tokens: int, folder: Path)
                     f"{min(map(len, prompts))}-{max(map(len, prompts))} tokens, {new_tokens} "
                     f"new tokens each; calibration: the {len(calib)} calls of f32 generating "
                     f"after {len(CALIB_PROMPTS)} other prompts",
-                    ["contender", "tokens = f32", "same prefix"], notes=list(c.notes),
+                    ["contender", "tokens = f32", "same prefix", "next = f32 (forced)"],
+                    notes=list(c.notes),
                     compiled=[c])
     gens: dict[str, list[list[int]]] = {}
 
@@ -417,15 +423,21 @@ def llama(methods: Sequence[str], n_prompts: int, new_tokens: int, folder: Path)
                             for p in prompts]
         ref = gens.get(ORT_F32)
         if ref is None:
-            return ["n/a", "n/a"]
+            return ["n/a", "n/a", "n/a"]
         same = sum(a == b for g, f in zip(mine, ref) for a, b in zip(g, f))
         prefix = float(np.mean([next((i for i, (a, b) in enumerate(zip(g, f)) if a != b),
                                      len(f)) for g, f in zip(mine, ref)]))
-        return [f"{same}/{sum(map(len, ref))}", fmt(prefix, 1)]
+        forced = [generate(s, p, new_tokens, lengths=LENGTHS[1:], forced=f).tokens
+                  for p, f in zip(prompts, ref)]
+        next_same = sum(a == b for g, f in zip(forced, ref) for a, b in zip(g, f))
+        total = sum(map(len, ref))
+        return [f"{same}/{total}", fmt(prefix, 1), f"{next_same}/{total}"]
 
     evaluate(report, row_order(methods, [LLAMA_ISLANDS]), c.sessions, measure)
     report.notes.append("same prefix: mean number of tokens before the first that differs "
-                        "from ORT f32's")
+                        "from ORT f32's; next = f32 (forced): steps whose next token equals "
+                        "f32's when every step is fed f32's text so far (teacher forcing: one "
+                        "early difference does not decide all later steps)")
     return report
 
 
@@ -478,13 +490,23 @@ def _subset(ap: argparse.ArgumentParser, text: str, allowed: Sequence[str],
 
 
 def _recipes(ap: argparse.ArgumentParser, text: str) -> list[str]:
-    """--methods: METHOD or METHOD/WEIGHT_RANGE entries, in the order given."""
+    """--methods: METHOD[/WEIGHT_RANGE][+smooth=ALPHA] entries, in the order given."""
     picked = [x.strip() for x in text.split(",") if x.strip()]
     allowed = [f"{m}/{w}" for m in METHODS for w in WEIGHT_RANGES]
-    bad = [x for x in picked if x not in METHODS and x not in allowed]
+
+    def ok(x: str) -> bool:
+        base, _, alpha = x.partition("+smooth=")
+        try:
+            good_alpha = not alpha or 0.0 <= float(alpha) <= 1.0
+        except ValueError:
+            good_alpha = False
+        return good_alpha and (base in METHODS or base in allowed)
+
+    bad = [x for x in picked if not ok(x)]
     if bad or not picked:
         ap.error(f"unknown or no method(s) {bad}; choose from {', '.join(METHODS)}, each "
-                 f"optionally with /WEIGHT_RANGE ({', '.join(WEIGHT_RANGES)})")
+                 f"optionally with /WEIGHT_RANGE ({', '.join(WEIGHT_RANGES)}) and "
+                 "+smooth=ALPHA (0..1)")
     return list(dict.fromkeys(picked))
 
 
@@ -497,7 +519,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     f"{', '.join(MODELS)}")
     ap.add_argument("--methods", default=",".join(METHODS), help="qnnc calibration methods "
                     f"(default: all of {', '.join(METHODS)}), each optionally with "
-                    "/WEIGHT_RANGE (compile's --weight-range), e.g. percentile/paired")
+                    "/WEIGHT_RANGE (compile's --weight-range), e.g. percentile/paired, and "
+                    "+smooth=ALPHA (SmoothQuant), e.g. percentile+smooth=0.5")
     ap.add_argument("--skip-llama", action="store_true", help="leave the llama example out")
     ap.add_argument("--lines", type=int, default=24, help="OCR line crops to read")
     ap.add_argument("--pages", type=int, default=0, help="OCR pages (adds det; slow)")

@@ -110,11 +110,15 @@ def generate(
     eos_id: int | None = None,
     max_ctx: int = CACHE_SHAPE[3],
     record: Callable[[Feeds], None] | None = None,
+    forced: Sequence[int] | None = None,
 ) -> Generation:
     """Greedy generation of up to ``max_new_tokens`` after ``prompt_ids``.
 
     Stops early at ``eos_id`` or when the cache of ``max_ctx`` slots is full. ``record``,
-    when given, sees every call's feeds (calibration data for INT8 builds).
+    when given, sees every call's feeds (calibration data for INT8 builds). ``forced``
+    (teacher forcing) feeds its tokens to the decode steps instead of the model's own
+    choices, which ``tokens`` still records: each is the model's next token after the
+    forced text, so one early difference does not change every later step.
     """
     prompt = [int(t) for t in prompt_ids]
     if max_new_tokens < 1:
@@ -149,8 +153,10 @@ def generate(
     out.tokens.append(token)
     t1 = time.perf_counter()
     out.first_token_s = t1 - t0
-    while (len(out.tokens) < max_new_tokens and token != eos_id and position < max_ctx):
-        logits = call([token], position)
+    while (len(out.tokens) < max_new_tokens and token != eos_id and position < max_ctx
+           and (forced is None or len(out.tokens) <= len(forced))):
+        fed = token if forced is None else int(forced[len(out.tokens) - 1])
+        logits = call([fed], position)
         position += 1
         token = int(np.argmax(logits[0, 0]))
         out.tokens.append(token)

@@ -172,6 +172,22 @@ def test_generate_int8_agrees_with_f32(model: tuple[Path, onnx.ModelProto], sess
     assert same / total >= MIN_INT8_AGREEMENT
 
 
+def test_teacher_forcing_feeds_the_given_tokens(session: object) -> None:
+    prompt = _prompts(1, start=8000)[0]
+    free = generate(session, prompt, NEW_TOKENS, lengths=LENGTHS[1:]).tokens
+    # forced with its own choices, generation is unchanged
+    assert generate(session, prompt, NEW_TOKENS, lengths=LENGTHS[1:], forced=free).tokens == free
+    # forced with other text, each step predicts after that text: the first token (from the
+    # prompt alone) is the same, the later ones follow the forced text, not the model's own
+    other = [(t + 1) % 256 for t in free]
+    feeds: list[dict[str, np.ndarray]] = []
+    got = generate(session, prompt, NEW_TOKENS, lengths=LENGTHS[1:], forced=other,
+                   record=feeds.append).tokens
+    assert got[0] == free[0] and len(got) == len(free)
+    steps = [int(f["input_ids"][0, 0]) for f in feeds if f["input_ids"].shape[1] == 1]
+    assert steps == other[:len(steps)] and len(steps) == NEW_TOKENS - 1
+
+
 def test_deterministic_per_seed() -> None:
     a = build_llama(seed=0, train_steps=2).SerializeToString()
     assert a == build_llama(seed=0, train_steps=2).SerializeToString()
