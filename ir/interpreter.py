@@ -73,9 +73,8 @@ def run(
     for c in graph.constants:
         env[id(c)] = c.data  # type: ignore[assignment]
     everything: dict[str, np.ndarray] = dict(fed) if keep else {}
-    last_use = _last_uses(graph) if not keep else {}
-    keep_ids = {id(v) for v in graph.outputs}
-    for idx, node in enumerate(graph.nodes):
+    release = _releases(graph) if not keep else [()] * len(graph.nodes)
+    for node, done in zip(graph.nodes, release):
         args = [None if v is None else env[id(v)] for v in node.inputs]
         try:
             results = get_op(node.op).evaluate(
@@ -105,11 +104,8 @@ def run(
                 everything[v.name] = r
         if observe is not None:
             observe(node, [env[id(v)] for v in node.outputs])
-        if not keep:
-            for v in node.inputs:
-                if v is not None and last_use.get(id(v)) == idx and id(v) not in keep_ids:
-                    if not v.is_const and v not in graph.inputs:
-                        env.pop(id(v), None)
+        for key in done:
+            env.pop(key, None)
     outs = {v.name: env[id(v)] for v in graph.outputs}
     for k, (count, axis) in counted_outputs(graph).items():  # data-dependent extents
         v = graph.outputs[k]
@@ -127,13 +123,20 @@ def run_body(body: Graph, args: list[np.ndarray], observe: Observer | None = Non
     return [outs[v.name] for v in body.outputs]
 
 
-def _last_uses(graph: Graph) -> dict[int, int]:
+def _releases(graph: Graph) -> list[tuple[int, ...]]:
+    """For each node, the ids of the computed values it reads last (none that the graph
+    outputs): the run drops them from its environment once the node has run."""
     last: dict[int, int] = {}
     for i, n in enumerate(graph.nodes):
         for v in n.inputs:
-            if v is not None:
+            if v is not None and not v.is_const:
                 last[id(v)] = i
-    return last
+    kept = {id(v) for v in graph.outputs} | {id(v) for v in graph.inputs}
+    out: list[list[int]] = [[] for _ in graph.nodes]
+    for key, i in last.items():
+        if key not in kept:
+            out[i].append(key)
+    return [tuple(ids) for ids in out]
 
 
 def value_by_name(graph: Graph, name: str) -> Value:

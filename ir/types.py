@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -39,8 +40,7 @@ class DType(Enum):
 
     @property
     def np(self) -> np.dtype:
-        name = _TO_NUMPY[self]
-        return np.dtype(getattr(ml_dtypes, name) if hasattr(ml_dtypes, name) else name)
+        return _numpy_dtype(self)
 
     @staticmethod
     def from_numpy(dt: np.dtype | type) -> DType:
@@ -69,6 +69,13 @@ def is_float_dtype(dt: np.dtype) -> bool:
     """Whether numpy dtype ``dt`` holds floats: float16/32/64, and ml_dtypes' bfloat16 and
     float8/float4 (whose numpy kind is "V", not "f")."""
     return np.dtype(dt).kind == "f" or DType.from_numpy(dt).is_float
+
+
+@functools.cache
+def _numpy_dtype(dt: DType) -> np.dtype:
+    """The numpy dtype of ``dt`` (looked up once: the interpreter asks for every result)."""
+    name = _TO_NUMPY[dt]
+    return np.dtype(getattr(ml_dtypes, name) if hasattr(ml_dtypes, name) else name)
 
 
 _TO_NUMPY: dict[DType, str] = {
