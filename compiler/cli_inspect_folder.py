@@ -49,8 +49,9 @@ def inspect_folder(args: argparse.Namespace) -> int:
     cal = info["calibration"]
     if cal:
         weights = f", {cal['weight_range']} weights" if cal.get("weight_range") else ""
+        smooth = f", smoothed (alpha {cal['smooth']:g})" if cal.get("smooth") else ""
         lines.append(f"calibrated {cal['method']} on {cal['samples']} samples (sha256 "
-                     f"{cal['samples_sha256'][:16]}...){weights}")
+                     f"{cal['samples_sha256'][:16]}...){weights}{smooth}")
     if "arena_bytes" in info:
         lines.append(f"memory    arena {info['arena_bytes']} bytes, weights "
                      f"{info['weight_bytes']} bytes")

@@ -116,3 +116,16 @@ def test_per_tensor_weights_and_equalize(tiny: Path, capsys: pytest.CaptureFixtu
     text = (out / "model.ir").read_text()
     weights = [ln for ln in text.splitlines() if "_wq = const i8" in ln]
     assert weights and all("axis=" not in ln for ln in weights)  # one scale per layer
+
+
+def test_smooth_reaches_the_quantize_pass_and_the_manifest(
+        tiny: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tiny.parent / "sm"
+    assert main(["compile", str(tiny), "-o", str(out), "--calib", str(tiny.parent / "calib.npz"),
+                 "--smooth", "0.5"]) == 0
+    assert "quantize{smooth=0.5}" in capsys.readouterr().out
+    assert main(["inspect", str(out)]) == 0
+    assert "smoothed (alpha 0.5)" in capsys.readouterr().out
+    assert main(["compile", str(tiny), "--calib", str(tiny.parent / "calib.npz"),
+                 "--smooth", "2"]) == 1  # a usage error
+    assert "not between 0 and 1" in capsys.readouterr().err
