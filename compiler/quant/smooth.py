@@ -59,7 +59,7 @@ def groups(graph: Graph) -> list[Group]:
             continue
         k = v.type.shape[-1]
         if p.attrs["axis"] != len(v.type.shape) - 1 or not all(
-                _channel_param(c, k) for c in p.inputs[1:] if c is not None):
+                _channel_param(c, k) for c in _params(p).values()):
             continue
         if all(_weight(r, v) is not None for r in readers):
             found.append(Group(v, p, tuple(readers)))
@@ -104,42 +104,41 @@ def _channel_param(c: Value, k: int) -> bool:
             and tuple(c.type.shape) in ((k,), (1,), ()))
 
 
-def _weight(node: Node, x: Value) -> tuple[np.ndarray, int] | None:
-    """(W as [K, N], the input index holding it) when ``node`` computes x @ W with a constant
+def _params(norm: Node) -> dict[str, Value]:
+    """The normalisation's per-channel parameters that are present: scale, and bias."""
+    names = ("scale", "bias") if norm.op == "LayerNormalization" else ("scale",)
+    return {n: v for n in names if (v := norm.operand(n)) is not None}
+
+
+def _weight(node: Node, x: Value) -> tuple[np.ndarray, Value] | None:
+    """(W as [K, N], the operand holding it) when ``node`` computes x @ W with a constant
     float W and x as its left operand; None otherwise."""
-    ins = node.inputs
-    if len(ins) < 2 or ins[0] is not x or ins[1] is x:
+    if node.op not in ("MatMul", "Gemm") or node.a is not x or node.b is x:
         return None
-    b = ins[1]
+    b = node.b
     if (b is None or not b.is_const or b.data is None or not b.type.dtype.is_float
             or b.type.quant is not None or b.data.ndim != 2):
         return None
     if node.op == "MatMul":
-        return b.data, 1
-    if node.op == "Gemm" and not node.attrs["transA"]:
-        return (b.data.T if node.attrs["transB"] else b.data), 1
+        return b.data, b
+    if not node.attrs["transA"]:
+        return (b.data.T if node.attrs["transB"] else b.data), b
     return None
 
 
 def _divide_params(graph: Graph, node: Node, s: np.ndarray) -> None:
-    inputs = list(node.inputs)
-    for i in range(1, len(inputs)):
-        c = inputs[i]
-        if c is None or c.data is None:
-            continue
+    for name, c in _params(node).items():
+        assert c.data is not None
         data = np.broadcast_to(c.data.astype(np.float64), s.shape) / s
-        inputs[i] = graph.add_const(data.astype(c.type.dtype.np), f"{c.name}_smooth")
-    node.inputs = inputs
+        node.set_operand(name, graph.add_const(data.astype(c.type.dtype.np),
+                                               f"{c.name}_smooth"))
 
 
 def _scale_weight(graph: Graph, node: Node, x: Value, s: np.ndarray) -> None:
     found = _weight(node, x)
     assert found is not None
-    w, i = found
+    w, old = found
     new = w.astype(np.float64) * s[:, None]
     if node.op == "Gemm" and node.attrs["transB"]:
         new = new.T
-    old = node.inputs[i]
-    inputs = list(node.inputs)
-    inputs[i] = graph.add_const(new.astype(old.type.dtype.np), f"{old.name}_smooth")
-    node.inputs = inputs
+    node.set_operand("b", graph.add_const(new.astype(old.type.dtype.np), f"{old.name}_smooth"))

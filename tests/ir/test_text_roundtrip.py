@@ -128,6 +128,7 @@ def graphs(draw: st.DrawFn) -> Graph:
     # One shape for the whole graph (plus scalars), so any two values broadcast together.
     shape = draw(st.sampled_from([(), (0,), (3,), (2, 3), (4, 5), (2, 1, 9)]))
     pool: list[Value] = []
+    ends: list[Value] = []  # values no node may read
     for _ in range(draw(st.integers(1, 3))):
         dt = draw(st.sampled_from(list(DType)))
         q = draw(quant_params(shape)) if dt.is_int else None
@@ -164,8 +165,12 @@ def graphs(draw: st.DrawFn) -> Graph:
         # provenance: the model nodes it was made from, any op and name spellings
         node.sources = tuple(draw(st.lists(st.tuples(st.sampled_from(sorted(OPS)) | names,
                                                      names), max_size=3)))
-        pool.extend(node.outputs)
-    g.outputs = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
+        # a value of data-dependent extent (Unique, NonZero, ...) may only be a graph output
+        counted = opdef.counted(node.attrs) if opdef.counted is not None else ()
+        dynamic = {id(v) for v, axis in zip(node.outputs, counted) if axis is not None}
+        pool.extend(v for v in node.outputs if id(v) not in dynamic)
+        ends.extend(v for v in node.outputs if id(v) in dynamic)
+    g.outputs = draw(st.lists(st.sampled_from(pool + ends), min_size=1, max_size=3))
     return g
 
 
