@@ -2,8 +2,9 @@
 
 Dense and grouped convolutions run the shared GEMM (q8_gemm.py) over an im2col of the input;
 a 1x1 stride-1 convolution packs its input planes in place (they are already B's rows), and
-output rows of up to 64 read their im2col from zero-padded copies of the planes, in 16-byte
-moves. Depthwise convolutions get
+the others read their im2col from zero-padded copies of one group's planes, in 16-byte moves
+(planes too large for that copy go through bounds-checked row segments). Depthwise
+convolutions get
 their own direct loop over a centred, padded copy of each channel (an im2col would copy every
 input value KH*KW times for one multiply); a depthwise 1x1 (a quantised BatchNorm) is a
 per-channel scale loop.
@@ -109,16 +110,15 @@ def _direct(d: dict[str, int]) -> bool:
             and d["OH"] == d["H"] and d["OW"] == d["W"])
 
 
-PADDED_MAX_OW = 64  # output rows this short read im2col from zero-padded copies of the planes
 PADDED_MAX_BYTES = 1 << 20  # the largest set of padded planes (one group's) kept in scratch
 
 
 def padded_planes(d: dict[str, int]) -> tuple[int, int] | None:
-    """(rows, columns) of the zero-padded plane copies a convolution with short output rows
-    reads its im2col from (16-byte moves, no bounds checks, instead of a call per few
-    bytes), or None: long rows (im2col copies row segments), or planes too large to copy."""
-    if d["OW"] > PADDED_MAX_OW:
-        return None
+    """(rows, columns) of the zero-padded plane copies a convolution reads its im2col from
+    (16-byte moves, no bounds checks, instead of a call per row segment), or None: planes
+    too large to copy (im2col then copies bounds-checked row segments). Rows of any length:
+    PP-OCRv4 det's 3x3 convolutions over 80-wide planes ran 8% faster as a whole model than
+    through row segments, the example models the same or up to 1% faster."""
     hp, wp = _dw_plane(d)
     return (hp, wp) if d["Cg"] * hp * wp + 32 <= PADDED_MAX_BYTES else None
 

@@ -205,6 +205,31 @@ def test_qconv_u8s8_quads_over_blocks_and_chunks(case: int, xdt: DType, cpu: str
     assert "u8 quads" in source
 
 
+#: convolutions whose im2col goes through row segments when the padded plane copies are
+#: refused: strides, dilation, a 7x7 stride 2 and a stride-2 row of AVX2's byte shuffle
+SEGMENT_CONVS = [CONVS[1], CONVS[7], CONVS[8], {**LARGE_QUAD_CONVS[3], "g": 1}]
+
+
+@pytest.mark.parametrize("cpu", GEMM_CPUS)
+@pytest.mark.parametrize("amax", [127, 61], ids=["pairs", "quads"])
+@pytest.mark.parametrize("case", range(len(SEGMENT_CONVS)))
+def test_qconv_im2col_in_row_segments(case: int, amax: int, cpu: str, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planes too large for the zero-padded copy (PADDED_MAX_BYTES, lowered to nothing here)
+    take im2col in bounds-checked row segments, with the interpreter's integers."""
+    monkeypatch.setattr("targets.c.ops_quant_conv.PADDED_MAX_BYTES", 0)
+    kw = SEGMENT_CONVS[case]
+    rng = np.random.default_rng(700 + case)
+    nsp = len(kw["x"]) - 2
+    attrs = {"strides": kw["s"], "pads": kw["p"], "group": kw["g"],
+             "dilations": kw.get("d", [1] * nsp), **out_attrs(rng, DType.u8, "relu")}
+    w = weights(rng, kw["w"], per_channel=True, amax=amax)
+    g = graph("QConv", [rand_q(rng, kw["x"], DType.u8), w, None], attrs)
+    check_exact(g, tmp_path, cpu, seed=case)
+    (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
+    assert "qnnc_q8_im2row8" in source and "qnnc_q8_pad_planes" not in source
+
+
 @pytest.mark.parametrize("cpu", GEMM_CPUS)
 def test_u8s8_pairs_at_the_bound_are_exact(cpu: str, tmp_path: Path) -> None:
     """Pairs at the bound (127 + 1, 64 + 64, -128 + 0, -1 - 127) times inputs at the ends of
