@@ -81,20 +81,9 @@ def add_weight_range_option(q: argparse._ArgumentGroup) -> None:
                    "else int8")
 
 
-def fraction_0_1(text: str) -> float:
-    """A number in [0, 1] (--smooth)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r} (e.g. 0.5)") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1")
-    return value
-
-
 def add_smooth_option(q: argparse._ArgumentGroup) -> None:
     """--smooth (compile, bench, run, golden record)."""
-    q.add_argument("--smooth", type=fraction_0_1, default=0.0, metavar="ALPHA",
+    q.add_argument("--smooth", type=fraction, default=0.0, metavar="ALPHA",
                    help="SmoothQuant: move this share (0-1, e.g. 0.5) of each activation "
                    "channel's range into the weights of the MatMul/Gemm layers that read a "
                    "LayerNorm/RMSNorm output, for activations with outlier channels "
