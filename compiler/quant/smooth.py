@@ -69,13 +69,15 @@ def groups(graph: Graph) -> list[Group]:
 def smooth(graph: Graph, cal: Calibration, alpha: float) -> Calibration:
     """Migrate scale from every :func:`groups` tensor into its readers' weights (``graph`` is
     changed in place); the calibration with those tensors' ranges and means to match. Tensors
-    without recorded per-channel extremes are left alone."""
+    without recorded (or without finite) per-channel extremes are left alone."""
     ranges, means = dict(cal.ranges), dict(cal.channel_means)
     for g in groups(graph):
         name = g.x.name
         if name not in cal.channel_ranges:
             continue
         lo, hi = cal.channel_ranges[name]
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            continue  # NaN/inf seen in calibration: nothing sound to balance
         a = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float64)
         w = np.zeros_like(a)
         for r in g.readers:

@@ -119,3 +119,13 @@ def test_the_pass_option() -> None:
     bad = dataclasses.replace(Quantize(smooth=1.5), calibration=_samples())
     with pytest.raises(QnncError, match="smooth must be in"):
         run_pipeline(parse_graph(BEFORE), [bad])
+
+
+def test_a_tensor_with_non_finite_extremes_is_left_alone() -> None:
+    g = parse_graph(BEFORE)
+    cal = calibrate_model(g, _samples(), "percentile")
+    lo, hi = cal.channel_ranges["h"]
+    bad = dataclasses.replace(cal, channel_ranges={"h": (lo, np.where(hi > 3, np.inf, hi))})
+    out = smooth(g, bad, 0.5)
+    assert out.ranges["h"] == cal.ranges["h"]
+    assert not any(c.name.endswith("_smooth") for c in g.constants)
