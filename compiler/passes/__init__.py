@@ -5,6 +5,7 @@ compiler/pipeline.py adds equalize, quantize and the target passes as a compile 
 """
 
 from compiler.passes import (  # noqa: F401  (registration)
+    conv_transpose_blocks,
     dce,
     equalize,
     fold_affine,
@@ -39,6 +40,7 @@ DEFAULT_PIPELINE: list[str] = [
     "fold-constants",
     "fold-batchnorm",
     "fold-affine",
+    "conv-transpose-blocks",
     "dce",
     "recognize-gelu",
     "recognize-silu",

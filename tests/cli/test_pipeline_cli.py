@@ -14,8 +14,8 @@ from compiler.passes import PASSES, parse_pipeline
 from ir.text import load_ir
 from tests.cli.models import assert_one_paragraph_error, run_cli
 
-CLEANUP = ("lower-qdq,fold-constants,fold-batchnorm,fold-affine,dce,recognize-gelu,"
-           "recognize-silu,recognize-hardswish,recognize-layernorm,dce")
+CLEANUP = ("lower-qdq,fold-constants,fold-batchnorm,fold-affine,conv-transpose-blocks,dce,"
+           "recognize-gelu,recognize-silu,recognize-hardswish,recognize-layernorm,dce")
 
 
 @pytest.mark.parametrize("flags, want", [

@@ -11,9 +11,9 @@ A case file holds cases separated by a line ``// -----``. Each case is::
     graph @g(...) { ... }            the exact expected text of the result (constants inline)
 
 Besides the exact text, every case checks on random inputs that the pipeline preserved the
-graph's meaning under the interpreter: bit for bit, except that fold-batchnorm and
-fold-affine reorder float arithmetic, and the recognize-* passes replace a chain that rounds
-after every step by one op that rounds once; those are held to
+graph's meaning under the interpreter: bit for bit, except that fold-batchnorm, fold-affine
+and conv-transpose-blocks reorder float arithmetic, and the recognize-* passes replace a chain
+that rounds after every step by one op that rounds once; those are held to
 |got - want| <= 1e-4 * |want| + 1e-5 * max|want|. quantize approximates the float graph by
 8-bit codes: on its own calibration samples (inside the calibrated ranges) each output is held
 to QUANT_RTOL of its largest magnitude (a step is 1/255 of a range; the cases' few layers of
@@ -37,8 +37,8 @@ from ir.text import parse_graph, print_graph
 
 CASES_DIR = Path(__file__).parent / "cases"
 SEPARATOR = "// -----"
-REORDERS_FLOATS = {"fold-affine", "fold-batchnorm", "recognize-gelu", "recognize-hardswish",
-                   "recognize-layernorm", "recognize-silu"}
+REORDERS_FLOATS = {"conv-transpose-blocks", "fold-affine", "fold-batchnorm", "recognize-gelu",
+                   "recognize-hardswish", "recognize-layernorm", "recognize-silu"}
 #: how far a quantised output may be from the float one, relative to its largest magnitude
 QUANT_RTOL = 0.05
 

@@ -69,7 +69,8 @@ def test_unknown_pass_names_list_the_known_ones() -> None:
     for kwargs in ({}, {"print_after": ["tiles"]}, {"disabled": ["tiles"]}):
         pipeline = ["dce"] if kwargs else ["dce", "tiles"]
         with pytest.raises(PassError, match=r"(?s)unknown pass 'tiles'.*known passes: "
-                                             r"dce, (.+, )?fold-batchnorm, fold-constants"):
+                                             r"conv-transpose-blocks, dce, (.+, )?"
+                                             r"fold-batchnorm, fold-constants"):
             run_pipeline(parse_graph(SOURCE), pipeline, **kwargs)
 
 

@@ -1,5 +1,5 @@
 """Ops that only move data, on any element type: Reshape (and Identity, Retype, which keep
-the elements in order), Transpose, Concat, Slice and Tile."""
+the elements in order), Transpose, Concat, Slice, Tile and DepthToSpace."""
 
 from __future__ import annotations
 
@@ -83,3 +83,20 @@ def tile(k: Kernel) -> list[Tensor]:
     x = k.operand("x")
     return [te.compute(y.shape, lambda *i: x[tuple(
         tir.floormod(o, d) for o, d in zip(i, xt.shape))], name="y")]
+
+
+@kernel("DepthToSpace")
+def depth_to_space(k: Kernel) -> list[Tensor]:
+    """y[n, c, h, w] = x[n, channel, h // b, w // b] with (by, bx) = (h % b, w % b) and
+    channel (by*b + bx)*C + c (DCR) or c*b*b + by*b + bx (CRD), C = y's channels."""
+    (y,) = k.out_types
+    x = k.operand("x")
+    b, cy = k.attrs["blocksize"], y.shape[1]
+    dcr = k.attrs["mode"] == "DCR"
+
+    def body(n: Any, c: Any, h: Any, w: Any) -> Any:
+        by, bx = tir.floormod(h, b), tir.floormod(w, b)
+        ch = (by * b + bx) * cy + c if dcr else c * (b * b) + by * b + bx
+        return x[n, ch, tir.floordiv(h, b), tir.floordiv(w, b)]
+
+    return [te.compute(y.shape, body, name="y")]

@@ -1,4 +1,4 @@
-"""Data movement (Reshape, Transpose, Concat, Slice) on 8-bit codes through the tvm
+"""Data movement (Reshape, Transpose, Concat, Slice, DepthToSpace) on 8-bit codes through the tvm
 target: bit-exact with the interpreter."""
 
 from __future__ import annotations
@@ -90,3 +90,15 @@ def test_tile_bit_exact(data: st.DataObject) -> None:
     x = quantised(data.draw, shape)
     repeats = [data.draw(st.integers(0, 3)) for _ in shape]
     assert_exact(one_node("Tile", [x], repeats=repeats), feeds_of([x]))
+
+
+@SETTINGS
+@given(st.data())
+def test_depth_to_space_bit_exact(data: st.DataObject) -> None:
+    b = data.draw(st.integers(1, 3))
+    c = data.draw(st.integers(1, 3))
+    shape = (data.draw(st.integers(1, 2)), c * b * b, data.draw(st.integers(1, 4)),
+             data.draw(st.integers(1, 4)))
+    x = quantised(data.draw, shape)
+    mode = data.draw(st.sampled_from(["DCR", "CRD"]))
+    assert_exact(one_node("DepthToSpace", [x], blocksize=b, mode=mode), feeds_of([x]))
