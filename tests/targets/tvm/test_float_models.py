@@ -1,8 +1,8 @@
 """Float models through the tvm target: the f32 tiny CNN and SqueezeNet examples built with
 ``compile_model(model, target="tvm")`` against the reference interpreter
 (``compile_model(model).run``); and PP-OCRv4's text detector (shipped by rapidocr-onnxruntime)
-quantised, which keeps nearest Resize on codes and two f32 ConvTranspose layers: no op left
-without a kernel, and (slow) every integer tensor exact, the float ones within tolerance.
+quantised, which keeps nearest Resize and DepthToSpace (its upsampling ConvTransposes) on codes:
+no op left without a kernel, and (slow) every integer tensor exact, the float ones within tolerance.
 
 Tolerance of the float models: each output within rtol 1e-4 plus 1e-5 times its largest
 magnitude. Their convolutions sum up to a few thousand float32 terms in another order than
