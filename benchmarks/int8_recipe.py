@@ -492,15 +492,14 @@ def _subset(ap: argparse.ArgumentParser, text: str, allowed: Sequence[str],
 def _recipes(ap: argparse.ArgumentParser, text: str) -> list[str]:
     """--methods: METHOD[/WEIGHT_RANGE][+smooth=ALPHA] entries, in the order given."""
     picked = [x.strip() for x in text.split(",") if x.strip()]
-    allowed = [f"{m}/{w}" for m in METHODS for w in WEIGHT_RANGES]
 
-    def ok(x: str) -> bool:
-        base, _, alpha = x.partition("+smooth=")
+    def ok(x: str) -> bool:  # the entry as recipe() reads it
         try:
-            good_alpha = not alpha or 0.0 <= float(alpha) <= 1.0
-        except ValueError:
-            good_alpha = False
-        return good_alpha and (base in METHODS or base in allowed)
+            r = recipe(x)
+        except ValueError:  # an alpha that is not a number
+            return False
+        return (r["calib_method"] in METHODS and r.get("weight_range", "int8") in WEIGHT_RANGES
+                and 0.0 <= r.get("smooth", 0.0) <= 1.0)
 
     bad = [x for x in picked if not ok(x)]
     if bad or not picked:

@@ -278,7 +278,8 @@ def test_cli_two_targets_one_folder_each(tmp_path: Path, capsys: pytest.CaptureF
 def test_cli_record_takes_the_compile_quantisation_options(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture
                                                             ) -> None:
-    """--per-tensor-weights and --equalize are recorded in the set and replayed by check."""
+    """--per-tensor-weights, --equalize and --smooth are recorded in the set and replayed by
+    check (the recorded calibration says the alpha it was smoothed with)."""
     m = tmp_path / "tiny.onnx"
     onnx.save(build_example("tiny_cnn"), m)
     rng = np.random.default_rng(0)
@@ -286,9 +287,11 @@ def test_cli_record_takes_the_compile_quantisation_options(tmp_path: Path,
     out = tmp_path / "q8"
     assert main(["golden", "record", str(m), "--random-input", "-o", str(out), "-q",
                  "--calib", str(tmp_path / "calib.npz"), "--per-tensor-weights",
-                 "--equalize"]) == 0
+                 "--equalize", "--smooth", "0.5"]) == 0
     opts = json.loads((out / "manifest.json").read_text())["options"]
-    assert opts["per_channel"] is False and opts["equalize"] is True
+    assert opts["per_channel"] is False and opts["equalize"] is True and opts["smooth"] == 0.5
+    (target,) = [d for d in out.iterdir() if (d / "manifest.json").is_file()]
+    assert json.loads((target / "manifest.json").read_text())["calibration"]["smooth"] == 0.5
     assert main(["golden", "check", str(out), "-q"]) == 0
 
 
