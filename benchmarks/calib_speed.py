@@ -1,12 +1,14 @@
 """INT8 compile time with calibration, qnnc against onnxruntime's quantize_static, on the
 shipped models of the corpus with realistic samples.
 
-    python -m benchmarks.calib_speed [--samples 64] [--models det,rec,cls,vad]
+    python -m benchmarks.calib_speed [--samples 64] [--models det,rec,cls,vad,silero_vad]
+                                     [--native]
 
 For each model, on the same ``--samples`` calibration inputs (compiler/corpus: rendered pages
 for det, line crops for cls and rec — rec's at three widths, one shape profile each —, the
 recurrent calls of an eSpeak NG utterance with the state the float model carried for the
-VAD):
+VADs: ``vad`` is silero_vad_openvino_16k, ``silero_vad`` the package's main model with its
+sample rate fixed to 16 kHz):
 
 | column            | what is timed                                                             |
 |-------------------|---------------------------------------------------------------------------|
@@ -19,6 +21,11 @@ Both sides run in this one process, one after the other, ``--repeat`` times inte
 (default 3), and the fastest run of each is shown: on a shared machine the minimum is the
 least disturbed. The ratio is qnnc quantise over ORT quantize (goal: at most 1.0). The load
 average is printed before and after, and the run says when the machine was too busy to judge.
+
+``--native`` adds the measurement behind running calibration's float model in the numpy
+interpreter rather than through native code: per model, the cold build time of qnnc's f32
+host C and the time per calibration sample of that build and of the interpreter (both on
+one thread, BLAS included; the fastest of ``--repeat`` passes over the samples).
 """
 
 from __future__ import annotations
@@ -36,24 +43,35 @@ import numpy as np
 import onnx
 
 from benchmarks.common import fmt, format_table, load_average, machine_line
-from benchmarks.corpus_feeds import CORPUS, SHAPES, VAD, corpus_samples, path_of
+from benchmarks.corpus_feeds import CORPUS, SHAPES, VAD, corpus_samples, path_of, vad_feeds
 from compiler.api import compile_model
 from compiler.corpus import fonts, speech
 from compiler.ort_compare import ort_quantize
-from compiler.shipped_models import OCR_MODELS, VAD_MODELS, model_file
+from compiler.quant.blas_threads import limited_blas
+from compiler.shipped_models import OCR_MODELS, VAD_MODELS, at_16k, model_file
 
 Feeds = dict[str, np.ndarray]
-MODELS = CORPUS
+SILERO = "silero_vad"
+MODELS = (*CORPUS, SILERO)
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def samples(model: str, n: int) -> tuple[str, object, list[Feeds]]:
-    """(path, qnnc's input shapes, calibration feeds) of one corpus model."""
+def samples(model: str, n: int) -> tuple[onnx.ModelProto, object, list[Feeds]]:
+    """(the model, qnnc's input shapes, calibration feeds) of one corpus model."""
+    if model == SILERO:
+        spec = VAD_MODELS[SILERO]
+        proto = at_16k(onnx.load(str(model_file(spec))))
+        return proto, dict(spec.shapes), vad_feeds(proto.SerializeToString(), n)
     shapes = dict(VAD_MODELS[VAD].shapes) if model == "vad" else SHAPES[model]
-    return path_of(model), shapes, corpus_samples(model, n)
+    return onnx.load(path_of(model)), shapes, corpus_samples(model, n)
+
+
+def fresh(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy for one run (neither quantiser may see another's edits)."""
+    return onnx.ModelProto.FromString(proto.SerializeToString())
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -62,24 +80,50 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def bench(model: str, n: int, cold_build: bool, repeat: int) -> list[object]:
-    path, shapes, feeds = samples(model, n)
-    log(f"{model}: {Path(path).name}, {len(feeds)} samples")
+def bench(model: str, n: int, cold_build: bool, native: bool, repeat: int
+          ) -> tuple[list[object], list[object] | None]:
+    """(the compile-time row, the --native row or None) of one model."""
+    proto, shapes, feeds = samples(model, n)
+    log(f"{model}: {len(feeds)} samples")
     with tempfile.TemporaryDirectory(prefix="qnnc-calib-") as tmp:
         t_ort = t_q = float("inf")
         for _ in range(repeat):  # interleaved; the fastest of each side is kept
-            t_ort = min(t_ort, timed(lambda: ort_quantize(onnx.load(path), feeds, Path(tmp))))
-            log(f"  ORT quantize_static {t_ort:.1f} s")
-            t_q = min(t_q, timed(lambda: compile_model(path, input_shapes=shapes,
+            t_ort = min(t_ort, timed(lambda: ort_quantize(fresh(proto), feeds, Path(tmp))))
+            log(f"  ORT quantize_static {t_ort:.2f} s")
+            t_q = min(t_q, timed(lambda: compile_model(fresh(proto), input_shapes=shapes,
                                                        precision="int8", calibration=feeds)))
-            log(f"  qnnc quantise {t_q:.1f} s")
+            log(f"  qnnc quantise {t_q:.2f} s")
         t_host = float("nan")
         if cold_build:
-            t_host = timed(lambda: compile_model(path, input_shapes=shapes, precision="int8",
-                                                 calibration=feeds, target="host",
-                                                 cache_dir=Path(tmp) / "cache"))
+            t_host = timed(lambda: compile_model(fresh(proto), input_shapes=shapes,
+                                                 precision="int8", calibration=feeds,
+                                                 target="host", cache_dir=Path(tmp) / "cache"))
             log(f"  qnnc host, cold cache {t_host:.1f} s")
-    return [model, len(feeds), fmt(t_ort), fmt(t_q), fmt(t_host), fmt(t_q / t_ort)]
+        row = [model, len(feeds), fmt(t_ort), fmt(t_q), fmt(t_host), fmt(t_q / t_ort)]
+        if not native:
+            return row, None
+        return row, [model, *float_per_sample(proto, shapes, feeds, Path(tmp), repeat)]
+
+
+def float_per_sample(proto: onnx.ModelProto, shapes: object, feeds: list[Feeds],
+                     tmp: Path, repeat: int) -> list[str]:
+    """[f32 host cold build s, its ms per sample, the interpreter's ms per sample, ratio]."""
+    start = time.perf_counter()
+    host = compile_model(fresh(proto), input_shapes=shapes, precision="f32", target="host",
+                         cache_dir=tmp / "f32-cache")
+    t_build = time.perf_counter() - start
+    interp = compile_model(fresh(proto), input_shapes=shapes, precision="f32")
+    best = {"host": float("inf"), "interp": float("inf")}
+    with limited_blas():
+        for m in (host, interp):
+            m.run(None, feeds[0])  # warm
+        for _ in range(repeat):  # interleaved passes over every sample
+            for key, m in (("host", host), ("interp", interp)):
+                best[key] = min(best[key], timed(lambda m=m: [m.run(None, f) for f in feeds]))
+    ms = {k: v / len(feeds) * 1e3 for k, v in best.items()}
+    log(f"  f32 host build {t_build:.1f} s; per sample: host {ms['host']:.2f} ms, "
+        f"interpreter {ms['interp']:.2f} ms")
+    return [fmt(t_build), fmt(ms["host"]), fmt(ms["interp"]), fmt(ms["host"] / ms["interp"])]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--samples", type=int, default=64, help="calibration inputs per model")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
     ap.add_argument("--no-build", action="store_true", help="skip the cold host build column")
+    ap.add_argument("--native", action="store_true",
+                    help="also time the float model per sample: f32 host build vs interpreter")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of each side, interleaved; the fastest is shown (default 3)")
     args = ap.parse_args(argv)
@@ -96,16 +142,23 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(models) - set(MODELS)
     if unknown:
         ap.error(f"unknown model(s) {sorted(unknown)}; choose from {', '.join(MODELS)}")
-    missing = [m.package for m in (*OCR_MODELS.values(), VAD_MODELS[VAD])
+    missing = [m.package for m in (*OCR_MODELS.values(), VAD_MODELS[VAD], VAD_MODELS[SILERO])
                if model_file(m) is None]
     if missing or fonts.missing() or not speech.available():
         raise SystemExit("needs: pip install --no-deps silero-vad==6.2.3 "
                          f"rapidocr-onnxruntime==1.4.4 and {fonts.PIP_LINE} {speech.PIP}")
     before = machine_line()
-    rows = [bench(m, args.samples, not args.no_build, max(1, args.repeat)) for m in models]
+    results = [bench(m, args.samples, not args.no_build, args.native, max(1, args.repeat))
+               for m in models]
     print(before)
     print(format_table(["model", "samples", "ORT quantize (s)", "qnnc quantise (s)",
-                        "qnnc host cold (s)", "qnnc/ORT"], rows))
+                        "qnnc host cold (s)", "qnnc/ORT"], [r for r, _ in results]))
+    if args.native:
+        print("\nThe float model per calibration sample, one thread: qnnc's f32 host build "
+              "against the numpy interpreter calibration runs")
+        print(format_table(["model", "f32 host build (s)", "f32 host (ms/sample)",
+                            "interpreter (ms/sample)", "host/interpreter"],
+                           [n for _, n in results if n is not None]))
     print(machine_line())
     load, cpus = load_average(), os.cpu_count() or 1
     if load > max(cpus - 1, 0.5):

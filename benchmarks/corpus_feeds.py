@@ -35,9 +35,9 @@ def path_of(model: str) -> str:
     return str(p)
 
 
-def vad_feeds(path: str, n: int) -> list[Feeds]:
-    """The first ``n`` calls of the VAD over an utterance, each with the state onnxruntime's
-    float model carried into it."""
+def vad_feeds(path: str | bytes, n: int) -> list[Feeds]:
+    """The first ``n`` calls of the VAD (a file, or a serialised model) over an utterance,
+    each with the state onnxruntime's float model carried into it."""
     sess = ort_session(path, 1)
     feeds: list[Feeds] = []
 

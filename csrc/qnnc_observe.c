@@ -94,3 +94,36 @@ void qnnc_hist_f64(const double *x, int64_t n, double width, int64_t bins, int64
     if (!direct)
         fold(bins, scratch, counts);
 }
+
+/* One histogram update's first pass and, in the common case, its binning too: the
+ * minimum and maximum of x go to extremes[0] and extremes[1]. Returns -1 when x holds a NaN
+ * or an infinity (extremes unset, nothing counted: the caller's numpy path drops those),
+ * 1 when x was binned into counts (width > 0 and every magnitude within edge = bins *
+ * width, computed by the caller in double precision as its own test is), else 0 (all
+ * zeros, a first batch or a wider range: the caller sets the width and bins). The
+ * extremes are exact (a zero is reported as +0.0); the scan is vectorised as an OpenMP simd
+ * reduction, which is free to reorder it because min and max do not round. */
+#define QNNC_UPDATE(NAME, T, HIST, MAXV)                                                   \
+    int64_t NAME(const T *x, int64_t n, T width, double edge, int64_t bins,               \
+                 int64_t *counts, uint32_t *scratch, double *extremes) {                   \
+        T lo = x[0], hi = x[0];                                                            \
+        int64_t bad = 0;                                                                   \
+        _Pragma("omp simd reduction(min : lo) reduction(max : hi) reduction(+ : bad)")      \
+        for (int64_t i = 0; i < n; ++i) {                                                  \
+            const T v = x[i];                                                              \
+            lo = v < lo ? v : lo;                                                          \
+            hi = v > hi ? v : hi;                                                          \
+            bad += !(v <= MAXV && v >= -MAXV);                                             \
+        }                                                                                  \
+        if (bad)                                                                           \
+            return -1;                                                                     \
+        extremes[0] = (double)lo + 0.0; /* -0.0 as +0.0, whichever zero the lanes kept */  \
+        extremes[1] = (double)hi + 0.0;                                                    \
+        const double amax = -(double)lo > (double)hi ? -(double)lo : (double)hi;           \
+        if (!(width > 0 && amax > 0 && amax <= edge))                                      \
+            return 0;                                                                      \
+        HIST(x, n, width, bins, counts, scratch);                                          \
+        return 1;                                                                          \
+    }
+QNNC_UPDATE(qnnc_hist_update_f32, float, qnnc_hist_f32, 3.40282346638528859812e+38f)
+QNNC_UPDATE(qnnc_hist_update_f64, double, qnnc_hist_f64, 1.79769313486231570815e+308)

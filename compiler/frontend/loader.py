@@ -51,7 +51,7 @@ def load_onnx(path: str | os.PathLike[str], *, check: bool = True) -> ModelProto
     check_text_fields(model, str(p))
     _load_external_data(model, p.resolve().parent, str(p))
     if check:
-        check_model(model, str(p))
+        check_model(model, str(p), text_checked=True)
     return model
 
 
@@ -81,9 +81,12 @@ def _checkable(model: ModelProto) -> ModelProto:
     return copy
 
 
-def check_model(model: ModelProto, where: str = "model") -> None:
-    """Run onnx's checker and opset checks, turning failures into :class:`ModelLoadError`."""
-    check_text_fields(model, where)
+def check_model(model: ModelProto, where: str = "model", *, text_checked: bool = False) -> None:
+    """Run onnx's checker and opset checks, turning failures into :class:`ModelLoadError`.
+    ``text_checked``: the caller has already run :func:`check_text_fields` on ``model`` (a
+    walk over every message, which a large model's loading should not pay twice)."""
+    if not text_checked:
+        check_text_fields(model, where)
     try:
         onnx.checker.check_model(_checkable(model))
     except UnicodeDecodeError:

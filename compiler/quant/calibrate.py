@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -323,12 +324,16 @@ def calibrate_shapes(
     tensors fold into one observer per tensor name. The ranges then serve every shape."""
     samples = calibration_data(data, inputs)
     calibrator: Calibrator | None = None
+    # the graphs observed already (weakly: the caller's shape cache may drop one, and a new
+    # graph at a reused address must not pass for it)
+    adopted: dict[int, weakref.ref[Graph]] = {}
     for k, feeds in enumerate(samples):
         graph = graph_at({n: tuple(np.shape(a)) for n, a in feeds.items()})
         if calibrator is None:
             calibrator = Calibrator(graph, method)
-        else:
+        elif (seen := adopted.get(id(graph))) is None or seen() is not graph:
             calibrator.adopt(graph)
+        adopted[id(graph)] = weakref.ref(graph)
         try:
             calibrator.feed(feeds, graph)
         except InterpreterError as e:

@@ -31,7 +31,8 @@ import numpy as np
 SOURCE = Path(__file__).resolve().parents[2] / "csrc" / "qnnc_observe.c"
 #: -fno-trapping-math lets gcc vectorise the float-to-int conversion; it does not change
 #: the value of any finite operation (the caller drops NaN/inf)
-FLAGS = ("-O3", "-fno-trapping-math", "-fPIC", "-shared", "-std=c11")
+#: -fopenmp-simd: the extremes scan's ``omp simd`` reductions (no OpenMP runtime)
+FLAGS = ("-O3", "-fno-trapping-math", "-fopenmp-simd", "-fPIC", "-shared", "-std=c11")
 _log = logging.getLogger(__name__)
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 
@@ -84,6 +85,11 @@ def library() -> ctypes.CDLL | None:
         fn.restype = None
         fn.argtypes = [_PTR, _I64, ctypes.c_float if name.endswith("32") else ctypes.c_double,
                        _I64, _PTR, _PTR]
+    for name in ("qnnc_hist_update_f32", "qnnc_hist_update_f64"):
+        fn = getattr(lib, name)
+        fn.restype = _I64
+        fn.argtypes = [_PTR, _I64, ctypes.c_float if name.endswith("32") else ctypes.c_double,
+                       ctypes.c_double, _I64, _PTR, _PTR, _PTR]
     return lib
 
 
@@ -118,6 +124,36 @@ def add_counts(a: np.ndarray, width: float, bins: int, counts_pointer: int) -> b
         fn(base + at * a.itemsize, min(step, a.size - at), width, bins, counts_pointer,
            scratch)
     return True
+
+
+def _extremes_pointer() -> tuple[np.ndarray, int]:
+    """This thread's two doubles for the extremes the C update writes."""
+    have: tuple[np.ndarray, int] | None = getattr(_scratch, "extremes", None)
+    if have is None:
+        buf = np.zeros(2, np.float64)
+        have = _scratch.extremes = (buf, buf.ctypes.data)
+    return have
+
+
+def update_counts(a: np.ndarray, width: float, bins: int,
+                  counts_pointer: int) -> tuple[float, float, bool] | None:
+    """The common histogram update in one call: ``(min, max, binned)`` of ``a``
+    (float32/float64), where ``binned`` says that ``a`` was also counted into the int64
+    array at ``counts_pointer`` (it was when ``width`` > 0 and every magnitude lies within
+    ``bins * width``; otherwise the caller sets the width and calls :func:`add_counts`).
+    None when the library is not available or ``a`` holds NaN/inf (nothing counted)."""
+    lib = library()
+    if lib is None or a.size >= 1 << 31:  # the sub-histograms count in 32 bits
+        return None
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    fn = lib.qnnc_hist_update_f32 if a.dtype == np.float32 else lib.qnnc_hist_update_f64
+    ext, at = _extremes_pointer()
+    r = fn(a.ctypes.data, a.size, width, bins * width, bins, counts_pointer,
+           _scratch_pointer(bins), at)
+    if r < 0:
+        return None
+    return float(ext[0]), float(ext[1]), r == 1
 
 
 def signed_counts(a: np.ndarray, width: float, bins: int,

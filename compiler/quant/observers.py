@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from compiler.quant.native_hist import add_counts
+from compiler.quant.native_hist import add_counts, update_counts
 from ir import qmath
 from ir.qmath import MAX_SCALE as MAX_SCALE  # re-exported
 from ir.qmath import MIN_SCALE as MIN_SCALE  # re-exported
@@ -153,13 +153,22 @@ class Histogram:
         a = _as_float(x)
         if a.size == 0:
             return
-        lo, hi = float(a.min()), float(a.max())
-        if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN/inf: counted and dropped
-            a = _finite(self, a)
-            if a.size == 0:
+        # in C, one pass for the extremes and, when they fit the bins, the counting
+        fast = update_counts(a, self.width, self.bins, self._counts_pointer) \
+            if self.native else None
+        if fast is not None:
+            lo, hi, binned = fast
+            self.min, self.max = min(self.min, lo), max(self.max, hi)
+            if binned:
                 return
-            lo, hi = float(a.min()), float(a.max())
-        self.min, self.max = min(self.min, lo), max(self.max, hi)
+        else:
+            lo, hi = float(a.min()) + 0.0, float(a.max()) + 0.0  # + 0.0: -0.0 as +0.0
+            if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN/inf: counted, dropped
+                a = _finite(self, a)
+                if a.size == 0:
+                    return
+                lo, hi = float(a.min()) + 0.0, float(a.max()) + 0.0
+            self.min, self.max = min(self.min, lo), max(self.max, hi)
         amax = max(-lo, hi)
         if amax == 0.0:  # all zeros
             self.counts[self.bins] += a.size

@@ -91,3 +91,28 @@ def test_copied_histograms_count_into_their_own_arrays() -> None:
         twin.update(rng.standard_normal(1000))
         np.testing.assert_array_equal(h.counts, before)
         assert twin.total == 2000
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([np.float32, np.float64]),
+                          st.integers(1, 700), st.sampled_from([0.0, 1e-3, 0.5, 1.0, 3.0]),
+                          st.booleans(), st.integers(0, 2**32 - 1)), min_size=1, max_size=8),
+       st.sampled_from([2, 64, 2048]))
+def test_one_call_updates_match_numpy(batches: list[tuple[type, int, float, bool, int]],
+                                      bins: int) -> None:
+    """The one-call update (extremes, then the counts when they fit the bins) against the
+    numpy path over batch sequences that stay inside the range (counted in C in that one
+    call), widen it (the width grows first), hold only zeros (signed ones too) or NaN/inf."""
+    c, p = Histogram(bins), Histogram(bins, native=False)
+    for dtype, n, scale, special, seed in batches:
+        rng = np.random.default_rng(seed)
+        x = (rng.standard_normal(n) * scale).astype(dtype)
+        if special:
+            x[rng.integers(0, n)] = [-0.0, np.nan, np.inf, 0.0][seed % 4]
+        c.update(x)
+        p.update(x)
+        assert (c.width, c.zeros, c.nonfinite, c.total) == (p.width, p.zeros, p.nonfinite,
+                                                           p.total)
+        assert (c.min, c.max) == (p.min, p.max)
+        assert str(c.min) == str(p.min) and str(c.max) == str(p.max)  # the zero's sign too
+        np.testing.assert_array_equal(c.counts, p.counts)
