@@ -100,4 +100,27 @@ static inline void qnnc_softmax_row(const float *x, float *y, int d) {
     for (; k < d; ++k) y[k] *= inv;
 }
 
+/* LRN's last step over n values: y = x / t^(3/4), t = bias + k * y (y holds the window's
+ * sum of squares), with t^(3/4) = sqrt(t) * sqrt(sqrt(t)): the formula the reference
+ * interpreter uses for beta = 0.75 (ir/ops/pool.py). Every step is one correctly rounded
+ * IEEE operation in the same order, so the lanes and the scalar tail give the interpreter's
+ * bits. */
+static inline void qnnc_lrn_three_quarters(const float *x, float *y, int n, float bias,
+                                           float k) {
+    int i = 0;
+#if defined(__AVX2__)
+    const __m256 b = _mm256_set1_ps(bias), kv = _mm256_set1_ps(k);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 t = _mm256_add_ps(b, _mm256_mul_ps(kv, _mm256_loadu_ps(y + i)));
+        const __m256 r = _mm256_sqrt_ps(t);
+        _mm256_storeu_ps(y + i, _mm256_div_ps(_mm256_loadu_ps(x + i),
+                                              _mm256_mul_ps(r, _mm256_sqrt_ps(r))));
+    }
+#endif
+    for (; i < n; ++i) {
+        const float t = bias + k * y[i], r = sqrtf(t);
+        y[i] = x[i] / (r * sqrtf(r));
+    }
+}
+
 #endif /* QNNC_VMATH_H */

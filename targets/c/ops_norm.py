@@ -166,8 +166,10 @@ def lrn(ctx: LayerCtx) -> str:
     """y = x / (bias + alpha/size * Σ x[c']²) ** beta over the window of channels around c.
 
     The window sum is built in the output itself (no scratch), adding channels from the
-    lowest upwards as the reference does, so the sum rounds identically; only ``pow`` (libm
-    here, numpy's there) may differ in the last bit."""
+    lowest upwards as the reference does, so the sum rounds identically. For beta = 0.75
+    the power is the reference's sqrt(t) * sqrt(sqrt(t)), vectorised for f32
+    (qnnc_lrn_three_quarters) and bit-exact; other betas call ``pow`` (libm here, numpy's
+    there: the same powf on glibc, else a last-bit difference)."""
     ct = ctx.require_float()
     shape, a = ctx.it(0).shape, ctx.a
     n, c, s = shape[0], shape[1], int(np.prod(shape[2:]))
@@ -187,7 +189,21 @@ def lrn(ctx: LayerCtx) -> str:
         f"  for (int i = 0; i < {s}; ++i) yc[i] += xj[i] * xj[i];",
         "}",
         f"const {ct} *xc = xn + c * {s};",
-        f"for (int i = 0; i < {s}; ++i)",
-        f"  yc[i] = xc[i] / {ctx.fn('pow')}({ctx.lit(a['bias'])} + "
-        f"{ctx.lit(a['alpha'] / a['size'])} * yc[i], {ctx.lit(a['beta'])});",
+        *_lrn_scale(ctx, ct, s),
     ]))
+
+
+def _lrn_scale(ctx: LayerCtx, ct: str, s: int) -> list[str]:
+    """yc[i] = xc[i] / (bias + k * yc[i]) ** beta over the channel's s values."""
+    a = ctx.a
+    bias, k = ctx.lit(a["bias"]), ctx.lit(a["alpha"] / a["size"])
+    if a["beta"] == 0.75 and ct == "float":
+        return [f"qnnc_lrn_three_quarters(xc, yc, {s}, {bias}, {k});"]
+    if a["beta"] == 0.75:  # the reference's form, in the output's own precision
+        sq = ctx.fn("sqrt")
+        return [f"for (int i = 0; i < {s}; ++i) {{",
+                f"  const {ct} r = {sq}({bias} + {k} * yc[i]);",
+                f"  yc[i] = xc[i] / (r * {sq}(r));",
+                "}"]
+    return [f"for (int i = 0; i < {s}; ++i)",
+            f"  yc[i] = xc[i] / {ctx.fn('pow')}({bias} + {k} * yc[i], {ctx.lit(a['beta'])});"]

@@ -2,7 +2,8 @@
 
 The data-movement ops must be exact for every dtype (they only copy), so they compare with
 rtol = atol = 0 on f32, i8, u8, i32, i64 and bool; LRN is f32 arithmetic with libm's powf
-against numpy's, compared at rtol 1e-5 (a few ulp).
+against numpy's, compared at rtol 1e-5 (a few ulp), except beta = 0.75, whose square-root
+form is exact to the interpreter.
 """
 
 from __future__ import annotations
@@ -123,6 +124,21 @@ def test_lrn(tmp_path: Path) -> None:
     feeds = {v.name: rng.standard_normal(v.type.shape).astype(np.float32) * 3
              for v in g.inputs}
     check_graph(g, tmp_path, rtol=1e-5, atol=0, feeds=feeds)
+
+
+def test_lrn_three_quarters_bit_exact(tmp_path: Path) -> None:
+    """beta = 0.75 (AlexNet's, GoogLeNet's) is sqrt(t) * sqrt(sqrt(t)) in the interpreter and
+    in the C, vector lanes and scalar tail alike: the same bits, so an INT8 model's float
+    LRN island requantises exactly as the interpreter's. Planes of 1..17 values cover the
+    eight-lane loop and its tail; large inputs make t far from 1."""
+    cases = [((1, 6, s), {"size": 5, "alpha": 0.3, "beta": 0.75, "bias": 1.5})
+             for s in (1, 7, 8, 9, 17)]
+    cases.append(((2, 64, 5, 5), {"size": 5, "alpha": 1e-4, "beta": 0.75}))
+    g = cases_graph("LRN", DType.f32, cases)
+    rng = np.random.default_rng(7)
+    feeds = {v.name: (rng.standard_normal(v.type.shape) * 30).astype(np.float32)
+             for v in g.inputs}
+    check_graph(g, tmp_path, rtol=0, atol=0, feeds=feeds)
 
 
 def test_lrn_f64(tmp_path: Path) -> None:

@@ -89,11 +89,12 @@ def test_global_pools(op: str, shape: tuple) -> None:
           len(shape) != 4 else "reference")
 
 
+@pytest.mark.parametrize("beta", [0.6, 0.75])  # 0.75: sqrt(t) * sqrt(sqrt(t)), not pow
 @pytest.mark.parametrize("size", [1, 3, 5])
-def test_lrn(size: int) -> None:
+def test_lrn(size: int, beta: float) -> None:
     # onnx.reference's LRN loops over the batch instead of the channels: onnxruntime it is
     check("LRN", {"x": rand(2, 7, 3, 4)}, {}, oracle="onnxruntime", opset=13, size=size,
-          alpha=0.01, beta=0.6, bias=2.0)
+          alpha=0.01, beta=beta, bias=2.0)
 
 
 @pytest.mark.parametrize("size", [2, 4])

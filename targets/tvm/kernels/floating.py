@@ -101,9 +101,14 @@ def lrn(k: Kernel) -> list[Tensor]:
     bias = k.per_channel([a["bias"]], "bias", acc)(0)
     beta = k.per_channel([a["beta"]], "beta", acc)(0)
 
+    def power(base: Any) -> Any:
+        if a["beta"] == 0.75:  # the interpreter's form: sqrt(t) * sqrt(sqrt(t))
+            r = tir.sqrt(base)
+            return r * tir.sqrt(r)
+        return tir.power(base, beta)
+
     def out(*i: Any) -> Any:
-        base = bias + scale * total[i]
-        return (x[i].astype(acc) / tir.power(base, beta)).astype(dt)
+        return (x[i].astype(acc) / power(bias + scale * total[i])).astype(dt)
 
     return [te.compute(y.shape, out, name="y")]
 
