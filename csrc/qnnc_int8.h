@@ -1029,4 +1029,73 @@ static inline void qnnc_q8_tile_req(int K2, const int16_t *QNNC_RESTRICT A,
 }
 #endif
 
+/* -- MaxPool ------------------------------------------------------------------------------ */
+
+/* One output row of an 8-bit MaxPool from its row buffer w (the elementwise max of the
+ * window's input rows, in padded coordinates; targets/c/ops_pool.py): y[o] = max(w[o * sw ..
+ * o * sw + kw - 1]) for o < n, signed bytes if sgn. Reads w[0 .. (n - 1) * sw + kw - 1] only.
+ * AVX2 runs stride 1 as kw shifted loads (32, then 16 outputs a step) and stride 2 with kw = 2 or 3
+ * on 16-bit words (each word's low byte is an even cell, its high byte the odd one after it:
+ * 16 outputs a step); other windows and the tails go one output at a time. Max is exact, so
+ * every path gives the same bytes. */
+static inline void qnnc_maxpool_row8(const void *wv, void *yv, int n, int kw, int sw, int sgn) {
+    const uint8_t *w = (const uint8_t *)wv;
+    uint8_t *y = (uint8_t *)yv;
+    int o = 0;
+#if defined(__AVX2__)
+    const int cells = (n - 1) * sw + kw;
+    if (sw == 1) {
+        for (; o + 31 + kw <= cells; o += 32) {
+            __m256i m = _mm256_loadu_si256((const __m256i *)(w + o));
+            for (int k = 1; k < kw; ++k) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(w + o + k));
+                m = sgn ? _mm256_max_epi8(m, v) : _mm256_max_epu8(m, v);
+            }
+            _mm256_storeu_si256((__m256i *)(y + o), m);
+        }
+        for (; o + 15 + kw <= cells; o += 16) {  /* short rows (13, 27 wide): 16 a step */
+            __m128i m = _mm_loadu_si128((const __m128i *)(w + o));
+            for (int k = 1; k < kw; ++k) {
+                const __m128i v = _mm_loadu_si128((const __m128i *)(w + o + k));
+                m = sgn ? _mm_max_epi8(m, v) : _mm_max_epu8(m, v);
+            }
+            _mm_storeu_si128((__m128i *)(y + o), m);
+        }
+    } else if (sw == 2 && (kw == 2 || kw == 3)) {
+        for (; 2 * o + 34 <= cells; o += 16) {
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(w + 2 * o));
+            __m256i ev, od;
+            if (sgn) {
+                ev = _mm256_srai_epi16(_mm256_slli_epi16(a, 8), 8);
+                od = _mm256_srai_epi16(a, 8);
+            } else {
+                ev = _mm256_and_si256(a, _mm256_set1_epi16(0xFF));
+                od = _mm256_srli_epi16(a, 8);
+            }
+            __m256i m = _mm256_max_epi16(ev, od);
+            if (kw == 3) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(w + 2 * o + 2));
+                m = _mm256_max_epi16(m, sgn ? _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 8)
+                                            : _mm256_and_si256(b, _mm256_set1_epi16(0xFF)));
+            }
+            const __m256i p = sgn ? _mm256_packs_epi16(m, m) : _mm256_packus_epi16(m, m);
+            _mm_storeu_si128((__m128i *)(y + o),
+                             _mm256_castsi256_si128(_mm256_permute4x64_epi64(p, 0x08)));
+        }
+    }
+#endif
+    for (; o < n; ++o) {
+        const uint8_t *c = w + o * sw;
+        if (sgn) {
+            int8_t m = (int8_t)c[0];
+            for (int k = 1; k < kw; ++k) m = (int8_t)c[k] > m ? (int8_t)c[k] : m;
+            y[o] = (uint8_t)m;
+        } else {
+            uint8_t m = c[0];
+            for (int k = 1; k < kw; ++k) m = c[k] > m ? c[k] : m;
+            y[o] = m;
+        }
+    }
+}
+
 #endif /* QNNC_INT8_H */

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ir.types import DType
 from targets.c.cond import Cond, all_of, ge, lt
 from targets.c.emitter import LayerCtx, emits, plus
 from targets.c.expr import Expr
@@ -71,6 +72,9 @@ def maxpool(ctx: LayerCtx) -> str:
     ct = ctx.ctype(ctx.ot(0))
     dt = ctx.ot(0).dtype
     lowest = "-INFINITY" if dt.is_float else str(int(np.iinfo(dt.np).min))
+    if not dt.is_float and d["DH"] == d["DW"] == 1 and d["SH"] == d["SW"] == 1 and \
+            _plane_cells(d) * dt.np.itemsize <= PLANE_MAX_BYTES:
+        return _int_maxpool_plane(ctx, d, ct, lowest)
     if not dt.is_float and d["DH"] == d["DW"] == 1:
         return _int_maxpool_rows(ctx, d, ct, lowest)
     return _loops(
@@ -79,6 +83,54 @@ def maxpool(ctx: LayerCtx) -> str:
                                                     "if (v > m || v != v) m = v;"]),
         lambda p: f"yc[{p}] = m;",
     )
+
+
+#: the largest padded plane (bytes) the stride-1 integer MaxPool keeps on the stack
+PLANE_MAX_BYTES = 16384
+
+
+def _plane_cells(d: dict[str, int]) -> int:
+    """Cells of the padded plane a stride-1 window reads: (OH + KH - 1) x (OW + KW - 1)."""
+    return (d["OH"] + d["KH"] - 1) * (d["OW"] + d["KW"] - 1)
+
+
+def _int_maxpool_plane(ctx: LayerCtx, d: dict[str, int], ct: str, lowest: str) -> str:
+    """Integer MaxPool with unit strides (GoogLeNet's 3x3 pad-1 pools, YOLO's SPP) on a
+    padded copy of each plane, Wp cells to a row (cells outside the input hold the type's
+    lowest value, which never wins): with unit strides the KH window rows of every output
+    are the padded rows k, k + Wp, .., so the vertical max is KH passes over the whole
+    flattened plane, and the horizontal one KW passes with shifts of 1 (junk past each row's
+    OW outputs is never copied out). Long loops that gcc vectorises, where the per-row form
+    ran 13 or 27 cells at a time. Max is exact, so this equals the tap loop."""
+    hp, wp = d["OH"] + d["KH"] - 1, d["OW"] + d["KW"] - 1
+    rows = max(0, min(d["H"], hp - d["PT"]))  # input rows that land in the padded plane
+    cols = max(0, min(d["W"], wp - d["PL"]))
+    n = d["OH"] * wp  # cells of the vertical max; the horizontal one reads n - KW + 1 of them
+    h = n - d["KW"] + 1
+    hnc, nc = loop("nc", d["NC"])
+
+    def fold(dst: str, src: str, taps: int, step: int, count: int) -> list[str]:
+        return [f"for (int k = 0; k < {count}; ++k) {dst}[k] = {src}[k];",
+                f"for (int t = 1; t < {taps}; ++t)",
+                f"  for (int k = 0; k < {count}; ++k) {{",
+                f"    const {ct} v = {src}[k + t * {step}];",
+                f"    {dst}[k] = v > {dst}[k] ? v : {dst}[k];",
+                "  }"]
+
+    plane = [
+        f"const {ct} *xc = {plus(ctx.i(0), nc * (d['H'] * d['W']))};",
+        f"{ct} *yc = {plus(ctx.o(0), nc * (d['OH'] * d['OW']))};",
+        f"{ct} pp[{hp * wp}], vv[{n}];",
+        f"for (int i = 0; i < {hp * wp}; ++i) pp[i] = {lowest};",
+        f"for (int ih = 0; ih < {rows}; ++ih)",
+        f"  memcpy(pp + (ih + {d['PT']}) * {wp} + {d['PL']}, xc + ih * {d['W']}, "
+        f"{cols} * sizeof({ct}));",
+        *fold("vv", "pp", d["KH"], wp, n),
+        *fold("pp", "vv", d["KW"], 1, h),
+        f"for (int oh = 0; oh < {d['OH']}; ++oh)",
+        f"  memcpy(yc + oh * {d['OW']}, pp + oh * {wp}, {d['OW']} * sizeof({ct}));",
+    ]
+    return ctx.omp() * (hnc is not None) + "\n".join(nested([hnc], plane))
 
 
 def _int_maxpool_rows(ctx: LayerCtx, d: dict[str, int], ct: str, lowest: str) -> str:
@@ -98,18 +150,22 @@ def _int_maxpool_rows(ctx: LayerCtx, d: dict[str, int], ct: str, lowest: str) ->
         f"{ct} *rm = {plus('rowmax', d['PL'])};",
         f"for (int iw = 0; iw < {cols}; ++iw) rm[iw] = xr[iw] > rm[iw] ? xr[iw] : rm[iw];",
     ])]
-    outs = [
-        f"const {ct} *w = {plus('rowmax', ow * d['SW'])};",
-        f"{ct} m = w[0];",
-        f"for (int kw = 1; kw < {d['KW']}; ++kw) m = w[kw] > m ? w[kw] : m;",
-        f"yc[{oh * d['OW'] + ow}] = m;",
-    ]
+    if ctx.ot(0).dtype in (DType.u8, DType.i8):  # vector rows (csrc/qnnc_int8.h)
+        outs = [f"qnnc_maxpool_row8(rowmax, {plus('yc', oh * d['OW'])}, {d['OW']}, "
+                f"{d['KW']}, {d['SW']}, {int(ctx.ot(0).dtype is DType.i8)});"]
+    else:
+        outs = nested([how], [
+            f"const {ct} *w = {plus('rowmax', ow * d['SW'])};",
+            f"{ct} m = w[0];",
+            f"for (int kw = 1; kw < {d['KW']}; ++kw) m = w[kw] > m ? w[kw] : m;",
+            f"yc[{oh * d['OW'] + ow}] = m;",
+        ])
     plane = [
         f"const {ct} *xc = {plus(ctx.i(0), nc * (d['H'] * d['W']))};",
         f"{ct} *yc = {plus(ctx.o(0), nc * (d['OH'] * d['OW']))};",
         f"{ct} rowmax[{wn}];",
         *nested([hoh], [f"for (int i = 0; i < {wn}; ++i) rowmax[i] = {lowest};",
-                        *nested([hkh], rows), *nested([how], outs)]),
+                        *nested([hkh], rows), *outs]),
     ]
     return ctx.omp() * (hnc is not None) + "\n".join(nested([hnc], plane))
 

@@ -455,6 +455,20 @@ MOVES: list[tuple[str, list[tuple[int, ...]], dict[str, Any]]] = [
                                "dilations": [1], "ceil_mode": True}),
     ("MaxPool", [(1, 3, 6, 6)], {"kernel_shape": [2, 5], "strides": [2, 1],
                                  "pads": [0, 0, 0, 0], "dilations": [1, 1], "ceil_mode": False}),
+    # rows long enough for qnnc_maxpool_row8's vector steps and their tails: 3x3 stride 2
+    # (16 outputs a step), 2-wide stride 2, an SPP-like 5x5 stride 1 (the padded-plane
+    # path), stride 3
+    ("MaxPool", [(1, 2, 5, 75)], {"kernel_shape": [3, 3], "strides": [2, 2],
+                                  "pads": [1, 1, 1, 1], "dilations": [1, 1], "ceil_mode": False}),
+    ("MaxPool", [(1, 2, 4, 70)], {"kernel_shape": [2, 2], "strides": [2, 2],
+                                  "pads": [0, 0, 0, 0], "dilations": [1, 1], "ceil_mode": True}),
+    ("MaxPool", [(1, 2, 5, 80)], {"kernel_shape": [5, 5], "strides": [1, 1],
+                                  "pads": [2, 2, 2, 2], "dilations": [1, 1], "ceil_mode": False}),
+    ("MaxPool", [(1, 1, 3, 100)], {"kernel_shape": [1, 3], "strides": [1, 3],
+                                   "pads": [0, 0, 0, 0], "dilations": [1, 1], "ceil_mode": False}),
+    # unit strides on a plane too large for the padded copy: the row path's stride-1 steps
+    ("MaxPool", [(1, 1, 20013)], {"kernel_shape": [4], "strides": [1], "pads": [1, 2],
+                                  "dilations": [1], "ceil_mode": False}),
     ("GlobalMaxPool", [(2, 3, 5, 4)], {}),
     ("Reshape", [(2, 3, 4)], {"shape": [6, 4]}),
     ("Transpose", [(2, 3, 4)], {"perm": [2, 0, 1]}),
