@@ -5,6 +5,7 @@ registered ``compute``. It defines what every op means; generated code is checke
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -54,18 +55,42 @@ def check_feeds(graph: Graph, feeds: Mapping[str, np.ndarray]) -> dict[str, np.n
     return out
 
 
+class Schedule:
+    """What :func:`run` works out about a graph before running it, kept for callers that run
+    one graph many times (calibration): per node, its op's evaluate, the types it is given,
+    where its operands are found and which values it reads last. Valid while the graph is
+    not changed."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.steps: list[tuple[Any, ...]] = []
+        release = _releases(graph)
+        for node, done in zip(graph.nodes, release):
+            outs = [(v, id(v), v.type.dtype.np, v.type.shape) for v in node.outputs]
+            self.steps.append((
+                node, get_op(node.op).evaluate, node.attrs,
+                [None if v is None else v.type for v in node.inputs],
+                [v.type for v in node.outputs], node.regions,
+                [None if v is None else id(v) for v in node.inputs], outs, done))
+        self.counted = counted_outputs(graph)
+
+
 def run(
     graph: Graph,
     feeds: Mapping[str, np.ndarray],
     *,
     observe: Observer | None = None,
     keep: bool = False,
+    schedule: Schedule | None = None,
 ) -> dict[str, np.ndarray]:
     """Run ``graph`` on ``feeds`` (input name -> array) and return output name -> array.
 
     ``observe(node, outputs)`` is called after each node (calibration uses it). With
     ``keep=True`` every intermediate value is returned too, keyed by value name.
+    ``schedule``: ``Schedule(graph)`` made once by a caller that runs the graph many times.
     """
+    if schedule is None or schedule.graph is not graph:
+        schedule = Schedule(graph)
     env: dict[int, np.ndarray] = {}
     fed = check_feeds(graph, feeds)
     for v in graph.inputs:
@@ -73,13 +98,11 @@ def run(
     for c in graph.constants:
         env[id(c)] = c.data  # type: ignore[assignment]
     everything: dict[str, np.ndarray] = dict(fed) if keep else {}
-    release = _releases(graph) if not keep else [()] * len(graph.nodes)
-    for node, done in zip(graph.nodes, release):
-        args = [None if v is None else env[id(v)] for v in node.inputs]
+    for node, evaluate, attrs, in_types, out_types, regions, keys, outs, done in \
+            schedule.steps:
+        args = [None if k is None else env[k] for k in keys]
         try:
-            results = get_op(node.op).evaluate(
-                args, node.attrs, [None if v is None else v.type for v in node.inputs],
-                [v.type for v in node.outputs], node.regions)
+            results = evaluate(args, attrs, in_types, out_types, regions)
         except IndexError as e:
             raise IndexRangeError(index_out_of_range(node.name or node.op, node.op, str(e))
                                   ) from e
@@ -87,33 +110,34 @@ def run(
             raise InterpreterError(
                 f"node {node.name or node.op!r} ({node.op}) failed: {e}"
             ) from e
-        if len(results) != len(node.outputs):
+        if len(results) != len(outs):
             raise InterpreterError(
                 f"node {node.name!r} ({node.op}) produced {len(results)} results, "
-                f"expected {len(node.outputs)}"
+                f"expected {len(outs)}"
             )
-        for v, r in zip(node.outputs, results):
+        for (v, key, dt, shape), r in zip(outs, results):
             r = np.asarray(r)
-            if r.dtype != v.type.dtype.np or tuple(r.shape) != v.type.shape:
+            if r.dtype != dt or r.shape != shape:
                 raise InterpreterError(
                     f"node {node.name!r} ({node.op}) produced {r.dtype}{list(r.shape)} for "
                     f"%{v.name}, its type says {v.type}"
                 )
-            env[id(v)] = r
+            env[key] = r
             if keep:
                 everything[v.name] = r
         if observe is not None:
-            observe(node, [env[id(v)] for v in node.outputs])
-        for key in done:
-            env.pop(key, None)
-    outs = {v.name: env[id(v)] for v in graph.outputs}
-    for k, (count, axis) in counted_outputs(graph).items():  # data-dependent extents
+            observe(node, [env[k] for _, k, _, _ in outs])
+        if not keep:
+            for key in done:
+                env.pop(key, None)
+    outs_by_name = {v.name: env[id(v)] for v in graph.outputs}
+    for k, (count, axis) in schedule.counted.items():  # data-dependent extents
         v = graph.outputs[k]
-        outs[v.name] = trim(outs[v.name], axis, int(env[id(count)]))
+        outs_by_name[v.name] = trim(outs_by_name[v.name], axis, int(env[id(count)]))
     if keep:
-        everything.update(outs)
+        everything.update(outs_by_name)
         return everything
-    return outs
+    return outs_by_name
 
 
 def run_body(body: Graph, args: list[np.ndarray], observe: Observer | None = None,

@@ -39,7 +39,7 @@ from compiler.quant.observe_thread import ObserveThread
 from compiler.quant.observers import Observer, PercentileObserver, make_observer
 from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose
 from ir.graph import Graph, Node
-from ir.interpreter import InterpreterError, run
+from ir.interpreter import InterpreterError, Schedule, run
 from ir.qforms import uses_input_means
 
 Method = Literal["minmax", "percentile", "entropy", "mse", "layerwise"]
@@ -50,6 +50,8 @@ DEFAULT_METHOD: Method = "percentile"
 Progress = Callable[[int, int | None], None]
 #: float elements per sample above which a graph's tensors are observed on a second thread
 THREADED_ELEMENTS = 1 << 20
+#: interpreter schedules a calibrator keeps (one per graph, i.e. per shape of the samples)
+SCHEDULES_KEPT = 4
 
 
 #: ops that squash the logits feeding them into a model output (the logits keep their range)
@@ -118,6 +120,7 @@ class Calibrator:
         #: observe on a second thread when this is above 1 (results are the same either way)
         self.threads = min(os.cpu_count() or 1, 2)
         self._sizes: dict[int, int] = {}
+        self._schedules: list[Schedule] = []
         self.raw = raw_range_values(graph)
         # per-channel (axis 1, or the last axis of 2-D tensors) sums of the inputs of layers
         # with weights, for bias correction: E[x_c] is what weight rounding error multiplies
@@ -142,12 +145,13 @@ class Calibrator:
             self._digest.update(f"{v.name} {a.dtype.str} {list(a.shape)}\n".encode())
             self._digest.update(a.tobytes())
             self.observe(v.name, a)
+        plan = self._schedule(g)
         if not self._threaded(g):
-            run(g, feeds, observe=self._observe)
+            run(g, feeds, observe=self._observe, schedule=plan)
         else:  # the histograms fold on a second thread while the next layers run
             with ObserveThread(self.observe) as worker:
                 run(g, feeds, observe=lambda node, outs: [
-                    worker.put(v.name, a) for v, a in zip(node.outputs, outs)])
+                    worker.put(v.name, a) for v, a in zip(node.outputs, outs)], schedule=plan)
         self.samples += 1
 
     def keep(self, feeds: Mapping[str, np.ndarray], graph: Graph | None = None) -> None:
@@ -156,6 +160,17 @@ class Calibrator:
         and only :meth:`observe` call it too)."""
         if self.method == "layerwise" and len(self.kept) < KEEP_SAMPLES:
             self.kept.append((graph or self.graph, {k: np.array(a) for k, a in feeds.items()}))
+
+    def _schedule(self, g: Graph) -> Schedule:
+        """The interpreter's schedule of ``g``, made once for its samples (a few graphs, the
+        shapes seen last, are kept: each holds its graph)."""
+        for k, sched in enumerate(self._schedules):
+            if sched.graph is g:
+                self._schedules.insert(0, self._schedules.pop(k))
+                return sched
+        sched = Schedule(g)
+        self._schedules = [sched, *self._schedules[:SCHEDULES_KEPT - 1]]
+        return sched
 
     def _threaded(self, g: Graph) -> bool:
         """Whether ``g``'s samples are observed on a second thread: on a machine with more

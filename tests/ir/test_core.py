@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ir import DType, Graph, QuantParams, TensorType, make_node
-from ir.interpreter import InterpreterError, run
+from ir.interpreter import InterpreterError, Schedule, run
 from ir.ops.registry import Attr, OpError, get_op
 from ir.verifier import VerifyError, verify
 
@@ -73,6 +73,22 @@ def test_interpreter_keep_returns_intermediates() -> None:
     g = _relu_graph()
     vals = run(g, {"x": np.ones((2, 3), np.float32)}, keep=True)
     assert set(vals) >= {"x", "add", "relu"}
+
+
+def test_interpreter_schedule_is_reused_and_never_stale() -> None:
+    """A Schedule made once runs the graph as a fresh run does, every node observed; one
+    made for another graph is not used for this one."""
+    g, other = _relu_graph(), _relu_graph()
+    x = np.array([[-5, 0, 1], [1, -2, -3]], dtype=np.float32)
+    plan = Schedule(g)
+    seen: list[str] = []
+    for _ in range(2):
+        got = run(g, {"x": x}, schedule=plan, observe=lambda n, _o: seen.append(n.name))
+        np.testing.assert_array_equal(got["relu"], run(g, {"x": x})["relu"])
+    assert seen == ["add", "relu"] * 2
+    other.nodes[1].op = "Neg"  # a different graph: its own schedule is made
+    np.testing.assert_array_equal(run(other, {"x": x}, schedule=plan)["relu"],
+                                  -(x + np.arange(3)))
 
 
 def test_verifier_catches_use_before_def_and_bad_types() -> None:
