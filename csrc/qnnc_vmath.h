@@ -100,6 +100,55 @@ static inline void qnnc_softmax_row(const float *x, float *y, int d) {
     for (; k < d; ++k) y[k] *= inv;
 }
 
+/* Sums in double of n floats, f(x[i]) = x[i] (qnnc_sum_f64) or (x[i] - m)^2
+ * (qnnc_sqdev_f64): the statistics of the normalisations. Sixteen running sums (lane l
+ * takes i = l mod 16 over the whole blocks), folded as (l, l + 8), then (l, l + 4), then
+ * (l, l + 2), then (0, 1), and the tail added last in order: the same order with AVX2
+ * (four vectors of four doubles) and without, so every build gives the same bits, and
+ * sixteen independent chains instead of one. */
+static inline double qnnc_fold16(double *a) {
+    for (int l = 0; l < 8; ++l) a[l] += a[l + 8];
+    for (int l = 0; l < 4; ++l) a[l] += a[l + 4];
+    for (int l = 0; l < 2; ++l) a[l] += a[l + 2];
+    return a[0] + a[1];
+}
+
+static inline double qnnc_stat16(const float *x, int n, double m, int square) {
+    double a[16] = {0};
+    int i = 0;
+#if defined(__AVX2__)
+    __m256d v[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
+                    _mm256_setzero_pd()};
+    const __m256d mv = _mm256_set1_pd(m);
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 4; ++k) {
+            __m256d d = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * k));
+            if (square) {
+                d = _mm256_sub_pd(d, mv);
+                d = _mm256_mul_pd(d, d);
+            }
+            v[k] = _mm256_add_pd(v[k], d);
+        }
+    for (int k = 0; k < 4; ++k) _mm256_storeu_pd(a + 4 * k, v[k]);
+#else
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; ++l) {
+            const double d = square ? ((double)x[i + l] - m) * ((double)x[i + l] - m)
+                                    : (double)x[i + l];
+            a[l] += d;
+        }
+#endif
+    double s = qnnc_fold16(a);
+    for (; i < n; ++i) s += square ? ((double)x[i] - m) * ((double)x[i] - m) : (double)x[i];
+    return s;
+}
+
+static inline double qnnc_sum_f64(const float *x, int n) { return qnnc_stat16(x, n, 0, 0); }
+
+static inline double qnnc_sqdev_f64(const float *x, int n, double m) {
+    return qnnc_stat16(x, n, m, 1);
+}
+
 /* LRN's last step over n values: y = x / t^(3/4), t = bias + k * y (y holds the window's
  * sum of squares), with t^(3/4) = sqrt(t) * sqrt(sqrt(t)): the formula the reference
  * interpreter uses for beta = 0.75 (ir/ops/pool.py). Every step is one correctly rounded

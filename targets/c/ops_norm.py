@@ -59,13 +59,19 @@ def layernorm(ctx: LayerCtx) -> str:
         _trailing(ctx, "bias", axis)
         bias = f" + {ctx.i('bias')}[j]"
     hr, r = loop("r", outer)
+    if ct == "float":  # sixteen running sums (csrc/qnnc_vmath.h), not one serial chain
+        stats = [f"const double mean = qnnc_sum_f64(x, {inner}) / {inner};",
+                 f"const double sq = qnnc_sqdev_f64(x, {inner}, mean);"]
+    else:
+        stats = ["double sum = 0, sq = 0;",
+                 f"for (int j = 0; j < {inner}; ++j) sum += x[j];",
+                 f"const double mean = sum / {inner};",
+                 f"for (int j = 0; j < {inner}; ++j) {{ const double d = x[j] - mean; "
+                 "sq += d * d; }"]
     return ctx.omp() * (hr is not None) + "\n".join(nested([hr], [
         f"const {ct} *x = {plus(ctx.i(0), r * inner)};",
         f"{ct} *y = {plus(ctx.o(0), r * inner)};",
-        "double sum = 0, sq = 0;",
-        f"for (int j = 0; j < {inner}; ++j) sum += x[j];",
-        f"const double mean = sum / {inner};",
-        f"for (int j = 0; j < {inner}; ++j) {{ const double d = x[j] - mean; sq += d * d; }}",
+        *stats,
         f"const {ct} inv = ({ct})(1.0 / sqrt(sq / {inner} + {float(ctx.a['epsilon'])!r}));",
         f"const {ct} m = ({ct})mean;",
         f"for (int j = 0; j < {inner}; ++j) y[j] = (x[j] - m) * inv * {ctx.i('scale')}[j]{bias};",

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ir.interpreter import run as interpret
 from ir.types import DType, TensorType
 from tests.codegen.harness import check_graph, op_graph, run_c
 
@@ -135,6 +136,30 @@ def test_layernorm(axis: int, batch: int, tmp_path: Path) -> None:
                  [f32(*shape), rnd(*shape[axis:], seed=2), rnd(*shape[axis:], seed=3)],
                  {"axis": axis})
     check_graph(g, tmp_path)
+
+
+def test_layernorm_statistics_same_on_every_cpu_level(tmp_path: Path) -> None:
+    """The statistics' sixteen running sums (csrc/qnnc_vmath.h) fold in one order with and
+    without AVX2: rows of 5, 16, 17 and 384 values (tails and whole blocks, BERT's width)
+    give the same bits at every level, and agree with the interpreter, on values of very
+    different magnitudes."""
+    from targets.host.build import BuildOptions
+    from targets.host.cpu import detect_level
+
+    levels = {"generic": ["generic"], "avx2": ["generic", "avx2"],
+              "avx512vnni": ["generic", "avx2", "avx512vnni"]}[detect_level()]
+    for n in (5, 16, 17, 384):
+        g = op_graph("LayerNormalization", [f32(3, n), rnd(n, seed=2), rnd(n, seed=3)],
+                     {"axis": 1})
+        rng = np.random.default_rng(n)
+        x = (rng.standard_normal((3, n)) * 10 ** rng.uniform(-4, 6, (3, n))).astype(np.float32)
+        want = interpret(g, {"x0": x})
+        runs = [run_c(g, {"x0": x}, tmp_path / f"{n}-{cpu}", BuildOptions(cpu=cpu))
+                for cpu in levels]
+        for got in runs:
+            for name, w in want.items():
+                np.testing.assert_array_equal(got[name], runs[0][name])
+                np.testing.assert_allclose(got[name], w, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
