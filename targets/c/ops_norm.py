@@ -59,23 +59,32 @@ def layernorm(ctx: LayerCtx) -> str:
         _trailing(ctx, "bias", axis)
         bias = f" + {ctx.i('bias')}[j]"
     hr, r = loop("r", outer)
-    if ct == "float":  # sixteen running sums (csrc/qnnc_vmath.h), not one serial chain
-        stats = [f"const double mean = qnnc_sum_f64(x, {inner}) / {inner};",
-                 f"const double sq = qnnc_sqdev_f64(x, {inner}, mean);"]
-    else:
-        stats = ["double sum = 0, sq = 0;",
-                 f"for (int j = 0; j < {inner}; ++j) sum += x[j];",
-                 f"const double mean = sum / {inner};",
-                 f"for (int j = 0; j < {inner}; ++j) {{ const double d = x[j] - mean; "
-                 "sq += d * d; }"]
     return ctx.omp() * (hr is not None) + "\n".join(nested([hr], [
         f"const {ct} *x = {plus(ctx.i(0), r * inner)};",
         f"{ct} *y = {plus(ctx.o(0), r * inner)};",
-        *stats,
+        *_statistics(ct, inner),
         f"const {ct} inv = ({ct})(1.0 / sqrt(sq / {inner} + {float(ctx.a['epsilon'])!r}));",
         f"const {ct} m = ({ct})mean;",
         f"for (int j = 0; j < {inner}; ++j) y[j] = (x[j] - m) * inv * {ctx.i('scale')}[j]{bias};",
     ]))
+
+
+def _statistics(ct: str, n: int, mean: bool = True) -> list[str]:
+    """C lines declaring ``mean`` (if asked) and ``sq``, the sum of squared deviations from
+    it (else of squares), of the n values at ``x``, in double: for float, sixteen running
+    sums in a fixed order (csrc/qnnc_vmath.h), not one serial chain per row."""
+    if ct == "float":
+        if not mean:
+            return [f"const double sq = qnnc_sqdev_f64(x, {n}, 0.0);"]
+        return [f"const double mean = qnnc_sum_f64(x, {n}) / {n};",
+                f"const double sq = qnnc_sqdev_f64(x, {n}, mean);"]
+    if not mean:
+        return ["double sq = 0;",
+                f"for (int j = 0; j < {n}; ++j) sq += (double)x[j] * x[j];"]
+    return ["double sum = 0, sq = 0;",
+            f"for (int j = 0; j < {n}; ++j) sum += x[j];",
+            f"const double mean = sum / {n};",
+            f"for (int j = 0; j < {n}; ++j) {{ const double d = x[j] - mean; sq += d * d; }}"]
 
 
 def _stash_f32(ctx: LayerCtx) -> None:
@@ -86,7 +95,8 @@ def _stash_f32(ctx: LayerCtx) -> None:
 
 @emits("GroupNormalization")
 def groupnorm(ctx: LayerCtx) -> str:
-    """Per (n, group): mean and variance of its contiguous C/G * spatial block in double, then
+    """Per (n, group): mean and variance of its contiguous C/G * spatial block in double
+    (:func:`_statistics`), then
     per channel y = (x - mean) * inv * scale + bias (scale and bias per channel or per
     group)."""
     ct = ctx.require_float()
@@ -101,10 +111,7 @@ def groupnorm(ctx: LayerCtx) -> str:
         f"const {ct} *x = {plus(ctx.i('x'), ng * block)};",
         f"{ct} *y = {plus(ctx.o(0), ng * block)};",
         f"const int gi = {ng % g if g > 1 else 0};",
-        "double sum = 0, sq = 0;",
-        f"for (int i = 0; i < {block}; ++i) sum += x[i];",
-        f"const double mean = sum / {block};",
-        f"for (int i = 0; i < {block}; ++i) {{ const double d = x[i] - mean; sq += d * d; }}",
+        *_statistics(ct, block),
         f"const {ct} inv = ({ct})(1.0 / sqrt(sq / {block} + {float(ctx.a['epsilon'])!r}));",
         f"const {ct} m = ({ct})mean;",
         f"for (int j = 0; j < {cg}; ++j) {{",
@@ -126,8 +133,7 @@ def rmsnorm(ctx: LayerCtx) -> str:
     return ctx.omp() * (hr is not None) + "\n".join(nested([hr], [
         f"const {ct} *x = {plus(ctx.i('x'), r * inner)};",
         f"{ct} *y = {plus(ctx.o(0), r * inner)};",
-        "double sq = 0;",
-        f"for (int j = 0; j < {inner}; ++j) sq += (double)x[j] * x[j];",
+        *_statistics(ct, inner, mean=False),
         f"const {ct} inv = ({ct})(1.0 / sqrt(sq / {inner} + {float(ctx.a['epsilon'])!r}));",
         f"for (int j = 0; j < {inner}; ++j) y[j] = x[j] * inv * {ctx.i('scale')}[j];",
     ]))

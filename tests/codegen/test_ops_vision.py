@@ -68,6 +68,10 @@ def test_norms(tmp_path: Path) -> None:
         ("RMSNormalization", [f32(2, 3, 8), f32(8)], {"axis": 2}),
         ("RMSNormalization", [f32(2, 3, 4), rng.random((3, 4)).astype(np.float32)],
          {"axis": 1, "epsilon": 0.1}),
+        # blocks of 16 or more: the statistics' whole sixteen-value blocks and a tail
+        ("GroupNormalization", [f32(1, 4, 5, 9), rng.random(4).astype(np.float32),
+                                rng.standard_normal(4).astype(np.float32)], {"num_groups": 2}),
+        ("RMSNormalization", [f32(2, 3, 37), f32(37)], {"axis": 2}),
     ]
     check_graph(multi_graph("norms", nodes), tmp_path)
 
