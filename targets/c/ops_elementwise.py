@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ir.types import DType
 from targets.c.emitter import LayerCtx, emits, float_lit, nested_loops, offset, strides_of
 
@@ -183,12 +185,18 @@ def binary(ctx: LayerCtx) -> str:
         expr = BINARY[op]
     if op == "Pow" and not ta.dtype.is_float:
         raise ctx.fail("integer Pow is not supported by the C emitter")
+    squares = ctx.const(1)
+    if op == "Pow" and squares is not None and squares.size and np.all(squares == 2):
+        # x ** 2 (a magnitude's squares): pow rounds the exact square once, as a * a does
+        expr = "a * a"
     cout = ctx.ctype(to)
     dims, (sa, sb, so) = collapse(to.shape, [broadcast_strides(ta.shape, to.shape),
                                              broadcast_strides(tb.shape, to.shape),
                                              strides_of(to.shape)])
-    x0, x1, y, cb = ctx.i(0), ctx.i(1), ctx.o(0), ctx.ctype(tb)
+    x0, y, cb = ctx.i(0), ctx.o(0), ctx.ctype(tb)
+    x1 = None if expr == "a * a" else ctx.i(1)  # the squares read no exponent
     return nested_loops(dims, lambda idx: (f"const {cin} a = {x0}[{offset(idx, sa)}];\n"
-                                           f"const {cb} b = {x1}[{offset(idx, sb)}];\n"
-                                           f"{y}[{offset(idx, so)}] = ({cout})({expr});"),
+                                           + ("" if x1 is None else
+                                              f"const {cb} b = {x1}[{offset(idx, sb)}];\n")
+                                           + f"{y}[{offset(idx, so)}] = ({cout})({expr});"),
                         omp=ctx.omp())

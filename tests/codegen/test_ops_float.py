@@ -59,6 +59,15 @@ def test_binary_with_constant_and_pow(tmp_path: Path) -> None:
     check_graph(g, tmp_path, feeds={"x0": np.abs(rnd(3, 4)) + 0.5})
 
 
+def test_pow_by_two_is_exact(tmp_path: Path) -> None:
+    """x ** 2 is generated as x * x: bit for bit numpy's power, signs, overflow, subnormals,
+    NaN and infinities included."""
+    x = np.array([[-3.5, -0.0, 0.0, 1e-23], [1e19, 3e38, -np.inf, np.nan],
+                  [7.1e-39, 1.1, -2.2, 65504.0]], np.float32)
+    g = op_graph("Pow", [f32(3, 4), np.full((1, 4), 2.0, np.float32)], {})
+    check_graph(g, tmp_path, feeds={"x0": x}, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("kw", [
     dict(x=(1, 3, 9, 9), w=(8, 3, 3, 3), strides=[1, 1], pads=[1, 1, 1, 1], group=1),
     dict(x=(2, 4, 10, 7), w=(6, 4, 3, 2), strides=[2, 1], pads=[0, 1, 2, 0], group=1),
