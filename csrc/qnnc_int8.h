@@ -827,8 +827,52 @@ static inline void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, voi
 /* y[i * stride] = lut[y[i * stride]] over n bytes: an epilogue table (the fuse-epilogue
  * pass) applied to results just stored, while they are in L1. The table is indexed by the
  * stored byte (the emitter rotates a signed result's table by 128). */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__GNUC__) && !defined(__clang__)
+/* AVX-512 VBMI's byte permutes look a 256-entry table up 64 bytes at a time: vpermi2b
+ * indexes 128 entries by the low seven bits, twice, and the top bit picks one result. VBMI is
+ * not part of the avx512vnni build level, so those functions are compiled for it on their own
+ * and called only when the CPU reports it (qnnc_vbmi). */
+#define QNNC_VBMI 1
+#include <stdlib.h>
+/* Whether to use them: the CPU has VBMI and the environment does not say QNNC_VBMI=0 (which
+ * tests use to check the other path on such a CPU). */
+static inline int qnnc_vbmi(void) {
+    static int have = -1;  /* a race here only computes the same answer twice */
+    if (have < 0) {
+        const char *off = getenv("QNNC_VBMI");
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx512vbmi") && !(off && off[0] == '0') ? 1 : 0;
+    }
+    return have;
+}
+
+#define QNNC_VBMI_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"), unused))
+
+static QNNC_VBMI_FN inline __m512i qnnc_lut64_vbmi(__m512i x, const __m512i *t) {
+    const __m512i lo = _mm512_permutex2var_epi8(t[0], x, t[1]);
+    const __m512i hi = _mm512_permutex2var_epi8(t[2], x, t[3]);
+    return _mm512_mask_blend_epi8(_mm512_movepi8_mask(x), lo, hi);
+}
+
+static QNNC_VBMI_FN void qnnc_lut_n_vbmi(uint8_t *b, int n, const uint8_t *lut) {
+    const __m512i t[4] = {_mm512_loadu_si512(lut), _mm512_loadu_si512(lut + 64),
+                          _mm512_loadu_si512(lut + 128), _mm512_loadu_si512(lut + 192)};
+    int i = 0;
+    for (; i + 64 <= n; i += 64)
+        _mm512_storeu_si512(b + i, qnnc_lut64_vbmi(_mm512_loadu_si512(b + i), t));
+    for (; i < n; ++i) b[i] = lut[b[i]];
+}
+#endif
+
 static inline void qnnc_lut_n(void *y, int n, ptrdiff_t stride, const uint8_t *lut) {
     uint8_t *b = (uint8_t *)y;
+#if defined(QNNC_VBMI)
+    if (stride == 1 && n >= 64 && qnnc_vbmi()) {
+        qnnc_lut_n_vbmi(b, n, lut);
+        return;
+    }
+#endif
     for (int i = 0; i < n; ++i) b[i * stride] = lut[b[i * stride]];
 }
 
@@ -956,6 +1000,36 @@ static inline int qnnc_q8_rows_hi(const int32_t *acc, const int32_t *bias, const
 }
 #endif
 
+#if defined(QNNC_VBMI)
+/* qnnc_q8_rows_store's rows with an epilogue table, the table looked up in registers */
+static QNNC_VBMI_FN __attribute__((noinline)) void qnnc_q8_rows_lut_vbmi(
+    const int32_t *acc, const qnnc_q8_epilogue *ep, int ch0, int rows, int cols, uint8_t *y,
+    ptrdiff_t ldy) {
+    const int per_channel = ep->per_channel, sgn = ep->sgn;
+    const int32_t zp = ep->zp, lo = ep->lo, hi = ep->hi;
+    const __m512i t[4] = {_mm512_loadu_si512(ep->lut), _mm512_loadu_si512(ep->lut + 64),
+                          _mm512_loadu_si512(ep->lut + 128), _mm512_loadu_si512(ep->lut + 192)};
+    qnnc_q8_req8 c;
+    qnnc_q8_req8_out(&c, zp, lo, hi);
+    const int clamp = lo > (sgn ? -128 : 0) || hi < (sgn ? 127 : 255);
+    for (int r = 0; r < rows; ++r) {
+        const int q = per_channel ? ch0 + r : 0;
+        const __m128i bytes = qnnc_q8_row_bytes(acc + QNNC_Q8_NR * r, ep->m0[q], ep->nsh[q],
+                                                ep->bias[ch0 + r], &c, zp, lo, hi, clamp, sgn);
+        const __m128i out = _mm512_castsi512_si128(
+            qnnc_lut64_vbmi(_mm512_castsi128_si512(bytes), t));
+        uint8_t *yr = y + r * ldy;
+        if (cols == QNNC_Q8_NR) {
+            _mm_storeu_si128((__m128i *)yr, out);
+        } else {
+            uint8_t tmp[QNNC_Q8_NR];
+            _mm_storeu_si128((__m128i *)tmp, out);
+            memcpy(yr, tmp, (size_t)cols);
+        }
+    }
+}
+#endif
+
 /* The requantised rows of a tile whose accumulators are at acc (row r's 16 columns at
  * acc + 16r), stored as bytes at y + r * ldy (the first cols of each row), through the
  * epilogue's table when it has one. Out of line, so that the tile's k loop has the
@@ -970,6 +1044,12 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store(const int32_t *acc, const qnnc_q8_ep
     const int8_t *const nsh = ep->nsh;
     const uint8_t *const lut = ep->lut;
     const int32_t zp = ep->zp, lo = ep->lo, hi = ep->hi;
+#if defined(QNNC_VBMI)
+    if (lut && qnnc_vbmi()) {
+        qnnc_q8_rows_lut_vbmi(acc, ep, ch0, rows, cols, y, ldy);
+        return;
+    }
+#endif
     qnnc_q8_req8 c;
     qnnc_q8_req8_out(&c, zp, lo, hi);
     const int clamp = lo > (sgn ? -128 : 0) || hi < (sgn ? 127 : 255);

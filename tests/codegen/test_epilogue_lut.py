@@ -1,7 +1,8 @@
 """Epilogue tables (the fuse-epilogue pass's ``lut`` operand) in host C: every store path of
 the INT8 products applies the table to the codes it just stored, bit-exact with the
 interpreter, for u8 and i8 requantised codes (an i8 code's table is rotated in C) and u8/i8
-results, with --cpu generic and avx2, and for convolutions avx512vnni where the CPU has it.
+results, with --cpu generic and avx2, and for convolutions avx512vnni where the CPU has it
+(with and without VBMI's byte permutes where it has those too).
 
 The paths: the fused tile kernel (multipliers below 1), the per-row store (a multiplier
 above 1), depthwise (per row and per whole plane), a depthwise 1x1 (per-channel scale),
@@ -61,11 +62,25 @@ CONVS = {
 }
 
 
+def has_vbmi() -> bool:
+    from targets.host.cpu import cpu_flags
+
+    return "avx512vbmi" in cpu_flags()
+
+
 @pytest.mark.parametrize("cpu", GEMM_CPUS)
 @pytest.mark.parametrize("mid,out", [(DType.u8, DType.u8), (DType.i8, DType.u8),
                                      (DType.u8, DType.i8)])
 @pytest.mark.parametrize("case", sorted(CONVS))
-def test_qconv_lut(case: str, mid: DType, out: DType, cpu: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("vbmi", ["auto", "off"])
+def test_qconv_lut(case: str, mid: DType, out: DType, cpu: str, vbmi: str, tmp_path: Path,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """AVX-512 builds look the table up with VBMI's byte permutes where the CPU has them
+    (chosen at run time): "off" (QNNC_VBMI=0) checks the byte-by-byte path on such a CPU."""
+    if vbmi == "off":
+        if cpu != "avx512vnni" or not has_vbmi():
+            pytest.skip("the VBMI switch matters only to AVX-512 builds on a CPU with VBMI")
+        monkeypatch.setenv("QNNC_VBMI", "0")
     kw, big = CONVS[case]
     rng = np.random.default_rng(sorted(CONVS).index(case))
     attrs = {"strides": kw["s"], "pads": kw["p"], "group": kw["g"], "dilations": [1, 1],
