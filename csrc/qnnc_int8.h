@@ -1109,6 +1109,49 @@ static inline void qnnc_q8_tile_req(int K2, const int16_t *QNNC_RESTRICT A,
 }
 #endif
 
+/* -- depthwise taps ----------------------------------------------------------------------- */
+
+/* acc[o] = sum over t < taps of w[t] * x[off[t] + o], for o < n (rounded up to 16: acc has
+ * room for the whole last block, and x readable that far, zero past its data). The depthwise
+ * convolution's taps over one output row or one flattened plane of the int16 padded planes
+ * (targets/c/ops_quant_conv.py). AVX2 takes the taps two at a time: the two taps' inputs
+ * interleaved as int16 pairs and vpmaddwd by the pair of weights, sixteen outputs a step,
+ * summed in registers over every tap (the interleave puts outputs 0-3 and 8-11 in one
+ * register, 4-7 and 12-15 in the other; two lane swaps restore the order). Integer sums,
+ * exact in any order: the emitter checks that no sum leaves int32. */
+static inline void qnnc_dw_taps(const int16_t *x, const int32_t *off, const int16_t *w,
+                                int taps, int n, int32_t *acc) {
+    int o = 0;
+#if defined(__AVX2__)
+    for (; o < n; o += 16) {
+        __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+        int t = 0;
+        for (; t + 1 < taps; t += 2) {
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(x + off[t] + o));
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(x + off[t + 1] + o));
+            const __m256i wp = _mm256_set1_epi32((int32_t)(((uint32_t)(uint16_t)w[t + 1] << 16) |
+                                                           (uint16_t)w[t]));
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wp));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wp));
+        }
+        if (t < taps) {
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(x + off[t] + o));
+            const __m256i wp = _mm256_set1_epi32((int32_t)(uint16_t)w[t]);
+            const __m256i z = _mm256_setzero_si256();
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, z), wp));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, z), wp));
+        }
+        _mm256_storeu_si256((__m256i *)(acc + o), _mm256_permute2x128_si256(lo, hi, 0x20));
+        _mm256_storeu_si256((__m256i *)(acc + o + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+    }
+#endif
+    for (; o < n; ++o) {
+        int32_t sum = 0;
+        for (int t = 0; t < taps; ++t) sum += (int32_t)w[t] * x[off[t] + o];
+        acc[o] = sum;
+    }
+}
+
 /* -- MaxPool ------------------------------------------------------------------------------ */
 
 /* One output row of an 8-bit MaxPool from its row buffer w (the elementwise max of the

@@ -327,6 +327,7 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
     sw = d["SW"]
     wq = -(-wp // sw)  # columns of one phase plane
     wname = ctx.weight(wc.astype(np.int16).reshape(-1), "dw")
+    offsets = ctx.weight(np.array(_tap_offsets(d, hp, -(-wp // d["SW"])), np.int32), "dw_off")
     bname = ctx.weight(b.astype(np.int32), "bias")
     decl, m0e, ne = mult_exprs(m0, shift, "c")
     rows, cols = min(d["H"], hp - d["PT"]), min(d["W"], wp - d["PL"])
@@ -352,7 +353,7 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
         *nested([hih], [f"const {xt} *xr = {plus('xc', ih * d['W'])};",
                         f"int16_t *dr = {plus('xp', (ih + d['PT']) * wq)};", *fill]),
         f"const int16_t *wk = {plus(wname, c * khw)};",
-        *_depthwise_taps(d, sw, hp, wq, np.abs(wc).max(initial=0) * xmax <= 32767,
+        *_depthwise_taps(d, sw, hp, wq, offsets,
                          with_lut(f"qnnc_q8_store({{acc}}, {{n}}, {bname}[{c}], {m0e}, "
                                   f"{ne}, {zy}, {lo}, {hi}, {{y}}, 1, {sgn(requant_type(ctx))});",
                                   lut, "{y}", "{n}")),
@@ -382,52 +383,54 @@ def _dw_flat(d: dict[str, int]) -> bool:
 
 
 def _dw_slack(d: dict[str, int]) -> int:
-    """int16 elements after the padded plane that the flattened taps read (kept zero)."""
-    return (d["KW"] - 1) * d["DW"] if _dw_flat(d) else 0
+    """int16 elements after the padded plane that the taps read (kept zero): the flattened
+    taps' last KW - 1, and the tap helper's last block of DW_BLOCK."""
+    return ((d["KW"] - 1) * d["DW"] if _dw_flat(d) else 0) + DW_BLOCK
 
 
-def _depthwise_taps(d: dict[str, int], sw: int, hp: int, wq: int, short_products: bool,
+#: the depthwise tap helper's block: it writes, and reads its rows, this many outputs at a time
+DW_BLOCK = 16
+
+
+def _blocked(n: int) -> int:
+    """n rounded up to whole DW_BLOCKs."""
+    return -(-n // DW_BLOCK) * DW_BLOCK
+
+
+def _depthwise_taps(d: dict[str, int], sw: int, hp: int, wq: int, offsets: str,
                     store: str) -> list[str]:
-    """The taps of one channel into int32 accumulators, then ``store`` (with {acc}, {n}, {y}):
-    per output row, or, for a plane of at most DW_PLANE_ACC outputs, once for the whole plane
-    (a 7- or 14-wide row would leave most of its requantisation to the scalar tail).
-    ``short_products``: every (x - zx) * w fits int16 (checked from the actual weights), so
-    the products are formed in int16 lanes (one vpmullw for 16) before widening."""
-    product = "(int16_t)(row[ow] * wv)" if short_products else "row[ow] * wv"
-    wtype = "int16_t" if short_products else "int32_t"
+    """The taps of one channel into int32 accumulators by qnnc_dw_taps (``offsets``: the C
+    name of the taps' offsets in the padded planes, from a row's start), then ``store``
+    (with {acc}, {n}, {y}): per output row, or, for a plane of at most DW_PLANE_ACC outputs,
+    once for the whole plane (a 7- or 14-wide row would leave most of its requantisation to
+    the scalar tail)."""
+    khw = d["KH"] * d["KW"]
     if _dw_flat(d):
         flat = d["OH"] * wq
-        hkh, kh = loop("kh", d["KH"])
-        hkw, kw = loop("kw", d["KW"])
-        tap = [f"const {wtype} wv = wk[{kh * d['KW'] + kw}];",
-               f"const int16_t *row = {plus('xp', kh * (d['DH'] * wq) + kw * d['DW'])};",
-               f"for (int ow = 0; ow < {flat}; ++ow) acc[ow] += {product};"]
         hoh, oh = loop("oh", d["OH"])
-        return [f"int32_t acc[{flat}];",
-                f"for (int ow = 0; ow < {flat}; ++ow) acc[ow] = 0;",
-                *nested([hkh, hkw], tap),
+        return [f"int32_t acc[{_blocked(flat)}];",
+                f"qnnc_dw_taps(xp, {offsets}, wk, {khw}, {flat}, acc);",
                 *nested([hoh], [store.format(acc=plus("acc", oh * wq), n=d["OW"],
                                              y=plus("yc", oh * d["OW"]))])]
     whole = d["P"] <= DW_PLANE_ACC
     hoh, oh = loop("oh", d["OH"])
-    hkh, kh = loop("kh", d["KH"])
-    hkw, kw = loop("kw", d["KW"])
-    col = kw * d["DW"]
-    row = (col % sw) * (hp * wq) + (oh * d["SH"] + kh * d["DH"]) * wq + col // sw
-    tap = [f"const {wtype} wv = wk[{kh * d['KW'] + kw}];",
-           f"const int16_t *row = {plus('xp', row)};",
-           f"for (int ow = 0; ow < {d['OW']}; ++ow) a[ow] += {product};"]
-    lines = [
-        *([] if whole else [f"int32_t acc[{d['OW']}];"]),
-        f"int32_t *a = {plus('acc', oh * d['OW']) if whole else 'acc'};",
-        f"for (int ow = 0; ow < {d['OW']}; ++ow) a[ow] = 0;",
-        *nested([hkh, hkw], tap),
-    ]
+    tap = (f"qnnc_dw_taps({plus('xp', oh * (d['SH'] * wq))}, {offsets}, wk, {khw}, "
+           f"{d['OW']}, {plus('acc', oh * d['OW']) if whole else 'acc'});")
     if whole:
-        return [f"int32_t acc[{d['P']}];", *nested([hoh], lines),
+        return [f"int32_t acc[{d['P'] - d['OW'] + _blocked(d['OW'])}];", *nested([hoh], [tap]),
                 store.format(acc="acc", n=d["P"], y="yc")]
     y = plus("yc", oh * d["OW"])
-    return nested([hoh], [*lines, store.format(acc="acc", n=d["OW"], y=y)])
+    return [f"int32_t acc[{_blocked(d['OW'])}];",
+            *nested([hoh], [tap, store.format(acc="acc", n=d["OW"], y=y)])]
+
+
+def _tap_offsets(d: dict[str, int], hp: int, wq: int) -> list[int]:
+    """Each tap's offset in the padded planes from its output row's start (the row path; the
+    flattened path reads from the plane's start, the same formula at row 0): tap (kh, kw)
+    reads phase plane kw*DW mod SW, row kh*DH, column kw*DW div SW."""
+    sw = d["SW"]
+    return [((kw * d["DW"]) % sw) * (hp * wq) + kh * d["DH"] * wq + (kw * d["DW"]) // sw
+            for kh in range(d["KH"]) for kw in range(d["KW"])]
 
 
 def _pointwise(d: dict[str, int]) -> bool:

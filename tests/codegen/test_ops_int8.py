@@ -132,6 +132,8 @@ CONVS = [
     dict(x=(1, 5, 3, 7), w=(5, 1, 1, 1), s=[1, 1], p=[0, 0, 0, 0], g=5),
     # a depthwise plane larger than DW_PLANE_ACC: requantised row by row
     dict(x=(1, 3, 70, 70), w=(3, 1, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=3),
+    # depthwise, dilated, stride 2 across and 1 down, rows of 19: the taps' phase planes
+    dict(x=(1, 5, 19, 41), w=(5, 1, 3, 3), s=[1, 2], p=[2, 2, 2, 2], g=5, d=[2, 2]),
     dict(x=(1, 64, 9, 9), w=(70, 64, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),
 ]
 
