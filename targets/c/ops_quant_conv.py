@@ -4,10 +4,9 @@ Dense and grouped convolutions run the shared GEMM (q8_gemm.py) over an im2col o
 a 1x1 stride-1 convolution packs its input planes in place (they are already B's rows), and
 the others read their im2col from zero-padded copies of one group's planes, in 16-byte moves
 (planes too large for that copy go through bounds-checked row segments). Depthwise
-convolutions get
-their own direct loop over a centred, padded copy of each channel (an im2col would copy every
-input value KH*KW times for one multiply); a depthwise 1x1 (a quantised BatchNorm) is a
-per-channel scale loop.
+convolutions run their taps directly over a centred, padded int16 copy of each channel (an
+im2col would copy every input value KH*KW times for one multiply), two taps at a time with
+vpmaddwd (qnnc_dw_taps); a depthwise 1x1 (a quantised BatchNorm) is a per-channel scale loop.
 """
 
 from __future__ import annotations
