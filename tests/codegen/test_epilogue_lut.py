@@ -5,9 +5,9 @@ results, with --cpu generic and avx2, and for convolutions avx512vnni where the 
 (with and without VBMI's byte permutes where it has those too).
 
 The paths: the fused tile kernel (multipliers below 1), the per-row store (a multiplier
-above 1), depthwise (per row and per whole plane), a depthwise 1x1 (per-channel scale),
-fully connected as GEMV and as GEMM (a transposed store), and QMatMul of two run-time
-operands (fused and per-row).
+above 1), depthwise (per row, per whole plane and per flattened plane), a depthwise 1x1
+(per-channel scale), fully connected as GEMV and as GEMM (a transposed store), and QMatMul
+of two run-time operands (fused and per-row).
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ CONVS = {
                        False),
     "depthwise_plane": (dict(x=(1, 6, 9, 9), w=(6, 1, 3, 3), s=[2, 2], p=[1, 1, 1, 1], g=6),
                         False),
+    # short rows, unit strides: the flattened plane requantised and looked up in one pass
+    "depthwise_flat": (dict(x=(1, 6, 12, 12), w=(6, 1, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=6),
+                       False),
     "channel_scale": (dict(x=(1, 5, 7, 7), w=(5, 1, 1, 1), s=[1, 1], p=[0, 0, 0, 0], g=5),
                       False),
 }
