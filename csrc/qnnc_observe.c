@@ -106,6 +106,8 @@ void qnnc_hist_f64(const double *x, int64_t n, double width, int64_t bins, int64
 #define QNNC_UPDATE(NAME, T, HIST, MAXV)                                                   \
     int64_t NAME(const T *x, int64_t n, T width, double edge, int64_t bins,               \
                  int64_t *counts, uint32_t *scratch, double *extremes) {                   \
+        if (n <= 0) /* no values: no extremes (the caller never asks) */                  \
+            return -1;                                                                     \
         T lo = x[0], hi = x[0];                                                            \
         int64_t bad = 0;                                                                   \
         _Pragma("omp simd reduction(min : lo) reduction(max : hi) reduction(+ : bad)")      \

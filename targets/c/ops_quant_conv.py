@@ -326,7 +326,7 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
     sw = d["SW"]
     wq = -(-wp // sw)  # columns of one phase plane
     wname = ctx.weight(wc.astype(np.int16).reshape(-1), "dw")
-    offsets = ctx.weight(np.array(_tap_offsets(d, hp, -(-wp // d["SW"])), np.int32), "dw_off")
+    offsets = ctx.weight(np.array(_tap_offsets(d, hp, wq), np.int32), "dw_off")
     bname = ctx.weight(b.astype(np.int32), "bias")
     decl, m0e, ne = mult_exprs(m0, shift, "c")
     rows, cols = min(d["H"], hp - d["PT"]), min(d["W"], wp - d["PL"])
