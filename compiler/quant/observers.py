@@ -2,8 +2,9 @@
 8-bit quantisation should cover.
 
 Every observer has bounded memory: it keeps running extremes and, for the histogram methods, a
-fixed number of bins; samples are never stored, so calibrating on 10 or 10,000 samples costs the
-same memory. Non-finite values (an intermediate overflow, a ``-inf`` mask) are skipped and
+fixed number of bins (and a buffer of the same size where small batches wait to be binned
+together); samples are never stored, so calibrating on 10 or 10,000 samples costs the same
+memory. Non-finite values (an intermediate overflow, a ``-inf`` mask) are skipped and
 counted: no finite range can represent them, and the quantised tensor saturates there anyway.
 
 The methods, and which distribution each looks at:
@@ -91,6 +92,13 @@ class MinMaxObserver(Observer):
         return 3 * 8
 
 
+#: batches of at most this many values wait in a histogram's buffer (Histogram.defer) ...
+DEFER_MAX = 2048
+#: ... which holds at most this many values, or DEFER_BATCHES batches of the first one's size
+DEFER_ELEMENTS = 8192
+DEFER_BATCHES = 32
+
+
 class Histogram:
     """Two one-sided histograms with one shared bin width: of ``x`` for ``x > 0`` and of
     ``-x`` for ``x < 0``; exact zeros are counted apart (they quantise exactly, and ReLU
@@ -117,11 +125,18 @@ class Histogram:
         self.min = math.inf
         self.max = -math.inf
         self.nonfinite = 0
+        self._buf: np.ndarray | None = None  # small batches waiting for flush()
+        self._ends: list[int] = []  # where each waiting batch ends in _buf
+
+    def __getstate__(self) -> dict[str, object]:
+        self.flush()  # a copy holds every value seen, none of them still pending
+        return {k: v for k, v in self.__dict__.items() if k not in ("_buf", "_ends")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         # a copied or unpickled histogram has its own counts array: take its address anew
         self.__dict__.update(state)
         self._counts_pointer = self.counts.ctypes.data
+        self._buf, self._ends = None, []
 
     @property
     def pos(self) -> np.ndarray:
@@ -147,7 +162,71 @@ class Histogram:
         return int(self.counts.sum())
 
     def state_nbytes(self) -> int:
-        return self.counts.nbytes + 5 * 8
+        return self.counts.nbytes + 5 * 8 + (self._buf.nbytes if self._buf is not None else 0)
+
+    def defer(self, x: np.ndarray) -> None:
+        """:meth:`update` with ``x``, later: a small batch is copied to a buffer of at most
+        DEFER_ELEMENTS values, and :meth:`flush` folds the waiting batches in with the
+        counts, extremes and widths that one :meth:`update` per batch, in order, gives
+        (calibrating a small model is bound by the cost of each call, not by its values).
+        Whoever reads the histogram calls :meth:`flush` first."""
+        a = _as_float(x)
+        n = a.size
+        if n == 0:
+            return
+        if n > DEFER_MAX or not self.native:
+            self.flush()
+            self.update(a)
+            return
+        buf, fill = self._buf, self._ends[-1] if self._ends else 0
+        if buf is None or buf.dtype != a.dtype or fill + n > buf.size:
+            self.flush()
+            fill = 0
+            if buf is None or buf.dtype != a.dtype or n > buf.size:
+                buf = self._buf = np.empty(min(DEFER_ELEMENTS, DEFER_BATCHES * n), a.dtype)
+        buf[fill:fill + n] = a
+        self._ends.append(fill + n)
+
+    def flush(self) -> None:
+        """Fold in the batches :meth:`defer` keeps waiting: their extremes in two numpy
+        calls, then one counting call per run of batches that share a bin width (a batch
+        beyond the histogram's edge folds the counts before it, as in :meth:`update`)."""
+        ends, buf = self._ends, self._buf
+        if not ends or buf is None:
+            return
+        self._ends = []
+        starts = [0, *ends[:-1]]
+        x = buf[:ends[-1]]
+        los = np.minimum.reduceat(x, starts).tolist()
+        his = np.maximum.reduceat(x, starts).tolist()
+        run = -1  # where the batches being counted at the current width start in x
+
+        def count(to: int) -> None:
+            if run >= 0 and to > run:
+                add_counts(x[run:to], self.width, self.bins, self._counts_pointer)
+
+        for start, end, lo, hi in zip(starts, ends, los, his):
+            lo, hi = lo + 0.0, hi + 0.0  # -0.0 as +0.0
+            if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN/inf: update() drops them
+                count(start)
+                run = -1
+                self.update(x[start:end])
+                continue
+            self.min, self.max = min(self.min, lo), max(self.max, hi)
+            amax = max(-lo, hi)
+            if amax == 0.0:  # all zeros: counted apart, whatever the width
+                if run < 0:
+                    self.counts[self.bins] += end - start
+                continue
+            if self.width == 0.0:
+                self.width = max(amax / self.bins, MIN_SCALE * 1e-10)
+            elif amax > self.edge:
+                count(start)
+                run = -1
+                self._grow(amax)
+            if run < 0:
+                run = start
+        count(ends[-1])
 
     def update(self, x: np.ndarray) -> None:
         a = _as_float(x)
@@ -234,11 +313,21 @@ def _quantile(counts: np.ndarray, lefts: np.ndarray, widths: np.ndarray, q: floa
 
 class _HistogramObserver(Observer):
     def __init__(self, bins: int = 2048, symmetric: bool = False) -> None:
-        self.hist = Histogram(bins)
+        self._hist = Histogram(bins)
         self.symmetric = symmetric
 
+    @property
+    def hist(self) -> Histogram:
+        """The histogram, every batch given to :meth:`update` folded in."""
+        self._hist.flush()
+        return self._hist
+
+    @hist.setter
+    def hist(self, value: Histogram) -> None:
+        self._hist = value
+
     def update(self, x: np.ndarray) -> None:
-        self.hist.update(x)
+        self._hist.defer(x)
 
     def state_nbytes(self) -> int:
         return self.hist.state_nbytes()

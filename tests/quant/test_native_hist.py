@@ -116,3 +116,48 @@ def test_one_call_updates_match_numpy(batches: list[tuple[type, int, float, bool
         assert (c.min, c.max) == (p.min, p.max)
         assert str(c.min) == str(p.min) and str(c.max) == str(p.max)  # the zero's sign too
         np.testing.assert_array_equal(c.counts, p.counts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([np.float32, np.float64, np.float16]),
+                          st.sampled_from([1, 5, 300, 2048, 2049, 5000]),
+                          st.sampled_from([0.0, 1e-3, 0.5, 1.0, 3.0, 1e4]),
+                          st.booleans(), st.integers(0, 2**32 - 1)), min_size=1, max_size=40),
+       st.sampled_from([2, 64, 2048]), st.integers(0, 40))
+def test_deferred_batches_fold_in_as_one_update_each(
+        batches: list[tuple[type, int, float, bool, int]], bins: int, read_at: int) -> None:
+    """Histogram.defer then flush against one update per batch, in order: batches that fit,
+    widen the range (growth in the middle of a buffer), hold only zeros or NaN/inf, change
+    dtype, overflow the buffer or are too large to wait; the state read half-way (a flush)
+    must not change the outcome either."""
+    d, u = Histogram(bins), Histogram(bins)
+    for k, (dtype, n, scale, special, seed) in enumerate(batches):
+        rng = np.random.default_rng(seed)
+        x = (rng.standard_normal(n) * scale).astype(dtype)
+        if special:
+            x[rng.integers(0, n)] = [-0.0, np.nan, np.inf, 0.0][seed % 4]
+        d.defer(x)
+        u.update(x)
+        if k == read_at:
+            d.flush()
+    d.flush()
+    assert (d.width, d.zeros, d.nonfinite, d.total) == (u.width, u.zeros, u.nonfinite, u.total)
+    assert str(d.min) == str(u.min) and str(d.max) == str(u.max)  # the zero's sign too
+    np.testing.assert_array_equal(d.counts, u.counts)
+
+
+def test_observers_read_deferred_batches() -> None:
+    """An observer's answers include the batches still waiting in its histogram's buffer,
+    and a copy of it carries them too."""
+    import copy
+
+    from compiler.quant.observers import PercentileObserver
+
+    obs = PercentileObserver(99.0, bins=256)
+    obs.update(np.linspace(-1, 1, 100, dtype=np.float32))
+    obs.update(np.array([5.0], np.float32))  # waits in the buffer
+    assert obs.seen() == (-1.0, 5.0)
+    obs.update(np.array([-7.0], np.float32))
+    twin = copy.deepcopy(obs)
+    assert obs.extremes() == twin.extremes() == (-7.0, 5.0)
+    assert twin.hist.total == 102
