@@ -312,21 +312,41 @@ class LayerCtx:
         return self.renderer.omp_for(collapse) if self.threads > 1 else ""
 
 
-#: the work (multiply-accumulates, or FLOPs or elements for layers without products) below
-#: which a layer runs on one thread: waking the others for a parallel loop costs tens of
-#: microseconds on a virtual machine, more than such a layer takes (PP-OCR's direction
-#: classifier, 16 M MACs over 50 layers, ran 3.4x slower at 2 threads than at 1)
-MIN_PARALLEL_WORK = 2_000_000
+#: the estimated one-thread time (ns) below which a layer runs on one thread: a parallel
+#: loop costs its fork and join, a few microseconds while the other threads still spin and
+#: tens of microseconds where they must be woken (a virtual machine), more than such a layer
+#: would gain. PP-OCR's direction classifier, 16 M MACs over 50 layers, ran 3.4x slower at 2
+#: threads than at 1 when every layer was shared out.
+MIN_PARALLEL_NS = 10_000
+#: nanoseconds per unit of work on one core, by kind (measured on the u8 VNNI tiles; an AVX2
+#: core is slower, which only makes the estimate cautious): a multiply-accumulate of a
+#: dense convolution or GEMM; of a depthwise convolution, bound by loads and
+#: requantisation; a float operation; an output element of a layer without products, a pass
+#: over memory
+NS_PER_MAC = 0.007
+NS_PER_DEPTHWISE_MAC = 0.08
+NS_PER_FLOP = 0.005
+NS_PER_ELEMENT = 0.25
 
 
-def worth_threads(node: Node) -> bool:
-    """Whether ``node``'s loops are worth sharing out among threads (MIN_PARALLEL_WORK)."""
+def estimated_ns(node: Node) -> float:
+    """A rough one-thread time of ``node`` on the host (for :func:`worth_threads`); inf when
+    its cost rule does not know the node."""
     try:
         macs, flops = rule_of(node)(node)
     except (KeyError, ValueError, TypeError, AttributeError):
-        return True
+        return float("inf")
+    group = int(node.attrs.get("group", 1) or 1)
+    depthwise = group > 1 and bool(node.inputs) and node.inputs[0] is not None \
+        and node.inputs[0].type.rank >= 2 and node.inputs[0].type.shape[1] == group
     elements = sum(v.type.size for v in node.outputs)
-    return max(int(macs), int(flops) // 2, elements) >= MIN_PARALLEL_WORK
+    return max(int(macs) * (NS_PER_DEPTHWISE_MAC if depthwise else NS_PER_MAC),
+               int(flops) * NS_PER_FLOP, elements * NS_PER_ELEMENT)
+
+
+def worth_threads(node: Node) -> bool:
+    """Whether ``node``'s loops are worth sharing out among threads (MIN_PARALLEL_NS)."""
+    return estimated_ns(node) >= MIN_PARALLEL_NS
 
 
 def layer_threads(node: Node, threads: int) -> int:

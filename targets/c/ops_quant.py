@@ -304,7 +304,12 @@ def _int_resize(ctx: LayerCtx) -> str:
                     f"{size}); else {{ {body} }}")
         return "\n".join([*head, body])
 
-    return "\n".join(lines + [nested_loops(list(y[:last]), row)])
+    # the outermost loop is shared out unless it runs over the rows that copy their
+    # predecessor
+    outer = next((k for k in range(last) if y[k] > 1), None)
+    copies = last >= 1 and axes[last - 1] is not None and y[last - 1] > 1
+    omp = ctx.omp() if outer is not None and not (copies and outer == last - 1) else ""
+    return "\n".join(lines + [nested_loops(list(y[:last]), row, omp=omp)])
 
 
 _int_or("GlobalMaxPool", _int_global_max)

@@ -78,7 +78,7 @@ def qglobalavg(ctx: LayerCtx) -> str:
     xt, yt = ctx.ctype(ctx.it(0)), ctx.ctype(ctx.ot(0))
     hnc, c = loop("nc", nc)
     zero_share = f" - {zx * s}" if zx else ""
-    return "\n".join(nested([hnc], [
+    return ctx.omp() * (hnc is not None) + "\n".join(nested([hnc], [
         f"const {xt} *xc = {plus(ctx.i(0), c * s)};",
         "int64_t acc = 0;",
         f"for (int i = 0; i < {s}; ++i) acc += xc[i];",

@@ -580,23 +580,62 @@ def test_threaded_convs_give_the_same_integers(case: int, threads: int, tmp_path
 
 
 def test_small_layers_stay_on_one_thread(tmp_path: Path) -> None:
-    """At 2 threads a layer below MIN_PARALLEL_WORK has no parallel loop (waking a thread
-    costs more than it takes); a large one has, with its scratch in per-thread slices."""
-    from targets.c.emitter import MIN_PARALLEL_WORK
+    """At 2 threads a layer whose estimated time is below MIN_PARALLEL_NS has no parallel
+    loop (waking a thread costs more than it takes); a longer one has, with its scratch in
+    per-thread slices. The estimate weighs the kind of work: a depthwise convolution's
+    multiply-accumulates cost ten times a dense one's, and an element-wise layer is
+    counted by its elements."""
+    from targets.c.emitter import MIN_PARALLEL_NS, estimated_ns
 
     rng = np.random.default_rng(7)
-    attrs = {"strides": [1, 1], "pads": [1, 1, 1, 1], "group": 1, "dilations": [1, 1],
-             **out_attrs(rng, DType.u8, "relu")}
-    for shape, w, threaded in [((1, 8, 12, 12), (8, 8, 3, 3), False),
-                               ((1, 32, 40, 40), (32, 32, 3, 3), True)]:
-        macs = w[0] * w[1] * 9 * shape[2] * shape[3]
-        assert (macs >= MIN_PARALLEL_WORK) == threaded
-        g = graph("QConv", [rand_q(rng, shape, DType.u8), weights(rng, w, True), None], attrs)
-        folder = tmp_path / f"t{threaded}"
+
+    def conv(shape: tuple[int, ...], w: tuple[int, ...], group: int) -> Graph:
+        attrs = {"strides": [1, 1], "pads": [1, 1, 1, 1], "group": group, "dilations": [1, 1],
+                 **out_attrs(rng, DType.u8, "relu")}
+        return graph("QConv", [rand_q(rng, shape, DType.u8), weights(rng, w, True), None],
+                     attrs)
+
+    def add(shape: tuple[int, ...]) -> Graph:
+        return graph("QAdd", [rand_q(rng, shape, DType.u8), rand_q(rng, shape, DType.u8)],
+                     out_attrs(rng, DType.u8, "none"))
+
+    cases = [(conv((1, 8, 12, 12), (8, 8, 3, 3), 1), False),
+             (conv((1, 32, 40, 40), (32, 32, 3, 3), 1), True),
+             # 0.46 M multiply-accumulates: too few for a dense layer, enough for depthwise
+             (conv((1, 32, 40, 40), (32, 1, 3, 3), 32), True),
+             (add((1, 8, 16, 16)), False), (add((1, 16, 64, 64)), True)]
+    for k, (g, threaded) in enumerate(cases):
+        assert (estimated_ns(g.nodes[0]) >= MIN_PARALLEL_NS) == threaded, k
+        folder = tmp_path / f"t{k}"
         build_c_library(g, folder, BuildOptions(cpu=CPUS[-1], threads=2, werror=True))
         text = (folder / "model.c").read_text()
-        assert ("QNNC_OMP_FOR" in text) == threaded
-        assert ("QNNC_THREAD_ID()" in text) == threaded
+        assert ("QNNC_OMP_FOR" in text) == threaded, k
+        if g.nodes[0].op == "QConv":
+            assert ("QNNC_THREAD_ID()" in text) == threaded, k
+
+
+def test_threaded_data_movement_gives_the_same_codes(tmp_path: Path,
+                                                      every_layer_threaded: None) -> None:
+    """Nearest Resize of codes shares out its outermost loop, except where that loop runs
+    over rows that copy the row before them (one plane: that loop stays serial), and a
+    global average pool shares out its channels; the codes are the interpreter's."""
+    rng = np.random.default_rng(21)
+    up = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+          "nearest_mode": "floor"}
+    cases = [(graph("Resize", [rand_q(rng, (1, 6, 5, 7), DType.u8)],
+                    {**up, "scales": [1.0, 1.0, 2.0, 2.0], "sizes": [1, 6, 10, 14]}), True),
+             (graph("Resize", [rand_q(rng, (1, 1, 5, 7), DType.u8)],
+                    {**up, "scales": [1.0, 1.0, 2.0, 2.0], "sizes": [1, 1, 10, 14]}), False),
+             (graph("QGlobalAveragePool", [rand_q(rng, (2, 9, 7, 6), DType.u8)],
+                    out_attrs(rng, DType.u8)), True)]
+    for k, (g, threaded) in enumerate(cases):
+        feeds = feeds_for(g, k)
+        want = interpret(g, feeds)
+        folder = tmp_path / f"m{k}"
+        got = run_c(g, feeds, folder, BuildOptions(cpu=CPUS[-1], threads=2, werror=True))
+        assert ("QNNC_OMP_FOR" in (folder / "model.c").read_text()) == threaded, k
+        for name, ref in want.items():
+            np.testing.assert_array_equal(got[name], ref)
 
 
 @pytest.mark.parametrize("threads", [2, 3])
