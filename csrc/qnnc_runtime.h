@@ -40,7 +40,8 @@
  * and is not counted (cold caches); runs 1 to QNNC_TEAM_TRIALS alternate one thread and the
  * full team, and each team's fastest of them is its first estimate (a single slow run, say
  * the first wake-up of the threads, must not decide). After that each run takes the team
- * with the lower moving average of its run times. Now and then the other team is probed
+ * with the lower moving average of its run times, in which a run counts as at most twice
+ * the average (one stall must not turn the choice). Now and then the other team is probed
  * for QNNC_TEAM_PROBE runs, whose fastest replaces that team's average (so a change of load
  * is seen at once): 16 runs after the trials or a change of choice, then twice as far apart
  * each time the choice stands, up to 256 runs. QNNC_ADAPTIVE_THREADS=0 in the environment
@@ -97,8 +98,10 @@ static inline void qnnc_team_end(qnnc_team_t *t, double start) {
                 t->interval = stands ? (t->interval < 256 ? 2 * t->interval : 256) : 16;
                 t->next_probe = t->runs + 1 + t->interval;
             }
-        } else {
-            *avg = 0.75 * *avg + 0.25 * dt;
+        } else { /* a run over twice the average counts as twice it: one stall (a thread
+                    descheduled, a virtual CPU woken) must not turn the choice, a lasting
+                    slow-down still doubles the average within a few runs */
+            *avg = 0.75 * *avg + 0.25 * (dt < 2.0 * *avg ? dt : 2.0 * *avg);
         }
     }
     if (t->runs < 1 << 30) ++t->runs;

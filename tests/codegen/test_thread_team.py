@@ -94,6 +94,13 @@ def test_one_slow_trial_does_not_decide(driver: Path) -> None:
     assert singles(driver, 1.0, 2.0, 30, slow_run=2) == 4
 
 
+def test_one_stall_after_the_trials_does_not_turn_the_choice(driver: Path) -> None:
+    """The full team twice as fast and chosen, then one of its runs (run 10) ten times as
+    long, a thread descheduled for a moment: that run counts as twice the average, which
+    stays below one thread's, so one thread runs only in the trials and its probe."""
+    assert singles(driver, 1.0, 2.0, 30, slow_run=10) == 4
+
+
 def test_the_full_team_can_be_kept(driver: Path) -> None:
     """QNNC_ADAPTIVE_THREADS=0 keeps the full team however slow it is."""
     assert singles(driver, 3.0, 1.0, 20, QNNC_ADAPTIVE_THREADS="0") == 0
