@@ -641,9 +641,9 @@ static inline void qnnc_store8_avx2(void *dst, __m256i r, int sgn) {
 }
 #endif
 
-static inline void qnnc_q8_store(const int32_t *QNNC_RESTRICT acc, int n, int64_t bias,
-                                 int32_t m0, int nsh, int32_t zp, int32_t lo, int32_t hi,
-                                 void *QNNC_RESTRICT dst, ptrdiff_t stride, int sgn) {
+QNNC_HOT void qnnc_q8_store(const int32_t *QNNC_RESTRICT acc, int n, int64_t bias,
+                            int32_t m0, int nsh, int32_t zp, int32_t lo, int32_t hi,
+                            void *QNNC_RESTRICT dst, ptrdiff_t stride, int sgn) {
     int c = 0;
 #if defined(__AVX2__)
     if (nsh >= 31 && bias >= INT32_MIN && bias <= INT32_MAX) {
@@ -743,10 +743,10 @@ static inline __m256i qnnc_q8_shifted8(const uint8_t *p, int sgn, __m256i z, __m
  * a' = requant_raw((a - za) * 2^L, ma, na), b' likewise, y = clamp(zy + requant(a' + b')).
  * Eight lanes at a time when every n >= 31 (then each step's result fits int32), else (and
  * for the tail) the scalar definition. y may be a or b itself. */
-static inline void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, void *y, int sy,
-                               int n, int L, int32_t za, int32_t ma, int na, int32_t zb,
-                               int32_t mb, int nb, int32_t my, int ny, int32_t zy, int32_t lo,
-                               int32_t hi) {
+QNNC_HOT void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, void *y, int sy,
+                          int n, int L, int32_t za, int32_t ma, int na, int32_t zb,
+                          int32_t mb, int nb, int32_t my, int ny, int32_t zy, int32_t lo,
+                          int32_t hi) {
     int i = 0;
 #if defined(__AVX2__)
     /* the high-half form with no clamps between; an input whose multiplier is exactly 1/2
@@ -982,10 +982,10 @@ static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, i
  * qnnc_q8_rows_store, as a short loop: clamp and sgn are constants where it is inlined (one
  * copy per combination), and the output's constants stay in registers. Returns the first
  * row it did not store (a row with n = 31 is left to the general loop). */
-static inline int qnnc_q8_rows_hi(const int32_t *acc, const int32_t *bias, const int32_t *m0,
-                                  const int8_t *nsh, int per_channel, int ch0, int rows,
-                                  int32_t zp, int32_t lo, int32_t hi, const int clamp,
-                                  const int sgn, uint8_t *y, ptrdiff_t ldy) {
+QNNC_HOT int qnnc_q8_rows_hi(const int32_t *acc, const int32_t *bias, const int32_t *m0,
+                             const int8_t *nsh, int per_channel, int ch0, int rows,
+                             int32_t zp, int32_t lo, int32_t hi, const int clamp,
+                             const int sgn, uint8_t *y, ptrdiff_t ldy) {
     const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo);
     const __m512i vhi = _mm512_set1_epi32(hi);
     int r = 0;
@@ -1119,8 +1119,8 @@ static inline void qnnc_q8_tile_req(int K2, const int16_t *QNNC_RESTRICT A,
  * summed in registers over every tap (the interleave puts outputs 0-3 and 8-11 in one
  * register, 4-7 and 12-15 in the other; two lane swaps restore the order). Integer sums,
  * exact in any order: the emitter checks that no sum leaves int32. */
-static inline void qnnc_dw_taps(const int16_t *x, const int32_t *off, const int16_t *w,
-                                int taps, int n, int32_t *acc) {
+QNNC_HOT void qnnc_dw_taps(const int16_t *x, const int32_t *off, const int16_t *w,
+                           int taps, int n, int32_t *acc) {
     int o = 0;
 #if defined(__AVX2__)
     for (; o < n; o += 16) {
