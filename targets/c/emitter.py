@@ -337,8 +337,8 @@ def estimated_ns(node: Node) -> float:
     except (KeyError, ValueError, TypeError, AttributeError):
         return float("inf")
     group = int(node.attrs.get("group", 1) or 1)
-    depthwise = group > 1 and bool(node.inputs) and node.inputs[0] is not None \
-        and node.inputs[0].type.rank >= 2 and node.inputs[0].type.shape[1] == group
+    x = node.first_operand()
+    depthwise = group > 1 and x is not None and x.type.rank >= 2 and x.type.shape[1] == group
     elements = sum(v.type.size for v in node.outputs)
     return max(int(macs) * (NS_PER_DEPTHWISE_MAC if depthwise else NS_PER_MAC),
                int(flops) * NS_PER_FLOP, elements * NS_PER_ELEMENT)
