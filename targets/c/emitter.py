@@ -337,8 +337,10 @@ def estimated_ns(node: Node) -> float:
     except (KeyError, ValueError, TypeError, AttributeError):
         return float("inf")
     group = int(node.attrs.get("group", 1) or 1)
-    x = node.first_operand()
-    depthwise = group > 1 and x is not None and x.type.rank >= 2 and x.type.shape[1] == group
+    x, y = node.first_operand(), node.outputs[0] if node.outputs else None
+    # one input and one output channel per group, as the C emitters' depthwise path takes
+    depthwise = group > 1 and x is not None and y is not None and x.type.rank >= 2 \
+        and x.type.shape[1] == group and y.type.shape[1] == group
     elements = sum(v.type.size for v in node.outputs)
     return max(int(macs) * (NS_PER_DEPTHWISE_MAC if depthwise else NS_PER_MAC),
                int(flops) * NS_PER_FLOP, elements * NS_PER_ELEMENT)

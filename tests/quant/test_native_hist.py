@@ -93,6 +93,16 @@ def test_copied_histograms_count_into_their_own_arrays() -> None:
         assert twin.total == 2000
 
 
+def _batch(dtype: type, n: int, scale: float, special: bool, seed: int) -> np.ndarray:
+    """``n`` normal values times ``scale``; with ``special``, one of them a signed zero, a
+    NaN or an infinity."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(n) * scale).astype(dtype)
+    if special:
+        x[rng.integers(0, n)] = [-0.0, np.nan, np.inf, 0.0][seed % 4]
+    return x
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([np.float32, np.float64]),
                           st.integers(1, 700), st.sampled_from([0.0, 1e-3, 0.5, 1.0, 3.0]),
@@ -105,10 +115,7 @@ def test_one_call_updates_match_numpy(batches: list[tuple[type, int, float, bool
     call), widen it (the width grows first), hold only zeros (signed ones too) or NaN/inf."""
     c, p = Histogram(bins), Histogram(bins, native=False)
     for dtype, n, scale, special, seed in batches:
-        rng = np.random.default_rng(seed)
-        x = (rng.standard_normal(n) * scale).astype(dtype)
-        if special:
-            x[rng.integers(0, n)] = [-0.0, np.nan, np.inf, 0.0][seed % 4]
+        x = _batch(dtype, n, scale, special, seed)
         c.update(x)
         p.update(x)
         assert (c.width, c.zeros, c.nonfinite, c.total) == (p.width, p.zeros, p.nonfinite,
@@ -132,10 +139,7 @@ def test_deferred_batches_fold_in_as_one_update_each(
     must not change the outcome either."""
     d, u = Histogram(bins), Histogram(bins)
     for k, (dtype, n, scale, special, seed) in enumerate(batches):
-        rng = np.random.default_rng(seed)
-        x = (rng.standard_normal(n) * scale).astype(dtype)
-        if special:
-            x[rng.integers(0, n)] = [-0.0, np.nan, np.inf, 0.0][seed % 4]
+        x = _batch(dtype, n, scale, special, seed)
         d.defer(x)
         u.update(x)
         if k == read_at:
