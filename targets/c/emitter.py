@@ -232,6 +232,9 @@ class LayerCtx:
     operands: Operands
     inplace: bool = False
     same_storage: Callable[[int, int], bool] = lambda i, o: False
+    #: emit the layer for one thread whatever the build's count (the serial twin of a
+    #: threaded layer: targets/c/model.py)
+    serial: bool = False
 
     # -- names and types ----------------------------------------------------------------
     def _index(self, k: int | str) -> int:
@@ -303,8 +306,8 @@ class LayerCtx:
     @property
     def threads(self) -> int:
         """The threads this layer's loops are shared out among: the renderer's, or one for a
-        layer too small to share out (worth_threads)."""
-        return layer_threads(self.node, self.renderer.threads)
+        layer too small to share out (worth_threads), or one for a serial twin."""
+        return 1 if self.serial else layer_threads(self.node, self.renderer.threads)
 
     def omp(self, collapse: int = 1) -> str:
         """The renderer's parallel-loop pragma, or nothing when the layer runs on one

@@ -9,7 +9,9 @@ shapes, dtypes of the inputs and outputs, arena and weight bytes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 # importing the op families registers their emitters
 import targets.c.ops_bitwise
@@ -315,7 +317,7 @@ class _Layers:
             inplace_ok=lambda n: not n.regions and r.emitter(n).inplace,
             scratch_bytes=lambda n: max((sub[id(b)].arena_bytes for b in n.regions),
                                         default=0) if n.regions else
-            (r.emitter(n).scratch or (lambda _n, _t: 0))(n, layer_threads(n, r.threads)),
+            _scratch(r, n),
             nbytes_of=r.nbytes, body=body, guard=r.guard_bytes,
             written_before=lambda n: n.attrs.get("fused") == "epilogue",
         )
@@ -353,7 +355,7 @@ class _Layers:
             ctx = LayerCtx(node, r, self.weights, params, inplace=i in plan.inplace,
                            same_storage=lambda a, b, si=st_in, so=st_out: si[a] is so[b])
             em = r.emitter(node)
-            body = em.fn(ctx)
+            body = raw = em.fn(ctx)
             if not body.strip():  # a view: its output is its input's bytes
                 what = "computed in the epilogue of the layer before" \
                     if node.attrs.get("fused") == "epilogue" else "nothing to move"
@@ -366,17 +368,21 @@ class _Layers:
             aliased = len({id(s) for s in stores}) < len(stores)
             decls, body, values = params.finish(body, "" if aliased else f"{r.restrict} ",
                                                 _SIGNATURE_WORDS)
-            args = [self.ref(v, plan, base) for v in values]
-            if i in plan.scratch:
-                decls.append(f"void *{r.restrict} scratch")
-                args.append(plus("qnnc_arena", base + plan.scratch[i].offset))
-            sig = (f"static QNNC_NOINLINE {'int' if em.checks else 'void'} "
-                   f"{fn}({', '.join(decls) or 'void'})")
-            if em.checks:
-                body += "\nreturn 0;"
-            indented = "\n".join(("    " + ln) if ln else "" for ln in body.splitlines())
-            self.funcs.append(wrap_lines(f"{layer_comment(node)}\n{sig} {{\n{indented}\n}}\n"))
-            call = f"{fn}({', '.join(args)})"
+            scratch = plus("qnnc_arena", base + plan.scratch[i].offset) \
+                if i in plan.scratch else None
+
+            def ref(v: Value) -> str:
+                return self.ref(v, plan, base)
+
+            call = self._define(fn, node, em.checks, decls, body, values, ref, scratch)
+            twin = None if em.checks else self._serial_twin(node, ctx, params, raw)
+            if twin is not None:  # the runs qnnc_team gives one thread call the twin
+                twin_params, twin_body = twin
+                tdecls, tbody, tvalues = twin_params.finish(
+                    twin_body, "" if aliased else f"{r.restrict} ", _SIGNATURE_WORDS)
+                serial = self._define(self.names.claim(fn, "serial"), node, False, tdecls,
+                                      tbody, tvalues, ref, scratch)
+                call = f"if (qnnc_team > 1) {call}; else {serial}"
             if em.checks:  # an index out of range stops the run with this layer's status
                 status = FIRST_CHECK_STATUS + len(self.checks)
                 self.checks.append((node.name or node.op, node.op))
@@ -389,6 +395,36 @@ class _Layers:
         if timed and graph.nodes:
             calls.append(f"{indent}qnnc_prof_tick({len(graph.nodes) - 1});")
         return calls
+
+    def _define(self, fn: str, node: Node, checks: bool, decls: list[str], body: str,
+                values: list[Value], ref: Callable[[Value], str], scratch: str | None) -> str:
+        """Define layer function ``fn`` (``decls`` and ``body`` from Params.finish, plus the
+        layer's scratch if it has one); its call (``ref``: a value's C expression)."""
+        args = [ref(v) for v in values]
+        if scratch is not None:
+            decls = [*decls, f"void *{self.r.restrict} scratch"]
+            args.append(scratch)
+        sig = (f"static QNNC_NOINLINE {'int' if checks else 'void'} "
+               f"{fn}({', '.join(decls) or 'void'})")
+        if checks:
+            body += "\nreturn 0;"
+        indented = "\n".join(("    " + ln) if ln else "" for ln in body.splitlines())
+        self.funcs.append(wrap_lines(f"{layer_comment(node)}\n{sig} {{\n{indented}\n}}\n"))
+        return f"{fn}({', '.join(args)})"
+
+    def _serial_twin(self, node: Node, ctx: LayerCtx, params: Params,
+                     body: str) -> tuple[Params, str] | None:
+        """(operands, body) of a one-thread copy of a threaded layer whose code depends on
+        its thread count beyond the parallel-loop lines (a convolution's output positions
+        cut into one chunk per thread, each in its own scratch slice), for the runs the
+        per-run team gives one thread; None when the copy would be the same code. Cut for
+        two threads, SqueezeNet's 13 x 13 layers ran 4% slower on one thread than cut for
+        one."""
+        if layer_threads(node, self.r.threads) <= 1:
+            return None
+        twin = Params(node, params.is_const, params.const_ref)
+        serial = self.r.emitter(node).fn(replace(ctx, operands=twin, serial=True))
+        return None if _threadless(serial) == _threadless(body) else (twin, serial)
 
     def _control(self, node: Node, plan: MemoryPlan, base: int, indent: str) -> list[str]:
         def body_ref(b: Graph, v: Value) -> str:
@@ -409,6 +445,26 @@ class _Layers:
             out += wrap_line(ln)
         self.layers.append(LayerInfo("", node.name, node.op, False))
         return out
+
+
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+
+
+def _threadless(body: str) -> list[str]:
+    """A layer body's code lines without its comments and parallel-loop pragmas (what a
+    serial twin must differ in to be worth a function of its own)."""
+    return [ln.strip() for ln in _COMMENT.sub("", body).splitlines()
+            if ln.strip() and "QNNC_OMP_FOR" not in ln]
+
+
+def _scratch(r: Renderer, n: Node) -> int:
+    """Bytes of scratch ``n``'s layer needs: at its thread count, and at one thread for the
+    serial twin a threaded layer may have."""
+    fn = r.emitter(n).scratch
+    if fn is None:
+        return 0
+    threads = layer_threads(n, r.threads)
+    return max(fn(n, threads), fn(n, 1)) if threads > 1 else fn(n, threads)
 
 
 def _ref(v: Value, plan: MemoryPlan, consts: dict[int, Value], weights: WeightTable,

@@ -109,7 +109,8 @@ def test_the_full_team_can_be_kept(driver: Path) -> None:
 def test_results_do_not_depend_on_the_team(tmp_path: Path,
                                            every_layer_threaded: None) -> None:
     """Forty runs of a threaded build (each team taken, probes included) give the
-    interpreter's integers every time."""
+    interpreter's integers every time. The convolution's output positions are cut into one
+    chunk per thread, so the runs given one thread call its serial twin, cut for one."""
     rng = np.random.default_rng(2)
     attrs = {"strides": [1, 1], "pads": [1, 1, 1, 1], "group": 1, "dilations": [1, 1],
              **out_attrs(rng, DType.u8, "relu")}
@@ -118,7 +119,28 @@ def test_results_do_not_depend_on_the_team(tmp_path: Path,
     feeds = feeds_for(g, 0)
     want = interpret(g, feeds)
     run = c_runner(g, tmp_path / "lib", BuildOptions(threads=2, werror=True))
+    source = (tmp_path / "lib" / "model.c").read_text()
+    assert "if (qnnc_team > 1) layer_000_" in source and "_serial(" in source
     for _ in range(40):
+        got = run(feeds)
+        for name, w in want.items():
+            np.testing.assert_array_equal(got[name], w, err_msg=name)
+
+
+def test_a_layer_cut_the_same_way_at_any_count_has_no_twin(tmp_path: Path,
+                                                           every_layer_threaded: None) -> None:
+    """A layer whose code differs between thread counts only by its parallel-loop line (an
+    element-wise add) is not copied: its one function runs on either team."""
+    rng = np.random.default_rng(3)
+    shape = (1, 16, 24, 24)
+    g = graph("QAdd", [rand_q(rng, shape, DType.u8), rand_q(rng, shape, DType.u8)],
+              out_attrs(rng, DType.u8, None))
+    feeds = feeds_for(g, 0)
+    want = interpret(g, feeds)
+    run = c_runner(g, tmp_path / "lib", BuildOptions(threads=2, werror=True))
+    source = (tmp_path / "lib" / "model.c").read_text()
+    assert "QNNC_OMP_FOR" in source and "_serial" not in source
+    for _ in range(10):
         got = run(feeds)
         for name, w in want.items():
             np.testing.assert_array_equal(got[name], w, err_msg=name)
