@@ -309,12 +309,15 @@ def build_c_library(graph: Graph, folder: Path, opts: BuildOptions = BuildOption
 #: shares the cores (resnet50 at 2 threads on a loaded 2-core machine: 107.5 ms spinning,
 #: 66.7 ms passive; PP-OCRv4 det: 81 vs 41 ms).
 DEFAULT_OMP_WAIT_POLICY = "PASSIVE"
-#: ... but first a short spin (libgomp's GOMP_SPINCOUNT, given when the user set neither it
-#: nor OMP_WAIT_POLICY): a thread that finds the next parallel loop within the spin needs no
-#: wake-up, which costs tens of microseconds per loop on a virtual machine. Measured in
-#: benchmarks/README.md (threads): on a quiet 2-core machine the spin is what lets 2 threads
-#: beat 1; a long spin (100000) made loaded runs slower than one thread, this one does not.
-DEFAULT_GOMP_SPINCOUNT = "10000"
+#: ... but first a spin (libgomp's GOMP_SPINCOUNT, given when the user set neither it nor
+#: OMP_WAIT_POLICY; libgomp's own default count, about 2 ms on a Zen 4 core): a thread that
+#: finds the next parallel loop within the spin needs no wake-up, and on a virtual machine
+#: waking a thread whose CPU went idle cost up to milliseconds. With 5 ms between runs
+#: (benchmarks/README.md, threads), 2 threads against 1 went from no gain to SqueezeNet
+#: 1.85 vs 2.83 ms and MobileNetV2 2.88 vs 4.32; with one core kept busy, medians at 10000
+#: and at this count were alike (the per-run team then keeps one thread) and the slowest
+#: runs shorter (MobileNetV2 6.5 vs 32 ms).
+DEFAULT_GOMP_SPINCOUNT = "300000"
 
 
 def set_omp_defaults() -> None:
