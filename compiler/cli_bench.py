@@ -10,6 +10,7 @@ come from targets.report, so they are the ones `qnnc compile --target T` writes 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -83,9 +84,27 @@ def _compiled(args: argparse.Namespace) -> CompiledModel:
             raise QnncError(f"{args.model} was compiled for {cm.target or 'no target'}, not "
                             f"{asked}: bench the .onnx model with --target {asked}, or compile "
                             "it for that target first")
+        built = folder_threads(path)
+        if built is not None:
+            if args.threads > 1 and args.threads != built:
+                raise QnncError(f"{args.model} was compiled for {built} thread(s), not "
+                                f"{args.threads}: bench it without --threads, or compile the "
+                                f".onnx model with --threads {args.threads}")
+            args.threads = built  # --profile and --compare run at the folder's count
         return cm
     return compile_model(args.model, compile_options(args),
                          progress=progress_bar("calibrating", unit="samples"))
+
+
+def folder_threads(folder: Path) -> int | None:
+    """The thread count a compiled folder's host C was built for (its build.json), or None
+    where the folder does not say (no host build, or one older than the record)."""
+    try:
+        meta = json.loads((folder / "build.json").read_text(encoding="utf-8"))
+        threads = meta["options"]["threads"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return threads if isinstance(threads, int) and threads >= 1 else None
 
 
 def modelled_text(model: str, data: dict[str, Any], top: int = TOP_LAYERS) -> str:

@@ -55,3 +55,17 @@ def test_profile_needs_the_host(tiny: Path, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", str(tiny), "--profile"]) != 0
     assert "--target host" in capsys.readouterr().err
+
+
+def test_a_folder_is_profiled_at_its_thread_count(tiny: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`qnnc bench FOLDER --profile` profiles at the threads the folder was built for (its
+    build.json), and refuses another count instead of timing a build it is not."""
+    out = tmp_path / "built"
+    assert main(["compile", str(tiny), "--target", "host", "--threads", "2", "--calib",
+                 str(tmp_path / "calib.npz"), "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["bench", str(out), "--profile", "--repeat", "2", "--warmup", "1"]) == 0
+    assert re.search(r"per-layer profile: .*2 threads", capsys.readouterr().out)
+    assert main(["bench", str(out), "--threads", "3"]) != 0
+    assert "compiled for 2 thread(s), not 3" in capsys.readouterr().err
