@@ -517,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "(qnnc bench --profile)")
     ap.add_argument("--omp-wait", choices=("passive", "active"), default=None,
                     help="OMP_WAIT_POLICY for qnnc's OpenMP threads (default: qnnc's, "
-                    "passive after a short spin, unless the environment sets it; passive "
+                    "passive after a spin of about 2 ms, unless the environment sets it; passive "
                     "sleeps at once, active spins)")
     ap.add_argument("--ort-spin", choices=("on", "off"), default="off",
                     help="onnxruntime's worker threads spin-wait between parallel sections "

@@ -225,7 +225,7 @@ def test_cli_compile_target_host(tmp_path: Path) -> None:
 def test_builds_load_with_qnnc_wait_settings_unless_set(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT when it loads: qnnc gives them its
-    defaults first (passive after a short spin), and leaves a user's own setting alone — a
+    defaults first (passive after a spin), and leaves a user's own setting alone — a
     user's wait policy without a spin count keeps libgomp's spin for that policy."""
     from targets.host.build import DEFAULT_GOMP_SPINCOUNT, load_extension
 
