@@ -27,6 +27,7 @@ from compiler.errors import QnncError
 from compiler.flops import graph_costs, human
 from compiler.golden.facts import model_precision
 from compiler.io import random_inputs
+from targets.host.build import DONE
 from targets.profiles import BUILTIN_TARGETS
 from targets.registry import target_names
 from targets.tables import table
@@ -100,7 +101,7 @@ def folder_threads(folder: Path) -> int | None:
     """The thread count a compiled folder's host C was built for (its build.json), or None
     where the folder does not say (no host build, or one older than the record)."""
     try:
-        meta = json.loads((folder / "build.json").read_text(encoding="utf-8"))
+        meta = json.loads((folder / DONE).read_text(encoding="utf-8"))
         threads = meta["options"]["threads"]
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -461,10 +461,7 @@ def _scratch(r: Renderer, n: Node) -> int:
     """Bytes of scratch ``n``'s layer needs: at its thread count, and at one thread for the
     serial twin a threaded layer may have."""
     fn = r.emitter(n).scratch
-    if fn is None:
-        return 0
-    threads = layer_threads(n, r.threads)
-    return max(fn(n, threads), fn(n, 1)) if threads > 1 else fn(n, threads)
+    return 0 if fn is None else max(fn(n, t) for t in {layer_threads(n, r.threads), 1})
 
 
 def _ref(v: Value, plan: MemoryPlan, consts: dict[int, Value], weights: WeightTable,

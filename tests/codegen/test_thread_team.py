@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ir.graph import Graph
 from ir.interpreter import run as interpret
 from ir.types import DType
 from targets.host.build import CSRC, BuildOptions, find_cc
@@ -116,15 +117,8 @@ def test_results_do_not_depend_on_the_team(tmp_path: Path,
              **out_attrs(rng, DType.u8, "relu")}
     g = graph("QConv", [rand_q(rng, (1, 8, 20, 20), DType.u8),
                         weights(rng, (12, 8, 3, 3), True), None], attrs)
-    feeds = feeds_for(g, 0)
-    want = interpret(g, feeds)
-    run = c_runner(g, tmp_path / "lib", BuildOptions(threads=2, werror=True))
-    source = (tmp_path / "lib" / "model.c").read_text()
+    source = runs_like_the_interpreter(g, tmp_path, 40)
     assert "if (qnnc_team > 1) layer_000_" in source and "_serial(" in source
-    for _ in range(40):
-        got = run(feeds)
-        for name, w in want.items():
-            np.testing.assert_array_equal(got[name], w, err_msg=name)
 
 
 def test_a_layer_cut_the_same_way_at_any_count_has_no_twin(tmp_path: Path,
@@ -135,12 +129,18 @@ def test_a_layer_cut_the_same_way_at_any_count_has_no_twin(tmp_path: Path,
     shape = (1, 16, 24, 24)
     g = graph("QAdd", [rand_q(rng, shape, DType.u8), rand_q(rng, shape, DType.u8)],
               out_attrs(rng, DType.u8, None))
+    source = runs_like_the_interpreter(g, tmp_path, 10)
+    assert "QNNC_OMP_FOR" in source and "_serial" not in source
+
+
+def runs_like_the_interpreter(g: Graph, tmp_path: Path, runs: int) -> str:
+    """Build ``g`` for two threads, check ``runs`` runs (each team taken, probes included)
+    against the interpreter's integers; the generated model.c."""
     feeds = feeds_for(g, 0)
     want = interpret(g, feeds)
     run = c_runner(g, tmp_path / "lib", BuildOptions(threads=2, werror=True))
-    source = (tmp_path / "lib" / "model.c").read_text()
-    assert "QNNC_OMP_FOR" in source and "_serial" not in source
-    for _ in range(10):
+    for _ in range(runs):
         got = run(feeds)
         for name, w in want.items():
             np.testing.assert_array_equal(got[name], w, err_msg=name)
+    return (tmp_path / "lib" / "model.c").read_text()
