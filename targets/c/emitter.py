@@ -133,6 +133,10 @@ class Renderer:
         """Bytes a value occupies in memory (its layout may pad it)."""
         return int(value.type.nbytes)
 
+    def contiguous(self, value: Any) -> bool:
+        """Whether a value is stored row-major, exactly its elements (no target layout)."""
+        return True
+
     def header_extra(self) -> str:
         """Extra declarations for model.h (e.g. run-time counters a target exports)."""
         return ""
@@ -235,6 +239,9 @@ class LayerCtx:
     #: emit the layer for one thread whatever the build's count (the serial twin of a
     #: threaded layer: targets/c/model.py)
     serial: bool = False
+    #: positions of the inputs the arena planner computed in place inside the result (a
+    #: Concat's blocks: targets/c/memory.py), which the layer need not copy
+    placed: frozenset[int] = frozenset()
 
     # -- names and types ----------------------------------------------------------------
     def _index(self, k: int | str) -> int:

@@ -5,7 +5,13 @@ Generated code never calls malloc. Values are grouped into storages first:
   most one external buffer (a graph input, a constant or a graph output);
 - a storage holding a graph output *is* the caller's output buffer, so the producing layer
   writes there directly;
-- an elementwise op may run in place when its input's storage dies at that op.
+- an elementwise op may run in place when its input's storage dies at that op;
+- a Concat whose inputs are whole blocks of its result (every axis before the joined one
+  has extent 1, e.g. channels of one image) has them computed in place: each input's storage
+  moves into the result's at the input's byte offset (``MemoryPlan.within``), so its producer
+  writes straight into the joined tensor and the Concat copies only the inputs it could not
+  place (a graph input or constant, a value joined twice, one already placed elsewhere).
+  Nested Concats (DenseNet's growing blocks) place recursively.
 A region body (If, Loop, Scan) is planned on its own (``body=True``): its inputs are arena
 buffers the control flow fills before the body runs, alive through the whole body as its
 outputs are (the control flow reads them after it), and the body's arena becomes the scratch
@@ -56,6 +62,25 @@ class MemoryPlan:
     arena_bytes: int
     inplace: set[int]  # node indices that run in place
     copies: list[tuple[Value, int]]  # graph outputs filled by a copy: (source value, out idx)
+    #: id(value) -> its byte offset inside its storage (0 unless a Concat placed it there)
+    within: dict[int, int] = field(default_factory=dict)
+    #: Concat node index -> positions of the inputs already in place in its result
+    placed: dict[int, frozenset[int]] = field(default_factory=dict)
+
+    def at(self, v: Value) -> int:
+        """Byte offset of ``v`` inside its storage."""
+        return self.within.get(id(v), 0)
+
+    def same_place(self, a: Value, b: Value) -> bool:
+        """Whether ``a`` and ``b`` start at the same byte of the same storage."""
+        return self.storage_of[id(a)] is self.storage_of[id(b)] and self.at(a) == self.at(b)
+
+    def overlap(self, a: Value, b: Value, nbytes: Callable[[Value], int]) -> bool:
+        """Whether the bytes of ``a`` and ``b`` (``nbytes`` each) may overlap."""
+        if self.storage_of[id(a)] is not self.storage_of[id(b)]:
+            return False
+        lo_a, lo_b = self.at(a), self.at(b)
+        return lo_a < lo_b + max(nbytes(b), 1) and lo_b < lo_a + max(nbytes(a), 1)
 
     def storages(self) -> list[Storage]:
         seen: dict[int, Storage] = {}
@@ -73,6 +98,7 @@ def plan_memory(
     body: bool = False,
     guard: int = 0,
     written_before: Callable[[Node], bool] = lambda n: False,
+    contiguous: Callable[[Value], bool] = lambda v: False,
 ) -> MemoryPlan:
     """Plan storage for ``graph``. ``inplace_ok(node)`` says if the op may write over its
     first same-shaped input; ``scratch_bytes(node)`` is the temporary space a layer needs;
@@ -81,7 +107,8 @@ def plan_memory(
     arena buffer, which the sanitizer build poisons (targets/c/guards.py), so an overflow
     into the neighbouring buffer is caught. ``written_before(node)``: the node's outputs are
     written by the node before it (an element-wise layer run in a product's epilogue), so
-    they are alive from there."""
+    they are alive from there. ``contiguous(value)``: the value is stored row-major, exactly its
+    elements (no target layout), so a Concat may place it inside its result."""
     st: dict[int, Storage] = {}
     end = len(graph.nodes)
     for k, v in enumerate(graph.inputs):
@@ -121,6 +148,10 @@ def plan_memory(
             if a.kind == "arena" or b.kind == "arena":
                 keep, gone = (b, a) if a.kind == "arena" else (a, b)
                 merge(keep, gone)
+    # 1b. Concat inputs computed in place inside the Concat's result
+    within: dict[int, int] = {}
+    placed = _place_concats(graph, st, within, nbytes_of, contiguous)
+    packed = {id(st[m]) for m in within}
     # 2. lifetimes: the last node reading any member (a body's outputs: its end)
     for i, node in enumerate(graph.nodes):
         for v in node.inputs:
@@ -143,6 +174,7 @@ def plan_memory(
             si = st[id(v)]
             others = [w for w in node.inputs if w is not None and w is not v]
             if (si.kind == "arena" and so.kind == "arena" and si is not so and si.last == i
+                    and id(si) not in packed and id(so) not in packed
                     and all(st[id(w)] is not si for w in others)):
                 merge(si, so)
                 inplace.add(i)
@@ -156,7 +188,51 @@ def plan_memory(
     arena = [s for s in {id(s): s for s in st.values()}.values() if s.kind == "arena"]
     arena += list(scratch.values())
     total = _place(arena, guard)
-    return MemoryPlan(st, scratch, total, inplace, copies)
+    return MemoryPlan(st, scratch, total, inplace, copies, within, placed)
+
+
+def _place_concats(graph: Graph, st: dict[int, Storage], within: dict[int, int],
+                   nbytes_of: Callable[[Value], int],
+                   contiguous: Callable[[Value], bool]) -> dict[int, frozenset[int]]:
+    """Move the storage of each Concat input that is a whole block of the result into the
+    result's storage at the block's byte offset (``within``); returns, per Concat node index,
+    the positions placed. In graph order, so an inner Concat's result, placed into an outer
+    one, takes its own placed inputs along."""
+    placed: dict[int, frozenset[int]] = {}
+    for i, node in enumerate(graph.nodes):
+        if node.op != "Concat" or len(node.outputs) != 1:
+            continue
+        y = node.outputs[0]
+        ys = st[id(y)]
+        shape = y.type.shape
+        if (ys.kind not in ("arena", "output") or not contiguous(y)
+                or nbytes_of(y) != y.type.nbytes
+                or any(d != 1 for d in shape[:node.attrs["axis"]])):
+            continue
+        counts: dict[int, int] = {}
+        for x in node.inputs:
+            if x is not None:
+                counts[id(x)] = counts.get(id(x), 0) + 1
+        at = within.get(id(y), 0)
+        done = []
+        for k, x in enumerate(node.inputs):
+            if x is None:
+                continue
+            xs = st[id(x)]
+            size = x.type.nbytes
+            if (counts[id(x)] == 1 and xs.kind == "arena" and xs is not ys and xs.first >= 0
+                    and contiguous(x) and nbytes_of(x) == size and xs.nbytes == size
+                    and within.get(id(x), 0) == 0):
+                for m in xs.members:
+                    st[m] = ys
+                    within[m] = within.get(m, 0) + at
+                ys.members += xs.members
+                ys.first, ys.last = min(ys.first, xs.first), max(ys.last, xs.last)
+                done.append(k)
+            at += size
+        if done:
+            placed[i] = frozenset(done)
+    return placed
 
 
 def _place(bufs: list[Storage], guard: int = 0) -> int:

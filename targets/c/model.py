@@ -320,6 +320,8 @@ class _Layers:
             _scratch(r, n),
             nbytes_of=r.nbytes, body=body, guard=r.guard_bytes,
             written_before=lambda n: n.attrs.get("fused") == "epilogue",
+            # a guarded build keeps every tensor apart, with guard zones of its own
+            contiguous=(lambda v: False) if r.guard_bytes else r.contiguous,
         )
         for i, n in enumerate(graph.nodes):
             for b in n.regions:
@@ -344,8 +346,6 @@ class _Layers:
             if node.regions:
                 calls += self._control(node, plan, base, indent)
                 continue
-            st_in = [plan.storage_of[id(v)] if v is not None else None for v in node.inputs]
-            st_out = [plan.storage_of[id(v)] for v in node.outputs]
 
             def const_ref(v: Value) -> str:
                 text = self.ref(v, plan, base)
@@ -353,7 +353,8 @@ class _Layers:
 
             params = Params(node, lambda v: plan.storage_of[id(v)].kind == "const", const_ref)
             ctx = LayerCtx(node, r, self.weights, params, inplace=i in plan.inplace,
-                           same_storage=lambda a, b, si=st_in, so=st_out: si[a] is so[b])
+                           same_storage=lambda a, b, n=node: _same_place(plan, n, a, b),
+                           placed=plan.placed.get(i, frozenset()))
             em = r.emitter(node)
             body = raw = em.fn(ctx)
             if not body.strip():  # a view: its output is its input's bytes
@@ -364,8 +365,8 @@ class _Layers:
                 continue
             fn = self.names.claim(f"layer_{self.count:03d}", node.name or node.op)
             self.count += 1
-            stores = [plan.storage_of[id(v)] for v in params.values]
-            aliased = len({id(s) for s in stores}) < len(stores)
+            aliased = any(plan.overlap(a, b, r.nbytes)
+                          for k, a in enumerate(params.values) for b in params.values[:k])
             decls, body, values = params.finish(body, "" if aliased else f"{r.restrict} ",
                                                 _SIGNATURE_WORDS)
             scratch = plus("qnnc_arena", base + plan.scratch[i].offset) \
@@ -457,6 +458,13 @@ def _threadless(body: str) -> list[str]:
             if ln.strip() and "QNNC_OMP_FOR" not in ln]
 
 
+def _same_place(plan: MemoryPlan, node: Node, k: int, o: int) -> bool:
+    """Whether ``node``'s input ``k`` and output ``o`` start at the same byte of one storage
+    (the layer runs in place)."""
+    x = node.inputs[k]
+    return x is not None and plan.same_place(x, node.outputs[o])
+
+
 def _scratch(r: Renderer, n: Node) -> int:
     """Bytes of scratch ``n``'s layer needs: at its thread count, and at one thread for the
     serial twin a threaded layer may have."""
@@ -471,14 +479,16 @@ def _ref(v: Value, plan: MemoryPlan, consts: dict[int, Value], weights: WeightTa
     ct = C_TYPES[v.type.dtype]
     if s.kind == "input":
         return f"(const {ct} *)inputs[{s.index}]"
+    inside = plan.at(v)  # bytes into its storage: a Concat input placed in the result
     if s.kind == "output":
-        return f"({ct} *)outputs[{s.index}]"
+        out = f"outputs[{s.index}]"
+        return f"({ct} *)((char *){out} + {inside})" if inside else f"({ct} *){out}"
     if s.kind == "const":
         root = consts[s.members[0]]
         assert root.data is not None
         name = weights.add(root.data, root.name, key=root)
         return name if root.type.dtype == v.type.dtype else f"(const {ct} *){name}"
-    at = base + s.offset
+    at = base + s.offset + inside
     return f"({ct} *)({plus('qnnc_arena', at)})" if at else f"({ct} *)qnnc_arena"
 
 

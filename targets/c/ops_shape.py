@@ -81,7 +81,7 @@ def concat(ctx: LayerCtx) -> str:
     pieces, at = [], 0  # (input, where its chunk starts in a row of y, chunk)
     for k in range(len(ctx.node.inputs)):
         chunk = ctx.it(k).shape[axis] * inner
-        if chunk:
+        if chunk and k not in ctx.placed:  # placed: its producer wrote it there
             pieces.append((k, at, chunk))
         at += chunk
     ho, o = loop("o", outer)
@@ -102,7 +102,7 @@ def concat(ctx: LayerCtx) -> str:
     for k, at, chunk in pieces:
         lines += nested([ho], [f"memcpy({plus(y, o * row + at)}, "
                                f"{plus(ctx.i(k), o * chunk)}, {chunk * size});"])
-    return "\n".join(lines) or "/* empty */"
+    return "\n".join(lines)
 
 
 @emits("Gather", checks=True)

@@ -81,6 +81,9 @@ class StagedRenderer(Renderer):
     def layout_of(self, v: Value) -> str:
         return self.layout.get(id(v), "")
 
+    def contiguous(self, value: Value) -> bool:
+        return not self.layout_of(value)
+
     def nbytes(self, value: Value) -> int:
         lay = self.layout_of(value)
         if not lay:
