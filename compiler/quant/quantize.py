@@ -28,7 +28,7 @@ from ir import qmath
 from ir.build import make_node
 from ir.graph import Graph, Node, Value, sources_of
 from ir.ops.registry import OPS, OpError
-from ir.qforms import NoQuantForm, OutParams
+from ir.qforms import NoQuantForm, OutParams, runs_on_codes
 from ir.types import DType, QuantParams, TensorType
 
 
@@ -296,21 +296,64 @@ def provenance(op: str, name: str, covers: Sequence[Node | None]) -> tuple[tuple
 
 
 def share_concat_ranges(graph: Graph, ranges: Ranges) -> dict[str, tuple[float, float]]:
-    """Give every input that only feeds a Concat the Concat's own range, so its producer
-    writes the shared scale directly and the Concat needs no requantisation (the Concat's
-    range covers each input's by construction)."""
+    """Every input that only the Concat reads takes the Concat's range, so its producer writes
+    the shared scale directly and the Concat needs no requantisation; and the Concat's range
+    covers the inputs that keep their own parameters and are requantised into it.
+
+    Those are inputs read elsewhere too, graph inputs and constants, and the results of ops
+    that run on their input's codes (a MaxPool, a nearest Resize: their codes carry their
+    source's range, which is what is covered). Their values were clipped to their own range
+    once already; a clipping method (percentile, entropy, MSE) run on the Concat's joined
+    histogram would clip the widest of them a second time, and along DenseNet's growing
+    blocks (each Concat requantises the one before) again at every layer: the default's
+    output SQNR there went from 30.9 to 34.7 dB. For min/max ranges nothing changes (the
+    Concat's range is the hull of its inputs'). Inputs that write the shared scale are not
+    covered: there the joined histogram's range is one clipping, not a second, and covering
+    them cost 3-4 dB on SqueezeNet and Inception v1. Nested Concats that only an outer one
+    reads share the outermost range, so none of them requantises."""
     out = dict(ranges)
     users = graph.users()
+    producers = graph.producers()
     outputs = {id(v) for v in graph.outputs}
-    for node in graph.nodes:
-        if node.op != "Concat" or node.outputs[0].name not in ranges:
-            continue
-        shared = ranges[node.outputs[0].name]
+    graph_inputs = {id(v) for v in graph.inputs}
+
+    def shares(v: Value) -> bool:  # takes the Concat's range: its producer writes it
+        p = producers.get(id(v))
+        return (not v.is_const and id(v) not in outputs and id(v) not in graph_inputs
+                and len(users.get(id(v), [])) == 1
+                and not (p is not None and _moves_codes(p)))
+
+    def source(v: Value) -> Value:  # whose parameters v's codes carry
+        while (p := producers.get(id(v))) is not None and _moves_codes(p) and p.inputs \
+                and p.inputs[0] is not None:
+            v = p.inputs[0]
+        return v
+
+    concats = [n for n in graph.nodes if n.op == "Concat" and n.outputs[0].name in ranges]
+    for node in concats:
+        lo, hi = ranges[node.outputs[0].name]
         for v in node.inputs:
-            if (v is not None and not v.is_const and id(v) not in outputs
-                    and v not in graph.inputs and len(users.get(id(v), [])) == 1):
+            if v is None or shares(v):
+                continue
+            if v.is_const:
+                r = (float(np.min(v.data)), float(np.max(v.data))) \
+                    if v.data is not None and v.data.size else (0.0, 0.0)
+            else:
+                r = out.get(source(v).name, (0.0, 0.0))
+            lo, hi = min(lo, r[0]), max(hi, r[1])
+        out[node.outputs[0].name] = (lo, hi)
+    for node in reversed(concats):  # the outermost first: nested ones take its range
+        shared = out[node.outputs[0].name]
+        for v in node.inputs:
+            if v is not None and shares(v):
                 out[v.name] = shared
     return out
+
+
+def _moves_codes(node: Node) -> bool:
+    """Quantised, ``node`` passes its first input's codes and parameters on unchanged (a
+    MaxPool, a nearest Resize, a Reshape): not a Concat, which takes its own."""
+    return runs_on_codes(node.op) and not OPS[node.op].variadic
 
 
 def bias_correction(w: np.ndarray, wq: np.ndarray, wparams: QuantParams, mean: np.ndarray,
