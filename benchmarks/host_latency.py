@@ -77,7 +77,7 @@ from ir.types import DType
 from targets.host.build import set_omp_defaults
 
 MODELS = ["resnet50", "squeezenet", "shufflenet", "inception_v1", "densenet121",
-          "mobilenetv2", "bert_encoder", *CORPUS]
+          "mobilenetv2", "bert_encoder", "yolo", *CORPUS]
 COMPILE_TIME_MODEL = "resnet50"
 #: the quantised multiply-accumulate ops (their FLOP rules count their MACs)
 QUANT_MAC_OPS = ("QConv", "QLinear", "QMatMul")

@@ -62,7 +62,7 @@ from ir.graph import Graph, Node
 from ir.interpreter import run
 
 MODELS = ["resnet50", "squeezenet", "shufflenet", "inception_v1", "densenet121",
-          "mobilenetv2", "bert_encoder"]
+          "mobilenetv2", "bert_encoder", "yolo"]
 ORT_COLUMN = "ort-minmax"
 #: onnxruntime again with every Softmax node excluded from quantisation: it otherwise
 #: quantises the Softmax output (u8, scale 1/255, so class probabilities of ~1e-3 round to

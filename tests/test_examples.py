@@ -11,7 +11,7 @@ from compiler.examples import EXAMPLES, build_example
 
 ort = pytest.importorskip("onnxruntime")
 
-FAST = ("tiny_cnn", "squeezenet", "shufflenet", "mobilenetv2")
+FAST = ("tiny_cnn", "squeezenet", "shufflenet", "mobilenetv2", "yolo")
 #: the decoder's inputs are token ids, a position and a KV cache, with a symbolic sequence
 #: length: tests/models/test_llama.py checks it
 OWN_TESTS = ("llama",)
@@ -83,7 +83,7 @@ def test_unknown_name_lists_the_examples() -> None:
 
 
 def test_descriptions_are_one_line() -> None:
-    assert len(EXAMPLES) == 13
+    assert len(EXAMPLES) == 14
     for name, text in EXAMPLES.items():
         assert text and "\n" not in text, name
 
@@ -112,7 +112,7 @@ def test_example_runs_with_order_one_activations(name: str) -> None:
     assert 0.05 < logits.std() < 20.0, f"logit std {logits.std():.3g}"
 
 
-@pytest.mark.parametrize("name", ["tiny_cnn", "bert_encoder", "mobilenetv2", "squeezenet"])
+@pytest.mark.parametrize("name", ["tiny_cnn", "bert_encoder", "mobilenetv2", "squeezenet", "yolo"])
 def test_deterministic_per_seed(name: str) -> None:
     a = build_example(name, seed=0).SerializeToString()
     assert a == build_example(name, seed=0).SerializeToString()

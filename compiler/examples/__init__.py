@@ -18,6 +18,7 @@ from compiler.examples.bert import build_bert_encoder
 from compiler.examples.llama import build_llama
 from compiler.examples.mobilenet import build_mobilenetv2
 from compiler.examples.small import build_tiny_cnn
+from compiler.examples.yolo import build_yolo
 from compiler.examples.zoo import build_zoo_model
 
 _ZOO = "(onnx light zoo graph), random He-scaled weights, 1x3x224x224"
@@ -40,6 +41,8 @@ EXAMPLES: dict[str, str] = {
     "tiny_cnn": "tiny CNN (2 conv + relu, maxpool, gemm), random He-scaled weights, 1x1x8x8",
     "llama": "Llama-style decoder, 2 layers, hidden 128, 4 query / 2 kv heads, RoPE, SwiGLU, "
     "static KV cache of 128 slots, input_ids 1xseq, trained briefly on stdlib docstrings",
+    "yolo": "YOLOv5s-style detector (Focus stem, C3 blocks, SPP, PANet neck, SiLU), 3 heads of "
+    "80 classes, random weights, 1x3x416x416",
 }
 
 _BUILDERS: dict[str, Callable[[int], ModelProto]] = {
@@ -47,6 +50,7 @@ _BUILDERS: dict[str, Callable[[int], ModelProto]] = {
     "bert_encoder": build_bert_encoder,
     "tiny_cnn": build_tiny_cnn,
     "llama": build_llama,
+    "yolo": build_yolo,
 }
 
 
