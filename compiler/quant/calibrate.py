@@ -40,7 +40,8 @@ from compiler.quant.observers import Observer, PercentileObserver, make_observer
 from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, Schedule, run
-from ir.qforms import uses_input_means
+from ir.ops.registry import OPS
+from ir.qforms import runs_on_codes, uses_input_means
 
 Method = Literal["minmax", "percentile", "entropy", "mse", "layerwise"]
 #: ``layerwise`` picks one of the other four per tensor (compiler/quant/range_choice.py)
@@ -60,7 +61,9 @@ SQUASHING_OPS = frozenset({"Sigmoid", "Softmax", "LogSoftmax", "Tanh"})
 
 def raw_range_values(graph: Graph) -> set[str]:
     """Names of the tensors calibrated to their raw (min, max) whatever the method: the
-    graph's outputs, the input of a Sigmoid/Softmax/LogSoftmax/Tanh that produces one, and
+    graph's outputs, the input of a Sigmoid/Softmax/LogSoftmax/Tanh that produces one (and,
+    back through ops that pass codes on, such as a YOLO head's Reshape and Transpose, the
+    tensor whose codes they carry), and
     every float input shaped like a float output — a recurrent state the caller feeds back
     (Silero VAD's ``state`` in, ``stateN`` out), which then enters with the range it left
     with instead of being clipped on every call."""
@@ -74,6 +77,19 @@ def raw_range_values(graph: Graph) -> set[str]:
             x = n.first_operand()
             if x is not None and not x.is_const:
                 names.add(x.name)
+    # through ops that pass their input's codes on (Reshape, Transpose, ...): their result
+    # carries the parameters of the tensor they read, so that tensor keeps the raw range
+    # (a YOLO head: Conv -> Reshape -> Transpose -> Sigmoid)
+    producers = {id(v): n for n in graph.nodes for v in n.outputs}
+    values = {v.name: v for n in graph.nodes for v in n.outputs}
+    todo = [values[k] for k in names if k in values]
+    while todo:
+        p = producers.get(id(todo.pop()))
+        if p is not None and runs_on_codes(p.op) and not OPS[p.op].variadic:
+            x = p.first_operand()
+            if x is not None and not x.is_const and x.name not in names:
+                names.add(x.name)
+                todo.append(x)
     return names
 
 

@@ -19,9 +19,11 @@ import pytest
 from compiler.quant.calibrate import calibrate, raw_range_values
 from compiler.quant.quantize import QuantConfig, quantize_graph
 from ir import qmath
+from ir.build import make_node
+from ir.graph import Graph
 from ir.interpreter import run
 from ir.text import parse_graph, print_graph
-from ir.types import DType
+from ir.types import DType, TensorType
 from ir.verifier import verify
 
 CASE = Path(__file__).with_name("cases") / "raw_output_ranges.ir"
@@ -63,3 +65,18 @@ def test_quantised_heads_before_after() -> None:
         want, zp = qmath.choose_qparams(lo, hi, DType.u8)
         line = next(ln for ln in AFTER.splitlines() if ln.strip().startswith(f"%{name}"))
         assert f"scale={want}" in line and f"zp={zp}" in line, line
+
+
+def test_the_rule_follows_the_codes_back_through_reshape_and_transpose() -> None:
+    """A YOLO head (Conv -> Reshape -> Transpose -> Sigmoid): quantised, the Reshape and the
+    Transpose pass the head's codes on with its parameters, so the head's own result is the
+    one that must keep its raw range."""
+    g = Graph("head")
+    x = g.add_input("x", TensorType((1, 8), DType.f32))
+    w = g.add_const(np.ones((8, 6), np.float32), "w")
+    s = make_node(g, "MatMul", [x, w], {}, name="s").outputs[0]
+    r = make_node(g, "Reshape", [s], {"shape": [1, 2, 3]}, name="r").outputs[0]
+    t = make_node(g, "Transpose", [r], {"perm": [0, 2, 1]}, name="t").outputs[0]
+    g.outputs = make_node(g, "Sigmoid", [t], {}, name="p").outputs
+    verify(g)
+    assert raw_range_values(g) == {"p", "t", "r", "s"}
