@@ -75,12 +75,13 @@ class MemoryPlan:
         """Whether ``a`` and ``b`` start at the same byte of the same storage."""
         return self.storage_of[id(a)] is self.storage_of[id(b)] and self.at(a) == self.at(b)
 
-    def overlap(self, a: Value, b: Value, nbytes: Callable[[Value], int]) -> bool:
-        """Whether the bytes of ``a`` and ``b`` (``nbytes`` each) may overlap."""
-        if self.storage_of[id(a)] is not self.storage_of[id(b)]:
-            return False
-        lo_a, lo_b = self.at(a), self.at(b)
-        return lo_a < lo_b + max(nbytes(b), 1) and lo_b < lo_a + max(nbytes(a), 1)
+    def any_overlap(self, values: list[Value], nbytes: Callable[[Value], int]) -> bool:
+        """Whether the bytes of any two of ``values`` (``nbytes`` each) may overlap: two in
+        one storage whose byte ranges meet (a value and its view, an element-wise layer run
+        in place), not two blocks a Concat placed side by side."""
+        spans = sorted((id(self.storage_of[id(v)]), self.at(v), max(nbytes(v), 1))
+                       for v in values)
+        return any(s == t and lo + n > at for (s, lo, n), (t, at, _) in zip(spans, spans[1:]))
 
     def storages(self) -> list[Storage]:
         seen: dict[int, Storage] = {}

@@ -365,8 +365,7 @@ class _Layers:
                 continue
             fn = self.names.claim(f"layer_{self.count:03d}", node.name or node.op)
             self.count += 1
-            aliased = any(plan.overlap(a, b, r.nbytes)
-                          for k, a in enumerate(params.values) for b in params.values[:k])
+            aliased = plan.any_overlap(params.values, r.nbytes)
             decls, body, values = params.finish(body, "" if aliased else f"{r.restrict} ",
                                                 _SIGNATURE_WORDS)
             scratch = plus("qnnc_arena", base + plan.scratch[i].offset) \
