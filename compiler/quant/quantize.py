@@ -324,9 +324,9 @@ def share_concat_ranges(graph: Graph, ranges: Ranges) -> dict[str, tuple[float, 
                 and not (p is not None and _moves_codes(p)))
 
     def source(v: Value) -> Value:  # whose parameters v's codes carry
-        while (p := producers.get(id(v))) is not None and _moves_codes(p) and p.inputs \
-                and p.inputs[0] is not None:
-            v = p.inputs[0]
+        while (p := producers.get(id(v))) is not None and _moves_codes(p) \
+                and (x := p.first_operand()) is not None:
+            v = x
         return v
 
     concats = [n for n in graph.nodes if n.op == "Concat" and n.outputs[0].name in ranges]
