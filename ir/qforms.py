@@ -258,6 +258,13 @@ def runs_on_codes(op: str) -> bool:
     return opdef is not None and opdef.quantized is on_codes
 
 
+def passes_codes_on(op: str) -> bool:
+    """Quantised, ``op``'s result is its first input's codes with that input's parameters
+    (a MaxPool, a nearest Resize, a Reshape): it runs on codes and, unlike a Concat, which
+    takes parameters of its own, has one input that carries them."""
+    return runs_on_codes(op) and not OPS[op].variadic
+
+
 def rescaling(qop: str, fuse: bool = False):  # noqa: ANN201 - a form factory
     """The form of an op with an integer counterpart of the same operands and attributes
     that rescales to the result's parameters: AveragePool → QAveragePool, Add → QAdd

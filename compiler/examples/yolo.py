@@ -21,11 +21,10 @@ speed and exercises the compiler, not detection accuracy.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from onnx import ModelProto
 
 from compiler.examples.builder import F32, GraphBuilder
-from ir.ops.conv import conv as conv_nchw
+from ir.ops.registry import get_op
 
 RESOLUTION = 416
 CLASSES = 80
@@ -36,8 +35,11 @@ TRACE_SIZE = 256
 SPP_KERNELS = (5, 9, 13)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+def _reference(op: str, ins: list[np.ndarray], **attrs: object) -> np.ndarray:
+    """``op`` on the traced arrays by its reference semantics (the IR's one definition;
+    ``attrs`` in the IR's form, e.g. Slice's starts and ends as attributes)."""
+    opdef = get_op(op)
+    return opdef.evaluate(list(ins), opdef.normalize_attrs(attrs), [], [])[0]
 
 
 class _Yolo:
@@ -51,9 +53,15 @@ class _Yolo:
 
     def op(self, op: str, inputs: list[str], stem: str, value: np.ndarray,
            **attrs: object) -> str:
+        """Write node ``op`` (ONNX ``attrs``), its traced result being ``value``."""
         name = self.b.op(op, inputs, stem, **attrs)
         self.v[name] = value
         return name
+
+    def same(self, op: str, inputs: list[str], stem: str, **attrs: object) -> str:
+        """Write node ``op`` whose ONNX attributes are the IR's too, traced by reference."""
+        return self.op(op, inputs, stem, _reference(op, [self.v[x] for x in inputs], **attrs),
+                       **attrs)
 
     def conv(self, x: str, c_in: int, c_out: int, k: int, stride: int, prefix: str,
              act: bool = True) -> str:
@@ -62,8 +70,8 @@ class _Yolo:
         b = self.b
         w = self.rng.standard_normal((c_out, c_in, k, k)) / np.sqrt(c_in * k * k)
         bias = self.rng.normal(0.0, 0.1, c_out)
-        y = conv_nchw(self.v[x], w, [stride] * 2, [k // 2] * 4, [1, 1], 1) \
-            + bias.reshape(1, -1, 1, 1)
+        y = _reference("Conv", [self.v[x], w, bias], strides=[stride] * 2, pads=[k // 2] * 4,
+                       dilations=[1, 1], group=1)
         rms = float(np.sqrt(np.mean(y * y)))
         w, bias, y = w / rms, bias / rms, y / rms
         out = self.op("Conv", [x, b.const(f"{prefix}.weight", w.astype(np.float32)),
@@ -72,15 +80,11 @@ class _Yolo:
                       pads=[k // 2] * 4)
         if not act:
             return out
-        s = self.op("Sigmoid", [out], f"{prefix}.sigmoid", _sigmoid(y))
-        return self.op("Mul", [out, s], f"{prefix}.silu", y * _sigmoid(y))
-
-    def add(self, a: str, c: str, stem: str) -> str:
-        return self.op("Add", [a, c], stem, self.v[a] + self.v[c])
+        s = self.same("Sigmoid", [out], f"{prefix}.sigmoid")
+        return self.same("Mul", [out, s], f"{prefix}.silu")
 
     def concat(self, parts: list[str], stem: str) -> str:
-        return self.op("Concat", parts, stem, np.concatenate([self.v[p] for p in parts], 1),
-                       axis=1)
+        return self.same("Concat", parts, stem, axis=1)
 
     def c3(self, x: str, c_in: int, c_out: int, n: int, shortcut: bool, prefix: str) -> str:
         """C3: cv1 -> n bottlenecks (1x1, 3x3, + input if shortcut) ; cv2 ; concat ; cv3."""
@@ -89,7 +93,7 @@ class _Yolo:
         for i in range(n):
             h = self.conv(y, c_, c_, 1, 1, f"{prefix}.m{i}.cv1")
             h = self.conv(h, c_, c_, 3, 1, f"{prefix}.m{i}.cv2")
-            y = self.add(y, h, f"{prefix}.m{i}.add") if shortcut else h
+            y = self.same("Add", [y, h], f"{prefix}.m{i}.add") if shortcut else h
         z = self.conv(x, c_in, c_, 1, 1, f"{prefix}.cv2")
         cat = self.concat([y, z], f"{prefix}.cat")
         return self.conv(cat, 2 * c_, c_out, 1, 1, f"{prefix}.cv3")
@@ -99,12 +103,8 @@ class _Yolo:
         y = self.conv(x, c_in, c_, 1, 1, f"{prefix}.cv1")
         pools = []
         for k in SPP_KERNELS:
-            h = k // 2
-            padded = np.pad(self.v[y], ((0, 0), (0, 0), (h, h), (h, h)),
-                            constant_values=-np.inf)
-            pooled = sliding_window_view(padded, (k, k), axis=(2, 3)).max(axis=(4, 5))
-            pools.append(self.op("MaxPool", [y], f"{prefix}.pool{k}", pooled,
-                                 kernel_shape=[k, k], strides=[1, 1], pads=[h] * 4))
+            pools.append(self.same("MaxPool", [y], f"{prefix}.pool{k}", kernel_shape=[k, k],
+                                   strides=[1, 1], pads=[k // 2] * 4, dilations=[1, 1]))
         cat = self.concat([y, *pools], f"{prefix}.cat")
         return self.conv(cat, c_ * (len(SPP_KERNELS) + 1), c_out, 1, 1, f"{prefix}.cv2")
 
@@ -112,31 +112,35 @@ class _Yolo:
         """The four pixel phases of the image side by side as channels, then a 3x3 conv."""
         b = self.b
         parts = []
+        shape = self.v[x].shape
         for dy, dx in ((0, 0), (1, 0), (0, 1), (1, 1)):
+            traced = _reference("Slice", [self.v[x]], starts=[0, 0, dy, dx],
+                                ends=list(shape), steps=[1, 1, 2, 2])
             parts.append(self.op("Slice", [x, b.ints("focus.starts", [dy, dx]),
                                            b.ints("focus.ends", [RESOLUTION, RESOLUTION]),
                                            b.ints("focus.axes", [2, 3]),
                                            b.ints("focus.steps", [2, 2])], "focus.slice",
-                                 self.v[x][:, :, dy::2, dx::2]))
+                                 traced))
         cat = self.concat(parts, "focus.cat")
         return self.conv(cat, 12, c_out, 3, 1, "focus.conv")
 
     def up(self, x: str, prefix: str) -> str:
         b = self.b
         scales = b.const(f"{prefix}.scales", np.array([1, 1, 2, 2], np.float32))
-        value = self.v[x].repeat(2, axis=2).repeat(2, axis=3)
+        n, c, h, w = self.v[x].shape
+        value = _reference("Resize", [self.v[x]], sizes=[n, c, 2 * h, 2 * w],
+                           scales=[1.0, 1.0, 2.0, 2.0], mode="nearest")
         return self.op("Resize", [x, "", scales], prefix, value, mode="nearest")
 
     def detect(self, x: str, c_in: int, size: int, k: int) -> str:
         b = self.b
         y = self.conv(x, c_in, ANCHORS * (5 + CLASSES), 1, 1, f"detect.m{k}", act=False)
         shape = b.ints(f"detect.shape{k}", [1, ANCHORS, 5 + CLASSES, size, size])
-        v = self.v[y]
-        v = v.reshape(v.shape[0], ANCHORS, 5 + CLASSES, *v.shape[2:])
+        v = self.v[y]  # the traced sample is smaller: reshaped to its own size
+        v = _reference("Reshape", [v], shape=[v.shape[0], ANCHORS, 5 + CLASSES, *v.shape[2:]])
         y = self.op("Reshape", [y, shape], f"detect.reshape{k}", v)
-        v = v.transpose(0, 1, 3, 4, 2)
-        y = self.op("Transpose", [y], f"detect.transpose{k}", v, perm=[0, 1, 3, 4, 2])
-        return self.op("Sigmoid", [y], f"detect.out{k}", _sigmoid(v))
+        y = self.same("Transpose", [y], f"detect.transpose{k}", perm=[0, 1, 3, 4, 2])
+        return self.same("Sigmoid", [y], f"detect.out{k}")
 
     def build(self) -> list[str]:
         self.v["images"] = self.rng.standard_normal((1, 3, TRACE_SIZE, TRACE_SIZE))

@@ -40,8 +40,7 @@ from compiler.quant.observers import Observer, PercentileObserver, make_observer
 from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, Schedule, run
-from ir.ops.registry import OPS
-from ir.qforms import runs_on_codes, uses_input_means
+from ir.qforms import passes_codes_on, uses_input_means
 
 Method = Literal["minmax", "percentile", "entropy", "mse", "layerwise"]
 #: ``layerwise`` picks one of the other four per tensor (compiler/quant/range_choice.py)
@@ -80,16 +79,14 @@ def raw_range_values(graph: Graph) -> set[str]:
     # through ops that pass their input's codes on (Reshape, Transpose, ...): their result
     # carries the parameters of the tensor they read, so that tensor keeps the raw range
     # (a YOLO head: Conv -> Reshape -> Transpose -> Sigmoid)
-    producers = {id(v): n for n in graph.nodes for v in n.outputs}
-    values = {v.name: v for n in graph.nodes for v in n.outputs}
-    todo = [values[k] for k in names if k in values]
+    producers = graph.producers()
+    todo = [v for n in graph.nodes for v in n.outputs if v.name in names]
     while todo:
         p = producers.get(id(todo.pop()))
-        if p is not None and runs_on_codes(p.op) and not OPS[p.op].variadic:
-            x = p.first_operand()
-            if x is not None and not x.is_const and x.name not in names:
-                names.add(x.name)
-                todo.append(x)
+        x = p.first_operand() if p is not None and passes_codes_on(p.op) else None
+        if x is not None and not x.is_const and x.name not in names:
+            names.add(x.name)
+            todo.append(x)
     return names
 
 

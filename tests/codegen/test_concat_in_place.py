@@ -12,17 +12,15 @@ from ir.build import make_node
 from ir.graph import Graph, Value
 from ir.interpreter import run as interpret
 from ir.types import DType, TensorType
-from targets.c.emitter import emitter_for
-from targets.c.memory import MemoryPlan, plan_memory
+from targets.c.memory import MemoryPlan
 from tests.codegen.harness import run_c
+from tests.codegen.test_plan_and_cpu import host_plan
 
 F32 = DType.f32
 
 
 def _plan(g: Graph) -> MemoryPlan:
-    return plan_memory(g, inplace_ok=lambda n: emitter_for(n).inplace,
-                       scratch_bytes=lambda n: (emitter_for(n).scratch or (lambda _: 0))(n),
-                       contiguous=lambda v: True)
+    return host_plan(g, contiguous=lambda v: True)
 
 
 def _op(g: Graph, op: str, ins: list[Value], name: str, **attrs: object) -> Value:

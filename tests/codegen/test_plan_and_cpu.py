@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -10,14 +12,16 @@ from ir.build import make_node
 from ir.graph import Graph
 from ir.types import DType, TensorType
 from targets.c.emitter import emitter_for
-from targets.c.memory import plan_memory
+from targets.c.memory import MemoryPlan, plan_memory
 from targets.c.names import NameTable, c_comment, ident_part
 from targets.host.cpu import arch_flags, detect_level, effective_level, resolve_level
 
 
-def _plan(g: Graph):  # noqa: ANN202 - a test helper
+def host_plan(g: Graph, **options: Any) -> MemoryPlan:
+    """The host plan of ``g`` (``options``: plan_memory's, e.g. ``contiguous``)."""
     return plan_memory(g, inplace_ok=lambda n: emitter_for(n).inplace,
-                       scratch_bytes=lambda n: (emitter_for(n).scratch or (lambda _: 0))(n))
+                       scratch_bytes=lambda n: (emitter_for(n).scratch or (lambda _: 0))(n),
+                       **options)
 
 
 def _chain(ops: list[str], shape: tuple[int, ...] = (64, 64)) -> Graph:
@@ -32,7 +36,7 @@ def _chain(ops: list[str], shape: tuple[int, ...] = (64, 64)) -> Graph:
 
 def test_buffers_are_reused() -> None:
     g = _chain(["Transpose"] * 6)  # not in place: each needs a fresh buffer, two live at once
-    plan = _plan(g)
+    plan = host_plan(g)
     one = 64 * 64 * 4
     assert plan.arena_bytes == 2 * one  # 5 intermediates, ping-pong between two slots
     assert not plan.inplace
@@ -40,7 +44,7 @@ def test_buffers_are_reused() -> None:
 
 def test_elementwise_runs_in_place() -> None:
     g = _chain(["Transpose", "Relu", "Sigmoid", "Transpose"])
-    plan = _plan(g)
+    plan = host_plan(g)
     assert plan.inplace == {1, 2}
     assert plan.arena_bytes == 64 * 64 * 4
 
@@ -52,7 +56,7 @@ def test_no_in_place_when_input_lives_on() -> None:
     (r,) = make_node(g, "Relu", [t], {}, name="r").outputs
     (s,) = make_node(g, "Add", [r, t], {}, name="s").outputs
     g.outputs = [s]
-    plan = _plan(g)
+    plan = host_plan(g)
     assert 1 not in plan.inplace  # t is read again by s
     assert plan.storage_of[id(s)].kind == "output"
 
@@ -63,7 +67,7 @@ def test_views_share_storage_and_outputs_are_written_directly() -> None:
     (t,) = make_node(g, "Neg", [x], {}, name="t").outputs
     (r,) = make_node(g, "Reshape", [t], {"shape": [16]}, name="r").outputs
     g.outputs = [r]
-    plan = _plan(g)
+    plan = host_plan(g)
     assert plan.storage_of[id(t)] is plan.storage_of[id(r)]
     assert plan.storage_of[id(t)].kind == "output"
     assert plan.arena_bytes == 0
