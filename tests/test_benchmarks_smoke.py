@@ -156,3 +156,12 @@ def test_int8_recipe_digits_two_methods(tmp_path: Path, monkeypatch: pytest.Monk
     assert dict(rep.rows)[ir.label(other)] == ["n/a", "n/a"]
     assert rep.notes == [f"digits_cnn {ir.label(other)}: RuntimeError: no observer"]
     assert "n/a" in rep.format()
+
+
+def test_host_latency_warms_a_threaded_build_past_the_team_trials() -> None:
+    """The untimed runs host_latency gives a multi-thread build before timing it are the
+    runtime's own count of team trials, read from the header that defines it."""
+    from benchmarks.host_latency import TEAM_TRIALS
+
+    header = (Path(__file__).parents[1] / "csrc" / "qnnc_runtime.h").read_text()
+    assert f"#define QNNC_TEAM_TRIALS {TEAM_TRIALS}\n" in header
