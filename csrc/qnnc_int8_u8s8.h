@@ -237,6 +237,35 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile8_vnni(int K4, const int8_t *QNNC_RESTRICT
     }
 }
 
+/* The first column of a panel alone, for a chunk whose last panel holds one column (a 7x7
+ * feature map's 49 = 3 x 16 + 1): per k quad, the six rows' weight quads (24 bytes) against
+ * that column's quad broadcast, in one ymm vpdpbusd whose lane r is row r's sum (lanes 6
+ * and 7 are masked off), where the 8-column tile takes six. Row r's value lands at C + 16r,
+ * the rest of its row zero. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile1_vnni(int K4, const int8_t *QNNC_RESTRICT A,
+                                            const uint8_t *QNNC_RESTRICT B,
+                                            int32_t *QNNC_RESTRICT C) {
+    __m256i c0 = _mm256_setzero_si256(), c1 = c0;
+    int kq = 0;
+    for (; kq + 2 <= K4; kq += 2) { /* two chains, so the loop is not one add's latency */
+        c0 = _mm256_dpbusd_epi32(
+            c0, _mm512_castsi512_si256(qnnc_q8_bcast512(B + kq * 4 * QNNC_Q8_NR)),
+            _mm256_maskz_loadu_epi32(0x3F, A + kq * 4 * QNNC_Q8_MR));
+        c1 = _mm256_dpbusd_epi32(
+            c1, _mm512_castsi512_si256(qnnc_q8_bcast512(B + (kq + 1) * 4 * QNNC_Q8_NR)),
+            _mm256_maskz_loadu_epi32(0x3F, A + (kq + 1) * 4 * QNNC_Q8_MR));
+    }
+    if (kq < K4)
+        c0 = _mm256_dpbusd_epi32(
+            c0, _mm512_castsi512_si256(qnnc_q8_bcast512(B + kq * 4 * QNNC_Q8_NR)),
+            _mm256_maskz_loadu_epi32(0x3F, A + kq * 4 * QNNC_Q8_MR));
+    int32_t r[8];
+    _mm256_storeu_si256((__m256i *)r, _mm256_add_epi32(c0, c1));
+    for (int i = 0; i < QNNC_Q8_MR; ++i)
+        _mm512_storeu_si512((void *)(C + QNNC_Q8_NR * i),
+                            _mm512_zextsi128_si512(_mm_cvtsi32_si128(r[i])));
+}
+
 /* Two adjacent panels (B and B + pstride) against one weight tile: 12 accumulators, and each
  * row's broadcast quad serves 32 columns instead of 16 (one broadcast per vpdpbusd was the
  * one-panel tile's limit; ResNet-50 on one Zen 4 core went from 31.6 to 28.7 ms with this).
@@ -317,10 +346,14 @@ static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
     __m256i acc[4 * QNNC_Q8_MR];
     if (cols <= 8 || (cols > QNNC_Q8_NR && cols <= QNNC_Q8_NR + 8)) {
-        /* up to 8 columns in the panel they start: ymm alone, or after a 16-column tile */
+        /* up to 8 columns in the panel they start: ymm alone, or after a 16-column tile;
+         * one column by the six rows' quads in a ymm register */
         const int head = cols <= 8 ? 0 : QNNC_Q8_NR;
         if (head) qnnc_q8u_tile_req(K4, A, B, ep, ch0, rows, QNNC_Q8_NR, y, ldy);
-        qnnc_q8u_tile8_vnni(K4, A, B + (head ? pstride : 0), (int32_t *)acc);
+        if (cols - head == 1)
+            qnnc_q8u_tile1_vnni(K4, A, B + (head ? pstride : 0), (int32_t *)acc);
+        else
+            qnnc_q8u_tile8_vnni(K4, A, B + (head ? pstride : 0), (int32_t *)acc);
         qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, cols - head,
                            (uint8_t *)y + head, ldy);
         return;
