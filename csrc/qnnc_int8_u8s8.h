@@ -302,6 +302,49 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_vnni(int K4, const int8_t *QNNC_RESTRICT
     const __m512i acc[2 * QNNC_Q8_MR] = {c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5};
     for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
 }
+/* qnnc_q8u_tile2_vnni for a last weight tile of at most 4 (rows4) or 2 (else) rows of its
+ * six (the rest are zero padding): M = 32 or 64 output channels leave 2 or 4 rows there,
+ * which the six-row tile computes at the cost of six. Only the tile's rows are stored. */
+#define QNNC_Q8U_ROW2(c, d, o)                                                   \
+    do {                                                                         \
+        const __m512i w_ = qnnc_q8_bcast512(a + (o));                            \
+        c = _mm512_dpbusd_epi32(c, b, w_);                                       \
+        d = _mm512_dpbusd_epi32(d, e, w_);                                       \
+    } while (0)
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_few_vnni(int K4, const int8_t *QNNC_RESTRICT A,
+                                                const uint8_t *QNNC_RESTRICT B,
+                                                ptrdiff_t pstride, int rows4,
+                                                int32_t *QNNC_RESTRICT C) {
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+    __m512i d0 = c0, d1 = c0, d2 = c0, d3 = c0;
+    const uint8_t *B2 = B + pstride;
+    if (rows4) {
+        for (int kq = 0; kq < K4; ++kq) {
+            const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+            const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
+            const __m512i e = _mm512_loadu_si512((const void *)(B2 + kq * 4 * QNNC_Q8_NR));
+            QNNC_Q8U_ROW2(c0, d0, 0);
+            QNNC_Q8U_ROW2(c1, d1, 4);
+            QNNC_Q8U_ROW2(c2, d2, 8);
+            QNNC_Q8U_ROW2(c3, d3, 12);
+        }
+    } else {
+        for (int kq = 0; kq < K4; ++kq) {
+            const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+            const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
+            const __m512i e = _mm512_loadu_si512((const void *)(B2 + kq * 4 * QNNC_Q8_NR));
+            QNNC_Q8U_ROW2(c0, d0, 0);
+            QNNC_Q8U_ROW2(c1, d1, 4);
+        }
+    }
+    const __m512i acc[8] = {c0, c1, c2, c3, d0, d1, d2, d3};
+    const int n = rows4 ? 4 : 2;
+    for (int i = 0; i < n; ++i) {
+        _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
+        _mm512_storeu_si512((void *)(C + 16 * (QNNC_Q8_MR + i)), acc[4 + i]);
+    }
+}
+#undef QNNC_Q8U_ROW2
 #define qnnc_q8u_tile qnnc_q8u_tile_vnni
 /* the u8 tile is exact for any int8 weights (the emitter may then skip the pair rule) */
 #define QNNC_Q8U_ANY_WEIGHTS 1
@@ -364,7 +407,10 @@ static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
         return;
     }
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
-    qnnc_q8u_tile2_vnni(K4, A, B, pstride, (int32_t *)acc);
+    if (rows <= 4)
+        qnnc_q8u_tile2_few_vnni(K4, A, B, pstride, rows > 2, (int32_t *)acc);
+    else
+        qnnc_q8u_tile2_vnni(K4, A, B, pstride, (int32_t *)acc);
     qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, QNNC_Q8_NR, (uint8_t *)y, ldy);
     qnnc_q8_rows_store((const int32_t *)(acc + 2 * QNNC_Q8_MR), ep, ch0, rows,
                        cols - QNNC_Q8_NR, (uint8_t *)y + QNNC_Q8_NR, ldy);

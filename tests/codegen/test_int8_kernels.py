@@ -47,7 +47,8 @@ CONVS = {
     "s2_1x1": dict(x=(1, 24, 70, 70), w=(20, 24, 1, 1), s=[2, 2], p=[0, 0, 0, 0]),
     "s2_3x3": dict(x=(1, 5, 75, 77), w=(9, 5, 3, 3), s=[2, 2], p=[1, 1, 1, 1]),
     "s2_7x7": dict(x=(1, 3, 64, 66), w=(8, 3, 7, 7), s=[2, 2], p=[3, 3, 2, 2]),
-    # stride 1 with padding, many channels (long K), output channels not a multiple of 6
+    # stride 1 with padding, many channels (long K), output channels not a multiple of 6 (a
+    # last weight tile of one row; others here end in 2, 3 or 4 rows: the few-row VNNI tile)
     "s1_3x3": dict(x=(1, 70, 20, 21), w=(37, 70, 3, 3), s=[1, 1], p=[1, 1, 1, 1]),
     # short output rows (im2col from padded planes), padded on every side
     "padded_7x7": dict(x=(1, 64, 7, 7), w=(20, 64, 3, 3), s=[1, 1], p=[1, 1, 1, 1]),
