@@ -177,11 +177,57 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT 
         QNNC_Q8U_STEP(c50, b0);
         QNNC_Q8U_STEP(c51, b1);
     }
-#undef QNNC_Q8U_STEP
     const __m256i acc[2 * QNNC_Q8_MR] = {c00, c01, c10, c11, c20, c21,
                                          c30, c31, c40, c41, c50, c51};
     for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm256_storeu_si256((__m256i *)(C + 8 * i), acc[i]);
 }
+
+/* qnnc_q8u_tile_avx2 for a last weight tile of at most 4 (rows4) or 2 (else) rows of its six
+ * (the rest are zero padding), as qnnc_q8u_tile2_few_vnni does on AVX-512 VNNI; only the
+ * tile's rows are stored. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_few_avx2(int K4, const int8_t *QNNC_RESTRICT A,
+                                               const uint8_t *QNNC_RESTRICT B, int rows4,
+                                               int32_t *QNNC_RESTRICT C) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
+    __m256i c21 = c00, c30 = c00, c31 = c00;
+    if (rows4) {
+        for (int kq = 0; kq < K4; ++kq) {
+            const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+            const uint8_t *b = B + kq * 4 * QNNC_Q8_NR;
+            const __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
+            const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 32));
+            __m256i w = qnnc_q8u_quad(a);
+            QNNC_Q8U_STEP(c00, b0);
+            QNNC_Q8U_STEP(c01, b1);
+            w = qnnc_q8u_quad(a + 4);
+            QNNC_Q8U_STEP(c10, b0);
+            QNNC_Q8U_STEP(c11, b1);
+            w = qnnc_q8u_quad(a + 8);
+            QNNC_Q8U_STEP(c20, b0);
+            QNNC_Q8U_STEP(c21, b1);
+            w = qnnc_q8u_quad(a + 12);
+            QNNC_Q8U_STEP(c30, b0);
+            QNNC_Q8U_STEP(c31, b1);
+        }
+    } else {
+        for (int kq = 0; kq < K4; ++kq) {
+            const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+            const uint8_t *b = B + kq * 4 * QNNC_Q8_NR;
+            const __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
+            const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 32));
+            __m256i w = qnnc_q8u_quad(a);
+            QNNC_Q8U_STEP(c00, b0);
+            QNNC_Q8U_STEP(c01, b1);
+            w = qnnc_q8u_quad(a + 4);
+            QNNC_Q8U_STEP(c10, b0);
+            QNNC_Q8U_STEP(c11, b1);
+        }
+    }
+    const __m256i acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+    for (int i = 0; i < (rows4 ? 8 : 4); ++i) _mm256_storeu_si256((__m256i *)(C + 8 * i), acc[i]);
+}
+#undef QNNC_Q8U_STEP
 #endif
 
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
@@ -364,7 +410,12 @@ static inline void qnnc_q8u_tile_req(int K4, const int8_t *QNNC_RESTRICT A,
                                      int ch0, int rows, int cols, void *QNNC_RESTRICT y,
                                      ptrdiff_t ldy) {
     __m256i acc[2 * QNNC_Q8_MR];
-    qnnc_q8u_tile(K4, A, B, (int32_t *)acc);
+#if !(defined(__AVX512F__) && defined(__AVX512VNNI__))
+    if (rows <= 4)
+        qnnc_q8u_tile_few_avx2(K4, A, B, rows > 2, (int32_t *)acc);
+    else
+#endif
+        qnnc_q8u_tile(K4, A, B, (int32_t *)acc);
     qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
 }
 #else
