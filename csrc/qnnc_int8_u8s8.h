@@ -151,31 +151,25 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT 
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
     __m256i c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-#define QNNC_Q8U_STEP(c, b) \
-    c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(b, w), ones))
+/* k quad kq's two 8-column halves of the panel, then row r's quad times both into (c, d) */
+#define QNNC_Q8U_LOADS                                                             \
+    const int8_t *a = A + kq * 4 * QNNC_Q8_MR;                                     \
+    const __m256i b0 = _mm256_loadu_si256((const __m256i *)(B + kq * 4 * QNNC_Q8_NR)); \
+    const __m256i b1 = _mm256_loadu_si256((const __m256i *)(B + kq * 4 * QNNC_Q8_NR + 32))
+#define QNNC_Q8U_ROW(c, d, r)                                                      \
+    do {                                                                           \
+        const __m256i w_ = qnnc_q8u_quad(a + 4 * (r));                             \
+        c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, w_), ones)); \
+        d = _mm256_add_epi32(d, _mm256_madd_epi16(_mm256_maddubs_epi16(b1, w_), ones)); \
+    } while (0)
     for (int kq = 0; kq < K4; ++kq) {
-        const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
-        const uint8_t *b = B + kq * 4 * QNNC_Q8_NR;
-        const __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
-        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 32));
-        __m256i w = qnnc_q8u_quad(a);
-        QNNC_Q8U_STEP(c00, b0);
-        QNNC_Q8U_STEP(c01, b1);
-        w = qnnc_q8u_quad(a + 4);
-        QNNC_Q8U_STEP(c10, b0);
-        QNNC_Q8U_STEP(c11, b1);
-        w = qnnc_q8u_quad(a + 8);
-        QNNC_Q8U_STEP(c20, b0);
-        QNNC_Q8U_STEP(c21, b1);
-        w = qnnc_q8u_quad(a + 12);
-        QNNC_Q8U_STEP(c30, b0);
-        QNNC_Q8U_STEP(c31, b1);
-        w = qnnc_q8u_quad(a + 16);
-        QNNC_Q8U_STEP(c40, b0);
-        QNNC_Q8U_STEP(c41, b1);
-        w = qnnc_q8u_quad(a + 20);
-        QNNC_Q8U_STEP(c50, b0);
-        QNNC_Q8U_STEP(c51, b1);
+        QNNC_Q8U_LOADS;
+        QNNC_Q8U_ROW(c00, c01, 0);
+        QNNC_Q8U_ROW(c10, c11, 1);
+        QNNC_Q8U_ROW(c20, c21, 2);
+        QNNC_Q8U_ROW(c30, c31, 3);
+        QNNC_Q8U_ROW(c40, c41, 4);
+        QNNC_Q8U_ROW(c50, c51, 5);
     }
     const __m256i acc[2 * QNNC_Q8_MR] = {c00, c01, c10, c11, c20, c21,
                                          c30, c31, c40, c41, c50, c51};
@@ -193,41 +187,24 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_few_avx2(int K4, const int8_t *QNNC_RESTR
     __m256i c21 = c00, c30 = c00, c31 = c00;
     if (rows4) {
         for (int kq = 0; kq < K4; ++kq) {
-            const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
-            const uint8_t *b = B + kq * 4 * QNNC_Q8_NR;
-            const __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
-            const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 32));
-            __m256i w = qnnc_q8u_quad(a);
-            QNNC_Q8U_STEP(c00, b0);
-            QNNC_Q8U_STEP(c01, b1);
-            w = qnnc_q8u_quad(a + 4);
-            QNNC_Q8U_STEP(c10, b0);
-            QNNC_Q8U_STEP(c11, b1);
-            w = qnnc_q8u_quad(a + 8);
-            QNNC_Q8U_STEP(c20, b0);
-            QNNC_Q8U_STEP(c21, b1);
-            w = qnnc_q8u_quad(a + 12);
-            QNNC_Q8U_STEP(c30, b0);
-            QNNC_Q8U_STEP(c31, b1);
+            QNNC_Q8U_LOADS;
+            QNNC_Q8U_ROW(c00, c01, 0);
+            QNNC_Q8U_ROW(c10, c11, 1);
+            QNNC_Q8U_ROW(c20, c21, 2);
+            QNNC_Q8U_ROW(c30, c31, 3);
         }
     } else {
         for (int kq = 0; kq < K4; ++kq) {
-            const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
-            const uint8_t *b = B + kq * 4 * QNNC_Q8_NR;
-            const __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
-            const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 32));
-            __m256i w = qnnc_q8u_quad(a);
-            QNNC_Q8U_STEP(c00, b0);
-            QNNC_Q8U_STEP(c01, b1);
-            w = qnnc_q8u_quad(a + 4);
-            QNNC_Q8U_STEP(c10, b0);
-            QNNC_Q8U_STEP(c11, b1);
+            QNNC_Q8U_LOADS;
+            QNNC_Q8U_ROW(c00, c01, 0);
+            QNNC_Q8U_ROW(c10, c11, 1);
         }
     }
+#undef QNNC_Q8U_ROW
+#undef QNNC_Q8U_LOADS
     const __m256i acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
     for (int i = 0; i < (rows4 ? 8 : 4); ++i) _mm256_storeu_si256((__m256i *)(C + 8 * i), acc[i]);
 }
-#undef QNNC_Q8U_STEP
 #endif
 
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
