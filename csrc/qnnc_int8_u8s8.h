@@ -325,6 +325,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_vnni(int K4, const int8_t *QNNC_RESTRICT
     const __m512i acc[2 * QNNC_Q8_MR] = {c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5};
     for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
 }
+
 /* qnnc_q8u_tile2_vnni for a last weight tile of at most 4 (rows4) or 2 (else) rows of its
  * six (the rest are zero padding): M = 32 or 64 output channels leave 2 or 4 rows there,
  * which the six-row tile computes at the cost of six. Only the tile's rows are stored. */
