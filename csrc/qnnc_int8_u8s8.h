@@ -326,15 +326,20 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_vnni(int K4, const int8_t *QNNC_RESTRICT
     for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
 }
 
-/* qnnc_q8u_tile2_vnni for a last weight tile of at most 4 (rows4) or 2 (else) rows of its
- * six (the rest are zero padding): M = 32 or 64 output channels leave 2 or 4 rows there,
- * which the six-row tile computes at the cost of six. Only the tile's rows are stored. */
+/* k quad kq's row quads and its two panels' 16 columns, then one row times both */
+#define QNNC_Q8U_LOADS2                                                          \
+    const int8_t *a = A + kq * 4 * QNNC_Q8_MR;                                   \
+    const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR)); \
+    const __m512i e = _mm512_loadu_si512((const void *)(B2 + kq * 4 * QNNC_Q8_NR))
 #define QNNC_Q8U_ROW2(c, d, o)                                                   \
     do {                                                                         \
         const __m512i w_ = qnnc_q8_bcast512(a + (o));                            \
         c = _mm512_dpbusd_epi32(c, b, w_);                                       \
         d = _mm512_dpbusd_epi32(d, e, w_);                                       \
     } while (0)
+/* qnnc_q8u_tile2_vnni for a last weight tile of at most 4 (rows4) or 2 (else) rows of its
+ * six (the rest are zero padding): M = 32 or 64 output channels leave 2 or 4 rows there,
+ * which the six-row tile computes at the cost of six. Only the tile's rows are stored. */
 QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_few_vnni(int K4, const int8_t *QNNC_RESTRICT A,
                                                 const uint8_t *QNNC_RESTRICT B,
                                                 ptrdiff_t pstride, int rows4,
@@ -344,9 +349,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_few_vnni(int K4, const int8_t *QNNC_REST
     const uint8_t *B2 = B + pstride;
     if (rows4) {
         for (int kq = 0; kq < K4; ++kq) {
-            const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
-            const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
-            const __m512i e = _mm512_loadu_si512((const void *)(B2 + kq * 4 * QNNC_Q8_NR));
+            QNNC_Q8U_LOADS2;
             QNNC_Q8U_ROW2(c0, d0, 0);
             QNNC_Q8U_ROW2(c1, d1, 4);
             QNNC_Q8U_ROW2(c2, d2, 8);
@@ -354,9 +357,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_few_vnni(int K4, const int8_t *QNNC_REST
         }
     } else {
         for (int kq = 0; kq < K4; ++kq) {
-            const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
-            const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
-            const __m512i e = _mm512_loadu_si512((const void *)(B2 + kq * 4 * QNNC_Q8_NR));
+            QNNC_Q8U_LOADS2;
             QNNC_Q8U_ROW2(c0, d0, 0);
             QNNC_Q8U_ROW2(c1, d1, 4);
         }
@@ -369,6 +370,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_few_vnni(int K4, const int8_t *QNNC_REST
     }
 }
 #undef QNNC_Q8U_ROW2
+#undef QNNC_Q8U_LOADS2
 #define qnnc_q8u_tile qnnc_q8u_tile_vnni
 /* the u8 tile is exact for any int8 weights (the emitter may then skip the pair rule) */
 #define QNNC_Q8U_ANY_WEIGHTS 1
