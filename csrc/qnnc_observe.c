@@ -129,3 +129,22 @@ void qnnc_hist_f64(const double *x, int64_t n, double width, int64_t bins, int64
     }
 QNNC_UPDATE(qnnc_hist_update_f32, float, qnnc_hist_f32, 3.40282346638528859812e+38f)
 QNNC_UPDATE(qnnc_hist_update_f64, double, qnnc_hist_f64, 1.79769313486231570815e+308)
+
+/* Many float32 updates in one call, for the small tensors of one calibration sample (calling
+ * qnnc_hist_update_f32 once per tensor costs more than binning it). Segment i is x[ends[i -
+ * 1] .. ends[i]) (ends[-1] = 0), to be folded into the histogram with bin width widths[i]
+ * (as double: the float32 width and the double edge are derived from it as the single update
+ * derives them) and counts counts[i]. status[i] and extremes[2i], extremes[2i + 1] are what
+ * qnnc_hist_update_f32 returns and writes for that segment alone; a segment whose status is
+ * not 1 was not counted, and the caller updates it on its own (width, growth, NaN/inf). */
+void qnnc_hist_update_many_f32(const float *x, const int64_t *ends, int64_t k,
+                               const double *widths, int64_t bins, int64_t *const *counts,
+                               uint32_t *scratch, double *extremes, int64_t *status) {
+    int64_t start = 0;
+    for (int64_t i = 0; i < k; ++i) {
+        status[i] = qnnc_hist_update_f32(x + start, ends[i] - start, (float)widths[i],
+                                         (double)bins * widths[i], bins, counts[i], scratch,
+                                         extremes + 2 * i);
+        start = ends[i];
+    }
+}

@@ -35,6 +35,7 @@ import numpy as np
 
 from compiler.errors import InputError, QnncError
 from compiler.quant.calib_data import calibration_data
+from compiler.quant.observe_batch import SampleBatch
 from compiler.quant.observe_thread import ObserveThread
 from compiler.quant.observers import Observer, PercentileObserver, make_observer
 from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose
@@ -133,7 +134,7 @@ class Calibrator:
         #: observe on a second thread when this is above 1 (results are the same either way)
         self.threads = min(os.cpu_count() or 1, 2)
         self._sizes: dict[int, int] = {}
-        self._schedules: list[Schedule] = []
+        self._schedules: list[tuple[Schedule, SampleBatch | None]] = []
         self.raw = raw_range_values(graph)
         # per-channel (axis 1, or the last axis of 2-D tensors) sums of the inputs of layers
         # with weights, for bias correction: E[x_c] is what weight rounding error multiplies
@@ -158,14 +159,30 @@ class Calibrator:
             self._digest.update(f"{v.name} {a.dtype.str} {list(a.shape)}\n".encode())
             self._digest.update(a.tobytes())
             self.observe(v.name, a)
-        plan = self._schedule(g)
-        if not self._threaded(g):
-            run(g, feeds, observe=self._observe, schedule=plan)
-        else:  # the histograms fold on a second thread while the next layers run
+        plan, batch = self._schedule(g)
+        if self._threaded(g):  # the histograms fold on a second thread while layers run
             with ObserveThread(self.observe) as worker:
                 run(g, feeds, observe=lambda node, outs: [
                     worker.put(v.name, a) for v, a in zip(node.outputs, outs)], schedule=plan)
+        elif batch is None:
+            run(g, feeds, observe=self._observe, schedule=plan)
+        else:
+            self._run_batched(g, feeds, plan, batch)
         self.samples += 1
+
+    def _run_batched(self, g: Graph, feeds: Mapping[str, np.ndarray], plan: Schedule,
+                     batch: SampleBatch) -> None:
+        """One sample whose small float32 tensors fold into their histograms in one call
+        after the run (the same counts as one update each: observe_batch)."""
+        outs: list[list[np.ndarray]] = []
+        run(g, feeds, observe=lambda node, o: outs.append(o), schedule=plan)
+        batch.fold(outs)
+        for i, j, name in batch.rest:
+            self.observe(name, outs[i][j])
+        for i, j in batch.picks:
+            name = g.nodes[i].outputs[j].name
+            if name in self._mean_of:
+                self._accumulate(name, outs[i][j])
 
     def keep(self, feeds: Mapping[str, np.ndarray], graph: Graph | None = None) -> None:
         """Keep a copy of one sample for the ``layerwise`` choice, while fewer than
@@ -174,16 +191,16 @@ class Calibrator:
         if self.method == "layerwise" and len(self.kept) < KEEP_SAMPLES:
             self.kept.append((graph or self.graph, {k: np.array(a) for k, a in feeds.items()}))
 
-    def _schedule(self, g: Graph) -> Schedule:
-        """The interpreter's schedule of ``g``, made once for its samples (a few graphs, the
-        shapes seen last, are kept: each holds its graph)."""
-        for k, sched in enumerate(self._schedules):
+    def _schedule(self, g: Graph) -> tuple[Schedule, SampleBatch | None]:
+        """The interpreter's schedule of ``g`` and its sample batch, made once for its
+        samples (a few graphs, the shapes seen last, are kept: each holds its graph)."""
+        for k, (sched, batch) in enumerate(self._schedules):
             if sched.graph is g:
                 self._schedules.insert(0, self._schedules.pop(k))
-                return sched
-        sched = Schedule(g)
-        self._schedules = [sched, *self._schedules[:SCHEDULES_KEPT - 1]]
-        return sched
+                return sched, batch
+        made = Schedule(g), SampleBatch.make(g, self.observers)
+        self._schedules = [made, *self._schedules[:SCHEDULES_KEPT - 1]]
+        return made
 
     def _threaded(self, g: Graph) -> bool:
         """Whether ``g``'s samples are observed on a second thread: on a machine with more

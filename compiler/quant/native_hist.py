@@ -90,6 +90,9 @@ def library() -> ctypes.CDLL | None:
         fn.restype = _I64
         fn.argtypes = [_PTR, _I64, ctypes.c_float if name.endswith("32") else ctypes.c_double,
                        ctypes.c_double, _I64, _PTR, _PTR, _PTR]
+    many = lib.qnnc_hist_update_many_f32
+    many.restype = None
+    many.argtypes = [_PTR, _PTR, _I64, _PTR, _I64, _PTR, _PTR, _PTR, _PTR]
     return lib
 
 
@@ -168,3 +171,21 @@ def signed_counts(a: np.ndarray, width: float, bins: int,
             counts.flags.c_contiguous and counts.flags.writeable):
         raise ValueError(f"counts must be a writable contiguous int64[{2 * bins + 1}]")
     return counts if add_counts(a, width, bins, counts.ctypes.data) else None
+
+
+def update_many_f32(x: np.ndarray, ends: np.ndarray, widths: np.ndarray, bins: int,
+                    pointers: np.ndarray, extremes: np.ndarray, status: np.ndarray) -> bool:
+    """:func:`update_counts` for many float32 segments of one contiguous ``x`` in one call:
+    segment ``i`` ends at ``ends[i]`` (int64) and folds into the histogram of bin width
+    ``widths[i]`` (float64) whose int64 counts are at ``pointers[i]`` (int64 addresses the
+    caller keeps alive). Writes ``status[i]`` (int64: 1 binned, 0 not counted, -1 NaN/inf)
+    and the segment's extremes to ``extremes[2i: 2i + 2]`` (float64); False when the library
+    is not available."""
+    lib = library()
+    if lib is None:
+        return False
+    lib.qnnc_hist_update_many_f32(x.ctypes.data, ends.ctypes.data, len(ends),
+                                  widths.ctypes.data, bins, pointers.ctypes.data,
+                                  _scratch_pointer(bins), extremes.ctypes.data,
+                                  status.ctypes.data)
+    return True
