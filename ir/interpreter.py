@@ -67,8 +67,12 @@ class Schedule:
         release = _releases(graph)
         for node, done in zip(graph.nodes, release):
             outs = [(v, id(v), v.type.dtype.np, v.type.shape) for v in node.outputs]
+            op = get_op(node.op)
+            # the op's compute itself where Op.evaluate would only pass the call on (one
+            # Python frame less per node: calibration runs every node of every sample)
+            plain = not op.regions and not op.typed
             self.steps.append((
-                node, get_op(node.op).evaluate, node.attrs,
+                node, op.compute if plain else op.evaluate, plain, node.attrs,
                 [None if v is None else v.type for v in node.inputs],
                 [v.type for v in node.outputs], node.regions,
                 [None if v is None else id(v) for v in node.inputs], outs, done))
@@ -98,11 +102,12 @@ def run(
     for c in graph.constants:
         env[id(c)] = c.data  # type: ignore[assignment]
     everything: dict[str, np.ndarray] = dict(fed) if keep else {}
-    for node, evaluate, attrs, in_types, out_types, regions, keys, outs, done in \
+    for node, evaluate, plain, attrs, in_types, out_types, regions, keys, outs, done in \
             schedule.steps:
         args = [None if k is None else env[k] for k in keys]
         try:
-            results = evaluate(args, attrs, in_types, out_types, regions)
+            results = evaluate(args, attrs) if plain else \
+                evaluate(args, attrs, in_types, out_types, regions)
         except IndexError as e:
             raise IndexRangeError(index_out_of_range(node.name or node.op, node.op, str(e))
                                   ) from e

@@ -24,7 +24,6 @@ from compiler.passes.manager import Pass, option, register
 from compiler.quant.calibrate import DEFAULT_METHOD, METHODS
 from ir.graph import Graph
 from ir.qmath import WEIGHT_RANGES
-from ir.verifier import verify
 
 
 @dataclass
@@ -111,7 +110,6 @@ class Quantize(Pass):
                                         channel_means=cal.channel_means)
             cfg = auto.config(cfg)
         qgraph = quantize_graph(graph, cal.ranges, cfg, cal.channel_means)
-        verify(qgraph)
         if self.outcome is not None:
             self.outcome.float_graph, self.outcome.auto_precision = graph, auto
             self.outcome.calibration = {"method": self.method,

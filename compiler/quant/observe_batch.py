@@ -88,7 +88,8 @@ class SampleBatch:
         x = np.concatenate(arrays, axis=None)
         hists = self.hists
         for h in hists:  # batches another path deferred go first, in their order
-            h.flush()
+            if h._ends:
+                h.flush()
         widths = np.array([h.width for h in hists], np.float64)
         if not update_many_f32(x, self.ends, widths, self.bins, self.pointers,
                                self.extremes, self.status):

@@ -11,6 +11,8 @@ exported in f16 (attention blocks) were validated against exactly that rounding.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ir.graph import Node
@@ -310,7 +312,13 @@ class RMSNormalization:
         assert x is not None and scale is not None
         stash = DType(a["stash"]).np
         xs = x.astype(stash)
-        ms = (xs * xs).mean(axis=tuple(range(a["axis"], x.ndim)), keepdims=True)
+        axes = tuple(range(a["axis"], x.ndim))
+        if xs.dtype.itemsize >= 4:  # the mean as ndarray.mean takes it (a sum divided by
+            # the count), without its per-call cost: RMSNorm runs twice per layer and token
+            ms = np.add.reduce(xs * xs, axis=axes, keepdims=True)
+            ms /= math.prod(x.shape[k] for k in axes)
+        else:  # 16-bit statistics: mean sums in float32
+            ms = (xs * xs).mean(axis=axes, keepdims=True)
         norm = (xs * (1 / np.sqrt(ms + stash.type(a["epsilon"])))).astype(x.dtype)
         return [(norm * scale.astype(x.dtype)).astype(x.dtype)]
 
