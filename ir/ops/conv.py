@@ -15,6 +15,7 @@ channel would be tiny, accumulate one kernel tap at a time over the whole image 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -172,7 +173,7 @@ def conv(x: np.ndarray, w: np.ndarray, strides: Sequence[int], pads: Sequence[in
     acc = _accum_dtype(x.dtype)
     x = x.astype(acc, copy=False)
     w = w.astype(acc, copy=False)
-    npix = int(np.prod(out))
+    npix = math.prod(out)
     if all(k == 1 for k in kern) and not any(pads):
         # pointwise: a strided subsample, then a plain matmul
         xs = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)]
@@ -187,7 +188,7 @@ def conv(x: np.ndarray, w: np.ndarray, strides: Sequence[int], pads: Sequence[in
     win = windows(xp, kern, strides, dilations, out)
     # im2col in (C*K, pixels) order: long contiguous runs along the last spatial axis
     perm = (0, 1) + tuple(range(2 + nsp, 2 + 2 * nsp)) + tuple(range(2, 2 + nsp))
-    cols = win.transpose(perm).reshape(n, g, cg * int(np.prod(kern)), npix)
+    cols = win.transpose(perm).reshape(n, g, cg * math.prod(kern), npix)
     y = np.matmul(w.reshape(g, mg, -1), cols)
     return y.reshape((n, m) + out)
 
@@ -207,7 +208,7 @@ def _depthwise(xp: np.ndarray, w: np.ndarray, strides: Sequence[int],
     mg, kern, nsp = w.shape[0] // g, w.shape[2:], len(out)
     y = np.zeros((n, g, mg) + tuple(out), dtype=xp.dtype)
     wk = w.reshape((g, mg) + tuple(kern))
-    per = max(1, DEPTHWISE_BLOCK // max(1, n * mg * int(np.prod(out))))
+    per = max(1, DEPTHWISE_BLOCK // max(1, n * mg * math.prod(out)))
     taps = list(itertools.product(*(range(s) for s in kern)))
     for c0 in range(0, g, per):
         c1 = min(g, c0 + per)
@@ -232,11 +233,11 @@ def _depthwise_unit_stride(x: np.ndarray, w: np.ndarray, pads: Sequence[int],
     nsp = x.ndim - 2
     mg, kern = w.shape[0] // g, w.shape[2:]
     padded = tuple(s + pads[i] + pads[nsp + i] for i, s in enumerate(x.shape[2:]))
-    inner = [int(np.prod(padded[i + 1:])) for i in range(nsp)]
+    inner = [math.prod(padded[i + 1:]) for i in range(nsp)]
     length = out[0] * inner[0]  # the output rows at the padded width
     offsets = [sum(k * d * st for k, d, st in zip(ks, dilations, inner))
                for ks in itertools.product(*(range(s) for s in kern))]
-    total = int(np.prod(padded))
+    total = math.prod(padded)
     flat = np.zeros((n, g, max(total, max(offsets) + length)), dtype=x.dtype)
     body = flat[:, :, :total].reshape((n, g) + padded)
     body[(slice(None), slice(None)) + tuple(slice(pads[i], pads[i] + s)

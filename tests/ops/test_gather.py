@@ -12,6 +12,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from compiler.errors import ConversionError
 from compiler.frontend.importer import import_model
@@ -191,3 +193,31 @@ def test_pad_reflect_needs_room() -> None:
     with pytest.raises(ConversionError, match="reflect"):
         import_model(one_node_model("Pad", [rand(2, 3), ints(0, 3, 0, 0)], consts=(1,),
                                     opset=13, mode="reflect"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=4).flatmap(
+    lambda shape: st.tuples(st.just(shape), st.lists(
+        st.tuples(st.integers(-2, 5), st.integers(-2, 5)), min_size=len(shape),
+        max_size=len(shape)))), st.sampled_from(["constant", "reflect"]))
+def test_pad_compute_is_numpy_pad(case: tuple[list[int], list[tuple[int, int]]],
+                                  mode: str) -> None:
+    """Pad's own constant fill and single mirror image against np.pad, every shape and pad
+    (crops included) that type inference accepts."""
+    shape, widths = case
+    x = RNG.standard_normal(shape).astype(np.float32)
+    pads = [b for b, _ in widths] + [e for _, e in widths]
+    op = get_op("Pad")
+    attrs = op.normalize_attrs({"pads": pads, "mode": mode, "value": 2.5})
+    try:
+        op.infer([TensorType(tuple(shape), DType.f32)], attrs)
+    except OpError:
+        return  # not a valid Pad (over-crop, reflect without room)
+    (got,) = op.compute([x], attrs)
+    kept = x[tuple(slice(max(-b, 0), d - max(-e, 0)) for d, (b, e) in zip(shape, widths))]
+    grow = [(max(b, 0), max(e, 0)) for b, e in widths]
+    want = np.pad(kept, grow, mode=mode, **({"constant_values": 2.5} if mode == "constant"
+                                             else {}))
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    assert not np.shares_memory(got, x)
