@@ -70,6 +70,15 @@ class SampleBatch:
         self.bins = self.hists[0].bins if self.hists else 0
         assert all(h.bins == self.bins for h in self.hists), "one calibrator, one bin count"
 
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "pointers"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # a copy (of a whole calibrator) folds into its own histograms' counts: their
+        # addresses anew, never the originals'
+        self.__dict__.update(state)
+        self.pointers = np.array([h.counts.ctypes.data for h in self.hists], np.int64)
+
     @classmethod
     def make(cls, graph: Graph, observers: Mapping[str, Observer]) -> SampleBatch | None:
         """The batch of ``graph``, or None where it would not pay or is not possible (no C

@@ -110,3 +110,29 @@ def test_calibration_is_the_same_with_and_without_the_batch(
         other = single.observers[name]
         if hasattr(obs, "hist"):
             assert _state(obs.hist) == _state(other.hist), name
+
+
+
+def test_a_copied_batch_folds_into_its_own_histograms() -> None:
+    """A deep copy of a batch with its observers goes on independently: its samples reach
+    the copied histograms (the batch takes their count addresses anew), never the originals."""
+    g = _neg_chain()
+    rng = np.random.default_rng(3)
+    observers = {n.outputs[0].name: make_observer("percentile", bins=64) for n in g.nodes}
+    batch = SampleBatch.make(g, observers)
+    assert batch is not None
+
+    def sample() -> list[list[np.ndarray]]:
+        return [[rng.standard_normal(shape).astype(np.float32)] for shape in SHAPES]
+
+    batch.fold(sample())
+    twin_observers, twin = copy.deepcopy((observers, batch))
+    before = {k: _state(o.hist) for k, o in observers.items()}
+    later = [sample() for _ in range(3)]
+    for outs in later:
+        twin.fold(outs)
+    assert {k: _state(o.hist) for k, o in observers.items()} == before
+    for outs in later:
+        batch.fold(outs)
+    for k, o in observers.items():
+        assert _state(o.hist) == _state(twin_observers[k].hist), k
