@@ -63,6 +63,14 @@ def wrap(op: str, idx: np.ndarray, dim: int) -> np.ndarray:
     return np.where(idx < 0, idx + dim, idx)
 
 
+def _distinct(tuples: np.ndarray, dims: tuple[int, ...]) -> bool:
+    """Whether no index tuple (a row of ``tuples``, wrapped into ``dims``) comes twice."""
+    if len(tuples) <= 1:
+        return True
+    flat = np.ravel_multi_index(tuple(tuples.T), dims)
+    return bool(np.unique(flat).size == flat.size)
+
+
 def _apply(out: np.ndarray, at: tuple, value: np.ndarray, reduction: str) -> None:
     out[at] = value if reduction == "none" else _REDUCE[reduction](out[at], value)
 
@@ -181,6 +189,9 @@ class ScatterND:
         tuples = np.stack([wrap("ScatterND", idx[..., k], x.shape[k]) for k in range(q)], -1)
         tuples = tuples.reshape(-1, q)
         slabs = upd.reshape((len(tuples),) + x.shape[q:])
+        if a["reduction"] == "none" and _distinct(tuples, x.shape[:q]):
+            y[tuple(tuples.T)] = slabs  # no tuple twice: the order of the writes is moot
+            return [y]
         for t, u in zip(tuples, slabs):
             _apply(y, tuple(int(v) for v in t), u, a["reduction"])
         return [y]

@@ -16,6 +16,7 @@ from compiler.quant.calibrate import calibrate
 from compiler.quant.quantize import quantize_graph
 from ir import DType, Graph, TensorType, make_node
 from ir.interpreter import InterpreterError, run
+from ir.ops.registry import get_op
 from ir.verifier import VerifyError, verify
 from tests.ops.test_shape import check_against_reference, ints, one_node_model, ops_of, rand
 
@@ -271,3 +272,24 @@ def test_gathers_and_scatters_stay_on_codes_in_int8() -> None:
     want, got = run(g, feeds), run(q, feeds)
     scale = snd_q.outputs[0].type.quant.scale[0]
     np.testing.assert_allclose(got[snd.name], want[snd.name], atol=3 * scale)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_scatter_nd_writes_tuples_in_order(seed: int) -> None:
+    """Without a reduction every index tuple's slab is written in order, the last of a
+    repeated tuple winning: distinct tuples go in one vectorised write, repeated ones one at a
+    time, with the same result as writing them one by one."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    q = int(rng.integers(1, 4))
+    n = int(rng.integers(1, 7))
+    idx = np.stack([rng.integers(-d, d, n) for d in x.shape[:q]], -1)
+    if seed % 2:  # a repeated tuple
+        idx[-1] = idx[0]
+    upd = rng.standard_normal((n,) + x.shape[q:]).astype(np.float32)
+    op = get_op("ScatterND")
+    (got,) = op.compute([x, idx, upd], op.normalize_attrs({}))
+    want = x.copy()
+    for t, u in zip(idx, upd):
+        want[tuple(int(v) for v in t)] = u
+    np.testing.assert_array_equal(got, want)
