@@ -20,6 +20,7 @@ it is fused with, and decides whether a pair can be fused.
 from __future__ import annotations
 
 from ir.graph import Graph, Node, Value
+from ir.ops.qcommon import ACT_DTYPES, add_multipliers
 from targets.profiles.schema import Profile
 from targets.staged.support import staged_kind
 
@@ -88,3 +89,17 @@ def why_not_fused(graph: Graph, product: Node, consumer: Node, prof: Profile,
         if stored != layout:
             return "an operand is stored in another layout"
     return None
+
+
+def residual_fusable(add: Node) -> bool:
+    """Whether a QAdd takes the host's same-shape residual form (qnnc_qadd_n), which a
+    QConv's epilogue can run (compiler/passes/fuse_epilogue.py): both operands and the result
+    8-bit, per tensor, of one shape, every multiplier below 1."""
+    ins = [v for v in add.inputs if v is not None]
+    if add.op != "QAdd" or len(ins) != 2 or len(add.outputs) != 1:
+        return False
+    types = [v.type for v in ins] + [add.outputs[0].type]
+    if any(t.shape != types[2].shape or t.dtype not in ACT_DTYPES or t.quant is None
+           or t.quant.per_channel for t in types):
+        return False
+    return all(int(shift[0]) >= 0 for _, shift in add_multipliers(*types))

@@ -14,6 +14,14 @@ two nodes computed (bit for bit, by construction). It fires only where the produ
 has no other reader and is not a graph output (the intermediate codes disappear). Code
 generators apply the table to each tile of results while it is in registers or L1, so the
 consumer's separate pass over memory goes away.
+
+A residual connection is two-operand work and no table: a QAdd of a QConv's result (its only
+reader) and another tensor of the same shape runs in the convolution's epilogue instead,
+planned with the annotations the accelerator targets use (targets/fusion.py): the QConv
+carries ``epilogue="<operand>"``, the QAdd ``fused="epilogue"``, and the QConv moves to just
+before the QAdd so that the other operand is computed first. Nothing about the values
+changes (the interpreter runs both layers as before); the host C adds each finished tile of
+rows to the residual while they are in L1, and the QAdd's own pass goes away.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from ir.graph import Graph, Node, Value, sources_of
 from ir.ops.qcommon import ACT_DTYPES
 from ir.ops.registry import get_op
 from ir.types import TensorType
+from targets.fusion import residual_fusable
 
 PRODUCTS = ("QConv", "QLinear", "QMatMul")
 #: one-input ops that keep the codes and change only their type (Retype: a Mul by a positive
@@ -95,6 +104,31 @@ def fuse_epilogue(graph: Graph) -> Graph:
             graph.release_name(mid.name)
     graph.nodes = [n for n in graph.nodes if id(n) not in dropped]
     graph.prune_constants()  # tables a longer chain replaced
+    return mark_residuals(graph)
+
+
+def mark_residuals(graph: Graph) -> Graph:
+    """Annotate every QConv -> QAdd pair whose add runs in the convolution's epilogue (the
+    module docstring), moving the QConv to just before its QAdd."""
+    users = graph.users()
+    outputs = {id(v) for v in graph.outputs}
+    for conv in list(graph.nodes):
+        if conv.op != "QConv" or len(conv.outputs) != 1 or conv.attrs.get("epilogue") \
+                or conv.attrs.get("fused"):
+            continue
+        y = conv.outputs[0]
+        readers = users.get(id(y), [])
+        if id(y) in outputs or len(readers) != 1:
+            continue
+        add = readers[0]
+        if add.attrs.get("fused") or add.attrs.get("epilogue") or not residual_fusable(add) \
+                or sum(v is y for v in add.inputs) != 1:
+            continue
+        k = next(i for i, v in enumerate(add.inputs) if v is y)
+        conv.attrs["epilogue"] = get_op("QAdd").operands[k]
+        add.attrs["fused"] = "epilogue"
+        graph.nodes.remove(conv)
+        graph.nodes.insert(graph.nodes.index(add), conv)
     return graph
 
 
@@ -103,7 +137,8 @@ def fuse_epilogue(graph: Graph) -> Graph:
 class FuseEpilogue(Pass):
     name = "fuse-epilogue"
     description = ("fold one-input 8-bit element-wise ops (QLut, Requantize) after a QConv, "
-                   "QLinear or QMatMul into the product's epilogue table")
+                   "QLinear or QMatMul into the product's epilogue table, and run a residual "
+                   "QAdd in the QConv's epilogue")
 
     def run(self, graph: Graph) -> Graph:
         return fuse_epilogue(graph)

@@ -85,6 +85,10 @@ def emits(
     return deco
 
 
+#: the emitter of a layer that runs in the epilogue of the product before it: no code
+FUSED = Emitter(lambda ctx: "")
+
+
 def emitter_for(node: Node) -> Emitter:
     em = EMITTERS.get(node.op)
     if em is None:
@@ -126,7 +130,10 @@ class Renderer:
         """Called once before a graph is generated."""
 
     def emitter(self, node: Node) -> Emitter:
-        """The emitter of ``node`` (the registry's, unless a target has its own)."""
+        """The emitter of ``node`` (the registry's, unless a target has its own; nothing
+        for a layer the product before it runs in its epilogue)."""
+        if node.attrs.get("fused") == "epilogue":
+            return FUSED
         return emitter_for(node)
 
     def nbytes(self, value: Any) -> int:
@@ -242,6 +249,8 @@ class LayerCtx:
     #: positions of the inputs the arena planner computed in place inside the result (a
     #: Concat's blocks: targets/c/memory.py), which the layer need not copy
     placed: frozenset[int] = frozenset()
+    #: the element-wise layer this layer runs in its epilogue (targets/fusion.py), or None
+    epilogue: Node | None = None
 
     # -- names and types ----------------------------------------------------------------
     def _index(self, k: int | str) -> int:

@@ -54,6 +54,7 @@ from targets.c.names import NameTable, c_comment, c_string
 from targets.c.params import Params
 from targets.c.weights_file import weight_files
 from targets.c.wrap import WIDTH, comment_block, wrap_line, wrap_lines
+from targets.fusion import fused_consumer
 
 #: weights above this many bytes go to weights.bin, embedded with .incbin, instead of C text
 BLOB_THRESHOLD = 1 << 20
@@ -313,7 +314,9 @@ class _Layers:
         r = self.r
         plan = plan_memory(
             graph,
-            inplace_ok=lambda n: not n.regions and r.emitter(n).inplace,
+            # a layer run in the epilogue before it writes while that product still reads
+            inplace_ok=lambda n: not n.regions and n.attrs.get("fused") != "epilogue"
+            and r.emitter(n).inplace,
             scratch_bytes=lambda n: max((sub[id(b)].arena_bytes for b in n.regions),
                                         default=0) if n.regions else
             _scratch(r, n),
@@ -353,7 +356,8 @@ class _Layers:
             params = Params(node, lambda v: plan.storage_of[id(v)].kind == "const", const_ref)
             ctx = LayerCtx(node, r, self.weights, params, inplace=i in plan.inplace,
                            same_storage=lambda a, b, n=node: _same_place(plan, n, a, b),
-                           placed=plan.placed.get(i, frozenset()))
+                           placed=plan.placed.get(i, frozenset()),
+                           epilogue=_epilogue_of(graph, i))
             em = r.emitter(node)
             body = raw = em.fn(ctx)
             if not body.strip():  # a view: its output is its input's bytes
@@ -447,6 +451,26 @@ class _Layers:
             out += wrap_line(ln)
         self.layers.append(LayerInfo("", node.name, node.op, False))
         return out
+
+
+
+def _epilogue_of(graph: Graph, i: int) -> Node | None:
+    """The layer node ``i`` runs in its epilogue (targets/fusion.py), checked: an annotated
+    layer must directly follow its product, or its code would be lost."""
+    node = graph.nodes[i]
+    nxt = graph.nodes[i + 1] if i + 1 < len(graph.nodes) else None
+    consumer = fused_consumer(graph, node) if node.attrs.get("epilogue") else None
+    if nxt is not None and nxt.attrs.get("fused") == "epilogue" and consumer is not nxt:
+        raise CodegenError(f"node {nxt.name!r} ({nxt.op}) is marked to run in the epilogue of "
+                           f"the layer before it, {node.name!r} ({node.op}), which does not "
+                           "run it; re-run the fusion pass")
+    if consumer is not None and consumer is not nxt:
+        raise CodegenError(f"node {node.name!r} ({node.op}) runs {consumer.name!r} in its "
+                           "epilogue but does not directly precede it; re-run the fusion pass")
+    if i == 0 and node.attrs.get("fused") == "epilogue":
+        raise CodegenError(f"node {node.name!r} ({node.op}) is marked to run in the epilogue "
+                           "of the layer before it, but it is the first layer")
+    return consumer
 
 
 def _same_place(plan: MemoryPlan, node: Node, k: int, o: int) -> bool:

@@ -34,8 +34,17 @@ from targets.c.emitter import (
 )
 from targets.c.expr import Const, Expr, Var, add
 from targets.c.ops_elementwise import broadcast_strides, collapse
-from targets.c.ops_quant_util import centred, clamp_bounds, int_table, qparams, sgn
+from targets.c.ops_quant_util import (
+    centred,
+    chunked,
+    clamp_bounds,
+    int_table,
+    qadd_n,
+    qparams,
+    sgn,
+)
 from targets.c.stmt import loop, nested
+from targets.fusion import residual_fusable
 
 # model.c must include the integer kernels. The renderer's header list belongs to the
 # framework; until it names qnnc_int8.h itself, the INT8 emitters add it on import.
@@ -44,18 +53,6 @@ from targets.c.stmt import loop, nested
 def _flat(ctx: LayerCtx, body: Callable[[Expr], str]) -> str:
     """``body(i)`` for every element index ``i`` of the output."""
     return nested_loops([ctx.ot(0).size], lambda i: body(i[0]), omp=ctx.omp())
-
-
-CHUNK = 4096  # elements per call of a vectorised helper (and per thread's share)
-
-
-def _chunked(ctx: LayerCtx, n: int, call: Callable[[Expr, str], str]) -> str:
-    """``call(start, length)`` over [0, n) in chunks, threaded if on; one call if it fits."""
-    if n <= CHUNK:
-        return call(Const(0), str(n))
-    return (f"{ctx.omp()}for (int i0 = 0; i0 < {n}; i0 += {CHUNK}) {{\n"
-            f"    const int len = {n} - i0 < {CHUNK} ? {n} - i0 : {CHUNK};\n"
-            f"    {call(Var('i0', 0, n - 1), 'len')}\n}}")
 
 
 def _byte_sized(t: DType) -> bool:
@@ -83,7 +80,7 @@ def quantize(ctx: LayerCtx) -> str:
     if len(scale) == 1:
         s = float_lit(float(np.float32(scale[0])))
         if _byte_sized(ctx.ot(0).dtype):
-            return _chunked(ctx, ctx.ot(0).size, lambda i0, n: (
+            return chunked(ctx, ctx.ot(0).size, lambda i0, n: (
                 f"qnnc_quantize_n({plus(x, i0)}, {plus(y, i0)}, {n}, {s}, {int(zps[0])}, "
                 f"{lo}, {hi}, {sgn(ctx.ot(0))});"))
         return _flat(ctx, lambda i: f"{y}[{i}] = ({ct})qnnc_quantize({x}[{i}], {s}, "
@@ -103,7 +100,7 @@ def dequantize(ctx: LayerCtx) -> str:
         s = float_lit(float(np.float32(q.scale[0])))
         zp = int(q.zero_point[0])
         if _byte_sized(ctx.it(0).dtype) and ctx.ot(0).dtype is DType.f32:
-            return _chunked(ctx, ctx.ot(0).size, lambda i0, n: (
+            return chunked(ctx, ctx.ot(0).size, lambda i0, n: (
                 f"qnnc_dequantize_n({plus(x, i0)}, {plus(y, i0)}, {n}, {zp}, {s}, "
                 f"{sgn(ctx.it(0))});"))
         return _flat(ctx, lambda i: f"{y}[{i}] = qnnc_dequantize({x}[{i}], {zp}, {s});")
@@ -137,7 +134,7 @@ def requantize(ctx: LayerCtx) -> str:
     lo, hi = clamp_bounds(ctx)
     x, y = ctx.i(0), ctx.o(0)
     if _byte_sized(ti.dtype) and _byte_sized(to.dtype):
-        return _chunked(ctx, to.size, lambda i0, n: (
+        return chunked(ctx, to.size, lambda i0, n: (
             f"qnnc_requantize_n({plus(x, i0)}, {sgn(ti)}, {plus(y, i0)}, {sgn(to)}, {n}, {zx}, "
             f"{int(m0[0])}, {31 + int(shift[0])}, {zy}, {lo}, {hi});"))
     ct = ctx.ctype(ctx.ot(0))
@@ -180,15 +177,9 @@ def qadd(ctx: LayerCtx) -> str:
     (ma, na), (mb, nb), (my, ny) = add_multipliers(ta, tb, to)
     lo, hi = clamp_bounds(ctx)
     zy = qparams(to).zero_point[0]
-    shifts = [31 + int(v[0]) for v in (na, nb, ny)]
-    if (ta.shape == tb.shape == to.shape and min(shifts) >= 31
-            and all(_byte_sized(t.dtype) for t in (ta, tb, to))):
-        za, zb = qparams(ta).zero_point[0], qparams(tb).zero_point[0]
-        x0, x1, y = ctx.i(0), ctx.i(1), ctx.o(0)
-        return _chunked(ctx, to.size, lambda i0, n: (
-            f"qnnc_qadd_n({plus(x0, i0)}, {sgn(ta)}, {plus(x1, i0)}, {sgn(tb)}, {plus(y, i0)}, "
-            f"{sgn(to)}, {n}, {ADD_SHIFT}, {za}, {int(ma[0])}, {shifts[0]}, {zb}, {int(mb[0])}, "
-            f"{shifts[1]}, {int(my[0])}, {shifts[2]}, {zy}, {lo}, {hi});"))
+    if residual_fusable(ctx.node):
+        call = qadd_n(ctx.node, ctx.i(0), ctx.i(1), ctx.o(0))
+        return chunked(ctx, to.size, call)
     one = f"{1 << ADD_SHIFT}"
     body = (f"qnnc_requant(qnnc_requant_raw(a * {one}, {int(ma[0])}, {31 + int(na[0])}) + "
             f"qnnc_requant_raw(b * {one}, {int(mb[0])}, {31 + int(nb[0])}), {int(my[0])}, "

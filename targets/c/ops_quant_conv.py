@@ -11,10 +11,13 @@ vpmaddwd (qnnc_dw_taps); a depthwise 1x1 (a quantised BatchNorm) is a per-channe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ir.graph import Node
 from ir.ops.qcommon import conv_multipliers
+from targets.c.cond import ge
 from targets.c.emitter import (
     LayerCtx,
     emits,
@@ -24,9 +27,11 @@ from targets.c.expr import Expr, Var
 from targets.c.ops_linalg import conv_geometry
 from targets.c.ops_quant_util import (
     centred,
+    chunked,
     clamp_bounds,
     epilogue_lut,
     mult_exprs,
+    qadd_n,
     qparams,
     requant_type,
     sgn,
@@ -56,7 +61,8 @@ from targets.c.q8_gemm import (
     weight_tiles,
     xrange_of,
 )
-from targets.c.stmt import let, loop, nested
+from targets.c.stmt import guarded, let, loop, nested
+from targets.fusion import residual_fusable
 
 
 def _geometry(node: Node) -> dict[str, int]:
@@ -216,6 +222,23 @@ def _conv_rows(d: dict[str, int], sx: int, zx: int, p0: Expr,
     ]
 
 
+def residual_add(ctx: LayerCtx) -> Callable[[Expr, str], str] | None:
+    """The QAdd this convolution runs in its epilogue (compiler/passes/fuse_epilogue.py) as
+    ``call(offset, n)`` over n of its elements from ``offset``, or None: the convolution's
+    result, just stored, is added to the other operand into the QAdd's result."""
+    add = ctx.epilogue
+    if add is None:
+        return None
+    if add.op != "QAdd" or not residual_fusable(add):
+        raise ctx.fail(f"cannot run {add.op} {add.name!r} in its epilogue; re-run the "
+                       "fusion pass")
+    y = ctx.node.outputs[0]
+    other = next(v for v in add.inputs if v is not None and v is not y)
+    mine, theirs = ctx.o(0), ctx.extra(other)
+    a, b = (mine, theirs) if add.inputs[0] is y else (theirs, mine)
+    return qadd_n(add, a, b, ctx.extra(add.outputs[0], write=True))
+
+
 @emits("QConv", scratch=qconv_scratch)
 def qconv(ctx: LayerCtx) -> str:
     try:
@@ -230,9 +253,11 @@ def qconv(ctx: LayerCtx) -> str:
     wc = centred_weight(ctx, d["M"])
     sx, sy = sgn(ctx.it(0)), sgn(rt)
     lut_decl, lut = epilogue_lut(ctx)
+    add = residual_add(ctx)
     if _depthwise(d):
+        whole = [] if add is None else [chunked(ctx, ctx.ot(0).size, add)]
         return "\n".join([*lut_decl, _depthwise_body(ctx, d, wc, m0, shift, zx, zy, lo, hi,
-                                                     lut)])
+                                                     lut), *whole])
     layout, guard = pick_layout(ctx, wc)
     zk, xmax, flip = kernel_codes(layout, ctx.it(0), zx)
     bias = folded_bias(ctx, wc, zk, xmax)
@@ -265,6 +290,21 @@ def qconv(ctx: LayerCtx) -> str:
         f"qnnc_q8_pad_planes(xp, (const uint8_t *)xg, {d['Cg']}, {d['H']}, {d['W']}, {pp[0]}, "
         f"{pp[1]}, {d['PT']}, {d['PL']}, {zx & 0xFF});"]
 
+    def added(p0: Expr) -> Callable[[Expr], list[str]] | None:
+        """The residual add over a finished tile's rows of the chunk, or None."""
+        if add is None:
+            return None
+
+        def rows_of(t: Expr) -> list[str]:
+            m = t * MR + Var("r", 0, MR - 1)
+            at = (n * d["M"] + g * d["Mg"]) * p + Var("m", 0, d["Mg"] - 1) * p + p0
+            return [f"for (int r = 0; r < {MR}; ++r) {{",
+                    f"  const int m = {m};",
+                    *("  " + ln for ln in guarded(ge(m, d["Mg"]), ["break;"])),
+                    f"  {add(at, 'nc')}",
+                    "}"]
+        return rows_of
+
     def chunk(p0: Expr) -> list[str]:
         at = Var("m") * p + p0 + Var("j") * NR
         store = " ".join([*oc_decl, with_lut(
@@ -273,11 +313,12 @@ def qconv(ctx: LayerCtx) -> str:
         if fusable(shift):
             tiles = fused_tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], ch0=g * d["Mg"],
                                      y0=paren(plus("yg", p0)), ldy=p, panel0=g * mt,
-                                     narrow=narrow, threaded=split is None, layout=layout)
+                                     narrow=narrow, threaded=split is None, layout=layout,
+                                     after=added(p0))
         else:
             tiles = tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
                                panel0=g * mt, narrow=narrow, threaded=split is None,
-                               layout=layout)
+                               layout=layout, after=added(p0))
         rows = (_conv_quads(d, flip, zx, p0, pp, layout.panel(k2), nc) if layout is QUADS
                 else _conv_rows(d, sx, zx, p0, pp))
         kv = "kq" if layout is QUADS else "kp"

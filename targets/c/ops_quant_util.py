@@ -3,15 +3,17 @@ epilogue tables."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ir import qmath
-from ir.ops.qcommon import out_type
+from ir.graph import Node
+from ir.ops.qcommon import ADD_SHIFT, add_multipliers, out_type
 from ir.ops.registry import get_op
 from ir.types import DType, QuantParams, TensorType
-from targets.c.emitter import LayerCtx, c_table
+from targets.c.emitter import LayerCtx, c_table, plus
+from targets.c.expr import Const, Expr, Var
 
 
 def qparams(t: TensorType) -> QuantParams:
@@ -85,3 +87,33 @@ def mult_exprs(m0: np.ndarray, shift: np.ndarray, index: str) -> tuple[list[str]
     decl = [int_table("req_m0", "int32_t", m0.tolist()),
             int_table("req_n", "int8_t", (shift + qmath.M0_BITS).tolist())]
     return decl, f"req_m0[{index}]", f"req_n[{index}]"
+
+
+def qadd_n(node: Node, a: str, b: str, y: str) -> Callable[[Expr, str], str]:
+    """The same-shape QAdd ``node`` (compiler/passes/fuse_epilogue.residual_fusable) as
+    ``call(offset, n)``: qnnc_qadd_n over its n elements from ``offset`` of the C arrays ``a``,
+    ``b`` (its operands) and ``y`` (its result); a QConv's epilogue calls it too."""
+    ta, tb = (v.type for v in node.inputs if v is not None)
+    to = node.outputs[0].type
+    (ma, na), (mb, nb), (my, ny) = add_multipliers(ta, tb, to)
+    lo, hi = qmath.qrange(to.dtype)
+    if "act_min" in node.attrs:
+        lo, hi = max(lo, int(node.attrs["act_min"])), min(hi, int(node.attrs["act_max"]))
+    za, zb, zy = (qparams(t).zero_point[0] for t in (ta, tb, to))
+    shifts = [31 + int(v[0]) for v in (na, nb, ny)]
+    return lambda at, n: (
+        f"qnnc_qadd_n({plus(a, at)}, {sgn(ta)}, {plus(b, at)}, {sgn(tb)}, {plus(y, at)}, "
+        f"{sgn(to)}, {n}, {ADD_SHIFT}, {za}, {int(ma[0])}, {shifts[0]}, {zb}, {int(mb[0])}, "
+        f"{shifts[1]}, {int(my[0])}, {shifts[2]}, {zy}, {lo}, {hi});")
+
+
+CHUNK = 4096  # elements per call of a vectorised helper (and per thread's share)
+
+
+def chunked(ctx: LayerCtx, n: int, call: Callable[[Expr, str], str]) -> str:
+    """``call(start, length)`` over [0, n) in chunks, threaded if on; one call if it fits."""
+    if n <= CHUNK:
+        return call(Const(0), str(n))
+    return (f"{ctx.omp()}for (int i0 = 0; i0 < {n}; i0 += {CHUNK}) {{\n"
+            f"    const int len = {n} - i0 < {CHUNK} ? {n} - i0 : {CHUNK};\n"
+            f"    {call(Var('i0', 0, n - 1), 'len')}\n}}")

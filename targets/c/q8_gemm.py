@@ -276,10 +276,12 @@ def tiles(ctx: LayerCtx, mt: int, body: Callable[[Expr], list[str]],
 
 def tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str,
                panel0: Expr | int = 0, narrow: bool = False,
-               threaded: bool = True, layout: Layout = PAIRS) -> list[str]:
+               threaded: bool = True, layout: Layout = PAIRS,
+               after: Callable[[Expr], list[str]] | None = None) -> list[str]:
     """The micro-kernel over every MR-row weight tile x 16-column panel of the packed chunk
     (``k2``: k groups of ``layout``); ``store`` stores row r (channel m) of ``acc`` (cols
-    valid columns, panel j)."""
+    valid columns, panel j); ``after(t)``: lines run once tile t's rows are stored (an
+    epilogue layer over them while they are in L1)."""
     def tile(t: Expr) -> list[str]:
         m = t * MR + Var("r", 0, MR - 1)
         return [
@@ -294,6 +296,7 @@ def tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str
             f"    {store}",
             "  }",
             "}",
+            *(after(t) if after is not None else []),
         ]
     return tiles(ctx, mt, tile, threaded)
 
@@ -320,9 +323,11 @@ def fused_epilogue(bias: str, m0: np.ndarray, shift: np.ndarray, zy: int, lo: in
 def fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0: Expr,
                      y0: str, ldy: int, panel0: Expr | int = 0,
                      narrow: bool = False, threaded: bool = True,
-                     layout: Layout = PAIRS) -> list[str]:
+                     layout: Layout = PAIRS,
+                     after: Callable[[Expr], list[str]] | None = None) -> list[str]:
     """The fused tile kernel over every tile of the chunk: tile (mt, j) stores channels
-    ch0 + mt*MR .. (rows of the group) at y0 + (mt*MR) * ldy + j*16."""
+    ch0 + mt*MR .. (rows of the group) at y0 + (mt*MR) * ldy + j*16; ``after(t)`` as in
+    :func:`tile_loop`."""
     def tile(t: Expr) -> list[str]:
         left = rows - t * MR
         rr = minimum(left, MR)
@@ -345,5 +350,6 @@ def fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0:
             f"  const int cols = nc - j * {NR} < {width} ? nc - j * {NR} : {width};",
             f"  {call}",
             "}",
+            *(after(t) if after is not None else []),
         ]
     return tiles(ctx, mt, tile, threaded)
