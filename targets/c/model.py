@@ -453,7 +453,6 @@ class _Layers:
         return out
 
 
-
 def _epilogue_of(graph: Graph, i: int) -> Node | None:
     """The layer node ``i`` runs in its epilogue (targets/fusion.py), checked: an annotated
     layer must directly follow its product, or its code would be lost."""
