@@ -235,7 +235,7 @@ def residual_add(ctx: LayerCtx) -> Callable[[Expr, str], str] | None:
     y = ctx.node.outputs[0]
     other = next(v for v in add.inputs if v is not None and v is not y)
     mine, theirs = ctx.o(0), ctx.extra(other)
-    a, b = (mine, theirs) if add.inputs[0] is y else (theirs, mine)
+    a, b = (mine, theirs) if add.operand("a") is y else (theirs, mine)
     return qadd_n(add, a, b, ctx.extra(add.outputs[0], write=True))
 
 

@@ -20,7 +20,6 @@ from tests.codegen.harness import run_c
 from tests.codegen.test_epilogue_lut import CONVS, big_multiplier
 from tests.codegen.test_ops_int8 import GEMM_CPUS, feeds_for, graph, out_attrs, rand_q, weights
 
-
 #: CONVS and a plane wide enough for several column chunks (and chunks shared by threads)
 CASES = {**CONVS, "dense_chunks": (dict(x=(1, 8, 40, 44), w=(10, 8, 3, 3), s=[1, 1],
                                         p=[1, 1, 1, 1], g=1), False)}
