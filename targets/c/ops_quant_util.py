@@ -90,7 +90,7 @@ def mult_exprs(m0: np.ndarray, shift: np.ndarray, index: str) -> tuple[list[str]
 
 
 def qadd_n(node: Node, a: str, b: str, y: str) -> Callable[[Expr, str], str]:
-    """The same-shape QAdd ``node`` (compiler/passes/fuse_epilogue.residual_fusable) as
+    """The same-shape QAdd ``node`` (targets/fusion.residual_fusable) as
     ``call(offset, n)``: qnnc_qadd_n over its n elements from ``offset`` of the C arrays ``a``,
     ``b`` (its operands) and ``y`` (its result); a QConv's epilogue calls it too."""
     ta, tb = (v.type for v in node.inputs if v is not None)
