@@ -37,7 +37,12 @@ from compiler.errors import InputError, QnncError
 from compiler.quant.calib_data import calibration_data
 from compiler.quant.observe_batch import SampleBatch
 from compiler.quant.observe_thread import ObserveThread
-from compiler.quant.observers import Observer, PercentileObserver, make_observer
+from compiler.quant.observers import (
+    DEFAULT_PERCENTILE,
+    Observer,
+    PercentileObserver,
+    make_observer,
+)
 from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, Schedule, run
@@ -104,7 +109,7 @@ class Calibrator:
         graph: Graph,
         method: Method = "minmax",
         *,
-        percentile: float = 99.99,
+        percentile: float = DEFAULT_PERCENTILE,
         symmetric: bool = False,
         bins: int = 2048,
     ) -> None:
@@ -327,7 +332,7 @@ def calibrate_model(
     data: Any,
     method: Method = "minmax",
     *,
-    percentile: float = 99.99,
+    percentile: float = DEFAULT_PERCENTILE,
     symmetric: bool = False,
     bins: int = 2048,
     progress: Progress | None = None,
@@ -397,7 +402,7 @@ def calibrate(
     data: Any,
     method: Method = "minmax",
     *,
-    percentile: float = 99.99,
+    percentile: float = DEFAULT_PERCENTILE,
     symmetric: bool = False,
     bins: int = 2048,
     progress: Progress | None = None,

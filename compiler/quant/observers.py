@@ -38,6 +38,9 @@ from ir.types import DType, QuantParams
 Scheme = Literal["u8", "i8", "i8sym"]
 SCHEMES: tuple[Scheme, ...] = ("u8", "i8", "i8sym")
 _QRANGE: dict[str, tuple[int, int]] = {"u8": (0, 255), "i8": (-128, 127), "i8sym": (-127, 127)}
+#: the percentile method's default: clip the rarest 1 in 100,000 values (see
+#: benchmarks/README.md, quant_accuracy and int8_recipe, for how it was chosen)
+DEFAULT_PERCENTILE = 99.999
 
 
 class Observer(ABC):
@@ -356,7 +359,8 @@ class _HistogramObserver(Observer):
 class PercentileObserver(_HistogramObserver):
     """Clip the rarest ``100 - percentile`` percent (see the module docstring for which)."""
 
-    def __init__(self, percentile: float = 99.99, bins: int = 2048, symmetric: bool = False):
+    def __init__(self, percentile: float = DEFAULT_PERCENTILE, bins: int = 2048,
+                 symmetric: bool = False) -> None:
         super().__init__(bins, symmetric)
         if not 50.0 < percentile <= 100.0:
             raise ValueError(f"percentile must be in (50, 100], got {percentile}")
@@ -508,7 +512,8 @@ def _clip_costs(
 
 
 def make_observer(
-    method: str, *, percentile: float = 99.99, symmetric: bool = False, bins: int = 2048
+    method: str, *, percentile: float = DEFAULT_PERCENTILE, symmetric: bool = False,
+    bins: int = 2048,
 ) -> Observer:
     """An observer for ``method`` ("minmax", "percentile", "entropy" or "mse")."""
     if method == "minmax":

@@ -23,6 +23,7 @@ from typing import TypeVar
 import numpy as np
 
 from compiler.quant.observers import (
+    DEFAULT_PERCENTILE,
     EntropyObserver,
     Histogram,
     MseObserver,
@@ -43,7 +44,7 @@ ENTROPY_STRIDE = 16
 O = TypeVar("O", PercentileObserver, MseObserver, EntropyObserver)
 
 
-def candidates(hist: Histogram, percentile: float = 99.99) -> dict[str, Range]:
+def candidates(hist: Histogram, percentile: float = DEFAULT_PERCENTILE) -> dict[str, Range]:
     """Every method's range for one tensor's histogram (asymmetric, as u8 activations are).
     The entropy candidate searches every :data:`ENTROPY_STRIDE`-th threshold and then the
     best one's neighbours (EntropyObserver.threshold): the exhaustive search would cost more

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -14,7 +16,14 @@ from tests.quant.test_smooth import BEFORE, _samples
 
 
 def _blas_threads() -> set[int]:
-    return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+    """Thread counts of numpy's BLAS, the one the interpreter calls: the pools of numpy's own
+    install when it bundles one (other tests may load scipy's, whose threads calibration
+    never uses), else every BLAS pool."""
+    pools = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    home = Path(np.__file__).resolve().parent  # wheels bundle it in numpy.libs beside it
+    dirs = {home, home.with_name(home.name + ".libs")}
+    own = [p for p in pools if dirs & set(Path(p["filepath"]).resolve().parents)]
+    return {p["num_threads"] for p in own or pools}
 
 
 @pytest.fixture(autouse=True)
