@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler.quant.observers import (
+    DEFAULT_PERCENTILE,
     MAX_SCALE,
     MIN_SCALE,
     SCHEMES,
@@ -56,6 +57,14 @@ def test_percentile_of_gaussian_matches_normal_quantiles(gauss: np.ndarray) -> N
     assert lo == pytest.approx(-3.090, abs=0.05) and hi == pytest.approx(3.090, abs=0.05)
     lo, hi = _observe("percentile", [gauss], percentile=99.9, symmetric=True)
     assert hi == pytest.approx(3.291, abs=0.05) and lo == -hi  # 99.9% of |x|: 3.291 sigma
+
+
+def test_the_default_percentile_clips_one_value_in_100000_per_tail(gauss: np.ndarray) -> None:
+    assert DEFAULT_PERCENTILE == 99.999
+    lo, hi = _observe("percentile", [gauss])
+    # the 0.001% tails of N(0, 1) start at 4.265 sigma; a million values hold 10 beyond each
+    assert lo == pytest.approx(-4.265, abs=0.15) and hi == pytest.approx(4.265, abs=0.15)
+    assert np.count_nonzero(gauss > hi) <= 20 and np.count_nonzero(gauss < lo) <= 20
 
 
 def test_outliers_stretch_minmax_but_the_others_clip(gauss: np.ndarray) -> None:
