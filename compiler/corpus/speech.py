@@ -89,7 +89,9 @@ def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
 def synthesise(text: str, voice: str = "en", rate_wpm: int = 160, pitch: int = 50,
                ) -> np.ndarray:
     """``text`` spoken, as 16 kHz f32 audio in [-1, 1] with eSpeak's own leading and
-    trailing silence cut off."""
+    trailing silence cut off. Not bit-reproducible: eSpeak NG carries synthesis state from
+    one call to the next (the same text comes out a few samples longer or shorter, whatever
+    its random seed), and seeds its noise from the clock."""
     eng = _engine()
     if eng.lib.espeak_SetVoiceByName(voice.encode()) != 0:
         raise ValueError(f"eSpeak NG has no voice {voice!r}")
