@@ -22,6 +22,7 @@ from compiler.cli_cache import add_cache_parser
 from compiler.cli_common import (
     add_budget_options,
     add_input_shape_option,
+    add_percentile_option,
     add_size_budget_option,
     add_smooth_option,
     add_weight_range_option,
@@ -339,6 +340,7 @@ def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) 
                    choices=CALIB_METHODS,
                    help=f"range observer (default {DEFAULT_CALIB_METHOD}); layerwise picks "
                    "one of the others per tensor by the error it causes in the layers reading it")
+    add_percentile_option(q)
     q.add_argument("--skip-layers", action="append", default=[], metavar="NAME[,NAME...]",
                    help="layers (node names, see qnnc inspect) to keep in f32 (repeatable)")
     q.add_argument("--skip-op-types", action="append", default=[], metavar="OP[,OP...]",

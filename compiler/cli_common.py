@@ -13,6 +13,7 @@ from typing import Any
 from compiler.budget import FLAG, parse_size
 from compiler.errors import QnncError
 from compiler.io import parse_input_shapes
+from compiler.quant.observers import DEFAULT_PERCENTILE
 
 
 def print_json(data: Any) -> None:
@@ -66,6 +67,27 @@ def fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1 (0% and 100%)")
     return value
+
+
+def percentile(text: str) -> float:
+    """An argparse type: a calibration percentile in (50, 100]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentile: {text!r} (e.g. 99.999)") from None
+    if not 50.0 < value <= 100.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not in (50, 100]: the share of each "
+                                         "tensor's values its range keeps (e.g. 99.99)")
+    return value
+
+
+def add_percentile_option(q: argparse._ArgumentGroup) -> None:
+    """--calib-percentile (compile, bench, run, golden record)."""
+    q.add_argument("--calib-percentile", type=percentile, default=DEFAULT_PERCENTILE,
+                   metavar="P",
+                   help="the percentile method's P: each tail's rarest 100 - P percent of a "
+                   f"tensor's calibration values are clipped (default {DEFAULT_PERCENTILE:g}; "
+                   "lower clips more)")
 
 
 def add_weight_range_option(q: argparse._ArgumentGroup) -> None:

@@ -13,6 +13,7 @@ from compiler.api import CALIB_METHODS, DEFAULT_CALIB_METHOD, PRECISIONS, Compil
 from compiler.cli_common import (
     add_budget_options,
     add_input_shape_option,
+    add_percentile_option,
     add_size_budget_option,
     add_smooth_option,
     add_weight_range_option,
@@ -126,6 +127,7 @@ def add_golden_parser(
                    "a stacked copy is stored in the golden set")
     q.add_argument("--calib-method", default=DEFAULT_CALIB_METHOD,
                    choices=CALIB_METHODS)
+    add_percentile_option(q)
     q.add_argument("--skip-layers", action="append", default=[], metavar="NAME[,NAME...]")
     q.add_argument("--skip-op-types", action="append", default=[], metavar="OP[,OP...]")
     q.add_argument("--per-tensor-weights", action="store_true",
@@ -169,7 +171,8 @@ def cmd_record(args: argparse.Namespace) -> int:
                         "alone means int8, as in qnnc compile)")
     options = golden.GoldenOptions(
         precision=args.precision or ("int8" if args.calib else "f32"),
-        calib_method=args.calib_method, equalize=args.equalize, smooth=args.smooth,
+        calib_method=args.calib_method, calib_percentile=args.calib_percentile,
+        equalize=args.equalize, smooth=args.smooth,
         per_channel=not args.per_tensor_weights, weight_range=args.weight_range,
         skip_layers=split_list(args.skip_layers), skip_op_types=split_list(args.skip_op_types),
         input_shapes={k: list(v) for k, v in (single_shapes_arg(args) or {}).items()},

@@ -242,6 +242,7 @@ def compile_options(args: argparse.Namespace) -> CompileOptions:
         precision=args.precision,
         calibration=args.calib,
         calib_method=args.calib_method,
+        calib_percentile=args.calib_percentile,
         skip_layers=split_list(args.skip_layers),
         skip_op_types=split_list(args.skip_op_types),
         per_channel=not args.per_tensor_weights,

@@ -15,6 +15,7 @@ from typing import Any
 
 from compiler.errors import QnncError
 from compiler.quant.calibrate import DEFAULT_METHOD, METHODS
+from compiler.quant.observers import DEFAULT_PERCENTILE
 from ir.qmath import WEIGHT_RANGES
 
 Progress = Callable[[int, int | None], None]
@@ -67,6 +68,9 @@ class CompileOptions:
     #: or an iterable of feed dicts
     calibration: Any = None
     calib_method: str = DEFAULT_CALIB_METHOD
+    #: the percentile method's P: each tail's rarest 100 - P percent of a tensor's values are
+    #: clipped (layerwise takes its percentile candidate from it too)
+    calib_percentile: float = DEFAULT_PERCENTILE
     skip_layers: Sequence[str] = ()
     skip_op_types: Sequence[str] = ()
     per_channel: bool = True
@@ -170,6 +174,11 @@ class CompileOptions:
         if self.weight_range not in WEIGHT_RANGE_CHOICES:
             raise QnncError(f"weight_range must be one of {list(WEIGHT_RANGE_CHOICES)}, got "
                             f"{self.weight_range!r}")
+        if not (isinstance(self.calib_percentile, (int, float))
+                and 50.0 < self.calib_percentile <= 100.0):
+            raise QnncError(f"calib_percentile must be in (50, 100], got "
+                            f"{self.calib_percentile!r}: the share of each tensor's values "
+                            "its range keeps (99.999 clips the rarest 1 in 100,000 per tail)")
         if self.calibration is not None and self.precision == "f32":
             raise QnncError("calibration data (--calib, calibration=) applies to precision "
                             "int8; drop one of the two (calibration data alone means int8)")

@@ -27,7 +27,8 @@ from compiler.passes.quantize import Quantize, QuantizeOutcome
 from targets.profiles import Profile
 
 #: compile option -> option of the quantize pass it sets
-QUANTIZE_OPTIONS = {"calib_method": "method", "per_channel": "per_channel",
+QUANTIZE_OPTIONS = {"calib_method": "method", "calib_percentile": "percentile",
+                    "per_channel": "per_channel",
                     "weight_range": "weight_range", "smooth": "smooth",
                     "skip_layers": "skip_layers", "skip_op_types": "skip_op_types",
                     "min_sqnr_db": "min_sqnr", "max_drop": "max_drop"}

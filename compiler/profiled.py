@@ -276,7 +276,8 @@ def _calibrate(proto: ModelProto, profiles: list[Shapes], floats: list[Graph],
                 for s in signature if s.name in types}
     with limited_blas():
         return calibrate_shapes(graph_at, patterns, q.calibration,
-                                q.method, progress=q.progress)  # type: ignore[arg-type]
+                                q.method,  # type: ignore[arg-type]
+                                percentile=q.percentile, progress=q.progress)
 
 
 def _key(shapes: Mapping[str, Sequence[int]]) -> tuple[Any, ...]:

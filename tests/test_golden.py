@@ -295,6 +295,36 @@ def test_cli_record_takes_the_compile_quantisation_options(tmp_path: Path,
     assert main(["golden", "check", str(out), "-q"]) == 0
 
 
+def test_cli_record_stores_the_percentile_and_older_sets_replay_theirs(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--calib-percentile is recorded and replayed; a set recorded before the option existed
+    (no calib_percentile in its options) replays with the 99.99 it was calibrated with, so
+    its goldens still pass after the default moved to 99.999."""
+    m = tmp_path / "tiny.onnx"
+    onnx.save(build_example("tiny_cnn"), m)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", input=rng.standard_normal((8, 1, 1, 8, 8)).astype("f4"))
+    calib = str(tmp_path / "calib.npz")
+    old, new = tmp_path / "old", tmp_path / "new"
+    for out, p in ((old, "99.99"), (new, "99.5")):
+        assert main(["golden", "record", str(m), "--random-input", "-o", str(out), "-q",
+                     "--calib", calib, "--calib-percentile", p]) == 0
+    assert json.loads((new / "manifest.json").read_text())["options"]["calib_percentile"] \
+        == 99.5
+    assert main(["golden", "check", str(new), "-q"]) == 0
+    # the older set: its manifest as written before the option existed
+    man = json.loads((old / "manifest.json").read_text())
+    del man["options"]["calib_percentile"]
+    (old / "manifest.json").write_text(json.dumps(man))
+    assert golden.goldenset.load_options(man["options"]).calib_percentile == 99.99
+    assert main(["golden", "check", str(old), "-q"]) == 0
+    # and a set that replays with another percentile than it was recorded with fails
+    man["options"]["calib_percentile"] = 99.5
+    (old / "manifest.json").write_text(json.dumps(man))
+    assert main(["golden", "check", str(old), "-q"]) != 0
+    capsys.readouterr()
+
+
 PIPELINE = "fold-constants,quantize{method=mse},dce,layout,fold-layout,tile"
 
 

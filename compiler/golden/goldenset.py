@@ -36,6 +36,7 @@ from compiler.golden.folder import (
     tolerance_of,
     write_manifest,
 )
+from compiler.quant.observers import DEFAULT_PERCENTILE
 
 MODEL = "model.onnx"
 CALIB = "calib.npz"
@@ -57,6 +58,9 @@ class GoldenOptions:
 
     precision: str = "f32"
     calib_method: str = api.DEFAULT_CALIB_METHOD
+    #: the percentile method's P (compile's calib_percentile); a set recorded before the
+    #: option existed replays with the 99.99 it was calibrated with (see load_options)
+    calib_percentile: float = DEFAULT_PERCENTILE
     skip_layers: list[str] = field(default_factory=list)
     skip_op_types: list[str] = field(default_factory=list)
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
@@ -92,12 +96,23 @@ class GoldenOptions:
             target_file=target_file if custom else None,
             threads=self.threads, cpu=self.cpu, precision=self.precision,
             calibration=calibration, calib_method=self.calib_method,
+            calib_percentile=self.calib_percentile,
             skip_layers=self.skip_layers, skip_op_types=self.skip_op_types,
             equalize=self.equalize, smooth=self.smooth, per_channel=self.per_channel,
             weight_range=self.weight_range, pipeline=self.pipeline,
             max_tensor_bytes=self.max_tensor_bytes, eval_data=eval_data,
             min_sqnr_db=self.min_sqnr_db, max_drop=self.max_drop,
         )
+
+
+#: the percentile every set recorded before GoldenOptions.calib_percentile was calibrated with
+PERCENTILE_BEFORE_OPTION = 99.99
+
+
+def load_options(stored: Mapping[str, Any]) -> GoldenOptions:
+    """A set's stored options; a set recorded before an option existed gets the value it was
+    recorded with, not today's default (so its goldens still replay)."""
+    return GoldenOptions(**{"calib_percentile": PERCENTILE_BEFORE_OPTION, **stored})
 
 
 def stack_calibration(source: Any, model: ModelLike, options: GoldenOptions
@@ -211,7 +226,7 @@ def check_set(
     if missing:
         raise QnncError(f"{str(root)!r} has no golden for target(s) {missing}; it holds: "
                         f"{', '.join(recorded)}")
-    options = GoldenOptions(**man.get("options", {}))
+    options = load_options(man.get("options", {}))
     model_path = Path(model) if model is not None else root / MODEL
     if not model_path.is_file():
         raise ModelLoadError(f"model {str(model_path)!r} does not exist")

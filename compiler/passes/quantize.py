@@ -22,8 +22,12 @@ from typing import Any
 from compiler.errors import QnncError
 from compiler.passes.manager import Pass, option, register
 from compiler.quant.calibrate import DEFAULT_METHOD, METHODS
+from compiler.quant.observers import DEFAULT_PERCENTILE
 from ir.graph import Graph
 from ir.qmath import WEIGHT_RANGES
+
+#: the methods whose ranges depend on the percentile
+PERCENTILE_METHODS = ("percentile", "layerwise")
 
 
 @dataclass
@@ -51,6 +55,9 @@ class Quantize(Pass):
     name = "quantize"
     description = "calibrate on sample data and quantise to INT8 (quantised models are kept)"
     method: str = option(DEFAULT_METHOD, f"range observer: {', '.join(METHODS)}")
+    percentile: float = option(DEFAULT_PERCENTILE, "the percentile (and layerwise) method's "
+                               "percentile P in (50, 100]: each tail's rarest 100 - P percent "
+                               "of a tensor's values are clipped")
     per_channel: bool = option(True, "one weight scale per output channel, else per layer")
     weight_range: str = option("int8", "weight codes: int8, paired (no same-sign pair of "
                                "weights past 128: exact u8 x s8 kernels) or int7")
@@ -86,7 +93,8 @@ class Quantize(Pass):
         from compiler.quant.quantize import QuantConfig, quantize_graph
 
         cal = self.calibrated or calibrate_model(
-            graph, self.calibration, self.method, progress=self.progress)  # type: ignore[arg-type]
+            graph, self.calibration, self.method,  # type: ignore[arg-type]
+            percentile=self.percentile, progress=self.progress)
         if self.smooth > 0:
             from compiler.quant.smooth import smooth
 
@@ -113,6 +121,8 @@ class Quantize(Pass):
         if self.outcome is not None:
             self.outcome.float_graph, self.outcome.auto_precision = graph, auto
             self.outcome.calibration = {"method": self.method,
+                                        **({"percentile": self.percentile}
+                                           if self.method in PERCENTILE_METHODS else {}),
                                         "weight_range": self.weight_range,
                                         **({"smooth": self.smooth} if self.smooth else {}),
                                         "samples": cal.samples,
@@ -135,6 +145,10 @@ class Quantize(Pass):
         if self.method not in METHODS:
             raise QnncError(f"calibration method must be one of {list(METHODS)}, got "
                             f"{self.method!r}")
+        if not 50.0 < self.percentile <= 100.0:
+            raise QnncError(f"calibration percentile must be in (50, 100], got "
+                            f"{self.percentile:g}: the share of each tensor's values kept "
+                            "inside its range (99.999 clips the rarest 1 in 100,000)")
         if self.weight_range not in WEIGHT_RANGES:
             raise QnncError(f"weight range must be one of {list(WEIGHT_RANGES)}, got "
                             f"{self.weight_range!r}")

@@ -366,6 +366,7 @@ def calibrate_shapes(
     data: Any,
     method: Method = "minmax",
     *,
+    percentile: float = DEFAULT_PERCENTILE,
     progress: Progress | None = None,
 ) -> Calibration:
     """One calibration for a model compiled at several shapes: each sample (of any shape the
@@ -380,7 +381,7 @@ def calibrate_shapes(
     for k, feeds in enumerate(samples):
         graph = graph_at({n: tuple(np.shape(a)) for n, a in feeds.items()})
         if calibrator is None:
-            calibrator = Calibrator(graph, method)
+            calibrator = Calibrator(graph, method, percentile=percentile)
         elif (seen := adopted.get(id(graph))) is None or seen() is not graph:
             calibrator.adopt(graph)
         adopted[id(graph)] = weakref.ref(graph)

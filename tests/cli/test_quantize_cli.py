@@ -3,12 +3,14 @@ errors for missing or unfitting calibration data."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from compiler.cli import main
+from compiler.quant.observers import DEFAULT_PERCENTILE
 
 
 def test_int8_compile_and_run(tiny: Path, capsys: pytest.CaptureFixture) -> None:
@@ -129,3 +131,29 @@ def test_smooth_reaches_the_quantize_pass_and_the_manifest(
     assert main(["compile", str(tiny), "--calib", str(tiny.parent / "calib.npz"),
                  "--smooth", "2"]) == 1  # a usage error
     assert "not between 0 and 1" in capsys.readouterr().err
+
+
+def test_calib_percentile_reaches_the_quantize_pass_and_the_manifest(
+        tiny: Path, capsys: pytest.CaptureFixture) -> None:
+    calib = str(tiny.parent / "calib.npz")
+    out, default = tiny.parent / "p90", tiny.parent / "pdef"
+    assert main(["compile", str(tiny), "-o", str(out), "--calib", calib,
+                 "--calib-percentile", "90"]) == 0
+    assert "quantize{percentile=90" in capsys.readouterr().out
+    assert main(["compile", str(tiny), "-o", str(default), "--calib", calib]) == 0
+    capsys.readouterr()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["calibration"]["method"] == "percentile"
+    assert manifest["calibration"]["percentile"] == 90.0
+    assert json.loads((default / "manifest.json").read_text())["calibration"][
+        "percentile"] == DEFAULT_PERCENTILE
+    # clipping the rarest 10% per tail narrows the first layer's output range
+    assert _first_out_scale(out) < _first_out_scale(default)
+    assert main(["compile", str(tiny), "--calib", calib, "--calib-percentile", "40"]) == 1
+    assert "not in (50, 100]" in capsys.readouterr().err
+
+
+def _first_out_scale(folder: Path) -> float:
+    line = next(ln for ln in (folder / "model.ir").read_text().splitlines()
+                if "= QConv(" in ln)
+    return float(line.split("scale=", 1)[1].split(",", 1)[0])
