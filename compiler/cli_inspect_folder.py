@@ -50,7 +50,8 @@ def inspect_folder(args: argparse.Namespace) -> int:
     if cal:
         weights = f", {cal['weight_range']} weights" if cal.get("weight_range") else ""
         smooth = f", smoothed (alpha {cal['smooth']:g})" if cal.get("smooth") else ""
-        lines.append(f"calibrated {cal['method']} on {cal['samples']} samples (sha256 "
+        method = cal["method"] + (f" {cal['percentile']:g}" if "percentile" in cal else "")
+        lines.append(f"calibrated {method} on {cal['samples']} samples (sha256 "
                      f"{cal['samples_sha256'][:16]}...){weights}{smooth}")
     if "arena_bytes" in info:
         lines.append(f"memory    arena {info['arena_bytes']} bytes, weights "

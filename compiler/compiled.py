@@ -55,7 +55,8 @@ class CompiledModel:
         #: evaluation data was given, and the automatic mixed-precision result if asked for
         self.accuracy: Any = None
         self.auto_precision: Any = None
-        #: INT8 calibrated here: {"method", "weight_range", "samples", "samples_sha256"}
+        #: INT8 calibrated here: {"method", "percentile" (percentile and layerwise methods),
+        #: "weight_range", "samples", "samples_sha256"}
         #: (in manifest.json)
         self.calibration: dict[str, Any] | None = None
         #: the accelerator profile (targets.profiles.schema.Profile) the model was tiled for

@@ -233,11 +233,13 @@ def check_outputs(
 def _calibration_notes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
                        ) -> list[str]:
     """A note when the calibration that quantised the model is not the recorded one: its
-    samples' hash or count, or the method, changed (output differences may come from it)."""
+    samples' hash or count, the method or its percentile changed (output differences may come
+    from it). A record made before the percentile was recorded says nothing about it."""
     if not old or not new:
         return []
     changed = [f"{k} {old.get(k)!s:.12} -> {new.get(k)!s:.12}"
-               for k in ("method", "samples", "samples_sha256") if old.get(k) != new.get(k)]
+               for k in ("method", "percentile", "samples", "samples_sha256")
+               if (k != "percentile" or k in old) and old.get(k) != new.get(k)]
     if not changed:
         return []
     return ["calibration changed since recording (" + ", ".join(changed) + "): the scales "

@@ -147,6 +147,8 @@ def test_calib_percentile_reaches_the_quantize_pass_and_the_manifest(
     assert manifest["calibration"]["percentile"] == 90.0
     assert json.loads((default / "manifest.json").read_text())["calibration"][
         "percentile"] == DEFAULT_PERCENTILE
+    assert main(["inspect", str(out)]) == 0
+    assert "calibrated percentile 90 on 16 samples" in capsys.readouterr().out
     # clipping the rarest 10% per tail narrows the first layer's output range
     assert _first_out_scale(out) < _first_out_scale(default)
     assert main(["compile", str(tiny), "--calib", calib, "--calib-percentile", "40"]) == 1
