@@ -230,16 +230,23 @@ def check_outputs(
     return res
 
 
+#: the percentile of every record made before records said it (qnnc's only one until then)
+PERCENTILE_BEFORE_RECORDED = 99.99
+
+
 def _calibration_notes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
                        ) -> list[str]:
     """A note when the calibration that quantised the model is not the recorded one: its
     samples' hash or count, the method or its percentile changed (output differences may come
-    from it). A record made before the percentile was recorded says nothing about it."""
+    from it). A record made before the percentile was recorded was calibrated at 99.99, the
+    only percentile qnnc had then."""
     if not old or not new:
         return []
+    if "percentile" not in old and old.get("method") in ("percentile", "layerwise"):
+        old = {**old, "percentile": PERCENTILE_BEFORE_RECORDED}
     changed = [f"{k} {old.get(k)!s:.12} -> {new.get(k)!s:.12}"
                for k in ("method", "percentile", "samples", "samples_sha256")
-               if (k != "percentile" or k in old) and old.get(k) != new.get(k)]
+               if old.get(k) != new.get(k)]
     if not changed:
         return []
     return ["calibration changed since recording (" + ", ".join(changed) + "): the scales "

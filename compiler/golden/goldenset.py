@@ -25,6 +25,7 @@ from compiler.golden.facts import INTERP, compile_target, golden_targets
 from compiler.golden.folder import (
     FORMAT,
     INPUTS,
+    PERCENTILE_BEFORE_RECORDED,
     GoldenError,
     GoldenResult,
     check_outputs,
@@ -105,14 +106,10 @@ class GoldenOptions:
         )
 
 
-#: the percentile every set recorded before GoldenOptions.calib_percentile was calibrated with
-PERCENTILE_BEFORE_OPTION = 99.99
-
-
 def load_options(stored: Mapping[str, Any]) -> GoldenOptions:
     """A set's stored options; a set recorded before an option existed gets the value it was
     recorded with, not today's default (so its goldens still replay)."""
-    return GoldenOptions(**{"calib_percentile": PERCENTILE_BEFORE_OPTION, **stored})
+    return GoldenOptions(**{"calib_percentile": PERCENTILE_BEFORE_RECORDED, **stored})
 
 
 def stack_calibration(source: Any, model: ModelLike, options: GoldenOptions
