@@ -887,6 +887,10 @@ typedef struct {
     int32_t zp, lo, hi;
     int per_channel, sgn;
     const uint8_t *lut;
+    /* per channel, bias * m0 + 2^(n - 1) where n >= 32 (the high-half form's rounding term),
+     * made once per layer call so that a row reads it instead of computing it; NULL: each
+     * row computes it */
+    const int64_t *rb;
 } qnnc_q8_epilogue;
 
 /* C[rows][cols] of one tile (channels ch0 .. ch0+rows-1, rows <= MR, cols <= NR), requantised
@@ -985,10 +989,23 @@ static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, i
 QNNC_HOT int qnnc_q8_rows_hi(const int32_t *acc, const int32_t *bias, const int32_t *m0,
                              const int8_t *nsh, int per_channel, int ch0, int rows,
                              int32_t zp, int32_t lo, int32_t hi, const int clamp,
-                             const int sgn, uint8_t *y, ptrdiff_t ldy) {
+                             const int sgn, uint8_t *y, ptrdiff_t ldy, const int64_t *rbs) {
     const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo);
     const __m512i vhi = _mm512_set1_epi32(hi);
     int r = 0;
+    if (rbs != NULL && per_channel) {
+        for (; r < rows; ++r) {
+            const int q = ch0 + r, n = nsh[q];
+            if (n < 32) break;
+            const __m512i v = _mm512_loadu_si512((const void *)(acc + QNNC_Q8_NR * r));
+            __m512i res = _mm512_add_epi32(
+                qnnc_q8_req16_hi(v, _mm512_set1_epi32(m0[q]), _mm512_set1_epi64(rbs[q]),
+                                 _mm_cvtsi32_si128(n - 32)), vzp);
+            if (clamp) res = _mm512_min_epi32(_mm512_max_epi32(res, vlo), vhi);
+            _mm_storeu_si128((__m128i *)(y + r * ldy), qnnc_q8_bytes16(res, sgn));
+        }
+        return r;
+    }
     for (; r < rows; ++r) {
         const int q = per_channel ? ch0 + r : 0, n = nsh[q];
         if (n < 32) break;
@@ -1057,13 +1074,13 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store(const int32_t *acc, const qnnc_q8_ep
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
     if (!lut && cols == QNNC_Q8_NR) {
         r0 = clamp ? (sgn ? qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
-                                            hi, 1, 1, y, ldy)
+                                            hi, 1, 1, y, ldy, ep->rb)
                           : qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
-                                            hi, 1, 0, y, ldy))
+                                            hi, 1, 0, y, ldy, ep->rb))
                    : (sgn ? qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
-                                            hi, 0, 1, y, ldy)
+                                            hi, 0, 1, y, ldy, ep->rb)
                           : qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
-                                            hi, 0, 0, y, ldy));
+                                            hi, 0, 0, y, ldy, ep->rb));
     }
 #endif
     for (int r = r0; r < rows; ++r) {
