@@ -13,7 +13,7 @@ from typing import Any
 from compiler.budget import FLAG, parse_size
 from compiler.errors import QnncError
 from compiler.io import parse_input_shapes
-from compiler.quant.observers import DEFAULT_PERCENTILE
+from compiler.quant.observers import DEFAULT_PERCENTILE, percentile_problem
 
 
 def print_json(data: Any) -> None:
@@ -75,9 +75,8 @@ def percentile(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a percentile: {text!r} (e.g. 99.999)") from None
-    if not 50.0 < value <= 100.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not in (50, 100]: the share of each "
-                                         "tensor's values its range keeps (e.g. 99.99)")
+    if (problem := percentile_problem(value)) is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from compiler.errors import QnncError
 from compiler.quant.calibrate import DEFAULT_METHOD, METHODS
-from compiler.quant.observers import DEFAULT_PERCENTILE
+from compiler.quant.observers import DEFAULT_PERCENTILE, percentile_problem
 from ir.qmath import WEIGHT_RANGES
 
 Progress = Callable[[int, int | None], None]
@@ -174,11 +174,8 @@ class CompileOptions:
         if self.weight_range not in WEIGHT_RANGE_CHOICES:
             raise QnncError(f"weight_range must be one of {list(WEIGHT_RANGE_CHOICES)}, got "
                             f"{self.weight_range!r}")
-        if not (isinstance(self.calib_percentile, (int, float))
-                and 50.0 < self.calib_percentile <= 100.0):
-            raise QnncError(f"calib_percentile must be in (50, 100], got "
-                            f"{self.calib_percentile!r}: the share of each tensor's values "
-                            "its range keeps (99.999 clips the rarest 1 in 100,000 per tail)")
+        if (problem := percentile_problem(self.calib_percentile)) is not None:
+            raise QnncError(f"calib_percentile: {problem}")
         if self.calibration is not None and self.precision == "f32":
             raise QnncError("calibration data (--calib, calibration=) applies to precision "
                             "int8; drop one of the two (calibration data alone means int8)")

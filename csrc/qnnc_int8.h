@@ -887,11 +887,30 @@ typedef struct {
     int32_t zp, lo, hi;
     int per_channel, sgn;
     const uint8_t *lut;
-    /* per channel, bias * m0 + 2^(n - 1) where n >= 32 (the high-half form's rounding term),
-     * made once per layer call so that a row reads it instead of computing it; NULL: each
-     * row computes it */
+    /* per channel (per-channel epilogues only), qnnc_q8_round_term where n >= 32, made once
+     * per layer call so that a row reads it instead of computing it (qnnc_q8_round_terms);
+     * NULL: each row computes it */
     const int64_t *rb;
 } qnnc_q8_epilogue;
+
+/* The high-half form's rounding term of a channel with n >= 32: bias * m0 + 2^(n-1). */
+static inline int64_t qnnc_q8_round_term(int32_t bias, int32_t m0, int n) {
+    return (int64_t)bias * m0 + ((int64_t)1 << (n - 1));
+}
+
+/* The m channels' rounding terms into rb (0 for n < 32), which the AVX-512 row store reads:
+ * returns rb there, and elsewhere NULL without computing them. */
+static inline const int64_t *qnnc_q8_round_terms(int64_t *rb, const int32_t *bias,
+                                                 const int32_t *m0, const int8_t *nsh, int m) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    for (int c = 0; c < m; ++c)
+        rb[c] = nsh[c] >= 32 ? qnnc_q8_round_term(bias[c], m0[c], nsh[c]) : 0;
+    return rb;
+#else
+    (void)rb, (void)bias, (void)m0, (void)nsh, (void)m;
+    return NULL;
+#endif
+}
 
 /* C[rows][cols] of one tile (channels ch0 .. ch0+rows-1, rows <= MR, cols <= NR), requantised
  * and stored at y + r * ldy + c (bytes). */
@@ -916,12 +935,11 @@ static inline void qnnc_q8_tile_store_c(const int32_t *QNNC_RESTRICT acc,
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 /* One row's 16 accumulators at acc in the high-half form (n >= 32) plus zp, clamped to
  * [lo, hi] if clamp, as int32 lanes. */
-static inline __m512i qnnc_q8_row_hi(const int32_t *acc, int32_t m0, int n, int32_t bias,
+static inline __m512i qnnc_q8_row_hi(const int32_t *acc, int32_t m0, int n, int64_t rb,
                                      __m512i zp, __m512i lo, __m512i hi, int clamp) {
-    const __m512i rb = _mm512_set1_epi64((int64_t)bias * m0 + ((int64_t)1 << (n - 1)));
     const __m512i res = _mm512_add_epi32(
-        qnnc_q8_req16_hi(_mm512_loadu_si512((const void *)acc), _mm512_set1_epi32(m0), rb,
-                         _mm_cvtsi32_si128(n - 32)), zp);
+        qnnc_q8_req16_hi(_mm512_loadu_si512((const void *)acc), _mm512_set1_epi32(m0),
+                         _mm512_set1_epi64(rb), _mm_cvtsi32_si128(n - 32)), zp);
     return clamp ? _mm512_min_epi32(_mm512_max_epi32(res, lo), hi) : res;
 }
 
@@ -937,7 +955,8 @@ static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, i
                                         int clamp, int sgn) {
     __m512i res;
     if (n >= 32) {
-        res = qnnc_q8_row_hi(acc, m0, n, bias, _mm512_set1_epi32(zp), _mm512_set1_epi32(lo),
+        res = qnnc_q8_row_hi(acc, m0, n, qnnc_q8_round_term(bias, m0, n),
+                             _mm512_set1_epi32(zp), _mm512_set1_epi32(lo),
                              _mm512_set1_epi32(hi), clamp);
     } else {
         const __m512i v = _mm512_loadu_si512((const void *)acc);
@@ -959,7 +978,7 @@ static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, i
     __m256i r0, r1;
     if (n >= 32) {
         const __m256i m = _mm256_set1_epi32(m0);
-        const __m256i rb = _mm256_set1_epi64x((int64_t)bias * m0 + ((int64_t)1 << (n - 1)));
+        const __m256i rb = _mm256_set1_epi64x(qnnc_q8_round_term(bias, m0, n));
         const __m128i sh = _mm_cvtsi32_si128(n - 32);
         r0 = _mm256_add_epi32(qnnc_q8_req8_hi(v0, m, rb, sh), _mm256_set1_epi32(zp));
         r1 = _mm256_add_epi32(qnnc_q8_req8_hi(v1, m, rb, sh), _mm256_set1_epi32(zp));
@@ -993,24 +1012,12 @@ QNNC_HOT int qnnc_q8_rows_hi(const int32_t *acc, const int32_t *bias, const int3
     const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo);
     const __m512i vhi = _mm512_set1_epi32(hi);
     int r = 0;
-    if (rbs != NULL && per_channel) {
-        for (; r < rows; ++r) {
-            const int q = ch0 + r, n = nsh[q];
-            if (n < 32) break;
-            const __m512i v = _mm512_loadu_si512((const void *)(acc + QNNC_Q8_NR * r));
-            __m512i res = _mm512_add_epi32(
-                qnnc_q8_req16_hi(v, _mm512_set1_epi32(m0[q]), _mm512_set1_epi64(rbs[q]),
-                                 _mm_cvtsi32_si128(n - 32)), vzp);
-            if (clamp) res = _mm512_min_epi32(_mm512_max_epi32(res, vlo), vhi);
-            _mm_storeu_si128((__m128i *)(y + r * ldy), qnnc_q8_bytes16(res, sgn));
-        }
-        return r;
-    }
     for (; r < rows; ++r) {
-        const int q = per_channel ? ch0 + r : 0, n = nsh[q];
+        const int ch = ch0 + r, q = per_channel ? ch : 0, n = nsh[q];
         if (n < 32) break;
-        const __m512i res = qnnc_q8_row_hi(acc + QNNC_Q8_NR * r, m0[q], n, bias[ch0 + r], vzp,
-                                           vlo, vhi, clamp);
+        const int64_t rb = rbs != NULL ? rbs[ch] : qnnc_q8_round_term(bias[ch], m0[q], n);
+        const __m512i res = qnnc_q8_row_hi(acc + QNNC_Q8_NR * r, m0[q], n, rb, vzp, vlo, vhi,
+                                           clamp);
         _mm_storeu_si128((__m128i *)(y + r * ldy), qnnc_q8_bytes16(res, sgn));
     }
     return r;

@@ -22,7 +22,7 @@ from typing import Any
 from compiler.errors import QnncError
 from compiler.passes.manager import Pass, option, register
 from compiler.quant.calibrate import DEFAULT_METHOD, METHODS
-from compiler.quant.observers import DEFAULT_PERCENTILE
+from compiler.quant.observers import DEFAULT_PERCENTILE, percentile_problem
 from ir.graph import Graph
 from ir.qmath import WEIGHT_RANGES
 
@@ -145,10 +145,8 @@ class Quantize(Pass):
         if self.method not in METHODS:
             raise QnncError(f"calibration method must be one of {list(METHODS)}, got "
                             f"{self.method!r}")
-        if not 50.0 < self.percentile <= 100.0:
-            raise QnncError(f"calibration percentile must be in (50, 100], got "
-                            f"{self.percentile:g}: the share of each tensor's values kept "
-                            "inside its range (99.999 clips the rarest 1 in 100,000)")
+        if (problem := percentile_problem(self.percentile)) is not None:
+            raise QnncError(f"quantize: {problem}")
         if self.weight_range not in WEIGHT_RANGES:
             raise QnncError(f"weight range must be one of {list(WEIGHT_RANGES)}, got "
                             f"{self.weight_range!r}")

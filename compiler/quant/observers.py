@@ -43,6 +43,16 @@ _QRANGE: dict[str, tuple[int, int]] = {"u8": (0, 255), "i8": (-128, 127), "i8sym
 DEFAULT_PERCENTILE = 99.999
 
 
+def percentile_problem(p: object) -> str | None:
+    """What is wrong with ``p`` as the percentile method's percentile, or None: it must be a
+    number in (50, 100]."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 50.0 < p <= 100.0:
+        return (f"the calibration percentile must be in (50, 100], got {p!r}: the share of "
+                "each tensor's values its range keeps (99.999 clips the rarest 1 in 100,000 "
+                "per tail)")
+    return None
+
+
 class Observer(ABC):
     """Accumulates statistics of one tensor over many batches; :meth:`range` decides."""
 
@@ -362,8 +372,8 @@ class PercentileObserver(_HistogramObserver):
     def __init__(self, percentile: float = DEFAULT_PERCENTILE, bins: int = 2048,
                  symmetric: bool = False) -> None:
         super().__init__(bins, symmetric)
-        if not 50.0 < percentile <= 100.0:
-            raise ValueError(f"percentile must be in (50, 100], got {percentile}")
+        if (problem := percentile_problem(percentile)) is not None:
+            raise ValueError(problem)
         self.percentile = percentile
 
     def _choose(self) -> tuple[float, float]:

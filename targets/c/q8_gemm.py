@@ -313,17 +313,14 @@ def fused_epilogue(bias: str, m0: np.ndarray, shift: np.ndarray, zy: int, lo: in
     tile kernel applies (only where ``fusable(shift)``); ``lut``: the C name of an epilogue
     table (ops_quant_util.epilogue_lut), declared by the caller."""
     m = m0.size
-    rb = [] if m == 1 else [  # per channel, the rounding term rows of n >= 32 add
-        f"int64_t ep_rb[{m}];",
-        f"for (int c = 0; c < {m}; ++c)",
-        "    ep_rb[c] = ep_n[c] >= 32 ? (int64_t)(" + bias + ")[c] * ep_m0[c] + "
-        "((int64_t)1 << (ep_n[c] - 1)) : 0;"]
+    # per channel, the rounding terms the row store reads (qnnc_q8_round_terms)
+    rb = f"qnnc_q8_round_terms(ep_rb, {bias}, ep_m0, ep_n, {m})" if m > 1 else "NULL"
     return [
         int_table("ep_m0", "int32_t", [int(v) for v in m0.reshape(-1)]),
         int_table("ep_n", "int8_t", [int(v) + 31 for v in shift.reshape(-1)]),
-        *rb,
+        *([f"int64_t ep_rb[{m}];"] if m > 1 else []),
         f"const qnnc_q8_epilogue ep = {{{bias}, ep_m0, ep_n, {zy}, {lo}, {hi}, "
-        f"{int(m > 1)}, {sgn_out}, {lut or 'NULL'}, {'ep_rb' if m > 1 else 'NULL'}}};",
+        f"{int(m > 1)}, {sgn_out}, {lut or 'NULL'}, {rb}}};",
     ]
 
 

@@ -152,7 +152,13 @@ def test_calib_percentile_reaches_the_quantize_pass_and_the_manifest(
     # clipping the rarest 10% per tail narrows the first layer's output range
     assert _first_out_scale(out) < _first_out_scale(default)
     assert main(["compile", str(tiny), "--calib", calib, "--calib-percentile", "40"]) == 1
-    assert "not in (50, 100]" in capsys.readouterr().err
+    assert "must be in (50, 100], got 40.0" in capsys.readouterr().err
+    # the same rule in a pipeline's pass option, and nothing written
+    bad = tiny.parent / "bad"
+    assert main(["compile", str(tiny), "-o", str(bad), "--calib", calib,
+                 "--pipeline", "fold-constants,quantize{percentile=20}"]) != 0
+    assert "must be in (50, 100], got 20.0" in capsys.readouterr().err
+    assert not bad.exists()
 
 
 def _first_out_scale(folder: Path) -> float:
