@@ -20,6 +20,7 @@ Conventions (this module is their one definition; docs/architecture.md, "Element
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -36,6 +37,7 @@ BIAS_LIMIT = 2**30  # the largest |int32 bias code| the quantiser makes: the oth
 # the int32 range is left to the sum of products it is added to
 
 
+@functools.cache
 def qrange(dtype: DType, *, narrow: bool = False) -> tuple[int, int]:
     """The integer range of ``dtype``; ``narrow`` drops the most negative value (int8 weights
     use [−127, 127] so that negation never overflows)."""
