@@ -37,6 +37,10 @@ def test_quant_params_validation() -> None:
         QuantParams((1.0, 2.0), (0, 0), None)
     with pytest.raises(ValueError):
         QuantParams((1.0,), (0, 1), 0)
+    for bad in (float("inf"), float("nan"), -0.5, np.float32("inf"), np.float64("nan")):
+        with pytest.raises(ValueError, match="positive and finite"):
+            QuantParams((1.0, bad), (0, 0), 0)  # any channel's scale
+    assert QuantParams((np.float32(0.25), np.float64(2.0)), (0, 0), 0).per_channel
 
 
 def test_tensor_type_rejects_bad_dims() -> None:
