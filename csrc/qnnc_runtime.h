@@ -49,25 +49,40 @@
  * the average (one stall must not turn the choice). Now and then the other team is probed
  * for QNNC_TEAM_PROBE runs, whose fastest replaces that team's average (so a change of load
  * is seen at once): 16 runs after the trials or a change of choice, then twice as far apart
- * each time the choice stands, up to 256 runs. QNNC_ADAPTIVE_THREADS=0 in the environment
- * keeps the full team. Results do not depend on the team: every parallel loop computes the
- * same values per iteration whichever thread runs it. */
+ * each time the choice stands, up to 256 runs.
+ *
+ * The full team collapses when one of its runs takes over QNNC_TEAM_GIVE_UP times one
+ * thread's estimate: with one core busy elsewhere its run can take a hundred times as long
+ * (every parallel loop waits for a thread that waits for the core), while its other runs
+ * may be as fast as ever. Such a run counts in full, a probe with one counts at the mean of
+ * its runs, the trials end once both of its trial runs so far took that long,
+ * and the next probe waits until the collapsed runs are at most 1/QNNC_TEAM_PROBE_SHARE of
+ * the time since (thousands of runs): a change of load is then seen that much later, for a
+ * bounded cost. QNNC_ADAPTIVE_THREADS=0 in the environment keeps the full team. Results do
+ * not depend on the team: every parallel loop computes the same values per iteration
+ * whichever thread runs it. */
 #ifndef QNNC_TEAM_CLOCK
 #define QNNC_TEAM_CLOCK() omp_get_wtime() /* seconds; a test may define its own clock */
 #endif
 #define QNNC_TEAM_TRIALS 6
 #define QNNC_TEAM_PROBE 2
+#define QNNC_TEAM_GIVE_UP 8.0
+#define QNNC_TEAM_PROBE_SHARE 64
 
 typedef struct {
     int full, fixed;            /* the build's thread count; 1: always the full team */
     int current;                /* this run: 0 the full team, 1 one thread */
     int probe_left, probe_from; /* runs left of the probe under way; the choice before it */
     int runs, next_probe, interval;
+    int trials;                 /* the last trial run (QNNC_TEAM_TRIALS unless cut short) */
+    int collapsed;              /* a run of the trials or the probe under way collapsed */
     double seconds[2];          /* moving averages: [0] the full team, [1] one thread */
+    double spent;               /* seconds of the trials or the probe under way */
 } qnnc_team_t;
 
 #define QNNC_TEAM_INIT(threads, fixed) \
-    {(threads), (fixed), 0, 0, 0, 0, QNNC_TEAM_TRIALS + 17, 16, {0.0, 0.0}}
+    {(threads), (fixed), 0, 0, 0, 0, QNNC_TEAM_TRIALS + 17, 16, QNNC_TEAM_TRIALS, 0, \
+     {0.0, 0.0}, 0.0}
 
 static inline double qnnc_team_begin(qnnc_team_t *t, int *team) {
     if (t->runs == 0) {
@@ -77,7 +92,7 @@ static inline double qnnc_team_begin(qnnc_team_t *t, int *team) {
     const int best = t->seconds[1] < t->seconds[0];
     if (t->fixed || t->runs == 0) {
         t->current = 0;
-    } else if (t->runs <= QNNC_TEAM_TRIALS) {
+    } else if (t->runs <= t->trials) {
         t->current = t->runs & 1;  /* odd runs one thread, even runs the full team */
     } else {
         if (t->probe_left == 0 && t->runs >= t->next_probe) {
@@ -90,23 +105,52 @@ static inline double qnnc_team_begin(qnnc_team_t *t, int *team) {
     return QNNC_TEAM_CLOCK();
 }
 
+/* No probe before collapsed runs of `spent` seconds are 1/QNNC_TEAM_PROBE_SHARE of the time
+ * the chosen team's runs (`avg` each) take until then. */
+static inline void qnnc_team_defer(qnnc_team_t *t, double spent, double avg) {
+    if (avg <= 0) return;
+    const double gap = QNNC_TEAM_PROBE_SHARE * spent / avg;
+    const double room = (double)((1 << 30) - t->runs) - 2.0;
+    const int at = t->runs + 1 + (int)(gap < room ? gap : room);
+    if (at > t->next_probe) t->next_probe = at;
+}
+
 static inline void qnnc_team_end(qnnc_team_t *t, double start) {
     const double dt = QNNC_TEAM_CLOCK() - start;
     double *avg = &t->seconds[t->current];
+    const double other = t->seconds[!t->current];
+    /* only the full team collapses: one thread has no loops to wait in */
+    const int collapsed = t->current == 0 && other > 0 && dt > QNNC_TEAM_GIVE_UP * other;
     if (t->runs > 0 && !t->fixed) {
-        if (t->runs <= QNNC_TEAM_TRIALS) {
+        if (t->runs <= t->trials) {
             *avg = *avg <= 0 || dt < *avg ? dt : *avg;
+            t->spent += dt;
+            if (t->current == 0 && t->runs >= 4 && *avg > QNNC_TEAM_GIVE_UP * other) {
+                t->trials = t->runs;  /* both of the full team's trials so far collapsed */
+                qnnc_team_defer(t, t->spent, other);
+            }
+            if (t->runs == t->trials) t->spent = 0.0;
         } else if (t->probe_left) {
-            *avg = t->probe_left == QNNC_TEAM_PROBE || dt < *avg ? dt : *avg;
+            t->spent += dt;
+            t->collapsed |= collapsed;
+            const int first = t->probe_left == QNNC_TEAM_PROBE;
+            *avg = first ? dt
+                 : t->collapsed ? t->spent / (QNNC_TEAM_PROBE - t->probe_left + 1)
+                 : dt < *avg ? dt : *avg;
             if (--t->probe_left == 0) {
                 const int stands = (t->seconds[1] < t->seconds[0]) == t->probe_from;
                 t->interval = stands ? (t->interval < 256 ? 2 * t->interval : 256) : 16;
                 t->next_probe = t->runs + 1 + t->interval;
+                if (t->collapsed) qnnc_team_defer(t, t->spent, other);
+                t->spent = 0.0;
+                t->collapsed = 0;
             }
         } else { /* a run over twice the average counts as twice it: one stall (a thread
                     descheduled, a virtual CPU woken) must not turn the choice, a lasting
-                    slow-down still doubles the average within a few runs */
-            *avg = 0.75 * *avg + 0.25 * (dt < 2.0 * *avg ? dt : 2.0 * *avg);
+                    slow-down still doubles the average within a few runs; a collapse
+                    counts in full */
+            *avg = 0.75 * *avg + 0.25 * (dt < 2.0 * *avg || collapsed ? dt : 2.0 * *avg);
+            if (collapsed) qnnc_team_defer(t, dt, other);
         }
     }
     if (t->runs < 1 << 30) ++t->runs;

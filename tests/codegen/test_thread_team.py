@@ -19,9 +19,10 @@ from tests.codegen.harness import c_runner
 from tests.codegen.test_ops_int8 import feeds_for, graph, out_attrs, rand_q, weights
 
 # A C driver of qnnc_team_begin/end on a simulated clock (QNNC_TEAM_CLOCK): each run takes
-# a chosen time per team, the two times swap at run SWAP (a change of load), and run SLOW
-# takes ten times as long. It prints how many runs from run 2 (or from the swap) used one
-# thread.
+# a chosen time per team, the two times swap at run SWAP (a change of load) or, given LOAD,
+# the full team's runs take LOAD times as long from then on (a core busy elsewhere), and
+# run SLOW takes ten times as long. It prints how many runs from run 2 (or from the swap) used one
+# thread, and the time all runs took.
 DRIVER = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +34,13 @@ int main(int argc, char **argv) {
     double full = atof(argv[1]), one = atof(argv[2]);
     const int runs = atoi(argv[3]), swap = argc > 4 ? atoi(argv[4]) : runs;
     const int slow = argc > 5 ? atoi(argv[5]) : -1;
+    const double load = argc > 6 ? atof(argv[6]) : 0.0;
     int single = 0, team = 0;
     for (int r = 0; r < runs; ++r) {
         if (r == swap) {
             const double t = full;
-            full = one;
-            one = t;
+            full = load > 0 ? full * load : one;
+            one = load > 0 ? one : t;
             single = 0;
         }
         const double t0 = qnnc_team_begin(&st, &team);
@@ -46,7 +48,7 @@ int main(int argc, char **argv) {
         qnnc_team_end(&st, t0);
         if (r >= 2) single += team == 1;
     }
-    printf("%d\n", single);
+    printf("%d %.17g\n", single, now);
     return 0;
 }
 """
@@ -62,13 +64,20 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return exe
 
 
-def singles(exe: Path, full: float, one: float, runs: int, swap: int | None = None,
-            slow_run: int | None = None, **env: str) -> int:
+def simulate(exe: Path, full: float, one: float, runs: int, swap: int | None = None,
+             slow_run: int | None = None, load: float = 0.0, **env: str) -> tuple[int, float]:
+    """(runs from run 2 (or the swap) that used one thread, the time of all runs)."""
     args = [str(exe), str(full), str(one), str(runs), str(runs if swap is None else swap),
-            str(-1 if slow_run is None else slow_run)]
+            str(-1 if slow_run is None else slow_run), str(load)]
     out = subprocess.run(args, check=True,
                          capture_output=True, text=True, env={**os.environ, **env})
-    return int(out.stdout)
+    single, total = out.stdout.split()
+    return int(single), float(total)
+
+
+def singles(exe: Path, full: float, one: float, runs: int, swap: int | None = None,
+            slow_run: int | None = None, **env: str) -> int:
+    return simulate(exe, full, one, runs, swap, slow_run, **env)[0]
 
 
 def test_the_faster_team_wins_after_its_probes(driver: Path) -> None:
@@ -100,6 +109,36 @@ def test_one_stall_after_the_trials_does_not_turn_the_choice(driver: Path) -> No
     long, a thread descheduled for a moment: that run counts as twice the average, which
     stays below one thread's, so one thread runs only in the trials and its probe."""
     assert singles(driver, 1.0, 2.0, 30, slow_run=10) == 4
+
+
+def test_a_full_team_that_collapses_is_seldom_probed(driver: Path) -> None:
+    """With one core busy elsewhere a full team's run can take a hundred times as long.
+    The trials stop once both of its trial runs (runs 2 and 4) were that slow, and a probe
+    of it waits until it is at most 1/64 of the time spent: over 20000 runs the full team
+    runs only in those two trials and the probe at runs 12933-12934 (64 x the trials' 202
+    time units on; the next would be 12800 runs later), so the runs take 2.5% more time than
+    one thread alone, where probing every 256 runs took 81% more."""
+    single, total = simulate(driver, 100.0, 1.0, 20000)
+    assert single == 19998 - 4
+    assert total == 19995 * 1.0 + 5 * 100.0  # run 0 uses the full team too
+
+
+def test_a_chosen_team_that_collapses_is_left_at_once(driver: Path) -> None:
+    """The full team twice as fast and chosen, until from run 40 on a core busy elsewhere
+    makes its runs a hundred times as long: run 40, over eight times one thread's average,
+    counts in full, so one thread takes over at run 41, and the probe that was due at run 57
+    waits 3200 runs (64 x 100 / 2). One slow run in all, where counting every run as at
+    most twice the average gave 22 (2000 runs: 4063 time units against 6121)."""
+    single, total = simulate(driver, 1.0, 2.0, 2000, swap=40, load=100.0)
+    assert single == 1960 - 1
+    head = simulate(driver, 1.0, 2.0, 40)[1]
+    assert total == head + 1959 * 2.0 + 100.0
+
+
+def test_a_team_merely_slower_is_probed_as_before(driver: Path) -> None:
+    """A full team three times slower than one thread (not collapsed: under four times)
+    keeps the doubling schedule, so a change of load is still seen within 16-256 runs."""
+    assert singles(driver, 3.0, 1.0, 300) == 298 - 3 - 2 * 4  # probes at 23, 57, 123, 253
 
 
 def test_the_full_team_can_be_kept(driver: Path) -> None:
