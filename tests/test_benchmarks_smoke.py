@@ -177,3 +177,33 @@ def test_calib_speed_times_the_digits_cnn(capsys: pytest.CaptureFixture[str]) ->
     cells = row.split()
     assert cells[1] == "4" and cells[4] == "n/a"
     assert float(cells[2]) >= 0 and float(cells[3]) >= 0 and float(cells[5]) > 0
+
+
+@needs_cc
+def test_threads_under_load_times_both_builds_with_a_busy_core(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """threads_under_load builds tiny_cnn for one and two threads, runs both with a spinning
+    process beside them, and prints a row per build and their ratios; the spinner is gone
+    afterwards."""
+    import subprocess
+
+    from benchmarks import threads_under_load as tul
+
+    started: list[subprocess.Popen[bytes]] = []
+    real = subprocess.Popen
+
+    def popen(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        p = real(*args, **kwargs)  # type: ignore[call-overload]
+        if args and isinstance(args[0], list) and tul.SPIN in args[0]:
+            started.append(p)  # the spinner, not a compiler run
+        return p
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tul.subprocess, "Popen", popen)
+        tul.main(["--models", "tiny_cnn", "--runs", "3", "--gap-ms", "0"])
+    out = capsys.readouterr().out
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith("tiny_cnn")]
+    assert [r[1] for r in rows[:2]] == ["1", "2"] and len(rows) == 3
+    assert all(float(c) > 0 for r in rows[:2] for c in r[2:6])
+    assert float(rows[2][1]) > 0 and float(rows[2][2]) > 0
+    assert len(started) == 1 and all(p.poll() is not None for p in started)
