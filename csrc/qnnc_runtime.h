@@ -75,7 +75,7 @@ typedef struct {
     int probe_left, probe_from; /* runs left of the probe under way; the choice before it */
     int runs, next_probe, interval;
     int trials;                 /* the last trial run (QNNC_TEAM_TRIALS unless cut short) */
-    int collapsed;              /* a run of the trials or the probe under way collapsed */
+    int collapsed;              /* a run of the probe under way collapsed */
     double seconds[2];          /* moving averages: [0] the full team, [1] one thread */
     double spent;               /* seconds of the trials or the probe under way */
 } qnnc_team_t;

@@ -136,7 +136,7 @@ def test_a_chosen_team_that_collapses_is_left_at_once(driver: Path) -> None:
 
 
 def test_a_team_merely_slower_is_probed_as_before(driver: Path) -> None:
-    """A full team three times slower than one thread (not collapsed: under four times)
+    """A full team three times slower than one thread (not collapsed: under eight times)
     keeps the doubling schedule, so a change of load is still seen within 16-256 runs."""
     assert singles(driver, 3.0, 1.0, 300) == 298 - 3 - 2 * 4  # probes at 23, 57, 123, 253
 
