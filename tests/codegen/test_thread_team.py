@@ -1,5 +1,6 @@
 """The per-run choice of a threaded build's team (csrc/qnnc_runtime.h): results never depend
-on it, the faster team wins all but its probes, a change of load is followed, and
+on it, the faster team wins all but its probes, a change of load is followed, a full team
+that collapses under load is left at once and seldom tried again, and
 QNNC_ADAPTIVE_THREADS=0 keeps the full team."""
 
 from __future__ import annotations
