@@ -14,12 +14,15 @@ trials: csrc/qnnc_runtime.h), then ``--busy`` processes spinning in a Python loo
 the two builds run in alternation, ``--gap-ms`` apart (a served model waits for requests
 between runs), ``--runs`` times each. Every run is timed; nothing is dropped. Goal: the
 two-thread build no slower than the one-thread build, in median and in mean, with a busy
-core. These are measurements for reports, not test assertions.
+core. The script says when the machine was already loaded before it started (then the
+cores were busier than ``--busy`` says). These are measurements for reports, not test
+assertions.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -89,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.runs < 1 or args.busy < 0 or args.gap_ms < 0:
         ap.error("--runs must be at least 1, --busy and --gap-ms not negative")
     rows, ratios = [], []
-    before = machine_line()
+    before, start_load = machine_line(), load_average()
     with tempfile.TemporaryDirectory(prefix="qnnc-load-") as cache:
         for name in [m for m in args.models.split(",") if m]:
             log(f"{name}: compiling for 1 and 2 threads")
@@ -120,6 +123,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print()
     print(format_table(["model", "2T/1T median", "2T/1T mean"], ratios))
     print(machine_line())
+    cpus = os.cpu_count() or 1
+    if start_load > max(cpus - 1, 0.5):
+        print(f"load {start_load:.2f} on {cpus} CPUs before the run: other work besides the "
+              f"{args.busy} spinning process(es) shared the cores, so these times are too "
+              "noisy to judge")
 
 
 if __name__ == "__main__":
