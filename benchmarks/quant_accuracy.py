@@ -3,8 +3,9 @@
 For each example model, the output SQNR (dB, higher is better) of the INT8 model against its
 float original, on held-out samples, for:
 
-- qnnc with each observer (minmax, percentile, entropy, mse, layerwise): the float graph after the
-  default pipeline (BatchNorm folded) is calibrated and quantised with quantize_graph
+- qnnc with each observer (minmax, percentile, entropy, mse, layerwise, auto): the float
+  graph after the default pipeline (BatchNorm folded) is calibrated and quantised with
+  quantize_graph
   (u8 activations, per-channel i8 weights) and run by the reference interpreter; the
   reference is the same float graph on the interpreter.
 - onnxruntime.quantization.quantize_static on the original ONNX model with QuantFormat.QDQ,
@@ -57,7 +58,8 @@ from compiler.ort_compare import ORT_MIN_OPSET
 from compiler.passes import DEFAULT_PIPELINE, run_pipeline
 from compiler.quant.accuracy import ErrorStats, output_stats
 from compiler.quant.calibrate import METHODS, Calibrator
-from compiler.quant.quantize import quantize_graph
+from compiler.quant.method_choice import resolve
+from compiler.quant.quantize import QuantConfig, quantize_graph
 from ir.graph import Graph, Node
 from ir.interpreter import run
 
@@ -98,7 +100,9 @@ def calibrate_all(graph: Graph, samples: list[Feeds]) -> tuple[dict[str, dict], 
                 cal.observe(name, a)
         run(graph, feeds, observe=observe)
     means = next(iter(cals.values())).channel_means()
-    return {m: cal.ranges() for m, cal in cals.items()}, means
+    # auto's choice quantises with each candidate's ranges (the quantiser's defaults)
+    return {m: resolve(cal.calibration(), QuantConfig()).ranges if m == "auto" else
+            cal.ranges() for m, cal in cals.items()}, means
 
 
 def sqnr(outputs: list[Feeds], reference: list[Feeds]) -> float:

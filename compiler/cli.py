@@ -339,7 +339,9 @@ def add_build_options(p: argparse.ArgumentParser, *, eval_report: bool = False) 
     q.add_argument("--calib-method", default=DEFAULT_CALIB_METHOD,
                    choices=CALIB_METHODS,
                    help=f"range observer (default {DEFAULT_CALIB_METHOD}); layerwise picks "
-                   "one of the others per tensor by the error it causes in the layers reading it")
+                   "one of the others per tensor by the error it causes in the layers reading "
+                   "it; auto quantises with percentile and with entropy ranges and keeps the "
+                   "one whose outputs agree with f32 better on the first samples")
     add_percentile_option(q)
     q.add_argument("--skip-layers", action="append", default=[], metavar="NAME[,NAME...]",
                    help="layers (node names, see qnnc inspect) to keep in f32 (repeatable)")

@@ -51,6 +51,10 @@ def inspect_folder(args: argparse.Namespace) -> int:
         weights = f", {cal['weight_range']} weights" if cal.get("weight_range") else ""
         smooth = f", smoothed (alpha {cal['smooth']:g})" if cal.get("smooth") else ""
         method = cal["method"] + (f" {cal['percentile']:g}" if "percentile" in cal else "")
+        if cal.get("chosen"):  # auto: percentile (at that P) or entropy, and why
+            scores = ", ".join(f"{k} {v:.1f} dB" for k, v in cal.get("scores_db", {}).items())
+            method = (f"auto (percentile {cal.get('percentile', 0):g} or entropy): "
+                      f"{cal['chosen']}" + (f", output SQNR {scores}" if scores else ""))
         lines.append(f"calibrated {method} on {cal['samples']} samples (sha256 "
                      f"{cal['samples_sha256'][:16]}...){weights}{smooth}")
     if "arena_bytes" in info:

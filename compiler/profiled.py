@@ -254,6 +254,7 @@ def _calibrate(proto: ModelProto, profiles: list[Shapes], floats: list[Graph],
     """One calibration over samples of any allowed shape (see calibrate_shapes)."""
     from compiler.quant.blas_threads import limited_blas
     from compiler.quant.calibrate import calibrate_shapes
+    from compiler.quant.method_choice import resolve
 
     known = {_key(p): g for p, g in zip(profiles, floats)}
     extra: OrderedDict[tuple[Any, ...], Graph] = OrderedDict()
@@ -275,9 +276,10 @@ def _calibrate(proto: ModelProto, profiles: list[Shapes], floats: list[Graph],
                                      else (None,) * types[s.name].rank)
                 for s in signature if s.name in types}
     with limited_blas():
-        return calibrate_shapes(graph_at, patterns, q.calibration,
-                                q.method,  # type: ignore[arg-type]
-                                percentile=q.percentile, progress=q.progress)
+        cal = calibrate_shapes(graph_at, patterns, q.calibration,
+                               q.method,  # type: ignore[arg-type]
+                               percentile=q.percentile, progress=q.progress)
+        return resolve(cal, q.config())  # auto's choice, once for every profile
 
 
 def _key(shapes: Mapping[str, Sequence[int]]) -> tuple[Any, ...]:

@@ -34,7 +34,8 @@ def test_manifest_records_precision_and_calibration(tmp_path: Path) -> None:
     assert man["a"]["precision"] == "int8" and man["f"]["precision"] == "f32"
     assert "calibration" not in man["f"]
     a, b, c = (man[k]["calibration"] for k in "abc")
-    assert (a["method"], a["samples"]) == ("percentile", 6) and b["method"] == "minmax"
+    assert (a["method"], a["samples"]) == ("auto", 6) and b["method"] == "minmax"
+    assert a["chosen"] in ("percentile", "entropy") and "chosen" not in b
     assert a["samples_sha256"] == b["samples_sha256"]  # the same samples, another form
     assert c["samples"] == 5 and c["samples_sha256"] != a["samples_sha256"]
     assert api.load_compiled(tmp_path / "a").calibration == a

@@ -237,13 +237,15 @@ PERCENTILE_BEFORE_RECORDED = 99.99
 def _calibration_notes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
                        ) -> list[str]:
     """A note when the calibration that quantised the model is not the recorded one: its
-    samples' hash or count, the method or its percentile changed (output differences may come
-    from it). A record made before the percentile was recorded was calibrated at 99.99, the
-    only percentile qnnc had then."""
+    samples' hash or count, the method (for ``auto``, the one it chose) or its percentile
+    changed (output differences may come from it). A record made before the percentile was
+    recorded was calibrated at 99.99, the only percentile qnnc had then."""
     if not old or not new:
         return []
-    if "percentile" not in old and old.get("method") in ("percentile", "layerwise"):
+    if "percentile" not in old and old.get("method") in ("percentile", "layerwise", "auto"):
         old = {**old, "percentile": PERCENTILE_BEFORE_RECORDED}
+    # auto's ranges are those of the method it chose: compare what the scales came from
+    old, new = ({**c, "method": c.get("chosen") or c.get("method")} for c in (old, new))
     changed = [f"{k} {old.get(k)!s:.12} -> {new.get(k)!s:.12}"
                for k in ("method", "percentile", "samples", "samples_sha256")
                if old.get(k) != new.get(k)]

@@ -1,7 +1,9 @@
 """quantize: calibrate the float graph on sample data and quantise it to INT8.
 
 Calibration runs the graph on the samples and records every float tensor's range with the
-chosen observer (``method``); the quantiser (compiler/quant/quantize.py) then gives every op
+chosen observer (``method``; ``auto``, the default, quantises with percentile and with entropy
+ranges and keeps the one whose outputs agree with f32 clearly better on the first sample:
+compiler/quant/method_choice.py); the quantiser (compiler/quant/quantize.py) then gives every op
 its quantised form. ``skip-layers`` and ``skip-op-types`` keep layers in f32; with held-out
 evaluation data and a budget (``min-sqnr`` in dB, or ``max-drop`` in top-1 agreement) the most
 sensitive layers stay f32 until the budget holds. A graph that arrives quantised (a QDQ or
@@ -27,7 +29,7 @@ from ir.graph import Graph
 from ir.qmath import WEIGHT_RANGES
 
 #: the methods whose ranges depend on the percentile
-PERCENTILE_METHODS = ("percentile", "layerwise")
+PERCENTILE_METHODS = ("percentile", "layerwise", "auto")
 
 
 @dataclass
@@ -90,11 +92,14 @@ class Quantize(Pass):
     def _quantize(self, graph: Graph) -> Graph:
         from compiler.quant.auto import auto_mixed_precision, top1_agreement
         from compiler.quant.calibrate import calibrate_model
-        from compiler.quant.quantize import QuantConfig, quantize_graph
+        from compiler.quant.method_choice import resolve
+        from compiler.quant.quantize import quantize_graph
 
         cal = self.calibrated or calibrate_model(
             graph, self.calibration, self.method,  # type: ignore[arg-type]
             percentile=self.percentile, progress=self.progress)
+        cfg = self.config()
+        cal = resolve(cal, cfg)  # auto's choice (made once, before any shape profile's run)
         if self.smooth > 0:
             from compiler.quant.smooth import smooth
 
@@ -105,10 +110,6 @@ class Quantize(Pass):
             raise QnncError(f"calibration gave no range to {len(missing)} tensor(s) of this "
                             f"graph (e.g. {missing[:3]}): none of the calibration samples has "
                             "this shape profile's structure; add samples of its shape")
-        cfg = QuantConfig(skip_layers=frozenset(self.skip_layers),
-                          skip_op_types=frozenset(self.skip_op_types),
-                          per_channel=self.per_channel, bias_correction=self.bias_correction,
-                          weight_range=self.weight_range)
         auto = None
         if self.min_sqnr is not None or self.max_drop is not None:
             metric = top1_agreement(graph, self.eval_data) if self.max_drop is not None else None
@@ -121,6 +122,9 @@ class Quantize(Pass):
         if self.outcome is not None:
             self.outcome.float_graph, self.outcome.auto_precision = graph, auto
             self.outcome.calibration = {"method": self.method,
+                                        **({"chosen": cal.chosen,
+                                            "scores_db": cal.choice_scores}
+                                           if cal.chosen else {}),
                                         **({"percentile": self.percentile}
                                            if self.method in PERCENTILE_METHODS else {}),
                                         "weight_range": self.weight_range,
@@ -133,6 +137,15 @@ class Quantize(Pass):
                 self.outcome.accuracy = compare(graph, qgraph, self.eval_data,
                                                 calib_method=self.method)
         return qgraph
+
+    def config(self) -> Any:
+        """The quantiser's settings (compiler.quant.quantize.QuantConfig) from the options."""
+        from compiler.quant.quantize import QuantConfig
+
+        return QuantConfig(skip_layers=frozenset(self.skip_layers),
+                           skip_op_types=frozenset(self.skip_op_types),
+                           per_channel=self.per_channel, bias_correction=self.bias_correction,
+                           weight_range=self.weight_range)
 
     def _check(self, graph: Graph) -> None:
         if not 0.0 <= self.smooth <= 1.0:

@@ -43,16 +43,24 @@ from compiler.quant.observers import (
     PercentileObserver,
     make_observer,
 )
-from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose
+from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose, entropy_range
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, Schedule, run
 from ir.qforms import passes_codes_on, uses_input_means
 
-Method = Literal["minmax", "percentile", "entropy", "mse", "layerwise"]
-#: ``layerwise`` picks one of the other four per tensor (compiler/quant/range_choice.py)
-METHODS: tuple[Method, ...] = ("minmax", "percentile", "entropy", "mse", "layerwise")
-#: the method compile uses unless told otherwise: the most accurate across the benchmark models
-DEFAULT_METHOD: Method = "percentile"
+Method = Literal["minmax", "percentile", "entropy", "mse", "layerwise", "auto"]
+#: ``layerwise`` picks one of the other four per tensor (compiler/quant/range_choice.py);
+#: ``auto`` picks percentile or entropy for the whole model (compiler/quant/method_choice.py)
+METHODS: tuple[Method, ...] = ("minmax", "percentile", "entropy", "mse", "layerwise", "auto")
+#: the method compile uses unless told otherwise: the most accurate across the trained models
+DEFAULT_METHOD: Method = "auto"
+#: ``auto`` scores its candidates on the first calibration samples: as many as hold this
+#: many input values (one image), at most AUTO_KEEP (small inputs: a VAD chunk, a token)
+AUTO_KEEP, AUTO_KEEP_VALUES = 8, 1 << 14
+#: ``auto``'s entropy candidate: searched on the histogram folded to this many bins, every
+#: this many thresholds first (about 1/8 of the full search's cost; range_choice.entropy_range)
+AUTO_ENTROPY_BINS, AUTO_ENTROPY_STRIDE = 512, 4
+Range = tuple[float, float]
 Progress = Callable[[int, int | None], None]
 #: float elements per sample above which a graph's tensors are observed on a second thread
 THREADED_ELEMENTS = 1 << 20
@@ -119,7 +127,7 @@ class Calibrator:
             )
         self.graph = graph
         self.method = method
-        if method == "layerwise":  # histograms to derive every method's range from
+        if method in ("layerwise", "auto"):  # histograms to derive other ranges from
             method = "percentile"
         self._method, self._percentile = method, percentile
         self._symmetric, self._bins = symmetric, bins
@@ -131,10 +139,12 @@ class Calibrator:
         }
         self.samples = 0
         self._digest = hashlib.sha256()  # of the samples as fed, recorded with the model
-        #: (graph, feeds) of the first samples, which ``layerwise`` scores its candidates on
+        #: (graph, feeds) of the first samples, which ``layerwise`` and ``auto`` score their
+        #: candidates on
         self.kept: list[tuple[Graph, Mapping[str, np.ndarray]]] = []
         #: tensor -> the method whose range ``layerwise`` chose
         self.choices: dict[str, str] = {}
+        self._kept_values = 0  # input values of the kept samples
         self._chosen: dict[str, tuple[float, float]] | None = None
         #: observe on a second thread when this is above 1 (results are the same either way)
         self.threads = min(os.cpu_count() or 1, 2)
@@ -190,10 +200,15 @@ class Calibrator:
                 self._accumulate(name, outs[i][j])
 
     def keep(self, feeds: Mapping[str, np.ndarray], graph: Graph | None = None) -> None:
-        """Keep a copy of one sample for the ``layerwise`` choice, while fewer than
-        KEEP_SAMPLES are kept (:meth:`feed` does this; callers that run the graph themselves
-        and only :meth:`observe` call it too)."""
-        if self.method == "layerwise" and len(self.kept) < KEEP_SAMPLES:
+        """Keep a copy of one sample for the ``layerwise`` or ``auto`` choice, while fewer
+        than KEEP_SAMPLES are kept (``auto``: AUTO_KEEP, or AUTO_KEEP_VALUES input values);
+        :meth:`feed` does this, and callers that run the graph themselves and only
+        :meth:`observe` call it too."""
+        wanted = {"layerwise": KEEP_SAMPLES, "auto": AUTO_KEEP}.get(self.method, 0)
+        if self.method == "auto" and self._kept_values >= AUTO_KEEP_VALUES:
+            return
+        if len(self.kept) < wanted:
+            self._kept_values += sum(int(np.size(a)) for a in feeds.values())
             self.kept.append((graph or self.graph, {k: np.array(a) for k, a in feeds.items()}))
 
     def _schedule(self, g: Graph) -> tuple[Schedule, SampleBatch | None]:
@@ -302,6 +317,27 @@ class Calibrator:
             self.kept = []  # the samples are not needed any more
         return {**ranges, **self._chosen}
 
+    def alternatives(self) -> dict[str, dict[str, Range]]:
+        """For ``auto``: each candidate method's ranges of every tensor (percentile's are
+        :meth:`ranges`; entropy's differ where a tensor's histogram gives an entropy range,
+        the raw-range tensors keeping their extremes in both); {} for the other methods."""
+        if self.method != "auto":
+            return {}
+        base = self.ranges()
+        entropy = dict(base)
+        for name, obs in self.observers.items():
+            if name not in self.raw and isinstance(obs, PercentileObserver):
+                rng = entropy_range(obs.hist, AUTO_ENTROPY_BINS, AUTO_ENTROPY_STRIDE)
+                if rng is not None:
+                    entropy[name] = rng
+        return {"percentile": base, "entropy": entropy}
+
+    def calibration(self) -> Calibration:
+        """What the samples fed so far taught (``auto``'s choice still to be made:
+        compiler.quant.method_choice.resolve)."""
+        return Calibration(self.ranges(), self.channel_means(), self.samples, self.digest(),
+                           self.channel_ranges(), self.alternatives(), list(self.kept))
+
     def digest(self) -> str:
         """sha256 of the samples fed so far (names, dtypes, shapes and bytes, in order): the
         same data gives the same hash, whatever file or iterator it came from."""
@@ -325,6 +361,14 @@ class Calibration:
     #: per-channel (min, max) of the 2-D/3-D inputs of layers with weights (Calibrator.
     #: channel_ranges), which compiler.quant.smooth derives smoothed ranges from
     channel_ranges: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: ``auto``: each candidate method's ranges (Calibrator.alternatives) and the kept
+    #: (graph, feeds) samples compiler.quant.method_choice scores them on
+    alternatives: dict[str, dict[str, Range]] = field(default_factory=dict)
+    kept: list[tuple[Graph, Mapping[str, np.ndarray]]] = field(default_factory=list)
+    #: ``auto`` once resolved (method_choice.resolve): the method the ranges are from, and
+    #: each candidate's score (mean output SQNR on the kept samples, dB)
+    chosen: str = ""
+    choice_scores: dict[str, float] = field(default_factory=dict)
 
 
 def calibrate_model(
@@ -343,8 +387,7 @@ def calibrate_model(
     )
     _feed_all(calibrator, data, graph, progress)
     calibrator.check_spread([v.name for v in graph.inputs])
-    return Calibration(calibrator.ranges(), calibrator.channel_means(),
-                       calibrator.samples, calibrator.digest(), calibrator.channel_ranges())
+    return calibrator.calibration()
 
 
 def _feed_all(calibrator: Calibrator, data: Any, graph: Graph, progress: Progress | None) -> None:
@@ -394,8 +437,7 @@ def calibrate_shapes(
             progress(k + 1, samples.count)
     assert calibrator is not None  # calibration_data refuses an empty data set
     calibrator.check_spread(list(inputs))
-    return Calibration(calibrator.ranges(), calibrator.channel_means(),
-                       calibrator.samples, calibrator.digest(), calibrator.channel_ranges())
+    return calibrator.calibration()
 
 
 def calibrate(

@@ -151,6 +151,21 @@ class Histogram:
         self._counts_pointer = self.counts.ctypes.data
         self._buf, self._ends = None, []
 
+    def coarsened(self, k: int) -> Histogram:
+        """This histogram at ``k`` times the bin width (``bins // k`` bins; ``k`` divides
+        ``bins``): the counts binning at the coarser width would give, as when the width
+        grows."""
+        if k < 1 or self.bins % k:
+            raise ValueError(f"{k} does not divide the {self.bins} bins")
+        self.flush()
+        out = Histogram(self.bins // k, native=self.native)
+        out.width = self.width * k
+        out.pos[:] = self.pos.reshape(-1, k).sum(axis=1)
+        out.neg[:] = self.neg.reshape(-1, k).sum(axis=1)
+        out.counts[out.bins] = self.zeros
+        out.min, out.max, out.nonfinite = self.min, self.max, self.nonfinite
+        return out
+
     @property
     def pos(self) -> np.ndarray:
         """Counts of ``x`` per positive bin (a view)."""

@@ -55,10 +55,24 @@ def candidates(hist: Histogram, percentile: float = DEFAULT_PERCENTILE) -> dict[
     out["percentile"] = _on(PercentileObserver(percentile, hist.bins), hist).range()
     out["minmax"] = (min(hist.min, 0.0), max(hist.max, 0.0))
     out["mse"] = _on(MseObserver(hist.bins), hist).range()
-    if hist.bins >= 256 and hist.width > 0.0:
-        t = _on(EntropyObserver(hist.bins), hist).threshold(ENTROPY_STRIDE)
-        out["entropy"] = (max(-t, min(hist.min, 0.0)), min(t, max(hist.max, 0.0)))
+    if (entropy := entropy_range(hist)) is not None:
+        out["entropy"] = entropy
     return {k: out[k] for k in CANDIDATES if k in out}
+
+
+def entropy_range(hist: Histogram, bins: int | None = None, stride: int = ENTROPY_STRIDE,
+                  ) -> Range | None:
+    """The KL-entropy range of one tensor's histogram, within its observed extremes (and
+    holding 0), searched over every ``stride``-th threshold and then the best one's
+    neighbours; with ``bins``, on the histogram folded to that many bins (when it has a
+    multiple of them: a cheaper search at a coarser threshold step). None where the
+    histogram is too coarse or empty to choose from."""
+    if bins is not None and hist.bins > bins and hist.bins % bins == 0:
+        hist = hist.coarsened(hist.bins // bins)
+    if hist.bins < 256 or not hist.width > 0.0 or hist.min > hist.max:
+        return None
+    t = _on(EntropyObserver(hist.bins), hist).threshold(stride)
+    return (max(-t, min(hist.min, 0.0)), min(t, max(hist.max, 0.0)))
 
 
 def _on(obs: O, hist: Histogram) -> O:

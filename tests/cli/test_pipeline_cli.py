@@ -93,7 +93,7 @@ def test_passes_lists_every_pass_with_its_options(capsys: pytest.CaptureFixture)
     assert r.code == 0
     listed = [ln.split(":")[0] for ln in r.out.splitlines() if not ln.startswith(" ")]
     assert listed == sorted(PASSES)
-    assert "    method=percentile  range observer" in r.out
+    assert "    method=auto  range observer" in r.out
     assert "    target=none" in r.out
     r = run_cli(["passes", "quantize", "--json"], capsys)
     (q,) = json.loads(r.out)

@@ -143,12 +143,15 @@ def test_calib_percentile_reaches_the_quantize_pass_and_the_manifest(
     assert main(["compile", str(tiny), "-o", str(default), "--calib", calib]) == 0
     capsys.readouterr()
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["calibration"]["method"] == "percentile"
+    assert manifest["calibration"]["method"] == "auto"  # its percentile candidate's P
+    assert manifest["calibration"]["chosen"] in ("percentile", "entropy")
     assert manifest["calibration"]["percentile"] == 90.0
     assert json.loads((default / "manifest.json").read_text())["calibration"][
         "percentile"] == DEFAULT_PERCENTILE
     assert main(["inspect", str(out)]) == 0
-    assert "calibrated percentile 90 on 16 samples" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "calibrated auto (percentile 90 or entropy): " in shown
+    assert "on 16 samples" in shown and "output SQNR percentile" in shown
     # clipping the rarest 10% per tail narrows the first layer's output range
     assert _first_out_scale(out) < _first_out_scale(default)
     assert main(["compile", str(tiny), "--calib", calib, "--calib-percentile", "40"]) == 1
