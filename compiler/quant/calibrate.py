@@ -55,8 +55,8 @@ METHODS: tuple[Method, ...] = ("minmax", "percentile", "entropy", "mse", "layerw
 #: the method compile uses unless told otherwise: the most accurate across the trained models
 DEFAULT_METHOD: Method = "auto"
 #: ``auto`` scores its candidates on the first calibration samples: as many as hold this
-#: many input values (one image), at most AUTO_KEEP (small inputs: a VAD chunk, a token)
-AUTO_KEEP, AUTO_KEEP_VALUES = 8, 1 << 14
+#: many input values (one image), at most AUTO_KEEP (small inputs: VAD chunks, tokens)
+AUTO_KEEP, AUTO_KEEP_VALUES = 4, 1 << 14
 #: ``auto``'s entropy candidate: searched on the histogram folded to this many bins, every
 #: this many thresholds first (about 1/8 of the full search's cost; range_choice.entropy_range)
 AUTO_ENTROPY_BINS, AUTO_ENTROPY_STRIDE = 512, 4
@@ -145,6 +145,8 @@ class Calibrator:
         #: tensor -> the method whose range ``layerwise`` chose
         self.choices: dict[str, str] = {}
         self._kept_values = 0  # input values of the kept samples
+        #: ``auto``: the graph's outputs on each kept sample that :meth:`feed` ran
+        self.kept_outputs: list[dict[str, np.ndarray]] = []
         self._chosen: dict[str, tuple[float, float]] | None = None
         #: observe on a second thread when this is above 1 (results are the same either way)
         self.threads = min(os.cpu_count() or 1, 2)
@@ -168,6 +170,7 @@ class Calibrator:
         """Run one sample through the graph (or ``graph``, another shape of the same model
         that :meth:`adopt` has taken in), observing every float tensor it computes."""
         g = graph or self.graph
+        kept = len(self.kept)
         self.keep(feeds, g)
         for v in g.inputs:
             a = np.ascontiguousarray(feeds[v.name])
@@ -177,20 +180,22 @@ class Calibrator:
         plan, batch = self._schedule(g)
         if self._threaded(g):  # the histograms fold on a second thread while layers run
             with ObserveThread(self.observe) as worker:
-                run(g, feeds, observe=lambda node, outs: [
+                result = run(g, feeds, observe=lambda node, outs: [
                     worker.put(v.name, a) for v, a in zip(node.outputs, outs)], schedule=plan)
         elif batch is None:
-            run(g, feeds, observe=self._observe, schedule=plan)
+            result = run(g, feeds, observe=self._observe, schedule=plan)
         else:
-            self._run_batched(g, feeds, plan, batch)
+            result = self._run_batched(g, feeds, plan, batch)
+        if self.method == "auto" and len(self.kept) > kept:  # f32's outputs, for the scores
+            self.kept_outputs.append(result)
         self.samples += 1
 
     def _run_batched(self, g: Graph, feeds: Mapping[str, np.ndarray], plan: Schedule,
-                     batch: SampleBatch) -> None:
+                     batch: SampleBatch) -> dict[str, np.ndarray]:
         """One sample whose small float32 tensors fold into their histograms in one call
-        after the run (the same counts as one update each: observe_batch)."""
+        after the run (the same counts as one update each: observe_batch); its outputs."""
         outs: list[list[np.ndarray]] = []
-        run(g, feeds, observe=lambda node, o: outs.append(o), schedule=plan)
+        result = run(g, feeds, observe=lambda node, o: outs.append(o), schedule=plan)
         batch.fold(outs)
         for i, j, name in batch.rest:
             self.observe(name, outs[i][j])
@@ -198,6 +203,7 @@ class Calibrator:
             name = g.nodes[i].outputs[j].name
             if name in self._mean_of:
                 self._accumulate(name, outs[i][j])
+        return result
 
     def keep(self, feeds: Mapping[str, np.ndarray], graph: Graph | None = None) -> None:
         """Keep a copy of one sample for the ``layerwise`` or ``auto`` choice, while fewer
@@ -336,7 +342,8 @@ class Calibrator:
         """What the samples fed so far taught (``auto``'s choice still to be made:
         compiler.quant.method_choice.resolve)."""
         return Calibration(self.ranges(), self.channel_means(), self.samples, self.digest(),
-                           self.channel_ranges(), self.alternatives(), list(self.kept))
+                           self.channel_ranges(), self.alternatives(), list(self.kept),
+                           list(self.kept_outputs))
 
     def digest(self) -> str:
         """sha256 of the samples fed so far (names, dtypes, shapes and bytes, in order): the
@@ -365,6 +372,8 @@ class Calibration:
     #: (graph, feeds) samples compiler.quant.method_choice scores them on
     alternatives: dict[str, dict[str, Range]] = field(default_factory=dict)
     kept: list[tuple[Graph, Mapping[str, np.ndarray]]] = field(default_factory=list)
+    #: f32's outputs on the kept samples, when calibration ran them (else resolve runs them)
+    kept_outputs: list[dict[str, np.ndarray]] = field(default_factory=list)
     #: ``auto`` once resolved (method_choice.resolve): the method the ranges are from, and
     #: each candidate's score (mean output SQNR on the kept samples, dB)
     chosen: str = ""

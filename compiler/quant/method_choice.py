@@ -11,7 +11,7 @@ boxes kept an F1 of 0.84 against f32's where percentile kept 0.43 (benchmarks.la
 
 So ``auto`` calibrates once, derives both ranges of every tensor from the same histograms,
 quantises the model with each, and runs the first calibration samples (kept by the
-calibrator: one image, or up to eight small inputs) through both and through f32. The score
+calibrator: one image, or up to four small inputs) through both and through f32. The score
 is the mean over the model's real-valued outputs of their SQNR in dB over those samples
 (each output counts once, whatever its size; an exact output counts as :data:`CAP_DB`).
 Entropy is taken only when it is at least :data:`MARGIN_DB` ahead: the percentile default
@@ -58,10 +58,12 @@ def resolve(cal: Calibration, config: QuantConfig) -> Calibration:
         return cal
     if BASE not in alternatives or len(alternatives) < 2 or not kept:
         return replace(cal, ranges=dict(alternatives.get(BASE, cal.ranges)), alternatives={},
-                       kept=[], chosen=BASE)
+                       kept=[], kept_outputs=[], chosen=BASE)
+    refs = cal.kept_outputs if len(cal.kept_outputs) == len(kept) else \
+        [run(g, feeds) for g, feeds in kept]
     groups: dict[int, tuple[Graph, list[tuple[Mapping[str, np.ndarray], dict]]]] = {}
-    for g, feeds in kept:  # the samples of each graph (shape profile), with f32's outputs
-        groups.setdefault(id(g), (g, []))[1].append((feeds, run(g, feeds)))
+    for (g, feeds), ref in zip(kept, refs):  # each graph's (shape profile's) samples
+        groups.setdefault(id(g), (g, []))[1].append((feeds, ref))
     scores: dict[str, float] = {}
     for method, ranges in alternatives.items():
         stats: dict[str, ErrorStats] = {}  # per output, over every kept sample
@@ -74,4 +76,4 @@ def resolve(cal: Calibration, config: QuantConfig) -> Calibration:
     if best != BASE and not scores[best] >= scores[BASE] + MARGIN_DB:
         best = BASE
     return replace(cal, ranges=dict(alternatives[best]), alternatives={}, kept=[],
-                   chosen=best, choice_scores=scores)
+                   kept_outputs=[], chosen=best, choice_scores=scores)

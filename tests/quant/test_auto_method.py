@@ -78,13 +78,15 @@ def test_the_choice_is_the_better_output(graph, want: str) -> None:  # noqa: ANN
     assert cal.chosen == want
     kept = [feeds for _, feeds in before.kept]
     assert len(kept) == AUTO_KEEP  # 8 values a sample: the count, not the values, ends it
+    for (_, feeds), out in zip(before.kept, before.kept_outputs):  # f32's, from calibration
+        np.testing.assert_array_equal(out["y"], run(g, feeds)["y"])
     for method, ranges in before.alternatives.items():  # the scores, derived again
         assert cal.choice_scores[method] == pytest.approx(_sqnr(g, ranges, kept), abs=1e-6)
     other = "percentile" if want == "entropy" else "entropy"
     assert cal.choice_scores[want] > cal.choice_scores[other]
     assert cal.ranges == before.alternatives[want]
     assert before.alternatives["entropy"]["x"] != before.alternatives["percentile"]["x"]
-    assert cal.alternatives == {} and cal.kept == []  # resolved: nothing left to choose
+    assert cal.alternatives == {} and cal.kept == [] and cal.kept_outputs == []
 
 
 def test_a_small_lead_keeps_percentile(monkeypatch: pytest.MonkeyPatch) -> None:
