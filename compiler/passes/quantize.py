@@ -2,7 +2,7 @@
 
 Calibration runs the graph on the samples and records every float tensor's range with the
 chosen observer (``method``; ``auto``, the default, quantises with percentile and with entropy
-ranges and keeps the one whose outputs agree with f32 clearly better on the first sample:
+ranges and keeps the one whose outputs agree with f32 clearly better on the first samples:
 compiler/quant/method_choice.py); the quantiser (compiler/quant/quantize.py) then gives every op
 its quantised form. ``skip-layers`` and ``skip-op-types`` keep layers in f32; with held-out
 evaluation data and a budget (``min-sqnr`` in dB, or ``max-drop`` in top-1 agreement) the most
