@@ -329,8 +329,8 @@ def test_cli_record_stores_the_percentile_and_older_sets_replay_theirs(
     (old / "manifest.json").write_text(json.dumps(man))
     capsys.readouterr()
     assert main(["golden", "check", str(old)]) != 0
-    assert "calibration changed since recording (percentile 99.99 -> 99.5)" in \
-        capsys.readouterr().out
+    out = capsys.readouterr().out  # (auto's choice may change with the percentile too)
+    assert "calibration changed since recording (" in out and "percentile 99.99 -> 99.5" in out
 
 
 PIPELINE = "fold-constants,quantize{method=mse},dce,layout,fold-layout,tile"
