@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.corpus import fonts
+from compiler.corpus.ocr_pipeline import det_input
 from compiler.corpus.text_render import (
     EN_WORDS,
     ZH_WORDS,
@@ -25,7 +26,7 @@ from compiler.corpus.text_render import (
     _pick_font,
     sample_text,
 )
-from compiler.shipped_models import DET_MEAN, DET_STD, LAYOUT
+from compiler.shipped_models import LAYOUT
 
 #: what pages are written in: the sample words' characters and printable ASCII
 DICTIONARY = "".join(sorted(set("".join(ZH_WORDS)) | set("".join(EN_WORDS))
@@ -248,11 +249,9 @@ def render_layout_page(h: int, w: int, rng: np.random.Generator, dictionary: str
 
 
 def layout_input(image: np.ndarray) -> np.ndarray:
-    """An RGB uint8 page at the model's size as its input [1, 3, h, w]: scaled to [0, 1] and
-    normalised with ImageNet's mean and deviation, as rapid-layout does."""
-    x = (image.astype(np.float32) / 255.0 - np.array(DET_MEAN, np.float32)) / \
-        np.array(DET_STD, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+    """An RGB uint8 page as the model's input [1, 3, h, w] at the page's size: normalised as
+    rapid-layout does, with ImageNet's mean and deviation (PP-OCR's detector input)."""
+    return det_input(image, image.shape[:2])
 
 
 def layout_pages(n: int, seed: int = 0) -> list[LayoutPage]:

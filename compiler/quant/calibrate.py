@@ -58,7 +58,8 @@ DEFAULT_METHOD: Method = "auto"
 #: many input values (one image), at most AUTO_KEEP (small inputs: VAD chunks, tokens)
 AUTO_KEEP, AUTO_KEEP_VALUES = 4, 1 << 14
 #: ``auto``'s entropy candidate: searched on the histogram folded to this many bins, every
-#: this many thresholds first (about 1/8 of the full search's cost; range_choice.entropy_range)
+#: this many thresholds first (range_choice.entropy_range; on the llama example's 136 tensors
+#: 0.09 s, where layerwise's search of all 2048 bins, every 16th first, takes 0.7 s)
 AUTO_ENTROPY_BINS, AUTO_ENTROPY_STRIDE = 512, 4
 Range = tuple[float, float]
 Progress = Callable[[int, int | None], None]

@@ -184,6 +184,22 @@ def test_histogram_growth_by_odd_factors_stays_within_a_bin() -> None:
         assert abs(a[0] - b[0]) <= grown.width and abs(a[1] - b[1]) <= grown.width
 
 
+def test_coarsened_histogram_is_the_coarser_binning() -> None:
+    """Folding 2048 bins by 4 gives the counts a 512-bin histogram of the same data has (the
+    first batch's largest magnitude sets both widths, 4 apart), zeros and extremes kept."""
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.standard_normal(50_000) * 2.0, np.zeros(300), [7.5, -7.5]])
+    fine, coarse = Histogram(2048), Histogram(512)
+    fine.update(x)
+    coarse.update(x)
+    folded = fine.coarsened(4)
+    assert folded.bins == 512 and folded.width == coarse.width
+    np.testing.assert_array_equal(folded.counts, coarse.counts)
+    assert (folded.min, folded.max, folded.zeros) == (coarse.min, coarse.max, 300)
+    with pytest.raises(ValueError, match="does not divide"):
+        fine.coarsened(3)
+
+
 def test_histogram_growth_by_a_huge_factor_keeps_the_mass() -> None:
     h = Histogram(16)
     h.update(np.array([1e-30, -2e-30, 3e-30]))
