@@ -39,6 +39,7 @@ from compiler.errors import QnncError
 from compiler.folders import check_output_folder, write_folder_atomically
 from compiler.frontend.importer import import_model
 from compiler.frontend.loader import check_model, load_onnx
+from compiler.interp_kernels import install as _install_interp_kernels
 from compiler.options import (
     CALIB_METHODS,
     DEFAULT_CALIB_METHOD,
@@ -53,6 +54,8 @@ from compiler.shape_profiles import expand, signature
 from ir.domain import check_domain
 from ir.graph import Graph
 from ir.verifier import verify
+
+_install_interp_kernels()  # the interpreter's C kernels (exact; numpy where unavailable)
 
 ModelLike = str | os.PathLike[str] | ModelProto
 InputShapes = Any

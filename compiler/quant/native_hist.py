@@ -6,79 +6,34 @@ PP-OCR's detector). Its counts are the numpy path's bit for bit (the same IEEE d
 the input's precision; tests/quant/test_native_hist.py checks it), so which one ran never
 changes a compiled model.
 
-The library is compiled with the host's C compiler on first use and cached next to the model
-builds (``$XDG_CACHE_HOME/qnnc``, keyed by the source, the compiler and the flags); built in a
-temporary folder renamed into place, so a failed or concurrent build leaves nothing half
-written. Without a C compiler, or if the build fails, :func:`library` returns None and the
-numpy path is used.
+The library is compiled with the host's C compiler on first use and cached
+(compiler/native_build.py). Without a C compiler, or if the build fails, :func:`library`
+returns None and the numpy path is used.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import logging
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
-from pathlib import Path
 
 import numpy as np
 
-SOURCE = Path(__file__).resolve().parents[2] / "csrc" / "qnnc_observe.c"
+from compiler.native_build import CSRC, load
+
+SOURCE = CSRC / "qnnc_observe.c"
 #: -fno-trapping-math lets gcc vectorise the float-to-int conversion; it does not change
 #: the value of any finite operation (the caller drops NaN/inf)
 #: -fopenmp-simd: the extremes scan's ``omp simd`` reductions (no OpenMP runtime)
-FLAGS = ("-O3", "-fno-trapping-math", "-fopenmp-simd", "-fPIC", "-shared", "-std=c11")
-_log = logging.getLogger(__name__)
+FLAGS = ("-fno-trapping-math", "-fopenmp-simd")
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
-
-
-def _flags() -> list[str]:
-    from targets.host.cpu import arch_flags, resolve_level
-
-    return [*FLAGS, *arch_flags(resolve_level("auto"))]
-
-
-def _build(cache: Path) -> Path:
-    from targets.host.build import find_cc
-
-    cc = find_cc().split()
-    flags = _flags()
-    key = hashlib.sha256(SOURCE.read_bytes() + "\0".join([*cc, *flags]).encode()).hexdigest()
-    folder = cache / f"observe-{key[:20]}"
-    lib = folder / "libqnnc_observe.so"
-    if lib.is_file():
-        return lib
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache))
-    try:
-        p = subprocess.run([*cc, *flags, str(SOURCE), "-o", str(tmp / lib.name), "-lm"],
-                           capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError(p.stderr.strip()[:2000])
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # built concurrently by another process: use theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return lib
 
 
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The built routine, or None (no C compiler, a failed build): use the numpy path."""
-    from targets.host.build import default_cache_dir
-
-    try:
-        lib = ctypes.CDLL(str(_build(default_cache_dir())))
-    except Exception as e:  # any failure means: bin with numpy instead
-        _log.debug("calibration histograms use numpy: %s", e)
+    lib = load(SOURCE, "qnnc_observe", FLAGS)
+    if lib is None:
         return None
     for name in ("qnnc_hist_f32", "qnnc_hist_f64"):
         fn = getattr(lib, name)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ir import accel
 from ir.graph import Node
 from ir.ops import cost
 from ir.ops.common import reject_quant, require_inputs, same_dtype
@@ -179,6 +180,9 @@ def conv(x: np.ndarray, w: np.ndarray, strides: Sequence[int], pads: Sequence[in
         xs = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)]
         cols = xs.reshape(n, g, cg, npix)
         y = np.matmul(w.reshape(g, mg, cg), cols)
+        return y.reshape((n, m) + out)
+    if cg == 1 and g > 1 and (fast := accel.kernel("depthwise2d")) is not None and (
+            y := fast(x, w, strides, pads, dilations, out)) is not None:
         return y.reshape((n, m) + out)
     if cg == 1 and g > 1 and all(s == 1 for s in strides):
         return _depthwise_unit_stride(x, w, pads, dilations, out).reshape((n, m) + out)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ir import qforms
+from ir import accel, qforms
 from ir.ops.common import require_inputs, unary
 from ir.ops.registry import Attr, Attrs, register, require
 from ir.types import TensorType, is_float_dtype
@@ -131,7 +131,16 @@ unary("HardSigmoid",
       _f64(lambda x, a: np.clip(a["alpha"] * x + a["beta"], 0.0, 1.0)),
       "y = max(0, min(1, alpha * x + beta))",
       {"alpha": Attr("float", 0.2), "beta": Attr("float", 0.5)}, **TABLE_ELTWISE)
-unary("HardSwish", _f64(lambda x, a: _hard_swish(x)),
+_hard_swish_f64 = _f64(lambda x, a: _hard_swish(x))
+
+
+def _hard_swish_op(x: np.ndarray, a: Attrs) -> np.ndarray:
+    fast = accel.kernel("hard_swish")
+    y = fast(x) if fast is not None else None
+    return _hard_swish_f64(x, a) if y is None else y
+
+
+unary("HardSwish", _hard_swish_op,
       "y = x * max(0, min(1, x / 6 + 1/2))", **TABLE_ELTWISE)
 unary("Gelu", _f64(_gelu),
       "y = x/2 * (1 + erf(x / sqrt(2))); approximate='tanh': "
