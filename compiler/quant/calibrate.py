@@ -379,6 +379,19 @@ class Calibration:
     #: each candidate's score (mean output SQNR on the kept samples, dB)
     chosen: str = ""
     choice_scores: dict[str, float] = field(default_factory=dict)
+    #: the chosen method's quantised graphs that scoring made, as (float graph, quantised
+    #: graph, QuantConfig): the quantize pass takes one instead of quantising that float
+    #: graph again with the same ranges and settings (:meth:`take_quantized`)
+    quantized: list[tuple[Graph, Graph, Any]] = field(default_factory=list)
+
+    def take_quantized(self, graph: Graph, config: Any) -> Graph | None:
+        """The quantised ``graph`` (this very object) made with these ranges and ``config``
+        during scoring, handed out once; None when there is none."""
+        for k, (g, q, cfg) in enumerate(self.quantized):
+            if g is graph and cfg == config:
+                del self.quantized[k]
+                return q
+        return None
 
 
 def calibrate_model(

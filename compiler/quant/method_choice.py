@@ -65,10 +65,12 @@ def resolve(cal: Calibration, config: QuantConfig) -> Calibration:
     for (g, feeds), ref in zip(kept, refs):  # each graph's (shape profile's) samples
         groups.setdefault(id(g), (g, []))[1].append((feeds, ref))
     scores: dict[str, float] = {}
+    made: dict[str, list[tuple[Graph, Graph, QuantConfig]]] = {}
     for method, ranges in alternatives.items():
         stats: dict[str, ErrorStats] = {}  # per output, over every kept sample
         for g, samples in groups.values():
             q = quantize_graph(g, ranges, config, cal.channel_means)
+            made.setdefault(method, []).append((g, q, config))
             for feeds, ref in samples:
                 output_stats(q, run(q, feeds), ref, stats)
         scores[method] = _score(stats)
@@ -76,4 +78,5 @@ def resolve(cal: Calibration, config: QuantConfig) -> Calibration:
     if best != BASE and not scores[best] >= scores[BASE] + MARGIN_DB:
         best = BASE
     return replace(cal, ranges=dict(alternatives[best]), alternatives={}, kept=[],
-                   kept_outputs=[], chosen=best, choice_scores=scores)
+                   kept_outputs=[], chosen=best, choice_scores=scores,
+                   quantized=made[best])

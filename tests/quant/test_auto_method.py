@@ -18,7 +18,7 @@ import pytest
 
 import compiler.quant.method_choice as mc
 from compiler.api import compile_model
-from compiler.quant.calibrate import AUTO_KEEP, AUTO_KEEP_VALUES, Calibrator
+from compiler.quant.calibrate import AUTO_KEEP, AUTO_KEEP_VALUES, Calibration, Calibrator
 from compiler.quant.quantize import QuantConfig, quantize_graph
 from ir.graph import Graph
 from ir.interpreter import run
@@ -113,3 +113,37 @@ def test_compile_records_the_choice() -> None:
     assert cm.calibration is not None
     assert cm.calibration["method"] == "auto" and cm.calibration["chosen"] == "entropy"
     assert set(cm.calibration["scores_db"]) == {"percentile", "entropy"}
+
+
+def test_compile_reuses_the_scored_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quantised graph scoring made for the chosen method is the compiled one: the float
+    graph is quantised once per candidate, not again, and the result is what quantising it
+    afresh with the chosen ranges gives."""
+    import compiler.quant.quantize as qz
+
+    calls: list[Graph] = []
+    real = qz.quantize_graph
+
+    def counted(graph: Graph, *args, **kwargs) -> Graph:  # noqa: ANN002, ANN003
+        calls.append(graph)
+        return real(graph, *args, **kwargs)
+
+    monkeypatch.setattr(qz, "quantize_graph", counted)
+    monkeypatch.setattr(mc, "quantize_graph", counted)
+    cm = compile_model(parse_graph(BEFORE), precision="int8", calibration=_samples(),
+                       pipeline=["quantize"])
+    assert len(calls) == 2  # one per candidate
+    monkeypatch.setattr(Calibration, "take_quantized", lambda self, g, cfg: None)
+    fresh = compile_model(parse_graph(BEFORE), precision="int8", calibration=_samples(),
+                          pipeline=["quantize"])
+    assert len(calls) == 5  # without reuse: quantised once more
+    assert print_graph(cm.graph) == print_graph(fresh.graph)
+
+
+def test_taken_once_and_only_for_the_same_graph_and_settings() -> None:
+    g = parse_graph(BEFORE)
+    cal = mc.resolve(_calibrated(g).calibration(), CONFIG)
+    assert cal.take_quantized(parse_graph(BEFORE), CONFIG) is None  # an equal graph: no
+    assert cal.take_quantized(g, QuantConfig(bias_correction=True)) is None
+    assert cal.take_quantized(g, CONFIG) is not None
+    assert cal.take_quantized(g, CONFIG) is None
