@@ -417,7 +417,7 @@ class EntropyObserver(_HistogramObserver):
     """
 
     EPS = 1e-4
-    BLOCK = 64  # candidates evaluated together: bounds the temporary arrays to BLOCK x bins
+    BLOCK = 256  # candidates evaluated together: bounds the temporaries to BLOCK x levels
 
     def __init__(self, bins: int = 2048, symmetric: bool = False) -> None:
         if bins < 256:
@@ -441,51 +441,77 @@ class EntropyObserver(_HistogramObserver):
         last = int(np.flatnonzero(hist)[-1]) + 1
         if last <= levels:  # every candidate keeps all data: nothing to clip
             return last * self.hist.width
-        tail = np.concatenate((np.cumsum(hist[::-1])[::-1], [0.0]))  # tail[i] = sum(hist[i:])
-        best = self._least(hist, tail, np.unique(np.r_[np.arange(levels, last + 1, stride),
-                                                       last]), levels)
+        sums = _PrefixSums(hist)
+        best = self._least(sums, np.unique(np.r_[np.arange(levels, last + 1, stride), last]),
+                           levels)
         if stride > 1:
             near = np.arange(max(levels, best - stride + 1), min(last, best + stride - 1) + 1)
-            best = self._least(hist, tail, near, levels)
+            best = self._least(sums, near, levels)
         return float(best) * self.hist.width
 
-    def _least(self, hist: np.ndarray, tail: np.ndarray, cands: np.ndarray,
-               levels: int) -> int:
+    def _least(self, sums: _PrefixSums, cands: np.ndarray, levels: int) -> int:
         """The candidate (ascending ``cands``) of least KL divergence; the first on ties."""
-        kls = np.concatenate(
-            [self._kl(hist, tail, cands[s : s + self.BLOCK], levels)
-             for s in range(0, len(cands), self.BLOCK)]
-        )
+        kls = np.concatenate([self._kl(sums, cands[s : s + self.BLOCK], levels)
+                              for s in range(0, len(cands), self.BLOCK)])
         return int(cands[int(np.argmin(kls))])
 
-    def _kl(
-        self, hist: np.ndarray, tail: np.ndarray, cands: np.ndarray, levels: int
-    ) -> np.ndarray:
-        """KL(P || Q) for each candidate width in ``cands`` (ascending), one row each."""
-        rows, cols = len(cands), int(cands[-1])
-        j = np.arange(cols)[None, :]
-        i = cands[:, None]
-        inside = j < i
-        sliced = np.where(inside, hist[None, :cols], 0.0)
-        p = sliced.copy()
-        p[np.arange(rows), cands - 1] += tail[cands]
-        nz = p > 0
-        group = np.where(inside, (j * levels) // i, levels)
-        group += np.arange(rows)[:, None] * (levels + 1)  # one bincount for all rows
-        size = rows * (levels + 1)
-        gsum = np.bincount(group.ravel(), weights=sliced.ravel(), minlength=size)
-        gcnt = np.bincount(group.ravel(), weights=nz.ravel(), minlength=size)
-        q = np.where(nz, gsum[group] / np.maximum(gcnt[group], 1.0), 0.0)
-        p /= tail[0]
-        q /= np.maximum(tail[0] - tail[cands], 1e-300)[:, None]
-        span = cands[:, None].astype(np.float64)
-        p_zero = span - nz.sum(axis=1, keepdims=True)
-        q_zero = span - (q > 0).sum(axis=1, keepdims=True)
-        ps = p * (1.0 - self.EPS * p_zero)
-        qs = np.where(q > 0, q * (1.0 - self.EPS * q_zero), self.EPS)
-        # Empty P bins are empty in Q too: after smoothing both are eps and add nothing.
-        terms = np.where(nz, ps * np.log(np.where(nz, ps / qs, 1.0)), 0.0)
-        return terms.sum(axis=1)
+    def _kl(self, sums: _PrefixSums, cands: np.ndarray, levels: int) -> np.ndarray:
+        """KL(P || Q) for each candidate width ``i`` in ``cands``, from prefix sums: O(levels)
+        per candidate rather than O(i).
+
+        With T the total count, P_j the clipped histogram (bin ``i - 1`` holding the tail),
+        the smoothing factors a = 1 - eps * (empty bins of P) and b = 1 - eps * (empty bins
+        of Q), and p = P / T summing to 1::
+
+            KL = sum over P_j > 0 of a p_j (log a + log p_j - log qs_j)
+               = a log a + a sum p log p - a sum p log qs
+
+        The first sum is a prefix sum of h log h (bin ``i - 1`` replaced). Q is constant
+        over a group's non-empty bins, so the second sum is, per group with a non-zero
+        count G_g over n_g non-empty bins, (the group's P mass) * log(b G_g / n_g / (T -
+        tail)); a non-empty P bin with an empty group (only bin ``i - 1``, through the
+        tail) has qs = eps. Group g holds the bins j with floor(j * levels / i) = g, from
+        ceil(g * i / levels) on."""
+        i = cands.astype(np.int64)
+        rows = np.arange(len(i))
+        total = sums.csum[-1]
+        g = np.arange(levels + 1)
+        starts = (g[None, :] * i[:, None] + levels - 1) // levels  # starts[:, levels] = i
+        gsum = sums.csum[starts[:, 1:]] - sums.csum[starts[:, :-1]]  # the group's counts
+        gcnt = (sums.cnz[starts[:, 1:]] - sums.cnz[starts[:, :-1]]).astype(np.float64)
+        tail = total - sums.csum[i]  # clipped into bin i - 1
+        h_last = sums.hist[i - 1]
+        filled = (h_last == 0) & (tail > 0)  # bin i - 1 non-empty only through the tail
+        g_last = ((i - 1) * levels) // i
+        gcnt[rows, g_last] += filled
+        mass = gsum.copy()
+        mass[rows, g_last] += tail
+        in_q = gsum > 0
+        a = 1.0 - self.EPS * (i - (sums.cnz[i] + filled))
+        b = 1.0 - self.EPS * (i - np.where(in_q, gcnt, 0.0).sum(axis=1))
+        p_last = h_last + tail
+        p_log_p = (sums.hlogh[i - 1] + _xlogx(p_last)) / total - math.log(total)
+        q = np.where(in_q, b[:, None] * gsum / np.maximum(gcnt, 1.0), 1.0)
+        q /= np.maximum(total - tail, 1e-300)[:, None]
+        cross = np.where(in_q, mass * np.log(q), 0.0).sum(axis=1)
+        cross += np.where(filled & ~in_q[rows, g_last], tail * math.log(self.EPS), 0.0)
+        return a * np.log(a) + a * p_log_p - a * cross / total
+
+
+def _xlogx(x: np.ndarray) -> np.ndarray:
+    """x log x, 0 where x is 0."""
+    return np.where(x > 0, x * np.log(np.where(x > 0, x, 1.0)), 0.0)
+
+
+class _PrefixSums:
+    """Prefix sums of a magnitude histogram for :meth:`EntropyObserver._kl`: entry ``i`` of
+    each covers bins ``[0, i)``."""
+
+    def __init__(self, hist: np.ndarray) -> None:
+        self.hist = hist
+        self.csum = np.concatenate(([0.0], np.cumsum(hist)))  # counts
+        self.cnz = np.concatenate(([0], np.cumsum(hist > 0)))  # non-empty bins
+        self.hlogh = np.concatenate(([0.0], np.cumsum(_xlogx(hist))))  # h log h
 
 
 class MseObserver(_HistogramObserver):
