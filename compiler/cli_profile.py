@@ -40,8 +40,8 @@ def layer_profile(cm: CompiledModel, feeds: dict[str, Any], *, threads: int, cpu
         layers.append({"name": cost.name, "op": node.op,
                        "output": _shape(node.outputs[0].type) if node.outputs else "",
                        "ms": ms, "macs": int(cost.macs)})
-    total = sum(times.run_ms) / len(times.run_ms)
-    return {"runs": runs, "threads": threads, "total_ms": total, "layers": layers}
+    return {"runs": runs, "kept_runs": len(times.kept), "threads": threads,
+            "total_ms": times.kept_ms, "layers": layers}
 
 
 def profile_text(data: dict[str, Any], top: int = PROFILE_TOP) -> str:
@@ -60,7 +60,8 @@ def profile_text(data: dict[str, Any], top: int = PROFILE_TOP) -> str:
     kind_rows = [[op, str(int(n)), f"{ms:.3f}", f"{100 * ms / total:.1f}"]
                  for op, (ms, n) in sorted(kinds.items(), key=lambda kv: -kv[1][0])]
     head = (f"per-layer profile: {len(layers)} layers, {data['total_ms']:.3f} ms per run "
-            f"(mean of {data['runs']} runs, {data['threads']} thread"
+            f"(mean of the faster {data.get('kept_runs', data['runs'])} of {data['runs']} "
+            f"runs, {data['threads']} thread"
             f"{'s' * (data['threads'] > 1)}); the {min(top, len(layers))} slowest:")
     return "\n".join([
         head,
