@@ -134,10 +134,10 @@ CONVS = [
     dict(x=(1, 3, 70, 70), w=(3, 1, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=3),
     # depthwise, dilated, stride 2 across and 1 down, rows of 19: the taps' phase planes
     dict(x=(1, 5, 19, 41), w=(5, 1, 3, 3), s=[1, 2], p=[2, 2, 2, 2], g=5, d=[2, 2]),
-    dict(x=(1, 64, 9, 9), w=(70, 64, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),
     # depthwise 7x7 with two outputs per channel (49 taps: an odd last pair) over a plane
-    # whose flattened rows end in a block of 16 after the blocks of 32
+    # of 30 rows of 33
     dict(x=(1, 7, 30, 27), w=(14, 1, 7, 7), s=[1, 1], p=[3, 3, 3, 3], g=7),
+    dict(x=(1, 64, 9, 9), w=(70, 64, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),
 ]
 
 
