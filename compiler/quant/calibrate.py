@@ -59,7 +59,8 @@ DEFAULT_METHOD: Method = "auto"
 AUTO_KEEP, AUTO_KEEP_VALUES = 4, 1 << 14
 #: ``auto``'s entropy candidate: searched on the histogram folded to this many bins, every
 #: this many thresholds first (range_choice.entropy_range; on the llama example's 136 tensors
-#: 0.09 s, where layerwise's search of all 2048 bins, every 16th first, takes 0.7 s)
+#: 0.04 s, and 0.05 s for layerwise's search of all 2048 bins, every 16th first, since the
+#: divergences come from prefix sums: the folding was chosen when the search cost 0.7 s)
 AUTO_ENTROPY_BINS, AUTO_ENTROPY_STRIDE = 512, 4
 Range = tuple[float, float]
 Progress = Callable[[int, int | None], None]

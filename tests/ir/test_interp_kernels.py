@@ -4,6 +4,8 @@ goldens and every check against the interpreter stay what numpy defines."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -27,7 +29,7 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a).view(np.uint32)
 
 
-def _both(fn, *args):  # type: ignore[no-untyped-def]
+def _both(fn: Callable[..., np.ndarray], *args: object) -> tuple[np.ndarray, np.ndarray]:
     """(native, numpy) results of ``fn(*args)``."""
     got = fn(*args)
     with accel.numpy_only():
@@ -43,7 +45,7 @@ def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, strides: list[int]
 
 
 @st.composite
-def depthwise_cases(draw: st.DrawFn) -> tuple:
+def depthwise_cases(draw: st.DrawFn) -> tuple[object, ...]:
     g = draw(st.integers(2, 12))
     mg = draw(st.integers(1, 3))
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
@@ -65,7 +67,7 @@ def depthwise_cases(draw: st.DrawFn) -> tuple:
 
 @settings(max_examples=300, deadline=None)
 @given(depthwise_cases())
-def test_depthwise_matches_numpy(case: tuple) -> None:
+def test_depthwise_matches_numpy(case: tuple[object, ...]) -> None:
     """Any stride, dilation, padding, multiplier and batch, the unit-stride numpy path and the
     strided one alike."""
     with np.errstate(all="ignore"):  # the overflowing cases warn in numpy

@@ -124,7 +124,7 @@ def test_compile_reuses_the_scored_graph(monkeypatch: pytest.MonkeyPatch) -> Non
     calls: list[Graph] = []
     real = qz.quantize_graph
 
-    def counted(graph: Graph, *args, **kwargs) -> Graph:  # noqa: ANN002, ANN003
+    def counted(graph: Graph, *args: object, **kwargs: object) -> Graph:
         calls.append(graph)
         return real(graph, *args, **kwargs)
 
