@@ -326,6 +326,104 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_vnni(int K4, const int8_t *QNNC_RESTRICT
     for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
 }
 
+/* Row ch's two panels (c: columns 0-15, d: 16-31) requantised in the high-half form and
+ * stored as 32 bytes at yr: qnnc_q8_rows_hi's row, for two panels at once. */
+static inline __attribute__((always_inline)) void qnnc_q8u_row32_hi(
+    __m512i c, __m512i d, int32_t m0, int n, int64_t rb, __m512i vzp, __m512i vlo,
+    __m512i vhi, const int clamp, const int sgn, uint8_t *yr) {
+    const __m512i m = _mm512_set1_epi32(m0), r = _mm512_set1_epi64(rb);
+    const __m128i sh = _mm_cvtsi32_si128(n - 32);
+    __m512i rc = _mm512_add_epi32(qnnc_q8_req16_hi(c, m, r, sh), vzp);
+    __m512i rd = _mm512_add_epi32(qnnc_q8_req16_hi(d, m, r, sh), vzp);
+    if (clamp) {
+        rc = _mm512_min_epi32(_mm512_max_epi32(rc, vlo), vhi);
+        rd = _mm512_min_epi32(_mm512_max_epi32(rd, vlo), vhi);
+    }
+    _mm256_storeu_si256((__m256i *)yr,
+                        _mm256_inserti128_si256(_mm256_castsi128_si256(qnnc_q8_bytes16(rc, sgn)),
+                                                qnnc_q8_bytes16(rd, sgn), 1));
+}
+
+/* qnnc_q8u_tile2_vnni's k loop, then its 12 accumulators requantised where they are, each
+ * row stored as 32 bytes at y + r * ldy (clamp and sgn are constants where it is inlined). */
+static inline __attribute__((always_inline)) void qnnc_q8u_tile2_st_body(
+    int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
+    const int32_t *m0, const int8_t *nsh, const int64_t *rb, int per_channel, int ch0,
+    int32_t zp, int32_t lo, int32_t hi, const int clamp, const int sgn, uint8_t *y,
+    ptrdiff_t ldy) {
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    __m512i d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0;
+    const uint8_t *B2 = B + pstride;
+    for (int kq = 0; kq < K4; ++kq) {
+        const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+        const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
+        const __m512i e = _mm512_loadu_si512((const void *)(B2 + kq * 4 * QNNC_Q8_NR));
+        __m512i w = qnnc_q8_bcast512(a);
+        c0 = _mm512_dpbusd_epi32(c0, b, w);
+        d0 = _mm512_dpbusd_epi32(d0, e, w);
+        w = qnnc_q8_bcast512(a + 4);
+        c1 = _mm512_dpbusd_epi32(c1, b, w);
+        d1 = _mm512_dpbusd_epi32(d1, e, w);
+        w = qnnc_q8_bcast512(a + 8);
+        c2 = _mm512_dpbusd_epi32(c2, b, w);
+        d2 = _mm512_dpbusd_epi32(d2, e, w);
+        w = qnnc_q8_bcast512(a + 12);
+        c3 = _mm512_dpbusd_epi32(c3, b, w);
+        d3 = _mm512_dpbusd_epi32(d3, e, w);
+        w = qnnc_q8_bcast512(a + 16);
+        c4 = _mm512_dpbusd_epi32(c4, b, w);
+        d4 = _mm512_dpbusd_epi32(d4, e, w);
+        w = qnnc_q8_bcast512(a + 20);
+        c5 = _mm512_dpbusd_epi32(c5, b, w);
+        d5 = _mm512_dpbusd_epi32(d5, e, w);
+    }
+    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo);
+    const __m512i vhi = _mm512_set1_epi32(hi);
+#define QNNC_Q8U_ROW32(c, d, r)                                                          \
+    qnnc_q8u_row32_hi(c, d, m0[per_channel ? ch0 + (r) : 0], nsh[per_channel ? ch0 + (r) : 0], \
+                      rb[ch0 + (r)], vzp, vlo, vhi, clamp, sgn, y + (r) * ldy)
+    QNNC_Q8U_ROW32(c0, d0, 0);
+    QNNC_Q8U_ROW32(c1, d1, 1);
+    QNNC_Q8U_ROW32(c2, d2, 2);
+    QNNC_Q8U_ROW32(c3, d3, 3);
+    QNNC_Q8U_ROW32(c4, d4, 4);
+    QNNC_Q8U_ROW32(c5, d5, 5);
+#undef QNNC_Q8U_ROW32
+}
+
+/* A whole tile (six rows, 32 columns) with its epilogue in registers: no int32 tile in
+ * memory and no second call, for layers without a table whose six rows all take the
+ * high-half form (qnnc_q8u_tile2_hi_ok). ResNet-50's 1x1 layers with K = 64 spend as long in
+ * the epilogue as in the k loop. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_st_vnni(int K4, const int8_t *QNNC_RESTRICT A,
+                                               const uint8_t *QNNC_RESTRICT B,
+                                               ptrdiff_t pstride, const qnnc_q8_epilogue *ep,
+                                               int ch0, uint8_t *y, ptrdiff_t ldy) {
+    const int32_t *const m0 = ep->m0;
+    const int8_t *const nsh = ep->nsh;
+    const int64_t *const rb = ep->rb;
+    const int pc = ep->per_channel, sgn = ep->sgn;
+    const int32_t zp = ep->zp, lo = ep->lo, hi = ep->hi;
+    const int clamp = lo > (sgn ? -128 : 0) || hi < (sgn ? 127 : 255);
+    if (clamp) {
+        if (sgn) qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, pc, ch0, zp, lo, hi, 1, 1, y, ldy);
+        else qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, pc, ch0, zp, lo, hi, 1, 0, y, ldy);
+    } else {
+        if (sgn) qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, pc, ch0, zp, lo, hi, 0, 1, y, ldy);
+        else qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, pc, ch0, zp, lo, hi, 0, 0, y, ldy);
+    }
+}
+
+/* Whether qnnc_q8u_tile2_st_vnni stores the tile of channels ch0 .. ch0+5: no table, the
+ * round terms made, and every row's n >= 32. */
+static inline int qnnc_q8u_tile2_hi_ok(const qnnc_q8_epilogue *ep, int ch0) {
+    if (ep->lut || !ep->rb) return 0;
+    if (!ep->per_channel) return ep->nsh[0] >= 32;
+    for (int r = 0; r < QNNC_Q8_MR; ++r)
+        if (ep->nsh[ch0 + r] < 32) return 0;
+    return 1;
+}
+
 /* k quad kq's row quads and its two panels' 16 columns, then one row times both */
 #define QNNC_Q8U_LOADS2                                                          \
     const int8_t *a = A + kq * 4 * QNNC_Q8_MR;                                   \
@@ -438,6 +536,10 @@ static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
         return;
     }
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    if (rows == QNNC_Q8_MR && cols == 2 * QNNC_Q8_NR && qnnc_q8u_tile2_hi_ok(ep, ch0)) {
+        qnnc_q8u_tile2_st_vnni(K4, A, B, pstride, ep, ch0, (uint8_t *)y, ldy);
+        return;
+    }
     if (rows <= 4)
         qnnc_q8u_tile2_few_vnni(K4, A, B, pstride, rows > 2, (int32_t *)acc);
     else

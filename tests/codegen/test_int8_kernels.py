@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from ir.interpreter import run as interpret
-from ir.types import DType
+from ir.types import DType, QuantParams
 from targets.host.build import BuildOptions, build_c_library
 from targets.host.cpu import is_x86_64
 from tests.codegen.harness import run_c
@@ -75,6 +75,30 @@ def test_qconv_paths(case: str, xdt: DType, cpu: str, amax: int, tmp_path: Path)
     (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
     # full-range weights take the int16 pair kernel, except where vpdpbusd takes any int8
     assert ("u8 quads" in source) == (amax == 64 or cpu == "avx512vnni")
+
+
+@pytest.mark.parametrize("cpu", GEMM_CPUS)
+@pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
+@pytest.mark.parametrize("act", ["none", "relu6"])
+@pytest.mark.parametrize("ydt", [DType.u8, DType.i8])
+def test_whole_tiles_requantised_in_registers(ydt: DType, act: str, per_channel: bool,
+                                              cpu: str, tmp_path: Path) -> None:
+    """Whole six-row, 32-column tiles whose rows all take the high-half form are requantised
+    from the accumulator registers on AVX-512 VNNI (qnnc_q8u_tile2_st_vnni), the rest through
+    the int32 tile: 13 channels (two whole tiles and one row), 80 positions (two whole tiles
+    and a half), every output type and clamp, and one channel whose multiplier is above 1/2
+    (n = 31), which sends its tile to the general store."""
+    rng = np.random.default_rng(77)
+    w, wq = weights(rng, (13, 40, 1, 1), per_channel)
+    x = rand_q(rng, (1, 40, 8, 10), DType.u8)
+    attrs = {"strides": [1, 1], "pads": [0, 0, 0, 0], "group": 1, "dilations": [1, 1],
+             **out_attrs(rng, ydt, act)}
+    if per_channel:  # channel 8's input * weight scale over the output's is 0.7: n = 31
+        scales = list(wq.scale)
+        scales[8] = 0.7 * attrs["out_scale"] / x.quant.scale[0]
+        wq = QuantParams(tuple(scales), wq.zero_point, wq.axis)
+    bias = (rng.integers(-3000, 3000, 13).astype(np.int32), None)
+    check_exact(graph("QConv", [x, (w, wq), bias], attrs), tmp_path, cpu)
 
 
 DEPTHWISE = {
