@@ -260,30 +260,38 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile8_vnni(int K4, const int8_t *QNNC_RESTRICT
     }
 }
 
-/* The first column of a panel alone, for a chunk whose last panel holds one column (a 7x7
- * feature map's 49 = 3 x 16 + 1): per k quad, the six rows' weight quads (24 bytes) against
- * that column's quad broadcast, in one ymm vpdpbusd whose lane r is row r's sum (lanes 6
- * and 7 are masked off), where the 8-column tile takes six. Row r's value lands at C + 16r,
- * the rest of its row zero. */
+/* A packed panel's first column's quads moved to the panel's start, dense (quad kq at
+ * 4kq), for qnnc_q8u_tile1_vnni: the emitter does this once per chunk whose last panel holds
+ * one column, after packing it (in place: quad kq's bytes go to or before where they were). */
+static inline void qnnc_q8u_dense_col1(uint8_t *panel, int K4) {
+    for (int kq = 1; kq < K4; ++kq) memcpy(panel + 4 * kq, panel + 4 * QNNC_Q8_NR * kq, 4);
+}
+
+/* The one column of a chunk's last panel when that panel holds one column (a 7x7 feature
+ * map's 49 = 3 x 16 + 1), its quads dense (qnnc_q8u_dense_col1: 4 bytes a k quad instead
+ * of 64, so the loop reads a sixteenth of the cache lines): per k quad, the six rows' weight
+ * quads (24 bytes) against the column's quad broadcast, in one ymm vpdpbusd whose lane r is
+ * row r's sum (lanes 6 and 7 are masked off). Four chains of k quads. Row r's value lands at
+ * C + 16r, the rest of its row zero. */
 QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile1_vnni(int K4, const int8_t *QNNC_RESTRICT A,
                                             const uint8_t *QNNC_RESTRICT B,
                                             int32_t *QNNC_RESTRICT C) {
-    __m256i c0 = _mm256_setzero_si256(), c1 = c0;
+    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0;
+#define QNNC_Q8U_COL1(c, q)                                                              \
+    c = _mm256_dpbusd_epi32(c, _mm512_castsi512_si256(qnnc_q8_bcast512(B + (q) * 4)), \
+                            _mm256_maskz_loadu_epi32(0x3F, A + (q) * 4 * QNNC_Q8_MR))
     int kq = 0;
-    for (; kq + 2 <= K4; kq += 2) { /* two chains, so the loop is not one add's latency */
-        c0 = _mm256_dpbusd_epi32(
-            c0, _mm512_castsi512_si256(qnnc_q8_bcast512(B + kq * 4 * QNNC_Q8_NR)),
-            _mm256_maskz_loadu_epi32(0x3F, A + kq * 4 * QNNC_Q8_MR));
-        c1 = _mm256_dpbusd_epi32(
-            c1, _mm512_castsi512_si256(qnnc_q8_bcast512(B + (kq + 1) * 4 * QNNC_Q8_NR)),
-            _mm256_maskz_loadu_epi32(0x3F, A + (kq + 1) * 4 * QNNC_Q8_MR));
+    for (; kq + 4 <= K4; kq += 4) {
+        QNNC_Q8U_COL1(c0, kq);
+        QNNC_Q8U_COL1(c1, kq + 1);
+        QNNC_Q8U_COL1(c2, kq + 2);
+        QNNC_Q8U_COL1(c3, kq + 3);
     }
-    if (kq < K4)
-        c0 = _mm256_dpbusd_epi32(
-            c0, _mm512_castsi512_si256(qnnc_q8_bcast512(B + kq * 4 * QNNC_Q8_NR)),
-            _mm256_maskz_loadu_epi32(0x3F, A + kq * 4 * QNNC_Q8_MR));
+    for (; kq < K4; ++kq) QNNC_Q8U_COL1(c0, kq);
+#undef QNNC_Q8U_COL1
     int32_t r[8];
-    _mm256_storeu_si256((__m256i *)r, _mm256_add_epi32(c0, c1));
+    _mm256_storeu_si256((__m256i *)r,
+                        _mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)));
     for (int i = 0; i < QNNC_Q8_MR; ++i)
         _mm512_storeu_si512((void *)(C + QNNC_Q8_NR * i),
                             _mm512_zextsi128_si512(_mm_cvtsi32_si128(r[i])));
@@ -473,9 +481,12 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_few_vnni(int K4, const int8_t *QNNC_REST
 /* the u8 tile is exact for any int8 weights (the emitter may then skip the pair rule) */
 #define QNNC_Q8U_ANY_WEIGHTS 1
 #elif defined(__AVX2__)
+/* the one-column panel keeps its packed layout: only qnnc_q8u_tile1_vnni reads it dense */
+static inline void qnnc_q8u_dense_col1(uint8_t *panel, int K4) { (void)panel, (void)K4; }
 #define qnnc_q8u_tile qnnc_q8u_tile_avx2
 #define QNNC_Q8U_ANY_WEIGHTS 0
 #else
+static inline void qnnc_q8u_dense_col1(uint8_t *panel, int K4) { (void)panel, (void)K4; }
 #define qnnc_q8u_tile qnnc_q8u_tile_c
 #define QNNC_Q8U_ANY_WEIGHTS 1
 #endif
