@@ -739,6 +739,42 @@ static inline __m256i qnnc_q8_shifted8(const uint8_t *p, int sgn, __m256i z, __m
 }
 #endif
 
+/* QAdd's input step requant_raw(x * 2^L, m, n) of codes minus zero points |x| <= 255, with
+ * n >= 32, in int32 lanes without the 64-bit product where s = n - L is in [8, 22]: as 2^L
+ * divides both x 2^L m and 2^(n-1), the step is floor((x m + 2^(s-1)) / 2^s), and with
+ * m = q 2^s + r (0 <= r < 2^s) that is x q + ((x r + 2^(s-1)) >> s), x q an integer. Both
+ * products fit int32 there: |x r| < 2^(s+8) <= 2^30 and |x q| < 2^(39-s) <= 2^31. Two
+ * vpmulld and three steps instead of the high-half form's eight (QAdd runs at about one
+ * cycle an element on Zen 4). */
+typedef struct {
+    int on, s;        /* whether the input takes this form, and its s = n - L */
+    int32_t q, r, h;  /* m = q 2^s + r, h = 2^(s-1) (all 0 when off) */
+} qnnc_qadd_split;
+
+static inline qnnc_qadd_split qnnc_qadd_split_of(int32_t m, int n, int L) {
+    qnnc_qadd_split t = {0, 1, 0, 0, 0};
+    if (n >= 32 && n - L >= 8 && n - L <= 22) {
+        t.on = 1, t.s = n - L;
+        t.q = m >> t.s, t.r = m & ((1 << t.s) - 1), t.h = 1 << (t.s - 1);
+    }
+    return t;
+}
+
+#if defined(__AVX2__)
+/* The split form in eight lanes: x q + ((x r + h) >> s), the constants broadcast. */
+static inline __m256i qnnc_qadd_split8(__m256i x, __m256i q, __m256i r, __m256i h, __m128i s) {
+    return _mm256_add_epi32(_mm256_mullo_epi32(x, q),
+                            _mm256_sra_epi32(_mm256_add_epi32(_mm256_mullo_epi32(x, r), h), s));
+}
+#endif
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* and in sixteen */
+static inline __m512i qnnc_qadd_split16(__m512i x, __m512i q, __m512i r, __m512i h, __m128i s) {
+    return _mm512_add_epi32(_mm512_mullo_epi32(x, q),
+                            _mm512_sra_epi32(_mm512_add_epi32(_mm512_mullo_epi32(x, r), h), s));
+}
+#endif
+
 /* QAdd of two same-shape 8-bit tensors (ir/ops/qelementwise.py): with L = ADD_SHIFT,
  * a' = requant_raw((a - za) * 2^L, ma, na), b' likewise, y = clamp(zy + requant(a' + b')).
  * Eight lanes at a time when every n >= 31 (then each step's result fits int32), else (and
@@ -751,8 +787,11 @@ QNNC_HOT void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, void *y,
 #if defined(__AVX2__)
     /* the high-half form with no clamps between; an input whose multiplier is exactly 1/2
      * (the one with the larger scale: m0 = 2^30, n = 31) is requant_raw(x) = (x + 1) >> 1,
-     * and as x = (c - z) << L is even that is (c - z) << (L - 1): one shift */
+     * and as x = (c - z) << L is even that is (c - z) << (L - 1): one shift; an input with
+     * n - L in [8, 22] takes the 32-bit split form (qnnc_qadd_split) */
     const int halve_a = na == 31 && ma == (1 << 30), halve_b = nb == 31 && mb == (1 << 30);
+    const qnnc_qadd_split spa = qnnc_qadd_split_of(ma, na, L), spb = qnnc_qadd_split_of(mb, nb, L);
+    const int split_a = spa.on, split_b = spb.on;
     if ((na >= 32 || halve_a) && (nb >= 32 || halve_b) && ny >= 32) {
         const __m256i vza = _mm256_set1_epi32(za), vzb = _mm256_set1_epi32(zb);
         const __m128i la = _mm_cvtsi32_si128(halve_a ? L - 1 : L);
@@ -774,15 +813,30 @@ QNNC_HOT void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, void *y,
         const __m512i wrb = _mm512_set1_epi64((int64_t)1 << (nb - 1));
         const __m512i wry = _mm512_set1_epi64((int64_t)1 << (ny - 1));
         const __m512i wlo = _mm512_set1_epi32(lo), whi = _mm512_set1_epi32(hi);
+        const __m512i wqa = _mm512_set1_epi32(spa.q), wqb = _mm512_set1_epi32(spb.q);
+        const __m512i wrma = _mm512_set1_epi32(spa.r), wrmb = _mm512_set1_epi32(spb.r);
+        const __m512i wha = _mm512_set1_epi32(spa.h), whb = _mm512_set1_epi32(spb.h);
+        const __m128i ssa = _mm_cvtsi32_si128(spa.s), ssb = _mm_cvtsi32_si128(spb.s);
         for (; i + 16 <= n; i += 16) {
             const __m128i pa = _mm_loadu_si128((const __m128i *)((const uint8_t *)a + i));
             const __m128i pb = _mm_loadu_si128((const __m128i *)((const uint8_t *)b + i));
-            __m512i xa = _mm512_sll_epi32(_mm512_sub_epi32(
-                sa ? _mm512_cvtepi8_epi32(pa) : _mm512_cvtepu8_epi32(pa), wza), la);
-            __m512i xb = _mm512_sll_epi32(_mm512_sub_epi32(
-                sb ? _mm512_cvtepi8_epi32(pb) : _mm512_cvtepu8_epi32(pb), wzb), lb);
-            if (!halve_a) xa = qnnc_q8_req16_hi(xa, wma, wra, sa32);
-            if (!halve_b) xb = qnnc_q8_req16_hi(xb, wmb, wrb, sb32);
+            const __m512i ca = _mm512_sub_epi32(
+                sa ? _mm512_cvtepi8_epi32(pa) : _mm512_cvtepu8_epi32(pa), wza);
+            const __m512i cb = _mm512_sub_epi32(
+                sb ? _mm512_cvtepi8_epi32(pb) : _mm512_cvtepu8_epi32(pb), wzb);
+            __m512i xa, xb;
+            if (split_a)
+                xa = qnnc_qadd_split16(ca, wqa, wrma, wha, ssa);
+            else if (halve_a)
+                xa = _mm512_sll_epi32(ca, la);
+            else
+                xa = qnnc_q8_req16_hi(_mm512_sll_epi32(ca, la), wma, wra, sa32);
+            if (split_b)
+                xb = qnnc_qadd_split16(cb, wqb, wrmb, whb, ssb);
+            else if (halve_b)
+                xb = _mm512_sll_epi32(cb, lb);
+            else
+                xb = qnnc_q8_req16_hi(_mm512_sll_epi32(cb, lb), wmb, wrb, sb32);
             __m512i r = _mm512_add_epi32(qnnc_q8_req16_hi(_mm512_add_epi32(xa, xb), wmy, wry,
                                                           sy32), wzy);
             r = _mm512_min_epi32(_mm512_max_epi32(r, wlo), whi);
@@ -790,11 +844,23 @@ QNNC_HOT void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, void *y,
                              sy ? _mm512_cvtsepi32_epi8(r) : _mm512_cvtusepi32_epi8(r));
         }
 #endif
+        const __m256i vqa = _mm256_set1_epi32(spa.q), vqb = _mm256_set1_epi32(spb.q);
+        const __m256i vrma = _mm256_set1_epi32(spa.r), vrmb = _mm256_set1_epi32(spb.r);
+        const __m256i vha = _mm256_set1_epi32(spa.h), vhb = _mm256_set1_epi32(spb.h);
+        const __m128i ssa8 = _mm_cvtsi32_si128(spa.s), ssb8 = _mm_cvtsi32_si128(spb.s);
+        const __m128i none = _mm_cvtsi32_si128(0);
         for (; i + 8 <= n; i += 8) {
-            const __m256i xa = qnnc_q8_shifted8((const uint8_t *)a + i, sa, vza, la);
-            const __m256i xb = qnnc_q8_shifted8((const uint8_t *)b + i, sb, vzb, lb);
-            const __m256i s = _mm256_add_epi32(halve_a ? xa : qnnc_q8_req8_hi(xa, mav, ra, sa32),
-                                               halve_b ? xb : qnnc_q8_req8_hi(xb, mbv, rb, sb32));
+            const __m256i ca = qnnc_q8_shifted8((const uint8_t *)a + i, sa, vza, none);
+            const __m256i cb = qnnc_q8_shifted8((const uint8_t *)b + i, sb, vzb, none);
+            const __m256i xa =
+                split_a ? qnnc_qadd_split8(ca, vqa, vrma, vha, ssa8)
+                : halve_a ? _mm256_sll_epi32(ca, la)
+                          : qnnc_q8_req8_hi(_mm256_sll_epi32(ca, la), mav, ra, sa32);
+            const __m256i xb =
+                split_b ? qnnc_qadd_split8(cb, vqb, vrmb, vhb, ssb8)
+                : halve_b ? _mm256_sll_epi32(cb, lb)
+                          : qnnc_q8_req8_hi(_mm256_sll_epi32(cb, lb), mbv, rb, sb32);
+            const __m256i s = _mm256_add_epi32(xa, xb);
             __m256i r = _mm256_add_epi32(qnnc_q8_req8_hi(s, myv, ry, sy32), vzy);
             r = _mm256_min_epi32(_mm256_max_epi32(r, vlo), vhi);
             qnnc_store8_avx2((uint8_t *)y + i, r, sy);

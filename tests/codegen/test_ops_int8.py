@@ -372,6 +372,31 @@ def test_qadd_vector_forms(sa: float, sb: float, sy: float, cpu: str, tmp_path: 
     check_exact(g, tmp_path, cpu)
 
 
+@pytest.mark.parametrize("cpu", GEMM_CPUS)
+@pytest.mark.parametrize("small_first", [True, False])
+@pytest.mark.parametrize("ta,tb", [(DType.u8, DType.u8), (DType.i8, DType.u8),
+                                   (DType.u8, DType.i8)])
+@pytest.mark.parametrize("ratio", [0.6, 3 * 2.0**-12, 3 * 2.0**-13], ids=["n32", "n42", "n43"])
+def test_qadd_split_form_on_every_code_pair(ratio: float, ta: DType, tb: DType,
+                                            small_first: bool, cpu: str, tmp_path: Path) -> None:
+    """The smaller-scale input's step in 32-bit lanes (qnnc_qadd_split: n - 20 up to 22) and
+    in the 64-bit form past it (n = 43), the larger-scale input halved, on every pair of
+    codes, either operand order and type: the lanes take each input's codes as the op does
+    (test_qadd_split.py holds the step itself to its definition, which this cannot see)."""
+    small = qt((256, 256), ta, ratio, 9 if ta is DType.u8 else -7)
+    large = qt((256, 256), tb, 1.0, 130 if tb is DType.u8 else 3)
+    a, b = (small, large) if small_first else (large, small)
+    attrs = {"out_dtype": "u8", "out_scale": 0.05, "out_zp": 17}
+    g = graph("QAdd", [a, b], attrs)
+    codes = np.arange(256)
+    feeds = {}
+    for k, t in enumerate((a, b)):
+        grid = codes[:, None] if k == 0 else codes[None, :]
+        c = np.broadcast_to(grid, (256, 256)).astype(np.uint8)
+        feeds[f"x{k}"] = c.view(np.int8) if t.dtype is DType.i8 else c
+    check_exact(g, tmp_path, cpu, feeds=feeds)
+
+
 @pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("xdt,ydt", [(DType.u8, DType.i8), (DType.i8, DType.u8),
                                      (DType.i8, DType.i8)])
