@@ -358,7 +358,10 @@ static inline __attribute__((always_inline)) void qnnc_q8u_tile2_st_body(
     int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
     const int32_t *m0, const int8_t *nsh, const int64_t *rb, int per_channel, int ch0,
     int32_t zp, int32_t lo, int32_t hi, const int clamp, const int sgn, uint8_t *y,
-    ptrdiff_t ldy) {
+    ptrdiff_t ldy, int pairs) {
+    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo);
+    const __m512i vhi = _mm512_set1_epi32(hi);
+    for (int pair = 0; pair < pairs; ++pair, B += 2 * pstride, y += 2 * QNNC_Q8_NR) {
     __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
     __m512i d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0;
     const uint8_t *B2 = B + pstride;
@@ -385,8 +388,6 @@ static inline __attribute__((always_inline)) void qnnc_q8u_tile2_st_body(
         c5 = _mm512_dpbusd_epi32(c5, b, w);
         d5 = _mm512_dpbusd_epi32(d5, e, w);
     }
-    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo);
-    const __m512i vhi = _mm512_set1_epi32(hi);
 #define QNNC_Q8U_ROW32(c, d, r)                                                          \
     qnnc_q8u_row32_hi(c, d, m0[per_channel ? ch0 + (r) : 0], nsh[per_channel ? ch0 + (r) : 0], \
                       rb[ch0 + (r)], vzp, vlo, vhi, clamp, sgn, y + (r) * ldy)
@@ -397,29 +398,35 @@ static inline __attribute__((always_inline)) void qnnc_q8u_tile2_st_body(
     QNNC_Q8U_ROW32(c4, d4, 4);
     QNNC_Q8U_ROW32(c5, d5, 5);
 #undef QNNC_Q8U_ROW32
+    }
 }
 
-/* A whole tile (six rows, 32 columns) with its epilogue in registers: no int32 tile in
- * memory and no second call, for layers without a table whose six rows all take the
- * high-half form (qnnc_q8u_tile2_hi_ok). ResNet-50's 1x1 layers with K = 64 spend as long in
- * the epilogue as in the k loop. */
+/* Whole tiles (six rows, 32 columns: `pairs` of them, the panel pairs from B on, stored from
+ * y on) with their epilogue in registers: no int32 tile in memory and one call per row of
+ * tiles, for layers without a table whose six rows all take the high-half form
+ * (qnnc_q8u_tile2_hi_ok). ResNet-50's 1x1 layers with K = 64 spend about a third of their
+ * time in the epilogue and the calls. */
 QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_st_vnni(int K4, const int8_t *QNNC_RESTRICT A,
                                                const uint8_t *QNNC_RESTRICT B,
                                                ptrdiff_t pstride, const qnnc_q8_epilogue *ep,
-                                               int ch0, uint8_t *y, ptrdiff_t ldy) {
+                                               int ch0, uint8_t *y, ptrdiff_t ldy, int pairs) {
     const int32_t *const m0 = ep->m0;
     const int8_t *const nsh = ep->nsh;
     const int64_t *const rb = ep->rb;
     const int pc = ep->per_channel, sgn = ep->sgn;
     const int32_t zp = ep->zp, lo = ep->lo, hi = ep->hi;
     const int clamp = lo > (sgn ? -128 : 0) || hi < (sgn ? 127 : 255);
+#define QNNC_Q8U_ST(cl, sg)                                                                \
+    qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, pc, ch0, zp, lo, hi, cl, sg, y, ldy, \
+                           pairs)
     if (clamp) {
-        if (sgn) qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, pc, ch0, zp, lo, hi, 1, 1, y, ldy);
-        else qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, pc, ch0, zp, lo, hi, 1, 0, y, ldy);
+        if (sgn) QNNC_Q8U_ST(1, 1);
+        else QNNC_Q8U_ST(1, 0);
     } else {
-        if (sgn) qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, pc, ch0, zp, lo, hi, 0, 1, y, ldy);
-        else qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, pc, ch0, zp, lo, hi, 0, 0, y, ldy);
+        if (sgn) QNNC_Q8U_ST(0, 1);
+        else QNNC_Q8U_ST(0, 0);
     }
+#undef QNNC_Q8U_ST
 }
 
 /* Whether qnnc_q8u_tile2_st_vnni stores the tile of channels ch0 .. ch0+5: no table, the
@@ -547,10 +554,6 @@ static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
         return;
     }
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
-    if (rows == QNNC_Q8_MR && cols == 2 * QNNC_Q8_NR && qnnc_q8u_tile2_hi_ok(ep, ch0)) {
-        qnnc_q8u_tile2_st_vnni(K4, A, B, pstride, ep, ch0, (uint8_t *)y, ldy);
-        return;
-    }
     if (rows <= 4)
         qnnc_q8u_tile2_few_vnni(K4, A, B, pstride, rows > 2, (int32_t *)acc);
     else
@@ -563,6 +566,28 @@ static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
     qnnc_q8u_tile_req(K4, A, B + pstride, ep, ch0, rows, cols - QNNC_Q8_NR,
                       (uint8_t *)y + QNNC_Q8_NR, ldy);
 #endif
+}
+
+/* One weight tile against every panel of a packed chunk of nc columns (panels pstride
+ * apart), stored at y (the chunk's first column of the tile's first row): whole tiles in one
+ * call of qnnc_q8u_tile2_st_vnni where it can take them, then qnnc_q8u_tile2_req for each
+ * remaining pair. */
+static inline void qnnc_q8u_tiles_req(int K4, const int8_t *QNNC_RESTRICT A,
+                                      const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
+                                      const qnnc_q8_epilogue *ep, int ch0, int rows, int nc,
+                                      void *QNNC_RESTRICT y, ptrdiff_t ldy) {
+    int c = 0;
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    if (rows == QNNC_Q8_MR && nc >= 2 * QNNC_Q8_NR && qnnc_q8u_tile2_hi_ok(ep, ch0)) {
+        const int pairs = nc / (2 * QNNC_Q8_NR);
+        qnnc_q8u_tile2_st_vnni(K4, A, B, pstride, ep, ch0, (uint8_t *)y, ldy, pairs);
+        c = pairs * 2 * QNNC_Q8_NR;
+    }
+#endif
+    for (; c < nc; c += 2 * QNNC_Q8_NR)
+        qnnc_q8u_tile2_req(K4, A, B + (c / QNNC_Q8_NR) * pstride, pstride, ep, ch0, rows,
+                           nc - c < 2 * QNNC_Q8_NR ? nc - c : 2 * QNNC_Q8_NR, (uint8_t *)y + c,
+                           ldy);
 }
 
 #endif /* QNNC_INT8_U8S8_H */

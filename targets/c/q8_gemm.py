@@ -338,21 +338,20 @@ def fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0:
         row0 = t * (MR * ldy) if t.value is not None else \
             Var("(ptrdiff_t)mt", t.lo, t.hi) * (MR * ldy)
         rows_c = rr if rr.value is not None else "rr"
+        head = [*tile_source(wp, k2, lift(panel0) + t, narrow, layout),
+                *([] if rr.value is not None else [f"const int rr = {rr};"])]
+        if layout is QUADS:  # the u8 tiles take the chunk's panels in one call, two at a time
+            return [*head,
+                    f"qnnc_q8u_tiles_req({k2}, wt, bp, {layout.panel(k2)}, &ep, {ch0 + t * MR}, "
+                    f"{rows_c}, nc, {plus(y0, row0)}, {ldy});",
+                    *(after(t) if after is not None else [])]
         y = f"{y0} + {add(row0, Var('j') * NR)}"
-        # the u8 tiles go two panels at a time (one k loop for both on AVX-512 VNNI)
-        step, call = (2, f"qnnc_q8u_tile2_req({k2}, wt, bp + j * {layout.panel(k2)}, "
-                         f"{layout.panel(k2)}, &ep, {ch0 + t * MR}, {rows_c}, cols, {y}, "
-                         f"{ldy});") if layout is QUADS else \
-            (1, f"{layout.prefix}_tile_req({k2}, wt, bp + j * {layout.panel(k2)}, &ep, "
-                f"{ch0 + t * MR}, {rows_c}, cols, {y}, {ldy});")
-        width = step * NR
         return [
-            *tile_source(wp, k2, lift(panel0) + t, narrow, layout),
-            *([] if rr.value is not None else [f"const int rr = {rr};"]),
-            f"for (int j = 0; j < np; j += {step}) {{" if step > 1 else
+            *head,
             "for (int j = 0; j < np; ++j) {",
-            f"  const int cols = nc - j * {NR} < {width} ? nc - j * {NR} : {width};",
-            f"  {call}",
+            f"  const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
+            f"  {layout.prefix}_tile_req({k2}, wt, bp + j * {layout.panel(k2)}, &ep, "
+            f"{ch0 + t * MR}, {rows_c}, cols, {y}, {ldy});",
             "}",
             *(after(t) if after is not None else []),
         ]

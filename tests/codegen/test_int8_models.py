@@ -51,7 +51,7 @@ def test_digits_u8s8_weights_host_bit_exact(weight_range: str, tmp_path: Path) -
     runs it (the C says so), bit-exact with the interpreter and still classifying."""
     check_digits(target="host", weight_range=weight_range, werror=True, cache_dir=tmp_path)
     (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
-    assert source.count("qnnc_q8u_tile2_req(") == 3
+    assert source.count("qnnc_q8u_tiles_req(") == 3
 
 
 def check_digits(**options: Any) -> None:
