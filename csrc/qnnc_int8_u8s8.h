@@ -301,35 +301,40 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile1_vnni(int K4, const int8_t *QNNC_RESTRICT
  * row's broadcast quad serves 32 columns instead of 16 (one broadcast per vpdpbusd was the
  * one-panel tile's limit; ResNet-50 on one Zen 4 core went from 31.6 to 28.7 ms with this).
  * C holds the first panel's 6 x 16 values, then the second's. */
+/* The two-panel k loop: 12 accumulators c0-c5 (panel B) and d0-d5 (panel B + pstride),
+ * declared here, for the six rows of the weight tile at A over K4 k quads. */
+#define QNNC_Q8U_TWO_PANELS(K4, A, B, pstride)                                           \
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;     \
+    __m512i d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0;                         \
+    for (int kq = 0; kq < (K4); ++kq) {                                                   \
+        const int8_t *a_ = (A) + kq * 4 * QNNC_Q8_MR;                                     \
+        const __m512i b_ = _mm512_loadu_si512((const void *)((B) + kq * 4 * QNNC_Q8_NR)); \
+        const __m512i e_ =                                                                \
+            _mm512_loadu_si512((const void *)((B) + (pstride) + kq * 4 * QNNC_Q8_NR));    \
+        __m512i w_ = qnnc_q8_bcast512(a_);                                                \
+        c0 = _mm512_dpbusd_epi32(c0, b_, w_);                                             \
+        d0 = _mm512_dpbusd_epi32(d0, e_, w_);                                             \
+        w_ = qnnc_q8_bcast512(a_ + 4);                                                    \
+        c1 = _mm512_dpbusd_epi32(c1, b_, w_);                                             \
+        d1 = _mm512_dpbusd_epi32(d1, e_, w_);                                             \
+        w_ = qnnc_q8_bcast512(a_ + 8);                                                    \
+        c2 = _mm512_dpbusd_epi32(c2, b_, w_);                                             \
+        d2 = _mm512_dpbusd_epi32(d2, e_, w_);                                             \
+        w_ = qnnc_q8_bcast512(a_ + 12);                                                   \
+        c3 = _mm512_dpbusd_epi32(c3, b_, w_);                                             \
+        d3 = _mm512_dpbusd_epi32(d3, e_, w_);                                             \
+        w_ = qnnc_q8_bcast512(a_ + 16);                                                   \
+        c4 = _mm512_dpbusd_epi32(c4, b_, w_);                                             \
+        d4 = _mm512_dpbusd_epi32(d4, e_, w_);                                             \
+        w_ = qnnc_q8_bcast512(a_ + 20);                                                   \
+        c5 = _mm512_dpbusd_epi32(c5, b_, w_);                                             \
+        d5 = _mm512_dpbusd_epi32(d5, e_, w_);                                             \
+    }
+
 QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_vnni(int K4, const int8_t *QNNC_RESTRICT A,
                                             const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
                                             int32_t *QNNC_RESTRICT C) {
-    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-    __m512i d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0;
-    const uint8_t *B2 = B + pstride;
-    for (int kq = 0; kq < K4; ++kq) {
-        const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
-        const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
-        const __m512i e = _mm512_loadu_si512((const void *)(B2 + kq * 4 * QNNC_Q8_NR));
-        __m512i w = qnnc_q8_bcast512(a);
-        c0 = _mm512_dpbusd_epi32(c0, b, w);
-        d0 = _mm512_dpbusd_epi32(d0, e, w);
-        w = qnnc_q8_bcast512(a + 4);
-        c1 = _mm512_dpbusd_epi32(c1, b, w);
-        d1 = _mm512_dpbusd_epi32(d1, e, w);
-        w = qnnc_q8_bcast512(a + 8);
-        c2 = _mm512_dpbusd_epi32(c2, b, w);
-        d2 = _mm512_dpbusd_epi32(d2, e, w);
-        w = qnnc_q8_bcast512(a + 12);
-        c3 = _mm512_dpbusd_epi32(c3, b, w);
-        d3 = _mm512_dpbusd_epi32(d3, e, w);
-        w = qnnc_q8_bcast512(a + 16);
-        c4 = _mm512_dpbusd_epi32(c4, b, w);
-        d4 = _mm512_dpbusd_epi32(d4, e, w);
-        w = qnnc_q8_bcast512(a + 20);
-        c5 = _mm512_dpbusd_epi32(c5, b, w);
-        d5 = _mm512_dpbusd_epi32(d5, e, w);
-    }
+    QNNC_Q8U_TWO_PANELS(K4, A, B, pstride)
     const __m512i acc[2 * QNNC_Q8_MR] = {c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5};
     for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
 }
@@ -352,51 +357,26 @@ static inline __attribute__((always_inline)) void qnnc_q8u_row32_hi(
                                                 qnnc_q8_bytes16(rd, sgn), 1));
 }
 
-/* qnnc_q8u_tile2_vnni's k loop, then its 12 accumulators requantised where they are, each
- * row stored as 32 bytes at y + r * ldy (clamp and sgn are constants where it is inlined). */
+/* The two-panel k loop over `pairs` panel pairs from B on, each pair's 12 accumulators
+ * requantised where they are and each row stored as 32 bytes at y + r * ldy (clamp and sgn
+ * are constants where it is inlined; per-channel epilogues). */
 static inline __attribute__((always_inline)) void qnnc_q8u_tile2_st_body(
     int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
-    const int32_t *m0, const int8_t *nsh, const int64_t *rb, int per_channel, int ch0,
-    int32_t zp, int32_t lo, int32_t hi, const int clamp, const int sgn, uint8_t *y,
-    ptrdiff_t ldy, int pairs) {
+    const int32_t *m0, const int8_t *nsh, const int64_t *rb, int ch0, int32_t zp, int32_t lo,
+    int32_t hi, const int clamp, const int sgn, uint8_t *y, ptrdiff_t ldy, int pairs) {
     const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo);
     const __m512i vhi = _mm512_set1_epi32(hi);
     for (int pair = 0; pair < pairs; ++pair, B += 2 * pstride, y += 2 * QNNC_Q8_NR) {
-    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-    __m512i d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0;
-    const uint8_t *B2 = B + pstride;
-    for (int kq = 0; kq < K4; ++kq) {
-        const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
-        const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
-        const __m512i e = _mm512_loadu_si512((const void *)(B2 + kq * 4 * QNNC_Q8_NR));
-        __m512i w = qnnc_q8_bcast512(a);
-        c0 = _mm512_dpbusd_epi32(c0, b, w);
-        d0 = _mm512_dpbusd_epi32(d0, e, w);
-        w = qnnc_q8_bcast512(a + 4);
-        c1 = _mm512_dpbusd_epi32(c1, b, w);
-        d1 = _mm512_dpbusd_epi32(d1, e, w);
-        w = qnnc_q8_bcast512(a + 8);
-        c2 = _mm512_dpbusd_epi32(c2, b, w);
-        d2 = _mm512_dpbusd_epi32(d2, e, w);
-        w = qnnc_q8_bcast512(a + 12);
-        c3 = _mm512_dpbusd_epi32(c3, b, w);
-        d3 = _mm512_dpbusd_epi32(d3, e, w);
-        w = qnnc_q8_bcast512(a + 16);
-        c4 = _mm512_dpbusd_epi32(c4, b, w);
-        d4 = _mm512_dpbusd_epi32(d4, e, w);
-        w = qnnc_q8_bcast512(a + 20);
-        c5 = _mm512_dpbusd_epi32(c5, b, w);
-        d5 = _mm512_dpbusd_epi32(d5, e, w);
-    }
-#define QNNC_Q8U_ROW32(c, d, r)                                                          \
-    qnnc_q8u_row32_hi(c, d, m0[per_channel ? ch0 + (r) : 0], nsh[per_channel ? ch0 + (r) : 0], \
-                      rb[ch0 + (r)], vzp, vlo, vhi, clamp, sgn, y + (r) * ldy)
-    QNNC_Q8U_ROW32(c0, d0, 0);
-    QNNC_Q8U_ROW32(c1, d1, 1);
-    QNNC_Q8U_ROW32(c2, d2, 2);
-    QNNC_Q8U_ROW32(c3, d3, 3);
-    QNNC_Q8U_ROW32(c4, d4, 4);
-    QNNC_Q8U_ROW32(c5, d5, 5);
+        QNNC_Q8U_TWO_PANELS(K4, A, B, pstride)
+#define QNNC_Q8U_ROW32(c, d, r)                                                             \
+    qnnc_q8u_row32_hi(c, d, m0[ch0 + (r)], nsh[ch0 + (r)], rb[ch0 + (r)], vzp, vlo, vhi, clamp, \
+                      sgn, y + (r) * ldy)
+        QNNC_Q8U_ROW32(c0, d0, 0);
+        QNNC_Q8U_ROW32(c1, d1, 1);
+        QNNC_Q8U_ROW32(c2, d2, 2);
+        QNNC_Q8U_ROW32(c3, d3, 3);
+        QNNC_Q8U_ROW32(c4, d4, 4);
+        QNNC_Q8U_ROW32(c5, d5, 5);
 #undef QNNC_Q8U_ROW32
     }
 }
@@ -413,12 +393,11 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_st_vnni(int K4, const int8_t *QNNC_RESTR
     const int32_t *const m0 = ep->m0;
     const int8_t *const nsh = ep->nsh;
     const int64_t *const rb = ep->rb;
-    const int pc = ep->per_channel, sgn = ep->sgn;
+    const int sgn = ep->sgn;
     const int32_t zp = ep->zp, lo = ep->lo, hi = ep->hi;
     const int clamp = lo > (sgn ? -128 : 0) || hi < (sgn ? 127 : 255);
 #define QNNC_Q8U_ST(cl, sg)                                                                \
-    qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, pc, ch0, zp, lo, hi, cl, sg, y, ldy, \
-                           pairs)
+    qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, ch0, zp, lo, hi, cl, sg, y, ldy, pairs)
     if (clamp) {
         if (sgn) QNNC_Q8U_ST(1, 1);
         else QNNC_Q8U_ST(1, 0);
@@ -429,11 +408,10 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_st_vnni(int K4, const int8_t *QNNC_RESTR
 #undef QNNC_Q8U_ST
 }
 
-/* Whether qnnc_q8u_tile2_st_vnni stores the tile of channels ch0 .. ch0+5: no table, the
- * round terms made, and every row's n >= 32. */
+/* Whether qnnc_q8u_tile2_st_vnni stores the tile of channels ch0 .. ch0+5: a per-channel
+ * epilogue without a table, its round terms made, and every row's n >= 32. */
 static inline int qnnc_q8u_tile2_hi_ok(const qnnc_q8_epilogue *ep, int ch0) {
-    if (ep->lut || !ep->rb) return 0;
-    if (!ep->per_channel) return ep->nsh[0] >= 32;
+    if (ep->lut || !ep->rb || !ep->per_channel) return 0;
     for (int r = 0; r < QNNC_Q8_MR; ++r)
         if (ep->nsh[ch0 + r] < 32) return 0;
     return 1;
