@@ -645,6 +645,28 @@ QNNC_HOT void qnnc_q8_store(const int32_t *QNNC_RESTRICT acc, int n, int64_t bia
                             int32_t m0, int nsh, int32_t zp, int32_t lo, int32_t hi,
                             void *QNNC_RESTRICT dst, ptrdiff_t stride, int sgn) {
     int c = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    /* n >= 32: sixteen lanes in the high-half form (qnnc_q8_req16_hi, the bias in its
+     * rounding term), the last 1-15 under a mask, so a short row (a small plane's) has no
+     * scalar tail */
+    if (nsh >= 32 && stride == 1 && bias >= INT32_MIN && bias <= INT32_MAX) {
+        (void)sgn;  /* lanes clamped to the output's range: the low byte is the code */
+        const __m512i m = _mm512_set1_epi32(m0);
+        const __m512i rb = _mm512_set1_epi64(bias * m0 + ((int64_t)1 << (nsh - 1)));
+        const __m128i sh = _mm_cvtsi32_si128(nsh - 32);
+        const __m512i vlo = _mm512_set1_epi32(lo - zp), vhi = _mm512_set1_epi32(hi - zp);
+        const __m512i vzp = _mm512_set1_epi32(zp);
+        for (; c < n; c += 16) {
+            const __mmask16 k = n - c >= 16 ? (__mmask16)0xFFFF
+                                            : (__mmask16)((1u << (n - c)) - 1u);
+            const __m512i r = qnnc_q8_req16_hi(_mm512_maskz_loadu_epi32(k, acc + c), m, rb, sh);
+            _mm512_mask_cvtepi32_storeu_epi8(
+                (int8_t *)dst + c, k,
+                _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, vlo), vhi), vzp));
+        }
+        return;
+    }
+#endif
 #if defined(__AVX2__)
     if (nsh >= 31 && bias >= INT32_MIN && bias <= INT32_MAX) {
         const __m256i b = _mm256_set1_epi32((int32_t)bias);
@@ -927,14 +949,17 @@ static QNNC_VBMI_FN void qnnc_lut_n_vbmi(uint8_t *b, int n, const uint8_t *lut) 
     int i = 0;
     for (; i + 64 <= n; i += 64)
         _mm512_storeu_si512(b + i, qnnc_lut64_vbmi(_mm512_loadu_si512(b + i), t));
-    for (; i < n; ++i) b[i] = lut[b[i]];
+    if (i < n) {  /* the last 1-63 under a mask */
+        const __mmask64 k = ((__mmask64)1 << (n - i)) - 1;
+        _mm512_mask_storeu_epi8(b + i, k, qnnc_lut64_vbmi(_mm512_maskz_loadu_epi8(k, b + i), t));
+    }
 }
 #endif
 
 static inline void qnnc_lut_n(void *y, int n, ptrdiff_t stride, const uint8_t *lut) {
     uint8_t *b = (uint8_t *)y;
 #if defined(QNNC_VBMI)
-    if (stride == 1 && n >= 64 && qnnc_vbmi()) {
+    if (stride == 1 && n >= 16 && qnnc_vbmi()) {
         qnnc_lut_n_vbmi(b, n, lut);
         return;
     }
@@ -1207,11 +1232,51 @@ static inline void qnnc_q8_tile_req(int K2, const int16_t *QNNC_RESTRICT A,
  * (targets/c/ops_quant_conv.py). AVX2 takes the taps two at a time: the two taps' inputs
  * interleaved as int16 pairs and vpmaddwd by the pair of weights, sixteen outputs a step,
  * summed in registers over every tap (the interleave puts outputs 0-3 and 8-11 in one
- * register, 4-7 and 12-15 in the other; two lane swaps restore the order). Integer sums,
- * exact in any order: the emitter checks that no sum leaves int32. */
+ * register, 4-7 and 12-15 in the other; two lane swaps restore the order). AVX-512 does the
+ * same 32 outputs a step (vpdpwssd adds the pair products where VNNI is there), while at
+ * least 17 are left: the last block of 16 is AVX2's, so nothing past n rounded up to 16 is
+ * read or written. Integer sums, exact in any order: the emitter checks that no sum leaves
+ * int32. */
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+static inline __m512i qnnc_dw_pair512(__m512i acc, __m512i pairs, __m512i w) {
+#if defined(__AVX512VNNI__)
+    return _mm512_dpwssd_epi32(acc, pairs, w);
+#else
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, w));
+#endif
+}
+#endif
+
 QNNC_HOT void qnnc_dw_taps(const int16_t *x, const int32_t *off, const int16_t *w,
                            int taps, int n, int32_t *acc) {
     int o = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    /* lo holds outputs 0-3, 8-11, 16-19, 24-27 (four per 128-bit lane), hi the other four of
+     * each lane: these qword indices put them back in order, 16 outputs each */
+    const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+    const __m512i second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    for (; o + 16 < n; o += 32) {
+        __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+        int t = 0;
+        for (; t + 1 < taps; t += 2) {
+            const __m512i a = _mm512_loadu_si512((const void *)(x + off[t] + o));
+            const __m512i b = _mm512_loadu_si512((const void *)(x + off[t + 1] + o));
+            const __m512i wp = _mm512_set1_epi32((int32_t)(((uint32_t)(uint16_t)w[t + 1] << 16) |
+                                                           (uint16_t)w[t]));
+            lo = qnnc_dw_pair512(lo, _mm512_unpacklo_epi16(a, b), wp);
+            hi = qnnc_dw_pair512(hi, _mm512_unpackhi_epi16(a, b), wp);
+        }
+        if (t < taps) {
+            const __m512i a = _mm512_loadu_si512((const void *)(x + off[t] + o));
+            const __m512i wp = _mm512_set1_epi32((int32_t)(uint16_t)w[t]);
+            const __m512i z = _mm512_setzero_si512();
+            lo = qnnc_dw_pair512(lo, _mm512_unpacklo_epi16(a, z), wp);
+            hi = qnnc_dw_pair512(hi, _mm512_unpackhi_epi16(a, z), wp);
+        }
+        _mm512_storeu_si512((void *)(acc + o), _mm512_permutex2var_epi64(lo, first, hi));
+        _mm512_storeu_si512((void *)(acc + o + 16), _mm512_permutex2var_epi64(lo, second, hi));
+    }
+#endif
 #if defined(__AVX2__)
     for (; o < n; o += 16) {
         __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
