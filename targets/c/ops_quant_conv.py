@@ -17,6 +17,7 @@ import numpy as np
 
 from ir.graph import Node
 from ir.ops.qcommon import conv_multipliers
+from ir.types import DType
 from targets.c.cond import ge
 from targets.c.emitter import (
     LayerCtx,
@@ -50,6 +51,7 @@ from targets.c.q8_gemm import (
     fused_epilogue,
     fused_tile_loop,
     gemm_scratch,
+    int8_codes,
     kernel_codes,
     pack_weights,
     paren,
@@ -89,7 +91,8 @@ def qconv_scratch(node: Node, threads: int = 1) -> int:
     except (ValueError, KeyError, IndexError):
         return 0
     if _depthwise(d):
-        return _dw_scratch(d) * threads
+        quads = _dw_quad_scratch(d) if _dw_quads(d) else 0
+        return max(_dw_scratch(d), quads) * threads
     return max(_gemm_bytes(d, lay.kg(d["K"]), threads)
                for lay in weight_layouts(node.operand("w"), d["M"])) + _padded_bytes(d)
 
@@ -363,6 +366,8 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
         raise ctx.fail("an int32 accumulator could overflow for these weights")
     if _pointwise(d):
         return _channel_scale_body(ctx, d, wc, b, m0, shift, zx, zy, lo, hi, lut)
+    if _dw_quads(d) and ctx.renderer.u8_any_weights and int8_codes(wc):
+        return _depthwise_quads_body(ctx, d, wc, m0, shift, zx, zy, lo, hi, lut)
     hp, wp = _dw_plane(d)
     sw = d["SW"]
     wq = -(-wp // sw)  # columns of one phase plane
@@ -403,6 +408,91 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
         f"/* depthwise: each channel centred into {sw} zero-padded {hp} x {wq} int16 plane(s), "
         "one per column phase of the stride, so every tap reads a contiguous row (the "
         "channels shared out among the threads, each in its own scratch slice) */",
+        *decl,
+        omp,
+        *nested([hn, hc], channel),
+    ] if ln)
+
+
+def _dw_quads(d: dict[str, int]) -> bool:
+    """Whether a depthwise convolution can run on byte quads (qnnc_dw_quad_taps, where the
+    build has vpdpbusd): unit dilations and a column stride of 1 or 2, so that the taps
+    4g .. 4g+3 of an output column are one quad of its row, g * 4 / SW quads on."""
+    return d["DH"] == d["DW"] == 1 and d["SW"] in (1, 2)
+
+
+def _dw_quad_geometry(d: dict[str, int]) -> tuple[int, int, int, int]:
+    """(G, gstep, quads per row made, quad row bytes) of the quad path: G quads per kernel
+    row, gstep quads apart; a row holds room for the taps' reads of OW rounded up to 16."""
+    g, gstep = -(-d["KW"] // 4), 4 // d["SW"]
+    nq = d["OW"] + (g - 1) * gstep
+    return g, gstep, nq, 4 * _blocked(_blocked(d["OW"]) + (g - 1) * gstep)
+
+
+def _dw_quad_scratch(d: dict[str, int]) -> int:
+    """Bytes of one channel's padded byte plane and quad plane (a thread's slice)."""
+    hp, wp = _dw_plane(d)
+    qrs = _dw_quad_geometry(d)[3]
+    return per_thread(hp * wp + 32 + (hp + 1) * qrs)
+
+
+def _depthwise_quads_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.ndarray,
+                          shift: np.ndarray, zx: int, zy: int, lo: int, hi: int,
+                          lut: str | None) -> str:
+    """The depthwise convolution on byte quads: per channel the input padded with its zero
+    point's byte (qnnc_q8_pad_planes), each padded row made into quads of the bytes from
+    every SW-th column on (qnnc_dw_quad_row), and per output row one vpdpbusd per quad of
+    taps (qnnc_dw_quad_taps) on the raw codes, the zero point's share folded into the bias."""
+    xt = ctx.it(0)
+    flip = 0x80 if xt.dtype is DType.i8 else 0
+    bias = folded_bias(ctx, wc, zx + flip, 255)
+    kh_n, kw_n, sw = d["KH"], d["KW"], d["SW"]
+    g, gstep, nq, qrs = _dw_quad_geometry(d)
+    taps = np.zeros((d["C"], kh_n, g * 4), dtype=np.int64)
+    taps[:, :, :kw_n] = wc.reshape(d["C"], kh_n, kw_n)
+    packed = (taps.reshape(-1, 4).astype(np.int8).view(np.uint8).astype(np.uint32)
+              << np.array([0, 8, 16, 24], dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
+    wname = ctx.weight(packed.view(np.int32).reshape(-1), "dwq")
+    bname = ctx.weight(bias.astype(np.int32), "bias_zp")
+    hp, wp = _dw_plane(d)
+    hn, n = loop("n", d["N"])
+    hc, c = loop("c", d["C"])
+    hr, r = loop("r", hp)
+    decl, m0e, ne = mult_exprs(m0, shift, str(c))
+    plane = n * d["C"] + c
+    store = with_lut(f"qnnc_q8_store({{acc}}, {{n}}, {bname}[{c}], {m0e}, {ne}, {zy}, {lo}, "
+                     f"{hi}, {{y}}, 1, {sgn(requant_type(ctx))});", lut, "{y}", "{n}")
+    hoh, oh = loop("oh", d["OH"])
+    row = plus("qp", oh * (d["SH"] * qrs))
+    tap = (f"qnnc_dw_quad_taps({row}, {qrs}, {kh_n}, {g}, {gstep}, wk, {d['OW']}, "
+           f"{{acc}});")
+    whole = d["P"] <= DW_PLANE_ACC
+    if whole:
+        outputs = [f"int32_t acc[{d['P'] - d['OW'] + _blocked(d['OW'])}];",
+                   *nested([hoh], [tap.format(acc=plus("acc", oh * d["OW"]))]),
+                   store.format(acc="acc", n=d["P"], y="yc")]
+    else:
+        outputs = [f"int32_t acc[{_blocked(d['OW'])}];",
+                   *nested([hoh], [tap.format(acc="acc"),
+                                   store.format(acc="acc", n=d["OW"],
+                                                y=plus("yc", oh * d["OW"]))])]
+    channel = [
+        f"uint8_t *xq = (uint8_t *)scratch + (ptrdiff_t)QNNC_THREAD_ID() * "
+        f"{_dw_quad_scratch(d)};",
+        f"uint8_t *qp = xq + {hp * wp + 32};",
+        f"qnnc_q8_pad_planes(xq, (const uint8_t *)({plus(ctx.i(0), plane * (d['H'] * d['W']))})"
+        f", 1, {d['H']}, {d['W']}, {hp}, {wp}, {d['PT']}, {d['PL']}, {zx & 0xFF});",
+        f"{ctx.ctype(ctx.ot(0))} *yc = {plus(ctx.o(0), plane * d['P'])};",
+        *nested([hr], [f"qnnc_dw_quad_row({plus('qp', r * qrs)}, {plus('xq', r * wp)}, {nq}, "
+                       f"{sw}, {flip});"]),
+        f"const int32_t *wk = {plus(wname, c * (kh_n * g))};",
+        *outputs,
+    ]
+    omp = ctx.omp(collapse=2 if hn and hc else 1).rstrip("\n") if hc or hn else ""
+    return "\n".join(ln for ln in [
+        f"/* depthwise on byte quads: each channel padded with its zero point's byte into a "
+        f"{hp} x {wp} plane, each row made into quads (four bytes from every "
+        f"{'' if sw == 1 else 'second '}column on), {kh_n * g} vpdpbusd per 16 outputs */",
         *decl,
         omp,
         *nested([hn, hc], channel),
