@@ -339,11 +339,11 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_vnni(int K4, const int8_t *QNNC_RESTRICT
     for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
 }
 
-/* Row ch's two panels (c: columns 0-15, d: 16-31) requantised in the high-half form and
- * stored as 32 bytes at yr: qnnc_q8_rows_hi's row, for two panels at once. */
-static inline __attribute__((always_inline)) void qnnc_q8u_row32_hi(
-    __m512i c, __m512i d, int32_t m0, int n, int64_t rb, __m512i vzp, __m512i vlo,
-    __m512i vhi, const int clamp, const int sgn, uint8_t *yr) {
+/* Row ch's two panels (c: columns 0-15, d: 16-31) requantised in the high-half form, as 32
+ * bytes: qnnc_q8_rows_hi's row, for two panels at once. */
+static inline __attribute__((always_inline)) __m256i qnnc_q8u_row32_bytes(
+    __m512i c, __m512i d, int32_t m0, int n, int64_t rb, __m512i vzp, __m512i vlo, __m512i vhi,
+    const int clamp, const int sgn) {
     const __m512i m = _mm512_set1_epi32(m0), r = _mm512_set1_epi64(rb);
     const __m128i sh = _mm_cvtsi32_si128(n - 32);
     __m512i rc = _mm512_add_epi32(qnnc_q8_req16_hi(c, m, r, sh), vzp);
@@ -352,9 +352,16 @@ static inline __attribute__((always_inline)) void qnnc_q8u_row32_hi(
         rc = _mm512_min_epi32(_mm512_max_epi32(rc, vlo), vhi);
         rd = _mm512_min_epi32(_mm512_max_epi32(rd, vlo), vhi);
     }
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(qnnc_q8_bytes16(rc, sgn)),
+                                   qnnc_q8_bytes16(rd, sgn), 1);
+}
+
+/* ... stored at yr */
+static inline __attribute__((always_inline)) void qnnc_q8u_row32_hi(
+    __m512i c, __m512i d, int32_t m0, int n, int64_t rb, __m512i vzp, __m512i vlo,
+    __m512i vhi, const int clamp, const int sgn, uint8_t *yr) {
     _mm256_storeu_si256((__m256i *)yr,
-                        _mm256_inserti128_si256(_mm256_castsi128_si256(qnnc_q8_bytes16(rc, sgn)),
-                                                qnnc_q8_bytes16(rd, sgn), 1));
+                        qnnc_q8u_row32_bytes(c, d, m0, n, rb, vzp, vlo, vhi, clamp, sgn));
 }
 
 /* The two-panel k loop over `pairs` panel pairs from B on, each pair's 12 accumulators
@@ -408,14 +415,73 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_st_vnni(int K4, const int8_t *QNNC_RESTR
 #undef QNNC_Q8U_ST
 }
 
-/* Whether qnnc_q8u_tile2_st_vnni stores the tile of channels ch0 .. ch0+5: a per-channel
- * epilogue without a table, its round terms made, and every row's n >= 32. */
-static inline int qnnc_q8u_tile2_hi_ok(const qnnc_q8_epilogue *ep, int ch0) {
-    if (ep->lut || !ep->rb || !ep->per_channel) return 0;
+/* Whether the six rows of channels ch0 .. ch0+5 take the register epilogue: a per-channel
+ * epilogue with its round terms made, and every row's n >= 32. */
+static inline int qnnc_q8u_tile2_hi_rows(const qnnc_q8_epilogue *ep, int ch0) {
+    if (!ep->rb || !ep->per_channel) return 0;
     for (int r = 0; r < QNNC_Q8_MR; ++r)
         if (ep->nsh[ch0 + r] < 32) return 0;
     return 1;
 }
+
+/* Whether qnnc_q8u_tile2_st_vnni stores the tile of channels ch0 .. ch0+5: such rows and no
+ * table. */
+static inline int qnnc_q8u_tile2_hi_ok(const qnnc_q8_epilogue *ep, int ch0) {
+    return !ep->lut && qnnc_q8u_tile2_hi_rows(ep, ch0);
+}
+
+#if defined(QNNC_VBMI)
+/* qnnc_q8u_tile2_st_vnni for a layer with an epilogue table (HardSwish, SiLU, ... fused into
+ * it), where the CPU has VBMI: each pair of rows' 32 + 32 requantised bytes are looked up in
+ * one 64-byte permute (qnnc_lut64_vbmi) and stored, with no int32 tile in memory. */
+static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_tile2_lut_body(
+    int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
+    const qnnc_q8_epilogue *ep, int ch0, const int clamp, const int sgn, uint8_t *y,
+    ptrdiff_t ldy, int pairs) {
+    const int32_t *const m0 = ep->m0;
+    const int8_t *const nsh = ep->nsh;
+    const int64_t *const rb = ep->rb;
+    const __m512i vzp = _mm512_set1_epi32(ep->zp), vlo = _mm512_set1_epi32(ep->lo);
+    const __m512i vhi = _mm512_set1_epi32(ep->hi);
+    const __m512i t[4] = {_mm512_loadu_si512(ep->lut), _mm512_loadu_si512(ep->lut + 64),
+                          _mm512_loadu_si512(ep->lut + 128), _mm512_loadu_si512(ep->lut + 192)};
+    for (int pair = 0; pair < pairs; ++pair, B += 2 * pstride, y += 2 * QNNC_Q8_NR) {
+        QNNC_Q8U_TWO_PANELS(K4, A, B, pstride)
+#define QNNC_Q8U_BYTES(c, d, r)                                                               \
+    qnnc_q8u_row32_bytes(c, d, m0[ch0 + (r)], nsh[ch0 + (r)], rb[ch0 + (r)], vzp, vlo, vhi, \
+                         clamp, sgn)
+#define QNNC_Q8U_LUT2(c, d, e, f, r)                                                          \
+    do {                                                                                    \
+        const __m512i out_ = qnnc_lut64_vbmi(                                               \
+            _mm512_inserti64x4(_mm512_castsi256_si512(QNNC_Q8U_BYTES(c, d, r)),              \
+                               QNNC_Q8U_BYTES(e, f, (r) + 1), 1), t);                        \
+        _mm256_storeu_si256((__m256i *)(y + (r) * ldy), _mm512_castsi512_si256(out_));       \
+        _mm256_storeu_si256((__m256i *)(y + ((r) + 1) * ldy), _mm512_extracti64x4_epi64(out_, 1)); \
+    } while (0)
+        QNNC_Q8U_LUT2(c0, d0, c1, d1, 0);
+        QNNC_Q8U_LUT2(c2, d2, c3, d3, 2);
+        QNNC_Q8U_LUT2(c4, d4, c5, d5, 4);
+#undef QNNC_Q8U_LUT2
+#undef QNNC_Q8U_BYTES
+    }
+}
+
+static QNNC_VBMI_FN __attribute__((noinline)) void qnnc_q8u_tile2_lut_vbmi(
+    int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
+    const qnnc_q8_epilogue *ep, int ch0, uint8_t *y, ptrdiff_t ldy, int pairs) {
+    const int sgn = ep->sgn;
+    const int clamp = ep->lo > (sgn ? -128 : 0) || ep->hi < (sgn ? 127 : 255);
+#define QNNC_Q8U_LUT(cl, sg) qnnc_q8u_tile2_lut_body(K4, A, B, pstride, ep, ch0, cl, sg, y, ldy, pairs)
+    if (clamp) {
+        if (sgn) QNNC_Q8U_LUT(1, 1);
+        else QNNC_Q8U_LUT(1, 0);
+    } else {
+        if (sgn) QNNC_Q8U_LUT(0, 1);
+        else QNNC_Q8U_LUT(0, 0);
+    }
+#undef QNNC_Q8U_LUT
+}
+#endif
 
 /* k quad kq's row quads and its two panels' 16 columns, then one row times both */
 #define QNNC_Q8U_LOADS2                                                          \
@@ -556,10 +622,18 @@ static inline void qnnc_q8u_tiles_req(int K4, const int8_t *QNNC_RESTRICT A,
                                       void *QNNC_RESTRICT y, ptrdiff_t ldy) {
     int c = 0;
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
-    if (rows == QNNC_Q8_MR && nc >= 2 * QNNC_Q8_NR && qnnc_q8u_tile2_hi_ok(ep, ch0)) {
+    if (rows == QNNC_Q8_MR && nc >= 2 * QNNC_Q8_NR && qnnc_q8u_tile2_hi_rows(ep, ch0)) {
         const int pairs = nc / (2 * QNNC_Q8_NR);
-        qnnc_q8u_tile2_st_vnni(K4, A, B, pstride, ep, ch0, (uint8_t *)y, ldy, pairs);
-        c = pairs * 2 * QNNC_Q8_NR;
+        if (!ep->lut) {
+            qnnc_q8u_tile2_st_vnni(K4, A, B, pstride, ep, ch0, (uint8_t *)y, ldy, pairs);
+            c = pairs * 2 * QNNC_Q8_NR;
+        }
+#if defined(QNNC_VBMI)
+        else if (qnnc_vbmi()) {
+            qnnc_q8u_tile2_lut_vbmi(K4, A, B, pstride, ep, ch0, (uint8_t *)y, ldy, pairs);
+            c = pairs * 2 * QNNC_Q8_NR;
+        }
+#endif
     }
 #endif
     for (; c < nc; c += 2 * QNNC_Q8_NR)
