@@ -659,7 +659,11 @@ QNNC_HOT void qnnc_q8_store(const int32_t *QNNC_RESTRICT acc, int n, int64_t bia
         for (; c < n; c += 16) {
             const __mmask16 k = n - c >= 16 ? (__mmask16)0xFFFF
                                             : (__mmask16)((1u << (n - c)) - 1u);
-            const __m512i r = qnnc_q8_req16_hi(_mm512_maskz_loadu_epi32(k, acc + c), m, rb, sh);
+            /* a whole block by a plain load: a masked one cannot take its data from the
+             * stores that just wrote acc (a depthwise row's taps), and waits for them */
+            const __m512i v = n - c >= 16 ? _mm512_loadu_si512((const void *)(acc + c))
+                                          : _mm512_maskz_loadu_epi32(k, acc + c);
+            const __m512i r = qnnc_q8_req16_hi(v, m, rb, sh);
             _mm512_mask_cvtepi32_storeu_epi8(
                 (int8_t *)dst + c, k,
                 _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, vlo), vhi), vzp));
@@ -965,6 +969,63 @@ static inline void qnnc_lut_n(void *y, int n, ptrdiff_t stride, const uint8_t *l
     }
 #endif
     for (int i = 0; i < n; ++i) b[i * stride] = lut[b[i * stride]];
+}
+
+/* qnnc_q8_store (stride 1) and then the table over the n bytes it stored. With VBMI and
+ * n >= 32 (qnnc_q8_store's high-half form), 64 results at a time are requantised, looked up
+ * and stored from registers: storing the bytes and loading them back for the table stalls
+ * where the store is masked (a row's last block) or narrowing. */
+#if defined(QNNC_VBMI)
+static QNNC_VBMI_FN void qnnc_q8_store_lut_vbmi(const int32_t *QNNC_RESTRICT acc, int n,
+                                                int64_t bias, int32_t m0, int nsh, int32_t zp,
+                                                int32_t lo, int32_t hi, uint8_t *QNNC_RESTRICT y,
+                                                const uint8_t *lut) {
+    const __m512i t[4] = {_mm512_loadu_si512(lut), _mm512_loadu_si512(lut + 64),
+                          _mm512_loadu_si512(lut + 128), _mm512_loadu_si512(lut + 192)};
+    const __m512i m = _mm512_set1_epi32(m0);
+    const __m512i rb = _mm512_set1_epi64(bias * m0 + ((int64_t)1 << (nsh - 1)));
+    const __m128i sh = _mm_cvtsi32_si128(nsh - 32);
+    const __m512i vlo = _mm512_set1_epi32(lo - zp), vhi = _mm512_set1_epi32(hi - zp);
+    const __m512i vzp = _mm512_set1_epi32(zp);
+#define QNNC_Q8_BLOCK16(at)                                                                  \
+    ((at) >= n ? _mm_setzero_si128()                                                         \
+               : _mm512_cvtepi32_epi8(_mm512_add_epi32(                                      \
+                     _mm512_min_epi32(                                                       \
+                         _mm512_max_epi32(                                                   \
+                             qnnc_q8_req16_hi(                                               \
+                                 n - (at) >= 16                                              \
+                                     ? _mm512_loadu_si512((const void *)(acc + (at)))        \
+                                     : _mm512_maskz_loadu_epi32(                             \
+                                           (__mmask16)((1u << (n - (at))) - 1u), acc + (at)), \
+                                 m, rb, sh),                                                 \
+                             vlo),                                                           \
+                         vhi),                                                               \
+                     vzp)))
+    for (int c = 0; c < n; c += 64) {
+        const __m512i bytes = _mm512_inserti32x4(
+            _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(QNNC_Q8_BLOCK16(c)),
+                                                  QNNC_Q8_BLOCK16(c + 16), 1),
+                               QNNC_Q8_BLOCK16(c + 32), 2),
+            QNNC_Q8_BLOCK16(c + 48), 3);
+        const int left = n - c;
+        const __mmask64 k = left >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << left) - 1;
+        _mm512_mask_storeu_epi8(y + c, k, qnnc_lut64_vbmi(bytes, t));
+    }
+#undef QNNC_Q8_BLOCK16
+}
+#endif
+
+static inline void qnnc_q8_store_lut(const int32_t *QNNC_RESTRICT acc, int n, int64_t bias,
+                                     int32_t m0, int nsh, int32_t zp, int32_t lo, int32_t hi,
+                                     void *QNNC_RESTRICT y, int sgn, const uint8_t *lut) {
+#if defined(QNNC_VBMI)
+    if (nsh >= 32 && bias >= INT32_MIN && bias <= INT32_MAX && qnnc_vbmi()) {
+        qnnc_q8_store_lut_vbmi(acc, n, bias, m0, nsh, zp, lo, hi, (uint8_t *)y, lut);
+        return;
+    }
+#endif
+    qnnc_q8_store(acc, n, bias, m0, nsh, zp, lo, hi, y, 1, sgn);
+    qnnc_lut_n(y, n, 1, lut);
 }
 
 /* What a layer's tiles store: per output channel ch, y = clamp(zp + requant(acc + bias[ch]))

@@ -354,6 +354,17 @@ def qconv(ctx: LayerCtx) -> str:
     return "\n".join(ln for ln in lines if ln)
 
 
+def _channel_store(acc: str, n: str | int, bias: str, m0e: str, ne: str, zy: int, lo: int,
+                   hi: int, y: str, sy: int, lut: str | None) -> str:
+    """One channel's n accumulators from acc requantised and stored at y (stride 1), through
+    the epilogue table when there is one: qnnc_q8_store_lut, which looks the bytes up before
+    they are stored (VBMI) rather than reading them back."""
+    if lut is None:
+        return f"qnnc_q8_store({acc}, {n}, {bias}, {m0e}, {ne}, {zy}, {lo}, {hi}, {y}, 1, {sy});"
+    return (f"qnnc_q8_store_lut({acc}, {n}, {bias}, {m0e}, {ne}, {zy}, {lo}, {hi}, {y}, {sy}, "
+            f"{lut});")
+
+
 def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.ndarray,
                     shift: np.ndarray, zx: int, zy: int, lo: int, hi: int,
                     lut: str | None) -> str:
@@ -399,9 +410,8 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
                         f"int16_t *dr = {plus('xp', (ih + d['PT']) * wq)};", *fill]),
         f"const int16_t *wk = {plus(wname, c * khw)};",
         *_depthwise_taps(d, sw, hp, wq, offsets,
-                         with_lut(f"qnnc_q8_store({{acc}}, {{n}}, {bname}[{c}], {m0e}, "
-                                  f"{ne}, {zy}, {lo}, {hi}, {{y}}, 1, {sgn(requant_type(ctx))});",
-                                  lut, "{y}", "{n}")),
+                         _channel_store("{acc}", "{n}", f"{bname}[{c}]", m0e, ne, zy, lo, hi,
+                                        "{y}", sgn(requant_type(ctx)), lut)),
     ]
     omp = ctx.omp(collapse=2 if hn and hc else 1).rstrip("\n") if hc or hn else ""
     return "\n".join(ln for ln in [
@@ -460,8 +470,8 @@ def _depthwise_quads_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: 
     hr, r = loop("r", hp)
     decl, m0e, ne = mult_exprs(m0, shift, str(c))
     plane = n * d["C"] + c
-    store = with_lut(f"qnnc_q8_store({{acc}}, {{n}}, {bname}[{c}], {m0e}, {ne}, {zy}, {lo}, "
-                     f"{hi}, {{y}}, 1, {sgn(requant_type(ctx))});", lut, "{y}", "{n}")
+    store = _channel_store("{acc}", "{n}", f"{bname}[{c}]", m0e, ne, zy, lo, hi, "{y}",
+                           sgn(requant_type(ctx)), lut)
     hoh, oh = loop("oh", d["OH"])
     row = plus("qp", oh * (d["SH"] * qrs))
     tap = (f"qnnc_dw_quad_taps({row}, {qrs}, {kh_n}, {g}, {gstep}, wk, {d['OW']}, "
@@ -598,9 +608,8 @@ def _channel_scale_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, b: np.
             *([f"const int len = {p} - p0 < {PW_CHUNK} ? {p} - p0 : {PW_CHUNK};"] if hp0 else []),
             f"int32_t acc[{min(p, PW_CHUNK)}];",
             f"for (int i = 0; i < {count}; ++i) acc[i] = (int32_t)xc[{p0 + Var('i')}] * wv;",
-            with_lut(f"qnnc_q8_store(acc, {count}, {bname}[c], {m0e}, {ne}, {zy}, {lo}, {hi}, "
-                     f"{plus('yc', p0)}, 1, {sgn(requant_type(ctx))});", lut, plus('yc', p0),
-                     count),
+            _channel_store("acc", count, f"{bname}[c]", m0e, ne, zy, lo, hi, plus("yc", p0),
+                           sgn(requant_type(ctx)), lut),
         ]),
     ]
     omp = ctx.omp(collapse=2 if hn else 1).rstrip("\n")

@@ -86,11 +86,17 @@ def test_quad_taps_exact(case: str, xdtype: DType, tmp_path: Path) -> None:
     assert "qnnc_dw_quad_taps(" in c_src
 
 
+@pytest.mark.parametrize("vbmi", ["auto", "off"])
 @pytest.mark.parametrize("case", ["3x3_s1_rows", "5x5_s1", "3x3_s2_odd"])
-def test_quad_taps_with_table(case: str, tmp_path: Path) -> None:
+def test_quad_taps_with_table(case: str, vbmi: str, tmp_path: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table looked up in registers before the store (qnnc_q8_store_lut with VBMI) and,
+    with QNNC_VBMI=0, after it."""
+    if vbmi == "off":
+        monkeypatch.setenv("QNNC_VBMI", "0")
     rng = np.random.default_rng(40 + sorted(CASES).index(case))
     c_src = build_and_check(conv_graph(CASES[case], DType.u8, rng, table=True), tmp_path)
-    assert "qnnc_dw_quad_taps(" in c_src and "qnnc_lut_n(" in c_src
+    assert "qnnc_dw_quad_taps(" in c_src and "qnnc_q8_store_lut(" in c_src
 
 
 def test_quad_taps_two_threads(tmp_path: Path) -> None:
