@@ -256,6 +256,10 @@ def _int_global_max(ctx: LayerCtx) -> str:
     ]))
 
 
+#: the last axis of a nearest Resize of bytes whose source indices are j // 2
+DOUBLED = "doubled"
+
+
 def _int_resize(ctx: LayerCtx) -> str:
     """Nearest Resize of an integer tensor: one source index per output index and axis."""
     from ir.ops.resize import axis_taps, source_coords
@@ -271,7 +275,12 @@ def _int_resize(ctx: LayerCtx) -> str:
             continue
         src = source_coords(a["coordinate_transformation_mode"], y[k], x[k], a["scales"][k], (0, 1))
         idx, _ = axis_taps(src, x[k], a["scales"][k], a)
-        lines.append(int_table(f"ix{k}", "int", [int(v) for v in idx[:, 0]]))
+        source = [int(v) for v in idx[:, 0]]  # each output index's source index
+        if k == len(x) - 1 and source == [j // 2 for j in range(y[k])] and \
+                ctx.ot(0).dtype.np.itemsize == 1:
+            axes.append(DOUBLED)  # 2x upsampling of bytes: qnnc_upsample2_row8, no table
+            continue
+        lines.append(int_table(f"ix{k}", "int", source))
         axes.append(f"ix{k}")
 
     last, ct = len(y) - 1, ctx.ctype(ctx.ot(0))
@@ -286,8 +295,9 @@ def _int_resize(ctx: LayerCtx) -> str:
         at = [i[k] * st for k, st in enumerate(strides_of(y)[:last])]
         head = [f"{ct} *yr = {plus(ctx.o(0), add(*at) if at else Const(0))};",
                 f"const {ct} *xr = {plus(ctx.i(0), src)};"]
-        body = (f"for (int j = 0; j < {y[last]}; ++j) yr[j] = xr[{axes[last]}[j]];"
-                if axes[last] is not None else f"memcpy(yr, xr, {size});")
+        body = (f"memcpy(yr, xr, {size});" if axes[last] is None else
+                f"qnnc_upsample2_row8(yr, xr, {y[last]});" if axes[last] == DOUBLED else
+                f"for (int j = 0; j < {y[last]}; ++j) yr[j] = xr[{axes[last]}[j]];")
         t = axes[last - 1] if last >= 1 else None
         if t is not None and y[last - 1] > 1:
             k = i[last - 1]

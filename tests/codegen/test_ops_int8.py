@@ -518,6 +518,13 @@ MOVES: list[tuple[str, list[tuple[int, ...]], dict[str, Any]]] = [
     ("Resize", [(1, 2, 9, 8)], {"scales": [1.0, 1.0, 0.5, 0.5], "sizes": [1, 2, 4, 4],
                                  "mode": "nearest"}),
     ("Resize", [(5,)], {"scales": [1.8], "sizes": [9], "mode": "nearest"}),
+    # 2x upsampling rows doubled by qnnc_upsample2_row8: 32- and 16-byte steps and the tail
+    ("Resize", [(1, 2, 3, 40)], {"scales": [1.0, 1.0, 2.0, 2.0], "sizes": [1, 2, 6, 80],
+                                  "mode": "nearest"}),
+    ("Resize", [(2, 3, 2, 37)], {"scales": [1.0, 1.0, 2.0, 2.0], "sizes": [2, 3, 4, 74],
+                                  "mode": "nearest"}),
+    ("Resize", [(1, 1, 1, 24)], {"scales": [1.0, 1.0, 1.0, 2.0], "sizes": [1, 1, 1, 48],
+                                  "mode": "nearest"}),
     ("Retype", [(3, 5)], {"scale": [0.5], "zero_point": [2]}),
 ]
 
@@ -662,6 +669,24 @@ def test_threaded_data_movement_gives_the_same_codes(tmp_path: Path,
         folder = tmp_path / f"m{k}"
         got = run_c(g, feeds, folder, BuildOptions(cpu=CPUS[-1], threads=2, werror=True))
         assert ("QNNC_OMP_FOR" in (folder / "model.c").read_text()) == threaded, k
+        for name, ref in want.items():
+            np.testing.assert_array_equal(got[name], ref)
+
+
+def test_byte_rows_doubled_without_a_table(tmp_path: Path) -> None:
+    """A nearest 2x Resize of codes doubles each row with qnnc_upsample2_row8 (no index
+    table for the last axis); a 1.75x one keeps its gather."""
+    rng = np.random.default_rng(22)
+    for k, (size, doubled) in enumerate([(14, True), (12, False)]):
+        g = graph("Resize", [rand_q(rng, (1, 3, 5, 7), DType.i8)],
+                  {"mode": "nearest", "scales": [1.0, 1.0, 2.0, size / 7],
+                   "sizes": [1, 3, 10, size]})
+        feeds = feeds_for(g, k)
+        want = interpret(g, feeds)
+        folder = tmp_path / f"m{k}"
+        got = run_c(g, feeds, folder, BuildOptions(cpu=CPUS[-1], werror=True))
+        text = (folder / "model.c").read_text()
+        assert ("qnnc_upsample2_row8(" in text) == doubled and ("ix3[" in text) != doubled, k
         for name, ref in want.items():
             np.testing.assert_array_equal(got[name], ref)
 
