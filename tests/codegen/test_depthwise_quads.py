@@ -40,6 +40,7 @@ CASES: dict[str, tuple[tuple[int, ...], tuple[int, int], list[int], list[int], l
     "3x5_s2x1": ((1, 4, 19, 18), (3, 5), [2, 1], [1, 2, 1, 2], [1, 1]),
     "1x4_no_pad": ((1, 4, 6, 40), (1, 4), [1, 1], [0, 0, 0, 0], [1, 1]),
     "3x3_one_column": ((1, 3, 9, 1), (3, 3), [1, 1], [1, 1, 1, 1], [1, 1]),
+    "1x11_s2": ((1, 3, 5, 61), (1, 11), [1, 2], [0, 5, 0, 5], [1, 1]),  # three quads a row
 }
 #: geometries the quad path does not take (the int16 taps run them)
 OTHERS = {
