@@ -356,7 +356,7 @@ static inline __attribute__((always_inline)) __m256i qnnc_q8u_row32_bytes(
                                    qnnc_q8_bytes16(rd, sgn), 1);
 }
 
-/* ... stored at yr */
+/* qnnc_q8u_row32_bytes stored at yr */
 static inline __attribute__((always_inline)) void qnnc_q8u_row32_hi(
     __m512i c, __m512i d, int32_t m0, int n, int64_t rb, __m512i vzp, __m512i vlo,
     __m512i vhi, const int clamp, const int sgn, uint8_t *yr) {
@@ -456,7 +456,8 @@ static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_tile2_lu
             _mm512_inserti64x4(_mm512_castsi256_si512(QNNC_Q8U_BYTES(c, d, r)),              \
                                QNNC_Q8U_BYTES(e, f, (r) + 1), 1), t);                        \
         _mm256_storeu_si256((__m256i *)(y + (r) * ldy), _mm512_castsi512_si256(out_));       \
-        _mm256_storeu_si256((__m256i *)(y + ((r) + 1) * ldy), _mm512_extracti64x4_epi64(out_, 1)); \
+        _mm256_storeu_si256((__m256i *)(y + ((r) + 1) * ldy),                                \
+                            _mm512_extracti64x4_epi64(out_, 1));                            \
     } while (0)
         QNNC_Q8U_LUT2(c0, d0, c1, d1, 0);
         QNNC_Q8U_LUT2(c2, d2, c3, d3, 2);
@@ -471,7 +472,8 @@ static QNNC_VBMI_FN __attribute__((noinline)) void qnnc_q8u_tile2_lut_vbmi(
     const qnnc_q8_epilogue *ep, int ch0, uint8_t *y, ptrdiff_t ldy, int pairs) {
     const int sgn = ep->sgn;
     const int clamp = ep->lo > (sgn ? -128 : 0) || ep->hi < (sgn ? 127 : 255);
-#define QNNC_Q8U_LUT(cl, sg) qnnc_q8u_tile2_lut_body(K4, A, B, pstride, ep, ch0, cl, sg, y, ldy, pairs)
+#define QNNC_Q8U_LUT(cl, sg) \
+    qnnc_q8u_tile2_lut_body(K4, A, B, pstride, ep, ch0, cl, sg, y, ldy, pairs)
     if (clamp) {
         if (sgn) QNNC_Q8U_LUT(1, 1);
         else QNNC_Q8U_LUT(1, 0);
