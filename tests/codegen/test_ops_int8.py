@@ -210,6 +210,36 @@ def test_qconv_u8s8_quads_over_blocks_and_chunks(case: int, xdt: DType, cpu: str
     assert "u8 quads" in source
 
 
+#: stride-1 convolutions whose output rows are whole panels (a multiple of 16 wide): quads
+#: packed straight from the padded planes; K = 27 (a last quad with a row past K), several
+#: chunks, dilation, an odd row stride, groups, and one 17-wide (rows straddling panels: the
+#: im2col rows)
+PLANE_QUAD_CONVS = [
+    (dict(x=(1, 3, 20, 32), w=(10, 3, 3, 3), s=[1, 1], p=[1, 1, 1, 1]), True),
+    (dict(x=(2, 8, 40, 80), w=(12, 8, 3, 3), s=[1, 1], p=[1, 1, 1, 1]), True),
+    (dict(x=(1, 5, 21, 32), w=(6, 5, 3, 3), s=[1, 1], p=[2, 2, 2, 2], d=[2, 2]), True),
+    (dict(x=(1, 4, 31, 16), w=(8, 4, 3, 1), s=[2, 1], p=[1, 0, 1, 0]), True),
+    (dict(x=(1, 8, 9, 48), w=(8, 4, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=2), True),
+    (dict(x=(1, 6, 12, 17), w=(7, 6, 3, 3), s=[1, 1], p=[1, 1, 1, 1]), False),
+]
+
+
+@pytest.mark.parametrize("cpu", GEMM_CPUS)
+@pytest.mark.parametrize("xdt", [DType.u8, DType.i8])
+@pytest.mark.parametrize("case", range(len(PLANE_QUAD_CONVS)))
+def test_qconv_quads_straight_from_padded_planes(case: int, xdt: DType, cpu: str,
+                                                 tmp_path: Path) -> None:
+    kw, straight = PLANE_QUAD_CONVS[case]
+    rng = np.random.default_rng(450 + case)
+    attrs = {"strides": kw["s"], "pads": kw["p"], "group": kw.get("g", 1),
+             "dilations": kw.get("d", [1, 1]), **out_attrs(rng, DType.u8, "relu")}
+    w = weights(rng, kw["w"], per_channel=True, amax=61)
+    g = graph("QConv", [rand_q(rng, kw["x"], xdt), w, None], attrs)
+    check_exact(g, tmp_path, cpu, seed=case)
+    (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
+    assert ("qnnc_q8u_im2quad_s1(" in source) == straight, source[:2000]
+
+
 #: convolutions whose im2col goes through row segments when the padded plane copies are
 #: refused: strides, dilation, a 7x7 stride 2 and a stride-2 row of AVX2's byte shuffle
 SEGMENT_CONVS = [CONVS[1], CONVS[7], CONVS[8], {**LARGE_QUAD_CONVS[3], "g": 1}]
