@@ -20,7 +20,7 @@ from ir.interpreter import run as interpret
 from ir.types import DType, QuantParams
 from targets.host.build import BuildOptions
 from targets.host.cpu import detect_level
-from tests.codegen.harness import run_c
+from tests.codegen.harness import c_runner
 from tests.codegen.test_epilogue_lut import lut
 from tests.codegen.test_ops_int8 import feeds_for, graph, out_attrs, rand_q, weights
 
@@ -67,16 +67,15 @@ def conv_graph(case: tuple, xdtype: DType, rng: np.random.Generator, *, table: b
 
 
 def build_and_check(g: Graph, folder: Path, threads: int = 1) -> str:
-    """Run ``g`` in C (avx512vnni) against the interpreter on two inputs, bit for bit; the
-    generated model.c."""
-    opts = BuildOptions(cpu="avx512vnni", werror=True, threads=threads)
+    """Build ``g`` in C (avx512vnni) once and hold it to the interpreter on two inputs, bit
+    for bit; the generated model.c."""
+    run = c_runner(g, folder, BuildOptions(cpu="avx512vnni", werror=True, threads=threads))
     for seed in (0, 1):
         feeds = feeds_for(g, seed)
-        want = interpret(g, feeds)
-        got = run_c(g, feeds, folder / f"s{seed}", opts)
+        want, got = interpret(g, feeds), run(feeds)
         for name, w in want.items():
             np.testing.assert_array_equal(got[name], w, err_msg=name)
-    return (folder / "s0" / "model.c").read_text()
+    return (folder / "model.c").read_text()
 
 
 @pytest.mark.parametrize("xdtype", [DType.u8, DType.i8])
