@@ -1370,32 +1370,31 @@ QNNC_HOT void qnnc_dw_taps(const int16_t *x, const int32_t *off, const int16_t *
 
 /* -- depthwise taps on byte quads (vpdpbusd) ---------------------------------------------- */
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+/* Both built only where vpdpbusd is: the emitter takes this path for VNNI builds alone, and
+ * such a layer refuses to compile elsewhere. */
+
 /* One row of a depthwise convolution's quad plane from a row r of its padded byte plane
  * (qnnc_q8_pad_planes): q[4i + e] = r[s*i + e] ^ flip for i < n, e < 4, s = 1 or 2 (flip
  * 0x80 turns int8 codes into the bytes vpdpbusd reads as unsigned). Reads r[0 .. s*(n-1)+3]
- * only; writes whole blocks of 16 quads (q needs room for n rounded up to 16). AVX-512 makes
- * 16 quads from one masked load: vpermd gives each 128-bit lane the source dwords its four
+ * only; writes whole blocks of 16 quads (q needs room for n rounded up to 16). 16 quads
+ * come from one masked load: vpermd gives each 128-bit lane the source dwords its four
  * quads start in, vpshufb picks the bytes. */
 static inline void qnnc_dw_quad_row(uint8_t *QNNC_RESTRICT q, const uint8_t *QNNC_RESTRICT r,
                                     int n, int s, int flip) {
-    int i = 0;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
     const __m512i fl = _mm512_set1_epi8((char)flip);
     const __m512i dw = s == 1 ? _mm512_setr_epi32(0, 1, 0, 0, 1, 2, 0, 0, 2, 3, 0, 0, 3, 4, 0, 0)
                               : _mm512_setr_epi32(0, 1, 2, 0, 2, 3, 4, 0, 4, 5, 6, 0, 6, 7, 8, 0);
     const __m128i p1 = _mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6);
     const __m128i p2 = _mm_setr_epi8(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9);
     const __m512i pick = _mm512_broadcast_i32x4(s == 1 ? p1 : p2);
-    for (; i < n; i += 16) {
+    for (int i = 0; i < n; i += 16) {
         const int last = s * ((n - i < 16 ? n - i : 16) - 1) + 3;  /* bytes 0 .. last */
         const __mmask64 k = last >= 63 ? ~(__mmask64)0 : ((__mmask64)1 << (last + 1)) - 1;
         const __m512i src = _mm512_maskz_loadu_epi8(k, r + s * i);
         const __m512i quads = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dw, src), pick);
         _mm512_storeu_si512((void *)(q + 4 * i), _mm512_xor_si512(quads, fl));
     }
-#endif
-    for (; i < n; ++i)
-        for (int e = 0; e < 4; ++e) q[4 * i + e] = (uint8_t)(r[s * i + e] ^ flip);
 }
 
 /* acc[o] = sum over kh < KH and g < G of the four byte products of quad (o + g * gstep) of
@@ -1407,7 +1406,6 @@ static inline void qnnc_dw_quad_taps(const uint8_t *QNNC_RESTRICT q, ptrdiff_t q
                                      int G, int gstep, const int32_t *QNNC_RESTRICT wq, int n,
                                      int32_t *QNNC_RESTRICT acc) {
     int o = 0;
-#if defined(__AVX512VNNI__)
     for (; o + 16 < n; o += 32) {
         __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
         for (int kh = 0; kh < KH; ++kh)
@@ -1429,18 +1427,8 @@ static inline void qnnc_dw_quad_taps(const uint8_t *QNNC_RESTRICT q, ptrdiff_t q
                     _mm512_set1_epi32(wq[kh * G + g]));
         _mm512_storeu_si512((void *)(acc + o), a);
     }
-#endif
-    for (; o < n; ++o) {
-        int32_t sum = 0;
-        for (int kh = 0; kh < KH; ++kh)
-            for (int g = 0; g < G; ++g) {
-                const uint8_t *at = q + kh * qrs + 4 * (o + g * gstep);
-                const uint32_t w = (uint32_t)wq[kh * G + g];
-                for (int e = 0; e < 4; ++e) sum += (int32_t)at[e] * (int8_t)(uint8_t)(w >> (8 * e));
-            }
-        acc[o] = sum;
-    }
 }
+#endif
 
 /* -- nearest 2x upsampling ---------------------------------------------------------------- */
 

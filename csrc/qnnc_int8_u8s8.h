@@ -337,10 +337,6 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile1_vnni(int K4, const int8_t *QNNC_RESTRICT
                             _mm512_zextsi128_si512(_mm_cvtsi32_si128(r[i])));
 }
 
-/* Two adjacent panels (B and B + pstride) against one weight tile: 12 accumulators, and each
- * row's broadcast quad serves 32 columns instead of 16 (one broadcast per vpdpbusd was the
- * one-panel tile's limit; ResNet-50 on one Zen 4 core went from 31.6 to 28.7 ms with this).
- * C holds the first panel's 6 x 16 values, then the second's. */
 /* The two-panel k loop: 12 accumulators c0-c5 (panel B) and d0-d5 (panel B + pstride),
  * declared here, for the six rows of the weight tile at A over K4 k quads. */
 #define QNNC_Q8U_TWO_PANELS(K4, A, B, pstride)                                           \
@@ -371,6 +367,10 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile1_vnni(int K4, const int8_t *QNNC_RESTRICT
         d5 = _mm512_dpbusd_epi32(d5, e_, w_);                                             \
     }
 
+/* Two adjacent panels (B and B + pstride) against one weight tile: 12 accumulators, and each
+ * row's broadcast quad serves 32 columns instead of 16 (one broadcast per vpdpbusd was the
+ * one-panel tile's limit; ResNet-50 on one Zen 4 core went from 31.6 to 28.7 ms with this).
+ * C holds the first panel's 6 x 16 values, then the second's. */
 QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_vnni(int K4, const int8_t *QNNC_RESTRICT A,
                                             const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
                                             int32_t *QNNC_RESTRICT C) {

@@ -39,6 +39,7 @@ from targets.c.ops_quant_util import (
     with_lut,
 )
 from targets.c.q8_gemm import (
+    ANY_INT8_GUARD,
     I32,
     MR,
     NR,
@@ -520,6 +521,7 @@ def _depthwise_quads_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: 
     ]
     omp = ctx.omp(collapse=2 if hn and hc else 1).rstrip("\n") if hc or hn else ""
     return "\n".join(ln for ln in [
+        *ANY_INT8_GUARD,
         f"/* depthwise on byte quads: each channel padded with its zero point's byte into a "
         f"{hp} x {wp} plane, each row made into quads (four bytes from every "
         f"{'' if sw == 1 else 'second '}column on), {kh_n * g} vpdpbusd per 16 outputs */",
