@@ -119,7 +119,8 @@ class Quantize(Pass):
                                         channel_means=cal.channel_means)
             cfg = auto.config(cfg)
         made = cal.take_quantized(graph, cfg) if auto is None and not self.smooth else None
-        qgraph = made or quantize_graph(graph, cal.ranges, cfg, cal.channel_means)
+        qgraph = made or quantize_graph(graph, cal.ranges, cfg, cal.channel_means,
+                                        cal.weights)
         if self.outcome is not None:
             self.outcome.float_graph, self.outcome.auto_precision = graph, auto
             self.outcome.calibration = {"method": self.method,

@@ -44,6 +44,7 @@ from compiler.quant.observers import (
     make_observer,
 )
 from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose, entropy_range
+from compiler.quant.weight_memo import WeightMemo
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, Schedule, run
 from ir.qforms import passes_codes_on, uses_input_means
@@ -384,6 +385,9 @@ class Calibration:
     #: graph, QuantConfig): the quantize pass takes one instead of quantising that float
     #: graph again with the same ranges and settings (:meth:`take_quantized`)
     quantized: list[tuple[Graph, Graph, Any]] = field(default_factory=list)
+    #: the weight codes every graph quantised with these ranges shares (the candidates of
+    #: ``auto``, each shape profile): made once per content (compiler.quant.weight_memo)
+    weights: WeightMemo = field(default_factory=WeightMemo, compare=False, repr=False)
 
     def take_quantized(self, graph: Graph, config: Any) -> Graph | None:
         """The quantised ``graph`` (this very object) made with these ranges and ``config``

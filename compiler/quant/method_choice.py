@@ -69,7 +69,7 @@ def resolve(cal: Calibration, config: QuantConfig) -> Calibration:
     for method, ranges in alternatives.items():
         stats: dict[str, ErrorStats] = {}  # per output, over every kept sample
         for g, samples in groups.values():
-            q = quantize_graph(g, ranges, config, cal.channel_means)
+            q = quantize_graph(g, ranges, config, cal.channel_means, cal.weights)
             made.setdefault(method, []).append((g, q, config))
             for feeds, ref in samples:
                 output_stats(q, run(q, feeds), ref, stats)

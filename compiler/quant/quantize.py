@@ -24,6 +24,7 @@ import numpy as np
 
 from compiler.errors import QnncError
 from compiler.quant.float_sandwich import keep_float_sandwiches
+from compiler.quant.weight_memo import WeightMemo
 from ir import qmath
 from ir.build import make_node
 from ir.graph import Graph, Node, Value, sources_of
@@ -65,8 +66,9 @@ class CalibrationContext:
     parameters from calibrated ranges."""
 
     def __init__(self, src: Graph, ranges: Ranges, cfg: QuantConfig,
-                 means: Mapping[str, np.ndarray]) -> None:
+                 means: Mapping[str, np.ndarray], memo: WeightMemo | None = None) -> None:
         self.src, self.cfg, self.means = src, cfg, means
+        self.memo = WeightMemo() if memo is None else memo
         self.ranges = share_concat_ranges(src, ranges)
         self.g = Graph(src.name)
         self.fmap: dict[int, Value] = {}  # id(original value) -> float version
@@ -200,7 +202,15 @@ class CalibrationContext:
     def _weight_codes(self, wf: np.ndarray, bias: np.ndarray | None, mean: np.ndarray | None,
                       groups: int, floor: np.ndarray | None,
                       ) -> tuple[np.ndarray, QuantParams, np.ndarray | None]:
-        """(int8 weights, their parameters, the float bias corrected for their rounding)."""
+        """(int8 weights, their parameters, the float bias corrected for their rounding),
+        made once per content in this compile (:class:`WeightMemo`)."""
+        return self.memo.get((wf, bias, mean, floor), (groups, self.cfg.per_channel,
+                                                       self.cfg.weight_range),
+                             lambda: self._make_codes(wf, bias, mean, groups, floor))
+
+    def _make_codes(self, wf: np.ndarray, bias: np.ndarray | None, mean: np.ndarray | None,
+                    groups: int, floor: np.ndarray | None,
+                    ) -> tuple[np.ndarray, QuantParams, np.ndarray | None]:
         n = wf.shape[0]
         codes, scales = qmath.quantize_weights(wf, self.cfg.per_channel, floor,
                                                self.cfg.weight_range)
@@ -372,9 +382,12 @@ def quantize_graph(
     ranges: Ranges,
     config: QuantConfig | None = None,
     channel_means: Mapping[str, np.ndarray] | None = None,
+    memo: WeightMemo | None = None,
 ) -> Graph:
     """The quantised version of float ``graph``, given calibrated ``ranges`` (value name →
     (lo, hi)) of its float tensors. Inputs and outputs stay f32. With ``channel_means`` (from
     :func:`compiler.quant.calibrate.calibrate_model`) the layers' biases are corrected for
-    the expected error of their rounded weights."""
-    return CalibrationContext(graph, ranges, config or QuantConfig(), channel_means or {}).run()
+    the expected error of their rounded weights. ``memo``: the compile's weight codes, shared
+    by every graph it quantises (each call makes its own otherwise)."""
+    return CalibrationContext(graph, ranges, config or QuantConfig(), channel_means or {},
+                              memo).run()
