@@ -43,7 +43,7 @@ from compiler.quant.observers import (
     PercentileObserver,
     make_observer,
 )
-from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose, entropy_range
+from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose, entropy_ranges
 from compiler.quant.weight_memo import WeightMemo
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, Schedule, run
@@ -334,11 +334,11 @@ class Calibrator:
             return {}
         base = self.ranges()
         entropy = dict(base)
-        for name, obs in self.observers.items():
-            if name not in self.raw and isinstance(obs, PercentileObserver):
-                rng = entropy_range(obs.hist, AUTO_ENTROPY_BINS, AUTO_ENTROPY_STRIDE)
-                if rng is not None:
-                    entropy[name] = rng
+        names = [name for name, obs in self.observers.items()
+                 if name not in self.raw and isinstance(obs, PercentileObserver)]
+        found = entropy_ranges([self.observers[n].hist for n in names],  # type: ignore[attr-defined]
+                               AUTO_ENTROPY_BINS, AUTO_ENTROPY_STRIDE)
+        entropy.update((n, rng) for n, rng in zip(names, found) if rng is not None)
         return {"percentile": base, "entropy": entropy}
 
     def calibration(self) -> Calibration:

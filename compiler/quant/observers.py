@@ -313,30 +313,39 @@ class Histogram:
     def quantile_abs(self, q: float) -> float:
         """The ``q`` quantile (0..1) of ``|x|``, interpolated linearly inside its bin."""
         counts = np.concatenate(([self.zeros], self.pos + self.neg))
-        lefts = np.concatenate(([0.0], np.arange(self.bins) * self.width))
-        widths = np.concatenate(([0.0], np.full(self.bins, self.width)))
-        return _quantile(counts, lefts, widths, q)
+        b, frac = _quantile_bin(counts, np.cumsum(counts), q)
+        return float(0.0 if b == 0 else (b - 1) * self.width) + \
+            (0.0 if b == 0 else self.width) * frac
 
     def quantile(self, q: float) -> float:
         """The ``q`` quantile (0..1) of the signed values."""
-        n = self.bins
+        return self.quantiles(q)[0]
+
+    def quantiles(self, *qs: float) -> list[float]:
+        """:meth:`quantile` of each of ``qs``, from one pass over the counts."""
+        n, w = self.bins, self.width
         counts = np.concatenate((self.neg[::-1], [self.zeros], self.pos))
-        lefts = np.concatenate(
-            (-np.arange(n, 0, -1) * self.width, [0.0], np.arange(n) * self.width)
-        )
-        widths = np.concatenate((np.full(n, self.width), [0.0], np.full(n, self.width)))
-        return _quantile(counts, lefts, widths, q)
+        cum = np.cumsum(counts)
+        out = []
+        for q in qs:
+            b, frac = _quantile_bin(counts, cum, q)
+            # bin b's left edge and width: n negative bins, the zeros, n positive bins
+            left, width = (-(n - b) * w, w) if b < n else (0.0, 0.0) if b == n else \
+                ((b - n - 1) * w, w)
+            out.append(float(left + width * frac))
+        return out
 
 
-def _quantile(counts: np.ndarray, lefts: np.ndarray, widths: np.ndarray, q: float) -> float:
-    cum = np.cumsum(counts)
+def _quantile_bin(counts: np.ndarray, cum: np.ndarray, q: float) -> tuple[int, float]:
+    """The bin holding the ``q`` quantile of ``counts`` (``cum`` their running sums) and
+    how far into it (0..1) the quantile lies, for linear interpolation."""
     target = q * float(cum[-1])
     b = int(np.searchsorted(cum, target, side="left"))
     b = min(b, len(counts) - 1)
     while counts[b] == 0 and b + 1 < len(counts):  # target == 0 lands on empty leading bins
         b += 1
     frac = (target - (cum[b] - counts[b])) / counts[b] if counts[b] else 0.0
-    return float(lefts[b] + widths[b] * min(max(frac, 0.0), 1.0))
+    return b, min(max(float(frac), 0.0), 1.0)
 
 
 class _HistogramObserver(Observer):
@@ -396,7 +405,8 @@ class PercentileObserver(_HistogramObserver):
         if self.symmetric:
             t = self.hist.quantile_abs(q)
             return -t, t
-        return self.hist.quantile(1.0 - q), self.hist.quantile(q)
+        lo, hi = self.hist.quantiles(1.0 - q, q)
+        return lo, hi
 
 
 class EntropyObserver(_HistogramObserver):
@@ -417,7 +427,6 @@ class EntropyObserver(_HistogramObserver):
     """
 
     EPS = 1e-4
-    BLOCK = 256  # candidates evaluated together: bounds the temporaries to BLOCK x levels
 
     def __init__(self, bins: int = 2048, symmetric: bool = False) -> None:
         if bins < 256:
@@ -437,27 +446,14 @@ class EntropyObserver(_HistogramObserver):
         next to the best of those: about ``stride`` times cheaper, and a local minimum of
         the same curve where it is not the global one."""
         hist = self.hist.magnitudes().astype(np.float64)
-        levels = self.levels()
-        last = int(np.flatnonzero(hist)[-1]) + 1
-        if last <= levels:  # every candidate keeps all data: nothing to clip
-            return last * self.hist.width
-        sums = _PrefixSums(hist)
-        best = self._least(sums, np.unique(np.r_[np.arange(levels, last + 1, stride), last]),
-                           levels)
-        if stride > 1:
-            near = np.arange(max(levels, best - stride + 1), min(last, best + stride - 1) + 1)
-            best = self._least(sums, near, levels)
-        return float(best) * self.hist.width
+        return least_divergence([hist], [self.levels()], stride)[0] * self.hist.width
 
-    def _least(self, sums: _PrefixSums, cands: np.ndarray, levels: int) -> int:
-        """The candidate (ascending ``cands``) of least KL divergence; the first on ties."""
-        kls = np.concatenate([self._kl(sums, cands[s : s + self.BLOCK], levels)
-                              for s in range(0, len(cands), self.BLOCK)])
-        return int(cands[int(np.argmin(kls))])
-
-    def _kl(self, sums: _PrefixSums, cands: np.ndarray, levels: int) -> np.ndarray:
-        """KL(P || Q) for each candidate width ``i`` in ``cands``, from prefix sums: O(levels)
-        per candidate rather than O(i).
+    def _kl(self, sums: _PrefixSums, which: np.ndarray, cands: np.ndarray, levels: int
+            ) -> np.ndarray:
+        """KL(P || Q) for each candidate width ``i`` in ``cands`` of histogram ``which`` (of
+        the ones ``sums`` holds; one per candidate), from prefix sums: O(levels) per
+        candidate rather than O(i). Each candidate's value depends on its own histogram
+        alone, whatever else the call computes.
 
         With T the total count, P_j the clipped histogram (bin ``i - 1`` holding the tail),
         the smoothing factors a = 1 - eps * (empty bins of P) and b = 1 - eps * (empty bins
@@ -474,28 +470,94 @@ class EntropyObserver(_HistogramObserver):
         ceil(g * i / levels) on."""
         i = cands.astype(np.int64)
         rows = np.arange(len(i))
-        total = sums.csum[-1]
+        at, hat = sums.base[which], sums.hbase[which]  # where each histogram's sums start
+        total = sums.total[which]
         g = np.arange(levels + 1)
-        starts = (g[None, :] * i[:, None] + levels - 1) // levels  # starts[:, levels] = i
-        gsum = sums.csum[starts[:, 1:]] - sums.csum[starts[:, :-1]]  # the group's counts
-        gcnt = (sums.cnz[starts[:, 1:]] - sums.cnz[starts[:, :-1]]).astype(np.float64)
-        tail = total - sums.csum[i]  # clipped into bin i - 1
-        h_last = sums.hist[i - 1]
+        ends = g[None, :] * i[:, None] + levels - 1
+        shift = levels.bit_length() - 1  # levels is a power of two: // is a shift
+        ends = ends >> shift if levels == 1 << shift else ends // levels
+        ends += at[:, None]
+        edges = sums.csum[ends]
+        gsum = edges[:, 1:] - edges[:, :-1]  # the group's counts
+        edges = sums.cnz[ends]
+        gcnt = edges[:, 1:] - edges[:, :-1]  # its non-empty bins
+        tail = total - sums.csum[at + i]  # clipped into bin i - 1
+        h_last = sums.hist[hat + i - 1]
         filled = (h_last == 0) & (tail > 0)  # bin i - 1 non-empty only through the tail
         g_last = ((i - 1) * levels) // i
         gcnt[rows, g_last] += filled
         mass = gsum.copy()
         mass[rows, g_last] += tail
         in_q = gsum > 0
-        a = 1.0 - self.EPS * (i - (sums.cnz[i] + filled))
+        a = 1.0 - self.EPS * (i - (sums.cnz[at + i] + filled))
         b = 1.0 - self.EPS * (i - np.where(in_q, gcnt, 0.0).sum(axis=1))
         p_last = h_last + tail
-        p_log_p = (sums.hlogh[i - 1] + _xlogx(p_last)) / total - math.log(total)
+        p_log_p = (sums.hlogh[at + i - 1] + _xlogx(p_last)) / total - sums.log_total[which]
         q = np.where(in_q, b[:, None] * gsum / np.maximum(gcnt, 1.0), 1.0)
         q /= np.maximum(total - tail, 1e-300)[:, None]
         cross = np.where(in_q, mass * np.log(q), 0.0).sum(axis=1)
         cross += np.where(filled & ~in_q[rows, g_last], tail * math.log(self.EPS), 0.0)
         return a * np.log(a) + a * p_log_p - a * cross / total
+
+
+#: candidates whose divergences one call computes (bounds the temporaries to ROWS x levels)
+ROWS = 1024
+
+
+def least_divergence(hists: list[np.ndarray], levels: list[int], stride: int = 1,
+                     ) -> list[int]:
+    """For each magnitude histogram (float64 counts; none empty) and its ``levels``, the
+    width in bins of :meth:`EntropyObserver.threshold`: the candidate of least KL divergence
+    (the first on ties) among every ``stride``-th from ``levels`` to the last non-empty
+    bin, then among the best one's neighbours; the whole histogram where it is no wider
+    than ``levels``. The candidates of all histograms are computed together, many to a
+    call, each with the value it has alone."""
+    size = max(len(h) for h in hists)
+    mags = np.zeros((len(hists), size))  # zeros after a shorter one's end change no sum
+    for k, h in enumerate(hists):
+        mags[k, :len(h)] = h
+    lasts = size - np.argmax(mags[:, ::-1] > 0, axis=1)  # one past the last non-empty bin
+    todo = np.flatnonzero(lasts > np.asarray(levels))
+    best = lasts.copy()  # no more bins than levels: every candidate keeps all data
+    if todo.size:
+        sums = _PrefixSums(mags[todo])
+        low, last = np.asarray(levels)[todo], lasts[todo]
+        # every stride-th candidate from levels, and the last (once)
+        found = _least(sums, low, low, (last - low) // stride + 1
+                       + ((last - low) % stride != 0), stride, last)
+        if stride > 1:  # then the best one's neighbours
+            start = np.maximum(low, found - stride + 1)
+            found = _least(sums, low, start, np.minimum(last, found + stride - 1) - start + 1,
+                           1, last)
+        best[todo] = found
+    return best.tolist()
+
+
+def _least(sums: _PrefixSums, levels: np.ndarray, start: np.ndarray, count: np.ndarray,
+           step: int, last: np.ndarray) -> np.ndarray:
+    """For each histogram ``n`` of ``sums``, of the candidates ``start[n] + j * step`` for
+    ``j < count[n]`` (capped at ``last[n]``) the one of least divergence, the first on ties.
+    Histograms of one ``levels`` share calls."""
+    which = np.repeat(np.arange(len(count)), count)
+    j = np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count)
+    cands = np.minimum(start[which] + j * step, last[which])
+    kls = np.empty(len(which))
+    obs = EntropyObserver()
+    for lv in np.unique(levels).tolist():
+        rows = np.flatnonzero(levels[which] == lv)
+        for s in range(0, len(rows), ROWS):
+            r = rows[s:s + ROWS]
+            kls[r] = obs._kl(sums, which[r], cands[r], lv)
+    firsts = np.cumsum(count) - count
+    least = np.minimum.reduceat(kls, firsts)
+    hits = np.flatnonzero(kls == np.repeat(least, count))
+    # the first hit of each histogram (np.argmin's choice on ties)
+    owner, at = np.unique(which[hits], return_index=True)
+    best = np.empty(len(count), np.int64)
+    best[owner] = cands[hits[at]]
+    for n in np.setdiff1d(np.arange(len(count)), owner):  # a NaN divergence: argmin's pick
+        best[n] = cands[firsts[n] + int(np.argmin(kls[firsts[n]:firsts[n] + count[n]]))]
+    return best
 
 
 def _xlogx(x: np.ndarray) -> np.ndarray:
@@ -504,14 +566,26 @@ def _xlogx(x: np.ndarray) -> np.ndarray:
 
 
 class _PrefixSums:
-    """Prefix sums of a magnitude histogram for :meth:`EntropyObserver._kl`: entry ``i`` of
-    each covers bins ``[0, i)``."""
+    """Prefix sums of magnitude histograms (the rows of ``hists``) for
+    :meth:`EntropyObserver._kl`, one after the other: histogram ``n``'s entry ``base[n] + i``
+    of each covers its bins ``[0, i)``."""
 
-    def __init__(self, hist: np.ndarray) -> None:
-        self.hist = hist
-        self.csum = np.concatenate(([0.0], np.cumsum(hist)))  # counts
-        self.cnz = np.concatenate(([0], np.cumsum(hist > 0)))  # non-empty bins
-        self.hlogh = np.concatenate(([0.0], np.cumsum(_xlogx(hist))))  # h log h
+    def __init__(self, hists: np.ndarray) -> None:
+        n, size = hists.shape
+        self.hist = hists.reshape(-1)
+        self.hbase = np.arange(n) * size
+        self.base = np.arange(n) * (size + 1)  # each sum has one entry more
+        zero = np.zeros((n, 1))
+
+        def prefix(x: np.ndarray) -> np.ndarray:
+            return np.concatenate((zero, np.cumsum(x, axis=1)), axis=1)
+
+        csum = prefix(hists)
+        self.csum = csum.reshape(-1)  # counts
+        self.cnz = prefix(hists > 0).reshape(-1)  # non-empty bins (whole floats)
+        self.hlogh = prefix(_xlogx(hists)).reshape(-1)  # h log h
+        self.total = csum[:, -1].copy()
+        self.log_total = np.array([math.log(t) for t in self.total.tolist()])
 
 
 class MseObserver(_HistogramObserver):

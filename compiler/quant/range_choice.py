@@ -28,6 +28,7 @@ from compiler.quant.observers import (
     Histogram,
     MseObserver,
     PercentileObserver,
+    least_divergence,
     quant_params,
 )
 from ir.graph import Graph, Node
@@ -67,12 +68,40 @@ def entropy_range(hist: Histogram, bins: int | None = None, stride: int = ENTROP
     neighbours; with ``bins``, on the histogram folded to that many bins (when it has a
     multiple of them: a cheaper search at a coarser threshold step). None where the
     histogram is too coarse or empty to choose from."""
-    if bins is not None and hist.bins > bins and hist.bins % bins == 0:
-        hist = hist.coarsened(hist.bins // bins)
-    if hist.bins < 256 or not hist.width > 0.0 or hist.min > hist.max:
-        return None
-    t = _on(EntropyObserver(hist.bins), hist).threshold(stride)
-    return (max(-t, min(hist.min, 0.0)), min(t, max(hist.max, 0.0)))
+    return entropy_ranges([hist], bins, stride)[0]
+
+
+def entropy_ranges(hists: Sequence[Histogram], bins: int | None = None,
+                   stride: int = ENTROPY_STRIDE) -> list[Range | None]:
+    """:func:`entropy_range` of each histogram, their searches computed together (each
+    range the one it has alone)."""
+    mags: list[np.ndarray] = []
+    found: list[tuple[float, float, float] | None] = []  # (bin width, min, max) searched
+    for hist in hists:
+        if not (hist.width > 0.0 and hist.min <= hist.max):
+            found.append(None)
+            continue
+        hist.flush()
+        mag, k = hist.magnitudes(), 1
+        if bins is not None and hist.bins > bins and hist.bins % bins == 0:
+            k = hist.bins // bins  # Histogram.coarsened's counts: exact integer sums
+            mag = mag.reshape(-1, k).sum(axis=1)
+        if len(mag) < 256:
+            found.append(None)
+            continue
+        mags.append(mag.astype(np.float64))
+        found.append((hist.width * k, hist.min, hist.max))
+    # EntropyObserver.levels of an asymmetric observer: all 256 codes where x >= 0
+    widths = iter(least_divergence(mags, [256 if f[1] >= 0 else 128 for f in found
+                                          if f is not None], stride) if mags else [])
+    out: list[Range | None] = []
+    for f in found:
+        if f is None:
+            out.append(None)
+            continue
+        t, lo, hi = next(widths) * f[0], f[1], f[2]
+        out.append((max(-t, min(lo, 0.0)), min(t, max(hi, 0.0))))
+    return out
 
 
 def _on(obs: O, hist: Histogram) -> O:
