@@ -23,7 +23,7 @@ Codes = tuple[np.ndarray, QuantParams, np.ndarray | None]
 
 
 def _digest(arrays: tuple[np.ndarray | None, ...], settings: tuple[object, ...]) -> bytes:
-    h = hashlib.blake2b(repr(settings).encode(), digest_size=24)
+    h = hashlib.sha256(repr(settings).encode())  # SHA extensions: the fastest hashlib has
     for a in arrays:
         if a is None:
             h.update(b"|none")
