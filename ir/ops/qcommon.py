@@ -9,6 +9,7 @@ multiplier is derived here, from the ``quant`` of the types involved, when the o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -103,9 +104,21 @@ def zero_points(q: QuantParams) -> np.ndarray:
 
 def conv_multipliers(x: TensorType, w: TensorType, y: TensorType,
                      op: str = "QConv") -> tuple[np.ndarray, np.ndarray]:
-    """Per output channel: M_c = s_x * s_w[c] / s_y (one entry if w is per tensor)."""
+    """Per output channel: M_c = s_x * s_w[c] / s_y (one entry if w is per tensor); the
+    arrays are read-only (one pair serves every call with the same scales)."""
     assert x.quant is not None and w.quant is not None and y.quant is not None
-    return multipliers(op, scales(x.quant)[0] * scales(w.quant) / scales(y.quant)[0])
+    return _conv_multipliers(x.quant.scale[0], w.quant.scale, y.quant.scale[0], op)
+
+
+@functools.lru_cache(maxsize=4096)
+def _conv_multipliers(sx: float, sw: tuple[float, ...], sy: float,
+                      op: str) -> tuple[np.ndarray, np.ndarray]:
+    # the interpreter asks on every run of every QConv: the scales are the key
+    m0, shift = multipliers(op, np.float64(sx) * np.asarray(sw, dtype=np.float64)
+                            / np.float64(sy))
+    m0.setflags(write=False)
+    shift.setflags(write=False)
+    return m0, shift
 
 
 def product_multiplier(a: TensorType, b: TensorType, y: TensorType,
