@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import weakref
@@ -44,6 +45,7 @@ from compiler.quant.observers import (
     make_observer,
 )
 from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose, entropy_ranges
+from compiler.quant.same_values import rearranged
 from compiler.quant.weight_memo import WeightMemo
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, Schedule, run
@@ -107,6 +109,10 @@ def raw_range_values(graph: Graph) -> set[str]:
     return names
 
 
+#: (node index, output index, name) of the values whose channel sums a batched run keeps
+Means = list[tuple[int, int, str]]
+
+
 class Calibrator:
     """One observer per non-constant float value of ``graph``; :meth:`feed` runs a sample.
 
@@ -140,6 +146,9 @@ class Calibrator:
             for v in values
             if v.type.dtype.is_float and not v.is_const
         }
+        #: rearranged tensors (same_values) -> the tensor whose observer they share; they
+        #: are never observed themselves
+        self._shared: dict[str, str] = {}
         self.samples = 0
         self._digest = hashlib.sha256()  # of the samples as fed, recorded with the model
         #: (graph, feeds) of the first samples, which ``layerwise`` and ``auto`` score their
@@ -154,7 +163,7 @@ class Calibrator:
         #: observe on a second thread when this is above 1 (results are the same either way)
         self.threads = min(os.cpu_count() or 1, 2)
         self._sizes: dict[int, int] = {}
-        self._schedules: list[tuple[Schedule, SampleBatch | None]] = []
+        self._schedules: list[tuple[Schedule, SampleBatch | None, Means]] = []
         self.raw = raw_range_values(graph)
         # per-channel (axis 1, or the last axis of 2-D tensors) sums of the inputs of layers
         # with weights, for bias correction: E[x_c] is what weight rounding error multiplies
@@ -168,6 +177,7 @@ class Calibrator:
             if uses_input_means(n.op) and (x := n.first_operand()) is not None
             and not x.is_const
         }
+        self._share(graph, set(self.observers))
 
     def feed(self, feeds: Mapping[str, np.ndarray], graph: Graph | None = None) -> None:
         """Run one sample through the graph (or ``graph``, another shape of the same model
@@ -180,7 +190,7 @@ class Calibrator:
             self._digest.update(f"{v.name} {a.dtype.str} {list(a.shape)}\n".encode())
             self._digest.update(a)  # its buffer: no copy
             self.observe(v.name, a)
-        plan, batch = self._schedule(g)
+        plan, batch, means = self._schedule(g)
         if self._threaded(g):  # the histograms fold on a second thread while layers run
             with ObserveThread(self.observe) as worker:
                 result = run(g, feeds, observe=lambda node, outs: [
@@ -188,13 +198,13 @@ class Calibrator:
         elif batch is None:
             result = run(g, feeds, observe=self._observe, schedule=plan)
         else:
-            result = self._run_batched(g, feeds, plan, batch)
+            result = self._run_batched(g, feeds, plan, batch, means)
         if self.method == "auto" and len(self.kept) > kept:  # f32's outputs, for the scores
             self.kept_outputs.append(result)
         self.samples += 1
 
     def _run_batched(self, g: Graph, feeds: Mapping[str, np.ndarray], plan: Schedule,
-                     batch: SampleBatch) -> dict[str, np.ndarray]:
+                     batch: SampleBatch, means: Means) -> dict[str, np.ndarray]:
         """One sample whose small float32 tensors fold into their histograms in one call
         after the run (the same counts as one update each: observe_batch); its outputs."""
         outs: list[list[np.ndarray]] = []
@@ -202,10 +212,8 @@ class Calibrator:
         batch.fold(outs)
         for i, j, name in batch.rest:
             self.observe(name, outs[i][j])
-        for i, j in batch.picks:
-            name = g.nodes[i].outputs[j].name
-            if name in self._mean_of:
-                self._accumulate(name, outs[i][j])
+        for i, j, name in means:
+            self._accumulate(name, outs[i][j])
         return result
 
     def keep(self, feeds: Mapping[str, np.ndarray], graph: Graph | None = None) -> None:
@@ -220,16 +228,41 @@ class Calibrator:
             self._kept_values += sum(int(np.size(a)) for a in feeds.values())
             self.kept.append((graph or self.graph, {k: np.array(a) for k, a in feeds.items()}))
 
-    def _schedule(self, g: Graph) -> tuple[Schedule, SampleBatch | None]:
+    def _schedule(self, g: Graph) -> tuple[Schedule, SampleBatch | None, Means]:
         """The interpreter's schedule of ``g`` and its sample batch, made once for its
         samples (a few graphs, the shapes seen last, are kept: each holds its graph)."""
-        for k, (sched, batch) in enumerate(self._schedules):
-            if sched.graph is g:
+        for k, made in enumerate(self._schedules):
+            if made[0].graph is g:
                 self._schedules.insert(0, self._schedules.pop(k))
-                return sched, batch
-        made = Schedule(g), SampleBatch.make(g, self.observers)
+                return made
+        own = {k: obs for k, obs in self.observers.items() if k not in self._shared}
+        batch = SampleBatch.make(g, own)
+        # the batched values whose channel sums are kept, and the rearranged ones (no
+        # observer of their own, so neither batched nor observed alone)
+        picked = set(batch.picks) if batch is not None else set()
+        means = [(i, j, v.name) for i, n in enumerate(g.nodes) for j, v in enumerate(n.outputs)
+                 if v.name in self._mean_of and ((i, j) in picked or v.name in self._shared)]
+        made = Schedule(g), batch, means
         self._schedules = [made, *self._schedules[:SCHEDULES_KEPT - 1]]
         return made
+
+    def _share(self, graph: Graph, fresh: set[str]) -> None:
+        """Let ``graph``'s rearranged tensors share their source's observer where both
+        observers are ``fresh`` (nothing observed yet: the same states from here on). A
+        tensor that shares one but is computed otherwise in ``graph`` (another shape
+        profile) takes a copy of it, the state its own observer would have reached, and is
+        observed from then on."""
+        found = rearranged(graph)
+        produced = {v.name for n in graph.nodes for v in n.outputs}
+        for name, src in list(self._shared.items()):
+            if name in produced and found.get(name) != src:
+                self.observers[name] = copy.deepcopy(self.observers[name])
+                del self._shared[name]
+                self._schedules = []  # their batches leave it out
+        for name, src in found.items():
+            if name in fresh and src in fresh and name not in self._shared:
+                self.observers[name] = self.observers[src]
+                self._shared[name] = src
 
     def _threaded(self, g: Graph) -> bool:
         """Whether ``g``'s samples are observed on a second thread: on a machine with more
@@ -239,21 +272,24 @@ class Calibrator:
             return False
         if id(g) not in self._sizes:
             self._sizes[id(g)] = sum(v.type.size for n in g.nodes for v in n.outputs
-                                     if v.name in self.observers)
+                                     if v.name in self.observers and v.name not in self._shared)
         return self._sizes[id(g)] >= THREADED_ELEMENTS
 
     def adopt(self, graph: Graph) -> None:
         """Observe ``graph``'s tensors too: the same model imported at another shape, whose
         tensors share names (and so observers) with the first."""
+        fresh = set()
         for v in list(graph.inputs) + [v for n in graph.nodes for v in n.outputs]:
             if v.type.dtype.is_float and not v.is_const and v.name not in self.observers:
                 self.observers[v.name] = make_observer(
                     self._method, percentile=self._percentile, symmetric=self._symmetric,
                     bins=self._bins)
+                fresh.add(v.name)
         self.raw |= raw_range_values(graph)
         self._mean_of |= {x.name for n in graph.nodes
                           if uses_input_means(n.op) and (x := n.first_operand()) is not None
                           and not x.is_const}
+        self._share(graph, fresh)
 
     def _observe(self, node: Node, outputs: list[np.ndarray]) -> None:
         for v, array in zip(node.outputs, outputs):
@@ -263,7 +299,7 @@ class Calibrator:
         """Take one computed tensor into account (for callers that run the graph
         themselves, e.g. to feed several calibrators from one run)."""
         obs = self.observers.get(name)
-        if obs is not None:
+        if obs is not None and name not in self._shared:
             obs.update(array)
         self._accumulate(name, array)
 
@@ -313,8 +349,15 @@ class Calibrator:
     def ranges(self) -> dict[str, tuple[float, float]]:
         """value name -> (lo, hi) with lo <= 0 <= hi, in graph order: the method's choice,
         or the raw extremes for :func:`raw_range_values`."""
-        ranges = {name: obs.extremes() if name in self.raw else obs.range()
-                  for name, obs in self.observers.items()}
+        chosen: dict[int, tuple[float, float]] = {}  # a shared observer chooses once
+        ranges: dict[str, tuple[float, float]] = {}
+        for name, obs in self.observers.items():
+            if name in self.raw:
+                ranges[name] = obs.extremes()
+                continue
+            if id(obs) not in chosen:
+                chosen[id(obs)] = obs.range()
+            ranges[name] = chosen[id(obs)]
         if self.method != "layerwise":
             return ranges
         if self._chosen is None:
@@ -336,9 +379,12 @@ class Calibrator:
         entropy = dict(base)
         names = [name for name, obs in self.observers.items()
                  if name not in self.raw and isinstance(obs, PercentileObserver)]
-        found = entropy_ranges([self.observers[n].hist for n in names],  # type: ignore[attr-defined]
-                               AUTO_ENTROPY_BINS, AUTO_ENTROPY_STRIDE)
-        entropy.update((n, rng) for n, rng in zip(names, found) if rng is not None)
+        unique = {id(self.observers[n]): self.observers[n] for n in names}  # shared ones once
+        found = dict(zip(unique, entropy_ranges(
+            [obs.hist for obs in unique.values()],  # type: ignore[attr-defined]
+            AUTO_ENTROPY_BINS, AUTO_ENTROPY_STRIDE)))
+        entropy.update((n, rng) for n in names
+                       if (rng := found[id(self.observers[n])]) is not None)
         return {"percentile": base, "entropy": entropy}
 
     def calibration(self) -> Calibration:
@@ -355,7 +401,8 @@ class Calibrator:
 
     def state_nbytes(self) -> int:
         """Bytes kept by all observers between samples (constant in the number of samples)."""
-        return sum(obs.state_nbytes() for obs in self.observers.values())
+        return sum(obs.state_nbytes() for obs in
+                   {id(o): o for o in self.observers.values()}.values())
 
 
 @dataclass(frozen=True)
