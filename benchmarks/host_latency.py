@@ -20,7 +20,9 @@ is one more sample (seed 2). Each latency is the median of interleaved rounds (q
 int8, ORT f32, qnnc, ...) after warm-up; the number of rounds adapts to the model's latency
 unless --repeat fixes it.
 
-Also printed: the geometric mean and the worst of qnnc/ORT-int8 at 1 thread; each model's
+Also printed: the geometric mean and the worst of qnnc/ORT-int8 at each thread count; each
+runtime's speed-up from the first thread count to the others, naming the models qnnc runs
+slower with more threads or scales less than onnxruntime on; each model's
 achieved INT8 GOPS at 1 thread (2 x the MACs of its quantised layers / latency) and
 ResNet-50's as a fraction of the core's INT8 peak (benchmarks.int8_peak); ResNet-50's compile
 time, cold and from the build cache; and correctness — qnnc's output against the reference
@@ -424,17 +426,12 @@ def report(results: list[ModelResult], peak: PeakResult | None, threads: Sequenc
     if notes:
         out += ["n/a reasons:", *notes]
 
-    t1 = threads[0]
-    ratios = {r.name: ratio(r.row(t1).qnnc_ms, r.row(t1).ort_int8_ms)
-              for r in results if r.row(t1) is not None}
-    known = {k: v for k, v in ratios.items() if v is not None}
-    if known:
-        worst = max(known, key=lambda k: known[k])
-        out.append(f"qnnc/ORT-int8 at {t1} thread(s): geometric mean {geomean(known.values()):.2f}"
-                   f" over {len(known)} model(s); worst {worst} {known[worst]:.2f}")
-    else:
-        out.append(f"qnnc/ORT-int8 at {t1} thread(s): n/a (no model measured on both)")
+    for t in threads:
+        out.append(summary_line(results, t))
+    if len(threads) > 1:
+        out += ["", *scaling_table(results, threads[0], threads[1:])]
 
+    t1 = threads[0]
     out += ["", *gops_table(results, peak, t1, quads)]
     for r in results:
         if r.compile is not None:
@@ -447,6 +444,43 @@ def report(results: list[ModelResult], peak: PeakResult | None, threads: Sequenc
         if r.profile:
             out += ["", f"{r.name}: {r.profile}"]
     return "\n".join(out)
+
+
+def summary_line(results: list[ModelResult], t: int) -> str:
+    """The geometric mean and the worst of qnnc/ORT-int8 at ``t`` threads."""
+    ratios = {r.name: ratio(r.row(t).qnnc_ms, r.row(t).ort_int8_ms)
+              for r in results if r.row(t) is not None}
+    known = {k: v for k, v in ratios.items() if v is not None}
+    if not known:
+        return f"qnnc/ORT-int8 at {t} thread(s): n/a (no model measured on both)"
+    worst = max(known, key=lambda k: known[k])
+    return (f"qnnc/ORT-int8 at {t} thread(s): geometric mean {geomean(known.values()):.2f} "
+            f"over {len(known)} model(s); worst {worst} {known[worst]:.2f}")
+
+
+def scaling_table(results: list[ModelResult], base: int, more: Sequence[int]) -> list[str]:
+    """Each runtime's speed-up from ``base`` threads to each of ``more`` (latency at base /
+    latency at t), and which models qnnc runs slower with more threads or scales less
+    than onnxruntime INT8 does."""
+    rows, slower, behind = [], [], []
+    for r in results:
+        b = r.row(base)
+        for t in more:
+            row = r.row(t)
+            if b is None or row is None:
+                continue
+            q, o = ratio(b.qnnc_ms, row.qnnc_ms), ratio(b.ort_int8_ms, row.ort_int8_ms)
+            rows.append([r.name, f"{base} -> {t}", fmt(q), fmt(o), fmt(row.load)])
+            if q is not None and q < 1.0:
+                slower.append(f"{r.name} ({t})")
+            if q is not None and o is not None and q < o:
+                behind.append(f"{r.name} ({t})")
+    lines = [f"Speed-up from {base} thread(s) (latency at {base} / latency at more; above 1: "
+             "faster with more threads)",
+             format_table(["model", "threads", "qnnc", "ORT int8", "load"], rows)]
+    lines.append("qnnc slower with more threads: " + (", ".join(slower) or "none"))
+    lines.append("qnnc scaling less than onnxruntime INT8: " + (", ".join(behind) or "none"))
+    return lines
 
 
 def gops_table(results: list[ModelResult], peak: PeakResult | None, t: int,

@@ -81,6 +81,29 @@ def test_host_latency_tiny_cnn(tmp_path: Path) -> None:
     assert "tiny_cnn" in text and "geometric mean" in text and "bit-exact" in text
 
 
+def test_host_latency_summarises_every_thread_count_and_the_scaling() -> None:
+    """The acceptance figures at two threads come from the report itself: each thread
+    count's geometric mean and worst, each runtime's speed-up, and the models that run
+    slower with more threads or scale less than onnxruntime."""
+    from benchmarks.host_latency import ModelResult, Row, report
+
+    res = [ModelResult("a", [Row(1, 10.0, 20.0, 30.0, 5), Row(2, 6.0, 16.0, 20.0, 5)]),
+           ModelResult("b", [Row(1, 1.0, 2.0, 3.0, 5), Row(2, 1.25, 1.0, 2.0, 5)]),
+           ModelResult("c", [Row(1, 4.0, 8.0, 9.0, 5), Row(2, 2.5, 4.0, 5.0, 5)])]
+    text = report(res, None, (1, 2), "smoke")
+    assert "qnnc/ORT-int8 at 1 thread(s): geometric mean 0.50 over 3 model(s); worst a 0.50" \
+        in text
+    # at 2: a 0.375, b 1.25, c 0.625
+    assert "qnnc/ORT-int8 at 2 thread(s): geometric mean 0.66 over 3 model(s); worst b 1.25" \
+        in text
+    rows = {line.split()[0]: line.split() for line in text.splitlines()
+            if line.split()[:1] in (["a"], ["b"], ["c"]) and "->" in line}
+    assert rows["a"][4:6] == ["1.67", "1.25"] and rows["b"][4:6] == ["0.80", "2.00"]
+    assert rows["c"][4:6] == ["1.60", "2.00"]
+    assert "qnnc slower with more threads: b (2)" in text
+    assert "qnnc scaling less than onnxruntime INT8: b (2), c (2)" in text
+
+
 @needs_cc
 def test_host_latency_reports_a_failing_model_as_n_a(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
