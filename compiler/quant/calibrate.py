@@ -249,13 +249,14 @@ class Calibrator:
     def _share(self, graph: Graph, fresh: set[str]) -> None:
         """Let ``graph``'s rearranged tensors share their source's observer where both
         observers are ``fresh`` (nothing observed yet: the same states from here on). A
-        tensor that shares one but is computed otherwise in ``graph`` (another shape
-        profile) takes a copy of it, the state its own observer would have reached, and is
-        observed from then on."""
+        tensor that shares one but is not that rearrangement in ``graph`` (another shape
+        profile computes it otherwise, or computes only one of the two) takes a copy of it,
+        the state its own observer would have reached, and is observed on its own from
+        then on."""
         found = rearranged(graph)
-        produced = {v.name for n in graph.nodes for v in n.outputs}
+        seen = {v.name for v in graph.inputs} | {v.name for n in graph.nodes for v in n.outputs}
         for name, src in list(self._shared.items()):
-            if name in produced and found.get(name) != src:
+            if (name in seen or src in seen) and found.get(name) != src:
                 self.observers[name] = copy.deepcopy(self.observers[name])
                 del self._shared[name]
                 self._schedules = []  # their batches leave it out
@@ -297,7 +298,9 @@ class Calibrator:
 
     def observe(self, name: str, array: np.ndarray) -> None:
         """Take one computed tensor into account (for callers that run the graph
-        themselves, e.g. to feed several calibrators from one run)."""
+        themselves, e.g. to feed several calibrators from one run, and observe every
+        tensor: a rearranged one only adds its channel sums, its source's observation
+        covering its values)."""
         obs = self.observers.get(name)
         if obs is not None and name not in self._shared:
             obs.update(array)

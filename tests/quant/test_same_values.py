@@ -124,3 +124,22 @@ def test_a_profile_that_computes_a_shared_name_otherwise(
     alone = _calibrate(samples, "percentile", False, monkeypatch)
     assert shared.observers["r"] is not shared.observers["x"]
     assert _summary(shared) == _summary(alone)
+
+
+def test_a_profile_without_the_shared_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second graph has no ``r`` (``i`` reads ``t`` directly) but still computes ``x``:
+    ``r``'s own observer would see none of its samples, so it stops sharing ``x``'s; ``i``
+    still holds ``x``'s values there and keeps sharing."""
+    first = _graph()
+    other = _graph(TEXT.replace('  %r: f32[2,12] = Reshape(%t) {shape=[2,12]} loc("r")\n', "")
+                   .replace("%i: f32[2,12] = Identity(%r)",
+                            "%i0: f32[2,4,3] = Identity(%t) loc(\"i0\")\n"
+                            "  %i: f32[2,12] = Reshape(%i0) {shape=[2,12]}"))
+    assert "r" not in rearranged(other) and rearranged(other)["i"] == "x"
+    samples = [(first if k % 2 else other, s) for k, s in enumerate(_samples(10, seed=3))]
+    samples.insert(0, (first, _samples(1, seed=4)[0]))
+    shared = _calibrate(samples, "percentile", True, monkeypatch)
+    alone = _calibrate(samples, "percentile", False, monkeypatch)
+    assert shared.observers["r"] is not shared.observers["x"]
+    assert shared.observers["i"] is shared.observers["x"]
+    assert _summary(shared) == _summary(alone)
