@@ -11,7 +11,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.quant.observers import EntropyObserver, _PrefixSums, least_divergence
+from compiler.quant.entropy_search import PrefixSums, divergences, least_divergence
+from compiler.quant.observers import EntropyObserver
 
 EPS = EntropyObserver.EPS
 
@@ -33,8 +34,7 @@ def kl_by_bins(hist: np.ndarray, i: int, levels: int) -> float:
 
 
 def _kls(hist: np.ndarray, cands: np.ndarray, levels: int) -> np.ndarray:
-    return EntropyObserver()._kl(_PrefixSums(hist[None]), np.zeros(len(cands), np.int64),
-                                 cands, levels)
+    return divergences(PrefixSums(hist[None]), np.zeros(len(cands), np.int64), cands, levels)
 
 
 @st.composite
@@ -94,7 +94,7 @@ def test_histograms_searched_together_as_each_alone(
         cases: list[tuple[np.ndarray, int]], stride: int) -> None:
     """Different lengths and levels in one call (rows padded, calls per levels, several
     chunks of candidates): every histogram gets the width its own search gives."""
-    import compiler.quant.observers as obs
+    import compiler.quant.entropy_search as obs
 
     hists, levels = [h for h, _ in cases], [lv for _, lv in cases]
     want = [_alone(h, lv, stride) for h, lv in cases]
