@@ -14,7 +14,6 @@ channel would be tiny, accumulate one kernel tap at a time over the whole image 
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -187,14 +186,6 @@ def conv(x: np.ndarray, w: np.ndarray, strides: Sequence[int], pads: Sequence[in
         return y.reshape((n, m) + out)
     if cg == 1 and g > 1 and all(s == 1 for s in strides):
         return _depthwise_unit_stride(x, w, pads, dilations, out).reshape((n, m) + out)
-    if not (cg == 1 and g > 1) and c * math.prod(kern) * npix <= GATHER_MAX:
-        # small images: the columns below in one gather from the flat image (a zero past its
-        # end for the padding), where building them costs more numpy calls than arithmetic
-        idx = _column_index(c, x.shape[2:], tuple(kern), tuple(strides), tuple(pads),
-                            tuple(dilations), out, g)
-        flat = np.concatenate((x.reshape(n, -1), np.zeros((n, 1), x.dtype)), axis=1)
-        y = np.matmul(w.reshape(g, mg, -1), flat.take(idx, axis=1))
-        return y.reshape((n, m) + out)
     xp = pad_spatial(x, pads[:nsp], pads[nsp:])
     if cg == 1 and g > 1:
         return _depthwise(xp, w, strides, dilations, out).reshape((n, m) + out)
@@ -204,40 +195,6 @@ def conv(x: np.ndarray, w: np.ndarray, strides: Sequence[int], pads: Sequence[in
     cols = win.transpose(perm).reshape(n, g, cg * math.prod(kern), npix)
     y = np.matmul(w.reshape(g, mg, -1), cols)
     return y.reshape((n, m) + out)
-
-
-#: convolutions whose columns (channels x kernel taps x output positions, one image) are at
-#: most this many build them by one gather (:func:`_column_index`)
-GATHER_MAX = 1 << 15
-
-
-@functools.lru_cache(maxsize=64)
-def _column_index(c: int, size: tuple[int, ...], kern: tuple[int, ...],
-                  strides: tuple[int, ...], pads: tuple[int, ...],
-                  dilations: tuple[int, ...], out: tuple[int, ...], g: int) -> np.ndarray:
-    """Where each im2col column element of :func:`conv` sits in the flattened image: a
-    (groups, channels per group x taps, output positions) index into ``x.reshape(-1)``,
-    with the padding pointing one past its end (a zero there). Read-only: it is shared."""
-    nsp = len(size)
-    pos = np.zeros((1,) * (2 * nsp), np.int64)  # (taps..., outputs...) offsets
-    inside = np.ones(pos.shape, bool)
-    stride = 1
-    for d in reversed(range(nsp)):
-        k = np.arange(kern[d]) * dilations[d]
-        o = np.arange(out[d]) * strides[d]
-        shape = [1] * (2 * nsp)
-        shape[d], shape[nsp + d] = kern[d], 1
-        kk = k.reshape(shape)
-        shape[d], shape[nsp + d] = 1, out[d]
-        u = kk + o.reshape(shape) - pads[d]
-        inside = inside & (u >= 0) & (u < size[d])
-        pos = pos + u * stride
-        stride *= size[d]
-    plane = math.prod(size)
-    chan = np.arange(c).reshape((c,) + (1,) * (2 * nsp)) * plane
-    idx = np.where(inside, chan + pos, c * plane).reshape(g, -1, math.prod(out))
-    idx.setflags(write=False)
-    return idx
 
 
 #: elements of one channel block of a depthwise convolution's output (its taps accumulate
