@@ -435,7 +435,13 @@ class EntropyObserver(_HistogramObserver):
         super().__init__(bins, symmetric)
 
     def levels(self) -> int:
-        return 256 if not self.symmetric and self.hist.min >= 0 else 128
+        return self.levels_for(self.symmetric, self.hist.min)
+
+    @staticmethod
+    def levels_for(symmetric: bool, lowest: float) -> int:
+        """The codes of one side of the range: all 256 of u8/i8 where an asymmetric tensor
+        is never negative (``lowest`` its minimum), else 128."""
+        return 256 if not symmetric and lowest >= 0 else 128
 
     def _choose(self) -> tuple[float, float]:
         t = self.threshold()

@@ -91,9 +91,8 @@ def entropy_ranges(hists: Sequence[Histogram], bins: int | None = None,
             continue
         mags.append(mag.astype(np.float64))
         found.append((hist.width * k, hist.min, hist.max))
-    # EntropyObserver.levels of an asymmetric observer: all 256 codes where x >= 0
-    widths = iter(least_divergence(mags, [256 if f[1] >= 0 else 128 for f in found
-                                          if f is not None], stride) if mags else [])
+    levels = [EntropyObserver.levels_for(False, f[1]) for f in found if f is not None]
+    widths = iter(least_divergence(mags, levels, stride) if mags else [])
     out: list[Range | None] = []
     for f in found:
         if f is None:

@@ -1,29 +1,28 @@
 """Tensors that hold another tensor's values, rearranged: one observer serves both.
 
-A Reshape, Transpose or Identity result holds exactly its operand's values in another order
-or shape. Every observer's state depends only on the values each update gives it, not on
-their order (extremes, histogram counts, bin widths grown from the extremes), so the two
-tensors' observers would go through the same states sample after sample: calibration
-observes the operand once and lets the result share its observer. On a decoder step (the
-llama example) these results are half of the values observed: its key and value caches
-transposed and reshaped on their way through attention.
+A result of an op that rearranges (the registry's ``rearranges`` trait: Reshape, Transpose,
+Identity) holds exactly its operand's values in another order or shape. Every observer's
+state depends only on the values each update gives it, not on their order (extremes,
+histogram counts, bin widths grown from the extremes), so the two tensors' observers would
+go through the same states sample after sample: calibration observes the operand once and
+lets the result share its observer. On a decoder step (the llama example) these results are
+half of the values observed: its key and value caches transposed and reshaped on their way
+through attention.
 """
 
 from __future__ import annotations
 
 from ir.graph import Graph
-
-#: ops whose one result holds its data operand's values, each once, rearranged
-REARRANGING = frozenset({"Reshape", "Transpose", "Identity"})
+from ir.ops.registry import get_op
 
 
 def rearranged(graph: Graph) -> dict[str, str]:
     """Result name -> the name of the tensor whose values it holds (the first tensor up a
-    chain of :data:`REARRANGING` ops that is not itself such a result), for the float,
+    chain of rearranging ops that is not itself such a result), for the float,
     non-constant results of those ops in ``graph``'s own nodes."""
     out: dict[str, str] = {}
     for node in graph.nodes:
-        if node.op not in REARRANGING or node.regions or len(node.outputs) != 1:
+        if not get_op(node.op).rearranges or node.regions or len(node.outputs) != 1:
             continue
         x, y = node.first_operand(), node.outputs[0]
         if x is None or x.is_const or not x.type.dtype.is_float or \

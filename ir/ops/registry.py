@@ -28,6 +28,9 @@ Traits, declared on the op and read from the registry by everything that needs t
 
 - ``moves_data``: the op only moves or copies elements (Reshape, Concat, Gather, ...): it
   costs no arithmetic.
+- ``rearranges``: its one result holds each element of its first operand exactly once, in
+  another order or shape (Reshape, Transpose, Identity): calibration lets the two share an
+  observer (compiler/quant/same_values.py).
 - ``flops``: how its work counts, ``(node) -> (MACs, FLOPs)`` (see ir/ops/cost.py); default
   one FLOP per output element, none for ops that move data.
 - ``quantized``: its quantised form, ``(ctx, node) -> None`` (see ir/qforms.py), which the
@@ -152,6 +155,7 @@ class OpDef:
     typed: bool = False
     # traits (module docstring)
     moves_data: bool = False
+    rearranges: bool = False
     flops: FlopsFn | None = None
     quantized: QuantFn | None = None
     clamp: ClampFn | None = None
@@ -321,6 +325,7 @@ def register(cls: type) -> type:
         compute=cls.compute,
         typed=getattr(cls, "typed", False),
         moves_data=getattr(cls, "moves_data", False),
+        rearranges=getattr(cls, "rearranges", False),
         flops=getattr(cls, "flops", None),
         quantized=getattr(cls, "quantized", None),
         clamp=getattr(cls, "clamp", None),

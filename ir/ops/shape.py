@@ -41,6 +41,7 @@ class Identity:
 
     operands = ("x",)
     moves_data = True
+    rearranges = True
     quantized = qforms.on_codes
     attrs: dict = {}
 
@@ -65,6 +66,7 @@ class Reshape:
 
     operands = ("x",)
     moves_data = True
+    rearranges = True
     quantized = qforms.on_codes
     attrs = {"shape": Attr("ints", doc="the output shape, every dim explicit")}
 
@@ -90,6 +92,7 @@ class Transpose:
 
     operands = ("x",)
     moves_data = True
+    rearranges = True
     quantized = qforms.on_codes
     attrs = {"perm": Attr("ints", doc="a permutation of 0..rank-1")}
 
