@@ -17,7 +17,8 @@ onnxruntime runs with intra_op_num_threads=T, inter_op_num_threads=1 and sequent
 execution, its workers sleeping between parallel sections unless --ort-spin on. C is
 ``--calib`` N(0, 1) samples (seed 1), the same arrays for both quantisers; the timed input
 is one more sample (seed 2). Each latency is the median of interleaved rounds (qnnc, ORT
-int8, ORT f32, qnnc, ...) after warm-up; the number of rounds adapts to the model's latency
+int8 and ORT f32 at every thread count, then again) after warm-up, so every thread count of
+a model is timed under the same load; the number of rounds adapts to the model's latency
 unless --repeat fixes it.
 
 Also printed: the geometric mean and the worst of qnnc/ORT-int8 at each thread count; each
@@ -340,24 +341,29 @@ def time_rows(res: ModelResult, threads: Sequence[int], qnnc: dict[int, Compiled
               sessions_q: dict[int, ort.InferenceSession],
               sessions_f: dict[int, ort.InferenceSession], feeds: Feeds, out_names: list[str],
               *, warmup: int, repeat: int | None, budget_s: float) -> None:
-    """One Row per thread count; a short gap between calls lets the other runtime's
-    spinning worker threads go idle first."""
+    """One Row per thread count, every thread count's calls in the same interleaved rounds
+    (so the speed-up from one thread count to another is measured under the same load, not
+    in phases the machine's load may tell apart); a short gap between calls lets the other
+    runtime's spinning worker threads go idle first."""
+    fns: dict[str, Callable[[], object]] = {}
     for t in threads:
-        fns: dict[str, Callable[[], object]] = {}
         if t in qnnc:
-            fns["qnnc"] = lambda c=qnnc[t]: c.run(None, feeds)
+            fns[f"qnnc@{t}"] = lambda c=qnnc[t]: c.run(None, feeds)
             if t > 1:  # past the per-run team's trials, to time it as a served model runs
                 for _ in range(TEAM_TRIALS):
-                    fns["qnnc"]()
+                    fns[f"qnnc@{t}"]()
         if t in sessions_q:
-            fns["ort_int8"] = lambda s=sessions_q[t]: s.run(out_names, feeds)
-        fns["ort_f32"] = lambda s=sessions_f[t]: s.run(out_names, feeds)
-        times = time_interleaved(fns, warmup=warmup, repeat=repeat, budget_s=budget_s,
-                                 gap_s=0.005)
-        row = Row(t, rounds=times["ort_f32"].runs, load=load_average())
-        row.qnnc_ms = times["qnnc"].median_ms if "qnnc" in times else None
-        row.ort_int8_ms = times["ort_int8"].median_ms if "ort_int8" in times else None
-        row.ort_f32_ms = times["ort_f32"].median_ms
+            fns[f"ort_int8@{t}"] = lambda s=sessions_q[t]: s.run(out_names, feeds)
+        fns[f"ort_f32@{t}"] = lambda s=sessions_f[t]: s.run(out_names, feeds)
+    times = time_interleaved(fns, warmup=warmup, repeat=repeat,
+                             budget_s=budget_s * len(threads), gap_s=0.005)
+    load = load_average()
+    for t in threads:
+        got = {k: v.median_ms for k, v in times.items() if k.endswith(f"@{t}")}
+        row = Row(t, rounds=times[f"ort_f32@{t}"].runs, load=load)
+        row.qnnc_ms = got.get(f"qnnc@{t}")
+        row.ort_int8_ms = got.get(f"ort_int8@{t}")
+        row.ort_f32_ms = got[f"ort_f32@{t}"]
         res.rows.append(row)
 
 

@@ -230,3 +230,30 @@ def test_threads_under_load_times_both_builds_with_a_busy_core(
     assert all(float(c) > 0 for r in rows[:2] for c in r[2:6])
     assert float(rows[2][1]) > 0 and float(rows[2][2]) > 0
     assert len(started) == 1 and all(p.poll() is not None for p in started)
+
+
+def test_host_latency_times_every_thread_count_in_the_same_rounds() -> None:
+    """The rows of one model come from one interleaved run: each round calls every
+    contender at every thread count before the next round starts, so a speed-up is never
+    a change of load between two phases."""
+    from benchmarks.host_latency import TEAM_TRIALS, ModelResult, time_rows
+
+    calls: list[str] = []
+
+    class Fake:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run(self, *_: object) -> None:
+            calls.append(self.name)
+
+    res = ModelResult("m")
+    time_rows(res, (1, 2), {t: Fake(f"q{t}") for t in (1, 2)},  # type: ignore[misc]
+              {t: Fake(f"i{t}") for t in (1, 2)}, {t: Fake(f"f{t}") for t in (1, 2)},
+              {}, ["y"], warmup=1, repeat=3, budget_s=1.0)
+    assert calls[:TEAM_TRIALS] == ["q2"] * TEAM_TRIALS  # the team's trials, untimed
+    one_round = ["q1", "i1", "f1", "q2", "i2", "f2"]
+    assert calls[TEAM_TRIALS:] == one_round * 4  # the warm-up call, then three rounds
+    assert [r.threads for r in res.rows] == [1, 2]
+    assert all(r.rounds == 3 and r.qnnc_ms is not None and r.ort_int8_ms is not None
+               for r in res.rows)
