@@ -28,7 +28,7 @@ import copy
 import hashlib
 import os
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,6 +46,7 @@ from compiler.quant.observers import (
 )
 from compiler.quant.range_choice import KEEP_SAMPLES, candidates, choose, entropy_ranges
 from compiler.quant.same_values import rearranged
+from compiler.quant.sample_stack import StackPlan
 from compiler.quant.weight_memo import WeightMemo
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, Schedule, run
@@ -164,6 +165,7 @@ class Calibrator:
         self.threads = min(os.cpu_count() or 1, 2)
         self._sizes: dict[int, int] = {}
         self._schedules: list[tuple[Schedule, SampleBatch | None, Means]] = []
+        self._stack: StackPlan | bool | None = None  # None: not looked at yet
         self.raw = raw_range_values(graph)
         # per-channel (axis 1, or the last axis of 2-D tensors) sums of the inputs of layers
         # with weights, for bias correction: E[x_c] is what weight rounding error multiplies
@@ -184,12 +186,7 @@ class Calibrator:
         that :meth:`adopt` has taken in), observing every float tensor it computes."""
         g = graph or self.graph
         kept = len(self.kept)
-        self.keep(feeds, g)
-        for v in g.inputs:
-            a = np.ascontiguousarray(feeds[v.name])
-            self._digest.update(f"{v.name} {a.dtype.str} {list(a.shape)}\n".encode())
-            self._digest.update(a)  # its buffer: no copy
-            self.observe(v.name, a)
+        self._take_inputs(feeds, g)
         plan, batch, means = self._schedule(g)
         if self._threaded(g):  # the histograms fold on a second thread while layers run
             with ObserveThread(self.observe) as worker:
@@ -199,7 +196,53 @@ class Calibrator:
             result = run(g, feeds, observe=self._observe, schedule=plan)
         else:
             result = self._run_batched(g, feeds, plan, batch, means)
-        if self.method == "auto" and len(self.kept) > kept:  # f32's outputs, for the scores
+        self._took(kept, result)
+
+    def stack_size(self) -> int:
+        """How many samples :meth:`feed_stack` runs at once; 1 where the graph runs each
+        alone (compiler/quant/sample_stack.py; graphs big enough to observe on a second
+        thread gain nothing from stacking)."""
+        if self._stack is None:
+            plan = None if self._threaded(self.graph) else StackPlan.make(self.graph)
+            self._stack = plan if plan is not None and plan.size > 1 else False
+        return self._stack.size if self._stack else 1
+
+    def feed_stack(self, samples: Sequence[Mapping[str, np.ndarray]]) -> bool:
+        """Run up to :meth:`stack_size` samples of the graph as one stack and observe each
+        sample's tensors in sample order, as :meth:`feed` would one by one (the same
+        observer states). False, with nothing observed, when the graph does not stack or
+        the stack fails (bad samples): the caller then feeds them one by one."""
+        if len(samples) < 2 or self.stack_size() < len(samples) or not self._stack:
+            return False
+        try:
+            runs = self._stack.run(samples)
+        except Exception:  # noqa: BLE001 - fed alone, the failing sample is named
+            return False
+        g = self.graph
+        _, batch, means = self._schedule(g)
+        for feeds, (outs, result) in zip(samples, runs):
+            kept = len(self.kept)
+            self._take_inputs(feeds, g)
+            if batch is None:
+                for node, o in zip(g.nodes, outs):
+                    self._observe(node, o)
+            else:
+                self._take_batch(outs, batch, means)
+            self._took(kept, {k: a.copy() for k, a in result.items()})
+        return True
+
+    def _take_inputs(self, feeds: Mapping[str, np.ndarray], g: Graph) -> None:
+        """A sample's first steps: kept (when wanted), recorded and its inputs observed."""
+        self.keep(feeds, g)
+        for v in g.inputs:
+            a = np.ascontiguousarray(feeds[v.name])
+            self._digest.update(f"{v.name} {a.dtype.str} {list(a.shape)}\n".encode())
+            self._digest.update(a)  # its buffer: no copy
+            self.observe(v.name, a)
+
+    def _took(self, kept: int, result: dict[str, np.ndarray]) -> None:
+        """A sample's last step: f32's outputs on it when it was kept, for auto's scores."""
+        if self.method == "auto" and len(self.kept) > kept:
             self.kept_outputs.append(result)
         self.samples += 1
 
@@ -209,12 +252,16 @@ class Calibrator:
         after the run (the same counts as one update each: observe_batch); its outputs."""
         outs: list[list[np.ndarray]] = []
         result = run(g, feeds, observe=lambda node, o: outs.append(o), schedule=plan)
+        self._take_batch(outs, batch, means)
+        return result
+
+    def _take_batch(self, outs: list[list[np.ndarray]], batch: SampleBatch,
+                    means: Means) -> None:
         batch.fold(outs)
         for i, j, name in batch.rest:
             self.observe(name, outs[i][j])
         for i, j, name in means:
             self._accumulate(name, outs[i][j])
-        return result
 
     def keep(self, feeds: Mapping[str, np.ndarray], graph: Graph | None = None) -> None:
         """Keep a copy of one sample for the ``layerwise`` or ``auto`` choice, while fewer
@@ -469,16 +516,33 @@ def calibrate_model(
 
 
 def _feed_all(calibrator: Calibrator, data: Any, graph: Graph, progress: Progress | None) -> None:
+    """Every sample into the calibrator, in stacks where its graph allows (the same
+    observer states as one by one); a failing sample is named."""
     samples = calibration_data(data, graph)
-    for k, feeds in enumerate(samples):
-        try:
-            calibrator.feed(feeds)
-        except InterpreterError as e:
-            raise InputError(
-                f"calibration sample {k}: running the float model failed: {e}"
-            ) from None
-        if progress is not None:
-            progress(k + 1, samples.count)
+    size, done, stack = calibrator.stack_size(), 0, []
+
+    def flush() -> None:
+        nonlocal done
+        if not calibrator.feed_stack(stack):
+            for k, feeds in enumerate(stack, done):
+                try:
+                    calibrator.feed(feeds)
+                except InterpreterError as e:
+                    raise InputError(
+                        f"calibration sample {k}: running the float model failed: {e}"
+                    ) from None
+        for _ in stack:
+            done += 1
+            if progress is not None:
+                progress(done, samples.count)
+        stack.clear()
+
+    for feeds in samples:
+        stack.append(feeds)
+        if len(stack) >= size:
+            flush()
+    if stack:
+        flush()
 
 
 def calibrate_shapes(

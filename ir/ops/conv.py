@@ -116,6 +116,7 @@ class Conv:
     operands = ("x", "w", "b?")
     flops = cost.conv
     tiled = "conv"
+    stacks = "together"  # one matmul per sample either way (tests/ir/test_stacks.py)
     quantized = quantize_conv
     attrs = {
         "strides": Attr("ints", doc="step per spatial axis"),

@@ -122,7 +122,7 @@ TABLE_ELTWISE: dict[str, Any] = {**TABLE, "tiled": "eltwise"}
 
 # -- activations ------------------------------------------------------------------------
 unary("Relu", lambda x, a: np.maximum(x, 0), "y = max(x, 0)", dtypes="numeric",
-      clamp=qforms.relu_clamp, **TABLE_ELTWISE)
+      clamp=qforms.relu_clamp, stacks="together", **TABLE_ELTWISE)
 unary("LeakyRelu", lambda x, a: np.where(x < 0, x * a["alpha"], x),
       "y = x if x >= 0 else alpha * x", _alpha(0.01), **TABLE_ELTWISE)
 unary("Sigmoid", _f64(lambda x, a: _sigmoid(x)), "y = 1 / (1 + exp(-x))", **TABLE_ELTWISE)

@@ -114,6 +114,7 @@ class MatMul:
     attrs: dict[str, Attr] = {}
     flops = cost.matmul
     tiled = "matmul"
+    stacks = "alone"
     quantized = quantize_matmul
 
     @staticmethod
@@ -143,6 +144,7 @@ class Gemm:
     operands = ("a", "b", "c?")
     flops = cost.gemm
     tiled = "matmul"
+    stacks = "alone"
     quantized = quantize_gemm
     attrs = {
         "alpha": Attr("float", 1.0, "scales the product"),

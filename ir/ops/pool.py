@@ -100,6 +100,7 @@ class MaxPool:
     flops = cost.window
     tiled = "pool"
     staged = True
+    stacks = "together"  # maxima; the indices output (flat over the batch) is not stacked
     quantized = qforms.on_codes
     outputs = -1
     attrs = {

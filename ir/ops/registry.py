@@ -31,6 +31,12 @@ Traits, declared on the op and read from the registry by everything that needs t
 - ``rearranges``: its one result holds each element of its first operand exactly once, in
   another order or shape (Reshape, Transpose, Identity): calibration lets the two share an
   observer (compiler/quant/same_values.py).
+- ``stacks``: how calibration may run samples stacked along axis 0 through it
+  (compiler/quant/sample_stack.py): ``"together"``, computed on the stack, each sample's
+  result bit for bit what it gets alone (Conv, Relu, MaxPool: no sum changes its order with
+  the batch); ``"alone"``, computed sample by sample (Gemm, MatMul: BLAS takes another kernel
+  for another row count); ``"view"``, the operand's elements in the same order, reshaped
+  (Reshape). None: a graph with the op runs its samples one at a time.
 - ``flops``: how its work counts, ``(node) -> (MACs, FLOPs)`` (see ir/ops/cost.py); default
   one FLOP per output element, none for ops that move data.
 - ``quantized``: its quantised form, ``(ctx, node) -> None`` (see ir/qforms.py), which the
@@ -74,6 +80,13 @@ ClampFn = Callable[["Node", Any, float, int], tuple[int, int]]
 DomainFn = Callable[[list[np.ndarray | None], list[TensorType | None], Mapping[str, Any]],
                     "str | None"]
 TILED_KINDS = ("conv", "matmul", "pool", "eltwise")
+STACK_KINDS = ("together", "alone", "view")
+
+
+def _stacks(name: str, kind: str | None) -> str | None:
+    if kind is not None and kind not in STACK_KINDS:
+        raise ValueError(f"op {name!r}: stacks must be one of {STACK_KINDS}, got {kind!r}")
+    return kind
 
 
 class OpError(ValueError):
@@ -156,6 +169,7 @@ class OpDef:
     # traits (module docstring)
     moves_data: bool = False
     rearranges: bool = False
+    stacks: str | None = None
     flops: FlopsFn | None = None
     quantized: QuantFn | None = None
     clamp: ClampFn | None = None
@@ -326,6 +340,7 @@ def register(cls: type) -> type:
         typed=getattr(cls, "typed", False),
         moves_data=getattr(cls, "moves_data", False),
         rearranges=getattr(cls, "rearranges", False),
+        stacks=_stacks(name, getattr(cls, "stacks", None)),
         flops=getattr(cls, "flops", None),
         quantized=getattr(cls, "quantized", None),
         clamp=getattr(cls, "clamp", None),

@@ -67,6 +67,7 @@ class Reshape:
     operands = ("x",)
     moves_data = True
     rearranges = True
+    stacks = "view"
     quantized = qforms.on_codes
     attrs = {"shape": Attr("ints", doc="the output shape, every dim explicit")}
 
