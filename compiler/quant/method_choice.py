@@ -30,6 +30,7 @@ from compiler.quant.accuracy import output_stats
 from compiler.quant.calibrate import Calibration
 from compiler.quant.error_stats import ErrorStats
 from compiler.quant.quantize import QuantConfig, quantize_graph
+from compiler.quant.sample_stack import StackPlan
 from ir.graph import Graph
 from ir.interpreter import run
 
@@ -46,6 +47,18 @@ def _score(stats: Mapping[str, ErrorStats]) -> float:
     reference is zero."""
     dbs = [min(s.sqnr_db, CAP_DB) for s in stats.values() if s.sum_ref2 > 0.0]
     return float(np.mean(dbs)) if dbs else -math.inf
+
+
+def _outputs(q: Graph, samples: list[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """``q``'s outputs on each sample: as one stack where the graph allows (the same values:
+    compiler/quant/sample_stack.py), else one run each."""
+    plan = StackPlan.make(q) if len(samples) > 1 else None
+    if plan is not None and plan.size >= len(samples):
+        try:
+            return [result for _, result in plan.run(samples)]
+        except Exception:  # noqa: BLE001 - run alone, a failure names its node
+            pass
+    return [run(q, feeds) for feeds in samples]
 
 
 def resolve(cal: Calibration, config: QuantConfig) -> Calibration:
@@ -71,8 +84,8 @@ def resolve(cal: Calibration, config: QuantConfig) -> Calibration:
         for g, samples in groups.values():
             q = quantize_graph(g, ranges, config, cal.channel_means, cal.weights)
             made.setdefault(method, []).append((g, q, config))
-            for feeds, ref in samples:
-                output_stats(q, run(q, feeds), ref, stats)
+            for got, (_, ref) in zip(_outputs(q, [feeds for feeds, _ in samples]), samples):
+                output_stats(q, got, ref, stats)
         scores[method] = _score(stats)
     best = max(scores, key=scores.__getitem__)
     if best != BASE and not scores[best] >= scores[BASE] + MARGIN_DB:

@@ -6,8 +6,9 @@ every op of the graph says how it stacks (the registry's ``stacks`` trait), up t
 :data:`STACK_MAX` samples run as one stack along axis 0, and each sample's tensors are the
 slices of the stack, bit for bit the tensors it gets alone:
 
-- ``"together"`` ops (Conv, Relu, MaxPool) compute on the stack: per element, per window or
-  one matmul per sample, in the order a single sample takes;
+- ``"together"`` ops compute on the stack: Conv, Relu and MaxPool per element, per window
+  or one matmul per sample, in the order a single sample takes; the integer layers
+  (Quantize, QConv, QLinear, Dequantize) exactly, as integer sums have no order;
 - ``"alone"`` ops (Gemm, MatMul) run sample by sample on the slices, as BLAS would pick
   another kernel (another order of sums) for another row count;
 - ``"view"`` ops (Reshape) reshape the stack, the sample axis kept in front.
@@ -16,18 +17,19 @@ A graph qualifies when every computed value has the sample on axis 0 (extent 1 i
 graph's types), every ``together`` or ``view`` node reads computed data through its first
 operand only, and none has a second output (MaxPool's indices number the whole batch).
 The observers then take each sample's slices in sample order, as if each had run alone
-(compiler/quant/calibrate.py). Tests: tests/quant/test_sample_stack.py.
+(compiler/quant/calibrate.py), and ``auto`` runs its kept samples through each candidate's
+INT8 graph as one stack (compiler/quant/method_choice.py). Tests:
+tests/quant/test_sample_stack.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from ir.graph import Graph
+from ir.graph import Graph, Node
 from ir.interpreter import check_feeds
 from ir.ops import get_op
 
@@ -46,8 +48,7 @@ SampleRun = tuple[list[list[np.ndarray]], dict[str, np.ndarray]]
 @dataclass(frozen=True)
 class _Step:
     kind: str
-    compute: Callable[..., list[np.ndarray]]
-    attrs: Any
+    compute: Callable[[list[np.ndarray | None]], list[np.ndarray]]
     ins: list[int | None]  # value ids (None: an omitted operand)
     outs: list[tuple[int, tuple[int, ...]]]  # value ids and their per-sample shapes
 
@@ -70,7 +71,7 @@ class StackPlan:
         per_sample = 0
         for node in graph.nodes:
             op = get_op(node.op)
-            if op.stacks is None or op.regions or op.typed or node.regions:
+            if op.stacks is None or op.regions or node.regions:
                 return None
             computed = [k for k, v in enumerate(node.inputs)
                         if v is not None and id(v) not in consts]
@@ -81,7 +82,7 @@ class StackPlan:
             if not all(_sampled(v.type.shape) for v in node.outputs):
                 return None
             per_sample += sum(v.type.size for v in node.outputs)
-            steps.append(_Step(op.stacks, op.compute, node.attrs,
+            steps.append(_Step(op.stacks, _call(node),
                                [None if v is None else id(v) for v in node.inputs],
                                [(id(v), v.type.shape) for v in node.outputs]))
         return StackPlan(graph, steps, per_sample)
@@ -99,13 +100,12 @@ class StackPlan:
         for step in self.steps:
             args = [None if k is None else env[k] for k in step.ins]
             if step.kind == "together":
-                results = step.compute(args, step.attrs)
+                results = step.compute(args)
             elif step.kind == "view":
                 results = [np.reshape(args[0], (n, *step.outs[0][1][1:]))]
             else:  # alone: each sample's slices, the constants whole
                 each = [step.compute([a if k is None or k in consts else a[i:i + 1]
-                                      for k, a in zip(step.ins, args)], step.attrs)
-                        for i in range(n)]
+                                      for k, a in zip(step.ins, args)]) for i in range(n)]
                 results = [np.concatenate(rs) for rs in zip(*each)]
             for (key, shape), r in zip(step.outs, results):
                 r = np.asarray(r)
@@ -118,6 +118,17 @@ class StackPlan:
             result = {v.name: env[id(v)][i:i + 1] for v in g.outputs}
             runs.append((outs, result))
         return runs
+
+
+def _call(node: Node) -> Callable[[list[np.ndarray | None]], list[np.ndarray]]:
+    """The node's computation on its operands (a typed op also gets the node's types: their
+    quantisation parameters, the same for every sample)."""
+    op, attrs = get_op(node.op), node.attrs
+    if not op.typed:
+        return lambda args: op.compute(args, attrs)
+    in_types = [None if v is None else v.type for v in node.inputs]
+    out_types = [v.type for v in node.outputs]
+    return lambda args: op.evaluate(args, attrs, in_types, out_types)
 
 
 def _sampled(shape: tuple[int, ...]) -> bool:

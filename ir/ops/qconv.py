@@ -106,6 +106,7 @@ class QConv:
     tiled = "conv"
     staged = True
     typed = True
+    stacks = "together"  # exact integer sums: no order to keep
     attrs = {**_CONV_ATTRS, **OUT_ATTRS, **ACT_ATTRS}
 
     @staticmethod
@@ -147,6 +148,7 @@ class QLinear:
     tiled = "matmul"
     staged = True
     typed = True
+    stacks = "together"  # exact integer sums: no order to keep
     attrs = {**OUT_ATTRS, **ACT_ATTRS}
 
     @staticmethod

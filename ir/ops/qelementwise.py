@@ -71,6 +71,7 @@ class Quantize:
     operands = ("x",)
     tiled = "eltwise"
     staged = True
+    stacks = "together"  # per element
     attrs = {"dtype": Attr("str", doc="u8, i8, u16 or i16"), **_QPARAM_ATTRS}
 
     @staticmethod
@@ -103,6 +104,7 @@ class Dequantize:
     tiled = "eltwise"
     staged = True
     typed = True
+    stacks = "together"  # per element
     attrs: dict[str, Attr] = {}
 
     @staticmethod

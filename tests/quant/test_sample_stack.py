@@ -62,10 +62,13 @@ def _relu_case(rng: np.random.Generator) -> tuple[list[np.ndarray], dict[str, An
 
 
 CASES = {"Conv": _conv_case, "MaxPool": _pool_case, "Relu": _relu_case}
+#: the integer layers (and the float/integer boundary) that compute on the stack, checked in
+#: quantised networks (test_integer_layers_on_the_stack)
+INTEGER = {"Quantize", "QConv", "QLinear", "Dequantize"}
 
 
 def test_every_op_computed_on_the_stack_is_checked_here() -> None:
-    assert {k for k, op in OPS.items() if op.stacks == "together"} == set(CASES)
+    assert {k for k, op in OPS.items() if op.stacks == "together"} == set(CASES) | INTEGER
 
 
 @pytest.mark.parametrize("op", sorted(CASES))
@@ -220,3 +223,57 @@ def test_progress_counts_every_sample(monkeypatch: pytest.MonkeyPatch) -> None:
                       lambda done, total: seen.append((done, total)))
     assert cal.stack_size() == 4 and [d for d, _ in seen] == list(range(1, 11))
     assert cal.samples == 10
+
+
+def _quantised(graph: Any, samples: list[dict[str, np.ndarray]]) -> Any:
+    from compiler.quant.quantize import QuantConfig, quantize_graph
+
+    c = cal_mod.calibrate_model(graph, samples, "minmax")
+    return quantize_graph(graph, c.ranges, QuantConfig(), c.channel_means)
+
+
+def _check_runs(graph: Any, samples: list[dict[str, np.ndarray]]) -> set[str]:
+    """The stacked run of ``graph`` against the interpreter's, sample by sample, every
+    node's outputs and the graph's; the ops it ran."""
+    from ir.interpreter import run
+
+    plan = StackPlan.make(graph)
+    assert plan is not None
+    for feeds, (outs, result) in zip(samples, plan.run(samples)):
+        alone: list[list[np.ndarray]] = []
+        want = run(graph, feeds, observe=lambda node, o, alone=alone: alone.append(o))
+        assert [[_bits(a) for a in o] for o in outs] == [[_bits(a) for a in o] for o in alone]
+        assert result.keys() == want.keys()
+        assert all(_bits(result[k]) == _bits(want[k]) for k in want)
+    return {n.op for n in graph.nodes}
+
+
+def test_integer_layers_on_the_stack() -> None:
+    """The quantised networks' integer layers give each sample the codes and outputs the
+    interpreter gives it alone."""
+    ops: set[str] = set()
+    for seed in range(4):
+        graph, shape = _network(np.random.default_rng(200 + seed))
+        q = _quantised(graph, _samples(shape, 6, seed=seed))
+        ops |= _check_runs(q, _samples(shape, 5, seed=50 + seed))
+    assert INTEGER <= ops
+
+
+def test_auto_scores_its_candidates_alike_on_a_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto``'s kept samples through each candidate's INT8 graph as one stack: the same
+    scores as one run each, on the trained digits CNN."""
+    from compiler.api import load_model
+    from compiler.datasets import digits_split
+    from compiler.passes import DEFAULT_PIPELINE, run_pipeline
+    from compiler.quant import method_choice
+    from compiler.quant.quantize import QuantConfig
+
+    graph = run_pipeline(load_model(str(DIGITS)), DEFAULT_PIPELINE)
+    x = digits_split()[0][:20]
+    c = cal_mod.calibrate_model(graph, [{"input": x[i:i + 1]} for i in range(20)], "auto")
+    assert len(c.kept) > 1
+    stacked = method_choice.resolve(c, QuantConfig())
+    _check_runs(stacked.quantized[0][1], [feeds for _, feeds in c.kept])
+    monkeypatch.setattr(method_choice.StackPlan, "make", staticmethod(lambda g: None))
+    alone = method_choice.resolve(c, QuantConfig())
+    assert stacked.choice_scores == alone.choice_scores and stacked.chosen == alone.chosen
