@@ -4,7 +4,9 @@ The reference interpreter runs each sample and hands every node's outputs to ``o
 bounded-memory observer per float tensor (graph inputs and node results) folds them in and the
 samples are dropped, so memory does not grow with the data set. Constants (weights, biases)
 are not observed: their values are known, and the quantiser derives their (per-channel)
-parameters from the data itself.
+parameters from the data itself. A small network whose every op says how it stacks runs up
+to 64 samples at once (compiler/quant/sample_stack.py), each sample's tensors the ones it
+gets alone, observed in sample order: the same states.
 
 Whatever the method, the model's outputs — and the logits a final Sigmoid, Softmax or Tanh
 squashes into one — keep their raw observed range (:func:`raw_range_values`): their extremes
