@@ -50,7 +50,7 @@ class _Step:
     kind: str
     compute: Callable[[list[np.ndarray | None]], list[np.ndarray]]
     ins: list[int | None]  # value ids (None: an omitted operand)
-    outs: list[tuple[int, tuple[int, ...]]]  # value ids and their per-sample shapes
+    outs: list[tuple[int, tuple[int, ...], np.dtype]]  # value ids, per-sample shapes, dtypes
 
 
 class StackPlan:
@@ -65,7 +65,8 @@ class StackPlan:
     def make(graph: Graph) -> StackPlan | None:
         """The plan, or None when ``graph`` does not qualify (module docstring)."""
         consts = {id(c) for c in graph.constants}
-        if not graph.inputs or not all(_sampled(v.type.shape) for v in graph.inputs):
+        if not graph.inputs or not all(_sampled(v.type.shape) for v in graph.inputs) or \
+                any(id(v) in consts for v in graph.outputs):
             return None
         steps: list[_Step] = []
         per_sample = 0
@@ -84,7 +85,8 @@ class StackPlan:
             per_sample += sum(v.type.size for v in node.outputs)
             steps.append(_Step(op.stacks, _call(node),
                                [None if v is None else id(v) for v in node.inputs],
-                               [(id(v), v.type.shape) for v in node.outputs]))
+                               [(id(v), v.type.shape, v.type.dtype.np)
+                                for v in node.outputs]))
         return StackPlan(graph, steps, per_sample)
 
     def run(self, samples: Sequence[Feeds]) -> list[SampleRun]:
@@ -107,14 +109,14 @@ class StackPlan:
                 each = [step.compute([a if k is None or k in consts else a[i:i + 1]
                                       for k, a in zip(step.ins, args)]) for i in range(n)]
                 results = [np.concatenate(rs) for rs in zip(*each)]
-            for (key, shape), r in zip(step.outs, results):
+            for (key, shape, dt), r in zip(step.outs, results):
                 r = np.asarray(r)
-                if r.shape != (n, *shape[1:]):
-                    raise ValueError(f"a stacked result has shape {r.shape}")
+                if r.shape != (n, *shape[1:]) or r.dtype != dt:
+                    raise ValueError(f"a stacked result is {r.dtype}{list(r.shape)}")
                 env[key] = r
         runs: list[SampleRun] = []
         for i in range(n):
-            outs = [[env[key][i:i + 1] for key, _ in step.outs] for step in self.steps]
+            outs = [[env[key][i:i + 1] for key, _, _ in step.outs] for step in self.steps]
             result = {v.name: env[id(v)][i:i + 1] for v in g.outputs}
             runs.append((outs, result))
         return runs

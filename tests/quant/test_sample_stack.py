@@ -277,3 +277,10 @@ def test_auto_scores_its_candidates_alike_on_a_stack(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(method_choice.StackPlan, "make", staticmethod(lambda g: None))
     alone = method_choice.resolve(c, QuantConfig())
     assert stacked.choice_scores == alone.choice_scores and stacked.chosen == alone.chosen
+
+
+def test_a_constant_output_does_not_stack() -> None:
+    const_out = parse_graph("graph @g(%x: f32[1,3]) -> (%y, %k) {\n"
+                            "  %k = const f32[1,3] dense<[1, 2, 3]>\n"
+                            "  %y: f32[1,3] = Relu(%x)\n}\n")
+    assert StackPlan.make(const_out) is None
