@@ -116,7 +116,7 @@ class Conv:
     operands = ("x", "w", "b?")
     flops = cost.conv
     tiled = "conv"
-    stacks = "together"  # one matmul per sample either way (tests/ir/test_stacks.py)
+    stacks = "together"  # one matmul per sample either way (tests/quant/test_sample_stack.py)
     quantized = quantize_conv
     attrs = {
         "strides": Attr("ints", doc="step per spatial axis"),

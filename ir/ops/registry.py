@@ -34,7 +34,8 @@ Traits, declared on the op and read from the registry by everything that needs t
 - ``stacks``: how calibration may run samples stacked along axis 0 through it
   (compiler/quant/sample_stack.py): ``"together"``, computed on the stack, each sample's
   result bit for bit what it gets alone (Conv, Relu, MaxPool: no sum changes its order with
-  the batch); ``"alone"``, computed sample by sample (Gemm, MatMul: BLAS takes another kernel
+  the batch; Quantize, QConv, QLinear, Dequantize: exact integer sums, per-element
+  boundaries); ``"alone"``, computed sample by sample (Gemm, MatMul: BLAS takes another kernel
   for another row count); ``"view"``, the operand's elements in the same order, reshaped
   (Reshape). None: a graph with the op runs its samples one at a time.
 - ``flops``: how its work counts, ``(node) -> (MACs, FLOPs)`` (see ir/ops/cost.py); default
