@@ -108,7 +108,7 @@ class Renderer:
     regions = True
     #: csrc headers model.c includes
     headers: tuple[str, ...] = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h",
-                                 "qnnc_int8_u8s8.h", "qnnc_vmath.h")
+                                 "qnnc_int8_u8s8.h", "qnnc_int8_implicit.h", "qnnc_vmath.h")
 
     #: bytes of guard zone after every arena tensor, poisoned while the model runs (the
     #: sanitizer build, targets/c/guards.py); 0: none

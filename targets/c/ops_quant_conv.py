@@ -3,7 +3,8 @@
 Dense and grouped convolutions run the shared GEMM (q8_gemm.py) over an im2col of the input;
 a 1x1 stride-1 convolution packs its input planes in place (they are already B's rows), and
 the others read their im2col from zero-padded copies of one group's planes, in 16-byte moves
-(planes too large for that copy go through bounds-checked row segments). Depthwise
+(planes too large for that copy go through bounds-checked row segments); AVX-512 VNNI builds
+read most stride-1 ones from quad planes instead, with no im2col (qconv_implicit.py). Depthwise
 convolutions run their taps directly over a centred, padded int16 copy of each channel (an
 im2col would copy every input value KH*KW times for one multiply), two taps at a time with
 vpmaddwd (qnnc_dw_taps); a depthwise 1x1 (a quantised BatchNorm) is a per-channel scale loop.
@@ -18,6 +19,7 @@ import numpy as np
 from ir.graph import Node
 from ir.ops.qcommon import conv_multipliers
 from ir.types import DType
+from targets.c import qconv_implicit
 from targets.c.cond import ge
 from targets.c.emitter import (
     LayerCtx,
@@ -94,8 +96,9 @@ def qconv_scratch(node: Node, threads: int = 1) -> int:
     if _depthwise(d):
         quads = _dw_quad_scratch(d) if _dw_quads(d) else 0
         return max(_dw_scratch(d), quads) * threads
-    return max(_gemm_bytes(d, lay.kg(d["K"]), threads)
-               for lay in weight_layouts(node.operand("w"), d["M"])) + _padded_bytes(d)
+    return max(max(_gemm_bytes(d, lay.kg(d["K"]), threads)
+                   for lay in weight_layouts(node.operand("w"), d["M"])) + _padded_bytes(d),
+               qconv_implicit.scratch(d))
 
 
 def _gemm_bytes(d: dict[str, int], kg: int, threads: int) -> int:
@@ -285,11 +288,15 @@ def qconv(ctx: LayerCtx) -> str:
     layout, guard = pick_layout(ctx, wc)
     zk, xmax, flip = kernel_codes(layout, ctx.it(0), zx)
     bias = folded_bias(ctx, wc, zk, xmax)
+    bq = ctx.weight(bias.astype(np.int32), "bias_zp")
+    if layout is QUADS and ctx.renderer.u8_any_weights and int8_codes(wc) and \
+            fusable(shift) and qconv_implicit.fits(d):
+        epilogue = fused_epilogue(bq, m0, shift, zy, lo, hi, sy, lut)
+        return qconv_implicit.body(ctx, d, wc, zk, flip, [*lut_decl, *epilogue], add)
     k2, mt = layout.kg(d["K"]), -(-d["Mg"] // MR)
     packed = np.concatenate([pack_weights(wc[g * d["Mg"]:(g + 1) * d["Mg"]], k2, MR, layout)
                              for g in range(d["G"])])
     wp, narrow = weight_tiles(ctx, packed, k2, layout)
-    bq = ctx.weight(bias.astype(np.int32), "bias_zp")
     hn, n = loop("n", d["N"])
     hg, g = loop("g", d["G"])
     oc_decl, oc = let("oc", g * d["Mg"] + Var("m"))

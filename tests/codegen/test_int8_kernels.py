@@ -35,6 +35,14 @@ from tests.codegen.test_ops_int8 import (
     weights,
 )
 
+
+@pytest.fixture(autouse=True)
+def packing_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the packing paths these shapes are chosen for in AVX-512 VNNI builds too, which
+    read stride-1 convolutions from quad planes where they can (test_qconv_implicit.py)."""
+    monkeypatch.setattr("targets.c.qconv_implicit.MIN_GRID_USE", 2.0)
+
+
 CONVS = {
     # direct 1x1: P = 3136 spans several chunks; P = 49 ends in a panel of one column (its own
     # kernel on VNNI), with an odd count of k quads; odd K
