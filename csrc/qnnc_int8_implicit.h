@@ -198,6 +198,63 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_implicit_hi(const int8_t *QNNC_RESTRICT A,
 #undef QNNC_Q8U_IHI
 }
 
+#if defined(QNNC_VBMI)
+/* qnnc_q8u_implicit_hi for a layer with an epilogue table, where the CPU has VBMI: each pair
+ * of rows' 32 + 32 requantised bytes looked up in one 64-byte permute (qnnc_lut64_vbmi), as
+ * qnnc_q8u_tile2_lut_vbmi does, then stored by runs. */
+static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_implicit_lut_body(
+    const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT xq, int K4, const int32_t *off,
+    const qnnc_q8_epilogue *ep, int ch0, int q0, int q1, int OW, int WP, uint8_t *y,
+    ptrdiff_t ldy, const int clamp, const int sgn) {
+    const int32_t *const m0 = ep->m0;
+    const int8_t *const nsh = ep->nsh;
+    const int64_t *const rb = ep->rb;
+    const __m512i vzp = _mm512_set1_epi32(ep->zp), vlo = _mm512_set1_epi32(ep->lo);
+    const __m512i vhi = _mm512_set1_epi32(ep->hi);
+    const __m512i t[4] = {_mm512_loadu_si512(ep->lut), _mm512_loadu_si512(ep->lut + 64),
+                          _mm512_loadu_si512(ep->lut + 128), _mm512_loadu_si512(ep->lut + 192)};
+    for (int q = q0; q < q1; q += 32) {
+        qnnc_q8u_runs runs;
+        qnnc_q8u_runs_of(&runs, q, q1, OW, WP);
+        QNNC_Q8U_IMPLICIT_K(A, xq + 4 * (ptrdiff_t)q, K4, off)
+#define QNNC_Q8U_IBYTES(c, d, r)                                                              \
+    qnnc_q8u_row32_bytes(c, d, m0[ch0 + (r)], nsh[ch0 + (r)], rb[ch0 + (r)], vzp, vlo, vhi, \
+                         clamp, sgn)
+#define QNNC_Q8U_ILUT2(c, d, e, f, r)                                                         \
+    do {                                                                                    \
+        const __m512i out_ = qnnc_lut64_vbmi(                                               \
+            _mm512_inserti64x4(_mm512_castsi256_si512(QNNC_Q8U_IBYTES(c, d, r)),             \
+                               QNNC_Q8U_IBYTES(e, f, (r) + 1), 1), t);                       \
+        qnnc_q8u_store_runs(y + (r) * ldy, _mm512_castsi512_si256(out_), &runs);            \
+        qnnc_q8u_store_runs(y + ((r) + 1) * ldy, _mm512_extracti64x4_epi64(out_, 1), &runs); \
+    } while (0)
+        QNNC_Q8U_ILUT2(c0, d0, c1, d1, 0);
+        QNNC_Q8U_ILUT2(c2, d2, c3, d3, 2);
+        QNNC_Q8U_ILUT2(c4, d4, c5, d5, 4);
+#undef QNNC_Q8U_ILUT2
+#undef QNNC_Q8U_IBYTES
+    }
+}
+
+static QNNC_VBMI_FN __attribute__((noinline)) void qnnc_q8u_implicit_lut_vbmi(
+    const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT xq, int K4, const int32_t *off,
+    const qnnc_q8_epilogue *ep, int ch0, int q0, int q1, int OW, int WP, uint8_t *y,
+    ptrdiff_t ldy) {
+    const int sgn = ep->sgn;
+    const int clamp = ep->lo > (sgn ? -128 : 0) || ep->hi < (sgn ? 127 : 255);
+#define QNNC_Q8U_ILUT(cl, sg) \
+    qnnc_q8u_implicit_lut_body(A, xq, K4, off, ep, ch0, q0, q1, OW, WP, y, ldy, cl, sg)
+    if (clamp) {
+        if (sgn) QNNC_Q8U_ILUT(1, 1);
+        else QNNC_Q8U_ILUT(1, 0);
+    } else {
+        if (sgn) QNNC_Q8U_ILUT(0, 1);
+        else QNNC_Q8U_ILUT(0, 0);
+    }
+#undef QNNC_Q8U_ILUT
+}
+#endif
+
 /* Any tile (rows <= 6, any epilogue): the accumulators through memory, each run's part in
  * each panel stored by qnnc_q8_rows_store. */
 QNNC_Q8_TILE_KERNEL void qnnc_q8u_implicit_any(const int8_t *QNNC_RESTRICT A,
@@ -236,12 +293,17 @@ static inline void qnnc_q8u_implicit(const int8_t *QNNC_RESTRICT A,
                                      const int32_t *off, const qnnc_q8_epilogue *ep,
                                      int ch0, int rows, int q0, int q1, int OW, int WP,
                                      void *y, ptrdiff_t ldy) {
-    if (rows == QNNC_Q8_MR && qnnc_q8u_tile2_hi_ok(ep, ch0))
-        qnnc_q8u_implicit_hi(A, xq, K4, off, ep, ch0, q0, q1, OW, WP, (uint8_t *)y,
-                             ldy);
-    else
-        qnnc_q8u_implicit_any(A, xq, K4, off, ep, ch0, rows, q0, q1, OW, WP,
-                              (uint8_t *)y, ldy);
+    if (rows == QNNC_Q8_MR && qnnc_q8u_tile2_hi_ok(ep, ch0)) {
+        qnnc_q8u_implicit_hi(A, xq, K4, off, ep, ch0, q0, q1, OW, WP, (uint8_t *)y, ldy);
+        return;
+    }
+#if defined(QNNC_VBMI)
+    if (rows == QNNC_Q8_MR && ep->lut && qnnc_q8u_tile2_hi_rows(ep, ch0) && qnnc_vbmi()) {
+        qnnc_q8u_implicit_lut_vbmi(A, xq, K4, off, ep, ch0, q0, q1, OW, WP, (uint8_t *)y, ldy);
+        return;
+    }
+#endif
+    qnnc_q8u_implicit_any(A, xq, K4, off, ep, ch0, rows, q0, q1, OW, WP, (uint8_t *)y, ldy);
 }
 #endif
 
