@@ -255,6 +255,39 @@ static QNNC_VBMI_FN __attribute__((noinline)) void qnnc_q8u_implicit_lut_vbmi(
 }
 #endif
 
+/* The k loop of a last weight tile of at most 4 (rows4) or 2 (else) rows of its six (the
+ * rest are zero padding: 32 or 64 output channels leave 2 or 4 there), as
+ * qnnc_q8u_tile2_few_vnni does for packed panels: only the tile's rows are computed, into
+ * acc (the first panel's rows at acc[r], the second's at acc[6 + r]). */
+static inline void qnnc_q8u_implicit_few(const int8_t *QNNC_RESTRICT A,
+                                         const uint8_t *QNNC_RESTRICT X, int K4,
+                                         const int32_t *off, int rows4, __m512i *acc) {
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+    __m512i d0 = c0, d1 = c0, d2 = c0, d3 = c0;
+#define QNNC_Q8U_FEW_ROW(c, d, o)                              \
+    do {                                                       \
+        const __m512i w_ = qnnc_q8_bcast512(a_ + (o));         \
+        QNNC_DPBUSD(c, b_, w_);                                \
+        QNNC_DPBUSD(d, e_, w_);                                \
+    } while (0)
+    for (int kq = 0; kq < K4; ++kq) {
+        const int8_t *a_ = A + kq * 4 * QNNC_Q8_MR;
+        const uint8_t *p_ = X + off[kq];
+        const __m512i b_ = _mm512_loadu_si512((const void *)p_);
+        const __m512i e_ = _mm512_loadu_si512((const void *)(p_ + 64));
+        QNNC_Q8U_FEW_ROW(c0, d0, 0);
+        QNNC_Q8U_FEW_ROW(c1, d1, 4);
+        if (rows4) {
+            QNNC_Q8U_FEW_ROW(c2, d2, 8);
+            QNNC_Q8U_FEW_ROW(c3, d3, 12);
+        }
+    }
+#undef QNNC_Q8U_FEW_ROW
+    acc[0] = c0, acc[1] = c1, acc[2] = c2, acc[3] = c3;
+    acc[QNNC_Q8_MR] = d0, acc[QNNC_Q8_MR + 1] = d1, acc[QNNC_Q8_MR + 2] = d2;
+    acc[QNNC_Q8_MR + 3] = d3;
+}
+
 /* Any tile (rows <= 6, any epilogue): the accumulators through memory, each run's part in
  * each panel stored by qnnc_q8_rows_store. */
 QNNC_Q8_TILE_KERNEL void qnnc_q8u_implicit_any(const int8_t *QNNC_RESTRICT A,
@@ -269,9 +302,13 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_implicit_any(const int8_t *QNNC_RESTRICT A,
     for (int q = q0; q < q1; q += 32) {
         qnnc_q8u_runs runs;
         qnnc_q8u_runs_of(&runs, q, q1, OW, WP);
-        QNNC_Q8U_IMPLICIT_K(A, xq + 4 * (ptrdiff_t)q, K4, off)
-        acc[0] = c0, acc[1] = c1, acc[2] = c2, acc[3] = c3, acc[4] = c4, acc[5] = c5;
-        acc[6] = d0, acc[7] = d1, acc[8] = d2, acc[9] = d3, acc[10] = d4, acc[11] = d5;
+        if (rows <= 4)
+            qnnc_q8u_implicit_few(A, xq + 4 * (ptrdiff_t)q, K4, off, rows > 2, acc);
+        else {
+            QNNC_Q8U_IMPLICIT_K(A, xq + 4 * (ptrdiff_t)q, K4, off)
+            acc[0] = c0, acc[1] = c1, acc[2] = c2, acc[3] = c3, acc[4] = c4, acc[5] = c5;
+            acc[6] = d0, acc[7] = d1, acc[8] = d2, acc[9] = d3, acc[10] = d4, acc[11] = d5;
+        }
         acc[12] = _mm512_setzero_si512();
         for (int i = 0; i < runs.n; ++i) {
             for (int a = runs.lane[i]; a < runs.end[i];) {
