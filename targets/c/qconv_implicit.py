@@ -56,9 +56,9 @@ def quad_planes_bytes(d: dict[str, int]) -> int:
 
 #: the least share of the computed grid columns that are outputs: below it the im2col
 #: path computes fewer columns for less than it spends packing. Single 3x3 layers of
-#: ResNet-50 on one Zen 4 core, this path against im2col (GOPS): 64 channels at 56x56 (0.96
-#: of the grid used) 390 against 353; 128 at 28x28 (0.91) 383 against 378; 256 at 14x14
-#: (0.88) 382 against 391; 512 at 7x7 (0.77) 318 against 362.
+#: ResNet-50 on one Zen 4 core, this path against im2col (GOPS, fastest of 60 alternated
+#: runs): 64 channels at 56x56 (0.96 of the grid used) 405 against 360; 128 at 28x28 (0.91)
+#: 397 against 381; 256 at 14x14 (0.88) 393 against 398; 512 at 7x7 (0.77) 340 against 385.
 MIN_GRID_USE = 0.9
 
 
