@@ -184,17 +184,9 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_implicit_hi(const int8_t *QNNC_RESTRICT A,
                                              const int32_t *off,
                                              const qnnc_q8_epilogue *ep, int ch0, int q0,
                                              int q1, int OW, int WP, uint8_t *y, ptrdiff_t ldy) {
-    const int sgn = ep->sgn;
-    const int clamp = ep->lo > (sgn ? -128 : 0) || ep->hi < (sgn ? 127 : 255);
 #define QNNC_Q8U_IHI(cl, sg) \
     qnnc_q8u_implicit_hi_body(A, xq, K4, off, ep, ch0, q0, q1, OW, WP, y, ldy, cl, sg)
-    if (clamp) {
-        if (sgn) QNNC_Q8U_IHI(1, 1);
-        else QNNC_Q8U_IHI(1, 0);
-    } else {
-        if (sgn) QNNC_Q8U_IHI(0, 1);
-        else QNNC_Q8U_IHI(0, 0);
-    }
+    QNNC_Q8U_BY_FLAGS(qnnc_q8_clamps(ep), ep->sgn, QNNC_Q8U_IHI);
 #undef QNNC_Q8U_IHI
 }
 
@@ -222,9 +214,8 @@ static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_implicit
                          clamp, sgn)
 #define QNNC_Q8U_ILUT2(c, d, e, f, r)                                                         \
     do {                                                                                    \
-        const __m512i out_ = qnnc_lut64_vbmi(                                               \
-            _mm512_inserti64x4(_mm512_castsi256_si512(QNNC_Q8U_IBYTES(c, d, r)),             \
-                               QNNC_Q8U_IBYTES(e, f, (r) + 1), 1), t);                       \
+        const __m512i out_ =                                                                \
+            qnnc_q8u_lut_pair(QNNC_Q8U_IBYTES(c, d, r), QNNC_Q8U_IBYTES(e, f, (r) + 1), t);  \
         qnnc_q8u_store_runs(y + (r) * ldy, _mm512_castsi512_si256(out_), &runs);            \
         qnnc_q8u_store_runs(y + ((r) + 1) * ldy, _mm512_extracti64x4_epi64(out_, 1), &runs); \
     } while (0)
@@ -240,17 +231,9 @@ static QNNC_VBMI_FN __attribute__((noinline)) void qnnc_q8u_implicit_lut_vbmi(
     const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT xq, int K4, const int32_t *off,
     const qnnc_q8_epilogue *ep, int ch0, int q0, int q1, int OW, int WP, uint8_t *y,
     ptrdiff_t ldy) {
-    const int sgn = ep->sgn;
-    const int clamp = ep->lo > (sgn ? -128 : 0) || ep->hi < (sgn ? 127 : 255);
 #define QNNC_Q8U_ILUT(cl, sg) \
     qnnc_q8u_implicit_lut_body(A, xq, K4, off, ep, ch0, q0, q1, OW, WP, y, ldy, cl, sg)
-    if (clamp) {
-        if (sgn) QNNC_Q8U_ILUT(1, 1);
-        else QNNC_Q8U_ILUT(1, 0);
-    } else {
-        if (sgn) QNNC_Q8U_ILUT(0, 1);
-        else QNNC_Q8U_ILUT(0, 0);
-    }
+    QNNC_Q8U_BY_FLAGS(qnnc_q8_clamps(ep), ep->sgn, QNNC_Q8U_ILUT);
 #undef QNNC_Q8U_ILUT
 }
 #endif

@@ -399,6 +399,25 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_vnni(int K4, const int8_t *QNNC_RESTRICT
     for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
 }
 
+/* Whether an epilogue's bounds clamp more than its output type's range does (a fused
+ * activation); else the saturating conversion to bytes is the clamp. */
+static inline int qnnc_q8_clamps(const qnnc_q8_epilogue *ep) {
+    return ep->lo > (ep->sgn ? -128 : 0) || ep->hi < (ep->sgn ? 127 : 255);
+}
+
+/* CALL(cl, sg) with the epilogue's clamp and sign flags as literals: the register
+ * epilogues are inlined once per combination, each with its checks folded away. */
+#define QNNC_Q8U_BY_FLAGS(clamp, sgn, CALL) \
+    do {                                    \
+        if (clamp) {                        \
+            if (sgn) CALL(1, 1);            \
+            else CALL(1, 0);                \
+        } else {                            \
+            if (sgn) CALL(0, 1);            \
+            else CALL(0, 0);                \
+        }                                   \
+    } while (0)
+
 /* Row ch's two panels (c: columns 0-15, d: 16-31) requantised in the high-half form, as 32
  * bytes: qnnc_q8_rows_hi's row, for two panels at once. */
 static inline __attribute__((always_inline)) __m256i qnnc_q8u_row32_bytes(
@@ -465,13 +484,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_st_vnni(int K4, const int8_t *QNNC_RESTR
     const int clamp = lo > (sgn ? -128 : 0) || hi < (sgn ? 127 : 255);
 #define QNNC_Q8U_ST(cl, sg)                                                                \
     qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, ch0, zp, lo, hi, cl, sg, y, ldy, pairs)
-    if (clamp) {
-        if (sgn) QNNC_Q8U_ST(1, 1);
-        else QNNC_Q8U_ST(1, 0);
-    } else {
-        if (sgn) QNNC_Q8U_ST(0, 1);
-        else QNNC_Q8U_ST(0, 0);
-    }
+    QNNC_Q8U_BY_FLAGS(clamp, sgn, QNNC_Q8U_ST);
 #undef QNNC_Q8U_ST
 }
 
@@ -491,6 +504,12 @@ static inline int qnnc_q8u_tile2_hi_ok(const qnnc_q8_epilogue *ep, int ch0) {
 }
 
 #if defined(QNNC_VBMI)
+/* Two rows' 32 requantised bytes each (r0, r1) looked up in the table t in one 64-byte
+ * permute: r0's at bytes 0-31 of the result, r1's at 32-63. */
+static QNNC_VBMI_FN inline __m512i qnnc_q8u_lut_pair(__m256i r0, __m256i r1, const __m512i *t) {
+    return qnnc_lut64_vbmi(_mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1), t);
+}
+
 /* qnnc_q8u_tile2_st_vnni for a layer with an epilogue table (HardSwish, SiLU, ... fused into
  * it), where the CPU has VBMI: each pair of rows' 32 + 32 requantised bytes are looked up in
  * one 64-byte permute (qnnc_lut64_vbmi) and stored, with no int32 tile in memory. */
@@ -512,9 +531,8 @@ static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_tile2_lu
                          clamp, sgn)
 #define QNNC_Q8U_LUT2(c, d, e, f, r)                                                          \
     do {                                                                                    \
-        const __m512i out_ = qnnc_lut64_vbmi(                                               \
-            _mm512_inserti64x4(_mm512_castsi256_si512(QNNC_Q8U_BYTES(c, d, r)),              \
-                               QNNC_Q8U_BYTES(e, f, (r) + 1), 1), t);                        \
+        const __m512i out_ =                                                                \
+            qnnc_q8u_lut_pair(QNNC_Q8U_BYTES(c, d, r), QNNC_Q8U_BYTES(e, f, (r) + 1), t);    \
         _mm256_storeu_si256((__m256i *)(y + (r) * ldy), _mm512_castsi512_si256(out_));       \
         _mm256_storeu_si256((__m256i *)(y + ((r) + 1) * ldy),                                \
                             _mm512_extracti64x4_epi64(out_, 1));                            \
@@ -530,17 +548,9 @@ static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_tile2_lu
 static QNNC_VBMI_FN __attribute__((noinline)) void qnnc_q8u_tile2_lut_vbmi(
     int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
     const qnnc_q8_epilogue *ep, int ch0, uint8_t *y, ptrdiff_t ldy, int pairs) {
-    const int sgn = ep->sgn;
-    const int clamp = ep->lo > (sgn ? -128 : 0) || ep->hi < (sgn ? 127 : 255);
 #define QNNC_Q8U_LUT(cl, sg) \
     qnnc_q8u_tile2_lut_body(K4, A, B, pstride, ep, ch0, cl, sg, y, ldy, pairs)
-    if (clamp) {
-        if (sgn) QNNC_Q8U_LUT(1, 1);
-        else QNNC_Q8U_LUT(1, 0);
-    } else {
-        if (sgn) QNNC_Q8U_LUT(0, 1);
-        else QNNC_Q8U_LUT(0, 0);
-    }
+    QNNC_Q8U_BY_FLAGS(qnnc_q8_clamps(ep), ep->sgn, QNNC_Q8U_LUT);
 #undef QNNC_Q8U_LUT
 }
 #endif
@@ -553,8 +563,8 @@ static QNNC_VBMI_FN __attribute__((noinline)) void qnnc_q8u_tile2_lut_vbmi(
 #define QNNC_Q8U_ROW2(c, d, o)                                                   \
     do {                                                                         \
         const __m512i w_ = qnnc_q8_bcast512(a + (o));                            \
-        c = _mm512_dpbusd_epi32(c, b, w_);                                       \
-        d = _mm512_dpbusd_epi32(d, e, w_);                                       \
+        QNNC_DPBUSD(c, b, w_);                                                   \
+        QNNC_DPBUSD(d, e, w_);                                                   \
     } while (0)
 /* qnnc_q8u_tile2_vnni for a last weight tile of at most 4 (rows4) or 2 (else) rows of its
  * six (the rest are zero padding): M = 32 or 64 output channels leave 2 or 4 rows there,
