@@ -144,6 +144,7 @@ static inline void qnnc_q8u_store_runs(uint8_t *yr, __m256i bytes, const qnnc_q8
     QNNC_Q8U_ACC12;                                                                       \
     for (int kq = 0; kq < (K4); ++kq) {                                                   \
         const int8_t *a_ = (A) + kq * 4 * QNNC_Q8_MR;                                     \
+        _mm_prefetch((const char *)(a_ + QNNC_Q8U_AHEAD), _MM_HINT_T0);                  \
         const uint8_t *p_ = (X) + (off)[kq];                                              \
         const __m512i b_ = _mm512_loadu_si512((const void *)p_);                          \
         const __m512i e_ = _mm512_loadu_si512((const void *)(p_ + 64));                   \
