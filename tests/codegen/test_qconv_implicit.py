@@ -81,8 +81,7 @@ def exact(g, tmp: Path, threads: int = 1, seed: int = 0) -> str:
 
 
 @VNNI
-@pytest.mark.parametrize("ydt", [DType.u8, DType.i8])
-@pytest.mark.parametrize("xdt", [DType.u8, DType.i8])
+@pytest.mark.parametrize("xdt,ydt", [(DType.u8, DType.i8), (DType.i8, DType.u8)])
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_quad_planes_match_the_interpreter(case: int, xdt: DType, ydt: DType, tmp_path: Path,
                                            whole_grid: None) -> None:
