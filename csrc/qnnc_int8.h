@@ -914,6 +914,71 @@ QNNC_HOT void qnnc_qadd_n(const void *a, int sa, const void *b, int sb, void *y,
     }
 }
 
+/* QAdd in its exact linear form (targets/c/qadd_linear.py): y = clamp((a p + b q + r) >> k)
+ * on the raw codes a and b. The compiler chose p, q, r and k so that this is the definition's
+ * result on every pair of codes and no step leaves int32: two 32-bit multiplications an
+ * element instead of three 64-bit ones. y may be a or b itself. */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+static inline __m512i qnnc_qadd_lin16(const void *a, int sa, const void *b, int sb, __m512i p,
+                                      __m512i q, __m512i r, __m128i k, __m512i lo,
+                                      __m512i hi) {
+    const __m128i pa = _mm_loadu_si128((const __m128i *)a);
+    const __m128i pb = _mm_loadu_si128((const __m128i *)b);
+    const __m512i ca = sa ? _mm512_cvtepi8_epi32(pa) : _mm512_cvtepu8_epi32(pa);
+    const __m512i cb = sb ? _mm512_cvtepi8_epi32(pb) : _mm512_cvtepu8_epi32(pb);
+    const __m512i v = _mm512_add_epi32(_mm512_add_epi32(_mm512_mullo_epi32(ca, p), r),
+                                       _mm512_mullo_epi32(cb, q));
+    return _mm512_min_epi32(_mm512_max_epi32(_mm512_sra_epi32(v, k), lo), hi);
+}
+#endif
+
+QNNC_HOT void qnnc_qadd_lin_n(const void *a, int sa, const void *b, int sb, void *y, int sy,
+                              int n, int32_t p, int32_t q, int32_t r, int k, int32_t lo,
+                              int32_t hi) {
+    int i = 0;
+    uint8_t *yb = (uint8_t *)y;
+#if defined(__AVX2__)
+    const uint8_t *ab = (const uint8_t *)a, *bb = (const uint8_t *)b;
+#endif
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    {
+        const __m512i wp = _mm512_set1_epi32(p), wq = _mm512_set1_epi32(q);
+        const __m512i wr = _mm512_set1_epi32(r), wlo = _mm512_set1_epi32(lo);
+        const __m512i whi = _mm512_set1_epi32(hi);
+        const __m128i wk = _mm_cvtsi32_si128(k);
+        for (; i + 16 <= n; i += 16) {
+            const __m512i v = qnnc_qadd_lin16(ab + i, sa, bb + i, sb, wp, wq, wr, wk, wlo, whi);
+            _mm_storeu_si128((__m128i *)(yb + i),
+                             sy ? _mm512_cvtsepi32_epi8(v) : _mm512_cvtusepi32_epi8(v));
+        }
+    }
+#endif
+#if defined(__AVX2__)
+    {
+        const __m256i vp = _mm256_set1_epi32(p), vq = _mm256_set1_epi32(q);
+        const __m256i vr = _mm256_set1_epi32(r), vlo = _mm256_set1_epi32(lo);
+        const __m256i vhi = _mm256_set1_epi32(hi);
+        const __m128i vk = _mm_cvtsi32_si128(k);
+        for (; i + 8 <= n; i += 8) {
+            const __m128i pa = _mm_loadl_epi64((const __m128i *)(ab + i));
+            const __m128i pb = _mm_loadl_epi64((const __m128i *)(bb + i));
+            const __m256i ca = sa ? _mm256_cvtepi8_epi32(pa) : _mm256_cvtepu8_epi32(pa);
+            const __m256i cb = sb ? _mm256_cvtepi8_epi32(pb) : _mm256_cvtepu8_epi32(pb);
+            const __m256i v = _mm256_add_epi32(
+                _mm256_add_epi32(_mm256_mullo_epi32(ca, vp), vr), _mm256_mullo_epi32(cb, vq));
+            qnnc_store8_avx2(yb + i, _mm256_min_epi32(_mm256_max_epi32(
+                _mm256_sra_epi32(v, vk), vlo), vhi), sy);
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        const int32_t v = (qnnc_q8_at(a, i, sa) * p + r + qnnc_q8_at(b, i, sb) * q) >> k;
+        const int32_t c = v < lo ? lo : (v > hi ? hi : v);
+        if (sy) ((int8_t *)y)[i] = (int8_t)c;
+        else yb[i] = (uint8_t)c;
+    }
+}
+
 /* -- tile + epilogue ---------------------------------------------------------------------- */
 
 /* y[i * stride] = lut[y[i * stride]] over n bytes: an epilogue table (the fuse-epilogue

@@ -14,6 +14,7 @@ from ir.ops.registry import get_op
 from ir.types import DType, QuantParams, TensorType
 from targets.c.emitter import LayerCtx, c_table, plus
 from targets.c.expr import Const, Expr, Var
+from targets.c.qadd_linear import clamp_of, linear_form
 
 
 def qparams(t: TensorType) -> QuantParams:
@@ -91,16 +92,21 @@ def mult_exprs(m0: np.ndarray, shift: np.ndarray, index: str) -> tuple[list[str]
 
 def qadd_n(node: Node, a: str, b: str, y: str) -> Callable[[Expr, str], str]:
     """The same-shape QAdd ``node`` (targets/fusion.residual_fusable) as
-    ``call(offset, n)``: qnnc_qadd_n over its n elements from ``offset`` of the C arrays ``a``,
-    ``b`` (its operands) and ``y`` (its result); a QConv's epilogue calls it too."""
+    ``call(offset, n)`` over its n elements from ``offset`` of the C arrays ``a``, ``b`` (its
+    operands) and ``y`` (its result): qnnc_qadd_lin_n where the op has an exact linear form
+    (targets/c/qadd_linear.py), else qnnc_qadd_n. A QConv's epilogue calls it too."""
     ta, tb = (v.type for v in node.inputs if v is not None)
     to = node.outputs[0].type
     (ma, na), (mb, nb), (my, ny) = add_multipliers(ta, tb, to)
-    lo, hi = qmath.qrange(to.dtype)
-    if "act_min" in node.attrs:
-        lo, hi = max(lo, int(node.attrs["act_min"])), min(hi, int(node.attrs["act_max"]))
+    lo, hi = clamp_of(node)
     za, zb, zy = (qparams(t).zero_point[0] for t in (ta, tb, to))
     shifts = [31 + int(v[0]) for v in (na, nb, ny)]
+    form = linear_form(node)
+    if form is not None:
+        return lambda at, n: (
+            f"qnnc_qadd_lin_n({plus(a, at)}, {sgn(ta)}, {plus(b, at)}, {sgn(tb)}, "
+            f"{plus(y, at)}, {sgn(to)}, {n}, {form.p}, {form.q}, {form.r}, {form.k}, {lo}, "
+            f"{hi});")
     return lambda at, n: (
         f"qnnc_qadd_n({plus(a, at)}, {sgn(ta)}, {plus(b, at)}, {sgn(tb)}, {plus(y, at)}, "
         f"{sgn(to)}, {n}, {ADD_SHIFT}, {za}, {int(ma[0])}, {shifts[0]}, {zb}, {int(mb[0])}, "

@@ -22,6 +22,7 @@ from ir.graph import Graph
 from ir.interpreter import run as interpret
 from ir.qforms import clamp_between
 from ir.types import DType, QuantParams, TensorType
+from targets.c import qadd_linear
 from targets.c.model import generate
 from targets.host.build import CSRC, BuildOptions, HostRenderer, build_c_library, find_cc
 from targets.host.cpu import arch_flags, detect_level, is_x86_64
@@ -38,6 +39,13 @@ Const = tuple[np.ndarray, QuantParams | None]
 
 #: a fused activation as the real range its clamp keeps (qforms.clamp_between)
 ACTIVATIONS = {"none": (-np.inf, np.inf), "relu": (0.0, np.inf), "relu6": (0.0, 6.0)}
+
+
+@pytest.fixture
+def definition_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QAdd by its definition's lane forms (qnnc_qadd_n), not the linear form that most
+    scale triples have (test_qadd_linear.py checks that one)."""
+    monkeypatch.setattr(qadd_linear, "ENABLED", False)
 
 
 def qt(shape: tuple[int, ...], dtype: DType, scale: float, zp: int) -> TensorType:
@@ -385,6 +393,7 @@ def test_qbinary(op: str, sa: tuple, sb: tuple, cpu: str, tmp_path: Path) -> Non
     check_exact(g, tmp_path, cpu)
 
 
+@pytest.mark.usefixtures("definition_steps")
 @pytest.mark.parametrize("cpu", GEMM_CPUS)  # AVX-512 builds add sixteen lanes a step
 def test_qadd_equal_scales_and_clamps(cpu: str, tmp_path: Path) -> None:
     t = qt((4, 64), DType.i8, 0.05, -3)
@@ -392,6 +401,7 @@ def test_qadd_equal_scales_and_clamps(cpu: str, tmp_path: Path) -> None:
     check_exact(graph("QAdd", [t, t], attrs), tmp_path, cpu)
 
 
+@pytest.mark.usefixtures("definition_steps")
 @pytest.mark.parametrize("cpu", GEMM_CPUS)
 @pytest.mark.parametrize("sa,sb,sy", [(0.05, 0.02, 1e-7), (0.02, 0.05, 0.1), (0.03, 0.03, 2e-7),
                                       (0.04, 0.04, 0.09)])
@@ -406,6 +416,7 @@ def test_qadd_vector_forms(sa: float, sb: float, sy: float, cpu: str, tmp_path: 
     check_exact(g, tmp_path, cpu)
 
 
+@pytest.mark.usefixtures("definition_steps")
 @pytest.mark.parametrize("cpu", GEMM_CPUS)
 @pytest.mark.parametrize("small_first", [True, False])
 @pytest.mark.parametrize("ta,tb", [(DType.u8, DType.u8), (DType.i8, DType.u8),
@@ -749,6 +760,7 @@ def test_threaded_products_give_the_same_integers(threads: int, tmp_path: Path,
             np.testing.assert_array_equal(got[name], ref)
 
 
+@pytest.mark.usefixtures("definition_steps")
 @pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("ta,tb,to,act", [(DType.u8, DType.u8, DType.u8, "relu"),
                                           (DType.i8, DType.u8, DType.i8, "none"),
@@ -762,6 +774,7 @@ def test_qadd_same_shape_lanes(ta: DType, tb: DType, to: DType, act: str | None,
     check_exact(g, tmp_path, cpu)
 
 
+@pytest.mark.usefixtures("definition_steps")
 @pytest.mark.parametrize("cpu", CPUS)
 def test_qadd_output_multiplier_above_one(cpu: str, tmp_path: Path) -> None:
     """An output scale below 2^-20 of the inputs' makes the last multiplier exceed 1: the
