@@ -623,6 +623,52 @@ static inline void qnnc_q8u_dense_col1(uint8_t *panel, int K4) { (void)panel, (v
 #define QNNC_Q8U_ANY_WEIGHTS 1
 #endif
 
+/* -- matrix x vector on u8 quads ---------------------------------------------------------- */
+
+/* C[16] = A . x for a fully connected layer with one input row, where the u8 tile takes any
+ * int8 weights: A holds 16 weight rows as [K4][16][4] int8 (qnnc_q8u_tile's A layout with
+ * 16 rows), x the row's K4 quads of bytes. On AVX-512 VNNI each k quad's 64 weight bytes take
+ * one vpdpbusd with x's quad broadcast, into four accumulators (its latency); the weights
+ * are half the bytes of the int16 pairs qnnc_q8_gemv reads. */
+#define QNNC_Q8U_GEMV_MR 16
+#if QNNC_Q8U_ANY_WEIGHTS
+QNNC_Q8_KERNEL void qnnc_q8u_gemv(int K4, const int8_t *QNNC_RESTRICT A,
+                                  const uint8_t *QNNC_RESTRICT x, int32_t *QNNC_RESTRICT C) {
+    int kq = 0;
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    for (; kq + 4 <= K4; kq += 4) {
+        const int8_t *a = A + (ptrdiff_t)kq * 64;
+        int32_t xq[4];
+        memcpy(xq, x + 4 * (ptrdiff_t)kq, sizeof xq);
+        _mm_prefetch((const char *)(a + QNNC_Q8U_AHEAD), _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + QNNC_Q8U_AHEAD + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + QNNC_Q8U_AHEAD + 128), _MM_HINT_T0);
+        _mm_prefetch((const char *)(a + QNNC_Q8U_AHEAD + 192), _MM_HINT_T0);
+        QNNC_DPBUSD(s0, _mm512_set1_epi32(xq[0]), _mm512_loadu_si512(a));
+        QNNC_DPBUSD(s1, _mm512_set1_epi32(xq[1]), _mm512_loadu_si512(a + 64));
+        QNNC_DPBUSD(s2, _mm512_set1_epi32(xq[2]), _mm512_loadu_si512(a + 128));
+        QNNC_DPBUSD(s3, _mm512_set1_epi32(xq[3]), _mm512_loadu_si512(a + 192));
+    }
+    for (; kq < K4; ++kq) {
+        int32_t xq;
+        memcpy(&xq, x + 4 * (ptrdiff_t)kq, sizeof xq);
+        s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(xq),
+                                 _mm512_loadu_si512(A + (ptrdiff_t)kq * 64));
+    }
+    _mm512_storeu_si512((void *)C,
+                        _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3)));
+#else
+    int32_t acc[QNNC_Q8U_GEMV_MR] = {0};
+    for (; kq < K4; ++kq)
+        for (int r = 0; r < QNNC_Q8U_GEMV_MR; ++r)
+            for (int e = 0; e < 4; ++e)
+                acc[r] += (int32_t)x[4 * kq + e] * A[((ptrdiff_t)kq * QNNC_Q8U_GEMV_MR + r) * 4 + e];
+    memcpy(C, acc, sizeof acc);
+#endif
+}
+#endif
+
 /* -- tile + epilogue (the qnnc_q8_tile_req of the quad layout) ---------------------------- */
 
 #if defined(__AVX2__)

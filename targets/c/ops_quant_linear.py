@@ -9,6 +9,7 @@ import numpy as np
 
 from ir.graph import Node
 from ir.ops.qcommon import conv_multipliers, product_multiplier
+from ir.types import TensorType
 from targets.c.emitter import (
     LayerCtx,
     emits,
@@ -29,12 +30,14 @@ from targets.c.ops_quant_util import (
     with_lut,
 )
 from targets.c.q8_gemm import (
+    ANY_INT8_GUARD,
     GEMV_MR,
     I32,
     MR,
     NR,
     PAIRS,
     QUADS,
+    Layout,
     centred_weight,
     chunk_size,
     chunks,
@@ -43,6 +46,7 @@ from targets.c.q8_gemm import (
     fused_epilogue,
     fused_tile_loop,
     gemm_scratch,
+    int8_codes,
     kernel_codes,
     pack_weights,
     paren,
@@ -65,6 +69,7 @@ def _linear_dims(node: Node) -> tuple[int, int, int]:
 
 
 GEMV_ROWS = 4  # up to this many input rows, one matrix x vector pass per row beats a tile
+Q8U_GEMV_MR = 16  # rows of a u8-quad GEMV tile (QNNC_Q8U_GEMV_MR)
 
 
 def qlinear_scratch(node: Node, threads: int = 1) -> int:
@@ -94,41 +99,20 @@ def qlinear(ctx: LayerCtx) -> str:
     lo, hi = clamp_bounds(ctx)
     lut_decl, lut = epilogue_lut(ctx)
     wc = centred_weight(ctx, n)
-    layout, guard = (PAIRS, []) if rows <= GEMV_ROWS else pick_layout(ctx, wc)
+    if rows <= GEMV_ROWS and ctx.renderer.u8_any_weights and int8_codes(wc):
+        layout, guard = QUADS, list(ANY_INT8_GUARD)
+    elif rows <= GEMV_ROWS:
+        layout, guard = PAIRS, []
+    else:
+        layout, guard = pick_layout(ctx, wc)
     zk, xmax, flip = kernel_codes(layout, ctx.it(0), zx)
     bias = folded_bias(ctx, wc, zk, xmax)
-    k2 = (k + 1) // 2
     bq = ctx.weight(bias.astype(np.int32), "bias_zp")
     decl, m0e, ne = mult_exprs(m0, shift, "m")
     decl = [*lut_decl, *decl]
     if rows <= GEMV_ROWS:
-        mt = -(-n // GEMV_MR)
-        wp = ctx.weight(pack_weights(wc, k2, GEMV_MR), "packed")
-        hp, row = loop("p", rows)
-        at = Var("(ptrdiff_t)p", row.lo, row.hi) if row.value is None else row
-        tiles = [
-            f"for (int mt = 0; mt < {mt}; ++mt) {{",
-            f"  int32_t acc[{GEMV_MR}];",
-            f"  qnnc_q8_gemv({k2}, {wp} + mt * {k2 * 2 * GEMV_MR}, xv, acc);",
-            f"  for (int r = 0; r < {GEMV_MR} && mt * {GEMV_MR} + r < {n}; ++r) {{",
-            f"    const int m = mt * {GEMV_MR} + r;",
-            "    " + with_lut(
-                f"qnnc_q8_store(acc + r, 1, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
-                f"{plus(ctx.o(0), at * n + Var('m'))}, 1, {sgn(rt)});", lut,
-                plus(ctx.o(0), at * n + Var('m')), 1),
-            "  }",
-            "}",
-        ]
-        omp = ctx.omp().rstrip("\n")
-        return "\n".join(ln for ln in [
-            f"/* int8 GEMV: {n} weight rows x {rows} input row(s), K = {k}, on {GEMV_MR}-row "
-            "packed weight tiles */",
-            *decl,
-            "int16_t *xv = (int16_t *)scratch;",
-            *nested([hp], [
-                f"qnnc_q8_widen(xv, {plus(ctx.i(0), at * k)}, {sgn(ctx.it(0))}, {k}, 0, "
-                f"{2 * k2});", *([omp] if omp else []), *tiles]),
-        ] if ln)
+        return _gemv(ctx, layout, rows, n, k, wc, flip, bq, m0e, ne, zy, lo, hi, rt, lut,
+                     [*guard, *decl])
     mt = -(-n // MR)
     k2 = layout.kg(k)
     wp, narrow = weight_tiles(ctx, pack_weights(wc, k2, MR, layout), k2, layout)
@@ -168,6 +152,53 @@ def qlinear(ctx: LayerCtx) -> str:
         *chunks(rows, nc, chunk, ctx.omp().rstrip("\n") if split is not None else ""),
     ]
     return "\n".join(ln for ln in lines if ln)
+
+def _gemv(ctx: LayerCtx, layout: Layout, rows: int, n: int, k: int, wc: np.ndarray, flip: int,
+          bq: str, m0e: str, ne: str, zy: int, lo: int, hi: int, rt: TensorType,
+          lut: str | None, decl: list[str]) -> str:
+    """Each input row times the weights, on tiles of GEMV rows: u8 quads and vpdpbusd
+    (qnnc_q8u_gemv, 16 rows a tile: half the weight bytes) where the build's u8 tile takes
+    any int8 weights, else int16 pairs (qnnc_q8_gemv, 4 rows)."""
+    quads = layout is QUADS
+    mr = Q8U_GEMV_MR if quads else GEMV_MR
+    kg = layout.kg(k)
+    mt = -(-n // mr)
+    wp = ctx.weight(pack_weights(wc, kg, mr, layout), "packed_u8s8" if quads else "packed")
+    kernel = (f"qnnc_q8u_gemv({kg}, {wp} + mt * {kg * 4 * mr}, xq, acc);" if quads else
+              f"qnnc_q8_gemv({kg}, {wp} + mt * {kg * 2 * mr}, xv, acc);")
+    hp, row = loop("p", rows)
+    at = Var("(ptrdiff_t)p", row.lo, row.hi) if row.value is None else row
+    y = plus(ctx.o(0), at * n + Var("m"))
+    tiles = [
+        f"for (int mt = 0; mt < {mt}; ++mt) {{",
+        f"  int32_t acc[{mr}];",
+        f"  {kernel}",
+        f"  for (int r = 0; r < {mr} && mt * {mr} + r < {n}; ++r) {{",
+        f"    const int m = mt * {mr} + r;",
+        "    " + with_lut(f"qnnc_q8_store(acc + r, 1, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+                         f"{y}, 1, {sgn(rt)});", lut, y, 1),
+        "  }",
+        "}",
+    ]
+    x = plus(ctx.i(0), at * k)
+    if quads:  # the row's codes as bytes (int8 flipped), zero past K
+        load = [f"const uint8_t *xr = (const uint8_t *){x};",
+                f"for (int i = 0; i < {k}; ++i) xq[i] = (uint8_t)(xr[i] ^ {flip});",
+                f"for (int i = {k}; i < {4 * kg}; ++i) xq[i] = 0;"]
+        scratch = "uint8_t *xq = (uint8_t *)scratch;"
+    else:
+        load = [f"qnnc_q8_widen(xv, {x}, {sgn(ctx.it(0))}, {k}, 0, {2 * kg});"]
+        scratch = "int16_t *xv = (int16_t *)scratch;"
+    omp = ctx.omp().rstrip("\n")
+    kind = "u8 quads, AVX-512 VNNI" if quads else "int16 pairs"
+    return "\n".join(ln for ln in [
+        f"/* int8 GEMV: {n} weight rows x {rows} input row(s), K = {k}, on {mr}-row packed "
+        f"weight tiles ({kind}) */",
+        *decl,
+        scratch,
+        *nested([hp], [*load, *([omp] if omp else []), *tiles]),
+    ] if ln)
+
 
 
 # -- QMatMul ----------------------------------------------------------------------------------

@@ -340,7 +340,7 @@ def test_vnni_layout_refuses_an_avx2_compile(tmp_path: Path) -> None:
             assert "AVX-512 VNNI" in done.stderr
 
 
-@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("cpu", GEMM_CPUS)
 @pytest.mark.parametrize("xshape,n", [((1, 37), 19), ((5, 64), 33), ((2, 3, 15), 7),
                                       ((40, 9), 10)])
 def test_qlinear(xshape: tuple, n: int, cpu: str, tmp_path: Path) -> None:
@@ -350,6 +350,30 @@ def test_qlinear(xshape: tuple, n: int, cpu: str, tmp_path: Path) -> None:
         b = (rng.integers(-5000, 5000, n).astype(np.int32), None)
         g = graph("QLinear", [rand_q(rng, xshape, xdt), w, b], out_attrs(rng, DType.u8, act))
         check_exact(g, tmp_path, cpu)
+
+
+@pytest.mark.skipif(detect_level() != "avx512vnni",
+                    reason="this CPU has no AVX-512 VNNI: the vpdpbusd GEMV runs only where it is")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("xshape,n", [((1, 37), 19), ((3, 130), 40), ((4, 2048), 16),
+                                      ((1, 1), 1)])
+def test_qlinear_gemv_quads(xshape: tuple, n: int, threads: int, tmp_path: Path) -> None:
+    """Up to four input rows on AVX-512 VNNI: the u8-quad GEMV (16 weight rows a tile),
+    int8 weights (with zero points, up to 127 from them), K not a multiple of 4, rows past the last
+    tile's, int8 inputs flipped, the weight tiles shared out among threads; exact."""
+    rng = np.random.default_rng(n + xshape[-1])
+    for xdt, act in [(DType.u8, "relu"), (DType.i8, "none")]:
+        w = weights(rng, (n, xshape[-1]), per_channel=xdt is DType.u8, zw=True, amax=124)
+        b = (rng.integers(-5000, 5000, n).astype(np.int32), None)
+        g = graph("QLinear", [rand_q(rng, xshape, xdt), w, b], out_attrs(rng, DType.i8, act))
+        folder = tmp_path / xdt.value
+        feeds = feeds_for(g, n)
+        got = run_c(g, feeds, folder, BuildOptions(cpu="avx512vnni", threads=threads,
+                                                   werror=True))
+        for name, want in interpret(g, feeds).items():
+            np.testing.assert_array_equal(got[name], want)
+        (source,) = [f.read_text() for f in folder.rglob("model.c")]
+        assert "qnnc_q8u_gemv(" in source
 
 
 @pytest.mark.parametrize("cpu", CPUS)
