@@ -164,27 +164,34 @@ def _gemv(ctx: LayerCtx, layout: Layout, rows: int, n: int, k: int, wc: np.ndarr
     kg = layout.kg(k)
     mt = -(-n // mr)
     wp = ctx.weight(pack_weights(wc, kg, mr, layout), "packed_u8s8" if quads else "packed")
-    kernel = (f"qnnc_q8u_gemv({kg}, {wp} + mt * {kg * 4 * mr}, xq, acc);" if quads else
-              f"qnnc_q8_gemv({kg}, {wp} + mt * {kg * 2 * mr}, xv, acc);")
+    hm, t = loop("mt", mt)
+    kernel = (f"qnnc_q8u_gemv({kg}, {plus(wp, t * (kg * 4 * mr))}, xq, acc);" if quads else
+              f"qnnc_q8_gemv({kg}, {plus(wp, t * (kg * 2 * mr))}, xv, acc);")
     hp, row = loop("p", rows)
     at = Var("(ptrdiff_t)p", row.lo, row.hi) if row.value is None else row
     y = plus(ctx.o(0), at * n + Var("m"))
-    tiles = [
-        f"for (int mt = 0; mt < {mt}; ++mt) {{",
-        f"  int32_t acc[{mr}];",
-        f"  {kernel}",
-        f"  for (int r = 0; r < {mr} && mt * {mr} + r < {n}; ++r) {{",
-        f"    const int m = mt * {mr} + r;",
-        "    " + with_lut(f"qnnc_q8_store(acc + r, 1, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
-                         f"{y}, 1, {sgn(rt)});", lut, y, 1),
-        "  }",
-        "}",
-    ]
+    # the tile's rows that exist: all mr of a whole tile, the rest of n in the last
+    hr, r = loop("r", min(mr, n))
+    last = [] if n % mr == 0 or mt == 1 else [f"if ({t * mr} + r >= {n}) break;"]
+    tiles = nested([hm], [
+        f"int32_t acc[{mr}];",
+        kernel,
+        *nested([hr], [
+            *last,
+            f"const int m = {t * mr + r};",
+            with_lut(f"qnnc_q8_store(acc + {r}, 1, {bq}[m], {m0e}, {ne}, {zy}, {lo}, {hi}, "
+                     f"{y}, 1, {sgn(rt)});", lut, y, 1),
+        ], scoped=True),
+    ], scoped=True)
     x = plus(ctx.i(0), at * k)
-    if quads:  # the row's codes as bytes (int8 flipped), zero past K
+    if quads and not flip and k % 4 == 0:  # the row itself is its quads
+        load, scratch = [f"const uint8_t *xq = (const uint8_t *){x};"], ""
+    elif quads:  # the row's codes as bytes (int8 flipped), zero past K
+        hi_, i = loop("i", k)
+        code = f"xr[{i}] ^ {flip}" if flip else f"xr[{i}]"
         load = [f"const uint8_t *xr = (const uint8_t *){x};",
-                f"for (int i = 0; i < {k}; ++i) xq[i] = (uint8_t)(xr[i] ^ {flip});",
-                f"for (int i = {k}; i < {4 * kg}; ++i) xq[i] = 0;"]
+                *nested([hi_], [f"xq[{i}] = (uint8_t)({code});"]),
+                *([f"memset(xq + {k}, 0, {4 * kg - k});"] if 4 * kg > k else [])]
         scratch = "uint8_t *xq = (uint8_t *)scratch;"
     else:
         load = [f"qnnc_q8_widen(xv, {x}, {sgn(ctx.it(0))}, {k}, 0, {2 * kg});"]
@@ -196,7 +203,7 @@ def _gemv(ctx: LayerCtx, layout: Layout, rows: int, n: int, k: int, wc: np.ndarr
         f"weight tiles ({kind}) */",
         *decl,
         scratch,
-        *nested([hp], [*load, *([omp] if omp else []), *tiles]),
+        *nested([hp], [*load, *([omp] if omp and hm is not None else []), *tiles]),
     ] if ln)
 
 
