@@ -135,33 +135,6 @@ static inline void qnnc_q8u_im2quad(uint8_t *QNNC_RESTRICT dst, const uint8_t *Q
             continue;
         }
 #endif
-#if defined(__AVX512BW__) && defined(__AVX512VL__)
-        /* a whole panel across rows, at column stride 1: each row's run of positions is one
-         * byte-masked load into its lanes (lane js of a run that starts there reads the
-         * run's first byte; masked lanes are not read) */
-        if (SW == 1 && j + QNNC_Q8_NR <= n) {
-            const __m128i f = _mm_set1_epi8((char)flip);
-            __m128i r[4] = {f, f, f, f};  /* a missing row as flip: zero once flipped */
-            int rh = oh, rw = ow;
-            for (int js = 0; js < QNNC_Q8_NR;) {
-                const int len = QNNC_Q8_NR - js < OW - rw ? QNNC_Q8_NR - js : OW - rw;
-                const __mmask16 m = (__mmask16)(((1u << len) - 1u) << js);
-                const uint8_t *src = xp + (ptrdiff_t)rh * SH * WP + rw - js;
-                for (int e = 0; e < 4; ++e)
-                    if (off[e] >= 0) r[e] = _mm_mask_loadu_epi8(r[e], m, src + off[e]);
-                js += len, rw += len;
-                if (rw == OW) rw = 0, ++rh;
-            }
-            const __m128i ab0 = _mm_unpacklo_epi8(r[0], r[1]), ab1 = _mm_unpackhi_epi8(r[0], r[1]);
-            const __m128i cd0 = _mm_unpacklo_epi8(r[2], r[3]), cd1 = _mm_unpackhi_epi8(r[2], r[3]);
-            _mm_storeu_si128((__m128i *)q, _mm_xor_si128(_mm_unpacklo_epi16(ab0, cd0), f));
-            _mm_storeu_si128((__m128i *)(q + 16), _mm_xor_si128(_mm_unpackhi_epi16(ab0, cd0), f));
-            _mm_storeu_si128((__m128i *)(q + 32), _mm_xor_si128(_mm_unpacklo_epi16(ab1, cd1), f));
-            _mm_storeu_si128((__m128i *)(q + 48), _mm_xor_si128(_mm_unpackhi_epi16(ab1, cd1), f));
-            oh = rh, ow = rw;
-            continue;
-        }
-#endif
         for (int c = 0; c < QNNC_Q8_NR; ++c) {
             for (int e = 0; e < 4; ++e)
                 q[4 * c + e] = j + c < n && off[e] >= 0

@@ -21,7 +21,11 @@ from ir.ops.qcommon import conv_multipliers
 from ir.types import DType
 from targets.c import qconv_implicit
 from targets.c.cond import ge
-from targets.c.emitter import LayerCtx, emits, plus
+from targets.c.emitter import (
+    LayerCtx,
+    emits,
+    plus,
+)
 from targets.c.expr import Expr, Var
 from targets.c.ops_linalg import conv_geometry
 from targets.c.ops_quant_util import (
@@ -150,16 +154,16 @@ def _padded_tap(d: dict[str, int], pp: tuple[int, int], row: str, at: Expr, n: s
 QUAD_BLOCK = 512
 
 
-def _im2quad(d: dict[str, int], straddle: bool = False) -> bool:
+def _im2quad(d: dict[str, int]) -> bool:
     """Whether a convolution read from padded planes packs its quads straight from them
     (qnnc_q8u_im2quad), without im2col rows in between: a column stride of 1 or 2 and output
-    rows of whole 16-column panels (a panel across rows takes its byte path), or with
-    ``straddle`` (AVX-512BW's byte-masked loads take such panels) any width at stride 1."""
-    return d["SW"] in (1, 2) and d["OW"] % NR == 0 or straddle and d["SW"] == 1
+    rows a whole number of 16-column panels, so that no panel straddles two rows (those take
+    its byte-by-byte path: ResNet-50's 56-, 28-, 14- and 7-wide rows ran 3% slower so)."""
+    return d["SW"] in (1, 2) and d["OW"] % NR == 0
 
 
-def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr, pp: tuple[int, int] | None,
-                panel: int, chunk: int, straddle: bool = False) -> list[str]:
+def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr,
+                pp: tuple[int, int] | None, panel: int, chunk: int) -> list[str]:
     """As :func:`_conv_rows`, for QUADS: rows k = 4*kq .. 4*kq + 3 of B into quad slot kq,
     int8 codes flipped to bytes as they are interleaved; im2col rows go QUAD_BLOCK columns
     at a time."""
@@ -174,7 +178,7 @@ def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr, pp: tuple[int, 
     if _direct(d):
         return [quad([plus(f"xg + (ptrdiff_t)(4 * kq + {e}) * {hw}", p0) for e in range(4)],
                      "bp + kq * 64", "nc")]
-    if pp is not None and _im2quad(d, straddle):
+    if pp is not None and _im2quad(d):
         hp, wp = pp
         return [
             "ptrdiff_t off[4];  /* each row's tap in the padded planes; -1: past K */",
@@ -307,8 +311,7 @@ def qconv(ctx: LayerCtx) -> str:
     slot = [f"{el} *bp = ({el} *)scratch;"] if split is None else [
         f"{el} *bp = ({el} *)((char *)scratch + (ptrdiff_t)QNNC_THREAD_ID() * "
         f"{per_thread(gemm_scratch(k2, nc))});"]
-    straddle = ctx.renderer.u8_any_weights  # AVX-512 VNNI builds have AVX-512BW
-    if not _direct(d) and not (layout is QUADS and pp is not None and _im2quad(d, straddle)):
+    if not _direct(d) and not (layout is QUADS and pp is not None and _im2quad(d)):
         slot.append(f"uint8_t *ra = (uint8_t *)(bp + {layout.group * k2 * nc})"
                     + (";" if layout is QUADS else f", *rb = ra + {nc};"))
     # one group's zero-padded planes, after the chunks' scratch, shared by every thread
@@ -347,8 +350,8 @@ def qconv(ctx: LayerCtx) -> str:
             tiles = tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
                                panel0=g * mt, narrow=narrow, threaded=split is None,
                                layout=layout, after=added(p0))
-        rows = (_conv_quads(d, flip, zx, p0, pp, layout.panel(k2), nc, straddle)
-                if layout is QUADS else _conv_rows(d, sx, zx, p0, pp))
+        rows = (_conv_quads(d, flip, zx, p0, pp, layout.panel(k2), nc) if layout is QUADS
+                else _conv_rows(d, sx, zx, p0, pp))
         kv = "kq" if layout is QUADS else "kp"
         return [*(slot if split is not None else []),
                 f"for (int {kv} = 0; {kv} < {k2}; ++{kv}) {{",
