@@ -95,35 +95,25 @@ static inline void qnnc_q8u_pack_quad(uint8_t *QNNC_RESTRICT dst, const void *r0
 }
 
 /* Quad slot kq of B straight from the zero-padded planes of a convolution with column
- * stride SW of 1 or 2 (qnnc_q8_pad_planes): column j, output position p0 + j at (oh, ow), gets
- * the bytes xp[oh * SH * WP + ow * SW + off[e]] for e < 4 (off[e] < 0: a row past K, zero),
- * top bit flipped by `flip`; columns n .. the panel's end are zero. The panels
- * qnnc_q8_im2row_padded's four rows and qnnc_q8u_pack_quad make, in one pass: a panel whose
- * 16 positions lie in one output row takes 16 bytes from each tap's source, or at stride 2
- * the even bytes of 31 (two loads that end on the last byte used, so nothing past the im2col's
- * own reads is touched). */
-static inline void qnnc_q8u_im2quad(uint8_t *QNNC_RESTRICT dst, const uint8_t *QNNC_RESTRICT xp,
-                                    const ptrdiff_t off[4], int p0, int n, int OW, int WP,
-                                    int SH, int SW, int flip, ptrdiff_t pstride) {
+ * stride 1 (qnnc_q8_pad_planes): column j, output position p0 + j at (oh, ow), gets the bytes
+ * xp[oh * SH * WP + ow + off[e]] for e < 4 (off[e] < 0: a row past K, zero), top bit flipped
+ * by `flip`; columns n .. the panel's end are zero. The panels qnnc_q8_im2row_padded's four
+ * rows and qnnc_q8u_pack_quad make, in one pass: a panel whose 16 positions lie in one output
+ * row takes 16 bytes from each tap's source. */
+static inline void qnnc_q8u_im2quad_s1(uint8_t *QNNC_RESTRICT dst,
+                                       const uint8_t *QNNC_RESTRICT xp, const ptrdiff_t off[4],
+                                       int p0, int n, int OW, int WP, int SH, int flip,
+                                       ptrdiff_t pstride) {
     int oh = p0 / OW, ow = p0 - oh * OW;
     for (int j = 0; j < n; j += QNNC_Q8_NR) {
         uint8_t *q = dst + (ptrdiff_t)(j / QNNC_Q8_NR) * pstride;
 #if defined(__AVX2__)
         if (ow + QNNC_Q8_NR <= OW && j + QNNC_Q8_NR <= n) {
-            const uint8_t *src = xp + (ptrdiff_t)oh * SH * WP + (ptrdiff_t)ow * SW;
-            const __m128i f = _mm_set1_epi8((char)flip), low = _mm_set1_epi16(0xFF);
+            const uint8_t *src = xp + (ptrdiff_t)oh * SH * WP + ow;
+            const __m128i f = _mm_set1_epi8((char)flip);
             __m128i r[4];
-            for (int e = 0; e < 4; ++e) {  /* a missing row as flip: zero once flipped */
-                if (off[e] < 0) {
-                    r[e] = f;
-                } else if (SW == 1) {
-                    r[e] = _mm_loadu_si128((const __m128i *)(src + off[e]));
-                } else {  /* bytes 0, 2, .. 14 of the first load, 16, .. 30 (odd) of the second */
-                    const __m128i a = _mm_loadu_si128((const __m128i *)(src + off[e]));
-                    const __m128i b = _mm_loadu_si128((const __m128i *)(src + off[e] + 15));
-                    r[e] = _mm_packus_epi16(_mm_and_si128(a, low), _mm_srli_epi16(b, 8));
-                }
-            }
+            for (int e = 0; e < 4; ++e)  /* a missing row as flip: zero once flipped */
+                r[e] = off[e] < 0 ? f : _mm_loadu_si128((const __m128i *)(src + off[e]));
             const __m128i ab0 = _mm_unpacklo_epi8(r[0], r[1]), ab1 = _mm_unpackhi_epi8(r[0], r[1]);
             const __m128i cd0 = _mm_unpacklo_epi8(r[2], r[3]), cd1 = _mm_unpackhi_epi8(r[2], r[3]);
             _mm_storeu_si128((__m128i *)q, _mm_xor_si128(_mm_unpacklo_epi16(ab0, cd0), f));
@@ -138,8 +128,7 @@ static inline void qnnc_q8u_im2quad(uint8_t *QNNC_RESTRICT dst, const uint8_t *Q
         for (int c = 0; c < QNNC_Q8_NR; ++c) {
             for (int e = 0; e < 4; ++e)
                 q[4 * c + e] = j + c < n && off[e] >= 0
-                    ? (uint8_t)(xp[(ptrdiff_t)oh * SH * WP + (ptrdiff_t)ow * SW + off[e]] ^ flip)
-                    : 0;
+                    ? (uint8_t)(xp[(ptrdiff_t)oh * SH * WP + ow + off[e]] ^ flip) : 0;
             if (++ow == OW) ow = 0, ++oh;
         }
     }

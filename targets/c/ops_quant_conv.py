@@ -156,10 +156,10 @@ QUAD_BLOCK = 512
 
 def _im2quad(d: dict[str, int]) -> bool:
     """Whether a convolution read from padded planes packs its quads straight from them
-    (qnnc_q8u_im2quad), without im2col rows in between: a column stride of 1 or 2 and output
+    (qnnc_q8u_im2quad_s1), without im2col rows in between: a column stride of 1 and output
     rows a whole number of 16-column panels, so that no panel straddles two rows (those take
     its byte-by-byte path: ResNet-50's 56-, 28-, 14- and 7-wide rows ran 3% slower so)."""
-    return d["SW"] in (1, 2) and d["OW"] % NR == 0
+    return d["SW"] == 1 and d["OW"] % NR == 0
 
 
 def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr,
@@ -187,8 +187,8 @@ def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr,
             f"  off[e] = k < {k} ? (ptrdiff_t)(k / {khw}) * {hp * wp} + ((k / {d['KW']}) % "
             f"{d['KH']}) * {d['DH'] * wp} + (k % {d['KW']}) * {d['DW']} : -1;",
             "}",
-            f"qnnc_q8u_im2quad(bp + kq * 64, xp, off, {p0}, nc, {d['OW']}, {wp}, "
-            f"{d['SH']}, {d['SW']}, {flip}, {panel});",
+            f"qnnc_q8u_im2quad_s1(bp + kq * 64, xp, off, {p0}, nc, {d['OW']}, {wp}, "
+            f"{d['SH']}, {flip}, {panel});",
         ]
     at = p0 + Var("cb")
     b = min(QUAD_BLOCK, chunk)  # a multiple of 16, as chunks are: blocks start on a panel
