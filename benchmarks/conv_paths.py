@@ -24,10 +24,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import fmt, format_table, load_average, machine_line, time_interleaved
-from benchmarks.corpus_feeds import CORPUS, fixed_model, timing_samples
-from benchmarks.host_latency import samples
-from compiler.api import compile_model, load_model
-from compiler.examples import build_example
+from benchmarks.host_latency import model_and_samples
+from compiler.api import compile_model
 from targets.c import qadd_linear, qconv_implicit
 
 #: --path: (module, its switch, the switch's value off, the two builds' labels)
@@ -38,13 +36,7 @@ PATHS: dict[str, tuple[Any, str, object, tuple[str, str]]] = {
 
 
 def bench(name: str, rounds: int, path: str) -> list[object]:
-    if name in CORPUS:  # a trained model at its realistic shape, on realistic inputs
-        model = fixed_model(name)
-        calib, feeds = timing_samples(name, 8)
-    else:
-        model = build_example(name)
-        graph = load_model(model)
-        calib, feeds = samples(graph, 8, seed=1), samples(graph, 1, seed=2)[0]
+    model, calib, feeds = model_and_samples(name)
     cm = compile_model(model, precision="int8", calibration=calib, target="host", threads=1)
     module, switch, off, labels = PATHS[path]
     builds = {}

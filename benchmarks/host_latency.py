@@ -188,6 +188,19 @@ def samples(graph: Graph, n: int, seed: int) -> list[Feeds]:
              for v in graph.inputs} for _ in range(n)]
 
 
+def model_and_samples(name: str, n_calib: int = 8) -> tuple[onnx.ModelProto, list[Feeds], Feeds]:
+    """(the model, its calibration samples, the timed input) of a benchmark model: a corpus
+    model at its realistic shape on realistic inputs, else an example (or .onnx file) on
+    N(0, 1) samples (seeds 1 and 2)."""
+    if name in CORPUS:
+        model = fixed_model(name)
+        calib, feeds = timing_samples(name, n_calib)
+        return model, calib, feeds
+    model = onnx.load(name) if name.endswith(".onnx") else build_example(name)
+    graph = load_model(model)
+    return model, samples(graph, n_calib, seed=1), samples(graph, 1, seed=2)[0]
+
+
 def stacked(feeds: list[Feeds]) -> dict[str, np.ndarray]:
     """The calibration samples as qnnc's dict-of-stacked-arrays form."""
     return {k: np.stack([f[k] for f in feeds]) for k in feeds[0]}
@@ -258,14 +271,7 @@ def bench_model(
     ``profile`` > 0: also qnnc's per-layer profile (that many slowest layers) at the first
     thread count, as ``qnnc bench --profile`` prints it."""
     res = ModelResult(name)
-    if name in CORPUS:  # a trained model at its realistic shape, on realistic inputs
-        model = fixed_model(name)
-        calib, feeds = timing_samples(name, n_calib)
-    else:
-        model = onnx.load(name) if name.endswith(".onnx") else build_example(name)
-        graph = load_model(model)
-        calib = samples(graph, n_calib, seed=1)
-        feeds = samples(graph, 1, seed=2)[0]
+    model, calib, feeds = model_and_samples(name, n_calib)
     out_names = [o.name for o in model.graph.output]
     t0 = time.perf_counter()
 

@@ -32,10 +32,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from benchmarks.common import format_table, load_average, machine_line
-from benchmarks.corpus_feeds import CORPUS, fixed_model, timing_samples
-from benchmarks.host_latency import samples, timed_compile
-from compiler.api import compile_model, load_model
-from compiler.examples import build_example
+from benchmarks.host_latency import model_and_samples, timed_compile
+from compiler.api import compile_model
 
 DEFAULT_MODELS = ("squeezenet", "shufflenet", "mobilenetv2", "cls", "vad")
 COLLAPSE = 4.0  # a run over this many times the one-thread build's median
@@ -48,13 +46,7 @@ def log(msg: str) -> None:
 
 def builds(name: str, cache: str) -> tuple[dict[int, object], dict[str, np.ndarray]]:
     """{threads: compiled model} for 1 and 2 threads, and one input."""
-    if name in CORPUS:
-        model = fixed_model(name)
-        calib, feeds = timing_samples(name, 8)
-    else:
-        model = build_example(name)
-        graph = load_model(model)
-        calib, feeds = samples(graph, 8, seed=1), samples(graph, 1, seed=2)[0]
+    model, calib, feeds = model_and_samples(name)
     one, _ = timed_compile(model, calib, "percentile", 1, cache)
     two = compile_model(one.graph, pipeline=[], target="host", threads=2, cache_dir=cache)
     return {1: one, 2: two}, feeds
