@@ -173,7 +173,7 @@ class TensorType:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
@@ -190,4 +190,8 @@ class TensorType:
         return TensorType(tuple(int(d) for d in array.shape), DType.from_numpy(array.dtype))
 
     def __str__(self) -> str:
+        return self._text
+
+    @functools.cached_property
+    def _text(self) -> str:  # types are immutable, and error messages name them often
         return f"{self.dtype.value}[{','.join(str(d) for d in self.shape)}]"
