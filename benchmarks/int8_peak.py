@@ -292,6 +292,16 @@ class PeakResult:
                  if k.kind == kind and (quads or k.name != "avx2-maddubs")]
         return max(exact, key=lambda k: k.gops_best, default=None)
 
+    def merged(self, other: PeakResult) -> PeakResult:
+        """Each kernel's better measurement of the two: a peak is what the core can do, and
+        a VM's core can run slower for minutes (another guest, a lower clock), so one
+        measurement at the start of a long benchmark can be far below it."""
+        theirs = {k.name: k for k in other.kernels}
+        best = [max((k, theirs.get(k.name, k)), key=lambda r: r.gops_best)
+                for k in self.kernels]
+        clocks = [c for c in (self.clock_ghz, other.clock_ghz) if c is not None]
+        return PeakResult(best, max(clocks, default=None), self.flags)
+
 
 def build_program(folder: Path) -> Path:
     """Write and compile the C program into ``folder``; returns the executable."""

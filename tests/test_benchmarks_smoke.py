@@ -58,6 +58,19 @@ def test_int8_peak_tiny() -> None:
     assert "peak int8" in report(res, 2000, 2)
 
 
+def test_int8_peak_merged_keeps_each_kernels_better_run() -> None:
+    from benchmarks.int8_peak import KernelResult, PeakResult
+
+    def kernel(name: str, gops: float) -> KernelResult:
+        return KernelResult(name, "int8", name, gops, gops * 0.9, None)
+
+    slow = PeakResult([kernel("vnni512", 361.6), kernel("avx2-madd16", 170.0)], 2.9, "avx2")
+    fast = PeakResult([kernel("vnni512", 470.5), kernel("avx2-madd16", 160.0)], 3.7, "avx2")
+    both = slow.merged(fast)
+    assert [k.gops_best for k in both.kernels] == [470.5, 170.0]
+    assert both.clock_ghz == 3.7 and both.best("int8") is fast.kernels[0]
+
+
 @needs_cc
 def test_host_latency_tiny_cnn(tmp_path: Path) -> None:
     from benchmarks.host_latency import bench_model, report
