@@ -58,9 +58,12 @@
  * its runs, the trials end once both of its trial runs so far took that long,
  * and the next probe waits until the collapsed runs are at most 1/QNNC_TEAM_PROBE_SHARE of
  * the time since (thousands of runs): a change of load is then seen that much later, for a
- * bounded cost. QNNC_ADAPTIVE_THREADS=0 in the environment keeps the full team. Results do
- * not depend on the team: every parallel loop computes the same values per iteration
- * whichever thread runs it. */
+ * bounded cost. A collapse is also cut short while it runs: qnnc_team_watch, called after
+ * each layer with a parallel loop, gives the rest of a full-team run one thread once the run
+ * has taken QNNC_TEAM_GIVE_UP times one thread's estimate (such a run still counts as
+ * collapsed, at the time it took). QNNC_ADAPTIVE_THREADS=0 in the environment keeps the full
+ * team. Results do not depend on the team, not even on a change of it within a run: every
+ * parallel loop computes the same values per iteration whichever thread runs it. */
 #ifndef QNNC_TEAM_CLOCK
 #define QNNC_TEAM_CLOCK() omp_get_wtime() /* seconds; a test may define its own clock */
 #endif
@@ -78,11 +81,13 @@ typedef struct {
     int collapsed;              /* a run of the probe under way collapsed */
     double seconds[2];          /* moving averages: [0] the full team, [1] one thread */
     double spent;               /* seconds of the trials or the probe under way */
+    double cut_at;              /* the clock past which this run goes on with one thread */
 } qnnc_team_t;
 
+#define QNNC_TEAM_NEVER 1e300
 #define QNNC_TEAM_INIT(threads, fixed) \
     {(threads), (fixed), 0, 0, 0, 0, QNNC_TEAM_TRIALS + 17, 16, QNNC_TEAM_TRIALS, 0, \
-     {0.0, 0.0}, 0.0}
+     {0.0, 0.0}, 0.0, QNNC_TEAM_NEVER}
 
 static inline double qnnc_team_begin(qnnc_team_t *t, int *team) {
     if (t->runs == 0) {
@@ -102,7 +107,16 @@ static inline double qnnc_team_begin(qnnc_team_t *t, int *team) {
         t->current = t->probe_left ? !t->probe_from : best;
     }
     *team = t->current ? 1 : t->full;
-    return QNNC_TEAM_CLOCK();
+    const double start = QNNC_TEAM_CLOCK();
+    t->cut_at = t->current == 0 && !t->fixed && t->seconds[1] > 0
+                    ? start + QNNC_TEAM_GIVE_UP * t->seconds[1] : QNNC_TEAM_NEVER;
+    return start;
+}
+
+/* After a layer of a full-team run: one thread for the rest of the run once it has taken
+ * QNNC_TEAM_GIVE_UP times one thread's estimate (a collapse under way). */
+static inline void qnnc_team_watch(const qnnc_team_t *t, int *team) {
+    if (QNNC_TEAM_CLOCK() > t->cut_at) *team = 1;
 }
 
 /* No probe before collapsed runs of `spent` seconds are 1/QNNC_TEAM_PROBE_SHARE of the time

@@ -385,7 +385,8 @@ class _Layers:
                     twin_body, "" if aliased else f"{r.restrict} ", _SIGNATURE_WORDS)
                 serial = self._define(self.names.claim(fn, "serial"), node, False, tdecls,
                                       tbody, tvalues, ref, scratch)
-                call = f"if (qnnc_team > 1) {call}; else {serial}"
+                call = (f"if (qnnc_team > 1) {{ {call}; "
+                        f"qnnc_team_watch(&qnnc_team_state, &qnnc_team); }} else {serial}")
             if em.checks:  # an index out of range stops the run with this layer's status
                 status = FIRST_CHECK_STATUS + len(self.checks)
                 self.checks.append((node.name or node.op, node.op))

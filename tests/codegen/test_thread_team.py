@@ -1,6 +1,6 @@
 """The per-run choice of a threaded build's team (csrc/qnnc_runtime.h): results never depend
 on it, the faster team wins all but its probes, a change of load is followed, a full team
-that collapses under load is left at once and seldom tried again, and
+that collapses under load is left at once (within the run) and seldom tried again, and
 QNNC_ADAPTIVE_THREADS=0 keeps the full team."""
 
 from __future__ import annotations
@@ -142,6 +142,58 @@ def test_a_team_merely_slower_is_probed_as_before(driver: Path) -> None:
     assert singles(driver, 3.0, 1.0, 300) == 298 - 3 - 2 * 4  # probes at 23, 57, 123, 253
 
 
+# A run of LAYERS layers on the simulated clock, qnnc_team_watch after each as a threaded
+# build's qnnc_run_layers calls it: a layer takes FULL with the full team and ONE with one
+# thread, and from run COLLAPSE on the full team's layers take a hundred times as long. It
+# prints the time of every run, one per line.
+LAYERED = r"""
+#include <stdio.h>
+#include <stdlib.h>
+static double now;
+#define QNNC_TEAM_CLOCK() now
+#include "qnnc_runtime.h"
+static qnnc_team_t st = QNNC_TEAM_INIT(2, 0);
+int main(int argc, char **argv) {
+    const double full = atof(argv[1]), one = atof(argv[2]);
+    const int layers = atoi(argv[3]), runs = atoi(argv[4]), collapse = atoi(argv[5]);
+    int team = 0;
+    for (int r = 0; r < runs; ++r) {
+        const double t0 = qnnc_team_begin(&st, &team);
+        for (int l = 0; l < layers; ++l) {
+            if (team > 1) {
+                now += r >= collapse ? 100.0 * full : full;
+                qnnc_team_watch(&st, &team);
+            } else {
+                now += one;
+            }
+        }
+        qnnc_team_end(&st, t0);
+        printf("%.17g\n", now - t0);
+    }
+    return 0;
+}
+"""
+
+
+def test_a_collapse_is_cut_short_within_the_run(tmp_path: Path) -> None:
+    """The full team twice as fast per layer (0.5 against 1, 50 layers) and chosen, until
+    from run 40 on its layers take a hundred times as long. Run 40 passes eight times one
+    thread's estimate (400) after 9 layers (450) and runs its other 41 layers on one thread:
+    491 time units, where the whole run on the collapsed team would take 2500. It counts as
+    collapsed, so run 41 on takes one thread (50 each); the runs before are untouched."""
+    (tmp_path / "layered.c").write_text(LAYERED)
+    exe = tmp_path / "layered"
+    subprocess.run([find_cc(), "-O2", "-fopenmp", f"-I{CSRC}", "layered.c", "-o", str(exe)],
+                   cwd=tmp_path, check=True)
+    out = subprocess.run([str(exe), "0.5", "1", "50", "60", "40"], check=True,
+                         capture_output=True, text=True).stdout.split()
+    times = [float(t) for t in out]
+    # after the trials the full team, uncut, but for one thread's probe at runs 23-24
+    assert times[7:40] == [50.0 if r in (23, 24) else 25.0 for r in range(7, 40)]
+    assert times[40] == 9 * 50.0 + 41 * 1.0
+    assert times[41:] == [50.0] * 19
+
+
 def test_the_full_team_can_be_kept(driver: Path) -> None:
     """QNNC_ADAPTIVE_THREADS=0 keeps the full team however slow it is."""
     assert singles(driver, 3.0, 1.0, 20, QNNC_ADAPTIVE_THREADS="0") == 0
@@ -158,7 +210,7 @@ def test_results_do_not_depend_on_the_team(tmp_path: Path,
     g = graph("QConv", [rand_q(rng, (1, 8, 20, 20), DType.u8),
                         weights(rng, (12, 8, 3, 3), True), None], attrs)
     source = runs_like_the_interpreter(g, tmp_path, 40)
-    assert "if (qnnc_team > 1) layer_000_" in source and "_serial(" in source
+    assert "if (qnnc_team > 1) { layer_000_" in source and "_serial(" in source
 
 
 def test_a_layer_cut_the_same_way_at_any_count_has_a_twin_too(
@@ -172,7 +224,7 @@ def test_a_layer_cut_the_same_way_at_any_count_has_a_twin_too(
               out_attrs(rng, DType.u8, None))
     source = runs_like_the_interpreter(g, tmp_path, 10)
     twin = source[source.index("_serial("):]
-    assert "QNNC_OMP_FOR" in source and "if (qnnc_team > 1) layer_000_" in source
+    assert "QNNC_OMP_FOR" in source and "if (qnnc_team > 1) { layer_000_" in source
     body = twin[twin.index("{"):twin.index("\n}\n")]
     assert "QNNC_OMP_FOR" not in body
 
