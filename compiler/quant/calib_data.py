@@ -386,7 +386,8 @@ def _check_array(value: Any, name: str, t: TensorType | InputPattern,
             f"has dtype {a.dtype}, which cannot be converted to the model's {want} ({t}) "
             f"without changing values; convert it first, e.g. array.astype(numpy.{want.name})"
         )
-    converted = a.astype(want)
+    with np.errstate(over="ignore"):  # out of range becomes inf, which the check names
+        converted = a.astype(want)
     if want.kind == "f":
         _check_finite(converted, fail, f" after conversion to {want} (out of its range)")
     return converted

@@ -420,8 +420,9 @@ class Softmax:
     def compute(ins: list[np.ndarray | None], a: Attrs) -> list[np.ndarray]:
         x = ins[0]
         assert x is not None
-        e = np.exp(x - x.max(axis=a["axis"], keepdims=True))
-        return [(e / e.sum(axis=a["axis"], keepdims=True)).astype(x.dtype)]
+        with np.errstate(invalid="ignore"):  # a row of -inf (all masked) is NaN, as in ONNX
+            e = np.exp(x - x.max(axis=a["axis"], keepdims=True))
+            return [(e / e.sum(axis=a["axis"], keepdims=True)).astype(x.dtype)]
 
 
 @register
