@@ -35,6 +35,17 @@ def accelerator_of(options: CompileOptions) -> Profile | None:
     return load_target(target)
 
 
+def host_threads(graphs: list[Graph], threads: int) -> int:
+    """``threads``, or 1 when no layer of ``graphs`` is worth sharing out among threads
+    (targets/c/emitter.worth_threads): every loop of such a build would run on one thread
+    anyway, and OpenMP and the per-run choice of a team around them would only cost time."""
+    from targets.c.emitter import worth_threads
+
+    if threads > 1 and not any(worth_threads(n) for g in graphs for n in g.nodes):
+        return 1
+    return threads
+
+
 def build(graph: Graph, options: CompileOptions, profile: Profile | None) -> Any:
     """Generate and build the C of ``graph`` for the options' target (None: no target, the
     model runs on the reference interpreter); a targets.host.build.BuildResult."""
@@ -49,7 +60,7 @@ def build(graph: Graph, options: CompileOptions, profile: Profile | None) -> Any
     from targets.host.build import BuildOptions, build_host
 
     renderer = None
-    threads = options.threads
+    threads = host_threads([graph], options.threads)
     if profile is not None:
         from targets.staged.renderer import StagedRenderer
 
@@ -71,7 +82,7 @@ def build_profiles(graphs: list[Graph], titles: list[str], options: CompileOptio
                         "(--input-shape with one shape)")
     from targets.host.build import BuildOptions, build_host
 
-    threads = options.threads if profile is None else 1
+    threads = host_threads(graphs, options.threads) if profile is None else 1
     opts = BuildOptions(cpu=options.cpu, threads=threads, werror=options.werror,
                         extra_cflags=tuple(options.extra_cflags))
 

@@ -195,6 +195,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if b is not None:
         print(f"arena {b.arena_bytes} bytes, weights {b.weight_bytes} bytes"
               f"{', cached build' if b.cache_hit else ''}")
+        _say_one_thread(cm, args.threads)
     if cm.profile is not None:
         from compiler.cli_bench import modelled_lines
         from targets.report import REPORT_FILES
@@ -211,6 +212,18 @@ def cmd_compile(args: argparse.Namespace) -> int:
         for f in sorted(Path(args.output_dir).iterdir()):
             print(f"wrote {f} ({human(f.stat().st_size)}B)")
     return 0
+
+
+def _say_one_thread(cm: CompiledModel, threads: int) -> None:
+    """Say so when a host build asked for threads was built for one (compiler.builds
+    .host_threads)."""
+    from compiler.builds import host_threads
+    from targets.c.emitter import MIN_PARALLEL_NS
+
+    graphs = [v.graph for v in getattr(cm, "variants", [cm])]
+    if cm.target == "host" and threads > 1 and host_threads(graphs, threads) == 1:
+        print(f"built for one thread, not {threads}: no layer is large enough to share out "
+              f"(each would take under {MIN_PARALLEL_NS / 1000:g} us on one thread)")
 
 
 def eval_report_path(args: argparse.Namespace) -> Path | None:

@@ -15,6 +15,7 @@ from compiler.api import compile_model
 from compiler.cli import main
 from compiler.cli_profile import layer_profile, profile_text
 from compiler.io import random_inputs
+from targets.c import emitter
 from targets.host.build import BuildOptions
 from targets.host.profile import faster_half, profile_layers
 
@@ -79,9 +80,13 @@ def test_profile_needs_the_host(tiny: Path, tmp_path: Path,
 
 
 def test_a_folder_is_profiled_at_its_thread_count(tiny: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """`qnnc bench FOLDER --profile` profiles at the threads the folder was built for (its
-    build.json), and refuses another count instead of timing a build it is not."""
+    build.json), and refuses another count instead of timing a build it is not. (Every layer
+    is shared out here: the tiny model's would otherwise be too small, and its build one
+    thread's.)"""
+    monkeypatch.setattr(emitter, "MIN_PARALLEL_NS", 0)
     out = tmp_path / "built"
     assert main(["compile", str(tiny), "--target", "host", "--threads", "2", "--calib",
                  str(tmp_path / "calib.npz"), "-o", str(out)]) == 0
@@ -90,3 +95,18 @@ def test_a_folder_is_profiled_at_its_thread_count(tiny: Path, tmp_path: Path,
     assert re.search(r"per-layer profile: .*2 threads", capsys.readouterr().out)
     assert main(["bench", str(out), "--threads", "3"]) != 0
     assert "compiled for 2 thread(s), not 3" in capsys.readouterr().err
+
+
+def test_a_model_too_small_to_share_out_is_built_for_one_thread(
+        tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No layer of the tiny model takes MIN_PARALLEL_NS on one thread, so `--threads 2`
+    builds it for one thread (no OpenMP, no per-run team), says so, and the folder records
+    the count it was built for."""
+    out = tmp_path / "built"
+    assert main(["compile", str(tiny), "--target", "host", "--threads", "2", "--calib",
+                 str(tmp_path / "calib.npz"), "-o", str(out)]) == 0
+    assert "built for one thread, not 2: no layer is large enough" in capsys.readouterr().out
+    source = next(out.rglob("model.c")).read_text()
+    assert "QNNC_OMP_FOR" not in source and "qnnc_team" not in source
+    assert main(["bench", str(out), "--threads", "2"]) != 0
+    assert "compiled for 1 thread(s), not 2" in capsys.readouterr().err

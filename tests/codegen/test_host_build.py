@@ -65,7 +65,7 @@ def test_bert_encoder(tmp_path: Path) -> None:
     _check_example("bert_encoder", tmp_path, 1e-3, 1e-4)
 
 
-def test_cache_hit_and_saved_folder(tmp_path: Path) -> None:
+def test_cache_hit_and_saved_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     g = load_model(build_example("tiny_cnn"))
     first = compile_model(g, target="host", cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
     assert not first.build.cache_hit
@@ -81,7 +81,13 @@ def test_cache_hit_and_saved_folder(tmp_path: Path) -> None:
     reloaded = load_compiled(out)
     assert reloaded.build is not None
     np.testing.assert_array_equal(reloaded.run(None, x)[0], first.run(None, x)[0])
-    # a different thread count is a different build
+    # tiny_cnn has no layer worth sharing out: two threads build the one-thread module
+    same = compile_model(g, target="host", threads=2, cache_dir=tmp_path / "c")
+    assert same.build.cache_hit and same.build.folder == first.build.folder
+    # where layers are shared out, a different thread count is a different build
+    import targets.c.emitter
+
+    monkeypatch.setattr(targets.c.emitter, "MIN_PARALLEL_NS", 0)
     other = compile_model(g, target="host", threads=2, cache_dir=tmp_path / "c")
     assert not other.build.cache_hit
 
