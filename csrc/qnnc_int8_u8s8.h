@@ -629,13 +629,13 @@ static inline void qnnc_q8u_dense_col1(uint8_t *panel, int K4) { (void)panel, (v
  * int8 weights: A holds 16 weight rows as [K4][16][4] int8 (qnnc_q8u_tile's A layout with
  * 16 rows), x the row's K4 quads of bytes. On AVX-512 VNNI each k quad's 64 weight bytes take
  * one vpdpbusd with x's quad broadcast, into four accumulators (its latency); the weights
- * are half the bytes of the int16 pairs qnnc_q8_gemv reads. */
+ * are half the bytes of the int16 pairs qnnc_q8_gemv reads. Only AVX-512 VNNI builds have
+ * it: the emitter uses it only where the u8 tile is vpdpbusd (u8_any_weights). */
 #define QNNC_Q8U_GEMV_MR 16
-#if QNNC_Q8U_ANY_WEIGHTS
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
 QNNC_Q8_KERNEL void qnnc_q8u_gemv(int K4, const int8_t *QNNC_RESTRICT A,
                                   const uint8_t *QNNC_RESTRICT x, int32_t *QNNC_RESTRICT C) {
     int kq = 0;
-#if defined(__AVX512F__) && defined(__AVX512VNNI__)
     __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
     for (; kq + 4 <= K4; kq += 4) {
         const int8_t *a = A + (ptrdiff_t)kq * 64;
@@ -658,14 +658,6 @@ QNNC_Q8_KERNEL void qnnc_q8u_gemv(int K4, const int8_t *QNNC_RESTRICT A,
     }
     _mm512_storeu_si512((void *)C,
                         _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3)));
-#else
-    int32_t acc[QNNC_Q8U_GEMV_MR] = {0};
-    for (; kq < K4; ++kq)
-        for (int r = 0; r < QNNC_Q8U_GEMV_MR; ++r)
-            for (int e = 0; e < 4; ++e)
-                acc[r] += (int32_t)x[4 * kq + e] * A[((ptrdiff_t)kq * QNNC_Q8U_GEMV_MR + r) * 4 + e];
-    memcpy(C, acc, sizeof acc);
-#endif
 }
 #endif
 

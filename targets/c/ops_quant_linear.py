@@ -153,6 +153,7 @@ def qlinear(ctx: LayerCtx) -> str:
     ]
     return "\n".join(ln for ln in lines if ln)
 
+
 def _gemv(ctx: LayerCtx, layout: Layout, rows: int, n: int, k: int, wc: np.ndarray, flip: int,
           bq: str, m0e: str, ne: str, zy: int, lo: int, hi: int, rt: TensorType,
           lut: str | None, decl: list[str]) -> str:
@@ -205,7 +206,6 @@ def _gemv(ctx: LayerCtx, layout: Layout, rows: int, n: int, k: int, wc: np.ndarr
         scratch,
         *nested([hp], [*load, *([omp] if omp and hm is not None else []), *tiles]),
     ] if ln)
-
 
 
 # -- QMatMul ----------------------------------------------------------------------------------
