@@ -620,7 +620,8 @@ static inline __m512i qnnc_q8_req16_hi(__m512i v, __m512i m, __m512i rb, __m128i
     const __m512i te = _mm512_add_epi64(_mm512_mul_epi32(v, m), rb);
     const __m512i to = _mm512_add_epi64(
         _mm512_mul_epi32(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), m), rb);
-    return _mm512_sra_epi32(_mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(te, 32), to), sh);
+    /* the even lanes' high halves moved down into to's even lanes in one shuffle */
+    return _mm512_sra_epi32(_mm512_mask_shuffle_epi32(to, 0x5555, te, _MM_PERM_DDBB), sh);
 }
 #endif
 

@@ -154,29 +154,29 @@ static inline void qnnc_q8u_store_runs(uint8_t *yr, __m256i bytes, const qnnc_q8
 /* Whole six-row tiles with their epilogue in registers (qnnc_q8u_tile2_hi_ok): each row's
  * 32 requantised bytes stored by runs. clamp and sgn are constants where it is inlined. */
 static inline __attribute__((always_inline)) void qnnc_q8u_implicit_hi_body(
-    const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT xq, int K4, const int32_t *off, const qnnc_q8_epilogue *ep, int ch0, int q0, int q1, int OW,
-    int WP, uint8_t *y, ptrdiff_t ldy, const int clamp, const int sgn) {
-    const int32_t *const m0 = ep->m0;
-    const int8_t *const nsh = ep->nsh;
-    const int64_t *const rb = ep->rb;
-    const __m512i vzp = _mm512_set1_epi32(ep->zp), vlo = _mm512_set1_epi32(ep->lo);
-    const __m512i vhi = _mm512_set1_epi32(ep->hi);
+    const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT xq, int K4, const int32_t *off,
+    const qnnc_q8_epilogue *ep, int ch0, int q0, int q1, int OW, int WP, uint8_t *y,
+    ptrdiff_t ldy, const int clamp, const int sgn) {
+    const int32_t *const m0 = ep->m0 + ch0;
+    const int8_t *const nsh = ep->nsh + ch0;
+    int64_t rbz[QNNC_Q8_MR];
+    qnnc_q8u_rbz6(ep, ch0, rbz);
+    const __m512i vlo = _mm512_set1_epi32(ep->lo), vhi = _mm512_set1_epi32(ep->hi);
     for (int q = q0; q < q1; q += 32) {
         qnnc_q8u_runs runs;
         qnnc_q8u_runs_of(&runs, q, q1, OW, WP);
         QNNC_Q8U_IMPLICIT_K(A, xq + 4 * (ptrdiff_t)q, K4, off)
-#define QNNC_Q8U_IROW(c, d, r)                                                              \
-    qnnc_q8u_store_runs(y + (r) * ldy,                                                      \
-                        qnnc_q8u_row32_bytes(c, d, m0[ch0 + (r)], nsh[ch0 + (r)],           \
-                                             rb[ch0 + (r)], vzp, vlo, vhi, clamp, sgn),     \
-                        &runs)
-        QNNC_Q8U_IROW(c0, d0, 0);
-        QNNC_Q8U_IROW(c1, d1, 1);
-        QNNC_Q8U_IROW(c2, d2, 2);
-        QNNC_Q8U_IROW(c3, d3, 3);
-        QNNC_Q8U_IROW(c4, d4, 4);
-        QNNC_Q8U_IROW(c5, d5, 5);
-#undef QNNC_Q8U_IROW
+#define QNNC_Q8U_IROWS2(c, d, e, f, r)                                                        \
+    do {                                                                                    \
+        const __m512i out_ = qnnc_q8u_rows2_bytes(c, d, e, f, m0 + (r), nsh + (r), rbz + (r),  \
+                                                  vlo, vhi, clamp, sgn);                    \
+        qnnc_q8u_store_runs(y + (r) * ldy, _mm512_castsi512_si256(out_), &runs);            \
+        qnnc_q8u_store_runs(y + ((r) + 1) * ldy, _mm512_extracti64x4_epi64(out_, 1), &runs); \
+    } while (0)
+        QNNC_Q8U_IROWS2(c0, d0, c1, d1, 0);
+        QNNC_Q8U_IROWS2(c2, d2, c3, d3, 2);
+        QNNC_Q8U_IROWS2(c4, d4, c5, d5, 4);
+#undef QNNC_Q8U_IROWS2
     }
 }
 
@@ -199,24 +199,23 @@ static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_implicit
     const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT xq, int K4, const int32_t *off,
     const qnnc_q8_epilogue *ep, int ch0, int q0, int q1, int OW, int WP, uint8_t *y,
     ptrdiff_t ldy, const int clamp, const int sgn) {
-    const int32_t *const m0 = ep->m0;
-    const int8_t *const nsh = ep->nsh;
-    const int64_t *const rb = ep->rb;
-    const __m512i vzp = _mm512_set1_epi32(ep->zp), vlo = _mm512_set1_epi32(ep->lo);
-    const __m512i vhi = _mm512_set1_epi32(ep->hi);
+    const int32_t *const m0 = ep->m0 + ch0;
+    const int8_t *const nsh = ep->nsh + ch0;
+    int64_t rbz[QNNC_Q8_MR];
+    qnnc_q8u_rbz6(ep, ch0, rbz);
+    const __m512i vlo = _mm512_set1_epi32(ep->lo), vhi = _mm512_set1_epi32(ep->hi);
     const __m512i t[4] = {_mm512_loadu_si512(ep->lut), _mm512_loadu_si512(ep->lut + 64),
                           _mm512_loadu_si512(ep->lut + 128), _mm512_loadu_si512(ep->lut + 192)};
     for (int q = q0; q < q1; q += 32) {
         qnnc_q8u_runs runs;
         qnnc_q8u_runs_of(&runs, q, q1, OW, WP);
         QNNC_Q8U_IMPLICIT_K(A, xq + 4 * (ptrdiff_t)q, K4, off)
-#define QNNC_Q8U_IBYTES(c, d, r)                                                              \
-    qnnc_q8u_row32_bytes(c, d, m0[ch0 + (r)], nsh[ch0 + (r)], rb[ch0 + (r)], vzp, vlo, vhi, \
-                         clamp, sgn)
 #define QNNC_Q8U_ILUT2(c, d, e, f, r)                                                         \
     do {                                                                                    \
-        const __m512i out_ =                                                                \
-            qnnc_q8u_lut_pair(QNNC_Q8U_IBYTES(c, d, r), QNNC_Q8U_IBYTES(e, f, (r) + 1), t);  \
+        const __m512i out_ = qnnc_lut64_vbmi(                                               \
+            qnnc_q8u_rows2_bytes(c, d, e, f, m0 + (r), nsh + (r), rbz + (r), vlo, vhi, clamp, \
+                                 sgn),                                                      \
+            t);                                                                             \
         qnnc_q8u_store_runs(y + (r) * ldy, _mm512_castsi512_si256(out_), &runs);            \
         qnnc_q8u_store_runs(y + ((r) + 1) * ldy, _mm512_extracti64x4_epi64(out_, 1), &runs); \
     } while (0)
@@ -224,7 +223,6 @@ static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_implicit
         QNNC_Q8U_ILUT2(c2, d2, c3, d3, 2);
         QNNC_Q8U_ILUT2(c4, d4, c5, d5, 4);
 #undef QNNC_Q8U_ILUT2
-#undef QNNC_Q8U_IBYTES
     }
 }
 

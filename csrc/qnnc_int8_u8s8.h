@@ -427,29 +427,52 @@ static inline int qnnc_q8_clamps(const qnnc_q8_epilogue *ep) {
         }                                   \
     } while (0)
 
-/* Row ch's two panels (c: columns 0-15, d: 16-31) requantised in the high-half form, as 32
- * bytes: qnnc_q8_rows_hi's row, for two panels at once. */
-static inline __attribute__((always_inline)) __m256i qnnc_q8u_row32_bytes(
-    __m512i c, __m512i d, int32_t m0, int n, int64_t rb, __m512i vzp, __m512i vlo, __m512i vhi,
-    const int clamp, const int sgn) {
-    const __m512i m = _mm512_set1_epi32(m0), r = _mm512_set1_epi64(rb);
-    const __m128i sh = _mm_cvtsi32_si128(n - 32);
-    __m512i rc = _mm512_add_epi32(qnnc_q8_req16_hi(c, m, r, sh), vzp);
-    __m512i rd = _mm512_add_epi32(qnnc_q8_req16_hi(d, m, r, sh), vzp);
-    if (clamp) {
-        rc = _mm512_min_epi32(_mm512_max_epi32(rc, vlo), vhi);
-        rd = _mm512_min_epi32(_mm512_max_epi32(rd, vlo), vhi);
-    }
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(qnnc_q8_bytes16(rc, sgn)),
-                                   qnnc_q8_bytes16(rd, sgn), 1);
+/* The largest n whose rounding term also carries the output's zero point (qnnc_q8u_rbz):
+ * with |acc * m0| < 2^62, 2^(n-1) + |zp| * 2^n stays below 2^61 up to n = 53, so the sum
+ * stays inside int64. */
+#define QNNC_Q8U_RBZ_MAX_N 53
+
+/* Channel ch's rounding term with the zero point in it: for integers,
+ * floor((p + rb + zp * 2^n) / 2^n) = floor((p + rb) / 2^n) + zp, so the register epilogue
+ * adds no zero point. */
+static inline int64_t qnnc_q8u_rbz(const qnnc_q8_epilogue *ep, int ch) {
+    return ep->rb[ch] + (int64_t)ep->zp * ((int64_t)1 << ep->nsh[ch]);
 }
 
-/* qnnc_q8u_row32_bytes stored at yr */
-static inline __attribute__((always_inline)) void qnnc_q8u_row32_hi(
-    __m512i c, __m512i d, int32_t m0, int n, int64_t rb, __m512i vzp, __m512i vlo,
-    __m512i vhi, const int clamp, const int sgn, uint8_t *yr) {
-    _mm256_storeu_si256((__m256i *)yr,
-                        qnnc_q8u_row32_bytes(c, d, m0, n, rb, vzp, vlo, vhi, clamp, sgn));
+/* The six rows' terms from channel ch0 on, read once per call of a register epilogue. */
+static inline void qnnc_q8u_rbz6(const qnnc_q8_epilogue *ep, int ch0, int64_t *rbz) {
+    for (int r = 0; r < QNNC_Q8_MR; ++r) rbz[r] = qnnc_q8u_rbz(ep, ch0 + r);
+}
+
+/* One row's 16 accumulators in the high-half form with the zero point in rbz, clamped to
+ * [vlo, vhi] where clamp (a fused activation's bounds). */
+static inline __attribute__((always_inline)) __m512i qnnc_q8u_req16(
+    __m512i v, __m512i m, __m512i rbz, __m128i sh, __m512i vlo, __m512i vhi, const int clamp) {
+    const __m512i r = qnnc_q8_req16_hi(v, m, rbz, sh);
+    return clamp ? _mm512_min_epi32(_mm512_max_epi32(r, vlo), vhi) : r;
+}
+
+/* Rows r and r + 1 of a two-panel tile (c0, d0: row r's columns 0-15 and 16-31; c1, d1: row
+ * r + 1's) requantised as 64 bytes, row r's 32 in the low half. Two packs narrow the four
+ * registers with the output type's saturation (the clamp to its range), and one dword
+ * permute puts back the column order the packs' 128-bit lanes interleave: 4 instructions for
+ * 64 outputs, where converting each register (vpmovusdb after a max with 0) took 12.
+ * m0, nsh: the rows' channels' (from row r on); rbz: their qnnc_q8u_rbz. */
+static inline __attribute__((always_inline)) __m512i qnnc_q8u_rows2_bytes(
+    __m512i c0, __m512i d0, __m512i c1, __m512i d1, const int32_t *m0, const int8_t *nsh,
+    const int64_t *rbz, __m512i vlo, __m512i vhi, const int clamp, const int sgn) {
+    const __m512i ma = _mm512_set1_epi32(m0[0]), mb = _mm512_set1_epi32(m0[1]);
+    const __m512i ra = _mm512_set1_epi64(rbz[0]), rb = _mm512_set1_epi64(rbz[1]);
+    const __m128i sa = _mm_cvtsi32_si128(nsh[0] - 32), sb = _mm_cvtsi32_si128(nsh[1] - 32);
+    const __m512i wa = _mm512_packs_epi32(qnnc_q8u_req16(c0, ma, ra, sa, vlo, vhi, clamp),
+                                          qnnc_q8u_req16(d0, ma, ra, sa, vlo, vhi, clamp));
+    const __m512i wb = _mm512_packs_epi32(qnnc_q8u_req16(c1, mb, rb, sb, vlo, vhi, clamp),
+                                          qnnc_q8u_req16(d1, mb, rb, sb, vlo, vhi, clamp));
+    /* lane l of the packed bytes: row r's columns 4l..4l+3 and 16+4l..19+4l, then row
+     * r + 1's: a 4 x 4 transpose of dwords */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_epi32(order, sgn ? _mm512_packs_epi16(wa, wb)
+                                               : _mm512_packus_epi16(wa, wb));
 }
 
 /* The two-panel k loop over `pairs` panel pairs from B on, each pair's 12 accumulators
@@ -457,22 +480,23 @@ static inline __attribute__((always_inline)) void qnnc_q8u_row32_hi(
  * are constants where it is inlined; per-channel epilogues). */
 static inline __attribute__((always_inline)) void qnnc_q8u_tile2_st_body(
     int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
-    const int32_t *m0, const int8_t *nsh, const int64_t *rb, int ch0, int32_t zp, int32_t lo,
-    int32_t hi, const int clamp, const int sgn, uint8_t *y, ptrdiff_t ldy, int pairs) {
-    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo);
-    const __m512i vhi = _mm512_set1_epi32(hi);
+    const int32_t *m0, const int8_t *nsh, const int64_t *rbz, int32_t lo, int32_t hi,
+    const int clamp, const int sgn, uint8_t *y, ptrdiff_t ldy, int pairs) {
+    const __m512i vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
     for (int pair = 0; pair < pairs; ++pair, B += 2 * pstride, y += 2 * QNNC_Q8_NR) {
         QNNC_Q8U_TWO_PANELS(K4, A, B, pstride)
-#define QNNC_Q8U_ROW32(c, d, r)                                                             \
-    qnnc_q8u_row32_hi(c, d, m0[ch0 + (r)], nsh[ch0 + (r)], rb[ch0 + (r)], vzp, vlo, vhi, clamp, \
-                      sgn, y + (r) * ldy)
-        QNNC_Q8U_ROW32(c0, d0, 0);
-        QNNC_Q8U_ROW32(c1, d1, 1);
-        QNNC_Q8U_ROW32(c2, d2, 2);
-        QNNC_Q8U_ROW32(c3, d3, 3);
-        QNNC_Q8U_ROW32(c4, d4, 4);
-        QNNC_Q8U_ROW32(c5, d5, 5);
-#undef QNNC_Q8U_ROW32
+#define QNNC_Q8U_ROWS2(c, d, e, f, r)                                                        \
+    do {                                                                                   \
+        const __m512i out_ = qnnc_q8u_rows2_bytes(c, d, e, f, m0 + (r), nsh + (r), rbz + (r), \
+                                                  vlo, vhi, clamp, sgn);                   \
+        _mm256_storeu_si256((__m256i *)(y + (r) * ldy), _mm512_castsi512_si256(out_));      \
+        _mm256_storeu_si256((__m256i *)(y + ((r) + 1) * ldy),                               \
+                            _mm512_extracti64x4_epi64(out_, 1));                           \
+    } while (0)
+        QNNC_Q8U_ROWS2(c0, d0, c1, d1, 0);
+        QNNC_Q8U_ROWS2(c2, d2, c3, d3, 2);
+        QNNC_Q8U_ROWS2(c4, d4, c5, d5, 4);
+#undef QNNC_Q8U_ROWS2
     }
 }
 
@@ -485,24 +509,22 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_st_vnni(int K4, const int8_t *QNNC_RESTR
                                                const uint8_t *QNNC_RESTRICT B,
                                                ptrdiff_t pstride, const qnnc_q8_epilogue *ep,
                                                int ch0, uint8_t *y, ptrdiff_t ldy, int pairs) {
-    const int32_t *const m0 = ep->m0;
-    const int8_t *const nsh = ep->nsh;
-    const int64_t *const rb = ep->rb;
-    const int sgn = ep->sgn;
-    const int32_t zp = ep->zp, lo = ep->lo, hi = ep->hi;
-    const int clamp = lo > (sgn ? -128 : 0) || hi < (sgn ? 127 : 255);
-#define QNNC_Q8U_ST(cl, sg)                                                                \
-    qnnc_q8u_tile2_st_body(K4, A, B, pstride, m0, nsh, rb, ch0, zp, lo, hi, cl, sg, y, ldy, pairs)
-    QNNC_Q8U_BY_FLAGS(clamp, sgn, QNNC_Q8U_ST);
+    int64_t rbz[QNNC_Q8_MR];
+    qnnc_q8u_rbz6(ep, ch0, rbz);
+    const int32_t lo = ep->lo, hi = ep->hi;
+#define QNNC_Q8U_ST(cl, sg)                                                                 \
+    qnnc_q8u_tile2_st_body(K4, A, B, pstride, ep->m0 + ch0, ep->nsh + ch0, rbz, lo, hi, cl, sg, \
+                           y, ldy, pairs)
+    QNNC_Q8U_BY_FLAGS(qnnc_q8_clamps(ep), ep->sgn, QNNC_Q8U_ST);
 #undef QNNC_Q8U_ST
 }
 
 /* Whether the six rows of channels ch0 .. ch0+5 take the register epilogue: a per-channel
- * epilogue with its round terms made, and every row's n >= 32. */
+ * epilogue with its round terms made, and every row's n in [32, QNNC_Q8U_RBZ_MAX_N]. */
 static inline int qnnc_q8u_tile2_hi_rows(const qnnc_q8_epilogue *ep, int ch0) {
     if (!ep->rb || !ep->per_channel) return 0;
     for (int r = 0; r < QNNC_Q8_MR; ++r)
-        if (ep->nsh[ch0 + r] < 32) return 0;
+        if (ep->nsh[ch0 + r] < 32 || ep->nsh[ch0 + r] > QNNC_Q8U_RBZ_MAX_N) return 0;
     return 1;
 }
 
@@ -513,12 +535,6 @@ static inline int qnnc_q8u_tile2_hi_ok(const qnnc_q8_epilogue *ep, int ch0) {
 }
 
 #if defined(QNNC_VBMI)
-/* Two rows' 32 requantised bytes each (r0, r1) looked up in the table t in one 64-byte
- * permute: r0's at bytes 0-31 of the result, r1's at 32-63. */
-static QNNC_VBMI_FN inline __m512i qnnc_q8u_lut_pair(__m256i r0, __m256i r1, const __m512i *t) {
-    return qnnc_lut64_vbmi(_mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1), t);
-}
-
 /* qnnc_q8u_tile2_st_vnni for a layer with an epilogue table (HardSwish, SiLU, ... fused into
  * it), where the CPU has VBMI: each pair of rows' 32 + 32 requantised bytes are looked up in
  * one 64-byte permute (qnnc_lut64_vbmi) and stored, with no int32 tile in memory. */
@@ -526,22 +542,21 @@ static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_tile2_lu
     int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
     const qnnc_q8_epilogue *ep, int ch0, const int clamp, const int sgn, uint8_t *y,
     ptrdiff_t ldy, int pairs) {
-    const int32_t *const m0 = ep->m0;
-    const int8_t *const nsh = ep->nsh;
-    const int64_t *const rb = ep->rb;
-    const __m512i vzp = _mm512_set1_epi32(ep->zp), vlo = _mm512_set1_epi32(ep->lo);
-    const __m512i vhi = _mm512_set1_epi32(ep->hi);
+    const int32_t *const m0 = ep->m0 + ch0;
+    const int8_t *const nsh = ep->nsh + ch0;
+    int64_t rbz[QNNC_Q8_MR];
+    qnnc_q8u_rbz6(ep, ch0, rbz);
+    const __m512i vlo = _mm512_set1_epi32(ep->lo), vhi = _mm512_set1_epi32(ep->hi);
     const __m512i t[4] = {_mm512_loadu_si512(ep->lut), _mm512_loadu_si512(ep->lut + 64),
                           _mm512_loadu_si512(ep->lut + 128), _mm512_loadu_si512(ep->lut + 192)};
     for (int pair = 0; pair < pairs; ++pair, B += 2 * pstride, y += 2 * QNNC_Q8_NR) {
         QNNC_Q8U_TWO_PANELS(K4, A, B, pstride)
-#define QNNC_Q8U_BYTES(c, d, r)                                                               \
-    qnnc_q8u_row32_bytes(c, d, m0[ch0 + (r)], nsh[ch0 + (r)], rb[ch0 + (r)], vzp, vlo, vhi, \
-                         clamp, sgn)
 #define QNNC_Q8U_LUT2(c, d, e, f, r)                                                          \
     do {                                                                                    \
-        const __m512i out_ =                                                                \
-            qnnc_q8u_lut_pair(QNNC_Q8U_BYTES(c, d, r), QNNC_Q8U_BYTES(e, f, (r) + 1), t);    \
+        const __m512i out_ = qnnc_lut64_vbmi(                                               \
+            qnnc_q8u_rows2_bytes(c, d, e, f, m0 + (r), nsh + (r), rbz + (r), vlo, vhi, clamp, \
+                                 sgn),                                                      \
+            t);                                                                             \
         _mm256_storeu_si256((__m256i *)(y + (r) * ldy), _mm512_castsi512_si256(out_));       \
         _mm256_storeu_si256((__m256i *)(y + ((r) + 1) * ldy),                                \
                             _mm512_extracti64x4_epi64(out_, 1));                            \
@@ -550,7 +565,6 @@ static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_tile2_lu
         QNNC_Q8U_LUT2(c2, d2, c3, d3, 2);
         QNNC_Q8U_LUT2(c4, d4, c5, d5, 4);
 #undef QNNC_Q8U_LUT2
-#undef QNNC_Q8U_BYTES
     }
 }
 

@@ -94,8 +94,10 @@ def test_whole_tiles_requantised_in_registers(ydt: DType, act: str, per_channel:
     """Whole six-row, 32-column tiles whose rows all take the high-half form are requantised
     from the accumulator registers on AVX-512 VNNI (qnnc_q8u_tile2_st_vnni), the rest through
     the int32 tile: 13 channels (two whole tiles and one row), 80 positions (two whole tiles
-    and a half), every output type and clamp, and one channel whose multiplier is above 1/2
-    (n = 31), which sends its tile to the general store."""
+    and a half), every output type and clamp, one channel whose multiplier is above 1/2
+    (n = 31) and one whose multiplier is 2^-24 (n = 54, past the n that the register
+    epilogue's rounding term can carry the zero point for): each sends its tile to the
+    general store."""
     rng = np.random.default_rng(77)
     w, wq = weights(rng, (13, 40, 1, 1), per_channel)
     x = rand_q(rng, (1, 40, 8, 10), DType.u8)
@@ -104,6 +106,7 @@ def test_whole_tiles_requantised_in_registers(ydt: DType, act: str, per_channel:
     if per_channel:  # channel 8's input * weight scale over the output's is 0.7: n = 31
         scales = list(wq.scale)
         scales[8] = 0.7 * attrs["out_scale"] / x.quant.scale[0]
+        scales[2] = 2.0**-24 * attrs["out_scale"] / x.quant.scale[0]  # n = 54
         wq = QuantParams(tuple(scales), wq.zero_point, wq.axis)
     bias = (rng.integers(-3000, 3000, 13).astype(np.int32), None)
     check_exact(graph("QConv", [x, (w, wq), bias], attrs), tmp_path, cpu)
