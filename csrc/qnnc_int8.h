@@ -1224,11 +1224,12 @@ static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, i
  * copy per combination), and the output's constants stay in registers. Returns the first
  * row it did not store (a row with n = 31 is left to the general loop). */
 QNNC_HOT int qnnc_q8_rows_hi(const int32_t *acc, const int32_t *bias, const int32_t *m0,
-                             const int8_t *nsh, int per_channel, int ch0, int rows,
+                             const int8_t *nsh, int per_channel, int ch0, int rows, int cols,
                              int32_t zp, int32_t lo, int32_t hi, const int clamp,
                              const int sgn, uint8_t *y, ptrdiff_t ldy, const int64_t *rbs) {
     const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo);
     const __m512i vhi = _mm512_set1_epi32(hi);
+    const __mmask16 keep = (__mmask16)((1u << cols) - 1u);
     int r = 0;
     for (; r < rows; ++r) {
         const int ch = ch0 + r, q = per_channel ? ch : 0, n = nsh[q];
@@ -1236,7 +1237,10 @@ QNNC_HOT int qnnc_q8_rows_hi(const int32_t *acc, const int32_t *bias, const int3
         const int64_t rb = rbs != NULL ? rbs[ch] : qnnc_q8_round_term(bias[ch], m0[q], n);
         const __m512i res = qnnc_q8_row_hi(acc + QNNC_Q8_NR * r, m0[q], n, rb, vzp, vlo, vhi,
                                            clamp);
-        _mm_storeu_si128((__m128i *)(y + r * ldy), qnnc_q8_bytes16(res, sgn));
+        if (cols == QNNC_Q8_NR)
+            _mm_storeu_si128((__m128i *)(y + r * ldy), qnnc_q8_bytes16(res, sgn));
+        else  /* a chunk's last few columns */
+            _mm_mask_storeu_epi8(y + r * ldy, keep, qnnc_q8_bytes16(res, sgn));
     }
     return r;
 }
@@ -1297,15 +1301,18 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store(const int32_t *acc, const qnnc_q8_ep
     const int clamp = lo > (sgn ? -128 : 0) || hi < (sgn ? 127 : 255);
     int r0 = 0;
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-    if (!lut && cols == QNNC_Q8_NR) {
-        r0 = clamp ? (sgn ? qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
-                                            hi, 1, 1, y, ldy, ep->rb)
-                          : qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
-                                            hi, 1, 0, y, ldy, ep->rb))
-                   : (sgn ? qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
-                                            hi, 0, 1, y, ldy, ep->rb)
-                          : qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo,
-                                            hi, 0, 0, y, ldy, ep->rb));
+    if (!lut) {
+#define QNNC_Q8_ROWS_HI(cl, sg)                                                               \
+    r0 = qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, cols, zp, lo, hi, cl, sg, \
+                         y, ldy, ep->rb)
+        if (clamp) {
+            if (sgn) QNNC_Q8_ROWS_HI(1, 1);
+            else QNNC_Q8_ROWS_HI(1, 0);
+        } else {
+            if (sgn) QNNC_Q8_ROWS_HI(0, 1);
+            else QNNC_Q8_ROWS_HI(0, 0);
+        }
+#undef QNNC_Q8_ROWS_HI
     }
 #endif
     for (int r = r0; r < rows; ++r) {

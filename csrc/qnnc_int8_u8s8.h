@@ -40,17 +40,19 @@ static inline void qnnc_q8u_pack_quad(uint8_t *QNNC_RESTRICT dst, const void *r0
     int p = 0;
 #if defined(__AVX2__)
     const int full = n / QNNC_Q8_NR;
-    if (r1 && r2 && r3) {
+    {
         /* 32 columns (two panels) per step: the in-lane unpacks give quads of columns 0-3 and
          * 16-19 in one register, 4-7 and 20-23 in the next, ...; swapping 128-bit halves
-         * puts each panel's four quarters together */
+         * puts each panel's four quarters together. Each row is flipped as it is loaded, and
+         * a row past K is zero (not flipped). */
         const __m256i f2 = _mm256_set1_epi8((char)flip);
+#define QNNC_Q8U_ROW32(e, o)                                                              \
+    (rows[e] ? _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(rows[e] + (o))), f2) \
+             : _mm256_setzero_si256())
         for (; p + 2 <= full; p += 2) {
             const ptrdiff_t o = (ptrdiff_t)p * QNNC_Q8_NR;
-            const __m256i a = _mm256_loadu_si256((const __m256i *)(rows[0] + o));
-            const __m256i b = _mm256_loadu_si256((const __m256i *)(rows[1] + o));
-            const __m256i c = _mm256_loadu_si256((const __m256i *)(rows[2] + o));
-            const __m256i d = _mm256_loadu_si256((const __m256i *)(rows[3] + o));
+            const __m256i a = QNNC_Q8U_ROW32(0, o), b = QNNC_Q8U_ROW32(1, o);
+            const __m256i c = QNNC_Q8U_ROW32(2, o), d = QNNC_Q8U_ROW32(3, o);
             const __m256i ab0 = _mm256_unpacklo_epi8(a, b), ab1 = _mm256_unpackhi_epi8(a, b);
             const __m256i cd0 = _mm256_unpacklo_epi8(c, d), cd1 = _mm256_unpackhi_epi8(c, d);
             const __m256i q0 = _mm256_unpacklo_epi16(ab0, cd0);  /* cols 0-3 | 16-19 */
@@ -58,29 +60,41 @@ static inline void qnnc_q8u_pack_quad(uint8_t *QNNC_RESTRICT dst, const void *r0
             const __m256i q2 = _mm256_unpacklo_epi16(ab1, cd1);  /* cols 8-11 | 24-27 */
             const __m256i q3 = _mm256_unpackhi_epi16(ab1, cd1);  /* cols 12-15 | 28-31 */
             uint8_t *p0 = dst + p * pstride, *p1 = p0 + pstride;
-            _mm256_storeu_si256((__m256i *)p0,
-                                _mm256_xor_si256(_mm256_permute2x128_si256(q0, q1, 0x20), f2));
-            _mm256_storeu_si256((__m256i *)(p0 + 32),
-                                _mm256_xor_si256(_mm256_permute2x128_si256(q2, q3, 0x20), f2));
-            _mm256_storeu_si256((__m256i *)p1,
-                                _mm256_xor_si256(_mm256_permute2x128_si256(q0, q1, 0x31), f2));
-            _mm256_storeu_si256((__m256i *)(p1 + 32),
-                                _mm256_xor_si256(_mm256_permute2x128_si256(q2, q3, 0x31), f2));
+            _mm256_storeu_si256((__m256i *)p0, _mm256_permute2x128_si256(q0, q1, 0x20));
+            _mm256_storeu_si256((__m256i *)(p0 + 32), _mm256_permute2x128_si256(q2, q3, 0x20));
+            _mm256_storeu_si256((__m256i *)p1, _mm256_permute2x128_si256(q0, q1, 0x31));
+            _mm256_storeu_si256((__m256i *)(p1 + 32), _mm256_permute2x128_si256(q2, q3, 0x31));
         }
+#undef QNNC_Q8U_ROW32
+        /* one panel at a time, the last one partial: its columns from n on zero */
         const __m128i f = _mm_set1_epi8((char)flip);
-        for (; p < full; ++p) {
+        for (; p * QNNC_Q8_NR < n; ++p) {
             const ptrdiff_t o = (ptrdiff_t)p * QNNC_Q8_NR;
-            const __m128i a = _mm_loadu_si128((const __m128i *)(rows[0] + o));
-            const __m128i b = _mm_loadu_si128((const __m128i *)(rows[1] + o));
-            const __m128i c = _mm_loadu_si128((const __m128i *)(rows[2] + o));
-            const __m128i d = _mm_loadu_si128((const __m128i *)(rows[3] + o));
-            const __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
-            const __m128i cd0 = _mm_unpacklo_epi8(c, d), cd1 = _mm_unpackhi_epi8(c, d);
+            const int m = n - (int)o < QNNC_Q8_NR ? n - (int)o : QNNC_Q8_NR;
+            __m128i v[4];
+            for (int e = 0; e < 4; ++e) {
+                if (!rows[e]) {
+                    v[e] = _mm_setzero_si128();
+                } else if (m == QNNC_Q8_NR) {
+                    v[e] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(rows[e] + o)), f);
+                } else {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+                    const __mmask16 k = (__mmask16)((1u << m) - 1u);
+                    v[e] = _mm_maskz_mov_epi8(k, _mm_xor_si128(_mm_maskz_loadu_epi8(k, rows[e] + o), f));
+#else
+                    uint8_t t[QNNC_Q8_NR] = {0};
+                    for (int c = 0; c < m; ++c) t[c] = (uint8_t)(rows[e][o + c] ^ flip);
+                    v[e] = _mm_loadu_si128((const __m128i *)t);
+#endif
+                }
+            }
+            const __m128i ab0 = _mm_unpacklo_epi8(v[0], v[1]), ab1 = _mm_unpackhi_epi8(v[0], v[1]);
+            const __m128i cd0 = _mm_unpacklo_epi8(v[2], v[3]), cd1 = _mm_unpackhi_epi8(v[2], v[3]);
             uint8_t *q = dst + p * pstride;
-            _mm_storeu_si128((__m128i *)q, _mm_xor_si128(_mm_unpacklo_epi16(ab0, cd0), f));
-            _mm_storeu_si128((__m128i *)(q + 16), _mm_xor_si128(_mm_unpackhi_epi16(ab0, cd0), f));
-            _mm_storeu_si128((__m128i *)(q + 32), _mm_xor_si128(_mm_unpacklo_epi16(ab1, cd1), f));
-            _mm_storeu_si128((__m128i *)(q + 48), _mm_xor_si128(_mm_unpackhi_epi16(ab1, cd1), f));
+            _mm_storeu_si128((__m128i *)q, _mm_unpacklo_epi16(ab0, cd0));
+            _mm_storeu_si128((__m128i *)(q + 16), _mm_unpackhi_epi16(ab0, cd0));
+            _mm_storeu_si128((__m128i *)(q + 32), _mm_unpacklo_epi16(ab1, cd1));
+            _mm_storeu_si128((__m128i *)(q + 48), _mm_unpackhi_epi16(ab1, cd1));
         }
     }
 #endif
