@@ -44,8 +44,8 @@ def packing_paths(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 CONVS = {
-    # direct 1x1: P = 3136 spans several chunks; P = 49 ends in a panel of one column (its own
-    # kernel on VNNI), with an odd count of k quads; odd K
+    # direct 1x1: P = 3136 spans several chunks; P = 49 ends in a panel of one column (on
+    # VNNI in the k loop of the panel before it), with an odd count of k quads; odd K
     "direct_chunks": dict(x=(1, 96, 56, 56), w=(40, 96, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
     "direct_tail": dict(x=(1, 33, 7, 7), w=(19, 33, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
     # last panels of at most 8 columns (the ymm tile on VNNI): P = 4 alone, P = 40 = 32 + 8
