@@ -308,12 +308,12 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile8_vnni(int K4, const int8_t *QNNC_RESTRICT
     for (int kq = 0; kq < K4; ++kq) {
         const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
         const __m256i b = _mm256_loadu_si256((const __m256i *)(B + kq * 4 * QNNC_Q8_NR));
-        c0 = _mm256_dpbusd_epi32(c0, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a)));
-        c1 = _mm256_dpbusd_epi32(c1, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a + 4)));
-        c2 = _mm256_dpbusd_epi32(c2, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a + 8)));
-        c3 = _mm256_dpbusd_epi32(c3, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a + 12)));
-        c4 = _mm256_dpbusd_epi32(c4, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a + 16)));
-        c5 = _mm256_dpbusd_epi32(c5, b, _mm512_castsi512_si256(qnnc_q8_bcast512(a + 20)));
+        c0 = _mm256_dpbusd_epi32(c0, b, qnnc_q8_bcast256(a));
+        c1 = _mm256_dpbusd_epi32(c1, b, qnnc_q8_bcast256(a + 4));
+        c2 = _mm256_dpbusd_epi32(c2, b, qnnc_q8_bcast256(a + 8));
+        c3 = _mm256_dpbusd_epi32(c3, b, qnnc_q8_bcast256(a + 12));
+        c4 = _mm256_dpbusd_epi32(c4, b, qnnc_q8_bcast256(a + 16));
+        c5 = _mm256_dpbusd_epi32(c5, b, qnnc_q8_bcast256(a + 20));
     }
     const __m256i acc[QNNC_Q8_MR] = {c0, c1, c2, c3, c4, c5};
     for (int i = 0; i < QNNC_Q8_MR; ++i) {
@@ -340,7 +340,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile1_vnni(int K4, const int8_t *QNNC_RESTRICT
                                             int32_t *QNNC_RESTRICT C) {
     __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0;
 #define QNNC_Q8U_COL1(c, q)                                                              \
-    c = _mm256_dpbusd_epi32(c, _mm512_castsi512_si256(qnnc_q8_bcast512(B + (q) * 4)), \
+    c = _mm256_dpbusd_epi32(c, qnnc_q8_bcast256(B + (q) * 4), \
                             _mm256_maskz_loadu_epi32(0x3F, A + (q) * 4 * QNNC_Q8_MR))
     int kq = 0;
     for (; kq + 4 <= K4; kq += 4) {
@@ -382,7 +382,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile17_vnni(int K4, const int8_t *QNNC_RESTRIC
         c3 = _mm512_dpbusd_epi32(c3, b, qnnc_q8_bcast512(a + 12));                      \
         c4 = _mm512_dpbusd_epi32(c4, b, qnnc_q8_bcast512(a + 16));                      \
         c5 = _mm512_dpbusd_epi32(c5, b, qnnc_q8_bcast512(a + 20));                      \
-        e = _mm256_dpbusd_epi32(e, _mm512_castsi512_si256(qnnc_q8_bcast512(col + (q) * 4)), \
+        e = _mm256_dpbusd_epi32(e, qnnc_q8_bcast256(col + (q) * 4), \
                                 _mm256_maskz_loadu_epi32(0x3F, a));                     \
     } while (0)
     int kq = 0;
