@@ -397,6 +397,43 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile17_vnni(int K4, const int8_t *QNNC_RESTRIC
     _mm256_storeu_si256((__m256i *)(C + 16 * QNNC_Q8_MR), _mm256_add_epi32(e0, e1));
 }
 
+/* A panel's 16 columns and the first 8 of the next (a chunk's last 17-24 columns, as 14x14
+ * maps leave them) in one k loop: each row's broadcast quad serves both, the 8 in ymm
+ * registers. Row r's 16 values land at C + 16r, the next 8 at C + 96 + 16r. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile24_vnni(int K4, const int8_t *QNNC_RESTRICT A,
+                                             const uint8_t *QNNC_RESTRICT B,
+                                             ptrdiff_t pstride, int32_t *QNNC_RESTRICT C) {
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    __m256i d0 = _mm256_setzero_si256(), d1 = d0, d2 = d0, d3 = d0, d4 = d0, d5 = d0;
+    for (int kq = 0; kq < K4; ++kq) {
+        const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+        _mm_prefetch((const char *)(a + QNNC_Q8U_AHEAD), _MM_HINT_T0);
+        const __m512i b = _mm512_loadu_si512((const void *)(B + kq * 4 * QNNC_Q8_NR));
+        const __m256i e =
+            _mm256_loadu_si256((const __m256i *)(B + pstride + kq * 4 * QNNC_Q8_NR));
+#define QNNC_Q8U_T24(c, d, o)                                        \
+    do {                                                             \
+        const __m512i w_ = qnnc_q8_bcast512(a + (o));                \
+        c = _mm512_dpbusd_epi32(c, b, w_);                           \
+        d = _mm256_dpbusd_epi32(d, e, _mm512_castsi512_si256(w_));   \
+    } while (0)
+        QNNC_Q8U_T24(c0, d0, 0);
+        QNNC_Q8U_T24(c1, d1, 4);
+        QNNC_Q8U_T24(c2, d2, 8);
+        QNNC_Q8U_T24(c3, d3, 12);
+        QNNC_Q8U_T24(c4, d4, 16);
+        QNNC_Q8U_T24(c5, d5, 20);
+#undef QNNC_Q8U_T24
+    }
+    const __m512i acc[QNNC_Q8_MR] = {c0, c1, c2, c3, c4, c5};
+    const __m256i tail[QNNC_Q8_MR] = {d0, d1, d2, d3, d4, d5};
+    for (int i = 0; i < QNNC_Q8_MR; ++i) {
+        _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
+        _mm512_storeu_si512((void *)(C + 16 * (QNNC_Q8_MR + i)),
+                            _mm512_zextsi256_si512(tail[i]));
+    }
+}
+
 /* acc += the u8 x s8 quad products of b and w (vpdpbusd), with acc tied to its register:
  * GCC 12 copies every accumulator of a 12-register k loop through another register (and
  * spills one) when the intrinsic is used, 24 moves per 12 multiplies. */
@@ -756,8 +793,9 @@ static inline void qnnc_q8u_tile_req(int K4, const int8_t *QNNC_RESTRICT A,
 
 /* Up to 32 columns: two adjacent panels (B, B + pstride) of one weight tile, stored at y and
  * y + 16; cols <= 16 reads the first panel only (the second may not exist). AVX-512 VNNI
- * runs both panels in one k loop (qnnc_q8u_tile2_vnni), and a last panel of at most 8
- * columns in ymm (qnnc_q8u_tile8_vnni); elsewhere it is two tiles. */
+ * runs both panels in one k loop (qnnc_q8u_tile2_vnni; a panel and 1 or up to 8 more
+ * columns in qnnc_q8u_tile17_vnni or qnnc_q8u_tile24_vnni), and at most 8 columns alone in
+ * ymm (qnnc_q8u_tile8_vnni); elsewhere it is two tiles. */
 static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
                                       const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
                                       const qnnc_q8_epilogue *ep, int ch0, int rows, int cols,
@@ -772,17 +810,20 @@ static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
         qnnc_q8_rows_store(one, ep, ch0, rows, 1, (uint8_t *)y + QNNC_Q8_NR, ldy);
         return;
     }
-    if (cols <= 8 || (cols > QNNC_Q8_NR && cols <= QNNC_Q8_NR + 8)) {
-        /* up to 8 columns in the panel they start: ymm alone, or after a 16-column tile;
-         * one column by the six rows' quads in a ymm register */
-        const int head = cols <= 8 ? 0 : QNNC_Q8_NR;
-        if (head) qnnc_q8u_tile_req(K4, A, B, ep, ch0, rows, QNNC_Q8_NR, y, ldy);
-        if (cols - head == 1)
-            qnnc_q8u_tile1_vnni(K4, A, B + (head ? pstride : 0), (int32_t *)acc);
+    if (cols > QNNC_Q8_NR && cols <= QNNC_Q8_NR + 8) {  /* a panel and up to 8: one k loop */
+        qnnc_q8u_tile24_vnni(K4, A, B, pstride, (int32_t *)acc);
+        qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, QNNC_Q8_NR, (uint8_t *)y, ldy);
+        qnnc_q8_rows_store((const int32_t *)acc + QNNC_Q8_NR * QNNC_Q8_MR, ep, ch0, rows,
+                           cols - QNNC_Q8_NR, (uint8_t *)y + QNNC_Q8_NR, ldy);
+        return;
+    }
+    if (cols <= 8) {
+        /* up to 8 columns alone: ymm; one column by the six rows' quads in a ymm register */
+        if (cols == 1)
+            qnnc_q8u_tile1_vnni(K4, A, B, (int32_t *)acc);
         else
-            qnnc_q8u_tile8_vnni(K4, A, B + (head ? pstride : 0), (int32_t *)acc);
-        qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, cols - head,
-                           (uint8_t *)y + head, ldy);
+            qnnc_q8u_tile8_vnni(K4, A, B, (int32_t *)acc);
+        qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
         return;
     }
 #endif
