@@ -939,6 +939,30 @@ static inline __m512i qnnc_qadd_lin16(const void *a, int sa, const void *b, int 
                                        _mm512_mullo_epi32(cb, q));
     return _mm512_min_epi32(_mm512_max_epi32(_mm512_sra_epi32(v, k), lo), hi);
 }
+
+/* 64 elements of the linear form from a + i and b + i, stored at y + i: the four registers
+ * of results narrowed by two packs and one dword permute (qnnc_q8u_rows2_bytes's), whose
+ * saturation is the clamp to the output type's range; clamp: [lo, hi] is narrower (a fused
+ * activation), clamped first. */
+static inline __attribute__((always_inline)) void qnnc_qadd_lin64(
+    const uint8_t *a, int sa, const uint8_t *b, int sb, uint8_t *y, int sy, __m512i p, __m512i q,
+    __m512i r, __m128i k, __m512i lo, __m512i hi, const int clamp) {
+    __m512i v[4];
+    for (int j = 0; j < 4; ++j) {
+        const __m128i pa = _mm_loadu_si128((const __m128i *)(a + 16 * j));
+        const __m128i pb = _mm_loadu_si128((const __m128i *)(b + 16 * j));
+        const __m512i ca = sa ? _mm512_cvtepi8_epi32(pa) : _mm512_cvtepu8_epi32(pa);
+        const __m512i cb = sb ? _mm512_cvtepi8_epi32(pb) : _mm512_cvtepu8_epi32(pb);
+        v[j] = _mm512_sra_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_mullo_epi32(ca, p), r),
+                                                 _mm512_mullo_epi32(cb, q)), k);
+        if (clamp) v[j] = _mm512_min_epi32(_mm512_max_epi32(v[j], lo), hi);
+    }
+    /* packs interleave by 128-bit lane: lane l holds elements 4l..4l+3 of each register */
+    const __m512i w0 = _mm512_packs_epi32(v[0], v[1]), w1 = _mm512_packs_epi32(v[2], v[3]);
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_si512((void *)y, _mm512_permutexvar_epi32(
+        order, sy ? _mm512_packs_epi16(w0, w1) : _mm512_packus_epi16(w0, w1)));
+}
 #endif
 
 QNNC_HOT void qnnc_qadd_lin_n(const void *a, int sa, const void *b, int sb, void *y, int sy,
@@ -955,6 +979,13 @@ QNNC_HOT void qnnc_qadd_lin_n(const void *a, int sa, const void *b, int sb, void
         const __m512i wr = _mm512_set1_epi32(r), wlo = _mm512_set1_epi32(lo);
         const __m512i whi = _mm512_set1_epi32(hi);
         const __m128i wk = _mm_cvtsi32_si128(k);
+        if (lo > (sy ? -128 : 0) || hi < (sy ? 127 : 255)) {
+            for (; i + 64 <= n; i += 64)
+                qnnc_qadd_lin64(ab + i, sa, bb + i, sb, yb + i, sy, wp, wq, wr, wk, wlo, whi, 1);
+        } else {
+            for (; i + 64 <= n; i += 64)
+                qnnc_qadd_lin64(ab + i, sa, bb + i, sb, yb + i, sy, wp, wq, wr, wk, wlo, whi, 0);
+        }
         for (; i + 16 <= n; i += 16) {
             const __m512i v = qnnc_qadd_lin16(ab + i, sa, bb + i, sb, wp, wq, wr, wk, wlo, whi);
             _mm_storeu_si128((__m128i *)(yb + i),
