@@ -80,7 +80,8 @@ static inline void qnnc_q8u_pack_quad(uint8_t *QNNC_RESTRICT dst, const void *r0
                 } else {
 #if defined(__AVX512BW__) && defined(__AVX512VL__)
                     const __mmask16 k = (__mmask16)((1u << m) - 1u);
-                    v[e] = _mm_maskz_mov_epi8(k, _mm_xor_si128(_mm_maskz_loadu_epi8(k, rows[e] + o), f));
+                    const __m128i raw = _mm_maskz_loadu_epi8(k, rows[e] + o);
+                    v[e] = _mm_maskz_mov_epi8(k, _mm_xor_si128(raw, f));
 #else
                     uint8_t t[QNNC_Q8_NR] = {0};
                     for (int c = 0; c < m; ++c) t[c] = (uint8_t)(rows[e][o + c] ^ flip);
@@ -359,7 +360,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile1_vnni(int K4, const int8_t *QNNC_RESTRICT
                             _mm512_zextsi128_si512(_mm_cvtsi32_si128(r[i])));
 }
 
-/* A panel's 16 columns and the one column after them (a 7x7 feature map's 49 = 2 x 16 +
+/* A panel's 16 columns and the one column after them (a 7x7 feature map's 49 = 32 +
  * 16 + 1) in one k loop: the panel at B as qnnc_q8u_tile_vnni takes it, and the column's
  * quads dense at col (qnnc_q8u_dense_col1) as qnnc_q8u_tile1_vnni takes them, its six rows'
  * sums in the lanes of two ymm chains (even and odd k quads). The column in a loop of its
