@@ -70,6 +70,7 @@ from benchmarks.common import (
 from benchmarks.corpus_feeds import CORPUS, fixed_model, timing_samples
 from benchmarks.int8_peak import PeakResult
 from compiler.api import DEFAULT_CALIB_METHOD, CompiledModel, compile_model, load_model
+from compiler.builds import host_threads
 from compiler.cli_profile import layer_profile, profile_text
 from compiler.examples import EXAMPLES, build_example
 from compiler.flops import node_cost
@@ -166,6 +167,9 @@ class ModelResult:
     sqnr_ort: float | None = None
     compile: CompileTimes | None = None
     profile: str = ""  # qnnc's per-layer profile at the first thread count (--profile)
+    # thread counts > 1 whose build is the one-thread module (compiler.builds.host_threads:
+    # no layer large enough to share out), so their speed-up measures only noise
+    one_thread: set[int] = field(default_factory=set)
 
     def row(self, threads: int) -> Row | None:
         return next((r for r in self.rows if r.threads == threads), None)
@@ -301,6 +305,8 @@ def bench_model(
         for t, fut in extra.items():
             try:
                 qnnc[t] = fut.result()
+                if host_threads([qnnc[t].graph], t) == 1:
+                    res.one_thread.add(t)
             except Exception as e:  # noqa: BLE001
                 res.notes.append(f"qnnc int8 with {t} threads n/a ({why(e)})")
     log(f"{name}: qnnc built ({time.perf_counter() - t0:.0f} s)")
@@ -476,7 +482,7 @@ def scaling_table(results: list[ModelResult], base: int, more: Sequence[int]) ->
     """Each runtime's speed-up from ``base`` threads to each of ``more`` (latency at base /
     latency at t), and which models qnnc runs slower with more threads or scales less
     than onnxruntime INT8 does."""
-    rows, slower, behind = [], [], []
+    rows, slower, behind, same = [], [], [], []
     for r in results:
         b = r.row(base)
         for t in more:
@@ -484,6 +490,10 @@ def scaling_table(results: list[ModelResult], base: int, more: Sequence[int]) ->
             if b is None or row is None:
                 continue
             q, o = ratio(b.qnnc_ms, row.qnnc_ms), ratio(b.ort_int8_ms, row.ort_int8_ms)
+            if t in r.one_thread and base == 1:  # the same module timed twice
+                rows.append([r.name, f"{base} -> {t}", f"{fmt(q)}*", fmt(o), fmt(row.load)])
+                same.append(f"{r.name} ({t})")
+                continue
             rows.append([r.name, f"{base} -> {t}", fmt(q), fmt(o), fmt(row.load)])
             if q is not None and q < 1.0:
                 slower.append(f"{r.name} ({t})")
@@ -494,6 +504,9 @@ def scaling_table(results: list[ModelResult], base: int, more: Sequence[int]) ->
              format_table(["model", "threads", "qnnc", "ORT int8", "load"], rows)]
     lines.append("qnnc slower with more threads: " + (", ".join(slower) or "none"))
     lines.append("qnnc scaling less than onnxruntime INT8: " + (", ".join(behind) or "none"))
+    if same:
+        lines.append("* built for one thread (no layer large enough to share out), so the same "
+                     "module as at 1 thread: " + ", ".join(same))
     return lines
 
 

@@ -115,6 +115,22 @@ def test_host_latency_summarises_every_thread_count_and_the_scaling() -> None:
     assert rows["c"][4:6] == ["1.60", "2.00"]
     assert "qnnc slower with more threads: b (2)" in text
     assert "qnnc scaling less than onnxruntime INT8: b (2), c (2)" in text
+    assert "built for one thread" not in text
+
+
+def test_host_latency_marks_a_one_thread_build_instead_of_calling_it_slower() -> None:
+    """A model built for one thread whatever --threads says times the same module twice:
+    its speed-up is marked and it is not listed as slower or behind onnxruntime."""
+    from benchmarks.host_latency import ModelResult, Row, report
+
+    res = [ModelResult("v", [Row(1, 1.0, 2.0, 3.0, 5), Row(2, 1.02, 2.0, 3.0, 5)],
+                       one_thread={2})]
+    text = report(res, None, (1, 2), "smoke")
+    (row,) = [line.split() for line in text.splitlines() if line.startswith("v ") and "->" in line]
+    assert row[4] == "0.98*"
+    assert "qnnc slower with more threads: none" in text
+    assert "qnnc scaling less than onnxruntime INT8: none" in text
+    assert "module as at 1 thread: v (2)" in text
 
 
 @needs_cc
