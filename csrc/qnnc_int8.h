@@ -1258,10 +1258,11 @@ static inline __m128i qnnc_q8_row_bytes(const int32_t *acc, int32_t m0, int n, i
 #endif
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-/* Whole rows without a table in the high-half form (every n >= 32), the common case of
+/* Rows without a table in the high-half form (every n >= 32), the common case of
  * qnnc_q8_rows_store, as a short loop: clamp and sgn are constants where it is inlined (one
- * copy per combination), and the output's constants stay in registers. Returns the first
- * row it did not store (a row with n = 31 is left to the general loop). */
+ * copy per combination), and the output's constants stay in registers. Each row's first
+ * cols columns are stored (a byte-masked store below 16: a chunk's last few). Returns the
+ * first row it did not store (a row with n = 31 is left to the general loop). */
 QNNC_HOT int qnnc_q8_rows_hi(const int32_t *acc, const int32_t *bias, const int32_t *m0,
                              const int8_t *nsh, int per_channel, int ch0, int rows, int cols,
                              int32_t zp, int32_t lo, int32_t hi, const int clamp,
