@@ -137,6 +137,15 @@ static inline void qnnc_q8u_store_runs(uint8_t *yr, __m256i bytes, const qnnc_q8
                                 bytes);
 }
 
+/* A row pair's 64 bytes (qnnc_q8u_rows2_bytes) stored by the step's runs: row r's 32 from
+ * y + r * ldy on, row r + 1's a row further (the names of the bodies that use it). */
+#define QNNC_Q8U_RUNS2(bytes, r)                                                           \
+    do {                                                                                 \
+        const __m512i b2_ = (bytes);                                                     \
+        qnnc_q8u_store_runs(y + (r) * ldy, _mm512_castsi512_si256(b2_), &runs);          \
+        qnnc_q8u_store_runs(y + ((r) + 1) * ldy, _mm512_extracti64x4_epi64(b2_, 1), &runs); \
+    } while (0)
+
 /* The k loop of one step: the weight tile at A (K4 quads, k as (c4, tap)) times the two
  * panels of every k quad kq, read from X (the step's first grid column: xq + 4q) plus
  * off[kq] bytes (c4 * PS plus the tap's offset), into c0-c5 and d0-d5 (QNNC_Q8U_ACC12). */
@@ -157,26 +166,13 @@ static inline __attribute__((always_inline)) void qnnc_q8u_implicit_hi_body(
     const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT xq, int K4, const int32_t *off,
     const qnnc_q8_epilogue *ep, int ch0, int q0, int q1, int OW, int WP, uint8_t *y,
     ptrdiff_t ldy, const int clamp, const int sgn) {
-    const int32_t *const m0 = ep->m0 + ch0;
-    const int8_t *const nsh = ep->nsh + ch0;
-    int64_t rbz[QNNC_Q8_MR];
-    qnnc_q8u_rbz6(ep, ch0, rbz);
-    const __m512i vlo = _mm512_set1_epi32(ep->lo), vhi = _mm512_set1_epi32(ep->hi);
+    qnnc_q8u_rq rq;
+    qnnc_q8u_rq_of(&rq, ep, ch0);
     for (int q = q0; q < q1; q += 32) {
         qnnc_q8u_runs runs;
         qnnc_q8u_runs_of(&runs, q, q1, OW, WP);
         QNNC_Q8U_IMPLICIT_K(A, xq + 4 * (ptrdiff_t)q, K4, off)
-#define QNNC_Q8U_IROWS2(c, d, e, f, r)                                                        \
-    do {                                                                                    \
-        const __m512i out_ = qnnc_q8u_rows2_bytes(c, d, e, f, m0 + (r), nsh + (r), rbz + (r),  \
-                                                  vlo, vhi, clamp, sgn);                    \
-        qnnc_q8u_store_runs(y + (r) * ldy, _mm512_castsi512_si256(out_), &runs);            \
-        qnnc_q8u_store_runs(y + ((r) + 1) * ldy, _mm512_extracti64x4_epi64(out_, 1), &runs); \
-    } while (0)
-        QNNC_Q8U_IROWS2(c0, d0, c1, d1, 0);
-        QNNC_Q8U_IROWS2(c2, d2, c3, d3, 2);
-        QNNC_Q8U_IROWS2(c4, d4, c5, d5, 4);
-#undef QNNC_Q8U_IROWS2
+        QNNC_Q8U_ROW_PAIRS(&rq, clamp, sgn, QNNC_Q8U_NO_MAP, QNNC_Q8U_RUNS2);
     }
 }
 
@@ -199,30 +195,17 @@ static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_implicit
     const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT xq, int K4, const int32_t *off,
     const qnnc_q8_epilogue *ep, int ch0, int q0, int q1, int OW, int WP, uint8_t *y,
     ptrdiff_t ldy, const int clamp, const int sgn) {
-    const int32_t *const m0 = ep->m0 + ch0;
-    const int8_t *const nsh = ep->nsh + ch0;
-    int64_t rbz[QNNC_Q8_MR];
-    qnnc_q8u_rbz6(ep, ch0, rbz);
-    const __m512i vlo = _mm512_set1_epi32(ep->lo), vhi = _mm512_set1_epi32(ep->hi);
+    qnnc_q8u_rq rq;
+    qnnc_q8u_rq_of(&rq, ep, ch0);
     const __m512i t[4] = {_mm512_loadu_si512(ep->lut), _mm512_loadu_si512(ep->lut + 64),
                           _mm512_loadu_si512(ep->lut + 128), _mm512_loadu_si512(ep->lut + 192)};
     for (int q = q0; q < q1; q += 32) {
         qnnc_q8u_runs runs;
         qnnc_q8u_runs_of(&runs, q, q1, OW, WP);
         QNNC_Q8U_IMPLICIT_K(A, xq + 4 * (ptrdiff_t)q, K4, off)
-#define QNNC_Q8U_ILUT2(c, d, e, f, r)                                                         \
-    do {                                                                                    \
-        const __m512i out_ = qnnc_lut64_vbmi(                                               \
-            qnnc_q8u_rows2_bytes(c, d, e, f, m0 + (r), nsh + (r), rbz + (r), vlo, vhi, clamp, \
-                                 sgn),                                                      \
-            t);                                                                             \
-        qnnc_q8u_store_runs(y + (r) * ldy, _mm512_castsi512_si256(out_), &runs);            \
-        qnnc_q8u_store_runs(y + ((r) + 1) * ldy, _mm512_extracti64x4_epi64(out_, 1), &runs); \
-    } while (0)
-        QNNC_Q8U_ILUT2(c0, d0, c1, d1, 0);
-        QNNC_Q8U_ILUT2(c2, d2, c3, d3, 2);
-        QNNC_Q8U_ILUT2(c4, d4, c5, d5, 4);
-#undef QNNC_Q8U_ILUT2
+#define QNNC_Q8U_LUT(x) qnnc_lut64_vbmi(x, t)
+        QNNC_Q8U_ROW_PAIRS(&rq, clamp, sgn, QNNC_Q8U_LUT, QNNC_Q8U_RUNS2);
+#undef QNNC_Q8U_LUT
     }
 }
 

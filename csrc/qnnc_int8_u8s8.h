@@ -300,8 +300,8 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_vnni(int K4, const int8_t *QNNC_RESTRICT 
 
 /* The first 8 columns of a panel in ymm registers, for a chunk's last few columns: on Zen 4
  * a ymm vpdpbusd issues at nearly twice the rate of a zmm one, so 8 columns cost about half
- * of 16 (a 7x7 feature map's 49 columns: three 16-column panels and one of these). Row r's
- * 8 values land at C + 16r, its other 8 are zero. */
+ * of 16 (a 14x14 feature map's 196 columns: twelve 16-column panels and one of these). Row
+ * r's 8 values land at C + 16r, its other 8 are zero. */
 QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile8_vnni(int K4, const int8_t *QNNC_RESTRICT A,
                                             const uint8_t *QNNC_RESTRICT B,
                                             int32_t *QNNC_RESTRICT C) {
@@ -529,35 +529,49 @@ static inline int64_t qnnc_q8u_rbz(const qnnc_q8_epilogue *ep, int ch) {
     return ep->rb[ch] + (int64_t)ep->zp * ((int64_t)1 << ep->nsh[ch]);
 }
 
-/* The six rows' terms from channel ch0 on, read once per call of a register epilogue. */
-static inline void qnnc_q8u_rbz6(const qnnc_q8_epilogue *ep, int ch0, int64_t *rbz) {
-    for (int r = 0; r < QNNC_Q8_MR; ++r) rbz[r] = qnnc_q8u_rbz(ep, ch0 + r);
+/* A register epilogue's constants for the six rows of channels ch0 .. ch0 + 5, read once per
+ * call: their multipliers and shifts, their rounding terms with the zero point in them
+ * (qnnc_q8u_rbz), and the fused activation's bounds. */
+typedef struct {
+    const int32_t *m0;
+    const int8_t *nsh;
+    int64_t rbz[QNNC_Q8_MR];
+    __m512i lo, hi;
+} qnnc_q8u_rq;
+
+static inline __attribute__((always_inline)) void qnnc_q8u_rq_of(
+    qnnc_q8u_rq *q, const qnnc_q8_epilogue *ep, int ch0) {
+    q->m0 = ep->m0 + ch0;
+    q->nsh = ep->nsh + ch0;
+    for (int r = 0; r < QNNC_Q8_MR; ++r) q->rbz[r] = qnnc_q8u_rbz(ep, ch0 + r);
+    q->lo = _mm512_set1_epi32(ep->lo);
+    q->hi = _mm512_set1_epi32(ep->hi);
 }
 
 /* One row's 16 accumulators in the high-half form with the zero point in rbz, clamped to
- * [vlo, vhi] where clamp (a fused activation's bounds). */
+ * [lo, hi] where clamp (a fused activation's bounds). */
 static inline __attribute__((always_inline)) __m512i qnnc_q8u_req16(
-    __m512i v, __m512i m, __m512i rbz, __m128i sh, __m512i vlo, __m512i vhi, const int clamp) {
+    __m512i v, __m512i m, __m512i rbz, __m128i sh, __m512i lo, __m512i hi, const int clamp) {
     const __m512i r = qnnc_q8_req16_hi(v, m, rbz, sh);
-    return clamp ? _mm512_min_epi32(_mm512_max_epi32(r, vlo), vhi) : r;
+    return clamp ? _mm512_min_epi32(_mm512_max_epi32(r, lo), hi) : r;
 }
 
 /* Rows r and r + 1 of a two-panel tile (c0, d0: row r's columns 0-15 and 16-31; c1, d1: row
  * r + 1's) requantised as 64 bytes, row r's 32 in the low half. Two packs narrow the four
  * registers with the output type's saturation (the clamp to its range), and one dword
  * permute puts back the column order the packs' 128-bit lanes interleave: 4 instructions for
- * 64 outputs, where converting each register (vpmovusdb after a max with 0) took 12.
- * m0, nsh: the rows' channels' (from row r on); rbz: their qnnc_q8u_rbz. */
+ * 64 outputs, where converting each register (vpmovusdb after a max with 0) took 12. */
 static inline __attribute__((always_inline)) __m512i qnnc_q8u_rows2_bytes(
-    __m512i c0, __m512i d0, __m512i c1, __m512i d1, const int32_t *m0, const int8_t *nsh,
-    const int64_t *rbz, __m512i vlo, __m512i vhi, const int clamp, const int sgn) {
-    const __m512i ma = _mm512_set1_epi32(m0[0]), mb = _mm512_set1_epi32(m0[1]);
-    const __m512i ra = _mm512_set1_epi64(rbz[0]), rb = _mm512_set1_epi64(rbz[1]);
-    const __m128i sa = _mm_cvtsi32_si128(nsh[0] - 32), sb = _mm_cvtsi32_si128(nsh[1] - 32);
-    const __m512i wa = _mm512_packs_epi32(qnnc_q8u_req16(c0, ma, ra, sa, vlo, vhi, clamp),
-                                          qnnc_q8u_req16(d0, ma, ra, sa, vlo, vhi, clamp));
-    const __m512i wb = _mm512_packs_epi32(qnnc_q8u_req16(c1, mb, rb, sb, vlo, vhi, clamp),
-                                          qnnc_q8u_req16(d1, mb, rb, sb, vlo, vhi, clamp));
+    __m512i c0, __m512i d0, __m512i c1, __m512i d1, const qnnc_q8u_rq *q, int r,
+    const int clamp, const int sgn) {
+    const __m512i ma = _mm512_set1_epi32(q->m0[r]), mb = _mm512_set1_epi32(q->m0[r + 1]);
+    const __m512i ra = _mm512_set1_epi64(q->rbz[r]), rb = _mm512_set1_epi64(q->rbz[r + 1]);
+    const __m128i sa = _mm_cvtsi32_si128(q->nsh[r] - 32);
+    const __m128i sb = _mm_cvtsi32_si128(q->nsh[r + 1] - 32);
+    const __m512i wa = _mm512_packs_epi32(qnnc_q8u_req16(c0, ma, ra, sa, q->lo, q->hi, clamp),
+                                          qnnc_q8u_req16(d0, ma, ra, sa, q->lo, q->hi, clamp));
+    const __m512i wb = _mm512_packs_epi32(qnnc_q8u_req16(c1, mb, rb, sb, q->lo, q->hi, clamp),
+                                          qnnc_q8u_req16(d1, mb, rb, sb, q->lo, q->hi, clamp));
     /* lane l of the packed bytes: row r's columns 4l..4l+3 and 16+4l..19+4l, then row
      * r + 1's: a 4 x 4 transpose of dwords */
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -565,28 +579,37 @@ static inline __attribute__((always_inline)) __m512i qnnc_q8u_rows2_bytes(
                                                : _mm512_packus_epi16(wa, wb));
 }
 
+/* The six rows of accumulators c0-c5 / d0-d5 requantised two by two: STORE2(bytes, r) with
+ * each pair's 64 bytes passed through MAP (the identity, or an epilogue table's lookup). */
+#define QNNC_Q8U_NO_MAP(x) (x)
+#define QNNC_Q8U_ROW_PAIRS(q, clamp, sgn, MAP, STORE2)                                   \
+    do {                                                                                \
+        STORE2(MAP(qnnc_q8u_rows2_bytes(c0, d0, c1, d1, q, 0, clamp, sgn)), 0);          \
+        STORE2(MAP(qnnc_q8u_rows2_bytes(c2, d2, c3, d3, q, 2, clamp, sgn)), 2);          \
+        STORE2(MAP(qnnc_q8u_rows2_bytes(c4, d4, c5, d5, q, 4, clamp, sgn)), 4);          \
+    } while (0)
+
+/* A row pair's 64 bytes stored whole: row r's 32 at y + r * ldy, row r + 1's after ldy. */
+static inline __attribute__((always_inline)) void qnnc_q8u_store2(uint8_t *y, ptrdiff_t ldy,
+                                                                  __m512i bytes) {
+    _mm256_storeu_si256((__m256i *)y, _mm512_castsi512_si256(bytes));
+    _mm256_storeu_si256((__m256i *)(y + ldy), _mm512_extracti64x4_epi64(bytes, 1));
+}
+
 /* The two-panel k loop over `pairs` panel pairs from B on, each pair's 12 accumulators
  * requantised where they are and each row stored as 32 bytes at y + r * ldy (clamp and sgn
  * are constants where it is inlined; per-channel epilogues). */
 static inline __attribute__((always_inline)) void qnnc_q8u_tile2_st_body(
     int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
-    const int32_t *m0, const int8_t *nsh, const int64_t *rbz, int32_t lo, int32_t hi,
-    const int clamp, const int sgn, uint8_t *y, ptrdiff_t ldy, int pairs) {
-    const __m512i vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
+    const qnnc_q8_epilogue *ep, int ch0, const int clamp, const int sgn, uint8_t *y,
+    ptrdiff_t ldy, int pairs) {
+    qnnc_q8u_rq q;
+    qnnc_q8u_rq_of(&q, ep, ch0);
     for (int pair = 0; pair < pairs; ++pair, B += 2 * pstride, y += 2 * QNNC_Q8_NR) {
         QNNC_Q8U_TWO_PANELS(K4, A, B, pstride)
-#define QNNC_Q8U_ROWS2(c, d, e, f, r)                                                        \
-    do {                                                                                   \
-        const __m512i out_ = qnnc_q8u_rows2_bytes(c, d, e, f, m0 + (r), nsh + (r), rbz + (r), \
-                                                  vlo, vhi, clamp, sgn);                   \
-        _mm256_storeu_si256((__m256i *)(y + (r) * ldy), _mm512_castsi512_si256(out_));      \
-        _mm256_storeu_si256((__m256i *)(y + ((r) + 1) * ldy),                               \
-                            _mm512_extracti64x4_epi64(out_, 1));                           \
-    } while (0)
-        QNNC_Q8U_ROWS2(c0, d0, c1, d1, 0);
-        QNNC_Q8U_ROWS2(c2, d2, c3, d3, 2);
-        QNNC_Q8U_ROWS2(c4, d4, c5, d5, 4);
-#undef QNNC_Q8U_ROWS2
+#define QNNC_Q8U_ST2(bytes, r) qnnc_q8u_store2(y + (r) * ldy, ldy, bytes)
+        QNNC_Q8U_ROW_PAIRS(&q, clamp, sgn, QNNC_Q8U_NO_MAP, QNNC_Q8U_ST2);
+#undef QNNC_Q8U_ST2
     }
 }
 
@@ -599,12 +622,8 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_st_vnni(int K4, const int8_t *QNNC_RESTR
                                                const uint8_t *QNNC_RESTRICT B,
                                                ptrdiff_t pstride, const qnnc_q8_epilogue *ep,
                                                int ch0, uint8_t *y, ptrdiff_t ldy, int pairs) {
-    int64_t rbz[QNNC_Q8_MR];
-    qnnc_q8u_rbz6(ep, ch0, rbz);
-    const int32_t lo = ep->lo, hi = ep->hi;
-#define QNNC_Q8U_ST(cl, sg)                                                                 \
-    qnnc_q8u_tile2_st_body(K4, A, B, pstride, ep->m0 + ch0, ep->nsh + ch0, rbz, lo, hi, cl, sg, \
-                           y, ldy, pairs)
+#define QNNC_Q8U_ST(cl, sg) \
+    qnnc_q8u_tile2_st_body(K4, A, B, pstride, ep, ch0, cl, sg, y, ldy, pairs)
     QNNC_Q8U_BY_FLAGS(qnnc_q8_clamps(ep), ep->sgn, QNNC_Q8U_ST);
 #undef QNNC_Q8U_ST
 }
@@ -632,29 +651,17 @@ static QNNC_VBMI_FN inline __attribute__((always_inline)) void qnnc_q8u_tile2_lu
     int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
     const qnnc_q8_epilogue *ep, int ch0, const int clamp, const int sgn, uint8_t *y,
     ptrdiff_t ldy, int pairs) {
-    const int32_t *const m0 = ep->m0 + ch0;
-    const int8_t *const nsh = ep->nsh + ch0;
-    int64_t rbz[QNNC_Q8_MR];
-    qnnc_q8u_rbz6(ep, ch0, rbz);
-    const __m512i vlo = _mm512_set1_epi32(ep->lo), vhi = _mm512_set1_epi32(ep->hi);
+    qnnc_q8u_rq q;
+    qnnc_q8u_rq_of(&q, ep, ch0);
     const __m512i t[4] = {_mm512_loadu_si512(ep->lut), _mm512_loadu_si512(ep->lut + 64),
                           _mm512_loadu_si512(ep->lut + 128), _mm512_loadu_si512(ep->lut + 192)};
     for (int pair = 0; pair < pairs; ++pair, B += 2 * pstride, y += 2 * QNNC_Q8_NR) {
         QNNC_Q8U_TWO_PANELS(K4, A, B, pstride)
-#define QNNC_Q8U_LUT2(c, d, e, f, r)                                                          \
-    do {                                                                                    \
-        const __m512i out_ = qnnc_lut64_vbmi(                                               \
-            qnnc_q8u_rows2_bytes(c, d, e, f, m0 + (r), nsh + (r), rbz + (r), vlo, vhi, clamp, \
-                                 sgn),                                                      \
-            t);                                                                             \
-        _mm256_storeu_si256((__m256i *)(y + (r) * ldy), _mm512_castsi512_si256(out_));       \
-        _mm256_storeu_si256((__m256i *)(y + ((r) + 1) * ldy),                                \
-                            _mm512_extracti64x4_epi64(out_, 1));                            \
-    } while (0)
-        QNNC_Q8U_LUT2(c0, d0, c1, d1, 0);
-        QNNC_Q8U_LUT2(c2, d2, c3, d3, 2);
-        QNNC_Q8U_LUT2(c4, d4, c5, d5, 4);
-#undef QNNC_Q8U_LUT2
+#define QNNC_Q8U_LUT(x) qnnc_lut64_vbmi(x, t)
+#define QNNC_Q8U_ST2(bytes, r) qnnc_q8u_store2(y + (r) * ldy, ldy, bytes)
+        QNNC_Q8U_ROW_PAIRS(&q, clamp, sgn, QNNC_Q8U_LUT, QNNC_Q8U_ST2);
+#undef QNNC_Q8U_ST2
+#undef QNNC_Q8U_LUT
     }
 }
 
