@@ -57,6 +57,7 @@ from targets.c.q8_gemm import (
     int8_codes,
     kernel_codes,
     pack_weights,
+    panel_cols,
     paren,
     per_thread,
     pick_layout,
@@ -312,7 +313,7 @@ def qconv(ctx: LayerCtx) -> str:
         f"{el} *bp = ({el} *)((char *)scratch + (ptrdiff_t)QNNC_THREAD_ID() * "
         f"{per_thread(gemm_scratch(k2, nc))});"]
     if not _direct(d) and not (layout is QUADS and pp is not None and _im2quad(d)):
-        slot.append(f"uint8_t *ra = (uint8_t *)(bp + {layout.group * k2 * nc})"
+        slot.append(f"uint8_t *ra = (uint8_t *)(bp + {layout.group * k2 * panel_cols(nc)})"
                     + (";" if layout is QUADS else f", *rb = ra + {nc};"))
     # one group's zero-padded planes, after the chunks' scratch, shared by every thread
     pad = [] if pp is None else [

@@ -43,6 +43,7 @@ L2_BUDGET = 256 * 1024  # bytes of packed activations per chunk
 I32 = 2**31
 
 
+SPLIT_STEP = 8  # columns: chunks shared out among threads are a multiple of it
 MIN_PANELS = 4  # panels per chunk however long K is: each weight tile serves this many
 
 
@@ -154,10 +155,16 @@ def chunks(total: int, size: int, body: Callable[[Expr], list[str]],
         f"const int np = (nc + {NR - 1}) / {NR};", *body(p0)])
 
 
+def panel_cols(nc: int) -> int:
+    """Columns of a chunk's packed panels: ``nc`` rounded up to whole panels (a partial last
+    panel is packed full width, padded)."""
+    return -(-nc // NR) * NR
+
+
 def gemm_scratch(k2: int, nc: int) -> int:
     """Bytes of one chunk's scratch: its packed panels, the im2col rows, and 64 bytes past
     them for the 16-byte row moves of qnnc_q8_im2row_padded."""
-    return (k2 * 2 * nc + 2 * nc) * 2 + 64
+    return (k2 * 2 * panel_cols(nc) + 2 * nc) * 2 + 64
 
 
 def per_thread(nbytes: int) -> int:
@@ -168,15 +175,19 @@ def per_thread(nbytes: int) -> int:
 def split_columns(k2: int, cols: int, threads: int) -> int | None:
     """Columns per chunk when the chunks themselves are shared out among ``threads`` (each
     thread packs its own and runs every weight tile over it, in its own scratch slice): as
-    chunk_size allows, but a multiple of ``threads`` chunks of equal size, so no thread
-    waits for another; None when that leaves chunks under MIN_PANELS panels (a small
-    plane: the weight tiles are shared out instead, after one packing)."""
+    chunk_size allows, but a multiple of ``threads`` chunks of about equal size, so no
+    thread waits long for another; None when that leaves chunks under MIN_PANELS panels (a
+    small plane: the weight tiles are shared out instead, after one packing).
+
+    The size is a multiple of SPLIT_STEP columns, not of a whole panel: a chunk's last half
+    panel runs in the tile that takes a panel and up to 8 more columns, so a 13x13 plane's
+    169 columns go 88 + 81 (the slower thread's share 5.5 panels) instead of 96 + 73 (6)."""
     if threads <= 1:
         return None
     count = -(-cols // chunk_size(k2, cols))
     count = -(-count // threads) * threads
     share = -(-cols // count)
-    size = -(-share // NR) * NR
+    size = -(-share // SPLIT_STEP) * SPLIT_STEP
     return size if size >= MIN_PANELS * NR else None
 
 
