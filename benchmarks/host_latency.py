@@ -448,8 +448,9 @@ def report(results: list[ModelResult], peak: PeakResult | None, threads: Sequenc
 
     for t in threads:
         out.append(summary_line(results, t))
-    if len(threads) > 1:
-        out += ["", *scaling_table(results, threads[0], threads[1:])]
+    if len(set(threads)) > 1:  # from the fewest threads, in whatever order they were given
+        base = min(threads)
+        out += ["", *scaling_table(results, base, sorted({t for t in threads if t > base}))]
 
     t1 = threads[0]
     out += ["", *gops_table(results, peak, t1, quads)]

@@ -116,6 +116,10 @@ def test_host_latency_summarises_every_thread_count_and_the_scaling() -> None:
     assert "qnnc slower with more threads: b (2)" in text
     assert "qnnc scaling less than onnxruntime INT8: b (2), c (2)" in text
     assert "built for one thread" not in text
+    # --threads 2,1 (a profile at 2 threads): the speed-ups still go from 1 thread to 2
+    down = report(res, None, (2, 1), "smoke")
+    assert "Speed-up from 1 thread(s)" in down and "2 -> 1" not in down
+    assert "qnnc slower with more threads: b (2)" in down
 
 
 def test_host_latency_marks_a_one_thread_build_instead_of_calling_it_slower() -> None:
