@@ -6,17 +6,19 @@ whose core is taken).
     python -m benchmarks.threads_under_load                       # one busy core
     python -m benchmarks.threads_under_load --busy 0              # quiet, for comparison
     python -m benchmarks.threads_under_load --models squeezenet --runs 600 --busy 2
+    python -m benchmarks.threads_under_load --busy 0 --gap-ms 20 --full-team
 
-Each model (an example model, or a trained corpus model at host_latency's shape and
-inputs) is compiled once to INT8 (8 calibration samples, qnnc's defaults) and built for 1
-and for 2 threads. Both builds are warmed up (the two-thread build past its per-run team's
-trials: csrc/qnnc_runtime.h), then ``--busy`` processes spinning in a Python loop start, and
-the two builds run in alternation, ``--gap-ms`` apart (a served model waits for requests
-between runs), ``--runs`` times each. Every run is timed; nothing is dropped. Goal: the
-two-thread build no slower than the one-thread build, in median and in mean, with a busy
-core. The script says when the machine was already loaded before it started (then the
-cores were busier than ``--busy`` says). These are measurements for reports, not test
-assertions.
+Each model (an example model, or a trained corpus model at host_latency's shape and inputs)
+is compiled once to INT8 (8 calibration samples, qnnc's defaults) and built for 1 and for 2
+threads. Both builds are warmed up (the two-thread build past its per-run team's trials:
+csrc/qnnc_runtime.h), then ``--busy`` processes spinning in a Python loop start, and the two
+builds run in alternation, ``--gap-ms`` apart (a served model waits for requests between
+runs), ``--runs`` times each. Every run is timed; nothing is dropped. Goal: the two-thread
+build no slower than the one-thread build, in median and in mean, with a busy core.
+``--full-team`` keeps the two-thread build's full team on every run
+(QNNC_ADAPTIVE_THREADS=0), to show what the per-run team protects against. The script says
+when the machine was already loaded before it started (then the cores were busier than
+``--busy`` says). These are measurements for reports, not test assertions.
 """
 
 from __future__ import annotations
@@ -80,9 +82,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--runs", type=int, default=300, help="timed runs of each build")
     ap.add_argument("--busy", type=int, default=1, help="spinning processes (default 1)")
     ap.add_argument("--gap-ms", type=float, default=5.0, help="pause before each run")
+    ap.add_argument("--full-team", action="store_true",
+                    help="the two-thread build runs every run with both threads (no per-run "
+                         "team choice)")
     args = ap.parse_args(argv)
     if args.runs < 1 or args.busy < 0 or args.gap_ms < 0:
         ap.error("--runs must be at least 1, --busy and --gap-ms not negative")
+    if args.full_team:  # read by each build at its first run
+        os.environ["QNNC_ADAPTIVE_THREADS"] = "0"
     rows, ratios = [], []
     before, start_load = machine_line(), load_average()
     with tempfile.TemporaryDirectory(prefix="qnnc-load-") as cache:
@@ -108,8 +115,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                            f"{ms[2].mean() / ms[1].mean():.3f}"])
             log(f"{name}: done")
     print(before)
+    team = ", full team on every run" if args.full_team else ""
     print(f"{args.busy} busy process(es), {args.runs} runs per build, {args.gap_ms:g} ms "
-          f"apart; collapse = a run over {COLLAPSE:g} x the one-thread build's median")
+          f"apart{team}; collapse = a run over {COLLAPSE:g} x the one-thread build's median")
     print(format_table(["model", "threads", "median ms", "mean ms", "p99 ms", "max ms",
                         "collapses", "load"], rows))
     print()

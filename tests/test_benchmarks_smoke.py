@@ -290,3 +290,27 @@ def test_host_latency_times_every_thread_count_in_the_same_rounds() -> None:
     assert [r.threads for r in res.rows] == [1, 2]
     assert all(r.rounds == 3 and r.qnnc_ms is not None and r.ort_int8_ms is not None
                for r in res.rows)
+
+
+@needs_cc
+def test_omp_wake_prints_a_row_per_spin_count_and_pause(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The OpenMP wake-up program builds, runs once per spin count and reports every pause
+    with a delay in microseconds (no bound on it: the numbers are for reports)."""
+    from benchmarks.omp_wake import main
+
+    main(["--spins", "0,300000", "--gaps-ms", "0,1", "--runs", "3"])
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines()
+            if ln[:1].isdigit()]
+    assert [(r[0], r[-3]) for r in rows] == [("0", "0"), ("0", "1"), ("300000", "0"),
+                                             ("300000", "1")]
+    assert "(qnnc)" in " ".join(rows[2])
+    assert all(float(r[-2]) >= 0 and float(r[-1]) >= float(r[-2]) for r in rows)
+
+
+def test_omp_wake_refuses_bad_arguments() -> None:
+    from benchmarks.omp_wake import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--spins", "x"])
+    assert e.value.code == 2
