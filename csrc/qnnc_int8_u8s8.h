@@ -267,6 +267,50 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_few_avx2(int K4, const int8_t *QNNC_RESTR
     const __m256i acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
     for (int i = 0; i < (rows4 ? 8 : 4); ++i) _mm256_storeu_si256((__m256i *)(C + 8 * i), acc[i]);
 }
+
+/* A packed panel's first column's quads moved to the panel's start, dense (quad kq at
+ * 4kq), for the one-column tiles (qnnc_q8u_tile1_avx2, qnnc_q8u_tile1_vnni): the emitter
+ * does this once per chunk whose last panel holds one column, after packing it (in place:
+ * quad kq's bytes go to or before where they were). */
+static inline void qnnc_q8u_dense_col1(uint8_t *panel, int K4) {
+    for (int kq = 1; kq < K4; ++kq) memcpy(panel + 4 * kq, panel + 4 * QNNC_Q8_NR * kq, 4);
+}
+
+/* The one column of a chunk's last panel when that panel holds one column (a 7x7 feature
+ * map's 49 = 3 x 16 + 1), its quads dense (qnnc_q8u_dense_col1), where a 16-column tile
+ * would spend a whole panel's products on it: per k quad, the six rows' weight quads (24
+ * bytes; lanes 6 and 7 masked off) against the column's quad broadcast, vpmaddubsw then
+ * vpmaddwd by ones, so lane r is row r's sum. The byte pairs are the tile's (bytes 0-1 and
+ * 2-3 of a row's quad), so weights within the pair rule stay exact. Four chains of k quads;
+ * row r's value lands at C + 16r, the rest of its row zero. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile1_avx2(int K4, const int8_t *QNNC_RESTRICT A,
+                                            const uint8_t *QNNC_RESTRICT B,
+                                            int32_t *QNNC_RESTRICT C) {
+    const __m256i ones = _mm256_set1_epi16(1), six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1,
+                                                                         0, 0);
+    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0;
+#define QNNC_Q8U_COL1A(c, q)                                                              \
+    c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(                       \
+            qnnc_q8u_quad((const int8_t *)B + (q) * 4),                                    \
+            _mm256_maskload_epi32((const int *)(A + (q) * 4 * QNNC_Q8_MR), six)), ones))
+    int kq = 0;
+    for (; kq + 4 <= K4; kq += 4) {
+        QNNC_Q8U_COL1A(c0, kq);
+        QNNC_Q8U_COL1A(c1, kq + 1);
+        QNNC_Q8U_COL1A(c2, kq + 2);
+        QNNC_Q8U_COL1A(c3, kq + 3);
+    }
+    for (; kq < K4; ++kq) QNNC_Q8U_COL1A(c0, kq);
+#undef QNNC_Q8U_COL1A
+    int32_t r[8];
+    _mm256_storeu_si256((__m256i *)r,
+                        _mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)));
+    for (int i = 0; i < QNNC_Q8_MR; ++i) {
+        _mm256_storeu_si256((__m256i *)(C + QNNC_Q8_NR * i), _mm256_setr_epi32(r[i], 0, 0, 0,
+                                                                                0, 0, 0, 0));
+        _mm256_storeu_si256((__m256i *)(C + QNNC_Q8_NR * i + 8), _mm256_setzero_si256());
+    }
+}
 #endif
 
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
@@ -321,13 +365,6 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile8_vnni(int K4, const int8_t *QNNC_RESTRICT
         _mm256_storeu_si256((__m256i *)(C + 16 * i), acc[i]);
         _mm256_storeu_si256((__m256i *)(C + 16 * i + 8), _mm256_setzero_si256());
     }
-}
-
-/* A packed panel's first column's quads moved to the panel's start, dense (quad kq at
- * 4kq), for qnnc_q8u_tile1_vnni: the emitter does this once per chunk whose last panel holds
- * one column, after packing it (in place: quad kq's bytes go to or before where they were). */
-static inline void qnnc_q8u_dense_col1(uint8_t *panel, int K4) {
-    for (int kq = 1; kq < K4; ++kq) memcpy(panel + 4 * kq, panel + 4 * QNNC_Q8_NR * kq, 4);
 }
 
 /* The one column of a chunk's last panel when that panel holds one column (a 7x7 feature
@@ -724,11 +761,10 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_few_vnni(int K4, const int8_t *QNNC_REST
 /* the u8 tile is exact for any int8 weights (the emitter may then skip the pair rule) */
 #define QNNC_Q8U_ANY_WEIGHTS 1
 #elif defined(__AVX2__)
-/* the one-column panel keeps its packed layout: only qnnc_q8u_tile1_vnni reads it dense */
-static inline void qnnc_q8u_dense_col1(uint8_t *panel, int K4) { (void)panel, (void)K4; }
 #define qnnc_q8u_tile qnnc_q8u_tile_avx2
 #define QNNC_Q8U_ANY_WEIGHTS 0
 #else
+/* the one-column panel keeps its packed layout: only the AVX2 and VNNI tiles read it dense */
 static inline void qnnc_q8u_dense_col1(uint8_t *panel, int K4) { (void)panel, (void)K4; }
 #define qnnc_q8u_tile qnnc_q8u_tile_c
 #define QNNC_Q8U_ANY_WEIGHTS 1
@@ -832,6 +868,14 @@ static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
         else
             qnnc_q8u_tile8_vnni(K4, A, B, (int32_t *)acc);
         qnnc_q8_rows_store((const int32_t *)acc, ep, ch0, rows, cols, (uint8_t *)y, ldy);
+        return;
+    }
+#elif defined(__AVX2__)
+    if (cols == 1 || cols == QNNC_Q8_NR + 1) {  /* a panel holding one column, dense */
+        int32_t one[QNNC_Q8_MR * QNNC_Q8_NR];
+        if (cols > 1) qnnc_q8u_tile_req(K4, A, B, ep, ch0, rows, QNNC_Q8_NR, y, ldy);
+        qnnc_q8u_tile1_avx2(K4, A, cols > 1 ? B + pstride : B, one);
+        qnnc_q8_rows_store(one, ep, ch0, rows, 1, (uint8_t *)y + (cols - 1), ldy);
         return;
     }
 #endif

@@ -369,6 +369,6 @@ def fused_tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, ch0:
     if layout is not QUADS:
         return tiles(ctx, mt, tile, threaded)
     # a last panel of one column (a 7x7 map's 49th) is read by a kernel of its own, which
-    # takes its quads dense (a no-op below AVX-512 VNNI)
+    # takes its quads dense (a no-op without AVX2)
     dense = f"if (nc % {NR} == 1) qnnc_q8u_dense_col1(bp + (np - 1) * {layout.panel(k2)}, {k2});"
     return [dense, *tiles(ctx, mt, tile, threaded)]
