@@ -268,6 +268,35 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_few_avx2(int K4, const int8_t *QNNC_RESTR
     for (int i = 0; i < (rows4 ? 8 : 4); ++i) _mm256_storeu_si256((__m256i *)(C + 8 * i), acc[i]);
 }
 
+/* The first 8 columns of a panel (a chunk's last 2-8, e.g. a 14x14 map's 196 = 12 x 16 + 4),
+ * where a 16-column tile would spend a whole panel's products on them: qnnc_q8u_tile_avx2's
+ * k loop on the panel's first half only. Row r's columns 0-7 at C + 16r, 8-15 zero. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile8_avx2(int K4, const int8_t *QNNC_RESTRICT A,
+                                            const uint8_t *QNNC_RESTRICT B,
+                                            int32_t *QNNC_RESTRICT C) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+#define QNNC_Q8U_ROW8(c, r)                                                               \
+    c = _mm256_add_epi32(                                                                 \
+        c, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, qnnc_q8u_quad(a + 4 * (r))), ones))
+    for (int kq = 0; kq < K4; ++kq) {
+        const int8_t *a = A + kq * 4 * QNNC_Q8_MR;
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(B + kq * 4 * QNNC_Q8_NR));
+        QNNC_Q8U_ROW8(c0, 0);
+        QNNC_Q8U_ROW8(c1, 1);
+        QNNC_Q8U_ROW8(c2, 2);
+        QNNC_Q8U_ROW8(c3, 3);
+        QNNC_Q8U_ROW8(c4, 4);
+        QNNC_Q8U_ROW8(c5, 5);
+    }
+#undef QNNC_Q8U_ROW8
+    const __m256i acc[QNNC_Q8_MR] = {c0, c1, c2, c3, c4, c5};
+    for (int i = 0; i < QNNC_Q8_MR; ++i) {
+        _mm256_storeu_si256((__m256i *)(C + QNNC_Q8_NR * i), acc[i]);
+        _mm256_storeu_si256((__m256i *)(C + QNNC_Q8_NR * i + 8), _mm256_setzero_si256());
+    }
+}
+
 /* A packed panel's first column's quads moved to the panel's start, dense (quad kq at
  * 4kq), for the one-column tiles (qnnc_q8u_tile1_avx2, qnnc_q8u_tile1_vnni): the emitter
  * does this once per chunk whose last panel holds one column, after packing it (in place:
@@ -871,11 +900,17 @@ static inline void qnnc_q8u_tile2_req(int K4, const int8_t *QNNC_RESTRICT A,
         return;
     }
 #elif defined(__AVX2__)
-    if (cols == 1 || cols == QNNC_Q8_NR + 1) {  /* a panel holding one column, dense */
-        int32_t one[QNNC_Q8_MR * QNNC_Q8_NR];
-        if (cols > 1) qnnc_q8u_tile_req(K4, A, B, ep, ch0, rows, QNNC_Q8_NR, y, ldy);
-        qnnc_q8u_tile1_avx2(K4, A, cols > 1 ? B + pstride : B, one);
-        qnnc_q8_rows_store(one, ep, ch0, rows, 1, (uint8_t *)y + (cols - 1), ldy);
+    if (cols <= 8 || (cols > QNNC_Q8_NR && cols <= QNNC_Q8_NR + 8)) {
+        /* a last panel of at most 8 columns: one column (its quads dense) or up to 8 */
+        const int last = cols > QNNC_Q8_NR ? cols - QNNC_Q8_NR : cols;
+        const uint8_t *p = cols > QNNC_Q8_NR ? B + pstride : B;
+        int32_t part[QNNC_Q8_MR * QNNC_Q8_NR];
+        if (cols > QNNC_Q8_NR) qnnc_q8u_tile_req(K4, A, B, ep, ch0, rows, QNNC_Q8_NR, y, ldy);
+        if (last == 1)
+            qnnc_q8u_tile1_avx2(K4, A, p, part);
+        else
+            qnnc_q8u_tile8_avx2(K4, A, p, part);
+        qnnc_q8_rows_store(part, ep, ch0, rows, last, (uint8_t *)y + (cols - last), ldy);
         return;
     }
 #endif

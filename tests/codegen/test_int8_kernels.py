@@ -51,6 +51,8 @@ CONVS = {
     # last panels of at most 8 columns (the ymm tile on VNNI): P = 4 alone, P = 40 = 32 + 8
     "tail_4": dict(x=(1, 16, 2, 2), w=(7, 16, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
     "tail_8": dict(x=(1, 12, 5, 8), w=(13, 12, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
+    # P = 20 = 16 + 4: a panel and a few columns (one k loop on VNNI, two tiles on AVX2)
+    "tail_20": dict(x=(1, 10, 4, 5), w=(9, 10, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
     # P = 33 = 32 + 1: a pair of panels, then a panel of one column alone
     "tail_1": dict(x=(1, 21, 3, 11), w=(11, 21, 1, 1), s=[1, 1], p=[0, 0, 0, 0]),
     # stride 2: 1x1 (downsampling shortcut) and 3x3 with padding, OW >= 17 for the SIMD gather
