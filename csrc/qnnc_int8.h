@@ -965,6 +965,35 @@ static inline __attribute__((always_inline)) void qnnc_qadd_lin64(
 }
 #endif
 
+#if defined(__AVX2__)
+/* 32 elements of the linear form from a + i and b + i, stored at y + i, in ymm registers:
+ * qnnc_qadd_lin64's narrowing (two packs whose saturation is the clamp to the output type,
+ * and one dword permute), with [lo, hi] clamped first where it is narrower (clamp). */
+static inline __attribute__((always_inline)) void qnnc_qadd_lin32(
+    const uint8_t *a, int sa, const uint8_t *b, int sb, uint8_t *y, int sy, __m256i p, __m256i q,
+    __m256i r, __m128i k, __m256i lo, __m256i hi, const int clamp) {
+    __m256i v[4];
+    const __m256i la = _mm256_loadu_si256((const __m256i *)a);
+    const __m256i lb = _mm256_loadu_si256((const __m256i *)b);
+    const __m128i ha[2] = {_mm256_castsi256_si128(la), _mm256_extracti128_si256(la, 1)};
+    const __m128i hb[2] = {_mm256_castsi256_si128(lb), _mm256_extracti128_si256(lb, 1)};
+    for (int j = 0; j < 4; ++j) {
+        const __m128i pa = j & 1 ? _mm_unpackhi_epi64(ha[j >> 1], ha[j >> 1]) : ha[j >> 1];
+        const __m128i pb = j & 1 ? _mm_unpackhi_epi64(hb[j >> 1], hb[j >> 1]) : hb[j >> 1];
+        const __m256i ca = sa ? _mm256_cvtepi8_epi32(pa) : _mm256_cvtepu8_epi32(pa);
+        const __m256i cb = sb ? _mm256_cvtepi8_epi32(pb) : _mm256_cvtepu8_epi32(pb);
+        v[j] = _mm256_sra_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(ca, p), r),
+                                                 _mm256_mullo_epi32(cb, q)), k);
+        if (clamp) v[j] = _mm256_min_epi32(_mm256_max_epi32(v[j], lo), hi);
+    }
+    /* packs interleave by 128-bit lane: lane l holds elements 4l..4l+3 of each register */
+    const __m256i w0 = _mm256_packs_epi32(v[0], v[1]), w1 = _mm256_packs_epi32(v[2], v[3]);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    _mm256_storeu_si256((__m256i *)y, _mm256_permutevar8x32_epi32(
+        sy ? _mm256_packs_epi16(w0, w1) : _mm256_packus_epi16(w0, w1), order));
+}
+#endif
+
 QNNC_HOT void qnnc_qadd_lin_n(const void *a, int sa, const void *b, int sb, void *y, int sy,
                               int n, int32_t p, int32_t q, int32_t r, int k, int32_t lo,
                               int32_t hi) {
@@ -999,6 +1028,13 @@ QNNC_HOT void qnnc_qadd_lin_n(const void *a, int sa, const void *b, int sb, void
         const __m256i vr = _mm256_set1_epi32(r), vlo = _mm256_set1_epi32(lo);
         const __m256i vhi = _mm256_set1_epi32(hi);
         const __m128i vk = _mm_cvtsi32_si128(k);
+        if (lo > (sy ? -128 : 0) || hi < (sy ? 127 : 255)) {
+            for (; i + 32 <= n; i += 32)
+                qnnc_qadd_lin32(ab + i, sa, bb + i, sb, yb + i, sy, vp, vq, vr, vk, vlo, vhi, 1);
+        } else {
+            for (; i + 32 <= n; i += 32)
+                qnnc_qadd_lin32(ab + i, sa, bb + i, sb, yb + i, sy, vp, vq, vr, vk, vlo, vhi, 0);
+        }
         for (; i + 8 <= n; i += 8) {
             const __m128i pa = _mm_loadl_epi64((const __m128i *)(ab + i));
             const __m128i pb = _mm_loadl_epi64((const __m128i *)(bb + i));
