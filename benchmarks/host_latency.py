@@ -82,6 +82,7 @@ from ir.graph import Graph
 from ir.interpreter import run as interpret
 from ir.types import DType
 from targets.host.build import set_omp_defaults
+from targets.host.cpu import CPU_LEVELS, effective_level
 
 MODELS = ["resnet50", "squeezenet", "shufflenet", "inception_v1", "densenet121",
           "mobilenetv2", "bert_encoder", "yolo", *CORPUS]
@@ -145,13 +146,13 @@ class ProgressClock:
 
 def timed_compile(model: onnx.ModelProto, calib: list[Feeds], method: str, threads: int,
                   cache_dir: str | Path | None, weight_range: str = DEFAULT_WEIGHT_RANGE,
-                  ) -> tuple[CompiledModel, CompiledTiming]:
+                  cpu: str = "auto") -> tuple[CompiledModel, CompiledTiming]:
     """The benchmark's qnnc compile (the public API), timed with its calibration share."""
     clock = ProgressClock()
     cm, secs = timed(lambda: compile_model(
         model, precision="int8", calibration=stacked(calib), calib_method=method,
         target="host", threads=threads, cache_dir=cache_dir, progress=clock,
-        weight_range=weight_range))
+        weight_range=weight_range, cpu=cpu))
     return cm, CompiledTiming(secs, clock.calibration_s(), cm.build.seconds,
                               cm.build.cache_hit)
 
@@ -272,6 +273,7 @@ def bench_model(
     ort_spin: bool = False,
     weight_range: str = DEFAULT_WEIGHT_RANGE,
     profile: int = 0,
+    cpu: str = "auto",
 ) -> ModelResult:
     """Compile, quantise and time one example model; failures become notes and n/a cells.
     ``profile`` > 0: also qnnc's per-layer profile (that many slowest layers) at the first
@@ -287,17 +289,18 @@ def bench_model(
         try:
             first = threads[0]
             cm, cold = timed_compile(model, calib, calib_method, first, cache_dir,
-                                     weight_range)
+                                     weight_range, cpu)
             qnnc[first] = cm
             res.quant_macs = quant_macs(cm.graph)
             log(f"{name}: qnnc int8 compiled for {first} thread(s) in {cold.total_s:.0f} s")
             if time_compile:
                 res.compile = compile_times(model, calib, calib_method, cache_dir, first, cold,
-                                            weight_range)
+                                            weight_range, cpu)
             # the same quantised graph for the other thread counts, built while
             # onnxruntime quantises (cc runs in a subprocess)
             extra = {t: pool.submit(compile_model, cm.graph, pipeline=[], target="host",
-                                    threads=t, cache_dir=cache_dir) for t in threads[1:]}
+                                    threads=t, cache_dir=cache_dir, cpu=cpu)
+                     for t in threads[1:]}
         except Exception as e:  # noqa: BLE001 - any failure is reported as n/a; the run goes on
             res.notes.append(f"qnnc int8 n/a ({why(e)})")
         sessions_q, sessions_f = ort_sessions(res, model, calib, threads, ort_spin)
@@ -321,7 +324,7 @@ def bench_model(
     if profile and threads[0] in qnnc:
         try:
             res.profile = profile_text(layer_profile(qnnc[threads[0]], feeds,
-                                                     threads=threads[0], cpu="auto", runs=10,
+                                                     threads=threads[0], cpu=cpu, runs=10,
                                                      warmup=2), top=profile)
         except Exception as e:  # noqa: BLE001
             res.notes.append(f"per-layer profile n/a ({why(e)})")
@@ -403,7 +406,7 @@ def check_correctness(res: ModelResult, qnnc: dict[int, CompiledModel],
 def compile_times(model: onnx.ModelProto, calib: list[Feeds], method: str,
                   cache_dir: str | Path | None, threads: int,
                   cold: CompiledTiming, weight_range: str = DEFAULT_WEIGHT_RANGE,
-                  ) -> CompileTimes:
+                  cpu: str = "auto") -> CompileTimes:
     """The cold compile, a second (cached) compile, and calibration timed on its own.
 
     The API cannot skip calibration, so each compile's calibration share is measured inside
@@ -412,7 +415,7 @@ def compile_times(model: onnx.ModelProto, calib: list[Feeds], method: str,
     from compiler.passes import DEFAULT_PIPELINE, run_pipeline
     from compiler.quant.calibrate import calibrate_model
 
-    _, hit = timed_compile(model, calib, method, threads, cache_dir, weight_range)
+    _, hit = timed_compile(model, calib, method, threads, cache_dir, weight_range, cpu)
     graph = run_pipeline(load_model(model), DEFAULT_PIPELINE)
     _, alone = timed(lambda: calibrate_model(graph, stacked(calib), method))
     return CompileTimes(cold, hit, alone)
@@ -601,11 +604,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="qnnc's weight codes (compile's --weight-range, default auto: paired "
                     "on an AVX2 CPU without VNNI; paired and int7 run the u8 x s8 kernel, "
                     "whose peak the GOPS table then uses)")
+    ap.add_argument("--cpu", choices=CPU_LEVELS, default="auto",
+                    help="the x86-64 level qnnc's C is built for (compile's --cpu; default auto: "
+                    "this machine's best). A lower level times its kernels on this CPU, "
+                    "against the peak of the instructions that level has (onnxruntime "
+                    "still picks its own)")
     ap.add_argument("--omp-passive", action="store_const", const="passive", dest="omp_wait",
                     help=argparse.SUPPRESS)  # the older spelling
     args = ap.parse_args(argv)
-    weights = CompileOptions(target="host", weight_range=args.weight_range
+    weights = CompileOptions(target="host", weight_range=args.weight_range, cpu=args.cpu
                              ).resolved_weight_range()
+    level = effective_level(args.cpu)
     if args.omp_wait:  # read by libgomp when the first multi-threaded build loads
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait.upper()
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
@@ -622,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_peak:
         from benchmarks.int8_peak import measure
 
-        peak = measure()
+        peak = measure().for_level(level)
         best = peak.best("int8", weights != "int8")
         log(f"INT8 peak: {best.gops_best:.1f} GOPS ({best.name})" if best else "no INT8 peak")
     t0 = time.perf_counter()
@@ -631,26 +640,27 @@ def main(argv: Sequence[str] | None = None) -> None:
                       repeat=args.repeat, budget_s=args.budget,
                       cache_dir=args.cache_dir or tmp, calib_method=args.calib_method,
                       ort_spin=args.ort_spin == "on", weight_range=args.weight_range,
-                      profile=args.profile)
+                      profile=args.profile, cpu=args.cpu)
     settings = (f"threads {threads}, {args.calib} calibration samples (qnnc {args.calib_method}, "
                 f"ORT MinMax), warm-up {args.warmup}, rounds "
                 f"{args.repeat or f'adaptive (~{args.budget:g} s per model and thread count)'}"
                 f", {omp_setting()}"
                 f", onnxruntime spinning {args.ort_spin}, qnnc weights {weights}"
-                f"{' (auto)' if args.weight_range == 'auto' else ''}")
+                f"{' (auto)' if args.weight_range == 'auto' else ''}, qnnc cpu {level}"
+                f"{' (auto)' if args.cpu == 'auto' else ''}")
     if peak is not None:
-        peak = remeasured(peak, weights != "int8")
+        peak = remeasured(peak, weights != "int8", level)
     print(report(results, peak, threads, settings, weights != "int8"))
     print(f"{machine_line()} | total {time.perf_counter() - t0:.0f} s")
 
 
-def remeasured(before: PeakResult, quads: bool) -> PeakResult:
+def remeasured(before: PeakResult, quads: bool, level: str = "auto") -> PeakResult:
     """The INT8 peak measured again after the models, each kernel's better figure kept;
     says so when the two differ by more than 5% (the core ran at another speed for a while,
     which the achieved GOPS of either time then do not share)."""
     from benchmarks.int8_peak import measure
 
-    after = measure()
+    after = measure().for_level(level)
     was, now = before.best("int8", quads), after.best("int8", quads)
     if was is not None and now is not None and \
             max(was.gops_best, now.gops_best) > 1.05 * min(was.gops_best, now.gops_best):

@@ -292,6 +292,16 @@ class PeakResult:
                  if k.kind == kind and (quads or k.name != "avx2-maddubs")]
         return max(exact, key=lambda k: k.gops_best, default=None)
 
+    def for_level(self, level: str) -> PeakResult:
+        """Only the kernels a build for compile's ``--cpu`` level runs: ``avx2`` keeps the
+        AVX2 ones (no VNNI, no 512-bit FMA), ``generic`` none; any other level all."""
+        if level == "generic":
+            return PeakResult([], self.clock_ghz, self.flags)
+        if level == "avx2":
+            keep = [k for k in self.kernels if k.name.startswith("avx2-") or k.name == "fma256"]
+            return PeakResult(keep, self.clock_ghz, self.flags)
+        return self
+
     def merged(self, other: PeakResult) -> PeakResult:
         """Each kernel's better measurement of the two: a peak is what the core can do, and
         a VM's core can run slower for minutes (another guest, a lower clock), so one

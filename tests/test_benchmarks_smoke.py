@@ -71,6 +71,21 @@ def test_int8_peak_merged_keeps_each_kernels_better_run() -> None:
     assert both.clock_ghz == 3.7 and both.best("int8") is fast.kernels[0]
 
 
+def test_int8_peak_for_a_lower_level_keeps_only_its_kernels() -> None:
+    """host_latency --cpu avx2 on a VNNI machine divides by the AVX2 peak, not vpdpbusd's."""
+    from benchmarks.int8_peak import KernelResult, PeakResult
+
+    ks = [KernelResult(n, "int8", n, g, g, None)
+          for n, g in (("vnni512", 470.5), ("avx2-madd16", 184.7), ("avx2-maddubs", 229.7))]
+    peak = PeakResult(ks, 3.6, "avx2 avx512_vnni")
+    assert peak.for_level("avx512vnni") is peak
+    avx2 = peak.for_level("avx2")
+    assert [k.name for k in avx2.kernels] == ["avx2-madd16", "avx2-maddubs"]
+    assert avx2.best("int8").name == "avx2-madd16"
+    assert avx2.best("int8", quads=True).name == "avx2-maddubs"
+    assert peak.for_level("generic").best("int8") is None
+
+
 @needs_cc
 def test_host_latency_tiny_cnn(tmp_path: Path) -> None:
     from benchmarks.host_latency import bench_model, report
