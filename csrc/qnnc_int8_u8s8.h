@@ -312,33 +312,47 @@ static inline void qnnc_q8u_dense_col1(uint8_t *panel, int K4) {
  * vpmaddwd by ones, so lane r is row r's sum. The byte pairs are the tile's (bytes 0-1 and
  * 2-3 of a row's quad), so weights within the pair rule stay exact. Four chains of k quads;
  * row r's value lands at C + 16r, the rest of its row zero. */
-QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile1_avx2(int K4, const int8_t *QNNC_RESTRICT A,
-                                            const uint8_t *QNNC_RESTRICT B,
-                                            int32_t *QNNC_RESTRICT C) {
-    const __m256i ones = _mm256_set1_epi16(1), six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1,
-                                                                         0, 0);
-    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0;
-#define QNNC_Q8U_COL1A(c, q)                                                              \
-    c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(                       \
-            qnnc_q8u_quad((const int8_t *)B + (q) * 4),                                    \
-            _mm256_maskload_epi32((const int *)(A + (q) * 4 * QNNC_Q8_MR), six)), ones))
-    int kq = 0;
-    for (; kq + 4 <= K4; kq += 4) {
-        QNNC_Q8U_COL1A(c0, kq);
-        QNNC_Q8U_COL1A(c1, kq + 1);
-        QNNC_Q8U_COL1A(c2, kq + 2);
-        QNNC_Q8U_COL1A(c3, kq + 3);
-    }
-    for (; kq < K4; ++kq) QNNC_Q8U_COL1A(c0, kq);
-#undef QNNC_Q8U_COL1A
+/* Lane r of s (r < 6), row r's value of a one-column tile, at C + 16r; the rest of the row
+ * zero. */
+static inline void qnnc_q8u_col1_store(__m256i s, int32_t *C) {
     int32_t r[8];
-    _mm256_storeu_si256((__m256i *)r,
-                        _mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)));
+    _mm256_storeu_si256((__m256i *)r, s);
     for (int i = 0; i < QNNC_Q8_MR; ++i) {
         _mm256_storeu_si256((__m256i *)(C + QNNC_Q8_NR * i), _mm256_setr_epi32(r[i], 0, 0, 0,
                                                                                 0, 0, 0, 0));
         _mm256_storeu_si256((__m256i *)(C + QNNC_Q8_NR * i + 8), _mm256_setzero_si256());
     }
+}
+
+/* A one-column tile's k loop (K4, C in scope): STEP(c, q) adds k quad q's six row sums into
+ * the lanes of c, over four chains of k quads, whose sum is then stored by
+ * qnnc_q8u_col1_store. */
+#define QNNC_Q8U_COL1_TILE(STEP)                                                          \
+    do {                                                                                  \
+        __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0;                   \
+        int kq = 0;                                                                       \
+        for (; kq + 4 <= K4; kq += 4) {                                                   \
+            STEP(c0, kq);                                                                 \
+            STEP(c1, kq + 1);                                                             \
+            STEP(c2, kq + 2);                                                             \
+            STEP(c3, kq + 3);                                                             \
+        }                                                                                 \
+        for (; kq < K4; ++kq) STEP(c0, kq);                                               \
+        qnnc_q8u_col1_store(                                                              \
+            _mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)), C);     \
+    } while (0)
+
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile1_avx2(int K4, const int8_t *QNNC_RESTRICT A,
+                                            const uint8_t *QNNC_RESTRICT B,
+                                            int32_t *QNNC_RESTRICT C) {
+    const __m256i ones = _mm256_set1_epi16(1), six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1,
+                                                                         0, 0);
+#define QNNC_Q8U_COL1A(c, q)                                                              \
+    c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(                       \
+            qnnc_q8u_quad((const int8_t *)B + (q) * 4),                                    \
+            _mm256_maskload_epi32((const int *)(A + (q) * 4 * QNNC_Q8_MR), six)), ones))
+    QNNC_Q8U_COL1_TILE(QNNC_Q8U_COL1A);
+#undef QNNC_Q8U_COL1A
 }
 #endif
 
@@ -405,25 +419,11 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile8_vnni(int K4, const int8_t *QNNC_RESTRICT
 QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile1_vnni(int K4, const int8_t *QNNC_RESTRICT A,
                                             const uint8_t *QNNC_RESTRICT B,
                                             int32_t *QNNC_RESTRICT C) {
-    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0;
 #define QNNC_Q8U_COL1(c, q)                                                              \
     c = _mm256_dpbusd_epi32(c, qnnc_q8_bcast256(B + (q) * 4), \
                             _mm256_maskz_loadu_epi32(0x3F, A + (q) * 4 * QNNC_Q8_MR))
-    int kq = 0;
-    for (; kq + 4 <= K4; kq += 4) {
-        QNNC_Q8U_COL1(c0, kq);
-        QNNC_Q8U_COL1(c1, kq + 1);
-        QNNC_Q8U_COL1(c2, kq + 2);
-        QNNC_Q8U_COL1(c3, kq + 3);
-    }
-    for (; kq < K4; ++kq) QNNC_Q8U_COL1(c0, kq);
+    QNNC_Q8U_COL1_TILE(QNNC_Q8U_COL1);
 #undef QNNC_Q8U_COL1
-    int32_t r[8];
-    _mm256_storeu_si256((__m256i *)r,
-                        _mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)));
-    for (int i = 0; i < QNNC_Q8_MR; ++i)
-        _mm512_storeu_si512((void *)(C + QNNC_Q8_NR * i),
-                            _mm512_zextsi128_si512(_mm_cvtsi32_si128(r[i])));
 }
 
 /* A panel's 16 columns and the one column after them (a 7x7 feature map's 49 = 32 +
