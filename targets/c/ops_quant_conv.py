@@ -46,6 +46,7 @@ from targets.c.q8_gemm import (
     MR,
     NR,
     QUADS,
+    SPLIT_STEP,
     centred_weight,
     chunk_size,
     chunks,
@@ -102,9 +103,16 @@ def qconv_scratch(node: Node, threads: int = 1) -> int:
                qconv_implicit.scratch(d))
 
 
+def _split(d: dict[str, int], kg: int, threads: int) -> int | None:
+    """split_columns for this convolution: chunks of whole panels where its quads may be
+    packed straight from output rows of whole panels (_im2quad; a chunk starting half-way
+    through a panel would make every panel straddle two rows, packed byte by byte)."""
+    return split_columns(kg, d["P"], threads, NR if _im2quad(d) else SPLIT_STEP)
+
+
 def _gemm_bytes(d: dict[str, int], kg: int, threads: int) -> int:
     """Scratch of the packed chunks: the layer's, or one slice per thread."""
-    split = split_columns(kg, d["P"], threads)
+    split = _split(d, kg, threads)
     if split is not None:
         return per_thread(gemm_scratch(kg, split)) * threads
     return per_thread(gemm_scratch(kg, chunk_size(kg, d["P"])))
@@ -192,7 +200,7 @@ def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr,
             f"{d['SH']}, {flip}, {panel});",
         ]
     at = p0 + Var("cb")
-    b = min(QUAD_BLOCK, chunk)  # a multiple of 16, as chunks are: blocks start on a panel
+    b = min(QUAD_BLOCK, chunk)  # 512 or the whole chunk: each block starts on a panel
     fill = [
         "    " + _padded_tap(d, pp, f"ra + e * {b}", at, "bn"),
     ] if pp is not None else [
@@ -302,7 +310,7 @@ def qconv(ctx: LayerCtx) -> str:
     hg, g = loop("g", d["G"])
     oc_decl, oc = let("oc", g * d["Mg"] + Var("m"))
     decl, m0e, ne = mult_exprs(m0, shift, str(oc))
-    split = split_columns(k2, d["P"], ctx.threads)
+    split = _split(d, k2, ctx.threads)
     nc = chunk_size(k2, d["P"]) if split is None else split
     hw, p = d["H"] * d["W"], d["P"]
     yct = ctx.ctype(ctx.ot(0))

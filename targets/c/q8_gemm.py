@@ -172,22 +172,24 @@ def per_thread(nbytes: int) -> int:
     return -(-nbytes // 64) * 64
 
 
-def split_columns(k2: int, cols: int, threads: int) -> int | None:
+def split_columns(k2: int, cols: int, threads: int, step: int = SPLIT_STEP) -> int | None:
     """Columns per chunk when the chunks themselves are shared out among ``threads`` (each
     thread packs its own and runs every weight tile over it, in its own scratch slice): as
     chunk_size allows, but a multiple of ``threads`` chunks of about equal size, so no
     thread waits long for another; None when that leaves chunks under MIN_PANELS panels (a
     small plane: the weight tiles are shared out instead, after one packing).
 
-    The size is a multiple of SPLIT_STEP columns, not of a whole panel: a chunk's last half
-    panel runs in the tile that takes a panel and up to 8 more columns, so a 13x13 plane's
-    169 columns go 88 + 81 (the slower thread's share 5.5 panels) instead of 96 + 73 (6)."""
+    The size is a multiple of ``step`` columns: SPLIT_STEP, not a whole panel, as a chunk's
+    last half panel runs in the tile that takes a panel and up to 8 more columns, so a 13x13
+    plane's 169 columns go 88 + 81 (the slower thread's share 5.5 panels) instead of 96 + 73
+    (6); a whole panel (NR) where the packing wants chunks to start on one (panels that lie
+    in one output row)."""
     if threads <= 1:
         return None
     count = -(-cols // chunk_size(k2, cols))
     count = -(-count // threads) * threads
     share = -(-cols // count)
-    size = -(-share // SPLIT_STEP) * SPLIT_STEP
+    size = -(-share // step) * step
     return size if size >= MIN_PANELS * NR else None
 
 

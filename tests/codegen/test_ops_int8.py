@@ -660,6 +660,8 @@ THREADED_CONVS = [
     dict(x=(1, 12, 18, 18), w=(12, 4, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=3),  # groups
     # 169 columns: chunks of 88 + 81, the first ending half-way through a panel
     dict(x=(1, 16, 13, 13), w=(14, 16, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),
+    # rows of 16 (quads packed straight from whole-panel rows): 208 columns go 112 + 96
+    dict(x=(1, 8, 13, 16), w=(10, 8, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),
     dict(x=(2, 24, 15, 15), w=(24, 1, 3, 3), s=[2, 2], p=[1, 1, 1, 1], g=24),  # depthwise
 ]
 
@@ -685,6 +687,17 @@ def test_threaded_convs_give_the_same_integers(case: int, threads: int, cpu: str
     got = run_c(g, feeds, tmp_path / "omp", BuildOptions(cpu=cpu, threads=threads, werror=True))
     for name, w in want.items():
         np.testing.assert_array_equal(got[name], w)
+
+
+def test_thread_chunks_start_on_a_panel_where_rows_are_whole_panels() -> None:
+    """Chunks shared out among threads are a multiple of 8 columns, but of a whole panel
+    where quads are packed straight from output rows of whole panels: a chunk starting
+    half-way through a panel would make its panels straddle two rows."""
+    from targets.c.ops_quant_conv import _split
+
+    assert _split(dict(SW=1, OW=13, P=169), 16, 2) == 88
+    assert _split(dict(SW=1, OW=16, P=208), 16, 2) == 112
+    assert _split(dict(SW=2, OW=16, P=208), 16, 2) == 104
 
 
 def test_small_layers_stay_on_one_thread(tmp_path: Path) -> None:
