@@ -777,11 +777,14 @@ def test_byte_rows_doubled_without_a_table(tmp_path: Path) -> None:
             np.testing.assert_array_equal(got[name], ref)
 
 
+@pytest.mark.parametrize("cpu", GEMM_CPUS[1:])
 @pytest.mark.parametrize("threads", [2, 3])
-def test_threaded_products_give_the_same_integers(threads: int, tmp_path: Path,
+def test_threaded_products_give_the_same_integers(threads: int, cpu: str, tmp_path: Path,
                                                   every_layer_threaded: None) -> None:
-    """A fully connected layer over many rows (chunks of rows shared out), and batched
-    run-time products (attention's heads shared out, broadcast batch axes included)."""
+    """A fully connected layer over many rows (chunks of rows shared out: 152 + 148 at two
+    threads, a chunk ending half-way through a panel), and batched run-time products
+    (attention's heads shared out, broadcast batch axes included), with the AVX2 tiles and
+    the vpdpbusd ones."""
     rng = np.random.default_rng(threads)
     w = weights(rng, (19, 40), per_channel=True)
     b = (rng.integers(-5000, 5000, 19).astype(np.int32), None)
@@ -795,7 +798,7 @@ def test_threaded_products_give_the_same_integers(threads: int, tmp_path: Path,
     for k, g in enumerate(cases):
         feeds = feeds_for(g, k)
         want = interpret(g, feeds)
-        got = run_c(g, feeds, tmp_path / f"p{k}", BuildOptions(cpu=CPUS[-1], threads=threads,
+        got = run_c(g, feeds, tmp_path / f"p{k}", BuildOptions(cpu=cpu, threads=threads,
                                                                werror=True))
         for name, ref in want.items():
             np.testing.assert_array_equal(got[name], ref)
