@@ -21,6 +21,16 @@ from ir.ops.qcommon import conv_multipliers
 from ir.types import DType
 from targets.c import qconv_implicit
 from targets.c.cond import ge
+from targets.c.conv_packing import (
+    conv_quads,
+    conv_rows,
+    conv_split,
+    direct,
+    im2quad,
+    padded_bytes,
+    padded_plane,
+    padded_planes,
+)
 from targets.c.emitter import (
     LayerCtx,
     emits,
@@ -46,7 +56,6 @@ from targets.c.q8_gemm import (
     MR,
     NR,
     QUADS,
-    SPLIT_STEP,
     centred_weight,
     chunk_size,
     chunks,
@@ -62,7 +71,6 @@ from targets.c.q8_gemm import (
     paren,
     per_thread,
     pick_layout,
-    split_columns,
     tile_loop,
     weight_layouts,
     weight_tiles,
@@ -84,12 +92,6 @@ def _depthwise(d: dict[str, int]) -> bool:
     return d["G"] > 1 and d["Cg"] == 1 and d["Mg"] == 1
 
 
-def _dw_plane(d: dict[str, int]) -> tuple[int, int]:
-    hp = (d["OH"] - 1) * d["SH"] + (d["KH"] - 1) * d["DH"] + 1
-    wp = (d["OW"] - 1) * d["SW"] + (d["KW"] - 1) * d["DW"] + 1
-    return hp, wp
-
-
 def qconv_scratch(node: Node, threads: int = 1) -> int:
     try:
         d = _geometry(node)
@@ -99,20 +101,13 @@ def qconv_scratch(node: Node, threads: int = 1) -> int:
         quads = _dw_quad_scratch(d) if _dw_quads(d) else 0
         return max(_dw_scratch(d), quads) * threads
     return max(max(_gemm_bytes(d, lay.kg(d["K"]), threads)
-                   for lay in weight_layouts(node.operand("w"), d["M"])) + _padded_bytes(d),
+                   for lay in weight_layouts(node.operand("w"), d["M"])) + padded_bytes(d),
                qconv_implicit.scratch(d))
-
-
-def _split(d: dict[str, int], kg: int, threads: int) -> int | None:
-    """split_columns for this convolution: chunks of whole panels where its quads may be
-    packed straight from output rows of whole panels (_im2quad; a chunk starting half-way
-    through a panel would make every panel straddle two rows, packed byte by byte)."""
-    return split_columns(kg, d["P"], threads, NR if _im2quad(d) else SPLIT_STEP)
 
 
 def _gemm_bytes(d: dict[str, int], kg: int, threads: int) -> int:
     """Scratch of the packed chunks: the layer's, or one slice per thread."""
-    split = _split(d, kg, threads)
+    split = conv_split(d, kg, threads)
     if split is not None:
         return per_thread(gemm_scratch(kg, split)) * threads
     return per_thread(gemm_scratch(kg, chunk_size(kg, d["P"])))
@@ -120,142 +115,8 @@ def _gemm_bytes(d: dict[str, int], kg: int, threads: int) -> int:
 
 def _dw_scratch(d: dict[str, int]) -> int:
     """Bytes of one channel's padded int16 planes (a thread's slice, cache-line rounded)."""
-    hp, wp = _dw_plane(d)
+    hp, wp = padded_plane(d)
     return per_thread((d["SW"] * hp * -(-wp // d["SW"]) + _dw_slack(d)) * 2)
-
-
-def _direct(d: dict[str, int]) -> bool:
-    """A 1x1 convolution with unit strides and no padding: the input planes already are the
-    rows of B, so packing reads them in place (no im2col copy)."""
-    return (d["KH"] == d["KW"] == d["SH"] == d["SW"] == 1 and d["PT"] == d["PL"] == 0
-            and d["OH"] == d["H"] and d["OW"] == d["W"])
-
-
-PADDED_MAX_BYTES = 1 << 20  # the largest set of padded planes (one group's) kept in scratch
-
-
-def padded_planes(d: dict[str, int]) -> tuple[int, int] | None:
-    """(rows, columns) of the zero-padded plane copies a convolution reads its im2col from
-    (16-byte moves, no bounds checks, instead of a call per row segment), or None: planes
-    too large to copy (im2col then copies bounds-checked row segments). Rows of any length:
-    PP-OCRv4 det's 3x3 convolutions over 80-wide planes ran 8% faster as a whole model than
-    through row segments, the example models the same or up to 1% faster."""
-    hp, wp = _dw_plane(d)
-    return (hp, wp) if d["Cg"] * hp * wp + 32 <= PADDED_MAX_BYTES else None
-
-
-def _padded_bytes(d: dict[str, int]) -> int:
-    pp = None if _direct(d) else padded_planes(d)
-    return 0 if pp is None else per_thread(d["Cg"] * pp[0] * pp[1] + 32)
-
-
-def _padded_tap(d: dict[str, int], pp: tuple[int, int], row: str, at: Expr, n: str) -> str:
-    """The im2col row of tap k (declared by the caller) into ``row``, from the padded planes
-    ``xp``: positions at .. at+n-1."""
-    hp, wp = pp
-    return (f"qnnc_q8_im2row_padded({row}, xp + (k / {d['KH'] * d['KW']}) * {hp * wp} + "
-            f"((k / {d['KW']}) % {d['KH']}) * {d['DH'] * wp} + (k % {d['KW']}) * {d['DW']}, "
-            f"{at}, {n}, {d['OW']}, {wp}, {d['SH']}, {d['SW']});")
-
-
-#: im2col columns gathered per step before they are interleaved into quads: four rows of
-#: this many bytes stay in L1 between the two (a whole chunk's rows went to L2 and back)
-QUAD_BLOCK = 512
-
-
-def _im2quad(d: dict[str, int]) -> bool:
-    """Whether a convolution read from padded planes packs its quads straight from them
-    (qnnc_q8u_im2quad_s1), without im2col rows in between: a column stride of 1 and output
-    rows a whole number of 16-column panels, so that no panel straddles two rows (those take
-    its byte-by-byte path: ResNet-50's 56-, 28-, 14- and 7-wide rows ran 3% slower so)."""
-    return d["SW"] == 1 and d["OW"] % NR == 0
-
-
-def _conv_quads(d: dict[str, int], flip: int, zx: int, p0: Expr,
-                pp: tuple[int, int] | None, panel: int, chunk: int) -> list[str]:
-    """As :func:`_conv_rows`, for QUADS: rows k = 4*kq .. 4*kq + 3 of B into quad slot kq,
-    int8 codes flipped to bytes as they are interleaved; im2col rows go QUAD_BLOCK columns
-    at a time."""
-    k, hw, khw = d["K"], d["H"] * d["W"], d["KH"] * d["KW"]
-
-    def quad(rows: list[str], dst: str, n: str) -> str:
-        # rows past K are NULL (zero); with K a multiple of 4 there are none
-        args = ", ".join(r if e == 0 or k % 4 == 0 else f"4 * kq + {e} < {k} ? {r} : NULL"
-                         for e, r in enumerate(rows))
-        return f"qnnc_q8u_pack_quad({dst}, {args}, {flip}, {n}, {panel});"
-
-    if _direct(d):
-        return [quad([plus(f"xg + (ptrdiff_t)(4 * kq + {e}) * {hw}", p0) for e in range(4)],
-                     "bp + kq * 64", "nc")]
-    if pp is not None and _im2quad(d):
-        hp, wp = pp
-        return [
-            "ptrdiff_t off[4];  /* each row's tap in the padded planes; -1: past K */",
-            "for (int e = 0; e < 4; ++e) {",
-            "  const int k = 4 * kq + e;",
-            f"  off[e] = k < {k} ? (ptrdiff_t)(k / {khw}) * {hp * wp} + ((k / {d['KW']}) % "
-            f"{d['KH']}) * {d['DH'] * wp} + (k % {d['KW']}) * {d['DW']} : -1;",
-            "}",
-            f"qnnc_q8u_im2quad_s1(bp + kq * 64, xp, off, {p0}, nc, {d['OW']}, {wp}, "
-            f"{d['SH']}, {flip}, {panel});",
-        ]
-    at = p0 + Var("cb")
-    b = min(QUAD_BLOCK, chunk)  # 512 or the whole chunk: each block starts on a panel
-    fill = [
-        "    " + _padded_tap(d, pp, f"ra + e * {b}", at, "bn"),
-    ] if pp is not None else [
-        f"    const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, kw = k % {d['KW']};",
-        f"    qnnc_q8_im2row8(ra + e * {b}, (const uint8_t *)(xg + c * {hw}), {at}, bn, "
-        f"{d['H']}, {d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, "
-        f"{Var('kh') * d['DH'] - d['PT']}, {Var('kw') * d['DW'] - d['PL']}, {zx & 0xFF});",
-    ]
-    return [
-        f"for (int cb = 0; cb < nc; cb += {b}) {{",
-        f"  const int bn = nc - cb < {b} ? nc - cb : {b};",
-        "  for (int e = 0; e < 4; ++e) {",
-        "    const int k = 4 * kq + e;",
-        f"    if (k >= {k}) break;",
-        *fill,
-        "  }",
-        "  " + quad(["ra", f"ra + {b}", f"ra + {2 * b}", f"ra + {3 * b}"],
-                    f"bp + (cb / {NR}) * {panel} + kq * 64", "bn"),
-        "}",
-    ]
-
-
-def _conv_rows(d: dict[str, int], sx: int, zx: int, p0: Expr,
-               pp: tuple[int, int] | None = None) -> list[str]:
-    """C statements packing rows k = 2*kp and 2*kp + 1 of B (the chunk's columns p0 ..
-    p0+nc-1) into panel slot kp: straight from the input planes for a direct convolution,
-    else through two byte rows of im2col (padding holds zx, which the folded bias cancels),
-    copied in row segments or, with ``pp`` (padded_planes), an output row at a time from the
-    zero-padded plane copies ``xp``."""
-    k, hw, khw = d["K"], d["H"] * d["W"], d["KH"] * d["KW"]
-    pack = f"qnnc_q8_pack_pair(bp + kp * {2 * NR}, {{a}}, 2 * kp + 1 < {k} ? {{b}} : NULL, " \
-        f"{sx}, nc, 0, {d['K2'] * 2 * NR});"
-    if _direct(d):
-        return [pack.format(a=plus(f"xg + (ptrdiff_t)(2 * kp) * {hw}", p0),
-                            b=plus(f"xg + (ptrdiff_t)(2 * kp + 1) * {hw}", p0))]
-    if pp is not None:
-        return [
-            "for (int e = 0; e < 2; ++e) {",
-            "  const int k = 2 * kp + e;",
-            f"  if (k >= {k}) break;",
-            "  " + _padded_tap(d, pp, "e ? rb : ra", p0, "nc"),
-            "}",
-            pack.format(a="ra", b="rb"),
-        ]
-    return [
-        "for (int e = 0; e < 2; ++e) {",
-        "  const int k = 2 * kp + e;",
-        f"  if (k >= {k}) break;",
-        f"  const int c = k / {khw}, kh = (k / {d['KW']}) % {d['KH']}, kw = k % {d['KW']};",
-        f"  qnnc_q8_im2row8(e ? rb : ra, (const uint8_t *)(xg + c * {hw}), {p0}, nc, {d['H']}, "
-        f"{d['W']}, {d['OW']}, {d['SH']}, {d['SW']}, {Var('kh') * d['DH'] - d['PT']}, "
-        f"{Var('kw') * d['DW'] - d['PL']}, {zx & 0xFF});",
-        "}",
-        pack.format(a="ra", b="rb"),
-    ]
 
 
 def residual_add(ctx: LayerCtx) -> Callable[[Expr, str], str] | None:
@@ -310,17 +171,17 @@ def qconv(ctx: LayerCtx) -> str:
     hg, g = loop("g", d["G"])
     oc_decl, oc = let("oc", g * d["Mg"] + Var("m"))
     decl, m0e, ne = mult_exprs(m0, shift, str(oc))
-    split = _split(d, k2, ctx.threads)
+    split = conv_split(d, k2, ctx.threads)
     nc = chunk_size(k2, d["P"]) if split is None else split
     hw, p = d["H"] * d["W"], d["P"]
     yct = ctx.ctype(ctx.ot(0))
-    pp = None if _direct(d) else padded_planes(d)
+    pp = None if direct(d) else padded_planes(d)
     # the scratch a chunk packs into: the layer's, or (chunks shared out) this thread's slice
     el = layout.elem
     slot = [f"{el} *bp = ({el} *)scratch;"] if split is None else [
         f"{el} *bp = ({el} *)((char *)scratch + (ptrdiff_t)QNNC_THREAD_ID() * "
         f"{per_thread(gemm_scratch(k2, nc))});"]
-    if not _direct(d) and not (layout is QUADS and pp is not None and _im2quad(d)):
+    if not direct(d) and not (layout is QUADS and pp is not None and im2quad(d)):
         slot.append(f"uint8_t *ra = (uint8_t *)(bp + {layout.group * k2 * panel_cols(nc)})"
                     + (";" if layout is QUADS else f", *rb = ra + {nc};"))
     # one group's zero-padded planes, after the chunks' scratch, shared by every thread
@@ -359,8 +220,8 @@ def qconv(ctx: LayerCtx) -> str:
             tiles = tile_loop(ctx, wp=wp, mt=mt, k2=k2, rows=d["Mg"], store=store,
                                panel0=g * mt, narrow=narrow, threaded=split is None,
                                layout=layout, after=added(p0))
-        rows = (_conv_quads(d, flip, zx, p0, pp, layout.panel(k2), nc) if layout is QUADS
-                else _conv_rows(d, sx, zx, p0, pp))
+        rows = (conv_quads(d, flip, zx, p0, pp, layout.panel(k2), nc) if layout is QUADS
+                else conv_rows(d, sx, zx, p0, pp))
         kv = "kq" if layout is QUADS else "kp"
         return [*(slot if split is not None else []),
                 f"for (int {kv} = 0; {kv} < {k2}; ++{kv}) {{",
@@ -416,7 +277,7 @@ def _depthwise_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: np.nda
         return _channel_scale_body(ctx, d, wc, b, m0, shift, zx, zy, lo, hi, lut)
     if _dw_quads(d) and ctx.renderer.u8_any_weights and int8_codes(wc):
         return _depthwise_quads_body(ctx, d, wc, m0, shift, zx, zy, lo, hi, lut)
-    hp, wp = _dw_plane(d)
+    hp, wp = padded_plane(d)
     sw = d["SW"]
     wq = -(-wp // sw)  # columns of one phase plane
     wname = ctx.weight(wc.astype(np.int16).reshape(-1), "dw")
@@ -478,7 +339,7 @@ def _dw_quad_geometry(d: dict[str, int]) -> tuple[int, int, int, int]:
 
 def _dw_quad_scratch(d: dict[str, int]) -> int:
     """Bytes of one channel's padded byte plane and quad plane (a thread's slice)."""
-    hp, wp = _dw_plane(d)
+    hp, wp = padded_plane(d)
     qrs = _dw_quad_geometry(d)[3]
     return per_thread(hp * wp + 32 + (hp + 1) * qrs)
 
@@ -501,7 +362,7 @@ def _depthwise_quads_body(ctx: LayerCtx, d: dict[str, int], wc: np.ndarray, m0: 
               << np.array([0, 8, 16, 24], dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
     wname = ctx.weight(packed.view(np.int32).reshape(-1), "dwq")
     bname = ctx.weight(bias.astype(np.int32), "bias_zp")
-    hp, wp = _dw_plane(d)
+    hp, wp = padded_plane(d)
     hn, n = loop("n", d["N"])
     hc, c = loop("c", d["C"])
     hr, r = loop("r", hp)
@@ -555,7 +416,7 @@ def _dw_flat(d: dict[str, int]) -> bool:
     """Short output rows with unit strides: each tap is one loop over the flattened padded
     plane (rows of wq, the padding columns computed and dropped) instead of OH loops of OW
     (a 10-wide row leaves most of each vector loop to its tail)."""
-    hp, wp = _dw_plane(d)
+    hp, wp = padded_plane(d)
     return (d["SW"] == d["SH"] == 1 and d["OW"] <= DW_FLAT_OW
             and d["OH"] * wp <= DW_PLANE_ACC)
 

@@ -21,7 +21,7 @@ from targets.c.q8_gemm import MR, QUADS, pack_weights, per_thread
 from targets.c.stmt import loop, nested
 
 #: largest set of quad planes (one group's) kept in scratch: the padded planes' budget
-#: (ops_quant_conv.PADDED_MAX_BYTES), for the same reason
+#: (conv_packing.PADDED_MAX_BYTES), for the same reason
 QUAD_PLANES_MAX_BYTES = 1 << 20
 #: bytes after the last plane a step may read (QNNC_Q8U_IMPLICIT_SLACK)
 SLACK = 192

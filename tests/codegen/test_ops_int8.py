@@ -264,7 +264,7 @@ def test_qconv_im2col_in_row_segments(case: int, amax: int, cpu: str, tmp_path: 
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Planes too large for the zero-padded copy (PADDED_MAX_BYTES, lowered to nothing here)
     take im2col in bounds-checked row segments, with the interpreter's integers."""
-    monkeypatch.setattr("targets.c.ops_quant_conv.PADDED_MAX_BYTES", 0)
+    monkeypatch.setattr("targets.c.conv_packing.PADDED_MAX_BYTES", 0)
     kw = SEGMENT_CONVS[case]
     rng = np.random.default_rng(700 + case)
     nsp = len(kw["x"]) - 2
@@ -693,11 +693,11 @@ def test_thread_chunks_start_on_a_panel_where_rows_are_whole_panels() -> None:
     """Chunks shared out among threads are a multiple of 8 columns, but of a whole panel
     where quads are packed straight from output rows of whole panels: a chunk starting
     half-way through a panel would make its panels straddle two rows."""
-    from targets.c.ops_quant_conv import _split
+    from targets.c.conv_packing import conv_split
 
-    assert _split(dict(SW=1, OW=13, P=169), 16, 2) == 88
-    assert _split(dict(SW=1, OW=16, P=208), 16, 2) == 112
-    assert _split(dict(SW=2, OW=16, P=208), 16, 2) == 104
+    assert conv_split(dict(SW=1, OW=13, P=169), 16, 2) == 88
+    assert conv_split(dict(SW=1, OW=16, P=208), 16, 2) == 112
+    assert conv_split(dict(SW=2, OW=16, P=208), 16, 2) == 104
 
 
 def test_small_layers_stay_on_one_thread(tmp_path: Path) -> None:
