@@ -1195,7 +1195,7 @@ static inline int64_t qnnc_q8_round_term(int32_t bias, int32_t m0, int n) {
  * returns rb there, and elsewhere NULL without computing them. */
 static inline const int64_t *qnnc_q8_round_terms(int64_t *rb, const int32_t *bias,
                                                  const int32_t *m0, const int8_t *nsh, int m) {
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#if defined(__AVX2__)
     for (int c = 0; c < m; ++c)
         rb[c] = nsh[c] >= 32 ? qnnc_q8_round_term(bias[c], m0[c], nsh[c]) : 0;
     return rb;
@@ -1322,6 +1322,46 @@ QNNC_HOT int qnnc_q8_rows_hi(const int32_t *acc, const int32_t *bias, const int3
 }
 #endif
 
+#if defined(__AVX2__) && !(defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__))
+/* Rows without a table in the high-half form, as qnnc_q8_rows_hi does on AVX-512, with the
+ * per-layer rounding terms (rbs: every channel's, or NULL for one shared term): two rows a
+ * step, their 32 int32 lanes narrowed by two packs to one register of bytes that one vpermd
+ * puts in column order. Only whole 16-column rows; returns the first row it did not store. */
+QNNC_HOT int qnnc_q8_rows_hi_avx2(const int32_t *acc, const int32_t *bias, const int32_t *m0,
+                                  const int8_t *nsh, int per_channel, int ch0, int rows,
+                                  int32_t zp, int32_t lo, int32_t hi, const int clamp,
+                                  const int sgn, uint8_t *y, ptrdiff_t ldy, const int64_t *rbs) {
+    const __m256i vzp = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo);
+    const __m256i vhi = _mm256_set1_epi32(hi);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        __m256i v[4];
+        for (int h = 0; h < 2; ++h) {
+            const int ch = ch0 + r + h, q = per_channel ? ch : 0, n = nsh[q];
+            if (n < 32) return r;
+            const int64_t rb = rbs != NULL ? rbs[ch] : qnnc_q8_round_term(bias[ch], m0[q], n);
+            const __m256i m = _mm256_set1_epi32(m0[q]), vrb = _mm256_set1_epi64x(rb);
+            const __m128i sh = _mm_cvtsi32_si128(n - 32);
+            for (int k = 0; k < 2; ++k) {
+                const __m256i a = _mm256_loadu_si256(
+                    (const __m256i *)(acc + QNNC_Q8_NR * (r + h) + 8 * k));
+                __m256i t = _mm256_add_epi32(qnnc_q8_req8_hi(a, m, vrb, sh), vzp);
+                if (clamp) t = _mm256_min_epi32(_mm256_max_epi32(t, vlo), vhi);
+                v[2 * h + k] = t;
+            }
+        }
+        /* words: row r's columns 0-3, 8-11 | 4-7, 12-15; then r+1's beside them as bytes */
+        const __m256i w0 = _mm256_packs_epi32(v[0], v[1]), w1 = _mm256_packs_epi32(v[2], v[3]);
+        const __m256i b = _mm256_permutevar8x32_epi32(
+            sgn ? _mm256_packs_epi16(w0, w1) : _mm256_packus_epi16(w0, w1), order);
+        _mm_storeu_si128((__m128i *)(y + r * ldy), _mm256_castsi256_si128(b));
+        _mm_storeu_si128((__m128i *)(y + (r + 1) * ldy), _mm256_extracti128_si256(b, 1));
+    }
+    return r;
+}
+#endif
+
 #if defined(QNNC_VBMI)
 /* qnnc_q8_rows_store's rows with an epilogue table, the table looked up in registers */
 static QNNC_VBMI_FN __attribute__((noinline)) void qnnc_q8_rows_lut_vbmi(
@@ -1381,6 +1421,20 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store(const int32_t *acc, const qnnc_q8_ep
 #define QNNC_Q8_ROWS_HI(cl, sg)                                                               \
     r0 = qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, cols, zp, lo, hi, cl, sg, \
                          y, ldy, ep->rb)
+        if (clamp) {
+            if (sgn) QNNC_Q8_ROWS_HI(1, 1);
+            else QNNC_Q8_ROWS_HI(1, 0);
+        } else {
+            if (sgn) QNNC_Q8_ROWS_HI(0, 1);
+            else QNNC_Q8_ROWS_HI(0, 0);
+        }
+#undef QNNC_Q8_ROWS_HI
+    }
+#elif defined(__AVX2__)
+    if (!lut && cols == QNNC_Q8_NR) {
+#define QNNC_Q8_ROWS_HI(cl, sg)                                                               \
+    r0 = qnnc_q8_rows_hi_avx2(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo, hi, cl, sg, \
+                              y, ldy, ep->rb)
         if (clamp) {
             if (sgn) QNNC_Q8_ROWS_HI(1, 1);
             else QNNC_Q8_ROWS_HI(1, 0);

@@ -233,9 +233,11 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT 
         QNNC_Q8U_ROW(c40, c41, 4);
         QNNC_Q8U_ROW(c50, c51, 5);
     }
-    const __m256i acc[2 * QNNC_Q8_MR] = {c00, c01, c10, c11, c20, c21,
-                                         c30, c31, c40, c41, c50, c51};
-    for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm256_storeu_si256((__m256i *)(C + 8 * i), acc[i]);
+    /* stored one by one: from an array of them GCC made a stack copy and a rep movsq */
+#define QNNC_Q8U_ST(i, v) _mm256_storeu_si256((__m256i *)(C + 8 * (i)), v)
+    QNNC_Q8U_ST(0, c00), QNNC_Q8U_ST(1, c01), QNNC_Q8U_ST(2, c10), QNNC_Q8U_ST(3, c11);
+    QNNC_Q8U_ST(4, c20), QNNC_Q8U_ST(5, c21), QNNC_Q8U_ST(6, c30), QNNC_Q8U_ST(7, c31);
+    QNNC_Q8U_ST(8, c40), QNNC_Q8U_ST(9, c41), QNNC_Q8U_ST(10, c50), QNNC_Q8U_ST(11, c51);
 }
 
 /* qnnc_q8u_tile_avx2 for a last weight tile of at most 4 (rows4) or 2 (else) rows of its six
@@ -264,8 +266,9 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_few_avx2(int K4, const int8_t *QNNC_RESTR
     }
 #undef QNNC_Q8U_ROW
 #undef QNNC_Q8U_LOADS
-    const __m256i acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
-    for (int i = 0; i < (rows4 ? 8 : 4); ++i) _mm256_storeu_si256((__m256i *)(C + 8 * i), acc[i]);
+    QNNC_Q8U_ST(0, c00), QNNC_Q8U_ST(1, c01), QNNC_Q8U_ST(2, c10), QNNC_Q8U_ST(3, c11);
+    if (rows4) QNNC_Q8U_ST(4, c20), QNNC_Q8U_ST(5, c21), QNNC_Q8U_ST(6, c30), QNNC_Q8U_ST(7, c31);
+#undef QNNC_Q8U_ST
 }
 
 /* The first 8 columns of a panel (a chunk's last 2-8, e.g. a 14x14 map's 196 = 12 x 16 + 4),
@@ -777,11 +780,16 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_few_vnni(int K4, const int8_t *QNNC_REST
             QNNC_Q8U_ROW2(c1, d1, 4);
         }
     }
-    const __m512i acc[8] = {c0, c1, c2, c3, d0, d1, d2, d3};
-    const int n = rows4 ? 4 : 2;
-    for (int i = 0; i < n; ++i) {
-        _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
-        _mm512_storeu_si512((void *)(C + 16 * (QNNC_Q8_MR + i)), acc[4 + i]);
+    /* stored one by one: from an array of them GCC made a stack copy and a rep movsq */
+    _mm512_storeu_si512((void *)C, c0);
+    _mm512_storeu_si512((void *)(C + 16), c1);
+    _mm512_storeu_si512((void *)(C + 16 * QNNC_Q8_MR), d0);
+    _mm512_storeu_si512((void *)(C + 16 * (QNNC_Q8_MR + 1)), d1);
+    if (rows4) {
+        _mm512_storeu_si512((void *)(C + 32), c2);
+        _mm512_storeu_si512((void *)(C + 48), c3);
+        _mm512_storeu_si512((void *)(C + 16 * (QNNC_Q8_MR + 2)), d2);
+        _mm512_storeu_si512((void *)(C + 16 * (QNNC_Q8_MR + 3)), d3);
     }
 }
 #undef QNNC_Q8U_ROW2
