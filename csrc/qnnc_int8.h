@@ -1326,14 +1326,15 @@ QNNC_HOT int qnnc_q8_rows_hi(const int32_t *acc, const int32_t *bias, const int3
 /* Rows without a table in the high-half form, as qnnc_q8_rows_hi does on AVX-512, with the
  * per-layer rounding terms (rbs: every channel's, or NULL for one shared term): two rows a
  * step, their 32 int32 lanes narrowed by two packs to one register of bytes that one vpermd
- * puts in column order. Only whole 16-column rows; returns the first row it did not store. */
+ * puts in column order. Only whole rows (cols is 16); returns the first row it did not store. */
 QNNC_HOT int qnnc_q8_rows_hi_avx2(const int32_t *acc, const int32_t *bias, const int32_t *m0,
                                   const int8_t *nsh, int per_channel, int ch0, int rows,
-                                  int32_t zp, int32_t lo, int32_t hi, const int clamp,
+                                  int cols, int32_t zp, int32_t lo, int32_t hi, const int clamp,
                                   const int sgn, uint8_t *y, ptrdiff_t ldy, const int64_t *rbs) {
     const __m256i vzp = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo);
     const __m256i vhi = _mm256_set1_epi32(hi);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    (void)cols;
     int r = 0;
     for (; r + 2 <= rows; r += 2) {
         __m256i v[4];
@@ -1417,24 +1418,17 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store(const int32_t *acc, const qnnc_q8_ep
     const int clamp = lo > (sgn ? -128 : 0) || hi < (sgn ? 127 : 255);
     int r0 = 0;
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-    if (!lut) {
-#define QNNC_Q8_ROWS_HI(cl, sg)                                                               \
-    r0 = qnnc_q8_rows_hi(acc, bias, m0, nsh, per_channel, ch0, rows, cols, zp, lo, hi, cl, sg, \
-                         y, ldy, ep->rb)
-        if (clamp) {
-            if (sgn) QNNC_Q8_ROWS_HI(1, 1);
-            else QNNC_Q8_ROWS_HI(1, 0);
-        } else {
-            if (sgn) QNNC_Q8_ROWS_HI(0, 1);
-            else QNNC_Q8_ROWS_HI(0, 0);
-        }
-#undef QNNC_Q8_ROWS_HI
-    }
+#define QNNC_Q8_ROWS_HI_FN qnnc_q8_rows_hi
+    const int rows_hi = !lut;
 #elif defined(__AVX2__)
-    if (!lut && cols == QNNC_Q8_NR) {
-#define QNNC_Q8_ROWS_HI(cl, sg)                                                               \
-    r0 = qnnc_q8_rows_hi_avx2(acc, bias, m0, nsh, per_channel, ch0, rows, zp, lo, hi, cl, sg, \
-                              y, ldy, ep->rb)
+#define QNNC_Q8_ROWS_HI_FN qnnc_q8_rows_hi_avx2
+    const int rows_hi = !lut && cols == QNNC_Q8_NR;  /* whole rows only */
+#endif
+#if defined(QNNC_Q8_ROWS_HI_FN)
+    if (rows_hi) {
+#define QNNC_Q8_ROWS_HI(cl, sg)                                                                  \
+    r0 = QNNC_Q8_ROWS_HI_FN(acc, bias, m0, nsh, per_channel, ch0, rows, cols, zp, lo, hi, cl, sg, \
+                            y, ldy, ep->rb)
         if (clamp) {
             if (sgn) QNNC_Q8_ROWS_HI(1, 1);
             else QNNC_Q8_ROWS_HI(1, 0);
@@ -1444,6 +1438,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store(const int32_t *acc, const qnnc_q8_ep
         }
 #undef QNNC_Q8_ROWS_HI
     }
+#undef QNNC_Q8_ROWS_HI_FN
 #endif
     for (int r = r0; r < rows; ++r) {
         const int q = per_channel ? ch0 + r : 0;
