@@ -169,7 +169,7 @@ class ModelResult:
     compile: CompileTimes | None = None
     profile: str = ""  # qnnc's per-layer profile at the first thread count (--profile)
     # thread counts > 1 whose build is the one-thread module (compiler.builds.host_threads:
-    # no layer large enough to share out), so their speed-up measures only noise
+    # too little work to share out), so their speed-up measures only noise
     one_thread: set[int] = field(default_factory=set)
 
     def row(self, threads: int) -> Row | None:
@@ -509,7 +509,7 @@ def scaling_table(results: list[ModelResult], base: int, more: Sequence[int]) ->
     lines.append("qnnc slower with more threads: " + (", ".join(slower) or "none"))
     lines.append("qnnc scaling less than onnxruntime INT8: " + (", ".join(behind) or "none"))
     if same:
-        lines.append("* built for one thread (no layer large enough to share out), so the same "
+        lines.append("* built for one thread (too little work to share out), so the same "
                      "module as at 1 thread: " + ", ".join(same))
     return lines
 

@@ -36,12 +36,14 @@ def accelerator_of(options: CompileOptions) -> Profile | None:
 
 
 def host_threads(graphs: list[Graph], threads: int) -> int:
-    """``threads``, or 1 when no layer of ``graphs`` is worth sharing out among threads
-    (targets/c/emitter.worth_threads): every loop of such a build would run on one thread
-    anyway, and OpenMP and the per-run choice of a team around them would only cost time."""
-    from targets.c.emitter import worth_threads
+    """``threads``, or 1 when no graph's layers worth sharing out among threads
+    (targets/c/emitter.worth_threads) take MIN_SHARED_NS together on one thread: with none,
+    every loop of such a build would run on one thread anyway, and with a few small ones
+    two threads gain less than their forks, joins and wake-ups cost; OpenMP and the per-run
+    choice of a team around them would only cost time."""
+    from targets.c.emitter import MIN_SHARED_NS, shared_ns
 
-    if threads > 1 and not any(worth_threads(n) for g in graphs for n in g.nodes):
+    if threads > 1 and max(shared_ns(g) for g in graphs) < MIN_SHARED_NS:
         return 1
     return threads
 

@@ -218,12 +218,17 @@ def _say_one_thread(cm: CompiledModel, threads: int) -> None:
     """Say so when a host build asked for threads was built for one (compiler.builds
     .host_threads)."""
     from compiler.builds import host_threads
-    from targets.c.emitter import MIN_PARALLEL_NS
+    from targets.c.emitter import MIN_PARALLEL_NS, MIN_SHARED_NS, shared_ns
 
     graphs = [v.graph for v in getattr(cm, "variants", [cm])]
     if cm.target == "host" and threads > 1 and host_threads(graphs, threads) == 1:
-        print(f"built for one thread, not {threads}: no layer is large enough to share out "
-              f"(each would take under {MIN_PARALLEL_NS / 1000:g} us on one thread)")
+        shared = max(shared_ns(g) for g in graphs)
+        why = (f"no layer is large enough to share out (each would take under "
+               f"{MIN_PARALLEL_NS / 1000:g} us on one thread)") if shared == 0 else \
+            (f"its layers large enough to share out would take about {shared / 1e3:.0f} us "
+             f"together on one thread, under the {MIN_SHARED_NS / 1e3:g} us that two "
+             f"threads need to gain more than their forks, joins and wake-ups cost")
+        print(f"built for one thread, not {threads}: {why}")
 
 
 def eval_report_path(args: argparse.Namespace) -> Path | None:

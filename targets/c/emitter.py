@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ir.errors import UnsupportedModelError
-from ir.graph import Node, Value
+from ir.graph import Graph, Node, Value
 from ir.ops.cost import rule_of
 from ir.ops.registry import get_op
 from ir.types import DType, TensorType
@@ -368,6 +368,20 @@ def estimated_ns(node: Node) -> float:
 def worth_threads(node: Node) -> bool:
     """Whether ``node``'s loops are worth sharing out among threads (MIN_PARALLEL_NS)."""
     return estimated_ns(node) >= MIN_PARALLEL_NS
+
+
+#: the estimated one-thread time (ns) of a model's shareable layers together below which the
+#: whole model is built for one thread: two threads could save at most half of it, and each
+#: of its parallel loops still costs a fork and a join, on a virtual machine a wake-up.
+#: PP-OCRv4's direction classifier (14 shareable layers, 0.44 ms estimated, 0.6 ms measured
+#: at one thread) ran 0.92-1.02x as fast at two threads as at one over many runs, never
+#: clearly faster; ShuffleNet (3.1 ms estimated) and every larger model gain.
+MIN_SHARED_NS = 1_000_000
+
+
+def shared_ns(graph: Graph) -> float:
+    """The estimated one-thread time (ns) of ``graph``'s layers worth sharing out."""
+    return sum(estimated_ns(n) for n in graph.nodes if worth_threads(n))
 
 
 def layer_threads(node: Node, threads: int) -> int:

@@ -87,6 +87,7 @@ def test_a_folder_is_profiled_at_its_thread_count(tiny: Path, tmp_path: Path,
     is shared out here: the tiny model's would otherwise be too small, and its build one
     thread's.)"""
     monkeypatch.setattr(emitter, "MIN_PARALLEL_NS", 0)
+    monkeypatch.setattr(emitter, "MIN_SHARED_NS", 0)
     out = tmp_path / "built"
     assert main(["compile", str(tiny), "--target", "host", "--threads", "2", "--calib",
                  str(tmp_path / "calib.npz"), "-o", str(out)]) == 0
@@ -95,6 +96,30 @@ def test_a_folder_is_profiled_at_its_thread_count(tiny: Path, tmp_path: Path,
     assert re.search(r"per-layer profile: .*2 threads", capsys.readouterr().out)
     assert main(["bench", str(out), "--threads", "3"]) != 0
     assert "compiled for 2 thread(s), not 3" in capsys.readouterr().err
+
+
+def test_a_model_with_little_to_share_out_is_built_for_one_thread(
+        tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every layer of the tiny model is worth sharing out here (MIN_PARALLEL_NS 0), but
+    together they would take far under MIN_SHARED_NS on one thread: `--threads 2` builds
+    one thread's module and says how much there was to share. With that bound at 0 the
+    same command builds the threaded module."""
+    monkeypatch.setattr(emitter, "MIN_PARALLEL_NS", 0)
+    calib = str(tmp_path / "calib.npz")
+    out = tmp_path / "one"
+    assert main(["compile", str(tiny), "--target", "host", "--threads", "2", "--calib", calib,
+                 "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert re.search(r"built for one thread, not 2: its layers large enough to share out "
+                     r"would take about \d+ us together on one thread, under the 1000 us", said)
+    assert "qnnc_team" not in next(out.rglob("model.c")).read_text()
+    monkeypatch.setattr(emitter, "MIN_SHARED_NS", 0)
+    out = tmp_path / "two"
+    assert main(["compile", str(tiny), "--target", "host", "--threads", "2", "--calib", calib,
+                 "-o", str(out)]) == 0
+    assert "built for one thread" not in capsys.readouterr().out
+    assert "qnnc_team" in next(out.rglob("model.c")).read_text()
 
 
 def test_a_model_too_small_to_share_out_is_built_for_one_thread(

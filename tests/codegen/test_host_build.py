@@ -88,6 +88,7 @@ def test_cache_hit_and_saved_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     import targets.c.emitter
 
     monkeypatch.setattr(targets.c.emitter, "MIN_PARALLEL_NS", 0)
+    monkeypatch.setattr(targets.c.emitter, "MIN_SHARED_NS", 0)
     other = compile_model(g, target="host", threads=2, cache_dir=tmp_path / "c")
     assert not other.build.cache_hit
 
