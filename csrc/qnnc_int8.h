@@ -1191,7 +1191,7 @@ static inline int64_t qnnc_q8_round_term(int32_t bias, int32_t m0, int n) {
     return (int64_t)bias * m0 + ((int64_t)1 << (n - 1));
 }
 
-/* The m channels' rounding terms into rb (0 for n < 32), which the AVX-512 row store reads:
+/* The m channels' rounding terms into rb (0 for n < 32), which the AVX2 and AVX-512 row stores read:
  * returns rb there, and elsewhere NULL without computing them. */
 static inline const int64_t *qnnc_q8_round_terms(int64_t *rb, const int32_t *bias,
                                                  const int32_t *m0, const int8_t *nsh, int m) {
