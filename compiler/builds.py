@@ -43,7 +43,7 @@ def host_threads(graphs: list[Graph], threads: int) -> int:
     choice of a team around them would only cost time."""
     from targets.c.emitter import MIN_SHARED_NS, shared_ns
 
-    if threads > 1 and max(shared_ns(g) for g in graphs) < MIN_SHARED_NS:
+    if threads > 1 and max((shared_ns(g) for g in graphs), default=0.0) < MIN_SHARED_NS:
         return 1
     return threads
 

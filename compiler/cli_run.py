@@ -222,7 +222,7 @@ def _say_one_thread(cm: CompiledModel, threads: int) -> None:
 
     graphs = [v.graph for v in getattr(cm, "variants", [cm])]
     if cm.target == "host" and threads > 1 and host_threads(graphs, threads) == 1:
-        shared = max(shared_ns(g) for g in graphs)
+        shared = max((shared_ns(g) for g in graphs), default=0.0)
         why = (f"no layer is large enough to share out (each would take under "
                f"{MIN_PARALLEL_NS / 1000:g} us on one thread)") if shared == 0 else \
             (f"its layers large enough to share out would take about {shared / 1e3:.0f} us "
