@@ -64,7 +64,9 @@ class Schedule:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.steps: list[tuple[Any, ...]] = []
-        release = _releases(graph)
+        self.counted = counted_outputs(graph)
+        # a counted output's count is read after the last node: never released before
+        release = _releases(graph, {id(count) for count, _ in self.counted.values()})
         for node, done in zip(graph.nodes, release):
             outs = [(v, id(v), v.type.dtype.np, v.type.shape) for v in node.outputs]
             op = get_op(node.op)
@@ -76,7 +78,6 @@ class Schedule:
                 [None if v is None else v.type for v in node.inputs],
                 [v.type for v in node.outputs], node.regions,
                 [None if v is None else id(v) for v in node.inputs], outs, done))
-        self.counted = counted_outputs(graph)
 
 
 def run(
@@ -152,15 +153,16 @@ def run_body(body: Graph, args: list[np.ndarray], observe: Observer | None = Non
     return [outs[v.name] for v in body.outputs]
 
 
-def _releases(graph: Graph) -> list[tuple[int, ...]]:
+def _releases(graph: Graph, keep: set[int]) -> list[tuple[int, ...]]:
     """For each node, the ids of the computed values it reads last (none that the graph
-    outputs): the run drops them from its environment once the node has run."""
+    outputs, none in ``keep``): the run drops them from its environment once the node has
+    run."""
     last: dict[int, int] = {}
     for i, n in enumerate(graph.nodes):
         for v in n.inputs:
             if v is not None and not v.is_const:
                 last[id(v)] = i
-    kept = {id(v) for v in graph.outputs} | {id(v) for v in graph.inputs}
+    kept = {id(v) for v in graph.outputs} | {id(v) for v in graph.inputs} | keep
     out: list[list[int]] = [[] for _ in graph.nodes]
     for key, i in last.items():
         if key not in kept:

@@ -5,6 +5,8 @@ the quantised forms that keep gathers and scatters on 8-bit codes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -235,6 +237,26 @@ def test_the_verifier_holds_passes_to_the_same_rule() -> None:
     g.outputs = list(make_node(g, "Neg", [nz], name="neg").outputs)
     with pytest.raises(VerifyError, match="'neg' \\(Neg\\) reads %nz"):
         verify(g)
+
+
+def test_a_count_read_by_a_later_node_still_trims_its_output(tmp_path: Path) -> None:
+    """NonZero's count is an ordinary value other nodes may read; the run still needs it
+    after the last of them, to trim the counted output (the interpreter once dropped it
+    after its last reader; the host C reads it as NonZero ends)."""
+    from compiler.api import compile_model
+
+    g = Graph("g")
+    x = g.add_input("x", TensorType((5,), DType.f32))
+    nz = make_node(g, "NonZero", [x], name="nz")
+    neg = make_node(g, "Neg", [nz.outputs[-1]], name="neg").outputs[0]
+    g.outputs = [nz.outputs[0], neg]
+    feeds = {"x": np.array([0, 1, 0, 2, 3], np.float32)}
+    got = run(g, feeds)
+    np.testing.assert_array_equal(got["nz"], [[1, 3, 4]])
+    assert int(got["neg"]) == -3
+    c_nz, c_neg = compile_model(g, target="host", cache_dir=tmp_path).run(None, feeds)
+    np.testing.assert_array_equal(c_nz, got["nz"])
+    np.testing.assert_array_equal(c_neg, got["neg"])
 
 
 # -- quantised forms ----------------------------------------------------------------------------
