@@ -375,7 +375,8 @@ def worth_threads(node: Node) -> bool:
 #: of its parallel loops still costs a fork and a join, on a virtual machine a wake-up.
 #: PP-OCRv4's direction classifier (14 shareable layers, 0.44 ms estimated, 0.6 ms measured
 #: at one thread) ran 0.92-1.02x as fast at two threads as at one over many runs, never
-#: clearly faster; ShuffleNet (3.1 ms estimated) and every larger model gain.
+#: clearly faster; ShuffleNet (3.1 ms estimated, the smallest example over the bound) and
+#: every larger model keep their threads.
 MIN_SHARED_NS = 1_000_000
 
 
