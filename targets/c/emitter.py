@@ -106,9 +106,11 @@ class Renderer:
     restrict = "QNNC_RESTRICT"
     #: generates control flow (If, Loop, Scan: targets/c/control.py)
     regions = True
-    #: csrc headers model.c includes
+    #: csrc headers model.c includes (qnnc_pool.h: the parallel loops' fork and join, defined
+    #: in model.c alone)
     headers: tuple[str, ...] = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h",
-                                 "qnnc_int8_u8s8.h", "qnnc_int8_implicit.h", "qnnc_vmath.h")
+                                 "qnnc_int8_u8s8.h", "qnnc_int8_implicit.h", "qnnc_vmath.h",
+                                 "qnnc_pool.h")
 
     #: bytes of guard zone after every arena tensor, poisoned while the model runs (the
     #: sanitizer build, targets/c/guards.py); 0: none

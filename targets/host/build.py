@@ -303,8 +303,10 @@ def build_c_library(graph: Graph, folder: Path, opts: BuildOptions = BuildOption
     return folder / "libmodel.so"
 
 
-#: libgomp's wait policy for the OpenMP threads of multi-threaded builds, unless the user set
-#: OMP_WAIT_POLICY: threads sleep at the end of a parallel loop instead of spinning for good.
+#: libgomp's wait policy for the OpenMP threads of multi-threaded builds where libgomp runs
+#: their loops (not Linux with GCC, where csrc/qnnc_pool.h does and reads only
+#: OMP_WAIT_POLICY=ACTIVE), unless the user set OMP_WAIT_POLICY: threads sleep at the end of
+#: a parallel loop instead of spinning for good.
 #: A thread spinning without end takes the time slice its sibling needs when other work
 #: shares the cores (resnet50 at 2 threads on a loaded 2-core machine: 107.5 ms spinning,
 #: 66.7 ms passive; PP-OCRv4 det: 81 vs 41 ms).
