@@ -24,11 +24,12 @@
  * kept on a CPU of the process other than the caller's (moved when the caller moves onto
  * its CPU; QNNC_POOL_PIN=0 leaves placement to the kernel): the kernel otherwise woke a
  * sleeping worker on the caller's own core, where it waited for the caller's block to end
- * (a woken worker took its block 26-80 us after the caller asked, pinned, and not within
+ * (a woken worker took its block 20-80 us after the caller asked, pinned, and not within
  * 500 us unpinned). Workers start on the first loop that asks for more than one thread and
- * stay for the life of the process. A loop started while another thread's loop is under way
- * (two callers at once, or a loop inside a loop) runs on its caller alone. Linux and GCC
- * only (elsewhere, or with QNNC_LIBGOMP_LOOPS defined, libgomp's own).
+ * stay for the life of the process (a forked child starts its own). A loop started while
+ * another thread's loop is under way (two callers at once, or a loop inside a loop) runs on
+ * its caller alone. Linux and GCC only (elsewhere, or with QNNC_LIBGOMP_LOOPS defined,
+ * libgomp's own).
  */
 #ifndef QNNC_POOL_H
 #define QNNC_POOL_H
@@ -171,12 +172,25 @@ static double qnnc_pool_spin_seconds(void) {
     return 1e-6 * QNNC_POOL_SPIN_US;
 }
 
+/* In the child of a fork: no worker came along, so the pool starts afresh (its first loop
+ * that asks for threads starts the child's own workers). */
+static void qnnc_pool_after_fork(void) {
+    pthread_mutex_init(&qnnc_pool.start_lock, NULL);
+    for (int i = 0; i < qnnc_pool.workers; ++i) atomic_store(&qnnc_pool.tid[i], 0);
+    qnnc_pool.workers = 0;
+    atomic_store(&qnnc_pool.sleepers, 0);
+    atomic_store(&qnnc_pool.busy, 0);
+    atomic_store(&qnnc_pool.started, 0);
+}
+
 /* Start `want` workers once; 1 when there are some. */
 static int qnnc_pool_start(int want) {
     int s = atomic_load_explicit(&qnnc_pool.started, memory_order_acquire);
     if (s != 0) return s > 0;
     pthread_mutex_lock(&qnnc_pool.start_lock);
     if (atomic_load(&qnnc_pool.started) == 0) {
+        static int forks_seen = 0; /* kept in a forked child: one handler per process */
+        if (!forks_seen) forks_seen = pthread_atfork(NULL, NULL, qnnc_pool_after_fork) == 0;
         qnnc_pool.spin = qnnc_pool_spin_seconds();
         const char *pin = getenv("QNNC_POOL_PIN");
         const int here = qnnc_pool_getcpu(), w = (int)(8 * sizeof(unsigned long));

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(platform.system() != "Linux", reason="the pool i
 # runs LOOPS loops of N blocks and checks every block ran once with its number and count;
 # mode "stalled" first stops every other thread of the process in a signal handler (it waits
 # on a pipe), then runs a loop, which must finish on the caller alone, then lets them go and
-# runs LOOPS more; mode "nested" runs a loop from inside a block.
+# runs LOOPS more; mode "fork" forks after LOOPS loops and runs LOOPS more in the child, then
+# prints the child's thread count; mode "nested" runs a loop from inside a block.
 DRIVER = r"""
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -30,6 +31,7 @@ DRIVER = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "qnnc_runtime.h"
 #include "qnnc_pool.h"
@@ -75,6 +77,25 @@ int main(int argc, char **argv) {
     if (argv[1][0] == 'n') {
         GOMP_parallel(outer, NULL, (unsigned)n, 0);
         return printf("%d\n", inner_n), 0;
+    }
+    if (argv[1][0] == 'f') { /* fork after the workers started; the child's loops */
+        if (loops(count, n)) return 1;
+        const pid_t pid = fork();
+        if (pid == 0) {
+            caller = gettid_();
+            if (loops(count, n)) _exit(1);
+            int threads = 0;
+            DIR *dir = opendir("/proc/self/task");
+            struct dirent *e;
+            while ((e = readdir(dir)) != NULL) threads += atoi(e->d_name) > 0;
+            closedir(dir);
+            printf("%d\n", threads);
+            fflush(stdout);
+            _exit(0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 4;
     }
     if (pipe(fds) != 0) return 2;
     signal(SIGUSR1, hold);
@@ -128,6 +149,12 @@ def test_a_stalled_worker_does_not_hold_the_loop(driver: Path) -> None:
     finishes, both blocks on the caller; the workers then take part again."""
     stopped, on_caller = map(int, run(driver, "stalled", 2, 500, QNNC_SPIN_US="0").split())
     assert stopped >= 1 and on_caller == 2
+
+
+def test_a_forked_child_starts_its_own_workers(driver: Path) -> None:
+    """After a fork (the parent's workers stay behind), the child's loops run every block
+    once and the child starts a worker of its own."""
+    assert int(run(driver, "fork", 2, 500)) >= 2
 
 
 def test_a_loop_inside_a_loop_runs_on_its_caller(driver: Path) -> None:
