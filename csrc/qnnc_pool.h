@@ -24,8 +24,8 @@
  * kept on a CPU of the process other than the caller's (moved when the caller moves onto
  * its CPU; QNNC_POOL_PIN=0 leaves placement to the kernel): the kernel otherwise woke a
  * sleeping worker on the caller's own core, where it waited for the caller's block to end
- * (a woken worker took its block 20-80 us after the caller asked, pinned, and not within
- * 500 us unpinned). Workers start on the first loop that asks for more than one thread and
+ * (`python -m benchmarks.omp_wake --runtime pool`: a woken worker took its block 20-100 us
+ * after the caller asked; unpinned, in a quarter of the runs and 365-700 us late). Workers start on the first loop that asks for more than one thread and
  * stay for the life of the process (a forked child starts its own). A loop started while
  * another thread's loop is under way (two callers at once, or a loop inside a loop) runs on
  * its caller alone. Linux and GCC only (elsewhere, or with QNNC_LIBGOMP_LOOPS defined,

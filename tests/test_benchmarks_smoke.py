@@ -310,17 +310,25 @@ def test_host_latency_times_every_thread_count_in_the_same_rounds() -> None:
 @needs_cc
 def test_omp_wake_prints_a_row_per_spin_count_and_pause(
         capsys: pytest.CaptureFixture[str]) -> None:
-    """The OpenMP wake-up program builds, runs once per spin count and reports every pause
-    with a delay in microseconds (no bound on it: the numbers are for reports)."""
+    """The wake-up program builds for both runtimes, runs once per spin setting and reports
+    every pause with a delay in microseconds (no bound on it: the numbers are for reports)
+    and how many runs a worker took the block in; libgomp's worker always does."""
     from benchmarks.omp_wake import main
 
-    main(["--spins", "0,300000", "--gaps-ms", "0,1", "--runs", "3"])
-    rows = [ln.split() for ln in capsys.readouterr().out.splitlines()
-            if ln[:1].isdigit()]
-    assert [(r[0], r[-3]) for r in rows] == [("0", "0"), ("0", "1"), ("300000", "0"),
-                                             ("300000", "1")]
-    assert "(qnnc)" in " ".join(rows[2])
-    assert all(float(r[-2]) >= 0 and float(r[-1]) >= float(r[-2]) for r in rows)
+    main(["--spins", "0,300000", "--spin-us", "0,100", "--gaps-ms", "0,1", "--runs", "3"])
+    lines = [ln for ln in capsys.readouterr().out.splitlines()
+             if ln.startswith(("libgomp,", "pool,"))]
+    rows = [(ln.rsplit(None, 4)[0], ln.split()[-4:]) for ln in lines]
+    assert [(name.split(" (")[0], r[0]) for name, r in rows] == [
+        ("libgomp, GOMP_SPINCOUNT 0", "0"), ("libgomp, GOMP_SPINCOUNT 0", "1"),
+        ("libgomp, GOMP_SPINCOUNT 300000", "0"), ("libgomp, GOMP_SPINCOUNT 300000", "1"),
+        ("pool, spin 0 us", "0"), ("pool, spin 0 us", "1"),
+        ("pool, spin 100 us", "0"), ("pool, spin 100 us", "1")]
+    assert "(qnnc)" in rows[2][0] and "(qnnc)" in rows[6][0]
+    assert all(r[3] == "3" for name, r in rows if name.startswith("libgomp"))
+    timed = [r for _, r in rows if r[3] != "0"]
+    assert all(float(r[1]) >= 0 and float(r[2]) >= float(r[1]) for r in timed)
+    assert all(r[1:3] == ["-", "-"] for _, r in rows if r[3] == "0")
 
 
 def test_omp_wake_refuses_bad_arguments() -> None:

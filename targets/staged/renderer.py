@@ -46,8 +46,6 @@ def counter_name(graph: Graph, node: Node) -> str:
 
 
 class StagedRenderer(Renderer):
-    headers = ("qnnc_runtime.h", "qnnc_gemm_f32.h", "qnnc_int8.h", "qnnc_int8_u8s8.h",
-               "qnnc_int8_implicit.h", "qnnc_vmath.h", "qnnc_pool.h")
     regions = True  # control flow (and its bodies) runs as host C around the staged layers
 
     def __init__(self, profile: Profile) -> None:
