@@ -169,18 +169,15 @@ class Calibrator:
         self._schedules: list[tuple[Schedule, SampleBatch | None, Means]] = []
         self._stack: StackPlan | bool | None = None  # None: not looked at yet
         self.raw = raw_range_values(graph)
-        # per-channel (axis 1, or the last axis of 2-D tensors) sums of the inputs of layers
-        # with weights, for bias correction: E[x_c] is what weight rounding error multiplies
+        # per-channel sums of the inputs of layers with weights, for bias correction: E[x_c]
+        # is what weight rounding error multiplies (channels on axis 1 for a convolution, on
+        # the last axis for MatMul and Gemm: _mean_inputs)
         self._sums: dict[str, np.ndarray] = {}
         self._counts: dict[str, int] = {}
         # and their per-channel extremes where features are last (2-D/3-D), for smoothing
         self._lows: dict[str, np.ndarray] = {}
         self._highs: dict[str, np.ndarray] = {}
-        self._mean_of = {
-            x.name for n in graph.nodes
-            if uses_input_means(n.op) and (x := n.first_operand()) is not None
-            and not x.is_const
-        }
+        self._mean_of = _mean_inputs(graph, {})
         self._share(graph, set(self.observers))
 
     def feed(self, feeds: Mapping[str, np.ndarray], graph: Graph | None = None) -> None:
@@ -336,9 +333,7 @@ class Calibrator:
                     bins=self._bins)
                 fresh.add(v.name)
         self.raw |= raw_range_values(graph)
-        self._mean_of |= {x.name for n in graph.nodes
-                          if uses_input_means(n.op) and (x := n.first_operand()) is not None
-                          and not x.is_const}
+        self._mean_of = _mean_inputs(graph, self._mean_of)
         self._share(graph, fresh)
 
     def _observe(self, node: Node, outputs: list[np.ndarray]) -> None:
@@ -356,10 +351,15 @@ class Calibrator:
         self._accumulate(name, array)
 
     def _accumulate(self, name: str, array: np.ndarray) -> None:
-        if name not in self._mean_of or array.ndim < 2:
+        last = self._mean_of.get(name)
+        if last is None or array.ndim < 2:
             return
         a = np.ascontiguousarray(array)  # summed in float64 without a float64 copy
-        if a.ndim == 2 or a.ndim == 3:  # [.., K]: features on the last axis
+        if not last:  # [N, C, spatial...]: a convolution's channels
+            sums = a.reshape(a.shape[0], a.shape[1], -1).sum(axis=2, dtype=np.float64
+                                                              ).sum(axis=0)
+            count = a.size // a.shape[1]
+        elif a.ndim == 2 or a.ndim == 3:  # [.., K]: features on the last axis
             rows = a.reshape(-1, a.shape[-1])
             sums = rows.sum(axis=0, dtype=np.float64)
             count = a.size // a.shape[-1]
@@ -367,10 +367,10 @@ class Calibrator:
             if name in self._lows:
                 lo, hi = np.minimum(lo, self._lows[name]), np.maximum(hi, self._highs[name])
             self._lows[name], self._highs[name] = lo, hi
-        else:  # [N, C, spatial...]
-            sums = a.reshape(a.shape[0], a.shape[1], -1).sum(axis=2, dtype=np.float64
-                                                              ).sum(axis=0)
-            count = a.size // a.shape[1]
+        else:  # [..., K] of a batched MatMul: summed over every other axis
+            rows = a.reshape(-1, a.shape[-1])
+            sums = rows.sum(axis=0, dtype=np.float64)
+            count = a.size // a.shape[-1]
         self._sums[name] = self._sums.get(name, 0.0) + sums
         self._counts[name] = self._counts.get(name, 0) + count
 
@@ -456,6 +456,25 @@ class Calibrator:
         return sum(obs.state_nbytes() for obs in
                    {id(o): o for o in self.observers.values()}.values())
 
+
+
+def _mean_inputs(graph: Graph, known: dict[str, bool | None]) -> dict[str, bool | None]:
+    """The float inputs of ``graph``'s layers with a constant weight that correct their bias
+    with the inputs' per-channel means (qforms.uses_input_means), each with where its
+    channels are: False for a convolution's input (axis 1, whatever its rank: a Conv1d's
+    [N, C, L] too), True for MatMul's and Gemm's (the last axis). None for a tensor read
+    both ways, which gets no means (the quantiser would take one layout's means for the
+    other's). A product of two activations has no weights to correct."""
+    out = dict(known)
+    for n in graph.nodes:
+        x = n.first_operand()
+        w = n.inputs[1] if len(n.inputs) > 1 else None
+        if x is None or x.is_const or w is None or not w.is_const or \
+                not uses_input_means(n.op):
+            continue
+        last = n.op != "Conv"
+        out[x.name] = last if out.get(x.name, last) == last else None
+    return out
 
 @dataclass(frozen=True)
 class Calibration:
