@@ -73,11 +73,14 @@ class Schedule:
             # the op's compute itself where Op.evaluate would only pass the call on (one
             # Python frame less per node: calibration runs every node of every sample)
             plain = not op.regions and not op.typed
+            keys = [None if v is None else id(v) for v in node.inputs]
             self.steps.append((
                 node, op.compute if plain else op.evaluate, plain, node.attrs,
                 [None if v is None else v.type for v in node.inputs],
                 [v.type for v in node.outputs], node.regions,
-                [None if v is None else id(v) for v in node.inputs], outs, done))
+                # the operands' keys as a tuple to index with when none is omitted
+                tuple(keys) if None not in keys else keys, outs,
+                outs[0][1:] if len(outs) == 1 else None, done))
 
 
 def run(
@@ -103,9 +106,11 @@ def run(
     for c in graph.constants:
         env[id(c)] = c.data  # type: ignore[assignment]
     everything: dict[str, np.ndarray] = dict(fed) if keep else {}
-    for node, evaluate, plain, attrs, in_types, out_types, regions, keys, outs, done in \
-            schedule.steps:
-        args = [None if k is None else env[k] for k in keys]
+    ndarray = np.ndarray
+    for node, evaluate, plain, attrs, in_types, out_types, regions, keys, outs, single, done \
+            in schedule.steps:
+        args = [env[k] for k in keys] if type(keys) is tuple else \
+            [None if k is None else env[k] for k in keys]
         try:
             results = evaluate(args, attrs) if plain else \
                 evaluate(args, attrs, in_types, out_types, regions)
@@ -116,21 +121,29 @@ def run(
             raise InterpreterError(
                 f"node {node.name or node.op!r} ({node.op}) failed: {e}"
             ) from e
+        if single is not None and len(results) == 1 and not keep:
+            # the common case, one result checked against its type without a loop
+            r = results[0]
+            key, dt, shape = single
+            if type(r) is not ndarray or r.dtype is not dt and r.dtype != dt or \
+                    r.shape != shape:
+                r = _checked(node, outs[0], r)
+            env[key] = r
+            if observe is not None:
+                observe(node, [r])
+            for key in done:
+                env.pop(key, None)
+            continue
         if len(results) != len(outs):
             raise InterpreterError(
                 f"node {node.name!r} ({node.op}) produced {len(results)} results, "
                 f"expected {len(outs)}"
             )
-        for (v, key, dt, shape), r in zip(outs, results):
-            r = np.asarray(r)
-            if r.dtype != dt or r.shape != shape:
-                raise InterpreterError(
-                    f"node {node.name!r} ({node.op}) produced {r.dtype}{list(r.shape)} for "
-                    f"%{v.name}, its type says {v.type}"
-                )
-            env[key] = r
+        for out, r in zip(outs, results):
+            r = _checked(node, out, r)
+            env[out[1]] = r
             if keep:
-                everything[v.name] = r
+                everything[out[0].name] = r
         if observe is not None:
             observe(node, [env[k] for _, k, _, _ in outs])
         if not keep:
@@ -144,6 +157,20 @@ def run(
         everything.update(outs_by_name)
         return everything
     return outs_by_name
+
+
+def _checked(node: Node, out: tuple[Value, int, np.dtype, tuple[int, ...]], r: Any
+             ) -> np.ndarray:
+    """A node's result ``r`` as an array, refused unless it has its value's dtype and shape
+    (``out``: the value, its key, dtype and shape)."""
+    v, _, dt, shape = out
+    r = np.asarray(r)
+    if r.dtype != dt or r.shape != shape:
+        raise InterpreterError(
+            f"node {node.name!r} ({node.op}) produced {r.dtype}{list(r.shape)} for "
+            f"%{v.name}, its type says {v.type}"
+        )
+    return r
 
 
 def run_body(body: Graph, args: list[np.ndarray], observe: Observer | None = None,
