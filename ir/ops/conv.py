@@ -63,7 +63,13 @@ def windows(xp: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
     st = xp.strides[:2] + tuple(a * s for a, s in zip(sp, strides)) + tuple(
         a * d for a, d in zip(sp, dilations)
     )
-    return as_strided(xp, shape, st, writeable=False)
+    if not xp.flags.c_contiguous or not xp.size:
+        return as_strided(xp, shape, st, writeable=False)
+    # the same view made directly on xp's buffer (as_strided's wrapper costs more than a
+    # small convolution's arithmetic)
+    view = np.ndarray(shape, xp.dtype, buffer=xp, strides=st)
+    view.flags.writeable = False
+    return view
 
 
 def tap(xp: np.ndarray, k: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
@@ -187,15 +193,76 @@ def conv(x: np.ndarray, w: np.ndarray, strides: Sequence[int], pads: Sequence[in
         return y.reshape((n, m) + out)
     if cg == 1 and g > 1 and all(s == 1 for s in strides):
         return _depthwise_unit_stride(x, w, pads, dilations, out).reshape((n, m) + out)
-    xp = pad_spatial(x, pads[:nsp], pads[nsp:])
-    if cg == 1 and g > 1:
-        return _depthwise(xp, w, strides, dilations, out).reshape((n, m) + out)
-    win = windows(xp, kern, strides, dilations, out)
-    # im2col in (C*K, pixels) order: long contiguous runs along the last spatial axis
-    perm = (0, 1) + tuple(range(2 + nsp, 2 + 2 * nsp)) + tuple(range(2, 2 + nsp))
-    cols = win.transpose(perm).reshape(n, g, cg * math.prod(kern), npix)
+    cols = _gathered_cols(x, tuple(kern), strides, pads, dilations, out, g)
+    if cols is None:
+        xp = pad_spatial(x, pads[:nsp], pads[nsp:])
+        if cg == 1 and g > 1:
+            return _depthwise(xp, w, strides, dilations, out).reshape((n, m) + out)
+        cols = _im2col(xp, kern, strides, dilations, out, g)
     y = np.matmul(w.reshape(g, mg, -1), cols)
     return y.reshape((n, m) + out)
+
+
+def _im2col(xp: np.ndarray, kern: Sequence[int], strides: Sequence[int],
+            dilations: Sequence[int], out: Sequence[int], g: int) -> np.ndarray:
+    """The columns (N, groups, C/groups * K, pixels) of the padded ``xp``, in (C*K, pixels)
+    order: long contiguous runs along the last spatial axis. A view where numpy's reshape
+    can make one (the matmul then reads it strided), else a copy."""
+    n, c, nsp = xp.shape[0], xp.shape[1], len(out)
+    win = windows(xp, kern, strides, dilations, out)
+    perm = (0, 1) + tuple(range(2 + nsp, 2 + 2 * nsp)) + tuple(range(2, 2 + nsp))
+    return win.transpose(perm).reshape(n, g, c // g * math.prod(kern), math.prod(out))
+
+
+#: convolutions whose columns hold at most this many elements per sample gather them with one
+#: index made once per geometry (:func:`_gathered_cols`)
+GATHER_COLS_MAX = 1 << 16
+#: the gathering indices per geometry (None: not gathered), at most GATHER_PLANS of them
+_gather_plans: dict[tuple[object, ...], np.ndarray | None] = {}
+GATHER_PLANS = 256
+
+
+def _gathered_cols(x: np.ndarray, kern: tuple[int, ...], strides: Sequence[int],
+                   pads: Sequence[int], dilations: Sequence[int], out: tuple[int, ...],
+                   g: int) -> np.ndarray | None:
+    """:func:`_im2col` of the padded ``x`` for a small convolution, made by one gather from
+    x with a zero appended (padding reads the zero): the same values in the same C-ordered
+    array as _im2col's copy, without its padding, strided view and copy, whose numpy calls
+    cost a small layer more than its matmul. None where _im2col is to be used: large
+    columns, x not C-contiguous, depthwise, or where _im2col gives a view (the matmul
+    would read another operand layout, and might round otherwise)."""
+    if not x.flags.c_contiguous:
+        return None
+    key = (x.shape[1:], kern, tuple(strides), tuple(pads), tuple(dilations), g)
+    plan = _gather_plans.get(key, False)
+    if plan is False:
+        plan = _gather_plan(x.shape[1:], kern, strides, pads, dilations, out, g)
+        if len(_gather_plans) >= GATHER_PLANS:
+            _gather_plans.clear()
+        _gather_plans[key] = plan
+    if plan is None:
+        return None
+    n = x.shape[0]
+    flat = np.zeros((n, x[0].size + 1), x.dtype)  # the last column: the zero padding reads
+    flat[:, :-1] = x.reshape(n, -1)
+    return flat.take(plan, axis=1)
+
+
+def _gather_plan(shape: tuple[int, ...], kern: tuple[int, ...], strides: Sequence[int],
+                 pads: Sequence[int], dilations: Sequence[int], out: tuple[int, ...], g: int
+                 ) -> np.ndarray | None:
+    """Where :func:`_gathered_cols` reads each column element in x (C, *S) flattened, with
+    C*S for padding: _im2col run on the positions themselves."""
+    c, nsp = shape[0], len(out)
+    size = math.prod(shape)
+    if c == g and g > 1 or c // g * math.prod(kern) * math.prod(out) * g > GATHER_COLS_MAX:
+        return None
+    where = np.arange(size, dtype=np.intp).reshape((1, *shape))
+    padded = pad_spatial(where, pads[:nsp], pads[nsp:], size)
+    cols = _im2col(padded, kern, strides, dilations, out, g)
+    if np.may_share_memory(cols, padded):  # a view: _im2col's operand layout differs
+        return None
+    return cols[0]
 
 
 #: elements of one channel block of a depthwise convolution's output (its taps accumulate

@@ -36,6 +36,8 @@ def index_problem(idx: np.ndarray | None, dim: int, what: str = "index") -> str 
     indices only known at run time): the ``domain`` trait of the indexing ops."""
     if idx is None or not idx.size:
         return None
+    if idx.size == 1 and -dim <= int(idx.item()) < dim:  # one index (a decode step's
+        return None  # position, a cache slot): its numpy mask costs more than the read
     idx = np.asarray(idx, dtype=np.int64)
     bad = idx[(idx < -dim) | (idx >= dim)]
     if not bad.size:
@@ -58,6 +60,11 @@ def _tuples_problem(idx: np.ndarray | None, dims: tuple[int, ...]) -> str | None
 def wrap(op: str, idx: np.ndarray, dim: int) -> np.ndarray:
     """Negative indices counted from the end; out of range is an error (module docstring)."""
     idx = np.asarray(idx, dtype=np.int64)
+    if idx.size == 1:  # one index, checked and wrapped in Python
+        v = int(idx.item())
+        if not -dim <= v < dim:
+            raise IndexError(f"{op}: an index is out of range [{-dim}, {dim})")
+        return np.full(idx.shape, v + dim if v < 0 else v, np.int64)
     if idx.size and (idx.min() < -dim or idx.max() >= dim):
         raise IndexError(f"{op}: an index is out of range [{-dim}, {dim})")
     return np.where(idx < 0, idx + dim, idx)
@@ -186,6 +193,11 @@ class ScatterND:
         assert x is not None and idx is not None and upd is not None
         q = idx.shape[-1]
         y = x.copy()
+        if idx.size == q:  # one tuple (a KV cache's new row): written by basic indexing
+            at = tuple(int(wrap("ScatterND", idx[..., k], x.shape[k]).item())
+                       for k in range(q))
+            _apply(y, at, upd.reshape(x.shape[q:]), a["reduction"])
+            return [y]
         tuples = np.stack([wrap("ScatterND", idx[..., k], x.shape[k]) for k in range(q)], -1)
         tuples = tuples.reshape(-1, q)
         slabs = upd.reshape((len(tuples),) + x.shape[q:])

@@ -13,6 +13,7 @@ set is 0/0 = NaN (the spec leaves it undefined).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -53,11 +54,12 @@ def _as_float(x: np.ndarray) -> np.ndarray:
 
 
 def _sum(x: np.ndarray, axes: Axes) -> np.ndarray:
-    return np.sum(x, axis=axes, keepdims=True, dtype=_accumulator(x))
+    # np.add.reduce is what np.sum calls, without its Python wrapper's cost
+    return np.add.reduce(x, axis=axes, keepdims=True, dtype=_accumulator(x))
 
 
 def _mean(x: np.ndarray, axes: Axes) -> np.ndarray:
-    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    n = math.prod(x.shape[a] for a in axes)
     with np.errstate(invalid="ignore", divide="ignore"):
         if x.dtype.kind in "iu":
             # Integer mean truncates toward zero, like numpy's integer mean.
