@@ -15,14 +15,32 @@ from compiler.errors import ModelLoadError
 def bad_text_fields(msg: Message, path: str = "model") -> Iterator[str]:
     """Where ``msg`` holds text that is not valid UTF-8, as field paths
     (``model.graph.node[3].name``). protobuf hands such text back as bytes."""
+    for where in _bad(msg):
+        yield path + "".join(where)
+
+
+_STRING, _MESSAGE = FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE
+
+
+def _bad(msg: Message) -> Iterator[list[str]]:
+    """:func:`bad_text_fields` with each path as its steps, made only for what it finds (a
+    model has thousands of fields, all of them checked on every import)."""
     for field, value in msg.ListFields():
-        items = list(value) if field.is_repeated else [value]
+        kind = field.type
+        if kind != _STRING and kind != _MESSAGE:
+            continue
+        items = value if field.is_repeated else (value,)
         for i, item in enumerate(items):
-            where = f"{path}.{field.name}" + (f"[{i}]" if field.is_repeated else "")
-            if field.type == FieldDescriptor.TYPE_STRING and isinstance(item, bytes):
-                yield where
-            elif field.type == FieldDescriptor.TYPE_MESSAGE:
-                yield from bad_text_fields(item, where)
+            if kind == _STRING:
+                if isinstance(item, bytes):
+                    yield [_step(field, i)]
+                continue
+            for inner in _bad(item):
+                yield [_step(field, i), *inner]
+
+
+def _step(field: FieldDescriptor, i: int) -> str:
+    return f".{field.name}" + (f"[{i}]" if field.is_repeated else "")
 
 
 def check_text_fields(model: Message, where: str) -> None:
