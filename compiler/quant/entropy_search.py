@@ -66,8 +66,10 @@ def divergences(sums: PrefixSums, which: np.ndarray, cands: np.ndarray, levels: 
     return a * np.log(a) + a * p_log_p - a * cross / total
 
 
-#: candidates whose divergences one call computes (bounds the temporaries to ROWS x levels)
-ROWS = 1024
+#: candidate-by-level elements one call of :func:`divergences` computes: its float64
+#: temporaries (rows x levels) then stay in a 1 MB L2 cache (twice as fast as 1024 rows of
+#: 128 levels; each row's value is the one it has alone, whatever the block)
+ELEMENTS = 1 << 16
 
 
 def least_divergence(hists: list[np.ndarray], levels: list[int], stride: int = 1,
@@ -110,8 +112,9 @@ def _least(sums: PrefixSums, levels: np.ndarray, start: np.ndarray, count: np.nd
     kls = np.empty(len(which))
     for lv in np.unique(levels).tolist():
         rows = np.flatnonzero(levels[which] == lv)
-        for s in range(0, len(rows), ROWS):
-            r = rows[s:s + ROWS]
+        block = max(1, ELEMENTS // (lv + 1))
+        for s in range(0, len(rows), block):
+            r = rows[s:s + block]
             kls[r] = divergences(sums, which[r], cands[r], lv)
     firsts = np.cumsum(count) - count
     least = np.minimum.reduceat(kls, firsts)

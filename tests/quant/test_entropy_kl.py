@@ -98,9 +98,9 @@ def test_histograms_searched_together_as_each_alone(
 
     hists, levels = [h for h, _ in cases], [lv for _, lv in cases]
     want = [_alone(h, lv, stride) for h, lv in cases]
-    saved = obs.ROWS
+    saved = obs.ELEMENTS
     try:
-        obs.ROWS = 37  # a histogram's candidates across several calls
+        obs.ELEMENTS = 37 * 129  # a histogram's candidates across several calls
         assert least_divergence(hists, levels, stride) == want
     finally:
-        obs.ROWS = saved
+        obs.ELEMENTS = saved
