@@ -63,7 +63,7 @@ registry; no op is described twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -117,8 +117,9 @@ class Attr:
         if self.kind not in _KINDS:
             raise ValueError(f"unknown attribute kind {self.kind!r}")
 
-    def coerce(self, value: Any, where: str) -> Any:
-        """Check ``value`` against the kind and return it in canonical Python form."""
+    def coerce(self, value: Any, where: str, key: str = "") -> Any:
+        """Check ``value`` against the kind and return it in canonical Python form; an
+        error names ``where`` (and ``.key`` when given)."""
         k = self.kind
         try:
             if k == "int":
@@ -148,7 +149,8 @@ class Attr:
                 raise TypeError
             return list(items)
         except (TypeError, ValueError):
-            raise OpError(f"{where}: expected {k}, got {value!r}") from None
+            at = f"{where}.{key}" if key else where
+            raise OpError(f"{at}: expected {k}, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,11 @@ class OpDef:
     # region ops (If, Loop, Scan; ir/ops/control.py) own graph bodies, named here in order;
     # their infer and compute also receive the node's bodies (``regions``)
     regions: tuple[str, ...] = ()
+    #: the attribute names it accepts (its own and the annotations)
+    _known: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_known", frozenset(self.attrs) | frozenset(ANNOTATIONS))
 
     @property
     def variadic(self) -> bool:
@@ -230,13 +237,13 @@ class OpDef:
         Annotations (:data:`ANNOTATIONS`) are accepted on every op and kept only when given:
         they record target decisions (storage layout, tiles) and never change the values an
         op computes."""
-        unknown = set(attrs) - set(self.attrs) - set(ANNOTATIONS)
-        if unknown:
+        if not attrs.keys() <= self._known:
+            unknown = set(attrs) - self._known
             raise OpError(f"{self.name}: unknown attribute(s) {sorted(unknown)}")
         out: dict[str, Any] = {}
         for key, spec in self.attrs.items():
             if key in attrs and attrs[key] is not None:
-                out[key] = spec.coerce(attrs[key], f"{self.name}.{key}")
+                out[key] = spec.coerce(attrs[key], self.name, key)
             elif spec.default is REQUIRED:
                 raise OpError(f"{self.name}: attribute {key!r} is required")
             else:
@@ -244,7 +251,7 @@ class OpDef:
                 out[key] = list(d) if isinstance(d, (list, tuple)) else d
         for key, spec in ANNOTATIONS.items():
             if key not in self.attrs and attrs.get(key) is not None:
-                out[key] = spec.coerce(attrs[key], f"{self.name}.{key}")
+                out[key] = spec.coerce(attrs[key], self.name, key)
         return out
 
     def check_storage_types(self, types: Sequence[TensorType | None]) -> None:
