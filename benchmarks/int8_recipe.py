@@ -64,8 +64,11 @@ Models, data and metrics (seeded; calibration and evaluation data never overlap)
 
 Compile time: seconds of ``quantize_static`` (calibration + QDQ model) and of qnnc's
 ``compile_model`` without a target (import, passes, calibration, quantisation: the same work,
-no C) for each method, measured once each in this process while nothing else of the script
-runs; rec and llama are compiled for all their shape profiles. Then the load average.
+no C) for each method, in this process while nothing else of the script runs; rec and llama
+are compiled for all their shape profiles. A model whose quantisations all took under
+REPEAT_UNDER seconds has them run ``--timing-repeat`` times in all (default 3), interleaved,
+and the fastest of each is shown: on a shared machine a single timing of a fraction of a
+second was seen to swing by a fifth between two runs of the script. Then the load average.
 
 A contender that fails to quantise or to run gets n/a in its row and a note under the table;
 the run goes on. These are measurements for reports, not test assertions.
@@ -165,6 +168,11 @@ class Report:
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
+#: quantisations of a model all faster than this many seconds are timed ``TIMING_REPEAT`` times
+REPEAT_UNDER = 5.0
+TIMING_REPEAT = 3  # --timing-repeat
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = fn()
@@ -206,6 +214,13 @@ def quantise_all(name: str, model: onnx.ModelProto, calib: list[Feeds], methods:
             ort_session(ort_quantize(model, calib, folder, ex), 1), None))
     for m in methods:
         attempt(label(m), lambda m=m: timed(lambda: qnnc(m)))
+    again: dict[str, Callable[[], Any]] = {ORT_INT8: lambda: ort_quantize(model, calib, folder),
+                                           **{label(m): lambda m=m: qnnc(m) for m in methods}}
+    if out.seconds and max(out.seconds.values()) < REPEAT_UNDER:
+        for _ in range(TIMING_REPEAT - 1):  # interleaved; the fastest of each is kept
+            for row, fn in again.items():
+                if row in out.seconds:
+                    out.seconds[row] = min(out.seconds[row], timed(fn)[1])
     return out
 
 
@@ -461,7 +476,9 @@ def compile_table(compiled: Sequence[Contenders], methods: Sequence[str]) -> str
         rows.append(row)
     return "\n".join([
         "Compile time: quantize_static (calibration + QDQ model) vs qnnc compile_model "
-        "without a target (import, passes, calibration, quantisation; every shape profile)",
+        "without a target (import, passes, calibration, quantisation; every shape profile); "
+        f"the fastest of {TIMING_REPEAT} interleaved runs where a model's quantisations all "
+        f"take under {REPEAT_UNDER:g} s, else one",
         "", format_table(headers, rows)])
 
 
@@ -512,6 +529,7 @@ def _recipes(ap: argparse.ArgumentParser, text: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    global TIMING_REPEAT
     from benchmarks.llama_decode import EVAL_PROMPTS
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.int8_recipe",
@@ -535,6 +553,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--prompts", type=int, default=len(EVAL_PROMPTS),
                     help=f"llama prompts (at most {len(EVAL_PROMPTS)})")
     ap.add_argument("--new-tokens", type=int, default=48, help="llama tokens per prompt")
+    ap.add_argument("--timing-repeat", type=int, default=TIMING_REPEAT,
+                    help=f"runs of each quantisation of a model whose quantisations all take "
+                         f"under {REPEAT_UNDER:g} s; the fastest is shown (default "
+                         f"{TIMING_REPEAT})")
     args = ap.parse_args(argv)
     models = _subset(ap, args.models, MODELS, "model(s)")
     if args.skip_llama:
@@ -548,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not 0 < args.prompts <= len(EVAL_PROMPTS):
         ap.error(f"--prompts must be in 1..{len(EVAL_PROMPTS)}")
     _check_installed(models)
+    TIMING_REPEAT = max(1, args.timing_repeat)
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
     before = machine_line()
     t0 = time.perf_counter()

@@ -229,6 +229,33 @@ def test_int8_recipe_digits_two_methods(tmp_path: Path, monkeypatch: pytest.Monk
     assert "n/a" in rep.format()
 
 
+def test_int8_recipe_times_fast_quantisations_again(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose quantisations are all fast is quantised --timing-repeat times by each
+    tool, and the fastest time is kept."""
+    pytest.importorskip("sklearn")
+    import benchmarks.int8_recipe as ir
+
+    calls: list[str] = []
+    real_q, real_ort = ir.compile_model, ir.ort_quantize
+
+    def counted_q(*args: object, **kwargs: object) -> object:
+        calls.append("qnnc")
+        return real_q(*args, **kwargs)
+
+    def counted_ort(*args: object, **kwargs: object) -> object:
+        calls.append("ort")
+        return real_ort(*args, **kwargs)
+
+    monkeypatch.setattr(ir, "compile_model", counted_q)
+    monkeypatch.setattr(ir, "ort_quantize", counted_ort)
+    monkeypatch.setattr(ir, "TIMING_REPEAT", 2)
+    rep = ir.digits(["minmax"], n_calib=4, n_test=5, folder=tmp_path)
+    assert calls.count("ort") == 2 and calls.count("qnnc") == 2, calls
+    (c,) = rep.compiled
+    assert all(0 < t < ir.REPEAT_UNDER for t in c.seconds.values())
+
+
 def test_host_latency_warms_a_threaded_build_past_the_team_trials() -> None:
     """The untimed runs host_latency gives a multi-thread build before timing it are the
     runtime's own count of team trials, read from the header that defines it."""
