@@ -102,6 +102,9 @@ class Row:
     ort_f32_ms: float | None = None
     rounds: int = 0
     load: float = math.nan  # 1-minute load average when the row was measured
+    #: a multi-thread qnnc build: (runs of the interleaved rounds, warm-up included, that its
+    #: per-run team gave one thread; those runs)
+    one_thread_runs: tuple[int, int] | None = None
 
 
 @dataclass
@@ -372,12 +375,16 @@ def time_rows(res: ModelResult, threads: Sequence[int], qnnc: dict[int, Compiled
         if t in sessions_q:
             fns[f"ort_int8@{t}"] = lambda s=sessions_q[t]: s.run(out_names, feeds)
         fns[f"ort_f32@{t}"] = lambda s=sessions_f[t]: s.run(out_names, feeds)
+    teams = {t: qnnc[t].team_runs() for t in threads if t in qnnc and t > 1}
     times = time_interleaved(fns, warmup=warmup, repeat=repeat,
                              budget_s=budget_s * len(threads), gap_s=0.005)
     load = load_average()
     for t in threads:
         got = {k: v.median_ms for k, v in times.items() if k.endswith(f"@{t}")}
         row = Row(t, rounds=times[f"ort_f32@{t}"].runs, load=load)
+        before, after = teams.get(t), qnnc[t].team_runs() if t in teams else None
+        if before is not None and after is not None:
+            row.one_thread_runs = (after[1] - before[1], sum(after) - sum(before))
         row.qnnc_ms = got.get(f"qnnc@{t}")
         row.ort_int8_ms = got.get(f"ort_int8@{t}")
         row.ort_f32_ms = got[f"ort_f32@{t}"]
@@ -495,17 +502,21 @@ def scaling_table(results: list[ModelResult], base: int, more: Sequence[int]) ->
                 continue
             q, o = ratio(b.qnnc_ms, row.qnnc_ms), ratio(b.ort_int8_ms, row.ort_int8_ms)
             if t in r.one_thread and base == 1:  # the same module timed twice
-                rows.append([r.name, f"{base} -> {t}", f"{fmt(q)}*", fmt(o), fmt(row.load)])
+                rows.append([r.name, f"{base} -> {t}", f"{fmt(q)}*", fmt(o), "", fmt(row.load)])
                 same.append(f"{r.name} ({t})")
                 continue
-            rows.append([r.name, f"{base} -> {t}", fmt(q), fmt(o), fmt(row.load)])
+            team = row.one_thread_runs
+            rows.append([r.name, f"{base} -> {t}", fmt(q), fmt(o),
+                         f"{team[0]}/{team[1]}" if team else "", fmt(row.load)])
             if q is not None and q < 1.0:
                 slower.append(f"{r.name} ({t})")
             if q is not None and o is not None and q < o:
                 behind.append(f"{r.name} ({t})")
     lines = [f"Speed-up from {base} thread(s) (latency at {base} / latency at more; above 1: "
-             "faster with more threads)",
-             format_table(["model", "threads", "qnnc", "ORT int8", "load"], rows)]
+             "faster with more threads; qnnc 1-thread runs: of the multi-thread build's runs "
+             "in the rounds, how many its per-run team gave one thread)",
+             format_table(["model", "threads", "qnnc", "ORT int8", "qnnc 1-thread runs",
+                           "load"], rows)]
     lines.append("qnnc slower with more threads: " + (", ".join(slower) or "none"))
     lines.append("qnnc scaling less than onnxruntime INT8: " + (", ".join(behind) or "none"))
     if same:

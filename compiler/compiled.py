@@ -8,6 +8,7 @@ what was expected.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 import json
 import os
@@ -131,6 +132,22 @@ class CompiledModel:
     def reset_counters(self) -> None:
         if self._session is not None and hasattr(self._session, "reset_counters"):
             self._session.reset_counters()
+
+    def team_runs(self) -> tuple[int, int] | None:
+        """A multi-thread host build: (runs with its full thread team, runs with one thread)
+        of this shape profile since the module was loaded, as its per-run choice made them
+        (csrc/qnnc_runtime.h). None for a one-thread build or the interpreter."""
+        if self.build is None:
+            return None
+        # the module the session runs (one of that name loaded before is the one in use)
+        lib = ctypes.CDLL(str(self.build.load().__file__))
+        for name in (f"qnnc_team_runs_p{self.profile_index}", "qnnc_team_runs"):
+            try:
+                runs = (ctypes.c_int64 * 2).in_dll(lib, name)
+            except ValueError:
+                continue
+            return int(runs[0]), int(runs[1])
+        return None
 
     def plans(self) -> Any:
         """Accelerator targets: the tile plans (targets.tiling.TilePlans) recorded on the

@@ -131,6 +131,12 @@ def test_host_latency_summarises_every_thread_count_and_the_scaling() -> None:
     assert "qnnc slower with more threads: b (2)" in text
     assert "qnnc scaling less than onnxruntime INT8: b (2), c (2)" in text
     assert "built for one thread" not in text
+    from benchmarks.common import fmt
+
+    res[0].rows[1].one_thread_runs = (3, 40)  # the per-run team's choices in the rounds
+    team = {line.split()[0]: line.split() for line in report(res, None, (1, 2), "smoke")
+            .splitlines() if "->" in line}
+    assert team["a"][6] == "3/40" and team["b"][6] == fmt(res[1].rows[1].load)
     # --threads 2,1 (a profile at 2 threads): the speed-ups still go from 1 thread to 2
     down = report(res, None, (2, 1), "smoke")
     assert "Speed-up from 1 thread(s)" in down and "2 -> 1" not in down

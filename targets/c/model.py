@@ -118,8 +118,9 @@ def generate(graph: Graph, renderer: Renderer | None = None, *,
 
 _ARENA_DEF = "static uint8_t qnnc_arena[QNNC_ARENA_BYTES] QNNC_ALIGNED(64) QNNC_UNUSED;"
 
-#: the symbols a model.c defines for the linker; a shape profile's unit renames them
-EXPORTS = ("qnnc_run", "qnnc_model_info", "qnnc_output_rows")
+#: the symbols a model.c defines for the linker (qnnc_output_rows where an output's extent is
+#: counted, qnnc_team_runs in a multi-thread build); a shape profile's unit renames them
+EXPORTS = ("qnnc_run", "qnnc_model_info", "qnnc_output_rows", "qnnc_team_runs")
 
 
 def generate_profiles(graphs: list[Graph], renderers: list[Renderer], titles: list[str], *,
@@ -630,6 +631,10 @@ def _run_functions(r: Renderer, calls: list[str]) -> list[str]:
     return [
         f"static qnnc_team_t qnnc_team_state = QNNC_TEAM_INIT({r.threads}, "
         f"{int(r.profile_layers)});",
+        "/* runs since the module was loaded with the full team [0] and with one thread [1] as",
+        " * chosen at their start (a run a collapse cut short to one thread counts as full);",
+        " * read by CompiledModel.team_runs */",
+        "int64_t qnnc_team_runs[2];",
         "",
         "static int qnnc_run_layers(const void *const *inputs, void *const *outputs) {",
         *calls,
@@ -640,6 +645,7 @@ def _run_functions(r: Renderer, calls: list[str]) -> list[str]:
         "    const double start = qnnc_team_begin(&qnnc_team_state, &qnnc_team);",
         "    const int status = qnnc_run_layers(inputs, outputs);",
         "    qnnc_team_end(&qnnc_team_state, start);",
+        "    ++qnnc_team_runs[qnnc_team_state.current];",
         "    return status;",
         "}",
         "",

@@ -93,6 +93,28 @@ def test_cache_hit_and_saved_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert not other.build.cache_hit
 
 
+def test_a_threaded_build_counts_its_runs_per_team(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """team_runs: how many runs of a multi-thread build its per-run choice gave the full team
+    and one thread (its first runs try both in turn); a one-thread build has no team."""
+    import targets.c.emitter
+
+    g = load_model(build_example("tiny_cnn", seed=9173))  # weights of its own: a new module
+    assert compile_model(g, target="host", cache_dir=tmp_path / "c").team_runs() is None
+    monkeypatch.delenv("QNNC_ADAPTIVE_THREADS", raising=False)
+    monkeypatch.setattr(targets.c.emitter, "MIN_PARALLEL_NS", 0)
+    monkeypatch.setattr(targets.c.emitter, "MIN_SHARED_NS", 0)
+    cm = compile_model(g, target="host", threads=2, cache_dir=tmp_path / "c")
+    before = cm.team_runs()
+    assert before == (0, 0)  # a fresh module
+    x = random_feeds(g)
+    for _ in range(20):
+        cm.run(None, x)
+    full, one = cm.team_runs()
+    assert full + one == 20
+    assert full >= 4 and one >= 3  # run 0 and the trials (runs 1-6) alternate
+
+
 def test_session_checks_inputs(tmp_path: Path) -> None:
     g = load_model(build_example("tiny_cnn"))
     cm = compile_model(g, target="host", cache_dir=tmp_path / "c")
