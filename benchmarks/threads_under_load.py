@@ -14,8 +14,9 @@ threads. Both builds are warmed up (the two-thread build past its per-run team's
 csrc/qnnc_runtime.h), then ``--busy`` processes spinning in a Python loop start, and the two
 builds run in alternation, ``--gap-ms`` apart (a served model waits for requests between
 runs), ``--runs`` times each. Every run is timed; nothing is dropped. Goal: the two-thread
-build no slower than the one-thread build, in median and in mean, with a busy core.
-``--full-team`` keeps the two-thread build's full team on every run
+build no slower than the one-thread build, in median and in mean, with a busy core. The
+last column says how many of the two-thread build's timed runs its per-run team gave one
+thread (CompiledModel.team_runs). ``--full-team`` keeps the two-thread build's full team on every run
 (QNNC_ADAPTIVE_THREADS=0), to show what the per-run team protects against. The script says
 when the machine was already loaded before it started (then the cores were busier than
 ``--busy`` says). These are measurements for reports, not test assertions.
@@ -101,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     m.run(None, feeds)  # type: ignore[attr-defined]
             spinners = [subprocess.Popen([sys.executable, "-c", SPIN])
                         for _ in range(args.busy)]
+            team_before = models[2].team_runs()  # type: ignore[attr-defined]
             try:
                 time.sleep(0.5 if spinners else 0.0)
                 ms = measure(models, feeds, args.runs, args.gap_ms / 1e3)
@@ -111,8 +113,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                     p.wait()
             base = float(np.median(ms[1]))
             rows += [row(name, k, ms[k], base) + [f"{load:.2f}"] for k in (1, 2)]
+            team_after = models[2].team_runs()  # type: ignore[attr-defined]
+            ones = "n/a (built for one thread)" if team_before is None or team_after is None \
+                else f"{team_after[1] - team_before[1]}/{sum(team_after) - sum(team_before)}"
             ratios.append([name, f"{np.median(ms[2]) / base:.3f}",
-                           f"{ms[2].mean() / ms[1].mean():.3f}"])
+                           f"{ms[2].mean() / ms[1].mean():.3f}", ones])
             log(f"{name}: done")
     print(before)
     team = ", full team on every run" if args.full_team else ""
@@ -121,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(format_table(["model", "threads", "median ms", "mean ms", "p99 ms", "max ms",
                         "collapses", "load"], rows))
     print()
-    print(format_table(["model", "2T/1T median", "2T/1T mean"], ratios))
+    print(format_table(["model", "2T/1T median", "2T/1T mean", "2T runs on 1 thread"], ratios))
     print(machine_line())
     cpus = os.cpu_count() or 1
     if start_load > max(cpus - 1, 0.5):

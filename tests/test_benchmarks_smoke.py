@@ -310,6 +310,7 @@ def test_threads_under_load_times_both_builds_with_a_busy_core(
     assert [r[1] for r in rows[:2]] == ["1", "2"] and len(rows) == 3
     assert all(float(c) > 0 for r in rows[:2] for c in r[2:6])
     assert float(rows[2][1]) > 0 and float(rows[2][2]) > 0
+    assert "n/a (built for one thread)" in out  # tiny_cnn shares no layer out
     assert len(started) == 1 and all(p.poll() is not None for p in started)
 
 
