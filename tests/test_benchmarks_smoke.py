@@ -329,6 +329,10 @@ def test_host_latency_times_every_thread_count_in_the_same_rounds() -> None:
         def run(self, *_: object) -> None:
             calls.append(self.name)
 
+        def team_runs(self) -> tuple[int, int]:  # a third of the runs on one thread
+            n = calls.count(self.name)
+            return n - n // 3, n // 3
+
     res = ModelResult("m")
     time_rows(res, (1, 2), {t: Fake(f"q{t}") for t in (1, 2)},  # type: ignore[misc]
               {t: Fake(f"i{t}") for t in (1, 2)}, {t: Fake(f"f{t}") for t in (1, 2)},
@@ -339,6 +343,8 @@ def test_host_latency_times_every_thread_count_in_the_same_rounds() -> None:
     assert [r.threads for r in res.rows] == [1, 2]
     assert all(r.rounds == 3 and r.qnnc_ms is not None and r.ort_int8_ms is not None
                for r in res.rows)
+    # the runs of the rounds (6 before, 10 after): 3 - 2 of them on one thread
+    assert res.rows[0].one_thread_runs is None and res.rows[1].one_thread_runs == (1, 4)
 
 
 @needs_cc

@@ -467,10 +467,11 @@ def _mean_inputs(graph: Graph, known: dict[str, bool | None]) -> dict[str, bool 
     other's). A product of two activations has no weights to correct."""
     out = dict(known)
     for n in graph.nodes:
+        if not uses_input_means(n.op):
+            continue
         x = n.first_operand()
-        w = n.inputs[1] if len(n.inputs) > 1 else None
-        if x is None or x.is_const or w is None or not w.is_const or \
-                not uses_input_means(n.op):
+        w = n.w if n.op == "Conv" else n.b  # the weight: Conv's w, MatMul's and Gemm's b
+        if x is None or x.is_const or w is None or not w.is_const:
             continue
         last = n.op != "Conv"
         out[x.name] = last if out.get(x.name, last) == last else None

@@ -118,8 +118,7 @@ def generate(graph: Graph, renderer: Renderer | None = None, *,
 
 _ARENA_DEF = "static uint8_t qnnc_arena[QNNC_ARENA_BYTES] QNNC_ALIGNED(64) QNNC_UNUSED;"
 
-#: the symbols a model.c defines for the linker (qnnc_output_rows where an output's extent is
-#: counted, qnnc_team_runs in a multi-thread build); a shape profile's unit renames them
+#: the symbols a model.c may define for the linker; a shape profile's unit renames them
 EXPORTS = ("qnnc_run", "qnnc_model_info", "qnnc_output_rows", "qnnc_team_runs")
 
 
@@ -631,9 +630,8 @@ def _run_functions(r: Renderer, calls: list[str]) -> list[str]:
     return [
         f"static qnnc_team_t qnnc_team_state = QNNC_TEAM_INIT({r.threads}, "
         f"{int(r.profile_layers)});",
-        "/* runs since the module was loaded with the full team [0] and with one thread [1] as",
-        " * chosen at their start (a run a collapse cut short to one thread counts as full);",
-        " * read by CompiledModel.team_runs */",
+        "/* runs with the full team [0] and one thread [1] as chosen at their start (a run a",
+        " * collapse cut short counts as full): CompiledModel.team_runs */",
         "int64_t qnnc_team_runs[2];",
         "",
         "static int qnnc_run_layers(const void *const *inputs, void *const *outputs) {",
