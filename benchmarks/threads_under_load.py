@@ -100,9 +100,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             for _ in range(10):  # warm caches; the two-thread build past its trials
                 for m in models.values():
                     m.run(None, feeds)  # type: ignore[attr-defined]
+            team_before = models[2].team_runs()  # type: ignore[attr-defined]
             spinners = [subprocess.Popen([sys.executable, "-c", SPIN])
                         for _ in range(args.busy)]
-            team_before = models[2].team_runs()  # type: ignore[attr-defined]
             try:
                 time.sleep(0.5 if spinners else 0.0)
                 ms = measure(models, feeds, args.runs, args.gap_ms / 1e3)
