@@ -17,9 +17,9 @@ runs), ``--runs`` times each. Every run is timed; nothing is dropped. Goal: the 
 build no slower than the one-thread build, in median and in mean, with a busy core. The
 last column says how many of the two-thread build's timed runs its per-run team gave one
 thread (CompiledModel.team_runs). ``--full-team`` keeps the two-thread build's full team on
-every run (QNNC_ADAPTIVE_THREADS=0), to show what the per-run team protects against. The script says
-when the machine was already loaded before it started (then the cores were busier than
-``--busy`` says). These are measurements for reports, not test assertions.
+every run (QNNC_ADAPTIVE_THREADS=0), to show what the per-run team protects against. The
+script says when the machine was already loaded before it started (then the cores were
+busier than ``--busy`` says). These are measurements for reports, not test assertions.
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@
  * its CPU; QNNC_POOL_PIN=0 leaves placement to the kernel): the kernel otherwise woke a
  * sleeping worker on the caller's own core, where it waited for the caller's block to end
  * (`python -m benchmarks.omp_wake --runtime pool`: a woken worker took its block 20-100 us
- * after the caller asked; unpinned, in a quarter of the runs and 365-700 us late). Workers start on the first loop that asks for more than one thread and
- * stay for the life of the process (a forked child starts its own). A loop started while
+ * after the caller asked; unpinned, in a quarter of the runs and 365-700 us late). Workers
+ * start on the first loop that asks for more than one thread and stay for the life of the
+ * process (a forked child starts its own). A loop started while
  * another thread's loop is under way (two callers at once, or a loop inside a loop) runs on
  * its caller alone. Linux and GCC only (elsewhere, or with QNNC_LIBGOMP_LOOPS defined,
  * libgomp's own).
@@ -229,8 +230,9 @@ static void qnnc_pool_alone(qnnc_pool_fn fn, void *data) {
 QNNC_HIDDEN void GOMP_parallel(qnnc_pool_fn fn, void *data, unsigned n, unsigned flags) {
     (void)flags;
     int expected = 0;
-    if (n <= 1 || qnnc_pool_n > 1 || !qnnc_pool_start((int)(n < QNNC_POOL_MAX ? n : QNNC_POOL_MAX) - 1)
-        || !atomic_compare_exchange_strong(&qnnc_pool.busy, &expected, 1)) {
+    const int team = (int)(n < QNNC_POOL_MAX ? n : QNNC_POOL_MAX);
+    if (n <= 1 || qnnc_pool_n > 1 || !qnnc_pool_start(team - 1) ||
+        !atomic_compare_exchange_strong(&qnnc_pool.busy, &expected, 1)) {
         qnnc_pool_alone(fn, data);
         return;
     }

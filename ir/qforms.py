@@ -126,16 +126,29 @@ def clamp_between(lo: float, hi: float, dtype: DType, scale: float,
     return int(b[0]), int(b[1])
 
 
-def with_input_means(form: Form) -> Form:
+@dataclass(frozen=True)
+class InputMeans:
+    """Where a layer whose form corrects its bias with its input's per-channel means finds
+    them: the operand holding its weight (no means when that is not a constant) and the
+    input's channel axis, the last (MatMul, Gemm) or axis 1 (a convolution, at any rank)."""
+
+    weight: str
+    channels_last: bool
+
+
+def with_input_means(weight: str, *, channels_last: bool) -> Callable[[Form], Form]:
     """Mark a form whose weights the calibration quantiser corrects with the per-channel
     means of the layer's input (bias correction): calibration then collects those means."""
-    form.uses_input_means = True  # type: ignore[attr-defined]
-    return form
+    def mark(form: Form) -> Form:
+        form.input_means = InputMeans(weight, channels_last)  # type: ignore[attr-defined]
+        return form
+    return mark
 
 
-def uses_input_means(op: str) -> bool:
+def input_means(op: str) -> InputMeans | None:
+    """How ``op``'s quantised form reads its input's channel means, or None (it does not)."""
     opdef = OPS.get(op)
-    return opdef is not None and getattr(opdef.quantized, "uses_input_means", False)
+    return None if opdef is None else getattr(opdef.quantized, "input_means", None)
 
 
 def needs(cond: bool) -> None:

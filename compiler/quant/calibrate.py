@@ -52,7 +52,7 @@ from compiler.quant.sample_stack import StackPlan
 from compiler.quant.weight_memo import WeightMemo
 from ir.graph import Graph, Node
 from ir.interpreter import InterpreterError, Schedule, run
-from ir.qforms import passes_codes_on, uses_input_means
+from ir.qforms import input_means, passes_codes_on
 
 Method = Literal["minmax", "percentile", "entropy", "mse", "layerwise", "auto"]
 #: ``layerwise`` picks one of the other four per tensor (compiler/quant/range_choice.py);
@@ -376,8 +376,8 @@ class Calibrator:
 
     def channel_means(self) -> dict[str, np.ndarray]:
         """Per-channel means of the inputs of layers whose quantised form corrects its bias
-        with them (Conv, Gemm, MatMul: qforms.uses_input_means; axis 1 of images, the last
-        axis of 2-D/3-D tensors)."""
+        with them (qforms.input_means: axis 1 of a convolution's input at any rank, the
+        last axis of a MatMul's or Gemm's)."""
         return {k: (v / self._counts[k]).astype(np.float32) for k, v in self._sums.items()}
 
     def channel_ranges(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -460,20 +460,19 @@ class Calibrator:
 
 def _mean_inputs(graph: Graph, known: dict[str, bool | None]) -> dict[str, bool | None]:
     """The float inputs of ``graph``'s layers with a constant weight that correct their bias
-    with the inputs' per-channel means (qforms.uses_input_means), each with where its
-    channels are: False for a convolution's input (axis 1, whatever its rank: a Conv1d's
-    [N, C, L] too), True for MatMul's and Gemm's (the last axis). None for a tensor read
-    both ways, which gets no means (the quantiser would take one layout's means for the
-    other's). A product of two activations has no weights to correct."""
+    with the inputs' per-channel means (qforms.input_means), each with whether its channels
+    are its last axis. None for a tensor read both ways, which gets no means (the quantiser
+    would take one layout's means for the other's). A product of two activations has no
+    weights to correct."""
     out = dict(known)
     for n in graph.nodes:
-        if not uses_input_means(n.op):
+        spec = input_means(n.op)
+        if spec is None:
             continue
-        x = n.first_operand()
-        w = n.w if n.op == "Conv" else n.b  # the weight: Conv's w, MatMul's and Gemm's b
+        x, w = n.first_operand(), getattr(n, spec.weight)
         if x is None or x.is_const or w is None or not w.is_const:
             continue
-        last = n.op != "Conv"
+        last = spec.channels_last
         out[x.name] = last if out.get(x.name, last) == last else None
     return out
 

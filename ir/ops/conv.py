@@ -97,7 +97,7 @@ def _accum_dtype(dt: np.dtype) -> np.dtype:
 # -- Conv --------------------------------------------------------------------------------------
 
 
-@with_input_means
+@with_input_means("w", channels_last=False)
 def quantize_conv(ctx: QuantContext, node: Node) -> None:
     """Conv → QConv: weights int8 per output channel, bias int32 at s_x·s_w[c], a following
     Relu/Clip (the only reader) as clamp bounds."""

@@ -77,7 +77,7 @@ def _linear(ctx: QuantContext, node: Node, x: Value, w: Value, b: Value | None, 
     ctx.emit("QLinear", [xq, wq, bq], out, [node, add, act], [result])
 
 
-@with_input_means
+@with_input_means("b", channels_last=True)
 def quantize_matmul(ctx: QuantContext, node: Node) -> None:
     """MatMul by a constant 2-D weight → QLinear (with a bias Add and Relu/Clip that follow);
     of two activations → QMatMul."""
@@ -91,7 +91,7 @@ def quantize_matmul(ctx: QuantContext, node: Node) -> None:
     ctx.emit("QMatMul", ins, ctx.out_params(out).attrs(), [node], [out])
 
 
-@with_input_means
+@with_input_means("b", channels_last=True)
 def quantize_gemm(ctx: QuantContext, node: Node) -> None:
     """Gemm with a constant weight → QLinear: alpha folds into the weights, beta into the
     bias (which must vary along the output columns only)."""
