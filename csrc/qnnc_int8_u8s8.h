@@ -197,6 +197,54 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_c(int K4, const int8_t *QNNC_RESTRICT A,
     memcpy(C, acc, sizeof acc);
 }
 
+/* -- register epilogues: the plain-C conditions ------------------------------------------ */
+
+/* Whether an epilogue's bounds clamp more than its output type's range does (a fused
+ * activation); else the saturating conversion to bytes is the clamp. */
+static inline int qnnc_q8_clamps(const qnnc_q8_epilogue *ep) {
+    return ep->lo > (ep->sgn ? -128 : 0) || ep->hi < (ep->sgn ? 127 : 255);
+}
+
+/* CALL(cl, sg) with the epilogue's clamp and sign flags as literals: the register
+ * epilogues are inlined once per combination, each with its checks folded away. */
+#define QNNC_Q8U_BY_FLAGS(clamp, sgn, CALL) \
+    do {                                    \
+        if (clamp) {                        \
+            if (sgn) CALL(1, 1);            \
+            else CALL(1, 0);                \
+        } else {                            \
+            if (sgn) CALL(0, 1);            \
+            else CALL(0, 0);                \
+        }                                   \
+    } while (0)
+
+/* The largest n whose rounding term also carries the output's zero point (qnnc_q8u_rbz):
+ * with |acc * m0| < 2^62, 2^(n-1) + |zp| * 2^n stays below 2^61 up to n = 53, so the sum
+ * stays inside int64. */
+#define QNNC_Q8U_RBZ_MAX_N 53
+
+/* Channel ch's rounding term with the zero point in it: for integers,
+ * floor((p + rb + zp * 2^n) / 2^n) = floor((p + rb) / 2^n) + zp, so the register epilogue
+ * adds no zero point. */
+static inline int64_t qnnc_q8u_rbz(const qnnc_q8_epilogue *ep, int ch) {
+    return ep->rb[ch] + (int64_t)ep->zp * ((int64_t)1 << ep->nsh[ch]);
+}
+
+/* Whether the six rows of channels ch0 .. ch0+5 take the register epilogue: a per-channel
+ * epilogue with its round terms made, and every row's n in [32, QNNC_Q8U_RBZ_MAX_N]. */
+static inline int qnnc_q8u_tile2_hi_rows(const qnnc_q8_epilogue *ep, int ch0) {
+    if (!ep->rb || !ep->per_channel) return 0;
+    for (int r = 0; r < QNNC_Q8_MR; ++r)
+        if (ep->nsh[ch0 + r] < 32 || ep->nsh[ch0 + r] > QNNC_Q8U_RBZ_MAX_N) return 0;
+    return 1;
+}
+
+/* Whether qnnc_q8u_tile2_st_vnni stores the tile of channels ch0 .. ch0+5: such rows and no
+ * table. */
+static inline int qnnc_q8u_tile2_hi_ok(const qnnc_q8_epilogue *ep, int ch0) {
+    return !ep->lut && qnnc_q8u_tile2_hi_rows(ep, ch0);
+}
+
 #if defined(__AVX2__)
 /* One weight row's quad, broadcast to every lane. */
 static inline __m256i qnnc_q8u_quad(const int8_t *p) {
@@ -205,14 +253,6 @@ static inline __m256i qnnc_q8u_quad(const int8_t *p) {
     return _mm256_set1_epi32(v);
 }
 
-/* Row r's columns 0-7 at C + 16r, 8-15 at C + 16r + 8, as qnnc_q8_tile_avx2 stores them. */
-QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT A,
-                                           const uint8_t *QNNC_RESTRICT B,
-                                           int32_t *QNNC_RESTRICT C) {
-    _Static_assert(QNNC_Q8_MR == 6, "the AVX2 tile holds six rows of accumulators");
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
-    __m256i c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 /* k quad kq's two 8-column halves of the panel, then row r's quad times both into (c, d) */
 #define QNNC_Q8U_LOADS                                                             \
     const int8_t *a = A + kq * 4 * QNNC_Q8_MR;                                     \
@@ -224,20 +264,94 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT 
         c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, w_), ones)); \
         d = _mm256_add_epi32(d, _mm256_madd_epi16(_mm256_maddubs_epi16(b1, w_), ones)); \
     } while (0)
-    for (int kq = 0; kq < K4; ++kq) {
-        QNNC_Q8U_LOADS;
-        QNNC_Q8U_ROW(c00, c01, 0);
-        QNNC_Q8U_ROW(c10, c11, 1);
-        QNNC_Q8U_ROW(c20, c21, 2);
-        QNNC_Q8U_ROW(c30, c31, 3);
-        QNNC_Q8U_ROW(c40, c41, 4);
-        QNNC_Q8U_ROW(c50, c51, 5);
+/* The six-row tile's k loop over the panel at B (A, B, K4 and `ones` in scope): row r's
+ * columns 0-7 in cr0, 8-15 in cr1. */
+#define QNNC_Q8U_AVX2_TILE                                                              \
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;    \
+    __m256i c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00; \
+    for (int kq = 0; kq < K4; ++kq) {                                                   \
+        QNNC_Q8U_LOADS;                                                                 \
+        _mm_prefetch((const char *)(a + QNNC_Q8U_AHEAD), _MM_HINT_T0);                  \
+        QNNC_Q8U_ROW(c00, c01, 0);                                                      \
+        QNNC_Q8U_ROW(c10, c11, 1);                                                      \
+        QNNC_Q8U_ROW(c20, c21, 2);                                                      \
+        QNNC_Q8U_ROW(c30, c31, 3);                                                      \
+        QNNC_Q8U_ROW(c40, c41, 4);                                                      \
+        QNNC_Q8U_ROW(c50, c51, 5);                                                      \
     }
+
+/* Row r's columns 0-7 at C + 16r, 8-15 at C + 16r + 8, as qnnc_q8_tile_avx2 stores them. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT A,
+                                           const uint8_t *QNNC_RESTRICT B,
+                                           int32_t *QNNC_RESTRICT C) {
+    _Static_assert(QNNC_Q8_MR == 6, "the AVX2 tile holds six rows of accumulators");
+    const __m256i ones = _mm256_set1_epi16(1);
+    QNNC_Q8U_AVX2_TILE
     /* stored one by one: from an array of them GCC made a stack copy and a rep movsq */
 #define QNNC_Q8U_ST(i, v) _mm256_storeu_si256((__m256i *)(C + 8 * (i)), v)
     QNNC_Q8U_ST(0, c00), QNNC_Q8U_ST(1, c01), QNNC_Q8U_ST(2, c10), QNNC_Q8U_ST(3, c11);
     QNNC_Q8U_ST(4, c20), QNNC_Q8U_ST(5, c21), QNNC_Q8U_ST(6, c30), QNNC_Q8U_ST(7, c31);
     QNNC_Q8U_ST(8, c40), QNNC_Q8U_ST(9, c41), QNNC_Q8U_ST(10, c50), QNNC_Q8U_ST(11, c51);
+}
+
+/* Rows ch and ch + 1 of a tile (a0, a1: row ch's columns 0-7 and 8-15; b0, b1: row
+ * ch + 1's) requantised where they are, in the high-half form with the zero point in the
+ * rounding term (qnnc_q8u_rbz), and stored as 16 bytes each at y and y + ldy: two packs
+ * narrow the four registers with the output type's saturation, and two dword unpacks of the
+ * result's halves put the columns in order. Every constant is read through ep here, after
+ * the k loop, so that none holds a register inside it (the loop's 12 accumulators, two
+ * panel halves, a broadcast and `ones` take all 16). */
+static inline __attribute__((always_inline)) void qnnc_q8u_rows2_st_avx2(
+    __m256i a0, __m256i a1, __m256i b0, __m256i b1, const qnnc_q8_epilogue *ep, int ch,
+    const int clamp, const int sgn, uint8_t *y, ptrdiff_t ldy) {
+    __m256i v[4] = {a0, a1, b0, b1};
+    for (int h = 0; h < 2; ++h) {
+        const __m256i m = _mm256_set1_epi32(ep->m0[ch + h]);
+        const __m256i rbz = _mm256_set1_epi64x(qnnc_q8u_rbz(ep, ch + h));
+        const __m128i sh = _mm_cvtsi32_si128(ep->nsh[ch + h] - 32);
+        for (int k = 2 * h; k < 2 * h + 2; ++k) {
+            v[k] = qnnc_q8_req8_hi(v[k], m, rbz, sh);
+            if (clamp)
+                v[k] = _mm256_min_epi32(_mm256_max_epi32(v[k], _mm256_set1_epi32(ep->lo)),
+                                        _mm256_set1_epi32(ep->hi));
+        }
+    }
+    /* words: row ch's columns 0-3, 8-11 | 4-7, 12-15; the bytes then hold, as dwords,
+     * ch's 0-3, 8-11, ch+1's 0-3, 8-11 | ch's 4-7, 12-15, ch+1's 4-7, 12-15 */
+    const __m256i w0 = _mm256_packs_epi32(v[0], v[1]), w1 = _mm256_packs_epi32(v[2], v[3]);
+    const __m256i b = sgn ? _mm256_packs_epi16(w0, w1) : _mm256_packus_epi16(w0, w1);
+    const __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
+    _mm_storeu_si128((__m128i *)y, _mm_unpacklo_epi32(lo, hi));
+    _mm_storeu_si128((__m128i *)(y + ldy), _mm_unpackhi_epi32(lo, hi));
+}
+
+/* qnnc_q8u_tile_avx2 over `panels` panels from B on (pstride apart), each tile's rows
+ * requantised in registers and stored as 16 bytes at y + r * ldy, then y + 16: no int32
+ * tile in memory and one call per row of tiles (clamp and sgn constants where inlined). */
+static inline __attribute__((always_inline)) void qnnc_q8u_tile_st_body_avx2(
+    int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
+    const qnnc_q8_epilogue *ep, int ch0, const int clamp, const int sgn, uint8_t *y,
+    ptrdiff_t ldy, int panels) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int p = 0; p < panels; ++p, B += pstride, y += QNNC_Q8_NR) {
+        QNNC_Q8U_AVX2_TILE
+        qnnc_q8u_rows2_st_avx2(c00, c01, c10, c11, ep, ch0, clamp, sgn, y, ldy);
+        qnnc_q8u_rows2_st_avx2(c20, c21, c30, c31, ep, ch0 + 2, clamp, sgn, y + 2 * ldy, ldy);
+        qnnc_q8u_rows2_st_avx2(c40, c41, c50, c51, ep, ch0 + 4, clamp, sgn, y + 4 * ldy, ldy);
+    }
+}
+
+/* Whole six-row tiles of a layer without a table whose rows all take the high-half form
+ * (qnnc_q8u_tile2_hi_ok), their epilogue in registers: qnnc_q8u_tile2_st_vnni's AVX2 form,
+ * one panel a tile. */
+QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_st_avx2(int K4, const int8_t *QNNC_RESTRICT A,
+                                              const uint8_t *QNNC_RESTRICT B,
+                                              ptrdiff_t pstride, const qnnc_q8_epilogue *ep,
+                                              int ch0, uint8_t *y, ptrdiff_t ldy, int panels) {
+#define QNNC_Q8U_ST_AVX2(cl, sg) \
+    qnnc_q8u_tile_st_body_avx2(K4, A, B, pstride, ep, ch0, cl, sg, y, ldy, panels)
+    QNNC_Q8U_BY_FLAGS(qnnc_q8_clamps(ep), ep->sgn, QNNC_Q8U_ST_AVX2);
+#undef QNNC_Q8U_ST_AVX2
 }
 
 /* qnnc_q8u_tile_avx2 for a last weight tile of at most 4 (rows4) or 2 (else) rows of its six
@@ -264,6 +378,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_few_avx2(int K4, const int8_t *QNNC_RESTR
             QNNC_Q8U_ROW(c10, c11, 1);
         }
     }
+#undef QNNC_Q8U_AVX2_TILE
 #undef QNNC_Q8U_ROW
 #undef QNNC_Q8U_LOADS
     QNNC_Q8U_ST(0, c00), QNNC_Q8U_ST(1, c01), QNNC_Q8U_ST(2, c10), QNNC_Q8U_ST(3, c11);
@@ -567,37 +682,6 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_vnni(int K4, const int8_t *QNNC_RESTRICT
     for (int i = 0; i < 2 * QNNC_Q8_MR; ++i) _mm512_storeu_si512((void *)(C + 16 * i), acc[i]);
 }
 
-/* Whether an epilogue's bounds clamp more than its output type's range does (a fused
- * activation); else the saturating conversion to bytes is the clamp. */
-static inline int qnnc_q8_clamps(const qnnc_q8_epilogue *ep) {
-    return ep->lo > (ep->sgn ? -128 : 0) || ep->hi < (ep->sgn ? 127 : 255);
-}
-
-/* CALL(cl, sg) with the epilogue's clamp and sign flags as literals: the register
- * epilogues are inlined once per combination, each with its checks folded away. */
-#define QNNC_Q8U_BY_FLAGS(clamp, sgn, CALL) \
-    do {                                    \
-        if (clamp) {                        \
-            if (sgn) CALL(1, 1);            \
-            else CALL(1, 0);                \
-        } else {                            \
-            if (sgn) CALL(0, 1);            \
-            else CALL(0, 0);                \
-        }                                   \
-    } while (0)
-
-/* The largest n whose rounding term also carries the output's zero point (qnnc_q8u_rbz):
- * with |acc * m0| < 2^62, 2^(n-1) + |zp| * 2^n stays below 2^61 up to n = 53, so the sum
- * stays inside int64. */
-#define QNNC_Q8U_RBZ_MAX_N 53
-
-/* Channel ch's rounding term with the zero point in it: for integers,
- * floor((p + rb + zp * 2^n) / 2^n) = floor((p + rb) / 2^n) + zp, so the register epilogue
- * adds no zero point. */
-static inline int64_t qnnc_q8u_rbz(const qnnc_q8_epilogue *ep, int ch) {
-    return ep->rb[ch] + (int64_t)ep->zp * ((int64_t)1 << ep->nsh[ch]);
-}
-
 /* A register epilogue's constants for the six rows of channels ch0 .. ch0 + 5, read once per
  * call: their multipliers and shifts, their rounding terms with the zero point in them
  * (qnnc_q8u_rbz), and the fused activation's bounds. */
@@ -695,21 +779,6 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile2_st_vnni(int K4, const int8_t *QNNC_RESTR
     qnnc_q8u_tile2_st_body(K4, A, B, pstride, ep, ch0, cl, sg, y, ldy, pairs)
     QNNC_Q8U_BY_FLAGS(qnnc_q8_clamps(ep), ep->sgn, QNNC_Q8U_ST);
 #undef QNNC_Q8U_ST
-}
-
-/* Whether the six rows of channels ch0 .. ch0+5 take the register epilogue: a per-channel
- * epilogue with its round terms made, and every row's n in [32, QNNC_Q8U_RBZ_MAX_N]. */
-static inline int qnnc_q8u_tile2_hi_rows(const qnnc_q8_epilogue *ep, int ch0) {
-    if (!ep->rb || !ep->per_channel) return 0;
-    for (int r = 0; r < QNNC_Q8_MR; ++r)
-        if (ep->nsh[ch0 + r] < 32 || ep->nsh[ch0 + r] > QNNC_Q8U_RBZ_MAX_N) return 0;
-    return 1;
-}
-
-/* Whether qnnc_q8u_tile2_st_vnni stores the tile of channels ch0 .. ch0+5: such rows and no
- * table. */
-static inline int qnnc_q8u_tile2_hi_ok(const qnnc_q8_epilogue *ep, int ch0) {
-    return !ep->lut && qnnc_q8u_tile2_hi_rows(ep, ch0);
 }
 
 #if defined(QNNC_VBMI)
@@ -963,6 +1032,12 @@ static inline void qnnc_q8u_tiles_req(int K4, const int8_t *QNNC_RESTRICT A,
             c = pairs * 2 * QNNC_Q8_NR;
         }
 #endif
+    }
+#elif defined(__AVX2__)
+    if (rows == QNNC_Q8_MR && nc >= QNNC_Q8_NR && qnnc_q8u_tile2_hi_ok(ep, ch0)) {
+        const int panels = nc / QNNC_Q8_NR;
+        qnnc_q8u_tile_st_avx2(K4, A, B, pstride, ep, ch0, (uint8_t *)y, ldy, panels);
+        c = panels * QNNC_Q8_NR;
     }
 #endif
     for (; c < nc; c += 2 * QNNC_Q8_NR)

@@ -95,25 +95,30 @@ def test_qconv_paths(case: str, xdt: DType, cpu: str, amax: int, tmp_path: Path)
 @pytest.mark.parametrize("ydt", [DType.u8, DType.i8])
 def test_whole_tiles_requantised_in_registers(ydt: DType, act: str, per_channel: bool,
                                               cpu: str, tmp_path: Path) -> None:
-    """Whole six-row, 32-column tiles whose rows all take the high-half form are requantised
-    from the accumulator registers on AVX-512 VNNI (qnnc_q8u_tile2_st_vnni), the rest through
-    the int32 tile: 13 channels (two whole tiles and one row), 80 positions (two whole tiles
-    and a half), every output type and clamp, one channel whose multiplier is above 1/2
-    (n = 31) and one whose multiplier is 2^-24 (n = 54, past the n that the register
-    epilogue's rounding term can carry the zero point for): each sends its tile to the
-    general store."""
+    """Whole six-row tiles whose rows all take the high-half form are requantised from the
+    accumulator registers (AVX-512 VNNI: 32 columns a tile, qnnc_q8u_tile2_st_vnni; AVX2:
+    16, qnnc_q8u_tile_st_avx2), the rest through the int32 tile. 19 channels: per channel,
+    the first weight tile's rows all take the registers; the second has a channel whose
+    multiplier is above 1/2 (n = 31), the third one whose multiplier is 2^-24 (n = 54, past
+    the n that the register epilogue's rounding term can carry the zero point for), and each
+    of those sends its tile to the general store, as the last tile's one row and a
+    per-tensor epilogue go there. 80 positions: two whole VNNI tiles and a half, five AVX2
+    panels. Every output type and clamp; the weights keep the pair rule, so that AVX2 takes
+    the u8 tile too."""
     rng = np.random.default_rng(77)
-    w, wq = weights(rng, (13, 40, 1, 1), per_channel)
+    w, wq = weights(rng, (19, 40, 1, 1), per_channel, amax=64)
     x = rand_q(rng, (1, 40, 8, 10), DType.u8)
     attrs = {"strides": [1, 1], "pads": [0, 0, 0, 0], "group": 1, "dilations": [1, 1],
              **out_attrs(rng, ydt, act)}
     if per_channel:  # channel 8's input * weight scale over the output's is 0.7: n = 31
         scales = list(wq.scale)
         scales[8] = 0.7 * attrs["out_scale"] / x.quant.scale[0]
-        scales[2] = 2.0**-24 * attrs["out_scale"] / x.quant.scale[0]  # n = 54
+        scales[14] = 2.0**-24 * attrs["out_scale"] / x.quant.scale[0]  # n = 54
         wq = QuantParams(tuple(scales), wq.zero_point, wq.axis)
-    bias = (rng.integers(-3000, 3000, 13).astype(np.int32), None)
+    bias = (rng.integers(-3000, 3000, 19).astype(np.int32), None)
     check_exact(graph("QConv", [x, (w, wq), bias], attrs), tmp_path, cpu)
+    (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
+    assert "u8 quads" in source
 
 
 DEPTHWISE = {
