@@ -300,7 +300,8 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT 
  * narrow the four registers with the output type's saturation, and two dword unpacks of the
  * result's halves put the columns in order. Every constant is read through ep here, after
  * the k loop, so that none holds a register inside it (the loop's 12 accumulators, two
- * panel halves, a broadcast and `ones` take all 16). */
+ * panel halves, a broadcast, a product and `ones` are already one more than the 16: GCC
+ * keeps one accumulator on the stack there, in qnnc_q8u_tile_avx2 as here). */
 static inline __attribute__((always_inline)) void qnnc_q8u_rows2_st_avx2(
     __m256i a0, __m256i a1, __m256i b0, __m256i b1, const qnnc_q8_epilogue *ep, int ch,
     const int clamp, const int sgn, uint8_t *y, ptrdiff_t ldy) {
