@@ -239,8 +239,8 @@ static inline int qnnc_q8u_tile2_hi_rows(const qnnc_q8_epilogue *ep, int ch0) {
     return 1;
 }
 
-/* Whether qnnc_q8u_tile2_st_vnni stores the tile of channels ch0 .. ch0+5: such rows and no
- * table. */
+/* Whether a register epilogue (qnnc_q8u_tile2_st_vnni, qnnc_q8u_tile_st_avx2) stores the
+ * tile of channels ch0 .. ch0+5: such rows and no table. */
 static inline int qnnc_q8u_tile2_hi_ok(const qnnc_q8_epilogue *ep, int ch0) {
     return !ep->lut && qnnc_q8u_tile2_hi_rows(ep, ch0);
 }
@@ -264,8 +264,8 @@ static inline __m256i qnnc_q8u_quad(const int8_t *p) {
         c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, w_), ones)); \
         d = _mm256_add_epi32(d, _mm256_madd_epi16(_mm256_maddubs_epi16(b1, w_), ones)); \
     } while (0)
-/* The six-row tile's k loop over the panel at B (A, B, K4 and `ones` in scope): row r's
- * columns 0-7 in cr0, 8-15 in cr1. */
+/* The six-row tile's k loop over the panel at B (A, B, K4 and `ones` in scope), the weight
+ * rows prefetched QNNC_Q8U_AHEAD bytes on: row r's columns 0-7 in cr0, 8-15 in cr1. */
 #define QNNC_Q8U_AVX2_TILE                                                              \
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;    \
     __m256i c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00; \
