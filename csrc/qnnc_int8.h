@@ -1101,11 +1101,70 @@ static QNNC_VBMI_FN void qnnc_lut_n_vbmi(uint8_t *b, int n, const uint8_t *lut) 
 }
 #endif
 
+#if defined(__AVX2__)
+/* A 256-entry byte table for AVX2, whose widest byte lookup (vpshufb) takes 16 entries: the
+ * table's sixteen 16-byte slices, each in both lanes of a register. */
+typedef struct {
+    __m256i s[16];
+} qnnc_lut_avx2;
+
+static inline void qnnc_lut_avx2_of(qnnc_lut_avx2 *t, const uint8_t *lut) {
+    for (int i = 0; i < 16; ++i)
+        t->s[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(lut + 16 * i)));
+}
+
+/* lut[x] for each of the 32 bytes of x: every slice looked up by the low four bits (vpshufb;
+ * the control's top bit masked off, since it would zero the byte), then four levels of
+ * vpblendvb pick the slice by bits 4, 5, 6 and 7 of x, each shifted into the top bit of its
+ * byte, which is the bit vpblendvb reads (a 16-bit shift moves no other byte's bit there). */
+static inline __attribute__((always_inline)) __m256i qnnc_lut32_avx2(__m256i x,
+                                                                const qnnc_lut_avx2 *t) {
+    const __m256i ctl = _mm256_and_si256(x, _mm256_set1_epi8(0x0f));
+    const __m256i b4 = _mm256_slli_epi16(x, 3), b5 = _mm256_slli_epi16(x, 2);
+    const __m256i b6 = _mm256_slli_epi16(x, 1);
+    __m256i q[4];
+    for (int i = 0; i < 4; ++i) {
+        const __m256i *s = t->s + 4 * i;
+        const __m256i s01 = _mm256_blendv_epi8(_mm256_shuffle_epi8(s[0], ctl),
+                                               _mm256_shuffle_epi8(s[1], ctl), b4);
+        const __m256i s23 = _mm256_blendv_epi8(_mm256_shuffle_epi8(s[2], ctl),
+                                               _mm256_shuffle_epi8(s[3], ctl), b4);
+        q[i] = _mm256_blendv_epi8(s01, s23, b5);
+    }
+    return _mm256_blendv_epi8(_mm256_blendv_epi8(q[0], q[1], b6),
+                              _mm256_blendv_epi8(q[2], q[3], b6), x);
+}
+
+/* qnnc_lut_n over n contiguous bytes, 32 at a time; the last 1-31 through a copy, so that no
+ * byte is looked up twice. */
+static inline void qnnc_lut_n_avx2(uint8_t *b, int n, const uint8_t *lut) {
+    qnnc_lut_avx2 t;
+    qnnc_lut_avx2_of(&t, lut);
+    int i = 0;
+    for (; i + 32 <= n; i += 32)
+        _mm256_storeu_si256((__m256i *)(b + i),
+                            qnnc_lut32_avx2(_mm256_loadu_si256((const __m256i *)(b + i)), &t));
+    if (i < n) {
+        uint8_t tail[32] = {0};
+        memcpy(tail, b + i, (size_t)(n - i));
+        _mm256_storeu_si256((__m256i *)tail,
+                            qnnc_lut32_avx2(_mm256_loadu_si256((const __m256i *)tail), &t));
+        memcpy(b + i, tail, (size_t)(n - i));
+    }
+}
+#endif
+
 static inline void qnnc_lut_n(void *y, int n, ptrdiff_t stride, const uint8_t *lut) {
     uint8_t *b = (uint8_t *)y;
 #if defined(QNNC_VBMI)
     if (stride == 1 && n >= 16 && qnnc_vbmi()) {
         qnnc_lut_n_vbmi(b, n, lut);
+        return;
+    }
+#endif
+#if defined(__AVX2__)
+    if (stride == 1 && n >= 32) {
+        qnnc_lut_n_avx2(b, n, lut);
         return;
     }
 #endif
@@ -1440,6 +1499,24 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8_rows_store(const int32_t *acc, const qnnc_q8_ep
     }
 #undef QNNC_Q8_ROWS_HI_FN
 #endif
+    if (lut) {  /* two rows' bytes at a time through the table in registers */
+        qnnc_lut_avx2 t;
+        qnnc_lut_avx2_of(&t, lut);
+        for (int r = r0; r < rows; r += 2) {
+            __m128i b[2] = {_mm_setzero_si128(), _mm_setzero_si128()};
+            for (int h = 0; h < 2 && r + h < rows; ++h) {
+                const int q = per_channel ? ch0 + r + h : 0;
+                b[h] = qnnc_q8_row_bytes(acc + QNNC_Q8_NR * (r + h), m0[q], nsh[q],
+                                         bias[ch0 + r + h], &c, zp, lo, hi, clamp, sgn);
+            }
+            uint8_t t2[2 * QNNC_Q8_NR];
+            _mm256_storeu_si256((__m256i *)t2,
+                                qnnc_lut32_avx2(_mm256_set_m128i(b[1], b[0]), &t));
+            for (int h = 0; h < 2 && r + h < rows; ++h)
+                memcpy(y + (r + h) * ldy, t2 + QNNC_Q8_NR * h, (size_t)cols);
+        }
+        return;
+    }
     for (int r = r0; r < rows; ++r) {
         const int q = per_channel ? ch0 + r : 0;
         const __m128i bytes = qnnc_q8_row_bytes(acc + QNNC_Q8_NR * r, m0[q], nsh[q],

@@ -239,8 +239,8 @@ static inline int qnnc_q8u_tile2_hi_rows(const qnnc_q8_epilogue *ep, int ch0) {
     return 1;
 }
 
-/* Whether a register epilogue (qnnc_q8u_tile2_st_vnni, qnnc_q8u_tile_st_avx2) stores the
- * tile of channels ch0 .. ch0+5: such rows and no table. */
+/* Whether the VNNI register epilogue (qnnc_q8u_tile2_st_vnni) stores the tile of channels
+ * ch0 .. ch0+5: such rows and no table (the AVX2 one takes tables too). */
 static inline int qnnc_q8u_tile2_hi_ok(const qnnc_q8_epilogue *ep, int ch0) {
     return !ep->lut && qnnc_q8u_tile2_hi_rows(ep, ch0);
 }
@@ -304,7 +304,7 @@ QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_avx2(int K4, const int8_t *QNNC_RESTRICT 
  * keeps one accumulator on the stack there, in qnnc_q8u_tile_avx2 as here). */
 static inline __attribute__((always_inline)) void qnnc_q8u_rows2_st_avx2(
     __m256i a0, __m256i a1, __m256i b0, __m256i b1, const qnnc_q8_epilogue *ep, int ch,
-    const int clamp, const int sgn, uint8_t *y, ptrdiff_t ldy) {
+    const int clamp, const int sgn, const qnnc_lut_avx2 *lut, uint8_t *y, ptrdiff_t ldy) {
     __m256i v[4] = {a0, a1, b0, b1};
     for (int h = 0; h < 2; ++h) {
         const __m256i m = _mm256_set1_epi32(ep->m0[ch + h]);
@@ -320,7 +320,8 @@ static inline __attribute__((always_inline)) void qnnc_q8u_rows2_st_avx2(
     /* words: row ch's columns 0-3, 8-11 | 4-7, 12-15; the bytes then hold, as dwords,
      * ch's 0-3, 8-11, ch+1's 0-3, 8-11 | ch's 4-7, 12-15, ch+1's 4-7, 12-15 */
     const __m256i w0 = _mm256_packs_epi32(v[0], v[1]), w1 = _mm256_packs_epi32(v[2], v[3]);
-    const __m256i b = sgn ? _mm256_packs_epi16(w0, w1) : _mm256_packus_epi16(w0, w1);
+    __m256i b = sgn ? _mm256_packs_epi16(w0, w1) : _mm256_packus_epi16(w0, w1);
+    if (lut) b = qnnc_lut32_avx2(b, lut);  /* a byte's table entry, wherever the byte is */
     const __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
     _mm_storeu_si128((__m128i *)y, _mm_unpacklo_epi32(lo, hi));
     _mm_storeu_si128((__m128i *)(y + ldy), _mm_unpackhi_epi32(lo, hi));
@@ -331,26 +332,32 @@ static inline __attribute__((always_inline)) void qnnc_q8u_rows2_st_avx2(
  * tile in memory and one call per row of tiles (clamp and sgn constants where inlined). */
 static inline __attribute__((always_inline)) void qnnc_q8u_tile_st_body_avx2(
     int K4, const int8_t *QNNC_RESTRICT A, const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
-    const qnnc_q8_epilogue *ep, int ch0, const int clamp, const int sgn, uint8_t *y,
-    ptrdiff_t ldy, int panels) {
+    const qnnc_q8_epilogue *ep, int ch0, const int clamp, const int sgn,
+    const qnnc_lut_avx2 *lut, uint8_t *y, ptrdiff_t ldy, int panels) {
     const __m256i ones = _mm256_set1_epi16(1);
     for (int p = 0; p < panels; ++p, B += pstride, y += QNNC_Q8_NR) {
         QNNC_Q8U_AVX2_TILE
-        qnnc_q8u_rows2_st_avx2(c00, c01, c10, c11, ep, ch0, clamp, sgn, y, ldy);
-        qnnc_q8u_rows2_st_avx2(c20, c21, c30, c31, ep, ch0 + 2, clamp, sgn, y + 2 * ldy, ldy);
-        qnnc_q8u_rows2_st_avx2(c40, c41, c50, c51, ep, ch0 + 4, clamp, sgn, y + 4 * ldy, ldy);
+        qnnc_q8u_rows2_st_avx2(c00, c01, c10, c11, ep, ch0, clamp, sgn, lut, y, ldy);
+        qnnc_q8u_rows2_st_avx2(c20, c21, c30, c31, ep, ch0 + 2, clamp, sgn, lut, y + 2 * ldy,
+                               ldy);
+        qnnc_q8u_rows2_st_avx2(c40, c41, c50, c51, ep, ch0 + 4, clamp, sgn, lut, y + 4 * ldy,
+                               ldy);
     }
 }
 
-/* Whole six-row tiles of a layer without a table whose rows all take the high-half form
- * (qnnc_q8u_tile2_hi_ok), their epilogue in registers: qnnc_q8u_tile2_st_vnni's AVX2 form,
- * one panel a tile. */
+/* Whole six-row tiles of a layer whose rows all take the high-half form
+ * (qnnc_q8u_tile2_hi_rows), their epilogue in registers: qnnc_q8u_tile2_st_vnni's AVX2 form,
+ * one panel a tile, with the epilogue's table looked up in registers too (qnnc_lut32_avx2)
+ * where the layer has one. */
 QNNC_Q8_TILE_KERNEL void qnnc_q8u_tile_st_avx2(int K4, const int8_t *QNNC_RESTRICT A,
                                               const uint8_t *QNNC_RESTRICT B,
                                               ptrdiff_t pstride, const qnnc_q8_epilogue *ep,
                                               int ch0, uint8_t *y, ptrdiff_t ldy, int panels) {
+    qnnc_lut_avx2 table;
+    if (ep->lut) qnnc_lut_avx2_of(&table, ep->lut);
+    const qnnc_lut_avx2 *lut = ep->lut ? &table : NULL;
 #define QNNC_Q8U_ST_AVX2(cl, sg) \
-    qnnc_q8u_tile_st_body_avx2(K4, A, B, pstride, ep, ch0, cl, sg, y, ldy, panels)
+    qnnc_q8u_tile_st_body_avx2(K4, A, B, pstride, ep, ch0, cl, sg, lut, y, ldy, panels)
     QNNC_Q8U_BY_FLAGS(qnnc_q8_clamps(ep), ep->sgn, QNNC_Q8U_ST_AVX2);
 #undef QNNC_Q8U_ST_AVX2
 }
@@ -1035,7 +1042,7 @@ static inline void qnnc_q8u_tiles_req(int K4, const int8_t *QNNC_RESTRICT A,
 #endif
     }
 #elif defined(__AVX2__)
-    if (rows == QNNC_Q8_MR && nc >= QNNC_Q8_NR && qnnc_q8u_tile2_hi_ok(ep, ch0)) {
+    if (rows == QNNC_Q8_MR && nc >= QNNC_Q8_NR && qnnc_q8u_tile2_hi_rows(ep, ch0)) {
         const int panels = nc / QNNC_Q8_NR;
         qnnc_q8u_tile_st_avx2(K4, A, B, pstride, ep, ch0, (uint8_t *)y, ldy, panels);
         c = panels * QNNC_Q8_NR;

@@ -96,6 +96,29 @@ def test_qconv_lut(case: str, mid: DType, out: DType, cpu: str, vbmi: str, tmp_p
     check_exact(g, tmp_path, cpu)
 
 
+@pytest.mark.parametrize("cpu", GEMM_CPUS)
+@pytest.mark.parametrize("mid,out", [(DType.u8, DType.u8), (DType.i8, DType.u8),
+                                     (DType.u8, DType.i8)])
+@pytest.mark.parametrize("act", ["none", "relu6"])
+def test_qconv_lut_whole_tiles(mid: DType, out: DType, act: str, cpu: str,
+                               tmp_path: Path) -> None:
+    """Weights within the pair rule, so that AVX2 builds take the u8 tile: 13 channels
+    make two whole six-row tiles, whose rows are requantised and looked up from the
+    accumulator registers (qnnc_q8u_tile_st_avx2), and one row left to the row store,
+    which looks two rows up at a time (an odd count here); 88 positions make five whole
+    panels and one of 8 columns."""
+    rng = np.random.default_rng(31)
+    attrs = {"strides": [1, 1], "pads": [0, 0, 0, 0], "group": 1, "dilations": [1, 1],
+             **out_attrs(rng, mid, act)}
+    bias = (rng.integers(-3000, 3000, 13).astype(np.int32), None)
+    g = graph("QConv", [rand_q(rng, (1, 40, 8, 11), DType.u8),
+                        weights(rng, (13, 40, 1, 1), True, amax=64), bias, lut(rng, out)],
+              attrs)
+    check_exact(g, tmp_path, cpu)
+    (source,) = [f.read_text() for f in tmp_path.rglob("model.c")]
+    assert "u8 quads" in source
+
+
 @pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("xshape,n,big", [((1, 300), 20, False), ((40, 64), 13, False),
                                           ((40, 64), 13, True)])
