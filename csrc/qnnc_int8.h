@@ -1135,21 +1135,21 @@ static inline __attribute__((always_inline)) __m256i qnnc_lut32_avx2(__m256i x,
                               _mm256_blendv_epi8(q[2], q[3], b6), x);
 }
 
-/* qnnc_lut_n over n contiguous bytes, 32 at a time; the last 1-31 through a copy, so that no
- * byte is looked up twice. */
-static inline void qnnc_lut_n_avx2(uint8_t *b, int n, const uint8_t *lut) {
+/* y[i] = lut[x[i]] over n contiguous bytes (x == y allowed), 32 at a time; the last 1-31
+ * through a copy, so that no byte is looked up twice in place. */
+static inline void qnnc_lut_n_avx2(const uint8_t *x, uint8_t *y, int n, const uint8_t *lut) {
     qnnc_lut_avx2 t;
     qnnc_lut_avx2_of(&t, lut);
     int i = 0;
     for (; i + 32 <= n; i += 32)
-        _mm256_storeu_si256((__m256i *)(b + i),
-                            qnnc_lut32_avx2(_mm256_loadu_si256((const __m256i *)(b + i)), &t));
+        _mm256_storeu_si256((__m256i *)(y + i),
+                            qnnc_lut32_avx2(_mm256_loadu_si256((const __m256i *)(x + i)), &t));
     if (i < n) {
         uint8_t tail[32] = {0};
-        memcpy(tail, b + i, (size_t)(n - i));
+        memcpy(tail, x + i, (size_t)(n - i));
         _mm256_storeu_si256((__m256i *)tail,
                             qnnc_lut32_avx2(_mm256_loadu_si256((const __m256i *)tail), &t));
-        memcpy(b + i, tail, (size_t)(n - i));
+        memcpy(y + i, tail, (size_t)(n - i));
     }
 }
 #endif
@@ -1164,11 +1164,23 @@ static inline void qnnc_lut_n(void *y, int n, ptrdiff_t stride, const uint8_t *l
 #endif
 #if defined(__AVX2__)
     if (stride == 1 && n >= 32) {
-        qnnc_lut_n_avx2(b, n, lut);
+        qnnc_lut_n_avx2(b, b, n, lut);
         return;
     }
 #endif
     for (int i = 0; i < n; ++i) b[i * stride] = lut[b[i * stride]];
+}
+
+/* y[i] = lut[x[i]] over n bytes (a QLut between 8-bit codes, its table indexed by the byte;
+ * x == y allowed). */
+static inline void qnnc_lut_copy(const void *x, void *y, int n, const uint8_t *lut) {
+#if defined(__AVX2__)
+    qnnc_lut_n_avx2((const uint8_t *)x, (uint8_t *)y, n, lut);
+#else
+    const uint8_t *s = (const uint8_t *)x;
+    uint8_t *d = (uint8_t *)y;
+    for (int i = 0; i < n; ++i) d[i] = lut[s[i]];
+#endif
 }
 
 /* qnnc_q8_store (stride 1) and then the table over the n bytes it stored. With VBMI and

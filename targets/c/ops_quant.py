@@ -145,10 +145,19 @@ def requantize(ctx: LayerCtx) -> str:
 
 @emits("QLut", inplace=True)
 def qlut(ctx: LayerCtx) -> str:
+    """y = table[x - lo(x's type)]; between 8-bit types, the table as bytes indexed by x's
+    stored byte (a signed input's rotated by 128), 32 codes at a time (qnnc_lut_copy)."""
     lo, _ = qmath.qrange(ctx.it(0).dtype)
+    x, y = ctx.i(0), ctx.o(0)
+    if _byte_sized(ctx.it(0).dtype) and _byte_sized(ctx.ot(0).dtype):
+        table = np.asarray(ctx.a["table"], dtype=np.int64) & 0xFF
+        if lo < 0:  # code -128..127 is stored as byte 128..255, 0..127
+            table = np.concatenate([table[128:], table[:128]])
+        tab = int_table("lut", "uint8_t", [int(v) for v in table])
+        return tab + "\n" + chunked(ctx, ctx.ot(0).size, lambda i0, n: (
+            f"qnnc_lut_copy({plus(x, i0)}, {plus(y, i0)}, {n}, lut);"))
     ct = ctx.ctype(ctx.ot(0))
     tab = int_table("lut", ct, ctx.a["table"])
-    x, y = ctx.i(0), ctx.o(0)
     return tab + "\n" + _flat(ctx, lambda i: f"{y}[{i}] = lut[{centred(f'(int){x}[{i}]', lo)}];")
 
 

@@ -36,20 +36,24 @@ def view(ctx: LayerCtx) -> str:
 
 
 def _sized_loops(ctx: LayerCtx, src_base: int, src_strides: list[int], shape: tuple[int, ...],
-                 src: str = "") -> str:
-    """y[flat] = x[base + Σ i_k * src_strides[k]] over ``shape`` (unit axes dropped)."""
+                 src: str = "", threaded: bool = False) -> str:
+    """y[flat] = x[base + Σ i_k * src_strides[k]] over ``shape`` (unit axes dropped); if
+    ``threaded``, the two outer loops shared out among the layer's threads (a detection
+    head's few anchors times its rows)."""
     keep = [k for k, n in enumerate(shape) if n != 1]
     dims = [shape[k] for k in keep]
     y, x = ctx.o(0), src or ctx.i(0)
+    omp = ctx.omp(min(2, len(dims) - 1)) if threaded and len(dims) > 1 else ""
     return nested_loops(dims, lambda idx: (
         f"{y}[{offset(idx, strides_of(dims))}] = "
-        f"{x}[{offset(idx, [src_strides[k] for k in keep], src_base)}];"))
+        f"{x}[{offset(idx, [src_strides[k] for k in keep], src_base)}];"), omp=omp)
 
 
 @emits("Transpose")
 def transpose(ctx: LayerCtx) -> str:
     st = strides_of(ctx.it(0).shape)
-    return _sized_loops(ctx, 0, [st[p] for p in ctx.a["perm"]], ctx.ot(0).shape)
+    return _sized_loops(ctx, 0, [st[p] for p in ctx.a["perm"]], ctx.ot(0).shape,
+                        threaded=True)
 
 
 @emits("Expand")

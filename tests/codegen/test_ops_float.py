@@ -9,7 +9,8 @@ import pytest
 
 from ir.interpreter import run as interpret
 from ir.types import DType, TensorType
-from tests.codegen.harness import check_graph, op_graph, run_c
+from targets.host.build import BuildOptions
+from tests.codegen.harness import check_graph, op_graph, random_feeds, run_c
 
 
 def f32(*shape: int) -> TensorType:
@@ -175,6 +176,19 @@ def test_layernorm_statistics_same_on_every_cpu_level(tmp_path: Path) -> None:
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_softmax(op: str, axis: int, tmp_path: Path) -> None:
     check_graph(op_graph(op, [f32(3, 4, 5)], {"axis": axis}), tmp_path)
+
+
+def test_transpose_shared_out(tmp_path: Path) -> None:
+    """A transpose large enough to be shared among two threads (a detection head's anchors x
+    rows x columns x outputs) moves every element where one thread would."""
+    g = op_graph("Transpose", [f32(3, 85, 52, 52)], {"perm": [0, 2, 3, 1]})
+    feeds = random_feeds(g)
+    got = run_c(g, feeds, tmp_path / "t2", BuildOptions(threads=2, werror=True))
+    ((name, want),) = interpret(g, feeds).items()
+    np.testing.assert_array_equal(want, np.transpose(feeds[g.inputs[0].name], (0, 2, 3, 1)))
+    np.testing.assert_array_equal(got[name], want)
+    (source,) = [f.read_text() for f in (tmp_path / "t2").rglob("model.c")]
+    assert "collapse(2)" in source
 
 
 def test_shape_ops(tmp_path: Path) -> None:

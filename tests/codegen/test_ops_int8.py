@@ -483,6 +483,23 @@ def test_requantize_and_lut(xdt: DType, ydt: DType, cpu: str, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("xdt,ydt", [(DType.u8, DType.u8), (DType.u8, DType.i8),
+                                     (DType.i8, DType.u8), (DType.i8, DType.i8)])
+def test_lut_every_code(xdt: DType, ydt: DType, cpu: str, tmp_path: Path) -> None:
+    """QLut between 8-bit codes looks its table up 32 bytes at a time on AVX2 (a signed
+    input's table rotated to its stored bytes): a random table, every input code, 305
+    codes so that the last 17 go through the tail."""
+    rng = np.random.default_rng(int(xdt is DType.i8) + 2 * int(ydt is DType.i8))
+    x = rand_q(rng, (5, 61), xdt)
+    lo, hi = qmath.qrange(ydt)
+    table = rng.integers(lo, hi + 1, 256)
+    g = graph("QLut", [x], {"table": [int(v) for v in table], **out_attrs(rng, ydt)})
+    xlo, _ = qmath.qrange(xdt)
+    codes = np.concatenate([np.arange(256), rng.integers(0, 256, 305 - 256)]) + xlo
+    check_exact(g, tmp_path, cpu, feeds={"x0": codes.astype(xdt.np).reshape(5, 61)})
+
+
+@pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("dtype", [DType.u8, DType.i8, DType.u16, DType.i16])
 def test_quantize_ties_and_saturation(dtype: DType, cpu: str, tmp_path: Path) -> None:
     scale, zp = 0.25, (3 if dtype in (DType.u8, DType.u16) else -2)
