@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-pytest.importorskip("onnxruntime", reason="the peer needs onnxruntime (a test extra)")
+ort = pytest.importorskip("onnxruntime", reason="the peer needs onnxruntime (a test extra)")
 
 from compiler.ort_compare import inline_ifs, ort_quantize, ort_session  # noqa: E402
 
@@ -51,5 +51,11 @@ def test_a_constant_if_is_inlined_then_quantised(tmp_path: Path) -> None:
     q = onnx.load(ort_quantize(model, calib, tmp_path))
     assert _dequantizes(q.graph) >= 3  # input, weight, output: the branch's conv is quantised
     want = ort_session(model.SerializeToString(), 1).run(None, calib[0])[0]
-    got = ort_session(q.SerializeToString(), 1).run(None, calib[0])[0]
+    # the QDQ model's meaning, its Q/DQ pairs left unfused so the convolution runs in float:
+    # onnxruntime's fused u8 x s8 kernel on an AVX2 CPU without VNNI saturates int16 pair
+    # sums for full-range weights (10% off here)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    got = ort.InferenceSession(q.SerializeToString(), opts,
+                               providers=["CPUExecutionProvider"]).run(None, calib[0])[0]
     assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
