@@ -35,6 +35,7 @@ from targets.c.emitter import (
 from targets.c.expr import Const, Expr, Var, add
 from targets.c.ops_elementwise import broadcast_strides, collapse
 from targets.c.ops_quant_util import (
+    byte_table,
     centred,
     chunked,
     clamp_bounds,
@@ -150,10 +151,7 @@ def qlut(ctx: LayerCtx) -> str:
     lo, _ = qmath.qrange(ctx.it(0).dtype)
     x, y = ctx.i(0), ctx.o(0)
     if _byte_sized(ctx.it(0).dtype) and _byte_sized(ctx.ot(0).dtype):
-        table = np.asarray(ctx.a["table"], dtype=np.int64) & 0xFF
-        if lo < 0:  # code -128..127 is stored as byte 128..255, 0..127
-            table = np.concatenate([table[128:], table[:128]])
-        tab = int_table("lut", "uint8_t", [int(v) for v in table])
+        tab = int_table("lut", "uint8_t", byte_table(ctx.a["table"], ctx.it(0).dtype))
         return tab + "\n" + chunked(ctx, ctx.ot(0).size, lambda i0, n: (
             f"qnnc_lut_copy({plus(x, i0)}, {plus(y, i0)}, {n}, lut);"))
     ct = ctx.ctype(ctx.ot(0))

@@ -48,10 +48,17 @@ def epilogue_lut(ctx: LayerCtx) -> tuple[list[str], str | None]:
     lut = ctx.const("lut")
     if lut is None:
         raise ctx.fail("the epilogue table must be a compile-time constant")
-    table = lut.astype(np.int64) & 0xFF
-    if requant_type(ctx).dtype is DType.i8:  # index -128..127 -> byte 128..255, 0..127
-        table = np.concatenate([table[128:], table[:128]])
-    return [int_table("ep_lut", "uint8_t", table.tolist())], "ep_lut"
+    return [int_table("ep_lut", "uint8_t", byte_table(lut, requant_type(ctx).dtype))], "ep_lut"
+
+
+def byte_table(table: Sequence[int] | np.ndarray, index: DType) -> list[int]:
+    """A table over the codes of ``index`` (entry k for code qmin + k) as bytes indexed by
+    the code's stored byte: a signed code's table rotated by 128 (code -128..127 is stored
+    as byte 128..255, 0..127)."""
+    t = np.asarray(table, dtype=np.int64) & 0xFF
+    if index is DType.i8:
+        t = np.concatenate([t[128:], t[:128]])
+    return [int(v) for v in t]
 
 
 def with_lut(store: str, lut: str | None, y: str, n: str | int, stride: str | int = 1) -> str:
