@@ -1088,15 +1088,17 @@ static QNNC_VBMI_FN inline __m512i qnnc_lut64_vbmi(__m512i x, const __m512i *t) 
     return _mm512_mask_blend_epi8(_mm512_movepi8_mask(x), lo, hi);
 }
 
-static QNNC_VBMI_FN void qnnc_lut_n_vbmi(uint8_t *b, int n, const uint8_t *lut) {
+/* y[i] = lut[x[i]] over n contiguous bytes (x == y allowed), 64 at a time. */
+static QNNC_VBMI_FN void qnnc_lut_n_vbmi(const uint8_t *x, uint8_t *y, int n,
+                                         const uint8_t *lut) {
     const __m512i t[4] = {_mm512_loadu_si512(lut), _mm512_loadu_si512(lut + 64),
                           _mm512_loadu_si512(lut + 128), _mm512_loadu_si512(lut + 192)};
     int i = 0;
     for (; i + 64 <= n; i += 64)
-        _mm512_storeu_si512(b + i, qnnc_lut64_vbmi(_mm512_loadu_si512(b + i), t));
+        _mm512_storeu_si512(y + i, qnnc_lut64_vbmi(_mm512_loadu_si512(x + i), t));
     if (i < n) {  /* the last 1-63 under a mask */
         const __mmask64 k = ((__mmask64)1 << (n - i)) - 1;
-        _mm512_mask_storeu_epi8(b + i, k, qnnc_lut64_vbmi(_mm512_maskz_loadu_epi8(k, b + i), t));
+        _mm512_mask_storeu_epi8(y + i, k, qnnc_lut64_vbmi(_mm512_maskz_loadu_epi8(k, x + i), t));
     }
 }
 #endif
@@ -1158,7 +1160,7 @@ static inline void qnnc_lut_n(void *y, int n, ptrdiff_t stride, const uint8_t *l
     uint8_t *b = (uint8_t *)y;
 #if defined(QNNC_VBMI)
     if (stride == 1 && n >= 16 && qnnc_vbmi()) {
-        qnnc_lut_n_vbmi(b, n, lut);
+        qnnc_lut_n_vbmi(b, b, n, lut);
         return;
     }
 #endif
@@ -1174,6 +1176,12 @@ static inline void qnnc_lut_n(void *y, int n, ptrdiff_t stride, const uint8_t *l
 /* y[i] = lut[x[i]] over n bytes (a QLut between 8-bit codes, its table indexed by the byte;
  * x == y allowed). */
 static inline void qnnc_lut_copy(const void *x, void *y, int n, const uint8_t *lut) {
+#if defined(QNNC_VBMI)
+    if (qnnc_vbmi()) {
+        qnnc_lut_n_vbmi((const uint8_t *)x, (uint8_t *)y, n, lut);
+        return;
+    }
+#endif
 #if defined(__AVX2__)
     qnnc_lut_n_avx2((const uint8_t *)x, (uint8_t *)y, n, lut);
 #else

@@ -25,7 +25,7 @@ from ir.types import DType, QuantParams, TensorType
 from targets.c import qadd_linear
 from targets.c.model import generate
 from targets.host.build import CSRC, BuildOptions, HostRenderer, build_c_library, find_cc
-from targets.host.cpu import arch_flags, detect_level, is_x86_64
+from targets.host.cpu import arch_flags, cpu_flags, detect_level, is_x86_64
 from tests.codegen.harness import run_c
 
 CPUS = ["generic", "avx2"] if is_x86_64() else ["generic"]
@@ -482,13 +482,21 @@ def test_requantize_and_lut(xdt: DType, ydt: DType, cpu: str, tmp_path: Path) ->
                                          .astype(xdt.np, casting="unsafe")[:150].reshape(3, 50)})
 
 
-@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("cpu", GEMM_CPUS)
+@pytest.mark.parametrize("vbmi", ["auto", "off"])
 @pytest.mark.parametrize("xdt,ydt", [(DType.u8, DType.u8), (DType.u8, DType.i8),
                                      (DType.i8, DType.u8), (DType.i8, DType.i8)])
-def test_lut_every_code(xdt: DType, ydt: DType, cpu: str, tmp_path: Path) -> None:
-    """QLut between 8-bit codes looks its table up 32 bytes at a time on AVX2 (a signed
-    input's table rotated to its stored bytes): a random table, every input code, 305
-    codes so that the last 17 go through the tail."""
+def test_lut_every_code(xdt: DType, ydt: DType, cpu: str, vbmi: str, tmp_path: Path,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """QLut between 8-bit codes looks its table up 32 bytes at a time on AVX2 and 64 with
+    VBMI's byte permutes (AVX-512 builds on a CPU that has them; "off", QNNC_VBMI=0, takes
+    the AVX2 lookup there), a signed input's table rotated to its stored bytes: a random
+    table, every input code, 305 codes so that the last 17 (AVX2) or 49 (VBMI, under a mask)
+    go through the tail."""
+    if vbmi == "off":
+        if cpu != "avx512vnni" or "avx512vbmi" not in cpu_flags():
+            pytest.skip("the VBMI switch matters only to AVX-512 builds on a CPU with VBMI")
+        monkeypatch.setenv("QNNC_VBMI", "0")
     rng = np.random.default_rng(int(xdt is DType.i8) + 2 * int(ydt is DType.i8))
     x = rand_q(rng, (5, 61), xdt)
     lo, hi = qmath.qrange(ydt)
