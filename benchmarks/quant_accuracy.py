@@ -23,6 +23,7 @@ interpreter's float output against onnxruntime's float output, a check that both
 start from the same function. The best figure per model is marked with *.
 
     python -m benchmarks.quant_accuracy [--models resnet50,bert_encoder] [--calib 8] [--test 4]
+        [--seed 1]
 
 Random inputs are not natural data: the figures compare quantisation methods on the same
 footing, not predict the accuracy of a trained network on its data set.
@@ -155,13 +156,14 @@ def ort_int8(model: onnx.ModelProto, calib: list[Feeds], test: list[Feeds],
     return ref, got
 
 
-def bench(name: str, n_calib: int, n_test: int) -> dict[str, float]:
-    """SQNR per method (qnnc observers, onnxruntime) and the float cross-check, in dB."""
+def bench(name: str, n_calib: int, n_test: int, seed: int = 1) -> dict[str, float]:
+    """SQNR per method (qnnc observers, onnxruntime) and the float cross-check, in dB;
+    ``seed`` draws the calibration arrays (seed 2*seed - 1) and the test arrays (2*seed)."""
     t0 = time.perf_counter()
     model = build_example(name)
     graph = run_pipeline(import_model(model), DEFAULT_PIPELINE)
-    calib = make_samples(graph, n_calib, seed=1)
-    test = make_samples(graph, n_test, seed=2)
+    calib = make_samples(graph, n_calib, seed=2 * seed - 1)
+    test = make_samples(graph, n_test, seed=2 * seed)
     reference = [run(graph, f) for f in test]
     all_ranges, means = calibrate_all(graph, calib)
     log(f"{name}: calibrated on {n_calib} samples ({time.perf_counter() - t0:.0f} s)")
@@ -209,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated examples")
     ap.add_argument("--calib", type=int, default=8, help="calibration samples per model")
     ap.add_argument("--test", type=int, default=4, help="held-out test samples per model")
+    ap.add_argument("--seed", type=int, default=1,
+                    help="which random arrays: calibration from seed 2*S-1, test from 2*S")
     args = ap.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
     print("INT8 output SQNR vs float (dB, higher is better; * = best per model)")
@@ -217,13 +221,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("onnxruntime", ort.__version__, ": quantize_static, QuantFormat.QDQ, "
           "per_channel=True, CalibrationMethod.MinMax, activations QUInt8, weights QInt8; "
           f"{ORT_SOFTMAX_F32}: the same with Softmax nodes excluded (qnnc keeps Softmax f32)")
-    print(f"data: N(0,1) inputs, {args.calib} calibration and {args.test} test samples per "
-          "model, the same arrays for both; ref = interpreter float vs onnxruntime float",
+    print(f"data: N(0,1) inputs (seed {args.seed}), {args.calib} calibration and {args.test} "
+          "test samples per model, the same arrays for both; "
+          "ref = interpreter float vs onnxruntime float",
           flush=True)
     rows: dict[str, dict[str, float]] = {}
     t0 = time.perf_counter()
     for name in [m for m in args.models.split(",") if m]:
-        rows[name] = bench(name, args.calib, args.test)
+        rows[name] = bench(name, args.calib, args.test, args.seed)
     print(table(rows))
     margins = {name: row[DEFAULT_CALIB_METHOD] - row[ORT_COLUMN] for name, row in rows.items()}
     print(f"qnnc's default ({DEFAULT_CALIB_METHOD}) minus {ORT_COLUMN}, dB: "
