@@ -231,14 +231,23 @@ def qconv(ctx: LayerCtx) -> str:
     if fusable(shift):
         decl = fused_epilogue(bq, m0, shift, zy, lo, hi, sy, lut)
     decl = [*lut_decl, *decl]
-    body = [
-        f"const {ctx.ctype(ctx.it(0))} *xg = "
-        f"{plus(ctx.i(0), (n * d['C'] + g * d['Cg']) * hw)};",
-        f"{yct} *yg = {plus(ctx.o(0), (n * d['M'] + g * d['Mg']) * p)};",
-        *fill,
-        *chunks(p, nc, chunk, ctx.omp().rstrip("\n") if split is not None else ""),
-    ]
-    how = "" if split is None else f", the chunks shared out among {ctx.threads} threads"
+    group = [f"const {ctx.ctype(ctx.it(0))} *xg = "
+             f"{plus(ctx.i(0), (n * d['C'] + g * d['Cg']) * hw)};",
+             f"{yct} *yg = {plus(ctx.o(0), (n * d['M'] + g * d['Mg']) * p)};"]
+    # the chunks of every group shared out in one parallel loop where no group has padded
+    # planes of its own to fill first (a grouped 1x1 convolution): one fork and join per
+    # layer, not per group (ShuffleNet's four-group layers were slower at two threads)
+    together = split is not None and pp is None and hg is not None and hn is None
+    if together:
+        many = loop("p0", p, nc)[0] is not None
+        loops = [ctx.omp(collapse=2 if many else 1).rstrip("\n"),
+                 *nested([hg], chunks(p, nc, lambda p0: [*group, *chunk(p0)]))]
+    else:
+        loops = nested([hn, hg], [
+            *group, *fill,
+            *chunks(p, nc, chunk, ctx.omp().rstrip("\n") if split is not None else "")])
+    whose = "the groups' chunks" if together else "the chunks"
+    how = "" if split is None else f", {whose} shared out among {ctx.threads} threads"
     lines = [
         f"/* im2col + int8 GEMM: per image, group and chunk of {nc} output positions{how}, "
         f"K = {d['K']} rows packed as "
@@ -247,7 +256,7 @@ def qconv(ctx: LayerCtx) -> str:
         *decl,
         *(slot if split is None else []),
         *pad,
-        *nested([hn, hg], body),
+        *loops,
     ]
     return "\n".join(ln for ln in lines if ln)
 

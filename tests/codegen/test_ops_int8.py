@@ -683,6 +683,8 @@ THREADED_CONVS = [
     dict(x=(1, 6, 16, 16), w=(9, 6, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),  # gather table
     dict(x=(1, 300, 20, 20), w=(8, 300, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),  # long K
     dict(x=(1, 12, 18, 18), w=(12, 4, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=3),  # groups
+    # grouped 1x1 (ShuffleNet's): every group's chunks in one parallel loop
+    dict(x=(1, 32, 14, 14), w=(36, 8, 1, 1), s=[1, 1], p=[0, 0, 0, 0], g=4),
     # 169 columns: chunks of 88 + 81, the first ending half-way through a panel
     dict(x=(1, 16, 13, 13), w=(14, 16, 3, 3), s=[1, 1], p=[1, 1, 1, 1], g=1),
     # rows of 16 (quads packed straight from whole-panel rows): 208 columns go 112 + 96
@@ -712,6 +714,27 @@ def test_threaded_convs_give_the_same_integers(case: int, threads: int, cpu: str
     got = run_c(g, feeds, tmp_path / "omp", BuildOptions(cpu=cpu, threads=threads, werror=True))
     for name, w in want.items():
         np.testing.assert_array_equal(got[name], w)
+
+
+def test_grouped_pointwise_chunks_share_one_parallel_loop(tmp_path: Path,
+                                                          every_layer_threaded: None) -> None:
+    """A grouped 1x1 convolution shares every group's chunks out in one parallel loop (one
+    fork and join per layer, not per group); a grouped 3x3 one, whose groups each fill the
+    shared padded planes first, keeps a parallel loop per group."""
+    rng = np.random.default_rng(5)
+    forms = {}
+    for k, (w, pads) in enumerate([((36, 8, 1, 1), [0, 0, 0, 0]), ((36, 8, 3, 3), [1] * 4)]):
+        attrs = {"strides": [1, 1], "pads": pads, "group": 4, "dilations": [1, 1],
+                 **out_attrs(rng, DType.u8, "relu")}
+        g = graph("QConv", [rand_q(rng, (1, 32, 14, 14), DType.u8), weights(rng, w, True),
+                            None], attrs)
+        folder = tmp_path / f"t{k}"
+        build_c_library(g, folder, BuildOptions(cpu=CPUS[-1], threads=2, werror=True))
+        text = (folder / "model.c").read_text()
+        body = text[text.index("im2col + int8 GEMM"):]
+        forms[k] = (body.count("QNNC_OMP_FOR"), "collapse(2)" in body,
+                    body.index("QNNC_OMP_FOR") < body.index("for (int g = 0"))
+    assert forms == {0: (1, True, True), 1: (1, False, False)}
 
 
 def test_thread_chunks_start_on_a_panel_where_rows_are_whole_panels() -> None:
