@@ -348,6 +348,15 @@ NS_PER_MAC = 0.007
 NS_PER_DEPTHWISE_MAC = 0.08
 NS_PER_FLOP = 0.005
 NS_PER_ELEMENT = 0.25
+#: nanoseconds per byte of a copy in contiguous runs (a Transpose that keeps its last axis:
+#: ShuffleNet's channel shuffles, 351 KB in 9.5 us on one core, where the per-element rate
+#: estimated 88 us and shared them out, each then 2-3x slower at two threads than at one)
+NS_PER_BYTE_COPIED = 0.03
+#: the estimated one-thread time (ns) below which such a copy runs on one thread: its data
+#: is in the caches of the cores that produced it, and a second thread adds traffic between
+#: cores, not speed (that 351 KB shuffle: 9.5 us at one thread, 19 us at two), until the
+#: copy is larger than a core's L2 (about 3 MB at NS_PER_BYTE_COPIED)
+MIN_PARALLEL_COPY_NS = 100_000
 
 
 def estimated_ns(node: Node) -> float:
@@ -363,13 +372,30 @@ def estimated_ns(node: Node) -> float:
     depthwise = group > 1 and x is not None and y is not None and x.type.rank >= 2 \
         and x.type.shape[1] == group and y.type.shape[1] == group
     elements = sum(v.type.size for v in node.outputs)
+    if copies_runs(node):
+        return node.outputs[0].type.nbytes * NS_PER_BYTE_COPIED
     return max(int(macs) * (NS_PER_DEPTHWISE_MAC if depthwise else NS_PER_MAC),
                int(flops) * NS_PER_FLOP, elements * NS_PER_ELEMENT)
 
 
+def copies_runs(node: Node) -> bool:
+    """Whether ``node`` is a Transpose whose innermost output axis (of more than one
+    element) is also its input's innermost: it copies contiguous runs, not single
+    elements."""
+    if node.op != "Transpose" or not node.outputs:
+        return False
+    perm = list(node.attrs.get("perm") or [])
+    shape = node.first_operand().type.shape if node.first_operand() is not None else ()
+    kept = [a for a in perm if shape[a] != 1]
+    inner = [a for a in range(len(shape)) if shape[a] != 1]
+    return bool(kept) and kept[-1] == inner[-1]
+
+
 def worth_threads(node: Node) -> bool:
-    """Whether ``node``'s loops are worth sharing out among threads (MIN_PARALLEL_NS)."""
-    return estimated_ns(node) >= MIN_PARALLEL_NS
+    """Whether ``node``'s loops are worth sharing out among threads (MIN_PARALLEL_NS, or
+    MIN_PARALLEL_COPY_NS for a copy of contiguous runs)."""
+    least = MIN_PARALLEL_COPY_NS if copies_runs(node) else MIN_PARALLEL_NS
+    return estimated_ns(node) >= least
 
 
 #: the estimated one-thread time (ns) of a model's shareable layers together below which the

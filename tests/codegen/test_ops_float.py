@@ -191,6 +191,28 @@ def test_transpose_shared_out(tmp_path: Path) -> None:
     assert "collapse(2)" in source
 
 
+def test_a_channel_shuffle_stays_on_one_thread(tmp_path: Path) -> None:
+    """A Transpose that keeps its last axis copies contiguous runs (ShuffleNet's channel
+    shuffle): memory-bound on data another core may hold, it is not shared out below
+    MIN_PARALLEL_COPY_NS, where the detection head's element-by-element one above is."""
+    from targets.c.emitter import copies_runs, worth_threads
+
+    g = op_graph("Transpose", [f32(1, 4, 28, 56, 56)], {"perm": [0, 2, 1, 3, 4]})
+    (node,) = g.nodes
+    assert copies_runs(node) and not worth_threads(node)
+    feeds = random_feeds(g)
+    got = run_c(g, feeds, tmp_path / "t2", BuildOptions(threads=2, werror=True))
+    ((name, want),) = interpret(g, feeds).items()
+    np.testing.assert_array_equal(got[name], want)
+    (source,) = [f.read_text() for f in (tmp_path / "t2").rglob("model.c")]
+    assert "QNNC_OMP_FOR" not in source
+    head = op_graph("Transpose", [f32(3, 85, 52, 52)], {"perm": [0, 2, 3, 1]})
+    assert not copies_runs(head.nodes[0]) and worth_threads(head.nodes[0])
+    # unit axes do not count: the last axis of more than one element is what is copied
+    unit = op_graph("Transpose", [f32(4, 30, 1)], {"perm": [1, 0, 2]})
+    assert not copies_runs(unit.nodes[0])
+
+
 def test_shape_ops(tmp_path: Path) -> None:
     check_graph(op_graph("Reshape", [f32(2, 3, 4)], {"shape": [6, 4]}), tmp_path)
     check_graph(op_graph("Identity", [f32(2, 3)], {}), tmp_path)
