@@ -32,7 +32,7 @@ import numpy as np
 
 from ir.errors import UnsupportedModelError
 from ir.graph import Graph, Node, Value
-from ir.ops.cost import rule_of
+from ir.ops.cost import rule_of, window
 from ir.ops.registry import get_op
 from ir.types import DType, TensorType
 from targets.c.expr import Expr, Var, add, lift
@@ -348,6 +348,11 @@ NS_PER_MAC = 0.007
 NS_PER_DEPTHWISE_MAC = 0.08
 NS_PER_FLOP = 0.005
 NS_PER_ELEMENT = 0.25
+#: nanoseconds per tap of a pooling window (its FLOPs): 0.05 where the taps run along
+#: vectors (a 3x3 max pool over 64 x 55 x 55), 0.13-0.19 over small planes (Inception v1's
+#: 3x3 pools over 832 x 6 x 6, 37-53 us at one thread where NS_PER_FLOP estimated 1.4 us and
+#: the per-element rate 7.5, so they stayed on one thread)
+NS_PER_TAP = 0.05
 #: nanoseconds per byte of a copy in contiguous runs (a Transpose that keeps its last axis:
 #: ShuffleNet's channel shuffles, 351 KB in 9.5 us on one core, where the per-element rate
 #: estimated 88 us and shared them out, each then 2-3x slower at two threads than at one)
@@ -374,8 +379,9 @@ def estimated_ns(node: Node) -> float:
     elements = sum(v.type.size for v in node.outputs)
     if copies_runs(node):
         return node.outputs[0].type.nbytes * NS_PER_BYTE_COPIED
+    per_flop = NS_PER_TAP if rule_of(node) is window else NS_PER_FLOP
     return max(int(macs) * (NS_PER_DEPTHWISE_MAC if depthwise else NS_PER_MAC),
-               int(flops) * NS_PER_FLOP, elements * NS_PER_ELEMENT)
+               int(flops) * per_flop, elements * NS_PER_ELEMENT)
 
 
 def copies_runs(node: Node) -> bool:
