@@ -884,6 +884,26 @@ static inline void qnnc_q8u_dense_col1(uint8_t *panel, int K4) { (void)panel, (v
 #define QNNC_Q8U_ANY_WEIGHTS 1
 #endif
 
+/* The tile of panels j and j + 1 of a chunk (B and B + pstride) where two are `left` and the
+ * build has the two-panel vpdpbusd tile, else of panel j alone: C holds each panel's 6 x 16
+ * values in turn (room for two). Returns the panels done. For layers that store each tile
+ * row by row themselves (a fully connected layer's transposed output): the one-panel VNNI
+ * tile has six accumulators, too few for vpdpbusd's latency at two a cycle. */
+static inline int qnnc_q8u_tile_upto2(int K4, const int8_t *QNNC_RESTRICT A,
+                                      const uint8_t *QNNC_RESTRICT B, ptrdiff_t pstride,
+                                      int left, int32_t *QNNC_RESTRICT C) {
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    if (left >= 2) {
+        qnnc_q8u_tile2_vnni(K4, A, B, pstride, C);
+        return 2;
+    }
+#else
+    (void)pstride, (void)left;
+#endif
+    qnnc_q8u_tile(K4, A, B, C);
+    return 1;
+}
+
 /* -- matrix x vector on u8 quads ---------------------------------------------------------- */
 
 /* C[16] = A . x for a fully connected layer with one input row, where the u8 tile takes any

@@ -295,22 +295,38 @@ def tile_loop(ctx: LayerCtx, *, wp: str, mt: int, k2: int, rows: int, store: str
     (``k2``: k groups of ``layout``); ``store`` stores row r (channel m) of ``acc`` (cols
     valid columns, panel j); ``after(t)``: lines run once tile t's rows are stored (an
     epilogue layer over them while they are in L1)."""
+    def rows_of(m: Expr) -> list[str]:
+        return [f"const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
+                f"for (int r = 0; r < {MR}; ++r) {{",
+                f"  const int m = {m};",
+                *("  " + ln for ln in guarded(ge(m, rows), ["break;"])),
+                f"  {store}",
+                "}"]
+
     def tile(t: Expr) -> list[str]:
         m = t * MR + Var("r", 0, MR - 1)
-        return [
-            *tile_source(wp, k2, lift(panel0) + t, narrow, layout),
-            "for (int j = 0; j < np; ++j) {",
-            f"  int32_t acc[{MR * NR}];",
-            f"  {layout.prefix}_tile({k2}, wt, bp + j * {layout.panel(k2)}, acc);",
-            f"  const int cols = nc - j * {NR} < {NR} ? nc - j * {NR} : {NR};",
-            f"  for (int r = 0; r < {MR}; ++r) {{",
-            f"    const int m = {m};",
-            *("    " + ln for ln in guarded(ge(m, rows), ["break;"])),
-            f"    {store}",
-            "  }",
-            "}",
-            *(after(t) if after is not None else []),
-        ]
+        panel = layout.panel(k2)
+        if layout is QUADS:  # two panels a call where the build has the two-panel tile
+            loop_ = [
+                "for (int j0 = 0; j0 < np;) {",
+                f"  int32_t acc2[{2 * MR * NR}];",
+                f"  const int done = qnnc_q8u_tile_upto2({k2}, wt, bp + j0 * {panel}, {panel}, "
+                "np - j0, acc2);",
+                "  for (int h = 0; h < done; ++h) {",
+                "    const int j = j0 + h;",
+                f"    const int32_t *acc = acc2 + h * {MR * NR};",
+                *("    " + ln for ln in rows_of(m)),
+                "  }",
+                "  j0 += done;",
+                "}"]
+        else:
+            loop_ = ["for (int j = 0; j < np; ++j) {",
+                     f"  int32_t acc[{MR * NR}];",
+                     f"  {layout.prefix}_tile({k2}, wt, bp + j * {panel}, acc);",
+                     *("  " + ln for ln in rows_of(m)),
+                     "}"]
+        return [*tile_source(wp, k2, lift(panel0) + t, narrow, layout), *loop_,
+                *(after(t) if after is not None else [])]
     return tiles(ctx, mt, tile, threaded)
 
 
