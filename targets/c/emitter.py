@@ -376,9 +376,9 @@ def estimated_ns(node: Node) -> float:
     # one input and one output channel per group, as the C emitters' depthwise path takes
     depthwise = group > 1 and x is not None and y is not None and x.type.rank >= 2 \
         and x.type.shape[1] == group and y.type.shape[1] == group
-    elements = sum(v.type.size for v in node.outputs)
     if copies_runs(node):
         return node.outputs[0].type.nbytes * NS_PER_BYTE_COPIED
+    elements = sum(v.type.size for v in node.outputs)
     per_flop = NS_PER_TAP if rule_of(node) is window else NS_PER_FLOP
     return max(int(macs) * (NS_PER_DEPTHWISE_MAC if depthwise else NS_PER_MAC),
                int(flops) * per_flop, elements * NS_PER_ELEMENT)
@@ -390,8 +390,11 @@ def copies_runs(node: Node) -> bool:
     elements."""
     if node.op != "Transpose" or not node.outputs:
         return False
+    x = node.first_operand()
     perm = list(node.attrs.get("perm") or [])
-    shape = node.first_operand().type.shape if node.first_operand() is not None else ()
+    if x is None or not perm:  # no perm: the axes reversed, the last one moved
+        return False
+    shape = x.type.shape
     kept = [a for a in perm if shape[a] != 1]
     inner = [a for a in range(len(shape)) if shape[a] != 1]
     return bool(kept) and kept[-1] == inner[-1]
